@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_SOURCE_H
+#define SL_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "err.h"
+#include "opt.h"
+#include "partition.h"
+
+#define SL_SOURCE_ABI 1u
+
+/* What a source gets from the mapping that runs it. The callbacks are the mapping's; they may
+ * be called only on the loop thread, never from inside fetch() for the same partition (except
+ * part_add, which may be called from start() and from the source's own timers). */
+struct sl_source_env {
+    uv_loop_t *loop;
+    const struct sl_clock *clock;
+    const char *inst;   /* the mapping's name, for logs */
+    const char *region; /* awsRegion written into events */
+    const char *arn;    /* the mapping's EventSourceArn */
+    int starting_position;          /* enum sl_starting_position */
+    int64_t starting_position_ts_ms; /* for AT_TIMESTAMP */
+    void *owner;
+    /* A partition appeared. Returns 0 and *ret_part (owned by the mapping; its ckpt_pos and
+     * ckpt_meta hold the stored checkpoint, if any), or SL_ENOMEM. The source must set
+     * part->src before returning to the loop. */
+    int (*part_add)(void *owner, const char *id, const char *name, struct sl_part **ret_part);
+    /* New records may be fetchable from part (after fetch returned 0). */
+    void (*part_wake)(void *owner, struct sl_part *part);
+    /* An asynchronous fetch (fetch returned SL_EINPROGRESS) finished: n records were appended
+     * to part->q, or n is a negative SL_E* error. */
+    void (*part_fetched)(void *owner, struct sl_part *part, int n);
+    /* The source will produce nothing more from part (a rotated file read to its end). The
+     * mapping finishes the records it holds, then calls ops->part_release and frees it. */
+    void (*part_gone)(void *owner, struct sl_part *part);
+};
+
+/* A source adapter: one const object per kind, found by its EventSourceArn scheme. The core
+ * callocs ctx_size bytes, applies the adapter's options (from the mapping object) into ctx,
+ * then calls init. All calls happen on the loop thread. An operation that returns an error
+ * never calls its callback. */
+struct sl_source_ops {
+    uint32_t abi;               /* SL_SOURCE_ABI */
+    const char *name;           /* "file": [a-z0-9_] */
+    const char *scheme;         /* "file://": prefix of EventSourceArn this adapter serves */
+    const struct sl_opt *opts;  /* adapter options (snake_case keys in the mapping), {0}-ended */
+    size_t ctx_size;
+    const char *event_open;     /* written before the first record: "{\"Records\":[" */
+    const char *event_sep;      /* between records: "," */
+    const char *event_close;    /* after the last record: "]}" */
+
+    /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
+     * allowed) and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate
+     * calls it too. */
+    int (*check)(void *ctx, const char *arn, char *errbuf, size_t errlen);
+    /* Prepares ctx; no partitions yet. Returns 0, SL_ECONFIG (errbuf filled) or SL_ENOMEM. */
+    int (*init)(void *ctx, const struct sl_source_env *env, char *errbuf, size_t errlen);
+    /* Starts discovering partitions (calls env->part_add). */
+    int (*start)(void *ctx);
+    /* Appends up to max_records records (and about max_bytes bytes; at least one record even
+     * if it alone is larger) to part->q. Returns the number appended (0: none now, and the
+     * source will call part_wake when there may be more), SL_EINPROGRESS (part_fetched will
+     * follow), or a negative error (the mapping backs off and tries again). */
+    int (*fetch)(void *ctx, struct sl_part *part, size_t max_records, size_t max_bytes);
+    /* Appends the JSON of one record of part to out, exactly as the function receives it. */
+    int (*encode_record)(void *ctx, struct sl_part *part, const struct sl_record *rec,
+                         struct sl_buf *out);
+    /* Writes the checkpoint text for "everything up to and including rec is done" into buf.
+     * May be NULL: the core writes rec->next_pos in decimal. */
+    int (*format_pos)(void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf,
+                      size_t len);
+    /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown. May
+     * be NULL. */
+    int64_t (*lag)(void *ctx, struct sl_part *part);
+    /* The mapping is done with part (after part_gone, or at stop): free part->src. */
+    void (*part_release)(void *ctx, struct sl_part *part);
+    /* Stops all timers and watchers; no callbacks after it returns. Non-blocking. */
+    void (*stop)(void *ctx);
+    /* Frees ctx's contents (not ctx). Safe after a failed or missing init. */
+    void (*fini)(void *ctx);
+};
+
+/* The registry: every compiled-in source, and lookup by EventSourceArn. */
+extern const struct sl_source_ops sl_source_file;
+const struct sl_source_ops *sl_source_for_arn(const char *arn);
+const struct sl_source_ops *const *sl_source_all(size_t *ret_n);
+
+#endif

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_CHECKPOINT_H
+#define SL_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "err.h"
+
+/* The file checkpoint store: one JSON file per mapping in state_dir, holding for each
+ * partition id its position and the source's meta. Updates only mark the store dirty; once
+ * per loop turn (a uv_check) a dirty store is written atomically on the libuv thread pool:
+ * temp file, fsync, rename, fsync of the directory. While a write is in flight, further
+ * updates coalesce into the next. So a crash loses at most the updates of the last turns,
+ * which only repeats records, never skips them. Loop thread. */
+struct sl_ckpt;
+
+struct sl_ckpt_entry {
+    const char *pos;  /* borrowed */
+    const char *meta; /* borrowed, may be NULL */
+};
+
+/* Opens (and loads) the store of mapping_id in dir, creating dir if needed. A corrupt file is
+ * an error naming the file (never silently reset). Returns 0, SL_EIO or SL_ENOMEM with errbuf
+ * filled. */
+SL_NODISCARD int sl_ckpt_open(uv_loop_t *loop, const char *dir, const char *mapping_id,
+                              struct sl_ckpt **ret_ck, char *errbuf, size_t errlen);
+
+/* Looks up a partition. Returns true and fills *ret_e (borrowed until the next set/del). */
+bool sl_ckpt_get(const struct sl_ckpt *ck, const char *part_id, struct sl_ckpt_entry *ret_e);
+
+/* Records a partition's position; meta may be NULL. Returns 0 or SL_ENOMEM. */
+SL_NODISCARD int sl_ckpt_set(struct sl_ckpt *ck, const char *part_id, const char *pos,
+                             const char *meta);
+void sl_ckpt_del(struct sl_ckpt *ck, const char *part_id);
+
+/* True when nothing is dirty and no write is in flight. */
+bool sl_ckpt_is_clean(const struct sl_ckpt *ck);
+
+/* Writes the store now, synchronously, if dirty (waits for a write in flight first). Used at
+ * exit. Returns 0 or SL_EIO. */
+SL_NODISCARD int sl_ckpt_flush_sync(struct sl_ckpt *ck);
+
+/* Number of completed writes and the last write error (0 if none), for tests and logs. */
+unsigned long sl_ckpt_writes(const struct sl_ckpt *ck);
+int sl_ckpt_last_error(const struct sl_ckpt *ck);
+
+/* Closes the store: a write in flight completes first; the store is freed from the loop once
+ * its handles are closed. Call sl_ckpt_flush_sync before it to persist pending updates. */
+void sl_ckpt_close(struct sl_ckpt *ck);
+
+#endif

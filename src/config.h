@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "opt.h"
+
+struct sl_source_ops;
+struct sl_function_ops;
+
+enum sl_starting_position {
+    SL_START_TRIM_HORIZON,
+    SL_START_LATEST,
+    SL_START_AT_TIMESTAMP,
+    SL_START_COUNT
+};
+
+/* A function from "functions", or one made up for a FunctionName that is not there (a Lambda
+ * name or ARN invoked through AWS_ENDPOINT_URL_LAMBDA / AWS_ENDPOINT_URL). */
+struct sl_function_conf {
+    char *name;                          /* the key in "functions", or the FunctionName */
+    const struct sl_function_ops *ops;   /* chosen by "type" */
+    cJSON *json;                         /* owned: the function's object, ${VAR} expanded */
+    char *path;                          /* "$.functions.audit", for messages */
+};
+
+/* The keys every mapping shares, under AWS's CreateEventSourceMapping names. Filled from
+ * sl_config_mapping_opts; adapter keys (snake_case) go to the source's own table. */
+struct sl_mapping_core {
+    char *uuid;
+    char *event_source_arn;
+    char *function_name;
+    int64_t batch_size;
+    int64_t window_ms;         /* MaximumBatchingWindowInSeconds */
+    int starting_position;     /* enum sl_starting_position */
+    int64_t starting_position_ts_s; /* StartingPositionTimestamp */
+    bool enabled;
+    int64_t max_records_buffered;   /* our own: pause fetching at this many held records */
+    int64_t max_bytes_buffered;     /* ... or bytes */
+};
+
+struct sl_mapping_conf {
+    struct sl_mapping_core core;
+    bool uuid_derived;                   /* no UUID given: derived from the mapping's content */
+    const struct sl_source_ops *source;  /* chosen by the ARN's scheme */
+    struct sl_function_conf *function;   /* borrowed from sl_config.functions */
+    cJSON *json;                         /* owned: the mapping's object, ${VAR} expanded */
+    char *path;                          /* "$.mappings[0]", for messages */
+};
+
+struct sl_config {
+    char *file;
+    char *state_dir;
+    char *region;
+    int64_t stats_interval_ms;
+    int64_t drain_timeout_ms;
+    struct sl_function_conf *functions;
+    size_t n_functions;
+    struct sl_mapping_conf *mappings;
+    size_t n_mappings;
+};
+
+/* Reads, expands and validates file. On success returns 0 and *ret_cfg (owned). Otherwise
+ * returns SL_ECONFIG with every problem in errs (each naming file, JSON path, bad value and
+ * what is allowed; secrets never shown) or SL_ENOMEM. Checks everything a run would check
+ * short of I/O: keys, types, ranges, ARNs (via each source's check), function types (via each
+ * function's check), references between mappings and functions. */
+SL_NODISCARD int sl_config_load(const char *file, struct sl_config **ret_cfg,
+                                struct sl_errlist *errs);
+void sl_config_free(struct sl_config *cfg);
+
+/* The option tables, for `sluice options` and the loader. */
+extern const struct sl_opt sl_config_daemon_opts[];
+extern const struct sl_opt sl_config_mapping_opts[];
+
+/* Prints every option table (daemon, mapping, each function type, each source). */
+void sl_config_print_options(FILE *out, bool markdown);
+
+#endif

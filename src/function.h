@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_FUNCTION_H
+#define SL_FUNCTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "clock.h"
+#include "err.h"
+#include "opt.h"
+
+struct sl_httpc;
+struct sl_function_conf;
+
+#define SL_FUNCTION_ABI 1u
+
+/* The largest response a function may return (Lambda's synchronous limit, 6 MB). A larger one
+ * is a function error. */
+#define SL_FUNCTION_MAX_RESPONSE_BYTES (6u * 1024u * 1024u)
+
+/* What happened to one invocation. Only the invoker decides what to do about it. */
+enum sl_outcome {
+    SL_OUTCOME_SUCCESS,         /* the function ran and returned */
+    SL_OUTCOME_FUNCTION_ERROR,  /* it ran and failed (error marker, bad exit, oversized reply) */
+    SL_OUTCOME_THROTTLE,        /* it was not run: too many requests (429, 503 for http) */
+    SL_OUTCOME_SERVICE_ERROR,   /* it was not run: the service failed (5xx, 4xx other than 429) */
+    SL_OUTCOME_TRANSPORT_ERROR, /* no answer: connection refused, reset, DNS, TLS */
+    SL_OUTCOME_TIMEOUT,         /* no answer within the function's timeout */
+    SL_OUTCOME_COUNT
+};
+
+/* "success", "function_error", ... */
+const char *sl_outcome_name(enum sl_outcome o);
+
+/* The result of one invocation; borrowed for the duration of the callback. */
+struct sl_invoke_result {
+    enum sl_outcome outcome;
+    int status;              /* HTTP status, or exit status; -N for death by signal N; 0 n/a */
+    const char *body;        /* response body (NUL-terminated) or NULL */
+    size_t body_len;
+    const char *error_type;  /* X-Amz-Function-Error, "Function.ResponseSizeTooLarge", ... */
+    const char *detail;      /* short human text for logs (never a secret) */
+    int64_t retry_after_ms;  /* from Retry-After, or -1 */
+};
+
+typedef void (*sl_invoke_cb)(void *arg, const struct sl_invoke_result *res);
+
+struct sl_function_env {
+    uv_loop_t *loop;
+    struct sl_httpc *httpc; /* shared HTTP client on the loop */
+    const struct sl_clock *clock;
+    const char *name;       /* the function's name in the config, for logs */
+    const char *region;
+};
+
+/* A function type: exec, http, lambda. The core callocs ctx_size bytes and applies the type's
+ * options from the function's JSON object (minus "type") into ctx. Loop thread. */
+struct sl_function_ops {
+    uint32_t abi;              /* SL_FUNCTION_ABI */
+    const char *name;          /* "exec", "http", "lambda": the "type" value */
+    const struct sl_opt *opts; /* {0}-ended */
+    size_t ctx_size;
+    /* Checks the applied options beyond the table (URL shape, command not empty). Returns 0 or
+     * SL_ECONFIG with errbuf filled. No I/O. */
+    int (*check)(void *ctx, char *errbuf, size_t errlen);
+    int (*init)(void *ctx, const struct sl_function_env *env, char *errbuf, size_t errlen);
+    /* Starts one invocation with body (borrowed until cb). Returns 0 (cb will be called exactly
+     * once, never from inside invoke) or a negative error (cb is never called). */
+    int (*invoke)(void *ctx, const char *body, size_t body_len, sl_invoke_cb cb, void *arg);
+    /* Cancels every invocation in flight; each still gets its callback, with
+     * SL_OUTCOME_TRANSPORT_ERROR and detail "canceled". May be NULL. */
+    void (*stop)(void *ctx);
+    /* Frees ctx's contents; nothing may be in flight. Safe after a failed init. */
+    void (*fini)(void *ctx);
+};
+
+extern const struct sl_function_ops sl_function_exec;
+extern const struct sl_function_ops sl_function_http;
+extern const struct sl_function_ops sl_function_lambda;
+
+/* Returns the function type called name, or NULL. */
+const struct sl_function_ops *sl_function_type(const char *name);
+const struct sl_function_ops *const *sl_function_types(size_t *ret_n);
+
+/* A configured function: its type and its state. */
+struct sl_function {
+    const struct sl_function_ops *ops;
+    void *ctx;
+    char *name;
+    int in_flight;
+};
+
+/* Creates and inits the function described by conf. Returns 0 and *ret_fn, SL_ECONFIG (errbuf
+ * filled) or SL_ENOMEM. */
+SL_NODISCARD int sl_function_new(const struct sl_function_conf *conf,
+                                 const struct sl_function_env *env, struct sl_function **ret_fn,
+                                 char *errbuf, size_t errlen);
+SL_NODISCARD int sl_function_invoke(struct sl_function *fn, const char *body, size_t body_len,
+                                    sl_invoke_cb cb, void *arg);
+void sl_function_stop(struct sl_function *fn);
+/* Frees fn; nothing may be in flight. */
+void sl_function_free(struct sl_function *fn);
+
+/* Classifies an HTTP answer the way the http function type does: 2xx success, 429 and 503
+ * throttle, anything else a function error. */
+enum sl_outcome sl_outcome_from_http_status(long status);
+
+/* Classifies a Lambda Invoke API answer: 200 without X-Amz-Function-Error success; with it a
+ * function error; 429 throttle; other statuses a service error. */
+enum sl_outcome sl_outcome_from_lambda(long status, const char *function_error);
+
+#endif

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_LOG_H
+#define SL_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+enum sl_log_level { SL_LOG_ERROR, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG, SL_LOG_LEVEL_COUNT };
+enum sl_log_format { SL_LOG_HUMAN, SL_LOG_JSON, SL_LOG_FORMAT_COUNT };
+
+/* Sets the threshold, the format and the descriptor lines go to (stderr by default). Call
+ * before any other thread logs. */
+void sl_log_setup(enum sl_log_level level, enum sl_log_format format, int fd);
+
+/* Parses "error|warn|info|debug" and "human|json"; return 0 or SL_EINVAL. */
+SL_NODISCARD int sl_log_level_parse(const char *s, enum sl_log_level *ret_level);
+SL_NODISCARD int sl_log_format_parse(const char *s, enum sl_log_format *ret_format);
+
+bool sl_log_enabled(enum sl_log_level level);
+
+/* Writes one line with a single write(2), so it is safe from any thread. comp is the module
+ * (a file basename: "mapping", "file", "exec"), inst the instance (mapping or function name)
+ * or NULL. */
+void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, const char *fmt,
+                  ...) SL_PRINTF(4, 5);
+
+/* Writes one line whose message is msg followed by n named integer fields: "k=v" pairs in the
+ * human format, JSON members in the JSON format. */
+void sl_log_fields(enum sl_log_level level, const char *comp, const char *inst, const char *msg,
+                   const char *const *keys, const int64_t *values, size_t n);
+
+#define sl_log(level, comp, inst, ...)                                                           \
+    do {                                                                                         \
+        if (sl_log_enabled(level)) {                                                             \
+            sl_log_write(level, comp, inst, __VA_ARGS__);                                        \
+        }                                                                                        \
+    } while (0)
+
+#define sl_log_error(comp, inst, ...) sl_log(SL_LOG_ERROR, comp, inst, __VA_ARGS__)
+#define sl_log_warn(comp, inst, ...)  sl_log(SL_LOG_WARN, comp, inst, __VA_ARGS__)
+#define sl_log_info(comp, inst, ...)  sl_log(SL_LOG_INFO, comp, inst, __VA_ARGS__)
+#define sl_log_debug(comp, inst, ...) sl_log(SL_LOG_DEBUG, comp, inst, __VA_ARGS__)
+
+#endif

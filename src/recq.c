@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* recq.c: a partition's queue of fetched records. Records and their bytes are appended at the
+ * back and dropped from the front once acknowledged. Offsets into the arena are virtual (a
+ * count of bytes ever pushed), so compaction moves the bytes without touching any record.
+ * Loop thread; no logging. */
+#include "recq.h"
+
+#include <string.h>
+
+#include "alloc.h"
+
+void sl_recq_init(struct sl_recq *q)
+{
+    memset(q, 0, sizeof(*q));
+}
+
+void sl_recq_fini(struct sl_recq *q)
+{
+    sl_free(q->recs);
+    sl_free(q->arena);
+    sl_recq_init(q);
+}
+
+static int recq_make_room_recs(struct sl_recq *q)
+{
+    if (q->tail < q->cap) {
+        return 0;
+    }
+    if (q->head > 0 && q->head >= q->cap / 2) {
+        memmove(q->recs, q->recs + q->head, (q->tail - q->head) * sizeof(*q->recs));
+        q->tail -= q->head;
+        q->head = 0;
+        return 0;
+    }
+    size_t cap = q->cap ? q->cap * 2 : 256;
+    struct sl_record *r = sl_realloc(q->recs, cap * sizeof(*r));
+    if (!r) {
+        return SL_ENOMEM;
+    }
+    q->recs = r;
+    q->cap = cap;
+    return 0;
+}
+
+static int recq_make_room_bytes(struct sl_recq *q, size_t n)
+{
+    if (q->arena_cap - q->arena_len >= n) {
+        return 0;
+    }
+    size_t live = q->arena_len - q->arena_head;
+    if (q->arena_head > 0 && q->arena_head >= live && q->arena_cap - live >= n) {
+        memmove(q->arena, q->arena + q->arena_head, live);
+        q->arena_base += q->arena_head;
+        q->arena_len = live;
+        q->arena_head = 0;
+        return 0;
+    }
+    size_t cap = q->arena_cap ? q->arena_cap : 64 * 1024;
+    while (cap - q->arena_len < n) {
+        if (cap > SIZE_MAX / 2) {
+            return SL_ENOMEM;
+        }
+        cap *= 2;
+    }
+    char *a = sl_realloc(q->arena, cap);
+    if (!a) {
+        return SL_ENOMEM;
+    }
+    q->arena = a;
+    q->arena_cap = cap;
+    return 0;
+}
+
+int sl_recq_push(struct sl_recq *q, const void *data, uint32_t len, const void *meta,
+                 uint32_t meta_len, uint64_t pos, uint64_t next_pos, int64_t arrival_ms,
+                 uint32_t flags)
+{
+    size_t n = (size_t)len + meta_len;
+    if (recq_make_room_recs(q) < 0 || recq_make_room_bytes(q, n) < 0) {
+        return SL_ENOMEM;
+    }
+    struct sl_record *rec = &q->recs[q->tail++];
+    rec->voff = q->arena_base + q->arena_len;
+    rec->len = len;
+    rec->meta_len = meta_len;
+    rec->flags = flags;
+    rec->pos = pos;
+    rec->next_pos = next_pos;
+    rec->arrival_ms = arrival_ms;
+    if (len) {
+        memcpy(q->arena + q->arena_len, data, len);
+    }
+    if (meta_len) {
+        memcpy(q->arena + q->arena_len + len, meta, meta_len);
+    }
+    q->arena_len += n;
+    return 0;
+}
+
+void sl_recq_drop(struct sl_recq *q, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    q->head += n;
+    if (q->head == q->tail) {
+        sl_recq_clear(q);
+        return;
+    }
+    const struct sl_record *first = &q->recs[q->head];
+    q->arena_head = (size_t)(first->voff - q->arena_base);
+}
+
+void sl_recq_clear(struct sl_recq *q)
+{
+    q->head = q->tail = 0;
+    q->arena_base += q->arena_len;
+    q->arena_head = q->arena_len = 0;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_RECQ_H
+#define SL_RECQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* Record flags. */
+#define SL_REC_OVERSIZE 0x1u /* the source could not keep the bytes (over its size limit);
+                                len is 0, pos..next_pos still spans the record */
+
+/* One record of a partition. Its bytes live in the queue's arena; positions are the source's
+ * (file: byte offset of the line and of the line after it). */
+struct sl_record {
+    uint64_t voff;      /* virtual arena offset of the data; see sl_recq_data() */
+    uint32_t len;       /* data bytes */
+    uint32_t meta_len;  /* source-specific bytes stored right after the data (key, sequence) */
+    uint32_t flags;     /* SL_REC_* */
+    uint64_t pos;       /* position of this record */
+    uint64_t next_pos;  /* position just after it: the checkpoint once it is done */
+    int64_t arrival_ms; /* wall clock, Unix epoch milliseconds */
+};
+
+/* The records of one partition that were fetched and not yet acknowledged, oldest first. The
+ * queue owns the bytes (sources copy into it), so a batch is just a run of records at the
+ * front: nothing is copied again until the event is encoded. Dropping from the front is O(1)
+ * amortised: the arena is compacted once at least half of it is dead. Loop thread. */
+struct sl_recq {
+    struct sl_record *recs;
+    size_t head; /* index of the oldest live record */
+    size_t tail; /* one past the newest */
+    size_t cap;
+    char *arena;
+    uint64_t arena_base; /* virtual offset of arena[0] */
+    size_t arena_head;   /* arena bytes before this are dead */
+    size_t arena_len;
+    size_t arena_cap;
+};
+
+void sl_recq_init(struct sl_recq *q);
+void sl_recq_fini(struct sl_recq *q);
+
+/* Appends a record; copies data (len bytes) and meta (meta_len bytes). Returns 0 or
+ * SL_ENOMEM (the queue is unchanged then). */
+SL_NODISCARD int sl_recq_push(struct sl_recq *q, const void *data, uint32_t len, const void *meta,
+                              uint32_t meta_len, uint64_t pos, uint64_t next_pos,
+                              int64_t arrival_ms, uint32_t flags);
+
+static inline size_t sl_recq_count(const struct sl_recq *q)
+{
+    return q->tail - q->head;
+}
+
+/* Bytes of data and meta held by live records. */
+static inline size_t sl_recq_bytes(const struct sl_recq *q)
+{
+    return q->arena_len - q->arena_head;
+}
+
+/* The i-th live record (0 = oldest). Borrowed; valid until the next push or drop. */
+static inline const struct sl_record *sl_recq_at(const struct sl_recq *q, size_t i)
+{
+    return &q->recs[q->head + i];
+}
+
+static inline const char *sl_recq_data(const struct sl_recq *q, const struct sl_record *rec)
+{
+    return q->arena + (size_t)(rec->voff - q->arena_base);
+}
+
+static inline const char *sl_recq_meta(const struct sl_recq *q, const struct sl_record *rec)
+{
+    return sl_recq_data(q, rec) + rec->len;
+}
+
+/* Drops the n oldest records (n <= count). */
+void sl_recq_drop(struct sl_recq *q, size_t n);
+
+/* Drops every record. */
+void sl_recq_clear(struct sl_recq *q);
+
+#endif

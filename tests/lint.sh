@@ -1,0 +1,35 @@
+#!/bin/sh
+# Lint: formatting, banned calls, the generated OPTIONS.md. Usage: lint.sh SOURCE_ROOT SLUICE_BIN
+set -u
+root=$1
+bin=$2
+cd "$root" || exit 1
+fail=0
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find src sources sinks tests -name '*.[ch]')
+if command -v clang-format >/dev/null 2>&1; then
+    for f in $files; do
+        if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
+            echo "lint: $f is not formatted (clang-format -i $f)"
+            fail=1
+        fi
+    done
+else
+    echo "lint: clang-format not found"
+    fail=1
+fi
+banned='\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol)\s*\('
+if grep -nE "$banned" $files; then
+    echo "lint: banned call above (use snprintf, strtoll, strtok_r, ...)"
+    fail=1
+fi
+raw=$(grep -nE '\b(malloc|calloc|realloc|strdup|free)\s*\(' $(echo "$files" | tr ' ' '\n' | grep -v '^src/alloc.c$' | grep -v '^tests/') | grep -vE 'sl_(malloc|calloc|realloc|strdup|free)|curl_free|cJSON_free|freeReplyObject|_free\(' || true)
+if [ -n "$raw" ]; then
+    echo "$raw"
+    echo "lint: raw allocation outside src/alloc.c (use sl_malloc and friends)"
+    fail=1
+fi
+if ! "$bin" options --markdown | diff -u config/OPTIONS.md - ; then
+    echo "lint: config/OPTIONS.md is stale: run '$bin options --markdown > config/OPTIONS.md'"
+    fail=1
+fi
+exit $fail

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* helpers.c: what several unit tests need: drive a libuv loop to a condition with a deadline,
+ * and temporary directories. Tests never sleep to wait for an event. */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void deadline_cb(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+bool test_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t timeout_ms)
+{
+    bool expired = false;
+    uv_timer_t timer;
+    uv_timer_init(loop, &timer);
+    timer.data = &expired;
+    uv_timer_start(&timer, deadline_cb, (uint64_t)timeout_ms, 0);
+    while (!done(arg) && !expired) {
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&timer);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return done(arg);
+}
+
+char *test_tmpdir(void)
+{
+    char tmpl[] = "/tmp/sluice-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!d) {
+        abort();
+    }
+    size_t n = strlen(d) + 1;
+    char *copy = malloc(n);
+    if (!copy) {
+        abort();
+    }
+    memcpy(copy, d, n);
+    return copy;
+}
+
+void test_rmtree(const char *path)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "rmtree %s failed\n", path);
+    }
+}
+
+void test_write_file(const char *path, const char *mode, const char *data, size_t len)
+{
+    FILE *f = fopen(path, mode);
+    if (!f) {
+        abort();
+    }
+    if (len && fwrite(data, 1, len, f) != len) {
+        abort();
+    }
+    fclose(f);
+}
