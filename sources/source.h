@@ -2,6 +2,7 @@
 #ifndef SL_SOURCE_H
 #define SL_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,10 @@ struct sl_source_ops {
     const char *event_open;     /* written before the first record: "{\"Records\":[" */
     const char *event_sep;      /* between records: "," */
     const char *event_close;    /* after the last record: "]}" */
+    /* AWS's defaults and ranges for this kind of source (reference/esm.md §1). */
+    int64_t batch_size_default; /* 100 for streams */
+    int64_t batch_size_max;     /* 10000 */
+    bool starting_position_required; /* streams: StartingPosition must be given */
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
      * allowed) and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate

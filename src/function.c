@@ -1,3 +1,111 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int sl_placeholder_function;
+/* function.c: a configured function (its type's ops and state) and the outcome rules shared by
+ * the function types. The types themselves live in fn_exec.c, fn_http.c and fn_lambda.c; the
+ * decisions about outcomes (retry, back off) live in the mapping. Loop thread. */
+#include "function.h"
+
+#include <stdio.h>
+
+#include "alloc.h"
+#include "config.h"
+
+static const char *const outcome_names[SL_OUTCOME_COUNT] = {
+    "success", "function_error", "throttle", "service_error", "transport_error", "timeout",
+};
+
+const char *sl_outcome_name(enum sl_outcome o)
+{
+    return (unsigned)o < SL_OUTCOME_COUNT ? outcome_names[o] : "unknown";
+}
+
+enum sl_outcome sl_outcome_from_http_status(long status)
+{
+    if (status >= 200 && status < 300) {
+        return SL_OUTCOME_SUCCESS;
+    }
+    if (status == 429 || status == 503) {
+        return SL_OUTCOME_THROTTLE;
+    }
+    return SL_OUTCOME_FUNCTION_ERROR;
+}
+
+enum sl_outcome sl_outcome_from_lambda(long status, const char *function_error)
+{
+    if (status >= 200 && status < 300) {
+        return function_error ? SL_OUTCOME_FUNCTION_ERROR : SL_OUTCOME_SUCCESS;
+    }
+    if (status == 429) {
+        return SL_OUTCOME_THROTTLE;
+    }
+    return SL_OUTCOME_SERVICE_ERROR;
+}
+
+int sl_function_new(const struct sl_function_conf *conf, const struct sl_function_env *env,
+                    struct sl_function **ret_fn, char *errbuf, size_t errlen)
+{
+    const struct sl_function_ops *ops = conf->ops;
+    struct sl_function *fn = sl_calloc(1, sizeof(*fn));
+    if (!fn) {
+        return SL_ENOMEM;
+    }
+    fn->ops = ops;
+    fn->name = sl_strdup(conf->name);
+    fn->ctx = sl_calloc(1, ops->ctx_size);
+    if (!fn->name || !fn->ctx) {
+        sl_free(fn->name);
+        sl_free(fn->ctx);
+        sl_free(fn);
+        return SL_ENOMEM;
+    }
+    struct sl_errlist errs;
+    sl_errlist_init(&errs);
+    cJSON *opts = cJSON_Duplicate(conf->json, 1);
+    int r = opts ? 0 : SL_ENOMEM;
+    if (r == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(opts, "type");
+        struct sl_opt_target t = {ops->opts, fn->ctx};
+        r = sl_opt_apply(&t, 1, opts, "config", conf->path, &errs);
+        cJSON_Delete(opts);
+    }
+    if (r < 0) {
+        snprintf(errbuf, errlen, "%s", errs.n ? errs.items[0] : sl_strerror(r));
+    } else {
+        r = ops->init(fn->ctx, env, errbuf, errlen);
+    }
+    sl_errlist_fini(&errs);
+    if (r < 0) {
+        ops->fini(fn->ctx);
+        sl_opt_free(ops->opts, fn->ctx);
+        sl_free(fn->ctx);
+        sl_free(fn->name);
+        sl_free(fn);
+        return r;
+    }
+    *ret_fn = fn;
+    return 0;
+}
+
+int sl_function_invoke(struct sl_function *fn, const char *body, size_t body_len, sl_invoke_cb cb,
+                       void *arg)
+{
+    return fn->ops->invoke(fn->ctx, body, body_len, cb, arg);
+}
+
+void sl_function_stop(struct sl_function *fn)
+{
+    if (fn->ops->stop) {
+        fn->ops->stop(fn->ctx);
+    }
+}
+
+void sl_function_free(struct sl_function *fn)
+{
+    if (!fn) {
+        return;
+    }
+    fn->ops->fini(fn->ctx);
+    sl_opt_free(fn->ops->opts, fn->ctx);
+    sl_free(fn->ctx);
+    sl_free(fn->name);
+    sl_free(fn);
+}
