@@ -22,10 +22,10 @@
 struct sl_source_env {
     uv_loop_t *loop;
     const struct sl_clock *clock;
-    const char *inst;   /* the mapping's name, for logs */
-    const char *region; /* awsRegion written into events */
-    const char *arn;    /* the mapping's EventSourceArn */
-    int starting_position;          /* enum sl_starting_position */
+    const char *inst;                /* the mapping's name, for logs */
+    const char *region;              /* awsRegion written into events */
+    const char *arn;                 /* the mapping's EventSourceArn */
+    int starting_position;           /* enum sl_starting_position */
     int64_t starting_position_ts_ms; /* for AT_TIMESTAMP */
     void *owner;
     /* A partition appeared. Returns 0 and *ret_part (owned by the mapping; its ckpt_pos and
@@ -47,17 +47,17 @@ struct sl_source_env {
  * then calls init. All calls happen on the loop thread. An operation that returns an error
  * never calls its callback. */
 struct sl_source_ops {
-    uint32_t abi;               /* SL_SOURCE_ABI */
-    const char *name;           /* "file": [a-z0-9_] */
-    const char *scheme;         /* "file://": prefix of EventSourceArn this adapter serves */
-    const struct sl_opt *opts;  /* adapter options (snake_case keys in the mapping), {0}-ended */
+    uint32_t abi;              /* SL_SOURCE_ABI */
+    const char *name;          /* "file": [a-z0-9_] */
+    const char *scheme;        /* "file://": prefix of EventSourceArn this adapter serves */
+    const struct sl_opt *opts; /* adapter options (snake_case keys in the mapping), {0}-ended */
     size_t ctx_size;
-    const char *event_open;     /* written before the first record: "{\"Records\":[" */
-    const char *event_sep;      /* between records: "," */
-    const char *event_close;    /* after the last record: "]}" */
+    const char *event_open;  /* written before the first record: "{\"Records\":[" */
+    const char *event_sep;   /* between records: "," */
+    const char *event_close; /* after the last record: "]}" */
     /* AWS's defaults and ranges for this kind of source (reference/esm.md §1). */
-    int64_t batch_size_default; /* 100 for streams */
-    int64_t batch_size_max;     /* 10000 */
+    int64_t batch_size_default;      /* 100 for streams */
+    int64_t batch_size_max;          /* 10000 */
     bool starting_position_required; /* streams: StartingPosition must be given */
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
@@ -74,12 +74,14 @@ struct sl_source_ops {
      * follow), or a negative error (the mapping backs off and tries again). */
     int (*fetch)(void *ctx, struct sl_part *part, size_t max_records, size_t max_bytes);
     /* Appends the JSON of one record of part to out, exactly as the function receives it. */
-    int (*encode_record)(void *ctx, struct sl_part *part, const struct sl_record *rec,
+    int (*encode_record)(void *ctx,
+                         struct sl_part *part,
+                         const struct sl_record *rec,
                          struct sl_buf *out);
     /* Writes the checkpoint text for "everything up to and including rec is done" into buf.
      * May be NULL: the core writes rec->next_pos in decimal. */
-    int (*format_pos)(void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf,
-                      size_t len);
+    int (*format_pos)(
+        void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown. May
      * be NULL. */
     int64_t (*lag)(void *ctx, struct sl_part *part);

@@ -1,3 +1,72 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int sl_placeholder_batcher;
+/* batcher.c: when a batch is due and what goes in it. A batch is sent as soon as any limit is
+ * met (BatchSize records, the 6 MB payload as actually encoded, or the batching window), as
+ * Lambda does. Records are encoded straight from the partition's queue into the request body,
+ * so the bytes counted are the bytes sent. Pure functions of their arguments; loop thread. */
+#include "batcher.h"
+
+#include <string.h>
+
+#include "partition.h"
+#include "source.h"
+
+int64_t sl_batcher_due_ms(const struct sl_batch_limits *lim,
+                          size_t waiting_records,
+                          size_t waiting_bytes,
+                          int64_t window_start_ms)
+{
+    if (waiting_records == 0) {
+        return INT64_MAX;
+    }
+    /* Base64 makes payload 4/3 of the raw bytes: past that, the payload limit is reached. */
+    if (waiting_records >= lim->max_records || waiting_bytes / 3 * 4 >= lim->max_bytes) {
+        return INT64_MIN;
+    }
+    if (lim->window_ms <= 0) {
+        return INT64_MIN;
+    }
+    return window_start_ms + lim->window_ms;
+}
+
+int sl_batcher_build(const struct sl_batch_limits *lim,
+                     const struct sl_source_ops *ops,
+                     void *src_ctx,
+                     struct sl_part *part,
+                     struct sl_buf *body,
+                     size_t *ret_n)
+{
+    const size_t open_len = strlen(ops->event_open);
+    const size_t sep_len = strlen(ops->event_sep);
+    const size_t close_len = strlen(ops->event_close);
+    size_t avail = sl_recq_count(&part->q);
+    size_t limit = avail < lim->max_records ? avail : lim->max_records;
+    size_t n = 0;
+
+    sl_buf_truncate(body, 0);
+    if (sl_buf_append(body, ops->event_open, open_len) < 0) {
+        return SL_ENOMEM;
+    }
+    while (n < limit) {
+        const struct sl_record *rec = sl_recq_at(&part->q, n);
+        if (rec->flags & SL_REC_OVERSIZE) {
+            break;
+        }
+        size_t mark = body->len;
+        if (n > 0 && sl_buf_append(body, ops->event_sep, sep_len) < 0) {
+            return SL_ENOMEM;
+        }
+        if (ops->encode_record(src_ctx, part, rec, body) < 0) {
+            return SL_ENOMEM;
+        }
+        if (body->len + close_len > lim->max_bytes) {
+            sl_buf_truncate(body, mark);
+            break;
+        }
+        n++;
+    }
+    if (sl_buf_append(body, ops->event_close, close_len) < 0) {
+        return SL_ENOMEM;
+    }
+    *ret_n = n;
+    return 0;
+}

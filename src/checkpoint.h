@@ -25,15 +25,19 @@ struct sl_ckpt_entry {
 /* Opens (and loads) the store of mapping_id in dir, creating dir if needed. A corrupt file is
  * an error naming the file (never silently reset). Returns 0, SL_EIO or SL_ENOMEM with errbuf
  * filled. */
-SL_NODISCARD int sl_ckpt_open(uv_loop_t *loop, const char *dir, const char *mapping_id,
-                              struct sl_ckpt **ret_ck, char *errbuf, size_t errlen);
+SL_NODISCARD int sl_ckpt_open(uv_loop_t *loop,
+                              const char *dir,
+                              const char *mapping_id,
+                              struct sl_ckpt **ret_ck,
+                              char *errbuf,
+                              size_t errlen);
 
 /* Looks up a partition. Returns true and fills *ret_e (borrowed until the next set/del). */
 bool sl_ckpt_get(const struct sl_ckpt *ck, const char *part_id, struct sl_ckpt_entry *ret_e);
 
 /* Records a partition's position; meta may be NULL. Returns 0 or SL_ENOMEM. */
-SL_NODISCARD int sl_ckpt_set(struct sl_ckpt *ck, const char *part_id, const char *pos,
-                             const char *meta);
+SL_NODISCARD int
+sl_ckpt_set(struct sl_ckpt *ck, const char *part_id, const char *pos, const char *meta);
 void sl_ckpt_del(struct sl_ckpt *ck, const char *part_id);
 
 /* True when nothing is dirty and no write is in flight. */

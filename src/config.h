@@ -24,10 +24,10 @@ enum sl_starting_position {
 /* A function from "functions", or one made up for a FunctionName that is not there (a Lambda
  * name or ARN invoked through AWS_ENDPOINT_URL_LAMBDA / AWS_ENDPOINT_URL). */
 struct sl_function_conf {
-    char *name;                          /* the key in "functions", or the FunctionName */
-    const struct sl_function_ops *ops;   /* chosen by "type" */
-    cJSON *json;                         /* owned: the function's object, ${VAR} expanded */
-    char *path;                          /* "$.functions.audit", for messages */
+    char *name;                        /* the key in "functions", or the FunctionName */
+    const struct sl_function_ops *ops; /* chosen by "type" */
+    cJSON *json;                       /* owned: the function's object, ${VAR} expanded */
+    char *path;                        /* "$.functions.audit", for messages */
 };
 
 /* The keys every mapping shares, under AWS's CreateEventSourceMapping names. Filled from
@@ -37,21 +37,21 @@ struct sl_mapping_core {
     char *event_source_arn;
     char *function_name;
     int64_t batch_size;
-    int64_t window_ms;         /* MaximumBatchingWindowInSeconds */
-    int starting_position;     /* enum sl_starting_position */
+    int64_t window_ms;              /* MaximumBatchingWindowInSeconds */
+    int starting_position;          /* enum sl_starting_position */
     int64_t starting_position_ts_s; /* StartingPositionTimestamp */
     bool enabled;
-    int64_t max_records_buffered;   /* our own: pause fetching at this many held records */
-    int64_t max_bytes_buffered;     /* ... or bytes */
+    int64_t max_records_buffered; /* our own: pause fetching at this many held records */
+    int64_t max_bytes_buffered;   /* ... or bytes */
 };
 
 struct sl_mapping_conf {
     struct sl_mapping_core core;
-    bool uuid_derived;                   /* no UUID given: derived from the mapping's content */
-    const struct sl_source_ops *source;  /* chosen by the ARN's scheme */
-    struct sl_function_conf *function;   /* borrowed from sl_config.functions */
-    cJSON *json;                         /* owned: the mapping's object, ${VAR} expanded */
-    char *path;                          /* "$.mappings[0]", for messages */
+    bool uuid_derived;                  /* no UUID given: derived from the mapping's content */
+    const struct sl_source_ops *source; /* chosen by the ARN's scheme */
+    struct sl_function_conf *function;  /* borrowed from sl_config.functions */
+    cJSON *json;                        /* owned: the mapping's object, ${VAR} expanded */
+    char *path;                         /* "$.mappings[0]", for messages */
 };
 
 struct sl_config {
@@ -71,8 +71,8 @@ struct sl_config {
  * what is allowed; secrets never shown) or SL_ENOMEM. Checks everything a run would check
  * short of I/O: keys, types, ranges, ARNs (via each source's check), function types (via each
  * function's check), references between mappings and functions. */
-SL_NODISCARD int sl_config_load(const char *file, struct sl_config **ret_cfg,
-                                struct sl_errlist *errs);
+SL_NODISCARD int
+sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errlist *errs);
 void sl_config_free(struct sl_config *cfg);
 
 /* The option tables, for `sluice options` and the loader. */

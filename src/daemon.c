@@ -1,3 +1,287 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int sl_placeholder_daemon;
+/* daemon.c: the process around the mappings: the loop, the shared HTTP client, the functions,
+ * signals, the progress timer, idle detection for --until-idle, and the drain on shutdown
+ * (stop fetching, let invocations finish within drain_timeout, write checkpoints). It owns
+ * every object it creates and frees them in reverse order. Loop thread only. */
+#include "daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "function.h"
+#include "httpc.h"
+#include "log.h"
+#include "mapping.h"
+
+#define DAEMON_COMP          "daemon"
+#define DAEMON_POLL_MS       20
+#define DAEMON_IDLE_CHECK_MS 100
+
+struct daemon {
+    const struct sl_config *cfg;
+    struct sl_daemon_opts opts;
+    uv_loop_t loop;
+    struct sl_httpc *httpc;
+    struct sl_function **fns; /* parallel to cfg->functions */
+    struct sl_mapping **maps;
+    size_t n_maps;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t stats_timer;
+    uv_timer_t watch_timer; /* idle detection, then drain progress */
+    uv_timer_t drain_timer; /* drain_timeout */
+    bool draining;
+    bool drain_expired;
+    bool done;
+    int exit_code;
+};
+
+static void daemon_finish(struct daemon *d);
+
+static size_t daemon_in_flight(const struct daemon *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_maps; i++) {
+        n += (size_t)sl_mapping_in_flight(d->maps[i]);
+    }
+    return n;
+}
+
+static void daemon_drain_expired_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    sl_log_warn(DAEMON_COMP, NULL,
+                "drain_timeout reached with %zu invocations in flight; canceling them (their "
+                "records are sent again on the next run)",
+                daemon_in_flight(d));
+    d->drain_expired = true;
+    for (size_t i = 0; i < d->cfg->n_functions; i++) {
+        if (d->fns[i]) {
+            sl_function_stop(d->fns[i]);
+        }
+    }
+}
+
+static void daemon_watch_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (!d->draining) {
+        for (size_t i = 0; i < d->n_maps; i++) {
+            if (!sl_mapping_is_idle(d->maps[i], d->opts.idle_ms)) {
+                return;
+            }
+        }
+        sl_log_info(DAEMON_COMP, NULL, "idle for %lldms, stopping", (long long)d->opts.idle_ms);
+        d->draining = true;
+        for (size_t i = 0; i < d->n_maps; i++) {
+            sl_mapping_drain(d->maps[i]);
+        }
+        uv_timer_start(&d->drain_timer, daemon_drain_expired_cb, (uint64_t)d->cfg->drain_timeout_ms,
+                       0);
+        uv_timer_start(&d->watch_timer, daemon_watch_cb, DAEMON_POLL_MS, DAEMON_POLL_MS);
+    }
+    if (daemon_in_flight(d) == 0) {
+        daemon_finish(d);
+    }
+}
+
+static void daemon_begin_drain(struct daemon *d, const char *why)
+{
+    if (d->draining) {
+        return;
+    }
+    sl_log_info(DAEMON_COMP, NULL, "%s: draining (%zu invocations in flight, drain_timeout %lldms)",
+                why, daemon_in_flight(d), (long long)d->cfg->drain_timeout_ms);
+    d->draining = true;
+    for (size_t i = 0; i < d->n_maps; i++) {
+        sl_mapping_drain(d->maps[i]);
+    }
+    uv_timer_start(&d->drain_timer, daemon_drain_expired_cb, (uint64_t)d->cfg->drain_timeout_ms, 0);
+    uv_timer_start(&d->watch_timer, daemon_watch_cb, 0, DAEMON_POLL_MS);
+}
+
+static void daemon_signal_cb(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    if (d->draining) {
+        sl_log_warn(DAEMON_COMP, NULL, "%s again: canceling invocations in flight",
+                    strsignal(signum));
+        daemon_drain_expired_cb(&d->drain_timer);
+        return;
+    }
+    daemon_begin_drain(d, strsignal(signum));
+}
+
+static void daemon_stats_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    for (size_t i = 0; i < d->n_maps; i++) {
+        sl_mapping_log_stats(d->maps[i], "progress");
+    }
+}
+
+/* Everything in flight is done: write the checkpoints and stop the loop. */
+static void daemon_finish(struct daemon *d)
+{
+    if (d->done) {
+        return;
+    }
+    d->done = true;
+    for (size_t i = 0; i < d->n_maps; i++) {
+        if (sl_mapping_flush(d->maps[i]) < 0) {
+            sl_log_error(DAEMON_COMP, sl_mapping_name(d->maps[i]),
+                         "cannot write the checkpoint at exit; records after the last written "
+                         "one are sent again on the next run");
+            d->exit_code = 1;
+        }
+        sl_mapping_log_stats(d->maps[i], "exit");
+    }
+    uv_stop(&d->loop);
+}
+
+static void daemon_close_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static int daemon_start(struct daemon *d)
+{
+    const struct sl_config *cfg = d->cfg;
+    char errbuf[1024];
+    int r = sl_httpc_new(&d->loop, &d->httpc);
+    if (r < 0) {
+        sl_log_error(DAEMON_COMP, NULL, "cannot start the HTTP client: %s", sl_strerror(r));
+        return r;
+    }
+    d->fns = sl_calloc(cfg->n_functions ? cfg->n_functions : 1, sizeof(*d->fns));
+    d->maps = sl_calloc(cfg->n_mappings ? cfg->n_mappings : 1, sizeof(*d->maps));
+    if (!d->fns || !d->maps) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->n_functions; i++) {
+        const struct sl_function_conf *fc = &cfg->functions[i];
+        struct sl_function_env fenv = {
+            .loop = &d->loop,
+            .httpc = d->httpc,
+            .clock = &sl_clock_system,
+            .name = fc->name,
+            .region = cfg->region,
+        };
+        errbuf[0] = '\0';
+        r = sl_function_new(fc, &fenv, &d->fns[i], errbuf, sizeof(errbuf));
+        if (r < 0) {
+            sl_log_error(DAEMON_COMP, fc->name, "cannot set up function: %s",
+                         errbuf[0] ? errbuf : sl_strerror(r));
+            return r;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        const struct sl_mapping_conf *mc = &cfg->mappings[i];
+        if (!mc->core.enabled) {
+            sl_log_info(DAEMON_COMP, mc->core.uuid, "mapping is disabled (Enabled: false)");
+            continue;
+        }
+        struct sl_function *fn = NULL;
+        for (size_t j = 0; j < cfg->n_functions; j++) {
+            if (&cfg->functions[j] == mc->function) {
+                fn = d->fns[j];
+            }
+        }
+        struct sl_mapping_env menv = {
+            .loop = &d->loop,
+            .clock = &sl_clock_system,
+            .state_dir = cfg->state_dir,
+            .region = cfg->region,
+            .fn = fn,
+        };
+        errbuf[0] = '\0';
+        r = sl_mapping_new(mc, &menv, &d->maps[d->n_maps], errbuf, sizeof(errbuf));
+        if (r < 0) {
+            sl_log_error(DAEMON_COMP, mc->core.uuid, "cannot set up mapping: %s",
+                         errbuf[0] ? errbuf : sl_strerror(r));
+            return r;
+        }
+        d->n_maps++;
+    }
+    for (size_t i = 0; i < d->n_maps; i++) {
+        r = sl_mapping_start(d->maps[i]);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static void daemon_stop_all(struct daemon *d)
+{
+    for (size_t i = 0; i < d->n_maps; i++) {
+        sl_mapping_free(d->maps[i]);
+    }
+    for (size_t i = 0; d->fns && i < d->cfg->n_functions; i++) {
+        if (d->fns[i]) {
+            sl_function_stop(d->fns[i]);
+        }
+    }
+    /* Let canceled invocations report and handles close before freeing what they use. */
+    (void)uv_run(&d->loop, UV_RUN_NOWAIT);
+    for (size_t i = 0; d->fns && i < d->cfg->n_functions; i++) {
+        sl_function_free(d->fns[i]);
+    }
+    if (d->httpc) {
+        sl_httpc_free(d->httpc);
+    }
+    uv_walk(&d->loop, daemon_close_walk_cb, NULL);
+    (void)uv_run(&d->loop, UV_RUN_DEFAULT);
+    sl_free(d->fns);
+    sl_free(d->maps);
+}
+
+int sl_daemon_run(const struct sl_config *cfg, const struct sl_daemon_opts *opts)
+{
+    struct daemon d;
+    memset(&d, 0, sizeof(d));
+    d.cfg = cfg;
+    d.opts = *opts;
+    (void)signal(SIGPIPE, SIG_IGN);
+    if (uv_loop_init(&d.loop) != 0) {
+        sl_log_error(DAEMON_COMP, NULL, "cannot create the event loop");
+        return 1;
+    }
+    uv_signal_init(&d.loop, &d.sigterm);
+    uv_signal_init(&d.loop, &d.sigint);
+    uv_timer_init(&d.loop, &d.stats_timer);
+    uv_timer_init(&d.loop, &d.watch_timer);
+    uv_timer_init(&d.loop, &d.drain_timer);
+    d.sigterm.data = d.sigint.data = &d;
+    d.stats_timer.data = d.watch_timer.data = d.drain_timer.data = &d;
+    uv_signal_start(&d.sigterm, daemon_signal_cb, SIGTERM);
+    uv_signal_start(&d.sigint, daemon_signal_cb, SIGINT);
+
+    int r = daemon_start(&d);
+    if (r < 0) {
+        d.exit_code = 1;
+    } else {
+        uv_timer_start(&d.stats_timer, daemon_stats_cb, (uint64_t)cfg->stats_interval_ms,
+                       (uint64_t)cfg->stats_interval_ms);
+        if (opts->until_idle) {
+            uv_timer_start(&d.watch_timer, daemon_watch_cb, DAEMON_IDLE_CHECK_MS,
+                           DAEMON_IDLE_CHECK_MS);
+        }
+        sl_log_info(DAEMON_COMP, NULL, "running %zu mappings%s", d.n_maps,
+                    opts->until_idle ? " until idle" : "");
+        (void)uv_run(&d.loop, UV_RUN_DEFAULT);
+    }
+    daemon_stop_all(&d);
+    if (uv_loop_close(&d.loop) != 0) {
+        sl_log_debug(DAEMON_COMP, NULL, "loop closed with handles still open");
+    }
+    return d.exit_code;
+}

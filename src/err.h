@@ -27,7 +27,7 @@ enum sl_err {
 };
 
 #if defined(__GNUC__)
-#define SL_NODISCARD __attribute__((warn_unused_result))
+#define SL_NODISCARD         __attribute__((warn_unused_result))
 #define SL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define SL_NODISCARD

@@ -40,8 +40,11 @@ enum sl_outcome sl_outcome_from_lambda(long status, const char *function_error)
     return SL_OUTCOME_SERVICE_ERROR;
 }
 
-int sl_function_new(const struct sl_function_conf *conf, const struct sl_function_env *env,
-                    struct sl_function **ret_fn, char *errbuf, size_t errlen)
+int sl_function_new(const struct sl_function_conf *conf,
+                    const struct sl_function_env *env,
+                    struct sl_function **ret_fn,
+                    char *errbuf,
+                    size_t errlen)
 {
     const struct sl_function_ops *ops = conf->ops;
     struct sl_function *fn = sl_calloc(1, sizeof(*fn));
@@ -85,8 +88,8 @@ int sl_function_new(const struct sl_function_conf *conf, const struct sl_functio
     return 0;
 }
 
-int sl_function_invoke(struct sl_function *fn, const char *body, size_t body_len, sl_invoke_cb cb,
-                       void *arg)
+int sl_function_invoke(
+    struct sl_function *fn, const char *body, size_t body_len, sl_invoke_cb cb, void *arg)
 {
     return fn->ops->invoke(fn->ctx, body, body_len, cb, arg);
 }

@@ -38,12 +38,12 @@ const char *sl_outcome_name(enum sl_outcome o);
 /* The result of one invocation; borrowed for the duration of the callback. */
 struct sl_invoke_result {
     enum sl_outcome outcome;
-    int status;              /* HTTP status, or exit status; -N for death by signal N; 0 n/a */
-    const char *body;        /* response body (NUL-terminated) or NULL */
+    int status;       /* HTTP status, or exit status; -N for death by signal N; 0 n/a */
+    const char *body; /* response body (NUL-terminated) or NULL */
     size_t body_len;
-    const char *error_type;  /* X-Amz-Function-Error, "Function.ResponseSizeTooLarge", ... */
-    const char *detail;      /* short human text for logs (never a secret) */
-    int64_t retry_after_ms;  /* from Retry-After, or -1 */
+    const char *error_type; /* X-Amz-Function-Error, "Function.ResponseSizeTooLarge", ... */
+    const char *detail;     /* short human text for logs (never a secret) */
+    int64_t retry_after_ms; /* from Retry-After, or -1 */
 };
 
 typedef void (*sl_invoke_cb)(void *arg, const struct sl_invoke_result *res);
@@ -52,7 +52,7 @@ struct sl_function_env {
     uv_loop_t *loop;
     struct sl_httpc *httpc; /* shared HTTP client on the loop */
     const struct sl_clock *clock;
-    const char *name;       /* the function's name in the config, for logs */
+    const char *name; /* the function's name in the config, for logs */
     const char *region;
 };
 
@@ -96,10 +96,12 @@ struct sl_function {
 /* Creates and inits the function described by conf. Returns 0 and *ret_fn, SL_ECONFIG (errbuf
  * filled) or SL_ENOMEM. */
 SL_NODISCARD int sl_function_new(const struct sl_function_conf *conf,
-                                 const struct sl_function_env *env, struct sl_function **ret_fn,
-                                 char *errbuf, size_t errlen);
-SL_NODISCARD int sl_function_invoke(struct sl_function *fn, const char *body, size_t body_len,
-                                    sl_invoke_cb cb, void *arg);
+                                 const struct sl_function_env *env,
+                                 struct sl_function **ret_fn,
+                                 char *errbuf,
+                                 size_t errlen);
+SL_NODISCARD int sl_function_invoke(
+    struct sl_function *fn, const char *body, size_t body_len, sl_invoke_cb cb, void *arg);
 void sl_function_stop(struct sl_function *fn);
 /* Frees fn; nothing may be in flight. */
 void sl_function_free(struct sl_function *fn);

@@ -170,8 +170,7 @@ static void line_end(struct line *l)
     }
 }
 
-void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, const char *fmt,
-                  ...)
+void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, const char *fmt, ...)
 {
     struct line l;
     line_begin(&l, level, comp, inst);
@@ -191,8 +190,13 @@ void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, c
     line_end(&l);
 }
 
-void sl_log_fields(enum sl_log_level level, const char *comp, const char *inst, const char *msg,
-                   const char *const *keys, const int64_t *values, size_t n)
+void sl_log_fields(enum sl_log_level level,
+                   const char *comp,
+                   const char *inst,
+                   const char *msg,
+                   const char *const *keys,
+                   const int64_t *values,
+                   size_t n)
 {
     if (!sl_log_enabled(level)) {
         return;

@@ -24,19 +24,24 @@ bool sl_log_enabled(enum sl_log_level level);
 /* Writes one line with a single write(2), so it is safe from any thread. comp is the module
  * (a file basename: "mapping", "file", "exec"), inst the instance (mapping or function name)
  * or NULL. */
-void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, const char *fmt,
-                  ...) SL_PRINTF(4, 5);
+void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, const char *fmt, ...)
+    SL_PRINTF(4, 5);
 
 /* Writes one line whose message is msg followed by n named integer fields: "k=v" pairs in the
  * human format, JSON members in the JSON format. */
-void sl_log_fields(enum sl_log_level level, const char *comp, const char *inst, const char *msg,
-                   const char *const *keys, const int64_t *values, size_t n);
+void sl_log_fields(enum sl_log_level level,
+                   const char *comp,
+                   const char *inst,
+                   const char *msg,
+                   const char *const *keys,
+                   const int64_t *values,
+                   size_t n);
 
-#define sl_log(level, comp, inst, ...)                                                           \
-    do {                                                                                         \
-        if (sl_log_enabled(level)) {                                                             \
-            sl_log_write(level, comp, inst, __VA_ARGS__);                                        \
-        }                                                                                        \
+#define sl_log(level, comp, inst, ...)                    \
+    do {                                                  \
+        if (sl_log_enabled(level)) {                      \
+            sl_log_write(level, comp, inst, __VA_ARGS__); \
+        }                                                 \
     } while (0)
 
 #define sl_log_error(comp, inst, ...) sl_log(SL_LOG_ERROR, comp, inst, __VA_ARGS__)

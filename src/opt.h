@@ -32,7 +32,7 @@ enum sl_opt_type {
 #define SL_OPT_SECRET   0x2u /* never printed, not even in errors */
 
 struct sl_opt {
-    const char *name;    /* the JSON key: AWS's name for mapping keys, snake_case otherwise */
+    const char *name; /* the JSON key: AWS's name for mapping keys, snake_case otherwise */
     enum sl_opt_type type;
     const char *def;     /* textual default as a user would write it, or NULL */
     int64_t min, max;    /* inclusive range for INT, SIZE, DURATION, SECONDS (ms for the latter
@@ -79,8 +79,11 @@ SL_NODISCARD int sl_opt_defaults(const struct sl_opt *table, void *base);
  * each member must be a key of one of the tables. Every problem (unknown key, wrong type, out
  * of range, missing required key) is added to errs as "file: path.key: problem; allowed: ...".
  * Fields are defaulted first. Returns 0 if no error was added, else SL_ECONFIG. */
-SL_NODISCARD int sl_opt_apply(const struct sl_opt_target *targets, size_t n_targets,
-                              const cJSON *obj, const char *file, const char *path,
+SL_NODISCARD int sl_opt_apply(const struct sl_opt_target *targets,
+                              size_t n_targets,
+                              const cJSON *obj,
+                              const char *file,
+                              const char *path,
                               struct sl_errlist *errs);
 
 /* Frees what sl_opt_defaults/sl_opt_apply allocated in base. */
@@ -93,7 +96,7 @@ SL_NODISCARD int sl_opt_parse_duration(const char *s, int64_t *ret_ms);
 
 /* Prints one table for `sluice options`: a heading, then one entry per option with type,
  * default, range and description. markdown selects the OPTIONS.md form. */
-void sl_opt_print(FILE *out, const char *heading, const char *intro, const struct sl_opt *table,
-                  bool markdown);
+void sl_opt_print(
+    FILE *out, const char *heading, const char *intro, const struct sl_opt *table, bool markdown);
 
 #endif

@@ -71,8 +71,14 @@ static int recq_make_room_bytes(struct sl_recq *q, size_t n)
     return 0;
 }
 
-int sl_recq_push(struct sl_recq *q, const void *data, uint32_t len, const void *meta,
-                 uint32_t meta_len, uint64_t pos, uint64_t next_pos, int64_t arrival_ms,
+int sl_recq_push(struct sl_recq *q,
+                 const void *data,
+                 uint32_t len,
+                 const void *meta,
+                 uint32_t meta_len,
+                 uint64_t pos,
+                 uint64_t next_pos,
+                 int64_t arrival_ms,
                  uint32_t flags)
 {
     size_t n = (size_t)len + meta_len;

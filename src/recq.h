@@ -9,8 +9,9 @@
 #include "err.h"
 
 /* Record flags. */
-#define SL_REC_OVERSIZE 0x1u /* the source could not keep the bytes (over its size limit);
-                                len is 0, pos..next_pos still spans the record */
+#define SL_REC_OVERSIZE                                                \
+    0x1u /* the source could not keep the bytes (over its size limit); \
+            len is 0, pos..next_pos still spans the record */
 
 /* One record of a partition. Its bytes live in the queue's arena; positions are the source's
  * (file: byte offset of the line and of the line after it). */
@@ -45,9 +46,15 @@ void sl_recq_fini(struct sl_recq *q);
 
 /* Appends a record; copies data (len bytes) and meta (meta_len bytes). Returns 0 or
  * SL_ENOMEM (the queue is unchanged then). */
-SL_NODISCARD int sl_recq_push(struct sl_recq *q, const void *data, uint32_t len, const void *meta,
-                              uint32_t meta_len, uint64_t pos, uint64_t next_pos,
-                              int64_t arrival_ms, uint32_t flags);
+SL_NODISCARD int sl_recq_push(struct sl_recq *q,
+                              const void *data,
+                              uint32_t len,
+                              const void *meta,
+                              uint32_t meta_len,
+                              uint64_t pos,
+                              uint64_t next_pos,
+                              int64_t arrival_ms,
+                              uint32_t flags);
 
 static inline size_t sl_recq_count(const struct sl_recq *q)
 {

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_MAPPING_H
+#define SL_MAPPING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "clock.h"
+#include "err.h"
+
+struct sl_mapping_conf;
+struct sl_function;
+
+/* One event source mapping: a source, a function and the state machine between them (fetch,
+ * batch, invoke, back off, checkpoint), one of each per partition. Loop thread. */
+struct sl_mapping;
+
+struct sl_mapping_env {
+    uv_loop_t *loop;
+    const struct sl_clock *clock;
+    const char *state_dir;
+    const char *region;
+    struct sl_function *fn; /* borrowed; outlives the mapping */
+};
+
+/* Per-mapping counters, as the progress line shows them. */
+struct sl_mapping_stats {
+    uint64_t fetched;   /* records read from the source (PolledEventCount) */
+    uint64_t delivered; /* records in batches the function accepted */
+    uint64_t failed;    /* records in failed invocations, counted per attempt */
+    uint64_t retried;   /* records sent again after a failure */
+    uint64_t dropped;   /* records that could not be sent at all (over the size limits) */
+    uint64_t batches;   /* invocations started */
+    uint64_t bytes;     /* payload bytes of accepted invocations */
+};
+
+/* Creates the mapping (opens its checkpoint store). Returns 0 and *ret_m, SL_ECONFIG or
+ * SL_EIO with errbuf filled, or SL_ENOMEM. conf is borrowed and must outlive the mapping. */
+SL_NODISCARD int sl_mapping_new(const struct sl_mapping_conf *conf,
+                                const struct sl_mapping_env *env,
+                                struct sl_mapping **ret_m,
+                                char *errbuf,
+                                size_t errlen);
+
+/* Starts discovery and fetching. */
+SL_NODISCARD int sl_mapping_start(struct sl_mapping *m);
+
+/* Stops fetching and starting batches; invocations in flight finish (their success still
+ * moves the checkpoint), failures are left for the next run. */
+void sl_mapping_drain(struct sl_mapping *m);
+
+/* Invocations in flight. */
+int sl_mapping_in_flight(const struct sl_mapping *m);
+
+/* True when nothing is in flight, backing off or waiting to be sent, the checkpoint store is
+ * clean, and no record was fetched for idle_ms. */
+bool sl_mapping_is_idle(const struct sl_mapping *m, int64_t idle_ms);
+
+/* Writes the checkpoint store now. Returns 0 or SL_EIO. */
+SL_NODISCARD int sl_mapping_flush(struct sl_mapping *m);
+
+/* Logs the progress line. */
+void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg);
+
+const struct sl_mapping_stats *sl_mapping_stats(const struct sl_mapping *m);
+const char *sl_mapping_name(const struct sl_mapping *m);
+
+/* Frees the mapping: stops the source, releases partitions, closes handles (the memory goes
+ * once libuv has closed them: run the loop afterwards). Nothing may be in flight. */
+void sl_mapping_free(struct sl_mapping *m);
+
+#endif
