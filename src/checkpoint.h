@@ -23,8 +23,8 @@ struct sl_ckpt_entry {
 };
 
 /* Opens (and loads) the store of mapping_id in dir, creating dir if needed. A corrupt file is
- * an error naming the file (never silently reset). Returns 0, SL_EIO or SL_ENOMEM with errbuf
- * filled. */
+ * an error naming the file (never silently reset). mapping_id must not contain '/' nor start
+ * with '.'. Returns 0, SL_EINVAL (bad id), SL_EIO or SL_ENOMEM with errbuf filled. */
 SL_NODISCARD int sl_ckpt_open(uv_loop_t *loop,
                               const char *dir,
                               const char *mapping_id,
@@ -43,8 +43,9 @@ void sl_ckpt_del(struct sl_ckpt *ck, const char *part_id);
 /* True when nothing is dirty and no write is in flight. */
 bool sl_ckpt_is_clean(const struct sl_ckpt *ck);
 
-/* Writes the store now, synchronously, if dirty (waits for a write in flight first). Used at
- * exit. Returns 0 or SL_EIO. */
+/* Writes the store now, synchronously, if dirty (waits for a write in flight first, blocking
+ * on it without running the loop, so callable from a callback). Used at exit. Returns 0,
+ * SL_EIO or SL_ENOMEM. */
 SL_NODISCARD int sl_ckpt_flush_sync(struct sl_ckpt *ck);
 
 /* Number of completed writes and the last write error (0 if none), for tests and logs. */
