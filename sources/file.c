@@ -1,2 +1,1034 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-typedef int sl_placeholder_file;
+/* file.c: the file source. EventSourceArn "file://" + an absolute path or glob(3) pattern; each
+ * matching regular file is a partition and each line a record, read as Fluent Bit's tail input
+ * reads: follow growth, pick up new files, survive rotation by rename and by truncation.
+ *
+ * It owns, per mapping, the glob pattern, one poll timer, and per file an open descriptor, a
+ * read buffer (at most one unfinished line plus one read chunk), the head of the file (for the
+ * fingerprint) and the constant pieces of the event JSON. It must not block on anything but
+ * regular-file reads (pread of read_chunk bytes), must not call the mapping's callbacks from
+ * inside fetch(), and must not lose or repeat a line across rotation. Loop thread only.
+ *
+ * About identity: a partition is an inode, "<st_dev>:<st_ino>", so a renamed file keeps its
+ * checkpoint and a rotated file is never read twice. The descriptor stays open until the
+ * mapping releases the partition, so the inode cannot be reused while we know it. An inode can
+ * be reused after that (a deleted file's number given to a new one), so the checkpoint carries
+ * a fingerprint of the file's head in part->meta: "head=<n>:<fnv1a64 hex>" over the first n =
+ * min(size, 256) bytes when it was written. On resume the checkpoint is trusted only when the
+ * file has at least n bytes whose hash matches and the offset is within the file; otherwise the
+ * file is new (or was truncated and rewritten) and is read from 0. While running, the first n
+ * bytes are compared on every poll that sees the size or mtime change, so a file truncated and
+ * rewritten past our offset between two polls is also read again from 0. Limit: a new file
+ * whose first 256 bytes equal the old one's cannot be told apart (timestamped log lines make
+ * that unlikely); the fallback is always to re-read, never to skip.
+ *
+ * About StartingPosition: it applies only to files without a checkpoint. TRIM_HORIZON reads
+ * from 0. LATEST starts at the end of the files present at start(), more exactly after their
+ * last newline, so a line being written at that moment is delivered whole; files that appear
+ * later (the new file after a rotation, a new match of the glob) are read from 0 even under
+ * LATEST, as a tail does, or their first lines would be lost. AT_TIMESTAMP is rejected: lines
+ * carry no time.
+ *
+ * About the ARN: "file://" + an absolute path. If it contains * ? or [ it is a glob(3) pattern
+ * (where a backslash escapes the next character); otherwise it is taken literally.
+ *
+ * About line ends: a record is the bytes before '\n'; a "\r\n" line keeps its '\r' (the source
+ * does not guess encodings). A last line without '\n' is held until its newline arrives, except
+ * when a rotated or deleted file is closed: then the unfinished line is delivered as it is,
+ * since no newline will ever come.
+ *
+ * About rotation: each poll re-runs the glob. An open file whose inode no longer matches any
+ * path of the glob (renamed out of it, or deleted) is still read to its end; once it has not
+ * grown for rotate_wait (at once if deleted), part_gone tells the mapping. A file whose size
+ * drops below our read offset was truncated (copytruncate): it restarts at 0 in the same
+ * partition, so positions go backwards there. With copytruncate the glob must not match the
+ * copies, or they are read as new files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "encoder.h"
+#include "log.h"
+#include "source.h"
+
+#define FILE_SCHEME      "file://"
+#define FILE_SCHEME_LEN  7
+#define FILE_HEAD_MAX    256         /* bytes of a file's head in its fingerprint */
+#define FILE_LATEST_SCAN (64 * 1024) /* LATEST looks this far back for the last newline */
+#define FILE_BAD_STAT    (-1)        /* file_bad.err: matched something that is not a file */
+
+struct file_ctx;
+
+/* One open file: the source's state of one partition (part->src). */
+struct file_part {
+    struct file_ctx *ctx;
+    struct sl_part *part;
+    struct file_part *prev, *next;
+    int fd;
+    dev_t dev;
+    ino_t ino;
+
+    /* buf[buf_start, buf_len) holds the file's bytes [line_off, read_off): what was read but is
+     * not a record yet, at most one unfinished line (longer ones switch to skipping). */
+    char *buf;
+    size_t buf_start, buf_len, buf_cap;
+    size_t scan;       /* buf index up to which no '\n' was found */
+    uint64_t line_off; /* the next record's pos */
+    uint64_t read_off; /* the next byte to read */
+    bool skipping;     /* inside an overlong line: dropping bytes until its '\n' */
+    bool skip_silent;  /* ... and emitting no record for it (LATEST started mid-line) */
+    uint64_t skip_from;
+
+    unsigned char head[FILE_HEAD_MAX]; /* the file's first head_n bytes */
+    size_t head_n;
+
+    uint64_t size; /* at the last poll */
+    struct timespec mtime;
+    int64_t growth_ms; /* monotonic time of the last change of size (or of discovery) */
+    unsigned seen_gen; /* ctx->gen of the last glob run that matched this inode */
+    bool waiting;      /* no fetch since the last one returned 0: owe the mapping a wake */
+    bool final;        /* rotated and idle: deliver an unfinished last line as it is */
+    bool gone;         /* part_gone was called */
+    bool read_err_logged;
+
+    /* Constant pieces of this file's events (see file_encode_record). */
+    char *enc;
+    size_t enc_head_len, enc_id_len, enc_tail_len;
+};
+
+/* A path the glob matched that could not be used; remembered so it is logged once. */
+struct file_bad {
+    struct file_bad *next;
+    char *path;
+    int err; /* errno, or FILE_BAD_STAT */
+    unsigned seen_gen;
+};
+
+struct file_ctx {
+    /* options (file_opts) */
+    int64_t max_line_bytes;
+    int64_t poll_interval_ms;
+    int64_t rotate_wait_ms;
+    int64_t read_chunk;
+
+    struct sl_source_env env;
+    char *pattern; /* the ARN without "file://" */
+    uv_timer_t *timer;
+    struct file_part *parts;
+    struct file_bad *bad;
+    unsigned gen;
+    bool no_match_logged;
+};
+
+static const struct sl_opt file_opts[] = {
+    {"max_line_bytes", SL_OPT_SIZE, "1MiB", 1, 64 * 1024 * 1024,
+     offsetof(struct file_ctx, max_line_bytes), 0, NULL,
+     "A longer line is delivered as a failed record without its bytes."},
+    {"poll_interval", SL_OPT_DURATION, "250ms", 10, 60000,
+     offsetof(struct file_ctx, poll_interval_ms), 0, NULL,
+     "How often files are checked for growth, rotation and truncation, and the glob re-run."},
+    {"rotate_wait", SL_OPT_DURATION, "5s", 0, 3600000, offsetof(struct file_ctx, rotate_wait_ms), 0,
+     NULL,
+     "How long a file renamed away or deleted keeps being read after it last grew before it is "
+     "closed."},
+    {"read_chunk", SL_OPT_SIZE, "256KiB", 1, 64 * 1024 * 1024,
+     offsetof(struct file_ctx, read_chunk), 0, NULL, "Bytes read from a file at a time."},
+    {0},
+};
+
+/* ---- fingerprint ---- */
+
+static uint64_t file_fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3u;
+    }
+    return h;
+}
+
+/* Reads up to FILE_HEAD_MAX bytes from offset 0 into out; returns the count or -errno. */
+static ssize_t file_pread_head(int fd, unsigned char *out, uint64_t size)
+{
+    size_t want = size < FILE_HEAD_MAX ? (size_t)size : FILE_HEAD_MAX;
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = pread(fd, out + got, want - got, (off_t)got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return -errno;
+        }
+        if (r == 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+static int file_set_meta(struct file_part *fp)
+{
+    char meta[64];
+    (void)snprintf(meta, sizeof(meta), "head=%zu:%016" PRIx64, fp->head_n,
+                   file_fnv1a(fp->head, fp->head_n));
+    return sl_part_set_meta(fp->part, meta);
+}
+
+/* Is the stored fingerprint meta that of this file? Unparsable meta counts as a mismatch: the
+ * safe side is to read again. */
+static bool file_meta_matches(const struct file_part *fp, const char *meta)
+{
+    if (strncmp(meta, "head=", 5) != 0) {
+        return false;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(meta + 5, &end, 10);
+    if (errno || end == meta + 5 || *end != ':' || n > FILE_HEAD_MAX) {
+        return false;
+    }
+    const char *hex = end + 1;
+    uint64_t want = strtoull(hex, &end, 16);
+    if (errno || end == hex || *end != '\0') {
+        return false;
+    }
+    if (n > fp->head_n) {
+        return false; /* the file is shorter than the head we saw: not the same content */
+    }
+    return file_fnv1a(fp->head, (size_t)n) == want;
+}
+
+/* ---- the read path ---- */
+
+struct file_fetch_state {
+    size_t n, bytes;
+    size_t max_records, max_bytes;
+    int64_t wall_ms;
+};
+
+static bool file_fetch_full(const struct file_fetch_state *fs)
+{
+    return fs->n >= fs->max_records || fs->bytes >= fs->max_bytes;
+}
+
+static void file_buf_clear(struct file_part *fp)
+{
+    fp->buf_start = fp->buf_len = fp->scan = 0;
+}
+
+static int file_push_oversize(struct file_part *fp,
+                              struct file_fetch_state *fs,
+                              uint64_t from,
+                              uint64_t line_end,
+                              uint64_t next)
+{
+    int r = sl_recq_push(&fp->part->q, NULL, 0, NULL, 0, from, next, fs->wall_ms, SL_REC_OVERSIZE);
+    if (r < 0) {
+        return r;
+    }
+    sl_log_warn("file", fp->ctx->env.inst,
+                "%s: line at offset %" PRIu64 " is %" PRIu64 " bytes, over max_line_bytes (%" PRId64
+                "): delivered as a failed record, "
+                "skipping its bytes",
+                fp->part->name, from, line_end - from, fp->ctx->max_line_bytes);
+    fs->n++;
+    return 0;
+}
+
+/* Turns the complete lines in the buffer into records, until the limits. A buffered unfinished
+ * line longer than max_line_bytes switches to skipping. Returns 0 or SL_ENOMEM. */
+static int file_drain(struct file_part *fp, struct file_fetch_state *fs)
+{
+    size_t max_line = (size_t)fp->ctx->max_line_bytes;
+    while (!file_fetch_full(fs)) {
+        char *nl = NULL;
+        if (fp->scan < fp->buf_len) {
+            nl = memchr(fp->buf + fp->scan, '\n', fp->buf_len - fp->scan);
+        }
+        if (!nl) {
+            fp->scan = fp->buf_len;
+            if (fp->buf_len - fp->buf_start > max_line) {
+                fp->skipping = true;
+                fp->skip_silent = false;
+                fp->skip_from = fp->line_off;
+                fp->line_off = fp->read_off;
+                file_buf_clear(fp);
+            }
+            return 0;
+        }
+        size_t i = (size_t)(nl - fp->buf);
+        size_t len = i - fp->buf_start;
+        uint64_t next = fp->line_off + len + 1;
+        int r;
+        if (len > max_line) {
+            r = file_push_oversize(fp, fs, fp->line_off, fp->line_off + len, next);
+        } else {
+            r = sl_recq_push(&fp->part->q, fp->buf + fp->buf_start, (uint32_t)len, NULL, 0,
+                             fp->line_off, next, fs->wall_ms, 0);
+            if (r == 0) {
+                fs->n++;
+                fs->bytes += len;
+            }
+        }
+        if (r < 0) {
+            return r;
+        }
+        fp->buf_start = fp->scan = i + 1;
+        fp->line_off = next;
+    }
+    return 0;
+}
+
+/* pread that retries EINTR; returns bytes, 0 at end of file, or -errno. */
+static ssize_t file_pread(int fd, char *p, size_t n, uint64_t off)
+{
+    for (;;) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r >= 0) {
+            return r;
+        }
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
+/* Reads one chunk. Normally appends it to the buffer (after moving the unfinished line to the
+ * front); while skipping, looks for the overlong line's '\n' without keeping its bytes and
+ * pushes its failed record when found. Returns bytes read, 0 at end of file, or -errno /
+ * SL_ENOMEM (as -ENOMEM). */
+static ssize_t file_read_chunk(struct file_part *fp, struct file_fetch_state *fs)
+{
+    size_t chunk = (size_t)fp->ctx->read_chunk;
+    if (fp->buf_start > 0) {
+        size_t keep = fp->buf_len - fp->buf_start;
+        memmove(fp->buf, fp->buf + fp->buf_start, keep);
+        fp->scan -= fp->buf_start;
+        fp->buf_len = keep;
+        fp->buf_start = 0;
+    }
+    if (fp->buf_cap - fp->buf_len < chunk) {
+        size_t cap = fp->buf_len + chunk;
+        char *b = sl_realloc(fp->buf, cap);
+        if (!b) {
+            return -ENOMEM;
+        }
+        fp->buf = b;
+        fp->buf_cap = cap;
+    }
+    ssize_t got = file_pread(fp->fd, fp->buf + fp->buf_len, chunk, fp->read_off);
+    if (got <= 0) {
+        return got;
+    }
+    if (!fp->skipping) {
+        fp->buf_len += (size_t)got;
+        fp->read_off += (uint64_t)got;
+        return got;
+    }
+    /* skipping: the buffer is empty, the chunk sits at its start */
+    char *nl = memchr(fp->buf, '\n', (size_t)got);
+    if (!nl) {
+        fp->read_off += (uint64_t)got;
+        fp->line_off = fp->read_off;
+        return got;
+    }
+    size_t i = (size_t)(nl - fp->buf);
+    uint64_t line_end = fp->read_off + i;
+    if (!fp->skip_silent) {
+        if (file_push_oversize(fp, fs, fp->skip_from, line_end, line_end + 1) < 0) {
+            return -ENOMEM; /* nothing changed: the chunk is read again next time */
+        }
+    }
+    fp->skipping = fp->skip_silent = false;
+    fp->buf_start = fp->scan = i + 1;
+    fp->buf_len = (size_t)got;
+    fp->line_off = line_end + 1;
+    fp->read_off += (uint64_t)got;
+    return got;
+}
+
+/* At the end of a file being closed: what is left (an unfinished line, or the start of an
+ * overlong one) becomes a record, since its newline will never come. */
+static int file_flush_final(struct file_part *fp, struct file_fetch_state *fs)
+{
+    if (fp->skipping) {
+        if (!fp->skip_silent &&
+            file_push_oversize(fp, fs, fp->skip_from, fp->read_off, fp->read_off) < 0) {
+            return SL_ENOMEM;
+        }
+        fp->skipping = fp->skip_silent = false;
+    } else if (fp->buf_len > fp->buf_start) {
+        size_t len = fp->buf_len - fp->buf_start;
+        if (sl_recq_push(&fp->part->q, fp->buf + fp->buf_start, (uint32_t)len, NULL, 0,
+                         fp->line_off, fp->read_off, fs->wall_ms, 0) < 0) {
+            return SL_ENOMEM;
+        }
+        fs->n++;
+        fs->bytes += len;
+    }
+    file_buf_clear(fp);
+    fp->line_off = fp->read_off;
+    return 0;
+}
+
+static int file_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
+{
+    struct file_ctx *ctx = vctx;
+    struct file_part *fp = part->src;
+    struct file_fetch_state fs = {0, 0, max_records ? max_records : 1, max_bytes ? max_bytes : 1,
+                                  sl_clock_wall_ms(ctx->env.clock)};
+    fp->waiting = false;
+    if (fp->gone || fp->fd < 0) {
+        fp->waiting = true;
+        return 0;
+    }
+    int r = 0;
+    for (;;) {
+        if ((r = file_drain(fp, &fs)) < 0 || file_fetch_full(&fs)) {
+            break;
+        }
+        ssize_t got = file_read_chunk(fp, &fs);
+        if (got == 0) {
+            if (fp->final) {
+                r = file_flush_final(fp, &fs);
+            }
+            break;
+        }
+        if (got < 0) {
+            r = got == -ENOMEM ? SL_ENOMEM : SL_EIO;
+            if (r == SL_EIO && !fp->read_err_logged) {
+                fp->read_err_logged = true;
+                sl_log_warn("file", ctx->env.inst, "%s: read at offset %" PRIu64 ": %s, retrying",
+                            part->name, fp->read_off, strerror((int)-got));
+            }
+            break;
+        }
+        fp->read_err_logged = false;
+    }
+    if (fs.n > 0) {
+        return (int)fs.n; /* an error after some records: report them; it recurs next time */
+    }
+    if (r < 0) {
+        return r;
+    }
+    fp->waiting = true;
+    return 0;
+}
+
+/* ---- encoding ---- */
+
+#define FILE_ENC_HEAD "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":"
+#define FILE_ENC_SEQ  ",\"sequenceNumber\":\""
+#define FILE_ENC_DATA "\",\"data\":\""
+#define FILE_ENC_TS   "\",\"approximateArrivalTimestamp\":"
+#define FILE_ENC_ID   "},\"eventSource\":\"sluice:file\",\"eventVersion\":\"1.0\",\"eventID\":\""
+#define FILE_ENC_NAME "\",\"eventName\":\"sluice:file:record\",\"eventSourceARN\":\"file://"
+#define FILE_ENC_REG  "\",\"awsRegion\":"
+
+/* Builds fp->enc: three constant pieces of every event of this file, so that per record only
+ * the offset (twice), the base64 and the timestamp are written:
+ *   head = {"kinesis":{...,"partitionKey":"<path>","sequenceNumber":"
+ *   id   = "},...,"eventID":"<path>:
+ *   tail = ","eventName":...,"eventSourceARN":"file://<path>","awsRegion":"<region>"} */
+static int file_build_enc(struct file_part *fp, const char *path, const char *region)
+{
+    struct sl_buf esc, b;
+    sl_buf_init(&esc);
+    sl_buf_init(&b);
+    int r = sl_enc_json_str(&esc, path, strlen(path));
+    if (r < 0) {
+        goto fail;
+    }
+    const char *inner = esc.data + 1; /* without the quotes */
+    size_t inner_len = esc.len - 2;
+    if ((r = sl_buf_puts(&b, FILE_ENC_HEAD)) < 0 ||
+        (r = sl_buf_append(&b, esc.data, esc.len)) < 0 || (r = sl_buf_puts(&b, FILE_ENC_SEQ)) < 0) {
+        goto fail;
+    }
+    fp->enc_head_len = b.len;
+    if ((r = sl_buf_puts(&b, FILE_ENC_ID)) < 0 || (r = sl_buf_append(&b, inner, inner_len)) < 0 ||
+        (r = sl_buf_puts(&b, ":")) < 0) {
+        goto fail;
+    }
+    fp->enc_id_len = b.len - fp->enc_head_len;
+    if ((r = sl_buf_puts(&b, FILE_ENC_NAME)) < 0 || (r = sl_buf_append(&b, inner, inner_len)) < 0 ||
+        (r = sl_buf_puts(&b, FILE_ENC_REG)) < 0 ||
+        (r = sl_enc_json_str(&b, region ? region : "", region ? strlen(region) : 0)) < 0 ||
+        (r = sl_buf_puts(&b, "}")) < 0) {
+        goto fail;
+    }
+    fp->enc_tail_len = b.len - fp->enc_head_len - fp->enc_id_len;
+    fp->enc = sl_buf_steal(&b);
+    sl_buf_fini(&esc);
+    return fp->enc ? 0 : SL_ENOMEM;
+fail:
+    sl_buf_fini(&esc);
+    sl_buf_fini(&b);
+    return r;
+}
+
+static int file_encode_record(void *vctx,
+                              struct sl_part *part,
+                              const struct sl_record *rec,
+                              struct sl_buf *out)
+{
+    (void)vctx;
+    const struct file_part *fp = part->src;
+    /* an oversize record has no bytes (and maybe no arena to point into) */
+    const char *data = rec->len ? sl_recq_data(&part->q, rec) : "";
+    size_t need = fp->enc_head_len + 20 + sizeof(FILE_ENC_DATA) + sl_enc_base64_len(rec->len) +
+                  sizeof(FILE_ENC_TS) + 25 + fp->enc_id_len + 20 + fp->enc_tail_len;
+    if (sl_buf_reserve(out, need) < 0) {
+        return SL_ENOMEM;
+    }
+    /* Room is reserved: none of these can fail now (results are still combined, since GCC's
+     * warn_unused_result cannot be silenced by a cast). */
+    int r = sl_buf_append(out, fp->enc, fp->enc_head_len);
+    r |= sl_enc_u64(out, rec->pos);
+    r |= sl_buf_append(out, FILE_ENC_DATA, sizeof(FILE_ENC_DATA) - 1);
+    r |= sl_enc_base64(out, data, rec->len);
+    r |= sl_buf_append(out, FILE_ENC_TS, sizeof(FILE_ENC_TS) - 1);
+    r |= sl_enc_epoch_seconds(out, rec->arrival_ms);
+    r |= sl_buf_append(out, fp->enc + fp->enc_head_len, fp->enc_id_len);
+    r |= sl_enc_u64(out, rec->pos);
+    r |= sl_buf_append(out, fp->enc + fp->enc_head_len + fp->enc_id_len, fp->enc_tail_len);
+    return r < 0 ? SL_ENOMEM : 0;
+}
+
+/* ---- discovery ---- */
+
+static struct file_part *file_find(struct file_ctx *ctx, dev_t dev, ino_t ino)
+{
+    for (struct file_part *fp = ctx->parts; fp; fp = fp->next) {
+        if (fp->dev == dev && fp->ino == ino) {
+            return fp;
+        }
+    }
+    return NULL;
+}
+
+/* Remembers that path could not be used, logging it the first time (and again only after it
+ * was fine or gone for a poll). */
+static void file_bad_note(struct file_ctx *ctx, const char *path, int err)
+{
+    for (struct file_bad *b = ctx->bad; b; b = b->next) {
+        if (strcmp(b->path, path) == 0) {
+            b->seen_gen = ctx->gen;
+            if (b->err == err) {
+                return;
+            }
+            b->err = err;
+            goto log;
+        }
+    }
+    struct file_bad *b = sl_calloc(1, sizeof(*b));
+    if (b && !(b->path = sl_strdup(path))) {
+        sl_free(b);
+        b = NULL;
+    }
+    if (b) {
+        b->err = err;
+        b->seen_gen = ctx->gen;
+        b->next = ctx->bad;
+        ctx->bad = b;
+    }
+log:
+    if (err == FILE_BAD_STAT) {
+        sl_log_warn("file", ctx->env.inst, "%s: not a regular file, skipping", path);
+    } else {
+        sl_log_warn("file", ctx->env.inst, "%s: %s, retrying", path, strerror(err));
+    }
+}
+
+/* Forgets the paths that were not bad in the last glob run. */
+static void file_bad_sweep(struct file_ctx *ctx)
+{
+    struct file_bad **pb = &ctx->bad;
+    while (*pb) {
+        struct file_bad *b = *pb;
+        if (b->seen_gen != ctx->gen) {
+            *pb = b->next;
+            sl_free(b->path);
+            sl_free(b);
+        } else {
+            pb = &b->next;
+        }
+    }
+}
+
+/* LATEST for a file present at start: just after its last newline (so an unfinished last line
+ * is delivered whole once finished). If none is found in the last FILE_LATEST_SCAN bytes, start
+ * at the end and silently drop the rest of the line in progress. */
+static uint64_t file_latest_start(struct file_part *fp, uint64_t size)
+{
+    if (size == 0) {
+        return 0;
+    }
+    char tail[4096];
+    uint64_t end = size;
+    uint64_t floor = size > FILE_LATEST_SCAN ? size - FILE_LATEST_SCAN : 0;
+    while (end > floor) {
+        size_t n = end - floor < sizeof(tail) ? (size_t)(end - floor) : sizeof(tail);
+        ssize_t got = file_pread(fp->fd, tail, n, end - n);
+        if (got != (ssize_t)n) {
+            break;
+        }
+        for (size_t i = n; i > 0; i--) {
+            if (tail[i - 1] == '\n') {
+                return end - n + i;
+            }
+        }
+        end -= n;
+    }
+    if (floor == 0 && end == 0) {
+        return 0; /* the whole file is one unfinished line */
+    }
+    fp->skipping = fp->skip_silent = true;
+    fp->skip_from = size;
+    return size;
+}
+
+/* Where a newly opened file starts; see "About StartingPosition" and "About identity". */
+static uint64_t file_start_pos(struct file_part *fp, uint64_t size, bool initial)
+{
+    struct file_ctx *ctx = fp->ctx;
+    struct sl_part *part = fp->part;
+    if (part->ckpt_pos) {
+        char *end;
+        errno = 0;
+        unsigned long long pos = strtoull(part->ckpt_pos, &end, 10);
+        if (errno || end == part->ckpt_pos || *end != '\0' || part->ckpt_pos[0] == '-') {
+            sl_log_warn("file", ctx->env.inst,
+                        "%s: checkpoint \"%s\" is not an offset, reading from 0", part->name,
+                        part->ckpt_pos);
+            return 0;
+        }
+        if (part->ckpt_meta && !file_meta_matches(fp, part->ckpt_meta)) {
+            sl_log_info("file", ctx->env.inst,
+                        "%s: head differs from the checkpoint's (%s): a new file on a reused inode "
+                        "or rewritten, reading from 0",
+                        part->name, part->ckpt_meta);
+            return 0;
+        }
+        if (pos > size) {
+            sl_log_info("file", ctx->env.inst,
+                        "%s: checkpoint offset %llu is past the end (%" PRIu64
+                        "): truncated, reading from 0",
+                        part->name, pos, size);
+            return 0;
+        }
+        return pos;
+    }
+    if (ctx->env.starting_position == SL_START_LATEST && initial) {
+        return file_latest_start(fp, size);
+    }
+    return 0;
+}
+
+/* Opens path (whose stat is st) as a new partition. Returns 0, or -errno when it cannot be
+ * opened (the caller logs once), or SL_ENOMEM. */
+static int file_open(struct file_ctx *ctx, const char *path, bool initial)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return -errno;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        (void)close(fd);
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode) || file_find(ctx, st.st_dev, st.st_ino)) {
+        (void)close(fd); /* replaced between stat and open: the next poll sees the truth */
+        return 0;
+    }
+    struct file_part *fp = sl_calloc(1, sizeof(*fp));
+    if (!fp) {
+        (void)close(fd);
+        return SL_ENOMEM;
+    }
+    fp->ctx = ctx;
+    fp->fd = fd;
+    fp->dev = st.st_dev;
+    fp->ino = st.st_ino;
+    fp->size = (uint64_t)st.st_size;
+    fp->mtime = st.st_mtim;
+    fp->growth_ms = sl_clock_now_ms(ctx->env.clock);
+    fp->seen_gen = ctx->gen;
+    fp->waiting = true; /* wake the mapping at the next poll if it has not fetched by then */
+    ssize_t hn = file_pread_head(fd, fp->head, fp->size);
+    fp->head_n = hn > 0 ? (size_t)hn : 0;
+    if (file_build_enc(fp, path, ctx->env.region) < 0) {
+        goto oom;
+    }
+    char id[64];
+    (void)snprintf(id, sizeof(id), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    struct sl_part *part = NULL;
+    if (ctx->env.part_add(ctx->env.owner, id, path, &part) < 0) {
+        goto oom;
+    }
+    fp->part = part;
+    part->src = fp;
+    fp->next = ctx->parts;
+    if (ctx->parts) {
+        ctx->parts->prev = fp;
+    }
+    ctx->parts = fp;
+    fp->line_off = fp->read_off = file_start_pos(fp, fp->size, initial);
+    if (file_set_meta(fp) < 0) {
+        sl_log_warn("file", ctx->env.inst, "%s: out of memory for the fingerprint", path);
+    }
+    sl_log_info("file", ctx->env.inst,
+                "%s: reading from offset %" PRIu64 " (id %s, size %" PRIu64 ")", path, fp->read_off,
+                id, fp->size);
+    return 0;
+oom:
+    (void)close(fd);
+    sl_free(fp->enc);
+    sl_free(fp);
+    return SL_ENOMEM;
+}
+
+/* Runs the glob: opens files not seen before and marks the open ones still matched. */
+static void file_scan(struct file_ctx *ctx, bool initial)
+{
+    ctx->gen++;
+    glob_t g;
+    memset(&g, 0, sizeof(g));
+    char **pathv = &ctx->pattern;
+    size_t pathc = 1;
+    int r = 0;
+    if (strpbrk(ctx->pattern, "*?[")) {
+        r = glob(ctx->pattern, 0, NULL, &g);
+        pathv = g.gl_pathv;
+        pathc = r == 0 ? g.gl_pathc : 0;
+    } else {
+        /* No pattern: the path as it is (glob would take its backslashes for escapes). */
+        struct stat st;
+        if (stat(ctx->pattern, &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+            r = GLOB_NOMATCH;
+        }
+    }
+    if (r == GLOB_NOMATCH || (r == 0 && pathc == 0)) {
+        if (!ctx->no_match_logged) {
+            ctx->no_match_logged = true;
+            sl_log_info("file", ctx->env.inst, "no file matches %s yet, watching", ctx->pattern);
+        }
+    } else if (r != 0) {
+        /* Not "no file": keep every open file as matched rather than take it for rotated. */
+        sl_log_debug("file", ctx->env.inst, "glob %s failed (%d), retrying", ctx->pattern, r);
+        for (struct file_part *fp = ctx->parts; fp; fp = fp->next) {
+            fp->seen_gen = ctx->gen;
+        }
+    } else {
+        ctx->no_match_logged = false;
+        for (size_t i = 0; i < pathc; i++) {
+            const char *path = pathv[i];
+            struct stat st;
+            if (stat(path, &st) < 0) {
+                file_bad_note(ctx, path, errno);
+                continue;
+            }
+            if (!S_ISREG(st.st_mode)) {
+                file_bad_note(ctx, path, FILE_BAD_STAT);
+                continue;
+            }
+            struct file_part *fp = file_find(ctx, st.st_dev, st.st_ino);
+            if (fp) {
+                fp->seen_gen = ctx->gen;
+                continue;
+            }
+            int e = file_open(ctx, path, initial);
+            if (e == SL_ENOMEM) {
+                sl_log_warn("file", ctx->env.inst, "%s: out of memory opening it, retrying", path);
+            } else if (e < 0) {
+                file_bad_note(ctx, path, -e);
+            }
+        }
+    }
+    globfree(&g);
+    file_bad_sweep(ctx);
+}
+
+/* Back to offset 0 after truncation or a rewrite, in the same partition. */
+static void file_restart(struct file_part *fp, const char *why, uint64_t size)
+{
+    sl_log_info("file", fp->ctx->env.inst,
+                "%s: %s (size %" PRIu64 ", read up to %" PRIu64 "), reading again from 0",
+                fp->part->name, why, size, fp->read_off);
+    file_buf_clear(fp);
+    fp->skipping = fp->skip_silent = false;
+    fp->line_off = fp->read_off = 0;
+    fp->final = false;
+    ssize_t hn = file_pread_head(fp->fd, fp->head, size);
+    fp->head_n = hn > 0 ? (size_t)hn : 0;
+    (void)file_set_meta(fp);
+}
+
+/* Compares the head we know with the file's; extends it while the file is under
+ * FILE_HEAD_MAX bytes. Returns true if the known bytes changed (the file was rewritten). */
+static bool file_head_changed(struct file_part *fp, uint64_t size)
+{
+    unsigned char now[FILE_HEAD_MAX];
+    ssize_t hn = file_pread_head(fp->fd, now, size);
+    if (hn < 0) {
+        return false;
+    }
+    if ((size_t)hn < fp->head_n || memcmp(now, fp->head, fp->head_n) != 0) {
+        return true;
+    }
+    if ((size_t)hn > fp->head_n) {
+        memcpy(fp->head, now, (size_t)hn);
+        fp->head_n = (size_t)hn;
+        (void)file_set_meta(fp);
+    }
+    return false;
+}
+
+/* Per poll, for each open file: truncation, growth, rotation, closing. */
+static void file_check_parts(struct file_ctx *ctx)
+{
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    struct file_part *next;
+    for (struct file_part *fp = ctx->parts; fp; fp = next) {
+        next = fp->next;
+        if (fp->gone) {
+            continue;
+        }
+        struct stat st;
+        if (fstat(fp->fd, &st) < 0) {
+            continue;
+        }
+        uint64_t size = (uint64_t)st.st_size;
+        bool changed = size != fp->size || st.st_mtim.tv_sec != fp->mtime.tv_sec ||
+                       st.st_mtim.tv_nsec != fp->mtime.tv_nsec;
+        if (size < fp->read_off) {
+            file_restart(fp, "truncated", size);
+        } else if (changed && file_head_changed(fp, size)) {
+            file_restart(fp, "rewritten (its head changed)", size);
+        }
+        if (changed) {
+            fp->growth_ms = now;
+        }
+        fp->size = size;
+        fp->mtime = st.st_mtim;
+        bool more = size > fp->read_off;
+        if (fp->seen_gen != ctx->gen && !more) {
+            /* renamed out of the glob or deleted, and read to its end */
+            bool idle = st.st_nlink == 0 || now - fp->growth_ms >= ctx->rotate_wait_ms;
+            if (idle && (fp->skipping || fp->buf_len > fp->buf_start)) {
+                if (!fp->final) {
+                    fp->final = true;
+                    more = true;
+                }
+            } else if (idle) {
+                fp->gone = true;
+                sl_log_info("file", ctx->env.inst, "%s: %s and read to its end, closing",
+                            fp->part->name, st.st_nlink == 0 ? "deleted" : "rotated");
+                ctx->env.part_gone(ctx->env.owner, fp->part);
+                continue;
+            }
+        }
+        if (more && fp->waiting) {
+            fp->waiting = false;
+            ctx->env.part_wake(ctx->env.owner, fp->part);
+        }
+    }
+}
+
+static void file_tick(uv_timer_t *t)
+{
+    struct file_ctx *ctx = t->data;
+    file_scan(ctx, false);
+    file_check_parts(ctx);
+}
+
+/* ---- the adapter ---- */
+
+static int file_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
+{
+    struct file_ctx *ctx = vctx;
+    if (!arn || strncmp(arn, FILE_SCHEME, FILE_SCHEME_LEN) != 0) {
+        (void)snprintf(errbuf, errlen,
+                       "\"%s\" is not a file source; allowed: file:// followed by an absolute path "
+                       "or glob pattern, such as file:///var/log/app/*.log",
+                       arn ? arn : "");
+        return SL_ECONFIG;
+    }
+    const char *path = arn + FILE_SCHEME_LEN;
+    size_t len = strlen(path);
+    if (path[0] != '/') {
+        (void)snprintf(
+            errbuf, errlen,
+            "\"%s\": the path must be absolute; allowed: file:// followed by an absolute "
+            "path or glob pattern (* ? [...]), such as file:///var/log/app/*.log",
+            arn);
+        return SL_ECONFIG;
+    }
+    if (path[len - 1] == '/') {
+        (void)snprintf(errbuf, errlen,
+                       "\"%s\" names a directory; allowed: a file path or a pattern of files, such "
+                       "as %s*.log",
+                       arn, arn);
+        return SL_ECONFIG;
+    }
+    if (len >= 4096) {
+        (void)snprintf(errbuf, errlen,
+                       "the path of \"%.64s...\" is too long (%zu bytes; at most 4095)", arn, len);
+        return SL_ECONFIG;
+    }
+    if (ctx->max_line_bytes < 1 || ctx->read_chunk < 1 || ctx->poll_interval_ms < 1 ||
+        ctx->rotate_wait_ms < 0) {
+        (void)snprintf(errbuf, errlen,
+                       "max_line_bytes, read_chunk and poll_interval must be positive, rotate_wait "
+                       "not negative");
+        return SL_ECONFIG;
+    }
+    return 0;
+}
+
+static int file_init(void *vctx, const struct sl_source_env *env, char *errbuf, size_t errlen)
+{
+    struct file_ctx *ctx = vctx;
+    ctx->env = *env;
+    if (env->starting_position == SL_START_AT_TIMESTAMP) {
+        (void)snprintf(errbuf, errlen,
+                       "StartingPosition AT_TIMESTAMP is not supported by file sources (lines "
+                       "carry no time); allowed: TRIM_HORIZON, LATEST");
+        return SL_ECONFIG;
+    }
+    int r = file_check(ctx, env->arn, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    ctx->pattern = sl_strdup(env->arn + FILE_SCHEME_LEN);
+    return ctx->pattern ? 0 : SL_ENOMEM;
+}
+
+static void file_timer_closed(uv_handle_t *h)
+{
+    sl_free(h);
+}
+
+static int file_start(void *vctx)
+{
+    struct file_ctx *ctx = vctx;
+    ctx->timer = sl_malloc(sizeof(*ctx->timer));
+    if (!ctx->timer) {
+        return SL_ENOMEM;
+    }
+    (void)uv_timer_init(ctx->env.loop, ctx->timer);
+    ctx->timer->data = ctx;
+    file_scan(ctx, true);
+    (void)uv_timer_start(ctx->timer, file_tick, (uint64_t)ctx->poll_interval_ms,
+                         (uint64_t)ctx->poll_interval_ms);
+    return 0;
+}
+
+static int64_t file_lag(void *vctx, struct sl_part *part)
+{
+    (void)vctx;
+    const struct file_part *fp = part->src;
+    struct stat st;
+    if (!fp || fp->fd < 0 || fstat(fp->fd, &st) < 0) {
+        return -1;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    return size > fp->line_off ? (int64_t)(size - fp->line_off) : 0;
+}
+
+static void file_part_free(struct file_part *fp)
+{
+    if (fp->fd >= 0) {
+        (void)close(fp->fd);
+    }
+    sl_free(fp->buf);
+    sl_free(fp->enc);
+    sl_free(fp);
+}
+
+static void file_part_release(void *vctx, struct sl_part *part)
+{
+    struct file_ctx *ctx = vctx;
+    struct file_part *fp = part->src;
+    if (!fp) {
+        return;
+    }
+    if (fp->prev) {
+        fp->prev->next = fp->next;
+    } else {
+        ctx->parts = fp->next;
+    }
+    if (fp->next) {
+        fp->next->prev = fp->prev;
+    }
+    part->src = NULL;
+    file_part_free(fp);
+}
+
+static void file_stop(void *vctx)
+{
+    struct file_ctx *ctx = vctx;
+    if (ctx->timer) {
+        (void)uv_timer_stop(ctx->timer);
+        uv_close((uv_handle_t *)ctx->timer, file_timer_closed);
+        ctx->timer = NULL;
+    }
+}
+
+static void file_fini(void *vctx)
+{
+    struct file_ctx *ctx = vctx;
+    file_stop(ctx);
+    while (ctx->parts) {
+        struct file_part *fp = ctx->parts;
+        ctx->parts = fp->next;
+        file_part_free(fp); /* not fp->part: the mapping may have freed it already */
+    }
+    while (ctx->bad) {
+        struct file_bad *b = ctx->bad;
+        ctx->bad = b->next;
+        sl_free(b->path);
+        sl_free(b);
+    }
+    sl_free(ctx->pattern);
+    ctx->pattern = NULL;
+}
+
+const struct sl_source_ops sl_source_file = {
+    .abi = SL_SOURCE_ABI,
+    .name = "file",
+    .scheme = FILE_SCHEME,
+    .opts = file_opts,
+    .ctx_size = sizeof(struct file_ctx),
+    .event_open = "{\"Records\":[",
+    .event_sep = ",",
+    .event_close = "]}",
+    .batch_size_default = 100,
+    .batch_size_max = 10000,
+    .starting_position_required = true,
+    .check = file_check,
+    .init = file_init,
+    .start = file_start,
+    .fetch = file_fetch,
+    .encode_record = file_encode_record,
+    .format_pos = NULL,
+    .lag = file_lag,
+    .part_release = file_part_release,
+    .stop = file_stop,
+    .fini = file_fini,
+};

@@ -1,0 +1,776 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_file.c: the file source against real files in a temporary directory: line splitting and
+ * positions, partial lines, growth, discovery, rotation by rename, truncation, overlong lines,
+ * checkpoints and fingerprints, LATEST, unusable paths, fetch limits. A tiny fake owner stands
+ * in for the mapping. Nothing sleeps: the loop runs to a condition under a deadline, and the
+ * rotate_wait clock is a fake one the tests advance. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "helpers.h"
+#include "log.h"
+#include "partition.h"
+#include "source.h"
+
+#define MAX_PARTS 16
+#define DEADLINE  5000
+
+/* The fake mapping. */
+struct owner {
+    struct sl_part *parts[MAX_PARTS];
+    size_t n;
+    unsigned wakes[MAX_PARTS]; /* since the last fetch_text of the partition */
+    unsigned total_wakes;
+    bool gone[MAX_PARTS];
+    /* checkpoint handed to the next part_add (any id) */
+    const char *ck_pos;
+    const char *ck_meta;
+};
+
+static int owner_index(struct owner *o, const struct sl_part *part)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->parts[i] == part) {
+            return (int)i;
+        }
+    }
+    fail_msg("unknown partition");
+    return -1;
+}
+
+static int owner_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
+{
+    struct owner *o = owner;
+    assert_true(o->n < MAX_PARTS);
+    struct sl_part *part = sl_part_new(id, name);
+    assert_non_null(part);
+    if (o->ck_pos) {
+        assert_int_equal(sl_part_set_checkpoint(part, o->ck_pos, o->ck_meta), 0);
+    }
+    o->parts[o->n++] = part;
+    *ret_part = part;
+    return 0;
+}
+
+static void owner_part_wake(void *owner, struct sl_part *part)
+{
+    struct owner *o = owner;
+    o->wakes[owner_index(o, part)]++;
+    o->total_wakes++;
+}
+
+static void owner_part_gone(void *owner, struct sl_part *part)
+{
+    struct owner *o = owner;
+    int i = owner_index(o, part);
+    assert_false(o->gone[i]);
+    o->gone[i] = true;
+}
+
+struct fx {
+    char *dir;
+    uv_loop_t loop;
+    struct sl_clock_fake clk;
+    struct owner owner;
+    struct sl_source_env env;
+    const struct sl_source_ops *ops;
+    void *ctx;
+    char arn[600];
+    char text[8192]; /* what fetch_text collected */
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = sl_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->dir = test_tmpdir();
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    sl_clock_fake_init(&f->clk, 1000000, 1545084650987);
+    f->ops = &sl_source_file;
+    *state = f;
+    return 0;
+}
+
+static void set_opt(struct fx *f, const char *name, int64_t v)
+{
+    for (const struct sl_opt *o = f->ops->opts; o->name; o++) {
+        if (strcmp(o->name, name) == 0) {
+            memcpy((char *)f->ctx + o->off, &v, sizeof(v));
+            return;
+        }
+    }
+    fail_msg("no option %s", name);
+}
+
+/* Creates the source context with test-friendly options; the caller may change them before
+ * src_start. */
+static void src_new(struct fx *f, const char *rel_pattern, int starting_position)
+{
+    assert_null(f->ctx);
+    f->ctx = sl_calloc(1, f->ops->ctx_size);
+    assert_non_null(f->ctx);
+    set_opt(f, "max_line_bytes", 1024 * 1024);
+    set_opt(f, "poll_interval", 10);
+    set_opt(f, "rotate_wait", 50);
+    set_opt(f, "read_chunk", 64 * 1024);
+    snprintf(f->arn, sizeof(f->arn), "file://%s/%s", f->dir, rel_pattern);
+    f->env = (struct sl_source_env){
+        .loop = &f->loop,
+        .clock = &f->clk.clock,
+        .inst = "test",
+        .region = "us-east-1",
+        .arn = f->arn,
+        .starting_position = starting_position,
+        .owner = &f->owner,
+        .part_add = owner_part_add,
+        .part_wake = owner_part_wake,
+        .part_gone = owner_part_gone,
+    };
+}
+
+static void src_start(struct fx *f)
+{
+    char err[256];
+    assert_int_equal(f->ops->check(f->ctx, f->arn, err, sizeof(err)), 0);
+    assert_int_equal(f->ops->init(f->ctx, &f->env, err, sizeof(err)), 0);
+    assert_int_equal(f->ops->start(f->ctx), 0);
+}
+
+/* Stops the source and releases its partitions, as a mapping would. */
+static void src_free(struct fx *f)
+{
+    if (!f->ctx) {
+        return;
+    }
+    f->ops->stop(f->ctx);
+    for (size_t i = 0; i < f->owner.n; i++) {
+        f->ops->part_release(f->ctx, f->owner.parts[i]);
+        sl_part_free(f->owner.parts[i]);
+    }
+    memset(&f->owner, 0, sizeof(f->owner));
+    f->ops->fini(f->ctx);
+    sl_free(f->ctx);
+    f->ctx = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    src_free(f);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    test_rmtree(f->dir);
+    free(f->dir);
+    sl_free(f);
+    return 0;
+}
+
+static void path_of(struct fx *f, const char *rel, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", f->dir, rel);
+}
+
+static void write_rel(struct fx *f, const char *rel, const char *mode, const char *data)
+{
+    char p[600];
+    path_of(f, rel, p, sizeof(p));
+    test_write_file(p, mode, data, strlen(data));
+}
+
+/* Formats the records in part's queue as "pos-next:data;" ("pos-next:!;" for oversize ones)
+ * into f->text (appending) and drops them. */
+static void take_records(struct fx *f, struct sl_part *part)
+{
+    size_t n = sl_recq_count(&part->q);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_record *rec = sl_recq_at(&part->q, i);
+        size_t used = strlen(f->text);
+        if (rec->flags & SL_REC_OVERSIZE) {
+            assert_int_equal(rec->len, 0);
+            snprintf(f->text + used, sizeof(f->text) - used, "%llu-%llu:!;",
+                     (unsigned long long)rec->pos, (unsigned long long)rec->next_pos);
+        } else {
+            snprintf(f->text + used, sizeof(f->text) - used, "%llu-%llu:%.*s;",
+                     (unsigned long long)rec->pos, (unsigned long long)rec->next_pos, (int)rec->len,
+                     sl_recq_data(&part->q, rec));
+        }
+    }
+    sl_recq_drop(&part->q, n);
+}
+
+/* Fetches until fetch returns 0; returns the collected text (valid until the next call). */
+static const char *fetch_text(struct fx *f, struct sl_part *part, size_t max_records)
+{
+    f->text[0] = '\0';
+    f->owner.wakes[owner_index(&f->owner, part)] = 0;
+    int n;
+    while ((n = f->ops->fetch(f->ctx, part, max_records, 1 << 20)) > 0) {
+        assert_true((size_t)n <= max_records);
+        take_records(f, part);
+    }
+    assert_int_equal(n, 0);
+    return f->text;
+}
+
+struct wait_wake {
+    struct fx *f;
+    size_t part;
+};
+
+static bool woken(void *arg)
+{
+    struct wait_wake *w = arg;
+    return w->f->owner.n > w->part && w->f->owner.wakes[w->part] > 0;
+}
+
+/* Runs the loop until part i was woken since its last fetch_text. */
+static void wait_wake(struct fx *f, size_t i)
+{
+    struct wait_wake w = {f, i};
+    assert_true(test_run_until(&f->loop, woken, &w, DEADLINE));
+}
+
+struct wait_parts {
+    struct fx *f;
+    size_t n;
+};
+
+static bool have_parts(void *arg)
+{
+    struct wait_parts *w = arg;
+    return w->f->owner.n >= w->n;
+}
+
+static void wait_parts(struct fx *f, size_t n)
+{
+    struct wait_parts w = {f, n};
+    assert_true(test_run_until(&f->loop, have_parts, &w, DEADLINE));
+}
+
+struct wait_gone {
+    struct fx *f;
+    size_t i;
+};
+
+static bool is_gone(void *arg)
+{
+    struct wait_gone *w = arg;
+    return w->f->owner.gone[w->i];
+}
+
+static void cat(char *dst, size_t len, const char *s)
+{
+    size_t used = strlen(dst);
+    snprintf(dst + used, len - used, "%s", s);
+}
+
+/* ---- tests ---- */
+
+static void test_file_lines_and_positions(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "a.log", "w", "hello\n\nworld\r\nlast\n");
+    src_new(f, "a.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    struct sl_part *part = f->owner.parts[0];
+    char p[600];
+    path_of(f, "a.log", p, sizeof(p));
+    assert_string_equal(part->name, p);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    char id[64];
+    snprintf(id, sizeof(id), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    assert_string_equal(part->id, id);
+    assert_int_equal(f->ops->lag(f->ctx, part), 19);
+    assert_string_equal(fetch_text(f, part, 100), "0-6:hello;6-7:;7-14:world\r;14-19:last;");
+    assert_int_equal(f->ops->lag(f->ctx, part), 0);
+    assert_non_null(part->meta);
+    assert_int_equal(strncmp(part->meta, "head=19:", 8), 0);
+}
+
+static void test_file_arrival_time_from_clock(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "a.log", "w", "x\n");
+    src_new(f, "a.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 10, 1 << 20), 1);
+    assert_int_equal(sl_recq_at(&part->q, 0)->arrival_ms, 1545084650987);
+}
+
+static void test_file_partial_line_held(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "a.log", "w", "one\ntw");
+    src_new(f, "a.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_string_equal(fetch_text(f, part, 100), "0-4:one;");
+    assert_string_equal(fetch_text(f, part, 100), "");
+    write_rel(f, "a.log", "a", "o\nthr");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, part, 100), "4-8:two;");
+    write_rel(f, "a.log", "a", "ee\n");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, part, 100), "8-14:three;");
+}
+
+static void test_file_growth_wakes(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "a.log", "w", "");
+    src_new(f, "a.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_string_equal(fetch_text(f, part, 100), "");
+    for (int i = 0; i < 3; i++) {
+        write_rel(f, "a.log", "a", "line\n");
+        wait_wake(f, 0);
+        char want[32];
+        snprintf(want, sizeof(want), "%d-%d:line;", i * 5, i * 5 + 5);
+        assert_string_equal(fetch_text(f, part, 100), want);
+    }
+    assert_int_equal(f->owner.total_wakes, 3);
+}
+
+static void test_file_new_file_discovered(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "a.log", "w", "a\n");
+    write_rel(f, "skip.txt", "w", "no\n");
+    src_new(f, "*.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    write_rel(f, "b.log", "w", "b1\nb2\n");
+    wait_parts(f, 2);
+    char p[600];
+    path_of(f, "b.log", p, sizeof(p));
+    assert_string_equal(f->owner.parts[1]->name, p);
+    assert_string_equal(fetch_text(f, f->owner.parts[1], 100), "0-3:b1;3-6:b2;");
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-2:a;");
+}
+
+static void test_file_missing_then_created(void **state)
+{
+    struct fx *f = *state;
+    src_new(f, "sub/*.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    assert_int_equal(f->owner.n, 0);
+    char p[600];
+    path_of(f, "sub", p, sizeof(p));
+    assert_int_equal(mkdir(p, 0755), 0);
+    write_rel(f, "sub/x.log", "w", "x\n");
+    wait_parts(f, 1);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-2:x;");
+}
+
+/* Rename rotation while the writer keeps appending to the old file: every line once. */
+static void test_file_rotation_by_rename(void **state)
+{
+    struct fx *f = *state;
+    char cur[600], old[600];
+    path_of(f, "app.log", cur, sizeof(cur));
+    path_of(f, "app.log.1", old, sizeof(old));
+    write_rel(f, "app.log", "w", "a1\na2\n");
+    src_new(f, "app.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *first = f->owner.parts[0];
+    char all[1024] = "";
+    cat(all, sizeof(all), fetch_text(f, first, 100));
+
+    write_rel(f, "app.log", "a", "a3\n");
+    assert_int_equal(rename(cur, old), 0);
+    write_rel(f, "app.log.1", "a", "a4\n");
+    write_rel(f, "app.log", "w", "b1\n");
+    wait_parts(f, 2);
+    wait_wake(f, 0);
+    struct sl_part *second = f->owner.parts[1];
+    assert_string_not_equal(first->id, second->id);
+    cat(all, sizeof(all), fetch_text(f, first, 100));
+    cat(all, sizeof(all), "|");
+    cat(all, sizeof(all), fetch_text(f, second, 100));
+
+    /* the old file gets an unfinished line, then goes quiet past rotate_wait */
+    write_rel(f, "app.log.1", "a", "a5");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, first, 100), "");
+    assert_false(f->owner.gone[0]);
+    sl_clock_fake_advance(&f->clk, 100);
+    wait_wake(f, 0);
+    cat(all, sizeof(all), fetch_text(f, first, 100));
+    struct wait_gone g = {f, 0};
+    assert_true(test_run_until(&f->loop, is_gone, &g, DEADLINE));
+    assert_false(f->owner.gone[1]);
+    assert_string_equal(all, "0-3:a1;3-6:a2;6-9:a3;9-12:a4;|0-3:b1;12-14:a5;");
+
+    /* the new file goes on as usual */
+    write_rel(f, "app.log", "a", "b2\n");
+    wait_wake(f, 1);
+    assert_string_equal(fetch_text(f, second, 100), "3-6:b2;");
+}
+
+static void test_file_deleted_read_then_gone(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "d.log", "w", "d1\nd2\n");
+    src_new(f, "*.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    char p[600];
+    path_of(f, "d.log", p, sizeof(p));
+    assert_int_equal(unlink(p), 0);
+    /* still readable to its end after deletion; no rotate_wait since it cannot be found */
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-3:d1;3-6:d2;");
+    struct wait_gone g = {f, 0};
+    assert_true(test_run_until(&f->loop, is_gone, &g, DEADLINE));
+}
+
+static void test_file_truncation_restarts(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "t.log", "w", "one\ntwo\n");
+    src_new(f, "t.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    const char *id = part->id;
+    assert_string_equal(fetch_text(f, part, 100), "0-4:one;4-8:two;");
+    /* copytruncate: same inode, shorter */
+    char p[600];
+    path_of(f, "t.log", p, sizeof(p));
+    assert_int_equal(truncate(p, 0), 0);
+    write_rel(f, "t.log", "a", "x\n");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, part, 100), "0-2:x;");
+    assert_int_equal(f->owner.n, 1);
+    assert_string_equal(part->id, id);
+    assert_int_equal(strncmp(part->meta, "head=2:", 7), 0);
+}
+
+/* Truncated and rewritten past our offset between two polls: the head shows it. */
+static void test_file_rewrite_detected_by_head(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "t.log", "w", "one\ntwo\n");
+    src_new(f, "t.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_string_equal(fetch_text(f, part, 100), "0-4:one;4-8:two;");
+    char p[600];
+    path_of(f, "t.log", p, sizeof(p));
+    /* rewrite in place without ever being shorter than 8 bytes */
+    int fd = open(p, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "ZZZZZZZZZZ\nmore\n", 16, 0), 16);
+    close(fd);
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, part, 100), "0-11:ZZZZZZZZZZ;11-16:more;");
+}
+
+static void test_file_oversize_line(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "o.log", "w", "short\n0123456789abcdef\nok\n");
+    /* whole line in the buffer */
+    src_new(f, "o.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "max_line_bytes", 8);
+    src_start(f);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-6:short;6-23:!;23-26:ok;");
+    src_free(f);
+    /* skipped across small chunks without buffering it */
+    src_new(f, "o.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "max_line_bytes", 8);
+    set_opt(f, "read_chunk", 4);
+    src_start(f);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-6:short;6-23:!;23-26:ok;");
+    /* an overlong line still being written: its record comes once its newline does */
+    write_rel(f, "o.log", "a", "0123456789");
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "");
+    write_rel(f, "o.log", "a", "xyz\nfin\n");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "26-40:!;40-44:fin;");
+    /* exactly max_line_bytes is fine */
+    write_rel(f, "o.log", "a", "12345678\n");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "44-53:12345678;");
+}
+
+static void test_file_checkpoint_resume(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "c.log", "w", "l1\nl2\nl3\n");
+    src_new(f, "c.log", SL_START_LATEST);
+    src_start(f);
+    char meta[64];
+    snprintf(meta, sizeof(meta), "%s", f->owner.parts[0]->meta);
+    src_free(f);
+
+    /* checkpoint wins over StartingPosition */
+    f->owner.ck_pos = "3";
+    f->owner.ck_meta = meta;
+    src_new(f, "c.log", SL_START_LATEST);
+    src_start(f);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "3-6:l2;6-9:l3;");
+    src_free(f);
+
+    /* a checkpoint without meta is trusted when in range */
+    f->owner.ck_pos = "6";
+    f->owner.ck_meta = NULL;
+    src_new(f, "c.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "6-9:l3;");
+    src_free(f);
+
+    /* past the end: truncated while we were away */
+    f->owner.ck_pos = "100";
+    f->owner.ck_meta = meta;
+    src_new(f, "c.log", SL_START_LATEST);
+    src_start(f);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-3:l1;3-6:l2;6-9:l3;");
+}
+
+static void test_file_fingerprint_mismatch(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "c.log", "w", "l1\nl2\nl3\n");
+    const char *bad[] = {
+        "head=9:0000000000000000",   /* other content */
+        "head=200:0000000000000000", /* longer head than the file has */
+        "garbage",
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        f->owner.ck_pos = "6";
+        f->owner.ck_meta = bad[i];
+        src_new(f, "c.log", SL_START_LATEST);
+        src_start(f);
+        assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-3:l1;3-6:l2;6-9:l3;");
+        src_free(f);
+    }
+}
+
+static void test_file_latest(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "a.log", "w", "old1\nold2\n");
+    write_rel(f, "b.log", "w", "old\npart");
+    src_new(f, "*.log", SL_START_LATEST);
+    src_start(f);
+    assert_int_equal(f->owner.n, 2);
+    struct sl_part *a = f->owner.parts[0], *b = f->owner.parts[1];
+    if (strstr(a->name, "b.log")) {
+        struct sl_part *t = a;
+        a = b;
+        b = t;
+    }
+    assert_string_equal(fetch_text(f, a, 100), "");
+    assert_string_equal(fetch_text(f, b, 100), "");
+    write_rel(f, "a.log", "a", "new\n");
+    write_rel(f, "b.log", "a", "ial\n");
+    wait_wake(f, 0);
+    wait_wake(f, 1);
+    assert_string_equal(fetch_text(f, a, 100), "10-14:new;");
+    /* the line being written at start is delivered whole */
+    assert_string_equal(fetch_text(f, b, 100), "4-12:partial;");
+    /* a file that appears later is read from its start, even under LATEST */
+    write_rel(f, "c.log", "w", "c1\n");
+    wait_parts(f, 3);
+    assert_string_equal(fetch_text(f, f->owner.parts[2], 100), "0-3:c1;");
+}
+
+static size_t count_in_file(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[1024];
+    size_t n = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        if (strstr(line, needle)) {
+            n++;
+        }
+    }
+    fclose(fp);
+    return n;
+}
+
+/* Runs as root here, so permissions cannot make a file unreadable: a directory and a dangling
+ * symlink stand in for it. Each is logged once over many polls, nothing stops, and the link
+ * is read once its target exists. */
+static void test_file_unusable_logged_once(void **state)
+{
+    struct fx *f = *state;
+    char p[600], logp[600];
+    path_of(f, "dir.log", p, sizeof(p));
+    assert_int_equal(mkdir(p, 0755), 0);
+    path_of(f, "link.log", p, sizeof(p));
+    assert_int_equal(symlink("target.txt", p), 0);
+    write_rel(f, "good.log", "w", "");
+    path_of(f, "sluice.out", logp, sizeof(logp));
+    int logfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(logfd >= 0);
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, logfd);
+
+    src_new(f, "*.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    struct sl_part *good = f->owner.parts[0];
+    assert_string_equal(fetch_text(f, good, 100), "");
+    for (int i = 0; i < 4; i++) { /* each wake is at least one more poll */
+        write_rel(f, "good.log", "a", "g\n");
+        wait_wake(f, 0);
+        char want[32];
+        snprintf(want, sizeof(want), "%d-%d:g;", i * 2, i * 2 + 2);
+        assert_string_equal(fetch_text(f, good, 100), want);
+    }
+    assert_int_equal(count_in_file(logp, "dir.log: not a regular file, skipping"), 1);
+    assert_int_equal(count_in_file(logp, "link.log: No such file or directory, retrying"), 1);
+
+    write_rel(f, "target.txt", "w", "t\n");
+    wait_parts(f, 2);
+    assert_string_equal(fetch_text(f, f->owner.parts[1], 100), "0-2:t;");
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    close(logfd);
+}
+
+/* The real thing, where permissions apply (not as root). */
+static void test_file_permission_denied_logged_once(void **state)
+{
+    struct fx *f = *state;
+    if (geteuid() == 0) {
+        skip();
+    }
+    char p[600], logp[600];
+    write_rel(f, "locked.log", "w", "secret\n");
+    write_rel(f, "good.log", "w", "");
+    path_of(f, "locked.log", p, sizeof(p));
+    assert_int_equal(chmod(p, 0), 0);
+    path_of(f, "sluice.out", logp, sizeof(logp));
+    int logfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(logfd >= 0);
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, logfd);
+
+    src_new(f, "*.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    struct sl_part *good = f->owner.parts[0];
+    assert_string_equal(fetch_text(f, good, 100), "");
+    for (int i = 0; i < 3; i++) {
+        write_rel(f, "good.log", "a", "g\n");
+        wait_wake(f, 0);
+        (void)fetch_text(f, good, 100);
+    }
+    assert_int_equal(count_in_file(logp, "locked.log: Permission denied, retrying"), 1);
+    assert_int_equal(chmod(p, 0644), 0);
+    wait_parts(f, 2);
+    assert_string_equal(fetch_text(f, f->owner.parts[1], 100), "0-7:secret;");
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    close(logfd);
+}
+
+static void test_file_fetch_limits(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "m.log", "w", "123456789\n123456789\n123456789\n123456789\n123456789\n");
+    src_new(f, "m.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 2, 1 << 20), 2);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 2, 1 << 20), 2);
+    assert_int_equal(sl_recq_count(&part->q), 4);
+    /* max_bytes: stops once reached, at least one record */
+    sl_recq_clear(&part->q);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1), 1);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1), 0);
+    src_free(f);
+    src_new(f, "m.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 15), 2);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 3);
+    assert_int_equal(sl_recq_at(&part->q, 4)->next_pos, 50);
+}
+
+static void test_file_check_and_init_errors(void **state)
+{
+    struct fx *f = *state;
+    src_new(f, "x.log", SL_START_TRIM_HORIZON);
+    char err[256];
+    assert_int_equal(f->ops->check(f->ctx, "/var/log/x.log", err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "file://"));
+    assert_int_equal(f->ops->check(f->ctx, "file://var/log/x.log", err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "absolute"));
+    assert_int_equal(f->ops->check(f->ctx, "file://", err, sizeof(err)), SL_ECONFIG);
+    assert_int_equal(f->ops->check(f->ctx, "file:///var/log/", err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "directory"));
+    assert_int_equal(f->ops->check(f->ctx, "file:///var/log/*.log", err, sizeof(err)), 0);
+    assert_int_equal(f->ops->check(f->ctx, "file:///var/log/app-[0-9]/x?.log", err, sizeof(err)),
+                     0);
+    f->env.starting_position = SL_START_AT_TIMESTAMP;
+    assert_int_equal(f->ops->init(f->ctx, &f->env, err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "AT_TIMESTAMP"));
+    /* fini after a failed init, and stop without start */
+    f->ops->stop(f->ctx);
+}
+
+static void test_file_ops_shape(void **state)
+{
+    (void)state;
+    const struct sl_source_ops *ops = &sl_source_file;
+    assert_int_equal(ops->abi, SL_SOURCE_ABI);
+    assert_string_equal(ops->name, "file");
+    assert_string_equal(ops->scheme, "file://");
+    assert_string_equal(ops->event_open, "{\"Records\":[");
+    assert_int_equal(ops->batch_size_default, 100);
+    assert_int_equal(ops->batch_size_max, 10000);
+    assert_true(ops->starting_position_required);
+    size_t n = 0;
+    for (const struct sl_opt *o = ops->opts; o->name; o++) {
+        n++;
+        assert_non_null(o->def);
+        assert_non_null(o->desc);
+    }
+    assert_int_equal(n, 4);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+
+int main(void)
+{
+    /* clang-format off */
+    const struct CMUnitTest tests[] = {
+        T(test_file_lines_and_positions),
+        T(test_file_arrival_time_from_clock),
+        T(test_file_partial_line_held),
+        T(test_file_growth_wakes),
+        T(test_file_new_file_discovered),
+        T(test_file_missing_then_created),
+        T(test_file_rotation_by_rename),
+        T(test_file_deleted_read_then_gone),
+        T(test_file_truncation_restarts),
+        T(test_file_rewrite_detected_by_head),
+        T(test_file_oversize_line),
+        T(test_file_checkpoint_resume),
+        T(test_file_fingerprint_mismatch),
+        T(test_file_latest),
+        T(test_file_unusable_logged_once),
+        T(test_file_permission_denied_logged_once),
+        T(test_file_fetch_limits),
+        T(test_file_check_and_init_errors),
+        T(test_file_ops_shape),
+    };
+    /* clang-format on */
+    return cmocka_run_group_tests_name("file", tests, NULL, NULL);
+}
