@@ -1,0 +1,722 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_config.c: the configuration loader (config.c) with the real registry of sources and
+ * function types: a valid file, then every error path of the issue (unknown keys at each level,
+ * wrong types, ranges that depend on the source, StartingPosition rules, missing keys, unknown
+ * ARN schemes and function types, FunctionName resolution with and without a Lambda endpoint,
+ * ${VAR} expansion, JSON syntax errors, UUIDs), secrets kept out of errors, and all errors
+ * collected at once. Each test writes its config into a fresh temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "function.h"
+#include "helpers.h"
+#include "source.h"
+
+struct fixture {
+    char *dir;
+    char file[4200];
+    struct sl_errlist errs;
+    struct sl_config *cfg;
+};
+
+static const char *const env_vars[] = {
+    "AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL", "AWS_REGION",    "AWS_DEFAULT_REGION",
+    "SL_TEST_TOKEN",           "SL_TEST_DIR",      "SL_TEST_UNSET",
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f) {
+        return -1;
+    }
+    f->dir = test_tmpdir();
+    (void)snprintf(f->file, sizeof(f->file), "%s/config.json", f->dir);
+    sl_errlist_init(&f->errs);
+    for (size_t i = 0; i < SL_ARRAY_LEN(env_vars); i++) {
+        unsetenv(env_vars[i]);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    sl_config_free(f->cfg);
+    sl_errlist_fini(&f->errs);
+    test_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    for (size_t i = 0; i < SL_ARRAY_LEN(env_vars); i++) {
+        unsetenv(env_vars[i]);
+    }
+    return 0;
+}
+
+/* Writes text as the config and loads it; returns sl_config_load's result. Previous results
+ * are dropped. */
+static int load(struct fixture *f, const char *text)
+{
+    sl_config_free(f->cfg);
+    f->cfg = NULL;
+    sl_errlist_fini(&f->errs);
+    test_write_file(f->file, "w", text, strlen(text));
+    return sl_config_load(f->file, &f->cfg, &f->errs);
+}
+
+static void dump(const struct fixture *f)
+{
+    for (size_t i = 0; i < f->errs.n; i++) {
+        print_error("  error: %s\n", f->errs.items[i]);
+    }
+}
+
+/* Asserts that one error is exactly "<file>: " + want. */
+static void expect(const struct fixture *f, const char *want)
+{
+    size_t flen = strlen(f->file);
+    for (size_t i = 0; i < f->errs.n; i++) {
+        const char *e = f->errs.items[i];
+        if (strncmp(e, f->file, flen) == 0 && strncmp(e + flen, ": ", 2) == 0 &&
+            strcmp(e + flen + 2, want) == 0) {
+            return;
+        }
+    }
+    dump(f);
+    print_error("wanted: <file>: %s\n", want);
+    fail();
+}
+
+/* Asserts that some error contains want. */
+static void expect_sub(const struct fixture *f, const char *want)
+{
+    for (size_t i = 0; i < f->errs.n; i++) {
+        if (strstr(f->errs.items[i], want)) {
+            return;
+        }
+    }
+    dump(f);
+    print_error("wanted an error containing: %s\n", want);
+    fail();
+}
+
+/* Loads text expecting exactly one error, equal to "<file>: " + want. */
+static void expect_one(struct fixture *f, const char *text, const char *want)
+{
+    int r = load(f, text);
+    if (r != SL_ECONFIG || f->errs.n != 1) {
+        dump(f);
+        print_error("r=%d, %zu errors for: %s\n", r, f->errs.n, text);
+        fail();
+    }
+    assert_null(f->cfg);
+    expect(f, want);
+}
+
+#define FN_AUDIT "\"audit\":{\"type\":\"exec\",\"command\":[\"cat\"]}"
+#define MAP_OK                                                                \
+    "{\"EventSourceArn\":\"file:///tmp/x/*.log\",\"FunctionName\":\"audit\"," \
+    "\"StartingPosition\":\"TRIM_HORIZON\""
+
+/* One function "audit" and one mapping whose object starts with MAP_OK and ends with extra. */
+static int load_mapping(struct fixture *f, const char *extra)
+{
+    char text[4096];
+    (void)snprintf(text, sizeof(text),
+                   "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "%s}]}", extra);
+    return load(f, text);
+}
+
+static void expect_mapping_error(struct fixture *f, const char *extra, const char *want)
+{
+    int r = load_mapping(f, extra);
+    if (r != SL_ECONFIG || f->errs.n != 1) {
+        dump(f);
+        print_error("r=%d, %zu errors for mapping extra: %s\n", r, f->errs.n, extra);
+        fail();
+    }
+    expect(f, want);
+}
+
+static void test_valid(void **state)
+{
+    struct fixture *f = *state;
+    setenv("SL_TEST_TOKEN", "tok-123", 1);
+    int r =
+        load(f, "{\n"
+                "  \"state_dir\": \"/tmp/st\",\n"
+                "  \"stats_interval\": \"1.5s\",\n"
+                "  \"functions\": {\n"
+                "    \"audit\": {\"type\": \"exec\", \"command\": [\"python3\", \"h.py\"], "
+                "\"timeout\": 30, \"env\": {\"LEVEL\": \"info\"}},\n"
+                "    \"hook\": {\"type\": \"http\", \"url\": \"http://127.0.0.1:8080/events\", "
+                "\"timeout\": 30, \"headers\": {\"X-Token\": \"${SL_TEST_TOKEN}\"}},\n"
+                "    \"remote\": {\"type\": \"lambda\", \"endpoint\": "
+                "\"http://127.0.0.1:9001\", \"function_name\": \"function\", \"timeout\": 900}\n"
+                "  },\n"
+                "  \"mappings\": [\n"
+                "    {\"EventSourceArn\": \"file:///var/log/app/*.ndjson\", \"FunctionName\": "
+                "\"audit\", \"BatchSize\": 100, \"MaximumBatchingWindowInSeconds\": 1, "
+                "\"StartingPosition\": \"TRIM_HORIZON\"},\n"
+                "    {\"UUID\": \"my-map\", \"EventSourceArn\": \"file:///var/log/b.log\", "
+                "\"FunctionName\": \"hook\", \"StartingPosition\": \"LATEST\", \"Enabled\": "
+                "false, \"max_bytes_buffered\": \"1MiB\", \"max_line_bytes\": \"64KiB\"}\n"
+                "  ]\n"
+                "}\n");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    struct sl_config *cfg = f->cfg;
+    assert_string_equal(cfg->file, f->file);
+    assert_string_equal(cfg->state_dir, "/tmp/st");
+    assert_string_equal(cfg->region, "us-east-1");
+    assert_int_equal(cfg->stats_interval_ms, 1500);
+    assert_int_equal(cfg->drain_timeout_ms, 30000);
+    assert_int_equal(cfg->n_functions, 3);
+    assert_string_equal(cfg->functions[0].name, "audit");
+    assert_ptr_equal(cfg->functions[0].ops, &sl_function_exec);
+    assert_string_equal(cfg->functions[0].path, "$.functions.audit");
+    assert_ptr_equal(cfg->functions[1].ops, &sl_function_http);
+    assert_ptr_equal(cfg->functions[2].ops, &sl_function_lambda);
+    /* ${VAR} was expanded in the function's kept JSON. */
+    const cJSON *h = cJSON_GetObjectItem(cfg->functions[1].json, "headers");
+    assert_string_equal(cJSON_GetObjectItem(h, "X-Token")->valuestring, "tok-123");
+
+    assert_int_equal(cfg->n_mappings, 2);
+    const struct sl_mapping_conf *m0 = &cfg->mappings[0];
+    assert_ptr_equal(m0->source, &sl_source_file);
+    assert_ptr_equal(m0->function, &cfg->functions[0]);
+    assert_string_equal(m0->path, "$.mappings[0]");
+    assert_string_equal(m0->core.event_source_arn, "file:///var/log/app/*.ndjson");
+    assert_int_equal(m0->core.batch_size, 100);
+    assert_int_equal(m0->core.window_ms, 1000);
+    assert_int_equal(m0->core.starting_position, SL_START_TRIM_HORIZON);
+    assert_true(m0->core.enabled);
+    assert_int_equal(m0->core.max_records_buffered, 10000);
+    assert_int_equal(m0->core.max_bytes_buffered, 16 * 1024 * 1024);
+    assert_true(m0->uuid_derived);
+    /* 8-4-4-4-12 lower-case hex. */
+    const char *u = m0->core.uuid;
+    assert_int_equal(strlen(u), 36);
+    for (size_t i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            assert_int_equal(u[i], '-');
+        } else {
+            assert_non_null(strchr("0123456789abcdef", u[i]));
+        }
+    }
+
+    const struct sl_mapping_conf *m1 = &cfg->mappings[1];
+    assert_string_equal(m1->core.uuid, "my-map");
+    assert_false(m1->uuid_derived);
+    assert_false(m1->core.enabled);
+    assert_int_equal(m1->core.starting_position, SL_START_LATEST);
+    assert_int_equal(m1->core.batch_size, sl_source_file.batch_size_default);
+    assert_int_equal(m1->core.max_bytes_buffered, 1024 * 1024);
+    assert_ptr_equal(m1->function, &cfg->functions[1]);
+    assert_non_null(cJSON_GetObjectItem(m1->json, "max_line_bytes"));
+}
+
+static void test_region_from_env(void **state)
+{
+    struct fixture *f = *state;
+    const char *text = "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}";
+    setenv("AWS_DEFAULT_REGION", "eu-west-1", 1);
+    assert_int_equal(load(f, text), 0);
+    assert_string_equal(f->cfg->region, "eu-west-1");
+    setenv("AWS_REGION", "ap-south-1", 1);
+    assert_int_equal(load(f, text), 0);
+    assert_string_equal(f->cfg->region, "ap-south-1");
+    /* The key wins over the environment. */
+    assert_int_equal(load(f, "{\"region\":\"us-west-2\",\"functions\":{" FN_AUDIT
+                             "},\"mappings\":[" MAP_OK "}]}"),
+                     0);
+    assert_string_equal(f->cfg->region, "us-west-2");
+}
+
+static void test_unknown_keys(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f, "{\"stat_dir\":\"x\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}",
+               "$.stat_dir: unknown key (did you mean state_dir?); allowed: drain_timeout, "
+               "functions, mappings, region, state_dir, stats_interval");
+    expect_one(f,
+               "{\"functions\":{\"audit\":{\"type\":\"exec\",\"command\":[\"cat\"],\"timout\":5}},"
+               "\"mappings\":[" MAP_OK "}]}",
+               "$.functions.audit.timout: unknown key (did you mean timeout?); allowed: command, "
+               "cwd, env, timeout");
+    expect_mapping_error(f, ",\"BatchSzie\":5",
+                         "$.mappings[0].BatchSzie: unknown key (did you mean BatchSize?); "
+                         "allowed: BatchSize, Enabled, EventSourceArn, FunctionName, "
+                         "MaximumBatchingWindowInSeconds, StartingPosition, "
+                         "StartingPositionTimestamp, UUID, max_bytes_buffered, max_line_bytes, "
+                         "max_records_buffered, poll_interval, read_chunk, rotate_wait");
+}
+
+static void test_wrong_types(void **state)
+{
+    struct fixture *f = *state;
+    expect_mapping_error(
+        f, ",\"BatchSize\":\"10\"",
+        "$.mappings[0].BatchSize: \"10\" is not an integer; allowed: an integer, 1 "
+        "to 10000");
+    expect_mapping_error(f, ",\"BatchSize\":1.5",
+                         "$.mappings[0].BatchSize: 1.5 is not an integer; allowed: an integer, 1 "
+                         "to 10000");
+    expect_mapping_error(f, ",\"Enabled\":\"yes\"",
+                         "$.mappings[0].Enabled: \"yes\" is not a boolean; allowed: true or false");
+    expect_mapping_error(f, ",\"max_bytes_buffered\":\"lots\"",
+                         "$.mappings[0].max_bytes_buffered: \"lots\" is not a size; allowed: a "
+                         "byte count, or a string like \"512KiB\" or \"6MB\" (KB=1000, KiB=1024), "
+                         "64KiB to 4GiB");
+    expect_one(f,
+               "{\"drain_timeout\":\"forever\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK
+               "}]}",
+               "$.drain_timeout: \"forever\" is not a duration; allowed: seconds as a number, or a "
+               "string like \"500ms\", \"1.5s\", \"2m\", \"1h\", 0s to 1h");
+    expect_one(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":{}}",
+               "$.mappings: is not an array; allowed: an array of at least one mapping object");
+    expect_one(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[]}",
+               "$.mappings: is empty; allowed: an array of at least one mapping object");
+    expect_one(f, "{\"functions\":[],\"mappings\":[" MAP_OK "}]}",
+               "$.functions: not an object; allowed: an object of functions by name");
+    expect_one(f, "[1,2]", "$: [1,2] is not an object; allowed: an object");
+    expect_one(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "},7]}",
+               "$.mappings[1]: not an object; allowed: an object with EventSourceArn and "
+               "FunctionName");
+}
+
+static void test_ranges(void **state)
+{
+    struct fixture *f = *state;
+    expect_mapping_error(f, ",\"BatchSize\":0",
+                         "$.mappings[0].BatchSize: 0 is out of range; allowed: 1 to 10000");
+    expect_mapping_error(f, ",\"BatchSize\":10001",
+                         "$.mappings[0].BatchSize: 10001 is out of range; allowed: 1 to 10000");
+    expect_mapping_error(f, ",\"MaximumBatchingWindowInSeconds\":301",
+                         "$.mappings[0].MaximumBatchingWindowInSeconds: 301 is out of range; "
+                         "allowed: 0 to 300 seconds");
+    expect_mapping_error(f, ",\"max_records_buffered\":0",
+                         "$.mappings[0].max_records_buffered: 0 is out of range; allowed: 1 to "
+                         "10000000");
+    expect_mapping_error(f, ",\"max_bytes_buffered\":\"8GiB\"",
+                         "$.mappings[0].max_bytes_buffered: \"8GiB\" (8GiB) is out of range; "
+                         "allowed: 64KiB to 4GiB");
+    expect_one(
+        f, "{\"stats_interval\":\"10ms\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}",
+        "$.stats_interval: \"10ms\" (10ms) is out of range; allowed: 100ms to 1d");
+    /* The limits at their edges are fine. */
+    assert_int_equal(load_mapping(f, ",\"BatchSize\":10000,\"MaximumBatchingWindowInSeconds\":300"),
+                     0);
+    assert_int_equal(f->cfg->mappings[0].core.batch_size, 10000);
+    assert_int_equal(f->cfg->mappings[0].core.window_ms, 300000);
+}
+
+static void test_starting_position(void **state)
+{
+    struct fixture *f = *state;
+    expect_mapping_error(f, ",\"StartingPosition\":\"EARLIEST\"",
+                         "$.mappings[0].StartingPosition: duplicate key; allowed: each key once");
+    /* MAP_OK already has one; build the mapping by hand. */
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+               "\"file:///tmp/a.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
+               "\"EARLIEST\"}]}",
+               "$.mappings[0].StartingPosition: \"EARLIEST\" is not a valid choice; allowed: one "
+               "of TRIM_HORIZON, LATEST, AT_TIMESTAMP");
+    assert_true(sl_source_file.starting_position_required);
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+               "\"file:///tmp/a.log\",\"FunctionName\":\"audit\"}]}",
+               "$.mappings[0].StartingPosition: missing required key (for file sources); "
+               "allowed: one of TRIM_HORIZON, LATEST, AT_TIMESTAMP");
+#define AT                                                                                   \
+    "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":\"file:///tmp/a.log\"," \
+    "\"FunctionName\":\"audit\",\"StartingPosition\":\"AT_TIMESTAMP\"%s}]}"
+    char text[1024];
+    (void)snprintf(text, sizeof(text), AT, "");
+    expect_one(f, text,
+               "$.mappings[0].StartingPositionTimestamp: missing required key (with "
+               "StartingPosition AT_TIMESTAMP); allowed: seconds since the epoch");
+    long long future = (long long)time(NULL) + 3600;
+    char extra[64];
+    (void)snprintf(extra, sizeof(extra), ",\"StartingPositionTimestamp\":%lld", future);
+    (void)snprintf(text, sizeof(text), AT, extra);
+    char want[256];
+    (void)snprintf(want, sizeof(want),
+                   "$.mappings[0].StartingPositionTimestamp: %lld is in the future; allowed: a "
+                   "time up to now, in seconds since the epoch",
+                   future);
+    expect_one(f, text, want);
+    (void)snprintf(text, sizeof(text), AT, ",\"StartingPositionTimestamp\":1700000000");
+    assert_int_equal(load(f, text), 0);
+    assert_int_equal(f->cfg->mappings[0].core.starting_position, SL_START_AT_TIMESTAMP);
+    assert_int_equal(f->cfg->mappings[0].core.starting_position_ts_s, 1700000000);
+    expect_mapping_error(f, ",\"StartingPositionTimestamp\":1700000000",
+                         "$.mappings[0].StartingPositionTimestamp: only used with "
+                         "StartingPosition AT_TIMESTAMP; allowed: remove it, or set "
+                         "StartingPosition to AT_TIMESTAMP");
+}
+
+static void test_missing_keys(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"FunctionName\":\"audit\","
+               "\"StartingPosition\":\"LATEST\"}]}",
+               "$.mappings[0].EventSourceArn: missing required key; allowed: a string");
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+               "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
+               "$.mappings[0].FunctionName: missing required key; allowed: a string");
+    expect_one(f, "{\"functions\":{" FN_AUDIT "}}",
+               "$.mappings: missing required key; allowed: any JSON value");
+    expect_one(f, "{\"functions\":{\"audit\":{\"type\":\"exec\"}},\"mappings\":[" MAP_OK "}]}",
+               "$.functions.audit.command: missing required key; allowed: an array of strings of "
+               "1 to 256 items");
+}
+
+static void test_unknown_scheme(void **state)
+{
+    struct fixture *f = *state;
+    /* Source keys are still recognised (against every source) when the scheme is unknown. */
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+               "\"arn:aws:kinesis:us-east-1:1:stream/s\",\"FunctionName\":\"audit\","
+               "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
+               "$.mappings[0].EventSourceArn: \"arn:aws:kinesis:us-east-1:1:stream/s\" has an "
+               "unknown scheme; allowed: file://...");
+    /* The source's own check: file paths must be absolute. */
+    int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+                    "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
+                    "\"LATEST\"}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    expect_sub(f, ": $.mappings[0]: \"file://relative/*.log\"");
+}
+
+static void test_function_types(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(
+        f, "{\"functions\":{" FN_AUDIT ",\"a\":{\"type\":\"grpc\"}},\"mappings\":[" MAP_OK "}]}",
+        "$.functions.a.type: \"grpc\" is not a function type; allowed: exec, http, lambda");
+    expect_one(
+        f, "{\"functions\":{" FN_AUDIT ",\"a\":{\"url\":\"http://x\"}},\"mappings\":[" MAP_OK "}]}",
+        "$.functions.a.type: missing required key; allowed: exec, http, lambda");
+    expect_one(f, "{\"functions\":{" FN_AUDIT ",\"a\":5},\"mappings\":[" MAP_OK "}]}",
+               "$.functions.a: not an object; allowed: an object with \"type\"");
+    /* A mapping naming a declared but invalid function gets no second error. */
+    expect_one(f, "{\"functions\":{\"audit\":{\"type\":\"grpc\"}},\"mappings\":[" MAP_OK "}]}",
+               "$.functions.audit.type: \"grpc\" is not a function type; allowed: exec, http, "
+               "lambda");
+    /* The type's check, joined to the path of the key it names. */
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":\"ftp://x\"}},"
+               "\"mappings\":[" MAP_OK "}]}",
+               "$.functions.hook.url: must be an http:// or https:// URL with a host");
+}
+
+static void test_function_name_resolution(void **state)
+{
+    struct fixture *f = *state;
+    const char *text = "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+                       "\"file:///tmp/a.log\",\"FunctionName\":\"orders\",\"StartingPosition\":"
+                       "\"LATEST\"},{\"EventSourceArn\":\"file:///tmp/b.log\",\"FunctionName\":"
+                       "\"orders\",\"StartingPosition\":\"LATEST\"},{\"EventSourceArn\":"
+                       "\"file:///tmp/c.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
+                       "\"LATEST\"}]}";
+    assert_int_equal(load(f, text), SL_ECONFIG);
+    assert_int_equal(f->errs.n, 2);
+    expect(f, "$.mappings[0].FunctionName: \"orders\" is not in \"functions\" and neither "
+              "AWS_ENDPOINT_URL_LAMBDA nor AWS_ENDPOINT_URL is set; allowed: one of audit, or a "
+              "Lambda function with AWS_ENDPOINT_URL_LAMBDA set");
+
+    setenv("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9001", 1);
+    setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", 1);
+    int r = load(f, text);
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    struct sl_config *cfg = f->cfg;
+    assert_int_equal(cfg->n_functions, 2); /* one synthesized for both mappings */
+    const struct sl_function_conf *fc = &cfg->functions[1];
+    assert_string_equal(fc->name, "orders");
+    assert_ptr_equal(fc->ops, &sl_function_lambda);
+    assert_string_equal(cJSON_GetObjectItem(fc->json, "type")->valuestring, "lambda");
+    assert_string_equal(cJSON_GetObjectItem(fc->json, "endpoint")->valuestring,
+                        "http://127.0.0.1:9001");
+    assert_string_equal(cJSON_GetObjectItem(fc->json, "function_name")->valuestring, "orders");
+    assert_ptr_equal(cfg->mappings[0].function, fc);
+    assert_ptr_equal(cfg->mappings[1].function, fc);
+    assert_ptr_equal(cfg->mappings[2].function, &cfg->functions[0]);
+
+    /* AWS_ENDPOINT_URL alone also works. */
+    unsetenv("AWS_ENDPOINT_URL_LAMBDA");
+    assert_int_equal(load(f, text), 0);
+    assert_string_equal(cJSON_GetObjectItem(f->cfg->functions[1].json, "endpoint")->valuestring,
+                        "http://127.0.0.1:4566");
+}
+
+static void test_env_expansion(void **state)
+{
+    struct fixture *f = *state;
+    setenv("SL_TEST_DIR", "/srv/logs", 1);
+    int r = load(f, "{\"state_dir\":\"${SL_TEST_DIR}/state\",\"functions\":{" FN_AUDIT "},"
+                    "\"mappings\":[{\"EventSourceArn\":\"file://${SL_TEST_DIR}/*.log\","
+                    "\"FunctionName\":\"audit\",\"StartingPosition\":\"LATEST\"}]}");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    assert_string_equal(f->cfg->state_dir, "/srv/logs/state");
+    assert_string_equal(f->cfg->mappings[0].core.event_source_arn, "file:///srv/logs/*.log");
+    /* $${ is a literal ${ (and then not a valid UUID, which shows it was kept). */
+    sl_config_free(f->cfg);
+    f->cfg = NULL;
+    expect_one(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK ",\"UUID\":\"a$${x}\"}]}",
+               "$.mappings[0].UUID: \"a${x}\" is not a valid id; allowed: 1 to 128 of A-Z a-z "
+               "0-9 . _ - (not starting with .)");
+    expect_one(f,
+               "{\"functions\":{\"audit\":{\"type\":\"exec\",\"command\":[\"cat\","
+               "\"${SL_TEST_UNSET}\"]}},\"mappings\":[" MAP_OK "}]}",
+               "$.functions.audit.command[1]: environment variable SL_TEST_UNSET is not set; "
+               "allowed: set SL_TEST_UNSET, or write $${SL_TEST_UNSET} for a literal "
+               "${SL_TEST_UNSET}");
+    expect_one(f,
+               "{\"state_dir\":\"${bad-name}\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK
+               "}]}",
+               "$.state_dir: bad variable reference \"${bad-name}\"; allowed: ${NAME} with NAME "
+               "of letters, digits and _, or $${ for a literal ${");
+}
+
+static void test_syntax_error(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f, "{\n  \"state_dir\": \"x\",\n  \"mappings\": [,]\n}\n",
+               "line 3, column 16: invalid JSON near \",]\"; allowed: one complete JSON object");
+    expect_one(f, "{\"a\": 1",
+               "line 1, column 8: invalid JSON at end of input; allowed: one complete JSON object");
+    expect_one(f, "{} {}",
+               "line 1, column 4: invalid JSON near \"{}\"; allowed: one complete "
+               "JSON object");
+}
+
+static void test_missing_file(void **state)
+{
+    struct fixture *f = *state;
+    char path[4300];
+    (void)snprintf(path, sizeof(path), "%s/nope.json", f->dir);
+    assert_int_equal(sl_config_load(path, &f->cfg, &f->errs), SL_ECONFIG);
+    assert_null(f->cfg);
+    assert_int_equal(f->errs.n, 1);
+    char want[4400];
+    (void)snprintf(want, sizeof(want),
+                   "%s: cannot open: No such file or directory; allowed: a readable JSON file",
+                   path);
+    assert_string_equal(f->errs.items[0], want);
+}
+
+static void test_uuids(void **state)
+{
+    struct fixture *f = *state;
+    /* Explicit duplicates. */
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK ",\"UUID\":\"u1\"},"
+               "{\"EventSourceArn\":\"file:///tmp/b.log\",\"FunctionName\":\"audit\","
+               "\"StartingPosition\":\"LATEST\",\"UUID\":\"u1\"}]}",
+               "$.mappings[1].UUID: \"u1\" is also the UUID of $.mappings[0]; allowed: a UUID no "
+               "other mapping has");
+}
+
+static void test_uuid_duplicate_derived(void **state)
+{
+    struct fixture *f = *state;
+    int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}," MAP_OK "}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    expect_sub(f, ": $.mappings[1]: same content as $.mappings[0] (derived UUID ");
+    expect_sub(f, "); allowed: distinct mappings, or a different UUID for each");
+}
+
+static char *derived_uuid(struct fixture *f, const char *mapping)
+{
+    char text[2048];
+    (void)snprintf(text, sizeof(text), "{\"functions\":{" FN_AUDIT "},\"mappings\":[%s]}", mapping);
+    int r = load(f, text);
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    assert_true(f->cfg->mappings[0].uuid_derived);
+    size_t n = strlen(f->cfg->mappings[0].core.uuid) + 1;
+    char *u = malloc(n);
+    assert_non_null(u);
+    memcpy(u, f->cfg->mappings[0].core.uuid, n);
+    return u;
+}
+
+static void test_uuid_derivation(void **state)
+{
+    struct fixture *f = *state;
+    char *a = derived_uuid(f, "{\"EventSourceArn\":\"file:///tmp/a.log\",\"FunctionName\":"
+                              "\"audit\",\"StartingPosition\":\"LATEST\",\"BatchSize\":10}");
+    char *b =
+        derived_uuid(f, "{\"BatchSize\":10,\"StartingPosition\":\"LATEST\","
+                        "\"FunctionName\":\"audit\",\"EventSourceArn\":\"file:///tmp/a.log\"}");
+    char *c = derived_uuid(f, "{\"EventSourceArn\":\"file:///tmp/b.log\",\"FunctionName\":"
+                              "\"audit\",\"StartingPosition\":\"LATEST\",\"BatchSize\":10}");
+    char *d = derived_uuid(f, "{\"EventSourceArn\":\"file:///tmp/a.log\",\"FunctionName\":"
+                              "\"audit\",\"StartingPosition\":\"LATEST\",\"BatchSize\":11}");
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_string_not_equal(a, d);
+    assert_string_not_equal(c, d);
+    /* Stable across runs and builds: the derivation is part of the checkpoint format. */
+    assert_string_equal(a, "7d16a951-6e80-8082-b2ed-59ad60ab426b");
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+}
+
+static void test_secret_hidden(void **state)
+{
+    struct fixture *f = *state;
+    setenv("SL_TEST_TOKEN", "hunter2-secret", 1);
+    int r = load(f, "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":"
+                    "\"http://127.0.0.1:1/\",\"headers\":{\"X-Token\":[\"${SL_TEST_TOKEN}\"],"
+                    "\"X-Other\":\"hunter2-secret\\r\\n\"}}},\"mappings\":[" MAP_OK "}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    expect(f, "$.functions.hook.headers.X-Token: <hidden> is not a string; allowed: an object "
+              "whose values are strings");
+    for (size_t i = 0; i < f->errs.n; i++) {
+        assert_null(strstr(f->errs.items[i], "hunter2"));
+    }
+    /* The type's own check must not show it either. */
+    r = load(f, "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":"
+                "\"http://127.0.0.1:1/\",\"headers\":{\"X-Other\":\"hunter2-secret\\r\\n\"}}},"
+                "\"mappings\":[" MAP_OK "}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_null(strstr(f->errs.items[0], "hunter2"));
+}
+
+static void test_all_errors_collected(void **state)
+{
+    struct fixture *f = *state;
+    int r = load(f, "{\"statedir\":1,\"stats_interval\":\"1ms\",\n"
+                    " \"functions\":{\"a\":{\"type\":\"nope\"},\"b\":{\"type\":\"exec\"}},\n"
+                    " \"mappings\":[\n"
+                    "  {\"EventSourceArn\":\"file:///tmp/a.log\",\"FunctionName\":\"zz\","
+                    "\"BatchSize\":0,\"MaximumBatchingWindowInSeconds\":301,\"Bogus\":1},\n"
+                    "  {\"EventSourceArn\":\"s3://bucket/key\",\"FunctionName\":\"b\","
+                    "\"StartingPosition\":\"NOW\"},\n"
+                    "  {\"FunctionName\":\"${SL_TEST_UNSET}\"}\n"
+                    " ]}\n");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_null(f->cfg);
+    static const char *const want[] = {
+        "$.mappings[2].FunctionName: environment variable SL_TEST_UNSET",
+        "$.statedir: unknown key",
+        "$.stats_interval: \"1ms\" (1ms) is out of range",
+        "$.functions.a.type: \"nope\" is not a function type",
+        "$.functions.b.command: missing required key",
+        "$.mappings[0].BatchSize: 0 is out of range",
+        "$.mappings[0].MaximumBatchingWindowInSeconds: 301 is out of range",
+        "$.mappings[0].Bogus: unknown key",
+        "$.mappings[0].StartingPosition: missing required key",
+        "$.mappings[0].FunctionName: \"zz\" is not in \"functions\"",
+        "$.mappings[1].EventSourceArn: \"s3://bucket/key\" has an unknown scheme",
+        "$.mappings[1].StartingPosition: \"NOW\" is not a valid choice",
+        "$.mappings[2].EventSourceArn: missing required key",
+        "$.mappings[2].FunctionName: \"${SL_TEST_UNSET}\" is not in \"functions\"",
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) {
+        expect_sub(f, want[i]);
+    }
+    if (f->errs.n != SL_ARRAY_LEN(want)) {
+        dump(f);
+    }
+    assert_int_equal(f->errs.n, SL_ARRAY_LEN(want));
+    /* Every error names the file first. */
+    for (size_t i = 0; i < f->errs.n; i++) {
+        assert_int_equal(strncmp(f->errs.items[i], f->file, strlen(f->file)), 0);
+        assert_non_null(strstr(f->errs.items[i], "; allowed: "));
+    }
+}
+
+static void test_print_options(void **state)
+{
+    (void)state;
+    for (int md = 0; md < 2; md++) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        assert_non_null(out);
+        sl_config_print_options(out, md);
+        assert_int_equal(fclose(out), 0);
+        const char *p = md ? "## " : "";
+        char h[64];
+        static const char *const headings[] = {"Daemon",
+                                               "Mapping",
+                                               "Function type exec",
+                                               "Function type http",
+                                               "Function type lambda",
+                                               "Source file"};
+        for (size_t i = 0; i < SL_ARRAY_LEN(headings); i++) {
+            (void)snprintf(h, sizeof(h), "\n%s%s\n", p, headings[i]);
+            if (!strstr(text, h)) {
+                print_error("missing heading %s in:\n%s\n", h, text);
+                fail();
+            }
+        }
+        assert_non_null(strstr(text, "MaximumBatchingWindowInSeconds"));
+        assert_non_null(strstr(text, "max_line_bytes"));
+        if (md) {
+            assert_non_null(strstr(text, "| `BatchSize` | integer | none | 1 to 10000 |"));
+            assert_non_null(strstr(text, "| `StartingPosition` | enum | none | TRIM_HORIZON, "
+                                         "LATEST, AT_TIMESTAMP |"));
+        }
+        free(text);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_valid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_region_from_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_starting_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_scheme, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_function_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_function_name_resolution, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_expansion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uuids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uuid_duplicate_derived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uuid_derivation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_hidden, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_errors_collected, setup, teardown),
+        cmocka_unit_test(test_print_options),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
