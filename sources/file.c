@@ -1021,6 +1021,7 @@ const struct sl_source_ops sl_source_file = {
     .batch_size_default = 100,
     .batch_size_max = 10000,
     .starting_position_required = true,
+    .at_timestamp_supported = false,
     .check = file_check,
     .init = file_init,
     .start = file_start,

@@ -59,6 +59,7 @@ struct sl_source_ops {
     int64_t batch_size_default;      /* 100 for streams */
     int64_t batch_size_max;          /* 10000 */
     bool starting_position_required; /* streams: StartingPosition must be given */
+    bool at_timestamp_supported;     /* StartingPosition AT_TIMESTAMP is meaningful */
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
      * allowed) and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate

@@ -47,7 +47,8 @@ const struct sl_opt sl_config_daemon_opts[] = {
 const struct sl_opt sl_config_mapping_opts[] = {
     {"UUID", SL_OPT_STR, NULL, 0, -1, CORE_OFF(uuid), 0, NULL,
      "Identifies the mapping and its checkpoints ([A-Za-z0-9._-], up to 128 characters); when "
-     "absent, derived from the mapping's content, so changing any key starts a new mapping."},
+     "absent, derived from EventSourceArn and FunctionName, so other settings can change "
+     "without losing the checkpoints."},
     {"EventSourceArn", SL_OPT_STR, NULL, 0, -1, CORE_OFF(event_source_arn), SL_OPT_REQUIRED, NULL,
      "The source to read; its scheme picks the source kind (file:///path/*.log)."},
     {"FunctionName", SL_OPT_STR, NULL, 0, -1, CORE_OFF(function_name), SL_OPT_REQUIRED, NULL,
@@ -640,48 +641,6 @@ static int config_resolve_function(struct config_ctx *cc,
 /* ------------------------------------------------------------------------------------------ */
 /* Mappings */
 
-static int config_cmp_member(const void *a, const void *b)
-{
-    const cJSON *x = *(const cJSON *const *)a;
-    const cJSON *y = *(const cJSON *const *)b;
-    return strcmp(x->string, y->string);
-}
-
-/* Sorts every object's members by key, recursively, so that printing gives one text for
- * every key order. Returns 0 or SL_ENOMEM. */
-static int config_sort_keys(cJSON *node)
-{
-    if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) {
-        return 0;
-    }
-    size_t n = 0;
-    for (cJSON *c = node->child; c; c = c->next) {
-        if (config_sort_keys(c) < 0) {
-            return SL_ENOMEM;
-        }
-        n++;
-    }
-    if (!cJSON_IsObject(node) || n < 2) {
-        return 0;
-    }
-    cJSON **v = sl_calloc(n, sizeof(*v));
-    if (!v) {
-        return SL_ENOMEM;
-    }
-    n = 0;
-    for (cJSON *c = node->child; c; c = c->next) {
-        v[n++] = c;
-    }
-    qsort(v, n, sizeof(*v), config_cmp_member);
-    for (size_t i = 0; i < n; i++) {
-        v[i]->prev = i ? v[i - 1] : v[n - 1]; /* cJSON: the first's prev is the last */
-        v[i]->next = i + 1 < n ? v[i + 1] : NULL;
-    }
-    node->child = v[0];
-    sl_free(v);
-    return 0;
-}
-
 static uint64_t config_fnv1a(const char *s, uint64_t h)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -701,28 +660,24 @@ static uint64_t config_mix(uint64_t x)
     return x;
 }
 
-/* Derives a UUID-shaped id from the mapping's content: keys sorted at every level, printed
- * compactly, hashed by two FNV-1a passes with different bases, each finished with a 64-bit
- * mixer. Version nibble 8 and variant 10 mark it as a custom (RFC 9562 version 8) UUID. Not a
- * cryptographic hash; it only has to be stable and to tell mappings apart. */
-static int config_derive_uuid(const cJSON *mapping, char **ret_uuid)
+/* Derives a UUID-shaped id from what identifies a mapping: its EventSourceArn and its
+ * FunctionName (AWS maps a function to a source once, and keeps the UUID when other settings
+ * change, so editing BatchSize must not start a new mapping from its StartingPosition). Hashed
+ * by two FNV-1a passes with different bases, each finished with a 64-bit mixer. Version nibble
+ * 8 and variant 10 mark it as a custom (RFC 9562 version 8) UUID. Not a cryptographic hash; it
+ * only has to be stable and to tell mappings apart. */
+static int config_derive_uuid(const struct sl_mapping_core *core, char **ret_uuid)
 {
-    cJSON *copy = cJSON_Duplicate(mapping, 1);
-    if (!copy) {
+    struct sl_buf text;
+    sl_buf_init(&text);
+    if (sl_buf_printf(&text, "%s\n%s", core->event_source_arn ? core->event_source_arn : "",
+                      core->function_name ? core->function_name : "") < 0) {
+        sl_buf_fini(&text);
         return SL_ENOMEM;
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(copy, "UUID");
-    char *text = NULL;
-    if (config_sort_keys(copy) == 0) {
-        text = cJSON_PrintUnformatted(copy);
-    }
-    cJSON_Delete(copy);
-    if (!text) {
-        return SL_ENOMEM;
-    }
-    uint64_t h1 = config_mix(config_fnv1a(text, UINT64_C(0xcbf29ce484222325)));
-    uint64_t h2 = config_mix(config_fnv1a(text, UINT64_C(0x84222325cbf29ce4)) ^ h1);
-    cJSON_free(text);
+    uint64_t h1 = config_mix(config_fnv1a(text.data, UINT64_C(0xcbf29ce484222325)));
+    uint64_t h2 = config_mix(config_fnv1a(text.data, UINT64_C(0x84222325cbf29ce4)) ^ h1);
+    sl_buf_fini(&text);
     h1 = (h1 & ~(UINT64_C(0xf) << 12)) | (UINT64_C(0x8) << 12);
     h2 = (h2 & ~(UINT64_C(0x3) << 62)) | (UINT64_C(0x2) << 62);
     char buf[37];
@@ -797,6 +752,11 @@ static void config_mapping_rules(struct config_ctx *cc,
                    "%s: %s.StartingPositionTimestamp: %lld is in the future; "
                    "allowed: a time up to now, in seconds since the epoch",
                    file, path, (long long)core->starting_position_ts_s);
+    } else if (at_ts && !src->at_timestamp_supported) {
+        config_err(cc,
+                   "%s: %s.StartingPosition: AT_TIMESTAMP is not supported by %s sources; "
+                   "allowed: TRIM_HORIZON or LATEST",
+                   file, path, src->name);
     }
 }
 
@@ -917,7 +877,7 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
     if (!cJSON_GetObjectItemCaseSensitive(obj, "UUID")) {
         sl_free(mc->core.uuid);
         mc->core.uuid = NULL;
-        if (config_derive_uuid(obj, &mc->core.uuid) < 0) {
+        if (config_derive_uuid(&mc->core, &mc->core.uuid) < 0) {
             return SL_ENOMEM;
         }
         mc->uuid_derived = true;
@@ -944,8 +904,8 @@ static int config_check_uuids(struct config_ctx *cc)
             }
             if (a->uuid_derived && b->uuid_derived) {
                 config_err(cc,
-                           "%s: %s: same content as %s (derived UUID %s); allowed: "
-                           "distinct mappings, or a different UUID for each",
+                           "%s: %s: same EventSourceArn and FunctionName as %s (derived UUID %s); "
+                           "allowed: a different UUID for each",
                            cc->file, a->path, b->path, a->core.uuid);
             } else {
                 config_err(cc,

@@ -359,10 +359,12 @@ static void test_starting_position(void **state)
                    "time up to now, in seconds since the epoch",
                    future);
     expect_one(f, text, want);
+    /* Files have no arrival times to seek by: the file source refuses AT_TIMESTAMP. */
+    assert_false(sl_source_file.at_timestamp_supported);
     (void)snprintf(text, sizeof(text), AT, ",\"StartingPositionTimestamp\":1700000000");
-    assert_int_equal(load(f, text), 0);
-    assert_int_equal(f->cfg->mappings[0].core.starting_position, SL_START_AT_TIMESTAMP);
-    assert_int_equal(f->cfg->mappings[0].core.starting_position_ts_s, 1700000000);
+    expect_one(f, text,
+               "$.mappings[0].StartingPosition: AT_TIMESTAMP is not supported by file sources; "
+               "allowed: TRIM_HORIZON or LATEST");
     expect_mapping_error(f, ",\"StartingPositionTimestamp\":1700000000",
                          "$.mappings[0].StartingPositionTimestamp: only used with "
                          "StartingPosition AT_TIMESTAMP; allowed: remove it, or set "
@@ -547,8 +549,9 @@ static void test_uuid_duplicate_derived(void **state)
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}," MAP_OK "}]}");
     assert_int_equal(r, SL_ECONFIG);
     assert_int_equal(f->errs.n, 1);
-    expect_sub(f, ": $.mappings[1]: same content as $.mappings[0] (derived UUID ");
-    expect_sub(f, "); allowed: distinct mappings, or a different UUID for each");
+    expect_sub(f, ": $.mappings[1]: same EventSourceArn and FunctionName as $.mappings[0] "
+                  "(derived UUID ");
+    expect_sub(f, "); allowed: a different UUID for each");
 }
 
 static char *derived_uuid(struct fixture *f, const char *mapping)
@@ -580,16 +583,24 @@ static void test_uuid_derivation(void **state)
                               "\"audit\",\"StartingPosition\":\"LATEST\",\"BatchSize\":10}");
     char *d = derived_uuid(f, "{\"EventSourceArn\":\"file:///tmp/a.log\",\"FunctionName\":"
                               "\"audit\",\"StartingPosition\":\"LATEST\",\"BatchSize\":11}");
+    setenv("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9001", 1);
+    char *e = derived_uuid(f, "{\"EventSourceArn\":\"file:///tmp/a.log\",\"FunctionName\":"
+                              "\"other\",\"StartingPosition\":\"LATEST\"}");
+    unsetenv("AWS_ENDPOINT_URL_LAMBDA");
+    /* Key order and settings other than the source and the function do not matter: editing
+     * BatchSize keeps the mapping's checkpoints, as AWS keeps its UUID. */
     assert_string_equal(a, b);
+    assert_string_equal(a, d);
     assert_string_not_equal(a, c);
-    assert_string_not_equal(a, d);
-    assert_string_not_equal(c, d);
+    assert_string_not_equal(a, e);
+    assert_string_not_equal(c, e);
     /* Stable across runs and builds: the derivation is part of the checkpoint format. */
-    assert_string_equal(a, "7d16a951-6e80-8082-b2ed-59ad60ab426b");
+    assert_string_equal(a, "5e4637d2-33b2-8ee3-a085-821733734456");
     free(a);
     free(b);
     free(c);
     free(d);
+    free(e);
 }
 
 static void test_secret_hidden(void **state)

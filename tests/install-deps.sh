@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs what building and testing sluice needs on Debian 12, skipping what is there.
+# Run as root (or through sudo). Retries while another apt/dpkg holds the lock.
+set -eu
+pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev
+libmicrohttpd-dev librdkafka-dev libhiredis-dev libcmocka-dev python3 python3-pytest
+nginx-light wrk clang-format git ca-certificates"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: need root to install:$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+try=0
+until apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; do
+    try=$((try + 1))
+    if [ "$try" -ge 10 ]; then
+        echo "install-deps: apt-get failed $try times" >&2
+        exit 1
+    fi
+    echo "install-deps: apt-get failed (lock held?), retrying in 5 s" >&2
+    sleep 5
+done
