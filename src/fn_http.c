@@ -1,3 +1,268 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
-typedef int sl_placeholder_fn_http;
+/* fn_http.c: the "http" function type, a webhook. Each invocation POSTs the event JSON to `url`
+ * through the shared HTTP client (keep-alive, so a busy mapping reuses one connection) and
+ * turns the answer into an outcome: 2xx success with the body as the response, 429 and 503
+ * throttles (with Retry-After), any other status a function error, no answer a transport error
+ * or a timeout, a body over 6 MB a function error "Function.ResponseSizeTooLarge".
+ *
+ * The configured headers may hold secrets (tokens): they go into one curl_slist at init and are
+ * never logged, neither are the URL's query or credentials. The event body is borrowed from the
+ * caller until the callback; nothing is copied. Loop thread. */
+#include "function.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "httpc.h"
+#include "log.h"
+
+struct http_inv {
+    struct http_inv *prev, *next;
+    struct http_ctx *ctx;
+    sl_invoke_cb cb;
+    void *arg;
+};
+
+struct http_ctx {
+    /* options */
+    char *url;
+    int64_t timeout_ms;
+    int64_t connect_timeout_ms;
+    struct sl_strmap headers;
+    /* state */
+    struct sl_httpc *httpc;
+    char *name;
+    struct curl_slist *hdrs;
+    struct http_inv *inflight;
+};
+
+static const struct sl_opt http_opts[] = {
+    {"url", SL_OPT_STR, NULL, 1, 0, offsetof(struct http_ctx, url), SL_OPT_REQUIRED, NULL,
+     "URL the event is POSTed to (http:// or https://)."},
+    {"timeout", SL_OPT_DURATION, "30s", 100, 900000, offsetof(struct http_ctx, timeout_ms), 0, NULL,
+     "Time allowed for the whole request; past it the invocation is a timeout."},
+    {"connect_timeout", SL_OPT_DURATION, "10s", 100, 900000,
+     offsetof(struct http_ctx, connect_timeout_ms), 0, NULL,
+     "Time allowed to open the connection (DNS, TCP, TLS)."},
+    {"headers", SL_OPT_STRMAP, NULL, 1, 0, offsetof(struct http_ctx, headers), SL_OPT_SECRET, NULL,
+     "Extra request headers (values may be secrets; never logged)."},
+    {0},
+};
+
+static bool http_is_token_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static bool http_url_ok(const char *url)
+{
+    size_t skip;
+    if (strncasecmp(url, "http://", 7) == 0) {
+        skip = 7;
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        skip = 8;
+    } else {
+        return false;
+    }
+    return url[skip] != '\0' && url[skip] != '/' && !strpbrk(url, " \t\r\n");
+}
+
+static int http_check(void *vctx, char *errbuf, size_t errlen)
+{
+    struct http_ctx *ctx = vctx;
+    if (!ctx->url || !http_url_ok(ctx->url)) {
+        snprintf(errbuf, errlen, "url: must be an http:// or https:// URL with a host");
+        return SL_ECONFIG;
+    }
+    for (size_t i = 0; i < ctx->headers.n; i++) {
+        const char *k = ctx->headers.keys[i];
+        if (!*k) {
+            snprintf(errbuf, errlen, "headers: a header name is empty");
+            return SL_ECONFIG;
+        }
+        for (const char *p = k; *p; p++) {
+            if (!http_is_token_char(*p)) {
+                snprintf(errbuf, errlen, "headers.%.64s: not a valid header name", k);
+                return SL_ECONFIG;
+            }
+        }
+        if (strpbrk(ctx->headers.values[i], "\r\n")) {
+            /* The value is not shown: it may be a secret. */
+            snprintf(errbuf, errlen, "headers.%.64s: the value contains a line break", k);
+            return SL_ECONFIG;
+        }
+    }
+    return 0;
+}
+
+static int http_append_header(struct curl_slist **l, const char *name, const char *value)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    /* "Name;" is curl's way to send a header with an empty value ("Name:" would remove it). */
+    int r = *value ? sl_buf_printf(&b, "%s: %s", name, value) : sl_buf_printf(&b, "%s;", name);
+    if (r == 0) {
+        struct curl_slist *n = curl_slist_append(*l, b.data);
+        if (!n) {
+            r = SL_ENOMEM;
+        } else {
+            *l = n;
+        }
+    }
+    if (b.data) {
+        memset(b.data, 0, b.cap); /* may hold a secret */
+    }
+    sl_buf_fini(&b);
+    return r;
+}
+
+static int http_init(void *vctx, const struct sl_function_env *env, char *errbuf, size_t errlen)
+{
+    struct http_ctx *ctx = vctx;
+    int r = http_check(ctx, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    if (!env->httpc) {
+        snprintf(errbuf, errlen, "no HTTP client");
+        return SL_EINVAL;
+    }
+    ctx->httpc = env->httpc;
+    ctx->name = sl_strdup(env->name ? env->name : "http");
+    if (!ctx->name) {
+        return SL_ENOMEM;
+    }
+    bool has_ct = false;
+    for (size_t i = 0; i < ctx->headers.n; i++) {
+        if (strcasecmp(ctx->headers.keys[i], "Content-Type") == 0) {
+            has_ct = true;
+        }
+        if (http_append_header(&ctx->hdrs, ctx->headers.keys[i], ctx->headers.values[i]) < 0) {
+            return SL_ENOMEM;
+        }
+    }
+    if (!has_ct && http_append_header(&ctx->hdrs, "Content-Type", "application/json") < 0) {
+        return SL_ENOMEM;
+    }
+    sl_log_debug("fn_http", ctx->name, "ready, %zu extra header(s), timeout %lldms", ctx->headers.n,
+                 (long long)ctx->timeout_ms);
+    return 0;
+}
+
+static void http_done(void *varg, const struct sl_http_resp *resp)
+{
+    struct http_inv *inv = varg;
+    struct http_ctx *ctx = inv->ctx;
+    char detail[256];
+    struct sl_invoke_result res;
+    memset(&res, 0, sizeof(res));
+    res.retry_after_ms = -1;
+    res.status = (int)resp->status;
+    res.detail = detail;
+    detail[0] = '\0';
+
+    if (resp->too_large) {
+        res.outcome = SL_OUTCOME_FUNCTION_ERROR;
+        res.error_type = "Function.ResponseSizeTooLarge";
+        snprintf(detail, sizeof(detail), "response larger than %u bytes",
+                 SL_FUNCTION_MAX_RESPONSE_BYTES);
+    } else if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
+        res.outcome = SL_OUTCOME_TRANSPORT_ERROR;
+        res.detail = "canceled";
+    } else if (resp->curl_code == CURLE_OPERATION_TIMEDOUT) {
+        res.outcome = SL_OUTCOME_TIMEOUT;
+        snprintf(detail, sizeof(detail), "%s", resp->curl_error);
+    } else if (resp->curl_code != CURLE_OK) {
+        res.outcome = SL_OUTCOME_TRANSPORT_ERROR;
+        snprintf(detail, sizeof(detail), "%s", resp->curl_error);
+    } else {
+        res.outcome = sl_outcome_from_http_status(resp->status);
+        res.body = resp->body;
+        res.body_len = resp->body_len;
+        if (res.outcome == SL_OUTCOME_THROTTLE) {
+            res.retry_after_ms = sl_http_retry_after_ms(resp);
+        }
+        if (res.outcome != SL_OUTCOME_SUCCESS) {
+            snprintf(detail, sizeof(detail), "HTTP %ld", resp->status);
+        }
+    }
+
+    if (inv->prev) {
+        inv->prev->next = inv->next;
+    } else {
+        ctx->inflight = inv->next;
+    }
+    if (inv->next) {
+        inv->next->prev = inv->prev;
+    }
+    sl_invoke_cb cb = inv->cb;
+    void *arg = inv->arg;
+    sl_free(inv);
+    cb(arg, &res);
+}
+
+static int http_invoke(void *vctx, const char *body, size_t body_len, sl_invoke_cb cb, void *arg)
+{
+    struct http_ctx *ctx = vctx;
+    struct http_inv *inv = sl_calloc(1, sizeof(*inv));
+    if (!inv) {
+        return SL_ENOMEM;
+    }
+    inv->ctx = ctx;
+    inv->cb = cb;
+    inv->arg = arg;
+    struct sl_http_req req = {
+        .method = "POST",
+        .url = ctx->url,
+        .headers = ctx->hdrs,
+        .body = body,
+        .body_len = body_len,
+        .timeout_ms = (long)ctx->timeout_ms,
+        .connect_timeout_ms = (long)ctx->connect_timeout_ms,
+        .max_response_bytes = SL_FUNCTION_MAX_RESPONSE_BYTES,
+    };
+    int r = sl_httpc_request(ctx->httpc, &req, http_done, inv);
+    if (r < 0) {
+        sl_free(inv);
+        return r;
+    }
+    inv->next = ctx->inflight;
+    if (ctx->inflight) {
+        ctx->inflight->prev = inv;
+    }
+    ctx->inflight = inv;
+    return 0;
+}
+
+static void http_stop(void *vctx)
+{
+    struct http_ctx *ctx = vctx;
+    for (struct http_inv *inv = ctx->inflight; inv; inv = inv->next) {
+        (void)sl_httpc_cancel(ctx->httpc, inv);
+    }
+}
+
+static void http_fini(void *vctx)
+{
+    struct http_ctx *ctx = vctx;
+    curl_slist_free_all(ctx->hdrs);
+    ctx->hdrs = NULL;
+    sl_free(ctx->name);
+    ctx->name = NULL;
+}
+
+const struct sl_function_ops sl_function_http = {
+    .abi = SL_FUNCTION_ABI,
+    .name = "http",
+    .opts = http_opts,
+    .ctx_size = sizeof(struct http_ctx),
+    .check = http_check,
+    .init = http_init,
+    .invoke = http_invoke,
+    .stop = http_stop,
+    .fini = http_fini,
+};
