@@ -13,6 +13,21 @@ static void deadline_cb(uv_timer_t *t)
     *(bool *)t->data = true;
 }
 
+struct until {
+    bool (*done)(void *arg);
+    void *arg;
+};
+
+/* Runs just before the loop would block in poll: if a callback of this turn (a timer, say)
+ * made the condition true, stop the loop so the poll does not wait for the next event. */
+static void until_prepare_cb(uv_prepare_t *p)
+{
+    const struct until *u = p->data;
+    if (u->done(u->arg)) {
+        uv_stop(p->loop);
+    }
+}
+
 bool test_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t timeout_ms)
 {
     bool expired = false;
@@ -20,11 +35,18 @@ bool test_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t
     uv_timer_init(loop, &timer);
     timer.data = &expired;
     uv_timer_start(&timer, deadline_cb, (uint64_t)timeout_ms, 0);
+    struct until u = {done, arg};
+    uv_prepare_t prepare;
+    uv_prepare_init(loop, &prepare);
+    prepare.data = &u;
+    uv_prepare_start(&prepare, until_prepare_cb);
     while (!done(arg) && !expired) {
         uv_run(loop, UV_RUN_ONCE);
     }
     uv_timer_stop(&timer);
     uv_close((uv_handle_t *)&timer, NULL);
+    uv_prepare_stop(&prepare);
+    uv_close((uv_handle_t *)&prepare, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     return done(arg);
 }
