@@ -1,0 +1,1338 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* filter.c: FilterCriteria, the EventBridge event-pattern language (reference/esm.md §5). It
+ * owns two things: a compiler that validates a pattern's JSON text and turns it into a small
+ * tree (objects of fields, each field either a nested object or a list of matchers, plus an
+ * optional `$or` of alternative objects), and a matcher that walks that tree over a cJSON
+ * document. Compilation does all the allocation and all the validation, so every error names
+ * its place inside the pattern; matching allocates nothing, never fails, and recurses only as
+ * deep as the pattern (bounded by FILTER_MAX_DEPTH) plus a capped number of nested document
+ * arrays, so any document (deep, huge, not UTF-8) is safe. It must not log and must not know
+ * where documents come from (decoding `data`/`body` is the mapping's job). Pure: a compiled
+ * pattern is read-only and may be matched from any thread.
+ *
+ * Semantics follow AWS's event-ruler (the engine behind EventBridge and ESM filtering):
+ * - a field matches when any of its leaf values matches any matcher; arrays in the document
+ *   are flattened, and fields of one nested pattern object must be found in the same array
+ *   element;
+ * - a plain number in a pattern matches a document number of equal value (300 matches 300.0
+ *   and 3.0e2), as event-ruler does; esm.md says numbers compare by text, but cJSON keeps no
+ *   text and event-ruler adds a numeric-equality matcher beside the textual one;
+ * - `exists` looks at leaf values only: a field holding an object or an empty array does not
+ *   "exist", `null` does;
+ * - equals-ignore-case (also under prefix, suffix and anything-but) uses simple case folding
+ *   for ASCII, Latin-1, Latin Extended-A and Additional, Greek, Cyrillic and fullwidth Latin;
+ *   other scripts compare exactly. Bytes that are not UTF-8 compare as themselves. */
+#include "filter.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+
+/* Object levels a pattern may nest (EventBridge documents none; 4096 characters allow ~2000). */
+#define FILTER_MAX_DEPTH 32
+/* Document arrays nested inside one another that matching looks through; deeper ones are
+ * treated as holding no values. */
+#define FILTER_MAX_ARRAY_DEPTH 32
+#define FILTER_PATH_MAX        256
+
+enum fm_kind {
+    FM_STRING,
+    FM_NUMBER,
+    FM_TRUE,
+    FM_FALSE,
+    FM_NULL,
+    FM_PREFIX,
+    FM_PREFIX_IC,
+    FM_SUFFIX,
+    FM_SUFFIX_IC,
+    FM_EQ_IC,
+    FM_WILDCARD,
+    FM_NUMERIC,
+    FM_EXISTS,
+    FM_CIDR,
+    FM_NOT_VALUES,   /* anything-but a value or a list of values (items: STRING/NUMBER) */
+    FM_NOT_PREFIX,   /* anything-but {"prefix": s} */
+    FM_NOT_SUFFIX,   /* anything-but {"suffix": s} */
+    FM_NOT_EQ_IC,    /* anything-but {"equals-ignore-case": s or [s...]} (items: EQ_IC) */
+    FM_NOT_WILDCARD, /* anything-but {"wildcard": s or [s...]} (items: WILDCARD) */
+    FM_COUNT
+};
+
+struct fm_wild {
+    char *bytes;     /* the literal pieces, escapes removed, back to back */
+    size_t *seg_off; /* nseg pieces: offset into bytes ... */
+    size_t *seg_len; /* ... and length */
+    size_t nseg;
+    bool lead_star;  /* the pattern starts with '*' */
+    bool trail_star; /* the pattern ends with '*' */
+    bool any_star;
+};
+
+struct fm {
+    enum fm_kind kind;
+    char *s; /* STRING, PREFIX, SUFFIX, NOT_PREFIX, NOT_SUFFIX */
+    size_t slen;
+    uint32_t *cp; /* folded code points: *_IC, EQ_IC */
+    size_t ncp;
+    double num; /* NUMBER */
+    double lo, hi;
+    bool has_lo, has_hi, lo_incl, hi_incl; /* NUMERIC */
+    bool exists;                           /* EXISTS */
+    struct fm_wild wild;                   /* WILDCARD */
+    unsigned char net[16];                 /* CIDR: network, masked */
+    int family;
+    unsigned bits;
+    struct fm *items; /* NOT_VALUES, NOT_EQ_IC, NOT_WILDCARD */
+    size_t nitems;
+};
+
+struct fnode;
+
+struct ffield {
+    char *key;
+    struct fm *m; /* leaf: nm matchers, ORed */
+    size_t nm;
+    struct fnode *child; /* or a nested object */
+};
+
+struct fnode {
+    struct ffield *fields; /* ANDed */
+    size_t nfields;
+    struct fnode **alts; /* "$or": n_alts alternatives, one must match (0: none) */
+    size_t nalts;
+};
+
+struct sl_pattern {
+    struct fnode *root;
+};
+
+struct sl_filter {
+    struct sl_pattern *p[SL_FILTER_MAX_PATTERNS];
+    size_t n;
+};
+
+/* ---- case folding and UTF-8 ---------------------------------------------------------------- */
+
+/* Decodes one code point at s[*i] (len bytes in all) and advances *i. A byte that does not
+ * start a well-formed sequence decodes as 0x110000 + byte, outside Unicode, so it only ever
+ * equals the same byte. */
+static uint32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
+{
+    unsigned char b = s[*i];
+    uint32_t cp;
+    size_t n;
+    uint32_t min;
+    if (b < 0x80) {
+        (*i)++;
+        return b;
+    } else if ((b & 0xE0) == 0xC0) {
+        cp = b & 0x1Fu;
+        n = 1;
+        min = 0x80;
+    } else if ((b & 0xF0) == 0xE0) {
+        cp = b & 0x0Fu;
+        n = 2;
+        min = 0x800;
+    } else if ((b & 0xF8) == 0xF0) {
+        cp = b & 0x07u;
+        n = 3;
+        min = 0x10000;
+    } else {
+        goto invalid;
+    }
+    if (len - *i <= n) {
+        goto invalid;
+    }
+    for (size_t k = 1; k <= n; k++) {
+        unsigned char c = s[*i + k];
+        if ((c & 0xC0) != 0x80) {
+            goto invalid;
+        }
+        cp = (cp << 6) | (c & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        goto invalid;
+    }
+    *i += n + 1;
+    return cp;
+invalid:
+    (*i)++;
+    return 0x110000u + b;
+}
+
+/* Simple case folding (one code point to one) for the scripts listed at the top. */
+static uint32_t fold(uint32_t c)
+{
+    if (c < 0x80) {
+        return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    }
+    if (c == 0xB5) {
+        return 0x3BC; /* micro sign -> mu */
+    }
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7) {
+        return c + 32;
+    }
+    if ((c >= 0x100 && c <= 0x12F) || (c >= 0x132 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) {
+        return c | 1u;
+    }
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) {
+        return (c & 1u) ? c + 1 : c;
+    }
+    if (c == 0x178) {
+        return 0xFF;
+    }
+    if (c == 0x17F) {
+        return 's'; /* long s */
+    }
+    if ((c >= 0x391 && c <= 0x3A1) || (c >= 0x3A3 && c <= 0x3AB)) {
+        return c + 32;
+    }
+    if (c == 0x3C2) {
+        return 0x3C3; /* final sigma */
+    }
+    if (c >= 0x400 && c <= 0x40F) {
+        return c + 80;
+    }
+    if (c >= 0x410 && c <= 0x42F) {
+        return c + 32;
+    }
+    if ((c >= 0x1E00 && c <= 0x1E95) || (c >= 0x1EA0 && c <= 0x1EFF)) {
+        return c | 1u;
+    }
+    if (c == 0x1E9E) {
+        return 0xDF; /* capital sharp s */
+    }
+    if (c == 0x2126) {
+        return 0x3C9; /* ohm sign */
+    }
+    if (c == 0x212A) {
+        return 'k'; /* kelvin sign */
+    }
+    if (c == 0x212B) {
+        return 0xE5; /* angstrom sign */
+    }
+    if (c >= 0xFF21 && c <= 0xFF3A) {
+        return c + 32;
+    }
+    return c;
+}
+
+static size_t utf8_count(const unsigned char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; n++) {
+        (void)utf8_next(s, len, &i);
+    }
+    return n;
+}
+
+/* Compares the folded code points of s, from its skip-th code point on, with cp[0..ncp).
+ * whole: s must end there too. */
+static bool ic_compare(const char *str, size_t skip, const uint32_t *cp, size_t ncp, bool whole)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = strlen(str);
+    size_t i = 0;
+    for (size_t k = 0; k < skip && i < len; k++) {
+        (void)utf8_next(s, len, &i);
+    }
+    for (size_t k = 0; k < ncp; k++) {
+        if (i >= len || fold(utf8_next(s, len, &i)) != cp[k]) {
+            return false;
+        }
+    }
+    return !whole || i == len;
+}
+
+static bool ic_suffix(const char *str, const uint32_t *cp, size_t ncp)
+{
+    size_t n = utf8_count((const unsigned char *)str, strlen(str));
+    return n >= ncp && ic_compare(str, n - ncp, cp, ncp, true);
+}
+
+/* ---- wildcard -------------------------------------------------------------------------------- */
+
+static bool mem_find(const char *hay, size_t hlen, const char *needle, size_t nlen, size_t *ret_at)
+{
+    if (nlen == 0) {
+        *ret_at = 0;
+        return true;
+    }
+    for (size_t i = 0; i + nlen <= hlen; i++) {
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, nlen) == 0) {
+            *ret_at = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Glob with '*' only: anchored first and last pieces, the middle ones leftmost-first, which is
+ * exact for this language and needs no backtracking. */
+static bool wild_match(const struct fm_wild *w, const char *s)
+{
+    size_t len = strlen(s);
+    size_t first = 0, last = w->nseg, pos = 0, end = len;
+    if (!w->any_star) {
+        size_t l = w->nseg ? w->seg_len[0] : 0;
+        return len == l && (l == 0 || memcmp(s, w->bytes, l) == 0);
+    }
+    if (!w->lead_star) {
+        size_t l = w->seg_len[0];
+        if (len < l || memcmp(s, w->bytes + w->seg_off[0], l) != 0) {
+            return false;
+        }
+        pos = l;
+        first = 1;
+    }
+    if (!w->trail_star && last > first) {
+        size_t l = w->seg_len[last - 1];
+        if (len - pos < l || memcmp(s + len - l, w->bytes + w->seg_off[last - 1], l) != 0) {
+            return false;
+        }
+        end = len - l;
+        last--;
+    }
+    for (size_t k = first; k < last; k++) {
+        size_t at;
+        if (!mem_find(s + pos, end - pos, w->bytes + w->seg_off[k], w->seg_len[k], &at)) {
+            return false;
+        }
+        pos += at + w->seg_len[k];
+    }
+    return true;
+}
+
+/* ---- matching -------------------------------------------------------------------------------- */
+
+static bool number_equal(double a, double b)
+{
+    return a == b;
+}
+
+static bool cidr_match(const struct fm *m, const char *s)
+{
+    char buf[64];
+    unsigned char addr[16];
+    size_t len = strlen(s);
+    if (len == 0 || len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, s, len + 1);
+    if (inet_pton(m->family, buf, addr) != 1) {
+        return false;
+    }
+    unsigned full = m->bits / 8, rest = m->bits % 8;
+    if (memcmp(addr, m->net, full) != 0) {
+        return false;
+    }
+    if (rest) {
+        unsigned char mask = (unsigned char)(0xFFu << (8 - rest));
+        if ((addr[full] & mask) != m->net[full]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool value_match(const struct fm *m, const cJSON *v);
+
+/* True when one of the items matches v (anything-but lists). */
+static bool any_item(const struct fm *m, const cJSON *v)
+{
+    for (size_t i = 0; i < m->nitems; i++) {
+        if (value_match(&m->items[i], v)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Matches one leaf (scalar) value of the document. */
+static bool value_match(const struct fm *m, const cJSON *v)
+{
+    const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
+    if (cJSON_IsString(v) && !s) {
+        return false;
+    }
+    switch (m->kind) {
+    case FM_STRING:
+        return s && strlen(s) == m->slen && memcmp(s, m->s, m->slen) == 0;
+    case FM_NUMBER:
+        return cJSON_IsNumber(v) && number_equal(v->valuedouble, m->num);
+    case FM_TRUE:
+        return cJSON_IsTrue(v);
+    case FM_FALSE:
+        return cJSON_IsFalse(v);
+    case FM_NULL:
+        return cJSON_IsNull(v);
+    case FM_PREFIX:
+        return s && strncmp(s, m->s, m->slen) == 0;
+    case FM_SUFFIX: {
+        size_t len = s ? strlen(s) : 0;
+        return s && len >= m->slen && memcmp(s + len - m->slen, m->s, m->slen) == 0;
+    }
+    case FM_PREFIX_IC:
+        return s && ic_compare(s, 0, m->cp, m->ncp, false);
+    case FM_SUFFIX_IC:
+        return s && ic_suffix(s, m->cp, m->ncp);
+    case FM_EQ_IC:
+        return s && ic_compare(s, 0, m->cp, m->ncp, true);
+    case FM_WILDCARD:
+        return s && wild_match(&m->wild, s);
+    case FM_NUMERIC: {
+        if (!cJSON_IsNumber(v)) {
+            return false;
+        }
+        double d = v->valuedouble;
+        if (m->has_lo && (m->lo_incl ? d < m->lo : d <= m->lo)) {
+            return false;
+        }
+        if (m->has_hi && (m->hi_incl ? d > m->hi : d >= m->hi)) {
+            return false;
+        }
+        return true;
+    }
+    case FM_CIDR:
+        return s && cidr_match(m, s);
+    case FM_NOT_VALUES:
+        return !any_item(m, v);
+    case FM_NOT_PREFIX:
+        return !s || strncmp(s, m->s, m->slen) != 0;
+    case FM_NOT_SUFFIX: {
+        size_t len = s ? strlen(s) : 0;
+        return !s || len < m->slen || memcmp(s + len - m->slen, m->s, m->slen) != 0;
+    }
+    case FM_NOT_EQ_IC:
+    case FM_NOT_WILDCARD:
+        return !s || !any_item(m, v);
+    case FM_EXISTS:
+    case FM_COUNT:
+        break;
+    }
+    return false;
+}
+
+/* True when some leaf value inside v (v itself, or the scalars of v's arrays, flattened)
+ * matches m; m NULL asks whether there is any leaf value at all. Objects are not leaves. */
+static bool any_leaf(const struct fm *m, const cJSON *v, unsigned adepth)
+{
+    if (!v || cJSON_IsObject(v) || cJSON_IsInvalid(v) || cJSON_IsRaw(v)) {
+        return false;
+    }
+    if (cJSON_IsArray(v)) {
+        if (adepth >= FILTER_MAX_ARRAY_DEPTH) {
+            return false;
+        }
+        for (const cJSON *e = v->child; e; e = e->next) {
+            if (any_leaf(m, e, adepth + 1)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    return m ? value_match(m, v) : true;
+}
+
+static bool node_match(const struct fnode *n, const cJSON *obj);
+
+/* Matches a nested pattern object against the document value v: an object directly, an array
+ * through any object element (so fields combine only within one element), anything else, or
+ * nothing, as an absent object (where only `exists:false` can succeed). */
+static bool sub_match_rec(const struct fnode *n, const cJSON *v, unsigned adepth, bool *seen)
+{
+    if (cJSON_IsObject(v)) {
+        *seen = true;
+        return node_match(n, v);
+    }
+    if (cJSON_IsArray(v) && adepth < FILTER_MAX_ARRAY_DEPTH) {
+        for (const cJSON *e = v->child; e; e = e->next) {
+            if (sub_match_rec(n, e, adepth + 1, seen)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static bool sub_match(const struct fnode *n, const cJSON *v)
+{
+    bool seen = false;
+    if (v && sub_match_rec(n, v, 0, &seen)) {
+        return true;
+    }
+    return !seen && node_match(n, NULL);
+}
+
+static bool field_match(const struct ffield *f, const cJSON *obj)
+{
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, f->key) : NULL;
+    if (f->child) {
+        return sub_match(f->child, v);
+    }
+    for (size_t i = 0; i < f->nm; i++) {
+        const struct fm *m = &f->m[i];
+        if (m->kind == FM_EXISTS) {
+            if (any_leaf(NULL, v, 0) == m->exists) {
+                return true;
+            }
+        } else if (any_leaf(m, v, 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* obj: a JSON object, or NULL for an absent one. Recursion follows the pattern only. */
+static bool node_match(const struct fnode *n, const cJSON *obj)
+{
+    for (size_t i = 0; i < n->nfields; i++) {
+        if (!field_match(&n->fields[i], obj)) {
+            return false;
+        }
+    }
+    if (n->nalts) {
+        for (size_t i = 0; i < n->nalts; i++) {
+            if (node_match(n->alts[i], obj)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    return true;
+}
+
+/* ---- freeing --------------------------------------------------------------------------------- */
+
+static void fm_fini(struct fm *m)
+{
+    sl_free(m->s);
+    sl_free(m->cp);
+    sl_free(m->wild.bytes);
+    sl_free(m->wild.seg_off);
+    sl_free(m->wild.seg_len);
+    for (size_t i = 0; i < m->nitems; i++) {
+        fm_fini(&m->items[i]);
+    }
+    sl_free(m->items);
+}
+
+static void node_free(struct fnode *n)
+{
+    if (!n) {
+        return;
+    }
+    for (size_t i = 0; i < n->nfields; i++) {
+        struct ffield *f = &n->fields[i];
+        sl_free(f->key);
+        for (size_t k = 0; k < f->nm; k++) {
+            fm_fini(&f->m[k]);
+        }
+        sl_free(f->m);
+        node_free(f->child);
+    }
+    sl_free(n->fields);
+    for (size_t i = 0; i < n->nalts; i++) {
+        node_free(n->alts[i]);
+    }
+    sl_free(n->alts);
+    sl_free(n);
+}
+
+/* ---- compiling ------------------------------------------------------------------------------- */
+
+struct cctx {
+    char *errbuf;
+    size_t errlen;
+    char path[FILTER_PATH_MAX];
+    size_t pathlen;
+    unsigned depth;
+};
+
+/* Formats the reason into errbuf and appends where it happened. Returns SL_EINVAL. */
+SL_PRINTF(2, 3) static int cerr(struct cctx *c, const char *fmt, ...)
+{
+    if (c->errbuf && c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(c->errbuf, c->errlen, fmt, ap);
+        va_end(ap);
+        size_t used = n < 0 ? 0 : (size_t)n;
+        if (used < c->errlen) {
+            if (c->pathlen) {
+                (void)snprintf(c->errbuf + used, c->errlen - used, " at %s", c->path);
+            } else {
+                (void)snprintf(c->errbuf + used, c->errlen - used, " at the top level");
+            }
+        }
+    }
+    return SL_EINVAL;
+}
+
+static int cnomem(struct cctx *c)
+{
+    if (c->errbuf && c->errlen) {
+        (void)snprintf(c->errbuf, c->errlen, "out of memory compiling the pattern");
+    }
+    return SL_ENOMEM;
+}
+
+/* Appends ".key" (or "key" first, or "$or[i]") to the path; returns the old length. A path
+ * that would not fit ends in "...". */
+static size_t path_push(struct cctx *c, const char *key, long index)
+{
+    size_t old = c->pathlen;
+    size_t room = sizeof(c->path) - old;
+    int n;
+    if (index >= 0) {
+        n = snprintf(c->path + old, room, "%s%s[%ld]", old ? "." : "", key, index);
+    } else {
+        n = snprintf(c->path + old, room, "%s%s", old ? "." : "", key);
+    }
+    if (n < 0 || (size_t)n >= room) {
+        memcpy(c->path + sizeof(c->path) - 4, "...", 4);
+        c->pathlen = sizeof(c->path) - 1;
+    } else {
+        c->pathlen = old + (size_t)n;
+    }
+    return old;
+}
+
+static void path_pop(struct cctx *c, size_t old)
+{
+    c->pathlen = old;
+    c->path[old] = '\0';
+}
+
+static const char *type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        return "a string";
+    }
+    if (cJSON_IsNumber(v)) {
+        return "a number";
+    }
+    if (cJSON_IsBool(v)) {
+        return "a boolean";
+    }
+    if (cJSON_IsNull(v)) {
+        return "null";
+    }
+    if (cJSON_IsArray(v)) {
+        return "an array";
+    }
+    if (cJSON_IsObject(v)) {
+        return "an object";
+    }
+    return "an invalid value";
+}
+
+static int count_items(const cJSON *v)
+{
+    int n = 0;
+    for (const cJSON *e = v->child; e; e = e->next) {
+        n++;
+    }
+    return n;
+}
+
+static int set_string(struct cctx *c, struct fm *m, enum fm_kind kind, const char *s)
+{
+    m->kind = kind;
+    m->slen = strlen(s);
+    m->s = sl_strndup(s, m->slen);
+    return m->s ? 0 : cnomem(c);
+}
+
+static int set_folded(struct cctx *c, struct fm *m, enum fm_kind kind, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = strlen(str);
+    m->kind = kind;
+    m->ncp = utf8_count(s, len);
+    m->cp = sl_calloc(m->ncp, sizeof(*m->cp));
+    if (!m->cp) {
+        return cnomem(c);
+    }
+    size_t i = 0;
+    for (size_t k = 0; k < m->ncp; k++) {
+        m->cp[k] = fold(utf8_next(s, len, &i));
+    }
+    return 0;
+}
+
+static int set_wildcard(struct cctx *c, struct fm *m, const char *what, const char *s)
+{
+    size_t len = strlen(s);
+    struct fm_wild *w = &m->wild;
+    m->kind = FM_WILDCARD;
+    w->bytes = sl_malloc(len + 1);
+    w->seg_off = sl_calloc(len + 1, sizeof(size_t));
+    w->seg_len = sl_calloc(len + 1, sizeof(size_t));
+    if (!w->bytes || !w->seg_off || !w->seg_len) {
+        return cnomem(c);
+    }
+    size_t out = 0;
+    bool in_seg = false, prev_star = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '*') {
+            if (prev_star) {
+                return cerr(c, "%s: consecutive '*' characters are not allowed in \"%s\"", what, s);
+            }
+            if (i == 0) {
+                w->lead_star = true;
+            }
+            w->any_star = true;
+            prev_star = true;
+            in_seg = false;
+            continue;
+        }
+        if (ch == '\\') {
+            if (i + 1 >= len || (s[i + 1] != '*' && s[i + 1] != '\\')) {
+                return cerr(c, "%s: '\\' must be followed by '*' or '\\' in \"%s\"", what, s);
+            }
+            ch = s[++i];
+        }
+        if (!in_seg) {
+            w->seg_off[w->nseg] = out;
+            w->seg_len[w->nseg] = 0;
+            w->nseg++;
+            in_seg = true;
+        }
+        w->bytes[out++] = ch;
+        w->seg_len[w->nseg - 1]++;
+        prev_star = false;
+    }
+    w->trail_star = prev_star;
+    w->bytes[out] = '\0';
+    return 0;
+}
+
+static int compile_numeric(struct cctx *c, struct fm *m, const cJSON *arr)
+{
+    m->kind = FM_NUMERIC;
+    if (!cJSON_IsArray(arr)) {
+        return cerr(c, "numeric: expected an array like [\">\", 0, \"<=\", 5], got %s",
+                    type_name(arr));
+    }
+    int n = count_items(arr);
+    if (n == 0) {
+        return cerr(c, "numeric: expected an operator and a number, got an empty array");
+    }
+    if (n > 4) {
+        return cerr(c, "numeric: at most one lower and one upper bound are allowed");
+    }
+    const cJSON *e = arr->child;
+    while (e) {
+        if (!cJSON_IsString(e) || !e->valuestring) {
+            return cerr(c, "numeric: expected an operator (= < <= > >=), got %s", type_name(e));
+        }
+        const char *op = e->valuestring;
+        const cJSON *num = e->next;
+        if (strcmp(op, "=") && strcmp(op, "<") && strcmp(op, "<=") && strcmp(op, ">") &&
+            strcmp(op, ">=")) {
+            return cerr(c, "numeric: expected an operator (= < <= > >=), got \"%s\"", op);
+        }
+        if (!num || !cJSON_IsNumber(num)) {
+            return cerr(c, "numeric: expected a number after \"%s\", got %s", op,
+                        num ? type_name(num) : "nothing");
+        }
+        double d = num->valuedouble;
+        if (!isfinite(d)) {
+            return cerr(c, "numeric: %s is not a finite number", "the value");
+        }
+        if (op[0] == '=') {
+            if (n != 2) {
+                return cerr(c, "numeric: \"=\" must be the only operator");
+            }
+            m->has_lo = m->has_hi = m->lo_incl = m->hi_incl = true;
+            m->lo = m->hi = d;
+        } else if (op[0] == '>') {
+            if (m->has_lo) {
+                return cerr(c, "numeric: more than one lower bound (> or >=)");
+            }
+            m->has_lo = true;
+            m->lo = d;
+            m->lo_incl = op[1] == '=';
+        } else {
+            if (m->has_hi) {
+                return cerr(c, "numeric: more than one upper bound (< or <=)");
+            }
+            m->has_hi = true;
+            m->hi = d;
+            m->hi_incl = op[1] == '=';
+        }
+        e = num->next;
+    }
+    if (m->has_lo && m->has_hi && !(m->lo == m->hi && m->lo_incl && m->hi_incl) && m->lo >= m->hi) {
+        return cerr(c, "numeric: the lower bound %g is not below the upper bound %g", m->lo, m->hi);
+    }
+    return 0;
+}
+
+static int compile_cidr(struct cctx *c, struct fm *m, const cJSON *v)
+{
+    char buf[64];
+    m->kind = FM_CIDR;
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        return cerr(c, "cidr: expected a string like \"10.0.0.0/24\", got %s", type_name(v));
+    }
+    const char *s = v->valuestring;
+    const char *slash = strchr(s, '/');
+    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+    if (alen == 0 || alen >= sizeof(buf)) {
+        return cerr(c, "cidr: \"%s\" is not an IP address or prefix", s);
+    }
+    memcpy(buf, s, alen);
+    buf[alen] = '\0';
+    unsigned maxbits;
+    if (inet_pton(AF_INET, buf, m->net) == 1) {
+        m->family = AF_INET;
+        maxbits = 32;
+    } else if (inet_pton(AF_INET6, buf, m->net) == 1) {
+        m->family = AF_INET6;
+        maxbits = 128;
+    } else {
+        return cerr(c, "cidr: \"%s\" is not an IP address or prefix", s);
+    }
+    m->bits = maxbits;
+    if (slash) {
+        const char *p = slash + 1;
+        unsigned bits = 0;
+        if (!*p || strlen(p) > 3) {
+            return cerr(c, "cidr: bad prefix length in \"%s\"", s);
+        }
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9') {
+                return cerr(c, "cidr: bad prefix length in \"%s\"", s);
+            }
+            bits = bits * 10 + (unsigned)(*p - '0');
+        }
+        if (bits > maxbits) {
+            return cerr(c, "cidr: prefix length %u is over %u in \"%s\"", bits, maxbits, s);
+        }
+        m->bits = bits;
+    }
+    unsigned full = m->bits / 8, rest = m->bits % 8;
+    if (rest) {
+        m->net[full] &= (unsigned char)(0xFFu << (8 - rest));
+        full++;
+    }
+    memset(m->net + full, 0, 16 - full);
+    return 0;
+}
+
+/* {"prefix": "x"} or {"prefix": {"equals-ignore-case": "x"}} (suffix likewise). */
+static int compile_affix(struct cctx *c, struct fm *m, const char *op, const cJSON *v, bool prefix)
+{
+    if (cJSON_IsString(v) && v->valuestring) {
+        return set_string(c, m, prefix ? FM_PREFIX : FM_SUFFIX, v->valuestring);
+    }
+    if (cJSON_IsObject(v) && count_items(v) == 1 && v->child->string &&
+        strcmp(v->child->string, "equals-ignore-case") == 0 && cJSON_IsString(v->child) &&
+        v->child->valuestring) {
+        return set_folded(c, m, prefix ? FM_PREFIX_IC : FM_SUFFIX_IC, v->child->valuestring);
+    }
+    return cerr(c, "%s: expected a string or {\"equals-ignore-case\": string}, got %s", op,
+                type_name(v));
+}
+
+/* A string, or a non-empty list of strings, compiled into m->items by kind. */
+static int compile_string_items(
+    struct cctx *c, struct fm *m, const char *what, const cJSON *v, enum fm_kind kind)
+{
+    int n = 1;
+    if (cJSON_IsArray(v)) {
+        n = count_items(v);
+        if (n == 0) {
+            return cerr(c, "%s: the list is empty", what);
+        }
+    } else if (!cJSON_IsString(v)) {
+        return cerr(c, "%s: expected a string or a list of strings, got %s", what, type_name(v));
+    }
+    m->items = sl_calloc((size_t)n, sizeof(*m->items));
+    if (!m->items) {
+        return cnomem(c);
+    }
+    const cJSON *e = cJSON_IsArray(v) ? v->child : v;
+    for (int i = 0; i < n; i++, e = e->next) {
+        int r;
+        if (!cJSON_IsString(e) || !e->valuestring) {
+            return cerr(c, "%s: expected a list of strings, item %d is %s", what, i, type_name(e));
+        }
+        m->nitems++;
+        if (kind == FM_WILDCARD) {
+            r = set_wildcard(c, &m->items[i], what, e->valuestring);
+        } else {
+            r = set_folded(c, &m->items[i], FM_EQ_IC, e->valuestring);
+        }
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int compile_anything_but(struct cctx *c, struct fm *m, const cJSON *v)
+{
+    if (cJSON_IsObject(v)) {
+        if (count_items(v) != 1) {
+            return cerr(c, "anything-but: the object must have exactly one key (prefix, suffix, "
+                           "equals-ignore-case or wildcard)");
+        }
+        const cJSON *o = v->child;
+        const char *k = o->string ? o->string : "";
+        if (strcmp(k, "prefix") == 0 || strcmp(k, "suffix") == 0) {
+            if (!cJSON_IsString(o) || !o->valuestring || !o->valuestring[0]) {
+                return cerr(c, "anything-but: %s: expected a non-empty string, got %s", k,
+                            cJSON_IsString(o) ? "an empty string" : type_name(o));
+            }
+            return set_string(c, m, k[0] == 'p' ? FM_NOT_PREFIX : FM_NOT_SUFFIX, o->valuestring);
+        }
+        if (strcmp(k, "equals-ignore-case") == 0) {
+            m->kind = FM_NOT_EQ_IC;
+            return compile_string_items(c, m, "anything-but: equals-ignore-case", o, FM_EQ_IC);
+        }
+        if (strcmp(k, "wildcard") == 0) {
+            m->kind = FM_NOT_WILDCARD;
+            return compile_string_items(c, m, "anything-but: wildcard", o, FM_WILDCARD);
+        }
+        return cerr(c,
+                    "anything-but: unknown operator \"%s\" (allowed: prefix, suffix, "
+                    "equals-ignore-case, wildcard)",
+                    k);
+    }
+    m->kind = FM_NOT_VALUES;
+    int n = 1;
+    if (cJSON_IsArray(v)) {
+        n = count_items(v);
+        if (n == 0) {
+            return cerr(c, "anything-but: the list is empty");
+        }
+    } else if (!cJSON_IsString(v) && !cJSON_IsNumber(v)) {
+        return cerr(c,
+                    "anything-but: expected a string, a number, a list of them or an object, "
+                    "got %s",
+                    type_name(v));
+    }
+    m->items = sl_calloc((size_t)n, sizeof(*m->items));
+    if (!m->items) {
+        return cnomem(c);
+    }
+    const cJSON *e = cJSON_IsArray(v) ? v->child : v;
+    bool strings = cJSON_IsString(e);
+    for (int i = 0; i < n; i++, e = e->next) {
+        if (cJSON_IsString(e) && e->valuestring && strings) {
+            m->nitems++;
+            int r = set_string(c, &m->items[i], FM_STRING, e->valuestring);
+            if (r < 0) {
+                return r;
+            }
+        } else if (cJSON_IsNumber(e) && !strings && isfinite(e->valuedouble)) {
+            m->nitems++;
+            m->items[i].kind = FM_NUMBER;
+            m->items[i].num = e->valuedouble;
+        } else {
+            return cerr(c,
+                        "anything-but: the list must hold only strings or only numbers, "
+                        "item %d is %s",
+                        i, type_name(e));
+        }
+    }
+    return 0;
+}
+
+/* One element of a leaf array: a value, or an object naming one operator. */
+static int compile_matcher(struct cctx *c, struct fm *m, const cJSON *v)
+{
+    if (cJSON_IsString(v) && v->valuestring) {
+        return set_string(c, m, FM_STRING, v->valuestring);
+    }
+    if (cJSON_IsNumber(v)) {
+        if (!isfinite(v->valuedouble)) {
+            return cerr(c, "the number is out of range");
+        }
+        m->kind = FM_NUMBER;
+        m->num = v->valuedouble;
+        return 0;
+    }
+    if (cJSON_IsTrue(v) || cJSON_IsFalse(v) || cJSON_IsNull(v)) {
+        m->kind = cJSON_IsTrue(v) ? FM_TRUE : cJSON_IsFalse(v) ? FM_FALSE : FM_NULL;
+        return 0;
+    }
+    if (cJSON_IsArray(v)) {
+        return cerr(c, "a list of values may not contain an array");
+    }
+    if (!cJSON_IsObject(v)) {
+        return cerr(c, "unexpected %s in a list of values", type_name(v));
+    }
+    int n = count_items(v);
+    if (n != 1) {
+        return cerr(c, "an operator object must have exactly one key, this one has %d", n);
+    }
+    const cJSON *o = v->child;
+    const char *op = o->string ? o->string : "";
+    if (strcmp(op, "prefix") == 0) {
+        return compile_affix(c, m, op, o, true);
+    }
+    if (strcmp(op, "suffix") == 0) {
+        return compile_affix(c, m, op, o, false);
+    }
+    if (strcmp(op, "equals-ignore-case") == 0) {
+        if (!cJSON_IsString(o) || !o->valuestring) {
+            return cerr(c, "equals-ignore-case: expected a string, got %s", type_name(o));
+        }
+        return set_folded(c, m, FM_EQ_IC, o->valuestring);
+    }
+    if (strcmp(op, "wildcard") == 0) {
+        if (!cJSON_IsString(o) || !o->valuestring) {
+            return cerr(c, "wildcard: expected a string, got %s", type_name(o));
+        }
+        return set_wildcard(c, m, "wildcard", o->valuestring);
+    }
+    if (strcmp(op, "anything-but") == 0) {
+        return compile_anything_but(c, m, o);
+    }
+    if (strcmp(op, "numeric") == 0) {
+        return compile_numeric(c, m, o);
+    }
+    if (strcmp(op, "exists") == 0) {
+        if (!cJSON_IsBool(o)) {
+            return cerr(c, "exists: expected true or false, got %s", type_name(o));
+        }
+        m->kind = FM_EXISTS;
+        m->exists = cJSON_IsTrue(o);
+        return 0;
+    }
+    if (strcmp(op, "cidr") == 0) {
+        return compile_cidr(c, m, o);
+    }
+    return cerr(c,
+                "unknown operator \"%s\" (allowed: prefix, suffix, equals-ignore-case, "
+                "wildcard, anything-but, numeric, exists, cidr)",
+                op);
+}
+
+static int compile_leaf(struct cctx *c, struct ffield *f, const cJSON *arr)
+{
+    int n = count_items(arr);
+    if (n == 0) {
+        return cerr(c, "a list of values may not be empty");
+    }
+    f->m = sl_calloc((size_t)n, sizeof(*f->m));
+    if (!f->m) {
+        return cnomem(c);
+    }
+    int i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        f->nm++;
+        int r = compile_matcher(c, &f->m[i], e);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int compile_node(struct cctx *c, const cJSON *obj, struct fnode **ret_n);
+
+/* The path ends in "$or" for the checks; the alternatives are named "$or[i]" from parent. */
+static int compile_or(struct cctx *c, struct fnode *n, const cJSON *arr, size_t parent)
+{
+    if (!cJSON_IsArray(arr)) {
+        return cerr(c, "$or: expected a list of at least two objects, got %s", type_name(arr));
+    }
+    int k = count_items(arr);
+    if (k < 2) {
+        return cerr(c, "$or: expected a list of at least two objects, got %d", k);
+    }
+    n->alts = sl_calloc((size_t)k, sizeof(*n->alts));
+    if (!n->alts) {
+        return cnomem(c);
+    }
+    path_pop(c, parent);
+    int i = 0;
+    int r = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        size_t old = path_push(c, "$or", i);
+        if (!cJSON_IsObject(e)) {
+            r = cerr(c, "$or: expected an object, got %s", type_name(e));
+        } else {
+            r = compile_node(c, e, &n->alts[i]);
+            if (r == 0) {
+                n->nalts++;
+            }
+        }
+        path_pop(c, old);
+        if (r < 0) {
+            break;
+        }
+    }
+    return r;
+}
+
+/* Compiles one pattern object. Duplicate keys: the last one wins, as in AWS. */
+static int compile_node(struct cctx *c, const cJSON *obj, struct fnode **ret_n)
+{
+    int r = 0;
+    if (c->depth >= FILTER_MAX_DEPTH) {
+        return cerr(c, "the pattern nests deeper than %d objects", FILTER_MAX_DEPTH);
+    }
+    int count = count_items(obj);
+    if (count == 0) {
+        return cerr(c, "an object in a pattern may not be empty");
+    }
+    struct fnode *n = sl_calloc(1, sizeof(*n));
+    if (!n) {
+        return cnomem(c);
+    }
+    n->fields = sl_calloc((size_t)count, sizeof(*n->fields));
+    if (!n->fields) {
+        r = cnomem(c);
+        goto fail;
+    }
+    c->depth++;
+    for (const cJSON *e = obj->child; e && r == 0; e = e->next) {
+        const char *key = e->string ? e->string : "";
+        bool later = false;
+        for (const cJSON *l = e->next; l && !later; l = l->next) {
+            later = l->string && strcmp(l->string, key) == 0;
+        }
+        if (later) {
+            continue;
+        }
+        size_t old = path_push(c, key, -1);
+        if (strcmp(key, "$or") == 0) {
+            r = compile_or(c, n, e, old);
+        } else if (cJSON_IsObject(e)) {
+            struct ffield *f = &n->fields[n->nfields++];
+            f->key = sl_strdup(key);
+            r = f->key ? compile_node(c, e, &f->child) : cnomem(c);
+        } else if (cJSON_IsArray(e)) {
+            struct ffield *f = &n->fields[n->nfields++];
+            f->key = sl_strdup(key);
+            r = f->key ? compile_leaf(c, f, e) : cnomem(c);
+        } else {
+            r = cerr(c, "expected a list of values or an object, got %s", type_name(e));
+        }
+        path_pop(c, old);
+    }
+    c->depth--;
+    if (r < 0) {
+        goto fail;
+    }
+    *ret_n = n;
+    return 0;
+fail:
+    node_free(n);
+    return r;
+}
+
+static bool only_space(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+            return false;
+        }
+    }
+    return true;
+}
+
+int sl_pattern_compile(
+    const char *text, size_t len, struct sl_pattern **ret_p, char *errbuf, size_t errlen)
+{
+    struct cctx c = {.errbuf = errbuf, .errlen = errlen};
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    size_t chars = utf8_count((const unsigned char *)text, len);
+    if (chars > SL_FILTER_MAX_PATTERN_LEN) {
+        return cerr(&c, "the pattern is %zu characters long, over the limit of %d", chars,
+                    SL_FILTER_MAX_PATTERN_LEN);
+    }
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (!doc) {
+        size_t off = (end && end >= text && end <= text + len) ? (size_t)(end - text) : 0;
+        return cerr(&c, "the pattern is not valid JSON (near character %zu)", off);
+    }
+    if (end && end >= text && end <= text + len && !only_space(end, len - (size_t)(end - text))) {
+        cJSON_Delete(doc);
+        return cerr(&c, "the pattern has text after its JSON value (at character %zu)",
+                    (size_t)(end - text));
+    }
+    if (!cJSON_IsObject(doc)) {
+        int r = cerr(&c, "a pattern must be a JSON object, got %s", type_name(doc));
+        cJSON_Delete(doc);
+        return r;
+    }
+    struct sl_pattern *p = sl_calloc(1, sizeof(*p));
+    if (!p) {
+        cJSON_Delete(doc);
+        return cnomem(&c);
+    }
+    int r = compile_node(&c, doc, &p->root);
+    cJSON_Delete(doc);
+    if (r < 0) {
+        sl_free(p);
+        return r;
+    }
+    *ret_p = p;
+    return 0;
+}
+
+bool sl_pattern_match(const struct sl_pattern *p, const cJSON *doc)
+{
+    return sub_match(p->root, doc);
+}
+
+void sl_pattern_free(struct sl_pattern *p)
+{
+    if (!p) {
+        return;
+    }
+    node_free(p->root);
+    sl_free(p);
+}
+
+/* ---- FilterCriteria -------------------------------------------------------------------------- */
+
+SL_PRINTF(3, 4) static int ferr(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        (void)vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return SL_EINVAL;
+}
+
+int sl_filter_compile(const cJSON *criteria, struct sl_filter **ret_f, char *errbuf, size_t errlen)
+{
+    char perr[512];
+    int r = 0;
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!cJSON_IsObject(criteria)) {
+        return ferr(errbuf, errlen,
+                    "FilterCriteria: expected an object like {\"Filters\": "
+                    "[{\"Pattern\": \"...\"}]}, got %s",
+                    type_name(criteria));
+    }
+    const cJSON *filters = NULL;
+    for (const cJSON *e = criteria->child; e; e = e->next) {
+        if (!e->string || strcmp(e->string, "Filters") != 0) {
+            return ferr(errbuf, errlen, "FilterCriteria: unknown key \"%s\" (allowed: Filters)",
+                        e->string ? e->string : "");
+        }
+        filters = e;
+    }
+    size_t n = 0;
+    if (filters && !cJSON_IsNull(filters)) {
+        if (!cJSON_IsArray(filters)) {
+            return ferr(errbuf, errlen, "Filters: expected a list of {\"Pattern\": string}, got %s",
+                        type_name(filters));
+        }
+        n = (size_t)count_items(filters);
+        if (n > SL_FILTER_MAX_PATTERNS) {
+            return ferr(errbuf, errlen, "Filters: %zu filters, at most %d are allowed", n,
+                        SL_FILTER_MAX_PATTERNS);
+        }
+    }
+    struct sl_filter *f = sl_calloc(1, sizeof(*f));
+    if (!f) {
+        (void)ferr(errbuf, errlen, "out of memory compiling FilterCriteria");
+        return SL_ENOMEM;
+    }
+    size_t i = 0;
+    for (const cJSON *e = n ? filters->child : NULL; e; e = e->next, i++) {
+        const cJSON *pat = cJSON_IsObject(e) ? e->child : NULL;
+        if (!cJSON_IsObject(e) || !pat || pat->next || !pat->string ||
+            strcmp(pat->string, "Pattern") != 0) {
+            r = ferr(errbuf, errlen,
+                     "Filters[%zu]: expected an object with exactly one key, "
+                     "\"Pattern\"",
+                     i);
+            goto fail;
+        }
+        if (!cJSON_IsString(pat) || !pat->valuestring) {
+            r = ferr(errbuf, errlen, "Filters[%zu].Pattern: expected a string holding JSON, got %s",
+                     i, type_name(pat));
+            goto fail;
+        }
+        r = sl_pattern_compile(pat->valuestring, strlen(pat->valuestring), &f->p[f->n], perr,
+                               sizeof(perr));
+        if (r < 0) {
+            (void)ferr(errbuf, errlen, "Filters[%zu].Pattern: %s", i, perr);
+            goto fail;
+        }
+        f->n++;
+    }
+    *ret_f = f;
+    return 0;
+fail:
+    sl_filter_free(f);
+    return r;
+}
+
+bool sl_filter_match(const struct sl_filter *f, const cJSON *doc)
+{
+    if (f->n == 0) {
+        return true;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        if (sl_pattern_match(f->p[i], doc)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool node_uses_field(const struct fnode *n, const char *key)
+{
+    for (size_t i = 0; i < n->nfields; i++) {
+        if (strcmp(n->fields[i].key, key) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < n->nalts; i++) {
+        if (node_uses_field(n->alts[i], key)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl_filter_uses_field(const struct sl_filter *f, const char *key)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        if (node_uses_field(f->p[i]->root, key)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t sl_filter_count(const struct sl_filter *f)
+{
+    return f->n;
+}
+
+void sl_filter_free(struct sl_filter *f)
+{
+    if (!f) {
+        return;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        sl_pattern_free(f->p[i]);
+    }
+    sl_free(f);
+}
