@@ -91,6 +91,9 @@ struct sl_ckpt {
     struct ck_ent **sorted; /* scratch for a stable order */
     size_t sorted_cap;
 
+    sl_ckpt_durable_cb durable_cb;
+    void *durable_arg;
+
     unsigned long writes;
     int last_error;
     const char *logged_step; /* the error last logged, so each is logged once */
@@ -450,6 +453,9 @@ static void ck_finish(struct sl_ckpt *ck, uint64_t gen, int err, struct ck_resul
         if (ck->backoff) {
             (void)uv_timer_stop(&ck->timer);
             ck->backoff = false;
+        }
+        if (ck->durable_cb && !ck->closing) {
+            ck->durable_cb(ck->durable_arg);
         }
         return;
     }
@@ -978,4 +984,20 @@ void sl_ckpt_close(struct sl_ckpt *ck)
     uv_close((uv_handle_t *)&ck->check, ck_close_cb);
     uv_close((uv_handle_t *)&ck->idle, ck_close_cb);
     uv_close((uv_handle_t *)&ck->timer, ck_close_cb);
+}
+
+uint64_t sl_ckpt_generation(const struct sl_ckpt *ck)
+{
+    return ck->gen;
+}
+
+uint64_t sl_ckpt_durable_generation(const struct sl_ckpt *ck)
+{
+    return ck->durable_gen;
+}
+
+void sl_ckpt_on_durable(struct sl_ckpt *ck, sl_ckpt_durable_cb cb, void *arg)
+{
+    ck->durable_cb = cb;
+    ck->durable_arg = arg;
 }

@@ -48,6 +48,17 @@ bool sl_ckpt_is_clean(const struct sl_ckpt *ck);
  * SL_EIO or SL_ENOMEM. */
 SL_NODISCARD int sl_ckpt_flush_sync(struct sl_ckpt *ck);
 
+/* Generations: every change to the store gets the next number; a write makes durable every
+ * change up to the generation it snapshotted. A caller that must bound how far it runs ahead
+ * of the disk compares the generation of its own change with the durable one. */
+uint64_t sl_ckpt_generation(const struct sl_ckpt *ck);
+uint64_t sl_ckpt_durable_generation(const struct sl_ckpt *ck);
+
+/* Calls cb(arg) after every successful write (on the loop thread). One callback per store;
+ * NULL clears it. */
+typedef void (*sl_ckpt_durable_cb)(void *arg);
+void sl_ckpt_on_durable(struct sl_ckpt *ck, sl_ckpt_durable_cb cb, void *arg);
+
 /* Number of completed writes and the last write error (0 if none), for tests and logs. */
 unsigned long sl_ckpt_writes(const struct sl_ckpt *ck);
 int sl_ckpt_last_error(const struct sl_ckpt *ck);

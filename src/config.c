@@ -73,6 +73,10 @@ const struct sl_opt sl_config_mapping_opts[] = {
     {"max_bytes_buffered", SL_OPT_SIZE, "16MiB", 64 * 1024, INT64_C(4) * 1024 * 1024 * 1024,
      CORE_OFF(max_bytes_buffered), 0, NULL,
      "Bytes of records a mapping may hold; fetching pauses there."},
+    {"max_unsaved_batches", SL_OPT_INT, "16", 1, 1000, CORE_OFF(max_unsaved_batches), 0, NULL,
+     "Delivered batches per partition whose checkpoint may still be on its way to the disk "
+     "before the partition waits for it; a crash repeats at most these and the batch in flight. "
+     "1 repeats least; more keeps throughput when fsync is slower than an invocation."},
     {0},
 };
 

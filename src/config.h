@@ -43,6 +43,8 @@ struct sl_mapping_core {
     bool enabled;
     int64_t max_records_buffered; /* our own: pause fetching at this many held records */
     int64_t max_bytes_buffered;   /* ... or bytes */
+    int64_t max_unsaved_batches;  /* delivered batches per partition whose checkpoint may still
+                                     be on its way to the disk */
 };
 
 struct sl_mapping_conf {

@@ -52,6 +52,9 @@ struct mpart {
     int64_t last_invoke_end_ms; /* when the last invocation of this partition ended */
     size_t held_records;        /* what this partition counts against the mapping's bound */
     size_t held_bytes;
+    uint64_t *undurable; /* store generations of delivered batches whose checkpoint is not on
+                            disk yet: at most max_unsaved_batches (the partition then waits) */
+    size_t n_undurable;
     uv_timer_t timer; /* batching window or backoff */
 };
 
@@ -150,6 +153,9 @@ static void part_checkpoint(struct mpart *mp, size_t n)
     }
     if (r == 0) {
         r = sl_ckpt_set(m->ck, part->id, pos, part->meta);
+    }
+    if (r == 0 && mp->n_undurable < (size_t)m->conf->core.max_unsaved_batches) {
+        mp->undurable[mp->n_undurable++] = sl_ckpt_generation(m->ck);
     }
     if (r < 0) {
         /* Only OOM gets here. Not moving the checkpoint repeats records after a crash; it
@@ -269,11 +275,25 @@ static void part_timer_cb(uv_timer_t *t)
     part_dispatch(mp);
 }
 
+/* True when the partition has as many delivered batches waiting for the disk as it may. */
+static bool part_waits_for_disk(struct mpart *mp)
+{
+    uint64_t durable = sl_ckpt_durable_generation(mp->m->ck);
+    size_t n = 0;
+    for (size_t i = 0; i < mp->n_undurable; i++) {
+        if (mp->undurable[i] > durable) {
+            mp->undurable[n++] = mp->undurable[i];
+        }
+    }
+    mp->n_undurable = n;
+    return n >= (size_t)mp->m->conf->core.max_unsaved_batches;
+}
+
 /* Starts the next batch of a partition if one is due, or arms the window timer. */
 static void part_dispatch(struct mpart *mp)
 {
     struct sl_mapping *m = mp->m;
-    if (m->draining || mp->state != MPART_IDLE) {
+    if (m->draining || mp->state != MPART_IDLE || part_waits_for_disk(mp)) {
         return;
     }
     struct sl_recq *q = &mp->part->q;
@@ -387,6 +407,11 @@ static void mapping_schedule_pump(struct sl_mapping *m)
     }
 }
 
+static void mapping_durable_cb(void *arg)
+{
+    mapping_schedule_pump(arg);
+}
+
 static void mapping_fetch_retry_cb(uv_timer_t *t)
 {
     struct sl_mapping *m = t->data;
@@ -416,19 +441,23 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     }
     struct mpart *mp = sl_calloc(1, sizeof(*mp));
     struct sl_part *part = sl_part_new(id, name);
-    if (!mp || !part) {
+    uint64_t *undurable = sl_calloc((size_t)m->conf->core.max_unsaved_batches, sizeof(uint64_t));
+    if (!mp || !part || !undurable) {
+        sl_free(undurable);
         sl_free(mp);
         sl_part_free(part);
         return SL_ENOMEM;
     }
     struct sl_ckpt_entry e;
     if (sl_ckpt_get(m->ck, id, &e) && sl_part_set_checkpoint(part, e.pos, e.meta) < 0) {
+        sl_free(undurable);
         sl_free(mp);
         sl_part_free(part);
         return SL_ENOMEM;
     }
     mp->m = m;
     mp->part = part;
+    mp->undurable = undurable;
     mp->want_fetch = true;
     sl_buf_init(&mp->body);
     uv_timer_init(m->env.loop, &mp->timer);
@@ -483,6 +512,7 @@ static void mpart_close_cb(uv_handle_t *h)
     struct mpart *mp = h->data;
     struct sl_mapping *m = mp->m;
     sl_buf_fini(&mp->body);
+    sl_free(mp->undurable);
     sl_free(mp);
     if (--m->open_handles == 0 && m->freeing) {
         sl_free(m);
@@ -548,6 +578,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
     }
     if (r == 0) {
+        sl_ckpt_on_durable(m->ck, mapping_durable_cb, m);
         m->senv = (struct sl_source_env){
             .loop = env->loop,
             .clock = env->clock,

@@ -261,7 +261,8 @@ static void test_unknown_keys(void **state)
                          "allowed: BatchSize, Enabled, EventSourceArn, FunctionName, "
                          "MaximumBatchingWindowInSeconds, StartingPosition, "
                          "StartingPositionTimestamp, UUID, max_bytes_buffered, max_line_bytes, "
-                         "max_records_buffered, poll_interval, read_chunk, rotate_wait");
+                         "max_records_buffered, max_unsaved_batches, poll_interval, read_chunk, "
+                         "rotate_wait");
 }
 
 static void test_wrong_types(void **state)
