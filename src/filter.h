@@ -22,8 +22,8 @@ struct sl_filter;
 /* Compiles one pattern given as JSON text. Returns 0 and *ret_p, SL_EINVAL with errbuf saying
  * what is wrong and where inside the pattern (e.g. "numeric: expected an operator, got \"=>\"
  * at data.amount"), or SL_ENOMEM. */
-SL_NODISCARD int sl_pattern_compile(const char *text, size_t len, struct sl_pattern **ret_p,
-                                    char *errbuf, size_t errlen);
+SL_NODISCARD int sl_pattern_compile(
+    const char *text, size_t len, struct sl_pattern **ret_p, char *errbuf, size_t errlen);
 /* True when doc matches the pattern. */
 bool sl_pattern_match(const struct sl_pattern *p, const cJSON *doc);
 void sl_pattern_free(struct sl_pattern *p);
@@ -31,8 +31,8 @@ void sl_pattern_free(struct sl_pattern *p);
 /* Compiles FilterCriteria ({"Filters":[{"Pattern":"<JSON text>"}, ...]}). Errors name the
  * JSON path inside the criteria (Filters[1].Pattern) and the reason. An empty object or an
  * empty Filters list compiles to a filter that matches everything. */
-SL_NODISCARD int sl_filter_compile(const cJSON *criteria, struct sl_filter **ret_f, char *errbuf,
-                                   size_t errlen);
+SL_NODISCARD int
+sl_filter_compile(const cJSON *criteria, struct sl_filter **ret_f, char *errbuf, size_t errlen);
 /* True when any pattern matches doc (or the filter has no patterns). */
 bool sl_filter_match(const struct sl_filter *f, const cJSON *doc);
 /* True when some pattern names the top-level field key (e.g. "data"): sources use it to skip

@@ -33,12 +33,7 @@ def lambda_fn():
 
 
 @pytest.fixture
-def env():
-    return helpers.sluice_env()
-
-
-@pytest.fixture
-def sluice(sluice_bin, tmp_path, env):
+def sluice(sluice_bin, tmp_path):
     """Factory: sluice(cfg_dict_or_path, args=[...], env=...) -> started Sluice.
 
     At teardown every process still running gets SIGTERM and must exit 0 (a crash or a

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_SINK_H
+#define SL_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "clock.h"
+#include "err.h"
+
+struct sl_httpc;
+
+#define SL_SINK_ABI 1u
+
+/* What a sink gets from its owner. */
+struct sl_sink_env {
+    uv_loop_t *loop;
+    struct sl_httpc *httpc; /* shared HTTP client on the loop */
+    const struct sl_clock *clock;
+    const char *inst;   /* owner's name for logs (the mapping's UUID) */
+    const char *region; /* default AWS region */
+};
+
+/* One document to write: for on-failure destinations an AWS invocation record (JSON, with the
+ * payload where the destination keeps it). Borrowed until the callback. */
+struct sl_sink_doc {
+    const char *body;
+    size_t len;
+    const char *key; /* optional: message key / dedupe id (Kafka key, SQS dedup), or NULL */
+    int64_t time_ms; /* wall clock of the failure, for time-based layouts (file per day) */
+};
+
+/* err: 0 when the document is durably written (file: fsynced; http: 2xx; SQS: SendMessage
+ * accepted); otherwise a negative SL_E* and detail (borrowed for the call). The caller retries
+ * failed writes with backoff; a sink never drops a document on its own. */
+typedef void (*sl_sink_cb)(void *arg, int err, const char *detail);
+
+/* A sink adapter: one const object per kind, found by the destination's scheme. Loop thread.
+ * An operation that returns an error never calls its callback. */
+struct sl_sink_ops {
+    uint32_t abi;
+    const char *name; /* "file", "http", "sqs" */
+    /* True when this sink serves destination (its scheme or ARN shape). */
+    bool (*handles)(const char *destination);
+    size_t ctx_size;
+    /* Checks destination's shape without I/O; errbuf says what is allowed. Returns 0 or
+     * SL_ECONFIG. */
+    int (*check)(const char *destination, char *errbuf, size_t errlen);
+    int (*init)(void *ctx,
+                const struct sl_sink_env *env,
+                const char *destination,
+                char *errbuf,
+                size_t errlen);
+    /* Starts writing doc. Returns 0 (cb runs exactly once, never from inside write) or an
+     * error (cb never runs). Several writes may be in flight. */
+    int (*write)(void *ctx, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg);
+    /* Cancels writes in flight; their callbacks still run with SL_ECANCELED. May be NULL. */
+    void (*stop)(void *ctx);
+    /* Frees ctx's contents; nothing in flight. Safe after a failed init. */
+    void (*fini)(void *ctx);
+};
+
+extern const struct sl_sink_ops sl_sink_file;
+extern const struct sl_sink_ops sl_sink_http;
+extern const struct sl_sink_ops sl_sink_sqs;
+
+/* The sink that serves destination, or NULL. */
+const struct sl_sink_ops *sl_sink_for(const char *destination);
+const struct sl_sink_ops *const *sl_sink_all(size_t *ret_n);
+
+#endif

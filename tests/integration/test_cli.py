@@ -1,0 +1,211 @@
+"""CLI: validate, run on a bad config, version/options/--help, SIGTERM/SIGINT drain."""
+
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from fnserver import Reply
+from helpers import (base_config, file_mapping, http_fn, run_cli, sluice_env, wait_until,
+                     write_config, write_lines)
+
+
+def bad_config(tmp_path, url):
+    log = str(tmp_path / "in.log")
+    return {
+        "state_dir": str(tmp_path / "state"),
+        "region": "us-east-1",
+        "bogus_key": 1,
+        "functions": {"hook": http_fn(url)},
+        "mappings": [
+            file_mapping(log, "hook", batch=0),
+            file_mapping(log, "hook", start="SOMETIME"),
+            {"EventSourceArn": "file://" + log, "BatchSize": 10},
+            file_mapping(log, "no-such-function"),
+            file_mapping("/x", "hook", EventSourceArn="s3://bucket/prefix"),
+        ],
+    }
+
+
+EXPECTED_ERRORS = [
+    # (JSON path, a token the line must also show: the bad value or the missing key)
+    ("$.bogus_key", "bogus_key"),
+    ("$.mappings[0].BatchSize", "0"),
+    ("$.mappings[1].StartingPosition", "SOMETIME"),
+    ("$.mappings[2]", "FunctionName"),
+    ("$.mappings[3].FunctionName", "no-such-function"),
+    ("$.mappings[4].EventSourceArn", "s3://bucket/prefix"),
+]
+
+
+def no_endpoint_env():
+    return sluice_env({"AWS_ENDPOINT_URL": None, "AWS_ENDPOINT_URL_LAMBDA": None})
+
+
+def test_validate_lists_every_error(tmp_path, fn, sluice_bin):
+    path = write_config(tmp_path, bad_config(tmp_path, fn.url))
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    err_lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    missing = []
+    for jpath, token in EXPECTED_ERRORS:
+        hits = [ln for ln in err_lines if jpath in ln]
+        if not hits:
+            missing.append("%s: no line names it" % jpath)
+            continue
+        if not any(token in ln for ln in hits):
+            missing.append("%s: line does not show %r: %s" % (jpath, token, hits))
+        if not any(os.path.basename(path) in ln for ln in hits):
+            missing.append("%s: line does not name the file: %s" % (jpath, hits))
+    assert not missing, "\n".join(missing) + "\n--- stderr:\n" + r.stderr
+    assert len(err_lines) >= len(EXPECTED_ERRORS)
+    # BatchSize's line says what is allowed (a range)
+    bs = [ln for ln in err_lines if "$.mappings[0].BatchSize" in ln][0]
+    assert re.search(r"10000|1\b|range|between|allowed", bs), bs
+    sp = [ln for ln in err_lines if "StartingPosition" in ln][0]
+    assert "TRIM_HORIZON" in sp and "LATEST" in sp, sp
+
+
+def test_validate_good_config(tmp_path, fn, sluice_bin):
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url, headers={"X-Token": "${HOOK_TOKEN}"}),
+                                 "audit": {"type": "exec", "command": ["/bin/cat"],
+                                           "timeout": 30, "env": {"LEVEL": "info"}},
+                                 "remote": {"type": "lambda", "endpoint": fn.url,
+                                            "function_name": "function", "timeout": 900}},
+                      [file_mapping(str(tmp_path) + "/*.ndjson", "hook", batch=100, window=1,
+                                    max_line_bytes=1048576),
+                       file_mapping(str(tmp_path) + "/*.ndjson", "audit", start="LATEST"),
+                       file_mapping(str(tmp_path) + "/*.ndjson", "remote")],
+                      stats_interval=10, drain_timeout=30)
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path, env=sluice_env({"HOOK_TOKEN": "t"}))
+    assert r.returncode == 0, r.stderr
+    assert fn.count() == 0
+
+
+def test_validate_unknown_function_ok_with_endpoint_env(tmp_path, sluice_bin):
+    cfg = base_config(tmp_path, {}, [file_mapping(str(tmp_path / "a.log"), "elsewhere")])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path,
+                env=sluice_env({"AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9"}))
+    assert r.returncode == 0, r.stderr
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2 and "$.mappings[0].FunctionName" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("text,what", [
+    ("{not json", "syntax"),
+    ("[]", "not an object"),
+    ("", "empty"),
+])
+def test_validate_broken_json(tmp_path, sluice_bin, text, what):
+    path = write_config(tmp_path, text, name="broken.json")
+    r = run_cli(sluice_bin, "validate", path)
+    assert r.returncode == 2, (what, r.returncode, r.stderr)
+    assert "broken.json" in r.stderr, r.stderr
+
+
+def test_validate_missing_file(tmp_path, sluice_bin):
+    r = run_cli(sluice_bin, "validate", str(tmp_path / "nope.json"))
+    assert r.returncode == 2, r.stderr
+    assert "nope.json" in r.stderr
+
+
+def test_run_bad_config_never_starts(tmp_path, fn, sluice_bin):
+    log = tmp_path / "in.log"
+    write_lines(log, ["must not be delivered"])
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url)},
+                      [file_mapping(log, "hook"), file_mapping(log, "hook", batch=0)])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "run", "--until-idle=1", path, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "$.mappings[1].BatchSize" in r.stderr
+    assert fn.count() == 0
+    state = tmp_path / "state"
+    assert not state.exists() or not os.listdir(state), "a bad config wrote state"
+
+
+def test_version(sluice_bin):
+    r = run_cli(sluice_bin, "version")
+    assert r.returncode == 0, r.stderr
+    assert "sluice" in r.stdout and re.search(r"\d+\.\d+", r.stdout), r.stdout
+
+
+def test_options(sluice_bin):
+    r = run_cli(sluice_bin, "options")
+    assert r.returncode == 0, r.stderr
+    for name in ("BatchSize", "MaximumBatchingWindowInSeconds", "StartingPosition",
+                 "EventSourceArn", "FunctionName", "max_line_bytes", "state_dir",
+                 "drain_timeout", "stats_interval", "region", "timeout"):
+        assert name in r.stdout, "options does not list %s" % name
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["validate", "--help"],
+                                  ["options", "--help"], ["version", "--help"]])
+def test_help(sluice_bin, argv):
+    r = run_cli(sluice_bin, *argv)
+    assert r.returncode == 0, (argv, r.stderr)
+    assert re.search(r"usage", r.stdout, re.I), (argv, r.stdout)
+
+
+def test_help_lists_commands(sluice_bin):
+    out = run_cli(sluice_bin, "--help").stdout
+    for c in ("run", "validate", "options", "version"):
+        assert c in out
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["run"], ["validate"], ["run", "--bogus", "x"],
+                                  ["run", "--log-level", "loud", "x.json"], []])
+def test_usage_errors_exit_2(sluice_bin, argv):
+    r = run_cli(sluice_bin, *argv)
+    assert r.returncode == 2, (argv, r.returncode, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_drains_and_checkpoints(tmp_path, fn, sluice, sig):
+    log = tmp_path / "in.log"
+    want = ["s%03d" % i for i in range(200)]
+    write_lines(log, want)
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url)}, [file_mapping(log, "hook", batch=20)])
+    s = sluice(cfg)
+    wait_until(lambda: len(fn.lines()) >= 200, 15, "200 delivered", proc=s)
+    s.signal(sig)
+    assert s.wait(30) == 0, s.log_tail()
+    n = fn.count()
+    s2 = sluice(cfg, args=["--until-idle=1"])
+    assert s2.wait(30) == 0, s2.log_tail()
+    assert fn.count() == n, "restart re-delivered: %s" % fn.requests()[n:]
+    assert fn.lines() == want
+
+
+def test_sigterm_waits_for_inflight(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    write_lines(log, ["a", "b"])
+    fn.push(Reply(200, delay=2.0))
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url, timeout=10)},
+                      [file_mapping(log, "hook")], drain_timeout=10)
+    s = sluice(cfg)
+    wait_until(lambda: fn.count() >= 1, 10, "invocation in flight", proc=s)
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    assert s.wait(30) == 0, s.log_tail()
+    assert fn.requests()[0].answered, "exited before the in-flight invocation returned"
+    assert time.monotonic() - t0 < 9
+    s2 = sluice(cfg, args=["--until-idle=1"])
+    assert s2.wait(30) == 0, s2.log_tail()
+    assert fn.count() == 1, "the drained batch was not checkpointed"
+
+
+def test_log_format_json(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    write_lines(log, ["j"])
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url)}, [file_mapping(log, "hook")])
+    s = sluice(cfg, args=["--until-idle=1", "--log-format", "json", "--log-level", "debug"])
+    assert s.wait(30) == 0, s.log_tail()
+    lines = [ln for ln in s.log().splitlines() if ln.strip()]
+    assert lines, "no log output at debug level"
+    for ln in lines:
+        json.loads(ln)  # every line is one JSON object

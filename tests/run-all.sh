@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this after installing packages):
+#   1. build/ with --werror; unit, integration and lint suites
+#   2. build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer; unit suite
+# Services the tests need (tests/services/start.sh) run for the duration and are stopped on
+# exit.  Exits non-zero if any step fails; every step runs even after an earlier failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+export SERVICES_RUN_DIR="${SERVICES_RUN_DIR:-$ROOT/build-services}"
+failed=()
+t_start=$(date +%s)
+
+step() {  # step NAME CMD...: run, time, remember failures
+    local name="$1" t0 rc
+    shift
+    echo "=== $name: $*"
+    t0=$(date +%s)
+    "$@"
+    rc=$?
+    echo "=== $name: exit $rc in $(($(date +%s) - t0)) s"
+    [ "$rc" -eq 0 ] || failed+=("$name")
+    return "$rc"
+}
+
+setup() {  # setup DIR ARGS...: configure DIR, or reconfigure it if it exists
+    local dir="$1"
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@"
+    else
+        meson setup "$dir" "$@"
+    fi
+}
+
+stop_services() { RUN_DIR="$SERVICES_RUN_DIR" tests/services/stop.sh; }
+trap stop_services EXIT
+stop_services  # leftovers of an interrupted earlier run
+if step services env RUN_DIR="$SERVICES_RUN_DIR" tests/services/start.sh; then
+    set -a
+    # shellcheck disable=SC1091
+    . "$SERVICES_RUN_DIR/services.env"
+    set +a
+fi
+
+if step setup setup build --werror && step build ninja -C build; then
+    step test meson test -C build --suite unit --suite integration --suite lint \
+        --print-errorlogs
+fi
+
+if step setup-asan setup build-asan -Db_sanitize=address,undefined -Db_lundef=false &&
+    step build-asan ninja -C build-asan; then
+    step test-asan env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        meson test -C build-asan --suite unit --print-errorlogs
+fi
+
+echo "=== total $(($(date +%s) - t_start)) s"
+if [ "${#failed[@]}" -ne 0 ]; then
+    echo "=== FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "=== all passed"

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Start the services sluice's tests and benchmarks use, in the background, on loopback, and
+# wait (with a deadline) until each answers.  Stop them with stop.sh.
+#
+#   service   default                    what
+#   nginx     127.0.0.1:${NGINX_PORT}    nginx-light answering 200 {"ok":true} at once (bench target)
+#   sqs       127.0.0.1:${SQS_PORT}      fauxqs 1.9.2 on Node >= 20, in memory: SQS over AWS JSON 1.0
+#                                        (servers/fauxqs.mjs; modules pinned in node/, installed
+#                                        with `npm ci` when node/node_modules is missing)
+#
+# Each started server is recorded as "NAME PID COMM" in $RUN_DIR/services.pids (the server's
+# own PID, never a wrapper shell's); stop.sh signals a PID only while /proc/PID/comm matches.
+# Connection settings go to $RUN_DIR/services.env (source it with `set -a; . FILE; set +a`).
+#
+# Adding a service (Redis, Kafka, Kinesis, SQS, ...): write start_NAME (start the server with
+# `cmd &` then `record NAME $! COMM`, then `wait_ready NAME CHECK-CMD...`), append NAME to
+# SERVICES' default, and print its settings in write_env.
+#
+# Environment: SERVICES (default "nginx"; e.g. SERVICES="nginx sqs"), RUN_DIR (default
+# tests/services/run), NGINX_PORT (18080), SQS_PORT (9325), START_TIMEOUT_S (30).  Exit 0 only when every service answered; on failure, prints
+# the tail of each log, stops what was started and exits 1.
+set -euo pipefail
+
+DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN_DIR="${RUN_DIR:-$DIR/run}"
+PIDS="$RUN_DIR/services.pids"
+ENVF="$RUN_DIR/services.env"
+SERVICES="${SERVICES:-nginx}"
+NGINX_PORT="${NGINX_PORT:-18080}"
+SQS_PORT="${SQS_PORT:-9325}"
+START_TIMEOUT_S="${START_TIMEOUT_S:-30}"
+
+say() { echo "services/start: $*" >&2; }
+
+die() {
+    say "$*"
+    local f
+    for f in "$RUN_DIR"/*.log "$RUN_DIR"/nginx/error.log; do
+        [ -s "$f" ] || continue
+        echo "--- $f" >&2
+        tail -n 20 "$f" >&2
+    done
+    "$DIR/stop.sh" || true
+    exit 1
+}
+
+mkdir -p "$RUN_DIR"
+if [ -s "$PIDS" ]; then
+    say "$PIDS is not empty: services already running? run $DIR/stop.sh first"
+    exit 1
+fi
+: >"$PIDS"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+need() { have "$1" || die "missing command '$1'"; }
+
+check_port() {
+    local p="$1"
+    if ! [[ "$p" =~ ^[0-9]+$ ]] || [ "$p" -lt 1 ] || [ "$p" -gt 65535 ]; then
+        die "invalid port '$p'"
+    fi
+    if port_open "$p"; then die "port $p is already in use"; fi
+}
+
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT
+port_open() {
+    /usr/bin/python3 - "$1" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.socket()
+s.settimeout(1)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+PY
+}
+
+# http_ok URL: a POST answered with 2xx
+http_ok() {
+    if have curl; then
+        curl -fsS -m 2 -o /dev/null -X POST -d '{}' "$1"
+    else
+        /usr/bin/python3 -c 'import sys, urllib.request as u
+u.urlopen(u.Request(sys.argv[1], data=b"{}"), timeout=2).read()' "$1"
+    fi
+}
+
+record() { echo "$1 $2 $3" >>"$PIDS"; }
+
+# wait_ready NAME CMD...: poll CMD every 0.05 s until it succeeds; fail at the deadline or at
+# once if the recorded process died
+wait_ready() {
+    local name="$1" pid t0 deadline
+    shift
+    pid="$(awk -v n="$name" '$1 == n { p = $2 } END { print p }' "$PIDS")"
+    t0="$(date +%s%N)"
+    deadline=$(($(date +%s) + START_TIMEOUT_S))
+    until "$@" >/dev/null 2>&1; do
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            die "$name (pid $pid) exited during startup"
+        fi
+        [ "$(date +%s)" -lt "$deadline" ] || die "$name not ready within ${START_TIMEOUT_S}s"
+        sleep 0.05
+    done
+    say "$name ready in $((($(date +%s%N) - t0) / 1000000)) ms"
+}
+
+# http_get_ok URL: a GET answered with 2xx
+http_get_ok() {
+    if have curl; then
+        curl -fsS -m 2 -o /dev/null "$1"
+    else
+        /usr/bin/python3 -c 'import sys, urllib.request as u
+u.urlopen(sys.argv[1], timeout=2).read()' "$1"
+    fi
+}
+
+# ---- nginx: the http function target for benchmarks ------------------------------------
+start_nginx() {
+    local nginx=""
+    if have nginx; then nginx="$(command -v nginx)"; elif [ -x /usr/sbin/nginx ]; then nginx=/usr/sbin/nginx; fi
+    [ -n "$nginx" ] || die "nginx not found (apt-get install nginx-light)"
+    check_port "$NGINX_PORT"
+    local nd="$RUN_DIR/nginx"
+    mkdir -p "$nd/tmp"
+    cat >"$nd/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $nd/nginx.pid;
+error_log $nd/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $nd/tmp/body;
+    proxy_temp_path $nd/tmp/proxy;
+    fastcgi_temp_path $nd/tmp/fastcgi;
+    uwsgi_temp_path $nd/tmp/uwsgi;
+    scgi_temp_path $nd/tmp/scgi;
+    client_max_body_size 16m;
+    client_body_buffer_size 16m;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    server {
+        listen 127.0.0.1:$NGINX_PORT backlog=1024;
+        location / {
+            default_type application/json;
+            return 200 '{"ok":true}';
+        }
+    }
+}
+CONF
+    "$nginx" -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" >"$RUN_DIR/nginx.log" 2>&1 &
+    record nginx $! nginx
+    wait_ready nginx http_ok "http://127.0.0.1:$NGINX_PORT/"
+}
+
+# ---- sqs: fauxqs, for the SQS sink (on-failure destinations) and the SQS source ----------
+start_sqs() {
+    need node
+    local nd="$DIR/node"
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    [ "$major" -ge 20 ] || die "fauxqs 1.9.2 needs Node >= 20 (found $(node --version))"
+    if [ ! -f "$nd/node_modules/fauxqs/package.json" ]; then
+        need npm
+        say "installing fauxqs from $nd/package-lock.json (npm ci)"
+        (cd "$nd" && npm ci --no-audit --no-fund) >"$RUN_DIR/npm.log" 2>&1 ||
+            die "npm ci in $nd failed (see $RUN_DIR/npm.log)"
+    fi
+    check_port "$SQS_PORT"
+    # node runs as the background job itself, so $! is the server's own PID.
+    node "$DIR/servers/fauxqs.mjs" "$SQS_PORT" >"$RUN_DIR/sqs.log" 2>&1 &
+    record sqs $! node
+    wait_ready sqs http_get_ok "http://127.0.0.1:$SQS_PORT/health"
+}
+
+write_env() {
+    {
+        case " $SERVICES " in *" nginx "*)
+            echo "NGINX_URL=http://127.0.0.1:$NGINX_PORT"
+            echo "FUNCTION_ENDPOINT=http://127.0.0.1:$NGINX_PORT" ;;
+        esac
+        case " $SERVICES " in *" sqs "*)
+            echo "SQS_ENDPOINT=http://127.0.0.1:$SQS_PORT" ;;
+        esac
+    } >"$ENVF.tmp"
+    mv "$ENVF.tmp" "$ENVF"
+}
+
+for s in $SERVICES; do
+    declare -F "start_$s" >/dev/null || die "unknown service '$s'"
+    "start_$s"
+done
+write_env
+say "up: $SERVICES (pids in $PIDS, settings in $ENVF)"
