@@ -9,6 +9,8 @@
  * nothing else: no logging (the CLI prints the errors), no state beyond the returned config.
  * Called once at start-up, from the main thread, before the loop runs. */
 #include "config.h"
+#include "filter.h"
+#include "sink.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -68,6 +70,33 @@ const struct sl_opt sl_config_mapping_opts[] = {
      "With AT_TIMESTAMP: the time to start from, in seconds since the epoch; not in the future."},
     {"Enabled", SL_OPT_BOOL, "true", 0, -1, CORE_OFF(enabled), 0, NULL,
      "false keeps the mapping configured but does not run it."},
+    {"MaximumRetryAttempts", SL_OPT_INT, "-1", -1, 10000, CORE_OFF(max_retry_attempts), 0, NULL,
+     "Function errors (and partial failures) a batch may have before its records go to the "
+     "on-failure destination: N means at most N+1 invocations of the same records. -1: retry "
+     "until the records expire. Throttles and transport errors do not count."},
+    {"MaximumRecordAgeInSeconds", SL_OPT_INT, "-1", -1, 604800, CORE_OFF(max_record_age_s), 0, NULL,
+     "Records older than this (by arrival time) are not invoked again but go to the on-failure "
+     "destination; -1 or 60 to 604800."},
+    {"BisectBatchOnFunctionError", SL_OPT_BOOL, "false", 0, -1, CORE_OFF(bisect), 0, NULL,
+     "On a function error, split the batch in two and retry each half, so one bad record ends "
+     "up alone; splits do not count as retries."},
+    {"FunctionResponseTypes", SL_OPT_STRLIST, NULL, 0, 1, CORE_OFF(response_types), 0, NULL,
+     "[\"ReportBatchItemFailures\"] makes the function's {\"batchItemFailures\": [...]} "
+     "response count: streams resume from the lowest failed record."},
+    {"DestinationConfig", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(destination_config), 0, NULL,
+     "{\"OnFailure\": {\"Destination\": D}}: where records that cannot be delivered go, as "
+     "AWS invocation records: file:///dir (NDJSON per day, with the payload), an http(s) URL, or "
+     "an SQS queue ARN or URL."},
+    {"FilterCriteria", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(filter_criteria), 0, NULL,
+     "{\"Filters\": [{\"Pattern\": \"...\"}]}: EventBridge patterns, up to 5, ORed; records "
+     "that match none are not delivered and still pass the checkpoint."},
+    {"ParallelizationFactor", SL_OPT_INT, "1", 1, 10, CORE_OFF(parallelization_factor), 0, NULL,
+     "Batches in flight per partition; records with the same partition key stay in order."},
+    {"ScalingConfig", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(scaling_config), 0, NULL,
+     "{\"MaximumConcurrency\": N}: at most N invocations in flight for this mapping, 1 to "
+     "1000 (AWS's minimum is 2; sluice accepts 1)."},
+    {"TumblingWindowInSeconds", SL_OPT_INT, "0", 0, 900, CORE_OFF(tumbling_window_s), 0, NULL,
+     "Tumbling windows with state carried between invocations (not supported yet: 0 only)."},
     {"max_records_buffered", SL_OPT_INT, "10000", 1, 10000000, CORE_OFF(max_records_buffered), 0,
      NULL, "Records a mapping may hold (fetched, not yet acknowledged); fetching pauses there."},
     {"max_bytes_buffered", SL_OPT_SIZE, "16MiB", 64 * 1024, INT64_C(4) * 1024 * 1024 * 1024,
@@ -715,6 +744,143 @@ static void config_append_schemes(struct sl_buf *b, int *r)
     }
 }
 
+/* Checks DestinationConfig: only OnFailure, whose Destination a sink serves. */
+static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc, const char *path)
+{
+    const char *file = cc->file;
+    const cJSON *dc = mc->core.destination_config;
+    if (!dc) {
+        return;
+    }
+    if (!cJSON_IsObject(dc)) {
+        config_err(cc,
+                   "%s: %s.DestinationConfig: not an object; allowed: {\"OnFailure\": "
+                   "{\"Destination\": \"...\"}}",
+                   file, path);
+        return;
+    }
+    for (const cJSON *c = dc->child; c; c = c->next) {
+        if (strcmp(c->string, "OnFailure") != 0) {
+            config_err(
+                cc,
+                "%s: %s.DestinationConfig.%s: unsupported DestinationConfig parameter "
+                "(AWS supports only OnFailure for event source mappings); allowed: OnFailure",
+                file, path, c->string);
+        }
+    }
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(dc, "OnFailure");
+    if (!of) {
+        return;
+    }
+    if (!cJSON_IsObject(of)) {
+        config_err(cc,
+                   "%s: %s.DestinationConfig.OnFailure: not an object; allowed: "
+                   "{\"Destination\": \"...\"} or {}",
+                   file, path);
+        return;
+    }
+    for (const cJSON *c = of->child; c; c = c->next) {
+        if (strcmp(c->string, "Destination") != 0) {
+            config_err(cc,
+                       "%s: %s.DestinationConfig.OnFailure.%s: unknown key; allowed: "
+                       "Destination",
+                       file, path, c->string);
+        }
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(of, "Destination");
+    if (!d) {
+        return;
+    }
+    if (!cJSON_IsString(d) || !d->valuestring[0]) {
+        config_err(cc,
+                   "%s: %s.DestinationConfig.OnFailure.Destination: not a non-empty string; "
+                   "allowed: file:///dir, http(s)://..., an SQS queue ARN or URL",
+                   file, path);
+        return;
+    }
+    const struct sl_sink_ops *sink = sl_sink_for(d->valuestring);
+    char errbuf[512] = "";
+    if (!sink) {
+        config_err(cc,
+                   "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is not a "
+                   "destination sluice can write; allowed: file:///dir, http(s)://..., "
+                   "arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL",
+                   file, path, d->valuestring);
+    } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
+        config_err(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
+    } else {
+        mc->on_failure = d->valuestring;
+    }
+}
+
+/* Checks the failure controls, filters and scaling keys whose rules go beyond the table. */
+static void
+config_failure_rules(struct config_ctx *cc, struct sl_mapping_conf *mc, const char *path)
+{
+    struct sl_mapping_core *core = &mc->core;
+    const char *file = cc->file;
+    if (core->max_record_age_s != -1 && core->max_record_age_s < 60) {
+        config_err(cc,
+                   "%s: %s.MaximumRecordAgeInSeconds: %lld is out of range; allowed: -1 or "
+                   "60 to 604800",
+                   file, path, (long long)core->max_record_age_s);
+    }
+    for (size_t i = 0; i < core->response_types.n; i++) {
+        if (strcmp(core->response_types.items[i], "ReportBatchItemFailures") == 0) {
+            mc->report_item_failures = true;
+        } else {
+            config_err(cc,
+                       "%s: %s.FunctionResponseTypes[%zu]: \"%s\" is not a response type; "
+                       "allowed: ReportBatchItemFailures",
+                       file, path, i, core->response_types.items[i]);
+        }
+    }
+    config_destination(cc, mc, path);
+    if (core->filter_criteria) {
+        struct sl_filter *f = NULL;
+        char errbuf[512] = "";
+        if (sl_filter_compile(core->filter_criteria, &f, errbuf, sizeof(errbuf)) < 0) {
+            config_err(cc, "%s: %s.FilterCriteria.%s", file, path,
+                       errbuf[0] ? errbuf : "invalid filter criteria");
+        }
+        sl_filter_free(f);
+    }
+    const cJSON *sc = core->scaling_config;
+    if (sc) {
+        const cJSON *mcy = cJSON_GetObjectItemCaseSensitive(sc, "MaximumConcurrency");
+        if (!cJSON_IsObject(sc)) {
+            config_err(cc,
+                       "%s: %s.ScalingConfig: not an object; allowed: "
+                       "{\"MaximumConcurrency\": 1 to 1000}",
+                       file, path);
+        } else {
+            for (const cJSON *c = sc->child; c; c = c->next) {
+                if (strcmp(c->string, "MaximumConcurrency") != 0) {
+                    config_err(cc,
+                               "%s: %s.ScalingConfig.%s: unknown key; allowed: "
+                               "MaximumConcurrency",
+                               file, path, c->string);
+                }
+            }
+            if (mcy && (!cJSON_IsNumber(mcy) || mcy->valuedouble != (double)(int)mcy->valuedouble ||
+                        mcy->valuedouble < 1 || mcy->valuedouble > 1000)) {
+                config_err(cc,
+                           "%s: %s.ScalingConfig.MaximumConcurrency: not an integer from 1 "
+                           "to 1000; allowed: 1 to 1000",
+                           file, path);
+            } else if (mcy) {
+                mc->max_concurrency = (int64_t)mcy->valuedouble;
+            }
+        }
+    }
+    if (core->tumbling_window_s != 0) {
+        config_err(cc,
+                   "%s: %s.TumblingWindowInSeconds: %lld: tumbling windows are not supported "
+                   "yet; allowed: 0",
+                   file, path, (long long)core->tumbling_window_s);
+    }
+}
+
 /* Checks the keys whose rules depend on the source kind or on other keys. */
 static void config_mapping_rules(struct config_ctx *cc,
                                  struct sl_mapping_conf *mc,
@@ -762,6 +928,7 @@ static void config_mapping_rules(struct config_ctx *cc,
                    "allowed: TRIM_HORIZON or LATEST",
                    file, path, src->name);
     }
+    config_failure_rules(cc, mc, path);
 }
 
 static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t idx)

@@ -41,10 +41,19 @@ struct sl_mapping_core {
     int starting_position;          /* enum sl_starting_position */
     int64_t starting_position_ts_s; /* StartingPositionTimestamp */
     bool enabled;
-    int64_t max_records_buffered; /* our own: pause fetching at this many held records */
-    int64_t max_bytes_buffered;   /* ... or bytes */
-    int64_t max_unsaved_batches;  /* delivered batches per partition whose checkpoint may still
-                                     be on its way to the disk */
+    int64_t max_records_buffered;     /* our own: pause fetching at this many held records */
+    int64_t max_bytes_buffered;       /* ... or bytes */
+    int64_t max_retry_attempts;       /* MaximumRetryAttempts: -1 forever */
+    int64_t max_record_age_s;         /* MaximumRecordAgeInSeconds: -1 forever */
+    bool bisect;                      /* BisectBatchOnFunctionError */
+    struct sl_strlist response_types; /* FunctionResponseTypes */
+    cJSON *destination_config;        /* DestinationConfig */
+    cJSON *filter_criteria;           /* FilterCriteria */
+    int64_t parallelization_factor;   /* ParallelizationFactor */
+    cJSON *scaling_config;            /* ScalingConfig */
+    int64_t tumbling_window_s;        /* TumblingWindowInSeconds: 0 off */
+    int64_t max_unsaved_batches;      /* delivered batches per partition whose checkpoint may still
+                                         be on its way to the disk */
 };
 
 struct sl_mapping_conf {
@@ -52,6 +61,9 @@ struct sl_mapping_conf {
     bool uuid_derived;                  /* no UUID given: derived from the mapping's content */
     const struct sl_source_ops *source; /* chosen by the ARN's scheme */
     struct sl_function_conf *function;  /* borrowed from sl_config.functions */
+    bool report_item_failures;          /* FunctionResponseTypes has ReportBatchItemFailures */
+    const char *on_failure;             /* DestinationConfig.OnFailure.Destination, or NULL */
+    int64_t max_concurrency;            /* ScalingConfig.MaximumConcurrency, 0 = no cap */
     cJSON *json;                        /* owned: the mapping's object, ${VAR} expanded */
     char *path;                         /* "$.mappings[0]", for messages */
 };
