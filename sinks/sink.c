@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* sink.c: the registry of sink adapters. It owns the list of the kinds sluice can write to and
+ * picks the one that serves a destination by asking each, in order, whether it handles it. The
+ * SQS sink comes before the HTTP one because a queue URL is also an http(s) URL (the HTTP sink
+ * declines those anyway, so exactly one sink handles any destination). Pure; any thread. */
+#include "sink.h"
+
+#include <stddef.h>
+
+static const struct sl_sink_ops *const sink_all[] = {
+    &sl_sink_file,
+    &sl_sink_sqs,
+    &sl_sink_http,
+};
+
+const struct sl_sink_ops *sl_sink_for(const char *destination)
+{
+    if (!destination) {
+        return NULL;
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(sink_all); i++) {
+        if (sink_all[i]->handles(destination)) {
+            return sink_all[i];
+        }
+    }
+    return NULL;
+}
+
+const struct sl_sink_ops *const *sl_sink_all(size_t *ret_n)
+{
+    *ret_n = SL_ARRAY_LEN(sink_all);
+    return sink_all;
+}
