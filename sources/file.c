@@ -5,8 +5,9 @@
  *
  * It owns, per mapping, the glob pattern, one poll timer, and per file an open descriptor, a
  * read buffer (at most one unfinished line plus one read chunk), the head of the file (for the
- * fingerprint) and the constant pieces of the event JSON. It must not block on anything but
- * regular-file reads (pread of read_chunk bytes), must not call the mapping's callbacks from
+ * fingerprint) and the constant pieces of the event JSON (records carry only what varies: their
+ * bytes, and a partition key from the line when one is configured). It must not block on anything
+ * but regular-file reads (pread of read_chunk bytes), must not call the mapping's callbacks from
  * inside fetch(), and must not lose or repeat a line across rotation. Loop thread only.
  *
  * About identity: a partition is an inode, "<st_dev>:<st_ino>", so a renamed file keeps its
@@ -26,8 +27,8 @@
  * from 0. LATEST starts at the end of the files present at start(), more exactly after their
  * last newline, so a line being written at that moment is delivered whole; files that appear
  * later (the new file after a rotation, a new match of the glob) are read from 0 even under
- * LATEST, as a tail does, or their first lines would be lost. AT_TIMESTAMP is rejected: lines
- * carry no time.
+ * LATEST, as a tail does, or their first lines would be lost. AT_TIMESTAMP is rejected: a file
+ * has no index by time to start from (arrival_time_field is known only once a line is read).
  *
  * About the ARN: "file://" + an absolute path. If it contains * ? or [ it is a glob(3) pattern
  * (where a backslash escapes the next character); otherwise it is taken literally.
@@ -36,6 +37,17 @@
  * does not guess encodings). A last line without '\n' is held until its newline arrives, except
  * when a rotated or deleted file is closed: then the unfinished line is delivered as it is,
  * since no newline will ever come.
+ *
+ * About keys and times: by default a record's partitionKey is the file's path and its arrival
+ * time the wall clock when it was read. With partition_key_field or arrival_time_field set,
+ * each line is parsed once with cJSON at fetch time (only then; the encoder itself never parses)
+ * and, when it is a JSON object holding the field, the key is copied into the record's meta
+ * bytes (empty meta means "the path") and the time replaces arrival_ms, so the event's
+ * approximateArrivalTimestamp and the record's age (MaximumRecordAgeInSeconds) follow the line.
+ * Lines that are not JSON objects, or lack the field, or hold an unusable value, keep the
+ * defaults; they are not errors. The events stay Kinesis-shaped; filter_doc and
+ * encode_batch_info give the Kinesis filter document and KinesisBatchInfo (the file is the
+ * shard, the offset the sequence number).
  *
  * About rotation: each poll re-runs the glob. An open file whose inode no longer matches any
  * path of the glob (renamed out of it, or deleted) is still read to its end; once it has not
@@ -120,6 +132,8 @@ struct file_ctx {
     int64_t poll_interval_ms;
     int64_t rotate_wait_ms;
     int64_t read_chunk;
+    char *partition_key_field; /* NULL: the key is the path */
+    char *arrival_time_field;  /* NULL: arrival is the read time */
 
     struct sl_source_env env;
     char *pattern; /* the ARN without "file://" */
@@ -143,6 +157,14 @@ static const struct sl_opt file_opts[] = {
      "closed."},
     {"read_chunk", SL_OPT_SIZE, "256KiB", 1, 64 * 1024 * 1024,
      offsetof(struct file_ctx, read_chunk), 0, NULL, "Bytes read from a file at a time."},
+    {"partition_key_field", SL_OPT_STR, NULL, 1, 0, offsetof(struct file_ctx, partition_key_field),
+     0, NULL,
+     "Top-level field of JSON-object lines whose value (a string, or a number or boolean as "
+     "JSON text) is the record's partitionKey; other lines keep the file's path."},
+    {"arrival_time_field", SL_OPT_STR, NULL, 1, 0, offsetof(struct file_ctx, arrival_time_field), 0,
+     NULL,
+     "Top-level field of JSON-object lines holding their arrival time (epoch seconds, or ISO 8601 "
+     "such as 2026-11-26T09:00:00Z); other lines arrive when read."},
     {0},
 };
 
@@ -248,6 +270,198 @@ static int file_push_oversize(struct file_part *fp,
     return 0;
 }
 
+/* ---- keys and times from JSON lines ---- */
+
+/* Parses a line as one JSON value with nothing but whitespace after it (cJSON alone would
+ * accept "12 apples" as 12). Returns the value (owned; cJSON_Delete it) or NULL when the line
+ * is not JSON (or on OOM, which the callers cannot tell apart and treat the same way). */
+static cJSON *file_parse_json(const char *data, size_t len)
+{
+    if (len == 0) {
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    if (!v) {
+        return NULL;
+    }
+    for (const char *p = end; p && p < data + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+#define FILE_TIME_MIN_S (-62167219200LL) /* 0000-01-01T00:00:00Z */
+#define FILE_TIME_MAX_S 253402300799LL   /* 9999-12-31T23:59:59Z */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t file_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Reads n decimal digits at *p (advancing it); false if any is not a digit. */
+static bool file_digits(const char **p, int n, unsigned *ret)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9') {
+            return false;
+        }
+        v = v * 10 + (unsigned)(c - '0');
+    }
+    *p += n;
+    *ret = v;
+    return true;
+}
+
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" into Unix epoch milliseconds
+ * (fraction truncated to milliseconds; 't', 'z' and a decimal comma as ISO 8601 allows). An offset
+ * other than zero is applied, so any correct ISO 8601 time with an offset gives its UTC instant.
+ * Returns false if s is not one. */
+static bool file_parse_iso8601(const char *s, int64_t *ret_ms)
+{
+    const char *p = s;
+    unsigned y, mo, d, h, mi, sec, ms = 0;
+    if (!file_digits(&p, 4, &y) || *p++ != '-' || !file_digits(&p, 2, &mo) || *p++ != '-' ||
+        !file_digits(&p, 2, &d)) {
+        return false;
+    }
+    if (*p != 'T' && *p != 't') {
+        return false;
+    }
+    p++;
+    if (!file_digits(&p, 2, &h) || *p++ != ':' || !file_digits(&p, 2, &mi) || *p++ != ':' ||
+        !file_digits(&p, 2, &sec)) {
+        return false;
+    }
+    if (*p == '.' || *p == ',') {
+        p++;
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+        unsigned scale = 100;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            ms += (unsigned)(*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    int64_t off_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1;
+        unsigned oh, om;
+        if (!file_digits(&p, 2, &oh) || *p++ != ':' || !file_digits(&p, 2, &om) || oh > 23 ||
+            om > 59) {
+            return false;
+        }
+        off_s = sign * (int64_t)(oh * 3600 + om * 60);
+    } else {
+        return false;
+    }
+    static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 59) {
+        return false;
+    }
+    int64_t t = file_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
+    if (t < FILE_TIME_MIN_S || t > FILE_TIME_MAX_S) {
+        return false;
+    }
+    *ret_ms = t * 1000 + ms;
+    return true;
+}
+
+/* The arrival time a JSON value gives: epoch seconds (a number, maybe fractional) or an ISO
+ * 8601 string. Returns false if it is neither (or out of years 0000..9999). */
+static bool file_arrival_of(const cJSON *v, int64_t *ret_ms)
+{
+    if (cJSON_IsNumber(v)) {
+        double s = v->valuedouble;
+        if (!(s >= (double)FILE_TIME_MIN_S && s < (double)FILE_TIME_MAX_S + 1.0)) {
+            return false; /* also NaN */
+        }
+        double ms = s * 1000.0;
+        int64_t t = (int64_t)(ms >= 0 ? ms + 0.5 : ms - 0.5);
+        *ret_ms = t > FILE_TIME_MAX_S * 1000 + 999 ? FILE_TIME_MAX_S * 1000 + 999 : t;
+        return true;
+    }
+    if (cJSON_IsString(v)) {
+        return file_parse_iso8601(v->valuestring, ret_ms);
+    }
+    return false;
+}
+
+/* The partition key a JSON value gives: a string as it is, a number or boolean as its JSON
+ * text (numbers as cJSON prints them: integers exactly up to 2^53), written into num when it
+ * is needed. An empty string, null, an object or an array gives none (the path is used). */
+static size_t file_key_of(const cJSON *v, char *num, size_t num_len, const char **ret_key)
+{
+    if (cJSON_IsString(v)) {
+        *ret_key = v->valuestring;
+        return strlen(v->valuestring);
+    }
+    if ((cJSON_IsNumber(v) || cJSON_IsBool(v)) &&
+        cJSON_PrintPreallocated((cJSON *)(uintptr_t)v, num, (int)num_len, 0)) {
+        *ret_key = num;
+        return strlen(num);
+    }
+    return 0;
+}
+
+/* Appends one line as a record. With partition_key_field or arrival_time_field set, the line
+ * is parsed once as JSON: the key goes into the record's meta bytes (none: the path) and the
+ * time into arrival_ms (none: the read time). Returns 0 or SL_ENOMEM. */
+static int file_push_line(struct file_part *fp,
+                          struct file_fetch_state *fs,
+                          const char *data,
+                          size_t len,
+                          uint64_t pos,
+                          uint64_t next)
+{
+    struct file_ctx *ctx = fp->ctx;
+    const char *key = NULL;
+    size_t key_len = 0;
+    int64_t arrival_ms = fs->wall_ms;
+    char num[64];
+    cJSON *doc = NULL;
+    if (ctx->partition_key_field || ctx->arrival_time_field) {
+        doc = file_parse_json(data, len);
+    }
+    if (cJSON_IsObject(doc)) {
+        if (ctx->partition_key_field) {
+            key_len = file_key_of(cJSON_GetObjectItemCaseSensitive(doc, ctx->partition_key_field),
+                                  num, sizeof(num), &key);
+        }
+        if (ctx->arrival_time_field) {
+            int64_t t;
+            if (file_arrival_of(cJSON_GetObjectItemCaseSensitive(doc, ctx->arrival_time_field),
+                                &t)) {
+                arrival_ms = t;
+            }
+        }
+    }
+    int r = sl_recq_push(&fp->part->q, data, (uint32_t)len, key, (uint32_t)key_len, pos, next,
+                         arrival_ms, 0);
+    cJSON_Delete(doc);
+    if (r == 0) {
+        fs->n++;
+        fs->bytes += len + key_len;
+    }
+    return r;
+}
+
 /* Turns the complete lines in the buffer into records, until the limits. A buffered unfinished
  * line longer than max_line_bytes switches to skipping. Returns 0 or SL_ENOMEM. */
 static int file_drain(struct file_part *fp, struct file_fetch_state *fs)
@@ -276,12 +490,7 @@ static int file_drain(struct file_part *fp, struct file_fetch_state *fs)
         if (len > max_line) {
             r = file_push_oversize(fp, fs, fp->line_off, fp->line_off + len, next);
         } else {
-            r = sl_recq_push(&fp->part->q, fp->buf + fp->buf_start, (uint32_t)len, NULL, 0,
-                             fp->line_off, next, fs->wall_ms, 0);
-            if (r == 0) {
-                fs->n++;
-                fs->bytes += len;
-            }
+            r = file_push_line(fp, fs, fp->buf + fp->buf_start, len, fp->line_off, next);
         }
         if (r < 0) {
             return r;
@@ -372,12 +581,9 @@ static int file_flush_final(struct file_part *fp, struct file_fetch_state *fs)
         fp->skipping = fp->skip_silent = false;
     } else if (fp->buf_len > fp->buf_start) {
         size_t len = fp->buf_len - fp->buf_start;
-        if (sl_recq_push(&fp->part->q, fp->buf + fp->buf_start, (uint32_t)len, NULL, 0,
-                         fp->line_off, fp->read_off, fs->wall_ms, 0) < 0) {
+        if (file_push_line(fp, fs, fp->buf + fp->buf_start, len, fp->line_off, fp->read_off) < 0) {
             return SL_ENOMEM;
         }
-        fs->n++;
-        fs->bytes += len;
     }
     file_buf_clear(fp);
     fp->line_off = fp->read_off;
@@ -489,14 +695,27 @@ static int file_encode_record(void *vctx,
     const struct file_part *fp = part->src;
     /* an oversize record has no bytes (and maybe no arena to point into) */
     const char *data = rec->len ? sl_recq_data(&part->q, rec) : "";
+    size_t start = out->len;
     size_t need = fp->enc_head_len + 20 + sizeof(FILE_ENC_DATA) + sl_enc_base64_len(rec->len) +
                   sizeof(FILE_ENC_TS) + 25 + fp->enc_id_len + 20 + fp->enc_tail_len;
+    int r;
+    if (rec->meta_len > 0) {
+        /* a key from the line (partition_key_field) instead of the path */
+        if ((r = sl_buf_puts(out, FILE_ENC_HEAD)) < 0 ||
+            (r = sl_enc_json_str(out, sl_recq_meta(&part->q, rec), rec->meta_len)) < 0 ||
+            (r = sl_buf_puts(out, FILE_ENC_SEQ)) < 0) {
+            sl_buf_truncate(out, start);
+            return r;
+        }
+        need -= fp->enc_head_len;
+    }
     if (sl_buf_reserve(out, need) < 0) {
+        sl_buf_truncate(out, start);
         return SL_ENOMEM;
     }
     /* Room is reserved: none of these can fail now (results are still combined, since GCC's
      * warn_unused_result cannot be silenced by a cast). */
-    int r = sl_buf_append(out, fp->enc, fp->enc_head_len);
+    r = rec->meta_len > 0 ? 0 : sl_buf_append(out, fp->enc, fp->enc_head_len);
     r |= sl_enc_u64(out, rec->pos);
     r |= sl_buf_append(out, FILE_ENC_DATA, sizeof(FILE_ENC_DATA) - 1);
     r |= sl_enc_base64(out, data, rec->len);
@@ -506,6 +725,129 @@ static int file_encode_record(void *vctx,
     r |= sl_enc_u64(out, rec->pos);
     r |= sl_buf_append(out, fp->enc + fp->enc_head_len + fp->enc_id_len, fp->enc_tail_len);
     return r < 0 ? SL_ENOMEM : 0;
+}
+
+/* About the four operations below: they see a record the way a Kinesis consumer would. Its
+ * partitionKey is the key partition_key_field found in the line (stored as the record's meta
+ * bytes at fetch time) or else the file's path, its sequenceNumber is its byte offset, the
+ * shard is the file. */
+
+static size_t
+file_record_key(void *vctx, struct sl_part *part, const struct sl_record *rec, const char **ret_key)
+{
+    (void)vctx;
+    if (rec->meta_len > 0) {
+        *ret_key = sl_recq_meta(&part->q, rec);
+        return rec->meta_len;
+    }
+    *ret_key = part->name;
+    return strlen(part->name);
+}
+
+static int file_format_item_id(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)vctx;
+    (void)part;
+    int n = snprintf(buf, len, "%" PRIu64, rec->pos);
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
+/* {"partitionKey":..., "sequenceNumber":"<pos>", "approximateArrivalTimestamp":<s>,
+ *  "data":<the line as JSON, or as a string when it is not JSON; null when oversize>}.
+ * About data as a string: cJSON strings end at a NUL byte, so a line holding one is matched
+ * only up to it. */
+static cJSON *file_filter_doc(void *vctx, struct sl_part *part, const struct sl_record *rec)
+{
+    (void)vctx;
+    char seq[24];
+    (void)snprintf(seq, sizeof(seq), "%" PRIu64, rec->pos);
+    const char *data = rec->len ? sl_recq_data(&part->q, rec) : "";
+    char *tmp = NULL;
+    cJSON *doc = cJSON_CreateObject();
+    if (!doc) {
+        return NULL;
+    }
+    const char *key = part->name;
+    if (rec->meta_len > 0) {
+        if (!(tmp = sl_malloc((size_t)rec->meta_len + 1))) {
+            goto fail;
+        }
+        memcpy(tmp, sl_recq_meta(&part->q, rec), rec->meta_len);
+        tmp[rec->meta_len] = '\0';
+        key = tmp;
+    }
+    if (!cJSON_AddStringToObject(doc, "partitionKey", key) ||
+        !cJSON_AddStringToObject(doc, "sequenceNumber", seq) ||
+        !cJSON_AddNumberToObject(doc, "approximateArrivalTimestamp",
+                                 (double)rec->arrival_ms / 1000.0)) {
+        goto fail;
+    }
+    sl_free(tmp);
+    tmp = NULL;
+    if (rec->flags & SL_REC_OVERSIZE) {
+        if (!cJSON_AddNullToObject(doc, "data")) {
+            goto fail;
+        }
+        return doc;
+    }
+    cJSON *v = file_parse_json(data, rec->len);
+    if (!v) {
+        if (!(tmp = sl_malloc((size_t)rec->len + 1))) {
+            goto fail;
+        }
+        memcpy(tmp, data, rec->len);
+        tmp[rec->len] = '\0';
+        v = cJSON_CreateString(tmp);
+        sl_free(tmp);
+        tmp = NULL;
+        if (!v) {
+            goto fail;
+        }
+    }
+    if (!cJSON_AddItemToObject(doc, "data", v)) {
+        cJSON_Delete(v);
+        goto fail;
+    }
+    return doc;
+fail:
+    sl_free(tmp);
+    cJSON_Delete(doc);
+    return NULL;
+}
+
+/* "KinesisBatchInfo":{"shardId":"<path>","startSequenceNumber":"<pos>",...,
+ * "streamArn":"file://<path>"}, in AWS's key order. */
+static int file_encode_batch_info(void *vctx,
+                                  struct sl_part *part,
+                                  const struct sl_record *first,
+                                  const struct sl_record *last,
+                                  size_t n,
+                                  struct sl_buf *out)
+{
+    (void)vctx;
+    size_t start = out->len;
+    struct sl_buf esc;
+    sl_buf_init(&esc);
+    int r = sl_enc_json_str(&esc, part->name, strlen(part->name));
+    if (r < 0 || (r = sl_buf_puts(out, "\"KinesisBatchInfo\":{\"shardId\":")) < 0 ||
+        (r = sl_buf_append(out, esc.data, esc.len)) < 0 ||
+        (r = sl_buf_puts(out, ",\"startSequenceNumber\":\"")) < 0 ||
+        (r = sl_enc_u64(out, first->pos)) < 0 ||
+        (r = sl_buf_puts(out, "\",\"endSequenceNumber\":\"")) < 0 ||
+        (r = sl_enc_u64(out, last->pos)) < 0 ||
+        (r = sl_buf_puts(out, "\",\"approximateArrivalOfFirstRecord\":\"")) < 0 ||
+        (r = sl_enc_iso8601_ms(out, first->arrival_ms)) < 0 ||
+        (r = sl_buf_puts(out, "\",\"approximateArrivalOfLastRecord\":\"")) < 0 ||
+        (r = sl_enc_iso8601_ms(out, last->arrival_ms)) < 0 ||
+        (r = sl_buf_puts(out, "\",\"batchSize\":")) < 0 || (r = sl_enc_u64(out, n)) < 0 ||
+        (r = sl_buf_puts(out, ",\"streamArn\":\"file://")) < 0 ||
+        (r = sl_buf_append(out, esc.data + 1, esc.len - 1)) < 0 ||
+        (r = sl_buf_puts(out, "}")) < 0) {
+        sl_buf_truncate(out, start);
+    }
+    sl_buf_fini(&esc);
+    return r;
 }
 
 /* ---- discovery ---- */
@@ -898,6 +1240,13 @@ static int file_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
                        "not negative");
         return SL_ECONFIG;
     }
+    if ((ctx->partition_key_field && !ctx->partition_key_field[0]) ||
+        (ctx->arrival_time_field && !ctx->arrival_time_field[0])) {
+        (void)snprintf(errbuf, errlen,
+                       "partition_key_field and arrival_time_field must name a field; allowed: a "
+                       "top-level key of the JSON lines, such as \"user_id\", or leave it out");
+        return SL_ECONFIG;
+    }
     return 0;
 }
 
@@ -1028,6 +1377,10 @@ const struct sl_source_ops sl_source_file = {
     .fetch = file_fetch,
     .encode_record = file_encode_record,
     .format_pos = NULL,
+    .format_item_id = file_format_item_id,
+    .record_key = file_record_key,
+    .filter_doc = file_filter_doc,
+    .encode_batch_info = file_encode_batch_info,
     .lag = file_lag,
     .part_release = file_part_release,
     .stop = file_stop,

@@ -28,31 +28,31 @@ int64_t sl_batcher_due_ms(const struct sl_batch_limits *lim,
     return window_start_ms + lim->window_ms;
 }
 
-int sl_batcher_build(const struct sl_batch_limits *lim,
-                     const struct sl_source_ops *ops,
-                     void *src_ctx,
-                     struct sl_part *part,
-                     struct sl_buf *body,
-                     size_t *ret_n)
+int sl_batcher_encode(const struct sl_batch_limits *lim,
+                      const struct sl_source_ops *ops,
+                      void *src_ctx,
+                      struct sl_part *part,
+                      const size_t *qidx,
+                      size_t n,
+                      struct sl_buf *body,
+                      size_t *ret_n)
 {
     const size_t open_len = strlen(ops->event_open);
     const size_t sep_len = strlen(ops->event_sep);
     const size_t close_len = strlen(ops->event_close);
-    size_t avail = sl_recq_count(&part->q);
-    size_t limit = avail < lim->max_records ? avail : lim->max_records;
-    size_t n = 0;
+    size_t done = 0;
 
     sl_buf_truncate(body, 0);
     if (sl_buf_append(body, ops->event_open, open_len) < 0) {
         return SL_ENOMEM;
     }
-    while (n < limit) {
-        const struct sl_record *rec = sl_recq_at(&part->q, n);
+    while (done < n) {
+        const struct sl_record *rec = sl_recq_at(&part->q, qidx[done]);
         if (rec->flags & SL_REC_OVERSIZE) {
             break;
         }
         size_t mark = body->len;
-        if (n > 0 && sl_buf_append(body, ops->event_sep, sep_len) < 0) {
+        if (done > 0 && sl_buf_append(body, ops->event_sep, sep_len) < 0) {
             return SL_ENOMEM;
         }
         if (ops->encode_record(src_ctx, part, rec, body) < 0) {
@@ -62,11 +62,11 @@ int sl_batcher_build(const struct sl_batch_limits *lim,
             sl_buf_truncate(body, mark);
             break;
         }
-        n++;
+        done++;
     }
     if (sl_buf_append(body, ops->event_close, close_len) < 0) {
         return SL_ENOMEM;
     }
-    *ret_n = n;
+    *ret_n = done;
     return 0;
 }

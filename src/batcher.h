@@ -30,16 +30,19 @@ int64_t sl_batcher_due_ms(const struct sl_batch_limits *lim,
                           size_t waiting_bytes,
                           int64_t window_start_ms);
 
-/* Encodes the longest run of records at the front of part->q that fits the limits into body
- * (cleared first): the source's event_open, records joined by event_sep, event_close, counting
- * the bytes actually produced. Stops before a record flagged SL_REC_OVERSIZE. *ret_n is the
- * number of records encoded; 0 means the first record cannot be sent (oversize, or its event
- * alone is over max_bytes): the caller fails it. Returns 0 or SL_ENOMEM. */
-SL_NODISCARD int sl_batcher_build(const struct sl_batch_limits *lim,
-                                  const struct sl_source_ops *ops,
-                                  void *src_ctx,
-                                  struct sl_part *part,
-                                  struct sl_buf *body,
-                                  size_t *ret_n);
+/* Encodes records of part->q into body (cleared first): the source's event_open, records
+ * joined by event_sep, event_close, counting the bytes actually produced. qidx lists the
+ * records' queue indices in order, n of them; encoding stops before the first record that
+ * would take the event past lim->max_bytes or that is flagged SL_REC_OVERSIZE. *ret_n is the
+ * number encoded; 0 means the first record cannot be sent on its own: the caller fails it.
+ * Returns 0 or SL_ENOMEM. */
+SL_NODISCARD int sl_batcher_encode(const struct sl_batch_limits *lim,
+                                   const struct sl_source_ops *ops,
+                                   void *src_ctx,
+                                   struct sl_part *part,
+                                   const size_t *qidx,
+                                   size_t n,
+                                   struct sl_buf *body,
+                                   size_t *ret_n);
 
 #endif

@@ -60,6 +60,9 @@ static void daemon_drain_expired_cb(uv_timer_t *t)
                 "records are sent again on the next run)",
                 daemon_in_flight(d));
     d->drain_expired = true;
+    for (size_t i = 0; i < d->n_maps; i++) {
+        sl_mapping_cancel(d->maps[i]);
+    }
     for (size_t i = 0; i < d->cfg->n_functions; i++) {
         if (d->fns[i]) {
             sl_function_stop(d->fns[i]);
@@ -201,6 +204,7 @@ static int daemon_start(struct daemon *d)
             .state_dir = cfg->state_dir,
             .region = cfg->region,
             .fn = fn,
+            .httpc = d->httpc,
         };
         errbuf[0] = '\0';
         r = sl_mapping_new(mc, &menv, &d->maps[d->n_maps], errbuf, sizeof(errbuf));

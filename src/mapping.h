@@ -24,17 +24,23 @@ struct sl_mapping_env {
     const char *state_dir;
     const char *region;
     struct sl_function *fn; /* borrowed; outlives the mapping */
+    struct sl_httpc *httpc; /* shared HTTP client, for destinations */
 };
 
-/* Per-mapping counters, as the progress line shows them. */
+/* Per-mapping counters, as the progress line shows them (AWS's ESM metric names where they
+ * exist). */
 struct sl_mapping_stats {
-    uint64_t fetched;   /* records read from the source (PolledEventCount) */
-    uint64_t delivered; /* records in batches the function accepted */
-    uint64_t failed;    /* records in failed invocations, counted per attempt */
-    uint64_t retried;   /* records sent again after a failure */
-    uint64_t dropped;   /* records that could not be sent at all (over the size limits) */
-    uint64_t batches;   /* invocations started */
-    uint64_t bytes;     /* payload bytes of accepted invocations */
+    uint64_t fetched;  /* PolledEventCount: records read from the source */
+    uint64_t filtered; /* FilteredOutEventCount: records no filter matched */
+    uint64_t invoked;  /* InvokedEventCount: records sent to the function, each attempt */
+    uint64_t failed;   /* FailedInvokeEventCount: records of failed invocations, or listed
+                          in batchItemFailures */
+    uint64_t dropped;  /* DroppedEventCount: given up without an on-failure destination */
+    uint64_t destination_delivered; /* OnFailureDestinationDeliveredEventCount */
+    uint64_t delivered;             /* records the function accepted */
+    uint64_t retried;               /* records sent again after a failure */
+    uint64_t batches;               /* invocations started */
+    uint64_t bytes;                 /* payload bytes of accepted invocations */
 };
 
 /* Creates the mapping (opens its checkpoint store). Returns 0 and *ret_m, SL_ECONFIG or
@@ -52,7 +58,11 @@ SL_NODISCARD int sl_mapping_start(struct sl_mapping *m);
  * moves the checkpoint), failures are left for the next run. */
 void sl_mapping_drain(struct sl_mapping *m);
 
-/* Invocations in flight. */
+/* Cancels on-failure destination writes in flight (their records are written again on the
+ * next run). For the end of a drain that ran out of time. */
+void sl_mapping_cancel(struct sl_mapping *m);
+
+/* Invocations and destination writes in flight. */
 int sl_mapping_in_flight(const struct sl_mapping *m);
 
 /* True when nothing is in flight, backing off or waiting to be sent, the checkpoint store is

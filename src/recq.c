@@ -90,6 +90,7 @@ int sl_recq_push(struct sl_recq *q,
     rec->len = len;
     rec->meta_len = meta_len;
     rec->flags = flags;
+    rec->lane = 0;
     rec->pos = pos;
     rec->next_pos = next_pos;
     rec->arrival_ms = arrival_ms;
@@ -108,6 +109,7 @@ void sl_recq_drop(struct sl_recq *q, size_t n)
     if (n == 0) {
         return;
     }
+    q->dropped += n;
     q->head += n;
     if (q->head == q->tail) {
         sl_recq_clear(q);
@@ -119,6 +121,7 @@ void sl_recq_drop(struct sl_recq *q, size_t n)
 
 void sl_recq_clear(struct sl_recq *q)
 {
+    q->dropped += q->tail - q->head;
     q->head = q->tail = 0;
     q->arena_base += q->arena_len;
     q->arena_head = q->arena_len = 0;

@@ -8,10 +8,13 @@
 
 #include "err.h"
 
-/* Record flags. */
-#define SL_REC_OVERSIZE                                                \
-    0x1u /* the source could not keep the bytes (over its size limit); \
-            len is 0, pos..next_pos still spans the record */
+/* Record flags. The source sets SL_REC_OVERSIZE; the others are the mapping's. */
+/* The source could not keep the bytes (over its size limit): len is 0, pos..next_pos still
+ * spans the record. */
+#define SL_REC_OVERSIZE 0x1u
+#define SL_REC_FILTERED 0x2u /* matched no filter pattern: never delivered */
+#define SL_REC_TAKEN    0x4u /* part of a batch */
+#define SL_REC_DONE     0x8u /* delivered, filtered out, or handed to the on-failure path */
 
 /* One record of a partition. Its bytes live in the queue's arena; positions are the source's
  * (file: byte offset of the line and of the line after it). */
@@ -20,6 +23,7 @@ struct sl_record {
     uint32_t len;       /* data bytes */
     uint32_t meta_len;  /* source-specific bytes stored right after the data (key, sequence) */
     uint32_t flags;     /* SL_REC_* */
+    uint32_t lane;      /* the mapping's: which of a partition's parallel lanes takes it */
     uint64_t pos;       /* position of this record */
     uint64_t next_pos;  /* position just after it: the checkpoint once it is done */
     int64_t arrival_ms; /* wall clock, Unix epoch milliseconds */
@@ -31,8 +35,9 @@ struct sl_record {
  * amortised: the arena is compacted once at least half of it is dead. Loop thread. */
 struct sl_recq {
     struct sl_record *recs;
-    size_t head; /* index of the oldest live record */
-    size_t tail; /* one past the newest */
+    size_t head;      /* index of the oldest live record */
+    uint64_t dropped; /* records ever dropped: the absolute index of the oldest live one */
+    size_t tail;      /* one past the newest */
     size_t cap;
     char *arena;
     uint64_t arena_base; /* virtual offset of arena[0] */
@@ -81,6 +86,11 @@ static inline const char *sl_recq_data(const struct sl_recq *q, const struct sl_
 static inline const char *sl_recq_meta(const struct sl_recq *q, const struct sl_record *rec)
 {
     return sl_recq_data(q, rec) + rec->len;
+}
+
+static inline struct sl_record *sl_recq_at_mut(struct sl_recq *q, size_t i)
+{
+    return &q->recs[q->head + i];
 }
 
 /* Drops the n oldest records (n <= count). */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_file.c: the file source against real files in a temporary directory: line splitting and
  * positions, partial lines, growth, discovery, rotation by rename, truncation, overlong lines,
- * checkpoints and fingerprints, LATEST, unusable paths, fetch limits. A tiny fake owner stands
+ * checkpoints and fingerprints, LATEST, unusable paths, fetch limits; partition keys and arrival
+ * times from JSON lines, the event, filter document, item id and KinesisBatchInfo of a record.
+ * A tiny fake owner stands
  * in for the mapping. Nothing sleeps: the loop runs to a condition under a deadline, and the
  * rotate_wait clock is a fake one the tests advance. */
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "config.h"
 #include "helpers.h"
 #include "log.h"
@@ -108,6 +111,19 @@ static void set_opt(struct fx *f, const char *name, int64_t v)
 {
     for (const struct sl_opt *o = f->ops->opts; o->name; o++) {
         if (strcmp(o->name, name) == 0) {
+            memcpy((char *)f->ctx + o->off, &v, sizeof(v));
+            return;
+        }
+    }
+    fail_msg("no option %s", name);
+}
+
+/* Sets a string option; the value is borrowed (the core would own a copy and free it). */
+static void set_str(struct fx *f, const char *name, const char *v)
+{
+    for (const struct sl_opt *o = f->ops->opts; o->name; o++) {
+        if (strcmp(o->name, name) == 0) {
+            assert_int_equal(o->type, SL_OPT_STR);
             memcpy((char *)f->ctx + o->off, &v, sizeof(v));
             return;
         }
@@ -725,6 +741,359 @@ static void test_file_check_and_init_errors(void **state)
     f->ops->stop(f->ctx);
 }
 
+/* ---- keys, times, filter documents, batch info ---- */
+
+/* Starts a source on one file holding text and fetches all of it into the queue. */
+static struct sl_part *start_and_fetch(
+    struct fx *f, const char *rel, const char *text, const char *key_field, const char *time_field)
+{
+    write_rel(f, rel, "w", text);
+    src_new(f, rel, SL_START_TRIM_HORIZON);
+    set_str(f, "partition_key_field", key_field);
+    set_str(f, "arrival_time_field", time_field);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    struct sl_part *part = f->owner.parts[0];
+    assert_true(f->ops->fetch(f->ctx, part, 1000, 1 << 20) > 0);
+    return part;
+}
+
+/* The record_key of record i, NUL-terminated into f->text. */
+static const char *key_of(struct fx *f, struct sl_part *part, size_t i)
+{
+    const char *k = NULL;
+    size_t n = f->ops->record_key(f->ctx, part, sl_recq_at(&part->q, i), &k);
+    assert_non_null(k);
+    assert_true(n < sizeof(f->text));
+    memcpy(f->text, k, n);
+    f->text[n] = '\0';
+    return f->text;
+}
+
+/* The event of record i, NUL-terminated into f->text. */
+static const char *event_of(struct fx *f, struct sl_part *part, size_t i)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(f->ops->encode_record(f->ctx, part, sl_recq_at(&part->q, i), &b), 0);
+    assert_true(b.len < sizeof(f->text));
+    memcpy(f->text, b.data, b.len + 1);
+    sl_buf_fini(&b);
+    return f->text;
+}
+
+/* The filter document of record i, printed unformatted into f->text. */
+static const char *filter_doc_of(struct fx *f, struct sl_part *part, size_t i)
+{
+    cJSON *doc = f->ops->filter_doc(f->ctx, part, sl_recq_at(&part->q, i));
+    assert_non_null(doc);
+    char *s = cJSON_PrintUnformatted(doc);
+    assert_non_null(s);
+    snprintf(f->text, sizeof(f->text), "%s", s);
+    cJSON_free(s);
+    cJSON_Delete(doc);
+    return f->text;
+}
+
+static void test_file_partition_key_field(void **state)
+{
+    struct fx *f = *state;
+    struct sl_part *part =
+        start_and_fetch(f, "k.log",
+                        "{\"user\":\"alice\",\"v\":1}\n"          /* 0 */
+                        "{\"v\":2,\"user\":\"b\\\"o\\u00e9b\"}\n" /* 1: escaped, UTF-8 */
+                        "not json\n"                              /* 2 */
+                        "{\"other\":1}\n"                         /* 3 */
+                        "{\"user\":42}\n"                         /* 4 */
+                        "{\"user\":-1.5}\n"                       /* 5 */
+                        "{\"user\":true}\n"                       /* 6 */
+                        "{\"user\":\"\"}\n"                       /* 7 */
+                        "{\"user\":null}\n"                       /* 8 */
+                        "{\"user\":{\"id\":1}}\n"                 /* 9 */
+                        "[{\"user\":\"x\"}]\n"                    /* 10 */
+                        "{\"user\":\"x\"} trailing\n"             /* 11: not JSON */
+                        "{\"user\":\"carol\"}  \r\n",             /* 12: CRLF */
+                        "user", NULL);
+    char path[600];
+    path_of(f, "k.log", path, sizeof(path));
+    assert_int_equal(sl_recq_count(&part->q), 13);
+    const char *want[] = {"alice",
+                          "b\"o\xc3\xa9"
+                          "b",
+                          path,
+                          path,
+                          "42",
+                          "-1.5",
+                          "true",
+                          path,
+                          path,
+                          path,
+                          path,
+                          path,
+                          "carol"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) {
+        assert_string_equal(key_of(f, part, i), want[i]);
+        const struct sl_record *rec = sl_recq_at(&part->q, i);
+        /* the path is never copied into the record */
+        assert_int_equal(rec->meta_len, want[i] == path ? 0 : strlen(want[i]));
+        assert_int_equal(rec->arrival_ms, 1545084650987);
+    }
+    /* the data is untouched by the key */
+    assert_int_equal(sl_recq_at(&part->q, 0)->len, 22);
+    assert_memory_equal(sl_recq_data(&part->q, sl_recq_at(&part->q, 0)),
+                        "{\"user\":\"alice\",\"v\":1}", 22);
+
+    char want_ev[2048];
+    snprintf(want_ev, sizeof(want_ev),
+             "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"alice\","
+             "\"sequenceNumber\":\"0\",\"data\":\"eyJ1c2VyIjoiYWxpY2UiLCJ2IjoxfQ==\","
+             "\"approximateArrivalTimestamp\":1545084650.987},\"eventSource\":\"sluice:file\","
+             "\"eventVersion\":\"1.0\",\"eventID\":\"%s:0\",\"eventName\":\"sluice:file:record\","
+             "\"eventSourceARN\":\"file://%s\",\"awsRegion\":\"us-east-1\"}",
+             path, path);
+    assert_string_equal(event_of(f, part, 0), want_ev);
+    /* JSON-escaped in the event, byte for byte */
+    assert_non_null(strstr(event_of(f, part, 1), ",\"partitionKey\":\"b\\\"o\xc3\xa9"
+                                                 "b\",\"sequenceNumber\":\"23\","));
+    /* no key: the path, as without the option */
+    char want_path[700];
+    snprintf(want_path, sizeof(want_path), ",\"partitionKey\":\"%s\",\"sequenceNumber\":\"52\",",
+             path);
+    assert_non_null(strstr(event_of(f, part, 2), want_path));
+    assert_non_null(strstr(event_of(f, part, 4), ",\"partitionKey\":\"42\","));
+    /* appending to a buffer that holds something keeps it */
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_buf_puts(&b, "["), 0);
+    assert_int_equal(f->ops->encode_record(f->ctx, part, sl_recq_at(&part->q, 0), &b), 0);
+    assert_int_equal(b.data[0], '[');
+    assert_string_equal(b.data + 1, want_ev);
+    sl_buf_fini(&b);
+}
+
+static void test_file_no_key_field_no_meta(void **state)
+{
+    struct fx *f = *state;
+    struct sl_part *part = start_and_fetch(f, "k.log", "{\"user\":\"alice\"}\n", NULL, NULL);
+    assert_int_equal(sl_recq_at(&part->q, 0)->meta_len, 0);
+    assert_string_equal(key_of(f, part, 0), part->name);
+}
+
+static void test_file_arrival_time_field(void **state)
+{
+    struct fx *f = *state;
+    const int64_t read = 1545084650987;
+    const int64_t t0 = 1795683600000; /* 2026-11-26T09:00:00Z */
+    struct {
+        const char *line;
+        int64_t want;
+    } cases[] = {
+        {"{\"ts\":1795683600}", t0},
+        {"{\"ts\":1795683600.25}", t0 + 250},
+        {"{\"ts\":1795683600.1236}", t0 + 124},
+        {"{\"ts\":0}", 0},
+        {"{\"ts\":253402300799.9999}", 253402300799999}, /* rounds, stays in 9999 */
+        {"{\"ts\":\"2026-11-26T09:00:00Z\"}", t0},
+        {"{\"ts\":\"2026-11-26T09:00:00.5+00:00\"}", t0 + 500},
+        {"{\"ts\":\"2026-11-26T09:00:00.123456Z\"}", t0 + 123},
+        {"{\"ts\":\"2026-11-26T09:00:00+00:00\"}", t0},
+        {"{\"ts\":\"2026-11-26T11:30:00+02:30\"}", t0},
+        {"{\"ts\":\"2024-02-29T00:00:00Z\"}", 1709164800000},
+        {"{\"x\":1,\"ts\":\"1970-01-01T00:00:01.001Z\"}", 1001},
+        /* unusable: the read time */
+        {"{\"ts\":\"yesterday\"}", read},
+        {"{\"ts\":\"2026-11-26T09:00:00\"}", read},  /* no zone */
+        {"{\"ts\":\"2026-11-26 09:00:00Z\"}", read}, /* no T */
+        {"{\"ts\":\"2026-02-29T00:00:00Z\"}", read}, /* not a leap year */
+        {"{\"ts\":\"2026-11-26T24:00:00Z\"}", read},
+        {"{\"ts\":\"2026-11-26T09:00:00.Z\"}", read}, /* empty fraction */
+        {"{\"ts\":\"2026-11-26T09:00:00Zjunk\"}", read},
+        {"{\"ts\":\"1795683600\"}", read}, /* a number in a string is not ISO 8601 */
+        {"{\"ts\":true}", read},
+        {"{\"ts\":null}", read},
+        {"{\"ts\":1e300}", read},
+        {"{\"ts\":-1e300}", read},
+        {"{\"other\":1795683600}", read},
+        {"[1795683600]", read},
+        {"1795683600", read},
+        {"not json", read},
+    };
+    char text[4096] = "";
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        cat(text, sizeof(text), cases[i].line);
+        cat(text, sizeof(text), "\n");
+    }
+    struct sl_part *part = start_and_fetch(f, "t.log", text, NULL, "ts");
+    assert_int_equal(sl_recq_count(&part->q), SL_ARRAY_LEN(cases));
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        const struct sl_record *rec = sl_recq_at(&part->q, i);
+        if (rec->arrival_ms != cases[i].want) {
+            fail_msg("%s: arrival %lld, want %lld", cases[i].line, (long long)rec->arrival_ms,
+                     (long long)cases[i].want);
+        }
+        assert_int_equal(rec->meta_len, 0); /* no key field: no key */
+    }
+    /* the event's approximateArrivalTimestamp follows */
+    assert_non_null(
+        strstr(event_of(f, part, 1), "\"approximateArrivalTimestamp\":1795683600.250}"));
+}
+
+static void test_file_key_and_time_together(void **state)
+{
+    struct fx *f = *state;
+    struct sl_part *part = start_and_fetch(
+        f, "b.log", "{\"k\":\"a\",\"t\":\"2026-11-26T09:00:00Z\"}\n{\"k\":7}\n{\"t\":1}\n", "k",
+        "t");
+    assert_string_equal(key_of(f, part, 0), "a");
+    assert_int_equal(sl_recq_at(&part->q, 0)->arrival_ms, 1795683600000);
+    assert_string_equal(key_of(f, part, 1), "7");
+    assert_int_equal(sl_recq_at(&part->q, 1)->arrival_ms, 1545084650987);
+    assert_string_equal(key_of(f, part, 2), part->name);
+    assert_int_equal(sl_recq_at(&part->q, 2)->arrival_ms, 1000);
+}
+
+/* A last line flushed without its newline (the file rotated away) gets its key and time too. */
+static void test_file_key_on_final_line(void **state)
+{
+    struct fx *f = *state;
+    char cur[600], old[600];
+    path_of(f, "r.log", cur, sizeof(cur));
+    path_of(f, "r.log.1", old, sizeof(old));
+    write_rel(f, "r.log", "w", "{\"k\":\"x\",\"t\":5}");
+    src_new(f, "r.log", SL_START_TRIM_HORIZON);
+    set_str(f, "partition_key_field", "k");
+    set_str(f, "arrival_time_field", "t");
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 10, 1 << 20), 0);
+    assert_int_equal(rename(cur, old), 0);
+    sl_clock_fake_advance(&f->clk, 100);
+    wait_wake(f, 0);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 10, 1 << 20), 1);
+    assert_string_equal(key_of(f, part, 0), "x");
+    assert_int_equal(sl_recq_at(&part->q, 0)->arrival_ms, 5000);
+}
+
+static void test_file_filter_doc(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "f.log", "w",
+              "{\"user\":\"alice\",\"n\":[1,2.5,{\"d\":null}]}\n"    /* 0 */
+              "plain text\n"                                         /* 40 */
+              "42\n"                                                 /* 51 */
+              "\"quoted\"\n"                                         /* 54 */
+              "12 apples\n"                                          /* 63 */
+              "\n"                                                   /* 73 */
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n" /* 74: oversize */
+              "{\"ts\":\"2026-11-26T09:00:00.5Z\",\"user\":3}\r\n"); /* 125 */
+    src_new(f, "f.log", SL_START_TRIM_HORIZON);
+    set_str(f, "partition_key_field", "user");
+    set_str(f, "arrival_time_field", "ts");
+    set_opt(f, "max_line_bytes", 45);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 8);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "{\"partitionKey\":\"alice\",\"sequenceNumber\":\"0\","
+             "\"approximateArrivalTimestamp\":1545084650.987,"
+             "\"data\":{\"user\":\"alice\",\"n\":[1,2.5,{\"d\":null}]}}");
+    assert_string_equal(filter_doc_of(f, part, 0), want);
+    snprintf(want, sizeof(want),
+             "{\"partitionKey\":\"%s\",\"sequenceNumber\":\"40\","
+             "\"approximateArrivalTimestamp\":1545084650.987,\"data\":\"plain text\"}",
+             part->name);
+    assert_string_equal(filter_doc_of(f, part, 1), want);
+    assert_non_null(strstr(filter_doc_of(f, part, 2), ",\"data\":42}"));
+    assert_non_null(strstr(filter_doc_of(f, part, 3), ",\"data\":\"quoted\"}"));
+    assert_non_null(strstr(filter_doc_of(f, part, 4), ",\"data\":\"12 apples\"}"));
+    assert_non_null(strstr(filter_doc_of(f, part, 5), ",\"sequenceNumber\":\"73\","));
+    assert_non_null(strstr(filter_doc_of(f, part, 5), ",\"data\":\"\"}"));
+    assert_true(sl_recq_at(&part->q, 6)->flags & SL_REC_OVERSIZE);
+    snprintf(want, sizeof(want),
+             "{\"partitionKey\":\"%s\",\"sequenceNumber\":\"74\","
+             "\"approximateArrivalTimestamp\":1545084650.987,\"data\":null}",
+             part->name);
+    assert_string_equal(filter_doc_of(f, part, 6), want);
+    /* a CRLF JSON line is JSON; its key is a number, its time a line time */
+    assert_string_equal(filter_doc_of(f, part, 7),
+                        "{\"partitionKey\":\"3\",\"sequenceNumber\":\"125\","
+                        "\"approximateArrivalTimestamp\":1795683600.5,"
+                        "\"data\":{\"ts\":\"2026-11-26T09:00:00.5Z\",\"user\":3}}");
+}
+
+static void test_file_format_item_id(void **state)
+{
+    struct fx *f = *state;
+    struct sl_part *part = start_and_fetch(f, "i.log", "a\nbcdefghijk\nc\n", NULL, NULL);
+    char buf[32];
+    assert_int_equal(f->ops->format_item_id(f->ctx, part, sl_recq_at(&part->q, 0), buf, 32), 0);
+    assert_string_equal(buf, "0");
+    assert_int_equal(f->ops->format_item_id(f->ctx, part, sl_recq_at(&part->q, 2), buf, 32), 0);
+    assert_string_equal(buf, "13");
+    /* the same as the event's sequenceNumber */
+    assert_non_null(strstr(event_of(f, part, 2), "\"sequenceNumber\":\"13\""));
+    assert_int_equal(f->ops->format_item_id(f->ctx, part, sl_recq_at(&part->q, 2), buf, 2),
+                     SL_EINVAL);
+}
+
+static void test_file_encode_batch_info(void **state)
+{
+    struct fx *f = *state;
+    /* a name that needs escaping */
+    struct sl_part *part = start_and_fetch(f, "q\"\\.log",
+                                           "{\"t\":\"2026-11-26T09:00:00.021Z\"}\nx\n"
+                                           "{\"t\":1795683605.58}\n",
+                                           NULL, "t");
+    char esc[700];
+    snprintf(esc, sizeof(esc), "%s/q\\\"\\\\.log", f->dir);
+    char want[2048];
+    snprintf(want, sizeof(want),
+             "\"KinesisBatchInfo\":{\"shardId\":\"%s\",\"startSequenceNumber\":\"0\","
+             "\"endSequenceNumber\":\"35\","
+             "\"approximateArrivalOfFirstRecord\":\"2026-11-26T09:00:00.021Z\","
+             "\"approximateArrivalOfLastRecord\":\"2026-11-26T09:00:05.580Z\","
+             "\"batchSize\":3,\"streamArn\":\"file://%s\"}",
+             esc, esc);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_buf_puts(&b, "{"), 0);
+    assert_int_equal(f->ops->encode_batch_info(f->ctx, part, sl_recq_at(&part->q, 0),
+                                               sl_recq_at(&part->q, 2), 3, &b),
+                     0);
+    assert_int_equal(b.data[0], '{');
+    assert_string_equal(b.data + 1, want);
+    /* one record: first == last, its read time */
+    sl_buf_truncate(&b, 0);
+    assert_int_equal(f->ops->encode_batch_info(f->ctx, part, sl_recq_at(&part->q, 1),
+                                               sl_recq_at(&part->q, 1), 1, &b),
+                     0);
+    snprintf(want, sizeof(want),
+             "\"KinesisBatchInfo\":{\"shardId\":\"%s\",\"startSequenceNumber\":\"33\","
+             "\"endSequenceNumber\":\"33\","
+             "\"approximateArrivalOfFirstRecord\":\"2018-12-17T22:10:50.987Z\","
+             "\"approximateArrivalOfLastRecord\":\"2018-12-17T22:10:50.987Z\","
+             "\"batchSize\":1,\"streamArn\":\"file://%s\"}",
+             esc, esc);
+    assert_string_equal(b.data, want);
+    sl_buf_fini(&b);
+}
+
+static void test_file_field_options_checked(void **state)
+{
+    struct fx *f = *state;
+    src_new(f, "x.log", SL_START_TRIM_HORIZON);
+    char err[256];
+    set_str(f, "partition_key_field", "");
+    assert_int_equal(f->ops->check(f->ctx, f->arn, err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "partition_key_field"));
+    set_str(f, "partition_key_field", "k");
+    set_str(f, "arrival_time_field", "");
+    assert_int_equal(f->ops->check(f->ctx, f->arn, err, sizeof(err)), SL_ECONFIG);
+    set_str(f, "arrival_time_field", "t");
+    assert_int_equal(f->ops->check(f->ctx, f->arn, err, sizeof(err)), 0);
+}
+
 static void test_file_ops_shape(void **state)
 {
     (void)state;
@@ -736,13 +1105,22 @@ static void test_file_ops_shape(void **state)
     assert_int_equal(ops->batch_size_default, 100);
     assert_int_equal(ops->batch_size_max, 10000);
     assert_true(ops->starting_position_required);
+    assert_non_null(ops->format_item_id);
+    assert_non_null(ops->record_key);
+    assert_non_null(ops->filter_doc);
+    assert_non_null(ops->encode_batch_info);
     size_t n = 0;
     for (const struct sl_opt *o = ops->opts; o->name; o++) {
         n++;
-        assert_non_null(o->def);
+        if (o->type == SL_OPT_STR) {
+            assert_null(o->def); /* optional: unset means the path, the read time */
+            assert_int_equal(o->flags & SL_OPT_REQUIRED, 0);
+        } else {
+            assert_non_null(o->def);
+        }
         assert_non_null(o->desc);
     }
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 6);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -769,6 +1147,15 @@ int main(void)
         T(test_file_permission_denied_logged_once),
         T(test_file_fetch_limits),
         T(test_file_check_and_init_errors),
+        T(test_file_partition_key_field),
+        T(test_file_no_key_field_no_meta),
+        T(test_file_arrival_time_field),
+        T(test_file_key_and_time_together),
+        T(test_file_key_on_final_line),
+        T(test_file_filter_doc),
+        T(test_file_format_item_id),
+        T(test_file_encode_batch_info),
+        T(test_file_field_options_checked),
         T(test_file_ops_shape),
     };
     /* clang-format on */

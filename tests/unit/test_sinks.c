@@ -482,8 +482,11 @@ struct srv {
     int stop_pipe[2];
     pthread_t thr;
     pthread_mutex_t mu;
-    int status; /* answer to every request */
+    int status;               /* answer to every request */
+    const char *resp_body;    /* or NULL: "{}" */
+    const char *resp_headers; /* extra "Name: value\r\n" lines, or NULL */
     int n_reqs;
+    char head[8192]; /* the last request's header block */
     char content_type[128];
     struct sl_buf body; /* the last request's body */
 };
@@ -563,17 +566,20 @@ static void srv_serve(struct srv *s, int fd)
         size_t n = strcspn(ct, "\r");
         (void)snprintf(s->content_type, sizeof(s->content_type), "%.*s", (int)n, ct);
     }
+    (void)snprintf(s->head, sizeof(s->head), "%.*s", (int)head_len, in.data);
     sl_buf_truncate(&s->body, 0);
     if (sl_buf_append(&s->body, in.data + head_len, need - head_len) < 0) {
         sl_buf_truncate(&s->body, 0); /* SL_ALLOC_FAIL_AT hit the server: the test will say */
     }
     int status = s->status;
+    const char *rb = s->resp_body ? s->resp_body : "{}";
+    const char *rh = s->resp_headers ? s->resp_headers : "";
     pthread_mutex_unlock(&s->mu);
-    char resp[256];
+    char resp[2048];
     int n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-                     "Connection: close\r\n\r\n{}",
-                     status);
+                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "%sConnection: close\r\n\r\n%s",
+                     status, strlen(rb), rh, rb);
     (void)srv_send_all(fd, resp, (size_t)n);
 out:
     sl_buf_fini(&in);
@@ -790,6 +796,7 @@ static char *sqs_create(const char *base, bool fifo)
     assert_true(cJSON_IsString(u));
     char *url = sl_strdup(u->valuestring);
     cJSON_Delete(j);
+    assert_non_null(url);
     return url;
 }
 
@@ -814,7 +821,8 @@ static int sqs_drain(const char *queue_url, char **ret_bodies, int max)
             const cJSON *rh = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
             assert_true(cJSON_IsString(b) && cJSON_IsString(rh));
             assert_true(n < max);
-            ret_bodies[n++] = sl_strdup(b->valuestring);
+            ret_bodies[n] = sl_strdup(b->valuestring);
+            assert_non_null(ret_bodies[n++]);
             struct sl_buf del;
             sl_buf_init(&del);
             assert_int_equal(sl_buf_printf(&del, "{\"QueueUrl\":\"%s\",\"ReceiptHandle\":\"%s\"}",
@@ -860,7 +868,6 @@ static void sqs_env_signed(void)
     setenv("AWS_ACCESS_KEY_ID", "test", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "test", 1);
     setenv("AWS_SESSION_TOKEN", "token", 1);
-    setenv("AWS_ENDPOINT_URL_SQS", sqs_endpoint(), 1);
 }
 
 /* Standard queue named by URL, unsigned requests. */
@@ -899,7 +906,7 @@ static void test_sinks_sqs_url(void **state)
 static void test_sinks_sqs_arn(void **state)
 {
     struct fx *f = *state;
-    (void)sqs_endpoint();
+    setenv("AWS_ENDPOINT_URL_SQS", sqs_endpoint(), 1);
     sqs_env_signed();
     char *url = sqs_create("arn", false);
     char arn[256];
@@ -927,7 +934,7 @@ static void test_sinks_sqs_arn(void **state)
 static void test_sinks_sqs_fifo(void **state)
 {
     struct fx *f = *state;
-    (void)sqs_endpoint();
+    setenv("AWS_ENDPOINT_URL_SQS", sqs_endpoint(), 1);
     sqs_env_signed();
     char *url = sqs_create("fifo", true);
     char arn[256];
@@ -983,6 +990,73 @@ static void test_sinks_sqs_not_found(void **state)
     unsetenv("AWS_ENDPOINT_URL_SQS");
 }
 
+/* What the SQS sink sends and how it reads AWS's errors, against the test server: no fauxqs
+ * needed. */
+static void test_sinks_sqs_wire(void **state)
+{
+    struct fx *f = *state;
+    sqs_env_signed();
+    unsetenv("AWS_ENDPOINT_URL_SQS");
+    struct srv *s = srv_start();
+    char url[128];
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/123456789012/q.fifo", s->port);
+    fx_open(f, url);
+    assert_int_equal(fx_write1(f, "{\"a\":\"x\\\"y\"}", "req-9", 0), 0);
+    pthread_mutex_lock(&s->mu);
+    assert_non_null(strstr(s->head, "POST / HTTP/1.1\r\n"));
+    assert_non_null(strstr(s->head, "X-Amz-Target: AmazonSQS.SendMessage\r\n"));
+    assert_non_null(strstr(s->head, "Content-Type: application/x-amz-json-1.0\r\n"));
+    assert_non_null(strstr(s->head, "X-Amz-Security-Token: token\r\n"));
+    assert_non_null(strstr(s->head, "Credential=test/"));
+    assert_non_null(strstr(s->head, "/us-east-1/sqs/aws4_request"));
+    cJSON *j = cJSON_Parse(s->body.data);
+    pthread_mutex_unlock(&s->mu);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "QueueUrl")->valuestring, url);
+    assert_string_equal(cJSON_GetObjectItem(j, "MessageBody")->valuestring, "{\"a\":\"x\\\"y\"}");
+    assert_string_equal(cJSON_GetObjectItem(j, "MessageGroupId")->valuestring, "sluice");
+    assert_string_equal(cJSON_GetObjectItem(j, "MessageDeduplicationId")->valuestring, "req-9");
+    cJSON_Delete(j);
+
+    static const struct {
+        int status;
+        const char *headers;
+        const char *body;
+        int err;
+        const char *detail;
+    } cases[] = {
+        {400, NULL, "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\",\"message\":\"gone\"}",
+         SL_ENOTFOUND, "status 400 QueueDoesNotExist: gone"},
+        {400, "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n", "{}",
+         SL_ENOTFOUND, "AWS.SimpleQueueService.NonExistentQueue"},
+        {400, NULL, "{\"__type\":\"com.amazonaws.sqs#RequestThrottled\"}", SL_ETHROTTLED,
+         "RequestThrottled"},
+        {403, NULL, "{\"__type\":\"InvalidClientTokenId\",\"Message\":\"bad key\"}", SL_EAUTH,
+         "InvalidClientTokenId: bad key"},
+        {400, NULL, "{\"__type\":\"com.amazonaws.sqs#InvalidParameterValue\"}", SL_EREJECTED,
+         "InvalidParameterValue"},
+        {500, NULL, "not json", SL_EREMOTE, "status 500"},
+        {503, NULL, "{}", SL_ETHROTTLED, "status 503"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        pthread_mutex_lock(&s->mu);
+        s->status = cases[i].status;
+        s->resp_headers = cases[i].headers;
+        s->resp_body = cases[i].body;
+        pthread_mutex_unlock(&s->mu);
+        int before = f->n_done;
+        assert_int_equal(fx_write1(f, "{}", NULL, 0), cases[i].err);
+        if (!strstr(f->detail[before], cases[i].detail)) {
+            fail_msg("case %zu: detail '%s' lacks '%s'", i, f->detail[before], cases[i].detail);
+        }
+    }
+    f->ops->fini(f->ctx);
+    sl_free(f->ctx);
+    f->ctx = NULL;
+    srv_stop(s);
+    sqs_env_unsigned();
+}
+
 /* Over SQS's 1 MiB limit: rejected through the callback, with a detail, without a request. */
 static void test_sinks_sqs_too_large(void **state)
 {
@@ -1022,6 +1096,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sinks_sqs_arn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_sqs_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_sqs_not_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sinks_sqs_wire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_sqs_too_large, setup, teardown),
     };
     int r = cmocka_run_group_tests_name("sinks", tests, NULL, NULL);
