@@ -86,12 +86,14 @@ struct sl_source_ops {
         void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's itemIdentifier in partial batch responses (Kinesis: its sequenceNumber),
      * written NUL-terminated into buf. May be NULL: the core writes rec->pos in decimal. */
-    int (*format_item_id)(void *ctx, struct sl_part *part, const struct sl_record *rec,
-                          char *buf, size_t len);
+    int (*format_item_id)(
+        void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's partition key, which orders records under ParallelizationFactor > 1:
      * records with equal keys are delivered in order. Returns the key's length and points
      * *ret_key at it (borrowed until the record is dropped). May be NULL: one key for all. */
-    size_t (*record_key)(void *ctx, struct sl_part *part, const struct sl_record *rec,
+    size_t (*record_key)(void *ctx,
+                         struct sl_part *part,
+                         const struct sl_record *rec,
                          const char **ret_key);
     /* Returns the document FilterCriteria patterns are matched against (owned by the caller,
      * cJSON_Delete it), or NULL on OOM. Streams: the record's metadata at the top level and
@@ -99,8 +101,12 @@ struct sl_source_ops {
     cJSON *(*filter_doc)(void *ctx, struct sl_part *part, const struct sl_record *rec);
     /* Appends the batch-info member of an invocation record, key included, for records
      * first..last (n of them) of part: "\"KinesisBatchInfo\":{...}" (esm.md §4.4). */
-    int (*encode_batch_info)(void *ctx, struct sl_part *part, const struct sl_record *first,
-                             const struct sl_record *last, size_t n, struct sl_buf *out);
+    int (*encode_batch_info)(void *ctx,
+                             struct sl_part *part,
+                             const struct sl_record *first,
+                             const struct sl_record *last,
+                             size_t n,
+                             struct sl_buf *out);
     /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown. May
      * be NULL. */
     int64_t (*lag)(void *ctx, struct sl_part *part);

@@ -90,6 +90,8 @@ class Request:
         self.status = None
         self.function_error = None
         self.answered = False
+        self.reply_time = None  # when the reply was decided (just before it is written)
+        self.inflight_at_arrival = None  # requests being handled when this one arrived (incl.)
         try:
             self.json = json.loads(body.decode("utf-8")) if body else None
         except (ValueError, UnicodeDecodeError):
@@ -194,16 +196,23 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         rq = fn._record(self.command, self.path, list(self.headers.items()), body,
                         self.client_address)
-        reply = fn._choose(rq)
+        try:
+            reply = fn._choose(rq)
+        except BaseException:
+            fn._leave(rq)
+            raise
         if reply.drop:
             rq.status = None
+            fn._leave(rq)
             self.close_connection = True
             return
         if reply.hang:
             fn._stopping.wait()
+            fn._leave(rq)
             self.close_connection = True
             return
         if reply.delay and fn._stopping.wait(reply.delay):
+            fn._leave(rq)
             self.close_connection = True
             return
         payload = reply.body_bytes()
@@ -223,6 +232,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             head.append("Connection: close")
         raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload
+        # leave the in-flight count BEFORE the client can see the reply, so the next request
+        # it sends can never be counted as overlapping this one (max_inflight is a lower bound)
+        fn._leave(rq)
         try:
             self.wfile.write(raw)  # one write: header and body together
             self.wfile.flush()
@@ -268,6 +280,8 @@ class FnServer:
         self._queue = []
         self._requests = []
         self._stopping = threading.Event()
+        self._inflight = 0
+        self._max_inflight = 0
         self._srv = None
         self._thread = None
         self._log = None
@@ -342,8 +356,18 @@ class FnServer:
         with self._cond:
             rq = Request(len(self._requests), method, path, headers, body, peer)
             self._requests.append(rq)
+            self._inflight += 1
+            self._max_inflight = max(self._max_inflight, self._inflight)
+            rq.inflight_at_arrival = self._inflight
             self._cond.notify_all()
         return rq
+
+    def _leave(self, rq):
+        with self._cond:
+            if rq.reply_time is None:
+                rq.reply_time = time.time()
+                self._inflight -= 1
+            self._cond.notify_all()
 
     def _answered(self, rq):
         with self._cond:
@@ -377,6 +401,22 @@ class FnServer:
     def clear(self):
         with self._lock:
             self._requests = []
+
+    # ---- concurrency -----------------------------------------------------------------
+    # A request is "in flight" from the moment its body has been read until its reply is
+    # decided (just before the reply is written, or when a hung/dropped request ends), so the
+    # counts never overstate what the client had outstanding.
+    def inflight(self):
+        with self._lock:
+            return self._inflight
+
+    def max_inflight(self):
+        with self._lock:
+            return self._max_inflight
+
+    def reset_max_inflight(self):
+        with self._lock:
+            self._max_inflight = self._inflight
 
 
 def main(argv=None):

@@ -239,3 +239,208 @@ def live_pids_in_group(pgid):
         if pgrp == pgid and state not in ("Z", "X"):
             out.append(int(d))
     return out
+
+
+# ---- failure handling, destinations, counters (issue 3) ----------------------------------------
+
+ISO_MS_RE = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
+UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+COUNTERS = ("PolledEventCount", "FilteredOutEventCount", "InvokedEventCount",
+            "FailedInvokeEventCount", "DroppedEventCount",
+            "OnFailureDestinationDeliveredEventCount")
+
+
+def offsets_of(lines, start=0):
+    """Byte offset of each line when `lines` are written one per line from offset `start`."""
+    out, off = [], start
+    for ln in lines:
+        out.append(off)
+        off += len(ln.encode() if isinstance(ln, str) else ln) + 1
+    return out
+
+
+def file_destination(directory):
+    return {"OnFailure": {"Destination": "file://" + str(directory)}}
+
+
+def json_log(text):
+    """The JSON objects among the lines of a `--log-format json` log (other lines skipped)."""
+    out = []
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if not ln.startswith("{"):
+            continue
+        try:
+            out.append(json.loads(ln))
+        except ValueError:
+            pass
+    return out
+
+
+def exit_lines(proc):
+    """The progress lines logged at exit (msg "exit") by the last run of `proc` (a Sluice
+    started with --log-format json), one per mapping, in log order."""
+    return [o for o in json_log(proc.log()) if o.get("msg") == "exit"]
+
+
+def exit_counters(proc):
+    """The single mapping's exit progress line as a dict; fails unless there is exactly one."""
+    ex = exit_lines(proc)
+    assert len(ex) == 1, "want one exit line (run with --log-format json), got %d\n%s" % (
+        len(ex), proc.log_tail())
+    return ex[0]
+
+
+def warn_lines(proc, all_runs=False):
+    """Log objects at warn level or above (json log format)."""
+    return [o for o in json_log(proc.log(all_runs=all_runs))
+            if str(o.get("level", "")).lower() in ("warn", "warning", "error", "fatal")]
+
+
+def read_destination_dir(directory):
+    """On-failure documents of a file:// destination: [(file name, document)], in file order,
+    files sorted by name.  Torn (non-JSON) lines are skipped, as the sink's contract says."""
+    out = []
+    try:
+        names = sorted(os.listdir(str(directory)))
+    except OSError:
+        return out
+    for name in names:
+        p = os.path.join(str(directory), name)
+        if not os.path.isfile(p):
+            continue
+        with open(p, "rb") as f:
+            for ln in f.read().split(b"\n"):
+                if not ln.strip():
+                    continue
+                try:
+                    out.append((name, json.loads(ln)))
+                except ValueError:
+                    pass
+    return out
+
+
+def destination_docs(directory):
+    return [d for _, d in read_destination_dir(directory)]
+
+
+def payload_records(doc):
+    """[(partitionKey, sequenceNumber:int, line bytes)] of an invocation record's payload
+    (the event object {"Records":[...]}, or that object as a JSON string)."""
+    from fnserver import event_records
+    p = doc.get("payload")
+    if isinstance(p, str):
+        try:
+            p = json.loads(p) if p else None
+        except ValueError:
+            p = None
+    return event_records(p)
+
+
+def checkpoint_positions(state_dir):
+    """{partition id: position as int} from the file checkpoint store in `state_dir`
+    (format {"partitions": {id: {"pos": "offset"}}}); {} when nothing was written yet."""
+    out = {}
+    try:
+        names = sorted(os.listdir(str(state_dir)))
+    except OSError:
+        return out
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(str(state_dir), name)) as f:
+                parts = json.load(f).get("partitions", {})
+        except (OSError, ValueError):
+            continue  # being replaced right now; the caller polls again
+        for pid, v in parts.items():
+            out[pid] = int(v["pos"])
+    return out
+
+
+def iso_to_epoch(s):
+    """'2026-11-27T00:07:04.613Z' -> float seconds."""
+    import datetime
+    dt = datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def run_until_idle(sluice, cfg, idle=1, timeout=60, args=(), **kw):
+    """Start sluice with --until-idle=IDLE --log-format json and wait for exit 0."""
+    s = sluice(cfg, args=["--until-idle=%s" % idle, "--log-format", "json"] + list(args), **kw)
+    rc = s.wait(timeout)
+    assert rc == 0, "sluice --until-idle exited %s\n%s" % (rc, s.log_tail())
+    return s
+
+
+_ABSENT = object()
+
+
+def check_invocation_record(doc, path, recs, condition, invoke_count=None, status=None,
+                            function_error=_ABSENT, payload=True, now=None):
+    """Check one on-failure invocation record (esm.md §4.4, Kinesis-style) for the file
+    partition `path` covering `recs` = [(offset, line)] (contiguous, in order).  Returns a
+    list of problems (empty when the document is right)."""
+    import re
+    errs = []
+    now = time.time() if now is None else now
+    rq = doc.get("requestContext")
+    if not isinstance(rq, dict):
+        return ["no requestContext: %r" % doc]
+    if not re.fullmatch(UUID_RE, str(rq.get("requestId"))):
+        errs.append("requestContext.requestId %r is not a UUID" % rq.get("requestId"))
+    if not (isinstance(rq.get("functionArn"), str) and rq.get("functionArn")):
+        errs.append("requestContext.functionArn %r" % rq.get("functionArn"))
+    if rq.get("condition") != condition:
+        errs.append("condition %r, want %r" % (rq.get("condition"), condition))
+    if invoke_count is not None and rq.get("approximateInvokeCount") != invoke_count:
+        errs.append("approximateInvokeCount %r, want %r"
+                    % (rq.get("approximateInvokeCount"), invoke_count))
+    if doc.get("version") != "1.0":
+        errs.append("version %r" % doc.get("version"))
+    ts = doc.get("timestamp")
+    if not (isinstance(ts, str) and re.fullmatch(ISO_MS_RE, ts)):
+        errs.append("timestamp %r is not ISO 8601 with ms and Z" % ts)
+    elif abs(iso_to_epoch(ts) - now) > 3600:
+        errs.append("timestamp %r is far from now" % ts)
+    if condition == "RecordAgeExceeded":
+        if "responseContext" in doc:
+            errs.append("RecordAgeExceeded with a responseContext: %r" % doc["responseContext"])
+    elif condition == "MaximumPayloadSizeExceeded":
+        if doc.get("responseContext") is not None:
+            errs.append("MaximumPayloadSizeExceeded with a responseContext: %r"
+                        % doc["responseContext"])
+    else:
+        rc = doc.get("responseContext")
+        if not isinstance(rc, dict):
+            errs.append("no responseContext: %r" % rc)
+        else:
+            if status is not None and rc.get("statusCode") != status:
+                errs.append("responseContext.statusCode %r, want %r" % (rc.get("statusCode"),
+                                                                      status))
+            if rc.get("executedVersion") != "$LATEST":
+                errs.append("responseContext.executedVersion %r" % rc.get("executedVersion"))
+            if "functionError" not in rc:
+                errs.append("responseContext has no functionError key")
+            elif function_error is not _ABSENT and rc.get("functionError") != function_error:
+                errs.append("responseContext.functionError %r, want %r"
+                            % (rc.get("functionError"), function_error))
+    kb = doc.get("KinesisBatchInfo")
+    if not isinstance(kb, dict):
+        errs.append("no KinesisBatchInfo: %r" % doc)
+        return errs
+    want = {"shardId": str(path), "startSequenceNumber": str(recs[0][0]),
+            "endSequenceNumber": str(recs[-1][0]), "batchSize": len(recs),
+            "streamArn": "file://" + str(path)}
+    for k, v in want.items():
+        if kb.get(k) != v:
+            errs.append("KinesisBatchInfo.%s %r, want %r" % (k, kb.get(k), v))
+    for k in ("approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord"):
+        if not (isinstance(kb.get(k), str) and re.fullmatch(ISO_MS_RE, kb[k])):
+            errs.append("KinesisBatchInfo.%s %r is not ISO 8601 with ms" % (k, kb.get(k)))
+    if payload:
+        got = payload_records(doc)
+        exp = [(str(path), off, ln.encode() if isinstance(ln, str) else ln) for off, ln in recs]
+        if got != exp:
+            errs.append("payload records %r, want %r" % (got[:20], exp[:20]))
+    return errs
