@@ -476,7 +476,10 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
     sl_invoker_judge(&m->policy, res, pp, n, ln->attempts, &v);
     if (v.action != SL_VERDICT_DONE) {
         m->stats.failed += pp && pp->kind == SL_PARTIAL_SOME_FAILED ? pp->n_failed : n;
-        ln->last_status = res->status;
+        /* responseContext.statusCode is the Invoke API's: an exec function that ran and
+         * failed is a 200 with a function error, whatever its exit status. */
+        bool exec = strcmp(m->env.fn->ops->name, "exec") == 0;
+        ln->last_status = exec || res->status <= 0 ? 200 : res->status;
         ln->last_function_error = v.function_error;
     }
     if (v.counted) {
