@@ -58,6 +58,8 @@ struct range {
 struct lane {
     struct mpart *mp;
     enum lane_state state;
+    uint64_t scan; /* absolute index after the lane's last taken record: every record of
+                      this lane before it is taken already */
     uint64_t *abs; /* the batch: absolute record indices, ascending */
     size_t n;
     size_t cap;
@@ -693,7 +695,8 @@ static void lane_dispatch(struct lane *ln)
     size_t waiting = 0;
     size_t bytes = 0;
     bool stop_at_oversize = false;
-    for (size_t i = 0; i < count && waiting < m->lim.max_records; i++) {
+    size_t start = ln->scan > q->dropped ? (size_t)(ln->scan - q->dropped) : 0;
+    for (size_t i = start; i < count && waiting < m->lim.max_records; i++) {
         const struct sl_record *rec = sl_recq_at(q, i);
         if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
             continue;
@@ -728,7 +731,7 @@ static void lane_dispatch(struct lane *ln)
     }
     uv_timer_stop(&ln->timer);
     ln->n = 0;
-    for (size_t i = 0; i < count && ln->n < waiting; i++) {
+    for (size_t i = start; i < count && ln->n < waiting; i++) {
         struct sl_record *rec = sl_recq_at_mut(q, i);
         if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
             continue;
@@ -736,6 +739,7 @@ static void lane_dispatch(struct lane *ln)
         rec->flags |= SL_REC_TAKEN;
         ln->abs[ln->n++] = q->dropped + i;
     }
+    ln->scan = ln->abs[ln->n - 1] + 1;
     ln->cur = (struct range){0, ln->n};
     ln->n_todo = 0;
     ln->attempts = 0;
@@ -766,7 +770,8 @@ static void part_take_new(struct mpart *mp, size_t n)
     m->stats.fetched += n;
     m->last_fetch_ms = mapping_now(m);
     bool filtered_any = false;
-    for (size_t i = count - n; i < count; i++) {
+    bool per_record = m->filter || (mp->n_lanes > 1 && m->ops->record_key);
+    for (size_t i = count - n; per_record && i < count; i++) {
         struct sl_record *rec = sl_recq_at_mut(q, i);
         if (m->filter && !(rec->flags & SL_REC_OVERSIZE)) {
             cJSON *doc = m->ops->filter_doc(m->src_ctx, mp->part, rec);
