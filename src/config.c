@@ -96,7 +96,9 @@ const struct sl_opt sl_config_mapping_opts[] = {
      "{\"MaximumConcurrency\": N}: at most N invocations in flight for this mapping, 1 to "
      "1000 (AWS's minimum is 2; sluice accepts 1)."},
     {"TumblingWindowInSeconds", SL_OPT_INT, "0", 0, 900, CORE_OFF(tumbling_window_s), 0, NULL,
-     "Tumbling windows with state carried between invocations (not supported yet: 0 only)."},
+     "Groups records into windows of this many seconds by arrival time; each invocation gets "
+     "the state the previous one of its window returned, and a final invocation closes the "
+     "window. 0 is off."},
     {"max_records_buffered", SL_OPT_INT, "10000", 1, 10000000, CORE_OFF(max_records_buffered), 0,
      NULL, "Records a mapping may hold (fetched, not yet acknowledged); fetching pauses there."},
     {"max_bytes_buffered", SL_OPT_SIZE, "16MiB", 64 * 1024, INT64_C(4) * 1024 * 1024 * 1024,
@@ -873,11 +875,12 @@ config_failure_rules(struct config_ctx *cc, struct sl_mapping_conf *mc, const ch
             }
         }
     }
-    if (core->tumbling_window_s != 0) {
+    if (core->tumbling_window_s != 0 && core->parallelization_factor != 1) {
         config_err(cc,
-                   "%s: %s.TumblingWindowInSeconds: %lld: tumbling windows are not supported "
-                   "yet; allowed: 0",
-                   file, path, (long long)core->tumbling_window_s);
+                   "%s: %s.TumblingWindowInSeconds: tumbling windows keep one state per "
+                   "partition, so they need ParallelizationFactor 1 (it is %lld); allowed: "
+                   "TumblingWindowInSeconds 0, or ParallelizationFactor 1",
+                   file, path, (long long)core->parallelization_factor);
     }
 }
 

@@ -33,6 +33,7 @@
 #include "retry.h"
 #include "sink.h"
 #include "source.h"
+#include "window.h"
 
 #define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
@@ -76,6 +77,16 @@ struct lane {
     struct sl_buf doc;  /* the invocation record being written */
     struct range dest;  /* the records doc covers */
     int64_t last_end_ms;
+    /* Tumbling window (TumblingWindowInSeconds > 0; one lane per partition then). */
+    bool win_open;
+    int64_t win_start_ms; /* wall clock */
+    char *win_state;      /* the state the next invocation receives (JSON object text) */
+    size_t win_state_len;
+    uint64_t win_first_abs; /* the window's records: [win_first_abs, win_end_abs) */
+    uint64_t win_end_abs;
+    bool final_due; /* the window is over: its final invocation comes next */
+    bool terminated_early;
+    bool in_final; /* the invocation in flight (or backing off) is the final one */
     uv_timer_t timer;
 };
 
@@ -370,6 +381,107 @@ lane_give_up(struct lane *ln, size_t n, const char *condition, enum sl_failrec_r
     lane_write(ln);
 }
 
+static bool mapping_has_slot(const struct sl_mapping *m)
+{
+    return m->conf->max_concurrency <= 0 || m->in_flight < m->conf->max_concurrency;
+}
+
+/* --- tumbling windows --- */
+
+static bool mapping_windowed(const struct sl_mapping *m)
+{
+    return m->conf->core.tumbling_window_s > 0;
+}
+
+static int64_t mapping_window_ms(const struct sl_mapping *m)
+{
+    return m->conf->core.tumbling_window_s * 1000;
+}
+
+/* Appends the window fields to the event in ln->body. */
+static int lane_window_wrap(struct lane *ln, bool final)
+{
+    struct mpart *mp = ln->mp;
+    struct sl_mapping *m = mp->m;
+    struct sl_buf arn;
+    sl_buf_init(&arn);
+    int r = sl_buf_printf(&arn, "%s%s", m->ops->scheme, mp->part->name);
+    struct sl_window_fields w = {
+        .start_ms = ln->win_start_ms,
+        .window_ms = mapping_window_ms(m),
+        .state = ln->win_state ? ln->win_state : "{}",
+        .state_len = ln->win_state ? ln->win_state_len : 2,
+        .shard_id = mp->part->name,
+        .arn = arn.data ? arn.data : "",
+        .final = final,
+        .terminated_early = final && ln->terminated_early,
+    };
+    if (r == 0) {
+        r = sl_window_wrap(&ln->body, &w);
+    }
+    sl_buf_fini(&arn);
+    return r;
+}
+
+/* The window closed: its records are done, so the checkpoint may pass them; its state goes. */
+static void lane_window_close(struct lane *ln)
+{
+    struct mpart *mp = ln->mp;
+    struct sl_recq *q = &mp->part->q;
+    for (uint64_t a = ln->win_first_abs; a < ln->win_end_abs; a++) {
+        if (a >= q->dropped && a - q->dropped < sl_recq_count(q)) {
+            struct sl_record *rec = sl_recq_at_mut(q, (size_t)(a - q->dropped));
+            if (rec->flags & SL_REC_WINDOWED) {
+                rec->flags = (rec->flags & ~SL_REC_WINDOWED) | SL_REC_DONE;
+            }
+        }
+    }
+    sl_free(ln->win_state);
+    ln->win_state = NULL;
+    ln->win_open = false;
+    ln->final_due = false;
+    ln->in_final = false;
+    bool early = ln->terminated_early;
+    ln->terminated_early = false;
+    part_advance(mp);
+    if (early) {
+        /* The same window goes on with fresh state. */
+        ln->win_open = true;
+        ln->win_first_abs = ln->win_end_abs;
+    }
+}
+
+static void lane_invoke(struct lane *ln);
+
+/* Sends the window's final invocation: no records, isFinalInvokeForWindow. */
+static void lane_final_invoke(struct lane *ln)
+{
+    struct sl_mapping *m = ln->mp->m;
+    sl_buf_truncate(&ln->body, 0);
+    int r = sl_buf_puts(&ln->body, m->ops->event_open);
+    r = r < 0 ? r : sl_buf_puts(&ln->body, m->ops->event_close);
+    r = r < 0 ? r : lane_window_wrap(ln, true);
+    if (r < 0) {
+        sl_log_error(MAPPING_COMP, m->name,
+                     "cannot build the final invocation of a window: %s, "
+                     "retrying",
+                     sl_strerror(r));
+        ln->state = LANE_BACKOFF;
+        uv_timer_start(&ln->timer, lane_timer_cb, MAPPING_FETCH_RETRY_MS, 0);
+        return;
+    }
+    ln->in_final = true;
+    ln->n = 0;
+    ln->cur = (struct range){0, 0};
+    ln->n_todo = 0;
+    ln->invokes = 0;
+    if (!mapping_has_slot(m)) {
+        ln->state = LANE_READY;
+        return;
+    }
+    lane_invoke(ln);
+}
+
 /* --- invocations --- */
 
 static void lane_invoked(void *arg, const struct sl_invoke_result *res);
@@ -453,6 +565,33 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
     m->in_flight--;
     ln->last_end_ms = mapping_now(m);
     size_t n = ln->cur.hi - ln->cur.lo;
+    if (ln->in_final) {
+        if (res->outcome == SL_OUTCOME_SUCCESS) {
+            lane_window_close(ln);
+            lane_continue(ln);
+            return;
+        }
+        int64_t delay = sl_retry_delay_ms(&m->retry, ln->invokes, &m->rng);
+        lane_log_failure(ln, res, "the window's final invocation failed, retrying", delay);
+        if (m->draining) {
+            ln->state = LANE_IDLE;
+            return;
+        }
+        lane_backoff(ln, LANE_BACKOFF, delay);
+        return;
+    }
+    struct sl_invoke_result windowed_res;
+    char *new_state = NULL;
+    size_t new_state_len = 0;
+    if (mapping_windowed(m) && res->outcome == SL_OUTCOME_SUCCESS &&
+        sl_window_read_state(res->body, res->body_len, &new_state, &new_state_len) < 0) {
+        /* AWS: a tumbling window function must return its state, else the batch failed. */
+        windowed_res = *res;
+        windowed_res.outcome = SL_OUTCOME_FUNCTION_ERROR;
+        windowed_res.error_type = "State.Missing";
+        windowed_res.detail = "the response has no \"state\" object";
+        res = &windowed_res;
+    }
 
     struct sl_partial partial;
     const struct sl_partial *pp = NULL;
@@ -491,9 +630,29 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
         struct range done = {ln->cur.lo, ln->cur.lo + v.done_prefix};
         m->stats.delivered += v.done_prefix;
         m->stats.bytes += v.action == SL_VERDICT_DONE ? ln->body.len : 0;
-        lane_mark_done(ln, done);
+        if (mapping_windowed(m)) {
+            /* Delivered, but the checkpoint passes them only once the window closes. */
+            for (size_t i = done.lo; i < done.hi; i++) {
+                lane_rec(ln, i)->flags |= SL_REC_WINDOWED;
+            }
+            ln->win_end_abs = ln->abs[done.hi - 1] + 1;
+        } else {
+            lane_mark_done(ln, done);
+        }
         ln->cur.lo = done.hi;
         part_advance(mp);
+    }
+    if (new_state) {
+        sl_free(ln->win_state);
+        ln->win_state = new_state;
+        ln->win_state_len = new_state_len;
+        if (new_state_len > SL_WINDOW_STATE_MAX) {
+            sl_log_warn(MAPPING_COMP, m->name,
+                        "window state of %s is %zu bytes, over %u: ending the window early",
+                        mp->part->name, new_state_len, SL_WINDOW_STATE_MAX);
+            ln->final_due = true;
+            ln->terminated_early = true;
+        }
     }
     if (v.action == SL_VERDICT_DONE) {
         lane_continue(ln);
@@ -561,11 +720,6 @@ static void lane_continue(struct lane *ln)
     mapping_schedule_pump(ln->mp->m);
 }
 
-static bool mapping_has_slot(const struct sl_mapping *m)
-{
-    return m->conf->max_concurrency <= 0 || m->in_flight < m->conf->max_concurrency;
-}
-
 /* Tries cur: records past MaximumRecordAgeInSeconds go to the on-failure path first, then the
  * rest is encoded (split further if the payload limit demands it) and invoked. */
 static void lane_attempt(struct lane *ln)
@@ -624,6 +778,12 @@ static void lane_attempt(struct lane *ln)
         ln->todo[ln->n_todo++] = (struct range){ln->cur.lo + encoded, ln->cur.hi};
         ln->cur.hi = ln->cur.lo + encoded;
     }
+    if (mapping_windowed(m) && lane_window_wrap(ln, false) < 0) {
+        sl_log_error(MAPPING_COMP, m->name, "out of memory building a batch of %s, retrying",
+                     mp->part->name);
+        lane_backoff(ln, LANE_BACKOFF, MAPPING_FETCH_RETRY_MS);
+        return;
+    }
     if (!mapping_has_slot(m)) {
         ln->state = LANE_READY;
         return;
@@ -636,7 +796,11 @@ static void lane_timer_cb(uv_timer_t *t)
     struct lane *ln = t->data;
     switch (ln->state) {
     case LANE_BACKOFF:
-        lane_attempt(ln);
+        if (ln->in_final) {
+            lane_final_invoke(ln);
+        } else {
+            lane_attempt(ln);
+        }
         return;
     case LANE_WRITE_BACKOFF:
         if (ln->mp->m->draining) {
@@ -675,6 +839,66 @@ static bool lane_grow(struct lane *ln, size_t n)
     return true;
 }
 
+/* The tumbling window's part of dispatching: closes a window that is over (by time, by the
+ * next record's window, by its state's size, or because its records fill the partition's
+ * buffer) with the final invocation, opens the window of the next record, and keeps a batch
+ * inside one window. *waiting counts the lane's eligible records from start; it is cut to
+ * those of the current window. Returns true when it took over (final invocation or a timer). */
+static bool lane_window_dispatch(struct lane *ln, size_t start, size_t *waiting)
+{
+    struct mpart *mp = ln->mp;
+    struct sl_mapping *m = mp->m;
+    struct sl_recq *q = &mp->part->q;
+    int64_t wms = mapping_window_ms(m);
+    int64_t now = sl_clock_wall_ms(m->env.clock);
+    const struct sl_record *first = NULL;
+    size_t count = sl_recq_count(q);
+    size_t in_window = 0;
+    if (ln->win_open && ln->win_end_abs == ln->win_first_abs) {
+        ln->win_open = false; /* nothing delivered in it yet: the next record opens its own */
+    }
+    for (size_t i = start; i < count && in_window < *waiting; i++) {
+        const struct sl_record *rec = sl_recq_at(q, i);
+        if (rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) {
+            continue;
+        }
+        int64_t w = sl_window_start_ms(rec->arrival_ms, wms);
+        if (!first) {
+            first = rec;
+            if (!ln->win_open) {
+                ln->win_open = true;
+                ln->win_start_ms = w;
+                ln->win_first_abs = q->dropped + i;
+                ln->win_end_abs = ln->win_first_abs;
+            }
+        }
+        if (w > ln->win_start_ms) {
+            break; /* the next window's: not in this batch */
+        }
+        in_window++;
+    }
+    if (ln->win_open && ln->win_end_abs > ln->win_first_abs) {
+        size_t r = 0;
+        size_t b = 0;
+        bool full = in_window == 0 && !part_fetch_budget(mp, &r, &b);
+        bool next_window = first && in_window == 0;
+        if (full && !ln->final_due) {
+            ln->terminated_early = true;
+        }
+        bool over = in_window == 0 && now >= ln->win_start_ms + wms;
+        if (ln->final_due || full || next_window || over) {
+            lane_final_invoke(ln);
+            return true;
+        }
+        if (in_window == 0) {
+            uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(ln->win_start_ms + wms - now), 0);
+            return true;
+        }
+    }
+    *waiting = in_window;
+    return false;
+}
+
 /* Starts the lane's next batch if one is due, or arms the window timer. */
 static void lane_dispatch(struct lane *ln)
 {
@@ -710,6 +934,9 @@ static void lane_dispatch(struct lane *ln)
         }
         waiting++;
         bytes += rec->len;
+    }
+    if (mapping_windowed(m) && lane_window_dispatch(ln, start, &waiting)) {
+        return;
     }
     if (waiting == 0) {
         return;
@@ -906,6 +1133,7 @@ static void mpart_timer_close_cb(uv_handle_t *h)
         sl_free(x->todo);
         sl_buf_fini(&x->body);
         sl_buf_fini(&x->doc);
+        sl_free(x->win_state);
     }
     sl_free(mp->lanes);
     sl_free(mp->undurable);

@@ -12,9 +12,10 @@
 /* The source could not keep the bytes (over its size limit): len is 0, pos..next_pos still
  * spans the record. */
 #define SL_REC_OVERSIZE 0x1u
-#define SL_REC_FILTERED 0x2u /* matched no filter pattern: never delivered */
-#define SL_REC_TAKEN    0x4u /* part of a batch */
-#define SL_REC_DONE     0x8u /* delivered, filtered out, or handed to the on-failure path */
+#define SL_REC_FILTERED 0x2u  /* matched no filter pattern: never delivered */
+#define SL_REC_TAKEN    0x4u  /* part of a batch */
+#define SL_REC_DONE     0x8u  /* delivered, filtered out, or handed to the on-failure path */
+#define SL_REC_WINDOWED 0x10u /* delivered in a tumbling window that has not closed yet */
 
 /* One record of a partition. Its bytes live in the queue's arena; positions are the source's
  * (file: byte offset of the line and of the line after it). */

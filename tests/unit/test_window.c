@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_window.c: tumbling window pieces: alignment of window starts, the event fields AWS adds
+ * (byte for byte), and the rule that a window function must answer with an object "state". */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alloc.h"
+#include "window.h"
+
+static void test_window_start_aligns_to_multiples(void **state)
+{
+    (void)state;
+    /* 2020-12-09T07:05:12.345Z in a 120 s window starts at 07:04:00. */
+    assert_int_equal(sl_window_start_ms(1607497512345LL, 120000), 1607497440000LL);
+    assert_int_equal(sl_window_start_ms(1607497440000LL, 120000), 1607497440000LL);
+    assert_int_equal(sl_window_start_ms(1607497559999LL, 120000), 1607497440000LL);
+    assert_int_equal(sl_window_start_ms(1607497560000LL, 120000), 1607497560000LL);
+    assert_int_equal(sl_window_start_ms(-1, 1000), -1000);
+}
+
+static void test_window_wrap_adds_aws_fields(void **state)
+{
+    (void)state;
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_buf_puts(&b, "{\"Records\":[]}"), 0);
+    struct sl_window_fields w = {
+        .start_ms = 1607497440000LL,
+        .window_ms = 120000,
+        .state = "{\"n\":1}",
+        .state_len = 7,
+        .shard_id = "/var/log/a.log",
+        .arn = "file:///var/log/a.log",
+        .final = true,
+        .terminated_early = false,
+    };
+    assert_int_equal(sl_window_wrap(&b, &w), 0);
+    assert_string_equal(b.data,
+                        "{\"Records\":[],\"window\":{\"start\":\"2020-12-09T07:04:00Z\",\"end\":"
+                        "\"2020-12-09T07:06:00Z\"},\"state\":{\"n\":1},\"shardId\":"
+                        "\"/var/log/a.log\",\"eventSourceARN\":\"file:///var/log/a.log\","
+                        "\"isFinalInvokeForWindow\":true,\"isWindowTerminatedEarly\":false}");
+    sl_buf_truncate(&b, 0);
+    assert_int_equal(sl_window_wrap(&b, &w), SL_EINVAL);
+    sl_buf_fini(&b);
+}
+
+static void test_window_state_is_required(void **state)
+{
+    (void)state;
+    char *s = NULL;
+    size_t n = 0;
+    const char *ok = "{\"state\":{\"sum\": 3},\"batchItemFailures\":[]}";
+    assert_int_equal(sl_window_read_state(ok, strlen(ok), &s, &n), 0);
+    assert_string_equal(s, "{\"sum\":3}");
+    assert_int_equal(n, 9);
+    sl_free(s);
+    const char *bad[] = {
+        "", "{}", "{\"state\":null}", "{\"state\":[1]}", "{\"state\":\"x\"}", "not json", "[]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(sl_window_read_state(bad[i], strlen(bad[i]), &s, &n), SL_EPROTO);
+    }
+    assert_int_equal(sl_window_read_state(NULL, 0, &s, &n), SL_EPROTO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_window_start_aligns_to_multiples),
+        cmocka_unit_test(test_window_wrap_adds_aws_fields),
+        cmocka_unit_test(test_window_state_is_required),
+    };
+    return cmocka_run_group_tests_name("window", tests, NULL, NULL);
+}
