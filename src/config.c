@@ -866,10 +866,12 @@ config_failure_rules(struct config_ctx *cc, struct sl_mapping_conf *mc, const ch
             }
             if (mcy && (!cJSON_IsNumber(mcy) || mcy->valuedouble != (double)(int)mcy->valuedouble ||
                         mcy->valuedouble < 1 || mcy->valuedouble > 1000)) {
+                char *v = cJSON_PrintUnformatted(mcy);
                 config_err(cc,
-                           "%s: %s.ScalingConfig.MaximumConcurrency: not an integer from 1 "
-                           "to 1000; allowed: 1 to 1000",
-                           file, path);
+                           "%s: %s.ScalingConfig.MaximumConcurrency: %s is not an integer "
+                           "from 1 to 1000; allowed: 1 to 1000",
+                           file, path, v ? v : "?");
+                cJSON_free(v);
             } else if (mcy) {
                 mc->max_concurrency = (int64_t)mcy->valuedouble;
             }

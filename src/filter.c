@@ -1311,6 +1311,40 @@ static bool node_uses_field(const struct fnode *n, const char *key)
     return false;
 }
 
+/* Whether the pattern looks inside key (a nested object under it, here or in a $or). */
+static bool node_descends_into(const struct fnode *n, const char *key)
+{
+    for (size_t i = 0; i < n->nfields; i++) {
+        if (n->fields[i].child && strcmp(n->fields[i].key, key) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < n->nalts; i++) {
+        if (node_descends_into(n->alts[i], key)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl_filter_match_payload(const struct sl_filter *f, const cJSON *doc, const char *key)
+{
+    if (f->n == 0) {
+        return true;
+    }
+    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(doc, key);
+    bool structured = cJSON_IsObject(payload) || cJSON_IsArray(payload);
+    for (size_t i = 0; i < f->n; i++) {
+        if (!structured && node_descends_into(f->p[i]->root, key)) {
+            continue;
+        }
+        if (sl_pattern_match(f->p[i], doc)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool sl_filter_uses_field(const struct sl_filter *f, const char *key)
 {
     for (size_t i = 0; i < f->n; i++) {

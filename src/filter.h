@@ -35,6 +35,10 @@ SL_NODISCARD int
 sl_filter_compile(const cJSON *criteria, struct sl_filter **ret_f, char *errbuf, size_t errlen);
 /* True when any pattern matches doc (or the filter has no patterns). */
 bool sl_filter_match(const struct sl_filter *f, const cJSON *doc);
+/* As sl_filter_match, with Lambda's rule for payloads (esm.md §5): a pattern that looks inside
+ * the payload field key ("data", "body") never matches a record whose payload is not a JSON
+ * object or array (a line that is not JSON), not even through exists:false. */
+bool sl_filter_match_payload(const struct sl_filter *f, const cJSON *doc, const char *key);
 /* True when some pattern names the top-level field key (e.g. "data"): sources use it to skip
  * decoding payloads no pattern looks at. */
 bool sl_filter_uses_field(const struct sl_filter *f, const char *key);

@@ -1002,7 +1002,7 @@ static void part_take_new(struct mpart *mp, size_t n)
         struct sl_record *rec = sl_recq_at_mut(q, i);
         if (m->filter && !(rec->flags & SL_REC_OVERSIZE)) {
             cJSON *doc = m->ops->filter_doc(m->src_ctx, mp->part, rec);
-            if (doc && !sl_filter_match(m->filter, doc)) {
+            if (doc && !sl_filter_match_payload(m->filter, doc, "data")) {
                 rec->flags |= SL_REC_FILTERED | SL_REC_DONE;
                 m->stats.filtered++;
                 filtered_any = true;

@@ -785,6 +785,43 @@ static void test_filter_oom_paths(void **state)
     sl_filter_free(NULL);
 }
 
+static bool matches_payload(const struct sl_filter *f, const char *doc)
+{
+    char buf[2048];
+    cJSON *d = cJSON_Parse(q(doc, buf, sizeof(buf)));
+    assert_non_null(d);
+    bool m = sl_filter_match_payload(f, d, "data");
+    cJSON_Delete(d);
+    return m;
+}
+
+/* Lambda's payload rule: a pattern that looks inside data never matches a line that is not
+ * JSON, even through exists:false; metadata patterns and plain data patterns still apply. */
+static void test_filter_payload_rule(void **state)
+{
+    (void)state;
+    char err[256];
+    struct sl_filter *f = criteria("{'Filters':[{'Pattern':'{\\'data\\':{\\'level\\':"
+                                   "[{\\'exists\\':false}]}}'}]}",
+                                   0, err, sizeof(err));
+    assert_true(matches_payload(f, "{'partitionKey':'k','data':{'msg':'x'}}"));
+    assert_false(matches_payload(f, "{'partitionKey':'k','data':{'level':'x'}}"));
+    assert_false(matches_payload(f, "{'partitionKey':'k','data':'level error'}"));
+    /* The plain matcher, EventBridge's rule, would take the string. */
+    assert_true(matches(f, "{'partitionKey':'k','data':'level error'}"));
+    sl_filter_free(f);
+    f = criteria("{'Filters':[{'Pattern':'{\\'data\\':{\\'a\\':[1]}}'},"
+                 "{'Pattern':'{\\'partitionKey\\':[\\'k\\']}'}]}",
+                 0, err, sizeof(err));
+    assert_true(matches_payload(f, "{'partitionKey':'k','data':'text'}"));
+    assert_false(matches_payload(f, "{'partitionKey':'z','data':'text'}"));
+    assert_true(matches_payload(f, "{'partitionKey':'z','data':{'a':1}}"));
+    sl_filter_free(f);
+    f = criteria("{'Filters':[{'Pattern':'{\\'data\\':[\\'text\\']}'}]}", 0, err, sizeof(err));
+    assert_true(matches_payload(f, "{'partitionKey':'z','data':'text'}"));
+    sl_filter_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -796,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_filter_deep_and_huge_documents),
         cmocka_unit_test(test_filter_bytes_not_utf8),
         cmocka_unit_test(test_filter_oom_paths),
+        cmocka_unit_test(test_filter_payload_rule),
     };
     return cmocka_run_group_tests_name("filter", tests, NULL, NULL);
 }
