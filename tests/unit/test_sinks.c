@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -784,13 +785,33 @@ static cJSON *sqs_call(const char *action, const char *body, long want_status)
     return j;
 }
 
-/* Creates a queue named after the test and this process; returns its URL (owned). */
+/* A suffix that makes queue names unique to this run (fauxqs keeps queues while it runs, and
+ * PIDs are reused). */
+static const char *sqs_run_id(void)
+{
+    static char id[64];
+    if (!id[0]) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        (void)snprintf(id, sizeof(id), "%ld-%lx%lx", (long)getpid(), (unsigned long)ts.tv_sec,
+                       (unsigned long)ts.tv_nsec);
+    }
+    return id;
+}
+
+static void sqs_delete(const char *queue_url)
+{
+    char body[512];
+    (void)snprintf(body, sizeof(body), "{\"QueueUrl\":\"%s\"}", queue_url);
+    cJSON_Delete(sqs_call("DeleteQueue", body, 200));
+}
+
+/* Creates a queue named after the test and this run; returns its URL (owned). */
 static char *sqs_create(const char *base, bool fifo)
 {
     char body[512];
-    (void)snprintf(body, sizeof(body), "{\"QueueName\":\"sluice-%s-%ld%s\"%s}", base,
-                   (long)getpid(), fifo ? ".fifo" : "",
-                   fifo ? ",\"Attributes\":{\"FifoQueue\":\"true\"}" : "");
+    (void)snprintf(body, sizeof(body), "{\"QueueName\":\"sluice-%s-%s%s\"%s}", base, sqs_run_id(),
+                   fifo ? ".fifo" : "", fifo ? ",\"Attributes\":{\"FifoQueue\":\"true\"}" : "");
     cJSON *j = sqs_call("CreateQueue", body, 200);
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "QueueUrl");
     assert_true(cJSON_IsString(u));
@@ -898,6 +919,7 @@ static void test_sinks_sqs_url(void **state)
     }
     assert_true(seen1 && seen2);
     sqs_free_bodies(bodies, n);
+    sqs_delete(url);
     sl_free(url);
 }
 
@@ -924,6 +946,7 @@ static void test_sinks_sqs_arn(void **state)
     int n = sqs_drain(url, bodies, 8);
     assert_int_equal(n, 3);
     sqs_free_bodies(bodies, n);
+    sqs_delete(url);
     sl_free(url);
     sqs_env_unsigned();
     unsetenv("AWS_ENDPOINT_URL_SQS");
@@ -952,6 +975,7 @@ static void test_sinks_sqs_fifo(void **state)
     assert_string_equal(bodies[1], "{\"n\":2}");
     assert_string_equal(bodies[2], "{\"n\":3}");
     sqs_free_bodies(bodies, n);
+    sqs_delete(url);
     sl_free(url);
     sqs_env_unsigned();
     unsetenv("AWS_ENDPOINT_URL_SQS");
@@ -963,8 +987,8 @@ static void test_sinks_sqs_not_found(void **state)
     const char *ep = sqs_endpoint();
     sqs_env_unsigned();
     char url[512];
-    (void)snprintf(url, sizeof(url), "%s%s000000000000/sluice-missing-%ld", ep,
-                   ep[strlen(ep) - 1] == '/' ? "" : "/", (long)getpid());
+    (void)snprintf(url, sizeof(url), "%s%s000000000000/sluice-missing-%s", ep,
+                   ep[strlen(ep) - 1] == '/' ? "" : "/", sqs_run_id());
     fx_open(f, url);
     assert_int_equal(fx_write1(f, "{}", NULL, 0), SL_ENOTFOUND);
     assert_non_null(strstr(f->detail[0], "QueueDoesNotExist"));
@@ -975,8 +999,8 @@ static void test_sinks_sqs_not_found(void **state)
     /* By ARN: GetQueueUrl fails; once the queue exists, a retry finds it. */
     setenv("AWS_ENDPOINT_URL_SQS", ep, 1);
     char arn[256];
-    (void)snprintf(arn, sizeof(arn), "arn:aws:sqs:us-east-1:000000000000:sluice-later-%ld",
-                   (long)getpid());
+    (void)snprintf(arn, sizeof(arn), "arn:aws:sqs:us-east-1:000000000000:sluice-later-%s",
+                   sqs_run_id());
     fx_open(f, arn);
     assert_int_equal(fx_write1(f, "{\"n\":1}", NULL, 0), SL_ENOTFOUND);
     assert_non_null(strstr(f->detail[1], "GetQueueUrl"));
@@ -986,6 +1010,7 @@ static void test_sinks_sqs_not_found(void **state)
     int n = sqs_drain(qurl, bodies, 4);
     assert_int_equal(n, 1);
     sqs_free_bodies(bodies, n);
+    sqs_delete(qurl);
     sl_free(qurl);
     unsetenv("AWS_ENDPOINT_URL_SQS");
 }
