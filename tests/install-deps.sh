@@ -9,6 +9,9 @@ missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js 20 or newer runs the tests' SQS server (fauxqs); Debian 12's own nodejs is 18, so a
+# machine without node gets Debian's and the server is tried on it.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps: need root to install:$missing" >&2
