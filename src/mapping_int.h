@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_MAPPING_INT_H
+#define SL_MAPPING_INT_H
+
+/* The inside of a mapping, shared by mapping.c (partitions, fetching, checkpoints, life cycle)
+ * and lane.c (batches: invoke, verdicts, the on-failure path, tumbling windows). Nothing else
+ * includes it. Loop thread. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "batcher.h"
+#include "buf.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "filter.h"
+#include "function.h"
+#include "invoker.h"
+#include "mapping.h"
+#include "partition.h"
+#include "retry.h"
+#include "sink.h"
+#include "source.h"
+
+enum sl_lane_state {
+    SL_LANE_IDLE,          /* no batch: waiting for records or for the window to close */
+    SL_LANE_READY,         /* a batch waits for a concurrency slot */
+    SL_LANE_INVOKING,      /* an invocation is in flight */
+    SL_LANE_BACKOFF,       /* the batch failed; the timer sends it again */
+    SL_LANE_WRITING,       /* records are being written to the on-failure destination */
+    SL_LANE_WRITE_BACKOFF, /* that write failed; the timer writes again */
+};
+
+struct sl_lane_range {
+    size_t lo; /* indices into the lane's batch */
+    size_t hi;
+};
+
+/* One of a partition's ParallelizationFactor lanes: the records whose partition key hashes to
+ * it, one batch at a time. */
+struct sl_lane {
+    struct sl_mpart *mp;
+    enum sl_lane_state state;
+    uint64_t scan; /* absolute index after the lane's last taken record: every record of
+                      this lane before it is taken already */
+    uint64_t *abs; /* the batch: absolute record indices, ascending */
+    size_t n;
+    size_t cap;
+    struct sl_lane_range cur;   /* the part of the batch being tried */
+    struct sl_lane_range *todo; /* parts after it (from bisection); the last is next */
+    size_t n_todo;
+    size_t cap_todo;
+    unsigned attempts; /* counted failures of cur */
+    unsigned invokes;  /* invocations of cur (approximateInvokeCount) */
+    int last_status;
+    bool last_function_error;
+    size_t *qidx;              /* scratch: queue indices of cur while encoding */
+    struct sl_buf body;        /* cur's event, as sent */
+    struct sl_buf doc;         /* the invocation record being written */
+    struct sl_lane_range dest; /* the records doc covers */
+    int64_t last_end_ms;
+    /* Tumbling window (TumblingWindowInSeconds > 0; one lane per partition then). */
+    bool win_open;
+    int64_t win_start_ms; /* wall clock */
+    char *win_state;      /* the state the next invocation receives (JSON object text) */
+    size_t win_state_len;
+    uint64_t win_first_abs; /* the window's records: [win_first_abs, win_end_abs) */
+    uint64_t win_end_abs;
+    bool final_due; /* the window is over: its final invocation comes next */
+    bool terminated_early;
+    bool in_final; /* the invocation in flight (or backing off) is the final one */
+    uv_timer_t timer;
+};
+
+/* The mapping's state for one partition (part->owner). */
+struct sl_mpart {
+    struct sl_mapping *m;
+    struct sl_part *part;
+    bool want_fetch;    /* the source may have more records */
+    bool fetch_pending; /* an asynchronous fetch is running */
+    bool fetch_failed;  /* the last fetch failed; retried by the mapping's timer */
+    bool gone;          /* the source will produce no more */
+    bool released;
+    int64_t first_wait_ms; /* when the queue last became non-empty */
+    size_t held_records;   /* what this partition counts against the mapping's bound */
+    size_t held_bytes;
+    uint64_t *undurable; /* store generations of checkpoints not on disk yet */
+    size_t n_undurable;
+    struct sl_lane *lanes;
+    size_t n_lanes;
+    size_t open_timers;
+};
+
+struct sl_mapping_sink {
+    const struct sl_sink_ops *ops;
+    void *ctx;
+};
+
+struct sl_mapping {
+    const struct sl_mapping_conf *conf;
+    struct sl_mapping_env env;
+    char *name;
+    char *function_arn;
+    const struct sl_source_ops *ops;
+    void *src_ctx;
+    bool src_inited;
+    struct sl_source_env senv;
+    struct sl_ckpt *ck;
+    struct sl_filter *filter;
+    struct sl_mapping_sink dest;
+    struct sl_invoker_policy policy;
+    struct sl_mpart **parts;
+    size_t n_parts;
+    size_t cap_parts;
+    uv_idle_t pump;
+    uv_timer_t fetch_retry;
+    int open_handles; /* the mapping is freed when its handles are closed */
+    bool freeing;
+    bool draining;
+    int in_flight;        /* invocations */
+    int writes_in_flight; /* on-failure destination writes */
+    size_t held_records;
+    size_t held_bytes;
+    int64_t last_fetch_ms;
+    struct sl_batch_limits lim;
+    struct sl_retry_policy retry;
+    uint64_t rng;
+    char warned_key[64];
+    struct sl_mapping_stats stats;
+};
+
+/* --- mapping.c, for lane.c --- */
+
+int64_t sl_mapping_now(const struct sl_mapping *m);
+void sl_mapping_schedule_pump(struct sl_mapping *m);
+/* How many records and bytes mp may still fetch; false when none. */
+bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp,
+                                  size_t *ret_records,
+                                  size_t *ret_bytes);
+/* Moves the checkpoint past the done records at the front of mp's queue and drops them. */
+void sl_mapping_part_advance(struct sl_mpart *mp);
+/* True when mp has as many delivered batches waiting for the disk as it may. */
+bool sl_mapping_part_waits_for_disk(struct sl_mpart *mp);
+/* Forgets mp (the source said it is gone, and nothing of it is left). */
+void sl_mapping_part_release(struct sl_mpart *mp);
+
+/* --- lane.c, for mapping.c --- */
+
+/* Starts the lane's next batch if one is due, sends a batch that waited for a concurrency
+ * slot, or arms the lane's timer. */
+void sl_lane_dispatch(struct sl_lane *ln);
+
+#endif
