@@ -274,3 +274,47 @@ def test_sigkill_pf10_low_watermark(tmp_path, fn, sluice):
                 order_errs.append((key, last[key], seq, r.index))
             last[key] = seq
     assert not order_errs, "per-key order (seed %d): %s" % (seed, order_errs[:10])
+
+
+def test_sigterm_during_retries_drains_and_does_not_skip(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    write_lines(log, ["t0", "t1"])
+    fn.set_default(Reply(500))
+    config = base_config(tmp_path, {"hook": gen_fn(fn.url)}, [
+        file_mapping(log, "hook", batch=1, MaximumRetryAttempts=-1)], drain_timeout=5)
+    s = sluice(config, env_extra={"SLUICE_GEN": "0"})
+    wait_until(lambda: fn.count() >= 3, 10, "retries", proc=s)
+    t0 = time.monotonic()
+    assert s.stop(timeout=20) == 0
+    assert time.monotonic() - t0 < 6, "a batch backing off held the drain too long"
+    assert all(p == 0 for p in checkpoint_positions(tmp_path / "state").values())
+    fn.set_default(Reply(200, body={}))
+    run_until_idle(sluice, config, env_extra={"SLUICE_GEN": "1"})
+    assert first_deliveries(fn.requests())[str(log)] == [0, 3]
+
+
+def test_sigterm_during_hanging_destination_write(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    write_lines(log, ["h0", "h1"])
+    fn.set_hook(lambda rq: Reply(500) if "h0" in lines_of(rq) else Reply(200, body={}))
+    answering = [False]
+    dest = FnServer(hook=lambda rq: Reply(200) if answering[0] else Reply(200, hang=True))
+    dest.start()
+    try:
+        config = base_config(tmp_path, {"hook": gen_fn(fn.url)}, [
+            file_mapping(log, "hook", batch=1, MaximumRetryAttempts=0,
+                         DestinationConfig={"OnFailure": {"Destination": dest.url + "/d"}})],
+            drain_timeout=1)
+        s = sluice(config, env_extra={"SLUICE_GEN": "0"})
+        wait_until(lambda: dest.count() >= 1, 10, "the hanging destination write", proc=s)
+        t0 = time.monotonic()
+        assert s.stop(timeout=20) == 0
+        assert time.monotonic() - t0 < 8, "drain_timeout 1 s not honoured"
+        assert all(p == 0 for p in checkpoint_positions(tmp_path / "state").values())
+        answering[0] = True
+        run_until_idle(sluice, config, env_extra={"SLUICE_GEN": "1"})
+        ok = [r for r in dest.requests() if r.ok]
+        assert len(ok) == 1 and ok[0].json["KinesisBatchInfo"]["startSequenceNumber"] == "0"
+        assert list(checkpoint_positions(tmp_path / "state").values()) == [6]
+    finally:
+        dest.stop()

@@ -261,3 +261,16 @@ def test_sqs_destination_queue_missing_then_created(tmp_path, fn, sluice):
     wait_until(lambda: list(checkpoint_positions(tmp_path / "state").values()) == [5], 10,
                "checkpoint past the record", proc=s)
     assert s.stop() == 0
+
+
+def test_until_idle_waits_for_a_slow_destination(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    write_lines(log, ["slow"])
+    fn.set_default(Reply(500))
+    with FnServer(default=Reply(200, delay=2.5)) as dest:
+        t0 = time.monotonic()
+        run_until_idle(sluice, failing_cfg(tmp_path, fn, [log], dest.url + "/dest", batch=1))
+        assert time.monotonic() - t0 >= 2.4
+        reqs = dest.requests()
+        assert reqs and reqs[-1].answered, "sluice exited before the destination answered"
+        assert list(checkpoint_positions(tmp_path / "state").values()) == [5]

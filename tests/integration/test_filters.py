@@ -121,12 +121,17 @@ def test_json_pattern_never_matches_non_json(tmp_path, fn, sluice, pattern, json
     """esm.md §5: for streams, a JSON filter on data drops a record whose data is not JSON,
     whatever the operator (exists:false and anything-but included)."""
     log = tmp_path / "in.log"
-    lines = ["error", "level error", "{level: error}", "{\"level\":\"error\"}"]
+    lines = [b"error", b"level error", b"{level: error}",
+             b'{"level":"error"}\x00 trailing bytes after a NUL',  # not JSON as a whole
+             b'{"level":"error"} {"level":"info"}',               # two documents: not JSON
+             b"\xff\xfe\x00 binary", b'{"level":"error"}']
     write_lines(log, lines)
     config = fcfg(tmp_path, fn, log, [pattern])
-    run_until_idle(sluice, config)
-    want = ["{\"level\":\"error\"}"] if json_matches else []
-    assert fn.lines() == want, fn.lines()
+    s = run_until_idle(sluice, config)
+    want = [b'{"level":"error"}'] if json_matches else []
+    got = [ln for _, _, ln in fn.records()]
+    assert got == want, got
+    assert exit_counters(s).get("FilteredOutEventCount") == len(lines) - len(want)
 
 
 def test_string_pattern_on_data(tmp_path, fn, sluice, sluice_bin):

@@ -222,3 +222,72 @@ def test_without_cap_files_run_concurrently(tmp_path, fn, sluice):
     fn.set_hook(random_delay_hook(5, 0.03, 0.06))
     run_until_idle(sluice, pcfg(tmp_path, fn, str(d) + "/*.log", batch=5), timeout=120)
     assert fn.max_inflight() > 1
+
+
+def test_pf_partial_failures_resume_per_lane(tmp_path, fn, sluice):
+    """ReportBatchItemFailures under PF 4: a batch resumes at its lowest failed record; every
+    record is delivered, first deliveries per key in order, checkpoint at the end."""
+    log = tmp_path / "in.log"
+    lines = [json.dumps({"k": "k%d" % (i % 4), "n": i}) for i in range(80)]
+    write_lines(log, lines)
+    offs = offsets_of(lines)
+    failed_once = set()
+    lock = threading.Lock()
+    accepted = []
+    retry_starts = []
+
+    def hook(rq):
+        recs = rq.records()
+        with lock:
+            bad = [q for _, q, ln in recs if json.loads(ln)["n"] % 9 == 4
+                   and q not in failed_once]
+            if bad:
+                failed_once.update(bad)
+                low = min(bad)
+                accepted.extend((k, q) for k, q, _ in recs if q < low)
+                retry_starts.append(low)
+                return Reply(200, body={"batchItemFailures": [{"itemIdentifier": str(q)}
+                                                             for q in bad]})
+            accepted.extend((k, q) for k, q, _ in recs)
+        return Reply(200, body={}, delay=0.005)
+
+    fn.set_hook(hook)
+    config = pcfg(tmp_path, fn, log, batch=5, ParallelizationFactor=4, partition_key_field="k",
+                  FunctionResponseTypes=["ReportBatchItemFailures"], MaximumRetryAttempts=3)
+    run_until_idle(sluice, config, timeout=60)
+    assert sorted({q for _, q in accepted}) == offs, "lost records"
+    last = {}
+    seen = set()
+    for k, q in accepted:
+        if q in seen:
+            continue
+        seen.add(q)
+        assert q > last.get(k, -1), "key %s out of order: %d after %d" % (k, q, last[k])
+        last[k] = q
+    # each partial failure was followed by a request starting at its lowest failed record
+    firsts = [r.records()[0][1] for r in fn.requests() if r.records()]
+    for low in retry_starts:
+        assert low in firsts, "no retry started at %d" % low
+    assert list(checkpoint_positions(tmp_path / "state").values()) == [os.path.getsize(log)]
+
+
+def test_pf_poison_to_destination_others_delivered(tmp_path, fn, sluice):
+    from helpers import destination_docs, file_destination, payload_records
+    log = tmp_path / "in.log"
+    lines = [json.dumps({"k": "k%d" % (i % 5), "n": i}) for i in range(50)]
+    write_lines(log, lines)
+    poison = lines[23]
+    fn.set_hook(lambda rq: Reply(500) if poison.encode() in [ln for _, _, ln in rq.records()]
+                else Reply(200, body={}, delay=0.005))
+    config = pcfg(tmp_path, fn, log, batch=4, ParallelizationFactor=5, partition_key_field="k",
+                  MaximumRetryAttempts=1, BisectBatchOnFunctionError=True,
+                  DestinationConfig=file_destination(tmp_path / "dlq"))
+    run_until_idle(sluice, config, timeout=60)
+    assert sorted(ln.decode() for _, _, ln in fn.records()) == sorted(
+        ln for ln in lines if ln != poison)
+    docs = destination_docs(tmp_path / "dlq")
+    assert [[ln.decode() for _, _, ln in payload_records(d)] for d in docs] == [[poison]]
+    assert docs[0]["KinesisBatchInfo"]["shardId"] == str(log)
+    errs = check_per_key_order(fn.requests(), str(log))
+    assert not errs, errs[:5]
+    assert list(checkpoint_positions(tmp_path / "state").values()) == [os.path.getsize(log)]

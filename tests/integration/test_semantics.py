@@ -77,6 +77,8 @@ def test_all_failing_exactly_n_plus_1_then_destination_then_checkpoint(tmp_path,
     assert c.get("OnFailureDestinationDeliveredEventCount") == 3, c
     assert c.get("DroppedEventCount") == 0, c
     assert c.get("FilteredOutEventCount") == 0, c
+    assert c.get("InvokedEventCount") == 9, "3 records x 3 attempts: %r" % c
+    assert c.get("FailedInvokeEventCount") == 9, "3 records x 3 failed attempts: %r" % c
     assert_restart_delivers_nothing(tmp_path, fn, sluice, config)
 
 
@@ -89,6 +91,65 @@ def test_retry_count_n_plus_1(tmp_path, fn, sluice, attempts):
     assert fn.count() == attempts + 1, fn.requests()
     docs = destination_docs(tmp_path / "dlq")
     assert len(docs) == 1 and docs[0]["requestContext"]["approximateInvokeCount"] == attempts + 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 413, 500, 502, 504])
+def test_http_statuses_are_function_errors(tmp_path, fn, sluice, status):
+    """http function: any non-2xx other than 429 and 503 is a function error and counts."""
+    log = tmp_path / "in.log"
+    write_lines(log, ["s"])
+    fn.set_default(Reply(status))
+    run_until_idle(sluice, cfg(tmp_path, fn, log, MaximumRetryAttempts=1))
+    assert fn.count() == 2, fn.requests()
+    docs = destination_docs(tmp_path / "dlq")
+    assert len(docs) == 1, docs
+    assert docs[0]["responseContext"]["statusCode"] == status, docs[0]
+    assert docs[0]["responseContext"]["functionError"] == "Unhandled", docs[0]
+
+
+def test_lambda_service_errors_do_not_count_function_errors_do(tmp_path, lambda_fn, sluice):
+    """Lambda Invoke API: 5xx/429 answers are service errors and throttles (the function never
+    ran): retried without using up attempts; 200 with X-Amz-Function-Error counts."""
+    log = tmp_path / "in.log"
+    write_lines(log, ["l0", "l1"])
+    lambda_fn.push(Reply(500, body={"Type": "Service", "message": "boom"}),
+                   Reply(429, body={"Reason": "ConcurrentInvocationLimitExceeded"}),
+                   Reply(502), Reply(500))
+    lambda_fn.set_default(Reply(200, function_error="Unhandled",
+                                body={"errorMessage": "bad", "errorType": "Error"}))
+    m = file_mapping(log, "remote", batch=2, MaximumRetryAttempts=1,
+                     DestinationConfig=file_destination(tmp_path / "dlq"))
+    config = base_config(tmp_path, {"remote": {"type": "lambda", "endpoint": lambda_fn.url,
+                                               "function_name": "function", "timeout": 5}}, [m])
+    run_until_idle(sluice, config)
+    assert lambda_fn.count() == 4 + 2, lambda_fn.requests()
+    docs = destination_docs(tmp_path / "dlq")
+    assert len(docs) == 1, docs
+    errs = check_invocation_record(docs[0], log, list(zip(offsets_of(["l0", "l1"]),
+                                                          ["l0", "l1"])),
+                                   "RetryAttemptsExhausted", status=200,
+                                   function_error="Unhandled")
+    assert not errs, errs
+    # AWS documents approximateInvokeCount as counting every attempt; whether the attempts
+    # that never reached the function count is not said: either reading is accepted
+    assert docs[0]["requestContext"]["approximateInvokeCount"] in (2, 6), docs[0]
+
+
+def test_function_retry_backoff_not_a_tight_loop(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    write_lines(log, ["t"])
+    fn.set_default(Reply(500))
+    s = sluice(cfg(tmp_path, fn, log, dest=False))
+    wait_until(lambda: fn.count() >= 2, 10, "two attempts", proc=s)
+    t0, n0 = time.monotonic(), fn.count()
+    while time.monotonic() - t0 < 2.0:
+        time.sleep(0.1)
+    n = fn.count() - n0
+    # SLUICE_RETRY_BASE_MS=20, SLUICE_RETRY_MAX_MS=200: ~10-40 attempts in 2 s
+    assert 3 <= n <= 200, "%d attempts in 2 s" % n
+    gaps = [b.time - a.time for a, b in zip(fn.requests()[-n:], fn.requests()[-n + 1:])]
+    assert len(set(round(g, 3) for g in gaps)) > 1, "no jitter: %r" % gaps
+    assert s.stop() == 0
 
 
 def test_retry_count_exec_function(tmp_path, sluice):
@@ -212,6 +273,84 @@ def test_bisect_zero_retries_poison_alone_once(tmp_path, fn, sluice):
     assert len(docs) == 1 and docs[0]["KinesisBatchInfo"]["batchSize"] == 1, docs
 
 
+def test_bisect_two_poison_records(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    lines = ["q%d" % i for i in range(1, 9)]
+    poison = {"q2", "q7"}
+    write_lines(log, lines)
+    fn.set_hook(lambda rq: Reply(500) if poison & set(batch_lines(rq)) else None)
+    config = cfg(tmp_path, fn, log, batch=8, MaximumRetryAttempts=0,
+                 BisectBatchOnFunctionError=True)
+    run_until_idle(sluice, config)
+    seq = [batch_lines(r) for r in fn.requests()]
+    assert fn.lines() == [ln for ln in lines if ln not in poison], seq
+    for p in poison:
+        assert seq.count([p]) == 1, "%s alone once (MaximumRetryAttempts 0): %r" % (p, seq)
+    docs = destination_docs(tmp_path / "dlq")
+    got = [[ln.decode() for _, _, ln in payload_records(d)] for d in docs]
+    assert got == [["q2"], ["q7"]], got
+    assert_restart_delivers_nothing(tmp_path, fn, sluice, config)
+
+
+@pytest.mark.parametrize("n,poison_at", [(5, 4), (7, 0), (3, 1), (16, 9)])
+def test_bisect_odd_sizes(tmp_path, fn, sluice, n, poison_at):
+    log = tmp_path / "in.log"
+    lines = ["o%02d" % i for i in range(n)]
+    poison = lines[poison_at]
+    write_lines(log, lines)
+    fn.set_hook(lambda rq: Reply(500) if poison in batch_lines(rq) else None)
+    run_until_idle(sluice, cfg(tmp_path, fn, log, batch=n, MaximumRetryAttempts=2,
+                               BisectBatchOnFunctionError=True))
+    seq = [batch_lines(r) for r in fn.requests()]
+    assert fn.lines() == [ln for ln in lines if ln != poison], seq
+    assert seq.count([poison]) == 3, seq
+    for b in seq:  # every failed batch is split, so no batch is tried twice unless alone
+        assert b == [poison] or seq.count(b) == 1, seq
+    docs = destination_docs(tmp_path / "dlq")
+    assert len(docs) == 1 and docs[0]["requestContext"]["approximateInvokeCount"] == 3, docs
+
+
+def test_bisect_with_partial_response_splits_at_failed_id(tmp_path, fn, sluice):
+    """With both on, a partial response is not halved: the batch resumes at the failed id, and
+    that retry counts (esm.md §4.2)."""
+    log = tmp_path / "in.log"
+    lines = ["r%d" % i for i in range(1, 9)]
+    write_lines(log, lines)
+    offs = offsets_of(lines)
+    fn.set_hook(lambda rq: Reply(200, body=fail_ids(offs[4])) if "r5" in batch_lines(rq)
+                else Reply(200, body={}))
+    config = cfg(tmp_path, fn, log, batch=8, MaximumRetryAttempts=1,
+                 BisectBatchOnFunctionError=True, FunctionResponseTypes=RBIF)
+    run_until_idle(sluice, config)
+    seq = [batch_lines(r) for r in fn.requests()]
+    assert seq == [lines, lines[4:]], seq
+    docs = destination_docs(tmp_path / "dlq")
+    assert len(docs) == 1, docs
+    errs = check_invocation_record(docs[0], log, list(zip(offs[4:], lines[4:])),
+                                   "RetryAttemptsExhausted", invoke_count=2, status=200,
+                                   function_error=None)
+    assert not errs, errs
+
+
+def test_bisect_after_filtering(tmp_path, fn, sluice):
+    """Filtered records are never invoked, also not in the halves of a bisected batch."""
+    log = tmp_path / "in.log"
+    lines = [json.dumps({"keep": i % 3 != 0, "n": i}) for i in range(12)]
+    write_lines(log, lines)
+    kept = [ln for ln in lines if json.loads(ln)["keep"]]
+    poison = kept[5]
+    fn.set_hook(lambda rq: Reply(500) if poison in batch_lines(rq) else None)
+    run_until_idle(sluice, cfg(tmp_path, fn, log, batch=12, MaximumRetryAttempts=0,
+                               BisectBatchOnFunctionError=True,
+                               FilterCriteria={"Filters": [{"Pattern": json.dumps(
+                                   {"data": {"keep": [True]}})}]}))
+    sent = {ln for r in fn.requests() for ln in batch_lines(r)}
+    assert sent == set(kept), sorted(sent ^ set(kept))
+    assert fn.lines() == [ln for ln in kept if ln != poison]
+    docs = destination_docs(tmp_path / "dlq")
+    assert [[ln.decode() for _, _, ln in payload_records(d)] for d in docs] == [[poison]]
+
+
 def test_without_bisect_whole_batch_exhausted(tmp_path, fn, sluice):
     """Bisection is off by default: the whole batch is retried and goes to the destination."""
     log = tmp_path / "in.log"
@@ -330,6 +469,19 @@ def test_partial_several_failures_resume_at_lowest(tmp_path, fn, sluice):
     assert_restart_delivers_nothing(tmp_path, fn, sluice, config)
 
 
+def test_partial_duplicate_ids_resume_at_lowest(tmp_path, fn, sluice):
+    """The same identifier listed twice is still a valid partial response (user-asks §11.1)."""
+    log = tmp_path / "in.log"
+    lines = ["u%d" % i for i in range(4)]
+    write_lines(log, lines)
+    offs = offsets_of(lines)
+    fn.push(Reply(200, body=fail_ids(offs[1], offs[3], offs[1])))
+    config = cfg(tmp_path, fn, log, batch=4, MaximumRetryAttempts=3, FunctionResponseTypes=RBIF)
+    run_until_idle(sluice, config)
+    assert [batch_lines(r) for r in fn.requests()] == [lines, lines[1:]]
+    assert destination_docs(tmp_path / "dlq") == []
+
+
 def test_partial_failures_exhaust_retries(tmp_path, fn, sluice):
     """The retry after a partial failure counts as an attempt; when they run out, what is
     still failing goes to the destination with functionError null."""
@@ -349,6 +501,29 @@ def test_partial_failures_exhaust_retries(tmp_path, fn, sluice):
                                    function_error=None)
     assert not errs, "\n".join(errs) + "\n" + json.dumps(docs[0])[:1500]
     assert_restart_delivers_nothing(tmp_path, fn, sluice, config)
+
+
+def test_partial_response_from_exec_function(tmp_path, sluice):
+    """exec: the partial response is the process's stdout."""
+    log = tmp_path / "in.log"
+    lines = ["x0", "x1", "x2"]
+    write_lines(log, lines)
+    offs = offsets_of(lines)
+    seen = tmp_path / "seen"
+    script = ("cat > /dev/null; echo run >> '%s'; "
+              "if [ $(wc -l < '%s') -eq 1 ]; then "
+              "printf '{\"batchItemFailures\":[{\"itemIdentifier\":\"%d\"}]}'; "
+              "else printf '{}'; fi" % (seen, seen, offs[1]))
+    m = file_mapping(log, "ex", batch=3, MaximumRetryAttempts=2, FunctionResponseTypes=RBIF,
+                     DestinationConfig=file_destination(tmp_path / "dlq"))
+    config = base_config(tmp_path, {"ex": {"type": "exec", "timeout": 10,
+                                           "command": ["/bin/sh", "-c", script]}}, [m])
+    s = run_until_idle(sluice, config)
+    with open(seen) as f:
+        assert len(f.read().split()) == 2, s.log_tail()
+    assert destination_docs(tmp_path / "dlq") == []
+    c = exit_counters(s)
+    assert c.get("InvokedEventCount") == 5, "3 records, then the 2 from x1 on: %r" % c
 
 
 def test_partial_response_ignored_without_rbif(tmp_path, fn, sluice):
@@ -479,6 +654,16 @@ def test_record_age_exceeded_before_first_attempt(tmp_path, fn, sluice, form):
     assert_restart_delivers_nothing(tmp_path, fn, sluice, config)
 
 
+def test_record_age_minus_one_means_no_limit(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    line = json.dumps({"at": int(time.time()) - 30 * 86400, "v": 1})
+    write_lines(log, [line])
+    run_until_idle(sluice, cfg(tmp_path, fn, log, MaximumRecordAgeInSeconds=-1,
+                               arrival_time_field="at"))
+    assert fn.lines() == [line]
+    assert destination_docs(tmp_path / "dlq") == []
+
+
 @pytest.mark.parametrize("status", [503, 500])
 def test_records_expire_while_retrying(tmp_path, fn, sluice, status):
     """Throttles (503) never use up attempts, function errors with -1 never run out: either way
@@ -529,6 +714,19 @@ def test_oversized_line_goes_to_destination(tmp_path, fn, sluice):
     assert big not in json.dumps(d), "the oversized line's bytes went to the destination"
     c = exit_counters(s)
     assert c.get("OnFailureDestinationDeliveredEventCount") == 1, c
+    assert_restart_delivers_nothing(tmp_path, fn, sluice, config)
+
+
+def test_oversized_line_without_destination_dropped_and_counted(tmp_path, fn, sluice):
+    log = tmp_path / "in.log"
+    lines = ["small-a", "Y" * 300, "small-b"]
+    write_lines(log, lines)
+    config = cfg(tmp_path, fn, log, dest=False, batch=10, max_line_bytes=100)
+    s = run_until_idle(sluice, config)
+    assert fn.lines() == ["small-a", "small-b"]
+    c = exit_counters(s)
+    assert c.get("DroppedEventCount") == 1, c
+    assert any(str(log) in json.dumps(o) for o in warn_lines(s)), s.log_tail()
     assert_restart_delivers_nothing(tmp_path, fn, sluice, config)
 
 
