@@ -63,6 +63,11 @@ bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
     size_t total_records = (size_t)core->max_records_buffered;
     size_t total_bytes = (size_t)core->max_bytes_buffered;
+    if (core->tumbling_window_s > 0) {
+        /* A window's records stay until it closes: only the mapping's bound applies. */
+        part_max_records = total_records;
+        part_max_bytes = total_bytes;
+    }
     if (mp->held_records >= part_max_records || mp->held_bytes >= part_max_bytes ||
         m->held_records >= total_records || m->held_bytes >= total_bytes) {
         return false;
