@@ -41,6 +41,10 @@ struct sl_source_env {
     /* The source will produce nothing more from part (a rotated file read to its end). The
      * mapping finishes the records it holds, then calls ops->part_release and frees it. */
     void (*part_gone)(void *owner, struct sl_part *part);
+    /* part is taken away now (a Kafka rebalance): the mapping drops its records, abandons its
+     * batches in flight without acknowledging anything more of it, and calls part_release
+     * once nothing of it is in flight. The source must not touch part after part_release. */
+    void (*part_revoke)(void *owner, struct sl_part *part);
 };
 
 /* A source adapter: one const object per kind, found by its EventSourceArn scheme. The core
@@ -61,6 +65,13 @@ struct sl_source_ops {
     int64_t batch_size_max;          /* 10000 */
     bool starting_position_required; /* streams: StartingPosition must be given */
     bool at_timestamp_supported;     /* StartingPosition AT_TIMESTAMP is meaningful */
+    /* The source keeps positions itself (Kafka's committed offsets): the mapping neither
+     * loads nor writes its checkpoint store for it, and acknowledges through ack() alone. */
+    bool keeps_positions;
+    /* A second EventSourceArn prefix this adapter serves ("arn:aws:kafka:"), or NULL. */
+    const char *arn_prefix;
+    /* MaximumBatchingWindowInSeconds when the mapping does not say (Kafka: 500 ms). */
+    int64_t window_ms_default;
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
      * allowed) and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate
@@ -110,7 +121,18 @@ struct sl_source_ops {
     /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown. May
      * be NULL. */
     int64_t (*lag)(void *ctx, struct sl_part *part);
-    /* The mapping is done with part (after part_gone, or at stop): free part->src. */
+    /* Writes the opening of an event made of part's records, when it depends on the
+     * partition (Kafka: {"eventSource":...,"records":{"topic-0":[). May be NULL: event_open. */
+    int (*encode_open)(void *ctx, struct sl_part *part, struct sl_buf *out);
+    /* Writes its closing. May be NULL: event_close. */
+    int (*encode_close)(void *ctx, struct sl_part *part, struct sl_buf *out);
+    /* Every record of part up to and including last is done (delivered, filtered out, or
+     * handed to the on-failure path): acknowledge it at the source (Kafka: store and commit
+     * the offset after it). Called in order, once per advance of the low-watermark. May be
+     * NULL. */
+    void (*ack)(void *ctx, struct sl_part *part, const struct sl_record *last);
+    /* The mapping is done with part (after part_gone, part_revoke, or at stop): free
+     * part->src. */
     void (*part_release)(void *ctx, struct sl_part *part);
     /* Stops all timers and watchers; no callbacks after it returns. Non-blocking. */
     void (*stop)(void *ctx);

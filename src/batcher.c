@@ -28,6 +28,24 @@ int64_t sl_batcher_due_ms(const struct sl_batch_limits *lim,
     return window_start_ms + lim->window_ms;
 }
 
+int sl_batcher_open(const struct sl_source_ops *ops,
+                    void *src_ctx,
+                    struct sl_part *part,
+                    struct sl_buf *body)
+{
+    return ops->encode_open ? ops->encode_open(src_ctx, part, body)
+                            : sl_buf_puts(body, ops->event_open);
+}
+
+int sl_batcher_close(const struct sl_source_ops *ops,
+                     void *src_ctx,
+                     struct sl_part *part,
+                     struct sl_buf *body)
+{
+    return ops->encode_close ? ops->encode_close(src_ctx, part, body)
+                             : sl_buf_puts(body, ops->event_close);
+}
+
 int sl_batcher_encode(const struct sl_batch_limits *lim,
                       const struct sl_source_ops *ops,
                       void *src_ctx,
@@ -37,26 +55,32 @@ int sl_batcher_encode(const struct sl_batch_limits *lim,
                       struct sl_buf *body,
                       size_t *ret_n)
 {
-    const size_t open_len = strlen(ops->event_open);
     const size_t sep_len = strlen(ops->event_sep);
-    const size_t close_len = strlen(ops->event_close);
     size_t done = 0;
 
     sl_buf_truncate(body, 0);
-    if (sl_buf_append(body, ops->event_open, open_len) < 0) {
+    if (sl_batcher_open(ops, src_ctx, part, body) < 0) {
         return SL_ENOMEM;
     }
+    /* The closing counts against the payload limit from the first record on. */
+    struct sl_buf closing;
+    sl_buf_init(&closing);
+    if (sl_batcher_close(ops, src_ctx, part, &closing) < 0) {
+        sl_buf_fini(&closing);
+        return SL_ENOMEM;
+    }
+    const size_t close_len = closing.len;
+    int r = 0;
     while (done < n) {
         const struct sl_record *rec = sl_recq_at(&part->q, qidx[done]);
         if (rec->flags & SL_REC_OVERSIZE) {
             break;
         }
         size_t mark = body->len;
-        if (done > 0 && sl_buf_append(body, ops->event_sep, sep_len) < 0) {
-            return SL_ENOMEM;
-        }
-        if (ops->encode_record(src_ctx, part, rec, body) < 0) {
-            return SL_ENOMEM;
+        if ((done > 0 && sl_buf_append(body, ops->event_sep, sep_len) < 0) ||
+            ops->encode_record(src_ctx, part, rec, body) < 0) {
+            r = SL_ENOMEM;
+            goto out;
         }
         if (body->len + close_len > lim->max_bytes) {
             sl_buf_truncate(body, mark);
@@ -64,7 +88,10 @@ int sl_batcher_encode(const struct sl_batch_limits *lim,
         }
         done++;
     }
-    if (sl_buf_append(body, ops->event_close, close_len) < 0) {
+    r = sl_buf_append(body, closing.data, closing.len);
+out:
+    sl_buf_fini(&closing);
+    if (r < 0) {
         return SL_ENOMEM;
     }
     *ret_n = done;

@@ -30,6 +30,18 @@ int64_t sl_batcher_due_ms(const struct sl_batch_limits *lim,
                           size_t waiting_bytes,
                           int64_t window_start_ms);
 
+/* Appends the opening and the closing of an event of part's records: the source's
+ * encode_open/encode_close when it has them, else its constant event_open/event_close. Return
+ * 0 or SL_ENOMEM. */
+SL_NODISCARD int sl_batcher_open(const struct sl_source_ops *ops,
+                                 void *src_ctx,
+                                 struct sl_part *part,
+                                 struct sl_buf *body);
+SL_NODISCARD int sl_batcher_close(const struct sl_source_ops *ops,
+                                  void *src_ctx,
+                                  struct sl_part *part,
+                                  struct sl_buf *body);
+
 /* Encodes records of part->q into body (cleared first): the source's event_open, records
  * joined by event_sep, event_close, counting the bytes actually produced. qidx lists the
  * records' queue indices in order, n of them; encoding stops before the first record that

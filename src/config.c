@@ -51,7 +51,7 @@ const struct sl_opt sl_config_mapping_opts[] = {
      "Identifies the mapping and its checkpoints ([A-Za-z0-9._-], up to 128 characters); when "
      "absent, derived from EventSourceArn and FunctionName, so other settings can change "
      "without losing the checkpoints."},
-    {"EventSourceArn", SL_OPT_STR, NULL, 0, -1, CORE_OFF(event_source_arn), SL_OPT_REQUIRED, NULL,
+    {"EventSourceArn", SL_OPT_STR, NULL, 0, -1, CORE_OFF(event_source_arn), 0, NULL,
      "The source to read; its scheme picks the source kind (file:///path/*.log)."},
     {"FunctionName", SL_OPT_STR, NULL, 0, -1, CORE_OFF(function_name), SL_OPT_REQUIRED, NULL,
      "A key of \"functions\", or a Lambda function name or ARN invoked through the Lambda API at "
@@ -895,6 +895,9 @@ static void config_mapping_rules(struct config_ctx *cc,
     const struct sl_source_ops *src = mc->source;
     struct sl_mapping_core *core = &mc->core;
     const char *file = cc->file;
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "MaximumBatchingWindowInSeconds")) {
+        core->window_ms = src->window_ms_default;
+    }
     const cJSON *bs = cJSON_GetObjectItemCaseSensitive(obj, "BatchSize");
     if (!bs) {
         core->batch_size = src->batch_size_default;
@@ -936,6 +939,34 @@ static void config_mapping_rules(struct config_ctx *cc,
     config_failure_rules(cc, mc, path);
 }
 
+/* For a mapping without EventSourceArn: when it has SelfManagedEventSource.Endpoints.
+ * KAFKA_BOOTSTRAP_SERVERS, *ret_arn is "kafka://" and the servers joined by commas (owned);
+ * else NULL. The Kafka source checks the shape itself. Returns 0 or SL_ENOMEM. */
+static int config_self_managed_arn(const cJSON *obj, char **ret_arn)
+{
+    *ret_arn = NULL;
+    const cJSON *sme = cJSON_GetObjectItemCaseSensitive(obj, "SelfManagedEventSource");
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(sme, "Endpoints");
+    const cJSON *servers = cJSON_GetObjectItemCaseSensitive(ep, "KAFKA_BOOTSTRAP_SERVERS");
+    if (!cJSON_IsArray(servers) || !servers->child) {
+        return 0;
+    }
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int r = sl_buf_puts(&b, "kafka://");
+    for (const cJSON *s = servers->child; s && r == 0; s = s->next) {
+        if (cJSON_IsString(s)) {
+            r = sl_buf_printf(&b, "%s%s", s == servers->child ? "" : ",", s->valuestring);
+        }
+    }
+    if (r < 0) {
+        sl_buf_fini(&b);
+        return r;
+    }
+    *ret_arn = sl_buf_steal(&b);
+    return *ret_arn ? 0 : SL_ENOMEM;
+}
+
 static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t idx)
 {
     struct sl_config *cfg = cc->cfg;
@@ -965,7 +996,24 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
     const cJSON *arn = cJSON_GetObjectItemCaseSensitive(obj, "EventSourceArn");
     const struct sl_source_ops *src = NULL;
     int result = 0;
-    if (cJSON_IsString(arn)) {
+    char *smk_arn = NULL;
+    if (!arn) {
+        /* Self-managed Kafka has no ARN: AWS names the cluster by its bootstrap servers. */
+        int r = config_self_managed_arn(obj, &smk_arn);
+        if (r == SL_ENOMEM) {
+            return r;
+        }
+        if (smk_arn) {
+            src = sl_source_for_arn(smk_arn);
+        } else {
+            config_err(cc,
+                       "%s: %s.EventSourceArn: missing required key; allowed: file:///path or "
+                       "glob, an arn:aws:kafka: ARN, or SelfManagedEventSource.Endpoints."
+                       "KAFKA_BOOTSTRAP_SERVERS for self-managed Kafka",
+                       cc->file, path);
+            result = SL_ECONFIG;
+        }
+    } else if (cJSON_IsString(arn)) {
         src = sl_source_for_arn(arn->valuestring);
         if (!src) {
             struct sl_buf b;
@@ -1008,6 +1056,11 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
         r = sl_opt_apply(targets, n_use + 1, obj, cc->file, path, cc->errs);
         cc->failed = cc->failed || r < 0;
     }
+    if (r == 0 && smk_arn && !mc->core.event_source_arn) {
+        mc->core.event_source_arn = smk_arn;
+        smk_arn = NULL;
+    }
+    sl_free(smk_arn);
     if (r == 0 && src) {
         char errbuf[512] = "";
         r = src->check(targets[1].base, mc->core.event_source_arn, errbuf, sizeof(errbuf));

@@ -49,11 +49,27 @@ static void lane_backoff(struct sl_lane *ln, enum sl_lane_state state, int64_t d
     uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)delay_ms, 0);
 }
 
+/* An answer for a partition that was revoked meanwhile: nothing of it counts any more. */
+static bool lane_abandon_if_revoked(struct sl_lane *ln)
+{
+    if (!ln->mp->revoked) {
+        return false;
+    }
+    ln->state = SL_LANE_IDLE;
+    ln->n = 0;
+    ln->n_todo = 0;
+    sl_mapping_part_settle(ln->mp);
+    return true;
+}
+
 static void lane_written(void *arg, int err, const char *detail)
 {
     struct sl_lane *ln = arg;
     struct sl_mapping *m = ln->mp->m;
     m->writes_in_flight--;
+    if (lane_abandon_if_revoked(ln)) {
+        return;
+    }
     size_t n = ln->dest.hi - ln->dest.lo;
     if (err < 0) {
         int64_t delay = sl_retry_delay_ms(&m->retry, 1 + ln->invokes, &m->rng);
@@ -229,8 +245,8 @@ static void lane_final_invoke(struct sl_lane *ln)
 {
     struct sl_mapping *m = ln->mp->m;
     sl_buf_truncate(&ln->body, 0);
-    int r = sl_buf_puts(&ln->body, m->ops->event_open);
-    r = r < 0 ? r : sl_buf_puts(&ln->body, m->ops->event_close);
+    int r = sl_batcher_open(m->ops, m->src_ctx, ln->mp->part, &ln->body);
+    r = r < 0 ? r : sl_batcher_close(m->ops, m->src_ctx, ln->mp->part, &ln->body);
     r = r < 0 ? r : lane_window_wrap(ln, true);
     if (r < 0) {
         sl_log_error(LANE_COMP, m->name,
@@ -334,6 +350,9 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
     struct sl_mpart *mp = ln->mp;
     struct sl_mapping *m = mp->m;
     m->in_flight--;
+    if (lane_abandon_if_revoked(ln)) {
+        return;
+    }
     ln->last_end_ms = sl_mapping_now(m);
     size_t n = ln->cur.hi - ln->cur.lo;
     if (ln->in_final) {

@@ -89,6 +89,9 @@ bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records
 void sl_mapping_part_advance(struct sl_mpart *mp)
 {
     struct sl_mapping *m = mp->m;
+    if (mp->revoked) {
+        return;
+    }
     struct sl_part *part = mp->part;
     size_t count = sl_recq_count(&part->q);
     size_t n = 0;
@@ -99,6 +102,14 @@ void sl_mapping_part_advance(struct sl_mpart *mp)
         return;
     }
     const struct sl_record *last = sl_recq_at(&part->q, n - 1);
+    if (m->ops->keeps_positions) {
+        if (!mp->revoked && m->ops->ack) {
+            m->ops->ack(m->src_ctx, part, last);
+        }
+        sl_recq_drop(&part->q, n);
+        part_account(mp);
+        return;
+    }
     char pos[MAPPING_POS_MAX];
     int r = 0;
     if (m->ops->format_pos) {
@@ -111,6 +122,9 @@ void sl_mapping_part_advance(struct sl_mpart *mp)
     }
     if (r == 0 && mp->n_undurable < (size_t)m->conf->core.max_unsaved_batches) {
         mp->undurable[mp->n_undurable++] = sl_ckpt_generation(m->ck);
+    }
+    if (r == 0 && m->ops->ack) {
+        m->ops->ack(m->src_ctx, part, last);
     }
     if (r < 0) {
         /* Only OOM gets here. Not moving the checkpoint repeats records after a crash; it
@@ -231,6 +245,13 @@ static void mapping_pump_cb(uv_idle_t *h)
     struct sl_mapping *m = h->data;
     for (size_t i = 0; i < m->n_parts; i++) {
         struct sl_mpart *mp = m->parts[i];
+        if (mp->revoked) {
+            sl_mapping_part_settle(mp);
+            if (i < m->n_parts && m->parts[i] != mp) {
+                i--;
+            }
+            continue;
+        }
         part_fetch(mp);
         for (size_t l = 0; l < mp->n_lanes && !mp->released; l++) {
             sl_lane_dispatch(&mp->lanes[l]);
@@ -324,7 +345,8 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     struct sl_lane *lanes = sl_calloc(n_lanes, sizeof(*lanes));
     struct sl_ckpt_entry e;
     if (!mp || !part || !undurable || !lanes ||
-        (sl_ckpt_get(m->ck, id, &e) && sl_part_set_checkpoint(part, e.pos, e.meta) < 0)) {
+        (!m->ops->keeps_positions && sl_ckpt_get(m->ck, id, &e) &&
+         sl_part_set_checkpoint(part, e.pos, e.meta) < 0)) {
         sl_free(lanes);
         sl_free(undurable);
         sl_free(mp);
@@ -385,6 +407,44 @@ static void mapping_part_gone(void *owner, struct sl_part *part)
     struct sl_mpart *mp = part->owner;
     mp->gone = true;
     sl_mapping_schedule_pump(owner);
+}
+
+static bool part_busy(const struct sl_mpart *mp)
+{
+    for (size_t l = 0; l < mp->n_lanes; l++) {
+        enum sl_lane_state st = mp->lanes[l].state;
+        if (st == SL_LANE_INVOKING || st == SL_LANE_WRITING) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void sl_mapping_part_settle(struct sl_mpart *mp)
+{
+    if (mp->revoked && !mp->released && !part_busy(mp)) {
+        sl_mapping_part_release(mp);
+    }
+}
+
+/* The source took the partition away: stop its lanes now; what is in flight is abandoned when
+ * it answers (lane.c), and the partition goes once nothing is. */
+static void mapping_part_revoke(void *owner, struct sl_part *part)
+{
+    struct sl_mpart *mp = part->owner;
+    struct sl_mapping *m = owner;
+    mp->revoked = true;
+    mp->gone = true;
+    for (size_t l = 0; l < mp->n_lanes; l++) {
+        struct sl_lane *ln = &mp->lanes[l];
+        uv_timer_stop(&ln->timer);
+        if (ln->state != SL_LANE_INVOKING && ln->state != SL_LANE_WRITING) {
+            ln->state = SL_LANE_IDLE;
+        }
+    }
+    sl_log_info(MAPPING_COMP, m->name, "%s was revoked; batches in flight are abandoned",
+                part->name);
+    sl_mapping_part_settle(mp);
 }
 
 /* Forgets a partition: the source frees its state, the mapping its own. Only when nothing of
@@ -534,6 +594,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             .part_wake = mapping_part_wake,
             .part_fetched = mapping_part_fetched,
             .part_gone = mapping_part_gone,
+            .part_revoke = mapping_part_revoke,
         };
         r = m->ops->init(m->src_ctx, &m->senv, errbuf, errlen);
         m->src_inited = r == 0;

@@ -83,6 +83,7 @@ struct sl_mpart {
     bool fetch_pending; /* an asynchronous fetch is running */
     bool fetch_failed;  /* the last fetch failed; retried by the mapping's timer */
     bool gone;          /* the source will produce no more */
+    bool revoked;       /* taken away (rebalance): nothing more of it is acknowledged */
     bool released;
     int64_t first_wait_ms; /* when the queue last became non-empty */
     size_t held_records;   /* what this partition counts against the mapping's bound */
@@ -146,6 +147,8 @@ void sl_mapping_part_advance(struct sl_mpart *mp);
 bool sl_mapping_part_waits_for_disk(struct sl_mpart *mp);
 /* Forgets mp (the source said it is gone, and nothing of it is left). */
 void sl_mapping_part_release(struct sl_mpart *mp);
+/* For a revoked partition: releases it once none of its lanes has anything in flight. */
+void sl_mapping_part_settle(struct sl_mpart *mp);
 
 /* --- lane.c, for mapping.c --- */
 

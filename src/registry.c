@@ -26,7 +26,9 @@ const struct sl_source_ops *sl_source_for_arn(const char *arn)
 {
     for (size_t i = 0; i < SL_ARRAY_LEN(registry_sources); i++) {
         const char *scheme = registry_sources[i]->scheme;
-        if (strncmp(arn, scheme, strlen(scheme)) == 0) {
+        const char *prefix = registry_sources[i]->arn_prefix;
+        if (strncmp(arn, scheme, strlen(scheme)) == 0 ||
+            (prefix && strncmp(arn, prefix, strlen(prefix)) == 0)) {
             return registry_sources[i];
         }
     }

@@ -378,7 +378,9 @@ static void test_missing_keys(void **state)
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\"}]}",
-               "$.mappings[0].EventSourceArn: missing required key; allowed: a string");
+               "$.mappings[0].EventSourceArn: missing required key; allowed: file:///path or glob, "
+               "an arn:aws:kafka: ARN, or SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS "
+               "for self-managed Kafka");
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
