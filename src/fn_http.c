@@ -20,10 +20,8 @@
 #include "log.h"
 
 struct http_inv {
-    struct http_inv *prev, *next;
+    struct sl_invocation base; /* first: the list of invocations in flight */
     struct http_ctx *ctx;
-    sl_invoke_cb cb;
-    void *arg;
 };
 
 struct http_ctx {
@@ -36,7 +34,7 @@ struct http_ctx {
     struct sl_httpc *httpc;
     char *name;
     struct curl_slist *hdrs;
-    struct http_inv *inflight;
+    struct sl_invocation *inflight;
 };
 
 static const struct sl_opt http_opts[] = {
@@ -191,16 +189,9 @@ static void http_done(void *varg, const struct sl_http_resp *resp)
         }
     }
 
-    if (inv->prev) {
-        inv->prev->next = inv->next;
-    } else {
-        ctx->inflight = inv->next;
-    }
-    if (inv->next) {
-        inv->next->prev = inv->prev;
-    }
-    sl_invoke_cb cb = inv->cb;
-    void *arg = inv->arg;
+    sl_invocation_unlink(&ctx->inflight, &inv->base);
+    sl_invoke_cb cb = inv->base.cb;
+    void *arg = inv->base.arg;
     sl_free(inv);
     cb(arg, &res);
 }
@@ -213,8 +204,8 @@ static int http_invoke(void *vctx, const char *body, size_t body_len, sl_invoke_
         return SL_ENOMEM;
     }
     inv->ctx = ctx;
-    inv->cb = cb;
-    inv->arg = arg;
+    inv->base.cb = cb;
+    inv->base.arg = arg;
     struct sl_http_req req = {
         .method = "POST",
         .url = ctx->url,
@@ -230,18 +221,14 @@ static int http_invoke(void *vctx, const char *body, size_t body_len, sl_invoke_
         sl_free(inv);
         return r;
     }
-    inv->next = ctx->inflight;
-    if (ctx->inflight) {
-        ctx->inflight->prev = inv;
-    }
-    ctx->inflight = inv;
+    sl_invocation_link(&ctx->inflight, &inv->base);
     return 0;
 }
 
 static void http_stop(void *vctx)
 {
     struct http_ctx *ctx = vctx;
-    for (struct http_inv *inv = ctx->inflight; inv; inv = inv->next) {
+    for (struct sl_invocation *inv = ctx->inflight; inv; inv = inv->next) {
         (void)sl_httpc_cancel(ctx->httpc, inv);
     }
 }

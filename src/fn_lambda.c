@@ -33,10 +33,8 @@
 #define LAMBDA_MARGIN_MS 5000
 
 struct lambda_inv {
-    struct lambda_inv *prev, *next;
+    struct sl_invocation base; /* first: the list of invocations in flight */
     struct lambda_ctx *ctx;
-    sl_invoke_cb cb;
-    void *arg;
 };
 
 struct lambda_ctx {
@@ -56,7 +54,7 @@ struct lambda_ctx {
     bool signing;
     long http_timeout_ms;
     struct curl_slist *hdrs;
-    struct lambda_inv *inflight;
+    struct sl_invocation *inflight;
 };
 
 static const struct sl_opt lambda_opts[] = {
@@ -398,16 +396,9 @@ static void lambda_done(void *varg, const struct sl_http_resp *resp)
         }
     }
 
-    if (inv->prev) {
-        inv->prev->next = inv->next;
-    } else {
-        ctx->inflight = inv->next;
-    }
-    if (inv->next) {
-        inv->next->prev = inv->prev;
-    }
-    sl_invoke_cb cb = inv->cb;
-    void *arg = inv->arg;
+    sl_invocation_unlink(&ctx->inflight, &inv->base);
+    sl_invoke_cb cb = inv->base.cb;
+    void *arg = inv->base.arg;
     sl_free(inv);
     cb(arg, &res);
 }
@@ -420,8 +411,8 @@ static int lambda_invoke(void *vctx, const char *body, size_t body_len, sl_invok
         return SL_ENOMEM;
     }
     inv->ctx = ctx;
-    inv->cb = cb;
-    inv->arg = arg;
+    inv->base.cb = cb;
+    inv->base.arg = arg;
     struct sl_http_req req = {
         .method = "POST",
         .url = ctx->url,
@@ -442,18 +433,14 @@ static int lambda_invoke(void *vctx, const char *body, size_t body_len, sl_invok
         sl_free(inv);
         return r;
     }
-    inv->next = ctx->inflight;
-    if (ctx->inflight) {
-        ctx->inflight->prev = inv;
-    }
-    ctx->inflight = inv;
+    sl_invocation_link(&ctx->inflight, &inv->base);
     return 0;
 }
 
 static void lambda_stop(void *vctx)
 {
     struct lambda_ctx *ctx = vctx;
-    for (struct lambda_inv *inv = ctx->inflight; inv; inv = inv->next) {
+    for (struct sl_invocation *inv = ctx->inflight; inv; inv = inv->next) {
         (void)sl_httpc_cancel(ctx->httpc, inv);
     }
 }

@@ -40,6 +40,29 @@ enum sl_outcome sl_outcome_from_lambda(long status, const char *function_error)
     return SL_OUTCOME_SERVICE_ERROR;
 }
 
+void sl_invocation_link(struct sl_invocation **head, struct sl_invocation *inv)
+{
+    inv->prev = NULL;
+    inv->next = *head;
+    if (*head) {
+        (*head)->prev = inv;
+    }
+    *head = inv;
+}
+
+void sl_invocation_unlink(struct sl_invocation **head, struct sl_invocation *inv)
+{
+    if (inv->prev) {
+        inv->prev->next = inv->next;
+    } else {
+        *head = inv->next;
+    }
+    if (inv->next) {
+        inv->next->prev = inv->prev;
+    }
+    inv->prev = inv->next = NULL;
+}
+
 int sl_function_new(const struct sl_function_conf *conf,
                     const struct sl_function_env *env,
                     struct sl_function **ret_fn,

@@ -106,6 +106,19 @@ void sl_function_stop(struct sl_function *fn);
 /* Frees fn; nothing may be in flight. */
 void sl_function_free(struct sl_function *fn);
 
+/* An invocation a function type has in flight, on its list so that stop() can reach it.
+ * Function types embed it first in their own per-invocation record. */
+struct sl_invocation {
+    struct sl_invocation *prev;
+    struct sl_invocation *next;
+    sl_invoke_cb cb;
+    void *arg;
+};
+
+/* Puts inv at the head of the list *head / takes it off. */
+void sl_invocation_link(struct sl_invocation **head, struct sl_invocation *inv);
+void sl_invocation_unlink(struct sl_invocation **head, struct sl_invocation *inv);
+
 /* Classifies an HTTP answer the way the http function type does: 2xx success, 429 and 503
  * throttle, anything else a function error. */
 enum sl_outcome sl_outcome_from_http_status(long status);
