@@ -72,6 +72,9 @@ struct sl_source_ops {
     const char *arn_prefix;
     /* MaximumBatchingWindowInSeconds when the mapping does not say (Kafka: 500 ms). */
     int64_t window_ms_default;
+    /* The batching window opens when the first record arrives (Kafka), not when the previous
+     * invocation ends (streams). */
+    bool window_from_first_record;
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
      * allowed) and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate

@@ -731,8 +731,11 @@ void sl_lane_dispatch(struct sl_lane *ln)
     if (waiting == 0) {
         return;
     }
-    int64_t window_start =
-        mp->first_wait_ms > ln->last_end_ms ? mp->first_wait_ms : ln->last_end_ms;
+    /* Streams open the next window when the previous invocation ends; Kafka opens it when
+     * the first record arrives (esm.md §3). */
+    int64_t window_start = m->ops->window_from_first_record || mp->first_wait_ms > ln->last_end_ms
+                               ? mp->first_wait_ms
+                               : ln->last_end_ms;
     int64_t due =
         stop_at_oversize ? INT64_MIN : sl_batcher_due_ms(&m->lim, waiting, bytes, window_start);
     int64_t now = sl_mapping_now(m);
