@@ -4,7 +4,7 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev
 libmicrohttpd-dev librdkafka-dev libhiredis-dev libcmocka-dev python3 python3-pytest
-nginx-light wrk clang-format curl git ca-certificates"
+nginx-light wrk clang-format curl git ca-certificates kcat"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

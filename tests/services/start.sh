@@ -7,6 +7,13 @@
 #   sqs       127.0.0.1:${SQS_PORT}      fauxqs 1.9.2 on Node >= 20, in memory: SQS over AWS JSON 1.0
 #                                        (servers/fauxqs.mjs; modules pinned in node/, installed
 #                                        with `npm ci` when node/node_modules is missing)
+#   kafka     127.0.0.1:${KAFKA_BASE_PORT}..+N-1  librdkafka's mock cluster as a process
+#                                        (servers/kafka-mock.c, KAFKA_BROKERS brokers, built with
+#                                        cc + pkg-config rdkafka into KAFKA_BUILD_DIR, rebuilt when
+#                                        the source is newer); topics from KAFKA_TOPICS; commands
+#                                        through the FIFO $RUN_DIR/kafka.ctl, answered in
+#                                        $RUN_DIR/kafka.log (see the top of servers/kafka-mock.c);
+#                                        also builds kafka-tools/kafka-produce (needs libcjson)
 #
 # Each started server is recorded as "NAME PID COMM" in $RUN_DIR/services.pids (the server's
 # own PID, never a wrapper shell's); stop.sh signals a PID only while /proc/PID/comm matches.
@@ -16,8 +23,10 @@
 # `cmd &` then `record NAME $! COMM`, then `wait_ready NAME CHECK-CMD...`), append NAME to
 # SERVICES' default, and print its settings in write_env.
 #
-# Environment: SERVICES (default "nginx"; e.g. SERVICES="nginx sqs"), RUN_DIR (default
-# tests/services/run), NGINX_PORT (18080), SQS_PORT (9325), START_TIMEOUT_S (30).  Exit 0 only when every service answered; on failure, prints
+# Environment: SERVICES (default "nginx"; e.g. SERVICES="nginx sqs kafka"), RUN_DIR (default
+# tests/services/run), NGINX_PORT (18080), SQS_PORT (9325), KAFKA_BASE_PORT (9192),
+# KAFKA_BROKERS (3), KAFKA_TOPICS ("name:partitions ...", default none), KAFKA_BUILD_DIR
+# ($RUN_DIR/bin), START_TIMEOUT_S (30).  Exit 0 only when every service answered; on failure, prints
 # the tail of each log, stops what was started and exits 1.
 set -euo pipefail
 
@@ -28,6 +37,10 @@ ENVF="$RUN_DIR/services.env"
 SERVICES="${SERVICES:-nginx}"
 NGINX_PORT="${NGINX_PORT:-18080}"
 SQS_PORT="${SQS_PORT:-9325}"
+KAFKA_BASE_PORT="${KAFKA_BASE_PORT:-9192}"
+KAFKA_BROKERS="${KAFKA_BROKERS:-3}"
+KAFKA_TOPICS="${KAFKA_TOPICS:-}"
+KAFKA_BUILD_DIR="${KAFKA_BUILD_DIR:-$RUN_DIR/bin}"
 START_TIMEOUT_S="${START_TIMEOUT_S:-30}"
 
 say() { echo "services/start: $*" >&2; }
@@ -172,6 +185,67 @@ start_sqs() {
     wait_ready sqs http_get_ok "http://127.0.0.1:$SQS_PORT/health"
 }
 
+# ---- kafka: librdkafka's mock cluster, a Kafka protocol broker for the Kafka source/sink -----
+# build_c OUT SRC PKG...: compile SRC into OUT when OUT is missing or older than SRC (a second
+# or two; cached in KAFKA_BUILD_DIR).  Built beside and renamed, so a concurrent start never
+# runs a half-written binary.
+build_c() {
+    local out="$1" src="$2" flags
+    shift 2
+    [ -x "$out" ] && [ ! "$src" -nt "$out" ] && return 0
+    need cc
+    need pkg-config
+    flags="$(pkg-config --cflags --libs "$@" 2>&1)" ||
+        die "pkg-config $*: $flags (apt-get install librdkafka-dev libcjson-dev)"
+    mkdir -p "$(dirname "$out")"
+    local log
+    log="$RUN_DIR/build-$(basename "$out").log"
+    # shellcheck disable=SC2086 # flags are words
+    cc -std=c11 -O2 -Wall -o "$out.tmp.$$" "$src" $flags -ldl >"$log" 2>&1 ||
+        die "building $out failed (see $log)"
+    mv -f "$out.tmp.$$" "$out"
+    rm -f "$log"
+}
+
+kafka_bootstrap() {
+    local i list=""
+    for ((i = 0; i < KAFKA_BROKERS; i++)); do
+        list="${list:+$list,}127.0.0.1:$((KAFKA_BASE_PORT + i))"
+    done
+    echo "$list"
+}
+
+start_kafka() {
+    [[ "$KAFKA_BROKERS" =~ ^[1-9][0-9]?$ ]] || die "invalid KAFKA_BROKERS '$KAFKA_BROKERS'"
+    local mock="$KAFKA_BUILD_DIR/kafka-mock" prod="$KAFKA_BUILD_DIR/kafka-produce" i t
+    build_c "$mock" "$DIR/servers/kafka-mock.c" rdkafka
+    build_c "$prod" "$DIR/kafka-tools/kafka-produce.c" rdkafka libcjson
+    for ((i = 0; i < KAFKA_BROKERS; i++)); do check_port $((KAFKA_BASE_PORT + i)); done
+    # shellcheck disable=SC2206 # KAFKA_TOPICS is a word list
+    local topics=($KAFKA_TOPICS)
+    for t in "${topics[@]}"; do
+        [[ "$t" =~ ^[A-Za-z0-9._-]+:[1-9][0-9]*$ ]] || die "bad KAFKA_TOPICS entry '$t' (want name:partitions)"
+    done
+    rm -f "$RUN_DIR/kafka.ctl" "$RUN_DIR/kafka.bootstrap"
+    "$mock" -b "$KAFKA_BROKERS" -P "$KAFKA_BASE_PORT" -f "$RUN_DIR/kafka.bootstrap" \
+        -c "$RUN_DIR/kafka.ctl" "${topics[@]}" >"$RUN_DIR/kafka.log" 2>&1 &
+    record kafka $! kafka-mock
+    # ready: the bootstrap file is written after every listener is bound; then a real Metadata
+    # round trip through the first broker
+    wait_ready kafka kafka_ready "$prod" "$(kafka_bootstrap)" "${topics[@]}"
+}
+
+# kafka_ready PRODUCER BOOTSTRAP [TOPIC:N ...]: the mock wrote its bootstrap file and answers
+# Metadata, listing every broker and topic
+kafka_ready() {
+    local prod="$1" boot="$2" md t
+    shift 2
+    [ -s "$RUN_DIR/kafka.bootstrap" ] || return 1
+    md="$("$prod" -M -b "$boot" -X socket.connection.setup.timeout.ms=1000 2>/dev/null)" || return 1
+    grep -qx "brokers $KAFKA_BROKERS" <<<"$md" || return 1
+    for t in "$@"; do grep -qx "topic ${t%%:*} ${t##*:}" <<<"$md" || return 1; done
+}
+
 write_env() {
     {
         case " $SERVICES " in *" nginx "*)
@@ -180,6 +254,12 @@ write_env() {
         esac
         case " $SERVICES " in *" sqs "*)
             echo "SQS_ENDPOINT=http://127.0.0.1:$SQS_PORT" ;;
+        esac
+        case " $SERVICES " in *" kafka "*)
+            echo "KAFKA_BOOTSTRAP=$(kafka_bootstrap)"
+            echo "KAFKA_CTL=$RUN_DIR/kafka.ctl"
+            echo "KAFKA_LOG=$RUN_DIR/kafka.log"
+            echo "KAFKA_PRODUCE=$KAFKA_BUILD_DIR/kafka-produce" ;;
         esac
     } >"$ENVF.tmp"
     mv "$ENVF.tmp" "$ENVF"

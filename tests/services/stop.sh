@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop what start.sh started: read $RUN_DIR/services.pids newest first, SIGTERM each PID whose
 # /proc/PID/comm still matches the recorded name (a reused PID is left alone), wait up to
-# STOP_TIMEOUT_S (10), SIGKILL the survivors, remove the PID file.  No pkill, no killall.
+# STOP_TIMEOUT_S (10), SIGKILL the survivors, remove the PID file and Kafka's control FIFO.
+# No pkill, no killall.
 set -uo pipefail
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,4 +43,6 @@ for e in "${entries[@]}"; do
     done
 done
 rm -f "$PIDS" "$RUN_DIR/services.env"
+# kafka: the control FIFO (a writer opening it with no reader would block) and bootstrap file
+rm -f "$RUN_DIR/kafka.ctl" "$RUN_DIR/kafka.bootstrap"
 exit 0
