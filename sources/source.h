@@ -145,6 +145,7 @@ struct sl_source_ops {
 
 /* The registry: every compiled-in source, and lookup by EventSourceArn. */
 extern const struct sl_source_ops sl_source_file;
+extern const struct sl_source_ops sl_source_kafka;
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
 const struct sl_source_ops *const *sl_source_all(size_t *ret_n);
 

@@ -449,7 +449,7 @@ static int config_function_check(struct config_ctx *cc,
     int r = (opts && ctx) ? 0 : SL_ENOMEM;
     if (r == 0) {
         cJSON_DeleteItemFromObjectCaseSensitive(opts, "type");
-        struct sl_opt_target t = {ops->opts, ctx};
+        struct sl_opt_target t = {.table = ops->opts, .base = ctx};
         r = sl_opt_apply(&t, 1, opts, cc->file, path, cc->errs);
         cc->failed = cc->failed || r < 0;
         if (r == 0) {
@@ -743,6 +743,9 @@ static void config_append_schemes(struct sl_buf *b, int *r)
     const struct sl_source_ops *const *all = sl_source_all(&n);
     for (size_t i = 0; i < n; i++) {
         *r |= sl_buf_printf(b, "%s%s...", i ? ", " : "", all[i]->scheme);
+        if (all[i]->arn_prefix) {
+            *r |= sl_buf_printf(b, ", %s...", all[i]->arn_prefix);
+        }
     }
 }
 
@@ -1043,10 +1046,11 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
     if (!targets) {
         return SL_ENOMEM;
     }
-    targets[0] = (struct sl_opt_target){sl_config_mapping_opts, &mc->core};
+    targets[0] = (struct sl_opt_target){.table = sl_config_mapping_opts, .base = &mc->core};
     int r = 0;
     for (size_t i = 0; i < n_use; i++) {
         targets[i + 1].table = use[i]->opts;
+        targets[i + 1].lenient = src == NULL;
         targets[i + 1].base = sl_calloc(1, use[i]->ctx_size);
         if (!targets[i + 1].base) {
             r = SL_ENOMEM;
@@ -1226,8 +1230,8 @@ int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errli
     /* Validation goes on after expansion errors: a variable that is not set leaves its
      * "${...}" text in place, which is still a string of the expected type. */
     struct sl_opt_target targets[] = {
-        {sl_config_daemon_opts, cc.cfg},
-        {config_top_opts, &top},
+        {.table = sl_config_daemon_opts, .base = cc.cfg},
+        {.table = config_top_opts, .base = &top},
     };
     r = sl_opt_apply(targets, SL_ARRAY_LEN(targets), root, file, "$", errs);
     cc.failed = cc.failed || r < 0;

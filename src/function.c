@@ -89,7 +89,7 @@ int sl_function_new(const struct sl_function_conf *conf,
     int r = opts ? 0 : SL_ENOMEM;
     if (r == 0) {
         cJSON_DeleteItemFromObjectCaseSensitive(opts, "type");
-        struct sl_opt_target t = {ops->opts, fn->ctx};
+        struct sl_opt_target t = {.table = ops->opts, .base = fn->ctx};
         r = sl_opt_apply(&t, 1, opts, "config", conf->path, &errs);
         cJSON_Delete(opts);
     }

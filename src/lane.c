@@ -21,7 +21,7 @@
 
 #define LANE_COMP     "lane"
 #define LANE_RETRY_MS 1000
-#define LANE_ID_MAX   128
+#define LANE_ID_MAX   320 /* a Kafka topic name is up to 249 characters */
 
 static void lane_attempt(struct sl_lane *ln);
 static void lane_continue(struct sl_lane *ln);

@@ -372,7 +372,9 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     part->owner = mp;
     m->parts[m->n_parts++] = mp;
     sl_log_info(MAPPING_COMP, m->name, "reading %s from %s", name,
-                part->ckpt_pos ? "its checkpoint" : "the starting position");
+                m->ops->keeps_positions ? "the position its source keeps"
+                : part->ckpt_pos        ? "its checkpoint"
+                                        : "the starting position");
     sl_mapping_schedule_pump(m);
     *ret_part = part;
     return 0;
@@ -552,8 +554,8 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         sl_errlist_init(&errs);
         struct sl_mapping_core scratch = {0};
         struct sl_opt_target targets[2] = {
-            {sl_config_mapping_opts, &scratch},
-            {m->ops->opts, m->src_ctx},
+            {.table = sl_config_mapping_opts, .base = &scratch},
+            {.table = m->ops->opts, .base = m->src_ctx},
         };
         r = sl_opt_apply(targets, 2, conf->json, "config", conf->path, &errs);
         sl_opt_free(sl_config_mapping_opts, &scratch);

@@ -973,7 +973,7 @@ int sl_opt_apply(const struct sl_opt_target *targets,
         }
     }
     for (size_t t = 0; t < n_targets; t++) {
-        for (const struct sl_opt *o = targets[t].table; o && o->name; o++) {
+        for (const struct sl_opt *o = targets[t].table; o && o->name && !targets[t].lenient; o++) {
             if ((o->flags & SL_OPT_REQUIRED) && !cJSON_GetObjectItemCaseSensitive(obj, o->name)) {
                 int r = opt_fail(errs, file, path, o->name, o, NULL, "missing required key");
                 if (r == SL_ENOMEM) {

@@ -69,6 +69,8 @@ void sl_errlist_add(struct sl_errlist *e, const char *fmt, ...) SL_PRINTF(2, 3);
 struct sl_opt_target {
     const struct sl_opt *table;
     void *base;
+    bool lenient; /* only check the keys present: no "missing required key" for this table
+                     (used to find unknown keys when it is not yet known which table applies) */
 };
 
 /* Sets every field of the table to its default (zero when there is none). Returns 0 or

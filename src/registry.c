@@ -8,6 +8,7 @@
 
 static const struct sl_source_ops *const registry_sources[] = {
     &sl_source_file,
+    &sl_source_kafka,
 };
 
 static const struct sl_function_ops *const registry_functions[] = {

@@ -401,7 +401,7 @@ static void test_unknown_scheme(void **state)
                "\"arn:aws:kinesis:us-east-1:1:stream/s\",\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
                "$.mappings[0].EventSourceArn: \"arn:aws:kinesis:us-east-1:1:stream/s\" has an "
-               "unknown scheme; allowed: file://...");
+               "unknown scheme; allowed: file://..., kafka://..., arn:aws:kafka:...");
     /* The source's own check: file paths must be absolute. */
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                     "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"

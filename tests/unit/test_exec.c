@@ -274,7 +274,7 @@ static int apply_json(const char *text, void **ret_ctx)
     assert_non_null(obj);
     void *ctx = sl_calloc(1, sl_function_exec.ctx_size);
     assert_non_null(ctx);
-    struct sl_opt_target t = {sl_function_exec.opts, ctx};
+    struct sl_opt_target t = {.table = sl_function_exec.opts, .base = ctx};
     struct sl_errlist errs;
     sl_errlist_init(&errs);
     int r = sl_opt_apply(&t, 1, obj, "config.json", "$.functions.f", &errs);

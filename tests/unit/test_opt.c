@@ -66,7 +66,7 @@ static int apply(const char *json, struct topts *t, struct sl_errlist *errs)
     sl_errlist_init(errs);
     cJSON *obj = cJSON_Parse(json);
     assert_non_null(obj);
-    struct sl_opt_target tg = {topts_table, t};
+    struct sl_opt_target tg = {.table = topts_table, .base = t};
     int r = sl_opt_apply(&tg, 1, obj, "c.json", "$.x", errs);
     cJSON_Delete(obj);
     return r;
@@ -331,7 +331,8 @@ static void test_multiple_targets(void **state)
     memset(&t2, 0, sizeof(t2));
     struct sl_errlist errs;
     sl_errlist_init(&errs);
-    struct sl_opt_target tg[] = {{topts_table, &t}, {topts2_table, &t2}};
+    struct sl_opt_target tg[] = {{.table = topts_table, .base = &t},
+                                 {.table = topts2_table, .base = &t2}};
 
     cJSON *obj = cJSON_Parse("{\"count\":7,\"arn\":\"a:b\",\"lines\":-99}");
     assert_int_equal(sl_opt_apply(tg, 2, obj, "c.json", "$", &errs), 0);

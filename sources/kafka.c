@@ -1,0 +1,2466 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kafka.c: the Kafka source, on librdkafka's KafkaConsumer. A mapping is self-managed Kafka
+ * (EventSourceArn "kafka://" + bootstrap servers, which the config loader synthesizes from
+ * SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS) or MSK-style (an arn:aws:kafka: ARN
+ * plus our own bootstrap_servers, since there is no MSK API to ask). Each assigned
+ * topic-partition is a partition, id and name "<topic>-<partition>"; each message a record.
+ *
+ * It owns, per mapping: the consumer (group ConsumerGroupId, by default the mapping's UUID), a
+ * pipe that librdkafka writes to when the consumer queue becomes non-empty (watched by a
+ * uv_poll), a 100 ms timer (backstop for callbacks, and the commit clock), an idle handle that
+ * continues a drain cut short by the per-turn cap, and per partition a staging FIFO of
+ * librdkafka messages not yet fetched by the mapping plus the constant pieces of its events.
+ * It must not block the loop, except where noted: one OffsetFetch (and for AT_TIMESTAMP one
+ * ListOffsets) round trip when partitions are assigned, a synchronous commit when they are
+ * revoked, and commit + leave-group in fini (shutdown), each bounded. It must never commit an
+ * offset the mapping has not acknowledged. Loop thread only; librdkafka's own threads call
+ * nothing here but kafka_log_cb, which only formats a log line.
+ *
+ * About positions: Kafka's committed offsets are the checkpoint (keeps_positions): the mapping's
+ * store is not used. ack(part, last) records last->next_pos (offset + 1) as the partition's
+ * acknowledged offset; the timer commits every changed partition at most every 100 ms with one
+ * asynchronous OffsetCommit carrying explicit offsets (so offsets_store is not needed; auto
+ * commit and auto store are off). A failed commit is logged and sent again one second later.
+ * On revoke the acknowledged offsets of the revoked partitions are committed synchronously
+ * before they are given up; at shutdown everything acknowledged is committed (bounded wait).
+ *
+ * About where reading starts: on assignment the committed offsets are fetched
+ * (rd_kafka_committed). A partition with one resumes there; one without starts from
+ * StartingPosition: TRIM_HORIZON the beginning, LATEST the end, AT_TIMESTAMP the first offset
+ * whose timestamp is at or after StartingPositionTimestamp (offsets_for_times; the end when there
+ * is none). auto.offset.reset is therefore always "earliest": it applies only when a committed
+ * (or fetched) offset is out of range, i.e. the log was truncated by retention under us; the
+ * consumer then resumes from the earliest available offset, and the gap is logged as records
+ * lost to retention (any jump in offsets is logged; a compacted topic or transaction markers
+ * also make jumps, which the line says). If the committed offsets cannot be fetched (timeout),
+ * the partitions are assigned without explicit offsets: librdkafka looks them up itself and a
+ * partition without one starts from the beginning (duplicates, never a skip), with a warning.
+ *
+ * About fetching: messages are staged per partition as they are polled (the message objects
+ * themselves, no copy), and the mapping's fetch() copies them into part->q (one copy), so the
+ * mapping sees the usual contract: fetch returns what it appended, or 0 and part_wake follows.
+ * When a partition stages more than the last fetch asked for (at least 1000 records or 1 MiB, at
+ * most 8 MiB), it is paused (rd_kafka_pause_partitions); fetch resumes it once the stage is
+ * below half of that. librdkafka discards what it prefetched for a paused partition and fetches
+ * again from after the last message it returned, so nothing is lost or repeated.
+ *
+ * About records: data = the value bytes (len 0 and KAFKA_M_NULLVAL for a tombstone, a null
+ * value); meta = flags, timestamp type, timestamp, key and headers (kafka_meta_*), so that
+ * encode_record rebuilds AWS's record exactly. pos = offset, next_pos = offset + 1, arrival_ms =
+ * the message timestamp (CREATE_TIME or LOG_APPEND_TIME; the wall clock when it has none). A
+ * record whose event would not fit in one invocation (6 MB) is kept as SL_REC_OVERSIZE without
+ * its value (and without its key and headers if they alone are too big).
+ *
+ * About the event (esm.md §2): {"eventSource":"SelfManagedKafka","bootstrapServers":"h:p,...",
+ * "records":{"<topic>-<p>":[...]}} and for MSK {"eventSource":"aws:kafka","eventSourceArn":..,
+ * "bootstrapServers":...}. A record: {"topic","partition","offset","timestamp","timestampType",
+ * "key","value","headers"} in that order; key absent for a null key, value absent for a
+ * tombstone; headers always present, a list of one-key objects whose values are the bytes as
+ * SIGNED integers (-128..127) as AWS (Java bytes) sends them; a header with a null value has
+ * []. A message without a timestamp has "timestamp":-1,"timestampType":"NO_TIMESTAMP_TYPE".
+ *
+ * About itemIdentifier (esm.md §4.3): third parties disagree between the object
+ * {"partition":"topic-0","offset":N} and the string "topic-partition-offset". We write the
+ * string form, "<topic>-<partition>-<offset>" (unambiguous: the last two dash-separated fields
+ * are numbers); the invoker also accepts the object form, normalized to that string.
+ *
+ * About rebalances: eager assignors only (range, roundrobin; librdkafka's default);
+ * cooperative-sticky is rejected in check(). On revoke, after the commit, the partitions are
+ * revoked with env->part_revoke (the mapping abandons their batches and releases them when
+ * nothing is in flight) and their staged messages dropped; a partition assigned again later is a
+ * new partition object with the same id. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "alloc.h"
+#include "batcher.h"
+#include "config.h"
+#include "encoder.h"
+#include "log.h"
+#include "source.h"
+
+#define KAFKA_COMP             "kafka"
+#define KAFKA_SCHEME           "kafka://"
+#define KAFKA_SCHEME_LEN       8
+#define KAFKA_MSK_PREFIX       "arn:aws:kafka:"
+#define KAFKA_TICK_MS          100
+#define KAFKA_POLL_CAP         5000 /* messages per loop turn */
+#define KAFKA_STAGE_MIN_RECS   1000
+#define KAFKA_STAGE_MIN_BYTES  (1024 * 1024)
+#define KAFKA_STAGE_MAX_BYTES  (8 * 1024 * 1024)
+#define KAFKA_COMMIT_RETRY_MS  1000
+#define KAFKA_BLOCK_TIMEOUT_MS 10000 /* committed offsets, offsets_for_times */
+#define KAFKA_CLOSE_TIMEOUT_MS 10000 /* final commit + leaving the group */
+#define KAFKA_LOG_EVERY_MS     10000 /* the same librdkafka error is logged at most this often */
+#define KAFKA_SECRET_MAX       (256 * 1024)
+#define KAFKA_TOPICS_MAX       64
+#define KAFKA_SERVERS_MAX      100
+#define KAFKA_SAC_MAX          22
+
+/* Record meta: [flags u8][tstype u8][timestamp i64][key_len u32][key][n_headers u32]
+ * then per header [name_len u32][name][value_len u32 or KAFKA_M_NULLHDR][value]. */
+#define KAFKA_M_KEY     0x1u /* the key is not null */
+#define KAFKA_M_NULLVAL 0x2u /* the value is null (a tombstone) */
+#define KAFKA_M_NULLHDR UINT32_MAX
+#define KAFKA_M_FIXED   (1 + 1 + 8 + 4)
+
+struct kafka_ctx;
+
+/* The source's state of one topic-partition (part->src). */
+struct kafka_part {
+    struct kafka_ctx *ctx;
+    struct sl_part *part;
+    char *topic;
+    int32_t partition;
+    bool revoked;
+    bool paused;
+    bool waiting; /* the last fetch returned 0: part_wake is owed */
+    rd_kafka_message_t **stage;
+    size_t st_head, st_n, st_cap;
+    size_t st_bytes;
+    size_t want_records, want_bytes; /* what the last fetch asked for */
+    int64_t acked;                   /* next offset to commit (last acknowledged + 1), or -1 */
+    int64_t committed;               /* known committed offset, or -1 */
+    int64_t start;                   /* where reading started (committed or logical), or -1 */
+    int64_t expect;                  /* the offset expected next, for gap detection, or -1 */
+    bool dirty;                      /* acked moved past what was committed or is being committed */
+    char *open;                      /* {"eventSource":...,"records":{"<topic>-<p>":[ */
+    char *rec_head;                  /* {"topic":"<topic>","partition":<p>,"offset": */
+    size_t open_len, rec_head_len;
+};
+
+struct kafka_logged {
+    int err;
+    int64_t at_ms;
+    unsigned suppressed;
+};
+
+struct kafka_ctx {
+    /* options (kafka_opts) */
+    struct sl_strlist topics;
+    cJSON *self_managed;         /* SelfManagedEventSource */
+    cJSON *smk_config;           /* SelfManagedKafkaEventSourceConfig */
+    cJSON *msk_config;           /* AmazonManagedKafkaEventSourceConfig */
+    cJSON *sac;                  /* SourceAccessConfigurations */
+    struct sl_strlist bootstrap; /* bootstrap_servers (MSK) */
+    struct sl_strmap rdkafka;
+
+    struct sl_source_env env;
+    bool msk;
+    char *servers; /* "h1:p,h2:p" */
+    char *group_id;
+    rd_kafka_conf_t *conf; /* built by init, consumed by start */
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *cq; /* the consumer queue */
+    struct kafka_io *io;
+    uv_timer_t *timer;
+    uv_idle_t *more;
+    bool stopped;
+    bool commit_inflight;
+    int64_t commit_retry_at_ms;
+    struct kafka_part **parts;
+    size_t n_parts, cap_parts;
+    struct kafka_part *last_hit;
+    /* offsets acknowledged for partitions released after stop(), committed in fini */
+    rd_kafka_topic_partition_list_t *final;
+    struct kafka_logged logged[8];
+};
+
+/* The uv_poll on the pipe's read end; freed by its close callback with both descriptors. */
+struct kafka_io {
+    uv_poll_t poll;
+    int rfd, wfd;
+};
+
+static const struct sl_opt kafka_opts[] = {
+    {"Topics", SL_OPT_STRLIST, NULL, 1, KAFKA_TOPICS_MAX, offsetof(struct kafka_ctx, topics),
+     SL_OPT_REQUIRED, NULL,
+     "The topic to consume (AWS allows exactly one; several are accepted as an extension)."},
+    {"SelfManagedEventSource", SL_OPT_JSON, NULL, 1, 0, offsetof(struct kafka_ctx, self_managed), 0,
+     NULL,
+     "Self-managed Kafka: {\"Endpoints\":{\"KAFKA_BOOTSTRAP_SERVERS\":[\"host:port\", ...]}} "
+     "(1 to 10 servers)."},
+    {"SelfManagedKafkaEventSourceConfig", SL_OPT_JSON, NULL, 1, 0,
+     offsetof(struct kafka_ctx, smk_config), 0, NULL,
+     "{\"ConsumerGroupId\":\"...\"} (1 to 200 characters); the default group is the mapping's "
+     "UUID."},
+    {"AmazonManagedKafkaEventSourceConfig", SL_OPT_JSON, NULL, 1, 0,
+     offsetof(struct kafka_ctx, msk_config), 0, NULL,
+     "MSK: {\"ConsumerGroupId\":\"...\"}; the default group is the mapping's UUID."},
+    {"SourceAccessConfigurations", SL_OPT_JSON, NULL, 1, 0, offsetof(struct kafka_ctx, sac), 0,
+     NULL,
+     "Authentication: a list of {\"Type\",\"URI\"}: BASIC_AUTH (SASL/PLAIN), "
+     "SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH, CLIENT_CERTIFICATE_TLS_AUTH, "
+     "SERVER_ROOT_CA_CERTIFICATE; URI file:///path or env://NAME holding the secret's JSON "
+     "(username/password, or certificate/privateKey/privateKeyPassword), or a PEM file for the "
+     "root CA."},
+    {"bootstrap_servers", SL_OPT_STRLIST, NULL, 1, KAFKA_SERVERS_MAX,
+     offsetof(struct kafka_ctx, bootstrap), 0, NULL,
+     "Bootstrap servers (host:port) of the MSK cluster an arn:aws:kafka: EventSourceArn names."},
+    {"rdkafka", SL_OPT_STRMAP, NULL, 1, 0, offsetof(struct kafka_ctx, rdkafka), 0, NULL,
+     "librdkafka consumer properties, passed to rd_kafka_conf_set after sluice's own (e.g. "
+     "{\"session.timeout.ms\":\"6000\"}); group.id, bootstrap.servers, auto.offset.reset and "
+     "the commit settings are sluice's."},
+    {0},
+};
+
+/* ---- small helpers ---- */
+
+static void kafka_put_u32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static uint32_t kafka_get_u32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static bool kafka_is_secret_key(const char *key)
+{
+    return strstr(key, "password") || strstr(key, "secret") || strstr(key, ".pem") ||
+           strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key");
+}
+
+/* Logs a librdkafka error at most once per KAFKA_LOG_EVERY_MS per error code. */
+static void
+kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const char *fmt, ...)
+    SL_PRINTF(4, 5);
+
+static void
+kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const char *fmt, ...)
+{
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    struct kafka_logged *slot = NULL;
+    for (size_t i = 0; i < SL_ARRAY_LEN(ctx->logged); i++) {
+        if (ctx->logged[i].err == err && ctx->logged[i].at_ms != 0) {
+            slot = &ctx->logged[i];
+            break;
+        }
+    }
+    if (!slot) {
+        slot = &ctx->logged[0];
+        for (size_t i = 1; i < SL_ARRAY_LEN(ctx->logged); i++) {
+            if (ctx->logged[i].at_ms < slot->at_ms) {
+                slot = &ctx->logged[i];
+            }
+        }
+        slot->err = err;
+        slot->at_ms = 0;
+        slot->suppressed = 0;
+    }
+    if (slot->at_ms != 0 && now - slot->at_ms < KAFKA_LOG_EVERY_MS) {
+        slot->suppressed++;
+        return;
+    }
+    if (!sl_log_enabled(level)) {
+        return;
+    }
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (slot->suppressed) {
+        sl_log_write(level, KAFKA_COMP, ctx->env.inst, "%s (%u more like it since the last)", msg,
+                     slot->suppressed);
+    } else {
+        sl_log_write(level, KAFKA_COMP, ctx->env.inst, "%s", msg);
+    }
+    slot->at_ms = now ? now : 1;
+    slot->suppressed = 0;
+}
+
+/* ---- validation (check) ---- */
+
+static bool kafka_valid_server(const char *s)
+{
+    size_t len = strlen(s);
+    const char *colon = strrchr(s, ':');
+    if (len == 0 || len > 300 || !colon || colon == s || colon[1] == '\0') {
+        return false;
+    }
+    if (s[0] == '[' && colon[-1] != ']') {
+        return false;
+    }
+    for (const char *p = s; p < colon; p++) {
+        if (*p == ',' || *p == ' ' || *p == '/' || (unsigned char)*p < 0x21) {
+            return false;
+        }
+    }
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    return errno == 0 && *end == '\0' && colon[1] != '-' && colon[1] != '+' && port >= 1 &&
+           port <= 65535;
+}
+
+static bool kafka_valid_topic(const char *t)
+{
+    size_t len = strlen(t);
+    if (len == 0 || len > 249 || t[0] == '.') {
+        return false;
+    }
+    for (const char *p = t; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool kafka_valid_group(const char *g)
+{
+    size_t len = strlen(g);
+    if (len == 0 || len > 200) {
+        return false;
+    }
+    for (const char *p = g; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-/*:_+=.@", c))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks that obj has only the members in allowed ("A|B"). Returns the first other, or NULL. */
+static const char *kafka_unknown_member(const cJSON *obj, const char *allowed)
+{
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        size_t n = strlen(c->string);
+        const char *p = allowed;
+        bool found = false;
+        while (*p && !found) {
+            const char *bar = strchr(p, '|');
+            size_t len = bar ? (size_t)(bar - p) : strlen(p);
+            found = len == n && strncmp(p, c->string, n) == 0;
+            p = bar ? bar + 1 : p + len;
+        }
+        if (!found) {
+            return c->string;
+        }
+    }
+    return NULL;
+}
+
+/* Validates SelfManagedEventSource; on success points *ret_servers at the array. */
+static int kafka_check_sme(const cJSON *sme, const cJSON **ret_servers, char *errbuf, size_t errlen)
+{
+    static const char *allowed =
+        "allowed: {\"Endpoints\":{\"KAFKA_BOOTSTRAP_SERVERS\":[\"host:port\", ...]}} with 1 to 10 "
+        "servers";
+    const char *bad;
+    if (!cJSON_IsObject(sme)) {
+        (void)snprintf(errbuf, errlen, "SelfManagedEventSource: not an object; %s", allowed);
+        return SL_ECONFIG;
+    }
+    if ((bad = kafka_unknown_member(sme, "Endpoints"))) {
+        (void)snprintf(errbuf, errlen, "SelfManagedEventSource.%s: unknown key; %s", bad, allowed);
+        return SL_ECONFIG;
+    }
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(sme, "Endpoints");
+    if (!cJSON_IsObject(ep)) {
+        (void)snprintf(errbuf, errlen,
+                       "SelfManagedEventSource.Endpoints: missing or not an "
+                       "object; %s",
+                       allowed);
+        return SL_ECONFIG;
+    }
+    if ((bad = kafka_unknown_member(ep, "KAFKA_BOOTSTRAP_SERVERS"))) {
+        (void)snprintf(errbuf, errlen, "SelfManagedEventSource.Endpoints.%s: unknown key; %s", bad,
+                       allowed);
+        return SL_ECONFIG;
+    }
+    const cJSON *servers = cJSON_GetObjectItemCaseSensitive(ep, "KAFKA_BOOTSTRAP_SERVERS");
+    int n = cJSON_GetArraySize(servers);
+    if (!cJSON_IsArray(servers) || n < 1 || n > 10) {
+        (void)snprintf(
+            errbuf, errlen, "SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS: %s; %s",
+            cJSON_IsArray(servers) ? "needs 1 to 10 servers" : "missing or not a list", allowed);
+        return SL_ECONFIG;
+    }
+    int i = 0;
+    for (const cJSON *s = servers->child; s; s = s->next, i++) {
+        if (!cJSON_IsString(s) || !kafka_valid_server(s->valuestring)) {
+            (void)snprintf(errbuf, errlen,
+                           "SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS[%d]: %s%s%s "
+                           "is not host:port; allowed: a host name or address and a port 1 to "
+                           "65535, such as \"broker1:9092\"",
+                           i, cJSON_IsString(s) ? "\"" : "",
+                           cJSON_IsString(s) ? s->valuestring : "a non-string",
+                           cJSON_IsString(s) ? "\"" : "");
+            return SL_ECONFIG;
+        }
+    }
+    *ret_servers = servers;
+    return 0;
+}
+
+static int kafka_check_group_config(
+    const cJSON *c, const char *key, const char **ret_group, char *errbuf, size_t errlen)
+{
+    const char *bad;
+    if (!cJSON_IsObject(c)) {
+        (void)snprintf(errbuf, errlen,
+                       "%s: not an object; allowed: {\"ConsumerGroupId\":\"my-group\"}", key);
+        return SL_ECONFIG;
+    }
+    if ((bad = kafka_unknown_member(c, "ConsumerGroupId|SchemaRegistryConfig"))) {
+        (void)snprintf(errbuf, errlen, "%s.%s: unknown key; allowed: ConsumerGroupId", key, bad);
+        return SL_ECONFIG;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(c, "SchemaRegistryConfig")) {
+        (void)snprintf(errbuf, errlen,
+                       "%s.SchemaRegistryConfig: schema registries are not supported; allowed: "
+                       "ConsumerGroupId only (the function receives the raw bytes)",
+                       key);
+        return SL_ECONFIG;
+    }
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(c, "ConsumerGroupId");
+    if (!g) {
+        return 0;
+    }
+    if (!cJSON_IsString(g) || !kafka_valid_group(g->valuestring)) {
+        (void)snprintf(errbuf, errlen,
+                       "%s.ConsumerGroupId: %s%.64s%s is not a group id; allowed: 1 to 200 "
+                       "characters of a-z A-Z 0-9 and -/*:_+=.@",
+                       key, cJSON_IsString(g) ? "\"" : "",
+                       cJSON_IsString(g) ? g->valuestring : "a non-string",
+                       cJSON_IsString(g) ? "\"" : "");
+        return SL_ECONFIG;
+    }
+    *ret_group = g->valuestring;
+    return 0;
+}
+
+enum kafka_sac_type {
+    KAFKA_SAC_BASIC,
+    KAFKA_SAC_SCRAM256,
+    KAFKA_SAC_SCRAM512,
+    KAFKA_SAC_CLIENT_CERT,
+    KAFKA_SAC_ROOT_CA,
+    KAFKA_SAC_VPC_SUBNET,
+    KAFKA_SAC_VPC_SG,
+    KAFKA_SAC_COUNT
+};
+
+static const char *const kafka_sac_names[KAFKA_SAC_COUNT] = {
+    "BASIC_AUTH",
+    "SASL_SCRAM_256_AUTH",
+    "SASL_SCRAM_512_AUTH",
+    "CLIENT_CERTIFICATE_TLS_AUTH",
+    "SERVER_ROOT_CA_CERTIFICATE",
+    "VPC_SUBNET",
+    "VPC_SECURITY_GROUP",
+};
+
+static int kafka_sac_type(const char *s)
+{
+    for (int i = 0; i < KAFKA_SAC_COUNT; i++) {
+        if (strcmp(s, kafka_sac_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static bool kafka_sac_is_secret(int type)
+{
+    return type <= KAFKA_SAC_ROOT_CA;
+}
+
+/* Validates SourceAccessConfigurations: shapes, types, URIs, at most one SASL method. */
+static int kafka_check_sac(const cJSON *sac, char *errbuf, size_t errlen)
+{
+    static const char *types = "BASIC_AUTH, SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH, "
+                               "CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE, "
+                               "VPC_SUBNET, VPC_SECURITY_GROUP";
+    int n = cJSON_GetArraySize(sac);
+    if (!cJSON_IsArray(sac) || n > KAFKA_SAC_MAX) {
+        (void)snprintf(errbuf, errlen,
+                       "SourceAccessConfigurations: %s; allowed: a list of 0 to 22 "
+                       "{\"Type\":\"...\",\"URI\":\"...\"}",
+                       cJSON_IsArray(sac) ? "too many entries" : "not a list");
+        return SL_ECONFIG;
+    }
+    int i = 0;
+    int sasl = -1;
+    bool seen[KAFKA_SAC_COUNT] = {false};
+    for (const cJSON *e = sac->child; e; e = e->next, i++) {
+        const char *bad;
+        if (!cJSON_IsObject(e)) {
+            (void)snprintf(errbuf, errlen,
+                           "SourceAccessConfigurations[%d]: not an object; allowed: "
+                           "{\"Type\":\"BASIC_AUTH\",\"URI\":\"file:///etc/sluice/kafka.json\"}",
+                           i);
+            return SL_ECONFIG;
+        }
+        if ((bad = kafka_unknown_member(e, "Type|URI"))) {
+            (void)snprintf(errbuf, errlen,
+                           "SourceAccessConfigurations[%d].%s: unknown key; allowed: Type, URI", i,
+                           bad);
+            return SL_ECONFIG;
+        }
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "Type");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "URI");
+        int type = cJSON_IsString(t) ? kafka_sac_type(t->valuestring) : -1;
+        if (type < 0) {
+            bool vh = cJSON_IsString(t) && strcmp(t->valuestring, "VIRTUAL_HOST") == 0;
+            (void)snprintf(
+                errbuf, errlen,
+                "SourceAccessConfigurations[%d].Type: %s%.40s%s%s; "
+                "allowed: %s",
+                i, cJSON_IsString(t) ? "\"" : "", cJSON_IsString(t) ? t->valuestring : "missing",
+                cJSON_IsString(t) ? "\"" : "", vh ? " is for RabbitMQ, not Kafka" : "", types);
+            return SL_ECONFIG;
+        }
+        if (!cJSON_IsString(u) || !u->valuestring[0]) {
+            (void)snprintf(errbuf, errlen,
+                           "SourceAccessConfigurations[%d].URI: missing or not a string; "
+                           "allowed: file:///path/to/secret.json or env://NAME",
+                           i);
+            return SL_ECONFIG;
+        }
+        if (seen[type]) {
+            (void)snprintf(errbuf, errlen,
+                           "SourceAccessConfigurations[%d]: %s appears twice; allowed: each type "
+                           "once",
+                           i, kafka_sac_names[type]);
+            return SL_ECONFIG;
+        }
+        seen[type] = true;
+        if (type <= KAFKA_SAC_SCRAM512) {
+            if (sasl >= 0) {
+                (void)snprintf(errbuf, errlen,
+                               "SourceAccessConfigurations[%d]: %s and %s both set; allowed: one "
+                               "of BASIC_AUTH, SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH",
+                               i, kafka_sac_names[sasl], kafka_sac_names[type]);
+                return SL_ECONFIG;
+            }
+            sasl = type;
+        }
+        if (!kafka_sac_is_secret(type)) {
+            continue;
+        }
+        const char *uri = u->valuestring;
+        if (strncmp(uri, "arn:", 4) == 0) {
+            (void)snprintf(errbuf, errlen,
+                           "SourceAccessConfigurations[%d].URI: Secrets Manager ARNs cannot be "
+                           "read here; allowed: file:///path/to/secret.json or env://NAME holding "
+                           "the secret's JSON",
+                           i);
+            return SL_ECONFIG;
+        }
+        if (!(strncmp(uri, "file:///", 8) == 0 && uri[8]) &&
+            !(strncmp(uri, "env://", 6) == 0 && uri[6])) {
+            (void)snprintf(errbuf, errlen,
+                           "SourceAccessConfigurations[%d].URI: \"%.80s\" is not a secret "
+                           "location; allowed: file:///path/to/secret.json or env://NAME",
+                           i, uri);
+            return SL_ECONFIG;
+        }
+    }
+    if (seen[KAFKA_SAC_CLIENT_CERT] && sasl >= 0) {
+        (void)snprintf(errbuf, errlen,
+                       "SourceAccessConfigurations: CLIENT_CERTIFICATE_TLS_AUTH and %s both set; "
+                       "allowed: one authentication method",
+                       kafka_sac_names[sasl]);
+        return SL_ECONFIG;
+    }
+    return 0;
+}
+
+/* Properties sluice sets itself: the AWS key to use instead, for the error. */
+static const char *kafka_reserved_prop(const char *key)
+{
+    static const char *const keys[][2] = {
+        {"group.id", "SelfManagedKafkaEventSourceConfig.ConsumerGroupId"},
+        {"bootstrap.servers", "SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS"},
+        {"metadata.broker.list", "SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS"},
+        {"enable.auto.commit", "nothing: sluice commits after success"},
+        {"enable.auto.offset.store", "nothing: sluice commits after success"},
+        {"auto.offset.reset", "StartingPosition"},
+        {"enable.partition.eof", "nothing"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++) {
+        if (strcmp(key, keys[i][0]) == 0) {
+            return keys[i][1];
+        }
+    }
+    return NULL;
+}
+
+/* Sets one property; on failure fills errbuf with librdkafka's text (the value is shown only
+ * when it is not a secret). */
+static int kafka_set(rd_kafka_conf_t *conf,
+                     const char *what,
+                     const char *key,
+                     const char *value,
+                     bool secret,
+                     char *errbuf,
+                     size_t errlen)
+{
+    char err[512];
+    if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) == RD_KAFKA_CONF_OK) {
+        return 0;
+    }
+    if (secret || kafka_is_secret_key(key)) {
+        (void)snprintf(errbuf, errlen, "%s: librdkafka rejects the value of %s", what, key);
+    } else {
+        (void)snprintf(errbuf, errlen, "%s: %s", what, err);
+    }
+    return SL_ECONFIG;
+}
+
+/* Applies the rdkafka pass-through onto conf. */
+static int kafka_apply_passthrough(const struct kafka_ctx *ctx,
+                                   rd_kafka_conf_t *conf,
+                                   char *errbuf,
+                                   size_t errlen)
+{
+    for (size_t i = 0; i < ctx->rdkafka.n; i++) {
+        const char *key = ctx->rdkafka.keys[i];
+        const char *value = ctx->rdkafka.values[i];
+        const char *instead = kafka_reserved_prop(key);
+        char what[160];
+        if (instead) {
+            (void)snprintf(errbuf, errlen,
+                           "rdkafka.%s: set by sluice; allowed: any other librdkafka consumer "
+                           "property (use %s)",
+                           key, instead);
+            return SL_ECONFIG;
+        }
+        if (strcmp(key, "partition.assignment.strategy") == 0 && strstr(value, "cooperative")) {
+            (void)snprintf(errbuf, errlen,
+                           "rdkafka.partition.assignment.strategy: \"%s\" is not supported; "
+                           "allowed: range, roundrobin (eager assignors)",
+                           value);
+            return SL_ECONFIG;
+        }
+        (void)snprintf(what, sizeof(what), "rdkafka.%s", key);
+        int r = kafka_set(conf, what, key, value, false, errbuf, errlen);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int kafka_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
+{
+    struct kafka_ctx *ctx = vctx;
+    bool msk = arn && strncmp(arn, KAFKA_MSK_PREFIX, strlen(KAFKA_MSK_PREFIX)) == 0;
+    bool smk = arn && strncmp(arn, KAFKA_SCHEME, KAFKA_SCHEME_LEN) == 0;
+    if (!msk && !smk) {
+        (void)snprintf(errbuf, errlen,
+                       "\"%s\" is not a Kafka source; allowed: an arn:aws:kafka: cluster ARN with "
+                       "bootstrap_servers, or SelfManagedEventSource.Endpoints."
+                       "KAFKA_BOOTSTRAP_SERVERS without EventSourceArn",
+                       arn ? arn : "");
+        return SL_ECONFIG;
+    }
+    if (msk && !strstr(arn, ":cluster/")) {
+        (void)snprintf(errbuf, errlen,
+                       "\"%s\" is not an MSK cluster ARN; allowed: "
+                       "arn:aws:kafka:REGION:ACCOUNT:cluster/NAME/UUID",
+                       arn);
+        return SL_ECONFIG;
+    }
+    const cJSON *servers = NULL;
+    int r;
+    if (ctx->self_managed) {
+        if (msk) {
+            (void)snprintf(errbuf, errlen,
+                           "SelfManagedEventSource: not allowed with an MSK EventSourceArn; "
+                           "allowed: bootstrap_servers for MSK, or SelfManagedEventSource "
+                           "without EventSourceArn");
+            return SL_ECONFIG;
+        }
+        if ((r = kafka_check_sme(ctx->self_managed, &servers, errbuf, errlen)) < 0) {
+            return r;
+        }
+    }
+    if (smk && !servers) {
+        /* kafka://h:p,h:p written directly (our extension) */
+        const char *p = arn + KAFKA_SCHEME_LEN;
+        if (!*p) {
+            (void)snprintf(errbuf, errlen,
+                           "no bootstrap servers; allowed: SelfManagedEventSource.Endpoints."
+                           "KAFKA_BOOTSTRAP_SERVERS with 1 to 10 host:port");
+            return SL_ECONFIG;
+        }
+        char one[320];
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (len >= sizeof(one)) {
+                len = sizeof(one) - 1;
+            }
+            memcpy(one, p, len);
+            one[len] = '\0';
+            if (!kafka_valid_server(one)) {
+                (void)snprintf(errbuf, errlen,
+                               "EventSourceArn: \"%s\" is not host:port; allowed: kafka://host:"
+                               "port[,host:port...]",
+                               one);
+                return SL_ECONFIG;
+            }
+            p += len + (comma ? 1 : 0);
+        }
+    }
+    if (smk && ctx->bootstrap.n) {
+        (void)snprintf(errbuf, errlen,
+                       "bootstrap_servers: only for an MSK EventSourceArn; allowed: "
+                       "SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS for "
+                       "self-managed Kafka");
+        return SL_ECONFIG;
+    }
+    if (msk && !ctx->bootstrap.n) {
+        (void)snprintf(errbuf, errlen,
+                       "bootstrap_servers: missing; an MSK EventSourceArn needs the cluster's "
+                       "bootstrap servers (sluice does not call the MSK API); allowed: a list of "
+                       "host:port, such as [\"b-1.c.kafka.us-east-1.amazonaws.com:9092\"]");
+        return SL_ECONFIG;
+    }
+    for (size_t i = 0; i < ctx->bootstrap.n; i++) {
+        if (!kafka_valid_server(ctx->bootstrap.items[i])) {
+            (void)snprintf(errbuf, errlen,
+                           "bootstrap_servers[%zu]: \"%.80s\" is not host:port; allowed: a host "
+                           "and a port 1 to 65535",
+                           i, ctx->bootstrap.items[i]);
+            return SL_ECONFIG;
+        }
+    }
+    for (size_t i = 0; i < ctx->topics.n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(ctx->topics.items[i], ctx->topics.items[j]) == 0) {
+                (void)snprintf(errbuf, errlen, "Topics[%zu]: \"%s\" is listed twice", i,
+                               ctx->topics.items[i]);
+                return SL_ECONFIG;
+            }
+        }
+        if (!kafka_valid_topic(ctx->topics.items[i])) {
+            (void)snprintf(errbuf, errlen,
+                           "Topics[%zu]: \"%.80s\" is not a topic name; allowed: 1 to 249 "
+                           "characters of a-z A-Z 0-9 . _ -, not starting with '.'",
+                           i, ctx->topics.items[i]);
+            return SL_ECONFIG;
+        }
+    }
+    const char *group = NULL;
+    if (ctx->smk_config && msk) {
+        (void)snprintf(errbuf, errlen,
+                       "SelfManagedKafkaEventSourceConfig: not allowed with an MSK "
+                       "EventSourceArn; allowed: AmazonManagedKafkaEventSourceConfig");
+        return SL_ECONFIG;
+    }
+    if (ctx->msk_config && smk) {
+        (void)snprintf(errbuf, errlen,
+                       "AmazonManagedKafkaEventSourceConfig: only for an MSK EventSourceArn; "
+                       "allowed: SelfManagedKafkaEventSourceConfig");
+        return SL_ECONFIG;
+    }
+    if (ctx->smk_config &&
+        (r = kafka_check_group_config(ctx->smk_config, "SelfManagedKafkaEventSourceConfig", &group,
+                                      errbuf, errlen)) < 0) {
+        return r;
+    }
+    if (ctx->msk_config &&
+        (r = kafka_check_group_config(ctx->msk_config, "AmazonManagedKafkaEventSourceConfig",
+                                      &group, errbuf, errlen)) < 0) {
+        return r;
+    }
+    if (ctx->sac && (r = kafka_check_sac(ctx->sac, errbuf, errlen)) < 0) {
+        return r;
+    }
+    /* rd_kafka_conf_set is pure: librdkafka's own checks run here, before anything starts. */
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf) {
+        return SL_ENOMEM;
+    }
+    r = kafka_apply_passthrough(ctx, conf, errbuf, errlen);
+    rd_kafka_conf_destroy(conf);
+    return r;
+}
+
+/* ---- secrets and the configuration ---- */
+
+/* Reads the secret a URI names (file:///path or env://NAME) into an owned string. Never logs or
+ * returns its content in errors. */
+static int
+kafka_read_secret(const char *uri, const char *what, char **ret, char *errbuf, size_t errlen)
+{
+    if (strncmp(uri, "env://", 6) == 0) {
+        const char *v = getenv(uri + 6);
+        if (!v) {
+            (void)snprintf(errbuf, errlen, "%s: environment variable %s is not set", what, uri + 6);
+            return SL_ECONFIG;
+        }
+        *ret = sl_strdup(v);
+        return *ret ? 0 : SL_ENOMEM;
+    }
+    const char *path = uri + 7; /* file:// + /abs */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        (void)snprintf(errbuf, errlen, "%s: cannot open %s: %s", what, path, strerror(errno));
+        return SL_ECONFIG;
+    }
+    char *buf = sl_malloc(KAFKA_SECRET_MAX + 1);
+    if (!buf) {
+        (void)close(fd);
+        return SL_ENOMEM;
+    }
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + got, KAFKA_SECRET_MAX + 1 - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            (void)snprintf(errbuf, errlen, "%s: cannot read %s: %s", what, path, strerror(errno));
+            (void)close(fd);
+            sl_free(buf);
+            return SL_ECONFIG;
+        }
+        if (n == 0 || (got += (size_t)n) > KAFKA_SECRET_MAX) {
+            break;
+        }
+    }
+    (void)close(fd);
+    if (got > KAFKA_SECRET_MAX) {
+        (void)snprintf(errbuf, errlen, "%s: %s is larger than 256 KiB", what, path);
+        sl_free(buf);
+        return SL_ECONFIG;
+    }
+    buf[got] = '\0';
+    *ret = buf;
+    return 0;
+}
+
+static void kafka_wipe_free(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p) {
+            *p++ = '\0';
+        }
+        sl_free(s);
+    }
+}
+
+/* Gets string member key of a secret's JSON, or NULL. */
+static const char *kafka_secret_str(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* Applies one SourceAccessConfiguration (with its secret read) to conf. */
+static int kafka_apply_sac_entry(
+    rd_kafka_conf_t *conf, int type, const char *uri, size_t idx, char *errbuf, size_t errlen)
+{
+    char what[96];
+    (void)snprintf(what, sizeof(what), "SourceAccessConfigurations[%zu] (%s)", idx,
+                   kafka_sac_names[type]);
+    char *text = NULL;
+    int r = kafka_read_secret(uri, what, &text, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    cJSON *j = text[0] == '{' || text[0] == ' ' || text[0] == '\n' ? cJSON_Parse(text) : NULL;
+    if (type == KAFKA_SAC_ROOT_CA) {
+        const char *pem = j ? kafka_secret_str(j, "certificate") : text;
+        if (!pem || !strstr(pem, "-----BEGIN")) {
+            (void)snprintf(errbuf, errlen,
+                           "%s: no PEM certificate; allowed: a PEM file, or JSON "
+                           "{\"certificate\":\"-----BEGIN CERTIFICATE-----...\"}",
+                           what);
+            r = SL_ECONFIG;
+        } else {
+            r = kafka_set(conf, what, "ssl.ca.pem", pem, true, errbuf, errlen);
+        }
+    } else if (!cJSON_IsObject(j)) {
+        (void)snprintf(errbuf, errlen, "%s: the secret is not a JSON object; allowed: %s", what,
+                       type == KAFKA_SAC_CLIENT_CERT
+                           ? "{\"certificate\":\"PEM\",\"privateKey\":\"PEM\","
+                             "\"privateKeyPassword\":\"...\"}"
+                           : "{\"username\":\"...\",\"password\":\"...\"}");
+        r = SL_ECONFIG;
+    } else if (type == KAFKA_SAC_CLIENT_CERT) {
+        const char *cert = kafka_secret_str(j, "certificate");
+        const char *key = kafka_secret_str(j, "privateKey");
+        const char *pass = kafka_secret_str(j, "privateKeyPassword");
+        if (!cert || !key) {
+            (void)snprintf(errbuf, errlen,
+                           "%s: the secret needs certificate and privateKey (PEM), and "
+                           "privateKeyPassword if the key is encrypted",
+                           what);
+            r = SL_ECONFIG;
+        } else {
+            r = kafka_set(conf, what, "ssl.certificate.pem", cert, true, errbuf, errlen);
+            r = r < 0 ? r : kafka_set(conf, what, "ssl.key.pem", key, true, errbuf, errlen);
+            if (r == 0 && pass) {
+                r = kafka_set(conf, what, "ssl.key.password", pass, true, errbuf, errlen);
+            }
+        }
+    } else {
+        const char *user = kafka_secret_str(j, "username");
+        const char *pass = kafka_secret_str(j, "password");
+        const char *mech = type == KAFKA_SAC_BASIC      ? "PLAIN"
+                           : type == KAFKA_SAC_SCRAM256 ? "SCRAM-SHA-256"
+                                                        : "SCRAM-SHA-512";
+        if (!user || !pass) {
+            (void)snprintf(errbuf, errlen, "%s: the secret needs username and password", what);
+            r = SL_ECONFIG;
+        } else {
+            r = kafka_set(conf, what, "sasl.mechanisms", mech, false, errbuf, errlen);
+            r = r < 0 ? r : kafka_set(conf, what, "sasl.username", user, true, errbuf, errlen);
+            r = r < 0 ? r : kafka_set(conf, what, "sasl.password", pass, true, errbuf, errlen);
+        }
+    }
+    if (j) {
+        /* wipe the parsed copies of the secret too */
+        for (cJSON *c = j->child; c; c = c->next) {
+            if (cJSON_IsString(c)) {
+                volatile char *p = c->valuestring;
+                while (*p) {
+                    *p++ = '\0';
+                }
+            }
+        }
+        cJSON_Delete(j);
+    }
+    kafka_wipe_free(text);
+    return r;
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+static void kafka_rebalance_cb(rd_kafka_t *rk,
+                               rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts,
+                               void *opaque);
+static void kafka_commit_cb(rd_kafka_t *rk,
+                            rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *offsets,
+                            void *opaque);
+
+/* Builds the consumer's configuration: sluice's settings, then the access configurations (with
+ * their secrets), then the rdkafka pass-through, which wins. Returns 0 and *ret_conf (owned),
+ * SL_ECONFIG (errbuf filled) or SL_ENOMEM. */
+static int
+kafka_build_conf(struct kafka_ctx *ctx, rd_kafka_conf_t **ret_conf, char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf) {
+        return SL_ENOMEM;
+    }
+    const char *fixed[][2] = {
+        {"bootstrap.servers", ctx->servers},
+        {"group.id", ctx->group_id},
+        {"client.id", "sluice"},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "false"},
+        {"queued.max.messages.kbytes", "16384"},
+    };
+    int r = 0;
+    for (size_t i = 0; i < SL_ARRAY_LEN(fixed) && r == 0; i++) {
+        r = kafka_set(conf, "Kafka settings", fixed[i][0], fixed[i][1], false, errbuf, errlen);
+    }
+    bool sasl = false;
+    bool tls = false;
+    int i = 0;
+    for (const cJSON *e = ctx->sac ? ctx->sac->child : NULL; e && r == 0; e = e->next, i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "Type");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "URI");
+        int type = kafka_sac_type(t->valuestring);
+        if (!kafka_sac_is_secret(type)) {
+            sl_log_info(KAFKA_COMP, ctx->env.inst,
+                        "SourceAccessConfigurations[%d]: %s has no meaning here, ignoring it", i,
+                        kafka_sac_names[type]);
+            continue;
+        }
+        sasl = sasl || type <= KAFKA_SAC_SCRAM512;
+        tls = true;
+        r = kafka_apply_sac_entry(conf, type, u->valuestring, (size_t)i, errbuf, errlen);
+    }
+    if (r == 0 && (sasl || tls)) {
+        /* As AWS: SASL over TLS, or TLS; the rdkafka pass-through can say SASL_PLAINTEXT. */
+        r = kafka_set(conf, "SourceAccessConfigurations", "security.protocol",
+                      sasl ? "SASL_SSL" : "SSL", false, errbuf, errlen);
+    }
+    if (r == 0) {
+        r = kafka_apply_passthrough(ctx, conf, errbuf, errlen);
+    }
+    if (r < 0) {
+        rd_kafka_conf_destroy(conf);
+        return r;
+    }
+    rd_kafka_conf_set_opaque(conf, ctx);
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, kafka_commit_cb);
+    *ret_conf = conf;
+    return 0;
+}
+
+static int kafka_init(void *vctx, const struct sl_source_env *env, char *errbuf, size_t errlen)
+{
+    struct kafka_ctx *ctx = vctx;
+    ctx->env = *env;
+    int r = kafka_check(ctx, env->arn, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    ctx->msk = strncmp(env->arn, KAFKA_MSK_PREFIX, strlen(KAFKA_MSK_PREFIX)) == 0;
+    struct sl_buf b;
+    sl_buf_init(&b);
+    const cJSON *servers = NULL;
+    if (ctx->self_managed) {
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(ctx->self_managed, "Endpoints");
+        servers = cJSON_GetObjectItemCaseSensitive(ep, "KAFKA_BOOTSTRAP_SERVERS");
+        for (const cJSON *s = servers->child; s && r == 0; s = s->next) {
+            r = sl_buf_printf(&b, "%s%s", s == servers->child ? "" : ",", s->valuestring);
+        }
+    } else if (ctx->msk) {
+        for (size_t i = 0; i < ctx->bootstrap.n && r == 0; i++) {
+            r = sl_buf_printf(&b, "%s%s", i ? "," : "", ctx->bootstrap.items[i]);
+        }
+    } else {
+        r = sl_buf_puts(&b, env->arn + KAFKA_SCHEME_LEN);
+    }
+    if (r < 0 || !(ctx->servers = sl_buf_steal(&b))) {
+        sl_buf_fini(&b);
+        return SL_ENOMEM;
+    }
+    const cJSON *gc = ctx->smk_config ? ctx->smk_config : ctx->msk_config;
+    const cJSON *g = gc ? cJSON_GetObjectItemCaseSensitive(gc, "ConsumerGroupId") : NULL;
+    ctx->group_id = sl_strdup(g ? g->valuestring : env->inst);
+    if (!ctx->group_id) {
+        return SL_ENOMEM;
+    }
+    if (!g) {
+        sl_log_info(KAFKA_COMP, env->inst,
+                    "no ConsumerGroupId: using the mapping's UUID %s as the consumer group",
+                    ctx->group_id);
+    }
+    return kafka_build_conf(ctx, &ctx->conf, errbuf, errlen);
+}
+
+/* ---- partitions ---- */
+
+static struct kafka_part *kafka_find(struct kafka_ctx *ctx, const char *topic, int32_t partition)
+{
+    struct kafka_part *kp = ctx->last_hit;
+    if (kp && kp->partition == partition && !kp->revoked && strcmp(kp->topic, topic) == 0) {
+        return kp;
+    }
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        kp = ctx->parts[i];
+        if (kp->partition == partition && !kp->revoked && strcmp(kp->topic, topic) == 0) {
+            ctx->last_hit = kp;
+            return kp;
+        }
+    }
+    return NULL;
+}
+
+/* Builds kp's constant event pieces. */
+static int kafka_build_enc(struct kafka_ctx *ctx, struct kafka_part *kp, const char *id)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int r = sl_buf_puts(&b, ctx->msk ? "{\"eventSource\":\"aws:kafka\",\"eventSourceArn\":"
+                                     : "{\"eventSource\":\"SelfManagedKafka\"");
+    if (r == 0 && ctx->msk) {
+        r = sl_enc_json_str(&b, ctx->env.arn, strlen(ctx->env.arn));
+    }
+    r = r < 0 ? r : sl_buf_puts(&b, ",\"bootstrapServers\":");
+    r = r < 0 ? r : sl_enc_json_str(&b, ctx->servers, strlen(ctx->servers));
+    r = r < 0 ? r : sl_buf_puts(&b, ",\"records\":{");
+    r = r < 0 ? r : sl_enc_json_str(&b, id, strlen(id));
+    r = r < 0 ? r : sl_buf_puts(&b, ":[");
+    if (r < 0) {
+        sl_buf_fini(&b);
+        return SL_ENOMEM;
+    }
+    kp->open_len = b.len;
+    kp->open = sl_buf_steal(&b);
+    sl_buf_init(&b);
+    r = sl_buf_puts(&b, "{\"topic\":");
+    r = r < 0 ? r : sl_enc_json_str(&b, kp->topic, strlen(kp->topic));
+    r = r < 0 ? r : sl_buf_printf(&b, ",\"partition\":%" PRId32 ",\"offset\":", kp->partition);
+    if (r < 0 || !kp->open) {
+        sl_buf_fini(&b);
+        return SL_ENOMEM;
+    }
+    kp->rec_head_len = b.len;
+    kp->rec_head = sl_buf_steal(&b);
+    return kp->rec_head ? 0 : SL_ENOMEM;
+}
+
+static void kafka_stage_clear(struct kafka_part *kp)
+{
+    for (size_t i = 0; i < kp->st_n; i++) {
+        rd_kafka_message_destroy(kp->stage[(kp->st_head + i) % kp->st_cap]);
+    }
+    kp->st_head = kp->st_n = kp->st_bytes = 0;
+}
+
+static void kafka_part_free(struct kafka_part *kp)
+{
+    kafka_stage_clear(kp);
+    sl_free(kp->stage);
+    sl_free(kp->topic);
+    sl_free(kp->open);
+    sl_free(kp->rec_head);
+    sl_free(kp);
+}
+
+/* Creates the partition for topic/partition (and tells the mapping). */
+static struct kafka_part *
+kafka_part_new(struct kafka_ctx *ctx, const char *topic, int32_t partition, int64_t start)
+{
+    if (ctx->n_parts == ctx->cap_parts) {
+        size_t cap = ctx->cap_parts ? ctx->cap_parts * 2 : 16;
+        struct kafka_part **parts = sl_realloc(ctx->parts, cap * sizeof(*parts));
+        if (!parts) {
+            return NULL;
+        }
+        ctx->parts = parts;
+        ctx->cap_parts = cap;
+    }
+    struct kafka_part *kp = sl_calloc(1, sizeof(*kp));
+    if (!kp) {
+        return NULL;
+    }
+    kp->ctx = ctx;
+    kp->partition = partition;
+    kp->acked = kp->committed = -1;
+    kp->start = start;
+    kp->expect = start >= 0 ? start : -1;
+    kp->want_records = KAFKA_STAGE_MIN_RECS;
+    kp->want_bytes = KAFKA_STAGE_MIN_BYTES;
+    kp->waiting = true;
+    if (start >= 0) {
+        kp->committed = start;
+    }
+    char id[300];
+    (void)snprintf(id, sizeof(id), "%s-%" PRId32, topic, partition);
+    struct sl_part *part = NULL;
+    if (!(kp->topic = sl_strdup(topic)) || kafka_build_enc(ctx, kp, id) < 0 ||
+        ctx->env.part_add(ctx->env.owner, id, id, &part) < 0) {
+        kafka_part_free(kp);
+        return NULL;
+    }
+    kp->part = part;
+    part->src = kp;
+    ctx->parts[ctx->n_parts++] = kp;
+    return kp;
+}
+
+static void kafka_pause(struct kafka_part *kp, bool pause)
+{
+    struct kafka_ctx *ctx = kp->ctx;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (!l) {
+        return;
+    }
+    (void)rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition);
+    rd_kafka_resp_err_t err =
+        pause ? rd_kafka_pause_partitions(ctx->rk, l) : rd_kafka_resume_partitions(ctx->rk, l);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kp->paused = pause;
+        sl_log_debug(KAFKA_COMP, ctx->env.inst, "%s: %s (%zu records staged)", kp->part->name,
+                     pause ? "paused" : "resumed", kp->st_n);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static size_t kafka_pause_records(const struct kafka_part *kp)
+{
+    return kp->want_records > KAFKA_STAGE_MIN_RECS ? kp->want_records : KAFKA_STAGE_MIN_RECS;
+}
+
+static size_t kafka_pause_bytes(const struct kafka_part *kp)
+{
+    size_t b = kp->want_bytes > KAFKA_STAGE_MIN_BYTES ? kp->want_bytes : KAFKA_STAGE_MIN_BYTES;
+    return b < KAFKA_STAGE_MAX_BYTES ? b : KAFKA_STAGE_MAX_BYTES;
+}
+
+/* ---- commits ---- */
+
+/* Adds the partitions whose acknowledged offset is not committed (only the revoked set's when
+ * revoked is not NULL) to a new list, marking them as being committed. */
+static rd_kafka_topic_partition_list_t *
+kafka_commit_list(struct kafka_ctx *ctx, const rd_kafka_topic_partition_list_t *only)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        struct kafka_part *kp = ctx->parts[i];
+        if (kp->revoked || kp->acked < 0 || kp->acked <= kp->committed) {
+            continue;
+        }
+        if (only && !rd_kafka_topic_partition_list_find(only, kp->topic, kp->partition)) {
+            continue;
+        }
+        if (!only && !kp->dirty) {
+            continue;
+        }
+        if (!l && !(l = rd_kafka_topic_partition_list_new((int)ctx->n_parts))) {
+            return NULL;
+        }
+        rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition)->offset = kp->acked;
+        kp->dirty = false;
+    }
+    return l;
+}
+
+/* Notes commit results: a partition's committed offset moves, or it is marked to retry. */
+static void kafka_note_committed(struct kafka_ctx *ctx,
+                                 rd_kafka_resp_err_t err,
+                                 const rd_kafka_topic_partition_list_t *offsets)
+{
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &offsets->elems[i];
+        struct kafka_part *kp = kafka_find(ctx, p->topic, p->partition);
+        rd_kafka_resp_err_t e = p->err ? p->err : err;
+        if (!kp) {
+            continue;
+        }
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && p->offset >= 0) {
+            if (p->offset > kp->committed) {
+                kp->committed = p->offset;
+            }
+        } else if (e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            kp->dirty = true;
+            ctx->commit_retry_at_ms = sl_clock_now_ms(ctx->env.clock) + KAFKA_COMMIT_RETRY_MS;
+            kafka_log_limited(ctx, SL_LOG_WARN, 10000 + (int)e,
+                              "committing offset %" PRId64 " of %s-%" PRId32 " failed: %s, "
+                              "retrying",
+                              p->offset, p->topic, p->partition, rd_kafka_err2str(e));
+        }
+    }
+}
+
+static void kafka_commit_cb(rd_kafka_t *rk,
+                            rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *offsets,
+                            void *opaque)
+{
+    (void)rk;
+    struct kafka_ctx *ctx = opaque;
+    ctx->commit_inflight = false;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        return;
+    }
+    if (err && !offsets) {
+        kafka_log_limited(ctx, SL_LOG_WARN, 10000 + (int)err, "commit failed: %s, retrying",
+                          rd_kafka_err2str(err));
+        return;
+    }
+    kafka_note_committed(ctx, err, offsets);
+}
+
+/* Sends one asynchronous commit of every acknowledged, uncommitted offset (one at a time). */
+static void kafka_commit_async(struct kafka_ctx *ctx)
+{
+    if (!ctx->rk || ctx->commit_inflight ||
+        sl_clock_now_ms(ctx->env.clock) < ctx->commit_retry_at_ms) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = kafka_commit_list(ctx, NULL);
+    if (!l) {
+        return;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_commit(ctx->rk, l, 1);
+    if (err) {
+        for (int i = 0; i < l->cnt; i++) {
+            struct kafka_part *kp = kafka_find(ctx, l->elems[i].topic, l->elems[i].partition);
+            if (kp) {
+                kp->dirty = true;
+            }
+        }
+        ctx->commit_retry_at_ms = sl_clock_now_ms(ctx->env.clock) + KAFKA_COMMIT_RETRY_MS;
+        kafka_log_limited(ctx, SL_LOG_WARN, 10000 + (int)err, "commit failed: %s, retrying",
+                          rd_kafka_err2str(err));
+    } else {
+        ctx->commit_inflight = true;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Commits l and waits for the answer at most timeout_ms; used on revoke and at shutdown. */
+static void
+kafka_commit_bounded(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *l, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(ctx->rk);
+    if (!q) {
+        return;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(ctx->rk, l, q, NULL, NULL);
+    rd_kafka_event_t *ev = err ? NULL : rd_kafka_queue_poll(q, timeout_ms);
+    if (!err && !ev) {
+        err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    }
+    if (ev) {
+        err = rd_kafka_event_error(ev);
+        const rd_kafka_topic_partition_list_t *res = rd_kafka_event_topic_partition_list(ev);
+        kafka_note_committed(ctx, err, res);
+    }
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "committing %d partition(s) failed: %s; they will be read again from the "
+                    "last committed offsets",
+                    l->cnt, rd_kafka_err2str(err));
+    } else if (!err) {
+        sl_log_debug(KAFKA_COMP, ctx->env.inst, "committed %d partition(s)", l->cnt);
+    }
+    if (ev) {
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
+static void kafka_ack(void *vctx, struct sl_part *part, const struct sl_record *last)
+{
+    struct kafka_ctx *ctx = vctx;
+    struct kafka_part *kp = part->src;
+    if (!kp || kp->revoked) {
+        return;
+    }
+    if ((int64_t)last->next_pos > kp->acked) {
+        kp->acked = (int64_t)last->next_pos;
+        kp->dirty = true;
+    }
+    if (ctx->stopped) {
+        return; /* committed in fini */
+    }
+}
+
+/* ---- rebalances ---- */
+
+/* Decides where each newly assigned partition starts (see "About where reading starts"). */
+static void kafka_start_offsets(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err = rd_kafka_committed(ctx->rk, parts, KAFKA_BLOCK_TIMEOUT_MS);
+    if (err) {
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "cannot fetch the committed offsets (%s): librdkafka looks them up; "
+                    "partitions without one start from the beginning",
+                    rd_kafka_err2str(err));
+        for (int i = 0; i < parts->cnt; i++) {
+            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        }
+        return;
+    }
+    rd_kafka_topic_partition_list_t *ts = NULL;
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        if (p->offset >= 0) {
+            continue;
+        }
+        switch (ctx->env.starting_position) {
+        case SL_START_LATEST:
+            p->offset = RD_KAFKA_OFFSET_END;
+            break;
+        case SL_START_AT_TIMESTAMP:
+            if (!ts) {
+                ts = rd_kafka_topic_partition_list_new(parts->cnt);
+            }
+            if (ts) {
+                rd_kafka_topic_partition_list_add(ts, p->topic, p->partition)->offset =
+                    ctx->env.starting_position_ts_ms;
+            }
+            p->offset = RD_KAFKA_OFFSET_BEGINNING;
+            break;
+        default:
+            p->offset = RD_KAFKA_OFFSET_BEGINNING;
+            break;
+        }
+    }
+    if (!ts) {
+        return;
+    }
+    err = rd_kafka_offsets_for_times(ctx->rk, ts, KAFKA_BLOCK_TIMEOUT_MS);
+    for (int i = 0; i < ts->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &ts->elems[i];
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(parts, t->topic, t->partition);
+        if (err || t->err) {
+            sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                        "%s-%" PRId32 ": cannot look up offsets by time (%s): reading from the "
+                        "beginning",
+                        t->topic, t->partition, rd_kafka_err2str(err ? err : t->err));
+        } else if (p) {
+            p->offset = t->offset >= 0 ? t->offset : RD_KAFKA_OFFSET_END;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(ts);
+}
+
+static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+{
+    kafka_start_offsets(ctx, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        if (kafka_find(ctx, p->topic, p->partition)) {
+            continue;
+        }
+        struct kafka_part *kp = kafka_part_new(ctx, p->topic, p->partition, p->offset);
+        if (!kp) {
+            sl_log_error(KAFKA_COMP, ctx->env.inst,
+                         "%s-%" PRId32 ": out of memory adding the partition, skipping it",
+                         p->topic, p->partition);
+            continue;
+        }
+        char from[32];
+        if (p->offset >= 0) {
+            (void)snprintf(from, sizeof(from), "offset %" PRId64, p->offset);
+        }
+        sl_log_info(KAFKA_COMP, ctx->env.inst, "%s: assigned, reading from %s", kp->part->name,
+                    p->offset >= 0                           ? from
+                    : p->offset == RD_KAFKA_OFFSET_END       ? "the end (LATEST)"
+                    : p->offset == RD_KAFKA_OFFSET_BEGINNING ? "the beginning"
+                                                             : "the committed offset");
+    }
+    rd_kafka_resp_err_t err = rd_kafka_assign(ctx->rk, parts);
+    if (err) {
+        sl_log_error(KAFKA_COMP, ctx->env.inst, "assigning partitions failed: %s",
+                     rd_kafka_err2str(err));
+    }
+}
+
+static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+{
+    if (!ctx->stopped) {
+        rd_kafka_topic_partition_list_t *l = kafka_commit_list(ctx, parts);
+        if (l) {
+            kafka_commit_bounded(ctx, l, KAFKA_BLOCK_TIMEOUT_MS);
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        struct kafka_part *kp = kafka_find(ctx, parts->elems[i].topic, parts->elems[i].partition);
+        if (!kp) {
+            continue;
+        }
+        kp->revoked = true;
+        kafka_stage_clear(kp);
+        if (ctx->last_hit == kp) {
+            ctx->last_hit = NULL;
+        }
+        sl_log_info(KAFKA_COMP, ctx->env.inst, "%s: revoked (committed up to %" PRId64 ")",
+                    kp->part->name, kp->committed);
+        if (!ctx->stopped) {
+            ctx->env.part_revoke(ctx->env.owner, kp->part); /* may release kp at once */
+        }
+    }
+    (void)rd_kafka_assign(ctx->rk, NULL);
+}
+
+static void kafka_rebalance_cb(rd_kafka_t *rk,
+                               rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts,
+                               void *opaque)
+{
+    (void)rk;
+    struct kafka_ctx *ctx = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !ctx->stopped) {
+        kafka_assign(ctx, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        kafka_revoke(ctx, parts);
+    } else {
+        if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            sl_log_warn(KAFKA_COMP, ctx->env.inst, "rebalance failed: %s", rd_kafka_err2str(err));
+        }
+        (void)rd_kafka_assign(ctx->rk, NULL);
+    }
+}
+
+/* ---- messages ---- */
+
+static void kafka_on_error_message(struct kafka_ctx *ctx, rd_kafka_message_t *msg)
+{
+    const char *topic = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "";
+    enum sl_log_level level =
+        msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? SL_LOG_DEBUG : SL_LOG_WARN;
+    kafka_log_limited(ctx, level, (int)msg->err, "consumer error on %s [%" PRId32 "]: %s", topic,
+                      msg->partition, rd_kafka_message_errstr(msg));
+}
+
+static void kafka_on_message(struct kafka_ctx *ctx, rd_kafka_message_t *msg)
+{
+    if (msg->err) {
+        kafka_on_error_message(ctx, msg);
+        rd_kafka_message_destroy(msg);
+        return;
+    }
+    struct kafka_part *kp = kafka_find(ctx, rd_kafka_topic_name(msg->rkt), msg->partition);
+    if (!kp) {
+        rd_kafka_message_destroy(msg); /* a revoked partition's: read again by its new owner */
+        return;
+    }
+    if (kp->expect >= 0 && msg->offset > kp->expect) {
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "%s: offsets %" PRId64 "..%" PRId64 " (%" PRId64 " records) were not "
+                    "available: lost to retention if the log was truncated (or compacted, or "
+                    "transaction markers), skipping",
+                    kp->part->name, kp->expect, msg->offset - 1, msg->offset - kp->expect);
+    }
+    kp->expect = msg->offset + 1;
+    if (kp->st_n == kp->st_cap) {
+        size_t cap = kp->st_cap ? kp->st_cap * 2 : 64;
+        rd_kafka_message_t **st = sl_malloc(cap * sizeof(*st));
+        if (!st) {
+            /* Without room, drop it and go back: librdkafka fetches it again. */
+            kp->expect = msg->offset;
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            if (l) {
+                rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition)->offset =
+                    msg->offset;
+                (void)rd_kafka_seek_partitions(ctx->rk, l, 0);
+                rd_kafka_topic_partition_list_destroy(l);
+            }
+            rd_kafka_message_destroy(msg);
+            return;
+        }
+        for (size_t i = 0; i < kp->st_n; i++) {
+            st[i] = kp->stage[(kp->st_head + i) % kp->st_cap];
+        }
+        sl_free(kp->stage);
+        kp->stage = st;
+        kp->st_cap = cap;
+        kp->st_head = 0;
+    }
+    kp->stage[(kp->st_head + kp->st_n) % kp->st_cap] = msg;
+    kp->st_n++;
+    kp->st_bytes += msg->len + msg->key_len;
+    if (!kp->paused &&
+        (kp->st_n >= kafka_pause_records(kp) || kp->st_bytes >= kafka_pause_bytes(kp))) {
+        kafka_pause(kp, true);
+    }
+    if (kp->waiting) {
+        kp->waiting = false;
+        ctx->env.part_wake(ctx->env.owner, kp->part);
+    }
+}
+
+static void kafka_more_cb(uv_idle_t *h);
+
+/* Serves the consumer queue without blocking: messages, rebalances, commits, errors. */
+static void kafka_drain(struct kafka_ctx *ctx)
+{
+    for (int i = 0; i < KAFKA_POLL_CAP && !ctx->stopped; i++) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(ctx->rk, 0);
+        if (!msg) {
+            if (ctx->more) {
+                (void)uv_idle_stop(ctx->more);
+            }
+            return;
+        }
+        kafka_on_message(ctx, msg);
+    }
+    if (ctx->more && !ctx->stopped) {
+        (void)uv_idle_start(ctx->more, kafka_more_cb); /* the cap was reached: go on next turn */
+    }
+}
+
+static void kafka_more_cb(uv_idle_t *h)
+{
+    kafka_drain(h->data);
+}
+
+static void kafka_io_cb(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct kafka_io *io = (struct kafka_io *)h;
+    struct kafka_ctx *ctx = h->data;
+    char buf[256];
+    while (read(io->rfd, buf, sizeof(buf)) > 0) {
+    }
+    kafka_drain(ctx);
+}
+
+static void kafka_tick(uv_timer_t *t)
+{
+    struct kafka_ctx *ctx = t->data;
+    kafka_drain(ctx);
+    kafka_commit_async(ctx);
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    const struct kafka_ctx *ctx = rd_kafka_opaque(rk);
+    enum sl_log_level l = level <= 3   ? SL_LOG_ERROR
+                          : level == 4 ? SL_LOG_WARN
+                          : level <= 6 ? SL_LOG_INFO
+                                       : SL_LOG_DEBUG;
+    sl_log(l, KAFKA_COMP, ctx ? ctx->env.inst : NULL, "librdkafka %s: %s", fac, buf);
+}
+
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct kafka_ctx *ctx = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        sl_log_error(KAFKA_COMP, ctx->env.inst, "fatal consumer error: %s: %s",
+                     rd_kafka_err2name(ferr), fatal);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+        err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+        err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+        err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+        kafka_log_limited(ctx, SL_LOG_ERROR, err,
+                          "authentication or authorization failed: %s; check "
+                          "SourceAccessConfigurations and the broker's ACLs (librdkafka retries "
+                          "with backoff)",
+                          reason);
+        return;
+    }
+    kafka_log_limited(ctx, SL_LOG_WARN, err, "%s: %s, retrying", rd_kafka_err2name(err), reason);
+}
+
+/* ---- the fetch path ---- */
+
+/* Copies one staged message into part->q. */
+static int kafka_push_message(struct kafka_part *kp, const rd_kafka_message_t *msg);
+
+static int kafka_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
+{
+    (void)vctx;
+    struct kafka_part *kp = part->src;
+    if (!kp || kp->revoked) {
+        return 0;
+    }
+    kp->want_records = max_records ? max_records : 1;
+    kp->want_bytes = max_bytes ? max_bytes : 1;
+    size_t n = 0;
+    size_t bytes = 0;
+    int r = 0;
+    while (kp->st_n > 0 && n < kp->want_records && (n == 0 || bytes < kp->want_bytes)) {
+        rd_kafka_message_t *msg = kp->stage[kp->st_head];
+        size_t before = sl_recq_bytes(&part->q);
+        if ((r = kafka_push_message(kp, msg)) < 0) {
+            break;
+        }
+        bytes += sl_recq_bytes(&part->q) - before;
+        kp->st_bytes -= msg->len + msg->key_len;
+        rd_kafka_message_destroy(msg);
+        kp->st_head = (kp->st_head + 1) % kp->st_cap;
+        kp->st_n--;
+        n++;
+    }
+    if (kp->paused && kp->st_n < kafka_pause_records(kp) / 2 &&
+        kp->st_bytes < kafka_pause_bytes(kp) / 2) {
+        kafka_pause(kp, false);
+    }
+    if (n > 0) {
+        return (int)n;
+    }
+    if (r < 0) {
+        return r;
+    }
+    kp->waiting = true;
+    return 0;
+}
+
+/* ---- records: meta encoding ---- */
+
+struct kafka_msgview {
+    int64_t offset;
+    int64_t ts;
+    int tstype; /* rd_kafka_timestamp_type_t */
+    const void *key;
+    size_t key_len; /* key NULL: null key */
+    const void *value;
+    size_t value_len; /* value NULL: tombstone */
+    const rd_kafka_headers_t *hdrs;
+};
+
+/* Appends one record made of v to kp's queue. wall_ms stands in for a missing timestamp. */
+static int kafka_push_view(struct kafka_part *kp, const struct kafka_msgview *v, int64_t wall_ms)
+{
+    size_t n_hdrs = v->hdrs ? rd_kafka_header_cnt(v->hdrs) : 0;
+    size_t meta_len = KAFKA_M_FIXED + (v->key ? v->key_len : 0) + 4;
+    size_t hdr_bytes = 0;
+    for (size_t i = 0; i < n_hdrs; i++) {
+        const char *name;
+        const void *val;
+        size_t size;
+        if (rd_kafka_header_get_all(v->hdrs, i, &name, &val, &size) == 0) {
+            meta_len += 8 + strlen(name) + (val ? size : 0);
+            hdr_bytes += 2 * strlen(name) + 5 * (val ? size : 0) + 8;
+        }
+    }
+    /* Would the event of this one record pass the 6 MB limit? */
+    size_t est = kp->open_len + kp->rec_head_len + 256 + sl_enc_base64_len(v->key_len) +
+                 sl_enc_base64_len(v->value_len) + hdr_bytes;
+    uint32_t flags = 0;
+    bool keep_meta = true;
+    if (est > SL_BATCH_MAX_PAYLOAD_BYTES) {
+        flags |= SL_REC_OVERSIZE;
+        keep_meta = meta_len <= 64 * 1024;
+    }
+    if (meta_len > UINT32_MAX || v->value_len > UINT32_MAX) {
+        flags |= SL_REC_OVERSIZE;
+        keep_meta = false;
+    }
+    unsigned char stackbuf[512];
+    unsigned char *meta = stackbuf;
+    if (keep_meta && meta_len > sizeof(stackbuf) && !(meta = sl_malloc(meta_len))) {
+        return SL_ENOMEM;
+    }
+    size_t o = 0;
+    if (keep_meta) {
+        meta[o++] = (unsigned char)((v->key ? KAFKA_M_KEY : 0) | (v->value ? 0 : KAFKA_M_NULLVAL));
+        meta[o++] = (unsigned char)v->tstype;
+        memcpy(meta + o, &v->ts, 8);
+        o += 8;
+        kafka_put_u32(meta + o, v->key ? (uint32_t)v->key_len : 0);
+        o += 4;
+        if (v->key && v->key_len) {
+            memcpy(meta + o, v->key, v->key_len);
+            o += v->key_len;
+        }
+        size_t cnt_at = o;
+        o += 4;
+        uint32_t cnt = 0;
+        for (size_t i = 0; i < n_hdrs; i++) {
+            const char *name;
+            const void *val;
+            size_t size;
+            if (rd_kafka_header_get_all(v->hdrs, i, &name, &val, &size) != 0) {
+                continue;
+            }
+            size_t nl = strlen(name);
+            kafka_put_u32(meta + o, (uint32_t)nl);
+            memcpy(meta + o + 4, name, nl);
+            o += 4 + nl;
+            kafka_put_u32(meta + o, val ? (uint32_t)size : KAFKA_M_NULLHDR);
+            o += 4;
+            if (val && size) {
+                memcpy(meta + o, val, size);
+                o += size;
+            }
+            cnt++;
+        }
+        kafka_put_u32(meta + cnt_at, cnt);
+    }
+    bool data = !(flags & SL_REC_OVERSIZE) && v->value;
+    int64_t arrival = v->tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? v->ts : wall_ms;
+    int r = sl_recq_push(&kp->part->q, data ? v->value : NULL, data ? (uint32_t)v->value_len : 0,
+                         keep_meta ? meta : NULL, (uint32_t)o, (uint64_t)v->offset,
+                         (uint64_t)v->offset + 1, arrival, flags);
+    if (meta != stackbuf) {
+        sl_free(meta);
+    }
+    if (r == 0 && (flags & SL_REC_OVERSIZE)) {
+        sl_log_warn(KAFKA_COMP, kp->ctx->env.inst,
+                    "%s: the record at offset %" PRId64 " (%zu bytes) does not fit in one "
+                    "invocation: delivered as a failed record (MaximumPayloadSizeExceeded)",
+                    kp->part->name, v->offset, v->value_len + v->key_len);
+    }
+    return r;
+}
+
+static int kafka_push_message(struct kafka_part *kp, const rd_kafka_message_t *msg)
+{
+    struct kafka_msgview v = {0};
+    rd_kafka_timestamp_type_t tstype;
+    v.offset = msg->offset;
+    v.ts = rd_kafka_message_timestamp(msg, &tstype);
+    v.tstype = (int)tstype;
+    v.key = msg->key;
+    v.key_len = msg->key ? msg->key_len : 0;
+    v.value = msg->payload;
+    v.value_len = msg->payload ? msg->len : 0;
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        v.hdrs = hdrs;
+    }
+    return kafka_push_view(kp, &v, sl_clock_wall_ms(kp->ctx->env.clock));
+}
+
+/* A record's meta, decoded. Pointers borrow from the queue. */
+struct kafka_meta {
+    bool has_key;
+    bool null_value;
+    int tstype;
+    int64_t ts;
+    const unsigned char *key;
+    uint32_t key_len;
+    uint32_t n_hdrs;
+    const unsigned char *hdrs; /* n_hdrs entries as written by kafka_push_view */
+};
+
+static void
+kafka_meta_read(const struct sl_part *part, const struct sl_record *rec, struct kafka_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (rec->meta_len < KAFKA_M_FIXED + 4) {
+        m->tstype = RD_KAFKA_TIMESTAMP_CREATE_TIME;
+        m->ts = rec->arrival_ms;
+        m->null_value = rec->len == 0 && !(rec->flags & SL_REC_OVERSIZE);
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)sl_recq_meta(&part->q, rec);
+    m->has_key = p[0] & KAFKA_M_KEY;
+    m->null_value = p[0] & KAFKA_M_NULLVAL;
+    m->tstype = p[1];
+    memcpy(&m->ts, p + 2, 8);
+    m->key_len = kafka_get_u32(p + 10);
+    m->key = p + KAFKA_M_FIXED;
+    m->n_hdrs = kafka_get_u32(p + KAFKA_M_FIXED + m->key_len);
+    m->hdrs = p + KAFKA_M_FIXED + m->key_len + 4;
+}
+
+/* Walks to the next header: name/name_len, value/value_len (value NULL for a null value). */
+static const unsigned char *kafka_meta_header(const unsigned char *h,
+                                              const char **ret_name,
+                                              uint32_t *ret_name_len,
+                                              const unsigned char **ret_val,
+                                              uint32_t *ret_val_len)
+{
+    *ret_name_len = kafka_get_u32(h);
+    *ret_name = (const char *)h + 4;
+    h += 4 + *ret_name_len;
+    uint32_t vl = kafka_get_u32(h);
+    h += 4;
+    if (vl == KAFKA_M_NULLHDR) {
+        *ret_val = NULL;
+        *ret_val_len = 0;
+        return h;
+    }
+    *ret_val = h;
+    *ret_val_len = vl;
+    return h + vl;
+}
+
+/* ---- encoding ---- */
+
+static int kafka_encode_open(void *vctx, struct sl_part *part, struct sl_buf *out)
+{
+    (void)vctx;
+    const struct kafka_part *kp = part->src;
+    return sl_buf_append(out, kp->open, kp->open_len);
+}
+
+static int kafka_encode_close(void *vctx, struct sl_part *part, struct sl_buf *out)
+{
+    (void)vctx;
+    (void)part;
+    return sl_buf_puts(out, "]}}");
+}
+
+static const char *kafka_tstype_name(int tstype)
+{
+    switch (tstype) {
+    case RD_KAFKA_TIMESTAMP_CREATE_TIME:
+        return "CREATE_TIME";
+    case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME:
+        return "LOG_APPEND_TIME";
+    default:
+        return "NO_TIMESTAMP_TYPE";
+    }
+}
+
+/* Appends bytes as a JSON array of signed bytes: [104,-61,-87]. */
+static int kafka_enc_signed_bytes(struct sl_buf *out, const unsigned char *p, size_t n)
+{
+    if (sl_buf_reserve(out, 2 + n * 5) < 0) {
+        return SL_ENOMEM;
+    }
+    char *w = out->data + out->len;
+    *w++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        int v = (int)(signed char)p[i];
+        if (i) {
+            *w++ = ',';
+        }
+        if (v < 0) {
+            *w++ = '-';
+            v = -v;
+        }
+        if (v >= 100) {
+            *w++ = (char)('0' + v / 100);
+        }
+        if (v >= 10) {
+            *w++ = (char)('0' + v / 10 % 10);
+        }
+        *w++ = (char)('0' + v % 10);
+    }
+    *w++ = ']';
+    out->len = (size_t)(w - out->data);
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+static int kafka_encode_record(void *vctx,
+                               struct sl_part *part,
+                               const struct sl_record *rec,
+                               struct sl_buf *out)
+{
+    (void)vctx;
+    const struct kafka_part *kp = part->src;
+    struct kafka_meta m;
+    kafka_meta_read(part, rec, &m);
+    size_t start = out->len;
+    int r = sl_buf_append(out, kp->rec_head, kp->rec_head_len);
+    r = r < 0 ? r : sl_enc_u64(out, rec->pos);
+    r = r < 0 ? r
+              : sl_buf_printf(out, ",\"timestamp\":%" PRId64 ",\"timestampType\":\"%s\"", m.ts,
+                              kafka_tstype_name(m.tstype));
+    if (r == 0 && m.has_key) {
+        r = sl_buf_puts(out, ",\"key\":\"");
+        r = r < 0 ? r : sl_enc_base64(out, m.key, m.key_len);
+        r = r < 0 ? r : sl_buf_puts(out, "\"");
+    }
+    if (r == 0 && !m.null_value && !(rec->flags & SL_REC_OVERSIZE)) {
+        r = sl_buf_puts(out, ",\"value\":\"");
+        r = r < 0 ? r : sl_enc_base64(out, rec->len ? sl_recq_data(&part->q, rec) : "", rec->len);
+        r = r < 0 ? r : sl_buf_puts(out, "\"");
+    }
+    r = r < 0 ? r : sl_buf_puts(out, ",\"headers\":[");
+    const unsigned char *h = m.hdrs;
+    for (uint32_t i = 0; i < m.n_hdrs && r == 0; i++) {
+        const char *name;
+        uint32_t nl, vl;
+        const unsigned char *val;
+        h = kafka_meta_header(h, &name, &nl, &val, &vl);
+        r = sl_buf_puts(out, i ? ",{" : "{");
+        r = r < 0 ? r : sl_enc_json_str(out, name, nl);
+        r = r < 0 ? r : sl_buf_puts(out, ":");
+        r = r < 0 ? r : kafka_enc_signed_bytes(out, val, val ? vl : 0);
+        r = r < 0 ? r : sl_buf_puts(out, "}");
+    }
+    r = r < 0 ? r : sl_buf_puts(out, "]}");
+    if (r < 0) {
+        sl_buf_truncate(out, start);
+    }
+    return r;
+}
+
+static int kafka_format_item_id(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)vctx;
+    const struct kafka_part *kp = part->src;
+    int n = snprintf(buf, len, "%s-%" PRId32 "-%" PRIu64, kp->topic, kp->partition, rec->pos);
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
+static size_t kafka_record_key(void *vctx,
+                               struct sl_part *part,
+                               const struct sl_record *rec,
+                               const char **ret_key)
+{
+    (void)vctx;
+    struct kafka_meta m;
+    kafka_meta_read(part, rec, &m);
+    *ret_key = (const char *)m.key;
+    return m.has_key ? m.key_len : 0;
+}
+
+/* True when p[0..n) is valid UTF-8 without NUL (cJSON strings stop at NUL). */
+static bool kafka_is_utf8(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t k;
+        uint32_t cp;
+        if (c == 0) {
+            return false;
+        } else if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + k >= n) {
+            return false;
+        }
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xC0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (p[i + j] & 0x3F);
+        }
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return false;
+        }
+        i += k + 1;
+    }
+    return true;
+}
+
+/* A payload for the filter document: JSON when it parses as exactly one value, else the UTF-8
+ * string; NULL (left out) when it is not UTF-8: only metadata filters apply then (esm.md §5). */
+static cJSON *kafka_filter_payload(const unsigned char *p, size_t n)
+{
+    if (!kafka_is_utf8(p, n)) {
+        return NULL;
+    }
+    char *tmp = sl_malloc(n + 1);
+    if (!tmp) {
+        return NULL;
+    }
+    memcpy(tmp, p, n);
+    tmp[n] = '\0';
+    const char *end = NULL;
+    cJSON *v = n ? cJSON_ParseWithOpts(tmp, &end, 0) : NULL;
+    if (v) {
+        for (const char *q = end; *q; q++) {
+            if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
+                cJSON_Delete(v);
+                v = NULL;
+                break;
+            }
+        }
+    }
+    if (!v) {
+        v = cJSON_CreateString(tmp);
+    }
+    sl_free(tmp);
+    return v;
+}
+
+static cJSON *kafka_filter_doc(void *vctx, struct sl_part *part, const struct sl_record *rec)
+{
+    (void)vctx;
+    const struct kafka_part *kp = part->src;
+    struct kafka_meta m;
+    kafka_meta_read(part, rec, &m);
+    cJSON *doc = cJSON_CreateObject();
+    if (!doc || !cJSON_AddStringToObject(doc, "topic", kp->topic) ||
+        !cJSON_AddNumberToObject(doc, "partition", kp->partition) ||
+        !cJSON_AddNumberToObject(doc, "offset", (double)rec->pos) ||
+        !cJSON_AddNumberToObject(doc, "timestamp", (double)m.ts) ||
+        !cJSON_AddStringToObject(doc, "timestampType", kafka_tstype_name(m.tstype))) {
+        goto fail;
+    }
+    if (m.has_key) {
+        cJSON *k = kafka_filter_payload(m.key, m.key_len);
+        if (k && !cJSON_AddItemToObject(doc, "key", k)) {
+            cJSON_Delete(k);
+            goto fail;
+        }
+    }
+    if (!m.null_value && !(rec->flags & SL_REC_OVERSIZE)) {
+        cJSON *v =
+            kafka_filter_payload((const unsigned char *)sl_recq_data(&part->q, rec), rec->len);
+        if (v && !cJSON_AddItemToObject(doc, "value", v)) {
+            cJSON_Delete(v);
+            goto fail;
+        }
+    }
+    cJSON *hs = cJSON_AddArrayToObject(doc, "headers");
+    if (!hs) {
+        goto fail;
+    }
+    const unsigned char *h = m.hdrs;
+    for (uint32_t i = 0; i < m.n_hdrs; i++) {
+        const char *name;
+        uint32_t nl, vl;
+        const unsigned char *val;
+        h = kafka_meta_header(h, &name, &nl, &val, &vl);
+        char *nm = sl_strndup(name, nl);
+        cJSON *o = cJSON_CreateObject();
+        cJSON *arr = cJSON_CreateArray();
+        if (!nm || !o || !arr) {
+            sl_free(nm);
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            goto fail;
+        }
+        for (uint32_t j = 0; val && j < vl; j++) {
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)(signed char)val[j]));
+        }
+        cJSON_AddItemToObject(o, nm, arr);
+        cJSON_AddItemToArray(hs, o);
+        sl_free(nm);
+    }
+    return doc;
+fail:
+    cJSON_Delete(doc);
+    return NULL;
+}
+
+/* "KafkaBatchInfo":{"batchSize":n,["eventSourceArn":..,]"bootstrapServers":..,"payloadSize":..,
+ * "recordsInfo":{"<topic>-<p>":{"firstRecordOffset":"..","lastRecordOffset":"..",
+ * "firstRecordTimestamp":"<ISO 8601>","lastRecordTimestamp":"<ISO 8601>"}}} (esm.md §4.4).
+ * payloadSize: the value and key bytes of the records first..last still in the queue. */
+static int kafka_encode_batch_info(void *vctx,
+                                   struct sl_part *part,
+                                   const struct sl_record *first,
+                                   const struct sl_record *last,
+                                   size_t n,
+                                   struct sl_buf *out)
+{
+    struct kafka_ctx *ctx = vctx;
+    size_t start = out->len;
+    uint64_t payload = 0;
+    size_t count = sl_recq_count(&part->q);
+    for (size_t i = 0; i < count; i++) {
+        const struct sl_record *rec = sl_recq_at(&part->q, i);
+        if (rec->pos >= first->pos && rec->pos <= last->pos && !(rec->flags & SL_REC_FILTERED)) {
+            payload += rec->len + rec->meta_len;
+        }
+    }
+    int r = sl_buf_printf(out, "\"KafkaBatchInfo\":{\"batchSize\":%zu", n);
+    if (r == 0 && ctx->msk) {
+        r = sl_buf_puts(out, ",\"eventSourceArn\":");
+        r = r < 0 ? r : sl_enc_json_str(out, ctx->env.arn, strlen(ctx->env.arn));
+    }
+    r = r < 0 ? r : sl_buf_puts(out, ",\"bootstrapServers\":");
+    r = r < 0 ? r : sl_enc_json_str(out, ctx->servers, strlen(ctx->servers));
+    r = r < 0 ? r : sl_buf_printf(out, ",\"payloadSize\":%" PRIu64 ",\"recordsInfo\":{", payload);
+    r = r < 0 ? r : sl_enc_json_str(out, part->id, strlen(part->id));
+    r = r < 0 ? r
+              : sl_buf_printf(out,
+                              ":{\"firstRecordOffset\":\"%" PRIu64
+                              "\",\"lastRecordOffset\":\"%" PRIu64 "\",\"firstRecordTimestamp\":\"",
+                              first->pos, last->pos);
+    r = r < 0 ? r : sl_enc_iso8601_ms(out, first->arrival_ms);
+    r = r < 0 ? r : sl_buf_puts(out, "\",\"lastRecordTimestamp\":\"");
+    r = r < 0 ? r : sl_enc_iso8601_ms(out, last->arrival_ms);
+    r = r < 0 ? r : sl_buf_puts(out, "\"}}}");
+    if (r < 0) {
+        sl_buf_truncate(out, start);
+    }
+    return r;
+}
+
+static int64_t kafka_lag(void *vctx, struct sl_part *part)
+{
+    struct kafka_ctx *ctx = vctx;
+    const struct kafka_part *kp = part->src;
+    if (!kp || !ctx->rk) {
+        return -1;
+    }
+    int64_t lo = -1;
+    int64_t hi = -1;
+    if (rd_kafka_get_watermark_offsets(ctx->rk, kp->topic, kp->partition, &lo, &hi) != 0 ||
+        hi < 0) {
+        return -1;
+    }
+    int64_t done = kp->acked >= 0 ? kp->acked : kp->committed;
+    if (done < 0) {
+        return -1;
+    }
+    if (done < lo) {
+        done = lo;
+    }
+    return hi > done ? hi - done : 0;
+}
+
+/* ---- life cycle ---- */
+
+static void kafka_handle_closed(uv_handle_t *h)
+{
+    sl_free(h);
+}
+
+static void kafka_io_closed(uv_handle_t *h)
+{
+    struct kafka_io *io = (struct kafka_io *)h;
+    (void)close(io->rfd);
+    (void)close(io->wfd);
+    sl_free(io);
+}
+
+static int kafka_start(void *vctx)
+{
+    struct kafka_ctx *ctx = vctx;
+    char err[512];
+    int fds[2] = {-1, -1};
+    if (!ctx->conf) {
+        return SL_EINVAL;
+    }
+    ctx->rk = rd_kafka_new(RD_KAFKA_CONSUMER, ctx->conf, err, sizeof(err));
+    if (!ctx->rk) {
+        sl_log_error(KAFKA_COMP, ctx->env.inst, "cannot create the consumer: %s", err);
+        return SL_ECONFIG;
+    }
+    ctx->conf = NULL; /* rd_kafka_new took it */
+    (void)rd_kafka_poll_set_consumer(ctx->rk);
+    if (!(ctx->cq = rd_kafka_queue_get_consumer(ctx->rk))) {
+        return SL_ENOMEM;
+    }
+    if (!(ctx->timer = sl_calloc(1, sizeof(*ctx->timer)))) {
+        return SL_ENOMEM;
+    }
+    (void)uv_timer_init(ctx->env.loop, ctx->timer);
+    ctx->timer->data = ctx;
+    if (!(ctx->more = sl_calloc(1, sizeof(*ctx->more)))) {
+        return SL_ENOMEM;
+    }
+    (void)uv_idle_init(ctx->env.loop, ctx->more);
+    ctx->more->data = ctx;
+    struct kafka_io *io = sl_calloc(1, sizeof(*io));
+    if (!io) {
+        return SL_ENOMEM;
+    }
+    if (pipe(fds) < 0) {
+        sl_log_error(KAFKA_COMP, ctx->env.inst, "pipe: %s", strerror(errno));
+        sl_free(io);
+        return SL_EIO;
+    }
+    for (int i = 0; i < 2; i++) {
+        (void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    io->rfd = fds[0];
+    io->wfd = fds[1];
+    if (uv_poll_init(ctx->env.loop, &io->poll, fds[0]) < 0) {
+        (void)close(fds[0]);
+        (void)close(fds[1]);
+        sl_free(io);
+        return SL_EIO;
+    }
+    io->poll.data = ctx;
+    ctx->io = io;
+    rd_kafka_queue_io_event_enable(ctx->cq, fds[1], "1", 1);
+    (void)uv_poll_start(&io->poll, UV_READABLE, kafka_io_cb);
+    (void)uv_timer_start(ctx->timer, kafka_tick, KAFKA_TICK_MS, KAFKA_TICK_MS);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)ctx->topics.n);
+    if (!topics) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < ctx->topics.n; i++) {
+        (void)rd_kafka_topic_partition_list_add(topics, ctx->topics.items[i],
+                                                RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(ctx->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        sl_log_error(KAFKA_COMP, ctx->env.inst, "cannot subscribe: %s", rd_kafka_err2str(e));
+        return SL_EINVAL;
+    }
+    sl_log_info(KAFKA_COMP, ctx->env.inst, "consuming %s%s from %s in group %s",
+                ctx->topics.items[0], ctx->topics.n > 1 ? " (and more)" : "", ctx->servers,
+                ctx->group_id);
+    return 0;
+}
+
+static void kafka_stop(void *vctx)
+{
+    struct kafka_ctx *ctx = vctx;
+    ctx->stopped = true;
+    if (ctx->cq) {
+        rd_kafka_queue_io_event_enable(ctx->cq, -1, NULL, 0);
+    }
+    if (ctx->io) {
+        (void)uv_poll_stop(&ctx->io->poll);
+        uv_close((uv_handle_t *)&ctx->io->poll, kafka_io_closed);
+        ctx->io = NULL;
+    }
+    if (ctx->timer) {
+        (void)uv_timer_stop(ctx->timer);
+        uv_close((uv_handle_t *)ctx->timer, kafka_handle_closed);
+        ctx->timer = NULL;
+    }
+    if (ctx->more) {
+        (void)uv_idle_stop(ctx->more);
+        uv_close((uv_handle_t *)ctx->more, kafka_handle_closed);
+        ctx->more = NULL;
+    }
+}
+
+static void kafka_part_release(void *vctx, struct sl_part *part)
+{
+    struct kafka_ctx *ctx = vctx;
+    struct kafka_part *kp = part->src;
+    if (!kp) {
+        return;
+    }
+    if (ctx->stopped && !kp->revoked && kp->acked > kp->committed && ctx->rk) {
+        if (!ctx->final) {
+            ctx->final = rd_kafka_topic_partition_list_new(8);
+        }
+        if (ctx->final) {
+            rd_kafka_topic_partition_list_add(ctx->final, kp->topic, kp->partition)->offset =
+                kp->acked;
+        }
+    }
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        if (ctx->parts[i] == kp) {
+            memmove(&ctx->parts[i], &ctx->parts[i + 1],
+                    (ctx->n_parts - i - 1) * sizeof(*ctx->parts));
+            ctx->n_parts--;
+            break;
+        }
+    }
+    if (ctx->last_hit == kp) {
+        ctx->last_hit = NULL;
+    }
+    part->src = NULL;
+    kafka_part_free(kp);
+}
+
+/* Leaves the group within KAFKA_CLOSE_TIMEOUT_MS, serving the rebalance it causes. */
+static void kafka_close_consumer(struct kafka_ctx *ctx)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(ctx->rk);
+    rd_kafka_error_t *error = q ? rd_kafka_consumer_close_queue(ctx->rk, q) : NULL;
+    if (!q || error) {
+        if (error) {
+            sl_log_warn(KAFKA_COMP, ctx->env.inst, "closing the consumer: %s",
+                        rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+        if (q) {
+            rd_kafka_queue_destroy(q);
+        }
+        return;
+    }
+    int64_t deadline = sl_clock_now_ms(ctx->env.clock) + KAFKA_CLOSE_TIMEOUT_MS;
+    while (!rd_kafka_consumer_closed(ctx->rk) && sl_clock_now_ms(ctx->env.clock) < deadline) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+        if (!ev) {
+            continue;
+        }
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+            (void)rd_kafka_assign(ctx->rk, NULL);
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    if (!rd_kafka_consumer_closed(ctx->rk)) {
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "leaving the group took over %dms; the group rebalances after "
+                    "session.timeout.ms",
+                    KAFKA_CLOSE_TIMEOUT_MS);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
+static void kafka_fini(void *vctx)
+{
+    struct kafka_ctx *ctx = vctx;
+    kafka_stop(ctx);
+    if (ctx->rk) {
+        /* What was acknowledged and not committed: live partitions and released ones. */
+        rd_kafka_topic_partition_list_t *l = kafka_commit_list(ctx, NULL);
+        for (size_t i = 0; i < ctx->n_parts; i++) {
+            struct kafka_part *kp = ctx->parts[i];
+            if (!kp->revoked && kp->acked > kp->committed) {
+                if (!l) {
+                    l = rd_kafka_topic_partition_list_new((int)ctx->n_parts);
+                }
+                if (l && !rd_kafka_topic_partition_list_find(l, kp->topic, kp->partition)) {
+                    rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition)->offset =
+                        kp->acked;
+                }
+            }
+        }
+        for (int i = 0; ctx->final && i < ctx->final->cnt; i++) {
+            const rd_kafka_topic_partition_t *p = &ctx->final->elems[i];
+            if (!l) {
+                l = rd_kafka_topic_partition_list_new(ctx->final->cnt);
+            }
+            if (l) {
+                rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->offset;
+            }
+        }
+        if (l) {
+            kafka_commit_bounded(ctx, l, KAFKA_CLOSE_TIMEOUT_MS);
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+        for (size_t i = 0; i < ctx->n_parts; i++) {
+            kafka_stage_clear(ctx->parts[i]);
+        }
+        kafka_close_consumer(ctx);
+        if (ctx->cq) {
+            rd_kafka_queue_destroy(ctx->cq);
+            ctx->cq = NULL;
+        }
+        rd_kafka_destroy_flags(ctx->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        ctx->rk = NULL;
+    }
+    while (ctx->n_parts > 0) {
+        struct kafka_part *kp = ctx->parts[--ctx->n_parts];
+        kafka_part_free(kp); /* not kp->part: the mapping may have freed it already */
+    }
+    sl_free(ctx->parts);
+    ctx->parts = NULL;
+    if (ctx->final) {
+        rd_kafka_topic_partition_list_destroy(ctx->final);
+        ctx->final = NULL;
+    }
+    if (ctx->conf) {
+        rd_kafka_conf_destroy(ctx->conf);
+        ctx->conf = NULL;
+    }
+    sl_free(ctx->servers);
+    sl_free(ctx->group_id);
+    ctx->servers = ctx->group_id = NULL;
+}
+
+const struct sl_source_ops sl_source_kafka = {
+    .abi = SL_SOURCE_ABI,
+    .name = "kafka",
+    .scheme = KAFKA_SCHEME,
+    .arn_prefix = KAFKA_MSK_PREFIX,
+    .opts = kafka_opts,
+    .ctx_size = sizeof(struct kafka_ctx),
+    .event_open = "{\"records\":{\"\":[",
+    .event_sep = ",",
+    .event_close = "]}}",
+    .batch_size_default = 100,
+    .batch_size_max = 10000,
+    .starting_position_required = true,
+    .at_timestamp_supported = true,
+    .keeps_positions = true,
+    .window_ms_default = 500,
+    .window_from_first_record = true,
+    .check = kafka_check,
+    .init = kafka_init,
+    .start = kafka_start,
+    .fetch = kafka_fetch,
+    .encode_record = kafka_encode_record,
+    .format_pos = NULL,
+    .format_item_id = kafka_format_item_id,
+    .record_key = kafka_record_key,
+    .filter_doc = kafka_filter_doc,
+    .encode_batch_info = kafka_encode_batch_info,
+    .lag = kafka_lag,
+    .encode_open = kafka_encode_open,
+    .encode_close = kafka_encode_close,
+    .ack = kafka_ack,
+    .part_release = kafka_part_release,
+    .stop = kafka_stop,
+    .fini = kafka_fini,
+};

@@ -1,0 +1,791 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_kafka.c: the Kafka source without a broker: the exact bytes of the event (key, value,
+ * headers as signed bytes, null key, tombstone, no headers, no timestamp), the item id, the
+ * filter document and KafkaBatchInfo; option validation (each error names the key and what is
+ * allowed; librdkafka's own text for a bad property); SourceAccessConfigurations mapped onto
+ * librdkafka properties, with secrets read from files and the environment and never logged.
+ * One test runs the whole consumer path against librdkafka's in-process mock cluster
+ * (test.mock.num.brokers): assignment, records, ack and commit.
+ *
+ * About the #include of kafka.c: records are made from field values with kafka_push_view (a
+ * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
+ * the test compiles the adapter into itself; its one external symbol, sl_source_kafka, then
+ * comes from here and libsluice's copy is never linked in. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../sources/kafka.c"
+
+#include <librdkafka/rdkafka_mock.h>
+
+#include "helpers.h"
+
+#define MAX_PARTS 16
+
+struct owner {
+    struct sl_part *parts[MAX_PARTS];
+    bool revoked[MAX_PARTS];
+    size_t n;
+    unsigned wakes;
+};
+
+static int owner_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
+{
+    struct owner *o = owner;
+    assert_true(o->n < MAX_PARTS);
+    struct sl_part *part = sl_part_new(id, name);
+    assert_non_null(part);
+    o->parts[o->n++] = part;
+    *ret_part = part;
+    return 0;
+}
+
+static void owner_part_wake(void *owner, struct sl_part *part)
+{
+    (void)part;
+    ((struct owner *)owner)->wakes++;
+}
+
+static void owner_part_revoke(void *owner, struct sl_part *part)
+{
+    struct owner *o = owner;
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->parts[i] == part) {
+            o->revoked[i] = true;
+        }
+    }
+}
+
+struct fx {
+    char *dir;
+    uv_loop_t loop;
+    struct sl_clock_fake clk;
+    struct owner owner;
+    struct sl_source_env env;
+    struct kafka_ctx *ctx;
+    char arn[256];
+    char err[1024];
+    int log_fd;
+    char log_path[600];
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = sl_calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->dir = test_tmpdir();
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    sl_clock_fake_init(&f->clk, 1000000, 1545084650987);
+    snprintf(f->log_path, sizeof(f->log_path), "%s/log", f->dir);
+    f->log_fd = open(f->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(f->log_fd >= 0);
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_HUMAN, f->log_fd);
+    *state = f;
+    return 0;
+}
+
+static void src_free(struct fx *f)
+{
+    if (!f->ctx) {
+        return;
+    }
+    kafka_stop(f->ctx);
+    for (size_t i = 0; i < f->owner.n; i++) {
+        kafka_part_release(f->ctx, f->owner.parts[i]);
+        sl_part_free(f->owner.parts[i]);
+    }
+    memset(&f->owner, 0, sizeof(f->owner));
+    kafka_fini(f->ctx);
+    sl_opt_free(kafka_opts, f->ctx);
+    sl_free(f->ctx);
+    f->ctx = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    src_free(f);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    sl_log_setup(SL_LOG_WARN, SL_LOG_HUMAN, 2);
+    close(f->log_fd);
+    test_rmtree(f->dir);
+    free(f->dir);
+    sl_free(f);
+    return 0;
+}
+
+/* Applies the options in json (the adapter's keys of a mapping object) and runs check. Returns
+ * check's (or the option layer's) result; f->err holds the message. */
+static int src_new(struct fx *f, const char *arn, const char *json, int starting_position)
+{
+    assert_null(f->ctx);
+    f->ctx = sl_calloc(1, sizeof(struct kafka_ctx));
+    assert_non_null(f->ctx);
+    snprintf(f->arn, sizeof(f->arn), "%s", arn);
+    f->env = (struct sl_source_env){
+        .loop = &f->loop,
+        .clock = &f->clk.clock,
+        .inst = "esm-1",
+        .region = "us-east-1",
+        .arn = f->arn,
+        .starting_position = starting_position,
+        .owner = &f->owner,
+        .part_add = owner_part_add,
+        .part_wake = owner_part_wake,
+        .part_revoke = owner_part_revoke,
+    };
+    cJSON *obj = cJSON_Parse(json);
+    assert_non_null(obj);
+    struct sl_errlist errs;
+    sl_errlist_init(&errs);
+    struct sl_opt_target t = {.table = kafka_opts, .base = f->ctx};
+    int r = sl_opt_apply(&t, 1, obj, "test.json", "$.mappings[0]", &errs);
+    cJSON_Delete(obj);
+    f->err[0] = '\0';
+    if (r < 0) {
+        snprintf(f->err, sizeof(f->err), "%s", errs.n ? errs.items[0] : "?");
+        sl_errlist_fini(&errs);
+        return r;
+    }
+    sl_errlist_fini(&errs);
+    return kafka_check(f->ctx, f->arn, f->err, sizeof(f->err));
+}
+
+static int src_init(struct fx *f)
+{
+    f->err[0] = '\0';
+    return kafka_init(f->ctx, &f->env, f->err, sizeof(f->err));
+}
+
+#define SMK_MIN                                                                            \
+    "\"SelfManagedEventSource\":{\"Endpoints\":{\"KAFKA_BOOTSTRAP_SERVERS\":[\"b1:9092\"," \
+    "\"b2:9092\"]}},\"Topics\":[\"orders\"]"
+
+/* Makes a partition orders-3 directly (as an assignment would). */
+static struct kafka_part *make_part(struct fx *f, const char *arn, const char *extra)
+{
+    char json[512];
+    snprintf(json, sizeof(json), "{" SMK_MIN "%s}", extra);
+    assert_int_equal(src_new(f, arn, json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    struct kafka_part *kp = kafka_part_new(f->ctx, "orders", 3, 10);
+    assert_non_null(kp);
+    assert_string_equal(kp->part->id, "orders-3");
+    return kp;
+}
+
+static void push(struct kafka_part *kp,
+                 int64_t offset,
+                 const char *key,
+                 size_t key_len,
+                 const char *value,
+                 size_t value_len,
+                 rd_kafka_headers_t *hdrs)
+{
+    struct kafka_msgview v = {
+        .offset = offset,
+        .ts = 1545084650987,
+        .tstype = RD_KAFKA_TIMESTAMP_CREATE_TIME,
+        .key = key,
+        .key_len = key_len,
+        .value = value,
+        .value_len = value_len,
+        .hdrs = hdrs,
+    };
+    assert_int_equal(kafka_push_view(kp, &v, 42), 0);
+}
+
+static char *event_of(struct fx *f, struct kafka_part *kp)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(kafka_encode_open(f->ctx, kp->part, &b), 0);
+    for (size_t i = 0; i < sl_recq_count(&kp->part->q); i++) {
+        if (i) {
+            assert_int_equal(sl_buf_puts(&b, ","), 0);
+        }
+        assert_int_equal(kafka_encode_record(f->ctx, kp->part, sl_recq_at(&kp->part->q, i), &b), 0);
+    }
+    assert_int_equal(kafka_encode_close(f->ctx, kp->part, &b), 0);
+    return sl_buf_steal(&b);
+}
+
+static void test_kafka_event_exact_bytes(void **state)
+{
+    struct fx *f = *state;
+    struct kafka_part *kp = make_part(f, "kafka://b1:9092,b2:9092", "");
+    rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+    assert_int_equal(rd_kafka_header_add(h, "headerKey", -1, "header", 6), 0);
+    assert_int_equal(rd_kafka_header_add(h, "h\xc3\xa9", -1, "\xc3\xa9\xff\x80\x7f\x00", 6), 0);
+    assert_int_equal(rd_kafka_header_add(h, "nil", -1, NULL, 0), 0);
+    push(kp, 15, "k1", 2, "{\"a\":1}", 7, h);
+    rd_kafka_headers_destroy(h);
+    char *ev = event_of(f, kp);
+    assert_string_equal(
+        ev, "{\"eventSource\":\"SelfManagedKafka\",\"bootstrapServers\":\"b1:9092,b2:9092\","
+            "\"records\":{\"orders-3\":[{\"topic\":\"orders\",\"partition\":3,\"offset\":15,"
+            "\"timestamp\":1545084650987,\"timestampType\":\"CREATE_TIME\",\"key\":\"azE=\","
+            "\"value\":\"eyJhIjoxfQ==\",\"headers\":[{\"headerKey\":[104,101,97,100,101,114]},"
+            "{\"h\xc3\xa9\":[-61,-87,-1,-128,127,0]},{\"nil\":[]}]}]}}");
+    sl_free(ev);
+    const struct sl_record *rec = sl_recq_at(&kp->part->q, 0);
+    assert_int_equal(rec->pos, 15);
+    assert_int_equal(rec->next_pos, 16);
+    assert_int_equal(rec->arrival_ms, 1545084650987);
+}
+
+static void test_kafka_event_null_key_tombstone_no_headers(void **state)
+{
+    struct fx *f = *state;
+    struct kafka_part *kp = make_part(f, "kafka://b1:9092,b2:9092", "");
+    push(kp, 7, NULL, 0, "v", 1, NULL);              /* null key */
+    push(kp, 8, "k", 1, NULL, 0, NULL);              /* tombstone */
+    push(kp, 9, "", 0, "", 0, NULL);                 /* empty key, empty value: present, "" */
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1); /* headers object with none in it */
+    push(kp, 10, NULL, 0, NULL, 0, h);
+    rd_kafka_headers_destroy(h);
+    char *ev = event_of(f, kp);
+    assert_string_equal(
+        ev, "{\"eventSource\":\"SelfManagedKafka\",\"bootstrapServers\":\"b1:9092,b2:9092\","
+            "\"records\":{\"orders-3\":["
+            "{\"topic\":\"orders\",\"partition\":3,\"offset\":7,\"timestamp\":1545084650987,"
+            "\"timestampType\":\"CREATE_TIME\",\"value\":\"dg==\",\"headers\":[]},"
+            "{\"topic\":\"orders\",\"partition\":3,\"offset\":8,\"timestamp\":1545084650987,"
+            "\"timestampType\":\"CREATE_TIME\",\"key\":\"aw==\",\"headers\":[]},"
+            "{\"topic\":\"orders\",\"partition\":3,\"offset\":9,\"timestamp\":1545084650987,"
+            "\"timestampType\":\"CREATE_TIME\",\"key\":\"\",\"value\":\"\",\"headers\":[]},"
+            "{\"topic\":\"orders\",\"partition\":3,\"offset\":10,\"timestamp\":1545084650987,"
+            "\"timestampType\":\"CREATE_TIME\",\"headers\":[]}]}}");
+    sl_free(ev);
+}
+
+static void test_kafka_event_msk_and_log_append_time(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(
+        src_new(f, "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1",
+                "{\"Topics\":[\"t\"],\"bootstrap_servers\":[\"b-1:9092\",\"b-2:9092\"],"
+                "\"AmazonManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":\"g1\"}}",
+                SL_START_LATEST),
+        0);
+    assert_int_equal(src_init(f), 0);
+    assert_string_equal(f->ctx->group_id, "g1");
+    struct kafka_part *kp = kafka_part_new(f->ctx, "t", 0, -1);
+    assert_non_null(kp);
+    struct kafka_msgview v = {.offset = 0,
+                              .ts = 1700000000123,
+                              .tstype = RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME,
+                              .value = "x",
+                              .value_len = 1};
+    assert_int_equal(kafka_push_view(kp, &v, 5), 0);
+    struct kafka_msgview nots = {.offset = 1,
+                                 .ts = -1,
+                                 .tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE,
+                                 .value = "y",
+                                 .value_len = 1};
+    assert_int_equal(kafka_push_view(kp, &nots, 5), 0);
+    assert_int_equal(sl_recq_at(&kp->part->q, 1)->arrival_ms, 5);
+    char *ev = event_of(f, kp);
+    assert_string_equal(
+        ev, "{\"eventSource\":\"aws:kafka\",\"eventSourceArn\":\"arn:aws:kafka:us-east-1:"
+            "123456789012:cluster/c/abc-1\",\"bootstrapServers\":\"b-1:9092,b-2:9092\","
+            "\"records\":{\"t-0\":[{\"topic\":\"t\",\"partition\":0,\"offset\":0,"
+            "\"timestamp\":1700000000123,\"timestampType\":\"LOG_APPEND_TIME\",\"value\":\"eA==\","
+            "\"headers\":[]},{\"topic\":\"t\",\"partition\":0,\"offset\":1,\"timestamp\":-1,"
+            "\"timestampType\":\"NO_TIMESTAMP_TYPE\",\"value\":\"eQ==\",\"headers\":[]}]}}");
+    sl_free(ev);
+}
+
+static void test_kafka_item_id_filter_doc_batch_info(void **state)
+{
+    struct fx *f = *state;
+    struct kafka_part *kp = make_part(f, "kafka://b1:9092,b2:9092", "");
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    assert_int_equal(rd_kafka_header_add(h, "a", -1, "\xff", 1), 0);
+    push(kp, 15, "user-1", 6, "{\"amount\":12}", 13, h);
+    rd_kafka_headers_destroy(h);
+    push(kp, 16, "\xff\xfe", 2, "plain text", 10, NULL);
+    push(kp, 17, NULL, 0, "\xc3\x28", 2, NULL); /* not UTF-8 */
+    char id[128];
+    assert_int_equal(
+        kafka_format_item_id(f->ctx, kp->part, sl_recq_at(&kp->part->q, 0), id, sizeof(id)), 0);
+    assert_string_equal(id, "orders-3-15");
+    assert_int_equal(kafka_format_item_id(f->ctx, kp->part, sl_recq_at(&kp->part->q, 0), id, 8),
+                     SL_EINVAL);
+
+    cJSON *doc = kafka_filter_doc(f->ctx, kp->part, sl_recq_at(&kp->part->q, 0));
+    char *s = cJSON_PrintUnformatted(doc);
+    assert_string_equal(s,
+                        "{\"topic\":\"orders\",\"partition\":3,\"offset\":15,"
+                        "\"timestamp\":1545084650987,\"timestampType\":\"CREATE_TIME\","
+                        "\"key\":\"user-1\",\"value\":{\"amount\":12},\"headers\":[{\"a\":[-1]}]}");
+    cJSON_free(s);
+    cJSON_Delete(doc);
+    doc = kafka_filter_doc(f->ctx, kp->part, sl_recq_at(&kp->part->q, 1));
+    assert_null(cJSON_GetObjectItem(doc, "key")); /* not UTF-8: metadata filters only */
+    assert_string_equal(cJSON_GetObjectItem(doc, "value")->valuestring, "plain text");
+    cJSON_Delete(doc);
+    doc = kafka_filter_doc(f->ctx, kp->part, sl_recq_at(&kp->part->q, 2));
+    assert_null(cJSON_GetObjectItem(doc, "value"));
+    assert_null(cJSON_GetObjectItem(doc, "key"));
+    cJSON_Delete(doc);
+
+    const char *key = NULL;
+    assert_int_equal(kafka_record_key(f->ctx, kp->part, sl_recq_at(&kp->part->q, 0), &key), 6);
+    assert_memory_equal(key, "user-1", 6);
+    assert_int_equal(kafka_record_key(f->ctx, kp->part, sl_recq_at(&kp->part->q, 2), &key), 0);
+
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(kafka_encode_batch_info(f->ctx, kp->part, sl_recq_at(&kp->part->q, 0),
+                                             sl_recq_at(&kp->part->q, 1), 2, &b),
+                     0);
+    char expect[1024];
+    size_t payload = sl_recq_at(&kp->part->q, 0)->len + sl_recq_at(&kp->part->q, 0)->meta_len +
+                     sl_recq_at(&kp->part->q, 1)->len + sl_recq_at(&kp->part->q, 1)->meta_len;
+    snprintf(expect, sizeof(expect),
+             "\"KafkaBatchInfo\":{\"batchSize\":2,\"bootstrapServers\":\"b1:9092,b2:9092\","
+             "\"payloadSize\":%zu,\"recordsInfo\":{\"orders-3\":{\"firstRecordOffset\":\"15\","
+             "\"lastRecordOffset\":\"16\",\"firstRecordTimestamp\":\"2018-12-17T22:10:50.987Z\","
+             "\"lastRecordTimestamp\":\"2018-12-17T22:10:50.987Z\"}}}",
+             payload);
+    assert_string_equal(b.data, expect);
+    cJSON *parsed = cJSON_Parse(b.data + strlen("\"KafkaBatchInfo\":"));
+    assert_non_null(parsed);
+    cJSON_Delete(parsed);
+    sl_buf_fini(&b);
+}
+
+static void test_kafka_fetch_from_stage_limits(void **state)
+{
+    struct fx *f = *state;
+    struct kafka_part *kp = make_part(f, "kafka://b1:9092", "");
+    /* an empty stage: 0, and a wake is owed */
+    assert_int_equal(kafka_fetch(f->ctx, kp->part, 10, 1000), 0);
+    assert_true(kp->waiting);
+    /* oversize: the event of one record would pass 6 MB */
+    size_t big = 5 * 1024 * 1024;
+    char *v = sl_calloc(1, big);
+    assert_non_null(v);
+    push(kp, 20, "k", 1, v, big, NULL);
+    sl_free(v);
+    const struct sl_record *rec = sl_recq_at(&kp->part->q, 0);
+    assert_true(rec->flags & SL_REC_OVERSIZE);
+    assert_int_equal(rec->len, 0);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(kafka_encode_record(f->ctx, kp->part, rec, &b), 0);
+    assert_string_equal(b.data, "{\"topic\":\"orders\",\"partition\":3,\"offset\":20,"
+                                "\"timestamp\":1545084650987,\"timestampType\":\"CREATE_TIME\","
+                                "\"key\":\"aw==\",\"headers\":[]}");
+    sl_buf_fini(&b);
+}
+
+/* ---- options ---- */
+
+static void expect_error(struct fx *f, const char *arn, const char *json, const char *needle)
+{
+    int r = src_new(f, arn, json, SL_START_TRIM_HORIZON);
+    assert_int_equal(r, SL_ECONFIG);
+    if (!strstr(f->err, needle)) {
+        fail_msg("error \"%s\" lacks \"%s\"", f->err, needle);
+    }
+    src_free(f);
+}
+
+static void test_kafka_options_valid(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(
+        src_new(f, "kafka://b1:9092,b2:9092",
+                "{" SMK_MIN ",\"SelfManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":\"grp\"},"
+                "\"rdkafka\":{\"session.timeout.ms\":\"6000\",\"fetch.wait.max.ms\":\"100\"}}",
+                SL_START_TRIM_HORIZON),
+        0);
+    src_free(f);
+    /* several topics (our extension); kafka:// written directly */
+    assert_int_equal(
+        src_new(f, "kafka://[::1]:9092", "{\"Topics\":[\"a\",\"b.c_d-e\"]}", SL_START_LATEST), 0);
+    assert_int_equal(src_init(f), 0);
+    assert_string_equal(f->ctx->servers, "[::1]:9092");
+    assert_string_equal(f->ctx->group_id, "esm-1"); /* the mapping's UUID */
+    char v[64];
+    size_t n = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(f->ctx->conf, "enable.auto.commit", v, &n), 0);
+    assert_string_equal(v, "false");
+    n = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(f->ctx->conf, "auto.offset.reset", v, &n), 0);
+    assert_string_equal(v, "smallest"); /* librdkafka's name for earliest */
+    n = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(f->ctx->conf, "group.id", v, &n), 0);
+    assert_string_equal(v, "esm-1");
+}
+
+static void test_kafka_options_errors(void **state)
+{
+    struct fx *f = *state;
+    const char *smk = "kafka://b1:9092,b2:9092";
+    expect_error(f, smk,
+                 "{\"SelfManagedEventSource\":{\"Endpoints\":{\"KAFKA_BOOTSTRAP_SERVERS\":"
+                 "[\"b1:9092\"]}}}",
+                 "Topics");
+    expect_error(f, smk, "{\"Topics\":[\".bad\"]}", "Topics[0]");
+    expect_error(f, smk, "{\"Topics\":[\"a b\"]}", "allowed: 1 to 249 characters");
+    expect_error(f, smk, "{\"Topics\":[\"a\",\"a\"]}", "twice");
+    expect_error(f, smk, "{\"Topics\":[]}", "Topics");
+    expect_error(f, smk,
+                 "{\"Topics\":[\"t\"],\"SelfManagedEventSource\":{\"Endpoints\":{"
+                 "\"KAFKA_BOOTSTRAP_SERVERS\":[\"nohost\"]}}}",
+                 "KAFKA_BOOTSTRAP_SERVERS[0]: \"nohost\" is not host:port");
+    expect_error(f, smk,
+                 "{\"Topics\":[\"t\"],\"SelfManagedEventSource\":{\"Endpoints\":{"
+                 "\"KAFKA_BOOTSTRAP_SERVERS\":[]}}}",
+                 "needs 1 to 10 servers");
+    expect_error(f, smk, "{\"Topics\":[\"t\"],\"SelfManagedEventSource\":{\"Endpoint\":{}}}",
+                 "SelfManagedEventSource.Endpoint: unknown key");
+    expect_error(f, smk,
+                 "{" SMK_MIN ",\"SelfManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":\"\"}}",
+                 "ConsumerGroupId");
+    expect_error(
+        f, smk, "{" SMK_MIN ",\"SelfManagedKafkaEventSourceConfig\":{\"SchemaRegistryConfig\":{}}}",
+        "SchemaRegistryConfig: schema registries are not supported");
+    expect_error(
+        f, smk, "{" SMK_MIN ",\"AmazonManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":\"g\"}}",
+        "only for an MSK");
+    expect_error(f, smk, "{" SMK_MIN ",\"bootstrap_servers\":[\"x:1\"]}", "only for an MSK");
+    const char *msk = "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc";
+    expect_error(f, msk, "{\"Topics\":[\"t\"]}", "bootstrap_servers: missing");
+    expect_error(f, msk, "{" SMK_MIN ",\"bootstrap_servers\":[\"x:1\"]}",
+                 "SelfManagedEventSource: not allowed with an MSK");
+    expect_error(f, "arn:aws:kafka:us-east-1:1:topic/x", "{\"Topics\":[\"t\"]}",
+                 "not an MSK cluster ARN");
+    expect_error(f, "kafka://", "{\"Topics\":[\"t\"]}", "no bootstrap servers");
+    expect_error(f, "kafka://h:99999", "{\"Topics\":[\"t\"]}", "\"h:99999\" is not host:port");
+    /* SourceAccessConfigurations */
+    expect_error(f, smk,
+                 "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":\"VIRTUAL_HOST\","
+                 "\"URI\":\"x\"}]}",
+                 "is for RabbitMQ");
+    expect_error(f, smk,
+                 "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":\"BASIC_AUTH\","
+                 "\"URI\":\"arn:aws:secretsmanager:us-east-1:1:secret:s\"}]}",
+                 "Secrets Manager ARNs cannot be read");
+    expect_error(f, smk,
+                 "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":\"BASIC_AUTH\","
+                 "\"URI\":\"env://A\"},{\"Type\":\"SASL_SCRAM_512_AUTH\",\"URI\":\"env://B\"}]}",
+                 "BASIC_AUTH and SASL_SCRAM_512_AUTH both set");
+    expect_error(f, smk,
+                 "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":\"BASIC_AUTH\","
+                 "\"URI\":\"http://x\"}]}",
+                 "allowed: file:///path/to/secret.json or env://NAME");
+    expect_error(f, smk, "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":\"BASIC_AUTH\"}]}",
+                 "SourceAccessConfigurations[0].URI: missing");
+    expect_error(f, smk, "{" SMK_MIN ",\"SourceAccessConfigurations\":{}}", "not a list");
+    /* the rdkafka pass-through */
+    expect_error(f, smk, "{" SMK_MIN ",\"rdkafka\":{\"enable.auto.commit\":\"true\"}}",
+                 "rdkafka.enable.auto.commit: set by sluice");
+    expect_error(f, smk, "{" SMK_MIN ",\"rdkafka\":{\"group.id\":\"x\"}}", "ConsumerGroupId");
+    expect_error(f, smk, "{" SMK_MIN ",\"rdkafka\":{\"no.such.property\":\"1\"}}",
+                 "rdkafka.no.such.property: No such configuration property");
+    expect_error(f, smk, "{" SMK_MIN ",\"rdkafka\":{\"fetch.wait.max.ms\":\"soon\"}}",
+                 "rdkafka.fetch.wait.max.ms: Invalid value");
+    expect_error(f, smk,
+                 "{" SMK_MIN ",\"rdkafka\":{\"partition.assignment.strategy\":"
+                 "\"cooperative-sticky\"}}",
+                 "eager assignors");
+    expect_error(f, smk, "{" SMK_MIN ",\"rdkafka\":{\"session.timeout.ms\":6000}}", "rdkafka");
+    expect_error(f, "file:///x", "{\"Topics\":[\"t\"]}", "not a Kafka source");
+}
+
+/* ---- SourceAccessConfigurations ---- */
+
+static void write_secret(struct fx *f, const char *name, const char *text, char *uri, size_t len)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    test_write_file(path, "w", text, strlen(text));
+    /* "file://" plus the path: a buffer of the path's size plus 8 always holds it. */
+    assert_true(strlen(path) + 8 <= len);
+    memcpy(uri, "file://", 7);
+    memcpy(uri + 7, path, strlen(path) + 1);
+}
+
+static void conf_is(struct fx *f, const char *key, const char *want)
+{
+    char v[4096];
+    size_t n = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(f->ctx->conf, key, v, &n), RD_KAFKA_CONF_OK);
+    if (strcmp(v, want) != 0) {
+        fail_msg("%s is \"%s\", want \"%s\"", key, v, want);
+    }
+}
+
+static void log_lacks(struct fx *f, const char *secret)
+{
+    char buf[65536];
+    FILE *fp = fopen(f->log_path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    if (strstr(buf, secret)) {
+        fail_msg("the log shows a secret: %s", buf);
+    }
+}
+
+static void test_kafka_sac_scram_from_file(void **state)
+{
+    struct fx *f = *state;
+    char uri[700];
+    char json[2048];
+    write_secret(f, "s.json", "{\"username\":\"alice\",\"password\":\"pw-S3cret\"}", uri,
+                 sizeof(uri));
+    snprintf(json, sizeof(json),
+             "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":\"SASL_SCRAM_512_AUTH\","
+             "\"URI\":\"%s\"},{\"Type\":\"VPC_SUBNET\",\"URI\":\"subnet:subnet-1\"}]}",
+             uri);
+    assert_int_equal(src_new(f, "kafka://b1:9092", json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    conf_is(f, "sasl.mechanisms", "SCRAM-SHA-512");
+    conf_is(f, "sasl.username", "alice");
+    conf_is(f, "sasl.password", "pw-S3cret");
+    conf_is(f, "security.protocol", "sasl_ssl");
+    log_lacks(f, "pw-S3cret");
+}
+
+static void test_kafka_sac_basic_env_and_plaintext_override(void **state)
+{
+    struct fx *f = *state;
+    setenv("SL_TEST_KAFKA_SECRET", "{\"username\":\"bob\",\"password\":\"hunter2-x\"}", 1);
+    assert_int_equal(src_new(f, "kafka://b1:9092",
+                             "{" SMK_MIN
+                             ",\"SourceAccessConfigurations\":[{\"Type\":\"BASIC_AUTH\","
+                             "\"URI\":\"env://SL_TEST_KAFKA_SECRET\"}],"
+                             "\"rdkafka\":{\"security.protocol\":\"SASL_PLAINTEXT\"}}",
+                             SL_START_TRIM_HORIZON),
+                     0);
+    assert_int_equal(src_init(f), 0);
+    conf_is(f, "sasl.mechanisms", "PLAIN");
+    conf_is(f, "sasl.username", "bob");
+    conf_is(f, "security.protocol", "sasl_plaintext");
+    log_lacks(f, "hunter2-x");
+    unsetenv("SL_TEST_KAFKA_SECRET");
+    src_free(f);
+    /* a missing variable, a secret without a password */
+    assert_int_equal(src_new(f, "kafka://b1:9092",
+                             "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":"
+                             "\"SASL_SCRAM_256_AUTH\",\"URI\":\"env://SL_TEST_KAFKA_SECRET\"}]}",
+                             SL_START_TRIM_HORIZON),
+                     0);
+    assert_int_equal(src_init(f), SL_ECONFIG);
+    assert_non_null(strstr(f->err, "SL_TEST_KAFKA_SECRET is not set"));
+    src_free(f);
+    setenv("SL_TEST_KAFKA_SECRET", "{\"username\":\"bob\"}", 1);
+    assert_int_equal(src_new(f, "kafka://b1:9092",
+                             "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":"
+                             "\"SASL_SCRAM_256_AUTH\",\"URI\":\"env://SL_TEST_KAFKA_SECRET\"}]}",
+                             SL_START_TRIM_HORIZON),
+                     0);
+    assert_int_equal(src_init(f), SL_ECONFIG);
+    assert_non_null(strstr(f->err, "needs username and password"));
+    unsetenv("SL_TEST_KAFKA_SECRET");
+}
+
+#define PEM_CERT "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+#define PEM_KEY  "-----BEGIN PRIVATE KEY-----\nMIIEkeyS3CRET\n-----END PRIVATE KEY-----\n"
+
+static void test_kafka_sac_tls(void **state)
+{
+    struct fx *f = *state;
+    char ca[700];
+    char cert[700];
+    char json[4096];
+    write_secret(f, "ca.pem", PEM_CERT, ca, sizeof(ca));
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "certificate", PEM_CERT);
+    cJSON_AddStringToObject(s, "privateKey", PEM_KEY);
+    cJSON_AddStringToObject(s, "privateKeyPassword", "keypass-S3");
+    char *text = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+    write_secret(f, "client.json", text, cert, sizeof(cert));
+    cJSON_free(text);
+    snprintf(json, sizeof(json),
+             "{" SMK_MIN
+             ",\"SourceAccessConfigurations\":[{\"Type\":\"SERVER_ROOT_CA_CERTIFICATE\","
+             "\"URI\":\"%s\"},{\"Type\":\"CLIENT_CERTIFICATE_TLS_AUTH\",\"URI\":\"%s\"}]}",
+             ca, cert);
+    assert_int_equal(src_new(f, "kafka://b1:9092", json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    conf_is(f, "security.protocol", "ssl");
+    conf_is(f, "ssl.key.password", "keypass-S3");
+    log_lacks(f, "keypass-S3");
+    log_lacks(f, "MIIEkeyS3CRET");
+    src_free(f);
+    /* a root CA file that is not PEM */
+    write_secret(f, "bad.pem", "hello", ca, sizeof(ca));
+    snprintf(json, sizeof(json),
+             "{" SMK_MIN
+             ",\"SourceAccessConfigurations\":[{\"Type\":\"SERVER_ROOT_CA_CERTIFICATE\","
+             "\"URI\":\"%s\"}]}",
+             ca);
+    assert_int_equal(src_new(f, "kafka://b1:9092", json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), SL_ECONFIG);
+    assert_non_null(strstr(f->err, "no PEM certificate"));
+    src_free(f);
+    /* a file that does not exist */
+    snprintf(json, sizeof(json),
+             "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":\"BASIC_AUTH\","
+             "\"URI\":\"file://%s/none.json\"}]}",
+             f->dir);
+    assert_int_equal(src_new(f, "kafka://b1:9092", json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), SL_ECONFIG);
+    assert_non_null(strstr(f->err, "SourceAccessConfigurations[0] (BASIC_AUTH): cannot open"));
+}
+
+static void test_kafka_fini_after_failed_init(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(src_new(f, "kafka://b1:9092",
+                             "{" SMK_MIN ",\"SourceAccessConfigurations\":[{\"Type\":"
+                             "\"BASIC_AUTH\",\"URI\":\"env://SL_TEST_NOT_SET_EVER\"}]}",
+                             SL_START_TRIM_HORIZON),
+                     0);
+    assert_int_equal(src_init(f), SL_ECONFIG);
+    kafka_fini(f->ctx);
+    kafka_fini(f->ctx); /* twice is fine too */
+    /* and fini of a context that never saw init */
+    struct kafka_ctx *c = sl_calloc(1, sizeof(*c));
+    kafka_fini(c);
+    sl_free(c);
+}
+
+/* ---- the whole path against librdkafka's in-process mock cluster ---- */
+
+struct e2e {
+    struct fx *f;
+    size_t want;
+};
+
+static size_t e2e_fetch_all(struct fx *f)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < f->owner.n; i++) {
+        if (f->owner.revoked[i]) {
+            continue;
+        }
+        int r = kafka_fetch(f->ctx, f->owner.parts[i], 1000, 1 << 20);
+        assert_true(r >= 0);
+        total += sl_recq_count(&f->owner.parts[i]->q);
+    }
+    return total;
+}
+
+static bool e2e_have(void *arg)
+{
+    struct e2e *e = arg;
+    return e2e_fetch_all(e->f) >= e->want;
+}
+
+static bool e2e_committed(void *arg)
+{
+    struct e2e *e = arg;
+    struct kafka_ctx *ctx = e->f->ctx;
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        if (ctx->parts[i]->acked != ctx->parts[i]->committed) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_kafka_mock_cluster_consume_ack_commit(void **state)
+{
+    struct fx *f = *state;
+    f->clk.clock = sl_clock_system; /* real time: librdkafka's timers are real */
+    assert_int_equal(
+        src_new(f, "kafka://127.0.0.1:1",
+                "{\"Topics\":[\"mt\"],\"rdkafka\":{\"test.mock.num.brokers\":\"3\","
+                "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"500\"}}",
+                SL_START_TRIM_HORIZON),
+        0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_start(f->ctx), 0);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->ctx->rk);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "mt", 2, 1), 0);
+
+    char err[256];
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(pc, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    assert_non_null(prod);
+    for (int i = 0; i < 10; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "v%d", i);
+        assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("mt"),
+                                           RD_KAFKA_V_PARTITION(i % 2),
+                                           RD_KAFKA_V_VALUE(v, strlen(v)),
+                                           RD_KAFKA_V_HEADER("h", "\xe9", 1), RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(prod, 10000), 0);
+    rd_kafka_destroy(prod);
+
+    struct e2e e = {f, 10};
+    assert_true(test_run_until(&f->loop, e2e_have, &e, 20000));
+    assert_int_equal(f->owner.n, 2);
+    for (size_t i = 0; i < f->owner.n; i++) {
+        struct sl_part *part = f->owner.parts[i];
+        assert_int_equal(sl_recq_count(&part->q), 5);
+        const struct sl_record *last = sl_recq_at(&part->q, 4);
+        assert_int_equal(last->pos, 4);
+        struct sl_buf b;
+        sl_buf_init(&b);
+        assert_int_equal(kafka_encode_record(f->ctx, part, sl_recq_at(&part->q, 0), &b), 0);
+        assert_non_null(strstr(b.data, ",\"offset\":0,"));
+        assert_non_null(strstr(b.data, "\"headers\":[{\"h\":[-23]}]}"));
+        sl_buf_fini(&b);
+        kafka_ack(f->ctx, part, last);
+    }
+    assert_true(test_run_until(&f->loop, e2e_committed, &e, 10000));
+    for (size_t i = 0; i < f->ctx->n_parts; i++) {
+        assert_int_equal(f->ctx->parts[i]->committed, 5);
+        assert_true(kafka_lag(f->ctx, f->ctx->parts[i]->part) <= 0 ||
+                    kafka_lag(f->ctx, f->ctx->parts[i]->part) == -1);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kafka_event_exact_bytes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_event_null_key_tombstone_no_headers, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_event_msk_and_log_append_time, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_item_id_filter_doc_batch_info, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_fetch_from_stage_limits, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_options_valid, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_options_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_sac_scram_from_file, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_sac_basic_env_and_plaintext_override, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_sac_tls, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_fini_after_failed_init, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_consume_ack_commit, fx_setup,
+                                        fx_teardown),
+    };
+    return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
+}
