@@ -94,3 +94,42 @@ def test_example_parallel(sluice_bin, tmp_path):
     ex, logs = run_example(sluice_bin, tmp_path, "parallel")
     assert ex["delivered"] == len(input_lines(tmp_path))
     assert ex["batches"] >= len({ln["user"] for ln in input_lines(tmp_path)})
+
+
+def test_example_kafka(sluice_bin, tmp_path):
+    """config/kafka.json against the test broker: its topic and group are made unique, and its
+    bootstrap server is the one tests/services started."""
+    import sys
+    import uuid
+    sys.path.insert(0, os.path.join(REPO, "tests", "services", "kafka-tools"))
+    import kafka_tools as kt
+    from helpers import missing
+    env = kt.services_env()
+    if not env.get("KAFKA_BOOTSTRAP"):
+        missing("KAFKA_BOOTSTRAP (tests/services/start.sh with SERVICES including kafka)")
+    topic = "orders-" + uuid.uuid4().hex[:8]
+    kt.ctl("topic %s 3" % topic)
+    sent = kt.produce(env["KAFKA_BOOTSTRAP"], topic,
+                      [{"key": "customer-%d" % (i % 5), "value": json.dumps({"order": i})}
+                       for i in range(120)])
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    with open(str(tmp_path / "config/kafka.json")) as f:
+        cfg = json.load(f)
+    m = cfg["mappings"][0]
+    m["SelfManagedEventSource"]["Endpoints"]["KAFKA_BOOTSTRAP_SERVERS"] = \
+        env["KAFKA_BOOTSTRAP"].split(",")
+    m["Topics"] = [topic]
+    m["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"] = "example-" + topic
+    with open(str(tmp_path / "config/kafka.json"), "w") as f:
+        json.dump(cfg, f)
+    (tmp_path / "build").mkdir()
+    r = subprocess.run([sluice_bin, "run", "--until-idle=8", "--log-format", "json",
+                        "config/kafka.json"], cwd=str(tmp_path), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=180, env=sluice_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    logs = json_log(r.stderr)
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["delivered"] == len(sent) == 120
+    lines = fn_lines(logs, "orders")
+    assert sum(int(m.split(": ")[1].split(" ")[0]) for m in lines) == 120
+    assert all(m.startswith("SelfManagedKafka: ") for m in lines)

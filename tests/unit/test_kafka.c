@@ -736,6 +736,7 @@ static void test_kafka_mock_cluster_consume_ack_commit(void **state)
         assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("mt"),
                                            RD_KAFKA_V_PARTITION(i % 2),
                                            RD_KAFKA_V_VALUE(v, strlen(v)),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                            RD_KAFKA_V_HEADER("h", "\xe9", 1), RD_KAFKA_V_END),
                          0);
     }
