@@ -157,27 +157,7 @@ static void http_done(void *varg, const struct sl_http_resp *resp)
     struct http_ctx *ctx = inv->ctx;
     char detail[256];
     struct sl_invoke_result res;
-    memset(&res, 0, sizeof(res));
-    res.retry_after_ms = -1;
-    res.status = (int)resp->status;
-    res.detail = detail;
-    detail[0] = '\0';
-
-    if (resp->too_large) {
-        res.outcome = SL_OUTCOME_FUNCTION_ERROR;
-        res.error_type = "Function.ResponseSizeTooLarge";
-        snprintf(detail, sizeof(detail), "response larger than %u bytes",
-                 SL_FUNCTION_MAX_RESPONSE_BYTES);
-    } else if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
-        res.outcome = SL_OUTCOME_TRANSPORT_ERROR;
-        res.detail = "canceled";
-    } else if (resp->curl_code == CURLE_OPERATION_TIMEDOUT) {
-        res.outcome = SL_OUTCOME_TIMEOUT;
-        snprintf(detail, sizeof(detail), "%s", resp->curl_error);
-    } else if (resp->curl_code != CURLE_OK) {
-        res.outcome = SL_OUTCOME_TRANSPORT_ERROR;
-        snprintf(detail, sizeof(detail), "%s", resp->curl_error);
-    } else {
+    if (!sl_invoke_result_from_transport(resp, &res, detail, sizeof(detail))) {
         res.outcome = sl_outcome_from_http_status(resp->status);
         res.body = resp->body;
         res.body_len = resp->body_len;

@@ -5,9 +5,11 @@
 #include "function.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "config.h"
+#include "httpc.h"
 
 static const char *const outcome_names[SL_OUTCOME_COUNT] = {
     "success", "function_error", "throttle", "service_error", "transport_error", "timeout",
@@ -38,6 +40,36 @@ enum sl_outcome sl_outcome_from_lambda(long status, const char *function_error)
         return SL_OUTCOME_THROTTLE;
     }
     return SL_OUTCOME_SERVICE_ERROR;
+}
+
+bool sl_invoke_result_from_transport(const struct sl_http_resp *resp,
+                                     struct sl_invoke_result *res,
+                                     char *detail,
+                                     size_t len)
+{
+    memset(res, 0, sizeof(*res));
+    res->retry_after_ms = -1;
+    res->status = (int)resp->status;
+    res->detail = detail;
+    detail[0] = '\0';
+    if (resp->too_large) {
+        res->outcome = SL_OUTCOME_FUNCTION_ERROR;
+        res->error_type = "Function.ResponseSizeTooLarge";
+        (void)snprintf(detail, len, "response larger than %u bytes",
+                       SL_FUNCTION_MAX_RESPONSE_BYTES);
+    } else if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
+        res->outcome = SL_OUTCOME_TRANSPORT_ERROR;
+        res->detail = "canceled";
+    } else if (resp->curl_code == CURLE_OPERATION_TIMEDOUT) {
+        res->outcome = SL_OUTCOME_TIMEOUT;
+        (void)snprintf(detail, len, "%s", resp->curl_error);
+    } else if (resp->curl_code != CURLE_OK) {
+        res->outcome = SL_OUTCOME_TRANSPORT_ERROR;
+        (void)snprintf(detail, len, "%s", resp->curl_error);
+    } else {
+        return false;
+    }
+    return true;
 }
 
 void sl_invocation_link(struct sl_invocation **head, struct sl_invocation *inv)

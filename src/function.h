@@ -119,6 +119,17 @@ struct sl_invocation {
 void sl_invocation_link(struct sl_invocation **head, struct sl_invocation *inv);
 void sl_invocation_unlink(struct sl_invocation **head, struct sl_invocation *inv);
 
+struct sl_http_resp;
+
+/* Starts the result of an HTTP-based invocation from curl's answer: status, no retry-after,
+ * detail pointing at detail (len bytes). When there is no HTTP answer to classify (a body over
+ * SL_FUNCTION_MAX_RESPONSE_BYTES, a cancel, a timeout, a transport error) it fills the outcome
+ * and detail and returns true; otherwise it returns false and the caller classifies the answer. */
+bool sl_invoke_result_from_transport(const struct sl_http_resp *resp,
+                                     struct sl_invoke_result *res,
+                                     char *detail,
+                                     size_t len);
+
 /* Classifies an HTTP answer the way the http function type does: 2xx success, 429 and 503
  * throttle, anything else a function error. */
 enum sl_outcome sl_outcome_from_http_status(long status);
