@@ -766,5 +766,11 @@ void sl_lane_dispatch(struct sl_lane *ln)
     ln->invokes = 0;
     ln->last_status = 0;
     ln->last_function_error = false;
+    /* A batch that failed before its partition was revoked and came back goes on counting. */
+    if (sl_mapping_memo_take(m, mp->part->id, lane_rec(ln, 0)->pos, &ln->attempts, &ln->invokes)) {
+        sl_log_info(LANE_COMP, m->name,
+                    "%s came back: the batch from %" PRIu64 " keeps its %u counted failures",
+                    mp->part->name, lane_rec(ln, 0)->pos, ln->attempts);
+    }
     lane_attempt(ln);
 }

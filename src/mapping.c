@@ -429,8 +429,41 @@ void sl_mapping_part_settle(struct sl_mpart *mp)
     }
 }
 
+void sl_mapping_memo_put(
+    struct sl_mapping *m, const char *part_id, uint64_t pos, unsigned attempts, unsigned invokes)
+{
+    struct sl_retry_memo *memo = &m->memos[m->next_memo];
+    char *id = sl_strdup(part_id);
+    if (!id) {
+        return; /* forgetting only gives the batch its attempts again */
+    }
+    sl_free(memo->part_id);
+    *memo = (struct sl_retry_memo){id, pos, attempts, invokes};
+    m->next_memo = (m->next_memo + 1) % SL_MAPPING_RETRY_MEMOS;
+}
+
+bool sl_mapping_memo_take(struct sl_mapping *m,
+                          const char *part_id,
+                          uint64_t pos,
+                          unsigned *ret_attempts,
+                          unsigned *ret_invokes)
+{
+    for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
+        struct sl_retry_memo *memo = &m->memos[i];
+        if (memo->part_id && memo->pos == pos && strcmp(memo->part_id, part_id) == 0) {
+            *ret_attempts = memo->attempts;
+            *ret_invokes = memo->invokes;
+            sl_free(memo->part_id);
+            memo->part_id = NULL;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The source took the partition away: stop its lanes now; what is in flight is abandoned when
- * it answers (lane.c), and the partition goes once nothing is. */
+ * it answers (lane.c), and the partition goes once nothing is. A batch that had failed leaves
+ * its retry state behind, for when the partition comes back. */
 static void mapping_part_revoke(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
@@ -439,6 +472,12 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
     mp->gone = true;
     for (size_t l = 0; l < mp->n_lanes; l++) {
         struct sl_lane *ln = &mp->lanes[l];
+        if (ln->n > 0 && ln->cur.lo < ln->cur.hi && (ln->attempts > 0 || ln->invokes > 0)) {
+            struct sl_recq *q = &mp->part->q;
+            const struct sl_record *first =
+                sl_recq_at(q, (size_t)(ln->abs[ln->cur.lo] - q->dropped));
+            sl_mapping_memo_put(m, part->id, first->pos, ln->attempts, ln->invokes);
+        }
         uv_timer_stop(&ln->timer);
         if (ln->state != SL_LANE_INVOKING && ln->state != SL_LANE_WRITING) {
             ln->state = SL_LANE_IDLE;
@@ -796,6 +835,10 @@ void sl_mapping_free(struct sl_mapping *m)
     }
     sl_filter_free(m->filter);
     m->filter = NULL;
+    for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
+        sl_free(m->memos[i].part_id);
+        m->memos[i].part_id = NULL;
+    }
     sl_ckpt_close(m->ck);
     sl_free(m->parts);
     sl_free(m->function_arn);
