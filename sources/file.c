@@ -1371,6 +1371,7 @@ const struct sl_source_ops sl_source_file = {
     .batch_size_max = 10000,
     .starting_position_required = true,
     .at_timestamp_supported = false,
+    .filter_payload_fields = (const char *const[]){"data", NULL},
     .check = file_check,
     .init = file_init,
     .start = file_start,

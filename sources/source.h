@@ -113,6 +113,11 @@ struct sl_source_ops {
      * cJSON_Delete it), or NULL on OOM. Streams: the record's metadata at the top level and
      * its payload under "data", parsed as JSON when it is JSON (esm.md §5). */
     cJSON *(*filter_doc)(void *ctx, struct sl_part *part, const struct sl_record *rec);
+    /* The top-level fields of filter_doc that hold payloads ({"data", NULL} for streams;
+     * {"key", "value", NULL} for Kafka), and whether a pattern that looks inside one that is
+     * not JSON is matched on metadata only (Kafka) instead of failing (streams). */
+    const char *const *filter_payload_fields;
+    bool filter_payload_mismatch_ignored;
     /* Appends the batch-info member of an invocation record, key included, for records
      * first..last (n of them) of part: "\"KinesisBatchInfo\":{...}" (esm.md §4.4). */
     int (*encode_batch_info)(void *ctx,

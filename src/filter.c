@@ -1327,22 +1327,70 @@ static bool node_descends_into(const struct fnode *n, const char *key)
     return false;
 }
 
-bool sl_filter_match_payload(const struct sl_filter *f, const cJSON *doc, const char *key)
+/* node_match, with the top-level fields named in skip (a bit per entry of names) treated as
+ * matching: for Kafka's rule that a payload in another format only gets metadata filters. */
+static bool node_match_skipping(const struct fnode *n,
+                                const cJSON *obj,
+                                const char *const *names,
+                                unsigned skip)
+{
+    for (size_t i = 0; i < n->nfields; i++) {
+        bool skipped = false;
+        for (unsigned b = 0; names[b]; b++) {
+            skipped = skipped || ((skip >> b) & 1u && strcmp(n->fields[i].key, names[b]) == 0);
+        }
+        if (!skipped && !field_match(&n->fields[i], obj)) {
+            return false;
+        }
+    }
+    if (n->nalts) {
+        for (size_t i = 0; i < n->nalts; i++) {
+            if (node_match_skipping(n->alts[i], obj, names, skip)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    return true;
+}
+
+bool sl_filter_match_fields(const struct sl_filter *f,
+                            const cJSON *doc,
+                            const char *const *payload_fields,
+                            bool mismatch_ignored)
 {
     if (f->n == 0) {
         return true;
     }
-    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(doc, key);
-    bool structured = cJSON_IsObject(payload) || cJSON_IsArray(payload);
+    unsigned unstructured = 0;
+    for (unsigned b = 0; payload_fields[b] && b < 8; b++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, payload_fields[b]);
+        if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) {
+            unstructured |= 1u << b;
+        }
+    }
     for (size_t i = 0; i < f->n; i++) {
-        if (!structured && node_descends_into(f->p[i]->root, key)) {
+        unsigned skip = 0;
+        for (unsigned b = 0; payload_fields[b] && b < 8; b++) {
+            if ((unstructured >> b) & 1u && node_descends_into(f->p[i]->root, payload_fields[b])) {
+                skip |= 1u << b;
+            }
+        }
+        if (skip && !mismatch_ignored) {
             continue;
         }
-        if (sl_pattern_match(f->p[i], doc)) {
+        if (skip ? node_match_skipping(f->p[i]->root, doc, payload_fields, skip)
+                 : sl_pattern_match(f->p[i], doc)) {
             return true;
         }
     }
     return false;
+}
+
+bool sl_filter_match_payload(const struct sl_filter *f, const cJSON *doc, const char *key)
+{
+    const char *const fields[] = {key, NULL};
+    return sl_filter_match_fields(f, doc, fields, false);
 }
 
 bool sl_filter_uses_field(const struct sl_filter *f, const char *key)

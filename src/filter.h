@@ -39,6 +39,14 @@ bool sl_filter_match(const struct sl_filter *f, const cJSON *doc);
  * the payload field key ("data", "body") never matches a record whose payload is not a JSON
  * object or array (a line that is not JSON), not even through exists:false. */
 bool sl_filter_match_payload(const struct sl_filter *f, const cJSON *doc, const char *key);
+/* The general form: payload_fields (NULL-terminated, at most 8) are the fields that hold
+ * payloads. A pattern that looks inside one whose value is not a JSON object or array either
+ * fails (streams: mismatch_ignored false) or is matched on its other fields only (Kafka:
+ * mismatch_ignored true, "metadata filters only"). */
+bool sl_filter_match_fields(const struct sl_filter *f,
+                            const cJSON *doc,
+                            const char *const *payload_fields,
+                            bool mismatch_ignored);
 /* True when some pattern names the top-level field key (e.g. "data"): sources use it to skip
  * decoding payloads no pattern looks at. */
 bool sl_filter_uses_field(const struct sl_filter *f, const char *key);

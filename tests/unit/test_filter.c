@@ -822,6 +822,32 @@ static void test_filter_payload_rule(void **state)
     sl_filter_free(f);
 }
 
+/* Kafka's rule: a value that is not JSON gets metadata filters only; it is not dropped. */
+static void test_filter_payload_mismatch_ignored(void **state)
+{
+    (void)state;
+    char err[256];
+    static const char *const kafka[] = {"key", "value", NULL};
+    struct sl_filter *f = criteria("{'Filters':[{'Pattern':'{\\'topic\\':[\\'t\\'],"
+                                   "\\'value\\':{\\'a\\':[1]}}'}]}",
+                                   0, err, sizeof(err));
+    char buf[512];
+    cJSON *d = cJSON_Parse(q("{'topic':'t','value':'plain text'}", buf, sizeof(buf)));
+    assert_true(sl_filter_match_fields(f, d, kafka, true));
+    assert_false(sl_filter_match_fields(f, d, kafka, false));
+    cJSON_Delete(d);
+    d = cJSON_Parse(q("{'topic':'u','value':'plain text'}", buf, sizeof(buf)));
+    assert_false(sl_filter_match_fields(f, d, kafka, true));
+    cJSON_Delete(d);
+    d = cJSON_Parse(q("{'topic':'t','value':{'a':2}}", buf, sizeof(buf)));
+    assert_false(sl_filter_match_fields(f, d, kafka, true));
+    cJSON_Delete(d);
+    d = cJSON_Parse(q("{'topic':'t','value':{'a':1}}", buf, sizeof(buf)));
+    assert_true(sl_filter_match_fields(f, d, kafka, true));
+    cJSON_Delete(d);
+    sl_filter_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -834,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_filter_bytes_not_utf8),
         cmocka_unit_test(test_filter_oom_paths),
         cmocka_unit_test(test_filter_payload_rule),
+        cmocka_unit_test(test_filter_payload_mismatch_ignored),
     };
     return cmocka_run_group_tests_name("filter", tests, NULL, NULL);
 }
