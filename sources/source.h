@@ -126,6 +126,10 @@ struct sl_source_ops {
                              const struct sl_record *last,
                              size_t n,
                              struct sl_buf *out);
+    /* True while the source is still getting ready to produce records (joining a consumer
+     * group): --until-idle does not count that time as idle. It must turn false within a
+     * bounded time even if the source never becomes ready. May be NULL. */
+    bool (*settling)(void *ctx);
     /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown. May
      * be NULL. */
     int64_t (*lag)(void *ctx, struct sl_part *part);

@@ -739,6 +739,9 @@ int sl_mapping_in_flight(const struct sl_mapping *m)
 
 bool sl_mapping_is_idle(const struct sl_mapping *m, int64_t idle_ms)
 {
+    if (m->ops->settling && m->ops->settling(m->src_ctx)) {
+        return false;
+    }
     if (m->in_flight > 0 || m->writes_in_flight > 0 || m->held_records > 0 ||
         !sl_ckpt_is_clean(m->ck)) {
         return false;
