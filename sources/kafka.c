@@ -68,7 +68,16 @@
  * cooperative-sticky is rejected in check(). On revoke, after the commit, the partitions are
  * revoked with env->part_revoke (the mapping abandons their batches and releases them when
  * nothing is in flight) and their staged messages dropped; a partition assigned again later is a
- * new partition object with the same id. */
+ * new partition object with the same id (the mapping keeps a failing batch's retry state by that
+ * id). If the commit on revoke fails (librdkafka's mock cluster, unlike a real broker, refuses
+ * OffsetCommit while the group is joining, so it does whenever another member leaves or joins),
+ * the acknowledged offset is remembered: when the partition is assigned to this process again,
+ * reading resumes there (if beyond the committed offset) and it is committed at the next tick;
+ * given to another member, that member reads again from the committed offset (at-least-once).
+ *
+ * About lag (progress line): the cached high watermark minus the acknowledged offset (committed
+ * within a tick); before the first acknowledgement, minus the committed offset, else the first
+ * offset received, else the log start (the end for LATEST). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -133,6 +142,7 @@ struct kafka_part {
     int64_t committed;               /* known committed offset, or -1 */
     int64_t start;                   /* where reading started (committed or logical), or -1 */
     int64_t expect;                  /* the offset expected next, for gap detection, or -1 */
+    int64_t first;                   /* the offset of the first message received, or -1 */
     bool dirty;                      /* acked moved past what was committed or is being committed */
     char *open;                      /* {"eventSource":...,"records":{"<topic>-<p>":[ */
     char *rec_head;                  /* {"topic":"<topic>","partition":<p>,"offset": */
@@ -173,6 +183,8 @@ struct kafka_ctx {
     struct kafka_part *last_hit;
     /* offsets acknowledged for partitions released after stop(), committed in fini */
     rd_kafka_topic_partition_list_t *final;
+    /* acknowledged offsets of revoked partitions whose commit failed (see "About rebalances") */
+    rd_kafka_topic_partition_list_t *leftover;
     struct kafka_logged logged[8];
 };
 
@@ -1155,7 +1167,7 @@ kafka_part_new(struct kafka_ctx *ctx, const char *topic, int32_t partition, int6
     }
     kp->ctx = ctx;
     kp->partition = partition;
-    kp->acked = kp->committed = -1;
+    kp->acked = kp->committed = kp->first = -1;
     kp->start = start;
     kp->expect = start >= 0 ? start : -1;
     kp->want_records = KAFKA_STAGE_MIN_RECS;
@@ -1251,6 +1263,8 @@ static void kafka_note_committed(struct kafka_ctx *ctx,
             if (p->offset > kp->committed) {
                 kp->committed = p->offset;
             }
+            sl_log_debug(KAFKA_COMP, ctx->env.inst, "committed offset %" PRId64 " of %s-%" PRId32,
+                         p->offset, p->topic, p->partition);
         } else if (e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             kp->dirty = true;
             ctx->commit_retry_at_ms = sl_clock_now_ms(ctx->env.clock) + KAFKA_COMMIT_RETRY_MS;
@@ -1418,13 +1432,59 @@ static void kafka_start_offsets(struct kafka_ctx *ctx, rd_kafka_topic_partition_
     rd_kafka_topic_partition_list_destroy(ts);
 }
 
+/* Remembers kp's acknowledged offset when its commit on revoke failed (the mock cluster, unlike
+ * a real broker, refuses commits while the group is joining): if the partition comes back to
+ * this process, reading resumes there instead of re-delivering what was acknowledged. */
+static void kafka_leftover_keep(struct kafka_ctx *ctx, const struct kafka_part *kp)
+{
+    if (!ctx->leftover && !(ctx->leftover = rd_kafka_topic_partition_list_new(8))) {
+        return;
+    }
+    rd_kafka_topic_partition_t *e =
+        rd_kafka_topic_partition_list_find(ctx->leftover, kp->topic, kp->partition);
+    if (!e) {
+        e = rd_kafka_topic_partition_list_add(ctx->leftover, kp->topic, kp->partition);
+        e->offset = -1;
+    }
+    if (kp->acked > e->offset) {
+        e->offset = kp->acked;
+    }
+    sl_log_info(KAFKA_COMP, ctx->env.inst,
+                "%s: offset %" PRId64 " was acknowledged but not committed; if the partition is "
+                "assigned here again reading resumes there, elsewhere it is read again from "
+                "%" PRId64,
+                kp->part->name, kp->acked, kp->committed);
+}
+
+/* The leftover acknowledged offset of topic/partition (removed from the list), or -1. */
+static int64_t kafka_leftover_take(struct kafka_ctx *ctx, const char *topic, int32_t partition)
+{
+    if (!ctx->leftover) {
+        return -1;
+    }
+    rd_kafka_topic_partition_t *e =
+        rd_kafka_topic_partition_list_find(ctx->leftover, topic, partition);
+    if (!e) {
+        return -1;
+    }
+    int64_t off = e->offset;
+    (void)rd_kafka_topic_partition_list_del(ctx->leftover, topic, partition);
+    return off;
+}
+
 static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
 {
     kafka_start_offsets(ctx, parts);
     for (int i = 0; i < parts->cnt; i++) {
-        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (kafka_find(ctx, p->topic, p->partition)) {
             continue;
+        }
+        int64_t committed = p->offset;
+        int64_t left = kafka_leftover_take(ctx, p->topic, p->partition);
+        bool use_left = left >= 0 && left > committed;
+        if (use_left) {
+            p->offset = left; /* acknowledged here before the rebalance: see kafka_leftover_keep */
         }
         struct kafka_part *kp = kafka_part_new(ctx, p->topic, p->partition, p->offset);
         if (!kp) {
@@ -1433,8 +1493,15 @@ static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
                          p->topic, p->partition);
             continue;
         }
-        char from[32];
-        if (p->offset >= 0) {
+        char from[96];
+        if (use_left) {
+            kp->committed = committed >= 0 ? committed : -1;
+            kp->acked = left;
+            kp->dirty = true; /* committed by the next tick */
+            (void)snprintf(from, sizeof(from),
+                           "offset %" PRId64 " (acknowledged here before the rebalance)",
+                           p->offset);
+        } else if (p->offset >= 0) {
             (void)snprintf(from, sizeof(from), "offset %" PRId64, p->offset);
         }
         sl_log_info(KAFKA_COMP, ctx->env.inst, "%s: assigned, reading from %s", kp->part->name,
@@ -1463,6 +1530,9 @@ static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
         struct kafka_part *kp = kafka_find(ctx, parts->elems[i].topic, parts->elems[i].partition);
         if (!kp) {
             continue;
+        }
+        if (!ctx->stopped && kp->acked > kp->committed) {
+            kafka_leftover_keep(ctx, kp);
         }
         kp->revoked = true;
         kafka_stage_clear(kp);
@@ -1528,6 +1598,9 @@ static void kafka_on_message(struct kafka_ctx *ctx, rd_kafka_message_t *msg)
                     kp->part->name, kp->expect, msg->offset - 1, msg->offset - kp->expect);
     }
     kp->expect = msg->offset + 1;
+    if (kp->first < 0) {
+        kp->first = msg->offset;
+    }
     if (kp->st_n == kp->st_cap) {
         size_t cap = kp->st_cap ? kp->st_cap * 2 : 64;
         rd_kafka_message_t **st = sl_malloc(cap * sizeof(*st));
@@ -2177,7 +2250,13 @@ static int64_t kafka_lag(void *vctx, struct sl_part *part)
         hi < 0) {
         return -1;
     }
-    int64_t done = kp->acked >= 0 ? kp->acked : kp->committed;
+    /* Nothing acknowledged or committed yet: everything from where reading began is lag (the
+     * first offset received; before that the log start, or the end for LATEST). */
+    int64_t done = kp->acked >= 0                     ? kp->acked
+                   : kp->committed >= 0               ? kp->committed
+                   : kp->first >= 0                   ? kp->first
+                   : kp->start == RD_KAFKA_OFFSET_END ? hi
+                                                      : lo;
     if (done < 0) {
         return -1;
     }
@@ -2420,6 +2499,10 @@ static void kafka_fini(void *vctx)
         rd_kafka_topic_partition_list_destroy(ctx->final);
         ctx->final = NULL;
     }
+    if (ctx->leftover) {
+        rd_kafka_topic_partition_list_destroy(ctx->leftover);
+        ctx->leftover = NULL;
+    }
     if (ctx->conf) {
         rd_kafka_conf_destroy(ctx->conf);
         ctx->conf = NULL;
@@ -2446,6 +2529,8 @@ const struct sl_source_ops sl_source_kafka = {
     .keeps_positions = true,
     .window_ms_default = 500,
     .window_from_first_record = true,
+    .filter_payload_fields = (const char *const[]){"key", "value", NULL},
+    .filter_payload_mismatch_ignored = true,
     .check = kafka_check,
     .init = kafka_init,
     .start = kafka_start,
