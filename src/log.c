@@ -207,7 +207,9 @@ void sl_log_fields(enum sl_log_level level,
         line_json_escape(&l, msg, strlen(msg));
         line_puts(&l, "\"");
         for (size_t i = 0; i < n; i++) {
-            line_printf(&l, ",\"%s\":%" PRId64, keys[i], values[i]);
+            line_puts(&l, ",\"");
+            line_json_escape(&l, keys[i], strlen(keys[i]));
+            line_printf(&l, "\":%" PRId64, values[i]);
         }
     } else {
         line_puts(&l, msg);

@@ -775,13 +775,25 @@ const char *sl_mapping_name(const struct sl_mapping *m)
     return m->name;
 }
 
+/* Per-partition lag, on a line of its own beside the progress line (partition names are the
+ * keys; at most MAPPING_LAG_PARTS of them, the rest summed in the progress line only). */
+#define MAPPING_LAG_PARTS 64
+
 void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
 {
     int64_t lag = 0;
-    for (size_t i = 0; i < m->n_parts; i++) {
-        if (m->ops->lag) {
-            int64_t l = m->ops->lag(m->src_ctx, m->parts[i]->part);
-            lag += l > 0 ? l : 0;
+    int64_t max_lag = 0;
+    const char *lag_keys[MAPPING_LAG_PARTS];
+    int64_t lag_values[MAPPING_LAG_PARTS];
+    size_t n_lag = 0;
+    for (size_t i = 0; i < m->n_parts && m->ops->lag; i++) {
+        int64_t l = m->ops->lag(m->src_ctx, m->parts[i]->part);
+        l = l > 0 ? l : 0;
+        lag += l;
+        max_lag = l > max_lag ? l : max_lag;
+        if (n_lag < MAPPING_LAG_PARTS) {
+            lag_keys[n_lag] = m->parts[i]->part->name;
+            lag_values[n_lag++] = l;
         }
     }
     const struct sl_mapping_stats *s = &m->stats;
@@ -798,16 +810,29 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         "in_flight",
         "bytes",
         "lag",
+        "max_lag",
         "partitions",
     };
     const int64_t values[] = {
-        (int64_t)s->fetched,     (int64_t)s->filtered, (int64_t)s->invoked,
-        (int64_t)s->failed,      (int64_t)s->dropped,  (int64_t)s->destination_delivered,
-        (int64_t)s->delivered,   (int64_t)s->retried,  (int64_t)s->batches,
-        sl_mapping_in_flight(m), (int64_t)s->bytes,    lag,
+        (int64_t)s->fetched,
+        (int64_t)s->filtered,
+        (int64_t)s->invoked,
+        (int64_t)s->failed,
+        (int64_t)s->dropped,
+        (int64_t)s->destination_delivered,
+        (int64_t)s->delivered,
+        (int64_t)s->retried,
+        (int64_t)s->batches,
+        sl_mapping_in_flight(m),
+        (int64_t)s->bytes,
+        lag,
+        max_lag,
         (int64_t)m->n_parts,
     };
     sl_log_fields(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, SL_ARRAY_LEN(keys));
+    if (n_lag > 0) {
+        sl_log_fields(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag);
+    }
 }
 
 static void mapping_close_cb(uv_handle_t *h)
