@@ -150,7 +150,9 @@ lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failre
         .request_id = {sl_retry_rand(&m->rng), sl_retry_rand(&m->rng)},
     };
     sl_buf_truncate(&ln->doc, 0);
-    bool with_payload = rc == 0 && encoded == n && strncmp(m->conf->on_failure, "arn:aws:sqs", 11);
+    /* AWS's S3 destination keeps the payload, its SQS destination does not (a message is at
+     * most 1 MiB, an event up to 6 MB); sluice's file and http destinations follow S3. */
+    bool with_payload = rc == 0 && encoded == n && strcmp(m->dest.ops->name, "sqs") != 0;
     if (rc == 0) {
         rc = sl_failrec_build(&ln->doc, &f, m->ops, m->src_ctx, mp->part, first, last, n,
                               with_payload ? ln->body.data : NULL, ln->body.len);
