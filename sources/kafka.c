@@ -6,10 +6,11 @@
  * topic-partition is a partition, id and name "<topic>-<partition>"; each message a record.
  *
  * It owns, per mapping: the consumer (group ConsumerGroupId, by default the mapping's UUID), a
- * pipe that librdkafka writes to when the consumer queue becomes non-empty (watched by a
- * uv_poll), a 100 ms timer (backstop for callbacks, and the commit clock), an idle handle that
- * continues a drain cut short by the per-turn cap, and per partition a staging FIFO of
- * librdkafka messages not yet fetched by the mapping plus the constant pieces of its events.
+ * pipe that librdkafka writes to when the consumer queue or a partition queue becomes non-empty
+ * (watched by a uv_poll), a 100 ms timer (backstop for wake-ups and callbacks, and the commit
+ * clock), an idle handle that continues a drain of the consumer queue cut short by the per-turn
+ * cap, and per partition its own librdkafka queue, a small stash of messages taken from it but
+ * not yet fetched by the mapping, and the constant pieces of its events.
  * It must not block the loop, except where noted: one OffsetFetch (and for AT_TIMESTAMP one
  * ListOffsets) round trip when partitions are assigned, a synchronous commit when they are
  * revoked, and commit + leave-group in fini (shutdown), each bounded. It must never commit an
@@ -36,13 +37,28 @@
  * the partitions are assigned without explicit offsets: librdkafka looks them up itself and a
  * partition without one starts from the beginning (duplicates, never a skip), with a warning.
  *
- * About fetching: messages are staged per partition as they are polled (the message objects
- * themselves, no copy), and the mapping's fetch() copies them into part->q (one copy), so the
- * mapping sees the usual contract: fetch returns what it appended, or 0 and part_wake follows.
- * When a partition stages more than the last fetch asked for (at least 1000 records or 1 MiB, at
- * most 8 MiB), it is paused (rd_kafka_pause_partitions); fetch resumes it once the stage is
- * below half of that. librdkafka discards what it prefetched for a paused partition and fetches
- * again from after the last message it returned, so nothing is lost or repeated.
+ * About fetching: each assigned partition has its own queue (rd_kafka_queue_get_partition, its
+ * forwarding to the consumer queue removed with rd_kafka_queue_forward(q, NULL) BEFORE
+ * rd_kafka_assign, so that no message of it ever reaches the consumer queue: librdkafka does
+ * not forward a queue the application has set itself). Messages are taken from it only inside
+ * fetch(), at most max_records and about max_bytes (rd_kafka_consume_batch_queue, timeout 0, in
+ * chunks of at most KAFKA_CHUNK; what a chunk holds beyond max_bytes waits in the partition's
+ * stash, served first by the next fetch), and copied into part->q (one copy of the bytes). So
+ * backpressure is librdkafka's own: it stops fetching a partition while its queue holds
+ * queued.min.messages messages or queued.max.messages.kbytes (sluice sets 10000 and 2048 KiB per
+ * partition; both can be overridden through "rdkafka"), with no pause/resume (which in
+ * librdkafka 2.0 stalls a partition about a second and discards its prefetched data). A queued
+ * record of 100 bytes costs about 400 bytes in all (measured), so 10000 are about 4 MB a
+ * partition. librdkafka 2.0 notices that a queue fell below those limits only when
+ * the broker's thread next wakes, up to a second later if no other fetch wakes it (2.1 added
+ * fetch.queue.backoff.ms for this): the queue must hold about a second's worth of records for
+ * a partition to be read at full speed. The consumer queue carries only rebalances, errors, commit
+ * results and statistics. Each partition queue writes its own 4-byte key (the consumer queue: 0)
+ * to the shared pipe when it becomes non-empty; a fetch that found nothing marks the partition
+ * waiting, and the key (or the timer's check of waiting queues, a backstop) calls part_wake.
+ * The mapping sees the usual contract: fetch returns what it appended, or 0 and part_wake
+ * follows. A message of an assigned partition that does reach the consumer queue (only when its
+ * own queue could not be had, out of memory) is stashed and fetched in order all the same.
  *
  * About records: data = the value bytes (len 0 and KAFKA_M_NULLVAL for a tombstone, a null
  * value); meta = flags, timestamp type, timestamp, key and headers (kafka_meta_*), so that
@@ -103,10 +119,9 @@
 #define KAFKA_SCHEME_LEN       8
 #define KAFKA_MSK_PREFIX       "arn:aws:kafka:"
 #define KAFKA_TICK_MS          100
-#define KAFKA_POLL_CAP         5000 /* messages per loop turn */
-#define KAFKA_STAGE_MIN_RECS   1000
-#define KAFKA_STAGE_MIN_BYTES  (1024 * 1024)
-#define KAFKA_STAGE_MAX_BYTES  (8 * 1024 * 1024)
+#define KAFKA_POLL_CAP         5000  /* consumer queue events per loop turn */
+#define KAFKA_CHUNK            256   /* messages taken from a partition queue at once */
+#define KAFKA_SETTLE_MS        30000 /* settling ends at the first assignment or after this */
 #define KAFKA_COMMIT_RETRY_MS  1000
 #define KAFKA_BLOCK_TIMEOUT_MS 10000 /* committed offsets, offsets_for_times */
 #define KAFKA_CLOSE_TIMEOUT_MS 10000 /* final commit + leaving the group */
@@ -132,20 +147,20 @@ struct kafka_part {
     char *topic;
     int32_t partition;
     bool revoked;
-    bool paused;
-    bool waiting; /* the last fetch returned 0: part_wake is owed */
+    bool waiting;        /* the last fetch returned 0: part_wake is owed */
+    uint32_t key;        /* written to the pipe when q becomes non-empty; never 0 */
+    rd_kafka_queue_t *q; /* the partition's own queue, or NULL (see "About fetching") */
+    /* the stash: messages taken from q (or the consumer queue) not yet fetched, a ring */
     rd_kafka_message_t **stage;
     size_t st_head, st_n, st_cap;
-    size_t st_bytes;
-    size_t want_records, want_bytes; /* what the last fetch asked for */
-    int64_t acked;                   /* next offset to commit (last acknowledged + 1), or -1 */
-    int64_t committed;               /* known committed offset, or -1 */
-    int64_t start;                   /* where reading started (committed or logical), or -1 */
-    int64_t expect;                  /* the offset expected next, for gap detection, or -1 */
-    int64_t first;                   /* the offset of the first message received, or -1 */
-    bool dirty;                      /* acked moved past what was committed or is being committed */
-    char *open;                      /* {"eventSource":...,"records":{"<topic>-<p>":[ */
-    char *rec_head;                  /* {"topic":"<topic>","partition":<p>,"offset": */
+    int64_t acked;     /* next offset to commit (last acknowledged + 1), or -1 */
+    int64_t committed; /* known committed offset, or -1 */
+    int64_t start;     /* where reading started (committed or logical), or -1 */
+    int64_t expect;    /* the offset expected next, for gap detection, or -1 */
+    int64_t first;     /* the offset of the first message received, or -1 */
+    bool dirty;        /* acked moved past what was committed or is being committed */
+    char *open;        /* {"eventSource":...,"records":{"<topic>-<p>":[ */
+    char *rec_head;    /* {"topic":"<topic>","partition":<p>,"offset": */
     size_t open_len, rec_head_len;
 };
 
@@ -177,6 +192,9 @@ struct kafka_ctx {
     uv_idle_t *more;
     bool stopped;
     bool commit_inflight;
+    bool assigned_once; /* the first assignment arrived (settling ends) */
+    int64_t started_ms; /* when start() ran, or 0 */
+    uint32_t next_key;  /* the last partition key handed out */
     int64_t commit_retry_at_ms;
     struct kafka_part **parts;
     size_t n_parts, cap_parts;
@@ -991,7 +1009,9 @@ kafka_build_conf(struct kafka_ctx *ctx, rd_kafka_conf_t **ret_conf, char *errbuf
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
-        {"queued.max.messages.kbytes", "16384"},
+        /* Per partition: librdkafka stops fetching a partition whose queue holds either. */
+        {"queued.max.messages.kbytes", "2048"},
+        {"queued.min.messages", "10000"},
     };
     int r = 0;
     for (size_t i = 0; i < SL_ARRAY_LEN(fixed) && r == 0; i++) {
@@ -1135,11 +1155,44 @@ static void kafka_stage_clear(struct kafka_part *kp)
     for (size_t i = 0; i < kp->st_n; i++) {
         rd_kafka_message_destroy(kp->stage[(kp->st_head + i) % kp->st_cap]);
     }
-    kp->st_head = kp->st_n = kp->st_bytes = 0;
+    kp->st_head = kp->st_n = 0;
+}
+
+/* Appends msg to kp's stash (takes ownership on success). Returns 0 or SL_ENOMEM. */
+static int kafka_stash(struct kafka_part *kp, rd_kafka_message_t *msg)
+{
+    if (kp->st_n == kp->st_cap) {
+        size_t cap = kp->st_cap ? kp->st_cap * 2 : KAFKA_CHUNK;
+        rd_kafka_message_t **st = sl_calloc(cap, sizeof(*st));
+        if (!st) {
+            return SL_ENOMEM;
+        }
+        for (size_t i = 0; i < kp->st_n; i++) {
+            st[i] = kp->stage[(kp->st_head + i) % kp->st_cap];
+        }
+        sl_free(kp->stage);
+        kp->stage = st;
+        kp->st_cap = cap;
+        kp->st_head = 0;
+    }
+    kp->stage[(kp->st_head + kp->st_n) % kp->st_cap] = msg;
+    kp->st_n++;
+    return 0;
+}
+
+/* Stops kp's queue from waking us and gives it back (its messages are librdkafka's again). */
+static void kafka_queue_close(struct kafka_part *kp)
+{
+    if (kp->q) {
+        rd_kafka_queue_io_event_enable(kp->q, -1, NULL, 0);
+        rd_kafka_queue_destroy(kp->q);
+        kp->q = NULL;
+    }
 }
 
 static void kafka_part_free(struct kafka_part *kp)
 {
+    kafka_queue_close(kp);
     kafka_stage_clear(kp);
     sl_free(kp->stage);
     sl_free(kp->topic);
@@ -1170,9 +1223,17 @@ kafka_part_new(struct kafka_ctx *ctx, const char *topic, int32_t partition, int6
     kp->acked = kp->committed = kp->first = -1;
     kp->start = start;
     kp->expect = start >= 0 ? start : -1;
-    kp->want_records = KAFKA_STAGE_MIN_RECS;
-    kp->want_bytes = KAFKA_STAGE_MIN_BYTES;
     kp->waiting = true;
+    if (++ctx->next_key == 0) {
+        ctx->next_key = 1;
+    }
+    kp->key = ctx->next_key;
+    /* Room for the rest of one chunk, so that fetch never has to allocate. */
+    if (!(kp->stage = sl_calloc(KAFKA_CHUNK, sizeof(*kp->stage)))) {
+        sl_free(kp);
+        return NULL;
+    }
+    kp->st_cap = KAFKA_CHUNK;
     if (start >= 0) {
         kp->committed = start;
     }
@@ -1188,35 +1249,6 @@ kafka_part_new(struct kafka_ctx *ctx, const char *topic, int32_t partition, int6
     part->src = kp;
     ctx->parts[ctx->n_parts++] = kp;
     return kp;
-}
-
-static void kafka_pause(struct kafka_part *kp, bool pause)
-{
-    struct kafka_ctx *ctx = kp->ctx;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    if (!l) {
-        return;
-    }
-    (void)rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition);
-    rd_kafka_resp_err_t err =
-        pause ? rd_kafka_pause_partitions(ctx->rk, l) : rd_kafka_resume_partitions(ctx->rk, l);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kp->paused = pause;
-        sl_log_debug(KAFKA_COMP, ctx->env.inst, "%s: %s (%zu records staged)", kp->part->name,
-                     pause ? "paused" : "resumed", kp->st_n);
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-static size_t kafka_pause_records(const struct kafka_part *kp)
-{
-    return kp->want_records > KAFKA_STAGE_MIN_RECS ? kp->want_records : KAFKA_STAGE_MIN_RECS;
-}
-
-static size_t kafka_pause_bytes(const struct kafka_part *kp)
-{
-    size_t b = kp->want_bytes > KAFKA_STAGE_MIN_BYTES ? kp->want_bytes : KAFKA_STAGE_MIN_BYTES;
-    return b < KAFKA_STAGE_MAX_BYTES ? b : KAFKA_STAGE_MAX_BYTES;
 }
 
 /* ---- commits ---- */
@@ -1472,8 +1504,27 @@ static int64_t kafka_leftover_take(struct kafka_ctx *ctx, const char *topic, int
     return off;
 }
 
+/* Gives kp its own queue, no longer forwarded to the consumer queue, that writes kp's key to the
+ * pipe when it becomes non-empty. Called before rd_kafka_assign (see "About fetching"). */
+static void kafka_queue_open(struct kafka_ctx *ctx, struct kafka_part *kp)
+{
+    kp->q = rd_kafka_queue_get_partition(ctx->rk, kp->topic, kp->partition);
+    if (!kp->q) {
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "%s: no partition queue (out of memory): its messages come through the "
+                    "consumer queue",
+                    kp->part->name);
+        return;
+    }
+    rd_kafka_queue_forward(kp->q, NULL);
+    if (ctx->io) {
+        rd_kafka_queue_io_event_enable(kp->q, ctx->io->wfd, &kp->key, sizeof(kp->key));
+    }
+}
+
 static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
 {
+    ctx->assigned_once = true;
     kafka_start_offsets(ctx, parts);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
@@ -1493,6 +1544,7 @@ static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
                          p->topic, p->partition);
             continue;
         }
+        kafka_queue_open(ctx, kp);
         char from[96];
         if (use_left) {
             kp->committed = committed >= 0 ? committed : -1;
@@ -1535,6 +1587,7 @@ static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
             kafka_leftover_keep(ctx, kp);
         }
         kp->revoked = true;
+        kafka_queue_close(kp);
         kafka_stage_clear(kp);
         if (ctx->last_hit == kp) {
             ctx->last_hit = NULL;
@@ -1569,7 +1622,7 @@ static void kafka_rebalance_cb(rd_kafka_t *rk,
 
 /* ---- messages ---- */
 
-static void kafka_on_error_message(struct kafka_ctx *ctx, rd_kafka_message_t *msg)
+static void kafka_on_error_message(struct kafka_ctx *ctx, const rd_kafka_message_t *msg)
 {
     const char *topic = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "";
     enum sl_log_level level =
@@ -1578,6 +1631,7 @@ static void kafka_on_error_message(struct kafka_ctx *ctx, rd_kafka_message_t *ms
                       msg->partition, rd_kafka_message_errstr(msg));
 }
 
+/* A message from the consumer queue: an error, or one of a partition without its own queue. */
 static void kafka_on_message(struct kafka_ctx *ctx, rd_kafka_message_t *msg)
 {
     if (msg->err) {
@@ -1590,49 +1644,38 @@ static void kafka_on_message(struct kafka_ctx *ctx, rd_kafka_message_t *msg)
         rd_kafka_message_destroy(msg); /* a revoked partition's: read again by its new owner */
         return;
     }
-    if (kp->expect >= 0 && msg->offset > kp->expect) {
-        sl_log_warn(KAFKA_COMP, ctx->env.inst,
-                    "%s: offsets %" PRId64 "..%" PRId64 " (%" PRId64 " records) were not "
-                    "available: lost to retention if the log was truncated (or compacted, or "
-                    "transaction markers), skipping",
-                    kp->part->name, kp->expect, msg->offset - 1, msg->offset - kp->expect);
-    }
-    kp->expect = msg->offset + 1;
-    if (kp->first < 0) {
-        kp->first = msg->offset;
-    }
-    if (kp->st_n == kp->st_cap) {
-        size_t cap = kp->st_cap ? kp->st_cap * 2 : 64;
-        rd_kafka_message_t **st = sl_malloc(cap * sizeof(*st));
-        if (!st) {
-            /* Without room, drop it and go back: librdkafka fetches it again. */
-            kp->expect = msg->offset;
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            if (l) {
-                rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition)->offset =
-                    msg->offset;
-                (void)rd_kafka_seek_partitions(ctx->rk, l, 0);
-                rd_kafka_topic_partition_list_destroy(l);
-            }
-            rd_kafka_message_destroy(msg);
-            return;
+    if (kafka_stash(kp, msg) < 0) {
+        /* Without room, drop it and go back: librdkafka fetches it again. */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        if (l) {
+            rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition)->offset = msg->offset;
+            (void)rd_kafka_seek_partitions(ctx->rk, l, 0);
+            rd_kafka_topic_partition_list_destroy(l);
         }
-        for (size_t i = 0; i < kp->st_n; i++) {
-            st[i] = kp->stage[(kp->st_head + i) % kp->st_cap];
-        }
-        sl_free(kp->stage);
-        kp->stage = st;
-        kp->st_cap = cap;
-        kp->st_head = 0;
-    }
-    kp->stage[(kp->st_head + kp->st_n) % kp->st_cap] = msg;
-    kp->st_n++;
-    kp->st_bytes += msg->len + msg->key_len;
-    if (!kp->paused &&
-        (kp->st_n >= kafka_pause_records(kp) || kp->st_bytes >= kafka_pause_bytes(kp))) {
-        kafka_pause(kp, true);
+        rd_kafka_message_destroy(msg);
+        return;
     }
     if (kp->waiting) {
+        kp->waiting = false;
+        ctx->env.part_wake(ctx->env.owner, kp->part);
+    }
+}
+
+/* The partition whose queue writes key, or NULL (revoked since). */
+static struct kafka_part *kafka_find_key(struct kafka_ctx *ctx, uint32_t key)
+{
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        if (ctx->parts[i]->key == key) {
+            return ctx->parts[i];
+        }
+    }
+    return NULL;
+}
+
+/* kp's queue has (or may have) messages: wakes the mapping if a fetch found none before. */
+static void kafka_wake(struct kafka_ctx *ctx, struct kafka_part *kp)
+{
+    if (kp && kp->waiting && !kp->revoked && !ctx->stopped) {
         kp->waiting = false;
         ctx->env.part_wake(ctx->env.owner, kp->part);
     }
@@ -1663,22 +1706,42 @@ static void kafka_more_cb(uv_idle_t *h)
     kafka_drain(h->data);
 }
 
+/* The pipe: 4-byte keys (every write is one whole key, and the pipe is read in multiples of
+ * 4, so keys never split): 0 for the consumer queue, else a partition's. */
 static void kafka_io_cb(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
     struct kafka_io *io = (struct kafka_io *)h;
     struct kafka_ctx *ctx = h->data;
-    char buf[256];
-    while (read(io->rfd, buf, sizeof(buf)) > 0) {
+    uint32_t keys[64];
+    bool consumer = false;
+    ssize_t got;
+    while ((got = read(io->rfd, keys, sizeof(keys))) > 0) {
+        for (size_t i = 0; i < (size_t)got / sizeof(keys[0]); i++) {
+            if (keys[i] == 0) {
+                consumer = true;
+            } else {
+                kafka_wake(ctx, kafka_find_key(ctx, keys[i]));
+            }
+        }
     }
-    kafka_drain(ctx);
+    if (consumer) {
+        kafka_drain(ctx);
+    }
 }
 
 static void kafka_tick(uv_timer_t *t)
 {
     struct kafka_ctx *ctx = t->data;
     kafka_drain(ctx);
+    /* Backstop: a wake-up lost (a full pipe) costs at most one tick. */
+    for (size_t i = 0; i < ctx->n_parts && !ctx->stopped; i++) {
+        struct kafka_part *kp = ctx->parts[i];
+        if (kp->waiting && kp->q && rd_kafka_queue_length(kp->q) > 0) {
+            kafka_wake(ctx, kp);
+        }
+    }
     kafka_commit_async(ctx);
 }
 
@@ -1718,37 +1781,79 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
 
 /* ---- the fetch path ---- */
 
-/* Copies one staged message into part->q. */
-static int kafka_push_message(struct kafka_part *kp, const rd_kafka_message_t *msg);
+static int
+kafka_push_message(struct kafka_part *kp, const rd_kafka_message_t *msg, int64_t wall_ms);
 
+/* Takes one message: an error is logged and dropped, a record is checked for a gap in offsets
+ * and copied into part->q. Returns the bytes it added to part->q, or SL_ENOMEM (msg is kept). */
+static int kafka_take(struct kafka_part *kp, const rd_kafka_message_t *msg, int64_t wall_ms)
+{
+    struct kafka_ctx *ctx = kp->ctx;
+    if (msg->err) {
+        kafka_on_error_message(ctx, msg);
+        return 0;
+    }
+    size_t before = sl_recq_bytes(&kp->part->q);
+    int r = kafka_push_message(kp, msg, wall_ms);
+    if (r < 0) {
+        return r;
+    }
+    if (kp->expect >= 0 && msg->offset > kp->expect) {
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "%s: offsets %" PRId64 "..%" PRId64 " (%" PRId64 " records) were not "
+                    "available: lost to retention if the log was truncated (or compacted, or "
+                    "transaction markers), skipping",
+                    kp->part->name, kp->expect, msg->offset - 1, msg->offset - kp->expect);
+    }
+    kp->expect = msg->offset + 1;
+    if (kp->first < 0) {
+        kp->first = msg->offset;
+    }
+    size_t added = sl_recq_bytes(&kp->part->q) - before;
+    return added > INT32_MAX ? INT32_MAX : (int)added;
+}
+
+/* Appends up to max_records records (about max_bytes) from kp's stash, then from its queue
+ * (see "About fetching"). */
 static int kafka_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
 {
-    (void)vctx;
+    struct kafka_ctx *ctx = vctx;
     struct kafka_part *kp = part->src;
     if (!kp || kp->revoked) {
         return 0;
     }
-    kp->want_records = max_records ? max_records : 1;
-    kp->want_bytes = max_bytes ? max_bytes : 1;
+    if (max_records == 0) {
+        max_records = 1;
+    }
+    int64_t wall_ms = sl_clock_wall_ms(ctx->env.clock);
     size_t n = 0;
     size_t bytes = 0;
     int r = 0;
-    while (kp->st_n > 0 && n < kp->want_records && (n == 0 || bytes < kp->want_bytes)) {
-        rd_kafka_message_t *msg = kp->stage[kp->st_head];
-        size_t before = sl_recq_bytes(&part->q);
-        if ((r = kafka_push_message(kp, msg)) < 0) {
+    for (;;) {
+        /* the stash first: it holds what came before anything still in the queue */
+        while (kp->st_n > 0 && n < max_records && (n == 0 || bytes < max_bytes)) {
+            rd_kafka_message_t *msg = kp->stage[kp->st_head];
+            if ((r = kafka_take(kp, msg, wall_ms)) < 0) {
+                break;
+            }
+            n += msg->err ? 0 : 1;
+            bytes += (size_t)r;
+            rd_kafka_message_destroy(msg);
+            kp->st_head = (kp->st_head + 1) % kp->st_cap;
+            kp->st_n--;
+        }
+        if (r < 0 || kp->st_n > 0 || !kp->q || n >= max_records || (n > 0 && bytes >= max_bytes)) {
             break;
         }
-        bytes += sl_recq_bytes(&part->q) - before;
-        kp->st_bytes -= msg->len + msg->key_len;
-        rd_kafka_message_destroy(msg);
-        kp->st_head = (kp->st_head + 1) % kp->st_cap;
-        kp->st_n--;
-        n++;
-    }
-    if (kp->paused && kp->st_n < kafka_pause_records(kp) / 2 &&
-        kp->st_bytes < kafka_pause_bytes(kp) / 2) {
-        kafka_pause(kp, false);
+        /* The stash is empty and has room for a whole chunk (st_cap >= KAFKA_CHUNK): the
+         * chunk goes there, and what the limits leave of it stays for the next fetch. */
+        size_t want = max_records - n < KAFKA_CHUNK ? max_records - n : KAFKA_CHUNK;
+        ssize_t got = rd_kafka_consume_batch_queue(kp->q, 0, kp->stage, want);
+        if (got <= 0) {
+            break;
+        }
+        kp->st_head = 0;
+        kp->st_n = (size_t)got;
     }
     if (n > 0) {
         return (int)n;
@@ -1859,7 +1964,7 @@ static int kafka_push_view(struct kafka_part *kp, const struct kafka_msgview *v,
     return r;
 }
 
-static int kafka_push_message(struct kafka_part *kp, const rd_kafka_message_t *msg)
+static int kafka_push_message(struct kafka_part *kp, const rd_kafka_message_t *msg, int64_t wall_ms)
 {
     struct kafka_msgview v = {0};
     rd_kafka_timestamp_type_t tstype;
@@ -1874,7 +1979,7 @@ static int kafka_push_message(struct kafka_part *kp, const rd_kafka_message_t *m
     if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         v.hdrs = hdrs;
     }
-    return kafka_push_view(kp, &v, sl_clock_wall_ms(kp->ctx->env.clock));
+    return kafka_push_view(kp, &v, wall_ms);
 }
 
 /* A record's meta, decoded. Pointers borrow from the queue. */
@@ -1960,6 +2065,19 @@ static const char *kafka_tstype_name(int tstype)
     }
 }
 
+/* ,"timestampType":"<name>" in one piece (encode_record, per record). */
+static const char *kafka_tstype_field(int tstype)
+{
+    switch (tstype) {
+    case RD_KAFKA_TIMESTAMP_CREATE_TIME:
+        return ",\"timestampType\":\"CREATE_TIME\"";
+    case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME:
+        return ",\"timestampType\":\"LOG_APPEND_TIME\"";
+    default:
+        return ",\"timestampType\":\"NO_TIMESTAMP_TYPE\"";
+    }
+}
+
 /* Appends bytes as a JSON array of signed bytes: [104,-61,-87]. */
 static int kafka_enc_signed_bytes(struct sl_buf *out, const unsigned char *p, size_t n)
 {
@@ -2003,9 +2121,9 @@ static int kafka_encode_record(void *vctx,
     size_t start = out->len;
     int r = sl_buf_append(out, kp->rec_head, kp->rec_head_len);
     r = r < 0 ? r : sl_enc_u64(out, rec->pos);
-    r = r < 0 ? r
-              : sl_buf_printf(out, ",\"timestamp\":%" PRId64 ",\"timestampType\":\"%s\"", m.ts,
-                              kafka_tstype_name(m.tstype));
+    r = r < 0 ? r : sl_buf_puts(out, m.ts < 0 ? ",\"timestamp\":-" : ",\"timestamp\":");
+    r = r < 0 ? r : sl_enc_u64(out, m.ts < 0 ? 0 - (uint64_t)m.ts : (uint64_t)m.ts);
+    r = r < 0 ? r : sl_buf_puts(out, kafka_tstype_field(m.tstype));
     if (r == 0 && m.has_key) {
         r = sl_buf_puts(out, ",\"key\":\"");
         r = r < 0 ? r : sl_enc_base64(out, m.key, m.key_len);
@@ -2266,6 +2384,16 @@ static int64_t kafka_lag(void *vctx, struct sl_part *part)
     return hi > done ? hi - done : 0;
 }
 
+/* True from start() until the first assignment, at most KAFKA_SETTLE_MS: joining the group. */
+static bool kafka_settling(void *vctx)
+{
+    const struct kafka_ctx *ctx = vctx;
+    if (!ctx->rk || ctx->stopped || ctx->assigned_once) {
+        return false;
+    }
+    return sl_clock_now_ms(ctx->env.clock) - ctx->started_ms < KAFKA_SETTLE_MS;
+}
+
 /* ---- life cycle ---- */
 
 static void kafka_handle_closed(uv_handle_t *h)
@@ -2295,6 +2423,7 @@ static int kafka_start(void *vctx)
         return SL_ECONFIG;
     }
     ctx->conf = NULL; /* rd_kafka_new took it */
+    ctx->started_ms = sl_clock_now_ms(ctx->env.clock);
     (void)rd_kafka_poll_set_consumer(ctx->rk);
     if (!(ctx->cq = rd_kafka_queue_get_consumer(ctx->rk))) {
         return SL_ENOMEM;
@@ -2332,7 +2461,8 @@ static int kafka_start(void *vctx)
     }
     io->poll.data = ctx;
     ctx->io = io;
-    rd_kafka_queue_io_event_enable(ctx->cq, fds[1], "1", 1);
+    static const uint32_t consumer_key = 0;
+    rd_kafka_queue_io_event_enable(ctx->cq, fds[1], &consumer_key, sizeof(consumer_key));
     (void)uv_poll_start(&io->poll, UV_READABLE, kafka_io_cb);
     (void)uv_timer_start(ctx->timer, kafka_tick, KAFKA_TICK_MS, KAFKA_TICK_MS);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)ctx->topics.n);
@@ -2359,8 +2489,14 @@ static void kafka_stop(void *vctx)
 {
     struct kafka_ctx *ctx = vctx;
     ctx->stopped = true;
+    /* No librdkafka thread may write to the pipe once it is closed (its fd could be reused). */
     if (ctx->cq) {
         rd_kafka_queue_io_event_enable(ctx->cq, -1, NULL, 0);
+    }
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        if (ctx->parts[i]->q) {
+            rd_kafka_queue_io_event_enable(ctx->parts[i]->q, -1, NULL, 0);
+        }
     }
     if (ctx->io) {
         (void)uv_poll_stop(&ctx->io->poll);
@@ -2479,6 +2615,7 @@ static void kafka_fini(void *vctx)
             rd_kafka_topic_partition_list_destroy(l);
         }
         for (size_t i = 0; i < ctx->n_parts; i++) {
+            kafka_queue_close(ctx->parts[i]); /* before the handle they belong to goes */
             kafka_stage_clear(ctx->parts[i]);
         }
         kafka_close_consumer(ctx);
@@ -2541,6 +2678,7 @@ const struct sl_source_ops sl_source_kafka = {
     .record_key = kafka_record_key,
     .filter_doc = kafka_filter_doc,
     .encode_batch_info = kafka_encode_batch_info,
+    .settling = kafka_settling,
     .lag = kafka_lag,
     .encode_open = kafka_encode_open,
     .encode_close = kafka_encode_close,

@@ -4,8 +4,11 @@
  * filter document and KafkaBatchInfo; option validation (each error names the key and what is
  * allowed; librdkafka's own text for a bad property); SourceAccessConfigurations mapped onto
  * librdkafka properties, with secrets read from files and the environment and never logged.
- * One test runs the whole consumer path against librdkafka's in-process mock cluster
- * (test.mock.num.brokers): assignment, records, ack and commit.
+ * Two tests run the whole consumer path against librdkafka's in-process mock cluster
+ * (test.mock.num.brokers): assignment, records, ack and commit; and the fetch path proper: each
+ * partition read from its own queue, fetch's record and byte limits with what a chunk leaves
+ * over kept in order for the next fetch, part_wake after an empty fetch when records arrive,
+ * and settling until the first assignment.
  *
  * About the #include of kafka.c: records are made from field values with kafka_push_view (a
  * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
@@ -767,6 +770,113 @@ static void test_kafka_mock_cluster_consume_ack_commit(void **state)
     }
 }
 
+struct pq {
+    struct fx *f;
+    size_t want;
+    unsigned wakes;
+};
+
+static bool pq_assigned(void *arg)
+{
+    struct pq *p = arg;
+    return p->f->owner.n == 1 && !kafka_settling(p->f->ctx);
+}
+
+/* Fetches 7 records at a time (and one by max_bytes) until p->want are in part->q. */
+static bool pq_fetched(void *arg)
+{
+    struct pq *p = arg;
+    struct sl_part *part = p->f->owner.parts[0];
+    for (int i = 0; i < 50 && sl_recq_count(&part->q) < p->want; i++) {
+        size_t before = sl_recq_count(&part->q);
+        int r = kafka_fetch(p->f->ctx, part, i % 5 == 4 ? 1000 : 7, i % 5 == 4 ? 1 : 1 << 20);
+        assert_true(r >= 0);
+        assert_true(r <= (i % 5 == 4 ? 1 : 7));
+        assert_int_equal(sl_recq_count(&part->q), before + (size_t)r);
+        if (r == 0) {
+            break;
+        }
+    }
+    return sl_recq_count(&part->q) >= p->want;
+}
+
+static bool pq_woken(void *arg)
+{
+    struct pq *p = arg;
+    return p->f->owner.wakes > p->wakes;
+}
+
+static void pq_produce(rd_kafka_mock_cluster_t *mc, int from, int to)
+{
+    char err[256];
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(pc, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    assert_non_null(prod);
+    for (int i = from; i < to; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "v%d", i);
+        assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("pq"), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE(v, strlen(v)),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(prod, 10000), 0);
+    rd_kafka_destroy(prod);
+}
+
+static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
+{
+    struct fx *f = *state;
+    f->clk.clock = sl_clock_system;
+    assert_int_equal(
+        src_new(f, "kafka://127.0.0.1:1",
+                "{\"Topics\":[\"pq\"],\"rdkafka\":{\"test.mock.num.brokers\":\"1\","
+                "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"500\","
+                "\"queued.min.messages\":\"100\"}}",
+                SL_START_TRIM_HORIZON),
+        0);
+    assert_int_equal(src_init(f), 0);
+    assert_false(kafka_settling(f->ctx)); /* not started */
+    assert_int_equal(kafka_start(f->ctx), 0);
+    assert_true(kafka_settling(f->ctx)); /* joining */
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->ctx->rk);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "pq", 1, 1), 0);
+    /* more than a chunk, and more than queued.min.messages: librdkafka holds back the rest */
+    pq_produce(mc, 0, 700);
+
+    struct pq p = {f, 0, 0};
+    assert_true(test_run_until(&f->loop, pq_assigned, &p, 20000));
+    struct kafka_part *kp = f->owner.parts[0]->src;
+    assert_non_null(kp->q); /* its own queue: nothing of it goes through the consumer queue */
+    p.want = 700;
+    assert_true(test_run_until(&f->loop, pq_fetched, &p, 20000));
+    struct sl_part *part = f->owner.parts[0];
+    assert_int_equal(sl_recq_count(&part->q), 700);
+    for (size_t i = 0; i < 700; i++) {
+        const struct sl_record *rec = sl_recq_at(&part->q, i);
+        char v[16];
+        int n = snprintf(v, sizeof(v), "v%zu", i);
+        assert_int_equal(rec->pos, i);
+        assert_int_equal(rec->len, (uint32_t)n);
+        assert_memory_equal(sl_recq_data(&part->q, rec), v, (size_t)n);
+    }
+    /* drained: 0, a wake is owed, and comes when more arrive */
+    assert_int_equal(kafka_fetch(f->ctx, part, 1000, 1 << 20), 0);
+    assert_true(kp->waiting);
+    p.wakes = f->owner.wakes;
+    pq_produce(mc, 700, 701);
+    assert_true(test_run_until(&f->loop, pq_woken, &p, 10000));
+    assert_false(kp->waiting);
+    assert_int_equal(kafka_fetch(f->ctx, part, 1000, 1 << 20), 1);
+    assert_int_equal(sl_recq_at(&part->q, 700)->pos, 700);
+    assert_false(kafka_settling(f->ctx));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +896,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kafka_sac_tls, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_fini_after_failed_init, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_consume_ack_commit, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_partition_queue_fetch, fx_setup,
                                         fx_teardown),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
