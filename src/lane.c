@@ -72,7 +72,7 @@ static void lane_written(void *arg, int err, const char *detail)
     }
     size_t n = ln->dest.hi - ln->dest.lo;
     if (err < 0) {
-        int64_t delay = sl_retry_delay_ms(&m->retry, 1 + ln->invokes, &m->rng);
+        int64_t delay = sl_retry_delay_ms(&m->retry, ++ln->write_failures, &m->rng);
         sl_log_warn(LANE_COMP, m->name,
                     "writing %zu records of %s to %s failed: %s%s%s, retrying in %" PRId64 "ms", n,
                     ln->mp->part->name, m->conf->on_failure, sl_strerror(err), detail ? ": " : "",
@@ -167,6 +167,7 @@ lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failre
                 "%s: writing %zu records of %s from %" PRIu64 " to %" PRIu64 " to %s", condition, n,
                 mp->part->name, first->pos, last->pos, m->conf->on_failure);
     ln->dest = r;
+    ln->write_failures = 0;
     lane_write(ln);
 }
 

@@ -53,8 +53,9 @@ struct sl_lane {
     struct sl_lane_range *todo; /* parts after it (from bisection); the last is next */
     size_t n_todo;
     size_t cap_todo;
-    unsigned attempts; /* counted failures of cur */
-    unsigned invokes;  /* invocations of cur (approximateInvokeCount) */
+    unsigned attempts;       /* counted failures of cur */
+    unsigned invokes;        /* invocations of cur (approximateInvokeCount) */
+    unsigned write_failures; /* failed writes of the current invocation record */
     int last_status;
     bool last_function_error;
     size_t *qidx;              /* scratch: queue indices of cur while encoding */
