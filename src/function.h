@@ -90,7 +90,6 @@ struct sl_function {
     const struct sl_function_ops *ops;
     void *ctx;
     char *name;
-    int in_flight;
 };
 
 /* Creates and inits the function described by conf. Returns 0 and *ret_fn, SL_ECONFIG (errbuf
