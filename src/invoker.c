@@ -81,6 +81,26 @@ static void partial_invalid(struct sl_partial *ret, const char *why)
     (void)snprintf(ret->detail, sizeof(ret->detail), "%s", why);
 }
 
+/* Kafka's other itemIdentifier form, {"partition":"<topic>-<p>","offset":N}, as the string
+ * form "<topic>-<p>-<N>" (esm.md §4.3: third parties use both; sluice accepts both). Returns
+ * the text in buf, or NULL when id is not such an object. */
+static const char *partial_object_id(const cJSON *id, char *buf, size_t len)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(id, "partition");
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(id, "offset");
+    if (!cJSON_IsObject(id) || !cJSON_IsString(p) || !p->valuestring[0]) {
+        return NULL;
+    }
+    int n = -1;
+    if (cJSON_IsNumber(o) && o->valuedouble >= 0 && o->valuedouble < 9007199254740992.0 &&
+        o->valuedouble == (double)(long long)o->valuedouble) {
+        n = snprintf(buf, len, "%s-%lld", p->valuestring, (long long)o->valuedouble);
+    } else if (cJSON_IsString(o) && o->valuestring[0]) {
+        n = snprintf(buf, len, "%s-%s", p->valuestring, o->valuestring);
+    }
+    return n > 0 && (size_t)n < len ? buf : NULL;
+}
+
 static void
 partial_read_list(const cJSON *list, const char *const *ids, size_t n, struct sl_partial *ret)
 {
@@ -104,15 +124,18 @@ partial_read_list(const cJSON *list, const char *const *ids, size_t n, struct sl
             partial_invalid(ret, "a batchItemFailures entry has no itemIdentifier");
             break;
         }
-        if (!cJSON_IsString(id) || !id->valuestring[0]) {
+        char object_id[320];
+        const char *text = partial_object_id(id, object_id, sizeof(object_id));
+        if (!text && (!cJSON_IsString(id) || !id->valuestring[0])) {
             partial_invalid(ret, "an itemIdentifier is empty, null or not a string");
             break;
         }
-        size_t i = id_index_find(&ix, ids, id->valuestring);
+        text = text ? text : id->valuestring;
+        size_t i = id_index_find(&ix, ids, text);
         if (i == SIZE_MAX) {
             ret->kind = SL_PARTIAL_INVALID;
             (void)snprintf(ret->detail, sizeof(ret->detail),
-                           "itemIdentifier \"%.100s\" is not in the batch", id->valuestring);
+                           "itemIdentifier \"%.100s\" is not in the batch", text);
             break;
         }
         listed++;

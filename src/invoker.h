@@ -28,7 +28,9 @@ struct sl_partial {
 };
 
 /* Reads a partial batch response. ids are the batch's item identifiers in batch order (the
- * Kinesis sequence numbers), n of them. Never fails: every input has a reading. */
+ * Kinesis sequence numbers; Kafka's "<topic>-<partition>-<offset>"), n of them. An
+ * itemIdentifier may also be Kafka's object form {"partition":"<topic>-<p>","offset":N},
+ * read as "<topic>-<p>-<N>". Never fails: every input has a reading. */
 void sl_invoker_parse_partial(
     const char *body, size_t len, const char *const *ids, size_t n, struct sl_partial *ret);
 

@@ -120,6 +120,30 @@ static void test_invoker_partial_many_ids(void **state)
     assert_int_equal(p.lowest, 5000);
 }
 
+static void test_invoker_partial_kafka_object_form(void **state)
+{
+    (void)state;
+    static const char *const kids[] = {"orders-0-15", "orders-0-16", "orders-0-17"};
+    const char *body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":"
+                       "\"orders-0\",\"offset\":16}},{\"itemIdentifier\":\"orders-0-17\"}]}";
+    struct sl_partial p;
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
+    assert_int_equal(p.lowest, 1);
+    body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":\"orders-0\","
+           "\"offset\":\"15\"}}]}";
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
+    assert_int_equal(p.lowest, 0);
+    body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":\"orders-1\","
+           "\"offset\":15}}]}";
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    assert_int_equal(p.kind, SL_PARTIAL_INVALID);
+    body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"offset\":15}}]}";
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    assert_int_equal(p.kind, SL_PARTIAL_INVALID);
+}
+
 static struct sl_verdict judge(const struct sl_invoker_policy *pol,
                                enum sl_outcome o,
                                const struct sl_partial *partial,
@@ -213,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_invoker_partial_lowest_failed_wins),
         cmocka_unit_test(test_invoker_partial_deep_and_binary_bodies),
         cmocka_unit_test(test_invoker_partial_many_ids),
+        cmocka_unit_test(test_invoker_partial_kafka_object_form),
         cmocka_unit_test(test_invoker_counts_only_function_errors),
         cmocka_unit_test(test_invoker_bisect_splits_without_counting),
         cmocka_unit_test(test_invoker_partial_verdicts),
