@@ -9,6 +9,7 @@
 
 static const struct sl_sink_ops *const sink_all[] = {
     &sl_sink_file,
+    &sl_sink_kafka,
     &sl_sink_sqs,
     &sl_sink_http,
 };

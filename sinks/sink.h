@@ -20,8 +20,9 @@ struct sl_sink_env {
     uv_loop_t *loop;
     struct sl_httpc *httpc; /* shared HTTP client on the loop */
     const struct sl_clock *clock;
-    const char *inst;   /* owner's name for logs (the mapping's UUID) */
-    const char *region; /* default AWS region */
+    const char *inst;            /* owner's name for logs (the mapping's UUID) */
+    const char *region;          /* default AWS region */
+    const char *kafka_bootstrap; /* the source's Kafka cluster ("h1:p,h2:p"), or NULL */
 };
 
 /* One document to write: for on-failure destinations an AWS invocation record (JSON, with the
@@ -31,6 +32,7 @@ struct sl_sink_doc {
     size_t len;
     const char *key; /* optional: message key / dedupe id (Kafka key, SQS dedup), or NULL */
     int64_t time_ms; /* wall clock of the failure, for time-based layouts (file per day) */
+    size_t key_len;  /* bytes of key (a Kafka key may hold any byte); 0 with key NULL */
 };
 
 /* err: 0 when the document is durably written (file: fsynced; http: 2xx; SQS: SendMessage
@@ -46,6 +48,9 @@ struct sl_sink_ops {
     /* True when this sink serves destination (its scheme or ARN shape). */
     bool (*handles)(const char *destination);
     size_t ctx_size;
+    /* One document per failed record (AWS's kafka:// destination), with the record's key,
+     * rather than one per batch. */
+    bool one_doc_per_record;
     /* Checks destination's shape without I/O; errbuf says what is allowed. Returns 0 or
      * SL_ECONFIG. */
     int (*check)(const char *destination, char *errbuf, size_t errlen);
@@ -66,6 +71,7 @@ struct sl_sink_ops {
 extern const struct sl_sink_ops sl_sink_file;
 extern const struct sl_sink_ops sl_sink_http;
 extern const struct sl_sink_ops sl_sink_sqs;
+extern const struct sl_sink_ops sl_sink_kafka;
 
 /* The sink that serves destination, or NULL. */
 const struct sl_sink_ops *sl_sink_for(const char *destination);

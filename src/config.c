@@ -749,6 +749,21 @@ static void config_append_schemes(struct sl_buf *b, int *r)
     }
 }
 
+/* True when destination is kafka://T and T is one of the mapping's Topics. */
+static bool config_is_source_topic(const cJSON *mapping, const char *destination)
+{
+    if (strncmp(destination, "kafka://", 8) != 0) {
+        return false;
+    }
+    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(mapping, "Topics");
+    for (const cJSON *t = topics ? topics->child : NULL; t; t = t->next) {
+        if (cJSON_IsString(t) && strcmp(t->valuestring, destination + 8) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Checks DestinationConfig: only OnFailure, whose Destination a sink serves. */
 static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc, const char *path)
 {
@@ -809,10 +824,21 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
         config_err(cc,
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is not a "
                    "destination sluice can write; allowed: file:///dir, http(s)://..., "
-                   "arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL",
+                   "arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL, kafka://TOPIC",
                    file, path, d->valuestring);
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_err(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
+    } else if (sink->one_doc_per_record && strcmp(mc->source->name, "kafka") != 0) {
+        config_err(cc,
+                   "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\": kafka:// "
+                   "destinations are for Kafka mappings (the topic is in the source's "
+                   "cluster); allowed: file:///dir, http(s)://..., an SQS queue ARN or URL",
+                   file, path, d->valuestring);
+    } else if (config_is_source_topic(mc->json, d->valuestring)) {
+        config_err(cc,
+                   "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is the source "
+                   "topic; allowed: another topic of the same cluster",
+                   file, path, d->valuestring);
     } else {
         mc->on_failure = d->valuestring;
     }

@@ -62,6 +62,11 @@ static bool lane_abandon_if_revoked(struct sl_lane *ln)
     return true;
 }
 
+static void lane_give_up(struct sl_lane *ln,
+                         size_t n,
+                         const char *condition,
+                         enum sl_failrec_response response);
+
 static void lane_written(void *arg, int err, const char *detail)
 {
     struct sl_lane *ln = arg;
@@ -87,6 +92,11 @@ static void lane_written(void *arg, int err, const char *detail)
     m->stats.destination_delivered += n;
     lane_mark_done(ln, ln->dest);
     sl_mapping_part_advance(ln->mp);
+    if (ln->give_up_rest > 0) {
+        ln->give_up_rest--;
+        lane_give_up(ln, 1, ln->give_up_condition, (enum sl_failrec_response)ln->give_up_response);
+        return;
+    }
     lane_continue(ln);
 }
 
@@ -98,6 +108,13 @@ static void lane_write(struct sl_lane *ln)
         .len = ln->doc.len,
         .time_ms = sl_clock_wall_ms(m->env.clock),
     };
+    if (m->dest.ops->one_doc_per_record && m->ops->record_key) {
+        doc.key_len =
+            m->ops->record_key(m->src_ctx, ln->mp->part, lane_rec(ln, ln->dest.lo), &doc.key);
+        if (doc.key_len == 0) {
+            doc.key = NULL; /* a null key stays null */
+        }
+    }
     ln->state = SL_LANE_WRITING;
     m->writes_in_flight++;
     int r = m->dest.ops->write(m->dest.ctx, &doc, lane_written, ln);
@@ -114,6 +131,13 @@ lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failre
 {
     struct sl_mpart *mp = ln->mp;
     struct sl_mapping *m = mp->m;
+    if (m->dest.ops && m->dest.ops->one_doc_per_record && n > 1) {
+        /* One document per record: this one now, the others as each write lands. */
+        ln->give_up_rest = n - 1;
+        ln->give_up_condition = condition;
+        ln->give_up_response = (int)response;
+        n = 1;
+    }
     struct sl_lane_range r = {ln->cur.lo, ln->cur.lo + n};
     ln->cur.lo += n;
     const struct sl_record *first = lane_rec(ln, r.lo);

@@ -545,6 +545,11 @@ static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t e
         .inst = m->name,
         .region = m->env.region,
     };
+    /* A self-managed Kafka mapping's ARN is "kafka://" and its bootstrap servers. */
+    const char *arn = m->conf->core.event_source_arn;
+    if (arn && strncmp(arn, "kafka://", 8) == 0) {
+        env.kafka_bootstrap = arn + 8;
+    }
     int r = ops->init(m->dest.ctx, &env, d, errbuf, errlen);
     if (r < 0) {
         ops->fini(m->dest.ctx);

@@ -56,6 +56,11 @@ struct sl_lane {
     unsigned attempts;       /* counted failures of cur */
     unsigned invokes;        /* invocations of cur (approximateInvokeCount) */
     unsigned write_failures; /* failed writes of the current invocation record */
+    /* Destinations that take one record per document (kafka://): the records still to hand
+     * over after the current one, with the condition they go under. */
+    size_t give_up_rest;
+    const char *give_up_condition;
+    int give_up_response; /* enum sl_failrec_response */
     int last_status;
     bool last_function_error;
     size_t *qidx;              /* scratch: queue indices of cur while encoding */

@@ -170,7 +170,7 @@ static void fx_wait(struct fx *f, int n)
 /* Writes one document and waits for its callback; returns its error. */
 static int fx_write1(struct fx *f, const char *body, const char *key, int64_t time_ms)
 {
-    struct sl_sink_doc doc = {body, strlen(body), key, time_ms};
+    struct sl_sink_doc doc = {.body = body, .len = strlen(body), .key = key, .time_ms = time_ms};
     int before = f->n_done;
     assert_int_equal(fx_start(f, &doc), 0);
     assert_int_equal(f->n_done, before); /* never from inside write */
@@ -224,7 +224,7 @@ static void test_sinks_registry(void **state)
     (void)state;
     size_t n = 0;
     const struct sl_sink_ops *const *all = sl_sink_all(&n);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(all[i]->abi, SL_SINK_ABI);
         assert_non_null(all[i]->handles);
@@ -246,11 +246,13 @@ static void test_sinks_registry(void **state)
         {"http://127.0.0.1:8080/hook", "http"},
         {"https://example.com/a/b?x=1", "http"},
         {"https://hooks.example.com/123/abc", "http"},
+        {"kafka://failures", "kafka"},
+        {"kafka://orders.dlq-1_x", "kafka"},
         {"arn:aws:sqs:us-east-1:123456789012:failures", "sqs"},
         {"arn:aws:sqs:eu-west-1:123456789012:failures.fifo", "sqs"},
         {"https://sqs.us-east-1.amazonaws.com/123456789012/failures", "sqs"},
         {"http://127.0.0.1:9325/000000000000/q1", "sqs"},
-        {"kafka://topic", NULL},
+        {"kafka://topic", "kafka"},
         {"s3://bucket/prefix", NULL},
         {"arn:aws:sns:us-east-1:123456789012:topic", NULL},
         {"", NULL},
@@ -316,8 +318,10 @@ static void test_sinks_file_lines(void **state)
     fx_open(f, dest);
     const char *d1 = "{\"a\":1}";
     const char *d2 = "{\"b\":\"two\"}";
-    struct sl_sink_doc doc1 = {d1, strlen(d1), NULL, 1709251200123};
-    struct sl_sink_doc doc2 = {d2, strlen(d2), NULL, 1709251300000};
+    struct sl_sink_doc doc1 = {
+        .body = d1, .len = strlen(d1), .key = NULL, .time_ms = 1709251200123};
+    struct sl_sink_doc doc2 = {
+        .body = d2, .len = strlen(d2), .key = NULL, .time_ms = 1709251300000};
     assert_int_equal(fx_start(f, &doc1), 0);
     assert_int_equal(fx_start(f, &doc2), 0);
     assert_int_equal(f->n_done, 0);
@@ -341,9 +345,9 @@ static void test_sinks_file_lines(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     /* A document that is not one line is refused; so is an empty one. */
-    struct sl_sink_doc bad = {"{\n}", 3, NULL, 0};
+    struct sl_sink_doc bad = {.body = "{\n}", .len = 3, .key = NULL, .time_ms = 0};
     assert_int_equal(fx_start(f, &bad), SL_EINVAL);
-    struct sl_sink_doc empty = {"", 0, NULL, 0};
+    struct sl_sink_doc empty = {.body = "", .len = 0, .key = NULL, .time_ms = 0};
     assert_int_equal(fx_start(f, &empty), SL_EINVAL);
     /* time_ms 0: the sink's wall clock picks the day. */
     assert_int_equal(fx_write1(f, "{\"c\":3}", NULL, 0), 0);
@@ -368,7 +372,8 @@ static void test_sinks_file_concurrent(void **state)
         bodies[i] = sl_malloc(CONC_LEN);
         assert_non_null(bodies[i]);
         memset(bodies[i], 'A' + i % 26, CONC_LEN);
-        struct sl_sink_doc doc = {bodies[i], CONC_LEN, NULL, 1709251200000 + i};
+        struct sl_sink_doc doc = {
+            .body = bodies[i], .len = CONC_LEN, .key = NULL, .time_ms = 1709251200000 + i};
         assert_int_equal(fx_start(f, &doc), 0);
     }
     fx_wait(f, N_CONC);
@@ -419,8 +424,8 @@ static void test_sinks_file_day_rollover(void **state)
     char *dest = file_dest(f->tmp);
     fx_open(f, dest);
     /* 2024-02-29T23:59:59.999Z and 2024-03-01T00:00:00.000Z, in flight together. */
-    struct sl_sink_doc d1 = {"{\"d\":1}", 7, NULL, 1709251199999};
-    struct sl_sink_doc d2 = {"{\"d\":2}", 7, NULL, 1709251200000};
+    struct sl_sink_doc d1 = {.body = "{\"d\":1}", .len = 7, .key = NULL, .time_ms = 1709251199999};
+    struct sl_sink_doc d2 = {.body = "{\"d\":2}", .len = 7, .key = NULL, .time_ms = 1709251200000};
     assert_int_equal(fx_start(f, &d1), 0);
     assert_int_equal(fx_start(f, &d2), 0);
     fx_wait(f, 2);
@@ -461,7 +466,7 @@ static void test_sinks_file_stop(void **state)
     struct fx *f = *state;
     char *dest = file_dest(f->tmp);
     fx_open(f, dest);
-    struct sl_sink_doc doc = {"{\"s\":1}", 7, NULL, 1709251200000};
+    struct sl_sink_doc doc = {.body = "{\"s\":1}", .len = 7, .key = NULL, .time_ms = 1709251200000};
     for (int i = 0; i < 5; i++) {
         assert_int_equal(fx_start(f, &doc), 0);
     }
@@ -717,7 +722,7 @@ static void test_sinks_http_stop(void **state)
     char url[128];
     (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
     fx_open(f, url);
-    struct sl_sink_doc doc = {"{}", 2, NULL, 0};
+    struct sl_sink_doc doc = {.body = "{}", .len = 2, .key = NULL, .time_ms = 0};
     assert_int_equal(fx_start(f, &doc), 0);
     f->ops->stop(f->ctx);
     fx_wait(f, 1);
@@ -902,8 +907,8 @@ static void test_sinks_sqs_url(void **state)
     assert_string_equal(f->ops->name, "sqs");
     const char *d1 = "{\"requestContext\":{\"condition\":\"RetryAttemptsExhausted\"},\"n\":1}";
     const char *d2 = "{\"s\":\"quote \\\" backslash \\\\ tab \\t \xc3\xa9\",\"n\":2}";
-    struct sl_sink_doc doc1 = {d1, strlen(d1), NULL, 0};
-    struct sl_sink_doc doc2 = {d2, strlen(d2), NULL, 0};
+    struct sl_sink_doc doc1 = {.body = d1, .len = strlen(d1), .key = NULL, .time_ms = 0};
+    struct sl_sink_doc doc2 = {.body = d2, .len = strlen(d2), .key = NULL, .time_ms = 0};
     assert_int_equal(fx_start(f, &doc1), 0);
     assert_int_equal(fx_start(f, &doc2), 0);
     fx_wait(f, 2);
@@ -934,8 +939,8 @@ static void test_sinks_sqs_arn(void **state)
     char arn[256];
     sqs_arn(url, arn, sizeof(arn));
     fx_open(f, arn);
-    struct sl_sink_doc doc1 = {"{\"n\":1}", 7, NULL, 0};
-    struct sl_sink_doc doc2 = {"{\"n\":2}", 7, NULL, 0};
+    struct sl_sink_doc doc1 = {.body = "{\"n\":1}", .len = 7, .key = NULL, .time_ms = 0};
+    struct sl_sink_doc doc2 = {.body = "{\"n\":2}", .len = 7, .key = NULL, .time_ms = 0};
     assert_int_equal(fx_start(f, &doc1), 0);
     assert_int_equal(fx_start(f, &doc2), 0);
     fx_wait(f, 2);
@@ -1092,7 +1097,7 @@ static void test_sinks_sqs_too_large(void **state)
     char *big = sl_malloc(len);
     assert_non_null(big);
     memset(big, 'x', len);
-    struct sl_sink_doc doc = {big, len, NULL, 0};
+    struct sl_sink_doc doc = {.body = big, .len = len, .key = NULL, .time_ms = 0};
     assert_int_equal(fx_start(f, &doc), 0);
     assert_int_equal(f->n_done, 0);
     fx_wait(f, 1);

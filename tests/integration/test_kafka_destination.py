@@ -1,0 +1,54 @@
+"""The kafka://topic on-failure destination (issue 4 item 5): one message per failed record, to
+a topic of the source's own cluster, keyed by the record's key, holding AWS's invocation record
+with KafkaBatchInfo and the payload; written before the committed offset passes the record.
+Against librdkafka's mock cluster from tests/services; skipped without it unless CI=true."""
+
+import base64
+import json
+
+from fnserver import Reply
+from helpers import wait_until
+from test_kafka import JOIN_S, config, delivered, kafka_records, mapping, new_topic  # noqa: F401
+from test_kafka import kafka  # noqa: F401  (the fixture)
+import kafka_tools as kt
+
+
+def test_failed_records_go_to_a_kafka_topic_one_message_each(tmp_path, fn, sluice, kafka):
+    topic = new_topic(1)
+    dlq = new_topic(1)
+    recs = [{"key": "k%d" % i, "value": "bad-%d" % i if i in (2, 3) else "ok-%d" % i}
+            for i in range(6)]
+    kt.produce(kafka["KAFKA_BOOTSTRAP"], topic, recs)
+
+    def hook(rq):
+        vals = [r[4] for r in kafka_records(rq)]
+        return Reply(500) if any(v.startswith(b"bad") for v in vals if v) else None
+
+    fn.set_hook(hook)
+    m = mapping(kafka, topic, "hook", "g-" + topic, batch=6, MaximumRetryAttempts=0,
+                BisectBatchOnFunctionError=True,
+                DestinationConfig={"OnFailure": {"Destination": "kafka://" + dlq}})
+    s = sluice(config(tmp_path, fn, [m]))
+
+    def dlq_messages():
+        return kt.consume(kafka["KAFKA_BOOTSTRAP"], dlq, timeout=20)
+
+    wait_until(lambda: len(dlq_messages()) >= 2, JOIN_S + 30, "two messages on the DLQ topic",
+               proc=s)
+    wait_until(lambda: len(delivered(fn)) >= 4, 20, "the good records", proc=s)
+    got = dlq_messages()
+    assert len(got) == 2, got
+    assert [g["key"] for g in got] == [b"k2", b"k3"]
+    for g, offset in zip(got, (2, 3)):
+        doc = json.loads(g["value"])
+        assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
+        info = doc["KafkaBatchInfo"]
+        assert info["batchSize"] == 1
+        assert info["bootstrapServers"] == kafka["KAFKA_BOOTSTRAP"]
+        ri = info["recordsInfo"]["%s-0" % topic]
+        assert ri["firstRecordOffset"] == str(offset) == ri["lastRecordOffset"]
+        payload = doc["payload"]["records"]["%s-0" % topic]
+        assert len(payload) == 1
+        assert base64.b64decode(payload[0]["value"]) == b"bad-%d" % offset
+    assert sorted(r[2] for r in delivered(fn)) == [0, 1, 4, 5]
+    assert s.stop() == 0
