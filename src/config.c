@@ -85,8 +85,8 @@ const struct sl_opt sl_config_mapping_opts[] = {
      "response count: streams resume from the lowest failed record."},
     {"DestinationConfig", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(destination_config), 0, NULL,
      "{\"OnFailure\": {\"Destination\": D}}: where records that cannot be delivered go, as "
-     "AWS invocation records: file:///dir (NDJSON per day, with the payload), an http(s) URL, or "
-     "an SQS queue ARN or URL."},
+     "AWS invocation records: file:///dir (NDJSON per day, with the payload), an http(s) URL, "
+     "an SQS queue ARN or URL, or kafka://TOPIC for Kafka mappings (one message per record)."},
     {"FilterCriteria", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(filter_criteria), 0, NULL,
      "{\"Filters\": [{\"Pattern\": \"...\"}]}: EventBridge patterns, up to 5, ORed; records "
      "that match none are not delivered and still pass the checkpoint."},
