@@ -2355,6 +2355,37 @@ static int kafka_encode_batch_info(void *vctx,
     return r;
 }
 
+/* AWS's KafkaBatchInfo for the kafka:// destination, one record per message:
+ * {"batchSize":1,["eventSourceArn",]"bootstrapServers","payloadSize","recordInfo":{"offset",
+ * "timestamp"}}, the offset as a string as in recordsInfo. */
+static int kafka_encode_record_info(void *vctx,
+                                    struct sl_part *part,
+                                    const struct sl_record *rec,
+                                    struct sl_buf *out)
+{
+    (void)part;
+    struct kafka_ctx *ctx = vctx;
+    size_t start = out->len;
+    int r = sl_buf_puts(out, "\"KafkaBatchInfo\":{\"batchSize\":1");
+    if (r == 0 && ctx->msk) {
+        r = sl_buf_puts(out, ",\"eventSourceArn\":");
+        r = r < 0 ? r : sl_enc_json_str(out, ctx->env.arn, strlen(ctx->env.arn));
+    }
+    r = r < 0 ? r : sl_buf_puts(out, ",\"bootstrapServers\":");
+    r = r < 0 ? r : sl_enc_json_str(out, ctx->servers, strlen(ctx->servers));
+    r = r < 0 ? r
+              : sl_buf_printf(out,
+                              ",\"payloadSize\":%" PRIu32 ",\"recordInfo\":{\"offset\":\"%" PRIu64
+                              "\",\"timestamp\":\"",
+                              rec->len + rec->meta_len, rec->pos);
+    r = r < 0 ? r : sl_enc_iso8601_ms(out, rec->arrival_ms);
+    r = r < 0 ? r : sl_buf_puts(out, "\"}}");
+    if (r < 0) {
+        sl_buf_truncate(out, start);
+    }
+    return r;
+}
+
 static int64_t kafka_lag(void *vctx, struct sl_part *part)
 {
     struct kafka_ctx *ctx = vctx;
@@ -2678,6 +2709,7 @@ const struct sl_source_ops sl_source_kafka = {
     .record_key = kafka_record_key,
     .filter_doc = kafka_filter_doc,
     .encode_batch_info = kafka_encode_batch_info,
+    .encode_record_info = kafka_encode_record_info,
     .settling = kafka_settling,
     .lag = kafka_lag,
     .encode_open = kafka_encode_open,

@@ -130,6 +130,13 @@ struct sl_source_ops {
      * group): --until-idle does not count that time as idle. It must turn false within a
      * bounded time even if the source never becomes ready. May be NULL. */
     bool (*settling)(void *ctx);
+    /* The batch-info member of the invocation record a one-document-per-record destination
+     * (kafka://) receives for rec: Kafka's "KafkaBatchInfo" with "recordInfo". May be NULL:
+     * encode_batch_info for that one record. */
+    int (*encode_record_info)(void *ctx,
+                              struct sl_part *part,
+                              const struct sl_record *rec,
+                              struct sl_buf *out);
     /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown. May
      * be NULL. */
     int64_t (*lag)(void *ctx, struct sl_part *part);

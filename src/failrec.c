@@ -48,7 +48,9 @@ int sl_failrec_build(struct sl_buf *out,
     r = r < 0 ? r : sl_buf_puts(out, ",\"version\":\"1.0\",\"timestamp\":\"");
     r = r < 0 ? r : sl_enc_iso8601_ms(out, f->now_ms);
     r = r < 0 ? r : sl_buf_puts(out, "\",");
-    if (r == 0 && ops->encode_batch_info) {
+    if (r == 0 && f->per_record && n == 1 && ops->encode_record_info) {
+        r = ops->encode_record_info(src_ctx, part, first, out);
+    } else if (r == 0 && ops->encode_batch_info) {
         r = ops->encode_batch_info(src_ctx, part, first, last, n, out);
     } else if (r == 0) {
         r = sl_buf_printf(out, "\"BatchInfo\":{\"partition\":");

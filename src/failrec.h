@@ -34,6 +34,7 @@ struct sl_failrec {
     bool function_error;    /* functionError "Unhandled", else null */
     int64_t now_ms;         /* wall clock: "timestamp" */
     uint64_t request_id[2]; /* random bits for requestId (a version 4 UUID) */
+    bool per_record;        /* for a one-document-per-record destination (kafka://) */
 };
 
 /* Appends the invocation record for records first..last (n of them) of part to out, with the

@@ -172,6 +172,7 @@ lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failre
         .function_error = ln->last_function_error,
         .now_ms = sl_clock_wall_ms(m->env.clock),
         .request_id = {sl_retry_rand(&m->rng), sl_retry_rand(&m->rng)},
+        .per_record = m->dest.ops->one_doc_per_record,
     };
     sl_buf_truncate(&ln->doc, 0);
     /* AWS's S3 destination keeps the payload, its SQS destination does not (a message is at

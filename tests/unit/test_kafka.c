@@ -365,6 +365,17 @@ static void test_kafka_item_id_filter_doc_batch_info(void **state)
     cJSON *parsed = cJSON_Parse(b.data + strlen("\"KafkaBatchInfo\":"));
     assert_non_null(parsed);
     cJSON_Delete(parsed);
+
+    /* The kafka:// destination's form: one record, "recordInfo". */
+    sl_buf_truncate(&b, 0);
+    assert_int_equal(kafka_encode_record_info(f->ctx, kp->part, sl_recq_at(&kp->part->q, 1), &b),
+                     0);
+    snprintf(expect, sizeof(expect),
+             "\"KafkaBatchInfo\":{\"batchSize\":1,\"bootstrapServers\":\"b1:9092,b2:9092\","
+             "\"payloadSize\":%u,\"recordInfo\":{\"offset\":\"16\",\"timestamp\":"
+             "\"2018-12-17T22:10:50.987Z\"}}",
+             (unsigned)(sl_recq_at(&kp->part->q, 1)->len + sl_recq_at(&kp->part->q, 1)->meta_len));
+    assert_string_equal(b.data, expect);
     sl_buf_fini(&b);
 }
 
