@@ -376,11 +376,7 @@ static void lambda_done(void *varg, const struct sl_http_resp *resp)
         }
     }
 
-    sl_invocation_unlink(&ctx->inflight, &inv->base);
-    sl_invoke_cb cb = inv->base.cb;
-    void *arg = inv->base.arg;
-    sl_free(inv);
-    cb(arg, &res);
+    sl_invocation_complete(&ctx->inflight, &inv->base, &res);
 }
 
 static int lambda_invoke(void *vctx, const char *body, size_t body_len, sl_invoke_cb cb, void *arg)

@@ -95,6 +95,17 @@ void sl_invocation_unlink(struct sl_invocation **head, struct sl_invocation *inv
     inv->prev = inv->next = NULL;
 }
 
+void sl_invocation_complete(struct sl_invocation **head,
+                            struct sl_invocation *inv,
+                            const struct sl_invoke_result *res)
+{
+    sl_invocation_unlink(head, inv);
+    sl_invoke_cb cb = inv->cb;
+    void *arg = inv->arg;
+    sl_free(inv);
+    cb(arg, res);
+}
+
 int sl_function_new(const struct sl_function_conf *conf,
                     const struct sl_function_env *env,
                     struct sl_function **ret_fn,

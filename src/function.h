@@ -117,6 +117,11 @@ struct sl_invocation {
 /* Puts inv at the head of the list *head / takes it off. */
 void sl_invocation_link(struct sl_invocation **head, struct sl_invocation *inv);
 void sl_invocation_unlink(struct sl_invocation **head, struct sl_invocation *inv);
+/* Ends inv: takes it off the list, frees its record (inv must be the first member of a record
+ * from sl_malloc & co) and calls its callback with res. */
+void sl_invocation_complete(struct sl_invocation **head,
+                            struct sl_invocation *inv,
+                            const struct sl_invoke_result *res);
 
 struct sl_http_resp;
 
