@@ -817,15 +817,19 @@ fail:
 }
 
 /* "KinesisBatchInfo":{"shardId":"<path>","startSequenceNumber":"<pos>",...,
- * "streamArn":"file://<path>"}, in AWS's key order. */
+ * "streamArn":"file://<path>"}, in AWS's key order. A file's batches never span files: one
+ * run. */
 static int file_encode_batch_info(void *vctx,
-                                  struct sl_part *part,
-                                  const struct sl_record *first,
-                                  const struct sl_record *last,
-                                  size_t n,
+                                  const struct sl_batch_run *runs,
+                                  size_t n_runs,
                                   struct sl_buf *out)
 {
     (void)vctx;
+    (void)n_runs;
+    struct sl_part *part = runs[0].part;
+    const struct sl_record *first = runs[0].first;
+    const struct sl_record *last = runs[0].last;
+    size_t n = runs[0].n;
     size_t start = out->len;
     struct sl_buf esc;
     sl_buf_init(&esc);

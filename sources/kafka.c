@@ -2053,6 +2053,15 @@ static int kafka_encode_close(void *vctx, struct sl_part *part, struct sl_buf *o
     return sl_buf_puts(out, "]}}");
 }
 
+/* A batch goes on with part's records: ],"<topic>-<p>":[ */
+static int kafka_encode_next_part(void *vctx, struct sl_part *part, struct sl_buf *out)
+{
+    (void)vctx;
+    int r = sl_buf_puts(out, "],");
+    r = r < 0 ? r : sl_enc_json_str(out, part->id, strlen(part->id));
+    return r < 0 ? r : sl_buf_puts(out, ":[");
+}
+
 static const char *kafka_tstype_name(int tstype)
 {
     switch (tstype) {
@@ -2312,23 +2321,28 @@ fail:
 
 /* "KafkaBatchInfo":{"batchSize":n,["eventSourceArn":..,]"bootstrapServers":..,"payloadSize":..,
  * "recordsInfo":{"<topic>-<p>":{"firstRecordOffset":"..","lastRecordOffset":"..",
- * "firstRecordTimestamp":"<ISO 8601>","lastRecordTimestamp":"<ISO 8601>"}}} (esm.md §4.4).
- * payloadSize: the value and key bytes of the records first..last still in the queue. */
+ * "firstRecordTimestamp":"<ISO 8601>","lastRecordTimestamp":"<ISO 8601>"},...}} (esm.md §4.4),
+ * one recordsInfo member per partition of the batch. payloadSize: the value and key bytes of
+ * the records the runs cover. */
 static int kafka_encode_batch_info(void *vctx,
-                                   struct sl_part *part,
-                                   const struct sl_record *first,
-                                   const struct sl_record *last,
-                                   size_t n,
+                                   const struct sl_batch_run *runs,
+                                   size_t n_runs,
                                    struct sl_buf *out)
 {
     struct kafka_ctx *ctx = vctx;
     size_t start = out->len;
     uint64_t payload = 0;
-    size_t count = sl_recq_count(&part->q);
-    for (size_t i = 0; i < count; i++) {
-        const struct sl_record *rec = sl_recq_at(&part->q, i);
-        if (rec->pos >= first->pos && rec->pos <= last->pos && !(rec->flags & SL_REC_FILTERED)) {
-            payload += rec->len + rec->meta_len;
+    size_t n = 0;
+    for (size_t k = 0; k < n_runs; k++) {
+        const struct sl_batch_run *run = &runs[k];
+        size_t count = sl_recq_count(&run->part->q);
+        n += run->n;
+        for (size_t i = 0; i < count; i++) {
+            const struct sl_record *rec = sl_recq_at(&run->part->q, i);
+            if (rec->pos >= run->first->pos && rec->pos <= run->last->pos &&
+                !(rec->flags & SL_REC_FILTERED)) {
+                payload += rec->len + rec->meta_len;
+            }
         }
     }
     int r = sl_buf_printf(out, "\"KafkaBatchInfo\":{\"batchSize\":%zu", n);
@@ -2339,16 +2353,22 @@ static int kafka_encode_batch_info(void *vctx,
     r = r < 0 ? r : sl_buf_puts(out, ",\"bootstrapServers\":");
     r = r < 0 ? r : sl_enc_json_str(out, ctx->servers, strlen(ctx->servers));
     r = r < 0 ? r : sl_buf_printf(out, ",\"payloadSize\":%" PRIu64 ",\"recordsInfo\":{", payload);
-    r = r < 0 ? r : sl_enc_json_str(out, part->id, strlen(part->id));
-    r = r < 0 ? r
-              : sl_buf_printf(out,
-                              ":{\"firstRecordOffset\":\"%" PRIu64
-                              "\",\"lastRecordOffset\":\"%" PRIu64 "\",\"firstRecordTimestamp\":\"",
-                              first->pos, last->pos);
-    r = r < 0 ? r : sl_enc_iso8601_ms(out, first->arrival_ms);
-    r = r < 0 ? r : sl_buf_puts(out, "\",\"lastRecordTimestamp\":\"");
-    r = r < 0 ? r : sl_enc_iso8601_ms(out, last->arrival_ms);
-    r = r < 0 ? r : sl_buf_puts(out, "\"}}}");
+    for (size_t k = 0; k < n_runs && r == 0; k++) {
+        const struct sl_batch_run *run = &runs[k];
+        r = k > 0 ? sl_buf_puts(out, ",") : 0;
+        r = r < 0 ? r : sl_enc_json_str(out, run->part->id, strlen(run->part->id));
+        r = r < 0 ? r
+                  : sl_buf_printf(out,
+                                  ":{\"firstRecordOffset\":\"%" PRIu64
+                                  "\",\"lastRecordOffset\":\"%" PRIu64
+                                  "\",\"firstRecordTimestamp\":\"",
+                                  run->first->pos, run->last->pos);
+        r = r < 0 ? r : sl_enc_iso8601_ms(out, run->first->arrival_ms);
+        r = r < 0 ? r : sl_buf_puts(out, "\",\"lastRecordTimestamp\":\"");
+        r = r < 0 ? r : sl_enc_iso8601_ms(out, run->last->arrival_ms);
+        r = r < 0 ? r : sl_buf_puts(out, "\"}");
+    }
+    r = r < 0 ? r : sl_buf_puts(out, "}}");
     if (r < 0) {
         sl_buf_truncate(out, start);
     }
@@ -2714,6 +2734,8 @@ const struct sl_source_ops sl_source_kafka = {
     .lag = kafka_lag,
     .encode_open = kafka_encode_open,
     .encode_close = kafka_encode_close,
+    .batch_spans_partitions = true,
+    .encode_next_part = kafka_encode_next_part,
     .ack = kafka_ack,
     .part_release = kafka_part_release,
     .stop = kafka_stop,

@@ -47,6 +47,14 @@ struct sl_source_env {
     void (*part_revoke)(void *owner, struct sl_part *part);
 };
 
+/* The records of one partition in a batch: n of them, first .. last in position order. */
+struct sl_batch_run {
+    struct sl_part *part;
+    const struct sl_record *first;
+    const struct sl_record *last;
+    size_t n;
+};
+
 /* A source adapter: one const object per kind, found by its EventSourceArn scheme. The core
  * callocs ctx_size bytes, applies the adapter's options (from the mapping object) into ctx,
  * then calls init. All calls happen on the loop thread. An operation that returns an error
@@ -118,13 +126,13 @@ struct sl_source_ops {
      * not JSON is matched on metadata only (Kafka) instead of failing (streams). */
     const char *const *filter_payload_fields;
     bool filter_payload_mismatch_ignored;
-    /* Appends the batch-info member of an invocation record, key included, for records
-     * first..last (n of them) of part: "\"KinesisBatchInfo\":{...}" (esm.md §4.4). */
+    /* Appends the batch-info member of an invocation record, key included, for the records
+     * the runs cover (n_runs >= 1; one run per partition, in batch order):
+     * "\"KinesisBatchInfo\":{...}" (esm.md §4.4). Sources whose batches never span
+     * partitions get exactly one run. */
     int (*encode_batch_info)(void *ctx,
-                             struct sl_part *part,
-                             const struct sl_record *first,
-                             const struct sl_record *last,
-                             size_t n,
+                             const struct sl_batch_run *runs,
+                             size_t n_runs,
                              struct sl_buf *out);
     /* True while the source is still getting ready to produce records (joining a consumer
      * group): --until-idle does not count that time as idle. It must turn false within a
@@ -145,6 +153,12 @@ struct sl_source_ops {
     int (*encode_open)(void *ctx, struct sl_part *part, struct sl_buf *out);
     /* Writes its closing. May be NULL: event_close. */
     int (*encode_close)(void *ctx, struct sl_part *part, struct sl_buf *out);
+    /* A batch may hold records of several partitions (Kafka: esm.md §3), grouped by
+     * partition, each partition's in order. encode_next_part writes what separates the last
+     * record of one partition from the first of the next (Kafka: ],"topic-1":[ ); required
+     * when batch_spans_partitions is set. */
+    bool batch_spans_partitions;
+    int (*encode_next_part)(void *ctx, struct sl_part *part, struct sl_buf *out);
     /* Every record of part up to and including last is done (delivered, filtered out, or
      * handed to the on-failure path): acknowledge it at the source (Kafka: store and commit
      * the offset after it). Called in order, once per advance of the low-watermark. May be

@@ -5,6 +5,7 @@
  * so the bytes counted are the bytes sent. Pure functions of their arguments; loop thread. */
 #include "batcher.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "partition.h"
@@ -49,36 +50,42 @@ int sl_batcher_close(const struct sl_source_ops *ops,
 int sl_batcher_encode(const struct sl_batch_limits *lim,
                       const struct sl_source_ops *ops,
                       void *src_ctx,
-                      struct sl_part *part,
-                      const size_t *qidx,
+                      const struct sl_batch_ref *refs,
                       size_t n,
                       struct sl_buf *body,
                       size_t *ret_n)
 {
     const size_t sep_len = strlen(ops->event_sep);
     size_t done = 0;
-
     sl_buf_truncate(body, 0);
-    if (sl_batcher_open(ops, src_ctx, part, body) < 0) {
+    if (sl_batcher_open(ops, src_ctx, refs[0].part, body) < 0) {
         return SL_ENOMEM;
     }
     /* The closing counts against the payload limit from the first record on. */
     struct sl_buf closing;
     sl_buf_init(&closing);
-    if (sl_batcher_close(ops, src_ctx, part, &closing) < 0) {
+    if (sl_batcher_close(ops, src_ctx, refs[0].part, &closing) < 0) {
         sl_buf_fini(&closing);
         return SL_ENOMEM;
     }
     const size_t close_len = closing.len;
     int r = 0;
     while (done < n) {
-        const struct sl_record *rec = sl_recq_at(&part->q, qidx[done]);
+        const struct sl_record *rec = refs[done].rec;
         if (rec->flags & SL_REC_OVERSIZE) {
             break;
         }
+        bool next_part = done > 0 && refs[done].part != refs[done - 1].part;
+        if (next_part && !ops->encode_next_part) {
+            break;
+        }
         size_t mark = body->len;
-        if ((done > 0 && sl_buf_append(body, ops->event_sep, sep_len) < 0) ||
-            ops->encode_record(src_ctx, part, rec, body) < 0) {
+        if (next_part) {
+            r = ops->encode_next_part(src_ctx, refs[done].part, body);
+        } else if (done > 0) {
+            r = sl_buf_append(body, ops->event_sep, sep_len);
+        }
+        if (r < 0 || ops->encode_record(src_ctx, refs[done].part, rec, body) < 0) {
             r = SL_ENOMEM;
             goto out;
         }

@@ -42,17 +42,23 @@ SL_NODISCARD int sl_batcher_close(const struct sl_source_ops *ops,
                                   struct sl_part *part,
                                   struct sl_buf *body);
 
-/* Encodes records of part->q into body (cleared first): the source's event_open, records
- * joined by event_sep, event_close, counting the bytes actually produced. qidx lists the
- * records' queue indices in order, n of them; encoding stops before the first record that
- * would take the event past lim->max_bytes or that is flagged SL_REC_OVERSIZE. *ret_n is the
- * number encoded; 0 means the first record cannot be sent on its own: the caller fails it.
- * Returns 0 or SL_ENOMEM. */
+/* One record of a batch and the partition it belongs to. */
+struct sl_batch_ref {
+    struct sl_part *part;
+    const struct sl_record *rec;
+};
+
+/* Encodes the n >= 1 records refs lists, in order, into body (cleared first): the opening of
+ * the first record's partition, records joined by event_sep (and, where the partition
+ * changes, the source's encode_next_part), the closing, counting the bytes actually produced.
+ * Encoding stops before the first record that would take the event past lim->max_bytes or
+ * that is flagged SL_REC_OVERSIZE, and before a change of partition the source cannot express.
+ * *ret_n is the number encoded; 0 means the first record cannot be sent on its own: the caller
+ * fails it. Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int sl_batcher_encode(const struct sl_batch_limits *lim,
                                    const struct sl_source_ops *ops,
                                    void *src_ctx,
-                                   struct sl_part *part,
-                                   const size_t *qidx,
+                                   const struct sl_batch_ref *refs,
                                    size_t n,
                                    struct sl_buf *body,
                                    size_t *ret_n);

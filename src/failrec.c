@@ -23,10 +23,8 @@ int sl_failrec_build(struct sl_buf *out,
                      const struct sl_failrec *f,
                      const struct sl_source_ops *ops,
                      void *src_ctx,
-                     struct sl_part *part,
-                     const struct sl_record *first,
-                     const struct sl_record *last,
-                     size_t n,
+                     const struct sl_batch_run *runs,
+                     size_t n_runs,
                      const char *payload,
                      size_t payload_len)
 {
@@ -48,13 +46,17 @@ int sl_failrec_build(struct sl_buf *out,
     r = r < 0 ? r : sl_buf_puts(out, ",\"version\":\"1.0\",\"timestamp\":\"");
     r = r < 0 ? r : sl_enc_iso8601_ms(out, f->now_ms);
     r = r < 0 ? r : sl_buf_puts(out, "\",");
+    size_t n = 0;
+    for (size_t i = 0; i < n_runs; i++) {
+        n += runs[i].n;
+    }
     if (r == 0 && f->per_record && n == 1 && ops->encode_record_info) {
-        r = ops->encode_record_info(src_ctx, part, first, out);
+        r = ops->encode_record_info(src_ctx, runs[0].part, runs[0].first, out);
     } else if (r == 0 && ops->encode_batch_info) {
-        r = ops->encode_batch_info(src_ctx, part, first, last, n, out);
+        r = ops->encode_batch_info(src_ctx, runs, n_runs, out);
     } else if (r == 0) {
         r = sl_buf_printf(out, "\"BatchInfo\":{\"partition\":");
-        r = r < 0 ? r : sl_enc_json_str(out, part->name, strlen(part->name));
+        r = r < 0 ? r : sl_enc_json_str(out, runs[0].part->name, strlen(runs[0].part->name));
         r = r < 0 ? r : sl_buf_printf(out, ",\"batchSize\":%zu}", n);
     }
     if (r == 0 && payload) {

@@ -9,8 +9,7 @@
 #include "buf.h"
 #include "err.h"
 
-struct sl_part;
-struct sl_record;
+struct sl_batch_run;
 struct sl_source_ops;
 
 /* The AWS invocation record an on-failure destination receives (reference/esm.md §4.4). */
@@ -37,17 +36,15 @@ struct sl_failrec {
     bool per_record;        /* for a one-document-per-record destination (kafka://) */
 };
 
-/* Appends the invocation record for records first..last (n of them) of part to out, with the
- * batch info written by the source, and "payload" (the event those records made) when payload
- * is not NULL. Returns 0 or SL_ENOMEM. */
+/* Appends the invocation record for the records runs cover (n_runs >= 1, one per partition) to
+ * out, with the batch info written by the source, and "payload" (the event those records made)
+ * when payload is not NULL. Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int sl_failrec_build(struct sl_buf *out,
                                   const struct sl_failrec *f,
                                   const struct sl_source_ops *ops,
                                   void *src_ctx,
-                                  struct sl_part *part,
-                                  const struct sl_record *first,
-                                  const struct sl_record *last,
-                                  size_t n,
+                                  const struct sl_batch_run *runs,
+                                  size_t n_runs,
                                   const char *payload,
                                   size_t payload_len);
 

@@ -101,8 +101,8 @@ static const char *partial_object_id(const cJSON *id, char *buf, size_t len)
     return n > 0 && (size_t)n < len ? buf : NULL;
 }
 
-static void
-partial_read_list(const cJSON *list, const char *const *ids, size_t n, struct sl_partial *ret)
+static void partial_read_list(
+    const cJSON *list, const char *const *ids, size_t n, bool *failed, struct sl_partial *ret)
 {
     if (cJSON_IsNull(list) || (cJSON_IsArray(list) && !list->child)) {
         return;
@@ -139,6 +139,9 @@ partial_read_list(const cJSON *list, const char *const *ids, size_t n, struct sl
             break;
         }
         listed++;
+        if (failed) {
+            failed[i] = true;
+        }
         if (i < lowest) {
             lowest = i;
         }
@@ -152,10 +155,17 @@ partial_read_list(const cJSON *list, const char *const *ids, size_t n, struct sl
     ret->n_failed = listed;
 }
 
-void sl_invoker_parse_partial(
-    const char *body, size_t len, const char *const *ids, size_t n, struct sl_partial *ret)
+void sl_invoker_parse_partial(const char *body,
+                              size_t len,
+                              const char *const *ids,
+                              size_t n,
+                              bool *failed,
+                              struct sl_partial *ret)
 {
     memset(ret, 0, sizeof(*ret));
+    if (failed) {
+        memset(failed, 0, n * sizeof(*failed));
+    }
     ret->kind = SL_PARTIAL_ALL_OK;
     if (!body || partial_is_blank(body, len)) {
         return;
@@ -176,7 +186,7 @@ void sl_invoker_parse_partial(
     }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "batchItemFailures");
     if (list) {
-        partial_read_list(list, ids, n, ret);
+        partial_read_list(list, ids, n, failed, ret);
     } else {
         for (const cJSON *c = doc->child; c; c = c->next) {
             /* "state" belongs to tumbling windows; anything else is likely a misspelling. */

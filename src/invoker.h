@@ -30,9 +30,14 @@ struct sl_partial {
 /* Reads a partial batch response. ids are the batch's item identifiers in batch order (the
  * Kinesis sequence numbers; Kafka's "<topic>-<partition>-<offset>"), n of them. An
  * itemIdentifier may also be Kafka's object form {"partition":"<topic>-<p>","offset":N},
- * read as "<topic>-<p>-<N>". Never fails: every input has a reading. */
-void sl_invoker_parse_partial(
-    const char *body, size_t len, const char *const *ids, size_t n, struct sl_partial *ret);
+ * read as "<topic>-<p>-<N>". failed, when not NULL, has n entries: set for each listed record
+ * (valid when the kind is SOME_FAILED). Never fails: every input has a reading. */
+void sl_invoker_parse_partial(const char *body,
+                              size_t len,
+                              const char *const *ids,
+                              size_t n,
+                              bool *failed,
+                              struct sl_partial *ret);
 
 struct sl_invoker_policy {
     int64_t max_retry_attempts; /* -1: forever */

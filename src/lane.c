@@ -6,9 +6,11 @@
  * responses), or give the records to the on-failure path: the destination when there is one,
  * else a log line and the dropped count. Records older than MaximumRecordAgeInSeconds and
  * records that can never fit an event take that path before an attempt. With tumbling windows
- * it also keeps the window's state and sends the window's final invocation. It never moves a
- * checkpoint itself: it marks records done and lets mapping.c advance the low-watermark.
- * Loop thread. */
+ * it also keeps the window's state and sends the window's final invocation. Where the source's
+ * batches span partitions (Kafka, esm.md §3), a lane's batch also takes the waiting records of
+ * partitions that have no batch in flight; a partial batch response then resumes each
+ * partition after its own lowest failed record. It never moves a checkpoint itself: it marks
+ * records done and lets mapping.c advance each partition's low-watermark. Loop thread. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,15 +30,112 @@ static void lane_continue(struct sl_lane *ln);
 
 static struct sl_record *lane_rec(const struct sl_lane *ln, size_t i)
 {
-    struct sl_recq *q = &ln->mp->part->q;
-    return sl_recq_at_mut(q, (size_t)(ln->abs[i] - q->dropped));
+    struct sl_recq *q = &ln->items[i].mp->part->q;
+    return sl_recq_at_mut(q, (size_t)(ln->items[i].abs - q->dropped));
 }
 
-static void lane_mark_done(struct sl_lane *ln, struct sl_lane_range r)
+static struct sl_part *lane_part(const struct sl_lane *ln, size_t i)
+{
+    return ln->items[i].mp->part;
+}
+
+/* Marks the records of r done and moves the checkpoint of each partition they belong to. */
+static void lane_finish(struct sl_lane *ln, struct sl_lane_range r)
 {
     for (size_t i = r.lo; i < r.hi; i++) {
         lane_rec(ln, i)->flags |= SL_REC_DONE;
     }
+    for (size_t i = r.lo; i < r.hi; i++) {
+        if (i == r.lo || ln->items[i].mp != ln->items[i - 1].mp) {
+            sl_mapping_part_advance(ln->items[i].mp);
+        }
+    }
+}
+
+/* Splits r into runs of one partition each (r is grouped by partition). Returns how many, or
+ * 0 when out of memory; *ret_runs is the caller's to free. */
+static size_t
+lane_runs(const struct sl_lane *ln, struct sl_lane_range r, struct sl_batch_run **ret_runs)
+{
+    size_t n_runs = 0;
+    for (size_t i = r.lo; i < r.hi; i++) {
+        n_runs += i == r.lo || ln->items[i].mp != ln->items[i - 1].mp;
+    }
+    struct sl_batch_run *runs = sl_calloc(n_runs ? n_runs : 1, sizeof(*runs));
+    if (!runs) {
+        return 0;
+    }
+    size_t k = 0;
+    for (size_t i = r.lo; i < r.hi; i++) {
+        const struct sl_record *rec = lane_rec(ln, i);
+        if (i > r.lo && ln->items[i].mp == ln->items[i - 1].mp) {
+            runs[k - 1].last = rec;
+            runs[k - 1].n++;
+            continue;
+        }
+        runs[k++] = (struct sl_batch_run){lane_part(ln, i), rec, rec, 1};
+    }
+    *ret_runs = runs;
+    return n_runs;
+}
+
+/* "12 records of orders-0 from 5 to 16", or for several partitions "30 records of orders-0
+ * from 5 to 16, orders-1 from 0 to 17": for logs. */
+static const char *
+lane_describe(const struct sl_lane *ln, struct sl_lane_range r, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "%zu records of ", r.hi - r.lo);
+    for (size_t i = r.lo; i < r.hi && used < len; i++) {
+        if (i > r.lo && ln->items[i].mp == ln->items[i - 1].mp) {
+            continue;
+        }
+        size_t j = i;
+        while (j + 1 < r.hi && ln->items[j + 1].mp == ln->items[i].mp) {
+            j++;
+        }
+        used += (size_t)snprintf(buf + used, len - used, "%s%s from %" PRIu64 " to %" PRIu64,
+                                 i > r.lo ? ", " : "", lane_part(ln, i)->name, lane_rec(ln, i)->pos,
+                                 lane_rec(ln, j)->pos);
+    }
+    return buf;
+}
+
+/* Moves the items of cur for which keep_first[i - cur.lo] is set to the front of cur, both
+ * groups keeping their order (so each stays grouped by partition). Returns how many moved. */
+static size_t lane_stable_split(struct sl_lane *ln, const bool *keep_first)
+{
+    size_t n = ln->cur.hi - ln->cur.lo;
+    struct sl_lane_item *tmp = sl_malloc(n * sizeof(*tmp));
+    if (!tmp) {
+        return SIZE_MAX;
+    }
+    size_t front = 0;
+    for (size_t i = 0; i < n; i++) {
+        front += keep_first[i];
+    }
+    size_t a = 0;
+    size_t b = front;
+    for (size_t i = 0; i < n; i++) {
+        tmp[keep_first[i] ? a++ : b++] = ln->items[ln->cur.lo + i];
+    }
+    memcpy(&ln->items[ln->cur.lo], tmp, n * sizeof(*tmp));
+    sl_free(tmp);
+    return front;
+}
+
+/* Ends the batch: its partitions may join other batches again. */
+static void lane_release_parts(struct sl_lane *ln)
+{
+    for (size_t i = 0; i < ln->n; i++) {
+        if (ln->items[i].mp->carrier == ln) {
+            ln->items[i].mp->carrier = NULL;
+        }
+    }
+    if (ln->mp->carrier == ln) {
+        ln->mp->carrier = NULL;
+    }
+    ln->n = 0;
+    ln->n_todo = 0;
 }
 
 /* --- the on-failure path --- */
@@ -49,17 +148,92 @@ static void lane_backoff(struct sl_lane *ln, enum sl_lane_state state, int64_t d
     uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)delay_ms, 0);
 }
 
-/* An answer for a partition that was revoked meanwhile: nothing of it counts any more. */
+/* Drops the lane's batch because a partition it holds was revoked. A batch that had failed
+ * leaves its retry state behind for each partition (for when the partition comes back, or for
+ * the next batch of one that stays); the records of partitions that stay are offered again
+ * (at-least-once: a rebalance may repeat them). With settle, revoked partitions the batch held
+ * are released once nothing holds them (ln's own last: it may free ln). */
+static void lane_abandon(struct sl_lane *ln, bool settle)
+{
+    struct sl_mapping *m = ln->mp->m;
+    uv_timer_stop(&ln->timer);
+    if (ln->n > 0 && ln->cur.lo < ln->cur.hi && (ln->attempts > 0 || ln->invokes > 0)) {
+        for (size_t i = ln->cur.lo; i < ln->cur.hi; i++) {
+            if (i == ln->cur.lo || ln->items[i].mp != ln->items[i - 1].mp) {
+                sl_mapping_memo_put(m, lane_part(ln, i)->id, lane_rec(ln, i)->pos, ln->attempts,
+                                    ln->invokes);
+            }
+        }
+    }
+    for (size_t i = 0; i < ln->n; i++) {
+        struct sl_mpart *mp = ln->items[i].mp;
+        struct sl_record *rec = lane_rec(ln, i);
+        if (mp->revoked || (rec->flags & SL_REC_DONE)) {
+            continue;
+        }
+        rec->flags &= ~SL_REC_TAKEN;
+        struct sl_lane *own = &mp->lanes[rec->lane < mp->n_lanes ? rec->lane : 0];
+        if (own->scan > ln->items[i].abs) {
+            own->scan = ln->items[i].abs;
+        }
+    }
+    struct sl_mpart *own_mp = ln->mp;
+    /* A revoked partition stays revoked and owned by the mapping until settled: collecting
+     * them first keeps the pointers valid while the lane lets go. */
+    size_t n = ln->n;
+    struct sl_mpart **revoked = settle && n ? sl_calloc(n, sizeof(*revoked)) : NULL;
+    size_t n_revoked = 0;
+    for (size_t i = 0; revoked && i < n; i++) {
+        struct sl_mpart *mp = ln->items[i].mp;
+        if (mp->revoked && mp != own_mp && (n_revoked == 0 || revoked[n_revoked - 1] != mp)) {
+            revoked[n_revoked++] = mp;
+        }
+    }
+    lane_release_parts(ln);
+    ln->state = SL_LANE_IDLE;
+    ln->in_final = false;
+    for (size_t i = 0; i < n_revoked; i++) {
+        sl_mapping_part_settle(revoked[i]);
+    }
+    sl_free(revoked);
+    sl_mapping_schedule_pump(m);
+    if (settle) {
+        sl_mapping_part_settle(own_mp);
+    }
+}
+
+/* An answer for a batch holding a partition that was revoked meanwhile: nothing of it counts
+ * any more. */
 static bool lane_abandon_if_revoked(struct sl_lane *ln)
 {
-    if (!ln->mp->revoked) {
+    bool revoked = ln->mp->revoked;
+    for (size_t i = 0; i < ln->n && !revoked; i++) {
+        revoked = ln->items[i].mp->revoked;
+    }
+    if (!revoked) {
         return false;
     }
-    ln->state = SL_LANE_IDLE;
-    ln->n = 0;
-    ln->n_todo = 0;
-    sl_mapping_part_settle(ln->mp);
+    lane_abandon(ln, true);
     return true;
+}
+
+void sl_lane_part_revoked(struct sl_mpart *mp)
+{
+    struct sl_lane *carrier = mp->carrier;
+    if (carrier && carrier->state != SL_LANE_INVOKING && carrier->state != SL_LANE_WRITING) {
+        lane_abandon(carrier, false);
+    }
+    for (size_t l = 0; l < mp->n_lanes; l++) {
+        struct sl_lane *ln = &mp->lanes[l];
+        if (ln->state == SL_LANE_INVOKING || ln->state == SL_LANE_WRITING) {
+            continue; /* abandoned when it answers */
+        }
+        if (ln->n > 0) {
+            lane_abandon(ln, false);
+        }
+        uv_timer_stop(&ln->timer);
+        ln->state = SL_LANE_IDLE;
+    }
 }
 
 static void lane_give_up(struct sl_lane *ln,
@@ -78,10 +252,11 @@ static void lane_written(void *arg, int err, const char *detail)
     size_t n = ln->dest.hi - ln->dest.lo;
     if (err < 0) {
         int64_t delay = sl_retry_delay_ms(&m->retry, ++ln->write_failures, &m->rng);
+        char what[256];
         sl_log_warn(LANE_COMP, m->name,
-                    "writing %zu records of %s to %s failed: %s%s%s, retrying in %" PRId64 "ms", n,
-                    ln->mp->part->name, m->conf->on_failure, sl_strerror(err), detail ? ": " : "",
-                    detail ? detail : "", delay);
+                    "writing %s to %s failed: %s%s%s, retrying in %" PRId64 "ms",
+                    lane_describe(ln, ln->dest, what, sizeof(what)), m->conf->on_failure,
+                    sl_strerror(err), detail ? ": " : "", detail ? detail : "", delay);
         if (m->draining) {
             ln->state = SL_LANE_IDLE;
             return;
@@ -90,8 +265,7 @@ static void lane_written(void *arg, int err, const char *detail)
         return;
     }
     m->stats.destination_delivered += n;
-    lane_mark_done(ln, ln->dest);
-    sl_mapping_part_advance(ln->mp);
+    lane_finish(ln, ln->dest);
     if (ln->give_up_rest > 0) {
         ln->give_up_rest--;
         lane_give_up(ln, 1, ln->give_up_condition, (enum sl_failrec_response)ln->give_up_response);
@@ -109,8 +283,8 @@ static void lane_write(struct sl_lane *ln)
         .time_ms = sl_clock_wall_ms(m->env.clock),
     };
     if (m->dest.ops->one_doc_per_record && m->ops->record_key) {
-        doc.key_len =
-            m->ops->record_key(m->src_ctx, ln->mp->part, lane_rec(ln, ln->dest.lo), &doc.key);
+        doc.key_len = m->ops->record_key(m->src_ctx, lane_part(ln, ln->dest.lo),
+                                         lane_rec(ln, ln->dest.lo), &doc.key);
         if (doc.key_len == 0) {
             doc.key = NULL; /* a null key stays null */
         }
@@ -123,45 +297,28 @@ static void lane_write(struct sl_lane *ln)
     }
 }
 
-/* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path: the destination when
- * there is one (the checkpoint passes them once it has them), else a log line and the dropped
- * count. Either way the lane carries on with the rest. */
-static void
-lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failrec_response response)
+/* Fills ln->refs with the records of r, for encoding. */
+static void lane_refs(struct sl_lane *ln, struct sl_lane_range r)
 {
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    if (m->dest.ops && m->dest.ops->one_doc_per_record && n > 1) {
-        /* One document per record: this one now, the others as each write lands. */
-        ln->give_up_rest = n - 1;
-        ln->give_up_condition = condition;
-        ln->give_up_response = (int)response;
-        n = 1;
+    for (size_t i = r.lo; i < r.hi; i++) {
+        ln->refs[i - r.lo] = (struct sl_batch_ref){lane_part(ln, i), lane_rec(ln, i)};
     }
-    struct sl_lane_range r = {ln->cur.lo, ln->cur.lo + n};
-    ln->cur.lo += n;
-    const struct sl_record *first = lane_rec(ln, r.lo);
-    const struct sl_record *last = lane_rec(ln, r.hi - 1);
-    if (!m->dest.ops) {
-        sl_log_error(LANE_COMP, m->name,
-                     "%s: dropping %zu records of %s from %" PRIu64 " to %" PRIu64
-                     " (no on-failure destination)",
-                     condition, n, mp->part->name, first->pos, last->pos);
-        m->stats.dropped += n;
-        lane_mark_done(ln, r);
-        sl_mapping_part_advance(mp);
-        lane_continue(ln);
-        return;
-    }
+}
+
+/* Builds the invocation record of r into ln->doc. Returns 0 or SL_ENOMEM. */
+static int lane_build_failrec(struct sl_lane *ln,
+                              struct sl_lane_range r,
+                              const char *condition,
+                              enum sl_failrec_response response)
+{
+    struct sl_mapping *m = ln->mp->m;
+    size_t n = r.hi - r.lo;
     /* The payload: the event those records made, when the destination keeps it. */
     size_t encoded = 0;
     int rc = 0;
     if (strcmp(condition, SL_FAILREC_PAYLOAD_TOO_LARGE) != 0) {
-        for (size_t i = 0; i < n; i++) {
-            ln->qidx[i] = (size_t)(ln->abs[r.lo + i] - mp->part->q.dropped);
-        }
-        rc = sl_batcher_encode(&m->lim, m->ops, m->src_ctx, mp->part, ln->qidx, n, &ln->body,
-                               &encoded);
+        lane_refs(ln, r);
+        rc = sl_batcher_encode(&m->lim, m->ops, m->src_ctx, ln->refs, n, &ln->body, &encoded);
     }
     struct sl_failrec f = {
         .condition = condition,
@@ -178,19 +335,50 @@ lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failre
     /* AWS's S3 destination keeps the payload, its SQS destination does not (a message is at
      * most 1 MiB, an event up to 6 MB); sluice's file and http destinations follow S3. */
     bool with_payload = rc == 0 && encoded == n && strcmp(m->dest.ops->name, "sqs") != 0;
-    if (rc == 0) {
-        rc = sl_failrec_build(&ln->doc, &f, m->ops, m->src_ctx, mp->part, first, last, n,
-                              with_payload ? ln->body.data : NULL, ln->body.len);
+    struct sl_batch_run *runs = NULL;
+    size_t n_runs = rc == 0 ? lane_runs(ln, r, &runs) : 0;
+    if (n_runs == 0) {
+        return SL_ENOMEM;
     }
-    if (rc < 0) {
+    rc = sl_failrec_build(&ln->doc, &f, m->ops, m->src_ctx, runs, n_runs,
+                          with_payload ? ln->body.data : NULL, ln->body.len);
+    sl_free(runs);
+    return rc;
+}
+
+/* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path: the destination when
+ * there is one (the checkpoint passes them once it has them), else a log line and the dropped
+ * count. Either way the lane carries on with the rest. */
+static void
+lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failrec_response response)
+{
+    struct sl_mapping *m = ln->mp->m;
+    if (m->dest.ops && m->dest.ops->one_doc_per_record && n > 1) {
+        /* One document per record: this one now, the others as each write lands. */
+        ln->give_up_rest = n - 1;
+        ln->give_up_condition = condition;
+        ln->give_up_response = (int)response;
+        n = 1;
+    }
+    struct sl_lane_range r = {ln->cur.lo, ln->cur.lo + n};
+    ln->cur.lo += n;
+    char what[256];
+    if (!m->dest.ops) {
+        sl_log_error(LANE_COMP, m->name, "%s: dropping %s (no on-failure destination)", condition,
+                     lane_describe(ln, r, what, sizeof(what)));
+        m->stats.dropped += n;
+        lane_finish(ln, r);
+        lane_continue(ln);
+        return;
+    }
+    if (lane_build_failrec(ln, r, condition, response) < 0) {
         sl_log_error(LANE_COMP, m->name, "out of memory building an invocation record, retrying");
         ln->cur.lo = r.lo;
         lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
         return;
     }
-    sl_log_warn(LANE_COMP, m->name,
-                "%s: writing %zu records of %s from %" PRIu64 " to %" PRIu64 " to %s", condition, n,
-                mp->part->name, first->pos, last->pos, m->conf->on_failure);
+    sl_log_warn(LANE_COMP, m->name, "%s: writing %s to %s", condition,
+                lane_describe(ln, r, what, sizeof(what)), m->conf->on_failure);
     ln->dest = r;
     ln->write_failures = 0;
     lane_write(ln);
@@ -323,7 +511,10 @@ static void lane_invoke(struct sl_lane *ln)
     }
 }
 
-/* Reads a partial batch response against cur's item identifiers. */
+/* Reads a partial batch response against cur's item identifiers. When some records failed,
+ * each partition of cur resumes at its own lowest failed record: the records before it move to
+ * the front of cur, and ret->lowest counts them (for one partition that is the order already:
+ * the streams rule). */
 static void
 lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct sl_partial *ret)
 {
@@ -331,9 +522,11 @@ lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct
     size_t n = ln->cur.hi - ln->cur.lo;
     char *ids_buf = sl_malloc(n * LANE_ID_MAX);
     const char **ids = sl_calloc(n, sizeof(*ids));
-    if (!ids_buf || !ids) {
+    bool *failed = sl_calloc(2 * n, sizeof(*failed)); /* and done, after it */
+    if (!ids_buf || !ids || !failed) {
         sl_free(ids_buf);
         sl_free(ids);
+        sl_free(failed);
         memset(ret, 0, sizeof(*ret));
         ret->kind = SL_PARTIAL_INVALID;
         (void)snprintf(ret->detail, sizeof(ret->detail), "out of memory reading the response");
@@ -341,14 +534,31 @@ lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct
     }
     for (size_t i = 0; i < n; i++) {
         char *id = ids_buf + i * LANE_ID_MAX;
-        const struct sl_record *rec = lane_rec(ln, ln->cur.lo + i);
+        size_t at = ln->cur.lo + i;
+        const struct sl_record *rec = lane_rec(ln, at);
         if (!m->ops->format_item_id ||
-            m->ops->format_item_id(m->src_ctx, ln->mp->part, rec, id, LANE_ID_MAX) < 0) {
+            m->ops->format_item_id(m->src_ctx, lane_part(ln, at), rec, id, LANE_ID_MAX) < 0) {
             (void)snprintf(id, LANE_ID_MAX, "%" PRIu64, rec->pos);
         }
         ids[i] = id;
     }
-    sl_invoker_parse_partial(res->body, res->body_len, ids, n, ret);
+    sl_invoker_parse_partial(res->body, res->body_len, ids, n, failed, ret);
+    if (ret->kind == SL_PARTIAL_SOME_FAILED) {
+        /* done[i]: no record of the same partition at or before i failed. */
+        bool *done = failed + n;
+        for (size_t i = 0; i < n; i++) {
+            bool same = i > 0 && ln->items[ln->cur.lo + i].mp == ln->items[ln->cur.lo + i - 1].mp;
+            done[i] = !failed[i] && (!same || done[i - 1]);
+        }
+        size_t front = lane_stable_split(ln, done);
+        if (front == SIZE_MAX) {
+            ret->kind = SL_PARTIAL_INVALID;
+            (void)snprintf(ret->detail, sizeof(ret->detail), "out of memory reading the response");
+        } else {
+            ret->lowest = front;
+        }
+    }
+    sl_free(failed);
     sl_free(ids);
     sl_free(ids_buf);
 }
@@ -363,10 +573,12 @@ static void lane_log_failure(struct sl_lane *ln,
     if (res->status) {
         (void)snprintf(status, sizeof(status), " status %d", res->status);
     }
+    char batch[256] = "the window's final invocation";
+    if (ln->cur.lo < ln->cur.hi) {
+        lane_describe(ln, ln->cur, batch, sizeof(batch));
+    }
     sl_log_warn(LANE_COMP, m->name,
-                "batch of %zu records of %s from %" PRIu64 ": %s%s%s%s%s%s; %s in %" PRId64
-                "ms (invocation %u, %u counted)",
-                ln->cur.hi - ln->cur.lo, ln->mp->part->name, lane_rec(ln, ln->cur.lo)->pos,
+                "batch of %s: %s%s%s%s%s%s; %s in %" PRId64 "ms (invocation %u, %u counted)", batch,
                 sl_outcome_name(res->outcome), status, res->error_type ? " " : "",
                 res->error_type ? res->error_type : "", res->detail ? ": " : "",
                 res->detail ? res->detail : "", what, delay, ln->invokes, ln->attempts);
@@ -425,10 +637,10 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
             (void)snprintf(m->warned_key, sizeof(m->warned_key), "%s", partial.unknown_key);
         }
         if (partial.kind == SL_PARTIAL_INVALID) {
+            char what[256];
             sl_log_warn(LANE_COMP, m->name,
-                        "invalid partial batch response for %zu records of %s: %s; the whole "
-                        "batch failed",
-                        n, mp->part->name, partial.detail);
+                        "invalid partial batch response for %s: %s; the whole batch failed",
+                        lane_describe(ln, ln->cur, what, sizeof(what)), partial.detail);
         }
     }
     struct sl_verdict v;
@@ -453,12 +665,13 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
             for (size_t i = done.lo; i < done.hi; i++) {
                 lane_rec(ln, i)->flags |= SL_REC_WINDOWED;
             }
-            ln->win_end_abs = ln->abs[done.hi - 1] + 1;
+            ln->win_end_abs = ln->items[done.hi - 1].abs + 1;
+            ln->cur.lo = done.hi;
+            sl_mapping_part_advance(mp);
         } else {
-            lane_mark_done(ln, done);
+            ln->cur.lo = done.hi;
+            lane_finish(ln, done);
         }
-        ln->cur.lo = done.hi;
-        sl_mapping_part_advance(mp);
     }
     if (new_state) {
         sl_free(ln->win_state);
@@ -528,14 +741,54 @@ static void lane_continue(struct sl_lane *ln)
         lane_attempt(ln);
         return;
     }
-    ln->n = 0;
+    lane_release_parts(ln);
     ln->state = SL_LANE_IDLE;
     ln->last_end_ms = sl_mapping_now(ln->mp->m);
-    if (ln->mp->gone && sl_recq_count(&ln->mp->part->q) == 0) {
+    if (ln->mp->gone && !ln->mp->carrier && sl_recq_count(&ln->mp->part->q) == 0) {
         sl_mapping_part_release(ln->mp);
         return;
     }
     sl_mapping_schedule_pump(ln->mp->m);
+}
+
+/* The records of cur past MaximumRecordAgeInSeconds: the leading ones of each partition (a
+ * record is judged only once every record before it in its partition is), moved to the front
+ * of cur. Returns how many, or SIZE_MAX when out of memory. */
+static size_t lane_expired_front(struct sl_lane *ln)
+{
+    struct sl_mapping *m = ln->mp->m;
+    int64_t max_age_s = m->conf->core.max_record_age_s;
+    if (max_age_s < 0) {
+        return 0;
+    }
+    int64_t oldest = sl_clock_wall_ms(m->env.clock) - max_age_s * 1000;
+    size_t n = ln->cur.hi - ln->cur.lo;
+    size_t count = 0;
+    bool one_part = true;
+    for (size_t i = ln->cur.lo; i < ln->cur.hi; i++) {
+        one_part = one_part && ln->items[i].mp == ln->items[ln->cur.lo].mp;
+    }
+    if (one_part) {
+        while (count < n && lane_rec(ln, ln->cur.lo + count)->arrival_ms < oldest) {
+            count++;
+        }
+        return count;
+    }
+    bool *expired = sl_calloc(n, sizeof(*expired));
+    if (!expired) {
+        return SIZE_MAX;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t at = ln->cur.lo + i;
+        bool same = i > 0 && ln->items[at].mp == ln->items[at - 1].mp;
+        expired[i] = lane_rec(ln, at)->arrival_ms < oldest && (!same || expired[i - 1]);
+        count += expired[i];
+    }
+    if (count > 0) {
+        count = lane_stable_split(ln, expired);
+    }
+    sl_free(expired);
+    return count;
 }
 
 /* Tries cur: records past MaximumRecordAgeInSeconds go to the on-failure path first, then the
@@ -548,30 +801,23 @@ static void lane_attempt(struct sl_lane *ln)
         ln->state = SL_LANE_IDLE;
         return;
     }
-    int64_t max_age_s = m->conf->core.max_record_age_s;
-    if (max_age_s >= 0) {
-        int64_t oldest = sl_clock_wall_ms(m->env.clock) - max_age_s * 1000;
-        size_t expired = 0;
-        while (ln->cur.lo + expired < ln->cur.hi &&
-               lane_rec(ln, ln->cur.lo + expired)->arrival_ms < oldest) {
-            expired++;
-        }
-        if (expired > 0) {
-            lane_give_up(ln, expired, SL_FAILREC_RECORD_AGE, SL_FAILREC_RESPONSE_OMIT);
-            return;
-        }
+    size_t expired = lane_expired_front(ln);
+    if (expired == SIZE_MAX) {
+        lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
+        return;
+    }
+    if (expired > 0) {
+        lane_give_up(ln, expired, SL_FAILREC_RECORD_AGE, SL_FAILREC_RESPONSE_OMIT);
+        return;
     }
     if (lane_rec(ln, ln->cur.lo)->flags & SL_REC_OVERSIZE) {
         lane_give_up(ln, 1, SL_FAILREC_PAYLOAD_TOO_LARGE, SL_FAILREC_RESPONSE_NULL);
         return;
     }
     size_t n = ln->cur.hi - ln->cur.lo;
-    for (size_t i = 0; i < n; i++) {
-        ln->qidx[i] = (size_t)(ln->abs[ln->cur.lo + i] - mp->part->q.dropped);
-    }
+    lane_refs(ln, ln->cur);
     size_t encoded = 0;
-    if (sl_batcher_encode(&m->lim, m->ops, m->src_ctx, mp->part, ln->qidx, n, &ln->body, &encoded) <
-        0) {
+    if (sl_batcher_encode(&m->lim, m->ops, m->src_ctx, ln->refs, n, &ln->body, &encoded) < 0) {
         sl_log_error(LANE_COMP, m->name, "out of memory building a batch of %s, retrying",
                      mp->part->name);
         lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
@@ -642,15 +888,15 @@ static bool lane_grow(struct sl_lane *ln, size_t n)
     if (n <= ln->cap) {
         return true;
     }
-    uint64_t *abs = sl_realloc(ln->abs, n * sizeof(*abs));
-    size_t *qidx = sl_realloc(ln->qidx, n * sizeof(*qidx));
-    if (abs) {
-        ln->abs = abs;
+    struct sl_lane_item *items = sl_realloc(ln->items, n * sizeof(*items));
+    if (items) {
+        ln->items = items;
     }
-    if (qidx) {
-        ln->qidx = qidx;
+    struct sl_batch_ref *refs = sl_realloc(ln->refs, n * sizeof(*refs));
+    if (refs) {
+        ln->refs = refs;
     }
-    if (!abs || !qidx) {
+    if (!items || !refs) {
         return false;
     }
     ln->cap = n;
@@ -717,6 +963,174 @@ static bool lane_window_dispatch(struct sl_lane *ln, size_t start, size_t *waiti
     return false;
 }
 
+/* What waits in src's partition for src (not taken, not done, its lane's), from src->scan:
+ * up to max records. *ret_oversize is set when counting stopped at a record too large to
+ * send (counted alone when it comes first). */
+static size_t
+lane_count_waiting(const struct sl_lane *src, size_t max, size_t *ret_bytes, bool *ret_oversize)
+{
+    struct sl_mpart *mp = src->mp;
+    struct sl_recq *q = &mp->part->q;
+    size_t count = sl_recq_count(q);
+    size_t lane_no = (size_t)(src - mp->lanes);
+    size_t waiting = 0;
+    size_t bytes = 0;
+    *ret_oversize = false;
+    size_t start = src->scan > q->dropped ? (size_t)(src->scan - q->dropped) : 0;
+    for (size_t i = start; i < count && waiting < max; i++) {
+        const struct sl_record *rec = sl_recq_at(q, i);
+        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
+            continue;
+        }
+        if (rec->flags & SL_REC_OVERSIZE) {
+            if (waiting == 0) {
+                waiting = 1; /* alone: it goes straight to the on-failure path */
+            }
+            *ret_oversize = true;
+            break;
+        }
+        waiting++;
+        bytes += rec->len;
+    }
+    *ret_bytes = bytes;
+    return waiting;
+}
+
+/* Appends the next n waiting records of src's partition to ln's batch and marks them taken. */
+static void lane_take(struct sl_lane *ln, struct sl_lane *src, size_t n)
+{
+    struct sl_mpart *mp = src->mp;
+    struct sl_recq *q = &mp->part->q;
+    size_t count = sl_recq_count(q);
+    size_t lane_no = (size_t)(src - mp->lanes);
+    size_t start = src->scan > q->dropped ? (size_t)(src->scan - q->dropped) : 0;
+    size_t taken = 0;
+    for (size_t i = start; i < count && taken < n; i++) {
+        struct sl_record *rec = sl_recq_at_mut(q, i);
+        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
+            continue;
+        }
+        rec->flags |= SL_REC_TAKEN;
+        ln->items[ln->n++] = (struct sl_lane_item){mp, q->dropped + i};
+        src->scan = q->dropped + i + 1;
+        taken++;
+    }
+}
+
+/* Starts the batch just taken into ln->items. */
+static void lane_start(struct sl_lane *ln)
+{
+    struct sl_mapping *m = ln->mp->m;
+    ln->cur = (struct sl_lane_range){0, ln->n};
+    ln->n_todo = 0;
+    ln->attempts = 0;
+    ln->invokes = 0;
+    ln->last_status = 0;
+    ln->last_function_error = false;
+    /* A batch that failed before a partition of it was revoked goes on counting: when the
+     * partition comes back, or (for the partitions that stayed) in the next batch. */
+    for (size_t i = 0; i < ln->n; i++) {
+        if (i > 0 && ln->items[i].mp == ln->items[i - 1].mp) {
+            continue;
+        }
+        unsigned attempts = 0;
+        unsigned invokes = 0;
+        const struct sl_record *first = lane_rec(ln, i);
+        if (sl_mapping_memo_take(m, lane_part(ln, i)->id, first->pos, &attempts, &invokes)) {
+            sl_log_info(LANE_COMP, m->name,
+                        "%s came back: the batch from %" PRIu64 " keeps its %u counted failures",
+                        lane_part(ln, i)->name, first->pos, attempts);
+            ln->attempts = attempts > ln->attempts ? attempts : ln->attempts;
+            ln->invokes = invokes > ln->invokes ? invokes : ln->invokes;
+        }
+    }
+    lane_attempt(ln);
+}
+
+static bool mapping_spans(const struct sl_mapping *m)
+{
+    return m->ops->batch_spans_partitions && m->ops->encode_next_part && !mapping_windowed(m) &&
+           m->conf->core.parallelization_factor == 1;
+}
+
+/* A partition whose records may join a batch led by another: no batch of its own, nothing
+ * waiting for the disk, not revoked. */
+static bool part_may_join(struct sl_mpart *mp)
+{
+    return !mp->revoked && !mp->released && !mp->carrier && mp->n_lanes == 1 &&
+           mp->lanes[0].state == SL_LANE_IDLE && !sl_mapping_part_waits_for_disk(mp);
+}
+
+/* Dispatch where batches span partitions: ln's partition leads; once the records waiting in
+ * every partition that may join are due as one batch (BatchSize, the payload, or the window
+ * opened by the earliest of them), ln takes its own and then theirs, in partition order from
+ * its own, up to BatchSize. */
+static void lane_dispatch_spanning(struct sl_lane *ln)
+{
+    struct sl_mpart *mp = ln->mp;
+    struct sl_mapping *m = mp->m;
+    if (mp->carrier) {
+        return; /* its records ride in another lane's batch */
+    }
+    size_t max = m->lim.max_records;
+    size_t bytes = 0;
+    bool oversize = false;
+    size_t own = lane_count_waiting(ln, max, &bytes, &oversize);
+    if (own == 0) {
+        return;
+    }
+    size_t total = own;
+    int64_t window_start = mp->first_wait_ms;
+    size_t at = 0;
+    while (at < m->n_parts && m->parts[at] != mp) {
+        at++;
+    }
+    for (size_t k = 1; !oversize && k < m->n_parts && total < max; k++) {
+        struct sl_mpart *other = m->parts[(at + k) % m->n_parts];
+        size_t b = 0;
+        bool big = false;
+        size_t w =
+            part_may_join(other) ? lane_count_waiting(&other->lanes[0], max - total, &b, &big) : 0;
+        if (w == 0 || (big && w == 1)) {
+            continue; /* a record too large to send leads its own batch */
+        }
+        total += w;
+        bytes += b;
+        window_start = other->first_wait_ms < window_start ? other->first_wait_ms : window_start;
+    }
+    int64_t due = oversize ? INT64_MIN : sl_batcher_due_ms(&m->lim, total, bytes, window_start);
+    int64_t now = sl_mapping_now(m);
+    if (due > now) {
+        uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(due - now), 0);
+        return;
+    }
+    if (!lane_grow(ln, total)) {
+        sl_log_error(LANE_COMP, m->name, "out of memory forming a batch of %s, retrying",
+                     mp->part->name);
+        uv_timer_start(&ln->timer, lane_timer_cb, LANE_RETRY_MS, 0);
+        return;
+    }
+    uv_timer_stop(&ln->timer);
+    ln->n = 0;
+    lane_take(ln, ln, own);
+    mp->carrier = ln;
+    for (size_t k = 1; !oversize && k < m->n_parts && ln->n < total; k++) {
+        struct sl_mpart *other = m->parts[(at + k) % m->n_parts];
+        size_t b = 0;
+        bool big = false;
+        size_t w = part_may_join(other)
+                       ? lane_count_waiting(&other->lanes[0], total - ln->n, &b, &big)
+                       : 0;
+        if (w == 0 || (big && w == 1)) {
+            continue;
+        }
+        lane_take(ln, &other->lanes[0], w);
+        other->carrier = ln;
+        uv_timer_stop(&other->lanes[0].timer);
+    }
+    lane_start(ln);
+}
+
 /* Starts the lane's next batch if one is due, or arms the window timer. */
 void sl_lane_dispatch(struct sl_lane *ln)
 {
@@ -731,28 +1145,15 @@ void sl_lane_dispatch(struct sl_lane *ln)
     if (m->draining || ln->state != SL_LANE_IDLE || sl_mapping_part_waits_for_disk(mp)) {
         return;
     }
+    if (mapping_spans(m)) {
+        lane_dispatch_spanning(ln);
+        return;
+    }
     struct sl_recq *q = &mp->part->q;
-    size_t count = sl_recq_count(q);
-    size_t lane_no = (size_t)(ln - mp->lanes);
-    size_t waiting = 0;
+    size_t start = ln->scan > q->dropped ? (size_t)(ln->scan - q->dropped) : 0;
     size_t bytes = 0;
     bool stop_at_oversize = false;
-    size_t start = ln->scan > q->dropped ? (size_t)(ln->scan - q->dropped) : 0;
-    for (size_t i = start; i < count && waiting < m->lim.max_records; i++) {
-        const struct sl_record *rec = sl_recq_at(q, i);
-        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
-            continue;
-        }
-        if (rec->flags & SL_REC_OVERSIZE) {
-            if (waiting == 0) {
-                waiting = 1; /* alone: it goes straight to the on-failure path */
-            }
-            stop_at_oversize = true;
-            break;
-        }
-        waiting++;
-        bytes += rec->len;
-    }
+    size_t waiting = lane_count_waiting(ln, m->lim.max_records, &bytes, &stop_at_oversize);
     if (mapping_windowed(m) && lane_window_dispatch(ln, start, &waiting)) {
         return;
     }
@@ -779,26 +1180,6 @@ void sl_lane_dispatch(struct sl_lane *ln)
     }
     uv_timer_stop(&ln->timer);
     ln->n = 0;
-    for (size_t i = start; i < count && ln->n < waiting; i++) {
-        struct sl_record *rec = sl_recq_at_mut(q, i);
-        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
-            continue;
-        }
-        rec->flags |= SL_REC_TAKEN;
-        ln->abs[ln->n++] = q->dropped + i;
-    }
-    ln->scan = ln->abs[ln->n - 1] + 1;
-    ln->cur = (struct sl_lane_range){0, ln->n};
-    ln->n_todo = 0;
-    ln->attempts = 0;
-    ln->invokes = 0;
-    ln->last_status = 0;
-    ln->last_function_error = false;
-    /* A batch that failed before its partition was revoked and came back goes on counting. */
-    if (sl_mapping_memo_take(m, mp->part->id, lane_rec(ln, 0)->pos, &ln->attempts, &ln->invokes)) {
-        sl_log_info(LANE_COMP, m->name,
-                    "%s came back: the batch from %" PRIu64 " keeps its %u counted failures",
-                    mp->part->name, lane_rec(ln, 0)->pos, ln->attempts);
-    }
-    lane_attempt(ln);
+    lane_take(ln, ln, waiting);
+    lane_start(ln);
 }

@@ -260,7 +260,7 @@ static void mapping_pump_cb(uv_idle_t *h)
         for (size_t l = 0; l < mp->n_lanes && !mp->released; l++) {
             sl_lane_dispatch(&mp->lanes[l]);
         }
-        if (!mp->released && mp->gone && sl_recq_count(&mp->part->q) == 0) {
+        if (!mp->released && mp->gone && !mp->carrier && sl_recq_count(&mp->part->q) == 0) {
             bool busy = false;
             for (size_t l = 0; l < mp->n_lanes; l++) {
                 busy = busy || mp->lanes[l].state != SL_LANE_IDLE;
@@ -314,8 +314,8 @@ static void mpart_timer_close_cb(uv_handle_t *h)
     }
     for (size_t l = 0; l < mp->n_lanes; l++) {
         struct sl_lane *x = &mp->lanes[l];
-        sl_free(x->abs);
-        sl_free(x->qidx);
+        sl_free(x->items);
+        sl_free(x->refs);
         sl_free(x->todo);
         sl_buf_fini(&x->body);
         sl_buf_fini(&x->doc);
@@ -417,6 +417,9 @@ static void mapping_part_gone(void *owner, struct sl_part *part)
 
 static bool part_busy(const struct sl_mpart *mp)
 {
+    if (mp->carrier) {
+        return true;
+    }
     for (size_t l = 0; l < mp->n_lanes; l++) {
         enum sl_lane_state st = mp->lanes[l].state;
         if (st == SL_LANE_INVOKING || st == SL_LANE_WRITING) {
@@ -474,19 +477,7 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
     struct sl_mapping *m = owner;
     mp->revoked = true;
     mp->gone = true;
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        struct sl_lane *ln = &mp->lanes[l];
-        if (ln->n > 0 && ln->cur.lo < ln->cur.hi && (ln->attempts > 0 || ln->invokes > 0)) {
-            struct sl_recq *q = &mp->part->q;
-            const struct sl_record *first =
-                sl_recq_at(q, (size_t)(ln->abs[ln->cur.lo] - q->dropped));
-            sl_mapping_memo_put(m, part->id, first->pos, ln->attempts, ln->invokes);
-        }
-        uv_timer_stop(&ln->timer);
-        if (ln->state != SL_LANE_INVOKING && ln->state != SL_LANE_WRITING) {
-            ln->state = SL_LANE_IDLE;
-        }
-    }
+    sl_lane_part_revoked(mp);
     sl_log_info(MAPPING_COMP, m->name, "%s was revoked; batches in flight are abandoned",
                 part->name);
     sl_mapping_part_settle(mp);

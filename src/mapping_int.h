@@ -39,14 +39,23 @@ struct sl_lane_range {
     size_t hi;
 };
 
+/* One record of a lane's batch: its partition, and its absolute index in that partition's
+ * queue. */
+struct sl_lane_item {
+    struct sl_mpart *mp;
+    uint64_t abs;
+};
+
 /* One of a partition's ParallelizationFactor lanes: the records whose partition key hashes to
- * it, one batch at a time. */
+ * it, one batch at a time. Where batches span partitions (Kafka), a lane's batch starts with
+ * its own partition's records and goes on with those of other partitions that have no batch
+ * in flight: the lane carries them all, and each partition has one batch in flight at most. */
 struct sl_lane {
     struct sl_mpart *mp;
     enum sl_lane_state state;
     uint64_t scan; /* absolute index after the lane's last taken record: every record of
                       this lane before it is taken already */
-    uint64_t *abs; /* the batch: absolute record indices, ascending */
+    struct sl_lane_item *items; /* the batch, grouped by partition, each in position order */
     size_t n;
     size_t cap;
     struct sl_lane_range cur;   /* the part of the batch being tried */
@@ -63,7 +72,7 @@ struct sl_lane {
     int give_up_response; /* enum sl_failrec_response */
     int last_status;
     bool last_function_error;
-    size_t *qidx;              /* scratch: queue indices of cur while encoding */
+    struct sl_batch_ref *refs; /* scratch: cur's records while encoding */
     struct sl_buf body;        /* cur's event, as sent */
     struct sl_buf doc;         /* the invocation record being written */
     struct sl_lane_range dest; /* the records doc covers */
@@ -99,6 +108,9 @@ struct sl_mpart {
     struct sl_lane *lanes;
     size_t n_lanes;
     size_t open_timers;
+    /* Where batches span partitions: the lane whose batch holds this partition's records, or
+     * NULL. The partition joins no other batch meanwhile and is not released. */
+    struct sl_lane *carrier;
 };
 
 /* What a failing batch had used up when its partition was revoked: restored if the partition
@@ -184,5 +196,9 @@ bool sl_mapping_memo_take(struct sl_mapping *m,
 /* Starts the lane's next batch if one is due, sends a batch that waited for a concurrency
  * slot, or arms the lane's timer. */
 void sl_lane_dispatch(struct sl_lane *ln);
+/* mp was revoked: batches holding its records that are not in flight are abandoned now (their
+ * other partitions' records are offered again, a failing batch leaves its retry state in a
+ * memo); batches in flight are abandoned when they answer. */
+void sl_lane_part_revoked(struct sl_mpart *mp);
 
 #endif

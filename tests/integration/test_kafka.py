@@ -235,6 +235,93 @@ def test_kafka_partial_batch_response_item_ids(tmp_path, fn, sluice, kafka):
     assert seq[1] == [3, 4, 5], seq
 
 
+def partitions_of(rq):
+    return sorted({r[1] for r in kafka_records(rq)})
+
+
+def test_kafka_batch_spans_partitions(tmp_path, fn, sluice, kafka):
+    """AWS's Kafka batches hold several partitions (esm.md §3): records waiting in partitions
+    with no batch in flight go out together, up to BatchSize, each partition in order."""
+    topic = new_topic(4)
+    kt.produce(kafka["KAFKA_BOOTSTRAP"], topic,
+               [{"partition": i % 4, "value": "r%d" % i} for i in range(120)])
+    m = mapping(kafka, topic, "hook", "g-" + topic, batch=50, MaximumBatchingWindowInSeconds=2)
+    s = sluice(config(tmp_path, fn, [m]))
+    wait_until(lambda: len(delivered(fn)) >= 120, JOIN_S, "120 records", proc=s)
+    reqs = [rq for rq in fn.requests() if rq.ok]
+    assert all(len(kafka_records(rq)) <= 50 for rq in reqs), [len(kafka_records(r)) for r in reqs]
+    assert any(len(partitions_of(rq)) > 1 for rq in reqs), [partitions_of(r) for r in reqs]
+    for rq in reqs:
+        # one member per partition, keyed "<topic>-<partition>", holding only its records
+        for key, recs in rq.json["records"].items():
+            assert {"%s-%d" % (r["topic"], r["partition"]) for r in recs} == {key}, rq.json
+    got = [(r[1], r[2]) for r in delivered(fn)]
+    assert sorted(got) == sorted((p, o) for p in range(4) for o in range(30)), got
+    for p in range(4):
+        offs = [o for (q, o) in got if q == p]
+        assert offs == sorted(offs), (p, offs)
+
+
+def test_kafka_spanning_partial_response_resumes_each_partition(tmp_path, fn, sluice, kafka):
+    """A partial batch response over several partitions: each partition resumes at its own
+    lowest failed record; the other partitions' records are done."""
+    topic = new_topic(2)
+    kt.produce(kafka["KAFKA_BOOTSTRAP"], topic,
+               [{"partition": p, "value": "p%d-%d" % (p, o)} for p in (0, 1) for o in range(3)])
+    failed_once = []
+
+    def hook(rq):
+        if len(partitions_of(rq)) == 2 and not failed_once:
+            failed_once.append(True)
+            return Reply(200, body={"batchItemFailures": [
+                {"itemIdentifier": {"partition": "%s-0" % topic, "offset": 1}}]})
+        return None
+
+    fn.set_hook(hook)
+    m = mapping(kafka, topic, "hook", "g-" + topic, batch=10, MaximumBatchingWindowInSeconds=2,
+                FunctionResponseTypes=["ReportBatchItemFailures"])
+    s = sluice(config(tmp_path, fn, [m]))
+    wait_until(lambda: fn.count() >= 2, JOIN_S, "the retry", proc=s)
+    seq = [[(r[1], r[2]) for r in kafka_records(rq)] for rq in fn.requests()]
+    assert failed_once, "the first batch did not span both partitions: %r" % seq
+    assert sorted(seq[0]) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)], seq
+    assert seq[1] == [(0, 1), (0, 2)], seq
+    assert s.stop() == 0
+    s.start()
+    wait_until(lambda: len(assigned_offsets(s)) == 2, JOIN_S, "assignment", proc=s)
+    assert assigned_offsets(s) == {"%s-0" % topic: 3, "%s-1" % topic: 3}, s.log()
+
+
+def test_kafka_spanning_batch_exhausted_names_every_partition(tmp_path, fn, sluice, kafka):
+    """A failed batch over two partitions makes one invocation record whose recordsInfo has a
+    member per partition (esm.md §4.4), and both partitions' offsets move past it."""
+    topic = new_topic(2)
+    kt.produce(kafka["KAFKA_BOOTSTRAP"], topic,
+               [{"partition": p, "value": "p%d-%d" % (p, o)} for p in (0, 1) for o in range(2)])
+    fn.set_default(Reply(500, body={"errorMessage": "always"}))
+    dlq = tmp_path / "dlq"
+    m = mapping(kafka, topic, "hook", "g-" + topic, batch=10, MaximumBatchingWindowInSeconds=2,
+                MaximumRetryAttempts=0, DestinationConfig=file_destination(dlq))
+    s = sluice(config(tmp_path, fn, [m]))
+    wait_until(lambda: len(destination_docs(dlq)) >= 1, JOIN_S, "the on-failure record", proc=s)
+    assert fn.count() == 1, [partitions_of(rq) for rq in fn.requests()]
+    assert partitions_of(fn.requests()[0]) == [0, 1]
+    docs = destination_docs(dlq)
+    assert len(docs) == 1, docs
+    info = docs[0]["KafkaBatchInfo"]
+    assert info["batchSize"] == 4, info
+    ri = info["recordsInfo"]
+    assert sorted(ri) == ["%s-0" % topic, "%s-1" % topic], info
+    for key in ri:
+        assert (ri[key]["firstRecordOffset"], ri[key]["lastRecordOffset"]) == ("0", "1"), info
+    payload = docs[0]["payload"]
+    assert sorted(payload["records"]) == sorted(ri), payload
+    assert s.stop() == 0
+    s.start()
+    wait_until(lambda: len(assigned_offsets(s)) == 2, JOIN_S, "assignment", proc=s)
+    assert assigned_offsets(s) == {"%s-0" % topic: 2, "%s-1" % topic: 2}, s.log()
+
+
 def test_kafka_two_processes_share_the_group(tmp_path, fn, sluice, kafka):
     topic = new_topic(4)
     group = "g-" + topic

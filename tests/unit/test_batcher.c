@@ -58,12 +58,30 @@ build(const struct sl_batch_limits *lim, struct sl_part *part, struct sl_buf *bo
     if (n > lim->max_records) {
         n = lim->max_records;
     }
-    static size_t qidx[20000];
+    static struct sl_batch_ref refs[20000];
     for (size_t i = 0; i < n; i++) {
-        qidx[i] = i;
+        refs[i] = (struct sl_batch_ref){part, sl_recq_at(&part->q, i)};
     }
-    return sl_batcher_encode(lim, &fake_ops, NULL, part, qidx, n, body, ret_n);
+    return sl_batcher_encode(lim, &fake_ops, NULL, refs, n, body, ret_n);
 }
+
+/* A source whose batches span partitions: the next partition's records follow "|<id>|". */
+static int fake_next_part(void *ctx, struct sl_part *part, struct sl_buf *out)
+{
+    (void)ctx;
+    return sl_buf_printf(out, "|%s|", part->id);
+}
+
+static const struct sl_source_ops spanning_ops = {
+    .abi = SL_SOURCE_ABI,
+    .name = "spanning",
+    .event_open = "{\"Records\":[",
+    .event_sep = ",",
+    .event_close = "]}",
+    .encode_record = fake_encode,
+    .batch_spans_partitions = true,
+    .encode_next_part = fake_next_part,
+};
 
 static void test_batcher_due_on_count_window_and_bytes(void **state)
 {
@@ -175,6 +193,42 @@ static void test_batcher_full_payload_batch_at_real_limit(void **state)
     sl_part_free(part);
 }
 
+static void test_batcher_spans_partitions(void **state)
+{
+    (void)state;
+    struct sl_batch_limits lim = {.max_records = 100, .max_bytes = 6291456, .window_ms = 0};
+    struct sl_part *a = make_part(2, "a");
+    struct sl_part *b = sl_part_new("q", "q");
+    assert_non_null(b);
+    assert_int_equal(sl_recq_push(&b->q, "b", 1, NULL, 0, 0, 1, 0, 0), 0);
+    struct sl_batch_ref refs[] = {
+        {a, sl_recq_at(&a->q, 0)},
+        {a, sl_recq_at(&a->q, 1)},
+        {b, sl_recq_at(&b->q, 0)},
+    };
+    struct sl_buf body;
+    sl_buf_init(&body);
+    size_t n = 0;
+    assert_int_equal(sl_batcher_encode(&lim, &spanning_ops, NULL, refs, 3, &body, &n), 0);
+    assert_int_equal(n, 3);
+    /* The change of partition replaces the separator. */
+    assert_string_equal(body.data, "{\"Records\":[\"a\",\"a\"|q|\"b\"]}");
+    /* The bytes of the change count against the payload: 12 + 3 + 1 + 3 + 2 = 21 fits the
+     * first two; the third needs 3 + 3 more. */
+    lim.max_bytes = 25;
+    assert_int_equal(sl_batcher_encode(&lim, &spanning_ops, NULL, refs, 3, &body, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(body.len <= lim.max_bytes);
+    /* A source that cannot express a change of partition ends the batch before it. */
+    lim.max_bytes = 6291456;
+    assert_int_equal(sl_batcher_encode(&lim, &fake_ops, NULL, refs, 3, &body, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(body.data, "{\"Records\":[\"a\",\"a\"]}");
+    sl_buf_fini(&body);
+    sl_part_free(a);
+    sl_part_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_batcher_single_record_over_payload_is_refused),
         cmocka_unit_test(test_batcher_stops_before_oversize_record),
         cmocka_unit_test(test_batcher_full_payload_batch_at_real_limit),
+        cmocka_unit_test(test_batcher_spans_partitions),
     };
     return cmocka_run_group_tests_name("batcher", tests, NULL, NULL);
 }

@@ -15,17 +15,14 @@
 #include "partition.h"
 #include "source.h"
 
-static int fake_batch_info(void *ctx,
-                           struct sl_part *part,
-                           const struct sl_record *first,
-                           const struct sl_record *last,
-                           size_t n,
-                           struct sl_buf *out)
+static int
+fake_batch_info(void *ctx, const struct sl_batch_run *runs, size_t n_runs, struct sl_buf *out)
 {
     (void)ctx;
-    (void)part;
+    assert_int_equal(n_runs, 1);
     return sl_buf_printf(out, "\"KinesisBatchInfo\":{\"start\":%llu,\"end\":%llu,\"n\":%zu}",
-                         (unsigned long long)first->pos, (unsigned long long)last->pos, n);
+                         (unsigned long long)runs[0].first->pos,
+                         (unsigned long long)runs[0].last->pos, runs[0].n);
 }
 
 static const struct sl_source_ops fake_ops = {
@@ -52,8 +49,10 @@ static void test_failrec_retries_exhausted_with_payload(void **state)
     struct sl_buf out;
     sl_buf_init(&out);
     const char *payload = "{\"Records\":[]}";
-    assert_int_equal(
-        sl_failrec_build(&out, &f, &fake_ops, NULL, NULL, &a, &b, 2, payload, strlen(payload)), 0);
+    assert_int_equal(sl_failrec_build(&out, &f, &fake_ops, NULL,
+                                      &(struct sl_batch_run){NULL, &a, &b, 2}, 1, payload,
+                                      strlen(payload)),
+                     0);
     assert_string_equal(
         out.data,
         "{\"requestContext\":{\"requestId\":\"01234567-89ab-4def-bedc-ba9876543210\","
@@ -81,7 +80,9 @@ static void test_failrec_partial_exhaustion_has_null_function_error(void **state
     };
     struct sl_buf out;
     sl_buf_init(&out);
-    assert_int_equal(sl_failrec_build(&out, &f, &fake_ops, NULL, NULL, &a, &a, 1, NULL, 0), 0);
+    assert_int_equal(sl_failrec_build(&out, &f, &fake_ops, NULL,
+                                      &(struct sl_batch_run){NULL, &a, &a, 1}, 1, NULL, 0),
+                     0);
     assert_non_null(strstr(out.data, "\"functionError\":null}"));
     assert_null(strstr(out.data, "payload"));
     assert_non_null(strstr(out.data, "\"timestamp\":\"1970-01-01T00:00:00.000Z\""));
@@ -101,7 +102,9 @@ static void test_failrec_record_age_has_no_response_context(void **state)
     };
     struct sl_buf out;
     sl_buf_init(&out);
-    assert_int_equal(sl_failrec_build(&out, &f, &fake_ops, NULL, NULL, &a, &a, 1, NULL, 0), 0);
+    assert_int_equal(sl_failrec_build(&out, &f, &fake_ops, NULL,
+                                      &(struct sl_batch_run){NULL, &a, &a, 1}, 1, NULL, 0),
+                     0);
     assert_null(strstr(out.data, "responseContext"));
     assert_non_null(strstr(out.data, "\"condition\":\"RecordAgeExceeded\""));
     sl_buf_fini(&out);
@@ -119,7 +122,9 @@ static void test_failrec_payload_too_large_has_null_response(void **state)
     };
     struct sl_buf out;
     sl_buf_init(&out);
-    assert_int_equal(sl_failrec_build(&out, &f, &fake_ops, NULL, NULL, &a, &a, 1, NULL, 0), 0);
+    assert_int_equal(sl_failrec_build(&out, &f, &fake_ops, NULL,
+                                      &(struct sl_batch_run){NULL, &a, &a, 1}, 1, NULL, 0),
+                     0);
     assert_non_null(strstr(out.data, ",\"responseContext\":null,\"version\""));
     sl_buf_fini(&out);
 }

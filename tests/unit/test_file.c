@@ -1058,16 +1058,14 @@ static void test_file_encode_batch_info(void **state)
     struct sl_buf b;
     sl_buf_init(&b);
     assert_int_equal(sl_buf_puts(&b, "{"), 0);
-    assert_int_equal(f->ops->encode_batch_info(f->ctx, part, sl_recq_at(&part->q, 0),
-                                               sl_recq_at(&part->q, 2), 3, &b),
-                     0);
+    struct sl_batch_run run = {part, sl_recq_at(&part->q, 0), sl_recq_at(&part->q, 2), 3};
+    assert_int_equal(f->ops->encode_batch_info(f->ctx, &run, 1, &b), 0);
     assert_int_equal(b.data[0], '{');
     assert_string_equal(b.data + 1, want);
     /* one record: first == last, its read time */
     sl_buf_truncate(&b, 0);
-    assert_int_equal(f->ops->encode_batch_info(f->ctx, part, sl_recq_at(&part->q, 1),
-                                               sl_recq_at(&part->q, 1), 1, &b),
-                     0);
+    run = (struct sl_batch_run){part, sl_recq_at(&part->q, 1), sl_recq_at(&part->q, 1), 1};
+    assert_int_equal(f->ops->encode_batch_info(f->ctx, &run, 1, &b), 0);
     snprintf(want, sizeof(want),
              "\"KinesisBatchInfo\":{\"shardId\":\"%s\",\"startSequenceNumber\":\"33\","
              "\"endSequenceNumber\":\"33\","

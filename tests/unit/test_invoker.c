@@ -16,7 +16,7 @@ static const char *const ids[] = {"100", "200", "300", "400", "500"};
 static struct sl_partial parse(const char *body)
 {
     struct sl_partial p;
-    sl_invoker_parse_partial(body, body ? strlen(body) : 0, ids, 5, &p);
+    sl_invoker_parse_partial(body, body ? strlen(body) : 0, ids, 5, NULL, &p);
     return p;
 }
 
@@ -99,7 +99,7 @@ static void test_invoker_partial_deep_and_binary_bodies(void **state)
     assert_int_equal(parse(deep).kind, SL_PARTIAL_INVALID);
     const char bin[] = {'{', '\0', '\x01', (char)0xff, '}'};
     struct sl_partial p;
-    sl_invoker_parse_partial(bin, sizeof(bin), ids, 5, &p);
+    sl_invoker_parse_partial(bin, sizeof(bin), ids, 5, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_INVALID);
 }
 
@@ -115,7 +115,7 @@ static void test_invoker_partial_many_ids(void **state)
     const char *body = "{\"batchItemFailures\":[{\"itemIdentifier\":\"69993\"},"
                        "{\"itemIdentifier\":\"35000\"}]}";
     struct sl_partial p;
-    sl_invoker_parse_partial(body, strlen(body), many, 10000, &p);
+    sl_invoker_parse_partial(body, strlen(body), many, 10000, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
     assert_int_equal(p.lowest, 5000);
 }
@@ -127,20 +127,26 @@ static void test_invoker_partial_kafka_object_form(void **state)
     const char *body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":"
                        "\"orders-0\",\"offset\":16}},{\"itemIdentifier\":\"orders-0-17\"}]}";
     struct sl_partial p;
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    bool failed[3] = {true, false, false};
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, failed, &p);
     assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
     assert_int_equal(p.lowest, 1);
+    assert_int_equal(p.n_failed, 2);
+    /* Each listed record is flagged, and only those (the array is cleared first). */
+    assert_false(failed[0]);
+    assert_true(failed[1]);
+    assert_true(failed[2]);
     body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":\"orders-0\","
            "\"offset\":\"15\"}}]}";
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
     assert_int_equal(p.lowest, 0);
     body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":\"orders-1\","
            "\"offset\":15}}]}";
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_INVALID);
     body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"offset\":15}}]}";
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, &p);
+    sl_invoker_parse_partial(body, strlen(body), kids, 3, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_INVALID);
 }
 

@@ -222,6 +222,69 @@ static char *event_of(struct fx *f, struct kafka_part *kp)
     return sl_buf_steal(&b);
 }
 
+/* A batch over two partitions: one "records" member per partition, each with its own records,
+ * and one recordsInfo member per partition in the invocation record (esm.md §2, §4.4). */
+static void test_kafka_batch_spans_partitions(void **state)
+{
+    struct fx *f = *state;
+    struct kafka_part *a = make_part(f, "kafka://b1:9092", "");
+    struct kafka_part *b = kafka_part_new(f->ctx, "orders", 4, 10);
+    assert_non_null(b);
+    push(a, 15, NULL, 0, "a15", 3, NULL);
+    push(a, 16, NULL, 0, "a16", 3, NULL);
+    push(b, 7, NULL, 0, "b7", 2, NULL);
+    assert_true(sl_source_kafka.batch_spans_partitions);
+    struct sl_buf ev;
+    sl_buf_init(&ev);
+    assert_int_equal(kafka_encode_open(f->ctx, a->part, &ev), 0);
+    assert_int_equal(kafka_encode_record(f->ctx, a->part, sl_recq_at(&a->part->q, 0), &ev), 0);
+    assert_int_equal(sl_buf_puts(&ev, ","), 0);
+    assert_int_equal(kafka_encode_record(f->ctx, a->part, sl_recq_at(&a->part->q, 1), &ev), 0);
+    assert_int_equal(kafka_encode_next_part(f->ctx, b->part, &ev), 0);
+    assert_int_equal(kafka_encode_record(f->ctx, b->part, sl_recq_at(&b->part->q, 0), &ev), 0);
+    assert_int_equal(kafka_encode_close(f->ctx, b->part, &ev), 0);
+    cJSON *doc = cJSON_ParseWithLength(ev.data, ev.len);
+    assert_non_null(doc);
+    const cJSON *recs = cJSON_GetObjectItemCaseSensitive(doc, "records");
+    assert_int_equal(cJSON_GetArraySize(recs), 2);
+    const cJSON *ra = cJSON_GetObjectItemCaseSensitive(recs, "orders-3");
+    const cJSON *rb = cJSON_GetObjectItemCaseSensitive(recs, "orders-4");
+    assert_int_equal(cJSON_GetArraySize(ra), 2);
+    assert_int_equal(cJSON_GetArraySize(rb), 1);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(ra, 1), "offset")->valueint, 16);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(rb, 0), "partition")->valueint, 4);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(rb, 0), "value")->valuestring,
+                        "Yjc=");
+    cJSON_Delete(doc);
+
+    struct sl_batch_run runs[] = {
+        {a->part, sl_recq_at(&a->part->q, 0), sl_recq_at(&a->part->q, 1), 2},
+        {b->part, sl_recq_at(&b->part->q, 0), sl_recq_at(&b->part->q, 0), 1},
+    };
+    sl_buf_truncate(&ev, 0);
+    assert_int_equal(sl_buf_puts(&ev, "{"), 0);
+    assert_int_equal(kafka_encode_batch_info(f->ctx, runs, 2, &ev), 0);
+    assert_int_equal(sl_buf_puts(&ev, "}"), 0);
+    doc = cJSON_ParseWithLength(ev.data, ev.len);
+    assert_non_null(doc);
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(doc, "KafkaBatchInfo");
+    assert_int_equal(cJSON_GetObjectItem(info, "batchSize")->valueint, 3);
+    assert_int_equal(cJSON_GetObjectItem(info, "payloadSize")->valueint,
+                     (int)(sl_recq_at(&a->part->q, 0)->len + sl_recq_at(&a->part->q, 0)->meta_len +
+                           sl_recq_at(&a->part->q, 1)->len + sl_recq_at(&a->part->q, 1)->meta_len +
+                           sl_recq_at(&b->part->q, 0)->len + sl_recq_at(&b->part->q, 0)->meta_len));
+    const cJSON *ri = cJSON_GetObjectItemCaseSensitive(info, "recordsInfo");
+    assert_int_equal(cJSON_GetArraySize(ri), 2);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(ri, "orders-3"), "lastRecordOffset")->valuestring,
+        "16");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(ri, "orders-4"), "firstRecordOffset")->valuestring,
+        "7");
+    cJSON_Delete(doc);
+    sl_buf_fini(&ev);
+}
+
 static void test_kafka_event_exact_bytes(void **state)
 {
     struct fx *f = *state;
@@ -349,9 +412,9 @@ static void test_kafka_item_id_filter_doc_batch_info(void **state)
 
     struct sl_buf b;
     sl_buf_init(&b);
-    assert_int_equal(kafka_encode_batch_info(f->ctx, kp->part, sl_recq_at(&kp->part->q, 0),
-                                             sl_recq_at(&kp->part->q, 1), 2, &b),
-                     0);
+    struct sl_batch_run run = {kp->part, sl_recq_at(&kp->part->q, 0), sl_recq_at(&kp->part->q, 1),
+                               2};
+    assert_int_equal(kafka_encode_batch_info(f->ctx, &run, 1, &b), 0);
     char expect[1024];
     size_t payload = sl_recq_at(&kp->part->q, 0)->len + sl_recq_at(&kp->part->q, 0)->meta_len +
                      sl_recq_at(&kp->part->q, 1)->len + sl_recq_at(&kp->part->q, 1)->meta_len;
@@ -905,6 +968,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kafka_sac_basic_env_and_plaintext_override, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_sac_tls, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_batch_spans_partitions, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_fini_after_failed_init, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_consume_ack_commit, fx_setup,
                                         fx_teardown),
