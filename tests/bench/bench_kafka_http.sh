@@ -12,7 +12,7 @@
 #                     the raw rate the broker allows here
 #   kcat+sluice-conf  the same with the librdkafka settings sluice's consumer uses that touch
 #                     fetching (sources/kafka.c: queued.max.messages.kbytes=2048,
-#                     queued.min.messages=10000) plus RDKAFKA
+#                     queued.min.messages=5000) plus RDKAFKA
 #   kcat -G           kcat as a group member (balanced consumer, fresh group each run): pays the
 #                     same group join as sluice
 #   sluice            `sluice run --until-idle=IDLE` (fresh ConsumerGroupId each run, StartingPosition
@@ -152,7 +152,7 @@ row() { echo "$*" >>"$ROWS"; }
 
 wanted() { case " $ROWS_WANTED " in *" $1 "*) return 0 ;; esac; return 1; }
 
-kcat_conf=(-X queued.max.messages.kbytes=2048 -X queued.min.messages=10000)
+kcat_conf=(-X queued.max.messages.kbytes=2048 -X queued.min.messages=5000)
 for kv in $RDKAFKA; do kcat_conf+=(-X "$kv"); done
 
 # kcat_row NAME RUN KCAT-ARGS...

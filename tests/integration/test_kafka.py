@@ -322,6 +322,30 @@ def test_kafka_spanning_batch_exhausted_names_every_partition(tmp_path, fn, slui
     assert assigned_offsets(s) == {"%s-0" % topic: 2, "%s-1" % topic: 2}, s.log()
 
 
+def test_kafka_stalled_fetcher_is_woken(tmp_path, fn, sluice, kafka):
+    """librdkafka 2.0 stops fetching a partition whose queue holds queued.min.messages and looks
+    again only when its broker thread wakes, up to a second later. With tiny fetches (one record
+    batch of 10 each) and queued.min.messages 1 every fetch stalls the partition: 400 records take
+    about 40 stalls, 40 s or more if each waited for librdkafka's second. sluice sees the
+    partition queue stay empty while the broker has more and wakes the fetcher, so they all
+    arrive well inside the deadline."""
+    topic = new_topic(1)
+    n = 400
+    # record batches of 10: a fetch of at most 1024 bytes returns one of them
+    kt.produce(kafka["KAFKA_BOOTSTRAP"], topic, [{"value": "r%04d" % i} for i in range(n)],
+               conf={"batch.num.messages": "10", "linger.ms": "0"})
+    m = mapping(kafka, topic, "hook", "g-" + topic, batch=100, MaximumBatchingWindowInSeconds=0)
+    m["rdkafka"].update({"queued.min.messages": "1", "fetch.max.bytes": "1024",
+                         "message.max.bytes": "1000", "max.partition.fetch.bytes": "1024",
+                         "fetch.error.backoff.ms": "5000"})
+    s = sluice(config(tmp_path, fn, [m]))
+    wait_until(lambda: len(assigned_offsets(s)) == 1, JOIN_S, "assignment", proc=s)
+    wait_until(lambda: len(delivered(fn)) >= n, 25, "every record despite stalled fetches",
+               proc=s)
+    got = [r[2] for r in delivered(fn)]
+    assert got == list(range(n)), got
+
+
 def test_kafka_two_processes_share_the_group(tmp_path, fn, sluice, kafka):
     topic = new_topic(4)
     group = "g-" + topic
