@@ -11,11 +11,12 @@
  * clock), an idle handle that continues a drain of the consumer queue cut short by the per-turn
  * cap, and per partition its own librdkafka queue, a small stash of messages taken from it but
  * not yet fetched by the mapping, and the constant pieces of its events.
- * It must not block the loop, except where noted: one OffsetFetch (and for AT_TIMESTAMP one
- * ListOffsets) round trip when partitions are assigned, a synchronous commit when they are
+ * It must not block the loop, except where noted: a synchronous commit when partitions are
  * revoked, and commit + leave-group in fini (shutdown), each bounded. It must never commit an
- * offset the mapping has not acknowledged. Loop thread only; librdkafka's own threads call
- * nothing here but kafka_log_cb, which only formats a log line.
+ * offset the mapping has not acknowledged. Loop thread only, with one exception: the lookup of
+ * where newly assigned partitions start runs on libuv's thread pool (kafka_lookup_work, which
+ * touches nothing but its own struct kafka_lookup and the thread-safe rd_kafka_t);
+ * librdkafka's own threads call nothing here but kafka_log_cb, which only formats a log line.
  *
  * About positions: Kafka's committed offsets are the checkpoint (keeps_positions): the mapping's
  * store is not used. ack(part, last) records last->next_pos (offset + 1) as the partition's
@@ -36,6 +37,19 @@
  * also make jumps, which the line says). If the committed offsets cannot be fetched (timeout),
  * the partitions are assigned without explicit offsets: librdkafka looks them up itself and a
  * partition without one starts from the beginning (duplicates, never a skip), with a warning.
+ *
+ * About the lookup: both calls wait for a broker round trip (up to KAFKA_BLOCK_TIMEOUT_MS each
+ * when the coordinator is slow or away), so they run on libuv's thread pool (a struct
+ * kafka_lookup, one per assignment) and the rebalance callback returns without assigning:
+ * librdkafka's group stays in its wait-for-assign state, heartbeating, until the lookup's
+ * completion calls rd_kafka_assign on the loop with the offsets found. Every assignment and every
+ * revoke starts a new generation; a lookup that completes in an older one (a revoke, or another
+ * assignment, came while it ran) is dropped without assigning anything, since its partitions are
+ * no longer this consumer's to read (the revoke already answered librdkafka with
+ * rd_kafka_assign(NULL)). fini cancels lookups not yet started and waits for a running one (it
+ * uses rk). This is the one use of the pool for network calls: a lookup holds a pool thread for
+ * one round trip, at most 2 x KAFKA_BLOCK_TIMEOUT_MS. librdkafka 2.0 has no asynchronous form of
+ * either call (ListConsumerGroupOffsets would do the first, but nothing does ListOffsets by time).
  *
  * About fetching: each assigned partition has its own queue (rd_kafka_queue_get_partition, its
  * forwarding to the consumer queue removed with rd_kafka_queue_forward(q, NULL) BEFORE
@@ -199,6 +213,8 @@ struct kafka_ctx {
     struct kafka_part **parts;
     size_t n_parts, cap_parts;
     struct kafka_part *last_hit;
+    struct kafka_lookup *lookups; /* start-offset lookups in flight (newest first) */
+    uint64_t assign_gen;          /* bumped by every assignment and revoke */
     /* offsets acknowledged for partitions released after stop(), committed in fini */
     rd_kafka_topic_partition_list_t *final;
     /* acknowledged offsets of revoked partitions whose commit failed (see "About rebalances") */
@@ -210,6 +226,28 @@ struct kafka_ctx {
 struct kafka_io {
     uv_poll_t poll;
     int rfd, wfd;
+};
+
+/* Where the partitions of one assignment start (see "About where reading starts"). The worker
+ * (kafka_lookup_work, on libuv's thread pool) reads and writes only rk, parts, ts, the two
+ * errors and, under mu, done; everything else, ctx included, belongs to the loop thread. Freed
+ * by its completion callback (kafka_lookup_done), which always runs on the loop. */
+struct kafka_lookup {
+    uv_work_t req;
+    struct kafka_ctx *ctx; /* NULL once fini orphaned it: the completion only frees it */
+    struct kafka_lookup *next;
+    uint64_t gen; /* ctx->assign_gen when it started; stale when they differ */
+    int64_t started_ms;
+    rd_kafka_t *rk;
+    rd_kafka_topic_partition_list_t *parts; /* a copy of the assignment; the offsets found */
+    rd_kafka_topic_partition_list_t *ts;    /* AT_TIMESTAMP: those without one, by time */
+    int starting_position;
+    int64_t ts_ms;
+    rd_kafka_resp_err_t err;    /* of rd_kafka_committed */
+    rd_kafka_resp_err_t ts_err; /* of rd_kafka_offsets_for_times */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    bool done; /* the worker returned (under mu) */
 };
 
 static const struct sl_opt kafka_opts[] = {
@@ -1405,63 +1443,116 @@ static void kafka_ack(void *vctx, struct sl_part *part, const struct sl_record *
 
 /* ---- rebalances ---- */
 
-/* Decides where each newly assigned partition starts (see "About where reading starts"). */
-static void kafka_start_offsets(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+/* The worker of a lookup, on libuv's thread pool: the blocking calls, nothing else (no logging,
+ * no ctx). Both are bounded by KAFKA_BLOCK_TIMEOUT_MS. */
+static void kafka_lookup_work(uv_work_t *req)
 {
-    rd_kafka_resp_err_t err = rd_kafka_committed(ctx->rk, parts, KAFKA_BLOCK_TIMEOUT_MS);
-    if (err) {
+    struct kafka_lookup *lk = req->data;
+    lk->err = rd_kafka_committed(lk->rk, lk->parts, KAFKA_BLOCK_TIMEOUT_MS);
+    if (lk->err == RD_KAFKA_RESP_ERR_NO_ERROR && lk->starting_position == SL_START_AT_TIMESTAMP) {
+        for (int i = 0; i < lk->parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *p = &lk->parts->elems[i];
+            if (p->offset >= 0) {
+                continue;
+            }
+            if (!lk->ts && !(lk->ts = rd_kafka_topic_partition_list_new(lk->parts->cnt))) {
+                break;
+            }
+            rd_kafka_topic_partition_list_add(lk->ts, p->topic, p->partition)->offset = lk->ts_ms;
+        }
+        if (lk->ts) {
+            lk->ts_err = rd_kafka_offsets_for_times(lk->rk, lk->ts, KAFKA_BLOCK_TIMEOUT_MS);
+        }
+    }
+    uv_mutex_lock(&lk->mu);
+    lk->done = true;
+    uv_cond_signal(&lk->cv);
+    uv_mutex_unlock(&lk->mu);
+}
+
+/* Decides where each partition of lk starts from what the worker found (see "About where
+ * reading starts"): its committed offset, else StartingPosition; without committed offsets at
+ * all, RD_KAFKA_OFFSET_INVALID, which leaves the lookup to librdkafka. */
+static void kafka_start_offsets(struct kafka_ctx *ctx, struct kafka_lookup *lk)
+{
+    rd_kafka_topic_partition_list_t *parts = lk->parts;
+    if (lk->err) {
         sl_log_warn(KAFKA_COMP, ctx->env.inst,
                     "cannot fetch the committed offsets (%s): librdkafka looks them up; "
                     "partitions without one start from the beginning",
-                    rd_kafka_err2str(err));
+                    rd_kafka_err2str(lk->err));
         for (int i = 0; i < parts->cnt; i++) {
             parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
         }
         return;
     }
-    rd_kafka_topic_partition_list_t *ts = NULL;
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (p->offset >= 0) {
             continue;
         }
-        switch (ctx->env.starting_position) {
+        switch (lk->starting_position) {
         case SL_START_LATEST:
             p->offset = RD_KAFKA_OFFSET_END;
             break;
-        case SL_START_AT_TIMESTAMP:
-            if (!ts) {
-                ts = rd_kafka_topic_partition_list_new(parts->cnt);
-            }
-            if (ts) {
-                rd_kafka_topic_partition_list_add(ts, p->topic, p->partition)->offset =
-                    ctx->env.starting_position_ts_ms;
-            }
+        case SL_START_AT_TIMESTAMP: {
+            /* the beginning, unless the lookup by time found an offset (the end: none) */
+            const rd_kafka_topic_partition_t *t =
+                lk->ts ? rd_kafka_topic_partition_list_find(lk->ts, p->topic, p->partition) : NULL;
             p->offset = RD_KAFKA_OFFSET_BEGINNING;
+            if (!t) {
+                break; /* no list (out of memory): the beginning */
+            }
+            if (lk->ts_err || t->err) {
+                sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                            "%s-%" PRId32 ": cannot look up offsets by time (%s): reading from "
+                            "the beginning",
+                            p->topic, p->partition,
+                            rd_kafka_err2str(lk->ts_err ? lk->ts_err : t->err));
+            } else {
+                p->offset = t->offset >= 0 ? t->offset : RD_KAFKA_OFFSET_END;
+            }
             break;
+        }
         default:
             p->offset = RD_KAFKA_OFFSET_BEGINNING;
             break;
         }
     }
-    if (!ts) {
-        return;
+}
+
+static void kafka_lookup_free(struct kafka_lookup *lk)
+{
+    if (lk->parts) {
+        rd_kafka_topic_partition_list_destroy(lk->parts);
     }
-    err = rd_kafka_offsets_for_times(ctx->rk, ts, KAFKA_BLOCK_TIMEOUT_MS);
-    for (int i = 0; i < ts->cnt; i++) {
-        const rd_kafka_topic_partition_t *t = &ts->elems[i];
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(parts, t->topic, t->partition);
-        if (err || t->err) {
-            sl_log_warn(KAFKA_COMP, ctx->env.inst,
-                        "%s-%" PRId32 ": cannot look up offsets by time (%s): reading from the "
-                        "beginning",
-                        t->topic, t->partition, rd_kafka_err2str(err ? err : t->err));
-        } else if (p) {
-            p->offset = t->offset >= 0 ? t->offset : RD_KAFKA_OFFSET_END;
+    if (lk->ts) {
+        rd_kafka_topic_partition_list_destroy(lk->ts);
+    }
+    uv_cond_destroy(&lk->cv);
+    uv_mutex_destroy(&lk->mu);
+    sl_free(lk);
+}
+
+/* Orphans every lookup in flight and returns once none of them can touch rk any more: those
+ * not started are canceled, a running one is waited for (its calls are bounded). Their
+ * completions still run on the loop, and only free them. Shutdown only (fini). */
+static void kafka_lookups_abandon(struct kafka_ctx *ctx)
+{
+    while (ctx->lookups) {
+        struct kafka_lookup *lk = ctx->lookups;
+        ctx->lookups = lk->next;
+        lk->ctx = NULL;
+        lk->next = NULL;
+        if (uv_cancel((uv_req_t *)&lk->req) == 0) {
+            continue;
         }
+        uv_mutex_lock(&lk->mu);
+        while (!lk->done) {
+            uv_cond_wait(&lk->cv, &lk->mu);
+        }
+        uv_mutex_unlock(&lk->mu);
     }
-    rd_kafka_topic_partition_list_destroy(ts);
 }
 
 /* Remembers kp's acknowledged offset when its commit on revoke failed (the mock cluster, unlike
@@ -1522,10 +1613,11 @@ static void kafka_queue_open(struct kafka_ctx *ctx, struct kafka_part *kp)
     }
 }
 
-static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+/* Makes the assignment parts, whose offsets say where each partition starts: the partitions,
+ * their queues, then rd_kafka_assign. */
+static void kafka_assign_apply(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
 {
     ctx->assigned_once = true;
-    kafka_start_offsets(ctx, parts);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (kafka_find(ctx, p->topic, p->partition)) {
@@ -1569,6 +1661,93 @@ static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
     }
 }
 
+/* A lookup finished (or was canceled by fini), on the loop: assigns its partitions if it is
+ * still the current generation, else drops it. */
+static void kafka_lookup_done(uv_work_t *req, int status)
+{
+    struct kafka_lookup *lk = req->data;
+    struct kafka_ctx *ctx = lk->ctx;
+    if (!ctx) {
+        kafka_lookup_free(lk); /* orphaned by fini */
+        return;
+    }
+    for (struct kafka_lookup **pp = &ctx->lookups; *pp; pp = &(*pp)->next) {
+        if (*pp == lk) {
+            *pp = lk->next;
+            break;
+        }
+    }
+    if (status < 0) {
+        /* only fini cancels, and it orphans first; treat it as a failed lookup all the same */
+        lk->err = RD_KAFKA_RESP_ERR__INTR;
+    }
+    if (lk->gen != ctx->assign_gen) {
+        sl_log_info(KAFKA_COMP, ctx->env.inst,
+                    "dropping an assignment of %d partition(s) revoked while their committed "
+                    "offsets were looked up",
+                    lk->parts->cnt);
+    } else if (ctx->stopped) {
+        (void)rd_kafka_assign(ctx->rk, NULL);
+    } else {
+        sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                     "start offsets of %d partition(s) found in %" PRId64 "ms", lk->parts->cnt,
+                     sl_clock_now_ms(ctx->env.clock) - lk->started_ms);
+        kafka_start_offsets(ctx, lk);
+        kafka_assign_apply(ctx, lk->parts);
+    }
+    kafka_lookup_free(lk);
+}
+
+/* An assignment arrived: starts the lookup of where its partitions start, on the thread pool
+ * (see "About where reading starts"); kafka_lookup_done assigns them. An empty assignment
+ * needs no lookup. */
+static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+{
+    ctx->assign_gen++;
+    if (parts->cnt == 0) {
+        kafka_assign_apply(ctx, parts);
+        return;
+    }
+    struct kafka_lookup *lk = sl_calloc(1, sizeof(*lk));
+    if (!lk || uv_mutex_init(&lk->mu) < 0) {
+        sl_free(lk);
+        lk = NULL;
+    } else if (uv_cond_init(&lk->cv) < 0) {
+        uv_mutex_destroy(&lk->mu);
+        sl_free(lk);
+        lk = NULL;
+    }
+    if (lk) {
+        lk->req.data = lk;
+        lk->ctx = ctx;
+        lk->gen = ctx->assign_gen;
+        lk->rk = ctx->rk;
+        lk->starting_position = ctx->env.starting_position;
+        lk->ts_ms = ctx->env.starting_position_ts_ms;
+        lk->started_ms = sl_clock_now_ms(ctx->env.clock);
+        lk->parts = rd_kafka_topic_partition_list_copy(parts);
+    }
+    if (lk && lk->parts &&
+        uv_queue_work(ctx->env.loop, &lk->req, kafka_lookup_work, kafka_lookup_done) == 0) {
+        lk->next = ctx->lookups;
+        ctx->lookups = lk;
+        sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                     "%d partition(s) assigned: looking up their committed offsets", parts->cnt);
+        return;
+    }
+    if (lk) {
+        kafka_lookup_free(lk);
+    }
+    /* Out of memory: as when the committed offsets cannot be fetched, librdkafka looks them up. */
+    sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                "cannot look up the committed offsets (out of memory): librdkafka looks them up; "
+                "partitions without one start from the beginning");
+    for (int i = 0; i < parts->cnt; i++) {
+        parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    }
+    kafka_assign_apply(ctx, parts);
+}
+
 static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
 {
     if (!ctx->stopped) {
@@ -1610,7 +1789,10 @@ static void kafka_rebalance_cb(rd_kafka_t *rk,
     struct kafka_ctx *ctx = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !ctx->stopped) {
         kafka_assign(ctx, parts);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        return;
+    }
+    ctx->assign_gen++; /* a lookup still running for an earlier assignment is stale now */
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         kafka_revoke(ctx, parts);
     } else {
         if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -2617,6 +2799,7 @@ static void kafka_fini(void *vctx)
 {
     struct kafka_ctx *ctx = vctx;
     kafka_stop(ctx);
+    kafka_lookups_abandon(ctx); /* before rk goes: a running lookup uses it */
     if (ctx->rk) {
         /* What was acknowledged and not committed: live partitions and released ones. */
         rd_kafka_topic_partition_list_t *l = kafka_commit_list(ctx, NULL);

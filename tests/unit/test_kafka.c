@@ -8,7 +8,12 @@
  * (test.mock.num.brokers): assignment, records, ack and commit; and the fetch path proper: each
  * partition read from its own queue, fetch's record and byte limits with what a chunk leaves
  * over kept in order for the next fetch, part_wake after an empty fetch when records arrive,
- * and settling until the first assignment.
+ * and settling until the first assignment. Three more run the lookup of where assigned
+ * partitions start against a mock coordinator whose OffsetFetch answer is 2.5 s late: the loop
+ * keeps turning meanwhile (a 10 ms timer's worst lateness is measured; 2.5 s when the lookup ran
+ * on the loop) and the partition starts at the committed offset; a revoke while the lookup runs
+ * leaves nothing assigned when it completes, and a fresh assignment after it is made once;
+ * fini while a lookup runs waits for it and leaks nothing.
  *
  * About the #include of kafka.c: records are made from field values with kafka_push_view (a
  * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
@@ -77,6 +82,7 @@ struct fx {
     char err[1024];
     int log_fd;
     char log_path[600];
+    rd_kafka_t *mock_rk; /* owns a mock cluster the source connects to, or NULL */
 };
 
 static int fx_setup(void **state)
@@ -116,6 +122,9 @@ static int fx_teardown(void **state)
 {
     struct fx *f = *state;
     src_free(f);
+    if (f->mock_rk) {
+        rd_kafka_destroy(f->mock_rk);
+    }
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     sl_log_setup(SL_LOG_WARN, SL_LOG_HUMAN, 2);
@@ -888,6 +897,221 @@ static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
     assert_false(kafka_settling(f->ctx));
 }
 
+/* ---- the start-offset lookup off the loop ---- */
+
+/* Measures how late a 10 ms repeating timer fires: a stall of the loop shows as a gap. */
+struct stall {
+    uv_timer_t timer;
+    uint64_t last_ns;
+    uint64_t max_gap_ns;
+    struct fx *f;
+    uint64_t lookup_seen_ns; /* when a lookup was first seen in flight, or 0 */
+};
+
+static void stall_cb(uv_timer_t *t)
+{
+    struct stall *st = t->data;
+    uint64_t now = uv_hrtime();
+    if (st->last_ns && now - st->last_ns > st->max_gap_ns) {
+        st->max_gap_ns = now - st->last_ns;
+    }
+    st->last_ns = now;
+    if (!st->lookup_seen_ns && st->f->ctx->lookups) {
+        st->lookup_seen_ns = now;
+    }
+}
+
+static void stall_start(struct stall *st, struct fx *f)
+{
+    memset(st, 0, sizeof(*st));
+    st->f = f;
+    assert_int_equal(uv_timer_init(&f->loop, &st->timer), 0);
+    st->timer.data = st;
+    assert_int_equal(uv_timer_start(&st->timer, stall_cb, 10, 10), 0);
+}
+
+static void stall_stop(struct stall *st)
+{
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, NULL);
+}
+
+static bool slow_assigned(void *arg)
+{
+    struct fx *f = arg;
+    return f->owner.n == 1;
+}
+
+static bool slow_lookup_pending(void *arg)
+{
+    struct fx *f = arg;
+    return f->ctx->lookups != NULL;
+}
+
+static bool slow_lookup_over(void *arg)
+{
+    struct fx *f = arg;
+    return f->ctx->lookups == NULL;
+}
+
+#define SLOW_OFFSET_FETCH_MS 2500
+
+/* Starts a consumer of one partition on an in-process mock cluster of one broker whose next
+ * OffsetFetch answer comes SLOW_OFFSET_FETCH_MS late, with a committed offset 3 to find. The
+ * cluster belongs to a handle of its own (f->mock_rk), so that the offset can be committed
+ * before the consumer joins the group (the broker refuses a simple commit to a group that is
+ * rebalancing). */
+static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic)
+{
+    char err[256];
+    char json[1024];
+    char gid[300];
+    f->clk.clock = sl_clock_system; /* real time: librdkafka's timers are real */
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(mconf, "test.mock.num.brokers", "1", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+    assert_non_null(f->mock_rk);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->mock_rk);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, topic, 1, 1), 0);
+    /* the group's committed offset, written by another client of the same group */
+    snprintf(gid, sizeof(gid), "g-%s", topic);
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(cc, "group.id", gid, err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = 3;
+    assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 9 /* OffsetFetch */, 1,
+                                                                  RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                  SLOW_OFFSET_FETCH_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    char arn[300];
+    snprintf(arn, sizeof(arn), "kafka://%s", rd_kafka_mock_cluster_bootstraps(mc));
+    snprintf(json, sizeof(json),
+             "{\"Topics\":[\"%s\"],\"SelfManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":"
+             "\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"6000\","
+             "\"topic.metadata.refresh.interval.ms\":\"500\"}}",
+             topic, gid);
+    assert_int_equal(src_new(f, arn, json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_start(f->ctx), 0);
+    return mc;
+}
+
+/* A slow group coordinator: the committed offsets arrive SLOW_OFFSET_FETCH_MS after the
+ * assignment. The loop keeps turning all that time (a 10 ms timer is never late by more than a
+ * fraction of it; with rd_kafka_committed on the loop it was late by the whole delay), and the
+ * partition is assigned afterwards at the committed offset. */
+static void test_kafka_slow_offset_fetch_does_not_block_loop(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "slow");
+    struct stall st;
+    stall_start(&st, f);
+    assert_true(test_run_until(&f->loop, slow_assigned, f, 30000));
+    uint64_t assigned_ns = uv_hrtime();
+    stall_stop(&st);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    fprintf(stderr, "slow OffsetFetch: longest loop stall %.1f ms, lookup %.1f ms\n",
+            (double)st.max_gap_ns / 1e6,
+            st.lookup_seen_ns ? (double)(assigned_ns - st.lookup_seen_ns) / 1e6 : -1.0);
+    if (st.max_gap_ns >= 1000 * 1000000ull) {
+        fail_msg("the loop stalled %.1f ms while the committed offsets were looked up",
+                 (double)st.max_gap_ns / 1e6);
+    }
+    /* the delay was in effect: the lookup was seen in flight for most of it */
+    assert_true(st.lookup_seen_ns != 0);
+    assert_true(assigned_ns - st.lookup_seen_ns >= (SLOW_OFFSET_FETCH_MS - 500) * 1000000ull);
+    struct kafka_part *kp = f->owner.parts[0]->src;
+    assert_int_equal(kp->start, 3);
+    assert_int_equal(kp->committed, 3);
+}
+
+static bool log_has(struct fx *f, const char *text)
+{
+    char buf[1 << 16];
+    FILE *fp = fopen(f->log_path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* A revoke that arrives while the committed offsets of an assignment are being looked up: the
+ * lookup's partitions are not assigned when it completes, neither to the mapping nor to
+ * librdkafka; an assignment that follows the revoke gets its own lookup and is made.
+ *
+ * About the revoke: librdkafka 2.0.2 itself holds a rebalance back while it waits for the
+ * application's assign call (tried: a heartbeat answered UNKNOWN_MEMBER_ID then logs "rebalance
+ * (EAGER) already in progress, skipping in state up (join-state wait-assign-call)" and revokes
+ * only after the assignment), so the revoke is delivered here by calling the rebalance callback
+ * as librdkafka would. */
+static void test_kafka_revoke_during_lookup_assigns_nothing(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "stale");
+    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    struct kafka_ctx *ctx = f->ctx;
+    struct kafka_lookup *stale = ctx->lookups;
+    assert_int_equal(stale->parts->cnt, 1);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "stale", 0);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
+    assert_ptr_equal(ctx->lookups, stale); /* still running */
+    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    /* nothing was assigned: no partition for the mapping, none at librdkafka */
+    assert_int_equal(f->owner.n, 0);
+    assert_int_equal(ctx->n_parts, 0);
+    rd_kafka_topic_partition_list_t *now = NULL;
+    assert_int_equal(rd_kafka_assignment(ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(now->cnt, 0);
+    rd_kafka_topic_partition_list_destroy(now);
+    assert_true(log_has(f, "dropping an assignment of 1 partition(s) revoked while"));
+    assert_false(log_has(f, "stale-0: assigned"));
+
+    /* A slow lookup, its revoke, and a new assignment of the same partition while the first
+     * lookup still runs: only the new one is made, once, at the committed offset. */
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->mock_rk);
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 9 /* OffsetFetch */, 1,
+                                                                  RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                  SLOW_OFFSET_FETCH_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, l, ctx);
+    assert_non_null(ctx->lookups);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, l, ctx);
+    assert_non_null(ctx->lookups->next); /* two in flight */
+    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    assert_int_equal(f->owner.n, 1);
+    assert_int_equal(ctx->n_parts, 1);
+    assert_int_equal(ctx->parts[0]->start, 3);
+    assert_int_equal(rd_kafka_assignment(ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(now->cnt, 1);
+    assert_int_equal(now->elems[0].offset, 3);
+    rd_kafka_topic_partition_list_destroy(now);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* fini while a lookup runs: it waits for the lookup (which uses rk), and the lookup's
+ * completion, run afterwards on the loop, only frees it. */
+static void test_kafka_fini_during_lookup(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "finid");
+    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    src_free(f); /* kafka_fini; the teardown's uv_loop_close checks nothing is left */
+    assert_false(log_has(f, "finid-0: assigned"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -910,6 +1134,11 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_partition_queue_fetch, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_slow_offset_fetch_does_not_block_loop, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_revoke_during_lookup_assigns_nothing, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_fini_during_lookup, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }
