@@ -108,6 +108,7 @@
  * About lag (progress line): the cached high watermark minus the acknowledged offset (committed
  * within a tick); before the first acknowledgement, minus the committed offset, else the first
  * offset received, else the log start (the end for LATEST). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -696,6 +697,43 @@ static int kafka_set(rd_kafka_conf_t *conf,
     return SL_ECONFIG;
 }
 
+/* Where connection settings go: the consumer's configuration (init), or the key/value pairs
+ * client_props hands to another client of the cluster. Exactly one is set. */
+struct kafka_dst {
+    rd_kafka_conf_t *conf;
+    struct sl_strmap *props;
+};
+
+/* kafka_set for either destination; the pairs were already accepted by librdkafka at init. */
+static int kafka_dst_set(const struct kafka_dst *d,
+                         const char *what,
+                         const char *key,
+                         const char *value,
+                         bool secret,
+                         char *errbuf,
+                         size_t errlen)
+{
+    if (d->conf) {
+        return kafka_set(d->conf, what, key, value, secret, errbuf, errlen);
+    }
+    return sl_strmap_put(d->props, key, value);
+}
+
+/* True for the pass-through properties that say how to connect to the cluster (security),
+ * which another client of it needs as well: security.protocol, sasl.*, ssl.*, ssl_*,
+ * enable.ssl.* and enable.sasl.*. */
+static bool kafka_is_security_prop(const char *key)
+{
+    static const char *const prefixes[] = {"security.protocol", "sasl.",       "ssl.", "ssl_",
+                                           "enable.ssl.",       "enable.sasl."};
+    for (size_t i = 0; i < SL_ARRAY_LEN(prefixes); i++) {
+        if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Applies the rdkafka pass-through onto conf. */
 static int kafka_apply_passthrough(const struct kafka_ctx *ctx,
                                    rd_kafka_conf_t *conf,
@@ -940,8 +978,12 @@ static const char *kafka_secret_str(const cJSON *j, const char *key)
 }
 
 /* Applies one SourceAccessConfiguration (with its secret read) to conf. */
-static int kafka_apply_sac_entry(
-    rd_kafka_conf_t *conf, int type, const char *uri, size_t idx, char *errbuf, size_t errlen)
+static int kafka_apply_sac_entry(const struct kafka_dst *conf,
+                                 int type,
+                                 const char *uri,
+                                 size_t idx,
+                                 char *errbuf,
+                                 size_t errlen)
 {
     char what[96];
     (void)snprintf(what, sizeof(what), "SourceAccessConfigurations[%zu] (%s)", idx,
@@ -961,7 +1003,7 @@ static int kafka_apply_sac_entry(
                            what);
             r = SL_ECONFIG;
         } else {
-            r = kafka_set(conf, what, "ssl.ca.pem", pem, true, errbuf, errlen);
+            r = kafka_dst_set(conf, what, "ssl.ca.pem", pem, true, errbuf, errlen);
         }
     } else if (!cJSON_IsObject(j)) {
         (void)snprintf(errbuf, errlen, "%s: the secret is not a JSON object; allowed: %s", what,
@@ -981,10 +1023,10 @@ static int kafka_apply_sac_entry(
                            what);
             r = SL_ECONFIG;
         } else {
-            r = kafka_set(conf, what, "ssl.certificate.pem", cert, true, errbuf, errlen);
-            r = r < 0 ? r : kafka_set(conf, what, "ssl.key.pem", key, true, errbuf, errlen);
+            r = kafka_dst_set(conf, what, "ssl.certificate.pem", cert, true, errbuf, errlen);
+            r = r < 0 ? r : kafka_dst_set(conf, what, "ssl.key.pem", key, true, errbuf, errlen);
             if (r == 0 && pass) {
-                r = kafka_set(conf, what, "ssl.key.password", pass, true, errbuf, errlen);
+                r = kafka_dst_set(conf, what, "ssl.key.password", pass, true, errbuf, errlen);
             }
         }
     } else {
@@ -997,9 +1039,9 @@ static int kafka_apply_sac_entry(
             (void)snprintf(errbuf, errlen, "%s: the secret needs username and password", what);
             r = SL_ECONFIG;
         } else {
-            r = kafka_set(conf, what, "sasl.mechanisms", mech, false, errbuf, errlen);
-            r = r < 0 ? r : kafka_set(conf, what, "sasl.username", user, true, errbuf, errlen);
-            r = r < 0 ? r : kafka_set(conf, what, "sasl.password", pass, true, errbuf, errlen);
+            r = kafka_dst_set(conf, what, "sasl.mechanisms", mech, false, errbuf, errlen);
+            r = r < 0 ? r : kafka_dst_set(conf, what, "sasl.username", user, true, errbuf, errlen);
+            r = r < 0 ? r : kafka_dst_set(conf, what, "sasl.password", pass, true, errbuf, errlen);
         }
     }
     if (j) {
@@ -1029,6 +1071,40 @@ static void kafka_commit_cb(rd_kafka_t *rk,
                             rd_kafka_topic_partition_list_t *offsets,
                             void *opaque);
 
+/* Applies SourceAccessConfigurations (their secrets read from where the URIs say) and the
+ * security.protocol they imply to d. Logs the entries it ignores only when d is the consumer's
+ * configuration (once per mapping). */
+static int
+kafka_apply_sac(const struct kafka_ctx *ctx, const struct kafka_dst *d, char *errbuf, size_t errlen)
+{
+    bool sasl = false;
+    bool tls = false;
+    int i = 0;
+    int r = 0;
+    for (const cJSON *e = ctx->sac ? ctx->sac->child : NULL; e && r == 0; e = e->next, i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "Type");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "URI");
+        int type = kafka_sac_type(t->valuestring);
+        if (!kafka_sac_is_secret(type)) {
+            if (d->conf) {
+                sl_log_info(KAFKA_COMP, ctx->env.inst,
+                            "SourceAccessConfigurations[%d]: %s has no meaning here, ignoring it",
+                            i, kafka_sac_names[type]);
+            }
+            continue;
+        }
+        sasl = sasl || type <= KAFKA_SAC_SCRAM512;
+        tls = true;
+        r = kafka_apply_sac_entry(d, type, u->valuestring, (size_t)i, errbuf, errlen);
+    }
+    if (r == 0 && (sasl || tls)) {
+        /* As AWS: SASL over TLS, or TLS; the rdkafka pass-through can say SASL_PLAINTEXT. */
+        r = kafka_dst_set(d, "SourceAccessConfigurations", "security.protocol",
+                          sasl ? "SASL_SSL" : "SSL", false, errbuf, errlen);
+    }
+    return r;
+}
+
 /* Builds the consumer's configuration: sluice's settings, then the access configurations (with
  * their secrets), then the rdkafka pass-through, which wins. Returns 0 and *ret_conf (owned),
  * SL_ECONFIG (errbuf filled) or SL_ENOMEM. */
@@ -1055,27 +1131,8 @@ kafka_build_conf(struct kafka_ctx *ctx, rd_kafka_conf_t **ret_conf, char *errbuf
     for (size_t i = 0; i < SL_ARRAY_LEN(fixed) && r == 0; i++) {
         r = kafka_set(conf, "Kafka settings", fixed[i][0], fixed[i][1], false, errbuf, errlen);
     }
-    bool sasl = false;
-    bool tls = false;
-    int i = 0;
-    for (const cJSON *e = ctx->sac ? ctx->sac->child : NULL; e && r == 0; e = e->next, i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "Type");
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "URI");
-        int type = kafka_sac_type(t->valuestring);
-        if (!kafka_sac_is_secret(type)) {
-            sl_log_info(KAFKA_COMP, ctx->env.inst,
-                        "SourceAccessConfigurations[%d]: %s has no meaning here, ignoring it", i,
-                        kafka_sac_names[type]);
-            continue;
-        }
-        sasl = sasl || type <= KAFKA_SAC_SCRAM512;
-        tls = true;
-        r = kafka_apply_sac_entry(conf, type, u->valuestring, (size_t)i, errbuf, errlen);
-    }
-    if (r == 0 && (sasl || tls)) {
-        /* As AWS: SASL over TLS, or TLS; the rdkafka pass-through can say SASL_PLAINTEXT. */
-        r = kafka_set(conf, "SourceAccessConfigurations", "security.protocol",
-                      sasl ? "SASL_SSL" : "SSL", false, errbuf, errlen);
+    if (r == 0) {
+        r = kafka_apply_sac(ctx, &(struct kafka_dst){.conf = conf}, errbuf, errlen);
     }
     if (r == 0) {
         r = kafka_apply_passthrough(ctx, conf, errbuf, errlen);
@@ -1134,6 +1191,30 @@ static int kafka_init(void *vctx, const struct sl_source_env *env, char *errbuf,
                     ctx->group_id);
     }
     return kafka_build_conf(ctx, &ctx->conf, errbuf, errlen);
+}
+
+/* The client properties of the source's cluster (ops->client_props): bootstrap.servers, then
+ * what kafka_build_conf applies for the connection's security, in the same order so that the
+ * same value wins: SourceAccessConfigurations (secrets read again from their URIs) and the
+ * security.protocol they imply, then the security entries of the rdkafka pass-through. */
+static int kafka_client_props(void *vctx, struct sl_strmap *ret_props, char *errbuf, size_t errlen)
+{
+    const struct kafka_ctx *ctx = vctx;
+    assert(ctx->servers && ret_props->n == 0);
+    const struct kafka_dst d = {.props = ret_props};
+    int r = sl_strmap_put(ret_props, "bootstrap.servers", ctx->servers);
+    if (r == 0) {
+        r = kafka_apply_sac(ctx, &d, errbuf, errlen);
+    }
+    for (size_t i = 0; i < ctx->rdkafka.n && r == 0; i++) {
+        if (kafka_is_security_prop(ctx->rdkafka.keys[i])) {
+            r = sl_strmap_put(ret_props, ctx->rdkafka.keys[i], ctx->rdkafka.values[i]);
+        }
+    }
+    if (r < 0) {
+        sl_strmap_clear(ret_props, true);
+    }
+    return r;
 }
 
 /* ---- partitions ---- */
@@ -2899,6 +2980,7 @@ const struct sl_source_ops sl_source_kafka = {
     .encode_close = kafka_encode_close,
     .ack = kafka_ack,
     .part_release = kafka_part_release,
+    .client_props = kafka_client_props,
     .stop = kafka_stop,
     .fini = kafka_fini,
 };

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_kafka.c: the Kafka source without a broker: the exact bytes of the event (key, value,
- * headers as signed bytes, null key, tombstone, no headers, no timestamp), the item id, the
- * filter document and KafkaBatchInfo; option validation (each error names the key and what is
- * allowed; librdkafka's own text for a bad property); SourceAccessConfigurations mapped onto
- * librdkafka properties, with secrets read from files and the environment and never logged.
- * Two tests run the whole consumer path against librdkafka's in-process mock cluster
+ * headers as signed bytes, null key, tombstone, no headers, no timestamp), the item id, the filter
+ * document and KafkaBatchInfo; option validation (each error names the key and what is allowed;
+ * librdkafka's own text for a bad property); SourceAccessConfigurations mapped onto librdkafka
+ * properties, with secrets read from files and the environment and never logged; client_props,
+ * what the kafka:// destination's producer gets of them (and uses), for MSK and self-managed
+ * mappings. Two tests run the whole consumer path against librdkafka's in-process mock cluster
  * (test.mock.num.brokers): assignment, records, ack and commit; and the fetch path proper: each
- * partition read from its own queue, fetch's record and byte limits with what a chunk leaves
- * over kept in order for the next fetch, part_wake after an empty fetch when records arrive,
- * and settling until the first assignment. Three more run the lookup of where assigned
- * partitions start against a mock coordinator whose OffsetFetch answer is 2.5 s late: the loop
- * keeps turning meanwhile (a 10 ms timer's worst lateness is measured; 2.5 s when the lookup ran
- * on the loop) and the partition starts at the committed offset; a revoke while the lookup runs
- * leaves nothing assigned when it completes, and a fresh assignment after it is made once;
- * fini while a lookup runs waits for it and leaks nothing.
+ * partition read from its own queue, fetch's record and byte limits with what a chunk leaves over
+ * kept in order for the next fetch, part_wake after an empty fetch when records arrive, and
+ * settling until the first assignment. Three more run the lookup of where assigned partitions
+ * start against a mock coordinator whose OffsetFetch answer is 2.5 s late: the loop keeps turning
+ * meanwhile (a 10 ms timer's worst lateness is measured; 2.5 s when the lookup ran on the loop)
+ * and the partition starts at the committed offset; a revoke while the lookup runs leaves nothing
+ * assigned when it completes, and a fresh assignment after it is made once; fini while a lookup
+ * runs waits for it and leaks nothing.
  *
  * About the #include of kafka.c: records are made from field values with kafka_push_view (a
  * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
@@ -30,6 +31,7 @@
 #include <cmocka.h>
 
 #include "../../sources/kafka.c"
+#include "../../sinks/sink_kafka.c"
 
 #include <librdkafka/rdkafka_mock.h>
 
@@ -625,6 +627,9 @@ static void test_kafka_sac_basic_env_and_plaintext_override(void **state)
 
 #define PEM_CERT "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 #define PEM_KEY  "-----BEGIN PRIVATE KEY-----\nMIIEkeyS3CRET\n-----END PRIVATE KEY-----\n"
+/* the same, escaped for a JSON string */
+#define PEM_CERT_JSON "-----BEGIN CERTIFICATE-----\\nMIIBfake\\n-----END CERTIFICATE-----\\n"
+#define PEM_KEY_JSON  "-----BEGIN PRIVATE KEY-----\\nMIIEkeyS3CRET\\n-----END PRIVATE KEY-----\\n"
 
 static void test_kafka_sac_tls(void **state)
 {
@@ -672,6 +677,142 @@ static void test_kafka_sac_tls(void **state)
     assert_int_equal(src_new(f, "kafka://b1:9092", json, SL_START_TRIM_HORIZON), 0);
     assert_int_equal(src_init(f), SL_ECONFIG);
     assert_non_null(strstr(f->err, "SourceAccessConfigurations[0] (BASIC_AUTH): cannot open"));
+}
+
+/* Checks that props holds exactly the n pairs of want, in that order. */
+static void props_are(const struct sl_strmap *props, const char *const want[][2], size_t n)
+{
+    for (size_t i = 0; i < props->n && i < n; i++) {
+        if (strcmp(props->keys[i], want[i][0]) != 0 || strcmp(props->values[i], want[i][1]) != 0) {
+            fail_msg("property %zu is %s, want %s=%s", i, props->keys[i], want[i][0], want[i][1]);
+        }
+    }
+    assert_int_equal(props->n, n);
+}
+
+/* The kafka:// sink given props: its producer's configuration has them, and the log none of
+ * the secrets. Frees the sink. */
+static void sink_uses(struct fx *f, const struct sl_strmap *props, const char *secret)
+{
+    struct kafka_sink sk = {0};
+    struct sl_sink_env env = {.loop = &f->loop, .clock = &f->clk.clock, .inst = "esm-1"};
+    env.cluster = props;
+    char err[512];
+    assert_int_equal(sl_sink_kafka.init(&sk, &env, "kafka://dlq", err, sizeof(err)), 0);
+    const rd_kafka_conf_t *pc = rd_kafka_conf(sk.rk);
+    for (size_t i = 0; i < props->n; i++) {
+        const char *k = props->keys[i];
+        if (kafka_is_secret_key(k)) {
+            continue; /* librdkafka may have cleared them already */
+        }
+        char v[8192];
+        size_t vn = sizeof(v);
+        assert_int_equal(rd_kafka_conf_get(pc, k, v, &vn), RD_KAFKA_CONF_OK);
+        if (strcasecmp(v, props->values[i]) != 0) {
+            fail_msg("the producer's %s is \"%s\", want \"%s\"", k, v, props->values[i]);
+        }
+    }
+    sl_sink_kafka.fini(&sk);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (secret) {
+        log_lacks(f, secret);
+    }
+}
+
+/* client_props: what another client of the source's cluster needs to connect as the source
+ * does (the kafka:// destination's producer), for MSK (bootstrap_servers) and self-managed
+ * mappings: bootstrap.servers, the SourceAccessConfigurations' settings and secrets, the
+ * security.protocol they imply unless the pass-through says otherwise, and the pass-through's
+ * security entries only. The sink applies them all and logs no secret. */
+static void test_kafka_client_props(void **state)
+{
+    struct fx *f = *state;
+    char uri[700];
+    char json[4096];
+    struct sl_strmap props = {0};
+    /* MSK, SASL/SCRAM, a pass-through that says SASL_PLAINTEXT */
+    write_secret(f, "s.json", "{\"username\":\"alice\",\"password\":\"pw-S3cret\"}", uri,
+                 sizeof(uri));
+    snprintf(
+        json, sizeof(json),
+        "{\"Topics\":[\"orders\"],\"bootstrap_servers\":[\"b-1.c:9096\",\"b-2.c:9096\"],"
+        "\"SourceAccessConfigurations\":[{\"Type\":\"SASL_SCRAM_512_AUTH\",\"URI\":\"%s\"}],"
+        "\"rdkafka\":{\"session.timeout.ms\":\"6000\",\"security.protocol\":\"SASL_PLAINTEXT\","
+        "\"ssl.endpoint.identification.algorithm\":\"none\",\"fetch.wait.max.ms\":\"100\","
+        "\"enable.ssl.certificate.verification\":\"false\"}}",
+        uri);
+    assert_int_equal(src_new(f, "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc", json,
+                             SL_START_TRIM_HORIZON),
+                     0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_client_props(f->ctx, &props, f->err, sizeof(f->err)), 0);
+    static const char *const msk[][2] = {
+        {"bootstrap.servers", "b-1.c:9096,b-2.c:9096"},
+        {"sasl.mechanisms", "SCRAM-SHA-512"},
+        {"sasl.username", "alice"},
+        {"sasl.password", "pw-S3cret"},
+        {"security.protocol", "SASL_PLAINTEXT"},
+        {"ssl.endpoint.identification.algorithm", "none"},
+        {"enable.ssl.certificate.verification", "false"},
+    };
+    props_are(&props, msk, SL_ARRAY_LEN(msk));
+    sink_uses(f, &props, "pw-S3cret");
+    sl_strmap_clear(&props, true);
+    assert_int_equal(props.n, 0);
+    src_free(f);
+
+    /* self-managed, TLS: root CA and client certificate */
+    char ca[700];
+    char cert[700];
+    write_secret(f, "ca.pem", PEM_CERT, ca, sizeof(ca));
+    write_secret(f, "client.json",
+                 "{\"certificate\":\"" PEM_CERT_JSON "\",\"privateKey\":\"" PEM_KEY_JSON
+                 "\",\"privateKeyPassword\":\"keypass-S3\"}",
+                 cert, sizeof(cert));
+    snprintf(json, sizeof(json),
+             "{" SMK_MIN
+             ",\"SourceAccessConfigurations\":[{\"Type\":\"SERVER_ROOT_CA_CERTIFICATE\","
+             "\"URI\":\"%s\"},{\"Type\":\"VPC_SUBNET\",\"URI\":\"subnet:subnet-1\"},"
+             "{\"Type\":\"CLIENT_CERTIFICATE_TLS_AUTH\",\"URI\":\"%s\"}]}",
+             ca, cert);
+    assert_int_equal(src_new(f, "kafka://b1:9092,b2:9092", json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_client_props(f->ctx, &props, f->err, sizeof(f->err)), 0);
+    static const char *const tls[][2] = {
+        {"bootstrap.servers", "b1:9092,b2:9092"}, {"ssl.ca.pem", PEM_CERT},
+        {"ssl.certificate.pem", PEM_CERT},        {"ssl.key.pem", PEM_KEY},
+        {"ssl.key.password", "keypass-S3"},       {"security.protocol", "SSL"},
+    };
+    props_are(&props, tls, SL_ARRAY_LEN(tls));
+    sl_strmap_clear(&props, true);
+    src_free(f);
+
+    /* plaintext: the servers alone */
+    assert_int_equal(src_new(f, "kafka://b1:9092", "{" SMK_MIN "}", SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_client_props(f->ctx, &props, f->err, sizeof(f->err)), 0);
+    static const char *const plain[][2] = {{"bootstrap.servers", "b1:9092,b2:9092"}};
+    props_are(&props, plain, SL_ARRAY_LEN(plain));
+    sink_uses(f, &props, NULL);
+    sl_strmap_clear(&props, true);
+
+    /* the sink: no cluster, and a value librdkafka refuses (named by key, never shown) */
+    struct kafka_sink sk = {0};
+    struct sl_sink_env env = {.loop = &f->loop, .clock = &f->clk.clock, .inst = "esm-1"};
+    char err[512];
+    assert_int_equal(sl_sink_kafka.init(&sk, &env, "kafka://dlq", err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "need a Kafka source"));
+    sl_sink_kafka.fini(&sk);
+    memset(&sk, 0, sizeof(sk));
+    assert_int_equal(sl_strmap_put(&props, "bootstrap.servers", "b1:9092"), 0);
+    assert_int_equal(sl_strmap_put(&props, "security.protocol", "NOPE-S3cret"), 0);
+    env.cluster = &props;
+    assert_int_equal(sl_sink_kafka.init(&sk, &env, "kafka://dlq", err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "security.protocol"));
+    assert_null(strstr(err, "NOPE-S3cret"));
+    sl_sink_kafka.fini(&sk);
+    sl_strmap_clear(&props, true);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
 static void test_kafka_fini_after_failed_init(void **state)
@@ -1129,6 +1270,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kafka_sac_basic_env_and_plaintext_override, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_sac_tls, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_client_props, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_fini_after_failed_init, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_consume_ack_commit, fx_setup,
                                         fx_teardown),
