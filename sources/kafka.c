@@ -129,22 +129,23 @@
 #include "log.h"
 #include "source.h"
 
-#define KAFKA_COMP             "kafka"
-#define KAFKA_SCHEME           "kafka://"
-#define KAFKA_SCHEME_LEN       8
-#define KAFKA_MSK_PREFIX       "arn:aws:kafka:"
-#define KAFKA_TICK_MS          100
-#define KAFKA_POLL_CAP         5000  /* consumer queue events per loop turn */
-#define KAFKA_CHUNK            256   /* messages taken from a partition queue at once */
-#define KAFKA_SETTLE_MS        30000 /* settling ends at the first assignment or after this */
-#define KAFKA_COMMIT_RETRY_MS  1000
-#define KAFKA_BLOCK_TIMEOUT_MS 10000 /* committed offsets, offsets_for_times */
-#define KAFKA_CLOSE_TIMEOUT_MS 10000 /* final commit + leaving the group */
-#define KAFKA_LOG_EVERY_MS     10000 /* the same librdkafka error is logged at most this often */
-#define KAFKA_SECRET_MAX       (256 * 1024)
-#define KAFKA_TOPICS_MAX       64
-#define KAFKA_SERVERS_MAX      100
-#define KAFKA_SAC_MAX          22
+#define KAFKA_COMP                 "kafka"
+#define KAFKA_SCHEME               "kafka://"
+#define KAFKA_SCHEME_LEN           8
+#define KAFKA_MSK_PREFIX           "arn:aws:kafka:"
+#define KAFKA_TICK_MS              100
+#define KAFKA_POLL_CAP             5000  /* consumer queue events per loop turn */
+#define KAFKA_CHUNK                256   /* messages taken from a partition queue at once */
+#define KAFKA_SETTLE_MS            30000 /* settling ends at the first assignment or after this */
+#define KAFKA_COMMIT_RETRY_MS      1000
+#define KAFKA_BLOCK_TIMEOUT_MS     10000 /* committed offsets, offsets_for_times */
+#define KAFKA_CLOSE_TIMEOUT_MS     10000 /* final commit + leaving the group */
+#define KAFKA_LOG_EVERY_MS         10000 /* the same librdkafka error is logged at most this often */
+#define KAFKA_SECFAIL_LOG_EVERY_MS 60000 /* the same kind of authentication/TLS/ACL failure */
+#define KAFKA_SECRET_MAX           (256 * 1024)
+#define KAFKA_TOPICS_MAX           64
+#define KAFKA_SERVERS_MAX          100
+#define KAFKA_SAC_MAX              22
 
 /* Record meta: [flags u8][tstype u8][timestamp i64][key_len u32][key][n_headers u32]
  * then per header [name_len u32][name][value_len u32 or KAFKA_M_NULLHDR][value]. */
@@ -221,6 +222,7 @@ struct kafka_ctx {
     /* acknowledged offsets of revoked partitions whose commit failed (see "About rebalances") */
     rd_kafka_topic_partition_list_t *leftover;
     struct kafka_logged logged[8];
+    int64_t secfail_at_ms; /* the last authentication/TLS/ACL failure, or 0 */
 };
 
 /* The uv_poll on the pipe's read end; freed by its close callback with both descriptors. */
@@ -303,13 +305,47 @@ static bool kafka_is_secret_key(const char *key)
            strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key");
 }
 
-/* Logs a librdkafka error at most once per KAFKA_LOG_EVERY_MS per error code. */
+/* Logs a librdkafka error at most once per every_ms per error code (or other key). */
+static void kafka_vlog_limited(struct kafka_ctx *ctx,
+                               enum sl_log_level level,
+                               int err,
+                               int64_t every_ms,
+                               const char *fmt,
+                               va_list ap) SL_PRINTF(5, 0);
+
 static void
 kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const char *fmt, ...)
     SL_PRINTF(4, 5);
 
+static void kafka_log_every(
+    struct kafka_ctx *ctx, enum sl_log_level level, int err, int64_t every_ms, const char *fmt, ...)
+    SL_PRINTF(5, 6);
+
+static void kafka_log_every(
+    struct kafka_ctx *ctx, enum sl_log_level level, int err, int64_t every_ms, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kafka_vlog_limited(ctx, level, err, every_ms, fmt, ap);
+    va_end(ap);
+}
+
+/* kafka_vlog_limited every KAFKA_LOG_EVERY_MS. */
 static void
 kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kafka_vlog_limited(ctx, level, err, KAFKA_LOG_EVERY_MS, fmt, ap);
+    va_end(ap);
+}
+
+static void kafka_vlog_limited(struct kafka_ctx *ctx,
+                               enum sl_log_level level,
+                               int err,
+                               int64_t every_ms,
+                               const char *fmt,
+                               va_list ap)
 {
     int64_t now = sl_clock_now_ms(ctx->env.clock);
     struct kafka_logged *slot = NULL;
@@ -330,7 +366,7 @@ kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const
         slot->at_ms = 0;
         slot->suppressed = 0;
     }
-    if (slot->at_ms != 0 && now - slot->at_ms < KAFKA_LOG_EVERY_MS) {
+    if (slot->at_ms != 0 && now - slot->at_ms < every_ms) {
         slot->suppressed++;
         return;
     }
@@ -338,10 +374,7 @@ kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const
         return;
     }
     char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (slot->suppressed) {
         sl_log_write(level, KAFKA_COMP, ctx->env.inst, "%s (%u more like it since the last)", msg,
                      slot->suppressed);
@@ -1885,9 +1918,101 @@ static void kafka_rebalance_cb(rd_kafka_t *rk,
 
 /* ---- messages ---- */
 
+/* About connection-security failures (authentication, TLS, authorization): librdkafka treats the
+ * first two as a broken connection and connects again after reconnect.backoff.ms, doubled per
+ * failure up to reconnect.backoff.max.ms (100 ms and 10 s by default, per broker, jittered): a
+ * slow backoff with no work on the loop meanwhile, and as quick a recovery as any once the cause
+ * is fixed (a password rotated back, a listener switched). A topic it may not read is reported
+ * at each metadata refresh (topic.metadata.refresh.interval.ms) and consumed once allowed. The
+ * mapping keeps running throughout. What sluice adds is the line that says so: one error per
+ * kind (all brokers alike, from error_cb or a consumer error) at most every
+ * KAFKA_SECFAIL_LOG_EVERY_MS, with librdkafka's reason (which never holds a secret), what to
+ * check, and how many more there were; meanwhile "all brokers are down", a consequence, is
+ * debug, and librdkafka's own "FAIL" lines always are (kafka_log_cb). */
+
+/* What a connection-security failure is about, for the line that says what to check. */
+enum kafka_secfail {
+    KAFKA_SECFAIL_NONE,
+    KAFKA_SECFAIL_AUTH,  /* SASL: credentials, mechanism, or a broker without SASL */
+    KAFKA_SECFAIL_TLS,   /* TLS: certificates, or TLS against a plaintext listener */
+    KAFKA_SECFAIL_ACL,   /* authenticated, but the topic or group is not allowed */
+    KAFKA_SECFAIL_COUNT, /* (also the log slot keys: KAFKA_SECFAIL_KEY + kind) */
+};
+
+#define KAFKA_SECFAIL_KEY 20000
+
+static enum kafka_secfail kafka_secfail_kind(int err, const char *reason)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+    case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+        return KAFKA_SECFAIL_AUTH;
+    case RD_KAFKA_RESP_ERR__SSL:
+        return KAFKA_SECFAIL_TLS;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+        return KAFKA_SECFAIL_ACL;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        /* TLS against a plaintext listener or the reverse: librdkafka says so only in words
+         * ("SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener?",
+         * "might be caused by incorrect security.protocol configuration") */
+        if (reason && (strstr(reason, "SSL handshake failed") ||
+                       strstr(reason, "security.protocol") || strstr(reason, "state SSL_"))) {
+            return KAFKA_SECFAIL_TLS;
+        }
+        if (reason && strstr(reason, "state AUTH_")) {
+            return KAFKA_SECFAIL_AUTH; /* the broker hung up during SASL */
+        }
+        return KAFKA_SECFAIL_NONE;
+    default:
+        return KAFKA_SECFAIL_NONE;
+    }
+}
+
+/* Logs err if it is a connection-security failure (see "About connection-security failures"):
+ * one error line per kind at most every KAFKA_SECFAIL_LOG_EVERY_MS. Returns
+ * whether it was one. */
+static bool kafka_secfail_log(struct kafka_ctx *ctx, int err, const char *reason)
+{
+    static const char *const what[KAFKA_SECFAIL_COUNT] = {
+        [KAFKA_SECFAIL_AUTH] = "authentication failed",
+        [KAFKA_SECFAIL_TLS] = "the TLS connection failed",
+        [KAFKA_SECFAIL_ACL] = "authorization failed",
+    };
+    static const char *const check[KAFKA_SECFAIL_COUNT] = {
+        [KAFKA_SECFAIL_AUTH] = "the credentials and mechanism of SourceAccessConfigurations "
+                               "(BASIC_AUTH, SASL_SCRAM_*) and rdkafka security.protocol/sasl.*",
+        [KAFKA_SECFAIL_TLS] = "SourceAccessConfigurations (SERVER_ROOT_CA_CERTIFICATE, "
+                              "CLIENT_CERTIFICATE_TLS_AUTH) and rdkafka security.protocol/ssl.*",
+        [KAFKA_SECFAIL_ACL] = "the broker's ACLs for the topic and the consumer group",
+    };
+    static const char *const again[KAFKA_SECFAIL_COUNT] = {
+        [KAFKA_SECFAIL_AUTH] = "connects again with backoff (up to reconnect.backoff.max.ms)",
+        [KAFKA_SECFAIL_TLS] = "connects again with backoff (up to reconnect.backoff.max.ms)",
+        [KAFKA_SECFAIL_ACL] = "tries again at each metadata refresh "
+                              "(topic.metadata.refresh.interval.ms)",
+    };
+    enum kafka_secfail kind = kafka_secfail_kind(err, reason);
+    if (kind == KAFKA_SECFAIL_NONE) {
+        return false;
+    }
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    ctx->secfail_at_ms = now ? now : 1;
+    kafka_log_every(ctx, SL_LOG_ERROR, KAFKA_SECFAIL_KEY + (int)kind, KAFKA_SECFAIL_LOG_EVERY_MS,
+                    "cannot consume: %s (%s: %s); check %s. The source keeps running and %s",
+                    what[kind], rd_kafka_err2name(err), reason ? reason : "", check[kind],
+                    again[kind]);
+    return true;
+}
+
 static void kafka_on_error_message(struct kafka_ctx *ctx, const rd_kafka_message_t *msg)
 {
     const char *topic = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "";
+    if (kafka_secfail_log(ctx, (int)msg->err, rd_kafka_message_errstr(msg))) {
+        return; /* TOPIC_AUTHORIZATION_FAILED ("Subscribed topic not available") */
+    }
     enum sl_log_level level =
         msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? SL_LOG_DEBUG : SL_LOG_WARN;
     kafka_log_limited(ctx, level, (int)msg->err, "consumer error on %s [%" PRId32 "]: %s", topic,
@@ -2008,6 +2133,9 @@ static void kafka_tick(uv_timer_t *t)
     kafka_commit_async(ctx);
 }
 
+/* librdkafka's log lines. Its "FAIL" lines (a broker connection failed) are debug: librdkafka
+ * reports each of them through error_cb too, with the same text, and kafka_error_cb logs that
+ * one, rate-limited. Any thread: it only formats a line. */
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     const struct kafka_ctx *ctx = rd_kafka_opaque(rk);
@@ -2015,9 +2143,13 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
                           : level == 4 ? SL_LOG_WARN
                           : level <= 6 ? SL_LOG_INFO
                                        : SL_LOG_DEBUG;
+    if (strcmp(fac, "FAIL") == 0) {
+        l = SL_LOG_DEBUG;
+    }
     sl_log(l, KAFKA_COMP, ctx ? ctx->env.inst : NULL, "librdkafka %s: %s", fac, buf);
 }
 
+/* librdkafka's errors, from the consumer queue (kafka_drain, on the loop). */
 static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct kafka_ctx *ctx = opaque;
@@ -2028,15 +2160,12 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
                      rd_kafka_err2name(ferr), fatal);
         return;
     }
-    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-        err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-        err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-        err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
-        kafka_log_limited(ctx, SL_LOG_ERROR, err,
-                          "authentication or authorization failed: %s; check "
-                          "SourceAccessConfigurations and the broker's ACLs (librdkafka retries "
-                          "with backoff)",
-                          reason);
+    if (kafka_secfail_log(ctx, err, reason)) {
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && ctx->secfail_at_ms &&
+        sl_clock_now_ms(ctx->env.clock) - ctx->secfail_at_ms < KAFKA_SECFAIL_LOG_EVERY_MS) {
+        sl_log_debug(KAFKA_COMP, ctx->env.inst, "%s: %s", rd_kafka_err2name(err), reason);
         return;
     }
     kafka_log_limited(ctx, SL_LOG_WARN, err, "%s: %s, retrying", rd_kafka_err2name(err), reason);

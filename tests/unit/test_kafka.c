@@ -14,7 +14,8 @@
  * meanwhile (a 10 ms timer's worst lateness is measured; 2.5 s when the lookup ran on the loop)
  * and the partition starts at the committed offset; a revoke while the lookup runs leaves nothing
  * assigned when it completes, and a fresh assignment after it is made once; fini while a lookup
- * runs waits for it and leaks nothing.
+ * runs waits for it and leaks nothing. Authentication, TLS and authorization failures are
+ * recognized and logged as one error a minute however often librdkafka reports them (fake clock).
  *
  * About the #include of kafka.c: records are made from field values with kafka_push_view (a
  * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
@@ -815,6 +816,79 @@ static void test_kafka_client_props(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
+/* How many lines of the log hold text. */
+static int log_count(struct fx *f, const char *text)
+{
+    char buf[1 << 16];
+    FILE *fp = fopen(f->log_path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    int c = 0;
+    for (const char *p = buf; (p = strstr(p, text)); p += strlen(text)) {
+        c++;
+    }
+    return c;
+}
+
+/* Connection-security failures (see "About connection-security failures"): each kind is
+ * recognized (by code, or by librdkafka's words for TLS against a plaintext listener) and logged
+ * as one error per minute however often librdkafka reports it, with the count of the others;
+ * "all brokers are down" meanwhile is debug; other errors keep their warning. Fake clock. */
+static void test_kafka_security_failures_logged_once_a_minute(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__AUTHENTICATION, "x"),
+                     KAFKA_SECFAIL_AUTH);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED, NULL),
+                     KAFKA_SECFAIL_AUTH);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__SSL, "x"), KAFKA_SECFAIL_TLS);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        "ssl://b:1/bootstrap: SSL handshake failed: "
+                                        "Disconnected: connecting to a PLAINTEXT broker "
+                                        "listener? (after 0ms in state SSL_HANDSHAKE)"),
+                     KAFKA_SECFAIL_TLS);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        "b:1/bootstrap: Disconnected while requesting "
+                                        "ApiVersion: might be caused by incorrect "
+                                        "security.protocol configuration (connecting to a SSL "
+                                        "listener?)"),
+                     KAFKA_SECFAIL_TLS);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        "b:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: "
+                                        "Connection refused (after 0ms in state CONNECT)"),
+                     KAFKA_SECFAIL_NONE);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, "x"),
+                     KAFKA_SECFAIL_ACL);
+
+    assert_int_equal(src_new(f, "kafka://b1:9092", "{" SMK_MIN "}", SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    const char *why = "sasl_plaintext://b1:9092/bootstrap: Failed to initialize SASL "
+                      "authentication: SASL Handshake not supported by broker";
+    for (int i = 0; i < 100; i++) {
+        kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__AUTHENTICATION, why, f->ctx);
+        kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down", f->ctx);
+        sl_clock_fake_advance(&f->clk, 500); /* 50 s in all */
+    }
+    assert_int_equal(log_count(f, " error "), 1);
+    assert_int_equal(log_count(f, "cannot consume: authentication failed (_AUTHENTICATION: "), 1);
+    assert_int_equal(log_count(f, "SASL Handshake not supported by broker); check the "
+                                  "credentials and mechanism of SourceAccessConfigurations"),
+                     1);
+    assert_int_equal(log_count(f, " warn "), 0);
+    assert_int_equal(log_count(f, "_ALL_BROKERS_DOWN: 1/1 brokers are down"), 100); /* debug */
+    sl_clock_fake_advance(&f->clk, 10000);
+    kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__AUTHENTICATION, why, f->ctx);
+    assert_int_equal(log_count(f, " error "), 2);
+    assert_int_equal(log_count(f, "(99 more like it since the last)"), 1);
+    /* a minute without one: "all brokers are down" is a warning again, as other errors are */
+    sl_clock_fake_advance(&f->clk, 60000);
+    kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down", f->ctx);
+    kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__TRANSPORT, "Connection refused", f->ctx);
+    assert_int_equal(log_count(f, " warn "), 2);
+}
+
 static void test_kafka_fini_after_failed_init(void **state)
 {
     struct fx *f = *state;
@@ -1271,6 +1345,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_sac_tls, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_client_props, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_security_failures_logged_once_a_minute, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_fini_after_failed_init, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_consume_ack_commit, fx_setup,
                                         fx_teardown),
