@@ -12,17 +12,21 @@
 #include "err.h"
 
 struct sl_httpc;
+struct sl_strmap;
 
-#define SL_SINK_ABI 1u
+#define SL_SINK_ABI 2u
 
 /* What a sink gets from its owner. */
 struct sl_sink_env {
     uv_loop_t *loop;
     struct sl_httpc *httpc; /* shared HTTP client on the loop */
     const struct sl_clock *clock;
-    const char *inst;            /* owner's name for logs (the mapping's UUID) */
-    const char *region;          /* default AWS region */
-    const char *kafka_bootstrap; /* the source's Kafka cluster ("h1:p,h2:p"), or NULL */
+    const char *inst;   /* owner's name for logs (the mapping's UUID) */
+    const char *region; /* default AWS region */
+    /* For a sink with uses_source_cluster: the client properties of the source's own cluster
+     * (source ops->client_props: bootstrap.servers and the connection security, secrets
+     * included: never log a value), borrowed for init; NULL when the source has none. */
+    const struct sl_strmap *cluster;
 };
 
 /* One document to write: for on-failure destinations an AWS invocation record (JSON, with the
@@ -51,6 +55,8 @@ struct sl_sink_ops {
     /* One document per failed record (AWS's kafka:// destination), with the record's key,
      * rather than one per batch. */
     bool one_doc_per_record;
+    /* init needs env->cluster: the destination is on the source's own cluster (kafka://). */
+    bool uses_source_cluster;
     /* Checks destination's shape without I/O; errbuf says what is allowed. Returns 0 or
      * SL_ECONFIG. */
     int (*check)(const char *destination, char *errbuf, size_t errlen);

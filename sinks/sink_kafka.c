@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sink_kafka.c: the kafka://topic on-failure destination of Kafka mappings. AWS writes one
  * message per failed record to a topic of the source's own cluster, keyed by the record's key;
- * so does this sink, with a librdkafka producer (acks=all) on the source's bootstrap servers.
+ * so does this sink, with a librdkafka producer (acks=all) that connects as the source does: the
+ * client properties the source gives (env->cluster: bootstrap servers and connection security,
+ * for self-managed and MSK mappings alike), so it parses no ARN and reads no secret itself, and
+ * never logs a value it was given.
  * A write completes when the broker acknowledged the message (the delivery report), never
  * before: the caller moves the checkpoint only then. Delivery reports are served by polling the
  * producer from a libuv timer while writes are in flight, so callbacks run on the loop thread
@@ -14,6 +17,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "opt.h"
 #include "sink.h"
 
 #define SINK_KAFKA_SCHEME    "kafka://"
@@ -94,7 +98,7 @@ static int kafka_sink_init(
     void *vctx, const struct sl_sink_env *env, const char *destination, char *errbuf, size_t errlen)
 {
     struct kafka_sink *ctx = vctx;
-    if (!env->kafka_bootstrap) {
+    if (!env->cluster || !sl_strmap_get(env->cluster, "bootstrap.servers")) {
         (void)snprintf(errbuf, errlen,
                        "%s: kafka:// destinations write to the source's own cluster, so they need "
                        "a Kafka source",
@@ -114,10 +118,20 @@ static int kafka_sink_init(
         {"message.timeout.ms", "30000"},
         {"linger.ms", "0"},
     };
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", env->kafka_bootstrap, err, sizeof(err))) {
-        (void)snprintf(errbuf, errlen, "kafka:// destination: %s", err);
-        rd_kafka_conf_destroy(conf);
-        return SL_ECONFIG;
+    if (!conf) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < env->cluster->n; i++) {
+        const char *key = env->cluster->keys[i];
+        if (rd_kafka_conf_set(conf, key, env->cluster->values[i], err, sizeof(err))) {
+            /* librdkafka's text may quote the value, which may be a secret: name the key */
+            (void)snprintf(errbuf, errlen,
+                           "kafka:// destination: the source's connection property %s is not "
+                           "valid for a producer",
+                           key);
+            rd_kafka_conf_destroy(conf);
+            return SL_ECONFIG;
+        }
     }
     for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
         if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], err, sizeof(err))) {
@@ -203,6 +217,7 @@ const struct sl_sink_ops sl_sink_kafka = {
     .handles = kafka_sink_handles,
     .ctx_size = sizeof(struct kafka_sink),
     .one_doc_per_record = true,
+    .uses_source_cluster = true,
     .check = kafka_sink_check,
     .init = kafka_sink_init,
     .write = kafka_sink_write,

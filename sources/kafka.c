@@ -11,11 +11,12 @@
  * clock), an idle handle that continues a drain of the consumer queue cut short by the per-turn
  * cap, and per partition its own librdkafka queue, a small stash of messages taken from it but
  * not yet fetched by the mapping, and the constant pieces of its events.
- * It must not block the loop, except where noted: one OffsetFetch (and for AT_TIMESTAMP one
- * ListOffsets) round trip when partitions are assigned, a synchronous commit when they are
+ * It must not block the loop, except where noted: a synchronous commit when partitions are
  * revoked, and commit + leave-group in fini (shutdown), each bounded. It must never commit an
- * offset the mapping has not acknowledged. Loop thread only; librdkafka's own threads call
- * nothing here but kafka_log_cb, which only formats a log line.
+ * offset the mapping has not acknowledged. Loop thread only, with one exception: the lookup of
+ * where newly assigned partitions start runs on libuv's thread pool (kafka_lookup_work, which
+ * touches nothing but its own struct kafka_lookup and the thread-safe rd_kafka_t);
+ * librdkafka's own threads call nothing here but kafka_log_cb, which only formats a log line.
  *
  * About positions: Kafka's committed offsets are the checkpoint (keeps_positions): the mapping's
  * store is not used. ack(part, last) records last->next_pos (offset + 1) as the partition's
@@ -36,6 +37,19 @@
  * also make jumps, which the line says). If the committed offsets cannot be fetched (timeout),
  * the partitions are assigned without explicit offsets: librdkafka looks them up itself and a
  * partition without one starts from the beginning (duplicates, never a skip), with a warning.
+ *
+ * About the lookup: both calls wait for a broker round trip (up to KAFKA_BLOCK_TIMEOUT_MS each
+ * when the coordinator is slow or away), so they run on libuv's thread pool (a struct
+ * kafka_lookup, one per assignment) and the rebalance callback returns without assigning:
+ * librdkafka's group stays in its wait-for-assign state, heartbeating, until the lookup's
+ * completion calls rd_kafka_assign on the loop with the offsets found. Every assignment and every
+ * revoke starts a new generation; a lookup that completes in an older one (a revoke, or another
+ * assignment, came while it ran) is dropped without assigning anything, since its partitions are
+ * no longer this consumer's to read (the revoke already answered librdkafka with
+ * rd_kafka_assign(NULL)). fini cancels lookups not yet started and waits for a running one (it
+ * uses rk). This is the one use of the pool for network calls: a lookup holds a pool thread for
+ * one round trip, at most 2 x KAFKA_BLOCK_TIMEOUT_MS. librdkafka 2.0 has no asynchronous form of
+ * either call (ListConsumerGroupOffsets would do the first, but nothing does ListOffsets by time).
  *
  * About fetching: each assigned partition has its own queue (rd_kafka_queue_get_partition, its
  * forwarding to the consumer queue removed with rd_kafka_queue_forward(q, NULL) BEFORE
@@ -99,6 +113,7 @@
  * About lag (progress line): the cached high watermark minus the acknowledged offset (committed
  * within a tick); before the first acknowledgement, minus the committed offset, else the first
  * offset received, else the log start (the end for LATEST). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -119,23 +134,24 @@
 #include "log.h"
 #include "source.h"
 
-#define KAFKA_COMP             "kafka"
-#define KAFKA_SCHEME           "kafka://"
-#define KAFKA_SCHEME_LEN       8
-#define KAFKA_MSK_PREFIX       "arn:aws:kafka:"
-#define KAFKA_TICK_MS          50
-#define KAFKA_KICK_MS          50    /* a partition queue empty this long may be stalled */
-#define KAFKA_POLL_CAP         5000  /* consumer queue events per loop turn */
-#define KAFKA_CHUNK            256   /* messages taken from a partition queue at once */
-#define KAFKA_SETTLE_MS        30000 /* settling ends at the first assignment or after this */
-#define KAFKA_COMMIT_RETRY_MS  1000
-#define KAFKA_BLOCK_TIMEOUT_MS 10000 /* committed offsets, offsets_for_times */
-#define KAFKA_CLOSE_TIMEOUT_MS 10000 /* final commit + leaving the group */
-#define KAFKA_LOG_EVERY_MS     10000 /* the same librdkafka error is logged at most this often */
-#define KAFKA_SECRET_MAX       (256 * 1024)
-#define KAFKA_TOPICS_MAX       64
-#define KAFKA_SERVERS_MAX      100
-#define KAFKA_SAC_MAX          22
+#define KAFKA_COMP                 "kafka"
+#define KAFKA_SCHEME               "kafka://"
+#define KAFKA_SCHEME_LEN           8
+#define KAFKA_MSK_PREFIX           "arn:aws:kafka:"
+#define KAFKA_TICK_MS              50
+#define KAFKA_KICK_MS              50    /* a partition queue empty this long may be stalled */
+#define KAFKA_POLL_CAP             5000  /* consumer queue events per loop turn */
+#define KAFKA_CHUNK                256   /* messages taken from a partition queue at once */
+#define KAFKA_SETTLE_MS            30000 /* settling ends at the first assignment or after this */
+#define KAFKA_COMMIT_RETRY_MS      1000
+#define KAFKA_BLOCK_TIMEOUT_MS     10000 /* committed offsets, offsets_for_times */
+#define KAFKA_CLOSE_TIMEOUT_MS     10000 /* final commit + leaving the group */
+#define KAFKA_LOG_EVERY_MS         10000 /* the same librdkafka error is logged at most this often */
+#define KAFKA_SECFAIL_LOG_EVERY_MS 60000 /* the same kind of authentication/TLS/ACL failure */
+#define KAFKA_SECRET_MAX           (256 * 1024)
+#define KAFKA_TOPICS_MAX           64
+#define KAFKA_SERVERS_MAX          100
+#define KAFKA_SAC_MAX              22
 
 /* Record meta: [flags u8][tstype u8][timestamp i64][key_len u32][key][n_headers u32]
  * then per header [name_len u32][name][value_len u32 or KAFKA_M_NULLHDR][value]. */
@@ -207,20 +223,45 @@ struct kafka_ctx {
     struct kafka_part **parts;
     size_t n_parts, cap_parts;
     struct kafka_part *last_hit;
+    struct kafka_lookup *lookups; /* start-offset lookups in flight (newest first) */
+    uint64_t assign_gen;          /* bumped by every assignment and revoke */
     /* offsets acknowledged for partitions released after stop(), committed in fini */
     rd_kafka_topic_partition_list_t *final;
     /* acknowledged offsets of revoked partitions whose commit failed (see "About rebalances") */
     rd_kafka_topic_partition_list_t *leftover;
     struct kafka_logged logged[8];
-    uint64_t kicks;       /* stalled fetchers woken (kafka_kick_if_stalled) */
-    uint64_t stall_msgs;  /* queued.min.messages */
-    uint64_t stall_bytes; /* queued.max.messages.kbytes, in bytes */
+    uint64_t kicks;        /* stalled fetchers woken (kafka_kick_if_stalled) */
+    uint64_t stall_msgs;   /* queued.min.messages */
+    uint64_t stall_bytes;  /* queued.max.messages.kbytes, in bytes */
+    int64_t secfail_at_ms; /* the last authentication/TLS/ACL failure, or 0 */
 };
 
 /* The uv_poll on the pipe's read end; freed by its close callback with both descriptors. */
 struct kafka_io {
     uv_poll_t poll;
     int rfd, wfd;
+};
+
+/* Where the partitions of one assignment start (see "About where reading starts"). The worker
+ * (kafka_lookup_work, on libuv's thread pool) reads and writes only rk, parts, ts, the two
+ * errors and, under mu, done; everything else, ctx included, belongs to the loop thread. Freed
+ * by its completion callback (kafka_lookup_done), which always runs on the loop. */
+struct kafka_lookup {
+    uv_work_t req;
+    struct kafka_ctx *ctx; /* NULL once fini orphaned it: the completion only frees it */
+    struct kafka_lookup *next;
+    uint64_t gen; /* ctx->assign_gen when it started; stale when they differ */
+    int64_t started_ms;
+    rd_kafka_t *rk;
+    rd_kafka_topic_partition_list_t *parts; /* a copy of the assignment; the offsets found */
+    rd_kafka_topic_partition_list_t *ts;    /* AT_TIMESTAMP: those without one, by time */
+    int starting_position;
+    int64_t ts_ms;
+    rd_kafka_resp_err_t err;    /* of rd_kafka_committed */
+    rd_kafka_resp_err_t ts_err; /* of rd_kafka_offsets_for_times */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    bool done; /* the worker returned (under mu) */
 };
 
 static const struct sl_opt kafka_opts[] = {
@@ -275,13 +316,47 @@ static bool kafka_is_secret_key(const char *key)
            strstr(key, "sasl.oauthbearer.config") || strstr(key, "ssl.key");
 }
 
-/* Logs a librdkafka error at most once per KAFKA_LOG_EVERY_MS per error code. */
+/* Logs a librdkafka error at most once per every_ms per error code (or other key). */
+static void kafka_vlog_limited(struct kafka_ctx *ctx,
+                               enum sl_log_level level,
+                               int err,
+                               int64_t every_ms,
+                               const char *fmt,
+                               va_list ap) SL_PRINTF(5, 0);
+
 static void
 kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const char *fmt, ...)
     SL_PRINTF(4, 5);
 
+static void kafka_log_every(
+    struct kafka_ctx *ctx, enum sl_log_level level, int err, int64_t every_ms, const char *fmt, ...)
+    SL_PRINTF(5, 6);
+
+static void kafka_log_every(
+    struct kafka_ctx *ctx, enum sl_log_level level, int err, int64_t every_ms, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kafka_vlog_limited(ctx, level, err, every_ms, fmt, ap);
+    va_end(ap);
+}
+
+/* kafka_vlog_limited every KAFKA_LOG_EVERY_MS. */
 static void
 kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kafka_vlog_limited(ctx, level, err, KAFKA_LOG_EVERY_MS, fmt, ap);
+    va_end(ap);
+}
+
+static void kafka_vlog_limited(struct kafka_ctx *ctx,
+                               enum sl_log_level level,
+                               int err,
+                               int64_t every_ms,
+                               const char *fmt,
+                               va_list ap)
 {
     int64_t now = sl_clock_now_ms(ctx->env.clock);
     struct kafka_logged *slot = NULL;
@@ -302,7 +377,7 @@ kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const
         slot->at_ms = 0;
         slot->suppressed = 0;
     }
-    if (slot->at_ms != 0 && now - slot->at_ms < KAFKA_LOG_EVERY_MS) {
+    if (slot->at_ms != 0 && now - slot->at_ms < every_ms) {
         slot->suppressed++;
         return;
     }
@@ -310,10 +385,7 @@ kafka_log_limited(struct kafka_ctx *ctx, enum sl_log_level level, int err, const
         return;
     }
     char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (slot->suppressed) {
         sl_log_write(level, KAFKA_COMP, ctx->env.inst, "%s (%u more like it since the last)", msg,
                      slot->suppressed);
@@ -669,6 +741,43 @@ static int kafka_set(rd_kafka_conf_t *conf,
     return SL_ECONFIG;
 }
 
+/* Where connection settings go: the consumer's configuration (init), or the key/value pairs
+ * client_props hands to another client of the cluster. Exactly one is set. */
+struct kafka_dst {
+    rd_kafka_conf_t *conf;
+    struct sl_strmap *props;
+};
+
+/* kafka_set for either destination; the pairs were already accepted by librdkafka at init. */
+static int kafka_dst_set(const struct kafka_dst *d,
+                         const char *what,
+                         const char *key,
+                         const char *value,
+                         bool secret,
+                         char *errbuf,
+                         size_t errlen)
+{
+    if (d->conf) {
+        return kafka_set(d->conf, what, key, value, secret, errbuf, errlen);
+    }
+    return sl_strmap_put(d->props, key, value);
+}
+
+/* True for the pass-through properties that say how to connect to the cluster (security),
+ * which another client of it needs as well: security.protocol, sasl.*, ssl.*, ssl_*,
+ * enable.ssl.* and enable.sasl.*. */
+static bool kafka_is_security_prop(const char *key)
+{
+    static const char *const prefixes[] = {"security.protocol", "sasl.",       "ssl.", "ssl_",
+                                           "enable.ssl.",       "enable.sasl."};
+    for (size_t i = 0; i < SL_ARRAY_LEN(prefixes); i++) {
+        if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Applies the rdkafka pass-through onto conf. */
 static int kafka_apply_passthrough(const struct kafka_ctx *ctx,
                                    rd_kafka_conf_t *conf,
@@ -913,8 +1022,12 @@ static const char *kafka_secret_str(const cJSON *j, const char *key)
 }
 
 /* Applies one SourceAccessConfiguration (with its secret read) to conf. */
-static int kafka_apply_sac_entry(
-    rd_kafka_conf_t *conf, int type, const char *uri, size_t idx, char *errbuf, size_t errlen)
+static int kafka_apply_sac_entry(const struct kafka_dst *conf,
+                                 int type,
+                                 const char *uri,
+                                 size_t idx,
+                                 char *errbuf,
+                                 size_t errlen)
 {
     char what[96];
     (void)snprintf(what, sizeof(what), "SourceAccessConfigurations[%zu] (%s)", idx,
@@ -934,7 +1047,7 @@ static int kafka_apply_sac_entry(
                            what);
             r = SL_ECONFIG;
         } else {
-            r = kafka_set(conf, what, "ssl.ca.pem", pem, true, errbuf, errlen);
+            r = kafka_dst_set(conf, what, "ssl.ca.pem", pem, true, errbuf, errlen);
         }
     } else if (!cJSON_IsObject(j)) {
         (void)snprintf(errbuf, errlen, "%s: the secret is not a JSON object; allowed: %s", what,
@@ -954,10 +1067,10 @@ static int kafka_apply_sac_entry(
                            what);
             r = SL_ECONFIG;
         } else {
-            r = kafka_set(conf, what, "ssl.certificate.pem", cert, true, errbuf, errlen);
-            r = r < 0 ? r : kafka_set(conf, what, "ssl.key.pem", key, true, errbuf, errlen);
+            r = kafka_dst_set(conf, what, "ssl.certificate.pem", cert, true, errbuf, errlen);
+            r = r < 0 ? r : kafka_dst_set(conf, what, "ssl.key.pem", key, true, errbuf, errlen);
             if (r == 0 && pass) {
-                r = kafka_set(conf, what, "ssl.key.password", pass, true, errbuf, errlen);
+                r = kafka_dst_set(conf, what, "ssl.key.password", pass, true, errbuf, errlen);
             }
         }
     } else {
@@ -970,9 +1083,9 @@ static int kafka_apply_sac_entry(
             (void)snprintf(errbuf, errlen, "%s: the secret needs username and password", what);
             r = SL_ECONFIG;
         } else {
-            r = kafka_set(conf, what, "sasl.mechanisms", mech, false, errbuf, errlen);
-            r = r < 0 ? r : kafka_set(conf, what, "sasl.username", user, true, errbuf, errlen);
-            r = r < 0 ? r : kafka_set(conf, what, "sasl.password", pass, true, errbuf, errlen);
+            r = kafka_dst_set(conf, what, "sasl.mechanisms", mech, false, errbuf, errlen);
+            r = r < 0 ? r : kafka_dst_set(conf, what, "sasl.username", user, true, errbuf, errlen);
+            r = r < 0 ? r : kafka_dst_set(conf, what, "sasl.password", pass, true, errbuf, errlen);
         }
     }
     if (j) {
@@ -1001,6 +1114,40 @@ static void kafka_commit_cb(rd_kafka_t *rk,
                             rd_kafka_resp_err_t err,
                             rd_kafka_topic_partition_list_t *offsets,
                             void *opaque);
+
+/* Applies SourceAccessConfigurations (their secrets read from where the URIs say) and the
+ * security.protocol they imply to d. Logs the entries it ignores only when d is the consumer's
+ * configuration (once per mapping). */
+static int
+kafka_apply_sac(const struct kafka_ctx *ctx, const struct kafka_dst *d, char *errbuf, size_t errlen)
+{
+    bool sasl = false;
+    bool tls = false;
+    int i = 0;
+    int r = 0;
+    for (const cJSON *e = ctx->sac ? ctx->sac->child : NULL; e && r == 0; e = e->next, i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "Type");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "URI");
+        int type = kafka_sac_type(t->valuestring);
+        if (!kafka_sac_is_secret(type)) {
+            if (d->conf) {
+                sl_log_info(KAFKA_COMP, ctx->env.inst,
+                            "SourceAccessConfigurations[%d]: %s has no meaning here, ignoring it",
+                            i, kafka_sac_names[type]);
+            }
+            continue;
+        }
+        sasl = sasl || type <= KAFKA_SAC_SCRAM512;
+        tls = true;
+        r = kafka_apply_sac_entry(d, type, u->valuestring, (size_t)i, errbuf, errlen);
+    }
+    if (r == 0 && (sasl || tls)) {
+        /* As AWS: SASL over TLS, or TLS; the rdkafka pass-through can say SASL_PLAINTEXT. */
+        r = kafka_dst_set(d, "SourceAccessConfigurations", "security.protocol",
+                          sasl ? "SASL_SSL" : "SSL", false, errbuf, errlen);
+    }
+    return r;
+}
 
 /* Builds the consumer's configuration: sluice's settings, then the access configurations (with
  * their secrets), then the rdkafka pass-through, which wins. Returns 0 and *ret_conf (owned),
@@ -1044,27 +1191,8 @@ kafka_build_conf(struct kafka_ctx *ctx, rd_kafka_conf_t **ret_conf, char *errbuf
     for (size_t i = 0; i < SL_ARRAY_LEN(fixed) && r == 0; i++) {
         r = kafka_set(conf, "Kafka settings", fixed[i][0], fixed[i][1], false, errbuf, errlen);
     }
-    bool sasl = false;
-    bool tls = false;
-    int i = 0;
-    for (const cJSON *e = ctx->sac ? ctx->sac->child : NULL; e && r == 0; e = e->next, i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "Type");
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "URI");
-        int type = kafka_sac_type(t->valuestring);
-        if (!kafka_sac_is_secret(type)) {
-            sl_log_info(KAFKA_COMP, ctx->env.inst,
-                        "SourceAccessConfigurations[%d]: %s has no meaning here, ignoring it", i,
-                        kafka_sac_names[type]);
-            continue;
-        }
-        sasl = sasl || type <= KAFKA_SAC_SCRAM512;
-        tls = true;
-        r = kafka_apply_sac_entry(conf, type, u->valuestring, (size_t)i, errbuf, errlen);
-    }
-    if (r == 0 && (sasl || tls)) {
-        /* As AWS: SASL over TLS, or TLS; the rdkafka pass-through can say SASL_PLAINTEXT. */
-        r = kafka_set(conf, "SourceAccessConfigurations", "security.protocol",
-                      sasl ? "SASL_SSL" : "SSL", false, errbuf, errlen);
+    if (r == 0) {
+        r = kafka_apply_sac(ctx, &(struct kafka_dst){.conf = conf}, errbuf, errlen);
     }
     if (r == 0) {
         r = kafka_apply_passthrough(ctx, conf, errbuf, errlen);
@@ -1124,6 +1252,30 @@ static int kafka_init(void *vctx, const struct sl_source_env *env, char *errbuf,
                     ctx->group_id);
     }
     return kafka_build_conf(ctx, &ctx->conf, errbuf, errlen);
+}
+
+/* The client properties of the source's cluster (ops->client_props): bootstrap.servers, then
+ * what kafka_build_conf applies for the connection's security, in the same order so that the
+ * same value wins: SourceAccessConfigurations (secrets read again from their URIs) and the
+ * security.protocol they imply, then the security entries of the rdkafka pass-through. */
+static int kafka_client_props(void *vctx, struct sl_strmap *ret_props, char *errbuf, size_t errlen)
+{
+    const struct kafka_ctx *ctx = vctx;
+    assert(ctx->servers && ret_props->n == 0);
+    const struct kafka_dst d = {.props = ret_props};
+    int r = sl_strmap_put(ret_props, "bootstrap.servers", ctx->servers);
+    if (r == 0) {
+        r = kafka_apply_sac(ctx, &d, errbuf, errlen);
+    }
+    for (size_t i = 0; i < ctx->rdkafka.n && r == 0; i++) {
+        if (kafka_is_security_prop(ctx->rdkafka.keys[i])) {
+            r = sl_strmap_put(ret_props, ctx->rdkafka.keys[i], ctx->rdkafka.values[i]);
+        }
+    }
+    if (r < 0) {
+        sl_strmap_clear(ret_props, true);
+    }
+    return r;
 }
 
 /* ---- partitions ---- */
@@ -1433,63 +1585,116 @@ static void kafka_ack(void *vctx, struct sl_part *part, const struct sl_record *
 
 /* ---- rebalances ---- */
 
-/* Decides where each newly assigned partition starts (see "About where reading starts"). */
-static void kafka_start_offsets(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+/* The worker of a lookup, on libuv's thread pool: the blocking calls, nothing else (no logging,
+ * no ctx). Both are bounded by KAFKA_BLOCK_TIMEOUT_MS. */
+static void kafka_lookup_work(uv_work_t *req)
 {
-    rd_kafka_resp_err_t err = rd_kafka_committed(ctx->rk, parts, KAFKA_BLOCK_TIMEOUT_MS);
-    if (err) {
+    struct kafka_lookup *lk = req->data;
+    lk->err = rd_kafka_committed(lk->rk, lk->parts, KAFKA_BLOCK_TIMEOUT_MS);
+    if (lk->err == RD_KAFKA_RESP_ERR_NO_ERROR && lk->starting_position == SL_START_AT_TIMESTAMP) {
+        for (int i = 0; i < lk->parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *p = &lk->parts->elems[i];
+            if (p->offset >= 0) {
+                continue;
+            }
+            if (!lk->ts && !(lk->ts = rd_kafka_topic_partition_list_new(lk->parts->cnt))) {
+                break;
+            }
+            rd_kafka_topic_partition_list_add(lk->ts, p->topic, p->partition)->offset = lk->ts_ms;
+        }
+        if (lk->ts) {
+            lk->ts_err = rd_kafka_offsets_for_times(lk->rk, lk->ts, KAFKA_BLOCK_TIMEOUT_MS);
+        }
+    }
+    uv_mutex_lock(&lk->mu);
+    lk->done = true;
+    uv_cond_signal(&lk->cv);
+    uv_mutex_unlock(&lk->mu);
+}
+
+/* Decides where each partition of lk starts from what the worker found (see "About where
+ * reading starts"): its committed offset, else StartingPosition; without committed offsets at
+ * all, RD_KAFKA_OFFSET_INVALID, which leaves the lookup to librdkafka. */
+static void kafka_start_offsets(struct kafka_ctx *ctx, struct kafka_lookup *lk)
+{
+    rd_kafka_topic_partition_list_t *parts = lk->parts;
+    if (lk->err) {
         sl_log_warn(KAFKA_COMP, ctx->env.inst,
                     "cannot fetch the committed offsets (%s): librdkafka looks them up; "
                     "partitions without one start from the beginning",
-                    rd_kafka_err2str(err));
+                    rd_kafka_err2str(lk->err));
         for (int i = 0; i < parts->cnt; i++) {
             parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
         }
         return;
     }
-    rd_kafka_topic_partition_list_t *ts = NULL;
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (p->offset >= 0) {
             continue;
         }
-        switch (ctx->env.starting_position) {
+        switch (lk->starting_position) {
         case SL_START_LATEST:
             p->offset = RD_KAFKA_OFFSET_END;
             break;
-        case SL_START_AT_TIMESTAMP:
-            if (!ts) {
-                ts = rd_kafka_topic_partition_list_new(parts->cnt);
-            }
-            if (ts) {
-                rd_kafka_topic_partition_list_add(ts, p->topic, p->partition)->offset =
-                    ctx->env.starting_position_ts_ms;
-            }
+        case SL_START_AT_TIMESTAMP: {
+            /* the beginning, unless the lookup by time found an offset (the end: none) */
+            const rd_kafka_topic_partition_t *t =
+                lk->ts ? rd_kafka_topic_partition_list_find(lk->ts, p->topic, p->partition) : NULL;
             p->offset = RD_KAFKA_OFFSET_BEGINNING;
+            if (!t) {
+                break; /* no list (out of memory): the beginning */
+            }
+            if (lk->ts_err || t->err) {
+                sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                            "%s-%" PRId32 ": cannot look up offsets by time (%s): reading from "
+                            "the beginning",
+                            p->topic, p->partition,
+                            rd_kafka_err2str(lk->ts_err ? lk->ts_err : t->err));
+            } else {
+                p->offset = t->offset >= 0 ? t->offset : RD_KAFKA_OFFSET_END;
+            }
             break;
+        }
         default:
             p->offset = RD_KAFKA_OFFSET_BEGINNING;
             break;
         }
     }
-    if (!ts) {
-        return;
+}
+
+static void kafka_lookup_free(struct kafka_lookup *lk)
+{
+    if (lk->parts) {
+        rd_kafka_topic_partition_list_destroy(lk->parts);
     }
-    err = rd_kafka_offsets_for_times(ctx->rk, ts, KAFKA_BLOCK_TIMEOUT_MS);
-    for (int i = 0; i < ts->cnt; i++) {
-        const rd_kafka_topic_partition_t *t = &ts->elems[i];
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(parts, t->topic, t->partition);
-        if (err || t->err) {
-            sl_log_warn(KAFKA_COMP, ctx->env.inst,
-                        "%s-%" PRId32 ": cannot look up offsets by time (%s): reading from the "
-                        "beginning",
-                        t->topic, t->partition, rd_kafka_err2str(err ? err : t->err));
-        } else if (p) {
-            p->offset = t->offset >= 0 ? t->offset : RD_KAFKA_OFFSET_END;
+    if (lk->ts) {
+        rd_kafka_topic_partition_list_destroy(lk->ts);
+    }
+    uv_cond_destroy(&lk->cv);
+    uv_mutex_destroy(&lk->mu);
+    sl_free(lk);
+}
+
+/* Orphans every lookup in flight and returns once none of them can touch rk any more: those
+ * not started are canceled, a running one is waited for (its calls are bounded). Their
+ * completions still run on the loop, and only free them. Shutdown only (fini). */
+static void kafka_lookups_abandon(struct kafka_ctx *ctx)
+{
+    while (ctx->lookups) {
+        struct kafka_lookup *lk = ctx->lookups;
+        ctx->lookups = lk->next;
+        lk->ctx = NULL;
+        lk->next = NULL;
+        if (uv_cancel((uv_req_t *)&lk->req) == 0) {
+            continue;
         }
+        uv_mutex_lock(&lk->mu);
+        while (!lk->done) {
+            uv_cond_wait(&lk->cv, &lk->mu);
+        }
+        uv_mutex_unlock(&lk->mu);
     }
-    rd_kafka_topic_partition_list_destroy(ts);
 }
 
 /* Remembers kp's acknowledged offset when its commit on revoke failed (the mock cluster, unlike
@@ -1550,10 +1755,11 @@ static void kafka_queue_open(struct kafka_ctx *ctx, struct kafka_part *kp)
     }
 }
 
-static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+/* Makes the assignment parts, whose offsets say where each partition starts: the partitions,
+ * their queues, then rd_kafka_assign. */
+static void kafka_assign_apply(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
 {
     ctx->assigned_once = true;
-    kafka_start_offsets(ctx, parts);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (kafka_find(ctx, p->topic, p->partition)) {
@@ -1597,6 +1803,93 @@ static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
     }
 }
 
+/* A lookup finished (or was canceled by fini), on the loop: assigns its partitions if it is
+ * still the current generation, else drops it. */
+static void kafka_lookup_done(uv_work_t *req, int status)
+{
+    struct kafka_lookup *lk = req->data;
+    struct kafka_ctx *ctx = lk->ctx;
+    if (!ctx) {
+        kafka_lookup_free(lk); /* orphaned by fini */
+        return;
+    }
+    for (struct kafka_lookup **pp = &ctx->lookups; *pp; pp = &(*pp)->next) {
+        if (*pp == lk) {
+            *pp = lk->next;
+            break;
+        }
+    }
+    if (status < 0) {
+        /* only fini cancels, and it orphans first; treat it as a failed lookup all the same */
+        lk->err = RD_KAFKA_RESP_ERR__INTR;
+    }
+    if (lk->gen != ctx->assign_gen) {
+        sl_log_info(KAFKA_COMP, ctx->env.inst,
+                    "dropping an assignment of %d partition(s) revoked while their committed "
+                    "offsets were looked up",
+                    lk->parts->cnt);
+    } else if (ctx->stopped) {
+        (void)rd_kafka_assign(ctx->rk, NULL);
+    } else {
+        sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                     "start offsets of %d partition(s) found in %" PRId64 "ms", lk->parts->cnt,
+                     sl_clock_now_ms(ctx->env.clock) - lk->started_ms);
+        kafka_start_offsets(ctx, lk);
+        kafka_assign_apply(ctx, lk->parts);
+    }
+    kafka_lookup_free(lk);
+}
+
+/* An assignment arrived: starts the lookup of where its partitions start, on the thread pool
+ * (see "About where reading starts"); kafka_lookup_done assigns them. An empty assignment
+ * needs no lookup. */
+static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+{
+    ctx->assign_gen++;
+    if (parts->cnt == 0) {
+        kafka_assign_apply(ctx, parts);
+        return;
+    }
+    struct kafka_lookup *lk = sl_calloc(1, sizeof(*lk));
+    if (!lk || uv_mutex_init(&lk->mu) < 0) {
+        sl_free(lk);
+        lk = NULL;
+    } else if (uv_cond_init(&lk->cv) < 0) {
+        uv_mutex_destroy(&lk->mu);
+        sl_free(lk);
+        lk = NULL;
+    }
+    if (lk) {
+        lk->req.data = lk;
+        lk->ctx = ctx;
+        lk->gen = ctx->assign_gen;
+        lk->rk = ctx->rk;
+        lk->starting_position = ctx->env.starting_position;
+        lk->ts_ms = ctx->env.starting_position_ts_ms;
+        lk->started_ms = sl_clock_now_ms(ctx->env.clock);
+        lk->parts = rd_kafka_topic_partition_list_copy(parts);
+    }
+    if (lk && lk->parts &&
+        uv_queue_work(ctx->env.loop, &lk->req, kafka_lookup_work, kafka_lookup_done) == 0) {
+        lk->next = ctx->lookups;
+        ctx->lookups = lk;
+        sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                     "%d partition(s) assigned: looking up their committed offsets", parts->cnt);
+        return;
+    }
+    if (lk) {
+        kafka_lookup_free(lk);
+    }
+    /* Out of memory: as when the committed offsets cannot be fetched, librdkafka looks them up. */
+    sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                "cannot look up the committed offsets (out of memory): librdkafka looks them up; "
+                "partitions without one start from the beginning");
+    for (int i = 0; i < parts->cnt; i++) {
+        parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    }
+    kafka_assign_apply(ctx, parts);
+}
+
 static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
 {
     if (!ctx->stopped) {
@@ -1638,7 +1931,10 @@ static void kafka_rebalance_cb(rd_kafka_t *rk,
     struct kafka_ctx *ctx = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !ctx->stopped) {
         kafka_assign(ctx, parts);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        return;
+    }
+    ctx->assign_gen++; /* a lookup still running for an earlier assignment is stale now */
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         kafka_revoke(ctx, parts);
     } else {
         if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -1650,9 +1946,101 @@ static void kafka_rebalance_cb(rd_kafka_t *rk,
 
 /* ---- messages ---- */
 
+/* About connection-security failures (authentication, TLS, authorization): librdkafka treats the
+ * first two as a broken connection and connects again after reconnect.backoff.ms, doubled per
+ * failure up to reconnect.backoff.max.ms (100 ms and 10 s by default, per broker, jittered): a
+ * slow backoff with no work on the loop meanwhile, and as quick a recovery as any once the cause
+ * is fixed (a password rotated back, a listener switched). A topic it may not read is reported
+ * at each metadata refresh (topic.metadata.refresh.interval.ms) and consumed once allowed. The
+ * mapping keeps running throughout. What sluice adds is the line that says so: one error per
+ * kind (all brokers alike, from error_cb or a consumer error) at most every
+ * KAFKA_SECFAIL_LOG_EVERY_MS, with librdkafka's reason (which never holds a secret), what to
+ * check, and how many more there were; meanwhile "all brokers are down", a consequence, is
+ * debug, and librdkafka's own "FAIL" lines always are (kafka_log_cb). */
+
+/* What a connection-security failure is about, for the line that says what to check. */
+enum kafka_secfail {
+    KAFKA_SECFAIL_NONE,
+    KAFKA_SECFAIL_AUTH,  /* SASL: credentials, mechanism, or a broker without SASL */
+    KAFKA_SECFAIL_TLS,   /* TLS: certificates, or TLS against a plaintext listener */
+    KAFKA_SECFAIL_ACL,   /* authenticated, but the topic or group is not allowed */
+    KAFKA_SECFAIL_COUNT, /* (also the log slot keys: KAFKA_SECFAIL_KEY + kind) */
+};
+
+#define KAFKA_SECFAIL_KEY 20000
+
+static enum kafka_secfail kafka_secfail_kind(int err, const char *reason)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+    case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+        return KAFKA_SECFAIL_AUTH;
+    case RD_KAFKA_RESP_ERR__SSL:
+        return KAFKA_SECFAIL_TLS;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+        return KAFKA_SECFAIL_ACL;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        /* TLS against a plaintext listener or the reverse: librdkafka says so only in words
+         * ("SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener?",
+         * "might be caused by incorrect security.protocol configuration") */
+        if (reason && (strstr(reason, "SSL handshake failed") ||
+                       strstr(reason, "security.protocol") || strstr(reason, "state SSL_"))) {
+            return KAFKA_SECFAIL_TLS;
+        }
+        if (reason && strstr(reason, "state AUTH_")) {
+            return KAFKA_SECFAIL_AUTH; /* the broker hung up during SASL */
+        }
+        return KAFKA_SECFAIL_NONE;
+    default:
+        return KAFKA_SECFAIL_NONE;
+    }
+}
+
+/* Logs err if it is a connection-security failure (see "About connection-security failures"):
+ * one error line per kind at most every KAFKA_SECFAIL_LOG_EVERY_MS. Returns
+ * whether it was one. */
+static bool kafka_secfail_log(struct kafka_ctx *ctx, int err, const char *reason)
+{
+    static const char *const what[KAFKA_SECFAIL_COUNT] = {
+        [KAFKA_SECFAIL_AUTH] = "authentication failed",
+        [KAFKA_SECFAIL_TLS] = "the TLS connection failed",
+        [KAFKA_SECFAIL_ACL] = "authorization failed",
+    };
+    static const char *const check[KAFKA_SECFAIL_COUNT] = {
+        [KAFKA_SECFAIL_AUTH] = "the credentials and mechanism of SourceAccessConfigurations "
+                               "(BASIC_AUTH, SASL_SCRAM_*) and rdkafka security.protocol/sasl.*",
+        [KAFKA_SECFAIL_TLS] = "SourceAccessConfigurations (SERVER_ROOT_CA_CERTIFICATE, "
+                              "CLIENT_CERTIFICATE_TLS_AUTH) and rdkafka security.protocol/ssl.*",
+        [KAFKA_SECFAIL_ACL] = "the broker's ACLs for the topic and the consumer group",
+    };
+    static const char *const again[KAFKA_SECFAIL_COUNT] = {
+        [KAFKA_SECFAIL_AUTH] = "connects again with backoff (up to reconnect.backoff.max.ms)",
+        [KAFKA_SECFAIL_TLS] = "connects again with backoff (up to reconnect.backoff.max.ms)",
+        [KAFKA_SECFAIL_ACL] = "tries again at each metadata refresh "
+                              "(topic.metadata.refresh.interval.ms)",
+    };
+    enum kafka_secfail kind = kafka_secfail_kind(err, reason);
+    if (kind == KAFKA_SECFAIL_NONE) {
+        return false;
+    }
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    ctx->secfail_at_ms = now ? now : 1;
+    kafka_log_every(ctx, SL_LOG_ERROR, KAFKA_SECFAIL_KEY + (int)kind, KAFKA_SECFAIL_LOG_EVERY_MS,
+                    "cannot consume: %s (%s: %s); check %s. The source keeps running and %s",
+                    what[kind], rd_kafka_err2name(err), reason ? reason : "", check[kind],
+                    again[kind]);
+    return true;
+}
+
 static void kafka_on_error_message(struct kafka_ctx *ctx, const rd_kafka_message_t *msg)
 {
     const char *topic = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "";
+    if (kafka_secfail_log(ctx, (int)msg->err, rd_kafka_message_errstr(msg))) {
+        return; /* TOPIC_AUTHORIZATION_FAILED ("Subscribed topic not available") */
+    }
     enum sl_log_level level =
         msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? SL_LOG_DEBUG : SL_LOG_WARN;
     kafka_log_limited(ctx, level, (int)msg->err, "consumer error on %s [%" PRId32 "]: %s", topic,
@@ -1809,6 +2197,9 @@ static void kafka_tick(uv_timer_t *t)
     kafka_commit_async(ctx);
 }
 
+/* librdkafka's log lines. Its "FAIL" lines (a broker connection failed) are debug: librdkafka
+ * reports each of them through error_cb too, with the same text, and kafka_error_cb logs that
+ * one, rate-limited. Any thread: it only formats a line. */
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     const struct kafka_ctx *ctx = rd_kafka_opaque(rk);
@@ -1816,9 +2207,13 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
                           : level == 4 ? SL_LOG_WARN
                           : level <= 6 ? SL_LOG_INFO
                                        : SL_LOG_DEBUG;
+    if (strcmp(fac, "FAIL") == 0) {
+        l = SL_LOG_DEBUG;
+    }
     sl_log(l, KAFKA_COMP, ctx ? ctx->env.inst : NULL, "librdkafka %s: %s", fac, buf);
 }
 
+/* librdkafka's errors, from the consumer queue (kafka_drain, on the loop). */
 static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct kafka_ctx *ctx = opaque;
@@ -1829,15 +2224,12 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
                      rd_kafka_err2name(ferr), fatal);
         return;
     }
-    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-        err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-        err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-        err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
-        kafka_log_limited(ctx, SL_LOG_ERROR, err,
-                          "authentication or authorization failed: %s; check "
-                          "SourceAccessConfigurations and the broker's ACLs (librdkafka retries "
-                          "with backoff)",
-                          reason);
+    if (kafka_secfail_log(ctx, err, reason)) {
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && ctx->secfail_at_ms &&
+        sl_clock_now_ms(ctx->env.clock) - ctx->secfail_at_ms < KAFKA_SECFAIL_LOG_EVERY_MS) {
+        sl_log_debug(KAFKA_COMP, ctx->env.inst, "%s: %s", rd_kafka_err2name(err), reason);
         return;
     }
     kafka_log_limited(ctx, SL_LOG_WARN, err, "%s: %s, retrying", rd_kafka_err2name(err), reason);
@@ -2713,6 +3105,7 @@ static void kafka_fini(void *vctx)
 {
     struct kafka_ctx *ctx = vctx;
     kafka_stop(ctx);
+    kafka_lookups_abandon(ctx); /* before rk goes: a running lookup uses it */
     if (ctx->rk) {
         /* What was acknowledged and not committed: live partitions and released ones. */
         rd_kafka_topic_partition_list_t *l = kafka_commit_list(ctx, NULL);
@@ -2814,6 +3207,7 @@ const struct sl_source_ops sl_source_kafka = {
     .encode_next_part = kafka_encode_next_part,
     .ack = kafka_ack,
     .part_release = kafka_part_release,
+    .client_props = kafka_client_props,
     .stop = kafka_stop,
     .fini = kafka_fini,
 };

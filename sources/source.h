@@ -15,7 +15,7 @@
 #include "opt.h"
 #include "partition.h"
 
-#define SL_SOURCE_ABI 1u
+#define SL_SOURCE_ABI 2u
 
 /* What a source gets from the mapping that runs it. The callbacks are the mapping's; they may
  * be called only on the loop thread, never from inside fetch() for the same partition (except
@@ -167,6 +167,15 @@ struct sl_source_ops {
     /* The mapping is done with part (after part_gone, part_revoke, or at stop): free
      * part->src. */
     void (*part_release)(void *ctx, struct sl_part *part);
+    /* The client properties another client of the source's own cluster needs to connect to it
+     * as the source does (a kafka:// destination's producer). Kafka: librdkafka properties,
+     * bootstrap.servers and the connection security (security.protocol, sasl.*, ssl.*) from
+     * SourceAccessConfigurations and the "rdkafka" pass-through. Called after init, before
+     * start. Fills *ret_props (empty on entry; the caller frees it with sl_strmap_clear(,
+     * true): values may be secrets, never to be logged). Returns 0, SL_ECONFIG (errbuf
+     * filled, without secrets) or SL_ENOMEM; on error *ret_props holds nothing. May be NULL:
+     * the source has no cluster to share. */
+    int (*client_props)(void *ctx, struct sl_strmap *ret_props, char *errbuf, size_t errlen);
     /* Stops all timers and watchers; no callbacks after it returns. Non-blocking. */
     void (*stop)(void *ctx);
     /* Frees ctx's contents (not ctx). Safe after a failed or missing init. */

@@ -536,12 +536,18 @@ static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t e
         .inst = m->name,
         .region = m->env.region,
     };
-    /* A self-managed Kafka mapping's ARN is "kafka://" and its bootstrap servers. */
-    const char *arn = m->conf->core.event_source_arn;
-    if (arn && strncmp(arn, "kafka://", 8) == 0) {
-        env.kafka_bootstrap = arn + 8;
+    /* A destination on the source's own cluster (kafka://) connects to it as the source does:
+     * its servers and its security, secrets included, which are wiped once init copied them. */
+    struct sl_strmap cluster = {0};
+    int r = 0;
+    if (ops->uses_source_cluster && m->ops->client_props) {
+        r = m->ops->client_props(m->src_ctx, &cluster, errbuf, errlen);
+        env.cluster = r == 0 ? &cluster : NULL;
     }
-    int r = ops->init(m->dest.ctx, &env, d, errbuf, errlen);
+    if (r == 0) {
+        r = ops->init(m->dest.ctx, &env, d, errbuf, errlen);
+    }
+    sl_strmap_clear(&cluster, true);
     if (r < 0) {
         ops->fini(m->dest.ctx);
         sl_free(m->dest.ctx);
@@ -615,9 +621,6 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         }
     }
     if (r == 0) {
-        r = mapping_open_destination(m, errbuf, errlen);
-    }
-    if (r == 0) {
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
     }
     if (r == 0) {
@@ -639,6 +642,10 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         };
         r = m->ops->init(m->src_ctx, &m->senv, errbuf, errlen);
         m->src_inited = r == 0;
+    }
+    if (r == 0) {
+        /* after the source's init: a destination may connect as the source does */
+        r = mapping_open_destination(m, errbuf, errlen);
     }
     if (r < 0) {
         if (m->src_ctx) {

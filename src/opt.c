@@ -575,6 +575,67 @@ static void opt_strmap_clear(struct sl_strmap *m)
     m->n = 0;
 }
 
+static void opt_wipe(char *s)
+{
+    volatile char *p = s;
+    while (p && *p) {
+        *p++ = '\0';
+    }
+}
+
+int sl_strmap_put(struct sl_strmap *m, const char *key, const char *value)
+{
+    char *v = sl_strdup(value);
+    if (!v) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->keys[i], key) == 0) {
+            opt_wipe(m->values[i]);
+            sl_free(m->values[i]);
+            m->values[i] = v;
+            return 0;
+        }
+    }
+    char *k = sl_strdup(key);
+    char **keys = k ? sl_realloc(m->keys, (m->n + 1) * sizeof(*keys)) : NULL;
+    if (keys) {
+        m->keys = keys;
+    }
+    char **values = keys ? sl_realloc(m->values, (m->n + 1) * sizeof(*values)) : NULL;
+    if (!values) {
+        opt_wipe(v);
+        sl_free(v);
+        sl_free(k);
+        return SL_ENOMEM;
+    }
+    m->values = values;
+    m->keys[m->n] = k;
+    m->values[m->n] = v;
+    m->n++;
+    return 0;
+}
+
+const char *sl_strmap_get(const struct sl_strmap *m, const char *key)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->keys[i], key) == 0) {
+            return m->values[i];
+        }
+    }
+    return NULL;
+}
+
+void sl_strmap_clear(struct sl_strmap *m, bool wipe)
+{
+    if (wipe) {
+        for (size_t i = 0; i < m->n; i++) {
+            opt_wipe(m->values[i]);
+        }
+    }
+    opt_strmap_clear(m);
+}
+
 static int opt_set_strmap(const struct sl_opt *o,
                           struct sl_strmap *m,
                           const cJSON *v,

@@ -1,7 +1,8 @@
 """The kafka://topic on-failure destination (issue 4 item 5): one message per failed record, to
-a topic of the source's own cluster, keyed by the record's key, holding AWS's invocation record
-with KafkaBatchInfo and the payload; written before the committed offset passes the record.
-Against librdkafka's mock cluster from tests/services; skipped without it unless CI=true."""
+a topic of the source's own cluster (self-managed or MSK, connecting as the source does), keyed
+by the record's key, holding AWS's invocation record with KafkaBatchInfo and the payload;
+written before the committed offset passes the record.  Against librdkafka's mock cluster from
+tests/services; skipped without it unless CI=true."""
 
 import base64
 import json
@@ -52,4 +53,55 @@ def test_failed_records_go_to_a_kafka_topic_one_message_each(tmp_path, fn, sluic
         assert len(payload) == 1
         assert base64.b64decode(payload[0]["value"]) == b"bad-%d" % offset
     assert sorted(r[2] for r in delivered(fn)) == [0, 1, 4, 5]
+    assert s.stop() == 0
+
+
+def test_msk_mapping_failed_record_goes_to_a_kafka_topic(tmp_path, fn, sluice, kafka):
+    """An MSK-style mapping (arn:aws:kafka: EventSourceArn plus bootstrap_servers, no
+    "kafka://" ARN to take the servers from): its kafka:// destination's producer connects to
+    the cluster the source gives it, with the source's security settings (here the pass-through's
+    explicit PLAINTEXT, the one protocol the mock speaks). The poison record lands on the topic
+    with the MSK ARN in KafkaBatchInfo; the good ones reach the function."""
+    boot = kafka["KAFKA_BOOTSTRAP"]
+    topic = new_topic(1)
+    dlq = new_topic(1)
+    arn = "arn:aws:kafka:us-east-1:123456789012:cluster/msk-test/0b1c2d3e-4f5a-6b7c-8d9e"
+    kt.produce(boot, topic, [{"key": "k%d" % i, "value": "poison" if i == 1 else "ok-%d" % i}
+                             for i in range(4)])
+
+    def hook(rq):
+        vals = [r[4] for r in kafka_records(rq)]
+        return Reply(500) if b"poison" in vals else None
+
+    fn.set_hook(hook)
+    m = {
+        "EventSourceArn": arn,
+        "bootstrap_servers": boot.split(","),
+        "Topics": [topic],
+        "FunctionName": "hook",
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": 4,
+        "MaximumRetryAttempts": 0,
+        "BisectBatchOnFunctionError": True,
+        "AmazonManagedKafkaEventSourceConfig": {"ConsumerGroupId": "g-" + topic},
+        "DestinationConfig": {"OnFailure": {"Destination": "kafka://" + dlq}},
+        "rdkafka": {"session.timeout.ms": "6000", "security.protocol": "PLAINTEXT"},
+    }
+    s = sluice(config(tmp_path, fn, [m]))
+    wait_until(lambda: len(kt.consume(boot, dlq, timeout=20)) >= 1, JOIN_S + 30,
+               "the poison record on the DLQ topic", proc=s)
+    wait_until(lambda: sorted(r[2] for r in delivered(fn)) == [0, 2, 3], 20, "the good records",
+               proc=s)
+    got = kt.consume(boot, dlq, timeout=20)
+    assert len(got) == 1, got
+    assert got[0]["key"] == b"k1"
+    doc = json.loads(got[0]["value"])
+    assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    info = doc["KafkaBatchInfo"]
+    assert info["eventSourceArn"] == arn, info
+    assert info["bootstrapServers"] == boot, info
+    assert info["recordInfo"]["offset"] == "1", info
+    payload = doc["payload"]
+    assert payload["eventSource"] == "aws:kafka", payload
+    assert base64.b64decode(payload["records"]["%s-0" % topic][0]["value"]) == b"poison"
     assert s.stop() == 0

@@ -1,14 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_kafka.c: the Kafka source without a broker: the exact bytes of the event (key, value,
- * headers as signed bytes, null key, tombstone, no headers, no timestamp), the item id, the
- * filter document and KafkaBatchInfo; option validation (each error names the key and what is
- * allowed; librdkafka's own text for a bad property); SourceAccessConfigurations mapped onto
- * librdkafka properties, with secrets read from files and the environment and never logged.
- * Two tests run the whole consumer path against librdkafka's in-process mock cluster
+ * headers as signed bytes, null key, tombstone, no headers, no timestamp), the item id, the filter
+ * document and KafkaBatchInfo; option validation (each error names the key and what is allowed;
+ * librdkafka's own text for a bad property); SourceAccessConfigurations mapped onto librdkafka
+ * properties, with secrets read from files and the environment and never logged; client_props,
+ * what the kafka:// destination's producer gets of them (and uses), for MSK and self-managed
+ * mappings. Two tests run the whole consumer path against librdkafka's in-process mock cluster
  * (test.mock.num.brokers): assignment, records, ack and commit; and the fetch path proper: each
- * partition read from its own queue, fetch's record and byte limits with what a chunk leaves
- * over kept in order for the next fetch, part_wake after an empty fetch when records arrive,
- * and settling until the first assignment.
+ * partition read from its own queue, fetch's record and byte limits with what a chunk leaves over
+ * kept in order for the next fetch, part_wake after an empty fetch when records arrive, and
+ * settling until the first assignment. Three more run the lookup of where assigned partitions
+ * start against a mock coordinator whose OffsetFetch answer is 2.5 s late: the loop keeps turning
+ * meanwhile (a 10 ms timer's worst lateness is measured; 2.5 s when the lookup ran on the loop)
+ * and the partition starts at the committed offset; a revoke while the lookup runs leaves nothing
+ * assigned when it completes, and a fresh assignment after it is made once; fini while a lookup
+ * runs waits for it and leaks nothing. Authentication, TLS and authorization failures are
+ * recognized and logged as one error a minute however often librdkafka reports them (fake clock).
  *
  * About the #include of kafka.c: records are made from field values with kafka_push_view (a
  * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
@@ -25,6 +32,7 @@
 #include <cmocka.h>
 
 #include "../../sources/kafka.c"
+#include "../../sinks/sink_kafka.c"
 
 #include <librdkafka/rdkafka_mock.h>
 
@@ -77,6 +85,7 @@ struct fx {
     char err[1024];
     int log_fd;
     char log_path[600];
+    rd_kafka_t *mock_rk; /* owns a mock cluster the source connects to, or NULL */
 };
 
 static int fx_setup(void **state)
@@ -116,6 +125,9 @@ static int fx_teardown(void **state)
 {
     struct fx *f = *state;
     src_free(f);
+    if (f->mock_rk) {
+        rd_kafka_destroy(f->mock_rk);
+    }
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     sl_log_setup(SL_LOG_WARN, SL_LOG_HUMAN, 2);
@@ -679,6 +691,9 @@ static void test_kafka_sac_basic_env_and_plaintext_override(void **state)
 
 #define PEM_CERT "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 #define PEM_KEY  "-----BEGIN PRIVATE KEY-----\nMIIEkeyS3CRET\n-----END PRIVATE KEY-----\n"
+/* the same, escaped for a JSON string */
+#define PEM_CERT_JSON "-----BEGIN CERTIFICATE-----\\nMIIBfake\\n-----END CERTIFICATE-----\\n"
+#define PEM_KEY_JSON  "-----BEGIN PRIVATE KEY-----\\nMIIEkeyS3CRET\\n-----END PRIVATE KEY-----\\n"
 
 static void test_kafka_sac_tls(void **state)
 {
@@ -726,6 +741,215 @@ static void test_kafka_sac_tls(void **state)
     assert_int_equal(src_new(f, "kafka://b1:9092", json, SL_START_TRIM_HORIZON), 0);
     assert_int_equal(src_init(f), SL_ECONFIG);
     assert_non_null(strstr(f->err, "SourceAccessConfigurations[0] (BASIC_AUTH): cannot open"));
+}
+
+/* Checks that props holds exactly the n pairs of want, in that order. */
+static void props_are(const struct sl_strmap *props, const char *const want[][2], size_t n)
+{
+    for (size_t i = 0; i < props->n && i < n; i++) {
+        if (strcmp(props->keys[i], want[i][0]) != 0 || strcmp(props->values[i], want[i][1]) != 0) {
+            fail_msg("property %zu is %s, want %s=%s", i, props->keys[i], want[i][0], want[i][1]);
+        }
+    }
+    assert_int_equal(props->n, n);
+}
+
+/* The kafka:// sink given props: its producer's configuration has them, and the log none of
+ * the secrets. Frees the sink. */
+static void sink_uses(struct fx *f, const struct sl_strmap *props, const char *secret)
+{
+    struct kafka_sink sk = {0};
+    struct sl_sink_env env = {.loop = &f->loop, .clock = &f->clk.clock, .inst = "esm-1"};
+    env.cluster = props;
+    char err[512];
+    assert_int_equal(sl_sink_kafka.init(&sk, &env, "kafka://dlq", err, sizeof(err)), 0);
+    const rd_kafka_conf_t *pc = rd_kafka_conf(sk.rk);
+    for (size_t i = 0; i < props->n; i++) {
+        const char *k = props->keys[i];
+        if (kafka_is_secret_key(k)) {
+            continue; /* librdkafka may have cleared them already */
+        }
+        char v[8192];
+        size_t vn = sizeof(v);
+        assert_int_equal(rd_kafka_conf_get(pc, k, v, &vn), RD_KAFKA_CONF_OK);
+        if (strcasecmp(v, props->values[i]) != 0) {
+            fail_msg("the producer's %s is \"%s\", want \"%s\"", k, v, props->values[i]);
+        }
+    }
+    sl_sink_kafka.fini(&sk);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (secret) {
+        log_lacks(f, secret);
+    }
+}
+
+/* client_props: what another client of the source's cluster needs to connect as the source
+ * does (the kafka:// destination's producer), for MSK (bootstrap_servers) and self-managed
+ * mappings: bootstrap.servers, the SourceAccessConfigurations' settings and secrets, the
+ * security.protocol they imply unless the pass-through says otherwise, and the pass-through's
+ * security entries only. The sink applies them all and logs no secret. */
+static void test_kafka_client_props(void **state)
+{
+    struct fx *f = *state;
+    char uri[700];
+    char json[4096];
+    struct sl_strmap props = {0};
+    /* MSK, SASL/SCRAM, a pass-through that says SASL_PLAINTEXT */
+    write_secret(f, "s.json", "{\"username\":\"alice\",\"password\":\"pw-S3cret\"}", uri,
+                 sizeof(uri));
+    snprintf(
+        json, sizeof(json),
+        "{\"Topics\":[\"orders\"],\"bootstrap_servers\":[\"b-1.c:9096\",\"b-2.c:9096\"],"
+        "\"SourceAccessConfigurations\":[{\"Type\":\"SASL_SCRAM_512_AUTH\",\"URI\":\"%s\"}],"
+        "\"rdkafka\":{\"session.timeout.ms\":\"6000\",\"security.protocol\":\"SASL_PLAINTEXT\","
+        "\"ssl.endpoint.identification.algorithm\":\"none\",\"fetch.wait.max.ms\":\"100\","
+        "\"enable.ssl.certificate.verification\":\"false\"}}",
+        uri);
+    assert_int_equal(src_new(f, "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc", json,
+                             SL_START_TRIM_HORIZON),
+                     0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_client_props(f->ctx, &props, f->err, sizeof(f->err)), 0);
+    static const char *const msk[][2] = {
+        {"bootstrap.servers", "b-1.c:9096,b-2.c:9096"},
+        {"sasl.mechanisms", "SCRAM-SHA-512"},
+        {"sasl.username", "alice"},
+        {"sasl.password", "pw-S3cret"},
+        {"security.protocol", "SASL_PLAINTEXT"},
+        {"ssl.endpoint.identification.algorithm", "none"},
+        {"enable.ssl.certificate.verification", "false"},
+    };
+    props_are(&props, msk, SL_ARRAY_LEN(msk));
+    sink_uses(f, &props, "pw-S3cret");
+    sl_strmap_clear(&props, true);
+    assert_int_equal(props.n, 0);
+    src_free(f);
+
+    /* self-managed, TLS: root CA and client certificate */
+    char ca[700];
+    char cert[700];
+    write_secret(f, "ca.pem", PEM_CERT, ca, sizeof(ca));
+    write_secret(f, "client.json",
+                 "{\"certificate\":\"" PEM_CERT_JSON "\",\"privateKey\":\"" PEM_KEY_JSON
+                 "\",\"privateKeyPassword\":\"keypass-S3\"}",
+                 cert, sizeof(cert));
+    snprintf(json, sizeof(json),
+             "{" SMK_MIN
+             ",\"SourceAccessConfigurations\":[{\"Type\":\"SERVER_ROOT_CA_CERTIFICATE\","
+             "\"URI\":\"%s\"},{\"Type\":\"VPC_SUBNET\",\"URI\":\"subnet:subnet-1\"},"
+             "{\"Type\":\"CLIENT_CERTIFICATE_TLS_AUTH\",\"URI\":\"%s\"}]}",
+             ca, cert);
+    assert_int_equal(src_new(f, "kafka://b1:9092,b2:9092", json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_client_props(f->ctx, &props, f->err, sizeof(f->err)), 0);
+    static const char *const tls[][2] = {
+        {"bootstrap.servers", "b1:9092,b2:9092"}, {"ssl.ca.pem", PEM_CERT},
+        {"ssl.certificate.pem", PEM_CERT},        {"ssl.key.pem", PEM_KEY},
+        {"ssl.key.password", "keypass-S3"},       {"security.protocol", "SSL"},
+    };
+    props_are(&props, tls, SL_ARRAY_LEN(tls));
+    sl_strmap_clear(&props, true);
+    src_free(f);
+
+    /* plaintext: the servers alone */
+    assert_int_equal(src_new(f, "kafka://b1:9092", "{" SMK_MIN "}", SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_client_props(f->ctx, &props, f->err, sizeof(f->err)), 0);
+    static const char *const plain[][2] = {{"bootstrap.servers", "b1:9092,b2:9092"}};
+    props_are(&props, plain, SL_ARRAY_LEN(plain));
+    sink_uses(f, &props, NULL);
+    sl_strmap_clear(&props, true);
+
+    /* the sink: no cluster, and a value librdkafka refuses (named by key, never shown) */
+    struct kafka_sink sk = {0};
+    struct sl_sink_env env = {.loop = &f->loop, .clock = &f->clk.clock, .inst = "esm-1"};
+    char err[512];
+    assert_int_equal(sl_sink_kafka.init(&sk, &env, "kafka://dlq", err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "need a Kafka source"));
+    sl_sink_kafka.fini(&sk);
+    memset(&sk, 0, sizeof(sk));
+    assert_int_equal(sl_strmap_put(&props, "bootstrap.servers", "b1:9092"), 0);
+    assert_int_equal(sl_strmap_put(&props, "security.protocol", "NOPE-S3cret"), 0);
+    env.cluster = &props;
+    assert_int_equal(sl_sink_kafka.init(&sk, &env, "kafka://dlq", err, sizeof(err)), SL_ECONFIG);
+    assert_non_null(strstr(err, "security.protocol"));
+    assert_null(strstr(err, "NOPE-S3cret"));
+    sl_sink_kafka.fini(&sk);
+    sl_strmap_clear(&props, true);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* How many lines of the log hold text. */
+static int log_count(struct fx *f, const char *text)
+{
+    char buf[1 << 16];
+    FILE *fp = fopen(f->log_path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    int c = 0;
+    for (const char *p = buf; (p = strstr(p, text)); p += strlen(text)) {
+        c++;
+    }
+    return c;
+}
+
+/* Connection-security failures (see "About connection-security failures"): each kind is
+ * recognized (by code, or by librdkafka's words for TLS against a plaintext listener) and logged
+ * as one error per minute however often librdkafka reports it, with the count of the others;
+ * "all brokers are down" meanwhile is debug; other errors keep their warning. Fake clock. */
+static void test_kafka_security_failures_logged_once_a_minute(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__AUTHENTICATION, "x"),
+                     KAFKA_SECFAIL_AUTH);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED, NULL),
+                     KAFKA_SECFAIL_AUTH);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__SSL, "x"), KAFKA_SECFAIL_TLS);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        "ssl://b:1/bootstrap: SSL handshake failed: "
+                                        "Disconnected: connecting to a PLAINTEXT broker "
+                                        "listener? (after 0ms in state SSL_HANDSHAKE)"),
+                     KAFKA_SECFAIL_TLS);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        "b:1/bootstrap: Disconnected while requesting "
+                                        "ApiVersion: might be caused by incorrect "
+                                        "security.protocol configuration (connecting to a SSL "
+                                        "listener?)"),
+                     KAFKA_SECFAIL_TLS);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        "b:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: "
+                                        "Connection refused (after 0ms in state CONNECT)"),
+                     KAFKA_SECFAIL_NONE);
+    assert_int_equal(kafka_secfail_kind(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, "x"),
+                     KAFKA_SECFAIL_ACL);
+
+    assert_int_equal(src_new(f, "kafka://b1:9092", "{" SMK_MIN "}", SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    const char *why = "sasl_plaintext://b1:9092/bootstrap: Failed to initialize SASL "
+                      "authentication: SASL Handshake not supported by broker";
+    for (int i = 0; i < 100; i++) {
+        kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__AUTHENTICATION, why, f->ctx);
+        kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down", f->ctx);
+        sl_clock_fake_advance(&f->clk, 500); /* 50 s in all */
+    }
+    assert_int_equal(log_count(f, " error "), 1);
+    assert_int_equal(log_count(f, "cannot consume: authentication failed (_AUTHENTICATION: "), 1);
+    assert_int_equal(log_count(f, "SASL Handshake not supported by broker); check the "
+                                  "credentials and mechanism of SourceAccessConfigurations"),
+                     1);
+    assert_int_equal(log_count(f, " warn "), 0);
+    assert_int_equal(log_count(f, "_ALL_BROKERS_DOWN: 1/1 brokers are down"), 100); /* debug */
+    sl_clock_fake_advance(&f->clk, 10000);
+    kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__AUTHENTICATION, why, f->ctx);
+    assert_int_equal(log_count(f, " error "), 2);
+    assert_int_equal(log_count(f, "(99 more like it since the last)"), 1);
+    /* a minute without one: "all brokers are down" is a warning again, as other errors are */
+    sl_clock_fake_advance(&f->clk, 60000);
+    kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "1/1 brokers are down", f->ctx);
+    kafka_error_cb(NULL, RD_KAFKA_RESP_ERR__TRANSPORT, "Connection refused", f->ctx);
+    assert_int_equal(log_count(f, " warn "), 2);
 }
 
 static void test_kafka_fini_after_failed_init(void **state)
@@ -951,6 +1175,221 @@ static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
     assert_false(kafka_settling(f->ctx));
 }
 
+/* ---- the start-offset lookup off the loop ---- */
+
+/* Measures how late a 10 ms repeating timer fires: a stall of the loop shows as a gap. */
+struct stall {
+    uv_timer_t timer;
+    uint64_t last_ns;
+    uint64_t max_gap_ns;
+    struct fx *f;
+    uint64_t lookup_seen_ns; /* when a lookup was first seen in flight, or 0 */
+};
+
+static void stall_cb(uv_timer_t *t)
+{
+    struct stall *st = t->data;
+    uint64_t now = uv_hrtime();
+    if (st->last_ns && now - st->last_ns > st->max_gap_ns) {
+        st->max_gap_ns = now - st->last_ns;
+    }
+    st->last_ns = now;
+    if (!st->lookup_seen_ns && st->f->ctx->lookups) {
+        st->lookup_seen_ns = now;
+    }
+}
+
+static void stall_start(struct stall *st, struct fx *f)
+{
+    memset(st, 0, sizeof(*st));
+    st->f = f;
+    assert_int_equal(uv_timer_init(&f->loop, &st->timer), 0);
+    st->timer.data = st;
+    assert_int_equal(uv_timer_start(&st->timer, stall_cb, 10, 10), 0);
+}
+
+static void stall_stop(struct stall *st)
+{
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, NULL);
+}
+
+static bool slow_assigned(void *arg)
+{
+    struct fx *f = arg;
+    return f->owner.n == 1;
+}
+
+static bool slow_lookup_pending(void *arg)
+{
+    struct fx *f = arg;
+    return f->ctx->lookups != NULL;
+}
+
+static bool slow_lookup_over(void *arg)
+{
+    struct fx *f = arg;
+    return f->ctx->lookups == NULL;
+}
+
+#define SLOW_OFFSET_FETCH_MS 2500
+
+/* Starts a consumer of one partition on an in-process mock cluster of one broker whose next
+ * OffsetFetch answer comes SLOW_OFFSET_FETCH_MS late, with a committed offset 3 to find. The
+ * cluster belongs to a handle of its own (f->mock_rk), so that the offset can be committed
+ * before the consumer joins the group (the broker refuses a simple commit to a group that is
+ * rebalancing). */
+static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic)
+{
+    char err[256];
+    char json[1024];
+    char gid[300];
+    f->clk.clock = sl_clock_system; /* real time: librdkafka's timers are real */
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(mconf, "test.mock.num.brokers", "1", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+    assert_non_null(f->mock_rk);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->mock_rk);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, topic, 1, 1), 0);
+    /* the group's committed offset, written by another client of the same group */
+    snprintf(gid, sizeof(gid), "g-%s", topic);
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(cc, "group.id", gid, err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = 3;
+    assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 9 /* OffsetFetch */, 1,
+                                                                  RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                  SLOW_OFFSET_FETCH_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    char arn[300];
+    snprintf(arn, sizeof(arn), "kafka://%s", rd_kafka_mock_cluster_bootstraps(mc));
+    snprintf(json, sizeof(json),
+             "{\"Topics\":[\"%s\"],\"SelfManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":"
+             "\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"6000\","
+             "\"topic.metadata.refresh.interval.ms\":\"500\"}}",
+             topic, gid);
+    assert_int_equal(src_new(f, arn, json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_init(f), 0);
+    assert_int_equal(kafka_start(f->ctx), 0);
+    return mc;
+}
+
+/* A slow group coordinator: the committed offsets arrive SLOW_OFFSET_FETCH_MS after the
+ * assignment. The loop keeps turning all that time (a 10 ms timer is never late by more than a
+ * fraction of it; with rd_kafka_committed on the loop it was late by the whole delay), and the
+ * partition is assigned afterwards at the committed offset. */
+static void test_kafka_slow_offset_fetch_does_not_block_loop(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "slow");
+    struct stall st;
+    stall_start(&st, f);
+    assert_true(test_run_until(&f->loop, slow_assigned, f, 30000));
+    uint64_t assigned_ns = uv_hrtime();
+    stall_stop(&st);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    fprintf(stderr, "slow OffsetFetch: longest loop stall %.1f ms, lookup %.1f ms\n",
+            (double)st.max_gap_ns / 1e6,
+            st.lookup_seen_ns ? (double)(assigned_ns - st.lookup_seen_ns) / 1e6 : -1.0);
+    if (st.max_gap_ns >= 1000 * 1000000ull) {
+        fail_msg("the loop stalled %.1f ms while the committed offsets were looked up",
+                 (double)st.max_gap_ns / 1e6);
+    }
+    /* the delay was in effect: the lookup was seen in flight for most of it */
+    assert_true(st.lookup_seen_ns != 0);
+    assert_true(assigned_ns - st.lookup_seen_ns >= (SLOW_OFFSET_FETCH_MS - 500) * 1000000ull);
+    struct kafka_part *kp = f->owner.parts[0]->src;
+    assert_int_equal(kp->start, 3);
+    assert_int_equal(kp->committed, 3);
+}
+
+static bool log_has(struct fx *f, const char *text)
+{
+    char buf[1 << 16];
+    FILE *fp = fopen(f->log_path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* A revoke that arrives while the committed offsets of an assignment are being looked up: the
+ * lookup's partitions are not assigned when it completes, neither to the mapping nor to
+ * librdkafka; an assignment that follows the revoke gets its own lookup and is made.
+ *
+ * About the revoke: librdkafka 2.0.2 itself holds a rebalance back while it waits for the
+ * application's assign call (tried: a heartbeat answered UNKNOWN_MEMBER_ID then logs "rebalance
+ * (EAGER) already in progress, skipping in state up (join-state wait-assign-call)" and revokes
+ * only after the assignment), so the revoke is delivered here by calling the rebalance callback
+ * as librdkafka would. */
+static void test_kafka_revoke_during_lookup_assigns_nothing(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "stale");
+    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    struct kafka_ctx *ctx = f->ctx;
+    struct kafka_lookup *stale = ctx->lookups;
+    assert_int_equal(stale->parts->cnt, 1);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "stale", 0);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
+    assert_ptr_equal(ctx->lookups, stale); /* still running */
+    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    /* nothing was assigned: no partition for the mapping, none at librdkafka */
+    assert_int_equal(f->owner.n, 0);
+    assert_int_equal(ctx->n_parts, 0);
+    rd_kafka_topic_partition_list_t *now = NULL;
+    assert_int_equal(rd_kafka_assignment(ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(now->cnt, 0);
+    rd_kafka_topic_partition_list_destroy(now);
+    assert_true(log_has(f, "dropping an assignment of 1 partition(s) revoked while"));
+    assert_false(log_has(f, "stale-0: assigned"));
+
+    /* A slow lookup, its revoke, and a new assignment of the same partition while the first
+     * lookup still runs: only the new one is made, once, at the committed offset. */
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->mock_rk);
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 9 /* OffsetFetch */, 1,
+                                                                  RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                  SLOW_OFFSET_FETCH_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, l, ctx);
+    assert_non_null(ctx->lookups);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, l, ctx);
+    assert_non_null(ctx->lookups->next); /* two in flight */
+    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    assert_int_equal(f->owner.n, 1);
+    assert_int_equal(ctx->n_parts, 1);
+    assert_int_equal(ctx->parts[0]->start, 3);
+    assert_int_equal(rd_kafka_assignment(ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(now->cnt, 1);
+    assert_int_equal(now->elems[0].offset, 3);
+    rd_kafka_topic_partition_list_destroy(now);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* fini while a lookup runs: it waits for the lookup (which uses rk), and the lookup's
+ * completion, run afterwards on the loop, only frees it. */
+static void test_kafka_fini_during_lookup(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "finid");
+    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    src_free(f); /* kafka_fini; the teardown's uv_loop_close checks nothing is left */
+    assert_false(log_has(f, "finid-0: assigned"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,11 +1408,19 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_sac_tls, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_batch_spans_partitions, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_client_props, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_security_failures_logged_once_a_minute, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_fini_after_failed_init, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_consume_ack_commit, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_mock_cluster_partition_queue_fetch, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_slow_offset_fetch_does_not_block_loop, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_revoke_during_lookup_assigns_nothing, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_fini_during_lookup, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }
