@@ -11,8 +11,8 @@
  * clock), an idle handle that continues a drain of the consumer queue cut short by the per-turn
  * cap, and per partition its own librdkafka queue, a small stash of messages taken from it but
  * not yet fetched by the mapping, and the constant pieces of its events.
- * It must not block the loop, except where noted: a synchronous commit when partitions are
- * revoked, and commit + leave-group in fini (shutdown), each bounded. It must never commit an
+ * It must not block the loop, except in fini (shutdown): the wait for a commit on revoke still
+ * in flight, then commit + leave-group, each bounded. It must never commit an
  * offset the mapping has not acknowledged. Loop thread only, with one exception: the lookup of
  * where newly assigned partitions start runs on libuv's thread pool (kafka_lookup_work, which
  * touches nothing but its own struct kafka_lookup and the thread-safe rd_kafka_t);
@@ -23,8 +23,9 @@
  * acknowledged offset; the timer commits every changed partition at most every 100 ms with one
  * asynchronous OffsetCommit carrying explicit offsets (so offsets_store is not needed; auto
  * commit and auto store are off). A failed commit is logged and sent again one second later.
- * On revoke the acknowledged offsets of the revoked partitions are committed synchronously
- * before they are given up; at shutdown everything acknowledged is committed (bounded wait).
+ * On revoke the acknowledged offsets of the revoked partitions are committed (asynchronously,
+ * see "About rebalances") before they are given up; at shutdown everything acknowledged is
+ * committed (bounded wait).
  *
  * About where reading starts: on assignment the committed offsets are fetched
  * (rd_kafka_committed). A partition with one resumes there; one without starts from
@@ -45,8 +46,8 @@
  * completion calls rd_kafka_assign on the loop with the offsets found. Every assignment and every
  * revoke starts a new generation; a lookup that completes in an older one (a revoke, or another
  * assignment, came while it ran) is dropped without assigning anything, since its partitions are
- * no longer this consumer's to read (the revoke already answered librdkafka with
- * rd_kafka_assign(NULL)). fini cancels lookups not yet started and waits for a running one (it
+ * no longer this consumer's to read (the revoke answers librdkafka with rd_kafka_assign(NULL)
+ * once its commit ended). fini cancels lookups not yet started and waits for a running one (it
  * uses rk). This is the one use of the pool for network calls: a lookup holds a pool thread for
  * one round trip, at most 2 x KAFKA_BLOCK_TIMEOUT_MS. librdkafka 2.0 has no asynchronous form of
  * either call (ListConsumerGroupOffsets would do the first, but nothing does ListOffsets by time).
@@ -100,15 +101,28 @@
  * are numbers); the invoker also accepts the object form, normalized to that string.
  *
  * About rebalances: eager assignors only (range, roundrobin; librdkafka's default);
- * cooperative-sticky is rejected in check(). On revoke, after the commit, the partitions are
- * revoked with env->part_revoke (the mapping abandons their batches and releases them when
- * nothing is in flight) and their staged messages dropped; a partition assigned again later is a
- * new partition object with the same id (the mapping keeps a failing batch's retry state by that
- * id). If the commit on revoke fails (librdkafka's mock cluster, unlike a real broker, refuses
- * OffsetCommit while the group is joining, so it does whenever another member leaves or joins),
- * the acknowledged offset is remembered: when the partition is assigned to this process again,
- * reading resumes there (if beyond the committed offset) and it is committed at the next tick;
- * given to another member, that member reads again from the committed offset (at-least-once).
+ * cooperative-sticky is rejected in check(). On revoke the partitions are revoked at once with
+ * env->part_revoke (the mapping abandons their batches and releases them when nothing is in
+ * flight; an acknowledgement that comes later is ignored) and their staged messages dropped;
+ * their acknowledged, uncommitted offsets are committed with rd_kafka_commit_queue on a queue of
+ * our own (the revoke queue, which writes KAFKA_REVOKE_KEY to the pipe), and the rebalance
+ * callback returns. librdkafka's eager rebalance waits, heartbeating, until the application
+ * calls rd_kafka_assign(NULL); kafka_revoke_end does that when the commit's answer arrives (on
+ * the loop), or when KAFKA_BLOCK_TIMEOUT_MS passed without one (checked each tick; a late answer
+ * is then ignored), so the partitions are given up only after their offsets were committed or
+ * the commit failed. A rebalance delivered meanwhile waits (kafka_defer) and is handled after
+ * it, in order: an assignment made before the revoke's rd_kafka_assign(NULL) would be undone by
+ * it. stop() leaves a commit on revoke in flight alone; fini waits for its answer (what is left
+ * of its time limit) before its own final commit, which leaves revoked partitions out, so it is
+ * sent once; the revoke queue is destroyed, any late answer with it, before rk. Stopped, a
+ * revoke commits nothing (fini commits what is live). A partition assigned again later is a new
+ * partition object with the same id (the mapping keeps a failing batch's retry state by that
+ * id). If the commit on revoke fails or times out (librdkafka's mock cluster, unlike a real
+ * broker, refuses OffsetCommit while the group is joining, so it does whenever another member
+ * leaves or joins), the acknowledged offset is remembered (the leftover list): when the
+ * partition is assigned to this process again, reading resumes there (if beyond the committed
+ * offset) and it is committed at the next tick; given to another member, that member reads
+ * again from the committed offset (at-least-once).
  *
  * About lag (progress line): the cached high watermark minus the acknowledged offset (committed
  * within a tick); before the first acknowledgement, minus the committed offset, else the first
@@ -144,7 +158,7 @@
 #define KAFKA_CHUNK                256   /* messages taken from a partition queue at once */
 #define KAFKA_SETTLE_MS            30000 /* settling ends at the first assignment or after this */
 #define KAFKA_COMMIT_RETRY_MS      1000
-#define KAFKA_BLOCK_TIMEOUT_MS     10000 /* committed offsets, offsets_for_times */
+#define KAFKA_BLOCK_TIMEOUT_MS     10000 /* committed offsets, offsets_for_times, commit on revoke */
 #define KAFKA_CLOSE_TIMEOUT_MS     10000 /* final commit + leaving the group */
 #define KAFKA_LOG_EVERY_MS         10000 /* the same librdkafka error is logged at most this often */
 #define KAFKA_SECFAIL_LOG_EVERY_MS 60000 /* the same kind of authentication/TLS/ACL failure */
@@ -155,6 +169,8 @@
 
 /* Record meta: [flags u8][tstype u8][timestamp i64][key_len u32][key][n_headers u32]
  * then per header [name_len u32][name][value_len u32 or KAFKA_M_NULLHDR][value]. */
+#define KAFKA_REVOKE_KEY UINT32_MAX /* the revoke queue's key on the pipe; never a partition's */
+
 #define KAFKA_M_KEY     0x1u /* the key is not null */
 #define KAFKA_M_NULLVAL 0x2u /* the value is null (a tombstone) */
 #define KAFKA_M_NULLHDR UINT32_MAX
@@ -188,6 +204,22 @@ struct kafka_part {
     size_t open_len, rec_head_len;
 };
 
+/* A revoke whose commit is in flight: the partitions are revoked from the mapping, not yet given
+ * up to librdkafka (see "About rebalances"). offsets is NULL when none is. */
+struct kafka_revoking {
+    rd_kafka_topic_partition_list_t *offsets; /* the acknowledged offsets being committed */
+    int64_t *committed; /* per element of offsets: the committed offset known before, or -1 */
+    uint64_t seq;       /* the commit's opaque, which tells a late answer to an older one apart */
+    int64_t started_ms, deadline_ms;
+};
+
+/* A rebalance delivered while a commit on revoke was in flight, handled after it (in order). */
+struct kafka_deferred {
+    struct kafka_deferred *next;
+    rd_kafka_resp_err_t err;
+    rd_kafka_topic_partition_list_t *parts; /* a copy */
+};
+
 struct kafka_logged {
     int err;
     int64_t at_ms;
@@ -211,6 +243,7 @@ struct kafka_ctx {
     rd_kafka_conf_t *conf; /* built by init, consumed by start */
     rd_kafka_t *rk;
     rd_kafka_queue_t *cq; /* the consumer queue */
+    rd_kafka_queue_t *rq; /* the results of commits on revoke (see "About rebalances") */
     struct kafka_io *io;
     uv_timer_t *timer;
     uv_idle_t *more;
@@ -229,6 +262,9 @@ struct kafka_ctx {
     rd_kafka_topic_partition_list_t *final;
     /* acknowledged offsets of revoked partitions whose commit failed (see "About rebalances") */
     rd_kafka_topic_partition_list_t *leftover;
+    struct kafka_revoking revoking;  /* the commit on revoke in flight, if any */
+    uint64_t revoke_seq;             /* the last commit on revoke sent */
+    struct kafka_deferred *deferred; /* rebalances that came meanwhile, oldest first */
     struct kafka_logged logged[8];
     uint64_t kicks;        /* stalled fetchers woken (kafka_kick_if_stalled) */
     uint64_t stall_msgs;   /* queued.min.messages */
@@ -1404,7 +1440,7 @@ kafka_part_new(struct kafka_ctx *ctx, const char *topic, int32_t partition, int6
     kp->start = start;
     kp->expect = start >= 0 ? start : -1;
     kp->waiting = true;
-    if (++ctx->next_key == 0) {
+    if (++ctx->next_key == 0 || ctx->next_key == KAFKA_REVOKE_KEY) {
         ctx->next_key = 1;
     }
     kp->key = ctx->next_key;
@@ -1700,25 +1736,26 @@ static void kafka_lookups_abandon(struct kafka_ctx *ctx)
 /* Remembers kp's acknowledged offset when its commit on revoke failed (the mock cluster, unlike
  * a real broker, refuses commits while the group is joining): if the partition comes back to
  * this process, reading resumes there instead of re-delivering what was acknowledged. */
-static void kafka_leftover_keep(struct kafka_ctx *ctx, const struct kafka_part *kp)
+static void kafka_leftover_keep(
+    struct kafka_ctx *ctx, const char *topic, int32_t partition, int64_t acked, int64_t committed)
 {
     if (!ctx->leftover && !(ctx->leftover = rd_kafka_topic_partition_list_new(8))) {
         return;
     }
     rd_kafka_topic_partition_t *e =
-        rd_kafka_topic_partition_list_find(ctx->leftover, kp->topic, kp->partition);
+        rd_kafka_topic_partition_list_find(ctx->leftover, topic, partition);
     if (!e) {
-        e = rd_kafka_topic_partition_list_add(ctx->leftover, kp->topic, kp->partition);
+        e = rd_kafka_topic_partition_list_add(ctx->leftover, topic, partition);
         e->offset = -1;
     }
-    if (kp->acked > e->offset) {
-        e->offset = kp->acked;
+    if (acked > e->offset) {
+        e->offset = acked;
     }
     sl_log_info(KAFKA_COMP, ctx->env.inst,
-                "%s: offset %" PRId64 " was acknowledged but not committed; if the partition is "
-                "assigned here again reading resumes there, elsewhere it is read again from "
-                "%" PRId64,
-                kp->part->name, kp->acked, kp->committed);
+                "%s-%" PRId32 ": offset %" PRId64 " was acknowledged but not committed; if the "
+                "partition is assigned here again reading resumes there, elsewhere it is read "
+                "again from %" PRId64,
+                topic, partition, acked, committed);
 }
 
 /* The leftover acknowledged offset of topic/partition (removed from the list), or -1. */
@@ -1890,13 +1927,118 @@ static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
     kafka_assign_apply(ctx, parts);
 }
 
+static void kafka_rebalance(struct kafka_ctx *ctx,
+                            rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts);
+
+/* Handles, in order, the rebalances deferred while a commit on revoke was in flight, until one
+ * of them starts another such commit. */
+static void kafka_deferred_replay(struct kafka_ctx *ctx)
+{
+    while (ctx->deferred && !ctx->revoking.offsets) {
+        struct kafka_deferred *d = ctx->deferred;
+        ctx->deferred = d->next;
+        kafka_rebalance(ctx, d->err, d->parts);
+        rd_kafka_topic_partition_list_destroy(d->parts);
+        sl_free(d);
+    }
+}
+
+/* The commit on revoke ended: committed (err 0 and res, its per-partition result), failed, or
+ * timed out (res NULL). A partition whose offset was not committed is remembered in the
+ * leftover list, as before (see "About rebalances"); then the partitions are given up
+ * (rd_kafka_assign(NULL): librdkafka's rebalance goes on) and the rebalances that came
+ * meanwhile are handled. */
+static void kafka_revoke_end(struct kafka_ctx *ctx,
+                             rd_kafka_resp_err_t err,
+                             const rd_kafka_topic_partition_list_t *res)
+{
+    struct kafka_revoking rv = ctx->revoking;
+    memset(&ctx->revoking, 0, sizeof(ctx->revoking));
+    assert(rv.offsets);
+    int failed = 0;
+    rd_kafka_resp_err_t why = err;
+    for (int i = 0; i < rv.offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &rv.offsets->elems[i];
+        const rd_kafka_topic_partition_t *r =
+            res ? rd_kafka_topic_partition_list_find(res, p->topic, p->partition) : NULL;
+        rd_kafka_resp_err_t e = err ? err : !r ? RD_KAFKA_RESP_ERR__TIMED_OUT : r->err;
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            sl_log_debug(KAFKA_COMP, ctx->env.inst, "committed offset %" PRId64 " of %s-%" PRId32,
+                         p->offset, p->topic, p->partition);
+            continue;
+        }
+        why = e;
+        failed++;
+        kafka_leftover_keep(ctx, p->topic, p->partition, p->offset,
+                            rv.committed ? rv.committed[i] : -1);
+    }
+    int64_t took_ms = sl_clock_now_ms(ctx->env.clock) - rv.started_ms;
+    if (failed) {
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "committing %d of %d partition(s) given up in a rebalance failed after "
+                    "%" PRId64 "ms: %s",
+                    failed, rv.offsets->cnt, took_ms, rd_kafka_err2str(why));
+    } else {
+        sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                     "committed %d partition(s) given up in a rebalance in %" PRId64 "ms",
+                     rv.offsets->cnt, took_ms);
+    }
+    rd_kafka_topic_partition_list_destroy(rv.offsets);
+    sl_free(rv.committed);
+    (void)rd_kafka_assign(ctx->rk, NULL);
+    kafka_deferred_replay(ctx);
+}
+
+/* One event from the revoke queue: the answer to the commit on revoke in flight, or a late one
+ * to an earlier commit that was given up on (KAFKA_BLOCK_TIMEOUT_MS), which changes nothing. */
+static void kafka_revoke_event(struct kafka_ctx *ctx, rd_kafka_event_t *ev)
+{
+    if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_OFFSET_COMMIT) {
+        return;
+    }
+    uintptr_t seq = (uintptr_t)rd_kafka_event_opaque(ev);
+    if (!ctx->revoking.offsets || seq != (uintptr_t)ctx->revoking.seq) {
+        sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                     "a commit given up on in an earlier rebalance answered late: %s",
+                     rd_kafka_err2str(rd_kafka_event_error(ev)));
+        return;
+    }
+    kafka_revoke_end(ctx, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+}
+
+/* Serves the revoke queue without blocking, and gives up on a commit on revoke that took
+ * KAFKA_BLOCK_TIMEOUT_MS (its partitions' offsets then go to the leftover list). */
+static void kafka_revoke_poll(struct kafka_ctx *ctx)
+{
+    rd_kafka_event_t *ev;
+    while (ctx->rq && (ev = rd_kafka_queue_poll(ctx->rq, 0))) {
+        kafka_revoke_event(ctx, ev);
+        rd_kafka_event_destroy(ev);
+    }
+    if (ctx->revoking.offsets && sl_clock_now_ms(ctx->env.clock) >= ctx->revoking.deadline_ms) {
+        kafka_revoke_end(ctx, RD_KAFKA_RESP_ERR__TIMED_OUT, NULL);
+    }
+}
+
+/* Partitions are revoked (eager: all of them). The mapping gives them up at once
+ * (env->part_revoke; acknowledgements that come later are ignored, as they always were), then
+ * their acknowledged, uncommitted offsets are committed asynchronously, the answer arriving on
+ * the revoke queue (kafka_revoke_poll, on the loop); librdkafka, which waits for
+ * rd_kafka_assign(NULL) before it rejoins the group, gets it only once the commit ended
+ * (kafka_revoke_end). Nothing to commit, or stopped (fini commits what is live): at once. */
 static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
 {
+    struct kafka_revoking rv = {0};
     if (!ctx->stopped) {
-        rd_kafka_topic_partition_list_t *l = kafka_commit_list(ctx, parts);
-        if (l) {
-            kafka_commit_bounded(ctx, l, KAFKA_BLOCK_TIMEOUT_MS);
-            rd_kafka_topic_partition_list_destroy(l);
+        rv.offsets = kafka_commit_list(ctx, parts);
+    }
+    if (rv.offsets) {
+        rv.committed = sl_calloc((size_t)rv.offsets->cnt, sizeof(*rv.committed));
+        for (int i = 0; rv.committed && i < rv.offsets->cnt; i++) {
+            const rd_kafka_topic_partition_t *p = &rv.offsets->elems[i];
+            const struct kafka_part *kp = kafka_find(ctx, p->topic, p->partition);
+            rv.committed[i] = kp ? kp->committed : -1;
         }
     }
     for (int i = 0; i < parts->cnt; i++) {
@@ -1904,8 +2046,9 @@ static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
         if (!kp) {
             continue;
         }
-        if (!ctx->stopped && kp->acked > kp->committed) {
-            kafka_leftover_keep(ctx, kp);
+        if (!ctx->stopped && kp->acked > kp->committed && !rv.offsets) {
+            /* not being committed (out of memory for the list) */
+            kafka_leftover_keep(ctx, kp->topic, kp->partition, kp->acked, kp->committed);
         }
         kp->revoked = true;
         kafka_queue_close(kp);
@@ -1913,22 +2056,43 @@ static void kafka_revoke(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
         if (ctx->last_hit == kp) {
             ctx->last_hit = NULL;
         }
-        sl_log_info(KAFKA_COMP, ctx->env.inst, "%s: revoked (committed up to %" PRId64 ")",
-                    kp->part->name, kp->committed);
+        if (kp->acked > kp->committed && rv.offsets) {
+            sl_log_info(KAFKA_COMP, ctx->env.inst,
+                        "%s: revoked (committed up to %" PRId64 ", committing %" PRId64 ")",
+                        kp->part->name, kp->committed, kp->acked);
+        } else {
+            sl_log_info(KAFKA_COMP, ctx->env.inst, "%s: revoked (committed up to %" PRId64 ")",
+                        kp->part->name, kp->committed);
+        }
         if (!ctx->stopped) {
             ctx->env.part_revoke(ctx->env.owner, kp->part); /* may release kp at once */
         }
     }
-    (void)rd_kafka_assign(ctx->rk, NULL);
+    if (!rv.offsets) {
+        (void)rd_kafka_assign(ctx->rk, NULL);
+        return;
+    }
+    rv.seq = ++ctx->revoke_seq;
+    rv.started_ms = sl_clock_now_ms(ctx->env.clock);
+    rv.deadline_ms = rv.started_ms + KAFKA_BLOCK_TIMEOUT_MS;
+    ctx->revoking = rv;
+    rd_kafka_resp_err_t err = ctx->rq ? rd_kafka_commit_queue(ctx->rk, rv.offsets, ctx->rq, NULL,
+                                                              (void *)(uintptr_t)rv.seq)
+                                      : RD_KAFKA_RESP_ERR__STATE;
+    if (err) {
+        kafka_revoke_end(ctx, err, NULL);
+        return;
+    }
+    sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                 "committing %d partition(s) before giving them up in the rebalance",
+                 rv.offsets->cnt);
 }
 
-static void kafka_rebalance_cb(rd_kafka_t *rk,
-                               rd_kafka_resp_err_t err,
-                               rd_kafka_topic_partition_list_t *parts,
-                               void *opaque)
+/* Handles one rebalance (kafka_rebalance_cb, or replayed by kafka_deferred_replay). */
+static void kafka_rebalance(struct kafka_ctx *ctx,
+                            rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts)
 {
-    (void)rk;
-    struct kafka_ctx *ctx = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !ctx->stopped) {
         kafka_assign(ctx, parts);
         return;
@@ -1942,6 +2106,52 @@ static void kafka_rebalance_cb(rd_kafka_t *rk,
         }
         (void)rd_kafka_assign(ctx->rk, NULL);
     }
+}
+
+/* Keeps a rebalance that came while a commit on revoke is in flight for after it: handled now,
+ * its rd_kafka_assign would come before the revoke's rd_kafka_assign(NULL), which would then
+ * undo it. Out of memory for the copy, the commits in flight are given up on (their offsets go
+ * to the leftover list, as when they fail) so that order is kept all the same. */
+static void
+kafka_defer(struct kafka_ctx *ctx, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts)
+{
+    struct kafka_deferred *d = sl_calloc(1, sizeof(*d));
+    if (d && !(d->parts = rd_kafka_topic_partition_list_copy(parts))) {
+        sl_free(d);
+        d = NULL;
+    }
+    if (d) {
+        struct kafka_deferred **pp = &ctx->deferred;
+        while (*pp) {
+            pp = &(*pp)->next;
+        }
+        d->err = err;
+        *pp = d;
+        sl_log_debug(KAFKA_COMP, ctx->env.inst,
+                     "a rebalance came while partitions given up are being committed: it waits");
+        return;
+    }
+    sl_log_error(KAFKA_COMP, ctx->env.inst,
+                 "out of memory keeping a rebalance for after a commit in flight: not waiting for "
+                 "the commit");
+    while (ctx->revoking.offsets) {
+        kafka_revoke_end(ctx, RD_KAFKA_RESP_ERR__TIMED_OUT, NULL); /* replays what waited */
+    }
+    kafka_rebalance(ctx, err, parts);
+}
+
+static void kafka_rebalance_cb(rd_kafka_t *rk,
+                               rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts,
+                               void *opaque)
+{
+    (void)rk;
+    struct kafka_ctx *ctx = opaque;
+    if (ctx->revoking.offsets || ctx->deferred) {
+        kafka_defer(ctx, err, parts);
+        return;
+    }
+    kafka_rebalance(ctx, err, parts);
 }
 
 /* ---- messages ---- */
@@ -2123,7 +2333,8 @@ static void kafka_more_cb(uv_idle_t *h)
 }
 
 /* The pipe: 4-byte keys (every write is one whole key, and the pipe is read in multiples of
- * 4, so keys never split): 0 for the consumer queue, else a partition's. */
+ * 4, so keys never split): 0 for the consumer queue, KAFKA_REVOKE_KEY for the revoke queue,
+ * else a partition's. */
 static void kafka_io_cb(uv_poll_t *h, int status, int events)
 {
     (void)status;
@@ -2132,15 +2343,21 @@ static void kafka_io_cb(uv_poll_t *h, int status, int events)
     struct kafka_ctx *ctx = h->data;
     uint32_t keys[64];
     bool consumer = false;
+    bool revoke = false;
     ssize_t got;
     while ((got = read(io->rfd, keys, sizeof(keys))) > 0) {
         for (size_t i = 0; i < (size_t)got / sizeof(keys[0]); i++) {
             if (keys[i] == 0) {
                 consumer = true;
+            } else if (keys[i] == KAFKA_REVOKE_KEY) {
+                revoke = true;
             } else {
                 kafka_wake(ctx, kafka_find_key(ctx, keys[i]));
             }
         }
+    }
+    if (revoke) {
+        kafka_revoke_poll(ctx);
     }
     if (consumer) {
         kafka_drain(ctx);
@@ -2183,6 +2400,7 @@ static void kafka_kick_if_stalled(struct kafka_ctx *ctx, struct kafka_part *kp, 
 static void kafka_tick(uv_timer_t *t)
 {
     struct kafka_ctx *ctx = t->data;
+    kafka_revoke_poll(ctx); /* a backstop too, and the commit on revoke's time limit */
     kafka_drain(ctx);
     int64_t now = sl_clock_now_ms(ctx->env.clock);
     /* Backstop: a wake-up lost (a full pipe) costs at most one tick. */
@@ -2947,6 +3165,9 @@ static int kafka_start(void *vctx)
     if (!(ctx->cq = rd_kafka_queue_get_consumer(ctx->rk))) {
         return SL_ENOMEM;
     }
+    if (!(ctx->rq = rd_kafka_queue_new(ctx->rk))) {
+        return SL_ENOMEM;
+    }
     if (!(ctx->timer = sl_calloc(1, sizeof(*ctx->timer)))) {
         return SL_ENOMEM;
     }
@@ -2982,6 +3203,8 @@ static int kafka_start(void *vctx)
     ctx->io = io;
     static const uint32_t consumer_key = 0;
     rd_kafka_queue_io_event_enable(ctx->cq, fds[1], &consumer_key, sizeof(consumer_key));
+    static const uint32_t revoke_key = KAFKA_REVOKE_KEY;
+    rd_kafka_queue_io_event_enable(ctx->rq, fds[1], &revoke_key, sizeof(revoke_key));
     (void)uv_poll_start(&io->poll, UV_READABLE, kafka_io_cb);
     (void)uv_timer_start(ctx->timer, kafka_tick, KAFKA_TICK_MS, KAFKA_TICK_MS);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)ctx->topics.n);
@@ -3011,6 +3234,9 @@ static void kafka_stop(void *vctx)
     /* No librdkafka thread may write to the pipe once it is closed (its fd could be reused). */
     if (ctx->cq) {
         rd_kafka_queue_io_event_enable(ctx->cq, -1, NULL, 0);
+    }
+    if (ctx->rq) {
+        rd_kafka_queue_io_event_enable(ctx->rq, -1, NULL, 0);
     }
     for (size_t i = 0; i < ctx->n_parts; i++) {
         if (ctx->parts[i]->q) {
@@ -3065,6 +3291,27 @@ static void kafka_part_release(void *vctx, struct sl_part *part)
     kafka_part_free(kp);
 }
 
+/* Shutdown (fini, after stop: the loop no longer serves the revoke queue): waits for the answer
+ * to a commit on revoke in flight, within what is left of its KAFKA_BLOCK_TIMEOUT_MS, so that it
+ * is neither sent twice (fini's own commit leaves revoked partitions out) nor left behind when
+ * the consumer closes; then handles what waited for it (stopped: assigns nothing). */
+static void kafka_revoke_wait(struct kafka_ctx *ctx)
+{
+    while (ctx->revoking.offsets) {
+        int64_t left_ms = ctx->revoking.deadline_ms - sl_clock_now_ms(ctx->env.clock);
+        if (left_ms <= 0) {
+            kafka_revoke_end(ctx, RD_KAFKA_RESP_ERR__TIMED_OUT, NULL);
+            break;
+        }
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(ctx->rq, left_ms < 100 ? (int)left_ms : 100);
+        if (ev) {
+            kafka_revoke_event(ctx, ev);
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    kafka_deferred_replay(ctx);
+}
+
 /* Leaves the group within KAFKA_CLOSE_TIMEOUT_MS, serving the rebalance it causes. */
 static void kafka_close_consumer(struct kafka_ctx *ctx)
 {
@@ -3107,6 +3354,7 @@ static void kafka_fini(void *vctx)
     kafka_stop(ctx);
     kafka_lookups_abandon(ctx); /* before rk goes: a running lookup uses it */
     if (ctx->rk) {
+        kafka_revoke_wait(ctx); /* its partitions are not committed again below */
         /* What was acknowledged and not committed: live partitions and released ones. */
         rd_kafka_topic_partition_list_t *l = kafka_commit_list(ctx, NULL);
         for (size_t i = 0; i < ctx->n_parts; i++) {
@@ -3139,6 +3387,10 @@ static void kafka_fini(void *vctx)
             kafka_stage_clear(ctx->parts[i]);
         }
         kafka_close_consumer(ctx);
+        if (ctx->rq) {
+            rd_kafka_queue_destroy(ctx->rq); /* a late answer in it goes with it */
+            ctx->rq = NULL;
+        }
         if (ctx->cq) {
             rd_kafka_queue_destroy(ctx->cq);
             ctx->cq = NULL;
@@ -3159,6 +3411,12 @@ static void kafka_fini(void *vctx)
     if (ctx->leftover) {
         rd_kafka_topic_partition_list_destroy(ctx->leftover);
         ctx->leftover = NULL;
+    }
+    while (ctx->deferred) { /* only without rk: kafka_revoke_wait replayed them */
+        struct kafka_deferred *d = ctx->deferred;
+        ctx->deferred = d->next;
+        rd_kafka_topic_partition_list_destroy(d->parts);
+        sl_free(d);
     }
     if (ctx->conf) {
         rd_kafka_conf_destroy(ctx->conf);

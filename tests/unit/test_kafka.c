@@ -14,8 +14,14 @@
  * meanwhile (a 10 ms timer's worst lateness is measured; 2.5 s when the lookup ran on the loop)
  * and the partition starts at the committed offset; a revoke while the lookup runs leaves nothing
  * assigned when it completes, and a fresh assignment after it is made once; fini while a lookup
- * runs waits for it and leaks nothing. Authentication, TLS and authorization failures are
- * recognized and logged as one error a minute however often librdkafka reports them (fake clock).
+ * runs waits for it and leaks nothing. Two run the commit on revoke against a coordinator whose
+ * OffsetCommit answer is 2.5 s late: the loop keeps turning (worst lateness of a 10 ms timer:
+ * 2.5 s when the commit was waited for on the loop), the partition stays assigned at librdkafka
+ * until the commit answered and the group then has the acknowledged offset; an assignment
+ * arriving behind the revoke waits for the commit and starts at the offset it committed; fini
+ * while the commit runs waits for it, commits it no second time, and leaks nothing. Authentication,
+ * TLS and authorization failures are recognized and logged as one error a minute however often
+ * librdkafka reports them (fake clock).
  *
  * About the #include of kafka.c: records are made from field values with kafka_push_view (a
  * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
@@ -1235,11 +1241,11 @@ static bool slow_lookup_over(void *arg)
 #define SLOW_OFFSET_FETCH_MS 2500
 
 /* Starts a consumer of one partition on an in-process mock cluster of one broker whose next
- * OffsetFetch answer comes SLOW_OFFSET_FETCH_MS late, with a committed offset 3 to find. The
+ * OffsetFetch answer comes fetch_delay_ms late (0: on time), with a committed offset 3 to find. The
  * cluster belongs to a handle of its own (f->mock_rk), so that the offset can be committed
  * before the consumer joins the group (the broker refuses a simple commit to a group that is
  * rebalancing). */
-static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic)
+static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic, int fetch_delay_ms)
 {
     char err[256];
     char json[1024];
@@ -1267,10 +1273,12 @@ static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic)
     assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_destroy(c);
-    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 9 /* OffsetFetch */, 1,
-                                                                  RD_KAFKA_RESP_ERR_NO_ERROR,
-                                                                  SLOW_OFFSET_FETCH_MS),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (fetch_delay_ms > 0) {
+        assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 9 /* OffsetFetch */, 1,
+                                                                      RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                      fetch_delay_ms),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
     char arn[300];
     snprintf(arn, sizeof(arn), "kafka://%s", rd_kafka_mock_cluster_bootstraps(mc));
     snprintf(json, sizeof(json),
@@ -1291,7 +1299,7 @@ static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic)
 static void test_kafka_slow_offset_fetch_does_not_block_loop(void **state)
 {
     struct fx *f = *state;
-    slow_start(f, "slow");
+    slow_start(f, "slow", SLOW_OFFSET_FETCH_MS);
     struct stall st;
     stall_start(&st, f);
     assert_true(test_run_until(&f->loop, slow_assigned, f, 30000));
@@ -1336,7 +1344,7 @@ static bool log_has(struct fx *f, const char *text)
 static void test_kafka_revoke_during_lookup_assigns_nothing(void **state)
 {
     struct fx *f = *state;
-    slow_start(f, "stale");
+    slow_start(f, "stale", SLOW_OFFSET_FETCH_MS);
     assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
     struct kafka_ctx *ctx = f->ctx;
     struct kafka_lookup *stale = ctx->lookups;
@@ -1384,10 +1392,230 @@ static void test_kafka_revoke_during_lookup_assigns_nothing(void **state)
 static void test_kafka_fini_during_lookup(void **state)
 {
     struct fx *f = *state;
-    slow_start(f, "finid");
+    slow_start(f, "finid", SLOW_OFFSET_FETCH_MS);
     assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
     src_free(f); /* kafka_fini; the teardown's uv_loop_close checks nothing is left */
     assert_false(log_has(f, "finid-0: assigned"));
+}
+
+/* ---- the commit on revoke off the loop ---- */
+
+#define SLOW_COMMIT_MS 2500
+
+/* A revoke as librdkafka delivers it, from the loop (a timer, 100 ms on, so that the stall
+ * timer is already running): first the newest partition's offset up to ack is acknowledged,
+ * then the rebalance callback runs, then (reassign) an assignment of the same partition follows
+ * at once. */
+struct rv {
+    struct fx *f;
+    uv_timer_t timer;
+    rd_kafka_topic_partition_list_t *l;
+    int64_t ack;
+    bool reassign;
+    bool deferred; /* the assignment was kept for after the commit */
+    uint64_t revoked_ns, over_ns;
+    int assigned_while_pending; /* the fewest partitions librdkafka had while it ran, or -1 */
+};
+
+static bool rv_pending(const struct kafka_ctx *ctx)
+{
+    return ctx->revoking.offsets != NULL;
+}
+
+static void rv_cb(uv_timer_t *t)
+{
+    struct rv *r = t->data;
+    struct kafka_ctx *ctx = r->f->ctx;
+    struct sl_part *part = r->f->owner.parts[r->f->owner.n - 1];
+    struct sl_record rec = {.pos = (uint64_t)r->ack - 1, .next_pos = (uint64_t)r->ack};
+    kafka_ack(ctx, part, &rec);
+    r->revoked_ns = uv_hrtime();
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, r->l, ctx);
+    if (r->reassign) {
+        kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, r->l, ctx);
+        r->deferred = ctx->deferred != NULL && ctx->lookups == NULL;
+    }
+}
+
+static void rv_sample(struct rv *r)
+{
+    rd_kafka_topic_partition_list_t *now = NULL;
+    assert_int_equal(rd_kafka_assignment(r->f->ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (r->assigned_while_pending < 0 || now->cnt < r->assigned_while_pending) {
+        r->assigned_while_pending = now->cnt;
+    }
+    rd_kafka_topic_partition_list_destroy(now);
+}
+
+static bool rv_seen_pending(void *arg)
+{
+    struct rv *r = arg;
+    return r->revoked_ns && rv_pending(r->f->ctx);
+}
+
+static bool rv_over(void *arg)
+{
+    struct rv *r = arg;
+    if (!r->revoked_ns) {
+        return false;
+    }
+    if (rv_pending(r->f->ctx)) {
+        rv_sample(r);
+        return false;
+    }
+    r->over_ns = uv_hrtime();
+    return true;
+}
+
+static void rv_start(struct rv *r, struct fx *f, const char *topic, int64_t ack, bool reassign)
+{
+    memset(r, 0, sizeof(*r));
+    r->f = f;
+    r->ack = ack;
+    r->reassign = reassign;
+    r->assigned_while_pending = -1;
+    r->l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(r->l, topic, 0);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->mock_rk);
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 8 /* OffsetCommit */, 1,
+                                                                  RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                  SLOW_COMMIT_MS),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(uv_timer_init(&f->loop, &r->timer), 0);
+    r->timer.data = r;
+    assert_int_equal(uv_timer_start(&r->timer, rv_cb, 100, 0), 0);
+}
+
+static void rv_stop(struct rv *r)
+{
+    uv_close((uv_handle_t *)&r->timer, NULL);
+    rd_kafka_topic_partition_list_destroy(r->l);
+    uv_run(&r->f->loop, UV_RUN_NOWAIT); /* the close, while r is still there */
+}
+
+/* The group's committed offset of topic-0, asked by another client of the group. */
+static int64_t group_committed(struct fx *f, const char *topic)
+{
+    char err[256];
+    char gid[300];
+    snprintf(gid, sizeof(gid), "g-%s", topic);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->mock_rk);
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(cc, "group.id", gid, err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0);
+    assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    int64_t off = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+    return off;
+}
+
+struct rv_want {
+    struct fx *f;
+    size_t n; /* partitions the mapping was given in all */
+};
+
+static bool rv_assigned(void *arg)
+{
+    struct rv_want *w = arg;
+    return w->f->owner.n == w->n && w->f->ctx->lookups == NULL;
+}
+
+/* The source's state of the newest partition the mapping was given. */
+static struct kafka_part *rv_newest(struct fx *f)
+{
+    return f->owner.parts[f->owner.n - 1]->src;
+}
+
+/* A slow group coordinator: the answer to the commit on revoke comes SLOW_COMMIT_MS late. The
+ * loop keeps turning all that time (a 10 ms timer is never late by more than a fraction of it;
+ * with the commit waited for on the loop it was late by the whole delay); the partition stays
+ * assigned at librdkafka until the commit answered, so it is given up only once its
+ * acknowledged offset is committed, and nothing is left over. Then the same with an assignment
+ * of the partition right behind the revoke: it waits for the commit (so the revoke's
+ * rd_kafka_assign(NULL) cannot undo it) and its lookup finds the offset just committed.
+ * The rebalances are delivered by calling the callback as librdkafka would (see
+ * test_kafka_revoke_during_lookup_assigns_nothing; a real one, another member joining, makes
+ * the mock refuse the commit). */
+static void test_kafka_slow_commit_on_revoke_does_not_block_loop(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "rvk", 0);
+    struct rv_want w = {f, 1};
+    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    struct kafka_ctx *ctx = f->ctx;
+    assert_int_equal(rv_newest(f)->committed, 3);
+
+    struct rv r;
+    struct stall st;
+    rv_start(&r, f, "rvk", 5, false);
+    stall_start(&st, f);
+    assert_true(test_run_until(&f->loop, rv_over, &r, 30000));
+    stall_stop(&st);
+    fprintf(stderr, "slow OffsetCommit on revoke: longest loop stall %.1f ms, commit %.1f ms\n",
+            (double)st.max_gap_ns / 1e6, (double)(r.over_ns - r.revoked_ns) / 1e6);
+    if (st.max_gap_ns >= 1000 * 1000000ull) {
+        fail_msg("the loop stalled %.1f ms while revoked partitions were committed",
+                 (double)st.max_gap_ns / 1e6);
+    }
+    /* the delay was in effect, and the partition was given up only after it */
+    assert_true(r.over_ns - r.revoked_ns >= (SLOW_COMMIT_MS - 500) * 1000000ull);
+    assert_int_equal(r.assigned_while_pending, 1);
+    assert_true(f->owner.revoked[0]);
+    rd_kafka_topic_partition_list_t *now = NULL;
+    assert_int_equal(rd_kafka_assignment(ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(now->cnt, 0);
+    rd_kafka_topic_partition_list_destroy(now);
+    assert_true(!ctx->leftover || ctx->leftover->cnt == 0);
+    assert_int_equal(group_committed(f, "rvk"), 5);
+
+    /* assigned again, at 5; acknowledged up to 7, then revoked and at once assigned again */
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, r.l, ctx);
+    w.n = 2;
+    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    assert_int_equal(rv_newest(f)->start, 5);
+    struct rv r2; /* another timer: r's closes on the loop */
+    rv_start(&r2, f, "rvk", 7, true);
+    assert_true(test_run_until(&f->loop, rv_over, &r2, 30000));
+    assert_true(r2.deferred);
+    assert_int_equal(r2.assigned_while_pending, 1);
+    w.n = 3;
+    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    assert_true(f->owner.revoked[1]);
+    assert_false(f->owner.revoked[2]);
+    assert_int_equal(rv_newest(f)->start, 7);
+    assert_false(rv_newest(f)->revoked);
+    assert_int_equal(rd_kafka_assignment(ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(now->cnt, 1);
+    assert_int_equal(now->elems[0].offset, 7);
+    rd_kafka_topic_partition_list_destroy(now);
+    assert_int_equal(group_committed(f, "rvk"), 7);
+    rv_stop(&r);
+    rv_stop(&r2);
+}
+
+/* fini while the commit on revoke is in flight: it waits for the answer (bounded), commits the
+ * revoked partition no second time, and leaks nothing (the teardown's uv_loop_close; valgrind). */
+static void test_kafka_fini_during_revoke_commit(void **state)
+{
+    struct fx *f = *state;
+    slow_start(f, "rvfini", 0);
+    struct rv_want w = {f, 1};
+    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    struct rv r;
+    rv_start(&r, f, "rvfini", 5, false);
+    assert_true(test_run_until(&f->loop, rv_seen_pending, &r, 30000));
+    rv_stop(&r);
+    src_free(f);
+    assert_int_equal(log_count(f, "committed 1 partition(s) given up in a rebalance"), 1);
+    assert_int_equal(log_count(f, "committed 1 partition(s)"), 1); /* not again by fini */
+    assert_int_equal(group_committed(f, "rvfini"), 5);
 }
 
 int main(void)
@@ -1421,6 +1649,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kafka_revoke_during_lookup_assigns_nothing, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_fini_during_lookup, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_slow_commit_on_revoke_does_not_block_loop,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_fini_during_revoke_commit, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }
