@@ -6,10 +6,14 @@ tests/services; skipped without it unless CI=true."""
 
 import base64
 import json
+import uuid
 
-from fnserver import Reply
+import pytest
+
+from fnserver import FnServer, Reply
 from helpers import wait_until
-from test_kafka import JOIN_S, config, delivered, kafka_records, mapping, new_topic  # noqa: F401
+from test_kafka import (JOIN_S, assigned_offsets, config, delivered, kafka_records,  # noqa: F401
+                        mapping, new_topic)
 from test_kafka import kafka  # noqa: F401  (the fixture)
 import kafka_tools as kt
 
@@ -105,3 +109,48 @@ def test_msk_mapping_failed_record_goes_to_a_kafka_topic(tmp_path, fn, sluice, k
     assert payload["eventSource"] == "aws:kafka", payload
     assert base64.b64decode(payload["records"]["%s-0" % topic][0]["value"]) == b"poison"
     assert s.stop() == 0
+
+
+@pytest.mark.parametrize("kind", ["sqs", "http"])
+def test_kafka_batch_to_sqs_and_http_destinations(tmp_path, fn, sluice, kafka, kind):
+    """A Kafka batch that exhausts its retries goes to an SQS queue (fauxqs) or an http(s)
+    endpoint as one invocation record with AWS's KafkaBatchInfo: one recordsInfo member per
+    partition of the batch, offsets as strings; SQS without the payload (as AWS), http with it;
+    the offsets are committed past the records once the destination has them."""
+    from test_destinations import sqs_call, sqs_endpoint, sqs_receive_all
+    topic = new_topic(2)
+    kt.produce(kafka["KAFKA_BOOTSTRAP"], topic,
+               [{"partition": p, "value": "p%d-%d" % (p, o)} for p in (0, 1) for o in range(2)])
+    fn.set_default(Reply(500, body={"errorMessage": "always"}))
+    with FnServer() as dest:
+        if kind == "sqs":
+            ep = sqs_endpoint()
+            target = sqs_call(ep, "CreateQueue",
+                              {"QueueName": "k-dlq-" + uuid.uuid4().hex[:10]})["QueueUrl"]
+        else:
+            target = dest.url + "/dest"
+        m = mapping(kafka, topic, "hook", "g-" + topic, batch=10,
+                    MaximumBatchingWindowInSeconds=2, MaximumRetryAttempts=0,
+                    DestinationConfig={"OnFailure": {"Destination": target}})
+        s = sluice(config(tmp_path, fn, [m]))
+        if kind == "sqs":
+            msgs = sqs_receive_all(ep, target, 1, timeout=JOIN_S)
+            assert len(msgs) == 1, msgs
+            doc = json.loads(msgs[0]["Body"])
+        else:
+            wait_until(lambda: len(dest.requests()) >= 1, JOIN_S, "the record", proc=s)
+            doc = dest.requests()[0].json
+        assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted", doc
+        assert doc["responseContext"]["functionError"] == "Unhandled", doc
+        info = doc["KafkaBatchInfo"]
+        assert info["batchSize"] == 4, info
+        assert info["bootstrapServers"] == kafka["KAFKA_BOOTSTRAP"], info
+        ri = info["recordsInfo"]
+        assert sorted(ri) == ["%s-0" % topic, "%s-1" % topic], info
+        for v in ri.values():
+            assert (v["firstRecordOffset"], v["lastRecordOffset"]) == ("0", "1"), info
+        assert ("payload" in doc) == (kind == "http"), sorted(doc)
+        assert s.stop() == 0
+        s.start()
+        wait_until(lambda: len(assigned_offsets(s)) == 2, JOIN_S, "assignment", proc=s)
+        assert assigned_offsets(s) == {"%s-0" % topic: 2, "%s-1" % topic: 2}, s.log()
