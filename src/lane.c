@@ -1017,6 +1017,28 @@ static void lane_take(struct sl_lane *ln, struct sl_lane *src, size_t n)
     }
 }
 
+/* A batch of up to n records is due at due: true when it is to be formed now (the lane has
+ * room for it, its batch is empty); otherwise the lane's timer is armed for when it is due, or
+ * to try again after running out of memory. */
+static bool lane_may_form(struct sl_lane *ln, int64_t due, size_t n)
+{
+    struct sl_mapping *m = ln->mp->m;
+    int64_t now = sl_mapping_now(m);
+    if (due > now) {
+        uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(due - now), 0);
+        return false;
+    }
+    if (!lane_grow(ln, n)) {
+        sl_log_error(LANE_COMP, m->name, "out of memory forming a batch of %s, retrying",
+                     ln->mp->part->name);
+        uv_timer_start(&ln->timer, lane_timer_cb, LANE_RETRY_MS, 0);
+        return false;
+    }
+    uv_timer_stop(&ln->timer);
+    ln->n = 0;
+    return true;
+}
+
 /* Starts the batch just taken into ln->items. */
 static void lane_start(struct sl_lane *ln)
 {
@@ -1099,19 +1121,9 @@ static void lane_dispatch_spanning(struct sl_lane *ln)
         window_start = other->first_wait_ms < window_start ? other->first_wait_ms : window_start;
     }
     int64_t due = oversize ? INT64_MIN : sl_batcher_due_ms(&m->lim, total, bytes, window_start);
-    int64_t now = sl_mapping_now(m);
-    if (due > now) {
-        uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(due - now), 0);
+    if (!lane_may_form(ln, due, total)) {
         return;
     }
-    if (!lane_grow(ln, total)) {
-        sl_log_error(LANE_COMP, m->name, "out of memory forming a batch of %s, retrying",
-                     mp->part->name);
-        uv_timer_start(&ln->timer, lane_timer_cb, LANE_RETRY_MS, 0);
-        return;
-    }
-    uv_timer_stop(&ln->timer);
-    ln->n = 0;
     lane_take(ln, ln, own);
     mp->carrier = ln;
     for (size_t k = 1; !oversize && k < m->n_parts && ln->n < total; k++) {
@@ -1167,19 +1179,9 @@ void sl_lane_dispatch(struct sl_lane *ln)
                                : ln->last_end_ms;
     int64_t due =
         stop_at_oversize ? INT64_MIN : sl_batcher_due_ms(&m->lim, waiting, bytes, window_start);
-    int64_t now = sl_mapping_now(m);
-    if (due > now) {
-        uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(due - now), 0);
+    if (!lane_may_form(ln, due, waiting)) {
         return;
     }
-    if (!lane_grow(ln, waiting)) {
-        sl_log_error(LANE_COMP, m->name, "out of memory forming a batch of %s, retrying",
-                     mp->part->name);
-        uv_timer_start(&ln->timer, lane_timer_cb, LANE_RETRY_MS, 0);
-        return;
-    }
-    uv_timer_stop(&ln->timer);
-    ln->n = 0;
     lane_take(ln, ln, waiting);
     lane_start(ln);
 }
