@@ -266,7 +266,6 @@ struct kafka_ctx {
     uint64_t revoke_seq;             /* the last commit on revoke sent */
     struct kafka_deferred *deferred; /* rebalances that came meanwhile, oldest first */
     struct kafka_logged logged[8];
-    uint64_t kicks;        /* stalled fetchers woken (kafka_kick_if_stalled) */
     uint64_t stall_msgs;   /* queued.min.messages */
     uint64_t stall_bytes;  /* queued.max.messages.kbytes, in bytes */
     int64_t secfail_at_ms; /* the last authentication/TLS/ACL failure, or 0 */
@@ -2394,7 +2393,6 @@ static void kafka_kick_if_stalled(struct kafka_ctx *ctx, struct kafka_part *kp, 
     }
     rd_kafka_topic_partition_list_destroy(l);
     kp->maybe_stalled = false;
-    ctx->kicks++;
 }
 
 static void kafka_tick(uv_timer_t *t)
@@ -2487,6 +2485,24 @@ static int kafka_take(struct kafka_part *kp, const rd_kafka_message_t *msg, int6
     return added > INT32_MAX ? INT32_MAX : (int)added;
 }
 
+/* Whether a partition queue that held queued messages before got of them were taken into
+ * msgs was at the limits that stop librdkafka's fetching (queued.min.messages, or about
+ * queued.max.messages.kbytes at the taken messages' average size). */
+static bool kafka_queue_was_full(const struct kafka_ctx *ctx,
+                                 rd_kafka_message_t *const *msgs,
+                                 size_t got,
+                                 size_t queued)
+{
+    if (queued >= ctx->stall_msgs) {
+        return true;
+    }
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < got; i++) {
+        bytes += msgs[i]->len + msgs[i]->key_len;
+    }
+    return (uint64_t)queued * (bytes / got) >= ctx->stall_bytes;
+}
+
 /* Appends up to max_records records (about max_bytes) from kp's stash, then from its queue
  * (see "About fetching"). */
 static int kafka_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
@@ -2527,13 +2543,8 @@ static int kafka_fetch(void *vctx, struct sl_part *part, size_t max_records, siz
         if (got <= 0) {
             break;
         }
-        uint64_t chunk_bytes = 0;
-        for (ssize_t i = 0; i < got; i++) {
-            chunk_bytes += kp->stage[i]->len + kp->stage[i]->key_len;
-        }
-        if (queued >= ctx->stall_msgs ||
-            (uint64_t)queued * (chunk_bytes / (uint64_t)got) >= ctx->stall_bytes) {
-            kp->maybe_stalled = true; /* until the kick */
+        if (!kp->maybe_stalled) { /* once set, it stays until the kick */
+            kp->maybe_stalled = kafka_queue_was_full(ctx, kp->stage, (size_t)got, queued);
         }
         kp->st_head = 0;
         kp->st_n = (size_t)got;

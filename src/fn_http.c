@@ -192,21 +192,13 @@ static int http_invoke(void *vctx, const char *body, size_t body_len, sl_invoke_
         .connect_timeout_ms = (long)ctx->connect_timeout_ms,
         .max_response_bytes = SL_FUNCTION_MAX_RESPONSE_BYTES,
     };
-    int r = sl_httpc_request(ctx->httpc, &req, http_done, inv);
-    if (r < 0) {
-        sl_free(inv);
-        return r;
-    }
-    sl_invocation_link(&ctx->inflight, &inv->base);
-    return 0;
+    return sl_invocation_send(ctx->httpc, &ctx->inflight, &req, http_done, &inv->base);
 }
 
 static void http_stop(void *vctx)
 {
     struct http_ctx *ctx = vctx;
-    for (struct sl_invocation *inv = ctx->inflight; inv; inv = inv->next) {
-        (void)sl_httpc_cancel(ctx->httpc, inv);
-    }
+    sl_invocation_cancel_all(ctx->httpc, ctx->inflight);
 }
 
 static void http_fini(void *vctx)

@@ -404,21 +404,13 @@ static int lambda_invoke(void *vctx, const char *body, size_t body_len, sl_invok
         req.username = ctx->creds.access_key_id;
         req.password = ctx->creds.secret_access_key;
     }
-    int r = sl_httpc_request(ctx->httpc, &req, lambda_done, inv);
-    if (r < 0) {
-        sl_free(inv);
-        return r;
-    }
-    sl_invocation_link(&ctx->inflight, &inv->base);
-    return 0;
+    return sl_invocation_send(ctx->httpc, &ctx->inflight, &req, lambda_done, &inv->base);
 }
 
 static void lambda_stop(void *vctx)
 {
     struct lambda_ctx *ctx = vctx;
-    for (struct sl_invocation *inv = ctx->inflight; inv; inv = inv->next) {
-        (void)sl_httpc_cancel(ctx->httpc, inv);
-    }
+    sl_invocation_cancel_all(ctx->httpc, ctx->inflight);
 }
 
 static void lambda_fini(void *vctx)

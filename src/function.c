@@ -106,6 +106,28 @@ void sl_invocation_complete(struct sl_invocation **head,
     cb(arg, res);
 }
 
+int sl_invocation_send(struct sl_httpc *httpc,
+                       struct sl_invocation **head,
+                       const struct sl_http_req *req,
+                       void (*cb)(void *inv, const struct sl_http_resp *resp),
+                       struct sl_invocation *inv)
+{
+    int r = sl_httpc_request(httpc, req, cb, inv);
+    if (r < 0) {
+        sl_free(inv);
+        return r;
+    }
+    sl_invocation_link(head, inv);
+    return 0;
+}
+
+void sl_invocation_cancel_all(struct sl_httpc *httpc, struct sl_invocation *head)
+{
+    for (struct sl_invocation *inv = head; inv; inv = inv->next) {
+        (void)sl_httpc_cancel(httpc, inv);
+    }
+}
+
 int sl_function_new(const struct sl_function_conf *conf,
                     const struct sl_function_env *env,
                     struct sl_function **ret_fn,

@@ -123,7 +123,19 @@ void sl_invocation_complete(struct sl_invocation **head,
                             struct sl_invocation *inv,
                             const struct sl_invoke_result *res);
 
+struct sl_http_req;
 struct sl_http_resp;
+
+/* For the HTTP-based types: sends req through httpc, inv's record being the request's
+ * argument (cb gets it back), and links inv into *head. When the request cannot start, frees
+ * inv's record and returns the error; else 0. */
+SL_NODISCARD int sl_invocation_send(struct sl_httpc *httpc,
+                                    struct sl_invocation **head,
+                                    const struct sl_http_req *req,
+                                    void (*cb)(void *inv, const struct sl_http_resp *resp),
+                                    struct sl_invocation *inv);
+/* Cancels every HTTP request on the list head (each still ends through its callback). */
+void sl_invocation_cancel_all(struct sl_httpc *httpc, struct sl_invocation *head);
 
 /* Starts the result of an HTTP-based invocation from curl's answer: status, no retry-after,
  * detail pointing at detail (len bytes). When there is no HTTP answer to classify (a body over

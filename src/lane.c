@@ -131,9 +131,6 @@ static void lane_release_parts(struct sl_lane *ln)
             ln->items[i].mp->carrier = NULL;
         }
     }
-    if (ln->mp->carrier == ln) {
-        ln->mp->carrier = NULL;
-    }
     ln->n = 0;
     ln->n_todo = 0;
 }
@@ -764,16 +761,6 @@ static size_t lane_expired_front(struct sl_lane *ln)
     int64_t oldest = sl_clock_wall_ms(m->env.clock) - max_age_s * 1000;
     size_t n = ln->cur.hi - ln->cur.lo;
     size_t count = 0;
-    bool one_part = true;
-    for (size_t i = ln->cur.lo; i < ln->cur.hi; i++) {
-        one_part = one_part && ln->items[i].mp == ln->items[ln->cur.lo].mp;
-    }
-    if (one_part) {
-        while (count < n && lane_rec(ln, ln->cur.lo + count)->arrival_ms < oldest) {
-            count++;
-        }
-        return count;
-    }
     bool *expired = sl_calloc(n, sizeof(*expired));
     if (!expired) {
         return SIZE_MAX;
