@@ -412,20 +412,32 @@ static struct sl_function_conf *config_function_add(struct config_ctx *cc)
     return fc;
 }
 
-/* Adds an adapter's check() message. When it starts with one of the adapter's keys ("url: must
- * be ..."), the key joins the JSON path ("$.functions.hook.url: must be ..."). */
-static void config_add_check_error(
-    struct config_ctx *cc, const char *path, const struct sl_opt *table, const char *errbuf, int r)
+/* Adds an adapter's check() message, one error per line of it. When a line starts with one of
+ * the adapter's keys, or of extra's ("url: must be ..."), the key joins the JSON path
+ * ("$.functions.hook.url: must be ..."). */
+static void config_add_check_error(struct config_ctx *cc,
+                                   const char *path,
+                                   const struct sl_opt *table,
+                                   const struct sl_opt *extra,
+                                   const char *errbuf,
+                                   int r)
 {
     const char *msg = errbuf[0] ? errbuf : sl_strerror(r);
-    for (const struct sl_opt *o = table; o && o->name; o++) {
-        size_t len = strlen(o->name);
-        if (strncmp(msg, o->name, len) == 0 && (msg[len] == ':' || msg[len] == '.')) {
-            config_err(cc, "%s: %s.%s", cc->file, path, msg);
-            return;
+    while (*msg) {
+        size_t n = strcspn(msg, "\n");
+        bool keyed = false;
+        const struct sl_opt *tables[] = {table, extra};
+        for (size_t t = 0; t < SL_ARRAY_LEN(tables) && !keyed; t++) {
+            for (const struct sl_opt *o = tables[t]; o && o->name && !keyed; o++) {
+                size_t len = strlen(o->name);
+                keyed = len < n && strncmp(msg, o->name, len) == 0 &&
+                        (msg[len] == ':' || msg[len] == '.');
+            }
         }
+        config_err(cc, keyed ? "%s: %s.%.*s" : "%s: %s: %.*s", cc->file, path, (int)n, msg);
+        msg += n;
+        msg += *msg == '\n';
     }
-    config_err(cc, "%s: %s: %s", cc->file, path, msg);
 }
 
 static void config_append_types(struct sl_buf *b, int *r)
@@ -453,12 +465,12 @@ static int config_function_check(struct config_ctx *cc,
         r = sl_opt_apply(&t, 1, opts, cc->file, path, cc->errs);
         cc->failed = cc->failed || r < 0;
         if (r == 0) {
-            char errbuf[512] = "";
+            char errbuf[4096] = "";
             r = ops->check(ctx, errbuf, sizeof(errbuf));
             if (r == SL_ENOMEM) {
                 /* reported below */
             } else if (r < 0) {
-                config_add_check_error(cc, path, ops->opts, errbuf, r);
+                config_add_check_error(cc, path, ops->opts, NULL, errbuf, r);
                 r = SL_ECONFIG;
             }
         }
@@ -1092,10 +1104,10 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
     }
     sl_free(smk_arn);
     if (r == 0 && src) {
-        char errbuf[512] = "";
+        char errbuf[1024] = "";
         r = src->check(targets[1].base, mc->core.event_source_arn, errbuf, sizeof(errbuf));
         if (r < 0 && r != SL_ENOMEM) {
-            config_add_check_error(cc, path, src->opts, errbuf, r);
+            config_add_check_error(cc, path, src->opts, sl_config_mapping_opts, errbuf, r);
             r = SL_ECONFIG;
         }
     }

@@ -10,7 +10,8 @@
  * "scheme://" (or the start, without a scheme) up to the first '/', '?' or '#'. When a raw '/'
  * or '?' sits inside a password the authority seen that way ends inside the password, and its
  * "port" is not a number: then everything up to the last '@' before the fragment is taken as
- * the user-info. It never logs; only sl_url_check allocates (curl's parser). Any thread. */
+ * the user-info. A file:// URL keeps its '?' and '#': they are glob or file name characters
+ * there, not a query. It never logs. Any thread. */
 #include "url.h"
 
 #include <ctype.h>
@@ -20,6 +21,8 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+
+#include "alloc.h"
 
 struct url_out {
     char *buf;
@@ -112,13 +115,21 @@ const char *sl_url_redact(const char *url, char *buf, size_t len)
     } else {
         url_put(&o, auth, alen);
     }
-    size_t plen = strcspn(rest, "?#");
+    /* A file URL has no query: '?' is a glob character of its path. */
+    bool file = sl == 7 && strncasecmp(url, "file", 4) == 0;
+    size_t plen = strcspn(rest, file ? "" : "?#");
     url_put(&o, rest, plen);
     if (rest[plen] == '?') {
         url_put(&o, "?***", 4);
     }
     buf[o.n] = '\0';
     return buf;
+}
+
+char *sl_url_redact_dup(const char *url)
+{
+    char buf[SL_URL_REDACTED_MAX];
+    return sl_strdup(sl_url_redact(url, buf, sizeof(buf)));
 }
 
 static void url_allowed(char *out, size_t len, const char *const *schemes, bool no_query)

@@ -408,7 +408,8 @@ static void test_unknown_scheme(void **state)
                     "\"LATEST\"}]}");
     assert_int_equal(r, SL_ECONFIG);
     assert_int_equal(f->errs.n, 1);
-    expect_sub(f, ": $.mappings[0]: \"file://relative/*.log\"");
+    expect_sub(f, ": $.mappings[0].EventSourceArn: \"file://relative/*.log\": the path must be "
+                  "absolute");
 }
 
 static void test_function_types(void **state)
@@ -430,7 +431,9 @@ static void test_function_types(void **state)
     expect_one(f,
                "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":\"ftp://x\"}},"
                "\"mappings\":[" MAP_OK "}]}",
-               "$.functions.hook.url: must be an http:// or https:// URL with a host");
+               "$.functions.hook.url: \"ftp://x\" has a scheme sluice does not speak here; "
+               "allowed: an http:// or https:// URL with a host and an optional port from 1 to "
+               "65535");
 }
 
 static void test_function_name_resolution(void **state)

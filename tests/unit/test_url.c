@@ -34,6 +34,7 @@ static void test_url_redact_user_info(void **state)
     expect_redacted("http://a:b@c@host", "http://***@host");
     expect_redacted("http://host:8080/x", "http://host:8080/x");
     expect_redacted("file:///var/dlq", "file:///var/dlq");
+    expect_redacted("file:///var/log/app-?.log", "file:///var/log/app-?.log");
     expect_redacted("kafka://orders-dlq", "kafka://orders-dlq");
 }
 
