@@ -1,16 +1,18 @@
 """CLI: validate, run on a bad config, version/options/--help, SIGTERM/SIGINT drain."""
 
+import contextlib
 import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
 
 from fnserver import Reply
-from helpers import (base_config, file_mapping, http_fn, run_cli, sluice_env, wait_until,
-                     write_config, write_lines)
+from helpers import (base_config, file_mapping, http_fn, missing, run_cli, sluice_env,
+                     wait_until, write_config, write_lines)
 
 
 def bad_config(tmp_path, url):
@@ -126,6 +128,48 @@ def test_run_bad_config_never_starts(tmp_path, fn, sluice_bin):
     assert fn.count() == 0
     state = tmp_path / "state"
     assert not state.exists() or not os.listdir(state), "a bad config wrote state"
+
+
+@contextlib.contextmanager
+def unwritable_dir(path):
+    """Makes the existing directory `path` one this process's children cannot create files in:
+    mode 0555 for a normal user; as root (which ignores modes) the immutable attribute."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        try:
+            yield
+        finally:
+            os.chmod(path, 0o755)
+        return
+    r = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        missing("chattr +i on %s (%s)" % (path, r.stderr.strip()))
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_run_unwritable_state_dir_exits_before_reading(tmp_path, fn, sluice):
+    """An existing state_dir sluice cannot write in: exit 1 at start, naming the directory and
+    the reason, before a record is read (never deliver what could not be checkpointed)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    log = tmp_path / "in.log"
+    write_lines(log, ["must not be delivered"])
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url)}, [file_mapping(log, "hook")],
+                      state_dir=str(state))
+    with unwritable_dir(state):
+        s = sluice(cfg, args=["--until-idle=1"])
+        rc = s.wait(15)
+    assert rc == 1, (rc, s.log_tail())
+    assert fn.count() == 0, "delivered before finding the state directory unwritable"
+    text = s.log()
+    line = [ln for ln in text.splitlines() if str(state) in ln and "error" in ln]
+    assert line, text
+    assert re.search(r"[Pp]ermission denied|[Oo]peration not permitted|[Rr]ead-only", line[0]), \
+        line[0]
+    assert not os.listdir(state)
 
 
 def test_version(sluice_bin):
