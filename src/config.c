@@ -252,6 +252,107 @@ static cJSON *config_parse(const char *file, const char *text, struct sl_errlist
     return NULL;
 }
 
+/* One open object or array while config_find_nul walks the text. */
+struct config_level {
+    size_t path_len; /* length of the path of this container in the path buffer */
+    int index;       /* arrays: the element being read */
+    bool array;
+};
+
+/* Reads the JSON string token at *p (its opening quote): returns whether it holds the escape
+ * \u0000, and appends its text (escapes kept as written, NUL cut) to key when key is not NULL.
+ * Leaves *p past the closing quote. The text is valid JSON (cJSON parsed it). */
+static bool config_scan_string(const char **p, struct sl_buf *key, int *r)
+{
+    const char *s = *p + 1;
+    bool nul = false;
+    bool cut = false;
+    while (*s && *s != '"') {
+        size_t n = *s == '\\' && s[1] ? 2 : 1;
+        if (n == 2 && s[1] == 'u' && strncmp(s + 2, "0000", 4) == 0) {
+            nul = true;
+            cut = true;
+            n = 6;
+        }
+        if (key && !cut) {
+            *r |= sl_buf_append(key, s, n);
+        }
+        s += n;
+    }
+    *p = *s ? s + 1 : s;
+    return nul;
+}
+
+/* cJSON ends a string at "\u0000" and silently drops the rest, so a value would be cut short
+ * (a password, a path, a header): refuse it, naming the string by its JSON path. Walks the raw
+ * text, which cJSON already found valid. Returns 0, SL_ECONFIG (errors added) or SL_ENOMEM. */
+static int config_find_nul(const char *file, const char *text, struct sl_errlist *errs)
+{
+    if (!strstr(text, "\\u0000")) {
+        return 0;
+    }
+    struct config_level *st = sl_calloc(CJSON_NESTING_LIMIT + 2, sizeof(*st));
+    struct sl_buf path, key;
+    sl_buf_init(&path);
+    sl_buf_init(&key);
+    int r = st ? sl_buf_puts(&path, "$") : SL_ENOMEM;
+    int depth = 0;
+    bool want_key = false;
+    int result = 0;
+    for (const char *p = text; r == 0 && *p;) {
+        char c = *p;
+        if (c == '{' || c == '[') {
+            if (depth > CJSON_NESTING_LIMIT) {
+                break;
+            }
+            st[++depth] = (struct config_level){.path_len = path.len, .array = c == '['};
+            want_key = c == '{';
+            if (c == '[') {
+                r |= sl_buf_puts(&path, "[0]");
+            }
+            p++;
+        } else if (c == '}' || c == ']') {
+            sl_buf_truncate(&path, st[depth].path_len);
+            depth--;
+            want_key = false;
+            p++;
+        } else if (c == ',') {
+            sl_buf_truncate(&path, st[depth].path_len);
+            if (st[depth].array) {
+                r |= sl_buf_printf(&path, "[%d]", ++st[depth].index);
+            }
+            want_key = !st[depth].array;
+            p++;
+        } else if (c == '"' && want_key) {
+            sl_buf_truncate(&key, 0);
+            bool nul = config_scan_string(&p, &key, &r);
+            r |= sl_buf_printf(&path, ".%s", key.len ? key.data : "");
+            if (nul && r == 0) {
+                sl_errlist_add(errs,
+                               "%s: %s: the key contains \\u0000 (a NUL character), which would "
+                               "cut it short; allowed: keys without \\u0000",
+                               file, path.data);
+                result = SL_ECONFIG;
+            }
+            want_key = false;
+        } else if (c == '"') {
+            if (config_scan_string(&p, NULL, &r) && r == 0) {
+                sl_errlist_add(errs,
+                               "%s: %s: the string contains \\u0000 (a NUL character), which "
+                               "would cut the value short; allowed: strings without \\u0000",
+                               file, path.data);
+                result = SL_ECONFIG;
+            }
+        } else {
+            p++;
+        }
+    }
+    sl_buf_fini(&path);
+    sl_buf_fini(&key);
+    sl_free(st);
+    return r ? SL_ENOMEM : result;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* ${VAR} expansion */
 
@@ -1260,8 +1361,13 @@ int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errli
         r = SL_ECONFIG;
         goto fail;
     }
-    r = config_expand(root, "$", file, errs);
+    r = config_find_nul(file, text, errs);
+    if (r == SL_ENOMEM) {
+        goto fail;
+    }
     cc.failed = r < 0;
+    r = config_expand(root, "$", file, errs);
+    cc.failed = cc.failed || r < 0;
     if (r == SL_ENOMEM) {
         goto fail;
     }
