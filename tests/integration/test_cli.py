@@ -253,3 +253,22 @@ def test_log_format_json(tmp_path, fn, sluice):
     assert lines, "no log output at debug level"
     for ln in lines:
         json.loads(ln)  # every line is one JSON object
+
+
+def test_human_log_escapes_terminal_sequences(tmp_path, sluice):
+    """A function's stderr and a file name holding ESC [31m: the human log writes the escape
+    as text (\\x1b), so the log cannot drive the reader's terminal or split a line."""
+    (tmp_path / "in").mkdir()
+    log = tmp_path / "in" / "a\x1b[31mred.log"
+    write_lines(log, ["one"])
+    script = "printf 'MARK\\033[31mRED\\033[0m\\n' >&2; cat >/dev/null; echo '{}'"
+    cfg = base_config(tmp_path, {"fx": {"type": "exec", "command": ["/bin/sh", "-c", script],
+                                        "timeout": 30}},
+                      [file_mapping(str(tmp_path / "in" / "*.log"), "fx")])
+    s = sluice(cfg, args=["--log-format", "human"])
+    wait_until(lambda: "MARK" in s.log(), 15, "the function's stderr in the log", proc=s)
+    assert s.stop() == 0
+    text = s.log()
+    assert "\x1b" not in text, [ln for ln in text.splitlines() if "\x1b" in ln]
+    assert "MARK\\x1b[31mRED\\x1b[0m" in text, text
+    assert "a\\x1b[31mred.log" in text, text
