@@ -110,6 +110,81 @@ def test_validate_broken_json(tmp_path, sluice_bin, text, what):
     assert "broken.json" in r.stderr, r.stderr
 
 
+FRAMING_HEADERS = ["Content-Length", "transfer-encoding", "CONNECTION", "Host", "Expect"]
+
+
+def test_validate_refuses_framing_headers(tmp_path, fn, sluice_bin):
+    """Headers that frame the request are refused, each with its JSON path, all of them (not
+    only the first); an ordinary header beside them is fine."""
+    headers = {"X-Ok": "1"}
+    headers.update({h: "5" for h in FRAMING_HEADERS})
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url, headers=headers)},
+                      [file_mapping(str(tmp_path / "in.log"), "hook")])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    for h in FRAMING_HEADERS:
+        hits = [ln for ln in r.stderr.splitlines() if "$.functions.hook.headers.%s:" % h in ln]
+        assert len(hits) == 1, (h, r.stderr)
+        assert "allowed" in hits[0] and "framing" in hits[0], hits[0]
+    assert "X-Ok" not in r.stderr, r.stderr
+
+
+def test_validate_url_ports_hosts_schemes(tmp_path, sluice_bin):
+    """Every URL option is checked (function url and endpoint, destination), each error shows
+    the value, redacted: a port out of range no longer passes validate to be retried forever."""
+    log = str(tmp_path / "in.log")
+    m0 = file_mapping(log, "hook")
+    m0["DestinationConfig"] = {"OnFailure": {"Destination": "http://127.0.0.1:70000/d"}}
+    m1 = file_mapping(log, "remote")
+    m1["DestinationConfig"] = {"OnFailure": {"Destination": "https://carol:hunter2@/d?sig=tok"}}
+    cfg = base_config(tmp_path, {"hook": http_fn("http://127.0.0.1:99999/"),
+                                 "remote": {"type": "lambda", "endpoint": "ftp://127.0.0.1:1",
+                                            "function_name": "function"},
+                                 "other": http_fn("http://alice:hunter2@127.0.0.1:0/?t=tok")},
+                      [m0, m1])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    want = [
+        ("$.functions.hook.url:", '"http://127.0.0.1:99999/"', "port"),
+        ("$.functions.remote.endpoint:", '"ftp://127.0.0.1:1"', "scheme"),
+        ("$.functions.other.url:", '"http://***@127.0.0.1:0/?***"', "port"),
+        ("$.mappings[0].DestinationConfig.OnFailure.Destination:", '"http://127.0.0.1:70000/d"',
+         "port"),
+        ("$.mappings[1].DestinationConfig.OnFailure.Destination:", '"https://***@/d?***"',
+         "host"),
+    ]
+    lines = r.stderr.splitlines()
+    for jpath, value, what in want:
+        hits = [ln for ln in lines if jpath in ln]
+        assert hits and value in hits[0] and what in hits[0] and "allowed" in hits[0], \
+            (jpath, value, r.stderr)
+    assert "hunter2" not in r.stderr and "tok" not in r.stderr, r.stderr
+
+
+def test_validate_refuses_nul_in_strings(tmp_path, fn, sluice_bin):
+    """cJSON cuts a string at \\u0000: refuse it, naming the string's JSON path."""
+    log = str(tmp_path / "in.log")
+    text = json.dumps(base_config(tmp_path, {"hook": http_fn(fn.url, headers={"X-T": "aXb"})},
+                                  [file_mapping(log, "hook")]))
+    text = text.replace("aXb", "a\\u0000b")
+    path = write_config(tmp_path, text)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    hits = [ln for ln in r.stderr.splitlines() if "$.functions.hook.headers.X-T:" in ln]
+    assert hits and "\\u0000" in hits[0], r.stderr
+
+
+def test_validate_relative_file_arn_names_the_key(tmp_path, fn, sluice_bin):
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url)},
+                      [file_mapping("relative/*.log", "hook")])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "$.mappings[0].EventSourceArn: \"file://relative/*.log\"" in r.stderr, r.stderr
+
+
 def test_validate_missing_file(tmp_path, sluice_bin):
     r = run_cli(sluice_bin, "validate", str(tmp_path / "nope.json"))
     assert r.returncode == 2, r.stderr
