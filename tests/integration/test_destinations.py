@@ -306,3 +306,22 @@ def test_url_credentials_and_query_never_logged(tmp_path, fn, sluice, fmt):
         # the function and the destination did get the credentials
         assert fn.requests()[0].header("Authorization", "").startswith("Basic ")
         assert dest.requests()[0].header("Authorization", "").startswith("Basic ")
+
+
+def test_sqs_endpoint_credentials_never_logged(tmp_path, fn, sluice):
+    """An SQS queue ARN sent to an endpoint from the environment that carries user:password and
+    a query: the failing GetQueueUrl is logged with the endpoint redacted."""
+    log = tmp_path / "in.log"
+    write_lines(log, ["bad"])
+    fn.set_default(Reply(500))
+    with FnServer(default=Reply(500)) as ep:
+        env = {"AWS_ENDPOINT_URL_SQS": ep.url.replace("http://", "http://sam:EPPASSWORD@") +
+               "/?sig=EPTOKEN"}
+        cfg = failing_cfg(tmp_path, fn, [log], "arn:aws:sqs:us-east-1:123456789012:dlq", batch=1)
+        s = sluice(cfg, args=["--log-level", "debug"], env_extra=env)
+        wait_until(lambda: ep.count() >= 2, 15, "2 GetQueueUrl attempts", proc=s)
+        wait_until(lambda: "failed" in s.log(), 15, "a destination failure in the log", proc=s)
+        assert s.stop() == 0
+        text = s.log()
+        for secret in ("EPPASSWORD", "EPTOKEN", "sam:"):
+            assert secret not in text, "%s logged:\n%s" % (secret, text)
