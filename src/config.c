@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "function.h"
 #include "source.h"
+#include "url.h"
 
 #define CONFIG_MAX_FILE_BYTES (16u * 1024u * 1024u) /* a config bigger than this is a mistake */
 #define CONFIG_UUID_MAX       128
@@ -932,13 +933,16 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
         return;
     }
     const struct sl_sink_ops *sink = sl_sink_for(d->valuestring);
-    char errbuf[512] = "";
+    char errbuf[1024] = "";
+    /* Shown redacted: a destination URL may carry a password or a token (url.h). */
+    char shown[SL_URL_REDACTED_MAX];
+    (void)sl_url_redact(d->valuestring, shown, sizeof(shown));
     if (!sink) {
         config_err(cc,
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is not a "
                    "destination sluice can write; allowed: file:///dir, http(s)://..., "
                    "arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL, kafka://TOPIC",
-                   file, path, d->valuestring);
+                   file, path, shown);
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_err(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
     } else if (sink->one_doc_per_record && strcmp(mc->source->name, "kafka") != 0) {
@@ -946,12 +950,12 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\": kafka:// "
                    "destinations are for Kafka mappings (the topic is in the source's "
                    "cluster); allowed: file:///dir, http(s)://..., an SQS queue ARN or URL",
-                   file, path, d->valuestring);
+                   file, path, shown);
     } else if (config_is_source_topic(mc->json, d->valuestring)) {
         config_err(cc,
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is the source "
                    "topic; allowed: another topic of the same cluster",
-                   file, path, d->valuestring);
+                   file, path, shown);
     } else {
         mc->on_failure = d->valuestring;
     }
@@ -1161,7 +1165,11 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
             struct sl_buf b;
             int e = 0;
             sl_buf_init(&b);
-            char *q = cJSON_PrintUnformatted(arn);
+            /* Shown redacted: a URL of a source to come may carry credentials (url.h). */
+            char shown[SL_URL_REDACTED_MAX];
+            cJSON *qs = cJSON_CreateString(sl_url_redact(arn->valuestring, shown, sizeof(shown)));
+            char *q = qs ? cJSON_PrintUnformatted(qs) : NULL;
+            cJSON_Delete(qs);
             e |= q ? 0 : SL_ENOMEM;
             e |= sl_buf_printf(&b, "%s: %s.EventSourceArn: %s has an unknown scheme; allowed: ",
                                cc->file, path, q ? q : "");

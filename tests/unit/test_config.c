@@ -681,6 +681,23 @@ static void test_url_values_checked(void **state)
     }
 }
 
+static void test_url_secrets_not_in_errors(void **state)
+{
+    struct fixture *f = *state;
+    expect_mapping_error(f,
+                         ",\"DestinationConfig\":{\"OnFailure\":{\"Destination\":"
+                         "\"gopher://u:hunter2@h/x?t=tok\"}}",
+                         "$.mappings[0].DestinationConfig.OnFailure.Destination: "
+                         "\"gopher://***@h/x?***\" is not a destination sluice can write; "
+                         "allowed: file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE "
+                         "or an SQS queue URL, kafka://TOPIC");
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+               "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
+               "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" has an unknown "
+               "scheme; allowed: file://..., kafka://..., arn:aws:kafka:...");
+}
+
 static void test_nul_in_strings(void **state)
 {
     struct fixture *f = *state;
@@ -802,6 +819,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_hidden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_framing_headers_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_values_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_secrets_not_in_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_in_strings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_collected, setup, teardown),
         cmocka_unit_test(test_print_options),
