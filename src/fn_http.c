@@ -50,7 +50,8 @@ static const struct sl_opt http_opts[] = {
      offsetof(struct http_ctx, connect_timeout_ms), 0, NULL,
      "Time allowed to open the connection (DNS, TCP, TLS)."},
     {"headers", SL_OPT_STRMAP, NULL, 1, 0, offsetof(struct http_ctx, headers), SL_OPT_SECRET, NULL,
-     "Extra request headers (values may be secrets; never logged)."},
+     "Extra request headers (values may be secrets; never logged); not Content-Length, "
+     "Transfer-Encoding, Connection, Host or Expect, which frame the request."},
     {0},
 };
 
