@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* config.c: the configuration file. It owns reading one JSON file, expanding ${VAR} from the
- * environment in every string value, and validating everything a run would check short of
+/* config.c: the configuration file. It owns reading one JSON file, refusing strings that hold
+ * \u0000 (cJSON would cut them short), expanding ${VAR} from the environment in every string
+ * value, and validating everything a run would check short of
  * I/O: the daemon keys, each function (its type's table and check), each mapping (the shared
  * AWS-named table plus its source's table, the source's check, limits that depend on the
  * source kind), references from mappings to functions, and UUIDs (given or derived). Every
