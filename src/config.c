@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config.c: the configuration file. It owns reading one JSON file, refusing strings that hold
  * \u0000 (cJSON would cut them short), expanding ${VAR} from the environment in every string
- * value, and validating everything a run would check short of
- * I/O: the daemon keys, each function (its type's table and check), each mapping (the shared
- * AWS-named table plus its source's table, the source's check, limits that depend on the
- * source kind), references from mappings to functions, and UUIDs (given or derived). Every
- * problem is collected, never only the first, so `sluice validate` lists them all; each names
- * the file, the JSON path, the bad value and what is allowed. It builds struct sl_config and
- * nothing else: no logging (the CLI prints the errors), no state beyond the returned config.
- * Called once at start-up, from the main thread, before the loop runs. */
+ * value, and validating everything a run would check short of I/O: the daemon keys, each function
+ * (its type's table and check), each mapping (the shared AWS-named table plus its source's table,
+ * the source's check, limits that depend on the source kind), references from mappings to
+ * functions, and UUIDs (given or derived). Every problem is collected, never only the first, so
+ * `sluice validate` lists them all; each names the file, the JSON path, the bad value and what is
+ * allowed. It builds struct sl_config and nothing else: no logging (the CLI prints the errors), no
+ * state beyond the returned config. Called once at start-up, from the main thread, before the loop
+ * runs. */
 #include "config.h"
 #include "filter.h"
 #include "sink.h"
