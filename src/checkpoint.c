@@ -5,11 +5,13 @@
  * the loop does not block in poll while something is dirty) takes one snapshot per loop turn
  * and hands it to the libuv thread pool, which writes <mapping>.json.tmp, fsyncs it, renames it
  * over <mapping>.json and fsyncs the directory. At most one write is in flight; updates made
- * meanwhile go into the next one. A failed write is retried after a backoff (100 ms doubling to
- * 1 s) and logged once per distinct error. It must not block the loop thread (except in
- * sl_ckpt_flush_sync, which is for exit), must not silently reset a corrupt file, and must
- * never leave <mapping>.json partially written. Loop thread, except write_file() which runs on
- * a pool thread and touches only the immutable paths, the snapshot buffer and the result. */
+ * meanwhile go into the next one. Opening creates and removes the temp file once, so a directory
+ * it cannot write in stops the run before anything is read. A failed write is retried after a
+ * backoff (100 ms doubling to 1 s) and logged once per distinct error. It must not block the loop
+ * thread (except in sl_ckpt_flush_sync, which is for exit), must not silently reset a corrupt file,
+ * and must never leave <mapping>.json partially written. Loop thread, except write_file() which
+ * runs on a pool thread and touches only the immutable paths, the snapshot buffer and the result.
+ */
 #include "checkpoint.h"
 
 #include <assert.h>
