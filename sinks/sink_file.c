@@ -35,6 +35,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "log.h"
+#include "url.h"
 
 #define FILE_SCHEME     "file://"
 #define FILE_SCHEME_LEN 7
@@ -83,10 +84,12 @@ struct file_ctx {
  * slashes. Returns 0, SL_ECONFIG (errbuf says why) or SL_ENOMEM. */
 static int file_parse(const char *destination, char **ret_dir, char *errbuf, size_t errlen)
 {
+    /* Shown redacted (url.h): a mistyped destination may carry credentials. */
+    char shown[SL_URL_REDACTED_MAX];
+    (void)sl_url_redact(destination, shown, sizeof(shown));
     if (strncasecmp(destination, FILE_SCHEME, FILE_SCHEME_LEN) != 0) {
         (void)snprintf(errbuf, errlen,
-                       "'%s' is not a file destination: expected file:///absolute/dir",
-                       destination);
+                       "'%s' is not a file destination: expected file:///absolute/dir", shown);
         return SL_ECONFIG;
     }
     const char *p = destination + FILE_SCHEME_LEN;
@@ -94,12 +97,15 @@ static int file_parse(const char *destination, char **ret_dir, char *errbuf, siz
         (void)snprintf(errbuf, errlen,
                        "'%s': a file destination needs an absolute path and no host: "
                        "file:///absolute/dir (three slashes)",
-                       destination);
+                       shown);
         return SL_ECONFIG;
     }
-    if (strpbrk(p, "?#")) {
-        (void)snprintf(errbuf, errlen, "'%s': a file destination takes no query or fragment",
-                       destination);
+    const char *q = strpbrk(p, "?#");
+    if (q) {
+        (void)snprintf(errbuf, errlen,
+                       "'%.*s%s': a file destination takes no query or fragment; allowed: "
+                       "file:///absolute/dir",
+                       (int)(q - destination), destination, *q == '?' ? "?***" : "#***");
         return SL_ECONFIG;
     }
     struct sl_buf b;

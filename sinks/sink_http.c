@@ -7,7 +7,8 @@
  * the caller can retry with a smaller document), other statuses → SL_EPROTO (redirects are not
  * followed), no answer → SL_ETIMEDOUT or SL_EIO with curl's text. The detail names the status
  * or curl's error. URLs that name an SQS queue (see sink_sqs.c) are left to the SQS sink.
- * The module logs only at debug level; the caller logs outcomes. Loop thread only. */
+ * The module logs only at debug level, and the URL only redacted (url.h); the caller logs
+ * outcomes. Loop thread only. */
 #include "sink.h"
 
 #include <assert.h>
@@ -20,6 +21,7 @@
 #include "alloc.h"
 #include "httpc.h"
 #include "log.h"
+#include "url.h"
 
 #define HTTP_TIMEOUT_MS        30000L
 #define HTTP_MAX_RESPONSE_SIZE (64u * 1024u)
@@ -34,7 +36,8 @@ struct http_op {
 struct http_ctx {
     struct sl_httpc *httpc;
     const char *inst;
-    char *url; /* owned */
+    char *url;                       /* owned */
+    char shown[SL_URL_REDACTED_MAX]; /* url without user-info and query, for logs */
     struct curl_slist *headers;
     struct http_op *ops;
     bool stopped;
@@ -51,36 +54,12 @@ static bool http_handles(const char *destination)
     return http_is_http_url(destination) && !sl_sink_sqs.handles(destination);
 }
 
+static const char *const http_schemes[] = {"http", "https", NULL};
+
+/* The URL is shown redacted: its user-info and query may hold secrets. */
 static int http_check(const char *destination, char *errbuf, size_t errlen)
 {
-    if (!http_is_http_url(destination)) {
-        (void)snprintf(errbuf, errlen,
-                       "'%s' is not an HTTP destination: expected http://host[:port]/path or "
-                       "https://...",
-                       destination);
-        return SL_ECONFIG;
-    }
-    CURLU *u = curl_url();
-    if (!u) {
-        return SL_ENOMEM;
-    }
-    int r = 0;
-    char *host = NULL;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, destination, 0);
-    if (uc == CURLUE_OK) {
-        uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
-    }
-    if (uc == CURLUE_OUT_OF_MEMORY) {
-        r = SL_ENOMEM;
-    } else if (uc != CURLUE_OK || !host || !*host) {
-        (void)snprintf(errbuf, errlen, "'%s' is not a valid http(s) URL%s%s", destination,
-                       uc != CURLUE_OK ? ": " : ": no host",
-                       uc != CURLUE_OK ? curl_url_strerror(uc) : "");
-        r = SL_ECONFIG;
-    }
-    curl_free(host);
-    curl_url_cleanup(u);
-    return r;
+    return sl_url_check(destination, http_schemes, false, errbuf, errlen);
 }
 
 static int http_init(
@@ -95,6 +74,7 @@ static int http_init(
     ctx->httpc = env->httpc;
     ctx->inst = env->inst;
     ctx->url = sl_strdup(destination);
+    (void)sl_url_redact(destination, ctx->shown, sizeof(ctx->shown));
     ctx->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (!ctx->url || !ctx->headers) {
         return SL_ENOMEM;
@@ -149,7 +129,7 @@ static void http_done(void *arg, const struct sl_http_resp *resp)
     detail[0] = '\0';
     int err = http_outcome(resp, detail, sizeof(detail));
     if (err) {
-        sl_log_debug("sink_http", ctx->inst, "POST %s: %s", ctx->url, detail);
+        sl_log_debug("sink_http", ctx->inst, "POST %s: %s", ctx->shown, detail);
     }
     sl_sink_cb cb = op->cb;
     void *cb_arg = op->arg;

@@ -41,6 +41,7 @@
 #include "encoder.h"
 #include "httpc.h"
 #include "log.h"
+#include "url.h"
 
 #define SQS_TIMEOUT_MS        30000L
 #define SQS_MAX_RESPONSE_SIZE (64u * 1024u)
@@ -86,7 +87,11 @@ struct sqs_ctx {
     struct sqs_dest dest;
     char *endpoint;  /* where requests are POSTed, owned */
     char *queue_url; /* known or resolved QueueUrl, owned; NULL until resolved */
-    char *sigv4;     /* "aws:amz:REGION:sqs" or NULL (unsigned) */
+    /* endpoint and queue_url as logs and details show them (url.h: an endpoint from the
+     * environment may carry credentials); owned, each NULL while its URL is. */
+    char *endpoint_shown;
+    char *queue_shown;
+    char *sigv4; /* "aws:amz:REGION:sqs" or NULL (unsigned) */
     struct sl_aws_creds creds;
     struct curl_slist *send_headers;
     struct curl_slist *geturl_headers;
@@ -243,17 +248,20 @@ static bool sqs_handles(const char *destination)
 
 static int sqs_check(const char *destination, char *errbuf, size_t errlen)
 {
+    static const char *const schemes[] = {"http", "https", NULL};
     struct sqs_dest dest;
     if (!sqs_parse(destination, &dest)) {
+        char shown[SL_URL_REDACTED_MAX];
         (void)snprintf(errbuf, errlen,
                        "'%s' is not an SQS queue: expected an ARN "
                        "arn:aws:sqs:REGION:ACCOUNT:NAME or a URL "
                        "https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (ACCOUNT: 12 digits; NAME: "
                        "up to 80 letters, digits, '-' or '_', optionally ending in .fifo)",
-                       destination);
+                       sl_url_redact(destination, shown, sizeof(shown)));
         return SL_ECONFIG;
     }
-    return 0;
+    /* A queue URL's host and port are where requests go: refuse what curl could not reach. */
+    return dest.is_arn ? 0 : sl_url_check(destination, schemes, true, errbuf, errlen);
 }
 
 /* ---- completion ---- */
@@ -357,9 +365,9 @@ static int sqs_outcome(const struct sqs_ctx *ctx,
         (void)snprintf(detail, len, "%s canceled", action);
         return SL_ECANCELED;
     }
-    const char *where = ctx->queue_url ? ctx->queue_url : ctx->dest.name;
+    const char *where = ctx->queue_url ? ctx->queue_shown : ctx->dest.name;
     if (resp->curl_code != CURLE_OK) {
-        (void)snprintf(detail, len, "%s %s via %s: %s", action, where, ctx->endpoint,
+        (void)snprintf(detail, len, "%s %s via %s: %s", action, where, ctx->endpoint_shown,
                        resp->curl_error && *resp->curl_error ? resp->curl_error
                                                              : curl_easy_strerror(resp->curl_code));
         return resp->curl_code == CURLE_OPERATION_TIMEDOUT ? SL_ETIMEDOUT : SL_EIO;
@@ -506,6 +514,25 @@ static int sqs_send(struct sqs_ctx *ctx, struct sqs_op *op)
     return sl_httpc_request(ctx->httpc, &req, sqs_send_done, op);
 }
 
+/* Sets (url non-NULL) or forgets the QueueUrl and its redacted form, both or neither. Returns 0
+ * or SL_ENOMEM (then both are NULL). */
+static int sqs_set_queue_url(struct sqs_ctx *ctx, const char *url)
+{
+    sl_free(ctx->queue_url);
+    sl_free(ctx->queue_shown);
+    ctx->queue_url = ctx->queue_shown = NULL;
+    if (!url) {
+        return 0;
+    }
+    ctx->queue_url = sl_strdup(url);
+    ctx->queue_shown = sl_url_redact_dup(url);
+    if (!ctx->queue_url || !ctx->queue_shown) {
+        (void)sqs_set_queue_url(ctx, NULL);
+        return SL_ENOMEM;
+    }
+    return 0;
+}
+
 static void sqs_send_done(void *arg, const struct sl_http_resp *resp)
 {
     struct sqs_op *op = arg;
@@ -514,8 +541,7 @@ static void sqs_send_done(void *arg, const struct sl_http_resp *resp)
     int err = sqs_outcome(ctx, "SendMessage", resp, detail, sizeof(detail));
     if (err == SL_ENOTFOUND && ctx->dest.is_arn && ctx->queue_url) {
         /* Resolve again on the next write: the queue may have been deleted and recreated. */
-        sl_free(ctx->queue_url);
-        ctx->queue_url = NULL;
+        (void)sqs_set_queue_url(ctx, NULL);
     }
     sqs_complete(op, err, detail);
 }
@@ -530,14 +556,13 @@ static void sqs_geturl_done(void *arg, const struct sl_http_resp *resp)
         cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "QueueUrl");
         if (cJSON_IsString(u) && *u->valuestring) {
-            ctx->queue_url = sl_strdup(u->valuestring);
-            if (!ctx->queue_url) {
+            if (sqs_set_queue_url(ctx, u->valuestring) < 0) {
                 err = SL_ENOMEM;
                 (void)snprintf(detail, sizeof(detail), "GetQueueUrl %s: out of memory",
                                ctx->dest.name);
             } else {
                 sl_log_debug("sink_sqs", ctx->inst, "queue %s is %s", ctx->dest.name,
-                             ctx->queue_url);
+                             ctx->queue_shown);
             }
         } else {
             err = SL_EPROTO;
@@ -561,7 +586,8 @@ static void sqs_geturl_done(void *arg, const struct sl_http_resp *resp)
             int r = sqs_send(ctx, op);
             if (r < 0) {
                 char d[128];
-                (void)snprintf(d, sizeof(d), "SendMessage %s: %s", ctx->queue_url, sl_strerror(r));
+                (void)snprintf(d, sizeof(d), "SendMessage %s: %s", ctx->queue_shown,
+                               sl_strerror(r));
                 sqs_complete(op, r, d);
             }
         }
@@ -675,13 +701,17 @@ static int sqs_init(
         r = sl_buf_append(&b, destination, ctx->dest.origin_len);
         r = r ? r : sl_buf_puts(&b, "/");
         ctx->endpoint = r == 0 ? sl_buf_steal(&b) : NULL;
-        ctx->queue_url = sl_strdup(destination);
-        if (!ctx->queue_url) {
+        if (sqs_set_queue_url(ctx, destination) < 0) {
             r = SL_ENOMEM;
             goto fail;
         }
     }
     if (!ctx->endpoint) {
+        r = SL_ENOMEM;
+        goto fail;
+    }
+    ctx->endpoint_shown = sl_url_redact_dup(ctx->endpoint);
+    if (!ctx->endpoint_shown) {
         r = SL_ENOMEM;
         goto fail;
     }
@@ -693,7 +723,7 @@ static int sqs_init(
         goto fail;
     } else if (r == SL_ENOTFOUND) {
         sl_log_debug("sink_sqs", ctx->inst, "no AWS credentials found; requests to %s unsigned",
-                     ctx->endpoint);
+                     ctx->endpoint_shown);
     } else if (r < 0) {
         goto fail;
     } else {
@@ -744,7 +774,7 @@ static int sqs_write(void *ctx_, const struct sl_sink_doc *doc, sl_sink_cb cb, v
         (void)snprintf(op->detail, sizeof(op->detail),
                        "SendMessage %s: a document of %zu bytes exceeds SQS's %u-byte message "
                        "limit",
-                       ctx->queue_url ? ctx->queue_url : ctx->dest.name, doc->len,
+                       ctx->queue_url ? ctx->queue_shown : ctx->dest.name, doc->len,
                        SQS_MAX_BODY_BYTES);
         r = uv_timer_init(ctx->loop, &op->timer);
         if (r == 0) {
@@ -808,10 +838,11 @@ static void sqs_fini(void *ctx_)
     ctx->send_headers = ctx->geturl_headers = NULL;
     sl_buf_fini(&ctx->geturl_req);
     sl_aws_creds_fini(&ctx->creds);
+    (void)sqs_set_queue_url(ctx, NULL);
     sl_free(ctx->endpoint);
-    sl_free(ctx->queue_url);
+    sl_free(ctx->endpoint_shown);
     sl_free(ctx->sigv4);
-    ctx->endpoint = ctx->queue_url = ctx->sigv4 = NULL;
+    ctx->endpoint = ctx->endpoint_shown = ctx->sigv4 = NULL;
 }
 
 const struct sl_sink_ops sl_sink_sqs = {

@@ -1210,8 +1210,8 @@ static int file_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
     struct file_ctx *ctx = vctx;
     if (!arn || strncmp(arn, FILE_SCHEME, FILE_SCHEME_LEN) != 0) {
         (void)snprintf(errbuf, errlen,
-                       "\"%s\" is not a file source; allowed: file:// followed by an absolute path "
-                       "or glob pattern, such as file:///var/log/app/*.log",
+                       "EventSourceArn: \"%s\" is not a file source; allowed: file:// followed by "
+                       "an absolute path or glob pattern, such as file:///var/log/app/*.log",
                        arn ? arn : "");
         return SL_ECONFIG;
     }
@@ -1220,21 +1220,23 @@ static int file_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
     if (path[0] != '/') {
         (void)snprintf(
             errbuf, errlen,
-            "\"%s\": the path must be absolute; allowed: file:// followed by an absolute "
-            "path or glob pattern (* ? [...]), such as file:///var/log/app/*.log",
+            "EventSourceArn: \"%s\": the path must be absolute; allowed: file:// followed by an "
+            "absolute path or glob pattern (* ? [...]), such as file:///var/log/app/*.log",
             arn);
         return SL_ECONFIG;
     }
     if (path[len - 1] == '/') {
         (void)snprintf(errbuf, errlen,
-                       "\"%s\" names a directory; allowed: a file path or a pattern of files, such "
-                       "as %s*.log",
+                       "EventSourceArn: \"%s\" names a directory; allowed: a file path or a "
+                       "pattern of files, such as %s*.log",
                        arn, arn);
         return SL_ECONFIG;
     }
     if (len >= 4096) {
         (void)snprintf(errbuf, errlen,
-                       "the path of \"%.64s...\" is too long (%zu bytes; at most 4095)", arn, len);
+                       "EventSourceArn: the path of \"%.64s...\" is too long (%zu bytes; at most "
+                       "4095)",
+                       arn, len);
         return SL_ECONFIG;
     }
     if (ctx->max_line_bytes < 1 || ctx->read_chunk < 1 || ctx->poll_interval_ms < 1 ||

@@ -85,8 +85,9 @@ struct sl_source_ops {
     bool window_from_first_record;
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
-     * allowed) and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate
-     * calls it too. */
+     * allowed; one problem per line, starting with its key, "EventSourceArn: ..." for the ARN)
+     * and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate calls it
+     * too. */
     int (*check)(void *ctx, const char *arn, char *errbuf, size_t errlen);
     /* Prepares ctx; no partitions yet. Returns 0, SL_ECONFIG (errbuf filled) or SL_ENOMEM. */
     int (*init)(void *ctx, const struct sl_source_env *env, char *errbuf, size_t errlen);

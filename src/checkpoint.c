@@ -5,11 +5,13 @@
  * the loop does not block in poll while something is dirty) takes one snapshot per loop turn
  * and hands it to the libuv thread pool, which writes <mapping>.json.tmp, fsyncs it, renames it
  * over <mapping>.json and fsyncs the directory. At most one write is in flight; updates made
- * meanwhile go into the next one. A failed write is retried after a backoff (100 ms doubling to
- * 1 s) and logged once per distinct error. It must not block the loop thread (except in
- * sl_ckpt_flush_sync, which is for exit), must not silently reset a corrupt file, and must
- * never leave <mapping>.json partially written. Loop thread, except write_file() which runs on
- * a pool thread and touches only the immutable paths, the snapshot buffer and the result. */
+ * meanwhile go into the next one. Opening creates and removes the temp file once, so a directory
+ * it cannot write in stops the run before anything is read. A failed write is retried after a
+ * backoff (100 ms doubling to 1 s) and logged once per distinct error. It must not block the loop
+ * thread (except in sl_ckpt_flush_sync, which is for exit), must not silently reset a corrupt file,
+ * and must never leave <mapping>.json partially written. Loop thread, except write_file() which
+ * runs on a pool thread and touches only the immutable paths, the snapshot buffer and the result.
+ */
 #include "checkpoint.h"
 
 #include <assert.h>
@@ -602,6 +604,31 @@ static int ck_mkdirs(const char *dir, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* Creates and removes the temp file, as every checkpoint write does, so that a state directory
+ * sluice cannot write in stops the run before anything is read rather than after records were
+ * delivered (they would be delivered again at every start). A real create, not access(2): root
+ * passes access() where a read-only mount or an immutable directory still refuses. Returns 0 or
+ * SL_EIO with errbuf naming the directory and the reason. */
+static int ck_probe_write(const struct sl_ckpt *ck, char *errbuf, size_t errlen)
+{
+    const char *step = "create";
+    int fd = open(ck->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ok = fd >= 0;
+    if (ok) {
+        (void)close(fd);
+        step = "remove";
+        ok = unlink(ck->tmp) == 0;
+    }
+    if (!ok) {
+        snprintf(errbuf, errlen,
+                 "state directory %s: cannot %s a file in it (%s): %s; allowed: a directory "
+                 "sluice can create and remove files in",
+                 ck->dir, step, ck->tmp, strerror(errno));
+        return SL_EIO;
+    }
+    return 0;
+}
+
 /* Reads the whole file. Returns 0, SL_ENOTFOUND (no file), SL_EIO or SL_ENOMEM. */
 static int ck_read_file(const char *path, struct sl_buf *b, char *errbuf, size_t errlen)
 {
@@ -831,6 +858,10 @@ int sl_ckpt_open(uv_loop_t *loop,
     } else if (errno != ENOENT) {
         sl_log_warn(CK_COMP, ck->id, "%s: cannot remove leftover temp file: %s, skipping", ck->tmp,
                     strerror(errno));
+    }
+    r = ck_probe_write(ck, errbuf, errlen);
+    if (r < 0) {
+        goto fail;
     }
     r = ck_load(ck, errbuf, errlen);
     if (r < 0) {

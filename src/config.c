@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* config.c: the configuration file. It owns reading one JSON file, expanding ${VAR} from the
- * environment in every string value, and validating everything a run would check short of
- * I/O: the daemon keys, each function (its type's table and check), each mapping (the shared
- * AWS-named table plus its source's table, the source's check, limits that depend on the
- * source kind), references from mappings to functions, and UUIDs (given or derived). Every
- * problem is collected, never only the first, so `sluice validate` lists them all; each names
- * the file, the JSON path, the bad value and what is allowed. It builds struct sl_config and
- * nothing else: no logging (the CLI prints the errors), no state beyond the returned config.
- * Called once at start-up, from the main thread, before the loop runs. */
+/* config.c: the configuration file. It owns reading one JSON file, refusing strings that hold
+ * \u0000 (cJSON would cut them short), expanding ${VAR} from the environment in every string
+ * value, and validating everything a run would check short of I/O: the daemon keys, each function
+ * (its type's table and check), each mapping (the shared AWS-named table plus its source's table,
+ * the source's check, limits that depend on the source kind), references from mappings to
+ * functions, and UUIDs (given or derived). Every problem is collected, never only the first, so
+ * `sluice validate` lists them all; each names the file, the JSON path, the bad value and what is
+ * allowed. It builds struct sl_config and nothing else: no logging (the CLI prints the errors), no
+ * state beyond the returned config. Called once at start-up, from the main thread, before the loop
+ * runs. */
 #include "config.h"
 #include "filter.h"
 #include "sink.h"
@@ -24,6 +25,7 @@
 #include "buf.h"
 #include "function.h"
 #include "source.h"
+#include "url.h"
 
 #define CONFIG_MAX_FILE_BYTES (16u * 1024u * 1024u) /* a config bigger than this is a mistake */
 #define CONFIG_UUID_MAX       128
@@ -252,6 +254,107 @@ static cJSON *config_parse(const char *file, const char *text, struct sl_errlist
     return NULL;
 }
 
+/* One open object or array while config_find_nul walks the text. */
+struct config_level {
+    size_t path_len; /* length of the path of this container in the path buffer */
+    int index;       /* arrays: the element being read */
+    bool array;
+};
+
+/* Reads the JSON string token at *p (its opening quote): returns whether it holds the escape
+ * \u0000, and appends its text (escapes kept as written, NUL cut) to key when key is not NULL.
+ * Leaves *p past the closing quote. The text is valid JSON (cJSON parsed it). */
+static bool config_scan_string(const char **p, struct sl_buf *key, int *r)
+{
+    const char *s = *p + 1;
+    bool nul = false;
+    bool cut = false;
+    while (*s && *s != '"') {
+        size_t n = *s == '\\' && s[1] ? 2 : 1;
+        if (n == 2 && s[1] == 'u' && strncmp(s + 2, "0000", 4) == 0) {
+            nul = true;
+            cut = true;
+            n = 6;
+        }
+        if (key && !cut) {
+            *r |= sl_buf_append(key, s, n);
+        }
+        s += n;
+    }
+    *p = *s ? s + 1 : s;
+    return nul;
+}
+
+/* cJSON ends a string at "\u0000" and silently drops the rest, so a value would be cut short
+ * (a password, a path, a header): refuse it, naming the string by its JSON path. Walks the raw
+ * text, which cJSON already found valid. Returns 0, SL_ECONFIG (errors added) or SL_ENOMEM. */
+static int config_find_nul(const char *file, const char *text, struct sl_errlist *errs)
+{
+    if (!strstr(text, "\\u0000")) {
+        return 0;
+    }
+    struct config_level *st = sl_calloc(CJSON_NESTING_LIMIT + 2, sizeof(*st));
+    struct sl_buf path, key;
+    sl_buf_init(&path);
+    sl_buf_init(&key);
+    int r = st ? sl_buf_puts(&path, "$") : SL_ENOMEM;
+    int depth = 0;
+    bool want_key = false;
+    int result = 0;
+    for (const char *p = text; r == 0 && *p;) {
+        char c = *p;
+        if (c == '{' || c == '[') {
+            if (depth > CJSON_NESTING_LIMIT) {
+                break;
+            }
+            st[++depth] = (struct config_level){.path_len = path.len, .array = c == '['};
+            want_key = c == '{';
+            if (c == '[') {
+                r |= sl_buf_puts(&path, "[0]");
+            }
+            p++;
+        } else if (c == '}' || c == ']') {
+            sl_buf_truncate(&path, st[depth].path_len);
+            depth--;
+            want_key = false;
+            p++;
+        } else if (c == ',') {
+            sl_buf_truncate(&path, st[depth].path_len);
+            if (st[depth].array) {
+                r |= sl_buf_printf(&path, "[%d]", ++st[depth].index);
+            }
+            want_key = !st[depth].array;
+            p++;
+        } else if (c == '"' && want_key) {
+            sl_buf_truncate(&key, 0);
+            bool nul = config_scan_string(&p, &key, &r);
+            r |= sl_buf_printf(&path, ".%s", key.len ? key.data : "");
+            if (nul && r == 0) {
+                sl_errlist_add(errs,
+                               "%s: %s: the key contains \\u0000 (a NUL character), which would "
+                               "cut it short; allowed: keys without \\u0000",
+                               file, path.data);
+                result = SL_ECONFIG;
+            }
+            want_key = false;
+        } else if (c == '"') {
+            if (config_scan_string(&p, NULL, &r) && r == 0) {
+                sl_errlist_add(errs,
+                               "%s: %s: the string contains \\u0000 (a NUL character), which "
+                               "would cut the value short; allowed: strings without \\u0000",
+                               file, path.data);
+                result = SL_ECONFIG;
+            }
+        } else {
+            p++;
+        }
+    }
+    sl_buf_fini(&path);
+    sl_buf_fini(&key);
+    sl_free(st);
+    return r ? SL_ENOMEM : result;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* ${VAR} expansion */
 
@@ -412,20 +515,32 @@ static struct sl_function_conf *config_function_add(struct config_ctx *cc)
     return fc;
 }
 
-/* Adds an adapter's check() message. When it starts with one of the adapter's keys ("url: must
- * be ..."), the key joins the JSON path ("$.functions.hook.url: must be ..."). */
-static void config_add_check_error(
-    struct config_ctx *cc, const char *path, const struct sl_opt *table, const char *errbuf, int r)
+/* Adds an adapter's check() message, one error per line of it. When a line starts with one of
+ * the adapter's keys, or of extra's ("url: must be ..."), the key joins the JSON path
+ * ("$.functions.hook.url: must be ..."). */
+static void config_add_check_error(struct config_ctx *cc,
+                                   const char *path,
+                                   const struct sl_opt *table,
+                                   const struct sl_opt *extra,
+                                   const char *errbuf,
+                                   int r)
 {
     const char *msg = errbuf[0] ? errbuf : sl_strerror(r);
-    for (const struct sl_opt *o = table; o && o->name; o++) {
-        size_t len = strlen(o->name);
-        if (strncmp(msg, o->name, len) == 0 && (msg[len] == ':' || msg[len] == '.')) {
-            config_err(cc, "%s: %s.%s", cc->file, path, msg);
-            return;
+    while (*msg) {
+        size_t n = strcspn(msg, "\n");
+        bool keyed = false;
+        const struct sl_opt *tables[] = {table, extra};
+        for (size_t t = 0; t < SL_ARRAY_LEN(tables) && !keyed; t++) {
+            for (const struct sl_opt *o = tables[t]; o && o->name && !keyed; o++) {
+                size_t len = strlen(o->name);
+                keyed = len < n && strncmp(msg, o->name, len) == 0 &&
+                        (msg[len] == ':' || msg[len] == '.');
+            }
         }
+        config_err(cc, keyed ? "%s: %s.%.*s" : "%s: %s: %.*s", cc->file, path, (int)n, msg);
+        msg += n;
+        msg += *msg == '\n';
     }
-    config_err(cc, "%s: %s: %s", cc->file, path, msg);
 }
 
 static void config_append_types(struct sl_buf *b, int *r)
@@ -453,12 +568,12 @@ static int config_function_check(struct config_ctx *cc,
         r = sl_opt_apply(&t, 1, opts, cc->file, path, cc->errs);
         cc->failed = cc->failed || r < 0;
         if (r == 0) {
-            char errbuf[512] = "";
+            char errbuf[4096] = "";
             r = ops->check(ctx, errbuf, sizeof(errbuf));
             if (r == SL_ENOMEM) {
                 /* reported below */
             } else if (r < 0) {
-                config_add_check_error(cc, path, ops->opts, errbuf, r);
+                config_add_check_error(cc, path, ops->opts, NULL, errbuf, r);
                 r = SL_ECONFIG;
             }
         }
@@ -819,13 +934,16 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
         return;
     }
     const struct sl_sink_ops *sink = sl_sink_for(d->valuestring);
-    char errbuf[512] = "";
+    char errbuf[1024] = "";
+    /* Shown redacted: a destination URL may carry a password or a token (url.h). */
+    char shown[SL_URL_REDACTED_MAX];
+    (void)sl_url_redact(d->valuestring, shown, sizeof(shown));
     if (!sink) {
         config_err(cc,
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is not a "
                    "destination sluice can write; allowed: file:///dir, http(s)://..., "
                    "arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL, kafka://TOPIC",
-                   file, path, d->valuestring);
+                   file, path, shown);
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_err(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
     } else if (sink->one_doc_per_record && strcmp(mc->source->name, "kafka") != 0) {
@@ -833,12 +951,12 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\": kafka:// "
                    "destinations are for Kafka mappings (the topic is in the source's "
                    "cluster); allowed: file:///dir, http(s)://..., an SQS queue ARN or URL",
-                   file, path, d->valuestring);
+                   file, path, shown);
     } else if (config_is_source_topic(mc->json, d->valuestring)) {
         config_err(cc,
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is the source "
                    "topic; allowed: another topic of the same cluster",
-                   file, path, d->valuestring);
+                   file, path, shown);
     } else {
         mc->on_failure = d->valuestring;
     }
@@ -1048,7 +1166,11 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
             struct sl_buf b;
             int e = 0;
             sl_buf_init(&b);
-            char *q = cJSON_PrintUnformatted(arn);
+            /* Shown redacted: a URL of a source to come may carry credentials (url.h). */
+            char shown[SL_URL_REDACTED_MAX];
+            cJSON *qs = cJSON_CreateString(sl_url_redact(arn->valuestring, shown, sizeof(shown)));
+            char *q = qs ? cJSON_PrintUnformatted(qs) : NULL;
+            cJSON_Delete(qs);
             e |= q ? 0 : SL_ENOMEM;
             e |= sl_buf_printf(&b, "%s: %s.EventSourceArn: %s has an unknown scheme; allowed: ",
                                cc->file, path, q ? q : "");
@@ -1092,10 +1214,10 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
     }
     sl_free(smk_arn);
     if (r == 0 && src) {
-        char errbuf[512] = "";
+        char errbuf[1024] = "";
         r = src->check(targets[1].base, mc->core.event_source_arn, errbuf, sizeof(errbuf));
         if (r < 0 && r != SL_ENOMEM) {
-            config_add_check_error(cc, path, src->opts, errbuf, r);
+            config_add_check_error(cc, path, src->opts, sl_config_mapping_opts, errbuf, r);
             r = SL_ECONFIG;
         }
     }
@@ -1248,8 +1370,13 @@ int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errli
         r = SL_ECONFIG;
         goto fail;
     }
-    r = config_expand(root, "$", file, errs);
+    r = config_find_nul(file, text, errs);
+    if (r == SL_ENOMEM) {
+        goto fail;
+    }
     cc.failed = r < 0;
+    r = config_expand(root, "$", file, errs);
+    cc.failed = cc.failed || r < 0;
     if (r == SL_ENOMEM) {
         goto fail;
     }

@@ -6,10 +6,13 @@
  * or a timeout, a body over 6 MB a function error "Function.ResponseSizeTooLarge".
  *
  * The configured headers may hold secrets (tokens): they go into one curl_slist at init and are
- * never logged, neither are the URL's query or credentials. The event body is borrowed from the
+ * never logged, neither are the URL's query or credentials (errors show it redacted, url.h).
+ * Headers that frame the request (Content-Length, Transfer-Encoding, Connection, Host, Expect)
+ * are refused: curl sets them from the body and the URL. The event body is borrowed from the
  * caller until the callback; nothing is copied. Loop thread. */
 #include "function.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +21,7 @@
 #include "buf.h"
 #include "httpc.h"
 #include "log.h"
+#include "url.h"
 
 struct http_inv {
     struct sl_invocation base; /* first: the list of invocations in flight */
@@ -46,7 +50,8 @@ static const struct sl_opt http_opts[] = {
      offsetof(struct http_ctx, connect_timeout_ms), 0, NULL,
      "Time allowed to open the connection (DNS, TCP, TLS)."},
     {"headers", SL_OPT_STRMAP, NULL, 1, 0, offsetof(struct http_ctx, headers), SL_OPT_SECRET, NULL,
-     "Extra request headers (values may be secrets; never logged)."},
+     "Extra request headers (values may be secrets; never logged); not Content-Length, "
+     "Transfer-Encoding, Connection, Host or Expect, which frame the request."},
     {0},
 };
 
@@ -56,45 +61,85 @@ static bool http_is_token_char(char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static bool http_url_ok(const char *url)
+/* Headers curl or sluice set from the request itself: a user value would contradict the body
+ * (Content-Length, Transfer-Encoding), the connection (Connection, Host) or curl's own
+ * handshake (Expect), so that the function could read part of an event as a whole one. */
+static const char *const http_refused_headers[] = {
+    "Content-Length", "Transfer-Encoding", "Connection", "Host", "Expect", NULL,
+};
+
+static bool http_header_refused(const char *name)
 {
-    size_t skip;
-    if (strncasecmp(url, "http://", 7) == 0) {
-        skip = 7;
-    } else if (strncasecmp(url, "https://", 8) == 0) {
-        skip = 8;
-    } else {
-        return false;
+    for (size_t i = 0; http_refused_headers[i]; i++) {
+        if (strcasecmp(name, http_refused_headers[i]) == 0) {
+            return true;
+        }
     }
-    return url[skip] != '\0' && url[skip] != '/' && !strpbrk(url, " \t\r\n");
+    return false;
 }
 
+/* Appends one problem as a line of errbuf ("key: why"); config.c gives each line its path. */
+static void http_check_err(char *errbuf, size_t errlen, const char *fmt, ...) SL_PRINTF(3, 4);
+static void http_check_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    size_t n = strlen(errbuf);
+    if (n + 2 >= errlen) {
+        return;
+    }
+    if (n > 0) {
+        errbuf[n++] = '\n';
+        errbuf[n] = '\0';
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(errbuf + n, errlen - n, fmt, ap);
+    va_end(ap);
+}
+
+/* Reports every problem, one per line of errbuf, not only the first. */
 static int http_check(void *vctx, char *errbuf, size_t errlen)
 {
+    static const char *const schemes[] = {"http", "https", NULL};
     struct http_ctx *ctx = vctx;
-    if (!ctx->url || !http_url_ok(ctx->url)) {
-        snprintf(errbuf, errlen, "url: must be an http:// or https:// URL with a host");
-        return SL_ECONFIG;
+    errbuf[0] = '\0';
+    char msg[SL_URL_REDACTED_MAX + 256];
+    int r = ctx->url ? sl_url_check(ctx->url, schemes, false, msg, sizeof(msg)) : SL_ECONFIG;
+    if (r == SL_ENOMEM) {
+        return r;
+    }
+    if (r < 0) {
+        http_check_err(errbuf, errlen, "url: %s", ctx->url ? msg : "missing required key");
     }
     for (size_t i = 0; i < ctx->headers.n; i++) {
         const char *k = ctx->headers.keys[i];
-        if (!*k) {
-            snprintf(errbuf, errlen, "headers: a header name is empty");
-            return SL_ECONFIG;
-        }
+        bool token = *k != '\0';
         for (const char *p = k; *p; p++) {
-            if (!http_is_token_char(*p)) {
-                snprintf(errbuf, errlen, "headers.%.64s: not a valid header name", k);
-                return SL_ECONFIG;
-            }
+            token = token && http_is_token_char(*p);
+        }
+        if (!*k) {
+            http_check_err(errbuf, errlen,
+                           "headers: a header name is empty; allowed: a non-empty header name");
+        } else if (!token) {
+            http_check_err(errbuf, errlen,
+                           "headers.%.64s: not a valid header name; allowed: letters, digits "
+                           "and !#$%%&'*+-.^_`|~",
+                           k);
+        } else if (http_header_refused(k)) {
+            http_check_err(errbuf, errlen,
+                           "headers.%.64s: sluice sets this header from the request itself, and "
+                           "another value would break the HTTP framing; allowed: any header but "
+                           "Content-Length, Transfer-Encoding, Connection, Host and Expect",
+                           k);
         }
         if (strpbrk(ctx->headers.values[i], "\r\n")) {
             /* The value is not shown: it may be a secret. */
-            snprintf(errbuf, errlen, "headers.%.64s: the value contains a line break", k);
-            return SL_ECONFIG;
+            http_check_err(errbuf, errlen,
+                           "headers.%.64s: the value contains a line break; allowed: a value "
+                           "on one line",
+                           k);
         }
     }
-    return 0;
+    return errbuf[0] ? SL_ECONFIG : 0;
 }
 
 static int http_append_header(struct curl_slist **l, const char *name, const char *value)

@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "httpc.h"
 #include "log.h"
+#include "url.h"
 
 /* Time allowed beyond the function's timeout for the service to answer (LocalStack uses 5 s). */
 #define LAMBDA_MARGIN_MS 5000
@@ -79,19 +80,6 @@ static const struct sl_opt lambda_opts[] = {
     {0},
 };
 
-static bool lambda_url_ok(const char *url)
-{
-    size_t skip;
-    if (strncasecmp(url, "http://", 7) == 0) {
-        skip = 7;
-    } else if (strncasecmp(url, "https://", 8) == 0) {
-        skip = 8;
-    } else {
-        return false;
-    }
-    return url[skip] != '\0' && url[skip] != '/' && !strpbrk(url, " \t\r\n?#");
-}
-
 static bool lambda_region_ok(const char *r)
 {
     if (!*r) {
@@ -107,10 +95,17 @@ static bool lambda_region_ok(const char *r)
 
 static int lambda_check(void *vctx, char *errbuf, size_t errlen)
 {
+    static const char *const schemes[] = {"http", "https", NULL};
     struct lambda_ctx *ctx = vctx;
-    if (!ctx->endpoint || !lambda_url_ok(ctx->endpoint)) {
-        snprintf(errbuf, errlen,
-                 "endpoint: must be an http:// or https:// URL with a host and no query");
+    char msg[SL_URL_REDACTED_MAX + 256];
+    int ur =
+        ctx->endpoint ? sl_url_check(ctx->endpoint, schemes, true, msg, sizeof(msg)) : SL_ECONFIG;
+    if (ur == SL_ENOMEM) {
+        return ur;
+    }
+    if (ur < 0) {
+        /* Shown redacted (url.h): an endpoint may carry credentials. */
+        snprintf(errbuf, errlen, "endpoint: %s", ctx->endpoint ? msg : "missing required key");
         return SL_ECONFIG;
     }
     struct sl_aws_lambda_ref ref;

@@ -64,7 +64,8 @@ struct sl_function_ops {
     const struct sl_opt *opts; /* {0}-ended */
     size_t ctx_size;
     /* Checks the applied options beyond the table (URL shape, command not empty). Returns 0 or
-     * SL_ECONFIG with errbuf filled. No I/O. */
+     * SL_ECONFIG with errbuf filled: one problem per line, each starting with its key ("url:
+     * ...", "headers.Host: ...") so the config gives it its JSON path. No I/O. */
     int (*check)(void *ctx, char *errbuf, size_t errlen);
     int (*init)(void *ctx, const struct sl_function_env *env, char *errbuf, size_t errlen);
     /* Starts one invocation with body (borrowed until cb). Returns 0 (cb will be called exactly

@@ -252,7 +252,7 @@ static void lane_written(void *arg, int err, const char *detail)
         char what[256];
         sl_log_warn(LANE_COMP, m->name,
                     "writing %s to %s failed: %s%s%s, retrying in %" PRId64 "ms",
-                    lane_describe(ln, ln->dest, what, sizeof(what)), m->conf->on_failure,
+                    lane_describe(ln, ln->dest, what, sizeof(what)), m->dest.shown,
                     sl_strerror(err), detail ? ": " : "", detail ? detail : "", delay);
         if (m->draining) {
             ln->state = SL_LANE_IDLE;
@@ -375,7 +375,7 @@ lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failre
         return;
     }
     sl_log_warn(LANE_COMP, m->name, "%s: writing %s to %s", condition,
-                lane_describe(ln, r, what, sizeof(what)), m->conf->on_failure);
+                lane_describe(ln, r, what, sizeof(what)), m->dest.shown);
     ln->dest = r;
     ln->write_failures = 0;
     lane_write(ln);

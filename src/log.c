@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* log.c: one line per event, human or JSON, each written with a single write(2) so that lines
  * from librdkafka's or libuv's threads never interleave. It formats into a stack buffer and
- * truncates lines over 8 KiB. It never allocates and never logs about itself. */
+ * truncates lines over 8 KiB. It never allocates and never logs about itself.
+ *
+ * About control characters: what is logged includes text sluice does not control (a
+ * function's stderr, file names, names from the configuration). In the human format every C0
+ * control but tab, and DEL, is written as \xNN, so a line stays one line and an escape
+ * sequence cannot drive the reader's terminal; the JSON format writes them as \u00NN. */
 #include "log.h"
 
 #include <errno.h>
@@ -106,12 +111,27 @@ static void line_json_escape(struct line *l, const char *s, size_t n)
             line_puts(l, "\\n");
         } else if (c == '\t') {
             line_puts(l, "\\t");
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             line_printf(l, "\\u%04x", c);
         } else {
             line_putn(l, (const char *)&c, 1);
         }
     }
+}
+
+/* Appends s for the human format: C0 controls but tab, and DEL, as \xNN. */
+static void line_human_escape(struct line *l, const char *s, size_t n)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            line_putn(l, s + from, i - from);
+            line_printf(l, "\\x%02x", c);
+            from = i + 1;
+        }
+    }
+    line_putn(l, s + from, n - from);
 }
 
 static void line_timestamp(struct line *l)
@@ -141,8 +161,11 @@ static void line_begin(struct line *l, enum sl_log_level level, const char *comp
         line_puts(l, ",\"msg\":\"");
     } else {
         line_timestamp(l);
-        line_printf(l, " %-5s [%s%s%s] ", level_names[level], comp, inst ? ":" : "",
-                    inst ? inst : "");
+        line_printf(l, " %-5s [%s%s", level_names[level], comp, inst ? ":" : "");
+        if (inst) {
+            line_human_escape(l, inst, strlen(inst));
+        }
+        line_puts(l, "] ");
     }
 }
 
@@ -176,17 +199,16 @@ void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, c
     line_begin(&l, level, comp, inst);
     va_list ap;
     va_start(ap, fmt);
+    char msg[LOG_LINE_MAX];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    size_t len = n > 0 ? ((size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) : 0;
     if (log_format == SL_LOG_JSON) {
-        char msg[LOG_LINE_MAX];
-        int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-        if (n > 0) {
-            line_json_escape(&l, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
-        }
+        line_json_escape(&l, msg, len);
         line_puts(&l, "\"");
     } else {
-        line_vprintf(&l, fmt, ap);
+        line_human_escape(&l, msg, len);
     }
-    va_end(ap);
     line_end(&l);
 }
 
@@ -212,9 +234,11 @@ void sl_log_fields(enum sl_log_level level,
             line_printf(&l, "\":%" PRId64, values[i]);
         }
     } else {
-        line_puts(&l, msg);
+        line_human_escape(&l, msg, strlen(msg));
         for (size_t i = 0; i < n; i++) {
-            line_printf(&l, " %s=%" PRId64, keys[i], values[i]);
+            line_puts(&l, " ");
+            line_human_escape(&l, keys[i], strlen(keys[i]));
+            line_printf(&l, "=%" PRId64, values[i]);
         }
     }
     line_end(&l);

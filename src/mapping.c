@@ -520,9 +520,10 @@ static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t e
     if (!d) {
         return 0;
     }
+    (void)sl_url_redact(d, m->dest.shown, sizeof(m->dest.shown));
     const struct sl_sink_ops *ops = sl_sink_for(d);
     if (!ops) {
-        (void)snprintf(errbuf, errlen, "no sink writes %s", d);
+        (void)snprintf(errbuf, errlen, "no sink writes %s", m->dest.shown);
         return SL_ECONFIG;
     }
     m->dest.ctx = sl_calloc(1, ops->ctx_size);
@@ -691,16 +692,16 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
 
 int sl_mapping_start(struct sl_mapping *m)
 {
+    char arn[SL_URL_REDACTED_MAX];
+    (void)sl_url_redact(m->conf->core.event_source_arn, arn, sizeof(arn));
     int r = m->ops->start(m->src_ctx);
     if (r < 0) {
-        sl_log_error(MAPPING_COMP, m->name, "cannot start source %s: %s",
-                     m->conf->core.event_source_arn, sl_strerror(r));
+        sl_log_error(MAPPING_COMP, m->name, "cannot start source %s: %s", arn, sl_strerror(r));
         return r;
     }
     sl_log_info(MAPPING_COMP, m->name,
-                "started: %s -> %s (BatchSize %" PRId64 ", window %" PRId64 "ms)",
-                m->conf->core.event_source_arn, m->conf->core.function_name,
-                m->conf->core.batch_size, m->conf->core.window_ms);
+                "started: %s -> %s (BatchSize %" PRId64 ", window %" PRId64 "ms)", arn,
+                m->conf->core.function_name, m->conf->core.batch_size, m->conf->core.window_ms);
     return 0;
 }
 

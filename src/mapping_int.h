@@ -23,6 +23,7 @@
 #include "partition.h"
 #include "retry.h"
 #include "sink.h"
+#include "url.h"
 #include "source.h"
 
 enum sl_lane_state {
@@ -128,6 +129,7 @@ struct sl_retry_memo {
 struct sl_mapping_sink {
     const struct sl_sink_ops *ops;
     void *ctx;
+    char shown[SL_URL_REDACTED_MAX]; /* the destination as logs show it (url.h) */
 };
 
 struct sl_mapping {

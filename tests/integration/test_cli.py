@@ -1,16 +1,18 @@
 """CLI: validate, run on a bad config, version/options/--help, SIGTERM/SIGINT drain."""
 
+import contextlib
 import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
 
 from fnserver import Reply
-from helpers import (base_config, file_mapping, http_fn, run_cli, sluice_env, wait_until,
-                     write_config, write_lines)
+from helpers import (base_config, file_mapping, http_fn, missing, run_cli, sluice_env,
+                     wait_until, write_config, write_lines)
 
 
 def bad_config(tmp_path, url):
@@ -108,6 +110,81 @@ def test_validate_broken_json(tmp_path, sluice_bin, text, what):
     assert "broken.json" in r.stderr, r.stderr
 
 
+FRAMING_HEADERS = ["Content-Length", "transfer-encoding", "CONNECTION", "Host", "Expect"]
+
+
+def test_validate_refuses_framing_headers(tmp_path, fn, sluice_bin):
+    """Headers that frame the request are refused, each with its JSON path, all of them (not
+    only the first); an ordinary header beside them is fine."""
+    headers = {"X-Ok": "1"}
+    headers.update({h: "5" for h in FRAMING_HEADERS})
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url, headers=headers)},
+                      [file_mapping(str(tmp_path / "in.log"), "hook")])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    for h in FRAMING_HEADERS:
+        hits = [ln for ln in r.stderr.splitlines() if "$.functions.hook.headers.%s:" % h in ln]
+        assert len(hits) == 1, (h, r.stderr)
+        assert "allowed" in hits[0] and "framing" in hits[0], hits[0]
+    assert "X-Ok" not in r.stderr, r.stderr
+
+
+def test_validate_url_ports_hosts_schemes(tmp_path, sluice_bin):
+    """Every URL option is checked (function url and endpoint, destination), each error shows
+    the value, redacted: a port out of range no longer passes validate to be retried forever."""
+    log = str(tmp_path / "in.log")
+    m0 = file_mapping(log, "hook")
+    m0["DestinationConfig"] = {"OnFailure": {"Destination": "http://127.0.0.1:70000/d"}}
+    m1 = file_mapping(log, "remote")
+    m1["DestinationConfig"] = {"OnFailure": {"Destination": "https://carol:hunter2@/d?sig=tok"}}
+    cfg = base_config(tmp_path, {"hook": http_fn("http://127.0.0.1:99999/"),
+                                 "remote": {"type": "lambda", "endpoint": "ftp://127.0.0.1:1",
+                                            "function_name": "function"},
+                                 "other": http_fn("http://alice:hunter2@127.0.0.1:0/?t=tok")},
+                      [m0, m1])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    want = [
+        ("$.functions.hook.url:", '"http://127.0.0.1:99999/"', "port"),
+        ("$.functions.remote.endpoint:", '"ftp://127.0.0.1:1"', "scheme"),
+        ("$.functions.other.url:", '"http://***@127.0.0.1:0/?***"', "port"),
+        ("$.mappings[0].DestinationConfig.OnFailure.Destination:", '"http://127.0.0.1:70000/d"',
+         "port"),
+        ("$.mappings[1].DestinationConfig.OnFailure.Destination:", '"https://***@/d?***"',
+         "host"),
+    ]
+    lines = r.stderr.splitlines()
+    for jpath, value, what in want:
+        hits = [ln for ln in lines if jpath in ln]
+        assert hits and value in hits[0] and what in hits[0] and "allowed" in hits[0], \
+            (jpath, value, r.stderr)
+    assert "hunter2" not in r.stderr and "tok" not in r.stderr, r.stderr
+
+
+def test_validate_refuses_nul_in_strings(tmp_path, fn, sluice_bin):
+    """cJSON cuts a string at \\u0000: refuse it, naming the string's JSON path."""
+    log = str(tmp_path / "in.log")
+    text = json.dumps(base_config(tmp_path, {"hook": http_fn(fn.url, headers={"X-T": "aXb"})},
+                                  [file_mapping(log, "hook")]))
+    text = text.replace("aXb", "a\\u0000b")
+    path = write_config(tmp_path, text)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    hits = [ln for ln in r.stderr.splitlines() if "$.functions.hook.headers.X-T:" in ln]
+    assert hits and "\\u0000" in hits[0], r.stderr
+
+
+def test_validate_relative_file_arn_names_the_key(tmp_path, fn, sluice_bin):
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url)},
+                      [file_mapping("relative/*.log", "hook")])
+    path = write_config(tmp_path, cfg)
+    r = run_cli(sluice_bin, "validate", path, env=no_endpoint_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "$.mappings[0].EventSourceArn: \"file://relative/*.log\"" in r.stderr, r.stderr
+
+
 def test_validate_missing_file(tmp_path, sluice_bin):
     r = run_cli(sluice_bin, "validate", str(tmp_path / "nope.json"))
     assert r.returncode == 2, r.stderr
@@ -126,6 +203,48 @@ def test_run_bad_config_never_starts(tmp_path, fn, sluice_bin):
     assert fn.count() == 0
     state = tmp_path / "state"
     assert not state.exists() or not os.listdir(state), "a bad config wrote state"
+
+
+@contextlib.contextmanager
+def unwritable_dir(path):
+    """Makes the existing directory `path` one this process's children cannot create files in:
+    mode 0555 for a normal user; as root (which ignores modes) the immutable attribute."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        try:
+            yield
+        finally:
+            os.chmod(path, 0o755)
+        return
+    r = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        missing("chattr +i on %s (%s)" % (path, r.stderr.strip()))
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_run_unwritable_state_dir_exits_before_reading(tmp_path, fn, sluice):
+    """An existing state_dir sluice cannot write in: exit 1 at start, naming the directory and
+    the reason, before a record is read (never deliver what could not be checkpointed)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    log = tmp_path / "in.log"
+    write_lines(log, ["must not be delivered"])
+    cfg = base_config(tmp_path, {"hook": http_fn(fn.url)}, [file_mapping(log, "hook")],
+                      state_dir=str(state))
+    with unwritable_dir(state):
+        s = sluice(cfg, args=["--until-idle=1"])
+        rc = s.wait(15)
+    assert rc == 1, (rc, s.log_tail())
+    assert fn.count() == 0, "delivered before finding the state directory unwritable"
+    text = s.log()
+    line = [ln for ln in text.splitlines() if str(state) in ln and "error" in ln]
+    assert line, text
+    assert re.search(r"[Pp]ermission denied|[Oo]peration not permitted|[Rr]ead-only", line[0]), \
+        line[0]
+    assert not os.listdir(state)
 
 
 def test_version(sluice_bin):
@@ -209,3 +328,22 @@ def test_log_format_json(tmp_path, fn, sluice):
     assert lines, "no log output at debug level"
     for ln in lines:
         json.loads(ln)  # every line is one JSON object
+
+
+def test_human_log_escapes_terminal_sequences(tmp_path, sluice):
+    """A function's stderr and a file name holding ESC [31m: the human log writes the escape
+    as text (\\x1b), so the log cannot drive the reader's terminal or split a line."""
+    (tmp_path / "in").mkdir()
+    log = tmp_path / "in" / "a\x1b[31mred.log"
+    write_lines(log, ["one"])
+    script = "printf 'MARK\\033[31mRED\\033[0m\\n' >&2; cat >/dev/null; echo '{}'"
+    cfg = base_config(tmp_path, {"fx": {"type": "exec", "command": ["/bin/sh", "-c", script],
+                                        "timeout": 30}},
+                      [file_mapping(str(tmp_path / "in" / "*.log"), "fx")])
+    s = sluice(cfg, args=["--log-format", "human"])
+    wait_until(lambda: "MARK" in s.log(), 15, "the function's stderr in the log", proc=s)
+    assert s.stop() == 0
+    text = s.log()
+    assert "\x1b" not in text, [ln for ln in text.splitlines() if "\x1b" in ln]
+    assert "MARK\\x1b[31mRED\\x1b[0m" in text, text
+    assert "a\\x1b[31mred.log" in text, text

@@ -274,3 +274,54 @@ def test_until_idle_waits_for_a_slow_destination(tmp_path, fn, sluice):
         reqs = dest.requests()
         assert reqs and reqs[-1].answered, "sluice exited before the destination answered"
         assert list(checkpoint_positions(tmp_path / "state").values()) == [5]
+
+
+# ---- secrets in URLs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["human", "json"])
+def test_url_credentials_and_query_never_logged(tmp_path, fn, sluice, fmt):
+    """A function URL and a destination URL with user:password and a query token: the
+    function fails so the destination is used, and the destination fails too, so every warn
+    line about both is written (at debug level, in both log formats). Neither password nor
+    token may appear in the log; the hosts do."""
+    log = tmp_path / "in.log"
+    write_lines(log, ["bad"])
+    fn.set_default(Reply(500))
+    with FnServer(default=Reply(500)) as dest:
+        fn_url = fn.url.replace("http://", "http://alice:FNPASSWORD@") + FN + "?key=FNTOKEN"
+        dest_url = (dest.url.replace("http://", "http://carol:DESTPASSWORD@") +
+                    "/dest?sig=DESTTOKEN#frag")
+        cfg = failing_cfg(tmp_path, fn, [log], dest_url, batch=1)
+        cfg["functions"]["hook"]["url"] = fn_url
+        s = sluice(cfg, args=["--log-format", fmt, "--log-level", "debug"])
+        wait_until(lambda: dest.count() >= 3, 15, "3 destination attempts", proc=s)
+        assert s.stop() == 0
+        text = s.log()
+        for secret in ("FNPASSWORD", "FNTOKEN", "DESTPASSWORD", "DESTTOKEN", "alice", "carol"):
+            assert secret not in text, "%s logged:\n%s" % (secret, text)
+        host = "127.0.0.1:%d" % dest.port
+        assert host in text, "the destination's host is not named:\n" + text
+        assert "writing" in text, text
+        # the function and the destination did get the credentials
+        assert fn.requests()[0].header("Authorization", "").startswith("Basic ")
+        assert dest.requests()[0].header("Authorization", "").startswith("Basic ")
+
+
+def test_sqs_endpoint_credentials_never_logged(tmp_path, fn, sluice):
+    """An SQS queue ARN sent to an endpoint from the environment that carries user:password and
+    a query: the failing GetQueueUrl is logged with the endpoint redacted."""
+    log = tmp_path / "in.log"
+    write_lines(log, ["bad"])
+    fn.set_default(Reply(500))
+    with FnServer(default=Reply(500)) as ep:
+        env = {"AWS_ENDPOINT_URL_SQS": ep.url.replace("http://", "http://sam:EPPASSWORD@") +
+               "/?sig=EPTOKEN"}
+        cfg = failing_cfg(tmp_path, fn, [log], "arn:aws:sqs:us-east-1:123456789012:dlq", batch=1)
+        s = sluice(cfg, args=["--log-level", "debug"], env_extra=env)
+        wait_until(lambda: ep.count() >= 2, 15, "2 GetQueueUrl attempts", proc=s)
+        wait_until(lambda: "failed" in s.log(), 15, "a destination failure in the log", proc=s)
+        assert s.stop() == 0
+        text = s.log()
+        for secret in ("EPPASSWORD", "EPTOKEN", "sam:"):
+            assert secret not in text, "%s logged:\n%s" % (secret, text)

@@ -408,7 +408,8 @@ static void test_unknown_scheme(void **state)
                     "\"LATEST\"}]}");
     assert_int_equal(r, SL_ECONFIG);
     assert_int_equal(f->errs.n, 1);
-    expect_sub(f, ": $.mappings[0]: \"file://relative/*.log\"");
+    expect_sub(f, ": $.mappings[0].EventSourceArn: \"file://relative/*.log\": the path must be "
+                  "absolute");
 }
 
 static void test_function_types(void **state)
@@ -430,7 +431,9 @@ static void test_function_types(void **state)
     expect_one(f,
                "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":\"ftp://x\"}},"
                "\"mappings\":[" MAP_OK "}]}",
-               "$.functions.hook.url: must be an http:// or https:// URL with a host");
+               "$.functions.hook.url: \"ftp://x\" has a scheme sluice does not speak here; "
+               "allowed: an http:// or https:// URL with a host and an optional port from 1 to "
+               "65535");
 }
 
 static void test_function_name_resolution(void **state)
@@ -629,6 +632,91 @@ static void test_secret_hidden(void **state)
     assert_null(strstr(f->errs.items[0], "hunter2"));
 }
 
+static void test_framing_headers_refused(void **state)
+{
+    struct fixture *f = *state;
+    int r = load(f, "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":"
+                    "\"http://127.0.0.1:1/\",\"headers\":{\"content-length\":\"5\","
+                    "\"X-Ok\":\"1\",\"Transfer-Encoding\":\"chunked\",\"CONNECTION\":\"close\","
+                    "\"Host\":\"h\",\"Expect\":\"100-continue\",\"Bad Name\":\"x\"}}},"
+                    "\"mappings\":[" MAP_OK "}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 6);
+    static const char *const names[] = {"content-length", "Transfer-Encoding", "CONNECTION", "Host",
+                                        "Expect"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(names); i++) {
+        char want[256];
+        (void)snprintf(want, sizeof(want),
+                       "$.functions.hook.headers.%s: sluice sets this header from the request "
+                       "itself, and another value would break the HTTP framing; allowed: any "
+                       "header but Content-Length, Transfer-Encoding, Connection, Host and Expect",
+                       names[i]);
+        expect(f, want);
+    }
+    expect_sub(f, "$.functions.hook.headers.Bad Name: not a valid header name");
+}
+
+static void test_url_values_checked(void **state)
+{
+    struct fixture *f = *state;
+    /* Ports, hosts and schemes of every URL option; the value shown, redacted. */
+    int r = load(f, "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":"
+                    "\"http://u:hunter2@127.0.0.1:99999/?t=tok\"},\"l\":{\"type\":\"lambda\","
+                    "\"endpoint\":\"http://127.0.0.1:0\",\"function_name\":\"f\"}},"
+                    "\"mappings\":[" MAP_OK ",\"DestinationConfig\":{\"OnFailure\":{"
+                    "\"Destination\":\"https://carol:hunter2@:8080/x\"}}}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 3);
+    expect(f, "$.functions.hook.url: \"http://***@127.0.0.1:99999/?***\" has a port outside 1 "
+              "to 65535; allowed: an http:// or https:// URL with a host and an optional port "
+              "from 1 to 65535");
+    expect(f, "$.functions.l.endpoint: \"http://127.0.0.1:0\" has a port outside 1 to 65535; "
+              "allowed: an http:// or https:// URL with a host, an optional port from 1 to 65535 "
+              "and no query");
+    expect_sub(f, "$.mappings[0].DestinationConfig.OnFailure.Destination: "
+                  "\"https://***@:8080/x\" has no host");
+    for (size_t i = 0; i < f->errs.n; i++) {
+        assert_null(strstr(f->errs.items[i], "hunter2"));
+        assert_null(strstr(f->errs.items[i], "tok"));
+    }
+}
+
+static void test_url_secrets_not_in_errors(void **state)
+{
+    struct fixture *f = *state;
+    expect_mapping_error(f,
+                         ",\"DestinationConfig\":{\"OnFailure\":{\"Destination\":"
+                         "\"gopher://u:hunter2@h/x?t=tok\"}}",
+                         "$.mappings[0].DestinationConfig.OnFailure.Destination: "
+                         "\"gopher://***@h/x?***\" is not a destination sluice can write; "
+                         "allowed: file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE "
+                         "or an SQS queue URL, kafka://TOPIC");
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+               "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
+               "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" has an unknown "
+               "scheme; allowed: file://..., kafka://..., arn:aws:kafka:...");
+}
+
+static void test_nul_in_strings(void **state)
+{
+    struct fixture *f = *state;
+    int r = load(f, "{\"functions\":{" FN_AUDIT ",\"hook\":{\"type\":\"http\",\"url\":"
+                    "\"http://127.0.0.1:1/\\u0000x\",\"headers\":{\"X-A\":\"ok\\\\u0000\"}}},"
+                    "\"mappings\":[" MAP_OK ",\"FunctionResponseTypes\":[\"a\",\"b\\u0000\"]}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    expect(f, "$.functions.hook.url: the string contains \\u0000 (a NUL character), which would "
+              "cut the value short; allowed: strings without \\u0000");
+    expect_sub(f, "$.mappings[0].FunctionResponseTypes[1]: the string contains \\u0000");
+    /* "\\u0000" is a backslash and "u0000", not a NUL. */
+    for (size_t i = 0; i < f->errs.n; i++) {
+        assert_null(strstr(f->errs.items[i], "X-A"));
+    }
+    r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK ",\"a\\u0000b\":1}]}");
+    assert_int_equal(r, SL_ECONFIG);
+    expect_sub(f, "$.mappings[0].a: the key contains \\u0000");
+}
+
 static void test_all_errors_collected(void **state)
 {
     struct fixture *f = *state;
@@ -729,6 +817,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uuid_duplicate_derived, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uuid_derivation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_hidden, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_framing_headers_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_values_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_secrets_not_in_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_in_strings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_collected, setup, teardown),
         cmocka_unit_test(test_print_options),
     };

@@ -286,7 +286,10 @@ static void test_sinks_check_errors(void **state)
     for (size_t i = 0; i < SL_ARRAY_LEN(bad_file); i++) {
         errbuf[0] = '\0';
         assert_int_equal(sl_sink_file.check(bad_file[i], errbuf, sizeof(errbuf)), SL_ECONFIG);
-        assert_non_null(strstr(errbuf, bad_file[i]));
+        /* The value is shown, its query redacted (it may hold a token). */
+        const char *q = strchr(bad_file[i], '?');
+        assert_non_null(q ? strstr(errbuf, "file:///a?***") : strstr(errbuf, bad_file[i]));
+        assert_true(!q || !strstr(errbuf, q));
     }
     assert_int_equal(sl_sink_file.check("file:///tmp/x%20y/", errbuf, sizeof(errbuf)), 0);
     assert_int_equal(sl_sink_http.check("http://", errbuf, sizeof(errbuf)), SL_ECONFIG);

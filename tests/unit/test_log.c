@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_log.c: log.c's line formats. Text sluice does not control (a function's stderr, file
+ * names, configured names) reaches the log: control characters must neither split a line nor
+ * reach the reader's terminal as escape sequences, in the human format (\xNN) as in the JSON
+ * one (\u00NN). Lines go to a temporary file through sl_log_setup's descriptor. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+
+/* Reads everything logged to f since the last call, then empties f. */
+static void read_log(FILE *f, char *buf, size_t len)
+{
+    int fd = fileno(f);
+    off_t end = lseek(fd, 0, SEEK_END);
+    assert_true(end >= 0 && (size_t)end < len);
+    assert_int_equal(pread(fd, buf, (size_t)end, 0), end);
+    buf[end] = '\0';
+    assert_int_equal(ftruncate(fd, 0), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+}
+
+static void test_log_human_escapes_controls(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    char buf[8192];
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_HUMAN, fileno(f));
+    sl_log_info("exec", "fn\x1b]0;x\x07", "stderr: \x1b[31mred\x1b[0m\tcol\rcr\nnl\x7f end");
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "[exec:fn\\x1b]0;x\\x07] "));
+    assert_non_null(strstr(buf, "stderr: \\x1b[31mred\\x1b[0m\tcol\\x0dcr\\x0anl\\x7f end\n"));
+    assert_null(strchr(buf, '\x1b'));
+    assert_null(strchr(buf, '\r'));
+    assert_ptr_equal(strchr(buf, '\n'), buf + strlen(buf) - 1); /* one line */
+
+    const char *keys[] = {"/logs/\x1b[2Ja.log"};
+    int64_t values[] = {7};
+    sl_log_fields(SL_LOG_INFO, "mapping", "m", "lag\x1b", keys, values, 1);
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "lag\\x1b /logs/\\x1b[2Ja.log=7\n"));
+    assert_null(strchr(buf, '\x1b'));
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    fclose(f);
+}
+
+static void test_log_json_escapes_controls(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    char buf[8192];
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_JSON, fileno(f));
+    sl_log_info("exec", "fn\x1b", "a\x1b[31m\"b\\\x7f\n");
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"inst\":\"fn\\u001b\""));
+    assert_non_null(strstr(buf, "\"msg\":\"a\\u001b[31m\\\"b\\\\\\u007f\\n\"}\n"));
+    assert_null(strchr(buf, '\x1b'));
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    fclose(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_log_human_escapes_controls),
+        cmocka_unit_test(test_log_json_escapes_controls),
+    };
+    return cmocka_run_group_tests_name("log", tests, NULL, NULL);
+}
