@@ -16,19 +16,41 @@
  * The result is delivered from the last handle's close callback: never from inside invoke(),
  * exactly once, after every handle (and the pending stdin write, which borrows the body) is gone.
  *
- * This module does not decide about retries: a spawn failure (command not found) is a function
- * error, which the invoker retries like any other. It relies on SIGPIPE being ignored by the
+ * This module does not decide about retries, it classifies: a spawn failure that is the
+ * function's (no such program, not executable) is a function error; one that is sluice's own
+ * (out of descriptors, processes or memory: EMFILE, ENFILE, EAGAIN, ENOMEM) is
+ * SL_OUTCOME_RESOURCE_EXHAUSTED, which the invoker retries without counting, so records are not
+ * dropped while the process is short of descriptors. Running past `timeout` is the function's
+ * failure (SL_OUTCOME_TIMEOUT, "Unhandled"), counted like AWS's "Task timed out".
+ *
+ * The child inherits only its three pipes: every descriptor sluice and its libraries hold is
+ * marked close-on-exec right before each spawn (exec_cloexec_all), because not every library
+ * opens its descriptors that way (libcurl 7.88's wakeup socketpair, librdkafka 2.0's wakeup
+ * pipes). Its stderr lines are logged with NUL and other control bytes escaped as \xNN, so a
+ * binary byte neither cuts the line nor reaches the terminal raw.
+ *
+ * It relies on SIGPIPE being ignored by the
  * process (the daemon does it): a child that exits without reading stdin makes the write fail
  * with EPIPE, which is ignored. Loop thread only. */
 #include "function.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <unistd.h>
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<linux/close_range.h>)
+#include <linux/close_range.h>
+#endif
+#endif
 
 #include "alloc.h"
 #include "buf.h"
@@ -111,6 +133,19 @@ static int exec_check(void *ctx_, char *errbuf, size_t errlen)
             snprintf(errbuf, errlen, "env: \"%s\" is not a valid variable name", k);
             return SL_ECONFIG;
         }
+    }
+    /* A cwd that is missing would otherwise surface only at the first invocation, as a
+     * spawn failure that blames the program. */
+    struct stat st;
+    if (ctx->cwd && stat(ctx->cwd, &st) < 0) {
+        snprintf(errbuf, errlen, "cwd: \"%.256s\": %s; allowed: an existing directory", ctx->cwd,
+                 strerror(errno));
+        return SL_ECONFIG;
+    }
+    if (ctx->cwd && !S_ISDIR(st.st_mode)) {
+        snprintf(errbuf, errlen,
+                 "cwd: \"%.256s\" is not a directory; allowed: an existing directory", ctx->cwd);
+        return SL_ECONFIG;
     }
     return 0;
 }
@@ -225,14 +260,32 @@ static void run_kill_group(struct exec_run *run)
     }
 }
 
-/* Logs one line of stderr, in pieces of at most EXEC_STDERR_LINE_MAX bytes. */
+/* Logs one line of stderr, in pieces of at most EXEC_STDERR_LINE_MAX bytes once escaped. A
+ * NUL would end the formatted string early and a control byte (ESC, CR, BEL) would reach
+ * the terminal or break the log line: each is written as \xNN (tab stays). Bytes from 0x80 up
+ * pass unchanged (UTF-8 text). */
 static void run_log_stderr(struct exec_run *run, const char *s, size_t n)
 {
-    while (n) {
-        size_t piece = n < EXEC_STDERR_LINE_MAX ? n : EXEC_STDERR_LINE_MAX;
-        sl_log_info("exec", run->ctx->name, "%.*s", (int)piece, s);
-        s += piece;
-        n -= piece;
+    static const char hex[] = "0123456789abcdef";
+    char out[EXEC_STDERR_LINE_MAX + 4];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            out[len++] = '\\';
+            out[len++] = 'x';
+            out[len++] = hex[c >> 4];
+            out[len++] = hex[c & 0xf];
+        } else {
+            out[len++] = (char)c;
+        }
+        if (len >= EXEC_STDERR_LINE_MAX) {
+            sl_log_info("exec", run->ctx->name, "%.*s", (int)len, out);
+            len = 0;
+        }
+    }
+    if (len) {
+        sl_log_info("exec", run->ctx->name, "%.*s", (int)len, out);
     }
 }
 
@@ -310,7 +363,12 @@ static void run_set_result(struct exec_run *run)
     struct exec_ctx *ctx = run->ctx;
     *res = (struct sl_invoke_result){
         .outcome = SL_OUTCOME_FUNCTION_ERROR, .retry_after_ms = -1, .detail = run->detail};
-    if (run->spawn_err) {
+    if (run->spawn_err &&
+        sl_outcome_from_spawn_error(run->spawn_err) == SL_OUTCOME_RESOURCE_EXHAUSTED) {
+        res->outcome = SL_OUTCOME_RESOURCE_EXHAUSTED;
+        snprintf(run->detail, sizeof(run->detail), "cannot spawn \"%s\": %s (%s)", ctx->args[0],
+                 uv_strerror(run->spawn_err), uv_err_name(run->spawn_err));
+    } else if (run->spawn_err) {
         res->error_type = "Runtime.InvalidEntrypoint";
         snprintf(run->detail, sizeof(run->detail), "cannot run \"%s\": %s (%s)", ctx->args[0],
                  uv_strerror(run->spawn_err), uv_err_name(run->spawn_err));
@@ -319,6 +377,7 @@ static void run_set_result(struct exec_run *run)
         snprintf(run->detail, sizeof(run->detail), "canceled");
     } else if (run->timed_out) {
         res->outcome = SL_OUTCOME_TIMEOUT;
+        res->error_type = "Unhandled";
         snprintf(run->detail, sizeof(run->detail), "timed out after %lld ms%s",
                  (long long)ctx->timeout_ms,
                  run->held_open ? " (the process exited, but a process outside its group kept "
@@ -524,6 +583,42 @@ static void run_write_cb(uv_write_t *req, int status)
     run_close((uv_handle_t *)&run->in);
 }
 
+/* Marks every descriptor above stderr close-on-exec, so that the child starts with its three
+ * pipes only. sluice's own descriptors are opened close-on-exec, and so are libcurl's
+ * connections (httpc.c opens them) and libuv's; but some libraries' are not and cannot be
+ * reached: libcurl 7.88's multi wakeup socketpair and resolver socketpairs, librdkafka 2.0's
+ * per-broker wakeup pipes (pipe(2) without O_CLOEXEC; its sockets and files are). Doing it
+ * here, on the loop thread right before the fork, catches them all; a descriptor a library
+ * thread opens between this and the fork is the remaining gap. close_range(2) does it in one
+ * call (Linux 5.11); without it, /proc/self/fd is walked. Failures are ignored: this is a
+ * safety net, and a spawn under descriptor exhaustion fails on its own. */
+static void exec_cloexec_all(void)
+{
+#if defined(SYS_close_range) && defined(CLOSE_RANGE_CLOEXEC)
+    if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) {
+        return;
+    }
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        return;
+    }
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd <= 2 || fd == self) {
+            continue;
+        }
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) {
+            (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+    (void)closedir(d);
+}
+
 static int exec_invoke(void *ctx_, const char *body, size_t body_len, sl_invoke_cb cb, void *arg)
 {
     struct exec_ctx *ctx = ctx_;
@@ -572,10 +667,17 @@ static int exec_invoke(void *ctx_, const char *body, size_t body_len, sl_invoke_
         .stdio_count = 3,
         .stdio = stdio,
     };
+    exec_cloexec_all();
     int r = uv_spawn(ctx->loop, &run->proc, &po);
     if (r < 0) {
         run->spawn_err = r;
-        sl_log_warn("exec", ctx->name, "cannot run \"%s\": %s", ctx->args[0], uv_strerror(r));
+        if (sl_outcome_from_spawn_error(r) == SL_OUTCOME_RESOURCE_EXHAUSTED) {
+            sl_log_warn("exec", ctx->name, "cannot spawn \"%s\": %s (%s), retrying", ctx->args[0],
+                        uv_strerror(r), uv_err_name(r));
+        } else {
+            sl_log_warn("exec", ctx->name, "cannot run \"%s\": %s (%s)", ctx->args[0],
+                        uv_strerror(r), uv_err_name(r));
+        }
         run->exited = run->out_eof = run->err_eof = true;
         run_finish(run);
         return 0;
