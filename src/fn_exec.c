@@ -109,7 +109,7 @@ static const struct sl_opt exec_opts[] = {
      "arrives on stdin, the response is read from stdout."},
     {"timeout", SL_OPT_DURATION, "30s", 100, 900000, offsetof(struct exec_ctx, timeout_ms), 0, NULL,
      "How long one invocation may run; then its whole process group is killed and the "
-     "invocation is a timeout."},
+     "invocation is a timeout, a function error that counts toward MaximumRetryAttempts."},
     {"env", SL_OPT_STRMAP, NULL, 0, -1, offsetof(struct exec_ctx, env), 0, NULL,
      "Extra environment variables for the process, added to PATH, HOME, LANG, "
      "AWS_LAMBDA_FUNCTION_NAME and AWS_REGION (and overriding them)."},

@@ -9,7 +9,10 @@
  * an sl_buf and the headers of the final response as name/value pairs. Finished transfers go
  * back to a small free list with their buffers, so a steady stream of requests allocates
  * nothing per request. Request bodies are borrowed (CURLOPT_POSTFIELDS), never copied, which
- * also lets curl's SigV4 code hash them.
+ * also lets curl's SigV4 code hash them. curl's sockets are opened here (OPENSOCKETFUNCTION),
+ * close-on-exec, so exec functions' processes do not inherit kept-alive connections; a socket
+ * that cannot be opened reports its errno, which tells sluice's own descriptor exhaustion from
+ * a connection the peer refused.
  *
  * Callbacks never run from inside sl_httpc_request or sl_httpc_cancel, nor from inside curl:
  * finished and canceled transfers are queued and reported from a uv_check handle, in the order
