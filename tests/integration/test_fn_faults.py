@@ -6,6 +6,7 @@ validate; NUL and control bytes of a function's stderr are escaped in the log.""
 import json
 import os
 import resource
+import socket
 import textwrap
 
 from fnserver import Reply, event_records
@@ -160,22 +161,37 @@ LIST_FDS = textwrap.dedent(r'''
 ''')
 
 
+def closed_port():
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
 def test_exec_child_inherits_no_descriptor(tmp_path, fn, sluice):
-    """An http function (a kept-alive connection to fnserver) and an exec function in two
-    mappings: the exec child, run after the http one delivered, has exactly 0, 1 and 2."""
+    """An http function (a kept-alive connection to fnserver), a Kafka mapping (librdkafka's
+    broker threads and their wakeup pipes; its broker is down, which is enough) and an exec
+    function in three mappings: the exec child, run after the http one delivered and the Kafka
+    client started, has exactly 0, 1 and 2."""
     (tmp_path / "listfds.py").write_text(LIST_FDS)
     hlog = tmp_path / "h.log"
     elog = tmp_path / "e.log"
     write_lines(hlog, ["to-http"])
     elog.write_text("")
     listing = tmp_path / "fds.json"
+    kport = closed_port()
+    kafka = {"SelfManagedEventSource": {
+                 "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:%d" % kport]}},
+             "Topics": ["fds"], "FunctionName": "lister", "StartingPosition": "TRIM_HORIZON",
+             "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "fds"}}
     cfg = base_config(tmp_path, {
         "hook": http_fn(fn.url + FN),
         "lister": {"type": "exec", "command": [PYTHON, str(tmp_path / "listfds.py")],
                    "env": {"OUT": str(listing)}},
-    }, [file_mapping(hlog, "hook"), file_mapping(elog, "lister")])
+    }, [file_mapping(hlog, "hook"), file_mapping(elog, "lister"), kafka])
     s = sluice(cfg)
     wait_until(lambda: fn.lines() == ["to-http"], 20, "the http delivery", proc=s)
+    wait_until(lambda: "127.0.0.1:%d" % kport in s.log() and "refused" in s.log(), 20,
+               "the Kafka client's first connection attempt", proc=s)
     write_lines(elog, ["to-exec"])
     wait_until(lambda: listing.exists(), 20, "the exec function's listing", proc=s)
     fds = json.loads(listing.read_text())

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -887,6 +888,41 @@ static void test_httpc_sockets_cloexec(void **state)
     assert_true(found >= 1); /* the kept-alive connection */
 }
 
+/* Item 2: a connection that cannot be made because sluice is out of descriptors is not the
+ * function's fault: socket(2)'s EMFILE reaches the result as SL_OUTCOME_RESOURCE_EXHAUSTED
+ * (retried without counting), not as a refused connection. */
+static void test_httpc_fn_http_emfile_is_resource_exhausted(void **state)
+{
+    struct fx *f = *state;
+    const char *kv[] = {"url", f->url, NULL};
+    int r;
+    void *ctx = fn_new(f, &sl_function_http, kv, NULL, &r);
+    assert_int_equal(r, 0);
+    srv_set(&f->srv, 200, NULL, "{}");
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    struct rlimit low = {256, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fds[256];
+    int n = 0;
+    while (n < 256 && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        n++;
+    }
+    invoke(f, &sl_function_http, ctx, "{}");
+    while (n > 0) {
+        close(fds[--n]);
+    }
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (f->res.outcome != SL_OUTCOME_RESOURCE_EXHAUSTED) {
+        fail_msg("outcome %s (%s), want resource_exhausted", sl_outcome_name(f->res.outcome),
+                 f->res_detail);
+    }
+    assert_non_null(strstr(f->res_detail, "EMFILE"));
+    invoke(f, &sl_function_http, ctx, "{}"); /* descriptors are back */
+    assert_int_equal(f->res.outcome, SL_OUTCOME_SUCCESS);
+    fn_free(&sl_function_http, ctx);
+}
+
 static void test_httpc_fn_http_check(void **state)
 {
     struct fx *f = *state;
@@ -1056,7 +1092,8 @@ static void test_httpc_fn_lambda_timeout(void **state)
     invoke(f, &sl_function_lambda, ctx, "{}");
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     assert_int_equal(f->res.outcome, SL_OUTCOME_TIMEOUT);
-    assert_true(ms >= 350 && ms < 3000); /* timeout plus margin */
+    assert_string_equal(f->res_error_type, "Unhandled"); /* the function's: counted */
+    assert_true(ms >= 350 && ms < 3000);                 /* timeout plus margin */
     fn_free(&sl_function_lambda, ctx);
 
     const char *bad[][2] = {{"endpoint", "localhost:9000"},
@@ -1227,6 +1264,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_httpc_fn_http_timeout_vs_connect_timeout, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_httpc_sockets_cloexec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_httpc_fn_http_emfile_is_resource_exhausted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_unsigned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_timeout, setup, teardown),
