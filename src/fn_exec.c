@@ -26,8 +26,8 @@
  * The child inherits only its three pipes: every descriptor sluice and its libraries hold is
  * marked close-on-exec right before each spawn (exec_cloexec_all), because not every library
  * opens its descriptors that way (libcurl 7.88's wakeup socketpair, librdkafka 2.0's wakeup
- * pipes). Its stderr lines are logged with NUL and other control bytes escaped as \xNN, so a
- * binary byte neither cuts the line nor reaches the terminal raw.
+ * pipes). Its stderr lines are handed to the log with their length, so a NUL does not cut a
+ * line; the log escapes it and the other control bytes.
  *
  * It relies on SIGPIPE being ignored by the
  * process (the daemon does it): a child that exits without reading stdin makes the write fail
@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,34 +121,53 @@ static const struct sl_opt exec_opts[] = {
 
 /* ---- Configuration ---- */
 
+static void exec_check_err(char *errbuf, size_t errlen, const char *fmt, ...) SL_PRINTF(3, 4);
+static void exec_check_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    size_t n = strlen(errbuf);
+    if (n + 2 >= errlen) {
+        return;
+    }
+    if (n > 0) {
+        errbuf[n++] = '\n';
+        errbuf[n] = '\0';
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(errbuf + n, errlen - n, fmt, ap);
+    va_end(ap);
+}
+
+/* Reports every problem, one per line of errbuf, each starting with its key. */
 static int exec_check(void *ctx_, char *errbuf, size_t errlen)
 {
     struct exec_ctx *ctx = ctx_;
+    errbuf[0] = '\0';
     if (ctx->command.n == 0 || !ctx->command.items[0] || ctx->command.items[0][0] == '\0') {
-        snprintf(errbuf, errlen, "command: must name a program, as in [\"python3\", \"h.py\"]");
-        return SL_ECONFIG;
+        exec_check_err(errbuf, errlen,
+                       "command: must name a program, as in [\"python3\", \"h.py\"]");
     }
     for (size_t i = 0; i < ctx->env.n; i++) {
         const char *k = ctx->env.keys[i];
         if (k[0] == '\0' || strchr(k, '=')) {
-            snprintf(errbuf, errlen, "env: \"%s\" is not a valid variable name", k);
-            return SL_ECONFIG;
+            exec_check_err(errbuf, errlen,
+                           "env: \"%.64s\" is not a valid variable name; allowed: a non-empty "
+                           "name without '='",
+                           k);
         }
     }
-    /* A cwd that is missing would otherwise surface only at the first invocation, as a
-     * spawn failure that blames the program. */
+    /* A cwd that is missing would otherwise surface only at the first invocation, as a spawn
+     * failure that blames the program. */
     struct stat st;
     if (ctx->cwd && stat(ctx->cwd, &st) < 0) {
-        snprintf(errbuf, errlen, "cwd: \"%.256s\": %s; allowed: an existing directory", ctx->cwd,
-                 strerror(errno));
-        return SL_ECONFIG;
+        exec_check_err(errbuf, errlen, "cwd: \"%.256s\": %s; allowed: an existing directory",
+                       ctx->cwd, strerror(errno));
+    } else if (ctx->cwd && !S_ISDIR(st.st_mode)) {
+        exec_check_err(errbuf, errlen,
+                       "cwd: \"%.256s\" is not a directory; allowed: an existing directory",
+                       ctx->cwd);
     }
-    if (ctx->cwd && !S_ISDIR(st.st_mode)) {
-        snprintf(errbuf, errlen,
-                 "cwd: \"%.256s\" is not a directory; allowed: an existing directory", ctx->cwd);
-        return SL_ECONFIG;
-    }
-    return 0;
+    return errbuf[0] ? SL_ECONFIG : 0;
 }
 
 /* Sets key to value in *envp, a NULL-terminated array of *n owned "KEY=VALUE" strings (NULL
@@ -260,32 +280,16 @@ static void run_kill_group(struct exec_run *run)
     }
 }
 
-/* Logs one line of stderr, in pieces of at most EXEC_STDERR_LINE_MAX bytes once escaped. A
- * NUL would end the formatted string early and a control byte (ESC, CR, BEL) would reach
- * the terminal or break the log line: each is written as \xNN (tab stays). Bytes from 0x80 up
- * pass unchanged (UTF-8 text). */
+/* Logs one line of stderr, in pieces of at most EXEC_STDERR_LINE_MAX bytes. The bytes go to
+ * the log with their length, so a NUL does not end the line early; log.c escapes NUL and the
+ * other control bytes for the log format (\xNN in the human one). */
 static void run_log_stderr(struct exec_run *run, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    char out[EXEC_STDERR_LINE_MAX + 4];
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            out[len++] = '\\';
-            out[len++] = 'x';
-            out[len++] = hex[c >> 4];
-            out[len++] = hex[c & 0xf];
-        } else {
-            out[len++] = (char)c;
-        }
-        if (len >= EXEC_STDERR_LINE_MAX) {
-            sl_log_info("exec", run->ctx->name, "%.*s", (int)len, out);
-            len = 0;
-        }
-    }
-    if (len) {
-        sl_log_info("exec", run->ctx->name, "%.*s", (int)len, out);
+    while (n) {
+        size_t piece = n < EXEC_STDERR_LINE_MAX ? n : EXEC_STDERR_LINE_MAX;
+        sl_log_bytes(SL_LOG_INFO, "exec", run->ctx->name, s, piece);
+        s += piece;
+        n -= piece;
     }
 }
 

@@ -222,13 +222,20 @@ def test_validate_rejects_missing_cwd(tmp_path, sluice_bin):
 
 
 def test_exec_stderr_nul_and_escapes_kept(tmp_path, sluice):
+    """A NUL in a function's stderr used to cut the rest of the log line."""
     log = tmp_path / "in.log"
     write_lines(log, ["x"])
     cmd = ["/bin/sh", "-c", r"cat >/dev/null; printf 'head\000tail \033[31mred\n' >&2"]
     cfg = base_config(tmp_path, {"w": {"type": "exec", "command": cmd}},
                       [file_mapping(log, "w")])
-    s = run_until_idle(sluice, cfg)
+    s = run_until_idle(sluice, cfg)  # --log-format json
     lines = [o.get("msg", "") for o in json_log(s.log()) if "head" in str(o.get("msg"))]
-    assert lines == ["head\\x00tail \\x1b[31mred"], lines
-    text = open(s.stderr_path, "rb").read()
-    assert b"\x1b" not in text and b"\x00" not in text
+    assert lines == ["head\x00tail \x1b[31mred"], lines  # the whole line, escaped in JSON
+    raw = open(s.stderr_path, "rb").read()
+    assert b"\x1b" not in raw and b"\x00" not in raw
+
+    cfg["state_dir"] = str(tmp_path / "state-human")
+    s = sluice(cfg, args=["--until-idle=1"])  # the human format
+    assert s.wait(30) == 0, s.log_tail()
+    hits = [ln for ln in s.log().splitlines() if "head" in ln]
+    assert len(hits) == 1 and hits[0].endswith("[exec:w] head\\x00tail \\x1b[31mred"), hits

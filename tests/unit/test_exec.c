@@ -605,6 +605,20 @@ static void test_exec_check_rejects_bad_cwd(void **state)
         sl_opt_free(sl_function_exec.opts, ctx);
         sl_free(ctx);
     }
+    /* Every problem is reported, one per line, each with its key. */
+    void *ctx = sl_calloc(1, sl_function_exec.ctx_size);
+    const char *argv[] = {"cat"};
+    const char *env[] = {"A=B", "x"};
+    opt_set_strlist(ctx, "command", argv, 1);
+    opt_set_strmap(ctx, "env", env, 1);
+    *(char **)((char *)ctx + opt_row("cwd")->off) = sl_strdup(missing);
+    char errbuf[512] = "";
+    assert_int_equal(sl_function_exec.check(ctx, errbuf, sizeof(errbuf)), SL_ECONFIG);
+    char *nl = strchr(errbuf, '\n');
+    assert_non_null(nl);
+    assert_true(strncmp(errbuf, "env: ", 5) == 0 && strncmp(nl + 1, "cwd: ", 5) == 0);
+    sl_opt_free(sl_function_exec.opts, ctx);
+    sl_free(ctx);
 }
 
 /* Item 4: the child starts with its three pipes only, even when the parent holds descriptors
