@@ -29,9 +29,8 @@
  * pipes). Its stderr lines are handed to the log with their length, so a NUL does not cut a
  * line; the log escapes it and the other control bytes.
  *
- * It relies on SIGPIPE being ignored by the
- * process (the daemon does it): a child that exits without reading stdin makes the write fail
- * with EPIPE, which is ignored. Loop thread only. */
+ * It relies on SIGPIPE being ignored by the process (the daemon does it): a child that exits
+ * without reading stdin makes the write fail with EPIPE, which is ignored. Loop thread only. */
 #include "function.h"
 
 #include <assert.h>
