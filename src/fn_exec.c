@@ -16,19 +16,41 @@
  * The result is delivered from the last handle's close callback: never from inside invoke(),
  * exactly once, after every handle (and the pending stdin write, which borrows the body) is gone.
  *
- * This module does not decide about retries: a spawn failure (command not found) is a function
- * error, which the invoker retries like any other. It relies on SIGPIPE being ignored by the
- * process (the daemon does it): a child that exits without reading stdin makes the write fail
- * with EPIPE, which is ignored. Loop thread only. */
+ * This module does not decide about retries, it classifies: a spawn failure that is the
+ * function's (no such program, not executable) is a function error; one that is sluice's own
+ * (out of descriptors, processes or memory: EMFILE, ENFILE, EAGAIN, ENOMEM) is
+ * SL_OUTCOME_RESOURCE_EXHAUSTED, which the invoker retries without counting, so records are not
+ * dropped while the process is short of descriptors. Running past `timeout` is the function's
+ * failure (SL_OUTCOME_TIMEOUT, "Unhandled"), counted like AWS's "Task timed out".
+ *
+ * The child inherits only its three pipes: every descriptor sluice and its libraries hold is
+ * marked close-on-exec right before each spawn (exec_cloexec_all), because not every library
+ * opens its descriptors that way (libcurl 7.88's wakeup socketpair, librdkafka 2.0's wakeup
+ * pipes). Its stderr lines are handed to the log with their length, so a NUL does not cut a
+ * line; the log escapes it and the other control bytes.
+ *
+ * It relies on SIGPIPE being ignored by the process (the daemon does it): a child that exits
+ * without reading stdin makes the write fail with EPIPE, which is ignored. Loop thread only. */
 #include "function.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <unistd.h>
+#if defined(__linux__) && defined(__has_include)
+#if __has_include(<linux/close_range.h>)
+#include <linux/close_range.h>
+#endif
+#endif
 
 #include "alloc.h"
 #include "buf.h"
@@ -87,7 +109,7 @@ static const struct sl_opt exec_opts[] = {
      "arrives on stdin, the response is read from stdout."},
     {"timeout", SL_OPT_DURATION, "30s", 100, 900000, offsetof(struct exec_ctx, timeout_ms), 0, NULL,
      "How long one invocation may run; then its whole process group is killed and the "
-     "invocation is a timeout."},
+     "invocation is a timeout, a function error that counts toward MaximumRetryAttempts."},
     {"env", SL_OPT_STRMAP, NULL, 0, -1, offsetof(struct exec_ctx, env), 0, NULL,
      "Extra environment variables for the process, added to PATH, HOME, LANG, "
      "AWS_LAMBDA_FUNCTION_NAME and AWS_REGION (and overriding them)."},
@@ -98,21 +120,53 @@ static const struct sl_opt exec_opts[] = {
 
 /* ---- Configuration ---- */
 
+static void exec_check_err(char *errbuf, size_t errlen, const char *fmt, ...) SL_PRINTF(3, 4);
+static void exec_check_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    size_t n = strlen(errbuf);
+    if (n + 2 >= errlen) {
+        return;
+    }
+    if (n > 0) {
+        errbuf[n++] = '\n';
+        errbuf[n] = '\0';
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(errbuf + n, errlen - n, fmt, ap);
+    va_end(ap);
+}
+
+/* Reports every problem, one per line of errbuf, each starting with its key. */
 static int exec_check(void *ctx_, char *errbuf, size_t errlen)
 {
     struct exec_ctx *ctx = ctx_;
+    errbuf[0] = '\0';
     if (ctx->command.n == 0 || !ctx->command.items[0] || ctx->command.items[0][0] == '\0') {
-        snprintf(errbuf, errlen, "command: must name a program, as in [\"python3\", \"h.py\"]");
-        return SL_ECONFIG;
+        exec_check_err(errbuf, errlen,
+                       "command: must name a program, as in [\"python3\", \"h.py\"]");
     }
     for (size_t i = 0; i < ctx->env.n; i++) {
         const char *k = ctx->env.keys[i];
         if (k[0] == '\0' || strchr(k, '=')) {
-            snprintf(errbuf, errlen, "env: \"%s\" is not a valid variable name", k);
-            return SL_ECONFIG;
+            exec_check_err(errbuf, errlen,
+                           "env: \"%.64s\" is not a valid variable name; allowed: a non-empty "
+                           "name without '='",
+                           k);
         }
     }
-    return 0;
+    /* A cwd that is missing would otherwise surface only at the first invocation, as a spawn
+     * failure that blames the program. */
+    struct stat st;
+    if (ctx->cwd && stat(ctx->cwd, &st) < 0) {
+        exec_check_err(errbuf, errlen, "cwd: \"%.256s\": %s; allowed: an existing directory",
+                       ctx->cwd, strerror(errno));
+    } else if (ctx->cwd && !S_ISDIR(st.st_mode)) {
+        exec_check_err(errbuf, errlen,
+                       "cwd: \"%.256s\" is not a directory; allowed: an existing directory",
+                       ctx->cwd);
+    }
+    return errbuf[0] ? SL_ECONFIG : 0;
 }
 
 /* Sets key to value in *envp, a NULL-terminated array of *n owned "KEY=VALUE" strings (NULL
@@ -225,12 +279,14 @@ static void run_kill_group(struct exec_run *run)
     }
 }
 
-/* Logs one line of stderr, in pieces of at most EXEC_STDERR_LINE_MAX bytes. */
+/* Logs one line of stderr, in pieces of at most EXEC_STDERR_LINE_MAX bytes. The bytes go to
+ * the log with their length, so a NUL does not end the line early; log.c escapes NUL and the
+ * other control bytes for the log format (\xNN in the human one). */
 static void run_log_stderr(struct exec_run *run, const char *s, size_t n)
 {
     while (n) {
         size_t piece = n < EXEC_STDERR_LINE_MAX ? n : EXEC_STDERR_LINE_MAX;
-        sl_log_info("exec", run->ctx->name, "%.*s", (int)piece, s);
+        sl_log_bytes(SL_LOG_INFO, "exec", run->ctx->name, s, piece);
         s += piece;
         n -= piece;
     }
@@ -310,7 +366,12 @@ static void run_set_result(struct exec_run *run)
     struct exec_ctx *ctx = run->ctx;
     *res = (struct sl_invoke_result){
         .outcome = SL_OUTCOME_FUNCTION_ERROR, .retry_after_ms = -1, .detail = run->detail};
-    if (run->spawn_err) {
+    if (run->spawn_err &&
+        sl_outcome_from_spawn_error(run->spawn_err) == SL_OUTCOME_RESOURCE_EXHAUSTED) {
+        res->outcome = SL_OUTCOME_RESOURCE_EXHAUSTED;
+        snprintf(run->detail, sizeof(run->detail), "cannot spawn \"%s\": %s (%s)", ctx->args[0],
+                 uv_strerror(run->spawn_err), uv_err_name(run->spawn_err));
+    } else if (run->spawn_err) {
         res->error_type = "Runtime.InvalidEntrypoint";
         snprintf(run->detail, sizeof(run->detail), "cannot run \"%s\": %s (%s)", ctx->args[0],
                  uv_strerror(run->spawn_err), uv_err_name(run->spawn_err));
@@ -319,6 +380,7 @@ static void run_set_result(struct exec_run *run)
         snprintf(run->detail, sizeof(run->detail), "canceled");
     } else if (run->timed_out) {
         res->outcome = SL_OUTCOME_TIMEOUT;
+        res->error_type = "Unhandled";
         snprintf(run->detail, sizeof(run->detail), "timed out after %lld ms%s",
                  (long long)ctx->timeout_ms,
                  run->held_open ? " (the process exited, but a process outside its group kept "
@@ -524,6 +586,42 @@ static void run_write_cb(uv_write_t *req, int status)
     run_close((uv_handle_t *)&run->in);
 }
 
+/* Marks every descriptor above stderr close-on-exec, so that the child starts with its three
+ * pipes only. sluice's own descriptors are opened close-on-exec, and so are libcurl's
+ * connections (httpc.c opens them) and libuv's; but some libraries' are not and cannot be
+ * reached: libcurl 7.88's multi wakeup socketpair and resolver socketpairs, librdkafka 2.0's
+ * per-broker wakeup pipes (pipe(2) without O_CLOEXEC; its sockets and files are). Doing it
+ * here, on the loop thread right before the fork, catches them all; a descriptor a library
+ * thread opens between this and the fork is the remaining gap. close_range(2) does it in one
+ * call (Linux 5.11); without it, /proc/self/fd is walked. Failures are ignored: this is a
+ * safety net, and a spawn under descriptor exhaustion fails on its own. */
+static void exec_cloexec_all(void)
+{
+#if defined(SYS_close_range) && defined(CLOSE_RANGE_CLOEXEC)
+    if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) {
+        return;
+    }
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        return;
+    }
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd <= 2 || fd == self) {
+            continue;
+        }
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) {
+            (void)fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+    (void)closedir(d);
+}
+
 static int exec_invoke(void *ctx_, const char *body, size_t body_len, sl_invoke_cb cb, void *arg)
 {
     struct exec_ctx *ctx = ctx_;
@@ -572,10 +670,17 @@ static int exec_invoke(void *ctx_, const char *body, size_t body_len, sl_invoke_
         .stdio_count = 3,
         .stdio = stdio,
     };
+    exec_cloexec_all();
     int r = uv_spawn(ctx->loop, &run->proc, &po);
     if (r < 0) {
         run->spawn_err = r;
-        sl_log_warn("exec", ctx->name, "cannot run \"%s\": %s", ctx->args[0], uv_strerror(r));
+        if (sl_outcome_from_spawn_error(r) == SL_OUTCOME_RESOURCE_EXHAUSTED) {
+            sl_log_warn("exec", ctx->name, "cannot spawn \"%s\": %s (%s), retrying", ctx->args[0],
+                        uv_strerror(r), uv_err_name(r));
+        } else {
+            sl_log_warn("exec", ctx->name, "cannot run \"%s\": %s (%s)", ctx->args[0],
+                        uv_strerror(r), uv_err_name(r));
+        }
         run->exited = run->out_eof = run->err_eof = true;
         run_finish(run);
         return 0;

@@ -3,7 +3,8 @@
  * through the shared HTTP client (keep-alive, so a busy mapping reuses one connection) and
  * turns the answer into an outcome: 2xx success with the body as the response, 429 and 503
  * throttles (with Retry-After), any other status a function error, no answer a transport error
- * or a timeout, a body over 6 MB a function error "Function.ResponseSizeTooLarge".
+ * (no connection) or a timeout (the request was sent: the function's, counted), a body over
+ * 6 MB a function error "Function.ResponseSizeTooLarge".
  *
  * The configured headers may hold secrets (tokens): they go into one curl_slist at init and are
  * never logged, neither are the URL's query or credentials (errors show it redacted, url.h).
@@ -45,7 +46,8 @@ static const struct sl_opt http_opts[] = {
     {"url", SL_OPT_STR, NULL, 1, 0, offsetof(struct http_ctx, url), SL_OPT_REQUIRED, NULL,
      "URL the event is POSTed to (http:// or https://)."},
     {"timeout", SL_OPT_DURATION, "30s", 100, 900000, offsetof(struct http_ctx, timeout_ms), 0, NULL,
-     "Time allowed for the whole request; past it the invocation is a timeout."},
+     "Time allowed for the whole request; past it the invocation is a timeout, a function "
+     "error that counts toward MaximumRetryAttempts (unless it was still connecting)."},
     {"connect_timeout", SL_OPT_DURATION, "10s", 100, 900000,
      offsetof(struct http_ctx, connect_timeout_ms), 0, NULL,
      "Time allowed to open the connection (DNS, TCP, TLS)."},

@@ -10,7 +10,8 @@
  * cannot sign empty headers or paths with characters that need escaping, so no empty header is
  * ever sent and, when signing, a function ARN goes into the path as its name and qualifier
  * (which is how the SDKs' own examples call it). The read timeout is the function's timeout
- * plus a margin, so a function that runs to its limit still reports its own error.
+ * plus a margin, so a function that runs to its limit still reports its own error; no answer
+ * within it is a timeout, the function's failure (counted), unless it was still connecting.
  *
  * Outcomes follow reference/esm.md §4.1: 200 without X-Amz-Function-Error success, with it a
  * function error; 429 a throttle; other statuses a service error (the batch never ran), with

@@ -4,6 +4,7 @@
  * decisions about outcomes (retry, back off) live in the mapping. Loop thread. */
 #include "function.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,12 +13,25 @@
 #include "httpc.h"
 
 static const char *const outcome_names[SL_OUTCOME_COUNT] = {
-    "success", "function_error", "throttle", "service_error", "transport_error", "timeout",
+    "success",         "function_error", "throttle",           "service_error",
+    "transport_error", "timeout",        "resource_exhausted",
 };
 
 const char *sl_outcome_name(enum sl_outcome o)
 {
     return (unsigned)o < SL_OUTCOME_COUNT ? outcome_names[o] : "unknown";
+}
+
+bool sl_errno_is_resource(int err)
+{
+    return err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM || err == ENOBUFS;
+}
+
+enum sl_outcome sl_outcome_from_spawn_error(int uv_err)
+{
+    /* libuv's codes are negated errno values on Unix. */
+    return uv_err < 0 && sl_errno_is_resource(-uv_err) ? SL_OUTCOME_RESOURCE_EXHAUSTED
+                                                       : SL_OUTCOME_FUNCTION_ERROR;
 }
 
 enum sl_outcome sl_outcome_from_http_status(long status)
@@ -60,10 +74,18 @@ bool sl_invoke_result_from_transport(const struct sl_http_resp *resp,
     } else if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
         res->outcome = SL_OUTCOME_TRANSPORT_ERROR;
         res->detail = "canceled";
-    } else if (resp->curl_code == CURLE_OPERATION_TIMEDOUT) {
+    } else if (resp->curl_code == CURLE_OPERATION_TIMEDOUT && resp->request_sent) {
+        /* The function had the event and did not answer in time: AWS's "Task timed out". */
         res->outcome = SL_OUTCOME_TIMEOUT;
+        res->error_type = "Unhandled";
         (void)snprintf(detail, len, "%s", resp->curl_error);
+    } else if (resp->curl_code != CURLE_OK && resp->socket_errno &&
+               sl_errno_is_resource(resp->socket_errno)) {
+        res->outcome = SL_OUTCOME_RESOURCE_EXHAUSTED;
+        (void)snprintf(detail, len, "cannot open a socket: %s (%s)",
+                       uv_strerror(-resp->socket_errno), uv_err_name(-resp->socket_errno));
     } else if (resp->curl_code != CURLE_OK) {
+        /* Refused, reset, DNS, TLS, or a timeout before the request went out (connecting). */
         res->outcome = SL_OUTCOME_TRANSPORT_ERROR;
         (void)snprintf(detail, len, "%s", resp->curl_error);
     } else {

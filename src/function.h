@@ -21,14 +21,21 @@ struct sl_function_conf;
  * is a function error. */
 #define SL_FUNCTION_MAX_RESPONSE_BYTES (6u * 1024u * 1024u)
 
-/* What happened to one invocation. Only the invoker decides what to do about it. */
+/* What happened to one invocation. Only the invoker decides what to do about it: function
+ * errors and timeouts are the function's fault and count toward MaximumRetryAttempts; the
+ * others say nothing about the function and are retried without counting. */
 enum sl_outcome {
     SL_OUTCOME_SUCCESS,         /* the function ran and returned */
-    SL_OUTCOME_FUNCTION_ERROR,  /* it ran and failed (error marker, bad exit, oversized reply) */
+    SL_OUTCOME_FUNCTION_ERROR,  /* it ran and failed (error marker, bad exit, oversized reply,
+                                   a program that cannot be run) */
     SL_OUTCOME_THROTTLE,        /* it was not run: too many requests (429, 503 for http) */
     SL_OUTCOME_SERVICE_ERROR,   /* it was not run: the service failed (5xx, 4xx other than 429) */
-    SL_OUTCOME_TRANSPORT_ERROR, /* no answer: connection refused, reset, DNS, TLS */
-    SL_OUTCOME_TIMEOUT,         /* no answer within the function's timeout */
+    SL_OUTCOME_TRANSPORT_ERROR, /* no answer: connection refused, reset, DNS, TLS, a connect
+                                   that timed out; or canceled */
+    SL_OUTCOME_TIMEOUT,         /* it got the event and ran past its timeout (AWS: "Task timed
+                                   out", a function error) */
+    SL_OUTCOME_RESOURCE_EXHAUSTED, /* sluice itself could not start it: out of descriptors,
+                                      processes or memory (EMFILE, ENFILE, EAGAIN, ENOMEM) */
     SL_OUTCOME_COUNT
 };
 
@@ -63,9 +70,10 @@ struct sl_function_ops {
     const char *name;          /* "exec", "http", "lambda": the "type" value */
     const struct sl_opt *opts; /* {0}-ended */
     size_t ctx_size;
-    /* Checks the applied options beyond the table (URL shape, command not empty). Returns 0 or
-     * SL_ECONFIG with errbuf filled: one problem per line, each starting with its key ("url:
-     * ...", "headers.Host: ...") so the config gives it its JSON path. No I/O. */
+    /* Checks the applied options beyond the table (URL shape, command not empty, cwd is a
+     * directory). Returns 0 or SL_ECONFIG with errbuf filled: one problem per line, each starting
+     * with its key ("url: ...", "headers.Host: ...") so the config gives it its JSON path. No I/O
+     * beyond stat(2). */
     int (*check)(void *ctx, char *errbuf, size_t errlen);
     int (*init)(void *ctx, const struct sl_function_env *env, char *errbuf, size_t errlen);
     /* Starts one invocation with body (borrowed until cb). Returns 0 (cb will be called exactly
@@ -141,11 +149,24 @@ void sl_invocation_cancel_all(struct sl_httpc *httpc, struct sl_invocation *head
 /* Starts the result of an HTTP-based invocation from curl's answer: status, no retry-after,
  * detail pointing at detail (len bytes). When there is no HTTP answer to classify (a body over
  * SL_FUNCTION_MAX_RESPONSE_BYTES, a cancel, a timeout, a transport error) it fills the outcome
- * and detail and returns true; otherwise it returns false and the caller classifies the answer. */
+ * and detail and returns true; otherwise it returns false and the caller classifies the answer.
+ * A timeout after the request went out is the function's (SL_OUTCOME_TIMEOUT, "Unhandled"); one
+ * before (DNS, TCP or TLS too slow) is a transport error, and a socket sluice could not create
+ * for lack of descriptors is SL_OUTCOME_RESOURCE_EXHAUSTED. */
 bool sl_invoke_result_from_transport(const struct sl_http_resp *resp,
                                      struct sl_invoke_result *res,
                                      char *detail,
                                      size_t len);
+
+/* Classifies a failed uv_spawn (a libuv error code): sluice's own resources running out
+ * (UV_EMFILE, UV_ENFILE, UV_EAGAIN, UV_ENOMEM, UV_ENOBUFS) is SL_OUTCOME_RESOURCE_EXHAUSTED;
+ * anything else (no such program, not executable, a bad cwd) is the function's fault,
+ * SL_OUTCOME_FUNCTION_ERROR. */
+enum sl_outcome sl_outcome_from_spawn_error(int uv_err);
+
+/* True for an errno value that means sluice ran out of a local resource (EMFILE, ENFILE,
+ * EAGAIN, ENOMEM, ENOBUFS). */
+bool sl_errno_is_resource(int err);
 
 /* Classifies an HTTP answer the way the http function type does: 2xx success, 429 and 503
  * throttle, anything else a function error. */

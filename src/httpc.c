@@ -9,7 +9,10 @@
  * an sl_buf and the headers of the final response as name/value pairs. Finished transfers go
  * back to a small free list with their buffers, so a steady stream of requests allocates
  * nothing per request. Request bodies are borrowed (CURLOPT_POSTFIELDS), never copied, which
- * also lets curl's SigV4 code hash them.
+ * also lets curl's SigV4 code hash them. curl's sockets are opened here (OPENSOCKETFUNCTION),
+ * close-on-exec, so exec functions' processes do not inherit kept-alive connections; a socket
+ * that cannot be opened reports its errno, which tells sluice's own descriptor exhaustion from
+ * a connection the peer refused.
  *
  * Callbacks never run from inside sl_httpc_request or sl_httpc_cancel, nor from inside curl:
  * finished and canceled transfers are queued and reported from a uv_check handle, in the order
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -59,6 +63,7 @@ struct httpc_xfer {
     size_t max_response_bytes;
     bool too_large;
     bool canceled;
+    int socket_errno; /* errno of a socket(2) that failed in xfer_open_socket, or 0 */
     CURLcode code;
     struct sl_buf body;
     struct sl_buf htext; /* "name\0value\0" pairs of the final response */
@@ -242,6 +247,13 @@ static void xfer_complete(struct sl_httpc *h, struct httpc_xfer *x)
         x->too_large = true;
     }
     resp.too_large = x->too_large;
+    /* Bytes of request headers written: 0 while connecting (DNS, TCP, TLS). */
+    long sent = 0;
+    if (!x->canceled) {
+        (void)curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+    }
+    resp.request_sent = sent > 0;
+    resp.socket_errno = x->socket_errno;
     resp.body = x->body.data ? x->body.data : "";
     resp.body_len = x->body.len;
     for (size_t i = 0; i < x->n_hdrs; i++) {
@@ -521,6 +533,7 @@ static struct httpc_xfer *xfer_get(struct sl_httpc *h)
     x->n_hdrs = 0;
     x->too_large = false;
     x->canceled = false;
+    x->socket_errno = 0;
     x->code = CURLE_OK;
     x->errbuf[0] = '\0';
     return x;
@@ -562,6 +575,22 @@ static int xfer_headers_without_expect(struct httpc_xfer *x, const struct curl_s
     return 0;
 }
 
+/* Opens curl's sockets close-on-exec, atomically: without it every connection (kept alive
+ * between requests) would be inherited by the processes exec functions spawn. Also remembers
+ * why socket(2) failed, so that running out of descriptors is told from a refused
+ * connection. */
+static curl_socket_t xfer_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct httpc_xfer *x = clientp;
+    (void)purpose;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0) {
+        x->socket_errno = errno;
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
 static int xfer_setup(struct httpc_xfer *x, const struct sl_http_req *req)
 {
     CURL *e = x->easy;
@@ -576,6 +605,8 @@ static int xfer_setup(struct httpc_xfer *x, const struct sl_http_req *req)
     SETOPT(CURLOPT_URL, req->url);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, xfer_open_socket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, (void *)x);
     SETOPT(CURLOPT_WRITEFUNCTION, xfer_write_cb);
     SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, xfer_header_cb);

@@ -41,7 +41,9 @@ struct sl_http_resp {
     long status;            /* HTTP status, 0 without an answer */
     const char *body;       /* NUL-terminated */
     size_t body_len;
-    bool too_large; /* the body exceeded max_response_bytes */
+    bool too_large;    /* the body exceeded max_response_bytes */
+    bool request_sent; /* the request went out (a connection was made and the request written) */
+    int socket_errno;  /* errno of a socket(2) sluice could not open for it (EMFILE ...), or 0 */
     const struct sl_http_header *headers;
     size_t n_headers;
 };

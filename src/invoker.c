@@ -244,13 +244,16 @@ void sl_invoker_judge(const struct sl_invoker_policy *pol,
         judge_failure(pol, n - partial->lowest, attempts, false, ret);
         return;
     case SL_OUTCOME_FUNCTION_ERROR:
+    case SL_OUTCOME_TIMEOUT:
+        /* A function that ran past its timeout failed, as on AWS ("Task timed out", an
+         * Unhandled function error): it counts, and may bisect. */
         ret->function_error = true;
         judge_failure(pol, n, attempts, true, ret);
         return;
     case SL_OUTCOME_THROTTLE:
     case SL_OUTCOME_SERVICE_ERROR:
     case SL_OUTCOME_TRANSPORT_ERROR:
-    case SL_OUTCOME_TIMEOUT:
+    case SL_OUTCOME_RESOURCE_EXHAUSTED:
     case SL_OUTCOME_COUNT:
         break;
     }

@@ -61,10 +61,11 @@ struct sl_verdict {
 
 /* Judges one answer for a batch of n records that has already used attempts counted
  * attempts. partial is the parsed response when the outcome is a success and the policy reads
- * partial responses, else NULL. Rules: only function errors, invalid partial responses and
- * partial failures count; with bisect a multi-record batch is split instead (not counted);
- * throttles, service and transport errors and timeouts are retried without counting; a count
- * past max_retry_attempts exhausts the batch. */
+ * partial responses, else NULL. Rules: only function errors, timeouts (the function ran past
+ * its timeout), invalid partial responses and partial failures count; with bisect a
+ * multi-record batch is split instead (not counted); throttles, service and transport errors
+ * and sluice's own exhausted resources are retried without counting; a count past
+ * max_retry_attempts exhausts the batch. */
 void sl_invoker_judge(const struct sl_invoker_policy *pol,
                       const struct sl_invoke_result *res,
                       const struct sl_partial *partial,

@@ -212,6 +212,26 @@ void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, c
     line_end(&l);
 }
 
+void sl_log_bytes(
+    enum sl_log_level level, const char *comp, const char *inst, const char *msg, size_t len)
+{
+    if (!sl_log_enabled(level)) {
+        return;
+    }
+    struct line l;
+    line_begin(&l, level, comp, inst);
+    if (len > LOG_LINE_MAX - 1) {
+        len = LOG_LINE_MAX - 1;
+    }
+    if (log_format == SL_LOG_JSON) {
+        line_json_escape(&l, msg, len);
+        line_puts(&l, "\"");
+    } else {
+        line_human_escape(&l, msg, len);
+    }
+    line_end(&l);
+}
+
 void sl_log_fields(enum sl_log_level level,
                    const char *comp,
                    const char *inst,

@@ -27,6 +27,12 @@ bool sl_log_enabled(enum sl_log_level level);
 void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, const char *fmt, ...)
     SL_PRINTF(4, 5);
 
+/* Writes one line whose message is the len bytes at msg, which may hold NUL and any other byte
+ * (escaped like every message: \xNN in the human format, \u00NN in JSON); at most the line
+ * limit is kept. For text sluice does not control, such as a function's stderr. Any thread. */
+void sl_log_bytes(
+    enum sl_log_level level, const char *comp, const char *inst, const char *msg, size_t len);
+
 /* Writes one line whose message is msg followed by n named integer fields: "k=v" pairs in the
  * human format, JSON members in the JSON format. */
 void sl_log_fields(enum sl_log_level level,

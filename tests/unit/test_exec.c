@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -408,6 +410,7 @@ static void test_exec_timeout_kills_group(void **state)
     invoke_wait(f, "{}", 2, &c);
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000u;
     assert_int_equal(c.outcome, SL_OUTCOME_TIMEOUT);
+    assert_string_equal(c.error_type, "Unhandled"); /* AWS's "Task timed out" */
     assert_string_equal(c.detail, "timed out after 200 ms");
     if (took_ms < 200 || took_ms >= 5000) {
         fail_msg("timed out after %llu ms", (unsigned long long)took_ms);
@@ -495,6 +498,23 @@ static void test_exec_stderr_forwarded(void **state)
     assert_int_equal(pieces, 3);
 }
 
+/* A NUL in stderr used to end the log line there; control bytes (ESC) reached the terminal
+ * raw. Both are escaped as \xNN; tab and UTF-8 pass. */
+static void test_exec_stderr_control_bytes_escaped(void **state)
+{
+    struct fixture *f = *state;
+    fn_make_sh(f, "printf 'before\\000after\\033[31mred\\tt\\303\\251\\n' >&2", 10000);
+    struct call c;
+    invoke_wait(f, "{}", 2, &c);
+    assert_int_equal(c.outcome, SL_OUTCOME_SUCCESS);
+    call_fini(&c);
+    const char *log = read_log(f);
+    if (!strstr(log, "[exec:fn-test] before\\x00after\\x1b[31mred\tt\xc3\xa9\n")) {
+        fail_msg("stderr line not escaped as expected: %s", log);
+    }
+    assert_null(strchr(log, '\033'));
+}
+
 static void test_exec_env_minimal(void **state)
 {
     struct fixture *f = *state;
@@ -558,6 +578,106 @@ static void test_exec_cwd(void **state)
     char want[4200];
     snprintf(want, sizeof(want), "%s\n", real);
     assert_string_equal(c.body, want);
+    call_fini(&c);
+}
+
+/* A cwd that does not exist, or is not a directory, is refused by check() (so by `sluice
+ * validate`), naming the key, the value and what is allowed. */
+static void test_exec_check_rejects_bad_cwd(void **state)
+{
+    struct fixture *f = *state;
+    char missing[600], file[600];
+    snprintf(missing, sizeof(missing), "%s/no-such-dir", f->tmp);
+    snprintf(file, sizeof(file), "%s/log", f->tmp);
+    const char *bad[] = {missing, file};
+    const char *why[] = {"No such file or directory", "is not a directory"};
+    for (size_t i = 0; i < 2; i++) {
+        void *ctx = sl_calloc(1, sl_function_exec.ctx_size);
+        const char *argv[] = {"cat"};
+        opt_set_strlist(ctx, "command", argv, 1);
+        *(char **)((char *)ctx + opt_row("cwd")->off) = sl_strdup(bad[i]);
+        char errbuf[512] = "";
+        assert_int_equal(sl_function_exec.check(ctx, errbuf, sizeof(errbuf)), SL_ECONFIG);
+        if (strncmp(errbuf, "cwd: ", 5) != 0 || !strstr(errbuf, bad[i]) ||
+            !strstr(errbuf, why[i]) || !strstr(errbuf, "allowed: an existing directory")) {
+            fail_msg("unexpected message: %s", errbuf);
+        }
+        sl_opt_free(sl_function_exec.opts, ctx);
+        sl_free(ctx);
+    }
+    /* Every problem is reported, one per line, each with its key. */
+    void *ctx = sl_calloc(1, sl_function_exec.ctx_size);
+    const char *argv[] = {"cat"};
+    const char *env[] = {"A=B", "x"};
+    opt_set_strlist(ctx, "command", argv, 1);
+    opt_set_strmap(ctx, "env", env, 1);
+    *(char **)((char *)ctx + opt_row("cwd")->off) = sl_strdup(missing);
+    char errbuf[512] = "";
+    assert_int_equal(sl_function_exec.check(ctx, errbuf, sizeof(errbuf)), SL_ECONFIG);
+    char *nl = strchr(errbuf, '\n');
+    assert_non_null(nl);
+    assert_true(strncmp(errbuf, "env: ", 5) == 0 && strncmp(nl + 1, "cwd: ", 5) == 0);
+    sl_opt_free(sl_function_exec.opts, ctx);
+    sl_free(ctx);
+}
+
+/* Item 4: the child starts with its three pipes only, even when the parent holds descriptors
+ * opened without O_CLOEXEC (as some libraries do). */
+static void test_exec_child_inherits_only_stdio(void **state)
+{
+    struct fixture *f = *state;
+    int leak = open("/dev/null", O_RDONLY); /* deliberately not close-on-exec */
+    int sv[2];
+    assert_true(leak >= 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    /* Lists the shell's own descriptors; the one the glob reads is gone by the test. */
+    fn_make_sh(f, "cd /proc/self/fd && for d in *; do [ -e \"$d\" ] && echo \"$d\"; done; true",
+               10000);
+    struct call c;
+    invoke_wait(f, "", 0, &c);
+    assert_int_equal(c.outcome, SL_OUTCOME_SUCCESS);
+    assert_string_equal(c.body, "0\n1\n2\n");
+    call_fini(&c);
+    close(leak);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* Item 2: a spawn that fails because sluice is out of descriptors is not the function's
+ * fault: SL_OUTCOME_RESOURCE_EXHAUSTED (retried without counting), and once descriptors are
+ * back the function runs. */
+static void test_exec_spawn_emfile_is_resource_exhausted(void **state)
+{
+    struct fixture *f = *state;
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload")) {
+        skip(); /* valgrind itself aborts when a fork finds no descriptor left */
+    }
+    fn_make_sh(f, "echo ran", 10000);
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    struct rlimit low = {256, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fds[256];
+    int n = 0;
+    while (n < 256 && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        n++;
+    }
+    assert_int_equal(errno, EMFILE);
+    struct call c;
+    invoke_wait(f, "{}", 2, &c);
+    while (n > 0) {
+        close(fds[--n]);
+    }
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(c.outcome, SL_OUTCOME_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(c.detail, "EMFILE"));
+    call_fini(&c);
+    assert_non_null(strstr(read_log(f), "cannot spawn \"/bin/sh\": too many open files (EMFILE), "
+                                        "retrying"));
+    invoke_wait(f, "{}", 2, &c);
+    assert_int_equal(c.outcome, SL_OUTCOME_SUCCESS);
+    assert_string_equal(c.body, "ran\n");
     call_fini(&c);
 }
 
@@ -701,9 +821,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_background_process_is_swept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_escaped_process_holding_stdout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_stderr_forwarded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_stderr_control_bytes_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_env_minimal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_env_region_from_function_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_cwd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_check_rejects_bad_cwd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_child_inherits_only_stdio, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_spawn_emfile_is_resource_exhausted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_exec_child_ignores_stdin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_response_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_command_not_found, setup, teardown),

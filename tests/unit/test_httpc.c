@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -807,6 +809,120 @@ static void test_httpc_fn_http(void **state)
     fn_free(&sl_function_http, ctx);
 }
 
+/* A listener whose accept queue is full: a connect to it hangs in SYN_SENT. Returns the
+ * listening descriptor; the queued connections go to fill[0..1]. */
+static int full_listener(int *ret_port, int fill[2])
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+    for (int i = 0; i < 2; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    *ret_port = ntohs(a.sin_port);
+    return lfd;
+}
+
+/* Item 9: a function that got the event and did not answer within its timeout failed (a
+ * counted "Unhandled" timeout); a connect that timed out never reached it (a transport
+ * error, not counted). */
+static void test_httpc_fn_http_timeout_vs_connect_timeout(void **state)
+{
+    struct fx *f = *state;
+    const char *kv[] = {"url", f->url, "timeout", "200", NULL};
+    int r;
+    void *ctx = fn_new(f, &sl_function_http, kv, NULL, &r);
+    assert_int_equal(r, 0);
+    f->srv.hang = true;
+    invoke(f, &sl_function_http, ctx, "{}");
+    assert_int_equal(f->res.outcome, SL_OUTCOME_TIMEOUT);
+    assert_string_equal(f->res_error_type, "Unhandled");
+    fn_free(&sl_function_http, ctx);
+
+    int port, fill[2];
+    int lfd = full_listener(&port, fill);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    const char *kv2[] = {"url", url, "timeout", "5000", "connect_timeout", "200", NULL};
+    ctx = fn_new(f, &sl_function_http, kv2, NULL, &r);
+    assert_int_equal(r, 0);
+    uint64_t t0 = uv_hrtime();
+    invoke(f, &sl_function_http, ctx, "{}");
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    assert_int_equal(f->res.outcome, SL_OUTCOME_TRANSPORT_ERROR);
+    assert_non_null(strstr(f->res_detail, "onnect")); /* "Connection timed out ..." */
+    assert_true(ms >= 150 && ms < 4000);
+    fn_free(&sl_function_http, ctx);
+    close(fill[0]);
+    close(fill[1]);
+    close(lfd);
+}
+
+/* Item 4: the connections curl keeps alive are close-on-exec, so processes spawned by exec
+ * functions do not inherit them. */
+static void test_httpc_sockets_cloexec(void **state)
+{
+    struct fx *f = *state;
+    srv_set(&f->srv, 200, NULL, "ok");
+    struct sl_http_req req = {.method = "POST", .url = f->url, .body = "{}", .body_len = 2};
+    request(f, &req);
+    assert_int_equal(f->code, CURLE_OK);
+    int found = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in peer;
+        socklen_t pl = sizeof(peer);
+        if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 || peer.sin_family != AF_INET ||
+            ntohs(peer.sin_port) != f->srv.port) {
+            continue;
+        }
+        found++;
+        int flags = fcntl(fd, F_GETFD);
+        if (flags < 0 || !(flags & FD_CLOEXEC)) {
+            fail_msg("descriptor %d (a connection to the server) is not close-on-exec", fd);
+        }
+    }
+    assert_true(found >= 1); /* the kept-alive connection */
+}
+
+/* Item 2: a connection that cannot be made because sluice is out of descriptors is not the
+ * function's fault: socket(2)'s EMFILE reaches the result as SL_OUTCOME_RESOURCE_EXHAUSTED
+ * (retried without counting), not as a refused connection. */
+static void test_httpc_fn_http_emfile_is_resource_exhausted(void **state)
+{
+    struct fx *f = *state;
+    const char *kv[] = {"url", f->url, NULL};
+    int r;
+    void *ctx = fn_new(f, &sl_function_http, kv, NULL, &r);
+    assert_int_equal(r, 0);
+    srv_set(&f->srv, 200, NULL, "{}");
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    struct rlimit low = {256, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fds[256];
+    int n = 0;
+    while (n < 256 && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        n++;
+    }
+    invoke(f, &sl_function_http, ctx, "{}");
+    while (n > 0) {
+        close(fds[--n]);
+    }
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (f->res.outcome != SL_OUTCOME_RESOURCE_EXHAUSTED) {
+        fail_msg("outcome %s (%s), want resource_exhausted", sl_outcome_name(f->res.outcome),
+                 f->res_detail);
+    }
+    assert_non_null(strstr(f->res_detail, "EMFILE"));
+    invoke(f, &sl_function_http, ctx, "{}"); /* descriptors are back */
+    assert_int_equal(f->res.outcome, SL_OUTCOME_SUCCESS);
+    fn_free(&sl_function_http, ctx);
+}
+
 static void test_httpc_fn_http_check(void **state)
 {
     struct fx *f = *state;
@@ -976,7 +1092,8 @@ static void test_httpc_fn_lambda_timeout(void **state)
     invoke(f, &sl_function_lambda, ctx, "{}");
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     assert_int_equal(f->res.outcome, SL_OUTCOME_TIMEOUT);
-    assert_true(ms >= 350 && ms < 3000); /* timeout plus margin */
+    assert_string_equal(f->res_error_type, "Unhandled"); /* the function's: counted */
+    assert_true(ms >= 350 && ms < 3000);                 /* timeout plus margin */
     fn_free(&sl_function_lambda, ctx);
 
     const char *bad[][2] = {{"endpoint", "localhost:9000"},
@@ -1144,6 +1261,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_httpc_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_http_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_httpc_fn_http_timeout_vs_connect_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_httpc_sockets_cloexec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_httpc_fn_http_emfile_is_resource_exhausted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_unsigned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_timeout, setup, teardown),

@@ -167,11 +167,12 @@ static void test_invoker_counts_only_function_errors(void **state)
     (void)state;
     struct sl_invoker_policy pol = {.max_retry_attempts = 2};
     enum sl_outcome free_outcomes[] = {SL_OUTCOME_THROTTLE, SL_OUTCOME_SERVICE_ERROR,
-                                       SL_OUTCOME_TRANSPORT_ERROR, SL_OUTCOME_TIMEOUT};
-    for (size_t i = 0; i < 4; i++) {
+                                       SL_OUTCOME_TRANSPORT_ERROR, SL_OUTCOME_RESOURCE_EXHAUSTED};
+    for (size_t i = 0; i < sizeof(free_outcomes) / sizeof(free_outcomes[0]); i++) {
         struct sl_verdict v = judge(&pol, free_outcomes[i], NULL, 5, 1000);
         assert_int_equal(v.action, SL_VERDICT_RETRY);
         assert_false(v.counted);
+        assert_false(v.function_error);
     }
     /* N = 2 allows 3 invocations: the first two failures retry, the third exhausts. */
     assert_int_equal(judge(&pol, SL_OUTCOME_FUNCTION_ERROR, NULL, 5, 0).action, SL_VERDICT_RETRY);
@@ -187,6 +188,30 @@ static void test_invoker_counts_only_function_errors(void **state)
     pol.max_retry_attempts = 0;
     assert_int_equal(judge(&pol, SL_OUTCOME_FUNCTION_ERROR, NULL, 1, 0).action,
                      SL_VERDICT_EXHAUSTED);
+}
+
+/* A function that ran past its timeout failed, as on AWS ("Task timed out", Unhandled): the
+ * timeout counts, exhausts the batch past MaximumRetryAttempts, and bisects. */
+static void test_invoker_timeout_counts_as_function_error(void **state)
+{
+    (void)state;
+    struct sl_invoker_policy pol = {.max_retry_attempts = 1};
+    struct sl_verdict v = judge(&pol, SL_OUTCOME_TIMEOUT, NULL, 5, 0);
+    assert_int_equal(v.action, SL_VERDICT_RETRY);
+    assert_true(v.counted);
+    assert_true(v.function_error);
+    v = judge(&pol, SL_OUTCOME_TIMEOUT, NULL, 5, 1);
+    assert_int_equal(v.action, SL_VERDICT_EXHAUSTED);
+    assert_true(v.counted);
+    assert_true(v.function_error);
+    pol.bisect = true;
+    v = judge(&pol, SL_OUTCOME_TIMEOUT, NULL, 8, 0);
+    assert_int_equal(v.action, SL_VERDICT_BISECT);
+    assert_false(v.counted);
+    /* Running out of descriptors is sluice's problem: never counted, never bisected. */
+    v = judge(&pol, SL_OUTCOME_RESOURCE_EXHAUSTED, NULL, 8, 1);
+    assert_int_equal(v.action, SL_VERDICT_RETRY);
+    assert_false(v.counted);
 }
 
 static void test_invoker_bisect_splits_without_counting(void **state)
@@ -245,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_invoker_partial_many_ids),
         cmocka_unit_test(test_invoker_partial_kafka_object_form),
         cmocka_unit_test(test_invoker_counts_only_function_errors),
+        cmocka_unit_test(test_invoker_timeout_counts_as_function_error),
         cmocka_unit_test(test_invoker_bisect_splits_without_counting),
         cmocka_unit_test(test_invoker_partial_verdicts),
     };

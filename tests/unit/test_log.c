@@ -68,11 +68,37 @@ static void test_log_json_escapes_controls(void **state)
     fclose(f);
 }
 
+/* sl_log_bytes takes the message with its length: a NUL (a function's stderr may hold one)
+ * is escaped like any control byte instead of ending the message. */
+static void test_log_bytes_keeps_nul(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    char buf[8192];
+    static const char msg[] = "head\0tail \x1b[31mred";
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_HUMAN, fileno(f));
+    sl_log_bytes(SL_LOG_INFO, "exec", "fn", msg, sizeof(msg) - 1);
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "[exec:fn] head\\x00tail \\x1b[31mred\n"));
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_JSON, fileno(f));
+    sl_log_bytes(SL_LOG_INFO, "exec", "fn", msg, sizeof(msg) - 1);
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"msg\":\"head\\u0000tail \\u001b[31mred\"}\n"));
+    sl_log_setup(SL_LOG_WARN, SL_LOG_HUMAN, fileno(f));
+    sl_log_bytes(SL_LOG_INFO, "exec", "fn", msg, sizeof(msg) - 1); /* below the threshold */
+    read_log(f, buf, sizeof(buf));
+    assert_string_equal(buf, "");
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_human_escapes_controls),
         cmocka_unit_test(test_log_json_escapes_controls),
+        cmocka_unit_test(test_log_bytes_keeps_nul),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }

@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <errno.h>
+#include <string.h>
+
 #include <cmocka.h>
 
 #include "function.h"
@@ -77,7 +80,69 @@ static void test_outcome_names(void **state)
     (void)state;
     assert_string_equal(sl_outcome_name(SL_OUTCOME_SUCCESS), "success");
     assert_string_equal(sl_outcome_name(SL_OUTCOME_TIMEOUT), "timeout");
+    assert_string_equal(sl_outcome_name(SL_OUTCOME_RESOURCE_EXHAUSTED), "resource_exhausted");
+    for (int o = 0; o < SL_OUTCOME_COUNT; o++) {
+        assert_string_not_equal(sl_outcome_name((enum sl_outcome)o), "unknown");
+    }
     assert_string_equal(sl_outcome_name(SL_OUTCOME_COUNT), "unknown");
+}
+
+/* A spawn that fails for lack of sluice's own resources is not the function's fault; one that
+ * cannot find or run the program is. */
+static void test_outcome_spawn_error(void **state)
+{
+    (void)state;
+    static const int resource[] = {UV_EMFILE, UV_ENFILE, UV_EAGAIN, UV_ENOMEM, UV_ENOBUFS};
+    static const int function[] = {UV_ENOENT, UV_EACCES, UV_ENOTDIR, UV_ELOOP, UV_E2BIG,
+                                   UV_EPERM,  UV_EINVAL, UV_EISDIR,  UV_EIO};
+    for (size_t i = 0; i < sizeof(resource) / sizeof(resource[0]); i++) {
+        if (sl_outcome_from_spawn_error(resource[i]) != SL_OUTCOME_RESOURCE_EXHAUSTED) {
+            fail_msg("%s: want resource_exhausted", uv_err_name(resource[i]));
+        }
+    }
+    for (size_t i = 0; i < sizeof(function) / sizeof(function[0]); i++) {
+        if (sl_outcome_from_spawn_error(function[i]) != SL_OUTCOME_FUNCTION_ERROR) {
+            fail_msg("%s: want function_error", uv_err_name(function[i]));
+        }
+    }
+}
+
+/* What curl's answer without an HTTP status means: a timeout after the request went out is
+ * the function's (counted); one while connecting is a transport error; a socket that could
+ * not be opened for lack of descriptors is sluice's. */
+static void test_outcome_from_transport(void **state)
+{
+    (void)state;
+    char detail[128];
+    struct sl_invoke_result res;
+    struct sl_http_resp resp = {.curl_code = CURLE_OPERATION_TIMEDOUT,
+                                .curl_error = "Operation timed out after 1000 milliseconds",
+                                .request_sent = true};
+    assert_true(sl_invoke_result_from_transport(&resp, &res, detail, sizeof(detail)));
+    assert_int_equal(res.outcome, SL_OUTCOME_TIMEOUT);
+    assert_string_equal(res.error_type, "Unhandled");
+    resp = (struct sl_http_resp){.curl_code = CURLE_OPERATION_TIMEDOUT,
+                                 .curl_error = "Connection timed out after 1000 milliseconds"};
+    assert_true(sl_invoke_result_from_transport(&resp, &res, detail, sizeof(detail)));
+    assert_int_equal(res.outcome, SL_OUTCOME_TRANSPORT_ERROR);
+    assert_null(res.error_type);
+    resp = (struct sl_http_resp){.curl_code = CURLE_COULDNT_CONNECT,
+                                 .curl_error = "Could not connect",
+                                 .socket_errno = EMFILE};
+    assert_true(sl_invoke_result_from_transport(&resp, &res, detail, sizeof(detail)));
+    assert_int_equal(res.outcome, SL_OUTCOME_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(res.detail, "EMFILE"));
+    resp = (struct sl_http_resp){.curl_code = CURLE_COULDNT_CONNECT,
+                                 .curl_error = "Connection refused"};
+    assert_true(sl_invoke_result_from_transport(&resp, &res, detail, sizeof(detail)));
+    assert_int_equal(res.outcome, SL_OUTCOME_TRANSPORT_ERROR);
+    resp = (struct sl_http_resp){.curl_code = CURLE_RECV_ERROR,
+                                 .curl_error = "Connection reset by peer",
+                                 .request_sent = true};
+    assert_true(sl_invoke_result_from_transport(&resp, &res, detail, sizeof(detail)));
+    assert_int_equal(res.outcome, SL_OUTCOME_TRANSPORT_ERROR);
+    resp = (struct sl_http_resp){.curl_code = CURLE_OK, .curl_error = "", .status = 500};
+    assert_false(sl_invoke_result_from_transport(&resp, &res, detail, sizeof(detail)));
 }
 
 static int64_t retry_after(const char *value)
@@ -112,10 +177,9 @@ static void test_outcome_retry_after(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_outcome_http_status),
-        cmocka_unit_test(test_outcome_lambda),
-        cmocka_unit_test(test_outcome_names),
-        cmocka_unit_test(test_outcome_retry_after),
+        cmocka_unit_test(test_outcome_http_status),    cmocka_unit_test(test_outcome_lambda),
+        cmocka_unit_test(test_outcome_names),          cmocka_unit_test(test_outcome_spawn_error),
+        cmocka_unit_test(test_outcome_from_transport), cmocka_unit_test(test_outcome_retry_after),
     };
     return cmocka_run_group_tests_name("outcome", tests, NULL, NULL);
 }
