@@ -20,7 +20,8 @@
  *
  * About positions: Kafka's committed offsets are the checkpoint (keeps_positions): the mapping's
  * store is not used. ack(part, last) records last->next_pos (offset + 1) as the partition's
- * acknowledged offset; the timer commits every changed partition at most every 100 ms with one
+ * acknowledged offset (so is, at assignment, a start resolved from StartingPosition: see "About
+ * where reading starts"); the timer commits every changed partition at most every 100 ms with one
  * asynchronous OffsetCommit carrying explicit offsets (so offsets_store is not needed; auto
  * commit and auto store are off). A failed commit is logged and sent again one second later.
  * On revoke the acknowledged offsets of the revoked partitions are committed (asynchronously,
@@ -30,18 +31,32 @@
  * About where reading starts: on assignment the committed offsets are fetched
  * (rd_kafka_committed). A partition with one resumes there; one without starts from
  * StartingPosition: TRIM_HORIZON the beginning, LATEST the end, AT_TIMESTAMP the first offset
- * whose timestamp is at or after StartingPositionTimestamp (offsets_for_times; the end when there
- * is none). auto.offset.reset is therefore always "earliest": it applies only when a committed
- * (or fetched) offset is out of range, i.e. the log was truncated by retention under us; the
- * consumer then resumes from the earliest available offset, and the gap is logged as records
+ * whose timestamp is at or after StartingPositionTimestamp (the end when there is none), each
+ * resolved to a real offset by the lookup (offsets_for_times: ListOffsets by time, or for the
+ * earliest or latest offset). That offset is where the partition is assigned, and it is
+ * committed for the group at once, as if acknowledged (nothing before it is to be delivered, so
+ * the commit passes no undelivered record): otherwise a run stopped before a record arrived
+ * would leave the group without an offset, and the next run would start from the (new) end
+ * again, skipping what was produced meanwhile. The partition has not started, and settling
+ * stays true (so --until-idle does not stop), until the broker acknowledged that commit (at most
+ * KAFKA_SETTLE_MS; fini commits it again, bounded, if it is still missing). It goes out with the
+ * ordinary commits (kafka_commit_async, retried like them), only for a partition of the current
+ * assignment: a lookup of an older generation creates no partition and so commits nothing. If
+ * the lookup of that offset fails, the partition is assigned at the logical offset for librdkafka
+ * to resolve, and the group's offset is committed only with the first record delivered (a
+ * warning says so). auto.offset.reset is therefore always "earliest": it applies only when a
+ * committed (or fetched) offset is out of range, i.e. the log was truncated by retention under us;
+ * the consumer then resumes from the earliest available offset, and the gap is logged as records
  * lost to retention (any jump in offsets is logged; a compacted topic or transaction markers
  * also make jumps, which the line says). If the committed offsets cannot be fetched (timeout),
  * the partitions are assigned without explicit offsets: librdkafka looks them up itself and a
  * partition without one starts from the beginning (duplicates, never a skip), with a warning.
  *
- * About the lookup: both calls wait for a broker round trip (up to KAFKA_BLOCK_TIMEOUT_MS each
- * when the coordinator is slow or away), so they run on libuv's thread pool (a struct
- * kafka_lookup, one per assignment) and the rebalance callback returns without assigning:
+ * About the lookup: its calls (rd_kafka_committed, then for partitions without a committed offset
+ * rd_kafka_offsets_for_times, twice for AT_TIMESTAMP when no message is at or after the time)
+ * each wait for a broker round trip (up to KAFKA_BLOCK_TIMEOUT_MS each when the coordinator or
+ * a leader is slow or away), so they run on libuv's thread pool (a struct kafka_lookup, one per
+ * assignment) and the rebalance callback returns without assigning:
  * librdkafka's group stays in its wait-for-assign state, heartbeating, until the lookup's
  * completion calls rd_kafka_assign on the loop with the offsets found. Every assignment and every
  * revoke starts a new generation; a lookup that completes in an older one (a revoke, or another
@@ -49,8 +64,9 @@
  * no longer this consumer's to read (the revoke answers librdkafka with rd_kafka_assign(NULL)
  * once its commit ended). fini cancels lookups not yet started and waits for a running one (it
  * uses rk). This is the one use of the pool for network calls: a lookup holds a pool thread for
- * one round trip, at most 2 x KAFKA_BLOCK_TIMEOUT_MS. librdkafka 2.0 has no asynchronous form of
- * either call (ListConsumerGroupOffsets would do the first, but nothing does ListOffsets by time).
+ * those round trips, at most 3 x KAFKA_BLOCK_TIMEOUT_MS. librdkafka 2.0 has no asynchronous form
+ * of either call (ListConsumerGroupOffsets would do the first, but nothing does ListOffsets by
+ * time).
  *
  * About fetching: each assigned partition has its own queue (rd_kafka_queue_get_partition, its
  * forwarding to the consumer queue removed with rd_kafka_queue_forward(q, NULL) BEFORE
@@ -125,8 +141,9 @@
  * again from the committed offset (at-least-once).
  *
  * About lag (progress line): the cached high watermark minus the acknowledged offset (committed
- * within a tick); before the first acknowledgement, minus the committed offset, else the first
- * offset received, else the log start (the end for LATEST). */
+ * within a tick; a resolved start counts as acknowledged); before the first acknowledgement,
+ * minus the committed offset, else the first offset received, else the log start (the end for
+ * LATEST). */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -193,14 +210,15 @@ struct kafka_part {
     /* the stash: messages taken from q (or the consumer queue) not yet fetched, a ring */
     rd_kafka_message_t **stage;
     size_t st_head, st_n, st_cap;
-    int64_t acked;     /* next offset to commit (last acknowledged + 1), or -1 */
-    int64_t committed; /* known committed offset, or -1 */
-    int64_t start;     /* where reading started (committed or logical), or -1 */
-    int64_t expect;    /* the offset expected next, for gap detection, or -1 */
-    int64_t first;     /* the offset of the first message received, or -1 */
-    bool dirty;        /* acked moved past what was committed or is being committed */
-    char *open;        /* {"eventSource":...,"records":{"<topic>-<p>":[ */
-    char *rec_head;    /* {"topic":"<topic>","partition":<p>,"offset": */
+    int64_t acked;       /* next offset to commit (last acknowledged + 1), or -1 */
+    int64_t committed;   /* known committed offset, or -1 */
+    int64_t start;       /* where reading started (committed, resolved or logical), or -1 */
+    int64_t start_by_ms; /* the resolved start's commit is awaited (settling) until then, or 0 */
+    int64_t expect;      /* the offset expected next, for gap detection, or -1 */
+    int64_t first;       /* the offset of the first message received, or -1 */
+    bool dirty;          /* acked moved past what was committed or is being committed */
+    char *open;          /* {"eventSource":...,"records":{"<topic>-<p>":[ */
+    char *rec_head;      /* {"topic":"<topic>","partition":<p>,"offset": */
     size_t open_len, rec_head_len;
 };
 
@@ -278,7 +296,7 @@ struct kafka_io {
 };
 
 /* Where the partitions of one assignment start (see "About where reading starts"). The worker
- * (kafka_lookup_work, on libuv's thread pool) reads and writes only rk, parts, ts, the two
+ * (kafka_lookup_work, on libuv's thread pool) reads and writes only rk, parts, res, the two
  * errors and, under mu, done; everything else, ctx included, belongs to the loop thread. Freed
  * by its completion callback (kafka_lookup_done), which always runs on the loop. */
 struct kafka_lookup {
@@ -289,11 +307,14 @@ struct kafka_lookup {
     int64_t started_ms;
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *parts; /* a copy of the assignment; the offsets found */
-    rd_kafka_topic_partition_list_t *ts;    /* AT_TIMESTAMP: those without one, by time */
+    /* Those without a committed offset, and where StartingPosition puts them (ListOffsets);
+     * after kafka_start_offsets, only those that start there (the others' offset is
+     * RD_KAFKA_OFFSET_INVALID): their start is committed at once. */
+    rd_kafka_topic_partition_list_t *res;
     int starting_position;
     int64_t ts_ms;
-    rd_kafka_resp_err_t err;    /* of rd_kafka_committed */
-    rd_kafka_resp_err_t ts_err; /* of rd_kafka_offsets_for_times */
+    rd_kafka_resp_err_t err;     /* of rd_kafka_committed */
+    rd_kafka_resp_err_t res_err; /* of rd_kafka_offsets_for_times */
     uv_mutex_t mu;
     uv_cond_t cv;
     bool done; /* the worker returned (under mu) */
@@ -1620,26 +1641,67 @@ static void kafka_ack(void *vctx, struct sl_part *part, const struct sl_record *
 
 /* ---- rebalances ---- */
 
+/* In the worker: where StartingPosition puts the partitions of lk without a committed offset,
+ * as offsets (lk->res), with one ListOffsets per leader (rd_kafka_offsets_for_times): by time
+ * for AT_TIMESTAMP, else for the latest (-1) or earliest (-2) offset, which a broker answers
+ * with the end or the start of the log. An AT_TIMESTAMP partition with no message at or after
+ * the time (offset -1) is asked for its end in a second call; if that fails it stays -1. */
+static void kafka_lookup_starts(struct kafka_lookup *lk)
+{
+    int64_t what = lk->starting_position == SL_START_AT_TIMESTAMP ? lk->ts_ms
+                   : lk->starting_position == SL_START_LATEST     ? RD_KAFKA_OFFSET_END
+                                                                  : RD_KAFKA_OFFSET_BEGINNING;
+    for (int i = 0; i < lk->parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &lk->parts->elems[i];
+        if (p->offset >= 0) {
+            continue;
+        }
+        if (!lk->res && !(lk->res = rd_kafka_topic_partition_list_new(lk->parts->cnt))) {
+            return;
+        }
+        rd_kafka_topic_partition_list_add(lk->res, p->topic, p->partition)->offset = what;
+    }
+    if (!lk->res) {
+        return;
+    }
+    lk->res_err = rd_kafka_offsets_for_times(lk->rk, lk->res, KAFKA_BLOCK_TIMEOUT_MS);
+    if (lk->res_err || lk->starting_position != SL_START_AT_TIMESTAMP) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *end = NULL;
+    for (int i = 0; i < lk->res->cnt; i++) {
+        const rd_kafka_topic_partition_t *r = &lk->res->elems[i];
+        if (r->err || r->offset >= 0) {
+            continue;
+        }
+        if (!end && !(end = rd_kafka_topic_partition_list_new(lk->res->cnt))) {
+            return;
+        }
+        rd_kafka_topic_partition_list_add(end, r->topic, r->partition)->offset =
+            RD_KAFKA_OFFSET_END;
+    }
+    if (end && rd_kafka_offsets_for_times(lk->rk, end, KAFKA_BLOCK_TIMEOUT_MS) == 0) {
+        for (int i = 0; i < end->cnt; i++) {
+            const rd_kafka_topic_partition_t *e = &end->elems[i];
+            if (!e->err && e->offset >= 0) {
+                rd_kafka_topic_partition_list_find(lk->res, e->topic, e->partition)->offset =
+                    e->offset;
+            }
+        }
+    }
+    if (end) {
+        rd_kafka_topic_partition_list_destroy(end);
+    }
+}
+
 /* The worker of a lookup, on libuv's thread pool: the blocking calls, nothing else (no logging,
- * no ctx). Both are bounded by KAFKA_BLOCK_TIMEOUT_MS. */
+ * no ctx). Each is bounded by KAFKA_BLOCK_TIMEOUT_MS. */
 static void kafka_lookup_work(uv_work_t *req)
 {
     struct kafka_lookup *lk = req->data;
     lk->err = rd_kafka_committed(lk->rk, lk->parts, KAFKA_BLOCK_TIMEOUT_MS);
-    if (lk->err == RD_KAFKA_RESP_ERR_NO_ERROR && lk->starting_position == SL_START_AT_TIMESTAMP) {
-        for (int i = 0; i < lk->parts->cnt; i++) {
-            const rd_kafka_topic_partition_t *p = &lk->parts->elems[i];
-            if (p->offset >= 0) {
-                continue;
-            }
-            if (!lk->ts && !(lk->ts = rd_kafka_topic_partition_list_new(lk->parts->cnt))) {
-                break;
-            }
-            rd_kafka_topic_partition_list_add(lk->ts, p->topic, p->partition)->offset = lk->ts_ms;
-        }
-        if (lk->ts) {
-            lk->ts_err = rd_kafka_offsets_for_times(lk->rk, lk->ts, KAFKA_BLOCK_TIMEOUT_MS);
-        }
+    if (lk->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kafka_lookup_starts(lk);
     }
     uv_mutex_lock(&lk->mu);
     lk->done = true;
@@ -1647,9 +1709,17 @@ static void kafka_lookup_work(uv_work_t *req)
     uv_mutex_unlock(&lk->mu);
 }
 
+static const char *const kafka_start_names[SL_START_COUNT] = {
+    [SL_START_TRIM_HORIZON] = "TRIM_HORIZON",
+    [SL_START_LATEST] = "LATEST",
+    [SL_START_AT_TIMESTAMP] = "AT_TIMESTAMP",
+};
+
 /* Decides where each partition of lk starts from what the worker found (see "About where
- * reading starts"): its committed offset, else StartingPosition; without committed offsets at
- * all, RD_KAFKA_OFFSET_INVALID, which leaves the lookup to librdkafka. */
+ * reading starts"): its committed offset, else the offset StartingPosition resolved to (left in
+ * lk->res: those are committed at once), else, when that lookup failed, the logical offset
+ * (LATEST the end, others the beginning) for librdkafka to resolve; without committed offsets
+ * at all, RD_KAFKA_OFFSET_INVALID, which leaves the lookup to librdkafka. */
 static void kafka_start_offsets(struct kafka_ctx *ctx, struct kafka_lookup *lk)
 {
     rd_kafka_topic_partition_list_t *parts = lk->parts;
@@ -1661,6 +1731,10 @@ static void kafka_start_offsets(struct kafka_ctx *ctx, struct kafka_lookup *lk)
         for (int i = 0; i < parts->cnt; i++) {
             parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
         }
+        if (lk->res) {
+            rd_kafka_topic_partition_list_destroy(lk->res);
+            lk->res = NULL;
+        }
         return;
     }
     for (int i = 0; i < parts->cnt; i++) {
@@ -1668,32 +1742,30 @@ static void kafka_start_offsets(struct kafka_ctx *ctx, struct kafka_lookup *lk)
         if (p->offset >= 0) {
             continue;
         }
-        switch (lk->starting_position) {
-        case SL_START_LATEST:
-            p->offset = RD_KAFKA_OFFSET_END;
-            break;
-        case SL_START_AT_TIMESTAMP: {
-            /* the beginning, unless the lookup by time found an offset (the end: none) */
-            const rd_kafka_topic_partition_t *t =
-                lk->ts ? rd_kafka_topic_partition_list_find(lk->ts, p->topic, p->partition) : NULL;
-            p->offset = RD_KAFKA_OFFSET_BEGINNING;
-            if (!t) {
-                break; /* no list (out of memory): the beginning */
-            }
-            if (lk->ts_err || t->err) {
-                sl_log_warn(KAFKA_COMP, ctx->env.inst,
-                            "%s-%" PRId32 ": cannot look up offsets by time (%s): reading from "
-                            "the beginning",
-                            p->topic, p->partition,
-                            rd_kafka_err2str(lk->ts_err ? lk->ts_err : t->err));
-            } else {
-                p->offset = t->offset >= 0 ? t->offset : RD_KAFKA_OFFSET_END;
-            }
-            break;
+        rd_kafka_topic_partition_t *r =
+            lk->res ? rd_kafka_topic_partition_list_find(lk->res, p->topic, p->partition) : NULL;
+        rd_kafka_resp_err_t e = !r || lk->res_err ? lk->res_err : r->err;
+        if (r && e == RD_KAFKA_RESP_ERR_NO_ERROR && r->offset >= 0) {
+            p->offset = r->offset;
+            continue;
         }
-        default:
-            p->offset = RD_KAFKA_OFFSET_BEGINNING;
-            break;
+        if (lk->starting_position == SL_START_AT_TIMESTAMP && r && !e) {
+            p->offset = RD_KAFKA_OFFSET_END; /* no message at or after the time, and no end */
+        } else {
+            p->offset = lk->starting_position == SL_START_LATEST ? RD_KAFKA_OFFSET_END
+                                                                 : RD_KAFKA_OFFSET_BEGINNING;
+        }
+        sl_log_warn(KAFKA_COMP, ctx->env.inst,
+                    "%s-%" PRId32 ": cannot look up where StartingPosition %s starts (%s): "
+                    "reading from the %s; the group's offset is committed only with the first "
+                    "record delivered",
+                    p->topic, p->partition, kafka_start_names[lk->starting_position],
+                    !r  ? "out of memory"
+                    : e ? rd_kafka_err2str(e)
+                        : "no end offset",
+                    p->offset == RD_KAFKA_OFFSET_END ? "end" : "beginning");
+        if (r) {
+            r->offset = RD_KAFKA_OFFSET_INVALID; /* not a start to commit */
         }
     }
 }
@@ -1703,8 +1775,8 @@ static void kafka_lookup_free(struct kafka_lookup *lk)
     if (lk->parts) {
         rd_kafka_topic_partition_list_destroy(lk->parts);
     }
-    if (lk->ts) {
-        rd_kafka_topic_partition_list_destroy(lk->ts);
+    if (lk->res) {
+        rd_kafka_topic_partition_list_destroy(lk->res);
     }
     uv_cond_destroy(&lk->cv);
     uv_mutex_destroy(&lk->mu);
@@ -1792,20 +1864,30 @@ static void kafka_queue_open(struct kafka_ctx *ctx, struct kafka_part *kp)
 }
 
 /* Makes the assignment parts, whose offsets say where each partition starts: the partitions,
- * their queues, then rd_kafka_assign. */
-static void kafka_assign_apply(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
+ * their queues, then rd_kafka_assign. The partitions in resolved (may be NULL) have no committed
+ * offset and start where StartingPosition resolved to (kafka_start_offsets): that offset counts
+ * as acknowledged, since nothing before it is to be delivered, and is committed at once (see
+ * "About where reading starts"). */
+static void kafka_assign_apply(struct kafka_ctx *ctx,
+                               rd_kafka_topic_partition_list_t *parts,
+                               const rd_kafka_topic_partition_list_t *resolved)
 {
     ctx->assigned_once = true;
+    bool commit_now = false;
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (kafka_find(ctx, p->topic, p->partition)) {
             continue;
         }
-        int64_t committed = p->offset;
+        const rd_kafka_topic_partition_t *r =
+            resolved ? rd_kafka_topic_partition_list_find(resolved, p->topic, p->partition) : NULL;
+        bool fresh = r && r->offset >= 0 && r->offset == p->offset;
+        int64_t committed = fresh ? -1 : p->offset;
         int64_t left = kafka_leftover_take(ctx, p->topic, p->partition);
         bool use_left = left >= 0 && left > committed;
         if (use_left) {
             p->offset = left; /* acknowledged here before the rebalance: see kafka_leftover_keep */
+            fresh = false;
         }
         struct kafka_part *kp = kafka_part_new(ctx, p->topic, p->partition, p->offset);
         if (!kp) {
@@ -1815,7 +1897,7 @@ static void kafka_assign_apply(struct kafka_ctx *ctx, rd_kafka_topic_partition_l
             continue;
         }
         kafka_queue_open(ctx, kp);
-        char from[96];
+        char from[160];
         if (use_left) {
             kp->committed = committed >= 0 ? committed : -1;
             kp->acked = left;
@@ -1823,6 +1905,16 @@ static void kafka_assign_apply(struct kafka_ctx *ctx, rd_kafka_topic_partition_l
             (void)snprintf(from, sizeof(from),
                            "offset %" PRId64 " (acknowledged here before the rebalance)",
                            p->offset);
+        } else if (fresh) {
+            kp->committed = -1;
+            kp->acked = p->offset;
+            kp->dirty = true;
+            kp->start_by_ms = sl_clock_now_ms(ctx->env.clock) + KAFKA_SETTLE_MS;
+            commit_now = true;
+            (void)snprintf(from, sizeof(from),
+                           "offset %" PRId64 " (StartingPosition %s; the group has no committed "
+                           "offset: committing it)",
+                           p->offset, kafka_start_names[ctx->env.starting_position]);
         } else if (p->offset >= 0) {
             (void)snprintf(from, sizeof(from), "offset %" PRId64, p->offset);
         }
@@ -1836,6 +1928,9 @@ static void kafka_assign_apply(struct kafka_ctx *ctx, rd_kafka_topic_partition_l
     if (err) {
         sl_log_error(KAFKA_COMP, ctx->env.inst, "assigning partitions failed: %s",
                      rd_kafka_err2str(err));
+    }
+    if (commit_now) {
+        kafka_commit_async(ctx); /* else the next tick, once the commit in flight answered */
     }
 }
 
@@ -1871,7 +1966,7 @@ static void kafka_lookup_done(uv_work_t *req, int status)
                      "start offsets of %d partition(s) found in %" PRId64 "ms", lk->parts->cnt,
                      sl_clock_now_ms(ctx->env.clock) - lk->started_ms);
         kafka_start_offsets(ctx, lk);
-        kafka_assign_apply(ctx, lk->parts);
+        kafka_assign_apply(ctx, lk->parts, lk->res);
     }
     kafka_lookup_free(lk);
 }
@@ -1883,7 +1978,7 @@ static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
 {
     ctx->assign_gen++;
     if (parts->cnt == 0) {
-        kafka_assign_apply(ctx, parts);
+        kafka_assign_apply(ctx, parts, NULL);
         return;
     }
     struct kafka_lookup *lk = sl_calloc(1, sizeof(*lk));
@@ -1923,7 +2018,7 @@ static void kafka_assign(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t 
     for (int i = 0; i < parts->cnt; i++) {
         parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
     }
-    kafka_assign_apply(ctx, parts);
+    kafka_assign_apply(ctx, parts, NULL);
 }
 
 static void kafka_rebalance(struct kafka_ctx *ctx,
@@ -3132,14 +3227,28 @@ static int64_t kafka_lag(void *vctx, struct sl_part *part)
     return hi > done ? hi - done : 0;
 }
 
-/* True from start() until the first assignment, at most KAFKA_SETTLE_MS: joining the group. */
+/* True from start() until the first assignment, at most KAFKA_SETTLE_MS (joining the group),
+ * then while a partition of the assignment waits for the broker to acknowledge the commit of
+ * where it starts (a group without a committed offset), at most KAFKA_SETTLE_MS after it was
+ * assigned: until then the partition has not started, and --until-idle that exited meanwhile
+ * would leave the group without a start (fini would still try, bounded). */
 static bool kafka_settling(void *vctx)
 {
     const struct kafka_ctx *ctx = vctx;
-    if (!ctx->rk || ctx->stopped || ctx->assigned_once) {
+    if (!ctx->rk || ctx->stopped) {
         return false;
     }
-    return sl_clock_now_ms(ctx->env.clock) - ctx->started_ms < KAFKA_SETTLE_MS;
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    if (!ctx->assigned_once) {
+        return now - ctx->started_ms < KAFKA_SETTLE_MS;
+    }
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        const struct kafka_part *kp = ctx->parts[i];
+        if (!kp->revoked && kp->committed < kp->start && now < kp->start_by_ms) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ---- life cycle ---- */

@@ -19,9 +19,13 @@
  * 2.5 s when the commit was waited for on the loop), the partition stays assigned at librdkafka
  * until the commit answered and the group then has the acknowledged offset; an assignment
  * arriving behind the revoke waits for the commit and starts at the offset it committed; fini
- * while the commit runs waits for it, commits it no second time, and leaks nothing. Authentication,
- * TLS and authorization failures are recognized and logged as one error a minute however often
- * librdkafka reports them (fake clock).
+ * while the commit runs waits for it, commits it no second time, and leaks nothing. Four start a
+ * new group (no committed offset): with LATEST, TRIM_HORIZON and AT_TIMESTAMP the partition is
+ * assigned at the offset the position resolves to, which is committed at once, and settling
+ * lasts until the broker acknowledged it (LATEST: an OffsetCommit answer 2.5 s late); a revoke
+ * while the start is looked up commits nothing, the assignment after it commits its own.
+ * Authentication, TLS and authorization failures are recognized and logged as one error a minute
+ * however often librdkafka reports them (fake clock).
  *
  * About the #include of kafka.c: records are made from field values with kafka_push_view (a
  * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
@@ -1240,12 +1244,59 @@ static bool slow_lookup_over(void *arg)
 
 #define SLOW_OFFSET_FETCH_MS 2500
 
-/* Starts a consumer of one partition on an in-process mock cluster of one broker whose next
- * OffsetFetch answer comes fetch_delay_ms late (0: on time), with a committed offset 3 to find. The
- * cluster belongs to a handle of its own (f->mock_rk), so that the offset can be committed
- * before the consumer joins the group (the broker refuses a simple commit to a group that is
- * rebalancing). */
-static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic, int fetch_delay_ms)
+/* Commits offset off of topic-0 for group gid, as another client of the group would. */
+static void
+mock_commit(rd_kafka_mock_cluster_t *mc, const char *gid, const char *topic, int64_t off)
+{
+    char err[256];
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(cc, "group.id", gid, err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = off;
+    assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+}
+
+/* Produces n messages to topic-0. */
+static void mock_produce(rd_kafka_mock_cluster_t *mc, const char *topic, int n)
+{
+    char err[256];
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(pc, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    assert_non_null(prod);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE("v", 1),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(prod, 10000), 0);
+    rd_kafka_destroy(prod);
+}
+
+/* Starts a consumer (group "g-<topic>", StartingPosition sp) of one partition on an in-process
+ * mock cluster of one broker that holds n_msgs messages, whose next OffsetFetch answer comes
+ * fetch_delay_ms late and next OffsetCommit answer commit_delay_ms late (0: on time), with the
+ * group's committed offset `committed` to find (-1: none). The cluster belongs to a handle of
+ * its own (f->mock_rk), so that the offset can be committed before the consumer joins the group
+ * (the broker refuses a simple commit to a group that is rebalancing). */
+static rd_kafka_mock_cluster_t *mock_start(struct fx *f,
+                                           const char *topic,
+                                           int fetch_delay_ms,
+                                           int64_t committed,
+                                           int sp,
+                                           int n_msgs,
+                                           int commit_delay_ms)
 {
     char err[256];
     char json[1024];
@@ -1259,24 +1310,23 @@ static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic, int 
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(f->mock_rk);
     assert_non_null(mc);
     assert_int_equal(rd_kafka_mock_topic_create(mc, topic, 1, 1), 0);
-    /* the group's committed offset, written by another client of the same group */
+    if (n_msgs > 0) {
+        mock_produce(mc, topic, n_msgs);
+    }
     snprintf(gid, sizeof(gid), "g-%s", topic);
-    rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers",
-                                       rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(cc, "group.id", gid, err, sizeof(err)), RD_KAFKA_CONF_OK);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
-    assert_non_null(c);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = 3;
-    assert_int_equal(rd_kafka_commit(c, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(c);
+    if (committed >= 0) {
+        mock_commit(mc, gid, topic, committed);
+    }
     if (fetch_delay_ms > 0) {
         assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 9 /* OffsetFetch */, 1,
                                                                       RD_KAFKA_RESP_ERR_NO_ERROR,
                                                                       fetch_delay_ms),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    if (commit_delay_ms > 0) {
+        assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 8 /* OffsetCommit */,
+                                                                      1, RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                      commit_delay_ms),
                          RD_KAFKA_RESP_ERR_NO_ERROR);
     }
     char arn[300];
@@ -1286,10 +1336,19 @@ static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic, int 
              "\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"6000\","
              "\"topic.metadata.refresh.interval.ms\":\"500\"}}",
              topic, gid);
-    assert_int_equal(src_new(f, arn, json, SL_START_TRIM_HORIZON), 0);
+    assert_int_equal(src_new(f, arn, json, sp), 0);
+    if (sp == SL_START_AT_TIMESTAMP) {
+        f->env.starting_position_ts_ms = 1545084650987; /* before every message */
+    }
     assert_int_equal(src_init(f), 0);
     assert_int_equal(kafka_start(f->ctx), 0);
     return mc;
+}
+
+/* A consumer of a group with the committed offset 3 (see mock_start). */
+static rd_kafka_mock_cluster_t *slow_start(struct fx *f, const char *topic, int fetch_delay_ms)
+{
+    return mock_start(f, topic, fetch_delay_ms, 3, SL_START_TRIM_HORIZON, 0, 0);
 }
 
 /* A slow group coordinator: the committed offsets arrive SLOW_OFFSET_FETCH_MS after the
@@ -1618,6 +1677,88 @@ static void test_kafka_fini_during_revoke_commit(void **state)
     assert_int_equal(group_committed(f, "rvfini"), 5);
 }
 
+/* ---- a new group's start committed at once ---- */
+
+static bool fresh_settled(void *arg)
+{
+    struct fx *f = arg;
+    return f->owner.n == 1 && !kafka_settling(f->ctx);
+}
+
+/* A new group (no committed offset) on a partition that holds 4 messages, with StartingPosition
+ * sp, and a coordinator whose answer to the first OffsetCommit comes commit_delay_ms late: the
+ * partition starts at the offset sp resolves to (want), which is committed at once; the source
+ * stays settling (so --until-idle cannot call it idle and exit) until the broker acknowledged
+ * that commit, and the group then has it. */
+static void fresh_start(struct fx *f, const char *topic, int sp, int64_t want, int commit_delay_ms)
+{
+    mock_start(f, topic, 0, -1, sp, 4, commit_delay_ms);
+    assert_true(test_run_until(&f->loop, slow_assigned, f, 30000));
+    uint64_t assigned_ns = uv_hrtime();
+    struct kafka_ctx *ctx = f->ctx;
+    struct kafka_part *kp = f->owner.parts[0]->src;
+    assert_int_equal(kp->start, want);
+    assert_int_equal(kp->acked, want);
+    if (commit_delay_ms > 0) {
+        assert_int_equal(kp->committed, -1);
+        assert_true(kafka_settling(ctx));
+    }
+    rd_kafka_topic_partition_list_t *now = NULL;
+    assert_int_equal(rd_kafka_assignment(ctx->rk, &now), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(now->cnt, 1);
+    assert_int_equal(now->elems[0].offset, want); /* read from there, not a logical offset */
+    rd_kafka_topic_partition_list_destroy(now);
+    assert_true(test_run_until(&f->loop, fresh_settled, f, 30000));
+    uint64_t settled_ns = uv_hrtime();
+    fprintf(stderr, "%s: start %" PRId64 " committed %.1f ms after the assignment\n", topic, want,
+            (double)(settled_ns - assigned_ns) / 1e6);
+    assert_true(settled_ns - assigned_ns >= (uint64_t)(commit_delay_ms * 4 / 5) * 1000000ull);
+    assert_int_equal(kp->committed, want);
+    assert_int_equal(group_committed(f, topic), want);
+}
+
+static void test_kafka_new_group_latest_start_committed_before_settled(void **state)
+{
+    fresh_start(*state, "fresh-latest", SL_START_LATEST, 4, SLOW_COMMIT_MS);
+}
+
+static void test_kafka_new_group_trim_horizon_start_committed(void **state)
+{
+    fresh_start(*state, "fresh-trim", SL_START_TRIM_HORIZON, 0, 0);
+}
+
+/* The mock answers every lookup by time with "none" (-1): the start is the end, looked up in a
+ * second call. */
+static void test_kafka_new_group_at_timestamp_start_committed(void **state)
+{
+    fresh_start(*state, "fresh-ts", SL_START_AT_TIMESTAMP, 4, 0);
+}
+
+/* A revoke while a new group's start is looked up: the stale lookup commits nothing (the
+ * partition may be another member's by then); the assignment that follows commits its own. */
+static void test_kafka_new_group_revoked_during_lookup_commits_nothing(void **state)
+{
+    struct fx *f = *state;
+    mock_start(f, "fresh-stale", SLOW_OFFSET_FETCH_MS, -1, SL_START_LATEST, 4, 0);
+    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    struct kafka_ctx *ctx = f->ctx;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "fresh-stale", 0);
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
+    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    assert_int_equal(ctx->n_parts, 0);
+    assert_false(ctx->commit_inflight);
+    assert_int_equal(group_committed(f, "fresh-stale"), RD_KAFKA_OFFSET_INVALID);
+    assert_false(log_has(f, "committing it"));
+
+    kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, l, ctx);
+    assert_true(test_run_until(&f->loop, fresh_settled, f, 30000));
+    assert_int_equal(ctx->parts[0]->start, 4);
+    assert_int_equal(ctx->parts[0]->committed, 4);
+    assert_int_equal(group_committed(f, "fresh-stale"), 4);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1653,6 +1794,14 @@ int main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kafka_fini_during_revoke_commit, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_new_group_latest_start_committed_before_settled,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_new_group_trim_horizon_start_committed, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_new_group_at_timestamp_start_committed, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_new_group_revoked_during_lookup_commits_nothing,
+                                        fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }

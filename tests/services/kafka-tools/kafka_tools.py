@@ -12,6 +12,8 @@ read them back with kcat, and drive the mock broker through its control FIFO.
     ])                                            # -> [(partition, offset), ...] in input order
     kt.produce_generated(boot, "bench", 500000, size=100)   # i % partitions; returns stats
     recs = kt.consume(boot, "orders")             # kcat -C -e -J from the beginning
+    kt.committed(boot, "my-group", "orders", 4)   # -> {partition: committed offset or None}
+    kt.end_offsets(boot, "orders", 4)             # -> {partition: high watermark}
     # -> [{"topic", "partition", "offset", "timestamp", "key", "value", "headers"}]; key/value
     #    bytes or None, headers a list of (name: str, value: bytes or None)
 
@@ -26,6 +28,8 @@ and has no escaping); don't use it to check headers.
 """
 
 import base64
+import ctypes
+import ctypes.util
 import json
 import os
 import re
@@ -210,6 +214,112 @@ def consume(bootstrap, topic, partition=None, offset="beginning", count=None, ti
                         for i in range(0, len(hs), 2)],
         })
     return out
+
+
+class _TopicPartition(ctypes.Structure):
+    _fields_ = [("topic", ctypes.c_char_p), ("partition", ctypes.c_int32),
+                ("offset", ctypes.c_int64), ("metadata", ctypes.c_void_p),
+                ("metadata_size", ctypes.c_size_t), ("opaque", ctypes.c_void_p),
+                ("err", ctypes.c_int), ("_private", ctypes.c_void_p)]
+
+
+class _TopicPartitionList(ctypes.Structure):
+    _fields_ = [("cnt", ctypes.c_int), ("size", ctypes.c_int),
+                ("elems", ctypes.POINTER(_TopicPartition))]
+
+
+_RDK = None
+
+
+def _rdkafka():
+    """librdkafka through ctypes (the library sluice links; no Python client is installed)."""
+    global _RDK
+    if _RDK is None:
+        name = ctypes.util.find_library("rdkafka")
+        if not name:
+            raise KafkaToolError("librdkafka not found")
+        lib = ctypes.CDLL(name)
+        vp, cp, i32, i64 = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int64
+        tpl = ctypes.POINTER(_TopicPartitionList)
+        for fn, res, args in (
+                ("rd_kafka_conf_new", vp, []),
+                ("rd_kafka_conf_set", ctypes.c_int, [vp, cp, cp, cp, ctypes.c_size_t]),
+                ("rd_kafka_new", vp, [ctypes.c_int, vp, cp, ctypes.c_size_t]),
+                ("rd_kafka_destroy", None, [vp]),
+                ("rd_kafka_err2str", cp, [ctypes.c_int]),
+                ("rd_kafka_topic_partition_list_new", tpl, [ctypes.c_int]),
+                ("rd_kafka_topic_partition_list_add", ctypes.POINTER(_TopicPartition),
+                 [tpl, cp, i32]),
+                ("rd_kafka_topic_partition_list_destroy", None, [tpl]),
+                ("rd_kafka_committed", ctypes.c_int, [vp, tpl, ctypes.c_int]),
+                ("rd_kafka_query_watermark_offsets", ctypes.c_int,
+                 [vp, cp, i32, ctypes.POINTER(i64), ctypes.POINTER(i64), ctypes.c_int])):
+            f = getattr(lib, fn)
+            f.restype, f.argtypes = res, args
+        _RDK = lib
+    return _RDK
+
+
+def _client(bootstrap, group=None):
+    """A consumer handle that never subscribes (so it joins no group): for lookups only."""
+    lib = _rdkafka()
+    conf = lib.rd_kafka_conf_new()
+    err = ctypes.create_string_buffer(512)
+    props = {"bootstrap.servers": bootstrap, "enable.auto.commit": "false"}
+    if group:
+        props["group.id"] = group
+    for k, v in props.items():
+        if lib.rd_kafka_conf_set(conf, k.encode(), v.encode(), err, 512) != 0:
+            raise KafkaToolError("%s: %s" % (k, err.value.decode()))
+    rk = lib.rd_kafka_new(1, conf, err, 512)  # RD_KAFKA_CONSUMER
+    if not rk:
+        raise KafkaToolError("rd_kafka_new: " + err.value.decode())
+    return lib, rk
+
+
+def committed(bootstrap, group, topic, partitions, timeout=10):
+    """The committed offsets of `group` for partitions 0..partitions-1 of `topic`, asked of the
+    group coordinator (OffsetFetch): {partition: offset, or None where there is none}."""
+    lib, rk = _client(bootstrap, group)
+    try:
+        lst = lib.rd_kafka_topic_partition_list_new(partitions)
+        try:
+            for p in range(partitions):
+                lib.rd_kafka_topic_partition_list_add(lst, topic.encode(), p)
+            e = lib.rd_kafka_committed(rk, lst, int(timeout * 1000))
+            if e:
+                raise KafkaToolError("committed offsets of %s: %s"
+                                     % (group, lib.rd_kafka_err2str(e).decode()))
+            out = {}
+            for i in range(lst.contents.cnt):
+                el = lst.contents.elems[i]
+                if el.err:
+                    raise KafkaToolError("committed offset of %s-%d: %s" % (
+                        topic, el.partition, lib.rd_kafka_err2str(el.err).decode()))
+                out[el.partition] = el.offset if el.offset >= 0 else None
+            return out
+        finally:
+            lib.rd_kafka_topic_partition_list_destroy(lst)
+    finally:
+        lib.rd_kafka_destroy(rk)
+
+
+def end_offsets(bootstrap, topic, partitions, timeout=10):
+    """The high watermark of partitions 0..partitions-1 of `topic`: {partition: offset}."""
+    lib, rk = _client(bootstrap)
+    try:
+        out = {}
+        for p in range(partitions):
+            lo, hi = ctypes.c_int64(-1), ctypes.c_int64(-1)
+            e = lib.rd_kafka_query_watermark_offsets(rk, topic.encode(), p, ctypes.byref(lo),
+                                                     ctypes.byref(hi), int(timeout * 1000))
+            if e:
+                raise KafkaToolError("watermarks of %s-%d: %s"
+                                     % (topic, p, lib.rd_kafka_err2str(e).decode()))
+            out[p] = hi.value
+        return out
+    finally:
+        lib.rd_kafka_destroy(rk)
 
 
 def ctl(command, ctl_path=None, log_path=None, timeout=10.0):
