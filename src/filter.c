@@ -17,8 +17,13 @@
  * - a plain number in a pattern matches a document number of equal value (300 matches 300.0
  *   and 3.0e2), as event-ruler does; esm.md says numbers compare by text, but cJSON keeps no
  *   text and event-ruler adds a numeric-equality matcher beside the textual one;
+ * - keys are flattened paths: a dotted key and nested objects name the same path, in the
+ *   pattern and in the document (see "About dotted keys");
  * - `exists` looks at leaf values only: a field holding an object or an empty array does not
  *   "exist", `null` does;
+ * - anything-but takes a value, a list of values, or {prefix|suffix|equals-ignore-case|
+ *   wildcard: a string or a list of them}, and matches a value that matches none of them;
+ * - wildcards that AWS would refuse as too complex are refused (see "About complexity");
  * - equals-ignore-case (also under prefix, suffix and anything-but) uses simple case folding
  *   for ASCII, Latin-1, Latin Extended-A and Additional, Greek, Cyrillic and fullwidth Latin;
  *   other scripts compare exactly. Bytes that are not UTF-8 compare as themselves. */
@@ -437,12 +442,12 @@ static bool any_leaf(const struct fm *m, const cJSON *v, unsigned adepth)
 }
 
 /* About dotted keys: AWS flattens an event into paths joined with dots before matching, so the
- * event keys {"state":{"status":..}} and {"state.status":..} name the same path, detail.state.status.
- * Pattern keys are split at dots when compiled (so a pattern is a tree of single path parts), and
- * the matcher looks an object up as a view: the real objects found at a path plus "virtual"
- * objects, the keys of a real object that spell the path with dots (obj's keys that begin with
- * "state." seen as the object at "state"). A view holds at most FILTER_MAX_VIEWS such places;
- * more spellings of one path in one document are not looked through. */
+ * event keys {"state":{"status":..}} and {"state.status":..} name the same path,
+ * detail.state.status. Pattern keys are split at dots when compiled (so a pattern is a tree of
+ * single path parts), and the matcher looks an object up as a view: the real objects found at a
+ * path plus "virtual" objects, the keys of a real object that spell the path with dots (obj's keys
+ * that begin with "state." seen as the object at "state"). A view holds at most FILTER_MAX_VIEWS
+ * such places; more spellings of one path in one document are not looked through. */
 #define FILTER_MAX_VIEWS 8
 
 /* One place of a view: obj itself (plen 0), or the keys of obj that begin with pre[0..plen),
@@ -555,6 +560,17 @@ static bool sub_match(const struct fnode *n, const struct ffound *found)
     return !seen && node_match(n, &found->sub);
 }
 
+/* True when some leaf value under found matches m (m NULL: when there is any leaf value). */
+static bool found_leaf(const struct fm *m, const struct ffound *found)
+{
+    for (size_t k = 0; k < found->nval; k++) {
+        if (any_leaf(m, found->val[k], 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool field_match(const struct ffield *f, const struct fview *v)
 {
     struct ffound found;
@@ -564,22 +580,8 @@ static bool field_match(const struct ffield *f, const struct fview *v)
     }
     for (size_t i = 0; i < f->nm; i++) {
         const struct fm *m = &f->m[i];
-        for (size_t k = 0; k < found.nval; k++) {
-            if (m->kind != FM_EXISTS && any_leaf(m, found.val[k], 0)) {
-                return true;
-            }
-            if (m->kind == FM_EXISTS && m->exists && any_leaf(NULL, found.val[k], 0)) {
-                return true;
-            }
-        }
-        if (m->kind == FM_EXISTS && !m->exists) {
-            bool any = false;
-            for (size_t k = 0; k < found.nval && !any; k++) {
-                any = any_leaf(NULL, found.val[k], 0);
-            }
-            if (!any) {
-                return true;
-            }
+        if (m->kind == FM_EXISTS ? found_leaf(NULL, &found) == m->exists : found_leaf(m, &found)) {
+            return true;
         }
     }
     return false;
@@ -716,6 +718,23 @@ static void path_pop(struct cctx *c, size_t old)
     c->path[old] = '\0';
 }
 
+/* Appends the formatted text to the path as it is (no dot); returns the old length. A path that
+ * would not fit is left as it was. */
+SL_PRINTF(2, 3) static size_t path_addf(struct cctx *c, const char *fmt, ...)
+{
+    size_t old = c->pathlen;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(c->path + old, sizeof(c->path) - old, fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < sizeof(c->path) - old) {
+        c->pathlen = old + (size_t)n;
+    } else {
+        c->path[old] = '\0';
+    }
+    return old;
+}
+
 static const char *type_name(const cJSON *v)
 {
     if (cJSON_IsString(v)) {
@@ -826,15 +845,18 @@ static int set_wildcard(struct cctx *c, struct fm *m, const char *what, const ch
 /* About complexity: AWS refuses a pattern whose wildcards are too complex, with
  * InvalidEventPatternException ("Rule is too complex - try using fewer wildcard characters or
  * fewer repeating character sequences after a wildcard character"). EventBridge's pattern pages
- * state the rule and show patterns to rework ("*:*:*:*:*:event-bus/ *" and
- * "/Users/ * /dir/dir/dir/dir/dir/doc.txt"), but give no number. The measure is event-ruler's
- * MachineComplexityEvaluator: how many prefixes of a field's wildcard patterns one worst-case
- * value can match at once ("*a*a*a*" is 7: "aaa" matches all of "*", "*a", "*a*", ...
- * "*a*a*a*"). Read as an NFA with a state per prefix, that is the largest set of states alive
- * after some input, found here by walking the reachable state sets. The limit is inferred, not
- * documented: AWS refused "*:*:*:*:*:event-bus/ *" (11) in the recorded cases, and a public
- * report saw one field of 3 wildcard patterns (9 here) accepted and 4 (12) refused. A walk
- * that meets more than FILTER_COMPLEXITY_SETS sets stops and counts as too complex. */
+ * state that rule and show patterns to rework ("*:*:*:*:*:event-bus/ *" and
+ * "/Users/ * /dir/dir/dir/dir/dir/doc.txt"; the spaces keep this comment open), but give no
+ * number. The measure is event-ruler's MachineComplexityEvaluator: how many prefixes of one
+ * field's wildcard patterns (its wildcard matchers and anything-but wildcards together) a single
+ * worst-case value can match at once; "*a*a*a*" is 7, since "aaa" matches all of "*", "*a",
+ * "*a*", ... "*a*a*a*". Read as an NFA with a state per prefix, that is the largest set of
+ * states alive after some input, found here by walking the reachable sets of states. Each
+ * field is measured on its own, as each field has its own machine in event-ruler. The limit is
+ * inferred, not documented: AWS refused "*:*:*:*:*:event-bus/ *" (11 here) in the recorded
+ * cases, and in a public report EventBridge accepted a field of 3 patterns "*:stack/NAME/ *"
+ * and refused 4, about 9 and 12 here. A walk that meets more than FILTER_COMPLEXITY_SETS sets
+ * stops and counts as too complex. */
 #define FILTER_MAX_WILDCARD_COMPLEXITY 10
 #define FILTER_COMPLEXITY_SETS         65536
 #define CX_WIDTH                       (FILTER_MAX_WILDCARD_COMPLEXITY + 1)
@@ -842,8 +864,8 @@ static int set_wildcard(struct cctx *c, struct fm *m, const char *what, const ch
 #define WTOK_END                       (-2)
 
 struct cx {
-    int16_t *next;  /* per state: the token after it, a byte, WTOK_STAR or WTOK_END */
-    bool *loops;    /* per state: it follows a '*', so any byte keeps it alive */
+    int16_t *next; /* per state: the token after it, a byte, WTOK_STAR or WTOK_END */
+    bool *loops;   /* per state: it follows a '*', so any byte keeps it alive */
     size_t nstates;
     uint32_t *sets; /* the sets met, CX_WIDTH wide each: count, then the sorted states */
     size_t nsets, cap;
@@ -937,8 +959,7 @@ static int cx_intern(struct cx *x, const uint32_t *set)
 {
     size_t mask = 2 * x->cap - 1;
     for (size_t at = cx_hash(set) & mask; x->hash[at]; at = (at + 1) & mask) {
-        if (memcmp(x->sets + (x->hash[at] - 1) * CX_WIDTH, set, (set[0] + 1) * sizeof(*set)) ==
-            0) {
+        if (memcmp(x->sets + (x->hash[at] - 1) * CX_WIDTH, set, (set[0] + 1) * sizeof(*set)) == 0) {
             return 0;
         }
     }
@@ -1055,40 +1076,31 @@ done:
     return r;
 }
 
-/* Writes the wildcard back as pattern text (escaping '*' and '\'), cut to fit len. */
+/* Writes the wildcard back as pattern text ('*' and '\\' escaped), ending in "..." when it
+ * does not fit in len (at least 4). */
 static void wild_text(const struct fm_wild *w, char *buf, size_t len)
 {
     size_t o = 0;
-#define WT_PUT(ch)                                                                                 \
-    do {                                                                                           \
-        if (o + 4 < len) {                                                                         \
-            buf[o++] = (ch);                                                                       \
-        }                                                                                          \
-    } while (0)
-    if (w->lead_star) {
-        WT_PUT('*');
-    }
-    for (size_t k = 0; k < w->nseg; k++) {
-        if (k > 0) {
-            WT_PUT('*');
+    bool cut = false;
+    for (size_t k = 0; k <= w->nseg && !cut; k++) {
+        if ((k == 0 && w->lead_star) || (k > 0 && k < w->nseg) ||
+            (k == w->nseg && k > 0 && w->trail_star)) {
+            cut = o + 4 >= len;
+            buf[cut ? o : o++] = '*';
         }
-        for (size_t b = 0; b < w->seg_len[k]; b++) {
+        for (size_t b = 0; k < w->nseg && b < w->seg_len[k] && !cut; b++) {
             char ch = w->bytes[w->seg_off[k] + b];
-            if (ch == '*' || ch == '\\') {
-                WT_PUT('\\');
+            bool esc = ch == '*' || ch == '\\';
+            cut = o + 4 + esc >= len;
+            if (!cut && esc) {
+                buf[o++] = '\\';
             }
-            WT_PUT(ch);
+            if (!cut) {
+                buf[o++] = ch;
+            }
         }
     }
-    if (w->trail_star && w->nseg > 0) {
-        WT_PUT('*');
-    }
-#undef WT_PUT
-    if (o + 4 >= len && len >= 4) {
-        memcpy(buf + len - 4, "...", 4);
-    } else {
-        buf[o] = '\0';
-    }
+    memcpy(buf + o, cut ? "..." : "", cut ? 4 : 1);
 }
 
 /* One wildcard of a field, with where it sits for errors. */
@@ -1151,17 +1163,9 @@ static int check_complexity(struct cctx *c, const struct ffield *f)
             break;
         }
         char text[120];
-        size_t old = c->pathlen;
-        int len = site[i].item < 0
-                      ? snprintf(c->path + old, sizeof(c->path) - old, "[%d].wildcard",
-                                 site[i].elem)
-                      : snprintf(c->path + old, sizeof(c->path) - old,
-                                 "[%d].anything-but.wildcard[%d]", site[i].elem, site[i].item);
-        if (len > 0 && (size_t)len < sizeof(c->path) - old) {
-            c->pathlen = old + (size_t)len;
-        } else {
-            c->path[old] = '\0';
-        }
+        size_t old = site[i].item < 0 ? path_addf(c, "[%d].wildcard", site[i].elem)
+                                      : path_addf(c, "[%d].anything-but.wildcard[%d]", site[i].elem,
+                                                  site[i].item);
         wild_text(site[i].w, text, sizeof(text));
         r = cerr(c,
                  "wildcard: \"%s\" is too complex: one value can match more than %d of its "
@@ -1323,22 +1327,12 @@ static void describe(const cJSON *v, char *buf, size_t len)
 /* An error about item i (the value e) of the list under operator ops (e.g.
  * "anything-but.prefix") in the matcher c->elem of the current field: the message names the item
  * and its value, and the path is the item's own, e.g. "state[0].anything-but.prefix[1]". */
-static int cerr_item(struct cctx *c,
-                     const char *what,
-                     const char *ops,
-                     const char *reason,
-                     int i,
-                     const cJSON *e)
+static int cerr_item(
+    struct cctx *c, const char *what, const char *ops, const char *reason, int i, const cJSON *e)
 {
     char val[80];
-    size_t old = c->pathlen;
     describe(e, val, sizeof(val));
-    int n = snprintf(c->path + old, sizeof(c->path) - old, "[%d].%s[%d]", c->elem, ops, i);
-    if (n > 0 && (size_t)n < sizeof(c->path) - old) {
-        c->pathlen = old + (size_t)n;
-    } else {
-        c->path[old] = '\0';
-    }
+    size_t old = path_addf(c, "[%d].%s[%d]", c->elem, ops, i);
     int r = cerr(c, "%s: %s, item %d is %s", what, reason, i, val);
     path_pop(c, old);
     return r;
