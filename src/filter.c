@@ -101,6 +101,7 @@ struct fnode;
 
 struct ffield {
     char *key;
+    size_t klen;
     struct fm *m; /* leaf: nm matchers, ORed */
     size_t nm;
     struct fnode *child; /* or a nested object */
@@ -484,10 +485,9 @@ static void view_add(struct fview *v, const cJSON *obj, const char *pre, size_t 
     }
 }
 
-/* Looks key up in every place of v. */
-static void view_find(const struct fview *v, const char *key, struct ffound *ret)
+/* Looks key (klen bytes) up in every place of v. */
+static void view_find(const struct fview *v, const char *key, size_t klen, struct ffound *ret)
 {
-    size_t klen = strlen(key);
     ret->nval = 0;
     ret->sub.n = 0;
     for (size_t i = 0; i < v->n; i++) {
@@ -495,11 +495,11 @@ static void view_find(const struct fview *v, const char *key, struct ffound *ret
         bool have_exact = false;
         for (const cJSON *c = pl->obj->child; c; c = c->next) {
             const char *s = c->string;
-            if (!s || strncmp(s, pl->pre, pl->plen) != 0) {
+            if (!s || (pl->plen && strncmp(s, pl->pre, pl->plen) != 0)) {
                 continue;
             }
             const char *rest = s + pl->plen;
-            if (strncmp(rest, key, klen) != 0) {
+            if ((klen && rest[0] != key[0]) || strncmp(rest, key, klen) != 0) {
                 continue;
             }
             if (rest[klen] == '\0') {
@@ -527,14 +527,12 @@ static bool sub_match_rec(const struct fnode *n,
                           bool *seen)
 {
     if (cJSON_IsObject(val)) {
-        struct fview v = *dotted;
+        struct fview v;
         *seen = true;
-        if (v.n == FILTER_MAX_VIEWS) {
-            v.n--; /* the real object comes first */
-        }
-        memmove(&v.at[1], &v.at[0], v.n * sizeof(v.at[0]));
+        /* The real object first, then as many dotted places as fit. */
         v.at[0] = (struct fplace){.obj = val, .pre = "", .plen = 0};
-        v.n++;
+        v.n = 1 + (dotted->n < FILTER_MAX_VIEWS ? dotted->n : FILTER_MAX_VIEWS - 1);
+        memcpy(&v.at[1], dotted->at, (v.n - 1) * sizeof(v.at[0]));
         return node_match(n, &v);
     }
     if (cJSON_IsArray(val) && adepth < FILTER_MAX_ARRAY_DEPTH) {
@@ -574,7 +572,7 @@ static bool found_leaf(const struct fm *m, const struct ffound *found)
 static bool field_match(const struct ffield *f, const struct fview *v)
 {
     struct ffound found;
-    view_find(v, f->key, &found);
+    view_find(v, f->key, f->klen, &found);
     if (f->child) {
         return sub_match(f->child, &found);
     }
@@ -1597,7 +1595,8 @@ static int field_chain(struct cctx *c, struct fnode *n, const char *key, struct 
 {
     const char *dot = strchr(key, '.');
     struct ffield *f = &n->fields[n->nfields++];
-    f->key = sl_strndup(key, dot ? (size_t)(dot - key) : strlen(key));
+    f->klen = dot ? (size_t)(dot - key) : strlen(key);
+    f->key = sl_strndup(key, f->klen);
     if (!f->key) {
         return cnomem(c);
     }

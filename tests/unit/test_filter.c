@@ -609,6 +609,11 @@ static const struct match_case dotted_cases[] = {
     {"{'$or':[{'a.b':[1]},{'c':[2]}]}", "{'a':{'b':2}}", false},
     {"{'d':{'$or':[{'a':[1]},{'b':[2]}]}}", "{'d.b':2}", true},
     {"{'d':{'$or':[{'a':[1]},{'b':[2]}]}}", "{'d.c':2}", false},
+    /* Empty parts: "a..b" is the path a, "", b. */
+    {"{'a..b':['x']}", "{'a':{'':{'b':'x'}}}", true},
+    {"{'a..b':['x']}", "{'a.':{'b':'x'}}", true},
+    {"{'a':{'':{'b':['x']}}}", "{'a..b':'x'}", true},
+    {"{'a..b':['x']}", "{'a':{'b':'x'}}", false},
     /* A document that is an array of objects. */
     {"{'a.b':['x']}", "[{'a':{'b':'y'}},{'a.b':'x'}]", true},
 };
