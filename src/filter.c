@@ -39,7 +39,8 @@
 
 #include "alloc.h"
 
-/* Object levels a pattern may nest (EventBridge documents none; 4096 characters allow ~2000). */
+/* Object levels a pattern may nest, each part of a dotted key counting as one (EventBridge
+ * documents no limit; 4096 characters allow ~2000). */
 #define FILTER_MAX_DEPTH 32
 /* Document arrays nested inside one another that matching looks through; deeper ones are
  * treated as holding no values. */
