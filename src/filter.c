@@ -17,8 +17,13 @@
  * - a plain number in a pattern matches a document number of equal value (300 matches 300.0
  *   and 3.0e2), as event-ruler does; esm.md says numbers compare by text, but cJSON keeps no
  *   text and event-ruler adds a numeric-equality matcher beside the textual one;
+ * - keys are flattened paths: a dotted key and nested objects name the same path, in the
+ *   pattern and in the document (see "About dotted keys");
  * - `exists` looks at leaf values only: a field holding an object or an empty array does not
  *   "exist", `null` does;
+ * - anything-but takes a value, a list of values, or {prefix|suffix|equals-ignore-case|
+ *   wildcard: a string or a list of them}, and matches a value that matches none of them;
+ * - wildcards that AWS would refuse as too complex are refused (see "About complexity");
  * - equals-ignore-case (also under prefix, suffix and anything-but) uses simple case folding
  *   for ASCII, Latin-1, Latin Extended-A and Additional, Greek, Cyrillic and fullwidth Latin;
  *   other scripts compare exactly. Bytes that are not UTF-8 compare as themselves. */
@@ -29,11 +34,13 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 
-/* Object levels a pattern may nest (EventBridge documents none; 4096 characters allow ~2000). */
+/* Object levels a pattern may nest, each part of a dotted key counting as one (EventBridge
+ * documents no limit; 4096 characters allow ~2000). */
 #define FILTER_MAX_DEPTH 32
 /* Document arrays nested inside one another that matching looks through; deeper ones are
  * treated as holding no values. */
@@ -56,8 +63,8 @@ enum fm_kind {
     FM_EXISTS,
     FM_CIDR,
     FM_NOT_VALUES,   /* anything-but a value or a list of values (items: STRING/NUMBER) */
-    FM_NOT_PREFIX,   /* anything-but {"prefix": s} */
-    FM_NOT_SUFFIX,   /* anything-but {"suffix": s} */
+    FM_NOT_PREFIX,   /* anything-but {"prefix": s or [s...]} (items: PREFIX) */
+    FM_NOT_SUFFIX,   /* anything-but {"suffix": s or [s...]} (items: SUFFIX) */
     FM_NOT_EQ_IC,    /* anything-but {"equals-ignore-case": s or [s...]} (items: EQ_IC) */
     FM_NOT_WILDCARD, /* anything-but {"wildcard": s or [s...]} (items: WILDCARD) */
     FM_COUNT
@@ -75,7 +82,7 @@ struct fm_wild {
 
 struct fm {
     enum fm_kind kind;
-    char *s; /* STRING, PREFIX, SUFFIX, NOT_PREFIX, NOT_SUFFIX */
+    char *s; /* STRING, PREFIX, SUFFIX */
     size_t slen;
     uint32_t *cp; /* folded code points: *_IC, EQ_IC */
     size_t ncp;
@@ -87,7 +94,7 @@ struct fm {
     unsigned char net[16];                 /* CIDR: network, masked */
     int family;
     unsigned bits;
-    struct fm *items; /* NOT_VALUES, NOT_EQ_IC, NOT_WILDCARD */
+    struct fm *items; /* NOT_VALUES, NOT_PREFIX, NOT_SUFFIX, NOT_EQ_IC, NOT_WILDCARD */
     size_t nitems;
 };
 
@@ -95,6 +102,7 @@ struct fnode;
 
 struct ffield {
     char *key;
+    size_t klen;
     struct fm *m; /* leaf: nm matchers, ORed */
     size_t nm;
     struct fnode *child; /* or a nested object */
@@ -403,11 +411,7 @@ static bool value_match(const struct fm *m, const cJSON *v)
     case FM_NOT_VALUES:
         return !any_item(m, v);
     case FM_NOT_PREFIX:
-        return !s || strncmp(s, m->s, m->slen) != 0;
-    case FM_NOT_SUFFIX: {
-        size_t len = s ? strlen(s) : 0;
-        return !s || len < m->slen || memcmp(s + len - m->slen, m->s, m->slen) != 0;
-    }
+    case FM_NOT_SUFFIX:
     case FM_NOT_EQ_IC:
     case FM_NOT_WILDCARD:
         return !s || !any_item(m, v);
@@ -439,20 +443,102 @@ static bool any_leaf(const struct fm *m, const cJSON *v, unsigned adepth)
     return m ? value_match(m, v) : true;
 }
 
-static bool node_match(const struct fnode *n, const cJSON *obj);
+/* About dotted keys: AWS flattens an event into paths joined with dots before matching, so the
+ * event keys {"state":{"status":..}} and {"state.status":..} name the same path,
+ * detail.state.status. Pattern keys are split at dots when compiled (so a pattern is a tree of
+ * single path parts), and the matcher looks an object up as a view: the real objects found at a
+ * path plus "virtual" objects, the keys of a real object that spell the path with dots (obj's keys
+ * that begin with "state." seen as the object at "state"). A view holds at most FILTER_MAX_VIEWS
+ * such places; more spellings of one path in one document are not looked through. */
+#define FILTER_MAX_VIEWS 8
 
-/* Matches a nested pattern object against the document value v: an object directly, an array
- * through any object element (so fields combine only within one element), anything else, or
- * nothing, as an absent object (where only `exists:false` can succeed). */
-static bool sub_match_rec(const struct fnode *n, const cJSON *v, unsigned adepth, bool *seen)
+/* One place of a view: obj itself (plen 0), or the keys of obj that begin with pre[0..plen),
+ * with that prefix (ending in '.') taken off. pre points into one of those keys. */
+struct fplace {
+    const cJSON *obj;
+    const char *pre;
+    size_t plen;
+};
+
+/* An object as the pattern sees it: the union of its places; n == 0 is an absent object. */
+struct fview {
+    struct fplace at[FILTER_MAX_VIEWS];
+    size_t n;
+};
+
+/* What a key names inside a view: the values stored under exactly that path, and the view of
+ * the keys that continue it with dots. */
+struct ffound {
+    const cJSON *val[FILTER_MAX_VIEWS];
+    size_t nval;
+    struct fview sub;
+};
+
+static void view_add(struct fview *v, const cJSON *obj, const char *pre, size_t plen)
 {
-    if (cJSON_IsObject(v)) {
-        *seen = true;
-        return node_match(n, v);
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->at[i].obj == obj && v->at[i].plen == plen) {
+            return; /* the same prefix of the same object's keys */
+        }
     }
-    if (cJSON_IsArray(v) && adepth < FILTER_MAX_ARRAY_DEPTH) {
-        for (const cJSON *e = v->child; e; e = e->next) {
-            if (sub_match_rec(n, e, adepth + 1, seen)) {
+    if (v->n < FILTER_MAX_VIEWS) {
+        v->at[v->n++] = (struct fplace){.obj = obj, .pre = pre, .plen = plen};
+    }
+}
+
+/* Looks key (klen bytes) up in every place of v. */
+static void view_find(const struct fview *v, const char *key, size_t klen, struct ffound *ret)
+{
+    ret->nval = 0;
+    ret->sub.n = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct fplace *pl = &v->at[i];
+        bool have_exact = false;
+        for (const cJSON *c = pl->obj->child; c; c = c->next) {
+            const char *s = c->string;
+            if (!s || (pl->plen && strncmp(s, pl->pre, pl->plen) != 0)) {
+                continue;
+            }
+            const char *rest = s + pl->plen;
+            if ((klen && rest[0] != key[0]) || strncmp(rest, key, klen) != 0) {
+                continue;
+            }
+            if (rest[klen] == '\0') {
+                /* The first of duplicate keys counts, as cJSON_GetObjectItem finds it. */
+                if (!have_exact && ret->nval < FILTER_MAX_VIEWS) {
+                    ret->val[ret->nval++] = c;
+                }
+                have_exact = true;
+            } else if (rest[klen] == '.') {
+                view_add(&ret->sub, pl->obj, s, pl->plen + klen + 1);
+            }
+        }
+    }
+}
+
+static bool node_match(const struct fnode *n, const struct fview *v);
+
+/* Matches a nested pattern object against the document value val: an object directly, an
+ * array through any object element (so fields combine only within one element), each seen
+ * together with dotted, the keys that spell the same path with dots. */
+static bool sub_match_rec(const struct fnode *n,
+                          const cJSON *val,
+                          const struct fview *dotted,
+                          unsigned adepth,
+                          bool *seen)
+{
+    if (cJSON_IsObject(val)) {
+        struct fview v;
+        *seen = true;
+        /* The real object first, then as many dotted places as fit. */
+        v.at[0] = (struct fplace){.obj = val, .pre = "", .plen = 0};
+        v.n = 1 + (dotted->n < FILTER_MAX_VIEWS ? dotted->n : FILTER_MAX_VIEWS - 1);
+        memcpy(&v.at[1], dotted->at, (v.n - 1) * sizeof(v.at[0]));
+        return node_match(n, &v);
+    }
+    if (cJSON_IsArray(val) && adepth < FILTER_MAX_ARRAY_DEPTH) {
+        for (const cJSON *e = val->child; e; e = e->next) {
+            if (sub_match_rec(n, e, dotted, adepth + 1, seen)) {
                 return true;
             }
         }
@@ -460,51 +546,72 @@ static bool sub_match_rec(const struct fnode *n, const cJSON *v, unsigned adepth
     return false;
 }
 
-static bool sub_match(const struct fnode *n, const cJSON *v)
+/* Anything that is not an object (or an array of them) is an absent object, where only
+ * `exists:false` can succeed, unless dotted keys spell fields under it. */
+static bool sub_match(const struct fnode *n, const struct ffound *found)
 {
     bool seen = false;
-    if (v && sub_match_rec(n, v, 0, &seen)) {
-        return true;
+    for (size_t i = 0; i < found->nval; i++) {
+        if (sub_match_rec(n, found->val[i], &found->sub, 0, &seen)) {
+            return true;
+        }
     }
-    return !seen && node_match(n, NULL);
+    return !seen && node_match(n, &found->sub);
 }
 
-static bool field_match(const struct ffield *f, const cJSON *obj)
+/* True when some leaf value under found matches m (m NULL: when there is any leaf value). */
+static bool found_leaf(const struct fm *m, const struct ffound *found)
 {
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, f->key) : NULL;
-    if (f->child) {
-        return sub_match(f->child, v);
-    }
-    for (size_t i = 0; i < f->nm; i++) {
-        const struct fm *m = &f->m[i];
-        if (m->kind == FM_EXISTS) {
-            if (any_leaf(NULL, v, 0) == m->exists) {
-                return true;
-            }
-        } else if (any_leaf(m, v, 0)) {
+    for (size_t k = 0; k < found->nval; k++) {
+        if (any_leaf(m, found->val[k], 0)) {
             return true;
         }
     }
     return false;
 }
 
-/* obj: a JSON object, or NULL for an absent one. Recursion follows the pattern only. */
-static bool node_match(const struct fnode *n, const cJSON *obj)
+static bool field_match(const struct ffield *f, const struct fview *v)
+{
+    struct ffound found;
+    view_find(v, f->key, f->klen, &found);
+    if (f->child) {
+        return sub_match(f->child, &found);
+    }
+    for (size_t i = 0; i < f->nm; i++) {
+        const struct fm *m = &f->m[i];
+        if (m->kind == FM_EXISTS ? found_leaf(NULL, &found) == m->exists : found_leaf(m, &found)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* v: the object the pattern object is matched against (no places: an absent one). Recursion
+ * follows the pattern only. */
+static bool node_match(const struct fnode *n, const struct fview *v)
 {
     for (size_t i = 0; i < n->nfields; i++) {
-        if (!field_match(&n->fields[i], obj)) {
+        if (!field_match(&n->fields[i], v)) {
             return false;
         }
     }
     if (n->nalts) {
         for (size_t i = 0; i < n->nalts; i++) {
-            if (node_match(n->alts[i], obj)) {
+            if (node_match(n->alts[i], v)) {
                 return true;
             }
         }
         return false;
     }
     return true;
+}
+
+/* Matches a pattern's root against a whole document. */
+static bool root_match(const struct fnode *n, const cJSON *doc)
+{
+    struct ffound found = {.nval = doc ? 1 : 0};
+    found.val[0] = doc;
+    return sub_match(n, &found);
 }
 
 /* ---- freeing --------------------------------------------------------------------------------- */
@@ -552,6 +659,7 @@ struct cctx {
     char path[FILTER_PATH_MAX];
     size_t pathlen;
     unsigned depth;
+    int elem; /* the position of the matcher being compiled in its field's list */
 };
 
 /* Formats the reason into errbuf and appends where it happened. Returns SL_EINVAL. */
@@ -607,6 +715,23 @@ static void path_pop(struct cctx *c, size_t old)
 {
     c->pathlen = old;
     c->path[old] = '\0';
+}
+
+/* Appends the formatted text to the path as it is (no dot); returns the old length. A path that
+ * would not fit is left as it was. */
+SL_PRINTF(2, 3) static size_t path_addf(struct cctx *c, const char *fmt, ...)
+{
+    size_t old = c->pathlen;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(c->path + old, sizeof(c->path) - old, fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < sizeof(c->path) - old) {
+        c->pathlen = old + (size_t)n;
+    } else {
+        c->path[old] = '\0';
+    }
+    return old;
 }
 
 static const char *type_name(const cJSON *v)
@@ -712,6 +837,346 @@ static int set_wildcard(struct cctx *c, struct fm *m, const char *what, const ch
     w->trail_star = prev_star;
     w->bytes[out] = '\0';
     return 0;
+}
+
+/* ---- wildcard complexity --------------------------------------------------------------------- */
+
+/* About complexity: AWS refuses a pattern whose wildcards are too complex, with
+ * InvalidEventPatternException ("Rule is too complex - try using fewer wildcard characters or
+ * fewer repeating character sequences after a wildcard character"). EventBridge's pattern pages
+ * state that rule and show patterns to rework ("*:*:*:*:*:event-bus/ *" and
+ * "/Users/ * /dir/dir/dir/dir/dir/doc.txt"; the spaces keep this comment open), but give no
+ * number. The measure is event-ruler's MachineComplexityEvaluator: how many prefixes of one
+ * field's wildcard patterns (its wildcard matchers and anything-but wildcards together) a single
+ * worst-case value can match at once; "*a*a*a*" is 7, since "aaa" matches all of "*", "*a",
+ * "*a*", ... "*a*a*a*". Read as an NFA with a state per prefix, that is the largest set of
+ * states alive after some input, found here by walking the reachable sets of states. Each
+ * field is measured on its own, as each field has its own machine in event-ruler. The limit is
+ * inferred, not documented: AWS refused "*:*:*:*:*:event-bus/ *" (11 here) in the recorded
+ * cases, and in a public report EventBridge accepted a field of 3 patterns "*:stack/NAME/ *"
+ * and refused 4, about 9 and 12 here. A walk that meets more than FILTER_COMPLEXITY_SETS sets
+ * stops and counts as too complex. */
+#define FILTER_MAX_WILDCARD_COMPLEXITY 10
+#define FILTER_COMPLEXITY_SETS         65536
+#define CX_WIDTH                       (FILTER_MAX_WILDCARD_COMPLEXITY + 1)
+#define WTOK_STAR                      (-1)
+#define WTOK_END                       (-2)
+
+struct cx {
+    int16_t *next; /* per state: the token after it, a byte, WTOK_STAR or WTOK_END */
+    bool *loops;   /* per state: it follows a '*', so any byte keeps it alive */
+    size_t nstates;
+    uint32_t *sets; /* the sets met, CX_WIDTH wide each: count, then the sorted states */
+    size_t nsets, cap;
+    uint32_t *hash; /* open addressing over sets: index + 1, 0 for empty; 2 * cap slots */
+};
+
+/* Appends one wildcard's states to x: its start, then one per token. */
+static void cx_add(struct cx *x, const struct fm_wild *w)
+{
+    size_t s = x->nstates;
+    if (w->lead_star) {
+        x->next[s++] = WTOK_STAR;
+    }
+    for (size_t k = 0; k < w->nseg; k++) {
+        if (k > 0) {
+            x->next[s++] = WTOK_STAR;
+        }
+        for (size_t b = 0; b < w->seg_len[k]; b++) {
+            x->next[s++] = (int16_t)(unsigned char)w->bytes[w->seg_off[k] + b];
+        }
+    }
+    if (w->trail_star && w->nseg > 0) {
+        x->next[s++] = WTOK_STAR;
+    }
+    x->next[s] = WTOK_END;
+    for (size_t i = x->nstates; i <= s; i++) {
+        x->loops[i] = i > x->nstates && x->next[i - 1] == WTOK_STAR;
+    }
+    x->nstates = s + 1;
+}
+
+/* Adds state s to set, and the state a '*' after it reaches without input. */
+static void cx_push(const struct cx *x, uint32_t *set, size_t *n, uint32_t s)
+{
+    set[(*n)++] = s;
+    if (x->next[s] == WTOK_STAR) {
+        set[(*n)++] = s + 1;
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The states alive after byte c from the states from[0..n), sorted and unique, into out.
+ * Returns their count. */
+static size_t cx_step(const struct cx *x, const uint32_t *from, size_t n, int c, uint32_t *out)
+{
+    size_t m = 0, u = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (x->loops[from[i]]) {
+            cx_push(x, out, &m, from[i]);
+        }
+        if (x->next[from[i]] == c) {
+            cx_push(x, out, &m, from[i] + 1);
+        }
+    }
+    qsort(out, m, sizeof(*out), cmp_u32);
+    for (size_t i = 0; i < m; i++) {
+        if (u == 0 || out[i] != out[u - 1]) {
+            out[u++] = out[i];
+        }
+    }
+    return u;
+}
+
+static uint32_t cx_hash(const uint32_t *set)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i <= set[0]; i++) {
+        h = (h ^ set[i]) * 16777619u;
+    }
+    return h;
+}
+
+static void cx_slot(struct cx *x, size_t index)
+{
+    size_t mask = 2 * x->cap - 1;
+    size_t at = cx_hash(x->sets + index * CX_WIDTH) & mask;
+    while (x->hash[at]) {
+        at = (at + 1) & mask;
+    }
+    x->hash[at] = (uint32_t)index + 1;
+}
+
+/* Adds set (count first) unless met before. Returns 0, SL_ENOMEM, or SL_EAGAIN past the
+ * budget. */
+static int cx_intern(struct cx *x, const uint32_t *set)
+{
+    size_t mask = 2 * x->cap - 1;
+    for (size_t at = cx_hash(set) & mask; x->hash[at]; at = (at + 1) & mask) {
+        if (memcmp(x->sets + (x->hash[at] - 1) * CX_WIDTH, set, (set[0] + 1) * sizeof(*set)) == 0) {
+            return 0;
+        }
+    }
+    if (x->nsets == FILTER_COMPLEXITY_SETS) {
+        return SL_EAGAIN;
+    }
+    if (x->nsets == x->cap) {
+        size_t cap = x->cap * 2;
+        uint32_t *sets = sl_realloc(x->sets, cap * CX_WIDTH * sizeof(*sets));
+        if (!sets) {
+            return SL_ENOMEM;
+        }
+        x->sets = sets;
+        uint32_t *hash = sl_calloc(2 * cap, sizeof(*hash));
+        if (!hash) {
+            return SL_ENOMEM;
+        }
+        sl_free(x->hash);
+        x->hash = hash;
+        x->cap = cap;
+        for (size_t i = 0; i < x->nsets; i++) {
+            cx_slot(x, i);
+        }
+    }
+    memcpy(x->sets + x->nsets * CX_WIDTH, set, (set[0] + 1) * sizeof(*set));
+    cx_slot(x, x->nsets++);
+    return 0;
+}
+
+/* The complexity of the wildcards w[0..nw) of one field, capped at
+ * FILTER_MAX_WILDCARD_COMPLEXITY + 1 (also when the walk meets too many sets), in *ret.
+ * Returns 0 or SL_ENOMEM. */
+static int cx_measure(const struct fm_wild *const *w, size_t nw, unsigned *ret)
+{
+    const unsigned over = FILTER_MAX_WILDCARD_COMPLEXITY + 1;
+    struct cx x = {.cap = 64};
+    bool used[256] = {false};
+    int alpha[256];
+    size_t nalpha = 0, total = 0;
+    unsigned best = 0;
+    int r = 0;
+    for (size_t k = 0; k < nw; k++) {
+        total += w[k]->nseg + 3;
+        for (size_t b = 0; b < w[k]->nseg; b++) {
+            total += w[k]->seg_len[b];
+            for (size_t i = 0; i < w[k]->seg_len[b]; i++) {
+                used[(unsigned char)w[k]->bytes[w[k]->seg_off[b] + i]] = true;
+            }
+        }
+    }
+    for (int b = 0; b < 256; b++) {
+        if (used[b]) {
+            alpha[nalpha++] = b;
+        }
+    }
+    for (int b = 1; b < 256; b++) {
+        if (!used[b]) {
+            alpha[nalpha++] = b; /* stands for every byte no pattern names */
+            break;
+        }
+    }
+    x.next = sl_calloc(total, sizeof(*x.next));
+    x.loops = sl_calloc(total, sizeof(*x.loops));
+    x.sets = sl_calloc(x.cap, CX_WIDTH * sizeof(*x.sets));
+    x.hash = sl_calloc(2 * x.cap, sizeof(*x.hash));
+    uint32_t *from = sl_calloc(2 * total, sizeof(*from));
+    uint32_t *out = sl_calloc(4 * total + 1, sizeof(*out));
+    if (!x.next || !x.loops || !x.sets || !x.hash || !from || !out) {
+        r = SL_ENOMEM;
+        goto done;
+    }
+    for (size_t k = 0; k < nw; k++) {
+        cx_add(&x, w[k]);
+    }
+    /* The start (every pattern's first state) has read nothing, so it is walked but not
+     * counted; every later set is. */
+    size_t nfrom = 0;
+    for (size_t s = 0; s < x.nstates; s++) {
+        if (s == 0 || x.next[s - 1] == WTOK_END) {
+            cx_push(&x, from, &nfrom, (uint32_t)s);
+        }
+    }
+    for (size_t done_sets = 0;;) {
+        for (size_t a = 0; a < nalpha && best < over; a++) {
+            size_t u = cx_step(&x, from, nfrom, alpha[a], out + 1);
+            best = u > best ? (u > over ? over : (unsigned)u) : best;
+            if (u == 0 || u > FILTER_MAX_WILDCARD_COMPLEXITY) {
+                continue;
+            }
+            out[0] = (uint32_t)u;
+            r = cx_intern(&x, out);
+            if (r == SL_EAGAIN) {
+                best = over;
+                r = 0;
+            } else if (r < 0) {
+                goto done;
+            }
+        }
+        if (best >= over || done_sets == x.nsets) {
+            break;
+        }
+        nfrom = x.sets[done_sets * CX_WIDTH];
+        memcpy(from, x.sets + done_sets * CX_WIDTH + 1, nfrom * sizeof(*from));
+        done_sets++;
+    }
+    *ret = best;
+done:
+    sl_free(x.next);
+    sl_free(x.loops);
+    sl_free(x.sets);
+    sl_free(x.hash);
+    sl_free(from);
+    sl_free(out);
+    return r;
+}
+
+/* Writes the wildcard back as pattern text ('*' and '\\' escaped), ending in "..." when it
+ * does not fit in len (at least 4). */
+static void wild_text(const struct fm_wild *w, char *buf, size_t len)
+{
+    size_t o = 0;
+    bool cut = false;
+    for (size_t k = 0; k <= w->nseg && !cut; k++) {
+        if ((k == 0 && w->lead_star) || (k > 0 && k < w->nseg) ||
+            (k == w->nseg && k > 0 && w->trail_star)) {
+            cut = o + 4 >= len;
+            buf[cut ? o : o++] = '*';
+        }
+        for (size_t b = 0; k < w->nseg && b < w->seg_len[k] && !cut; b++) {
+            char ch = w->bytes[w->seg_off[k] + b];
+            bool esc = ch == '*' || ch == '\\';
+            cut = o + 4 + esc >= len;
+            if (!cut && esc) {
+                buf[o++] = '\\';
+            }
+            if (!cut) {
+                buf[o++] = ch;
+            }
+        }
+    }
+    memcpy(buf + o, cut ? "..." : "", cut ? 4 : 1);
+}
+
+/* One wildcard of a field, with where it sits for errors. */
+struct cx_site {
+    const struct fm_wild *w;
+    int elem; /* its matcher's position in the field's list */
+    int item; /* its position in an anything-but list, or -1 */
+};
+
+/* Refuses the field's wildcards when they are too complex, alone or together (see "About
+ * complexity"). */
+static int check_complexity(struct cctx *c, const struct ffield *f)
+{
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < f->nm; i++) {
+        n += f->m[i].kind == FM_WILDCARD ? 1 : f->m[i].kind == FM_NOT_WILDCARD ? f->m[i].nitems : 0;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    struct cx_site *site = sl_calloc(n, sizeof(*site));
+    const struct fm_wild **w = sl_calloc(n, sizeof(*w));
+    int r = 0;
+    if (!site || !w) {
+        r = cnomem(c);
+        goto done;
+    }
+    for (size_t i = 0; i < f->nm; i++) {
+        const struct fm *m = &f->m[i];
+        if (m->kind == FM_WILDCARD) {
+            site[k] = (struct cx_site){.w = &m->wild, .elem = (int)i, .item = -1};
+            w[k++] = &m->wild;
+        }
+        for (size_t j = 0; m->kind == FM_NOT_WILDCARD && j < m->nitems; j++) {
+            site[k] = (struct cx_site){.w = &m->items[j].wild, .elem = (int)i, .item = (int)j};
+            w[k++] = &m->items[j].wild;
+        }
+    }
+    for (size_t i = 0; i <= n && r == 0; i++) {
+        unsigned cxv = 0;
+        if (i == n && n == 1) {
+            break;
+        }
+        /* Each wildcard alone first, so the error can name it; then all of them together. */
+        r = i < n ? cx_measure(&w[i], 1, &cxv) : cx_measure(w, n, &cxv);
+        if (r < 0) {
+            r = cnomem(c);
+            break;
+        }
+        if (cxv <= FILTER_MAX_WILDCARD_COMPLEXITY) {
+            continue;
+        }
+        if (i == n) {
+            r = cerr(c,
+                     "wildcard: the field's %zu wildcard patterns are too complex together: one "
+                     "value can match more than %d of their prefixes at once (AWS refuses such "
+                     "a pattern); use fewer '*' characters or fewer repeated sequences after a "
+                     "'*'",
+                     n, FILTER_MAX_WILDCARD_COMPLEXITY);
+            break;
+        }
+        char text[120];
+        size_t old = site[i].item < 0 ? path_addf(c, "[%d].wildcard", site[i].elem)
+                                      : path_addf(c, "[%d].anything-but.wildcard[%d]", site[i].elem,
+                                                  site[i].item);
+        wild_text(site[i].w, text, sizeof(text));
+        r = cerr(c,
+                 "wildcard: \"%s\" is too complex: one value can match more than %d of its "
+                 "prefixes at once (AWS refuses such a pattern); use fewer '*' characters or "
+                 "fewer repeated sequences after a '*'",
+                 text, FILTER_MAX_WILDCARD_COMPLEXITY);
+        path_pop(c, old);
+    }
+done:
+    sl_free(site);
+    sl_free(w);
+    return r;
 }
 
 static int compile_numeric(struct cctx *c, struct fm *m, const cJSON *arr)
@@ -843,18 +1308,59 @@ static int compile_affix(struct cctx *c, struct fm *m, const char *op, const cJS
                 type_name(v));
 }
 
-/* A string, or a non-empty list of strings, compiled into m->items by kind. */
-static int compile_string_items(
-    struct cctx *c, struct fm *m, const char *what, const cJSON *v, enum fm_kind kind)
+/* Writes a short form of v for an error: its type and, for a scalar, its value. */
+static void describe(const cJSON *v, char *buf, size_t len)
 {
+    if (cJSON_IsNumber(v)) {
+        (void)snprintf(buf, len, "a number (%.15g)", v->valuedouble);
+    } else if (cJSON_IsString(v) && v->valuestring) {
+        size_t n = strlen(v->valuestring);
+        (void)snprintf(buf, len, "a string (\"%.40s%s\")", v->valuestring, n > 40 ? "..." : "");
+    } else if (cJSON_IsBool(v)) {
+        (void)snprintf(buf, len, "a boolean (%s)", cJSON_IsTrue(v) ? "true" : "false");
+    } else {
+        (void)snprintf(buf, len, "%s", type_name(v));
+    }
+}
+
+/* An error about item i (the value e) of the list under operator ops (e.g.
+ * "anything-but.prefix") in the matcher c->elem of the current field: the message names the item
+ * and its value, and the path is the item's own, e.g. "state[0].anything-but.prefix[1]". */
+static int cerr_item(
+    struct cctx *c, const char *what, const char *ops, const char *reason, int i, const cJSON *e)
+{
+    char val[80];
+    describe(e, val, sizeof(val));
+    size_t old = path_addf(c, "[%d].%s[%d]", c->elem, ops, i);
+    int r = cerr(c, "%s: %s, item %d is %s", what, reason, i, val);
+    path_pop(c, old);
+    return r;
+}
+
+/* A string, or a non-empty list of strings, compiled into m->items as matchers of kind
+ * (WILDCARD, EQ_IC, or PREFIX and SUFFIX, which take only non-empty strings). what names the
+ * operator for errors ("anything-but: prefix"), ops the same as a path ("anything-but.prefix"). */
+static int compile_string_items(struct cctx *c,
+                                struct fm *m,
+                                const char *what,
+                                const char *ops,
+                                const cJSON *v,
+                                enum fm_kind kind)
+{
+    bool nonempty = kind == FM_PREFIX || kind == FM_SUFFIX;
+    const char *one = nonempty ? "a non-empty string" : "a string";
+    const char *list =
+        nonempty ? "expected a list of non-empty strings" : "expected a list of strings";
     int n = 1;
     if (cJSON_IsArray(v)) {
         n = count_items(v);
         if (n == 0) {
             return cerr(c, "%s: the list is empty", what);
         }
-    } else if (!cJSON_IsString(v)) {
-        return cerr(c, "%s: expected a string or a list of strings, got %s", what, type_name(v));
+    } else if (!cJSON_IsString(v) || !v->valuestring) {
+        return cerr(c, "%s: expected %s or a list of them, got %s", what, one, type_name(v));
+    } else if (nonempty && !v->valuestring[0]) {
+        return cerr(c, "%s: expected %s, got an empty string", what, one);
     }
     m->items = sl_calloc((size_t)n, sizeof(*m->items));
     if (!m->items) {
@@ -863,14 +1369,16 @@ static int compile_string_items(
     const cJSON *e = cJSON_IsArray(v) ? v->child : v;
     for (int i = 0; i < n; i++, e = e->next) {
         int r;
-        if (!cJSON_IsString(e) || !e->valuestring) {
-            return cerr(c, "%s: expected a list of strings, item %d is %s", what, i, type_name(e));
+        if (!cJSON_IsString(e) || !e->valuestring || (nonempty && !e->valuestring[0])) {
+            return cerr_item(c, what, ops, list, i, e);
         }
         m->nitems++;
         if (kind == FM_WILDCARD) {
             r = set_wildcard(c, &m->items[i], what, e->valuestring);
-        } else {
+        } else if (kind == FM_EQ_IC) {
             r = set_folded(c, &m->items[i], FM_EQ_IC, e->valuestring);
+        } else {
+            r = set_string(c, &m->items[i], kind, e->valuestring);
         }
         if (r < 0) {
             return r;
@@ -888,20 +1396,25 @@ static int compile_anything_but(struct cctx *c, struct fm *m, const cJSON *v)
         }
         const cJSON *o = v->child;
         const char *k = o->string ? o->string : "";
-        if (strcmp(k, "prefix") == 0 || strcmp(k, "suffix") == 0) {
-            if (!cJSON_IsString(o) || !o->valuestring || !o->valuestring[0]) {
-                return cerr(c, "anything-but: %s: expected a non-empty string, got %s", k,
-                            cJSON_IsString(o) ? "an empty string" : type_name(o));
-            }
-            return set_string(c, m, k[0] == 'p' ? FM_NOT_PREFIX : FM_NOT_SUFFIX, o->valuestring);
+        if (strcmp(k, "prefix") == 0) {
+            m->kind = FM_NOT_PREFIX;
+            return compile_string_items(c, m, "anything-but: prefix", "anything-but.prefix", o,
+                                        FM_PREFIX);
+        }
+        if (strcmp(k, "suffix") == 0) {
+            m->kind = FM_NOT_SUFFIX;
+            return compile_string_items(c, m, "anything-but: suffix", "anything-but.suffix", o,
+                                        FM_SUFFIX);
         }
         if (strcmp(k, "equals-ignore-case") == 0) {
             m->kind = FM_NOT_EQ_IC;
-            return compile_string_items(c, m, "anything-but: equals-ignore-case", o, FM_EQ_IC);
+            return compile_string_items(c, m, "anything-but: equals-ignore-case",
+                                        "anything-but.equals-ignore-case", o, FM_EQ_IC);
         }
         if (strcmp(k, "wildcard") == 0) {
             m->kind = FM_NOT_WILDCARD;
-            return compile_string_items(c, m, "anything-but: wildcard", o, FM_WILDCARD);
+            return compile_string_items(c, m, "anything-but: wildcard", "anything-but.wildcard", o,
+                                        FM_WILDCARD);
         }
         return cerr(c,
                     "anything-but: unknown operator \"%s\" (allowed: prefix, suffix, "
@@ -939,10 +1452,8 @@ static int compile_anything_but(struct cctx *c, struct fm *m, const cJSON *v)
             m->items[i].kind = FM_NUMBER;
             m->items[i].num = e->valuedouble;
         } else {
-            return cerr(c,
-                        "anything-but: the list must hold only strings or only numbers, "
-                        "item %d is %s",
-                        i, type_name(e));
+            return cerr_item(c, "anything-but", "anything-but",
+                             "the list must hold only strings or only numbers", i, e);
         }
     }
     return 0;
@@ -1032,12 +1543,13 @@ static int compile_leaf(struct cctx *c, struct ffield *f, const cJSON *arr)
     int i = 0;
     for (const cJSON *e = arr->child; e; e = e->next, i++) {
         f->nm++;
+        c->elem = i;
         int r = compile_matcher(c, &f->m[i], e);
         if (r < 0) {
             return r;
         }
     }
-    return 0;
+    return check_complexity(c, f);
 }
 
 static int compile_node(struct cctx *c, const cJSON *obj, struct fnode **ret_n);
@@ -1077,6 +1589,55 @@ static int compile_or(struct cctx *c, struct fnode *n, const cJSON *arr, size_t 
     return r;
 }
 
+/* Adds the field key to n. A dotted key ("state.status") becomes a chain of single-part fields,
+ * as if the pattern had nested objects, since AWS matches flattened paths (see view_find);
+ * *ret_f is the last field of the chain. */
+static int field_chain(struct cctx *c, struct fnode *n, const char *key, struct ffield **ret_f)
+{
+    const char *dot = strchr(key, '.');
+    struct ffield *f = &n->fields[n->nfields++];
+    f->klen = dot ? (size_t)(dot - key) : strlen(key);
+    f->key = sl_strndup(key, f->klen);
+    if (!f->key) {
+        return cnomem(c);
+    }
+    if (!dot) {
+        *ret_f = f;
+        return 0;
+    }
+    f->child = sl_calloc(1, sizeof(*f->child));
+    if (!f->child) {
+        return cnomem(c);
+    }
+    f->child->fields = sl_calloc(1, sizeof(*f->child->fields));
+    if (!f->child->fields) {
+        return cnomem(c);
+    }
+    return field_chain(c, f->child, dot + 1, ret_f);
+}
+
+/* One field of a pattern object: a nested object or a list of values under key. */
+static int compile_field(struct cctx *c, struct fnode *n, const char *key, const cJSON *e)
+{
+    unsigned dots = 0;
+    for (const char *p = key; *p; p++) {
+        dots += *p == '.';
+    }
+    if (c->depth + dots >= FILTER_MAX_DEPTH) {
+        return cerr(c, "the pattern nests deeper than %d levels (each part of a dotted key is one)",
+                    FILTER_MAX_DEPTH);
+    }
+    struct ffield *f = NULL;
+    int r = field_chain(c, n, key, &f);
+    if (r < 0) {
+        return r;
+    }
+    c->depth += dots;
+    r = cJSON_IsObject(e) ? compile_node(c, e, &f->child) : compile_leaf(c, f, e);
+    c->depth -= dots;
+    return r;
+}
+
 /* Compiles one pattern object. Duplicate keys: the last one wins, as in AWS. */
 static int compile_node(struct cctx *c, const cJSON *obj, struct fnode **ret_n)
 {
@@ -1110,14 +1671,8 @@ static int compile_node(struct cctx *c, const cJSON *obj, struct fnode **ret_n)
         size_t old = path_push(c, key, -1);
         if (strcmp(key, "$or") == 0) {
             r = compile_or(c, n, e, old);
-        } else if (cJSON_IsObject(e)) {
-            struct ffield *f = &n->fields[n->nfields++];
-            f->key = sl_strdup(key);
-            r = f->key ? compile_node(c, e, &f->child) : cnomem(c);
-        } else if (cJSON_IsArray(e)) {
-            struct ffield *f = &n->fields[n->nfields++];
-            f->key = sl_strdup(key);
-            r = f->key ? compile_leaf(c, f, e) : cnomem(c);
+        } else if (cJSON_IsObject(e) || cJSON_IsArray(e)) {
+            r = compile_field(c, n, key, e);
         } else {
             r = cerr(c, "expected a list of values or an object, got %s", type_name(e));
         }
@@ -1189,7 +1744,7 @@ int sl_pattern_compile(
 
 bool sl_pattern_match(const struct sl_pattern *p, const cJSON *doc)
 {
-    return sub_match(p->root, doc);
+    return root_match(p->root, doc);
 }
 
 void sl_pattern_free(struct sl_pattern *p)
@@ -1330,7 +1885,7 @@ static bool node_descends_into(const struct fnode *n, const char *key)
 /* node_match, with the top-level fields named in skip (a bit per entry of names) treated as
  * matching: for Kafka's rule that a payload in another format only gets metadata filters. */
 static bool node_match_skipping(const struct fnode *n,
-                                const cJSON *obj,
+                                const struct fview *v,
                                 const char *const *names,
                                 unsigned skip)
 {
@@ -1339,13 +1894,13 @@ static bool node_match_skipping(const struct fnode *n,
         for (unsigned b = 0; names[b]; b++) {
             skipped = skipped || ((skip >> b) & 1u && strcmp(n->fields[i].key, names[b]) == 0);
         }
-        if (!skipped && !field_match(&n->fields[i], obj)) {
+        if (!skipped && !field_match(&n->fields[i], v)) {
             return false;
         }
     }
     if (n->nalts) {
         for (size_t i = 0; i < n->nalts; i++) {
-            if (node_match_skipping(n->alts[i], obj, names, skip)) {
+            if (node_match_skipping(n->alts[i], v, names, skip)) {
                 return true;
             }
         }
@@ -1369,6 +1924,8 @@ bool sl_filter_match_fields(const struct sl_filter *f,
             unstructured |= 1u << b;
         }
     }
+    struct fview top = {.n = cJSON_IsObject(doc) ? 1 : 0};
+    top.at[0] = (struct fplace){.obj = doc, .pre = "", .plen = 0};
     for (size_t i = 0; i < f->n; i++) {
         unsigned skip = 0;
         for (unsigned b = 0; payload_fields[b] && b < 8; b++) {
@@ -1379,7 +1936,7 @@ bool sl_filter_match_fields(const struct sl_filter *f,
         if (skip && !mismatch_ignored) {
             continue;
         }
-        if (skip ? node_match_skipping(f->p[i]->root, doc, payload_fields, skip)
+        if (skip ? node_match_skipping(f->p[i]->root, &top, payload_fields, skip)
                  : sl_pattern_match(f->p[i], doc)) {
             return true;
         }

@@ -243,3 +243,53 @@ def test_validate_accepts_operators(tmp_path, fn, sluice_bin):
     ]
     r = run_cli(sluice_bin, "validate", write_config(tmp_path, fcfg(tmp_path, fn, log, pats)))
     assert r.returncode == 0, r.stderr
+
+
+def test_dotted_keys_and_anything_but_prefix_list(tmp_path, fn, sluice):
+    """Issue 9 item 10: AWS flattens keys with dots, so a dotted pattern key matches nested
+    objects and dotted event keys alike; anything-but takes a list of prefixes."""
+    log = tmp_path / "in.log"
+    lines = [json.dumps(d) for d in [
+        {"detail": {"state": {"status": "running"}}},   # 0: filter 1, nested event
+        {"detail": {"state.status": "running"}},        # 1: filter 1, dotted event
+        {"detail.state": {"status": "running"}},        # 2: filter 1, dotted the other way
+        {"detail": {"state": {"status": "stopped"}}},   # 3: no
+        {"job": "init-db"},                             # 4: no (prefix init)
+        {"job": "test-api"},                            # 5: no (prefix test)
+        {"job": "build"},                               # 6: filter 2
+    ]]
+    write_lines(log, lines)
+    config = fcfg(tmp_path, fn, log, [
+        {"data.detail": {"state.status": ["running"]}},
+        {"data": {"job": [{"anything-but": {"prefix": ["init", "test"]}}]}},
+    ])
+    s = run_until_idle(sluice, config)
+    want = [lines[0], lines[1], lines[2], lines[6]]
+    assert fn.lines() == want, fn.lines()
+    c = exit_counters(s)
+    assert c.get("FilteredOutEventCount") == 3, c
+    assert list(checkpoint_positions(tmp_path / "state").values()) == [os.path.getsize(log)]
+
+
+@pytest.mark.parametrize("pattern,says", [
+    pytest.param({"data": {"arn": [{"wildcard": "*:*:*:*:*:event-bus/*"}]}},
+                 ['"*:*:*:*:*:event-bus/*" is too complex', "at data.arn[0].wildcard"],
+                 id="complex-wildcard"),
+    pytest.param({"data": {"job": [{"anything-but": {"prefix": ["init", 123]}}]}},
+                 ["item 1 is a number (123)", "at data.job[0].anything-but.prefix[1]"],
+                 id="bad-prefix-item"),
+    pytest.param({"data": {"job": [{"anything-but": {"suffix": [".png", None]}}]}},
+                 ["item 1 is null", "at data.job[0].anything-but.suffix[1]"],
+                 id="null-suffix-item"),
+])
+def test_validate_names_the_bad_item_and_the_rule(tmp_path, fn, sluice_bin, pattern, says):
+    log = tmp_path / "in.log"
+    config = fcfg(tmp_path, fn, log, [pattern])
+    r = run_cli(sluice_bin, "validate", write_config(tmp_path, config))
+    assert r.returncode == 2, "pattern %r accepted\n%s" % (pattern, r.stderr)
+    hits = [ln for ln in r.stderr.splitlines()
+            if "$.mappings[0].FilterCriteria.Filters[0].Pattern" in ln]
+    assert hits, r.stderr
+    for s in says:
+        assert s in hits[0], "%r not in %r" % (s, hits[0])
+    assert "got an array" not in r.stderr, r.stderr

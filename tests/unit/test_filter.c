@@ -499,27 +499,298 @@ static const struct bad_case bad_cases[] = {
     {"{'a':{'b':{'c':[{'prefix':1}]}}}", "at a.b.c"},
 };
 
-static void test_filter_rejects_bad_patterns(void **state)
+/* Checks that every pattern of the table is refused with its error. */
+static void run_bad(const char *what, const struct bad_case *tab, size_t n)
 {
-    (void)state;
     char pbuf[1024], err[512];
-    size_t n = SL_ARRAY_LEN(bad_cases);
     for (size_t i = 0; i < n; i++) {
-        const char *pat = q(bad_cases[i].pattern, pbuf, sizeof(pbuf));
+        const char *pat = q(tab[i].pattern, pbuf, sizeof(pbuf));
         struct sl_pattern *p = NULL;
         err[0] = '\0';
         int r = sl_pattern_compile(pat, strlen(pat), &p, err, sizeof(err));
         if (r != SL_EINVAL) {
-            fail_msg("case %zu: pattern %s: expected SL_EINVAL, got %d", i, pat, r);
+            fail_msg("%s case %zu: pattern %s: expected SL_EINVAL, got %d", what, i, pat, r);
         }
         assert_null(p);
-        if (!strstr(err, bad_cases[i].error)) {
-            fail_msg("case %zu: pattern %s: error \"%s\" lacks \"%s\"", i, pat, err,
-                     bad_cases[i].error);
+        if (!strstr(err, tab[i].error)) {
+            fail_msg("%s case %zu: pattern %s: error \"%s\" lacks \"%s\"", what, i, pat, err,
+                     tab[i].error);
         }
     }
+}
+
+static void test_filter_rejects_bad_patterns(void **state)
+{
+    (void)state;
+    size_t n = SL_ARRAY_LEN(bad_cases);
+    run_bad("bad", bad_cases, n);
     print_message("filter: %zu invalid patterns rejected\n", n);
     assert_true(n >= 30);
+}
+
+/* Runs a table of match cases; what names the table in failures. */
+static void run_cases(const char *what, const struct match_case *tab, size_t n)
+{
+    char pbuf[2048], dbuf[2048], err[512];
+    for (size_t i = 0; i < n; i++) {
+        const char *pat = q(tab[i].pattern, pbuf, sizeof(pbuf));
+        struct sl_pattern *p = NULL;
+        if (sl_pattern_compile(pat, strlen(pat), &p, err, sizeof(err)) != 0) {
+            fail_msg("%s case %zu: pattern %s failed to compile: %s", what, i, pat, err);
+        }
+        cJSON *doc = cJSON_Parse(q(tab[i].doc, dbuf, sizeof(dbuf)));
+        if (!doc) {
+            fail_msg("%s case %zu: bad test document %s", what, i, dbuf);
+        }
+        if (sl_pattern_match(p, doc) != tab[i].match) {
+            fail_msg("%s case %zu: pattern %s on %s: expected %s", what, i, pat, dbuf,
+                     tab[i].match ? "a match" : "no match");
+        }
+        cJSON_Delete(doc);
+        sl_pattern_free(p);
+    }
+}
+
+/* AWS flattens keys with dots: a dotted pattern key and nested event objects name the same
+ * path, and the other way round, without changing exact matches, arrays, exists, anything-but
+ * or $or. */
+static const struct match_case dotted_cases[] = {
+    /* The two cases AWS matches and main filtered out. */
+    {"{'detail':{'state.status':['running']}}", "{'detail':{'state':{'status':'running'}}}", true},
+    {"{'detail':{'state':{'status':['running']}}}", "{'detail':{'state.status':'running'}}", true},
+    /* Every spelling of the path, both ways. */
+    {"{'detail':{'state.status':['running']}}", "{'detail':{'state.status':'running'}}", true},
+    {"{'detail':{'state.status':['running']}}", "{'detail.state.status':'running'}", true},
+    {"{'detail':{'state.status':['running']}}", "{'detail.state':{'status':'running'}}", true},
+    {"{'detail.state.status':['running']}", "{'detail':{'state':{'status':'running'}}}", true},
+    {"{'detail.state':{'status':['running']}}", "{'detail':{'state.status':'running'}}", true},
+    {"{'detail':{'state':{'status':['running']}}}", "{'detail.state.status':'running'}", true},
+    {"{'detail':{'state':{'status':['running']}}}", "{'detail':{'state':{'status':'running'}}}",
+     true},
+    /* Values still have to match, and a key is a whole part, not a prefix of one. */
+    {"{'detail':{'state.status':['running']}}", "{'detail':{'state':{'status':'stopped'}}}", false},
+    {"{'detail':{'state':{'status':['running']}}}", "{'detail':{'state.status':'stopped'}}", false},
+    {"{'detail':{'state':{'status':['running']}}}", "{'detail':{'state.statusx':'running'}}",
+     false},
+    {"{'detail':{'state':{'status':['running']}}}", "{'detail':{'states.status':'running'}}",
+     false},
+    {"{'a.b':['x']}", "{'a':'x'}", false},
+    {"{'a':['x']}", "{'a.b':'x'}", false},
+    {"{'a':{'b':['x']}}", "{'a':{'b.c':'x'}}", false},
+    /* A path spelled both ways at once: the fields of one object may come from either. */
+    {"{'d':{'s':{'a':[1],'b':[2]}}}", "{'d':{'s':{'a':1},'s.b':2}}", true},
+    {"{'d':{'s':{'a':[1],'b':[2]}}}", "{'d':{'s':{'a':1},'s.b':3}}", false},
+    {"{'a.b':['x']}", "{'a':{'b':'y'},'a.b':'x'}", true},
+    /* Arrays: any element, through dotted pattern keys too. */
+    {"{'a.b':['x']}", "{'a':[{'b':'y'},{'b':'x'}]}", true},
+    {"{'a.b':['x']}", "{'a':[{'b':'y'},{'b':'z'}]}", false},
+    {"{'a.b':['x']}", "{'a.b':['y','x']}", true},
+    {"{'a':{'b':['x']}}", "{'a.b':['y','x']}", true},
+    /* Fields of one nested object still come from one array element. */
+    {"{'a':{'b':[1],'c':[2]}}", "{'a':[{'b':1},{'c':2}]}", false},
+    {"{'a':{'b':[1],'c':[2]}}", "{'a':[{'b':1},{'b':1,'c':2}]}", true},
+    /* exists. */
+    {"{'a.b':[{'exists':true}]}", "{'a':{'b':null}}", true},
+    {"{'a.b':[{'exists':true}]}", "{'a':{'c':1}}", false},
+    {"{'a.b':[{'exists':false}]}", "{'a':{'c':1}}", true},
+    {"{'a.b':[{'exists':false}]}", "{'a.b':1}", false},
+    {"{'a':{'b':[{'exists':false}]}}", "{'a.b':5}", false},
+    {"{'a':{'b':[{'exists':false}]}}", "{'a.c':5}", true},
+    {"{'a':{'b':[{'exists':true}]}}", "{'a.b':5}", true},
+    {"{'a':[{'exists':false}]}", "{'a.b':5}", true},
+    {"{'a':[{'exists':true}]}", "{'a.b':5}", false},
+    /* anything-but. */
+    {"{'a.b':[{'anything-but':'x'}]}", "{'a':{'b':'y'}}", true},
+    {"{'a.b':[{'anything-but':'x'}]}", "{'a.b':'x'}", false},
+    {"{'a':{'b':[{'anything-but':{'prefix':['x','y']}}]}}", "{'a.b':'yes'}", false},
+    {"{'a':{'b':[{'anything-but':{'prefix':['x','y']}}]}}", "{'a.b':'no'}", true},
+    /* $or, with dotted keys inside and around it. */
+    {"{'$or':[{'a.b':[1]},{'c':[2]}]}", "{'a':{'b':1}}", true},
+    {"{'$or':[{'a.b':[1]},{'c':[2]}]}", "{'a':{'b':2}}", false},
+    {"{'d':{'$or':[{'a':[1]},{'b':[2]}]}}", "{'d.b':2}", true},
+    {"{'d':{'$or':[{'a':[1]},{'b':[2]}]}}", "{'d.c':2}", false},
+    /* Empty parts: "a..b" is the path a, "", b. */
+    {"{'a..b':['x']}", "{'a':{'':{'b':'x'}}}", true},
+    {"{'a..b':['x']}", "{'a.':{'b':'x'}}", true},
+    {"{'a':{'':{'b':['x']}}}", "{'a..b':'x'}", true},
+    {"{'a..b':['x']}", "{'a':{'b':'x'}}", false},
+    /* A document that is an array of objects. */
+    {"{'a.b':['x']}", "[{'a':{'b':'y'}},{'a.b':'x'}]", true},
+};
+
+/* Each part of a dotted key is one level of nesting, so matching stays as shallow as before. */
+static const struct bad_case dotted_bad_cases[] = {
+    {"{'k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k':['x']}",
+     "nests deeper than 32 levels (each part of a dotted key is one)"},
+};
+
+static void test_filter_dotted_keys(void **state)
+{
+    (void)state;
+    run_cases("dotted", dotted_cases, SL_ARRAY_LEN(dotted_cases));
+    run_bad("dotted", dotted_bad_cases, SL_ARRAY_LEN(dotted_bad_cases));
+    /* A payload pattern with a dotted key looks inside the payload, as a nested one does. */
+    char buf[256], err[256];
+    cJSON *crit = cJSON_Parse(
+        q("{'Filters':[{'Pattern':'{\\'data.level\\':[\\'warn\\']}'}]}", buf, sizeof(buf)));
+    assert_non_null(crit);
+    struct sl_filter *f = NULL;
+    assert_int_equal(sl_filter_compile(crit, &f, err, sizeof(err)), 0);
+    assert_true(sl_filter_uses_field(f, "data"));
+    cJSON *d = cJSON_Parse(q("{'partitionKey':'k','data':{'level':'warn'}}", buf, sizeof(buf)));
+    assert_true(sl_filter_match_payload(f, d, "data"));
+    cJSON_Delete(d);
+    d = cJSON_Parse(q("{'partitionKey':'k','data':'warn'}", buf, sizeof(buf)));
+    assert_false(sl_filter_match_payload(f, d, "data"));
+    cJSON_Delete(d);
+    sl_filter_free(f);
+    cJSON_Delete(crit);
+}
+
+/* anything-but with a list of prefixes or suffixes (and the ignore-case and wildcard lists):
+ * matches when the value has none of them. */
+static const struct match_case anything_but_list_cases[] = {
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{'state':'running'}", true},
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{'state':'initializing'}", false},
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{'state':'testing'}", false},
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{'state':'Testing'}", true},
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{'state':5}", true},
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{}", false},
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{'state':['init-a','run']}", true},
+    {"{'state':[{'anything-but':{'prefix':['init','test']}}]}", "{'state':['init-a','test-b']}",
+     false},
+    {"{'state':[{'anything-but':{'prefix':['init']}}]}", "{'state':'ini'}", true},
+    {"{'f':[{'anything-but':{'suffix':['.png','.jpg']}}]}", "{'f':'a.gif'}", true},
+    {"{'f':[{'anything-but':{'suffix':['.png','.jpg']}}]}", "{'f':'a.png'}", false},
+    {"{'f':[{'anything-but':{'suffix':['.png','.jpg']}}]}", "{'f':'b.jpg'}", false},
+    {"{'f':[{'anything-but':{'suffix':['.png','.jpg']}}]}", "{'f':'png'}", true},
+    {"{'f':[{'anything-but':{'suffix':'.png'}}]}", "{'f':'a.png'}", false},
+    {"{'state':[{'anything-but':{'equals-ignore-case':['init','TEST']}}]}", "{'state':'Test'}",
+     false},
+    {"{'state':[{'anything-but':{'wildcard':['i*t','*st']}}]}", "{'state':'test'}", false},
+    {"{'state':[{'anything-but':{'wildcard':['i*t','*st']}}]}", "{'state':'tester'}", true},
+    /* Beside other matchers of the same field: an OR. */
+    {"{'state':['init-x',{'anything-but':{'prefix':['init','test']}}]}", "{'state':'init-x'}",
+     true},
+};
+
+static void test_filter_anything_but_lists(void **state)
+{
+    (void)state;
+    run_cases("anything-but list", anything_but_list_cases, SL_ARRAY_LEN(anything_but_list_cases));
+}
+
+/* Wildcards at or under the complexity AWS accepts still compile: the documented examples,
+ * the rewrites EventBridge's page suggests, and the edge of the limit. */
+static void test_filter_wildcard_complexity_accepted(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "{'a':[{'wildcard':'arn:aws:events:us-east-1:*:event-bus/*'}]}",
+        "{'a':[{'wildcard':'/Users/*/doc.txt'}]}",
+        "{'a':[{'wildcard':'/Users/*/dir/dir/dir/dir/dir/doc.txt'}]}",
+        "{'a':[{'wildcard':'Simple*Service'}]}",
+        "{'a':[{'wildcard':'*/lib/*'}]}",
+        "{'a':[{'wildcard':'*a*a*a*a*'}]}",  /* 9 */
+        "{'a':[{'wildcard':'*:*:*:*:*'}]}",  /* 9 */
+        "{'a':[{'wildcard':'*:*:*:*:*:'}]}", /* 10, the limit */
+        "{'a':[{'wildcard':'*'},{'wildcard':'*'}]}",
+        "{'s':[{'wildcard':'*:stack/SharedStack/*'},{'wildcard':'*:stack/DataStack/*'},"
+        "{'wildcard':'*:stack/ApiStack/*'}]}", /* 9 */
+        "{'a':[{'wildcard':'*x*'}],'b':[{'wildcard':'*x*'}],'c':[{'wildcard':'*x*'}],"
+        "'d':[{'wildcard':'*x*'}]}", /* fields are measured one by one */
+    };
+    char pbuf[1024], err[512];
+    for (size_t i = 0; i < SL_ARRAY_LEN(ok); i++) {
+        const char *pat = q(ok[i], pbuf, sizeof(pbuf));
+        struct sl_pattern *p = NULL;
+        if (sl_pattern_compile(pat, strlen(pat), &p, err, sizeof(err)) != 0) {
+            fail_msg("pattern %s refused: %s", pat, err);
+        }
+        sl_pattern_free(p);
+    }
+    /* A long wildcard near the size limit is measured and accepted: its literal part repeats,
+     * but only after a 'Z' that appears once, so no two places in it are alive at once. */
+    char big[4200];
+    size_t n = (size_t)snprintf(big, sizeof(big), "{\"a\":[{\"wildcard\":\"x*Z");
+    for (size_t i = 0; i < 4000; i++) {
+        big[n++] = (char)('a' + i % 7);
+    }
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "*\"}]}");
+    struct sl_pattern *p = NULL;
+    if (sl_pattern_compile(big, n, &p, err, sizeof(err)) != 0) {
+        fail_msg("the long wildcard was refused: %s", err);
+    }
+    sl_pattern_free(p);
+}
+
+/* A bad item of a list is named by its value and its own path, not "got an array". */
+static const struct bad_case item_cases[] = {
+    {"{'state':[{'anything-but':{'prefix':['init',123]}}]}",
+     "anything-but: prefix: expected a list of non-empty strings, item 1 is a number (123) at "
+     "state[0].anything-but.prefix[1]"},
+    {"{'d':{'state':['x',{'anything-but':{'suffix':['.png',null]}}]}}",
+     "anything-but: suffix: expected a list of non-empty strings, item 1 is null at "
+     "d.state[1].anything-but.suffix[1]"},
+    {"{'a':[{'anything-but':{'prefix':['a','']}}]}",
+     "item 1 is a string (\"\") at a[0].anything-but.prefix[1]"},
+    {"{'a':[{'anything-but':{'prefix':[]}}]}", "anything-but: prefix: the list is empty at a"},
+    {"{'a':[{'anything-but':{'prefix':{'equals-ignore-case':'x'}}}]}",
+     "anything-but: prefix: expected a non-empty string or a list of them, got an object at a"},
+    {"{'a':[{'anything-but':{'equals-ignore-case':['x',true]}}]}",
+     "equals-ignore-case: expected a list of strings, item 1 is a boolean (true) at "
+     "a[0].anything-but.equals-ignore-case[1]"},
+    {"{'a':[{'anything-but':{'wildcard':['*x',2.5]}}]}",
+     "item 1 is a number (2.5) at a[0].anything-but.wildcard[1]"},
+    {"{'a':[{'anything-but':['x',123]}]}",
+     "only strings or only numbers, item 1 is a number (123) at a[0].anything-but[1]"},
+};
+
+static void test_filter_list_item_errors(void **state)
+{
+    (void)state;
+    run_bad("item", item_cases, SL_ARRAY_LEN(item_cases));
+}
+
+/* Wildcards AWS refuses as too complex: one value can match more than 10 prefixes of them at
+ * once. */
+static const struct bad_case complex_cases[] = {
+    {"{'EventBusArn':[{'wildcard':'*:*:*:*:*:event-bus/*'}]}",
+     "wildcard: \"*:*:*:*:*:event-bus/*\" is too complex: one value can match more than 10 of "
+     "its prefixes at once"},
+    {"{'EventBusArn':[{'wildcard':'*:*:*:*:*:event-bus/*'}]}", "at EventBusArn[0].wildcard"},
+    {"{'d':{'f':['x',{'anything-but':{'wildcard':['*a','*a*a*a*a*a*']}}]}}",
+     "\"*a*a*a*a*a*\" is too complex: one value can match more than 10 of its prefixes at once "
+     "(AWS refuses such a pattern); use fewer '*' characters or fewer repeated sequences after a "
+     "'*' at d.f[1].anything-but.wildcard[1]"},
+    {"{'s':[{'wildcard':'*:stack/SharedStack/*'},{'wildcard':'*:stack/DataStack/*'},"
+     "{'wildcard':'*:stack/ApiStack/*'},{'wildcard':'*:stack/MonitoringStack/*'}]}",
+     "the field's 4 wildcard patterns are too complex together: one value can match more than "
+     "10 of their prefixes at once (AWS refuses such a pattern); use fewer '*' characters or "
+     "fewer repeated sequences after a '*' at s"},
+    {"{'a.b':[{'wildcard':'*x*x*x*x*x*'}]}", "\"*x*x*x*x*x*\" is too complex"},
+    {"{'a.b':[{'wildcard':'*x*x*x*x*x*'}]}", "at a.b[0].wildcard"},
+    /* The pattern is quoted back with its escapes. */
+    {"{'a':[{'wildcard':'a\\\\*b*x*x*x*x*x*'}]}", "\"a\\*b*x*x*x*x*x*\" is too complex"},
+};
+
+static void test_filter_wildcard_complexity_refused(void **state)
+{
+    (void)state;
+    run_bad("complex", complex_cases, SL_ARRAY_LEN(complex_cases));
+    /* A long literal that repeats after a '*': every repeat is a place a value can be in at
+     * once. */
+    char big[4200], err[512];
+    size_t n = (size_t)snprintf(big, sizeof(big), "{\"a\":[{\"wildcard\":\"x*");
+    for (size_t i = 0; i < 4000; i++) {
+        big[n++] = (char)('a' + i % 7);
+    }
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "*\"}]}");
+    struct sl_pattern *p = NULL;
+    assert_int_equal(sl_pattern_compile(big, n, &p, err, sizeof(err)), SL_EINVAL);
+    assert_null(p);
+    assert_non_null(strstr(err, "is too complex"));
+    assert_non_null(strstr(err, "at a[0].wildcard"));
 }
 
 static void test_filter_pattern_limits(void **state)
@@ -861,6 +1132,11 @@ int main(void)
         cmocka_unit_test(test_filter_oom_paths),
         cmocka_unit_test(test_filter_payload_rule),
         cmocka_unit_test(test_filter_payload_mismatch_ignored),
+        cmocka_unit_test(test_filter_list_item_errors),
+        cmocka_unit_test(test_filter_wildcard_complexity_refused),
+        cmocka_unit_test(test_filter_dotted_keys),
+        cmocka_unit_test(test_filter_anything_but_lists),
+        cmocka_unit_test(test_filter_wildcard_complexity_accepted),
     };
     return cmocka_run_group_tests_name("filter", tests, NULL, NULL);
 }
