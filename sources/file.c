@@ -53,8 +53,11 @@
  * path of the glob (renamed out of it, or deleted) is still read to its end; once it has not
  * grown for rotate_wait (at once if deleted), part_gone tells the mapping. A file whose size
  * drops below our read offset was truncated (copytruncate): it restarts at 0 in the same
- * partition, so positions go backwards there. With copytruncate the glob must not match the
- * copies, or they are read as new files. */
+ * partition, so positions go backwards there. The lines already read into the buffer are
+ * records first (an unfinished last one as it is), and the restart waits until the mapping
+ * holds none of the old content's records, so the queue and the checkpoint never mix two
+ * contents (file_try_restart). With copytruncate the glob must not match the copies, or they
+ * are read as new files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -110,7 +113,13 @@ struct file_part {
     unsigned seen_gen; /* ctx->gen of the last glob run that matched this inode */
     bool waiting;      /* no fetch since the last one returned 0: owe the mapping a wake */
     bool final;        /* rotated and idle: deliver an unfinished last line as it is */
-    bool gone;         /* part_gone was called */
+    /* Truncated or rewritten: what was read before is delivered first (restart_flushed once
+     * it is all records), and the file is read again from 0 once the mapping holds none of
+     * its records (see file_try_restart). */
+    bool restart_due;
+    bool restart_flushed;
+    const char *restart_why;
+    bool gone; /* part_gone was called */
     bool read_err_logged;
 
     /* Constant pieces of this file's events (see file_encode_record). */
@@ -590,6 +599,8 @@ static int file_flush_final(struct file_part *fp, struct file_fetch_state *fs)
     return 0;
 }
 
+static bool file_try_restart(struct file_part *fp);
+
 static int file_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
 {
     struct file_ctx *ctx = vctx;
@@ -602,7 +613,18 @@ static int file_fetch(void *vctx, struct sl_part *part, size_t max_records, size
         return 0;
     }
     int r = 0;
-    for (;;) {
+    if (fp->restart_due && !fp->restart_flushed) {
+        /* The lines read before the truncation are records: deliver them, and the unfinished
+         * last line as it is (its newline is gone with the rest of the file). */
+        if ((r = file_drain(fp, &fs)) == 0 && !file_fetch_full(&fs) &&
+            (r = file_flush_final(fp, &fs)) == 0) {
+            fp->restart_flushed = true;
+        }
+    }
+    if (fp->restart_due && fp->restart_flushed) {
+        file_try_restart(fp);
+    }
+    for (; !fp->restart_due;) {
         if ((r = file_drain(fp, &fs)) < 0 || file_fetch_full(&fs)) {
             break;
         }
@@ -1110,12 +1132,36 @@ static void file_scan(struct file_ctx *ctx, bool initial)
     file_bad_sweep(ctx);
 }
 
-/* Back to offset 0 after truncation or a rewrite, in the same partition. */
-static void file_restart(struct file_part *fp, const char *why, uint64_t size)
+/* Notes that the file was truncated or rewritten. What was read before it stays records: the
+ * next fetches deliver the complete lines in the buffer and then the unfinished last one, and
+ * file_try_restart goes back to 0 once they are all acknowledged. */
+static void file_restart_due(struct file_part *fp, const char *why, uint64_t size)
 {
+    fp->restart_due = true;
+    fp->restart_flushed = !fp->skipping && fp->buf_len == fp->buf_start;
+    fp->restart_why = why;
     sl_log_info("file", fp->ctx->env.inst,
-                "%s: %s (size %" PRIu64 ", read up to %" PRIu64 "), reading again from 0",
-                fp->part->name, why, size, fp->read_off);
+                "%s: %s (size %" PRIu64 ", read up to %" PRIu64
+                "), reading again from 0 once the %zu bytes read before are delivered",
+                fp->part->name, why, size, fp->read_off, fp->buf_len - fp->buf_start);
+}
+
+/* Back to offset 0 after a truncation or a rewrite, in the same partition, once nothing of
+ * the old content is left: its lines all delivered (restart_flushed) and none of its records
+ * held by the mapping. So positions go backwards only between two contents, never inside the
+ * mapping's queue, and the checkpoint of an old record is always written with the old
+ * fingerprint; the new start (0 and the new fingerprint) is recorded at once. Returns true if
+ * it restarted. May be called from fetch. */
+static bool file_try_restart(struct file_part *fp)
+{
+    if (!fp->restart_due || !fp->restart_flushed || sl_recq_count(&fp->part->q) > 0) {
+        return false;
+    }
+    struct stat st;
+    uint64_t size = fstat(fp->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    sl_log_debug("file", fp->ctx->env.inst, "%s: %s, reading from 0 now", fp->part->name,
+                 fp->restart_why);
+    fp->restart_due = fp->restart_flushed = false;
     file_buf_clear(fp);
     fp->skipping = fp->skip_silent = false;
     fp->line_off = fp->read_off = 0;
@@ -1123,6 +1169,7 @@ static void file_restart(struct file_part *fp, const char *why, uint64_t size)
     ssize_t hn = file_pread_head(fp->fd, fp->head, size);
     fp->head_n = hn > 0 ? (size_t)hn : 0;
     (void)file_set_meta(fp);
+    return true;
 }
 
 /* Compares the head we know with the file's; extends it while the file is under
@@ -1160,20 +1207,35 @@ static void file_check_parts(struct file_ctx *ctx)
             continue;
         }
         uint64_t size = (uint64_t)st.st_size;
+        bool more = false;
         bool changed = size != fp->size || st.st_mtim.tv_sec != fp->mtime.tv_sec ||
                        st.st_mtim.tv_nsec != fp->mtime.tv_nsec;
+        if (fp->restart_due) {
+            /* the content read before is being delivered, or waits for its acknowledgement */
+            bool restarted = file_try_restart(fp);
+            fp->size = size;
+            fp->mtime = st.st_mtim;
+            fp->growth_ms = now;
+            if (fp->waiting && (restarted || !fp->restart_flushed)) {
+                fp->waiting = false;
+                ctx->env.part_wake(ctx->env.owner, fp->part);
+            }
+            continue;
+        }
         if (size < fp->read_off) {
-            file_restart(fp, "truncated", size);
+            file_restart_due(fp, "truncated", size);
+            more = true;
         } else if (changed && file_head_changed(fp, size)) {
-            file_restart(fp, "rewritten (its head changed)", size);
+            file_restart_due(fp, "rewritten (its head changed)", size);
+            more = true;
         }
         if (changed) {
             fp->growth_ms = now;
         }
         fp->size = size;
         fp->mtime = st.st_mtim;
-        bool more = size > fp->read_off;
-        if (fp->seen_gen != ctx->gen && !more) {
+        more = more || size > fp->read_off;
+        if (!fp->restart_due && fp->seen_gen != ctx->gen && !more) {
             /* renamed out of the glob or deleted, and read to its end */
             bool idle = st.st_nlink == 0 || now - fp->growth_ms >= ctx->rotate_wait_ms;
             if (idle && (fp->skipping || fp->buf_len > fp->buf_start)) {
@@ -1306,6 +1368,19 @@ static int64_t file_lag(void *vctx, struct sl_part *part)
     return size > fp->line_off ? (int64_t)(size - fp->line_off) : 0;
 }
 
+/* True while a file waits to be read again from 0 after a truncation: its old lines are
+ * delivered and acknowledged first (bounded by their delivery). */
+static bool file_settling(void *vctx)
+{
+    struct file_ctx *ctx = vctx;
+    for (struct file_part *fp = ctx->parts; fp; fp = fp->next) {
+        if (fp->restart_due && !fp->gone) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void file_part_free(struct file_part *fp)
 {
     if (fp->fd >= 0) {
@@ -1389,6 +1464,7 @@ const struct sl_source_ops sl_source_file = {
     .filter_doc = file_filter_doc,
     .encode_batch_info = file_encode_batch_info,
     .lag = file_lag,
+    .settling = file_settling,
     .part_release = file_part_release,
     .stop = file_stop,
     .fini = file_fini,

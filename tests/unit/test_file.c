@@ -477,6 +477,42 @@ static void test_file_truncation_restarts(void **state)
     assert_int_equal(strncmp(part->meta, "head=2:", 7), 0);
 }
 
+static bool restart_seen(void *arg)
+{
+    struct fx *f = arg;
+    return f->ops->settling(f->ctx);
+}
+
+/* Lines read into the buffer before a truncation are records: delivered (the unfinished last
+ * one as it is) before the file is read again from 0, and the restart waits until the mapping
+ * holds none of the old records. */
+static void test_file_truncation_delivers_buffered(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "t.log", "w", "a\nb\nc\nd");
+    src_new(f, "t.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 1, 1 << 20), 1); /* the rest stays buffered */
+    f->text[0] = '\0';
+    take_records(f, part);
+    assert_string_equal(f->text, "0-2:a;");
+    char p[600];
+    path_of(f, "t.log", p, sizeof(p));
+    assert_int_equal(truncate(p, 0), 0);
+    write_rel(f, "t.log", "a", "x\n");
+    assert_true(test_run_until(&f->loop, restart_seen, f, DEADLINE));
+    /* the old lines come while the mapping still holds them: no restart yet */
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 3);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 0);
+    f->text[0] = '\0';
+    take_records(f, part);
+    assert_string_equal(f->text, "2-4:b;4-6:c;6-7:d;");
+    assert_string_equal(fetch_text(f, part, 100), "0-2:x;");
+    assert_int_equal(strncmp(part->meta, "head=2:", 7), 0);
+    assert_false(f->ops->settling(f->ctx));
+}
+
 /* Truncated and rewritten past our offset between two polls: the head shows it. */
 static void test_file_rewrite_detected_by_head(void **state)
 {
@@ -1136,6 +1172,7 @@ int main(void)
         T(test_file_rotation_by_rename),
         T(test_file_deleted_read_then_gone),
         T(test_file_truncation_restarts),
+        T(test_file_truncation_delivers_buffered),
         T(test_file_rewrite_detected_by_head),
         T(test_file_oversize_line),
         T(test_file_checkpoint_resume),
