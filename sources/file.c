@@ -1006,6 +1006,23 @@ static uint64_t file_start_pos(struct file_part *fp, uint64_t size, bool initial
     return 0;
 }
 
+/* Records where the file starts (with its fingerprint) as its checkpoint unless the stored one
+ * says the same already, so a run stopped before any of its lines is done resumes there: a
+ * LATEST start is not chosen again at the next start (the lines appended meanwhile would be
+ * skipped), and after a truncation the old offset is not taken for one in the new content.
+ * Returns 0 or SL_ENOMEM. */
+static int file_record_start(struct file_part *fp)
+{
+    struct sl_part *part = fp->part;
+    char pos[24];
+    (void)snprintf(pos, sizeof(pos), "%" PRIu64, fp->line_off);
+    if (part->ckpt_pos && strcmp(part->ckpt_pos, pos) == 0 && part->ckpt_meta && part->meta &&
+        strcmp(part->ckpt_meta, part->meta) == 0) {
+        return 0;
+    }
+    return fp->ctx->env.part_set_start(fp->ctx->env.owner, part, pos);
+}
+
 /* Opens path (whose stat is st) as a new partition. Returns 0, or -errno when it cannot be
  * opened (the caller logs once), or SL_ENOMEM. */
 static int file_open(struct file_ctx *ctx, const char *path, bool initial)
@@ -1057,8 +1074,8 @@ static int file_open(struct file_ctx *ctx, const char *path, bool initial)
     }
     ctx->parts = fp;
     fp->line_off = fp->read_off = file_start_pos(fp, fp->size, initial);
-    if (file_set_meta(fp) < 0) {
-        sl_log_warn("file", ctx->env.inst, "%s: out of memory for the fingerprint", path);
+    if (file_set_meta(fp) < 0 || file_record_start(fp) < 0) {
+        sl_log_warn("file", ctx->env.inst, "%s: out of memory recording where it starts", path);
     }
     sl_log_info("file", ctx->env.inst,
                 "%s: reading from offset %" PRIu64 " (id %s, size %" PRIu64 ")", path, fp->read_off,
@@ -1168,7 +1185,11 @@ static bool file_try_restart(struct file_part *fp)
     fp->final = false;
     ssize_t hn = file_pread_head(fp->fd, fp->head, size);
     fp->head_n = hn > 0 ? (size_t)hn : 0;
-    (void)file_set_meta(fp);
+    if (file_set_meta(fp) < 0 || file_record_start(fp) < 0) {
+        /* the stored checkpoint stays as it was: at worst lines are read again */
+        sl_log_warn("file", fp->ctx->env.inst, "%s: out of memory recording where it starts",
+                    fp->part->name);
+    }
     return true;
 }
 

@@ -51,3 +51,19 @@ def test_truncation_delivers_lines_read_before(tmp_path, fn, sluice):
     assert got == old + new, (len(got), got[-10:])
     seqs = [seq for _, seq, _ in fn.records()[len(old):]]
     assert seqs == [0, 6, 12, 18], seqs
+
+
+def test_latest_start_is_remembered(tmp_path, fn, sluice):
+    """LATEST, stopped before any new line: the start is the checkpoint, so the lines appended
+    while sluice was down are delivered by the next run."""
+    log = tmp_path / "latest.log"
+    write_lines(log, ["before %d" % i for i in range(3)])
+    cfg = cfg_one(tmp_path, fn, log, start="LATEST")
+    s = sluice(cfg)
+    wait_until(lambda: "reading from offset" in s.log(), 10, "the file is opened", proc=s)
+    assert s.stop() == 0, s.log_tail()
+    assert fn.lines() == []
+    write_lines(log, ["after 1", "after 2"])
+    s2 = sluice(cfg, args=["--until-idle=1"])
+    assert s2.wait(30) == 0, s2.log_tail()
+    assert fn.lines() == ["after 1", "after 2"], s2.log_tail()

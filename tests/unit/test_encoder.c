@@ -211,6 +211,14 @@ static void rec_part_wake(void *owner, struct sl_part *part)
     (void)part;
 }
 
+static int rec_part_set_start(void *owner, struct sl_part *part, const char *pos)
+{
+    (void)owner;
+    (void)part;
+    (void)pos;
+    return 0;
+}
+
 static void rec_part_gone(void *owner, struct sl_part *part)
 {
     (void)owner;
@@ -254,6 +262,7 @@ static void test_encoder_file_record_exact(void **state)
         .part_add = rec_part_add,
         .part_wake = rec_part_wake,
         .part_gone = rec_part_gone,
+        .part_set_start = rec_part_set_start,
     };
     const struct sl_source_ops *ops = &sl_source_file;
     void *ctx = sl_calloc(1, ops->ctx_size);

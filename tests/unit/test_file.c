@@ -41,6 +41,10 @@ struct owner {
     /* checkpoint handed to the next part_add (any id) */
     const char *ck_pos;
     const char *ck_meta;
+    /* the last start each partition recorded (part_set_start), and how many times */
+    char start_pos[MAX_PARTS][24];
+    char start_meta[MAX_PARTS][96];
+    unsigned starts[MAX_PARTS];
 };
 
 static int owner_index(struct owner *o, const struct sl_part *part)
@@ -73,6 +77,17 @@ static void owner_part_wake(void *owner, struct sl_part *part)
     struct owner *o = owner;
     o->wakes[owner_index(o, part)]++;
     o->total_wakes++;
+}
+
+static int owner_part_set_start(void *owner, struct sl_part *part, const char *pos)
+{
+    struct owner *o = owner;
+    int i = owner_index(o, part);
+    assert_int_equal(sl_recq_count(&part->q), 0);
+    snprintf(o->start_pos[i], sizeof(o->start_pos[i]), "%s", pos);
+    snprintf(o->start_meta[i], sizeof(o->start_meta[i]), "%s", part->meta ? part->meta : "");
+    o->starts[i]++;
+    return 0;
 }
 
 static void owner_part_gone(void *owner, struct sl_part *part)
@@ -154,6 +169,7 @@ static void src_new(struct fx *f, const char *rel_pattern, int starting_position
         .part_add = owner_part_add,
         .part_wake = owner_part_wake,
         .part_gone = owner_part_gone,
+        .part_set_start = owner_part_set_start,
     };
 }
 
@@ -508,8 +524,13 @@ static void test_file_truncation_delivers_buffered(void **state)
     f->text[0] = '\0';
     take_records(f, part);
     assert_string_equal(f->text, "2-4:b;4-6:c;6-7:d;");
+    assert_int_equal(f->owner.starts[0], 1); /* the start at open only */
     assert_string_equal(fetch_text(f, part, 100), "0-2:x;");
     assert_int_equal(strncmp(part->meta, "head=2:", 7), 0);
+    /* the new content's start is recorded with its own fingerprint */
+    assert_int_equal(f->owner.starts[0], 2);
+    assert_string_equal(f->owner.start_pos[0], "0");
+    assert_int_equal(strncmp(f->owner.start_meta[0], "head=2:", 7), 0);
     assert_false(f->ops->settling(f->ctx));
 }
 
@@ -576,6 +597,7 @@ static void test_file_checkpoint_resume(void **state)
     f->owner.ck_meta = meta;
     src_new(f, "c.log", SL_START_LATEST);
     src_start(f);
+    assert_int_equal(f->owner.starts[0], 0); /* the stored checkpoint says it already */
     assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "3-6:l2;6-9:l3;");
     src_free(f);
 
@@ -592,6 +614,7 @@ static void test_file_checkpoint_resume(void **state)
     f->owner.ck_meta = meta;
     src_new(f, "c.log", SL_START_LATEST);
     src_start(f);
+    assert_string_equal(f->owner.start_pos[0], "0"); /* the new start replaces it */
     assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-3:l1;3-6:l2;6-9:l3;");
 }
 
@@ -628,6 +651,13 @@ static void test_file_latest(void **state)
         a = b;
         b = t;
     }
+    /* where LATEST started is recorded at once, with the fingerprint of what it covers */
+    size_t ia = a == f->owner.parts[0] ? 0 : 1;
+    assert_int_equal(f->owner.starts[ia], 1);
+    assert_string_equal(f->owner.start_pos[ia], "10");
+    assert_string_equal(f->owner.start_meta[ia], a->meta);
+    assert_int_equal(strncmp(f->owner.start_meta[ia], "head=10:", 8), 0);
+    assert_string_equal(f->owner.start_pos[1 - ia], "4");
     assert_string_equal(fetch_text(f, a, 100), "");
     assert_string_equal(fetch_text(f, b, 100), "");
     write_rel(f, "a.log", "a", "new\n");
