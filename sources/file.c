@@ -23,6 +23,16 @@
  * whose first 256 bytes equal the old one's cannot be told apart (timestamped log lines make
  * that unlikely); the fallback is always to re-read, never to skip.
  *
+ * About event ids: a record's eventID is "<path>:<generation>:<offset>", its sequenceNumber the
+ * offset alone (the checkpoint and the itemIdentifier). The generation names one content of
+ * one file: a number (the wall clock in microseconds when the content was first seen) kept in
+ * the checkpoint meta beside the fingerprint ("head=<n>:<hash> gen=<g>"). A file seen without
+ * a usable checkpoint (new, rotated in, an inode reused, a fingerprint that does not match)
+ * and a truncated or rewritten one get a new generation; a file resumed from its checkpoint
+ * keeps the stored one, so a line delivered again after a crash keeps its eventID (the start
+ * is recorded before anything of the file is invoked, see file_record_start). Two different
+ * lines at one offset of one path therefore never share an eventID.
+ *
  * About StartingPosition: it applies only to files without a checkpoint. TRIM_HORIZON reads
  * from 0. LATEST starts at the end of the files present at start(), more exactly after their
  * last newline, so a line being written at that moment is delivered whole; files that appear
@@ -106,6 +116,7 @@ struct file_part {
 
     unsigned char head[FILE_HEAD_MAX]; /* the file's first head_n bytes */
     size_t head_n;
+    uint64_t gen; /* the content's generation, in its eventIDs (see "About event ids") */
 
     uint64_t size; /* at the last poll */
     struct timespec mtime;
@@ -150,6 +161,7 @@ struct file_ctx {
     struct file_part *parts;
     struct file_bad *bad;
     unsigned gen;
+    uint64_t last_content_gen; /* the last generation given out (file_new_gen) */
     bool no_match_logged;
 };
 
@@ -212,16 +224,31 @@ static ssize_t file_pread_head(int fd, unsigned char *out, uint64_t size)
 
 static int file_set_meta(struct file_part *fp)
 {
-    char meta[64];
-    (void)snprintf(meta, sizeof(meta), "head=%zu:%016" PRIx64, fp->head_n,
-                   file_fnv1a(fp->head, fp->head_n));
+    char meta[96];
+    (void)snprintf(meta, sizeof(meta), "head=%zu:%016" PRIx64 " gen=%" PRIu64, fp->head_n,
+                   file_fnv1a(fp->head, fp->head_n), fp->gen);
     return sl_part_set_meta(fp->part, meta);
 }
 
-/* Is the stored fingerprint meta that of this file? Unparsable meta counts as a mismatch: the
- * safe side is to read again. */
-static bool file_meta_matches(const struct file_part *fp, const char *meta)
+/* A new content generation: the wall clock in microseconds, above every one given out before
+ * by this source, so two contents of one path never share one. */
+static uint64_t file_new_gen(struct file_ctx *ctx)
 {
+    int64_t wall_ms = sl_clock_wall_ms(ctx->env.clock);
+    uint64_t g = wall_ms > 0 ? (uint64_t)wall_ms * 1000u : 1;
+    if (g <= ctx->last_content_gen) {
+        g = ctx->last_content_gen + 1;
+    }
+    ctx->last_content_gen = g;
+    return g;
+}
+
+/* Is the stored fingerprint meta ("head=<n>:<hash>[ gen=<g>]") that of this file? Unparsable
+ * meta counts as a mismatch: the safe side is to read again. On a match, *ret_gen is the
+ * stored generation, or 0 when the meta has none (written before generations existed). */
+static bool file_meta_matches(const struct file_part *fp, const char *meta, uint64_t *ret_gen)
+{
+    *ret_gen = 0;
     if (strncmp(meta, "head=", 5) != 0) {
         return false;
     }
@@ -233,13 +260,28 @@ static bool file_meta_matches(const struct file_part *fp, const char *meta)
     }
     const char *hex = end + 1;
     uint64_t want = strtoull(hex, &end, 16);
-    if (errno || end == hex || *end != '\0') {
+    if (errno || end == hex || (*end != '\0' && *end != ' ')) {
         return false;
+    }
+    uint64_t gen = 0;
+    if (*end == ' ') {
+        if (strncmp(end, " gen=", 5) != 0 || end[5] < '0' || end[5] > '9') {
+            return false;
+        }
+        const char *g = end + 5;
+        gen = strtoull(g, &end, 10);
+        if (errno || *end != '\0') {
+            return false;
+        }
     }
     if (n > fp->head_n) {
         return false; /* the file is shorter than the head we saw: not the same content */
     }
-    return file_fnv1a(fp->head, (size_t)n) == want;
+    if (file_fnv1a(fp->head, (size_t)n) != want) {
+        return false;
+    }
+    *ret_gen = gen;
+    return true;
 }
 
 /* ---- the read path ---- */
@@ -667,7 +709,8 @@ static int file_fetch(void *vctx, struct sl_part *part, size_t max_records, size
 #define FILE_ENC_REG  "\",\"awsRegion\":"
 
 /* Builds fp->enc: three constant pieces of every event of this file, so that per record only
- * the offset (twice), the base64 and the timestamp are written:
+ * the offset (twice), the base64, the timestamp and the generation (which changes when the
+ * file is truncated) are written:
  *   head = {"kinesis":{...,"partitionKey":"<path>","sequenceNumber":"
  *   id   = "},...,"eventID":"<path>:
  *   tail = ","eventName":...,"eventSourceARN":"file://<path>","awsRegion":"<region>"} */
@@ -719,7 +762,7 @@ static int file_encode_record(void *vctx,
     const char *data = rec->len ? sl_recq_data(&part->q, rec) : "";
     size_t start = out->len;
     size_t need = fp->enc_head_len + 20 + sizeof(FILE_ENC_DATA) + sl_enc_base64_len(rec->len) +
-                  sizeof(FILE_ENC_TS) + 25 + fp->enc_id_len + 20 + fp->enc_tail_len;
+                  sizeof(FILE_ENC_TS) + 25 + fp->enc_id_len + 20 + 1 + 20 + fp->enc_tail_len;
     int r;
     if (rec->meta_len > 0) {
         /* a key from the line (partition_key_field) instead of the path */
@@ -744,6 +787,8 @@ static int file_encode_record(void *vctx,
     r |= sl_buf_append(out, FILE_ENC_TS, sizeof(FILE_ENC_TS) - 1);
     r |= sl_enc_epoch_seconds(out, rec->arrival_ms);
     r |= sl_buf_append(out, fp->enc + fp->enc_head_len, fp->enc_id_len);
+    r |= sl_enc_u64(out, fp->gen);
+    r |= sl_buf_append(out, ":", 1);
     r |= sl_enc_u64(out, rec->pos);
     r |= sl_buf_append(out, fp->enc + fp->enc_head_len + fp->enc_id_len, fp->enc_tail_len);
     return r < 0 ? SL_ENOMEM : 0;
@@ -984,7 +1029,8 @@ static uint64_t file_start_pos(struct file_part *fp, uint64_t size, bool initial
                         part->ckpt_pos);
             return 0;
         }
-        if (part->ckpt_meta && !file_meta_matches(fp, part->ckpt_meta)) {
+        uint64_t gen = 0;
+        if (part->ckpt_meta && !file_meta_matches(fp, part->ckpt_meta, &gen)) {
             sl_log_info("file", ctx->env.inst,
                         "%s: head differs from the checkpoint's (%s): a new file on a reused inode "
                         "or rewritten, reading from 0",
@@ -998,6 +1044,7 @@ static uint64_t file_start_pos(struct file_part *fp, uint64_t size, bool initial
                         part->name, pos, size);
             return 0;
         }
+        fp->gen = gen; /* the same content: its lines keep their eventIDs */
         return pos;
     }
     if (ctx->env.starting_position == SL_START_LATEST && initial) {
@@ -1074,6 +1121,9 @@ static int file_open(struct file_ctx *ctx, const char *path, bool initial)
     }
     ctx->parts = fp;
     fp->line_off = fp->read_off = file_start_pos(fp, fp->size, initial);
+    if (fp->gen == 0) {
+        fp->gen = file_new_gen(ctx);
+    }
     if (file_set_meta(fp) < 0 || file_record_start(fp) < 0) {
         sl_log_warn("file", ctx->env.inst, "%s: out of memory recording where it starts", path);
     }
@@ -1185,6 +1235,7 @@ static bool file_try_restart(struct file_part *fp)
     fp->final = false;
     ssize_t hn = file_pread_head(fp->fd, fp->head, size);
     fp->head_n = hn > 0 ? (size_t)hn : 0;
+    fp->gen = file_new_gen(fp->ctx);
     if (file_set_meta(fp) < 0 || file_record_start(fp) < 0) {
         /* the stored checkpoint stays as it was: at worst lines are read again */
         sl_log_warn("file", fp->ctx->env.inst, "%s: out of memory recording where it starts",

@@ -67,3 +67,43 @@ def test_latest_start_is_remembered(tmp_path, fn, sluice):
     s2 = sluice(cfg, args=["--until-idle=1"])
     assert s2.wait(30) == 0, s2.log_tail()
     assert fn.lines() == ["after 1", "after 2"], s2.log_tail()
+
+
+def test_event_ids_differ_across_rotation_and_rewrite(tmp_path, fn, sluice):
+    """Offset 0 of one path in three contents: the first file, the file that replaced it by
+    rotation (another inode), and that file rewritten in place. Three eventIDs."""
+    log = tmp_path / "app.log"
+    write_lines(log, ["first 0", "first 1"])
+    s = sluice(cfg_one(tmp_path, fn, log))
+    wait_until(lambda: len(fn.lines()) == 2, 10, "the first file", proc=s)
+    os.rename(log, tmp_path / "app.log.1")
+    write_lines(log, ["second 0"])
+    wait_until(lambda: len(fn.lines()) == 3, 10, "the rotated-in file", proc=s)
+    with open(log, "r+b") as f:
+        f.truncate(0)
+        f.write(b"third 00\n")
+    wait_until(lambda: len(fn.lines()) == 4, 10, "the rewritten file", proc=s)
+    recs = event_ids(fn)
+    assert [ln for _, _, ln in recs] == ["first 0", "first 1", "second 0", "third 00"]
+    zero = [eid for eid, seq, _ in recs if seq == 0]
+    assert len(zero) == 3 and len(set(zero)) == 3, zero
+    for eid, seq, _ in recs:
+        path, gen, off = eid.rsplit(":", 2)
+        assert path == str(log) and gen.isdigit() and off == str(seq), eid
+
+
+def test_event_id_kept_when_delivered_again(tmp_path, fn, sluice):
+    """A batch in flight when sluice is killed is delivered again by the next run with the
+    same eventIDs, so a consumer can deduplicate it."""
+    log = tmp_path / "again.log"
+    write_lines(log, ["line 0", "line 1"])
+    fn.push(Reply(hang=True))
+    cfg = cfg_one(tmp_path, fn, log)
+    s = sluice(cfg)
+    wait_until(lambda: fn.count() >= 1, 10, "the first attempt", proc=s)
+    first = [r["eventID"] for r in fn.requests()[0].json["Records"]]
+    s.kill9()
+    s2 = sluice(cfg, args=["--until-idle=1"])
+    assert s2.wait(30) == 0, s2.log_tail()
+    again = [eid for eid, _, _ in event_ids(fn)]
+    assert again == first, (first, again)

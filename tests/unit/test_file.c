@@ -914,7 +914,8 @@ static void test_file_partition_key_field(void **state)
              "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"alice\","
              "\"sequenceNumber\":\"0\",\"data\":\"eyJ1c2VyIjoiYWxpY2UiLCJ2IjoxfQ==\","
              "\"approximateArrivalTimestamp\":1545084650.987},\"eventSource\":\"sluice:file\","
-             "\"eventVersion\":\"1.0\",\"eventID\":\"%s:0\",\"eventName\":\"sluice:file:record\","
+             "\"eventVersion\":\"1.0\",\"eventID\":\"%s:1545084650987000:0\",\"eventName\":"
+             "\"sluice:file:record\","
              "\"eventSourceARN\":\"file://%s\",\"awsRegion\":\"us-east-1\"}",
              path, path);
     assert_string_equal(event_of(f, part, 0), want_ev);
@@ -1189,6 +1190,76 @@ static void test_file_ops_shape(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
+/* The eventID of record 0 of part's queue ("" if none), into id. */
+static void event_id_of(struct fx *f, struct sl_part *part, char *id, size_t len)
+{
+    id[0] = '\0';
+    if (sl_recq_count(&part->q) == 0) {
+        return;
+    }
+    const char *ev = event_of(f, part, 0);
+    const char *p = strstr(ev, "\"eventID\":\"");
+    assert_non_null(p);
+    p += strlen("\"eventID\":\"");
+    const char *q = strchr(p, '"');
+    assert_non_null(q);
+    snprintf(id, len, "%.*s", (int)(q - p), p);
+}
+
+/* A content's generation is in its eventIDs and its checkpoint meta: a truncation gives a new
+ * one, a resume from a matching checkpoint keeps the stored one, a mismatching one does not. */
+static void test_file_generations(void **state)
+{
+    struct fx *f = *state;
+    char p[600], id[700], want[700], meta[96];
+    path_of(f, "g.log", p, sizeof(p));
+    write_rel(f, "g.log", "w", "one\n");
+    src_new(f, "g.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_non_null(strstr(part->meta, " gen=1545084650987000"));
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    snprintf(want, sizeof(want), "%s:1545084650987000:0", p);
+    assert_string_equal(id, want);
+    take_records(f, part);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 0);
+    /* the same path and offset after a truncation: another generation */
+    assert_int_equal(truncate(p, 0), 0);
+    write_rel(f, "g.log", "a", "two\n");
+    wait_wake(f, 0);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    snprintf(want, sizeof(want), "%s:1545084650987001:0", p);
+    assert_string_equal(id, want);
+    assert_non_null(strstr(part->meta, " gen=1545084650987001"));
+    snprintf(meta, sizeof(meta), "%s", part->meta);
+    src_free(f);
+
+    /* resumed from its checkpoint: the same generation, so a redelivery keeps its eventID */
+    f->owner.ck_pos = "0";
+    f->owner.ck_meta = meta;
+    src_new(f, "g.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    assert_string_equal(id, want);
+    assert_int_equal(f->owner.starts[0], 0);
+    src_free(f);
+
+    /* a checkpoint whose fingerprint does not match: a new generation */
+    f->owner.ck_pos = "0";
+    f->owner.ck_meta = "head=4:0000000000000000 gen=1545084650987001";
+    src_new(f, "g.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    assert_string_not_equal(id, want);
+    assert_int_equal(f->owner.starts[0], 1);
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -1203,6 +1274,7 @@ int main(void)
         T(test_file_deleted_read_then_gone),
         T(test_file_truncation_restarts),
         T(test_file_truncation_delivers_buffered),
+        T(test_file_generations),
         T(test_file_rewrite_detected_by_head),
         T(test_file_oversize_line),
         T(test_file_checkpoint_resume),
