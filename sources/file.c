@@ -3,17 +3,17 @@
  * matching regular file is a partition and each line a record, read as Fluent Bit's tail input
  * reads: follow growth, pick up new files, survive rotation by rename and by truncation.
  *
- * It owns, per mapping, the glob pattern, one poll timer, and per file an open descriptor, a
- * read buffer (at most one unfinished line plus one read chunk), the head of the file (for the
- * fingerprint) and the constant pieces of the event JSON (records carry only what varies: their
- * bytes, and a partition key from the line when one is configured). It must not block on anything
- * but regular-file reads (pread of read_chunk bytes), must not call the mapping's callbacks from
- * inside fetch(), and must not lose or repeat a line across rotation. Loop thread only.
+ * It owns, per mapping, the glob pattern, one poll timer, and per file a descriptor while it is
+ * being read (see "About descriptors"), a read buffer (at most one unfinished line plus one read
+ * chunk), the head of the file (for the fingerprint) and the constant pieces of the event JSON
+ * (records carry only what varies: their bytes, and a partition key from the line when one is
+ * configured). It must not block on anything but regular-file reads (pread of read_chunk bytes),
+ * must not call the mapping's callbacks from inside fetch(), and must not lose or repeat a line
+ * across rotation. Loop thread only.
  *
  * About identity: a partition is an inode, "<st_dev>:<st_ino>", so a renamed file keeps its
- * checkpoint and a rotated file is never read twice. The descriptor stays open until the
- * mapping releases the partition, so the inode cannot be reused while we know it. An inode can
- * be reused after that (a deleted file's number given to a new one), so the checkpoint carries
+ * checkpoint and a rotated file is never read twice. An inode can be reused (a deleted file's
+ * number given to a new one, while we hold no descriptor on it), so the checkpoint carries
  * a fingerprint of the file's head in part->meta: "head=<n>:<fnv1a64 hex>" over the first n =
  * min(size, 256) bytes when it was written. On resume the checkpoint is trusted only when the
  * file has at least n bytes whose hash matches and the offset is within the file; otherwise the
@@ -22,6 +22,22 @@
  * rewritten past our offset between two polls is also read again from 0. Limit: a new file
  * whose first 256 bytes equal the old one's cannot be told apart (timestamped log lines make
  * that unlikely); the fallback is always to re-read, never to skip.
+ *
+ * About descriptors: a file is held open only while it has something to read. Once read to its
+ * end and idle (FILE_IDLE_CLOSE_MS, or at once when other files wait for a descriptor) it is
+ * closed, and opened again by its path when the glob sees it change (size or mtime); it is
+ * the same file when the path still holds its dev:ino, and file_check_open compares the head
+ * as for an open file, so a truncation or rewrite while closed is seen too. At most
+ * max_open_files are open at once (by default a quarter of the soft RLIMIT_NOFILE, so that
+ * functions and connections keep their headroom); files with unread data beyond that wait for
+ * a slot, and the source reports settling meanwhile so --until-idle does not stop. Limits: a
+ * closed file that leaves the glob is looked for by inode in the directory it was in (a
+ * rotation by rename there is followed, and what was written before the rename is read); one
+ * moved to another directory, or deleted, is not, so lines appended after its last read and
+ * before the move are lost, where an open descriptor would have read them. A closed file
+ * deleted and its inode reused by a new file under the glob is taken for a rewrite of the old
+ * one (read from 0 in the old partition, under the old path's name), or, when the two heads
+ * are equal, for the old file itself.
  *
  * About event ids: a record's eventID is "<path>:<generation>:<offset>", its sequenceNumber the
  * offset alone (the checkpoint and the itemIdentifier). The generation names one content of
@@ -68,6 +84,7 @@
  * holds none of the old content's records, so the queue and the checkpoint never mix two
  * contents (file_try_restart). With copytruncate the glob must not match the copies, or they
  * are read as new files. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -77,6 +94,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,11 +104,14 @@
 #include "log.h"
 #include "source.h"
 
-#define FILE_SCHEME      "file://"
-#define FILE_SCHEME_LEN  7
-#define FILE_HEAD_MAX    256         /* bytes of a file's head in its fingerprint */
-#define FILE_LATEST_SCAN (64 * 1024) /* LATEST looks this far back for the last newline */
-#define FILE_BAD_STAT    (-1)        /* file_bad.err: matched something that is not a file */
+#define FILE_SCHEME        "file://"
+#define FILE_SCHEME_LEN    7
+#define FILE_HEAD_MAX      256         /* bytes of a file's head in its fingerprint */
+#define FILE_LATEST_SCAN   (64 * 1024) /* LATEST looks this far back for the last newline */
+#define FILE_BAD_STAT      (-1)        /* file_bad.err: matched something that is not a file */
+#define FILE_IDLE_CLOSE_MS 2000        /* a file read to its end is closed after this long idle */
+#define FILE_OPEN_MIN      8           /* max_open_files: the least the automatic cap gives */
+#define FILE_OPEN_AUTO_MAX 4096        /* ... and the most */
 
 struct file_ctx;
 
@@ -99,7 +120,12 @@ struct file_part {
     struct file_ctx *ctx;
     struct sl_part *part;
     struct file_part *prev, *next;
-    int fd;
+    struct file_part *hnext; /* in ctx->hash, by dev:ino */
+    char *path;              /* where the file was last seen (owned) */
+    int fd;                  /* -1 while closed (see "About descriptors") */
+    bool want_open;          /* closed with something to read: open it when a slot is free */
+    bool moved_found;        /* closed, left the glob, and found again in its directory */
+    unsigned moved_gen;      /* ctx->gen of the last search for it there */
     dev_t dev;
     ino_t ino;
 
@@ -152,6 +178,7 @@ struct file_ctx {
     int64_t poll_interval_ms;
     int64_t rotate_wait_ms;
     int64_t read_chunk;
+    int64_t max_open_files;
     char *partition_key_field; /* NULL: the key is the path */
     char *arrival_time_field;  /* NULL: arrival is the read time */
 
@@ -159,6 +186,11 @@ struct file_ctx {
     char *pattern; /* the ARN without "file://" */
     uv_timer_t *timer;
     struct file_part *parts;
+    struct file_part **hash; /* the parts by dev:ino, hash_cap buckets (a power of 2) */
+    size_t hash_cap;
+    size_t n_parts;
+    size_t n_open;   /* descriptors held */
+    size_t open_cap; /* at most this many (max_open_files, or derived from RLIMIT_NOFILE) */
     struct file_bad *bad;
     unsigned gen;
     uint64_t last_content_gen; /* the last generation given out (file_new_gen) */
@@ -178,6 +210,11 @@ static const struct sl_opt file_opts[] = {
      "closed."},
     {"read_chunk", SL_OPT_SIZE, "256KiB", 1, 64 * 1024 * 1024,
      offsetof(struct file_ctx, read_chunk), 0, NULL, "Bytes read from a file at a time."},
+    {"max_open_files", SL_OPT_INT, "0", 0, 1000000, offsetof(struct file_ctx, max_open_files), 0,
+     NULL,
+     "How many files the mapping holds open at once; files read to their end are closed and "
+     "reopened when they change, others wait for a slot. 0: a quarter of the soft RLIMIT_NOFILE "
+     "(between 8 and 4096)."},
     {"partition_key_field", SL_OPT_STR, NULL, 1, 0, offsetof(struct file_ctx, partition_key_field),
      0, NULL,
      "Top-level field of JSON-object lines whose value (a string, or a number or boolean as "
@@ -650,11 +687,18 @@ static int file_fetch(void *vctx, struct sl_part *part, size_t max_records, size
     struct file_fetch_state fs = {0, 0, max_records ? max_records : 1, max_bytes ? max_bytes : 1,
                                   sl_clock_wall_ms(ctx->env.clock)};
     fp->waiting = false;
+    int r = 0;
+    if (fp->fd < 0 && fp->final && !fp->gone) {
+        /* left the glob and cannot be read any more: its unfinished line is a record */
+        r = file_flush_final(fp, &fs);
+        if (fs.n > 0) {
+            return (int)fs.n;
+        }
+    }
     if (fp->gone || fp->fd < 0) {
         fp->waiting = true;
-        return 0;
+        return r;
     }
-    int r = 0;
     if (fp->restart_due && !fp->restart_flushed) {
         /* The lines read before the truncation are records: deliver them, and the unfinished
          * last line as it is (its newline is gone with the rest of the file). */
@@ -923,14 +967,141 @@ static int file_encode_batch_info(void *vctx,
 
 /* ---- discovery ---- */
 
+static size_t file_hash_of(const struct file_ctx *ctx, dev_t dev, ino_t ino)
+{
+    uint64_t h = ((uint64_t)ino * 0x9E3779B97F4A7C15u) ^ ((uint64_t)dev * 0xC2B2AE3D27D4EB4Fu);
+    return (size_t)(h >> 17) & (ctx->hash_cap - 1);
+}
+
 static struct file_part *file_find(struct file_ctx *ctx, dev_t dev, ino_t ino)
 {
-    for (struct file_part *fp = ctx->parts; fp; fp = fp->next) {
+    if (ctx->hash_cap == 0) {
+        return NULL;
+    }
+    for (struct file_part *fp = ctx->hash[file_hash_of(ctx, dev, ino)]; fp; fp = fp->hnext) {
         if (fp->dev == dev && fp->ino == ino) {
             return fp;
         }
     }
     return NULL;
+}
+
+/* Adds fp to the table, growing it to keep about one part per bucket. Returns 0 or
+ * SL_ENOMEM. */
+static int file_hash_add(struct file_ctx *ctx, struct file_part *fp)
+{
+    if (ctx->n_parts + 1 > ctx->hash_cap) {
+        size_t cap = ctx->hash_cap ? ctx->hash_cap * 2 : 64;
+        struct file_part **h = sl_calloc(cap, sizeof(*h));
+        if (!h) {
+            return SL_ENOMEM;
+        }
+        struct file_part **old = ctx->hash;
+        size_t old_cap = ctx->hash_cap;
+        ctx->hash = h;
+        ctx->hash_cap = cap;
+        for (size_t i = 0; i < old_cap; i++) {
+            for (struct file_part *q = old[i], *nx; q; q = nx) {
+                nx = q->hnext;
+                size_t b = file_hash_of(ctx, q->dev, q->ino);
+                q->hnext = h[b];
+                h[b] = q;
+            }
+        }
+        sl_free(old);
+    }
+    size_t b = file_hash_of(ctx, fp->dev, fp->ino);
+    fp->hnext = ctx->hash[b];
+    ctx->hash[b] = fp;
+    ctx->n_parts++;
+    return 0;
+}
+
+static void file_hash_del(struct file_ctx *ctx, struct file_part *fp)
+{
+    for (struct file_part **pp = &ctx->hash[file_hash_of(ctx, fp->dev, fp->ino)]; *pp;
+         pp = &(*pp)->hnext) {
+        if (*pp == fp) {
+            *pp = fp->hnext;
+            ctx->n_parts--;
+            return;
+        }
+    }
+}
+
+/* ---- descriptors ---- */
+
+static void file_fd_close(struct file_part *fp)
+{
+    if (fp->fd >= 0) {
+        (void)close(fp->fd);
+        fp->fd = -1;
+        fp->ctx->n_open--;
+    }
+}
+
+/* Opens fp->path again for a known file. Returns 0, 1 when the path holds another file now
+ * (fp stays closed), or -errno. */
+static int file_fd_reopen(struct file_part *fp, struct stat *ret_st)
+{
+    int fd = open(fp->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fstat(fd, ret_st) < 0) {
+        int e = errno;
+        (void)close(fd);
+        return -e;
+    }
+    if (ret_st->st_dev != fp->dev || ret_st->st_ino != fp->ino) {
+        (void)close(fd);
+        return 1;
+    }
+    fp->fd = fd;
+    fp->ctx->n_open++;
+    return 0;
+}
+
+/* Where a closed file that left the glob (renamed, or deleted) is now: the directory it was in
+ * is searched for its inode, so a rotation by rename within that directory is followed and the
+ * lines written before it are read. Returns true and updates fp->path if found. */
+static bool file_find_moved(struct file_part *fp)
+{
+    char *slash = strrchr(fp->path, '/');
+    if (!slash) {
+        return false;
+    }
+    size_t dlen = (size_t)(slash - fp->path);
+    char dir[4096];
+    if (dlen + 1 >= sizeof(dir)) {
+        return false;
+    }
+    memcpy(dir, fp->path, dlen);
+    dir[dlen] = '\0';
+    DIR *d = opendir(dlen ? dir : "/");
+    if (!d) {
+        return false;
+    }
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL) {
+        if (de->d_ino != fp->ino) {
+            continue;
+        }
+        char path[4096 + 256];
+        (void)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_dev == fp->dev && st.st_ino == fp->ino) {
+            char *p = sl_strdup(path);
+            if (p) {
+                sl_free(fp->path);
+                fp->path = p;
+                found = true;
+            }
+        }
+    }
+    (void)closedir(d);
+    return found;
 }
 
 /* Remembers that path could not be used, logging it the first time (and again only after it
@@ -1095,6 +1266,7 @@ static int file_open(struct file_ctx *ctx, const char *path, bool initial)
     }
     fp->ctx = ctx;
     fp->fd = fd;
+    ctx->n_open++;
     fp->dev = st.st_dev;
     fp->ino = st.st_ino;
     fp->size = (uint64_t)st.st_size;
@@ -1104,13 +1276,15 @@ static int file_open(struct file_ctx *ctx, const char *path, bool initial)
     fp->waiting = true; /* wake the mapping at the next poll if it has not fetched by then */
     ssize_t hn = file_pread_head(fd, fp->head, fp->size);
     fp->head_n = hn > 0 ? (size_t)hn : 0;
-    if (file_build_enc(fp, path, ctx->env.region) < 0) {
+    if (!(fp->path = sl_strdup(path)) || file_build_enc(fp, path, ctx->env.region) < 0 ||
+        file_hash_add(ctx, fp) < 0) {
         goto oom;
     }
     char id[64];
     (void)snprintf(id, sizeof(id), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
     struct sl_part *part = NULL;
     if (ctx->env.part_add(ctx->env.owner, id, path, &part) < 0) {
+        file_hash_del(ctx, fp);
         goto oom;
     }
     fp->part = part;
@@ -1130,15 +1304,41 @@ static int file_open(struct file_ctx *ctx, const char *path, bool initial)
     sl_log_info("file", ctx->env.inst,
                 "%s: reading from offset %" PRIu64 " (id %s, size %" PRIu64 ")", path, fp->read_off,
                 id, fp->size);
+    if (ctx->n_open > ctx->open_cap || fp->read_off >= fp->size) {
+        /* nothing to read yet, or no slot: opened again when it changes or a slot is free */
+        file_fd_close(fp);
+        fp->want_open = fp->size > fp->read_off;
+    }
     return 0;
 oom:
     (void)close(fd);
+    ctx->n_open--;
+    sl_free(fp->path);
     sl_free(fp->enc);
     sl_free(fp);
     return SL_ENOMEM;
 }
 
-/* Runs the glob: opens files not seen before and marks the open ones still matched. */
+/* A known file was seen at path (whose stat is st) by the glob or a directory event: it is
+ * still matched, and a closed one that changed wants to be opened again. */
+static void file_seen(struct file_part *fp, const char *path, const struct stat *st)
+{
+    fp->seen_gen = fp->ctx->gen;
+    if (strcmp(fp->path, path) != 0) {
+        char *p = sl_strdup(path);
+        if (p) {
+            sl_free(fp->path);
+            fp->path = p;
+        }
+    }
+    if (fp->fd < 0 && !fp->gone &&
+        ((uint64_t)st->st_size != fp->size || st->st_mtim.tv_sec != fp->mtime.tv_sec ||
+         st->st_mtim.tv_nsec != fp->mtime.tv_nsec)) {
+        fp->want_open = true;
+    }
+}
+
+/* Runs the glob: opens files not seen before and marks the known ones still matched. */
 static void file_scan(struct file_ctx *ctx, bool initial)
 {
     ctx->gen++;
@@ -1184,7 +1384,7 @@ static void file_scan(struct file_ctx *ctx, bool initial)
             }
             struct file_part *fp = file_find(ctx, st.st_dev, st.st_ino);
             if (fp) {
-                fp->seen_gen = ctx->gen;
+                file_seen(fp, path, &st);
                 continue;
             }
             int e = file_open(ctx, path, initial);
@@ -1221,7 +1421,7 @@ static void file_restart_due(struct file_part *fp, const char *why, uint64_t siz
  * it restarted. May be called from fetch. */
 static bool file_try_restart(struct file_part *fp)
 {
-    if (!fp->restart_due || !fp->restart_flushed || sl_recq_count(&fp->part->q) > 0) {
+    if (fp->fd < 0 || !fp->restart_due || !fp->restart_flushed || sl_recq_count(&fp->part->q) > 0) {
         return false;
     }
     struct stat st;
@@ -1264,10 +1464,116 @@ static bool file_head_changed(struct file_part *fp, uint64_t size)
     return false;
 }
 
-/* Per poll, for each open file: truncation, growth, rotation, closing. */
+/* Checks one open file (st: its fstat): truncation, growth, rotation, closing. pressure: other
+ * files wait for a descriptor, so one read to its end is closed at once. */
+static void file_check_open(
+    struct file_ctx *ctx, struct file_part *fp, const struct stat *st, int64_t now, bool pressure)
+{
+    uint64_t size = (uint64_t)st->st_size;
+    bool more = false;
+    bool changed = size != fp->size || st->st_mtim.tv_sec != fp->mtime.tv_sec ||
+                   st->st_mtim.tv_nsec != fp->mtime.tv_nsec;
+    if (fp->restart_due) {
+        /* the content read before is being delivered, or waits for its acknowledgement */
+        bool restarted = file_try_restart(fp);
+        fp->size = size;
+        fp->mtime = st->st_mtim;
+        fp->growth_ms = now;
+        if (fp->waiting && (restarted || !fp->restart_flushed)) {
+            fp->waiting = false;
+            ctx->env.part_wake(ctx->env.owner, fp->part);
+        }
+        return;
+    }
+    if (size < fp->read_off) {
+        file_restart_due(fp, "truncated", size);
+        more = true;
+    } else if (changed && file_head_changed(fp, size)) {
+        file_restart_due(fp, "rewritten (its head changed)", size);
+        more = true;
+    }
+    if (changed) {
+        fp->growth_ms = now;
+    }
+    fp->size = size;
+    fp->mtime = st->st_mtim;
+    more = more || size > fp->read_off;
+    bool matched = fp->seen_gen == ctx->gen && st->st_nlink > 0;
+    if (!fp->restart_due && !matched && !more) {
+        /* renamed out of the glob or deleted, and read to its end */
+        bool idle = st->st_nlink == 0 || now - fp->growth_ms >= ctx->rotate_wait_ms;
+        if (idle && (fp->skipping || fp->buf_len > fp->buf_start)) {
+            if (!fp->final) {
+                fp->final = true;
+                more = true;
+            }
+        } else if (idle) {
+            fp->gone = true;
+            sl_log_info("file", ctx->env.inst, "%s: %s and read to its end, closing",
+                        fp->part->name, st->st_nlink == 0 ? "deleted" : "rotated");
+            file_fd_close(fp);
+            ctx->env.part_gone(ctx->env.owner, fp->part);
+            return;
+        }
+    }
+    if (more && fp->waiting) {
+        fp->waiting = false;
+        ctx->env.part_wake(ctx->env.owner, fp->part);
+    }
+    /* Read to its end and still where the glob finds it: the descriptor goes back (changes
+     * are seen through the path; file_seen). */
+    if (!more && matched && fp->waiting && !fp->restart_due && !fp->final &&
+        (pressure || now - fp->growth_ms >= FILE_IDLE_CLOSE_MS)) {
+        file_fd_close(fp);
+    }
+}
+
+/* A closed file the glob no longer matches. Found again in its directory (a rotation by
+ * rename there), it is opened to read what was written before the rename; otherwise, once
+ * rotate_wait passed, what is buffered is delivered and the mapping is told it is gone.
+ * Returns true when the file should be opened. */
+static bool file_check_closed_unmatched(struct file_ctx *ctx, struct file_part *fp, int64_t now)
+{
+    if (fp->moved_gen != ctx->gen) {
+        fp->moved_gen = ctx->gen;
+        fp->moved_found = file_find_moved(fp);
+        if (fp->moved_found) {
+            fp->want_open = true;
+        }
+    }
+    if (fp->moved_found) {
+        return true;
+    }
+    if (now - fp->growth_ms < ctx->rotate_wait_ms) {
+        return false;
+    }
+    if (fp->skipping || fp->buf_len > fp->buf_start) {
+        if (!fp->final) {
+            fp->final = true;
+            if (fp->waiting) {
+                fp->waiting = false;
+                ctx->env.part_wake(ctx->env.owner, fp->part);
+            }
+        }
+        return false;
+    }
+    fp->gone = true;
+    sl_log_info("file", ctx->env.inst, "%s: renamed away or deleted and read, closing",
+                fp->part->name);
+    ctx->env.part_gone(ctx->env.owner, fp->part);
+    return false;
+}
+
+/* Per poll: each open file is checked; closed files that changed are opened again while
+ * descriptors are free. Closed files cost nothing here: their changes come from the glob
+ * (file_seen). */
 static void file_check_parts(struct file_ctx *ctx)
 {
     int64_t now = sl_clock_now_ms(ctx->env.clock);
+    bool pressure = false;
+    for (struct file_part *fp = ctx->parts; fp && !pressure; fp = fp->next) {
+        pressure = fp->fd < 0 && fp->want_open && !fp->gone;
+    }
     struct file_part *next;
     for (struct file_part *fp = ctx->parts; fp; fp = next) {
         next = fp->next;
@@ -1275,58 +1581,33 @@ static void file_check_parts(struct file_ctx *ctx)
             continue;
         }
         struct stat st;
-        if (fstat(fp->fd, &st) < 0) {
-            continue;
-        }
-        uint64_t size = (uint64_t)st.st_size;
-        bool more = false;
-        bool changed = size != fp->size || st.st_mtim.tv_sec != fp->mtime.tv_sec ||
-                       st.st_mtim.tv_nsec != fp->mtime.tv_nsec;
-        if (fp->restart_due) {
-            /* the content read before is being delivered, or waits for its acknowledgement */
-            bool restarted = file_try_restart(fp);
-            fp->size = size;
-            fp->mtime = st.st_mtim;
-            fp->growth_ms = now;
-            if (fp->waiting && (restarted || !fp->restart_flushed)) {
-                fp->waiting = false;
-                ctx->env.part_wake(ctx->env.owner, fp->part);
-            }
-            continue;
-        }
-        if (size < fp->read_off) {
-            file_restart_due(fp, "truncated", size);
-            more = true;
-        } else if (changed && file_head_changed(fp, size)) {
-            file_restart_due(fp, "rewritten (its head changed)", size);
-            more = true;
-        }
-        if (changed) {
-            fp->growth_ms = now;
-        }
-        fp->size = size;
-        fp->mtime = st.st_mtim;
-        more = more || size > fp->read_off;
-        if (!fp->restart_due && fp->seen_gen != ctx->gen && !more) {
-            /* renamed out of the glob or deleted, and read to its end */
-            bool idle = st.st_nlink == 0 || now - fp->growth_ms >= ctx->rotate_wait_ms;
-            if (idle && (fp->skipping || fp->buf_len > fp->buf_start)) {
-                if (!fp->final) {
-                    fp->final = true;
-                    more = true;
-                }
-            } else if (idle) {
-                fp->gone = true;
-                sl_log_info("file", ctx->env.inst, "%s: %s and read to its end, closing",
-                            fp->part->name, st.st_nlink == 0 ? "deleted" : "rotated");
-                ctx->env.part_gone(ctx->env.owner, fp->part);
+        if (fp->fd < 0) {
+            if (fp->seen_gen != ctx->gen && !file_check_closed_unmatched(ctx, fp, now)) {
                 continue;
             }
+            if (!fp->want_open || ctx->n_open >= ctx->open_cap) {
+                continue;
+            }
+            int r = file_fd_reopen(fp, &st);
+            if (r == 1 || r == -ENOENT) {
+                fp->seen_gen = ctx->gen - 1; /* not at its path: look for it (above) */
+                fp->moved_gen = ctx->gen - 1;
+                continue;
+            }
+            if (r < 0) {
+                if (!fp->read_err_logged) {
+                    fp->read_err_logged = true;
+                    sl_log_warn("file", ctx->env.inst, "%s: opening it again: %s, retrying",
+                                fp->path, strerror(-r));
+                }
+                continue;
+            }
+            fp->want_open = false;
+            fp->read_err_logged = false;
+        } else if (fstat(fp->fd, &st) < 0) {
+            continue;
         }
-        if (more && fp->waiting) {
-            fp->waiting = false;
-            ctx->env.part_wake(ctx->env.owner, fp->part);
-        }
+        file_check_open(ctx, fp, &st, now, pressure);
     }
 }
 
@@ -1404,6 +1685,16 @@ static int file_init(void *vctx, const struct sl_source_env *env, char *errbuf, 
     if (r < 0) {
         return r;
     }
+    ctx->open_cap = (size_t)ctx->max_open_files;
+    if (ctx->open_cap == 0) {
+        struct rlimit rl;
+        rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        ctx->open_cap = soft == RLIM_INFINITY || soft / 4 > FILE_OPEN_AUTO_MAX ? FILE_OPEN_AUTO_MAX
+                                                                               : (size_t)(soft / 4);
+        if (ctx->open_cap < FILE_OPEN_MIN) {
+            ctx->open_cap = FILE_OPEN_MIN;
+        }
+    }
     ctx->pattern = sl_strdup(env->arn + FILE_SCHEME_LEN);
     return ctx->pattern ? 0 : SL_ENOMEM;
 }
@@ -1433,20 +1724,28 @@ static int64_t file_lag(void *vctx, struct sl_part *part)
     (void)vctx;
     const struct file_part *fp = part->src;
     struct stat st;
-    if (!fp || fp->fd < 0 || fstat(fp->fd, &st) < 0) {
+    if (!fp) {
         return -1;
     }
-    uint64_t size = (uint64_t)st.st_size;
+    uint64_t size = fp->size;
+    if (fp->fd >= 0 && fstat(fp->fd, &st) == 0) {
+        size = (uint64_t)st.st_size;
+    }
     return size > fp->line_off ? (int64_t)(size - fp->line_off) : 0;
 }
 
-/* True while a file waits to be read again from 0 after a truncation: its old lines are
- * delivered and acknowledged first (bounded by their delivery). */
+/* True while a file waits to be read again from 0 after a truncation (its old lines are
+ * delivered and acknowledged first), or waits for a descriptor to read what it has: both are
+ * bounded by the delivery of what is held. */
 static bool file_settling(void *vctx)
 {
     struct file_ctx *ctx = vctx;
     for (struct file_part *fp = ctx->parts; fp; fp = fp->next) {
-        if (fp->restart_due && !fp->gone) {
+        if (fp->gone) {
+            continue;
+        }
+        if (fp->restart_due ||
+            (fp->fd < 0 && fp->want_open && !fp->read_err_logged && fp->seen_gen == ctx->gen)) {
             return true;
         }
     }
@@ -1455,9 +1754,8 @@ static bool file_settling(void *vctx)
 
 static void file_part_free(struct file_part *fp)
 {
-    if (fp->fd >= 0) {
-        (void)close(fp->fd);
-    }
+    file_fd_close(fp);
+    sl_free(fp->path);
     sl_free(fp->buf);
     sl_free(fp->enc);
     sl_free(fp);
@@ -1479,6 +1777,7 @@ static void file_part_release(void *vctx, struct sl_part *part)
         fp->next->prev = fp->prev;
     }
     part->src = NULL;
+    file_hash_del(ctx, fp);
     file_part_free(fp);
 }
 
@@ -1501,6 +1800,9 @@ static void file_fini(void *vctx)
         ctx->parts = fp->next;
         file_part_free(fp); /* not fp->part: the mapping may have freed it already */
     }
+    sl_free(ctx->hash);
+    ctx->hash = NULL;
+    ctx->hash_cap = ctx->n_parts = 0;
     while (ctx->bad) {
         struct file_bad *b = ctx->bad;
         ctx->bad = b->next;

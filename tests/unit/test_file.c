@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1185,7 +1186,7 @@ static void test_file_ops_shape(void **state)
         }
         assert_non_null(o->desc);
     }
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 7);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1260,6 +1261,71 @@ static void test_file_generations(void **state)
     assert_int_equal(f->owner.starts[0], 1);
 }
 
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        n += de->d_name[0] != '.';
+    }
+    closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+struct cap_state {
+    struct fx *f;
+    int base_fds;
+    size_t lines;
+    int max_fds;
+};
+
+/* Fetches every partition once; true once every line arrived. */
+static bool cap_fetch_all(void *arg)
+{
+    struct cap_state *c = arg;
+    struct fx *f = c->f;
+    for (size_t i = 0; i < f->owner.n; i++) {
+        int n = f->ops->fetch(f->ctx, f->owner.parts[i], 100, 1 << 20);
+        assert_true(n >= 0);
+        c->lines += (size_t)n;
+        sl_recq_drop(&f->owner.parts[i]->q, (size_t)n);
+    }
+    int fds = count_fds() - c->base_fds;
+    if (fds > c->max_fds) {
+        c->max_fds = fds;
+    }
+    return c->lines == 12 && !f->ops->settling(f->ctx);
+}
+
+/* max_open_files bounds the descriptors held: files without a slot wait (the source is
+ * settling meanwhile), files read to their end give theirs back, every line arrives. */
+static void test_file_open_cap(void **state)
+{
+    struct fx *f = *state;
+    struct cap_state c = {f, count_fds(), 0, 0};
+    for (int i = 0; i < 12; i++) {
+        char rel[32], line[32];
+        snprintf(rel, sizeof(rel), "f%02d.log", i);
+        snprintf(line, sizeof(line), "line %d\n", i);
+        write_rel(f, rel, "w", line);
+    }
+    src_new(f, "f*.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "max_open_files", 3);
+    src_start(f);
+    assert_int_equal(f->owner.n, 12);
+    assert_true(count_fds() - c.base_fds <= 3);
+    assert_true(f->ops->settling(f->ctx)); /* 9 files wait for a descriptor */
+    assert_true(test_run_until(&f->loop, cap_fetch_all, &c, DEADLINE));
+    assert_true(c.max_fds <= 3);
+    /* a closed file that grows is opened again */
+    write_rel(f, "f05.log", "a", "more\n");
+    c.lines = 11;
+    assert_true(test_run_until(&f->loop, cap_fetch_all, &c, DEADLINE));
+    assert_true(c.max_fds <= 3);
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -1275,6 +1341,7 @@ int main(void)
         T(test_file_truncation_restarts),
         T(test_file_truncation_delivers_buffered),
         T(test_file_generations),
+        T(test_file_open_cap),
         T(test_file_rewrite_detected_by_head),
         T(test_file_oversize_line),
         T(test_file_checkpoint_resume),
