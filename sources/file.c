@@ -3,13 +3,13 @@
  * matching regular file is a partition and each line a record, read as Fluent Bit's tail input
  * reads: follow growth, pick up new files, survive rotation by rename and by truncation.
  *
- * It owns, per mapping, the glob pattern, one poll timer, and per file a descriptor while it is
- * being read (see "About descriptors"), a read buffer (at most one unfinished line plus one read
- * chunk), the head of the file (for the fingerprint) and the constant pieces of the event JSON
- * (records carry only what varies: their bytes, and a partition key from the line when one is
- * configured). It must not block on anything but regular-file reads (pread of read_chunk bytes),
- * must not call the mapping's callbacks from inside fetch(), and must not lose or repeat a line
- * across rotation. Loop thread only.
+ * It owns, per mapping, the glob pattern, one poll timer, one watch of the files' directory, and
+ * per file a descriptor while it is being read (see "About descriptors"), a read buffer (at most
+ * one unfinished line plus one read chunk), the head of the file (for the fingerprint) and the
+ * constant pieces of the event JSON (records carry only what varies: their bytes, and a partition
+ * key from the line when one is configured). It must not block on anything but regular-file reads
+ * (pread of read_chunk bytes), must not call the mapping's callbacks from inside fetch(), and must
+ * not lose or repeat a line across rotation. Loop thread only.
  *
  * About identity: a partition is an inode, "<st_dev>:<st_ino>", so a renamed file keeps its
  * checkpoint and a rotated file is never read twice. An inode can be reused (a deleted file's
@@ -22,6 +22,16 @@
  * rewritten past our offset between two polls is also read again from 0. Limit: a new file
  * whose first 256 bytes equal the old one's cannot be told apart (timestamped log lines make
  * that unlikely); the fallback is always to re-read, never to skip.
+ *
+ * About watching: the directory of the pattern is watched with uv_fs_event (inotify: one watch
+ * for the directory, not one per file), so a file created, written, renamed or deleted there is
+ * looked at as soon as the event arrives (file_watch_cb). The full rescan (the glob, and a stat
+ * of every matched file) is then only a fallback every rescan_interval, for what events miss
+ * (network file systems, a lost event); every poll_interval only the open files are checked
+ * (one fstat each). A pattern with a wildcard in a directory component, a directory that does
+ * not exist yet, or one that cannot be watched (no inotify, out of watches) falls back to the
+ * glob at every poll_interval; the watch is tried again at each rescan and follows a directory
+ * replaced by another. So idle files cost nothing but their share of the rare rescan.
  *
  * About descriptors: a file is held open only while it has something to read. Once read to its
  * end and idle (FILE_IDLE_CLOSE_MS, or at once when other files wait for a descriptor) it is
@@ -75,10 +85,10 @@
  * encode_batch_info give the Kinesis filter document and KinesisBatchInfo (the file is the
  * shard, the offset the sequence number).
  *
- * About rotation: each poll re-runs the glob. An open file whose inode no longer matches any
- * path of the glob (renamed out of it, or deleted) is still read to its end; once it has not
- * grown for rotate_wait (at once if deleted), part_gone tells the mapping. A file whose size
- * drops below our read offset was truncated (copytruncate): it restarts at 0 in the same
+ * About rotation: each rescan (or directory event) re-runs the match. An open file whose inode no
+ * longer matches any path of the glob (renamed out of it, or deleted) is still read to its end;
+ * once it has not grown for rotate_wait (at once if deleted), part_gone tells the mapping. A file
+ * whose size drops below our read offset was truncated (copytruncate): it restarts at 0 in the same
  * partition, so positions go backwards there. The lines already read into the buffer are
  * records first (an unfinished last one as it is), and the restart waits until the mapping
  * holds none of the old content's records, so the queue and the checkpoint never mix two
@@ -87,6 +97,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -179,6 +190,7 @@ struct file_ctx {
     int64_t rotate_wait_ms;
     int64_t read_chunk;
     int64_t max_open_files;
+    int64_t rescan_interval_ms;
     char *partition_key_field; /* NULL: the key is the path */
     char *arrival_time_field;  /* NULL: arrival is the read time */
 
@@ -193,6 +205,19 @@ struct file_ctx {
     size_t open_cap; /* at most this many (max_open_files, or derived from RLIMIT_NOFILE) */
     struct file_bad *bad;
     unsigned gen;
+    /* The directory the pattern's files are in, watched for changes (inotify through
+     * uv_fs_event) when its path has no wildcard: a change wakes the source at once and the
+     * full rescan is needed only every rescan_interval. NULL dir: not watchable, the glob is
+     * run at every poll. */
+    char *watch_dir;
+    const char *watch_base; /* the last component of the pattern (in pattern) */
+    bool watch_literal;     /* ... matched by name, not as a glob */
+    uv_fs_event_t *watch;
+    dev_t watch_dev;
+    ino_t watch_ino;
+    bool watch_err_logged;
+    bool scan_due; /* run the glob at the next poll */
+    int64_t last_scan_ms;
     uint64_t last_content_gen; /* the last generation given out (file_new_gen) */
     bool no_match_logged;
 };
@@ -203,13 +228,19 @@ static const struct sl_opt file_opts[] = {
      "A longer line is delivered as a failed record without its bytes."},
     {"poll_interval", SL_OPT_DURATION, "250ms", 10, 60000,
      offsetof(struct file_ctx, poll_interval_ms), 0, NULL,
-     "How often files are checked for growth, rotation and truncation, and the glob re-run."},
+     "How often the open files are checked for growth, rotation and truncation (and the glob "
+     "re-run when the directory cannot be watched; see rescan_interval)."},
     {"rotate_wait", SL_OPT_DURATION, "5s", 0, 3600000, offsetof(struct file_ctx, rotate_wait_ms), 0,
      NULL,
      "How long a file renamed away or deleted keeps being read after it last grew before it is "
      "closed."},
     {"read_chunk", SL_OPT_SIZE, "256KiB", 1, 64 * 1024 * 1024,
      offsetof(struct file_ctx, read_chunk), 0, NULL, "Bytes read from a file at a time."},
+    {"rescan_interval", SL_OPT_DURATION, "10s", 0, 3600000,
+     offsetof(struct file_ctx, rescan_interval_ms), 0, NULL,
+     "How often the glob is re-run and every matched file checked when the files' directory is "
+     "watched for changes (inotify), which show changes at once. 0, or a directory that "
+     "cannot be watched (a wildcard in it, or no inotify): every poll_interval."},
     {"max_open_files", SL_OPT_INT, "0", 0, 1000000, offsetof(struct file_ctx, max_open_files), 0,
      NULL,
      "How many files the mapping holds open at once; files read to their end are closed and "
@@ -1564,9 +1595,47 @@ static bool file_check_closed_unmatched(struct file_ctx *ctx, struct file_part *
     return false;
 }
 
+/* One known file: an open one is checked (fstat); a closed one that changed is opened again if
+ * a descriptor is free, and one that left the glob is looked for (file_check_closed_unmatched).
+ * pressure: other files wait for a descriptor. */
+static void file_check_one(struct file_ctx *ctx, struct file_part *fp, int64_t now, bool pressure)
+{
+    if (fp->gone) {
+        return;
+    }
+    struct stat st;
+    if (fp->fd < 0) {
+        if (fp->seen_gen != ctx->gen && !file_check_closed_unmatched(ctx, fp, now)) {
+            return;
+        }
+        if (!fp->want_open || ctx->n_open >= ctx->open_cap) {
+            return;
+        }
+        int r = file_fd_reopen(fp, &st);
+        if (r == 1 || r == -ENOENT) {
+            fp->seen_gen = ctx->gen - 1; /* not at its path: look for it (above) */
+            fp->moved_gen = ctx->gen - 1;
+            return;
+        }
+        if (r < 0) {
+            if (!fp->read_err_logged) {
+                fp->read_err_logged = true;
+                sl_log_warn("file", ctx->env.inst, "%s: opening it again: %s, retrying", fp->path,
+                            strerror(-r));
+            }
+            return;
+        }
+        fp->want_open = false;
+        fp->read_err_logged = false;
+    } else if (fstat(fp->fd, &st) < 0) {
+        return;
+    }
+    file_check_open(ctx, fp, &st, now, pressure);
+}
+
 /* Per poll: each open file is checked; closed files that changed are opened again while
- * descriptors are free. Closed files cost nothing here: their changes come from the glob
- * (file_seen). */
+ * descriptors are free. Closed files cost nothing here: their changes come from the directory
+ * watch and the glob (file_seen). */
 static void file_check_parts(struct file_ctx *ctx)
 {
     int64_t now = sl_clock_now_ms(ctx->env.clock);
@@ -1577,44 +1646,143 @@ static void file_check_parts(struct file_ctx *ctx)
     struct file_part *next;
     for (struct file_part *fp = ctx->parts; fp; fp = next) {
         next = fp->next;
-        if (fp->gone) {
-            continue;
-        }
-        struct stat st;
-        if (fp->fd < 0) {
-            if (fp->seen_gen != ctx->gen && !file_check_closed_unmatched(ctx, fp, now)) {
-                continue;
-            }
-            if (!fp->want_open || ctx->n_open >= ctx->open_cap) {
-                continue;
-            }
-            int r = file_fd_reopen(fp, &st);
-            if (r == 1 || r == -ENOENT) {
-                fp->seen_gen = ctx->gen - 1; /* not at its path: look for it (above) */
-                fp->moved_gen = ctx->gen - 1;
-                continue;
-            }
-            if (r < 0) {
-                if (!fp->read_err_logged) {
-                    fp->read_err_logged = true;
-                    sl_log_warn("file", ctx->env.inst, "%s: opening it again: %s, retrying",
-                                fp->path, strerror(-r));
-                }
-                continue;
-            }
-            fp->want_open = false;
-            fp->read_err_logged = false;
-        } else if (fstat(fp->fd, &st) < 0) {
-            continue;
-        }
-        file_check_open(ctx, fp, &st, now, pressure);
+        file_check_one(ctx, fp, now, pressure);
     }
 }
 
+/* ---- the directory watch ---- */
+
+static void file_handle_closed(uv_handle_t *h)
+{
+    sl_free(h);
+}
+
+static void file_watch_stop(struct file_ctx *ctx)
+{
+    if (ctx->watch) {
+        (void)uv_fs_event_stop(ctx->watch);
+        uv_close((uv_handle_t *)ctx->watch, file_handle_closed);
+        ctx->watch = NULL;
+    }
+}
+
+/* A change in the watched directory: name was created, written, renamed or deleted there. A
+ * file the pattern matches is looked at now (a new one opened, a known one checked); what
+ * cannot be stat()ed any more is left to the open descriptor's check and the next rescan. */
+static void file_watch_cb(uv_fs_event_t *w, const char *name, int events, int status)
+{
+    (void)events;
+    struct file_ctx *ctx = w->data;
+    if (status < 0 || !name) {
+        sl_log_debug("file", ctx->env.inst, "watch of %s: %s, rescanning", ctx->watch_dir,
+                     status < 0 ? uv_strerror(status) : "events lost");
+        ctx->scan_due = true;
+        if (status < 0) {
+            file_watch_stop(ctx);
+        }
+        return;
+    }
+    if (ctx->watch_literal ? strcmp(name, ctx->watch_base) != 0
+                           : fnmatch(ctx->watch_base, name, FNM_PERIOD) != 0) {
+        return;
+    }
+    char path[4096 + 256];
+    int n = snprintf(path, sizeof(path), "%s/%s", strcmp(ctx->watch_dir, "/") ? ctx->watch_dir : "",
+                     name);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        return; /* gone, or not a file: the next rescan notes it */
+    }
+    struct file_part *fp = file_find(ctx, st.st_dev, st.st_ino);
+    if (fp) {
+        file_seen(fp, path, &st);
+        file_check_one(ctx, fp, sl_clock_now_ms(ctx->env.clock), false);
+        return;
+    }
+    int e = file_open(ctx, path, false);
+    if (e == SL_ENOMEM) {
+        sl_log_warn("file", ctx->env.inst, "%s: out of memory opening it, retrying", path);
+        ctx->scan_due = true;
+    } else if (e < 0) {
+        ctx->scan_due = true; /* the rescan notes it (once) */
+    }
+}
+
+/* Watches the pattern's directory if it can be and is not watched yet (or was replaced). On
+ * success a rescan follows, for what changed before the watch began. */
+static void file_watch_start(struct file_ctx *ctx)
+{
+    if (!ctx->watch_dir) {
+        return;
+    }
+    struct stat st;
+    if (stat(ctx->watch_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        file_watch_stop(ctx);
+        return;
+    }
+    if (ctx->watch && st.st_dev == ctx->watch_dev && st.st_ino == ctx->watch_ino) {
+        return;
+    }
+    file_watch_stop(ctx); /* the directory was replaced: watch the new one */
+    uv_fs_event_t *w = sl_malloc(sizeof(*w));
+    if (!w) {
+        return;
+    }
+    (void)uv_fs_event_init(ctx->env.loop, w);
+    w->data = ctx;
+    int r = uv_fs_event_start(w, file_watch_cb, ctx->watch_dir, 0);
+    if (r < 0) {
+        uv_close((uv_handle_t *)w, file_handle_closed);
+        if (!ctx->watch_err_logged) {
+            ctx->watch_err_logged = true;
+            sl_log_info("file", ctx->env.inst,
+                        "cannot watch %s for changes (%s): checking every poll_interval",
+                        ctx->watch_dir, uv_strerror(r));
+        }
+        return;
+    }
+    ctx->watch = w;
+    ctx->watch_dev = st.st_dev;
+    ctx->watch_ino = st.st_ino;
+    ctx->scan_due = true;
+    sl_log_debug("file", ctx->env.inst, "watching %s for changes", ctx->watch_dir);
+}
+
+/* Where the pattern's files are, if that can be watched: a directory path without wildcards
+ * (or escapes). Returns 0 or SL_ENOMEM. */
+static int file_watch_init(struct file_ctx *ctx)
+{
+    char *slash = strrchr(ctx->pattern, '/');
+    bool wild = strpbrk(ctx->pattern, "*?[") != NULL;
+    size_t dlen = (size_t)(slash - ctx->pattern);
+    if (wild && (memchr(ctx->pattern, '*', dlen) || memchr(ctx->pattern, '?', dlen) ||
+                 memchr(ctx->pattern, '[', dlen) || memchr(ctx->pattern, '\\', dlen))) {
+        return 0; /* a wildcard in a directory: the glob at every poll */
+    }
+    ctx->watch_dir = dlen ? sl_strndup(ctx->pattern, dlen) : sl_strdup("/");
+    if (!ctx->watch_dir) {
+        return SL_ENOMEM;
+    }
+    ctx->watch_base = slash + 1;
+    ctx->watch_literal = !wild;
+    return 0;
+}
+
+/* Every poll_interval: the open files are checked; the glob is re-run (stat of every matched
+ * file) only every rescan_interval while the directory is watched, else every time. */
 static void file_tick(uv_timer_t *t)
 {
     struct file_ctx *ctx = t->data;
-    file_scan(ctx, false);
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    if (!ctx->watch || ctx->scan_due || now - ctx->last_scan_ms >= ctx->rescan_interval_ms) {
+        file_watch_start(ctx);
+        ctx->scan_due = false;
+        ctx->last_scan_ms = now;
+        file_scan(ctx, false);
+    }
     file_check_parts(ctx);
 }
 
@@ -1696,7 +1864,10 @@ static int file_init(void *vctx, const struct sl_source_env *env, char *errbuf, 
         }
     }
     ctx->pattern = sl_strdup(env->arn + FILE_SCHEME_LEN);
-    return ctx->pattern ? 0 : SL_ENOMEM;
+    if (!ctx->pattern) {
+        return SL_ENOMEM;
+    }
+    return file_watch_init(ctx);
 }
 
 static void file_timer_closed(uv_handle_t *h)
@@ -1713,6 +1884,9 @@ static int file_start(void *vctx)
     }
     (void)uv_timer_init(ctx->env.loop, ctx->timer);
     ctx->timer->data = ctx;
+    file_watch_start(ctx); /* before the first glob, so that no change falls between them */
+    ctx->scan_due = false;
+    ctx->last_scan_ms = sl_clock_now_ms(ctx->env.clock);
     file_scan(ctx, true);
     (void)uv_timer_start(ctx->timer, file_tick, (uint64_t)ctx->poll_interval_ms,
                          (uint64_t)ctx->poll_interval_ms);
@@ -1789,6 +1963,7 @@ static void file_stop(void *vctx)
         uv_close((uv_handle_t *)ctx->timer, file_timer_closed);
         ctx->timer = NULL;
     }
+    file_watch_stop(ctx);
 }
 
 static void file_fini(void *vctx)
@@ -1809,6 +1984,8 @@ static void file_fini(void *vctx)
         sl_free(b->path);
         sl_free(b);
     }
+    sl_free(ctx->watch_dir);
+    ctx->watch_dir = NULL;
     sl_free(ctx->pattern);
     ctx->pattern = NULL;
 }

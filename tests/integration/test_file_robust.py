@@ -107,3 +107,34 @@ def test_event_id_kept_when_delivered_again(tmp_path, fn, sluice):
     assert s2.wait(30) == 0, s2.log_tail()
     again = [eid for eid, _, _ in event_ids(fn)]
     assert again == first, (first, again)
+
+
+def _holds(pid, path):
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == str(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def test_closed_file_rotated_is_read_to_its_end(tmp_path, fn, sluice):
+    """An idle file's descriptor is given back; a line appended just before it is rotated away
+    (renamed out of the glob within its directory) is still delivered: the file is found again
+    by its inode."""
+    log = tmp_path / "app.log"
+    write_lines(log, ["r0"])
+    s = sluice(cfg_one(tmp_path, fn, log, rescan_interval="1s"))
+    wait_until(lambda: fn.lines() == ["r0"], 10, "the first line", proc=s)
+    wait_until(lambda: not _holds(s.pid, log), 10, "the idle file is closed", proc=s)
+    # append through a second link outside the watched directory, so that no event names the
+    # file: only the rescan can find what happened to it
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    os.link(log, other / "link")
+    with open(other / "link", "ab") as f:
+        f.write(b"r1\n")
+    os.rename(log, tmp_path / "app.log.1")
+    write_lines(log, ["n0"])
+    wait_until(lambda: sorted(fn.lines()) == ["n0", "r0", "r1"], 15, "every line", proc=s)

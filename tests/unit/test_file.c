@@ -158,6 +158,7 @@ static void src_new(struct fx *f, const char *rel_pattern, int starting_position
     set_opt(f, "poll_interval", 10);
     set_opt(f, "rotate_wait", 50);
     set_opt(f, "read_chunk", 64 * 1024);
+    set_opt(f, "rescan_interval", 0); /* the glob at every poll, as without a watch */
     snprintf(f->arn, sizeof(f->arn), "file://%s/%s", f->dir, rel_pattern);
     f->env = (struct sl_source_env){
         .loop = &f->loop,
@@ -1186,7 +1187,7 @@ static void test_file_ops_shape(void **state)
         }
         assert_non_null(o->desc);
     }
-    assert_int_equal(n, 7);
+    assert_int_equal(n, 8);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1261,17 +1262,24 @@ static void test_file_generations(void **state)
     assert_int_equal(f->owner.starts[0], 1);
 }
 
-static int count_fds(void)
+/* Descriptors of this process on files under dir. */
+static int count_fds(const char *dir)
 {
     DIR *d = opendir("/proc/self/fd");
     assert_non_null(d);
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        n += de->d_name[0] != '.';
+        char link[300], target[1024];
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(link, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strncmp(target, dir, strlen(dir)) == 0 && target[strlen(dir)] == '/';
+        }
     }
     closedir(d);
-    return n - 1; /* the directory's own */
+    return n;
 }
 
 struct cap_state {
@@ -1292,7 +1300,7 @@ static bool cap_fetch_all(void *arg)
         c->lines += (size_t)n;
         sl_recq_drop(&f->owner.parts[i]->q, (size_t)n);
     }
-    int fds = count_fds() - c->base_fds;
+    int fds = count_fds(f->dir) - c->base_fds;
     if (fds > c->max_fds) {
         c->max_fds = fds;
     }
@@ -1304,7 +1312,7 @@ static bool cap_fetch_all(void *arg)
 static void test_file_open_cap(void **state)
 {
     struct fx *f = *state;
-    struct cap_state c = {f, count_fds(), 0, 0};
+    struct cap_state c = {f, count_fds(f->dir), 0, 0};
     for (int i = 0; i < 12; i++) {
         char rel[32], line[32];
         snprintf(rel, sizeof(rel), "f%02d.log", i);
@@ -1315,7 +1323,7 @@ static void test_file_open_cap(void **state)
     set_opt(f, "max_open_files", 3);
     src_start(f);
     assert_int_equal(f->owner.n, 12);
-    assert_true(count_fds() - c.base_fds <= 3);
+    assert_true(count_fds(f->dir) - c.base_fds <= 3);
     assert_true(f->ops->settling(f->ctx)); /* 9 files wait for a descriptor */
     assert_true(test_run_until(&f->loop, cap_fetch_all, &c, DEADLINE));
     assert_true(c.max_fds <= 3);
@@ -1324,6 +1332,27 @@ static void test_file_open_cap(void **state)
     c.lines = 11;
     assert_true(test_run_until(&f->loop, cap_fetch_all, &c, DEADLINE));
     assert_true(c.max_fds <= 3);
+}
+
+/* With the directory watched, new files and growth are seen at once, without the glob being
+ * run again (the fake clock never reaches rescan_interval here). */
+static void test_file_watch_without_rescan(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "w1.log", "w", "a\n");
+    src_new(f, "w*.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "rescan_interval", 3600000);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-2:a;");
+    write_rel(f, "w2.log", "w", "b\n");
+    write_rel(f, "other.txt", "w", "not matched\n");
+    wait_parts(f, 2);
+    assert_string_equal(fetch_text(f, f->owner.parts[1], 100), "0-2:b;");
+    write_rel(f, "w1.log", "a", "c\n");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "2-4:c;");
+    assert_int_equal(f->owner.n, 2);
 }
 
 int main(void)
@@ -1342,6 +1371,7 @@ int main(void)
         T(test_file_truncation_delivers_buffered),
         T(test_file_generations),
         T(test_file_open_cap),
+        T(test_file_watch_without_rescan),
         T(test_file_rewrite_detected_by_head),
         T(test_file_oversize_line),
         T(test_file_checkpoint_resume),
