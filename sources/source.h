@@ -19,7 +19,7 @@
 
 /* What a source gets from the mapping that runs it. The callbacks are the mapping's; they may
  * be called only on the loop thread, never from inside fetch() for the same partition (except
- * part_add, which may be called from start() and from the source's own timers). */
+ * part_set_start), and part_add only from start() and the source's own timers and watchers. */
 struct sl_source_env {
     uv_loop_t *loop;
     const struct sl_clock *clock;
