@@ -8,8 +8,9 @@
  * one unfinished line plus one read chunk), the head of the file (for the fingerprint) and the
  * constant pieces of the event JSON (records carry only what varies: their bytes, and a partition
  * key from the line when one is configured). It must not block on anything but regular-file reads
- * (pread of read_chunk bytes), must not call the mapping's callbacks from inside fetch(), and must
- * not lose or repeat a line across rotation. Loop thread only.
+ * (pread of read_chunk bytes), must not call the mapping's callbacks from inside fetch() (but
+ * part_set_start, which is meant for it), and must not lose or repeat a line across rotation.
+ * Loop thread only.
  *
  * About identity: a partition is an inode, "<st_dev>:<st_ino>", so a renamed file keeps its
  * checkpoint and a rotated file is never read twice. An inode can be reused (a deleted file's
@@ -35,9 +36,10 @@
  *
  * About descriptors: a file is held open only while it has something to read. Once read to its
  * end and idle (FILE_IDLE_CLOSE_MS, or at once when other files wait for a descriptor) it is
- * closed, and opened again by its path when the glob sees it change (size or mtime); it is
- * the same file when the path still holds its dev:ino, and file_check_open compares the head
- * as for an open file, so a truncation or rewrite while closed is seen too. At most
+ * closed, and opened again by its path when the directory watch or the rescan sees it change
+ * (size or mtime); it is the same file when the path still holds its dev:ino, and
+ * file_check_open compares the head as for an open file, so a truncation or rewrite while
+ * closed is seen too. At most
  * max_open_files are open at once (by default a quarter of the soft RLIMIT_NOFILE, so that
  * functions and connections keep their headroom); files with unread data beyond that wait for
  * a slot, and the source reports settling meanwhile so --until-idle does not stop. Limits: a
