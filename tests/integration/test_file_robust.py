@@ -1,9 +1,8 @@
 """File source robustness (issue 8): lines read before a truncation are delivered, LATEST
 remembers where it started, event ids never repeat across file generations."""
 
-import json
+import base64
 import os
-import signal
 
 from fnserver import Reply
 from helpers import base_config, file_mapping, http_fn, wait_until, write_lines
@@ -23,7 +22,6 @@ def event_ids(fn):
         if not rq.ok or not isinstance(rq.json, dict):
             continue
         for r in rq.json.get("Records") or []:
-            import base64
             out.append((r["eventID"], int(r["kinesis"]["sequenceNumber"]),
                         base64.b64decode(r["kinesis"]["data"]).decode()))
     return out
@@ -138,3 +136,21 @@ def test_closed_file_rotated_is_read_to_its_end(tmp_path, fn, sluice):
     os.rename(log, tmp_path / "app.log.1")
     write_lines(log, ["n0"])
     wait_until(lambda: sorted(fn.lines()) == ["n0", "r0", "r1"], 15, "every line", proc=s)
+
+
+def test_closed_file_truncated_is_read_again(tmp_path, fn, sluice):
+    """A file truncated and rewritten while sluice holds no descriptor on it (read to its end
+    and idle) is read again from 0, with new eventIDs."""
+    log = tmp_path / "ct.log"
+    write_lines(log, ["old line %d" % i for i in range(5)])
+    s = sluice(cfg_one(tmp_path, fn, log))
+    wait_until(lambda: len(fn.lines()) == 5, 10, "the old lines", proc=s)
+    wait_until(lambda: not _holds(s.pid, log), 10, "the idle file is closed", proc=s)
+    with open(log, "r+b") as f:
+        f.truncate(0)
+        f.write(b"new 0\nnew 1\n")
+    wait_until(lambda: len(fn.lines()) == 7, 10, "the new lines", proc=s)
+    recs = event_ids(fn)
+    assert [ln for _, _, ln in recs[5:]] == ["new 0", "new 1"]
+    assert [seq for _, seq, _ in recs[5:]] == [0, 6]
+    assert recs[0][0] != recs[5][0], (recs[0], recs[5])
