@@ -1355,6 +1355,26 @@ static void test_file_watch_without_rescan(void **state)
     assert_int_equal(f->owner.n, 2);
 }
 
+/* A wildcard in a directory cannot be watched: the glob runs at every poll, whatever
+ * rescan_interval says. */
+static void test_file_unwatchable_pattern_polls(void **state)
+{
+    struct fx *f = *state;
+    char p[600];
+    path_of(f, "s1", p, sizeof(p));
+    assert_int_equal(mkdir(p, 0755), 0);
+    write_rel(f, "s1/x.log", "w", "one\n");
+    src_new(f, "s*/x.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "rescan_interval", 3600000);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    path_of(f, "s2", p, sizeof(p));
+    assert_int_equal(mkdir(p, 0755), 0);
+    write_rel(f, "s2/x.log", "w", "two\n");
+    wait_parts(f, 2);
+    assert_string_equal(fetch_text(f, f->owner.parts[1], 100), "0-4:two;");
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -1372,6 +1392,7 @@ int main(void)
         T(test_file_generations),
         T(test_file_open_cap),
         T(test_file_watch_without_rescan),
+        T(test_file_unwatchable_pattern_polls),
         T(test_file_rewrite_detected_by_head),
         T(test_file_oversize_line),
         T(test_file_checkpoint_resume),
