@@ -19,7 +19,7 @@
 
 /* What a source gets from the mapping that runs it. The callbacks are the mapping's; they may
  * be called only on the loop thread, never from inside fetch() for the same partition (except
- * part_add, which may be called from start() and from the source's own timers). */
+ * part_set_start), and part_add only from start() and the source's own timers and watchers. */
 struct sl_source_env {
     uv_loop_t *loop;
     const struct sl_clock *clock;
@@ -45,6 +45,14 @@ struct sl_source_env {
      * batches in flight without acknowledging anything more of it, and calls part_release
      * once nothing of it is in flight. The source must not touch part after part_release. */
     void (*part_revoke)(void *owner, struct sl_part *part);
+    /* part starts at pos (the position text, as the checkpoint holds it) with part->meta: the
+     * mapping records it in its checkpoint store at once, and invokes nothing of part before
+     * that is on disk, so a run that stops before any record of part is done resumes from
+     * there (a LATEST start, the new content of a truncated file) instead of choosing again.
+     * Only while the mapping holds no record of part (its queue is empty). May be called from
+     * fetch(). Sources that keep positions (keeps_positions) record them themselves: a no-op
+     * for them. Returns 0 or SL_ENOMEM. */
+    int (*part_set_start)(void *owner, struct sl_part *part, const char *pos);
 };
 
 /* The records of one partition in a batch: n of them, first .. last in position order. */

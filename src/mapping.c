@@ -16,6 +16,7 @@
  * runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -136,10 +137,14 @@ void sl_mapping_part_advance(struct sl_mpart *mp)
     part_account(mp);
 }
 
-/* True when the partition has as many delivered batches waiting for the disk as it may. */
+/* True when the partition has as many delivered batches waiting for the disk as it may, or
+ * the start its source recorded (part_set_start) is not on disk yet. */
 bool sl_mapping_part_waits_for_disk(struct sl_mpart *mp)
 {
     uint64_t durable = sl_ckpt_durable_generation(mp->m->ck);
+    if (mp->start_gen > durable) {
+        return true;
+    }
     size_t n = 0;
     for (size_t i = 0; i < mp->n_undurable; i++) {
         if (mp->undurable[i] > durable) {
@@ -381,6 +386,22 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
                                         : "the starting position");
     sl_mapping_schedule_pump(m);
     *ret_part = part;
+    return 0;
+}
+
+static int mapping_part_set_start(void *owner, struct sl_part *part, const char *pos)
+{
+    struct sl_mapping *m = owner;
+    struct sl_mpart *mp = part->owner;
+    if (m->ops->keeps_positions) {
+        return 0;
+    }
+    assert(sl_recq_count(&part->q) == 0);
+    int r = sl_ckpt_set(m->ck, part->id, pos, part->meta);
+    if (r < 0) {
+        return r;
+    }
+    mp->start_gen = sl_ckpt_generation(m->ck);
     return 0;
 }
 
@@ -640,6 +661,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             .part_fetched = mapping_part_fetched,
             .part_gone = mapping_part_gone,
             .part_revoke = mapping_part_revoke,
+            .part_set_start = mapping_part_set_start,
         };
         r = m->ops->init(m->src_ctx, &m->senv, errbuf, errlen);
         m->src_inited = r == 0;

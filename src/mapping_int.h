@@ -105,6 +105,8 @@ struct sl_mpart {
     size_t held_records;   /* what this partition counts against the mapping's bound */
     size_t held_bytes;
     uint64_t *undurable; /* store generations of checkpoints not on disk yet */
+    uint64_t start_gen;  /* store generation of the start the source recorded (part_set_start):
+                            nothing is invoked before it is on disk */
     size_t n_undurable;
     struct sl_lane *lanes;
     size_t n_lanes;
@@ -177,7 +179,8 @@ bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp,
                                   size_t *ret_bytes);
 /* Moves the checkpoint past the done records at the front of mp's queue and drops them. */
 void sl_mapping_part_advance(struct sl_mpart *mp);
-/* True when mp has as many delivered batches waiting for the disk as it may. */
+/* True when mp has as many delivered batches waiting for the disk as it may, or the start its
+ * source recorded (part_set_start) is not on disk yet. */
 bool sl_mapping_part_waits_for_disk(struct sl_mpart *mp);
 /* Forgets mp (the source said it is gone, and nothing of it is left). */
 void sl_mapping_part_release(struct sl_mpart *mp);

@@ -112,7 +112,7 @@ with open(path, "rb") as f:
     for _ in range(n):
         ln = f.readline()
         body = ln.rstrip(b"\n")
-        recs.append('{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"%s","sequenceNumber":"%d","data":"%s","approximateArrivalTimestamp":1700000000.123},"eventSource":"sluice:file","eventVersion":"1.0","eventID":"%s:%d","eventName":"sluice:file:record","eventSourceARN":"file://%s","awsRegion":"us-east-1"}'
+        recs.append('{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"%s","sequenceNumber":"%d","data":"%s","approximateArrivalTimestamp":1700000000.123},"eventSource":"sluice:file","eventVersion":"1.0","eventID":"%s:1700000000123456:%d","eventName":"sluice:file:record","eventSourceARN":"file://%s","awsRegion":"us-east-1"}'
                     % (path, off, base64.b64encode(body).decode(), path, off, path))
         off += len(ln)
 open(out, "w").write('{"Records":[' + ",".join(recs) + "]}")

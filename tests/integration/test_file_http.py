@@ -56,16 +56,19 @@ def test_event_shape_exact(tmp_path, fn, sluice):
     p = str(log)
     off = len("first line") + 1
     data = base64.b64encode(line.encode()).decode()
+    # eventID: "<path>:<generation>:<offset>", the generation a number naming this content
+    gen = reqs[0].json["Records"][0]["eventID"][len(p) + 1:].split(":")[0]
+    assert gen.isdigit(), reqs[0].json["Records"][0]["eventID"]
     expected = (
         '{"Records":[{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"%s",'
         '"sequenceNumber":"%d","data":"%s","approximateArrivalTimestamp":%s},'
-        '"eventSource":"sluice:file","eventVersion":"1.0","eventID":"%s:%d",'
+        '"eventSource":"sluice:file","eventVersion":"1.0","eventID":"%s:%s:%d",'
         '"eventName":"sluice:file:record","eventSourceARN":"file://%s","awsRegion":"eu-west-3"}]}'
-        % (p, off, data, ts_text, p, off, p)).encode()
+        % (p, off, data, ts_text, p, gen, off, p)).encode()
     assert body == expected, "\n got: %r\nwant: %r" % (body, expected)
     # the first event too, at offset 0
     assert reqs[0].json["Records"][0]["kinesis"]["sequenceNumber"] == "0"
-    assert reqs[0].json["Records"][0]["eventID"] == p + ":0"
+    assert reqs[0].json["Records"][0]["eventID"] == "%s:%s:0" % (p, gen)
     assert reqs[0].method == "POST" and reqs[0].path == PATH
 
 

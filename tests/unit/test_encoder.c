@@ -211,6 +211,14 @@ static void rec_part_wake(void *owner, struct sl_part *part)
     (void)part;
 }
 
+static int rec_part_set_start(void *owner, struct sl_part *part, const char *pos)
+{
+    (void)owner;
+    (void)part;
+    (void)pos;
+    return 0;
+}
+
 static void rec_part_gone(void *owner, struct sl_part *part)
 {
     (void)owner;
@@ -254,6 +262,7 @@ static void test_encoder_file_record_exact(void **state)
         .part_add = rec_part_add,
         .part_wake = rec_part_wake,
         .part_gone = rec_part_gone,
+        .part_set_start = rec_part_set_start,
     };
     const struct sl_source_ops *ops = &sl_source_file;
     void *ctx = sl_calloc(1, ops->ctx_size);
@@ -278,7 +287,7 @@ static void test_encoder_file_record_exact(void **state)
              "\"sequenceNumber\":\"6\",\"data\":\"d29ybGQ=\",\"approximateArrivalTimestamp\":"
              "1545084650.987},"
              "\"eventSource\":\"sluice:file\",\"eventVersion\":\"1.0\",\"eventID\":\"%s/"
-             "we\\\"ird\\\\name.log:6\","
+             "we\\\"ird\\\\name.log:1545084650987000:6\","
              "\"eventName\":\"sluice:file:record\",\"eventSourceARN\":\"file://%s/"
              "we\\\"ird\\\\name.log\","
              "\"awsRegion\":\"eu-west-1\"}",
@@ -290,7 +299,7 @@ static void test_encoder_file_record_exact(void **state)
     sl_buf_truncate(&out, 0);
     assert_int_equal(ops->encode_record(ctx, owner.part, sl_recq_at(&owner.part->q, 0), &out), 0);
     assert_non_null(strstr(out.data, "\"sequenceNumber\":\"0\",\"data\":\"aGVsbG8=\""));
-    assert_non_null(strstr(out.data, "name.log:0\",\"eventName\""));
+    assert_non_null(strstr(out.data, "name.log:1545084650987000:0\",\"eventName\""));
     sl_buf_fini(&out);
 
     ops->stop(ctx);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,6 +42,10 @@ struct owner {
     /* checkpoint handed to the next part_add (any id) */
     const char *ck_pos;
     const char *ck_meta;
+    /* the last start each partition recorded (part_set_start), and how many times */
+    char start_pos[MAX_PARTS][24];
+    char start_meta[MAX_PARTS][96];
+    unsigned starts[MAX_PARTS];
 };
 
 static int owner_index(struct owner *o, const struct sl_part *part)
@@ -73,6 +78,17 @@ static void owner_part_wake(void *owner, struct sl_part *part)
     struct owner *o = owner;
     o->wakes[owner_index(o, part)]++;
     o->total_wakes++;
+}
+
+static int owner_part_set_start(void *owner, struct sl_part *part, const char *pos)
+{
+    struct owner *o = owner;
+    int i = owner_index(o, part);
+    assert_int_equal(sl_recq_count(&part->q), 0);
+    snprintf(o->start_pos[i], sizeof(o->start_pos[i]), "%s", pos);
+    snprintf(o->start_meta[i], sizeof(o->start_meta[i]), "%s", part->meta ? part->meta : "");
+    o->starts[i]++;
+    return 0;
 }
 
 static void owner_part_gone(void *owner, struct sl_part *part)
@@ -142,6 +158,7 @@ static void src_new(struct fx *f, const char *rel_pattern, int starting_position
     set_opt(f, "poll_interval", 10);
     set_opt(f, "rotate_wait", 50);
     set_opt(f, "read_chunk", 64 * 1024);
+    set_opt(f, "rescan_interval", 0); /* the glob at every poll, as without a watch */
     snprintf(f->arn, sizeof(f->arn), "file://%s/%s", f->dir, rel_pattern);
     f->env = (struct sl_source_env){
         .loop = &f->loop,
@@ -154,6 +171,7 @@ static void src_new(struct fx *f, const char *rel_pattern, int starting_position
         .part_add = owner_part_add,
         .part_wake = owner_part_wake,
         .part_gone = owner_part_gone,
+        .part_set_start = owner_part_set_start,
     };
 }
 
@@ -477,6 +495,47 @@ static void test_file_truncation_restarts(void **state)
     assert_int_equal(strncmp(part->meta, "head=2:", 7), 0);
 }
 
+static bool restart_seen(void *arg)
+{
+    struct fx *f = arg;
+    return f->ops->settling(f->ctx);
+}
+
+/* Lines read into the buffer before a truncation are records: delivered (the unfinished last
+ * one as it is) before the file is read again from 0, and the restart waits until the mapping
+ * holds none of the old records. */
+static void test_file_truncation_delivers_buffered(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "t.log", "w", "a\nb\nc\nd");
+    src_new(f, "t.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 1, 1 << 20), 1); /* the rest stays buffered */
+    f->text[0] = '\0';
+    take_records(f, part);
+    assert_string_equal(f->text, "0-2:a;");
+    char p[600];
+    path_of(f, "t.log", p, sizeof(p));
+    assert_int_equal(truncate(p, 0), 0);
+    write_rel(f, "t.log", "a", "x\n");
+    assert_true(test_run_until(&f->loop, restart_seen, f, DEADLINE));
+    /* the old lines come while the mapping still holds them: no restart yet */
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 3);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 0);
+    f->text[0] = '\0';
+    take_records(f, part);
+    assert_string_equal(f->text, "2-4:b;4-6:c;6-7:d;");
+    assert_int_equal(f->owner.starts[0], 1); /* the start at open only */
+    assert_string_equal(fetch_text(f, part, 100), "0-2:x;");
+    assert_int_equal(strncmp(part->meta, "head=2:", 7), 0);
+    /* the new content's start is recorded with its own fingerprint */
+    assert_int_equal(f->owner.starts[0], 2);
+    assert_string_equal(f->owner.start_pos[0], "0");
+    assert_int_equal(strncmp(f->owner.start_meta[0], "head=2:", 7), 0);
+    assert_false(f->ops->settling(f->ctx));
+}
+
 /* Truncated and rewritten past our offset between two polls: the head shows it. */
 static void test_file_rewrite_detected_by_head(void **state)
 {
@@ -540,6 +599,7 @@ static void test_file_checkpoint_resume(void **state)
     f->owner.ck_meta = meta;
     src_new(f, "c.log", SL_START_LATEST);
     src_start(f);
+    assert_int_equal(f->owner.starts[0], 0); /* the stored checkpoint says it already */
     assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "3-6:l2;6-9:l3;");
     src_free(f);
 
@@ -556,6 +616,7 @@ static void test_file_checkpoint_resume(void **state)
     f->owner.ck_meta = meta;
     src_new(f, "c.log", SL_START_LATEST);
     src_start(f);
+    assert_string_equal(f->owner.start_pos[0], "0"); /* the new start replaces it */
     assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-3:l1;3-6:l2;6-9:l3;");
 }
 
@@ -592,6 +653,13 @@ static void test_file_latest(void **state)
         a = b;
         b = t;
     }
+    /* where LATEST started is recorded at once, with the fingerprint of what it covers */
+    size_t ia = a == f->owner.parts[0] ? 0 : 1;
+    assert_int_equal(f->owner.starts[ia], 1);
+    assert_string_equal(f->owner.start_pos[ia], "10");
+    assert_string_equal(f->owner.start_meta[ia], a->meta);
+    assert_int_equal(strncmp(f->owner.start_meta[ia], "head=10:", 8), 0);
+    assert_string_equal(f->owner.start_pos[1 - ia], "4");
     assert_string_equal(fetch_text(f, a, 100), "");
     assert_string_equal(fetch_text(f, b, 100), "");
     write_rel(f, "a.log", "a", "new\n");
@@ -848,7 +916,8 @@ static void test_file_partition_key_field(void **state)
              "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"alice\","
              "\"sequenceNumber\":\"0\",\"data\":\"eyJ1c2VyIjoiYWxpY2UiLCJ2IjoxfQ==\","
              "\"approximateArrivalTimestamp\":1545084650.987},\"eventSource\":\"sluice:file\","
-             "\"eventVersion\":\"1.0\",\"eventID\":\"%s:0\",\"eventName\":\"sluice:file:record\","
+             "\"eventVersion\":\"1.0\",\"eventID\":\"%s:1545084650987000:0\",\"eventName\":"
+             "\"sluice:file:record\","
              "\"eventSourceARN\":\"file://%s\",\"awsRegion\":\"us-east-1\"}",
              path, path);
     assert_string_equal(event_of(f, part, 0), want_ev);
@@ -1118,10 +1187,193 @@ static void test_file_ops_shape(void **state)
         }
         assert_non_null(o->desc);
     }
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 8);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+
+/* The eventID of record 0 of part's queue ("" if none), into id. */
+static void event_id_of(struct fx *f, struct sl_part *part, char *id, size_t len)
+{
+    id[0] = '\0';
+    if (sl_recq_count(&part->q) == 0) {
+        return;
+    }
+    const char *ev = event_of(f, part, 0);
+    const char *p = strstr(ev, "\"eventID\":\"");
+    assert_non_null(p);
+    p += strlen("\"eventID\":\"");
+    const char *q = strchr(p, '"');
+    assert_non_null(q);
+    snprintf(id, len, "%.*s", (int)(q - p), p);
+}
+
+/* A content's generation is in its eventIDs and its checkpoint meta: a truncation gives a new
+ * one, a resume from a matching checkpoint keeps the stored one, a mismatching one does not. */
+static void test_file_generations(void **state)
+{
+    struct fx *f = *state;
+    char p[600], id[700], want[700], meta[96];
+    path_of(f, "g.log", p, sizeof(p));
+    write_rel(f, "g.log", "w", "one\n");
+    src_new(f, "g.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    struct sl_part *part = f->owner.parts[0];
+    assert_non_null(strstr(part->meta, " gen=1545084650987000"));
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    snprintf(want, sizeof(want), "%s:1545084650987000:0", p);
+    assert_string_equal(id, want);
+    take_records(f, part);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 0);
+    /* the same path and offset after a truncation: another generation */
+    assert_int_equal(truncate(p, 0), 0);
+    write_rel(f, "g.log", "a", "two\n");
+    wait_wake(f, 0);
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    snprintf(want, sizeof(want), "%s:1545084650987001:0", p);
+    assert_string_equal(id, want);
+    assert_non_null(strstr(part->meta, " gen=1545084650987001"));
+    snprintf(meta, sizeof(meta), "%s", part->meta);
+    src_free(f);
+
+    /* resumed from its checkpoint: the same generation, so a redelivery keeps its eventID */
+    f->owner.ck_pos = "0";
+    f->owner.ck_meta = meta;
+    src_new(f, "g.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    assert_string_equal(id, want);
+    assert_int_equal(f->owner.starts[0], 0);
+    src_free(f);
+
+    /* a checkpoint whose fingerprint does not match: a new generation */
+    f->owner.ck_pos = "0";
+    f->owner.ck_meta = "head=4:0000000000000000 gen=1545084650987001";
+    src_new(f, "g.log", SL_START_TRIM_HORIZON);
+    src_start(f);
+    part = f->owner.parts[0];
+    assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 1);
+    event_id_of(f, part, id, sizeof(id));
+    assert_string_not_equal(id, want);
+    assert_int_equal(f->owner.starts[0], 1);
+}
+
+/* Descriptors of this process on files under dir. */
+static int count_fds(const char *dir)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char link[300], target[1024];
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(link, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strncmp(target, dir, strlen(dir)) == 0 && target[strlen(dir)] == '/';
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+struct cap_state {
+    struct fx *f;
+    int base_fds;
+    size_t lines;
+    int max_fds;
+};
+
+/* Fetches every partition once; true once every line arrived. */
+static bool cap_fetch_all(void *arg)
+{
+    struct cap_state *c = arg;
+    struct fx *f = c->f;
+    for (size_t i = 0; i < f->owner.n; i++) {
+        int n = f->ops->fetch(f->ctx, f->owner.parts[i], 100, 1 << 20);
+        assert_true(n >= 0);
+        c->lines += (size_t)n;
+        sl_recq_drop(&f->owner.parts[i]->q, (size_t)n);
+    }
+    int fds = count_fds(f->dir) - c->base_fds;
+    if (fds > c->max_fds) {
+        c->max_fds = fds;
+    }
+    return c->lines == 12 && !f->ops->settling(f->ctx);
+}
+
+/* max_open_files bounds the descriptors held: files without a slot wait (the source is
+ * settling meanwhile), files read to their end give theirs back, every line arrives. */
+static void test_file_open_cap(void **state)
+{
+    struct fx *f = *state;
+    struct cap_state c = {f, count_fds(f->dir), 0, 0};
+    for (int i = 0; i < 12; i++) {
+        char rel[32], line[32];
+        snprintf(rel, sizeof(rel), "f%02d.log", i);
+        snprintf(line, sizeof(line), "line %d\n", i);
+        write_rel(f, rel, "w", line);
+    }
+    src_new(f, "f*.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "max_open_files", 3);
+    src_start(f);
+    assert_int_equal(f->owner.n, 12);
+    assert_true(count_fds(f->dir) - c.base_fds <= 3);
+    assert_true(f->ops->settling(f->ctx)); /* 9 files wait for a descriptor */
+    assert_true(test_run_until(&f->loop, cap_fetch_all, &c, DEADLINE));
+    assert_true(c.max_fds <= 3);
+    /* a closed file that grows is opened again */
+    write_rel(f, "f05.log", "a", "more\n");
+    c.lines = 11;
+    assert_true(test_run_until(&f->loop, cap_fetch_all, &c, DEADLINE));
+    assert_true(c.max_fds <= 3);
+}
+
+/* With the directory watched, new files and growth are seen at once, without the glob being
+ * run again (the fake clock never reaches rescan_interval here). */
+static void test_file_watch_without_rescan(void **state)
+{
+    struct fx *f = *state;
+    write_rel(f, "w1.log", "w", "a\n");
+    src_new(f, "w*.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "rescan_interval", 3600000);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "0-2:a;");
+    write_rel(f, "w2.log", "w", "b\n");
+    write_rel(f, "other.txt", "w", "not matched\n");
+    wait_parts(f, 2);
+    assert_string_equal(fetch_text(f, f->owner.parts[1], 100), "0-2:b;");
+    write_rel(f, "w1.log", "a", "c\n");
+    wait_wake(f, 0);
+    assert_string_equal(fetch_text(f, f->owner.parts[0], 100), "2-4:c;");
+    assert_int_equal(f->owner.n, 2);
+}
+
+/* A wildcard in a directory cannot be watched: the glob runs at every poll, whatever
+ * rescan_interval says. */
+static void test_file_unwatchable_pattern_polls(void **state)
+{
+    struct fx *f = *state;
+    char p[600];
+    path_of(f, "s1", p, sizeof(p));
+    assert_int_equal(mkdir(p, 0755), 0);
+    write_rel(f, "s1/x.log", "w", "one\n");
+    src_new(f, "s*/x.log", SL_START_TRIM_HORIZON);
+    set_opt(f, "rescan_interval", 3600000);
+    src_start(f);
+    assert_int_equal(f->owner.n, 1);
+    path_of(f, "s2", p, sizeof(p));
+    assert_int_equal(mkdir(p, 0755), 0);
+    write_rel(f, "s2/x.log", "w", "two\n");
+    wait_parts(f, 2);
+    assert_string_equal(fetch_text(f, f->owner.parts[1], 100), "0-4:two;");
+}
 
 int main(void)
 {
@@ -1136,6 +1388,11 @@ int main(void)
         T(test_file_rotation_by_rename),
         T(test_file_deleted_read_then_gone),
         T(test_file_truncation_restarts),
+        T(test_file_truncation_delivers_buffered),
+        T(test_file_generations),
+        T(test_file_open_cap),
+        T(test_file_watch_without_rescan),
+        T(test_file_unwatchable_pattern_polls),
         T(test_file_rewrite_detected_by_head),
         T(test_file_oversize_line),
         T(test_file_checkpoint_resume),
