@@ -882,9 +882,10 @@ static void config_append_schemes(struct sl_buf *b, int *r)
 }
 
 /* When uri is served by an adapter this build left out (its meson feature option was off),
- * reports that at `at` ("file: path.key"), with what is allowed instead (a source's schemes, or
- * the destinations), and returns SL_ECONFIG. Returns 0 when uri is not such a one, SL_ENOMEM. */
-static int config_left_out(struct config_ctx *cc, const char *at, const char *uri, bool source)
+ * reports that at path.key, with what is allowed instead (a source's schemes, or the
+ * destinations), and returns SL_ECONFIG. Returns 0 when uri is not such a one, SL_ENOMEM. */
+static int config_left_out(
+    struct config_ctx *cc, const char *path, const char *key, const char *uri, bool source)
 {
     const struct sl_registry_feature *f = sl_registry_left_out(uri);
     if (!f) {
@@ -895,9 +896,9 @@ static int config_left_out(struct config_ctx *cc, const char *at, const char *ur
     sl_buf_init(&b);
     int r =
         sl_buf_printf(&b,
-                      "%s: \"%s\" is a %s %s and this sluice was built without %s (%s is "
-                      "built in by meson setup -D%s=enabled, which needs %s); allowed: ",
-                      at, sl_url_redact(uri, shown, sizeof(shown)), f->title,
+                      "%s: %s.%s: \"%s\" is a %s %s and this sluice was built without %s (%s "
+                      "is built in by meson setup -D%s=enabled, which needs %s); allowed: ",
+                      cc->file, path, key, sl_url_redact(uri, shown, sizeof(shown)), f->title,
                       source ? "source" : "destination", f->title, f->title, f->option, f->library);
     if (source) {
         config_append_schemes(&b, &r);
@@ -986,14 +987,14 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
     /* Shown redacted: a destination URL may carry a password or a token (url.h). */
     char shown[SL_URL_REDACTED_MAX];
     (void)sl_url_redact(d->valuestring, shown, sizeof(shown));
-    char at[512];
-    (void)snprintf(at, sizeof(at), "%s: %s.DestinationConfig.OnFailure.Destination", file, path);
-    if (!sink && config_left_out(cc, at, d->valuestring, false) < 0) {
+    if (!sink && config_left_out(cc, path, "DestinationConfig.OnFailure.Destination",
+                                 d->valuestring, false) < 0) {
         return; /* reported; the load fails */
     } else if (!sink) {
-        config_err(
-            cc, "%s: \"%s\" is not a destination sluice can write; allowed: " CONFIG_DESTINATIONS,
-            at, shown);
+        config_err(cc,
+                   "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is not a "
+                   "destination sluice can write; allowed: " CONFIG_DESTINATIONS,
+                   file, path, shown);
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_err(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
     } else if (sink->one_doc_per_record && strcmp(mc->source->name, "kafka") != 0) {
@@ -1201,9 +1202,7 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
             return r;
         }
         if (smk_arn) {
-            char at[512];
-            (void)snprintf(at, sizeof(at), "%s: %s.SelfManagedEventSource", cc->file, path);
-            r = config_left_out(cc, at, smk_arn, true);
+            r = config_left_out(cc, path, "SelfManagedEventSource", smk_arn, true);
             if (r < 0) {
                 sl_free(smk_arn);
                 return r; /* the one error a mapping of a left-out source gets */
@@ -1217,9 +1216,7 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
             result = SL_ECONFIG;
         }
     } else if (cJSON_IsString(arn)) {
-        char at[512];
-        (void)snprintf(at, sizeof(at), "%s: %s.EventSourceArn", cc->file, path);
-        int r = config_left_out(cc, at, arn->valuestring, true);
+        int r = config_left_out(cc, path, "EventSourceArn", arn->valuestring, true);
         if (r < 0) {
             return r; /* the one error a mapping of a left-out source gets */
         }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this after installing packages):
 #   1. build/ with --werror and every adapter (-Dkafka=enabled); unit, integration and lint suites
-#   2. the unit suite of build/ again under valgrind (meson's valgrind setup; about 80 s)
+#   2. the unit suite of build/ again under valgrind (meson's valgrind setup; about 70 s)
 #   3. build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer; unit suite
 #   4. build-nokafka/ (-Dkafka=disabled, --werror): builds without librdkafka; unit and lint
 #      suites (about 15 s)
