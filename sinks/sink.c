@@ -1,18 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* sink.c: the registry of sink adapters. It owns the list of the kinds sluice can write to and
- * picks the one that serves a destination by asking each, in order, whether it handles it. The
- * SQS sink comes before the HTTP one because a queue URL is also an http(s) URL (the HTTP sink
- * declines those anyway, so exactly one sink handles any destination). Pure; any thread. */
+/* sink.c: the registry of sink adapters. It owns the list of the kinds sluice can write to (the
+ * generated sl_adapters.h's SL_SINKS: what this build has, in lookup order) and picks the one
+ * that serves a destination by asking each, in order, whether it handles it. The SQS sink comes
+ * before the HTTP one because a queue URL is also an http(s) URL (the HTTP sink declines those
+ * anyway, so exactly one sink handles any destination). Pure; any thread. */
 #include "sink.h"
 
 #include <stddef.h>
 
-static const struct sl_sink_ops *const sink_all[] = {
-    &sl_sink_file,
-    &sl_sink_kafka,
-    &sl_sink_sqs,
-    &sl_sink_http,
-};
+#define SINK_ENTRY(name) &sl_sink_##name,
+static const struct sl_sink_ops *const sink_all[] = {SL_SINKS(SINK_ENTRY)};
+#undef SINK_ENTRY
 
 const struct sl_sink_ops *sl_sink_for(const char *destination)
 {

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "sl_adapters.h"
 
 struct sl_httpc;
 struct sl_strmap;
@@ -74,10 +75,11 @@ struct sl_sink_ops {
     void (*fini)(void *ctx);
 };
 
-extern const struct sl_sink_ops sl_sink_file;
-extern const struct sl_sink_ops sl_sink_http;
-extern const struct sl_sink_ops sl_sink_sqs;
-extern const struct sl_sink_ops sl_sink_kafka;
+/* Every compiled-in sink: sl_sink_<name> for each name of the generated sl_adapters.h's
+ * SL_SINKS (one a build leaves out is not declared). */
+#define SL_SINK_DECLARE(name) extern const struct sl_sink_ops sl_sink_##name;
+SL_SINKS(SL_SINK_DECLARE)
+#undef SL_SINK_DECLARE
 
 /* The sink that serves destination, or NULL. */
 const struct sl_sink_ops *sl_sink_for(const char *destination);

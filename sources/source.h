@@ -14,6 +14,7 @@
 #include "err.h"
 #include "opt.h"
 #include "partition.h"
+#include "sl_adapters.h"
 
 #define SL_SOURCE_ABI 2u
 
@@ -191,9 +192,12 @@ struct sl_source_ops {
     void (*fini)(void *ctx);
 };
 
-/* The registry: every compiled-in source, and lookup by EventSourceArn. */
-extern const struct sl_source_ops sl_source_file;
-extern const struct sl_source_ops sl_source_kafka;
+/* The registry: every compiled-in source (sl_source_<name> for each name of the generated
+ * sl_adapters.h's SL_SOURCES; one a build leaves out is not declared), and lookup by
+ * EventSourceArn. */
+#define SL_SOURCE_DECLARE(name) extern const struct sl_source_ops sl_source_##name;
+SL_SOURCES(SL_SOURCE_DECLARE)
+#undef SL_SOURCE_DECLARE
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
 const struct sl_source_ops *const *sl_source_all(size_t *ret_n);
 

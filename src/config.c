@@ -24,8 +24,25 @@
 #include "alloc.h"
 #include "buf.h"
 #include "function.h"
+#include "registry.h"
+#include "sl_adapters.h"
 #include "source.h"
 #include "url.h"
+
+/* The "allowed" of the errors about EventSourceArn and destinations names only what this build
+ * has (meson feature options, sl_adapters.h). */
+#if SL_HAVE_KAFKA
+#define CONFIG_KAFKA_SOURCES                                                                    \
+    ", an arn:aws:kafka: ARN, or SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS for " \
+    "self-managed Kafka"
+#define CONFIG_KAFKA_DESTINATIONS ", kafka://TOPIC"
+#else
+#define CONFIG_KAFKA_SOURCES      ""
+#define CONFIG_KAFKA_DESTINATIONS ""
+#endif
+#define CONFIG_DESTINATIONS                                                         \
+    "file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue " \
+    "URL" CONFIG_KAFKA_DESTINATIONS
 
 #define CONFIG_MAX_FILE_BYTES (16u * 1024u * 1024u) /* a config bigger than this is a mistake */
 #define CONFIG_UUID_MAX       128
@@ -864,6 +881,38 @@ static void config_append_schemes(struct sl_buf *b, int *r)
     }
 }
 
+/* When uri is served by an adapter this build left out (its meson feature option was off),
+ * reports that at path.key, with what is allowed instead (a source's schemes, or the
+ * destinations), and returns SL_ECONFIG. Returns 0 when uri is not such a one, SL_ENOMEM. */
+static int config_left_out(
+    struct config_ctx *cc, const char *path, const char *key, const char *uri, bool source)
+{
+    const struct sl_registry_feature *f = sl_registry_left_out(uri);
+    if (!f) {
+        return 0;
+    }
+    char shown[SL_URL_REDACTED_MAX];
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int r =
+        sl_buf_printf(&b,
+                      "%s: %s.%s: \"%s\" is a %s %s and this sluice was built without %s (%s "
+                      "is built in by meson setup -D%s=enabled, which needs %s); allowed: ",
+                      cc->file, path, key, sl_url_redact(uri, shown, sizeof(shown)), f->title,
+                      source ? "source" : "destination", f->title, f->title, f->option, f->library);
+    if (source) {
+        config_append_schemes(&b, &r);
+    } else {
+        r |= sl_buf_puts(&b, CONFIG_DESTINATIONS);
+    }
+    if (r == 0) {
+        config_err(cc, "%s", b.data);
+    }
+    sl_buf_fini(&b);
+    cc->failed = true; /* the load fails even without memory for the message */
+    return r ? SL_ENOMEM : SL_ECONFIG;
+}
+
 /* True when destination is kafka://T and T is one of the mapping's Topics. */
 static bool config_is_source_topic(const cJSON *mapping, const char *destination)
 {
@@ -938,11 +987,13 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
     /* Shown redacted: a destination URL may carry a password or a token (url.h). */
     char shown[SL_URL_REDACTED_MAX];
     (void)sl_url_redact(d->valuestring, shown, sizeof(shown));
-    if (!sink) {
+    if (!sink && config_left_out(cc, path, "DestinationConfig.OnFailure.Destination",
+                                 d->valuestring, false) < 0) {
+        return; /* reported; the load fails */
+    } else if (!sink) {
         config_err(cc,
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is not a "
-                   "destination sluice can write; allowed: file:///dir, http(s)://..., "
-                   "arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL, kafka://TOPIC",
+                   "destination sluice can write; allowed: " CONFIG_DESTINATIONS,
                    file, path, shown);
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_err(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
@@ -1151,16 +1202,24 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
             return r;
         }
         if (smk_arn) {
+            r = config_left_out(cc, path, "SelfManagedEventSource", smk_arn, true);
+            if (r < 0) {
+                sl_free(smk_arn);
+                return r; /* the one error a mapping of a left-out source gets */
+            }
             src = sl_source_for_arn(smk_arn);
         } else {
             config_err(cc,
                        "%s: %s.EventSourceArn: missing required key; allowed: file:///path or "
-                       "glob, an arn:aws:kafka: ARN, or SelfManagedEventSource.Endpoints."
-                       "KAFKA_BOOTSTRAP_SERVERS for self-managed Kafka",
+                       "glob" CONFIG_KAFKA_SOURCES,
                        cc->file, path);
             result = SL_ECONFIG;
         }
     } else if (cJSON_IsString(arn)) {
+        int r = config_left_out(cc, path, "EventSourceArn", arn->valuestring, true);
+        if (r < 0) {
+            return r; /* the one error a mapping of a left-out source gets */
+        }
         src = sl_source_for_arn(arn->valuestring);
         if (!src) {
             struct sl_buf b;

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "opt.h"
+#include "registry.h"
 
 #ifndef SL_VERSION
 #define SL_VERSION "0.0.0"
@@ -32,7 +33,7 @@ static const char usage_main[] =
     "  run [--until-idle[=SECONDS]] CONFIG   run the mappings of CONFIG until SIGTERM/SIGINT\n"
     "  validate CONFIG                       check CONFIG and print every error\n"
     "  options [--markdown]                  print every configuration option\n"
-    "  version                               print the version\n"
+    "  version                               print the version and the adapters built in\n"
     "\n"
     "global flags (before or after the command):\n"
     "  --log-format human|json   log line format (default human)\n"
@@ -63,7 +64,8 @@ static const char usage_options[] =
     "Prints every option with its type, default, range and description. --markdown prints\n"
     "config/OPTIONS.md.\n";
 
-static const char usage_version[] = "usage: sluice version\n\nPrints the version.\n";
+static const char usage_version[] = "usage: sluice version\n\nPrints the version and the "
+                                    "source and destination kinds this build has.\n";
 
 struct cli {
     const char *command;
@@ -236,7 +238,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (strcmp(c.command, "version") == 0) {
-        printf("sluice %s\n", SL_VERSION);
+        printf("sluice %s\nsources: %s\ndestinations: %s\n", SL_VERSION,
+               sl_registry_sources_built(), sl_registry_sinks_built());
         return EXIT_DONE;
     }
     if (strcmp(c.command, "options") == 0) {

@@ -3,8 +3,8 @@
 # Run as root (or through sudo). Retries while another apt/dpkg holds the lock.
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev
-libmicrohttpd-dev librdkafka-dev libhiredis-dev libcmocka-dev python3 python3-pytest
-nginx-light wrk clang-format curl git ca-certificates kcat"
+librdkafka-dev libcmocka-dev valgrind python3 python3-pytest nginx-light wrk clang-format curl
+git ca-certificates kcat"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

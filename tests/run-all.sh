@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this after installing packages):
-#   1. build/ with --werror; unit, integration and lint suites
-#   2. build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer; unit suite
+#   1. build/ with --werror and every adapter (-Dkafka=enabled); unit, integration and lint suites
+#   2. the unit suite of build/ again under valgrind (meson's valgrind setup; about 70 s)
+#   3. build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer; unit suite
+#   4. build-nokafka/ (-Dkafka=disabled, --werror): builds without librdkafka; unit and lint
+#      suites (about 15 s)
 # Services the tests need (tests/services/start.sh) run for the duration and are stopped on
 # exit.  Exits non-zero if any step fails; every step runs even after an earlier failure.
 set -uo pipefail
@@ -44,16 +47,22 @@ if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka" test
     set +a
 fi
 
-if step setup setup build --werror && step build ninja -C build; then
+if step setup setup build --werror -Dkafka=enabled && step build ninja -C build; then
     step test meson test -C build --suite unit --suite integration --suite lint \
         --print-errorlogs
+    step test-valgrind meson test -C build --setup valgrind --suite unit --print-errorlogs
 fi
 
-if step setup-asan setup build-asan -Db_sanitize=address,undefined -Db_lundef=false &&
-    step build-asan ninja -C build-asan; then
+if step setup-asan setup build-asan -Dkafka=enabled -Db_sanitize=address,undefined \
+    -Db_lundef=false && step build-asan ninja -C build-asan; then
     step test-asan env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         meson test -C build-asan --suite unit --print-errorlogs
+fi
+
+if step setup-nokafka setup build-nokafka --werror -Dkafka=disabled &&
+    step build-nokafka ninja -C build-nokafka; then
+    step test-nokafka meson test -C build-nokafka --suite unit --suite lint --print-errorlogs
 fi
 
 echo "=== total $(($(date +%s) - t_start)) s"

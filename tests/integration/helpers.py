@@ -35,6 +35,23 @@ def sluice_bin():
     return path
 
 
+def built_in(bin_path, adapter):
+    """True when the sluice at bin_path has the source adapter `adapter` built in: `sluice
+    version` lists them (meson -Dkafka=disabled leaves Kafka out)."""
+    r = subprocess.run([bin_path, "version"], capture_output=True, text=True, timeout=30)
+    for line in r.stdout.splitlines():
+        if line.startswith("sources: "):
+            return adapter in line.split()[1:]
+    raise AssertionError("sluice version lists no sources: %r" % r.stdout)
+
+
+def needs_adapter(bin_path, adapter):
+    """Skips a test whose sluice was built without `adapter`: a choice of the build (a meson
+    feature option), not a missing prerequisite, so it skips under CI=true too."""
+    if not built_in(bin_path, adapter):
+        pytest.skip("this sluice was built without %s (meson -D%s=enabled)" % (adapter, adapter))
+
+
 def wait_until(pred, timeout=10.0, what="condition", proc=None):
     """Poll `pred` every 20 ms until it returns a truthy value (returned) or `timeout` passes
     (AssertionError naming `what`).  With `proc` (a Sluice), fail early if it exited."""

@@ -251,6 +251,11 @@ def test_version(sluice_bin):
     r = run_cli(sluice_bin, "version")
     assert r.returncode == 0, r.stderr
     assert "sluice" in r.stdout and re.search(r"\d+\.\d+", r.stdout), r.stdout
+    # Then the adapters built in (meson feature options): sources, then destinations.
+    lines = r.stdout.splitlines()
+    assert lines[1].startswith("sources: file"), r.stdout
+    assert lines[2].startswith("destinations: file"), r.stdout
+    assert set(["sqs", "http"]) <= set(lines[2].split()[1:]), r.stdout
 
 
 def test_options(sluice_bin):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from helpers import REPO, json_log, sluice_env
+from helpers import REPO, json_log, needs_adapter, sluice_env
 
 
 def run_example(sluice_bin, tmp_path, name):
@@ -43,6 +43,8 @@ def fn_lines(logs, fn):
 @pytest.mark.parametrize("name", sorted(os.path.basename(p)[:-5] for p in
                                         glob.glob(os.path.join(REPO, "config", "*.json"))))
 def test_example_validates(sluice_bin, name):
+    if name == "kafka":
+        needs_adapter(sluice_bin, "kafka")
     r = subprocess.run([sluice_bin, "validate", "config/%s.json" % name], cwd=REPO,
                        capture_output=True, text=True, timeout=30, env=sluice_env())
     if name == "http":
@@ -99,6 +101,7 @@ def test_example_parallel(sluice_bin, tmp_path):
 def test_example_kafka(sluice_bin, tmp_path):
     """config/kafka.json against the test broker: its topic and group are made unique, and its
     bootstrap server is the one tests/services started."""
+    needs_adapter(sluice_bin, "kafka")
     import sys
     import uuid
     sys.path.insert(0, os.path.join(REPO, "tests", "services", "kafka-tools"))

@@ -11,8 +11,9 @@ import textwrap
 
 from fnserver import Reply, event_records
 from helpers import (PYTHON, base_config, check_invocation_record, destination_docs,
-                     exit_counters, file_destination, file_mapping, http_fn, json_log, run_cli,
-                     run_until_idle, wait_until, write_config, write_lines)
+                     exit_counters, file_destination, file_mapping, http_fn, json_log,
+                     needs_adapter, run_cli, run_until_idle, wait_until, write_config,
+                     write_lines)
 
 FN = "/fn"
 
@@ -167,11 +168,12 @@ def closed_port():
         return so.getsockname()[1]
 
 
-def test_exec_child_inherits_no_descriptor(tmp_path, fn, sluice):
+def test_exec_child_inherits_no_descriptor(tmp_path, fn, sluice, sluice_bin):
     """An http function (a kept-alive connection to fnserver), a Kafka mapping (librdkafka's
     broker threads and their wakeup pipes; its broker is down, which is enough) and an exec
     function in three mappings: the exec child, run after the http one delivered and the Kafka
     client started, has exactly 0, 1 and 2."""
+    needs_adapter(sluice_bin, "kafka")
     (tmp_path / "listfds.py").write_text(LIST_FDS)
     hlog = tmp_path / "h.log"
     elog = tmp_path / "e.log"

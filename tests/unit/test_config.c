@@ -2,7 +2,8 @@
 /* test_config.c: the configuration loader (config.c) with the real registry of sources and
  * function types: a valid file, then every error path of the issue (unknown keys at each level,
  * wrong types, ranges that depend on the source, StartingPosition rules, missing keys, unknown
- * ARN schemes and function types, FunctionName resolution with and without a Lambda endpoint,
+ * ARN schemes and function types, adapters the build left out, FunctionName resolution with and
+ * without a Lambda endpoint,
  * ${VAR} expansion, JSON syntax errors, UUIDs), secrets kept out of errors, and all errors
  * collected at once. Each test writes its config into a fresh temporary directory. */
 #include <setjmp.h>
@@ -19,7 +20,22 @@
 #include "config.h"
 #include "function.h"
 #include "helpers.h"
+#include "registry.h"
+#include "sl_adapters.h"
 #include "source.h"
+
+/* What the errors list as allowed depends on the adapters built in (meson feature options). */
+#if SL_HAVE_KAFKA
+#define KAFKA_SCHEMES ", kafka://..., arn:aws:kafka:..."
+#define KAFKA_MISSING                                                                       \
+    ", an arn:aws:kafka: ARN, or SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS " \
+    "for self-managed Kafka"
+#define KAFKA_DESTINATIONS ", kafka://TOPIC"
+#else
+#define KAFKA_SCHEMES      ""
+#define KAFKA_MISSING      ""
+#define KAFKA_DESTINATIONS ""
+#endif
 
 struct fixture {
     char *dir;
@@ -378,9 +394,8 @@ static void test_missing_keys(void **state)
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\"}]}",
-               "$.mappings[0].EventSourceArn: missing required key; allowed: file:///path or glob, "
-               "an arn:aws:kafka: ARN, or SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS "
-               "for self-managed Kafka");
+               "$.mappings[0].EventSourceArn: missing required key; allowed: file:///path or "
+               "glob" KAFKA_MISSING);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
@@ -401,7 +416,7 @@ static void test_unknown_scheme(void **state)
                "\"arn:aws:kinesis:us-east-1:1:stream/s\",\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
                "$.mappings[0].EventSourceArn: \"arn:aws:kinesis:us-east-1:1:stream/s\" has an "
-               "unknown scheme; allowed: file://..., kafka://..., arn:aws:kafka:...");
+               "unknown scheme; allowed: file://..." KAFKA_SCHEMES);
     /* The source's own check: file paths must be absolute. */
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                     "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
@@ -410,6 +425,54 @@ static void test_unknown_scheme(void **state)
     assert_int_equal(f->errs.n, 1);
     expect_sub(f, ": $.mappings[0].EventSourceArn: \"file://relative/*.log\": the path must be "
                   "absolute");
+}
+
+/* An adapter a build leaves out (meson -Dkafka=disabled): a mapping or a destination that needs
+ * it gets one error naming the missing feature and how to build it in, not "unknown scheme" nor
+ * a list of unknown keys. With Kafka built in, the same mappings load. */
+static void test_left_out_adapter(void **state)
+{
+    struct fixture *f = *state;
+    static const char msk[] = "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+                              "\"arn:aws:kafka:us-east-1:1:cluster/c/abc\",\"Topics\":[\"orders\"],"
+                              "\"bootstrap_servers\":[\"127.0.0.1:9092\"],"
+                              "\"FunctionName\":\"audit\",\"StartingPosition\":\"LATEST\"}]}";
+    static const char self_managed[] =
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"SelfManagedEventSource\":"
+        "{\"Endpoints\":{\"KAFKA_BOOTSTRAP_SERVERS\":[\"127.0.0.1:9092\"]}},"
+        "\"Topics\":[\"orders\"],\"SelfManagedKafkaEventSourceConfig\":"
+        "{\"ConsumerGroupId\":\"g\"},\"FunctionName\":\"audit\","
+        "\"StartingPosition\":\"LATEST\",\"rdkafka\":{\"session.timeout.ms\":\"6000\"}}]}";
+    static const char kafka_destination[] =
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK ",\"DestinationConfig\":"
+        "{\"OnFailure\":{\"Destination\":\"kafka://dlq\"}}}]}";
+#if SL_HAVE_KAFKA
+    assert_null(sl_registry_left_out("kafka://dlq"));
+    assert_null(sl_registry_left_out("arn:aws:kafka:us-east-1:1:cluster/c/abc"));
+    assert_int_equal(load(f, msk), 0);
+    assert_int_equal(load(f, self_managed), 0);
+    /* A kafka:// destination is for Kafka mappings: refused, but not as left out. */
+    assert_int_equal(load(f, kafka_destination), SL_ECONFIG);
+    expect_sub(f, "kafka:// destinations are for Kafka mappings");
+#else
+    const struct sl_registry_feature *feat = sl_registry_left_out("KAFKA://dlq");
+    assert_non_null(feat);
+    assert_string_equal(feat->option, "kafka");
+    assert_null(sl_registry_left_out("file:///tmp/x"));
+    expect_one(f, msk,
+               "$.mappings[0].EventSourceArn: \"arn:aws:kafka:us-east-1:1:cluster/c/abc\" is a "
+               "Kafka source and this sluice was built without Kafka (Kafka is built in by meson "
+               "setup -Dkafka=enabled, which needs librdkafka); allowed: file://...");
+    expect_one(f, self_managed,
+               "$.mappings[0].SelfManagedEventSource: \"kafka://127.0.0.1:9092\" is a Kafka "
+               "source and this sluice was built without Kafka (Kafka is built in by meson setup "
+               "-Dkafka=enabled, which needs librdkafka); allowed: file://...");
+    expect_one(f, kafka_destination,
+               "$.mappings[0].DestinationConfig.OnFailure.Destination: \"kafka://dlq\" is a Kafka "
+               "destination and this sluice was built without Kafka (Kafka is built in by meson "
+               "setup -Dkafka=enabled, which needs librdkafka); allowed: file:///dir, "
+               "http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL");
+#endif
 }
 
 static void test_function_types(void **state)
@@ -690,12 +753,12 @@ static void test_url_secrets_not_in_errors(void **state)
                          "$.mappings[0].DestinationConfig.OnFailure.Destination: "
                          "\"gopher://***@h/x?***\" is not a destination sluice can write; "
                          "allowed: file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE "
-                         "or an SQS queue URL, kafka://TOPIC");
+                         "or an SQS queue URL" KAFKA_DESTINATIONS);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
                "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" has an unknown "
-               "scheme; allowed: file://..., kafka://..., arn:aws:kafka:...");
+               "scheme; allowed: file://..." KAFKA_SCHEMES);
 }
 
 static void test_nul_in_strings(void **state)
@@ -808,6 +871,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_starting_position, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_scheme, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_left_out_adapter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_name_resolution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_expansion, setup, teardown),
