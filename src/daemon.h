@@ -24,9 +24,10 @@ int sl_daemon_run(const struct sl_config *cfg, const struct sl_daemon_opts *opts
 struct sl_daemon_idle {
     const struct sl_clock *clock;
     int64_t idle_ms;
-    bool quiet;       /* the last sample was quiet */
-    int64_t since_ms; /* the first quiet sample of this quiet stretch */
-    uint64_t fetched; /* records fetched as of the last sample */
+    bool quiet;        /* the last sample was quiet */
+    int64_t since_ms;  /* the first quiet sample of this quiet stretch */
+    uint64_t fetched;  /* records fetched as of the last sample */
+    int64_t record_ms; /* the sample that saw the last record fetched, or -1 */
 };
 
 void sl_daemon_idle_init(struct sl_daemon_idle *w, const struct sl_clock *clock, int64_t idle_ms);

@@ -60,7 +60,9 @@ static void test_daemon_idle_record_restarts_the_count(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(run_for(f, 1500, true, 0), -1);
+    assert_int_equal(f->idle.record_ms, -1);
     assert_false(sl_daemon_idle_sample(&f->idle, true, 1)); /* a record, quiet again */
+    assert_int_equal(f->idle.record_ms, f->clock.now);      /* for "last record read" */
     sl_clock_fake_advance(&f->clock, TICK_MS);
     /* counts from the next quiet sample with no new record */
     assert_int_equal(run_for(f, 5000, true, 1), IDLE_MS);
