@@ -143,7 +143,8 @@
  * About lag (progress line): the cached high watermark minus the acknowledged offset (committed
  * within a tick; a resolved start counts as acknowledged); before the first acknowledgement,
  * minus the committed offset, else the first offset received, else the log start (the end for
- * LATEST). */
+ * LATEST). Unknown (-1) until a fetch answer from the broker gave the high watermark; until
+ * then, too, the source is settling (bounded), so --until-idle does not stop before it. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -216,6 +217,8 @@ struct kafka_part {
     int64_t start_by_ms; /* the resolved start's commit is awaited (settling) until then, or 0 */
     int64_t expect;      /* the offset expected next, for gap detection, or -1 */
     int64_t first;       /* the offset of the first message received, or -1 */
+    int64_t assigned_ms; /* when it was assigned (monotonic) */
+    bool answered;       /* a fetch answer from the broker gave its high watermark */
     bool dirty;          /* acked moved past what was committed or is being committed */
     char *open;          /* {"eventSource":...,"records":{"<topic>-<p>":[ */
     char *rec_head;      /* {"topic":"<topic>","partition":<p>,"offset": */
@@ -1457,6 +1460,7 @@ kafka_part_new(struct kafka_ctx *ctx, const char *topic, int32_t partition, int6
     kp->ctx = ctx;
     kp->partition = partition;
     kp->acked = kp->committed = kp->first = -1;
+    kp->assigned_ms = sl_clock_now_ms(ctx->env.clock);
     kp->start = start;
     kp->expect = start >= 0 ? start : -1;
     kp->waiting = true;
@@ -3231,10 +3235,13 @@ static int64_t kafka_lag(void *vctx, struct sl_part *part)
  * then while a partition of the assignment waits for the broker to acknowledge the commit of
  * where it starts (a group without a committed offset), at most KAFKA_SETTLE_MS after it was
  * assigned: until then the partition has not started, and --until-idle that exited meanwhile
- * would leave the group without a start (fini would still try, bounded). */
+ * would leave the group without a start (fini would still try, bounded). Also while a
+ * partition has had no fetch answer from the broker (its high watermark is unknown; its first
+ * records may be on the way), at most KAFKA_SETTLE_MS after it was assigned: an empty local
+ * queue says nothing before that. */
 static bool kafka_settling(void *vctx)
 {
-    const struct kafka_ctx *ctx = vctx;
+    struct kafka_ctx *ctx = vctx;
     if (!ctx->rk || ctx->stopped) {
         return false;
     }
@@ -3243,9 +3250,22 @@ static bool kafka_settling(void *vctx)
         return now - ctx->started_ms < KAFKA_SETTLE_MS;
     }
     for (size_t i = 0; i < ctx->n_parts; i++) {
-        const struct kafka_part *kp = ctx->parts[i];
-        if (!kp->revoked && kp->committed < kp->start && now < kp->start_by_ms) {
+        struct kafka_part *kp = ctx->parts[i];
+        if (kp->revoked) {
+            continue;
+        }
+        if (kp->committed < kp->start && now < kp->start_by_ms) {
             return true;
+        }
+        if (!kp->answered) {
+            int64_t lo = -1;
+            int64_t hi = -1;
+            kp->answered =
+                rd_kafka_get_watermark_offsets(ctx->rk, kp->topic, kp->partition, &lo, &hi) == 0 &&
+                hi >= 0;
+            if (!kp->answered && now - kp->assigned_ms < KAFKA_SETTLE_MS) {
+                return true;
+            }
         }
     }
     return false;

@@ -145,8 +145,9 @@ struct sl_source_ops {
                              size_t n_runs,
                              struct sl_buf *out);
     /* True while the source is still getting ready to produce records (joining a consumer
-     * group): --until-idle does not count that time as idle. It must turn false within a
-     * bounded time even if the source never becomes ready. May be NULL. */
+     * group, waiting for a partition's first answer from the broker): --until-idle counts
+     * idle time only from the first fetch after it. It must turn false within a bounded time
+     * even if the source never becomes ready. May be NULL. */
     bool (*settling)(void *ctx);
     /* The batch-info member of the invocation record a one-document-per-record destination
      * (kafka://) receives for rec: Kafka's "KafkaBatchInfo" with "recordInfo". May be NULL:
@@ -155,8 +156,9 @@ struct sl_source_ops {
                               struct sl_part *part,
                               const struct sl_record *rec,
                               struct sl_buf *out);
-    /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown. May
-     * be NULL. */
+    /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown (the
+     * progress line then says unknown, not 0; so it does before part's first fetch). May be
+     * NULL: always unknown. */
     int64_t (*lag)(void *ctx, struct sl_part *part);
     /* Writes the opening of an event made of part's records, when it depends on the
      * partition (Kafka: {"eventSource":...,"records":{"topic-0":[). May be NULL: event_open. */

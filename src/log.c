@@ -251,14 +251,22 @@ void sl_log_fields(enum sl_log_level level,
         for (size_t i = 0; i < n; i++) {
             line_puts(&l, ",\"");
             line_json_escape(&l, keys[i], strlen(keys[i]));
-            line_printf(&l, "\":%" PRId64, values[i]);
+            if (values[i] == SL_LOG_UNKNOWN) {
+                line_puts(&l, "\":null");
+            } else {
+                line_printf(&l, "\":%" PRId64, values[i]);
+            }
         }
     } else {
         line_human_escape(&l, msg, strlen(msg));
         for (size_t i = 0; i < n; i++) {
             line_puts(&l, " ");
             line_human_escape(&l, keys[i], strlen(keys[i]));
-            line_printf(&l, "=%" PRId64, values[i]);
+            if (values[i] == SL_LOG_UNKNOWN) {
+                line_puts(&l, "=?");
+            } else {
+                line_printf(&l, "=%" PRId64, values[i]);
+            }
         }
     }
     line_end(&l);

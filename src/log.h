@@ -33,8 +33,12 @@ void sl_log_write(enum sl_log_level level, const char *comp, const char *inst, c
 void sl_log_bytes(
     enum sl_log_level level, const char *comp, const char *inst, const char *msg, size_t len);
 
+/* A field value that is not known (a partition's lag before its first fetch): written as
+ * "k=?" in the human format and as null in JSON. */
+#define SL_LOG_UNKNOWN INT64_MIN
+
 /* Writes one line whose message is msg followed by n named integer fields: "k=v" pairs in the
- * human format, JSON members in the JSON format. */
+ * human format, JSON members in the JSON format; SL_LOG_UNKNOWN values as unknown. */
 void sl_log_fields(enum sl_log_level level,
                    const char *comp,
                    const char *inst,

@@ -174,7 +174,6 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
     struct sl_recq *q = &mp->part->q;
     size_t count = sl_recq_count(q);
     m->stats.fetched += n;
-    m->last_fetch_ms = sl_mapping_now(m);
     bool filtered_any = false;
     bool per_record = m->filter || (mp->n_lanes > 1 && m->ops->record_key);
     for (size_t i = count - n; per_record && i < count; i++) {
@@ -215,6 +214,7 @@ static void part_fetch(struct sl_mpart *mp)
         return;
     }
     int r = m->ops->fetch(m->src_ctx, mp->part, max_records, max_bytes);
+    mp->fetched = mp->fetched || r != SL_EINPROGRESS;
     if (r > 0) {
         part_take_new(mp, (size_t)r);
     } else if (r == 0) {
@@ -417,6 +417,7 @@ static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
     struct sl_mapping *m = owner;
     struct sl_mpart *mp = part->owner;
     mp->fetch_pending = false;
+    mp->fetched = true;
     if (n > 0) {
         part_take_new(mp, (size_t)n);
     } else if (n < 0) {
@@ -702,7 +703,6 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     if (m->rng == 0) {
         m->rng = 0x9E3779B97F4A7C15ULL;
     }
-    m->last_fetch_ms = sl_mapping_now(m);
     uv_idle_init(env->loop, &m->pump);
     m->pump.data = m;
     uv_timer_init(env->loop, &m->fetch_retry);
@@ -763,7 +763,7 @@ int sl_mapping_in_flight(const struct sl_mapping *m)
     return m->in_flight + m->writes_in_flight;
 }
 
-bool sl_mapping_is_idle(const struct sl_mapping *m, int64_t idle_ms)
+bool sl_mapping_is_quiet(const struct sl_mapping *m)
 {
     if (m->ops->settling && m->ops->settling(m->src_ctx)) {
         return false;
@@ -774,7 +774,7 @@ bool sl_mapping_is_idle(const struct sl_mapping *m, int64_t idle_ms)
     }
     for (size_t i = 0; i < m->n_parts; i++) {
         const struct sl_mpart *mp = m->parts[i];
-        if (mp->fetch_pending) {
+        if (mp->fetch_pending || (!mp->fetched && !mp->gone && !mp->revoked)) {
             return false;
         }
         for (size_t l = 0; l < mp->n_lanes; l++) {
@@ -783,7 +783,7 @@ bool sl_mapping_is_idle(const struct sl_mapping *m, int64_t idle_ms)
             }
         }
     }
-    return sl_mapping_now(m) - m->last_fetch_ms >= idle_ms;
+    return true;
 }
 
 int sl_mapping_flush(struct sl_mapping *m)
@@ -802,8 +802,20 @@ const char *sl_mapping_name(const struct sl_mapping *m)
 }
 
 /* Per-partition lag, on a line of its own beside the progress line (partition names are the
- * keys; at most MAPPING_LAG_PARTS of them, the rest summed in the progress line only). */
+ * keys; at most MAPPING_LAG_PARTS of them, the rest summed in the progress line only).
+ *
+ * About unknown lag: a partition's lag is unknown until a fetch of it completed, and whenever
+ * its source cannot tell (Kafka before the broker's first fetch answer gave the high
+ * watermark): it is logged as unknown (SL_LOG_UNKNOWN: "?", JSON null), never as 0, and then
+ * so are the mapping's lag and max_lag, which would otherwise understate it. Without
+ * partitions they are 0, unless the source is still settling (joining its group). */
 #define MAPPING_LAG_PARTS 64
+
+static int64_t mapping_part_lag(const struct sl_mapping *m, const struct sl_mpart *mp)
+{
+    int64_t l = mp->fetched && m->ops->lag ? m->ops->lag(m->src_ctx, mp->part) : -1;
+    return l >= 0 ? l : SL_LOG_UNKNOWN;
+}
 
 void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
 {
@@ -812,11 +824,17 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
     const char *lag_keys[MAPPING_LAG_PARTS];
     int64_t lag_values[MAPPING_LAG_PARTS];
     size_t n_lag = 0;
-    for (size_t i = 0; i < m->n_parts && m->ops->lag; i++) {
-        int64_t l = m->ops->lag(m->src_ctx, m->parts[i]->part);
-        l = l > 0 ? l : 0;
-        lag += l;
-        max_lag = l > max_lag ? l : max_lag;
+    if (m->n_parts == 0 && m->ops->settling && m->ops->settling(m->src_ctx)) {
+        lag = max_lag = SL_LOG_UNKNOWN;
+    }
+    for (size_t i = 0; i < m->n_parts; i++) {
+        int64_t l = mapping_part_lag(m, m->parts[i]);
+        if (l == SL_LOG_UNKNOWN) {
+            lag = max_lag = SL_LOG_UNKNOWN;
+        } else if (lag != SL_LOG_UNKNOWN) {
+            lag += l;
+            max_lag = l > max_lag ? l : max_lag;
+        }
         if (n_lag < MAPPING_LAG_PARTS) {
             lag_keys[n_lag] = m->parts[i]->part->name;
             lag_values[n_lag++] = l;

@@ -65,9 +65,11 @@ void sl_mapping_cancel(struct sl_mapping *m);
 /* Invocations and destination writes in flight. */
 int sl_mapping_in_flight(const struct sl_mapping *m);
 
-/* True when nothing is in flight, backing off or waiting to be sent, the checkpoint store is
- * clean, and no record was fetched for idle_ms. */
-bool sl_mapping_is_idle(const struct sl_mapping *m, int64_t idle_ms);
+/* True when the source is ready (not settling), every partition was fetched at least once
+ * since it appeared, and nothing is fetching, in flight, backing off or waiting to be sent,
+ * and the checkpoint store is clean. How long it has been so is the daemon's business
+ * (--until-idle); records fetched show in sl_mapping_stats()->fetched. */
+bool sl_mapping_is_quiet(const struct sl_mapping *m);
 
 /* Writes the checkpoint store now. Returns 0 or SL_EIO. */
 SL_NODISCARD int sl_mapping_flush(struct sl_mapping *m);

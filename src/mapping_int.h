@@ -101,6 +101,8 @@ struct sl_mpart {
     bool gone;          /* the source will produce no more */
     bool revoked;       /* taken away (rebalance): nothing more of it is acknowledged */
     bool released;
+    bool fetched;          /* a fetch of it completed (records, none, or an error): before
+                              that its lag is unknown and the mapping is not quiet */
     int64_t first_wait_ms; /* when the queue last became non-empty */
     size_t held_records;   /* what this partition counts against the mapping's bound */
     size_t held_bytes;
@@ -159,7 +161,6 @@ struct sl_mapping {
     int writes_in_flight; /* on-failure destination writes */
     size_t held_records;
     size_t held_bytes;
-    int64_t last_fetch_ms;
     struct sl_batch_limits lim;
     struct sl_retry_policy retry;
     uint64_t rng;

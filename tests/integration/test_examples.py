@@ -126,7 +126,7 @@ def test_example_kafka(sluice_bin, tmp_path):
     with open(str(tmp_path / "config/kafka.json"), "w") as f:
         json.dump(cfg, f)
     (tmp_path / "build").mkdir()
-    r = subprocess.run([sluice_bin, "run", "--until-idle=8", "--log-format", "json",
+    r = subprocess.run([sluice_bin, "run", "--until-idle", "--log-format", "json",
                         "config/kafka.json"], cwd=str(tmp_path), stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=180, env=sluice_env())
     assert r.returncode == 0, r.stderr[-3000:]

@@ -93,12 +93,35 @@ static void test_log_bytes_keeps_nul(void **state)
     fclose(f);
 }
 
+/* An unknown field value (a partition's lag before its first fetch) is "?" in the human
+ * format and null in JSON, never a number. */
+static void test_log_fields_unknown(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    char buf[8192];
+    const char *keys[] = {"lag", "max_lag", "partitions"};
+    int64_t values[] = {SL_LOG_UNKNOWN, SL_LOG_UNKNOWN, 1};
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_HUMAN, fileno(f));
+    sl_log_fields(SL_LOG_INFO, "mapping", "m", "progress", keys, values, 3);
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "progress lag=? max_lag=? partitions=1\n"));
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_JSON, fileno(f));
+    sl_log_fields(SL_LOG_INFO, "mapping", "m", "progress", keys, values, 3);
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"lag\":null,\"max_lag\":null,\"partitions\":1}\n"));
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_human_escapes_controls),
         cmocka_unit_test(test_log_json_escapes_controls),
         cmocka_unit_test(test_log_bytes_keeps_nul),
+        cmocka_unit_test(test_log_fields_unknown),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
