@@ -56,6 +56,7 @@ struct ck_result {
 
 struct sl_ckpt {
     uv_loop_t *loop;
+    const struct sl_ckpt_fileops *fops; /* the system's calls unless a test replaced them */
     char *id;
     char *dir;  /* absolute */
     char *path; /* <dir>/<id>.json */
@@ -344,20 +345,38 @@ static int ck_snapshot(struct sl_ckpt *ck)
     return sl_buf_puts(b, "}}\n");
 }
 
-/* Writes data to tmp, fsyncs, renames over path, fsyncs dir. Any thread: reads only its
- * arguments. On failure the temp file is removed (best effort) and path is untouched. */
-static struct ck_result
-ck_write_file(const char *dir, const char *path, const char *tmp, const char *data, size_t len)
+static int ck_sys_open(const char *path, int flags, mode_t mode)
+{
+    return open(path, flags, mode);
+}
+
+static const struct sl_ckpt_fileops ck_sys_fileops = {
+    .open = ck_sys_open,
+    .write = write,
+    .fsync = fsync,
+    .close = close,
+    .rename = rename,
+};
+
+/* Writes data to tmp, fsyncs, renames over path, fsyncs dir, through fops. Any thread: reads
+ * only its arguments. On failure the temp file is removed (best effort) and path is
+ * untouched. */
+static struct ck_result ck_write_file(const struct sl_ckpt_fileops *fops,
+                                      const char *dir,
+                                      const char *path,
+                                      const char *tmp,
+                                      const char *data,
+                                      size_t len)
 {
     struct ck_result res = {NULL, 0};
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    int fd = fops->open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) {
         res.step = "open";
         goto fail;
     }
     size_t off = 0;
     while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
+        ssize_t w = fops->write(fd, data + off, len - off);
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -367,21 +386,21 @@ ck_write_file(const char *dir, const char *path, const char *tmp, const char *da
         }
         off += (size_t)w;
     }
-    if (fsync(fd) < 0) {
+    if (fops->fsync(fd) < 0) {
         res.step = "fsync";
         goto fail;
     }
-    int r = close(fd);
+    int r = fops->close(fd);
     fd = -1;
     if (r < 0) {
         res.step = "close";
         goto fail;
     }
-    if (rename(tmp, path) < 0) {
+    if (fops->rename(tmp, path) < 0) {
         res.step = "rename";
         goto fail;
     }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = fops->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (dfd < 0) {
         res.step = "open directory";
         res.sys_errno = errno;
@@ -389,17 +408,17 @@ ck_write_file(const char *dir, const char *path, const char *tmp, const char *da
     }
     /* Some file systems refuse fsync on a directory (EINVAL); the rename is then as durable
      * as that file system can make it. */
-    if (fsync(dfd) < 0 && errno != EINVAL) {
+    if (fops->fsync(dfd) < 0 && errno != EINVAL) {
         res.step = "fsync directory";
         res.sys_errno = errno;
     }
-    (void)close(dfd);
+    (void)fops->close(dfd);
     return res;
 
 fail:
     res.sys_errno = errno;
     if (fd >= 0) {
-        (void)close(fd);
+        (void)fops->close(fd);
     }
     (void)unlink(tmp);
     return res;
@@ -491,7 +510,8 @@ static void ck_free(struct sl_ckpt *ck);
 static void ck_work_cb(uv_work_t *req)
 {
     struct sl_ckpt *ck = req->data;
-    struct ck_result res = ck_write_file(ck->dir, ck->path, ck->tmp, ck->snap.data, ck->snap.len);
+    struct ck_result res =
+        ck_write_file(ck->fops, ck->dir, ck->path, ck->tmp, ck->snap.data, ck->snap.len);
     uv_mutex_lock(&ck->mu);
     ck->work_res = res;
     ck->work_done = true;
@@ -835,6 +855,7 @@ int sl_ckpt_open(uv_loop_t *loop,
         return SL_ENOMEM;
     }
     ck->loop = loop;
+    ck->fops = &ck_sys_fileops;
     sl_buf_init(&ck->snap);
     ck->id = sl_strdup(mapping_id);
     ck->dir = sl_strdup(abs);
@@ -971,7 +992,8 @@ int sl_ckpt_flush_sync(struct sl_ckpt *ck)
         ck_finish(ck, gen, r, (struct ck_result){NULL, 0});
         return r;
     }
-    struct ck_result res = ck_write_file(ck->dir, ck->path, ck->tmp, ck->snap.data, ck->snap.len);
+    struct ck_result res =
+        ck_write_file(ck->fops, ck->dir, ck->path, ck->tmp, ck->snap.data, ck->snap.len);
     ck_finish(ck, gen, 0, res);
     if (res.step) {
         return SL_EIO;
@@ -1025,6 +1047,12 @@ uint64_t sl_ckpt_generation(const struct sl_ckpt *ck)
 uint64_t sl_ckpt_durable_generation(const struct sl_ckpt *ck)
 {
     return ck->durable_gen;
+}
+
+void sl_ckpt_set_fileops(struct sl_ckpt *ck, const struct sl_ckpt_fileops *ops)
+{
+    assert(!ck->in_flight);
+    ck->fops = ops ? ops : &ck_sys_fileops;
 }
 
 void sl_ckpt_on_durable(struct sl_ckpt *ck, sl_ckpt_durable_cb cb, void *arg)

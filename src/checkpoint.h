@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -62,6 +63,23 @@ void sl_ckpt_on_durable(struct sl_ckpt *ck, sl_ckpt_durable_cb cb, void *arg);
 /* Number of completed writes and the last write error (0 if none), for tests and logs. */
 unsigned long sl_ckpt_writes(const struct sl_ckpt *ck);
 int sl_ckpt_last_error(const struct sl_ckpt *ck);
+
+/* The file system calls a checkpoint write makes, in this order: open the temp file, write
+ * it, fsync it, close it, rename it over the store's file, open the directory, fsync it, close
+ * it. Replaceable so that tests can observe the order and stop a write part-way as a crash
+ * would; production code never sets them. They run on a pool thread (or the loop thread in
+ * sl_ckpt_flush_sync). */
+struct sl_ckpt_fileops {
+    int (*open)(const char *path, int flags, mode_t mode);
+    ssize_t (*write)(int fd, const void *buf, size_t len);
+    int (*fsync)(int fd);
+    int (*close)(int fd);
+    int (*rename)(const char *from, const char *to);
+};
+
+/* Makes ck's writes use ops (borrowed; it must outlive ck), or the system's calls again when
+ * ops is NULL. Call only while no write is in flight (sl_ckpt_is_clean). For tests. */
+void sl_ckpt_set_fileops(struct sl_ckpt *ck, const struct sl_ckpt_fileops *ops);
 
 /* Closes the store: a write in flight completes first; the store is freed from the loop once
  * its handles are closed. Call sl_ckpt_flush_sync before it to persist pending updates. */

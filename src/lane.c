@@ -10,7 +10,8 @@
  * batches span partitions (Kafka, esm.md §3), a lane's batch also takes the waiting records of
  * partitions that have no batch in flight; a partial batch response then resumes each
  * partition after its own lowest failed record. It never moves a checkpoint itself: it marks
- * records done and lets mapping.c advance each partition's low-watermark. Loop thread. */
+ * records done and lets progress.c advance each partition's low-watermark, and asks
+ * progress.c whether a partition must wait for the disk before its next batch. Loop thread. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static void lane_finish(struct sl_lane *ln, struct sl_lane_range r)
     }
     for (size_t i = r.lo; i < r.hi; i++) {
         if (i == r.lo || ln->items[i].mp != ln->items[i - 1].mp) {
-            sl_mapping_part_advance(ln->items[i].mp);
+            (void)sl_progress_part_advance(ln->items[i].mp->prog);
         }
     }
 }
@@ -443,7 +444,7 @@ static void lane_window_close(struct sl_lane *ln)
     ln->in_final = false;
     bool early = ln->terminated_early;
     ln->terminated_early = false;
-    sl_mapping_part_advance(mp);
+    (void)sl_progress_part_advance(mp->prog);
     if (early) {
         /* The same window goes on with fresh state. */
         ln->win_open = true;
@@ -664,7 +665,7 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
             }
             ln->win_end_abs = ln->items[done.hi - 1].abs + 1;
             ln->cur.lo = done.hi;
-            sl_mapping_part_advance(mp);
+            (void)sl_progress_part_advance(mp->prog);
         } else {
             ln->cur.lo = done.hi;
             lane_finish(ln, done);
@@ -1067,7 +1068,7 @@ static bool mapping_spans(const struct sl_mapping *m)
 static bool part_may_join(struct sl_mpart *mp)
 {
     return !mp->revoked && !mp->released && !mp->carrier && mp->n_lanes == 1 &&
-           mp->lanes[0].state == SL_LANE_IDLE && !sl_mapping_part_waits_for_disk(mp);
+           mp->lanes[0].state == SL_LANE_IDLE && !sl_progress_part_waits_for_disk(mp->prog);
 }
 
 /* Dispatch where batches span partitions: ln's partition leads; once the records waiting in
@@ -1141,7 +1142,7 @@ void sl_lane_dispatch(struct sl_lane *ln)
         }
         return;
     }
-    if (m->draining || ln->state != SL_LANE_IDLE || sl_mapping_part_waits_for_disk(mp)) {
+    if (m->draining || ln->state != SL_LANE_IDLE || sl_progress_part_waits_for_disk(mp->prog)) {
         return;
     }
     if (mapping_spans(m)) {

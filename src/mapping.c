@@ -1,22 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* mapping.c: one event source mapping: its source, its partitions, and the ground the lanes
  * (lane.c) stand on. It owns the partitions its source reports and moves their records from
- * fetch through filter to the lanes, and from "done" to the checkpoint. The rules of
- * DESIGN.md live here:
- *   1. a record's position is checkpointed only once it and every record before it were
- *      delivered, filtered out, or written to the on-failure destination (or, without one,
- *      reported and counted as dropped): the checkpoint is the contiguous low-watermark of
- *      done records;
+ * fetch through filter to the lanes. The rules of DESIGN.md it keeps:
  *   2. each partition has ParallelizationFactor lanes; records are spread over them by
  *      partition key, and each lane has one batch in flight;
- *   3. a crash repeats at most what was in flight and max_unsaved_batches per partition;
  *   4. fetching pauses at the mapping's memory bound (records and bytes).
- * Records stay in the partition's queue until the low-watermark passes them; batches refer to
- * them by absolute index (the queue's count of dropped records plus the index). Everything
- * runs on the loop thread; time comes from the injected clock. */
+ * Rules 1 and 3 (the checkpoint is the contiguous low-watermark of done records; a crash
+ * repeats at most what was in flight and max_unsaved_batches per partition) are progress.c's:
+ * the mapping gives it the checkpoint store and a host interface (format a position,
+ * acknowledge the source, re-count what a partition holds, pump again once the disk caught
+ * up). Records stay in the partition's queue until the low-watermark passes them; batches
+ * refer to them by absolute index (the queue's count of dropped records plus the index).
+ * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +24,6 @@
 
 #define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
-#define MAPPING_POS_MAX        128
 #define MAPPING_ID_MAX         128
 
 static void mapping_fetch_retry_cb(uv_timer_t *t);
@@ -86,73 +82,37 @@ bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records
     return true;
 }
 
-/* Moves the checkpoint past the done records at the front of the queue and drops them. */
-void sl_mapping_part_advance(struct sl_mpart *mp)
+/* --- what progress.c tells the mapping --- */
+
+static int mapping_format_pos(
+    void *arg, struct sl_part *part, const struct sl_record *last, char *buf, size_t len)
 {
-    struct sl_mapping *m = mp->m;
-    if (mp->revoked) {
-        return;
-    }
-    struct sl_part *part = mp->part;
-    size_t count = sl_recq_count(&part->q);
-    size_t n = 0;
-    while (n < count && (sl_recq_at(&part->q, n)->flags & SL_REC_DONE)) {
-        n++;
-    }
-    if (n == 0) {
-        return;
-    }
-    const struct sl_record *last = sl_recq_at(&part->q, n - 1);
-    if (m->ops->keeps_positions) {
-        if (!mp->revoked && m->ops->ack) {
-            m->ops->ack(m->src_ctx, part, last);
-        }
-        sl_recq_drop(&part->q, n);
-        part_account(mp);
-        return;
-    }
-    char pos[MAPPING_POS_MAX];
-    int r = 0;
+    struct sl_mapping *m = arg;
     if (m->ops->format_pos) {
-        r = m->ops->format_pos(m->src_ctx, part, last, pos, sizeof(pos));
-    } else {
-        (void)snprintf(pos, sizeof(pos), "%" PRIu64, last->next_pos);
+        return m->ops->format_pos(m->src_ctx, part, last, buf, len);
     }
-    if (r == 0) {
-        r = sl_ckpt_set(m->ck, part->id, pos, part->meta);
-    }
-    if (r == 0 && mp->n_undurable < (size_t)m->conf->core.max_unsaved_batches) {
-        mp->undurable[mp->n_undurable++] = sl_ckpt_generation(m->ck);
-    }
-    if (r == 0 && m->ops->ack) {
-        m->ops->ack(m->src_ctx, part, last);
-    }
-    if (r < 0) {
-        /* Only OOM gets here. Not moving the checkpoint repeats records after a crash; it
-         * never skips one. */
-        sl_log_error(MAPPING_COMP, m->name, "cannot record the checkpoint of %s: %s", part->name,
-                     sl_strerror(r));
-    }
-    sl_recq_drop(&part->q, n);
-    part_account(mp);
+    (void)snprintf(buf, len, "%" PRIu64, last->next_pos);
+    return 0;
 }
 
-/* True when the partition has as many delivered batches waiting for the disk as it may, or
- * the start its source recorded (part_set_start) is not on disk yet. */
-bool sl_mapping_part_waits_for_disk(struct sl_mpart *mp)
+static void mapping_ack(void *arg, struct sl_part *part, const struct sl_record *last)
 {
-    uint64_t durable = sl_ckpt_durable_generation(mp->m->ck);
-    if (mp->start_gen > durable) {
-        return true;
+    struct sl_mapping *m = arg;
+    if (m->ops->ack) {
+        m->ops->ack(m->src_ctx, part, last);
     }
-    size_t n = 0;
-    for (size_t i = 0; i < mp->n_undurable; i++) {
-        if (mp->undurable[i] > durable) {
-            mp->undurable[n++] = mp->undurable[i];
-        }
-    }
-    mp->n_undurable = n;
-    return n >= (size_t)mp->m->conf->core.max_unsaved_batches;
+}
+
+static void mapping_dropped(void *arg, struct sl_part *part, size_t n)
+{
+    (void)arg;
+    (void)n;
+    part_account(part->owner);
+}
+
+static void mapping_may_proceed(void *arg)
+{
+    sl_mapping_schedule_pump(arg);
 }
 
 /* --- fetching --- */
@@ -199,7 +159,7 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
     }
     part_account(mp);
     if (filtered_any) {
-        sl_mapping_part_advance(mp);
+        (void)sl_progress_part_advance(mp->prog);
     }
 }
 
@@ -290,11 +250,6 @@ void sl_mapping_schedule_pump(struct sl_mapping *m)
     }
 }
 
-static void mapping_durable_cb(void *arg)
-{
-    sl_mapping_schedule_pump(arg);
-}
-
 static void mapping_fetch_retry_cb(uv_timer_t *t)
 {
     struct sl_mapping *m = t->data;
@@ -327,7 +282,7 @@ static void mpart_timer_close_cb(uv_handle_t *h)
         sl_free(x->win_state);
     }
     sl_free(mp->lanes);
-    sl_free(mp->undurable);
+    sl_progress_part_free(mp->prog);
     sl_free(mp);
     if (--m->open_handles == 0 && m->freeing) {
         sl_free(m);
@@ -350,21 +305,17 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     size_t n_lanes = (size_t)m->conf->core.parallelization_factor;
     struct sl_mpart *mp = sl_calloc(1, sizeof(*mp));
     struct sl_part *part = sl_part_new(id, name);
-    uint64_t *undurable = sl_calloc((size_t)m->conf->core.max_unsaved_batches, sizeof(uint64_t));
     struct sl_lane *lanes = sl_calloc(n_lanes, sizeof(*lanes));
-    struct sl_ckpt_entry e;
-    if (!mp || !part || !undurable || !lanes ||
-        (!m->ops->keeps_positions && sl_ckpt_get(m->ck, id, &e) &&
-         sl_part_set_checkpoint(part, e.pos, e.meta) < 0)) {
+    struct sl_progress_part *prog = NULL;
+    if (!mp || !part || !lanes || sl_progress_part_new(m->progress, part, &prog) < 0) {
         sl_free(lanes);
-        sl_free(undurable);
         sl_free(mp);
         sl_part_free(part);
         return SL_ENOMEM;
     }
     mp->m = m;
     mp->part = part;
-    mp->undurable = undurable;
+    mp->prog = prog;
     mp->lanes = lanes;
     mp->n_lanes = n_lanes;
     mp->want_fetch = true;
@@ -391,18 +342,9 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
 
 static int mapping_part_set_start(void *owner, struct sl_part *part, const char *pos)
 {
-    struct sl_mapping *m = owner;
+    (void)owner;
     struct sl_mpart *mp = part->owner;
-    if (m->ops->keeps_positions) {
-        return 0;
-    }
-    assert(sl_recq_count(&part->q) == 0);
-    int r = sl_ckpt_set(m->ck, part->id, pos, part->meta);
-    if (r < 0) {
-        return r;
-    }
-    mp->start_gen = sl_ckpt_generation(m->ck);
-    return 0;
+    return sl_progress_part_set_start(mp->prog, pos);
 }
 
 static void mapping_part_wake(void *owner, struct sl_part *part)
@@ -499,6 +441,7 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
     struct sl_mapping *m = owner;
     mp->revoked = true;
     mp->gone = true;
+    sl_progress_part_revoke(mp->prog);
     sl_lane_part_revoked(mp);
     sl_log_info(MAPPING_COMP, m->name, "%s was revoked; batches in flight are abandoned",
                 part->name);
@@ -647,7 +590,21 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
     }
     if (r == 0) {
-        sl_ckpt_on_durable(m->ck, mapping_durable_cb, m);
+        struct sl_progress_conf pconf = {
+            .inst = m->name,
+            .keeps_positions = m->ops->keeps_positions,
+            .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
+        };
+        struct sl_progress_host host = {
+            .arg = m,
+            .format_pos = mapping_format_pos,
+            .ack = mapping_ack,
+            .dropped = mapping_dropped,
+            .may_proceed = mapping_may_proceed,
+        };
+        r = sl_progress_new(m->ck, &pconf, &host, &m->progress);
+    }
+    if (r == 0) {
         m->senv = (struct sl_source_env){
             .loop = env->loop,
             .clock = env->clock,
@@ -676,6 +633,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             m->ops->fini(m->src_ctx);
             sl_opt_free(m->ops->opts, m->src_ctx);
         }
+        sl_progress_free(m->progress);
         if (m->ck) {
             sl_ckpt_close(m->ck);
         }
@@ -915,6 +873,8 @@ void sl_mapping_free(struct sl_mapping *m)
         sl_free(m->memos[i].part_id);
         m->memos[i].part_id = NULL;
     }
+    sl_progress_free(m->progress);
+    m->progress = NULL;
     sl_ckpt_close(m->ck);
     sl_free(m->parts);
     sl_free(m->function_arn);

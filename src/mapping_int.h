@@ -21,6 +21,7 @@
 #include "invoker.h"
 #include "mapping.h"
 #include "partition.h"
+#include "progress.h"
 #include "retry.h"
 #include "sink.h"
 #include "url.h"
@@ -106,10 +107,7 @@ struct sl_mpart {
     int64_t first_wait_ms; /* when the queue last became non-empty */
     size_t held_records;   /* what this partition counts against the mapping's bound */
     size_t held_bytes;
-    uint64_t *undurable; /* store generations of checkpoints not on disk yet */
-    uint64_t start_gen;  /* store generation of the start the source recorded (part_set_start):
-                            nothing is invoked before it is on disk */
-    size_t n_undurable;
+    struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
     struct sl_lane *lanes;
     size_t n_lanes;
     size_t open_timers;
@@ -146,6 +144,7 @@ struct sl_mapping {
     bool src_inited;
     struct sl_source_env senv;
     struct sl_ckpt *ck;
+    struct sl_progress *progress;
     struct sl_filter *filter;
     struct sl_mapping_sink dest;
     struct sl_invoker_policy policy;
@@ -178,11 +177,6 @@ void sl_mapping_schedule_pump(struct sl_mapping *m);
 bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp,
                                   size_t *ret_records,
                                   size_t *ret_bytes);
-/* Moves the checkpoint past the done records at the front of mp's queue and drops them. */
-void sl_mapping_part_advance(struct sl_mpart *mp);
-/* True when mp has as many delivered batches waiting for the disk as it may, or the start its
- * source recorded (part_set_start) is not on disk yet. */
-bool sl_mapping_part_waits_for_disk(struct sl_mpart *mp);
 /* Forgets mp (the source said it is gone, and nothing of it is left). */
 void sl_mapping_part_release(struct sl_mpart *mp);
 /* For a revoked partition: releases it once none of its lanes has anything in flight. */

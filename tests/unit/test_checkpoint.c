@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_checkpoint.c: the file checkpoint store: round trips, persistence, coalescing of writes
  * per loop turn, atomicity (a concurrent reader never sees a partial file; a crash's temp file
- * is ignored), corrupt files, write errors and their recovery, odd partition ids. Waits use
- * test_run_until deadlines, never sleeps. Also prints (does not assert) the latency of one
- * write + fsync + rename + directory fsync on this machine. */
+ * is ignored; a crash between the write and the rename leaves the old file loadable), the order
+ * of the file system calls of a write (open, write, fsync, rename, directory fsync, observed
+ * through the store's replaceable file-ops table), corrupt files, write errors and their recovery,
+ * odd partition ids. Waits use test_run_until deadlines, never sleeps. Also prints (does not
+ * assert) the latency of one write + fsync + rename + directory fsync on this machine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -482,6 +486,193 @@ static void test_checkpoint_crash_leaves_tmp(void **state)
     assert_file_pos(f->path, "p", "78");
 }
 
+/* ---- the file system calls of a write, observed through the store's file-ops table ---- */
+
+/* What the recording table saw: one letter per call, naming the file it was made on. The pool
+ * thread writes it, the test reads it after the write is accounted (settle), which the libuv
+ * work queue orders; the mutex keeps the log consistent regardless. */
+static struct {
+    pthread_mutex_t mu;
+    char tmp[4200];
+    char dir[4200];
+    int tmp_fd;
+    int dir_fd;
+    char log[256];
+    size_t n;
+} seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void seen_add(const char *ev)
+{
+    pthread_mutex_lock(&seen.mu);
+    size_t len = strlen(ev);
+    /* consecutive writes of one file count as one */
+    bool repeat = seen.n >= len + 1 && strcmp(seen.log + seen.n - len, ev) == 0 &&
+                  strncmp(ev, "write", 5) == 0;
+    if (!repeat && seen.n + len + 2 < sizeof(seen.log)) {
+        if (seen.n > 0) {
+            seen.log[seen.n++] = ' ';
+        }
+        memcpy(seen.log + seen.n, ev, len + 1);
+        seen.n += len;
+    }
+    pthread_mutex_unlock(&seen.mu);
+}
+
+static const char *seen_file(int fd)
+{
+    return fd == seen.tmp_fd ? "tmp" : fd == seen.dir_fd ? "dir" : "other";
+}
+
+static int rec_open(const char *path, int flags, mode_t mode)
+{
+    int fd = open(path, flags, mode);
+    if (strcmp(path, seen.tmp) == 0) {
+        seen.tmp_fd = fd;
+        seen_add("open(tmp)");
+    } else if (strcmp(path, seen.dir) == 0) {
+        seen.dir_fd = fd;
+        seen_add("open(dir)");
+    } else {
+        seen_add("open(other)");
+    }
+    return fd;
+}
+
+static ssize_t rec_write(int fd, const void *buf, size_t len)
+{
+    char ev[32];
+    snprintf(ev, sizeof(ev), "write(%s)", seen_file(fd));
+    seen_add(ev);
+    return write(fd, buf, len);
+}
+
+static int rec_fsync(int fd)
+{
+    char ev[32];
+    snprintf(ev, sizeof(ev), "fsync(%s)", seen_file(fd));
+    seen_add(ev);
+    return fsync(fd);
+}
+
+static int rec_close(int fd)
+{
+    char ev[32];
+    snprintf(ev, sizeof(ev), "close(%s)", seen_file(fd));
+    seen_add(ev);
+    /* the number is free again: the next open may reuse it */
+    if (fd == seen.tmp_fd) {
+        seen.tmp_fd = -2;
+    } else if (fd == seen.dir_fd) {
+        seen.dir_fd = -2;
+    }
+    return close(fd);
+}
+
+static int rec_rename(const char *from, const char *to)
+{
+    seen_add(strcmp(from, seen.tmp) == 0 ? "rename(tmp)" : "rename(other)");
+    return rename(from, to);
+}
+
+static const struct sl_ckpt_fileops rec_fileops = {
+    .open = rec_open,
+    .write = rec_write,
+    .fsync = rec_fsync,
+    .close = rec_close,
+    .rename = rec_rename,
+};
+
+static void seen_reset(const struct fx *f)
+{
+    pthread_mutex_lock(&seen.mu);
+    snprintf(seen.tmp, sizeof(seen.tmp), "%s", f->tmp);
+    char *real = realpath(f->state, NULL);
+    assert_non_null(real);
+    snprintf(seen.dir, sizeof(seen.dir), "%s", real);
+    free(real);
+    seen.tmp_fd = -2;
+    seen.dir_fd = -2;
+    seen.n = 0;
+    seen.log[0] = '\0';
+    pthread_mutex_unlock(&seen.mu);
+}
+
+/* A write is durable only in this order: the new content goes to a temp file that is fsynced
+ * before it replaces the old file by rename, and the directory is fsynced after the rename so
+ * the rename itself survives a power cut. Checked for the write of the loop (on the thread
+ * pool) and for the synchronous one at exit. */
+static void test_checkpoint_write_order(void **state)
+{
+    static const char *const want = "open(tmp) write(tmp) fsync(tmp) close(tmp) rename(tmp) "
+                                    "open(dir) fsync(dir) close(dir)";
+    struct fx *f = *state;
+    fx_open(f);
+    seen_reset(f);
+    sl_ckpt_set_fileops(f->ck, &rec_fileops);
+    assert_int_equal(sl_ckpt_set(f->ck, "p", "1", NULL), 0);
+    settle(f);
+    assert_string_equal(seen.log, want);
+    assert_file_pos(f->path, "p", "1");
+
+    seen_reset(f);
+    assert_int_equal(sl_ckpt_set(f->ck, "p", "2", NULL), 0);
+    assert_int_equal(sl_ckpt_flush_sync(f->ck), 0);
+    assert_string_equal(seen.log, want);
+    assert_file_pos(f->path, "p", "2");
+    sl_ckpt_set_fileops(f->ck, NULL);
+}
+
+/* The file-ops table of a process that crashes at the rename: the new content is written and
+ * fsynced, then the process dies before the rename. */
+static int crash_rename(const char *from, const char *to)
+{
+    (void)from;
+    (void)to;
+    _exit(0);
+}
+
+static const struct sl_ckpt_fileops crash_fileops = {
+    .open = rec_open,
+    .write = write,
+    .fsync = fsync,
+    .close = close,
+    .rename = crash_rename,
+};
+
+/* A real crash (a child process that dies) between the write of the temp file and the rename:
+ * the old file is intact and loads; the temp file the crash left is set aside at open. */
+static void test_checkpoint_crash_before_rename(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f);
+    assert_int_equal(sl_ckpt_set(f->ck, "p", "41", "old"), 0);
+    settle(f);
+    seen_reset(f);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the child: only this thread exists; the synchronous write runs on it */
+        sl_ckpt_set_fileops(f->ck, &crash_fileops);
+        if (sl_ckpt_set(f->ck, "p", "42", "new") == 0 && sl_ckpt_flush_sync(f->ck) < 0) {
+            _exit(4);
+        }
+        _exit(3); /* no rename was attempted: not the crash this test is about */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    /* the crash happened after the new content was complete in the temp file */
+    assert_file_pos(f->tmp, "p", "42");
+    assert_file_pos(f->path, "p", "41");
+    fx_close(f);
+    fx_open(f);
+    assert_entry(f->ck, "p", "41", "old");
+    assert_int_equal(access(f->tmp, F_OK), -1);
+}
+
 static void expect_corrupt(struct fx *f, const char *content, const char *why)
 {
     test_write_file(f->path, "w", content, strlen(content));
@@ -699,6 +890,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_flush_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_atomic_under_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_crash_leaves_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_write_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_crash_before_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_corrupt_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_bad_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_write_error, setup, teardown),
