@@ -132,6 +132,7 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
 {
     size_t start = out->len;
     size_t len = rec->no_data ? 0 : rec->len;
+    const char *data = len ? rec->data : "";
     int r;
     if (rec->key) {
         /* a key of the record's own instead of the template's */
@@ -143,24 +144,34 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
     } else if ((r = sl_buf_append(out, t->enc, t->head_len)) < 0) {
         goto fail;
     }
-    if ((r = kin_put_text(out, rec->seq, rec->seq_len)) < 0) {
-        goto fail;
+    if (rec->text_plain ||
+        (!kin_needs_escape(rec->seq, rec->seq_len) && !kin_needs_escape(rec->id, rec->id_len))) {
+        /* The common case: one reservation, then copies that cannot fail (their results are
+         * still combined, since GCC's warn_unused_result cannot be silenced by a cast). */
+        size_t need = rec->seq_len + sizeof(KIN_DATA) + sl_enc_base64_len(len) + sizeof(KIN_TS) +
+                      25 + t->id_len + rec->id_len + t->tail_len;
+        if (sl_buf_reserve(out, need) < 0) {
+            r = SL_ENOMEM;
+            goto fail;
+        }
+        r = sl_buf_append(out, rec->seq, rec->seq_len);
+        r |= sl_buf_append(out, KIN_DATA, sizeof(KIN_DATA) - 1);
+        r |= sl_enc_base64(out, data, len);
+        r |= sl_buf_append(out, KIN_TS, sizeof(KIN_TS) - 1);
+        r |= sl_enc_epoch_seconds(out, rec->arrival_ms);
+        r |= sl_buf_append(out, t->enc + t->head_len, t->id_len);
+        r |= sl_buf_append(out, rec->id, rec->id_len);
+        r |= sl_buf_append(out, t->enc + t->head_len + t->id_len, t->tail_len);
+        return r < 0 ? SL_ENOMEM : 0;
     }
-    size_t need = sizeof(KIN_DATA) + sl_enc_base64_len(len) + sizeof(KIN_TS) + 25 + t->id_len;
-    if (sl_buf_reserve(out, need) < 0) {
-        r = SL_ENOMEM;
-        goto fail;
-    }
-    /* Room is reserved: none of these can fail now (results are still combined, since GCC's
-     * warn_unused_result cannot be silenced by a cast). */
-    r = sl_buf_append(out, KIN_DATA, sizeof(KIN_DATA) - 1);
-    r |= sl_enc_base64(out, len ? rec->data : "", len);
-    r |= sl_buf_append(out, KIN_TS, sizeof(KIN_TS) - 1);
-    r |= sl_enc_epoch_seconds(out, rec->arrival_ms);
-    r |= sl_buf_append(out, t->enc + t->head_len, t->id_len);
-    if (r < 0 || (r = kin_put_text(out, rec->id, rec->id_len)) < 0 ||
+    if ((r = kin_put_text(out, rec->seq, rec->seq_len)) < 0 ||
+        (r = sl_buf_append(out, KIN_DATA, sizeof(KIN_DATA) - 1)) < 0 ||
+        (r = sl_enc_base64(out, data, len)) < 0 ||
+        (r = sl_buf_append(out, KIN_TS, sizeof(KIN_TS) - 1)) < 0 ||
+        (r = sl_enc_epoch_seconds(out, rec->arrival_ms)) < 0 ||
+        (r = sl_buf_append(out, t->enc + t->head_len, t->id_len)) < 0 ||
+        (r = kin_put_text(out, rec->id, rec->id_len)) < 0 ||
         (r = sl_buf_append(out, t->enc + t->head_len + t->id_len, t->tail_len)) < 0) {
-        r = SL_ENOMEM;
         goto fail;
     }
     return 0;

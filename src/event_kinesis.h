@@ -52,6 +52,8 @@ struct sl_event_kinesis_rec {
     int64_t arrival_ms; /* approximateArrivalTimestamp, Unix epoch ms */
     const char *id;     /* the eventID after the template's id_prefix (may be empty) */
     size_t id_len;
+    bool text_plain; /* the caller knows seq and id hold nothing JSON escapes (decimal numbers,
+                        ':', '-'): they are not checked. false: they are, and escaped if need be */
 };
 
 /* Builds t from p. Returns 0 or SL_ENOMEM (t then holds nothing). */

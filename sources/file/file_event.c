@@ -78,6 +78,7 @@ static void file_event_rec(const struct file_part *fp,
         .arrival_ms = rec->arrival_ms,
         .id = t->id,
         .id_len = id_len,
+        .text_plain = true, /* digits and ':' */
     };
 }
 

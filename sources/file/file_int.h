@@ -2,11 +2,16 @@
 #ifndef SL_FILE_INT_H
 #define SL_FILE_INT_H
 
-/* The file source's state, shared by its modules (the .c files beside this header) and by nothing
- * else: the core sees only sl_source_file. Each group of functions below is defined by the module
- * named above it; a module calls only the groups listed after its own (file.c -> file_watch.c ->
- * file_check.c -> file_scan.c -> file_head.c, file_event.c; file_read.c -> file_check.c,
- * file_head.c, file_fields.c), never back up. Loop thread only. */
+/* The file source's state, shared by its modules (the .c files beside this header) and by
+ * nothing else: the core sees only sl_source_file. Each group of functions below is defined by
+ * the module named above it. The modules are layered and call only downwards, never back up
+ * (what a lower one must tell a higher one goes through the mapping's callbacks in env):
+ *   file.c (the adapter)
+ *   file_watch.c, file_read.c
+ *   file_check.c
+ *   file_scan.c
+ *   file_head.c, file_event.c, file_fields.c
+ * Loop thread only. */
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -80,6 +80,28 @@ static void test_event_kinesis_record_exact(void **state)
     sl_event_kinesis_tmpl_fini(&t); /* safe twice */
 }
 
+/* text_plain skips the check of seq and id, not their bytes: the same event either way. */
+static void test_event_kinesis_text_plain_same_bytes(void **state)
+{
+    (void)state;
+    struct sl_event_kinesis_tmpl t;
+    assert_int_equal(sl_event_kinesis_tmpl_init(&t, &kinesis_part), 0);
+    struct sl_buf a, b;
+    sl_buf_init(&a);
+    sl_buf_init(&b);
+    struct sl_event_kinesis_rec rec = rec_of(BIG_SEQ, "payload", 1545084650987);
+    rec.key = "own key";
+    rec.key_len = 7;
+    assert_int_equal(sl_event_kinesis_encode(&t, &rec, &a), 0);
+    rec.text_plain = true;
+    assert_int_equal(sl_event_kinesis_encode(&t, &rec, &b), 0);
+    assert_string_equal(a.data, b.data);
+    assert_non_null(strstr(a.data, "\"partitionKey\":\"own key\",\"sequenceNumber\":\"" BIG_SEQ));
+    sl_buf_fini(&a);
+    sl_buf_fini(&b);
+    sl_event_kinesis_tmpl_fini(&t);
+}
+
 /* Every text is escaped where it lands: the template's (once, when built) and the record's. */
 static void test_event_kinesis_escaping(void **state)
 {
@@ -265,6 +287,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_kinesis_record_exact),
+        cmocka_unit_test(test_event_kinesis_text_plain_same_bytes),
         cmocka_unit_test(test_event_kinesis_escaping),
         cmocka_unit_test(test_event_kinesis_filter_doc),
         cmocka_unit_test(test_event_kinesis_batch_info),
