@@ -15,6 +15,7 @@
  * About sequence numbers: they are text, not integers, since Kinesis's are decimals of up to
  * ~56 digits and Redis stream ids are "<ms>-<n>"; they are written as given (escaped only if
  * they hold a character JSON needs escaped). */
+#include <assert.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -32,19 +33,31 @@
 #define KIN_ARN  "\",\"eventSourceARN\":\""
 #define KIN_REG  "\",\"awsRegion\":"
 
-/* Appends s escaped as the inside of a JSON string (without its quotes). */
-static int kin_inner(struct sl_buf *b, const char *s)
+/* A sequence of appends to one buffer that remembers its first error, checked once at the
+ * end (CONVENTIONS: "Errors and returns"). */
+struct kin_w {
+    struct sl_buf *b;
+    int err;
+};
+
+static void kin_raw(struct kin_w *w, const char *s, size_t n)
 {
-    size_t start = b->len;
-    int r = sl_enc_json_str(b, s, strlen(s));
-    if (r < 0) {
-        return r;
+    if (w->err == 0) {
+        w->err = sl_buf_append(w->b, s, n);
     }
-    /* drop the quotes: move the inside one byte back over the opening one */
-    size_t n = b->len - start - 2;
-    memmove(b->data + start, b->data + start + 1, n);
-    sl_buf_truncate(b, start + n);
-    return 0;
+}
+
+static void kin_str(struct kin_w *w, const char *s)
+{
+    kin_raw(w, s, strlen(s));
+}
+
+/* s[0..n) as a JSON string, quotes included. */
+static void kin_json(struct kin_w *w, const char *s, size_t n)
+{
+    if (w->err == 0) {
+        w->err = sl_enc_json_str(w->b, s, n);
+    }
 }
 
 /* Does s need escaping inside a JSON string? */
@@ -59,22 +72,43 @@ static bool kin_needs_escape(const char *s, size_t n)
     return false;
 }
 
-/* Appends s[0..n) as the inside of a JSON string: as it is when it needs no escaping (the usual
- * case for sequence numbers and ids), else escaped. */
-static int kin_put_text(struct sl_buf *out, const char *s, size_t n)
+/* s[0..n) as the inside of a JSON string (without its quotes): as it is when it needs no
+ * escaping (the usual case for sequence numbers and ids), else escaped. */
+static void kin_inner(struct kin_w *w, const char *s, size_t n)
 {
     if (!kin_needs_escape(s, n)) {
-        return sl_buf_append(out, s, n);
+        kin_raw(w, s, n);
+        return;
     }
-    size_t start = out->len;
-    int r = sl_enc_json_str(out, s, n);
-    if (r < 0) {
-        return r;
+    size_t start = w->b->len;
+    kin_json(w, s, n);
+    if (w->err == 0) {
+        /* drop the quotes: move the inside one byte back over the opening one */
+        size_t k = w->b->len - start - 2;
+        memmove(w->b->data + start, w->b->data + start + 1, k);
+        sl_buf_truncate(w->b, start + k);
     }
-    size_t k = out->len - start - 2;
-    memmove(out->data + start, out->data + start + 1, k);
-    sl_buf_truncate(out, start + k);
-    return 0;
+}
+
+static void kin_u64(struct kin_w *w, uint64_t v)
+{
+    if (w->err == 0) {
+        w->err = sl_enc_u64(w->b, v);
+    }
+}
+
+static void kin_iso8601(struct kin_w *w, int64_t ms)
+{
+    if (w->err == 0) {
+        w->err = sl_enc_iso8601_ms(w->b, ms);
+    }
+}
+
+/* Copies n bytes into room already reserved (no check; the caller terminates the text). */
+static inline void kin_copy(struct sl_buf *b, const char *s, size_t n)
+{
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
 }
 
 /* The template's three pieces:
@@ -89,34 +123,38 @@ int sl_event_kinesis_tmpl_init(struct sl_event_kinesis_tmpl *t,
     sl_buf_init(&b);
     memset(t, 0, sizeof(*t));
     const char *region = p->region ? p->region : "";
-    int r = sl_buf_puts(&b, KIN_HEAD);
-    if (r < 0 || (r = sl_enc_json_str(&b, p->key, strlen(p->key))) < 0 ||
-        (r = sl_buf_puts(&b, KIN_SEQ)) < 0) {
-        goto fail;
+    struct kin_w w = {&b, 0};
+    kin_str(&w, KIN_HEAD);
+    kin_json(&w, p->key, strlen(p->key));
+    kin_str(&w, KIN_SEQ);
+    size_t head_len = b.len;
+    kin_str(&w, KIN_SRC);
+    kin_inner(&w, p->event_source, strlen(p->event_source));
+    kin_str(&w, KIN_ID);
+    kin_inner(&w, p->id_prefix, strlen(p->id_prefix));
+    size_t id_len = b.len - head_len;
+    kin_str(&w, KIN_NAME);
+    kin_inner(&w, p->event_name, strlen(p->event_name));
+    kin_str(&w, KIN_ARN);
+    kin_inner(&w, p->arn, strlen(p->arn));
+    kin_str(&w, KIN_REG);
+    kin_json(&w, region, strlen(region));
+    kin_str(&w, "}");
+    if (w.err < 0) {
+        sl_buf_fini(&b);
+        return w.err;
     }
-    t->head_len = b.len;
-    if ((r = sl_buf_puts(&b, KIN_SRC)) < 0 || (r = kin_inner(&b, p->event_source)) < 0 ||
-        (r = sl_buf_puts(&b, KIN_ID)) < 0 || (r = kin_inner(&b, p->id_prefix)) < 0) {
-        goto fail;
+    size_t tail_len = b.len - head_len - id_len;
+    t->key = sl_strdup(p->key);
+    t->enc = sl_buf_steal(&b);
+    if (!t->key || !t->enc) {
+        sl_event_kinesis_tmpl_fini(t);
+        return SL_ENOMEM;
     }
-    t->id_len = b.len - t->head_len;
-    if ((r = sl_buf_puts(&b, KIN_NAME)) < 0 || (r = kin_inner(&b, p->event_name)) < 0 ||
-        (r = sl_buf_puts(&b, KIN_ARN)) < 0 || (r = kin_inner(&b, p->arn)) < 0 ||
-        (r = sl_buf_puts(&b, KIN_REG)) < 0 ||
-        (r = sl_enc_json_str(&b, region, strlen(region))) < 0 || (r = sl_buf_puts(&b, "}")) < 0) {
-        goto fail;
-    }
-    t->tail_len = b.len - t->head_len - t->id_len;
-    if (!(t->key = sl_strdup(p->key)) || !(t->enc = sl_buf_steal(&b))) {
-        r = SL_ENOMEM;
-        goto fail;
-    }
+    t->head_len = head_len;
+    t->id_len = id_len;
+    t->tail_len = tail_len;
     return 0;
-fail:
-    sl_buf_fini(&b);
-    sl_free(t->key);
-    memset(t, 0, sizeof(*t));
-    return r;
 }
 
 void sl_event_kinesis_tmpl_fini(struct sl_event_kinesis_tmpl *t)
@@ -133,50 +171,56 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
     size_t start = out->len;
     size_t len = rec->no_data ? 0 : rec->len;
     const char *data = len ? rec->data : "";
-    int r;
+    struct kin_w w = {out, 0};
     if (rec->key) {
         /* a key of the record's own instead of the template's */
-        if ((r = sl_buf_puts(out, KIN_HEAD)) < 0 ||
-            (r = sl_enc_json_str(out, rec->key, rec->key_len)) < 0 ||
-            (r = sl_buf_puts(out, KIN_SEQ)) < 0) {
-            goto fail;
+        kin_str(&w, KIN_HEAD);
+        kin_json(&w, rec->key, rec->key_len);
+        kin_str(&w, KIN_SEQ);
+    } else {
+        kin_raw(&w, t->enc, t->head_len);
+    }
+    if (w.err == 0 && !rec->text_plain &&
+        (kin_needs_escape(rec->seq, rec->seq_len) || kin_needs_escape(rec->id, rec->id_len))) {
+        kin_inner(&w, rec->seq, rec->seq_len);
+        kin_str(&w, KIN_DATA);
+        if (w.err == 0) {
+            w.err = sl_enc_base64(out, data, len);
         }
-    } else if ((r = sl_buf_append(out, t->enc, t->head_len)) < 0) {
-        goto fail;
-    }
-    if (rec->text_plain ||
-        (!kin_needs_escape(rec->seq, rec->seq_len) && !kin_needs_escape(rec->id, rec->id_len))) {
-        /* The common case: one reservation, then copies that cannot fail (their results are
-         * still combined, since GCC's warn_unused_result cannot be silenced by a cast). */
-        size_t need = rec->seq_len + sizeof(KIN_DATA) + sl_enc_base64_len(len) + sizeof(KIN_TS) +
-                      25 + t->id_len + rec->id_len + t->tail_len;
-        if (sl_buf_reserve(out, need) < 0) {
-            r = SL_ENOMEM;
-            goto fail;
+        kin_str(&w, KIN_TS);
+        if (w.err == 0) {
+            w.err = sl_enc_epoch_seconds(out, rec->arrival_ms);
         }
-        r = sl_buf_append(out, rec->seq, rec->seq_len);
-        r |= sl_buf_append(out, KIN_DATA, sizeof(KIN_DATA) - 1);
-        r |= sl_enc_base64(out, data, len);
-        r |= sl_buf_append(out, KIN_TS, sizeof(KIN_TS) - 1);
-        r |= sl_enc_epoch_seconds(out, rec->arrival_ms);
-        r |= sl_buf_append(out, t->enc + t->head_len, t->id_len);
-        r |= sl_buf_append(out, rec->id, rec->id_len);
-        r |= sl_buf_append(out, t->enc + t->head_len + t->id_len, t->tail_len);
-        return r < 0 ? SL_ENOMEM : 0;
+        kin_raw(&w, t->enc + t->head_len, t->id_len);
+        kin_inner(&w, rec->id, rec->id_len);
+        kin_raw(&w, t->enc + t->head_len + t->id_len, t->tail_len);
+        if (w.err < 0) {
+            sl_buf_truncate(out, start);
+        }
+        return w.err;
     }
-    if ((r = kin_put_text(out, rec->seq, rec->seq_len)) < 0 ||
-        (r = sl_buf_append(out, KIN_DATA, sizeof(KIN_DATA) - 1)) < 0 ||
-        (r = sl_enc_base64(out, data, len)) < 0 ||
-        (r = sl_buf_append(out, KIN_TS, sizeof(KIN_TS) - 1)) < 0 ||
-        (r = sl_enc_epoch_seconds(out, rec->arrival_ms)) < 0 ||
-        (r = sl_buf_append(out, t->enc + t->head_len, t->id_len)) < 0 ||
-        (r = kin_put_text(out, rec->id, rec->id_len)) < 0 ||
-        (r = sl_buf_append(out, t->enc + t->head_len + t->id_len, t->tail_len)) < 0) {
-        goto fail;
+    /* The common case, the hot path of a file -> http mapping: one reservation for the rest,
+     * then copies. */
+    size_t need = rec->seq_len + sizeof(KIN_DATA) + sl_enc_base64_len(len) + sizeof(KIN_TS) + 25 +
+                  t->id_len + rec->id_len + t->tail_len;
+    if (w.err == 0 && sl_buf_reserve(out, need) < 0) {
+        w.err = SL_ENOMEM;
     }
-    return 0;
-fail:
-    sl_buf_truncate(out, start);
+    if (w.err < 0) {
+        sl_buf_truncate(out, start);
+        return w.err;
+    }
+    kin_copy(out, rec->seq, rec->seq_len);
+    kin_copy(out, KIN_DATA, sizeof(KIN_DATA) - 1);
+    int r = sl_enc_base64(out, data, len); /* within the room reserved: cannot fail */
+    assert(r == 0);
+    kin_copy(out, KIN_TS, sizeof(KIN_TS) - 1);
+    r = sl_enc_epoch_seconds(out, rec->arrival_ms);
+    assert(r == 0);
+    kin_copy(out, t->enc + t->head_len, t->id_len);
+    kin_copy(out, rec->id, rec->id_len);
+    kin_copy(out, t->enc + t->head_len + t->id_len, t->tail_len);
+    out->data[out->len] = '\0';
     return r;
 }
 
@@ -242,21 +286,24 @@ fail:
 int sl_event_kinesis_batch_info(const struct sl_event_kinesis_batch *bi, struct sl_buf *out)
 {
     size_t start = out->len;
-    int r = sl_buf_puts(out, "\"KinesisBatchInfo\":{\"shardId\":");
-    if (r < 0 || (r = sl_enc_json_str(out, bi->shard_id, strlen(bi->shard_id))) < 0 ||
-        (r = sl_buf_puts(out, ",\"startSequenceNumber\":")) < 0 ||
-        (r = sl_enc_json_str(out, bi->first_seq, strlen(bi->first_seq))) < 0 ||
-        (r = sl_buf_puts(out, ",\"endSequenceNumber\":")) < 0 ||
-        (r = sl_enc_json_str(out, bi->last_seq, strlen(bi->last_seq))) < 0 ||
-        (r = sl_buf_puts(out, ",\"approximateArrivalOfFirstRecord\":\"")) < 0 ||
-        (r = sl_enc_iso8601_ms(out, bi->first_ms)) < 0 ||
-        (r = sl_buf_puts(out, "\",\"approximateArrivalOfLastRecord\":\"")) < 0 ||
-        (r = sl_enc_iso8601_ms(out, bi->last_ms)) < 0 ||
-        (r = sl_buf_puts(out, "\",\"batchSize\":")) < 0 || (r = sl_enc_u64(out, bi->n)) < 0 ||
-        (r = sl_buf_puts(out, ",\"streamArn\":")) < 0 ||
-        (r = sl_enc_json_str(out, bi->stream_arn, strlen(bi->stream_arn))) < 0 ||
-        (r = sl_buf_puts(out, "}")) < 0) {
+    struct kin_w w = {out, 0};
+    kin_str(&w, "\"KinesisBatchInfo\":{\"shardId\":");
+    kin_json(&w, bi->shard_id, strlen(bi->shard_id));
+    kin_str(&w, ",\"startSequenceNumber\":");
+    kin_json(&w, bi->first_seq, strlen(bi->first_seq));
+    kin_str(&w, ",\"endSequenceNumber\":");
+    kin_json(&w, bi->last_seq, strlen(bi->last_seq));
+    kin_str(&w, ",\"approximateArrivalOfFirstRecord\":\"");
+    kin_iso8601(&w, bi->first_ms);
+    kin_str(&w, "\",\"approximateArrivalOfLastRecord\":\"");
+    kin_iso8601(&w, bi->last_ms);
+    kin_str(&w, "\",\"batchSize\":");
+    kin_u64(&w, bi->n);
+    kin_str(&w, ",\"streamArn\":");
+    kin_json(&w, bi->stream_arn, strlen(bi->stream_arn));
+    kin_str(&w, "}");
+    if (w.err < 0) {
         sl_buf_truncate(out, start);
     }
-    return r;
+    return w.err;
 }

@@ -29,9 +29,11 @@ int file_event_prepare(struct file_part *fp, const char *path, const char *regio
     struct sl_buf arn, id;
     sl_buf_init(&arn);
     sl_buf_init(&id);
-    int r = sl_buf_puts(&arn, FILE_SCHEME);
-    if (r == 0 && (r = sl_buf_puts(&arn, path)) == 0 && (r = sl_buf_puts(&id, path)) == 0 &&
-        (r = sl_buf_puts(&id, ":")) == 0) {
+    int r = sl_buf_printf(&arn, FILE_SCHEME "%s", path);
+    if (r == 0) {
+        r = sl_buf_printf(&id, "%s:", path);
+    }
+    if (r == 0) {
         const struct sl_event_kinesis_part p = {
             .event_source = FILE_EVENT_SOURCE,
             .event_name = FILE_EVENT_NAME,
@@ -143,8 +145,8 @@ int file_encode_batch_info(void *vctx,
     last[sl_enc_u64_digits(last, runs[0].last->pos)] = '\0';
     struct sl_buf arn;
     sl_buf_init(&arn);
-    int r = sl_buf_puts(&arn, FILE_SCHEME);
-    if (r == 0 && (r = sl_buf_puts(&arn, part->name)) == 0) {
+    int r = sl_buf_printf(&arn, FILE_SCHEME "%s", part->name);
+    if (r == 0) {
         const struct sl_event_kinesis_batch bi = {
             .shard_id = part->name,
             .first_seq = first,
