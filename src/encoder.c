@@ -182,8 +182,7 @@ int sl_enc_json_str(struct sl_buf *out, const char *s, size_t n)
     return 0;
 }
 
-/* Writes v in decimal at w (room for 20 bytes) and returns the number of digits. */
-static size_t enc_u64_raw(char *w, uint64_t v)
+size_t sl_enc_u64_digits(char *w, uint64_t v)
 {
     char tmp[20];
     size_t n = 0;
@@ -200,7 +199,7 @@ int sl_enc_u64(struct sl_buf *out, uint64_t v)
     if (sl_buf_reserve(out, 20) < 0) {
         return SL_ENOMEM;
     }
-    out->len += enc_u64_raw(out->data + out->len, v);
+    out->len += sl_enc_u64_digits(out->data + out->len, v);
     out->data[out->len] = '\0';
     return 0;
 }
@@ -217,7 +216,7 @@ int sl_enc_epoch_seconds(struct sl_buf *out, int64_t ms)
         w[k++] = '-';
         mag = 0 - mag;
     }
-    k += enc_u64_raw(w + k, mag / 1000);
+    k += sl_enc_u64_digits(w + k, mag / 1000);
     unsigned frac = (unsigned)(mag % 1000);
     w[k++] = '.';
     w[k++] = (char)('0' + frac / 100);

@@ -27,6 +27,11 @@ SL_NODISCARD int sl_enc_base64_decode(struct sl_buf *out, const char *s, size_t 
  * be UTF-8). Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int sl_enc_json_str(struct sl_buf *out, const char *s, size_t n);
 
+/* Writes v in decimal at w (room for SL_ENC_U64_MAX bytes; no terminator) and returns the
+ * number of digits. */
+#define SL_ENC_U64_MAX 20
+size_t sl_enc_u64_digits(char *w, uint64_t v);
+
 /* Appends v in decimal. */
 SL_NODISCARD int sl_enc_u64(struct sl_buf *out, uint64_t v);
 

@@ -17,7 +17,9 @@
 # whole-process figures (including the idle second, during which sluice is asleep).
 #
 # Env: SLUICE_BIN (default build/sluice), NGINX_PORT (18080), DURATION (5, for wrk),
-#      IDLE (1), KEEP=1 keeps the temp dir, BATCHES ("100 1000").
+#      IDLE (1), KEEP=1 keeps the temp dir, BATCHES ("100 1000"), PREV_BIN (a previous build
+#      of sluice, measured beside SLUICE_BIN in the same run as "prev" rows), ROUNDS (1: how
+#      many times the sluice rows are repeated, alternating the two binaries).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,10 +28,13 @@ SLUICE_BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
 DURATION="${DURATION:-5}"
 IDLE="${IDLE:-1}"
 BATCHES="${BATCHES:-100 1000}"
+PREV_BIN="${PREV_BIN:-}"
+ROUNDS="${ROUNDS:-1}"
 export NGINX_PORT="${NGINX_PORT:-18080}"
 PY=/usr/bin/python3
 
 [ -x "$SLUICE_BIN" ] || { echo "bench: no sluice at $SLUICE_BIN (build first)" >&2; exit 1; }
+[ -z "$PREV_BIN" ] || [ -x "$PREV_BIN" ] || { echo "bench: no sluice at $PREV_BIN" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench: wrk missing (apt-get install wrk)" >&2; exit 1; }
 
 TMP="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
@@ -135,9 +140,11 @@ LUA
     row "wrk_b=$b($(stat -c %s "$TMP/body.$b")B)" "$((reqs * b))" "$e" "$u" "$s" "$m"
 done
 
-# sluice
-for b in $BATCHES; do
-    st="$TMP/state.$b"
+# sluice: run_sluice NAME BIN BATCH
+run_sluice() {
+    local name="$1" bin="$2" b="$3"
+    local st="$TMP/state.$name.$b"
+    rm -rf "$st"
     cat >"$TMP/bench.$b.json" <<JSON
 {
   "state_dir": "$st",
@@ -150,25 +157,37 @@ for b in $BATCHES; do
   ]
 }
 JSON
-    rc=0
-    measure "$TMP/m.sluice.$b" "$SLUICE_BIN" run --until-idle="$IDLE" --log-level info \
-        "$TMP/bench.$b.json" 2>"$TMP/sluice.$b.log" || rc=$?
+    local rc=0
+    measure "$TMP/m.$name.$b" "$bin" run --until-idle="$IDLE" --log-level info \
+        "$TMP/bench.$b.json" 2>"$TMP/$name.$b.log" || rc=$?
     if [ "$rc" -ne 0 ]; then
-        echo "bench: sluice b=$b exited $rc; log tail:" >&2
-        tail -n 20 "$TMP/sluice.$b.log" >&2
-        continue
+        echo "bench: $name b=$b exited $rc; log tail:" >&2
+        tail -n 20 "$TMP/$name.$b.log" >&2
+        return 0
     fi
     # the exit stats line ("... exit fetched=N delivered=N ...") must account for every line
-    delivered=$(grep -o 'delivered=[0-9]*' "$TMP/sluice.$b.log" | tail -n 1 | cut -d= -f2)
+    local delivered
+    delivered=$(grep -o 'delivered=[0-9]*' "$TMP/$name.$b.log" | tail -n 1 | cut -d= -f2)
     if [ "${delivered:-?}" != "$LINES" ]; then
-        echo "bench: WARNING sluice b=$b reports delivered=${delivered:-?}, expected $LINES" >&2
+        echo "bench: WARNING $name b=$b reports delivered=${delivered:-?}, expected $LINES" >&2
     fi
-    read -r e u s m <"$TMP/m.sluice.$b"
+    local e u s m active
+    read -r e u s m <"$TMP/m.$name.$b"
     active=$($PY -c "print('%.4f' % ($e - $IDLE))")
     if $PY -c "import sys; sys.exit(0 if $e < $IDLE else 1)"; then
-        echo "bench: sluice b=$b exited after ${e}s, before its ${IDLE}s idle wait" >&2
+        echo "bench: $name b=$b exited after ${e}s, before its ${IDLE}s idle wait" >&2
     fi
-    row "sluice_b=$b" "$LINES" "$active" "$u" "$s" "$m"
+    row "${name}_b=$b" "$LINES" "$active" "$u" "$s" "$m"
+}
+# With PREV_BIN, each round runs the previous binary and then this one, batch size by batch
+# size, so both see the same machine and page cache.
+for ((round = 1; round <= ROUNDS; round++)); do
+    for b in $BATCHES; do
+        if [ -n "$PREV_BIN" ]; then
+            run_sluice prev "$PREV_BIN" "$b"
+        fi
+        run_sluice sluice "$SLUICE_BIN" "$b"
+    done
 done
 
 # ---- table --------------------------------------------------------------------------------
