@@ -15,7 +15,7 @@
 struct sl_httpc;
 struct sl_strmap;
 
-#define SL_SINK_ABI 2u
+#define SL_SINK_ABI 3u
 
 /* What a sink gets from its owner. */
 struct sl_sink_env {
@@ -53,9 +53,13 @@ struct sl_sink_ops {
     /* True when this sink serves destination (its scheme or ARN shape). */
     bool (*handles)(const char *destination);
     size_t ctx_size;
-    /* One document per failed record (AWS's kafka:// destination), with the record's key,
-     * rather than one per batch. */
+    /* Capabilities: the core decides from these, never from the name (sl_sink_plan_for).
+     * one_doc_per_record: one document per failed record (AWS's kafka:// destination), with
+     * the record's key, rather than one per batch. keeps_payload: the document carries the
+     * event the records made (AWS's S3 destination does, its SQS one does not: a message is at
+     * most 1 MiB, an event up to 6 MB); false leaves only the batch info. */
     bool one_doc_per_record;
+    bool keeps_payload;
     /* init needs env->cluster: the destination is on the source's own cluster (kafka://). */
     bool uses_source_cluster;
     /* Checks destination's shape without I/O; errbuf says what is allowed. Returns 0 or
@@ -80,6 +84,16 @@ struct sl_sink_ops {
 #define SL_SINK_DECLARE(name) extern const struct sl_sink_ops sl_sink_##name;
 SL_SINKS(SL_SINK_DECLARE)
 #undef SL_SINK_DECLARE
+
+/* How the on-failure path hands records to a sink, decided from its capabilities. */
+struct sl_sink_plan {
+    size_t n_records;  /* records in the next document: all of them, or 1 per document */
+    bool per_record;   /* each document is one record's, with the record's key */
+    bool with_payload; /* the document carries the event those records made */
+};
+
+/* The plan for giving n_records (> 0) failed records to ops. Pure; any thread. */
+struct sl_sink_plan sl_sink_plan_for(const struct sl_sink_ops *ops, size_t n_records);
 
 /* The sink that serves destination, or NULL. */
 const struct sl_sink_ops *sl_sink_for(const char *destination);

@@ -280,7 +280,8 @@ static void lane_write(struct sl_lane *ln)
         .len = ln->doc.len,
         .time_ms = sl_clock_wall_ms(m->env.clock),
     };
-    if (m->dest.ops->one_doc_per_record && m->ops->record_key) {
+    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, ln->dest.hi - ln->dest.lo);
+    if (plan.per_record && m->ops->record_key) {
         doc.key_len = m->ops->record_key(m->src_ctx, lane_part(ln, ln->dest.lo),
                                          lane_rec(ln, ln->dest.lo), &doc.key);
         if (doc.key_len == 0) {
@@ -311,6 +312,7 @@ static int lane_build_failrec(struct sl_lane *ln,
 {
     struct sl_mapping *m = ln->mp->m;
     size_t n = r.hi - r.lo;
+    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, n);
     /* The payload: the event those records made, when the destination keeps it. */
     size_t encoded = 0;
     int rc = 0;
@@ -327,12 +329,11 @@ static int lane_build_failrec(struct sl_lane *ln,
         .function_error = ln->last_function_error,
         .now_ms = sl_clock_wall_ms(m->env.clock),
         .request_id = {sl_retry_rand(&m->rng), sl_retry_rand(&m->rng)},
-        .per_record = m->dest.ops->one_doc_per_record,
+        .per_record = plan.per_record,
     };
     sl_buf_truncate(&ln->doc, 0);
-    /* AWS's S3 destination keeps the payload, its SQS destination does not (a message is at
-     * most 1 MiB, an event up to 6 MB); sluice's file and http destinations follow S3. */
-    bool with_payload = rc == 0 && encoded == n && strcmp(m->dest.ops->name, "sqs") != 0;
+    /* The destination's capability says whether it keeps the payload (sink.h). */
+    bool with_payload = rc == 0 && encoded == n && plan.with_payload;
     struct sl_batch_run *runs = NULL;
     size_t n_runs = rc == 0 ? lane_runs(ln, r, &runs) : 0;
     if (n_runs == 0) {
@@ -351,12 +352,14 @@ static void
 lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failrec_response response)
 {
     struct sl_mapping *m = ln->mp->m;
-    if (m->dest.ops && m->dest.ops->one_doc_per_record && n > 1) {
+    struct sl_sink_plan plan =
+        m->dest.ops ? sl_sink_plan_for(m->dest.ops, n) : (struct sl_sink_plan){.n_records = n};
+    if (plan.n_records < n) {
         /* One document per record: this one now, the others as each write lands. */
-        ln->give_up_rest = n - 1;
+        ln->give_up_rest = n - plan.n_records;
         ln->give_up_condition = condition;
         ln->give_up_response = (int)response;
-        n = 1;
+        n = plan.n_records;
     }
     struct sl_lane_range r = {ln->cur.lo, ln->cur.lo + n};
     ln->cur.lo += n;

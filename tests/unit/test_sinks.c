@@ -282,6 +282,92 @@ static void test_sinks_registry(void **state)
     assert_null(sl_sink_for(NULL));
 }
 
+/* ---- capabilities: the on-failure plan (sl_sink_plan_for) ---- */
+
+/* Fake sinks, one per capability: the plan depends on what a sink declares, never its name
+ * (each fake is named like a real sink that declares otherwise, to prove it). */
+static const struct sl_sink_ops fake_sink_per_batch = {
+    .abi = SL_SINK_ABI,
+    .name = "sqs", /* a fake: keeps the payload although a real sqs sink does not */
+    .keeps_payload = true,
+};
+static const struct sl_sink_ops fake_sink_no_payload = {
+    .abi = SL_SINK_ABI,
+    .name = "file", /* a fake: drops the payload although a real file sink keeps it */
+    .keeps_payload = false,
+};
+static const struct sl_sink_ops fake_sink_per_record = {
+    .abi = SL_SINK_ABI,
+    .name = "http", /* a fake: one document per record, which no real http sink declares */
+    .one_doc_per_record = true,
+    .keeps_payload = true,
+};
+
+static void test_sinks_plan_per_batch(void **state)
+{
+    (void)state;
+    struct sl_sink_plan plan = sl_sink_plan_for(&fake_sink_per_batch, 7);
+    assert_int_equal(plan.n_records, 7); /* one document for the whole batch */
+    assert_false(plan.per_record);
+    assert_true(plan.with_payload);
+    plan = sl_sink_plan_for(&fake_sink_per_batch, 1);
+    assert_int_equal(plan.n_records, 1);
+    assert_false(plan.per_record);
+}
+
+static void test_sinks_plan_no_payload(void **state)
+{
+    (void)state;
+    struct sl_sink_plan plan = sl_sink_plan_for(&fake_sink_no_payload, 5);
+    assert_int_equal(plan.n_records, 5);
+    assert_false(plan.per_record);
+    assert_false(plan.with_payload);
+}
+
+static void test_sinks_plan_per_record(void **state)
+{
+    (void)state;
+    struct sl_sink_plan plan = sl_sink_plan_for(&fake_sink_per_record, 5);
+    assert_int_equal(plan.n_records, 1); /* one now, the others one by one */
+    assert_true(plan.per_record);
+    assert_true(plan.with_payload);
+    plan = sl_sink_plan_for(&fake_sink_per_record, 1);
+    assert_int_equal(plan.n_records, 1);
+    assert_true(plan.per_record);
+}
+
+/* The real sinks declare what the core used to decide from their names: SQS drops the payload,
+ * kafka:// writes one document per record on the source's cluster, file and http keep it all. */
+static void test_sinks_plan_real_sinks(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dest;
+        size_t n_records; /* of 4 */
+        bool per_record;
+        bool with_payload;
+        bool uses_source_cluster;
+    } cases[] = {
+        {"file:///var/lib/sluice/failures", 4, false, true, false},
+        {"http://127.0.0.1:8080/hook", 4, false, true, false},
+        {"arn:aws:sqs:us-east-1:123456789012:failures", 4, false, false, false},
+        {"kafka://failures", 1, true, true, true},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        const struct sl_sink_ops *ops = sl_sink_for(cases[i].dest);
+        if (!ops) {
+            assert_string_equal(cases[i].dest, "kafka://failures"); /* left out of this build */
+            assert_int_equal(SL_HAVE_KAFKA, 0);
+            continue;
+        }
+        struct sl_sink_plan plan = sl_sink_plan_for(ops, 4);
+        assert_int_equal(plan.n_records, cases[i].n_records);
+        assert_int_equal(plan.per_record, cases[i].per_record);
+        assert_int_equal(plan.with_payload, cases[i].with_payload);
+        assert_int_equal(ops->uses_source_cluster, cases[i].uses_source_cluster);
+    }
+}
+
 static void test_sinks_check_errors(void **state)
 {
     (void)state;
@@ -1123,6 +1209,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sinks_registry),
         cmocka_unit_test(test_sinks_check_errors),
+        cmocka_unit_test(test_sinks_plan_per_batch),
+        cmocka_unit_test(test_sinks_plan_no_payload),
+        cmocka_unit_test(test_sinks_plan_per_record),
+        cmocka_unit_test(test_sinks_plan_real_sinks),
         cmocka_unit_test_setup_teardown(test_sinks_file_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_file_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_file_torn_line, setup, teardown),
