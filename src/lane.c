@@ -272,6 +272,22 @@ static void lane_written(void *arg, int err, const char *detail)
     lane_continue(ln);
 }
 
+/* The sink's answer for the documents of a delivery: the lane goes on when every one landed,
+ * else backs off and delivers again the first that did not (the on-failure path delivers one
+ * document at a time: the batch's, or each record's in turn). */
+static void lane_delivered(void *arg, const struct sl_sink_result *results, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (results[i].outcome != SL_SINK_DELIVERED) {
+            /* Not delivered is never taken for written, whatever err says. */
+            int err = results[i].err < 0 ? results[i].err : SL_EIO;
+            lane_written(arg, err, results[i].detail);
+            return;
+        }
+    }
+    lane_written(arg, 0, NULL);
+}
+
 static void lane_write(struct sl_lane *ln)
 {
     struct sl_mapping *m = ln->mp->m;
@@ -290,7 +306,7 @@ static void lane_write(struct sl_lane *ln)
     }
     ln->state = SL_LANE_WRITING;
     m->writes_in_flight++;
-    int r = m->dest.ops->write(m->dest.ctx, &doc, lane_written, ln);
+    int r = sl_sink_deliver(m->dest.ops, m->dest.ctx, &doc, 1, lane_delivered, ln);
     if (r < 0) {
         lane_written(ln, r, "cannot start the write");
     }
