@@ -15,7 +15,7 @@
 struct sl_httpc;
 struct sl_strmap;
 
-#define SL_SINK_ABI 2u
+#define SL_SINK_ABI 3u
 
 /* What a sink gets from its owner. */
 struct sl_sink_env {
@@ -45,6 +45,26 @@ struct sl_sink_doc {
  * failed writes with backoff; a sink never drops a document on its own. */
 typedef void (*sl_sink_cb)(void *arg, int err, const char *detail);
 
+/* What became of one document of a delivery. REJECTED: the destination refused it (4xx, too
+ * large); RETRY: anything else that did not land. The core retries both with backoff (a sink
+ * never drops a document on its own, and there is no further destination to give it to). */
+enum sl_sink_outcome {
+    SL_SINK_DELIVERED = 0,
+    SL_SINK_RETRY,
+    SL_SINK_REJECTED,
+    SL_SINK_OUTCOME_COUNT
+};
+
+struct sl_sink_result {
+    enum sl_sink_outcome outcome;
+    int err;            /* 0 when delivered, else a negative SL_E* */
+    const char *detail; /* NULL when delivered; borrowed for the callback */
+};
+
+/* results[i] is the outcome of docs[i] of the delivery; n is the delivery's document count.
+ * Borrowed for the call. */
+typedef void (*sl_sink_deliver_cb)(void *arg, const struct sl_sink_result *results, size_t n);
+
 /* A sink adapter: one const object per kind, found by the destination's scheme. Loop thread.
  * An operation that returns an error never calls its callback. */
 struct sl_sink_ops {
@@ -53,9 +73,13 @@ struct sl_sink_ops {
     /* True when this sink serves destination (its scheme or ARN shape). */
     bool (*handles)(const char *destination);
     size_t ctx_size;
-    /* One document per failed record (AWS's kafka:// destination), with the record's key,
-     * rather than one per batch. */
+    /* Capabilities: the core decides from these, never from the name (sl_sink_plan_for).
+     * one_doc_per_record: one document per failed record (AWS's kafka:// destination), with
+     * the record's key, rather than one per batch. keeps_payload: the document carries the
+     * event the records made (AWS's S3 destination does, its SQS one does not: a message is at
+     * most 1 MiB, an event up to 6 MB); false leaves only the batch info. */
     bool one_doc_per_record;
+    bool keeps_payload;
     /* init needs env->cluster: the destination is on the source's own cluster (kafka://). */
     bool uses_source_cluster;
     /* Checks destination's shape without I/O; errbuf says what is allowed. Returns 0 or
@@ -69,6 +93,11 @@ struct sl_sink_ops {
     /* Starts writing doc. Returns 0 (cb runs exactly once, never from inside write) or an
      * error (cb never runs). Several writes may be in flight. */
     int (*write)(void *ctx, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg);
+    /* Starts delivering docs[0..n) (n > 0, each borrowed until cb). Returns 0 (cb runs exactly
+     * once, with one result per document, never from inside deliver) or an error (cb never
+     * runs). May be NULL: sl_sink_deliver then writes each document with write. */
+    int (*deliver)(
+        void *ctx, const struct sl_sink_doc *docs, size_t n, sl_sink_deliver_cb cb, void *arg);
     /* Cancels writes in flight; their callbacks still run with SL_ECANCELED. May be NULL. */
     void (*stop)(void *ctx);
     /* Frees ctx's contents; nothing in flight. Safe after a failed init. */
@@ -80,6 +109,26 @@ struct sl_sink_ops {
 #define SL_SINK_DECLARE(name) extern const struct sl_sink_ops sl_sink_##name;
 SL_SINKS(SL_SINK_DECLARE)
 #undef SL_SINK_DECLARE
+
+/* How the on-failure path hands records to a sink, decided from its capabilities. */
+struct sl_sink_plan {
+    size_t n_records;  /* records in the next document: all of them, or 1 per document */
+    bool per_record;   /* each document is one record's, with the record's key */
+    bool with_payload; /* the document carries the event those records made */
+};
+
+/* The plan for giving n_records (> 0) failed records to ops. Pure; any thread. */
+struct sl_sink_plan sl_sink_plan_for(const struct sl_sink_ops *ops, size_t n_records);
+
+/* Delivers docs[0..n) through ops: its deliver, or by default one write per document, all
+ * in flight at once, and cb once when every one has answered (a document whose write cannot
+ * start counts as not delivered). Same contract as ops->deliver. Loop thread. */
+int sl_sink_deliver(const struct sl_sink_ops *ops,
+                    void *ctx,
+                    const struct sl_sink_doc *docs,
+                    size_t n,
+                    sl_sink_deliver_cb cb,
+                    void *arg);
 
 /* The sink that serves destination, or NULL. */
 const struct sl_sink_ops *sl_sink_for(const char *destination);

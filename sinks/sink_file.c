@@ -518,6 +518,7 @@ const struct sl_sink_ops sl_sink_file = {
     .name = "file",
     .handles = file_handles,
     .ctx_size = sizeof(struct file_ctx),
+    .keeps_payload = true,
     .check = file_check,
     .init = file_init,
     .write = file_write,

@@ -196,6 +196,7 @@ const struct sl_sink_ops sl_sink_http = {
     .name = "http",
     .handles = http_handles,
     .ctx_size = sizeof(struct http_ctx),
+    .keeps_payload = true,
     .check = http_check,
     .init = http_init,
     .write = http_write,

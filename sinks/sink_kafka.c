@@ -218,6 +218,7 @@ const struct sl_sink_ops sl_sink_kafka = {
     .ctx_size = sizeof(struct kafka_sink),
     .one_doc_per_record = true,
     .uses_source_cluster = true,
+    .keeps_payload = true,
     .check = kafka_sink_check,
     .init = kafka_sink_init,
     .write = kafka_sink_write,

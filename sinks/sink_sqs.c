@@ -850,6 +850,7 @@ const struct sl_sink_ops sl_sink_sqs = {
     .name = "sqs",
     .handles = sqs_handles,
     .ctx_size = sizeof(struct sqs_ctx),
+    .keeps_payload = false, /* batch info only, as AWS's SQS destination */
     .check = sqs_check,
     .init = sqs_init,
     .write = sqs_write,

@@ -272,6 +272,22 @@ static void lane_written(void *arg, int err, const char *detail)
     lane_continue(ln);
 }
 
+/* The sink's answer for the documents of a delivery: the lane goes on when every one landed,
+ * else backs off and delivers again the first that did not (the on-failure path delivers one
+ * document at a time: the batch's, or each record's in turn). */
+static void lane_delivered(void *arg, const struct sl_sink_result *results, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (results[i].outcome != SL_SINK_DELIVERED) {
+            /* Not delivered is never taken for written, whatever err says. */
+            int err = results[i].err < 0 ? results[i].err : SL_EIO;
+            lane_written(arg, err, results[i].detail);
+            return;
+        }
+    }
+    lane_written(arg, 0, NULL);
+}
+
 static void lane_write(struct sl_lane *ln)
 {
     struct sl_mapping *m = ln->mp->m;
@@ -280,7 +296,8 @@ static void lane_write(struct sl_lane *ln)
         .len = ln->doc.len,
         .time_ms = sl_clock_wall_ms(m->env.clock),
     };
-    if (m->dest.ops->one_doc_per_record && m->ops->record_key) {
+    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, ln->dest.hi - ln->dest.lo);
+    if (plan.per_record && m->ops->record_key) {
         doc.key_len = m->ops->record_key(m->src_ctx, lane_part(ln, ln->dest.lo),
                                          lane_rec(ln, ln->dest.lo), &doc.key);
         if (doc.key_len == 0) {
@@ -289,7 +306,7 @@ static void lane_write(struct sl_lane *ln)
     }
     ln->state = SL_LANE_WRITING;
     m->writes_in_flight++;
-    int r = m->dest.ops->write(m->dest.ctx, &doc, lane_written, ln);
+    int r = sl_sink_deliver(m->dest.ops, m->dest.ctx, &doc, 1, lane_delivered, ln);
     if (r < 0) {
         lane_written(ln, r, "cannot start the write");
     }
@@ -311,6 +328,7 @@ static int lane_build_failrec(struct sl_lane *ln,
 {
     struct sl_mapping *m = ln->mp->m;
     size_t n = r.hi - r.lo;
+    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, n);
     /* The payload: the event those records made, when the destination keeps it. */
     size_t encoded = 0;
     int rc = 0;
@@ -327,12 +345,11 @@ static int lane_build_failrec(struct sl_lane *ln,
         .function_error = ln->last_function_error,
         .now_ms = sl_clock_wall_ms(m->env.clock),
         .request_id = {sl_retry_rand(&m->rng), sl_retry_rand(&m->rng)},
-        .per_record = m->dest.ops->one_doc_per_record,
+        .per_record = plan.per_record,
     };
     sl_buf_truncate(&ln->doc, 0);
-    /* AWS's S3 destination keeps the payload, its SQS destination does not (a message is at
-     * most 1 MiB, an event up to 6 MB); sluice's file and http destinations follow S3. */
-    bool with_payload = rc == 0 && encoded == n && strcmp(m->dest.ops->name, "sqs") != 0;
+    /* The destination's capability says whether it keeps the payload (sink.h). */
+    bool with_payload = rc == 0 && encoded == n && plan.with_payload;
     struct sl_batch_run *runs = NULL;
     size_t n_runs = rc == 0 ? lane_runs(ln, r, &runs) : 0;
     if (n_runs == 0) {
@@ -351,12 +368,14 @@ static void
 lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failrec_response response)
 {
     struct sl_mapping *m = ln->mp->m;
-    if (m->dest.ops && m->dest.ops->one_doc_per_record && n > 1) {
+    struct sl_sink_plan plan =
+        m->dest.ops ? sl_sink_plan_for(m->dest.ops, n) : (struct sl_sink_plan){.n_records = n};
+    if (plan.n_records < n) {
         /* One document per record: this one now, the others as each write lands. */
-        ln->give_up_rest = n - 1;
+        ln->give_up_rest = n - plan.n_records;
         ln->give_up_condition = condition;
         ln->give_up_response = (int)response;
-        n = 1;
+        n = plan.n_records;
     }
     struct sl_lane_range r = {ln->cur.lo, ln->cur.lo + n};
     ln->cur.lo += n;

@@ -282,6 +282,239 @@ static void test_sinks_registry(void **state)
     assert_null(sl_sink_for(NULL));
 }
 
+/* ---- capabilities: the on-failure plan (sl_sink_plan_for) ---- */
+
+/* Fake sinks, one per capability: the plan depends on what a sink declares, never its name
+ * (each fake is named like a real sink that declares otherwise, to prove it). */
+static const struct sl_sink_ops fake_sink_per_batch = {
+    .abi = SL_SINK_ABI,
+    .name = "sqs", /* a fake: keeps the payload although a real sqs sink does not */
+    .keeps_payload = true,
+};
+static const struct sl_sink_ops fake_sink_no_payload = {
+    .abi = SL_SINK_ABI,
+    .name = "file", /* a fake: drops the payload although a real file sink keeps it */
+    .keeps_payload = false,
+};
+static const struct sl_sink_ops fake_sink_per_record = {
+    .abi = SL_SINK_ABI,
+    .name = "http", /* a fake: one document per record, which no real http sink declares */
+    .one_doc_per_record = true,
+    .keeps_payload = true,
+};
+
+static void test_sinks_plan_per_batch(void **state)
+{
+    (void)state;
+    struct sl_sink_plan plan = sl_sink_plan_for(&fake_sink_per_batch, 7);
+    assert_int_equal(plan.n_records, 7); /* one document for the whole batch */
+    assert_false(plan.per_record);
+    assert_true(plan.with_payload);
+    plan = sl_sink_plan_for(&fake_sink_per_batch, 1);
+    assert_int_equal(plan.n_records, 1);
+    assert_false(plan.per_record);
+}
+
+static void test_sinks_plan_no_payload(void **state)
+{
+    (void)state;
+    struct sl_sink_plan plan = sl_sink_plan_for(&fake_sink_no_payload, 5);
+    assert_int_equal(plan.n_records, 5);
+    assert_false(plan.per_record);
+    assert_false(plan.with_payload);
+}
+
+static void test_sinks_plan_per_record(void **state)
+{
+    (void)state;
+    struct sl_sink_plan plan = sl_sink_plan_for(&fake_sink_per_record, 5);
+    assert_int_equal(plan.n_records, 1); /* one now, the others one by one */
+    assert_true(plan.per_record);
+    assert_true(plan.with_payload);
+    plan = sl_sink_plan_for(&fake_sink_per_record, 1);
+    assert_int_equal(plan.n_records, 1);
+    assert_true(plan.per_record);
+}
+
+/* The real sinks declare what the core used to decide from their names: SQS drops the payload,
+ * kafka:// writes one document per record on the source's cluster, file and http keep it all. */
+static void test_sinks_plan_real_sinks(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dest;
+        size_t n_records; /* of 4 */
+        bool per_record;
+        bool with_payload;
+        bool uses_source_cluster;
+    } cases[] = {
+        {"file:///var/lib/sluice/failures", 4, false, true, false},
+        {"http://127.0.0.1:8080/hook", 4, false, true, false},
+        {"arn:aws:sqs:us-east-1:123456789012:failures", 4, false, false, false},
+        {"kafka://failures", 1, true, true, true},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        const struct sl_sink_ops *ops = sl_sink_for(cases[i].dest);
+        if (!ops) {
+            assert_string_equal(cases[i].dest, "kafka://failures"); /* left out of this build */
+            assert_int_equal(SL_HAVE_KAFKA, 0);
+            continue;
+        }
+        struct sl_sink_plan plan = sl_sink_plan_for(ops, 4);
+        assert_int_equal(plan.n_records, cases[i].n_records);
+        assert_int_equal(plan.per_record, cases[i].per_record);
+        assert_int_equal(plan.with_payload, cases[i].with_payload);
+        assert_int_equal(ops->uses_source_cluster, cases[i].uses_source_cluster);
+    }
+}
+
+/* ---- delivering a batch of documents (sl_sink_deliver) ---- */
+
+/* A fake sink that writes one document at a time: it keeps each write's callback for the test
+ * to answer, and refuses to start the writes whose body is "refuse". */
+#define FAKE_WRITES_MAX 8
+struct fake_writes {
+    int n;
+    sl_sink_cb cb[FAKE_WRITES_MAX];
+    void *arg[FAKE_WRITES_MAX];
+    int delivers; /* calls of fake_sink_own's deliver */
+};
+
+static int fake_write(void *ctx, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg)
+{
+    struct fake_writes *w = ctx;
+    if (strcmp(doc->body, "refuse") == 0) {
+        return SL_EIO;
+    }
+    assert_true(w->n < FAKE_WRITES_MAX);
+    w->cb[w->n] = cb;
+    w->arg[w->n] = arg;
+    w->n++;
+    return 0;
+}
+
+static int
+fake_deliver(void *ctx, const struct sl_sink_doc *docs, size_t n, sl_sink_deliver_cb cb, void *arg)
+{
+    (void)docs;
+    (void)n;
+    (void)cb;
+    (void)arg;
+    struct fake_writes *w = ctx;
+    w->delivers++;
+    return SL_EAGAIN;
+}
+
+static const struct sl_sink_ops fake_sink_one_by_one = {
+    .abi = SL_SINK_ABI,
+    .name = "fake_one_by_one",
+    .write = fake_write,
+};
+static const struct sl_sink_ops fake_sink_own = {
+    .abi = SL_SINK_ABI,
+    .name = "fake_own",
+    .write = fake_write,
+    .deliver = fake_deliver,
+};
+
+struct delivered {
+    int calls;
+    size_t n;
+    struct sl_sink_result results[FAKE_WRITES_MAX];
+    char detail[FAKE_WRITES_MAX][64];
+};
+
+static void on_delivered(void *arg, const struct sl_sink_result *results, size_t n)
+{
+    struct delivered *d = arg;
+    d->calls++;
+    d->n = n;
+    for (size_t i = 0; i < n; i++) {
+        d->results[i] = results[i];
+        (void)snprintf(d->detail[i], sizeof(d->detail[i]), "%s",
+                       results[i].detail ? results[i].detail : "");
+    }
+}
+
+static void fake_docs(struct sl_sink_doc *docs, const char *const *bodies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        docs[i] = (struct sl_sink_doc){.body = bodies[i], .len = strlen(bodies[i])};
+    }
+}
+
+/* One result per document, in the documents' order, once every write has answered. */
+static void test_sinks_deliver_outcomes(void **state)
+{
+    (void)state;
+    struct fake_writes w = {0};
+    struct delivered d = {0};
+    static const char *const bodies[] = {"a", "b", "c"};
+    struct sl_sink_doc docs[3];
+    fake_docs(docs, bodies, 3);
+    assert_int_equal(sl_sink_deliver(&fake_sink_one_by_one, &w, docs, 3, on_delivered, &d), 0);
+    assert_int_equal(w.n, 3); /* all in flight at once */
+    assert_int_equal(d.calls, 0);
+    w.cb[1](w.arg[1], 0, NULL);
+    w.cb[2](w.arg[2], SL_EREJECTED, "413 too large");
+    assert_int_equal(d.calls, 0);
+    w.cb[0](w.arg[0], SL_EREMOTE, "503");
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.results[0].outcome, SL_SINK_RETRY);
+    assert_int_equal(d.results[0].err, SL_EREMOTE);
+    assert_string_equal(d.detail[0], "503");
+    assert_int_equal(d.results[1].outcome, SL_SINK_DELIVERED);
+    assert_int_equal(d.results[1].err, 0);
+    assert_null(d.results[1].detail);
+    assert_int_equal(d.results[2].outcome, SL_SINK_REJECTED);
+    assert_string_equal(d.detail[2], "413 too large");
+}
+
+/* A write that cannot start is a document not delivered; when none starts, deliver fails and
+ * the callback never runs. */
+static void test_sinks_deliver_start_fails(void **state)
+{
+    (void)state;
+    struct fake_writes w = {0};
+    struct delivered d = {0};
+    static const char *const bodies[] = {"a", "refuse", "c"};
+    struct sl_sink_doc docs[3];
+    fake_docs(docs, bodies, 3);
+    assert_int_equal(sl_sink_deliver(&fake_sink_one_by_one, &w, docs, 3, on_delivered, &d), 0);
+    assert_int_equal(w.n, 2);
+    w.cb[0](w.arg[0], 0, NULL);
+    w.cb[1](w.arg[1], 0, NULL);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.results[0].outcome, SL_SINK_DELIVERED);
+    assert_int_equal(d.results[1].outcome, SL_SINK_RETRY);
+    assert_int_equal(d.results[1].err, SL_EIO);
+    assert_string_equal(d.detail[1], "cannot start the write");
+    assert_int_equal(d.results[2].outcome, SL_SINK_DELIVERED);
+
+    static const char *const refused[] = {"refuse", "refuse"};
+    fake_docs(docs, refused, 2);
+    struct delivered d2 = {0};
+    assert_int_equal(sl_sink_deliver(&fake_sink_one_by_one, &w, docs, 2, on_delivered, &d2),
+                     SL_EIO);
+    assert_int_equal(d2.calls, 0);
+}
+
+/* A sink with its own deliver gets the whole batch; write is not used. */
+static void test_sinks_deliver_own(void **state)
+{
+    (void)state;
+    struct fake_writes w = {0};
+    struct delivered d = {0};
+    static const char *const bodies[] = {"a", "b"};
+    struct sl_sink_doc docs[2];
+    fake_docs(docs, bodies, 2);
+    assert_int_equal(sl_sink_deliver(&fake_sink_own, &w, docs, 2, on_delivered, &d), SL_EAGAIN);
+    assert_int_equal(w.delivers, 1);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(d.calls, 0);
+}
+
 static void test_sinks_check_errors(void **state)
 {
     (void)state;
@@ -1123,6 +1356,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sinks_registry),
         cmocka_unit_test(test_sinks_check_errors),
+        cmocka_unit_test(test_sinks_plan_per_batch),
+        cmocka_unit_test(test_sinks_plan_no_payload),
+        cmocka_unit_test(test_sinks_plan_per_record),
+        cmocka_unit_test(test_sinks_plan_real_sinks),
+        cmocka_unit_test(test_sinks_deliver_outcomes),
+        cmocka_unit_test(test_sinks_deliver_start_fails),
+        cmocka_unit_test(test_sinks_deliver_own),
         cmocka_unit_test_setup_teardown(test_sinks_file_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_file_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_file_torn_line, setup, teardown),
