@@ -1926,6 +1926,7 @@ static void kafka_assign_apply(struct kafka_ctx *ctx,
     size_t n_fetching = kafka_fetching(ctx, &any_paused);
     size_t slots = kafka_slots(ctx);
     rd_kafka_topic_partition_list_t *paused = NULL;
+    rd_kafka_topic_partition_list_t *resumed = NULL;
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (kafka_find(ctx, p->topic, p->partition)) {
@@ -1959,6 +1960,13 @@ static void kafka_assign_apply(struct kafka_ctx *ctx,
                 kp->paused = true;
             }
         } else if (kp->q) {
+            /* resumed all the same: a pause from an earlier assignment of it would stay */
+            if (!resumed) {
+                resumed = rd_kafka_topic_partition_list_new(parts->cnt);
+            }
+            if (resumed) {
+                rd_kafka_topic_partition_list_add(resumed, kp->topic, kp->partition);
+            }
             n_fetching++;
             kp->slot_ms = sl_clock_now_ms(ctx->env.clock);
         }
@@ -1991,6 +1999,10 @@ static void kafka_assign_apply(struct kafka_ctx *ctx,
     }
     if (paused) {
         kafka_pause_list(ctx, paused);
+    }
+    if (resumed) {
+        (void)rd_kafka_resume_partitions(ctx->rk, resumed);
+        rd_kafka_topic_partition_list_destroy(resumed);
     }
     rd_kafka_resp_err_t err = rd_kafka_assign(ctx->rk, parts);
     if (err) {
