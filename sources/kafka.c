@@ -77,17 +77,34 @@
  * stash, served first by the next fetch), and copied into part->q (one copy of the bytes). So
  * backpressure is librdkafka's own: it stops fetching a partition while its queue holds
  * queued.min.messages messages or queued.max.messages.kbytes (sluice sets 5000 and 2048 KiB per
- * partition; both can be overridden through "rdkafka"), with no pause/resume (which in
- * librdkafka 2.0 stalls a partition about a second and discards its prefetched data). A queued
- * record of 100 bytes costs about 400 bytes in all (measured), so 5000 are about 2 MB a
- * partition. librdkafka 2.0 notices that a queue fell below those limits only when the
- * broker's thread next wakes, up to a second later if no other fetch wakes it (2.1 added
- * fetch.queue.backoff.ms for this). So a partition whose queue sluice saw full and then drained,
- * and which has stayed empty for KAFKA_KICK_MS while the broker has more, gets a seek to the
- * offset after the last one taken: an asynchronous op that wakes the broker's thread at once
- * (kafka_kick_if_stalled). It keeps a partition at full speed with a fraction of a second's
- * records queued, where the queue had to hold a whole second's worth before (measured: 5000
- * queued, 100k records/s without, 250k-550k with, beside kcat's 245k-460k).
+ * partition; both can be overridden through "rdkafka"); pause/resume serves only the memory
+ * bound (see "About memory"): in librdkafka 2.0 it discards a partition's prefetched data and
+ * leaves it stalled until the broker's thread wakes. A queued record of 100 bytes costs about 400
+ * bytes in all (measured), so 5000 are about 2 MB a partition. librdkafka 2.0 notices that a queue
+ * fell below those limits only when the broker's thread next wakes, up to a second later if no
+ * other fetch wakes it (2.1 added fetch.queue.backoff.ms for this). So a partition whose queue
+ * sluice saw full and then drained, and which has stayed empty for KAFKA_KICK_MS while the broker
+ * has more, gets a seek to the offset after the last one taken: an asynchronous op that wakes the
+ * broker's thread at once (kafka_kick_if_stalled). It keeps a partition at full speed with a
+ * fraction of a second's records queued, where the queue had to hold a whole second's worth before
+ * (measured: 5000 queued, 100k records/s without, 250k-550k with, beside kcat's 245k-460k). About
+ * memory (DESIGN.md rule 4): what librdkafka holds counts against the mapping's max_bytes_buffered.
+ * Its limits are per partition and fixed once the consumer exists, so with hundreds of partitions
+ * their queues alone would hold the whole topic (measured: 310 MB for a 50 MB topic of 240
+ * partitions). So only kafka_slots() partitions fetch at once: max_bytes_buffered over what one
+ * fetching partition's queue can hold (queued.min.messages, or queued.max.messages.kbytes, of
+ * messages of the average size seen, each with librdkafka's KAFKA_MSG_OVERHEAD; 8 with the defaults
+ * and 100-byte records). The others are paused (rd_kafka_pause_partitions) before they are
+ * assigned, so that nothing is prefetched for them, and take a slot in turn (kafka_slots_fill, from
+ * ctx->rr): a fetching partition whose fetch found nothing gives its slot up (kafka_slot_yield)
+ * once it has read everything its broker had (its high watermark) or has held it 10 x
+ * KAFKA_SLICE_MS, to a paused partition that has more to read or has not been looked at for as
+ * long. Pausing a partition whose queue is empty discards nothing; what librdkafka may still bring
+ * for it is dropped and fetched again from the offset after the last one taken, as is everything
+ * after a resume. A resumed partition gets a seek to that offset (kafka_seek_wake), which wakes the
+ * broker's thread at once, as the kick does. fetch.wait.max.ms is 100 (librdkafka: 500): a broker
+ * holds a fetch that found nothing that long, and the fetch of a partition given a slot waits
+ * for it. With as many partitions as slots or fewer, nothing is ever paused.
  * The consumer queue carries only rebalances, errors, commit
  * results and statistics. Each partition queue writes its own 4-byte key (the consumer queue: 0)
  * to the shared pipe when it becomes non-empty; a fetch that found nothing marks the partition
@@ -172,6 +189,8 @@
 #define KAFKA_MSK_PREFIX           "arn:aws:kafka:"
 #define KAFKA_TICK_MS              50
 #define KAFKA_KICK_MS              50    /* a partition queue empty this long may be stalled */
+#define KAFKA_SLICE_MS             100   /* a fetching partition found empty this long yields */
+#define KAFKA_MSG_OVERHEAD         300   /* librdkafka's bytes per queued message beyond its own */
 #define KAFKA_POLL_CAP             5000  /* consumer queue events per loop turn */
 #define KAFKA_CHUNK                256   /* messages taken from a partition queue at once */
 #define KAFKA_SETTLE_MS            30000 /* settling ends at the first assignment or after this */
@@ -203,10 +222,12 @@ struct kafka_part {
     char *topic;
     int32_t partition;
     bool revoked;
-    bool waiting;        /* the last fetch returned 0: part_wake is owed */
-    int64_t waiting_ms;  /* since when (monotonic), or since the last kick */
-    bool maybe_stalled;  /* the queue last seen held enough to stop librdkafka's fetching */
-    uint32_t key;        /* written to the pipe when q becomes non-empty; never 0 */
+    bool waiting;       /* the last fetch returned 0: part_wake is owed */
+    int64_t waiting_ms; /* since when (monotonic), or since the last kick */
+    int64_t slot_ms;    /* when it last got a fetch slot, or was paused (see "About memory") */
+    bool maybe_stalled; /* the queue last seen held enough to stop librdkafka's fetching */
+    bool paused;        /* librdkafka does not fetch it: it waits for a slot (see "About memory") */
+    uint32_t key;       /* written to the pipe when q becomes non-empty; never 0 */
     rd_kafka_queue_t *q; /* the partition's own queue, or NULL (see "About fetching") */
     /* the stash: messages taken from q (or the consumer queue) not yet fetched, a ring */
     rd_kafka_message_t **stage;
@@ -289,6 +310,8 @@ struct kafka_ctx {
     struct kafka_logged logged[8];
     uint64_t stall_msgs;   /* queued.min.messages */
     uint64_t stall_bytes;  /* queued.max.messages.kbytes, in bytes */
+    uint64_t avg_len;      /* the average message size seen (value + key), for the slots */
+    size_t rr;             /* where the next slot's search for a paused partition starts */
     int64_t secfail_at_ms; /* the last authentication/TLS/ACL failure, or 0 */
 };
 
@@ -1245,6 +1268,8 @@ kafka_build_conf(struct kafka_ctx *ctx, rd_kafka_conf_t **ret_conf, char *errbuf
         /* Per partition: librdkafka stops fetching a partition whose queue holds either. */
         {"queued.max.messages.kbytes", "2048"},
         {"queued.min.messages", "5000"},
+        /* an empty fetch holds the next one this long (see "About memory") */
+        {"fetch.wait.max.ms", "100"},
     };
     int r = 0;
     for (size_t i = 0; i < SL_ARRAY_LEN(fixed) && r == 0; i++) {
@@ -1867,6 +1892,29 @@ static void kafka_queue_open(struct kafka_ctx *ctx, struct kafka_part *kp)
     }
 }
 
+static size_t kafka_slots(const struct kafka_ctx *ctx);
+static size_t kafka_fetching(const struct kafka_ctx *ctx, bool *ret_paused);
+
+/* Pauses the partitions of l (marked paused by the caller) before they are assigned; those
+ * librdkafka did not pause are marked fetching again. Frees l. */
+static void kafka_pause_list(struct kafka_ctx *ctx, rd_kafka_topic_partition_list_t *l)
+{
+    rd_kafka_resp_err_t err = rd_kafka_pause_partitions(ctx->rk, l);
+    for (int i = 0; i < l->cnt; i++) {
+        if (err || l->elems[i].err) {
+            struct kafka_part *kp = kafka_find(ctx, l->elems[i].topic, l->elems[i].partition);
+            if (kp) {
+                kp->paused = false;
+            }
+        }
+    }
+    sl_log_info(KAFKA_COMP, ctx->env.inst,
+                "%d partition(s) wait for a fetch slot: %zu fetch at once within "
+                "max_bytes_buffered",
+                l->cnt, kafka_slots(ctx));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Makes the assignment parts, whose offsets say where each partition starts: the partitions,
  * their queues, then rd_kafka_assign. The partitions in resolved (may be NULL) have no committed
  * offset and start where StartingPosition resolved to (kafka_start_offsets): that offset counts
@@ -1878,6 +1926,11 @@ static void kafka_assign_apply(struct kafka_ctx *ctx,
 {
     ctx->assigned_once = true;
     bool commit_now = false;
+    bool any_paused;
+    size_t n_fetching = kafka_fetching(ctx, &any_paused);
+    size_t slots = kafka_slots(ctx);
+    rd_kafka_topic_partition_list_t *paused = NULL;
+    rd_kafka_topic_partition_list_t *resumed = NULL;
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *p = &parts->elems[i];
         if (kafka_find(ctx, p->topic, p->partition)) {
@@ -1901,6 +1954,26 @@ static void kafka_assign_apply(struct kafka_ctx *ctx,
             continue;
         }
         kafka_queue_open(ctx, kp);
+        if (kp->q && n_fetching >= slots) {
+            /* no fetch slot for it yet: paused before librdkafka starts fetching it */
+            if (!paused) {
+                paused = rd_kafka_topic_partition_list_new(parts->cnt);
+            }
+            if (paused) {
+                rd_kafka_topic_partition_list_add(paused, kp->topic, kp->partition);
+                kp->paused = true;
+            }
+        } else if (kp->q) {
+            /* resumed all the same: a pause from an earlier assignment of it would stay */
+            if (!resumed) {
+                resumed = rd_kafka_topic_partition_list_new(parts->cnt);
+            }
+            if (resumed) {
+                rd_kafka_topic_partition_list_add(resumed, kp->topic, kp->partition);
+            }
+            n_fetching++;
+            kp->slot_ms = sl_clock_now_ms(ctx->env.clock);
+        }
         char from[160];
         if (use_left) {
             kp->committed = committed >= 0 ? committed : -1;
@@ -1927,6 +2000,13 @@ static void kafka_assign_apply(struct kafka_ctx *ctx,
                     : p->offset == RD_KAFKA_OFFSET_END       ? "the end (LATEST)"
                     : p->offset == RD_KAFKA_OFFSET_BEGINNING ? "the beginning"
                                                              : "the committed offset");
+    }
+    if (paused) {
+        kafka_pause_list(ctx, paused);
+    }
+    if (resumed) {
+        (void)rd_kafka_resume_partitions(ctx->rk, resumed);
+        rd_kafka_topic_partition_list_destroy(resumed);
     }
     rd_kafka_resp_err_t err = rd_kafka_assign(ctx->rk, parts);
     if (err) {
@@ -2471,8 +2551,9 @@ static void kafka_io_cb(uv_poll_t *h, int status, int events)
  * that was not full (a fetch error, an offset reset in progress) is left to librdkafka. */
 static void kafka_kick_if_stalled(struct kafka_ctx *ctx, struct kafka_part *kp, int64_t now)
 {
-    if (!kp->waiting || !kp->maybe_stalled || !kp->q || kp->st_n > 0 || kp->expect < 0 ||
-        now - kp->waiting_ms < KAFKA_KICK_MS || rd_kafka_queue_length(kp->q) > 0) {
+    if (!kp->waiting || !kp->maybe_stalled || kp->paused || !kp->q || kp->st_n > 0 ||
+        kp->expect < 0 || now - kp->waiting_ms < KAFKA_KICK_MS ||
+        rd_kafka_queue_length(kp->q) > 0) {
         return;
     }
     int64_t lo = -1;
@@ -2494,6 +2575,157 @@ static void kafka_kick_if_stalled(struct kafka_ctx *ctx, struct kafka_part *kp, 
     kp->maybe_stalled = false;
 }
 
+/* ---- memory: fetch slots (see "About memory") ---- */
+
+/* How many partitions librdkafka may fetch at once: the mapping's max_bytes_buffered over what
+ * the queue of one fetching partition can hold (queued.min.messages messages, or
+ * queued.max.messages.kbytes of them, each with librdkafka's own KAFKA_MSG_OVERHEAD), at least
+ * one; every partition without a budget (0: the unit tests). */
+static size_t kafka_slots(const struct kafka_ctx *ctx)
+{
+    if (ctx->env.max_bytes_buffered <= 0) {
+        return SIZE_MAX;
+    }
+    uint64_t avg = ctx->avg_len ? ctx->avg_len : 100;
+    uint64_t msgs =
+        ctx->stall_bytes / avg < ctx->stall_msgs ? ctx->stall_bytes / avg : ctx->stall_msgs;
+    uint64_t per = (msgs ? msgs : 1) * (avg + KAFKA_MSG_OVERHEAD);
+    uint64_t n = (uint64_t)ctx->env.max_bytes_buffered / per;
+    return n < 1 ? 1 : n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+}
+
+/* Whether kp has taken everything the broker had when it last told (its high watermark). */
+static bool kafka_caught_up(const struct kafka_ctx *ctx, const struct kafka_part *kp)
+{
+    int64_t lo = -1;
+    int64_t hi = -1;
+    return kp->expect >= 0 &&
+           rd_kafka_get_watermark_offsets(ctx->rk, kp->topic, kp->partition, &lo, &hi) == 0 &&
+           hi >= 0 && hi <= kp->expect;
+}
+
+/* Whether kp, paused, wants a fetch slot: it has more to read, or it was caught up and paused
+ * long enough ago (KAFKA_SLICE_MS x 10) that the broker may have more (a paused partition
+ * learns nothing of its watermark). */
+static bool kafka_slot_wanted(const struct kafka_ctx *ctx, const struct kafka_part *kp, int64_t now)
+{
+    return kp->paused && kp->q && !kp->revoked &&
+           (now - kp->slot_ms >= 10 * KAFKA_SLICE_MS || !kafka_caught_up(ctx, kp));
+}
+
+/* The partitions librdkafka fetches now (assigned, not paused); *ret_wanted: whether a paused
+ * one wants a slot. */
+static size_t kafka_fetching(const struct kafka_ctx *ctx, bool *ret_wanted)
+{
+    size_t n = 0;
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    *ret_wanted = false;
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        const struct kafka_part *kp = ctx->parts[i];
+        if (kp->q && !kp->revoked && !kp->paused) {
+            n++;
+        } else if (!*ret_wanted) {
+            *ret_wanted = kafka_slot_wanted(ctx, kp, now);
+        }
+    }
+    return n;
+}
+
+/* Pauses or resumes kp's fetching; kp->paused says what is in force. */
+static void kafka_pause_set(struct kafka_ctx *ctx, struct kafka_part *kp, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (!l) {
+        return;
+    }
+    rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition);
+    rd_kafka_resp_err_t err =
+        pause ? rd_kafka_pause_partitions(ctx->rk, l) : rd_kafka_resume_partitions(ctx->rk, l);
+    if (!err && !l->elems[0].err) {
+        kp->paused = pause;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* librdkafka 2.0 looks at a resumed partition only when its broker thread next wakes, up to a
+ * second later: a seek to where it resumes (after the last message taken, or where it
+ * started) wakes that thread at once, as kafka_kick_if_stalled does. */
+static void kafka_seek_wake(struct kafka_ctx *ctx, struct kafka_part *kp)
+{
+    int64_t at = kp->expect >= 0 ? kp->expect : kp->start;
+    rd_kafka_topic_partition_list_t *l = at >= 0 ? rd_kafka_topic_partition_list_new(1) : NULL;
+    if (!l) {
+        return;
+    }
+    rd_kafka_topic_partition_list_add(l, kp->topic, kp->partition)->offset = at;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(ctx->rk, l, 0);
+    if (e) {
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Gives the free slots to paused partitions that want one, in turn from ctx->rr. */
+static void kafka_slots_fill(struct kafka_ctx *ctx)
+{
+    bool any_paused;
+    size_t n = kafka_fetching(ctx, &any_paused);
+    size_t slots = kafka_slots(ctx);
+    if (ctx->stopped || !any_paused || n >= slots) {
+        return;
+    }
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    size_t np = ctx->n_parts;
+    for (size_t k = 0; k < np && n < slots; k++) {
+        size_t i = (ctx->rr + k) % np;
+        struct kafka_part *kp = ctx->parts[i];
+        if (!kafka_slot_wanted(ctx, kp, now)) {
+            continue;
+        }
+        kafka_pause_set(ctx, kp, false);
+        if (!kp->paused) {
+            n++;
+            ctx->rr = (i + 1) % np;
+            kp->slot_ms = now;
+            kafka_seek_wake(ctx, kp);
+        }
+    }
+}
+
+/* kp, fetching, gives its slot to a paused partition if one waits: it is paused (librdkafka
+ * drops what it may still bring; fetching resumes after the last message taken) and its turn
+ * comes again after every other paused partition's. */
+static void kafka_slot_yield(struct kafka_ctx *ctx, struct kafka_part *kp)
+{
+    bool any_paused;
+    if (kp->paused || kp->revoked || !kp->q || ctx->stopped) {
+        return;
+    }
+    (void)kafka_fetching(ctx, &any_paused);
+    if (!any_paused) {
+        return;
+    }
+    kafka_pause_set(ctx, kp, true);
+    if (!kp->paused) {
+        return;
+    }
+    kp->slot_ms = sl_clock_now_ms(ctx->env.clock);
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        if (ctx->parts[i] == kp) {
+            ctx->rr = (i + 1) % ctx->n_parts;
+            break;
+        }
+    }
+    kafka_slots_fill(ctx);
+}
+
+/* Whether kp, fetching, should give its slot up now that its queue is empty: it has read all
+ * the broker had when last asked, or it held its slot KAFKA_SLICE_MS x 10 and others wait. */
+static bool kafka_slot_done(struct kafka_ctx *ctx, struct kafka_part *kp, int64_t now)
+{
+    return now - kp->slot_ms >= 10 * KAFKA_SLICE_MS || kafka_caught_up(ctx, kp);
+}
+
 static void kafka_tick(uv_timer_t *t)
 {
     struct kafka_ctx *ctx = t->data;
@@ -2505,10 +2737,15 @@ static void kafka_tick(uv_timer_t *t)
         struct kafka_part *kp = ctx->parts[i];
         if (kp->waiting && kp->q && rd_kafka_queue_length(kp->q) > 0) {
             kafka_wake(ctx, kp);
+        } else if (kp->waiting && !kp->paused && kp->st_n == 0 &&
+                   now - kp->waiting_ms >= KAFKA_SLICE_MS &&
+                   (kafka_caught_up(ctx, kp) || now - kp->slot_ms >= 10 * KAFKA_SLICE_MS)) {
+            kafka_slot_yield(ctx, kp); /* found empty a while: its slot goes to another */
         } else {
             kafka_kick_if_stalled(ctx, kp, now);
         }
     }
+    kafka_slots_fill(ctx); /* slots freed by revokes, by a smaller average message */
     kafka_commit_async(ctx);
 }
 
@@ -2602,6 +2839,17 @@ static bool kafka_queue_was_full(const struct kafka_ctx *ctx,
     return (uint64_t)queued * (bytes / got) >= ctx->stall_bytes;
 }
 
+/* Folds the sizes of msgs into the average message size (for kafka_slots). */
+static void kafka_avg_len_update(struct kafka_ctx *ctx, rd_kafka_message_t *const *msgs, size_t n)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += msgs[i]->len + msgs[i]->key_len;
+    }
+    uint64_t avg = n ? bytes / n : 0;
+    ctx->avg_len = ctx->avg_len ? (ctx->avg_len * 7 + avg) / 8 : avg ? avg : 1;
+}
+
 /* Appends up to max_records records (about max_bytes) from kp's stash, then from its queue
  * (see "About fetching"). */
 static int kafka_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
@@ -2645,18 +2893,20 @@ static int kafka_fetch(void *vctx, struct sl_part *part, size_t max_records, siz
         if (!kp->maybe_stalled) { /* once set, it stays until the kick */
             kp->maybe_stalled = kafka_queue_was_full(ctx, kp->stage, (size_t)got, queued);
         }
+        kafka_avg_len_update(ctx, kp->stage, (size_t)got);
         kp->st_head = 0;
         kp->st_n = (size_t)got;
     }
-    if (n > 0) {
-        return (int)n;
+    if (n > 0 || r < 0) {
+        return n > 0 ? (int)n : r;
     }
-    if (r < 0) {
-        return r;
-    }
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
     if (!kp->waiting) {
         kp->waiting = true;
-        kp->waiting_ms = sl_clock_now_ms(ctx->env.clock);
+        kp->waiting_ms = now;
+    }
+    if (!kp->paused && kp->q && kafka_slot_done(ctx, kp, now)) {
+        kafka_slot_yield(ctx, kp);
     }
     return 0;
 }

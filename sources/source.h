@@ -29,6 +29,10 @@ struct sl_source_env {
     const char *arn;                 /* the mapping's EventSourceArn */
     int starting_position;           /* enum sl_starting_position */
     int64_t starting_position_ts_ms; /* for AT_TIMESTAMP */
+    /* The mapping's memory budget (max_records_buffered, max_bytes_buffered). What the source
+     * holds outside the mapping (a client library's prefetch queues) counts against it too. */
+    int64_t max_records_buffered;
+    int64_t max_bytes_buffered;
     void *owner;
     /* A partition appeared. Returns 0 and *ret_part (owned by the mapping; its ckpt_pos and
      * ckpt_meta hold the stored checkpoint, if any), or SL_ENOMEM. The source must set

@@ -24,7 +24,8 @@
 
 #define LANE_COMP     "lane"
 #define LANE_RETRY_MS 1000
-#define LANE_ID_MAX   320 /* a Kafka topic name is up to 249 characters */
+#define LANE_ID_MAX   320         /* a Kafka topic name is up to 249 characters */
+#define LANE_BUF_KEEP (64 * 1024) /* an idle lane's event buffers keep at most this */
 
 static void lane_attempt(struct sl_lane *ln);
 static void lane_continue(struct sl_lane *ln);
@@ -759,6 +760,14 @@ static void lane_continue(struct sl_lane *ln)
         return;
     }
     lane_release_parts(ln);
+    /* Idle, it keeps no event buffer beyond LANE_BUF_KEEP: a mapping of hundreds of partitions
+     * would otherwise hold each lane's largest event for ever (DESIGN.md rule 4). */
+    if (ln->body.cap > LANE_BUF_KEEP) {
+        sl_buf_fini(&ln->body);
+    }
+    if (ln->doc.cap > LANE_BUF_KEEP) {
+        sl_buf_fini(&ln->doc);
+    }
     ln->state = SL_LANE_IDLE;
     ln->last_end_ms = sl_mapping_now(ln->mp->m);
     if (ln->mp->gone && !ln->mp->carrier && sl_recq_count(&ln->mp->part->q) == 0) {

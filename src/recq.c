@@ -32,7 +32,7 @@ static int recq_make_room_recs(struct sl_recq *q)
         q->head = 0;
         return 0;
     }
-    size_t cap = q->cap ? q->cap * 2 : 256;
+    size_t cap = q->cap ? q->cap * 2 : SL_RECQ_KEEP_RECS;
     struct sl_record *r = sl_realloc(q->recs, cap * sizeof(*r));
     if (!r) {
         return SL_ENOMEM;
@@ -55,7 +55,7 @@ static int recq_make_room_bytes(struct sl_recq *q, size_t n)
         q->arena_head = 0;
         return 0;
     }
-    size_t cap = q->arena_cap ? q->arena_cap : 64 * 1024;
+    size_t cap = q->arena_cap ? q->arena_cap : SL_RECQ_KEEP_BYTES;
     while (cap - q->arena_len < n) {
         if (cap > SIZE_MAX / 2) {
             return SL_ENOMEM;
@@ -125,4 +125,16 @@ void sl_recq_clear(struct sl_recq *q)
     q->head = q->tail = 0;
     q->arena_base += q->arena_len;
     q->arena_head = q->arena_len = 0;
+    /* An empty queue keeps at most its first allocation: what one partition held at its peak
+     * is not kept for ever (a mapping of hundreds of partitions would hold each one's peak). */
+    if (q->cap > SL_RECQ_KEEP_RECS) {
+        sl_free(q->recs);
+        q->recs = NULL;
+        q->cap = 0;
+    }
+    if (q->arena_cap > SL_RECQ_KEEP_BYTES) {
+        sl_free(q->arena);
+        q->arena = NULL;
+        q->arena_cap = 0;
+    }
 }

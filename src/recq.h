@@ -11,6 +11,10 @@
 /* Record flags. The source sets SL_REC_OVERSIZE; the others are the mapping's. */
 /* The source could not keep the bytes (over its size limit): len is 0, pos..next_pos still
  * spans the record. */
+/* What an empty queue keeps allocated (records, arena bytes); beyond it, it frees its buffers. */
+#define SL_RECQ_KEEP_RECS  256
+#define SL_RECQ_KEEP_BYTES (64 * 1024)
+
 #define SL_REC_OVERSIZE 0x1u
 #define SL_REC_FILTERED 0x2u  /* matched no filter pattern: never delivered */
 #define SL_REC_TAKEN    0x4u  /* part of a batch */
@@ -97,7 +101,7 @@ static inline struct sl_record *sl_recq_at_mut(struct sl_recq *q, size_t i)
 /* Drops the n oldest records (n <= count). */
 void sl_recq_drop(struct sl_recq *q, size_t n);
 
-/* Drops every record. */
+/* Drops every record; buffers grown beyond SL_RECQ_KEEP_RECS / SL_RECQ_KEEP_BYTES are freed. */
 void sl_recq_clear(struct sl_recq *q);
 
 #endif

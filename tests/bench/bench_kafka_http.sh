@@ -12,11 +12,13 @@
 #                     the raw rate the broker allows here
 #   kcat+sluice-conf  the same with the librdkafka settings sluice's consumer uses that touch
 #                     fetching (sources/kafka.c: queued.max.messages.kbytes=2048,
-#                     queued.min.messages=5000) plus RDKAFKA
+#                     queued.min.messages=5000, fetch.wait.max.ms=100) plus RDKAFKA
 #   kcat -G           kcat as a group member (balanced consumer, fresh group each run): pays the
 #                     same group join as sluice
 #   sluice            `sluice run --until-idle=IDLE` (fresh ConsumerGroupId each run, StartingPosition
 #                     TRIM_HORIZON, default window 500 ms, "rdkafka": session.timeout.ms=6000 + RDKAFKA)
+#   sluice-base       the same with BASE_BIN (another build, e.g. the previous commit's), each of
+#                     its runs right after sluice's: before and after in one invocation
 #
 # Figures per run: records/s over the active time, CPU seconds per million records (user+sys
 # of the whole process, from GNU time `/usr/bin/time -f '%U %S %M'`; the kcat rows count kcat
@@ -44,7 +46,8 @@
 # Env: SLUICE_BIN (build/sluice), KAFKA_BASE_PORT (9592), NGINX_PORT (18380), RUN_DIR (a private
 #      dir under /tmp), KAFKA_BUILD_DIR ($RUN_DIR/bin), PARTITIONS (12), SIZE (100), BATCH (1000),
 #      WINDOW (unset: the 500 ms default; else MaximumBatchingWindowInSeconds), RUNS (3),
-#      IDLE (1), RDKAFKA (extra librdkafka properties for sluice AND the kcat+sluice-conf row,
+#      BASE_BIN (unset: no sluice-base row), IDLE (1), RDKAFKA (extra librdkafka properties for
+#      sluice AND the kcat+sluice-conf row,
 #      "k=v k=v"), ROWS ("kcat kcat-conf kcat-group sluice"), PERF=1 (one more sluice run under
 #      `perf record -g`, report printed), KEEP=1 keeps the temp dir.
 set -euo pipefail
@@ -73,6 +76,10 @@ command -v kcat >/dev/null || { echo "bench: kcat missing (apt-get install kcat)
 TMP="$(mktemp -d /tmp/sluice-bench-kafka.XXXXXX)"
 # a copy, so that a rebuild during the run (others work in this tree) cannot change the binary
 cp "$SLUICE_BIN" "$TMP/sluice"
+if [ -n "${BASE_BIN:-}" ]; then
+    cp "$BASE_BIN" "$TMP/sluice-base"
+    BASE_REV="$(git -C "$(dirname "$BASE_BIN")" describe --always --dirty 2>/dev/null || echo unknown)"
+fi
 SLUICE_REV="${SLUICE_REV:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)}"
 SLUICE_BIN="$TMP/sluice"
 export RUN_DIR="${RUN_DIR:-$TMP/services}"
@@ -154,7 +161,7 @@ row() { echo "$*" >>"$ROWS"; }
 
 wanted() { case " $ROWS_WANTED " in *" $1 "*) return 0 ;; esac; return 1; }
 
-kcat_conf=(-X queued.max.messages.kbytes=2048 -X queued.min.messages=5000)
+kcat_conf=(-X queued.max.messages.kbytes=2048 -X queued.min.messages=5000 -X fetch.wait.max.ms=100)
 for kv in $RDKAFKA; do kcat_conf+=(-X "$kv"); done
 
 # kcat_row NAME RUN KCAT-ARGS...
@@ -241,21 +248,25 @@ else:
 PY
 }
 
+sluice_bins=(sluice)
+[ -z "${BASE_BIN:-}" ] || sluice_bins+=(sluice-base)
 if wanted sluice; then
     for ((r = 1; r <= RUNS; r++)); do
-        g="sluice-$r-$$-$(date +%s%N)"
-        sluice_conf "$TMP/sluice.$r.json" "$g"
-        m="$TMP/m.sluice.$r"
-        measure "$m" "$SLUICE_BIN" run --until-idle="$IDLE" --log-format json --log-level info \
-            "$TMP/sluice.$r.json"
-        read -r _ _ _ _ _ u s mx rc <"$m"
-        read -r delivered join active shut < <(sluice_times "$m" "$m.err")
-        if [ "$rc" != 0 ] || [ "$delivered" != "$RECORDS" ] || [ "$active" = - ]; then
-            echo "bench: sluice run $r: exit $rc, delivered=$delivered (expected $RECORDS); log tail:" >&2
-            tail -n 5 "$m.err" >&2
-            continue
-        fi
-        row sluice "$RECORDS" "$join" "$active" "$shut" "$u" "$s" "$mx"
+        for name in "${sluice_bins[@]}"; do
+            g="$name-$r-$$-$(date +%s%N)"
+            sluice_conf "$TMP/$name.$r.json" "$g"
+            m="$TMP/m.$name.$r"
+            measure "$m" "$TMP/$name" run --until-idle="$IDLE" --log-format json --log-level info \
+                "$TMP/$name.$r.json"
+            read -r _ _ _ _ _ u s mx rc <"$m"
+            read -r delivered join active shut < <(sluice_times "$m" "$m.err")
+            if [ "$rc" != 0 ] || [ "$delivered" != "$RECORDS" ] || [ "$active" = - ]; then
+                echo "bench: $name run $r: exit $rc, delivered=$delivered (expected $RECORDS); log tail:" >&2
+                tail -n 5 "$m.err" >&2
+                continue
+            fi
+            row "$name" "$RECORDS" "$join" "$active" "$shut" "$u" "$s" "$mx"
+        done
     done
     if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
         g="sluice-perf-$$-$(date +%s%N)"
@@ -276,6 +287,7 @@ fi
 echo
 echo "kafka -> http (nginx 200), $RECORDS x ${SIZE}-byte records, $PARTITIONS partitions," \
     "BatchSize $BATCH, window ${WINDOW:-default}, $(nproc) cores, $(date -u +%FT%TZ)"
+[ -z "${BASE_BIN:-}" ] || echo "sluice-base: $BASE_BIN ($BASE_REV, copied at start)"
 echo "sluice: $SLUICE_REV (binary copied at start); $(kcat -V 2>&1 | grep -o 'librdkafka [^ ]*' | head -n 1)"
 [ -z "$RDKAFKA" ] || echo "extra rdkafka properties (sluice and kcat+sluice-conf): $RDKAFKA"
 $PY - "$ROWS" <<'PY'

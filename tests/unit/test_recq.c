@@ -111,6 +111,41 @@ static void test_recq_large_records_grow_arena(void **state)
     sl_recq_fini(&q);
 }
 
+/* A queue emptied after holding many records frees its grown buffers (a mapping of hundreds of
+ * partitions would otherwise keep each one's peak), and works on as before. */
+static void test_recq_empty_queue_frees_grown_buffers(void **state)
+{
+    (void)state;
+    struct sl_recq q;
+    sl_recq_init(&q);
+    static char rec[1024];
+    memset(rec, 'r', sizeof(rec));
+    for (uint64_t i = 0; i < 2000; i++) {
+        assert_int_equal(sl_recq_push(&q, rec, sizeof(rec), NULL, 0, i, i + 1, 0, 0), 0);
+    }
+    assert_true(q.cap > SL_RECQ_KEEP_RECS);
+    assert_true(q.arena_cap > SL_RECQ_KEEP_BYTES);
+    sl_recq_drop(&q, 1000);
+    assert_non_null(q.recs); /* not empty: kept */
+    sl_recq_drop(&q, 1000);
+    assert_int_equal(sl_recq_count(&q), 0);
+    assert_int_equal(sl_recq_bytes(&q), 0);
+    assert_true(q.cap <= SL_RECQ_KEEP_RECS);
+    assert_true(q.arena_cap <= SL_RECQ_KEEP_BYTES);
+    /* a small queue keeps its first allocation */
+    push_line(&q, 7);
+    sl_recq_drop(&q, 1);
+    assert_non_null(q.recs);
+    assert_non_null(q.arena);
+    push_line(&q, 8);
+    push_line(&q, 9);
+    check_line(&q, 0, 8);
+    check_line(&q, 1, 9);
+    sl_recq_clear(&q);
+    assert_int_equal(sl_recq_count(&q), 0);
+    sl_recq_fini(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_recq_bytes_track_live_records),
         cmocka_unit_test(test_recq_oversize_record_keeps_span),
         cmocka_unit_test(test_recq_large_records_grow_arena),
+        cmocka_unit_test(test_recq_empty_queue_frees_grown_buffers),
     };
     return cmocka_run_group_tests_name("recq", tests, NULL, NULL);
 }
