@@ -11,7 +11,7 @@
 #   kcat              `kcat -C -e -o beginning` (simple consumer, no group), librdkafka defaults:
 #                     the raw rate the broker allows here
 #   kcat+sluice-conf  the same with the librdkafka settings sluice's consumer uses that touch
-#                     fetching (sources/kafka.c: queued.max.messages.kbytes=2048,
+#                     fetching (sources/kafka/kafka_fetch.c: queued.max.messages.kbytes=2048,
 #                     queued.min.messages=5000, fetch.wait.max.ms=100) plus RDKAFKA
 #   kcat -G           kcat as a group member (balanced consumer, fresh group each run): pays the
 #                     same group join as sluice

@@ -27,10 +27,11 @@
  * Authentication, TLS and authorization failures are recognized and logged as one error a minute
  * however often librdkafka reports them (fake clock).
  *
- * About the #include of kafka.c: records are made from field values with kafka_push_view (a
- * librdkafka message cannot be built by hand) and the built configuration is read from ctx, so
- * the test compiles the adapter into itself; its one external symbol, sl_source_kafka, then
- * comes from here and libsluice's copy is never linked in. */
+ * About the #include of the adapter's files (sources/kafka/): records are made from field values
+ * with kafka_push_view (a librdkafka message cannot be built by hand) and the built configuration
+ * is read from ctx, so the test compiles the adapter into itself; its external symbols
+ * (sl_source_kafka and the kafka_ functions its modules share) then come from here and libsluice's
+ * copy is never linked in. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,7 +42,16 @@
 
 #include <cmocka.h>
 
-#include "../../sources/kafka.c"
+#include "../../sources/kafka/kafka.c"
+#include "../../sources/kafka/kafka_check.c"
+#include "../../sources/kafka/kafka_commit.c"
+#include "../../sources/kafka/kafka_conf.c"
+#include "../../sources/kafka/kafka_event.c"
+#include "../../sources/kafka/kafka_fetch.c"
+#include "../../sources/kafka/kafka_log.c"
+#include "../../sources/kafka/kafka_part.c"
+#include "../../sources/kafka/kafka_rebalance.c"
+#include "../../sources/kafka/kafka_record.c"
 #include "../../sinks/sink_kafka.c"
 
 #include <librdkafka/rdkafka_mock.h>
