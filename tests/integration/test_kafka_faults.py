@@ -359,8 +359,8 @@ def test_two_processes_split_then_one_leaves(tmp_path, fn, sluice, kafka):
     partitions over from B's committed offsets (nothing B delivered comes again) and its own
     from its own.  The mock refuses OffsetCommit while the group is joining (B's leave starts
     that at once), so A's commit on revoke can fail; A then resumes its own partitions at the
-    offsets it had acknowledged (kafka.c "About rebalances"), not at the older committed
-    ones."""
+    offsets it had acknowledged (sources/kafka/kafka_rebalance.c, "About rebalances"), not at
+    the older committed ones."""
     boot = kafka["KAFKA_BOOTSTRAP"]
     parts = 4
     topic = new_topic(parts)
