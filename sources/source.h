@@ -117,33 +117,37 @@ struct sl_source_ops {
                          const struct sl_record *rec,
                          struct sl_buf *out);
     /* Writes the checkpoint text for "everything up to and including rec is done" into buf.
-     * May be NULL: the core writes rec->next_pos in decimal. */
+     * May be NULL: the registry's default writes rec->next_pos in decimal. */
     int (*format_pos)(
         void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's itemIdentifier in partial batch responses (Kinesis: its sequenceNumber),
-     * written NUL-terminated into buf. May be NULL: the core writes rec->pos in decimal. */
+     * written NUL-terminated into buf. May be NULL: the registry's default writes rec->pos in
+     * decimal (so does the core when it fails). */
     int (*format_item_id)(
         void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's partition key, which orders records under ParallelizationFactor > 1:
      * records with equal keys are delivered in order. Returns the key's length and points
-     * *ret_key at it (borrowed until the record is dropped). May be NULL: one key for all. */
+     * *ret_key at it (borrowed until the record is dropped). May be NULL: the default gives
+     * every record the same empty key. */
     size_t (*record_key)(void *ctx,
                          struct sl_part *part,
                          const struct sl_record *rec,
                          const char **ret_key);
     /* Returns the document FilterCriteria patterns are matched against (owned by the caller,
      * cJSON_Delete it), or NULL on OOM. Streams: the record's metadata at the top level and
-     * its payload under "data", parsed as JSON when it is JSON (esm.md §5). */
+     * its payload under "data", parsed as JSON when it is JSON (esm.md §5). May be NULL: the
+     * source cannot filter (filters false), and a mapping with FilterCriteria is refused. */
     cJSON *(*filter_doc)(void *ctx, struct sl_part *part, const struct sl_record *rec);
     /* The top-level fields of filter_doc that hold payloads ({"data", NULL} for streams;
      * {"key", "value", NULL} for Kafka), and whether a pattern that looks inside one that is
      * not JSON is matched on metadata only (Kafka) instead of failing (streams). */
-    const char *const *filter_payload_fields;
+    const char *const *filter_payload_fields; /* may be NULL: none */
     bool filter_payload_mismatch_ignored;
     /* Appends the batch-info member of an invocation record, key included, for the records
      * the runs cover (n_runs >= 1; one run per partition, in batch order):
      * "\"KinesisBatchInfo\":{...}" (esm.md §4.4). Sources whose batches never span
-     * partitions get exactly one run. */
+     * partitions get exactly one run. May be NULL: the default writes a generic
+     * "BatchInfo":{"partition":<first run's partition>,"batchSize":<records>}. */
     int (*encode_batch_info)(void *ctx,
                              const struct sl_batch_run *runs,
                              size_t n_runs,
@@ -151,7 +155,7 @@ struct sl_source_ops {
     /* True while the source is still getting ready to produce records (joining a consumer
      * group, waiting for a partition's first answer from the broker): --until-idle counts
      * idle time only from the first fetch after it. It must turn false within a bounded time
-     * even if the source never becomes ready. May be NULL. */
+     * even if the source never becomes ready. May be NULL: never settling. */
     bool (*settling)(void *ctx);
     /* The batch-info member of the invocation record a one-document-per-record destination
      * (kafka://) receives for rec: Kafka's "KafkaBatchInfo" with "recordInfo". May be NULL:
@@ -162,7 +166,7 @@ struct sl_source_ops {
                               struct sl_buf *out);
     /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown (the
      * progress line then says unknown, not 0; so it does before part's first fetch). May be
-     * NULL: always unknown. */
+     * NULL: always unknown (-1). */
     int64_t (*lag)(void *ctx, struct sl_part *part);
     /* Writes the opening of an event made of part's records, when it depends on the
      * partition (Kafka: {"eventSource":...,"records":{"topic-0":[). May be NULL: event_open. */
@@ -178,10 +182,10 @@ struct sl_source_ops {
     /* Every record of part up to and including last is done (delivered, filtered out, or
      * handed to the on-failure path): acknowledge it at the source (Kafka: store and commit
      * the offset after it). Called in order, once per advance of the low-watermark. May be
-     * NULL. */
+     * NULL: nothing to acknowledge. */
     void (*ack)(void *ctx, struct sl_part *part, const struct sl_record *last);
     /* The mapping is done with part (after part_gone, part_revoke, or at stop): free
-     * part->src. */
+     * part->src. May be NULL: nothing to free. */
     void (*part_release)(void *ctx, struct sl_part *part);
     /* The client properties another client of the source's own cluster needs to connect to it
      * as the source does (a kafka:// destination's producer). Kafka: librdkafka properties,
@@ -190,13 +194,27 @@ struct sl_source_ops {
      * start. Fills *ret_props (empty on entry; the caller frees it with sl_strmap_clear(,
      * true): values may be secrets, never to be logged). Returns 0, SL_ECONFIG (errbuf
      * filled, without secrets) or SL_ENOMEM; on error *ret_props holds nothing. May be NULL:
-     * the source has no cluster to share. */
+     * the source has no cluster to share (shares_cluster false; the default adds nothing). */
     int (*client_props)(void *ctx, struct sl_strmap *ret_props, char *errbuf, size_t errlen);
-    /* Stops all timers and watchers; no callbacks after it returns. Non-blocking. */
+    /* Stops all timers and watchers; no callbacks after it returns. Non-blocking. May be NULL:
+     * nothing to stop. */
     void (*stop)(void *ctx);
     /* Frees ctx's contents (not ctx). Safe after a failed or missing init. */
     void (*fini)(void *ctx);
+
+    /* Capabilities the registry sets when it completes the ops (sl_source_ops_complete), from
+     * whether the adapter gave the operation; an adapter leaves them false. */
+    bool filters;        /* filter_doc given: FilterCriteria can be applied */
+    bool shares_cluster; /* client_props given: a kafka:// destination may use its cluster */
 };
+
+/* Fills every absent optional operation of ops with its default (the "May be NULL:" above) and
+ * sets the capabilities, once, so that the core never tests a slot for NULL. The registry
+ * hands out only completed ops. Left as the adapter gave them, because their defaults depend
+ * on the adapter's other members or are chosen by the caller: encode_open, encode_close
+ * (event_open/event_close), encode_next_part (batch_spans_partitions) and encode_record_info
+ * (encode_batch_info of the one record). */
+void sl_source_ops_complete(struct sl_source_ops *ops);
 
 /* The registry: every compiled-in source (sl_source_<name> for each name of the generated
  * sl_adapters.h's SL_SOURCES; one a build leaves out is not declared), and lookup by

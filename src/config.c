@@ -997,7 +997,7 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
                    file, path, shown);
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_err(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
-    } else if (sink->uses_source_cluster && !mc->source->client_props) {
+    } else if (sink->uses_source_cluster && !mc->source->shares_cluster) {
         config_err(cc,
                    "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\": kafka:// "
                    "destinations are for Kafka mappings (the topic is in the source's "

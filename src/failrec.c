@@ -52,12 +52,8 @@ int sl_failrec_build(struct sl_buf *out,
     }
     if (r == 0 && f->per_record && n == 1 && ops->encode_record_info) {
         r = ops->encode_record_info(src_ctx, runs[0].part, runs[0].first, out);
-    } else if (r == 0 && ops->encode_batch_info) {
-        r = ops->encode_batch_info(src_ctx, runs, n_runs, out);
     } else if (r == 0) {
-        r = sl_buf_printf(out, "\"BatchInfo\":{\"partition\":");
-        r = r < 0 ? r : sl_enc_json_str(out, runs[0].part->name, strlen(runs[0].part->name));
-        r = r < 0 ? r : sl_buf_printf(out, ",\"batchSize\":%zu}", n);
+        r = ops->encode_batch_info(src_ctx, runs, n_runs, out);
     }
     if (r == 0 && payload) {
         r = sl_buf_puts(out, ",\"payload\":");

@@ -298,7 +298,7 @@ static void lane_write(struct sl_lane *ln)
         .time_ms = sl_clock_wall_ms(m->env.clock),
     };
     struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, ln->dest.hi - ln->dest.lo);
-    if (plan.per_record && m->ops->record_key) {
+    if (plan.per_record) {
         doc.key_len = m->ops->record_key(m->src_ctx, lane_part(ln, ln->dest.lo),
                                          lane_rec(ln, ln->dest.lo), &doc.key);
         if (doc.key_len == 0) {
@@ -554,8 +554,7 @@ lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct
         char *id = ids_buf + i * LANE_ID_MAX;
         size_t at = ln->cur.lo + i;
         const struct sl_record *rec = lane_rec(ln, at);
-        if (!m->ops->format_item_id ||
-            m->ops->format_item_id(m->src_ctx, lane_part(ln, at), rec, id, LANE_ID_MAX) < 0) {
+        if (m->ops->format_item_id(m->src_ctx, lane_part(ln, at), rec, id, LANE_ID_MAX) < 0) {
             (void)snprintf(id, LANE_ID_MAX, "%" PRIu64, rec->pos);
         }
         ids[i] = id;

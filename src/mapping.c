@@ -88,19 +88,13 @@ static int mapping_format_pos(
     void *arg, struct sl_part *part, const struct sl_record *last, char *buf, size_t len)
 {
     struct sl_mapping *m = arg;
-    if (m->ops->format_pos) {
-        return m->ops->format_pos(m->src_ctx, part, last, buf, len);
-    }
-    (void)snprintf(buf, len, "%" PRIu64, last->next_pos);
-    return 0;
+    return m->ops->format_pos(m->src_ctx, part, last, buf, len);
 }
 
 static void mapping_ack(void *arg, struct sl_part *part, const struct sl_record *last)
 {
     struct sl_mapping *m = arg;
-    if (m->ops->ack) {
-        m->ops->ack(m->src_ctx, part, last);
-    }
+    m->ops->ack(m->src_ctx, part, last);
 }
 
 static void mapping_dropped(void *arg, struct sl_part *part, size_t n)
@@ -135,15 +129,12 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
     size_t count = sl_recq_count(q);
     m->stats.fetched += n;
     bool filtered_any = false;
-    bool per_record = m->filter || (mp->n_lanes > 1 && m->ops->record_key);
+    bool per_record = m->filter || mp->n_lanes > 1;
     for (size_t i = count - n; per_record && i < count; i++) {
         struct sl_record *rec = sl_recq_at_mut(q, i);
         if (m->filter && !(rec->flags & SL_REC_OVERSIZE)) {
             cJSON *doc = m->ops->filter_doc(m->src_ctx, mp->part, rec);
-            static const char *const no_fields[] = {NULL};
-            const char *const *fields =
-                m->ops->filter_payload_fields ? m->ops->filter_payload_fields : no_fields;
-            if (doc && !sl_filter_match_fields(m->filter, doc, fields,
+            if (doc && !sl_filter_match_fields(m->filter, doc, m->ops->filter_payload_fields,
                                                m->ops->filter_payload_mismatch_ignored)) {
                 rec->flags |= SL_REC_FILTERED | SL_REC_DONE;
                 m->stats.filtered++;
@@ -151,7 +142,7 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
             }
             cJSON_Delete(doc);
         }
-        if (mp->n_lanes > 1 && m->ops->record_key) {
+        if (mp->n_lanes > 1) {
             const char *key = NULL;
             size_t len = m->ops->record_key(m->src_ctx, mp->part, rec, &key);
             rec->lane = (uint32_t)(mapping_key_hash(key, len) % mp->n_lanes);
@@ -466,7 +457,7 @@ void sl_mapping_part_release(struct sl_mpart *mp)
     }
     m->held_records -= mp->held_records;
     m->held_bytes -= mp->held_bytes;
-    if (m->src_inited && m->ops->part_release) {
+    if (m->src_inited) {
         m->ops->part_release(m->src_ctx, mp->part);
     }
     sl_part_free(mp->part);
@@ -506,7 +497,7 @@ static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t e
      * its servers and its security, secrets included, which are wiped once init copied them. */
     struct sl_strmap cluster = {0};
     int r = 0;
-    if (ops->uses_source_cluster && m->ops->client_props) {
+    if (ops->uses_source_cluster && m->ops->shares_cluster) {
         r = m->ops->client_props(m->src_ctx, &cluster, errbuf, errlen);
         env.cluster = r == 0 ? &cluster : NULL;
     }
@@ -581,7 +572,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             sl_filter_free(m->filter);
             m->filter = NULL;
         }
-        if (r == 0 && m->filter && !m->ops->filter_doc) {
+        if (r == 0 && m->filter && !m->ops->filters) {
             (void)snprintf(errbuf, errlen, "%s sources cannot filter", m->ops->name);
             r = SL_ECONFIG;
         }
@@ -695,9 +686,7 @@ void sl_mapping_drain(struct sl_mapping *m)
     m->draining = true;
     uv_idle_stop(&m->pump);
     uv_timer_stop(&m->fetch_retry);
-    if (m->ops->stop) {
-        m->ops->stop(m->src_ctx);
-    }
+    m->ops->stop(m->src_ctx);
     for (size_t i = 0; i < m->n_parts; i++) {
         struct sl_mpart *mp = m->parts[i];
         for (size_t l = 0; l < mp->n_lanes; l++) {
@@ -725,7 +714,7 @@ int sl_mapping_in_flight(const struct sl_mapping *m)
 
 bool sl_mapping_is_quiet(const struct sl_mapping *m)
 {
-    if (m->ops->settling && m->ops->settling(m->src_ctx)) {
+    if (m->ops->settling(m->src_ctx)) {
         return false;
     }
     if (m->in_flight > 0 || m->writes_in_flight > 0 || m->held_records > 0 ||
@@ -773,7 +762,7 @@ const char *sl_mapping_name(const struct sl_mapping *m)
 
 static int64_t mapping_part_lag(const struct sl_mapping *m, const struct sl_mpart *mp)
 {
-    int64_t l = mp->fetched && m->ops->lag ? m->ops->lag(m->src_ctx, mp->part) : -1;
+    int64_t l = mp->fetched ? m->ops->lag(m->src_ctx, mp->part) : -1;
     return l >= 0 ? l : SL_LOG_UNKNOWN;
 }
 
@@ -784,7 +773,7 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
     const char *lag_keys[MAPPING_LAG_PARTS];
     int64_t lag_values[MAPPING_LAG_PARTS];
     size_t n_lag = 0;
-    if (m->n_parts == 0 && m->ops->settling && m->ops->settling(m->src_ctx)) {
+    if (m->n_parts == 0 && m->ops->settling(m->src_ctx)) {
         lag = max_lag = SL_LOG_UNKNOWN;
     }
     for (size_t i = 0; i < m->n_parts; i++) {

@@ -3,19 +3,31 @@
  * type name. The source list is the generated sl_adapters.h (meson.build writes it from the
  * feature options): adding a source means its file and its line in meson.build. It also knows
  * the adapters a build may leave out and the schemes they would serve, so that a configuration
- * naming one gets "this sluice was built without Kafka" and not "unknown scheme". */
+ * naming one gets "this sluice was built without Kafka" and not "unknown scheme". It hands out
+ * each source's ops completed with the defaults of its optional operations (filled once), so the
+ * core never tests a slot for NULL. */
 #include "registry.h"
 
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "encoder.h"
 #include "function.h"
 #include "sl_adapters.h"
 #include "source.h"
 
 #define REGISTRY_SOURCE(name) &sl_source_##name,
-static const struct sl_source_ops *const registry_sources[] = {SL_SOURCES(REGISTRY_SOURCE)};
+static const struct sl_source_ops *const registry_given[] = {SL_SOURCES(REGISTRY_SOURCE)};
 #undef REGISTRY_SOURCE
+
+/* The adapters' ops completed with the defaults below, filled once at the first lookup: what
+ * the registry hands out. */
+static struct sl_source_ops registry_filled[SL_ARRAY_LEN(registry_given)];
+static const struct sl_source_ops *registry_sources[SL_ARRAY_LEN(registry_given)];
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
 static const struct sl_function_ops *const registry_functions[] = {
     &sl_function_exec,
@@ -34,14 +46,153 @@ static const char registry_sources_built[] = SL_SOURCES(REGISTRY_NAME);
 static const char registry_sinks_built[] = SL_SINKS(REGISTRY_NAME);
 #undef REGISTRY_NAME
 
+/* --- the defaults of the optional source operations (what "May be NULL:" in source.h says) --- */
+
+static int source_def_format_pos(
+    void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    (void)part;
+    (void)snprintf(buf, len, "%" PRIu64, rec->next_pos);
+    return 0;
+}
+
+static int source_def_format_item_id(
+    void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    (void)part;
+    (void)snprintf(buf, len, "%" PRIu64, rec->pos);
+    return 0;
+}
+
+static size_t source_def_record_key(void *ctx,
+                                    struct sl_part *part,
+                                    const struct sl_record *rec,
+                                    const char **ret_key)
+{
+    (void)ctx;
+    (void)part;
+    (void)rec;
+    *ret_key = "";
+    return 0;
+}
+
+/* Never called: a mapping with FilterCriteria is refused when the source cannot filter. */
+static cJSON *source_def_filter_doc(void *ctx, struct sl_part *part, const struct sl_record *rec)
+{
+    (void)ctx;
+    (void)part;
+    (void)rec;
+    return NULL;
+}
+
+static int source_def_encode_batch_info(void *ctx,
+                                        const struct sl_batch_run *runs,
+                                        size_t n_runs,
+                                        struct sl_buf *out)
+{
+    (void)ctx;
+    size_t n = 0;
+    for (size_t i = 0; i < n_runs; i++) {
+        n += runs[i].n;
+    }
+    int r = sl_buf_puts(out, "\"BatchInfo\":{\"partition\":");
+    r = r < 0 ? r : sl_enc_json_str(out, runs[0].part->name, strlen(runs[0].part->name));
+    r = r < 0 ? r : sl_buf_printf(out, ",\"batchSize\":%zu}", n);
+    return r;
+}
+
+static bool source_def_settling(void *ctx)
+{
+    (void)ctx;
+    return false;
+}
+
+static int64_t source_def_lag(void *ctx, struct sl_part *part)
+{
+    (void)ctx;
+    (void)part;
+    return -1;
+}
+
+static void source_def_ack(void *ctx, struct sl_part *part, const struct sl_record *last)
+{
+    (void)ctx;
+    (void)part;
+    (void)last;
+}
+
+static void source_def_part_release(void *ctx, struct sl_part *part)
+{
+    (void)ctx;
+    (void)part;
+}
+
+static int
+source_def_client_props(void *ctx, struct sl_strmap *ret_props, char *errbuf, size_t errlen)
+{
+    (void)ctx;
+    (void)ret_props;
+    (void)errbuf;
+    (void)errlen;
+    return 0;
+}
+
+static void source_def_stop(void *ctx)
+{
+    (void)ctx;
+}
+
+#define SOURCE_DEFAULT(ops, slot)            \
+    do {                                     \
+        if (!(ops)->slot) {                  \
+            (ops)->slot = source_def_##slot; \
+        }                                    \
+    } while (0)
+
+void sl_source_ops_complete(struct sl_source_ops *ops)
+{
+    ops->filters = ops->filter_doc != NULL;
+    ops->shares_cluster = ops->client_props != NULL;
+    SOURCE_DEFAULT(ops, format_pos);
+    SOURCE_DEFAULT(ops, format_item_id);
+    SOURCE_DEFAULT(ops, record_key);
+    SOURCE_DEFAULT(ops, filter_doc);
+    SOURCE_DEFAULT(ops, encode_batch_info);
+    SOURCE_DEFAULT(ops, settling);
+    SOURCE_DEFAULT(ops, lag);
+    SOURCE_DEFAULT(ops, ack);
+    SOURCE_DEFAULT(ops, part_release);
+    SOURCE_DEFAULT(ops, client_props);
+    SOURCE_DEFAULT(ops, stop);
+    static const char *const no_fields[] = {NULL};
+    if (!ops->filter_payload_fields) {
+        ops->filter_payload_fields = no_fields;
+    }
+}
+
+#undef SOURCE_DEFAULT
+
+static void registry_fill(void)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(registry_given); i++) {
+        registry_filled[i] = *registry_given[i];
+        sl_source_ops_complete(&registry_filled[i]);
+        registry_sources[i] = &registry_filled[i];
+    }
+}
+
 const struct sl_source_ops *const *sl_source_all(size_t *ret_n)
 {
+    (void)pthread_once(&registry_once, registry_fill);
     *ret_n = SL_ARRAY_LEN(registry_sources);
     return registry_sources;
 }
 
 const struct sl_source_ops *sl_source_for_arn(const char *arn)
 {
+    (void)pthread_once(&registry_once, registry_fill);
     for (size_t i = 0; i < SL_ARRAY_LEN(registry_sources); i++) {
         const char *scheme = registry_sources[i]->scheme;
         const char *prefix = registry_sources[i]->arn_prefix;

@@ -211,7 +211,7 @@ static void test_valid(void **state)
 
     assert_int_equal(cfg->n_mappings, 2);
     const struct sl_mapping_conf *m0 = &cfg->mappings[0];
-    assert_ptr_equal(m0->source, &sl_source_file);
+    assert_ptr_equal(m0->source, sl_source_for_arn("file:///")); /* the completed file ops */
     assert_ptr_equal(m0->function, &cfg->functions[0]);
     assert_string_equal(m0->path, "$.mappings[0]");
     assert_string_equal(m0->core.event_source_arn, "file:///var/log/app/*.ndjson");

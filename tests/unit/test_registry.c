@@ -3,7 +3,9 @@
  * exactly the generated sl_adapters.h's lists, in their order, each once, each with the ABI of
  * its interface and an option table; `sluice version`'s lists say the same; an adapter the build
  * left out (meson -Dkafka=disabled) is recognised by the URIs it serves, case aside, and one
- * built in never is. Run in both kinds of build (CI builds both). */
+ * built in never is. The sources are handed out completed: no optional operation absent, the
+ * defaults doing what the core did for an absent one. Run in both kinds of build (CI builds both).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +93,129 @@ static void test_registry_left_out(void **state)
     }
 }
 
+/* Every source the registry hands out is its adapter's ops with each absent optional operation
+ * filled by a default, and each one the adapter gave kept; the capabilities say which of
+ * filter_doc and client_props the adapter gave. */
+#define GIVEN(name) &sl_source_##name,
+static const struct sl_source_ops *const given_sources[] = {SL_SOURCES(GIVEN)};
+#undef GIVEN
+
+#define SLOT_KEPT_OR_FILLED(slot)                     \
+    do {                                              \
+        assert_non_null(all[i]->slot);                \
+        if (given->slot) {                            \
+            assert_true(all[i]->slot == given->slot); \
+        }                                             \
+    } while (0)
+
+static void test_registry_sources_are_completed(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    const struct sl_source_ops *const *all = sl_source_all(&n);
+    assert_int_equal(n, SL_ARRAY_LEN(given_sources));
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_source_ops *given = given_sources[i];
+        assert_ptr_not_equal(all[i], given); /* a completed copy */
+        assert_string_equal(all[i]->name, given->name);
+        assert_ptr_equal(sl_source_all(&n)[i], all[i]); /* filled once */
+        /* mandatory */
+        assert_non_null(all[i]->check);
+        assert_non_null(all[i]->init);
+        assert_non_null(all[i]->start);
+        assert_non_null(all[i]->fetch);
+        assert_non_null(all[i]->encode_record);
+        assert_non_null(all[i]->fini);
+        /* optional: filled when absent */
+        SLOT_KEPT_OR_FILLED(format_pos);
+        SLOT_KEPT_OR_FILLED(format_item_id);
+        SLOT_KEPT_OR_FILLED(record_key);
+        SLOT_KEPT_OR_FILLED(filter_doc);
+        SLOT_KEPT_OR_FILLED(filter_payload_fields);
+        SLOT_KEPT_OR_FILLED(encode_batch_info);
+        SLOT_KEPT_OR_FILLED(settling);
+        SLOT_KEPT_OR_FILLED(lag);
+        SLOT_KEPT_OR_FILLED(ack);
+        SLOT_KEPT_OR_FILLED(part_release);
+        SLOT_KEPT_OR_FILLED(client_props);
+        SLOT_KEPT_OR_FILLED(stop);
+        assert_true(all[i]->filters == (given->filter_doc != NULL));
+        assert_true(all[i]->shares_cluster == (given->client_props != NULL));
+        /* left as given (source.h says why), and consistent */
+        assert_true(all[i]->encode_open == given->encode_open);
+        assert_true(all[i]->encode_close == given->encode_close);
+        assert_true(all[i]->encode_record_info == given->encode_record_info);
+        assert_true(all[i]->encode_next_part == given->encode_next_part);
+        assert_true(!all[i]->batch_spans_partitions || all[i]->encode_next_part);
+        assert_true(all[i]->encode_open || all[i]->event_open);
+        assert_true(all[i]->encode_close || all[i]->event_close);
+    }
+    /* The sources built in filter; only Kafka's shares its cluster. */
+    for (size_t i = 0; i < n; i++) {
+        assert_true(all[i]->filters);
+        assert_true(all[i]->shares_cluster == (strcmp(all[i]->name, "kafka") == 0));
+    }
+}
+
+#undef SLOT_KEPT_OR_FILLED
+
+/* The defaults do what the core did when a slot was NULL. */
+static void test_registry_defaults_behave_as_absent(void **state)
+{
+    (void)state;
+    struct sl_source_ops ops = {.abi = SL_SOURCE_ABI, .name = "bare", .scheme = "bare://"};
+    sl_source_ops_complete(&ops);
+    struct sl_part part = {.name = "p-0"};
+    struct sl_record a = {.pos = 7, .next_pos = 8};
+    struct sl_record b = {.pos = 9, .next_pos = 18446744073709551615ULL};
+    char buf[64];
+
+    /* format_pos: rec->next_pos in decimal */
+    assert_int_equal(ops.format_pos(NULL, &part, &a, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "8");
+    assert_int_equal(ops.format_pos(NULL, &part, &b, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "18446744073709551615");
+    /* format_item_id: rec->pos in decimal */
+    assert_int_equal(ops.format_item_id(NULL, &part, &a, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "7");
+    /* record_key: one (empty) key for all, so a per-record destination writes a null key */
+    const char *key = "x";
+    assert_int_equal(ops.record_key(NULL, &part, &a, &key), 0);
+    const char *key_b = "y";
+    assert_int_equal(ops.record_key(NULL, &part, &b, &key_b), 0);
+    assert_string_equal(key, key_b);
+    /* cannot filter: no payload fields, the capability says so */
+    assert_false(ops.filters);
+    assert_non_null(ops.filter_payload_fields);
+    assert_null(ops.filter_payload_fields[0]);
+    /* encode_batch_info: the generic BatchInfo failrec wrote without one */
+    struct sl_buf out;
+    sl_buf_init(&out);
+    struct sl_batch_run runs[] = {{&part, &a, &b, 2}, {&part, &b, &b, 1}};
+    assert_int_equal(ops.encode_batch_info(NULL, runs, 2, &out), 0);
+    assert_string_equal(out.data, "\"BatchInfo\":{\"partition\":\"p-0\",\"batchSize\":3}");
+    sl_buf_fini(&out);
+    /* never settling; lag unknown */
+    assert_false(ops.settling(NULL));
+    assert_int_equal(ops.lag(NULL, &part), -1);
+    /* no cluster to share: nothing added, and the capability says so */
+    struct sl_strmap props = {0};
+    char err[64] = "";
+    assert_int_equal(ops.client_props(NULL, &props, err, sizeof(err)), 0);
+    assert_int_equal(props.n, 0);
+    assert_string_equal(err, "");
+    assert_false(ops.shares_cluster);
+    /* nothing to acknowledge, release or stop */
+    ops.ack(NULL, &part, &a);
+    ops.part_release(NULL, &part);
+    ops.stop(NULL);
+    /* left absent */
+    assert_null(ops.encode_open);
+    assert_null(ops.encode_close);
+    assert_null(ops.encode_record_info);
+    assert_null(ops.encode_next_part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -98,6 +223,8 @@ int main(void)
         cmocka_unit_test(test_registry_sinks_are_the_built_list),
         cmocka_unit_test(test_registry_version_lists),
         cmocka_unit_test(test_registry_left_out),
+        cmocka_unit_test(test_registry_sources_are_completed),
+        cmocka_unit_test(test_registry_defaults_behave_as_absent),
     };
     return cmocka_run_group_tests_name("registry", tests, NULL, NULL);
 }
