@@ -38,7 +38,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,51 +119,35 @@ static const struct sl_opt exec_opts[] = {
 
 /* ---- Configuration ---- */
 
-static void exec_check_err(char *errbuf, size_t errlen, const char *fmt, ...) SL_PRINTF(3, 4);
-static void exec_check_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    size_t n = strlen(errbuf);
-    if (n + 2 >= errlen) {
-        return;
-    }
-    if (n > 0) {
-        errbuf[n++] = '\n';
-        errbuf[n] = '\0';
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    (void)vsnprintf(errbuf + n, errlen - n, fmt, ap);
-    va_end(ap);
-}
-
 /* Reports every problem, one per line of errbuf, each starting with its key. */
 static int exec_check(void *ctx_, char *errbuf, size_t errlen)
 {
     struct exec_ctx *ctx = ctx_;
     errbuf[0] = '\0';
     if (ctx->command.n == 0 || !ctx->command.items[0] || ctx->command.items[0][0] == '\0') {
-        exec_check_err(errbuf, errlen,
-                       "command: must name a program, as in [\"python3\", \"h.py\"]");
+        sl_function_check_err(errbuf, errlen,
+                              "command: must name a program, as in [\"python3\", \"h.py\"]");
     }
     for (size_t i = 0; i < ctx->env.n; i++) {
         const char *k = ctx->env.keys[i];
         if (k[0] == '\0' || strchr(k, '=')) {
-            exec_check_err(errbuf, errlen,
-                           "env: \"%.64s\" is not a valid variable name; allowed: a non-empty "
-                           "name without '='",
-                           k);
+            sl_function_check_err(
+                errbuf, errlen,
+                "env: \"%.64s\" is not a valid variable name; allowed: a non-empty "
+                "name without '='",
+                k);
         }
     }
     /* A cwd that is missing would otherwise surface only at the first invocation, as a spawn
      * failure that blames the program. */
     struct stat st;
     if (ctx->cwd && stat(ctx->cwd, &st) < 0) {
-        exec_check_err(errbuf, errlen, "cwd: \"%.256s\": %s; allowed: an existing directory",
-                       ctx->cwd, strerror(errno));
+        sl_function_check_err(errbuf, errlen, "cwd: \"%.256s\": %s; allowed: an existing directory",
+                              ctx->cwd, strerror(errno));
     } else if (ctx->cwd && !S_ISDIR(st.st_mode)) {
-        exec_check_err(errbuf, errlen,
-                       "cwd: \"%.256s\" is not a directory; allowed: an existing directory",
-                       ctx->cwd);
+        sl_function_check_err(errbuf, errlen,
+                              "cwd: \"%.256s\" is not a directory; allowed: an existing directory",
+                              ctx->cwd);
     }
     return errbuf[0] ? SL_ECONFIG : 0;
 }

@@ -13,7 +13,6 @@
  * caller until the callback; nothing is copied. Loop thread. */
 #include "function.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -80,24 +79,6 @@ static bool http_header_refused(const char *name)
     return false;
 }
 
-/* Appends one problem as a line of errbuf ("key: why"); config.c gives each line its path. */
-static void http_check_err(char *errbuf, size_t errlen, const char *fmt, ...) SL_PRINTF(3, 4);
-static void http_check_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    size_t n = strlen(errbuf);
-    if (n + 2 >= errlen) {
-        return;
-    }
-    if (n > 0) {
-        errbuf[n++] = '\n';
-        errbuf[n] = '\0';
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    (void)vsnprintf(errbuf + n, errlen - n, fmt, ap);
-    va_end(ap);
-}
-
 /* Reports every problem, one per line of errbuf, not only the first. */
 static int http_check(void *vctx, char *errbuf, size_t errlen)
 {
@@ -110,7 +91,7 @@ static int http_check(void *vctx, char *errbuf, size_t errlen)
         return r;
     }
     if (r < 0) {
-        http_check_err(errbuf, errlen, "url: %s", ctx->url ? msg : "missing required key");
+        sl_function_check_err(errbuf, errlen, "url: %s", ctx->url ? msg : "missing required key");
     }
     for (size_t i = 0; i < ctx->headers.n; i++) {
         const char *k = ctx->headers.keys[i];
@@ -119,26 +100,30 @@ static int http_check(void *vctx, char *errbuf, size_t errlen)
             token = token && http_is_token_char(*p);
         }
         if (!*k) {
-            http_check_err(errbuf, errlen,
-                           "headers: a header name is empty; allowed: a non-empty header name");
+            sl_function_check_err(
+                errbuf, errlen,
+                "headers: a header name is empty; allowed: a non-empty header name");
         } else if (!token) {
-            http_check_err(errbuf, errlen,
-                           "headers.%.64s: not a valid header name; allowed: letters, digits "
-                           "and !#$%%&'*+-.^_`|~",
-                           k);
+            sl_function_check_err(
+                errbuf, errlen,
+                "headers.%.64s: not a valid header name; allowed: letters, digits "
+                "and !#$%%&'*+-.^_`|~",
+                k);
         } else if (http_header_refused(k)) {
-            http_check_err(errbuf, errlen,
-                           "headers.%.64s: sluice sets this header from the request itself, and "
-                           "another value would break the HTTP framing; allowed: any header but "
-                           "Content-Length, Transfer-Encoding, Connection, Host and Expect",
-                           k);
+            sl_function_check_err(
+                errbuf, errlen,
+                "headers.%.64s: sluice sets this header from the request itself, and "
+                "another value would break the HTTP framing; allowed: any header but "
+                "Content-Length, Transfer-Encoding, Connection, Host and Expect",
+                k);
         }
         if (strpbrk(ctx->headers.values[i], "\r\n")) {
             /* The value is not shown: it may be a secret. */
-            http_check_err(errbuf, errlen,
-                           "headers.%.64s: the value contains a line break; allowed: a value "
-                           "on one line",
-                           k);
+            sl_function_check_err(
+                errbuf, errlen,
+                "headers.%.64s: the value contains a line break; allowed: a value "
+                "on one line",
+                k);
         }
     }
     return errbuf[0] ? SL_ECONFIG : 0;

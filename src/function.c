@@ -5,6 +5,7 @@
 #include "function.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -221,4 +222,20 @@ void sl_function_free(struct sl_function *fn)
     sl_free(fn->ctx);
     sl_free(fn->name);
     sl_free(fn);
+}
+
+void sl_function_check_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    size_t n = strlen(errbuf);
+    if (n + 2 >= errlen) {
+        return;
+    }
+    if (n > 0) {
+        errbuf[n++] = '\n';
+        errbuf[n] = '\0';
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(errbuf + n, errlen - n, fmt, ap);
+    va_end(ap);
 }

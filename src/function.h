@@ -86,6 +86,10 @@ struct sl_function_ops {
     void (*fini)(void *ctx);
 };
 
+/* For check(): appends one problem to errbuf as a line of its own ("key: why"), after the
+ * problems already there; what does not fit is left out. */
+void sl_function_check_err(char *errbuf, size_t errlen, const char *fmt, ...) SL_PRINTF(3, 4);
+
 extern const struct sl_function_ops sl_function_exec;
 extern const struct sl_function_ops sl_function_http;
 extern const struct sl_function_ops sl_function_lambda;

@@ -17,6 +17,7 @@
  * string form, "<topic>-<partition>-<offset>" (unambiguous: the last two dash-separated fields
  * are numbers); the invoker also accepts the object form, normalized to that string.
  */
+#include "json.h"
 #include "kafka_int.h"
 
 int kafka_encode_open(void *vctx, struct sl_part *part, struct sl_buf *out)
@@ -164,78 +165,11 @@ size_t kafka_record_key(void *vctx,
     return m.has_key ? m.key_len : 0;
 }
 
-/* True when p[0..n) is valid UTF-8 without NUL (cJSON strings stop at NUL). */
-static bool kafka_is_utf8(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t k;
-        uint32_t cp;
-        if (c == 0) {
-            return false;
-        } else if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            k = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            k = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + k >= n) {
-            return false;
-        }
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xC0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (p[i + j] & 0x3F);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return false;
-        }
-        i += k + 1;
-    }
-    return true;
-}
-
 /* A payload for the filter document: JSON when it parses as exactly one value, else the UTF-8
  * string; NULL (left out) when it is not UTF-8: only metadata filters apply then (esm.md §5). */
 static cJSON *kafka_filter_payload(const unsigned char *p, size_t n)
 {
-    if (!kafka_is_utf8(p, n)) {
-        return NULL;
-    }
-    char *tmp = sl_malloc(n + 1);
-    if (!tmp) {
-        return NULL;
-    }
-    memcpy(tmp, p, n);
-    tmp[n] = '\0';
-    const char *end = NULL;
-    cJSON *v = n ? cJSON_ParseWithOpts(tmp, &end, 0) : NULL;
-    if (v) {
-        for (const char *q = end; *q; q++) {
-            if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
-                cJSON_Delete(v);
-                v = NULL;
-                break;
-            }
-        }
-    }
-    if (!v) {
-        v = cJSON_CreateString(tmp);
-    }
-    sl_free(tmp);
-    return v;
+    return sl_json_is_utf8(p, n) ? sl_json_payload((const char *)p, n) : NULL;
 }
 
 cJSON *kafka_filter_doc(void *vctx, struct sl_part *part, const struct sl_record *rec)

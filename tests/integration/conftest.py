@@ -33,6 +33,19 @@ def lambda_fn():
 
 
 @pytest.fixture
+def kafka():
+    """The Kafka broker tests/services started (its services.env); a missing one skips the test
+    (fails it under CI=true)."""
+    sys.path.insert(0, os.path.join(helpers.REPO, "tests", "services", "kafka-tools"))
+    import kafka_tools  # noqa: E402
+
+    env = kafka_tools.services_env()
+    if not env.get("KAFKA_BOOTSTRAP") or not env.get("KAFKA_CTL"):
+        helpers.missing("a Kafka broker (SERVICES=kafka tests/services/start.sh)")
+    return env
+
+
+@pytest.fixture
 def sluice(sluice_bin, tmp_path):
     """Factory: sluice(cfg_dict_or_path, args=[...], env=...) -> started Sluice.
 

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from helpers import (REPO, base_config, exit_counters, file_mapping, http_fn, iso_to_epoch,
-                     json_log, missing, wait_until, write_lines)
+                     json_log, write_lines)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "services", "kafka-tools"))
 import kafka_tools as kt  # noqa: E402
@@ -25,14 +25,6 @@ import kafka_tools as kt  # noqa: E402
 FN = "/fn"
 JOIN_S = 30
 FETCH_API = 1  # Kafka's ApiKey of Fetch
-
-
-@pytest.fixture
-def kafka():
-    env = kt.services_env()
-    if not env.get("KAFKA_BOOTSTRAP") or not env.get("KAFKA_CTL"):
-        missing("a Kafka broker (SERVICES=kafka tests/services/start.sh)")
-    return env
 
 
 def new_topic(partitions):

@@ -19,10 +19,8 @@ import subprocess
 import sys
 import uuid
 
-import pytest
-
 from fnserver import Reply
-from helpers import (REPO, base_config, destination_docs, file_destination, http_fn, missing,
+from helpers import (REPO, base_config, destination_docs, file_destination, http_fn,
                      sluice_bin, wait_until, write_config)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "services", "kafka-tools"))
@@ -30,14 +28,6 @@ import kafka_tools as kt  # noqa: E402
 
 FN = "/fn"
 JOIN_S = 30  # generous: a join is 3-5 s on the mock, plus a rebalance
-
-
-@pytest.fixture
-def kafka():
-    env = kt.services_env()
-    if not env.get("KAFKA_BOOTSTRAP") or not env.get("KAFKA_CTL"):
-        missing("a Kafka broker (SERVICES=kafka tests/services/start.sh)")
-    return env
 
 
 def new_topic(partitions):

@@ -14,7 +14,6 @@ from fnserver import FnServer, Reply
 from helpers import wait_until
 from test_kafka import (JOIN_S, assigned_offsets, config, delivered, kafka_records,  # noqa: F401
                         mapping, new_topic)
-from test_kafka import kafka  # noqa: F401  (the fixture)
 import kafka_tools as kt
 
 

@@ -33,21 +33,13 @@ import pytest
 
 from fnserver import Reply
 from helpers import (REPO, base_config, destination_docs, file_destination, http_fn, json_log,
-                     missing, wait_until)
+                     wait_until)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "services", "kafka-tools"))
 import kafka_tools as kt  # noqa: E402
 
 FN = "/fn"
 JOIN_S = 30  # a join is 3-5 s on the mock, plus a rebalance
-
-
-@pytest.fixture
-def kafka():
-    env = kt.services_env()
-    if not env.get("KAFKA_BOOTSTRAP") or not env.get("KAFKA_CTL"):
-        missing("a Kafka broker (SERVICES=kafka tests/services/start.sh)")
-    return env
 
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import pytest
 
 from helpers import wait_until
 from test_kafka import JOIN_S, assigned_offsets, config, delivered, mapping, new_topic
-from test_kafka import kafka  # noqa: F401  (the fixture)
 import kafka_tools as kt
 
 PARTS = 2

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from helpers import REPO, base_config, http_fn, missing, wait_until
+from helpers import REPO, base_config, http_fn, wait_until
 
 sys.path.insert(0, os.path.join(REPO, "tests", "services", "kafka-tools"))
 import kafka_tools as kt  # noqa: E402
@@ -26,14 +26,6 @@ SIZE = 200
 # plus max_bytes_buffered (1 MiB) and what one fetching partition holds: 22 MB measured.
 # Before the bound, the 38 MB topic ended up in memory several times over (~200 MB).
 BOUND_KB = 64 * 1024
-
-
-@pytest.fixture
-def kafka():
-    env = kt.services_env()
-    if not env.get("KAFKA_BOOTSTRAP") or not env.get("KAFKA_CTL"):
-        missing("a Kafka broker (SERVICES=kafka tests/services/start.sh)")
-    return env
 
 
 def vm_hwm_kb(pid):

@@ -3,6 +3,8 @@
  * and temporary directories. Tests never sleep to wait for an event. */
 #include "helpers.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,4 +88,29 @@ void test_write_file(const char *path, const char *mode, const char *data, size_
         abort();
     }
     fclose(f);
+}
+
+int test_fd_exhaust(struct test_fd_pressure *p)
+{
+    p->n = 0;
+    if (getrlimit(RLIMIT_NOFILE, &p->old) != 0) {
+        return -1;
+    }
+    struct rlimit low = {TEST_FD_PRESSURE_MAX, p->old.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) {
+        return -1;
+    }
+    while (p->n < TEST_FD_PRESSURE_MAX &&
+           (p->fds[p->n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        p->n++;
+    }
+    return errno;
+}
+
+int test_fd_release(struct test_fd_pressure *p)
+{
+    while (p->n > 0) {
+        (void)close(p->fds[--p->n]);
+    }
+    return setrlimit(RLIMIT_NOFILE, &p->old);
 }

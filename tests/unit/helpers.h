@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/resource.h>
+
 #include <uv.h>
 
 /* Runs loop until done(arg) is true or timeout_ms of real time passed (a deadline, not a
@@ -19,5 +21,22 @@ void test_rmtree(const char *path);
 
 /* Writes len bytes to path (mode "w" or "a"). */
 void test_write_file(const char *path, const char *mode, const char *data, size_t len);
+
+/* Descriptor exhaustion for tests of EMFILE: the soft RLIMIT_NOFILE lowered to
+ * TEST_FD_PRESSURE_MAX and /dev/null opened until open fails. */
+#define TEST_FD_PRESSURE_MAX 256
+struct test_fd_pressure {
+    struct rlimit old;
+    int fds[TEST_FD_PRESSURE_MAX];
+    int n;
+};
+
+/* Lowers the limit and fills it. Returns the errno that stopped the opening (EMFILE when every
+ * descriptor is taken), or -1 when the limit could not be changed. */
+int test_fd_exhaust(struct test_fd_pressure *p);
+
+/* Closes what test_fd_exhaust opened and restores the limit. Returns 0, or -1 when the limit
+ * could not be restored. */
+int test_fd_release(struct test_fd_pressure *p);
 
 #endif

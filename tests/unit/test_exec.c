@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -654,22 +653,11 @@ static void test_exec_spawn_emfile_is_resource_exhausted(void **state)
         skip(); /* valgrind itself aborts when a fork finds no descriptor left */
     }
     fn_make_sh(f, "echo ran", 10000);
-    struct rlimit old;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-    struct rlimit low = {256, old.rlim_max};
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fds[256];
-    int n = 0;
-    while (n < 256 && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
-        n++;
-    }
-    assert_int_equal(errno, EMFILE);
+    struct test_fd_pressure fdp;
+    assert_int_equal(test_fd_exhaust(&fdp), EMFILE);
     struct call c;
     invoke_wait(f, "{}", 2, &c);
-    while (n > 0) {
-        close(fds[--n]);
-    }
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(test_fd_release(&fdp), 0);
     assert_int_equal(c.outcome, SL_OUTCOME_RESOURCE_EXHAUSTED);
     assert_non_null(strstr(c.detail, "EMFILE"));
     call_fini(&c);

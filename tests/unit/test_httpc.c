@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -899,20 +898,10 @@ static void test_httpc_fn_http_emfile_is_resource_exhausted(void **state)
     void *ctx = fn_new(f, &sl_function_http, kv, NULL, &r);
     assert_int_equal(r, 0);
     srv_set(&f->srv, 200, NULL, "{}");
-    struct rlimit old;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-    struct rlimit low = {256, old.rlim_max};
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fds[256];
-    int n = 0;
-    while (n < 256 && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
-        n++;
-    }
+    struct test_fd_pressure fdp;
+    assert_int_not_equal(test_fd_exhaust(&fdp), -1);
     invoke(f, &sl_function_http, ctx, "{}");
-    while (n > 0) {
-        close(fds[--n]);
-    }
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(test_fd_release(&fdp), 0);
     if (f->res.outcome != SL_OUTCOME_RESOURCE_EXHAUSTED) {
         fail_msg("outcome %s (%s), want resource_exhausted", sl_outcome_name(f->res.outcome),
                  f->res_detail);
