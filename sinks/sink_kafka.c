@@ -6,12 +6,20 @@
  * for self-managed and MSK mappings alike), so it parses no ARN and reads no secret itself, and
  * never logs a value it was given.
  * A write completes when the broker acknowledged the message (the delivery report), never
- * before: the caller moves the checkpoint only then. Delivery reports are served by polling the
- * producer from a libuv timer while writes are in flight, so callbacks run on the loop thread
- * and never from inside write(). It does not retry by itself: a failed write is reported and the
- * caller retries. Loop thread (librdkafka's own threads never call back into sluice). */
+ * before: the caller moves the checkpoint only then. The producer wakes the loop as the Kafka
+ * source's consumer does: librdkafka writes a byte to a pipe (rd_kafka_queue_io_event_enable on
+ * the main queue, where delivery reports land) whenever that queue becomes non-empty, and a
+ * uv_poll on the pipe's read end, active only while writes are in flight, serves the queue with
+ * rd_kafka_poll(rk, 0). No timer: an idle producer costs nothing, a busy one wakes once per
+ * batch of reports. Callbacks therefore run on the loop thread and never from inside write().
+ * Every message has a bounded life (message.timeout.ms), so every write gets its report and
+ * with it a wake-up. It does not retry by itself: a failed write is reported and the caller
+ * retries. Loop thread (librdkafka's own threads only write to the pipe). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -21,7 +29,6 @@
 #include "sink.h"
 
 #define SINK_KAFKA_SCHEME    "kafka://"
-#define SINK_KAFKA_POLL_MS   5
 #define SINK_KAFKA_TOPIC_MAX 249
 
 struct kafka_sink_op {
@@ -29,11 +36,20 @@ struct kafka_sink_op {
     void *arg;
 };
 
+/* The pipe librdkafka wakes the loop through, and its watcher. Heap: freed (and the pipe
+ * closed) in the handle's close callback, after fini. */
+struct kafka_sink_io {
+    uv_poll_t poll; /* first: the close callback gets it as the handle */
+    int rfd;
+    int wfd;
+};
+
 struct kafka_sink {
     rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq; /* where delivery reports land; its io event writes to io->wfd */
     char *topic;
     char *inst;
-    uv_timer_t *poll; /* heap: freed in its close callback, after fini */
+    struct kafka_sink_io *io;
     int in_flight;
 };
 
@@ -85,13 +101,60 @@ static void kafka_sink_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, 
     cb(arg, err, detail);
 }
 
-static void kafka_sink_poll_cb(uv_timer_t *t)
+/* The pipe is readable: librdkafka queued something (a delivery report, an error) on the main
+ * queue. Empty the pipe first, then serve the whole queue: what is queued after the queue was
+ * emptied writes a new byte, so no report waits for a wake-up that never comes. */
+static void kafka_sink_io_cb(uv_poll_t *h, int status, int events)
 {
-    struct kafka_sink *ctx = t->data;
-    (void)rd_kafka_poll(ctx->rk, 0);
-    if (ctx->in_flight == 0) {
-        uv_timer_stop(t);
+    (void)status;
+    (void)events;
+    struct kafka_sink *ctx = h->data;
+    char drain[64];
+    while (read(ctx->io->rfd, drain, sizeof(drain)) > 0) {
     }
+    (void)rd_kafka_poll(ctx->rk, 0);
+    if (ctx->in_flight == 0 && ctx->io) {
+        (void)uv_poll_stop(&ctx->io->poll);
+    }
+}
+
+static void kafka_sink_io_closed(uv_handle_t *h)
+{
+    struct kafka_sink_io *io = (struct kafka_sink_io *)h;
+    (void)close(io->rfd);
+    (void)close(io->wfd);
+    sl_free(io);
+}
+
+/* The wake-up pipe and its (stopped) watcher. Returns 0, SL_ENOMEM or SL_EIO. */
+static int kafka_sink_io_open(struct kafka_sink *ctx, uv_loop_t *loop, char *errbuf, size_t errlen)
+{
+    int fds[2];
+    struct kafka_sink_io *io = sl_calloc(1, sizeof(*io));
+    if (!io) {
+        return SL_ENOMEM;
+    }
+    if (pipe(fds) < 0) {
+        (void)snprintf(errbuf, errlen, "kafka:// destination: pipe: %s", strerror(errno));
+        sl_free(io);
+        return SL_EIO;
+    }
+    for (int i = 0; i < 2; i++) {
+        (void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    io->rfd = fds[0];
+    io->wfd = fds[1];
+    if (uv_poll_init(loop, &io->poll, io->rfd) < 0) {
+        (void)snprintf(errbuf, errlen, "kafka:// destination: cannot watch the wake-up pipe");
+        (void)close(fds[0]);
+        (void)close(fds[1]);
+        sl_free(io);
+        return SL_EIO;
+    }
+    io->poll.data = ctx;
+    ctx->io = io;
+    return 0;
 }
 
 static int kafka_sink_init(
@@ -107,8 +170,7 @@ static int kafka_sink_init(
     }
     ctx->topic = sl_strdup(destination + strlen(SINK_KAFKA_SCHEME));
     ctx->inst = sl_strdup(env->inst);
-    ctx->poll = sl_calloc(1, sizeof(*ctx->poll));
-    if (!ctx->topic || !ctx->inst || !ctx->poll) {
+    if (!ctx->topic || !ctx->inst) {
         return SL_ENOMEM;
     }
     char err[512];
@@ -147,8 +209,15 @@ static int kafka_sink_init(
         (void)snprintf(errbuf, errlen, "kafka:// destination: %s", err);
         return SL_ECONFIG; /* rd_kafka_new destroyed conf */
     }
-    uv_timer_init(env->loop, ctx->poll);
-    ctx->poll->data = ctx;
+    if (!(ctx->mainq = rd_kafka_queue_get_main(ctx->rk))) {
+        return SL_ENOMEM;
+    }
+    int r = kafka_sink_io_open(ctx, env->loop, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    static const char wake = 1;
+    rd_kafka_queue_io_event_enable(ctx->mainq, ctx->io->wfd, &wake, sizeof(wake));
     return 0;
 }
 
@@ -171,8 +240,8 @@ static int kafka_sink_write(void *vctx, const struct sl_sink_doc *doc, sl_sink_c
         return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? SL_ETHROTTLED : SL_EIO;
     }
     ctx->in_flight++;
-    if (!uv_is_active((uv_handle_t *)ctx->poll)) {
-        uv_timer_start(ctx->poll, kafka_sink_poll_cb, SINK_KAFKA_POLL_MS, SINK_KAFKA_POLL_MS);
+    if (!uv_is_active((uv_handle_t *)&ctx->io->poll)) {
+        (void)uv_poll_start(&ctx->io->poll, UV_READABLE, kafka_sink_io_cb);
     }
     return 0;
 }
@@ -185,27 +254,27 @@ static void kafka_sink_stop(void *vctx)
     }
 }
 
-static void kafka_sink_poll_closed(uv_handle_t *h)
-{
-    sl_free(h);
-}
-
 static void kafka_sink_fini(void *vctx)
 {
     struct kafka_sink *ctx = vctx;
+    if (ctx->mainq) {
+        /* No librdkafka thread may write to the pipe once it is closed (its fd could be
+         * reused). */
+        rd_kafka_queue_io_event_enable(ctx->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(ctx->mainq);
+        ctx->mainq = NULL;
+    }
     if (ctx->rk) {
         /* Nothing is in flight (the caller's contract): let librdkafka close its connections. */
         (void)rd_kafka_flush(ctx->rk, 1000);
         rd_kafka_destroy(ctx->rk);
         ctx->rk = NULL;
     }
-    if (ctx->poll && ctx->poll->loop) {
-        uv_timer_stop(ctx->poll);
-        uv_close((uv_handle_t *)ctx->poll, kafka_sink_poll_closed);
-    } else {
-        sl_free(ctx->poll);
+    if (ctx->io) {
+        (void)uv_poll_stop(&ctx->io->poll);
+        uv_close((uv_handle_t *)&ctx->io->poll, kafka_sink_io_closed);
+        ctx->io = NULL;
     }
-    ctx->poll = NULL;
     sl_free(ctx->topic);
     sl_free(ctx->inst);
     ctx->topic = ctx->inst = NULL;

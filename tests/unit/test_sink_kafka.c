@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_sink_kafka.c: the kafka:// sink's producer on the loop, against librdkafka's in-process
+ * mock cluster (a Kafka protocol broker, test.mock.num.brokers). Writes land on the topic with
+ * their keys and bodies (read back with a consumer), and while they are in flight the loop has
+ * no active timer: delivery reports wake the loop through the producer's queue, not a polling
+ * timer. stop() with the broker down answers every write in flight with SL_ECANCELED, again
+ * without a timer. The loop is driven with test_run_until to a condition with a deadline;
+ * nothing sleeps (librdkafka's own timers are real time). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "alloc.h"
+#include "helpers.h"
+#include "opt.h"
+#include "sink.h"
+
+#define DEADLINE_MS 20000
+#define N_DOCS      64
+
+struct fx {
+    uv_loop_t loop;
+    struct sl_clock_fake clock;
+    rd_kafka_t *mock_rk; /* owns the mock cluster */
+    rd_kafka_mock_cluster_t *mc;
+    void *ctx;
+    int n_done;
+    int err[N_DOCS];
+    int timers_seen; /* active timers found while writes were in flight */
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    sl_clock_fake_init(&f->clock, 1000, 1709251200000);
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err)), RD_KAFKA_CONF_OK);
+    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(f->mock_rk);
+    f->mc = rd_kafka_handle_mock_cluster(f->mock_rk);
+    assert_non_null(f->mc);
+    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "dlq", 1, 1), 0);
+    *state = f;
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->ctx) {
+        sl_sink_kafka.fini(f->ctx);
+        sl_free(f->ctx);
+    }
+    uv_walk(&f->loop, close_walk, NULL);
+    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    rd_kafka_destroy(f->mock_rk);
+    free(f);
+    return 0;
+}
+
+static void open_sink(struct fx *f)
+{
+    struct sl_strmap cluster = {0};
+    assert_int_equal(
+        sl_strmap_put(&cluster, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f->mc)), 0);
+    struct sl_sink_env env = {
+        .loop = &f->loop, .clock = &f->clock.clock, .inst = "test", .cluster = &cluster};
+    char err[512];
+    f->ctx = sl_calloc(1, sl_sink_kafka.ctx_size);
+    assert_non_null(f->ctx);
+    int r = sl_sink_kafka.init(f->ctx, &env, "kafka://dlq", err, sizeof(err));
+    if (r < 0) {
+        fail_msg("init: %s", err);
+    }
+    sl_strmap_clear(&cluster, false);
+}
+
+struct slot {
+    struct fx *f;
+    int i;
+};
+
+/* Counts the active timers but test_run_until's own deadline (one shot, due in seconds). */
+static void count_timer(uv_handle_t *h, void *arg)
+{
+    struct fx *f = arg;
+    if (h->type != UV_TIMER || !uv_is_active(h)) {
+        return;
+    }
+    uv_timer_t *t = (uv_timer_t *)h;
+    if (uv_timer_get_repeat(t) > 0 || uv_timer_get_due_in(t) < DEADLINE_MS / 2) {
+        f->timers_seen++;
+    }
+}
+
+static void written(void *arg, int err, const char *detail)
+{
+    (void)detail;
+    struct slot *s = arg;
+    s->f->err[s->i] = err;
+    s->f->n_done++;
+}
+
+/* A check run on every loop turn while writes are in flight: a prepare handle, not a timer. */
+static void check_no_timer(uv_prepare_t *p)
+{
+    struct fx *f = p->data;
+    uv_walk(&f->loop, count_timer, f);
+}
+
+static bool done_n(void *arg)
+{
+    struct fx *f = arg;
+    return f->n_done >= N_DOCS;
+}
+
+/* Reads n messages of topic dlq from the start; checks keys and bodies. */
+static void read_back(struct fx *f, int n)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(f->mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "reader", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, "dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(c, tp), 0);
+    rd_kafka_topic_partition_list_destroy(tp);
+    int got = 0;
+    for (int tries = 0; got < n && tries < 200; tries++) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);
+        if (!msg) {
+            continue;
+        }
+        if (!msg->err) {
+            char want[64];
+            int wn = snprintf(want, sizeof(want), "{\"doc\":%d}", got);
+            char key[16];
+            int kn = snprintf(key, sizeof(key), "k%d", got);
+            assert_int_equal(msg->len, (size_t)wn);
+            assert_memory_equal(msg->payload, want, (size_t)wn);
+            assert_int_equal(msg->key_len, (size_t)kn);
+            assert_memory_equal(msg->key, key, (size_t)kn);
+            got++;
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    assert_int_equal(got, n);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+/* N_DOCS writes land on the topic in order with their keys, and no timer is active on the loop
+ * while they are in flight (the 5 ms polling timer this replaced was). */
+static void test_sink_kafka_wakes_without_timer(void **state)
+{
+    struct fx *f = *state;
+    open_sink(f);
+    uv_prepare_t check;
+    assert_int_equal(uv_prepare_init(&f->loop, &check), 0);
+    check.data = f;
+    static char bodies[N_DOCS][32];
+    static char keys[N_DOCS][16];
+    struct slot slots[N_DOCS];
+    for (int i = 0; i < N_DOCS; i++) {
+        int bn = snprintf(bodies[i], sizeof(bodies[i]), "{\"doc\":%d}", i);
+        int kn = snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        struct sl_sink_doc doc = {
+            .body = bodies[i], .len = (size_t)bn, .key = keys[i], .key_len = (size_t)kn};
+        slots[i] = (struct slot){f, i};
+        assert_int_equal(sl_sink_kafka.write(f->ctx, &doc, written, &slots[i]), 0);
+    }
+    assert_int_equal(f->n_done, 0); /* never from inside write */
+    uv_walk(&f->loop, count_timer, f);
+    assert_int_equal(uv_prepare_start(&check, check_no_timer), 0);
+    assert_true(test_run_until(&f->loop, done_n, f, DEADLINE_MS));
+    uv_prepare_stop(&check);
+    uv_close((uv_handle_t *)&check, NULL);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->timers_seen, 0);
+    for (int i = 0; i < N_DOCS; i++) {
+        assert_int_equal(f->err[i], 0);
+    }
+    /* Idle: nothing of the sink's keeps the loop alive. */
+    assert_false(uv_loop_alive(&f->loop));
+    read_back(f, N_DOCS);
+}
+
+/* With the broker down, writes wait; stop() purges them and every one is answered with
+ * SL_ECANCELED through the same wake-up, with no timer on the loop. */
+static void test_sink_kafka_stop_cancels(void **state)
+{
+    struct fx *f = *state;
+    open_sink(f);
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 1), 0);
+    struct slot slots[N_DOCS];
+    for (int i = 0; i < N_DOCS; i++) {
+        struct sl_sink_doc doc = {.body = "{}", .len = 2};
+        slots[i] = (struct slot){f, i};
+        assert_int_equal(sl_sink_kafka.write(f->ctx, &doc, written, &slots[i]), 0);
+    }
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->n_done, 0);
+    uv_walk(&f->loop, count_timer, f);
+    assert_int_equal(f->timers_seen, 0);
+    sl_sink_kafka.stop(f->ctx);
+    assert_true(test_run_until(&f->loop, done_n, f, DEADLINE_MS));
+    for (int i = 0; i < N_DOCS; i++) {
+        assert_int_equal(f->err[i], SL_ECANCELED);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sink_kafka_wakes_without_timer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_kafka_stop_cancels, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("sink_kafka", tests, NULL, NULL);
+}
