@@ -2,8 +2,10 @@
 /* sink_sqs.c: the SQS destination, named by a queue ARN (arn:PARTITION:sqs:REGION:ACCOUNT:NAME)
  * or a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME, or any http(s) URL whose path
  * is /ACCOUNT/NAME with a 12-digit account, which is how local servers such as fauxqs name
- * queues). Each document becomes one message: SendMessage over AWS JSON 1.0 (POST,
- * X-Amz-Target: AmazonSQS.SendMessage) through the shared HTTP client on the loop, signed with
+ * queues). Each document becomes one message: a write is one SendMessage, a delivery of up to
+ * 10 documents and 256 KiB one SendMessageBatch whose answer gives each document its own
+ * outcome (the core cuts larger deliveries to these capabilities), over AWS JSON 1.0 (POST,
+ * X-Amz-Target: AmazonSQS.<action>) through the shared HTTP client on the loop, signed with
  * SigV4 by curl when credentials are found (sl_aws_creds_load), unsigned otherwise.
  *
  * Where requests go. For an ARN, to sl_aws_endpoint_url("sqs") (AWS_ENDPOINT_URL_SQS,
@@ -46,30 +48,31 @@
 #include "sqs_wire.h"
 #include "url.h"
 
-#define SQS_TIMEOUT_MS        30000L
 #define SQS_MAX_RESPONSE_SIZE (64u * 1024u)
 #define SQS_MAX_BODY_BYTES    (1024u * 1024u) /* SQS's message size limit, 1 MiB */
-#define SQS_DETAIL_MAX        512
+#define SQS_BATCH_MAX_BYTES   (256u * 1024u)  /* bodies per SendMessageBatch (AWS's older limit) */
 
 struct sqs_ctx;
 
+/* One write or deliver call: one SendMessage (n == 1) or SendMessageBatch (n > 1). */
 struct sqs_op {
     struct sqs_op *prev, *next; /* in ctx->ops: every op not yet called back */
     struct sqs_op *wnext;       /* in ctx->waiting */
     struct sqs_ctx *ctx;
-    const char *body; /* borrowed until the callback */
-    size_t len;
-    const char *key;
-    struct sl_buf req; /* the SendMessage request body */
-    sl_sink_cb cb;
+    size_t n;
+    struct sl_sink_doc docs[SQS_BATCH_MAX]; /* copies; bodies and keys borrowed until the cb */
+    struct sl_buf req;                      /* the request body */
+    sl_sink_cb write_cb;                    /* a write, or */
+    sl_sink_deliver_cb deliver_cb;          /* a deliver */
     void *arg;
     uv_timer_t timer; /* for failures found before any request */
     bool has_timer;
-    int err;
-    char detail[SQS_DETAIL_MAX];
+    struct sl_sink_result results[SQS_BATCH_MAX];
+    char details[SQS_BATCH_MAX][SQS_DETAIL_MAX];
 };
 
 struct sqs_ctx {
+    int64_t timeout_ms; /* option timeout */
     uv_loop_t *loop;
     struct sl_httpc *httpc;
     const char *inst;
@@ -83,6 +86,7 @@ struct sqs_ctx {
     char *sigv4; /* "aws:amz:REGION:sqs" or NULL (unsigned) */
     struct sl_aws_creds creds;
     struct curl_slist *send_headers;
+    struct curl_slist *batch_headers;
     struct curl_slist *geturl_headers;
     struct sl_buf geturl_req;
     bool resolving;
@@ -90,6 +94,12 @@ struct sqs_ctx {
     struct sqs_op **wtail;
     struct sqs_op *ops;
     bool stopped;
+};
+
+static const struct sl_opt sqs_opts[] = {
+    {"timeout", SL_OPT_DURATION, "30s", 100, 900000, offsetof(struct sqs_ctx, timeout_ms), 0, NULL,
+     "How long one SQS request may take before it counts as failed (and is retried)."},
+    {0},
 };
 
 /* The queue as details name it: its URL once known, else its name. */
@@ -120,53 +130,90 @@ static void sqs_unlink(struct sqs_op *op)
     op->prev = op->next = NULL;
 }
 
-/* Reports op to its owner and frees it. Never called from inside write. */
-static void sqs_complete(struct sqs_op *op, int err, const char *detail)
+/* Gives every document of op the outcome err (0: delivered) with detail. */
+static void sqs_result_all(struct sqs_op *op, int err, const char *detail)
+{
+    for (size_t i = 0; i < op->n; i++) {
+        if (err == 0) {
+            op->results[i] = (struct sl_sink_result){SL_SINK_DELIVERED, 0, NULL};
+            continue;
+        }
+        if (op->details[i] != detail) {
+            (void)snprintf(op->details[i], SQS_DETAIL_MAX, "%s", detail ? detail : "");
+        }
+        op->results[i] = (struct sl_sink_result){
+            err == SL_EREJECTED ? SL_SINK_REJECTED : SL_SINK_RETRY, err, op->details[i]};
+    }
+}
+
+/* Reports op's results to its owner and frees it. Never called from inside write/deliver. The
+ * op is unlinked first, so the callback may stop or write again. */
+static void sqs_finish(struct sqs_op *op)
 {
     sqs_unlink(op);
-    if (err && err != SL_ECANCELED) {
-        sl_log_debug("sink_sqs", op->ctx->inst, "%s", detail);
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->results[i].err && op->results[i].err != SL_ECANCELED) {
+            sl_log_debug("sink_sqs", op->ctx->inst, "%s", op->results[i].detail);
+        }
     }
-    sl_sink_cb cb = op->cb;
-    void *arg = op->arg;
     sl_buf_fini(&op->req);
-    if (op->has_timer) {
-        /* The detail may live in op: call back before the op goes. */
-        cb(arg, err, err ? detail : NULL);
-        uv_close((uv_handle_t *)&op->timer, sqs_timer_closed);
-        return;
+    if (op->write_cb) {
+        op->write_cb(op->arg, op->results[0].err, op->results[0].detail);
+    } else {
+        op->deliver_cb(op->arg, op->results, op->n);
     }
-    char copy[SQS_DETAIL_MAX];
-    (void)snprintf(copy, sizeof(copy), "%s", err && detail ? detail : "");
-    sl_free(op);
-    cb(arg, err, err ? copy : NULL);
+    if (op->has_timer) {
+        uv_close((uv_handle_t *)&op->timer, sqs_timer_closed);
+    } else {
+        sl_free(op);
+    }
+}
+
+/* Reports op with one outcome for all its documents. */
+static void sqs_complete(struct sqs_op *op, int err, const char *detail)
+{
+    sqs_result_all(op, err, detail);
+    sqs_finish(op);
 }
 
 static void sqs_timer_cb(uv_timer_t *t)
 {
     struct sqs_op *op = t->data;
-    sqs_complete(op, op->ctx->stopped ? SL_ECANCELED : op->err,
-                 op->ctx->stopped ? "canceled" : op->detail);
+    if (op->ctx->stopped) {
+        sqs_complete(op, SL_ECANCELED, "canceled");
+    } else {
+        sqs_finish(op); /* its results were set when it was refused */
+    }
 }
 
 /* ---- requests ---- */
 
 static void sqs_send_done(void *arg, const struct sl_http_resp *resp);
 
-/* Starts op's SendMessage. Returns 0 or an error (nothing started). */
+static const char *sqs_action(const struct sqs_op *op)
+{
+    return op->n == 1 ? "SendMessage" : "SendMessageBatch";
+}
+
+/* Starts op's SendMessage, or SendMessageBatch for more than one document. Returns 0 or an
+ * error (nothing started). */
 static int sqs_send(struct sqs_ctx *ctx, struct sqs_op *op)
 {
-    int r = sl_sqs_wire_send(&op->req, ctx->queue_url, ctx->dest.fifo, op->body, op->len, op->key);
+    const struct sl_sink_doc *d = &op->docs[0];
+    int r =
+        op->n == 1
+            ? sl_sqs_wire_send(&op->req, ctx->queue_url, ctx->dest.fifo, d->body, d->len, d->key)
+            : sl_sqs_wire_batch(&op->req, ctx->queue_url, ctx->dest.fifo, op->docs, op->n);
     if (r < 0) {
         return r;
     }
     struct sl_http_req req = {
         .method = "POST",
         .url = ctx->endpoint,
-        .headers = ctx->send_headers,
+        .headers = op->n == 1 ? ctx->send_headers : ctx->batch_headers,
         .body = op->req.data,
         .body_len = op->req.len,
-        .timeout_ms = SQS_TIMEOUT_MS,
+        .timeout_ms = ctx->timeout_ms,
         .aws_sigv4 = ctx->sigv4,
         .username = ctx->sigv4 ? ctx->creds.access_key_id : NULL,
         .password = ctx->sigv4 ? ctx->creds.secret_access_key : NULL,
@@ -198,12 +245,19 @@ static void sqs_send_done(void *arg, const struct sl_http_resp *resp)
 {
     struct sqs_op *op = arg;
     struct sqs_ctx *ctx = op->ctx;
-    char detail[SQS_DETAIL_MAX];
-    int err = sl_sqs_wire_outcome("SendMessage", sqs_where(ctx), ctx->endpoint_shown, resp, detail,
-                                  sizeof(detail));
+    char *detail = op->details[0];
+    int err = sl_sqs_wire_outcome(sqs_action(op), sqs_where(ctx), ctx->endpoint_shown, resp, detail,
+                                  SQS_DETAIL_MAX);
     if (err == SL_ENOTFOUND && ctx->dest.is_arn && ctx->queue_url) {
         /* Resolve again on the next write: the queue may have been deleted and recreated. */
         (void)sqs_set_queue_url(ctx, NULL);
+    }
+    if (err == 0 && op->n > 1) {
+        /* Each entry answered on its own; one not named is not delivered. */
+        sl_sqs_wire_batch_read(resp->body, resp->body_len, sqs_where(ctx), op->n, op->results,
+                               op->details);
+        sqs_finish(op);
+        return;
     }
     sqs_complete(op, err, detail);
 }
@@ -248,8 +302,8 @@ static void sqs_geturl_done(void *arg, const struct sl_http_resp *resp)
         } else {
             int r = sqs_send(ctx, op);
             if (r < 0) {
-                char d[128];
-                (void)snprintf(d, sizeof(d), "SendMessage %s: %s", ctx->queue_shown,
+                char d[SQS_DETAIL_MAX];
+                (void)snprintf(d, sizeof(d), "%s %s: %s", sqs_action(op), ctx->queue_shown,
                                sl_strerror(r));
                 sqs_complete(op, r, d);
             }
@@ -274,7 +328,7 @@ static int sqs_resolve(struct sqs_ctx *ctx)
         .headers = ctx->geturl_headers,
         .body = b->data,
         .body_len = b->len,
-        .timeout_ms = SQS_TIMEOUT_MS,
+        .timeout_ms = ctx->timeout_ms,
         .aws_sigv4 = ctx->sigv4,
         .username = ctx->sigv4 ? ctx->creds.access_key_id : NULL,
         .password = ctx->sigv4 ? ctx->creds.secret_access_key : NULL,
@@ -370,6 +424,7 @@ static int sqs_init(
     }
     const char *token = ctx->sigv4 ? ctx->creds.session_token : NULL;
     r = sl_sqs_wire_headers("SendMessage", token, &ctx->send_headers);
+    r = r ? r : sl_sqs_wire_headers("SendMessageBatch", token, &ctx->batch_headers);
     r = r ? r : sl_sqs_wire_headers("GetQueueUrl", token, &ctx->geturl_headers);
     if (r < 0) {
         goto fail;
@@ -383,33 +438,19 @@ fail:
     return r;
 }
 
-static int sqs_write(void *ctx_, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg)
+/* Starts op (its documents set): refused at once when one document is over SQS's message
+ * limit (reported through the callback, so the caller gets the detail), else sent, or queued
+ * behind the QueueUrl's resolution. Returns 0 or an error (op freed, no callback). */
+static int sqs_start(struct sqs_ctx *ctx, struct sqs_op *op)
 {
-    struct sqs_ctx *ctx = ctx_;
-    if (ctx->stopped) {
-        return SL_ECANCELED;
-    }
-    struct sqs_op *op = sl_calloc(1, sizeof(*op));
-    if (!op) {
-        return SL_ENOMEM;
-    }
-    op->ctx = ctx;
-    op->body = doc->body;
-    op->len = doc->len;
-    op->key = doc->key;
-    op->cb = cb;
-    op->arg = arg;
     sl_buf_init(&op->req);
-
     int r = 0;
-    if (doc->len > SQS_MAX_BODY_BYTES) {
-        /* Reported through the callback, so the caller gets the detail. */
-        op->err = SL_EREJECTED;
-        (void)snprintf(op->detail, sizeof(op->detail),
+    if (op->n == 1 && op->docs[0].len > SQS_MAX_BODY_BYTES) {
+        (void)snprintf(op->details[0], SQS_DETAIL_MAX,
                        "SendMessage %s: a document of %zu bytes exceeds SQS's %u-byte message "
                        "limit",
-                       ctx->queue_url ? ctx->queue_shown : ctx->dest.name, doc->len,
-                       SQS_MAX_BODY_BYTES);
+                       sqs_where(ctx), op->docs[0].len, SQS_MAX_BODY_BYTES);
+        sqs_result_all(op, SL_EREJECTED, op->details[0]);
         r = uv_timer_init(ctx->loop, &op->timer);
         if (r == 0) {
             op->has_timer = true;
@@ -451,6 +492,59 @@ fail:
     return r;
 }
 
+static struct sqs_op *sqs_op_new(struct sqs_ctx *ctx, const struct sl_sink_doc *docs, size_t n)
+{
+    struct sqs_op *op = sl_calloc(1, sizeof(*op));
+    if (!op) {
+        return NULL;
+    }
+    op->ctx = ctx;
+    op->n = n;
+    memcpy(op->docs, docs, n * sizeof(*docs));
+    return op;
+}
+
+static int sqs_write(void *ctx_, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg)
+{
+    struct sqs_ctx *ctx = ctx_;
+    if (ctx->stopped) {
+        return SL_ECANCELED;
+    }
+    struct sqs_op *op = sqs_op_new(ctx, doc, 1);
+    if (!op) {
+        return SL_ENOMEM;
+    }
+    op->write_cb = cb;
+    op->arg = arg;
+    return sqs_start(ctx, op);
+}
+
+/* Up to SQS_BATCH_MAX documents of at most SQS_BATCH_MAX_BYTES in all (the capabilities the
+ * core cuts deliveries to) in one SendMessageBatch, with one result per entry; a single
+ * document goes as SendMessage, which takes messages up to SQS's 1 MiB limit. */
+static int
+sqs_deliver(void *ctx_, const struct sl_sink_doc *docs, size_t n, sl_sink_deliver_cb cb, void *arg)
+{
+    struct sqs_ctx *ctx = ctx_;
+    if (ctx->stopped) {
+        return SL_ECANCELED;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += docs[i].len;
+    }
+    if (n == 0 || n > SQS_BATCH_MAX || (n > 1 && bytes > SQS_BATCH_MAX_BYTES)) {
+        return SL_EINVAL; /* beyond the capabilities: sl_sink_deliver never asks this */
+    }
+    struct sqs_op *op = sqs_op_new(ctx, docs, n);
+    if (!op) {
+        return SL_ENOMEM;
+    }
+    op->deliver_cb = cb;
+    op->arg = arg;
+    return sqs_start(ctx, op);
+}
+
 static void sqs_stop(void *ctx_)
 {
     struct sqs_ctx *ctx = ctx_;
@@ -468,8 +562,9 @@ static void sqs_fini(void *ctx_)
     struct sqs_ctx *ctx = ctx_;
     assert(!ctx->ops && !ctx->resolving);
     curl_slist_free_all(ctx->send_headers);
+    curl_slist_free_all(ctx->batch_headers);
     curl_slist_free_all(ctx->geturl_headers);
-    ctx->send_headers = ctx->geturl_headers = NULL;
+    ctx->send_headers = ctx->batch_headers = ctx->geturl_headers = NULL;
     sl_buf_fini(&ctx->geturl_req);
     sl_aws_creds_fini(&ctx->creds);
     (void)sqs_set_queue_url(ctx, NULL);
@@ -482,12 +577,16 @@ static void sqs_fini(void *ctx_)
 const struct sl_sink_ops sl_sink_sqs = {
     .abi = SL_SINK_ABI,
     .name = "sqs",
-    .handles = sl_sqs_dest_handles,
+    .opts = sqs_opts,
     .ctx_size = sizeof(struct sqs_ctx),
+    .handles = sl_sqs_dest_handles,
+    .max_docs = SQS_BATCH_MAX,
+    .max_bytes = SQS_BATCH_MAX_BYTES,
     .keeps_payload = false, /* batch info only, as AWS's SQS destination */
     .check = sl_sqs_dest_check,
     .init = sqs_init,
     .write = sqs_write,
+    .deliver = sqs_deliver,
     .stop = sqs_stop,
     .fini = sqs_fini,
 };

@@ -4,10 +4,13 @@
  * translation of an answer into the project's errors: a 4xx → SL_EREJECTED; QueueDoesNotExist
  * → SL_ENOTFOUND; throttling (RequestThrottled, ThrottlingException, KmsThrottled, 429, 503) →
  * SL_ETHROTTLED; signature and permission errors → SL_EAUTH; 5xx → SL_EREMOTE; no answer →
- * SL_ETIMEDOUT or SL_EIO. It keeps no state and does no I/O (signing is curl's, in the sink);
+ * SL_ETIMEDOUT or SL_EIO; and SendMessageBatch, whose answer says per entry (Successful, or
+ * Failed with SenderFault: REJECTED, else RETRY; an entry the answer does not name: RETRY,
+ * never DELIVERED). It keeps no state and does no I/O (signing is curl's, in the sink);
  * any thread. */
 #include "sqs_wire.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -162,18 +165,12 @@ static bool sqs_valid_dedup_id(const char *key)
     return true;
 }
 
-int sl_sqs_wire_send(struct sl_buf *b,
-                     const char *queue_url,
-                     bool fifo,
-                     const char *body,
-                     size_t len,
-                     const char *key)
+/* Appends the fields of one message: MessageBody and, for a FIFO queue, its group and
+ * deduplication ids. */
+static int
+sqs_wire_message(struct sl_buf *b, bool fifo, const char *body, size_t len, const char *key)
 {
-    sl_buf_truncate(b, 0);
-    int r = sl_buf_reserve(b, len + len / 8 + 256);
-    r = r ? r : sl_buf_puts(b, "{\"QueueUrl\":");
-    r = r ? r : sl_enc_json_str(b, queue_url, strlen(queue_url));
-    r = r ? r : sl_buf_puts(b, ",\"MessageBody\":");
+    int r = sl_buf_puts(b, "\"MessageBody\":");
     r = r ? r : sl_enc_json_str(b, body, len);
     if (fifo) {
         r = r ? r : sl_buf_puts(b, ",\"MessageGroupId\":\"" SQS_GROUP_ID "\"");
@@ -186,8 +183,106 @@ int sl_sqs_wire_send(struct sl_buf *b,
             r = r ? r : sl_buf_puts(b, "\"");
         }
     }
+    return r;
+}
+
+int sl_sqs_wire_send(struct sl_buf *b,
+                     const char *queue_url,
+                     bool fifo,
+                     const char *body,
+                     size_t len,
+                     const char *key)
+{
+    sl_buf_truncate(b, 0);
+    int r = sl_buf_reserve(b, len + len / 8 + 256);
+    r = r ? r : sl_buf_puts(b, "{\"QueueUrl\":");
+    r = r ? r : sl_enc_json_str(b, queue_url, strlen(queue_url));
+    r = r ? r : sl_buf_puts(b, ",");
+    r = r ? r : sqs_wire_message(b, fifo, body, len, key);
     r = r ? r : sl_buf_puts(b, "}");
     return r;
+}
+
+int sl_sqs_wire_batch(
+    struct sl_buf *b, const char *queue_url, bool fifo, const struct sl_sink_doc *docs, size_t n)
+{
+    assert(n > 0 && n <= SQS_BATCH_MAX);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += docs[i].len + docs[i].len / 8 + 128;
+    }
+    sl_buf_truncate(b, 0);
+    int r = sl_buf_reserve(b, total + 256);
+    r = r ? r : sl_buf_puts(b, "{\"QueueUrl\":");
+    r = r ? r : sl_enc_json_str(b, queue_url, strlen(queue_url));
+    r = r ? r : sl_buf_puts(b, ",\"Entries\":[");
+    for (size_t i = 0; i < n; i++) {
+        r = r ? r : sl_buf_printf(b, "%s{\"Id\":\"%zu\",", i ? "," : "", i);
+        r = r ? r : sqs_wire_message(b, fifo, docs[i].body, docs[i].len, docs[i].key);
+        r = r ? r : sl_buf_puts(b, "}");
+    }
+    r = r ? r : sl_buf_puts(b, "]}");
+    return r;
+}
+
+/* The entry index an answer's Id names, or n when it names none of ours. */
+static size_t sqs_wire_entry(const cJSON *item, size_t n)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "Id");
+    if (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) > 2) {
+        return n;
+    }
+    size_t i = 0;
+    for (const char *p = id->valuestring; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return n;
+        }
+        i = i * 10 + (size_t)(*p - '0');
+    }
+    return i < n ? i : n;
+}
+
+void sl_sqs_wire_batch_read(const char *body,
+                            size_t len,
+                            const char *where,
+                            size_t n,
+                            struct sl_sink_result *results,
+                            char (*details)[SQS_DETAIL_MAX])
+{
+    static const char *const throttled[] = {"RequestThrottled", "ThrottlingException", "Throttling",
+                                            "KmsThrottled", NULL};
+    for (size_t i = 0; i < n; i++) {
+        (void)snprintf(details[i], SQS_DETAIL_MAX,
+                       "SendMessageBatch %s: entry %zu missing from the answer", where, i);
+        results[i] = (struct sl_sink_result){SL_SINK_RETRY, SL_EPROTO, details[i]};
+    }
+    cJSON *j = len ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Successful"))
+    {
+        size_t i = sqs_wire_entry(item, n);
+        if (i < n) {
+            results[i] = (struct sl_sink_result){SL_SINK_DELIVERED, 0, NULL};
+        }
+    }
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Failed"))
+    {
+        size_t i = sqs_wire_entry(item, n);
+        if (i >= n) {
+            continue;
+        }
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(item, "Code");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(item, "Message");
+        const char *c = cJSON_IsString(code) ? code->valuestring : "";
+        bool sender = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "SenderFault"));
+        int err = sqs_type_is(c, throttled) ? SL_ETHROTTLED : sender ? SL_EREJECTED : SL_EREMOTE;
+        (void)snprintf(details[i], SQS_DETAIL_MAX, "SendMessageBatch %s: entry %zu: %s%s%s", where,
+                       i, *c ? c : "failed", cJSON_IsString(msg) ? ": " : "",
+                       cJSON_IsString(msg) ? msg->valuestring : "");
+        results[i] = (struct sl_sink_result){err == SL_EREJECTED ? SL_SINK_REJECTED : SL_SINK_RETRY,
+                                             err, details[i]};
+    }
+    cJSON_Delete(j);
 }
 
 int sl_sqs_wire_geturl(struct sl_buf *b, const char *name, const char *account)

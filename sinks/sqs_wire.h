@@ -9,8 +9,11 @@
 
 #include "buf.h"
 #include "httpc.h"
+#include "sink.h"
 
-#define SQS_GROUP_ID "sluice" /* FIFO: one message group, so failure records stay in order */
+#define SQS_GROUP_ID   "sluice" /* FIFO: one message group, so failure records stay in order */
+#define SQS_BATCH_MAX  10u      /* entries of one SendMessageBatch */
+#define SQS_DETAIL_MAX 512
 
 /* The request body of SendMessage to queue_url (replacing b's contents): body as
  * MessageBody; for a FIFO queue MessageGroupId SQS_GROUP_ID and MessageDeduplicationId key
@@ -21,6 +24,24 @@ int sl_sqs_wire_send(struct sl_buf *b,
                      const char *body,
                      size_t len,
                      const char *key);
+
+/* The request body of SendMessageBatch to queue_url (replacing b's contents): docs[i] as the
+ * entry with Id "i" (0 < n <= SQS_BATCH_MAX), each message as sl_sqs_wire_send makes it.
+ * Returns 0 or SL_ENOMEM. Pure. */
+int sl_sqs_wire_batch(
+    struct sl_buf *b, const char *queue_url, bool fifo, const struct sl_sink_doc *docs, size_t n);
+
+/* Reads a 2xx answer of SendMessageBatch (body, len) of n entries into results[0..n), each
+ * failure's detail written to details[i] (the result points to it) naming queue `where`:
+ * Successful → DELIVERED; Failed with SenderFault → REJECTED (SL_EREJECTED), else RETRY
+ * (throttling: SL_ETHROTTLED, else SL_EREMOTE); an entry the answer does not name → RETRY
+ * (SL_EPROTO). Pure. */
+void sl_sqs_wire_batch_read(const char *body,
+                            size_t len,
+                            const char *where,
+                            size_t n,
+                            struct sl_sink_result *results,
+                            char (*details)[SQS_DETAIL_MAX]);
 
 /* The request body of GetQueueUrl (replacing b's contents). Returns 0 or SL_ENOMEM. Pure. */
 int sl_sqs_wire_geturl(struct sl_buf *b, const char *name, const char *account);

@@ -4,7 +4,8 @@
  * their keys and bodies (read back with a consumer), and while they are in flight the loop has
  * no active timer: delivery reports wake the loop through the producer's queue, not a polling
  * timer. stop() with the broker down answers every write in flight with SL_ECANCELED, again
- * without a timer. The loop is driven with test_run_until to a condition with a deadline;
+ * without a timer. deliver answers per document (one too large is REJECTED, the others land).
+ * The loop is driven with test_run_until to a condition with a deadline;
  * nothing sleeps (librdkafka's own timers are real time). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,10 +71,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    if (f->ctx) {
-        sl_sink_kafka.fini(f->ctx);
-        sl_free(f->ctx);
-    }
+    sl_sink_close(&sl_sink_kafka, f->ctx);
     uv_walk(&f->loop, close_walk, NULL);
     (void)uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -90,9 +88,8 @@ static void open_sink(struct fx *f)
     struct sl_sink_env env = {
         .loop = &f->loop, .clock = &f->clock.clock, .inst = "test", .cluster = &cluster};
     char err[512];
-    f->ctx = sl_calloc(1, sl_sink_kafka.ctx_size);
-    assert_non_null(f->ctx);
-    int r = sl_sink_kafka.init(f->ctx, &env, "kafka://dlq", err, sizeof(err));
+    int r = sl_sink_open(&sl_sink_kafka, &env, "kafka://dlq", NULL, NULL, NULL, &f->ctx, err,
+                         sizeof(err));
     if (r < 0) {
         fail_msg("init: %s", err);
     }
@@ -238,11 +235,70 @@ static void test_sink_kafka_stop_cancels(void **state)
     }
 }
 
+struct results {
+    int calls;
+    size_t n;
+    struct sl_sink_result res[4];
+};
+
+static void on_results(void *arg, const struct sl_sink_result *results, size_t n)
+{
+    struct results *r = arg;
+    r->calls++;
+    r->n = n;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        r->res[i] = results[i];
+    }
+}
+
+static bool results_in(void *arg)
+{
+    return ((struct results *)arg)->calls > 0;
+}
+
+/* deliver gives each document its own outcome: one over the producer's message.max.bytes is
+ * REJECTED while the ones around it land; when every document is refused at once, deliver
+ * fails and never calls back. */
+static void test_sink_kafka_deliver_per_document(void **state)
+{
+    struct fx *f = *state;
+    open_sink(f);
+    size_t big_len = 1100000; /* over librdkafka's default message.max.bytes (1000000) */
+    char *big = sl_malloc(big_len);
+    assert_non_null(big);
+    memset(big, 'x', big_len);
+    struct sl_sink_doc docs[3] = {
+        {.body = "{\"doc\":0}", .len = 9, .key = "k0", .key_len = 2},
+        {.body = big, .len = big_len},
+        {.body = "{\"doc\":1}", .len = 9, .key = "k1", .key_len = 2},
+    };
+    struct results r = {0};
+    assert_int_equal(sl_sink_deliver(&sl_sink_kafka, f->ctx, docs, 3, on_results, &r), 0);
+    assert_int_equal(r.calls, 0); /* never from inside deliver */
+    assert_true(test_run_until(&f->loop, results_in, &r, DEADLINE_MS));
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.res[0].outcome, SL_SINK_DELIVERED);
+    assert_int_equal(r.res[1].outcome, SL_SINK_REJECTED);
+    assert_int_equal(r.res[1].err, SL_EREJECTED);
+    assert_non_null(r.res[1].detail);
+    assert_int_equal(r.res[2].outcome, SL_SINK_DELIVERED);
+    read_back(f, 2);
+
+    struct results none = {0};
+    assert_int_equal(sl_sink_deliver(&sl_sink_kafka, f->ctx, &docs[1], 1, on_results, &none),
+                     SL_EREJECTED);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(none.calls, 0);
+    sl_free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sink_kafka_wakes_without_timer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_kafka_stop_cancels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_kafka_deliver_per_document, setup, teardown),
     };
     return cmocka_run_group_tests_name("sink_kafka", tests, NULL, NULL);
 }
