@@ -27,6 +27,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "alloc.h"
+#include "kafka/kafka_conf.h"
 #include "log.h"
 #include "opt.h"
 #include "sink.h"
@@ -252,8 +253,6 @@ static int kafka_sink_init(
     if (!ctx->topic || !ctx->inst) {
         return SL_ENOMEM;
     }
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char timeout[32] = "";
     if (ctx->delivery_timeout_ms > 0) { /* 0: init called without the core's options */
         (void)snprintf(timeout, sizeof(timeout), "%lld", (long long)ctx->delivery_timeout_ms);
@@ -263,40 +262,26 @@ static int kafka_sink_init(
         {"message.timeout.ms", *timeout ? timeout : NULL},
         {"linger.ms", "0"},
     };
-    if (!conf) {
-        return SL_ENOMEM;
-    }
-    for (size_t i = 0; i < env->cluster->n; i++) {
-        const char *key = env->cluster->keys[i];
-        if (rd_kafka_conf_set(conf, key, env->cluster->values[i], err, sizeof(err))) {
-            /* librdkafka's text may quote the value, which may be a secret: name the key */
-            (void)snprintf(errbuf, errlen,
-                           "kafka:// destination: the source's connection property %s is not "
-                           "valid for a producer",
-                           key);
-            rd_kafka_conf_destroy(conf);
-            return SL_ECONFIG;
-        }
-    }
-    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
-        if (settings[i][1] &&
-            rd_kafka_conf_set(conf, settings[i][0], settings[i][1], err, sizeof(err))) {
-            (void)snprintf(errbuf, errlen, "kafka:// destination: %s", err);
-            rd_kafka_conf_destroy(conf);
-            return SL_ECONFIG;
-        }
+    /* The cluster's connection, as the source connects (sources/kafka/kafka_conf.c). */
+    rd_kafka_conf_t *conf = NULL;
+    int r = sl_kafka_conf_client(env->cluster, settings, SL_ARRAY_LEN(settings),
+                                 "kafka:// destination", &conf, errbuf, errlen);
+    if (r < 0) {
+        return r;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_sink_delivered);
     rd_kafka_conf_set_opaque(conf, ctx);
+    char err[512];
     ctx->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!ctx->rk) {
         (void)snprintf(errbuf, errlen, "kafka:// destination: %s", err);
-        return SL_ECONFIG; /* rd_kafka_new destroyed conf */
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes conf only when it succeeds */
+        return SL_ECONFIG;
     }
     if (!(ctx->mainq = rd_kafka_queue_get_main(ctx->rk))) {
         return SL_ENOMEM;
     }
-    int r = kafka_sink_io_open(ctx, env->loop, errbuf, errlen);
+    r = kafka_sink_io_open(ctx, env->loop, errbuf, errlen);
     if (r < 0) {
         return r;
     }
