@@ -3,8 +3,9 @@
  * message per failed record to a topic of the source's own cluster, keyed by the record's key;
  * so does this sink, with a librdkafka producer (acks=all) that connects as the source does: the
  * client properties the source gives (env->cluster: bootstrap servers and connection security,
- * for self-managed and MSK mappings alike), so it parses no ARN and reads no secret itself, and
- * never logs a value it was given.
+ * for self-managed and MSK mappings alike, applied by sl_kafka_conf_client, the Kafka source's
+ * own configuration code: sources/kafka/kafka_conf.h), so it parses no ARN and reads no secret
+ * itself, and never logs a value it was given.
  * A write completes when the broker acknowledged the message (the delivery report), never
  * before: the caller moves the checkpoint only then. A delivery (deliver) produces one message
  * per document and answers once every report is in, with each document's own outcome: a
