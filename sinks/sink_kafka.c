@@ -288,6 +288,13 @@ static int kafka_sink_init(
     }
     static const char wake = 1;
     rd_kafka_queue_io_event_enable(ctx->mainq, ctx->io->wfd, &wake, sizeof(wake));
+    /* librdkafka writes only when the queue goes from empty to not: what it queued between
+     * rd_kafka_new and the line above (a broker's connection error, say) would leave the queue
+     * not empty and silent for good. One wake-up of our own: the first serve empties it. */
+    if (write(ctx->io->wfd, &wake, sizeof(wake)) < 0) {
+        (void)snprintf(errbuf, errlen, "kafka:// destination: wake-up pipe: %s", strerror(errno));
+        return SL_EIO;
+    }
     return 0;
 }
 
