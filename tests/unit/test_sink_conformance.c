@@ -12,6 +12,8 @@
  *     detail), never DELIVERED and never dropped silently, while the others around it land;
  *   - a destination that cannot be reached gives RETRY for every document (never DELIVERED,
  *     never REJECTED: the documents are fine);
+ *   - stop() while a delivery is in flight still gives its one callback, with one result per
+ *     document (DELIVERED only for a write that had finished; never REJECTED);
  *   - an option the sink does not have is refused by sl_sink_open with SL_ECONFIG naming it.
  * Destinations: file, a temporary directory; http, a small HTTP/1.1 server thread here that
  * records each body and answers 400 to a body holding "refuse" (nginx cannot say what it
@@ -76,6 +78,9 @@ struct conf_sink {
     int (*read_back)(struct cfx *f, int want, char **ret, size_t *ret_len, int max);
     /* Makes a document the destination refuses into b. */
     void (*refused)(struct cfx *f, struct sl_buf *b);
+    /* Fills f->dest with a destination that takes documents and never answers (NULL: the
+     * sink's writes finish on their own, as the file sink's do; then up is used). */
+    void (*hanging)(struct cfx *f);
     void (*down)(struct cfx *f);
 };
 
@@ -92,6 +97,7 @@ struct cfx {
     char *tmp;
     struct srv *srv;
     char *queue_url; /* sqs */
+    int hang_fd;     /* a listening socket nothing accepts from, or -1 */
 #if SL_HAVE_KAFKA
     rd_kafka_t *mock_rk; /* kafka: owns the mock cluster */
     rd_kafka_mock_cluster_t *mc;
@@ -336,6 +342,24 @@ static void http_down(struct cfx *f)
     f->srv = NULL;
 }
 
+/* A loopback port that completes connections (the kernel's backlog) and never answers. */
+static int hanging_port(struct cfx *f)
+{
+    f->hang_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->hang_fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->hang_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->hang_fd, 64), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(f->hang_fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+static void http_hanging(struct cfx *f)
+{
+    (void)snprintf(f->dest, sizeof(f->dest), "http://127.0.0.1:%d/hook", hanging_port(f));
+}
+
 /* ---- sqs: fauxqs ---- */
 
 static const char *sqs_endpoint(void)
@@ -442,6 +466,11 @@ static int sqs_read_back(struct cfx *f, int want, char **ret, size_t *ret_len, i
     }
 }
 
+static void sqs_hanging(struct cfx *f)
+{
+    (void)snprintf(f->dest, sizeof(f->dest), "http://127.0.0.1:%d/000000000000/q", hanging_port(f));
+}
+
 static void sqs_refused(struct cfx *f, struct sl_buf *b)
 {
     (void)f;
@@ -540,6 +569,12 @@ static void kafka_refused(struct cfx *f, struct sl_buf *b)
     assert_int_equal(sl_buf_puts(b, "\"}"), 0);
 }
 
+static void kafka_hanging(struct cfx *f)
+{
+    kafka_up(f);
+    assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, 1), 0);
+}
+
 static void kafka_down(struct cfx *f)
 {
     sl_strmap_clear(&f->cluster, false);
@@ -551,11 +586,12 @@ static void kafka_down(struct cfx *f)
 #endif
 
 static const struct conf_sink conf_sinks[] = {
-    {"file", file_up, file_unreachable, file_read_back, file_refused, no_down},
-    {"http", http_up, http_unreachable, http_read_back, http_refused, http_down},
-    {"sqs", sqs_up, sqs_unreachable, sqs_read_back, sqs_refused, sqs_down},
+    {"file", file_up, file_unreachable, file_read_back, file_refused, NULL, no_down},
+    {"http", http_up, http_unreachable, http_read_back, http_refused, http_hanging, http_down},
+    {"sqs", sqs_up, sqs_unreachable, sqs_read_back, sqs_refused, sqs_hanging, sqs_down},
 #if SL_HAVE_KAFKA
-    {"kafka", kafka_up, kafka_unreachable, kafka_read_back, kafka_refused, kafka_down},
+    {"kafka", kafka_up, kafka_unreachable, kafka_read_back, kafka_refused, kafka_hanging,
+     kafka_down},
 #endif
 };
 
@@ -566,6 +602,7 @@ static int setup(void **state)
     struct cfx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     f->cs = *state;
+    f->hang_fd = -1;
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(sl_httpc_new(&f->loop, &f->httpc), 0);
     sl_clock_fake_init(&f->clock, 1000, 1709251200000);
@@ -608,6 +645,9 @@ static int teardown(void **state)
     struct cfx *f = *state;
     sl_sink_close(f->ops, f->ctx);
     f->cs->down(f);
+    if (f->hang_fd >= 0) {
+        close(f->hang_fd);
+    }
     sl_httpc_free(f->httpc);
     for (int i = 0; i < 100 && uv_run(&f->loop, UV_RUN_NOWAIT); i++) {
     }
@@ -782,6 +822,50 @@ static void test_conformance_unreachable_retry(void **state)
     }
 }
 
+/* stop() while a delivery is in flight: the callback still comes, once, with one result per
+ * document, each either DELIVERED (a write that had finished) or not with an error: nothing is
+ * lost and nothing is reported twice. Against a destination that never answers, none is
+ * DELIVERED. */
+static void test_conformance_stop_answers(void **state)
+{
+    struct cfx *f = *state;
+    if (f->cs->hanging) {
+        f->cs->hanging(f);
+    } else {
+        f->cs->up(f);
+    }
+    open_sink(f);
+    char b0[160];
+    char b1[160];
+    char b2[160];
+    make_body(b0, sizeof(b0), f, 0);
+    make_body(b1, sizeof(b1), f, 1);
+    make_body(b2, sizeof(b2), f, 2);
+    struct sl_sink_doc docs[3] = {
+        {.body = b0, .len = strlen(b0), .time_ms = 1709251200000},
+        {.body = b1, .len = strlen(b1), .time_ms = 1709251200000},
+        {.body = b2, .len = strlen(b2), .time_ms = 1709251200000},
+    };
+    struct outcome o = {0};
+    assert_int_equal(sl_sink_deliver(f->ops, f->ctx, docs, 3, on_delivered, &o), 0);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT); /* the requests on their way */
+    assert_int_equal(o.calls, 0);
+    f->ops->stop(f->ctx);
+    assert_true(test_run_until(&f->loop, answered, &o, DEADLINE_MS));
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.n, 3);
+    for (int i = 0; i < 3; i++) {
+        bool ok = o.res[i].outcome == SL_SINK_DELIVERED
+                      ? o.res[i].err == 0
+                      : o.res[i].err < 0 && o.res[i].outcome != SL_SINK_REJECTED;
+        if (!ok || (f->cs->hanging && o.res[i].outcome == SL_SINK_DELIVERED)) {
+            fail_msg("%s: document %d after stop: outcome %d err %d '%s'", f->cs->name, i,
+                     o.res[i].outcome, o.res[i].err, o.detail[i]);
+        }
+    }
+}
+
 /* An option the sink does not have: SL_ECONFIG naming it, nothing opened. */
 static void test_conformance_unknown_option(void **state)
 {
@@ -798,15 +882,14 @@ static void test_conformance_unknown_option(void **state)
     cJSON_Delete(o);
 }
 
-#define CONFORMANCE_TESTS(i)                                                                       \
-    cmocka_unit_test_prestate_setup_teardown(test_conformance_batch_delivered_intact, setup,       \
-                                             teardown, (void *)&conf_sinks[i]),                    \
-        cmocka_unit_test_prestate_setup_teardown(test_conformance_refused_reported, setup,         \
-                                                 teardown, (void *)&conf_sinks[i]),                \
-        cmocka_unit_test_prestate_setup_teardown(test_conformance_unreachable_retry, setup,        \
-                                                 teardown, (void *)&conf_sinks[i]),                \
-        cmocka_unit_test_prestate_setup_teardown(test_conformance_unknown_option, setup, teardown, \
-                                                 (void *)&conf_sinks[i])
+#define CONFORMANCE_TEST(t, i) \
+    cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, (void *)&conf_sinks[i])
+#define CONFORMANCE_TESTS(i)                                      \
+    CONFORMANCE_TEST(test_conformance_batch_delivered_intact, i), \
+        CONFORMANCE_TEST(test_conformance_refused_reported, i),   \
+        CONFORMANCE_TEST(test_conformance_unreachable_retry, i),  \
+        CONFORMANCE_TEST(test_conformance_stop_answers, i),       \
+        CONFORMANCE_TEST(test_conformance_unknown_option, i)
 
 int main(void)
 {
