@@ -14,26 +14,39 @@
  * Time: the engine decides by the injected clock and waits with one-shot libuv timers armed
  * for the difference. libuv's own clock cannot be moved, so eng_advance() moves the fake clock
  * and then fires every armed timer (restarting it with timeout 0); the engine re-checks its due
- * times against the fake clock. Nothing sleeps: the loop runs with
- * UV_RUN_NOWAIT for a bounded number of turns, or UV_RUN_ONCE under a real-time deadline when
- * it waits for the thread pool (a checkpoint write). Retry backoffs are set long (1 s to 10 s,
- * SLUICE_RETRY_*) so that no real timer can fire while a test runs; only eng_advance fires them.
+ * times against the fake clock. Nothing sleeps: the loop runs with UV_RUN_NOWAIT for a
+ * bounded number of turns, or UV_RUN_ONCE while a closing store finishes its last write on the
+ * thread pool (checkpoint files are read after sl_mapping_flush). Retry backoffs are set long (6 s
+ * to 60 s, SLUICE_RETRY_*) so that no real timer can fire while a test runs; only eng_advance fires
+ * them.
  *
- * Deliberate bugs put into the engine (by hand, never committed) and the tests that failed:
+ * Deliberate bugs put into the engine (by hand, never committed) and the tests that caught
+ * them (each run of test_engine failed; every other test passed):
  *   (a) the checkpoint jumps to the highest done record instead of the low-watermark
- *       (progress.c advance: last = the highest SL_REC_DONE record):
- *       rule2_low_watermark_parallel_retry, rule2_low_watermark_filtered_after_retry,
- *       rule2_order_per_key_parallel (the ack oracle).
- *   (b) the checkpoint written without its fsync (checkpoint.c ck_write_file: no fsync(fd)):
- *       ckpt_write_order.
- *   (c) no 6 MB split, the whole batch sent (batcher.c: no max_bytes check): payload_split_6mb.
- *   (d) no atomic rename, the store written in place (ck_write_file: open path, no rename):
- *       ckpt_write_order, ckpt_crash_before_rename_keeps_old.
- *   (e) ack before the function answered (lane.c lane_invoke: records marked done before the
- *       invocation): rule1_never_acked_before_done and every test with a failing answer.
- *   (f) a failed record's later records delivered before it in the same key (mapping.c: records
- *       spread over lanes by their index, not their key): rule2_order_per_key_parallel.
- * The results of the last run are in the report of the branch that added this file. */
+ *       (progress.c, sl_progress_part_advance: last = the highest SL_REC_DONE record, even
+ *       when the first record is not done): rule2_low_watermark_parallel_retry,
+ *       rule2_low_watermark_filtered_after_retry (one lane: record 0 retried, the records
+ *       after it filtered out) and rule2_order_per_key_parallel.
+ *   (b) the checkpoint written without its fsync (checkpoint.c, ck_write_file: the
+ *       fsync(fd) removed): ckpt_write_order.
+ *   (c) no 6 MB split, the whole batch sent (batcher.c, sl_batcher_encode: the max_bytes
+ *       check removed): payload_split_6mb.
+ *   (d) no atomic rename, the store written in place (ck_write_file: the store's own path
+ *       opened, no rename): ckpt_write_order, ckpt_crash_before_rename_keeps_old (the torn
+ *       file no longer parses).
+ *   (e) ack before the function answered (lane.c, lane_invoke: the source acknowledged up to
+ *       the batch's last record before invoking): all 18, through the ack oracle;
+ *       rule1_never_acked_before_done also by its own assertion.
+ *   (f) a failed record's later records delivered before it in the same key (mapping.c,
+ *       part_take_new: records spread over lanes by their index, not their key):
+ *       rule2_order_per_key_parallel (record 6 of key a sent while record 1 was not done) and
+ *       rule2_low_watermark_parallel_retry.
+ * Also: (g) fetching past the mapping's memory bound (mapping.c, the mapping's totals left out
+ * of the fetch budget): rule4_memory_bound_records and rule4_memory_bound_bytes; (h) the
+ * batching window ignored (batcher.c: due at once): rule5_batching_window_bounded; (i) a
+ * partial response resuming after the failed records instead of at the lowest (lane.c: the
+ * records after a failed one counted done): partial_response_resumes_at_lowest and
+ * partial_response_aws_rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,11 +77,12 @@
 #include "mapping.h"
 #include "opt.h"
 
-#define ENG_TURNS       100000 /* loop turns one settle may take */
-#define ENG_ROUNDS      200    /* clock advances one drive may take */
-#define ENG_DEADLINE_MS 5000   /* real-time bound of a wait for the thread pool */
-#define ENG_RETRY_BASE  10000  /* SLUICE_RETRY_BASE_MS: backoffs 1 s .. */
-#define ENG_RETRY_CAP   60000  /* SLUICE_RETRY_MAX_MS: .. 60 s at most */
+#define ENG_TURNS       100000  /* loop turns one settle may take */
+#define ENG_ROUNDS      200     /* clock advances one drive may take */
+#define ENG_DEADLINE_MS 5000    /* real-time bound of a wait for the thread pool */
+#define ENG_RETRY_BASE  "60000" /* SLUICE_RETRY_BASE_MS: backoffs from 6 s (base / 10) .. */
+#define ENG_RETRY_CAP   60000   /* SLUICE_RETRY_MAX_MS: .. to 60 s */
+#define ENG_RETRY_FLOOR 6000
 #define ENG_MAX_SEQ     256
 #define ENG_UUID        "engine-test"
 #define ENG_SIZE_ALL    SIZE_MAX
@@ -911,6 +925,50 @@ static void test_engine_rule3_crash_repeats_never_skips(void **state)
     }
 }
 
+/* --- partitions that end: gone (finished first) and revoked (abandoned) --- */
+
+static bool p0_released(struct eng *e)
+{
+    return e->fs.parts[0].released;
+}
+
+static void test_engine_part_gone_finishes_then_releases(void **state)
+{
+    struct eng *e = *state;
+    size_t p = fake_stream_add_part(&e->fs, "p0");
+    eng_push_n(e, p, "k", 3);
+    e->script = script_rec0_fails_3;
+    eng_open(e, "\"BatchSize\":2");
+    fake_stream_gone(&e->fs, p);
+    eng_settle(e);
+    assert_false(e->fs.parts[p].released); /* its records are not finished yet */
+    assert_true(eng_drive(e, p0_released));
+    assert_int_equal(fake_stream_acked(&e->fs, p), 3);
+    eng_assert_stored(e, "p0", "3");
+}
+
+static void test_engine_part_revoked_acks_nothing_more(void **state)
+{
+    struct eng *e = *state;
+    size_t p = fake_stream_add_part(&e->fs, "p0");
+    eng_push_n(e, p, "k", 4);
+    e->hold_all = true;
+    eng_open(e, "\"BatchSize\":2");
+    eng_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
+    eng_settle(e);
+    assert_int_equal(fake_stream_acked(&e->fs, p), 2);
+    assert_int_equal(e->n_calls, 2);
+    /* taken away while [2,3] is in flight: its answer moves nothing */
+    fake_stream_revoke(&e->fs, p);
+    eng_settle(e);
+    assert_false(e->fs.parts[p].released); /* not while a batch of it is in flight */
+    eng_answer(e, 1, SL_OUTCOME_SUCCESS, NULL);
+    eng_settle(e);
+    assert_true(e->fs.parts[p].released);
+    assert_int_equal(e->fs.n_acks, 1);
+    eng_assert_stored(e, "p0", "2");
+}
+
 /* --- rule 4: memory is bounded: fetching pauses at the in-flight limit --- */
 
 static void eng_check_fetch_budget(struct eng *e, size_t max_records, size_t max_bytes)
@@ -1036,7 +1094,7 @@ static void test_engine_rule5_retry_backoff_bounded(void **state)
         eng_settle(e);
         assert_int_equal(e->n_calls, i);
         int wake = uv_backend_timeout(&e->loop);
-        assert_true(wake > 0 && wake <= ENG_RETRY_CAP);
+        assert_true(wake > ENG_RETRY_FLOOR - 1000 && wake <= ENG_RETRY_CAP);
         eng_advance(e, ENG_RETRY_CAP);
     }
     assert_int_equal(e->n_calls, 4);
@@ -1325,7 +1383,7 @@ static void test_engine_ckpt_crash_before_rename_keeps_old(void **state)
 
 int main(void)
 {
-    (void)setenv("SLUICE_RETRY_BASE_MS", "10000", 1);
+    (void)setenv("SLUICE_RETRY_BASE_MS", ENG_RETRY_BASE, 1);
     (void)setenv("SLUICE_RETRY_MAX_MS", "60000", 1);
     sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
     fake_stream_register();
@@ -1337,6 +1395,8 @@ int main(void)
         T(rule2_low_watermark_parallel_retry),
         T(rule2_low_watermark_filtered_after_retry),
         T(rule3_crash_repeats_never_skips),
+        T(part_gone_finishes_then_releases),
+        T(part_revoked_acks_nothing_more),
         T(rule4_memory_bound_records),
         T(rule4_memory_bound_bytes),
         T(rule5_batching_window_bounded),
