@@ -106,6 +106,11 @@ static int fake_init(void *ctx, const struct sl_source_env *env, char *errbuf, s
     c->fs = fake_current;
     c->fs->env = *env;
     c->fs->inited = true;
+    c->fs->stopped = false;
+    if (c->fs->async_auto) {
+        uv_idle_init(env->loop, &c->fs->idle);
+        c->fs->idle.data = c->fs;
+    }
     return 0;
 }
 
@@ -117,6 +122,12 @@ static int fake_start(void *ctx)
         fake_create_part(fs, p);
     }
     return 0;
+}
+
+static void fake_idle_cb(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    (void)fake_stream_complete(h->data);
 }
 
 static int fake_fetch(void *ctx, struct sl_part *part, size_t max_records, size_t max_bytes)
@@ -131,6 +142,9 @@ static int fake_fetch(void *ctx, struct sl_part *part, size_t max_records, size_
         fp->fetch_pending = true;
         fp->pending_max_records = max_records;
         fp->pending_max_bytes = max_bytes;
+        if (fs->async_auto) {
+            uv_idle_start(&fs->idle, fake_idle_cb);
+        }
         return SL_EINPROGRESS;
     }
     int n = fake_take(fs, fp, max_records, max_bytes);
@@ -215,12 +229,18 @@ static void fake_stop(void *ctx)
 {
     struct fake_stream *fs = ((struct fake_ctx *)ctx)->fs;
     fs->stopped = true;
+    if (fs->async_auto && fs->inited) {
+        uv_idle_stop(&fs->idle);
+    }
 }
 
 static void fake_fini(void *ctx)
 {
     struct fake_ctx *c = ctx;
-    if (c->fs) {
+    if (c->fs && c->fs->inited) {
+        if (c->fs->async_auto) {
+            uv_close((uv_handle_t *)&c->fs->idle, NULL);
+        }
         c->fs->inited = false;
     }
 }
@@ -347,7 +367,9 @@ void fake_stream_gone(struct fake_stream *fs, size_t p)
 {
     struct fake_part *fp = &fs->parts[p];
     fp->gone = true;
-    if (fp->part) {
+    if (fp->part && fs->stopped) {
+        fs->events_after_stop++;
+    } else if (fp->part) {
         fs->env.part_gone(fs->env.owner, fp->part);
     }
 }
@@ -356,7 +378,9 @@ void fake_stream_revoke(struct fake_stream *fs, size_t p)
 {
     struct fake_part *fp = &fs->parts[p];
     fp->revoked = true;
-    if (fp->part) {
+    if (fp->part && fs->stopped) {
+        fs->events_after_stop++;
+    } else if (fp->part) {
         fs->env.part_revoke(fs->env.owner, fp->part);
     }
 }

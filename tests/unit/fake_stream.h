@@ -68,7 +68,9 @@ struct fake_stream {
     bool inited;
     bool started;
     bool stopped;
-    bool async; /* fetch returns SL_EINPROGRESS; fake_stream_complete() finishes them */
+    bool async;      /* fetch returns SL_EINPROGRESS; fake_stream_complete() finishes them */
+    bool async_auto; /* ... or the fake itself, on the next loop turn (an idle handle) */
+    uv_idle_t idle;
     struct fake_part parts[FAKE_STREAM_MAX_PARTS];
     size_t n_parts;
     struct fake_ack *acks;
