@@ -5,9 +5,10 @@
  * clock, and the checkpoint store's file operations recorded. One test per delivery rule of
  * DESIGN.md and per invoker behaviour, each named after it.
  *
- * Two oracles run in every test. At every ack the fake source reports, every record of the
- * partition up to it must be done (answered as delivered by the function, filtered out, or one
- * the test allowed to be given up): rule 1 and the low-watermark of rule 2. At every invocation,
+ * Two oracles run in every test. At every ack the fake source reports, and in every checkpoint
+ * the store writes, every record of the partition up to it must be done (answered as delivered
+ * by the function, filtered out, or one the test allowed to be given up): rule 1 and the
+ * low-watermark of rule 2. At every invocation,
  * no record may be sent while an earlier record of its partition and key is neither done nor
  * in the same event, and a partition key never has two batches in flight: the order of rule 2.
  *
@@ -26,7 +27,11 @@
  *       (progress.c, sl_progress_part_advance: last = the highest SL_REC_DONE record, even
  *       when the first record is not done): rule2_low_watermark_parallel_retry,
  *       rule2_low_watermark_filtered_after_retry (one lane: record 0 retried, the records
- *       after it filtered out) and rule2_order_per_key_parallel.
+ *       after it filtered out), rule2_low_watermark_parallel_gap,
+ *       rule2_low_watermark_filtered_gap and rule2_order_per_key_parallel. Its milder form, the
+ *       position taken from the highest done record only when the first one is done (the ack
+ *       still at the low-watermark): rule2_low_watermark_parallel_gap and
+ *       rule2_low_watermark_filtered_gap (also through the checkpoint oracle).
  *   (b) the checkpoint written without its fsync (checkpoint.c, ck_write_file: the
  *       fsync(fd) removed): ckpt_write_order.
  *   (c) no 6 MB split, the whole batch sent (batcher.c, sl_batcher_encode: the max_bytes
@@ -35,12 +40,12 @@
  *       opened, no rename): ckpt_write_order, ckpt_crash_before_rename_keeps_old (the torn
  *       file no longer parses).
  *   (e) ack before the function answered (lane.c, lane_invoke: the source acknowledged up to
- *       the batch's last record before invoking): all 18, through the ack oracle;
+ *       the batch's last record before invoking): all 20, through the ack oracle;
  *       rule1_never_acked_before_done also by its own assertion.
  *   (f) a failed record's later records delivered before it in the same key (mapping.c,
  *       part_take_new: records spread over lanes by their index, not their key):
- *       rule2_order_per_key_parallel (record 6 of key a sent while record 1 was not done) and
- *       rule2_low_watermark_parallel_retry.
+ *       rule2_order_per_key_parallel (record 6 of key a sent while record 1 was not done),
+ *       rule2_low_watermark_parallel_retry and rule2_low_watermark_parallel_gap.
  * Also: (g) fetching past the mapping's memory bound (mapping.c, the mapping's totals left out
  * of the fetch budget): rule4_memory_bound_records and rule4_memory_bound_bytes; (h) the
  * batching window ignored (batcher.c: due at once): rule5_batching_window_bounded; (i) a
@@ -100,6 +105,8 @@ struct fop {
 };
 
 static pthread_mutex_t fop_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Told every snapshot the store writes (on the pool thread): the checkpoint oracle. */
+static void (*fop_on_data)(const char *data, size_t len);
 static struct fop fop_log[1024];
 static size_t fop_n;
 static enum fop_crash fop_crash;
@@ -144,6 +151,9 @@ static int fop_open(const char *path, int flags, mode_t mode)
 static ssize_t fop_write(int fd, const void *buf, size_t len)
 {
     fop_add(FOP_WRITE, fd, NULL, NULL);
+    if (fop_on_data) {
+        fop_on_data(buf, len);
+    }
     if (fop_crash_mode() == FOP_CRASH_MID_WRITE) {
         (void)write(fd, buf, len / 2);
         errno = EIO;
@@ -237,9 +247,14 @@ struct eng {
     bool done[FAKE_STREAM_MAX_PARTS][ENG_MAX_SEQ];
     bool may_drop[FAKE_STREAM_MAX_PARTS][ENG_MAX_SEQ];
     size_t early_acks;
+    size_t early_ckpts;
     size_t order_violations;
     char violation[256];
 };
+
+/* Guards the oracle's records (done, violations) that the pool thread reads; eng_violation and
+ * the *_locked functions are called with it held. */
+static pthread_mutex_t eng_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void eng_violation(struct eng *e, size_t *counter, const char *fmt, ...) SL_PRINTF(3, 4);
 
@@ -265,7 +280,7 @@ static size_t eng_part_index(struct eng *e, const char *id)
 }
 
 /* Rule 1 and the low-watermark: at an ack, every record up to it is done. */
-static void eng_on_ack(void *arg, size_t part, uint64_t pos)
+static void eng_on_ack_locked(void *arg, size_t part, uint64_t pos)
 {
     struct eng *e = arg;
     for (uint64_t s = 0; s <= pos && s < ENG_MAX_SEQ; s++) {
@@ -278,13 +293,48 @@ static void eng_on_ack(void *arg, size_t part, uint64_t pos)
     }
 }
 
+/* The same for what the store writes: every record before a partition's stored position is
+ * done. Runs on the pool thread, under eng_mu (done only grows, so a record not done now was
+ * not done when the position was recorded). */
+static struct eng *eng_current;
+
+static void eng_on_ckpt_data(const char *data, size_t len)
+{
+    cJSON *doc = cJSON_ParseWithLength(data, len);
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(doc, "partitions");
+    pthread_mutex_lock(&eng_mu);
+    struct eng *e = eng_current;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, parts)
+    {
+        const cJSON *pos = cJSON_GetObjectItemCaseSensitive(p, "pos");
+        for (size_t i = 0; e && cJSON_IsString(pos) && i < e->fs.n_parts; i++) {
+            if (strcmp(e->fs.parts[i].id, p->string) != 0) {
+                continue;
+            }
+            uint64_t upto = strtoull(pos->valuestring, NULL, 10);
+            for (uint64_t s = 0; s < upto && s < ENG_MAX_SEQ; s++) {
+                if (!e->done[i][s] && !e->may_drop[i][s]) {
+                    eng_violation(e, &e->early_ckpts,
+                                  "%s checkpointed at %" PRIu64 " while record %" PRIu64
+                                  " was not done",
+                                  p->string, upto, s);
+                    break;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&eng_mu);
+    cJSON_Delete(doc);
+}
+
 static bool eng_same_group(const struct rec_ref *a, const struct rec_ref *b)
 {
     return a->part == b->part && strcmp(a->key, b->key) == 0;
 }
 
 /* Rule 2's order: checked at every invocation. */
-static void eng_check_order(struct eng *e, const struct call *c)
+static void eng_check_order_locked(struct eng *e, const struct call *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         const struct rec_ref *r = &c->recs[i];
@@ -326,13 +376,29 @@ static void eng_check_order(struct eng *e, const struct call *c)
     }
 }
 
+static void eng_on_ack(void *arg, size_t part, uint64_t pos)
+{
+    pthread_mutex_lock(&eng_mu);
+    eng_on_ack_locked(arg, part, pos);
+    pthread_mutex_unlock(&eng_mu);
+}
+
+static void eng_check_order(struct eng *e, const struct call *c)
+{
+    pthread_mutex_lock(&eng_mu);
+    eng_check_order_locked(e, c);
+    pthread_mutex_unlock(&eng_mu);
+}
+
 static void eng_deliver(struct eng *e, size_t idx)
 {
     struct call *c = &e->calls[idx];
     size_t ok = c->reply.outcome == SL_OUTCOME_SUCCESS ? c->reply.ok_prefix : 0;
+    pthread_mutex_lock(&eng_mu);
     for (size_t i = 0; i < c->n && i < ok; i++) {
         e->done[c->recs[i].part][c->recs[i].seq] = true;
     }
+    pthread_mutex_unlock(&eng_mu);
     c->answered = true;
     c->queued = false;
     struct sl_invoke_result res = {
@@ -645,6 +711,10 @@ static int eng_setup(void **state)
     e->answer.data = e;
     fop_reset(FOP_CRASH_NONE);
     sl_ckpt_set_default_fileops(&fop_ops);
+    pthread_mutex_lock(&eng_mu);
+    eng_current = e;
+    pthread_mutex_unlock(&eng_mu);
+    fop_on_data = eng_on_ckpt_data;
     *state = e;
     return 0;
 }
@@ -660,6 +730,10 @@ static int eng_teardown(void **state)
     }
     assert_int_equal(uv_loop_close(&e->loop), 0);
     sl_ckpt_set_default_fileops(NULL);
+    fop_on_data = NULL;
+    pthread_mutex_lock(&eng_mu);
+    eng_current = NULL;
+    pthread_mutex_unlock(&eng_mu);
     fake_stream_fini(&e->fs);
     for (size_t i = 0; i < e->n_calls; i++) {
         free(e->calls[i].recs);
@@ -667,7 +741,7 @@ static int eng_teardown(void **state)
     free(e->calls);
     test_rmtree(e->dir);
     free(e->dir);
-    size_t early = e->early_acks;
+    size_t early = e->early_acks + e->early_ckpts;
     size_t order = e->order_violations;
     char why[sizeof(e->violation)];
     (void)snprintf(why, sizeof(why), "%s", e->violation);
@@ -881,6 +955,76 @@ static void test_engine_rule2_low_watermark_filtered_after_retry(void **state)
     assert_int_equal(e->n_calls, 2);
     assert_int_equal(e->fs.n_acks, 0);
     eng_assert_stored(e, "p0", "");
+    assert_true(eng_drive(e, eng_all_acked));
+    eng_assert_stored(e, "p0", "5");
+}
+
+/* Any batch holding record 1 fails its first three times. */
+static void script_rec1_fails_3(struct eng *e, size_t call, struct reply *ret)
+{
+    size_t fails = 0;
+    for (size_t i = 0; i < call; i++) {
+        fails += call_has(&e->calls[i], 0, 1);
+    }
+    if (call_has(&e->calls[call], 0, 1) && fails < 3) {
+        ret->outcome = SL_OUTCOME_FUNCTION_ERROR;
+    }
+}
+
+/* The gap in the middle: record 0 done, record 1 retrying in its lane, records 2 and 3 done in
+ * the other: the checkpoint stops after record 0. */
+static void test_engine_rule2_low_watermark_parallel_gap(void **state)
+{
+    struct eng *e = *state;
+    struct key_pair k = eng_two_lanes();
+    size_t p = fake_stream_add_part(&e->fs, "p0");
+    const char *layout[] = {k.a, k.b, k.a, k.a};
+    for (size_t i = 0; i < 4; i++) {
+        fake_stream_push_str(&e->fs, p, layout[i], "{}");
+    }
+    e->script = script_rec1_fails_3;
+    eng_open(e, "\"BatchSize\":10,\"ParallelizationFactor\":2");
+    assert_true(e->done[p][0] && e->done[p][2] && e->done[p][3]);
+    assert_false(e->done[p][1]);
+    assert_int_equal(fake_stream_acked(&e->fs, p), 1);
+    eng_assert_stored(e, "p0", "1");
+    assert_true(eng_drive(e, eng_all_acked));
+    eng_assert_stored(e, "p0", "4");
+}
+
+/* Record 1 is reported failed (a partial batch response) by the first three calls holding it. */
+static void script_rec1_partial_3(struct eng *e, size_t call, struct reply *ret)
+{
+    size_t fails = 0;
+    for (size_t i = 0; i < call; i++) {
+        fails += call_has(&e->calls[i], 0, 1);
+    }
+    if (call_has(&e->calls[call], 0, 1) && fails < 3) {
+        ret->body = "{\"batchItemFailures\":[{\"itemIdentifier\":\"1\"}]}";
+        ret->ok_prefix = e->calls[call].recs[0].seq == 0 ? 1 : 0;
+    }
+}
+
+/* One lane, the gap in the middle: record 0 delivered, record 1 reported failed and retried,
+ * the records after it filtered out. */
+static void test_engine_rule2_low_watermark_filtered_gap(void **state)
+{
+    struct eng *e = *state;
+    size_t p = fake_stream_add_part(&e->fs, "p0");
+    fake_stream_push_str(&e->fs, p, "k", "{\"keep\":true}");
+    fake_stream_push_str(&e->fs, p, "k", "{\"keep\":true}");
+    for (size_t i = 2; i < 5; i++) {
+        fake_stream_push_str(&e->fs, p, "k", "{\"keep\":false}");
+        e->done[p][i] = true; /* filtered out: done once fetched */
+    }
+    e->script = script_rec1_partial_3;
+    eng_open(e, "\"BatchSize\":10,\"FunctionResponseTypes\":[\"ReportBatchItemFailures\"],"
+                "\"FilterCriteria\":{\"Filters\":[{\"Pattern\":"
+                "\"{\\\"data\\\":{\\\"keep\\\":[true]}}\"}]}");
+    assert_true(e->done[p][0]);
+    assert_false(e->done[p][1]);
+    assert_int_equal(fake_stream_acked(&e->fs, p), 1);
+    eng_assert_stored(e, "p0", "1");
     assert_true(eng_drive(e, eng_all_acked));
     eng_assert_stored(e, "p0", "5");
 }
@@ -1394,6 +1538,8 @@ int main(void)
         T(rule2_order_per_key_parallel),
         T(rule2_low_watermark_parallel_retry),
         T(rule2_low_watermark_filtered_after_retry),
+        T(rule2_low_watermark_parallel_gap),
+        T(rule2_low_watermark_filtered_gap),
         T(rule3_crash_repeats_never_skips),
         T(part_gone_finishes_then_releases),
         T(part_revoked_acks_nothing_more),
