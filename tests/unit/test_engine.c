@@ -40,7 +40,7 @@
  *       opened, no rename): ckpt_write_order, ckpt_crash_before_rename_keeps_old (the torn
  *       file no longer parses).
  *   (e) ack before the function answered (lane.c, lane_invoke: the source acknowledged up to
- *       the batch's last record before invoking): all 20, through the ack oracle;
+ *       the batch's last record before invoking): all 21, through the ack oracle;
  *       rule1_never_acked_before_done also by its own assertion.
  *   (f) a failed record's later records delivered before it in the same key (mapping.c,
  *       part_take_new: records spread over lanes by their index, not their key):
@@ -51,7 +51,8 @@
  * batching window ignored (batcher.c: due at once): rule5_batching_window_bounded; (i) a
  * partial response resuming after the failed records instead of at the lowest (lane.c: the
  * records after a failed one counted done): partial_response_resumes_at_lowest and
- * partial_response_aws_rules. */
+ * partial_response_aws_rules; (j) records given up marked done before their on-failure write
+ * (lane.c, lane_give_up): rule1_on_failure_written_before_checkpoint. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +69,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <cjson/cJSON.h>
 
@@ -541,11 +544,32 @@ static void eng_advance(struct eng *e, int64_t ms)
     eng_settle(e);
 }
 
-/* Runs and lets time pass (a retry backoff's worth at a time) until cond holds. */
+static size_t eng_unanswered(const struct eng *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_calls; i++) {
+        n += e->calls[i].held || e->calls[i].queued;
+    }
+    return n;
+}
+
+/* Nothing in flight but the invocations the test holds: no destination write on the pool. */
+static bool eng_no_io(void *arg)
+{
+    struct eng *e = arg;
+    return !e->m || (size_t)sl_mapping_in_flight(e->m) <= eng_unanswered(e);
+}
+
+/* Runs and lets time pass (a retry backoff's worth at a time) until cond holds. An on-failure
+ * write in flight (on the thread pool) is waited for under a real-time deadline. */
 static bool eng_drive(struct eng *e, bool (*cond)(struct eng *e))
 {
     for (int round = 0; round < ENG_ROUNDS; round++) {
         eng_settle(e);
+        if (!eng_no_io(e)) {
+            (void)test_run_until(&e->loop, eng_no_io, e, ENG_DEADLINE_MS);
+            eng_settle(e);
+        }
         if (cond(e)) {
             return true;
         }
@@ -787,6 +811,76 @@ static void test_engine_rule1_never_acked_before_done(void **state)
     eng_settle(e);
     assert_int_equal(e->fs.n_acks, 1);
     assert_int_equal(e->fs.acks[0].pos, 2);
+    eng_assert_stored(e, "p0", "3");
+}
+
+/* Rule 1's third case: records given up are written to the on-failure destination before the
+ * checkpoint passes them. At every ack, the destination must already hold every record given
+ * up up to it. */
+static char eng_dest_dir[700];
+
+static size_t eng_dest_lines(void)
+{
+    size_t lines = 0;
+    DIR *d = opendir(eng_dest_dir);
+    for (struct dirent *de = d ? readdir(d) : NULL; de; de = readdir(d)) {
+        char path[1000];
+        (void)snprintf(path, sizeof(path), "%s/%s", eng_dest_dir, de->d_name);
+        FILE *f = strstr(de->d_name, ".ndjson") ? fopen(path, "r") : NULL;
+        for (int c = f ? fgetc(f) : EOF; c != EOF; c = fgetc(f)) {
+            lines += c == '\n';
+        }
+        if (f) {
+            fclose(f);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return lines;
+}
+
+static size_t dest_acks_checked;
+static size_t dest_early;
+
+static void eng_on_ack_dest(void *arg, size_t part, uint64_t pos)
+{
+    eng_on_ack(arg, part, pos);
+    if (pos >= 1) {
+        dest_acks_checked++;
+        dest_early += eng_dest_lines() < 1; /* record 1's invocation record */
+    }
+}
+
+static void script_rec1_always_fails(struct eng *e, size_t call, struct reply *ret)
+{
+    if (call_has(&e->calls[call], 0, 1)) {
+        ret->outcome = SL_OUTCOME_FUNCTION_ERROR;
+    }
+}
+
+static void test_engine_rule1_on_failure_written_before_checkpoint(void **state)
+{
+    struct eng *e = *state;
+    size_t p = fake_stream_add_part(&e->fs, "p0");
+    eng_push_n(e, p, "k", 3);
+    e->may_drop[p][1] = true;
+    e->script = script_rec1_always_fails;
+    e->fs.on_ack = eng_on_ack_dest;
+    dest_acks_checked = 0;
+    dest_early = 0;
+    (void)snprintf(eng_dest_dir, sizeof(eng_dest_dir), "%s/failed", e->dir);
+    char extra[1024];
+    (void)snprintf(extra, sizeof(extra),
+                   "\"BatchSize\":1,\"MaximumRetryAttempts\":0,\"DestinationConfig\":"
+                   "{\"OnFailure\":{\"Destination\":\"file://%s\"}}",
+                   eng_dest_dir);
+    eng_open(e, extra);
+    assert_true(eng_drive(e, eng_all_acked));
+    assert_int_equal(sl_mapping_stats(e->m)->destination_delivered, 1);
+    assert_int_equal(eng_dest_lines(), 1);
+    assert_true(dest_acks_checked > 0);
+    assert_int_equal(dest_early, 0);
     eng_assert_stored(e, "p0", "3");
 }
 
@@ -1534,6 +1628,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(test_engine_##name, eng_setup, eng_teardown)
     const struct CMUnitTest tests[] = {
         T(rule1_never_acked_before_done),
+        T(rule1_on_failure_written_before_checkpoint),
         T(rule2_order_per_partition),
         T(rule2_order_per_key_parallel),
         T(rule2_low_watermark_parallel_retry),
