@@ -87,7 +87,7 @@ struct fake_stream {
     /* Called at every ack, before it is logged (tests check what was done at that moment). */
     void (*on_ack)(void *arg, size_t part, uint64_t pos);
     void *on_ack_arg;
-    size_t calls_after_stop;  /* operations the engine called after stop (it must not) */
+    size_t calls_after_stop;  /* fetches the engine made after stop (it must not) */
     size_t events_after_stop; /* callbacks the fake was asked to make after stop (skipped) */
 };
 

@@ -40,7 +40,7 @@
  *       opened, no rename): ckpt_write_order, ckpt_crash_before_rename_keeps_old (the torn
  *       file no longer parses).
  *   (e) ack before the function answered (lane.c, lane_invoke: the source acknowledged up to
- *       the batch's last record before invoking): all 21, through the ack oracle;
+ *       the batch's last record before invoking): all 22, through the ack oracle;
  *       rule1_never_acked_before_done also by its own assertion.
  *   (f) a failed record's later records delivered before it in the same key (mapping.c,
  *       part_take_new: records spread over lanes by their index, not their key):
@@ -52,7 +52,8 @@
  * partial response resuming after the failed records instead of at the lowest (lane.c: the
  * records after a failed one counted done): partial_response_resumes_at_lowest and
  * partial_response_aws_rules; (j) records given up marked done before their on-failure write
- * (lane.c, lane_give_up): rule1_on_failure_written_before_checkpoint. */
+ * (lane.c, lane_give_up): rule1_on_failure_written_before_checkpoint; (k) a drain that
+ * still starts batches (lane.c: draining ignored): rule5_drain_ends. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1309,6 +1310,31 @@ static void test_engine_rule5_batching_window_bounded(void **state)
     assert_int_equal(e->calls[1].n, 100);
 }
 
+/* A drain (SIGTERM) ends in bounded time: it starts nothing new, the invocations in flight
+ * finish (a success still moves the checkpoint), a failure is left for the next run. */
+static void test_engine_rule5_drain_ends(void **state)
+{
+    struct eng *e = *state;
+    size_t p0 = fake_stream_add_part(&e->fs, "p0");
+    size_t p1 = fake_stream_add_part(&e->fs, "p1");
+    eng_push_n(e, p0, "k", 6);
+    eng_push_n(e, p1, "k", 6);
+    e->hold_all = true;
+    eng_open(e, "\"BatchSize\":2");
+    assert_int_equal(e->n_calls, 2);
+    sl_mapping_drain(e->m);
+    eng_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
+    eng_answer(e, 1, SL_OUTCOME_FUNCTION_ERROR, NULL);
+    eng_settle(e);
+    eng_advance(e, ENG_RETRY_CAP);
+    assert_int_equal(sl_mapping_in_flight(e->m), 0);
+    assert_int_equal(e->n_calls, 2); /* nothing new, nothing retried */
+    size_t done = e->calls[0].recs[0].part;
+    assert_int_equal(fake_stream_acked(&e->fs, done), 2);
+    assert_int_equal(fake_stream_acked(&e->fs, done == p0 ? p1 : p0), 0);
+    eng_assert_stored(e, e->fs.parts[done].id, "2");
+}
+
 /* Throttled three times with a Retry-After of a day: each wait is capped. */
 static void script_throttle_3(struct eng *e, size_t call, struct reply *ret)
 {
@@ -1642,6 +1668,7 @@ int main(void)
         T(rule4_memory_bound_bytes),
         T(rule5_batching_window_bounded),
         T(rule5_retry_backoff_bounded),
+        T(rule5_drain_ends),
         T(bisect_on_function_error),
         T(partial_response_resumes_at_lowest),
         T(partial_response_aws_rules),
