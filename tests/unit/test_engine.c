@@ -61,6 +61,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -70,8 +71,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <dirent.h>
 
 #include <cjson/cJSON.h>
 
@@ -228,7 +227,6 @@ struct call {
     bool queued;
     bool answered;
     struct reply reply;
-    char *body;
 };
 
 struct eng {
@@ -264,7 +262,7 @@ static void eng_violation(struct eng *e, size_t *counter, const char *fmt, ...) 
 
 static void eng_violation(struct eng *e, size_t *counter, const char *fmt, ...)
 {
-    if ((*counter)++ == 0) {
+    if ((*counter)++ == 0 && e->violation[0] == '\0') {
         va_list ap;
         va_start(ap, fmt);
         (void)vsnprintf(e->violation, sizeof(e->violation), fmt, ap);
