@@ -935,9 +935,11 @@ struct key_pair {
     const char *b;
 };
 
+#define ENG_KEY_A "a" /* the first key of every pair */
+
 static struct key_pair eng_two_lanes(void)
 {
-    static const char *const keys[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    static const char *const keys[] = {ENG_KEY_A, "b", "c", "d", "e", "f", "g", "h"};
     for (size_t i = 1; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (eng_lane_of(keys[i], 2) != eng_lane_of(keys[0], 2)) {
             return (struct key_pair){keys[0], keys[i]};
@@ -959,10 +961,11 @@ static void script_rec0_fails_3(struct eng *e, size_t call, struct reply *ret)
     }
 }
 
+/* Every record of partition 0 whose key is not ENG_KEY_A is done. */
 static bool key_b_done(struct eng *e)
 {
     for (size_t s = 0; s < e->fs.parts[0].n_recs; s++) {
-        if (strcmp(e->fs.parts[0].recs[s].key, "a") != 0 && !e->done[0][s]) {
+        if (strcmp(e->fs.parts[0].recs[s].key, ENG_KEY_A) != 0 && !e->done[0][s]) {
             return false;
         }
     }
@@ -984,7 +987,6 @@ static void test_engine_rule2_order_per_key_parallel(void **state)
     eng_open(e, "\"BatchSize\":10,\"ParallelizationFactor\":2");
     /* B's records are delivered while A's first batch still fails */
     eng_settle(e);
-    assert_true(strcmp(k.a, "a") == 0);
     assert_true(key_b_done(e));
     for (size_t s = 0; s < 8; s++) {
         if (strcmp(layout[s], k.a) == 0) {
