@@ -258,6 +258,10 @@ void sl_source_ops_complete(struct sl_source_ops *ops);
 SL_SOURCES(SL_SOURCE_DECLARE)
 #undef SL_SOURCE_DECLARE
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
+/* For unit tests only (production code never calls it): makes sl_source_for_arn also serve
+ * ops (copied and completed) for its scheme, after the compiled-in sources; NULL removes it.
+ * One at a time. Loop thread, before any lookup that should see it. */
+void sl_source_register_extra(const struct sl_source_ops *ops);
 const struct sl_source_ops *const *sl_source_all(size_t *ret_n);
 
 #endif

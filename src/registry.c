@@ -213,6 +213,20 @@ const struct sl_source_ops *const *sl_source_all(size_t *ret_n)
     return registry_sources;
 }
 
+/* The one extra source a unit test may register (tests/unit/fake_stream.c), completed like the
+ * others; served after them. Not in sl_source_all(). */
+static struct sl_source_ops registry_extra;
+static bool registry_has_extra;
+
+void sl_source_register_extra(const struct sl_source_ops *ops)
+{
+    registry_has_extra = ops != NULL;
+    if (ops) {
+        registry_extra = *ops;
+        sl_source_ops_complete(&registry_extra);
+    }
+}
+
 const struct sl_source_ops *sl_source_for_arn(const char *arn)
 {
     (void)pthread_once(&registry_once, registry_fill);
@@ -223,6 +237,10 @@ const struct sl_source_ops *sl_source_for_arn(const char *arn)
             (prefix && strncmp(arn, prefix, strlen(prefix)) == 0)) {
             return registry_sources[i];
         }
+    }
+    const char *extra = registry_extra.scheme;
+    if (registry_has_extra && strncmp(arn, extra, strlen(extra)) == 0) {
+        return &registry_extra;
     }
     return NULL;
 }
