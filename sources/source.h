@@ -25,8 +25,8 @@ enum sl_queue_report {
     /* Final, after queue_ack: the message is deleted at the source. */
     SL_QUEUE_ACKED,
     /* Final, after queue_ack: the source gave up deleting it (err: SL_ENOTFOUND the receipt
-     * handle is no longer valid, SL_ETIMEDOUT the lease ran out while retrying, or what the
-     * service said). The message stays in the queue and comes back; nothing more is owed. */
+     * handle is no longer valid, SL_ETIMEDOUT the retries ran out, or what the service
+     * said). The message stays in the queue and comes back; nothing more is owed. */
     SL_QUEUE_ACK_FAILED,
     /* Not final: the lease ran out or an extension was refused while the mapping still held
      * the record; the message may already be visible to other consumers. The mapping still
@@ -278,36 +278,41 @@ struct sl_source_ops {
 
     /* --- The queue model: operations of queue sources (caps->model SL_DELIVERY_QUEUE). ------
      *
-     * A queue source (SQS) hands out leases: fetch receives messages, each of which stays
-     * invisible to other consumers until its lease (visibility timeout) runs out, and comes back
-     * (its receive count + 1) unless it is deleted first. Each record a queue source appends to
-     * part->q is one lease, named by a number the source chooses (sl_queue_rec_lease): unique
-     * within the instance, never reused, never 0. The mapping names records to these operations
-     * by that number, so it may drop a record's bytes once it called queue_ack or queue_release.
+     * A queue source (SQS) hands out leases: fetch receives messages, each of which stays invisible
+     * to other consumers until its lease (visibility timeout) runs out, and comes back (its receive
+     * count + 1) unless it is deleted first. Each record a queue source appends to part->q is one
+     * lease, named by a number the source chooses (sl_queue_rec_lease): unique within the instance,
+     * never reused, never 0. The mapping names records to these operations by that number, so it
+     * may drop a record's bytes once it called queue_ack or queue_release.
      *
-     * Every lease the mapping received ends with exactly one of: queue_release (the mapping
-     * lets it go), or queue_ack followed by one final queue_report (SL_QUEUE_ACKED or
-     * SL_QUEUE_ACK_FAILED); stop and part_release end all of them at once, reporting nothing.
-     * Before that end the source may report SL_QUEUE_LEASE_LOST once for it.
+     * Every lease the mapping received ends with exactly one of: queue_release (the mapping lets it
+     * go), or queue_ack followed by one final queue_report (SL_QUEUE_ACKED or SL_QUEUE_ACK_FAILED);
+     * stop and part_release end all of them at once, reporting nothing. Before that end the source
+     * may report SL_QUEUE_LEASE_LOST once for it.
      *
-     * The order of a queue exists only within a group: record_key gives a record's group (SQS
-     * FIFO: MessageGroupId), and an empty key means the record belongs to no group (a standard
-     * queue: no order at all). A source never hands out a record of a group while an earlier
-     * record of that group holds a lease (SQS does this itself).
+     * The order of a queue exists only within a group: record_key gives a record's group (SQS FIFO:
+     * MessageGroupId), and an empty key means the record belongs to no group (a standard queue: no
+     * order at all). A source never hands out a record of a group while an earlier record of that
+     * group holds a lease (SQS does this itself).
      *
-     * Loop thread. Each returns 0, or a negative SL_E* (SL_ENOMEM) when it took none of the
-     * leases: the mapping calls again later. Unknown or ended leases are ignored. Stream sources
-     * leave all four NULL; the registry's defaults are safe for them and never called. A queue
-     * source must give queue_ack, queue_release and queue_hold (the registry test checks it). */
+     * For queue sources the mapping keeps no checkpoint and never calls ack(part, last); it neither
+     * retries function errors in process nor bisects, and has no on-failure destination (the
+     * queue's redrive policy takes their place, as in AWS).
+     *
+     * Loop thread, never after stop. Each returns 0, or a negative SL_E* (SL_ENOMEM) when it took
+     * none of the leases: the mapping calls again later. Unknown or ended leases are ignored.
+     * Stream sources leave all four NULL; the registry's defaults are safe for them and never
+     * called. A queue source must give queue_ack, queue_release and queue_hold (the registry test
+     * checks it). */
 
     /* The mapping is done with these records (delivered, or filtered out): delete them at the
-     * source. Asynchronous and batched by the source (SQS: DeleteMessageBatch of up to 10,
-     * sent within the loop turn, never held back to fill a batch). An entry that fails is
-     * retried with backoff, always with the message's latest receipt handle, while retrying
-     * can succeed (SQS: SenderFault false) and the lease lasts; then each lease gets one
-     * queue_report: SL_QUEUE_ACKED (deleted) or SL_QUEUE_ACK_FAILED (err says why: the message
-     * stays in the queue and comes back after its visibility timeout). The lease is no longer
-     * extended. Default: SL_EINVAL, nothing taken. */
+     * source. Asynchronous and batched by the source (SQS: DeleteMessageBatch of up to 10, sent
+     * within the loop turn, never held back to fill a batch). An entry that fails is retried with
+     * backoff, always with the message's latest receipt handle (a newer receive's, if the message
+     * came again), while retrying can succeed (SQS: SenderFault false), a bounded number of times;
+     * then each lease gets one queue_report: SL_QUEUE_ACKED (deleted) or SL_QUEUE_ACK_FAILED (err
+     * says why: the message stays in the queue and comes back after its visibility timeout). The
+     * lease is no longer extended. Default: SL_EINVAL, nothing taken. */
     int (*queue_ack)(void *ctx, struct sl_part *part, const uint64_t *leases, size_t n);
     /* The mapping will not acknowledge these records now (function error, listed in a
      * partial batch response, a drain, a lost lease before the invocation): stop extending
