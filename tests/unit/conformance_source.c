@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* conformance_source.c: the source conformance suite (conformance_source.h). It stands in for
- * the mapping: it allocates the adapter's ctx and applies its options, gives it an env whose
- * callbacks record what the source reports, owns the partitions, fetches, acknowledges and
- * releases as the mapping does, and checks the stream source contract of source.h through the
- * completed ops the registry hands out. It knows nothing of any one adapter: the driver in
- * struct conf_source makes the source's content. Waits run the loop to a condition under a
- * real-time deadline (test_run_until) while moving the fake clock forward; nothing sleeps. Loop
- * thread. */
+/* conformance_source.c: the source conformance suite (conformance_source.h). It stands in for the
+ * mapping: it allocates the adapter's ctx and applies its options, gives it an env whose callbacks
+ * record what the source reports, owns the partitions, fetches, acknowledges and releases as the
+ * mapping does, and checks the stream source contract of source.h through the completed ops the
+ * registry hands out, and for queue sources the queue contract (leases, acknowledgements and their
+ * reports, releases, holds, groups). It knows nothing of any one adapter: the driver in struct
+ * conf_source or struct conf_queue makes the source's content. Waits run the loop to a condition
+ * under a real-time deadline (test_run_until) while moving the fake clock forward; nothing sleeps.
+ * Loop thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,9 +2,11 @@
 /* test_conformance.c: the source conformance suite (conformance_source.h) run against every
  * stream source this unit suite can run without a server: the file adapter, and the fake stream
  * (fake_stream.c) with fetches that complete at once and with fetches that complete later
- * (SL_EINPROGRESS, then part_fetched). Each adapter is a driver (how to make a source holding
- * given records, add one, end the partition) and one test per check. An adapter joins with a
- * driver and a CONF_TESTS line (sources/README.md). */
+ * (SL_EINPROGRESS, then part_fetched); and the queue checks against every such queue source: the
+ * fake queue (fake_queue.c). Each adapter is a driver (how to make a source holding given
+ * records, add one, end the partition; for a queue: make a queue of given messages and groups,
+ * fail its deletes, say what it still holds) and one test per check. An adapter joins with a
+ * driver and a CONF_TESTS or CONF_QUEUE_TESTS line (sources/README.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
