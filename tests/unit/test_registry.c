@@ -139,6 +139,16 @@ static void test_registry_sources_are_completed(void **state)
         SLOT_KEPT_OR_FILLED(part_release);
         SLOT_KEPT_OR_FILLED(client_props);
         SLOT_KEPT_OR_FILLED(stop);
+        SLOT_KEPT_OR_FILLED(queue_ack);
+        SLOT_KEPT_OR_FILLED(queue_release);
+        SLOT_KEPT_OR_FILLED(queue_hold);
+        SLOT_KEPT_OR_FILLED(queue_idle);
+        /* a queue source gives its own acknowledgement, release and lease extension */
+        if (all[i]->caps->model == SL_DELIVERY_QUEUE) {
+            assert_non_null(given->queue_ack);
+            assert_non_null(given->queue_release);
+            assert_non_null(given->queue_hold);
+        }
         assert_true(all[i]->filters == (given->filter_doc != NULL));
         assert_true(all[i]->shares_cluster == (given->client_props != NULL));
         /* left as given (source.h says why), and consistent */
@@ -146,7 +156,11 @@ static void test_registry_sources_are_completed(void **state)
         assert_true(all[i]->encode_close == given->encode_close);
         assert_true(all[i]->encode_record_info == given->encode_record_info);
         assert_true(all[i]->encode_next_part == given->encode_next_part);
-        assert_true(!all[i]->batch_spans_partitions || all[i]->encode_next_part);
+        assert_true(!all[i]->caps->batch_spans_partitions || all[i]->encode_next_part);
+        assert_non_null(all[i]->caps);
+        assert_true(all[i]->caps->batch_size_default >= 1 &&
+                    all[i]->caps->batch_size_default <= all[i]->caps->batch_size_max);
+        assert_true(all[i]->caps->lag_unit < SL_LAG_UNIT_COUNT);
         assert_true(all[i]->encode_open || all[i]->event_open);
         assert_true(all[i]->encode_close || all[i]->event_close);
     }
@@ -165,6 +179,14 @@ static void test_registry_defaults_behave_as_absent(void **state)
     (void)state;
     struct sl_source_ops ops = {.abi = SL_SOURCE_ABI, .name = "bare", .scheme = "bare://"};
     sl_source_ops_complete(&ops);
+    /* caps: a stream with AWS's stream defaults */
+    assert_non_null(ops.caps);
+    assert_int_equal(ops.caps->model, SL_DELIVERY_STREAM);
+    assert_int_equal(ops.caps->batch_size_default, 100);
+    assert_int_equal(ops.caps->batch_size_max, 10000);
+    assert_string_equal(sl_lag_unit_name(ops.caps->lag_unit), "records");
+    assert_string_equal(sl_lag_unit_name(SL_LAG_BYTES), "bytes");
+    assert_string_equal(sl_lag_unit_name(SL_LAG_MS), "ms");
     struct sl_part part = {.name = "p-0"};
     struct sl_record a = {.pos = 7, .next_pos = 8};
     struct sl_record b = {.pos = 9, .next_pos = 18446744073709551615ULL};
@@ -209,6 +231,17 @@ static void test_registry_defaults_behave_as_absent(void **state)
     ops.ack(NULL, &part, &a);
     ops.part_release(NULL, &part);
     ops.stop(NULL);
+    /* queue model (never called for a stream): an acknowledgement is refused, not dropped; a
+     * release or hold does nothing, leaving the lease to run out; nothing is pending */
+    uint64_t leases[] = {1, 2};
+    assert_int_equal(ops.queue_ack(NULL, &part, leases, 2), SL_EINVAL);
+    assert_int_equal(ops.queue_release(NULL, &part, leases, 2, SL_QUEUE_KEEP_VISIBILITY), 0);
+    assert_int_equal(ops.queue_hold(NULL, &part, leases, 2, 1000), 0);
+    assert_true(ops.queue_idle(NULL));
+    assert_int_equal(sl_queue_rec_lease(&a), 7);
+    assert_string_equal(sl_queue_report_name(SL_QUEUE_ACKED), "acked");
+    assert_string_equal(sl_queue_report_name(SL_QUEUE_ACK_FAILED), "ack_failed");
+    assert_string_equal(sl_queue_report_name(SL_QUEUE_LEASE_LOST), "lease_lost");
     /* left absent */
     assert_null(ops.encode_open);
     assert_null(ops.encode_close);
