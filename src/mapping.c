@@ -488,10 +488,6 @@ static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t e
         (void)snprintf(errbuf, errlen, "no sink writes %s", m->dest.shown);
         return SL_ECONFIG;
     }
-    m->dest.ctx = sl_calloc(1, ops->ctx_size);
-    if (!m->dest.ctx) {
-        return SL_ENOMEM;
-    }
     struct sl_sink_env env = {
         .loop = m->env.loop,
         .httpc = m->env.httpc,
@@ -508,13 +504,10 @@ static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t e
         env.cluster = r == 0 ? &cluster : NULL;
     }
     if (r == 0) {
-        r = ops->init(m->dest.ctx, &env, d, errbuf, errlen);
+        r = sl_sink_open(ops, &env, d, NULL, NULL, NULL, &m->dest.ctx, errbuf, errlen);
     }
     sl_strmap_clear(&cluster, true);
     if (r < 0) {
-        ops->fini(m->dest.ctx);
-        sl_free(m->dest.ctx);
-        m->dest.ctx = NULL;
         return r;
     }
     m->dest.ops = ops;
@@ -637,9 +630,8 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             sl_ckpt_close(m->ck);
         }
         if (m->dest.ops) {
-            m->dest.ops->fini(m->dest.ctx);
+            sl_sink_close(m->dest.ops, m->dest.ctx);
         }
-        sl_free(m->dest.ctx);
         sl_filter_free(m->filter);
         sl_free(m->src_ctx);
         sl_free(m->function_arn);
