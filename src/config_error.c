@@ -12,20 +12,8 @@
 #include <string.h>
 
 #include "registry.h"
-#include "sl_adapters.h"
 #include "source.h"
 #include "url.h"
-
-/* The "allowed" of the errors about destinations names only what this build has (meson feature
- * options, sl_adapters.h). */
-#if SL_HAVE_KAFKA
-#define CONFIG_KAFKA_DESTINATIONS ", kafka://TOPIC"
-#else
-#define CONFIG_KAFKA_DESTINATIONS ""
-#endif
-#define CONFIG_DESTINATIONS                                                         \
-    "file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue " \
-    "URL" CONFIG_KAFKA_DESTINATIONS
 
 /* Adds one error line; the load fails even if there is no memory left to keep the line. */
 void config_error(struct config_ctx *cc, const char *fmt, ...)
@@ -123,5 +111,5 @@ int config_error_left_out(
 
 const char *config_error_destinations(void)
 {
-    return CONFIG_DESTINATIONS;
+    return sl_registry_destinations();
 }

@@ -11,20 +11,10 @@
 #include <string.h>
 
 #include "registry.h"
-#include "sl_adapters.h"
 #include "source.h"
 #include "url.h"
 
 #define CONFIG_UUID_MAX 128
-
-/* The "allowed" of the error about a missing EventSourceArn names only what this build has. */
-#if SL_HAVE_KAFKA
-#define CONFIG_KAFKA_SOURCES                                                                    \
-    ", an arn:aws:kafka: ARN, or SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS for " \
-    "self-managed Kafka"
-#else
-#define CONFIG_KAFKA_SOURCES ""
-#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Mappings */
@@ -90,32 +80,32 @@ static bool config_uuid_valid(const char *s)
     return true;
 }
 
-/* For a mapping without EventSourceArn: when it has SelfManagedEventSource.Endpoints.
- * KAFKA_BOOTSTRAP_SERVERS, *ret_arn is "kafka://" and the servers joined by commas (owned);
- * else NULL. The Kafka source checks the shape itself. Returns 0 or SL_ENOMEM. */
-static int config_self_managed_arn(const cJSON *obj, char **ret_arn)
+/* Appends what EventSourceArn may be: each compiled-in source's forms ("file:///path or glob, an
+ * arn:aws:kafka: ARN, or ..."). */
+static void config_arn_forms(struct sl_buf *b, int *r)
 {
-    *ret_arn = NULL;
-    const cJSON *sme = cJSON_GetObjectItemCaseSensitive(obj, "SelfManagedEventSource");
-    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(sme, "Endpoints");
-    const cJSON *servers = cJSON_GetObjectItemCaseSensitive(ep, "KAFKA_BOOTSTRAP_SERVERS");
-    if (!cJSON_IsArray(servers) || !servers->child) {
-        return 0;
+    size_t n;
+    const struct sl_source_ops *const *all = sl_source_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        *r |= sl_buf_printf(b, "%s%s", i ? ", " : "", all[i]->arn_forms);
     }
+}
+
+/* Reports a mapping that names no source: "EventSourceArn: missing required key". */
+static int config_no_source(struct config_ctx *cc, const char *path)
+{
     struct sl_buf b;
+    int e = 0;
     sl_buf_init(&b);
-    int r = sl_buf_puts(&b, "kafka://");
-    for (const cJSON *s = servers->child; s && r == 0; s = s->next) {
-        if (cJSON_IsString(s)) {
-            r = sl_buf_printf(&b, "%s%s", s == servers->child ? "" : ",", s->valuestring);
-        }
+    e |=
+        sl_buf_printf(&b, "%s: %s.EventSourceArn: missing required key; allowed: ", cc->file, path);
+    config_arn_forms(&b, &e);
+    if (e == 0) {
+        config_error(cc, "%s", b.data);
     }
-    if (r < 0) {
-        sl_buf_fini(&b);
-        return r;
-    }
-    *ret_arn = sl_buf_steal(&b);
-    return *ret_arn ? 0 : SL_ENOMEM;
+    sl_buf_fini(&b);
+    cc->failed = true; /* the load fails even without memory for the message */
+    return e ? SL_ENOMEM : SL_ECONFIG;
 }
 
 static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t idx)
@@ -149,24 +139,26 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
     int result = 0;
     char *smk_arn = NULL;
     if (!arn) {
-        /* Self-managed Kafka has no ARN: AWS names the cluster by its bootstrap servers. */
-        int r = config_self_managed_arn(obj, &smk_arn);
+        /* A source may be named by other keys (self-managed Kafka has no ARN: AWS names the
+         * cluster by its bootstrap servers); the sources say which. */
+        const char *key = NULL;
+        int r = sl_registry_arn_from_mapping(obj, &smk_arn, &key);
         if (r == SL_ENOMEM) {
             return r;
         }
         if (smk_arn) {
-            r = config_error_left_out(cc, path, "SelfManagedEventSource", smk_arn, true);
+            r = config_error_left_out(cc, path, key, smk_arn, true);
             if (r < 0) {
                 sl_free(smk_arn);
                 return r; /* the one error a mapping of a left-out source gets */
             }
             src = sl_source_for_arn(smk_arn);
         } else {
-            config_error(cc,
-                         "%s: %s.EventSourceArn: missing required key; allowed: file:///path or "
-                         "glob" CONFIG_KAFKA_SOURCES,
-                         cc->file, path);
-            result = SL_ECONFIG;
+            r = config_no_source(cc, path);
+            if (r == SL_ENOMEM) {
+                return r;
+            }
+            result = r;
         }
     } else if (cJSON_IsString(arn)) {
         int r = config_error_left_out(cc, path, "EventSourceArn", arn->valuestring, true);

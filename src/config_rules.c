@@ -7,6 +7,7 @@
  * applied; it reads the mapping and reports, nothing more. */
 #include "config_int.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,19 +16,32 @@
 #include "source.h"
 #include "url.h"
 
-/* True when destination is kafka://T and T is one of the mapping's Topics. */
-static bool config_is_source_topic(const cJSON *mapping, const char *destination)
+/* A destination on a source's own cluster (kafka://TOPIC): the source adapter that serves its
+ * scheme says whether this mapping may have it. Returns 0 or SL_ECONFIG (reported). */
+static int config_cluster_destination(struct config_ctx *cc,
+                                      const struct sl_mapping_conf *mc,
+                                      const char *path,
+                                      const cJSON *d)
 {
-    if (strncmp(destination, "kafka://", 8) != 0) {
-        return false;
+    const struct sl_source_ops *owner = sl_source_for_arn(d->valuestring);
+    char errbuf[1024] = "";
+    int r = SL_ECONFIG;
+    if (owner) {
+        r = owner->check_destination(owner == mc->source, mc->json, d->valuestring, errbuf,
+                                     sizeof(errbuf));
+    } else {
+        char shown[SL_URL_REDACTED_MAX];
+        (void)snprintf(errbuf, sizeof(errbuf),
+                       "\"%s\" is on a cluster no source of this build reads; allowed: %s",
+                       sl_url_redact(d->valuestring, shown, sizeof(shown)),
+                       config_error_destinations());
     }
-    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(mapping, "Topics");
-    for (const cJSON *t = topics ? topics->child : NULL; t; t = t->next) {
-        if (cJSON_IsString(t) && strcmp(t->valuestring, destination + 8) == 0) {
-            return true;
-        }
+    if (r < 0) {
+        config_error(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", cc->file, path,
+                     errbuf[0] ? errbuf : sl_strerror(r));
+        return SL_ECONFIG;
     }
-    return false;
+    return 0;
 }
 
 /* Checks DestinationConfig: only OnFailure, whose Destination a sink serves. */
@@ -99,17 +113,8 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
                      file, path, shown, config_error_destinations());
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_error(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
-    } else if (sink->uses_source_cluster && !mc->source->shares_cluster) {
-        config_error(cc,
-                     "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\": kafka:// "
-                     "destinations are for Kafka mappings (the topic is in the source's "
-                     "cluster); allowed: file:///dir, http(s)://..., an SQS queue ARN or URL",
-                     file, path, shown);
-    } else if (config_is_source_topic(mc->json, d->valuestring)) {
-        config_error(cc,
-                     "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is the source "
-                     "topic; allowed: another topic of the same cluster",
-                     file, path, shown);
+    } else if (sink->uses_source_cluster && config_cluster_destination(cc, mc, path, d) < 0) {
+        return; /* reported */
     } else {
         mc->on_failure = d->valuestring;
     }

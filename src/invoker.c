@@ -3,7 +3,8 @@
  * (an empty or null list, {} or an empty body is success; an empty, null or unknown
  * identifier, a bad entry or a body that is not JSON fails the whole batch) and turns each
  * outcome into a verdict: done, retry (counted or not), bisect, or exhausted. It decides;
- * it does nothing. Pure functions; any thread. */
+ * it does nothing. An identifier form of one source kind is read by that source adapter
+ * (sl_source_read_item_id), never here. Pure functions; any thread. */
 #include "invoker.h"
 
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "alloc.h"
+#include "source.h"
 
 static bool partial_is_blank(const char *body, size_t len)
 {
@@ -81,26 +83,6 @@ static void partial_invalid(struct sl_partial *ret, const char *why)
     (void)snprintf(ret->detail, sizeof(ret->detail), "%s", why);
 }
 
-/* Kafka's other itemIdentifier form, {"partition":"<topic>-<p>","offset":N}, as the string
- * form "<topic>-<p>-<N>" (esm.md §4.3: third parties use both; sluice accepts both). Returns
- * the text in buf, or NULL when id is not such an object. */
-static const char *partial_object_id(const cJSON *id, char *buf, size_t len)
-{
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(id, "partition");
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(id, "offset");
-    if (!cJSON_IsObject(id) || !cJSON_IsString(p) || !p->valuestring[0]) {
-        return NULL;
-    }
-    int n = -1;
-    if (cJSON_IsNumber(o) && o->valuedouble >= 0 && o->valuedouble < 9007199254740992.0 &&
-        o->valuedouble == (double)(long long)o->valuedouble) {
-        n = snprintf(buf, len, "%s-%lld", p->valuestring, (long long)o->valuedouble);
-    } else if (cJSON_IsString(o) && o->valuestring[0]) {
-        n = snprintf(buf, len, "%s-%s", p->valuestring, o->valuestring);
-    }
-    return n > 0 && (size_t)n < len ? buf : NULL;
-}
-
 static void partial_read_list(
     const cJSON *list, const char *const *ids, size_t n, bool *failed, struct sl_partial *ret)
 {
@@ -124,8 +106,11 @@ static void partial_read_list(
             partial_invalid(ret, "a batchItemFailures entry has no itemIdentifier");
             break;
         }
+        /* A form that is not a string is read by the source that writes it (Kafka's
+         * {"partition":..,"offset":N}), as the text its format_item_id writes. */
         char object_id[320];
-        const char *text = partial_object_id(id, object_id, sizeof(object_id));
+        const char *text =
+            cJSON_IsString(id) ? NULL : sl_source_read_item_id(id, object_id, sizeof(object_id));
         if (!text && (!cJSON_IsString(id) || !id->valuestring[0])) {
             partial_invalid(ret, "an itemIdentifier is empty, null or not a string");
             break;
