@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "hash.h"
 #include "registry.h"
 #include "source.h"
 #include "url.h"
@@ -18,25 +19,6 @@
 
 /* ------------------------------------------------------------------------------------------ */
 /* Mappings */
-
-static uint64_t config_fnv1a(const char *s, uint64_t h)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
-static uint64_t config_mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    x ^= x >> 31;
-    return x;
-}
 
 /* Derives a UUID-shaped id from what identifies a mapping: its EventSourceArn and its
  * FunctionName (AWS maps a function to a source once, and keeps the UUID when other settings
@@ -53,8 +35,9 @@ static int config_derive_uuid(const struct sl_mapping_core *core, char **ret_uui
         sl_buf_fini(&text);
         return SL_ENOMEM;
     }
-    uint64_t h1 = config_mix(config_fnv1a(text.data, UINT64_C(0xcbf29ce484222325)));
-    uint64_t h2 = config_mix(config_fnv1a(text.data, UINT64_C(0x84222325cbf29ce4)) ^ h1);
+    uint64_t h1 = sl_hash_mix(sl_hash_fnv1a(text.data, text.len, SL_HASH_FNV1A_BASIS));
+    uint64_t h2 =
+        sl_hash_mix(sl_hash_fnv1a(text.data, text.len, UINT64_C(0x84222325cbf29ce4)) ^ h1);
     sl_buf_fini(&text);
     h1 = (h1 & ~(UINT64_C(0xf) << 12)) | (UINT64_C(0x8) << 12);
     h2 = (h2 & ~(UINT64_C(0x3) << 62)) | (UINT64_C(0x2) << 62);

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "alloc.h"
+#include "hash.h"
 #include "source.h"
 
 static bool partial_is_blank(const char *body, size_t len)
@@ -24,16 +25,6 @@ static bool partial_is_blank(const char *body, size_t len)
         }
     }
     return true;
-}
-
-static uint64_t partial_hash(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 /* An open-addressing set of the batch's identifiers, mapping each to its index. */
@@ -54,7 +45,7 @@ static int id_index_build(struct id_index *ix, const char *const *ids, size_t n)
     }
     ix->mask = cap - 1;
     for (size_t i = 0; i < n; i++) {
-        size_t s = (size_t)partial_hash(ids[i], strlen(ids[i])) & ix->mask;
+        size_t s = (size_t)sl_hash_fnv1a(ids[i], strlen(ids[i]), SL_HASH_FNV1A_BASIS) & ix->mask;
         while (ix->slots[s]) {
             s = (s + 1) & ix->mask;
         }
@@ -66,7 +57,7 @@ static int id_index_build(struct id_index *ix, const char *const *ids, size_t n)
 /* Returns the index of id in ids, or SIZE_MAX. */
 static size_t id_index_find(const struct id_index *ix, const char *const *ids, const char *id)
 {
-    size_t s = (size_t)partial_hash(id, strlen(id)) & ix->mask;
+    size_t s = (size_t)sl_hash_fnv1a(id, strlen(id), SL_HASH_FNV1A_BASIS) & ix->mask;
     while (ix->slots[s]) {
         size_t i = ix->slots[s] - 1;
         if (strcmp(ids[i], id) == 0) {
