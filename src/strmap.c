@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "secret.h"
 
 static void opt_strmap_clear(struct sl_strmap *m)
 {
@@ -22,14 +23,6 @@ static void opt_strmap_clear(struct sl_strmap *m)
     m->n = 0;
 }
 
-static void opt_wipe(char *s)
-{
-    volatile char *p = s;
-    while (p && *p) {
-        *p++ = '\0';
-    }
-}
-
 int sl_strmap_put(struct sl_strmap *m, const char *key, const char *value)
 {
     char *v = sl_strdup(value);
@@ -38,8 +31,7 @@ int sl_strmap_put(struct sl_strmap *m, const char *key, const char *value)
     }
     for (size_t i = 0; i < m->n; i++) {
         if (strcmp(m->keys[i], key) == 0) {
-            opt_wipe(m->values[i]);
-            sl_free(m->values[i]);
+            sl_secret_free(m->values[i]);
             m->values[i] = v;
             return 0;
         }
@@ -51,8 +43,7 @@ int sl_strmap_put(struct sl_strmap *m, const char *key, const char *value)
     }
     char **values = keys ? sl_realloc(m->values, (m->n + 1) * sizeof(*values)) : NULL;
     if (!values) {
-        opt_wipe(v);
-        sl_free(v);
+        sl_secret_free(v);
         sl_free(k);
         return SL_ENOMEM;
     }
@@ -77,7 +68,7 @@ void sl_strmap_clear(struct sl_strmap *m, bool wipe)
 {
     if (wipe) {
         for (size_t i = 0; i < m->n; i++) {
-            opt_wipe(m->values[i]);
+            sl_secret_wipe(m->values[i], strlen(m->values[i]));
         }
     }
     opt_strmap_clear(m);

@@ -51,7 +51,6 @@
 #define KAFKA_CLOSE_TIMEOUT_MS     10000 /* final commit + leaving the group */
 #define KAFKA_LOG_EVERY_MS         10000 /* the same librdkafka error is logged at most this often */
 #define KAFKA_SECFAIL_LOG_EVERY_MS 60000 /* the same kind of authentication/TLS/ACL failure */
-#define KAFKA_SECRET_MAX           (256 * 1024)
 #define KAFKA_TOPICS_MAX           64
 #define KAFKA_SERVERS_MAX          100
 #define KAFKA_SAC_MAX              22
