@@ -36,6 +36,9 @@
 #define CK_BACKOFF_MAX_MS 1000
 #define CK_MAX_ID_BYTES   200 /* keeps "<id>.json.tmp" well under NAME_MAX */
 
+/* What stores opened from now on use instead of the system's calls (tests only). */
+static const struct sl_ckpt_fileops *ck_default_fileops;
+
 struct sl_ckpt {
     uv_loop_t *loop;
     const struct sl_ckpt_fileops *fops; /* the system's calls unless a test replaced them */
@@ -320,7 +323,7 @@ int sl_ckpt_open(uv_loop_t *loop,
         return SL_ENOMEM;
     }
     ck->loop = loop;
-    ck->fops = &ckpt_file_sys_ops;
+    ck->fops = ck_default_fileops ? ck_default_fileops : &ckpt_file_sys_ops;
     sl_buf_init(&ck->snap);
     ck->id = sl_strdup(mapping_id);
     ck->dir = sl_strdup(abs);
@@ -493,6 +496,11 @@ uint64_t sl_ckpt_generation(const struct sl_ckpt *ck)
 uint64_t sl_ckpt_durable_generation(const struct sl_ckpt *ck)
 {
     return ck->durable_gen;
+}
+
+void sl_ckpt_set_default_fileops(const struct sl_ckpt_fileops *ops)
+{
+    ck_default_fileops = ops;
 }
 
 void sl_ckpt_set_fileops(struct sl_ckpt *ck, const struct sl_ckpt_fileops *ops)

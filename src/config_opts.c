@@ -145,9 +145,9 @@ void sl_config_print_options(FILE *out, bool markdown)
         (void)snprintf(intro, sizeof(intro),
                        "Extra mapping keys when EventSourceArn starts with %s (BatchSize default "
                        "%lld, at most %lld; StartingPosition %s).",
-                       srcs[i]->scheme, (long long)srcs[i]->batch_size_default,
-                       (long long)srcs[i]->batch_size_max,
-                       srcs[i]->starting_position_required ? "required" : "optional");
+                       srcs[i]->scheme, (long long)srcs[i]->caps->batch_size_default,
+                       (long long)srcs[i]->caps->batch_size_max,
+                       srcs[i]->caps->starting_position_required ? "required" : "optional");
         sl_opt_print(out, heading, intro, srcs[i]->opts, markdown);
     }
 }

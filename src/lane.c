@@ -83,9 +83,23 @@ lane_runs(const struct sl_lane *ln, struct sl_lane_range r, struct sl_batch_run 
 
 /* "12 records of orders-0 from 5 to 16", or for several partitions "30 records of orders-0
  * from 5 to 16, orders-1 from 0 to 17": for logs. */
+/* Writes the itemIdentifier of the batch's i-th record (the source's text form of its position)
+ * into buf (LANE_ID_MAX bytes); empty if it does not fit. */
+static const char *lane_item_id(const struct sl_lane *ln, size_t i, char *buf)
+{
+    const struct sl_mapping *m = ln->mp->m;
+    if (m->ops->format_item_id(m->src_ctx, lane_part(ln, i), lane_rec(ln, i), buf, LANE_ID_MAX) <
+        0) {
+        buf[0] = '\0';
+    }
+    return buf;
+}
+
 static const char *
 lane_describe(const struct sl_lane *ln, struct sl_lane_range r, char *buf, size_t len)
 {
+    char first[LANE_ID_MAX];
+    char last[LANE_ID_MAX];
     size_t used = (size_t)snprintf(buf, len, "%zu records of ", r.hi - r.lo);
     for (size_t i = r.lo; i < r.hi && used < len; i++) {
         if (i > r.lo && ln->items[i].mp == ln->items[i - 1].mp) {
@@ -95,9 +109,9 @@ lane_describe(const struct sl_lane *ln, struct sl_lane_range r, char *buf, size_
         while (j + 1 < r.hi && ln->items[j + 1].mp == ln->items[i].mp) {
             j++;
         }
-        used += (size_t)snprintf(buf + used, len - used, "%s%s from %" PRIu64 " to %" PRIu64,
-                                 i > r.lo ? ", " : "", lane_part(ln, i)->name, lane_rec(ln, i)->pos,
-                                 lane_rec(ln, j)->pos);
+        used += (size_t)snprintf(buf + used, len - used, "%s%s from %s to %s", i > r.lo ? ", " : "",
+                                 lane_part(ln, i)->name, lane_item_id(ln, i, first),
+                                 lane_item_id(ln, j, last));
     }
     return buf;
 }
@@ -159,7 +173,8 @@ static void lane_abandon(struct sl_lane *ln, bool settle)
     if (ln->n > 0 && ln->cur.lo < ln->cur.hi && (ln->attempts > 0 || ln->invokes > 0)) {
         for (size_t i = ln->cur.lo; i < ln->cur.hi; i++) {
             if (i == ln->cur.lo || ln->items[i].mp != ln->items[i - 1].mp) {
-                sl_mapping_memo_put(m, lane_part(ln, i)->id, lane_rec(ln, i)->pos, ln->attempts,
+                char id[LANE_ID_MAX];
+                sl_mapping_memo_put(m, lane_part(ln, i)->id, lane_item_id(ln, i, id), ln->attempts,
                                     ln->invokes);
             }
         }
@@ -536,7 +551,6 @@ static void lane_invoke(struct sl_lane *ln)
 static void
 lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct sl_partial *ret)
 {
-    struct sl_mapping *m = ln->mp->m;
     size_t n = ln->cur.hi - ln->cur.lo;
     char *ids_buf = sl_malloc(n * LANE_ID_MAX);
     const char **ids = sl_calloc(n, sizeof(*ids));
@@ -551,13 +565,7 @@ lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        char *id = ids_buf + i * LANE_ID_MAX;
-        size_t at = ln->cur.lo + i;
-        const struct sl_record *rec = lane_rec(ln, at);
-        if (m->ops->format_item_id(m->src_ctx, lane_part(ln, at), rec, id, LANE_ID_MAX) < 0) {
-            (void)snprintf(id, LANE_ID_MAX, "%" PRIu64, rec->pos);
-        }
-        ids[i] = id;
+        ids[i] = lane_item_id(ln, ln->cur.lo + i, ids_buf + i * LANE_ID_MAX);
     }
     sl_invoker_parse_partial(res->body, res->body_len, ids, n, failed, ret);
     if (ret->kind == SL_PARTIAL_SOME_FAILED) {
@@ -1072,11 +1080,12 @@ static void lane_start(struct sl_lane *ln)
         }
         unsigned attempts = 0;
         unsigned invokes = 0;
-        const struct sl_record *first = lane_rec(ln, i);
-        if (sl_mapping_memo_take(m, lane_part(ln, i)->id, first->pos, &attempts, &invokes)) {
+        char first[LANE_ID_MAX];
+        if (sl_mapping_memo_take(m, lane_part(ln, i)->id, lane_item_id(ln, i, first), &attempts,
+                                 &invokes)) {
             sl_log_info(LANE_COMP, m->name,
-                        "%s came back: the batch from %" PRIu64 " keeps its %u counted failures",
-                        lane_part(ln, i)->name, first->pos, attempts);
+                        "%s came back: the batch from %s keeps its %u counted failures",
+                        lane_part(ln, i)->name, first, attempts);
             ln->attempts = attempts > ln->attempts ? attempts : ln->attempts;
             ln->invokes = invokes > ln->invokes ? invokes : ln->invokes;
         }
@@ -1086,8 +1095,8 @@ static void lane_start(struct sl_lane *ln)
 
 static bool mapping_spans(const struct sl_mapping *m)
 {
-    return m->ops->batch_spans_partitions && m->ops->encode_next_part && !mapping_windowed(m) &&
-           m->conf->core.parallelization_factor == 1;
+    return m->ops->caps->batch_spans_partitions && m->ops->encode_next_part &&
+           !mapping_windowed(m) && m->conf->core.parallelization_factor == 1;
 }
 
 /* A partition whose records may join a batch led by another: no batch of its own, nothing
@@ -1189,7 +1198,8 @@ void sl_lane_dispatch(struct sl_lane *ln)
     }
     /* Streams open the next window when the previous invocation ends; Kafka opens it when
      * the first record arrives (esm.md §3). */
-    int64_t window_start = m->ops->window_from_first_record || mp->first_wait_ms > ln->last_end_ms
+    int64_t window_start = m->ops->caps->window_rule == SL_WINDOW_FROM_FIRST_RECORD ||
+                                   mp->first_wait_ms > ln->last_end_ms
                                ? mp->first_wait_ms
                                : ln->last_end_ms;
     int64_t due =

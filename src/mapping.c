@@ -323,9 +323,9 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     part->owner = mp;
     m->parts[m->n_parts++] = mp;
     sl_log_info(MAPPING_COMP, m->name, "reading %s from %s", name,
-                m->ops->keeps_positions ? "the position its source keeps"
-                : part->ckpt_pos        ? "its checkpoint"
-                                        : "the starting position");
+                m->ops->caps->keeps_positions ? "the position its source keeps"
+                : part->ckpt_pos              ? "its checkpoint"
+                                              : "the starting position");
     sl_mapping_schedule_pump(m);
     *ret_part = part;
     return 0;
@@ -392,31 +392,37 @@ void sl_mapping_part_settle(struct sl_mpart *mp)
 }
 
 void sl_mapping_memo_put(
-    struct sl_mapping *m, const char *part_id, uint64_t pos, unsigned attempts, unsigned invokes)
+    struct sl_mapping *m, const char *part_id, const char *pos, unsigned attempts, unsigned invokes)
 {
     struct sl_retry_memo *memo = &m->memos[m->next_memo];
     char *id = sl_strdup(part_id);
-    if (!id) {
+    char *at = sl_strdup(pos);
+    if (!id || !at) {
+        sl_free(id);
+        sl_free(at);
         return; /* forgetting only gives the batch its attempts again */
     }
     sl_free(memo->part_id);
-    *memo = (struct sl_retry_memo){id, pos, attempts, invokes};
+    sl_free(memo->pos);
+    *memo = (struct sl_retry_memo){id, at, attempts, invokes};
     m->next_memo = (m->next_memo + 1) % SL_MAPPING_RETRY_MEMOS;
 }
 
 bool sl_mapping_memo_take(struct sl_mapping *m,
                           const char *part_id,
-                          uint64_t pos,
+                          const char *pos,
                           unsigned *ret_attempts,
                           unsigned *ret_invokes)
 {
     for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
         struct sl_retry_memo *memo = &m->memos[i];
-        if (memo->part_id && memo->pos == pos && strcmp(memo->part_id, part_id) == 0) {
+        if (memo->part_id && strcmp(memo->pos, pos) == 0 && strcmp(memo->part_id, part_id) == 0) {
             *ret_attempts = memo->attempts;
             *ret_invokes = memo->invokes;
             sl_free(memo->part_id);
+            sl_free(memo->pos);
             memo->part_id = NULL;
+            memo->pos = NULL;
             return true;
         }
     }
@@ -583,7 +589,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     if (r == 0) {
         struct sl_progress_conf pconf = {
             .inst = m->name,
-            .keeps_positions = m->ops->keeps_positions,
+            .keeps_positions = m->ops->caps->keeps_positions,
             .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
         };
         struct sl_progress_host host = {
@@ -822,9 +828,13 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         max_lag,
         (int64_t)m->n_parts,
     };
-    sl_log_fields(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, SL_ARRAY_LEN(keys));
+    /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
+    const char *unit = sl_lag_unit_name(m->ops->caps->lag_unit);
+    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, SL_ARRAY_LEN(keys),
+                         "lag_unit", unit);
     if (n_lag > 0) {
-        sl_log_fields(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag);
+        sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag,
+                             "lag_unit", unit);
     }
 }
 
@@ -862,7 +872,9 @@ void sl_mapping_free(struct sl_mapping *m)
     m->filter = NULL;
     for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
         sl_free(m->memos[i].part_id);
+        sl_free(m->memos[i].pos);
         m->memos[i].part_id = NULL;
+        m->memos[i].pos = NULL;
     }
     sl_progress_free(m->progress);
     m->progress = NULL;

@@ -121,7 +121,7 @@ struct sl_mpart {
  * counts into an endless loop. */
 struct sl_retry_memo {
     char *part_id;
-    uint64_t pos;      /* the batch's first record */
+    char *pos;         /* the batch's first record (its itemIdentifier text) */
     unsigned attempts; /* counted failures */
     unsigned invokes;
 };
@@ -183,11 +183,14 @@ void sl_mapping_part_release(struct sl_mpart *mp);
 void sl_mapping_part_settle(struct sl_mpart *mp);
 
 /* Remembers / takes back the retry state of a batch starting at pos of partition part_id. */
-void sl_mapping_memo_put(
-    struct sl_mapping *m, const char *part_id, uint64_t pos, unsigned attempts, unsigned invokes);
+void sl_mapping_memo_put(struct sl_mapping *m,
+                         const char *part_id,
+                         const char *pos,
+                         unsigned attempts,
+                         unsigned invokes);
 bool sl_mapping_memo_take(struct sl_mapping *m,
                           const char *part_id,
-                          uint64_t pos,
+                          const char *pos,
                           unsigned *ret_attempts,
                           unsigned *ret_invokes);
 
