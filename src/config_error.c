@@ -21,20 +21,8 @@ void config_error(struct config_ctx *cc, const char *fmt, ...)
     cc->failed = true;
     va_list ap;
     va_start(ap, fmt);
-    struct sl_buf b;
-    sl_buf_init(&b);
-    char tmp[1024];
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    sl_errlist_vadd(cc->errs, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof(tmp)) {
-        sl_errlist_add(cc->errs, "%s", tmp);
-    } else if (n >= 0 && sl_buf_reserve(&b, (size_t)n) == 0) {
-        va_start(ap, fmt);
-        (void)vsnprintf(b.data, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        sl_errlist_add(cc->errs, "%s", b.data);
-    }
-    sl_buf_fini(&b);
 }
 
 /* Adds an adapter's check() message, one error per line of it. When a line starts with one of

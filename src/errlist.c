@@ -28,30 +28,34 @@ void sl_errlist_fini(struct sl_errlist *e)
 
 /* About OOM: a message that cannot be stored is dropped; the caller still fails with
  * SL_ECONFIG, so nothing invalid is accepted, it is only described less. */
+void sl_errlist_vadd(struct sl_errlist *e, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = NULL;
+    if (n >= 0 && e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 8;
+        char **items = sl_realloc(e->items, cap * sizeof(*items));
+        if (items) {
+            e->items = items;
+            e->cap = cap;
+        }
+    }
+    if (n >= 0 && e->n < e->cap) {
+        s = sl_malloc((size_t)n + 1);
+    }
+    if (s) {
+        (void)vsnprintf(s, (size_t)n + 1, fmt, again);
+        e->items[e->n++] = s;
+    }
+    va_end(again);
+}
+
 void sl_errlist_add(struct sl_errlist *e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    sl_errlist_vadd(e, fmt, ap);
     va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if (e->n == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 8;
-        char **items = sl_realloc(e->items, cap * sizeof(*items));
-        if (!items) {
-            return;
-        }
-        e->items = items;
-        e->cap = cap;
-    }
-    char *s = sl_malloc((size_t)n + 1);
-    if (!s) {
-        return;
-    }
-    va_start(ap, fmt);
-    (void)vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    e->items[e->n++] = s;
 }
