@@ -190,6 +190,47 @@ static void source_def_stop(void *ctx)
     (void)ctx;
 }
 
+/* The queue model's defaults: for stream sources, which never get these calls. A queue source
+ * must give its own (test_registry checks it); should one be missing, an acknowledgement is
+ * refused rather than dropped, and a release or hold leaves the lease to run out, so a message
+ * is at worst delivered again, never lost. */
+static int source_def_queue_ack(void *ctx, struct sl_part *part, const uint64_t *leases, size_t n)
+{
+    (void)ctx;
+    (void)part;
+    (void)leases;
+    (void)n;
+    return SL_EINVAL;
+}
+
+static int source_def_queue_release(
+    void *ctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t visible_in_ms)
+{
+    (void)ctx;
+    (void)part;
+    (void)leases;
+    (void)n;
+    (void)visible_in_ms;
+    return 0;
+}
+
+static int source_def_queue_hold(
+    void *ctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t until_ms)
+{
+    (void)ctx;
+    (void)part;
+    (void)leases;
+    (void)n;
+    (void)until_ms;
+    return 0;
+}
+
+static bool source_def_queue_idle(void *ctx)
+{
+    (void)ctx;
+    return true;
+}
+
 #define SOURCE_DEFAULT(ops, slot)            \
     do {                                     \
         if (!(ops)->slot) {                  \
@@ -217,6 +258,16 @@ const char *sl_lag_unit_name(enum sl_lag_unit unit)
     return (unsigned)unit < SL_LAG_UNIT_COUNT ? names[unit] : "?";
 }
 
+const char *sl_queue_report_name(enum sl_queue_report report)
+{
+    static const char *const names[SL_QUEUE_REPORT_COUNT] = {
+        [SL_QUEUE_ACKED] = "acked",
+        [SL_QUEUE_ACK_FAILED] = "ack_failed",
+        [SL_QUEUE_LEASE_LOST] = "lease_lost",
+    };
+    return (unsigned)report < SL_QUEUE_REPORT_COUNT ? names[report] : "?";
+}
+
 void sl_source_ops_complete(struct sl_source_ops *ops)
 {
     if (!ops->caps) {
@@ -241,6 +292,10 @@ void sl_source_ops_complete(struct sl_source_ops *ops)
     if (!ops->arn_forms) {
         ops->arn_forms = ops->scheme;
     }
+    SOURCE_DEFAULT(ops, queue_ack);
+    SOURCE_DEFAULT(ops, queue_release);
+    SOURCE_DEFAULT(ops, queue_hold);
+    SOURCE_DEFAULT(ops, queue_idle);
     static const char *const no_fields[] = {NULL};
     if (!ops->filter_payload_fields) {
         ops->filter_payload_fields = no_fields;

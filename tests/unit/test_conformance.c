@@ -2,9 +2,11 @@
 /* test_conformance.c: the source conformance suite (conformance_source.h) run against every
  * stream source this unit suite can run without a server: the file adapter, and the fake stream
  * (fake_stream.c) with fetches that complete at once and with fetches that complete later
- * (SL_EINPROGRESS, then part_fetched). Each adapter is a driver (how to make a source holding
- * given records, add one, end the partition) and one test per check. An adapter joins with a
- * driver and a CONF_TESTS line (sources/README.md). */
+ * (SL_EINPROGRESS, then part_fetched); and the queue checks against every such queue source: the
+ * fake queue (fake_queue.c). Each adapter is a driver (how to make a source holding given
+ * records, add one, end the partition; for a queue: make a queue of given messages and groups,
+ * fail its deletes, say what it still holds) and one test per check. An adapter joins with a
+ * driver and a CONF_TESTS or CONF_QUEUE_TESTS line (sources/README.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "conformance_source.h"
+#include "fake_queue.h"
 #include "fake_stream.h"
 #include "helpers.h"
 #include "log.h"
@@ -137,6 +140,60 @@ static int fake_teardown(void **state)
     return 0;
 }
 
+/* --- the fake queue --- */
+
+static struct fake_queue fq_drv;
+
+static cJSON *fq_prepare(void *arg,
+                         const char *const *data,
+                         const char *const *groups,
+                         size_t n,
+                         int64_t visibility_ms,
+                         char *arn,
+                         size_t len)
+{
+    struct fake_queue *fq = arg;
+    fake_queue_fini(fq);
+    fake_queue_init(fq);
+    fq->visibility_ms = visibility_ms;
+    for (size_t i = 0; i < n; i++) {
+        (void)fake_queue_send(fq, groups ? groups[i] : NULL, data[i]);
+    }
+    (void)snprintf(arn, len, FAKE_QUEUE_SCHEME "conformance");
+    return NULL;
+}
+
+static void fq_fail_deletes(void *arg, const char *data, size_t n)
+{
+    struct fake_queue *fq = arg;
+    fake_queue_fail_deletes(fq, fake_queue_find(fq, data), n, false);
+}
+
+static bool fq_exists(void *arg, const char *data)
+{
+    struct fake_queue *fq = arg;
+    size_t i = fake_queue_find(fq, data);
+    return i != SIZE_MAX && !fq->msgs[i].deleted;
+}
+
+static const struct conf_queue fq_source = {"fake queue", &fq_drv, fq_prepare, fq_fail_deletes,
+                                            fq_exists};
+
+static int fq_setup(void **state)
+{
+    fake_queue_register();
+    *state = (void *)&fq_source;
+    return 0;
+}
+
+static int fq_teardown(void **state)
+{
+    (void)state;
+    fake_queue_fini(&fq_drv);
+    fake_stream_register();
+    return 0;
+}
+
 /* --- the checks, once per adapter --- */
 
 #define CONF_CHECK(check)                              \
@@ -160,6 +217,29 @@ CONF_CHECK(stop)
         cmocka_unit_test_setup_teardown(test_conformance_part_gone, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_conformance_stop, setup, teardown)
 
+#define CONF_QUEUE_CHECK(check)                              \
+    static void test_conformance_queue_##check(void **state) \
+    {                                                        \
+        conf_queue_check_##check(*state);                    \
+    }
+
+CONF_QUEUE_CHECK(received_invisible)
+CONF_QUEUE_CHECK(ack_deletes)
+CONF_QUEUE_CHECK(release)
+CONF_QUEUE_CHECK(hold_extends)
+CONF_QUEUE_CHECK(ack_retried)
+CONF_QUEUE_CHECK(fifo_groups)
+CONF_QUEUE_CHECK(stop)
+
+#define CONF_QUEUE_TESTS(setup, teardown)                                                        \
+    cmocka_unit_test_setup_teardown(test_conformance_queue_received_invisible, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_ack_deletes, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_release, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_hold_extends, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_ack_retried, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_fifo_groups, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_stop, setup, teardown)
+
 int main(void)
 {
     sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
@@ -171,5 +251,7 @@ int main(void)
     failed += cmocka_run_group_tests_name("conformance: fake", fake_tests, NULL, NULL);
     failed +=
         cmocka_run_group_tests_name("conformance: fake, async fetch", fake_async_tests, NULL, NULL);
+    const struct CMUnitTest fq_tests[] = {CONF_QUEUE_TESTS(fq_setup, fq_teardown)};
+    failed += cmocka_run_group_tests_name("conformance: fake queue", fq_tests, NULL, NULL);
     return failed;
 }
