@@ -47,7 +47,7 @@ struct sl_ckpt {
     char *path; /* <dir>/<id>.json */
     char *tmp;  /* <dir>/<id>.json.tmp */
 
-    struct ckpt_table table;
+    struct ckpt_table *table;
 
     /* gen counts changes; durable_gen is the gen of the last successful write; inflight_gen the
      * gen of the snapshot in the pool. Something is pending when gen is past the newest of
@@ -208,7 +208,7 @@ static void ck_check_cb(uv_check_t *h)
         return;
     }
     uint64_t gen = ck->gen;
-    int r = ckpt_json_encode(&ck->table, ck->id, &ck->snap);
+    int r = ckpt_json_encode(ck->table, ck->id, &ck->snap);
     if (r < 0) {
         ck_finish(ck, gen, r, (struct ckpt_file_result){NULL, 0});
         return;
@@ -257,7 +257,7 @@ static int ck_load(struct sl_ckpt *ck, char *errbuf, size_t errlen)
     if (r == SL_ENOTFOUND) {
         r = 0;
     } else if (r == 0) {
-        r = ckpt_json_decode(&ck->table, ck->path, ck->id, b.data ? b.data : "", b.len, errbuf,
+        r = ckpt_json_decode(ck->table, ck->path, ck->id, b.data ? b.data : "", b.len, errbuf,
                              errlen);
     }
     if (r == SL_ENOMEM) {
@@ -269,7 +269,7 @@ static int ck_load(struct sl_ckpt *ck, char *errbuf, size_t errlen)
 
 static void ck_free(struct sl_ckpt *ck)
 {
-    ckpt_table_fini(&ck->table);
+    ckpt_table_free(ck->table);
     sl_buf_fini(&ck->snap);
     sl_free(ck->id);
     sl_free(ck->dir);
@@ -325,6 +325,7 @@ int sl_ckpt_open(uv_loop_t *loop,
     ck->loop = loop;
     ck->fops = ck_default_fileops ? ck_default_fileops : &ckpt_file_sys_ops;
     sl_buf_init(&ck->snap);
+    ck->table = ckpt_table_new();
     ck->id = sl_strdup(mapping_id);
     ck->dir = sl_strdup(abs);
     ck->path = ck_join(abs, "/", mapping_id);
@@ -334,7 +335,7 @@ int sl_ckpt_open(uv_loop_t *loop,
         ck->path = p;
     }
     ck->tmp = ck->path ? ck_join(ck->path, ".tmp", "") : NULL;
-    if (!ck->id || !ck->dir || !ck->path || !ck->tmp) {
+    if (!ck->table || !ck->id || !ck->dir || !ck->path || !ck->tmp) {
         snprintf(errbuf, errlen, "checkpoint: out of memory");
         r = SL_ENOMEM;
         goto fail;
@@ -376,12 +377,12 @@ fail:
 
 bool sl_ckpt_get(const struct sl_ckpt *ck, const char *part_id, struct sl_ckpt_entry *ret_e)
 {
-    const struct ckpt_ent *e = ckpt_table_get(&ck->table, part_id);
-    if (!e) {
+    struct ckpt_row row;
+    if (!ckpt_table_get(ck->table, part_id, &row)) {
         return false;
     }
-    ret_e->pos = e->pos;
-    ret_e->meta = e->meta;
+    ret_e->pos = row.pos;
+    ret_e->meta = row.meta;
     return true;
 }
 
@@ -394,7 +395,7 @@ static void ck_mark_dirty(struct sl_ckpt *ck)
 int sl_ckpt_set(struct sl_ckpt *ck, const char *part_id, const char *pos, const char *meta)
 {
     bool changed;
-    int r = ckpt_table_put(&ck->table, part_id, pos, meta, &changed);
+    int r = ckpt_table_put(ck->table, part_id, pos, meta, &changed);
     if (r < 0) {
         return r;
     }
@@ -406,7 +407,7 @@ int sl_ckpt_set(struct sl_ckpt *ck, const char *part_id, const char *pos, const 
 
 void sl_ckpt_del(struct sl_ckpt *ck, const char *part_id)
 {
-    if (ckpt_table_del(&ck->table, part_id)) {
+    if (ckpt_table_del(ck->table, part_id)) {
         ck_mark_dirty(ck);
     }
 }
@@ -436,7 +437,7 @@ int sl_ckpt_flush_sync(struct sl_ckpt *ck)
         return 0;
     }
     uint64_t gen = ck->gen;
-    int r = ckpt_json_encode(&ck->table, ck->id, &ck->snap);
+    int r = ckpt_json_encode(ck->table, ck->id, &ck->snap);
     if (r < 0) {
         ck_finish(ck, gen, r, (struct ckpt_file_result){NULL, 0});
         return r;

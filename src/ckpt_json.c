@@ -26,8 +26,9 @@ static int ckpt_json_str(struct sl_buf *b, const char *s)
 
 int ckpt_json_encode(struct ckpt_table *t, const char *mapping_id, struct sl_buf *b)
 {
-    const struct ckpt_ent *const *ents;
-    if (ckpt_table_sorted(t, &ents) < 0) {
+    const struct ckpt_row *rows;
+    size_t n;
+    if (ckpt_table_sorted(t, &rows, &n) < 0) {
         return SL_ENOMEM;
     }
     sl_buf_truncate(b, 0);
@@ -35,8 +36,8 @@ int ckpt_json_encode(struct ckpt_table *t, const char *mapping_id, struct sl_buf
         ckpt_json_str(b, mapping_id) < 0 || sl_buf_puts(b, ",\"partitions\":{") < 0) {
         return SL_ENOMEM;
     }
-    for (size_t i = 0; i < t->count; i++) {
-        const struct ckpt_ent *e = ents[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct ckpt_row *e = &rows[i];
         if (sl_buf_puts(b, i ? ",\n" : "\n") < 0 || ckpt_json_str(b, e->part) < 0 ||
             sl_buf_puts(b, ":{\"pos\":") < 0 || ckpt_json_str(b, e->pos) < 0) {
             return SL_ENOMEM;
@@ -114,7 +115,7 @@ int ckpt_json_decode(struct ckpt_table *t,
             what = "has no string \"pos\"";
         } else if (meta && !cJSON_IsString(meta) && !cJSON_IsNull(meta)) {
             what = "has a \"meta\" that is not a string";
-        } else if (ckpt_table_get(t, p->string)) {
+        } else if (ckpt_table_get(t, p->string, &(struct ckpt_row){0})) {
             what = "appears twice";
         }
         if (what) {

@@ -14,6 +14,28 @@
 
 #define CKPT_TABLE_MIN_SLOTS 16
 
+struct ckpt_ent {
+    uint32_t hash;
+    char *part;
+    char *pos;  /* owned; pos_cap bytes */
+    char *meta; /* owned or NULL; meta_cap bytes */
+    size_t pos_cap;
+    size_t meta_cap;
+};
+
+struct ckpt_table {
+    struct ckpt_ent **slots; /* power-of-two table, NULL = empty */
+    size_t nslots;
+    size_t count;
+    struct ckpt_row *rows; /* scratch for ckpt_table_sorted */
+    size_t rows_cap;
+};
+
+struct ckpt_table *ckpt_table_new(void)
+{
+    return sl_calloc(1, sizeof(struct ckpt_table));
+}
+
 static uint32_t ckpt_table_hash(const char *s)
 {
     return (uint32_t)sl_hash_fnv1a(s, strlen(s), SL_HASH_FNV1A_BASIS);
@@ -139,12 +161,15 @@ int ckpt_table_put(
     return 0;
 }
 
-const struct ckpt_ent *ckpt_table_get(const struct ckpt_table *ck, const char *part)
+bool ckpt_table_get(const struct ckpt_table *ck, const char *part, struct ckpt_row *ret_row)
 {
-    if (ck->nslots == 0) {
-        return NULL;
+    const struct ckpt_ent *e =
+        ck->nslots ? ck->slots[ckpt_table_find_slot(ck, part, ckpt_table_hash(part))] : NULL;
+    if (!e) {
+        return false;
     }
-    return ck->slots[ckpt_table_find_slot(ck, part, ckpt_table_hash(part))];
+    *ret_row = (struct ckpt_row){e->part, e->pos, e->meta};
+    return true;
 }
 
 bool ckpt_table_del(struct ckpt_table *ck, const char *part)
@@ -175,43 +200,48 @@ bool ckpt_table_del(struct ckpt_table *ck, const char *part)
     return true;
 }
 
-static int ckpt_ent_cmp(const void *a, const void *b)
+static int ckpt_row_cmp(const void *a, const void *b)
 {
-    const struct ckpt_ent *x = *(const struct ckpt_ent *const *)a;
-    const struct ckpt_ent *y = *(const struct ckpt_ent *const *)b;
+    const struct ckpt_row *x = a;
+    const struct ckpt_row *y = b;
     return strcmp(x->part, y->part);
 }
 
-int ckpt_table_sorted(struct ckpt_table *ck, const struct ckpt_ent *const **ret_ents)
+int ckpt_table_sorted(struct ckpt_table *ck, const struct ckpt_row **ret_rows, size_t *ret_n)
 {
-    if (ck->count > ck->sorted_cap) {
+    if (ck->count > ck->rows_cap) {
         size_t cap = ck->count * 2;
-        const struct ckpt_ent **s = sl_realloc(ck->sorted, cap * sizeof(*s));
-        if (!s) {
+        struct ckpt_row *rows = sl_realloc(ck->rows, cap * sizeof(*rows));
+        if (!rows) {
             return SL_ENOMEM;
         }
-        ck->sorted = s;
-        ck->sorted_cap = cap;
+        ck->rows = rows;
+        ck->rows_cap = cap;
     }
     size_t n = 0;
     for (size_t i = 0; i < ck->nslots; i++) {
-        if (ck->slots[i]) {
-            ck->sorted[n++] = ck->slots[i];
+        const struct ckpt_ent *e = ck->slots[i];
+        if (e) {
+            ck->rows[n++] = (struct ckpt_row){e->part, e->pos, e->meta};
         }
     }
     if (n > 1) {
-        qsort(ck->sorted, n, sizeof(*ck->sorted), ckpt_ent_cmp);
+        qsort(ck->rows, n, sizeof(*ck->rows), ckpt_row_cmp);
     }
-    *ret_ents = ck->sorted;
+    *ret_rows = ck->rows;
+    *ret_n = n;
     return 0;
 }
 
-void ckpt_table_fini(struct ckpt_table *ck)
+void ckpt_table_free(struct ckpt_table *ck)
 {
+    if (!ck) {
+        return;
+    }
     for (size_t i = 0; i < ck->nslots; i++) {
         ckpt_ent_free(ck->slots[i]);
     }
     sl_free(ck->slots);
-    sl_free(ck->sorted);
-    memset(ck, 0, sizeof(*ck));
+    sl_free(ck->rows);
+    sl_free(ck);
 }

@@ -6,40 +6,34 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "err.h"
 
-/* One partition's checkpoint. */
-struct ckpt_ent {
-    uint32_t hash;
-    char *part;
-    char *pos;  /* owned; pos_cap bytes */
-    char *meta; /* owned or NULL; meta_cap bytes */
-    size_t pos_cap;
-    size_t meta_cap;
+/* The table; opaque. */
+struct ckpt_table;
+
+/* One partition's checkpoint as the table shows it, borrowed until the table next changes. */
+struct ckpt_row {
+    const char *part;
+    const char *pos;
+    const char *meta; /* may be NULL */
 };
 
-/* Zeroed is empty. */
-struct ckpt_table {
-    struct ckpt_ent **slots; /* power-of-two table, NULL = empty */
-    size_t nslots;
-    size_t count;
-    const struct ckpt_ent **sorted; /* scratch for ckpt_table_sorted */
-    size_t sorted_cap;
-};
+/* An empty table, or NULL on OOM. */
+struct ckpt_table *ckpt_table_new(void);
+void ckpt_table_free(struct ckpt_table *ck);
 
 /* Inserts or updates part (copying every string). Sets *ret_changed when the stored value
  * differs from before. Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int ckpt_table_put(
     struct ckpt_table *ck, const char *part, const char *pos, const char *meta, bool *ret_changed);
-/* The entry of part (borrowed until the next put or del), or NULL. */
-const struct ckpt_ent *ckpt_table_get(const struct ckpt_table *ck, const char *part);
+/* Returns whether part is there, and fills *ret_row when it is. */
+bool ckpt_table_get(const struct ckpt_table *ck, const char *part, struct ckpt_row *ret_row);
 /* Removes part; returns whether it was there. */
 bool ckpt_table_del(struct ckpt_table *ck, const char *part);
-/* Points *ret_ents at the ck->count entries sorted by partition id (borrowed until the next
- * call or change). Returns 0 or SL_ENOMEM. */
-SL_NODISCARD int ckpt_table_sorted(struct ckpt_table *ck, const struct ckpt_ent *const **ret_ents);
-void ckpt_table_fini(struct ckpt_table *ck);
+/* Points *ret_rows at every partition's row, sorted by partition id, *ret_n of them (borrowed
+ * until the next call or change). Returns 0 or SL_ENOMEM. */
+SL_NODISCARD int
+ckpt_table_sorted(struct ckpt_table *ck, const struct ckpt_row **ret_rows, size_t *ret_n);
 
 #endif
