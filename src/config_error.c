@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config_error.c: the configuration errors and what they list as allowed. It owns adding one
  * error line (the load fails even when memory for the line is gone), splitting an adapter's
- * check() message into lines keyed by JSON path, the list of source schemes and of destinations
- * a build has, and the one error a mapping of an adapter the build left out gets. The lowest
- * layer of the configuration loader: every other config_*.c reports through it, it calls none of
- * them. */
+ * check() message into lines keyed by JSON path, the list of source schemes a build has and of
+ * the destinations it can write (the registry's), and the one error a mapping of an adapter the
+ * build left out gets. The lowest layer of the configuration loader: every other config_*.c
+ * reports through it, it calls none of them. */
 #include "config_int.h"
 
 #include <stdarg.h>
