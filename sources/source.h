@@ -16,7 +16,7 @@
 #include "partition.h"
 #include "sl_adapters.h"
 
-#define SL_SOURCE_ABI 4u
+#define SL_SOURCE_ABI 5u
 
 /* --- The queue model (caps->model SL_DELIVERY_QUEUE; sources/README.md "The queue model") --- */
 
@@ -38,12 +38,13 @@ enum sl_queue_report {
 /* queue_release's visible_in_ms: leave the message to its running visibility timeout. */
 #define SL_QUEUE_KEEP_VISIBILITY (-1)
 
-/* The lease a queue source's record holds: the number the source wrote as its position when
- * it fetched it (records of queue sources are not checkpointed, so their position is free
- * for this). The one place that knows where the lease lives in a record. */
+/* The lease a queue source's record holds: its position, which a queue source writes as one
+ * native 64-bit number (sl_recq_push's pos, pos_len 8) when it fetches it (records of queue
+ * sources are not checkpointed, so their position is free for this). The one place that knows
+ * where the lease lives in a record. */
 static inline uint64_t sl_queue_rec_lease(const struct sl_record *rec)
 {
-    return rec->pos;
+    return sl_recq_pos_u64(NULL, rec, 0); /* 8 bytes: inline, no queue needed */
 }
 
 /* "acked", "ack_failed", "lease_lost". */
@@ -215,13 +216,20 @@ struct sl_source_ops {
                          struct sl_part *part,
                          const struct sl_record *rec,
                          struct sl_buf *out);
-    /* Writes the checkpoint text for "everything up to and including rec is done" into buf.
-     * May be NULL: the registry's default writes rec->next_pos in decimal. */
+    /* Positions are the adapter's bytes (sl_recq_push's pos, read back with sl_recq_pos()):
+     * the core never reads them, so these three are required (no default could know what the
+     * bytes mean; sources/README.md, "Positions").
+     *
+     * Orders two positions of one partition: < 0, 0 or > 0 as a is before, at or after b. */
+    int (*compare_pos)(void *ctx, const void *a, size_t a_len, const void *b, size_t b_len);
+    /* Writes the checkpoint text for "everything up to and including rec is done", NUL
+     * terminated, into buf (len bytes; SL_EINVAL if it does not fit). It is what part->ckpt_pos
+     * holds when the source starts again. */
     int (*format_pos)(
         void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's itemIdentifier in partial batch responses (Kinesis: its sequenceNumber),
-     * written NUL-terminated into buf. May be NULL: the registry's default writes rec->pos in
-     * decimal (so does the core when it fails). */
+     * written NUL-terminated into buf (SL_EINVAL if it does not fit); also how logs and the
+     * retry state of a revoked partition name a record. */
     int (*format_item_id)(
         void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's partition key, which orders records under ParallelizationFactor > 1:

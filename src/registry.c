@@ -5,10 +5,12 @@
  * the adapters a build may leave out and the schemes they would serve, so that a configuration
  * naming one gets "this sluice was built without Kafka" and not "unknown scheme". It hands out
  * each source's ops completed with the defaults of its optional operations (filled once), so the
- * core never tests a slot for NULL. */
+ * core never tests a slot for NULL. Nothing here reads a record's position: positions are the
+ * adapters' bytes, and the operations on them (compare_pos, format_pos, format_item_id) are
+ * required. */
 #include "registry.h"
 
-#include <inttypes.h>
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,24 +66,6 @@ static const char registry_sinks_built[] = SL_SINKS(REGISTRY_NAME);
 #undef REGISTRY_NAME
 
 /* --- the defaults of the optional source operations (what "May be NULL:" in source.h says) --- */
-
-static int source_def_format_pos(
-    void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
-{
-    (void)ctx;
-    (void)part;
-    (void)snprintf(buf, len, "%" PRIu64, rec->next_pos);
-    return 0;
-}
-
-static int source_def_format_item_id(
-    void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
-{
-    (void)ctx;
-    (void)part;
-    (void)snprintf(buf, len, "%" PRIu64, rec->pos);
-    return 0;
-}
 
 static size_t source_def_record_key(void *ctx,
                                     struct sl_part *part,
@@ -270,13 +254,13 @@ const char *sl_queue_report_name(enum sl_queue_report report)
 
 void sl_source_ops_complete(struct sl_source_ops *ops)
 {
+    /* Required: positions are the adapter's bytes, which no default could read. */
+    assert(ops->compare_pos && ops->format_pos && ops->format_item_id);
     if (!ops->caps) {
         ops->caps = &source_def_caps;
     }
     ops->filters = ops->filter_doc != NULL;
     ops->shares_cluster = ops->client_props != NULL;
-    SOURCE_DEFAULT(ops, format_pos);
-    SOURCE_DEFAULT(ops, format_item_id);
     SOURCE_DEFAULT(ops, record_key);
     SOURCE_DEFAULT(ops, filter_doc);
     SOURCE_DEFAULT(ops, encode_batch_info);

@@ -12,6 +12,11 @@
  * checkpoint and the itemIdentifier). eventSource is "sluice:file", eventName
  * "sluice:file:record", eventSourceARN "file://<path>".
  *
+ * About positions: a record's position is two native 64-bit numbers, the byte offset of its
+ * line and of the line after it (file_read.c pushes them): the first is its sequenceNumber and
+ * itemIdentifier, the second its checkpoint (format_pos), so that a restart reads on from the
+ * next line. compare_pos compares the first (sl_recq_pos_compare_u64).
+ *
  * About keys: a record's partitionKey is the key partition_key_field found in its line (stored
  * as the record's meta bytes at fetch time, file_read.c) or else the file's path. */
 #include <inttypes.h>
@@ -62,7 +67,7 @@ static void file_event_rec(const struct file_part *fp,
                            struct file_event_text *t,
                            struct sl_event_kinesis_rec *ret_er)
 {
-    size_t seq_len = sl_enc_u64_digits(t->seq, rec->pos);
+    size_t seq_len = sl_enc_u64_digits(t->seq, file_rec_pos(part, rec, 0));
     t->seq[seq_len] = '\0';
     size_t id_len = sl_enc_u64_digits(t->id, fp->gen);
     t->id[id_len++] = ':';
@@ -113,8 +118,16 @@ int file_format_item_id(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
 {
     (void)vctx;
-    (void)part;
-    int n = snprintf(buf, len, "%" PRIu64, rec->pos);
+    int n = snprintf(buf, len, "%" PRIu64, file_rec_pos(part, rec, 0));
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
+/* The checkpoint after rec: the offset of the line after it. */
+int file_format_pos(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)vctx;
+    int n = snprintf(buf, len, "%" PRIu64, file_rec_pos(part, rec, 1));
     return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
 }
 
@@ -141,8 +154,8 @@ int file_encode_batch_info(void *vctx,
     (void)n_runs;
     struct sl_part *part = runs[0].part;
     char first[SL_ENC_U64_MAX + 1], last[SL_ENC_U64_MAX + 1];
-    first[sl_enc_u64_digits(first, runs[0].first->pos)] = '\0';
-    last[sl_enc_u64_digits(last, runs[0].last->pos)] = '\0';
+    first[sl_enc_u64_digits(first, file_rec_pos(part, runs[0].first, 0))] = '\0';
+    last[sl_enc_u64_digits(last, file_rec_pos(part, runs[0].last, 0))] = '\0';
     struct sl_buf arn;
     sl_buf_init(&arn);
     int r = sl_buf_printf(&arn, FILE_SCHEME "%s", part->name);

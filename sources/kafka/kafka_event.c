@@ -110,7 +110,7 @@ int kafka_encode_record(void *vctx,
     kafka_record_meta_read(part, rec, &m);
     size_t start = out->len;
     int r = sl_buf_append(out, kp->rec_head, kp->rec_head_len);
-    r = r < 0 ? r : sl_enc_u64(out, rec->pos);
+    r = r < 0 ? r : sl_enc_u64(out, kafka_rec_offset(part, rec));
     r = r < 0 ? r : sl_buf_puts(out, m.ts < 0 ? ",\"timestamp\":-" : ",\"timestamp\":");
     r = r < 0 ? r : sl_enc_u64(out, m.ts < 0 ? 0 - (uint64_t)m.ts : (uint64_t)m.ts);
     r = r < 0 ? r : sl_buf_puts(out, kafka_tstype_field(m.tstype));
@@ -149,7 +149,18 @@ int kafka_format_item_id(
 {
     (void)vctx;
     const struct kafka_part *kp = part->src;
-    int n = snprintf(buf, len, "%s-%" PRId32 "-%" PRIu64, kp->topic, kp->partition, rec->pos);
+    int n = snprintf(buf, len, "%s-%" PRId32 "-%" PRIu64, kp->topic, kp->partition,
+                     kafka_rec_offset(part, rec));
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
+/* The checkpoint text after rec: the next offset, as Kafka commits it. Kafka keeps its own
+ * positions (keeps_positions), so this names a position only in logs and tests. */
+int kafka_format_pos(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)vctx;
+    int n = snprintf(buf, len, "%" PRIu64, kafka_rec_offset(part, rec) + 1);
     return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
 }
 
@@ -181,7 +192,7 @@ cJSON *kafka_filter_doc(void *vctx, struct sl_part *part, const struct sl_record
     cJSON *doc = cJSON_CreateObject();
     if (!doc || !cJSON_AddStringToObject(doc, "topic", kp->topic) ||
         !cJSON_AddNumberToObject(doc, "partition", kp->partition) ||
-        !cJSON_AddNumberToObject(doc, "offset", (double)rec->pos) ||
+        !cJSON_AddNumberToObject(doc, "offset", (double)kafka_rec_offset(part, rec)) ||
         !cJSON_AddNumberToObject(doc, "timestamp", (double)m.ts) ||
         !cJSON_AddStringToObject(doc, "timestampType", kafka_tstype_name(m.tstype))) {
         goto fail;
@@ -253,8 +264,9 @@ int kafka_encode_batch_info(void *vctx,
         n += run->n;
         for (size_t i = 0; i < count; i++) {
             const struct sl_record *rec = sl_recq_at(&run->part->q, i);
-            if (rec->pos >= run->first->pos && rec->pos <= run->last->pos &&
-                !(rec->flags & SL_REC_FILTERED)) {
+            uint64_t off = kafka_rec_offset(run->part, rec);
+            if (off >= kafka_rec_offset(run->part, run->first) &&
+                off <= kafka_rec_offset(run->part, run->last) && !(rec->flags & SL_REC_FILTERED)) {
                 payload += rec->len + rec->meta_len;
             }
         }
@@ -276,7 +288,8 @@ int kafka_encode_batch_info(void *vctx,
                                   ":{\"firstRecordOffset\":\"%" PRIu64
                                   "\",\"lastRecordOffset\":\"%" PRIu64
                                   "\",\"firstRecordTimestamp\":\"",
-                                  run->first->pos, run->last->pos);
+                                  kafka_rec_offset(run->part, run->first),
+                                  kafka_rec_offset(run->part, run->last));
         r = r < 0 ? r : sl_enc_iso8601_ms(out, run->first->arrival_ms);
         r = r < 0 ? r : sl_buf_puts(out, "\",\"lastRecordTimestamp\":\"");
         r = r < 0 ? r : sl_enc_iso8601_ms(out, run->last->arrival_ms);
@@ -297,7 +310,6 @@ int kafka_encode_record_info(void *vctx,
                              const struct sl_record *rec,
                              struct sl_buf *out)
 {
-    (void)part;
     struct kafka_ctx *ctx = vctx;
     size_t start = out->len;
     int r = sl_buf_puts(out, "\"KafkaBatchInfo\":{\"batchSize\":1");
@@ -311,7 +323,7 @@ int kafka_encode_record_info(void *vctx,
               : sl_buf_printf(out,
                               ",\"payloadSize\":%" PRIu32 ",\"recordInfo\":{\"offset\":\"%" PRIu64
                               "\",\"timestamp\":\"",
-                              rec->len + rec->meta_len, rec->pos);
+                              rec->len + rec->meta_len, kafka_rec_offset(part, rec));
     r = r < 0 ? r : sl_enc_iso8601_ms(out, rec->arrival_ms);
     r = r < 0 ? r : sl_buf_puts(out, "\"}}");
     if (r < 0) {

@@ -313,6 +313,14 @@ int kafka_encode_record(void *vctx,
                         struct sl_buf *out);
 int kafka_format_item_id(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
+int kafka_format_pos(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
+
+/* A record's offset: its position is that one native 64-bit number (kafka_record.c). */
+static inline uint64_t kafka_rec_offset(const struct sl_part *part, const struct sl_record *rec)
+{
+    return sl_recq_pos_u64(&part->q, rec, 0);
+}
 size_t kafka_record_key(void *vctx,
                         struct sl_part *part,
                         const struct sl_record *rec,

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "batcher.h"
+#include "helpers.h"
 #include "partition.h"
 #include "source.h"
 
@@ -43,8 +44,8 @@ static struct sl_part *make_part(int n, const char *data)
     struct sl_part *part = sl_part_new("p", "p");
     assert_non_null(part);
     for (int i = 0; i < n; i++) {
-        assert_int_equal(sl_recq_push(&part->q, data, (uint32_t)strlen(data), NULL, 0,
-                                      (uint64_t)i * 10, (uint64_t)i * 10 + 10, 0, 0),
+        assert_int_equal(test_push(&part->q, data, (uint32_t)strlen(data), NULL, 0,
+                                   (uint64_t)i * 10, (uint64_t)i * 10 + 10, 0, 0),
                          0);
     }
     return part;
@@ -157,8 +158,8 @@ static void test_batcher_stops_before_oversize_record(void **state)
     (void)state;
     struct sl_batch_limits lim = {.max_records = 100, .max_bytes = 6291456, .window_ms = 0};
     struct sl_part *part = make_part(2, "ok");
-    assert_int_equal(sl_recq_push(&part->q, NULL, 0, NULL, 0, 20, 5000020, 0, SL_REC_OVERSIZE), 0);
-    assert_int_equal(sl_recq_push(&part->q, "after", 5, NULL, 0, 5000020, 5000026, 0, 0), 0);
+    assert_int_equal(test_push(&part->q, NULL, 0, NULL, 0, 20, 5000020, 0, SL_REC_OVERSIZE), 0);
+    assert_int_equal(test_push(&part->q, "after", 5, NULL, 0, 5000020, 5000026, 0, 0), 0);
     struct sl_buf body;
     sl_buf_init(&body);
     size_t n = 0;
@@ -200,7 +201,7 @@ static void test_batcher_spans_partitions(void **state)
     struct sl_part *a = make_part(2, "a");
     struct sl_part *b = sl_part_new("q", "q");
     assert_non_null(b);
-    assert_int_equal(sl_recq_push(&b->q, "b", 1, NULL, 0, 0, 1, 0, 0), 0);
+    assert_int_equal(test_push(&b->q, "b", 1, NULL, 0, 0, 1, 0, 0), 0);
     struct sl_batch_ref refs[] = {
         {a, sl_recq_at(&a->q, 0)},
         {a, sl_recq_at(&a->q, 1)},

@@ -15,14 +15,20 @@
 #include "partition.h"
 #include "source.h"
 
+/* A record outside any queue whose position (the fake's own: one byte) is v. */
+#define REC_AT(v)                          \
+    {                                      \
+        .pos_len = 1, .pos_inline = {(v) } \
+    }
+
 static int
 fake_batch_info(void *ctx, const struct sl_batch_run *runs, size_t n_runs, struct sl_buf *out)
 {
     (void)ctx;
     assert_int_equal(n_runs, 1);
     return sl_buf_printf(out, "\"KinesisBatchInfo\":{\"start\":%llu,\"end\":%llu,\"n\":%zu}",
-                         (unsigned long long)runs[0].first->pos,
-                         (unsigned long long)runs[0].last->pos, runs[0].n);
+                         (unsigned long long)sl_recq_pos(NULL, runs[0].first)[0],
+                         (unsigned long long)sl_recq_pos(NULL, runs[0].last)[0], runs[0].n);
 }
 
 static const struct sl_source_ops fake_ops = {
@@ -34,8 +40,8 @@ static const struct sl_source_ops fake_ops = {
 static void test_failrec_retries_exhausted_with_payload(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 10};
-    struct sl_record b = {.pos = 30};
+    struct sl_record a = REC_AT(10);
+    struct sl_record b = REC_AT(30);
     struct sl_failrec f = {
         .condition = SL_FAILREC_RETRIES_EXHAUSTED,
         .function_arn = "arn:aws:lambda:us-east-1:000000000000:function:f",
@@ -68,7 +74,7 @@ static void test_failrec_retries_exhausted_with_payload(void **state)
 static void test_failrec_partial_exhaustion_has_null_function_error(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 5};
+    struct sl_record a = REC_AT(5);
     struct sl_failrec f = {
         .condition = SL_FAILREC_RETRIES_EXHAUSTED,
         .function_arn = "fn",
@@ -92,7 +98,7 @@ static void test_failrec_partial_exhaustion_has_null_function_error(void **state
 static void test_failrec_record_age_has_no_response_context(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 5};
+    struct sl_record a = REC_AT(5);
     struct sl_failrec f = {
         .condition = SL_FAILREC_RECORD_AGE,
         .function_arn = "fn",
@@ -113,7 +119,7 @@ static void test_failrec_record_age_has_no_response_context(void **state)
 static void test_failrec_payload_too_large_has_null_response(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 5};
+    struct sl_record a = REC_AT(5);
     struct sl_failrec f = {
         .condition = SL_FAILREC_PAYLOAD_TOO_LARGE,
         .function_arn = "fn",

@@ -236,10 +236,12 @@ static void take_records(struct fx *f, struct sl_part *part)
         if (rec->flags & SL_REC_OVERSIZE) {
             assert_int_equal(rec->len, 0);
             snprintf(f->text + used, sizeof(f->text) - used, "%llu-%llu:!;",
-                     (unsigned long long)rec->pos, (unsigned long long)rec->next_pos);
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 0),
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 1));
         } else {
             snprintf(f->text + used, sizeof(f->text) - used, "%llu-%llu:%.*s;",
-                     (unsigned long long)rec->pos, (unsigned long long)rec->next_pos, (int)rec->len,
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 0),
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 1), (int)rec->len,
                      sl_recq_data(&part->q, rec));
         }
     }
@@ -784,7 +786,7 @@ static void test_file_fetch_limits(void **state)
     part = f->owner.parts[0];
     assert_int_equal(f->ops->fetch(f->ctx, part, 100, 15), 2);
     assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 3);
-    assert_int_equal(sl_recq_at(&part->q, 4)->next_pos, 50);
+    assert_int_equal(sl_recq_pos_u64(&part->q, sl_recq_at(&part->q, 4), 1), 50);
 }
 
 static void test_file_check_and_init_errors(void **state)
@@ -1104,6 +1106,15 @@ static void test_file_format_item_id(void **state)
     assert_non_null(strstr(event_of(f, part, 2), "\"sequenceNumber\":\"13\""));
     assert_int_equal(f->ops->format_item_id(f->ctx, part, sl_recq_at(&part->q, 2), buf, 2),
                      SL_EINVAL);
+    /* the checkpoint after a record is the next line's offset; positions order by offset */
+    assert_int_equal(f->ops->format_pos(f->ctx, part, sl_recq_at(&part->q, 1), buf, 32), 0);
+    assert_string_equal(buf, "13");
+    assert_int_equal(f->ops->format_pos(f->ctx, part, sl_recq_at(&part->q, 2), buf, 32), 0);
+    assert_string_equal(buf, "15");
+    assert_int_equal(f->ops->format_pos(f->ctx, part, sl_recq_at(&part->q, 2), buf, 2), SL_EINVAL);
+    const struct sl_record *a = sl_recq_at(&part->q, 0), *b = sl_recq_at(&part->q, 1);
+    assert_true(f->ops->compare_pos(f->ctx, sl_recq_pos(&part->q, a), a->pos_len,
+                                    sl_recq_pos(&part->q, b), b->pos_len) < 0);
 }
 
 static void test_file_encode_batch_info(void **state)
@@ -1173,6 +1184,8 @@ static void test_file_ops_shape(void **state)
     assert_int_equal(ops->caps->batch_size_max, 10000);
     assert_true(ops->caps->starting_position_required);
     assert_non_null(ops->format_item_id);
+    assert_non_null(ops->format_pos);
+    assert_non_null(ops->compare_pos);
     assert_non_null(ops->record_key);
     assert_non_null(ops->filter_doc);
     assert_non_null(ops->encode_batch_info);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -127,9 +128,11 @@ static void test_registry_sources_are_completed(void **state)
         assert_non_null(all[i]->fetch);
         assert_non_null(all[i]->encode_record);
         assert_non_null(all[i]->fini);
+        /* positions are the adapter's bytes: the operations on them are its own */
+        assert_non_null(given->compare_pos);
+        assert_non_null(given->format_pos);
+        assert_non_null(given->format_item_id);
         /* optional: filled when absent */
-        SLOT_KEPT_OR_FILLED(format_pos);
-        SLOT_KEPT_OR_FILLED(format_item_id);
         SLOT_KEPT_OR_FILLED(record_key);
         SLOT_KEPT_OR_FILLED(filter_doc);
         SLOT_KEPT_OR_FILLED(filter_payload_fields);
@@ -178,11 +181,35 @@ static void test_registry_sources_are_completed(void **state)
 
 #undef SLOT_KEPT_OR_FILLED
 
+/* The required position operations of a bare source (one byte; never called here). */
+static int bare_compare_pos(void *ctx, const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    (void)ctx;
+    (void)a_len;
+    (void)b_len;
+    return memcmp(a, b, 1);
+}
+
+static int
+bare_format_pos(void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    (void)part;
+    return snprintf(buf, len, "%u", sl_recq_pos(NULL, rec)[0]) < (int)len ? 0 : SL_EINVAL;
+}
+
 /* The defaults do what the core did when a slot was NULL. */
 static void test_registry_defaults_behave_as_absent(void **state)
 {
     (void)state;
-    struct sl_source_ops ops = {.abi = SL_SOURCE_ABI, .name = "bare", .scheme = "bare://"};
+    struct sl_source_ops ops = {
+        .abi = SL_SOURCE_ABI,
+        .name = "bare",
+        .scheme = "bare://",
+        .compare_pos = bare_compare_pos,
+        .format_pos = bare_format_pos,
+        .format_item_id = bare_format_pos,
+    };
     sl_source_ops_complete(&ops);
     /* caps: a stream with AWS's stream defaults */
     assert_non_null(ops.caps);
@@ -193,18 +220,9 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_string_equal(sl_lag_unit_name(SL_LAG_BYTES), "bytes");
     assert_string_equal(sl_lag_unit_name(SL_LAG_MS), "ms");
     struct sl_part part = {.name = "p-0"};
-    struct sl_record a = {.pos = 7, .next_pos = 8};
-    struct sl_record b = {.pos = 9, .next_pos = 18446744073709551615ULL};
-    char buf[64];
+    struct sl_record a = {.pos_len = 1, .pos_inline = {7}};
+    struct sl_record b = {.pos_len = 1, .pos_inline = {9}};
 
-    /* format_pos: rec->next_pos in decimal */
-    assert_int_equal(ops.format_pos(NULL, &part, &a, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "8");
-    assert_int_equal(ops.format_pos(NULL, &part, &b, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "18446744073709551615");
-    /* format_item_id: rec->pos in decimal */
-    assert_int_equal(ops.format_item_id(NULL, &part, &a, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "7");
     /* record_key: one (empty) key for all, so a per-record destination writes a null key */
     const char *key = "x";
     assert_int_equal(ops.record_key(NULL, &part, &a, &key), 0);
@@ -250,6 +268,7 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_null(strstr(why, "pw"));
     /* only strings identify records */
     cJSON *id = cJSON_Parse("{\"partition\":\"t-0\",\"offset\":5}");
+    char buf[64];
     assert_null(ops.read_item_id(id, buf, sizeof(buf)));
     cJSON_Delete(id);
     /* queue model (never called for a stream): an acknowledgement is refused, not dropped; a
@@ -259,7 +278,11 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_int_equal(ops.queue_release(NULL, &part, leases, 2, SL_QUEUE_KEEP_VISIBILITY), 0);
     assert_int_equal(ops.queue_hold(NULL, &part, leases, 2, 1000), 0);
     assert_true(ops.queue_idle(NULL));
-    assert_int_equal(sl_queue_rec_lease(&a), 7);
+    /* a queue record's lease is its 8-byte position */
+    struct sl_record q = {.pos_len = sizeof(uint64_t)};
+    const uint64_t lease = 7;
+    memcpy(q.pos_inline, &lease, sizeof(lease));
+    assert_int_equal(sl_queue_rec_lease(&q), 7);
     assert_string_equal(sl_queue_report_name(SL_QUEUE_ACKED), "acked");
     assert_string_equal(sl_queue_report_name(SL_QUEUE_ACK_FAILED), "ack_failed");
     assert_string_equal(sl_queue_report_name(SL_QUEUE_LEASE_LOST), "lease_lost");
