@@ -7,6 +7,11 @@
  * queue onto the shared event's record. It must not read files nor touch the mapping. Loop
  * thread only.
  *
+ * The shape's KinesisBatchInfo (event_kinesis.c) finds what it needs here: the template as
+ * part->event (its arn "file://<path>" is the streamArn), the path as the partition's name
+ * (the shardId), and file_format_item_id for sequence numbers. A file's batches never span
+ * files.
+ *
  * About event ids: a record's eventID is "<path>:<generation>:<offset>" (the template holds
  * "<path>:"; file_head.c says what a generation is), its sequenceNumber the offset alone (the
  * checkpoint and the itemIdentifier). eventSource is "sluice:file", eventName
@@ -141,36 +146,4 @@ cJSON *file_filter_doc(void *vctx, struct sl_part *part, const struct sl_record 
     struct sl_event_kinesis_rec er;
     file_event_rec(fp, part, rec, &t, &er);
     return sl_event_kinesis_filter_doc(&fp->tmpl, &er);
-}
-
-/* KinesisBatchInfo with the file's path as shardId and "file://<path>" as streamArn. A file's
- * batches never span files: one run. */
-int file_encode_batch_info(void *vctx,
-                           const struct sl_batch_run *runs,
-                           size_t n_runs,
-                           struct sl_buf *out)
-{
-    (void)vctx;
-    (void)n_runs;
-    struct sl_part *part = runs[0].part;
-    char first[SL_ENC_U64_MAX + 1], last[SL_ENC_U64_MAX + 1];
-    first[sl_enc_u64_digits(first, file_rec_pos(part, runs[0].first, 0))] = '\0';
-    last[sl_enc_u64_digits(last, file_rec_pos(part, runs[0].last, 0))] = '\0';
-    struct sl_buf arn;
-    sl_buf_init(&arn);
-    int r = sl_buf_printf(&arn, FILE_SCHEME "%s", part->name);
-    if (r == 0) {
-        const struct sl_event_kinesis_batch bi = {
-            .shard_id = part->name,
-            .first_seq = first,
-            .last_seq = last,
-            .first_ms = runs[0].first->arrival_ms,
-            .last_ms = runs[0].last->arrival_ms,
-            .n = runs[0].n,
-            .stream_arn = arn.data,
-        };
-        r = sl_event_kinesis_batch_info(&bi, out);
-    }
-    sl_buf_fini(&arn);
-    return r;
 }

@@ -223,9 +223,5 @@ file_rec_pos(const struct sl_part *part, const struct sl_record *rec, size_t i)
     return sl_recq_pos_u64(&part->q, rec, i);
 }
 cJSON *file_filter_doc(void *vctx, struct sl_part *part, const struct sl_record *rec);
-int file_encode_batch_info(void *vctx,
-                           const struct sl_batch_run *runs,
-                           size_t n_runs,
-                           struct sl_buf *out);
 
 #endif

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kafka_event.c: the event the function receives, built from a record's meta: the
- * encode_* operations, itemIdentifier, the record key, the filter document and KafkaBatchInfo.
+/* kafka_event.c: the event the function receives, built from a record's meta: Kafka's event
+ * shape (kafka_event_format: the per-partition opening, the separator between partitions,
+ * KafkaBatchInfo, the filter's payload fields), encode_record, itemIdentifier, the record key
+ * and the filter document. The shape lives here rather than beside event_kinesis.c because
+ * every member needs Kafka's own state (bootstrap servers, MSK's ARN, offsets).
  * Pure formatting of what kafka_record.c stored, kept apart so that the exact bytes AWS sends
  * are in one place (tests/unit/test_kafka.c checks them).
  *
@@ -20,23 +23,35 @@
 #include "json.h"
 #include "kafka_int.h"
 
-int kafka_encode_open(void *vctx, struct sl_part *part, struct sl_buf *out)
+int kafka_encode_open(const struct sl_source_ops *ops,
+                      void *vctx,
+                      struct sl_part *part,
+                      struct sl_buf *out)
 {
+    (void)ops;
     (void)vctx;
     const struct kafka_part *kp = part->src;
     return sl_buf_append(out, kp->open, kp->open_len);
 }
 
-int kafka_encode_close(void *vctx, struct sl_part *part, struct sl_buf *out)
+int kafka_encode_close(const struct sl_source_ops *ops,
+                       void *vctx,
+                       struct sl_part *part,
+                       struct sl_buf *out)
 {
+    (void)ops;
     (void)vctx;
     (void)part;
     return sl_buf_puts(out, "]}}");
 }
 
 /* A batch goes on with part's records: ],"<topic>-<p>":[ */
-int kafka_encode_next_part(void *vctx, struct sl_part *part, struct sl_buf *out)
+int kafka_encode_next_part(const struct sl_source_ops *ops,
+                           void *vctx,
+                           struct sl_part *part,
+                           struct sl_buf *out)
 {
+    (void)ops;
     (void)vctx;
     int r = sl_buf_puts(out, "],");
     r = r < 0 ? r : sl_enc_json_str(out, part->id, strlen(part->id));
@@ -249,11 +264,13 @@ fail:
  * "firstRecordTimestamp":"<ISO 8601>","lastRecordTimestamp":"<ISO 8601>"},...}} (esm.md §4.4),
  * one recordsInfo member per partition of the batch. payloadSize: the value and key bytes of
  * the records the runs cover. */
-int kafka_encode_batch_info(void *vctx,
+int kafka_encode_batch_info(const struct sl_source_ops *ops,
+                            void *vctx,
                             const struct sl_batch_run *runs,
                             size_t n_runs,
                             struct sl_buf *out)
 {
+    (void)ops;
     struct kafka_ctx *ctx = vctx;
     size_t start = out->len;
     uint64_t payload = 0;
@@ -305,11 +322,13 @@ int kafka_encode_batch_info(void *vctx,
 /* AWS's KafkaBatchInfo for the kafka:// destination, one record per message:
  * {"batchSize":1,["eventSourceArn",]"bootstrapServers","payloadSize","recordInfo":{"offset",
  * "timestamp"}}, the offset as a string as in recordsInfo. */
-int kafka_encode_record_info(void *vctx,
+int kafka_encode_record_info(const struct sl_source_ops *ops,
+                             void *vctx,
                              struct sl_part *part,
                              const struct sl_record *rec,
                              struct sl_buf *out)
 {
+    (void)ops;
     struct kafka_ctx *ctx = vctx;
     size_t start = out->len;
     int r = sl_buf_puts(out, "\"KafkaBatchInfo\":{\"batchSize\":1");
@@ -331,3 +350,17 @@ int kafka_encode_record_info(void *vctx,
     }
     return r;
 }
+
+const struct sl_event_format kafka_event_format = {
+    .name = "kafka",
+    .open = "{\"records\":{\"\":[",
+    .sep = ",",
+    .close = "]}}",
+    .encode_open = kafka_encode_open,
+    .encode_close = kafka_encode_close,
+    .encode_next_part = kafka_encode_next_part,
+    .encode_batch_info = kafka_encode_batch_info,
+    .encode_record_info = kafka_encode_record_info,
+    .filter_payload_fields = (const char *const[]){"key", "value", NULL},
+    .filter_payload_mismatch_ignored = true,
+};

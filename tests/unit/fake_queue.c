@@ -517,17 +517,23 @@ static const struct sl_source_caps fq_caps = {
     .lag_unit = SL_LAG_RECORDS,
 };
 
+/* Its event shape: SQS-like wrapping, the payload under "body", the registry's BatchInfo. */
+static const struct sl_event_format fq_event = {
+    .name = "fakeq",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .filter_payload_fields = (const char *const[]){"body", NULL},
+};
+
 const struct sl_source_ops fake_queue_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "fakeq",
     .scheme = FAKE_QUEUE_SCHEME,
     .opts = fq_opts,
     .ctx_size = sizeof(struct fake_queue_ctx),
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
+    .event = &fq_event,
     .caps = &fq_caps,
-    .filter_payload_fields = (const char *const[]){"body", NULL},
     .check = fq_check,
     .init = fq_init,
     .start = fq_start,

@@ -276,6 +276,15 @@ static const struct sl_opt fake_opts[] = {
     {0},
 };
 
+/* Its event shape: Kinesis-like wrapping and filter rule, the registry's generic BatchInfo. */
+static const struct sl_event_format fake_event = {
+    .name = "fake",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .filter_payload_fields = (const char *const[]){"data", NULL},
+};
+
 /* No caps: the registry's default, a stream with AWS's stream defaults (BatchSize 100, at most
  * 10000, StartingPosition required). */
 const struct sl_source_ops fake_stream_ops = {
@@ -284,10 +293,7 @@ const struct sl_source_ops fake_stream_ops = {
     .scheme = FAKE_STREAM_SCHEME,
     .opts = fake_opts,
     .ctx_size = sizeof(struct fake_ctx),
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
-    .filter_payload_fields = (const char *const[]){"data", NULL},
+    .event = &fake_event,
     .check = fake_check,
     .init = fake_init,
     .start = fake_start,

@@ -30,13 +30,20 @@ fake_encode(void *ctx, struct sl_part *part, const struct sl_record *rec, struct
     return 0;
 }
 
+/* The fakes' event shapes, completed with the defaults in main() as the registry does. */
+static struct sl_event_format fake_event = {
+    .name = "fake",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+};
+
 static const struct sl_source_ops fake_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "fake",
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
+    .event = &fake_event,
     .encode_record = fake_encode,
+    .caps = &(const struct sl_source_caps){.batch_spans_partitions = false},
 };
 
 static struct sl_part *make_part(int n, const char *data)
@@ -67,21 +74,28 @@ build(const struct sl_batch_limits *lim, struct sl_part *part, struct sl_buf *bo
 }
 
 /* A source whose batches span partitions: the next partition's records follow "|<id>|". */
-static int fake_next_part(void *ctx, struct sl_part *part, struct sl_buf *out)
+static int
+fake_next_part(const struct sl_source_ops *ops, void *ctx, struct sl_part *part, struct sl_buf *out)
 {
+    (void)ops;
     (void)ctx;
     return sl_buf_printf(out, "|%s|", part->id);
 }
 
+static struct sl_event_format spanning_event = {
+    .name = "spanning",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .encode_next_part = fake_next_part,
+};
+
 static const struct sl_source_ops spanning_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "spanning",
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
+    .event = &spanning_event,
     .encode_record = fake_encode,
     .caps = &(const struct sl_source_caps){.batch_spans_partitions = true},
-    .encode_next_part = fake_next_part,
 };
 
 static void test_batcher_due_on_count_window_and_bytes(void **state)
@@ -232,6 +246,8 @@ static void test_batcher_spans_partitions(void **state)
 
 int main(void)
 {
+    sl_event_format_complete(&fake_event);
+    sl_event_format_complete(&spanning_event);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batcher_due_on_count_window_and_bytes),
         cmocka_unit_test(test_batcher_build_stops_at_batch_size),

@@ -24,6 +24,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "config.h"
+#include "event_kinesis.h"
 #include "helpers.h"
 #include "log.h"
 #include "partition.h"
@@ -1139,13 +1140,13 @@ static void test_file_encode_batch_info(void **state)
     sl_buf_init(&b);
     assert_int_equal(sl_buf_puts(&b, "{"), 0);
     struct sl_batch_run run = {part, sl_recq_at(&part->q, 0), sl_recq_at(&part->q, 2), 3};
-    assert_int_equal(f->ops->encode_batch_info(f->ctx, &run, 1, &b), 0);
+    assert_int_equal(f->ops->event->encode_batch_info(f->ops, f->ctx, &run, 1, &b), 0);
     assert_int_equal(b.data[0], '{');
     assert_string_equal(b.data + 1, want);
     /* one record: first == last, its read time */
     sl_buf_truncate(&b, 0);
     run = (struct sl_batch_run){part, sl_recq_at(&part->q, 1), sl_recq_at(&part->q, 1), 1};
-    assert_int_equal(f->ops->encode_batch_info(f->ctx, &run, 1, &b), 0);
+    assert_int_equal(f->ops->event->encode_batch_info(f->ops, f->ctx, &run, 1, &b), 0);
     snprintf(want, sizeof(want),
              "\"KinesisBatchInfo\":{\"shardId\":\"%s\",\"startSequenceNumber\":\"33\","
              "\"endSequenceNumber\":\"33\","
@@ -1179,7 +1180,8 @@ static void test_file_ops_shape(void **state)
     assert_int_equal(ops->abi, SL_SOURCE_ABI);
     assert_string_equal(ops->name, "file");
     assert_string_equal(ops->scheme, "file://");
-    assert_string_equal(ops->event_open, "{\"Records\":[");
+    assert_ptr_equal(ops->event, &sl_event_kinesis);
+    assert_string_equal(ops->event->open, "{\"Records\":[");
     assert_int_equal(ops->caps->batch_size_default, 100);
     assert_int_equal(ops->caps->batch_size_max, 10000);
     assert_true(ops->caps->starting_position_required);
@@ -1188,7 +1190,7 @@ static void test_file_ops_shape(void **state)
     assert_non_null(ops->compare_pos);
     assert_non_null(ops->record_key);
     assert_non_null(ops->filter_doc);
-    assert_non_null(ops->encode_batch_info);
+    assert_non_null(ops->event->encode_batch_info);
     size_t n = 0;
     for (const struct sl_opt *o = ops->opts; o->name; o++) {
         n++;

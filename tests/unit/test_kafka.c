@@ -243,14 +243,14 @@ static char *event_of(struct fx *f, struct kafka_part *kp)
 {
     struct sl_buf b;
     sl_buf_init(&b);
-    assert_int_equal(kafka_encode_open(f->ctx, kp->part, &b), 0);
+    assert_int_equal(kafka_encode_open(&sl_source_kafka, f->ctx, kp->part, &b), 0);
     for (size_t i = 0; i < sl_recq_count(&kp->part->q); i++) {
         if (i) {
             assert_int_equal(sl_buf_puts(&b, ","), 0);
         }
         assert_int_equal(kafka_encode_record(f->ctx, kp->part, sl_recq_at(&kp->part->q, i), &b), 0);
     }
-    assert_int_equal(kafka_encode_close(f->ctx, kp->part, &b), 0);
+    assert_int_equal(kafka_encode_close(&sl_source_kafka, f->ctx, kp->part, &b), 0);
     return sl_buf_steal(&b);
 }
 
@@ -268,13 +268,13 @@ static void test_kafka_batch_spans_partitions(void **state)
     assert_true(sl_source_kafka.caps->batch_spans_partitions);
     struct sl_buf ev;
     sl_buf_init(&ev);
-    assert_int_equal(kafka_encode_open(f->ctx, a->part, &ev), 0);
+    assert_int_equal(kafka_encode_open(&sl_source_kafka, f->ctx, a->part, &ev), 0);
     assert_int_equal(kafka_encode_record(f->ctx, a->part, sl_recq_at(&a->part->q, 0), &ev), 0);
     assert_int_equal(sl_buf_puts(&ev, ","), 0);
     assert_int_equal(kafka_encode_record(f->ctx, a->part, sl_recq_at(&a->part->q, 1), &ev), 0);
-    assert_int_equal(kafka_encode_next_part(f->ctx, b->part, &ev), 0);
+    assert_int_equal(kafka_encode_next_part(&sl_source_kafka, f->ctx, b->part, &ev), 0);
     assert_int_equal(kafka_encode_record(f->ctx, b->part, sl_recq_at(&b->part->q, 0), &ev), 0);
-    assert_int_equal(kafka_encode_close(f->ctx, b->part, &ev), 0);
+    assert_int_equal(kafka_encode_close(&sl_source_kafka, f->ctx, b->part, &ev), 0);
     cJSON *doc = cJSON_ParseWithLength(ev.data, ev.len);
     assert_non_null(doc);
     const cJSON *recs = cJSON_GetObjectItemCaseSensitive(doc, "records");
@@ -295,7 +295,7 @@ static void test_kafka_batch_spans_partitions(void **state)
     };
     sl_buf_truncate(&ev, 0);
     assert_int_equal(sl_buf_puts(&ev, "{"), 0);
-    assert_int_equal(kafka_encode_batch_info(f->ctx, runs, 2, &ev), 0);
+    assert_int_equal(kafka_encode_batch_info(&sl_source_kafka, f->ctx, runs, 2, &ev), 0);
     assert_int_equal(sl_buf_puts(&ev, "}"), 0);
     doc = cJSON_ParseWithLength(ev.data, ev.len);
     assert_non_null(doc);
@@ -448,7 +448,7 @@ static void test_kafka_item_id_filter_doc_batch_info(void **state)
     sl_buf_init(&b);
     struct sl_batch_run run = {kp->part, sl_recq_at(&kp->part->q, 0), sl_recq_at(&kp->part->q, 1),
                                2};
-    assert_int_equal(kafka_encode_batch_info(f->ctx, &run, 1, &b), 0);
+    assert_int_equal(kafka_encode_batch_info(&sl_source_kafka, f->ctx, &run, 1, &b), 0);
     char expect[1024];
     size_t payload = sl_recq_at(&kp->part->q, 0)->len + sl_recq_at(&kp->part->q, 0)->meta_len +
                      sl_recq_at(&kp->part->q, 1)->len + sl_recq_at(&kp->part->q, 1)->meta_len;
@@ -465,7 +465,8 @@ static void test_kafka_item_id_filter_doc_batch_info(void **state)
 
     /* The kafka:// destination's form: one record, "recordInfo". */
     sl_buf_truncate(&b, 0);
-    assert_int_equal(kafka_encode_record_info(f->ctx, kp->part, sl_recq_at(&kp->part->q, 1), &b),
+    assert_int_equal(kafka_encode_record_info(&sl_source_kafka, f->ctx, kp->part,
+                                              sl_recq_at(&kp->part->q, 1), &b),
                      0);
     snprintf(expect, sizeof(expect),
              "\"KafkaBatchInfo\":{\"batchSize\":1,\"bootstrapServers\":\"b1:9092,b2:9092\","
