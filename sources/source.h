@@ -12,11 +12,12 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "event.h"
 #include "opt.h"
 #include "partition.h"
 #include "sl_adapters.h"
 
-#define SL_SOURCE_ABI 4u
+#define SL_SOURCE_ABI 5u
 
 /* --- The queue model (caps->model SL_DELIVERY_QUEUE; sources/README.md "The queue model") --- */
 
@@ -38,12 +39,13 @@ enum sl_queue_report {
 /* queue_release's visible_in_ms: leave the message to its running visibility timeout. */
 #define SL_QUEUE_KEEP_VISIBILITY (-1)
 
-/* The lease a queue source's record holds: the number the source wrote as its position when
- * it fetched it (records of queue sources are not checkpointed, so their position is free
- * for this). The one place that knows where the lease lives in a record. */
+/* The lease a queue source's record holds: its position, which a queue source writes as one
+ * native 64-bit number (sl_recq_push's pos, pos_len 8) when it fetches it (records of queue
+ * sources are not checkpointed, so their position is free for this). The one place that knows
+ * where the lease lives in a record. */
 static inline uint64_t sl_queue_rec_lease(const struct sl_record *rec)
 {
-    return rec->pos;
+    return sl_recq_pos_u64(NULL, rec, 0); /* 8 bytes: inline, no queue needed */
 }
 
 /* "acked", "ack_failed", "lease_lost". */
@@ -150,7 +152,8 @@ struct sl_source_caps {
      * loads nor writes its checkpoint store for it, and acknowledges through ack() alone. */
     bool keeps_positions;
     /* A batch may hold records of several partitions (Kafka: esm.md §3), grouped by
-     * partition, each partition's in order (ops->encode_next_part separates them). */
+     * partition, each partition's in order (the event shape's encode_next_part separates
+     * them, so the shape must have one). */
     bool batch_spans_partitions;
     enum sl_lag_unit lag_unit;
 };
@@ -165,9 +168,8 @@ struct sl_source_ops {
     const char *scheme;        /* "file://": prefix of EventSourceArn this adapter serves */
     const struct sl_opt *opts; /* adapter options (snake_case keys in the mapping), {0}-ended */
     size_t ctx_size;
-    const char *event_open;  /* written before the first record: "{\"Records\":[" */
-    const char *event_sep;   /* between records: "," */
-    const char *event_close; /* after the last record: "]}" */
+    /* The shape of its events (event.h): &sl_event_kinesis, Kafka's. Required. */
+    const struct sl_event_format *event;
     /* What kind of source this is and the rules that follow from it, in one const object. */
     const struct sl_source_caps *caps;
     /* A second EventSourceArn prefix this adapter serves ("arn:aws:kafka:"), or NULL. */
@@ -215,13 +217,20 @@ struct sl_source_ops {
                          struct sl_part *part,
                          const struct sl_record *rec,
                          struct sl_buf *out);
-    /* Writes the checkpoint text for "everything up to and including rec is done" into buf.
-     * May be NULL: the registry's default writes rec->next_pos in decimal. */
+    /* Positions are the adapter's bytes (sl_recq_push's pos, read back with sl_recq_pos()):
+     * the core never reads them, so these three are required (no default could know what the
+     * bytes mean; sources/README.md, "Positions").
+     *
+     * Orders two positions of one partition: < 0, 0 or > 0 as a is before, at or after b. */
+    int (*compare_pos)(void *ctx, const void *a, size_t a_len, const void *b, size_t b_len);
+    /* Writes the checkpoint text for "everything up to and including rec is done", NUL
+     * terminated, into buf (len bytes; SL_EINVAL if it does not fit). It is what part->ckpt_pos
+     * holds when the source starts again. */
     int (*format_pos)(
         void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's itemIdentifier in partial batch responses (Kinesis: its sequenceNumber),
-     * written NUL-terminated into buf. May be NULL: the registry's default writes rec->pos in
-     * decimal (so does the core when it fails). */
+     * written NUL-terminated into buf (SL_EINVAL if it does not fit); also how logs and the
+     * retry state of a revoked partition name a record. */
     int (*format_item_id)(
         void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
     /* The record's partition key, which orders records under ParallelizationFactor > 1:
@@ -235,47 +244,19 @@ struct sl_source_ops {
     /* Returns the document FilterCriteria patterns are matched against (owned by the caller,
      * cJSON_Delete it), or NULL on OOM. Streams: the record's metadata at the top level and
      * its payload under "data", parsed as JSON when it is JSON (esm.md §5). May be NULL: the
-     * source cannot filter (filters false), and a mapping with FilterCriteria is refused. */
+     * source cannot filter (filters false), and a mapping with FilterCriteria is refused.
+     * Which of its members hold payloads, and the rule for those that are not JSON, are the
+     * event shape's (event->filter_payload_fields). */
     cJSON *(*filter_doc)(void *ctx, struct sl_part *part, const struct sl_record *rec);
-    /* The top-level fields of filter_doc that hold payloads ({"data", NULL} for streams;
-     * {"key", "value", NULL} for Kafka), and whether a pattern that looks inside one that is
-     * not JSON is matched on metadata only (Kafka) instead of failing (streams). */
-    const char *const *filter_payload_fields; /* may be NULL: none */
-    bool filter_payload_mismatch_ignored;
-    /* Appends the batch-info member of an invocation record, key included, for the records
-     * the runs cover (n_runs >= 1; one run per partition, in batch order):
-     * "\"KinesisBatchInfo\":{...}" (esm.md §4.4). Sources whose batches never span
-     * partitions get exactly one run. May be NULL: the default writes a generic
-     * "BatchInfo":{"partition":<first run's partition>,"batchSize":<records>}. */
-    int (*encode_batch_info)(void *ctx,
-                             const struct sl_batch_run *runs,
-                             size_t n_runs,
-                             struct sl_buf *out);
     /* True while the source is still getting ready to produce records (joining a consumer
      * group, waiting for a partition's first answer from the broker): --until-idle counts
      * idle time only from the first fetch after it. It must turn false within a bounded time
      * even if the source never becomes ready. May be NULL: never settling. */
     bool (*settling)(void *ctx);
-    /* The batch-info member of the invocation record a one-document-per-record destination
-     * (kafka://) receives for rec: Kafka's "KafkaBatchInfo" with "recordInfo". May be NULL:
-     * encode_batch_info for that one record. */
-    int (*encode_record_info)(void *ctx,
-                              struct sl_part *part,
-                              const struct sl_record *rec,
-                              struct sl_buf *out);
     /* What is available at the source but not yet fetched, in caps->lag_unit, or -1 if unknown (the
      * progress line then says unknown, not 0; so it does before part's first fetch). May be
      * NULL: always unknown (-1). */
     int64_t (*lag)(void *ctx, struct sl_part *part);
-    /* Writes the opening of an event made of part's records, when it depends on the
-     * partition (Kafka: {"eventSource":...,"records":{"topic-0":[). May be NULL: event_open. */
-    int (*encode_open)(void *ctx, struct sl_part *part, struct sl_buf *out);
-    /* Writes its closing. May be NULL: event_close. */
-    int (*encode_close)(void *ctx, struct sl_part *part, struct sl_buf *out);
-    /* Where batches span partitions (caps->batch_spans_partitions): what separates the last
-     * record of one partition from the first of the next (Kafka: ],"topic-1":[ ). Required
-     * then. */
-    int (*encode_next_part)(void *ctx, struct sl_part *part, struct sl_buf *out);
     /* Every record of part up to and including last is done (delivered, filtered out, or
      * handed to the on-failure path): acknowledge it at the source (Kafka: store and commit
      * the offset after it). Called in order, once per advance of the low-watermark. May be
@@ -372,12 +353,11 @@ struct sl_source_ops {
 };
 
 /* Fills every absent optional operation of ops with its default (the "May be NULL:" above) and
- * sets the capabilities, once, so that the core never tests a slot for NULL. The registry
- * hands out only completed ops. Left as the adapter gave them, because their defaults depend
- * on the adapter's other members or are chosen by the caller: encode_open, encode_close
- * (event_open/event_close), encode_next_part (batch_spans_partitions) and encode_record_info
- * (encode_batch_info of the one record). */
-void sl_source_ops_complete(struct sl_source_ops *ops);
+ * sets the capabilities, once, so that the core never tests a slot for NULL; copies the
+ * adapter's event shape into *ret_event, completes it (sl_event_format_complete) and points
+ * ops->event at it (ret_event must live as long as ops). The registry hands out only
+ * completed ops. */
+void sl_source_ops_complete(struct sl_source_ops *ops, struct sl_event_format *ret_event);
 
 /* The registry: every compiled-in source (sl_source_<name> for each name of the generated
  * sl_adapters.h's SL_SOURCES; one a build leaves out is not declared), and lookup by

@@ -34,8 +34,7 @@ int sl_batcher_open(const struct sl_source_ops *ops,
                     struct sl_part *part,
                     struct sl_buf *body)
 {
-    return ops->encode_open ? ops->encode_open(src_ctx, part, body)
-                            : sl_buf_puts(body, ops->event_open);
+    return ops->event->encode_open(ops, src_ctx, part, body);
 }
 
 int sl_batcher_close(const struct sl_source_ops *ops,
@@ -43,8 +42,7 @@ int sl_batcher_close(const struct sl_source_ops *ops,
                      struct sl_part *part,
                      struct sl_buf *body)
 {
-    return ops->encode_close ? ops->encode_close(src_ctx, part, body)
-                             : sl_buf_puts(body, ops->event_close);
+    return ops->event->encode_close(ops, src_ctx, part, body);
 }
 
 int sl_batcher_encode(const struct sl_batch_limits *lim,
@@ -55,7 +53,7 @@ int sl_batcher_encode(const struct sl_batch_limits *lim,
                       struct sl_buf *body,
                       size_t *ret_n)
 {
-    const size_t sep_len = strlen(ops->event_sep);
+    const size_t sep_len = strlen(ops->event->sep);
     size_t done = 0;
     sl_buf_truncate(body, 0);
     if (sl_batcher_open(ops, src_ctx, refs[0].part, body) < 0) {
@@ -76,14 +74,14 @@ int sl_batcher_encode(const struct sl_batch_limits *lim,
             break;
         }
         bool next_part = done > 0 && refs[done].part != refs[done - 1].part;
-        if (next_part && !ops->encode_next_part) {
+        if (next_part && !ops->caps->batch_spans_partitions) {
             break;
         }
         size_t mark = body->len;
         if (next_part) {
-            r = ops->encode_next_part(src_ctx, refs[done].part, body);
+            r = ops->event->encode_next_part(ops, src_ctx, refs[done].part, body);
         } else if (done > 0) {
-            r = sl_buf_append(body, ops->event_sep, sep_len);
+            r = sl_buf_append(body, ops->event->sep, sep_len);
         }
         if (r < 0 || ops->encode_record(src_ctx, refs[done].part, rec, body) < 0) {
             r = SL_ENOMEM;

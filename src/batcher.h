@@ -30,9 +30,9 @@ int64_t sl_batcher_due_ms(const struct sl_batch_limits *lim,
                           size_t waiting_bytes,
                           int64_t window_start_ms);
 
-/* Appends the opening and the closing of an event of part's records: the source's
- * encode_open/encode_close when it has them, else its constant event_open/event_close. Return
- * 0 or SL_ENOMEM. */
+/* Appends the opening and the closing of an event of part's records: the source's event
+ * shape's encode_open/encode_close (ops must be completed by the registry). Return 0 or
+ * SL_ENOMEM. */
 SL_NODISCARD int sl_batcher_open(const struct sl_source_ops *ops,
                                  void *src_ctx,
                                  struct sl_part *part,
@@ -49,8 +49,8 @@ struct sl_batch_ref {
 };
 
 /* Encodes the n >= 1 records refs lists, in order, into body (cleared first): the opening of
- * the first record's partition, records joined by event_sep (and, where the partition
- * changes, the source's encode_next_part), the closing, counting the bytes actually produced.
+ * the first record's partition, records joined by the shape's sep (and, where the partition
+ * changes, its encode_next_part), the closing, counting the bytes actually produced.
  * Encoding stops before the first record that would take the event past lim->max_bytes or
  * that is flagged SL_REC_OVERSIZE, and before a change of partition the source cannot express.
  * *ret_n is the number encoded; 0 means the first record cannot be sent on its own: the caller

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* event_kinesis.c: the Kinesis-shaped event, the one shape every source whose records look
  * like Kinesis records delivers (files now; Kinesis and Redis Streams next), with its filter
- * document and its KinesisBatchInfo for on-failure destinations. Sources pick it instead of
- * writing their own, so the bytes a function receives are defined once.
+ * document and its KinesisBatchInfo for on-failure destinations. Sources pick it
+ * (.event = &sl_event_kinesis) instead of writing their own, so the bytes a function
+ * receives are defined once.
  *
  * It owns one template per partition (struct sl_event_kinesis_tmpl): the constant pieces of
  * that partition's events, escaped once when the partition appears, so that encoding a record
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "source.h"
 #include "encoder.h"
 #include "event_kinesis.h"
 #include "json.h"
@@ -146,8 +148,9 @@ int sl_event_kinesis_tmpl_init(struct sl_event_kinesis_tmpl *t,
     }
     size_t tail_len = b.len - head_len - id_len;
     t->key = sl_strdup(p->key);
+    t->arn = sl_strdup(p->arn);
     t->enc = sl_buf_steal(&b);
-    if (!t->key || !t->enc) {
+    if (!t->key || !t->arn || !t->enc) {
         sl_event_kinesis_tmpl_fini(t);
         return SL_ENOMEM;
     }
@@ -161,6 +164,7 @@ void sl_event_kinesis_tmpl_fini(struct sl_event_kinesis_tmpl *t)
 {
     sl_free(t->enc);
     sl_free(t->key);
+    sl_free(t->arn);
     memset(t, 0, sizeof(*t));
 }
 
@@ -307,3 +311,47 @@ int sl_event_kinesis_batch_info(const struct sl_event_kinesis_batch *bi, struct 
     }
     return w.err;
 }
+
+/* The shape's batch info: one KinesisBatchInfo of the first run (a Kinesis-shaped source's
+ * batches never span partitions), from the partition's template, its name and the adapter's
+ * sequence numbers (event_kinesis.h says what it asks of the adapter). */
+static int kin_format_batch_info(const struct sl_source_ops *ops,
+                                 void *src_ctx,
+                                 const struct sl_batch_run *runs,
+                                 size_t n_runs,
+                                 struct sl_buf *out)
+{
+    (void)n_runs;
+    const struct sl_batch_run *run = &runs[0];
+    const struct sl_event_kinesis_tmpl *t = run->part->event;
+    assert(t);
+    char first[SL_REC_POS_MAX + 1], last[SL_REC_POS_MAX + 1];
+    int r = ops->format_item_id(src_ctx, run->part, run->first, first, sizeof(first));
+    if (r < 0) {
+        return r;
+    }
+    r = ops->format_item_id(src_ctx, run->part, run->last, last, sizeof(last));
+    if (r < 0) {
+        return r;
+    }
+    const struct sl_event_kinesis_batch bi = {
+        .shard_id = run->part->name,
+        .first_seq = first,
+        .last_seq = last,
+        .first_ms = run->first->arrival_ms,
+        .last_ms = run->last->arrival_ms,
+        .n = run->n,
+        .stream_arn = t->arn,
+    };
+    return sl_event_kinesis_batch_info(&bi, out);
+}
+
+const struct sl_event_format sl_event_kinesis = {
+    .name = "kinesis",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .encode_batch_info = kin_format_batch_info,
+    .filter_payload_fields = (const char *const[]){"data", NULL},
+    .filter_payload_mismatch_ignored = false,
+};

@@ -10,15 +10,23 @@
 
 #include "buf.h"
 #include "err.h"
+#include "event.h"
 
 /* The Kinesis-shaped event (esm.md §4.1), its filter document and its KinesisBatchInfo, for any
  * source whose records look like Kinesis records: files now, Kinesis and Redis Streams next.
  * Loop thread or any thread: nothing here is shared. */
 
-/* What an event is wrapped in: {"Records":[rec,rec,...]} (sl_source_ops event_open/sep/close). */
-#define SL_EVENT_KINESIS_OPEN  "{\"Records\":["
-#define SL_EVENT_KINESIS_SEP   ","
-#define SL_EVENT_KINESIS_CLOSE "]}"
+/* The shape an adapter points at (sl_source_ops.event): events {"Records":[rec,rec,...]},
+ * KinesisBatchInfo for destinations, payloads under "data" in the filter document (a pattern
+ * that looks inside a payload that is not JSON fails). What it asks of the adapter:
+ *   - part->event is the partition's template (struct sl_event_kinesis_tmpl, below), set
+ *     before the partition's first fetch: the batch info's streamArn is its arn;
+ *   - the partition's name is its shardId;
+ *   - format_item_id writes a record's sequenceNumber (AWS's itemIdentifier for Kinesis is the
+ *     sequence number), for startSequenceNumber and endSequenceNumber.
+ * encode_record and filter_doc stay the adapter's, built with sl_event_kinesis_encode and
+ * sl_event_kinesis_filter_doc below. */
+extern const struct sl_event_format sl_event_kinesis;
 
 /* What is the same for every record of one partition (all strings borrowed for the call, raw:
  * the template escapes them). */
@@ -37,6 +45,7 @@ struct sl_event_kinesis_tmpl {
     char *enc; /* head | id | tail, see event_kinesis.c */
     size_t head_len, id_len, tail_len;
     char *key; /* the default partitionKey, raw (NUL-terminated; for the filter document) */
+    char *arn; /* eventSourceARN, raw (the batch info's streamArn) */
 };
 
 /* One record, as it varies (all borrowed for the call). */

@@ -50,10 +50,10 @@ int sl_failrec_build(struct sl_buf *out,
     for (size_t i = 0; i < n_runs; i++) {
         n += runs[i].n;
     }
-    if (r == 0 && f->per_record && n == 1 && ops->encode_record_info) {
-        r = ops->encode_record_info(src_ctx, runs[0].part, runs[0].first, out);
+    if (r == 0 && f->per_record && n == 1) {
+        r = ops->event->encode_record_info(ops, src_ctx, runs[0].part, runs[0].first, out);
     } else if (r == 0) {
-        r = ops->encode_batch_info(src_ctx, runs, n_runs, out);
+        r = ops->event->encode_batch_info(ops, src_ctx, runs, n_runs, out);
     }
     if (r == 0 && payload) {
         r = sl_buf_puts(out, ",\"payload\":");

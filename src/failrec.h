@@ -37,8 +37,9 @@ struct sl_failrec {
 };
 
 /* Appends the invocation record for the records runs cover (n_runs >= 1, one per partition) to
- * out, with the batch info written by the source, and "payload" (the event those records made)
- * when payload is not NULL. Returns 0 or SL_ENOMEM. */
+ * out, with the batch info written by the source's event shape (ops completed by the
+ * registry), and "payload" (the event those records made) when payload is not NULL. Returns 0
+ * or SL_ENOMEM. */
 SL_NODISCARD int sl_failrec_build(struct sl_buf *out,
                                   const struct sl_failrec *f,
                                   const struct sl_source_ops *ops,

@@ -1095,8 +1095,8 @@ static void lane_start(struct sl_lane *ln)
 
 static bool mapping_spans(const struct sl_mapping *m)
 {
-    return m->ops->caps->batch_spans_partitions && m->ops->encode_next_part &&
-           !mapping_windowed(m) && m->conf->core.parallelization_factor == 1;
+    return m->ops->caps->batch_spans_partitions && !mapping_windowed(m) &&
+           m->conf->core.parallelization_factor == 1;
 }
 
 /* A partition whose records may join a batch led by another: no batch of its own, nothing

@@ -134,8 +134,8 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
         struct sl_record *rec = sl_recq_at_mut(q, i);
         if (m->filter && !(rec->flags & SL_REC_OVERSIZE)) {
             cJSON *doc = m->ops->filter_doc(m->src_ctx, mp->part, rec);
-            if (doc && !sl_filter_match_fields(m->filter, doc, m->ops->filter_payload_fields,
-                                               m->ops->filter_payload_mismatch_ignored)) {
+            if (doc && !sl_filter_match_fields(m->filter, doc, m->ops->event->filter_payload_fields,
+                                               m->ops->event->filter_payload_mismatch_ignored)) {
                 rec->flags |= SL_REC_FILTERED | SL_REC_DONE;
                 m->stats.filtered++;
                 filtered_any = true;

@@ -12,12 +12,15 @@
  * topic-partition). The mapping owns it; the source reads the fields marked "source reads"
  * and keeps its own per-partition state in src. Loop thread. */
 struct sl_part {
-    char *id;         /* source reads: stable checkpoint key ("2049:1234" for a file) */
-    char *name;       /* source reads: shown in logs and events (a file's path) */
-    char *ckpt_pos;   /* source reads: position loaded from the checkpoint store, or NULL */
-    char *ckpt_meta;  /* source reads: meta loaded with it, or NULL */
-    char *meta;       /* source writes (owned, via sl_part_set_meta): stored beside the position */
-    void *src;        /* source's per-partition state */
+    char *id;        /* source reads: stable checkpoint key ("2049:1234" for a file) */
+    char *name;      /* source reads: shown in logs and events (a file's path) */
+    char *ckpt_pos;  /* source reads: position loaded from the checkpoint store, or NULL */
+    char *ckpt_meta; /* source reads: meta loaded with it, or NULL */
+    char *meta;      /* source writes (owned, via sl_part_set_meta): stored beside the position */
+    void *src;       /* source's per-partition state */
+    /* source writes: its event shape's state for this partition (event.h; the Kinesis shape:
+     * the partition's struct sl_event_kinesis_tmpl), or NULL when the shape needs none */
+    const void *event;
     struct sl_recq q; /* fetched, not yet acknowledged, oldest first */
     void *owner;      /* the mapping's per-partition state */
 };

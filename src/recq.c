@@ -2,12 +2,19 @@
 /* recq.c: a partition's queue of fetched records. Records and their bytes are appended at the
  * back and dropped from the front once acknowledged. Offsets into the arena are virtual (a
  * count of bytes ever pushed), so compaction moves the bytes without touching any record.
+ * Positions are the sources' bytes, copied and handed back, never read: short ones inline in
+ * the record (the usual case, no arena bytes), long ones after the record's meta bytes.
  * Loop thread; no logging. */
 #include "recq.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "alloc.h"
+
+/* The hot path pushes millions of these a second: keep them as small as they were when
+ * positions were two 64-bit numbers. */
+_Static_assert(sizeof(struct sl_record) == 48, "struct sl_record grew");
 
 void sl_recq_init(struct sl_recq *q)
 {
@@ -76,12 +83,14 @@ int sl_recq_push(struct sl_recq *q,
                  uint32_t len,
                  const void *meta,
                  uint32_t meta_len,
-                 uint64_t pos,
-                 uint64_t next_pos,
+                 const void *pos,
+                 size_t pos_len,
                  int64_t arrival_ms,
                  uint32_t flags)
 {
-    size_t n = (size_t)len + meta_len;
+    assert(pos_len >= 1 && pos_len <= SL_REC_POS_MAX && flags <= UINT16_MAX);
+    size_t pos_arena = pos_len > SL_REC_POS_INLINE ? pos_len : 0;
+    size_t n = (size_t)len + meta_len + pos_arena;
     if (recq_make_room_recs(q) < 0 || recq_make_room_bytes(q, n) < 0) {
         return SL_ENOMEM;
     }
@@ -89,11 +98,15 @@ int sl_recq_push(struct sl_recq *q,
     rec->voff = q->arena_base + q->arena_len;
     rec->len = len;
     rec->meta_len = meta_len;
-    rec->flags = flags;
+    rec->flags = (uint16_t)flags;
+    rec->pos_len = (uint16_t)pos_len;
     rec->lane = 0;
-    rec->pos = pos;
-    rec->next_pos = next_pos;
     rec->arrival_ms = arrival_ms;
+    if (pos_arena) {
+        memcpy(q->arena + q->arena_len + len + meta_len, pos, pos_len);
+    } else {
+        memcpy(rec->pos_inline, pos, pos_len);
+    }
     if (len) {
         memcpy(q->arena + q->arena_len, data, len);
     }
@@ -137,4 +150,14 @@ void sl_recq_clear(struct sl_recq *q)
         q->arena = NULL;
         q->arena_cap = 0;
     }
+}
+
+int sl_recq_pos_compare_u64(void *ctx, const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    (void)ctx;
+    assert(a_len >= sizeof(uint64_t) && b_len >= sizeof(uint64_t));
+    uint64_t x, y;
+    memcpy(&x, a, sizeof(x));
+    memcpy(&y, b, sizeof(y));
+    return x < y ? -1 : x > y;
 }

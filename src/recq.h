@@ -5,33 +5,45 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "err.h"
 
-/* Record flags. The source sets SL_REC_OVERSIZE; the others are the mapping's. */
-/* The source could not keep the bytes (over its size limit): len is 0, pos..next_pos still
- * spans the record. */
 /* What an empty queue keeps allocated (records, arena bytes); beyond it, it frees its buffers. */
 #define SL_RECQ_KEEP_RECS  256
 #define SL_RECQ_KEEP_BYTES (64 * 1024)
 
+/* A record's position is bytes its source chose (sources/README.md, "Positions"): the core
+ * never reads them; the source's compare_pos, format_pos and format_item_id do. Up to
+ * SL_REC_POS_INLINE bytes live in the record itself (two 64-bit offsets fit: files, Kafka,
+ * Redis stream ids), longer ones (a Kinesis sequence number) in the arena after the meta
+ * bytes. At most SL_REC_POS_MAX bytes. */
+#define SL_REC_POS_INLINE 16
+#define SL_REC_POS_MAX    255
+
+/* Record flags. The source sets SL_REC_OVERSIZE; the others are the mapping's. */
+/* The source could not keep the bytes (over its size limit): len is 0, its position still
+ * says where it was (and the checkpoint passes over all of it). */
 #define SL_REC_OVERSIZE 0x1u
 #define SL_REC_FILTERED 0x2u  /* matched no filter pattern: never delivered */
 #define SL_REC_TAKEN    0x4u  /* part of a batch */
 #define SL_REC_DONE     0x8u  /* delivered, filtered out, or handed to the on-failure path */
 #define SL_REC_WINDOWED 0x10u /* delivered in a tumbling window that has not closed yet */
 
-/* One record of a partition. Its bytes live in the queue's arena; positions are the source's
- * (file: byte offset of the line and of the line after it). */
+/* One record of a partition. Its bytes live in the queue's arena; its position is the
+ * source's, opaque here (file: the byte offsets of the line and of the line after it; Kafka:
+ * the offset). 48 bytes: the queue holds millions of them at full speed. */
 struct sl_record {
     uint64_t voff;      /* virtual arena offset of the data; see sl_recq_data() */
     uint32_t len;       /* data bytes */
-    uint32_t meta_len;  /* source-specific bytes stored right after the data (key, sequence) */
-    uint32_t flags;     /* SL_REC_* */
+    uint32_t meta_len;  /* source-specific bytes stored right after the data (key, headers) */
+    uint16_t flags;     /* SL_REC_* */
+    uint16_t pos_len;   /* position bytes; see sl_recq_pos() */
     uint32_t lane;      /* the mapping's: which of a partition's parallel lanes takes it */
-    uint64_t pos;       /* position of this record */
-    uint64_t next_pos;  /* position just after it: the checkpoint once it is done */
     int64_t arrival_ms; /* wall clock, Unix epoch milliseconds */
+    /* The position when pos_len <= SL_REC_POS_INLINE; else unused (it follows the meta bytes
+     * in the arena). Read it through sl_recq_pos(), never here. */
+    unsigned char pos_inline[SL_REC_POS_INLINE];
 };
 
 /* The records of one partition that were fetched and not yet acknowledged, oldest first. The
@@ -54,15 +66,16 @@ struct sl_recq {
 void sl_recq_init(struct sl_recq *q);
 void sl_recq_fini(struct sl_recq *q);
 
-/* Appends a record; copies data (len bytes) and meta (meta_len bytes). Returns 0 or
- * SL_ENOMEM (the queue is unchanged then). */
+/* Appends a record; copies data (len bytes), meta (meta_len bytes) and its position (pos_len
+ * bytes, 1..SL_REC_POS_MAX, as the source's format_pos and compare_pos read them). Returns 0
+ * or SL_ENOMEM (the queue is unchanged then). */
 SL_NODISCARD int sl_recq_push(struct sl_recq *q,
                               const void *data,
                               uint32_t len,
                               const void *meta,
                               uint32_t meta_len,
-                              uint64_t pos,
-                              uint64_t next_pos,
+                              const void *pos,
+                              size_t pos_len,
                               int64_t arrival_ms,
                               uint32_t flags);
 
@@ -92,6 +105,30 @@ static inline const char *sl_recq_meta(const struct sl_recq *q, const struct sl_
 {
     return sl_recq_data(q, rec) + rec->len;
 }
+
+/* The record's position: rec->pos_len bytes, borrowed like the data. q is read only for a
+ * position longer than SL_REC_POS_INLINE (a record outside any queue may pass NULL for a short
+ * one). */
+static inline const unsigned char *sl_recq_pos(const struct sl_recq *q, const struct sl_record *rec)
+{
+    if (rec->pos_len <= SL_REC_POS_INLINE) {
+        return rec->pos_inline;
+    }
+    return (const unsigned char *)sl_recq_meta(q, rec) + rec->meta_len;
+}
+
+/* The i-th native 64-bit number of a position made of them (file offsets, Kafka offsets). */
+static inline uint64_t
+sl_recq_pos_u64(const struct sl_recq *q, const struct sl_record *rec, size_t i)
+{
+    uint64_t v;
+    memcpy(&v, sl_recq_pos(q, rec) + i * sizeof(v), sizeof(v));
+    return v;
+}
+
+/* A compare_pos for positions that start with a native 64-bit number ordering them (files,
+ * Kafka): compares those numbers. */
+int sl_recq_pos_compare_u64(void *ctx, const void *a, size_t a_len, const void *b, size_t b_len);
 
 static inline struct sl_record *sl_recq_at_mut(struct sl_recq *q, size_t i)
 {

@@ -5,10 +5,12 @@
  * the adapters a build may leave out and the schemes they would serve, so that a configuration
  * naming one gets "this sluice was built without Kafka" and not "unknown scheme". It hands out
  * each source's ops completed with the defaults of its optional operations (filled once), so the
- * core never tests a slot for NULL. */
+ * core never tests a slot for NULL. Nothing here reads a record's position: positions are the
+ * adapters' bytes, and the operations on them (compare_pos, format_pos, format_item_id) are
+ * required. */
 #include "registry.h"
 
-#include <inttypes.h>
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +30,7 @@ static const struct sl_source_ops *const registry_given[] = {SL_SOURCES(REGISTRY
 /* The adapters' ops completed with the defaults below, filled once at the first lookup: what
  * the registry hands out. */
 static struct sl_source_ops registry_filled[SL_ARRAY_LEN(registry_given)];
+static struct sl_event_format registry_events[SL_ARRAY_LEN(registry_given)];
 static const struct sl_source_ops *registry_sources[SL_ARRAY_LEN(registry_given)];
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
@@ -65,24 +68,6 @@ static const char registry_sinks_built[] = SL_SINKS(REGISTRY_NAME);
 
 /* --- the defaults of the optional source operations (what "May be NULL:" in source.h says) --- */
 
-static int source_def_format_pos(
-    void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
-{
-    (void)ctx;
-    (void)part;
-    (void)snprintf(buf, len, "%" PRIu64, rec->next_pos);
-    return 0;
-}
-
-static int source_def_format_item_id(
-    void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
-{
-    (void)ctx;
-    (void)part;
-    (void)snprintf(buf, len, "%" PRIu64, rec->pos);
-    return 0;
-}
-
 static size_t source_def_record_key(void *ctx,
                                     struct sl_part *part,
                                     const struct sl_record *rec,
@@ -102,22 +87,6 @@ static cJSON *source_def_filter_doc(void *ctx, struct sl_part *part, const struc
     (void)part;
     (void)rec;
     return NULL;
-}
-
-static int source_def_encode_batch_info(void *ctx,
-                                        const struct sl_batch_run *runs,
-                                        size_t n_runs,
-                                        struct sl_buf *out)
-{
-    (void)ctx;
-    size_t n = 0;
-    for (size_t i = 0; i < n_runs; i++) {
-        n += runs[i].n;
-    }
-    int r = sl_buf_puts(out, "\"BatchInfo\":{\"partition\":");
-    r = r < 0 ? r : sl_enc_json_str(out, runs[0].part->name, strlen(runs[0].part->name));
-    r = r < 0 ? r : sl_buf_printf(out, ",\"batchSize\":%zu}", n);
-    return r;
 }
 
 static bool source_def_settling(void *ctx)
@@ -268,18 +237,17 @@ const char *sl_queue_report_name(enum sl_queue_report report)
     return (unsigned)report < SL_QUEUE_REPORT_COUNT ? names[report] : "?";
 }
 
-void sl_source_ops_complete(struct sl_source_ops *ops)
+void sl_source_ops_complete(struct sl_source_ops *ops, struct sl_event_format *ret_event)
 {
+    /* Required: positions are the adapter's bytes, which no default could read. */
+    assert(ops->compare_pos && ops->format_pos && ops->format_item_id);
     if (!ops->caps) {
         ops->caps = &source_def_caps;
     }
     ops->filters = ops->filter_doc != NULL;
     ops->shares_cluster = ops->client_props != NULL;
-    SOURCE_DEFAULT(ops, format_pos);
-    SOURCE_DEFAULT(ops, format_item_id);
     SOURCE_DEFAULT(ops, record_key);
     SOURCE_DEFAULT(ops, filter_doc);
-    SOURCE_DEFAULT(ops, encode_batch_info);
     SOURCE_DEFAULT(ops, settling);
     SOURCE_DEFAULT(ops, lag);
     SOURCE_DEFAULT(ops, ack);
@@ -296,10 +264,10 @@ void sl_source_ops_complete(struct sl_source_ops *ops)
     SOURCE_DEFAULT(ops, queue_release);
     SOURCE_DEFAULT(ops, queue_hold);
     SOURCE_DEFAULT(ops, queue_idle);
-    static const char *const no_fields[] = {NULL};
-    if (!ops->filter_payload_fields) {
-        ops->filter_payload_fields = no_fields;
-    }
+    assert(ops->event);
+    *ret_event = *ops->event;
+    sl_event_format_complete(ret_event);
+    ops->event = ret_event;
 }
 
 #undef SOURCE_DEFAULT
@@ -317,7 +285,7 @@ static void registry_fill(void)
     }
     for (size_t i = 0; i < SL_ARRAY_LEN(registry_given); i++) {
         registry_filled[i] = *registry_given[i];
-        sl_source_ops_complete(&registry_filled[i]);
+        sl_source_ops_complete(&registry_filled[i], &registry_events[i]);
         registry_sources[i] = &registry_filled[i];
     }
 }
@@ -332,6 +300,7 @@ const struct sl_source_ops *const *sl_source_all(size_t *ret_n)
 /* The one extra source a unit test may register (tests/unit/fake_stream.c), completed like the
  * others; served after them. Not in sl_source_all(). */
 static struct sl_source_ops registry_extra;
+static struct sl_event_format registry_extra_event;
 static bool registry_has_extra;
 
 void sl_source_register_extra(const struct sl_source_ops *ops)
@@ -339,7 +308,7 @@ void sl_source_register_extra(const struct sl_source_ops *ops)
     registry_has_extra = ops != NULL;
     if (ops) {
         registry_extra = *ops;
-        sl_source_ops_complete(&registry_extra);
+        sl_source_ops_complete(&registry_extra, &registry_extra_event);
     }
 }
 

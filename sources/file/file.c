@@ -231,6 +231,7 @@ static void file_part_release(void *vctx, struct sl_part *part)
         fp->next->prev = fp->prev;
     }
     part->src = NULL;
+    part->event = NULL;
     file_hash_del(ctx, fp);
     file_part_free(fp);
 }
@@ -288,21 +289,18 @@ const struct sl_source_ops sl_source_file = {
     .arn_forms = "file:///path or glob",
     .opts = file_opts,
     .ctx_size = sizeof(struct file_ctx),
-    .event_open = SL_EVENT_KINESIS_OPEN,
-    .event_sep = SL_EVENT_KINESIS_SEP,
-    .event_close = SL_EVENT_KINESIS_CLOSE,
+    .event = &sl_event_kinesis,
     .caps = &file_caps,
-    .filter_payload_fields = (const char *const[]){"data", NULL},
     .check = file_check,
     .init = file_init,
     .start = file_start,
     .fetch = file_fetch,
     .encode_record = file_encode_record,
-    .format_pos = NULL,
+    .compare_pos = sl_recq_pos_compare_u64,
+    .format_pos = file_format_pos,
     .format_item_id = file_format_item_id,
     .record_key = file_record_key,
     .filter_doc = file_filter_doc,
-    .encode_batch_info = file_encode_batch_info,
     .lag = file_lag,
     .settling = file_settling,
     .part_release = file_part_release,

@@ -7,10 +7,20 @@
  * queue onto the shared event's record. It must not read files nor touch the mapping. Loop
  * thread only.
  *
+ * The shape's KinesisBatchInfo (event_kinesis.c) finds what it needs here: the template as
+ * part->event (its arn "file://<path>" is the streamArn), the path as the partition's name
+ * (the shardId), and file_format_item_id for sequence numbers. A file's batches never span
+ * files.
+ *
  * About event ids: a record's eventID is "<path>:<generation>:<offset>" (the template holds
  * "<path>:"; file_head.c says what a generation is), its sequenceNumber the offset alone (the
  * checkpoint and the itemIdentifier). eventSource is "sluice:file", eventName
  * "sluice:file:record", eventSourceARN "file://<path>".
+ *
+ * About positions: a record's position is two native 64-bit numbers, the byte offset of its
+ * line and of the line after it (file_read.c pushes them): the first is its sequenceNumber and
+ * itemIdentifier, the second its checkpoint (format_pos), so that a restart reads on from the
+ * next line. compare_pos compares the first (sl_recq_pos_compare_u64).
  *
  * About keys: a record's partitionKey is the key partition_key_field found in its line (stored
  * as the record's meta bytes at fetch time, file_read.c) or else the file's path. */
@@ -62,7 +72,7 @@ static void file_event_rec(const struct file_part *fp,
                            struct file_event_text *t,
                            struct sl_event_kinesis_rec *ret_er)
 {
-    size_t seq_len = sl_enc_u64_digits(t->seq, rec->pos);
+    size_t seq_len = sl_enc_u64_digits(t->seq, file_rec_pos(part, rec, 0));
     t->seq[seq_len] = '\0';
     size_t id_len = sl_enc_u64_digits(t->id, fp->gen);
     t->id[id_len++] = ':';
@@ -113,8 +123,16 @@ int file_format_item_id(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
 {
     (void)vctx;
-    (void)part;
-    int n = snprintf(buf, len, "%" PRIu64, rec->pos);
+    int n = snprintf(buf, len, "%" PRIu64, file_rec_pos(part, rec, 0));
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
+/* The checkpoint after rec: the offset of the line after it. */
+int file_format_pos(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)vctx;
+    int n = snprintf(buf, len, "%" PRIu64, file_rec_pos(part, rec, 1));
     return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
 }
 
@@ -128,36 +146,4 @@ cJSON *file_filter_doc(void *vctx, struct sl_part *part, const struct sl_record 
     struct sl_event_kinesis_rec er;
     file_event_rec(fp, part, rec, &t, &er);
     return sl_event_kinesis_filter_doc(&fp->tmpl, &er);
-}
-
-/* KinesisBatchInfo with the file's path as shardId and "file://<path>" as streamArn. A file's
- * batches never span files: one run. */
-int file_encode_batch_info(void *vctx,
-                           const struct sl_batch_run *runs,
-                           size_t n_runs,
-                           struct sl_buf *out)
-{
-    (void)vctx;
-    (void)n_runs;
-    struct sl_part *part = runs[0].part;
-    char first[SL_ENC_U64_MAX + 1], last[SL_ENC_U64_MAX + 1];
-    first[sl_enc_u64_digits(first, runs[0].first->pos)] = '\0';
-    last[sl_enc_u64_digits(last, runs[0].last->pos)] = '\0';
-    struct sl_buf arn;
-    sl_buf_init(&arn);
-    int r = sl_buf_printf(&arn, FILE_SCHEME "%s", part->name);
-    if (r == 0) {
-        const struct sl_event_kinesis_batch bi = {
-            .shard_id = part->name,
-            .first_seq = first,
-            .last_seq = last,
-            .first_ms = runs[0].first->arrival_ms,
-            .last_ms = runs[0].last->arrival_ms,
-            .n = runs[0].n,
-            .stream_arn = arn.data,
-        };
-        r = sl_event_kinesis_batch_info(&bi, out);
-    }
-    sl_buf_fini(&arn);
-    return r;
 }

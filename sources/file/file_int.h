@@ -213,10 +213,15 @@ size_t file_record_key(void *vctx,
                        const char **ret_key);
 int file_format_item_id(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
+int file_format_pos(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
+
+/* A record's position is {offset of its line, offset of the next line}: 0 or 1 picks one. */
+static inline uint64_t
+file_rec_pos(const struct sl_part *part, const struct sl_record *rec, size_t i)
+{
+    return sl_recq_pos_u64(&part->q, rec, i);
+}
 cJSON *file_filter_doc(void *vctx, struct sl_part *part, const struct sl_record *rec);
-int file_encode_batch_info(void *vctx,
-                           const struct sl_batch_run *runs,
-                           size_t n_runs,
-                           struct sl_buf *out);
 
 #endif

@@ -47,7 +47,9 @@ static int file_push_oversize(struct file_part *fp,
                               uint64_t line_end,
                               uint64_t next)
 {
-    int r = sl_recq_push(&fp->part->q, NULL, 0, NULL, 0, from, next, fs->wall_ms, SL_REC_OVERSIZE);
+    const uint64_t pos[2] = {from, next};
+    int r = sl_recq_push(&fp->part->q, NULL, 0, NULL, 0, pos, sizeof(pos), fs->wall_ms,
+                         SL_REC_OVERSIZE);
     if (r < 0) {
         return r;
     }
@@ -92,7 +94,8 @@ static int file_push_line(struct file_part *fp,
             }
         }
     }
-    int r = sl_recq_push(&fp->part->q, data, (uint32_t)len, key, (uint32_t)key_len, pos, next,
+    const uint64_t at[2] = {pos, next};
+    int r = sl_recq_push(&fp->part->q, data, (uint32_t)len, key, (uint32_t)key_len, at, sizeof(at),
                          arrival_ms, 0);
     cJSON_Delete(doc);
     if (r == 0) {

@@ -363,6 +363,7 @@ int file_open(struct file_ctx *ctx, const char *path, bool initial)
     }
     fp->part = part;
     part->src = fp;
+    part->event = &fp->tmpl;
     fp->next = ctx->parts;
     if (ctx->parts) {
         ctx->parts->prev = fp;

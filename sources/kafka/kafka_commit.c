@@ -6,11 +6,11 @@
  * through kafka_commit_cb, installed by kafka.c.
  *
  * About positions: Kafka's committed offsets are the checkpoint (keeps_positions): the mapping's
- * store is not used. ack(part, last) records last->next_pos (offset + 1) as the partition's
- * acknowledged offset (so is, at assignment, a start resolved from StartingPosition: see "About
- * where reading starts"); the timer commits every changed partition at most every 100 ms with one
- * asynchronous OffsetCommit carrying explicit offsets (so offsets_store is not needed; auto
- * commit and auto store are off). A failed commit is logged and sent again one second later.
+ * store is not used. ack(part, last) records the offset after last's (offset + 1) as the
+ * partition's acknowledged offset (so is, at assignment, a start resolved from StartingPosition:
+ * see "About where reading starts"); the timer commits every changed partition at most every 100 ms
+ * with one asynchronous OffsetCommit carrying explicit offsets (so offsets_store is not needed;
+ * auto commit and auto store are off). A failed commit is logged and sent again one second later.
  * On revoke the acknowledged offsets of the revoked partitions are committed (asynchronously,
  * see "About rebalances") before they are given up; at shutdown everything acknowledged is
  * committed (bounded wait).
@@ -157,8 +157,9 @@ void kafka_ack(void *vctx, struct sl_part *part, const struct sl_record *last)
     if (!kp || kp->revoked) {
         return;
     }
-    if ((int64_t)last->next_pos > kp->acked) {
-        kp->acked = (int64_t)last->next_pos;
+    int64_t next = (int64_t)kafka_rec_offset(part, last) + 1;
+    if (next > kp->acked) {
+        kp->acked = next;
         kp->dirty = true;
     }
     if (ctx->stopped) {

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kafka_event.c: the event the function receives, built from a record's meta: the
- * encode_* operations, itemIdentifier, the record key, the filter document and KafkaBatchInfo.
+/* kafka_event.c: the event the function receives, built from a record's meta: Kafka's event
+ * shape (kafka_event_format: the per-partition opening, the separator between partitions,
+ * KafkaBatchInfo, the filter's payload fields), encode_record, itemIdentifier, the record key
+ * and the filter document. The shape lives here rather than beside event_kinesis.c because
+ * every member needs Kafka's own state (bootstrap servers, MSK's ARN, offsets).
  * Pure formatting of what kafka_record.c stored, kept apart so that the exact bytes AWS sends
  * are in one place (tests/unit/test_kafka.c checks them).
  *
@@ -20,23 +23,35 @@
 #include "json.h"
 #include "kafka_int.h"
 
-int kafka_encode_open(void *vctx, struct sl_part *part, struct sl_buf *out)
+int kafka_encode_open(const struct sl_source_ops *ops,
+                      void *vctx,
+                      struct sl_part *part,
+                      struct sl_buf *out)
 {
+    (void)ops;
     (void)vctx;
     const struct kafka_part *kp = part->src;
     return sl_buf_append(out, kp->open, kp->open_len);
 }
 
-int kafka_encode_close(void *vctx, struct sl_part *part, struct sl_buf *out)
+int kafka_encode_close(const struct sl_source_ops *ops,
+                       void *vctx,
+                       struct sl_part *part,
+                       struct sl_buf *out)
 {
+    (void)ops;
     (void)vctx;
     (void)part;
     return sl_buf_puts(out, "]}}");
 }
 
 /* A batch goes on with part's records: ],"<topic>-<p>":[ */
-int kafka_encode_next_part(void *vctx, struct sl_part *part, struct sl_buf *out)
+int kafka_encode_next_part(const struct sl_source_ops *ops,
+                           void *vctx,
+                           struct sl_part *part,
+                           struct sl_buf *out)
 {
+    (void)ops;
     (void)vctx;
     int r = sl_buf_puts(out, "],");
     r = r < 0 ? r : sl_enc_json_str(out, part->id, strlen(part->id));
@@ -110,7 +125,7 @@ int kafka_encode_record(void *vctx,
     kafka_record_meta_read(part, rec, &m);
     size_t start = out->len;
     int r = sl_buf_append(out, kp->rec_head, kp->rec_head_len);
-    r = r < 0 ? r : sl_enc_u64(out, rec->pos);
+    r = r < 0 ? r : sl_enc_u64(out, kafka_rec_offset(part, rec));
     r = r < 0 ? r : sl_buf_puts(out, m.ts < 0 ? ",\"timestamp\":-" : ",\"timestamp\":");
     r = r < 0 ? r : sl_enc_u64(out, m.ts < 0 ? 0 - (uint64_t)m.ts : (uint64_t)m.ts);
     r = r < 0 ? r : sl_buf_puts(out, kafka_tstype_field(m.tstype));
@@ -149,7 +164,18 @@ int kafka_format_item_id(
 {
     (void)vctx;
     const struct kafka_part *kp = part->src;
-    int n = snprintf(buf, len, "%s-%" PRId32 "-%" PRIu64, kp->topic, kp->partition, rec->pos);
+    int n = snprintf(buf, len, "%s-%" PRId32 "-%" PRIu64, kp->topic, kp->partition,
+                     kafka_rec_offset(part, rec));
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
+/* The checkpoint text after rec: the next offset, as Kafka commits it. Kafka keeps its own
+ * positions (keeps_positions), so this names a position only in logs and tests. */
+int kafka_format_pos(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)vctx;
+    int n = snprintf(buf, len, "%" PRIu64, kafka_rec_offset(part, rec) + 1);
     return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
 }
 
@@ -181,7 +207,7 @@ cJSON *kafka_filter_doc(void *vctx, struct sl_part *part, const struct sl_record
     cJSON *doc = cJSON_CreateObject();
     if (!doc || !cJSON_AddStringToObject(doc, "topic", kp->topic) ||
         !cJSON_AddNumberToObject(doc, "partition", kp->partition) ||
-        !cJSON_AddNumberToObject(doc, "offset", (double)rec->pos) ||
+        !cJSON_AddNumberToObject(doc, "offset", (double)kafka_rec_offset(part, rec)) ||
         !cJSON_AddNumberToObject(doc, "timestamp", (double)m.ts) ||
         !cJSON_AddStringToObject(doc, "timestampType", kafka_tstype_name(m.tstype))) {
         goto fail;
@@ -238,11 +264,13 @@ fail:
  * "firstRecordTimestamp":"<ISO 8601>","lastRecordTimestamp":"<ISO 8601>"},...}} (esm.md §4.4),
  * one recordsInfo member per partition of the batch. payloadSize: the value and key bytes of
  * the records the runs cover. */
-int kafka_encode_batch_info(void *vctx,
+int kafka_encode_batch_info(const struct sl_source_ops *ops,
+                            void *vctx,
                             const struct sl_batch_run *runs,
                             size_t n_runs,
                             struct sl_buf *out)
 {
+    (void)ops;
     struct kafka_ctx *ctx = vctx;
     size_t start = out->len;
     uint64_t payload = 0;
@@ -253,8 +281,9 @@ int kafka_encode_batch_info(void *vctx,
         n += run->n;
         for (size_t i = 0; i < count; i++) {
             const struct sl_record *rec = sl_recq_at(&run->part->q, i);
-            if (rec->pos >= run->first->pos && rec->pos <= run->last->pos &&
-                !(rec->flags & SL_REC_FILTERED)) {
+            uint64_t off = kafka_rec_offset(run->part, rec);
+            if (off >= kafka_rec_offset(run->part, run->first) &&
+                off <= kafka_rec_offset(run->part, run->last) && !(rec->flags & SL_REC_FILTERED)) {
                 payload += rec->len + rec->meta_len;
             }
         }
@@ -276,7 +305,8 @@ int kafka_encode_batch_info(void *vctx,
                                   ":{\"firstRecordOffset\":\"%" PRIu64
                                   "\",\"lastRecordOffset\":\"%" PRIu64
                                   "\",\"firstRecordTimestamp\":\"",
-                                  run->first->pos, run->last->pos);
+                                  kafka_rec_offset(run->part, run->first),
+                                  kafka_rec_offset(run->part, run->last));
         r = r < 0 ? r : sl_enc_iso8601_ms(out, run->first->arrival_ms);
         r = r < 0 ? r : sl_buf_puts(out, "\",\"lastRecordTimestamp\":\"");
         r = r < 0 ? r : sl_enc_iso8601_ms(out, run->last->arrival_ms);
@@ -292,12 +322,13 @@ int kafka_encode_batch_info(void *vctx,
 /* AWS's KafkaBatchInfo for the kafka:// destination, one record per message:
  * {"batchSize":1,["eventSourceArn",]"bootstrapServers","payloadSize","recordInfo":{"offset",
  * "timestamp"}}, the offset as a string as in recordsInfo. */
-int kafka_encode_record_info(void *vctx,
+int kafka_encode_record_info(const struct sl_source_ops *ops,
+                             void *vctx,
                              struct sl_part *part,
                              const struct sl_record *rec,
                              struct sl_buf *out)
 {
-    (void)part;
+    (void)ops;
     struct kafka_ctx *ctx = vctx;
     size_t start = out->len;
     int r = sl_buf_puts(out, "\"KafkaBatchInfo\":{\"batchSize\":1");
@@ -311,7 +342,7 @@ int kafka_encode_record_info(void *vctx,
               : sl_buf_printf(out,
                               ",\"payloadSize\":%" PRIu32 ",\"recordInfo\":{\"offset\":\"%" PRIu64
                               "\",\"timestamp\":\"",
-                              rec->len + rec->meta_len, rec->pos);
+                              rec->len + rec->meta_len, kafka_rec_offset(part, rec));
     r = r < 0 ? r : sl_enc_iso8601_ms(out, rec->arrival_ms);
     r = r < 0 ? r : sl_buf_puts(out, "\"}}");
     if (r < 0) {
@@ -319,3 +350,17 @@ int kafka_encode_record_info(void *vctx,
     }
     return r;
 }
+
+const struct sl_event_format kafka_event_format = {
+    .name = "kafka",
+    .open = "{\"records\":{\"\":[",
+    .sep = ",",
+    .close = "]}}",
+    .encode_open = kafka_encode_open,
+    .encode_close = kafka_encode_close,
+    .encode_next_part = kafka_encode_next_part,
+    .encode_batch_info = kafka_encode_batch_info,
+    .encode_record_info = kafka_encode_record_info,
+    .filter_payload_fields = (const char *const[]){"key", "value", NULL},
+    .filter_payload_mismatch_ignored = true,
+};

@@ -304,25 +304,48 @@ void kafka_fetch_slot_yield(struct kafka_ctx *ctx, struct kafka_part *kp);
 int kafka_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
 
 /* kafka_event.c */
-int kafka_encode_open(void *vctx, struct sl_part *part, struct sl_buf *out);
-int kafka_encode_close(void *vctx, struct sl_part *part, struct sl_buf *out);
-int kafka_encode_next_part(void *vctx, struct sl_part *part, struct sl_buf *out);
+/* Kafka's event shape (esm.md §2): its members are the kafka_encode_* below but encode_record;
+ * under sources/kafka/ because they need the source's state (the cluster's bootstrap
+ * servers, MSK's ARN, each partition's prepared opening). */
+extern const struct sl_event_format kafka_event_format;
+int kafka_encode_open(const struct sl_source_ops *ops,
+                      void *vctx,
+                      struct sl_part *part,
+                      struct sl_buf *out);
+int kafka_encode_close(const struct sl_source_ops *ops,
+                       void *vctx,
+                       struct sl_part *part,
+                       struct sl_buf *out);
+int kafka_encode_next_part(const struct sl_source_ops *ops,
+                           void *vctx,
+                           struct sl_part *part,
+                           struct sl_buf *out);
 int kafka_encode_record(void *vctx,
                         struct sl_part *part,
                         const struct sl_record *rec,
                         struct sl_buf *out);
 int kafka_format_item_id(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
+int kafka_format_pos(
+    void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
+
+/* A record's offset: its position is that one native 64-bit number (kafka_record.c). */
+static inline uint64_t kafka_rec_offset(const struct sl_part *part, const struct sl_record *rec)
+{
+    return sl_recq_pos_u64(&part->q, rec, 0);
+}
 size_t kafka_record_key(void *vctx,
                         struct sl_part *part,
                         const struct sl_record *rec,
                         const char **ret_key);
 cJSON *kafka_filter_doc(void *vctx, struct sl_part *part, const struct sl_record *rec);
-int kafka_encode_batch_info(void *vctx,
+int kafka_encode_batch_info(const struct sl_source_ops *ops,
+                            void *vctx,
                             const struct sl_batch_run *runs,
                             size_t n_runs,
                             struct sl_buf *out);
-int kafka_encode_record_info(void *vctx,
+int kafka_encode_record_info(const struct sl_source_ops *ops,
+                             void *vctx,
                              struct sl_part *part,
                              const struct sl_record *rec,
                              struct sl_buf *out);

@@ -5,8 +5,9 @@
  *
  * About records: data = the value bytes (len 0 and KAFKA_M_NULLVAL for a tombstone, a null
  * value); meta = flags, timestamp type, timestamp, key and headers (kafka_meta_*), so that
- * encode_record rebuilds AWS's record exactly. pos = offset, next_pos = offset + 1, arrival_ms =
- * the message timestamp (CREATE_TIME or LOG_APPEND_TIME; the wall clock when it has none). A
+ * encode_record rebuilds AWS's record exactly. The position is the offset as a native 64-bit
+ * number (kafka_rec_offset reads it; the one after a record is offset + 1), arrival_ms = the
+ * message timestamp (CREATE_TIME or LOG_APPEND_TIME; the wall clock when it has none). A
  * record whose event would not fit in one invocation (6 MB) is kept as SL_REC_OVERSIZE without
  * its value (and without its key and headers if they alone are too big).
  */
@@ -97,9 +98,9 @@ static int kafka_push_view(struct kafka_part *kp, const struct kafka_msgview *v,
     }
     bool data = !(flags & SL_REC_OVERSIZE) && v->value;
     int64_t arrival = v->tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? v->ts : wall_ms;
+    const uint64_t pos = (uint64_t)v->offset;
     int r = sl_recq_push(&kp->part->q, data ? v->value : NULL, data ? (uint32_t)v->value_len : 0,
-                         keep_meta ? meta : NULL, (uint32_t)o, (uint64_t)v->offset,
-                         (uint64_t)v->offset + 1, arrival, flags);
+                         keep_meta ? meta : NULL, (uint32_t)o, &pos, sizeof(pos), arrival, flags);
     if (meta != stackbuf) {
         sl_free(meta);
     }

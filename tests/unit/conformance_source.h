@@ -35,9 +35,9 @@ struct conf_source {
 /* part_add: after start, the source reports its partition (id and name set, part->src set
  * before it returns to the loop). */
 void conf_source_check_partitions_appear(const struct conf_source *cs);
-/* fetch: the records in order, each with pos < next_pos <= the next record's pos, within
- * max_records; 0 (or SL_EINPROGRESS, then part_fetched) when none, then part_wake once one is
- * added, and that record next. */
+/* fetch: the records in order, each position (1..SL_REC_POS_MAX bytes) before the next
+ * record's by the source's compare_pos, within max_records; 0 (or SL_EINPROGRESS, then
+ * part_fetched) when none, then part_wake once one is added, and that record next. */
 void conf_source_check_fetch_in_order(const struct conf_source *cs);
 /* format_pos and format_item_id: item ids unique and non-empty; a new instance given
  * format_pos(record k) as its stored checkpoint (with the meta the source wrote) resumes at

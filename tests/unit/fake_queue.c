@@ -300,8 +300,9 @@ static int fq_fetch(void *ctx, struct sl_part *part, size_t max_records, size_t 
         }
         fq->leases = fq_grow(fq->leases, &fq->cap_leases, fq->n_leases, sizeof(*fq->leases));
         uint64_t id = fq->n_leases + 1;
-        if (sl_recq_push(&part->q, m->body, (uint32_t)m->len, m->group, (uint32_t)glen, id, id + 1,
-                         sl_clock_wall_ms(fq->env.clock), 0) < 0) {
+        /* the position is the lease (sl_queue_rec_lease) */
+        if (sl_recq_push(&part->q, m->body, (uint32_t)m->len, m->group, (uint32_t)glen, &id,
+                         sizeof(id), sl_clock_wall_ms(fq->env.clock), 0) < 0) {
             break;
         }
         m->receives++;
@@ -336,6 +337,16 @@ fq_encode_record(void *ctx, struct sl_part *part, const struct sl_record *rec, s
     }
     r = r < 0 ? r : sl_buf_puts(out, "}}");
     return r;
+}
+
+/* Never called for a queue (nothing is checkpointed); the lease, for completeness. */
+static int
+fq_format_pos(void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    (void)part;
+    int n = snprintf(buf, len, "%" PRIu64, sl_queue_rec_lease(rec));
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
 }
 
 static int fq_format_item_id(
@@ -506,22 +517,30 @@ static const struct sl_source_caps fq_caps = {
     .lag_unit = SL_LAG_RECORDS,
 };
 
+/* Its event shape: SQS-like wrapping, the payload under "body", the registry's BatchInfo. */
+static const struct sl_event_format fq_event = {
+    .name = "fakeq",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .filter_payload_fields = (const char *const[]){"body", NULL},
+};
+
 const struct sl_source_ops fake_queue_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "fakeq",
     .scheme = FAKE_QUEUE_SCHEME,
     .opts = fq_opts,
     .ctx_size = sizeof(struct fake_queue_ctx),
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
+    .event = &fq_event,
     .caps = &fq_caps,
-    .filter_payload_fields = (const char *const[]){"body", NULL},
     .check = fq_check,
     .init = fq_init,
     .start = fq_start,
     .fetch = fq_fetch,
     .encode_record = fq_encode_record,
+    .compare_pos = sl_recq_pos_compare_u64,
+    .format_pos = fq_format_pos,
     .format_item_id = fq_format_item_id,
     .record_key = fq_record_key,
     .filter_doc = fq_filter_doc,

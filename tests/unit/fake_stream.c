@@ -66,8 +66,9 @@ fake_take(struct fake_stream *fs, struct fake_part *fp, size_t max_records, size
             break;
         }
         int64_t arrival = sl_clock_wall_ms(fs->env.clock);
-        if (sl_recq_push(&fp->part->q, r->data, (uint32_t)r->len, r->key, (uint32_t)key_len,
-                         fp->next, fp->next + 1, arrival, 0) < 0) {
+        const uint64_t seq = fp->next; /* the position: the record's index, 8 bytes */
+        if (sl_recq_push(&fp->part->q, r->data, (uint32_t)r->len, r->key, (uint32_t)key_len, &seq,
+                         sizeof(seq), arrival, 0) < 0) {
             return n > 0 ? (int)n : SL_ENOMEM;
         }
         bytes += r->len + key_len;
@@ -152,12 +153,37 @@ static int fake_fetch(void *ctx, struct sl_part *part, size_t max_records, size_
     return n;
 }
 
+/* A record's position is its index in the partition, one native 64-bit number. */
+static uint64_t fake_seq(const struct sl_part *part, const struct sl_record *rec)
+{
+    return sl_recq_pos_u64(&part->q, rec, 0);
+}
+
+/* The checkpoint after rec: the next index. */
+static int
+fake_format_pos(void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    int n = snprintf(buf, len, "%" PRIu64, fake_seq(part, rec) + 1);
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
+/* The itemIdentifier: the index. */
+static int fake_format_item_id(
+    void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    int n = snprintf(buf, len, "%" PRIu64, fake_seq(part, rec));
+    return n < 0 || (size_t)n >= len ? SL_EINVAL : 0;
+}
+
 static int
 fake_encode_record(void *ctx, struct sl_part *part, const struct sl_record *rec, struct sl_buf *out)
 {
     (void)ctx;
     const char *data = sl_recq_data(&part->q, rec);
-    int r = sl_buf_printf(out, "{\"part\":\"%s\",\"seq\":%" PRIu64 ",\"key\":", part->id, rec->pos);
+    int r = sl_buf_printf(out, "{\"part\":\"%s\",\"seq\":%" PRIu64 ",\"key\":", part->id,
+                          fake_seq(part, rec));
     r = r < 0 ? r : sl_enc_json_str(out, sl_recq_meta(&part->q, rec), rec->meta_len);
     r = r < 0 ? r : sl_buf_puts(out, ",\"data\":");
     r = r < 0 ? r : sl_enc_json_str(out, data, rec->len);
@@ -195,17 +221,18 @@ static void fake_ack(void *ctx, struct sl_part *part, const struct sl_record *la
     struct fake_part *fp = part->src;
     /* After stop (a drain), acks of the invocations that finish still come: not counted. */
     if (fs->on_ack) {
-        fs->on_ack(fs->on_ack_arg, (size_t)(fp - fs->parts), last->pos);
+        fs->on_ack(fs->on_ack_arg, (size_t)(fp - fs->parts), fake_seq(part, last));
     }
+    uint64_t seq = fake_seq(part, last);
     fs->acks = fake_grow(fs->acks, &fs->cap_acks, fs->n_acks, sizeof(*fs->acks));
-    fs->acks[fs->n_acks++] = (struct fake_ack){(size_t)(fp - fs->parts), last->pos};
+    fs->acks[fs->n_acks++] = (struct fake_ack){(size_t)(fp - fs->parts), seq};
     /* What the mapping held of fp up to last is dropped now: count it out. */
-    for (size_t i = fp->acked; i <= last->pos && i < fp->n_recs; i++) {
+    for (size_t i = fp->acked; i <= seq && i < fp->n_recs; i++) {
         fs->held_records--;
         fs->held_bytes -= fp->recs[i].len + strlen(fp->recs[i].key);
     }
-    if (last->pos + 1 > fp->acked) {
-        fp->acked = (size_t)last->pos + 1;
+    if (seq + 1 > fp->acked) {
+        fp->acked = (size_t)seq + 1;
     }
 }
 
@@ -249,6 +276,15 @@ static const struct sl_opt fake_opts[] = {
     {0},
 };
 
+/* Its event shape: Kinesis-like wrapping and filter rule, the registry's generic BatchInfo. */
+static const struct sl_event_format fake_event = {
+    .name = "fake",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .filter_payload_fields = (const char *const[]){"data", NULL},
+};
+
 /* No caps: the registry's default, a stream with AWS's stream defaults (BatchSize 100, at most
  * 10000, StartingPosition required). */
 const struct sl_source_ops fake_stream_ops = {
@@ -257,14 +293,14 @@ const struct sl_source_ops fake_stream_ops = {
     .scheme = FAKE_STREAM_SCHEME,
     .opts = fake_opts,
     .ctx_size = sizeof(struct fake_ctx),
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
-    .filter_payload_fields = (const char *const[]){"data", NULL},
+    .event = &fake_event,
     .check = fake_check,
     .init = fake_init,
     .start = fake_start,
     .fetch = fake_fetch,
+    .compare_pos = sl_recq_pos_compare_u64,
+    .format_pos = fake_format_pos,
+    .format_item_id = fake_format_item_id,
     .encode_record = fake_encode_record,
     .record_key = fake_record_key,
     .filter_doc = fake_filter_doc,

@@ -114,3 +114,17 @@ int test_fd_release(struct test_fd_pressure *p)
     }
     return setrlimit(RLIMIT_NOFILE, &p->old);
 }
+
+int test_push(struct sl_recq *q,
+              const void *data,
+              uint32_t len,
+              const void *meta,
+              uint32_t meta_len,
+              uint64_t pos,
+              uint64_t next_pos,
+              int64_t arrival_ms,
+              uint32_t flags)
+{
+    const uint64_t at[2] = {pos, next_pos};
+    return sl_recq_push(q, data, len, meta, meta_len, at, sizeof(at), arrival_ms, flags);
+}

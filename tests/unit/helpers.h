@@ -9,6 +9,8 @@
 
 #include <uv.h>
 
+#include "recq.h"
+
 /* Runs loop until done(arg) is true or timeout_ms of real time passed (a deadline, not a
  * sleep: the loop wakes on I/O). Returns true if done became true. */
 bool test_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t timeout_ms);
@@ -38,5 +40,17 @@ int test_fd_exhaust(struct test_fd_pressure *p);
 /* Closes what test_fd_exhaust opened and restores the limit. Returns 0, or -1 when the limit
  * could not be restored. */
 int test_fd_release(struct test_fd_pressure *p);
+
+/* sl_recq_push with the position most tests use: the pair {pos, next_pos} of native 64-bit
+ * numbers (the file source's layout: where the record starts and where the next one does). */
+int test_push(struct sl_recq *q,
+              const void *data,
+              uint32_t len,
+              const void *meta,
+              uint32_t meta_len,
+              uint64_t pos,
+              uint64_t next_pos,
+              int64_t arrival_ms,
+              uint32_t flags);
 
 #endif

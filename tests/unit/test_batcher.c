@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "batcher.h"
+#include "helpers.h"
 #include "partition.h"
 #include "source.h"
 
@@ -29,13 +30,20 @@ fake_encode(void *ctx, struct sl_part *part, const struct sl_record *rec, struct
     return 0;
 }
 
+/* The fakes' event shapes, completed with the defaults in main() as the registry does. */
+static struct sl_event_format fake_event = {
+    .name = "fake",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+};
+
 static const struct sl_source_ops fake_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "fake",
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
+    .event = &fake_event,
     .encode_record = fake_encode,
+    .caps = &(const struct sl_source_caps){.batch_spans_partitions = false},
 };
 
 static struct sl_part *make_part(int n, const char *data)
@@ -43,8 +51,8 @@ static struct sl_part *make_part(int n, const char *data)
     struct sl_part *part = sl_part_new("p", "p");
     assert_non_null(part);
     for (int i = 0; i < n; i++) {
-        assert_int_equal(sl_recq_push(&part->q, data, (uint32_t)strlen(data), NULL, 0,
-                                      (uint64_t)i * 10, (uint64_t)i * 10 + 10, 0, 0),
+        assert_int_equal(test_push(&part->q, data, (uint32_t)strlen(data), NULL, 0,
+                                   (uint64_t)i * 10, (uint64_t)i * 10 + 10, 0, 0),
                          0);
     }
     return part;
@@ -66,21 +74,28 @@ build(const struct sl_batch_limits *lim, struct sl_part *part, struct sl_buf *bo
 }
 
 /* A source whose batches span partitions: the next partition's records follow "|<id>|". */
-static int fake_next_part(void *ctx, struct sl_part *part, struct sl_buf *out)
+static int
+fake_next_part(const struct sl_source_ops *ops, void *ctx, struct sl_part *part, struct sl_buf *out)
 {
+    (void)ops;
     (void)ctx;
     return sl_buf_printf(out, "|%s|", part->id);
 }
 
+static struct sl_event_format spanning_event = {
+    .name = "spanning",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .encode_next_part = fake_next_part,
+};
+
 static const struct sl_source_ops spanning_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "spanning",
-    .event_open = "{\"Records\":[",
-    .event_sep = ",",
-    .event_close = "]}",
+    .event = &spanning_event,
     .encode_record = fake_encode,
     .caps = &(const struct sl_source_caps){.batch_spans_partitions = true},
-    .encode_next_part = fake_next_part,
 };
 
 static void test_batcher_due_on_count_window_and_bytes(void **state)
@@ -157,8 +172,8 @@ static void test_batcher_stops_before_oversize_record(void **state)
     (void)state;
     struct sl_batch_limits lim = {.max_records = 100, .max_bytes = 6291456, .window_ms = 0};
     struct sl_part *part = make_part(2, "ok");
-    assert_int_equal(sl_recq_push(&part->q, NULL, 0, NULL, 0, 20, 5000020, 0, SL_REC_OVERSIZE), 0);
-    assert_int_equal(sl_recq_push(&part->q, "after", 5, NULL, 0, 5000020, 5000026, 0, 0), 0);
+    assert_int_equal(test_push(&part->q, NULL, 0, NULL, 0, 20, 5000020, 0, SL_REC_OVERSIZE), 0);
+    assert_int_equal(test_push(&part->q, "after", 5, NULL, 0, 5000020, 5000026, 0, 0), 0);
     struct sl_buf body;
     sl_buf_init(&body);
     size_t n = 0;
@@ -200,7 +215,7 @@ static void test_batcher_spans_partitions(void **state)
     struct sl_part *a = make_part(2, "a");
     struct sl_part *b = sl_part_new("q", "q");
     assert_non_null(b);
-    assert_int_equal(sl_recq_push(&b->q, "b", 1, NULL, 0, 0, 1, 0, 0), 0);
+    assert_int_equal(test_push(&b->q, "b", 1, NULL, 0, 0, 1, 0, 0), 0);
     struct sl_batch_ref refs[] = {
         {a, sl_recq_at(&a->q, 0)},
         {a, sl_recq_at(&a->q, 1)},
@@ -231,6 +246,8 @@ static void test_batcher_spans_partitions(void **state)
 
 int main(void)
 {
+    sl_event_format_complete(&fake_event);
+    sl_event_format_complete(&spanning_event);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batcher_due_on_count_window_and_bytes),
         cmocka_unit_test(test_batcher_build_stops_at_batch_size),

@@ -2,7 +2,8 @@
 /* test_event_kinesis.c: the shared Kinesis-shaped event on its own, byte for byte: a record as
  * AWS documents it (esm.md §4.1), escaping of every text it carries, sequence numbers far past
  * 64 bits kept as text, the filter document (data parsed as JSON when it is JSON), and the
- * KinesisBatchInfo of a destination record. */
+ * KinesisBatchInfo of a destination record; and the shape as an adapter picks it
+ * (sl_event_kinesis) with positions that are 56-digit sequence numbers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,8 @@
 #include "alloc.h"
 #include "event_kinesis.h"
 #include "json.h"
+#include "partition.h"
+#include "source.h"
 
 /* A 56-digit sequence number, as Kinesis gives them (esm.md §4.1's example). */
 #define BIG_SEQ "49590338271490256608559692538361571095921575989136588898"
@@ -49,13 +52,13 @@ static void test_event_kinesis_record_exact(void **state)
     assert_int_equal(sl_event_kinesis_tmpl_init(&t, &kinesis_part), 0);
     struct sl_buf out;
     sl_buf_init(&out);
-    assert_int_equal(sl_buf_puts(&out, SL_EVENT_KINESIS_OPEN), 0);
+    assert_int_equal(sl_buf_puts(&out, sl_event_kinesis.open), 0);
     struct sl_event_kinesis_rec rec = rec_of(BIG_SEQ, "Hello, this is a test.", 1545084650987);
     assert_int_equal(sl_event_kinesis_encode(&t, &rec, &out), 0);
-    assert_int_equal(sl_buf_puts(&out, SL_EVENT_KINESIS_SEP), 0);
+    assert_int_equal(sl_buf_puts(&out, sl_event_kinesis.sep), 0);
     rec = rec_of("1", "", 0); /* an empty payload, the epoch */
     assert_int_equal(sl_event_kinesis_encode(&t, &rec, &out), 0);
-    assert_int_equal(sl_buf_puts(&out, SL_EVENT_KINESIS_CLOSE), 0);
+    assert_int_equal(sl_buf_puts(&out, sl_event_kinesis.close), 0);
     assert_string_equal(
         out.data,
         "{\"Records\":["
@@ -283,6 +286,98 @@ static void test_event_kinesis_json_helpers(void **state)
     assert_false(sl_json_is_utf8((const unsigned char *)"\xc3", 1));
 }
 
+/* --- the shape as a Kinesis source would pick it: positions are 56-digit sequence numbers --- */
+
+/* A Kinesis-like adapter: a record's position is its sequence number's text, which is also its
+ * itemIdentifier and its checkpoint (resume after it). */
+static int
+kin_src_format(void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    if (rec->pos_len >= len) {
+        return SL_EINVAL;
+    }
+    memcpy(buf, sl_recq_pos(&part->q, rec), rec->pos_len);
+    buf[rec->pos_len] = '\0';
+    return 0;
+}
+
+static int kin_src_compare(void *ctx, const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    (void)ctx;
+    if (a_len != b_len) {
+        return a_len < b_len ? -1 : 1;
+    }
+    return memcmp(a, b, a_len);
+}
+
+static void test_event_kinesis_shape_with_big_positions(void **state)
+{
+    (void)state;
+    struct sl_source_ops ops = {
+        .abi = SL_SOURCE_ABI,
+        .name = "kin",
+        .scheme = "kin://",
+        .event = &sl_event_kinesis,
+        .compare_pos = kin_src_compare,
+        .format_pos = kin_src_format,
+        .format_item_id = kin_src_format,
+    };
+    struct sl_event_format ev;
+    sl_source_ops_complete(&ops, &ev);
+    struct sl_part *part = sl_part_new("shardId-000000000006", "shardId-000000000006");
+    assert_non_null(part);
+    struct sl_event_kinesis_tmpl t;
+    assert_int_equal(sl_event_kinesis_tmpl_init(&t, &kinesis_part), 0);
+    part->event = &t;
+    const char *first = BIG_SEQ;
+    const char *last = "49590338271490256608559692540925702759324208523137515618";
+    assert_int_equal(
+        sl_recq_push(&part->q, "a", 1, NULL, 0, first, strlen(first), 1573691884835, 0), 0);
+    assert_int_equal(sl_recq_push(&part->q, "b", 1, NULL, 0, last, strlen(last), 1573691885580, 0),
+                     0);
+    const struct sl_record *a = sl_recq_at(&part->q, 0), *b = sl_recq_at(&part->q, 1);
+    assert_true(ops.compare_pos(NULL, sl_recq_pos(&part->q, a), a->pos_len,
+                                sl_recq_pos(&part->q, b), b->pos_len) < 0);
+    struct sl_buf out;
+    sl_buf_init(&out);
+    /* the batch info a destination gets: the sequence numbers whole, the template's ARN */
+    const struct sl_batch_run run = {part, a, b, 2};
+    assert_int_equal(ops.event->encode_batch_info(&ops, NULL, &run, 1, &out), 0);
+    assert_string_equal(out.data,
+                        "\"KinesisBatchInfo\":{\"shardId\":\"shardId-000000000006\","
+                        "\"startSequenceNumber\":\"" BIG_SEQ "\","
+                        "\"endSequenceNumber\":"
+                        "\"49590338271490256608559692540925702759324208523137515618\","
+                        "\"approximateArrivalOfFirstRecord\":\"2019-11-14T00:38:04.835Z\","
+                        "\"approximateArrivalOfLastRecord\":\"2019-11-14T00:38:05.580Z\","
+                        "\"batchSize\":2,\"streamArn\":"
+                        "\"arn:aws:kinesis:us-east-1:123456789012:stream/lambda-stream\"}");
+    /* one record for a per-record destination: the same, of that record */
+    sl_buf_truncate(&out, 0);
+    assert_int_equal(ops.event->encode_record_info(&ops, NULL, part, b, &out), 0);
+    assert_non_null(strstr(out.data, "\"startSequenceNumber\":\"4959033827149025660855969254092"
+                                     "5702759324208523137515618\",\"endSequenceNumber\":\"49590338"
+                                     "271490256608559692540925702759324208523137515618\""));
+    assert_non_null(strstr(out.data, "\"batchSize\":1,"));
+    /* the wrapping and the filter rule */
+    sl_buf_truncate(&out, 0);
+    assert_int_equal(ops.event->encode_open(&ops, NULL, part, &out), 0);
+    assert_int_equal(ops.event->encode_close(&ops, NULL, part, &out), 0);
+    assert_string_equal(out.data, "{\"Records\":[]}");
+    assert_string_equal(ops.event->sep, ",");
+    assert_string_equal(ops.event->filter_payload_fields[0], "data");
+    assert_null(ops.event->filter_payload_fields[1]);
+    assert_false(ops.event->filter_payload_mismatch_ignored);
+    /* the checkpoint text is the 56-digit number itself */
+    char pos[SL_REC_POS_MAX + 1];
+    assert_int_equal(ops.format_pos(NULL, part, b, pos, sizeof(pos)), 0);
+    assert_string_equal(pos, "49590338271490256608559692540925702759324208523137515618");
+    sl_buf_fini(&out);
+    sl_event_kinesis_tmpl_fini(&t);
+    sl_part_free(part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_event_kinesis_filter_doc),
         cmocka_unit_test(test_event_kinesis_batch_info),
         cmocka_unit_test(test_event_kinesis_json_helpers),
+        cmocka_unit_test(test_event_kinesis_shape_with_big_positions),
     };
     return cmocka_run_group_tests_name("event_kinesis", tests, NULL, NULL);
 }

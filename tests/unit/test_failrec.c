@@ -15,27 +15,41 @@
 #include "partition.h"
 #include "source.h"
 
-static int
-fake_batch_info(void *ctx, const struct sl_batch_run *runs, size_t n_runs, struct sl_buf *out)
+/* The fake's records have one-byte positions (outside any queue: no arena to read). */
+static int fake_batch_info(const struct sl_source_ops *ops,
+                           void *ctx,
+                           const struct sl_batch_run *runs,
+                           size_t n_runs,
+                           struct sl_buf *out)
 {
+    (void)ops;
     (void)ctx;
     assert_int_equal(n_runs, 1);
     return sl_buf_printf(out, "\"KinesisBatchInfo\":{\"start\":%llu,\"end\":%llu,\"n\":%zu}",
-                         (unsigned long long)runs[0].first->pos,
-                         (unsigned long long)runs[0].last->pos, runs[0].n);
+                         (unsigned long long)sl_recq_pos(NULL, runs[0].first)[0],
+                         (unsigned long long)sl_recq_pos(NULL, runs[0].last)[0], runs[0].n);
 }
+
+/* Completed with the defaults in main(), as the registry does. */
+static struct sl_event_format fake_event = {
+    .name = "fake",
+    .open = "{\"Records\":[",
+    .sep = ",",
+    .close = "]}",
+    .encode_batch_info = fake_batch_info,
+};
 
 static const struct sl_source_ops fake_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "fake",
-    .encode_batch_info = fake_batch_info,
+    .event = &fake_event,
 };
 
 static void test_failrec_retries_exhausted_with_payload(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 10};
-    struct sl_record b = {.pos = 30};
+    struct sl_record a = {.pos_len = 1, .pos_inline = {10}};
+    struct sl_record b = {.pos_len = 1, .pos_inline = {30}};
     struct sl_failrec f = {
         .condition = SL_FAILREC_RETRIES_EXHAUSTED,
         .function_arn = "arn:aws:lambda:us-east-1:000000000000:function:f",
@@ -68,7 +82,7 @@ static void test_failrec_retries_exhausted_with_payload(void **state)
 static void test_failrec_partial_exhaustion_has_null_function_error(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 5};
+    struct sl_record a = {.pos_len = 1, .pos_inline = {5}};
     struct sl_failrec f = {
         .condition = SL_FAILREC_RETRIES_EXHAUSTED,
         .function_arn = "fn",
@@ -92,7 +106,7 @@ static void test_failrec_partial_exhaustion_has_null_function_error(void **state
 static void test_failrec_record_age_has_no_response_context(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 5};
+    struct sl_record a = {.pos_len = 1, .pos_inline = {5}};
     struct sl_failrec f = {
         .condition = SL_FAILREC_RECORD_AGE,
         .function_arn = "fn",
@@ -113,7 +127,7 @@ static void test_failrec_record_age_has_no_response_context(void **state)
 static void test_failrec_payload_too_large_has_null_response(void **state)
 {
     (void)state;
-    struct sl_record a = {.pos = 5};
+    struct sl_record a = {.pos_len = 1, .pos_inline = {5}};
     struct sl_failrec f = {
         .condition = SL_FAILREC_PAYLOAD_TOO_LARGE,
         .function_arn = "fn",
@@ -131,6 +145,7 @@ static void test_failrec_payload_too_large_has_null_response(void **state)
 
 int main(void)
 {
+    sl_event_format_complete(&fake_event);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failrec_retries_exhausted_with_payload),
         cmocka_unit_test(test_failrec_partial_exhaustion_has_null_function_error),

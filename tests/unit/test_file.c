@@ -24,6 +24,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "config.h"
+#include "event_kinesis.h"
 #include "helpers.h"
 #include "log.h"
 #include "partition.h"
@@ -236,10 +237,12 @@ static void take_records(struct fx *f, struct sl_part *part)
         if (rec->flags & SL_REC_OVERSIZE) {
             assert_int_equal(rec->len, 0);
             snprintf(f->text + used, sizeof(f->text) - used, "%llu-%llu:!;",
-                     (unsigned long long)rec->pos, (unsigned long long)rec->next_pos);
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 0),
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 1));
         } else {
             snprintf(f->text + used, sizeof(f->text) - used, "%llu-%llu:%.*s;",
-                     (unsigned long long)rec->pos, (unsigned long long)rec->next_pos, (int)rec->len,
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 0),
+                     (unsigned long long)sl_recq_pos_u64(&part->q, rec, 1), (int)rec->len,
                      sl_recq_data(&part->q, rec));
         }
     }
@@ -784,7 +787,7 @@ static void test_file_fetch_limits(void **state)
     part = f->owner.parts[0];
     assert_int_equal(f->ops->fetch(f->ctx, part, 100, 15), 2);
     assert_int_equal(f->ops->fetch(f->ctx, part, 100, 1 << 20), 3);
-    assert_int_equal(sl_recq_at(&part->q, 4)->next_pos, 50);
+    assert_int_equal(sl_recq_pos_u64(&part->q, sl_recq_at(&part->q, 4), 1), 50);
 }
 
 static void test_file_check_and_init_errors(void **state)
@@ -1104,6 +1107,15 @@ static void test_file_format_item_id(void **state)
     assert_non_null(strstr(event_of(f, part, 2), "\"sequenceNumber\":\"13\""));
     assert_int_equal(f->ops->format_item_id(f->ctx, part, sl_recq_at(&part->q, 2), buf, 2),
                      SL_EINVAL);
+    /* the checkpoint after a record is the next line's offset; positions order by offset */
+    assert_int_equal(f->ops->format_pos(f->ctx, part, sl_recq_at(&part->q, 1), buf, 32), 0);
+    assert_string_equal(buf, "13");
+    assert_int_equal(f->ops->format_pos(f->ctx, part, sl_recq_at(&part->q, 2), buf, 32), 0);
+    assert_string_equal(buf, "15");
+    assert_int_equal(f->ops->format_pos(f->ctx, part, sl_recq_at(&part->q, 2), buf, 2), SL_EINVAL);
+    const struct sl_record *a = sl_recq_at(&part->q, 0), *b = sl_recq_at(&part->q, 1);
+    assert_true(f->ops->compare_pos(f->ctx, sl_recq_pos(&part->q, a), a->pos_len,
+                                    sl_recq_pos(&part->q, b), b->pos_len) < 0);
 }
 
 static void test_file_encode_batch_info(void **state)
@@ -1128,13 +1140,13 @@ static void test_file_encode_batch_info(void **state)
     sl_buf_init(&b);
     assert_int_equal(sl_buf_puts(&b, "{"), 0);
     struct sl_batch_run run = {part, sl_recq_at(&part->q, 0), sl_recq_at(&part->q, 2), 3};
-    assert_int_equal(f->ops->encode_batch_info(f->ctx, &run, 1, &b), 0);
+    assert_int_equal(f->ops->event->encode_batch_info(f->ops, f->ctx, &run, 1, &b), 0);
     assert_int_equal(b.data[0], '{');
     assert_string_equal(b.data + 1, want);
     /* one record: first == last, its read time */
     sl_buf_truncate(&b, 0);
     run = (struct sl_batch_run){part, sl_recq_at(&part->q, 1), sl_recq_at(&part->q, 1), 1};
-    assert_int_equal(f->ops->encode_batch_info(f->ctx, &run, 1, &b), 0);
+    assert_int_equal(f->ops->event->encode_batch_info(f->ops, f->ctx, &run, 1, &b), 0);
     snprintf(want, sizeof(want),
              "\"KinesisBatchInfo\":{\"shardId\":\"%s\",\"startSequenceNumber\":\"33\","
              "\"endSequenceNumber\":\"33\","
@@ -1168,14 +1180,17 @@ static void test_file_ops_shape(void **state)
     assert_int_equal(ops->abi, SL_SOURCE_ABI);
     assert_string_equal(ops->name, "file");
     assert_string_equal(ops->scheme, "file://");
-    assert_string_equal(ops->event_open, "{\"Records\":[");
+    assert_ptr_equal(ops->event, &sl_event_kinesis);
+    assert_string_equal(ops->event->open, "{\"Records\":[");
     assert_int_equal(ops->caps->batch_size_default, 100);
     assert_int_equal(ops->caps->batch_size_max, 10000);
     assert_true(ops->caps->starting_position_required);
     assert_non_null(ops->format_item_id);
+    assert_non_null(ops->format_pos);
+    assert_non_null(ops->compare_pos);
     assert_non_null(ops->record_key);
     assert_non_null(ops->filter_doc);
-    assert_non_null(ops->encode_batch_info);
+    assert_non_null(ops->event->encode_batch_info);
     size_t n = 0;
     for (const struct sl_opt *o = ops->opts; o->name; o++) {
         n++;

@@ -243,14 +243,14 @@ static char *event_of(struct fx *f, struct kafka_part *kp)
 {
     struct sl_buf b;
     sl_buf_init(&b);
-    assert_int_equal(kafka_encode_open(f->ctx, kp->part, &b), 0);
+    assert_int_equal(kafka_encode_open(&sl_source_kafka, f->ctx, kp->part, &b), 0);
     for (size_t i = 0; i < sl_recq_count(&kp->part->q); i++) {
         if (i) {
             assert_int_equal(sl_buf_puts(&b, ","), 0);
         }
         assert_int_equal(kafka_encode_record(f->ctx, kp->part, sl_recq_at(&kp->part->q, i), &b), 0);
     }
-    assert_int_equal(kafka_encode_close(f->ctx, kp->part, &b), 0);
+    assert_int_equal(kafka_encode_close(&sl_source_kafka, f->ctx, kp->part, &b), 0);
     return sl_buf_steal(&b);
 }
 
@@ -268,13 +268,13 @@ static void test_kafka_batch_spans_partitions(void **state)
     assert_true(sl_source_kafka.caps->batch_spans_partitions);
     struct sl_buf ev;
     sl_buf_init(&ev);
-    assert_int_equal(kafka_encode_open(f->ctx, a->part, &ev), 0);
+    assert_int_equal(kafka_encode_open(&sl_source_kafka, f->ctx, a->part, &ev), 0);
     assert_int_equal(kafka_encode_record(f->ctx, a->part, sl_recq_at(&a->part->q, 0), &ev), 0);
     assert_int_equal(sl_buf_puts(&ev, ","), 0);
     assert_int_equal(kafka_encode_record(f->ctx, a->part, sl_recq_at(&a->part->q, 1), &ev), 0);
-    assert_int_equal(kafka_encode_next_part(f->ctx, b->part, &ev), 0);
+    assert_int_equal(kafka_encode_next_part(&sl_source_kafka, f->ctx, b->part, &ev), 0);
     assert_int_equal(kafka_encode_record(f->ctx, b->part, sl_recq_at(&b->part->q, 0), &ev), 0);
-    assert_int_equal(kafka_encode_close(f->ctx, b->part, &ev), 0);
+    assert_int_equal(kafka_encode_close(&sl_source_kafka, f->ctx, b->part, &ev), 0);
     cJSON *doc = cJSON_ParseWithLength(ev.data, ev.len);
     assert_non_null(doc);
     const cJSON *recs = cJSON_GetObjectItemCaseSensitive(doc, "records");
@@ -295,7 +295,7 @@ static void test_kafka_batch_spans_partitions(void **state)
     };
     sl_buf_truncate(&ev, 0);
     assert_int_equal(sl_buf_puts(&ev, "{"), 0);
-    assert_int_equal(kafka_encode_batch_info(f->ctx, runs, 2, &ev), 0);
+    assert_int_equal(kafka_encode_batch_info(&sl_source_kafka, f->ctx, runs, 2, &ev), 0);
     assert_int_equal(sl_buf_puts(&ev, "}"), 0);
     doc = cJSON_ParseWithLength(ev.data, ev.len);
     assert_non_null(doc);
@@ -336,8 +336,10 @@ static void test_kafka_event_exact_bytes(void **state)
             "{\"h\xc3\xa9\":[-61,-87,-1,-128,127,0]},{\"nil\":[]}]}]}}");
     sl_free(ev);
     const struct sl_record *rec = sl_recq_at(&kp->part->q, 0);
-    assert_int_equal(rec->pos, 15);
-    assert_int_equal(rec->next_pos, 16);
+    assert_int_equal(kafka_rec_offset(kp->part, rec), 15);
+    char next[32];
+    assert_int_equal(kafka_format_pos(f->ctx, kp->part, rec, next, sizeof(next)), 0);
+    assert_string_equal(next, "16");
     assert_int_equal(rec->arrival_ms, 1545084650987);
 }
 
@@ -446,7 +448,7 @@ static void test_kafka_item_id_filter_doc_batch_info(void **state)
     sl_buf_init(&b);
     struct sl_batch_run run = {kp->part, sl_recq_at(&kp->part->q, 0), sl_recq_at(&kp->part->q, 1),
                                2};
-    assert_int_equal(kafka_encode_batch_info(f->ctx, &run, 1, &b), 0);
+    assert_int_equal(kafka_encode_batch_info(&sl_source_kafka, f->ctx, &run, 1, &b), 0);
     char expect[1024];
     size_t payload = sl_recq_at(&kp->part->q, 0)->len + sl_recq_at(&kp->part->q, 0)->meta_len +
                      sl_recq_at(&kp->part->q, 1)->len + sl_recq_at(&kp->part->q, 1)->meta_len;
@@ -463,7 +465,8 @@ static void test_kafka_item_id_filter_doc_batch_info(void **state)
 
     /* The kafka:// destination's form: one record, "recordInfo". */
     sl_buf_truncate(&b, 0);
-    assert_int_equal(kafka_encode_record_info(f->ctx, kp->part, sl_recq_at(&kp->part->q, 1), &b),
+    assert_int_equal(kafka_encode_record_info(&sl_source_kafka, f->ctx, kp->part,
+                                              sl_recq_at(&kp->part->q, 1), &b),
                      0);
     snprintf(expect, sizeof(expect),
              "\"KafkaBatchInfo\":{\"batchSize\":1,\"bootstrapServers\":\"b1:9092,b2:9092\","
@@ -1071,7 +1074,7 @@ static void test_kafka_mock_cluster_consume_ack_commit(void **state)
         struct sl_part *part = f->owner.parts[i];
         assert_int_equal(sl_recq_count(&part->q), 5);
         const struct sl_record *last = sl_recq_at(&part->q, 4);
-        assert_int_equal(last->pos, 4);
+        assert_int_equal(kafka_rec_offset(part, last), 4);
         struct sl_buf b;
         sl_buf_init(&b);
         assert_int_equal(kafka_encode_record(f->ctx, part, sl_recq_at(&part->q, 0), &b), 0);
@@ -1179,7 +1182,7 @@ static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
         const struct sl_record *rec = sl_recq_at(&part->q, i);
         char v[16];
         int n = snprintf(v, sizeof(v), "v%zu", i);
-        assert_int_equal(rec->pos, i);
+        assert_int_equal(kafka_rec_offset(part, rec), i);
         assert_int_equal(rec->len, (uint32_t)n);
         assert_memory_equal(sl_recq_data(&part->q, rec), v, (size_t)n);
     }
@@ -1191,7 +1194,7 @@ static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
     assert_true(test_run_until(&f->loop, pq_woken, &p, 10000));
     assert_false(kp->waiting);
     assert_int_equal(kafka_fetch(f->ctx, part, 1000, 1 << 20), 1);
-    assert_int_equal(sl_recq_at(&part->q, 700)->pos, 700);
+    assert_int_equal(kafka_rec_offset(part, sl_recq_at(&part->q, 700)), 700);
     assert_false(kafka_settling(f->ctx));
 }
 
@@ -1496,7 +1499,9 @@ static void rv_cb(uv_timer_t *t)
     struct rv *r = t->data;
     struct kafka_ctx *ctx = r->f->ctx;
     struct sl_part *part = r->f->owner.parts[r->f->owner.n - 1];
-    struct sl_record rec = {.pos = (uint64_t)r->ack - 1, .next_pos = (uint64_t)r->ack};
+    struct sl_record rec = {.pos_len = sizeof(uint64_t)};
+    const uint64_t off = (uint64_t)r->ack - 1;
+    memcpy(rec.pos_inline, &off, sizeof(off));
     kafka_ack(ctx, part, &rec);
     r->revoked_ns = uv_hrtime();
     kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, r->l, ctx);

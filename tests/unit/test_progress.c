@@ -49,8 +49,7 @@ static int host_format_pos(
     void *arg, struct sl_part *part, const struct sl_record *last, char *buf, size_t len)
 {
     (void)arg;
-    (void)part;
-    snprintf(buf, len, "%" PRIu64, last->next_pos);
+    snprintf(buf, len, "%" PRIu64, sl_recq_pos_u64(&part->q, last, 1));
     return 0;
 }
 
@@ -58,9 +57,10 @@ static void host_ack(void *arg, struct sl_part *part, const struct sl_record *la
 {
     struct fx *f = arg;
     f->n_acks++;
-    f->acked_pos = last->pos;
+    f->acked_pos = sl_recq_pos_u64(&part->q, last, 0);
     struct sl_ckpt_entry e;
-    bool stored = sl_ckpt_get(f->ck, part->id, &e) && strtoull(e.pos, NULL, 10) == last->next_pos;
+    bool stored = sl_ckpt_get(f->ck, part->id, &e) &&
+                  strtoull(e.pos, NULL, 10) == sl_recq_pos_u64(&part->q, last, 1);
     if (!f->keeps_positions && !stored) {
         f->ack_saw_checkpoint = false;
     }
@@ -154,7 +154,7 @@ static void push_records(struct fx *f, size_t n, uint32_t lanes)
         char data[16];
         int len = snprintf(data, sizeof(data), "r%zu", i);
         assert_int_equal(
-            sl_recq_push(&f->part->q, data, (uint32_t)len, NULL, 0, 10 * i, 10 * i + 10, 0, 0), 0);
+            test_push(&f->part->q, data, (uint32_t)len, NULL, 0, 10 * i, 10 * i + 10, 0, 0), 0);
         sl_recq_at_mut(&f->part->q, sl_recq_count(&f->part->q) - 1)->lane = (uint32_t)(i % lanes);
     }
 }

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -109,6 +110,14 @@ static const struct sl_source_ops *const given_sources[] = {SL_SOURCES(GIVEN)};
         }                                             \
     } while (0)
 
+#define EVENT_KEPT_OR_FILLED(slot)                                  \
+    do {                                                            \
+        assert_non_null(all[i]->event->slot);                       \
+        if (given->event->slot) {                                   \
+            assert_true(all[i]->event->slot == given->event->slot); \
+        }                                                           \
+    } while (0)
+
 static void test_registry_sources_are_completed(void **state)
 {
     (void)state;
@@ -127,13 +136,13 @@ static void test_registry_sources_are_completed(void **state)
         assert_non_null(all[i]->fetch);
         assert_non_null(all[i]->encode_record);
         assert_non_null(all[i]->fini);
+        /* positions are the adapter's bytes: the operations on them are its own */
+        assert_non_null(given->compare_pos);
+        assert_non_null(given->format_pos);
+        assert_non_null(given->format_item_id);
         /* optional: filled when absent */
-        SLOT_KEPT_OR_FILLED(format_pos);
-        SLOT_KEPT_OR_FILLED(format_item_id);
         SLOT_KEPT_OR_FILLED(record_key);
         SLOT_KEPT_OR_FILLED(filter_doc);
-        SLOT_KEPT_OR_FILLED(filter_payload_fields);
-        SLOT_KEPT_OR_FILLED(encode_batch_info);
         SLOT_KEPT_OR_FILLED(settling);
         SLOT_KEPT_OR_FILLED(lag);
         SLOT_KEPT_OR_FILLED(ack);
@@ -156,18 +165,26 @@ static void test_registry_sources_are_completed(void **state)
         }
         assert_true(all[i]->filters == (given->filter_doc != NULL));
         assert_true(all[i]->shares_cluster == (given->client_props != NULL));
-        /* left as given (source.h says why), and consistent */
-        assert_true(all[i]->encode_open == given->encode_open);
-        assert_true(all[i]->encode_close == given->encode_close);
-        assert_true(all[i]->encode_record_info == given->encode_record_info);
-        assert_true(all[i]->encode_next_part == given->encode_next_part);
-        assert_true(!all[i]->caps->batch_spans_partitions || all[i]->encode_next_part);
+        /* the event shape: a completed copy of the adapter's, consistent with its caps */
+        assert_non_null(given->event);
+        assert_ptr_not_equal(all[i]->event, given->event);
+        assert_string_equal(all[i]->event->name, given->event->name);
+        assert_non_null(all[i]->event->sep);
+        EVENT_KEPT_OR_FILLED(encode_open);
+        EVENT_KEPT_OR_FILLED(encode_close);
+        EVENT_KEPT_OR_FILLED(encode_next_part);
+        EVENT_KEPT_OR_FILLED(encode_batch_info);
+        EVENT_KEPT_OR_FILLED(encode_record_info);
+        EVENT_KEPT_OR_FILLED(filter_payload_fields);
+        assert_true(all[i]->event->filter_payload_mismatch_ignored ==
+                    given->event->filter_payload_mismatch_ignored);
+        assert_true(!all[i]->caps->batch_spans_partitions || given->event->encode_next_part);
+        assert_true(given->event->encode_open || given->event->open);
+        assert_true(given->event->encode_close || given->event->close);
         assert_non_null(all[i]->caps);
         assert_true(all[i]->caps->batch_size_default >= 1 &&
                     all[i]->caps->batch_size_default <= all[i]->caps->batch_size_max);
         assert_true(all[i]->caps->lag_unit < SL_LAG_UNIT_COUNT);
-        assert_true(all[i]->encode_open || all[i]->event_open);
-        assert_true(all[i]->encode_close || all[i]->event_close);
     }
     /* The sources built in filter; only Kafka's shares its cluster. */
     for (size_t i = 0; i < n; i++) {
@@ -177,13 +194,42 @@ static void test_registry_sources_are_completed(void **state)
 }
 
 #undef SLOT_KEPT_OR_FILLED
+#undef EVENT_KEPT_OR_FILLED
+
+/* The required position operations of a bare source (one byte; never called here). */
+static int bare_compare_pos(void *ctx, const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    (void)ctx;
+    (void)a_len;
+    (void)b_len;
+    return memcmp(a, b, 1);
+}
+
+static int
+bare_format_pos(void *ctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
+{
+    (void)ctx;
+    (void)part;
+    return snprintf(buf, len, "%u", sl_recq_pos(NULL, rec)[0]) < (int)len ? 0 : SL_EINVAL;
+}
 
 /* The defaults do what the core did when a slot was NULL. */
 static void test_registry_defaults_behave_as_absent(void **state)
 {
     (void)state;
-    struct sl_source_ops ops = {.abi = SL_SOURCE_ABI, .name = "bare", .scheme = "bare://"};
-    sl_source_ops_complete(&ops);
+    struct sl_source_ops ops = {
+        .abi = SL_SOURCE_ABI,
+        .name = "bare",
+        .scheme = "bare://",
+        .compare_pos = bare_compare_pos,
+        .format_pos = bare_format_pos,
+        .format_item_id = bare_format_pos,
+        .event =
+            &(const struct sl_event_format){.name = "bare", .open = "[", .sep = ",", .close = "]"},
+    };
+    struct sl_event_format ev;
+    sl_source_ops_complete(&ops, &ev);
+    assert_ptr_equal(ops.event, &ev);
     /* caps: a stream with AWS's stream defaults */
     assert_non_null(ops.caps);
     assert_int_equal(ops.caps->model, SL_DELIVERY_STREAM);
@@ -193,18 +239,9 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_string_equal(sl_lag_unit_name(SL_LAG_BYTES), "bytes");
     assert_string_equal(sl_lag_unit_name(SL_LAG_MS), "ms");
     struct sl_part part = {.name = "p-0"};
-    struct sl_record a = {.pos = 7, .next_pos = 8};
-    struct sl_record b = {.pos = 9, .next_pos = 18446744073709551615ULL};
-    char buf[64];
+    struct sl_record a = {.pos_len = 1, .pos_inline = {7}};
+    struct sl_record b = {.pos_len = 1, .pos_inline = {9}};
 
-    /* format_pos: rec->next_pos in decimal */
-    assert_int_equal(ops.format_pos(NULL, &part, &a, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "8");
-    assert_int_equal(ops.format_pos(NULL, &part, &b, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "18446744073709551615");
-    /* format_item_id: rec->pos in decimal */
-    assert_int_equal(ops.format_item_id(NULL, &part, &a, buf, sizeof(buf)), 0);
-    assert_string_equal(buf, "7");
     /* record_key: one (empty) key for all, so a per-record destination writes a null key */
     const char *key = "x";
     assert_int_equal(ops.record_key(NULL, &part, &a, &key), 0);
@@ -213,14 +250,26 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_string_equal(key, key_b);
     /* cannot filter: no payload fields, the capability says so */
     assert_false(ops.filters);
-    assert_non_null(ops.filter_payload_fields);
-    assert_null(ops.filter_payload_fields[0]);
-    /* encode_batch_info: the generic BatchInfo failrec wrote without one */
+    assert_non_null(ops.event->filter_payload_fields);
+    assert_null(ops.event->filter_payload_fields[0]);
+    assert_false(ops.event->filter_payload_mismatch_ignored);
+    /* the event shape's: encode_batch_info, the generic BatchInfo failrec wrote without one */
     struct sl_buf out;
     sl_buf_init(&out);
     struct sl_batch_run runs[] = {{&part, &a, &b, 2}, {&part, &b, &b, 1}};
-    assert_int_equal(ops.encode_batch_info(NULL, runs, 2, &out), 0);
+    assert_int_equal(ops.event->encode_batch_info(&ops, NULL, runs, 2, &out), 0);
     assert_string_equal(out.data, "\"BatchInfo\":{\"partition\":\"p-0\",\"batchSize\":3}");
+    /* encode_record_info: encode_batch_info of the one record */
+    sl_buf_truncate(&out, 0);
+    assert_int_equal(ops.event->encode_record_info(&ops, NULL, &part, &a, &out), 0);
+    assert_string_equal(out.data, "\"BatchInfo\":{\"partition\":\"p-0\",\"batchSize\":1}");
+    /* encode_open/encode_close: the constant opening and closing */
+    sl_buf_truncate(&out, 0);
+    assert_int_equal(ops.event->encode_open(&ops, NULL, &part, &out), 0);
+    assert_int_equal(ops.event->encode_close(&ops, NULL, &part, &out), 0);
+    assert_string_equal(out.data, "[]");
+    /* encode_next_part: this shape cannot span partitions */
+    assert_int_equal(ops.event->encode_next_part(&ops, NULL, &part, &out), SL_EINVAL);
     sl_buf_fini(&out);
     /* never settling; lag unknown */
     assert_false(ops.settling(NULL));
@@ -250,6 +299,7 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_null(strstr(why, "pw"));
     /* only strings identify records */
     cJSON *id = cJSON_Parse("{\"partition\":\"t-0\",\"offset\":5}");
+    char buf[64];
     assert_null(ops.read_item_id(id, buf, sizeof(buf)));
     cJSON_Delete(id);
     /* queue model (never called for a stream): an acknowledgement is refused, not dropped; a
@@ -259,15 +309,14 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_int_equal(ops.queue_release(NULL, &part, leases, 2, SL_QUEUE_KEEP_VISIBILITY), 0);
     assert_int_equal(ops.queue_hold(NULL, &part, leases, 2, 1000), 0);
     assert_true(ops.queue_idle(NULL));
-    assert_int_equal(sl_queue_rec_lease(&a), 7);
+    /* a queue record's lease is its 8-byte position */
+    struct sl_record q = {.pos_len = sizeof(uint64_t)};
+    const uint64_t lease = 7;
+    memcpy(q.pos_inline, &lease, sizeof(lease));
+    assert_int_equal(sl_queue_rec_lease(&q), 7);
     assert_string_equal(sl_queue_report_name(SL_QUEUE_ACKED), "acked");
     assert_string_equal(sl_queue_report_name(SL_QUEUE_ACK_FAILED), "ack_failed");
     assert_string_equal(sl_queue_report_name(SL_QUEUE_LEASE_LOST), "lease_lost");
-    /* left absent */
-    assert_null(ops.encode_open);
-    assert_null(ops.encode_close);
-    assert_null(ops.encode_record_info);
-    assert_null(ops.encode_next_part);
 }
 
 /* The rules of an adapter the build may leave out that the core needs read the same in every
