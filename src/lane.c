@@ -159,8 +159,9 @@ static void lane_abandon(struct sl_lane *ln, bool settle)
     if (ln->n > 0 && ln->cur.lo < ln->cur.hi && (ln->attempts > 0 || ln->invokes > 0)) {
         for (size_t i = ln->cur.lo; i < ln->cur.hi; i++) {
             if (i == ln->cur.lo || ln->items[i].mp != ln->items[i - 1].mp) {
-                sl_mapping_memo_put(m, lane_part(ln, i)->id, lane_rec(ln, i)->pos, ln->attempts,
-                                    ln->invokes);
+                char pos[24];
+                (void)snprintf(pos, sizeof(pos), "%" PRIu64, lane_rec(ln, i)->pos);
+                sl_memo_put(m->memo, lane_part(ln, i)->id, pos, ln->attempts, ln->invokes);
             }
         }
     }
@@ -1073,7 +1074,9 @@ static void lane_start(struct sl_lane *ln)
         unsigned attempts = 0;
         unsigned invokes = 0;
         const struct sl_record *first = lane_rec(ln, i);
-        if (sl_mapping_memo_take(m, lane_part(ln, i)->id, first->pos, &attempts, &invokes)) {
+        char pos[24];
+        (void)snprintf(pos, sizeof(pos), "%" PRIu64, first->pos);
+        if (sl_memo_take(m->memo, lane_part(ln, i)->id, pos, &attempts, &invokes)) {
             sl_log_info(LANE_COMP, m->name,
                         "%s came back: the batch from %" PRIu64 " keeps its %u counted failures",
                         lane_part(ln, i)->name, first->pos, attempts);

@@ -391,38 +391,6 @@ void sl_mapping_part_settle(struct sl_mpart *mp)
     }
 }
 
-void sl_mapping_memo_put(
-    struct sl_mapping *m, const char *part_id, uint64_t pos, unsigned attempts, unsigned invokes)
-{
-    struct sl_retry_memo *memo = &m->memos[m->next_memo];
-    char *id = sl_strdup(part_id);
-    if (!id) {
-        return; /* forgetting only gives the batch its attempts again */
-    }
-    sl_free(memo->part_id);
-    *memo = (struct sl_retry_memo){id, pos, attempts, invokes};
-    m->next_memo = (m->next_memo + 1) % SL_MAPPING_RETRY_MEMOS;
-}
-
-bool sl_mapping_memo_take(struct sl_mapping *m,
-                          const char *part_id,
-                          uint64_t pos,
-                          unsigned *ret_attempts,
-                          unsigned *ret_invokes)
-{
-    for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
-        struct sl_retry_memo *memo = &m->memos[i];
-        if (memo->part_id && memo->pos == pos && strcmp(memo->part_id, part_id) == 0) {
-            *ret_attempts = memo->attempts;
-            *ret_invokes = memo->invokes;
-            sl_free(memo->part_id);
-            memo->part_id = NULL;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* The source took the partition away: stop its lanes now; what is in flight is abandoned when
  * it answers (lane.c), and the partition goes once nothing is. A batch that had failed leaves
  * its retry state behind, for when the partition comes back. */
@@ -547,7 +515,8 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     m->ops = conf->source;
     m->name = sl_strdup(conf->core.uuid);
     m->src_ctx = sl_calloc(1, m->ops->ctx_size);
-    int r = (m->name && m->src_ctx) ? 0 : SL_ENOMEM;
+    m->memo = sl_memo_new();
+    int r = (m->name && m->src_ctx && m->memo) ? 0 : SL_ENOMEM;
     if (r == 0) {
         r = mapping_function_arn(m);
     }
@@ -635,6 +604,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         }
         sl_free(m->dest.ctx);
         sl_filter_free(m->filter);
+        sl_memo_free(m->memo);
         sl_free(m->src_ctx);
         sl_free(m->function_arn);
         sl_free(m->name);
@@ -860,10 +830,8 @@ void sl_mapping_free(struct sl_mapping *m)
     }
     sl_filter_free(m->filter);
     m->filter = NULL;
-    for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
-        sl_free(m->memos[i].part_id);
-        m->memos[i].part_id = NULL;
-    }
+    sl_memo_free(m->memo);
+    m->memo = NULL;
     sl_progress_free(m->progress);
     m->progress = NULL;
     sl_ckpt_close(m->ck);

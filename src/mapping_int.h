@@ -20,6 +20,7 @@
 #include "function.h"
 #include "invoker.h"
 #include "mapping.h"
+#include "memo.h"
 #include "partition.h"
 #include "progress.h"
 #include "retry.h"
@@ -116,18 +117,6 @@ struct sl_mpart {
     struct sl_lane *carrier;
 };
 
-/* What a failing batch had used up when its partition was revoked: restored if the partition
- * comes back and a batch starts at the same record, so that rebalances never reset retry
- * counts into an endless loop. */
-struct sl_retry_memo {
-    char *part_id;
-    uint64_t pos;      /* the batch's first record */
-    unsigned attempts; /* counted failures */
-    unsigned invokes;
-};
-
-#define SL_MAPPING_RETRY_MEMOS 64
-
 struct sl_mapping_sink {
     const struct sl_sink_ops *ops;
     void *ctx;
@@ -164,8 +153,7 @@ struct sl_mapping {
     struct sl_retry_policy retry;
     uint64_t rng;
     char warned_key[64];
-    struct sl_retry_memo memos[SL_MAPPING_RETRY_MEMOS]; /* a ring, oldest overwritten */
-    size_t next_memo;
+    struct sl_memo *memo; /* the lanes' retry memos */
     struct sl_mapping_stats stats;
 };
 
@@ -181,15 +169,6 @@ bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp,
 void sl_mapping_part_release(struct sl_mpart *mp);
 /* For a revoked partition: releases it once none of its lanes has anything in flight. */
 void sl_mapping_part_settle(struct sl_mpart *mp);
-
-/* Remembers / takes back the retry state of a batch starting at pos of partition part_id. */
-void sl_mapping_memo_put(
-    struct sl_mapping *m, const char *part_id, uint64_t pos, unsigned attempts, unsigned invokes);
-bool sl_mapping_memo_take(struct sl_mapping *m,
-                          const char *part_id,
-                          uint64_t pos,
-                          unsigned *ret_attempts,
-                          unsigned *ret_invokes);
 
 /* --- lane.c, for mapping.c --- */
 
