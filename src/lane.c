@@ -415,62 +415,19 @@ static bool mapping_windowed(const struct sl_mapping *m)
     return m->conf->core.tumbling_window_s > 0;
 }
 
-static int64_t mapping_window_ms(const struct sl_mapping *m)
-{
-    return m->conf->core.tumbling_window_s * 1000;
-}
-
 /* Appends the window fields to the event in ln->body. */
 static int lane_window_wrap(struct sl_lane *ln, bool final)
 {
     struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    struct sl_buf arn;
-    sl_buf_init(&arn);
-    int r = sl_buf_printf(&arn, "%s%s", m->ops->scheme, mp->part->name);
-    struct sl_window_fields w = {
-        .start_ms = ln->win_start_ms,
-        .window_ms = mapping_window_ms(m),
-        .state = ln->win_state ? ln->win_state : "{}",
-        .state_len = ln->win_state ? ln->win_state_len : 2,
-        .shard_id = mp->part->name,
-        .arn = arn.data ? arn.data : "",
-        .final = final,
-        .terminated_early = final && ln->terminated_early,
-    };
-    if (r == 0) {
-        r = sl_window_wrap(&ln->body, &w);
-    }
-    sl_buf_fini(&arn);
-    return r;
+    return sl_window_add_fields(ln->win, &ln->body, mp->m->ops->scheme, mp->part->name, final);
 }
 
 /* The window closed: its records are done, so the checkpoint may pass them; its state goes. */
 static void lane_window_close(struct sl_lane *ln)
 {
-    struct sl_mpart *mp = ln->mp;
-    struct sl_recq *q = &mp->part->q;
-    for (uint64_t a = ln->win_first_abs; a < ln->win_end_abs; a++) {
-        if (a >= q->dropped && a - q->dropped < sl_recq_count(q)) {
-            struct sl_record *rec = sl_recq_at_mut(q, (size_t)(a - q->dropped));
-            if (rec->flags & SL_REC_WINDOWED) {
-                rec->flags = (rec->flags & ~SL_REC_WINDOWED) | SL_REC_DONE;
-            }
-        }
-    }
-    sl_free(ln->win_state);
-    ln->win_state = NULL;
-    ln->win_open = false;
-    ln->final_due = false;
+    sl_window_close(ln->win, &ln->mp->part->q);
     ln->in_final = false;
-    bool early = ln->terminated_early;
-    ln->terminated_early = false;
-    (void)sl_progress_part_advance(mp->prog);
-    if (early) {
-        /* The same window goes on with fresh state. */
-        ln->win_open = true;
-        ln->win_first_abs = ln->win_end_abs;
-    }
+    (void)sl_progress_part_advance(ln->mp->prog);
 }
 
 static void lane_invoke(struct sl_lane *ln);
@@ -631,7 +588,7 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
     struct sl_invoke_result windowed_res;
     char *new_state = NULL;
     size_t new_state_len = 0;
-    if (mapping_windowed(m) && res->outcome == SL_OUTCOME_SUCCESS &&
+    if (ln->win && res->outcome == SL_OUTCOME_SUCCESS &&
         sl_window_read_state(res->body, res->body_len, &new_state, &new_state_len) < 0) {
         /* AWS: a tumbling window function must return its state, else the batch failed. */
         windowed_res = *res;
@@ -678,12 +635,12 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
         struct sl_lane_range done = {ln->cur.lo, ln->cur.lo + v.done_prefix};
         m->stats.delivered += v.done_prefix;
         m->stats.bytes += v.action == SL_VERDICT_DONE ? ln->body.len : 0;
-        if (mapping_windowed(m)) {
+        if (ln->win) {
             /* Delivered, but the checkpoint passes them only once the window closes. */
             for (size_t i = done.lo; i < done.hi; i++) {
                 lane_rec(ln, i)->flags |= SL_REC_WINDOWED;
             }
-            ln->win_end_abs = ln->items[done.hi - 1].abs + 1;
+            sl_window_delivered(ln->win, ln->items[done.hi - 1].abs + 1);
             ln->cur.lo = done.hi;
             (void)sl_progress_part_advance(mp->prog);
         } else {
@@ -691,17 +648,10 @@ static void lane_invoked(void *arg, const struct sl_invoke_result *res)
             lane_finish(ln, done);
         }
     }
-    if (new_state) {
-        sl_free(ln->win_state);
-        ln->win_state = new_state;
-        ln->win_state_len = new_state_len;
-        if (new_state_len > SL_WINDOW_STATE_MAX) {
-            sl_log_warn(LANE_COMP, m->name,
-                        "window state of %s is %zu bytes, over %u: ending the window early",
-                        mp->part->name, new_state_len, SL_WINDOW_STATE_MAX);
-            ln->final_due = true;
-            ln->terminated_early = true;
-        }
+    if (new_state && sl_window_set_state(ln->win, new_state, new_state_len)) {
+        sl_log_warn(LANE_COMP, m->name,
+                    "window state of %s is %zu bytes, over %u: ending the window early",
+                    mp->part->name, new_state_len, SL_WINDOW_STATE_MAX);
     }
     if (v.action == SL_VERDICT_DONE) {
         lane_continue(ln);
@@ -858,7 +808,7 @@ static void lane_attempt(struct sl_lane *ln)
         ln->todo[ln->n_todo++] = (struct sl_lane_range){ln->cur.lo + encoded, ln->cur.hi};
         ln->cur.hi = ln->cur.lo + encoded;
     }
-    if (mapping_windowed(m) && lane_window_wrap(ln, false) < 0) {
+    if (ln->win && lane_window_wrap(ln, false) < 0) {
         sl_log_error(LANE_COMP, m->name, "out of memory building a batch of %s, retrying",
                      mp->part->name);
         lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
@@ -919,63 +869,29 @@ static bool lane_grow(struct sl_lane *ln, size_t n)
     return true;
 }
 
-/* The tumbling window's part of dispatching: closes a window that is over (by time, by the
- * next record's window, by its state's size, or because its records fill the partition's
- * buffer) with the final invocation, opens the window of the next record, and keeps a batch
- * inside one window. *waiting counts the lane's eligible records from start; it is cut to
- * those of the current window. Returns true when it took over (final invocation or a timer). */
+/* The tumbling window's part of dispatching (window.c decides): the window's final invocation,
+ * a timer for its end, or a batch inside it (*waiting cut to the window's records). Returns
+ * true when it took over. */
 static bool lane_window_dispatch(struct sl_lane *ln, size_t start, size_t *waiting)
 {
     struct sl_mpart *mp = ln->mp;
     struct sl_mapping *m = mp->m;
-    struct sl_recq *q = &mp->part->q;
-    int64_t wms = mapping_window_ms(m);
-    int64_t now = sl_clock_wall_ms(m->env.clock);
-    const struct sl_record *first = NULL;
-    size_t count = sl_recq_count(q);
-    size_t in_window = 0;
-    if (ln->win_open && ln->win_end_abs == ln->win_first_abs) {
-        ln->win_open = false; /* nothing delivered in it yet: the next record opens its own */
+    size_t r = 0;
+    size_t b = 0;
+    bool full = !sl_mapping_part_fetch_budget(mp, &r, &b);
+    int64_t wait_ms = 0;
+    switch (sl_window_dispatch(ln->win, &mp->part->q, start, waiting, full,
+                               sl_clock_wall_ms(m->env.clock), &wait_ms)) {
+    case SL_WINDOW_FINAL:
+        lane_final_invoke(ln);
+        return true;
+    case SL_WINDOW_WAIT:
+        uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)wait_ms, 0);
+        return true;
+    case SL_WINDOW_BATCH:
+    case SL_WINDOW_STEP_COUNT:
+        break;
     }
-    for (size_t i = start; i < count && in_window < *waiting; i++) {
-        const struct sl_record *rec = sl_recq_at(q, i);
-        if (rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) {
-            continue;
-        }
-        int64_t w = sl_window_start_ms(rec->arrival_ms, wms);
-        if (!first) {
-            first = rec;
-            if (!ln->win_open) {
-                ln->win_open = true;
-                ln->win_start_ms = w;
-                ln->win_first_abs = q->dropped + i;
-                ln->win_end_abs = ln->win_first_abs;
-            }
-        }
-        if (w > ln->win_start_ms) {
-            break; /* the next window's: not in this batch */
-        }
-        in_window++;
-    }
-    if (ln->win_open && ln->win_end_abs > ln->win_first_abs) {
-        size_t r = 0;
-        size_t b = 0;
-        bool full = in_window == 0 && !sl_mapping_part_fetch_budget(mp, &r, &b);
-        bool next_window = first && in_window == 0;
-        if (full && !ln->final_due) {
-            ln->terminated_early = true;
-        }
-        bool over = in_window == 0 && now >= ln->win_start_ms + wms;
-        if (ln->final_due || full || next_window || over) {
-            lane_final_invoke(ln);
-            return true;
-        }
-        if (in_window == 0) {
-            uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(ln->win_start_ms + wms - now), 0);
-            return true;
-        }
-    }
-    *waiting = in_window;
     return false;
 }
 
@@ -1184,7 +1100,7 @@ void sl_lane_dispatch(struct sl_lane *ln)
     size_t bytes = 0;
     bool stop_at_oversize = false;
     size_t waiting = lane_count_waiting(ln, m->lim.max_records, &bytes, &stop_at_oversize);
-    if (mapping_windowed(m) && lane_window_dispatch(ln, start, &waiting)) {
+    if (ln->win && lane_window_dispatch(ln, start, &waiting)) {
         return;
     }
     if (waiting == 0) {

@@ -270,7 +270,7 @@ static void mpart_timer_close_cb(uv_handle_t *h)
         sl_free(x->todo);
         sl_buf_fini(&x->body);
         sl_buf_fini(&x->doc);
-        sl_free(x->win_state);
+        sl_window_free(x->win);
     }
     sl_free(mp->lanes);
     sl_progress_part_free(mp->prog);
@@ -298,7 +298,16 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     struct sl_part *part = sl_part_new(id, name);
     struct sl_lane *lanes = sl_calloc(n_lanes, sizeof(*lanes));
     struct sl_progress_part *prog = NULL;
-    if (!mp || !part || !lanes || sl_progress_part_new(m->progress, part, &prog) < 0) {
+    bool windows_ok = true;
+    for (size_t l = 0; lanes && l < n_lanes && m->conf->core.tumbling_window_s > 0; l++) {
+        lanes[l].win = sl_window_new(m->conf->core.tumbling_window_s * 1000);
+        windows_ok = windows_ok && lanes[l].win;
+    }
+    if (!mp || !part || !lanes || !windows_ok ||
+        sl_progress_part_new(m->progress, part, &prog) < 0) {
+        for (size_t l = 0; lanes && l < n_lanes; l++) {
+            sl_window_free(lanes[l].win);
+        }
         sl_free(lanes);
         sl_free(mp);
         sl_part_free(part);

@@ -26,6 +26,7 @@
 #include "retry.h"
 #include "sink.h"
 #include "url.h"
+#include "window.h"
 #include "source.h"
 
 enum sl_lane_state {
@@ -80,16 +81,8 @@ struct sl_lane {
     struct sl_buf doc;         /* the invocation record being written */
     struct sl_lane_range dest; /* the records doc covers */
     int64_t last_end_ms;
-    /* Tumbling window (TumblingWindowInSeconds > 0; one lane per partition then). */
-    bool win_open;
-    int64_t win_start_ms; /* wall clock */
-    char *win_state;      /* the state the next invocation receives (JSON object text) */
-    size_t win_state_len;
-    uint64_t win_first_abs; /* the window's records: [win_first_abs, win_end_abs) */
-    uint64_t win_end_abs;
-    bool final_due; /* the window is over: its final invocation comes next */
-    bool terminated_early;
-    bool in_final; /* the invocation in flight (or backing off) is the final one */
+    struct sl_window *win; /* TumblingWindowInSeconds > 0 (one lane per partition then) */
+    bool in_final;         /* the invocation in flight (or backing off) is the final one */
     uv_timer_t timer;
 };
 
