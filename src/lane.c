@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "failrec.h"
+#include "onfailure.h"
 #include "log.h"
 #include "mapping_int.h"
 #include "window.h"
@@ -52,33 +53,6 @@ static void lane_finish(struct sl_lane *ln, struct sl_lane_range r)
             (void)sl_progress_part_advance(ln->items[i].mp->prog);
         }
     }
-}
-
-/* Splits r into runs of one partition each (r is grouped by partition). Returns how many, or
- * 0 when out of memory; *ret_runs is the caller's to free. */
-static size_t
-lane_runs(const struct sl_lane *ln, struct sl_lane_range r, struct sl_batch_run **ret_runs)
-{
-    size_t n_runs = 0;
-    for (size_t i = r.lo; i < r.hi; i++) {
-        n_runs += i == r.lo || ln->items[i].mp != ln->items[i - 1].mp;
-    }
-    struct sl_batch_run *runs = sl_calloc(n_runs ? n_runs : 1, sizeof(*runs));
-    if (!runs) {
-        return 0;
-    }
-    size_t k = 0;
-    for (size_t i = r.lo; i < r.hi; i++) {
-        const struct sl_record *rec = lane_rec(ln, i);
-        if (i > r.lo && ln->items[i].mp == ln->items[i - 1].mp) {
-            runs[k - 1].last = rec;
-            runs[k - 1].n++;
-            continue;
-        }
-        runs[k++] = (struct sl_batch_run){lane_part(ln, i), rec, rec, 1};
-    }
-    *ret_runs = runs;
-    return n_runs;
 }
 
 /* "12 records of orders-0 from 5 to 16", or for several partitions "30 records of orders-0
@@ -241,22 +215,17 @@ static void lane_give_up(struct sl_lane *ln,
                          const char *condition,
                          enum sl_failrec_response response);
 
+/* The on-failure path's answer for the invocation record of ln->dest. */
 static void lane_written(void *arg, int err, const char *detail)
 {
     struct sl_lane *ln = arg;
     struct sl_mapping *m = ln->mp->m;
-    m->writes_in_flight--;
     if (lane_abandon_if_revoked(ln)) {
         return;
     }
     size_t n = ln->dest.hi - ln->dest.lo;
     if (err < 0) {
-        int64_t delay = sl_retry_delay_ms(&m->retry, ++ln->write_failures, &m->rng);
-        char what[256];
-        sl_log_warn(LANE_COMP, m->name,
-                    "writing %s to %s failed: %s%s%s, retrying in %" PRId64 "ms",
-                    lane_describe(ln, ln->dest, what, sizeof(what)), m->dest.shown,
-                    sl_strerror(err), detail ? ": " : "", detail ? detail : "", delay);
+        int64_t delay = sl_onfail_write_failed(ln->ofw, err, detail);
         if (m->draining) {
             ln->state = SL_LANE_IDLE;
             return;
@@ -274,46 +243,6 @@ static void lane_written(void *arg, int err, const char *detail)
     lane_continue(ln);
 }
 
-/* The sink's answer for the documents of a delivery: the lane goes on when every one landed,
- * else backs off and delivers again the first that did not (the on-failure path delivers one
- * document at a time: the batch's, or each record's in turn). */
-static void lane_delivered(void *arg, const struct sl_sink_result *results, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (results[i].outcome != SL_SINK_DELIVERED) {
-            /* Not delivered is never taken for written, whatever err says. */
-            int err = results[i].err < 0 ? results[i].err : SL_EIO;
-            lane_written(arg, err, results[i].detail);
-            return;
-        }
-    }
-    lane_written(arg, 0, NULL);
-}
-
-static void lane_write(struct sl_lane *ln)
-{
-    struct sl_mapping *m = ln->mp->m;
-    struct sl_sink_doc doc = {
-        .body = ln->doc.data,
-        .len = ln->doc.len,
-        .time_ms = sl_clock_wall_ms(m->env.clock),
-    };
-    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, ln->dest.hi - ln->dest.lo);
-    if (plan.per_record) {
-        doc.key_len = m->ops->record_key(m->src_ctx, lane_part(ln, ln->dest.lo),
-                                         lane_rec(ln, ln->dest.lo), &doc.key);
-        if (doc.key_len == 0) {
-            doc.key = NULL; /* a null key stays null */
-        }
-    }
-    ln->state = SL_LANE_WRITING;
-    m->writes_in_flight++;
-    int r = sl_sink_deliver(m->dest.ops, m->dest.ctx, &doc, 1, lane_delivered, ln);
-    if (r < 0) {
-        lane_written(ln, r, "cannot start the write");
-    }
-}
-
 /* Fills ln->refs with the records of r, for encoding. */
 static void lane_refs(struct sl_lane *ln, struct sl_lane_range r)
 {
@@ -322,67 +251,25 @@ static void lane_refs(struct sl_lane *ln, struct sl_lane_range r)
     }
 }
 
-/* Builds the invocation record of r into ln->doc. Returns 0 or SL_ENOMEM. */
-static int lane_build_failrec(struct sl_lane *ln,
-                              struct sl_lane_range r,
-                              const char *condition,
-                              enum sl_failrec_response response)
-{
-    struct sl_mapping *m = ln->mp->m;
-    size_t n = r.hi - r.lo;
-    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, n);
-    /* The payload: the event those records made, when the destination keeps it. */
-    size_t encoded = 0;
-    int rc = 0;
-    if (strcmp(condition, SL_FAILREC_PAYLOAD_TOO_LARGE) != 0) {
-        lane_refs(ln, r);
-        rc = sl_batcher_encode(&m->lim, m->ops, m->src_ctx, ln->refs, n, &ln->body, &encoded);
-    }
-    struct sl_failrec f = {
-        .condition = condition,
-        .function_arn = m->function_arn,
-        .invoke_count = ln->invokes,
-        .response = response,
-        .status = ln->last_status ? ln->last_status : 200,
-        .function_error = ln->last_function_error,
-        .now_ms = sl_clock_wall_ms(m->env.clock),
-        .request_id = {sl_retry_rand(&m->rng), sl_retry_rand(&m->rng)},
-        .per_record = plan.per_record,
-    };
-    sl_buf_truncate(&ln->doc, 0);
-    /* The destination's capability says whether it keeps the payload (sink.h). */
-    bool with_payload = rc == 0 && encoded == n && plan.with_payload;
-    struct sl_batch_run *runs = NULL;
-    size_t n_runs = rc == 0 ? lane_runs(ln, r, &runs) : 0;
-    if (n_runs == 0) {
-        return SL_ENOMEM;
-    }
-    rc = sl_failrec_build(&ln->doc, &f, m->ops, m->src_ctx, runs, n_runs,
-                          with_payload ? ln->body.data : NULL, ln->body.len);
-    sl_free(runs);
-    return rc;
-}
-
-/* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path: the destination when
- * there is one (the checkpoint passes them once it has them), else a log line and the dropped
- * count. Either way the lane carries on with the rest. */
+/* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path (onfailure.c): the
+ * destination when there is one (the checkpoint passes them once it has them), else a log
+ * line and the dropped count. Either way the lane carries on with the rest. */
 static void
 lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failrec_response response)
 {
     struct sl_mapping *m = ln->mp->m;
-    struct sl_sink_plan plan =
-        m->dest.ops ? sl_sink_plan_for(m->dest.ops, n) : (struct sl_sink_plan){.n_records = n};
-    if (plan.n_records < n) {
+    size_t per_doc = sl_onfail_doc_records(m->onfail, n);
+    if (per_doc < n) {
         /* One document per record: this one now, the others as each write lands. */
-        ln->give_up_rest = n - plan.n_records;
+        ln->give_up_rest = n - per_doc;
         ln->give_up_condition = condition;
         ln->give_up_response = (int)response;
-        n = plan.n_records;
+        n = per_doc;
     }
     struct sl_lane_range r = {ln->cur.lo, ln->cur.lo + n};
     ln->cur.lo += n;
     char what[256];
-    if (!m->dest.ops) {
+    if (!sl_onfail_has_dest(m->onfail)) {
         sl_log_error(LANE_COMP, m->name, "%s: dropping %s (no on-failure destination)", condition,
                      lane_describe(ln, r, what, sizeof(what)));
         m->stats.dropped += n;
@@ -390,17 +277,26 @@ lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failre
         lane_continue(ln);
         return;
     }
-    if (lane_build_failrec(ln, r, condition, response) < 0) {
+    if (!ln->ofw) {
+        ln->ofw = sl_onfail_write_new(m->onfail, lane_written, ln);
+    }
+    struct sl_onfail_why why = {
+        .condition = condition,
+        .response = response,
+        .invoke_count = ln->invokes,
+        .status = ln->last_status,
+        .function_error = ln->last_function_error,
+    };
+    ln->dest = r;
+    ln->state = SL_LANE_WRITING;
+    lane_refs(ln, r);
+    if (!ln->ofw ||
+        sl_onfail_write_start(ln->ofw, ln->refs, n, &why, lane_describe(ln, r, what, sizeof(what)),
+                              &ln->body) < 0) {
         sl_log_error(LANE_COMP, m->name, "out of memory building an invocation record, retrying");
         ln->cur.lo = r.lo;
         lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
-        return;
     }
-    sl_log_warn(LANE_COMP, m->name, "%s: writing %s to %s", condition,
-                lane_describe(ln, r, what, sizeof(what)), m->dest.shown);
-    ln->dest = r;
-    ln->write_failures = 0;
-    lane_write(ln);
 }
 
 static bool mapping_has_slot(const struct sl_mapping *m)
@@ -715,8 +611,8 @@ static void lane_continue(struct sl_lane *ln)
     if (ln->body.cap > LANE_BUF_KEEP) {
         sl_buf_fini(&ln->body);
     }
-    if (ln->doc.cap > LANE_BUF_KEEP) {
-        sl_buf_fini(&ln->doc);
+    if (ln->ofw) {
+        sl_onfail_write_trim(ln->ofw, LANE_BUF_KEEP);
     }
     ln->state = SL_LANE_IDLE;
     ln->last_end_ms = sl_mapping_now(ln->mp->m);
@@ -837,7 +733,8 @@ static void lane_timer_cb(uv_timer_t *t)
             ln->state = SL_LANE_IDLE;
             return;
         }
-        lane_write(ln);
+        ln->state = SL_LANE_WRITING;
+        sl_onfail_write_again(ln->ofw);
         return;
     case SL_LANE_IDLE:
         sl_lane_dispatch(ln);

@@ -269,7 +269,7 @@ static void mpart_timer_close_cb(uv_handle_t *h)
         sl_free(x->refs);
         sl_free(x->todo);
         sl_buf_fini(&x->body);
-        sl_buf_fini(&x->doc);
+        sl_onfail_write_free(x->ofw);
         sl_window_free(x->win);
     }
     sl_free(mp->lanes);
@@ -323,7 +323,6 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
         struct sl_lane *ln = &lanes[l];
         ln->mp = mp;
         sl_buf_init(&ln->body);
-        sl_buf_init(&ln->doc);
         uv_timer_init(m->env.loop, &ln->timer);
         ln->timer.data = ln;
     }
@@ -447,51 +446,6 @@ void sl_mapping_part_release(struct sl_mpart *mp)
 
 /* --- the public face --- */
 
-static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t errlen)
-{
-    const char *d = m->conf->on_failure;
-    if (!d) {
-        return 0;
-    }
-    (void)sl_url_redact(d, m->dest.shown, sizeof(m->dest.shown));
-    const struct sl_sink_ops *ops = sl_sink_for(d);
-    if (!ops) {
-        (void)snprintf(errbuf, errlen, "no sink writes %s", m->dest.shown);
-        return SL_ECONFIG;
-    }
-    m->dest.ctx = sl_calloc(1, ops->ctx_size);
-    if (!m->dest.ctx) {
-        return SL_ENOMEM;
-    }
-    struct sl_sink_env env = {
-        .loop = m->env.loop,
-        .httpc = m->env.httpc,
-        .clock = m->env.clock,
-        .inst = m->name,
-        .region = m->env.region,
-    };
-    /* A destination on the source's own cluster (kafka://) connects to it as the source does:
-     * its servers and its security, secrets included, which are wiped once init copied them. */
-    struct sl_strmap cluster = {0};
-    int r = 0;
-    if (ops->uses_source_cluster && m->ops->shares_cluster) {
-        r = m->ops->client_props(m->src_ctx, &cluster, errbuf, errlen);
-        env.cluster = r == 0 ? &cluster : NULL;
-    }
-    if (r == 0) {
-        r = ops->init(m->dest.ctx, &env, d, errbuf, errlen);
-    }
-    sl_strmap_clear(&cluster, true);
-    if (r < 0) {
-        ops->fini(m->dest.ctx);
-        sl_free(m->dest.ctx);
-        m->dest.ctx = NULL;
-        return r;
-    }
-    m->dest.ops = ops;
-    return 0;
-}
-
 static int mapping_function_arn(struct sl_mapping *m)
 {
     const char *fn = m->conf->core.function_name;
@@ -597,7 +551,21 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     }
     if (r == 0) {
         /* after the source's init: a destination may connect as the source does */
-        r = mapping_open_destination(m, errbuf, errlen);
+        struct sl_onfail_conf oconf = {
+            .url = conf->on_failure,
+            .inst = m->name,
+            .loop = env->loop,
+            .httpc = env->httpc,
+            .clock = env->clock,
+            .region = env->region,
+            .ops = m->ops,
+            .src_ctx = m->src_ctx,
+            .function_arn = m->function_arn,
+            .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES,
+                    conf->core.window_ms},
+            .seed = ((uint64_t)sl_clock_wall_ms(env->clock) ^ (uint64_t)(uintptr_t)m) * 3 + 1,
+        };
+        r = sl_onfail_new(&oconf, &m->onfail, errbuf, errlen);
     }
     if (r < 0) {
         if (m->src_ctx) {
@@ -608,10 +576,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         if (m->ck) {
             sl_ckpt_close(m->ck);
         }
-        if (m->dest.ops) {
-            m->dest.ops->fini(m->dest.ctx);
-        }
-        sl_free(m->dest.ctx);
+        sl_onfail_free(m->onfail);
         sl_filter_free(m->filter);
         sl_memo_free(m->memo);
         sl_free(m->src_ctx);
@@ -681,14 +646,12 @@ void sl_mapping_drain(struct sl_mapping *m)
 
 void sl_mapping_cancel(struct sl_mapping *m)
 {
-    if (m->dest.ops && m->dest.ops->stop) {
-        m->dest.ops->stop(m->dest.ctx);
-    }
+    sl_onfail_cancel(m->onfail);
 }
 
 int sl_mapping_in_flight(const struct sl_mapping *m)
 {
-    return m->in_flight + m->writes_in_flight;
+    return m->in_flight + sl_onfail_in_flight(m->onfail);
 }
 
 bool sl_mapping_is_quiet(const struct sl_mapping *m)
@@ -696,7 +659,7 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
     if (m->ops->settling(m->src_ctx)) {
         return false;
     }
-    if (m->in_flight > 0 || m->writes_in_flight > 0 || m->held_records > 0 ||
+    if (m->in_flight > 0 || sl_onfail_in_flight(m->onfail) > 0 || m->held_records > 0 ||
         !sl_ckpt_is_clean(m->ck)) {
         return false;
     }
@@ -829,14 +792,8 @@ void sl_mapping_free(struct sl_mapping *m)
     sl_opt_free(m->ops->opts, m->src_ctx);
     sl_free(m->src_ctx);
     m->src_ctx = NULL;
-    if (m->dest.ops) {
-        if (m->dest.ops->stop) {
-            m->dest.ops->stop(m->dest.ctx);
-        }
-        m->dest.ops->fini(m->dest.ctx);
-        sl_free(m->dest.ctx);
-        m->dest.ctx = NULL;
-    }
+    sl_onfail_free(m->onfail);
+    m->onfail = NULL;
     sl_filter_free(m->filter);
     m->filter = NULL;
     sl_memo_free(m->memo);

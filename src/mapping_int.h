@@ -20,6 +20,7 @@
 #include "function.h"
 #include "invoker.h"
 #include "mapping.h"
+#include "onfailure.h"
 #include "memo.h"
 #include "partition.h"
 #include "progress.h"
@@ -66,9 +67,8 @@ struct sl_lane {
     struct sl_lane_range *todo; /* parts after it (from bisection); the last is next */
     size_t n_todo;
     size_t cap_todo;
-    unsigned attempts;       /* counted failures of cur */
-    unsigned invokes;        /* invocations of cur (approximateInvokeCount) */
-    unsigned write_failures; /* failed writes of the current invocation record */
+    unsigned attempts; /* counted failures of cur */
+    unsigned invokes;  /* invocations of cur (approximateInvokeCount) */
     /* Destinations that take one record per document (kafka://): the records still to hand
      * over after the current one, with the condition they go under. */
     size_t give_up_rest;
@@ -76,10 +76,10 @@ struct sl_lane {
     int give_up_response; /* enum sl_failrec_response */
     int last_status;
     bool last_function_error;
-    struct sl_batch_ref *refs; /* scratch: cur's records while encoding */
-    struct sl_buf body;        /* cur's event, as sent */
-    struct sl_buf doc;         /* the invocation record being written */
-    struct sl_lane_range dest; /* the records doc covers */
+    struct sl_batch_ref *refs;   /* scratch: cur's records while encoding */
+    struct sl_buf body;          /* cur's event, as sent */
+    struct sl_onfail_write *ofw; /* the on-failure path's write, once the lane gave up */
+    struct sl_lane_range dest;   /* the records it writes */
     int64_t last_end_ms;
     struct sl_window *win; /* TumblingWindowInSeconds > 0 (one lane per partition then) */
     bool in_final;         /* the invocation in flight (or backing off) is the final one */
@@ -110,12 +110,6 @@ struct sl_mpart {
     struct sl_lane *carrier;
 };
 
-struct sl_mapping_sink {
-    const struct sl_sink_ops *ops;
-    void *ctx;
-    char shown[SL_URL_REDACTED_MAX]; /* the destination as logs show it (url.h) */
-};
-
 struct sl_mapping {
     const struct sl_mapping_conf *conf;
     struct sl_mapping_env env;
@@ -128,7 +122,7 @@ struct sl_mapping {
     struct sl_ckpt *ck;
     struct sl_progress *progress;
     struct sl_filter *filter;
-    struct sl_mapping_sink dest;
+    struct sl_onfail *onfail;
     struct sl_invoker_policy policy;
     struct sl_mpart **parts;
     size_t n_parts;
@@ -138,8 +132,7 @@ struct sl_mapping {
     int open_handles; /* the mapping is freed when its handles are closed */
     bool freeing;
     bool draining;
-    int in_flight;        /* invocations */
-    int writes_in_flight; /* on-failure destination writes */
+    int in_flight; /* invocations */
     size_t held_records;
     size_t held_bytes;
     struct sl_batch_limits lim;
