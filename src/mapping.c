@@ -14,21 +14,79 @@
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "filter.h"
+#include "lane.h"
 #include "log.h"
-#include "mapping_int.h"
+#include "onfailure.h"
+#include "partition.h"
+#include "progress.h"
+#include "source.h"
+#include "url.h"
 
 #define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
 
-static void mapping_fetch_retry_cb(uv_timer_t *t);
+/* The mapping's state for one partition (part->owner). */
+struct sl_mpart {
+    struct sl_mapping *m;
+    struct sl_part *part;
+    bool want_fetch;    /* the source may have more records */
+    bool fetch_pending; /* an asynchronous fetch is running */
+    bool fetch_failed;  /* the last fetch failed; retried by the mapping's timer */
+    bool gone;          /* the source will produce no more */
+    bool revoked;       /* taken away (rebalance): nothing more of it is acknowledged */
+    bool released;
+    bool fetched;          /* a fetch of it completed (records, none, or an error): before
+                              that its lag is unknown and the mapping is not quiet */
+    int64_t first_wait_ms; /* when the queue last became non-empty */
+    size_t held_records;   /* what this partition counts against the mapping's bound */
+    size_t held_bytes;
+    struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
+    struct sl_lane_part *lp;       /* its lanes (lane.c) */
+};
 
-int64_t sl_mapping_now(const struct sl_mapping *m)
+struct sl_mapping {
+    const struct sl_mapping_conf *conf;
+    struct sl_mapping_env env;
+    char *name;
+    char *function_arn;
+    const struct sl_source_ops *ops;
+    void *src_ctx;
+    bool src_inited;
+    struct sl_source_env senv;
+    struct sl_ckpt *ck;
+    struct sl_progress *progress;
+    struct sl_filter *filter;
+    struct sl_onfail *onfail;
+    struct sl_lanes *lanes;
+    struct sl_mpart **parts;
+    size_t n_parts;
+    size_t cap_parts;
+    uv_idle_t pump;
+    uv_timer_t fetch_retry;
+    int open_handles; /* the mapping is freed when its handles are closed */
+    bool freeing;
+    bool draining;
+    size_t held_records;
+    size_t held_bytes;
+    struct sl_mapping_stats stats;
+};
+
+static void mapping_fetch_retry_cb(uv_timer_t *t);
+static void mapping_schedule_pump(struct sl_mapping *m);
+static void part_release(struct sl_mpart *mp);
+static void part_settle(struct sl_mpart *mp);
+
+static int64_t mapping_now(const struct sl_mapping *m)
 {
     return sl_clock_now_ms(m->env.clock);
 }
@@ -42,7 +100,7 @@ static void part_account(struct sl_mpart *mp)
     size_t recs = sl_recq_count(&mp->part->q);
     size_t bytes = sl_recq_bytes(&mp->part->q);
     if (mp->held_records == 0 && recs > 0) {
-        mp->first_wait_ms = sl_mapping_now(m);
+        mp->first_wait_ms = mapping_now(m);
     }
     m->held_records = m->held_records - mp->held_records + recs;
     m->held_bytes = m->held_bytes - mp->held_bytes + bytes;
@@ -52,11 +110,12 @@ static void part_account(struct sl_mpart *mp)
 
 /* How many records and bytes part may still fetch: two batches' worth per lane, within the
  * mapping's total. */
-bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
+static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
 {
     const struct sl_mapping *m = mp->m;
     const struct sl_mapping_core *core = &m->conf->core;
-    size_t part_max_records = 2 * m->lim.max_records * mp->n_lanes;
+    size_t n_lanes = (size_t)core->parallelization_factor;
+    size_t part_max_records = 2 * (size_t)core->batch_size * n_lanes;
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
     size_t total_records = (size_t)core->max_records_buffered;
     size_t total_bytes = (size_t)core->max_bytes_buffered;
@@ -106,7 +165,7 @@ static void mapping_dropped(void *arg, struct sl_part *part, size_t n)
 
 static void mapping_may_proceed(void *arg)
 {
-    sl_mapping_schedule_pump(arg);
+    mapping_schedule_pump(arg);
 }
 
 /* --- fetching --- */
@@ -129,7 +188,8 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
     size_t count = sl_recq_count(q);
     m->stats.fetched += n;
     bool filtered_any = false;
-    bool per_record = m->filter || mp->n_lanes > 1;
+    size_t n_lanes = (size_t)m->conf->core.parallelization_factor;
+    bool per_record = m->filter || n_lanes > 1;
     for (size_t i = count - n; per_record && i < count; i++) {
         struct sl_record *rec = sl_recq_at_mut(q, i);
         if (m->filter && !(rec->flags & SL_REC_OVERSIZE)) {
@@ -142,10 +202,10 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
             }
             cJSON_Delete(doc);
         }
-        if (mp->n_lanes > 1) {
+        if (n_lanes > 1) {
             const char *key = NULL;
             size_t len = m->ops->record_key(m->src_ctx, mp->part, rec, &key);
-            rec->lane = (uint32_t)(mapping_key_hash(key, len) % mp->n_lanes);
+            rec->lane = (uint32_t)(mapping_key_hash(key, len) % n_lanes);
         }
     }
     part_account(mp);
@@ -161,7 +221,7 @@ static void part_fetch(struct sl_mpart *mp)
     size_t max_records = 0;
     size_t max_bytes = 0;
     if (m->draining || !mp->want_fetch || mp->fetch_pending || mp->gone ||
-        !sl_mapping_part_fetch_budget(mp, &max_records, &max_bytes)) {
+        !part_fetch_budget(mp, &max_records, &max_bytes)) {
         return;
     }
     int r = m->ops->fetch(m->src_ctx, mp->part, max_records, max_bytes);
@@ -189,8 +249,7 @@ static bool mapping_wants_fetch(const struct sl_mapping *m)
         const struct sl_mpart *mp = m->parts[i];
         size_t r = 0;
         size_t b = 0;
-        if (mp->want_fetch && !mp->fetch_pending && !mp->gone &&
-            sl_mapping_part_fetch_budget(mp, &r, &b)) {
+        if (mp->want_fetch && !mp->fetch_pending && !mp->gone && part_fetch_budget(mp, &r, &b)) {
             return true;
         }
     }
@@ -206,24 +265,17 @@ static void mapping_pump_cb(uv_idle_t *h)
     for (size_t i = 0; i < m->n_parts; i++) {
         struct sl_mpart *mp = m->parts[i];
         if (mp->revoked) {
-            sl_mapping_part_settle(mp);
+            part_settle(mp);
             if (i < m->n_parts && m->parts[i] != mp) {
                 i--;
             }
             continue;
         }
         part_fetch(mp);
-        for (size_t l = 0; l < mp->n_lanes && !mp->released; l++) {
-            sl_lane_dispatch(&mp->lanes[l]);
-        }
-        if (!mp->released && mp->gone && !mp->carrier && sl_recq_count(&mp->part->q) == 0) {
-            bool busy = false;
-            for (size_t l = 0; l < mp->n_lanes; l++) {
-                busy = busy || mp->lanes[l].state != SL_LANE_IDLE;
-            }
-            if (!busy) {
-                sl_mapping_part_release(mp);
-            }
+        sl_lane_part_dispatch(mp->lp);
+        if (!mp->released && mp->gone && sl_recq_count(&mp->part->q) == 0 &&
+            sl_lane_part_is_idle(mp->lp)) {
+            part_release(mp);
         }
         if (i < m->n_parts && m->parts[i] != mp) {
             i--; /* mp was released and the array shifted */
@@ -234,7 +286,7 @@ static void mapping_pump_cb(uv_idle_t *h)
     }
 }
 
-void sl_mapping_schedule_pump(struct sl_mapping *m)
+static void mapping_schedule_pump(struct sl_mapping *m)
 {
     if (!m->freeing && !uv_is_active((uv_handle_t *)&m->pump)) {
         uv_idle_start(&m->pump, mapping_pump_cb);
@@ -250,35 +302,10 @@ static void mapping_fetch_retry_cb(uv_timer_t *t)
             m->parts[i]->want_fetch = true;
         }
     }
-    sl_mapping_schedule_pump(m);
+    mapping_schedule_pump(m);
 }
 
 /* --- the source's callbacks --- */
-
-static void mpart_timer_close_cb(uv_handle_t *h)
-{
-    struct sl_lane *ln = h->data;
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    if (--mp->open_timers > 0) {
-        return;
-    }
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        struct sl_lane *x = &mp->lanes[l];
-        sl_free(x->items);
-        sl_free(x->refs);
-        sl_free(x->todo);
-        sl_buf_fini(&x->body);
-        sl_onfail_write_free(x->ofw);
-        sl_window_free(x->win);
-    }
-    sl_free(mp->lanes);
-    sl_progress_part_free(mp->prog);
-    sl_free(mp);
-    if (--m->open_handles == 0 && m->freeing) {
-        sl_free(m);
-    }
-}
 
 static int
 mapping_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
@@ -293,22 +320,12 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
         m->parts = parts;
         m->cap_parts = cap;
     }
-    size_t n_lanes = (size_t)m->conf->core.parallelization_factor;
     struct sl_mpart *mp = sl_calloc(1, sizeof(*mp));
     struct sl_part *part = sl_part_new(id, name);
-    struct sl_lane *lanes = sl_calloc(n_lanes, sizeof(*lanes));
     struct sl_progress_part *prog = NULL;
-    bool windows_ok = true;
-    for (size_t l = 0; lanes && l < n_lanes && m->conf->core.tumbling_window_s > 0; l++) {
-        lanes[l].win = sl_window_new(m->conf->core.tumbling_window_s * 1000);
-        windows_ok = windows_ok && lanes[l].win;
-    }
-    if (!mp || !part || !lanes || !windows_ok ||
-        sl_progress_part_new(m->progress, part, &prog) < 0) {
-        for (size_t l = 0; lanes && l < n_lanes; l++) {
-            sl_window_free(lanes[l].win);
-        }
-        sl_free(lanes);
+    if (!mp || !part || sl_progress_part_new(m->progress, part, &prog) < 0 ||
+        sl_lane_part_new(m->lanes, part, prog, mp, &mp->lp) < 0) {
+        sl_progress_part_free(prog);
         sl_free(mp);
         sl_part_free(part);
         return SL_ENOMEM;
@@ -316,17 +333,7 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     mp->m = m;
     mp->part = part;
     mp->prog = prog;
-    mp->lanes = lanes;
-    mp->n_lanes = n_lanes;
     mp->want_fetch = true;
-    for (size_t l = 0; l < n_lanes; l++) {
-        struct sl_lane *ln = &lanes[l];
-        ln->mp = mp;
-        sl_buf_init(&ln->body);
-        uv_timer_init(m->env.loop, &ln->timer);
-        ln->timer.data = ln;
-    }
-    mp->open_timers = n_lanes;
     m->open_handles++;
     part->owner = mp;
     m->parts[m->n_parts++] = mp;
@@ -334,7 +341,7 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
                 m->ops->keeps_positions ? "the position its source keeps"
                 : part->ckpt_pos        ? "its checkpoint"
                                         : "the starting position");
-    sl_mapping_schedule_pump(m);
+    mapping_schedule_pump(m);
     *ret_part = part;
     return 0;
 }
@@ -350,7 +357,7 @@ static void mapping_part_wake(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     mp->want_fetch = true;
-    sl_mapping_schedule_pump(owner);
+    mapping_schedule_pump(owner);
 }
 
 static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
@@ -368,34 +375,20 @@ static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
             uv_timer_start(&m->fetch_retry, mapping_fetch_retry_cb, MAPPING_FETCH_RETRY_MS, 0);
         }
     }
-    sl_mapping_schedule_pump(m);
+    mapping_schedule_pump(m);
 }
 
 static void mapping_part_gone(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     mp->gone = true;
-    sl_mapping_schedule_pump(owner);
+    mapping_schedule_pump(owner);
 }
 
-static bool part_busy(const struct sl_mpart *mp)
+static void part_settle(struct sl_mpart *mp)
 {
-    if (mp->carrier) {
-        return true;
-    }
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        enum sl_lane_state st = mp->lanes[l].state;
-        if (st == SL_LANE_INVOKING || st == SL_LANE_WRITING) {
-            return true;
-        }
-    }
-    return false;
-}
-
-void sl_mapping_part_settle(struct sl_mpart *mp)
-{
-    if (mp->revoked && !mp->released && !part_busy(mp)) {
-        sl_mapping_part_release(mp);
+    if (mp->revoked && !mp->released && !sl_lane_part_is_busy(mp->lp)) {
+        part_release(mp);
     }
 }
 
@@ -409,15 +402,15 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
     mp->revoked = true;
     mp->gone = true;
     sl_progress_part_revoke(mp->prog);
-    sl_lane_part_revoked(mp);
+    sl_lane_part_revoke(mp->lp);
     sl_log_info(MAPPING_COMP, m->name, "%s was revoked; batches in flight are abandoned",
                 part->name);
-    sl_mapping_part_settle(mp);
+    part_settle(mp);
 }
 
 /* Forgets a partition: the source frees its state, the mapping its own. Only when nothing of
  * it is in flight. */
-void sl_mapping_part_release(struct sl_mpart *mp)
+static void part_release(struct sl_mpart *mp)
 {
     struct sl_mapping *m = mp->m;
     if (mp->released) {
@@ -438,13 +431,115 @@ void sl_mapping_part_release(struct sl_mpart *mp)
     }
     sl_part_free(mp->part);
     mp->part = NULL;
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        uv_timer_stop(&mp->lanes[l].timer);
-        uv_close((uv_handle_t *)&mp->lanes[l].timer, mpart_timer_close_cb);
-    }
+    sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
 }
 
 /* --- the public face --- */
+
+/* --- what the lanes tell the mapping (lane.h's host interface) --- */
+
+static bool lanes_fetch_budget(void *arg, void *owner, size_t *ret_records, size_t *ret_bytes)
+{
+    (void)arg;
+    return part_fetch_budget(owner, ret_records, ret_bytes);
+}
+
+static int64_t lanes_first_wait_ms(void *arg, void *owner)
+{
+    (void)arg;
+    const struct sl_mpart *mp = owner;
+    return mp->first_wait_ms;
+}
+
+/* A lane went idle: a partition the source is done with goes once nothing of it is left. */
+static void lanes_lane_idle(void *arg, void *owner)
+{
+    struct sl_mpart *mp = owner;
+    if (mp->gone && !sl_lane_part_is_carried(mp->lp) && sl_recq_count(&mp->part->q) == 0) {
+        part_release(mp);
+        return;
+    }
+    mapping_schedule_pump(arg);
+}
+
+static void lanes_settle(void *arg, void *owner)
+{
+    (void)arg;
+    part_settle(owner);
+}
+
+static void lanes_schedule_pump(void *arg)
+{
+    mapping_schedule_pump(arg);
+}
+
+static void lanes_count(void *arg, enum sl_lane_stat stat, uint64_t n)
+{
+    struct sl_mapping *m = arg;
+    struct sl_mapping_stats *s = &m->stats;
+    uint64_t *counters[SL_LANE_STAT_COUNT] = {
+        [SL_LANE_STAT_INVOKED] = &s->invoked,
+        [SL_LANE_STAT_FAILED] = &s->failed,
+        [SL_LANE_STAT_DROPPED] = &s->dropped,
+        [SL_LANE_STAT_DESTINATION_DELIVERED] = &s->destination_delivered,
+        [SL_LANE_STAT_DELIVERED] = &s->delivered,
+        [SL_LANE_STAT_RETRIED] = &s->retried,
+        [SL_LANE_STAT_BATCHES] = &s->batches,
+        [SL_LANE_STAT_BYTES] = &s->bytes,
+    };
+    assert(stat < SL_LANE_STAT_COUNT);
+    *counters[stat] += n;
+}
+
+/* The partition's lanes closed: the rest of it goes, and the mapping once nothing is open. */
+static void lanes_part_closed(void *arg, void *owner)
+{
+    struct sl_mapping *m = arg;
+    struct sl_mpart *mp = owner;
+    sl_progress_part_free(mp->prog);
+    sl_free(mp);
+    if (--m->open_handles == 0 && m->freeing) {
+        sl_free(m);
+    }
+}
+
+static int mapping_lanes_new(struct sl_mapping *m)
+{
+    const struct sl_mapping_conf *conf = m->conf;
+    uint64_t seed = (uint64_t)sl_clock_wall_ms(m->env.clock) ^ (uint64_t)(uintptr_t)m;
+    struct sl_lanes_conf lconf = {
+        .inst = m->name,
+        .loop = m->env.loop,
+        .clock = m->env.clock,
+        .ops = m->ops,
+        .src_ctx = m->src_ctx,
+        .fn = m->env.fn,
+        .onfail = m->onfail,
+        .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES, conf->core.window_ms},
+        .policy =
+            {
+                .max_retry_attempts = conf->core.max_retry_attempts,
+                .bisect = conf->core.bisect,
+                .report_item_failures = conf->report_item_failures,
+            },
+        .max_concurrency = conf->max_concurrency,
+        .max_record_age_s = conf->core.max_record_age_s,
+        .window_ms = conf->core.tumbling_window_s * 1000,
+        .lanes_per_part = (size_t)conf->core.parallelization_factor,
+        .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
+    };
+    struct sl_lane_host host = {
+        .arg = m,
+        .fetch_budget = lanes_fetch_budget,
+        .first_wait_ms = lanes_first_wait_ms,
+        .lane_idle = lanes_lane_idle,
+        .settle = lanes_settle,
+        .schedule_pump = lanes_schedule_pump,
+        .count = lanes_count,
+        .part_closed = lanes_part_closed,
+    };
+    return sl_lanes_new(&lconf, &host, &m->lanes);
+}
 
 static int mapping_function_arn(struct sl_mapping *m)
 {
@@ -478,8 +573,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     m->ops = conf->source;
     m->name = sl_strdup(conf->core.uuid);
     m->src_ctx = sl_calloc(1, m->ops->ctx_size);
-    m->memo = sl_memo_new();
-    int r = (m->name && m->src_ctx && m->memo) ? 0 : SL_ENOMEM;
+    int r = (m->name && m->src_ctx) ? 0 : SL_ENOMEM;
     if (r == 0) {
         r = mapping_function_arn(m);
     }
@@ -567,6 +661,9 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         };
         r = sl_onfail_new(&oconf, &m->onfail, errbuf, errlen);
     }
+    if (r == 0) {
+        r = mapping_lanes_new(m);
+    }
     if (r < 0) {
         if (m->src_ctx) {
             m->ops->fini(m->src_ctx);
@@ -576,27 +673,14 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         if (m->ck) {
             sl_ckpt_close(m->ck);
         }
+        sl_lanes_free(m->lanes);
         sl_onfail_free(m->onfail);
         sl_filter_free(m->filter);
-        sl_memo_free(m->memo);
         sl_free(m->src_ctx);
         sl_free(m->function_arn);
         sl_free(m->name);
         sl_free(m);
         return r;
-    }
-    m->policy = (struct sl_invoker_policy){
-        .max_retry_attempts = conf->core.max_retry_attempts,
-        .bisect = conf->core.bisect,
-        .report_item_failures = conf->report_item_failures,
-    };
-    m->lim.max_records = (size_t)conf->core.batch_size;
-    m->lim.max_bytes = SL_BATCH_MAX_PAYLOAD_BYTES;
-    m->lim.window_ms = conf->core.window_ms;
-    sl_retry_policy_default(&m->retry);
-    m->rng = (uint64_t)sl_clock_wall_ms(env->clock) ^ (uint64_t)(uintptr_t)m;
-    if (m->rng == 0) {
-        m->rng = 0x9E3779B97F4A7C15ULL;
     }
     uv_idle_init(env->loop, &m->pump);
     m->pump.data = m;
@@ -631,17 +715,7 @@ void sl_mapping_drain(struct sl_mapping *m)
     uv_idle_stop(&m->pump);
     uv_timer_stop(&m->fetch_retry);
     m->ops->stop(m->src_ctx);
-    for (size_t i = 0; i < m->n_parts; i++) {
-        struct sl_mpart *mp = m->parts[i];
-        for (size_t l = 0; l < mp->n_lanes; l++) {
-            struct sl_lane *ln = &mp->lanes[l];
-            uv_timer_stop(&ln->timer);
-            if (ln->state == SL_LANE_BACKOFF || ln->state == SL_LANE_WRITE_BACKOFF ||
-                ln->state == SL_LANE_READY) {
-                ln->state = SL_LANE_IDLE;
-            }
-        }
-    }
+    sl_lanes_drain(m->lanes);
 }
 
 void sl_mapping_cancel(struct sl_mapping *m)
@@ -651,7 +725,7 @@ void sl_mapping_cancel(struct sl_mapping *m)
 
 int sl_mapping_in_flight(const struct sl_mapping *m)
 {
-    return m->in_flight + sl_onfail_in_flight(m->onfail);
+    return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail);
 }
 
 bool sl_mapping_is_quiet(const struct sl_mapping *m)
@@ -659,8 +733,7 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
     if (m->ops->settling(m->src_ctx)) {
         return false;
     }
-    if (m->in_flight > 0 || sl_onfail_in_flight(m->onfail) > 0 || m->held_records > 0 ||
-        !sl_ckpt_is_clean(m->ck)) {
+    if (sl_mapping_in_flight(m) > 0 || m->held_records > 0 || !sl_ckpt_is_clean(m->ck)) {
         return false;
     }
     for (size_t i = 0; i < m->n_parts; i++) {
@@ -668,10 +741,8 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
         if (mp->fetch_pending || (!mp->fetched && !mp->gone && !mp->revoked)) {
             return false;
         }
-        for (size_t l = 0; l < mp->n_lanes; l++) {
-            if (mp->lanes[l].state != SL_LANE_IDLE) {
-                return false;
-            }
+        if (!sl_lane_part_is_idle(mp->lp)) {
+            return false;
         }
     }
     return true;
@@ -786,8 +857,10 @@ void sl_mapping_free(struct sl_mapping *m)
     sl_mapping_drain(m);
     m->freeing = true;
     while (m->n_parts > 0) {
-        sl_mapping_part_release(m->parts[m->n_parts - 1]);
+        part_release(m->parts[m->n_parts - 1]);
     }
+    sl_lanes_free(m->lanes); /* its memory goes with the last partition's lanes */
+    m->lanes = NULL;
     m->ops->fini(m->src_ctx);
     sl_opt_free(m->ops->opts, m->src_ctx);
     sl_free(m->src_ctx);
@@ -796,8 +869,6 @@ void sl_mapping_free(struct sl_mapping *m)
     m->onfail = NULL;
     sl_filter_free(m->filter);
     m->filter = NULL;
-    sl_memo_free(m->memo);
-    m->memo = NULL;
     sl_progress_free(m->progress);
     m->progress = NULL;
     sl_ckpt_close(m->ck);
