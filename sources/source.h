@@ -16,7 +16,7 @@
 #include "partition.h"
 #include "sl_adapters.h"
 
-#define SL_SOURCE_ABI 2u
+#define SL_SOURCE_ABI 3u
 
 /* What a source gets from the mapping that runs it. The callbacks are the mapping's; they may
  * be called only on the loop thread, never from inside fetch() for the same partition (except
@@ -68,6 +68,54 @@ struct sl_batch_run {
     size_t n;
 };
 
+/* How a source delivers, and so how the engine acknowledges it (sources/README.md). */
+enum sl_delivery_model {
+    /* One batch in flight per partition (per key with ParallelizationFactor); the contiguous
+     * low-watermark is acknowledged (ack) and checkpointed. Files, Kafka, Kinesis, Redis. */
+    SL_DELIVERY_STREAM,
+    /* Many batches in flight per queue; each record acknowledged or released on its own;
+     * order only within a group. SQS. */
+    SL_DELIVERY_QUEUE,
+};
+
+/* When the batching window (MaximumBatchingWindowInSeconds) opens. */
+enum sl_window_rule {
+    SL_WINDOW_AFTER_INVOKE,      /* when the previous invocation ended (streams) */
+    SL_WINDOW_FROM_FIRST_RECORD, /* when the batch's first record arrived (Kafka) */
+};
+
+/* The unit of a source's lag (ops->lag), as the progress line names it. */
+enum sl_lag_unit {
+    SL_LAG_RECORDS, /* records not yet fetched (Kafka: high watermark - position) */
+    SL_LAG_BYTES,   /* bytes not yet read (files) */
+    SL_LAG_MS,      /* milliseconds behind the newest record (Kinesis: MillisBehindLatest) */
+    SL_LAG_UNIT_COUNT
+};
+
+/* "records", "bytes", "ms". */
+const char *sl_lag_unit_name(enum sl_lag_unit unit);
+
+/* What a kind of source is, declared once by its adapter: the engine and the configuration
+ * decide from these, never from the adapter's name. */
+struct sl_source_caps {
+    enum sl_delivery_model model;
+    /* AWS's defaults and ranges for this kind of source (reference/esm.md §1). */
+    int64_t batch_size_default;      /* 100 for streams */
+    int64_t batch_size_max;          /* 10000 */
+    bool starting_position_required; /* streams: StartingPosition must be given */
+    bool at_timestamp_supported;     /* StartingPosition AT_TIMESTAMP is meaningful */
+    /* MaximumBatchingWindowInSeconds when the mapping does not say (Kafka: 500 ms). */
+    int64_t window_ms_default;
+    enum sl_window_rule window_rule;
+    /* The source keeps positions itself (Kafka's committed offsets): the mapping neither
+     * loads nor writes its checkpoint store for it, and acknowledges through ack() alone. */
+    bool keeps_positions;
+    /* A batch may hold records of several partitions (Kafka: esm.md §3), grouped by
+     * partition, each partition's in order (ops->encode_next_part separates them). */
+    bool batch_spans_partitions;
+    enum sl_lag_unit lag_unit;
+};
+
 /* A source adapter: one const object per kind, found by its EventSourceArn scheme. The core
  * callocs ctx_size bytes, applies the adapter's options (from the mapping object) into ctx,
  * then calls init. All calls happen on the loop thread. An operation that returns an error
@@ -81,21 +129,10 @@ struct sl_source_ops {
     const char *event_open;  /* written before the first record: "{\"Records\":[" */
     const char *event_sep;   /* between records: "," */
     const char *event_close; /* after the last record: "]}" */
-    /* AWS's defaults and ranges for this kind of source (reference/esm.md §1). */
-    int64_t batch_size_default;      /* 100 for streams */
-    int64_t batch_size_max;          /* 10000 */
-    bool starting_position_required; /* streams: StartingPosition must be given */
-    bool at_timestamp_supported;     /* StartingPosition AT_TIMESTAMP is meaningful */
-    /* The source keeps positions itself (Kafka's committed offsets): the mapping neither
-     * loads nor writes its checkpoint store for it, and acknowledges through ack() alone. */
-    bool keeps_positions;
+    /* What kind of source this is and the rules that follow from it, in one const object. */
+    const struct sl_source_caps *caps;
     /* A second EventSourceArn prefix this adapter serves ("arn:aws:kafka:"), or NULL. */
     const char *arn_prefix;
-    /* MaximumBatchingWindowInSeconds when the mapping does not say (Kafka: 500 ms). */
-    int64_t window_ms_default;
-    /* The batching window opens when the first record arrives (Kafka), not when the previous
-     * invocation ends (streams). */
-    bool window_from_first_record;
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
      * allowed; one problem per line, starting with its key, "EventSourceArn: ..." for the ARN)
@@ -164,7 +201,7 @@ struct sl_source_ops {
                               struct sl_part *part,
                               const struct sl_record *rec,
                               struct sl_buf *out);
-    /* Bytes (or records) available at the source but not yet fetched, or -1 if unknown (the
+    /* What is available at the source but not yet fetched, in caps->lag_unit, or -1 if unknown (the
      * progress line then says unknown, not 0; so it does before part's first fetch). May be
      * NULL: always unknown (-1). */
     int64_t (*lag)(void *ctx, struct sl_part *part);
@@ -173,11 +210,9 @@ struct sl_source_ops {
     int (*encode_open)(void *ctx, struct sl_part *part, struct sl_buf *out);
     /* Writes its closing. May be NULL: event_close. */
     int (*encode_close)(void *ctx, struct sl_part *part, struct sl_buf *out);
-    /* A batch may hold records of several partitions (Kafka: esm.md §3), grouped by
-     * partition, each partition's in order. encode_next_part writes what separates the last
-     * record of one partition from the first of the next (Kafka: ],"topic-1":[ ); required
-     * when batch_spans_partitions is set. */
-    bool batch_spans_partitions;
+    /* Where batches span partitions (caps->batch_spans_partitions): what separates the last
+     * record of one partition from the first of the next (Kafka: ],"topic-1":[ ). Required
+     * then. */
     int (*encode_next_part)(void *ctx, struct sl_part *part, struct sl_buf *out);
     /* Every record of part up to and including last is done (delivered, filtered out, or
      * handed to the on-failure path): acknowledge it at the source (Kafka: store and commit

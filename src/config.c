@@ -1094,17 +1094,17 @@ static void config_mapping_rules(struct config_ctx *cc,
     struct sl_mapping_core *core = &mc->core;
     const char *file = cc->file;
     if (!cJSON_GetObjectItemCaseSensitive(obj, "MaximumBatchingWindowInSeconds")) {
-        core->window_ms = src->window_ms_default;
+        core->window_ms = src->caps->window_ms_default;
     }
     const cJSON *bs = cJSON_GetObjectItemCaseSensitive(obj, "BatchSize");
     if (!bs) {
-        core->batch_size = src->batch_size_default;
-    } else if (core->batch_size > src->batch_size_max) {
+        core->batch_size = src->caps->batch_size_default;
+    } else if (core->batch_size > src->caps->batch_size_max) {
         config_err(cc, "%s: %s.BatchSize: %lld is out of range; allowed: 1 to %lld", file, path,
-                   (long long)core->batch_size, (long long)src->batch_size_max);
+                   (long long)core->batch_size, (long long)src->caps->batch_size_max);
     }
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(obj, "StartingPosition");
-    if (!sp && src->starting_position_required) {
+    if (!sp && src->caps->starting_position_required) {
         config_err(cc,
                    "%s: %s.StartingPosition: missing required key (for %s "
                    "sources); allowed: one of TRIM_HORIZON, LATEST, AT_TIMESTAMP",
@@ -1128,7 +1128,7 @@ static void config_mapping_rules(struct config_ctx *cc,
                    "%s: %s.StartingPositionTimestamp: %lld is in the future; "
                    "allowed: a time up to now, in seconds since the epoch",
                    file, path, (long long)core->starting_position_ts_s);
-    } else if (at_ts && !src->at_timestamp_supported) {
+    } else if (at_ts && !src->caps->at_timestamp_supported) {
         config_err(cc,
                    "%s: %s.StartingPosition: AT_TIMESTAMP is not supported by %s sources; "
                    "allowed: TRIM_HORIZON or LATEST",
@@ -1566,9 +1566,9 @@ void sl_config_print_options(FILE *out, bool markdown)
         (void)snprintf(intro, sizeof(intro),
                        "Extra mapping keys when EventSourceArn starts with %s (BatchSize default "
                        "%lld, at most %lld; StartingPosition %s).",
-                       srcs[i]->scheme, (long long)srcs[i]->batch_size_default,
-                       (long long)srcs[i]->batch_size_max,
-                       srcs[i]->starting_position_required ? "required" : "optional");
+                       srcs[i]->scheme, (long long)srcs[i]->caps->batch_size_default,
+                       (long long)srcs[i]->caps->batch_size_max,
+                       srcs[i]->caps->starting_position_required ? "required" : "optional");
         sl_opt_print(out, heading, intro, srcs[i]->opts, markdown);
     }
 }

@@ -188,9 +188,23 @@ static void lane_finish(struct sl_lane *ln, struct sl_lane_range r)
 
 /* "12 records of orders-0 from 5 to 16", or for several partitions "30 records of orders-0
  * from 5 to 16, orders-1 from 0 to 17": for logs. */
+/* Writes the itemIdentifier of the batch's i-th record (the source's text form of its position)
+ * into buf (LANE_ID_MAX bytes); empty if it does not fit. */
+static const char *lane_item_id(const struct sl_lane *ln, size_t i, char *buf)
+{
+    const struct sl_lanes *ls = ln->lp->ls;
+    if (ls->ops->format_item_id(ls->src_ctx, lane_part(ln, i), lane_rec(ln, i), buf, LANE_ID_MAX) <
+        0) {
+        buf[0] = '\0';
+    }
+    return buf;
+}
+
 static const char *
 lane_describe(const struct sl_lane *ln, struct sl_lane_range r, char *buf, size_t len)
 {
+    char first[LANE_ID_MAX];
+    char last[LANE_ID_MAX];
     size_t used = (size_t)snprintf(buf, len, "%zu records of ", r.hi - r.lo);
     for (size_t i = r.lo; i < r.hi && used < len; i++) {
         if (i > r.lo && ln->items[i].lp == ln->items[i - 1].lp) {
@@ -200,9 +214,9 @@ lane_describe(const struct sl_lane *ln, struct sl_lane_range r, char *buf, size_
         while (j + 1 < r.hi && ln->items[j + 1].lp == ln->items[i].lp) {
             j++;
         }
-        used += (size_t)snprintf(buf + used, len - used, "%s%s from %" PRIu64 " to %" PRIu64,
-                                 i > r.lo ? ", " : "", lane_part(ln, i)->name, lane_rec(ln, i)->pos,
-                                 lane_rec(ln, j)->pos);
+        used += (size_t)snprintf(buf + used, len - used, "%s%s from %s to %s", i > r.lo ? ", " : "",
+                                 lane_part(ln, i)->name, lane_item_id(ln, i, first),
+                                 lane_item_id(ln, j, last));
     }
     return buf;
 }
@@ -264,9 +278,9 @@ static void lane_abandon(struct sl_lane *ln, bool settle)
     if (ln->n > 0 && ln->cur.lo < ln->cur.hi && (ln->attempts > 0 || ln->invokes > 0)) {
         for (size_t i = ln->cur.lo; i < ln->cur.hi; i++) {
             if (i == ln->cur.lo || ln->items[i].lp != ln->items[i - 1].lp) {
-                char pos[24];
-                (void)snprintf(pos, sizeof(pos), "%" PRIu64, lane_rec(ln, i)->pos);
-                sl_memo_put(ls->memo, lane_part(ln, i)->id, pos, ln->attempts, ln->invokes);
+                char id[LANE_ID_MAX];
+                sl_memo_put(ls->memo, lane_part(ln, i)->id, lane_item_id(ln, i, id), ln->attempts,
+                            ln->invokes);
             }
         }
     }
@@ -517,7 +531,6 @@ static void lane_invoke(struct sl_lane *ln)
 static void
 lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct sl_partial *ret)
 {
-    struct sl_lanes *ls = ln->lp->ls;
     size_t n = ln->cur.hi - ln->cur.lo;
     char *ids_buf = sl_malloc(n * LANE_ID_MAX);
     const char **ids = sl_calloc(n, sizeof(*ids));
@@ -532,13 +545,7 @@ lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        char *id = ids_buf + i * LANE_ID_MAX;
-        size_t at = ln->cur.lo + i;
-        const struct sl_record *rec = lane_rec(ln, at);
-        if (ls->ops->format_item_id(ls->src_ctx, lane_part(ln, at), rec, id, LANE_ID_MAX) < 0) {
-            (void)snprintf(id, LANE_ID_MAX, "%" PRIu64, rec->pos);
-        }
-        ids[i] = id;
+        ids[i] = lane_item_id(ln, ln->cur.lo + i, ids_buf + i * LANE_ID_MAX);
     }
     sl_invoker_parse_partial(res->body, res->body_len, ids, n, failed, ret);
     if (ret->kind == SL_PARTIAL_SOME_FAILED) {
@@ -1012,13 +1019,12 @@ static void lane_start(struct sl_lane *ln)
         }
         unsigned attempts = 0;
         unsigned invokes = 0;
-        const struct sl_record *first = lane_rec(ln, i);
-        char pos[24];
-        (void)snprintf(pos, sizeof(pos), "%" PRIu64, first->pos);
-        if (sl_memo_take(ls->memo, lane_part(ln, i)->id, pos, &attempts, &invokes)) {
+        char first[LANE_ID_MAX];
+        if (sl_memo_take(ls->memo, lane_part(ln, i)->id, lane_item_id(ln, i, first), &attempts,
+                         &invokes)) {
             sl_log_info(LANE_COMP, ls->inst,
-                        "%s came back: the batch from %" PRIu64 " keeps its %u counted failures",
-                        lane_part(ln, i)->name, first->pos, attempts);
+                        "%s came back: the batch from %s keeps its %u counted failures",
+                        lane_part(ln, i)->name, first, attempts);
             ln->attempts = attempts > ln->attempts ? attempts : ln->attempts;
             ln->invokes = invokes > ln->invokes ? invokes : ln->invokes;
         }
@@ -1127,9 +1133,10 @@ static void lane_dispatch(struct sl_lane *ln)
     /* Streams open the next window when the previous invocation ends; Kafka opens it when
      * the first record arrives (esm.md §3). */
     int64_t first_wait_ms = lane_first_wait_ms(lp);
-    int64_t window_start = ls->ops->window_from_first_record || first_wait_ms > ln->last_end_ms
-                               ? first_wait_ms
-                               : ln->last_end_ms;
+    int64_t window_start =
+        ls->ops->caps->window_rule == SL_WINDOW_FROM_FIRST_RECORD || first_wait_ms > ln->last_end_ms
+            ? first_wait_ms
+            : ln->last_end_ms;
     int64_t due =
         stop_at_oversize ? INT64_MIN : sl_batcher_due_ms(&ls->lim, waiting, bytes, window_start);
     if (!lane_may_form(ln, due, waiting)) {
@@ -1165,7 +1172,7 @@ int sl_lanes_new(const struct sl_lanes_conf *conf,
     ls->max_record_age_s = conf->max_record_age_s;
     ls->window_ms = conf->window_ms;
     ls->lanes_per_part = conf->lanes_per_part;
-    ls->spans = ls->ops->batch_spans_partitions && ls->ops->encode_next_part &&
+    ls->spans = ls->ops->caps->batch_spans_partitions && ls->ops->encode_next_part &&
                 ls->window_ms <= 0 && ls->lanes_per_part == 1;
     ls->host = *host;
     sl_retry_policy_default(&ls->retry);

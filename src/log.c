@@ -240,6 +240,19 @@ void sl_log_fields(enum sl_log_level level,
                    const int64_t *values,
                    size_t n)
 {
+    sl_log_fields_tagged(level, comp, inst, msg, keys, values, n, NULL, NULL);
+}
+
+void sl_log_fields_tagged(enum sl_log_level level,
+                          const char *comp,
+                          const char *inst,
+                          const char *msg,
+                          const char *const *keys,
+                          const int64_t *values,
+                          size_t n,
+                          const char *tag_key,
+                          const char *tag)
+{
     if (!sl_log_enabled(level)) {
         return;
     }
@@ -257,6 +270,13 @@ void sl_log_fields(enum sl_log_level level,
                 line_printf(&l, "\":%" PRId64, values[i]);
             }
         }
+        if (tag_key) {
+            line_puts(&l, ",\"");
+            line_json_escape(&l, tag_key, strlen(tag_key));
+            line_puts(&l, "\":\"");
+            line_json_escape(&l, tag, strlen(tag));
+            line_puts(&l, "\"");
+        }
     } else {
         line_human_escape(&l, msg, strlen(msg));
         for (size_t i = 0; i < n; i++) {
@@ -267,6 +287,12 @@ void sl_log_fields(enum sl_log_level level,
             } else {
                 line_printf(&l, "=%" PRId64, values[i]);
             }
+        }
+        if (tag_key) {
+            line_puts(&l, " ");
+            line_human_escape(&l, tag_key, strlen(tag_key));
+            line_puts(&l, "=");
+            line_human_escape(&l, tag, strlen(tag));
         }
     }
     line_end(&l);

@@ -46,6 +46,17 @@ void sl_log_fields(enum sl_log_level level,
                    const char *const *keys,
                    const int64_t *values,
                    size_t n);
+/* sl_log_fields with one text field after the numbers (tag_key=tag; JSON: a string): the unit
+ * the numbers are in, say. tag_key NULL: none. */
+void sl_log_fields_tagged(enum sl_log_level level,
+                          const char *comp,
+                          const char *inst,
+                          const char *msg,
+                          const char *const *keys,
+                          const int64_t *values,
+                          size_t n,
+                          const char *tag_key,
+                          const char *tag);
 
 #define sl_log(level, comp, inst, ...)                    \
     do {                                                  \

@@ -338,9 +338,9 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     part->owner = mp;
     m->parts[m->n_parts++] = mp;
     sl_log_info(MAPPING_COMP, m->name, "reading %s from %s", name,
-                m->ops->keeps_positions ? "the position its source keeps"
-                : part->ckpt_pos        ? "its checkpoint"
-                                        : "the starting position");
+                m->ops->caps->keeps_positions ? "the position its source keeps"
+                : part->ckpt_pos              ? "its checkpoint"
+                                              : "the starting position");
     mapping_schedule_pump(m);
     *ret_part = part;
     return 0;
@@ -609,7 +609,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     if (r == 0) {
         struct sl_progress_conf pconf = {
             .inst = m->name,
-            .keeps_positions = m->ops->keeps_positions,
+            .keeps_positions = m->ops->caps->keeps_positions,
             .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
         };
         struct sl_progress_host host = {
@@ -835,9 +835,13 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         max_lag,
         (int64_t)m->n_parts,
     };
-    sl_log_fields(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, SL_ARRAY_LEN(keys));
+    /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
+    const char *unit = sl_lag_unit_name(m->ops->caps->lag_unit);
+    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, SL_ARRAY_LEN(keys),
+                         "lag_unit", unit);
     if (n_lag > 0) {
-        sl_log_fields(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag);
+        sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag,
+                             "lag_unit", unit);
     }
 }
 

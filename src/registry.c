@@ -151,8 +151,31 @@ static void source_def_stop(void *ctx)
         }                                    \
     } while (0)
 
+/* An adapter that declares no capabilities is a stream with AWS's stream defaults. */
+static const struct sl_source_caps source_def_caps = {
+    .model = SL_DELIVERY_STREAM,
+    .batch_size_default = 100,
+    .batch_size_max = 10000,
+    .starting_position_required = true,
+    .window_rule = SL_WINDOW_AFTER_INVOKE,
+    .lag_unit = SL_LAG_RECORDS,
+};
+
+const char *sl_lag_unit_name(enum sl_lag_unit unit)
+{
+    static const char *const names[SL_LAG_UNIT_COUNT] = {
+        [SL_LAG_RECORDS] = "records",
+        [SL_LAG_BYTES] = "bytes",
+        [SL_LAG_MS] = "ms",
+    };
+    return (unsigned)unit < SL_LAG_UNIT_COUNT ? names[unit] : "?";
+}
+
 void sl_source_ops_complete(struct sl_source_ops *ops)
 {
+    if (!ops->caps) {
+        ops->caps = &source_def_caps;
+    }
     ops->filters = ops->filter_doc != NULL;
     ops->shares_cluster = ops->client_props != NULL;
     SOURCE_DEFAULT(ops, format_pos);

@@ -270,6 +270,17 @@ static void file_fini(void *vctx)
     ctx->pattern = NULL;
 }
 
+static const struct sl_source_caps file_caps = {
+    .model = SL_DELIVERY_STREAM,
+    .batch_size_default = 100,
+    .batch_size_max = 10000,
+    .starting_position_required = true,
+    .at_timestamp_supported = false,
+    .window_ms_default = 0,
+    .window_rule = SL_WINDOW_AFTER_INVOKE,
+    .lag_unit = SL_LAG_BYTES,
+};
+
 const struct sl_source_ops sl_source_file = {
     .abi = SL_SOURCE_ABI,
     .name = "file",
@@ -279,10 +290,7 @@ const struct sl_source_ops sl_source_file = {
     .event_open = SL_EVENT_KINESIS_OPEN,
     .event_sep = SL_EVENT_KINESIS_SEP,
     .event_close = SL_EVENT_KINESIS_CLOSE,
-    .batch_size_default = 100,
-    .batch_size_max = 10000,
-    .starting_position_required = true,
-    .at_timestamp_supported = false,
+    .caps = &file_caps,
     .filter_payload_fields = (const char *const[]){"data", NULL},
     .check = file_check,
     .init = file_init,

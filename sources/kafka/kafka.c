@@ -707,6 +707,19 @@ static void kafka_fini(void *vctx)
     ctx->servers = ctx->group_id = NULL;
 }
 
+static const struct sl_source_caps kafka_caps = {
+    .model = SL_DELIVERY_STREAM,
+    .batch_size_default = 100,
+    .batch_size_max = 10000,
+    .starting_position_required = true,
+    .at_timestamp_supported = true,
+    .window_ms_default = 500,
+    .window_rule = SL_WINDOW_FROM_FIRST_RECORD,
+    .keeps_positions = true,
+    .batch_spans_partitions = true,
+    .lag_unit = SL_LAG_RECORDS,
+};
+
 const struct sl_source_ops sl_source_kafka = {
     .abi = SL_SOURCE_ABI,
     .name = "kafka",
@@ -717,13 +730,7 @@ const struct sl_source_ops sl_source_kafka = {
     .event_open = "{\"records\":{\"\":[",
     .event_sep = ",",
     .event_close = "]}}",
-    .batch_size_default = 100,
-    .batch_size_max = 10000,
-    .starting_position_required = true,
-    .at_timestamp_supported = true,
-    .keeps_positions = true,
-    .window_ms_default = 500,
-    .window_from_first_record = true,
+    .caps = &kafka_caps,
     .filter_payload_fields = (const char *const[]){"key", "value", NULL},
     .filter_payload_mismatch_ignored = true,
     .check = kafka_check,
@@ -741,7 +748,6 @@ const struct sl_source_ops sl_source_kafka = {
     .lag = kafka_lag,
     .encode_open = kafka_encode_open,
     .encode_close = kafka_encode_close,
-    .batch_spans_partitions = true,
     .encode_next_part = kafka_encode_next_part,
     .ack = kafka_ack,
     .part_release = kafka_part_release,

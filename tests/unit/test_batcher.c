@@ -79,7 +79,7 @@ static const struct sl_source_ops spanning_ops = {
     .event_sep = ",",
     .event_close = "]}",
     .encode_record = fake_encode,
-    .batch_spans_partitions = true,
+    .caps = &(const struct sl_source_caps){.batch_spans_partitions = true},
     .encode_next_part = fake_next_part,
 };
 

@@ -238,7 +238,7 @@ static void test_valid(void **state)
     assert_false(m1->uuid_derived);
     assert_false(m1->core.enabled);
     assert_int_equal(m1->core.starting_position, SL_START_LATEST);
-    assert_int_equal(m1->core.batch_size, sl_source_file.batch_size_default);
+    assert_int_equal(m1->core.batch_size, sl_source_file.caps->batch_size_default);
     assert_int_equal(m1->core.max_bytes_buffered, 1024 * 1024);
     assert_ptr_equal(m1->function, &cfg->functions[1]);
     assert_non_null(cJSON_GetObjectItem(m1->json, "max_line_bytes"));
@@ -352,7 +352,7 @@ static void test_starting_position(void **state)
                "\"EARLIEST\"}]}",
                "$.mappings[0].StartingPosition: \"EARLIEST\" is not a valid choice; allowed: one "
                "of TRIM_HORIZON, LATEST, AT_TIMESTAMP");
-    assert_true(sl_source_file.starting_position_required);
+    assert_true(sl_source_file.caps->starting_position_required);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"file:///tmp/a.log\",\"FunctionName\":\"audit\"}]}",
@@ -377,7 +377,7 @@ static void test_starting_position(void **state)
                    future);
     expect_one(f, text, want);
     /* Files have no arrival times to seek by: the file source refuses AT_TIMESTAMP. */
-    assert_false(sl_source_file.at_timestamp_supported);
+    assert_false(sl_source_file.caps->at_timestamp_supported);
     (void)snprintf(text, sizeof(text), AT, ",\"StartingPositionTimestamp\":1700000000");
     expect_one(f, text,
                "$.mappings[0].StartingPosition: AT_TIMESTAMP is not supported by file sources; "

@@ -1169,9 +1169,9 @@ static void test_file_ops_shape(void **state)
     assert_string_equal(ops->name, "file");
     assert_string_equal(ops->scheme, "file://");
     assert_string_equal(ops->event_open, "{\"Records\":[");
-    assert_int_equal(ops->batch_size_default, 100);
-    assert_int_equal(ops->batch_size_max, 10000);
-    assert_true(ops->starting_position_required);
+    assert_int_equal(ops->caps->batch_size_default, 100);
+    assert_int_equal(ops->caps->batch_size_max, 10000);
+    assert_true(ops->caps->starting_position_required);
     assert_non_null(ops->format_item_id);
     assert_non_null(ops->record_key);
     assert_non_null(ops->filter_doc);

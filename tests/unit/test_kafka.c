@@ -265,7 +265,7 @@ static void test_kafka_batch_spans_partitions(void **state)
     push(a, 15, NULL, 0, "a15", 3, NULL);
     push(a, 16, NULL, 0, "a16", 3, NULL);
     push(b, 7, NULL, 0, "b7", 2, NULL);
-    assert_true(sl_source_kafka.batch_spans_partitions);
+    assert_true(sl_source_kafka.caps->batch_spans_partitions);
     struct sl_buf ev;
     sl_buf_init(&ev);
     assert_int_equal(kafka_encode_open(f->ctx, a->part, &ev), 0);

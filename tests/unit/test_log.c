@@ -115,6 +115,29 @@ static void test_log_fields_unknown(void **state)
     fclose(f);
 }
 
+/* The tag (the unit lag is counted in) follows the numbers: a string in JSON. */
+static void test_log_fields_tagged_unit(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    char buf[8192];
+    const char *keys[] = {"lag", "max_lag"};
+    int64_t values[] = {120, 100};
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_HUMAN, fileno(f));
+    sl_log_fields_tagged(SL_LOG_INFO, "mapping", "m", "progress", keys, values, 2, "lag_unit",
+                         "bytes");
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "progress lag=120 max_lag=100 lag_unit=bytes\n"));
+    sl_log_setup(SL_LOG_DEBUG, SL_LOG_JSON, fileno(f));
+    sl_log_fields_tagged(SL_LOG_INFO, "mapping", "m", "progress", keys, values, 2, "lag_unit",
+                         "ms");
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"lag\":120,\"max_lag\":100,\"lag_unit\":\"ms\"}\n"));
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +145,7 @@ int main(void)
         cmocka_unit_test(test_log_json_escapes_controls),
         cmocka_unit_test(test_log_bytes_keeps_nul),
         cmocka_unit_test(test_log_fields_unknown),
+        cmocka_unit_test(test_log_fields_tagged_unit),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }

@@ -146,7 +146,11 @@ static void test_registry_sources_are_completed(void **state)
         assert_true(all[i]->encode_close == given->encode_close);
         assert_true(all[i]->encode_record_info == given->encode_record_info);
         assert_true(all[i]->encode_next_part == given->encode_next_part);
-        assert_true(!all[i]->batch_spans_partitions || all[i]->encode_next_part);
+        assert_true(!all[i]->caps->batch_spans_partitions || all[i]->encode_next_part);
+        assert_non_null(all[i]->caps);
+        assert_true(all[i]->caps->batch_size_default >= 1 &&
+                    all[i]->caps->batch_size_default <= all[i]->caps->batch_size_max);
+        assert_true(all[i]->caps->lag_unit < SL_LAG_UNIT_COUNT);
         assert_true(all[i]->encode_open || all[i]->event_open);
         assert_true(all[i]->encode_close || all[i]->event_close);
     }
@@ -165,6 +169,14 @@ static void test_registry_defaults_behave_as_absent(void **state)
     (void)state;
     struct sl_source_ops ops = {.abi = SL_SOURCE_ABI, .name = "bare", .scheme = "bare://"};
     sl_source_ops_complete(&ops);
+    /* caps: a stream with AWS's stream defaults */
+    assert_non_null(ops.caps);
+    assert_int_equal(ops.caps->model, SL_DELIVERY_STREAM);
+    assert_int_equal(ops.caps->batch_size_default, 100);
+    assert_int_equal(ops.caps->batch_size_max, 10000);
+    assert_string_equal(sl_lag_unit_name(ops.caps->lag_unit), "records");
+    assert_string_equal(sl_lag_unit_name(SL_LAG_BYTES), "bytes");
+    assert_string_equal(sl_lag_unit_name(SL_LAG_MS), "ms");
     struct sl_part part = {.name = "p-0"};
     struct sl_record a = {.pos = 7, .next_pos = 8};
     struct sl_record b = {.pos = 9, .next_pos = 18446744073709551615ULL};
