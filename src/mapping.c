@@ -35,16 +35,32 @@
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
 
+/* Where a partition stands in its life. */
+enum sl_mpart_life {
+    SL_MPART_LIVE,     /* its source produces records */
+    SL_MPART_GONE,     /* its source will produce no more: what it holds drains, then it goes */
+    SL_MPART_REVOKED,  /* taken away (rebalance): nothing more of it is acknowledged; it goes
+                          once nothing of it is in flight */
+    SL_MPART_RELEASED, /* forgotten: its memory goes once its lanes are closed */
+    SL_MPART_LIFE_COUNT,
+};
+
+/* Its fetching. Apart from its life: an asynchronous fetch started while it was live may
+ * answer after it is gone or revoked (its records are kept; no fetch starts then). */
+enum sl_mpart_fetch {
+    SL_MPART_WANTS,     /* the source may have more: fetched when the memory bound allows */
+    SL_MPART_CAUGHT_UP, /* the last fetch found nothing: the source wakes it (part_wake) */
+    SL_MPART_FETCHING,  /* an asynchronous fetch is running */
+    SL_MPART_FAILED,    /* the last fetch failed: the mapping's timer wants it again */
+    SL_MPART_FETCH_COUNT,
+};
+
 /* The mapping's state for one partition (part->owner). */
 struct sl_mpart {
     struct sl_mapping *m;
     struct sl_part *part;
-    bool want_fetch;    /* the source may have more records */
-    bool fetch_pending; /* an asynchronous fetch is running */
-    bool fetch_failed;  /* the last fetch failed; retried by the mapping's timer */
-    bool gone;          /* the source will produce no more */
-    bool revoked;       /* taken away (rebalance): nothing more of it is acknowledged */
-    bool released;
+    enum sl_mpart_life life;
+    enum sl_mpart_fetch fetch;
     bool fetched;          /* a fetch of it completed (records, none, or an error): before
                               that its lag is unknown and the mapping is not quiet */
     int64_t first_wait_ms; /* when the queue last became non-empty */
@@ -220,7 +236,7 @@ static void part_fetch(struct sl_mpart *mp)
     struct sl_mapping *m = mp->m;
     size_t max_records = 0;
     size_t max_bytes = 0;
-    if (m->draining || !mp->want_fetch || mp->fetch_pending || mp->gone ||
+    if (m->draining || mp->life != SL_MPART_LIVE || mp->fetch != SL_MPART_WANTS ||
         !part_fetch_budget(mp, &max_records, &max_bytes)) {
         return;
     }
@@ -229,12 +245,11 @@ static void part_fetch(struct sl_mpart *mp)
     if (r > 0) {
         part_take_new(mp, (size_t)r);
     } else if (r == 0) {
-        mp->want_fetch = false;
+        mp->fetch = SL_MPART_CAUGHT_UP;
     } else if (r == SL_EINPROGRESS) {
-        mp->fetch_pending = true;
+        mp->fetch = SL_MPART_FETCHING;
     } else {
-        mp->want_fetch = false;
-        mp->fetch_failed = true;
+        mp->fetch = SL_MPART_FAILED;
         sl_log_warn(MAPPING_COMP, m->name, "fetch from %s failed: %s, retrying in %dms",
                     mp->part->name, sl_strerror(r), MAPPING_FETCH_RETRY_MS);
         if (!uv_is_active((uv_handle_t *)&m->fetch_retry)) {
@@ -249,7 +264,8 @@ static bool mapping_wants_fetch(const struct sl_mapping *m)
         const struct sl_mpart *mp = m->parts[i];
         size_t r = 0;
         size_t b = 0;
-        if (mp->want_fetch && !mp->fetch_pending && !mp->gone && part_fetch_budget(mp, &r, &b)) {
+        if (mp->life == SL_MPART_LIVE && mp->fetch == SL_MPART_WANTS &&
+            part_fetch_budget(mp, &r, &b)) {
             return true;
         }
     }
@@ -264,7 +280,7 @@ static void mapping_pump_cb(uv_idle_t *h)
     struct sl_mapping *m = h->data;
     for (size_t i = 0; i < m->n_parts; i++) {
         struct sl_mpart *mp = m->parts[i];
-        if (mp->revoked) {
+        if (mp->life == SL_MPART_REVOKED) {
             part_settle(mp);
             if (i < m->n_parts && m->parts[i] != mp) {
                 i--;
@@ -273,7 +289,7 @@ static void mapping_pump_cb(uv_idle_t *h)
         }
         part_fetch(mp);
         sl_lane_part_dispatch(mp->lp);
-        if (!mp->released && mp->gone && sl_recq_count(&mp->part->q) == 0 &&
+        if (mp->life == SL_MPART_GONE && sl_recq_count(&mp->part->q) == 0 &&
             sl_lane_part_is_idle(mp->lp)) {
             part_release(mp);
         }
@@ -297,9 +313,8 @@ static void mapping_fetch_retry_cb(uv_timer_t *t)
 {
     struct sl_mapping *m = t->data;
     for (size_t i = 0; i < m->n_parts; i++) {
-        if (m->parts[i]->fetch_failed) {
-            m->parts[i]->fetch_failed = false;
-            m->parts[i]->want_fetch = true;
+        if (m->parts[i]->fetch == SL_MPART_FAILED) {
+            m->parts[i]->fetch = SL_MPART_WANTS;
         }
     }
     mapping_schedule_pump(m);
@@ -333,7 +348,8 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     mp->m = m;
     mp->part = part;
     mp->prog = prog;
-    mp->want_fetch = true;
+    mp->life = SL_MPART_LIVE;
+    mp->fetch = SL_MPART_WANTS;
     m->open_handles++;
     part->owner = mp;
     m->parts[m->n_parts++] = mp;
@@ -356,7 +372,9 @@ static int mapping_part_set_start(void *owner, struct sl_part *part, const char 
 static void mapping_part_wake(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
-    mp->want_fetch = true;
+    if (mp->fetch != SL_MPART_FETCHING) {
+        mp->fetch = SL_MPART_WANTS; /* a fetch running wants more when it answers anyway */
+    }
     mapping_schedule_pump(owner);
 }
 
@@ -364,13 +382,11 @@ static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
 {
     struct sl_mapping *m = owner;
     struct sl_mpart *mp = part->owner;
-    mp->fetch_pending = false;
+    mp->fetch = n < 0 ? SL_MPART_FAILED : SL_MPART_WANTS;
     mp->fetched = true;
     if (n > 0) {
         part_take_new(mp, (size_t)n);
     } else if (n < 0) {
-        mp->want_fetch = false;
-        mp->fetch_failed = true;
         if (!uv_is_active((uv_handle_t *)&m->fetch_retry)) {
             uv_timer_start(&m->fetch_retry, mapping_fetch_retry_cb, MAPPING_FETCH_RETRY_MS, 0);
         }
@@ -381,13 +397,15 @@ static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
 static void mapping_part_gone(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
-    mp->gone = true;
+    if (mp->life == SL_MPART_LIVE) {
+        mp->life = SL_MPART_GONE;
+    }
     mapping_schedule_pump(owner);
 }
 
 static void part_settle(struct sl_mpart *mp)
 {
-    if (mp->revoked && !mp->released && !sl_lane_part_is_busy(mp->lp)) {
+    if (mp->life == SL_MPART_REVOKED && !sl_lane_part_is_busy(mp->lp)) {
         part_release(mp);
     }
 }
@@ -399,8 +417,7 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     struct sl_mapping *m = owner;
-    mp->revoked = true;
-    mp->gone = true;
+    mp->life = SL_MPART_REVOKED;
     sl_progress_part_revoke(mp->prog);
     sl_lane_part_revoke(mp->lp);
     sl_log_info(MAPPING_COMP, m->name, "%s was revoked; batches in flight are abandoned",
@@ -413,10 +430,10 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
 static void part_release(struct sl_mpart *mp)
 {
     struct sl_mapping *m = mp->m;
-    if (mp->released) {
+    if (mp->life == SL_MPART_RELEASED) {
         return;
     }
-    mp->released = true;
+    mp->life = SL_MPART_RELEASED;
     for (size_t i = 0; i < m->n_parts; i++) {
         if (m->parts[i] == mp) {
             memmove(&m->parts[i], &m->parts[i + 1], (m->n_parts - i - 1) * sizeof(*m->parts));
@@ -455,7 +472,8 @@ static int64_t lanes_first_wait_ms(void *arg, void *owner)
 static void lanes_lane_idle(void *arg, void *owner)
 {
     struct sl_mpart *mp = owner;
-    if (mp->gone && !sl_lane_part_is_carried(mp->lp) && sl_recq_count(&mp->part->q) == 0) {
+    bool done_with = mp->life == SL_MPART_GONE || mp->life == SL_MPART_REVOKED;
+    if (done_with && !sl_lane_part_is_carried(mp->lp) && sl_recq_count(&mp->part->q) == 0) {
         part_release(mp);
         return;
     }
@@ -738,7 +756,7 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
     }
     for (size_t i = 0; i < m->n_parts; i++) {
         const struct sl_mpart *mp = m->parts[i];
-        if (mp->fetch_pending || (!mp->fetched && !mp->gone && !mp->revoked)) {
+        if (mp->fetch == SL_MPART_FETCHING || (!mp->fetched && mp->life == SL_MPART_LIVE)) {
             return false;
         }
         if (!sl_lane_part_is_idle(mp->lp)) {
