@@ -8,38 +8,21 @@
 
 #include <uv.h>
 
-#include "batcher.h"
-#include "clock.h"
+#include "carry.h"
 #include "err.h"
-#include "invoker.h"
-#include "onfailure.h"
 #include "partition.h"
 #include "progress.h"
 
-struct sl_function;
-struct sl_source_ops;
-
-/* The lanes of a mapping: batches formed from its partitions' records, invoked, and carried
- * through the invoker's verdicts (retry, bisection, partial responses, the on-failure path).
- * The mapping above gives each partition's records to its lanes and learns what it must
- * through the host interface it gives them; the lanes never call the mapping otherwise.
- * Loop thread. */
+/* The lanes of a mapping: each partition has ParallelizationFactor of them, and each lane
+ * forms batches from the records its partition key hashes to (BatchSize, the batching window,
+ * the 6 MB payload, the tumbling window) and hands each to its carry (carry.c), one batch in
+ * flight at a time. Where batches span partitions (Kafka), a lane's batch also takes the
+ * waiting records of partitions that have no batch in flight. The mapping above gives each
+ * partition lanes and learns what it must through the host interface it gives them; the lanes
+ * never call the mapping otherwise. Loop thread. */
 struct sl_lanes;
-/* One partition's ParallelizationFactor lanes. */
+/* One partition's lanes. */
 struct sl_lane_part;
-
-/* What the lanes count, for the mapping's statistics (mapping.h names them). */
-enum sl_lane_stat {
-    SL_LANE_STAT_INVOKED,
-    SL_LANE_STAT_FAILED,
-    SL_LANE_STAT_DROPPED,
-    SL_LANE_STAT_DESTINATION_DELIVERED,
-    SL_LANE_STAT_DELIVERED,
-    SL_LANE_STAT_RETRIED,
-    SL_LANE_STAT_BATCHES,
-    SL_LANE_STAT_BYTES,
-    SL_LANE_STAT_COUNT,
-};
 
 /* What the lanes ask of and tell the mapping. owner is the mapping's partition as given to
  * sl_lane_part_new. Every member is set. */
@@ -58,26 +41,15 @@ struct sl_lane_host {
     /* Records may be fetched or a lane may start: run the mapping's pump. */
     void (*schedule_pump)(void *arg);
     /* Adds n to a counter. */
-    void (*count)(void *arg, enum sl_lane_stat stat, uint64_t n);
+    void (*count)(void *arg, enum sl_carry_stat stat, uint64_t n);
     /* owner's lanes are closed and freed (after sl_lane_part_free): its memory may go. */
     void (*part_closed)(void *arg, void *owner);
 };
 
 struct sl_lanes_conf {
-    const char *inst; /* the mapping's name, for logs (borrowed; outlives the lanes) */
-    uv_loop_t *loop;
-    const struct sl_clock *clock;
-    const struct sl_source_ops *ops; /* the source, for encoding events (borrowed) */
-    void *src_ctx;
-    struct sl_function *fn;   /* borrowed */
-    struct sl_onfail *onfail; /* the on-failure path (borrowed) */
-    struct sl_batch_limits lim;
-    struct sl_invoker_policy policy;
-    int64_t max_concurrency;  /* invocations in flight at most; <= 0: no limit */
-    int64_t max_record_age_s; /* MaximumRecordAgeInSeconds; < 0: none */
-    int64_t window_ms;        /* TumblingWindowInSeconds * 1000; 0: none */
-    size_t lanes_per_part;    /* ParallelizationFactor (1 with tumbling windows) */
-    uint64_t seed;            /* for backoff jitter; not 0 */
+    struct sl_carry_conf carry; /* what every batch is carried with */
+    int64_t window_ms;          /* TumblingWindowInSeconds * 1000; 0: none */
+    size_t lanes_per_part;      /* ParallelizationFactor (1 with tumbling windows) */
 };
 
 /* Returns the lanes of a mapping, reporting to host (copied). Returns 0 or SL_ENOMEM. */

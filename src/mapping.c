@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* mapping.c: one event source mapping: its source, its partitions, and the ground the lanes
- * (lane.c) stand on. It owns the partitions its source reports and moves their records from
- * fetch through filter to the lanes. The rules of DESIGN.md it keeps:
+ * stand on. It owns the partitions its source reports (each an explicit state machine: its
+ * life, and its fetching) and moves their records from fetch through filter (intake.c) to the
+ * lanes (lane.h), which it drives through their narrow interface and which tell it what they
+ * must through the host interface it gives them. The on-failure destination is onfailure.c's.
+ * The rules of DESIGN.md it keeps:
  *   2. each partition has ParallelizationFactor lanes; records are spread over them by
  *      partition key, and each lane has one batch in flight;
  *   4. fetching pauses at the mapping's memory bound (records and bytes).
@@ -23,6 +26,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "filter.h"
+#include "intake.h"
 #include "lane.h"
 #include "log.h"
 #include "onfailure.h"
@@ -74,7 +78,6 @@ struct sl_mapping {
     const struct sl_mapping_conf *conf;
     struct sl_mapping_env env;
     char *name;
-    char *function_arn;
     const struct sl_source_ops *ops;
     void *src_ctx;
     bool src_inited;
@@ -82,6 +85,7 @@ struct sl_mapping {
     struct sl_ckpt *ck;
     struct sl_progress *progress;
     struct sl_filter *filter;
+    struct sl_intake intake; /* what becomes of fetched records (filter, lanes) */
     struct sl_onfail *onfail;
     struct sl_lanes *lanes;
     struct sl_mpart **parts;
@@ -186,46 +190,15 @@ static void mapping_may_proceed(void *arg)
 
 /* --- fetching --- */
 
-static uint64_t mapping_key_hash(const char *key, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 /* Filters and spreads over lanes the n records the source just appended to part's queue. */
 static void part_take_new(struct sl_mpart *mp, size_t n)
 {
     struct sl_mapping *m = mp->m;
-    struct sl_recq *q = &mp->part->q;
-    size_t count = sl_recq_count(q);
     m->stats.fetched += n;
-    bool filtered_any = false;
-    size_t n_lanes = (size_t)m->conf->core.parallelization_factor;
-    bool per_record = m->filter || n_lanes > 1;
-    for (size_t i = count - n; per_record && i < count; i++) {
-        struct sl_record *rec = sl_recq_at_mut(q, i);
-        if (m->filter && !(rec->flags & SL_REC_OVERSIZE)) {
-            cJSON *doc = m->ops->filter_doc(m->src_ctx, mp->part, rec);
-            if (doc && !sl_filter_match_fields(m->filter, doc, m->ops->filter_payload_fields,
-                                               m->ops->filter_payload_mismatch_ignored)) {
-                rec->flags |= SL_REC_FILTERED | SL_REC_DONE;
-                m->stats.filtered++;
-                filtered_any = true;
-            }
-            cJSON_Delete(doc);
-        }
-        if (n_lanes > 1) {
-            const char *key = NULL;
-            size_t len = m->ops->record_key(m->src_ctx, mp->part, rec, &key);
-            rec->lane = (uint32_t)(mapping_key_hash(key, len) % n_lanes);
-        }
-    }
+    size_t filtered = sl_intake_sort(&m->intake, mp->part, sl_recq_count(&mp->part->q) - n);
+    m->stats.filtered += filtered;
     part_account(mp);
-    if (filtered_any) {
+    if (filtered > 0) {
         (void)sl_progress_part_advance(mp->prog);
     }
 }
@@ -451,8 +424,6 @@ static void part_release(struct sl_mpart *mp)
     sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
 }
 
-/* --- the public face --- */
-
 /* --- what the lanes tell the mapping (lane.h's host interface) --- */
 
 static bool lanes_fetch_budget(void *arg, void *owner, size_t *ret_records, size_t *ret_bytes)
@@ -491,21 +462,21 @@ static void lanes_schedule_pump(void *arg)
     mapping_schedule_pump(arg);
 }
 
-static void lanes_count(void *arg, enum sl_lane_stat stat, uint64_t n)
+static void lanes_count(void *arg, enum sl_carry_stat stat, uint64_t n)
 {
     struct sl_mapping *m = arg;
     struct sl_mapping_stats *s = &m->stats;
-    uint64_t *counters[SL_LANE_STAT_COUNT] = {
-        [SL_LANE_STAT_INVOKED] = &s->invoked,
-        [SL_LANE_STAT_FAILED] = &s->failed,
-        [SL_LANE_STAT_DROPPED] = &s->dropped,
-        [SL_LANE_STAT_DESTINATION_DELIVERED] = &s->destination_delivered,
-        [SL_LANE_STAT_DELIVERED] = &s->delivered,
-        [SL_LANE_STAT_RETRIED] = &s->retried,
-        [SL_LANE_STAT_BATCHES] = &s->batches,
-        [SL_LANE_STAT_BYTES] = &s->bytes,
+    uint64_t *counters[SL_CARRY_STAT_COUNT] = {
+        [SL_CARRY_STAT_INVOKED] = &s->invoked,
+        [SL_CARRY_STAT_FAILED] = &s->failed,
+        [SL_CARRY_STAT_DROPPED] = &s->dropped,
+        [SL_CARRY_STAT_DESTINATION_DELIVERED] = &s->destination_delivered,
+        [SL_CARRY_STAT_DELIVERED] = &s->delivered,
+        [SL_CARRY_STAT_RETRIED] = &s->retried,
+        [SL_CARRY_STAT_BATCHES] = &s->batches,
+        [SL_CARRY_STAT_BYTES] = &s->bytes,
     };
-    assert(stat < SL_LANE_STAT_COUNT);
+    assert(stat < SL_CARRY_STAT_COUNT);
     *counters[stat] += n;
 }
 
@@ -526,25 +497,29 @@ static int mapping_lanes_new(struct sl_mapping *m)
     const struct sl_mapping_conf *conf = m->conf;
     uint64_t seed = (uint64_t)sl_clock_wall_ms(m->env.clock) ^ (uint64_t)(uintptr_t)m;
     struct sl_lanes_conf lconf = {
-        .inst = m->name,
-        .loop = m->env.loop,
-        .clock = m->env.clock,
-        .ops = m->ops,
-        .src_ctx = m->src_ctx,
-        .fn = m->env.fn,
-        .onfail = m->onfail,
-        .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES, conf->core.window_ms},
-        .policy =
+        .carry =
             {
-                .max_retry_attempts = conf->core.max_retry_attempts,
-                .bisect = conf->core.bisect,
-                .report_item_failures = conf->report_item_failures,
+                .inst = m->name,
+                .loop = m->env.loop,
+                .clock = m->env.clock,
+                .ops = m->ops,
+                .src_ctx = m->src_ctx,
+                .fn = m->env.fn,
+                .onfail = m->onfail,
+                .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES,
+                        conf->core.window_ms},
+                .policy =
+                    {
+                        .max_retry_attempts = conf->core.max_retry_attempts,
+                        .bisect = conf->core.bisect,
+                        .report_item_failures = conf->report_item_failures,
+                    },
+                .max_concurrency = conf->max_concurrency,
+                .max_record_age_s = conf->core.max_record_age_s,
+                .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
             },
-        .max_concurrency = conf->max_concurrency,
-        .max_record_age_s = conf->core.max_record_age_s,
         .window_ms = conf->core.tumbling_window_s * 1000,
         .lanes_per_part = (size_t)conf->core.parallelization_factor,
-        .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
     };
     struct sl_lane_host host = {
         .arg = m,
@@ -559,22 +534,7 @@ static int mapping_lanes_new(struct sl_mapping *m)
     return sl_lanes_new(&lconf, &host, &m->lanes);
 }
 
-static int mapping_function_arn(struct sl_mapping *m)
-{
-    const char *fn = m->conf->core.function_name;
-    struct sl_buf b;
-    sl_buf_init(&b);
-    int r =
-        strncmp(fn, "arn:", 4) == 0
-            ? sl_buf_puts(&b, fn)
-            : sl_buf_printf(&b, "arn:aws:lambda:%s:000000000000:function:%s", m->env.region, fn);
-    if (r < 0) {
-        sl_buf_fini(&b);
-        return r;
-    }
-    m->function_arn = sl_buf_steal(&b);
-    return m->function_arn ? 0 : SL_ENOMEM;
-}
+/* --- the public face --- */
 
 int sl_mapping_new(const struct sl_mapping_conf *conf,
                    const struct sl_mapping_env *env,
@@ -592,9 +552,6 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     m->name = sl_strdup(conf->core.uuid);
     m->src_ctx = sl_calloc(1, m->ops->ctx_size);
     int r = (m->name && m->src_ctx) ? 0 : SL_ENOMEM;
-    if (r == 0) {
-        r = mapping_function_arn(m);
-    }
     if (r == 0) {
         struct sl_errlist errs;
         sl_errlist_init(&errs);
@@ -672,7 +629,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             .region = env->region,
             .ops = m->ops,
             .src_ctx = m->src_ctx,
-            .function_arn = m->function_arn,
+            .function_name = conf->core.function_name,
             .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES,
                     conf->core.window_ms},
             .seed = ((uint64_t)sl_clock_wall_ms(env->clock) ^ (uint64_t)(uintptr_t)m) * 3 + 1,
@@ -695,11 +652,16 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         sl_onfail_free(m->onfail);
         sl_filter_free(m->filter);
         sl_free(m->src_ctx);
-        sl_free(m->function_arn);
         sl_free(m->name);
         sl_free(m);
         return r;
     }
+    m->intake = (struct sl_intake){
+        .ops = m->ops,
+        .src_ctx = m->src_ctx,
+        .filter = m->filter,
+        .n_lanes = (size_t)conf->core.parallelization_factor,
+    };
     uv_idle_init(env->loop, &m->pump);
     m->pump.data = m;
     uv_timer_init(env->loop, &m->fetch_retry);
@@ -891,11 +853,11 @@ void sl_mapping_free(struct sl_mapping *m)
     m->onfail = NULL;
     sl_filter_free(m->filter);
     m->filter = NULL;
+    m->intake.filter = NULL;
     sl_progress_free(m->progress);
     m->progress = NULL;
     sl_ckpt_close(m->ck);
     sl_free(m->parts);
-    sl_free(m->function_arn);
     sl_free(m->name);
     m->parts = NULL;
     m->name = NULL;

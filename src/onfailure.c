@@ -30,7 +30,7 @@ struct sl_onfail {
     const struct sl_clock *clock;
     const struct sl_source_ops *ops;
     void *src_ctx;
-    const char *function_arn;
+    char *function_arn; /* the invocation records' requestContext.functionArn */
     struct sl_batch_limits lim;
     const struct sl_sink_ops *dest; /* NULL: no destination */
     void *dest_ctx;
@@ -95,6 +95,21 @@ onfail_open(struct sl_onfail *of, const struct sl_onfail_conf *conf, char *errbu
     return 0;
 }
 
+/* FunctionName as an ARN: as it is when it is one, else a function of this region. */
+static char *onfail_function_arn(const char *fn, const char *region)
+{
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int r = strncmp(fn, "arn:", 4) == 0
+                ? sl_buf_puts(&b, fn)
+                : sl_buf_printf(&b, "arn:aws:lambda:%s:000000000000:function:%s", region, fn);
+    if (r < 0) {
+        sl_buf_fini(&b);
+        return NULL;
+    }
+    return sl_buf_steal(&b);
+}
+
 int sl_onfail_new(const struct sl_onfail_conf *conf,
                   struct sl_onfail **ret_of,
                   char *errbuf,
@@ -108,13 +123,18 @@ int sl_onfail_new(const struct sl_onfail_conf *conf,
     of->clock = conf->clock;
     of->ops = conf->ops;
     of->src_ctx = conf->src_ctx;
-    of->function_arn = conf->function_arn;
+    of->function_arn = onfail_function_arn(conf->function_name, conf->region);
+    if (!of->function_arn) {
+        sl_free(of);
+        return SL_ENOMEM;
+    }
     of->lim = conf->lim;
     sl_retry_policy_default(&of->retry);
     of->rng = conf->seed ? conf->seed : 0x9E3779B97F4A7C15ULL;
     if (conf->url) {
         int r = onfail_open(of, conf, errbuf, errlen);
         if (r < 0) {
+            sl_free(of->function_arn);
             sl_free(of);
             return r;
         }
@@ -140,6 +160,7 @@ void sl_onfail_free(struct sl_onfail *of)
         of->dest->fini(of->dest_ctx);
     }
     sl_free(of->dest_ctx);
+    sl_free(of->function_arn);
     sl_free(of);
 }
 

@@ -37,7 +37,7 @@ struct sl_onfail_conf {
      * batch info, event encoding and record keys for the invocation records. */
     const struct sl_source_ops *ops;
     void *src_ctx;
-    const char *function_arn;   /* borrowed; outlives the path */
+    const char *function_name;  /* FunctionName: an ARN, or a name in region (borrowed) */
     struct sl_batch_limits lim; /* for the payload an invocation record carries */
     uint64_t seed;              /* for request ids and write backoff jitter; not 0 */
 };
