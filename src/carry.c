@@ -1,22 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* carry.c: what one lane carries, a batch, from its first attempt to its end.
- * It encodes the batch (cut where the 6 MB payload demands), invokes the
- * function, and carries out the invoker's verdict on each answer: done, retry
- * after a backoff, split in two (BisectBatchOnFunctionError), resume after the
- * lowest failed record (partial batch responses), or give the records to the
- * on-failure path (onfailure.c): the destination when there is one, else a log
- * line and the dropped count. Records older than MaximumRecordAgeInSeconds and
- * records that can never fit an event take that path before an attempt. With
- * tumbling windows it keeps the window's state (window.c) and sends its final
- * invocation. Where batches span partitions (Kafka, esm.md §3), a partial batch
- * response resumes each partition after its own lowest failed record. A batch
- * holding a revoked partition is abandoned: a failing one leaves its retry
- * state in a memo (memo.c), the other partitions' records are offered again. It
- * never moves a checkpoint itself: it marks records done and lets progress.c
- * advance each partition's low-watermark. The lanes above (lane.c) form batches
- * and own the partitions; what they must know they learn through the host
- * interface they gave, and the carry calls nothing of theirs otherwise. Loop
- * thread. */
+/* carry.c: what one lane carries, a batch, from its first attempt to its end. It encodes the batch
+ * (cut where the 6 MB payload demands), invokes the function, and carries out the invoker's verdict
+ * on each answer: done, retry after a backoff, split in two (BisectBatchOnFunctionError), resume
+ * after the lowest failed record (partial batch responses), or give the records to the on-failure
+ * path (onfailure.c): the destination when there is one, else a log line and the dropped count.
+ * Records older than MaximumRecordAgeInSeconds and records that can never fit an event take that
+ * path before an attempt. With tumbling windows it keeps the window's state (window.c) and sends
+ * its final invocation. Where batches span partitions (Kafka, esm.md §3), a partial batch response
+ * resumes each partition after its own lowest failed record. A batch holding a revoked partition is
+ * abandoned: a failing one leaves its retry state in a memo (memo.c), the other partitions' records
+ * are offered again. It never moves a checkpoint itself: it marks records done and lets progress.c
+ * advance each partition's low-watermark. The lanes above (lane.c) form batches and own the
+ * partitions; what they must know they learn through the host interface they gave, and the carry
+ * calls nothing of theirs otherwise. Loop thread. */
 #include "carry.h"
 
 #include <assert.h>
@@ -35,9 +31,6 @@
 
 #define CARRY_COMP     "carry"
 #define CARRY_RETRY_MS 1000
-#define SL_LANEBATCH_ID_MAX                                                      \
-    320                            /* a Kafka topic name is up to 249 characters \
-                                    */
 #define CARRY_BUF_KEEP (64 * 1024) /* an idle lane's event buffers keep at most this */
 
 struct sl_carry {
@@ -51,9 +44,8 @@ struct sl_carry {
     struct sl_lanebatch *b; /* the batch (lanebatch.c) */
     unsigned attempts;      /* counted failures of cur */
     unsigned invokes;       /* invocations of cur (approximateInvokeCount) */
-    /* Destinations that take one record per document (kafka://): the records
-     * still to hand over after the current one, with the condition they go under.
-     */
+    /* Destinations that take one record per document (kafka://): the records still to hand over
+     * after the current one, with the condition they go under. */
     size_t give_up_rest;
     const char *give_up_condition;
     int give_up_response; /* enum sl_failrec_response */
@@ -63,8 +55,7 @@ struct sl_carry {
     struct sl_onfail_write *ofw;    /* the on-failure path's write, once the lane gave up */
     struct sl_lanebatch_range dest; /* the records it writes */
     int64_t last_end_ms;
-    bool in_final; /* the invocation in flight (or backing off) is the window's
-                      final one */
+    bool in_final; /* the invocation in flight (or backing off) is the window's final one */
     uv_timer_t timer;
 };
 
@@ -124,12 +115,11 @@ static void carry_backoff(struct sl_carry *c, enum sl_carry_state state, int64_t
     uv_timer_start(&c->timer, carry_timer_cb, (uint64_t)delay_ms, 0);
 }
 
-/* Drops the lane's batch because a partition it holds was revoked. A batch that
- * had failed leaves its retry state behind for each partition (for when the
- * partition comes back, or for the next batch of one that stays); the records
- * of partitions that stay are offered again (at-least-once: a rebalance may
- * repeat them). With settle, revoked partitions the batch held are released
- * once nothing holds them (c's own last: it may free c). */
+/* Drops the lane's batch because a partition it holds was revoked. A batch that had failed leaves
+ * its retry state behind for each partition (for when the partition comes back, or for the next
+ * batch of one that stays); the records of partitions that stay are offered again (at-least-once: a
+ * rebalance may repeat them). With settle, revoked partitions the batch held are released once
+ * nothing holds them (c's own last: it may free c). */
 static void carry_abandon(struct sl_carry *c, bool settle)
 {
     struct sl_carry_group *g = c->g;
@@ -155,8 +145,8 @@ static void carry_abandon(struct sl_carry *c, bool settle)
                           rec->lane);
     }
     void *own = c->part_tag;
-    /* A revoked partition stays revoked and owned by the mapping until settled:
-     * collecting them first keeps the handles valid while the lane lets go. */
+    /* A revoked partition stays revoked and owned by the mapping until settled: collecting them
+     * first keeps the handles valid while the lane lets go. */
     void **revoked = settle && n ? sl_calloc(n, sizeof(*revoked)) : NULL;
     size_t n_revoked = 0;
     for (size_t i = 0; revoked && i < n; i++) {
@@ -179,8 +169,8 @@ static void carry_abandon(struct sl_carry *c, bool settle)
     }
 }
 
-/* An answer for a batch holding a partition that was revoked meanwhile: nothing
- * of it counts any more. */
+/* An answer for a batch holding a partition that was revoked meanwhile: nothing of it counts any
+ * more. */
 static bool carry_abandon_if_revoked(struct sl_carry *c)
 {
     bool revoked = carry_is_revoked(c, c->part_tag);
@@ -227,10 +217,9 @@ static void carry_written(void *arg, int err, const char *detail)
     carry_continue(c);
 }
 
-/* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path
- * (onfailure.c): the destination when there is one (the checkpoint passes them
- * once it has them), else a log line and the dropped count. Either way the lane
- * carries on with the rest. */
+/* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path (onfailure.c): the
+ * destination when there is one (the checkpoint passes them once it has them), else a log line and
+ * the dropped count. Either way the lane carries on with the rest. */
 static void carry_give_up(struct sl_carry *c,
                           size_t n,
                           const char *condition,
@@ -291,8 +280,7 @@ static int carry_window_wrap(struct sl_carry *c, bool final)
     return sl_window_add_fields(c->win, &c->body, c->g->ops->scheme, c->part->name, final);
 }
 
-/* The window closed: its records are done, so the checkpoint may pass them; its
- * state goes. */
+/* The window closed: its records are done, so the checkpoint may pass them; its state goes. */
 static void carry_window_close(struct sl_carry *c)
 {
     sl_window_close(c->win, &c->part->q);
@@ -409,8 +397,7 @@ static void carry_invoked(void *arg, const struct sl_invoke_result *res)
     size_t new_state_len = 0;
     if (c->win && res->outcome == SL_OUTCOME_SUCCESS &&
         sl_window_read_state(res->body, res->body_len, &new_state, &new_state_len) < 0) {
-        /* AWS: a tumbling window function must return its state, else the batch
-         * failed. */
+        /* AWS: a tumbling window function must return its state, else the batch failed. */
         windowed_res = *res;
         windowed_res.outcome = SL_OUTCOME_FUNCTION_ERROR;
         windowed_res.error_type = "State.Missing";
@@ -446,8 +433,8 @@ static void carry_invoked(void *arg, const struct sl_invoke_result *res)
     if (v.action != SL_VERDICT_DONE) {
         carry_count(g, SL_CARRY_STAT_FAILED,
                     pp && pp->kind == SL_PARTIAL_SOME_FAILED ? pp->n_failed : n);
-        /* responseContext.statusCode is the Invoke API's: an exec function that ran
-         * and failed is a 200 with a function error, whatever its exit status. */
+        /* responseContext.statusCode is the Invoke API's: an exec function that ran and failed is a
+         * 200 with a function error, whatever its exit status. */
         bool exec = strcmp(g->fn->ops->name, "exec") == 0;
         c->last_status = exec || res->status <= 0 ? 200 : res->status;
         c->last_function_error = v.function_error;
@@ -462,8 +449,7 @@ static void carry_invoked(void *arg, const struct sl_invoke_result *res)
         carry_count(g, SL_CARRY_STAT_DELIVERED, v.done_prefix);
         carry_count(g, SL_CARRY_STAT_BYTES, v.action == SL_VERDICT_DONE ? c->body.len : 0);
         if (c->win) {
-            /* Delivered, but the checkpoint passes them only once the window closes.
-             */
+            /* Delivered, but the checkpoint passes them only once the window closes. */
             for (size_t i = done.lo; i < done.hi; i++) {
                 sl_lanebatch_rec(c->b, i)->flags |= SL_REC_WINDOWED;
             }
@@ -514,8 +500,7 @@ static void carry_invoked(void *arg, const struct sl_invoke_result *res)
     carry_backoff(c, SL_CARRY_BACKOFF, delay);
 }
 
-/* Moves on once cur is handled: the next part of the batch, or the next batch.
- */
+/* Moves on once cur is handled: the next part of the batch, or the next batch. */
 static void carry_continue(struct sl_carry *c)
 {
     struct sl_lanebatch_range cur = sl_lanebatch_cur(c->b);
@@ -530,9 +515,8 @@ static void carry_continue(struct sl_carry *c)
         return;
     }
     carry_release_parts(c);
-    /* Idle, it keeps no event buffer beyond CARRY_BUF_KEEP: a mapping of hundreds
-     * of partitions would otherwise hold each lane's largest event for ever
-     * (DESIGN.md rule 4). */
+    /* Idle, it keeps no event buffer beyond CARRY_BUF_KEEP: a mapping of hundreds of partitions
+     * would otherwise hold each lane's largest event for ever (DESIGN.md rule 4). */
     if (c->body.cap > CARRY_BUF_KEEP) {
         sl_buf_fini(&c->body);
     }
@@ -545,9 +529,8 @@ static void carry_continue(struct sl_carry *c)
     g->host.idle(g->host.arg, c->lane_tag);
 }
 
-/* Tries cur: records past MaximumRecordAgeInSeconds go to the on-failure path
- * first, then the rest is encoded (split further if the payload limit demands
- * it) and invoked. */
+/* Tries cur: records past MaximumRecordAgeInSeconds go to the on-failure path first, then the rest
+ * is encoded (split further if the payload limit demands it) and invoked. */
 static void carry_attempt(struct sl_carry *c)
 {
     struct sl_carry_group *g = c->g;
@@ -643,9 +626,8 @@ void sl_carry_start(struct sl_carry *c)
     c->invokes = 0;
     c->last_status = 0;
     c->last_function_error = false;
-    /* A batch that failed before a partition of it was revoked goes on counting:
-     * when the partition comes back, or (for the partitions that stayed) in the
-     * next batch. */
+    /* A batch that failed before a partition of it was revoked goes on counting: when the partition
+     * comes back, or (for the partitions that stayed) in the next batch. */
     for (size_t i = 0; i < sl_lanebatch_count(c->b); i++) {
         if (!sl_lanebatch_starts_group(c->b, i, 0)) {
             continue;

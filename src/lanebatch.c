@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* lanebatch.c: the batch a lane carries, as data: which records it holds (by
- * partition and absolute index, read through the partition's queue), which part
- * of it is being tried and which parts wait after it, and the reorderings the
- * verdicts need, each keeping every partition's records in position order
- * (DESIGN.md rule 2). It decides nothing: the carry (carry.c) asks. Loop
- * thread. */
+/* lanebatch.c: the batch a lane carries, as data: which records it holds (by partition and absolute
+ * index, read through the partition's queue), which part of it is being tried and which parts wait
+ * after it, and the reorderings the verdicts need, each keeping every partition's records in
+ * position order (DESIGN.md rule 2). It decides nothing: the carry (carry.c) asks. Loop thread. */
 #include "lanebatch.h"
 
 #include <assert.h>
@@ -216,9 +214,9 @@ const char *sl_lanebatch_describe(const struct sl_lanebatch *b,
     return buf;
 }
 
-/* Moves the items of cur for which keep_first[i - cur.lo] is set to the front
- * of cur, both groups keeping their order (so each stays grouped by partition).
- * Returns how many moved, or SIZE_MAX when out of memory. */
+/* Moves the items of cur for which keep_first[i - cur.lo] is set to the front of cur, both groups
+ * keeping their order (so each stays grouped by partition). Returns how many moved, or SIZE_MAX
+ * when out of memory. */
 static size_t lanebatch_stable_split(struct sl_lanebatch *b, const bool *keep_first)
 {
     size_t n = b->cur.hi - b->cur.lo;

@@ -705,6 +705,9 @@ void sl_mapping_cancel(struct sl_mapping *m)
 
 int sl_mapping_in_flight(const struct sl_mapping *m)
 {
+    if (m->freeing) {
+        return 0; /* freed, its handles closing: nothing was in flight (sl_mapping_free) */
+    }
     return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail);
 }
 
