@@ -700,7 +700,9 @@ void sl_mapping_drain(struct sl_mapping *m)
 
 void sl_mapping_cancel(struct sl_mapping *m)
 {
-    sl_onfail_cancel(m->onfail);
+    if (m->onfail) { /* NULL once freed */
+        sl_onfail_cancel(m->onfail);
+    }
 }
 
 int sl_mapping_in_flight(const struct sl_mapping *m)
