@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* intake.c: the first look at records a source appended. FilterCriteria are applied to the
+/* intake.c: the first look at records a source appended. It compiles FilterCriteria and
+ * applies them to the
  * source's filter document of each record (a record too large to keep is never filtered: it
  * goes to the on-failure path), and with ParallelizationFactor > 1 each record is given the
  * lane its partition key hashes to, so that one key stays in order (DESIGN.md rule 2). It
@@ -9,9 +10,57 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
+#include <stdio.h>
 
+#include "alloc.h"
+#include "filter.h"
 #include "source.h"
+
+struct sl_intake {
+    const struct sl_source_ops *ops;
+    void *src_ctx;
+    struct sl_filter *filter; /* NULL: every record passes */
+    size_t n_lanes;           /* ParallelizationFactor */
+};
+
+int sl_intake_new(const cJSON *criteria,
+                  const struct sl_source_ops *ops,
+                  void *src_ctx,
+                  size_t n_lanes,
+                  struct sl_intake **ret_in,
+                  char *errbuf,
+                  size_t errlen)
+{
+    struct sl_intake *in = sl_calloc(1, sizeof(*in));
+    if (!in) {
+        return SL_ENOMEM;
+    }
+    *in = (struct sl_intake){.ops = ops, .src_ctx = src_ctx, .n_lanes = n_lanes};
+    int r = criteria ? sl_filter_compile(criteria, &in->filter, errbuf, errlen) : 0;
+    if (r == 0 && in->filter && sl_filter_count(in->filter) == 0) {
+        sl_filter_free(in->filter);
+        in->filter = NULL;
+    }
+    if (r == 0 && in->filter && !ops->filters) {
+        (void)snprintf(errbuf, errlen, "%s sources cannot filter", ops->name);
+        r = SL_ECONFIG;
+    }
+    if (r < 0) {
+        sl_intake_free(in);
+        return r;
+    }
+    *ret_in = in;
+    return 0;
+}
+
+void sl_intake_free(struct sl_intake *in)
+{
+    if (!in) {
+        return;
+    }
+    sl_filter_free(in->filter);
+    sl_free(in);
+}
 
 static uint64_t intake_key_hash(const char *key, size_t n)
 {

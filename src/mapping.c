@@ -25,7 +25,6 @@
 #include "alloc.h"
 #include "checkpoint.h"
 #include "config.h"
-#include "filter.h"
 #include "intake.h"
 #include "lane.h"
 #include "log.h"
@@ -84,8 +83,7 @@ struct sl_mapping {
     struct sl_source_env senv;
     struct sl_ckpt *ck;
     struct sl_progress *progress;
-    struct sl_filter *filter;
-    struct sl_intake intake; /* what becomes of fetched records (filter, lanes) */
+    struct sl_intake *intake; /* what becomes of fetched records (filter, lanes) */
     struct sl_onfail *onfail;
     struct sl_lanes *lanes;
     struct sl_mpart **parts;
@@ -195,7 +193,7 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
 {
     struct sl_mapping *m = mp->m;
     m->stats.fetched += n;
-    size_t filtered = sl_intake_sort(&m->intake, mp->part, sl_recq_count(&mp->part->q) - n);
+    size_t filtered = sl_intake_sort(m->intake, mp->part, sl_recq_count(&mp->part->q) - n);
     m->stats.filtered += filtered;
     part_account(mp);
     if (filtered > 0) {
@@ -567,16 +565,9 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         }
         sl_errlist_fini(&errs);
     }
-    if (r == 0 && conf->core.filter_criteria) {
-        r = sl_filter_compile(conf->core.filter_criteria, &m->filter, errbuf, errlen);
-        if (r == 0 && sl_filter_count(m->filter) == 0) {
-            sl_filter_free(m->filter);
-            m->filter = NULL;
-        }
-        if (r == 0 && m->filter && !m->ops->filters) {
-            (void)snprintf(errbuf, errlen, "%s sources cannot filter", m->ops->name);
-            r = SL_ECONFIG;
-        }
+    if (r == 0) {
+        r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx,
+                          (size_t)conf->core.parallelization_factor, &m->intake, errbuf, errlen);
     }
     if (r == 0) {
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
@@ -650,18 +641,12 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         }
         sl_lanes_free(m->lanes);
         sl_onfail_free(m->onfail);
-        sl_filter_free(m->filter);
+        sl_intake_free(m->intake);
         sl_free(m->src_ctx);
         sl_free(m->name);
         sl_free(m);
         return r;
     }
-    m->intake = (struct sl_intake){
-        .ops = m->ops,
-        .src_ctx = m->src_ctx,
-        .filter = m->filter,
-        .n_lanes = (size_t)conf->core.parallelization_factor,
-    };
     uv_idle_init(env->loop, &m->pump);
     m->pump.data = m;
     uv_timer_init(env->loop, &m->fetch_retry);
@@ -856,9 +841,8 @@ void sl_mapping_free(struct sl_mapping *m)
     m->src_ctx = NULL;
     sl_onfail_free(m->onfail);
     m->onfail = NULL;
-    sl_filter_free(m->filter);
-    m->filter = NULL;
-    m->intake.filter = NULL;
+    sl_intake_free(m->intake);
+    m->intake = NULL;
     sl_progress_free(m->progress);
     m->progress = NULL;
     sl_ckpt_close(m->ck);
