@@ -5,13 +5,18 @@
  * before the HTTP one because a queue URL is also an http(s) URL (the HTTP sink declines those
  * anyway, so exactly one sink handles any destination). It also turns a sink's capabilities
  * into the on-failure path's plan (sl_sink_plan_for), so the core never asks a sink's name,
- * and delivers a batch of documents through a sink that writes one at a time
- * (sl_sink_deliver's default: the core calls one operation whatever the sink). The registry
- * and the plan are pure (any thread); delivering runs on the loop thread. */
+ * delivers a batch of documents through any sink (sl_sink_deliver: a sink's own deliver in
+ * calls cut to its max_docs and max_bytes, or one write per document for a sink that writes one
+ * at a time), gathering one result per document in order, so the core calls one operation
+ * whatever the sink and keeps its buffering to itself. And it opens and closes a sink
+ * (sl_sink_open/close): the sink's state of ctx_size with its option table applied, as sources
+ * have. The registry, the plan and the chunking are pure (any thread); the rest runs on the
+ * loop thread. */
 #include "sink.h"
 
 #include <assert.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "alloc.h"
 
@@ -49,58 +54,184 @@ struct sl_sink_plan sl_sink_plan_for(const struct sl_sink_ops *ops, size_t n_rec
     return plan;
 }
 
-/* One delivery by the default: the documents' writes in flight, and their results so far. */
-struct sink_each {
+size_t sl_sink_chunk(const struct sl_sink_ops *ops, const struct sl_sink_doc *docs, size_t n)
+{
+    assert(n > 0);
+    size_t take = ops->max_docs && ops->max_docs < n ? ops->max_docs : n;
+    if (!ops->max_bytes) {
+        return take;
+    }
+    size_t bytes = docs[0].len;
+    size_t k = 1;
+    while (k < take && bytes <= ops->max_bytes && docs[k].len <= ops->max_bytes - bytes) {
+        bytes += docs[k].len;
+        k++;
+    }
+    return k;
+}
+
+int sl_sink_open(const struct sl_sink_ops *ops,
+                 const struct sl_sink_env *env,
+                 const char *destination,
+                 const cJSON *opts,
+                 const char *file,
+                 const char *path,
+                 void **ret_ctx,
+                 char *errbuf,
+                 size_t errlen)
+{
+    void *ctx = sl_calloc(1, ops->ctx_size);
+    if (!ctx) {
+        return SL_ENOMEM;
+    }
+    static const struct sl_opt none[] = {{0}};
+    const struct sl_opt *table = ops->opts ? ops->opts : none;
+    int r;
+    if (opts) {
+        struct sl_errlist errs;
+        sl_errlist_init(&errs);
+        struct sl_opt_target t = {.table = table, .base = ctx};
+        r = sl_opt_apply(&t, 1, opts, file ? file : "config", path ? path : "$", &errs);
+        if (r < 0 && errs.n > 0) {
+            (void)snprintf(errbuf, errlen, "%s", errs.items[0]);
+        }
+        sl_errlist_fini(&errs);
+    } else {
+        r = sl_opt_defaults(table, ctx);
+    }
+    if (r == 0) {
+        r = ops->init(ctx, env, destination, errbuf, errlen);
+        if (r < 0) {
+            ops->fini(ctx); /* fini copes with a half-done init */
+        }
+    }
+    if (r < 0) {
+        sl_opt_free(table, ctx);
+        sl_free(ctx);
+        return r;
+    }
+    *ret_ctx = ctx;
+    return 0;
+}
+
+void sl_sink_close(const struct sl_sink_ops *ops, void *ctx)
+{
+    if (!ctx) {
+        return;
+    }
+    ops->fini(ctx);
+    if (ops->opts) {
+        sl_opt_free(ops->opts, ctx);
+    }
+    sl_free(ctx);
+}
+
+/* One delivery: its parts in flight (calls of the sink's deliver, or writes), and the results
+ * gathered so far. */
+struct sink_call {
     sl_sink_deliver_cb cb;
     void *arg;
-    size_t pending; /* writes started and not answered */
+    size_t pending; /* parts started and not answered */
     size_t n;
     struct sl_sink_result *results;
     char **details; /* owned copies of the failures' details */
+    struct sink_part *parts;
 };
 
-/* The slot a write's callback fills: its delivery and its document's index. */
-struct sink_each_slot {
-    struct sink_each *each;
-    size_t i;
+/* A part of a delivery: docs[lo .. lo + n) of it, in one deliver call or one write (n == 1). */
+struct sink_part {
+    struct sink_call *call;
+    size_t lo;
+    size_t n;
 };
 
-static void sink_each_free(struct sink_each *each, struct sink_each_slot *slots)
+static void sink_call_free(struct sink_call *call)
 {
-    for (size_t i = 0; i < each->n; i++) {
-        sl_free(each->details[i]);
+    for (size_t i = 0; i < call->n; i++) {
+        sl_free(call->details[i]);
     }
-    sl_free(each->details);
-    sl_free(each->results);
-    sl_free(slots);
-    sl_free(each);
+    sl_free(call->details);
+    sl_free(call->results);
+    sl_free(call->parts);
+    sl_free(call);
 }
 
-static void sink_each_result(struct sink_each *each, size_t i, int err, const char *detail)
+static struct sink_call *sink_call_new(size_t n, sl_sink_deliver_cb cb, void *arg)
 {
-    struct sl_sink_result *res = &each->results[i];
+    struct sink_call *call = sl_calloc(1, sizeof(*call));
+    if (!call) {
+        return NULL;
+    }
+    call->n = n;
+    call->results = sl_calloc(n, sizeof(*call->results));
+    call->details = sl_calloc(n, sizeof(*call->details));
+    call->parts = sl_calloc(n, sizeof(*call->parts)); /* at most one part per document */
+    if (!call->results || !call->details || !call->parts) {
+        sink_call_free(call);
+        return NULL;
+    }
+    call->cb = cb;
+    call->arg = arg;
+    return call;
+}
+
+/* Sets the result of document i; outcome from err unless given (a sink's deliver result). */
+static void sink_call_result(
+    struct sink_call *call, size_t i, enum sl_sink_outcome outcome, int err, const char *detail)
+{
+    struct sl_sink_result *res = &call->results[i];
+    res->outcome = outcome;
     res->err = err;
-    if (err == 0) {
-        res->outcome = SL_SINK_DELIVERED;
+    if (outcome == SL_SINK_DELIVERED) {
+        res->err = 0;
         return;
     }
-    res->outcome = err == SL_EREJECTED ? SL_SINK_REJECTED : SL_SINK_RETRY;
-    each->details[i] = sl_strdup(detail ? detail : sl_strerror(err));
+    if (err == 0) {
+        err = res->err = outcome == SL_SINK_REJECTED ? SL_EREJECTED : SL_EIO;
+    }
+    sl_free(call->details[i]);
+    call->details[i] = sl_strdup(detail ? detail : sl_strerror(err));
     /* Out of memory for the copy: the error's name still says what happened. */
-    res->detail = each->details[i] ? each->details[i] : sl_strerror(err);
+    res->detail = call->details[i] ? call->details[i] : sl_strerror(err);
 }
 
-static void sink_each_written(void *arg, int err, const char *detail)
+static enum sl_sink_outcome sink_outcome_of(int err)
 {
-    struct sink_each_slot *slot = arg;
-    struct sink_each *each = slot->each;
-    sink_each_result(each, slot->i, err, detail);
-    assert(each->pending > 0);
-    if (--each->pending > 0) {
+    return err == 0 ? SL_SINK_DELIVERED : err == SL_EREJECTED ? SL_SINK_REJECTED : SL_SINK_RETRY;
+}
+
+static void sink_part_done(struct sink_call *call)
+{
+    assert(call->pending > 0);
+    if (--call->pending > 0) {
         return;
     }
-    each->cb(each->arg, each->results, each->n);
-    sink_each_free(each, slot - slot->i);
+    call->cb(call->arg, call->results, call->n);
+    sink_call_free(call);
+}
+
+static void sink_part_written(void *arg, int err, const char *detail)
+{
+    struct sink_part *part = arg;
+    sink_call_result(part->call, part->lo, sink_outcome_of(err), err, detail);
+    sink_part_done(part->call);
+}
+
+static void sink_part_delivered(void *arg, const struct sl_sink_result *results, size_t n)
+{
+    struct sink_part *part = arg;
+    struct sink_call *call = part->call;
+    for (size_t i = 0; i < part->n; i++) {
+        if (i < n) {
+            sink_call_result(call, part->lo + i, results[i].outcome, results[i].err,
+                             results[i].detail);
+        } else {
+            /* A sink that answered for fewer documents than it was given: never delivered. */
+            sink_call_result(call, part->lo + i, SL_SINK_RETRY, SL_EPROTO,
+                             "the sink gave no result for this document");
+        }
+    }
+    sink_part_done(call);
 }
 
 int sl_sink_deliver(const struct sl_sink_ops *ops,
@@ -111,45 +242,43 @@ int sl_sink_deliver(const struct sl_sink_ops *ops,
                     void *arg)
 {
     assert(n > 0);
-    if (ops->deliver) {
-        return ops->deliver(ctx, docs, n, cb, arg);
+    if (ops->deliver && sl_sink_chunk(ops, docs, n) == n) {
+        return ops->deliver(ctx, docs, n, cb, arg); /* one call: the sink answers directly */
     }
-    struct sink_each *each = sl_calloc(1, sizeof(*each));
-    struct sink_each_slot *slots = sl_calloc(n, sizeof(*slots));
-    if (each) {
-        each->results = sl_calloc(n, sizeof(*each->results));
-        each->details = sl_calloc(n, sizeof(*each->details));
-    }
-    if (!each || !slots || !each->results || !each->details) {
-        if (each) {
-            sl_free(each->details);
-            sl_free(each->results);
-        }
-        sl_free(slots);
-        sl_free(each);
+    struct sink_call *call = sink_call_new(n, cb, arg);
+    if (!call) {
         return SL_ENOMEM;
     }
-    each->cb = cb;
-    each->arg = arg;
-    each->n = n;
-    /* Every write is counted as pending before the first starts: a write's callback never
-     * runs from inside write, so none can finish the delivery while others are starting. */
-    each->pending = n;
+    size_t n_parts = 0;
+    for (size_t lo = 0; lo < n; n_parts++) {
+        size_t k = ops->deliver ? sl_sink_chunk(ops, docs + lo, n - lo) : 1;
+        call->parts[n_parts] = (struct sink_part){call, lo, k};
+        lo += k;
+    }
+    /* Every part is counted as pending before the first starts: a callback never runs from
+     * inside deliver or write, so none can finish the delivery while others are starting. */
+    call->pending = n_parts;
     int first_err = 0;
     size_t started = 0;
-    for (size_t i = 0; i < n; i++) {
-        slots[i] = (struct sink_each_slot){each, i};
-        int r = ops->write(ctx, &docs[i], sink_each_written, &slots[i]);
+    for (size_t p = 0; p < n_parts; p++) {
+        struct sink_part *part = &call->parts[p];
+        int r = ops->deliver
+                    ? ops->deliver(ctx, docs + part->lo, part->n, sink_part_delivered, part)
+                    : ops->write(ctx, &docs[part->lo], sink_part_written, part);
         if (r < 0) {
-            sink_each_result(each, i, r, "cannot start the write");
-            each->pending--;
+            for (size_t i = 0; i < part->n; i++) {
+                sink_call_result(call, part->lo + i, sink_outcome_of(r), r,
+                                 ops->deliver ? "cannot start the delivery"
+                                              : "cannot start the write");
+            }
+            call->pending--;
             first_err = first_err ? first_err : r;
         } else {
             started++;
         }
     }
     if (started == 0) {
-        sink_each_free(each, slots); /* nothing in flight: the caller has the error, no cb */
+        sink_call_free(call); /* nothing in flight: the caller has the error, no cb */
         return first_err;
     }
     return 0;

@@ -8,14 +8,17 @@
 
 #include <uv.h>
 
+#include <cjson/cJSON.h>
+
 #include "clock.h"
 #include "err.h"
+#include "opt.h"
 #include "sl_adapters.h"
 
 struct sl_httpc;
 struct sl_strmap;
 
-#define SL_SINK_ABI 3u
+#define SL_SINK_ABI 4u
 
 /* What a sink gets from its owner. */
 struct sl_sink_env {
@@ -66,13 +69,24 @@ struct sl_sink_result {
 typedef void (*sl_sink_deliver_cb)(void *arg, const struct sl_sink_result *results, size_t n);
 
 /* A sink adapter: one const object per kind, found by the destination's scheme. Loop thread.
- * An operation that returns an error never calls its callback. */
+ * An operation that returns an error never calls its callback. The core (sl_sink_open)
+ * callocs ctx_size, fills the option table into it (defaults, then the configured values,
+ * range-checked), and only then calls init; sl_sink_close calls fini and frees the options. */
 struct sl_sink_ops {
     uint32_t abi;
     const char *name; /* "file", "http", "sqs" */
+    /* The sink's own options, {0}-terminated (NULL: none): offsets into ctx. */
+    const struct sl_opt *opts;
+    size_t ctx_size;
     /* True when this sink serves destination (its scheme or ARN shape). */
     bool (*handles)(const char *destination);
-    size_t ctx_size;
+    /* Capabilities of deliver: at most max_docs documents and max_bytes bytes of bodies per
+     * call (0: no limit). sl_sink_deliver cuts a larger delivery into calls within them, in
+     * order; a document larger than max_bytes goes in a call of its own (the sink decides what
+     * to do with it). A sink without deliver writes one document per write whatever these
+     * say. */
+    size_t max_docs;
+    size_t max_bytes;
     /* Capabilities: the core decides from these, never from the name (sl_sink_plan_for).
      * one_doc_per_record: one document per failed record (AWS's kafka:// destination), with
      * the record's key, rather than one per batch. keeps_payload: the document carries the
@@ -120,15 +134,40 @@ struct sl_sink_plan {
 /* The plan for giving n_records (> 0) failed records to ops. Pure; any thread. */
 struct sl_sink_plan sl_sink_plan_for(const struct sl_sink_ops *ops, size_t n_records);
 
-/* Delivers docs[0..n) through ops: its deliver, or by default one write per document, all
- * in flight at once, and cb once when every one has answered (a document whose write cannot
- * start counts as not delivered). Same contract as ops->deliver. Loop thread. */
+/* Delivers docs[0..n) through ops: its deliver, in calls cut to its max_docs and max_bytes
+ * (sl_sink_chunk), or by default one write per document; every call or write in flight at
+ * once, and cb once, with one result per document in docs' order, when every one has answered
+ * (a document whose call or write cannot start counts as not delivered, with its error).
+ * Same contract as ops->deliver: returns 0, or an error when nothing started (cb never runs).
+ * Loop thread. */
 int sl_sink_deliver(const struct sl_sink_ops *ops,
                     void *ctx,
                     const struct sl_sink_doc *docs,
                     size_t n,
                     sl_sink_deliver_cb cb,
                     void *arg);
+
+/* How many of docs[0..n) (n > 0) the next deliver call of ops takes: at least 1, at most
+ * max_docs, and as many as fit in max_bytes. Pure; any thread. */
+size_t sl_sink_chunk(const struct sl_sink_ops *ops, const struct sl_sink_doc *docs, size_t n);
+
+/* Opens a sink of ops for destination: callocs its ctx, applies opts (the sink's options as a
+ * JSON object, or NULL for the defaults; errors say "file: path.key: ..."), then init. Returns 0
+ * and *ret_ctx (owned: sl_sink_close), or SL_ECONFIG / SL_ENOMEM / init's error with errbuf
+ * saying why (*ret_ctx untouched; nothing left open). Loop thread. */
+SL_NODISCARD int sl_sink_open(const struct sl_sink_ops *ops,
+                              const struct sl_sink_env *env,
+                              const char *destination,
+                              const cJSON *opts,
+                              const char *file,
+                              const char *path,
+                              void **ret_ctx,
+                              char *errbuf,
+                              size_t errlen);
+
+/* Closes what sl_sink_open opened (nothing in flight): fini, the options, ctx. NULL ctx is a
+ * no-op. Loop thread. */
+void sl_sink_close(const struct sl_sink_ops *ops, void *ctx);
 
 /* The sink that serves destination, or NULL. */
 const struct sl_sink_ops *sl_sink_for(const char *destination);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sink_http.c: the `http://...` / `https://...` destination. It owns nothing but the URL: each
  * document is POSTed as the whole body with Content-Type application/json through the shared
- * HTTP client on the loop (src/httpc.h), with a 30 s deadline. A 2xx answer acknowledges the
- * document; everything else becomes an error for the caller to retry with backoff:
- * 429 and 503 → SL_ETHROTTLED, other 5xx → SL_EREMOTE, 4xx → SL_EREJECTED (413 included, so
- * the caller can retry with a smaller document), other statuses → SL_EPROTO (redirects are not
+ * HTTP client on the loop (src/httpc.h), with a deadline (option timeout, 30 s by default). A 2xx
+ * answer acknowledges the document; everything else becomes an error for the caller to retry with
+ * backoff: 429 and 503 → SL_ETHROTTLED, other 5xx → SL_EREMOTE, 4xx → SL_EREJECTED (413 included,
+ * so the caller can retry with a smaller document), other statuses → SL_EPROTO (redirects are not
  * followed), no answer → SL_ETIMEDOUT or SL_EIO with curl's text. The detail names the status
  * or curl's error. URLs that name an SQS queue (see sink_sqs.c) are left to the SQS sink.
  * The module logs only at debug level, and the URL only redacted (url.h); the caller logs
@@ -23,7 +23,6 @@
 #include "log.h"
 #include "url.h"
 
-#define HTTP_TIMEOUT_MS        30000L
 #define HTTP_MAX_RESPONSE_SIZE (64u * 1024u)
 
 struct http_op {
@@ -34,6 +33,7 @@ struct http_op {
 };
 
 struct http_ctx {
+    int64_t timeout_ms; /* option timeout */
     struct sl_httpc *httpc;
     const char *inst;
     char *url;                       /* owned */
@@ -41,6 +41,12 @@ struct http_ctx {
     struct curl_slist *headers;
     struct http_op *ops;
     bool stopped;
+};
+
+static const struct sl_opt http_opts[] = {
+    {"timeout", SL_OPT_DURATION, "30s", 100, 900000, offsetof(struct http_ctx, timeout_ms), 0, NULL,
+     "How long one POST may take before it counts as failed (and is retried)."},
+    {0},
 };
 
 static bool http_is_http_url(const char *destination)
@@ -156,7 +162,7 @@ static int http_write(void *ctx_, const struct sl_sink_doc *doc, sl_sink_cb cb, 
         .headers = ctx->headers,
         .body = doc->body,
         .body_len = doc->len,
-        .timeout_ms = HTTP_TIMEOUT_MS,
+        .timeout_ms = ctx->timeout_ms,
         .max_response_bytes = HTTP_MAX_RESPONSE_SIZE,
     };
     int r = sl_httpc_request(ctx->httpc, &req, http_done, op);
@@ -194,8 +200,9 @@ static void http_fini(void *ctx_)
 const struct sl_sink_ops sl_sink_http = {
     .abi = SL_SINK_ABI,
     .name = "http",
-    .handles = http_handles,
+    .opts = http_opts,
     .ctx_size = sizeof(struct http_ctx),
+    .handles = http_handles,
     .keeps_payload = true,
     .check = http_check,
     .init = http_init,

@@ -3,38 +3,80 @@
  * message per failed record to a topic of the source's own cluster, keyed by the record's key;
  * so does this sink, with a librdkafka producer (acks=all) that connects as the source does: the
  * client properties the source gives (env->cluster: bootstrap servers and connection security,
- * for self-managed and MSK mappings alike), so it parses no ARN and reads no secret itself, and
- * never logs a value it was given.
+ * for self-managed and MSK mappings alike, applied by sl_kafka_conf_client, the Kafka source's
+ * own configuration code: sources/kafka/kafka_conf.h), so it parses no ARN and reads no secret
+ * itself, and never logs a value it was given.
  * A write completes when the broker acknowledged the message (the delivery report), never
- * before: the caller moves the checkpoint only then. Delivery reports are served by polling the
- * producer from a libuv timer while writes are in flight, so callbacks run on the loop thread
- * and never from inside write(). It does not retry by itself: a failed write is reported and the
- * caller retries. Loop thread (librdkafka's own threads never call back into sluice). */
+ * before: the caller moves the checkpoint only then. A delivery (deliver) produces one message
+ * per document and answers once every report is in, with each document's own outcome: a
+ * message refused as such (too large, invalid) is REJECTED, anything else that did not land
+ * RETRY. How long a message may take is the option delivery_timeout (message.timeout.ms). The
+ * producer wakes the loop as the Kafka source's consumer does: librdkafka writes a byte to a pipe
+ * (rd_kafka_queue_io_event_enable on the main queue, where delivery reports land) whenever that
+ * queue becomes non-empty, and a uv_poll on the pipe's read end, active only while writes are in
+ * flight, serves the queue with rd_kafka_poll(rk, 0). No timer: an idle producer costs nothing, a
+ * busy one wakes once per batch of reports. Callbacks therefore run on the loop thread and never
+ * from inside write(). Every message has a bounded life (message.timeout.ms), so every write gets
+ * its report and with it a wake-up. It does not retry by itself: a failed write is reported and the
+ * caller retries. Loop thread (librdkafka's own threads only write to the pipe). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "alloc.h"
+#include "kafka/kafka_conf.h"
 #include "log.h"
 #include "opt.h"
 #include "sink.h"
 
 #define SINK_KAFKA_SCHEME    "kafka://"
-#define SINK_KAFKA_POLL_MS   5
 #define SINK_KAFKA_TOPIC_MAX 249
 
-struct kafka_sink_op {
-    sl_sink_cb cb;
+/* One write or deliver call in flight: its documents' results so far. Each message's opaque
+ * is its slot in msgs. */
+struct kafka_sink_call {
+    sl_sink_cb write_cb;           /* a write: one document */
+    sl_sink_deliver_cb deliver_cb; /* a deliver: n documents */
     void *arg;
+    size_t n;
+    size_t pending; /* messages produced and not yet reported */
+    struct sl_sink_result *results;
+    struct kafka_sink_msg *msgs;
+};
+
+struct kafka_sink_msg {
+    struct kafka_sink_call *call;
+    size_t i;
+};
+
+/* The pipe librdkafka wakes the loop through, and its watcher. Heap: freed (and the pipe
+ * closed) in the handle's close callback, after fini. */
+struct kafka_sink_io {
+    uv_poll_t poll; /* first: the close callback gets it as the handle */
+    int rfd;
+    int wfd;
 };
 
 struct kafka_sink {
+    int64_t delivery_timeout_ms; /* option delivery_timeout: message.timeout.ms */
     rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq; /* where delivery reports land; its io event writes to io->wfd */
     char *topic;
     char *inst;
-    uv_timer_t *poll; /* heap: freed in its close callback, after fini */
+    struct kafka_sink_io *io;
     int in_flight;
+};
+
+static const struct sl_opt kafka_sink_opts[] = {
+    {"delivery_timeout", SL_OPT_DURATION, "30s", 1000, 900000,
+     offsetof(struct kafka_sink, delivery_timeout_ms), 0, NULL,
+     "How long the producer tries to deliver one message (librdkafka's message.timeout.ms) "
+     "before the write counts as failed (and is retried)."},
+    {0},
 };
 
 static bool kafka_sink_handles(const char *destination)
@@ -62,36 +104,138 @@ static int kafka_sink_check(const char *destination, char *errbuf, size_t errlen
     return 0;
 }
 
+/* What err means for the document, as a result; detail is librdkafka's static text. A message
+ * the broker or the client refuses as such (too large, invalid) is REJECTED; anything else
+ * (timeouts, brokers down, authorization, a topic not there yet) is RETRY. */
+static struct sl_sink_result kafka_sink_result(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return (struct sl_sink_result){SL_SINK_DELIVERED, 0, NULL};
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+        return (struct sl_sink_result){SL_SINK_RETRY, SL_ECANCELED, "canceled"};
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return (struct sl_sink_result){SL_SINK_REJECTED, SL_EREJECTED, rd_kafka_err2str(e)};
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        return (struct sl_sink_result){SL_SINK_RETRY, SL_ETHROTTLED, rd_kafka_err2str(e)};
+    default:
+        return (struct sl_sink_result){SL_SINK_RETRY, SL_EIO, rd_kafka_err2str(e)};
+    }
+}
+
+static void kafka_sink_call_free(struct kafka_sink_call *call)
+{
+    sl_free(call->results);
+    sl_free(call->msgs);
+    sl_free(call);
+}
+
+static struct kafka_sink_call *kafka_sink_call_new(size_t n)
+{
+    struct kafka_sink_call *call = sl_calloc(1, sizeof(*call));
+    if (!call) {
+        return NULL;
+    }
+    call->n = n;
+    call->results = sl_calloc(n, sizeof(*call->results));
+    call->msgs = sl_calloc(n, sizeof(*call->msgs));
+    if (!call->results || !call->msgs) {
+        kafka_sink_call_free(call);
+        return NULL;
+    }
+    return call;
+}
+
+/* Reports call to its owner and frees it. */
+static void kafka_sink_call_done(struct kafka_sink_call *call)
+{
+    if (call->write_cb) {
+        const struct sl_sink_result *res = &call->results[0];
+        sl_sink_cb cb = call->write_cb;
+        void *arg = call->arg;
+        int err = res->err;
+        const char *detail = res->detail; /* static text */
+        kafka_sink_call_free(call);
+        cb(arg, err, detail);
+        return;
+    }
+    call->deliver_cb(call->arg, call->results, call->n);
+    kafka_sink_call_free(call);
+}
+
 /* librdkafka's delivery report, run from rd_kafka_poll on the loop thread. */
 static void kafka_sink_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     (void)rk;
     struct kafka_sink *ctx = opaque;
-    struct kafka_sink_op *op = msg->_private;
+    struct kafka_sink_msg *m = msg->_private;
+    struct kafka_sink_call *call = m->call;
     ctx->in_flight--;
-    int err = 0;
-    const char *detail = NULL;
-    if (msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-        msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-        err = SL_ECANCELED;
-        detail = "canceled";
-    } else if (msg->err) {
-        err = SL_EIO;
-        detail = rd_kafka_err2str(msg->err);
+    call->results[m->i] = kafka_sink_result(msg->err);
+    if (--call->pending == 0) {
+        kafka_sink_call_done(call);
     }
-    sl_sink_cb cb = op->cb;
-    void *arg = op->arg;
-    sl_free(op);
-    cb(arg, err, detail);
 }
 
-static void kafka_sink_poll_cb(uv_timer_t *t)
+/* The pipe is readable: librdkafka queued something (a delivery report, an error) on the main
+ * queue. Empty the pipe first, then serve the whole queue: what is queued after the queue was
+ * emptied writes a new byte, so no report waits for a wake-up that never comes. */
+static void kafka_sink_io_cb(uv_poll_t *h, int status, int events)
 {
-    struct kafka_sink *ctx = t->data;
-    (void)rd_kafka_poll(ctx->rk, 0);
-    if (ctx->in_flight == 0) {
-        uv_timer_stop(t);
+    (void)status;
+    (void)events;
+    struct kafka_sink *ctx = h->data;
+    char drain[64];
+    while (read(ctx->io->rfd, drain, sizeof(drain)) > 0) {
     }
+    (void)rd_kafka_poll(ctx->rk, 0);
+    if (ctx->in_flight == 0 && ctx->io) {
+        (void)uv_poll_stop(&ctx->io->poll);
+    }
+}
+
+static void kafka_sink_io_closed(uv_handle_t *h)
+{
+    struct kafka_sink_io *io = (struct kafka_sink_io *)h;
+    (void)close(io->rfd);
+    (void)close(io->wfd);
+    sl_free(io);
+}
+
+/* The wake-up pipe and its (stopped) watcher. Returns 0, SL_ENOMEM or SL_EIO. */
+static int kafka_sink_io_open(struct kafka_sink *ctx, uv_loop_t *loop, char *errbuf, size_t errlen)
+{
+    int fds[2];
+    struct kafka_sink_io *io = sl_calloc(1, sizeof(*io));
+    if (!io) {
+        return SL_ENOMEM;
+    }
+    if (pipe(fds) < 0) {
+        (void)snprintf(errbuf, errlen, "kafka:// destination: pipe: %s", strerror(errno));
+        sl_free(io);
+        return SL_EIO;
+    }
+    for (int i = 0; i < 2; i++) {
+        (void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    io->rfd = fds[0];
+    io->wfd = fds[1];
+    if (uv_poll_init(loop, &io->poll, io->rfd) < 0) {
+        (void)snprintf(errbuf, errlen, "kafka:// destination: cannot watch the wake-up pipe");
+        (void)close(fds[0]);
+        (void)close(fds[1]);
+        sl_free(io);
+        return SL_EIO;
+    }
+    io->poll.data = ctx;
+    ctx->io = io;
+    return 0;
 }
 
 static int kafka_sink_init(
@@ -107,72 +251,119 @@ static int kafka_sink_init(
     }
     ctx->topic = sl_strdup(destination + strlen(SINK_KAFKA_SCHEME));
     ctx->inst = sl_strdup(env->inst);
-    ctx->poll = sl_calloc(1, sizeof(*ctx->poll));
-    if (!ctx->topic || !ctx->inst || !ctx->poll) {
+    if (!ctx->topic || !ctx->inst) {
         return SL_ENOMEM;
     }
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    static const char *const settings[][2] = {
+    char timeout[32] = "";
+    if (ctx->delivery_timeout_ms > 0) { /* 0: init called without the core's options */
+        (void)snprintf(timeout, sizeof(timeout), "%lld", (long long)ctx->delivery_timeout_ms);
+    }
+    const char *const settings[][2] = {
         {"acks", "all"},
-        {"message.timeout.ms", "30000"},
+        {"message.timeout.ms", *timeout ? timeout : NULL},
         {"linger.ms", "0"},
     };
-    if (!conf) {
-        return SL_ENOMEM;
-    }
-    for (size_t i = 0; i < env->cluster->n; i++) {
-        const char *key = env->cluster->keys[i];
-        if (rd_kafka_conf_set(conf, key, env->cluster->values[i], err, sizeof(err))) {
-            /* librdkafka's text may quote the value, which may be a secret: name the key */
-            (void)snprintf(errbuf, errlen,
-                           "kafka:// destination: the source's connection property %s is not "
-                           "valid for a producer",
-                           key);
-            rd_kafka_conf_destroy(conf);
-            return SL_ECONFIG;
-        }
-    }
-    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
-        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], err, sizeof(err))) {
-            (void)snprintf(errbuf, errlen, "kafka:// destination: %s", err);
-            rd_kafka_conf_destroy(conf);
-            return SL_ECONFIG;
-        }
+    /* The cluster's connection, as the source connects (sources/kafka/kafka_conf.c). */
+    rd_kafka_conf_t *conf = NULL;
+    int r = sl_kafka_conf_client(env->cluster, settings, SL_ARRAY_LEN(settings),
+                                 "kafka:// destination", &conf, errbuf, errlen);
+    if (r < 0) {
+        return r;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_sink_delivered);
     rd_kafka_conf_set_opaque(conf, ctx);
+    char err[512];
     ctx->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!ctx->rk) {
         (void)snprintf(errbuf, errlen, "kafka:// destination: %s", err);
-        return SL_ECONFIG; /* rd_kafka_new destroyed conf */
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes conf only when it succeeds */
+        return SL_ECONFIG;
     }
-    uv_timer_init(env->loop, ctx->poll);
-    ctx->poll->data = ctx;
+    if (!(ctx->mainq = rd_kafka_queue_get_main(ctx->rk))) {
+        return SL_ENOMEM;
+    }
+    r = kafka_sink_io_open(ctx, env->loop, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    static const char wake = 1;
+    rd_kafka_queue_io_event_enable(ctx->mainq, ctx->io->wfd, &wake, sizeof(wake));
+    /* librdkafka writes only when the queue goes from empty to not: what it queued between
+     * rd_kafka_new and the line above (a broker's connection error, say) would leave the queue
+     * not empty and silent for good. One wake-up of our own: the first serve empties it. */
+    if (write(ctx->io->wfd, &wake, sizeof(wake)) < 0) {
+        (void)snprintf(errbuf, errlen, "kafka:// destination: wake-up pipe: %s", strerror(errno));
+        return SL_EIO;
+    }
     return 0;
+}
+
+/* Produces docs[0..n) for call: every message copied (RD_KAFKA_MSG_F_COPY), so nothing is
+ * borrowed past this call. A message librdkafka refuses at once gets its result now. Returns
+ * how many were produced (their reports come later, never from inside this call). */
+static size_t kafka_sink_produce(struct kafka_sink *ctx,
+                                 struct kafka_sink_call *call,
+                                 const struct sl_sink_doc *docs,
+                                 size_t n)
+{
+    size_t produced = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_sink_doc *doc = &docs[i];
+        call->msgs[i] = (struct kafka_sink_msg){call, i};
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            ctx->rk, RD_KAFKA_V_TOPIC(ctx->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(doc->key, doc->key ? doc->key_len : 0),
+            RD_KAFKA_V_VALUE((void *)doc->body, doc->len), RD_KAFKA_V_OPAQUE(&call->msgs[i]),
+            RD_KAFKA_V_END);
+        if (e) {
+            sl_log_debug("sink_kafka", ctx->inst, "produce to %s: %s", ctx->topic,
+                         rd_kafka_err2str(e));
+            call->results[i] = kafka_sink_result(e);
+            continue;
+        }
+        produced++;
+    }
+    call->pending = produced;
+    ctx->in_flight += (int)produced;
+    if (produced > 0 && !uv_is_active((uv_handle_t *)&ctx->io->poll)) {
+        (void)uv_poll_start(&ctx->io->poll, UV_READABLE, kafka_sink_io_cb);
+    }
+    return produced;
 }
 
 static int kafka_sink_write(void *vctx, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg)
 {
-    struct kafka_sink *ctx = vctx;
-    struct kafka_sink_op *op = sl_calloc(1, sizeof(*op));
-    if (!op) {
+    struct kafka_sink_call *call = kafka_sink_call_new(1);
+    if (!call) {
         return SL_ENOMEM;
     }
-    op->cb = cb;
-    op->arg = arg;
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        ctx->rk, RD_KAFKA_V_TOPIC(ctx->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(doc->key, doc->key ? doc->key_len : 0),
-        RD_KAFKA_V_VALUE((void *)doc->body, doc->len), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
-    if (e) {
-        sl_log_debug("sink_kafka", ctx->inst, "produce to %s: %s", ctx->topic, rd_kafka_err2str(e));
-        sl_free(op);
-        return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? SL_ETHROTTLED : SL_EIO;
+    call->write_cb = cb;
+    call->arg = arg;
+    if (kafka_sink_produce(vctx, call, doc, 1) == 0) {
+        int err = call->results[0].err;
+        kafka_sink_call_free(call);
+        return err;
     }
-    ctx->in_flight++;
-    if (!uv_is_active((uv_handle_t *)ctx->poll)) {
-        uv_timer_start(ctx->poll, kafka_sink_poll_cb, SINK_KAFKA_POLL_MS, SINK_KAFKA_POLL_MS);
+    return 0;
+}
+
+/* One message per document, each with its own delivery report: the results are per document.
+ * A document librdkafka refuses at once (too large for message.max.bytes) is REJECTED in the
+ * callback while the others go on; when it refuses all of them, the first one's error is
+ * returned and the callback never runs. */
+static int kafka_sink_deliver(
+    void *vctx, const struct sl_sink_doc *docs, size_t n, sl_sink_deliver_cb cb, void *arg)
+{
+    struct kafka_sink_call *call = kafka_sink_call_new(n);
+    if (!call) {
+        return SL_ENOMEM;
+    }
+    call->deliver_cb = cb;
+    call->arg = arg;
+    if (kafka_sink_produce(vctx, call, docs, n) == 0) {
+        int err = call->results[0].err;
+        kafka_sink_call_free(call);
+        return err;
     }
     return 0;
 }
@@ -185,27 +376,27 @@ static void kafka_sink_stop(void *vctx)
     }
 }
 
-static void kafka_sink_poll_closed(uv_handle_t *h)
-{
-    sl_free(h);
-}
-
 static void kafka_sink_fini(void *vctx)
 {
     struct kafka_sink *ctx = vctx;
+    if (ctx->mainq) {
+        /* No librdkafka thread may write to the pipe once it is closed (its fd could be
+         * reused). */
+        rd_kafka_queue_io_event_enable(ctx->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(ctx->mainq);
+        ctx->mainq = NULL;
+    }
     if (ctx->rk) {
         /* Nothing is in flight (the caller's contract): let librdkafka close its connections. */
         (void)rd_kafka_flush(ctx->rk, 1000);
         rd_kafka_destroy(ctx->rk);
         ctx->rk = NULL;
     }
-    if (ctx->poll && ctx->poll->loop) {
-        uv_timer_stop(ctx->poll);
-        uv_close((uv_handle_t *)ctx->poll, kafka_sink_poll_closed);
-    } else {
-        sl_free(ctx->poll);
+    if (ctx->io) {
+        (void)uv_poll_stop(&ctx->io->poll);
+        uv_close((uv_handle_t *)&ctx->io->poll, kafka_sink_io_closed);
+        ctx->io = NULL;
     }
-    ctx->poll = NULL;
     sl_free(ctx->topic);
     sl_free(ctx->inst);
     ctx->topic = ctx->inst = NULL;
@@ -214,14 +405,17 @@ static void kafka_sink_fini(void *vctx)
 const struct sl_sink_ops sl_sink_kafka = {
     .abi = SL_SINK_ABI,
     .name = "kafka",
-    .handles = kafka_sink_handles,
+    .opts = kafka_sink_opts,
     .ctx_size = sizeof(struct kafka_sink),
+    .handles = kafka_sink_handles,
+    .max_docs = 1000, /* per call; the producer's own queue holds far more */
     .one_doc_per_record = true,
     .uses_source_cluster = true,
     .keeps_payload = true,
     .check = kafka_sink_check,
     .init = kafka_sink_init,
     .write = kafka_sink_write,
+    .deliver = kafka_sink_deliver,
     .stop = kafka_sink_stop,
     .fini = kafka_sink_fini,
 };

@@ -2,8 +2,10 @@
 /* sink_sqs.c: the SQS destination, named by a queue ARN (arn:PARTITION:sqs:REGION:ACCOUNT:NAME)
  * or a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME, or any http(s) URL whose path
  * is /ACCOUNT/NAME with a 12-digit account, which is how local servers such as fauxqs name
- * queues). Each document becomes one message: SendMessage over AWS JSON 1.0 (POST,
- * X-Amz-Target: AmazonSQS.SendMessage) through the shared HTTP client on the loop, signed with
+ * queues). Each document becomes one message: a write is one SendMessage, a delivery of up to
+ * 10 documents and 256 KiB one SendMessageBatch whose answer gives each document its own
+ * outcome (the core cuts larger deliveries to these capabilities), over AWS JSON 1.0 (POST,
+ * X-Amz-Target: AmazonSQS.<action>) through the shared HTTP client on the loop, signed with
  * SigV4 by curl when credentials are found (sl_aws_creds_load), unsigned otherwise.
  *
  * Where requests go. For an ARN, to sl_aws_endpoint_url("sqs") (AWS_ENDPOINT_URL_SQS,
@@ -23,14 +25,16 @@
  * 4xx (e.g. a queue whose MaximumMessageSize is lower); QueueDoesNotExist → SL_ENOTFOUND;
  * throttling (RequestThrottled, ThrottlingException, KmsThrottled, 429, 503) → SL_ETHROTTLED;
  * signature and permission errors → SL_EAUTH; 5xx → SL_EREMOTE; no answer → SL_ETIMEDOUT or
- * SL_EIO. Loop thread only. */
+ * SL_EIO.
+ *
+ * This file is the sink's state machine: the operations, the QueueUrl resolution, requests in
+ * flight, cancellation. What a destination names is sqs_dest.c's; the bytes of requests and
+ * the reading of answers are sqs_wire.c's (neither knows this file). Loop thread only. */
 #include "sink.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -38,49 +42,37 @@
 #include "alloc.h"
 #include "aws.h"
 #include "buf.h"
-#include "encoder.h"
 #include "httpc.h"
 #include "log.h"
+#include "sqs_dest.h"
+#include "sqs_wire.h"
 #include "url.h"
 
-#define SQS_TIMEOUT_MS        30000L
 #define SQS_MAX_RESPONSE_SIZE (64u * 1024u)
 #define SQS_MAX_BODY_BYTES    (1024u * 1024u) /* SQS's message size limit, 1 MiB */
-#define SQS_NAME_MAX          80
-#define SQS_ACCOUNT_LEN       12
-#define SQS_DETAIL_MAX        512
-#define SQS_GROUP_ID          "sluice"
-
-/* A destination taken apart; no allocation, so handles() can use it. */
-struct sqs_dest {
-    bool is_arn;
-    bool fifo;
-    char partition[32]; /* ARN only */
-    char region[64];    /* ARN, or an AWS URL's host; else "" */
-    char account[SQS_ACCOUNT_LEN + 1];
-    char name[SQS_NAME_MAX + 1];
-    size_t origin_len; /* URL only: length of "scheme://authority" */
-};
+#define SQS_BATCH_MAX_BYTES   (256u * 1024u)  /* bodies per SendMessageBatch (AWS's older limit) */
 
 struct sqs_ctx;
 
+/* One write or deliver call: one SendMessage (n == 1) or SendMessageBatch (n > 1). */
 struct sqs_op {
     struct sqs_op *prev, *next; /* in ctx->ops: every op not yet called back */
     struct sqs_op *wnext;       /* in ctx->waiting */
     struct sqs_ctx *ctx;
-    const char *body; /* borrowed until the callback */
-    size_t len;
-    const char *key;
-    struct sl_buf req; /* the SendMessage request body */
-    sl_sink_cb cb;
+    size_t n;
+    struct sl_sink_doc docs[SQS_BATCH_MAX]; /* copies; bodies and keys borrowed until the cb */
+    struct sl_buf req;                      /* the request body */
+    sl_sink_cb write_cb;                    /* a write, or */
+    sl_sink_deliver_cb deliver_cb;          /* a deliver */
     void *arg;
     uv_timer_t timer; /* for failures found before any request */
     bool has_timer;
-    int err;
-    char detail[SQS_DETAIL_MAX];
+    struct sl_sink_result results[SQS_BATCH_MAX];
+    char details[SQS_BATCH_MAX][SQS_DETAIL_MAX];
 };
 
 struct sqs_ctx {
+    int64_t timeout_ms; /* option timeout */
     uv_loop_t *loop;
     struct sl_httpc *httpc;
     const char *inst;
@@ -94,6 +86,7 @@ struct sqs_ctx {
     char *sigv4; /* "aws:amz:REGION:sqs" or NULL (unsigned) */
     struct sl_aws_creds creds;
     struct curl_slist *send_headers;
+    struct curl_slist *batch_headers;
     struct curl_slist *geturl_headers;
     struct sl_buf geturl_req;
     bool resolving;
@@ -103,165 +96,16 @@ struct sqs_ctx {
     bool stopped;
 };
 
-/* ---- destinations ---- */
+static const struct sl_opt sqs_opts[] = {
+    {"timeout", SL_OPT_DURATION, "30s", 100, 900000, offsetof(struct sqs_ctx, timeout_ms), 0, NULL,
+     "How long one SQS request may take before it counts as failed (and is retried)."},
+    {0},
+};
 
-static bool sqs_valid_name(const char *s, size_t n)
+/* The queue as details name it: its URL once known, else its name. */
+static const char *sqs_where(const struct sqs_ctx *ctx)
 {
-    if (n == 0 || n > SQS_NAME_MAX) {
-        return false;
-    }
-    size_t base = n;
-    if (n > 5 && memcmp(s + n - 5, ".fifo", 5) == 0) {
-        base = n - 5;
-    }
-    for (size_t i = 0; i < base; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '-' && c != '_') {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool sqs_all(const char *s, size_t n, const char *allowed_extra, bool digits_only)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (digits_only ? !isdigit(c)
-                        : !(islower(c) || isdigit(c) || (c && strchr(allowed_extra, c)))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool sqs_copy(char *dst, size_t cap, const char *s, size_t n)
-{
-    if (n >= cap) {
-        return false;
-    }
-    memcpy(dst, s, n);
-    dst[n] = '\0';
-    return true;
-}
-
-/* "arn:PARTITION:sqs:REGION:ACCOUNT:NAME" */
-static bool sqs_parse_arn(const char *d, struct sqs_dest *ret)
-{
-    const char *f[6];
-    size_t len[6];
-    const char *p = d;
-    for (int i = 0; i < 6; i++) {
-        const char *c = i < 5 ? strchr(p, ':') : p + strlen(p);
-        if (!c) {
-            return false;
-        }
-        f[i] = p;
-        len[i] = (size_t)(c - p);
-        p = c + 1;
-    }
-    if (len[0] != 3 || memcmp(f[0], "arn", 3) != 0 || len[2] != 3 || memcmp(f[2], "sqs", 3) != 0) {
-        return false;
-    }
-    if (len[1] == 0 || !sqs_all(f[1], len[1], "-", false) || len[3] == 0 ||
-        !sqs_all(f[3], len[3], "-", false) || len[4] != SQS_ACCOUNT_LEN ||
-        !sqs_all(f[4], len[4], "", true) || !sqs_valid_name(f[5], len[5])) {
-        return false;
-    }
-    ret->is_arn = true;
-    return sqs_copy(ret->partition, sizeof(ret->partition), f[1], len[1]) &&
-           sqs_copy(ret->region, sizeof(ret->region), f[3], len[3]) &&
-           sqs_copy(ret->account, sizeof(ret->account), f[4], len[4]) &&
-           sqs_copy(ret->name, sizeof(ret->name), f[5], len[5]);
-}
-
-/* "http(s)://AUTHORITY/ACCOUNT/NAME" with a 12-digit account; the region is read from AWS host
- * names (sqs.REGION.amazonaws.com[.cn], REGION.queue.amazonaws.com). */
-static bool sqs_parse_url(const char *d, struct sqs_dest *ret)
-{
-    const char *a;
-    if (strncasecmp(d, "http://", 7) == 0) {
-        a = d + 7;
-    } else if (strncasecmp(d, "https://", 8) == 0) {
-        a = d + 8;
-    } else {
-        return false;
-    }
-    const char *path = strchr(a, '/');
-    if (!path || path == a || memchr(a, '@', (size_t)(path - a)) || strpbrk(path, "?#")) {
-        return false;
-    }
-    const char *acct = path + 1;
-    const char *slash = strchr(acct, '/');
-    if (!slash || slash - acct != SQS_ACCOUNT_LEN || !sqs_all(acct, SQS_ACCOUNT_LEN, "", true)) {
-        return false;
-    }
-    const char *name = slash + 1;
-    if (!sqs_valid_name(name, strlen(name))) {
-        return false;
-    }
-    ret->is_arn = false;
-    ret->origin_len = (size_t)(path - d);
-    (void)sqs_copy(ret->account, sizeof(ret->account), acct, SQS_ACCOUNT_LEN);
-    (void)sqs_copy(ret->name, sizeof(ret->name), name, strlen(name));
-    /* The host, without a port. */
-    size_t hlen = (size_t)(path - a);
-    const char *colon = memchr(a, ':', hlen);
-    if (colon) {
-        hlen = (size_t)(colon - a);
-    }
-    const char *dot = memchr(a, '.', hlen);
-    if (hlen > 4 && strncasecmp(a, "sqs.", 4) == 0) {
-        const char *r = a + 4;
-        const char *e = memchr(r, '.', hlen - 4);
-        if (e && e > r) {
-            (void)sqs_copy(ret->region, sizeof(ret->region), r, (size_t)(e - r));
-        }
-    } else if (dot && (size_t)(a + hlen - dot) >= 20 &&
-               strncasecmp(dot, ".queue.amazonaws.com", 20) == 0) {
-        (void)sqs_copy(ret->region, sizeof(ret->region), a, (size_t)(dot - a));
-    }
-    return true;
-}
-
-static bool sqs_parse(const char *d, struct sqs_dest *ret)
-{
-    memset(ret, 0, sizeof(*ret));
-    bool ok = strncmp(d, "arn:", 4) == 0 ? sqs_parse_arn(d, ret) : sqs_parse_url(d, ret);
-    if (ok) {
-        size_t n = strlen(ret->name);
-        ret->fifo = n > 5 && strcmp(ret->name + n - 5, ".fifo") == 0;
-    }
-    return ok;
-}
-
-static bool sqs_handles(const char *destination)
-{
-    struct sqs_dest dest;
-    if (strncmp(destination, "arn:", 4) == 0) {
-        /* Any ARN of the sqs service is ours, so check() can say what is wrong with it. */
-        const char *p = strchr(destination + 4, ':');
-        return p && strncmp(p, ":sqs:", 5) == 0;
-    }
-    return sqs_parse_url(destination, &dest);
-}
-
-static int sqs_check(const char *destination, char *errbuf, size_t errlen)
-{
-    static const char *const schemes[] = {"http", "https", NULL};
-    struct sqs_dest dest;
-    if (!sqs_parse(destination, &dest)) {
-        char shown[SL_URL_REDACTED_MAX];
-        (void)snprintf(errbuf, errlen,
-                       "'%s' is not an SQS queue: expected an ARN "
-                       "arn:aws:sqs:REGION:ACCOUNT:NAME or a URL "
-                       "https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (ACCOUNT: 12 digits; NAME: "
-                       "up to 80 letters, digits, '-' or '_', optionally ending in .fifo)",
-                       sl_url_redact(destination, shown, sizeof(shown)));
-        return SL_ECONFIG;
-    }
-    /* A queue URL's host and port are where requests go: refuse what curl could not reach. */
-    return dest.is_arn ? 0 : sl_url_check(destination, schemes, true, errbuf, errlen);
+    return ctx->queue_url ? ctx->queue_shown : ctx->dest.name;
 }
 
 /* ---- completion ---- */
@@ -286,226 +130,90 @@ static void sqs_unlink(struct sqs_op *op)
     op->prev = op->next = NULL;
 }
 
-/* Reports op to its owner and frees it. Never called from inside write. */
-static void sqs_complete(struct sqs_op *op, int err, const char *detail)
+/* Gives every document of op the outcome err (0: delivered) with detail. */
+static void sqs_result_all(struct sqs_op *op, int err, const char *detail)
+{
+    for (size_t i = 0; i < op->n; i++) {
+        if (err == 0) {
+            op->results[i] = (struct sl_sink_result){SL_SINK_DELIVERED, 0, NULL};
+            continue;
+        }
+        if (op->details[i] != detail) {
+            (void)snprintf(op->details[i], SQS_DETAIL_MAX, "%s", detail ? detail : "");
+        }
+        op->results[i] = (struct sl_sink_result){
+            err == SL_EREJECTED ? SL_SINK_REJECTED : SL_SINK_RETRY, err, op->details[i]};
+    }
+}
+
+/* Reports op's results to its owner and frees it. Never called from inside write/deliver. The
+ * op is unlinked first, so the callback may stop or write again. */
+static void sqs_finish(struct sqs_op *op)
 {
     sqs_unlink(op);
-    if (err && err != SL_ECANCELED) {
-        sl_log_debug("sink_sqs", op->ctx->inst, "%s", detail);
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->results[i].err && op->results[i].err != SL_ECANCELED) {
+            sl_log_debug("sink_sqs", op->ctx->inst, "%s", op->results[i].detail);
+        }
     }
-    sl_sink_cb cb = op->cb;
-    void *arg = op->arg;
     sl_buf_fini(&op->req);
-    if (op->has_timer) {
-        /* The detail may live in op: call back before the op goes. */
-        cb(arg, err, err ? detail : NULL);
-        uv_close((uv_handle_t *)&op->timer, sqs_timer_closed);
-        return;
+    if (op->write_cb) {
+        op->write_cb(op->arg, op->results[0].err, op->results[0].detail);
+    } else {
+        op->deliver_cb(op->arg, op->results, op->n);
     }
-    char copy[SQS_DETAIL_MAX];
-    (void)snprintf(copy, sizeof(copy), "%s", err && detail ? detail : "");
-    sl_free(op);
-    cb(arg, err, err ? copy : NULL);
+    if (op->has_timer) {
+        uv_close((uv_handle_t *)&op->timer, sqs_timer_closed);
+    } else {
+        sl_free(op);
+    }
+}
+
+/* Reports op with one outcome for all its documents. */
+static void sqs_complete(struct sqs_op *op, int err, const char *detail)
+{
+    sqs_result_all(op, err, detail);
+    sqs_finish(op);
 }
 
 static void sqs_timer_cb(uv_timer_t *t)
 {
     struct sqs_op *op = t->data;
-    sqs_complete(op, op->ctx->stopped ? SL_ECANCELED : op->err,
-                 op->ctx->stopped ? "canceled" : op->detail);
-}
-
-/* ---- responses ---- */
-
-struct sqs_error {
-    const char *type; /* __type without its "namespace#" prefix, or the query code, or "" */
-    char message[256];
-};
-
-/* Reads AWS's JSON error body and the x-amzn-query-error header of resp. */
-static void sqs_read_error(const struct sl_http_resp *resp, cJSON **ret_json, struct sqs_error *ret)
-{
-    ret->type = "";
-    ret->message[0] = '\0';
-    cJSON *j = resp->body_len ? cJSON_ParseWithLength(resp->body, resp->body_len) : NULL;
-    *ret_json = j;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "__type");
-    if (cJSON_IsString(t)) {
-        const char *hash = strrchr(t->valuestring, '#');
-        ret->type = hash ? hash + 1 : t->valuestring;
-    }
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-    if (!cJSON_IsString(m)) {
-        m = cJSON_GetObjectItemCaseSensitive(j, "Message");
-    }
-    if (cJSON_IsString(m)) {
-        (void)snprintf(ret->message, sizeof(ret->message), "%s", m->valuestring);
-    }
-}
-
-static bool sqs_type_is(const char *type, const char *const *names)
-{
-    for (; *names; names++) {
-        if (strcmp(type, *names) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Translates a finished request of action (SendMessage, GetQueueUrl) into an error and
- * detail. Returns 0 for 2xx. */
-static int sqs_outcome(const struct sqs_ctx *ctx,
-                       const char *action,
-                       const struct sl_http_resp *resp,
-                       char *detail,
-                       size_t len)
-{
-    if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
-        (void)snprintf(detail, len, "%s canceled", action);
-        return SL_ECANCELED;
-    }
-    const char *where = ctx->queue_url ? ctx->queue_shown : ctx->dest.name;
-    if (resp->curl_code != CURLE_OK) {
-        (void)snprintf(detail, len, "%s %s via %s: %s", action, where, ctx->endpoint_shown,
-                       resp->curl_error && *resp->curl_error ? resp->curl_error
-                                                             : curl_easy_strerror(resp->curl_code));
-        return resp->curl_code == CURLE_OPERATION_TIMEDOUT ? SL_ETIMEDOUT : SL_EIO;
-    }
-    long s = resp->status;
-    if (s >= 200 && s < 300) {
-        return 0;
-    }
-    cJSON *j = NULL;
-    struct sqs_error e;
-    sqs_read_error(resp, &j, &e);
-    const char *qerr = sl_http_resp_header(resp, "x-amzn-query-error");
-    char qcode[128] = "";
-    if (qerr) {
-        (void)snprintf(qcode, sizeof(qcode), "%s", qerr);
-        char *semi = strchr(qcode, ';');
-        if (semi) {
-            *semi = '\0';
-        }
-    }
-    if (!*e.type && *qcode) {
-        e.type = qcode;
-    }
-    static const char *const not_found[] = {"QueueDoesNotExist",
-                                            "AWS.SimpleQueueService.NonExistentQueue", NULL};
-    static const char *const throttled[] = {"RequestThrottled",
-                                            "ThrottlingException",
-                                            "Throttling",
-                                            "KmsThrottled",
-                                            "AWS.SimpleQueueService.RequestThrottled",
-                                            NULL};
-    static const char *const auth[] = {"InvalidClientTokenId",
-                                       "SignatureDoesNotMatch",
-                                       "IncompleteSignature",
-                                       "MissingAuthenticationToken",
-                                       "UnrecognizedClientException",
-                                       "ExpiredToken",
-                                       "InvalidSecurity",
-                                       "AccessDenied",
-                                       "AccessDeniedException",
-                                       "KmsAccessDenied",
-                                       NULL};
-    int err;
-    if (sqs_type_is(e.type, not_found) || sqs_type_is(qcode, not_found)) {
-        err = SL_ENOTFOUND;
-    } else if (s == 429 || s == 503 || sqs_type_is(e.type, throttled)) {
-        err = SL_ETHROTTLED;
-    } else if (s >= 500) {
-        err = SL_EREMOTE;
-    } else if (sqs_type_is(e.type, auth) || s == 401 || s == 403) {
-        err = SL_EAUTH;
-    } else if (s >= 400) {
-        err = SL_EREJECTED;
+    if (op->ctx->stopped) {
+        sqs_complete(op, SL_ECANCELED, "canceled");
     } else {
-        err = SL_EPROTO;
+        sqs_finish(op); /* its results were set when it was refused */
     }
-    (void)snprintf(detail, len, "%s %s: status %ld%s%s%s%s", action, where, s, *e.type ? " " : "",
-                   e.type, *e.message ? ": " : "", e.message);
-    cJSON_Delete(j);
-    return err;
 }
 
 /* ---- requests ---- */
 
 static void sqs_send_done(void *arg, const struct sl_http_resp *resp);
 
-/* Appends a FIFO deduplication id for body: 32 hex digits from two independent 64-bit FNV-1a
- * hashes, each finished with a splitmix64 mix. Not cryptographic: it only has to tell apart
- * the failure records sent within SQS's 5-minute deduplication window, which already differ in
- * their request ids and timestamps. */
-static int sqs_dedup_hash(struct sl_buf *out, const char *body, size_t len)
+static const char *sqs_action(const struct sqs_op *op)
 {
-    uint64_t h[2] = {0xcbf29ce484222325u, 0x84222325cbf29ce4u ^ (uint64_t)len};
-    for (size_t i = 0; i < len; i++) {
-        h[0] = (h[0] ^ (unsigned char)body[i]) * 0x100000001b3u;
-        h[1] = (h[1] ^ (unsigned char)body[len - 1 - i]) * 0x100000001b3u;
-    }
-    for (int k = 0; k < 2; k++) {
-        uint64_t z = h[k] + 0x9e3779b97f4a7c15u;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-        h[k] = z ^ (z >> 31);
-    }
-    return sl_buf_printf(out, "%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
+    return op->n == 1 ? "SendMessage" : "SendMessageBatch";
 }
 
-static bool sqs_valid_dedup_id(const char *key)
-{
-    size_t n = strlen(key);
-    if (n == 0 || n > 128) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static int sqs_build_send(const struct sqs_ctx *ctx, struct sqs_op *op)
-{
-    struct sl_buf *b = &op->req;
-    sl_buf_truncate(b, 0);
-    int r = sl_buf_reserve(b, op->len + op->len / 8 + 256);
-    r = r ? r : sl_buf_puts(b, "{\"QueueUrl\":");
-    r = r ? r : sl_enc_json_str(b, ctx->queue_url, strlen(ctx->queue_url));
-    r = r ? r : sl_buf_puts(b, ",\"MessageBody\":");
-    r = r ? r : sl_enc_json_str(b, op->body, op->len);
-    if (ctx->dest.fifo) {
-        r = r ? r : sl_buf_puts(b, ",\"MessageGroupId\":\"" SQS_GROUP_ID "\"");
-        r = r ? r : sl_buf_puts(b, ",\"MessageDeduplicationId\":");
-        if (op->key && sqs_valid_dedup_id(op->key)) {
-            r = r ? r : sl_enc_json_str(b, op->key, strlen(op->key));
-        } else {
-            r = r ? r : sl_buf_puts(b, "\"");
-            r = r ? r : sqs_dedup_hash(b, op->body, op->len);
-            r = r ? r : sl_buf_puts(b, "\"");
-        }
-    }
-    r = r ? r : sl_buf_puts(b, "}");
-    return r;
-}
-
-/* Starts op's SendMessage. Returns 0 or an error (nothing started). */
+/* Starts op's SendMessage, or SendMessageBatch for more than one document. Returns 0 or an
+ * error (nothing started). */
 static int sqs_send(struct sqs_ctx *ctx, struct sqs_op *op)
 {
-    int r = sqs_build_send(ctx, op);
+    const struct sl_sink_doc *d = &op->docs[0];
+    int r =
+        op->n == 1
+            ? sl_sqs_wire_send(&op->req, ctx->queue_url, ctx->dest.fifo, d->body, d->len, d->key)
+            : sl_sqs_wire_batch(&op->req, ctx->queue_url, ctx->dest.fifo, op->docs, op->n);
     if (r < 0) {
         return r;
     }
     struct sl_http_req req = {
         .method = "POST",
         .url = ctx->endpoint,
-        .headers = ctx->send_headers,
+        .headers = op->n == 1 ? ctx->send_headers : ctx->batch_headers,
         .body = op->req.data,
         .body_len = op->req.len,
-        .timeout_ms = SQS_TIMEOUT_MS,
+        .timeout_ms = ctx->timeout_ms,
         .aws_sigv4 = ctx->sigv4,
         .username = ctx->sigv4 ? ctx->creds.access_key_id : NULL,
         .password = ctx->sigv4 ? ctx->creds.secret_access_key : NULL,
@@ -537,11 +245,19 @@ static void sqs_send_done(void *arg, const struct sl_http_resp *resp)
 {
     struct sqs_op *op = arg;
     struct sqs_ctx *ctx = op->ctx;
-    char detail[SQS_DETAIL_MAX];
-    int err = sqs_outcome(ctx, "SendMessage", resp, detail, sizeof(detail));
+    char *detail = op->details[0];
+    int err = sl_sqs_wire_outcome(sqs_action(op), sqs_where(ctx), ctx->endpoint_shown, resp, detail,
+                                  SQS_DETAIL_MAX);
     if (err == SL_ENOTFOUND && ctx->dest.is_arn && ctx->queue_url) {
         /* Resolve again on the next write: the queue may have been deleted and recreated. */
         (void)sqs_set_queue_url(ctx, NULL);
+    }
+    if (err == 0 && op->n > 1) {
+        /* Each entry answered on its own; one not named is not delivered. */
+        sl_sqs_wire_batch_read(resp->body, resp->body_len, sqs_where(ctx), op->n, op->results,
+                               op->details);
+        sqs_finish(op);
+        return;
     }
     sqs_complete(op, err, detail);
 }
@@ -551,7 +267,8 @@ static void sqs_geturl_done(void *arg, const struct sl_http_resp *resp)
     struct sqs_ctx *ctx = arg;
     ctx->resolving = false;
     char detail[SQS_DETAIL_MAX];
-    int err = sqs_outcome(ctx, "GetQueueUrl", resp, detail, sizeof(detail));
+    int err = sl_sqs_wire_outcome("GetQueueUrl", sqs_where(ctx), ctx->endpoint_shown, resp, detail,
+                                  sizeof(detail));
     if (err == 0) {
         cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "QueueUrl");
@@ -585,8 +302,8 @@ static void sqs_geturl_done(void *arg, const struct sl_http_resp *resp)
         } else {
             int r = sqs_send(ctx, op);
             if (r < 0) {
-                char d[128];
-                (void)snprintf(d, sizeof(d), "SendMessage %s: %s", ctx->queue_shown,
+                char d[SQS_DETAIL_MAX];
+                (void)snprintf(d, sizeof(d), "%s %s: %s", sqs_action(op), ctx->queue_shown,
                                sl_strerror(r));
                 sqs_complete(op, r, d);
             }
@@ -599,11 +316,7 @@ static int sqs_resolve(struct sqs_ctx *ctx)
 {
     struct sl_buf *b = &ctx->geturl_req;
     if (b->len == 0) {
-        int r = sl_buf_puts(b, "{\"QueueName\":");
-        r = r ? r : sl_enc_json_str(b, ctx->dest.name, strlen(ctx->dest.name));
-        r = r ? r : sl_buf_puts(b, ",\"QueueOwnerAWSAccountId\":");
-        r = r ? r : sl_enc_json_str(b, ctx->dest.account, strlen(ctx->dest.account));
-        r = r ? r : sl_buf_puts(b, "}");
+        int r = sl_sqs_wire_geturl(b, ctx->dest.name, ctx->dest.account);
         if (r < 0) {
             sl_buf_truncate(b, 0);
             return r;
@@ -615,7 +328,7 @@ static int sqs_resolve(struct sqs_ctx *ctx)
         .headers = ctx->geturl_headers,
         .body = b->data,
         .body_len = b->len,
-        .timeout_ms = SQS_TIMEOUT_MS,
+        .timeout_ms = ctx->timeout_ms,
         .aws_sigv4 = ctx->sigv4,
         .username = ctx->sigv4 ? ctx->creds.access_key_id : NULL,
         .password = ctx->sigv4 ? ctx->creds.secret_access_key : NULL,
@@ -630,39 +343,13 @@ static int sqs_resolve(struct sqs_ctx *ctx)
 
 /* ---- the sink ---- */
 
-static int sqs_headers(const struct sqs_ctx *ctx, const char *action, struct curl_slist **ret)
-{
-    struct sl_buf b;
-    sl_buf_init(&b);
-    struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.0");
-    int r = l ? sl_buf_printf(&b, "X-Amz-Target: AmazonSQS.%s", action) : SL_ENOMEM;
-    struct curl_slist *n = r == 0 ? curl_slist_append(l, b.data) : NULL;
-    if (n) {
-        l = n;
-    }
-    if (n && ctx->sigv4 && ctx->creds.session_token) {
-        sl_buf_truncate(&b, 0);
-        r = sl_buf_printf(&b, "X-Amz-Security-Token: %s", ctx->creds.session_token);
-        n = r == 0 ? curl_slist_append(l, b.data) : NULL;
-        if (n) {
-            l = n;
-        }
-    }
-    if (b.data) {
-        explicit_bzero(b.data, b.cap);
-    }
-    sl_buf_fini(&b);
-    *ret = l;
-    return n ? 0 : SL_ENOMEM;
-}
-
 static int sqs_init(
     void *ctx_, const struct sl_sink_env *env, const char *destination, char *errbuf, size_t errlen)
 {
     struct sqs_ctx *ctx = ctx_;
     ctx->wtail = &ctx->waiting;
     sl_buf_init(&ctx->geturl_req);
-    int r = sqs_check(destination, errbuf, errlen);
+    int r = sl_sqs_dest_check(destination, errbuf, errlen);
     if (r < 0) {
         return r;
     }
@@ -670,7 +357,7 @@ static int sqs_init(
     ctx->loop = env->loop;
     ctx->httpc = env->httpc;
     ctx->inst = env->inst;
-    (void)sqs_parse(destination, &ctx->dest);
+    (void)sl_sqs_dest_parse(destination, &ctx->dest);
 
     char *region = NULL;
     if (*ctx->dest.region) {
@@ -735,8 +422,10 @@ static int sqs_init(
             goto fail;
         }
     }
-    r = sqs_headers(ctx, "SendMessage", &ctx->send_headers);
-    r = r ? r : sqs_headers(ctx, "GetQueueUrl", &ctx->geturl_headers);
+    const char *token = ctx->sigv4 ? ctx->creds.session_token : NULL;
+    r = sl_sqs_wire_headers("SendMessage", token, &ctx->send_headers);
+    r = r ? r : sl_sqs_wire_headers("SendMessageBatch", token, &ctx->batch_headers);
+    r = r ? r : sl_sqs_wire_headers("GetQueueUrl", token, &ctx->geturl_headers);
     if (r < 0) {
         goto fail;
     }
@@ -749,33 +438,19 @@ fail:
     return r;
 }
 
-static int sqs_write(void *ctx_, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg)
+/* Starts op (its documents set): refused at once when one document is over SQS's message
+ * limit (reported through the callback, so the caller gets the detail), else sent, or queued
+ * behind the QueueUrl's resolution. Returns 0 or an error (op freed, no callback). */
+static int sqs_start(struct sqs_ctx *ctx, struct sqs_op *op)
 {
-    struct sqs_ctx *ctx = ctx_;
-    if (ctx->stopped) {
-        return SL_ECANCELED;
-    }
-    struct sqs_op *op = sl_calloc(1, sizeof(*op));
-    if (!op) {
-        return SL_ENOMEM;
-    }
-    op->ctx = ctx;
-    op->body = doc->body;
-    op->len = doc->len;
-    op->key = doc->key;
-    op->cb = cb;
-    op->arg = arg;
     sl_buf_init(&op->req);
-
     int r = 0;
-    if (doc->len > SQS_MAX_BODY_BYTES) {
-        /* Reported through the callback, so the caller gets the detail. */
-        op->err = SL_EREJECTED;
-        (void)snprintf(op->detail, sizeof(op->detail),
+    if (op->n == 1 && op->docs[0].len > SQS_MAX_BODY_BYTES) {
+        (void)snprintf(op->details[0], SQS_DETAIL_MAX,
                        "SendMessage %s: a document of %zu bytes exceeds SQS's %u-byte message "
                        "limit",
-                       ctx->queue_url ? ctx->queue_shown : ctx->dest.name, doc->len,
-                       SQS_MAX_BODY_BYTES);
+                       sqs_where(ctx), op->docs[0].len, SQS_MAX_BODY_BYTES);
+        sqs_result_all(op, SL_EREJECTED, op->details[0]);
         r = uv_timer_init(ctx->loop, &op->timer);
         if (r == 0) {
             op->has_timer = true;
@@ -817,6 +492,59 @@ fail:
     return r;
 }
 
+static struct sqs_op *sqs_op_new(struct sqs_ctx *ctx, const struct sl_sink_doc *docs, size_t n)
+{
+    struct sqs_op *op = sl_calloc(1, sizeof(*op));
+    if (!op) {
+        return NULL;
+    }
+    op->ctx = ctx;
+    op->n = n;
+    memcpy(op->docs, docs, n * sizeof(*docs));
+    return op;
+}
+
+static int sqs_write(void *ctx_, const struct sl_sink_doc *doc, sl_sink_cb cb, void *arg)
+{
+    struct sqs_ctx *ctx = ctx_;
+    if (ctx->stopped) {
+        return SL_ECANCELED;
+    }
+    struct sqs_op *op = sqs_op_new(ctx, doc, 1);
+    if (!op) {
+        return SL_ENOMEM;
+    }
+    op->write_cb = cb;
+    op->arg = arg;
+    return sqs_start(ctx, op);
+}
+
+/* Up to SQS_BATCH_MAX documents of at most SQS_BATCH_MAX_BYTES in all (the capabilities the
+ * core cuts deliveries to) in one SendMessageBatch, with one result per entry; a single
+ * document goes as SendMessage, which takes messages up to SQS's 1 MiB limit. */
+static int
+sqs_deliver(void *ctx_, const struct sl_sink_doc *docs, size_t n, sl_sink_deliver_cb cb, void *arg)
+{
+    struct sqs_ctx *ctx = ctx_;
+    if (ctx->stopped) {
+        return SL_ECANCELED;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += docs[i].len;
+    }
+    if (n == 0 || n > SQS_BATCH_MAX || (n > 1 && bytes > SQS_BATCH_MAX_BYTES)) {
+        return SL_EINVAL; /* beyond the capabilities: sl_sink_deliver never asks this */
+    }
+    struct sqs_op *op = sqs_op_new(ctx, docs, n);
+    if (!op) {
+        return SL_ENOMEM;
+    }
+    op->deliver_cb = cb;
+    op->arg = arg;
+    return sqs_start(ctx, op);
+}
+
 static void sqs_stop(void *ctx_)
 {
     struct sqs_ctx *ctx = ctx_;
@@ -834,8 +562,9 @@ static void sqs_fini(void *ctx_)
     struct sqs_ctx *ctx = ctx_;
     assert(!ctx->ops && !ctx->resolving);
     curl_slist_free_all(ctx->send_headers);
+    curl_slist_free_all(ctx->batch_headers);
     curl_slist_free_all(ctx->geturl_headers);
-    ctx->send_headers = ctx->geturl_headers = NULL;
+    ctx->send_headers = ctx->batch_headers = ctx->geturl_headers = NULL;
     sl_buf_fini(&ctx->geturl_req);
     sl_aws_creds_fini(&ctx->creds);
     (void)sqs_set_queue_url(ctx, NULL);
@@ -848,12 +577,16 @@ static void sqs_fini(void *ctx_)
 const struct sl_sink_ops sl_sink_sqs = {
     .abi = SL_SINK_ABI,
     .name = "sqs",
-    .handles = sqs_handles,
+    .opts = sqs_opts,
     .ctx_size = sizeof(struct sqs_ctx),
+    .handles = sl_sqs_dest_handles,
+    .max_docs = SQS_BATCH_MAX,
+    .max_bytes = SQS_BATCH_MAX_BYTES,
     .keeps_payload = false, /* batch info only, as AWS's SQS destination */
-    .check = sqs_check,
+    .check = sl_sqs_dest_check,
     .init = sqs_init,
     .write = sqs_write,
+    .deliver = sqs_deliver,
     .stop = sqs_stop,
     .fini = sqs_fini,
 };

@@ -16,7 +16,38 @@
 #include "partition.h"
 #include "sl_adapters.h"
 
-#define SL_SOURCE_ABI 3u
+#define SL_SOURCE_ABI 4u
+
+/* --- The queue model (caps->model SL_DELIVERY_QUEUE; sources/README.md "The queue model") --- */
+
+/* What env->queue_report says about one lease. */
+enum sl_queue_report {
+    /* Final, after queue_ack: the message is deleted at the source. */
+    SL_QUEUE_ACKED,
+    /* Final, after queue_ack: the source gave up deleting it (err: SL_ENOTFOUND the receipt
+     * handle is no longer valid, SL_ETIMEDOUT the retries ran out, or what the service
+     * said). The message stays in the queue and comes back; nothing more is owed. */
+    SL_QUEUE_ACK_FAILED,
+    /* Not final: the lease ran out or an extension was refused while the mapping still held
+     * the record; the message may already be visible to other consumers. The mapping still
+     * ends the lease (queue_ack or queue_release). */
+    SL_QUEUE_LEASE_LOST,
+    SL_QUEUE_REPORT_COUNT
+};
+
+/* queue_release's visible_in_ms: leave the message to its running visibility timeout. */
+#define SL_QUEUE_KEEP_VISIBILITY (-1)
+
+/* The lease a queue source's record holds: the number the source wrote as its position when
+ * it fetched it (records of queue sources are not checkpointed, so their position is free
+ * for this). The one place that knows where the lease lives in a record. */
+static inline uint64_t sl_queue_rec_lease(const struct sl_record *rec)
+{
+    return rec->pos;
+}
+
+/* "acked", "ack_failed", "lease_lost". */
+const char *sl_queue_report_name(enum sl_queue_report report);
 
 /* What a source gets from the mapping that runs it. The callbacks are the mapping's; they may
  * be called only on the loop thread, never from inside fetch() for the same partition (except
@@ -58,6 +89,14 @@ struct sl_source_env {
      * fetch(). Sources that keep positions (keeps_positions) record them themselves: a no-op
      * for them. Returns 0 or SL_ENOMEM. */
     int (*part_set_start)(void *owner, struct sl_part *part, const char *pos);
+
+    /* --- queue sources only (caps->model SL_DELIVERY_QUEUE; see "The queue model" below) --- */
+    /* What happened to the lease of one record (enum sl_queue_report; err: 0 or the SL_E* that
+     * caused it). Never called from inside a source operation (always from a later loop turn),
+     * never after stop returned. The mapping may call queue_ack/queue_release/queue_hold from
+     * inside it. NULL for stream sources' env. */
+    void (*queue_report)(
+        void *owner, struct sl_part *part, uint64_t lease, enum sl_queue_report report, int err);
 };
 
 /* The records of one partition in a batch: n of them, first .. last in position order. */
@@ -237,6 +276,72 @@ struct sl_source_ops {
     /* Frees ctx's contents (not ctx). Safe after a failed or missing init. */
     void (*fini)(void *ctx);
 
+    /* --- The queue model: operations of queue sources (caps->model SL_DELIVERY_QUEUE). ------
+     *
+     * A queue source (SQS) hands out leases: fetch receives messages, each of which stays invisible
+     * to other consumers until its lease (visibility timeout) runs out, and comes back (its receive
+     * count + 1) unless it is deleted first. Each record a queue source appends to part->q is one
+     * lease, named by a number the source chooses (sl_queue_rec_lease): unique within the instance,
+     * never reused, never 0. The mapping names records to these operations by that number, so it
+     * may drop a record's bytes once it called queue_ack or queue_release.
+     *
+     * Every lease the mapping received ends with exactly one of: queue_release (the mapping lets it
+     * go), or queue_ack followed by one final queue_report (SL_QUEUE_ACKED or SL_QUEUE_ACK_FAILED);
+     * stop and part_release end all of them at once, reporting nothing. Before that end the source
+     * may report SL_QUEUE_LEASE_LOST once for it.
+     *
+     * The order of a queue exists only within a group: record_key gives a record's group (SQS FIFO:
+     * MessageGroupId), and an empty key means the record belongs to no group (a standard queue: no
+     * order at all). A source never hands out a record of a group while an earlier record of that
+     * group holds a lease (SQS does this itself).
+     *
+     * For queue sources the mapping keeps no checkpoint and never calls ack(part, last); it neither
+     * retries function errors in process nor bisects, and has no on-failure destination (the
+     * queue's redrive policy takes their place, as in AWS).
+     *
+     * Loop thread, never after stop. Each returns 0, or a negative SL_E* (SL_ENOMEM) when it took
+     * none of the leases: the mapping calls again later. Unknown or ended leases are ignored.
+     * Stream sources leave all four NULL; the registry's defaults are safe for them and never
+     * called. A queue source must give queue_ack, queue_release and queue_hold (the registry test
+     * checks it). */
+
+    /* The mapping is done with these records (delivered, or filtered out): delete them at the
+     * source. Asynchronous and batched by the source (SQS: DeleteMessageBatch of up to 10, sent
+     * within the loop turn, never held back to fill a batch). An entry that fails is retried with
+     * backoff, always with the message's latest receipt handle (a newer receive's, if the message
+     * came again), while retrying can succeed (SQS: SenderFault false), a bounded number of times;
+     * then each lease gets one queue_report: SL_QUEUE_ACKED (deleted) or SL_QUEUE_ACK_FAILED (err
+     * says why: the message stays in the queue and comes back after its visibility timeout). The
+     * lease is no longer extended. Default: SL_EINVAL, nothing taken. */
+    int (*queue_ack)(void *ctx, struct sl_part *part, const uint64_t *leases, size_t n);
+    /* The mapping will not acknowledge these records now (function error, listed in a
+     * partial batch response, a drain, a lost lease before the invocation): stop extending
+     * their leases and forget them. visible_in_ms SL_QUEUE_KEEP_VISIBILITY (-1) leaves each
+     * message to its running visibility timeout (AWS's rule for failures: the queue's redrive
+     * policy counts the receive); visible_in_ms >= 0 sets its visibility to that from now
+     * (0: visible at once, a drain's return; SQS: ChangeMessageVisibilityBatch, rounded up to
+     * seconds), best effort: when that fails, the message comes back when its lease runs out.
+     * Nothing is reported. Default: 0, nothing done. */
+    int (*queue_release)(
+        void *ctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t visible_in_ms);
+    /* These records are in flight (or about to be) until until_ms (env->clock's monotonic
+     * time; the mapping gives invocation start + function timeout + a margin): keep them
+     * invisible until then. The source extends each lease before it runs out (SQS:
+     * ChangeMessageVisibilityBatch, batched, by at most the queue's visibility timeout at a
+     * time, never past until_ms rounded up to a second) and stops at until_ms, at ack or at
+     * release. A later call for the same lease replaces until_ms. When an extension is refused
+     * (the lease already ran out, the handle is invalid), or a lease runs out while the mapping
+     * still holds it (never acked nor released, held or not), the source reports
+     * SL_QUEUE_LEASE_LOST for it once: the message may be delivered again. Default: 0, nothing
+     * done (leases run out on their own). */
+    int (*queue_hold)(
+        void *ctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t until_ms);
+    /* True when the source has no acknowledgement, release or extension waiting or in flight:
+     * a drain and --until-idle wait for it (bounded by the drain timeout) before stop. Default:
+     * always true. */
+    bool (*queue_idle)(void *ctx);
+    /* --- end of the queue model ------------------------------------------------------------ */
+
     /* Capabilities the registry sets when it completes the ops (sl_source_ops_complete), from
      * whether the adapter gave the operation; an adapter leaves them false. */
     bool filters;        /* filter_doc given: FilterCriteria can be applied */
@@ -258,6 +363,10 @@ void sl_source_ops_complete(struct sl_source_ops *ops);
 SL_SOURCES(SL_SOURCE_DECLARE)
 #undef SL_SOURCE_DECLARE
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
+/* For unit tests only (production code never calls it): makes sl_source_for_arn also serve
+ * ops (copied and completed) for its scheme, after the compiled-in sources; NULL removes it.
+ * One at a time. Loop thread, before any lookup that should see it. */
+void sl_source_register_extra(const struct sl_source_ops *ops);
 const struct sl_source_ops *const *sl_source_all(size_t *ret_n);
 
 #endif

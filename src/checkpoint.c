@@ -358,6 +358,9 @@ static const struct sl_ckpt_fileops ck_sys_fileops = {
     .rename = rename,
 };
 
+/* What stores opened from now on use instead of ck_sys_fileops (tests only). */
+static const struct sl_ckpt_fileops *ck_default_fileops;
+
 /* Writes data to tmp, fsyncs, renames over path, fsyncs dir, through fops. Any thread: reads
  * only its arguments. On failure the temp file is removed (best effort) and path is
  * untouched. */
@@ -855,7 +858,7 @@ int sl_ckpt_open(uv_loop_t *loop,
         return SL_ENOMEM;
     }
     ck->loop = loop;
-    ck->fops = &ck_sys_fileops;
+    ck->fops = ck_default_fileops ? ck_default_fileops : &ck_sys_fileops;
     sl_buf_init(&ck->snap);
     ck->id = sl_strdup(mapping_id);
     ck->dir = sl_strdup(abs);
@@ -1047,6 +1050,11 @@ uint64_t sl_ckpt_generation(const struct sl_ckpt *ck)
 uint64_t sl_ckpt_durable_generation(const struct sl_ckpt *ck)
 {
     return ck->durable_gen;
+}
+
+void sl_ckpt_set_default_fileops(const struct sl_ckpt_fileops *ops)
+{
+    ck_default_fileops = ops;
 }
 
 void sl_ckpt_set_fileops(struct sl_ckpt *ck, const struct sl_ckpt_fileops *ops)

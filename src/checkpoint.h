@@ -81,6 +81,11 @@ struct sl_ckpt_fileops {
  * ops is NULL. Call only while no write is in flight (sl_ckpt_is_clean). For tests. */
 void sl_ckpt_set_fileops(struct sl_ckpt *ck, const struct sl_ckpt_fileops *ops);
 
+/* Makes every store opened after it use ops (borrowed; it must outlive them), or the system's
+ * calls again when ops is NULL: for tests that drive a store they cannot reach (a mapping's).
+ * Production code never calls it. Loop thread. */
+void sl_ckpt_set_default_fileops(const struct sl_ckpt_fileops *ops);
+
 /* Closes the store: a write in flight completes first; the store is freed from the loop once
  * its handles are closed. Call sl_ckpt_flush_sync before it to persist pending updates. */
 void sl_ckpt_close(struct sl_ckpt *ck);

@@ -62,10 +62,6 @@ onfail_open(struct sl_onfail *of, const struct sl_onfail_conf *conf, char *errbu
         (void)snprintf(errbuf, errlen, "no sink writes %s", of->shown);
         return SL_ECONFIG;
     }
-    of->dest_ctx = sl_calloc(1, ops->ctx_size);
-    if (!of->dest_ctx) {
-        return SL_ENOMEM;
-    }
     struct sl_sink_env env = {
         .loop = conf->loop,
         .httpc = conf->httpc,
@@ -82,13 +78,10 @@ onfail_open(struct sl_onfail *of, const struct sl_onfail_conf *conf, char *errbu
         env.cluster = r == 0 ? &cluster : NULL;
     }
     if (r == 0) {
-        r = ops->init(of->dest_ctx, &env, d, errbuf, errlen);
+        r = sl_sink_open(ops, &env, d, NULL, NULL, NULL, &of->dest_ctx, errbuf, errlen);
     }
     sl_strmap_clear(&cluster, true);
     if (r < 0) {
-        ops->fini(of->dest_ctx);
-        sl_free(of->dest_ctx);
-        of->dest_ctx = NULL;
         return r;
     }
     of->dest = ops;
@@ -157,9 +150,8 @@ void sl_onfail_free(struct sl_onfail *of)
     }
     if (of->dest) {
         sl_onfail_cancel(of);
-        of->dest->fini(of->dest_ctx);
+        sl_sink_close(of->dest, of->dest_ctx);
     }
-    sl_free(of->dest_ctx);
     sl_free(of->function_arn);
     sl_free(of);
 }

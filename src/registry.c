@@ -144,6 +144,47 @@ static void source_def_stop(void *ctx)
     (void)ctx;
 }
 
+/* The queue model's defaults: for stream sources, which never get these calls. A queue source
+ * must give its own (test_registry checks it); should one be missing, an acknowledgement is
+ * refused rather than dropped, and a release or hold leaves the lease to run out, so a message
+ * is at worst delivered again, never lost. */
+static int source_def_queue_ack(void *ctx, struct sl_part *part, const uint64_t *leases, size_t n)
+{
+    (void)ctx;
+    (void)part;
+    (void)leases;
+    (void)n;
+    return SL_EINVAL;
+}
+
+static int source_def_queue_release(
+    void *ctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t visible_in_ms)
+{
+    (void)ctx;
+    (void)part;
+    (void)leases;
+    (void)n;
+    (void)visible_in_ms;
+    return 0;
+}
+
+static int source_def_queue_hold(
+    void *ctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t until_ms)
+{
+    (void)ctx;
+    (void)part;
+    (void)leases;
+    (void)n;
+    (void)until_ms;
+    return 0;
+}
+
+static bool source_def_queue_idle(void *ctx)
+{
+    (void)ctx;
+    return true;
+}
+
 #define SOURCE_DEFAULT(ops, slot)            \
     do {                                     \
         if (!(ops)->slot) {                  \
@@ -171,6 +212,16 @@ const char *sl_lag_unit_name(enum sl_lag_unit unit)
     return (unsigned)unit < SL_LAG_UNIT_COUNT ? names[unit] : "?";
 }
 
+const char *sl_queue_report_name(enum sl_queue_report report)
+{
+    static const char *const names[SL_QUEUE_REPORT_COUNT] = {
+        [SL_QUEUE_ACKED] = "acked",
+        [SL_QUEUE_ACK_FAILED] = "ack_failed",
+        [SL_QUEUE_LEASE_LOST] = "lease_lost",
+    };
+    return (unsigned)report < SL_QUEUE_REPORT_COUNT ? names[report] : "?";
+}
+
 void sl_source_ops_complete(struct sl_source_ops *ops)
 {
     if (!ops->caps) {
@@ -189,6 +240,10 @@ void sl_source_ops_complete(struct sl_source_ops *ops)
     SOURCE_DEFAULT(ops, part_release);
     SOURCE_DEFAULT(ops, client_props);
     SOURCE_DEFAULT(ops, stop);
+    SOURCE_DEFAULT(ops, queue_ack);
+    SOURCE_DEFAULT(ops, queue_release);
+    SOURCE_DEFAULT(ops, queue_hold);
+    SOURCE_DEFAULT(ops, queue_idle);
     static const char *const no_fields[] = {NULL};
     if (!ops->filter_payload_fields) {
         ops->filter_payload_fields = no_fields;
@@ -213,6 +268,20 @@ const struct sl_source_ops *const *sl_source_all(size_t *ret_n)
     return registry_sources;
 }
 
+/* The one extra source a unit test may register (tests/unit/fake_stream.c), completed like the
+ * others; served after them. Not in sl_source_all(). */
+static struct sl_source_ops registry_extra;
+static bool registry_has_extra;
+
+void sl_source_register_extra(const struct sl_source_ops *ops)
+{
+    registry_has_extra = ops != NULL;
+    if (ops) {
+        registry_extra = *ops;
+        sl_source_ops_complete(&registry_extra);
+    }
+}
+
 const struct sl_source_ops *sl_source_for_arn(const char *arn)
 {
     (void)pthread_once(&registry_once, registry_fill);
@@ -223,6 +292,10 @@ const struct sl_source_ops *sl_source_for_arn(const char *arn)
             (prefix && strncmp(arn, prefix, strlen(prefix)) == 0)) {
             return registry_sources[i];
         }
+    }
+    const char *extra = registry_extra.scheme;
+    if (registry_has_extra && strncmp(arn, extra, strlen(extra)) == 0) {
+        return &registry_extra;
     }
     return NULL;
 }

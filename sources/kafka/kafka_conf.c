@@ -3,8 +3,11 @@
  * "rdkafka" pass-through, the SourceAccessConfigurations with their secrets (read from file://
  * or env://, wiped after use, never logged) and the per-partition queue limits in force. Shared
  * by the check (the same rules), by init (the consumer's configuration) and by client_props (the
- * kafka:// destination's connection settings); it calls nothing but librdkafka and the log.
+ * kafka:// destination's connection settings); and, through kafka_conf.h, by any other client of
+ * the cluster, which builds its configuration from those settings with sl_kafka_conf_client
+ * (the kafka:// sink's producer). It calls nothing but librdkafka and the log.
  */
+#include "kafka_conf.h"
 #include "kafka_int.h"
 
 static bool kafka_is_secret_key(const char *key)
@@ -78,6 +81,36 @@ int kafka_conf_set(rd_kafka_conf_t *conf,
         (void)snprintf(errbuf, errlen, "%s: %s", what, err);
     }
     return SL_ECONFIG;
+}
+
+int sl_kafka_conf_client(const struct sl_strmap *cluster,
+                         const char *const (*settings)[2],
+                         size_t n_settings,
+                         const char *what,
+                         rd_kafka_conf_t **ret_conf,
+                         char *errbuf,
+                         size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf) {
+        return SL_ENOMEM;
+    }
+    int r = 0;
+    /* Any of the cluster's values may be a secret, and librdkafka's text may quote it. */
+    for (size_t i = 0; i < cluster->n && r == 0; i++) {
+        r = kafka_conf_set(conf, what, cluster->keys[i], cluster->values[i], true, errbuf, errlen);
+    }
+    for (size_t i = 0; i < n_settings && r == 0; i++) {
+        if (settings[i][1]) {
+            r = kafka_conf_set(conf, what, settings[i][0], settings[i][1], false, errbuf, errlen);
+        }
+    }
+    if (r < 0) {
+        rd_kafka_conf_destroy(conf);
+        return r;
+    }
+    *ret_conf = conf;
+    return 0;
 }
 
 /* kafka_conf_set for either destination; the pairs were already accepted by librdkafka at init. */

@@ -139,6 +139,16 @@ static void test_registry_sources_are_completed(void **state)
         SLOT_KEPT_OR_FILLED(part_release);
         SLOT_KEPT_OR_FILLED(client_props);
         SLOT_KEPT_OR_FILLED(stop);
+        SLOT_KEPT_OR_FILLED(queue_ack);
+        SLOT_KEPT_OR_FILLED(queue_release);
+        SLOT_KEPT_OR_FILLED(queue_hold);
+        SLOT_KEPT_OR_FILLED(queue_idle);
+        /* a queue source gives its own acknowledgement, release and lease extension */
+        if (all[i]->caps->model == SL_DELIVERY_QUEUE) {
+            assert_non_null(given->queue_ack);
+            assert_non_null(given->queue_release);
+            assert_non_null(given->queue_hold);
+        }
         assert_true(all[i]->filters == (given->filter_doc != NULL));
         assert_true(all[i]->shares_cluster == (given->client_props != NULL));
         /* left as given (source.h says why), and consistent */
@@ -221,6 +231,17 @@ static void test_registry_defaults_behave_as_absent(void **state)
     ops.ack(NULL, &part, &a);
     ops.part_release(NULL, &part);
     ops.stop(NULL);
+    /* queue model (never called for a stream): an acknowledgement is refused, not dropped; a
+     * release or hold does nothing, leaving the lease to run out; nothing is pending */
+    uint64_t leases[] = {1, 2};
+    assert_int_equal(ops.queue_ack(NULL, &part, leases, 2), SL_EINVAL);
+    assert_int_equal(ops.queue_release(NULL, &part, leases, 2, SL_QUEUE_KEEP_VISIBILITY), 0);
+    assert_int_equal(ops.queue_hold(NULL, &part, leases, 2, 1000), 0);
+    assert_true(ops.queue_idle(NULL));
+    assert_int_equal(sl_queue_rec_lease(&a), 7);
+    assert_string_equal(sl_queue_report_name(SL_QUEUE_ACKED), "acked");
+    assert_string_equal(sl_queue_report_name(SL_QUEUE_ACK_FAILED), "ack_failed");
+    assert_string_equal(sl_queue_report_name(SL_QUEUE_LEASE_LOST), "lease_lost");
     /* left absent */
     assert_null(ops.encode_open);
     assert_null(ops.encode_close);

@@ -98,8 +98,7 @@ static int teardown(void **state)
         if (!test_run_until(&f->loop, all_done, f, DEADLINE_MS)) {
             fail_msg("writes still in flight at teardown");
         }
-        f->ops->fini(f->ctx);
-        sl_free(f->ctx);
+        sl_sink_close(f->ops, f->ctx);
     }
     sl_httpc_free(f->httpc);
     for (int i = 0; i < 100 && uv_run(&f->loop, UV_RUN_NOWAIT); i++) {
@@ -120,9 +119,8 @@ static void fx_open(struct fx *f, const char *destination)
     assert_non_null(f->ops);
     char errbuf[512] = "";
     assert_int_equal(f->ops->check(destination, errbuf, sizeof(errbuf)), 0);
-    f->ctx = sl_calloc(1, f->ops->ctx_size);
-    assert_non_null(f->ctx);
-    int r = f->ops->init(f->ctx, &f->env, destination, errbuf, sizeof(errbuf));
+    int r = sl_sink_open(f->ops, &f->env, destination, NULL, NULL, NULL, &f->ctx, errbuf,
+                         sizeof(errbuf));
     if (r != 0) {
         fail_msg("init %s: %d %s", destination, r, errbuf);
     }
@@ -421,7 +419,7 @@ struct delivered {
     int calls;
     size_t n;
     struct sl_sink_result results[FAKE_WRITES_MAX];
-    char detail[FAKE_WRITES_MAX][64];
+    char detail[FAKE_WRITES_MAX][256];
 };
 
 static void on_delivered(void *arg, const struct sl_sink_result *results, size_t n)
@@ -434,6 +432,32 @@ static void on_delivered(void *arg, const struct sl_sink_result *results, size_t
         (void)snprintf(d->detail[i], sizeof(d->detail[i]), "%s",
                        results[i].detail ? results[i].detail : "");
     }
+}
+
+/* A delivery of up to 32 documents: struct delivered, larger. */
+struct delivered_big {
+    int calls;
+    size_t n;
+    struct sl_sink_result results[32];
+    char detail[32][256];
+};
+
+static void on_delivered_big(void *arg, const struct sl_sink_result *results, size_t n)
+{
+    struct delivered_big *d = arg;
+    assert_true(n <= 32);
+    d->calls++;
+    d->n = n;
+    for (size_t i = 0; i < n; i++) {
+        d->results[i] = results[i];
+        (void)snprintf(d->detail[i], sizeof(d->detail[i]), "%s",
+                       results[i].detail ? results[i].detail : "");
+    }
+}
+
+static bool delivered_once(void *arg)
+{
+    return *(const int *)arg > 0; /* calls, the first member */
 }
 
 static void fake_docs(struct sl_sink_doc *docs, const char *const *bodies, size_t n)
@@ -513,6 +537,188 @@ static void test_sinks_deliver_own(void **state)
     assert_int_equal(w.delivers, 1);
     assert_int_equal(w.n, 0);
     assert_int_equal(d.calls, 0);
+}
+
+/* ---- capabilities: deliveries cut to max_docs and max_bytes ---- */
+
+/* A fake sink with its own deliver and small limits: it keeps each call for the test to
+ * answer. */
+#define FAKE_CALLS_MAX 8
+struct fake_calls {
+    int n;
+    size_t lo[FAKE_CALLS_MAX]; /* the call's first document, as an index into the batch */
+    size_t count[FAKE_CALLS_MAX];
+    sl_sink_deliver_cb cb[FAKE_CALLS_MAX];
+    void *arg[FAKE_CALLS_MAX];
+    const struct sl_sink_doc *base;
+};
+
+static int fake_deliver_keep(
+    void *ctx, const struct sl_sink_doc *docs, size_t n, sl_sink_deliver_cb cb, void *arg)
+{
+    struct fake_calls *c = ctx;
+    if (strcmp(docs[0].body, "refuse") == 0) {
+        return SL_EREJECTED;
+    }
+    assert_true(c->n < FAKE_CALLS_MAX);
+    c->lo[c->n] = (size_t)(docs - c->base);
+    c->count[c->n] = n;
+    c->cb[c->n] = cb;
+    c->arg[c->n] = arg;
+    c->n++;
+    return 0;
+}
+
+static const struct sl_sink_ops fake_sink_limited = {
+    .abi = SL_SINK_ABI,
+    .name = "fake_limited",
+    .write = fake_write,
+    .deliver = fake_deliver_keep,
+    .max_docs = 3,
+    .max_bytes = 10,
+};
+
+/* How many documents the next call takes: max_docs, then max_bytes; a document over max_bytes
+ * alone. */
+static void test_sinks_chunk(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {"aaaa", "bbbb", "cc", "d", "0123456789abc", "e"};
+    struct sl_sink_doc docs[6];
+    fake_docs(docs, bodies, 6);
+    assert_int_equal(sl_sink_chunk(&fake_sink_limited, docs, 6), 3);     /* 4+4+2 = 10 */
+    assert_int_equal(sl_sink_chunk(&fake_sink_limited, docs + 1, 5), 3); /* 4+2+1, +13 > 10 */
+    assert_int_equal(sl_sink_chunk(&fake_sink_limited, docs + 3, 3), 1); /* 1, +13 > 10 */
+    assert_int_equal(sl_sink_chunk(&fake_sink_limited, docs + 4, 2), 1); /* 13 alone */
+    assert_int_equal(sl_sink_chunk(&fake_sink_limited, docs + 5, 1), 1);
+    static const char *const small[] = {"a", "b", "c", "d", "e"};
+    fake_docs(docs, small, 5);
+    assert_int_equal(sl_sink_chunk(&fake_sink_limited, docs, 5), 3); /* max_docs */
+    assert_int_equal(sl_sink_chunk(&fake_sink_own, docs, 5), 5);     /* no limits */
+}
+
+/* A delivery larger than the sink's capabilities goes out as several calls, all in flight at
+ * once and in order; the caller gets one callback with one result per document in its own
+ * order, whatever order the calls answer in. A call that cannot start gives its documents its
+ * error; the others go on. */
+static void test_sinks_deliver_chunks(void **state)
+{
+    (void)state;
+    struct fake_calls c = {0};
+    struct delivered d = {0};
+    static const char *const bodies[] = {"a", "b", "c", "d", "e", "f", "g"};
+    struct sl_sink_doc docs[7];
+    fake_docs(docs, bodies, 7);
+    c.base = docs;
+    assert_int_equal(sl_sink_deliver(&fake_sink_limited, &c, docs, 7, on_delivered, &d), 0);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.lo[0], 0);
+    assert_int_equal(c.count[0], 3);
+    assert_int_equal(c.lo[1], 3);
+    assert_int_equal(c.count[1], 3);
+    assert_int_equal(c.lo[2], 6);
+    assert_int_equal(c.count[2], 1);
+    const struct sl_sink_result ok = {SL_SINK_DELIVERED, 0, NULL};
+    const struct sl_sink_result rej = {SL_SINK_REJECTED, SL_EREJECTED, "too big"};
+    const struct sl_sink_result re = {SL_SINK_RETRY, SL_ETHROTTLED, "slow down"};
+    struct sl_sink_result second[3] = {ok, rej, ok};
+    c.cb[1](c.arg[1], second, 3);
+    struct sl_sink_result third[1] = {re};
+    c.cb[2](c.arg[2], third, 1);
+    assert_int_equal(d.calls, 0);
+    struct sl_sink_result first[3] = {ok, ok, ok};
+    c.cb[0](c.arg[0], first, 3);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.n, 7);
+    for (size_t i = 0; i < 7; i++) {
+        enum sl_sink_outcome want = i == 4   ? SL_SINK_REJECTED
+                                    : i == 6 ? SL_SINK_RETRY
+                                             : SL_SINK_DELIVERED;
+        assert_int_equal(d.results[i].outcome, want);
+    }
+    assert_string_equal(d.detail[4], "too big");
+    assert_int_equal(d.results[6].err, SL_ETHROTTLED);
+    assert_string_equal(d.detail[6], "slow down");
+
+    /* The second call cannot start: its documents are not delivered, with its error. */
+    static const char *const refused[] = {"a", "b", "c", "refuse", "e"};
+    fake_docs(docs, refused, 5);
+    struct fake_calls c2 = {.base = docs};
+    struct delivered d2 = {0};
+    assert_int_equal(sl_sink_deliver(&fake_sink_limited, &c2, docs, 5, on_delivered, &d2), 0);
+    assert_int_equal(c2.n, 1);
+    struct sl_sink_result three[3] = {ok, ok, ok};
+    c2.cb[0](c2.arg[0], three, 3);
+    assert_int_equal(d2.calls, 1);
+    assert_int_equal(d2.results[2].outcome, SL_SINK_DELIVERED);
+    assert_int_equal(d2.results[3].outcome, SL_SINK_REJECTED);
+    assert_int_equal(d2.results[4].outcome, SL_SINK_REJECTED);
+    assert_string_equal(d2.detail[3], "cannot start the delivery");
+
+    /* No call starts: an error, and no callback. */
+    static const char *const none[] = {"refuse", "x", "y", "refuse"};
+    fake_docs(docs, none, 4);
+    struct fake_calls c3 = {.base = docs};
+    struct delivered d3 = {0};
+    assert_int_equal(sl_sink_deliver(&fake_sink_limited, &c3, docs, 4, on_delivered, &d3),
+                     SL_EREJECTED);
+    assert_int_equal(d3.calls, 0);
+}
+
+/* The core opens a sink with its option table applied: defaults without options, the value
+ * given, and an error naming the key for a value out of range or an unknown key. */
+static void test_sinks_open_options(void **state)
+{
+    struct fx *f = *state;
+    const struct sl_sink_ops *ops = &sl_sink_http;
+    const struct sl_opt *timeout = NULL;
+    for (const struct sl_opt *o = ops->opts; o && o->name; o++) {
+        if (strcmp(o->name, "timeout") == 0) {
+            timeout = o;
+        }
+    }
+    assert_non_null(timeout);
+    char errbuf[512] = "";
+    void *ctx = NULL;
+    assert_int_equal(
+        sl_sink_open(ops, &f->env, "http://127.0.0.1:9/x", NULL, NULL, NULL, &ctx, errbuf, 512), 0);
+    assert_int_equal(*(int64_t *)((char *)ctx + timeout->off), 30000);
+    sl_sink_close(ops, ctx);
+    cJSON *o = cJSON_Parse("{\"timeout\":\"2500ms\"}");
+    ctx = NULL;
+    assert_int_equal(sl_sink_open(ops, &f->env, "http://127.0.0.1:9/x", o, "f.json", "$.sink", &ctx,
+                                  errbuf, 512),
+                     0);
+    assert_int_equal(*(int64_t *)((char *)ctx + timeout->off), 2500);
+    sl_sink_close(ops, ctx);
+    cJSON_Delete(o);
+    static const char *const bad[][2] = {
+        {"{\"timeout\":\"1ms\"}", "$.sink.timeout"},
+        {"{\"nope\":1}", "$.sink.nope"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        o = cJSON_Parse(bad[i][0]);
+        ctx = NULL;
+        errbuf[0] = '\0';
+        assert_int_equal(sl_sink_open(ops, &f->env, "http://127.0.0.1:9/x", o, "f.json", "$.sink",
+                                      &ctx, errbuf, 512),
+                         SL_ECONFIG);
+        assert_null(ctx);
+        if (!strstr(errbuf, bad[i][1]) || !strstr(errbuf, "f.json")) {
+            fail_msg("error '%s' does not name f.json and %s", errbuf, bad[i][1]);
+        }
+        cJSON_Delete(o);
+    }
+    /* Every sink's table: terminated, no key twice. */
+    size_t n = 0;
+    const struct sl_sink_ops *const *all = sl_sink_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        for (const struct sl_opt *a = all[i]->opts; a && a->name; a++) {
+            for (const struct sl_opt *b = all[i]->opts; b != a; b++) {
+                assert_string_not_equal(a->name, b->name);
+            }
+        }
+    }
 }
 
 static void test_sinks_check_errors(void **state)
@@ -1240,8 +1446,7 @@ static void test_sinks_sqs_not_found(void **state)
     fx_open(f, url);
     assert_int_equal(fx_write1(f, "{}", NULL, 0), SL_ENOTFOUND);
     assert_non_null(strstr(f->detail[0], "QueueDoesNotExist"));
-    f->ops->fini(f->ctx);
-    sl_free(f->ctx);
+    sl_sink_close(f->ops, f->ctx);
     f->ctx = NULL;
 
     /* By ARN: GetQueueUrl fails; once the queue exists, a retry finds it. */
@@ -1323,8 +1528,7 @@ static void test_sinks_sqs_wire(void **state)
             fail_msg("case %zu: detail '%s' lacks '%s'", i, f->detail[before], cases[i].detail);
         }
     }
-    f->ops->fini(f->ctx);
-    sl_free(f->ctx);
+    sl_sink_close(f->ops, f->ctx);
     f->ctx = NULL;
     srv_stop(s);
     sqs_env_unsigned();
@@ -1350,6 +1554,129 @@ static void test_sinks_sqs_too_large(void **state)
     sl_free(big);
 }
 
+/* Several documents in one delivery: one SendMessageBatch, each document an entry with its own
+ * Id, and each entry's answer its document's result: Successful → DELIVERED, Failed with
+ * SenderFault → REJECTED with the code, an entry the answer leaves out → RETRY (never
+ * DELIVERED). Against the test server: no fauxqs needed. */
+static void test_sinks_sqs_batch_wire(void **state)
+{
+    struct fx *f = *state;
+    sqs_env_unsigned();
+    unsetenv("AWS_ENDPOINT_URL_SQS");
+    struct srv *s = srv_start();
+    s->resp_body = "{\"Successful\":[{\"Id\":\"0\",\"MessageId\":\"m0\"},{\"Id\":\"3\","
+                   "\"MessageId\":\"m3\"}],\"Failed\":[{\"Id\":\"1\",\"SenderFault\":true,"
+                   "\"Code\":\"InvalidMessageContents\",\"Message\":\"bad char\"}]}";
+    char url[128];
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/123456789012/q.fifo", s->port);
+    fx_open(f, url);
+    static const char *const bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}"};
+    struct sl_sink_doc docs[4];
+    fake_docs(docs, bodies, 4);
+    docs[2].key = "req-2";
+    docs[2].key_len = 5;
+    struct delivered d = {0};
+    assert_int_equal(sl_sink_deliver(f->ops, f->ctx, docs, 4, on_delivered, &d), 0);
+    assert_int_equal(d.calls, 0);
+    assert_true(test_run_until(&f->loop, delivered_once, &d, DEADLINE_MS));
+    pthread_mutex_lock(&s->mu);
+    assert_int_equal(s->n_reqs, 1);
+    assert_non_null(strstr(s->head, "X-Amz-Target: AmazonSQS.SendMessageBatch\r\n"));
+    cJSON *j = cJSON_Parse(s->body.data);
+    pthread_mutex_unlock(&s->mu);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "QueueUrl")->valuestring, url);
+    const cJSON *entries = cJSON_GetObjectItem(j, "Entries");
+    assert_int_equal(cJSON_GetArraySize(entries), 4);
+    for (int i = 0; i < 4; i++) {
+        const cJSON *e = cJSON_GetArrayItem(entries, i);
+        char id[4];
+        (void)snprintf(id, sizeof(id), "%d", i);
+        assert_string_equal(cJSON_GetObjectItem(e, "Id")->valuestring, id);
+        assert_string_equal(cJSON_GetObjectItem(e, "MessageBody")->valuestring, bodies[i]);
+        assert_string_equal(cJSON_GetObjectItem(e, "MessageGroupId")->valuestring, "sluice");
+        assert_true(cJSON_IsString(cJSON_GetObjectItem(e, "MessageDeduplicationId")));
+    }
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(entries, 2), "MessageDeduplicationId")->valuestring,
+        "req-2");
+    cJSON_Delete(j);
+    assert_int_equal(d.n, 4);
+    assert_int_equal(d.results[0].outcome, SL_SINK_DELIVERED);
+    assert_int_equal(d.results[1].outcome, SL_SINK_REJECTED);
+    assert_int_equal(d.results[1].err, SL_EREJECTED);
+    assert_non_null(strstr(d.detail[1], "InvalidMessageContents"));
+    assert_int_equal(d.results[2].outcome, SL_SINK_RETRY);
+    assert_non_null(strstr(d.detail[2], "missing"));
+    assert_int_equal(d.results[3].outcome, SL_SINK_DELIVERED);
+
+    /* A whole-call failure is every document's. */
+    pthread_mutex_lock(&s->mu);
+    s->status = 500;
+    s->resp_body = "{}";
+    pthread_mutex_unlock(&s->mu);
+    struct delivered d2 = {0};
+    assert_int_equal(sl_sink_deliver(f->ops, f->ctx, docs, 3, on_delivered, &d2), 0);
+    assert_true(test_run_until(&f->loop, delivered_once, &d2, DEADLINE_MS));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(d2.results[i].outcome, SL_SINK_RETRY);
+        assert_int_equal(d2.results[i].err, SL_EREMOTE);
+    }
+    sl_sink_close(f->ops, f->ctx);
+    f->ctx = NULL;
+    srv_stop(s);
+}
+
+/* Against fauxqs: 23 documents in one delivery reach the queue in three SendMessageBatch
+ * calls (10, 10, 3); the one with a character SQS refuses is REJECTED on its own while the
+ * others land intact. */
+static void test_sinks_sqs_batch(void **state)
+{
+    struct fx *f = *state;
+    (void)sqs_endpoint(); /* skips the test without fauxqs */
+    sqs_env_unsigned();
+    char *q = sqs_create("batch", false);
+    fx_open(f, q);
+    enum { N = 23 };
+    static char bodies[N][32];
+    struct sl_sink_doc docs[N];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(bodies[i], sizeof(bodies[i]), "{\"doc\":%d}", i);
+        if (i == 7) {
+            bodies[i][1] = '\x01'; /* not a character SQS accepts */
+        }
+        docs[i] = (struct sl_sink_doc){.body = bodies[i], .len = (size_t)n};
+    }
+    static struct delivered_big d;
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(sl_sink_deliver(f->ops, f->ctx, docs, N, on_delivered_big, &d), 0);
+    assert_true(test_run_until(&f->loop, delivered_once, &d, DEADLINE_MS));
+    assert_int_equal(d.n, N);
+    for (int i = 0; i < N; i++) {
+        if (i == 7) {
+            assert_int_equal(d.results[i].outcome, SL_SINK_REJECTED);
+            assert_non_null(strstr(d.detail[i], "InvalidMessageContents"));
+        } else if (d.results[i].outcome != SL_SINK_DELIVERED) {
+            fail_msg("document %d: %d %s", i, d.results[i].outcome, d.detail[i]);
+        }
+    }
+    char *got[N + 1];
+    int n = sqs_drain(q, got, N + 1);
+    assert_int_equal(n, N - 1);
+    for (int i = 0; i < N; i++) {
+        int seen = 0;
+        for (int k = 0; k < n; k++) {
+            seen += strcmp(got[k], bodies[i]) == 0;
+        }
+        assert_int_equal(seen, i == 7 ? 0 : 1);
+    }
+    sqs_free_bodies(got, n);
+    sl_sink_close(f->ops, f->ctx);
+    f->ctx = NULL;
+    sqs_delete(q);
+    sl_free(q);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1363,6 +1690,9 @@ int main(void)
         cmocka_unit_test(test_sinks_deliver_outcomes),
         cmocka_unit_test(test_sinks_deliver_start_fails),
         cmocka_unit_test(test_sinks_deliver_own),
+        cmocka_unit_test(test_sinks_chunk),
+        cmocka_unit_test(test_sinks_deliver_chunks),
+        cmocka_unit_test_setup_teardown(test_sinks_open_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_file_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_file_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_file_torn_line, setup, teardown),
@@ -1378,6 +1708,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sinks_sqs_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_sqs_wire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sinks_sqs_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sinks_sqs_batch_wire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sinks_sqs_batch, setup, teardown),
     };
     int r = cmocka_run_group_tests_name("sinks", tests, NULL, NULL);
     curl_global_cleanup();

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_TEST_CONFORMANCE_SOURCE_H
+#define SL_TEST_CONFORMANCE_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "source.h"
+
+/* The source conformance suite: what every *stream* source adapter must do (below: every
+ * *queue* source adapter), checked the same way for each, with the harness standing in for the
+ * mapping (it owns the partitions and gives the env callbacks). An adapter joins by filling a
+ * struct conf_source (how to make a source that holds given records, add one, and end the
+ * partition) and calling each conf_source_check_* from a cmocka test
+ * (tests/unit/test_conformance.c). Waits are bounded by real-time deadlines on the loop
+ * (test_run_until), never sleeps; the source gets a fake clock that the harness moves forward while
+ * it waits, so time-based decisions (a rotated file's rotate_wait) come due. Loop thread. */
+
+struct conf_source {
+    const char *name; /* for messages */
+    void *arg;        /* the driver's */
+    /* Makes a source holding exactly one partition with the records data[0..n) (text without
+     * newlines), in order. Writes the EventSourceArn into arn and returns the adapter's options
+     * as a JSON object (owned by the caller; NULL: defaults). Called once per check, before the
+     * first instance starts; a second instance of the same check reads the same source. */
+    cJSON *(*prepare)(void *arg, const char *const *data, size_t n, char *arn, size_t len);
+    /* Adds one record at the end of the partition (the source is running). */
+    void (*append)(void *arg, const char *data);
+    /* Ends the partition: it will produce nothing more (a file deleted, a fake's part_gone). */
+    void (*end)(void *arg);
+};
+
+/* part_add: after start, the source reports its partition (id and name set, part->src set
+ * before it returns to the loop). */
+void conf_source_check_partitions_appear(const struct conf_source *cs);
+/* fetch: the records in order, each with pos < next_pos <= the next record's pos, within
+ * max_records; 0 (or SL_EINPROGRESS, then part_fetched) when none, then part_wake once one is
+ * added, and that record next. */
+void conf_source_check_fetch_in_order(const struct conf_source *cs);
+/* format_pos and format_item_id: item ids unique and non-empty; a new instance given
+ * format_pos(record k) as its stored checkpoint (with the meta the source wrote) resumes at
+ * record k + 1. */
+void conf_source_check_positions_round_trip(const struct conf_source *cs);
+/* ack after done: acknowledging the records in order, then dropping them, as the mapping does,
+ * leaves fetch going on with the next record. */
+void conf_source_check_ack_after_done(const struct conf_source *cs);
+/* part_gone: once the partition ended and its records were fetched, part_gone comes once; after
+ * part_release nothing of the partition is called back. */
+void conf_source_check_part_gone(const struct conf_source *cs);
+/* stop: no callback after it returns, whatever happens at the source; part_release and fini
+ * then leave no handle open on the loop. */
+void conf_source_check_stop(const struct conf_source *cs);
+
+/* --- The queue contract (sources whose caps->model is SL_DELIVERY_QUEUE) ---
+ *
+ * What every queue source adapter must do with the queue model's operations (source.h, "The
+ * queue model"), with the harness standing in for the mapping as above. The checks read the
+ * time from the env clock the harness gives (a fake clock it moves forward while it waits). */
+
+struct conf_queue {
+    const char *name; /* for messages */
+    void *arg;        /* the driver's */
+    /* Makes a queue holding the messages data[0..n) (text without newlines), sent in that
+     * order, message i in group groups[i] (groups NULL: a standard queue, no groups), whose
+     * visibility timeout is visibility_ms. Writes the EventSourceArn into arn and returns the
+     * adapter's options as a JSON object (owned by the caller; NULL: defaults). */
+    cJSON *(*prepare)(void *arg,
+                      const char *const *data,
+                      const char *const *groups,
+                      size_t n,
+                      int64_t visibility_ms,
+                      char *arn,
+                      size_t len);
+    /* The next n delete attempts of the message data fail as a service error on that entry
+     * only (DeleteMessageBatch's Failed with SenderFault false): retriable. */
+    void (*fail_deletes)(void *arg, const char *data, size_t n);
+    /* Whether the message data is still in the queue (not deleted). */
+    bool (*exists)(void *arg, const char *data);
+};
+
+/* Received records stay invisible until their lease runs out: fetch gives nothing more before
+ * it; then the source reports each lease lost and the messages come back, with new leases.
+ * Records of a standard queue have no group (an empty record_key). */
+void conf_queue_check_received_invisible(const struct conf_queue *cq);
+/* queue_ack deletes: each acked lease gets exactly one SL_QUEUE_ACKED, queue_idle turns true,
+ * the messages are gone and never come back, nor are their leases reported lost. */
+void conf_queue_check_ack_deletes(const struct conf_queue *cq);
+/* queue_release with visibility 0 makes a message receivable again at once (a new lease);
+ * with SL_QUEUE_KEEP_VISIBILITY only after its timeout; a released lease is never reported. */
+void conf_queue_check_release(const struct conf_queue *cq);
+/* queue_hold keeps records invisible past the visibility timeout, without a lost lease, until
+ * the hold ends; a record not held is lost at its timeout; a held one after its hold. */
+void conf_queue_check_hold_extends(const struct conf_queue *cq);
+/* A delete entry that fails is retried: the lease is still reported SL_QUEUE_ACKED once, the
+ * message is gone, and the other entries of the same acknowledgement are not held back. */
+void conf_queue_check_ack_retried(const struct conf_queue *cq);
+/* FIFO: record_key is the group; no record of a group is handed out while an earlier message
+ * of that group is leased or not yet deleted (except earlier in the same fetch); a group's
+ * message released with visibility 0 comes back before the rest of its group. */
+void conf_queue_check_fifo_groups(const struct conf_queue *cq);
+/* stop: no report after it returns, with deletes pending and leases running out; part_release
+ * and fini then leave no handle open on the loop. */
+void conf_queue_check_stop(const struct conf_queue *cq);
+
+#endif
