@@ -19,6 +19,8 @@
 
 #include "encoder.h"
 #include "err.h"
+#include "hash.h"
+#include "secret.h"
 
 struct sqs_error {
     const char *type; /* __type without its "namespace#" prefix, or the query code, or "" */
@@ -132,23 +134,14 @@ int sl_sqs_wire_outcome(const char *action,
 }
 
 /* Appends a FIFO deduplication id for body: 32 hex digits from two independent 64-bit FNV-1a
- * hashes, each finished with a splitmix64 mix. Not cryptographic: it only has to tell apart
- * the failure records sent within SQS's 5-minute deduplication window, which already differ in
- * their request ids and timestamps. */
+ * hashes (different bases), each finished with the core's mix. Not cryptographic: it only has
+ * to tell apart the failure records sent within SQS's 5-minute deduplication window, which
+ * already differ in their request ids and timestamps. */
 static int sqs_dedup_hash(struct sl_buf *out, const char *body, size_t len)
 {
-    uint64_t h[2] = {0xcbf29ce484222325u, 0x84222325cbf29ce4u ^ (uint64_t)len};
-    for (size_t i = 0; i < len; i++) {
-        h[0] = (h[0] ^ (unsigned char)body[i]) * 0x100000001b3u;
-        h[1] = (h[1] ^ (unsigned char)body[len - 1 - i]) * 0x100000001b3u;
-    }
-    for (int k = 0; k < 2; k++) {
-        uint64_t z = h[k] + 0x9e3779b97f4a7c15u;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-        h[k] = z ^ (z >> 31);
-    }
-    return sl_buf_printf(out, "%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
+    uint64_t h0 = sl_hash_mix(sl_hash_fnv1a(body, len, SL_HASH_FNV1A_BASIS));
+    uint64_t h1 = sl_hash_mix(sl_hash_fnv1a(body, len, UINT64_C(0x84222325cbf29ce4) ^ len));
+    return sl_buf_printf(out, "%016llx%016llx", (unsigned long long)h0, (unsigned long long)h1);
 }
 
 static bool sqs_valid_dedup_id(const char *key)
@@ -314,10 +307,7 @@ int sl_sqs_wire_headers(const char *action, const char *session_token, struct cu
             l = n;
         }
     }
-    if (b.data) {
-        explicit_bzero(b.data, b.cap);
-    }
-    sl_buf_fini(&b);
+    sl_secret_buf_fini(&b); /* it held the session token */
     *ret = l;
     return n ? 0 : SL_ENOMEM;
 }

@@ -172,12 +172,35 @@ struct sl_source_ops {
     const struct sl_source_caps *caps;
     /* A second EventSourceArn prefix this adapter serves ("arn:aws:kafka:"), or NULL. */
     const char *arn_prefix;
+    /* What EventSourceArn (or the keys standing for it) may be, as errors list what is allowed:
+     * "file:///path or glob". May be NULL: the scheme. */
+    const char *arn_forms;
 
     /* Checks the ARN and the applied options; fills errbuf (naming what is wrong and what is
      * allowed; one problem per line, starting with its key, "EventSourceArn: ..." for the ARN)
      * and returns SL_ECONFIG when they are invalid. Must not start any I/O: validate calls it
      * too. */
     int (*check)(void *ctx, const char *arn, char *errbuf, size_t errlen);
+    /* For a mapping without EventSourceArn: the ARN this source would serve, derived from the
+     * mapping's other keys (self-managed Kafka: SelfManagedEventSource.Endpoints.
+     * KAFKA_BOOTSTRAP_SERVERS), owned, in *ret_arn, and the key it came from in *ret_key
+     * (static); *ret_arn NULL when the mapping has none. Returns 0 or SL_ENOMEM. No I/O. May
+     * be NULL: never (*ret_arn NULL). */
+    int (*arn_from_mapping)(const cJSON *mapping, char **ret_arn, const char **ret_key);
+    /* Checks an on-failure destination on this source's own cluster (a sink with
+     * uses_source_cluster whose scheme is this source's: kafka://TOPIC), for a mapping of this
+     * source (same_source) or of another. Fills errbuf (starting with the destination, shown
+     * redacted) and returns SL_ECONFIG when it is not allowed. No I/O. May be NULL: every such
+     * destination is refused (the source has no cluster to share). */
+    int (*check_destination)(bool same_source,
+                             const cJSON *mapping,
+                             const char *destination,
+                             char *errbuf,
+                             size_t errlen);
+    /* Reads an itemIdentifier of a partial batch response that is not a string (Kafka's
+     * {"partition":"<topic>-<p>","offset":N}) as the text format_item_id writes, into buf.
+     * Returns buf, or NULL when id is not such a form. May be NULL: only strings identify. */
+    const char *(*read_item_id)(const cJSON *id, char *buf, size_t len);
     /* Prepares ctx; no partitions yet. Returns 0, SL_ECONFIG (errbuf filled) or SL_ENOMEM. */
     int (*init)(void *ctx, const struct sl_source_env *env, char *errbuf, size_t errlen);
     /* Starts discovering partitions (calls env->part_add). */
@@ -363,6 +386,11 @@ void sl_source_ops_complete(struct sl_source_ops *ops);
 SL_SOURCES(SL_SOURCE_DECLARE)
 #undef SL_SOURCE_DECLARE
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
+/* An itemIdentifier that is not a string, read by the first source whose read_item_id knows
+ * its form (compiled-in, or of an adapter the build left out: registry.h); buf, or NULL when
+ * none does. The text is then matched against the batch's own identifiers (its source's
+ * format_item_id), so another source's form never matches a record. Any thread. */
+const char *sl_source_read_item_id(const cJSON *id, char *buf, size_t len);
 /* For unit tests only (production code never calls it): makes sl_source_for_arn also serve
  * ops (copied and completed) for its scheme, after the compiled-in sources; NULL removes it.
  * One at a time. Loop thread, before any lookup that should see it. */

@@ -18,23 +18,9 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "secret.h"
 
 #define AWS_FILE_MAX (1024 * 1024)
-
-static void aws_wipe(void *p, size_t n)
-{
-    if (p && n) {
-        explicit_bzero(p, n);
-    }
-}
-
-static void aws_free_secret(char *s)
-{
-    if (s) {
-        aws_wipe(s, strlen(s));
-        sl_free(s);
-    }
-}
 
 static const char *aws_env(const char *name)
 {
@@ -94,7 +80,7 @@ static int aws_read_file(const char *path, struct sl_buf *b)
             break;
         }
     }
-    aws_wipe(chunk, sizeof(chunk));
+    sl_secret_wipe(chunk, sizeof(chunk));
     fclose(f);
     if (r == 0 && !b->data && sl_buf_grow(b, 0) < 0) {
         r = SL_ENOMEM;
@@ -198,8 +184,7 @@ static char *aws_file_get(
     if (aws_read_file(path, &b) == 0) {
         v = aws_ini_find(b.data, section, parent, key);
     }
-    aws_wipe(b.data, b.cap);
-    sl_buf_fini(&b);
+    sl_secret_buf_fini(&b);
     sl_free(path);
     return v;
 }
@@ -237,8 +222,8 @@ static char *aws_config_get(const char *parent, const char *key)
 void sl_aws_creds_fini(struct sl_aws_creds *c)
 {
     sl_free(c->access_key_id);
-    aws_free_secret(c->secret_access_key);
-    aws_free_secret(c->session_token);
+    sl_secret_free(c->secret_access_key);
+    sl_secret_free(c->session_token);
     c->access_key_id = NULL;
     c->secret_access_key = NULL;
     c->session_token = NULL;
@@ -261,15 +246,15 @@ static int aws_creds_take(struct sl_aws_creds *c,
         if (token && *token) {
             c->session_token = token;
         } else {
-            aws_free_secret(token);
+            sl_secret_free(token);
         }
         c->source = source;
         return 0;
     }
     bool partial = (id && *id) || (secret && *secret);
     sl_free(id);
-    aws_free_secret(secret);
-    aws_free_secret(token);
+    sl_secret_free(secret);
+    sl_secret_free(token);
     if (partial) {
         snprintf(errbuf, errlen,
                  "AWS credentials in the %s of profile '%.64s' need both aws_access_key_id and "

@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "httpc.h"
 #include "log.h"
+#include "secret.h"
 #include "url.h"
 
 struct http_inv {
@@ -143,10 +144,7 @@ static int http_append_header(struct curl_slist **l, const char *name, const cha
             *l = n;
         }
     }
-    if (b.data) {
-        memset(b.data, 0, b.cap); /* may hold a secret */
-    }
-    sl_buf_fini(&b);
+    sl_secret_buf_fini(&b); /* may hold a secret */
     return r;
 }
 

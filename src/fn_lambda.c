@@ -29,6 +29,7 @@
 #include "buf.h"
 #include "httpc.h"
 #include "log.h"
+#include "secret.h"
 #include "url.h"
 
 /* Time allowed beyond the function's timeout for the service to answer (LocalStack uses 5 s). */
@@ -286,10 +287,7 @@ static int lambda_init(void *vctx, const struct sl_function_env *env, char *errb
         sl_buf_init(&b);
         r = sl_buf_printf(&b, "X-Amz-Security-Token: %s", ctx->creds.session_token);
         r = r ? r : lambda_add_header(&ctx->hdrs, b.data);
-        if (b.data) {
-            explicit_bzero(b.data, b.cap);
-        }
-        sl_buf_fini(&b);
+        sl_secret_buf_fini(&b);
     }
     if (r < 0) {
         goto fail;

@@ -3,7 +3,8 @@
  * (an empty or null list, {} or an empty body is success; an empty, null or unknown
  * identifier, a bad entry or a body that is not JSON fails the whole batch) and turns each
  * outcome into a verdict: done, retry (counted or not), bisect, or exhausted. It decides;
- * it does nothing. Pure functions; any thread. */
+ * it does nothing. An identifier form of one source kind is read by that source adapter
+ * (sl_source_read_item_id), never here. Pure functions; any thread. */
 #include "invoker.h"
 
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #include <cjson/cJSON.h>
 
 #include "alloc.h"
+#include "hash.h"
+#include "source.h"
 
 static bool partial_is_blank(const char *body, size_t len)
 {
@@ -22,16 +25,6 @@ static bool partial_is_blank(const char *body, size_t len)
         }
     }
     return true;
-}
-
-static uint64_t partial_hash(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 /* An open-addressing set of the batch's identifiers, mapping each to its index. */
@@ -52,7 +45,7 @@ static int id_index_build(struct id_index *ix, const char *const *ids, size_t n)
     }
     ix->mask = cap - 1;
     for (size_t i = 0; i < n; i++) {
-        size_t s = (size_t)partial_hash(ids[i], strlen(ids[i])) & ix->mask;
+        size_t s = (size_t)sl_hash_fnv1a(ids[i], strlen(ids[i]), SL_HASH_FNV1A_BASIS) & ix->mask;
         while (ix->slots[s]) {
             s = (s + 1) & ix->mask;
         }
@@ -64,7 +57,7 @@ static int id_index_build(struct id_index *ix, const char *const *ids, size_t n)
 /* Returns the index of id in ids, or SIZE_MAX. */
 static size_t id_index_find(const struct id_index *ix, const char *const *ids, const char *id)
 {
-    size_t s = (size_t)partial_hash(id, strlen(id)) & ix->mask;
+    size_t s = (size_t)sl_hash_fnv1a(id, strlen(id), SL_HASH_FNV1A_BASIS) & ix->mask;
     while (ix->slots[s]) {
         size_t i = ix->slots[s] - 1;
         if (strcmp(ids[i], id) == 0) {
@@ -79,26 +72,6 @@ static void partial_invalid(struct sl_partial *ret, const char *why)
 {
     ret->kind = SL_PARTIAL_INVALID;
     (void)snprintf(ret->detail, sizeof(ret->detail), "%s", why);
-}
-
-/* Kafka's other itemIdentifier form, {"partition":"<topic>-<p>","offset":N}, as the string
- * form "<topic>-<p>-<N>" (esm.md §4.3: third parties use both; sluice accepts both). Returns
- * the text in buf, or NULL when id is not such an object. */
-static const char *partial_object_id(const cJSON *id, char *buf, size_t len)
-{
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(id, "partition");
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(id, "offset");
-    if (!cJSON_IsObject(id) || !cJSON_IsString(p) || !p->valuestring[0]) {
-        return NULL;
-    }
-    int n = -1;
-    if (cJSON_IsNumber(o) && o->valuedouble >= 0 && o->valuedouble < 9007199254740992.0 &&
-        o->valuedouble == (double)(long long)o->valuedouble) {
-        n = snprintf(buf, len, "%s-%lld", p->valuestring, (long long)o->valuedouble);
-    } else if (cJSON_IsString(o) && o->valuestring[0]) {
-        n = snprintf(buf, len, "%s-%s", p->valuestring, o->valuestring);
-    }
-    return n > 0 && (size_t)n < len ? buf : NULL;
 }
 
 static void partial_read_list(
@@ -124,8 +97,11 @@ static void partial_read_list(
             partial_invalid(ret, "a batchItemFailures entry has no itemIdentifier");
             break;
         }
+        /* A form that is not a string is read by the source that writes it (Kafka's
+         * {"partition":..,"offset":N}), as the text its format_item_id writes. */
         char object_id[320];
-        const char *text = partial_object_id(id, object_id, sizeof(object_id));
+        const char *text =
+            cJSON_IsString(id) ? NULL : sl_source_read_item_id(id, object_id, sizeof(object_id));
         if (!text && (!cJSON_IsString(id) || !id->valuestring[0])) {
             partial_invalid(ret, "an itemIdentifier is empty, null or not a string");
             break;

@@ -27,10 +27,11 @@ struct sl_partial {
                              (a misspelling AWS would silently count as success): that key */
 };
 
-/* Reads a partial batch response. ids are the batch's item identifiers in batch order (the
- * Kinesis sequence numbers; Kafka's "<topic>-<partition>-<offset>"), n of them. An
- * itemIdentifier may also be Kafka's object form {"partition":"<topic>-<p>","offset":N},
- * read as "<topic>-<p>-<N>". failed, when not NULL, has n entries: set for each listed record
+/* Reads a partial batch response. ids are the batch's item identifiers in batch order (its
+ * source's format_item_id: the Kinesis sequence numbers; Kafka's "<topic>-<partition>-<offset>"),
+ * n of them. An itemIdentifier that is not a string is read by the source adapter that knows
+ * its form (sl_source_read_item_id: Kafka's {"partition":"<topic>-<p>","offset":N} as
+ * "<topic>-<p>-<N>"). failed, when not NULL, has n entries: set for each listed record
  * (valid when the kind is SOME_FAILED). Never fails: every input has a reading. */
 void sl_invoker_parse_partial(const char *body,
                               size_t len,

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* log.c: one line per event, human or JSON, each written with a single write(2) so that lines
  * from librdkafka's or libuv's threads never interleave. It formats into a stack buffer and
- * truncates lines over 8 KiB. It never allocates and never logs about itself.
+ * truncates lines over 8 KiB. It never allocates and never logs about itself. It also rate-limits
+ * lines that repeat on a hot path (sl_log_limited), for every module that needs it, with a
+ * limiter its caller owns: no global state beyond the settings.
  *
  * About control characters: what is logged includes text sluice does not control (a
  * function's stderr, file names, names from the configuration). In the human format every C0
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -296,4 +299,67 @@ void sl_log_fields_tagged(enum sl_log_level level,
         }
     }
     line_end(&l);
+}
+
+void sl_log_vlimited(struct sl_log_limit *lim,
+                     int64_t now_ms,
+                     int64_t every_ms,
+                     int key,
+                     enum sl_log_level level,
+                     const char *comp,
+                     const char *inst,
+                     const char *fmt,
+                     va_list ap)
+{
+    size_t slot = SIZE_MAX;
+    for (size_t i = 0; i < SL_LOG_LIMIT_SLOTS; i++) {
+        if (lim->slots[i].key == key && lim->slots[i].at_ms != 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == SIZE_MAX) {
+        slot = 0;
+        for (size_t i = 1; i < SL_LOG_LIMIT_SLOTS; i++) {
+            if (lim->slots[i].at_ms < lim->slots[slot].at_ms) {
+                slot = i;
+            }
+        }
+        lim->slots[slot].key = key;
+        lim->slots[slot].at_ms = 0;
+        lim->slots[slot].suppressed = 0;
+    }
+    if (lim->slots[slot].at_ms != 0 && now_ms - lim->slots[slot].at_ms < every_ms) {
+        lim->slots[slot].suppressed++;
+        return;
+    }
+    if (!sl_log_enabled(level)) {
+        return;
+    }
+    char msg[768];
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (lim->slots[slot].suppressed) {
+        sl_log_write(level, comp, inst, "%s (%u more like it since the last)", msg,
+                     lim->slots[slot].suppressed);
+    } else {
+        sl_log_write(level, comp, inst, "%s", msg);
+    }
+    lim->slots[slot].at_ms = now_ms ? now_ms : 1;
+    lim->slots[slot].suppressed = 0;
+}
+
+void sl_log_limited(struct sl_log_limit *lim,
+                    int64_t now_ms,
+                    int64_t every_ms,
+                    int key,
+                    enum sl_log_level level,
+                    const char *comp,
+                    const char *inst,
+                    const char *fmt,
+                    ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl_log_vlimited(lim, now_ms, every_ms, key, level, comp, inst, fmt, ap);
+    va_end(ap);
 }

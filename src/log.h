@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -57,6 +58,41 @@ void sl_log_fields_tagged(enum sl_log_level level,
                           size_t n,
                           const char *tag_key,
                           const char *tag);
+
+/* Rate limiting for lines that may repeat on a hot path (the same broker error every poll): per
+ * key, at most one line every every_ms; the lines held back are counted and the next line
+ * written says how many ("... (3 more like it since the last)"). SL_LOG_LIMIT_SLOTS keys are
+ * remembered at once, the least recent one giving way. Zeroed is empty. One limiter per owner,
+ * used on one thread. */
+#define SL_LOG_LIMIT_SLOTS 8
+struct sl_log_limit {
+    struct {
+        int key;
+        int64_t at_ms; /* when its last line was written; 0: never */
+        unsigned suppressed;
+    } slots[SL_LOG_LIMIT_SLOTS];
+};
+
+/* Writes the line (as sl_log_write) unless a line of key was written less than every_ms before
+ * now_ms (a monotonic clock's milliseconds), in which case it is only counted. */
+void sl_log_limited(struct sl_log_limit *lim,
+                    int64_t now_ms,
+                    int64_t every_ms,
+                    int key,
+                    enum sl_log_level level,
+                    const char *comp,
+                    const char *inst,
+                    const char *fmt,
+                    ...) SL_PRINTF(8, 9);
+void sl_log_vlimited(struct sl_log_limit *lim,
+                     int64_t now_ms,
+                     int64_t every_ms,
+                     int key,
+                     enum sl_log_level level,
+                     const char *comp,
+                     const char *inst,
+                     const char *fmt,
+                     va_list ap) SL_PRINTF(8, 0);
 
 #define sl_log(level, comp, inst, ...)                    \
     do {                                                  \

@@ -10,6 +10,8 @@
 #include <cjson/cJSON.h>
 
 #include "err.h"
+#include "errlist.h"
+#include "strmap.h"
 
 /* Option tables: every configurable key of the daemon, a mapping, a function type or an
  * adapter is one row. The core parses, defaults, range-checks and frees from the table, and
@@ -47,33 +49,6 @@ struct sl_strlist {
     char **items;
     size_t n;
 };
-
-struct sl_strmap {
-    char **keys;
-    char **values;
-    size_t n;
-};
-
-/* Sets key to value in m, both copied: replaces the value of a key already there (wiping the
- * old one), else appends. Returns 0 or SL_ENOMEM (m unchanged). Any thread, one at a time. */
-SL_NODISCARD int sl_strmap_put(struct sl_strmap *m, const char *key, const char *value);
-
-/* The value of key in m (borrowed), or NULL. */
-const char *sl_strmap_get(const struct sl_strmap *m, const char *key);
-
-/* Frees m's contents and zeroes it; with wipe, overwrites each value first (secrets). */
-void sl_strmap_clear(struct sl_strmap *m, bool wipe);
-
-/* A list of configuration errors, each a full line: "FILE: $.json.path: problem". */
-struct sl_errlist {
-    char **items;
-    size_t n;
-    size_t cap;
-};
-
-void sl_errlist_init(struct sl_errlist *e);
-void sl_errlist_fini(struct sl_errlist *e);
-void sl_errlist_add(struct sl_errlist *e, const char *fmt, ...) SL_PRINTF(2, 3);
 
 /* One table and the struct it fills. */
 struct sl_opt_target {

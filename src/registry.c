@@ -15,9 +15,11 @@
 #include <strings.h>
 
 #include "encoder.h"
+#include "kafka/kafka_mapping.h"
 #include "function.h"
 #include "sl_adapters.h"
 #include "source.h"
+#include "url.h"
 
 #define REGISTRY_SOURCE(name) &sl_source_##name,
 static const struct sl_source_ops *const registry_given[] = {SL_SOURCES(REGISTRY_SOURCE)};
@@ -36,10 +38,25 @@ static const struct sl_function_ops *const registry_functions[] = {
 };
 
 /* The adapters a meson feature option can leave out, with the prefixes of the source ARNs and
- * destinations they serve. */
+ * destinations they serve, the destinations they add, and the rules of theirs that need no
+ * library (sources/kafka/kafka_mapping.c), so that their mappings and responses read the same
+ * in a build without them. */
 static const struct sl_registry_feature registry_features[] = {
-    {"kafka", "Kafka", "librdkafka", SL_HAVE_KAFKA, {"kafka://", "arn:aws:kafka:", NULL}},
+    {"kafka",
+     "Kafka",
+     "librdkafka",
+     SL_HAVE_KAFKA,
+     {"kafka://", "arn:aws:kafka:", NULL},
+     "kafka://TOPIC",
+     kafka_mapping_arn,
+     kafka_mapping_read_item_id},
 };
+
+/* The destinations every build can write; each built feature adds its own. */
+#define REGISTRY_DESTINATIONS                                                       \
+    "file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue " \
+    "URL"
+static char registry_destinations[256];
 
 #define REGISTRY_NAME(name) " " #name
 static const char registry_sources_built[] = SL_SOURCES(REGISTRY_NAME);
@@ -137,6 +154,35 @@ source_def_client_props(void *ctx, struct sl_strmap *ret_props, char *errbuf, si
     (void)errbuf;
     (void)errlen;
     return 0;
+}
+
+static int source_def_arn_from_mapping(const cJSON *mapping, char **ret_arn, const char **ret_key)
+{
+    (void)mapping;
+    *ret_arn = NULL;
+    *ret_key = "EventSourceArn";
+    return 0;
+}
+
+static int source_def_check_destination(
+    bool same_source, const cJSON *mapping, const char *destination, char *errbuf, size_t errlen)
+{
+    (void)same_source;
+    (void)mapping;
+    char shown[SL_URL_REDACTED_MAX];
+    (void)snprintf(errbuf, errlen,
+                   "\"%s\": its source kind has no cluster a destination can share; allowed: "
+                   "%s",
+                   sl_url_redact(destination, shown, sizeof(shown)), REGISTRY_DESTINATIONS);
+    return SL_ECONFIG;
+}
+
+static const char *source_def_read_item_id(const cJSON *id, char *buf, size_t len)
+{
+    (void)id;
+    (void)buf;
+    (void)len;
+    return NULL;
 }
 
 static void source_def_stop(void *ctx)
@@ -240,6 +286,12 @@ void sl_source_ops_complete(struct sl_source_ops *ops)
     SOURCE_DEFAULT(ops, part_release);
     SOURCE_DEFAULT(ops, client_props);
     SOURCE_DEFAULT(ops, stop);
+    SOURCE_DEFAULT(ops, arn_from_mapping);
+    SOURCE_DEFAULT(ops, check_destination);
+    SOURCE_DEFAULT(ops, read_item_id);
+    if (!ops->arn_forms) {
+        ops->arn_forms = ops->scheme;
+    }
     SOURCE_DEFAULT(ops, queue_ack);
     SOURCE_DEFAULT(ops, queue_release);
     SOURCE_DEFAULT(ops, queue_hold);
@@ -254,6 +306,15 @@ void sl_source_ops_complete(struct sl_source_ops *ops)
 
 static void registry_fill(void)
 {
+    size_t len = (size_t)snprintf(registry_destinations, sizeof(registry_destinations), "%s",
+                                  REGISTRY_DESTINATIONS);
+    for (size_t i = 0; i < SL_ARRAY_LEN(registry_features); i++) {
+        const struct sl_registry_feature *f = &registry_features[i];
+        if (f->built && f->destinations && len < sizeof(registry_destinations)) {
+            len += (size_t)snprintf(registry_destinations + len,
+                                    sizeof(registry_destinations) - len, ", %s", f->destinations);
+        }
+    }
     for (size_t i = 0; i < SL_ARRAY_LEN(registry_given); i++) {
         registry_filled[i] = *registry_given[i];
         sl_source_ops_complete(&registry_filled[i]);
@@ -298,6 +359,53 @@ const struct sl_source_ops *sl_source_for_arn(const char *arn)
         return &registry_extra;
     }
     return NULL;
+}
+
+const char *sl_source_read_item_id(const cJSON *id, char *buf, size_t len)
+{
+    (void)pthread_once(&registry_once, registry_fill);
+    for (size_t i = 0; i < SL_ARRAY_LEN(registry_sources); i++) {
+        const char *text = registry_sources[i]->read_item_id(id, buf, len);
+        if (text) {
+            return text;
+        }
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(registry_features); i++) {
+        const struct sl_registry_feature *f = &registry_features[i];
+        const char *text = !f->built && f->read_item_id ? f->read_item_id(id, buf, len) : NULL;
+        if (text) {
+            return text;
+        }
+    }
+    return NULL;
+}
+
+int sl_registry_arn_from_mapping(const cJSON *mapping, char **ret_arn, const char **ret_key)
+{
+    (void)pthread_once(&registry_once, registry_fill);
+    *ret_arn = NULL;
+    for (size_t i = 0; i < SL_ARRAY_LEN(registry_sources); i++) {
+        int r = registry_sources[i]->arn_from_mapping(mapping, ret_arn, ret_key);
+        if (r < 0 || *ret_arn) {
+            return r;
+        }
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(registry_features); i++) {
+        const struct sl_registry_feature *f = &registry_features[i];
+        if (!f->built && f->arn_from_mapping) {
+            int r = f->arn_from_mapping(mapping, ret_arn, ret_key);
+            if (r < 0 || *ret_arn) {
+                return r;
+            }
+        }
+    }
+    return 0;
+}
+
+const char *sl_registry_destinations(void)
+{
+    (void)pthread_once(&registry_once, registry_fill);
+    return registry_destinations;
 }
 
 const struct sl_registry_feature *sl_registry_left_out(const char *uri)

@@ -285,6 +285,7 @@ const struct sl_source_ops sl_source_file = {
     .abi = SL_SOURCE_ABI,
     .name = "file",
     .scheme = FILE_SCHEME,
+    .arn_forms = "file:///path or glob",
     .opts = file_opts,
     .ctx_size = sizeof(struct file_ctx),
     .event_open = SL_EVENT_KINESIS_OPEN,

@@ -35,16 +35,7 @@
 #include <unistd.h>
 
 #include "file_int.h"
-
-static uint64_t file_fnv1a(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3u;
-    }
-    return h;
-}
+#include "hash.h"
 
 /* Reads up to FILE_HEAD_MAX bytes from offset 0 into out; returns the count or -errno. */
 ssize_t file_pread_head(int fd, unsigned char *out, uint64_t size)
@@ -85,7 +76,7 @@ int file_set_meta(struct file_part *fp)
 {
     char meta[96];
     (void)snprintf(meta, sizeof(meta), "head=%zu:%016" PRIx64 " gen=%" PRIu64, fp->head_n,
-                   file_fnv1a(fp->head, fp->head_n), fp->gen);
+                   sl_hash_fnv1a(fp->head, fp->head_n, SL_HASH_FNV1A_BASIS), fp->gen);
     return sl_part_set_meta(fp->part, meta);
 }
 
@@ -136,7 +127,7 @@ bool file_meta_matches(const struct file_part *fp, const char *meta, uint64_t *r
     if (n > fp->head_n) {
         return false; /* the file is shorter than the head we saw: not the same content */
     }
-    if (file_fnv1a(fp->head, (size_t)n) != want) {
+    if (sl_hash_fnv1a(fp->head, (size_t)n, SL_HASH_FNV1A_BASIS) != want) {
         return false;
     }
     *ret_gen = gen;

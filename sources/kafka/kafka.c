@@ -24,6 +24,7 @@
  * LATEST). Unknown (-1) until a fetch answer from the broker gave the high watermark; until
  * then, too, the source is settling (bounded), so --until-idle does not stop before it. */
 #include "kafka_int.h"
+#include "kafka_mapping.h"
 
 static const struct sl_opt kafka_opts[] = {
     {"Topics", SL_OPT_STRLIST, NULL, 1, KAFKA_TOPICS_MAX, offsetof(struct kafka_ctx, topics),
@@ -725,6 +726,7 @@ const struct sl_source_ops sl_source_kafka = {
     .name = "kafka",
     .scheme = KAFKA_SCHEME,
     .arn_prefix = KAFKA_MSK_PREFIX,
+    .arn_forms = KAFKA_MAPPING_ARN_FORMS,
     .opts = kafka_opts,
     .ctx_size = sizeof(struct kafka_ctx),
     .event_open = "{\"records\":{\"\":[",
@@ -734,6 +736,9 @@ const struct sl_source_ops sl_source_kafka = {
     .filter_payload_fields = (const char *const[]){"key", "value", NULL},
     .filter_payload_mismatch_ignored = true,
     .check = kafka_check,
+    .arn_from_mapping = kafka_mapping_arn,
+    .check_destination = kafka_mapping_check_destination,
+    .read_item_id = kafka_mapping_read_item_id,
     .init = kafka_init,
     .start = kafka_start,
     .fetch = kafka_fetch,

@@ -9,6 +9,7 @@
  */
 #include "kafka_conf.h"
 #include "kafka_int.h"
+#include "secret.h"
 
 static bool kafka_is_secret_key(const char *key)
 {
@@ -179,69 +180,6 @@ int kafka_conf_passthrough(const struct kafka_ctx *ctx,
 
 /* ---- secrets and the configuration ---- */
 
-/* Reads the secret a URI names (file:///path or env://NAME) into an owned string. Never logs or
- * returns its content in errors. */
-static int
-kafka_read_secret(const char *uri, const char *what, char **ret, char *errbuf, size_t errlen)
-{
-    if (strncmp(uri, "env://", 6) == 0) {
-        const char *v = getenv(uri + 6);
-        if (!v) {
-            (void)snprintf(errbuf, errlen, "%s: environment variable %s is not set", what, uri + 6);
-            return SL_ECONFIG;
-        }
-        *ret = sl_strdup(v);
-        return *ret ? 0 : SL_ENOMEM;
-    }
-    const char *path = uri + 7; /* file:// + /abs */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        (void)snprintf(errbuf, errlen, "%s: cannot open %s: %s", what, path, strerror(errno));
-        return SL_ECONFIG;
-    }
-    char *buf = sl_malloc(KAFKA_SECRET_MAX + 1);
-    if (!buf) {
-        (void)close(fd);
-        return SL_ENOMEM;
-    }
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + got, KAFKA_SECRET_MAX + 1 - got);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            (void)snprintf(errbuf, errlen, "%s: cannot read %s: %s", what, path, strerror(errno));
-            (void)close(fd);
-            sl_free(buf);
-            return SL_ECONFIG;
-        }
-        if (n == 0 || (got += (size_t)n) > KAFKA_SECRET_MAX) {
-            break;
-        }
-    }
-    (void)close(fd);
-    if (got > KAFKA_SECRET_MAX) {
-        (void)snprintf(errbuf, errlen, "%s: %s is larger than 256 KiB", what, path);
-        sl_free(buf);
-        return SL_ECONFIG;
-    }
-    buf[got] = '\0';
-    *ret = buf;
-    return 0;
-}
-
-static void kafka_wipe_free(char *s)
-{
-    if (s) {
-        volatile char *p = s;
-        while (*p) {
-            *p++ = '\0';
-        }
-        sl_free(s);
-    }
-}
-
 /* Gets string member key of a secret's JSON, or NULL. */
 static const char *kafka_secret_str(const cJSON *j, const char *key)
 {
@@ -261,7 +199,7 @@ static int kafka_apply_sac_entry(const struct kafka_dst *conf,
     (void)snprintf(what, sizeof(what), "SourceAccessConfigurations[%zu] (%s)", idx,
                    kafka_conf_sac_names[type]);
     char *text = NULL;
-    int r = kafka_read_secret(uri, what, &text, errbuf, errlen);
+    int r = sl_secret_read(uri, what, &text, errbuf, errlen);
     if (r < 0) {
         return r;
     }
@@ -316,19 +254,8 @@ static int kafka_apply_sac_entry(const struct kafka_dst *conf,
             r = r < 0 ? r : kafka_dst_set(conf, what, "sasl.password", pass, true, errbuf, errlen);
         }
     }
-    if (j) {
-        /* wipe the parsed copies of the secret too */
-        for (cJSON *c = j->child; c; c = c->next) {
-            if (cJSON_IsString(c)) {
-                volatile char *p = c->valuestring;
-                while (*p) {
-                    *p++ = '\0';
-                }
-            }
-        }
-        cJSON_Delete(j);
-    }
-    kafka_wipe_free(text);
+    sl_secret_json_delete(j); /* the parsed copies of the secret too */
+    sl_secret_free(text);
     return r;
 }
 

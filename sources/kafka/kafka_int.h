@@ -51,7 +51,6 @@
 #define KAFKA_CLOSE_TIMEOUT_MS     10000 /* final commit + leaving the group */
 #define KAFKA_LOG_EVERY_MS         10000 /* the same librdkafka error is logged at most this often */
 #define KAFKA_SECFAIL_LOG_EVERY_MS 60000 /* the same kind of authentication/TLS/ACL failure */
-#define KAFKA_SECRET_MAX           (256 * 1024)
 #define KAFKA_TOPICS_MAX           64
 #define KAFKA_SERVERS_MAX          100
 #define KAFKA_SAC_MAX              22
@@ -114,12 +113,6 @@ struct kafka_deferred {
     rd_kafka_topic_partition_list_t *parts; /* a copy */
 };
 
-struct kafka_logged {
-    int err;
-    int64_t at_ms;
-    unsigned suppressed;
-};
-
 struct kafka_ctx {
     /* options (kafka_opts) */
     struct sl_strlist topics;
@@ -159,7 +152,7 @@ struct kafka_ctx {
     struct kafka_revoking revoking;  /* the commit on revoke in flight, if any */
     uint64_t revoke_seq;             /* the last commit on revoke sent */
     struct kafka_deferred *deferred; /* rebalances that came meanwhile, oldest first */
-    struct kafka_logged logged[8];
+    struct sl_log_limit logged;
     uint64_t stall_msgs;   /* queued.min.messages */
     uint64_t stall_bytes;  /* queued.max.messages.kbytes, in bytes */
     uint64_t avg_len;      /* the average message size seen (value + key), for the slots */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_log.c: logging for the Kafka source: librdkafka errors at most once per interval per
- * error code, connection-security failures (authentication, TLS, authorization) recognized and
- * logged as one line a minute, and error messages from the queues. The bottom layer: every other
- * module logs through it, it calls none of them.
+ * error code (the core's rate limiter, log.h), connection-security failures (authentication, TLS,
+ * authorization) recognized and logged as one line a minute, and error messages from the queues.
+ * The bottom layer: every other module logs through it, it calls none of them.
  */
 #include "kafka_int.h"
 
@@ -47,42 +47,8 @@ static void kafka_vlog_limited(struct kafka_ctx *ctx,
                                const char *fmt,
                                va_list ap)
 {
-    int64_t now = sl_clock_now_ms(ctx->env.clock);
-    struct kafka_logged *slot = NULL;
-    for (size_t i = 0; i < SL_ARRAY_LEN(ctx->logged); i++) {
-        if (ctx->logged[i].err == err && ctx->logged[i].at_ms != 0) {
-            slot = &ctx->logged[i];
-            break;
-        }
-    }
-    if (!slot) {
-        slot = &ctx->logged[0];
-        for (size_t i = 1; i < SL_ARRAY_LEN(ctx->logged); i++) {
-            if (ctx->logged[i].at_ms < slot->at_ms) {
-                slot = &ctx->logged[i];
-            }
-        }
-        slot->err = err;
-        slot->at_ms = 0;
-        slot->suppressed = 0;
-    }
-    if (slot->at_ms != 0 && now - slot->at_ms < every_ms) {
-        slot->suppressed++;
-        return;
-    }
-    if (!sl_log_enabled(level)) {
-        return;
-    }
-    char msg[768];
-    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (slot->suppressed) {
-        sl_log_write(level, KAFKA_COMP, ctx->env.inst, "%s (%u more like it since the last)", msg,
-                     slot->suppressed);
-    } else {
-        sl_log_write(level, KAFKA_COMP, ctx->env.inst, "%s", msg);
-    }
-    slot->at_ms = now ? now : 1;
-    slot->suppressed = 0;
+    sl_log_vlimited(&ctx->logged, sl_clock_now_ms(ctx->env.clock), every_ms, err, level, KAFKA_COMP,
+                    ctx->env.inst, fmt, ap);
 }
 
 /* ---- messages ---- */

@@ -2,7 +2,8 @@
 /* test_log.c: log.c's line formats. Text sluice does not control (a function's stderr, file
  * names, configured names) reaches the log: control characters must neither split a line nor
  * reach the reader's terminal as escape sequences, in the human format (\xNN) as in the JSON
- * one (\u00NN). Lines go to a temporary file through sl_log_setup's descriptor. */
+ * one (\u00NN). Lines that repeat are rate-limited per key. Lines go to a temporary file through
+ * sl_log_setup's descriptor. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,6 +116,47 @@ static void test_log_fields_unknown(void **state)
     fclose(f);
 }
 
+/* The rate limiter: per key, one line per interval; the lines held back are counted into the
+ * next; more keys than slots evict the least recent; a level that is off writes nothing and
+ * does not start an interval. The clock is the caller's (no sleeps). */
+static void test_log_limited(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    char buf[8192];
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, fileno(f));
+    struct sl_log_limit lim = {0};
+    sl_log_limited(&lim, 1000, 10000, 7, SL_LOG_WARN, "kafka", "m", "broker down (%d)", 1);
+    sl_log_limited(&lim, 2000, 10000, 7, SL_LOG_WARN, "kafka", "m", "broker down (%d)", 2);
+    sl_log_limited(&lim, 10999, 10000, 7, SL_LOG_WARN, "kafka", "m", "broker down (%d)", 3);
+    sl_log_limited(&lim, 3000, 10000, 8, SL_LOG_WARN, "kafka", "m", "other key");
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "broker down (1)\n"));
+    assert_null(strstr(buf, "broker down (2)"));
+    assert_null(strstr(buf, "broker down (3)"));
+    assert_non_null(strstr(buf, "other key\n"));
+    sl_log_limited(&lim, 11000, 10000, 7, SL_LOG_WARN, "kafka", "m", "broker down (%d)", 4);
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "broker down (4) (2 more like it since the last)\n"));
+    /* more keys than slots: the least recent gives way, and its next line is written */
+    for (int k = 100; k < 100 + SL_LOG_LIMIT_SLOTS; k++) {
+        sl_log_limited(&lim, 12000 + k, 10000, k, SL_LOG_WARN, "kafka", "m", "key %d", k);
+    }
+    read_log(f, buf, sizeof(buf));
+    sl_log_limited(&lim, 13000, 10000, 7, SL_LOG_WARN, "kafka", "m", "broker down (%d)", 5);
+    read_log(f, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "broker down (5)\n"));
+    /* a level that is off: nothing written, and the next enabled line is not held back */
+    struct sl_log_limit quiet = {0};
+    sl_log_limited(&quiet, 1000, 10000, 1, SL_LOG_DEBUG, "kafka", "m", "debug line");
+    sl_log_limited(&quiet, 1001, 10000, 1, SL_LOG_DEBUG, "kafka", "m", "debug line");
+    read_log(f, buf, sizeof(buf));
+    assert_string_equal(buf, "");
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    fclose(f);
+}
+
 /* The tag (the unit lag is counted in) follows the numbers: a string in JSON. */
 static void test_log_fields_tagged_unit(void **state)
 {
@@ -145,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_log_json_escapes_controls),
         cmocka_unit_test(test_log_bytes_keeps_nul),
         cmocka_unit_test(test_log_fields_unknown),
+        cmocka_unit_test(test_log_limited),
         cmocka_unit_test(test_log_fields_tagged_unit),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);

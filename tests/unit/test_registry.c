@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "alloc.h"
 #include "function.h"
 #include "registry.h"
 #include "sink.h"
@@ -139,6 +140,10 @@ static void test_registry_sources_are_completed(void **state)
         SLOT_KEPT_OR_FILLED(part_release);
         SLOT_KEPT_OR_FILLED(client_props);
         SLOT_KEPT_OR_FILLED(stop);
+        SLOT_KEPT_OR_FILLED(arn_forms);
+        SLOT_KEPT_OR_FILLED(arn_from_mapping);
+        SLOT_KEPT_OR_FILLED(check_destination);
+        SLOT_KEPT_OR_FILLED(read_item_id);
         SLOT_KEPT_OR_FILLED(queue_ack);
         SLOT_KEPT_OR_FILLED(queue_release);
         SLOT_KEPT_OR_FILLED(queue_hold);
@@ -231,6 +236,22 @@ static void test_registry_defaults_behave_as_absent(void **state)
     ops.ack(NULL, &part, &a);
     ops.part_release(NULL, &part);
     ops.stop(NULL);
+    /* named only by EventSourceArn, as its scheme */
+    assert_string_equal(ops.arn_forms, "bare://");
+    char *arn = (char *)"x";
+    const char *from = NULL;
+    assert_int_equal(ops.arn_from_mapping(NULL, &arn, &from), 0);
+    assert_null(arn);
+    /* no cluster a destination can share: refused, the destination shown redacted */
+    char why[256] = "";
+    assert_int_equal(ops.check_destination(true, NULL, "kafka://u:pw@dlq", why, sizeof(why)),
+                     SL_ECONFIG);
+    assert_non_null(strstr(why, "no cluster a destination can share"));
+    assert_null(strstr(why, "pw"));
+    /* only strings identify records */
+    cJSON *id = cJSON_Parse("{\"partition\":\"t-0\",\"offset\":5}");
+    assert_null(ops.read_item_id(id, buf, sizeof(buf)));
+    cJSON_Delete(id);
     /* queue model (never called for a stream): an acknowledgement is refused, not dropped; a
      * release or hold does nothing, leaving the lease to run out; nothing is pending */
     uint64_t leases[] = {1, 2};
@@ -249,6 +270,36 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_null(ops.encode_next_part);
 }
 
+/* The rules of an adapter the build may leave out that the core needs read the same in every
+ * build: Kafka's object itemIdentifier, and a self-managed Kafka mapping's ARN. */
+static void test_registry_rules_of_every_build(void **state)
+{
+    (void)state;
+    char buf[64];
+    cJSON *id = cJSON_Parse("{\"partition\":\"orders-0\",\"offset\":16}");
+    assert_string_equal(sl_source_read_item_id(id, buf, sizeof(buf)), "orders-0-16");
+    cJSON_Delete(id);
+    id = cJSON_Parse("{\"offset\":16}");
+    assert_null(sl_source_read_item_id(id, buf, sizeof(buf)));
+    cJSON_Delete(id);
+    cJSON *m = cJSON_Parse("{\"SelfManagedEventSource\":{\"Endpoints\":"
+                           "{\"KAFKA_BOOTSTRAP_SERVERS\":[\"a:9092\",\"b:9092\"]}}}");
+    char *arn = NULL;
+    const char *key = NULL;
+    assert_int_equal(sl_registry_arn_from_mapping(m, &arn, &key), 0);
+    assert_string_equal(arn, "kafka://a:9092,b:9092");
+    assert_string_equal(key, "SelfManagedEventSource");
+    sl_free(arn);
+    cJSON_Delete(m);
+    m = cJSON_Parse("{\"FunctionName\":\"f\"}");
+    assert_int_equal(sl_registry_arn_from_mapping(m, &arn, &key), 0);
+    assert_null(arn);
+    cJSON_Delete(m);
+    /* the destinations listed are those built */
+    assert_non_null(strstr(sl_registry_destinations(), "file:///dir, http(s)://..."));
+    assert_true((strstr(sl_registry_destinations(), "kafka://TOPIC") != NULL) == SL_HAVE_KAFKA);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_registry_left_out),
         cmocka_unit_test(test_registry_sources_are_completed),
         cmocka_unit_test(test_registry_defaults_behave_as_absent),
+        cmocka_unit_test(test_registry_rules_of_every_build),
     };
     return cmocka_run_group_tests_name("registry", tests, NULL, NULL);
 }

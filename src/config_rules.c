@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* config_rules.c: the rules of a mapping's core keys that go beyond their option table: the
+ * source kind's defaults and ranges (BatchSize, the batching window, StartingPosition and its
+ * timestamp), the failure controls (MaximumRecordAgeInSeconds, FunctionResponseTypes,
+ * DestinationConfig and the sink that serves it), FilterCriteria (compiled once to check it),
+ * ScalingConfig and TumblingWindowInSeconds. Called by config_mapping.c once the tables are
+ * applied; it reads the mapping and reports, nothing more. */
+#include "config_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "filter.h"
+#include "sink.h"
+#include "source.h"
+#include "url.h"
+
+/* A destination on a source's own cluster (kafka://TOPIC): the source adapter that serves its
+ * scheme says whether this mapping may have it. Returns 0 or SL_ECONFIG (reported). */
+static int config_cluster_destination(struct config_ctx *cc,
+                                      const struct sl_mapping_conf *mc,
+                                      const char *path,
+                                      const cJSON *d)
+{
+    const struct sl_source_ops *owner = sl_source_for_arn(d->valuestring);
+    char errbuf[1024] = "";
+    int r = SL_ECONFIG;
+    if (owner) {
+        r = owner->check_destination(owner == mc->source, mc->json, d->valuestring, errbuf,
+                                     sizeof(errbuf));
+    } else {
+        char shown[SL_URL_REDACTED_MAX];
+        (void)snprintf(errbuf, sizeof(errbuf),
+                       "\"%s\" is on a cluster no source of this build reads; allowed: %s",
+                       sl_url_redact(d->valuestring, shown, sizeof(shown)),
+                       config_error_destinations());
+    }
+    if (r < 0) {
+        config_error(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", cc->file, path,
+                     errbuf[0] ? errbuf : sl_strerror(r));
+        return SL_ECONFIG;
+    }
+    return 0;
+}
+
+/* Checks DestinationConfig: only OnFailure, whose Destination a sink serves. */
+static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc, const char *path)
+{
+    const char *file = cc->file;
+    const cJSON *dc = mc->core.destination_config;
+    if (!dc) {
+        return;
+    }
+    if (!cJSON_IsObject(dc)) {
+        config_error(cc,
+                     "%s: %s.DestinationConfig: not an object; allowed: {\"OnFailure\": "
+                     "{\"Destination\": \"...\"}}",
+                     file, path);
+        return;
+    }
+    for (const cJSON *c = dc->child; c; c = c->next) {
+        if (strcmp(c->string, "OnFailure") != 0) {
+            config_error(
+                cc,
+                "%s: %s.DestinationConfig.%s: unsupported DestinationConfig parameter "
+                "(AWS supports only OnFailure for event source mappings); allowed: OnFailure",
+                file, path, c->string);
+        }
+    }
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(dc, "OnFailure");
+    if (!of) {
+        return;
+    }
+    if (!cJSON_IsObject(of)) {
+        config_error(cc,
+                     "%s: %s.DestinationConfig.OnFailure: not an object; allowed: "
+                     "{\"Destination\": \"...\"} or {}",
+                     file, path);
+        return;
+    }
+    for (const cJSON *c = of->child; c; c = c->next) {
+        if (strcmp(c->string, "Destination") != 0) {
+            config_error(cc,
+                         "%s: %s.DestinationConfig.OnFailure.%s: unknown key; allowed: "
+                         "Destination",
+                         file, path, c->string);
+        }
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(of, "Destination");
+    if (!d) {
+        return;
+    }
+    if (!cJSON_IsString(d) || !d->valuestring[0]) {
+        config_error(cc,
+                     "%s: %s.DestinationConfig.OnFailure.Destination: not a non-empty string; "
+                     "allowed: file:///dir, http(s)://..., an SQS queue ARN or URL",
+                     file, path);
+        return;
+    }
+    const struct sl_sink_ops *sink = sl_sink_for(d->valuestring);
+    char errbuf[1024] = "";
+    /* Shown redacted: a destination URL may carry a password or a token (url.h). */
+    char shown[SL_URL_REDACTED_MAX];
+    (void)sl_url_redact(d->valuestring, shown, sizeof(shown));
+    if (!sink && config_error_left_out(cc, path, "DestinationConfig.OnFailure.Destination",
+                                       d->valuestring, false) < 0) {
+        return; /* reported; the load fails */
+    } else if (!sink) {
+        config_error(cc,
+                     "%s: %s.DestinationConfig.OnFailure.Destination: \"%s\" is not a "
+                     "destination sluice can write; allowed: %s",
+                     file, path, shown, config_error_destinations());
+    } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
+        config_error(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
+    } else if (sink->uses_source_cluster && config_cluster_destination(cc, mc, path, d) < 0) {
+        return; /* reported */
+    } else {
+        mc->on_failure = d->valuestring;
+    }
+}
+
+/* Checks the failure controls, filters and scaling keys whose rules go beyond the table. */
+static void
+config_failure_rules(struct config_ctx *cc, struct sl_mapping_conf *mc, const char *path)
+{
+    struct sl_mapping_core *core = &mc->core;
+    const char *file = cc->file;
+    if (core->max_record_age_s != -1 && core->max_record_age_s < 60) {
+        config_error(cc,
+                     "%s: %s.MaximumRecordAgeInSeconds: %lld is out of range; allowed: -1 or "
+                     "60 to 604800",
+                     file, path, (long long)core->max_record_age_s);
+    }
+    for (size_t i = 0; i < core->response_types.n; i++) {
+        if (strcmp(core->response_types.items[i], "ReportBatchItemFailures") == 0) {
+            mc->report_item_failures = true;
+        } else {
+            config_error(cc,
+                         "%s: %s.FunctionResponseTypes[%zu]: \"%s\" is not a response type; "
+                         "allowed: ReportBatchItemFailures",
+                         file, path, i, core->response_types.items[i]);
+        }
+    }
+    config_destination(cc, mc, path);
+    if (core->filter_criteria) {
+        struct sl_filter *f = NULL;
+        char errbuf[512] = "";
+        if (sl_filter_compile(core->filter_criteria, &f, errbuf, sizeof(errbuf)) < 0) {
+            config_error(cc, "%s: %s.FilterCriteria.%s", file, path,
+                         errbuf[0] ? errbuf : "invalid filter criteria");
+        }
+        sl_filter_free(f);
+    }
+    const cJSON *sc = core->scaling_config;
+    if (sc) {
+        const cJSON *mcy = cJSON_GetObjectItemCaseSensitive(sc, "MaximumConcurrency");
+        if (!cJSON_IsObject(sc)) {
+            config_error(cc,
+                         "%s: %s.ScalingConfig: not an object; allowed: "
+                         "{\"MaximumConcurrency\": 1 to 1000}",
+                         file, path);
+        } else {
+            for (const cJSON *c = sc->child; c; c = c->next) {
+                if (strcmp(c->string, "MaximumConcurrency") != 0) {
+                    config_error(cc,
+                                 "%s: %s.ScalingConfig.%s: unknown key; allowed: "
+                                 "MaximumConcurrency",
+                                 file, path, c->string);
+                }
+            }
+            if (mcy && (!cJSON_IsNumber(mcy) || mcy->valuedouble != (double)(int)mcy->valuedouble ||
+                        mcy->valuedouble < 1 || mcy->valuedouble > 1000)) {
+                char *v = cJSON_PrintUnformatted(mcy);
+                config_error(cc,
+                             "%s: %s.ScalingConfig.MaximumConcurrency: %s is not an integer "
+                             "from 1 to 1000; allowed: 1 to 1000",
+                             file, path, v ? v : "?");
+                cJSON_free(v);
+            } else if (mcy) {
+                mc->max_concurrency = (int64_t)mcy->valuedouble;
+            }
+        }
+    }
+    if (core->tumbling_window_s != 0 && core->parallelization_factor != 1) {
+        config_error(cc,
+                     "%s: %s.TumblingWindowInSeconds: tumbling windows keep one state per "
+                     "partition, so they need ParallelizationFactor 1 (it is %lld); allowed: "
+                     "TumblingWindowInSeconds 0, or ParallelizationFactor 1",
+                     file, path, (long long)core->parallelization_factor);
+    }
+}
+
+/* Checks the keys whose rules depend on the source kind or on other keys. */
+void config_rules_check(struct config_ctx *cc,
+                        struct sl_mapping_conf *mc,
+                        const cJSON *obj,
+                        const char *path)
+{
+    const struct sl_source_ops *src = mc->source;
+    struct sl_mapping_core *core = &mc->core;
+    const char *file = cc->file;
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "MaximumBatchingWindowInSeconds")) {
+        core->window_ms = src->caps->window_ms_default;
+    }
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(obj, "BatchSize");
+    if (!bs) {
+        core->batch_size = src->caps->batch_size_default;
+    } else if (core->batch_size > src->caps->batch_size_max) {
+        config_error(cc, "%s: %s.BatchSize: %lld is out of range; allowed: 1 to %lld", file, path,
+                     (long long)core->batch_size, (long long)src->caps->batch_size_max);
+    }
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(obj, "StartingPosition");
+    if (!sp && src->caps->starting_position_required) {
+        config_error(cc,
+                     "%s: %s.StartingPosition: missing required key (for %s "
+                     "sources); allowed: one of TRIM_HORIZON, LATEST, AT_TIMESTAMP",
+                     file, path, src->name);
+    }
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(obj, "StartingPositionTimestamp");
+    bool at_ts = sp && core->starting_position == SL_START_AT_TIMESTAMP;
+    if (at_ts && !ts) {
+        config_error(cc,
+                     "%s: %s.StartingPositionTimestamp: missing required key (with "
+                     "StartingPosition AT_TIMESTAMP); allowed: seconds since the epoch",
+                     file, path);
+    } else if (ts && sp && !at_ts) {
+        config_error(cc,
+                     "%s: %s.StartingPositionTimestamp: only used with "
+                     "StartingPosition AT_TIMESTAMP; allowed: remove it, or set "
+                     "StartingPosition to AT_TIMESTAMP",
+                     file, path);
+    } else if (ts && at_ts && core->starting_position_ts_s > (int64_t)time(NULL)) {
+        config_error(cc,
+                     "%s: %s.StartingPositionTimestamp: %lld is in the future; "
+                     "allowed: a time up to now, in seconds since the epoch",
+                     file, path, (long long)core->starting_position_ts_s);
+    } else if (at_ts && !src->caps->at_timestamp_supported) {
+        config_error(cc,
+                     "%s: %s.StartingPosition: AT_TIMESTAMP is not supported by %s sources; "
+                     "allowed: TRIM_HORIZON or LATEST",
+                     file, path, src->name);
+    }
+    config_failure_rules(cc, mc, path);
+}
