@@ -1,988 +1,105 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* lane.c: one lane of a partition and the batches it carries. A lane takes the records of its
- * partition key hash in order, forms a batch (BatchSize, the window, the 6 MB payload), and
- * carries out the invoker's verdict on each answer: done, retry after a backoff, split in two
- * (BisectBatchOnFunctionError), resume after the lowest failed record (partial batch
- * responses), or give the records to the on-failure path: the destination when there is one,
- * else a log line and the dropped count. Records older than MaximumRecordAgeInSeconds and
- * records that can never fit an event take that path before an attempt. With tumbling windows
- * it also keeps the window's state and sends the window's final invocation. Where the source's
- * batches span partitions (Kafka, esm.md §3), a lane's batch also takes the waiting records of
- * partitions that have no batch in flight; a partial batch response then resumes each
- * partition after its own lowest failed record. It never moves a checkpoint itself: it marks
- * records done and lets progress.c advance each partition's low-watermark, and asks
- * progress.c whether a partition must wait for the disk before its next batch. Loop thread. */
-#include <inttypes.h>
+/* lane.c: the lanes of a mapping and the batches they form. Each partition has
+ * ParallelizationFactor lanes; a lane takes the records of its partition key hash in order
+ * (DESIGN.md rule 2: one batch in flight per lane) and forms a batch once one is due
+ * (BatchSize, the batching window, the 6 MB payload; with tumbling windows, inside the window,
+ * whose final invocation it also starts), then hands it to its carry (carry.c), which invokes
+ * and carries out the verdicts. Where the source's batches span partitions (Kafka, esm.md §3),
+ * a lane's batch also takes the waiting records of partitions that have no batch in flight,
+ * and each partition rides in one batch at most. A partition that waits for the disk
+ * (progress.c) starts no batch. The mapping gives each partition its lanes and learns what it
+ * must through the host interface it gave; the carries tell the lanes through the host
+ * interface the lanes give them. Loop thread. */
+#include "lane.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
-#include "failrec.h"
 #include "log.h"
-#include "mapping_int.h"
+#include "source.h"
 #include "window.h"
 
 #define LANE_COMP     "lane"
 #define LANE_RETRY_MS 1000
-#define LANE_ID_MAX   320         /* a Kafka topic name is up to 249 characters */
-#define LANE_BUF_KEEP (64 * 1024) /* an idle lane's event buffers keep at most this */
 
-static void lane_attempt(struct sl_lane *ln);
-static void lane_continue(struct sl_lane *ln);
+/* One of a partition's lanes: the records whose partition key hashes to it. */
+struct sl_lane {
+    struct sl_lane_part *lp;
+    uint64_t scan; /* absolute index after the lane's last taken record: every record of
+                      this lane before it is taken already */
+    struct sl_carry *carry;
+    struct sl_window *win; /* TumblingWindowInSeconds > 0 (one lane per partition then) */
+};
 
-static struct sl_record *lane_rec(const struct sl_lane *ln, size_t i)
+/* One partition's lanes. */
+struct sl_lane_part {
+    struct sl_lanes *ls;
+    struct sl_part *part;
+    struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
+    void *owner;                   /* the mapping's handle, for host callbacks */
+    struct sl_lane *lanes;
+    size_t n_lanes;
+    size_t open_carries; /* not closed yet */
+    bool revoked;        /* taken away: nothing more of it counts */
+    bool released;       /* freed by the mapping: its carries are closing */
+    /* Where batches span partitions: the lane whose batch holds this partition's records, or
+     * NULL. The partition joins no other batch meanwhile. */
+    struct sl_lane *carrier;
+};
+
+struct sl_lanes {
+    const struct sl_source_ops *ops;
+    const struct sl_clock *clock;
+    const char *inst;
+    struct sl_batch_limits lim;
+    int64_t window_ms;
+    size_t lanes_per_part;
+    bool spans; /* batches span partitions (Kafka, esm.md §3) */
+    struct sl_lane_host host;
+    struct sl_carry_group *group;
+    bool freeing;
+    /* The partitions, in the order they came (a batch that spans partitions takes them in
+     * this order from its own). */
+    struct sl_lane_part **parts;
+    size_t n_parts;
+    size_t cap_parts;
+    size_t open_parts; /* given lanes and not closed yet */
+};
+
+static int64_t lane_first_wait_ms(struct sl_lane_part *lp)
 {
-    struct sl_recq *q = &ln->items[i].mp->part->q;
-    return sl_recq_at_mut(q, (size_t)(ln->items[i].abs - q->dropped));
+    return lp->ls->host.first_wait_ms(lp->ls->host.arg, lp->owner);
 }
 
-static struct sl_part *lane_part(const struct sl_lane *ln, size_t i)
+static bool lane_is_idle(const struct sl_lane *ln)
 {
-    return ln->items[i].mp->part;
+    return sl_carry_state(ln->carry) == SL_CARRY_IDLE;
 }
 
-/* Marks the records of r done and moves the checkpoint of each partition they belong to. */
-static void lane_finish(struct sl_lane *ln, struct sl_lane_range r)
-{
-    for (size_t i = r.lo; i < r.hi; i++) {
-        lane_rec(ln, i)->flags |= SL_REC_DONE;
-    }
-    for (size_t i = r.lo; i < r.hi; i++) {
-        if (i == r.lo || ln->items[i].mp != ln->items[i - 1].mp) {
-            (void)sl_progress_part_advance(ln->items[i].mp->prog);
-        }
-    }
-}
-
-/* Splits r into runs of one partition each (r is grouped by partition). Returns how many, or
- * 0 when out of memory; *ret_runs is the caller's to free. */
-static size_t
-lane_runs(const struct sl_lane *ln, struct sl_lane_range r, struct sl_batch_run **ret_runs)
-{
-    size_t n_runs = 0;
-    for (size_t i = r.lo; i < r.hi; i++) {
-        n_runs += i == r.lo || ln->items[i].mp != ln->items[i - 1].mp;
-    }
-    struct sl_batch_run *runs = sl_calloc(n_runs ? n_runs : 1, sizeof(*runs));
-    if (!runs) {
-        return 0;
-    }
-    size_t k = 0;
-    for (size_t i = r.lo; i < r.hi; i++) {
-        const struct sl_record *rec = lane_rec(ln, i);
-        if (i > r.lo && ln->items[i].mp == ln->items[i - 1].mp) {
-            runs[k - 1].last = rec;
-            runs[k - 1].n++;
-            continue;
-        }
-        runs[k++] = (struct sl_batch_run){lane_part(ln, i), rec, rec, 1};
-    }
-    *ret_runs = runs;
-    return n_runs;
-}
-
-/* "12 records of orders-0 from 5 to 16", or for several partitions "30 records of orders-0
- * from 5 to 16, orders-1 from 0 to 17": for logs. */
-/* Writes the itemIdentifier of the batch's i-th record (the source's text form of its position)
- * into buf (LANE_ID_MAX bytes); empty if it does not fit. */
-static const char *lane_item_id(const struct sl_lane *ln, size_t i, char *buf)
-{
-    const struct sl_mapping *m = ln->mp->m;
-    if (m->ops->format_item_id(m->src_ctx, lane_part(ln, i), lane_rec(ln, i), buf, LANE_ID_MAX) <
-        0) {
-        buf[0] = '\0';
-    }
-    return buf;
-}
-
-static const char *
-lane_describe(const struct sl_lane *ln, struct sl_lane_range r, char *buf, size_t len)
-{
-    char first[LANE_ID_MAX];
-    char last[LANE_ID_MAX];
-    size_t used = (size_t)snprintf(buf, len, "%zu records of ", r.hi - r.lo);
-    for (size_t i = r.lo; i < r.hi && used < len; i++) {
-        if (i > r.lo && ln->items[i].mp == ln->items[i - 1].mp) {
-            continue;
-        }
-        size_t j = i;
-        while (j + 1 < r.hi && ln->items[j + 1].mp == ln->items[i].mp) {
-            j++;
-        }
-        used += (size_t)snprintf(buf + used, len - used, "%s%s from %s to %s", i > r.lo ? ", " : "",
-                                 lane_part(ln, i)->name, lane_item_id(ln, i, first),
-                                 lane_item_id(ln, j, last));
-    }
-    return buf;
-}
-
-/* Moves the items of cur for which keep_first[i - cur.lo] is set to the front of cur, both
- * groups keeping their order (so each stays grouped by partition). Returns how many moved. */
-static size_t lane_stable_split(struct sl_lane *ln, const bool *keep_first)
-{
-    size_t n = ln->cur.hi - ln->cur.lo;
-    struct sl_lane_item *tmp = sl_malloc(n * sizeof(*tmp));
-    if (!tmp) {
-        return SIZE_MAX;
-    }
-    size_t front = 0;
-    for (size_t i = 0; i < n; i++) {
-        front += keep_first[i];
-    }
-    size_t a = 0;
-    size_t b = front;
-    for (size_t i = 0; i < n; i++) {
-        tmp[keep_first[i] ? a++ : b++] = ln->items[ln->cur.lo + i];
-    }
-    memcpy(&ln->items[ln->cur.lo], tmp, n * sizeof(*tmp));
-    sl_free(tmp);
-    return front;
-}
-
-/* Ends the batch: its partitions may join other batches again. */
-static void lane_release_parts(struct sl_lane *ln)
-{
-    for (size_t i = 0; i < ln->n; i++) {
-        if (ln->items[i].mp->carrier == ln) {
-            ln->items[i].mp->carrier = NULL;
-        }
-    }
-    ln->n = 0;
-    ln->n_todo = 0;
-}
-
-/* --- the on-failure path --- */
-
-static void lane_timer_cb(uv_timer_t *t);
-
-static void lane_backoff(struct sl_lane *ln, enum sl_lane_state state, int64_t delay_ms)
-{
-    ln->state = state;
-    uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)delay_ms, 0);
-}
-
-/* Drops the lane's batch because a partition it holds was revoked. A batch that had failed
- * leaves its retry state behind for each partition (for when the partition comes back, or for
- * the next batch of one that stays); the records of partitions that stay are offered again
- * (at-least-once: a rebalance may repeat them). With settle, revoked partitions the batch held
- * are released once nothing holds them (ln's own last: it may free ln). */
-static void lane_abandon(struct sl_lane *ln, bool settle)
-{
-    struct sl_mapping *m = ln->mp->m;
-    uv_timer_stop(&ln->timer);
-    if (ln->n > 0 && ln->cur.lo < ln->cur.hi && (ln->attempts > 0 || ln->invokes > 0)) {
-        for (size_t i = ln->cur.lo; i < ln->cur.hi; i++) {
-            if (i == ln->cur.lo || ln->items[i].mp != ln->items[i - 1].mp) {
-                char id[LANE_ID_MAX];
-                sl_mapping_memo_put(m, lane_part(ln, i)->id, lane_item_id(ln, i, id), ln->attempts,
-                                    ln->invokes);
-            }
-        }
-    }
-    for (size_t i = 0; i < ln->n; i++) {
-        struct sl_mpart *mp = ln->items[i].mp;
-        struct sl_record *rec = lane_rec(ln, i);
-        if (mp->revoked || (rec->flags & SL_REC_DONE)) {
-            continue;
-        }
-        rec->flags &= ~SL_REC_TAKEN;
-        struct sl_lane *own = &mp->lanes[rec->lane < mp->n_lanes ? rec->lane : 0];
-        if (own->scan > ln->items[i].abs) {
-            own->scan = ln->items[i].abs;
-        }
-    }
-    struct sl_mpart *own_mp = ln->mp;
-    /* A revoked partition stays revoked and owned by the mapping until settled: collecting
-     * them first keeps the pointers valid while the lane lets go. */
-    size_t n = ln->n;
-    struct sl_mpart **revoked = settle && n ? sl_calloc(n, sizeof(*revoked)) : NULL;
-    size_t n_revoked = 0;
-    for (size_t i = 0; revoked && i < n; i++) {
-        struct sl_mpart *mp = ln->items[i].mp;
-        if (mp->revoked && mp != own_mp && (n_revoked == 0 || revoked[n_revoked - 1] != mp)) {
-            revoked[n_revoked++] = mp;
-        }
-    }
-    lane_release_parts(ln);
-    ln->state = SL_LANE_IDLE;
-    ln->in_final = false;
-    for (size_t i = 0; i < n_revoked; i++) {
-        sl_mapping_part_settle(revoked[i]);
-    }
-    sl_free(revoked);
-    sl_mapping_schedule_pump(m);
-    if (settle) {
-        sl_mapping_part_settle(own_mp);
-    }
-}
-
-/* An answer for a batch holding a partition that was revoked meanwhile: nothing of it counts
- * any more. */
-static bool lane_abandon_if_revoked(struct sl_lane *ln)
-{
-    bool revoked = ln->mp->revoked;
-    for (size_t i = 0; i < ln->n && !revoked; i++) {
-        revoked = ln->items[i].mp->revoked;
-    }
-    if (!revoked) {
-        return false;
-    }
-    lane_abandon(ln, true);
-    return true;
-}
-
-void sl_lane_part_revoked(struct sl_mpart *mp)
-{
-    struct sl_lane *carrier = mp->carrier;
-    if (carrier && carrier->state != SL_LANE_INVOKING && carrier->state != SL_LANE_WRITING) {
-        lane_abandon(carrier, false);
-    }
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        struct sl_lane *ln = &mp->lanes[l];
-        if (ln->state == SL_LANE_INVOKING || ln->state == SL_LANE_WRITING) {
-            continue; /* abandoned when it answers */
-        }
-        if (ln->n > 0) {
-            lane_abandon(ln, false);
-        }
-        uv_timer_stop(&ln->timer);
-        ln->state = SL_LANE_IDLE;
-    }
-}
-
-static void lane_give_up(struct sl_lane *ln,
-                         size_t n,
-                         const char *condition,
-                         enum sl_failrec_response response);
-
-static void lane_written(void *arg, int err, const char *detail)
-{
-    struct sl_lane *ln = arg;
-    struct sl_mapping *m = ln->mp->m;
-    m->writes_in_flight--;
-    if (lane_abandon_if_revoked(ln)) {
-        return;
-    }
-    size_t n = ln->dest.hi - ln->dest.lo;
-    if (err < 0) {
-        int64_t delay = sl_retry_delay_ms(&m->retry, ++ln->write_failures, &m->rng);
-        char what[256];
-        sl_log_warn(LANE_COMP, m->name,
-                    "writing %s to %s failed: %s%s%s, retrying in %" PRId64 "ms",
-                    lane_describe(ln, ln->dest, what, sizeof(what)), m->dest.shown,
-                    sl_strerror(err), detail ? ": " : "", detail ? detail : "", delay);
-        if (m->draining) {
-            ln->state = SL_LANE_IDLE;
-            return;
-        }
-        lane_backoff(ln, SL_LANE_WRITE_BACKOFF, delay);
-        return;
-    }
-    m->stats.destination_delivered += n;
-    lane_finish(ln, ln->dest);
-    if (ln->give_up_rest > 0) {
-        ln->give_up_rest--;
-        lane_give_up(ln, 1, ln->give_up_condition, (enum sl_failrec_response)ln->give_up_response);
-        return;
-    }
-    lane_continue(ln);
-}
-
-/* The sink's answer for the documents of a delivery: the lane goes on when every one landed,
- * else backs off and delivers again the first that did not (the on-failure path delivers one
- * document at a time: the batch's, or each record's in turn). */
-static void lane_delivered(void *arg, const struct sl_sink_result *results, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (results[i].outcome != SL_SINK_DELIVERED) {
-            /* Not delivered is never taken for written, whatever err says. */
-            int err = results[i].err < 0 ? results[i].err : SL_EIO;
-            lane_written(arg, err, results[i].detail);
-            return;
-        }
-    }
-    lane_written(arg, 0, NULL);
-}
-
-static void lane_write(struct sl_lane *ln)
-{
-    struct sl_mapping *m = ln->mp->m;
-    struct sl_sink_doc doc = {
-        .body = ln->doc.data,
-        .len = ln->doc.len,
-        .time_ms = sl_clock_wall_ms(m->env.clock),
-    };
-    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, ln->dest.hi - ln->dest.lo);
-    if (plan.per_record) {
-        doc.key_len = m->ops->record_key(m->src_ctx, lane_part(ln, ln->dest.lo),
-                                         lane_rec(ln, ln->dest.lo), &doc.key);
-        if (doc.key_len == 0) {
-            doc.key = NULL; /* a null key stays null */
-        }
-    }
-    ln->state = SL_LANE_WRITING;
-    m->writes_in_flight++;
-    int r = sl_sink_deliver(m->dest.ops, m->dest.ctx, &doc, 1, lane_delivered, ln);
-    if (r < 0) {
-        lane_written(ln, r, "cannot start the write");
-    }
-}
-
-/* Fills ln->refs with the records of r, for encoding. */
-static void lane_refs(struct sl_lane *ln, struct sl_lane_range r)
-{
-    for (size_t i = r.lo; i < r.hi; i++) {
-        ln->refs[i - r.lo] = (struct sl_batch_ref){lane_part(ln, i), lane_rec(ln, i)};
-    }
-}
-
-/* Builds the invocation record of r into ln->doc. Returns 0 or SL_ENOMEM. */
-static int lane_build_failrec(struct sl_lane *ln,
-                              struct sl_lane_range r,
-                              const char *condition,
-                              enum sl_failrec_response response)
-{
-    struct sl_mapping *m = ln->mp->m;
-    size_t n = r.hi - r.lo;
-    struct sl_sink_plan plan = sl_sink_plan_for(m->dest.ops, n);
-    /* The payload: the event those records made, when the destination keeps it. */
-    size_t encoded = 0;
-    int rc = 0;
-    if (strcmp(condition, SL_FAILREC_PAYLOAD_TOO_LARGE) != 0) {
-        lane_refs(ln, r);
-        rc = sl_batcher_encode(&m->lim, m->ops, m->src_ctx, ln->refs, n, &ln->body, &encoded);
-    }
-    struct sl_failrec f = {
-        .condition = condition,
-        .function_arn = m->function_arn,
-        .invoke_count = ln->invokes,
-        .response = response,
-        .status = ln->last_status ? ln->last_status : 200,
-        .function_error = ln->last_function_error,
-        .now_ms = sl_clock_wall_ms(m->env.clock),
-        .request_id = {sl_retry_rand(&m->rng), sl_retry_rand(&m->rng)},
-        .per_record = plan.per_record,
-    };
-    sl_buf_truncate(&ln->doc, 0);
-    /* The destination's capability says whether it keeps the payload (sink.h). */
-    bool with_payload = rc == 0 && encoded == n && plan.with_payload;
-    struct sl_batch_run *runs = NULL;
-    size_t n_runs = rc == 0 ? lane_runs(ln, r, &runs) : 0;
-    if (n_runs == 0) {
-        return SL_ENOMEM;
-    }
-    rc = sl_failrec_build(&ln->doc, &f, m->ops, m->src_ctx, runs, n_runs,
-                          with_payload ? ln->body.data : NULL, ln->body.len);
-    sl_free(runs);
-    return rc;
-}
-
-/* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path: the destination when
- * there is one (the checkpoint passes them once it has them), else a log line and the dropped
- * count. Either way the lane carries on with the rest. */
-static void
-lane_give_up(struct sl_lane *ln, size_t n, const char *condition, enum sl_failrec_response response)
-{
-    struct sl_mapping *m = ln->mp->m;
-    struct sl_sink_plan plan =
-        m->dest.ops ? sl_sink_plan_for(m->dest.ops, n) : (struct sl_sink_plan){.n_records = n};
-    if (plan.n_records < n) {
-        /* One document per record: this one now, the others as each write lands. */
-        ln->give_up_rest = n - plan.n_records;
-        ln->give_up_condition = condition;
-        ln->give_up_response = (int)response;
-        n = plan.n_records;
-    }
-    struct sl_lane_range r = {ln->cur.lo, ln->cur.lo + n};
-    ln->cur.lo += n;
-    char what[256];
-    if (!m->dest.ops) {
-        sl_log_error(LANE_COMP, m->name, "%s: dropping %s (no on-failure destination)", condition,
-                     lane_describe(ln, r, what, sizeof(what)));
-        m->stats.dropped += n;
-        lane_finish(ln, r);
-        lane_continue(ln);
-        return;
-    }
-    if (lane_build_failrec(ln, r, condition, response) < 0) {
-        sl_log_error(LANE_COMP, m->name, "out of memory building an invocation record, retrying");
-        ln->cur.lo = r.lo;
-        lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
-        return;
-    }
-    sl_log_warn(LANE_COMP, m->name, "%s: writing %s to %s", condition,
-                lane_describe(ln, r, what, sizeof(what)), m->dest.shown);
-    ln->dest = r;
-    ln->write_failures = 0;
-    lane_write(ln);
-}
-
-static bool mapping_has_slot(const struct sl_mapping *m)
-{
-    return m->conf->max_concurrency <= 0 || m->in_flight < m->conf->max_concurrency;
-}
-
-/* --- tumbling windows --- */
-
-static bool mapping_windowed(const struct sl_mapping *m)
-{
-    return m->conf->core.tumbling_window_s > 0;
-}
-
-static int64_t mapping_window_ms(const struct sl_mapping *m)
-{
-    return m->conf->core.tumbling_window_s * 1000;
-}
-
-/* Appends the window fields to the event in ln->body. */
-static int lane_window_wrap(struct sl_lane *ln, bool final)
-{
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    struct sl_buf arn;
-    sl_buf_init(&arn);
-    int r = sl_buf_printf(&arn, "%s%s", m->ops->scheme, mp->part->name);
-    struct sl_window_fields w = {
-        .start_ms = ln->win_start_ms,
-        .window_ms = mapping_window_ms(m),
-        .state = ln->win_state ? ln->win_state : "{}",
-        .state_len = ln->win_state ? ln->win_state_len : 2,
-        .shard_id = mp->part->name,
-        .arn = arn.data ? arn.data : "",
-        .final = final,
-        .terminated_early = final && ln->terminated_early,
-    };
-    if (r == 0) {
-        r = sl_window_wrap(&ln->body, &w);
-    }
-    sl_buf_fini(&arn);
-    return r;
-}
-
-/* The window closed: its records are done, so the checkpoint may pass them; its state goes. */
-static void lane_window_close(struct sl_lane *ln)
-{
-    struct sl_mpart *mp = ln->mp;
-    struct sl_recq *q = &mp->part->q;
-    for (uint64_t a = ln->win_first_abs; a < ln->win_end_abs; a++) {
-        if (a >= q->dropped && a - q->dropped < sl_recq_count(q)) {
-            struct sl_record *rec = sl_recq_at_mut(q, (size_t)(a - q->dropped));
-            if (rec->flags & SL_REC_WINDOWED) {
-                rec->flags = (rec->flags & ~SL_REC_WINDOWED) | SL_REC_DONE;
-            }
-        }
-    }
-    sl_free(ln->win_state);
-    ln->win_state = NULL;
-    ln->win_open = false;
-    ln->final_due = false;
-    ln->in_final = false;
-    bool early = ln->terminated_early;
-    ln->terminated_early = false;
-    (void)sl_progress_part_advance(mp->prog);
-    if (early) {
-        /* The same window goes on with fresh state. */
-        ln->win_open = true;
-        ln->win_first_abs = ln->win_end_abs;
-    }
-}
-
-static void lane_invoke(struct sl_lane *ln);
-
-/* Sends the window's final invocation: no records, isFinalInvokeForWindow. */
-static void lane_final_invoke(struct sl_lane *ln)
-{
-    struct sl_mapping *m = ln->mp->m;
-    sl_buf_truncate(&ln->body, 0);
-    int r = sl_batcher_open(m->ops, m->src_ctx, ln->mp->part, &ln->body);
-    r = r < 0 ? r : sl_batcher_close(m->ops, m->src_ctx, ln->mp->part, &ln->body);
-    r = r < 0 ? r : lane_window_wrap(ln, true);
-    if (r < 0) {
-        sl_log_error(LANE_COMP, m->name,
-                     "cannot build the final invocation of a window: %s, "
-                     "retrying",
-                     sl_strerror(r));
-        ln->state = SL_LANE_BACKOFF;
-        uv_timer_start(&ln->timer, lane_timer_cb, LANE_RETRY_MS, 0);
-        return;
-    }
-    ln->in_final = true;
-    ln->n = 0;
-    ln->cur = (struct sl_lane_range){0, 0};
-    ln->n_todo = 0;
-    ln->invokes = 0;
-    if (!mapping_has_slot(m)) {
-        ln->state = SL_LANE_READY;
-        return;
-    }
-    lane_invoke(ln);
-}
-
-/* --- invocations --- */
-
-static void lane_invoked(void *arg, const struct sl_invoke_result *res);
-
-static void lane_invoke(struct sl_lane *ln)
-{
-    struct sl_mapping *m = ln->mp->m;
-    ln->state = SL_LANE_INVOKING;
-    ln->invokes++;
-    m->in_flight++;
-    m->stats.batches++;
-    m->stats.invoked += ln->cur.hi - ln->cur.lo;
-    if (ln->invokes > 1) {
-        m->stats.retried += ln->cur.hi - ln->cur.lo;
-    }
-    int r = sl_function_invoke(m->env.fn, ln->body.data, ln->body.len, lane_invoked, ln);
-    if (r < 0) {
-        struct sl_invoke_result res = {
-            .outcome = SL_OUTCOME_TRANSPORT_ERROR,
-            .detail = sl_strerror(r),
-            .retry_after_ms = -1,
-        };
-        lane_invoked(ln, &res);
-    }
-}
-
-/* Reads a partial batch response against cur's item identifiers. When some records failed,
- * each partition of cur resumes at its own lowest failed record: the records before it move to
- * the front of cur, and ret->lowest counts them (for one partition that is the order already:
- * the streams rule). */
-static void
-lane_read_partial(struct sl_lane *ln, const struct sl_invoke_result *res, struct sl_partial *ret)
-{
-    size_t n = ln->cur.hi - ln->cur.lo;
-    char *ids_buf = sl_malloc(n * LANE_ID_MAX);
-    const char **ids = sl_calloc(n, sizeof(*ids));
-    bool *failed = sl_calloc(2 * n, sizeof(*failed)); /* and done, after it */
-    if (!ids_buf || !ids || !failed) {
-        sl_free(ids_buf);
-        sl_free(ids);
-        sl_free(failed);
-        memset(ret, 0, sizeof(*ret));
-        ret->kind = SL_PARTIAL_INVALID;
-        (void)snprintf(ret->detail, sizeof(ret->detail), "out of memory reading the response");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = lane_item_id(ln, ln->cur.lo + i, ids_buf + i * LANE_ID_MAX);
-    }
-    sl_invoker_parse_partial(res->body, res->body_len, ids, n, failed, ret);
-    if (ret->kind == SL_PARTIAL_SOME_FAILED) {
-        /* done[i]: no record of the same partition at or before i failed. */
-        bool *done = failed + n;
-        for (size_t i = 0; i < n; i++) {
-            bool same = i > 0 && ln->items[ln->cur.lo + i].mp == ln->items[ln->cur.lo + i - 1].mp;
-            done[i] = !failed[i] && (!same || done[i - 1]);
-        }
-        size_t front = lane_stable_split(ln, done);
-        if (front == SIZE_MAX) {
-            ret->kind = SL_PARTIAL_INVALID;
-            (void)snprintf(ret->detail, sizeof(ret->detail), "out of memory reading the response");
-        } else {
-            ret->lowest = front;
-        }
-    }
-    sl_free(failed);
-    sl_free(ids);
-    sl_free(ids_buf);
-}
-
-static void lane_log_failure(struct sl_lane *ln,
-                             const struct sl_invoke_result *res,
-                             const char *what,
-                             int64_t delay)
-{
-    struct sl_mapping *m = ln->mp->m;
-    char status[32] = "";
-    if (res->status) {
-        (void)snprintf(status, sizeof(status), " status %d", res->status);
-    }
-    char batch[256] = "the window's final invocation";
-    if (ln->cur.lo < ln->cur.hi) {
-        lane_describe(ln, ln->cur, batch, sizeof(batch));
-    }
-    sl_log_warn(LANE_COMP, m->name,
-                "batch of %s: %s%s%s%s%s%s; %s in %" PRId64 "ms (invocation %u, %u counted)", batch,
-                sl_outcome_name(res->outcome), status, res->error_type ? " " : "",
-                res->error_type ? res->error_type : "", res->detail ? ": " : "",
-                res->detail ? res->detail : "", what, delay, ln->invokes, ln->attempts);
-}
-
-static void lane_invoked(void *arg, const struct sl_invoke_result *res)
-{
-    struct sl_lane *ln = arg;
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    m->in_flight--;
-    if (lane_abandon_if_revoked(ln)) {
-        return;
-    }
-    ln->last_end_ms = sl_mapping_now(m);
-    size_t n = ln->cur.hi - ln->cur.lo;
-    if (ln->in_final) {
-        if (res->outcome == SL_OUTCOME_SUCCESS) {
-            lane_window_close(ln);
-            lane_continue(ln);
-            return;
-        }
-        int64_t delay = sl_retry_delay_ms(&m->retry, ln->invokes, &m->rng);
-        lane_log_failure(ln, res, "the window's final invocation failed, retrying", delay);
-        if (m->draining) {
-            ln->state = SL_LANE_IDLE;
-            return;
-        }
-        lane_backoff(ln, SL_LANE_BACKOFF, delay);
-        return;
-    }
-    struct sl_invoke_result windowed_res;
-    char *new_state = NULL;
-    size_t new_state_len = 0;
-    if (mapping_windowed(m) && res->outcome == SL_OUTCOME_SUCCESS &&
-        sl_window_read_state(res->body, res->body_len, &new_state, &new_state_len) < 0) {
-        /* AWS: a tumbling window function must return its state, else the batch failed. */
-        windowed_res = *res;
-        windowed_res.outcome = SL_OUTCOME_FUNCTION_ERROR;
-        windowed_res.error_type = "State.Missing";
-        windowed_res.detail = "the response has no \"state\" object";
-        res = &windowed_res;
-    }
-
-    struct sl_partial partial;
-    const struct sl_partial *pp = NULL;
-    if (res->outcome == SL_OUTCOME_SUCCESS && m->policy.report_item_failures) {
-        lane_read_partial(ln, res, &partial);
-        pp = &partial;
-        if (partial.unknown_key[0] && strcmp(partial.unknown_key, m->warned_key) != 0) {
-            sl_log_warn(LANE_COMP, m->name,
-                        "the function's response has the key \"%s\" but no batchItemFailures; "
-                        "AWS counts such a batch as fully delivered, and so does sluice (is it "
-                        "misspelt?)",
-                        partial.unknown_key);
-            (void)snprintf(m->warned_key, sizeof(m->warned_key), "%s", partial.unknown_key);
-        }
-        if (partial.kind == SL_PARTIAL_INVALID) {
-            char what[256];
-            sl_log_warn(LANE_COMP, m->name,
-                        "invalid partial batch response for %s: %s; the whole batch failed",
-                        lane_describe(ln, ln->cur, what, sizeof(what)), partial.detail);
-        }
-    }
-    struct sl_verdict v;
-    sl_invoker_judge(&m->policy, res, pp, n, ln->attempts, &v);
-    if (v.action != SL_VERDICT_DONE) {
-        m->stats.failed += pp && pp->kind == SL_PARTIAL_SOME_FAILED ? pp->n_failed : n;
-        /* responseContext.statusCode is the Invoke API's: an exec function that ran and
-         * failed is a 200 with a function error, whatever its exit status. */
-        bool exec = strcmp(m->env.fn->ops->name, "exec") == 0;
-        ln->last_status = exec || res->status <= 0 ? 200 : res->status;
-        ln->last_function_error = v.function_error;
-    }
-    if (v.counted) {
-        ln->attempts++;
-    }
-    if (v.done_prefix > 0) {
-        struct sl_lane_range done = {ln->cur.lo, ln->cur.lo + v.done_prefix};
-        m->stats.delivered += v.done_prefix;
-        m->stats.bytes += v.action == SL_VERDICT_DONE ? ln->body.len : 0;
-        if (mapping_windowed(m)) {
-            /* Delivered, but the checkpoint passes them only once the window closes. */
-            for (size_t i = done.lo; i < done.hi; i++) {
-                lane_rec(ln, i)->flags |= SL_REC_WINDOWED;
-            }
-            ln->win_end_abs = ln->items[done.hi - 1].abs + 1;
-            ln->cur.lo = done.hi;
-            (void)sl_progress_part_advance(mp->prog);
-        } else {
-            ln->cur.lo = done.hi;
-            lane_finish(ln, done);
-        }
-    }
-    if (new_state) {
-        sl_free(ln->win_state);
-        ln->win_state = new_state;
-        ln->win_state_len = new_state_len;
-        if (new_state_len > SL_WINDOW_STATE_MAX) {
-            sl_log_warn(LANE_COMP, m->name,
-                        "window state of %s is %zu bytes, over %u: ending the window early",
-                        mp->part->name, new_state_len, SL_WINDOW_STATE_MAX);
-            ln->final_due = true;
-            ln->terminated_early = true;
-        }
-    }
-    if (v.action == SL_VERDICT_DONE) {
-        lane_continue(ln);
-        return;
-    }
-    if (m->draining) {
-        lane_log_failure(ln, res, "left for the next run", 0);
-        ln->state = SL_LANE_IDLE;
-        return;
-    }
-    if (v.action == SL_VERDICT_EXHAUSTED) {
-        lane_log_failure(ln, res, "retries exhausted, to the on-failure path", 0);
-        lane_give_up(ln, ln->cur.hi - ln->cur.lo, SL_FAILREC_RETRIES_EXHAUSTED,
-                     SL_FAILREC_RESPONSE_OBJECT);
-        return;
-    }
-    int64_t delay = sl_retry_delay_ms(&m->retry, ln->invokes, &m->rng);
-    if (res->outcome == SL_OUTCOME_THROTTLE && res->retry_after_ms > delay) {
-        delay = res->retry_after_ms < m->retry.max_ms ? res->retry_after_ms : m->retry.max_ms;
-    }
-    if (v.action == SL_VERDICT_BISECT) {
-        lane_log_failure(ln, res, "splitting the batch in two, retrying", delay);
-        size_t mid = ln->cur.lo + (ln->cur.hi - ln->cur.lo) / 2;
-        if (ln->n_todo == ln->cap_todo) {
-            size_t cap = ln->cap_todo ? ln->cap_todo * 2 : 8;
-            struct sl_lane_range *t = sl_realloc(ln->todo, cap * sizeof(*t));
-            if (!t) {
-                lane_backoff(ln, SL_LANE_BACKOFF, delay);
-                return;
-            }
-            ln->todo = t;
-            ln->cap_todo = cap;
-        }
-        ln->todo[ln->n_todo++] = (struct sl_lane_range){mid, ln->cur.hi};
-        ln->cur.hi = mid;
-        ln->attempts = 0;
-        ln->invokes = 0;
-    } else {
-        lane_log_failure(ln, res, "retrying", delay);
-    }
-    lane_backoff(ln, SL_LANE_BACKOFF, delay);
-}
-
-/* Moves on once cur is handled: the next part of the batch, or the next batch. */
-static void lane_continue(struct sl_lane *ln)
-{
-    if (ln->cur.lo < ln->cur.hi) {
-        lane_attempt(ln);
-        return;
-    }
-    if (ln->n_todo > 0) {
-        ln->cur = ln->todo[--ln->n_todo];
-        ln->attempts = 0;
-        ln->invokes = 0;
-        lane_attempt(ln);
-        return;
-    }
-    lane_release_parts(ln);
-    /* Idle, it keeps no event buffer beyond LANE_BUF_KEEP: a mapping of hundreds of partitions
-     * would otherwise hold each lane's largest event for ever (DESIGN.md rule 4). */
-    if (ln->body.cap > LANE_BUF_KEEP) {
-        sl_buf_fini(&ln->body);
-    }
-    if (ln->doc.cap > LANE_BUF_KEEP) {
-        sl_buf_fini(&ln->doc);
-    }
-    ln->state = SL_LANE_IDLE;
-    ln->last_end_ms = sl_mapping_now(ln->mp->m);
-    if (ln->mp->gone && !ln->mp->carrier && sl_recq_count(&ln->mp->part->q) == 0) {
-        sl_mapping_part_release(ln->mp);
-        return;
-    }
-    sl_mapping_schedule_pump(ln->mp->m);
-}
-
-/* The records of cur past MaximumRecordAgeInSeconds: the leading ones of each partition (a
- * record is judged only once every record before it in its partition is), moved to the front
- * of cur. Returns how many, or SIZE_MAX when out of memory. */
-static size_t lane_expired_front(struct sl_lane *ln)
-{
-    struct sl_mapping *m = ln->mp->m;
-    int64_t max_age_s = m->conf->core.max_record_age_s;
-    if (max_age_s < 0) {
-        return 0;
-    }
-    int64_t oldest = sl_clock_wall_ms(m->env.clock) - max_age_s * 1000;
-    size_t n = ln->cur.hi - ln->cur.lo;
-    size_t count = 0;
-    bool *expired = sl_calloc(n, sizeof(*expired));
-    if (!expired) {
-        return SIZE_MAX;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t at = ln->cur.lo + i;
-        bool same = i > 0 && ln->items[at].mp == ln->items[at - 1].mp;
-        expired[i] = lane_rec(ln, at)->arrival_ms < oldest && (!same || expired[i - 1]);
-        count += expired[i];
-    }
-    if (count > 0) {
-        count = lane_stable_split(ln, expired);
-    }
-    sl_free(expired);
-    return count;
-}
-
-/* Tries cur: records past MaximumRecordAgeInSeconds go to the on-failure path first, then the
- * rest is encoded (split further if the payload limit demands it) and invoked. */
-static void lane_attempt(struct sl_lane *ln)
-{
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    if (m->draining) {
-        ln->state = SL_LANE_IDLE;
-        return;
-    }
-    size_t expired = lane_expired_front(ln);
-    if (expired == SIZE_MAX) {
-        lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
-        return;
-    }
-    if (expired > 0) {
-        lane_give_up(ln, expired, SL_FAILREC_RECORD_AGE, SL_FAILREC_RESPONSE_OMIT);
-        return;
-    }
-    if (lane_rec(ln, ln->cur.lo)->flags & SL_REC_OVERSIZE) {
-        lane_give_up(ln, 1, SL_FAILREC_PAYLOAD_TOO_LARGE, SL_FAILREC_RESPONSE_NULL);
-        return;
-    }
-    size_t n = ln->cur.hi - ln->cur.lo;
-    lane_refs(ln, ln->cur);
-    size_t encoded = 0;
-    if (sl_batcher_encode(&m->lim, m->ops, m->src_ctx, ln->refs, n, &ln->body, &encoded) < 0) {
-        sl_log_error(LANE_COMP, m->name, "out of memory building a batch of %s, retrying",
-                     mp->part->name);
-        lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
-        return;
-    }
-    if (encoded == 0) {
-        lane_give_up(ln, 1, SL_FAILREC_PAYLOAD_TOO_LARGE, SL_FAILREC_RESPONSE_NULL);
-        return;
-    }
-    if (encoded < n) {
-        /* Over the payload limit: the rest becomes the next part of this batch. */
-        if (ln->n_todo == ln->cap_todo) {
-            size_t cap = ln->cap_todo ? ln->cap_todo * 2 : 8;
-            struct sl_lane_range *t = sl_realloc(ln->todo, cap * sizeof(*t));
-            if (!t) {
-                lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
-                return;
-            }
-            ln->todo = t;
-            ln->cap_todo = cap;
-        }
-        ln->todo[ln->n_todo++] = (struct sl_lane_range){ln->cur.lo + encoded, ln->cur.hi};
-        ln->cur.hi = ln->cur.lo + encoded;
-    }
-    if (mapping_windowed(m) && lane_window_wrap(ln, false) < 0) {
-        sl_log_error(LANE_COMP, m->name, "out of memory building a batch of %s, retrying",
-                     mp->part->name);
-        lane_backoff(ln, SL_LANE_BACKOFF, LANE_RETRY_MS);
-        return;
-    }
-    if (!mapping_has_slot(m)) {
-        ln->state = SL_LANE_READY;
-        return;
-    }
-    lane_invoke(ln);
-}
-
-static void lane_timer_cb(uv_timer_t *t)
-{
-    struct sl_lane *ln = t->data;
-    switch (ln->state) {
-    case SL_LANE_BACKOFF:
-        if (ln->in_final) {
-            lane_final_invoke(ln);
-        } else {
-            lane_attempt(ln);
-        }
-        return;
-    case SL_LANE_WRITE_BACKOFF:
-        if (ln->mp->m->draining) {
-            ln->state = SL_LANE_IDLE;
-            return;
-        }
-        lane_write(ln);
-        return;
-    case SL_LANE_IDLE:
-        sl_lane_dispatch(ln);
-        return;
-    case SL_LANE_READY:
-    case SL_LANE_INVOKING:
-    case SL_LANE_WRITING:
-        return;
-    }
-}
-
-static bool lane_grow(struct sl_lane *ln, size_t n)
-{
-    if (n <= ln->cap) {
-        return true;
-    }
-    struct sl_lane_item *items = sl_realloc(ln->items, n * sizeof(*items));
-    if (items) {
-        ln->items = items;
-    }
-    struct sl_batch_ref *refs = sl_realloc(ln->refs, n * sizeof(*refs));
-    if (refs) {
-        ln->refs = refs;
-    }
-    if (!items || !refs) {
-        return false;
-    }
-    ln->cap = n;
-    return true;
-}
-
-/* The tumbling window's part of dispatching: closes a window that is over (by time, by the
- * next record's window, by its state's size, or because its records fill the partition's
- * buffer) with the final invocation, opens the window of the next record, and keeps a batch
- * inside one window. *waiting counts the lane's eligible records from start; it is cut to
- * those of the current window. Returns true when it took over (final invocation or a timer). */
+/* The tumbling window's part of dispatching (window.c decides): the window's final invocation,
+ * a wait for its end, or a batch inside it (*waiting cut to the window's records). Returns
+ * true when it took over. */
 static bool lane_window_dispatch(struct sl_lane *ln, size_t start, size_t *waiting)
 {
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    struct sl_recq *q = &mp->part->q;
-    int64_t wms = mapping_window_ms(m);
-    int64_t now = sl_clock_wall_ms(m->env.clock);
-    const struct sl_record *first = NULL;
-    size_t count = sl_recq_count(q);
-    size_t in_window = 0;
-    if (ln->win_open && ln->win_end_abs == ln->win_first_abs) {
-        ln->win_open = false; /* nothing delivered in it yet: the next record opens its own */
+    struct sl_lane_part *lp = ln->lp;
+    struct sl_lanes *ls = lp->ls;
+    size_t r = 0;
+    size_t b = 0;
+    bool full = !ls->host.fetch_budget(ls->host.arg, lp->owner, &r, &b);
+    int64_t wait_ms = 0;
+    switch (sl_window_dispatch(ln->win, &lp->part->q, start, waiting, full,
+                               sl_clock_wall_ms(ls->clock), &wait_ms)) {
+    case SL_WINDOW_FINAL:
+        sl_carry_final(ln->carry);
+        return true;
+    case SL_WINDOW_WAIT:
+        sl_carry_wait(ln->carry, wait_ms);
+        return true;
+    case SL_WINDOW_BATCH:
+    case SL_WINDOW_STEP_COUNT:
+        break;
     }
-    for (size_t i = start; i < count && in_window < *waiting; i++) {
-        const struct sl_record *rec = sl_recq_at(q, i);
-        if (rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) {
-            continue;
-        }
-        int64_t w = sl_window_start_ms(rec->arrival_ms, wms);
-        if (!first) {
-            first = rec;
-            if (!ln->win_open) {
-                ln->win_open = true;
-                ln->win_start_ms = w;
-                ln->win_first_abs = q->dropped + i;
-                ln->win_end_abs = ln->win_first_abs;
-            }
-        }
-        if (w > ln->win_start_ms) {
-            break; /* the next window's: not in this batch */
-        }
-        in_window++;
-    }
-    if (ln->win_open && ln->win_end_abs > ln->win_first_abs) {
-        size_t r = 0;
-        size_t b = 0;
-        bool full = in_window == 0 && !sl_mapping_part_fetch_budget(mp, &r, &b);
-        bool next_window = first && in_window == 0;
-        if (full && !ln->final_due) {
-            ln->terminated_early = true;
-        }
-        bool over = in_window == 0 && now >= ln->win_start_ms + wms;
-        if (ln->final_due || full || next_window || over) {
-            lane_final_invoke(ln);
-            return true;
-        }
-        if (in_window == 0) {
-            uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(ln->win_start_ms + wms - now), 0);
-            return true;
-        }
-    }
-    *waiting = in_window;
     return false;
 }
 
@@ -992,10 +109,10 @@ static bool lane_window_dispatch(struct sl_lane *ln, size_t start, size_t *waiti
 static size_t
 lane_count_waiting(const struct sl_lane *src, size_t max, size_t *ret_bytes, bool *ret_oversize)
 {
-    struct sl_mpart *mp = src->mp;
-    struct sl_recq *q = &mp->part->q;
+    struct sl_lane_part *lp = src->lp;
+    struct sl_recq *q = &lp->part->q;
     size_t count = sl_recq_count(q);
-    size_t lane_no = (size_t)(src - mp->lanes);
+    size_t lane_no = (size_t)(src - lp->lanes);
     size_t waiting = 0;
     size_t bytes = 0;
     *ret_oversize = false;
@@ -1022,10 +139,10 @@ lane_count_waiting(const struct sl_lane *src, size_t max, size_t *ret_bytes, boo
 /* Appends the next n waiting records of src's partition to ln's batch and marks them taken. */
 static void lane_take(struct sl_lane *ln, struct sl_lane *src, size_t n)
 {
-    struct sl_mpart *mp = src->mp;
-    struct sl_recq *q = &mp->part->q;
+    struct sl_lane_part *lp = src->lp;
+    struct sl_recq *q = &lp->part->q;
     size_t count = sl_recq_count(q);
-    size_t lane_no = (size_t)(src - mp->lanes);
+    size_t lane_no = (size_t)(src - lp->lanes);
     size_t start = src->scan > q->dropped ? (size_t)(src->scan - q->dropped) : 0;
     size_t taken = 0;
     for (size_t i = start; i < count && taken < n; i++) {
@@ -1034,77 +151,39 @@ static void lane_take(struct sl_lane *ln, struct sl_lane *src, size_t n)
             continue;
         }
         rec->flags |= SL_REC_TAKEN;
-        ln->items[ln->n++] = (struct sl_lane_item){mp, q->dropped + i};
+        sl_carry_add(ln->carry, lp, lp->part, lp->prog, q->dropped + i);
         src->scan = q->dropped + i + 1;
         taken++;
     }
 }
 
 /* A batch of up to n records is due at due: true when it is to be formed now (the lane has
- * room for it, its batch is empty); otherwise the lane's timer is armed for when it is due, or
- * to try again after running out of memory. */
+ * room for it, its batch is empty); otherwise the lane waits until it is due, or to try again
+ * after running out of memory. */
 static bool lane_may_form(struct sl_lane *ln, int64_t due, size_t n)
 {
-    struct sl_mapping *m = ln->mp->m;
-    int64_t now = sl_mapping_now(m);
+    struct sl_lanes *ls = ln->lp->ls;
+    int64_t now = sl_clock_now_ms(ls->clock);
     if (due > now) {
-        uv_timer_start(&ln->timer, lane_timer_cb, (uint64_t)(due - now), 0);
+        sl_carry_wait(ln->carry, due - now);
         return false;
     }
-    if (!lane_grow(ln, n)) {
-        sl_log_error(LANE_COMP, m->name, "out of memory forming a batch of %s, retrying",
-                     ln->mp->part->name);
-        uv_timer_start(&ln->timer, lane_timer_cb, LANE_RETRY_MS, 0);
+    if (!sl_carry_reserve(ln->carry, n)) {
+        sl_log_error(LANE_COMP, ls->inst, "out of memory forming a batch of %s, retrying",
+                     ln->lp->part->name);
+        sl_carry_wait(ln->carry, LANE_RETRY_MS);
         return false;
     }
-    uv_timer_stop(&ln->timer);
-    ln->n = 0;
+    sl_carry_wait_cancel(ln->carry);
     return true;
-}
-
-/* Starts the batch just taken into ln->items. */
-static void lane_start(struct sl_lane *ln)
-{
-    struct sl_mapping *m = ln->mp->m;
-    ln->cur = (struct sl_lane_range){0, ln->n};
-    ln->n_todo = 0;
-    ln->attempts = 0;
-    ln->invokes = 0;
-    ln->last_status = 0;
-    ln->last_function_error = false;
-    /* A batch that failed before a partition of it was revoked goes on counting: when the
-     * partition comes back, or (for the partitions that stayed) in the next batch. */
-    for (size_t i = 0; i < ln->n; i++) {
-        if (i > 0 && ln->items[i].mp == ln->items[i - 1].mp) {
-            continue;
-        }
-        unsigned attempts = 0;
-        unsigned invokes = 0;
-        char first[LANE_ID_MAX];
-        if (sl_mapping_memo_take(m, lane_part(ln, i)->id, lane_item_id(ln, i, first), &attempts,
-                                 &invokes)) {
-            sl_log_info(LANE_COMP, m->name,
-                        "%s came back: the batch from %s keeps its %u counted failures",
-                        lane_part(ln, i)->name, first, attempts);
-            ln->attempts = attempts > ln->attempts ? attempts : ln->attempts;
-            ln->invokes = invokes > ln->invokes ? invokes : ln->invokes;
-        }
-    }
-    lane_attempt(ln);
-}
-
-static bool mapping_spans(const struct sl_mapping *m)
-{
-    return m->ops->caps->batch_spans_partitions && !mapping_windowed(m) &&
-           m->conf->core.parallelization_factor == 1;
 }
 
 /* A partition whose records may join a batch led by another: no batch of its own, nothing
  * waiting for the disk, not revoked. */
-static bool part_may_join(struct sl_mpart *mp)
+static bool part_may_join(struct sl_lane_part *lp)
 {
-    return !mp->revoked && !mp->released && !mp->carrier && mp->n_lanes == 1 &&
-           mp->lanes[0].state == SL_LANE_IDLE && !sl_progress_part_waits_for_disk(mp->prog);
+    return !lp->revoked && !lp->released && !lp->carrier && lp->n_lanes == 1 &&
+           lane_is_idle(&lp->lanes[0]) && !sl_progress_part_waits_for_disk(lp->prog);
 }
 
 /* Dispatch where batches span partitions: ln's partition leads; once the records waiting in
@@ -1113,12 +192,12 @@ static bool part_may_join(struct sl_mpart *mp)
  * its own, up to BatchSize. */
 static void lane_dispatch_spanning(struct sl_lane *ln)
 {
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    if (mp->carrier) {
+    struct sl_lane_part *lp = ln->lp;
+    struct sl_lanes *ls = lp->ls;
+    if (lp->carrier) {
         return; /* its records ride in another lane's batch */
     }
-    size_t max = m->lim.max_records;
+    size_t max = ls->lim.max_records;
     size_t bytes = 0;
     bool oversize = false;
     size_t own = lane_count_waiting(ln, max, &bytes, &oversize);
@@ -1126,13 +205,13 @@ static void lane_dispatch_spanning(struct sl_lane *ln)
         return;
     }
     size_t total = own;
-    int64_t window_start = mp->first_wait_ms;
+    int64_t window_start = lane_first_wait_ms(lp);
     size_t at = 0;
-    while (at < m->n_parts && m->parts[at] != mp) {
+    while (at < ls->n_parts && ls->parts[at] != lp) {
         at++;
     }
-    for (size_t k = 1; !oversize && k < m->n_parts && total < max; k++) {
-        struct sl_mpart *other = m->parts[(at + k) % m->n_parts];
+    for (size_t k = 1; !oversize && k < ls->n_parts && total < max; k++) {
+        struct sl_lane_part *other = ls->parts[(at + k) % ls->n_parts];
         size_t b = 0;
         bool big = false;
         size_t w =
@@ -1142,55 +221,58 @@ static void lane_dispatch_spanning(struct sl_lane *ln)
         }
         total += w;
         bytes += b;
-        window_start = other->first_wait_ms < window_start ? other->first_wait_ms : window_start;
+        int64_t other_start = lane_first_wait_ms(other);
+        window_start = other_start < window_start ? other_start : window_start;
     }
-    int64_t due = oversize ? INT64_MIN : sl_batcher_due_ms(&m->lim, total, bytes, window_start);
+    int64_t due = oversize ? INT64_MIN : sl_batcher_due_ms(&ls->lim, total, bytes, window_start);
     if (!lane_may_form(ln, due, total)) {
         return;
     }
     lane_take(ln, ln, own);
-    mp->carrier = ln;
-    for (size_t k = 1; !oversize && k < m->n_parts && ln->n < total; k++) {
-        struct sl_mpart *other = m->parts[(at + k) % m->n_parts];
+    lp->carrier = ln;
+    for (size_t k = 1; !oversize && k < ls->n_parts && sl_carry_count(ln->carry) < total; k++) {
+        struct sl_lane_part *other = ls->parts[(at + k) % ls->n_parts];
         size_t b = 0;
         bool big = false;
-        size_t w = part_may_join(other)
-                       ? lane_count_waiting(&other->lanes[0], total - ln->n, &b, &big)
-                       : 0;
+        size_t w =
+            part_may_join(other)
+                ? lane_count_waiting(&other->lanes[0], total - sl_carry_count(ln->carry), &b, &big)
+                : 0;
         if (w == 0 || (big && w == 1)) {
             continue;
         }
         lane_take(ln, &other->lanes[0], w);
         other->carrier = ln;
-        uv_timer_stop(&other->lanes[0].timer);
+        sl_carry_wait_cancel(other->lanes[0].carry);
     }
-    lane_start(ln);
+    sl_carry_start(ln->carry);
 }
 
-/* Starts the lane's next batch if one is due, or arms the window timer. */
-void sl_lane_dispatch(struct sl_lane *ln)
+/* Starts the lane's next batch if one is due, sends one that waited for a concurrency slot,
+ * or waits for the batch's or the tumbling window's time. */
+static void lane_dispatch(struct sl_lane *ln)
 {
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    if (ln->state == SL_LANE_READY) {
-        if (mapping_has_slot(m) && !m->draining) {
-            lane_invoke(ln);
-        }
+    struct sl_lane_part *lp = ln->lp;
+    struct sl_lanes *ls = lp->ls;
+    enum sl_carry_state state = sl_carry_state(ln->carry);
+    if (state == SL_CARRY_READY) {
+        sl_carry_send_ready(ln->carry);
         return;
     }
-    if (m->draining || ln->state != SL_LANE_IDLE || sl_progress_part_waits_for_disk(mp->prog)) {
+    if (sl_carry_group_is_draining(ls->group) || state != SL_CARRY_IDLE ||
+        sl_progress_part_waits_for_disk(lp->prog)) {
         return;
     }
-    if (mapping_spans(m)) {
+    if (ls->spans) {
         lane_dispatch_spanning(ln);
         return;
     }
-    struct sl_recq *q = &mp->part->q;
+    struct sl_recq *q = &lp->part->q;
     size_t start = ln->scan > q->dropped ? (size_t)(ln->scan - q->dropped) : 0;
     size_t bytes = 0;
     bool stop_at_oversize = false;
-    size_t waiting = lane_count_waiting(ln, m->lim.max_records, &bytes, &stop_at_oversize);
-    if (mapping_windowed(m) && lane_window_dispatch(ln, start, &waiting)) {
+    size_t waiting = lane_count_waiting(ln, ls->lim.max_records, &bytes, &stop_at_oversize);
+    if (ln->win && lane_window_dispatch(ln, start, &waiting)) {
         return;
     }
     if (waiting == 0) {
@@ -1198,15 +280,323 @@ void sl_lane_dispatch(struct sl_lane *ln)
     }
     /* Streams open the next window when the previous invocation ends; Kafka opens it when
      * the first record arrives (esm.md §3). */
-    int64_t window_start = m->ops->caps->window_rule == SL_WINDOW_FROM_FIRST_RECORD ||
-                                   mp->first_wait_ms > ln->last_end_ms
-                               ? mp->first_wait_ms
-                               : ln->last_end_ms;
+    int64_t first_wait_ms = lane_first_wait_ms(lp);
+    int64_t last_end_ms = sl_carry_last_end_ms(ln->carry);
+    int64_t window_start =
+        ls->ops->caps->window_rule == SL_WINDOW_FROM_FIRST_RECORD || first_wait_ms > last_end_ms
+            ? first_wait_ms
+            : last_end_ms;
     int64_t due =
-        stop_at_oversize ? INT64_MIN : sl_batcher_due_ms(&m->lim, waiting, bytes, window_start);
+        stop_at_oversize ? INT64_MIN : sl_batcher_due_ms(&ls->lim, waiting, bytes, window_start);
     if (!lane_may_form(ln, due, waiting)) {
         return;
     }
     lane_take(ln, ln, waiting);
-    lane_start(ln);
+    sl_carry_start(ln->carry);
+}
+
+/* --- what the carries tell the lanes (carry.h's host interface) --- */
+
+static bool carries_is_revoked(void *arg, void *part_tag)
+{
+    (void)arg;
+    const struct sl_lane_part *lp = part_tag;
+    return lp->revoked;
+}
+
+static void carries_give_back(void *arg, void *part_tag, uint64_t abs, uint32_t lane)
+{
+    (void)arg;
+    struct sl_lane_part *lp = part_tag;
+    struct sl_lane *own = &lp->lanes[lane < lp->n_lanes ? lane : 0];
+    if (own->scan > abs) {
+        own->scan = abs;
+    }
+}
+
+static void carries_let_go(void *arg, void *part_tag, void *lane_tag)
+{
+    (void)arg;
+    struct sl_lane_part *lp = part_tag;
+    if (lp->carrier == lane_tag) {
+        lp->carrier = NULL;
+    }
+}
+
+static void carries_settle(void *arg, void *part_tag)
+{
+    struct sl_lanes *ls = arg;
+    struct sl_lane_part *lp = part_tag;
+    ls->host.settle(ls->host.arg, lp->owner);
+}
+
+static void carries_idle(void *arg, void *lane_tag)
+{
+    struct sl_lanes *ls = arg;
+    struct sl_lane *ln = lane_tag;
+    ls->host.lane_idle(ls->host.arg, ln->lp->owner);
+}
+
+static void carries_due(void *arg, void *lane_tag)
+{
+    (void)arg;
+    lane_dispatch(lane_tag);
+}
+
+static void lanes_destroy(struct sl_lanes *ls)
+{
+    sl_carry_group_free(ls->group);
+    sl_free(ls->parts);
+    sl_free(ls);
+}
+
+/* A carry closed: once all of a partition's are, its lanes go and the mapping is told. */
+static void carries_closed(void *arg, void *lane_tag)
+{
+    struct sl_lanes *ls = arg;
+    struct sl_lane *ln = lane_tag;
+    struct sl_lane_part *lp = ln->lp;
+    if (--lp->open_carries > 0) {
+        return;
+    }
+    void *owner = lp->owner;
+    for (size_t l = 0; l < lp->n_lanes; l++) {
+        sl_window_free(lp->lanes[l].win);
+    }
+    sl_free(lp->lanes);
+    sl_free(lp);
+    if (owner) {
+        ls->host.part_closed(ls->host.arg, owner);
+    }
+    if (--ls->open_parts == 0 && ls->freeing) {
+        lanes_destroy(ls);
+    }
+}
+
+static void carries_schedule_pump(void *arg)
+{
+    struct sl_lanes *ls = arg;
+    ls->host.schedule_pump(ls->host.arg);
+}
+
+static void carries_count(void *arg, enum sl_carry_stat stat, uint64_t n)
+{
+    struct sl_lanes *ls = arg;
+    ls->host.count(ls->host.arg, stat, n);
+}
+
+/* --- the lanes' life --- */
+
+int sl_lanes_new(const struct sl_lanes_conf *conf,
+                 const struct sl_lane_host *host,
+                 struct sl_lanes **ret_ls)
+{
+    struct sl_lanes *ls = sl_calloc(1, sizeof(*ls));
+    if (!ls) {
+        return SL_ENOMEM;
+    }
+    ls->ops = conf->carry.ops;
+    ls->clock = conf->carry.clock;
+    ls->inst = conf->carry.inst;
+    ls->lim = conf->carry.lim;
+    ls->window_ms = conf->window_ms;
+    ls->lanes_per_part = conf->lanes_per_part;
+    ls->spans =
+        ls->ops->caps->batch_spans_partitions && ls->window_ms <= 0 && ls->lanes_per_part == 1;
+    ls->host = *host;
+    struct sl_carry_host chost = {
+        .arg = ls,
+        .is_revoked = carries_is_revoked,
+        .give_back = carries_give_back,
+        .let_go = carries_let_go,
+        .settle = carries_settle,
+        .idle = carries_idle,
+        .due = carries_due,
+        .closed = carries_closed,
+        .schedule_pump = carries_schedule_pump,
+        .count = carries_count,
+    };
+    int r = sl_carry_group_new(&conf->carry, &chost, &ls->group);
+    if (r < 0) {
+        sl_free(ls);
+        return r;
+    }
+    *ret_ls = ls;
+    return 0;
+}
+
+void sl_lanes_free(struct sl_lanes *ls)
+{
+    if (!ls) {
+        return;
+    }
+    ls->freeing = true;
+    if (ls->open_parts == 0) {
+        lanes_destroy(ls);
+    }
+}
+
+void sl_lanes_drain(struct sl_lanes *ls)
+{
+    sl_carry_group_drain(ls->group);
+    for (size_t i = 0; i < ls->n_parts; i++) {
+        struct sl_lane_part *lp = ls->parts[i];
+        for (size_t l = 0; l < lp->n_lanes; l++) {
+            sl_carry_drain(lp->lanes[l].carry);
+        }
+    }
+}
+
+int sl_lanes_in_flight(const struct sl_lanes *ls)
+{
+    return sl_carry_group_in_flight(ls->group);
+}
+
+int sl_lane_part_new(struct sl_lanes *ls,
+                     struct sl_part *part,
+                     struct sl_progress_part *prog,
+                     void *owner,
+                     struct sl_lane_part **ret_lp)
+{
+    if (ls->n_parts == ls->cap_parts) {
+        size_t cap = ls->cap_parts ? ls->cap_parts * 2 : 8;
+        struct sl_lane_part **parts = sl_realloc(ls->parts, cap * sizeof(*parts));
+        if (!parts) {
+            return SL_ENOMEM;
+        }
+        ls->parts = parts;
+        ls->cap_parts = cap;
+    }
+    size_t n_lanes = ls->lanes_per_part;
+    struct sl_lane_part *lp = sl_calloc(1, sizeof(*lp));
+    struct sl_lane *lanes = sl_calloc(n_lanes, sizeof(*lanes));
+    bool ok = lp && lanes;
+    for (size_t l = 0; ok && l < n_lanes; l++) {
+        struct sl_lane *ln = &lanes[l];
+        ln->lp = lp;
+        ln->win = ls->window_ms > 0 ? sl_window_new(ls->window_ms) : NULL;
+        ln->carry = ln->win || ls->window_ms <= 0
+                        ? sl_carry_new(ls->group, ln, lp, part, prog, ln->win)
+                        : NULL;
+        ok = ln->carry != NULL;
+    }
+    if (!ok) {
+        /* Carries made already have a timer open: they go through the loop, and the partition
+         * with them (released, with no owner to tell). */
+        size_t made = 0;
+        for (size_t l = 0; lanes && l < n_lanes; l++) {
+            made += lanes[l].carry != NULL;
+        }
+        if (made == 0) {
+            for (size_t l = 0; lanes && l < n_lanes; l++) {
+                sl_window_free(lanes[l].win);
+            }
+            sl_free(lanes);
+            sl_free(lp);
+            return SL_ENOMEM;
+        }
+        *lp = (struct sl_lane_part){.ls = ls, .lanes = lanes, .n_lanes = n_lanes};
+        lp->open_carries = made;
+        lp->released = true;
+        ls->open_parts++;
+        for (size_t l = 0; l < n_lanes; l++) {
+            if (lanes[l].carry) {
+                sl_carry_close(lanes[l].carry);
+            }
+        }
+        return SL_ENOMEM;
+    }
+    lp->ls = ls;
+    lp->part = part;
+    lp->prog = prog;
+    lp->owner = owner;
+    lp->lanes = lanes;
+    lp->n_lanes = n_lanes;
+    lp->open_carries = n_lanes;
+    ls->open_parts++;
+    ls->parts[ls->n_parts++] = lp;
+    *ret_lp = lp;
+    return 0;
+}
+
+void sl_lane_part_free(struct sl_lane_part *lp)
+{
+    struct sl_lanes *ls = lp->ls;
+    if (lp->released) {
+        return;
+    }
+    lp->released = true;
+    for (size_t i = 0; i < ls->n_parts; i++) {
+        if (ls->parts[i] == lp) {
+            memmove(&ls->parts[i], &ls->parts[i + 1], (ls->n_parts - i - 1) * sizeof(*ls->parts));
+            ls->n_parts--;
+            break;
+        }
+    }
+    for (size_t l = 0; l < lp->n_lanes; l++) {
+        sl_carry_close(lp->lanes[l].carry);
+    }
+}
+
+void sl_lane_part_dispatch(struct sl_lane_part *lp)
+{
+    for (size_t l = 0; l < lp->n_lanes && !lp->released; l++) {
+        lane_dispatch(&lp->lanes[l]);
+    }
+}
+
+static bool lane_in_flight(const struct sl_lane *ln)
+{
+    enum sl_carry_state st = sl_carry_state(ln->carry);
+    return st == SL_CARRY_INVOKING || st == SL_CARRY_WRITING;
+}
+
+void sl_lane_part_revoke(struct sl_lane_part *lp)
+{
+    lp->revoked = true;
+    struct sl_lane *carrier = lp->carrier;
+    if (carrier && !lane_in_flight(carrier)) {
+        sl_carry_abandon(carrier->carry);
+    }
+    for (size_t l = 0; l < lp->n_lanes; l++) {
+        struct sl_lane *ln = &lp->lanes[l];
+        if (lane_in_flight(ln)) {
+            continue; /* abandoned when it answers */
+        }
+        if (sl_carry_count(ln->carry) > 0) {
+            sl_carry_abandon(ln->carry);
+        }
+        sl_carry_stop(ln->carry);
+    }
+}
+
+bool sl_lane_part_is_busy(const struct sl_lane_part *lp)
+{
+    if (lp->carrier) {
+        return true;
+    }
+    for (size_t l = 0; l < lp->n_lanes; l++) {
+        if (lane_in_flight(&lp->lanes[l])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl_lane_part_is_carried(const struct sl_lane_part *lp)
+{
+    return lp->carrier != NULL;
+}
+
+bool sl_lane_part_is_idle(const struct sl_lane_part *lp)
+{
+    if (lp->carrier) {
+        return false;
+    }
+    for (size_t l = 0; l < lp->n_lanes; l++) {
+        if (!lane_is_idle(&lp->lanes[l])) {
+            return false;
+        }
+    }
+    return true;
 }

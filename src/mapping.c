@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* mapping.c: one event source mapping: its source, its partitions, and the ground the lanes
- * (lane.c) stand on. It owns the partitions its source reports and moves their records from
- * fetch through filter to the lanes. The rules of DESIGN.md it keeps:
+ * stand on. It owns the partitions its source reports (each an explicit state machine: its
+ * life, and its fetching) and moves their records from fetch through filter (intake.c) to the
+ * lanes (lane.h), which it drives through their narrow interface and which tell it what they
+ * must through the host interface it gives them. The on-failure destination is onfailure.c's.
+ * The rules of DESIGN.md it keeps:
  *   2. each partition has ParallelizationFactor lanes; records are spread over them by
  *      partition key, and each lane has one batch in flight;
  *   4. fetching pauses at the mapping's memory bound (records and bytes).
@@ -14,21 +17,94 @@
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "intake.h"
+#include "lane.h"
 #include "log.h"
-#include "mapping_int.h"
+#include "onfailure.h"
+#include "partition.h"
+#include "progress.h"
+#include "source.h"
+#include "url.h"
 
 #define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
 
-static void mapping_fetch_retry_cb(uv_timer_t *t);
+/* Where a partition stands in its life. */
+enum sl_mpart_life {
+    SL_MPART_LIVE,     /* its source produces records */
+    SL_MPART_GONE,     /* its source will produce no more: what it holds drains, then it goes */
+    SL_MPART_REVOKED,  /* taken away (rebalance): nothing more of it is acknowledged; it goes
+                          once nothing of it is in flight */
+    SL_MPART_RELEASED, /* forgotten: its memory goes once its lanes are closed */
+    SL_MPART_LIFE_COUNT,
+};
 
-int64_t sl_mapping_now(const struct sl_mapping *m)
+/* Its fetching. Apart from its life: an asynchronous fetch started while it was live may
+ * answer after it is gone or revoked (its records are kept; no fetch starts then). */
+enum sl_mpart_fetch {
+    SL_MPART_WANTS,     /* the source may have more: fetched when the memory bound allows */
+    SL_MPART_CAUGHT_UP, /* the last fetch found nothing: the source wakes it (part_wake) */
+    SL_MPART_FETCHING,  /* an asynchronous fetch is running */
+    SL_MPART_FAILED,    /* the last fetch failed: the mapping's timer wants it again */
+    SL_MPART_FETCH_COUNT,
+};
+
+/* The mapping's state for one partition (part->owner). */
+struct sl_mpart {
+    struct sl_mapping *m;
+    struct sl_part *part;
+    enum sl_mpart_life life;
+    enum sl_mpart_fetch fetch;
+    bool fetched;          /* a fetch of it completed (records, none, or an error): before
+                              that its lag is unknown and the mapping is not quiet */
+    int64_t first_wait_ms; /* when the queue last became non-empty */
+    size_t held_records;   /* what this partition counts against the mapping's bound */
+    size_t held_bytes;
+    struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
+    struct sl_lane_part *lp;       /* its lanes (lane.c) */
+};
+
+struct sl_mapping {
+    const struct sl_mapping_conf *conf;
+    struct sl_mapping_env env;
+    char *name;
+    const struct sl_source_ops *ops;
+    void *src_ctx;
+    bool src_inited;
+    struct sl_source_env senv;
+    struct sl_ckpt *ck;
+    struct sl_progress *progress;
+    struct sl_intake *intake; /* what becomes of fetched records (filter, lanes) */
+    struct sl_onfail *onfail;
+    struct sl_lanes *lanes;
+    struct sl_mpart **parts;
+    size_t n_parts;
+    size_t cap_parts;
+    uv_idle_t pump;
+    uv_timer_t fetch_retry;
+    int open_handles; /* the mapping is freed when its handles are closed */
+    bool freeing;
+    bool draining;
+    size_t held_records;
+    size_t held_bytes;
+    struct sl_mapping_stats stats;
+};
+
+static void mapping_fetch_retry_cb(uv_timer_t *t);
+static void mapping_schedule_pump(struct sl_mapping *m);
+static void part_release(struct sl_mpart *mp);
+static void part_settle(struct sl_mpart *mp);
+
+static int64_t mapping_now(const struct sl_mapping *m)
 {
     return sl_clock_now_ms(m->env.clock);
 }
@@ -42,7 +118,7 @@ static void part_account(struct sl_mpart *mp)
     size_t recs = sl_recq_count(&mp->part->q);
     size_t bytes = sl_recq_bytes(&mp->part->q);
     if (mp->held_records == 0 && recs > 0) {
-        mp->first_wait_ms = sl_mapping_now(m);
+        mp->first_wait_ms = mapping_now(m);
     }
     m->held_records = m->held_records - mp->held_records + recs;
     m->held_bytes = m->held_bytes - mp->held_bytes + bytes;
@@ -52,11 +128,12 @@ static void part_account(struct sl_mpart *mp)
 
 /* How many records and bytes part may still fetch: two batches' worth per lane, within the
  * mapping's total. */
-bool sl_mapping_part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
+static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
 {
     const struct sl_mapping *m = mp->m;
     const struct sl_mapping_core *core = &m->conf->core;
-    size_t part_max_records = 2 * m->lim.max_records * mp->n_lanes;
+    size_t n_lanes = (size_t)core->parallelization_factor;
+    size_t part_max_records = 2 * (size_t)core->batch_size * n_lanes;
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
     size_t total_records = (size_t)core->max_records_buffered;
     size_t total_bytes = (size_t)core->max_bytes_buffered;
@@ -106,50 +183,20 @@ static void mapping_dropped(void *arg, struct sl_part *part, size_t n)
 
 static void mapping_may_proceed(void *arg)
 {
-    sl_mapping_schedule_pump(arg);
+    mapping_schedule_pump(arg);
 }
 
 /* --- fetching --- */
-
-static uint64_t mapping_key_hash(const char *key, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 /* Filters and spreads over lanes the n records the source just appended to part's queue. */
 static void part_take_new(struct sl_mpart *mp, size_t n)
 {
     struct sl_mapping *m = mp->m;
-    struct sl_recq *q = &mp->part->q;
-    size_t count = sl_recq_count(q);
     m->stats.fetched += n;
-    bool filtered_any = false;
-    bool per_record = m->filter || mp->n_lanes > 1;
-    for (size_t i = count - n; per_record && i < count; i++) {
-        struct sl_record *rec = sl_recq_at_mut(q, i);
-        if (m->filter && !(rec->flags & SL_REC_OVERSIZE)) {
-            cJSON *doc = m->ops->filter_doc(m->src_ctx, mp->part, rec);
-            if (doc && !sl_filter_match_fields(m->filter, doc, m->ops->event->filter_payload_fields,
-                                               m->ops->event->filter_payload_mismatch_ignored)) {
-                rec->flags |= SL_REC_FILTERED | SL_REC_DONE;
-                m->stats.filtered++;
-                filtered_any = true;
-            }
-            cJSON_Delete(doc);
-        }
-        if (mp->n_lanes > 1) {
-            const char *key = NULL;
-            size_t len = m->ops->record_key(m->src_ctx, mp->part, rec, &key);
-            rec->lane = (uint32_t)(mapping_key_hash(key, len) % mp->n_lanes);
-        }
-    }
+    size_t filtered = sl_intake_sort(m->intake, mp->part, sl_recq_count(&mp->part->q) - n);
+    m->stats.filtered += filtered;
     part_account(mp);
-    if (filtered_any) {
+    if (filtered > 0) {
         (void)sl_progress_part_advance(mp->prog);
     }
 }
@@ -160,8 +207,8 @@ static void part_fetch(struct sl_mpart *mp)
     struct sl_mapping *m = mp->m;
     size_t max_records = 0;
     size_t max_bytes = 0;
-    if (m->draining || !mp->want_fetch || mp->fetch_pending || mp->gone ||
-        !sl_mapping_part_fetch_budget(mp, &max_records, &max_bytes)) {
+    if (m->draining || mp->life != SL_MPART_LIVE || mp->fetch != SL_MPART_WANTS ||
+        !part_fetch_budget(mp, &max_records, &max_bytes)) {
         return;
     }
     int r = m->ops->fetch(m->src_ctx, mp->part, max_records, max_bytes);
@@ -169,12 +216,11 @@ static void part_fetch(struct sl_mpart *mp)
     if (r > 0) {
         part_take_new(mp, (size_t)r);
     } else if (r == 0) {
-        mp->want_fetch = false;
+        mp->fetch = SL_MPART_CAUGHT_UP;
     } else if (r == SL_EINPROGRESS) {
-        mp->fetch_pending = true;
+        mp->fetch = SL_MPART_FETCHING;
     } else {
-        mp->want_fetch = false;
-        mp->fetch_failed = true;
+        mp->fetch = SL_MPART_FAILED;
         sl_log_warn(MAPPING_COMP, m->name, "fetch from %s failed: %s, retrying in %dms",
                     mp->part->name, sl_strerror(r), MAPPING_FETCH_RETRY_MS);
         if (!uv_is_active((uv_handle_t *)&m->fetch_retry)) {
@@ -189,8 +235,8 @@ static bool mapping_wants_fetch(const struct sl_mapping *m)
         const struct sl_mpart *mp = m->parts[i];
         size_t r = 0;
         size_t b = 0;
-        if (mp->want_fetch && !mp->fetch_pending && !mp->gone &&
-            sl_mapping_part_fetch_budget(mp, &r, &b)) {
+        if (mp->life == SL_MPART_LIVE && mp->fetch == SL_MPART_WANTS &&
+            part_fetch_budget(mp, &r, &b)) {
             return true;
         }
     }
@@ -205,25 +251,18 @@ static void mapping_pump_cb(uv_idle_t *h)
     struct sl_mapping *m = h->data;
     for (size_t i = 0; i < m->n_parts; i++) {
         struct sl_mpart *mp = m->parts[i];
-        if (mp->revoked) {
-            sl_mapping_part_settle(mp);
+        if (mp->life == SL_MPART_REVOKED) {
+            part_settle(mp);
             if (i < m->n_parts && m->parts[i] != mp) {
                 i--;
             }
             continue;
         }
         part_fetch(mp);
-        for (size_t l = 0; l < mp->n_lanes && !mp->released; l++) {
-            sl_lane_dispatch(&mp->lanes[l]);
-        }
-        if (!mp->released && mp->gone && !mp->carrier && sl_recq_count(&mp->part->q) == 0) {
-            bool busy = false;
-            for (size_t l = 0; l < mp->n_lanes; l++) {
-                busy = busy || mp->lanes[l].state != SL_LANE_IDLE;
-            }
-            if (!busy) {
-                sl_mapping_part_release(mp);
-            }
+        sl_lane_part_dispatch(mp->lp);
+        if (mp->life == SL_MPART_GONE && sl_recq_count(&mp->part->q) == 0 &&
+            sl_lane_part_is_idle(mp->lp)) {
+            part_release(mp);
         }
         if (i < m->n_parts && m->parts[i] != mp) {
             i--; /* mp was released and the array shifted */
@@ -234,7 +273,7 @@ static void mapping_pump_cb(uv_idle_t *h)
     }
 }
 
-void sl_mapping_schedule_pump(struct sl_mapping *m)
+static void mapping_schedule_pump(struct sl_mapping *m)
 {
     if (!m->freeing && !uv_is_active((uv_handle_t *)&m->pump)) {
         uv_idle_start(&m->pump, mapping_pump_cb);
@@ -245,40 +284,14 @@ static void mapping_fetch_retry_cb(uv_timer_t *t)
 {
     struct sl_mapping *m = t->data;
     for (size_t i = 0; i < m->n_parts; i++) {
-        if (m->parts[i]->fetch_failed) {
-            m->parts[i]->fetch_failed = false;
-            m->parts[i]->want_fetch = true;
+        if (m->parts[i]->fetch == SL_MPART_FAILED) {
+            m->parts[i]->fetch = SL_MPART_WANTS;
         }
     }
-    sl_mapping_schedule_pump(m);
+    mapping_schedule_pump(m);
 }
 
 /* --- the source's callbacks --- */
-
-static void mpart_timer_close_cb(uv_handle_t *h)
-{
-    struct sl_lane *ln = h->data;
-    struct sl_mpart *mp = ln->mp;
-    struct sl_mapping *m = mp->m;
-    if (--mp->open_timers > 0) {
-        return;
-    }
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        struct sl_lane *x = &mp->lanes[l];
-        sl_free(x->items);
-        sl_free(x->refs);
-        sl_free(x->todo);
-        sl_buf_fini(&x->body);
-        sl_buf_fini(&x->doc);
-        sl_free(x->win_state);
-    }
-    sl_free(mp->lanes);
-    sl_progress_part_free(mp->prog);
-    sl_free(mp);
-    if (--m->open_handles == 0 && m->freeing) {
-        sl_free(m);
-    }
-}
 
 static int
 mapping_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
@@ -293,13 +306,12 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
         m->parts = parts;
         m->cap_parts = cap;
     }
-    size_t n_lanes = (size_t)m->conf->core.parallelization_factor;
     struct sl_mpart *mp = sl_calloc(1, sizeof(*mp));
     struct sl_part *part = sl_part_new(id, name);
-    struct sl_lane *lanes = sl_calloc(n_lanes, sizeof(*lanes));
     struct sl_progress_part *prog = NULL;
-    if (!mp || !part || !lanes || sl_progress_part_new(m->progress, part, &prog) < 0) {
-        sl_free(lanes);
+    if (!mp || !part || sl_progress_part_new(m->progress, part, &prog) < 0 ||
+        sl_lane_part_new(m->lanes, part, prog, mp, &mp->lp) < 0) {
+        sl_progress_part_free(prog);
         sl_free(mp);
         sl_part_free(part);
         return SL_ENOMEM;
@@ -307,18 +319,8 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     mp->m = m;
     mp->part = part;
     mp->prog = prog;
-    mp->lanes = lanes;
-    mp->n_lanes = n_lanes;
-    mp->want_fetch = true;
-    for (size_t l = 0; l < n_lanes; l++) {
-        struct sl_lane *ln = &lanes[l];
-        ln->mp = mp;
-        sl_buf_init(&ln->body);
-        sl_buf_init(&ln->doc);
-        uv_timer_init(m->env.loop, &ln->timer);
-        ln->timer.data = ln;
-    }
-    mp->open_timers = n_lanes;
+    mp->life = SL_MPART_LIVE;
+    mp->fetch = SL_MPART_WANTS;
     m->open_handles++;
     part->owner = mp;
     m->parts[m->n_parts++] = mp;
@@ -326,7 +328,7 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
                 m->ops->caps->keeps_positions ? "the position its source keeps"
                 : part->ckpt_pos              ? "its checkpoint"
                                               : "the starting position");
-    sl_mapping_schedule_pump(m);
+    mapping_schedule_pump(m);
     *ret_part = part;
     return 0;
 }
@@ -341,92 +343,42 @@ static int mapping_part_set_start(void *owner, struct sl_part *part, const char 
 static void mapping_part_wake(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
-    mp->want_fetch = true;
-    sl_mapping_schedule_pump(owner);
+    if (mp->fetch != SL_MPART_FETCHING) {
+        mp->fetch = SL_MPART_WANTS; /* a fetch running wants more when it answers anyway */
+    }
+    mapping_schedule_pump(owner);
 }
 
 static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
 {
     struct sl_mapping *m = owner;
     struct sl_mpart *mp = part->owner;
-    mp->fetch_pending = false;
+    mp->fetch = n < 0 ? SL_MPART_FAILED : SL_MPART_WANTS;
     mp->fetched = true;
     if (n > 0) {
         part_take_new(mp, (size_t)n);
     } else if (n < 0) {
-        mp->want_fetch = false;
-        mp->fetch_failed = true;
         if (!uv_is_active((uv_handle_t *)&m->fetch_retry)) {
             uv_timer_start(&m->fetch_retry, mapping_fetch_retry_cb, MAPPING_FETCH_RETRY_MS, 0);
         }
     }
-    sl_mapping_schedule_pump(m);
+    mapping_schedule_pump(m);
 }
 
 static void mapping_part_gone(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
-    mp->gone = true;
-    sl_mapping_schedule_pump(owner);
+    if (mp->life == SL_MPART_LIVE) {
+        mp->life = SL_MPART_GONE;
+    }
+    mapping_schedule_pump(owner);
 }
 
-static bool part_busy(const struct sl_mpart *mp)
+static void part_settle(struct sl_mpart *mp)
 {
-    if (mp->carrier) {
-        return true;
+    if (mp->life == SL_MPART_REVOKED && !sl_lane_part_is_busy(mp->lp)) {
+        part_release(mp);
     }
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        enum sl_lane_state st = mp->lanes[l].state;
-        if (st == SL_LANE_INVOKING || st == SL_LANE_WRITING) {
-            return true;
-        }
-    }
-    return false;
-}
-
-void sl_mapping_part_settle(struct sl_mpart *mp)
-{
-    if (mp->revoked && !mp->released && !part_busy(mp)) {
-        sl_mapping_part_release(mp);
-    }
-}
-
-void sl_mapping_memo_put(
-    struct sl_mapping *m, const char *part_id, const char *pos, unsigned attempts, unsigned invokes)
-{
-    struct sl_retry_memo *memo = &m->memos[m->next_memo];
-    char *id = sl_strdup(part_id);
-    char *at = sl_strdup(pos);
-    if (!id || !at) {
-        sl_free(id);
-        sl_free(at);
-        return; /* forgetting only gives the batch its attempts again */
-    }
-    sl_free(memo->part_id);
-    sl_free(memo->pos);
-    *memo = (struct sl_retry_memo){id, at, attempts, invokes};
-    m->next_memo = (m->next_memo + 1) % SL_MAPPING_RETRY_MEMOS;
-}
-
-bool sl_mapping_memo_take(struct sl_mapping *m,
-                          const char *part_id,
-                          const char *pos,
-                          unsigned *ret_attempts,
-                          unsigned *ret_invokes)
-{
-    for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
-        struct sl_retry_memo *memo = &m->memos[i];
-        if (memo->part_id && strcmp(memo->pos, pos) == 0 && strcmp(memo->part_id, part_id) == 0) {
-            *ret_attempts = memo->attempts;
-            *ret_invokes = memo->invokes;
-            sl_free(memo->part_id);
-            sl_free(memo->pos);
-            memo->part_id = NULL;
-            memo->pos = NULL;
-            return true;
-        }
-    }
-    return false;
 }
 
 /* The source took the partition away: stop its lanes now; what is in flight is abandoned when
@@ -436,24 +388,23 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     struct sl_mapping *m = owner;
-    mp->revoked = true;
-    mp->gone = true;
+    mp->life = SL_MPART_REVOKED;
     sl_progress_part_revoke(mp->prog);
-    sl_lane_part_revoked(mp);
+    sl_lane_part_revoke(mp->lp);
     sl_log_info(MAPPING_COMP, m->name, "%s was revoked; batches in flight are abandoned",
                 part->name);
-    sl_mapping_part_settle(mp);
+    part_settle(mp);
 }
 
 /* Forgets a partition: the source frees its state, the mapping its own. Only when nothing of
  * it is in flight. */
-void sl_mapping_part_release(struct sl_mpart *mp)
+static void part_release(struct sl_mpart *mp)
 {
     struct sl_mapping *m = mp->m;
-    if (mp->released) {
+    if (mp->life == SL_MPART_RELEASED) {
         return;
     }
-    mp->released = true;
+    mp->life = SL_MPART_RELEASED;
     for (size_t i = 0; i < m->n_parts; i++) {
         if (m->parts[i] == mp) {
             memmove(&m->parts[i], &m->parts[i + 1], (m->n_parts - i - 1) * sizeof(*m->parts));
@@ -468,68 +419,120 @@ void sl_mapping_part_release(struct sl_mpart *mp)
     }
     sl_part_free(mp->part);
     mp->part = NULL;
-    for (size_t l = 0; l < mp->n_lanes; l++) {
-        uv_timer_stop(&mp->lanes[l].timer);
-        uv_close((uv_handle_t *)&mp->lanes[l].timer, mpart_timer_close_cb);
+    sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
+}
+
+/* --- what the lanes tell the mapping (lane.h's host interface) --- */
+
+static bool lanes_fetch_budget(void *arg, void *owner, size_t *ret_records, size_t *ret_bytes)
+{
+    (void)arg;
+    return part_fetch_budget(owner, ret_records, ret_bytes);
+}
+
+static int64_t lanes_first_wait_ms(void *arg, void *owner)
+{
+    (void)arg;
+    const struct sl_mpart *mp = owner;
+    return mp->first_wait_ms;
+}
+
+/* A lane went idle: a partition the source is done with goes once nothing of it is left. */
+static void lanes_lane_idle(void *arg, void *owner)
+{
+    struct sl_mpart *mp = owner;
+    bool done_with = mp->life == SL_MPART_GONE || mp->life == SL_MPART_REVOKED;
+    if (done_with && !sl_lane_part_is_carried(mp->lp) && sl_recq_count(&mp->part->q) == 0) {
+        part_release(mp);
+        return;
     }
+    mapping_schedule_pump(arg);
+}
+
+static void lanes_settle(void *arg, void *owner)
+{
+    (void)arg;
+    part_settle(owner);
+}
+
+static void lanes_schedule_pump(void *arg)
+{
+    mapping_schedule_pump(arg);
+}
+
+static void lanes_count(void *arg, enum sl_carry_stat stat, uint64_t n)
+{
+    struct sl_mapping *m = arg;
+    struct sl_mapping_stats *s = &m->stats;
+    uint64_t *counters[SL_CARRY_STAT_COUNT] = {
+        [SL_CARRY_STAT_INVOKED] = &s->invoked,
+        [SL_CARRY_STAT_FAILED] = &s->failed,
+        [SL_CARRY_STAT_DROPPED] = &s->dropped,
+        [SL_CARRY_STAT_DESTINATION_DELIVERED] = &s->destination_delivered,
+        [SL_CARRY_STAT_DELIVERED] = &s->delivered,
+        [SL_CARRY_STAT_RETRIED] = &s->retried,
+        [SL_CARRY_STAT_BATCHES] = &s->batches,
+        [SL_CARRY_STAT_BYTES] = &s->bytes,
+    };
+    assert(stat < SL_CARRY_STAT_COUNT);
+    *counters[stat] += n;
+}
+
+/* The partition's lanes closed: the rest of it goes, and the mapping once nothing is open. */
+static void lanes_part_closed(void *arg, void *owner)
+{
+    struct sl_mapping *m = arg;
+    struct sl_mpart *mp = owner;
+    sl_progress_part_free(mp->prog);
+    sl_free(mp);
+    if (--m->open_handles == 0 && m->freeing) {
+        sl_free(m);
+    }
+}
+
+static int mapping_lanes_new(struct sl_mapping *m)
+{
+    const struct sl_mapping_conf *conf = m->conf;
+    uint64_t seed = (uint64_t)sl_clock_wall_ms(m->env.clock) ^ (uint64_t)(uintptr_t)m;
+    struct sl_lanes_conf lconf = {
+        .carry =
+            {
+                .inst = m->name,
+                .loop = m->env.loop,
+                .clock = m->env.clock,
+                .ops = m->ops,
+                .src_ctx = m->src_ctx,
+                .fn = m->env.fn,
+                .onfail = m->onfail,
+                .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES,
+                        conf->core.window_ms},
+                .policy =
+                    {
+                        .max_retry_attempts = conf->core.max_retry_attempts,
+                        .bisect = conf->core.bisect,
+                        .report_item_failures = conf->report_item_failures,
+                    },
+                .max_concurrency = conf->max_concurrency,
+                .max_record_age_s = conf->core.max_record_age_s,
+                .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
+            },
+        .window_ms = conf->core.tumbling_window_s * 1000,
+        .lanes_per_part = (size_t)conf->core.parallelization_factor,
+    };
+    struct sl_lane_host host = {
+        .arg = m,
+        .fetch_budget = lanes_fetch_budget,
+        .first_wait_ms = lanes_first_wait_ms,
+        .lane_idle = lanes_lane_idle,
+        .settle = lanes_settle,
+        .schedule_pump = lanes_schedule_pump,
+        .count = lanes_count,
+        .part_closed = lanes_part_closed,
+    };
+    return sl_lanes_new(&lconf, &host, &m->lanes);
 }
 
 /* --- the public face --- */
-
-static int mapping_open_destination(struct sl_mapping *m, char *errbuf, size_t errlen)
-{
-    const char *d = m->conf->on_failure;
-    if (!d) {
-        return 0;
-    }
-    (void)sl_url_redact(d, m->dest.shown, sizeof(m->dest.shown));
-    const struct sl_sink_ops *ops = sl_sink_for(d);
-    if (!ops) {
-        (void)snprintf(errbuf, errlen, "no sink writes %s", m->dest.shown);
-        return SL_ECONFIG;
-    }
-    struct sl_sink_env env = {
-        .loop = m->env.loop,
-        .httpc = m->env.httpc,
-        .clock = m->env.clock,
-        .inst = m->name,
-        .region = m->env.region,
-    };
-    /* A destination on the source's own cluster (kafka://) connects to it as the source does:
-     * its servers and its security, secrets included, which are wiped once init copied them. */
-    struct sl_strmap cluster = {0};
-    int r = 0;
-    if (ops->uses_source_cluster && m->ops->shares_cluster) {
-        r = m->ops->client_props(m->src_ctx, &cluster, errbuf, errlen);
-        env.cluster = r == 0 ? &cluster : NULL;
-    }
-    if (r == 0) {
-        r = sl_sink_open(ops, &env, d, NULL, NULL, NULL, &m->dest.ctx, errbuf, errlen);
-    }
-    sl_strmap_clear(&cluster, true);
-    if (r < 0) {
-        return r;
-    }
-    m->dest.ops = ops;
-    return 0;
-}
-
-static int mapping_function_arn(struct sl_mapping *m)
-{
-    const char *fn = m->conf->core.function_name;
-    struct sl_buf b;
-    sl_buf_init(&b);
-    int r =
-        strncmp(fn, "arn:", 4) == 0
-            ? sl_buf_puts(&b, fn)
-            : sl_buf_printf(&b, "arn:aws:lambda:%s:000000000000:function:%s", m->env.region, fn);
-    if (r < 0) {
-        sl_buf_fini(&b);
-        return r;
-    }
-    m->function_arn = sl_buf_steal(&b);
-    return m->function_arn ? 0 : SL_ENOMEM;
-}
 
 int sl_mapping_new(const struct sl_mapping_conf *conf,
                    const struct sl_mapping_env *env,
@@ -548,9 +551,6 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     m->src_ctx = sl_calloc(1, m->ops->ctx_size);
     int r = (m->name && m->src_ctx) ? 0 : SL_ENOMEM;
     if (r == 0) {
-        r = mapping_function_arn(m);
-    }
-    if (r == 0) {
         struct sl_errlist errs;
         sl_errlist_init(&errs);
         struct sl_mapping_core scratch = {0};
@@ -565,16 +565,9 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         }
         sl_errlist_fini(&errs);
     }
-    if (r == 0 && conf->core.filter_criteria) {
-        r = sl_filter_compile(conf->core.filter_criteria, &m->filter, errbuf, errlen);
-        if (r == 0 && sl_filter_count(m->filter) == 0) {
-            sl_filter_free(m->filter);
-            m->filter = NULL;
-        }
-        if (r == 0 && m->filter && !m->ops->filters) {
-            (void)snprintf(errbuf, errlen, "%s sources cannot filter", m->ops->name);
-            r = SL_ECONFIG;
-        }
+    if (r == 0) {
+        r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx,
+                          (size_t)conf->core.parallelization_factor, &m->intake, errbuf, errlen);
     }
     if (r == 0) {
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
@@ -618,7 +611,24 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     }
     if (r == 0) {
         /* after the source's init: a destination may connect as the source does */
-        r = mapping_open_destination(m, errbuf, errlen);
+        struct sl_onfail_conf oconf = {
+            .url = conf->on_failure,
+            .inst = m->name,
+            .loop = env->loop,
+            .httpc = env->httpc,
+            .clock = env->clock,
+            .region = env->region,
+            .ops = m->ops,
+            .src_ctx = m->src_ctx,
+            .function_name = conf->core.function_name,
+            .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES,
+                    conf->core.window_ms},
+            .seed = ((uint64_t)sl_clock_wall_ms(env->clock) ^ (uint64_t)(uintptr_t)m) * 3 + 1,
+        };
+        r = sl_onfail_new(&oconf, &m->onfail, errbuf, errlen);
+    }
+    if (r == 0) {
+        r = mapping_lanes_new(m);
     }
     if (r < 0) {
         if (m->src_ctx) {
@@ -629,28 +639,13 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         if (m->ck) {
             sl_ckpt_close(m->ck);
         }
-        if (m->dest.ops) {
-            sl_sink_close(m->dest.ops, m->dest.ctx);
-        }
-        sl_filter_free(m->filter);
+        sl_lanes_free(m->lanes);
+        sl_onfail_free(m->onfail);
+        sl_intake_free(m->intake);
         sl_free(m->src_ctx);
-        sl_free(m->function_arn);
         sl_free(m->name);
         sl_free(m);
         return r;
-    }
-    m->policy = (struct sl_invoker_policy){
-        .max_retry_attempts = conf->core.max_retry_attempts,
-        .bisect = conf->core.bisect,
-        .report_item_failures = conf->report_item_failures,
-    };
-    m->lim.max_records = (size_t)conf->core.batch_size;
-    m->lim.max_bytes = SL_BATCH_MAX_PAYLOAD_BYTES;
-    m->lim.window_ms = conf->core.window_ms;
-    sl_retry_policy_default(&m->retry);
-    m->rng = (uint64_t)sl_clock_wall_ms(env->clock) ^ (uint64_t)(uintptr_t)m;
-    if (m->rng == 0) {
-        m->rng = 0x9E3779B97F4A7C15ULL;
     }
     uv_idle_init(env->loop, &m->pump);
     m->pump.data = m;
@@ -685,29 +680,22 @@ void sl_mapping_drain(struct sl_mapping *m)
     uv_idle_stop(&m->pump);
     uv_timer_stop(&m->fetch_retry);
     m->ops->stop(m->src_ctx);
-    for (size_t i = 0; i < m->n_parts; i++) {
-        struct sl_mpart *mp = m->parts[i];
-        for (size_t l = 0; l < mp->n_lanes; l++) {
-            struct sl_lane *ln = &mp->lanes[l];
-            uv_timer_stop(&ln->timer);
-            if (ln->state == SL_LANE_BACKOFF || ln->state == SL_LANE_WRITE_BACKOFF ||
-                ln->state == SL_LANE_READY) {
-                ln->state = SL_LANE_IDLE;
-            }
-        }
-    }
+    sl_lanes_drain(m->lanes);
 }
 
 void sl_mapping_cancel(struct sl_mapping *m)
 {
-    if (m->dest.ops && m->dest.ops->stop) {
-        m->dest.ops->stop(m->dest.ctx);
+    if (m->onfail) { /* NULL once freed */
+        sl_onfail_cancel(m->onfail);
     }
 }
 
 int sl_mapping_in_flight(const struct sl_mapping *m)
 {
-    return m->in_flight + m->writes_in_flight;
+    if (m->freeing) {
+        return 0; /* freed, its handles closing: nothing was in flight (sl_mapping_free) */
+    }
+    return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail);
 }
 
 bool sl_mapping_is_quiet(const struct sl_mapping *m)
@@ -715,19 +703,16 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
     if (m->ops->settling(m->src_ctx)) {
         return false;
     }
-    if (m->in_flight > 0 || m->writes_in_flight > 0 || m->held_records > 0 ||
-        !sl_ckpt_is_clean(m->ck)) {
+    if (sl_mapping_in_flight(m) > 0 || m->held_records > 0 || !sl_ckpt_is_clean(m->ck)) {
         return false;
     }
     for (size_t i = 0; i < m->n_parts; i++) {
         const struct sl_mpart *mp = m->parts[i];
-        if (mp->fetch_pending || (!mp->fetched && !mp->gone && !mp->revoked)) {
+        if (mp->fetch == SL_MPART_FETCHING || (!mp->fetched && mp->life == SL_MPART_LIVE)) {
             return false;
         }
-        for (size_t l = 0; l < mp->n_lanes; l++) {
-            if (mp->lanes[l].state != SL_LANE_IDLE) {
-                return false;
-            }
+        if (!sl_lane_part_is_idle(mp->lp)) {
+            return false;
         }
     }
     return true;
@@ -846,33 +831,22 @@ void sl_mapping_free(struct sl_mapping *m)
     sl_mapping_drain(m);
     m->freeing = true;
     while (m->n_parts > 0) {
-        sl_mapping_part_release(m->parts[m->n_parts - 1]);
+        part_release(m->parts[m->n_parts - 1]);
     }
+    sl_lanes_free(m->lanes); /* its memory goes with the last partition's lanes */
+    m->lanes = NULL;
     m->ops->fini(m->src_ctx);
     sl_opt_free(m->ops->opts, m->src_ctx);
     sl_free(m->src_ctx);
     m->src_ctx = NULL;
-    if (m->dest.ops) {
-        if (m->dest.ops->stop) {
-            m->dest.ops->stop(m->dest.ctx);
-        }
-        m->dest.ops->fini(m->dest.ctx);
-        sl_free(m->dest.ctx);
-        m->dest.ctx = NULL;
-    }
-    sl_filter_free(m->filter);
-    m->filter = NULL;
-    for (size_t i = 0; i < SL_MAPPING_RETRY_MEMOS; i++) {
-        sl_free(m->memos[i].part_id);
-        sl_free(m->memos[i].pos);
-        m->memos[i].part_id = NULL;
-        m->memos[i].pos = NULL;
-    }
+    sl_onfail_free(m->onfail);
+    m->onfail = NULL;
+    sl_intake_free(m->intake);
+    m->intake = NULL;
     sl_progress_free(m->progress);
     m->progress = NULL;
     sl_ckpt_close(m->ck);
     sl_free(m->parts);
-    sl_free(m->function_arn);
     sl_free(m->name);
     m->parts = NULL;
     m->name = NULL;
