@@ -37,6 +37,10 @@
 #define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
+#define MAPPING_QUEUE_LANES                                                              \
+    5                          /* a queue's lanes without MaximumConcurrency (AWS starts \
+                                  polling a queue with five) */
+#define MAPPING_QUEUE_CHUNK 64 /* leases per queue call from the mapping */
 
 /* Where a partition stands in its life. */
 enum sl_mpart_life {
@@ -94,6 +98,8 @@ struct sl_mapping {
     int open_handles; /* the mapping is freed when its handles are closed */
     bool freeing;
     bool draining;
+    bool queue;       /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
+    bool ack_failing; /* a delete failed and none succeeded since: logged once */
     size_t held_records;
     size_t held_bytes;
     struct sl_mapping_stats stats;
@@ -126,13 +132,25 @@ static void part_account(struct sl_mpart *mp)
     mp->held_bytes = bytes;
 }
 
+/* ParallelizationFactor for a stream; for a queue, whose records have no order but their
+ * group's, MaximumConcurrency lanes (MAPPING_QUEUE_LANES without it), each with one batch in
+ * flight. */
+static size_t mapping_lanes_per_part(const struct sl_mapping *m)
+{
+    const struct sl_mapping_conf *conf = m->conf;
+    if (!m->queue) {
+        return (size_t)conf->core.parallelization_factor;
+    }
+    return conf->max_concurrency > 0 ? (size_t)conf->max_concurrency : MAPPING_QUEUE_LANES;
+}
+
 /* How many records and bytes part may still fetch: two batches' worth per lane, within the
  * mapping's total. */
 static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
 {
     const struct sl_mapping *m = mp->m;
     const struct sl_mapping_core *core = &m->conf->core;
-    size_t n_lanes = (size_t)core->parallelization_factor;
+    size_t n_lanes = mapping_lanes_per_part(m);
     size_t part_max_records = 2 * (size_t)core->batch_size * n_lanes;
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
     size_t total_records = (size_t)core->max_records_buffered;
@@ -171,6 +189,9 @@ static int mapping_format_pos(
 static void mapping_ack(void *arg, struct sl_part *part, const struct sl_record *last)
 {
     struct sl_mapping *m = arg;
+    if (m->queue) {
+        return; /* a queue's records were acknowledged one by one (queue_ack) */
+    }
     m->ops->ack(m->src_ctx, part, last);
 }
 
@@ -188,13 +209,51 @@ static void mapping_may_proceed(void *arg)
 
 /* --- fetching --- */
 
-/* Filters and spreads over lanes the n records the source just appended to part's queue. */
+/* A queue's records of part's queue from index from on whose flags under mask are want:
+ * their leases end, acked (ack) or released with visibility visible_in_ms. Returns how
+ * many. */
+static size_t part_queue_end(
+    struct sl_mpart *mp, size_t from, uint16_t mask, uint16_t want, bool ack, int64_t visible_in_ms)
+{
+    struct sl_mapping *m = mp->m;
+    struct sl_recq *q = &mp->part->q;
+    uint64_t leases[MAPPING_QUEUE_CHUNK];
+    size_t n = 0;
+    size_t total = 0;
+    size_t count = sl_recq_count(q);
+    for (size_t i = from; i <= count; i++) {
+        if (i == count || n == MAPPING_QUEUE_CHUNK) {
+            if (n > 0 && ack) {
+                (void)m->ops->queue_ack(m->src_ctx, mp->part, leases, n);
+            } else if (n > 0) {
+                (void)m->ops->queue_release(m->src_ctx, mp->part, leases, n, visible_in_ms);
+            }
+            n = 0;
+        }
+        if (i == count) {
+            break;
+        }
+        const struct sl_record *rec = sl_recq_at(q, i);
+        if ((rec->flags & mask) == want) {
+            leases[n++] = sl_queue_rec_lease(rec);
+            total++;
+        }
+    }
+    return total;
+}
+
+/* Filters and spreads over lanes the n records the source just appended to part's queue. A
+ * queue's filtered records are deleted at once, as AWS does. */
 static void part_take_new(struct sl_mpart *mp, size_t n)
 {
     struct sl_mapping *m = mp->m;
     m->stats.fetched += n;
-    size_t filtered = sl_intake_sort(m->intake, mp->part, sl_recq_count(&mp->part->q) - n);
+    size_t from = sl_recq_count(&mp->part->q) - n;
+    size_t filtered = sl_intake_sort(m->intake, mp->part, from);
     m->stats.filtered += filtered;
+    if (m->queue && filtered > 0) {
+        (void)part_queue_end(mp, from, SL_REC_FILTERED, SL_REC_FILTERED, true, 0);
+    }
     part_account(mp);
     if (filtered > 0) {
         (void)sl_progress_part_advance(mp->prog);
@@ -335,8 +394,10 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
 
 static int mapping_part_set_start(void *owner, struct sl_part *part, const char *pos)
 {
-    (void)owner;
     struct sl_mpart *mp = part->owner;
+    if (((struct sl_mapping *)owner)->queue) {
+        return 0; /* a queue has no start to record */
+    }
     return sl_progress_part_set_start(mp->prog, pos);
 }
 
@@ -420,6 +481,39 @@ static void part_release(struct sl_mpart *mp)
     sl_part_free(mp->part);
     mp->part = NULL;
     sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
+}
+
+/* What a queue source says of a lease (sources/README.md "The queue model"). The record was
+ * done and dropped when it was acked or released; what is left is to count. A failed delete
+ * means the message comes back: logged once per outage (until a delete succeeds again). */
+static void mapping_queue_report(
+    void *owner, struct sl_part *part, uint64_t lease, enum sl_queue_report report, int err)
+{
+    struct sl_mapping *m = owner;
+    switch (report) {
+    case SL_QUEUE_ACKED:
+        m->stats.queue_deleted++;
+        if (m->ack_failing) {
+            m->ack_failing = false;
+            sl_log_info(MAPPING_COMP, m->name, "deleting from %s works again", part->name);
+        }
+        break;
+    case SL_QUEUE_ACK_FAILED:
+        m->stats.queue_delete_failed++;
+        if (!m->ack_failing) {
+            m->ack_failing = true;
+            sl_log_warn(MAPPING_COMP, m->name,
+                        "cannot delete lease %" PRIu64 " of %s: %s; the message will be "
+                        "delivered again (further failures are counted, not logged)",
+                        lease, part->name, sl_strerror(err));
+        }
+        break;
+    case SL_QUEUE_LEASE_LOST:
+        m->stats.queue_lease_lost++;
+        break;
+    case SL_QUEUE_REPORT_COUNT:
+        break;
+    }
 }
 
 /* --- what the lanes tell the mapping (lane.h's host interface) --- */
@@ -517,7 +611,7 @@ static int mapping_lanes_new(struct sl_mapping *m)
                 .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
             },
         .window_ms = conf->core.tumbling_window_s * 1000,
-        .lanes_per_part = (size_t)conf->core.parallelization_factor,
+        .lanes_per_part = mapping_lanes_per_part(m),
     };
     struct sl_lane_host host = {
         .arg = m,
@@ -547,6 +641,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     m->conf = conf;
     m->env = *env;
     m->ops = conf->source;
+    m->queue = m->ops->caps->model == SL_DELIVERY_QUEUE;
     m->name = sl_strdup(conf->core.uuid);
     m->src_ctx = sl_calloc(1, m->ops->ctx_size);
     int r = (m->name && m->src_ctx) ? 0 : SL_ENOMEM;
@@ -566,8 +661,8 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         sl_errlist_fini(&errs);
     }
     if (r == 0) {
-        r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx,
-                          (size_t)conf->core.parallelization_factor, &m->intake, errbuf, errlen);
+        r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx, mapping_lanes_per_part(m),
+                          &m->intake, errbuf, errlen);
     }
     if (r == 0) {
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
@@ -575,7 +670,8 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     if (r == 0) {
         struct sl_progress_conf pconf = {
             .inst = m->name,
-            .keeps_positions = m->ops->caps->keeps_positions,
+            /* a queue keeps no positions at all: the store is neither read nor written */
+            .keeps_positions = m->ops->caps->keeps_positions || m->queue,
             .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
         };
         struct sl_progress_host host = {
@@ -605,6 +701,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             .part_gone = mapping_part_gone,
             .part_revoke = mapping_part_revoke,
             .part_set_start = mapping_part_set_start,
+            .queue_report = m->queue ? mapping_queue_report : NULL,
         };
         r = m->ops->init(m->src_ctx, &m->senv, errbuf, errlen);
         m->src_inited = r == 0;
@@ -679,7 +776,23 @@ void sl_mapping_drain(struct sl_mapping *m)
     m->draining = true;
     uv_idle_stop(&m->pump);
     uv_timer_stop(&m->fetch_retry);
-    m->ops->stop(m->src_ctx);
+    if (m->queue) {
+        /* Held records not in a batch go back at once; batches in flight end as usual, and
+         * the source stops once they did and its deletes are done (sl_mapping_in_flight
+         * counts them; sl_mapping_free stops it). */
+        for (size_t i = 0; i < m->n_parts; i++) {
+            struct sl_mpart *mp = m->parts[i];
+            struct sl_recq *q = &mp->part->q;
+            (void)part_queue_end(mp, 0, SL_REC_TAKEN | SL_REC_DONE, 0, false, 0);
+            for (size_t k = 0; k < sl_recq_count(q); k++) {
+                struct sl_record *rec = sl_recq_at_mut(q, k);
+                rec->flags |= (rec->flags & SL_REC_TAKEN) ? 0 : SL_REC_DONE;
+            }
+            (void)sl_progress_part_advance(mp->prog);
+        }
+    } else {
+        m->ops->stop(m->src_ctx);
+    }
     sl_lanes_drain(m->lanes);
 }
 
@@ -695,7 +808,9 @@ int sl_mapping_in_flight(const struct sl_mapping *m)
     if (m->freeing) {
         return 0; /* freed, its handles closing: nothing was in flight (sl_mapping_free) */
     }
-    return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail);
+    /* a queue's deletes and visibility changes count until the source is idle */
+    int queue_busy = m->queue && !m->ops->queue_idle(m->src_ctx) ? 1 : 0;
+    return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail) + queue_busy;
 }
 
 bool sl_mapping_is_quiet(const struct sl_mapping *m)
@@ -829,6 +944,9 @@ void sl_mapping_free(struct sl_mapping *m)
         return;
     }
     sl_mapping_drain(m);
+    if (m->queue) {
+        m->ops->stop(m->src_ctx); /* ends every lease still held: they come back */
+    }
     m->freeing = true;
     while (m->n_parts > 0) {
         part_release(m->parts[m->n_parts - 1]);

@@ -41,6 +41,10 @@ struct sl_mapping_stats {
     uint64_t retried;               /* records sent again after a failure */
     uint64_t batches;               /* invocations started */
     uint64_t bytes;                 /* payload bytes of accepted invocations */
+    /* queue sources only (their leases, as the source reports them) */
+    uint64_t queue_deleted;       /* acked and deleted */
+    uint64_t queue_delete_failed; /* acked, but the source could not delete them */
+    uint64_t queue_lease_lost;    /* leases that ran out while the mapping held the record */
 };
 
 /* Creates the mapping (opens its checkpoint store). Returns 0 and *ret_m, SL_ECONFIG or
