@@ -20,7 +20,8 @@
  *   fifo_group_one_batch_in_flight and fifo_failure_releases_rest_of_group: intake giving
  *     keyed records SL_REC_LANE_ANY, and the group spread of sl_queuebatch_judge removed;
  *   drain_releases_unbatched_visible_now: sl_mapping_drain without the queue's release;
- *   failed_delete_retried_counted_once: the queue_report handler counting nothing. */
+ *   failed_delete_retried_counted_once: the queue_report handler counting nothing;
+ *   config_refuses_stream_keys: config_queue_rules not called (fails against main too). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -566,6 +567,49 @@ static void test_queue_failed_delete_retried_counted_once(void **state)
     assert_int_equal(e->n_calls, 1);
 }
 
+/* --- configuration --- */
+
+/* A queue source refuses the stream-only keys and an on-failure destination, naming the key
+ * and why (keyed on the source's delivery model: the fake queue's name is not SQS). */
+static void test_queue_config_refuses_stream_keys(void **state)
+{
+    struct qe *e = *state;
+    static const char *const cases[][2] = {
+        {"\"BisectBatchOnFunctionError\":true", "BisectBatchOnFunctionError"},
+        {"\"MaximumRetryAttempts\":2", "MaximumRetryAttempts"},
+        {"\"MaximumRecordAgeInSeconds\":60", "MaximumRecordAgeInSeconds"},
+        {"\"ParallelizationFactor\":2", "ParallelizationFactor"},
+        {"\"TumblingWindowInSeconds\":5", "TumblingWindowInSeconds"},
+        {"\"DestinationConfig\":{\"OnFailure\":{\"Destination\":\"file:///tmp/x\"}}",
+         "DestinationConfig.OnFailure"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024];
+        (void)snprintf(text, sizeof(text),
+                       "{\"state_dir\":\"%s/state\",\"functions\":{\"f\":{\"type\":\"exec\","
+                       "\"command\":[\"/bin/true\"]}},\"mappings\":[{\"EventSourceArn\":"
+                       "\"" FAKE_QUEUE_SCHEME "q\",\"FunctionName\":\"f\",%s}]}",
+                       e->dir, cases[i][0]);
+        test_write_file(e->conf_path, "w", text, strlen(text));
+        struct sl_errlist errs;
+        sl_errlist_init(&errs);
+        struct sl_config *cfg = NULL;
+        assert_int_equal(sl_config_load(e->conf_path, &cfg, &errs), SL_ECONFIG);
+        bool named = false;
+        for (size_t k = 0; k < errs.n; k++) {
+            named = named || (strstr(errs.items[k], cases[i][1]) &&
+                              strstr(errs.items[k], "not supported for a queue source"));
+        }
+        if (!named) {
+            fail_msg("%s: no error names it (%s)", cases[i][1], errs.n ? errs.items[0] : "none");
+        }
+        sl_errlist_fini(&errs);
+    }
+    /* the defaults AWS fills in for SQS pass: an empty OnFailure, ScalingConfig */
+    qe_open(e, "\"DestinationConfig\":{\"OnFailure\":{}},"
+               "\"ScalingConfig\":{\"MaximumConcurrency\":2}");
+}
+
 int main(void)
 {
     sl_log_setup(getenv("QE_DEBUG") ? SL_LOG_DEBUG : SL_LOG_ERROR, SL_LOG_HUMAN, 2);
@@ -592,6 +636,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_drain_releases_unbatched_visible_now, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_failed_delete_retried_counted_once, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_config_refuses_stream_keys, qe_setup,
                                         qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
