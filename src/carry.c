@@ -10,9 +10,10 @@
  * resumes each partition after its own lowest failed record. A batch holding a revoked partition is
  * abandoned: a failing one leaves its retry state in a memo (memo.c), the other partitions' records
  * are offered again. It never moves a checkpoint itself: it marks records done and lets progress.c
- * advance each partition's low-watermark. The lanes above (lane.c) form batches and own the
- * partitions; what they must know they learn through the host interface they gave, and the carry
- * calls nothing of theirs otherwise. Loop thread. */
+ * advance each partition's low-watermark. For a queue source each record ends on its own
+ * (queuebatch.c): acked when delivered, released otherwise, never retried in process. The lanes
+ * above (lane.c) form batches and own the partitions; what they must know they learn through the
+ * host interface they gave, and the carry calls nothing of theirs otherwise. Loop thread. */
 #include "carry.h"
 
 #include <assert.h>

@@ -14,6 +14,10 @@
  * acknowledge the source, re-count what a partition holds, pump again once the disk caught
  * up). Records stay in the partition's queue until the low-watermark passes them; batches
  * refer to them by absolute index (the queue's count of dropped records plus the index).
+ * A queue source (caps->model SL_DELIVERY_QUEUE, sources/README.md "The queue model") has no
+ * checkpoint: its records end one by one (acked or released by the carries, filtered ones acked
+ * here), progress only drops them once done, MaximumConcurrency lanes carry them, and the
+ * source's reports about leases are counted here.
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 

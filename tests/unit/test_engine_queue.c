@@ -17,8 +17,8 @@
  *     in carry_invoked): retried in process, no release;
  *   long_invocation_held: no queue_hold at invoke (carry_invoke);
  *   several_batches_in_flight: one lane per queue (mapping_lanes_per_part returning 1);
- *   fifo_group_one_batch_in_flight and fifo_failure_releases_rest_of_group: intake giving
- *     keyed records SL_REC_LANE_ANY, and the group spread of sl_queuebatch_judge removed;
+ *   fifo_group_one_batch_in_flight: intake giving keyed records SL_REC_LANE_ANY;
+ *   fifo_failure_releases_rest_of_group: the group spread of sl_queuebatch_judge removed;
  *   drain_releases_unbatched_visible_now: sl_mapping_drain without the queue's release;
  *   failed_delete_retried_counted_once: the queue_report handler counting nothing;
  *   config_refuses_stream_keys: config_queue_rules not called (fails against main too). */
