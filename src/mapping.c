@@ -487,6 +487,28 @@ static void part_release(struct sl_mpart *mp)
     sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
 }
 
+/* A queue's lease ran out: a record not yet in a batch is dropped without invoking it, and
+ * released to its running visibility timeout (it is coming back; invoking it now could run it
+ * twice at once). One in a batch is left to its invocation, which acks or releases it. */
+static void part_queue_lost(struct sl_mpart *mp, uint64_t lease)
+{
+    struct sl_mapping *m = mp->m;
+    struct sl_recq *q = &mp->part->q;
+    for (size_t i = 0; i < sl_recq_count(q); i++) {
+        struct sl_record *rec = sl_recq_at_mut(q, i);
+        if (sl_queue_rec_lease(rec) != lease) {
+            continue;
+        }
+        if (!(rec->flags & (SL_REC_TAKEN | SL_REC_DONE))) {
+            (void)m->ops->queue_release(m->src_ctx, mp->part, &lease, 1, SL_QUEUE_KEEP_VISIBILITY);
+            rec->flags |= SL_REC_DONE;
+            (void)sl_progress_part_advance(mp->prog);
+            mapping_schedule_pump(m);
+        }
+        return;
+    }
+}
+
 /* What a queue source says of a lease (sources/README.md "The queue model"). The record was
  * done and dropped when it was acked or released; what is left is to count. A failed delete
  * means the message comes back: logged once per outage (until a delete succeeds again). */
@@ -514,6 +536,7 @@ static void mapping_queue_report(
         break;
     case SL_QUEUE_LEASE_LOST:
         m->stats.queue_lease_lost++;
+        part_queue_lost(part->owner, lease);
         break;
     case SL_QUEUE_REPORT_COUNT:
         break;

@@ -21,6 +21,8 @@
  *   fifo_failure_releases_rest_of_group: the group spread of sl_queuebatch_judge removed;
  *   drain_releases_unbatched_visible_now: sl_mapping_drain without the queue's release;
  *   failed_delete_retried_counted_once: the queue_report handler counting nothing;
+ *   lease_lost_before_invoke_released: the queue_report handler not releasing a record
+ *     whose lease was lost (it was invoked on its first, lost lease);
  *   config_refuses_stream_keys: config_queue_rules not called (fails against main too). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -515,6 +517,32 @@ static void test_queue_fifo_failure_releases_rest_of_group(void **state)
     assert_int_equal(qe_count(e, FAKE_QUEUE_CALL_ACK, b), 0);
 }
 
+/* A lease that runs out before its record was invoked: the record is dropped and released
+ * (it comes back from the queue), never invoked on the lost lease. */
+static void test_queue_lease_lost_before_invoke_released(void **state)
+{
+    struct qe *e = *state;
+    e->hold = true;
+    e->fq.visibility_ms = 10000;
+    qe_send_n(e, "", 2);
+    qe_open(e, "\"BatchSize\":1,\"ScalingConfig\":{\"MaximumConcurrency\":1}");
+    assert_true(qe_until(e, qe_one_call));
+    size_t held = e->calls[0].msgs[0];
+    size_t waiting = held == 0 ? 1 : 0;
+    for (int i = 0; i < 5; i++) {
+        sl_clock_fake_advance(&e->clock, 2500);
+        qe_ticks(e);
+    }
+    assert_int_equal(sl_mapping_stats(e->m)->queue_lease_lost, 1);
+    assert_int_equal(qe_value(e, FAKE_QUEUE_CALL_RELEASE, waiting), SL_QUEUE_KEEP_VISIBILITY);
+    qe_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
+    assert_true(qe_until(e, qe_two_calls));
+    assert_int_equal(e->calls[1].msgs[0], waiting);
+    assert_int_equal(e->calls[1].receives[0], 2); /* the message came back, a new lease */
+    qe_answer(e, 1, SL_OUTCOME_SUCCESS, NULL);
+    assert_true(qe_until(e, qe_all_deleted));
+}
+
 /* --- drain and deletes --- */
 
 static bool qe_one_release(void *arg)
@@ -636,6 +664,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_drain_releases_unbatched_visible_now, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_failed_delete_retried_counted_once, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_lease_lost_before_invoke_released, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_config_refuses_stream_keys, qe_setup,
                                         qe_teardown),
