@@ -41,10 +41,10 @@
 #define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
-#define MAPPING_QUEUE_LANES                                                              \
-    5                          /* a queue's lanes without MaximumConcurrency (AWS starts \
-                                  polling a queue with five) */
+/* a queue's lanes without MaximumConcurrency (AWS starts polling a queue with five) */
+#define MAPPING_QUEUE_LANES 5
 #define MAPPING_QUEUE_CHUNK 64 /* leases per queue call from the mapping */
+#define MAPPING_QUEUE_STATS 3  /* counters of the progress line only queues have */
 
 /* Where a partition stands in its life. */
 enum sl_mpart_life {
@@ -930,6 +930,11 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         "lag",
         "max_lag",
         "partitions",
+        /* queue sources only (the last MAPPING_QUEUE_STATS): AWS's DeletedEventCount, and the
+         * deletes that failed and the leases lost */
+        "DeletedEventCount",
+        "delete_failed",
+        "lease_lost",
     };
     const int64_t values[] = {
         (int64_t)s->fetched,
@@ -946,11 +951,15 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         lag,
         max_lag,
         (int64_t)m->n_parts,
+        (int64_t)s->queue_deleted,
+        (int64_t)s->queue_delete_failed,
+        (int64_t)s->queue_lease_lost,
     };
+    size_t n_keys = SL_ARRAY_LEN(keys) - (m->queue ? 0 : MAPPING_QUEUE_STATS);
     /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
     const char *unit = sl_lag_unit_name(m->ops->caps->lag_unit);
-    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, SL_ARRAY_LEN(keys),
-                         "lag_unit", unit);
+    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, n_keys, "lag_unit",
+                         unit);
     if (n_lag > 0) {
         sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag,
                              "lag_unit", unit);

@@ -23,6 +23,8 @@
  *   failed_delete_retried_counted_once: the queue_report handler counting nothing;
  *   lease_lost_before_invoke_released: the queue_report handler not releasing a record
  *     whose lease was lost (it was invoked on its first, lost lease);
+ *   progress_line_counts_deletes: the queue counters left out of the progress line (fails
+ *     against main too);
  *   config_refuses_stream_keys: config_queue_rules not called (fails against main too). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -595,6 +597,32 @@ static void test_queue_failed_delete_retried_counted_once(void **state)
     assert_int_equal(e->n_calls, 1);
 }
 
+/* The progress line of a queue mapping counts deletes (AWS's DeletedEventCount), failed
+ * deletes and lost leases. */
+static void test_queue_progress_line_counts_deletes(void **state)
+{
+    struct qe *e = *state;
+    qe_send_n(e, "", 2);
+    qe_open(e, "\"BatchSize\":10");
+    assert_true(qe_until(e, qe_all_deleted));
+    assert_true(qe_until(e, qe_source_idle));
+    char path[700];
+    (void)snprintf(path, sizeof(path), "%s/log", e->dir);
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    sl_log_setup(SL_LOG_INFO, SL_LOG_JSON, fileno(f));
+    sl_mapping_log_stats(e->m, "progress");
+    sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
+    char line[4096] = "";
+    rewind(f);
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    line[n] = '\0';
+    fclose(f);
+    assert_non_null(strstr(line, "\"DeletedEventCount\":2"));
+    assert_non_null(strstr(line, "\"delete_failed\":0"));
+    assert_non_null(strstr(line, "\"lease_lost\":0"));
+}
+
 /* --- configuration --- */
 
 /* A queue source refuses the stream-only keys and an on-failure destination, naming the key
@@ -666,6 +694,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_failed_delete_retried_counted_once, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_lost_before_invoke_released, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_progress_line_counts_deletes, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_config_refuses_stream_keys, qe_setup,
                                         qe_teardown),
