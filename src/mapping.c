@@ -14,6 +14,7 @@
  * acknowledge the source, re-count what a partition holds, pump again once the disk caught
  * up). Records stay in the partition's queue until the low-watermark passes them; batches
  * refer to them by absolute index (the queue's count of dropped records plus the index).
+ * Its progress and lag lines are mapping_stats.c's, which reads it through mapping.h.
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 
