@@ -14,6 +14,7 @@
  * acknowledge the source, re-count what a partition holds, pump again once the disk caught
  * up). Records stay in the partition's queue until the low-watermark passes them; batches
  * refer to them by absolute index (the queue's count of dropped records plus the index).
+ * Its progress and lag lines are mapping_stats.c's, which reads it through mapping.h.
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 
@@ -733,86 +734,33 @@ const char *sl_mapping_name(const struct sl_mapping *m)
     return m->name;
 }
 
-/* Per-partition lag, on a line of its own beside the progress line (partition names are the
- * keys; at most MAPPING_LAG_PARTS of them, the rest summed in the progress line only).
- *
- * About unknown lag: a partition's lag is unknown until a fetch of it completed, and whenever
- * its source cannot tell (Kafka before the broker's first fetch answer gave the high
- * watermark): it is logged as unknown (SL_LOG_UNKNOWN: "?", JSON null), never as 0, and then
- * so are the mapping's lag and max_lag, which would otherwise understate it. Without
- * partitions they are 0, unless the source is still settling (joining its group). */
-#define MAPPING_LAG_PARTS 64
-
-static int64_t mapping_part_lag(const struct sl_mapping *m, const struct sl_mpart *mp)
+/* What the progress line reads (mapping_stats.c). A partition's lag is unknown
+ * (SL_LOG_UNKNOWN) until a fetch of it completed, and whenever its source cannot tell. */
+bool sl_mapping_is_settling(const struct sl_mapping *m)
 {
+    return m->ops->settling(m->src_ctx);
+}
+
+size_t sl_mapping_part_count(const struct sl_mapping *m)
+{
+    return m->n_parts;
+}
+
+const char *sl_mapping_part_name(const struct sl_mapping *m, size_t i)
+{
+    return m->parts[i]->part->name;
+}
+
+int64_t sl_mapping_part_lag(const struct sl_mapping *m, size_t i)
+{
+    const struct sl_mpart *mp = m->parts[i];
     int64_t l = mp->fetched ? m->ops->lag(m->src_ctx, mp->part) : -1;
     return l >= 0 ? l : SL_LOG_UNKNOWN;
 }
 
-void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
+const char *sl_mapping_lag_unit(const struct sl_mapping *m)
 {
-    int64_t lag = 0;
-    int64_t max_lag = 0;
-    const char *lag_keys[MAPPING_LAG_PARTS];
-    int64_t lag_values[MAPPING_LAG_PARTS];
-    size_t n_lag = 0;
-    if (m->n_parts == 0 && m->ops->settling(m->src_ctx)) {
-        lag = max_lag = SL_LOG_UNKNOWN;
-    }
-    for (size_t i = 0; i < m->n_parts; i++) {
-        int64_t l = mapping_part_lag(m, m->parts[i]);
-        if (l == SL_LOG_UNKNOWN) {
-            lag = max_lag = SL_LOG_UNKNOWN;
-        } else if (lag != SL_LOG_UNKNOWN) {
-            lag += l;
-            max_lag = l > max_lag ? l : max_lag;
-        }
-        if (n_lag < MAPPING_LAG_PARTS) {
-            lag_keys[n_lag] = m->parts[i]->part->name;
-            lag_values[n_lag++] = l;
-        }
-    }
-    const struct sl_mapping_stats *s = &m->stats;
-    static const char *const keys[] = {
-        "PolledEventCount",
-        "FilteredOutEventCount",
-        "InvokedEventCount",
-        "FailedInvokeEventCount",
-        "DroppedEventCount",
-        "OnFailureDestinationDeliveredEventCount",
-        "delivered",
-        "retried",
-        "batches",
-        "in_flight",
-        "bytes",
-        "lag",
-        "max_lag",
-        "partitions",
-    };
-    const int64_t values[] = {
-        (int64_t)s->fetched,
-        (int64_t)s->filtered,
-        (int64_t)s->invoked,
-        (int64_t)s->failed,
-        (int64_t)s->dropped,
-        (int64_t)s->destination_delivered,
-        (int64_t)s->delivered,
-        (int64_t)s->retried,
-        (int64_t)s->batches,
-        sl_mapping_in_flight(m),
-        (int64_t)s->bytes,
-        lag,
-        max_lag,
-        (int64_t)m->n_parts,
-    };
-    /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
-    const char *unit = sl_lag_unit_name(m->ops->caps->lag_unit);
-    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, SL_ARRAY_LEN(keys),
-                         "lag_unit", unit);
-    if (n_lag > 0) {
-        sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag,
-                             "lag_unit", unit);
-    }
+    return sl_lag_unit_name(m->ops->caps->lag_unit);
 }
 
 static void mapping_close_cb(uv_handle_t *h)
