@@ -61,8 +61,11 @@ static void file_end(void *arg)
 }
 
 static struct file_drv file_drv;
-static const struct conf_source file_source = {"file", &file_drv, file_prepare, file_append,
-                                               file_end};
+static const struct conf_source file_source = {.name = "file",
+                                               .arg = &file_drv,
+                                               .prepare = file_prepare,
+                                               .append = file_append,
+                                               .end = file_end};
 
 static int file_setup(void **state)
 {
@@ -116,10 +119,16 @@ static void fake_end(void *arg)
 
 static struct fake_drv fake_sync_drv;
 static struct fake_drv fake_async_drv = {.async = true};
-static const struct conf_source fake_source = {"fake", &fake_sync_drv, fake_prepare, fake_append,
-                                               fake_end};
-static const struct conf_source fake_async_source = {"fake (async fetch)", &fake_async_drv,
-                                                     fake_prepare, fake_append, fake_end};
+static const struct conf_source fake_source = {.name = "fake",
+                                               .arg = &fake_sync_drv,
+                                               .prepare = fake_prepare,
+                                               .append = fake_append,
+                                               .end = fake_end};
+static const struct conf_source fake_async_source = {.name = "fake (async fetch)",
+                                                     .arg = &fake_async_drv,
+                                                     .prepare = fake_prepare,
+                                                     .append = fake_append,
+                                                     .end = fake_end};
 
 static int fake_setup(void **state)
 {
