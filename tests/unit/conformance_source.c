@@ -361,7 +361,8 @@ static int conf_fetch_once(struct conf_h *h, struct sl_part *part, size_t max_re
 static void conf_fetch_until(struct conf_h *h, struct sl_part *part, size_t want, size_t max)
 {
     for (int turn = 0; turn < 100 && sl_recq_count(&part->q) < want; turn++) {
-        if (conf_fetch_once(h, part, max) == 0) {
+        size_t left = want - sl_recq_count(&part->q); /* a source may hand out fewer at first */
+        if (conf_fetch_once(h, part, left < max ? left : max) == 0) {
             h->wakes = 0;
             if (!conf_wait(h, conf_woken)) {
                 fail_msg("%s: no part_wake after fetch returned 0 (%zu of %zu records)",
