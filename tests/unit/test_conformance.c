@@ -6,7 +6,9 @@
  * fake queue (fake_queue.c). Each adapter is a driver (how to make a source holding given
  * records, add one, end the partition; for a queue: make a queue of given messages and groups,
  * fail its deletes, say what it still holds) and one test per check. An adapter joins with a
- * driver and a CONF_TESTS or CONF_QUEUE_TESTS line (sources/README.md). */
+ * driver and a CONF_TESTS or CONF_QUEUE_TESTS line (sources/README.md). Kafka runs the stream
+ * checks from test_conformance_kafka.c (built with Kafka only), against librdkafka's mock cluster.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
