@@ -2,8 +2,9 @@
 /* carry.c: what one lane carries, a batch, from its first attempt to its end. It encodes the batch
  * (cut where the 6 MB payload demands), invokes the function, and carries out the invoker's verdict
  * on each answer: done, retry after a backoff, split in two (BisectBatchOnFunctionError), resume
- * after the lowest failed record (partial batch responses), or give the records to the on-failure
- * path (onfailure.c): the destination when there is one, else a log line and the dropped count.
+ * after the lowest failed record (partial batch responses; response.c reads the answer into the
+ * verdict), or give the records to the on-failure path (onfailure.c): the destination when there
+ * is one, else a log line and the dropped count.
  * Records older than MaximumRecordAgeInSeconds and records that can never fit an event take that
  * path before an attempt. With tumbling windows it keeps the window's state (window.c) and sends
  * its final invocation. Where batches span partitions (Kafka, esm.md §3), a partial batch response
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "memo.h"
 #include "queuebatch.h"
+#include "response.h"
 #include "retry.h"
 #include "source.h"
 
@@ -455,44 +457,14 @@ static void carry_invoked(void *arg, const struct sl_invoke_result *res)
         carry_backoff(c, SL_CARRY_BACKOFF, delay);
         return;
     }
-    struct sl_invoke_result windowed_res;
-    char *new_state = NULL;
-    size_t new_state_len = 0;
-    if (c->win && res->outcome == SL_OUTCOME_SUCCESS &&
-        sl_window_read_state(res->body, res->body_len, &new_state, &new_state_len) < 0) {
-        /* AWS: a tumbling window function must return its state, else the batch failed. */
-        windowed_res = *res;
-        windowed_res.outcome = SL_OUTCOME_FUNCTION_ERROR;
-        windowed_res.error_type = "State.Missing";
-        windowed_res.detail = "the response has no \"state\" object";
-        res = &windowed_res;
-    }
-
-    struct sl_partial partial;
-    const struct sl_partial *pp = NULL;
-    if (res->outcome == SL_OUTCOME_SUCCESS && g->policy.report_item_failures) {
-        sl_lanebatch_read_partial(c->b, res, &partial);
-        pp = &partial;
-        if (partial.unknown_key[0] && strcmp(partial.unknown_key, g->warned_key) != 0) {
-            sl_log_warn(CARRY_COMP, g->inst,
-                        "the function's response has the key \"%s\" but no "
-                        "batchItemFailures; "
-                        "AWS counts such a batch as fully delivered, and so does "
-                        "sluice (is it "
-                        "misspelt?)",
-                        partial.unknown_key);
-            (void)snprintf(g->warned_key, sizeof(g->warned_key), "%s", partial.unknown_key);
-        }
-        if (partial.kind == SL_PARTIAL_INVALID) {
-            char what[256];
-            sl_log_warn(CARRY_COMP, g->inst,
-                        "invalid partial batch response for %s: %s; the whole batch failed",
-                        sl_lanebatch_describe(c->b, sl_lanebatch_cur(c->b), what, sizeof(what)),
-                        partial.detail);
-        }
-    }
-    struct sl_verdict v;
-    sl_invoker_judge(&g->policy, res, pp, n, c->attempts, &v);
+    struct sl_response rsp;
+    sl_response_read(&rsp, res, &g->policy, c->win != NULL, c->b, n, c->attempts, g->inst,
+                     g->warned_key, sizeof(g->warned_key));
+    res = rsp.res;
+    const struct sl_partial *pp = rsp.pp;
+    char *new_state = rsp.new_state;
+    size_t new_state_len = rsp.new_state_len;
+    struct sl_verdict v = rsp.v;
     if (v.action != SL_VERDICT_DONE) {
         carry_count(g, SL_CARRY_STAT_FAILED,
                     pp && pp->kind == SL_PARTIAL_SOME_FAILED ? pp->n_failed : n);

@@ -25,6 +25,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "mapping.h"
+#include "mapping_stats.h"
 
 #define DAEMON_COMP          "daemon"
 #define DAEMON_POLL_MS       20

@@ -18,6 +18,7 @@
  * checkpoint: its records end one by one (acked or released by the carries, filtered ones acked
  * here), progress only drops them once done, MaximumConcurrency lanes carry them, and the
  * source's reports about leases are counted here.
+ * Its progress and lag lines are mapping_stats.c's, which reads it through mapping.h.
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
 
@@ -44,7 +45,6 @@
 /* a queue's lanes without MaximumConcurrency (AWS starts polling a queue with five) */
 #define MAPPING_QUEUE_LANES 5
 #define MAPPING_QUEUE_CHUNK 64 /* leases per queue call from the mapping */
-#define MAPPING_QUEUE_STATS 3  /* counters of the progress line only queues have */
 
 /* Where a partition stands in its life. */
 enum sl_mpart_life {
@@ -875,95 +875,38 @@ const char *sl_mapping_name(const struct sl_mapping *m)
     return m->name;
 }
 
-/* Per-partition lag, on a line of its own beside the progress line (partition names are the
- * keys; at most MAPPING_LAG_PARTS of them, the rest summed in the progress line only).
- *
- * About unknown lag: a partition's lag is unknown until a fetch of it completed, and whenever
- * its source cannot tell (Kafka before the broker's first fetch answer gave the high
- * watermark): it is logged as unknown (SL_LOG_UNKNOWN: "?", JSON null), never as 0, and then
- * so are the mapping's lag and max_lag, which would otherwise understate it. Without
- * partitions they are 0, unless the source is still settling (joining its group). */
-#define MAPPING_LAG_PARTS 64
-
-static int64_t mapping_part_lag(const struct sl_mapping *m, const struct sl_mpart *mp)
+/* What the progress line reads (mapping_stats.c). A partition's lag is unknown
+ * (SL_LOG_UNKNOWN) until a fetch of it completed, and whenever its source cannot tell. */
+bool sl_mapping_is_settling(const struct sl_mapping *m)
 {
+    return m->ops->settling(m->src_ctx);
+}
+
+size_t sl_mapping_part_count(const struct sl_mapping *m)
+{
+    return m->n_parts;
+}
+
+const char *sl_mapping_part_name(const struct sl_mapping *m, size_t i)
+{
+    return m->parts[i]->part->name;
+}
+
+int64_t sl_mapping_part_lag(const struct sl_mapping *m, size_t i)
+{
+    const struct sl_mpart *mp = m->parts[i];
     int64_t l = mp->fetched ? m->ops->lag(m->src_ctx, mp->part) : -1;
     return l >= 0 ? l : SL_LOG_UNKNOWN;
 }
 
-void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
+bool sl_mapping_is_queue(const struct sl_mapping *m)
 {
-    int64_t lag = 0;
-    int64_t max_lag = 0;
-    const char *lag_keys[MAPPING_LAG_PARTS];
-    int64_t lag_values[MAPPING_LAG_PARTS];
-    size_t n_lag = 0;
-    if (m->n_parts == 0 && m->ops->settling(m->src_ctx)) {
-        lag = max_lag = SL_LOG_UNKNOWN;
-    }
-    for (size_t i = 0; i < m->n_parts; i++) {
-        int64_t l = mapping_part_lag(m, m->parts[i]);
-        if (l == SL_LOG_UNKNOWN) {
-            lag = max_lag = SL_LOG_UNKNOWN;
-        } else if (lag != SL_LOG_UNKNOWN) {
-            lag += l;
-            max_lag = l > max_lag ? l : max_lag;
-        }
-        if (n_lag < MAPPING_LAG_PARTS) {
-            lag_keys[n_lag] = m->parts[i]->part->name;
-            lag_values[n_lag++] = l;
-        }
-    }
-    const struct sl_mapping_stats *s = &m->stats;
-    static const char *const keys[] = {
-        "PolledEventCount",
-        "FilteredOutEventCount",
-        "InvokedEventCount",
-        "FailedInvokeEventCount",
-        "DroppedEventCount",
-        "OnFailureDestinationDeliveredEventCount",
-        "delivered",
-        "retried",
-        "batches",
-        "in_flight",
-        "bytes",
-        "lag",
-        "max_lag",
-        "partitions",
-        /* queue sources only (the last MAPPING_QUEUE_STATS): AWS's DeletedEventCount, and the
-         * deletes that failed and the leases lost */
-        "DeletedEventCount",
-        "delete_failed",
-        "lease_lost",
-    };
-    const int64_t values[] = {
-        (int64_t)s->fetched,
-        (int64_t)s->filtered,
-        (int64_t)s->invoked,
-        (int64_t)s->failed,
-        (int64_t)s->dropped,
-        (int64_t)s->destination_delivered,
-        (int64_t)s->delivered,
-        (int64_t)s->retried,
-        (int64_t)s->batches,
-        sl_mapping_in_flight(m),
-        (int64_t)s->bytes,
-        lag,
-        max_lag,
-        (int64_t)m->n_parts,
-        (int64_t)s->queue_deleted,
-        (int64_t)s->queue_delete_failed,
-        (int64_t)s->queue_lease_lost,
-    };
-    size_t n_keys = SL_ARRAY_LEN(keys) - (m->queue ? 0 : MAPPING_QUEUE_STATS);
-    /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
-    const char *unit = sl_lag_unit_name(m->ops->caps->lag_unit);
-    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, msg, keys, values, n_keys, "lag_unit",
-                         unit);
-    if (n_lag > 0) {
-        sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, m->name, "lag", lag_keys, lag_values, n_lag,
-                             "lag_unit", unit);
-    }
+    return m->queue;
+}
+
+const char *sl_mapping_lag_unit(const struct sl_mapping *m)
+{
+    return sl_lag_unit_name(m->ops->caps->lag_unit);
 }
 
 static void mapping_close_cb(uv_handle_t *h)

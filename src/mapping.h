@@ -78,11 +78,22 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m);
 /* Writes the checkpoint store now. Returns 0 or SL_EIO. */
 SL_NODISCARD int sl_mapping_flush(struct sl_mapping *m);
 
-/* Logs the progress line. */
-void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg);
-
 const struct sl_mapping_stats *sl_mapping_stats(const struct sl_mapping *m);
 const char *sl_mapping_name(const struct sl_mapping *m);
+
+/* What the progress line reads (mapping_stats.h logs it). Read only. */
+/* True while the source is settling (joining its group). */
+bool sl_mapping_is_settling(const struct sl_mapping *m);
+/* The partitions, indexed 0 .. count-1 (an index is valid until the loop runs again). */
+size_t sl_mapping_part_count(const struct sl_mapping *m);
+const char *sl_mapping_part_name(const struct sl_mapping *m, size_t i);
+/* Partition i's lag in the source's unit; SL_LOG_UNKNOWN until a fetch of it completed, and
+ * whenever its source cannot tell. */
+int64_t sl_mapping_part_lag(const struct sl_mapping *m, size_t i);
+/* True for a queue source (caps->model SL_DELIVERY_QUEUE): the queue counters apply. */
+bool sl_mapping_is_queue(const struct sl_mapping *m);
+/* The name of the unit lag is in (records, bytes, ms behind). */
+const char *sl_mapping_lag_unit(const struct sl_mapping *m);
 
 /* Frees the mapping: stops the source, releases partitions, closes handles (the memory goes
  * once libuv has closed them: run the loop afterwards). Nothing may be in flight. */

@@ -5,9 +5,10 @@
  * mapping does, and checks the stream source contract of source.h through the completed ops the
  * registry hands out, and for queue sources the queue contract (leases, acknowledgements and their
  * reports, releases, holds, groups). It knows nothing of any one adapter: the driver in struct
- * conf_source or struct conf_queue makes the source's content. Waits run the loop to a condition
- * under a real-time deadline (test_run_until) while moving the fake clock forward; nothing sleeps.
- * Loop thread. */
+ * conf_source or struct conf_queue makes the source's content, and says how the adapter ends a
+ * partition (gone or revoked), which clock it runs on and, for a source that keeps its own
+ * positions, what its store holds. Waits run the loop to a condition under a real-time deadline
+ * (test_run_until) while moving the fake clock forward; nothing sleeps. Loop thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,6 +55,9 @@ struct conf_h {
     bool inited;
     struct sl_part *parts[CONF_MAX_PARTS];
     size_t n_parts;
+    struct sl_part *released[CONF_MAX_PARTS]; /* let go by the check, freed at conf_stop */
+    size_t n_released;
+    size_t after_release; /* callbacks naming a released partition */
     const char *ckpt_pos; /* given to the next partition, as a stored checkpoint */
     const char *ckpt_meta;
     bool stopped;
@@ -61,6 +65,7 @@ struct conf_h {
     size_t unknown;    /* callbacks naming a partition the harness does not hold */
     size_t wakes;
     size_t gones;
+    size_t revokes;
     bool fetched; /* part_fetched came */
     int fetched_n;
     /* queue checks */
@@ -79,6 +84,12 @@ static const char conf_more[] = "{\"n\":5,\"text\":\"zeta\"}";
 
 static bool conf_known(struct conf_h *h, const struct sl_part *part)
 {
+    for (size_t i = 0; i < h->n_released; i++) {
+        if (h->released[i] == part) {
+            h->after_release++;
+            return false;
+        }
+    }
     for (size_t i = 0; i < h->n_parts; i++) {
         if (h->parts[i] == part) {
             return true;
@@ -138,8 +149,13 @@ static void conf_part_revoke(void *owner, struct sl_part *part)
 {
     struct conf_h *h = owner;
     h->after_stop += h->stopped;
-    (void)conf_known(h, part);
-    fail_msg("%s: part_revoke without a reason", h->cs->name);
+    if (!h->cs->end_revokes) {
+        (void)conf_known(h, part);
+        fail_msg("%s: part_revoke without a reason", h->cs->name);
+    }
+    if (conf_known(h, part)) {
+        h->revokes++;
+    }
 }
 
 static int conf_part_set_start(void *owner, struct sl_part *part, const char *pos)
@@ -204,7 +220,7 @@ static void conf_start(struct conf_h *h)
     }
     h->env = (struct sl_source_env){
         .loop = &h->loop,
-        .clock = &h->clock.clock,
+        .clock = h->cs->real_clock ? &sl_clock_system : &h->clock.clock,
         .inst = "conformance",
         .region = "us-east-1",
         .arn = h->arn,
@@ -252,13 +268,65 @@ static bool conf_is_gone(void *arg)
     return ((struct conf_h *)arg)->gones > 0;
 }
 
+static bool conf_is_revoked(void *arg)
+{
+    return ((struct conf_h *)arg)->revokes > 0;
+}
+
 /* Runs the loop (the fake clock moving) until cond holds or the deadline passes. */
 static bool conf_wait(struct conf_h *h, bool (*cond)(void *arg))
 {
     conf_tick_start(h);
-    bool ok = test_run_until(&h->loop, cond, h, CONF_DEADLINE_MS);
+    bool ok = test_run_until(&h->loop, cond, h,
+                             h->cs->deadline_ms ? h->cs->deadline_ms : CONF_DEADLINE_MS);
     uv_timer_stop(&h->tick);
     return ok;
+}
+
+/* What conf_has_stored waits for. */
+static int64_t conf_stored_want;
+
+static bool conf_has_stored(void *arg)
+{
+    const struct conf_h *h = arg;
+    return h->cs->stored(h->cs->arg) == conf_stored_want;
+}
+
+/* Waits until the store of a source that keeps its positions says want records are done. */
+static void conf_wait_stored(struct conf_h *h, int64_t want)
+{
+    conf_stored_want = want;
+    if (!conf_wait(h, conf_has_stored)) {
+        fail_msg("%s: its store holds %" PRId64 " records done, want %" PRId64, h->cs->name,
+                 h->cs->stored(h->cs->arg), want);
+    }
+}
+
+/* Whether the source keeps its own positions; such a driver must say what its store holds. */
+static bool conf_keeps_positions(const struct conf_h *h)
+{
+    if (!h->ops->caps->keeps_positions) {
+        return false;
+    }
+    if (!h->cs->stored) {
+        fail_msg("%s keeps its own positions: its driver must give stored", h->cs->name);
+    }
+    return true;
+}
+
+/* The mapping let part go (after part_release): the harness keeps it, freed at conf_stop, to
+ * notice any callback that still names it. */
+static void conf_forget(struct conf_h *h, struct sl_part *part)
+{
+    for (size_t i = 0; i < h->n_parts; i++) {
+        if (h->parts[i] == part) {
+            memmove(&h->parts[i], &h->parts[i + 1], (h->n_parts - i - 1) * sizeof(*h->parts));
+            h->n_parts--;
+            break;
+        }
+    }
+    assert_true(h->n_released < CONF_MAX_PARTS);
+    h->released[h->n_released++] = part;
 }
 
 static struct sl_part *conf_part(struct conf_h *h)
@@ -293,7 +361,8 @@ static int conf_fetch_once(struct conf_h *h, struct sl_part *part, size_t max_re
 static void conf_fetch_until(struct conf_h *h, struct sl_part *part, size_t want, size_t max)
 {
     for (int turn = 0; turn < 100 && sl_recq_count(&part->q) < want; turn++) {
-        if (conf_fetch_once(h, part, max) == 0) {
+        size_t left = want - sl_recq_count(&part->q); /* a source may hand out fewer at first */
+        if (conf_fetch_once(h, part, left < max ? left : max) == 0) {
             h->wakes = 0;
             if (!conf_wait(h, conf_woken)) {
                 fail_msg("%s: no part_wake after fetch returned 0 (%zu of %zu records)",
@@ -329,6 +398,10 @@ static void conf_stop(struct conf_h *h)
     }
     h->n_parts = 0;
     h->ops->fini(h->ctx);
+    for (size_t i = 0; i < h->n_released; i++) {
+        sl_part_free(h->released[i]);
+    }
+    h->n_released = 0;
     sl_opt_free(h->ops->opts, h->ctx);
     free(h->ctx);
     h->ctx = NULL;
@@ -341,6 +414,10 @@ static void conf_stop(struct conf_h *h)
     }
     assert_int_equal(h->after_stop, 0);
     assert_int_equal(h->unknown, 0);
+    if (h->after_release != 0) {
+        fail_msg("%s: %zu callbacks named a partition after its part_release", h->cs->name,
+                 h->after_release);
+    }
 }
 
 static void conf_done(struct conf_h *h)
@@ -432,16 +509,31 @@ void conf_source_check_positions_round_trip(const struct conf_source *cs)
     if (has_meta) {
         (void)snprintf(meta, sizeof(meta), "%s", part->meta);
     }
+    bool keeps = conf_keeps_positions(&h);
+    if (keeps) {
+        /* records 0 and 1 done, as the mapping acknowledges them; stopping keeps that */
+        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 0));
+        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 1));
+    }
     conf_stop(&h);
-    /* a new instance, the checkpoint stored: it resumes at record 2 */
+    if (keeps) {
+        int64_t stored = cs->stored(cs->arg);
+        if (stored != 2) {
+            fail_msg("%s: record 1 acknowledged, then stopped: its store holds %" PRId64
+                     " records done, want 2",
+                     cs->name, stored);
+        }
+    }
+    /* a new instance, the checkpoint stored (by the mapping, or the source's own): it resumes at
+     * record 2 */
     struct conf_h again;
     memset(&again, 0, sizeof(again));
     again.cs = cs;
     again.ops = h.ops;
     again.opts = h.opts;
     (void)snprintf(again.arn, sizeof(again.arn), "%s", h.arn);
-    again.ckpt_pos = pos;
-    again.ckpt_meta = has_meta ? meta : NULL;
+    again.ckpt_pos = keeps ? NULL : pos;
+    again.ckpt_meta = has_meta && !keeps ? meta : NULL;
     conf_start(&again);
     part = conf_part(&again);
     conf_fetch_until(&again, part, CONF_N - 2, 100);
@@ -468,6 +560,9 @@ void conf_source_check_ack_after_done(const struct conf_source *cs)
     conf_fetch_until(&h, part, CONF_N - 3, 100);
     conf_assert_data(&h, part, 0, conf_data[3]);
     conf_assert_data(&h, part, 1, conf_data[4]);
+    if (conf_keeps_positions(&h)) {
+        conf_wait_stored(&h, 3); /* the one after record 2, while it runs */
+    }
     conf_stop(&h);
     conf_done(&h);
 }
@@ -480,21 +575,35 @@ void conf_source_check_part_gone(const struct conf_source *cs)
     struct sl_part *part = conf_part(&h);
     conf_fetch_until(&h, part, CONF_N, 100);
     assert_int_equal(conf_fetch_once(&h, part, 100), 0);
+    if (cs->end_revokes) {
+        /* records 0 and 1 done before the partition is taken away */
+        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 0));
+        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 1));
+    }
     cs->end(cs->arg);
-    if (!conf_wait(&h, conf_is_gone)) {
-        fail_msg("%s: no part_gone after the partition ended", cs->name);
+    if (!conf_wait(&h, cs->end_revokes ? conf_is_revoked : conf_is_gone)) {
+        fail_msg("%s: no %s after the partition ended", cs->name,
+                 cs->end_revokes ? "part_revoke" : "part_gone");
     }
     /* the mapping lets it go; nothing of it may come back */
     h.ops->part_release(h.ctx, part);
-    sl_part_free(part);
-    h.n_parts = 0;
+    conf_forget(&h, part);
     h.wakes = 0;
-    conf_tick_start(&h);
-    for (int i = 0; i < 50; i++) {
-        (void)uv_run(&h.loop, UV_RUN_NOWAIT);
+    if (cs->end_revokes) {
+        /* The partition lives on: it comes back as a new one (the group's only member), at the
+         * record after the acknowledged ones, nothing of the old one called back meanwhile. */
+        part = conf_part(&h);
+        conf_fetch_until(&h, part, CONF_N - 2, 100);
+        conf_assert_data(&h, part, 0, conf_data[2]);
+    } else {
+        conf_tick_start(&h);
+        for (int i = 0; i < 50; i++) {
+            (void)uv_run(&h.loop, UV_RUN_NOWAIT);
+        }
+        assert_int_equal(h.wakes, 0);
     }
-    assert_int_equal(h.gones, 1);
-    assert_int_equal(h.wakes, 0);
+    assert_int_equal(h.gones + h.revokes, 1);
+    assert_int_equal(h.after_release, 0);
     conf_stop(&h);
     conf_done(&h);
 }

@@ -28,8 +28,23 @@ struct conf_source {
     cJSON *(*prepare)(void *arg, const char *const *data, size_t n, char *arn, size_t len);
     /* Adds one record at the end of the partition (the source is running). */
     void (*append)(void *arg, const char *data);
-    /* Ends the partition: it will produce nothing more (a file deleted, a fake's part_gone). */
+    /* Ends the partition for this instance: it will produce nothing more here (a file deleted,
+     * a fake's part_gone; with end_revokes, the partition taken from it, as a rebalance does). */
     void (*end)(void *arg);
+    /* The members below are zero for sources the harness runs without a server (file, fakes). */
+    /* How the source ends a partition after `end`: false, part_gone (the partition is over);
+     * true, part_revoke (the partition lives on, this instance lost it: Kafka's rebalance). */
+    bool end_revokes;
+    /* The source's timing comes from its client library's real timers (librdkafka): the harness
+     * gives it the system clock instead of the fake one it moves forward. */
+    bool real_clock;
+    /* The real-time bound of each wait in ms (0: 5 s); joining a consumer group takes seconds. */
+    int deadline_ms;
+    /* Required for a source that keeps its own positions (caps->keeps_positions), read back
+     * from where the source keeps them (Kafka: the group's committed offset at the broker): how
+     * many of the partition's records are done there, i.e. the index of the record a restart
+     * resumes at; -1 when nothing is stored. */
+    int64_t (*stored)(void *arg);
 };
 
 /* part_add: after start, the source reports its partition (id and name set, part->src set
@@ -39,15 +54,18 @@ void conf_source_check_partitions_appear(const struct conf_source *cs);
  * record's by the source's compare_pos, within max_records; 0 (or SL_EINPROGRESS, then
  * part_fetched) when none, then part_wake once one is added, and that record next. */
 void conf_source_check_fetch_in_order(const struct conf_source *cs);
-/* format_pos and format_item_id: item ids unique and non-empty; a new instance given
- * format_pos(record k) as its stored checkpoint (with the meta the source wrote) resumes at
- * record k + 1. */
+/* format_pos and format_item_id: item ids unique and non-empty; a new instance resumes at record
+ * k + 1 after record k was acknowledged: given format_pos(record k) as its stored checkpoint
+ * (with the meta the source wrote), or for a source that keeps its positions, from its own
+ * store, which holds k + 1 (cs->stored) once the first instance acknowledged k and stopped. */
 void conf_source_check_positions_round_trip(const struct conf_source *cs);
 /* ack after done: acknowledging the records in order, then dropping them, as the mapping does,
- * leaves fetch going on with the next record. */
+ * leaves fetch going on with the next record; a source that keeps its positions stores the one
+ * after the last acknowledged record (cs->stored) while it runs. */
 void conf_source_check_ack_after_done(const struct conf_source *cs);
-/* part_gone: once the partition ended and its records were fetched, part_gone comes once; after
- * part_release nothing of the partition is called back. */
+/* part_gone (part_revoke with cs->end_revokes): once the partition ended and its records were
+ * fetched, part_gone (part_revoke) comes once; after part_release nothing of the partition is
+ * called back (a revoked partition may come back, as a new partition). */
 void conf_source_check_part_gone(const struct conf_source *cs);
 /* stop: no callback after it returns, whatever happens at the source; part_release and fini
  * then leave no handle open on the loop. */

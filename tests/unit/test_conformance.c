@@ -6,7 +6,9 @@
  * fake queue (fake_queue.c). Each adapter is a driver (how to make a source holding given
  * records, add one, end the partition; for a queue: make a queue of given messages and groups,
  * fail its deletes, say what it still holds) and one test per check. An adapter joins with a
- * driver and a CONF_TESTS or CONF_QUEUE_TESTS line (sources/README.md). */
+ * driver and a CONF_TESTS or CONF_QUEUE_TESTS line (sources/README.md). Kafka runs the stream
+ * checks from test_conformance_kafka.c (built with Kafka only), against librdkafka's mock cluster.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,8 +63,11 @@ static void file_end(void *arg)
 }
 
 static struct file_drv file_drv;
-static const struct conf_source file_source = {"file", &file_drv, file_prepare, file_append,
-                                               file_end};
+static const struct conf_source file_source = {.name = "file",
+                                               .arg = &file_drv,
+                                               .prepare = file_prepare,
+                                               .append = file_append,
+                                               .end = file_end};
 
 static int file_setup(void **state)
 {
@@ -116,10 +121,16 @@ static void fake_end(void *arg)
 
 static struct fake_drv fake_sync_drv;
 static struct fake_drv fake_async_drv = {.async = true};
-static const struct conf_source fake_source = {"fake", &fake_sync_drv, fake_prepare, fake_append,
-                                               fake_end};
-static const struct conf_source fake_async_source = {"fake (async fetch)", &fake_async_drv,
-                                                     fake_prepare, fake_append, fake_end};
+static const struct conf_source fake_source = {.name = "fake",
+                                               .arg = &fake_sync_drv,
+                                               .prepare = fake_prepare,
+                                               .append = fake_append,
+                                               .end = fake_end};
+static const struct conf_source fake_async_source = {.name = "fake (async fetch)",
+                                                     .arg = &fake_async_drv,
+                                                     .prepare = fake_prepare,
+                                                     .append = fake_append,
+                                                     .end = fake_end};
 
 static int fake_setup(void **state)
 {

@@ -46,6 +46,7 @@
 #include "helpers.h"
 #include "log.h"
 #include "mapping.h"
+#include "mapping_stats.h"
 
 #define QE_DEADLINE_MS 5000
 #define QE_MAX_CALLS   64

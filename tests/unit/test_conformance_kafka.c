@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_conformance_kafka.c: the stream checks of the source conformance suite
+ * (conformance_source.h) run against the Kafka source, through the registry like the file adapter
+ * and the fakes (test_conformance.c), with librdkafka's in-process mock cluster as the broker (no
+ * external service; exists only in a build with Kafka). Each check gets a cluster of its own: one
+ * broker, a topic of one partition holding the check's records, a consumer group of its own.
+ *
+ * How Kafka answers the driver's questions: `end` takes the partition away by a rebalance (the
+ * broker answers the next Heartbeat REBALANCE_IN_PROGRESS, so the consumer rejoins and, with an
+ * eager assignor, has everything revoked first): a Kafka partition is revoked, never gone
+ * (end_revokes); it comes back to the group's only member. Kafka keeps its positions
+ * (caps->keeps_positions): `stored` reads the group's committed offset back from the broker, as
+ * another client of the group (offsets start at 0 on a new topic, so the offset is the number of
+ * records done). librdkafka's timers are real, so the source runs on the system clock; group
+ * timeouts are set low (heartbeat 100 ms) and each wait is bounded at 20 s, since the mock
+ * broker holds a new group's first join back 3 s. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "conformance_source.h"
+#include "helpers.h"
+#include "log.h"
+
+#define KC_HEARTBEAT_API 12 /* the Heartbeat request's ApiKey */
+
+struct kafka_drv {
+    rd_kafka_t *mock_rk; /* owns the mock cluster */
+    rd_kafka_t *prod;    /* writes the records */
+    rd_kafka_t *reader;  /* reads the group's committed offset */
+    rd_kafka_mock_cluster_t *mc;
+    unsigned seq; /* names each check's topic and group */
+    char topic[64];
+    char group[80];
+};
+
+static void kc_free(struct kafka_drv *d)
+{
+    if (d->reader) {
+        rd_kafka_destroy(d->reader);
+    }
+    if (d->prod) {
+        rd_kafka_destroy(d->prod);
+    }
+    if (d->mock_rk) {
+        rd_kafka_destroy(d->mock_rk);
+    }
+    d->reader = d->prod = d->mock_rk = NULL;
+    d->mc = NULL;
+}
+
+static rd_kafka_t *kc_client(struct kafka_drv *d, rd_kafka_type_t type)
+{
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(d->mc), err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    if (type == RD_KAFKA_CONSUMER) {
+        assert_int_equal(rd_kafka_conf_set(c, "group.id", d->group, err, sizeof(err)),
+                         RD_KAFKA_CONF_OK);
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof(err));
+    if (!rk) {
+        fail_msg("kafka: a client of the mock cluster: %s", err);
+    }
+    return rk;
+}
+
+static void kc_produce(struct kafka_drv *d, const char *data)
+{
+    assert_int_equal(rd_kafka_producev(d->prod, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE((void *)data, strlen(data)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static cJSON *kc_prepare(void *arg, const char *const *data, size_t n, char *arn, size_t len)
+{
+    struct kafka_drv *d = arg;
+    char err[256];
+    kc_free(d);
+    d->seq++;
+    (void)snprintf(d->topic, sizeof(d->topic), "conf-%u", d->seq);
+    (void)snprintf(d->group, sizeof(d->group), "g-conf-%u", d->seq);
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(mconf, "test.mock.num.brokers", "1", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    d->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+    assert_non_null(d->mock_rk);
+    d->mc = rd_kafka_handle_mock_cluster(d->mock_rk);
+    assert_non_null(d->mc);
+    assert_int_equal(rd_kafka_mock_topic_create(d->mc, d->topic, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    d->prod = kc_client(d, RD_KAFKA_PRODUCER);
+    d->reader = kc_client(d, RD_KAFKA_CONSUMER);
+    for (size_t i = 0; i < n; i++) {
+        kc_produce(d, data[i]);
+    }
+    assert_int_equal(rd_kafka_flush(d->prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    (void)snprintf(arn, len, "kafka://%s", rd_kafka_mock_cluster_bootstraps(d->mc));
+    char json[1024];
+    (void)snprintf(json, sizeof(json),
+                   "{\"Topics\":[\"%s\"],\"SelfManagedKafkaEventSourceConfig\":"
+                   "{\"ConsumerGroupId\":\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"3000\","
+                   "\"heartbeat.interval.ms\":\"100\","
+                   "\"topic.metadata.refresh.interval.ms\":\"500\"}}",
+                   d->topic, d->group);
+    cJSON *opts = cJSON_Parse(json);
+    assert_non_null(opts);
+    return opts;
+}
+
+static void kc_append(void *arg, const char *data)
+{
+    struct kafka_drv *d = arg;
+    kc_produce(d, data);
+    assert_int_equal(rd_kafka_flush(d->prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* A rebalance: the member's next heartbeat is told the group rebalances. */
+static void kc_end(void *arg)
+{
+    struct kafka_drv *d = arg;
+    rd_kafka_mock_push_request_errors(d->mc, KC_HEARTBEAT_API, 1,
+                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
+}
+
+/* The group's committed offset of the partition, asked of the broker; -1: none. */
+static int64_t kc_stored(void *arg)
+{
+    struct kafka_drv *d = arg;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, d->topic, 0);
+    int64_t off = -1;
+    if (rd_kafka_committed(d->reader, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        l->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= 0) {
+        off = l->elems[0].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return off;
+}
+
+static struct kafka_drv kafka_drv;
+static const struct conf_source kafka_source = {
+    .name = "kafka",
+    .arg = &kafka_drv,
+    .prepare = kc_prepare,
+    .append = kc_append,
+    .end = kc_end,
+    .end_revokes = true,
+    .real_clock = true,
+    .deadline_ms = 20000,
+    .stored = kc_stored,
+};
+
+static int kc_setup(void **state)
+{
+    *state = (void *)&kafka_source;
+    return 0;
+}
+
+static int kc_teardown(void **state)
+{
+    (void)state;
+    kc_free(&kafka_drv);
+    return 0;
+}
+
+#define CONF_CHECK(check)                              \
+    static void test_conformance_##check(void **state) \
+    {                                                  \
+        conf_source_check_##check(*state);             \
+    }
+
+CONF_CHECK(partitions_appear)
+CONF_CHECK(fetch_in_order)
+CONF_CHECK(positions_round_trip)
+CONF_CHECK(ack_after_done)
+CONF_CHECK(part_gone)
+CONF_CHECK(stop)
+
+int main(void)
+{
+    sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_conformance_partitions_appear, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_conformance_fetch_in_order, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_conformance_positions_round_trip, kc_setup,
+                                        kc_teardown),
+        cmocka_unit_test_setup_teardown(test_conformance_ack_after_done, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_conformance_part_gone, kc_setup, kc_teardown),
+        cmocka_unit_test_setup_teardown(test_conformance_stop, kc_setup, kc_teardown),
+    };
+    return cmocka_run_group_tests_name("conformance: kafka", tests, NULL, NULL);
+}
