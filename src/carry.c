@@ -403,17 +403,9 @@ static void carry_queue_verdict(struct sl_carry *c, const struct sl_invoke_resul
         carry_backoff(c, SL_CARRY_BACKOFF, delay);
         return;
     }
-    bool *failed = sl_calloc(n ? n : 1, sizeof(*failed));
-    size_t n_failed = n;
-    if (failed) {
-        n_failed = sl_queuebatch_judge(g->ops, g->src_ctx, c->b, cur, res,
-                                       g->policy.report_item_failures, failed);
-        (void)sl_queuebatch_end(g->ops, g->src_ctx, c->b, cur, failed,
-                                not_run ? 0 : SL_QUEUE_KEEP_VISIBILITY);
-    } else {
-        sl_queuebatch_release(g->ops, g->src_ctx, c->b, cur, SL_QUEUE_KEEP_VISIBILITY);
-    }
-    sl_free(failed);
+    size_t n_failed =
+        sl_queuebatch_settle(g->ops, g->src_ctx, c->b, cur, res, g->policy.report_item_failures,
+                             not_run ? 0 : SL_QUEUE_KEEP_VISIBILITY);
     if (n_failed > 0) {
         carry_count(g, SL_CARRY_STAT_FAILED, n_failed);
         carry_log_failure(c, res, "released to the queue's visibility timeout", 0);

@@ -36,6 +36,7 @@
 #include "onfailure.h"
 #include "partition.h"
 #include "progress.h"
+#include "queuebatch.h"
 #include "source.h"
 #include "url.h"
 
@@ -44,7 +45,6 @@
 #define MAPPING_ID_MAX         128
 /* a queue's lanes without MaximumConcurrency (AWS starts polling a queue with five) */
 #define MAPPING_QUEUE_LANES 5
-#define MAPPING_QUEUE_CHUNK 64 /* leases per queue call from the mapping */
 
 /* Where a partition stands in its life. */
 enum sl_mpart_life {
@@ -213,39 +213,6 @@ static void mapping_may_proceed(void *arg)
 
 /* --- fetching --- */
 
-/* A queue's records of part's queue from index from on whose flags under mask are want:
- * their leases end, acked (ack) or released with visibility visible_in_ms. Returns how
- * many. */
-static size_t part_queue_end(
-    struct sl_mpart *mp, size_t from, uint16_t mask, uint16_t want, bool ack, int64_t visible_in_ms)
-{
-    struct sl_mapping *m = mp->m;
-    struct sl_recq *q = &mp->part->q;
-    uint64_t leases[MAPPING_QUEUE_CHUNK];
-    size_t n = 0;
-    size_t total = 0;
-    size_t count = sl_recq_count(q);
-    for (size_t i = from; i <= count; i++) {
-        if (i == count || n == MAPPING_QUEUE_CHUNK) {
-            if (n > 0 && ack) {
-                (void)m->ops->queue_ack(m->src_ctx, mp->part, leases, n);
-            } else if (n > 0) {
-                (void)m->ops->queue_release(m->src_ctx, mp->part, leases, n, visible_in_ms);
-            }
-            n = 0;
-        }
-        if (i == count) {
-            break;
-        }
-        const struct sl_record *rec = sl_recq_at(q, i);
-        if ((rec->flags & mask) == want) {
-            leases[n++] = sl_queue_rec_lease(rec);
-            total++;
-        }
-    }
-    return total;
-}
-
 /* Filters and spreads over lanes the n records the source just appended to part's queue. A
  * queue's filtered records are deleted at once, as AWS does. */
 static void part_take_new(struct sl_mpart *mp, size_t n)
@@ -256,7 +223,8 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
     size_t filtered = sl_intake_sort(m->intake, mp->part, from);
     m->stats.filtered += filtered;
     if (m->queue && filtered > 0) {
-        (void)part_queue_end(mp, from, SL_REC_FILTERED, SL_REC_FILTERED, true, 0);
+        (void)sl_queue_part_end(m->ops, m->src_ctx, mp->part, from, SL_REC_FILTERED,
+                                SL_REC_FILTERED, true, 0);
     }
     part_account(mp);
     if (filtered > 0) {
@@ -487,28 +455,6 @@ static void part_release(struct sl_mpart *mp)
     sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
 }
 
-/* A queue's lease ran out: a record not yet in a batch is dropped without invoking it, and
- * released to its running visibility timeout (it is coming back; invoking it now could run it
- * twice at once). One in a batch is left to its invocation, which acks or releases it. */
-static void part_queue_lost(struct sl_mpart *mp, uint64_t lease)
-{
-    struct sl_mapping *m = mp->m;
-    struct sl_recq *q = &mp->part->q;
-    for (size_t i = 0; i < sl_recq_count(q); i++) {
-        struct sl_record *rec = sl_recq_at_mut(q, i);
-        if (sl_queue_rec_lease(rec) != lease) {
-            continue;
-        }
-        if (!(rec->flags & (SL_REC_TAKEN | SL_REC_DONE))) {
-            (void)m->ops->queue_release(m->src_ctx, mp->part, &lease, 1, SL_QUEUE_KEEP_VISIBILITY);
-            rec->flags |= SL_REC_DONE;
-            (void)sl_progress_part_advance(mp->prog);
-            mapping_schedule_pump(m);
-        }
-        return;
-    }
-}
-
 /* What a queue source says of a lease (sources/README.md "The queue model"). The record was
  * done and dropped when it was acked or released; what is left is to count. A failed delete
  * means the message comes back: logged once per outage (until a delete succeeds again). */
@@ -536,7 +482,12 @@ static void mapping_queue_report(
         break;
     case SL_QUEUE_LEASE_LOST:
         m->stats.queue_lease_lost++;
-        part_queue_lost(part->owner, lease);
+        /* a record not yet in a batch is not invoked on a lease another consumer may hold */
+        if (sl_queue_part_lost(m->ops, m->src_ctx, part, lease)) {
+            struct sl_mpart *mp = part->owner;
+            (void)sl_progress_part_advance(mp->prog);
+            mapping_schedule_pump(m);
+        }
         break;
     case SL_QUEUE_REPORT_COUNT:
         break;
@@ -810,7 +761,8 @@ void sl_mapping_drain(struct sl_mapping *m)
         for (size_t i = 0; i < m->n_parts; i++) {
             struct sl_mpart *mp = m->parts[i];
             struct sl_recq *q = &mp->part->q;
-            (void)part_queue_end(mp, 0, SL_REC_TAKEN | SL_REC_DONE, 0, false, 0);
+            (void)sl_queue_part_end(m->ops, m->src_ctx, mp->part, 0, SL_REC_TAKEN | SL_REC_DONE, 0,
+                                    false, 0);
             for (size_t k = 0; k < sl_recq_count(q); k++) {
                 struct sl_record *rec = sl_recq_at_mut(q, k);
                 rec->flags |= (rec->flags & SL_REC_TAKEN) ? 0 : SL_REC_DONE;

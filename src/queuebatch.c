@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* queuebatch.c: a batch of a queue source (caps->model SL_DELIVERY_QUEUE) at its ends. Records
+/* queuebatch.c: records of a queue source (caps->model SL_DELIVERY_QUEUE) at their ends. Records
  * of a queue are acknowledged one by one, so the verdict on an answer is a set of failed
  * records rather than a prefix: the partial batch response's listed records, spread to the
  * rest of their group in the batch (FIFO order), or all of them. It also turns ranges of the
  * batch into the source's lease lists (queue_hold, queue_ack, queue_release), in runs of one
- * partition. The carry (carry.c) decides when; this file only reads the batch and calls the
- * source. Loop thread. */
+ * partition; and the same for a partition's records outside batches (filtered ones, those a
+ * drain gives back, one whose lease was lost). The carry (carry.c) and the mapping (mapping.c)
+ * decide when; this file only reads records and calls the source. Loop thread. */
 #include "queuebatch.h"
 
 #include <string.h>
@@ -170,4 +171,76 @@ void sl_queuebatch_release(const struct sl_source_ops *ops,
                            int64_t visible_in_ms)
 {
     (void)qb_each(ops, src_ctx, b, r, NULL, false, QB_RELEASE, visible_in_ms);
+}
+
+size_t sl_queue_part_end(const struct sl_source_ops *ops,
+                         void *src_ctx,
+                         struct sl_part *part,
+                         size_t from,
+                         uint16_t mask,
+                         uint16_t want,
+                         bool ack,
+                         int64_t visible_in_ms)
+{
+    struct sl_recq *q = &part->q;
+    uint64_t leases[QB_CHUNK];
+    size_t n = 0;
+    size_t total = 0;
+    size_t count = sl_recq_count(q);
+    for (size_t i = from; i <= count; i++) {
+        if (i == count || n == QB_CHUNK) {
+            qb_call(ops, src_ctx, part, ack ? QB_ACK : QB_RELEASE, leases, n, visible_in_ms);
+            n = 0;
+        }
+        if (i == count) {
+            break;
+        }
+        const struct sl_record *rec = sl_recq_at(q, i);
+        if ((rec->flags & mask) == want) {
+            leases[n++] = sl_queue_rec_lease(rec);
+            total++;
+        }
+    }
+    return total;
+}
+
+bool sl_queue_part_lost(const struct sl_source_ops *ops,
+                        void *src_ctx,
+                        struct sl_part *part,
+                        uint64_t lease)
+{
+    struct sl_recq *q = &part->q;
+    for (size_t i = 0; i < sl_recq_count(q); i++) {
+        struct sl_record *rec = sl_recq_at_mut(q, i);
+        if (sl_queue_rec_lease(rec) != lease) {
+            continue;
+        }
+        if (rec->flags & (SL_REC_TAKEN | SL_REC_DONE)) {
+            return false;
+        }
+        qb_call(ops, src_ctx, part, QB_RELEASE, &lease, 1, SL_QUEUE_KEEP_VISIBILITY);
+        rec->flags |= SL_REC_DONE;
+        return true;
+    }
+    return false;
+}
+
+size_t sl_queuebatch_settle(const struct sl_source_ops *ops,
+                            void *src_ctx,
+                            const struct sl_lanebatch *b,
+                            struct sl_lanebatch_range r,
+                            const struct sl_invoke_result *res,
+                            bool report_item_failures,
+                            int64_t visible_in_ms)
+{
+    size_t n = r.hi - r.lo;
+    bool *failed = sl_calloc(n ? n : 1, sizeof(*failed));
+    if (!failed) {
+        sl_queuebatch_release(ops, src_ctx, b, r, visible_in_ms);
+        return n;
+    }
+    size_t n_failed = sl_queuebatch_judge(ops, src_ctx, b, r, res, report_item_failures, failed);
+    (void)sl_queuebatch_end(ops, src_ctx, b, r, failed, visible_in_ms);
+    sl_free(failed);
+    return n_failed;
 }

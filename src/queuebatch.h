@@ -11,9 +11,9 @@
 
 struct sl_source_ops;
 
-/* The queue model's end of a batch (sources/README.md "The queue model"): which records of an
- * answered batch failed, and the source's queue operations on their leases (hold, ack,
- * release). It calls only the source. Loop thread. */
+/* The queue model's ends of records (sources/README.md "The queue model"): which records of an
+ * answered batch failed, and the source's queue operations on the leases of a batch's records
+ * or of a partition's (hold, ack, release). It calls only the source. Loop thread. */
 
 /* How long a batch's leases are held past the start of its invocation: the engine does not
  * know the function's own timeout, so AWS Lambda's longest (15 min) and a margin (30 s). */
@@ -43,6 +43,17 @@ size_t sl_queuebatch_end(const struct sl_source_ops *ops,
                          const bool *failed,
                          int64_t visible_in_ms);
 
+/* Judges the answer res to the records r of b (sl_queuebatch_judge) and ends their leases
+ * (sl_queuebatch_end: the failed ones released with visible_in_ms). Out of memory: all are
+ * released. Returns how many failed. */
+size_t sl_queuebatch_settle(const struct sl_source_ops *ops,
+                            void *src_ctx,
+                            const struct sl_lanebatch *b,
+                            struct sl_lanebatch_range r,
+                            const struct sl_invoke_result *res,
+                            bool report_item_failures,
+                            int64_t visible_in_ms);
+
 /* Releases the leases of the records of r that are not done yet (queue_release). */
 void sl_queuebatch_release(const struct sl_source_ops *ops,
                            void *src_ctx,
@@ -56,5 +67,26 @@ void sl_queuebatch_hold(const struct sl_source_ops *ops,
                         const struct sl_lanebatch *b,
                         struct sl_lanebatch_range r,
                         int64_t until_ms);
+
+/* The records of part's queue from index from on whose flags under mask are want: their
+ * leases end, acked (ack) or released with visibility visible_in_ms. Does not mark them done.
+ * Returns how many. */
+size_t sl_queue_part_end(const struct sl_source_ops *ops,
+                         void *src_ctx,
+                         struct sl_part *part,
+                         size_t from,
+                         uint16_t mask,
+                         uint16_t want,
+                         bool ack,
+                         int64_t visible_in_ms);
+
+/* The lease of one of part's records ran out (SL_QUEUE_LEASE_LOST). A record not yet in a batch
+ * is released to its running visibility timeout (it is coming back) and marked done: returns
+ * true, and the caller moves the partition's progress. One in a batch is left to its
+ * invocation, which acks or releases it. */
+bool sl_queue_part_lost(const struct sl_source_ops *ops,
+                        void *src_ctx,
+                        struct sl_part *part,
+                        uint64_t lease);
 
 #endif
