@@ -104,6 +104,7 @@ struct sl_mapping {
     bool draining;
     bool queue;       /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
     bool ack_failing; /* a delete failed and none succeeded since: logged once */
+    bool canceled;    /* the drain timed out: the queue source's work is no longer waited for */
     size_t held_records;
     size_t held_bytes;
     struct sl_mapping_stats stats;
@@ -777,6 +778,7 @@ void sl_mapping_drain(struct sl_mapping *m)
 
 void sl_mapping_cancel(struct sl_mapping *m)
 {
+    m->canceled = true;
     if (m->onfail) { /* NULL once freed */
         sl_onfail_cancel(m->onfail);
     }
@@ -788,7 +790,7 @@ int sl_mapping_in_flight(const struct sl_mapping *m)
         return 0; /* freed, its handles closing: nothing was in flight (sl_mapping_free) */
     }
     /* a queue's deletes and visibility changes count until the source is idle */
-    int queue_busy = m->queue && !m->ops->queue_idle(m->src_ctx) ? 1 : 0;
+    int queue_busy = m->queue && !m->canceled && !m->ops->queue_idle(m->src_ctx) ? 1 : 0;
     return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail) + queue_busy;
 }
 

@@ -63,7 +63,9 @@ SL_NODISCARD int sl_mapping_start(struct sl_mapping *m);
 void sl_mapping_drain(struct sl_mapping *m);
 
 /* Cancels on-failure destination writes in flight (their records are written again on the
- * next run). For the end of a drain that ran out of time. */
+ * next run), and stops counting a queue source's deletes and visibility changes as in flight
+ * (what they did not finish comes back from the queue). For the end of a drain that ran out of
+ * time. */
 void sl_mapping_cancel(struct sl_mapping *m);
 
 /* Invocations and destination writes in flight. */

@@ -21,6 +21,8 @@
  *   fifo_failure_releases_rest_of_group: the group spread of sl_queuebatch_judge removed;
  *   drain_releases_unbatched_visible_now: sl_mapping_drain without the queue's release;
  *   failed_delete_retried_counted_once: the queue_report handler counting nothing;
+ *   drain_waits_for_deletes_bounded: sl_mapping_in_flight not counting the queue source
+ *     (first assertion), and sl_mapping_cancel not ending that count (second);
  *   lease_lost_before_invoke_released: the queue_report handler not releasing a record
  *     whose lease was lost (it was invoked on its first, lost lease);
  *   progress_line_counts_deletes: the queue counters left out of the progress line (fails
@@ -577,6 +579,28 @@ static void test_queue_drain_releases_unbatched_visible_now(void **state)
     assert_int_equal(e->n_calls, 1);
 }
 
+static bool qe_acked_one(void *arg)
+{
+    return qe_count(arg, FAKE_QUEUE_CALL_ACK, SIZE_MAX) >= 1;
+}
+
+/* A drain waits for the queue source's deletes (they count as in flight until queue_idle), and
+ * no longer once the drain timed out (sl_mapping_cancel): the message comes back. */
+static void test_queue_drain_waits_for_deletes_bounded(void **state)
+{
+    struct qe *e = *state;
+    qe_send_n(e, "", 1);
+    fake_queue_fail_deletes(&e->fq, 0, 100, false);
+    qe_open(e, "\"BatchSize\":10");
+    assert_true(qe_until(e, qe_acked_one));
+    sl_mapping_drain(e->m);
+    qe_ticks(e);
+    assert_int_equal(sl_mapping_in_flight(e->m), 1); /* the delete is being retried */
+    sl_mapping_cancel(e->m);
+    assert_int_equal(sl_mapping_in_flight(e->m), 0);
+    assert_false(e->fq.msgs[0].deleted);
+}
+
 static void test_queue_failed_delete_retried_counted_once(void **state)
 {
     struct qe *e = *state;
@@ -691,6 +715,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_fifo_failure_releases_rest_of_group, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_drain_releases_unbatched_visible_now, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_drain_waits_for_deletes_bounded, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_failed_delete_retried_counted_once, qe_setup,
                                         qe_teardown),
