@@ -48,8 +48,7 @@
 #include "sl_adapters.h"
 
 #if SL_HAVE_KAFKA
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
+#include "kafka_mock.h"
 #endif
 
 #include "alloc.h"
@@ -494,16 +493,7 @@ static void sqs_down(struct cfx *f)
 #if SL_HAVE_KAFKA
 static void kafka_up(struct cfx *f)
 {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err)), RD_KAFKA_CONF_OK);
-    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    assert_non_null(f->mock_rk);
-    f->mc = rd_kafka_handle_mock_cluster(f->mock_rk);
-    assert_non_null(f->mc);
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "conformance", 1, 1), 0);
+    f->mock_rk = kafka_mock_cluster("conformance", true, &f->mc);
     assert_int_equal(
         sl_strmap_put(&f->cluster, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f->mc)),
         0);
@@ -523,19 +513,7 @@ static void kafka_unreachable(struct cfx *f)
 
 static int kafka_read_back(struct cfx *f, int want, char **ret, size_t *ret_len, int max)
 {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                       rd_kafka_mock_cluster_bootstraps(f->mc), err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "reader", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    assert_non_null(c);
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, "conformance", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(c, tp), 0);
-    rd_kafka_topic_partition_list_destroy(tp);
+    rd_kafka_t *c = kafka_mock_reader(f->mc, "conformance");
     int n = 0;
     /* Until want arrived, then until the topic ends (a message more would be a repeat). */
     for (int idle = 0; idle < (n < want ? 100 : 5);) {
