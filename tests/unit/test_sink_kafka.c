@@ -59,20 +59,11 @@ static int setup(void **state)
     return 0;
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
-}
-
 static int teardown(void **state)
 {
     struct fx *f = *state;
     sl_sink_close(&sl_sink_kafka, f->ctx);
-    uv_walk(&f->loop, close_walk, NULL);
-    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    test_close_all(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     rd_kafka_destroy(f->mock_rk);
     free(f);

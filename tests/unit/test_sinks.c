@@ -74,14 +74,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void fx_close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
-}
-
 static bool all_done(void *arg)
 {
     const struct fx *f = arg;
@@ -104,8 +96,7 @@ static int teardown(void **state)
     sl_httpc_free(f->httpc);
     for (int i = 0; i < 100 && uv_run(&f->loop, UV_RUN_NOWAIT); i++) {
     }
-    uv_walk(&f->loop, fx_close_walk, NULL);
-    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    test_close_all(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     test_rmtree(f->tmp);
     free(f->tmp);
