@@ -20,7 +20,6 @@
  * its report and with it a wake-up. It does not retry by itself: a failed write is reported and the
  * caller retries. Loop thread (librdkafka's own threads only write to the pipe). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +28,7 @@
 
 #include "alloc.h"
 #include "kafka/kafka_conf.h"
+#include "kafka/kafka_wake.h"
 #include "log.h"
 #include "opt.h"
 #include "sink.h"
@@ -53,21 +53,13 @@ struct kafka_sink_msg {
     size_t i;
 };
 
-/* The pipe librdkafka wakes the loop through, and its watcher. Heap: freed (and the pipe
- * closed) in the handle's close callback, after fini. */
-struct kafka_sink_io {
-    uv_poll_t poll; /* first: the close callback gets it as the handle */
-    int rfd;
-    int wfd;
-};
-
 struct kafka_sink {
     int64_t delivery_timeout_ms; /* option delivery_timeout: message.timeout.ms */
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq; /* where delivery reports land; its io event writes to io->wfd */
     char *topic;
     char *inst;
-    struct kafka_sink_io *io;
+    struct sl_kafka_wake *io; /* the pipe librdkafka wakes the loop through, and its watcher */
     int in_flight;
 };
 
@@ -199,45 +191,6 @@ static void kafka_sink_io_cb(uv_poll_t *h, int status, int events)
     }
 }
 
-static void kafka_sink_io_closed(uv_handle_t *h)
-{
-    struct kafka_sink_io *io = (struct kafka_sink_io *)h;
-    (void)close(io->rfd);
-    (void)close(io->wfd);
-    sl_free(io);
-}
-
-/* The wake-up pipe and its (stopped) watcher. Returns 0, SL_ENOMEM or SL_EIO. */
-static int kafka_sink_io_open(struct kafka_sink *ctx, uv_loop_t *loop, char *errbuf, size_t errlen)
-{
-    int fds[2];
-    struct kafka_sink_io *io = sl_calloc(1, sizeof(*io));
-    if (!io) {
-        return SL_ENOMEM;
-    }
-    if (pipe(fds) < 0) {
-        (void)snprintf(errbuf, errlen, "kafka:// destination: pipe: %s", strerror(errno));
-        sl_free(io);
-        return SL_EIO;
-    }
-    for (int i = 0; i < 2; i++) {
-        (void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    }
-    io->rfd = fds[0];
-    io->wfd = fds[1];
-    if (uv_poll_init(loop, &io->poll, io->rfd) < 0) {
-        (void)snprintf(errbuf, errlen, "kafka:// destination: cannot watch the wake-up pipe");
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        sl_free(io);
-        return SL_EIO;
-    }
-    io->poll.data = ctx;
-    ctx->io = io;
-    return 0;
-}
-
 static int kafka_sink_init(
     void *vctx, const struct sl_sink_env *env, const char *destination, char *errbuf, size_t errlen)
 {
@@ -282,8 +235,10 @@ static int kafka_sink_init(
     if (!(ctx->mainq = rd_kafka_queue_get_main(ctx->rk))) {
         return SL_ENOMEM;
     }
-    r = kafka_sink_io_open(ctx, env->loop, errbuf, errlen);
+    char why[128];
+    r = sl_kafka_wake_open(env->loop, ctx, &ctx->io, why, sizeof(why));
     if (r < 0) {
+        (void)snprintf(errbuf, errlen, "kafka:// destination: %s", why);
         return r;
     }
     static const char wake = 1;
@@ -392,11 +347,8 @@ static void kafka_sink_fini(void *vctx)
         rd_kafka_destroy(ctx->rk);
         ctx->rk = NULL;
     }
-    if (ctx->io) {
-        (void)uv_poll_stop(&ctx->io->poll);
-        uv_close((uv_handle_t *)&ctx->io->poll, kafka_sink_io_closed);
-        ctx->io = NULL;
-    }
+    sl_kafka_wake_close(ctx->io);
+    ctx->io = NULL;
     sl_free(ctx->topic);
     sl_free(ctx->inst);
     ctx->topic = ctx->inst = NULL;

@@ -257,7 +257,7 @@ static void kafka_io_cb(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
-    struct kafka_io *io = (struct kafka_io *)h;
+    struct sl_kafka_wake *io = (struct sl_kafka_wake *)h;
     struct kafka_ctx *ctx = h->data;
     uint32_t keys[64];
     bool consumer = false;
@@ -419,19 +419,10 @@ static void kafka_handle_closed(uv_handle_t *h)
     sl_free(h);
 }
 
-static void kafka_io_closed(uv_handle_t *h)
-{
-    struct kafka_io *io = (struct kafka_io *)h;
-    (void)close(io->rfd);
-    (void)close(io->wfd);
-    sl_free(io);
-}
-
 static int kafka_start(void *vctx)
 {
     struct kafka_ctx *ctx = vctx;
     char err[512];
-    int fds[2] = {-1, -1};
     if (!ctx->conf) {
         return SL_EINVAL;
     }
@@ -459,34 +450,16 @@ static int kafka_start(void *vctx)
     }
     (void)uv_idle_init(ctx->env.loop, ctx->more);
     ctx->more->data = ctx;
-    struct kafka_io *io = sl_calloc(1, sizeof(*io));
-    if (!io) {
-        return SL_ENOMEM;
+    int r = sl_kafka_wake_open(ctx->env.loop, ctx, &ctx->io, err, sizeof(err));
+    if (r < 0) {
+        sl_log_error(KAFKA_COMP, ctx->env.inst, "%s", err);
+        return r;
     }
-    if (pipe(fds) < 0) {
-        sl_log_error(KAFKA_COMP, ctx->env.inst, "pipe: %s", strerror(errno));
-        sl_free(io);
-        return SL_EIO;
-    }
-    for (int i = 0; i < 2; i++) {
-        (void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    }
-    io->rfd = fds[0];
-    io->wfd = fds[1];
-    if (uv_poll_init(ctx->env.loop, &io->poll, fds[0]) < 0) {
-        (void)close(fds[0]);
-        (void)close(fds[1]);
-        sl_free(io);
-        return SL_EIO;
-    }
-    io->poll.data = ctx;
-    ctx->io = io;
     static const uint32_t consumer_key = 0;
-    rd_kafka_queue_io_event_enable(ctx->cq, fds[1], &consumer_key, sizeof(consumer_key));
+    rd_kafka_queue_io_event_enable(ctx->cq, ctx->io->wfd, &consumer_key, sizeof(consumer_key));
     static const uint32_t revoke_key = KAFKA_REVOKE_KEY;
-    rd_kafka_queue_io_event_enable(ctx->rq, fds[1], &revoke_key, sizeof(revoke_key));
-    (void)uv_poll_start(&io->poll, UV_READABLE, kafka_io_cb);
+    rd_kafka_queue_io_event_enable(ctx->rq, ctx->io->wfd, &revoke_key, sizeof(revoke_key));
+    (void)uv_poll_start(&ctx->io->poll, UV_READABLE, kafka_io_cb);
     (void)uv_timer_start(ctx->timer, kafka_tick, KAFKA_TICK_MS, KAFKA_TICK_MS);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)ctx->topics.n);
     if (!topics) {
@@ -524,11 +497,8 @@ static void kafka_stop(void *vctx)
             rd_kafka_queue_io_event_enable(ctx->parts[i]->q, -1, NULL, 0);
         }
     }
-    if (ctx->io) {
-        (void)uv_poll_stop(&ctx->io->poll);
-        uv_close((uv_handle_t *)&ctx->io->poll, kafka_io_closed);
-        ctx->io = NULL;
-    }
+    sl_kafka_wake_close(ctx->io);
+    ctx->io = NULL;
     if (ctx->timer) {
         (void)uv_timer_stop(ctx->timer);
         uv_close((uv_handle_t *)ctx->timer, kafka_handle_closed);

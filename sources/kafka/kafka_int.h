@@ -32,6 +32,7 @@
 #include "batcher.h"
 #include "config.h"
 #include "encoder.h"
+#include "kafka_wake.h"
 #include "log.h"
 #include "source.h"
 
@@ -131,7 +132,7 @@ struct kafka_ctx {
     rd_kafka_t *rk;
     rd_kafka_queue_t *cq; /* the consumer queue */
     rd_kafka_queue_t *rq; /* the results of commits on revoke (see "About rebalances") */
-    struct kafka_io *io;
+    struct sl_kafka_wake *io;
     uv_timer_t *timer;
     uv_idle_t *more;
     bool stopped;
@@ -158,12 +159,6 @@ struct kafka_ctx {
     uint64_t avg_len;      /* the average message size seen (value + key), for the slots */
     size_t rr;             /* where the next slot's search for a paused partition starts */
     int64_t secfail_at_ms; /* the last authentication/TLS/ACL failure, or 0 */
-};
-
-/* The uv_poll on the pipe's read end; freed by its close callback with both descriptors. */
-struct kafka_io {
-    uv_poll_t poll;
-    int rfd, wfd;
 };
 
 /* Where the partitions of one assignment start (see "About where reading starts"). The worker

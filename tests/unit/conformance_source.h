@@ -71,6 +71,31 @@ void conf_source_check_part_gone(const struct conf_source *cs);
  * then leave no handle open on the loop. */
 void conf_source_check_stop(const struct conf_source *cs);
 
+/* A test file running the stream checks writes CONF_SOURCE_TESTS once at file scope: it defines
+ * test_conformance_<check>(state) for each check above, *state being the struct conf_source;
+ * CONF_TESTS(setup, teardown) then lists them all for a cmocka group, each between setup (which
+ * sets *state) and teardown. */
+#define CONF_SOURCE_TEST(check)                        \
+    static void test_conformance_##check(void **state) \
+    {                                                  \
+        conf_source_check_##check(*state);             \
+    }
+#define CONF_SOURCE_TESTS                  \
+    CONF_SOURCE_TEST(partitions_appear)    \
+    CONF_SOURCE_TEST(fetch_in_order)       \
+    CONF_SOURCE_TEST(positions_round_trip) \
+    CONF_SOURCE_TEST(ack_after_done)       \
+    CONF_SOURCE_TEST(part_gone)            \
+    CONF_SOURCE_TEST(stop)
+
+#define CONF_TESTS(setup, teardown)                                                              \
+    cmocka_unit_test_setup_teardown(test_conformance_partitions_appear, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(test_conformance_fetch_in_order, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_conformance_positions_round_trip, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_conformance_ack_after_done, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_conformance_part_gone, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_conformance_stop, setup, teardown)
+
 /* --- The queue contract (sources whose caps->model is SL_DELIVERY_QUEUE) ---
  *
  * What every queue source adapter must do with the queue model's operations (source.h, "The

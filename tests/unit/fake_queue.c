@@ -7,6 +7,7 @@
  * reaches the queue only by receipt handle, as an SQS adapter reaches SQS. Its use of struct
  * sl_source_ops is the one initializer at the bottom. Loop thread. */
 #include "fake_queue.h"
+#include "fake_source.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -26,19 +27,6 @@ struct fake_queue_ctx {
 
 static struct fake_queue *fq_current;
 
-static void *fq_grow(void *p, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap) {
-        return p;
-    }
-    *cap = *cap ? *cap * 2 : 16;
-    void *q = realloc(p, *cap * size);
-    if (!q) {
-        abort();
-    }
-    return q;
-}
-
 static int64_t fq_now(const struct fake_queue *fq)
 {
     return sl_clock_now_ms(fq->env.clock);
@@ -46,7 +34,7 @@ static int64_t fq_now(const struct fake_queue *fq)
 
 static void fq_log(struct fake_queue *fq, struct fake_queue_call c)
 {
-    fq->calls = fq_grow(fq->calls, &fq->cap_calls, fq->n_calls, sizeof(*fq->calls));
+    fq->calls = fake_source_grow(fq->calls, &fq->cap_calls, fq->n_calls, sizeof(*fq->calls));
     c.at_ms = fq_now(fq);
     fq->calls[fq->n_calls++] = c;
 }
@@ -239,11 +227,7 @@ static void fq_tick_cb(uv_timer_t *t)
 static int fq_check(void *ctx, const char *arn, char *errbuf, size_t errlen)
 {
     (void)ctx;
-    if (strncmp(arn, FAKE_QUEUE_SCHEME, strlen(FAKE_QUEUE_SCHEME)) != 0) {
-        (void)snprintf(errbuf, errlen, "EventSourceArn: not fakeq://");
-        return SL_ECONFIG;
-    }
-    return 0;
+    return fake_source_check_scheme(arn, FAKE_QUEUE_SCHEME, errbuf, errlen);
 }
 
 static int fq_init(void *ctx, const struct sl_source_env *env, char *errbuf, size_t errlen)
@@ -298,7 +282,8 @@ static int fq_fetch(void *ctx, struct sl_part *part, size_t max_records, size_t 
         if (n > 0 && bytes + m->len + glen > max_bytes) {
             break;
         }
-        fq->leases = fq_grow(fq->leases, &fq->cap_leases, fq->n_leases, sizeof(*fq->leases));
+        fq->leases =
+            fake_source_grow(fq->leases, &fq->cap_leases, fq->n_leases, sizeof(*fq->leases));
         uint64_t id = fq->n_leases + 1;
         /* the position is the lease (sl_queue_rec_lease) */
         if (sl_recq_push(&part->q, m->body, (uint32_t)m->len, m->group, (uint32_t)glen, &id,
@@ -362,15 +347,6 @@ static int fq_format_item_id(
     return 0;
 }
 
-/* The group (FIFO's MessageGroupId), "" for none: the queue model's order key. */
-static size_t
-fq_record_key(void *ctx, struct sl_part *part, const struct sl_record *rec, const char **ret_key)
-{
-    (void)ctx;
-    *ret_key = sl_recq_meta(&part->q, rec);
-    return rec->meta_len;
-}
-
 static cJSON *fq_filter_doc(void *ctx, struct sl_part *part, const struct sl_record *rec)
 {
     (void)ctx;
@@ -430,8 +406,8 @@ static int fq_queue_release(
         }
         l->state = FAKE_QUEUE_ENDED;
         if (visible_in_ms >= 0) {
-            fq->vis_pending = fq_grow(fq->vis_pending, &fq->cap_vis_pending, fq->n_vis_pending,
-                                      sizeof(*fq->vis_pending));
+            fq->vis_pending = fake_source_grow(fq->vis_pending, &fq->cap_vis_pending,
+                                               fq->n_vis_pending, sizeof(*fq->vis_pending));
             fq->vis_pending[fq->n_vis_pending++] =
                 (struct fake_queue_call){.kind = FAKE_QUEUE_REQ_VISIBILITY,
                                          .lease = leases[k],
@@ -505,10 +481,6 @@ static void fq_fini(void *ctx)
     }
 }
 
-static const struct sl_opt fq_opts[] = {
-    {0},
-};
-
 static const struct sl_source_caps fq_caps = {
     .model = SL_DELIVERY_QUEUE,
     .batch_size_default = 10,
@@ -518,19 +490,13 @@ static const struct sl_source_caps fq_caps = {
 };
 
 /* Its event shape: SQS-like wrapping, the payload under "body", the registry's BatchInfo. */
-static const struct sl_event_format fq_event = {
-    .name = "fakeq",
-    .open = "{\"Records\":[",
-    .sep = ",",
-    .close = "]}",
-    .filter_payload_fields = (const char *const[]){"body", NULL},
-};
+static const struct sl_event_format fq_event = FAKE_SOURCE_EVENT("fakeq", "body");
 
 const struct sl_source_ops fake_queue_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "fakeq",
     .scheme = FAKE_QUEUE_SCHEME,
-    .opts = fq_opts,
+    .opts = fake_source_no_opts,
     .ctx_size = sizeof(struct fake_queue_ctx),
     .event = &fq_event,
     .caps = &fq_caps,
@@ -542,7 +508,7 @@ const struct sl_source_ops fake_queue_ops = {
     .compare_pos = sl_recq_pos_compare_u64,
     .format_pos = fq_format_pos,
     .format_item_id = fq_format_item_id,
-    .record_key = fq_record_key,
+    .record_key = fake_source_record_key, /* the group (MessageGroupId), "" for none */
     .filter_doc = fq_filter_doc,
     .lag = fq_lag,
     .part_release = fq_part_release,
@@ -587,7 +553,7 @@ void fake_queue_fini(struct fake_queue *fq)
 
 size_t fake_queue_send(struct fake_queue *fq, const char *group, const char *body)
 {
-    fq->msgs = fq_grow(fq->msgs, &fq->cap_msgs, fq->n_msgs, sizeof(*fq->msgs));
+    fq->msgs = fake_source_grow(fq->msgs, &fq->cap_msgs, fq->n_msgs, sizeof(*fq->msgs));
     struct fake_queue_msg *m = &fq->msgs[fq->n_msgs];
     memset(m, 0, sizeof(*m));
     m->len = strlen(body);

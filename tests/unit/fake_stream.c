@@ -5,6 +5,7 @@
  * was asked for, what was acknowledged, when). Its use of struct sl_source_ops is the one
  * initializer at the bottom, with only what a stream source must give; the registry fills the
  * rest with its defaults, so a change of the ops struct touches one place. Loop thread. */
+#include "fake_source.h"
 #include "fake_stream.h"
 
 #include <assert.h>
@@ -23,19 +24,6 @@ struct fake_ctx {
 };
 
 static struct fake_stream *fake_current;
-
-static void *fake_grow(void *p, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap) {
-        return p;
-    }
-    *cap = *cap ? *cap * 2 : 16;
-    void *q = realloc(p, *cap * size);
-    if (!q) {
-        abort();
-    }
-    return q;
-}
 
 static void fake_create_part(struct fake_stream *fs, size_t p)
 {
@@ -91,11 +79,7 @@ fake_take(struct fake_stream *fs, struct fake_part *fp, size_t max_records, size
 static int fake_check(void *ctx, const char *arn, char *errbuf, size_t errlen)
 {
     (void)ctx;
-    if (strncmp(arn, FAKE_STREAM_SCHEME, strlen(FAKE_STREAM_SCHEME)) != 0) {
-        (void)snprintf(errbuf, errlen, "EventSourceArn: not fake://");
-        return SL_ECONFIG;
-    }
-    return 0;
+    return fake_source_check_scheme(arn, FAKE_STREAM_SCHEME, errbuf, errlen);
 }
 
 static int fake_init(void *ctx, const struct sl_source_env *env, char *errbuf, size_t errlen)
@@ -136,7 +120,8 @@ static int fake_fetch(void *ctx, struct sl_part *part, size_t max_records, size_
     struct fake_stream *fs = ((struct fake_ctx *)ctx)->fs;
     struct fake_part *fp = part->src;
     fs->calls_after_stop += fs->stopped;
-    fs->fetches = fake_grow(fs->fetches, &fs->cap_fetches, fs->n_fetches, sizeof(*fs->fetches));
+    fs->fetches =
+        fake_source_grow(fs->fetches, &fs->cap_fetches, fs->n_fetches, sizeof(*fs->fetches));
     fs->fetches[fs->n_fetches++] = (struct fake_fetch){(size_t)(fp - fs->parts), max_records,
                                                        max_bytes, fs->held_records, fs->held_bytes};
     if (fs->async) {
@@ -191,14 +176,6 @@ fake_encode_record(void *ctx, struct sl_part *part, const struct sl_record *rec,
     return r;
 }
 
-static size_t
-fake_record_key(void *ctx, struct sl_part *part, const struct sl_record *rec, const char **ret_key)
-{
-    (void)ctx;
-    *ret_key = sl_recq_meta(&part->q, rec);
-    return rec->meta_len;
-}
-
 static cJSON *fake_filter_doc(void *ctx, struct sl_part *part, const struct sl_record *rec)
 {
     (void)ctx;
@@ -224,7 +201,7 @@ static void fake_ack(void *ctx, struct sl_part *part, const struct sl_record *la
         fs->on_ack(fs->on_ack_arg, (size_t)(fp - fs->parts), fake_seq(part, last));
     }
     uint64_t seq = fake_seq(part, last);
-    fs->acks = fake_grow(fs->acks, &fs->cap_acks, fs->n_acks, sizeof(*fs->acks));
+    fs->acks = fake_source_grow(fs->acks, &fs->cap_acks, fs->n_acks, sizeof(*fs->acks));
     fs->acks[fs->n_acks++] = (struct fake_ack){(size_t)(fp - fs->parts), seq};
     /* What the mapping held of fp up to last is dropped now: count it out. */
     for (size_t i = fp->acked; i <= seq && i < fp->n_recs; i++) {
@@ -272,18 +249,8 @@ static void fake_fini(void *ctx)
     }
 }
 
-static const struct sl_opt fake_opts[] = {
-    {0},
-};
-
 /* Its event shape: Kinesis-like wrapping and filter rule, the registry's generic BatchInfo. */
-static const struct sl_event_format fake_event = {
-    .name = "fake",
-    .open = "{\"Records\":[",
-    .sep = ",",
-    .close = "]}",
-    .filter_payload_fields = (const char *const[]){"data", NULL},
-};
+static const struct sl_event_format fake_event = FAKE_SOURCE_EVENT("fake", "data");
 
 /* No caps: the registry's default, a stream with AWS's stream defaults (BatchSize 100, at most
  * 10000, StartingPosition required). */
@@ -291,7 +258,7 @@ const struct sl_source_ops fake_stream_ops = {
     .abi = SL_SOURCE_ABI,
     .name = "fake",
     .scheme = FAKE_STREAM_SCHEME,
-    .opts = fake_opts,
+    .opts = fake_source_no_opts,
     .ctx_size = sizeof(struct fake_ctx),
     .event = &fake_event,
     .check = fake_check,
@@ -302,7 +269,7 @@ const struct sl_source_ops fake_stream_ops = {
     .format_pos = fake_format_pos,
     .format_item_id = fake_format_item_id,
     .encode_record = fake_encode_record,
-    .record_key = fake_record_key,
+    .record_key = fake_source_record_key, /* the partition key */
     .filter_doc = fake_filter_doc,
     .ack = fake_ack,
     .part_release = fake_part_release,
@@ -354,7 +321,7 @@ void fake_stream_push(
     struct fake_stream *fs, size_t p, const char *key, const char *data, size_t len)
 {
     struct fake_part *fp = &fs->parts[p];
-    fp->recs = fake_grow(fp->recs, &fp->cap_recs, fp->n_recs, sizeof(*fp->recs));
+    fp->recs = fake_source_grow(fp->recs, &fp->cap_recs, fp->n_recs, sizeof(*fp->recs));
     struct fake_rec *r = &fp->recs[fp->n_recs++];
     r->data = malloc(len ? len : 1);
     if (!r->data) {

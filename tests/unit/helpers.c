@@ -53,6 +53,20 @@ bool test_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t
     return done(arg);
 }
 
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+void test_close_all(uv_loop_t *loop)
+{
+    uv_walk(loop, close_walk_cb, NULL);
+    (void)uv_run(loop, UV_RUN_DEFAULT);
+}
+
 char *test_tmpdir(void)
 {
     char tmpl[] = "/tmp/sluice-test-XXXXXX";

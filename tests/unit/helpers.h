@@ -41,6 +41,10 @@ int test_fd_exhaust(struct test_fd_pressure *p);
  * could not be restored. */
 int test_fd_release(struct test_fd_pressure *p);
 
+/* Closes every handle still open on loop and runs it until they are closed (a fixture's
+ * teardown, before uv_loop_close). */
+void test_close_all(uv_loop_t *loop);
+
 /* sl_recq_push with the position most tests use: the pair {pos, next_pos} of native 64-bit
  * numbers (the file source's layout: where the record starts and where the next one does). */
 int test_push(struct sl_recq *q,

@@ -207,26 +207,7 @@ static int fq_teardown(void **state)
 
 /* --- the checks, once per adapter --- */
 
-#define CONF_CHECK(check)                              \
-    static void test_conformance_##check(void **state) \
-    {                                                  \
-        conf_source_check_##check(*state);             \
-    }
-
-CONF_CHECK(partitions_appear)
-CONF_CHECK(fetch_in_order)
-CONF_CHECK(positions_round_trip)
-CONF_CHECK(ack_after_done)
-CONF_CHECK(part_gone)
-CONF_CHECK(stop)
-
-#define CONF_TESTS(setup, teardown)                                                              \
-    cmocka_unit_test_setup_teardown(test_conformance_partitions_appear, setup, teardown),        \
-        cmocka_unit_test_setup_teardown(test_conformance_fetch_in_order, setup, teardown),       \
-        cmocka_unit_test_setup_teardown(test_conformance_positions_round_trip, setup, teardown), \
-        cmocka_unit_test_setup_teardown(test_conformance_ack_after_done, setup, teardown),       \
-        cmocka_unit_test_setup_teardown(test_conformance_part_gone, setup, teardown),            \
-        cmocka_unit_test_setup_teardown(test_conformance_stop, setup, teardown)
+CONF_SOURCE_TESTS
 
 #define CONF_QUEUE_CHECK(check)                              \
     static void test_conformance_queue_##check(void **state) \

@@ -25,11 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include "conformance_source.h"
 #include "helpers.h"
+#include "kafka_mock.h"
 #include "log.h"
 
 #define KC_HEARTBEAT_API 12 /* the Heartbeat request's ApiKey */
@@ -59,24 +57,6 @@ static void kc_free(struct kafka_drv *d)
     d->mc = NULL;
 }
 
-static rd_kafka_t *kc_client(struct kafka_drv *d, rd_kafka_type_t type)
-{
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers",
-                                       rd_kafka_mock_cluster_bootstraps(d->mc), err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    if (type == RD_KAFKA_CONSUMER) {
-        assert_int_equal(rd_kafka_conf_set(c, "group.id", d->group, err, sizeof(err)),
-                         RD_KAFKA_CONF_OK);
-    }
-    rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof(err));
-    if (!rk) {
-        fail_msg("kafka: a client of the mock cluster: %s", err);
-    }
-    return rk;
-}
-
 static void kc_produce(struct kafka_drv *d, const char *data)
 {
     assert_int_equal(rd_kafka_producev(d->prod, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_PARTITION(0),
@@ -88,21 +68,13 @@ static void kc_produce(struct kafka_drv *d, const char *data)
 static cJSON *kc_prepare(void *arg, const char *const *data, size_t n, char *arn, size_t len)
 {
     struct kafka_drv *d = arg;
-    char err[256];
     kc_free(d);
     d->seq++;
     (void)snprintf(d->topic, sizeof(d->topic), "conf-%u", d->seq);
     (void)snprintf(d->group, sizeof(d->group), "g-conf-%u", d->seq);
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(mconf, "test.mock.num.brokers", "1", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    d->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
-    assert_non_null(d->mock_rk);
-    d->mc = rd_kafka_handle_mock_cluster(d->mock_rk);
-    assert_non_null(d->mc);
-    assert_int_equal(rd_kafka_mock_topic_create(d->mc, d->topic, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
-    d->prod = kc_client(d, RD_KAFKA_PRODUCER);
-    d->reader = kc_client(d, RD_KAFKA_CONSUMER);
+    d->mock_rk = kafka_mock_cluster(d->topic, false, &d->mc);
+    d->prod = kafka_mock_client(d->mc, RD_KAFKA_PRODUCER, NULL);
+    d->reader = kafka_mock_client(d->mc, RD_KAFKA_CONSUMER, d->group);
     for (size_t i = 0; i < n; i++) {
         kc_produce(d, data[i]);
     }
@@ -176,30 +148,11 @@ static int kc_teardown(void **state)
     return 0;
 }
 
-#define CONF_CHECK(check)                              \
-    static void test_conformance_##check(void **state) \
-    {                                                  \
-        conf_source_check_##check(*state);             \
-    }
-
-CONF_CHECK(partitions_appear)
-CONF_CHECK(fetch_in_order)
-CONF_CHECK(positions_round_trip)
-CONF_CHECK(ack_after_done)
-CONF_CHECK(part_gone)
-CONF_CHECK(stop)
+CONF_SOURCE_TESTS
 
 int main(void)
 {
     sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_conformance_partitions_appear, kc_setup, kc_teardown),
-        cmocka_unit_test_setup_teardown(test_conformance_fetch_in_order, kc_setup, kc_teardown),
-        cmocka_unit_test_setup_teardown(test_conformance_positions_round_trip, kc_setup,
-                                        kc_teardown),
-        cmocka_unit_test_setup_teardown(test_conformance_ack_after_done, kc_setup, kc_teardown),
-        cmocka_unit_test_setup_teardown(test_conformance_part_gone, kc_setup, kc_teardown),
-        cmocka_unit_test_setup_teardown(test_conformance_stop, kc_setup, kc_teardown),
-    };
+    const struct CMUnitTest tests[] = {CONF_TESTS(kc_setup, kc_teardown)};
     return cmocka_run_group_tests_name("conformance: kafka", tests, NULL, NULL);
 }

@@ -52,6 +52,7 @@
 #include "../../sources/kafka/kafka_part.c"
 #include "../../sources/kafka/kafka_rebalance.c"
 #include "../../sources/kafka/kafka_record.c"
+#include "../../sources/kafka/kafka_wake.c"
 #include "../../sinks/sink_kafka.c"
 
 #include <librdkafka/rdkafka_mock.h>

@@ -48,13 +48,13 @@
 #include "sl_adapters.h"
 
 #if SL_HAVE_KAFKA
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
+#include "kafka_mock.h"
 #endif
 
 #include "alloc.h"
 #include "buf.h"
 #include "helpers.h"
+#include "http_peer.h"
 #include "httpc.h"
 #include "opt.h"
 #include "sink.h"
@@ -170,59 +170,20 @@ static void no_down(struct cfx *f)
 /* ---- http: a small server that records bodies ---- */
 
 struct srv {
-    int lfd;
-    int port;
-    int stop_pipe[2];
-    pthread_t thr;
+    struct http_peer http;
     pthread_mutex_t mu;
     int n;
     char *bodies[MAX_BACK];
     size_t lens[MAX_BACK];
 };
 
-static const char *hdr_find(const char *head, size_t head_len, const char *name)
+/* Records the body and answers 200, or 400 to a body that says "refuse". */
+static void
+srv_answer(void *arg, int fd, const char *head, size_t head_len, const char *body, size_t len)
 {
-    size_t n = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p && p + 2 < head + head_len;
-         p = strstr(p, "\r\n")) {
-        p += 2;
-        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
-            return p + n + 1;
-        }
-    }
-    return NULL;
-}
-
-static void srv_serve(struct srv *s, int fd)
-{
-    struct sl_buf in;
-    sl_buf_init(&in);
-    char chunk[16384];
-    size_t head_len = 0, need = 0;
-    for (;;) {
-        struct pollfd p[2] = {{fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
-        if (poll(p, 2, 5000) <= 0 || (p[1].revents & POLLIN)) {
-            goto out;
-        }
-        ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
-        if (got <= 0 || sl_buf_append(&in, chunk, (size_t)got) < 0) {
-            goto out;
-        }
-        if (!head_len) {
-            char *end = strstr(in.data, "\r\n\r\n");
-            if (!end) {
-                continue;
-            }
-            head_len = (size_t)(end - in.data) + 4;
-            const char *cl = hdr_find(in.data, head_len, "Content-Length");
-            need = head_len + (cl ? strtoul(cl, NULL, 10) : 0);
-        }
-        if (in.len >= need) {
-            break;
-        }
-    }
-    const char *body = in.data + head_len;
-    size_t len = need - head_len;
+    (void)head;
+    (void)head_len;
+    struct srv *s = arg;
     bool refuse = false;
     for (size_t i = 0; i + 6 <= len && !refuse; i++) {
         refuse = memcmp(body + i, "refuse", 6) == 0;
@@ -240,60 +201,24 @@ static void srv_serve(struct srv *s, int fd)
                       "HTTP/1.1 %s\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
                       refuse ? "400 Bad Request" : "200 OK");
     (void)send(fd, resp, (size_t)rn, MSG_NOSIGNAL);
-out:
-    sl_buf_fini(&in);
-    close(fd);
 }
 
-static void *srv_main(void *arg)
-{
-    struct srv *s = arg;
-    for (;;) {
-        struct pollfd p[2] = {{s->lfd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
-        int r = poll(p, 2, -1);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0 || (p[1].revents & POLLIN)) {
-            return NULL;
-        }
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd >= 0) {
-            srv_serve(s, fd);
-        }
-    }
-}
-
-/* A loopback port nothing listens on: bound, then closed. */
+/* A loopback port nothing listens on: listened on, then closed. */
 static int closed_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    int port;
+    close(http_peer_listen(&port));
+    return port;
 }
 
 static void http_up(struct cfx *f)
 {
     struct srv *s = calloc(1, sizeof(*s));
     assert_non_null(s);
-    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->lfd, 64), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &len), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pipe(s->stop_pipe), 0);
     pthread_mutex_init(&s->mu, NULL);
-    assert_int_equal(pthread_create(&s->thr, NULL, srv_main, s), 0);
+    http_peer_start(&s->http, srv_answer, s);
     f->srv = s;
-    (void)snprintf(f->dest, sizeof(f->dest), "http://127.0.0.1:%d/hook", s->port);
+    (void)snprintf(f->dest, sizeof(f->dest), "http://127.0.0.1:%d/hook", s->http.port);
 }
 
 static void http_unreachable(struct cfx *f)
@@ -329,11 +254,7 @@ static void http_down(struct cfx *f)
     if (!s) {
         return;
     }
-    assert_int_equal(write(s->stop_pipe[1], "x", 1), 1);
-    pthread_join(s->thr, NULL);
-    close(s->lfd);
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
+    http_peer_stop(&s->http);
     pthread_mutex_destroy(&s->mu);
     for (int i = 0; i < s->n; i++) {
         free(s->bodies[i]);
@@ -345,14 +266,9 @@ static void http_down(struct cfx *f)
 /* A loopback port that completes connections (the kernel's backlog) and never answers. */
 static int hanging_port(struct cfx *f)
 {
-    f->hang_fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(f->hang_fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(f->hang_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(f->hang_fd, 64), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(f->hang_fd, (struct sockaddr *)&a, &len), 0);
-    return ntohs(a.sin_port);
+    int port;
+    f->hang_fd = http_peer_listen(&port);
+    return port;
 }
 
 static void http_hanging(struct cfx *f)
@@ -362,65 +278,14 @@ static void http_hanging(struct cfx *f)
 
 /* ---- sqs: fauxqs ---- */
 
-static const char *sqs_endpoint(void)
-{
-    const char *e = getenv("SQS_ENDPOINT");
-    if (e && *e) {
-        return e;
-    }
-    const char *ci = getenv("CI");
-    if (ci && strcmp(ci, "true") == 0) {
-        fail_msg("SQS_ENDPOINT is not set under CI=true: start tests/services (SERVICES=sqs)");
-    }
-    print_message("SQS_ENDPOINT not set (SERVICES=sqs tests/services/start.sh): skipping\n");
-    skip();
-    return NULL;
-}
-
-static size_t sqs_collect(char *p, size_t size, size_t n, void *arg)
-{
-    return sl_buf_append(arg, p, size * n) < 0 ? 0 : size * n;
-}
-
-/* One AWS JSON 1.0 call to fauxqs; returns the parsed answer (owned). */
-static cJSON *sqs_call(const char *action, const char *body)
-{
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    struct sl_buf out;
-    sl_buf_init(&out);
-    char target[128];
-    (void)snprintf(target, sizeof(target), "X-Amz-Target: AmazonSQS.%s", action);
-    struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.0");
-    hs = curl_slist_append(hs, target);
-    curl_easy_setopt(h, CURLOPT_URL, sqs_endpoint());
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sqs_collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hs);
-    curl_easy_cleanup(h);
-    if (status != 200) {
-        fail_msg("%s: status %ld: %.*s", action, status, (int)out.len, out.data ? out.data : "");
-    }
-    cJSON *j = out.len ? cJSON_ParseWithLength(out.data, out.len) : cJSON_CreateObject();
-    sl_buf_fini(&out);
-    assert_non_null(j);
-    return j;
-}
-
 static void sqs_up(struct cfx *f)
 {
-    (void)sqs_endpoint(); /* skips without fauxqs */
+    (void)sqs_peer_endpoint(); /* skips without fauxqs */
     static int seq;
     char body[256];
     (void)snprintf(body, sizeof(body), "{\"QueueName\":\"conformance-%ld-%d\"}", (long)getpid(),
                    ++seq);
-    cJSON *j = sqs_call("CreateQueue", body);
+    cJSON *j = sqs_peer_call("CreateQueue", body, 200);
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "QueueUrl");
     assert_true(cJSON_IsString(u));
     f->queue_url = strdup(u->valuestring);
@@ -446,7 +311,7 @@ static int sqs_read_back(struct cfx *f, int want, char **ret, size_t *ret_len, i
                                        "\"WaitTimeSeconds\":0,\"VisibilityTimeout\":60}",
                                        f->queue_url),
                          0);
-        cJSON *j = sqs_call("ReceiveMessage", req.data);
+        cJSON *j = sqs_peer_call("ReceiveMessage", req.data, 200);
         sl_buf_fini(&req);
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "Messages");
         int got = cJSON_GetArraySize(msgs);
@@ -483,7 +348,7 @@ static void sqs_down(struct cfx *f)
     if (f->queue_url) {
         char body[700];
         (void)snprintf(body, sizeof(body), "{\"QueueUrl\":\"%s\"}", f->queue_url);
-        cJSON_Delete(sqs_call("DeleteQueue", body));
+        cJSON_Delete(sqs_peer_call("DeleteQueue", body, 200));
         free(f->queue_url);
         f->queue_url = NULL;
     }
@@ -494,16 +359,7 @@ static void sqs_down(struct cfx *f)
 #if SL_HAVE_KAFKA
 static void kafka_up(struct cfx *f)
 {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err)), RD_KAFKA_CONF_OK);
-    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    assert_non_null(f->mock_rk);
-    f->mc = rd_kafka_handle_mock_cluster(f->mock_rk);
-    assert_non_null(f->mc);
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "conformance", 1, 1), 0);
+    f->mock_rk = kafka_mock_cluster("conformance", true, &f->mc);
     assert_int_equal(
         sl_strmap_put(&f->cluster, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f->mc)),
         0);
@@ -523,19 +379,7 @@ static void kafka_unreachable(struct cfx *f)
 
 static int kafka_read_back(struct cfx *f, int want, char **ret, size_t *ret_len, int max)
 {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                       rd_kafka_mock_cluster_bootstraps(f->mc), err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "reader", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    assert_non_null(c);
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, "conformance", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(c, tp), 0);
-    rd_kafka_topic_partition_list_destroy(tp);
+    rd_kafka_t *c = kafka_mock_reader(f->mc, "conformance");
     int n = 0;
     /* Until want arrived, then until the topic ends (a message more would be a repeat). */
     for (int idle = 0; idle < (n < want ? 100 : 5);) {
@@ -632,14 +476,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
-}
-
 static int teardown(void **state)
 {
     struct cfx *f = *state;
@@ -651,8 +487,7 @@ static int teardown(void **state)
     sl_httpc_free(f->httpc);
     for (int i = 0; i < 100 && uv_run(&f->loop, UV_RUN_NOWAIT); i++) {
     }
-    uv_walk(&f->loop, close_walk, NULL);
-    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    test_close_all(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     test_rmtree(f->tmp);
     free(f->tmp);

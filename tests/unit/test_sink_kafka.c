@@ -30,6 +30,7 @@
 
 #include "alloc.h"
 #include "helpers.h"
+#include "kafka_mock.h"
 #include "opt.h"
 #include "sink.h"
 
@@ -53,34 +54,16 @@ static int setup(void **state)
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     sl_clock_fake_init(&f->clock, 1000, 1709251200000);
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err)), RD_KAFKA_CONF_OK);
-    f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    assert_non_null(f->mock_rk);
-    f->mc = rd_kafka_handle_mock_cluster(f->mock_rk);
-    assert_non_null(f->mc);
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "dlq", 1, 1), 0);
+    f->mock_rk = kafka_mock_cluster("dlq", true, &f->mc);
     *state = f;
     return 0;
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
 }
 
 static int teardown(void **state)
 {
     struct fx *f = *state;
     sl_sink_close(&sl_sink_kafka, f->ctx);
-    uv_walk(&f->loop, close_walk, NULL);
-    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    test_close_all(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     rd_kafka_destroy(f->mock_rk);
     free(f);
@@ -145,19 +128,7 @@ static bool done_n(void *arg)
 /* Reads n messages of topic dlq from the start; checks keys and bodies. */
 static void read_back(struct fx *f, int n)
 {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                       rd_kafka_mock_cluster_bootstraps(f->mc), err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "reader", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    assert_non_null(c);
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, "dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(c, tp), 0);
-    rd_kafka_topic_partition_list_destroy(tp);
+    rd_kafka_t *c = kafka_mock_reader(f->mc, "dlq");
     int got = 0;
     for (int tries = 0; got < n && tries < 200; tries++) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);

@@ -33,6 +33,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "helpers.h"
+#include "http_peer.h"
 #include "httpc.h"
 #include "sink.h"
 
@@ -73,14 +74,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void fx_close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
-}
-
 static bool all_done(void *arg)
 {
     const struct fx *f = arg;
@@ -103,8 +96,7 @@ static int teardown(void **state)
     sl_httpc_free(f->httpc);
     for (int i = 0; i < 100 && uv_run(&f->loop, UV_RUN_NOWAIT); i++) {
     }
-    uv_walk(&f->loop, fx_close_walk, NULL);
-    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    test_close_all(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     test_rmtree(f->tmp);
     free(f->tmp);
@@ -932,10 +924,7 @@ static void test_sinks_file_stop(void **state)
 /* ---- http sink ---- */
 
 struct srv {
-    int lfd;
-    int port;
-    int stop_pipe[2];
-    pthread_t thr;
+    struct http_peer http;
     pthread_mutex_t mu;
     int status;               /* answer to every request */
     const char *resp_body;    /* or NULL: "{}" */
@@ -946,84 +935,22 @@ struct srv {
     struct sl_buf body; /* the last request's body */
 };
 
-static bool srv_send_all(int fd, const char *p, size_t n)
+/* Records the request and answers it with the status, body and headers set. */
+static void
+srv_answer(void *arg, int fd, const char *head, size_t head_len, const char *body, size_t body_len)
 {
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* The value of header name in the header block head (head_len bytes), or NULL. */
-static const char *srv_header(const char *head, size_t head_len, const char *name)
-{
-    size_t n = strlen(name);
-    const char *p = strstr(head, "\r\n"); /* after the request line */
-    while (p && p + 2 < head + head_len) {
-        p += 2;
-        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
-            p += n + 1;
-            while (*p == ' ') {
-                p++;
-            }
-            return p;
-        }
-        p = strstr(p, "\r\n");
-    }
-    return NULL;
-}
-
-/* Serves one request on fd, then closes it. */
-static void srv_serve(struct srv *s, int fd)
-{
-    struct sl_buf in;
-    sl_buf_init(&in);
-    char chunk[16384];
-    size_t head_len = 0, need = 0;
-    for (;;) {
-        struct pollfd p[2] = {{fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
-        if (poll(p, 2, 5000) <= 0 || (p[1].revents & POLLIN)) {
-            goto out;
-        }
-        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-        if (n <= 0) {
-            goto out;
-        }
-        if (sl_buf_append(&in, chunk, (size_t)n) < 0) {
-            goto out;
-        }
-        if (!head_len) {
-            char *end = strstr(in.data, "\r\n\r\n");
-            if (!end) {
-                continue;
-            }
-            head_len = (size_t)(end - in.data) + 4;
-            const char *cl = srv_header(in.data, head_len, "Content-Length");
-            need = head_len + (cl ? strtoul(cl, NULL, 10) : 0);
-        }
-        if (in.len >= need) {
-            break;
-        }
-    }
+    struct srv *s = arg;
     pthread_mutex_lock(&s->mu);
     s->n_reqs++;
     s->content_type[0] = '\0';
-    const char *ct = srv_header(in.data, head_len, "Content-Type");
+    const char *ct = http_peer_header(head, head_len, "Content-Type");
     if (ct) {
         size_t n = strcspn(ct, "\r");
         (void)snprintf(s->content_type, sizeof(s->content_type), "%.*s", (int)n, ct);
     }
-    (void)snprintf(s->head, sizeof(s->head), "%.*s", (int)head_len, in.data);
+    (void)snprintf(s->head, sizeof(s->head), "%.*s", (int)head_len, head);
     sl_buf_truncate(&s->body, 0);
-    if (sl_buf_append(&s->body, in.data + head_len, need - head_len) < 0) {
+    if (sl_buf_append(&s->body, body, body_len) < 0) {
         sl_buf_truncate(&s->body, 0); /* SL_ALLOC_FAIL_AT hit the server: the test will say */
     }
     int status = s->status;
@@ -1035,44 +962,7 @@ static void srv_serve(struct srv *s, int fd)
                      "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "%sConnection: close\r\n\r\n%s",
                      status, strlen(rb), rh, rb);
-    (void)srv_send_all(fd, resp, (size_t)n);
-out:
-    sl_buf_fini(&in);
-    close(fd);
-}
-
-static void *srv_main(void *arg)
-{
-    struct srv *s = arg;
-    for (;;) {
-        struct pollfd p[2] = {{s->lfd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
-        int r = poll(p, 2, -1);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0 || (p[1].revents & POLLIN)) {
-            return NULL;
-        }
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd >= 0) {
-            srv_serve(s, fd);
-        }
-    }
-}
-
-static int listen_any(int *ret_port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *ret_port = ntohs(a.sin_port);
-    return fd;
+    (void)http_peer_send_all(fd, resp, (size_t)n);
 }
 
 /* Returns a running server (owned: srv_stop). On the heap, so a test that fails while the
@@ -1081,22 +971,16 @@ static struct srv *srv_start(void)
 {
     struct srv *s = calloc(1, sizeof(*s));
     assert_non_null(s);
-    s->lfd = listen_any(&s->port);
-    assert_int_equal(pipe(s->stop_pipe), 0);
     pthread_mutex_init(&s->mu, NULL);
     sl_buf_init(&s->body);
     s->status = 200;
-    assert_int_equal(pthread_create(&s->thr, NULL, srv_main, s), 0);
+    http_peer_start(&s->http, srv_answer, s);
     return s;
 }
 
 static void srv_stop(struct srv *s)
 {
-    assert_int_equal(write(s->stop_pipe[1], "x", 1), 1);
-    pthread_join(s->thr, NULL);
-    close(s->lfd);
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
+    http_peer_stop(&s->http);
     pthread_mutex_destroy(&s->mu);
     sl_buf_fini(&s->body);
     free(s);
@@ -1114,7 +998,7 @@ static void test_sinks_http(void **state)
     struct fx *f = *state;
     struct srv *s = srv_start();
     char url[128];
-    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/failures", s->port);
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/failures", s->http.port);
     fx_open(f, url);
     assert_string_equal(f->ops->name, "http");
     const char *doc = "{\"requestContext\":{\"condition\":\"RetryAttemptsExhausted\"}}";
@@ -1155,7 +1039,7 @@ static void test_sinks_http_refused(void **state)
 {
     struct fx *f = *state;
     int port = 0;
-    int fd = listen_any(&port);
+    int fd = http_peer_listen(&port);
     close(fd); /* nothing listens there now */
     char url[128];
     (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
@@ -1169,7 +1053,7 @@ static void test_sinks_http_stop(void **state)
     struct fx *f = *state;
     struct srv *s = srv_start();
     char url[128];
-    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->http.port);
     fx_open(f, url);
     struct sl_sink_doc doc = {.body = "{}", .len = 2, .key = NULL, .time_ms = 0};
     assert_int_equal(fx_start(f, &doc), 0);
@@ -1181,63 +1065,6 @@ static void test_sinks_http_stop(void **state)
 }
 
 /* ---- sqs sink ---- */
-
-/* SQS_ENDPOINT, or skips the test (fails it under CI=true, where services always run). */
-static const char *sqs_endpoint(void)
-{
-    const char *e = getenv("SQS_ENDPOINT");
-    if (e && *e) {
-        return e;
-    }
-    const char *ci = getenv("CI");
-    if (ci && strcmp(ci, "true") == 0) {
-        fail_msg("SQS_ENDPOINT is not set under CI=true: start tests/services (SERVICES=sqs)");
-    }
-    print_message("SQS_ENDPOINT not set (SERVICES=sqs tests/services/start.sh): skipping\n");
-    skip();
-    return NULL;
-}
-
-static size_t sqs_collect(char *p, size_t size, size_t n, void *arg)
-{
-    struct sl_buf *b = arg;
-    return sl_buf_append(b, p, size * n) == 0 ? size * n : 0;
-}
-
-/* A blocking AWS JSON 1.0 call; returns the parsed answer (owned) and fails the test on a
- * non-2xx status unless want_status says otherwise. */
-static cJSON *sqs_call(const char *action, const char *body, long want_status)
-{
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    struct sl_buf out;
-    sl_buf_init(&out);
-    char target[128];
-    (void)snprintf(target, sizeof(target), "X-Amz-Target: AmazonSQS.%s", action);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.0");
-    hdrs = curl_slist_append(hdrs, target);
-    curl_easy_setopt(h, CURLOPT_URL, sqs_endpoint());
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sqs_collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-    CURLcode c = curl_easy_perform(h);
-    if (c != CURLE_OK) {
-        fail_msg("%s: %s", action, curl_easy_strerror(c));
-    }
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    if (status != want_status) {
-        fail_msg("%s %s: status %ld: %s", action, body, status, out.data ? out.data : "");
-    }
-    cJSON *j = cJSON_Parse(out.data ? out.data : "{}");
-    sl_buf_fini(&out);
-    assert_non_null(j);
-    return j;
-}
 
 /* A suffix that makes queue names unique to this run (fauxqs keeps queues while it runs, and
  * PIDs are reused). */
@@ -1257,7 +1084,7 @@ static void sqs_delete(const char *queue_url)
 {
     char body[512];
     (void)snprintf(body, sizeof(body), "{\"QueueUrl\":\"%s\"}", queue_url);
-    cJSON_Delete(sqs_call("DeleteQueue", body, 200));
+    cJSON_Delete(sqs_peer_call("DeleteQueue", body, 200));
 }
 
 /* Creates a queue named after the test and this run; returns its URL (owned). */
@@ -1266,7 +1093,7 @@ static char *sqs_create(const char *base, bool fifo)
     char body[512];
     (void)snprintf(body, sizeof(body), "{\"QueueName\":\"sluice-%s-%s%s\"%s}", base, sqs_run_id(),
                    fifo ? ".fifo" : "", fifo ? ",\"Attributes\":{\"FifoQueue\":\"true\"}" : "");
-    cJSON *j = sqs_call("CreateQueue", body, 200);
+    cJSON *j = sqs_peer_call("CreateQueue", body, 200);
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "QueueUrl");
     assert_true(cJSON_IsString(u));
     char *url = sl_strdup(u->valuestring);
@@ -1286,7 +1113,7 @@ static int sqs_drain(const char *queue_url, char **ret_bodies, int max)
                        "{\"QueueUrl\":\"%s\",\"MaxNumberOfMessages\":10,\"WaitTimeSeconds\":0,"
                        "\"VisibilityTimeout\":30}",
                        queue_url);
-        cJSON *j = sqs_call("ReceiveMessage", body, 200);
+        cJSON *j = sqs_peer_call("ReceiveMessage", body, 200);
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "Messages");
         int got = cJSON_GetArraySize(msgs);
         const cJSON *m;
@@ -1303,7 +1130,7 @@ static int sqs_drain(const char *queue_url, char **ret_bodies, int max)
             assert_int_equal(sl_buf_printf(&del, "{\"QueueUrl\":\"%s\",\"ReceiptHandle\":\"%s\"}",
                                            queue_url, rh->valuestring),
                              0);
-            cJSON_Delete(sqs_call("DeleteMessage", del.data, 200));
+            cJSON_Delete(sqs_peer_call("DeleteMessage", del.data, 200));
             sl_buf_fini(&del);
         }
         cJSON_Delete(j);
@@ -1349,7 +1176,7 @@ static void sqs_env_signed(void)
 static void test_sinks_sqs_url(void **state)
 {
     struct fx *f = *state;
-    (void)sqs_endpoint();
+    (void)sqs_peer_endpoint();
     sqs_env_unsigned();
     char *url = sqs_create("url", false);
     fx_open(f, url);
@@ -1382,7 +1209,7 @@ static void test_sinks_sqs_url(void **state)
 static void test_sinks_sqs_arn(void **state)
 {
     struct fx *f = *state;
-    setenv("AWS_ENDPOINT_URL_SQS", sqs_endpoint(), 1);
+    setenv("AWS_ENDPOINT_URL_SQS", sqs_peer_endpoint(), 1);
     sqs_env_signed();
     char *url = sqs_create("arn", false);
     char arn[256];
@@ -1411,7 +1238,7 @@ static void test_sinks_sqs_arn(void **state)
 static void test_sinks_sqs_fifo(void **state)
 {
     struct fx *f = *state;
-    setenv("AWS_ENDPOINT_URL_SQS", sqs_endpoint(), 1);
+    setenv("AWS_ENDPOINT_URL_SQS", sqs_peer_endpoint(), 1);
     sqs_env_signed();
     char *url = sqs_create("fifo", true);
     char arn[256];
@@ -1438,7 +1265,7 @@ static void test_sinks_sqs_fifo(void **state)
 static void test_sinks_sqs_not_found(void **state)
 {
     struct fx *f = *state;
-    const char *ep = sqs_endpoint();
+    const char *ep = sqs_peer_endpoint();
     sqs_env_unsigned();
     char url[512];
     (void)snprintf(url, sizeof(url), "%s%s000000000000/sluice-missing-%s", ep,
@@ -1477,7 +1304,7 @@ static void test_sinks_sqs_wire(void **state)
     unsetenv("AWS_ENDPOINT_URL_SQS");
     struct srv *s = srv_start();
     char url[128];
-    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/123456789012/q.fifo", s->port);
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/123456789012/q.fifo", s->http.port);
     fx_open(f, url);
     assert_int_equal(fx_write1(f, "{\"a\":\"x\\\"y\"}", "req-9", 0), 0);
     pthread_mutex_lock(&s->mu);
@@ -1568,7 +1395,7 @@ static void test_sinks_sqs_batch_wire(void **state)
                    "\"MessageId\":\"m3\"}],\"Failed\":[{\"Id\":\"1\",\"SenderFault\":true,"
                    "\"Code\":\"InvalidMessageContents\",\"Message\":\"bad char\"}]}";
     char url[128];
-    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/123456789012/q.fifo", s->port);
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/123456789012/q.fifo", s->http.port);
     fx_open(f, url);
     static const char *const bodies[] = {"{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}"};
     struct sl_sink_doc docs[4];
@@ -1633,7 +1460,7 @@ static void test_sinks_sqs_batch_wire(void **state)
 static void test_sinks_sqs_batch(void **state)
 {
     struct fx *f = *state;
-    (void)sqs_endpoint(); /* skips the test without fauxqs */
+    (void)sqs_peer_endpoint(); /* skips the test without fauxqs */
     sqs_env_unsigned();
     char *q = sqs_create("batch", false);
     fx_open(f, q);
