@@ -11,9 +11,10 @@
  * resumes each partition after its own lowest failed record. A batch holding a revoked partition is
  * abandoned: a failing one leaves its retry state in a memo (memo.c), the other partitions' records
  * are offered again. It never moves a checkpoint itself: it marks records done and lets progress.c
- * advance each partition's low-watermark. The lanes above (lane.c) form batches and own the
- * partitions; what they must know they learn through the host interface they gave, and the carry
- * calls nothing of theirs otherwise. Loop thread. */
+ * advance each partition's low-watermark. For a queue source each record ends on its own
+ * (queuebatch.c): acked when delivered, released otherwise, never retried in process. The lanes
+ * above (lane.c) form batches and own the partitions; what they must know they learn through the
+ * host interface they gave, and the carry calls nothing of theirs otherwise. Loop thread. */
 #include "carry.h"
 
 #include <assert.h>
@@ -27,6 +28,7 @@
 #include "lanebatch.h"
 #include "log.h"
 #include "memo.h"
+#include "queuebatch.h"
 #include "response.h"
 #include "retry.h"
 #include "source.h"
@@ -93,6 +95,12 @@ static void carry_count(struct sl_carry_group *g, enum sl_carry_stat stat, uint6
 static bool carry_is_revoked(const struct sl_carry *c, void *part_tag)
 {
     return c->g->host.is_revoked(c->g->host.arg, part_tag);
+}
+
+/* The source is a queue (sources/README.md "The queue model"): records end one by one. */
+static bool carry_is_queue(const struct sl_carry_group *g)
+{
+    return g->ops->caps->model == SL_DELIVERY_QUEUE;
 }
 
 /* Ends the batch: its partitions may join other batches again. */
@@ -335,6 +343,11 @@ static void carry_invoke(struct sl_carry *c)
     if (c->invokes > 1) {
         carry_count(g, SL_CARRY_STAT_RETRIED, cur.hi - cur.lo);
     }
+    if (carry_is_queue(g)) {
+        /* the leases stay invisible while the function may run (renewed on each attempt) */
+        sl_queuebatch_hold(g->ops, g->src_ctx, c->b, cur,
+                           sl_clock_now_ms(g->clock) + SL_QUEUEBATCH_HOLD_MS);
+    }
     int r = sl_function_invoke(g->fn, c->body.data, c->body.len, carry_invoked, c);
     if (r < 0) {
         struct sl_invoke_result res = {
@@ -368,6 +381,44 @@ static void carry_log_failure(struct sl_carry *c,
                 res->detail ? res->detail : "", what, delay, c->invokes, c->attempts);
 }
 
+/* The verdict for a queue's batch: the delivered records are acked, the others released to
+ * their running visibility timeout (the queue's redrive policy counts the receive): no retry
+ * in process, no bisection, no on-failure path. Only an invocation that never reached the
+ * function (throttle, service or transport error) is tried again, not counted, its leases
+ * held anew at the next attempt. */
+static void carry_queue_verdict(struct sl_carry *c, const struct sl_invoke_result *res)
+{
+    struct sl_carry_group *g = c->g;
+    struct sl_lanebatch_range cur = sl_lanebatch_cur(c->b);
+    size_t n = cur.hi - cur.lo;
+    bool not_run =
+        res->outcome == SL_OUTCOME_THROTTLE || res->outcome == SL_OUTCOME_SERVICE_ERROR ||
+        res->outcome == SL_OUTCOME_TRANSPORT_ERROR || res->outcome == SL_OUTCOME_RESOURCE_EXHAUSTED;
+    if (not_run && !g->draining) {
+        int64_t delay = sl_retry_delay_ms(&g->retry, c->invokes, &g->rng);
+        if (res->outcome == SL_OUTCOME_THROTTLE && res->retry_after_ms > delay) {
+            delay = res->retry_after_ms < g->retry.max_ms ? res->retry_after_ms : g->retry.max_ms;
+        }
+        carry_log_failure(c, res, "not counted, retrying", delay);
+        carry_backoff(c, SL_CARRY_BACKOFF, delay);
+        return;
+    }
+    size_t n_failed =
+        sl_queuebatch_settle(g->ops, g->src_ctx, c->b, cur, res, g->policy.report_item_failures,
+                             not_run ? 0 : SL_QUEUE_KEEP_VISIBILITY);
+    if (n_failed > 0) {
+        carry_count(g, SL_CARRY_STAT_FAILED, n_failed);
+        carry_log_failure(c, res, "released to the queue's visibility timeout", 0);
+    }
+    if (n_failed < n) {
+        carry_count(g, SL_CARRY_STAT_DELIVERED, n - n_failed);
+        carry_count(g, SL_CARRY_STAT_BYTES, n_failed == 0 ? c->body.len : 0);
+    }
+    sl_lanebatch_set_cur_lo(c->b, cur.hi);
+    sl_lanebatch_finish(c->b, cur);
+    carry_continue(c);
+}
+
 static void carry_invoked(void *arg, const struct sl_invoke_result *res)
 {
     struct sl_carry *c = arg;
@@ -377,6 +428,10 @@ static void carry_invoked(void *arg, const struct sl_invoke_result *res)
         return;
     }
     c->last_end_ms = sl_clock_now_ms(g->clock);
+    if (carry_is_queue(g)) {
+        carry_queue_verdict(c, res);
+        return;
+    }
     struct sl_lanebatch_range cur = sl_lanebatch_cur(c->b);
     size_t n = cur.hi - cur.lo;
     if (c->in_final) {
@@ -506,6 +561,15 @@ static void carry_continue(struct sl_carry *c)
 static void carry_attempt(struct sl_carry *c)
 {
     struct sl_carry_group *g = c->g;
+    if (g->draining && carry_is_queue(g)) {
+        /* a queue's records not invoked go back at once, visible to the next consumer */
+        struct sl_lanebatch_range all = {0, sl_lanebatch_count(c->b)};
+        sl_queuebatch_release(g->ops, g->src_ctx, c->b, all, 0);
+        sl_lanebatch_finish(c->b, all);
+        carry_release_parts(c);
+        c->state = SL_CARRY_IDLE;
+        return;
+    }
     if (g->draining) {
         c->state = SL_CARRY_IDLE;
         return;
@@ -788,5 +852,8 @@ void sl_carry_drain(struct sl_carry *c)
     if (c->state == SL_CARRY_BACKOFF || c->state == SL_CARRY_WRITE_BACKOFF ||
         c->state == SL_CARRY_READY) {
         c->state = SL_CARRY_IDLE;
+        if (carry_is_queue(c->g) && sl_lanebatch_count(c->b) > 0) {
+            carry_attempt(c); /* draining: releases the batch's leases with visibility 0 */
+        }
     }
 }

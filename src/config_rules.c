@@ -191,6 +191,41 @@ config_failure_rules(struct config_ctx *cc, struct sl_mapping_conf *mc, const ch
     }
 }
 
+/* A queue source (caps->model SL_DELIVERY_QUEUE) refuses the stream-only keys, as AWS does
+ * for SQS (esm.md §1): a failed message goes back to the queue, whose redrive policy bounds
+ * its receives and holds its dead-letter queue. */
+static void config_queue_rules(struct config_ctx *cc, const cJSON *obj, const char *path)
+{
+    static const struct {
+        const char *key;
+        const char *why;
+    } stream_only[] = {
+        {"BisectBatchOnFunctionError", "a failed batch goes back to the queue whole"},
+        {"MaximumRetryAttempts",
+         "a failed message is received again, up to the redrive policy's maxReceiveCount"},
+        {"MaximumRecordAgeInSeconds", "the queue's retention period bounds a message's age"},
+        {"ParallelizationFactor", "concurrency is ScalingConfig.MaximumConcurrency"},
+        {"TumblingWindowInSeconds", "queues have no tumbling windows"},
+    };
+    for (size_t i = 0; i < sizeof(stream_only) / sizeof(stream_only[0]); i++) {
+        if (cJSON_GetObjectItemCaseSensitive(obj, stream_only[i].key)) {
+            config_error(cc,
+                         "%s: %s.%s: not supported for a queue source (AWS rejects it for SQS: "
+                         "%s); allowed: remove it",
+                         cc->file, path, stream_only[i].key, stream_only[i].why);
+        }
+    }
+    const cJSON *dc = cJSON_GetObjectItemCaseSensitive(obj, "DestinationConfig");
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(dc, "OnFailure");
+    if (cJSON_GetObjectItemCaseSensitive(of, "Destination")) {
+        config_error(cc,
+                     "%s: %s.DestinationConfig.OnFailure: not supported for a queue source (AWS "
+                     "rejects it for SQS: the queue's redrive policy and its dead-letter queue "
+                     "take its place); allowed: remove it",
+                     cc->file, path);
+    }
+}
+
 /* Checks the keys whose rules depend on the source kind or on other keys. */
 void config_rules_check(struct config_ctx *cc,
                         struct sl_mapping_conf *mc,
@@ -240,6 +275,9 @@ void config_rules_check(struct config_ctx *cc,
                      "%s: %s.StartingPosition: AT_TIMESTAMP is not supported by %s sources; "
                      "allowed: TRIM_HORIZON or LATEST",
                      file, path, src->name);
+    }
+    if (src->caps->model == SL_DELIVERY_QUEUE) {
+        config_queue_rules(cc, obj, path);
     }
     config_failure_rules(cc, mc, path);
 }

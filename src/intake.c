@@ -3,7 +3,8 @@
  * applies them to the
  * source's filter document of each record (a record too large to keep is never filtered: it
  * goes to the on-failure path), and with ParallelizationFactor > 1 each record is given the
- * lane its partition key hashes to, so that one key stays in order (DESIGN.md rule 2). It
+ * lane its partition key hashes to, so that one key stays in order (DESIGN.md rule 2); a queue's
+ * record without a group (an empty key) may go to any lane, as it has no order. It
  * only flags records; moving the checkpoint past filtered ones is the caller's. Loop thread. */
 #include "intake.h"
 
@@ -20,7 +21,8 @@ struct sl_intake {
     const struct sl_source_ops *ops;
     void *src_ctx;
     struct sl_filter *filter; /* NULL: every record passes */
-    size_t n_lanes;           /* ParallelizationFactor */
+    size_t n_lanes;           /* ParallelizationFactor (a queue: its lanes) */
+    bool queue;               /* a queue source: a record without a group goes to any lane */
 };
 
 int sl_intake_new(const cJSON *criteria,
@@ -35,7 +37,10 @@ int sl_intake_new(const cJSON *criteria,
     if (!in) {
         return SL_ENOMEM;
     }
-    *in = (struct sl_intake){.ops = ops, .src_ctx = src_ctx, .n_lanes = n_lanes};
+    *in = (struct sl_intake){.ops = ops,
+                             .src_ctx = src_ctx,
+                             .n_lanes = n_lanes,
+                             .queue = ops->caps->model == SL_DELIVERY_QUEUE};
     int r = criteria ? sl_filter_compile(criteria, &in->filter, errbuf, errlen) : 0;
     if (r == 0 && in->filter && sl_filter_count(in->filter) == 0) {
         sl_filter_free(in->filter);
@@ -77,7 +82,7 @@ size_t sl_intake_sort(const struct sl_intake *in, struct sl_part *part, size_t f
     struct sl_recq *q = &part->q;
     size_t count = sl_recq_count(q);
     size_t filtered = 0;
-    if (!in->filter && in->n_lanes <= 1) {
+    if (!in->filter && in->n_lanes <= 1 && !in->queue) {
         return 0;
     }
     for (size_t i = from; i < count; i++) {
@@ -92,10 +97,11 @@ size_t sl_intake_sort(const struct sl_intake *in, struct sl_part *part, size_t f
             }
             cJSON_Delete(doc);
         }
-        if (in->n_lanes > 1) {
+        if (in->n_lanes > 1 || in->queue) {
             const char *key = NULL;
             size_t len = in->ops->record_key(in->src_ctx, part, rec, &key);
-            rec->lane = (uint32_t)(intake_key_hash(key, len) % in->n_lanes);
+            rec->lane = in->queue && len == 0 ? SL_REC_LANE_ANY
+                                              : (uint32_t)(intake_key_hash(key, len) % in->n_lanes);
         }
     }
     return filtered;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* lane.c: the lanes of a mapping and the batches they form. Each partition has
- * ParallelizationFactor lanes; a lane takes the records of its partition key hash in order
- * (DESIGN.md rule 2: one batch in flight per lane) and forms a batch once one is due
+ * ParallelizationFactor lanes (a queue: MaximumConcurrency, and its records without a group
+ * go to whichever lane takes them first); a lane takes the records of its partition key hash in
+ * order (DESIGN.md rule 2: one batch in flight per lane) and forms a batch once one is due
  * (BatchSize, the batching window, the 6 MB payload; with tumbling windows, inside the window,
  * whose final invocation it also starts), then hands it to its carry (carry.c), which invokes
  * and carries out the verdicts. Where the source's batches span partitions (Kafka, esm.md §3),
@@ -72,6 +73,13 @@ static int64_t lane_first_wait_ms(struct sl_lane_part *lp)
     return lp->ls->host.first_wait_ms(lp->ls->host.arg, lp->owner);
 }
 
+/* The record is the lane's: its key hashes to it, or it has no group (a queue's record
+ * without one goes to any lane). */
+static bool lane_owns(const struct sl_record *rec, size_t lane_no)
+{
+    return rec->lane == lane_no || rec->lane == SL_REC_LANE_ANY;
+}
+
 static bool lane_is_idle(const struct sl_lane *ln)
 {
     return sl_carry_state(ln->carry) == SL_CARRY_IDLE;
@@ -119,7 +127,7 @@ lane_count_waiting(const struct sl_lane *src, size_t max, size_t *ret_bytes, boo
     size_t start = src->scan > q->dropped ? (size_t)(src->scan - q->dropped) : 0;
     for (size_t i = start; i < count && waiting < max; i++) {
         const struct sl_record *rec = sl_recq_at(q, i);
-        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
+        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || !lane_owns(rec, lane_no)) {
             continue;
         }
         if (rec->flags & SL_REC_OVERSIZE) {
@@ -147,7 +155,7 @@ static void lane_take(struct sl_lane *ln, struct sl_lane *src, size_t n)
     size_t taken = 0;
     for (size_t i = start; i < count && taken < n; i++) {
         struct sl_record *rec = sl_recq_at_mut(q, i);
-        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || rec->lane != lane_no) {
+        if ((rec->flags & (SL_REC_DONE | SL_REC_TAKEN)) || !lane_owns(rec, lane_no)) {
             continue;
         }
         rec->flags |= SL_REC_TAKEN;
@@ -308,9 +316,11 @@ static void carries_give_back(void *arg, void *part_tag, uint64_t abs, uint32_t 
 {
     (void)arg;
     struct sl_lane_part *lp = part_tag;
-    struct sl_lane *own = &lp->lanes[lane < lp->n_lanes ? lane : 0];
-    if (own->scan > abs) {
-        own->scan = abs;
+    for (size_t l = 0; l < lp->n_lanes; l++) {
+        if (l == lane || lane == SL_REC_LANE_ANY || (lane >= lp->n_lanes && l == 0)) {
+            struct sl_lane *own = &lp->lanes[l];
+            own->scan = own->scan > abs ? abs : own->scan;
+        }
     }
 }
 

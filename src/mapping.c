@@ -14,6 +14,10 @@
  * acknowledge the source, re-count what a partition holds, pump again once the disk caught
  * up). Records stay in the partition's queue until the low-watermark passes them; batches
  * refer to them by absolute index (the queue's count of dropped records plus the index).
+ * A queue source (caps->model SL_DELIVERY_QUEUE, sources/README.md "The queue model") has no
+ * checkpoint: its records end one by one (acked or released by the carries, filtered ones acked
+ * here), progress only drops them once done, MaximumConcurrency lanes carry them, and the
+ * source's reports about leases are counted here.
  * Its progress and lag lines are mapping_stats.c's, which reads it through mapping.h.
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
@@ -32,12 +36,15 @@
 #include "onfailure.h"
 #include "partition.h"
 #include "progress.h"
+#include "queuebatch.h"
 #include "source.h"
 #include "url.h"
 
 #define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
+/* a queue's lanes without MaximumConcurrency (AWS starts polling a queue with five) */
+#define MAPPING_QUEUE_LANES 5
 
 /* Where a partition stands in its life. */
 enum sl_mpart_life {
@@ -95,6 +102,9 @@ struct sl_mapping {
     int open_handles; /* the mapping is freed when its handles are closed */
     bool freeing;
     bool draining;
+    bool queue;       /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
+    bool ack_failing; /* a delete failed and none succeeded since: logged once */
+    bool canceled;    /* the drain timed out: the queue source's work is no longer waited for */
     size_t held_records;
     size_t held_bytes;
     struct sl_mapping_stats stats;
@@ -127,13 +137,25 @@ static void part_account(struct sl_mpart *mp)
     mp->held_bytes = bytes;
 }
 
+/* ParallelizationFactor for a stream; for a queue, whose records have no order but their
+ * group's, MaximumConcurrency lanes (MAPPING_QUEUE_LANES without it), each with one batch in
+ * flight. */
+static size_t mapping_lanes_per_part(const struct sl_mapping *m)
+{
+    const struct sl_mapping_conf *conf = m->conf;
+    if (!m->queue) {
+        return (size_t)conf->core.parallelization_factor;
+    }
+    return conf->max_concurrency > 0 ? (size_t)conf->max_concurrency : MAPPING_QUEUE_LANES;
+}
+
 /* How many records and bytes part may still fetch: two batches' worth per lane, within the
  * mapping's total. */
 static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
 {
     const struct sl_mapping *m = mp->m;
     const struct sl_mapping_core *core = &m->conf->core;
-    size_t n_lanes = (size_t)core->parallelization_factor;
+    size_t n_lanes = mapping_lanes_per_part(m);
     size_t part_max_records = 2 * (size_t)core->batch_size * n_lanes;
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
     size_t total_records = (size_t)core->max_records_buffered;
@@ -172,6 +194,9 @@ static int mapping_format_pos(
 static void mapping_ack(void *arg, struct sl_part *part, const struct sl_record *last)
 {
     struct sl_mapping *m = arg;
+    if (m->queue) {
+        return; /* a queue's records were acknowledged one by one (queue_ack) */
+    }
     m->ops->ack(m->src_ctx, part, last);
 }
 
@@ -189,13 +214,19 @@ static void mapping_may_proceed(void *arg)
 
 /* --- fetching --- */
 
-/* Filters and spreads over lanes the n records the source just appended to part's queue. */
+/* Filters and spreads over lanes the n records the source just appended to part's queue. A
+ * queue's filtered records are deleted at once, as AWS does. */
 static void part_take_new(struct sl_mpart *mp, size_t n)
 {
     struct sl_mapping *m = mp->m;
     m->stats.fetched += n;
-    size_t filtered = sl_intake_sort(m->intake, mp->part, sl_recq_count(&mp->part->q) - n);
+    size_t from = sl_recq_count(&mp->part->q) - n;
+    size_t filtered = sl_intake_sort(m->intake, mp->part, from);
     m->stats.filtered += filtered;
+    if (m->queue && filtered > 0) {
+        (void)sl_queue_part_end(m->ops, m->src_ctx, mp->part, from, SL_REC_FILTERED,
+                                SL_REC_FILTERED, true, 0);
+    }
     part_account(mp);
     if (filtered > 0) {
         (void)sl_progress_part_advance(mp->prog);
@@ -336,8 +367,10 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
 
 static int mapping_part_set_start(void *owner, struct sl_part *part, const char *pos)
 {
-    (void)owner;
     struct sl_mpart *mp = part->owner;
+    if (((struct sl_mapping *)owner)->queue) {
+        return 0; /* a queue has no start to record */
+    }
     return sl_progress_part_set_start(mp->prog, pos);
 }
 
@@ -421,6 +454,45 @@ static void part_release(struct sl_mpart *mp)
     sl_part_free(mp->part);
     mp->part = NULL;
     sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
+}
+
+/* What a queue source says of a lease (sources/README.md "The queue model"). The record was
+ * done and dropped when it was acked or released; what is left is to count. A failed delete
+ * means the message comes back: logged once per outage (until a delete succeeds again). */
+static void mapping_queue_report(
+    void *owner, struct sl_part *part, uint64_t lease, enum sl_queue_report report, int err)
+{
+    struct sl_mapping *m = owner;
+    switch (report) {
+    case SL_QUEUE_ACKED:
+        m->stats.queue_deleted++;
+        if (m->ack_failing) {
+            m->ack_failing = false;
+            sl_log_info(MAPPING_COMP, m->name, "deleting from %s works again", part->name);
+        }
+        break;
+    case SL_QUEUE_ACK_FAILED:
+        m->stats.queue_delete_failed++;
+        if (!m->ack_failing) {
+            m->ack_failing = true;
+            sl_log_warn(MAPPING_COMP, m->name,
+                        "cannot delete lease %" PRIu64 " of %s: %s; the message will be "
+                        "delivered again (further failures are counted, not logged)",
+                        lease, part->name, sl_strerror(err));
+        }
+        break;
+    case SL_QUEUE_LEASE_LOST:
+        m->stats.queue_lease_lost++;
+        /* a record not yet in a batch is not invoked on a lease another consumer may hold */
+        if (sl_queue_part_lost(m->ops, m->src_ctx, part, lease)) {
+            struct sl_mpart *mp = part->owner;
+            (void)sl_progress_part_advance(mp->prog);
+            mapping_schedule_pump(m);
+        }
+        break;
+    case SL_QUEUE_REPORT_COUNT:
+        break;
+    }
 }
 
 /* --- what the lanes tell the mapping (lane.h's host interface) --- */
@@ -518,7 +590,7 @@ static int mapping_lanes_new(struct sl_mapping *m)
                 .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
             },
         .window_ms = conf->core.tumbling_window_s * 1000,
-        .lanes_per_part = (size_t)conf->core.parallelization_factor,
+        .lanes_per_part = mapping_lanes_per_part(m),
     };
     struct sl_lane_host host = {
         .arg = m,
@@ -548,6 +620,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     m->conf = conf;
     m->env = *env;
     m->ops = conf->source;
+    m->queue = m->ops->caps->model == SL_DELIVERY_QUEUE;
     m->name = sl_strdup(conf->core.uuid);
     m->src_ctx = sl_calloc(1, m->ops->ctx_size);
     int r = (m->name && m->src_ctx) ? 0 : SL_ENOMEM;
@@ -567,8 +640,8 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         sl_errlist_fini(&errs);
     }
     if (r == 0) {
-        r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx,
-                          (size_t)conf->core.parallelization_factor, &m->intake, errbuf, errlen);
+        r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx, mapping_lanes_per_part(m),
+                          &m->intake, errbuf, errlen);
     }
     if (r == 0) {
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
@@ -576,7 +649,8 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     if (r == 0) {
         struct sl_progress_conf pconf = {
             .inst = m->name,
-            .keeps_positions = m->ops->caps->keeps_positions,
+            /* a queue keeps no positions at all: the store is neither read nor written */
+            .keeps_positions = m->ops->caps->keeps_positions || m->queue,
             .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
         };
         struct sl_progress_host host = {
@@ -606,6 +680,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             .part_gone = mapping_part_gone,
             .part_revoke = mapping_part_revoke,
             .part_set_start = mapping_part_set_start,
+            .queue_report = m->queue ? mapping_queue_report : NULL,
         };
         r = m->ops->init(m->src_ctx, &m->senv, errbuf, errlen);
         m->src_inited = r == 0;
@@ -680,12 +755,30 @@ void sl_mapping_drain(struct sl_mapping *m)
     m->draining = true;
     uv_idle_stop(&m->pump);
     uv_timer_stop(&m->fetch_retry);
-    m->ops->stop(m->src_ctx);
+    if (m->queue) {
+        /* Held records not in a batch go back at once; batches in flight end as usual, and
+         * the source stops once they did and its deletes are done (sl_mapping_in_flight
+         * counts them; sl_mapping_free stops it). */
+        for (size_t i = 0; i < m->n_parts; i++) {
+            struct sl_mpart *mp = m->parts[i];
+            struct sl_recq *q = &mp->part->q;
+            (void)sl_queue_part_end(m->ops, m->src_ctx, mp->part, 0, SL_REC_TAKEN | SL_REC_DONE, 0,
+                                    false, 0);
+            for (size_t k = 0; k < sl_recq_count(q); k++) {
+                struct sl_record *rec = sl_recq_at_mut(q, k);
+                rec->flags |= (rec->flags & SL_REC_TAKEN) ? 0 : SL_REC_DONE;
+            }
+            (void)sl_progress_part_advance(mp->prog);
+        }
+    } else {
+        m->ops->stop(m->src_ctx);
+    }
     sl_lanes_drain(m->lanes);
 }
 
 void sl_mapping_cancel(struct sl_mapping *m)
 {
+    m->canceled = true;
     if (m->onfail) { /* NULL once freed */
         sl_onfail_cancel(m->onfail);
     }
@@ -696,7 +789,9 @@ int sl_mapping_in_flight(const struct sl_mapping *m)
     if (m->freeing) {
         return 0; /* freed, its handles closing: nothing was in flight (sl_mapping_free) */
     }
-    return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail);
+    /* a queue's deletes and visibility changes count until the source is idle */
+    int queue_busy = m->queue && !m->canceled && !m->ops->queue_idle(m->src_ctx) ? 1 : 0;
+    return sl_lanes_in_flight(m->lanes) + sl_onfail_in_flight(m->onfail) + queue_busy;
 }
 
 bool sl_mapping_is_quiet(const struct sl_mapping *m)
@@ -758,6 +853,11 @@ int64_t sl_mapping_part_lag(const struct sl_mapping *m, size_t i)
     return l >= 0 ? l : SL_LOG_UNKNOWN;
 }
 
+bool sl_mapping_is_queue(const struct sl_mapping *m)
+{
+    return m->queue;
+}
+
 const char *sl_mapping_lag_unit(const struct sl_mapping *m)
 {
     return sl_lag_unit_name(m->ops->caps->lag_unit);
@@ -777,6 +877,9 @@ void sl_mapping_free(struct sl_mapping *m)
         return;
     }
     sl_mapping_drain(m);
+    if (m->queue) {
+        m->ops->stop(m->src_ctx); /* ends every lease still held: they come back */
+    }
     m->freeing = true;
     while (m->n_parts > 0) {
         part_release(m->parts[m->n_parts - 1]);

@@ -41,6 +41,10 @@ struct sl_mapping_stats {
     uint64_t retried;               /* records sent again after a failure */
     uint64_t batches;               /* invocations started */
     uint64_t bytes;                 /* payload bytes of accepted invocations */
+    /* queue sources only (their leases, as the source reports them) */
+    uint64_t queue_deleted;       /* acked and deleted */
+    uint64_t queue_delete_failed; /* acked, but the source could not delete them */
+    uint64_t queue_lease_lost;    /* leases that ran out while the mapping held the record */
 };
 
 /* Creates the mapping (opens its checkpoint store). Returns 0 and *ret_m, SL_ECONFIG or
@@ -59,7 +63,9 @@ SL_NODISCARD int sl_mapping_start(struct sl_mapping *m);
 void sl_mapping_drain(struct sl_mapping *m);
 
 /* Cancels on-failure destination writes in flight (their records are written again on the
- * next run). For the end of a drain that ran out of time. */
+ * next run), and stops counting a queue source's deletes and visibility changes as in flight
+ * (what they did not finish comes back from the queue). For the end of a drain that ran out of
+ * time. */
 void sl_mapping_cancel(struct sl_mapping *m);
 
 /* Invocations and destination writes in flight. */
@@ -86,6 +92,8 @@ const char *sl_mapping_part_name(const struct sl_mapping *m, size_t i);
 /* Partition i's lag in the source's unit; SL_LOG_UNKNOWN until a fetch of it completed, and
  * whenever its source cannot tell. */
 int64_t sl_mapping_part_lag(const struct sl_mapping *m, size_t i);
+/* True for a queue source (caps->model SL_DELIVERY_QUEUE): the queue counters apply. */
+bool sl_mapping_is_queue(const struct sl_mapping *m);
 /* The name of the unit lag is in (records, bytes, ms behind). */
 const char *sl_mapping_lag_unit(const struct sl_mapping *m);
 

@@ -22,6 +22,8 @@
  * partitions they are 0, unless the source is still settling (joining its group). */
 #define MAPPING_LAG_PARTS 64
 
+#define MAPPING_QUEUE_STATS 3 /* counters of the progress line only queues have */
+
 void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
 {
     int64_t lag = 0;
@@ -62,6 +64,11 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         "lag",
         "max_lag",
         "partitions",
+        /* queue sources only (the last MAPPING_QUEUE_STATS): AWS's DeletedEventCount, and the
+         * deletes that failed and the leases lost */
+        "DeletedEventCount",
+        "delete_failed",
+        "lease_lost",
     };
     const int64_t values[] = {
         (int64_t)s->fetched,
@@ -78,11 +85,15 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         lag,
         max_lag,
         (int64_t)n_parts,
+        (int64_t)s->queue_deleted,
+        (int64_t)s->queue_delete_failed,
+        (int64_t)s->queue_lease_lost,
     };
+    size_t n_keys = SL_ARRAY_LEN(keys) - (sl_mapping_is_queue(m) ? 0 : MAPPING_QUEUE_STATS);
     /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
     const char *unit = sl_mapping_lag_unit(m);
-    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, sl_mapping_name(m), msg, keys, values,
-                         SL_ARRAY_LEN(keys), "lag_unit", unit);
+    sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, sl_mapping_name(m), msg, keys, values, n_keys,
+                         "lag_unit", unit);
     if (n_lag > 0) {
         sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, sl_mapping_name(m), "lag", lag_keys,
                              lag_values, n_lag, "lag_unit", unit);

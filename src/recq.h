@@ -25,10 +25,13 @@
 /* The source could not keep the bytes (over its size limit): len is 0, its position still
  * says where it was (and the checkpoint passes over all of it). */
 #define SL_REC_OVERSIZE 0x1u
-#define SL_REC_FILTERED 0x2u  /* matched no filter pattern: never delivered */
-#define SL_REC_TAKEN    0x4u  /* part of a batch */
-#define SL_REC_DONE     0x8u  /* delivered, filtered out, or handed to the on-failure path */
-#define SL_REC_WINDOWED 0x10u /* delivered in a tumbling window that has not closed yet */
+#define SL_REC_FILTERED 0x2u /* matched no filter pattern: never delivered */
+#define SL_REC_TAKEN    0x4u /* part of a batch */
+#define SL_REC_DONE     0x8u /* delivered, filtered out, or handed to the on-failure path */
+#define SL_REC_WINDOWED 0x10u
+
+/* A record's lane when any lane may take it (a queue's record without a group). */
+#define SL_REC_LANE_ANY UINT32_MAX /* delivered in a tumbling window that has not closed yet */
 
 /* One record of a partition. Its bytes live in the queue's arena; its position is the
  * source's, opaque here (file: the byte offsets of the line and of the line after it; Kafka:
