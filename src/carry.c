@@ -14,8 +14,11 @@
  * advance each partition's low-watermark. For a queue source each record ends on its own
  * (queuebatch.c): acked when delivered, released otherwise, never retried in process. The lanes
  * above (lane.c) form batches and own the partitions; what they must know they learn through the
- * host interface they gave, and the carry calls nothing of theirs otherwise. Loop thread. */
+ * host interface they gave, and the carry calls nothing of theirs otherwise. Making and freeing
+ * the carries and their group is carry_life.c's, which shares their state through carry_int.h.
+ * Loop thread. */
 #include "carry.h"
+#include "carry_int.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -36,53 +39,6 @@
 #define CARRY_COMP     "carry"
 #define CARRY_RETRY_MS 1000
 #define CARRY_BUF_KEEP (64 * 1024) /* an idle lane's event buffers keep at most this */
-
-struct sl_carry {
-    struct sl_carry_group *g;
-    void *lane_tag;
-    void *part_tag; /* the lane's own partition */
-    struct sl_part *part;
-    struct sl_progress_part *prog;
-    struct sl_window *win; /* TumblingWindowInSeconds > 0: the lane's window (borrowed) */
-    enum sl_carry_state state;
-    struct sl_lanebatch *b; /* the batch (lanebatch.c) */
-    unsigned attempts;      /* counted failures of cur */
-    unsigned invokes;       /* invocations of cur (approximateInvokeCount) */
-    /* Destinations that take one record per document (kafka://): the records still to hand over
-     * after the current one, with the condition they go under. */
-    size_t give_up_rest;
-    const char *give_up_condition;
-    int give_up_response; /* enum sl_failrec_response */
-    int last_status;
-    bool last_function_error;
-    struct sl_buf body;             /* cur's event, as sent */
-    struct sl_onfail_write *ofw;    /* the on-failure path's write, once the lane gave up */
-    struct sl_lanebatch_range dest; /* the records it writes */
-    int64_t last_end_ms;
-    bool in_final; /* the invocation in flight (or backing off) is the window's final one */
-    uv_timer_t timer;
-};
-
-struct sl_carry_group {
-    const char *inst;
-    uv_loop_t *loop;
-    const struct sl_clock *clock;
-    const struct sl_source_ops *ops;
-    void *src_ctx;
-    struct sl_function *fn;
-    struct sl_onfail *onfail;
-    struct sl_batch_limits lim;
-    struct sl_invoker_policy policy;
-    int64_t max_concurrency;
-    int64_t max_record_age_s;
-    struct sl_carry_host host;
-    struct sl_retry_policy retry;
-    uint64_t rng;
-    struct sl_memo *memo; /* retry state left by batches of revoked partitions */
-    char warned_key[64];
-    bool draining;
-    int in_flight; /* invocations */
-};
 
 static void carry_attempt(struct sl_carry *c);
 static void carry_continue(struct sl_carry *c);
@@ -681,107 +637,6 @@ void sl_carry_start(struct sl_carry *c)
         }
     }
     carry_attempt(c);
-}
-
-/* --- the carry's life --- */
-
-int sl_carry_group_new(const struct sl_carry_conf *conf,
-                       const struct sl_carry_host *host,
-                       struct sl_carry_group **ret_g)
-{
-    struct sl_carry_group *g = sl_calloc(1, sizeof(*g));
-    struct sl_memo *memo = sl_memo_new();
-    if (!g || !memo) {
-        sl_free(g);
-        sl_memo_free(memo);
-        return SL_ENOMEM;
-    }
-    g->inst = conf->inst;
-    g->loop = conf->loop;
-    g->clock = conf->clock;
-    g->ops = conf->ops;
-    g->src_ctx = conf->src_ctx;
-    g->fn = conf->fn;
-    g->onfail = conf->onfail;
-    g->lim = conf->lim;
-    g->policy = conf->policy;
-    g->max_concurrency = conf->max_concurrency;
-    g->max_record_age_s = conf->max_record_age_s;
-    g->host = *host;
-    sl_retry_policy_default(&g->retry);
-    g->rng = conf->seed ? conf->seed : 0x9E3779B97F4A7C15ULL;
-    g->memo = memo;
-    *ret_g = g;
-    return 0;
-}
-
-void sl_carry_group_free(struct sl_carry_group *g)
-{
-    if (!g) {
-        return;
-    }
-    sl_memo_free(g->memo);
-    sl_free(g);
-}
-
-void sl_carry_group_drain(struct sl_carry_group *g)
-{
-    g->draining = true;
-}
-
-bool sl_carry_group_is_draining(const struct sl_carry_group *g)
-{
-    return g->draining;
-}
-
-int sl_carry_group_in_flight(const struct sl_carry_group *g)
-{
-    return g->in_flight;
-}
-
-struct sl_carry *sl_carry_new(struct sl_carry_group *g,
-                              void *lane_tag,
-                              void *part_tag,
-                              struct sl_part *part,
-                              struct sl_progress_part *prog,
-                              struct sl_window *win)
-{
-    struct sl_carry *c = sl_calloc(1, sizeof(*c));
-    struct sl_lanebatch *b = sl_lanebatch_new(g->ops, g->src_ctx);
-    if (!c || !b) {
-        sl_free(c);
-        sl_lanebatch_free(b);
-        return NULL;
-    }
-    c->b = b;
-    c->g = g;
-    c->lane_tag = lane_tag;
-    c->part_tag = part_tag;
-    c->part = part;
-    c->prog = prog;
-    c->win = win;
-    sl_buf_init(&c->body);
-    uv_timer_init(g->loop, &c->timer);
-    c->timer.data = c;
-    return c;
-}
-
-static void carry_close_cb(uv_handle_t *h)
-{
-    struct sl_carry *c = h->data;
-    struct sl_carry_group *g = c->g;
-    void *lane_tag = c->lane_tag;
-    sl_lanebatch_free(c->b);
-    sl_buf_fini(&c->body);
-    sl_onfail_write_free(c->ofw);
-    sl_free(c);
-    g->host.closed(g->host.arg, lane_tag);
-}
-
-void sl_carry_close(struct sl_carry *c)
-{
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, carry_close_cb);
 }
 
 enum sl_carry_state sl_carry_state(const struct sl_carry *c)

@@ -18,9 +18,12 @@
  * checkpoint: its records end one by one (acked or released by the carries, filtered ones acked
  * here), progress only drops them once done, MaximumConcurrency lanes carry them, and the
  * source's reports about leases are counted here.
+ * Its life (building it, starting, draining and freeing it) is mapping_life.c's, which shares
+ * its state and the host interfaces defined here through mapping_int.h.
  * Its progress and lag lines are mapping_stats.c's, which reads it through mapping.h.
  * Everything runs on the loop thread; time comes from the injected clock. */
 #include "mapping.h"
+#include "mapping_int.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -38,81 +41,14 @@
 #include "progress.h"
 #include "queuebatch.h"
 #include "source.h"
-#include "url.h"
 
-#define MAPPING_COMP           "mapping"
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
 /* a queue's lanes without MaximumConcurrency (AWS starts polling a queue with five) */
 #define MAPPING_QUEUE_LANES 5
 
-/* Where a partition stands in its life. */
-enum sl_mpart_life {
-    SL_MPART_LIVE,     /* its source produces records */
-    SL_MPART_GONE,     /* its source will produce no more: what it holds drains, then it goes */
-    SL_MPART_REVOKED,  /* taken away (rebalance): nothing more of it is acknowledged; it goes
-                          once nothing of it is in flight */
-    SL_MPART_RELEASED, /* forgotten: its memory goes once its lanes are closed */
-    SL_MPART_LIFE_COUNT,
-};
-
-/* Its fetching. Apart from its life: an asynchronous fetch started while it was live may
- * answer after it is gone or revoked (its records are kept; no fetch starts then). */
-enum sl_mpart_fetch {
-    SL_MPART_WANTS,     /* the source may have more: fetched when the memory bound allows */
-    SL_MPART_CAUGHT_UP, /* the last fetch found nothing: the source wakes it (part_wake) */
-    SL_MPART_FETCHING,  /* an asynchronous fetch is running */
-    SL_MPART_FAILED,    /* the last fetch failed: the mapping's timer wants it again */
-    SL_MPART_FETCH_COUNT,
-};
-
-/* The mapping's state for one partition (part->owner). */
-struct sl_mpart {
-    struct sl_mapping *m;
-    struct sl_part *part;
-    enum sl_mpart_life life;
-    enum sl_mpart_fetch fetch;
-    bool fetched;          /* a fetch of it completed (records, none, or an error): before
-                              that its lag is unknown and the mapping is not quiet */
-    int64_t first_wait_ms; /* when the queue last became non-empty */
-    size_t held_records;   /* what this partition counts against the mapping's bound */
-    size_t held_bytes;
-    struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
-    struct sl_lane_part *lp;       /* its lanes (lane.c) */
-};
-
-struct sl_mapping {
-    const struct sl_mapping_conf *conf;
-    struct sl_mapping_env env;
-    char *name;
-    const struct sl_source_ops *ops;
-    void *src_ctx;
-    bool src_inited;
-    struct sl_source_env senv;
-    struct sl_ckpt *ck;
-    struct sl_progress *progress;
-    struct sl_intake *intake; /* what becomes of fetched records (filter, lanes) */
-    struct sl_onfail *onfail;
-    struct sl_lanes *lanes;
-    struct sl_mpart **parts;
-    size_t n_parts;
-    size_t cap_parts;
-    uv_idle_t pump;
-    uv_timer_t fetch_retry;
-    int open_handles; /* the mapping is freed when its handles are closed */
-    bool freeing;
-    bool draining;
-    bool queue;       /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
-    bool ack_failing; /* a delete failed and none succeeded since: logged once */
-    bool canceled;    /* the drain timed out: the queue source's work is no longer waited for */
-    size_t held_records;
-    size_t held_bytes;
-    struct sl_mapping_stats stats;
-};
-
 static void mapping_fetch_retry_cb(uv_timer_t *t);
 static void mapping_schedule_pump(struct sl_mapping *m);
-static void part_release(struct sl_mpart *mp);
 static void part_settle(struct sl_mpart *mp);
 
 static int64_t mapping_now(const struct sl_mapping *m)
@@ -140,7 +76,7 @@ static void part_account(struct sl_mpart *mp)
 /* ParallelizationFactor for a stream; for a queue, whose records have no order but their
  * group's, MaximumConcurrency lanes (MAPPING_QUEUE_LANES without it), each with one batch in
  * flight. */
-static size_t mapping_lanes_per_part(const struct sl_mapping *m)
+size_t mapping_lanes_per_part(const struct sl_mapping *m)
 {
     const struct sl_mapping_conf *conf = m->conf;
     if (!m->queue) {
@@ -184,14 +120,14 @@ static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, si
 
 /* --- what progress.c tells the mapping --- */
 
-static int mapping_format_pos(
+int mapping_format_pos(
     void *arg, struct sl_part *part, const struct sl_record *last, char *buf, size_t len)
 {
     struct sl_mapping *m = arg;
     return m->ops->format_pos(m->src_ctx, part, last, buf, len);
 }
 
-static void mapping_ack(void *arg, struct sl_part *part, const struct sl_record *last)
+void mapping_ack(void *arg, struct sl_part *part, const struct sl_record *last)
 {
     struct sl_mapping *m = arg;
     if (m->queue) {
@@ -200,14 +136,14 @@ static void mapping_ack(void *arg, struct sl_part *part, const struct sl_record 
     m->ops->ack(m->src_ctx, part, last);
 }
 
-static void mapping_dropped(void *arg, struct sl_part *part, size_t n)
+void mapping_dropped(void *arg, struct sl_part *part, size_t n)
 {
     (void)arg;
     (void)n;
     part_account(part->owner);
 }
 
-static void mapping_may_proceed(void *arg)
+void mapping_may_proceed(void *arg)
 {
     mapping_schedule_pump(arg);
 }
@@ -294,7 +230,7 @@ static void mapping_pump_cb(uv_idle_t *h)
         sl_lane_part_dispatch(mp->lp);
         if (mp->life == SL_MPART_GONE && sl_recq_count(&mp->part->q) == 0 &&
             sl_lane_part_is_idle(mp->lp)) {
-            part_release(mp);
+            mapping_part_release(mp);
         }
         if (i < m->n_parts && m->parts[i] != mp) {
             i--; /* mp was released and the array shifted */
@@ -325,8 +261,7 @@ static void mapping_fetch_retry_cb(uv_timer_t *t)
 
 /* --- the source's callbacks --- */
 
-static int
-mapping_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
+int mapping_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
 {
     struct sl_mapping *m = owner;
     if (m->n_parts == m->cap_parts) {
@@ -365,7 +300,7 @@ mapping_part_add(void *owner, const char *id, const char *name, struct sl_part *
     return 0;
 }
 
-static int mapping_part_set_start(void *owner, struct sl_part *part, const char *pos)
+int mapping_part_set_start(void *owner, struct sl_part *part, const char *pos)
 {
     struct sl_mpart *mp = part->owner;
     if (((struct sl_mapping *)owner)->queue) {
@@ -374,7 +309,7 @@ static int mapping_part_set_start(void *owner, struct sl_part *part, const char 
     return sl_progress_part_set_start(mp->prog, pos);
 }
 
-static void mapping_part_wake(void *owner, struct sl_part *part)
+void mapping_part_wake(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     if (mp->fetch != SL_MPART_FETCHING) {
@@ -383,7 +318,7 @@ static void mapping_part_wake(void *owner, struct sl_part *part)
     mapping_schedule_pump(owner);
 }
 
-static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
+void mapping_part_fetched(void *owner, struct sl_part *part, int n)
 {
     struct sl_mapping *m = owner;
     struct sl_mpart *mp = part->owner;
@@ -399,7 +334,7 @@ static void mapping_part_fetched(void *owner, struct sl_part *part, int n)
     mapping_schedule_pump(m);
 }
 
-static void mapping_part_gone(void *owner, struct sl_part *part)
+void mapping_part_gone(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     if (mp->life == SL_MPART_LIVE) {
@@ -411,14 +346,14 @@ static void mapping_part_gone(void *owner, struct sl_part *part)
 static void part_settle(struct sl_mpart *mp)
 {
     if (mp->life == SL_MPART_REVOKED && !sl_lane_part_is_busy(mp->lp)) {
-        part_release(mp);
+        mapping_part_release(mp);
     }
 }
 
 /* The source took the partition away: stop its lanes now; what is in flight is abandoned when
  * it answers (lane.c), and the partition goes once nothing is. A batch that had failed leaves
  * its retry state behind, for when the partition comes back. */
-static void mapping_part_revoke(void *owner, struct sl_part *part)
+void mapping_part_revoke(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     struct sl_mapping *m = owner;
@@ -432,7 +367,7 @@ static void mapping_part_revoke(void *owner, struct sl_part *part)
 
 /* Forgets a partition: the source frees its state, the mapping its own. Only when nothing of
  * it is in flight. */
-static void part_release(struct sl_mpart *mp)
+void mapping_part_release(struct sl_mpart *mp)
 {
     struct sl_mapping *m = mp->m;
     if (mp->life == SL_MPART_RELEASED) {
@@ -459,7 +394,7 @@ static void part_release(struct sl_mpart *mp)
 /* What a queue source says of a lease (sources/README.md "The queue model"). The record was
  * done and dropped when it was acked or released; what is left is to count. A failed delete
  * means the message comes back: logged once per outage (until a delete succeeds again). */
-static void mapping_queue_report(
+void mapping_queue_report(
     void *owner, struct sl_part *part, uint64_t lease, enum sl_queue_report report, int err)
 {
     struct sl_mapping *m = owner;
@@ -516,7 +451,7 @@ static void lanes_lane_idle(void *arg, void *owner)
     struct sl_mpart *mp = owner;
     bool done_with = mp->life == SL_MPART_GONE || mp->life == SL_MPART_REVOKED;
     if (done_with && !sl_lane_part_is_carried(mp->lp) && sl_recq_count(&mp->part->q) == 0) {
-        part_release(mp);
+        mapping_part_release(mp);
         return;
     }
     mapping_schedule_pump(arg);
@@ -563,7 +498,7 @@ static void lanes_part_closed(void *arg, void *owner)
     }
 }
 
-static int mapping_lanes_new(struct sl_mapping *m)
+int mapping_lanes_new(struct sl_mapping *m)
 {
     const struct sl_mapping_conf *conf = m->conf;
     uint64_t seed = (uint64_t)sl_clock_wall_ms(m->env.clock) ^ (uint64_t)(uintptr_t)m;
@@ -606,183 +541,6 @@ static int mapping_lanes_new(struct sl_mapping *m)
 }
 
 /* --- the public face --- */
-
-int sl_mapping_new(const struct sl_mapping_conf *conf,
-                   const struct sl_mapping_env *env,
-                   struct sl_mapping **ret_m,
-                   char *errbuf,
-                   size_t errlen)
-{
-    struct sl_mapping *m = sl_calloc(1, sizeof(*m));
-    if (!m) {
-        return SL_ENOMEM;
-    }
-    m->conf = conf;
-    m->env = *env;
-    m->ops = conf->source;
-    m->queue = m->ops->caps->model == SL_DELIVERY_QUEUE;
-    m->name = sl_strdup(conf->core.uuid);
-    m->src_ctx = sl_calloc(1, m->ops->ctx_size);
-    int r = (m->name && m->src_ctx) ? 0 : SL_ENOMEM;
-    if (r == 0) {
-        struct sl_errlist errs;
-        sl_errlist_init(&errs);
-        struct sl_mapping_core scratch = {0};
-        struct sl_opt_target targets[2] = {
-            {.table = sl_config_mapping_opts, .base = &scratch},
-            {.table = m->ops->opts, .base = m->src_ctx},
-        };
-        r = sl_opt_apply(targets, 2, conf->json, "config", conf->path, &errs);
-        sl_opt_free(sl_config_mapping_opts, &scratch);
-        if (r < 0) {
-            (void)snprintf(errbuf, errlen, "%s", errs.n ? errs.items[0] : sl_strerror(r));
-        }
-        sl_errlist_fini(&errs);
-    }
-    if (r == 0) {
-        r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx, mapping_lanes_per_part(m),
-                          &m->intake, errbuf, errlen);
-    }
-    if (r == 0) {
-        r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
-    }
-    if (r == 0) {
-        struct sl_progress_conf pconf = {
-            .inst = m->name,
-            /* a queue keeps no positions at all: the store is neither read nor written */
-            .keeps_positions = m->ops->caps->keeps_positions || m->queue,
-            .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
-        };
-        struct sl_progress_host host = {
-            .arg = m,
-            .format_pos = mapping_format_pos,
-            .ack = mapping_ack,
-            .dropped = mapping_dropped,
-            .may_proceed = mapping_may_proceed,
-        };
-        r = sl_progress_new(m->ck, &pconf, &host, &m->progress);
-    }
-    if (r == 0) {
-        m->senv = (struct sl_source_env){
-            .loop = env->loop,
-            .clock = env->clock,
-            .inst = m->name,
-            .region = env->region,
-            .arn = conf->core.event_source_arn,
-            .starting_position = conf->core.starting_position,
-            .starting_position_ts_ms = conf->core.starting_position_ts_s * 1000,
-            .max_records_buffered = conf->core.max_records_buffered,
-            .max_bytes_buffered = conf->core.max_bytes_buffered,
-            .owner = m,
-            .part_add = mapping_part_add,
-            .part_wake = mapping_part_wake,
-            .part_fetched = mapping_part_fetched,
-            .part_gone = mapping_part_gone,
-            .part_revoke = mapping_part_revoke,
-            .part_set_start = mapping_part_set_start,
-            .queue_report = m->queue ? mapping_queue_report : NULL,
-        };
-        r = m->ops->init(m->src_ctx, &m->senv, errbuf, errlen);
-        m->src_inited = r == 0;
-    }
-    if (r == 0) {
-        /* after the source's init: a destination may connect as the source does */
-        struct sl_onfail_conf oconf = {
-            .url = conf->on_failure,
-            .inst = m->name,
-            .loop = env->loop,
-            .httpc = env->httpc,
-            .clock = env->clock,
-            .region = env->region,
-            .ops = m->ops,
-            .src_ctx = m->src_ctx,
-            .function_name = conf->core.function_name,
-            .lim = {(size_t)conf->core.batch_size, SL_BATCH_MAX_PAYLOAD_BYTES,
-                    conf->core.window_ms},
-            .seed = ((uint64_t)sl_clock_wall_ms(env->clock) ^ (uint64_t)(uintptr_t)m) * 3 + 1,
-        };
-        r = sl_onfail_new(&oconf, &m->onfail, errbuf, errlen);
-    }
-    if (r == 0) {
-        r = mapping_lanes_new(m);
-    }
-    if (r < 0) {
-        if (m->src_ctx) {
-            m->ops->fini(m->src_ctx);
-            sl_opt_free(m->ops->opts, m->src_ctx);
-        }
-        sl_progress_free(m->progress);
-        if (m->ck) {
-            sl_ckpt_close(m->ck);
-        }
-        sl_lanes_free(m->lanes);
-        sl_onfail_free(m->onfail);
-        sl_intake_free(m->intake);
-        sl_free(m->src_ctx);
-        sl_free(m->name);
-        sl_free(m);
-        return r;
-    }
-    uv_idle_init(env->loop, &m->pump);
-    m->pump.data = m;
-    uv_timer_init(env->loop, &m->fetch_retry);
-    m->fetch_retry.data = m;
-    m->open_handles = 2;
-    *ret_m = m;
-    return 0;
-}
-
-int sl_mapping_start(struct sl_mapping *m)
-{
-    char arn[SL_URL_REDACTED_MAX];
-    (void)sl_url_redact(m->conf->core.event_source_arn, arn, sizeof(arn));
-    int r = m->ops->start(m->src_ctx);
-    if (r < 0) {
-        sl_log_error(MAPPING_COMP, m->name, "cannot start source %s: %s", arn, sl_strerror(r));
-        return r;
-    }
-    sl_log_info(MAPPING_COMP, m->name,
-                "started: %s -> %s (BatchSize %" PRId64 ", window %" PRId64 "ms)", arn,
-                m->conf->core.function_name, m->conf->core.batch_size, m->conf->core.window_ms);
-    return 0;
-}
-
-void sl_mapping_drain(struct sl_mapping *m)
-{
-    if (m->draining) {
-        return;
-    }
-    m->draining = true;
-    uv_idle_stop(&m->pump);
-    uv_timer_stop(&m->fetch_retry);
-    if (m->queue) {
-        /* Held records not in a batch go back at once; batches in flight end as usual, and
-         * the source stops once they did and its deletes are done (sl_mapping_in_flight
-         * counts them; sl_mapping_free stops it). */
-        for (size_t i = 0; i < m->n_parts; i++) {
-            struct sl_mpart *mp = m->parts[i];
-            struct sl_recq *q = &mp->part->q;
-            (void)sl_queue_part_end(m->ops, m->src_ctx, mp->part, 0, SL_REC_TAKEN | SL_REC_DONE, 0,
-                                    false, 0);
-            for (size_t k = 0; k < sl_recq_count(q); k++) {
-                struct sl_record *rec = sl_recq_at_mut(q, k);
-                rec->flags |= (rec->flags & SL_REC_TAKEN) ? 0 : SL_REC_DONE;
-            }
-            (void)sl_progress_part_advance(mp->prog);
-        }
-    } else {
-        m->ops->stop(m->src_ctx);
-    }
-    sl_lanes_drain(m->lanes);
-}
-
-void sl_mapping_cancel(struct sl_mapping *m)
-{
-    m->canceled = true;
-    if (m->onfail) { /* NULL once freed */
-        sl_onfail_cancel(m->onfail);
-    }
-}
 
 int sl_mapping_in_flight(const struct sl_mapping *m)
 {
@@ -861,46 +619,4 @@ bool sl_mapping_is_queue(const struct sl_mapping *m)
 const char *sl_mapping_lag_unit(const struct sl_mapping *m)
 {
     return sl_lag_unit_name(m->ops->caps->lag_unit);
-}
-
-static void mapping_close_cb(uv_handle_t *h)
-{
-    struct sl_mapping *m = h->data;
-    if (--m->open_handles == 0) {
-        sl_free(m);
-    }
-}
-
-void sl_mapping_free(struct sl_mapping *m)
-{
-    if (!m) {
-        return;
-    }
-    sl_mapping_drain(m);
-    if (m->queue) {
-        m->ops->stop(m->src_ctx); /* ends every lease still held: they come back */
-    }
-    m->freeing = true;
-    while (m->n_parts > 0) {
-        part_release(m->parts[m->n_parts - 1]);
-    }
-    sl_lanes_free(m->lanes); /* its memory goes with the last partition's lanes */
-    m->lanes = NULL;
-    m->ops->fini(m->src_ctx);
-    sl_opt_free(m->ops->opts, m->src_ctx);
-    sl_free(m->src_ctx);
-    m->src_ctx = NULL;
-    sl_onfail_free(m->onfail);
-    m->onfail = NULL;
-    sl_intake_free(m->intake);
-    m->intake = NULL;
-    sl_progress_free(m->progress);
-    m->progress = NULL;
-    sl_ckpt_close(m->ck);
-    sl_free(m->parts);
-    sl_free(m->name);
-    m->parts = NULL;
-    m->name = NULL;
-    uv_close((uv_handle_t *)&m->pump, mapping_close_cb);
-    uv_close((uv_handle_t *)&m->fetch_retry, mapping_close_cb);
 }
