@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "filter.h"
+#include "hash.h"
 #include "source.h"
 
 struct sl_intake {
@@ -67,16 +68,6 @@ void sl_intake_free(struct sl_intake *in)
     sl_free(in);
 }
 
-static uint64_t intake_key_hash(const char *key, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 size_t sl_intake_sort(const struct sl_intake *in, struct sl_part *part, size_t from)
 {
     struct sl_recq *q = &part->q;
@@ -100,8 +91,10 @@ size_t sl_intake_sort(const struct sl_intake *in, struct sl_part *part, size_t f
         if (in->n_lanes > 1 || in->queue) {
             const char *key = NULL;
             size_t len = in->ops->record_key(in->src_ctx, part, rec, &key);
-            rec->lane = in->queue && len == 0 ? SL_REC_LANE_ANY
-                                              : (uint32_t)(intake_key_hash(key, len) % in->n_lanes);
+            rec->lane =
+                in->queue && len == 0
+                    ? SL_REC_LANE_ANY
+                    : (uint32_t)(sl_hash_fnv1a(key, len, SL_HASH_FNV1A_BASIS) % in->n_lanes);
         }
     }
     return filtered;
