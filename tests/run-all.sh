@@ -65,8 +65,29 @@ if step setup-nokafka setup build-nokafka --werror -Dkafka=disabled &&
     step test-nokafka meson test -C build-nokafka --suite unit --suite lint --print-errorlogs
 fi
 
+failure_digest() {  # the failed tests of every meson log, with each one's last lines
+    local log
+    for log in build/meson-logs/testlog*.json build-asan/meson-logs/testlog*.json \
+        build-nokafka/meson-logs/testlog*.json; do
+        [ -f "$log" ] || continue
+        /usr/bin/python3 - "$log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t.get("result") in ("OK", "SKIP", "EXPECTEDFAIL"):
+        continue
+    print(f"=== {sys.argv[1]}: {t['name']}: {t['result']} (exit {t.get('returncode')}, "
+          f"{t.get('duration', 0):.1f} s)")
+    out = ((t.get("stdout") or "") + (t.get("stderr") or "")).splitlines()
+    for text in out[-60:]:
+        print("    " + text)
+PY
+    done
+}
+
 echo "=== total $(($(date +%s) - t_start)) s"
 if [ "${#failed[@]}" -ne 0 ]; then
+    failure_digest
     echo "=== FAILED: ${failed[*]}"
     exit 1
 fi
