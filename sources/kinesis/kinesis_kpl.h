@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 /* KPL aggregated records (wire.md §5): one Kinesis record whose data is the magic F3 89 9A C2,
  * a protobuf AggregatedRecord and the MD5 of the protobuf bytes, holding many user records.
  * Pure; any thread. */
@@ -42,11 +44,11 @@ struct kinesis_kpl_agg {
  * is then delivered as stored, as Lambda delivers every record), or SL_ENOMEM. An aggregate of
  * no user records counts as malformed, so that it is never dropped. Unknown protobuf fields
  * are skipped by wire type; tags are skipped. */
-int kinesis_kpl_parse(const unsigned char *data,
-                      size_t len,
-                      struct kinesis_kpl_agg *ret,
-                      char *errbuf,
-                      size_t errlen);
+SL_NODISCARD int kinesis_kpl_parse(const unsigned char *data,
+                                   size_t len,
+                                   struct kinesis_kpl_agg *ret,
+                                   char *errbuf,
+                                   size_t errlen);
 
 void kinesis_kpl_agg_fini(struct kinesis_kpl_agg *agg);
 

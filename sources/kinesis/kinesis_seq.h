@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 /* Kinesis sequence numbers (wire.md §1.1): decimal strings of up to 128 digits (56 today),
  * ordered as big unsigned integers and never converted to a machine integer; and the position
  * bytes the Kinesis source stores for a record (sources/README.md "Positions").
@@ -34,7 +36,7 @@
 
 /* Checks that s[0..n) is a sequence number: 1 to KINESIS_SEQ_DIGITS_MAX decimal digits after
  * any leading zeros, nothing else. Returns 0, or SL_EINVAL with errbuf naming what is wrong. */
-int kinesis_seq_check(const char *s, size_t n, char *errbuf, size_t errlen);
+SL_NODISCARD int kinesis_seq_check(const char *s, size_t n, char *errbuf, size_t errlen);
 
 /* Orders two valid sequence numbers (kinesis_seq_check) by value: < 0, 0, > 0. Leading zeros
  * do not count. */
@@ -43,14 +45,14 @@ int kinesis_seq_compare(const char *a, size_t a_len, const char *b, size_t b_len
 /* Encodes sequence number seq[0..n) (with sub-sequence number sub when has_sub) into out
  * (room for KINESIS_POS_MAX bytes) and sets *ret_len. Returns 0, or SL_EINVAL with errbuf
  * naming what is wrong with seq (out and *ret_len untouched). */
-int kinesis_pos_encode(const char *seq,
-                       size_t n,
-                       bool has_sub,
-                       uint64_t sub,
-                       unsigned char *out,
-                       size_t *ret_len,
-                       char *errbuf,
-                       size_t errlen);
+SL_NODISCARD int kinesis_pos_encode(const char *seq,
+                                    size_t n,
+                                    bool has_sub,
+                                    uint64_t sub,
+                                    unsigned char *out,
+                                    size_t *ret_len,
+                                    char *errbuf,
+                                    size_t errlen);
 
 /* True when pos[0..len) is a position kinesis_pos_encode could have written. */
 bool kinesis_pos_is_valid(const unsigned char *pos, size_t len);
@@ -61,18 +63,19 @@ int kinesis_pos_compare(const unsigned char *a, size_t a_len, const unsigned cha
 /* Writes the sequence number of pos alone (no sub-sequence number), NUL-terminated, into
  * buf[0..len). Returns the number of digits, or SL_EINVAL when pos is not valid or buf too
  * small (KINESIS_SEQ_DIGITS_MAX + 1 always suffices). */
-int kinesis_pos_seq(const unsigned char *pos, size_t pos_len, char *buf, size_t len);
+SL_NODISCARD int kinesis_pos_seq(const unsigned char *pos, size_t pos_len, char *buf, size_t len);
 
 /* True with *ret_sub when pos (valid) carries a sub-sequence number. */
 bool kinesis_pos_sub(const unsigned char *pos, size_t pos_len, uint64_t *ret_sub);
 
 /* Writes the text form of pos, NUL-terminated, into buf[0..len). Returns its length, or
  * SL_EINVAL when pos is not valid or buf too small (KINESIS_POS_TEXT_MAX always suffices). */
-int kinesis_pos_format(const unsigned char *pos, size_t pos_len, char *buf, size_t len);
+SL_NODISCARD int
+kinesis_pos_format(const unsigned char *pos, size_t pos_len, char *buf, size_t len);
 
 /* Reads the text form s (NUL-terminated; a checkpoint) into out (room for KINESIS_POS_MAX)
  * and *ret_len. Returns 0, or SL_EINVAL with errbuf naming what is wrong. */
-int kinesis_pos_parse(
-    const char *s, unsigned char *out, size_t *ret_len, char *errbuf, size_t errlen);
+SL_NODISCARD int
+kinesis_pos_parse(const char *s, unsigned char *out, size_t *ret_len, char *errbuf, size_t errlen);
 
 #endif

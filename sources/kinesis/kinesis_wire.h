@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "err.h"
 #include "kinesis_seq.h"
 
 /* The Kinesis Data Streams API as the Kinesis source speaks it (wire.md §1): JSON 1.1 request
@@ -66,10 +67,10 @@ struct kinesis_list_req {
 /* ListShards. A first page names the stream (and may carry ExclusiveStartShardId and
  * ShardFilter); a follow-up page (next_token set) carries only NextToken and MaxResults, since
  * AWS rejects StreamName beside NextToken. */
-int kinesis_wire_list_shards(struct sl_buf *b,
-                             const struct kinesis_list_req *req,
-                             char *errbuf,
-                             size_t errlen);
+SL_NODISCARD int kinesis_wire_list_shards(struct sl_buf *b,
+                                          const struct kinesis_list_req *req,
+                                          char *errbuf,
+                                          size_t errlen);
 
 enum kinesis_iter_type {
     KINESIS_ITER_TRIM_HORIZON,
@@ -85,30 +86,30 @@ const char *kinesis_wire_iter_name(enum kinesis_iter_type type);
 
 /* GetShardIterator of shard_id: seq (a sequence number) for AT_/AFTER_SEQUENCE_NUMBER,
  * timestamp_ms (Unix epoch ms, sent as float seconds) for AT_TIMESTAMP; ignored otherwise. */
-int kinesis_wire_get_shard_iterator(struct sl_buf *b,
-                                    const struct kinesis_stream *stream,
-                                    const char *shard_id,
-                                    enum kinesis_iter_type type,
-                                    const char *seq,
-                                    int64_t timestamp_ms,
-                                    char *errbuf,
-                                    size_t errlen);
+SL_NODISCARD int kinesis_wire_get_shard_iterator(struct sl_buf *b,
+                                                 const struct kinesis_stream *stream,
+                                                 const char *shard_id,
+                                                 enum kinesis_iter_type type,
+                                                 const char *seq,
+                                                 int64_t timestamp_ms,
+                                                 char *errbuf,
+                                                 size_t errlen);
 
 #define KINESIS_GET_RECORDS_LIMIT_MAX 10000
 
 /* GetRecords from iterator, at most limit (1..10000) records; stream_arn NULL: not sent. */
-int kinesis_wire_get_records(struct sl_buf *b,
-                             const char *iterator,
-                             int limit,
-                             const char *stream_arn,
-                             char *errbuf,
-                             size_t errlen);
+SL_NODISCARD int kinesis_wire_get_records(struct sl_buf *b,
+                                          const char *iterator,
+                                          int limit,
+                                          const char *stream_arn,
+                                          char *errbuf,
+                                          size_t errlen);
 
 /* DescribeStreamSummary. */
-int kinesis_wire_describe_stream_summary(struct sl_buf *b,
-                                         const struct kinesis_stream *stream,
-                                         char *errbuf,
-                                         size_t errlen);
+SL_NODISCARD int kinesis_wire_describe_stream_summary(struct sl_buf *b,
+                                                      const struct kinesis_stream *stream,
+                                                      char *errbuf,
+                                                      size_t errlen);
 
 /* ---- answers ---- */
 
@@ -142,12 +143,12 @@ void kinesis_shard_list_fini(struct kinesis_shard_list *l);
 /* Reads a 200 answer of ListShards, appending its shards to l and replacing l->next_token.
  * Returns 0, SL_EPROTO (errbuf names the member; l keeps the shards of earlier pages) or
  * SL_ENOMEM. */
-int kinesis_wire_list_shards_read(
+SL_NODISCARD int kinesis_wire_list_shards_read(
     const char *body, size_t len, struct kinesis_shard_list *l, char *errbuf, size_t errlen);
 
 /* Reads a 200 answer of GetShardIterator: *ret_iterator (owned; sl_free). Returns 0,
  * SL_EPROTO (errbuf says why) or SL_ENOMEM. */
-int kinesis_wire_get_shard_iterator_read(
+SL_NODISCARD int kinesis_wire_get_shard_iterator_read(
     const char *body, size_t len, char **ret_iterator, char *errbuf, size_t errlen);
 
 /* One record of GetRecords. Strings borrow from the answer (kinesis_records.doc) and are not
@@ -182,7 +183,7 @@ struct kinesis_records {
 /* Reads a 200 answer of GetRecords. Records must come in increasing sequence number order.
  * Returns 0 (*ret filled; kinesis_records_fini), SL_EPROTO (errbuf names the member; *ret
  * empty) or SL_ENOMEM. */
-int kinesis_wire_get_records_read(
+SL_NODISCARD int kinesis_wire_get_records_read(
     const char *body, size_t len, struct kinesis_records *ret, char *errbuf, size_t errlen);
 
 void kinesis_records_fini(struct kinesis_records *r);
@@ -197,7 +198,7 @@ struct kinesis_summary {
 };
 
 /* Reads a 200 answer of DescribeStreamSummary. Returns 0, SL_EPROTO or SL_ENOMEM. */
-int kinesis_wire_describe_stream_summary_read(
+SL_NODISCARD int kinesis_wire_describe_stream_summary_read(
     const char *body, size_t len, struct kinesis_summary *ret, char *errbuf, size_t errlen);
 
 /* ---- errors ---- */
