@@ -53,6 +53,14 @@ static const struct sl_registry_feature registry_features[] = {
      "kafka://TOPIC",
      kafka_mapping_arn,
      kafka_mapping_read_item_id},
+    {"kinesis",
+     "Kinesis",
+     "no library beyond the core's",
+     SL_HAVE_KINESIS,
+     {"arn:aws:kinesis:", NULL, NULL},
+     NULL,
+     NULL,
+     NULL},
 };
 
 /* The destinations every build can write; each built feature adds its own. */

@@ -36,6 +36,13 @@
 #define KAFKA_MISSING      ""
 #define KAFKA_DESTINATIONS ""
 #endif
+#if SL_HAVE_KINESIS
+#define KINESIS_SCHEMES ", arn:aws:kinesis:..."
+#define KINESIS_MISSING ", arn:aws:kinesis:REGION:ACCOUNT:stream/NAME"
+#else
+#define KINESIS_SCHEMES ""
+#define KINESIS_MISSING ""
+#endif
 
 struct fixture {
     char *dir;
@@ -395,7 +402,7 @@ static void test_missing_keys(void **state)
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\"}]}",
                "$.mappings[0].EventSourceArn: missing required key; allowed: file:///path or "
-               "glob" KAFKA_MISSING);
+               "glob" KAFKA_MISSING KINESIS_MISSING);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
@@ -413,10 +420,10 @@ static void test_unknown_scheme(void **state)
     /* Source keys are still recognised (against every source) when the scheme is unknown. */
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
-               "\"arn:aws:kinesis:us-east-1:1:stream/s\",\"FunctionName\":\"audit\","
+               "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
-               "$.mappings[0].EventSourceArn: \"arn:aws:kinesis:us-east-1:1:stream/s\" has an "
-               "unknown scheme; allowed: file://..." KAFKA_SCHEMES);
+               "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
+               "has an unknown scheme; allowed: file://..." KAFKA_SCHEMES KINESIS_SCHEMES);
     /* The source's own check: file paths must be absolute. */
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                     "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
@@ -758,7 +765,7 @@ static void test_url_secrets_not_in_errors(void **state)
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
                "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" has an unknown "
-               "scheme; allowed: file://..." KAFKA_SCHEMES);
+               "scheme; allowed: file://..." KAFKA_SCHEMES KINESIS_SCHEMES);
 }
 
 static void test_nul_in_strings(void **state)

@@ -60,7 +60,13 @@ static void test_registry_sinks_are_the_built_list(void **state)
 static void test_registry_version_lists(void **state)
 {
     (void)state;
-#if SL_HAVE_KAFKA
+#if SL_HAVE_KAFKA && SL_HAVE_KINESIS
+    assert_string_equal(sl_registry_sources_built(), "file kafka kinesis");
+    assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
+#elif SL_HAVE_KINESIS
+    assert_string_equal(sl_registry_sources_built(), "file kinesis");
+    assert_string_equal(sl_registry_sinks_built(), "file sqs http");
+#elif SL_HAVE_KAFKA
     assert_string_equal(sl_registry_sources_built(), "file kafka");
     assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
 #else
