@@ -279,6 +279,7 @@ static void kin_fetch_iterator_done(void *arg, const struct kin_answer *a)
         return;
     }
     kp->iterator = it;
+    sl_log_debug(KIN_COMP, ctx->env.inst, "%s: shard iterator ready", kp->part->name);
     int64_t now = sl_clock_now_ms(ctx->env.clock);
     if (now - kp->last_call_ms < KIN_GET_RECORDS_GAP_MS) {
         /* a renewal right after a GetRecords: keep to five per second */
