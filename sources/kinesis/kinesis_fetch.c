@@ -20,8 +20,11 @@
  * The end of a shard (NextShardIterator absent): the records of that last page are pushed, the
  * partition's meta becomes "end=<last sequence number>" so that the checkpoint says where the
  * shard ended (a restart finds it done once its checkpoint reaches that number), and part_gone
- * follows on the next loop turn. It owns, per shard, its iterator, its timer and its request in
- * flight. Loop thread only. */
+ * follows on the next loop turn. A shard the listing reports closed while the mapping is not
+ * fetching from it is probed (kin_fetch_probe_end: one GetRecords of Limit 1 with the current
+ * iterator, whose records are left for the next fetch), so that its end is found even when no
+ * fetch comes (the mapping's budget is full, or it has all it wants). It owns, per shard, its
+ * iterator, its timer and its request in flight. Loop thread only. */
 #include <stdio.h>
 #include <string.h>
 
@@ -101,9 +104,24 @@ void kin_fetch_part_attach(struct kin_part *kp, struct sl_part *part)
     }
 }
 
+/* The time the next GetRecords may go: after next_ms, and a fifth of a second after the last. */
+static int64_t kin_fetch_due(const struct kin_part *kp)
+{
+    int64_t due = kp->next_ms;
+    if (kp->last_call_ms && kp->last_call_ms + KIN_GET_RECORDS_GAP_MS > due) {
+        due = kp->last_call_ms + KIN_GET_RECORDS_GAP_MS;
+    }
+    return due;
+}
+
 static void kin_fetch_complete(struct kin_part *kp, int n)
 {
     kp->fetching = false;
+    if (n == 0 && !kp->ended) {
+        /* nothing now: a wake is owed once the next call may go */
+        kp->waiting = true;
+        kin_fetch_arm(kp, kin_fetch_due(kp) - sl_clock_now_ms(kp->ctx->env.clock));
+    }
     kp->ctx->env.part_fetched(kp->ctx->env.owner, kp->part, n);
 }
 
@@ -336,14 +354,15 @@ int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_b
     (void)vctx;
     (void)max_bytes; /* GetRecords has no byte limit; Limit bounds the records */
     struct kin_part *kp = part->src;
-    if (kp->ended || kp->req) {
-        return 0; /* part_gone is coming (or, never: a request already answers this) */
+    if (kp->ended) {
+        return 0; /* part_gone is coming */
+    }
+    if (kp->req) {
+        kp->waiting = true; /* a probe of the shard's end is out: it wakes when it answers */
+        return 0;
     }
     int64_t now = sl_clock_now_ms(kp->ctx->env.clock);
-    int64_t due = kp->next_ms;
-    if (kp->last_call_ms && kp->last_call_ms + KIN_GET_RECORDS_GAP_MS > due) {
-        due = kp->last_call_ms + KIN_GET_RECORDS_GAP_MS;
-    }
+    int64_t due = kin_fetch_due(kp);
     if (now < due) {
         kp->waiting = true;
         kin_fetch_arm(kp, due - now);
@@ -356,6 +375,46 @@ int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_b
     }
     kp->fetching = true;
     return SL_EINPROGRESS;
+}
+
+static void kin_fetch_probe_done(void *arg, const struct kin_answer *a)
+{
+    struct kin_part *kp = arg;
+    kp->req = NULL;
+    struct kinesis_records recs;
+    char err[256];
+    if (a->ok && kinesis_wire_get_records_read(a->body, a->len, &recs, err, sizeof(err)) == 0) {
+        bool end = recs.n == 0 && recs.next_iterator == NULL;
+        kinesis_records_fini(&recs);
+        if (end) {
+            kin_fetch_ended(kp);
+            return;
+        }
+    }
+    /* records left (the mapping's next fetch reads them with the same iterator), or an error
+     * (the next fetch meets it again) */
+    if (kp->waiting) {
+        kin_fetch_arm(kp, 0);
+    }
+}
+
+void kin_fetch_probe_end(struct kin_part *kp)
+{
+    if (kp->ended || kp->fetching || kp->req || !kp->iterator) {
+        return;
+    }
+    struct kin_ctx *ctx = kp->ctx;
+    struct sl_buf b;
+    char err[160];
+    sl_buf_init(&b);
+    int r = kinesis_wire_get_records(&b, kp->iterator, 1, NULL, err, sizeof(err));
+    if (r == 0) {
+        r = kin_http_send(ctx, KINESIS_OP_GET_RECORDS, &b, kin_fetch_probe_done, kp, &kp->req);
+    }
+    sl_buf_fini(&b);
+    if (r == 0) {
+        kp->last_call_ms = sl_clock_now_ms(ctx->env.clock);
+    }
 }
 
 static void kin_fetch_timer_cb(uv_timer_t *t)

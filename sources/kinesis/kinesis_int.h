@@ -191,6 +191,9 @@ struct kin_part *kin_fetch_part_new(struct kin_ctx *ctx, struct kin_shard *sh);
  * the mapping's starting position. */
 void kin_fetch_part_attach(struct kin_part *kp, struct sl_part *part);
 int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
+/* The listing says kp's shard is closed: when no fetch is in progress, asks whether its end was
+ * reached (part_gone follows if so). */
+void kin_fetch_probe_end(struct kin_part *kp);
 /* Stops kp's timer and request; no callback of kp after it. */
 void kin_fetch_part_stop(struct kin_part *kp);
 /* Frees kp (its timer closes on the loop). */
