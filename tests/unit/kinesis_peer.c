@@ -19,8 +19,9 @@
 #include "encoder.h"
 #include "kinesis_peer.h"
 
-#define KPEER_T0_S 1700000000 /* the arrival of record 0, in epoch seconds; record i is i s later \
-                               */
+#define KPEER_T0_S                                                                 \
+    1700000000 /* the arrival of record 0, in epoch seconds; record i is i s later \
+                */
 
 void kpeer_seq(size_t shard, size_t idx, char *buf)
 {
