@@ -7,7 +7,11 @@ of the bytes put, approximateArrivalTimestamp in float seconds, awsRegion, event
 invokeIdentityArn); TRIM_HORIZON and LATEST; a restart from the checkpoint delivers nothing twice
 and loses nothing; SIGKILL mid-stream and a restart deliver every record, in order per shard; a
 function that fails and then succeeds gets the same records again; a stream that does not exist
-yet is waited for with one log line and read once it is created.
+yet is waited for with one log line and read once it is created; a split and a merge during a
+run (parents before children, order per key, closed shards not read again after a restart);
+filters on the JSON data and a partial batch response by sequenceNumber; a poison record
+bisected to the on-failure destination with KinesisBatchInfo while the rest flows;
+ParallelizationFactor 10 keeping each key's order.
 
 Skipped without the service or the AWS CLI unless CI=true."""
 
@@ -21,7 +25,8 @@ import uuid
 import pytest
 
 from fnserver import Reply
-from helpers import REPO, base_config, http_fn, missing, wait_until
+from helpers import (REPO, base_config, destination_docs, file_destination, http_fn, missing,
+                     wait_until)
 
 AWS = "/usr/bin/aws"
 FN = "/fn"
@@ -269,3 +274,138 @@ def test_kinesis_stream_created_later(kinesis, fn, sluice, tmp_path):
     put(kinesis, stream, [("k", b"hello")])
     wait_until(lambda: len(events(fn)) == 1, timeout=30, what="the record", proc=s)
     assert s.log().count("waiting for it") == 1, s.log()
+
+
+def _wait_active(endpoint, stream):
+    wait_until(lambda: aws(endpoint, "describe-stream-summary", "--stream-name", stream)
+               ["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", timeout=30,
+               what="stream ACTIVE")
+
+
+def test_kinesis_split_and_merge(kinesis, fn, sluice, tmp_path):
+    """A split and then a merge during a run: every record once, a parent's records before its
+    children's, each partition key's records in the order they were put; a restart reads none
+    of the closed shards again."""
+    stream = create_stream(kinesis, shards=1)
+    keys = ["key-%d" % i for i in range(10)]
+    n = [0]
+
+    def put_round(count):
+        items = []
+        for _ in range(count):
+            items.append((keys[n[0] % len(keys)], b"%d" % n[0]))
+            n[0] += 1
+        return put(kinesis, stream, items)
+
+    cfg = config(tmp_path, fn, stream, batch=10, shard_refresh_interval="1s")
+    s = sluice(cfg, env_extra=sluice_env(kinesis))
+    put_round(30)
+    wait_until(lambda: len(events(fn)) >= 30, timeout=30, what="30 records", proc=s)
+    aws(kinesis, "split-shard", "--stream-name", stream, "--shard-to-split",
+        "shardId-000000000000", "--new-starting-hash-key",
+        "170141183460469231731687303715884105728")
+    _wait_active(kinesis, stream)
+    children = put_round(30)
+    assert {sh for sh, _, _, _ in children} == {"shardId-000000000001", "shardId-000000000002"}
+    wait_until(lambda: len(events(fn)) >= 60, timeout=30, what="60 records", proc=s)
+    aws(kinesis, "merge-shards", "--stream-name", stream, "--shard-to-merge",
+        "shardId-000000000001", "--adjacent-shard-to-merge", "shardId-000000000002")
+    _wait_active(kinesis, stream)
+    merged = put_round(20)
+    assert {sh for sh, _, _, _ in merged} == {"shardId-000000000003"}
+    wait_until(lambda: len(events(fn)) >= 80, timeout=30, what="80 records", proc=s)
+    time.sleep(0.5)  # a quiet moment in which nothing more may come
+    recs = events(fn)
+    assert len(recs) == 80, len(recs)
+    assert len({r["eventID"] for r in recs}) == 80
+    order = [r["eventID"].rsplit(":", 1)[0] for r in recs]
+    # parents before children: the last record of a parent comes before the first of a child
+    last = {sh: max(i for i, x in enumerate(order) if x == sh) for sh in set(order)}
+    first = {sh: min(i for i, x in enumerate(order) if x == sh) for sh in set(order)}
+    assert last["shardId-000000000000"] < first["shardId-000000000001"]
+    assert last["shardId-000000000000"] < first["shardId-000000000002"]
+    assert max(last["shardId-000000000001"], last["shardId-000000000002"]) < \
+        first["shardId-000000000003"]
+    per_key = {}
+    for r in recs:
+        per_key.setdefault(r["kinesis"]["partitionKey"], []).append(
+            int(base64.b64decode(r["kinesis"]["data"])))
+    for k, vals in per_key.items():
+        assert vals == sorted(vals), (k, vals)
+    assert s.stop() == 0
+
+    fn.clear()
+    again = run_idle(sluice, cfg, kinesis)
+    assert events(fn) == []
+    assert again.log().count("the checkpoint says the shard was read to its end") == 3, \
+        again.log()
+
+
+def test_kinesis_filter_and_partial_batch(kinesis, fn, sluice, tmp_path):
+    """FilterCriteria match the JSON data; a partial batch response names a record by its
+    sequenceNumber and the retry starts at it."""
+    stream = create_stream(kinesis, shards=1)
+    putres = put(kinesis, stream, [("k", json.dumps({"n": i, "kind": "ab"[i % 2]}).encode())
+                                   for i in range(10)])
+    kept = [(sh, q) for i, (sh, q, _, _) in enumerate(putres) if i % 2 == 0]
+    failed_seq = kept[2][1]
+    fn.push(Reply(200, body={"batchItemFailures": [{"itemIdentifier": failed_seq}]}))
+    cfg = config(tmp_path, fn, stream, FunctionResponseTypes=["ReportBatchItemFailures"],
+                 FilterCriteria={"Filters": [{"Pattern": json.dumps({"data": {"kind": ["a"]}})}]})
+    run_idle(sluice, cfg, kinesis)
+    reqs = fn.requests()
+    assert len(reqs) == 2, [rq.json for rq in reqs]
+    assert [r["kinesis"]["sequenceNumber"] for r in reqs[0].json["Records"]] == \
+        [q for _, q in kept]
+    assert [r["kinesis"]["sequenceNumber"] for r in reqs[1].json["Records"]] == \
+        [q for _, q in kept[2:]]
+
+
+def test_kinesis_poison_record_other_shard_flows(kinesis, fn, sluice, tmp_path):
+    """A record the function always fails on one shard: bisected down to itself and written to
+    the on-failure destination with KinesisBatchInfo, while the other shard's records flow."""
+    stream = create_stream(kinesis, shards=2)
+    putres = put(kinesis, stream, [("key-%d" % i, b"poison" if i == 3 else b"ok-%d" % i)
+                                   for i in range(24)])
+    poison = [(sh, q) for sh, q, _, d in putres if d == b"poison"][0]
+
+    def hook(rq):
+        recs = rq.json.get("Records", []) if isinstance(rq.json, dict) else []
+        if any(base64.b64decode(r["kinesis"]["data"]) == b"poison" for r in recs):
+            return Reply(500)
+        return None
+
+    fn.set_hook(hook)
+    dlq = tmp_path / "dlq"
+    cfg = config(tmp_path, fn, stream, batch=4, BisectBatchOnFunctionError=True,
+                 MaximumRetryAttempts=1, DestinationConfig=file_destination(dlq))
+    run_idle(sluice, cfg, kinesis)
+    got = {r["eventID"] for r in events(fn)}
+    want = {"%s:%s" % (sh, q) for sh, q, _, d in putres if d != b"poison"}
+    assert got == want
+    docs = destination_docs(dlq)
+    assert len(docs) == 1, docs
+    info = docs[0]["KinesisBatchInfo"]
+    assert info["shardId"] == poison[0]
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == poison[1]
+    assert info["batchSize"] == 1
+    assert info["streamArn"] == arn(stream)
+
+
+def test_kinesis_parallelization_factor_keeps_key_order(kinesis, fn, sluice, tmp_path):
+    """ParallelizationFactor 10 on one shard: batches of different keys run at once, each
+    partition key's records arrive in the order they were put."""
+    stream = create_stream(kinesis, shards=1)
+    put(kinesis, stream, [("key-%d" % (i % 20), b"%d" % i) for i in range(200)])
+    fn.set_default(Reply(200, delay=0.02))
+    run_idle(sluice, config(tmp_path, fn, stream, batch=5, ParallelizationFactor=10), kinesis)
+    recs = events(fn)
+    assert len(recs) == 200
+    per_key = {}
+    for r in recs:
+        per_key.setdefault(r["kinesis"]["partitionKey"], []).append(
+            int(base64.b64decode(r["kinesis"]["data"])))
+    assert len(per_key) == 20
+    for k, vals in per_key.items():
+        assert vals == sorted(vals), (k, vals)
+    assert fn.max_inflight() > 1
