@@ -2,7 +2,8 @@
 tests/services/start.sh; AWS_ENDPOINT_URL_KINESIS comes from RUN_DIR/services.env).  Records are
 put by the real AWS CLI (/usr/bin/aws, dummy credentials); the function is an http server.
 
-Covered: the event field by field as esm.md §2 has it (eventID shardId:sequenceNumber, data base64
+Covered: the event field by field as esm.md §2 has it, and accepted by Powertools for AWS Lambda's
+parser (KinesisDataStreamSchema, which requires every field) (eventID shardId:sequenceNumber, data base64
 of the bytes put, approximateArrivalTimestamp in float seconds, awsRegion, eventSourceARN,
 invokeIdentityArn); TRIM_HORIZON and LATEST; a restart from the checkpoint delivers nothing twice
 and loses nothing; SIGKILL mid-stream and a restart deliver every record, in order per shard; a
@@ -21,6 +22,8 @@ import os
 import subprocess
 import time
 import uuid
+
+import shutil
 
 import pytest
 
@@ -94,6 +97,22 @@ def put(endpoint, stream, items):
         for (k, d), res in zip(chunk, r["Records"]):
             out.append((res["ShardId"], res["SequenceNumber"], k, d))
     return out
+
+
+NODE_DIR = os.path.join(REPO, "tests", "services", "node")
+
+
+def powertools_accepts(evs):
+    """Powertools for AWS Lambda's parser (KinesisDataStreamSchema, as handlers use it) accepts
+    every event of evs (installed by tests/services/start.sh with the kinesis service)."""
+    if not shutil.which("node") or not os.path.exists(
+            os.path.join(NODE_DIR, "node_modules", "@aws-lambda-powertools", "parser")):
+        missing("node and @aws-lambda-powertools/parser (SERVICES=kinesis "
+                "tests/services/start.sh installs it)")
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "powertools-parse.mjs"),
+                        "KinesisDataStreamSchema"], input=json.dumps(evs), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
 
 
 def arn(stream):
@@ -174,6 +193,7 @@ def test_kinesis_event_shape(kinesis, fn, sluice, tmp_path):
         assert r["invokeIdentityArn"] == "arn:aws:iam::%s:role/fn-role" % ACCOUNT
         assert r["awsRegion"] == REGION
         assert r["eventSourceARN"] == arn(stream)
+    powertools_accepts([rq.json for rq in fn.requests()])
     # every batch holds one shard's records, in sequence order
     for rq in fn.requests():
         shards = {r["eventID"].rsplit(":", 1)[0] for r in rq.json["Records"]}
@@ -183,13 +203,15 @@ def test_kinesis_event_shape(kinesis, fn, sluice, tmp_path):
 
 
 def test_kinesis_default_invoke_identity(kinesis, fn, sluice, tmp_path):
-    """Without invoke_identity_arn the event still carries one, in the stream's account."""
+    """Without invoke_identity_arn the event still carries one, in the stream's account, and
+    Powertools' parser (which requires it) accepts the event."""
     stream = create_stream(kinesis, shards=1)
     put(kinesis, stream, [("a", b"1")])
     run_idle(sluice, config(tmp_path, fn, stream), kinesis)
     recs = events(fn)
     assert len(recs) == 1
     assert recs[0]["invokeIdentityArn"] == "arn:aws:iam::%s:role/sluice" % ACCOUNT
+    powertools_accepts([rq.json for rq in fn.requests()])
 
 
 def test_kinesis_latest(kinesis, fn, sluice, tmp_path):
