@@ -10,6 +10,10 @@
  * a page with records the next one goes at once, after an empty page after poll_interval. A
  * fetch asked for before that time answers 0 and a timer owes the mapping a part_wake.
  *
+ * A LATEST start is recorded at once (part_set_start of position "0" with the meta "at=<the
+ * time>"), so that a restart before any record is done reads AT_TIMESTAMP of that time rather
+ * than LATEST again, which would skip what came in between.
+ *
  * Errors, by what kinesis_wire_error_read says to do: an expired iterator is renewed from the
  * last record fetched; throttling (ProvisionedThroughputExceeded, LimitExceeded), server
  * faults and transport errors back off with full jitter (retry.c); a missing stream or access
@@ -26,6 +30,7 @@
  * fetch comes (the mapping's budget is full, or it has all it wants). It owns, per shard, its
  * iterator, its timer and its request in flight. Loop thread only. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -34,6 +39,11 @@
 
 /* The meta of a partition read to its end: "end=" + the last sequence number. */
 #define KIN_END_META "end="
+/* A LATEST start recorded before any record: position "0" (never a real sequence number) with
+ * the meta "at=" + epoch ms. */
+#define KIN_START_POS        "0"
+#define KIN_AT_META          "at="
+#define KIN_LATEST_MARGIN_MS 1000
 
 static void kin_fetch_timer_cb(uv_timer_t *t);
 
@@ -70,6 +80,17 @@ void kin_fetch_part_attach(struct kin_part *kp, struct sl_part *part)
     part->src = kp;
     part->event = &kp->tmpl;
     const char *ck = part->ckpt_pos;
+    const char *meta0 = part->ckpt_meta;
+    if (ck && strcmp(ck, KIN_START_POS) == 0 && meta0 &&
+        strncmp(meta0, KIN_AT_META, strlen(KIN_AT_META)) == 0) {
+        /* a LATEST start recorded before any record was done: resume at its time */
+        char *end = NULL;
+        long long at = strtoll(meta0 + strlen(KIN_AT_META), &end, 10);
+        if (end && *end == '\0' && at > 0) {
+            kp->start_at_ms = at;
+            ck = NULL;
+        }
+    }
     if (ck) {
         unsigned char pos[KINESIS_POS_MAX];
         size_t pos_len;
@@ -207,6 +228,26 @@ static void kin_fetch_ended(struct kin_part *kp)
     ctx->shard_ended(ctx);
 }
 
+/* A LATEST start: records where it began (position KIN_START_POS, meta "at=<epoch ms>", a
+ * moment before the iterator was asked for), so that a restart before any record of the shard
+ * is done reads AT_TIMESTAMP of it instead of choosing LATEST again and skipping what came in
+ * between. The margin covers clock skew; it may deliver a record from just before the start. */
+static void kin_fetch_record_latest(struct kin_part *kp)
+{
+    struct kin_ctx *ctx = kp->ctx;
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int r = sl_buf_printf(&b, KIN_AT_META "%lld", (long long)kp->latest_at_ms);
+    r = r ? r : sl_part_set_meta(kp->part, b.data);
+    sl_buf_fini(&b);
+    r = r ? r : ctx->env.part_set_start(ctx->env.owner, kp->part, KIN_START_POS);
+    kp->start_at_ms = kp->latest_at_ms; /* an expired iterator renews from there too */
+    if (r < 0) {
+        sl_log_warn(KIN_COMP, ctx->env.inst, "%s: cannot record the LATEST start: %s",
+                    kp->part->name, sl_strerror(r));
+    }
+}
+
 static void kin_fetch_records_done(void *arg, const struct kin_answer *a)
 {
     struct kin_part *kp = arg;
@@ -298,6 +339,10 @@ static void kin_fetch_iterator_done(void *arg, const struct kin_answer *a)
     }
     kp->iterator = it;
     sl_log_debug(KIN_COMP, ctx->env.inst, "%s: shard iterator ready", kp->part->name);
+    if (kp->latest_at_ms > 0 && !kp->last_seq[0] && sl_recq_count(&kp->part->q) == 0) {
+        kin_fetch_record_latest(kp);
+    }
+    kp->latest_at_ms = 0;
     int64_t now = sl_clock_now_ms(ctx->env.clock);
     if (now - kp->last_call_ms < KIN_GET_RECORDS_GAP_MS) {
         /* a renewal right after a GetRecords: keep to five per second */
@@ -320,11 +365,16 @@ static int kin_fetch_get_iterator(struct kin_part *kp)
     if (kp->last_seq[0]) {
         type = KINESIS_ITER_AFTER_SEQUENCE_NUMBER;
         seq = kp->last_seq;
+    } else if (kp->start_at_ms > 0) {
+        type = KINESIS_ITER_AT_TIMESTAMP;
+        ts_ms = kp->start_at_ms;
     } else if (kp->sh->from_trim_horizon) {
         /* a child of a listed parent: all of it, as AWS and KCL do */
         type = KINESIS_ITER_TRIM_HORIZON;
     } else if (ctx->env.starting_position == SL_START_LATEST) {
         type = KINESIS_ITER_LATEST;
+        /* what a restart resumes at if nothing is done before it (kin_fetch_iterator_done) */
+        kp->latest_at_ms = sl_clock_wall_ms(ctx->env.clock) - KIN_LATEST_MARGIN_MS;
     } else if (ctx->env.starting_position == SL_START_AT_TIMESTAMP) {
         type = KINESIS_ITER_AT_TIMESTAMP;
         ts_ms = ctx->env.starting_position_ts_ms;

@@ -86,7 +86,9 @@ struct kin_part {
     int64_t next_ms;      /* no GetRecords before this (poll_interval, backoff) */
     int64_t last_call_ms; /* when the last GetRecords went out (5 per second) */
     int64_t millis_behind;
-    size_t limit; /* Limit of the GetRecords of the fetch in progress */
+    int64_t start_at_ms;  /* the checkpoint's LATEST start: AT_TIMESTAMP of it, else 0 */
+    int64_t latest_at_ms; /* a LATEST iterator was asked for at about this time, else 0 */
+    size_t limit;         /* Limit of the GetRecords of the fetch in progress */
     unsigned attempt;
     bool fetching; /* fetch returned SL_EINPROGRESS: part_fetched is owed */
     bool waiting;  /* fetch returned 0: part_wake is owed */

@@ -214,6 +214,21 @@ def test_kinesis_default_invoke_identity(kinesis, fn, sluice, tmp_path):
     powertools_accepts([rq.json for rq in fn.requests()])
 
 
+def test_kinesis_latest_restart_before_any_record(kinesis, fn, sluice, tmp_path):
+    """LATEST, stopped before any record came: the start was recorded, so what was put while
+    sluice was down is delivered by the next run (not skipped by a second LATEST)."""
+    stream = create_stream(kinesis, shards=1)
+    put(kinesis, stream, [("old", b"before")])
+    time.sleep(1.5)  # past the recorded start's margin for clock skew (1 s): "before" is older
+    cfg = config(tmp_path, fn, stream, start="LATEST")
+    s = sluice(cfg, args=["--log-level", "debug"], env_extra=sluice_env(kinesis))
+    wait_until(lambda: "shard iterator ready" in s.log(), timeout=30, what="iterator", proc=s)
+    assert s.stop() == 0
+    put(kinesis, stream, [("new", b"while-down")])
+    run_idle(sluice, cfg, kinesis)
+    assert [base64.b64decode(r["kinesis"]["data"]) for r in events(fn)] == [b"while-down"]
+
+
 def test_kinesis_latest(kinesis, fn, sluice, tmp_path):
     """LATEST: what was in the stream before the shard iterator is skipped, what comes after
     is delivered."""

@@ -410,9 +410,25 @@ static void test_kinesis_starting_positions(void **state)
     struct sl_part *p = o.parts[0];
     assert_int_equal(fetch_once(&o, p, 100), 0);
     assert_string_equal(peer.last_iter_type, "LATEST");
+    /* the LATEST start is recorded, so that a restart before anything is done does not
+     * choose LATEST again */
+    assert_string_equal(o.set_start, "0");
+    assert_non_null(p->meta);
+    assert_true(strncmp(p->meta, "at=", 3) == 0);
+    char meta[64];
+    (void)snprintf(meta, sizeof(meta), "%s", p->meta);
+    assert_true(atoll(meta + 3) <= sl_clock_wall_ms(&o.clock.clock) - 1000);
     kpeer_put(&peer, 0, "k", "new");
     fetch_until(&o, p, 1);
     data_is(p, 0, "new");
+    own_stop(&o);
+
+    const struct ck cks[] = {{"shardId-000000000000", "0", meta}, {0}};
+    own_start(&o, NULL, SL_START_LATEST, 0, cks);
+    wait_parts(&o, 1);
+    p = o.parts[0];
+    assert_true(fetch_once(&o, p, 100) >= 0);
+    assert_string_equal(peer.last_iter_type, "AT_TIMESTAMP");
     own_stop(&o);
 
     own_start(&o, NULL, SL_START_AT_TIMESTAMP, INT64_C(1700000001000), NULL);
