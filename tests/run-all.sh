@@ -45,6 +45,9 @@ if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka kines
     # shellcheck disable=SC1091
     . "$SERVICES_RUN_DIR/services.env"
     set +a
+    # An SDK variable: exported, it would point every AWS client of every test at kinesalite.
+    # The Kinesis tests read it from $SERVICES_RUN_DIR/services.env themselves.
+    unset AWS_ENDPOINT_URL_KINESIS
 fi
 
 if step setup setup build --werror -Dkafka=enabled && step build ninja -C build; then
