@@ -46,12 +46,12 @@ int kin_event_prepare(struct kin_ctx *ctx, struct kin_part *kp)
     return r;
 }
 
-int kin_event_push(struct kin_part *kp, const struct kinesis_records *recs)
+int kin_event_push(struct kin_part *kp, const struct kinesis_records *recs, size_t from, size_t cnt)
 {
     struct sl_buf data;
     sl_buf_init(&data);
     int n = 0;
-    for (size_t i = 0; i < recs->n; i++) {
+    for (size_t i = from; i < from + cnt && i < recs->n; i++) {
         const struct kinesis_record *kr = &recs->records[i];
         unsigned char pos[KINESIS_POS_MAX];
         size_t pos_len = 0;

@@ -7,8 +7,9 @@
  * records come back through part_fetched.
  *
  * Pacing: at most five GetRecords per second per shard (one per KIN_GET_RECORDS_GAP_MS); after
- * a page with records the next one goes at once, after an empty page after poll_interval. A
- * fetch asked for before that time answers 0 and a timer owes the mapping a part_wake.
+ * a page with records the next one goes at once, after an empty page after poll_interval (see
+ * "idle" below). A fetch asked for before that time answers 0 and a timer owes the mapping a
+ * part_wake.
  *
  * A LATEST start is recorded at once (part_set_start of position "0" with the meta "at=<the
  * time>"), so that a restart before any record is done reads AT_TIMESTAMP of that time rather
@@ -24,10 +25,14 @@
  * The end of a shard (NextShardIterator absent): the records of that last page are pushed, the
  * partition's meta becomes "end=<last sequence number>" so that the checkpoint says where the
  * shard ended (a restart finds it done once its checkpoint reaches that number), and part_gone
- * follows on the next loop turn. A shard the listing reports closed while the mapping is not
- * fetching from it is probed (kin_fetch_probe_end: one GetRecords of Limit 1 with the current
- * iterator, whose records are left for the next fetch), so that its end is found even when no
- * fetch comes (the mapping's budget is full, or it has all it wants). It owns, per shard, its
+ * follows on the next loop turn.
+ *
+ * An idle shard (its last page was empty, or a fetch came before the next call may go) is
+ * polled from its timer, every poll_interval, not from fetch: fetch answers 0 and owes a wake,
+ * which comes when a poll finds records (held, at most the Limit of the mapping's last fetch,
+ * and handed out by the next fetch at once) or the shard's end. So an idle shard is never in the
+ * middle of a fetch for the mapping, whose
+ * --until-idle waits for no fetch in progress. It owns, per shard, its
  * iterator, its timer and its request in flight. Loop thread only. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,7 +274,7 @@ static void kin_fetch_records_done(void *arg, const struct kin_answer *a)
     kp->attempt = 0;
     kp->answered = true;
     kp->millis_behind = recs.millis_behind;
-    int n = kin_event_push(kp, &recs);
+    int n = kin_event_push(kp, &recs, 0, recs.n);
     if (n < 0) {
         sl_log_error(KIN_COMP, ctx->env.inst, "%s: cannot keep the records read: %s",
                      kp->part->name, sl_strerror(n));
@@ -292,6 +297,7 @@ static void kin_fetch_records_done(void *arg, const struct kin_answer *a)
     }
     bool closed = recs.next_iterator == NULL && (size_t)n == recs.n;
     kp->next_ms = n > 0 ? now : now + ctx->poll_ms;
+    kp->idle = n == 0 && !closed; /* the next polls go out from the timer, not from fetch */
     kinesis_records_fini(&recs);
     if (closed) {
         kin_fetch_ended(kp);
@@ -399,6 +405,112 @@ static int kin_fetch_get_iterator(struct kin_part *kp)
     return r;
 }
 
+static void kin_fetch_held_fini(struct kin_part *kp)
+{
+    if (kp->has_held) {
+        kinesis_records_fini(&kp->held);
+        kp->has_held = false;
+        kp->held_i = 0;
+    }
+}
+
+/* Hands out what an idle poll found, synchronously (it is the mapping's fetch that takes
+ * them, within its budget). */
+static int kin_fetch_take_held(struct kin_part *kp, size_t max_records)
+{
+    size_t left = kp->held.n - kp->held_i;
+    size_t take = left < max_records ? left : max_records;
+    int n = kin_event_push(kp, &kp->held, kp->held_i, take);
+    if (n < 0) {
+        return n;
+    }
+    kp->held_i += (size_t)n;
+    if (kp->held_i == kp->held.n) {
+        bool end = kp->held.next_iterator == NULL;
+        kin_fetch_held_fini(kp);
+        if (end) {
+            kin_fetch_ended(kp);
+        }
+    }
+    kp->next_ms = sl_clock_now_ms(kp->ctx->env.clock);
+    return n;
+}
+
+static void kin_fetch_poll_done(void *arg, const struct kin_answer *a)
+{
+    struct kin_part *kp = arg;
+    struct kin_ctx *ctx = kp->ctx;
+    kp->req = NULL;
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    struct kinesis_records recs;
+    char err[256];
+    if (!a->ok || kinesis_wire_get_records_read(a->body, a->len, &recs, err, sizeof(err)) < 0) {
+        /* the fetch path deals with it (renewal, backoff, the log line): wake the mapping */
+        kp->idle = false;
+        if (!a->ok && a->err.retry == KINESIS_RETRY_RENEW_ITERATOR) {
+            sl_free(kp->iterator);
+            kp->iterator = NULL;
+        }
+        kin_fetch_arm(kp, 0);
+        return;
+    }
+    kp->attempt = 0;
+    kp->answered = true;
+    kp->millis_behind = recs.millis_behind;
+    char *next = recs.next_iterator ? sl_strdup(recs.next_iterator) : NULL;
+    if (recs.next_iterator && !next) {
+        kinesis_records_fini(&recs); /* out of memory: the same poll again later */
+        kin_fetch_arm(kp, ctx->poll_ms);
+        return;
+    }
+    sl_free(kp->iterator);
+    kp->iterator = next;
+    if (recs.n == 0 && next) {
+        kinesis_records_fini(&recs);
+        kp->next_ms = now + ctx->poll_ms;
+        kin_fetch_arm(kp, kin_fetch_due(kp) - now);
+        return;
+    }
+    kp->idle = false;
+    kp->next_ms = now;
+    if (recs.n == 0) {
+        kinesis_records_fini(&recs);
+        kin_fetch_ended(kp); /* nothing more, and nothing held */
+        return;
+    }
+    kp->held = recs;
+    kp->held_i = 0;
+    kp->has_held = true;
+    kin_fetch_arm(kp, 0); /* the wake */
+}
+
+/* An idle shard's poll, from the timer: a GetRecords outside any fetch, so that an idle shard
+ * is never "fetching" for the mapping (--until-idle, with many shards, would never see every
+ * shard quiet). Records it finds are held (at most the Limit of the mapping's last fetch) and
+ * handed out by the next fetch. */
+static void kin_fetch_poll(struct kin_part *kp)
+{
+    struct kin_ctx *ctx = kp->ctx;
+    struct sl_buf b;
+    char err[160];
+    sl_buf_init(&b);
+    size_t lim = kp->last_max ? kp->last_max : 1;
+    int r = kinesis_wire_get_records(
+        &b, kp->iterator,
+        lim > KINESIS_GET_RECORDS_LIMIT_MAX ? KINESIS_GET_RECORDS_LIMIT_MAX : (int)lim, NULL, err,
+        sizeof(err));
+    if (r == 0) {
+        r = kin_http_send(ctx, KINESIS_OP_GET_RECORDS, &b, kin_fetch_poll_done, kp, &kp->req);
+    }
+    sl_buf_fini(&b);
+    if (r == 0) {
+        kp->last_call_ms = sl_clock_now_ms(ctx->env.clock);
+    } else {
+        kp->idle = false; /* the fetch path tries, and says what fails */
+        kin_fetch_arm(kp, 0);
+    }
+}
+
 int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
 {
     (void)vctx;
@@ -407,13 +519,19 @@ int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_b
     if (kp->ended) {
         return 0; /* part_gone is coming */
     }
+    kp->last_max = max_records;
+    if (kp->has_held) {
+        return kin_fetch_take_held(kp, max_records);
+    }
     if (kp->req) {
-        kp->waiting = true; /* a probe of the shard's end is out: it wakes when it answers */
+        kp->waiting = true; /* an idle poll is out: it wakes when it has something */
         return 0;
     }
     int64_t now = sl_clock_now_ms(kp->ctx->env.clock);
     int64_t due = kin_fetch_due(kp);
-    if (now < due) {
+    if (kp->idle || now < due) {
+        /* not now: the timer reads when it may, and wakes the mapping when it has something */
+        kp->idle = kp->iterator != NULL;
         kp->waiting = true;
         kin_fetch_arm(kp, due - now);
         return 0;
@@ -425,46 +543,6 @@ int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_b
     }
     kp->fetching = true;
     return SL_EINPROGRESS;
-}
-
-static void kin_fetch_probe_done(void *arg, const struct kin_answer *a)
-{
-    struct kin_part *kp = arg;
-    kp->req = NULL;
-    struct kinesis_records recs;
-    char err[256];
-    if (a->ok && kinesis_wire_get_records_read(a->body, a->len, &recs, err, sizeof(err)) == 0) {
-        bool end = recs.n == 0 && recs.next_iterator == NULL;
-        kinesis_records_fini(&recs);
-        if (end) {
-            kin_fetch_ended(kp);
-            return;
-        }
-    }
-    /* records left (the mapping's next fetch reads them with the same iterator), or an error
-     * (the next fetch meets it again) */
-    if (kp->waiting) {
-        kin_fetch_arm(kp, 0);
-    }
-}
-
-void kin_fetch_probe_end(struct kin_part *kp)
-{
-    if (kp->ended || kp->fetching || kp->req || !kp->iterator) {
-        return;
-    }
-    struct kin_ctx *ctx = kp->ctx;
-    struct sl_buf b;
-    char err[160];
-    sl_buf_init(&b);
-    int r = kinesis_wire_get_records(&b, kp->iterator, 1, NULL, err, sizeof(err));
-    if (r == 0) {
-        r = kin_http_send(ctx, KINESIS_OP_GET_RECORDS, &b, kin_fetch_probe_done, kp, &kp->req);
-    }
-    sl_buf_fini(&b);
-    if (r == 0) {
-        kp->last_call_ms = sl_clock_now_ms(ctx->env.clock);
-    }
 }
 
 static void kin_fetch_timer_cb(uv_timer_t *t)
@@ -481,7 +559,19 @@ static void kin_fetch_timer_cb(uv_timer_t *t)
         }
         return;
     }
-    if (kp->waiting) {
+    if (kp->idle && !kp->iterator) {
+        kp->idle = false; /* a new iterator comes through the fetch path */
+    }
+    if (kp->idle && !kp->req && !kp->has_held) {
+        int64_t wait = kin_fetch_due(kp) - sl_clock_now_ms(ctx->env.clock);
+        if (wait > 0) {
+            kin_fetch_arm(kp, wait);
+        } else {
+            kin_fetch_poll(kp);
+        }
+        return;
+    }
+    if (kp->waiting && !kp->req) {
         kp->waiting = false;
         ctx->env.part_wake(ctx->env.owner, kp->part);
     }
@@ -509,6 +599,7 @@ void kin_fetch_part_free(struct kin_part *kp)
     if (kp->timer) {
         uv_close((uv_handle_t *)kp->timer, kin_fetch_timer_closed);
     }
+    kin_fetch_held_fini(kp);
     sl_free(kp->iterator);
     sl_event_kinesis_tmpl_fini(&kp->tmpl);
     sl_free(kp);

@@ -95,6 +95,11 @@ struct kin_part {
     bool answered; /* a GetRecords answered (lag is known; --until-idle may count) */
     bool ended;    /* read to its end (NextShardIterator absent): part_gone is owed or given */
     bool gone;     /* part_gone was called */
+    bool idle;     /* the last page was empty: the timer polls, outside fetch */
+    bool has_held; /* held holds records an idle poll found, from held_i on */
+    struct kinesis_records held;
+    size_t held_i;
+    size_t last_max; /* max_records of the mapping's last fetch (an idle poll's Limit) */
 };
 
 struct kin_ctx {
@@ -178,10 +183,11 @@ int kin_format_pos(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
 int kin_format_item_id(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
-/* Appends the records of a GetRecords answer to part->q (data decoded from base64, the
- * partition key as meta, the sequence number as position). Returns how many, or SL_ENOMEM /
- * SL_EPROTO (records pushed before the error stay). */
-SL_NODISCARD int kin_event_push(struct kin_part *kp, const struct kinesis_records *recs);
+/* Appends records [from, from + n) of a GetRecords answer to part->q (data decoded from
+ * base64, the partition key as meta, the sequence number as position). Returns how many, or
+ * SL_ENOMEM / SL_EPROTO (records pushed before the error stay). */
+SL_NODISCARD int
+kin_event_push(struct kin_part *kp, const struct kinesis_records *recs, size_t from, size_t n);
 
 /* ---- kinesis_fetch.c ---- */
 
@@ -193,9 +199,6 @@ struct kin_part *kin_fetch_part_new(struct kin_ctx *ctx, struct kin_shard *sh);
  * the mapping's starting position. */
 void kin_fetch_part_attach(struct kin_part *kp, struct sl_part *part);
 int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
-/* The listing says kp's shard is closed: when no fetch is in progress, asks whether its end was
- * reached (part_gone follows if so). */
-void kin_fetch_probe_end(struct kin_part *kp);
 /* Stops kp's timer and request; no callback of kp after it. */
 void kin_fetch_part_stop(struct kin_part *kp);
 /* Frees kp (its timer closes on the loop). */

@@ -109,9 +109,6 @@ static void kin_shards_reconcile(struct kin_ctx *ctx)
         }
         e->info = l->shards[i];
         e->listed = true;
-        if (e->kp && kinesis_shard_is_closed(&e->info)) {
-            kin_fetch_probe_end(e->kp);
-        }
         ent[i] = e;
         done[i] = e->done;
     }

@@ -4,10 +4,17 @@ same stream, and prints the table.
 
     bench_kinesis_loop.py loop --endpoint URL --stream NAME     (the baseline; prints JSON)
     bench_kinesis_loop.py bench ...                            (everything; see the .sh)
+    bench_kinesis_loop.py trickle ...   (1 record a second, poll_interval 200ms: PutRecords ->
+                                         invocation latency, median and p90 of --records)
+    bench_kinesis_loop.py shards ...    (a stream of --shards shards, --records records spread
+                                         over them: sluice's peak RSS and CPU, all delivered)
 
 kinesalite checks no signature, so requests carry a dummy SigV4 Authorization header."""
 
 import argparse
+import http.server
+import statistics
+import threading
 import base64
 import datetime
 import http.client
@@ -158,9 +165,101 @@ def bench(a):
                                                      cpu / a.records * 1e6, m / 1024))
 
 
+def create(c, shards):
+    stream = "bench-" + uuid.uuid4().hex[:8]
+    c.call("CreateStream", {"StreamName": stream, "ShardCount": shards})
+    while c.call("DescribeStreamSummary", {"StreamName": stream})[
+            "StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        time.sleep(0.05)
+    return stream
+
+
+def sluice_config(a, path, stream, url, poll):
+    with open(path, "w") as f:
+        json.dump({"state_dir": path + ".state", "region": "us-east-1", "stats_interval": 60,
+                   "functions": {"fn": {"type": "http", "url": url, "timeout": 30}},
+                   "mappings": [{"EventSourceArn": "arn:aws:kinesis:us-east-1:123456789012:"
+                                 "stream/" + stream, "FunctionName": "fn",
+                                 "BatchSize": a.batch, "StartingPosition": "TRIM_HORIZON",
+                                 "endpoint_url": a.endpoint, "poll_interval": poll}]}, f)
+
+
+def sluice_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    return env
+
+
+def trickle(a):
+    """One record a second into one shard; the function notes when each arrives."""
+    got = {}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            now = time.time()
+            ev = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            for r in ev["Records"]:
+                got[base64.b64decode(r["kinesis"]["data"]).decode()] = now
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    c = Client(a.endpoint)
+    stream = create(c, 1)
+    cfg = os.path.join(a.dir, "trickle.json")
+    sluice_config(a, cfg, stream, "http://127.0.0.1:%d/" % srv.server_port, "200ms")
+    err = open(os.path.join(a.dir, "trickle.err"), "wb")
+    p = subprocess.Popen([a.sluice, "run", cfg], stderr=err, env=sluice_env())
+    time.sleep(2)  # the shard listed and its iterator taken before the first record
+    put = {}
+    for i in range(a.records):
+        key = "r%d" % i
+        put[key] = time.time()
+        c.call("PutRecords", {"StreamName": stream, "Records": [
+            {"Data": base64.b64encode(key.encode()).decode(), "PartitionKey": "k"}]})
+        time.sleep(1)
+    deadline = time.time() + 10
+    while len(got) < a.records and time.time() < deadline:
+        time.sleep(0.05)
+    p.terminate()
+    p.wait(30)
+    srv.shutdown()
+    lat = sorted((got[k] - put[k]) * 1000 for k in put if k in got)
+    assert len(lat) == a.records, (len(lat), a.records)
+    print("trickle: %d records, 1 a second, poll_interval 200ms: PutRecords -> invocation "
+          "median %.0f ms, p90 %.0f ms, max %.0f ms" % (
+              len(lat), statistics.median(lat), lat[int(len(lat) * 0.9) - 1], lat[-1]))
+
+
+def shards(a):
+    """Many shards in one process: every record delivered, and what it costs."""
+    c = Client(a.endpoint)
+    stream = create(c, a.shards)
+    payload = base64.b64encode(b"x" * a.size).decode()
+    for i in range(0, a.records, 500):
+        c.call("PutRecords", {"StreamName": stream, "Records": [
+            {"Data": payload, "PartitionKey": "k%d" % j}
+            for j in range(i, min(i + 500, a.records))]})
+    cfg = os.path.join(a.dir, "shards.json")
+    sluice_config(a, cfg, stream, a.url, "1s")
+    out = os.path.join(a.dir, "shards")
+    rc, u, s_, m, t0, t1 = timed([a.sluice, "run", "--until-idle=2", "--log-format", "json",
+                                  cfg], out)
+    delivered, active = sluice_active(out + ".err")
+    assert rc == 0 and delivered == a.records, (rc, delivered, out)
+    print("shards: %d shards, %d records: all delivered, wall %.1f s (with 2 s idle), CPU %.1f "
+          "s, peak RSS %.1f MB" % (a.shards, a.records, t1 - t0, u + s_, m / 1024))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["loop", "bench"])
+    p.add_argument("mode", choices=["loop", "bench", "trickle", "shards"])
     p.add_argument("--endpoint", required=True)
     p.add_argument("--stream")
     p.add_argument("--url")
@@ -175,6 +274,10 @@ def main():
     a = p.parse_args()
     if a.mode == "loop":
         loop(a.endpoint, a.stream)
+    elif a.mode == "trickle":
+        trickle(a)
+    elif a.mode == "shards":
+        shards(a)
     else:
         bench(a)
 

@@ -87,7 +87,7 @@ CONF_SOURCE_TESTS
 
 int main(void)
 {
-    sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
+    sl_log_setup(getenv("KLOG") ? SL_LOG_DEBUG : SL_LOG_ERROR, SL_LOG_HUMAN, 2);
     (void)unsetenv("AWS_ENDPOINT_URL_KINESIS");
     (void)unsetenv("AWS_ENDPOINT_URL");
     (void)setenv("AWS_ACCESS_KEY_ID", "test", 1);
