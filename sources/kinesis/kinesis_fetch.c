@@ -27,11 +27,11 @@
  * shard ended (a restart finds it done once its checkpoint reaches that number), and part_gone
  * follows on the next loop turn.
  *
- * An idle shard (its last page was empty, or a fetch came before the next call may go) is
- * polled from its timer, every poll_interval, not from fetch: fetch answers 0 and owes a wake,
- * which comes when a poll finds records (held, at most the Limit of the mapping's last fetch,
- * and handed out by the next fetch at once) or the shard's end. So an idle shard is never in the
- * middle of a fetch for the mapping, whose
+ * An idle shard (its last page was empty, or it was woken and no fetch came within
+ * poll_interval) is polled from its timer, every poll_interval, not from fetch: fetch answers 0
+ * and owes a wake, which comes when a poll (GetRecords of Limit 1) finds a record (held, and
+ * handed out by the next fetch at once, which then reads on as usual) or the shard's end. So an
+ * idle shard is never in the middle of a fetch for the mapping, whose
  * --until-idle waits for no fetch in progress. It owns, per shard, its
  * iterator, its timer and its request in flight. Loop thread only. */
 #include <stdio.h>
@@ -49,6 +49,9 @@
 #define KIN_START_POS        "0"
 #define KIN_AT_META          "at="
 #define KIN_LATEST_MARGIN_MS 1000
+/* An idle shard's poll asks for one record: what it finds waits outside the mapping's budget
+ * until the next fetch, so it is kept to one; the fetch that follows reads the rest. */
+#define KIN_POLL_LIMIT 1
 
 static void kin_fetch_timer_cb(uv_timer_t *t);
 
@@ -486,19 +489,14 @@ static void kin_fetch_poll_done(void *arg, const struct kin_answer *a)
 
 /* An idle shard's poll, from the timer: a GetRecords outside any fetch, so that an idle shard
  * is never "fetching" for the mapping (--until-idle, with many shards, would never see every
- * shard quiet). Records it finds are held (at most the Limit of the mapping's last fetch) and
- * handed out by the next fetch. */
+ * shard quiet). The record it finds is held and handed out by the next fetch. */
 static void kin_fetch_poll(struct kin_part *kp)
 {
     struct kin_ctx *ctx = kp->ctx;
     struct sl_buf b;
     char err[160];
     sl_buf_init(&b);
-    size_t lim = kp->last_max ? kp->last_max : 1;
-    int r = kinesis_wire_get_records(
-        &b, kp->iterator,
-        lim > KINESIS_GET_RECORDS_LIMIT_MAX ? KINESIS_GET_RECORDS_LIMIT_MAX : (int)lim, NULL, err,
-        sizeof(err));
+    int r = kinesis_wire_get_records(&b, kp->iterator, KIN_POLL_LIMIT, NULL, err, sizeof(err));
     if (r == 0) {
         r = kin_http_send(ctx, KINESIS_OP_GET_RECORDS, &b, kin_fetch_poll_done, kp, &kp->req);
     }
@@ -519,7 +517,7 @@ int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_b
     if (kp->ended) {
         return 0; /* part_gone is coming */
     }
-    kp->last_max = max_records;
+    kp->fetches++;
     if (kp->has_held) {
         return kin_fetch_take_held(kp, max_records);
     }
@@ -530,8 +528,8 @@ int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_b
     int64_t now = sl_clock_now_ms(kp->ctx->env.clock);
     int64_t due = kin_fetch_due(kp);
     if (kp->idle || now < due) {
-        /* not now: the timer reads when it may, and wakes the mapping when it has something */
-        kp->idle = kp->iterator != NULL;
+        /* not now: the timer wakes the mapping when the next call may go (or, idle, when its
+         * poll finds something) */
         kp->waiting = true;
         kin_fetch_arm(kp, due - now);
         return 0;
@@ -562,7 +560,14 @@ static void kin_fetch_timer_cb(uv_timer_t *t)
     if (kp->idle && !kp->iterator) {
         kp->idle = false; /* a new iterator comes through the fetch path */
     }
-    if (kp->idle && !kp->req && !kp->has_held) {
+    if (kp->woken && kp->fetches == kp->woken_at && kp->iterator && !kp->req && !kp->has_held &&
+        !kp->fetching) {
+        /* woken a while ago and no fetch came (the mapping holds all it may): poll from here,
+         * so that the shard's end is still found */
+        kp->idle = true;
+    }
+    kp->woken = false;
+    if (kp->idle && !kp->req && !kp->has_held && !kp->fetching) {
         int64_t wait = kin_fetch_due(kp) - sl_clock_now_ms(ctx->env.clock);
         if (wait > 0) {
             kin_fetch_arm(kp, wait);
@@ -573,6 +578,10 @@ static void kin_fetch_timer_cb(uv_timer_t *t)
     }
     if (kp->waiting && !kp->req) {
         kp->waiting = false;
+        kp->woken = true;
+        kp->woken_at = kp->fetches;
+        kin_fetch_arm(kp, ctx->poll_ms > KIN_GET_RECORDS_GAP_MS ? ctx->poll_ms
+                                                                : KIN_GET_RECORDS_GAP_MS);
         ctx->env.part_wake(ctx->env.owner, kp->part);
     }
 }

@@ -99,7 +99,9 @@ struct kin_part {
     bool has_held; /* held holds records an idle poll found, from held_i on */
     struct kinesis_records held;
     size_t held_i;
-    size_t last_max; /* max_records of the mapping's last fetch (an idle poll's Limit) */
+    unsigned fetches;  /* fetch calls so far */
+    unsigned woken_at; /* fetches when the last part_wake was given */
+    bool woken;        /* a part_wake was given and its follow-up timer is armed */
 };
 
 struct kin_ctx {

@@ -19,13 +19,19 @@
 # the loop's from its first request to its last answer. The script checks that sluice's exit
 # line says delivered=RECORDS and that the loop read RECORDS.
 #
+# MODE=trickle instead: one record a second into one shard, poll_interval 200ms, RECORDS of them
+# (default here 30): the median and p90 time from PutRecords to the function's invocation.
+# MODE=shards: a stream of SHARDS shards (say 1000) holding RECORDS records: all delivered by
+# `--until-idle`, and sluice's peak RSS and CPU.
+#
 # Env: SLUICE_BIN (build/sluice), KINESIS_PORT (4867), NGINX_PORT (18580), RUN_DIR (a private
 #      dir under /tmp), SHARDS (4), SIZE (100), BATCH (1000), RUNS (2), ROWS ("loop sluice"),
-#      KEEP=1 keeps the temp dir.
+#      MODE (bench, trickle, shards), KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-RECORDS="${1:-100000}"
+MODE="${MODE:-bench}"
+RECORDS="${1:-$([ "$MODE" = trickle ] && echo 30 || echo 100000)}"
 SLUICE_BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
 SHARDS="${SHARDS:-4}"
 SIZE="${SIZE:-100}"
@@ -50,7 +56,7 @@ SERVICES="nginx kinesis" "$ROOT/tests/services/start.sh"
 ENDPOINT="http://127.0.0.1:$KINESIS_PORT"
 URL="http://127.0.0.1:$NGINX_PORT/events"
 
-/usr/bin/python3 "$ROOT/tests/bench/bench_kinesis_loop.py" bench \
+/usr/bin/python3 "$ROOT/tests/bench/bench_kinesis_loop.py" "$MODE" \
     --endpoint "$ENDPOINT" --url "$URL" --sluice "$SLUICE_BIN" --dir "$RUN_DIR" \
     --records "$RECORDS" --shards "$SHARDS" --size "$SIZE" --batch "$BATCH" --runs "$RUNS" \
     --rows "$ROWS"

@@ -450,7 +450,8 @@ static void test_kinesis_starting_positions(void **state)
 
 /* GetRecords' Limit is what the budget allows, at most 10,000; after an empty page the shard
  * is polled every poll_interval from the source's own timer (no wake while it stays empty), and
- * what a poll finds is handed out by the next fetch at once. */
+ * what a poll finds is handed out by the next fetch at once, which then reads on with a Limit
+ * from the budget again. */
 static void test_kinesis_limit_and_pacing(void **state)
 {
     (void)state;
@@ -468,12 +469,23 @@ static void test_kinesis_limit_and_pacing(void **state)
     want_calls = calls + 2;
     assert_true(test_run_until(&o.loop, polled, &o, 5000)); /* two empty polls */
     assert_true(sl_clock_now_ms(&o.clock.clock) - t0 >= 2 * 300 - 50);
-    assert_int_equal(peer.last_limit, 10000);
+    assert_int_equal(peer.last_limit, 1); /* a poll asks for one: it is held outside the budget */
     assert_int_equal(o.wakes, 0);
     kpeer_put(&peer, 0, "k", "late");
     assert_true(test_run_until(&o.loop, was_woken, &o, 5000));
-    assert_int_equal(o.ops->fetch(o.ctx, p, 100, 1 << 20), 1); /* at once: the poll's */
+    kpeer_put(&peer, 0, "k", "later");
+    assert_int_equal(o.ops->fetch(o.ctx, p, 20000, 1 << 20), 1); /* at once: the poll's */
     data_is(p, 0, "late");
+    fetch_until(&o, p, 2);
+    data_is(p, 1, "later");
+    assert_int_equal(peer.last_limit, 100); /* fetch_until's budget again */
+    for (int i = 0; i < 5 && peer.last_limit != 10000; i++) {
+        o.wakes = 0;
+        if (fetch_once(&o, p, 50000) == 0 && peer.last_limit != 10000) {
+            assert_true(test_run_until(&o.loop, was_woken, &o, 5000));
+        }
+    }
+    assert_int_equal(peer.last_limit, 10000); /* a budget of 50,000: 10,000 at most */
     own_stop(&o);
 }
 
