@@ -40,31 +40,46 @@ static const struct sl_opt kin_opts[] = {
     {0},
 };
 
+/* Appends one problem to errbuf, on a line of its own. */
+static void kin_check_add(char *errbuf, size_t errlen, size_t *used, const char *line)
+{
+    if (*used < errlen) {
+        int n = snprintf(errbuf + *used, errlen - *used, "%s%s", *used ? "\n" : "", line);
+        *used += n > 0 ? (size_t)n : 0;
+    }
+}
+
 static int kin_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
 {
     struct kin_ctx *ctx = vctx;
     struct kin_arn a;
-    int r = kin_arn_parse(arn, &a, errbuf, errlen);
-    if (r < 0) {
+    char line[512];
+    size_t used = 0;
+    errbuf[0] = '\0';
+    int r = kin_arn_parse(arn, &a, line, sizeof(line));
+    if (r == SL_ENOMEM) {
         return r;
+    } else if (r < 0) {
+        kin_check_add(errbuf, errlen, &used, line);
+    } else {
+        kin_arn_fini(&a);
     }
-    kin_arn_fini(&a);
     if (ctx->endpoint_url && strncmp(ctx->endpoint_url, "http://", 7) != 0 &&
         strncmp(ctx->endpoint_url, "https://", 8) != 0) {
-        (void)snprintf(errbuf, errlen,
+        (void)snprintf(line, sizeof(line),
                        "endpoint_url: \"%.100s\" is not a URL; allowed: http://HOST:PORT or "
                        "https://HOST",
                        ctx->endpoint_url);
-        return SL_ECONFIG;
+        kin_check_add(errbuf, errlen, &used, line);
     }
     if (ctx->invoke_identity_arn && strncmp(ctx->invoke_identity_arn, "arn:", 4) != 0) {
-        (void)snprintf(errbuf, errlen,
+        (void)snprintf(line, sizeof(line),
                        "invoke_identity_arn: \"%.100s\" is not an ARN; allowed: an IAM role ARN "
                        "such as arn:aws:iam::123456789012:role/my-function-role",
                        ctx->invoke_identity_arn);
-        return SL_ECONFIG;
+        kin_check_add(errbuf, errlen, &used, line);
     }
-    return 0;
+    return used ? SL_ECONFIG : 0;
 }
 
 static int kin_init(void *vctx, const struct sl_source_env *env, char *errbuf, size_t errlen)

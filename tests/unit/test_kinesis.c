@@ -289,6 +289,20 @@ static void test_kinesis_check_arn(void **state)
         }
     }
     assert_int_equal(ops->check(ctx, ARN, err, sizeof(err)), 0);
+    /* every problem, one a line, each starting with its key */
+    cJSON *opts = cJSON_Parse("{\"endpoint_url\":\"ftp://x\",\"invoke_identity_arn\":\"role\"}");
+    struct sl_errlist errs;
+    sl_errlist_init(&errs);
+    struct sl_opt_target t = {.table = ops->opts, .base = ctx};
+    assert_int_equal(sl_opt_apply(&t, 1, opts, "test", "$", &errs), 0);
+    sl_errlist_fini(&errs);
+    assert_int_equal(ops->check(ctx, "arn:aws:kinesis:us-east-1:1:stream/s", err, sizeof(err)),
+                     SL_ECONFIG);
+    assert_non_null(strstr(err, "EventSourceArn: "));
+    assert_non_null(strstr(err, "\nendpoint_url: \"ftp://x\" is not a URL; allowed: "));
+    assert_non_null(strstr(err, "\ninvoke_identity_arn: \"role\" is not an ARN; allowed: "));
+    sl_opt_free(ops->opts, ctx);
+    cJSON_Delete(opts);
     free(ctx);
 }
 
