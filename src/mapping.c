@@ -557,7 +557,7 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
     if (m->ops->settling(m->src_ctx)) {
         return false;
     }
-    if (sl_mapping_in_flight(m) > 0 || m->held_records > 0 || !sl_ckpt_is_clean(m->ck)) {
+    if (sl_mapping_in_flight(m) > 0 || m->held_records > 0 || (m->ck && !sl_ckpt_is_clean(m->ck))) {
         return false;
     }
     for (size_t i = 0; i < m->n_parts; i++) {
@@ -574,7 +574,7 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
 
 int sl_mapping_flush(struct sl_mapping *m)
 {
-    return sl_ckpt_flush_sync(m->ck);
+    return m->ck ? sl_ckpt_flush_sync(m->ck) : 0; /* a queue has no store */
 }
 
 const struct sl_mapping_stats *sl_mapping_stats(const struct sl_mapping *m)

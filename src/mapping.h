@@ -77,7 +77,7 @@ int sl_mapping_in_flight(const struct sl_mapping *m);
  * (--until-idle); records fetched show in sl_mapping_stats()->fetched. */
 bool sl_mapping_is_quiet(const struct sl_mapping *m);
 
-/* Writes the checkpoint store now. Returns 0 or SL_EIO. */
+/* Writes the checkpoint store now (a queue has none: 0). Returns 0 or SL_EIO. */
 SL_NODISCARD int sl_mapping_flush(struct sl_mapping *m);
 
 const struct sl_mapping_stats *sl_mapping_stats(const struct sl_mapping *m);

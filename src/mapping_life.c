@@ -57,13 +57,13 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx, mapping_lanes_per_part(m),
                           &m->intake, errbuf, errlen);
     }
-    if (r == 0) {
+    if (r == 0 && !m->queue) {
+        /* a queue keeps no positions at all: no store is opened, read or written */
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
     }
     if (r == 0) {
         struct sl_progress_conf pconf = {
             .inst = m->name,
-            /* a queue keeps no positions at all: the store is neither read nor written */
             .keeps_positions = m->ops->caps->keeps_positions || m->queue,
             .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
         };

@@ -27,7 +27,8 @@
  *     whose lease was lost (it was invoked on its first, lost lease);
  *   progress_line_counts_deletes: the queue counters left out of the progress line (fails
  *     against main too);
- *   config_refuses_stream_keys: config_queue_rules not called (fails against main too). */
+ *   config_refuses_stream_keys: config_queue_rules not called (fails against main too);
+ *   no_checkpoint_store: the store opened for a queue mapping too (fails against main). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -523,6 +525,26 @@ static void test_queue_progress_line_counts_deletes(void **state)
     assert_non_null(strstr(line, "\"lease_lost\":0"));
 }
 
+/* --- no checkpoint store --- */
+
+/* A queue keeps no positions: its mapping opens no checkpoint store, so a state directory that
+ * cannot be made (a file stands where it would be) does not keep it from starting and
+ * delivering. */
+static void test_queue_no_checkpoint_store(void **state)
+{
+    struct qe *e = *state;
+    char path[700];
+    (void)snprintf(path, sizeof(path), "%s/state", e->h.dir);
+    test_write_file(path, "w", "not a directory", 15);
+    qe_send_n(e, "", 2);
+    qe_open(e, "\"BatchSize\":10");
+    assert_true(qe_until(e, qe_all_deleted));
+    assert_int_equal(sl_mapping_flush(e->h.m), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+}
+
 /* --- configuration --- */
 
 /* A queue source refuses the stream-only keys and an on-failure destination, naming the key
@@ -599,6 +621,7 @@ int main(void)
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_config_refuses_stream_keys, qe_setup,
                                         qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_no_checkpoint_store, qe_setup, qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
