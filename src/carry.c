@@ -302,7 +302,7 @@ static void carry_invoke(struct sl_carry *c)
     if (carry_is_queue(g)) {
         /* the leases stay invisible while the function may run (renewed on each attempt) */
         sl_queuebatch_hold(g->ops, g->src_ctx, c->b, cur,
-                           sl_clock_now_ms(g->clock) + SL_QUEUEBATCH_HOLD_MS);
+                           sl_clock_now_ms(g->clock) + g->queue_hold_ms);
     }
     int r = sl_function_invoke(g->fn, c->body.data, c->body.len, carry_invoked, c);
     if (r < 0) {

@@ -93,6 +93,8 @@ struct sl_carry_conf {
     struct sl_invoker_policy policy;
     int64_t max_concurrency;  /* invocations in flight at most; <= 0: no limit */
     int64_t max_record_age_s; /* MaximumRecordAgeInSeconds; < 0: none */
+    int64_t queue_hold_ms;    /* a queue: its leases are held this long past an invocation's
+                                 start (the function's timeout + a margin) */
     uint64_t seed;            /* for backoff jitter; not 0 */
 };
 

@@ -54,6 +54,7 @@ struct sl_carry_group {
     struct sl_invoker_policy policy;
     int64_t max_concurrency;
     int64_t max_record_age_s;
+    int64_t queue_hold_ms;
     struct sl_carry_host host;
     struct sl_retry_policy retry;
     uint64_t rng;

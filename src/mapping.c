@@ -498,6 +498,15 @@ static void lanes_part_closed(void *arg, void *owner)
     }
 }
 
+/* How long a queue's leases are held past an invocation's start: the function's timeout (AWS
+ * Lambda's longest when it cannot tell) and a margin. */
+static int64_t mapping_queue_hold_ms(const struct sl_mapping *m)
+{
+    int64_t timeout = m->env.fn && m->env.fn->timeout_ms > 0 ? m->env.fn->timeout_ms
+                                                             : SL_QUEUEBATCH_UNKNOWN_TIMEOUT_MS;
+    return timeout + SL_QUEUEBATCH_HOLD_MARGIN_MS;
+}
+
 int mapping_lanes_new(struct sl_mapping *m)
 {
     const struct sl_mapping_conf *conf = m->conf;
@@ -522,6 +531,7 @@ int mapping_lanes_new(struct sl_mapping *m)
                     },
                 .max_concurrency = conf->max_concurrency,
                 .max_record_age_s = conf->core.max_record_age_s,
+                .queue_hold_ms = mapping_queue_hold_ms(m),
                 .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
             },
         .window_ms = conf->core.tumbling_window_s * 1000,

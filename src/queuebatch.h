@@ -15,9 +15,11 @@ struct sl_source_ops;
  * answered batch failed, and the source's queue operations on the leases of a batch's records
  * or of a partition's (hold, ack, release). It calls only the source. Loop thread. */
 
-/* How long a batch's leases are held past the start of its invocation: the engine does not
- * know the function's own timeout, so AWS Lambda's longest (15 min) and a margin (30 s). */
-#define SL_QUEUEBATCH_HOLD_MS ((int64_t)(900 + 30) * 1000)
+/* How long a batch's leases are held past the start of its invocation: the function's timeout
+ * and a margin (30 s); when the function cannot tell its timeout, AWS Lambda's longest
+ * (15 min). */
+#define SL_QUEUEBATCH_HOLD_MARGIN_MS     ((int64_t)30 * 1000)
+#define SL_QUEUEBATCH_UNKNOWN_TIMEOUT_MS ((int64_t)900 * 1000)
 
 /* Judges the answer res to the records r of b: sets failed[i - r.lo] for each record that is
  * not delivered and returns how many. Success: none, or with report_item_failures those the

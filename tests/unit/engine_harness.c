@@ -152,7 +152,7 @@ void eh_write_config(struct eh *h, const char *fields)
     test_write_file(h->conf_path, "w", text, strlen(text));
 }
 
-void eh_open(struct eh *h, const char *fields, const char *extra)
+int eh_open_start(struct eh *h, const char *fields, const char *extra)
 {
     char all[3072];
     int n = snprintf(all, sizeof(all), "%s%s%s", fields, extra[0] ? "," : "", extra);
@@ -165,7 +165,8 @@ void eh_open(struct eh *h, const char *fields, const char *extra)
         fail_msg("config: %s", errs.n ? errs.items[0] : "?");
     }
     sl_errlist_fini(&errs);
-    h->fn = (struct sl_function){.ops = &tfn_ops, .ctx = h, .name = "f"};
+    h->fn = (struct sl_function){
+        .ops = &tfn_ops, .ctx = h, .name = "f", .timeout_ms = h->fn_timeout_ms};
     struct sl_mapping_env env = {
         .loop = &h->loop,
         .clock = &h->clock.clock,
@@ -178,7 +179,12 @@ void eh_open(struct eh *h, const char *fields, const char *extra)
     if (r < 0) {
         fail_msg("mapping: %s", errbuf);
     }
-    assert_int_equal(sl_mapping_start(h->m), 0);
+    return sl_mapping_start(h->m);
+}
+
+void eh_open(struct eh *h, const char *fields, const char *extra)
+{
+    assert_int_equal(eh_open_start(h, fields, extra), 0);
 }
 
 void eh_close(struct eh *h, bool flush)

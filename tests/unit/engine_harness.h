@@ -71,7 +71,8 @@ struct eh {
     struct eh_call *calls;
     size_t n_calls;
     size_t cap_calls;
-    bool hold_all; /* invocations wait for eh_answer; else they succeed at once */
+    bool hold_all;         /* invocations wait for eh_answer; else they succeed at once */
+    int64_t fn_timeout_ms; /* the function's timeout as it tells the engine (0: unknown) */
     struct eh_hooks hooks;
 };
 
@@ -86,6 +87,8 @@ void eh_write_config(struct eh *h, const char *fields);
 /* Writes the configuration (fields, then extra when not empty), loads it, builds the mapping
  * of it with the test function and starts it; fails the test on an error. */
 void eh_open(struct eh *h, const char *fields, const char *extra);
+/* The same, but returns what sl_mapping_start returned (the mapping is built either way). */
+int eh_open_start(struct eh *h, const char *fields, const char *extra);
 /* Ends the mapping as a drain does, then frees it; without flush, what the store had not
  * written yet is lost (as in a crash). Runs the loop until its handles are closed. */
 void eh_close(struct eh *h, bool flush);

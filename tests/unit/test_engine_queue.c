@@ -28,7 +28,9 @@
  *   progress_line_counts_deletes: the queue counters left out of the progress line (fails
  *     against main too);
  *   config_refuses_stream_keys: config_queue_rules not called (fails against main too);
- *   no_checkpoint_store: the store opened for a queue mapping too (fails against main). */
+ *   no_checkpoint_store: the store opened for a queue mapping too (fails against main);
+ *   hold_follows_function_timeout: the hold at start + 15 min + 30 s whatever the function's
+ *     timeout (fails against main). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -334,6 +336,23 @@ static void test_queue_long_invocation_held(void **state)
     assert_int_equal(e->h.n_calls, 1);
 }
 
+/* The leases of a batch are held for the function's own timeout past the invocation's start,
+ * and a margin of 30 s: a function that tells 60 s is held to start + 90 s, not 15 min. */
+static void test_queue_hold_follows_function_timeout(void **state)
+{
+    struct qe *e = *state;
+    e->h.hold_all = true;
+    e->h.fn_timeout_ms = 60000;
+    qe_send_n(e, "", 2);
+    qe_open(e, "\"BatchSize\":10");
+    assert_true(qe_until(e, qe_one_call));
+    int64_t start = e->h.calls[0].at_ms;
+    assert_int_equal(qe_value(e, FAKE_QUEUE_CALL_HOLD, 0), start + 60000 + 30000);
+    assert_int_equal(qe_value(e, FAKE_QUEUE_CALL_HOLD, 1), start + 60000 + 30000);
+    qe_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
+    assert_true(qe_until(e, qe_all_deleted));
+}
+
 /* --- concurrency and groups --- */
 
 static void test_queue_several_batches_in_flight(void **state)
@@ -622,6 +641,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_config_refuses_stream_keys, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_no_checkpoint_store, qe_setup, qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_hold_follows_function_timeout, qe_setup,
+                                        qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
