@@ -359,9 +359,11 @@ static void carry_queue_verdict(struct sl_carry *c, const struct sl_invoke_resul
         carry_backoff(c, SL_CARRY_BACKOFF, delay);
         return;
     }
+    size_t acked = 0;
     size_t n_failed =
         sl_queuebatch_settle(g->ops, g->src_ctx, c->b, cur, res, g->policy.report_item_failures,
-                             not_run ? 0 : SL_QUEUE_KEEP_VISIBILITY);
+                             not_run ? 0 : SL_QUEUE_KEEP_VISIBILITY, &acked);
+    carry_count(g, SL_CARRY_STAT_QUEUE_ACKED, acked);
     if (n_failed > 0) {
         carry_count(g, SL_CARRY_STAT_FAILED, n_failed);
         carry_log_failure(c, res, "released to the queue's visibility timeout", 0);

@@ -52,6 +52,7 @@ enum sl_carry_stat {
     SL_CARRY_STAT_RETRIED,
     SL_CARRY_STAT_BATCHES,
     SL_CARRY_STAT_BYTES,
+    SL_CARRY_STAT_QUEUE_ACKED, /* a queue's records given to queue_ack */
     SL_CARRY_STAT_COUNT,
 };
 

@@ -85,12 +85,48 @@ size_t mapping_lanes_per_part(const struct sl_mapping *m)
     return conf->max_concurrency > 0 ? (size_t)conf->max_concurrency : MAPPING_QUEUE_LANES;
 }
 
+/* Acks a queue source was given and has not reported on yet (deleted or not): their leases
+ * are still the source's to hold, so they count against the mapping's records. */
+static size_t mapping_acks_pending(const struct sl_mapping *m)
+{
+    const struct sl_mapping_stats *s = &m->stats;
+    uint64_t reported = s->queue_deleted + s->queue_delete_failed;
+    return s->queue_acked > reported ? (size_t)(s->queue_acked - reported) : 0;
+}
+
+/* A queue's budget: what it holds (fetched, not yet acked or released) and the acks awaiting
+ * their report count against the mapping's records, its held bytes against its bytes; and no
+ * more records wait for a batch than the lanes can take at once (MaximumConcurrency x
+ * BatchSize), so none waits past its visibility timeout for want of a lane. */
+static bool queue_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
+{
+    const struct sl_mapping *m = mp->m;
+    const struct sl_mapping_core *core = &m->conf->core;
+    size_t waiting_max = (size_t)core->batch_size * mapping_lanes_per_part(m);
+    size_t total_records = (size_t)core->max_records_buffered;
+    size_t total_bytes = (size_t)core->max_bytes_buffered;
+    size_t held = m->held_records + mapping_acks_pending(m);
+    if (mp->waiting >= waiting_max || held >= total_records || m->held_bytes >= total_bytes) {
+        return false;
+    }
+    size_t recs = waiting_max - mp->waiting;
+    if (total_records - held < recs) {
+        recs = total_records - held;
+    }
+    *ret_records = recs;
+    *ret_bytes = total_bytes - m->held_bytes;
+    return true;
+}
+
 /* How many records and bytes part may still fetch: two batches' worth per lane, within the
- * mapping's total. */
+ * mapping's total (a queue: queue_fetch_budget). */
 static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
 {
     const struct sl_mapping *m = mp->m;
     const struct sl_mapping_core *core = &m->conf->core;
+    if (m->queue) {
+        return queue_fetch_budget(mp, ret_records, ret_bytes);
+    }
     size_t n_lanes = mapping_lanes_per_part(m);
     size_t part_max_records = 2 * (size_t)core->batch_size * n_lanes;
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
@@ -159,9 +195,12 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
     size_t from = sl_recq_count(&mp->part->q) - n;
     size_t filtered = sl_intake_sort(m->intake, mp->part, from);
     m->stats.filtered += filtered;
+    if (m->queue) {
+        mp->waiting += n - filtered;
+    }
     if (m->queue && filtered > 0) {
-        (void)sl_queue_part_end(m->ops, m->src_ctx, mp->part, from, SL_REC_FILTERED,
-                                SL_REC_FILTERED, true, 0);
+        m->stats.queue_acked += sl_queue_part_end(m->ops, m->src_ctx, mp->part, from,
+                                                  SL_REC_FILTERED, SL_REC_FILTERED, true, 0);
     }
     part_account(mp);
     if (filtered > 0) {
@@ -405,6 +444,7 @@ void mapping_queue_report(
             m->ack_failing = false;
             sl_log_info(MAPPING_COMP, m->name, "deleting from %s works again", part->name);
         }
+        mapping_schedule_pump(m); /* its slot in the budget is free */
         break;
     case SL_QUEUE_ACK_FAILED:
         m->stats.queue_delete_failed++;
@@ -415,12 +455,14 @@ void mapping_queue_report(
                         "delivered again (further failures are counted, not logged)",
                         lease, part->name, sl_strerror(err));
         }
+        mapping_schedule_pump(m);
         break;
     case SL_QUEUE_LEASE_LOST:
         m->stats.queue_lease_lost++;
         /* a record not yet in a batch is not invoked on a lease another consumer may hold */
         if (sl_queue_part_lost(m->ops, m->src_ctx, part, lease)) {
             struct sl_mpart *mp = part->owner;
+            mp->waiting--;
             (void)sl_progress_part_advance(mp->prog);
             mapping_schedule_pump(m);
         }
@@ -468,6 +510,13 @@ static void lanes_schedule_pump(void *arg)
     mapping_schedule_pump(arg);
 }
 
+static void lanes_taken(void *arg, void *owner, size_t n)
+{
+    (void)arg;
+    struct sl_mpart *mp = owner;
+    mp->waiting = mp->waiting > n ? mp->waiting - n : 0; /* a stream does not count them */
+}
+
 static void lanes_count(void *arg, enum sl_carry_stat stat, uint64_t n)
 {
     struct sl_mapping *m = arg;
@@ -481,6 +530,7 @@ static void lanes_count(void *arg, enum sl_carry_stat stat, uint64_t n)
         [SL_CARRY_STAT_RETRIED] = &s->retried,
         [SL_CARRY_STAT_BATCHES] = &s->batches,
         [SL_CARRY_STAT_BYTES] = &s->bytes,
+        [SL_CARRY_STAT_QUEUE_ACKED] = &s->queue_acked,
     };
     assert(stat < SL_CARRY_STAT_COUNT);
     *counters[stat] += n;
@@ -545,6 +595,7 @@ int mapping_lanes_new(struct sl_mapping *m)
         .settle = lanes_settle,
         .schedule_pump = lanes_schedule_pump,
         .count = lanes_count,
+        .taken = lanes_taken,
         .part_closed = lanes_part_closed,
     };
     return sl_lanes_new(&lconf, &host, &m->lanes);

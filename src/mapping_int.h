@@ -48,6 +48,7 @@ struct sl_mpart {
     int64_t first_wait_ms; /* when the queue last became non-empty */
     size_t held_records;   /* what this partition counts against the mapping's bound */
     size_t held_bytes;
+    size_t waiting; /* a queue: records fetched and not filtered out, not yet in a batch */
     struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
     struct sl_lane_part *lp;       /* its lanes (lane.c) */
 };

@@ -182,6 +182,7 @@ void sl_mapping_drain(struct sl_mapping *m)
                 struct sl_record *rec = sl_recq_at_mut(q, k);
                 rec->flags |= (rec->flags & SL_REC_TAKEN) ? 0 : SL_REC_DONE;
             }
+            mp->waiting = 0;
             (void)sl_progress_part_advance(mp->prog);
         }
     } else {

@@ -47,14 +47,15 @@ size_t sl_queuebatch_end(const struct sl_source_ops *ops,
 
 /* Judges the answer res to the records r of b (sl_queuebatch_judge) and ends their leases
  * (sl_queuebatch_end: the failed ones released with visible_in_ms). Out of memory: all are
- * released. Returns how many failed. */
+ * released. Returns how many failed, and in *ret_acked how many were acked. */
 size_t sl_queuebatch_settle(const struct sl_source_ops *ops,
                             void *src_ctx,
                             const struct sl_lanebatch *b,
                             struct sl_lanebatch_range r,
                             const struct sl_invoke_result *res,
                             bool report_item_failures,
-                            int64_t visible_in_ms);
+                            int64_t visible_in_ms,
+                            size_t *ret_acked);
 
 /* Releases the leases of the records of r that are not done yet (queue_release). */
 void sl_queuebatch_release(const struct sl_source_ops *ops,

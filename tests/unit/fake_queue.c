@@ -271,6 +271,10 @@ static int fq_fetch(void *ctx, struct sl_part *part, size_t max_records, size_t 
     if (!taken) {
         return SL_ENOMEM;
     }
+    size_t unheld = 0;
+    for (size_t i = 0; i < fq->n_leases; i++) {
+        unheld += fq->leases[i].state == FAKE_QUEUE_LEASED && fq->leases[i].hold_until == 0;
+    }
     size_t n = 0;
     size_t bytes = 0;
     for (size_t i = 0; i < fq->n_msgs && n < max_records; i++) {
@@ -300,6 +304,9 @@ static int fq_fetch(void *ctx, struct sl_part *part, size_t max_records, size_t 
     }
     free(taken);
     fq->wants_wake = n == 0;
+    fq->fetches =
+        fake_source_grow(fq->fetches, &fq->cap_fetches, fq->n_fetches, sizeof(*fq->fetches));
+    fq->fetches[fq->n_fetches++] = (struct fake_queue_fetch){max_records, n, unheld};
     return (int)n;
 }
 
@@ -545,6 +552,7 @@ void fake_queue_fini(struct fake_queue *fq)
     free(fq->leases);
     free(fq->calls);
     free(fq->vis_pending);
+    free(fq->fetches);
     if (fq_current == fq) {
         fq_current = NULL;
     }

@@ -89,6 +89,14 @@ struct fake_queue_call {
     int result;     /* REQ_*: 0, or the entry's SL_E* */
 };
 
+/* One fetch the mapping made. */
+struct fake_queue_fetch {
+    size_t max_records; /* what the mapping asked for at most */
+    size_t given;       /* records appended */
+    size_t unheld;      /* leases the mapping held then that no queue_hold had covered yet:
+                           received, not yet invoked */
+};
+
 struct fake_queue {
     struct sl_source_env env;   /* the mapping's, copied by init */
     int64_t visibility_ms;      /* the queue's VisibilityTimeout (default 30 s) */
@@ -109,7 +117,10 @@ struct fake_queue {
     struct fake_queue_call *calls;
     size_t n_calls;
     size_t cap_calls;
-    size_t requests; /* requests sent */
+    size_t requests;                  /* requests sent */
+    struct fake_queue_fetch *fetches; /* every fetch, in order */
+    size_t n_fetches;
+    size_t cap_fetches;
     /* visibility changes of releases waiting for the next tick */
     struct fake_queue_call *vis_pending;
     size_t n_vis_pending;

@@ -30,7 +30,10 @@
  *   config_refuses_stream_keys: config_queue_rules not called (fails against main too);
  *   no_checkpoint_store: the store opened for a queue mapping too (fails against main);
  *   hold_follows_function_timeout: the hold at start + 15 min + 30 s whatever the function's
- *     timeout (fails against main). */
+ *     timeout (fails against main);
+ *   budget_counts_acks_awaiting_report, waiting_capped_at_lanes_times_batch: the stream's
+ *     budget used for queues (two batches per lane, acks awaiting a report not counted: fail
+ *     against main). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -544,6 +547,86 @@ static void test_queue_progress_line_counts_deletes(void **state)
     assert_non_null(strstr(line, "\"lease_lost\":0"));
 }
 
+/* --- the fetch budget --- */
+
+static bool qe_four_acked(void *arg)
+{
+    struct qe *e = arg;
+    return sl_mapping_stats(e->h.m)->queue_acked >= 4;
+}
+
+/* Acks the source has not reported on yet count against max_records_buffered: with every
+ * delete failing once (its retry waits for the fake clock), the mapping stops receiving at 4,
+ * and goes on once the deletes are reported. */
+static void test_queue_budget_counts_acks_awaiting_report(void **state)
+{
+    struct qe *e = *state;
+    qe_send_n(e, "", 10);
+    for (size_t i = 0; i < 10; i++) {
+        fake_queue_fail_deletes(&e->fq, i, 1, false);
+    }
+    qe_open(e, "\"BatchSize\":1,\"ScalingConfig\":{\"MaximumConcurrency\":2},"
+               "\"max_records_buffered\":4");
+    assert_true(qe_until(e, qe_four_acked));
+    for (int i = 0; i < 3; i++) {
+        qe_ticks(e);
+    }
+    const struct sl_mapping_stats *s = sl_mapping_stats(e->h.m);
+    assert_int_equal(s->fetched, 4);
+    assert_int_equal(s->queue_deleted, 0);
+    assert_true(qe_count(e, FAKE_QUEUE_REQ_DELETE, SIZE_MAX) >= 1); /* failed, not reported */
+    for (int i = 0; i < 100 && !qe_all_deleted(e); i++) {
+        sl_clock_fake_advance(&e->h.clock, 1000); /* the fake's delete backoff */
+        qe_ticks(e);
+    }
+    assert_true(qe_all_deleted(e));
+    assert_int_equal(s->fetched, 10);
+    assert_int_equal(s->queue_deleted, 10);
+}
+
+struct qe_wait_calls {
+    struct qe *e;
+    size_t n;
+};
+
+static bool qe_more_calls_or_done(void *arg)
+{
+    struct qe_wait_calls *w = arg;
+    return w->e->h.n_calls > w->n || qe_all_deleted(w->e);
+}
+
+/* Records received and not yet invoked never exceed MaximumConcurrency x BatchSize: with a slow
+ * function, at every fetch what was asked for and what waited for a batch stay within 2 x 2,
+ * and 4 wait beside the 4 in flight. */
+static void test_queue_waiting_capped_at_lanes_times_batch(void **state)
+{
+    struct qe *e = *state;
+    e->h.hold_all = true;
+    qe_send_n(e, "", 20);
+    qe_open(e, "\"BatchSize\":2,\"ScalingConfig\":{\"MaximumConcurrency\":2}");
+    assert_true(qe_until(e, qe_two_calls));
+    qe_ticks(e);
+    assert_int_equal(e->h.n_calls, 2);
+    assert_int_equal(sl_mapping_stats(e->h.m)->fetched, 8);
+    size_t answered = 0;
+    struct qe_wait_calls w = {e, 0};
+    while (!qe_all_deleted(e)) {
+        for (; answered < e->h.n_calls; answered++) {
+            qe_answer(e, answered, SL_OUTCOME_SUCCESS, NULL);
+        }
+        w.n = answered;
+        assert_true(eh_until(&e->h, qe_more_calls_or_done, &w));
+    }
+    assert_int_equal(e->h.n_calls, 10);
+    for (size_t i = 0; i < e->fq.n_fetches; i++) {
+        const struct fake_queue_fetch *f = &e->fq.fetches[i];
+        if (f->max_records + f->unheld > 4) {
+            fail_msg("fetch %zu asked for %zu with %zu waiting: over 2 x 2", i, f->max_records,
+                     f->unheld);
+        }
+    }
+}
+
 /* --- no checkpoint store --- */
 
 /* A queue keeps no positions: its mapping opens no checkpoint store, so a state directory that
@@ -642,6 +725,10 @@ int main(void)
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_no_checkpoint_store, qe_setup, qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_hold_follows_function_timeout, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_budget_counts_acks_awaiting_report, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_waiting_capped_at_lanes_times_batch, qe_setup,
                                         qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
