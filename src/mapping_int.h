@@ -77,6 +77,7 @@ struct sl_mapping {
     bool queue;       /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
     bool ack_failing; /* a delete failed and none succeeded since: logged once */
     bool canceled;    /* the drain timed out: the queue source's work is no longer waited for */
+    struct sl_queue_limits qlim; /* a queue: what it said of itself at start */
     size_t held_records;
     size_t held_bytes;
     struct sl_mapping_stats stats;

@@ -146,6 +146,23 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     return 0;
 }
 
+/* What a queue says of itself once started (queue_limits): a BatchSize it does not take
+ * stops the mapping before anything is received (SQS FIFO takes at most 10). */
+static int mapping_queue_started(struct sl_mapping *m, const char *arn)
+{
+    const struct sl_mapping_core *core = &m->conf->core;
+    m->qlim = (struct sl_queue_limits){.batch_size_max = m->ops->caps->batch_size_max};
+    m->ops->queue_limits(m->src_ctx, &m->qlim);
+    if (core->batch_size > m->qlim.batch_size_max) {
+        sl_log_error(MAPPING_COMP, m->name,
+                     "%s: BatchSize %" PRId64 " is more than this queue takes (a FIFO queue "
+                     "takes at most 10); allowed: BatchSize 1 to %" PRId64,
+                     arn, core->batch_size, m->qlim.batch_size_max);
+        return SL_ECONFIG;
+    }
+    return 0;
+}
+
 int sl_mapping_start(struct sl_mapping *m)
 {
     char arn[SL_URL_REDACTED_MAX];
@@ -154,6 +171,13 @@ int sl_mapping_start(struct sl_mapping *m)
     if (r < 0) {
         sl_log_error(MAPPING_COMP, m->name, "cannot start source %s: %s", arn, sl_strerror(r));
         return r;
+    }
+    if (m->queue) {
+        r = mapping_queue_started(m, arn);
+        if (r < 0) {
+            sl_mapping_drain(m); /* nothing is fetched; the source stops when it is freed */
+            return r;
+        }
     }
     sl_log_info(MAPPING_COMP, m->name,
                 "started: %s -> %s (BatchSize %" PRId64 ", window %" PRId64 "ms)", arn,

@@ -444,6 +444,19 @@ fq_queue_hold(void *ctx, struct sl_part *part, const uint64_t *leases, size_t n,
     return 0;
 }
 
+/* A FIFO queue takes BatchSize 10 at most; the visibility timeout is told when the test set
+ * tell_visibility. */
+static void fq_queue_limits(void *ctx, struct sl_queue_limits *lim)
+{
+    struct fake_queue *fq = ((struct fake_queue_ctx *)ctx)->fq;
+    if (fq->fifo) {
+        lim->batch_size_max = 10;
+    }
+    if (fq->tell_visibility) {
+        lim->visibility_ms = fq->visibility_ms;
+    }
+}
+
 static bool fq_queue_idle(void *ctx)
 {
     struct fake_queue *fq = ((struct fake_queue_ctx *)ctx)->fq;
@@ -493,6 +506,7 @@ static const struct sl_source_caps fq_caps = {
     .batch_size_default = 10,
     .batch_size_max = 10000,
     .window_rule = SL_WINDOW_AFTER_INVOKE,
+    .window_required_above = 10,
     .lag_unit = SL_LAG_RECORDS,
 };
 
@@ -525,6 +539,7 @@ const struct sl_source_ops fake_queue_ops = {
     .queue_release = fq_queue_release,
     .queue_hold = fq_queue_hold,
     .queue_idle = fq_queue_idle,
+    .queue_limits = fq_queue_limits,
 };
 
 /* --- the test's side --- */

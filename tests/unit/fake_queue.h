@@ -102,6 +102,8 @@ struct fake_queue {
     int64_t visibility_ms;      /* the queue's VisibilityTimeout (default 30 s) */
     int64_t tick_real_ms;       /* how often the tick runs, real time (default 1) */
     size_t max_delete_attempts; /* per lease (default 5) */
+    bool fifo;                  /* a FIFO queue: queue_limits says BatchSize 10 at most */
+    bool tell_visibility;       /* queue_limits tells visibility_ms */
     bool inited;
     bool started;
     bool stopped;

@@ -33,7 +33,8 @@
  *     timeout (fails against main);
  *   budget_counts_acks_awaiting_report, waiting_capped_at_lanes_times_batch: the stream's
  *     budget used for queues (two batches per lane, acks awaiting a report not counted: fail
- *     against main). */
+ *     against main);
+ *   fifo_batch_size_refused_at_start: queue_limits not asked at start (fails against main). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -627,6 +628,29 @@ static void test_queue_waiting_capped_at_lanes_times_batch(void **state)
     }
 }
 
+/* --- what the queue says at start --- */
+
+/* A FIFO queue takes BatchSize 10 at most, which is known only once the source started: the
+ * mapping refuses to start with more, and receives nothing; with 10 it runs. */
+static void test_queue_fifo_batch_size_refused_at_start(void **state)
+{
+    struct qe *e = *state;
+    e->fq.fifo = true;
+    (void)fake_queue_send(&e->fq, "g1", "a");
+    const char *fields = "\"UUID\":\"" QE_UUID "\",\"EventSourceArn\":\"" FAKE_QUEUE_SCHEME
+                         "q\",\"FunctionName\":\"f\"";
+    assert_int_equal(
+        eh_open_start(&e->h, fields, "\"BatchSize\":11,\"MaximumBatchingWindowInSeconds\":1"),
+        SL_ECONFIG);
+    qe_ticks(e);
+    assert_int_equal(sl_mapping_stats(e->h.m)->fetched, 0);
+    assert_int_equal(e->h.n_calls, 0);
+    eh_close(&e->h, false);
+    assert_int_equal(e->fq.msgs[0].receives, 0);
+    qe_open(e, "\"BatchSize\":10");
+    assert_true(qe_until(e, qe_all_deleted));
+}
+
 /* --- no checkpoint store --- */
 
 /* A queue keeps no positions: its mapping opens no checkpoint store, so a state directory that
@@ -729,6 +753,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_budget_counts_acks_awaiting_report, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_waiting_capped_at_lanes_times_batch, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_fifo_batch_size_refused_at_start, qe_setup,
                                         qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
