@@ -582,6 +582,8 @@ int mapping_lanes_new(struct sl_mapping *m)
                 .max_concurrency = conf->max_concurrency,
                 .max_record_age_s = conf->core.max_record_age_s,
                 .queue_hold_ms = mapping_queue_hold_ms(m),
+                .queue_max_hold_ms = m->ops->caps->max_hold_ms > 0 ? m->ops->caps->max_hold_ms
+                                                                   : SL_QUEUE_MAX_HOLD_MS,
                 .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
             },
         .window_ms = conf->core.tumbling_window_s * 1000,

@@ -20,6 +20,9 @@ struct sl_source_ops;
  * (15 min). */
 #define SL_QUEUEBATCH_HOLD_MARGIN_MS     ((int64_t)30 * 1000)
 #define SL_QUEUEBATCH_UNKNOWN_TIMEOUT_MS ((int64_t)900 * 1000)
+/* How long past a batch's first invocation its leases may be held when the source's caps do not
+ * say: SQS's limit (a visibility timeout reaches at most 12 hours from the receive). */
+#define SL_QUEUE_MAX_HOLD_MS ((int64_t)12 * 3600 * 1000)
 
 /* Judges the answer res to the records r of b: sets failed[i - r.lo] for each record that is
  * not delivered and returns how many. Success: none, or with report_item_failures those the

@@ -34,7 +34,9 @@
  *   budget_counts_acks_awaiting_report, waiting_capped_at_lanes_times_batch: the stream's
  *     budget used for queues (two batches per lane, acks awaiting a report not counted: fail
  *     against main);
- *   fifo_batch_size_refused_at_start: queue_limits not asked at start (fails against main). */
+ *   fifo_batch_size_refused_at_start: queue_limits not asked at start (fails against main);
+ *   throttle_retries_bounded_by_max_hold: a throttled batch retried whatever its hold (fails
+ *     against main). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -355,6 +357,38 @@ static void test_queue_hold_follows_function_timeout(void **state)
     assert_int_equal(qe_value(e, FAKE_QUEUE_CALL_HOLD, 1), start + 60000 + 30000);
     qe_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
     assert_true(qe_until(e, qe_all_deleted));
+}
+
+/* A throttled batch (it never reached the function) is tried again with its leases held anew,
+ * only while that hold stays within 12 hours of its first invocation (SQS's limit: a message
+ * stays invisible at most 12 hours from its receive); past it the batch is released to its
+ * running visibility timeout. The function's timeout is 11 h 55 min, so the second throttle,
+ * 6 minutes in, ends the retries. */
+static void test_queue_throttle_retries_bounded_by_max_hold(void **state)
+{
+    struct qe *e = *state;
+    const int64_t timeout = (11 * 3600 + 55 * 60) * INT64_C(1000);
+    e->h.hold_all = true;
+    e->h.fn_timeout_ms = timeout;
+    e->fq.visibility_ms = 12 * 3600 * INT64_C(1000);
+    qe_send_n(e, "", 2);
+    qe_open(e, "\"BatchSize\":10");
+    assert_true(qe_until(e, qe_one_call));
+    qe_answer(e, 0, SL_OUTCOME_THROTTLE, NULL);
+    qe_ticks(e);
+    assert_int_equal(qe_count(e, FAKE_QUEUE_CALL_RELEASE, SIZE_MAX), 0);
+    eh_advance(&e->h, 60000); /* the backoff (at most the retry cap) ends */
+    assert_true(qe_until(e, qe_two_calls));
+    assert_int_equal(qe_count(e, FAKE_QUEUE_CALL_HOLD, 0), 2); /* held anew */
+    sl_clock_fake_advance(&e->h.clock, 5 * 60000);
+    qe_answer(e, 1, SL_OUTCOME_THROTTLE, NULL);
+    qe_ticks(e);
+    assert_int_equal(qe_value(e, FAKE_QUEUE_CALL_RELEASE, 0), SL_QUEUE_KEEP_VISIBILITY);
+    assert_int_equal(qe_value(e, FAKE_QUEUE_CALL_RELEASE, 1), SL_QUEUE_KEEP_VISIBILITY);
+    eh_advance(&e->h, 60000);
+    qe_ticks(e);
+    assert_int_equal(e->h.n_calls, 2);
+    assert_int_equal(qe_count(e, FAKE_QUEUE_CALL_ACK, SIZE_MAX), 0);
 }
 
 /* --- concurrency and groups --- */
@@ -755,6 +789,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_waiting_capped_at_lanes_times_batch, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_fifo_batch_size_refused_at_start, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_throttle_retries_bounded_by_max_hold, qe_setup,
                                         qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
