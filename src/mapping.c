@@ -430,6 +430,25 @@ void mapping_part_release(struct sl_mpart *mp)
     sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
 }
 
+/* A lease ran out while its record's invocation was in flight: the message may be delivered
+ * again meanwhile. Counted, and warned once per mapping. */
+static void mapping_lost_in_flight(struct sl_mapping *m, struct sl_part *part, uint64_t lease)
+{
+    m->stats.queue_lost_in_flight++;
+    if (m->lost_in_flight_warned) {
+        return;
+    }
+    m->lost_in_flight_warned = true;
+    m->stats.queue_visibility_warnings++;
+    sl_log_warn(MAPPING_COMP, m->name,
+                "the lease %" PRIu64 " of %s ran out while its invocation was in flight: the "
+                "visibility timeout is shorter than the function timeout + batching window, so "
+                "the message may be delivered twice; allowed: a visibility timeout of at least "
+                "the function timeout + window (AWS advises 6 times the function timeout). "
+                "Further losses are counted (lost_in_flight), not logged",
+                lease, part->name);
+}
+
 /* What a queue source says of a lease (sources/README.md "The queue model"). The record was
  * done and dropped when it was acked or released; what is left is to count. A failed delete
  * means the message comes back: logged once per outage (until a delete succeeds again). */
@@ -465,6 +484,8 @@ void mapping_queue_report(
             mp->waiting--;
             (void)sl_progress_part_advance(mp->prog);
             mapping_schedule_pump(m);
+        } else {
+            mapping_lost_in_flight(m, part, lease);
         }
         break;
     case SL_QUEUE_REPORT_COUNT:

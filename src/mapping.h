@@ -42,10 +42,14 @@ struct sl_mapping_stats {
     uint64_t batches;               /* invocations started */
     uint64_t bytes;                 /* payload bytes of accepted invocations */
     /* queue sources only (their leases, as the source reports them) */
-    uint64_t queue_acked;         /* given to the source to delete (queue_ack) */
-    uint64_t queue_deleted;       /* acked and deleted */
-    uint64_t queue_delete_failed; /* acked, but the source could not delete them */
-    uint64_t queue_lease_lost;    /* leases that ran out while the mapping held the record */
+    uint64_t queue_acked;               /* given to the source to delete (queue_ack) */
+    uint64_t queue_deleted;             /* acked and deleted */
+    uint64_t queue_delete_failed;       /* acked, but the source could not delete them */
+    uint64_t queue_lease_lost;          /* leases that ran out while the mapping held the record */
+    uint64_t queue_lost_in_flight;      /* ... of records whose invocation was in flight */
+    uint64_t queue_visibility_warnings; /* warnings that the visibility timeout is shorter than
+                                           the function's timeout + the window: once at start
+                                           when the queue tells it, once at a loss in flight */
 };
 
 /* Creates the mapping (opens its checkpoint store). Returns 0 and *ret_m, SL_ECONFIG or

@@ -74,9 +74,10 @@ struct sl_mapping {
     int open_handles; /* the mapping is freed when its handles are closed */
     bool freeing;
     bool draining;
-    bool queue;       /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
-    bool ack_failing; /* a delete failed and none succeeded since: logged once */
-    bool canceled;    /* the drain timed out: the queue source's work is no longer waited for */
+    bool queue;                 /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
+    bool ack_failing;           /* a delete failed and none succeeded since: logged once */
+    bool lost_in_flight_warned; /* a lease was lost in flight: warned once */
+    bool canceled; /* the drain timed out: the queue source's work is no longer waited for */
     struct sl_queue_limits qlim; /* a queue: what it said of itself at start */
     size_t held_records;
     size_t held_bytes;

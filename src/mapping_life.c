@@ -160,6 +160,17 @@ static int mapping_queue_started(struct sl_mapping *m, const char *arn)
                      arn, core->batch_size, m->qlim.batch_size_max);
         return SL_ECONFIG;
     }
+    int64_t timeout = m->env.fn ? m->env.fn->timeout_ms : 0;
+    int64_t vis = m->qlim.visibility_ms;
+    if (vis > 0 && timeout > 0 && vis < timeout + core->window_ms) {
+        m->stats.queue_visibility_warnings++;
+        sl_log_warn(MAPPING_COMP, m->name,
+                    "%s: the visibility timeout (%" PRId64 "ms) is shorter than the function "
+                    "timeout + batching window (%" PRId64 "ms): a message may become visible "
+                    "again while its batch waits or runs; allowed: a visibility timeout of at "
+                    "least %" PRId64 "ms (AWS advises 6 times the function timeout)",
+                    arn, vis, timeout + core->window_ms, timeout + core->window_ms);
+    }
     return 0;
 }
 

@@ -36,7 +36,11 @@
  *     against main);
  *   fifo_batch_size_refused_at_start: queue_limits not asked at start (fails against main);
  *   throttle_retries_bounded_by_max_hold: a throttled batch retried whatever its hold (fails
- *     against main). */
+ *     against main);
+ *   lost_in_flight_warned_once: the in-flight branch of the queue_report handler removed
+ *     (against main: the counters do not exist);
+ *   visibility_short_warned_at_start: the check after queue_limits removed (against main: the
+ *     counter does not exist). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -580,6 +584,7 @@ static void test_queue_progress_line_counts_deletes(void **state)
     assert_non_null(strstr(line, "\"DeletedEventCount\":2"));
     assert_non_null(strstr(line, "\"delete_failed\":0"));
     assert_non_null(strstr(line, "\"lease_lost\":0"));
+    assert_non_null(strstr(line, "\"lost_in_flight\":0"));
 }
 
 /* --- the fetch budget --- */
@@ -683,6 +688,52 @@ static void test_queue_fifo_batch_size_refused_at_start(void **state)
     assert_int_equal(e->fq.msgs[0].receives, 0);
     qe_open(e, "\"BatchSize\":10");
     assert_true(qe_until(e, qe_all_deleted));
+}
+
+/* A lease lost while its record's invocation is in flight (the hold ended at the function's
+ * timeout + 30 s, the function still runs): counted each time, warned once per mapping. */
+static void test_queue_lost_in_flight_warned_once(void **state)
+{
+    struct qe *e = *state;
+    e->h.hold_all = true;
+    e->h.fn_timeout_ms = 1000; /* held until start + 31 s */
+    e->fq.visibility_ms = 10000;
+    qe_send_n(e, "", 2);
+    qe_open(e, "\"BatchSize\":1,\"ScalingConfig\":{\"MaximumConcurrency\":2}");
+    assert_true(qe_until(e, qe_two_calls));
+    const struct sl_mapping_stats *s = sl_mapping_stats(e->h.m);
+    for (int i = 0; i < 8; i++) {
+        sl_clock_fake_advance(&e->h.clock, 2500);
+        qe_ticks(e);
+    }
+    assert_int_equal(s->queue_lost_in_flight, 0); /* held: extended */
+    for (int i = 0; i < 12; i++) {
+        sl_clock_fake_advance(&e->h.clock, 2500);
+        qe_ticks(e);
+    }
+    assert_int_equal(s->queue_lost_in_flight, 2);
+    assert_true(s->queue_lease_lost >= 2); /* and those received again, lost waiting */
+    assert_int_equal(s->queue_visibility_warnings, 1);
+}
+
+/* A queue that tells its visibility timeout at start gets a warning when it is shorter than the
+ * function's timeout + the batching window, and none when it is long enough. */
+static void test_queue_visibility_short_warned_at_start(void **state)
+{
+    struct qe *e = *state;
+    e->fq.tell_visibility = true;
+    e->fq.visibility_ms = 30000;
+    e->h.fn_timeout_ms = 60000;
+    qe_open(e, "\"BatchSize\":10");
+    assert_int_equal(sl_mapping_stats(e->h.m)->queue_visibility_warnings, 1);
+    eh_close(&e->h, false);
+    e->fq.visibility_ms = 60000; /* the window makes it short */
+    qe_open(e, "\"BatchSize\":10,\"MaximumBatchingWindowInSeconds\":1");
+    assert_int_equal(sl_mapping_stats(e->h.m)->queue_visibility_warnings, 1);
+    eh_close(&e->h, false);
+    e->fq.visibility_ms = 6 * 60000;
+    qe_open(e, "\"BatchSize\":10,\"MaximumBatchingWindowInSeconds\":1");
+    assert_int_equal(sl_mapping_stats(e->h.m)->queue_visibility_warnings, 0);
 }
 
 /* --- no checkpoint store --- */
@@ -791,6 +842,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_fifo_batch_size_refused_at_start, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_throttle_retries_bounded_by_max_hold, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_lost_in_flight_warned_once, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_visibility_short_warned_at_start, qe_setup,
                                         qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
