@@ -30,8 +30,10 @@
  * A tick timer (every tick_real_ms of real time, reading the fake clock) does the time-driven
  * work: sending deletes and visibility changes, extending, noticing lost leases, and waking the
  * mapping (part_wake) when a message became receivable after fetch returned 0. The test reads a
- * log of every call the mapping made (ack, release, hold: one entry per lease) and every entry
- * of every request the adapter sent to the queue (delete, visibility change) with its result.
+ * log of every call the mapping made (ack, release, hold: one entry per lease; every fetch) and
+ * every entry of every request the adapter sent to the queue (delete, visibility change) with its
+ * result. queue_limits tells BatchSize 10 at most in FIFO mode (fifo), and the visibility timeout
+ * when the test sets tell_visibility.
  *
  * The event is {"Records":[{"messageId":"m<i>","receiptHandle":"rh-<i>-<n>","body":"...",
  * "attributes":{"ApproximateReceiveCount":"<n>"[,"MessageGroupId":"g"]}}, ...]}; the item id
