@@ -16,8 +16,9 @@
  * refer to them by absolute index (the queue's count of dropped records plus the index).
  * A queue source (caps->model SL_DELIVERY_QUEUE, sources/README.md "The queue model") has no
  * checkpoint: its records end one by one (acked or released by the carries, filtered ones acked
- * here), progress only drops them once done, MaximumConcurrency lanes carry them, and the
- * source's reports about leases are counted here.
+ * here), progress only drops them once done, MaximumConcurrency lanes carry them, its fetch
+ * budget counts the acks awaiting their report and keeps no more records waiting for a lane
+ * than the lanes take at once, and the source's reports about leases are counted here.
  * Its life (building it, starting, draining and freeing it) is mapping_life.c's, which shares
  * its state and the host interfaces defined here through mapping_int.h.
  * Its progress and lag lines are mapping_stats.c's, which reads it through mapping.h.
