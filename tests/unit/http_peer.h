@@ -2,9 +2,10 @@
 #ifndef SL_TEST_HTTP_PEER_H
 #define SL_TEST_HTTP_PEER_H
 
-/* The other end of the HTTP the sinks speak, for their unit tests (http_peer.c): a loopback
- * HTTP/1.1 server on a thread of its own that hands each request to the test to answer, and
- * blocking calls to fauxqs (SQS_ENDPOINT). Failures fail the running cmocka test. */
+/* The other end of the HTTP the sinks speak, for their unit tests and test_httpc's check of
+ * what a signed request carries (http_peer.c): a loopback HTTP/1.1 server on a thread of its
+ * own that hands each request to the test to answer, and blocking calls to fauxqs
+ * (SQS_ENDPOINT). Failures fail the running cmocka test. */
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -24,13 +24,16 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "aws.h"
 #include "function.h"
 #include "helpers.h"
+#include "http_peer.h"
 #include "httpc.h"
+#include "sigv4.h"
 
 /* ---- the server ---- */
 
@@ -1010,6 +1013,14 @@ static void test_httpc_fn_lambda_unsigned(void **state)
     fn_free(&sl_function_lambda, ctx);
 }
 
+static void peer_verify_raw(const char *head,
+                            size_t head_len,
+                            const char *body,
+                            size_t body_len,
+                            const char *token,
+                            char *signed_out,
+                            size_t len);
+
 static void test_httpc_fn_lambda_signed(void **state)
 {
     struct fx *f = *state;
@@ -1034,8 +1045,18 @@ static void test_httpc_fn_lambda_signed(void **state)
     invoke(f, &sl_function_lambda, ctx, body);
     assert_int_equal(f->res.outcome, SL_OUTCOME_SUCCESS);
     struct srv_req rq = srv_req_get(&f->srv, 0);
-    assert_string_equal(rq.path, "/2015-03-31/functions/my-fn/invocations?Qualifier=prod");
+    /* Signed, an ARN goes into the path escaped too, so another account's function is invoked
+     * by its ARN (curl's signer could not sign an escaped path: main invoked "my-fn"). */
+    assert_string_equal(rq.path,
+                        "/2015-03-31/functions/"
+                        "arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Amy-fn%3Aprod/"
+                        "invocations");
     assert_int_equal(rq.body_len, n);
+    char signed_names[512];
+    peer_verify_raw(rq.head, strlen(rq.head), rq.body, rq.body_len, "SESSIONTOKEN123", signed_names,
+                    sizeof(signed_names));
+    assert_string_equal(signed_names, "content-type;host;x-amz-date;x-amz-invocation-type;"
+                                      "x-amz-security-token");
     char v[1024];
     assert_true(head_get(rq.head, "Authorization", v, sizeof(v)));
     assert_true(strncmp(v, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/", 40) == 0);
@@ -1096,6 +1117,261 @@ static void test_httpc_fn_lambda_timeout(void **state)
         assert_int_equal(r, SL_ECONFIG);
         fn_free(&sl_function_lambda, ctx);
     }
+}
+
+/* ---- signed requests, checked by a verifier at the other end ---- */
+
+#define PEER_KEY_ID "AKIDEXAMPLE"
+#define PEER_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define PEER_TOKEN  "SESSION/TOKEN+1=="
+
+/* What the peer received of the last request (written on its thread before it answers, read
+ * after the answer arrived). */
+struct peer_seen {
+    char head[8192];
+    size_t head_len;
+    char *body;
+    size_t body_len;
+};
+
+static void
+peer_answer(void *arg, int fd, const char *head, size_t head_len, const char *body, size_t body_len)
+{
+    struct peer_seen *seen = arg;
+    size_t n = head_len < sizeof(seen->head) - 1 ? head_len : sizeof(seen->head) - 1;
+    memcpy(seen->head, head, n);
+    seen->head[n] = '\0';
+    seen->head_len = n;
+    free(seen->body);
+    seen->body = malloc(body_len + 1);
+    memcpy(seen->body, body, body_len);
+    seen->body_len = body_len;
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    (void)http_peer_send_all(fd, ok, sizeof(ok) - 1);
+}
+
+/* Verifies the request in seen the way AWS does, from what arrived only: every header named in
+ * SignedHeaders is there, every header AWS requires signed (host, content-type, x-amz-*) is
+ * signed, and signing the received method, target, signed headers and body again at the
+ * received X-Amz-Date gives the received Authorization. Fails the test otherwise. Returns the
+ * SignedHeaders list in signed_out. */
+static void peer_verify_raw(const char *head,
+                            size_t head_len,
+                            const char *body,
+                            size_t body_len,
+                            const char *token,
+                            char *signed_out,
+                            size_t len)
+{
+    char method[16], target[1024];
+    assert_int_equal(sscanf(head, "%15s %1023s", method, target), 2);
+    char *q = strchr(target, '?');
+    if (q) {
+        *q++ = '\0';
+    }
+    const char *auth = http_peer_header(head, head_len, "Authorization");
+    assert_non_null(auth);
+    const char *sh = strstr(auth, "SignedHeaders=");
+    assert_non_null(sh);
+    sh += 14;
+    size_t shl = strcspn(sh, ",");
+    snprintf(signed_out, len, "%.*s", (int)shl, sh);
+    /* Each header line received: is it signed? */
+    struct sl_sigv4_header hs[32];
+    size_t n = 0;
+    const char *host = NULL, *date = NULL, *tok = NULL;
+    const char *p = strstr(head, "\r\n") + 2;
+    while (p < head + head_len && strncmp(p, "\r\n", 2) != 0) {
+        const char *eol = strstr(p, "\r\n");
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        assert_non_null(colon);
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - p), p);
+        for (char *c = name; *c; c++) {
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+        }
+        const char *v = colon + 1;
+        while (*v == ' ') {
+            v++;
+        }
+        char semi[80];
+        snprintf(semi, sizeof(semi), ";%s;", name);
+        char list[512];
+        snprintf(list, sizeof(list), ";%s;", signed_out);
+        bool is_signed = strstr(list, semi) != NULL;
+        bool must = strcmp(name, "host") == 0 || strcmp(name, "content-type") == 0 ||
+                    strncmp(name, "x-amz-", 6) == 0;
+        if (must && !is_signed) {
+            fail_msg("header %s arrived unsigned (SignedHeaders=%s)", name, signed_out);
+        }
+        if (strcmp(name, "host") == 0) {
+            host = v;
+        } else if (strcmp(name, "x-amz-date") == 0) {
+            date = v;
+        } else if (strcmp(name, "x-amz-security-token") == 0) {
+            tok = v;
+        } else if (is_signed) {
+            assert_true(n < 32);
+            hs[n++] = (struct sl_sigv4_header){p, (size_t)(colon - p), v, (size_t)(eol - v)};
+        }
+        p = eol + 2;
+    }
+    /* Every signed name arrived. */
+    char list[512];
+    snprintf(list, sizeof(list), "%s", signed_out);
+    char *save = NULL;
+    for (char *name = strtok_r(list, ";", &save); name; name = strtok_r(NULL, ";", &save)) {
+        if (!http_peer_header(head, head_len, name)) {
+            fail_msg("signed header %s never arrived", name);
+        }
+    }
+    assert_non_null(host);
+    assert_non_null(date);
+    if (token) {
+        assert_non_null(tok);
+        assert_true(strncmp(tok, token, strlen(token)) == 0);
+    } else {
+        assert_null(tok);
+    }
+    struct tm tm = {0};
+    assert_int_equal(sscanf(date, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+                     6);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    int64_t wall_ms = (int64_t)timegm(&tm) * 1000;
+    char hostv[128];
+    snprintf(hostv, sizeof(hostv), "%.*s", (int)strcspn(host, "\r"), host);
+    const char *cred = strstr(auth, "Credential=");
+    assert_non_null(cred);
+    char scope[128];
+    snprintf(scope, sizeof(scope), "%.*s", (int)strcspn(cred + 11, ","), cred + 11);
+    char *region = strchr(scope, '/') ? strchr(strchr(scope, '/') + 1, '/') + 1 : NULL;
+    assert_non_null(region);
+    char *service = strchr(region, '/');
+    *service++ = '\0';
+    *strchr(service, '/') = '\0';
+    struct sl_sigv4 *again;
+    assert_int_equal(sl_sigv4_new(PEER_KEY_ID, PEER_SECRET, token, &again), 0);
+    struct sl_sigv4_req req = {.method = method,
+                               .host = hostv,
+                               .path = target,
+                               .query = q,
+                               .headers = hs,
+                               .n_headers = n,
+                               .payload = body,
+                               .payload_len = body_len,
+                               .region = region,
+                               .service = service};
+    struct sl_sigv4_out out;
+    sl_sigv4_out_init(&out);
+    assert_int_equal(sl_sigv4_sign(again, &req, wall_ms, &out), 0);
+    size_t alen = strcspn(auth, "\r");
+    if (strlen(out.authorization) != alen || strncmp(out.authorization, auth, alen) != 0) {
+        fail_msg("signature does not verify:\n%.*s\nwant\n%s\ncanonical request:\n%s", (int)alen,
+                 auth, out.authorization, out.canonical.data);
+    }
+    sl_sigv4_out_fini(&out);
+    sl_sigv4_free(again);
+}
+
+static void
+peer_verify(const struct peer_seen *seen, const char *token, char *signed_out, size_t len)
+{
+    peer_verify_raw(seen->head, seen->head_len, seen->body, seen->body_len, token, signed_out, len);
+}
+
+/* The request curl sends carries exactly the headers signed: the Host with its port, an
+ * explicit Content-Type (curl would add an unsigned form type to a POST), no "Expect:" removal
+ * in SignedHeaders and no Expect sent for a large body, the session token signed, the escaped
+ * path and unsorted query as AWS canonicalises them; and a verifier at the other end accepts
+ * the signature. On main, curl's signer listed "expect" in SignedHeaders of a large body. */
+static void test_httpc_signed_request_is_what_was_signed(void **state)
+{
+    struct fx *f = *state;
+    struct peer_seen seen = {0};
+    struct http_peer peer;
+    http_peer_start(&peer, peer_answer, &seen);
+    struct sl_sigv4 *signer;
+    assert_int_equal(sl_sigv4_new(PEER_KEY_ID, PEER_SECRET, PEER_TOKEN, &signer), 0);
+    struct sl_clock_fake clock;
+    sl_clock_fake_init(&clock, 0, 1440938160LL * 1000); /* 2015-08-30T12:36:00Z */
+    char url[256];
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%d/2015-03-31/functions/arn%%3Aaws%%3Alambda%%3Aus-east-1%%3A1%%3A"
+             "function%%3Af/invocations?Qualifier=%%24LATEST&A=b%%20c",
+             peer.port);
+    size_t big = 2 * 1024 * 1024;
+    char *body = malloc(big);
+    memset(body, 'x', big);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "X-Amz-Target: Kinesis_20131202.ListShards");
+    hdrs = curl_slist_append(hdrs, "Accept:");           /* a removal: not sent, not signed */
+    hdrs = curl_slist_append(hdrs, "X-Empty;");          /* sent empty, signed empty */
+    hdrs = curl_slist_append(hdrs, "X-Spaces:  a   b "); /* signed trimmed and collapsed */
+    hdrs = curl_slist_append(hdrs, "X-Amz-Date: 19990101T000000Z"); /* the signer's: dropped */
+    struct sl_http_req req = {.method = "POST",
+                              .url = url,
+                              .headers = hdrs,
+                              .body = body,
+                              .body_len = big,
+                              .timeout_ms = 10000,
+                              .aws_signer = signer,
+                              .aws_region = "eu-west-1",
+                              .aws_service = "lambda",
+                              .aws_clock = &clock.clock};
+    request(f, &req);
+    assert_int_equal(f->status, 200);
+    char signed_names[512];
+    peer_verify(&seen, PEER_TOKEN, signed_names, sizeof(signed_names));
+    assert_string_equal(signed_names, "content-type;host;x-amz-date;x-amz-security-token;"
+                                      "x-amz-target;x-empty;x-spaces");
+    char hostv[64];
+    snprintf(hostv, sizeof(hostv), "127.0.0.1:%d", peer.port);
+    const char *v = http_peer_header(seen.head, seen.head_len, "Host");
+    assert_true(v && strncmp(v, hostv, strlen(hostv)) == 0 && v[strlen(hostv)] == '\r');
+    v = http_peer_header(seen.head, seen.head_len, "Content-Type");
+    assert_true(v && strncmp(v, "application/x-www-form-urlencoded\r", 34) == 0);
+    assert_null(http_peer_header(seen.head, seen.head_len, "Expect"));
+    assert_null(http_peer_header(seen.head, seen.head_len, "Accept"));
+    v = http_peer_header(seen.head, seen.head_len, "X-Amz-Date");
+    assert_true(v && strncmp(v, "20150830T123600Z\r", 17) == 0);
+    assert_int_equal(seen.body_len, big);
+    assert_null(strstr(seen.head, "wJalrXUtnFEMI"));
+    curl_slist_free_all(hdrs);
+
+    /* A caller's Content-Type is the one signed; a GET has none; no token, no token header. */
+    sl_sigv4_free(signer);
+    assert_int_equal(sl_sigv4_new(PEER_KEY_ID, PEER_SECRET, NULL, &signer), 0);
+    hdrs = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.1");
+    req.headers = hdrs;
+    req.body = "{}";
+    req.body_len = 2;
+    req.aws_signer = signer;
+    req.aws_service = "kinesis";
+    request(f, &req);
+    peer_verify(&seen, NULL, signed_names, sizeof(signed_names));
+    assert_string_equal(signed_names, "content-type;host;x-amz-date");
+    v = http_peer_header(seen.head, seen.head_len, "Content-Type");
+    assert_true(v && strncmp(v, "application/x-amz-json-1.1\r", 27) == 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/?b=1&a=2", peer.port);
+    req.method = "GET";
+    req.headers = NULL;
+    req.body = NULL;
+    req.body_len = 0;
+    request(f, &req);
+    peer_verify(&seen, NULL, signed_names, sizeof(signed_names));
+    assert_string_equal(signed_names, "host;x-amz-date");
+    assert_int_equal(seen.body_len, 0);
+    curl_slist_free_all(hdrs);
+
+    /* A request that cannot be signed is refused before anything is sent. */
+    req.aws_region = "";
+    assert_int_equal(sl_httpc_request(f->h, &req, on_resp, f), SL_EINVAL);
+
+    sl_sigv4_free(signer);
+    http_peer_stop(&peer);
+    free(seen.body);
+    free(body);
 }
 
 /* ---- aws.c ---- */
@@ -1258,6 +1534,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_unsigned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_httpc_signed_request_is_what_was_signed, setup,
+                                        teardown),
         cmocka_unit_test(test_httpc_aws_profiles),
         cmocka_unit_test(test_httpc_aws_text),
     };
