@@ -127,7 +127,7 @@ peer_answer(void *arg, int fd, const char *head, size_t head_len, const char *bo
         const cJSON *failed = NULL;
         for (const cJSON *e = entries->child; e; e = e->next) {
             const char *id = cJSON_GetObjectItemCaseSensitive(e, "Id")->valuestring;
-            if (p->n_reqs == 1 && atoi(id) == p->fail_entry) {
+            if (p->n_reqs == 1 && strtol(id, NULL, 10) == p->fail_entry) {
                 failed = e;
                 continue;
             }
