@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_httpc.c: the HTTP client on the loop, the http and lambda function types, and the AWS
- * settings they use, against a real HTTP/1.1 server on loopback. The server is a few hundred
- * lines of blocking code in this file: an accept thread plus one thread per connection, whose
- * behaviour each test scripts (status, headers, body, hang, close without a length) and which
- * records every request (method, path, header block, body) and every accepted connection.
- * The loop is driven with test_run_until to a condition with a deadline; nothing sleeps. */
+ * settings they use, against a real HTTP/1.1 server on loopback: http_peer.c's, keep-alive (a
+ * thread per connection), whose answers each test scripts here (status, headers, body, hang,
+ * close without a length) and which records every request (method, path, header block, body)
+ * and counts the connections it accepted. The loop is driven with test_run_until to a condition
+ * with a deadline; nothing sleeps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,8 +37,7 @@
 
 /* ---- the server ---- */
 
-#define SRV_MAX_REQS    16
-#define SRV_MAX_THREADS 64
+#define SRV_MAX_REQS 16
 
 struct srv_req {
     char method[16];
@@ -49,14 +48,9 @@ struct srv_req {
 };
 
 struct srv {
-    int lfd;
+    struct http_peer http;
     int port;
-    int stop_pipe[2];
-    pthread_t accept_thr;
-    pthread_t conn_thr[SRV_MAX_THREADS];
-    int n_thr;
     pthread_mutex_t mu;
-    int n_conns;
     struct srv_req reqs[SRV_MAX_REQS];
     int n_reqs;
     /* behaviour, set by the test before requests */
@@ -68,207 +62,62 @@ struct srv {
     bool no_length; /* answer without Content-Length and close */
 };
 
-static char *find_crlf2(char *p, size_t n)
-{
-    for (size_t i = 0; i + 4 <= n; i++) {
-        if (memcmp(p + i, "\r\n\r\n", 4) == 0) {
-            return p + i;
-        }
-    }
-    return NULL;
-}
-
-static bool srv_write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Waits for fd to be readable or the server to stop. Returns true when readable. */
-static bool srv_wait(struct srv *s, int fd)
-{
-    struct pollfd p[2] = {{fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
-    for (;;) {
-        int r = poll(p, 2, -1);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0 || (p[1].revents & POLLIN)) {
-            return false;
-        }
-        return true;
-    }
-}
-
-struct srv_conn {
-    struct srv *s;
-    int fd;
-};
-
-static void *srv_conn_main(void *arg)
-{
-    struct srv_conn *c = arg;
-    struct srv *s = c->s;
-    int fd = c->fd;
-    free(c);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        /* Read the header block. */
-        char *end = NULL;
-        while (!(end = find_crlf2(buf, len))) {
-            if (len == cap) {
-                cap *= 2;
-                buf = realloc(buf, cap);
-            }
-            if (!srv_wait(s, fd)) {
-                goto out;
-            }
-            ssize_t n = recv(fd, buf + len, cap - len, 0);
-            if (n <= 0) {
-                goto out;
-            }
-            len += (size_t)n;
-        }
-        size_t head_len = (size_t)(end - buf) + 4;
-        char *head = malloc(head_len + 1);
-        memcpy(head, buf, head_len);
-        head[head_len] = '\0';
-        size_t body_len = 0;
-        bool expect = false;
-        for (char *line = strstr(head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
-            if (strncasecmp(line + 2, "Content-Length:", 15) == 0) {
-                body_len = (size_t)strtoull(line + 17, NULL, 10);
-            } else if (strncasecmp(line + 2, "Expect: 100-continue", 20) == 0) {
-                expect = true;
-            }
-        }
-        if (expect && len == head_len) {
-            const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            if (!srv_write_all(fd, cont, sizeof(cont) - 1)) {
-                free(head);
-                goto out;
-            }
-        }
-        if (head_len + body_len > cap) {
-            cap = head_len + body_len;
-            buf = realloc(buf, cap);
-        }
-        while (len < head_len + body_len) {
-            if (!srv_wait(s, fd)) {
-                free(head);
-                goto out;
-            }
-            ssize_t n = recv(fd, buf + len, cap - len, 0);
-            if (n <= 0) {
-                free(head);
-                goto out;
-            }
-            len += (size_t)n;
-        }
-        struct srv_req rq;
-        memset(&rq, 0, sizeof(rq));
-        sscanf(head, "%15s %511s", rq.method, rq.path);
-        rq.head = head;
-        rq.body = malloc(body_len + 1);
-        memcpy(rq.body, buf + head_len, body_len);
-        rq.body_len = body_len;
-        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
-        len -= head_len + body_len;
-
-        pthread_mutex_lock(&s->mu);
-        bool hang = s->hang;
-        bool no_length = s->no_length;
-        int status = s->status;
-        const char *extra = s->extra_headers ? s->extra_headers : "";
-        const char *rbody = s->resp_body;
-        size_t rlen = rbody ? strlen(rbody) : s->resp_len;
-        if (s->n_reqs < SRV_MAX_REQS) {
-            s->reqs[s->n_reqs++] = rq;
-        } else {
-            free(rq.head);
-            free(rq.body);
-        }
-        pthread_mutex_unlock(&s->mu);
-
-        if (hang) {
-            while (srv_wait(s, fd)) {
-                char tmp[512];
-                if (recv(fd, tmp, sizeof(tmp), 0) <= 0) {
-                    break;
-                }
-            }
-            goto out;
-        }
-        char hdr[1024];
-        int n;
-        if (no_length) {
-            n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nConnection: close\r\n%s\r\n",
-                         status, extra);
-        } else {
-            n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nContent-Length: %zu\r\n%s\r\n",
-                         status, rlen, extra);
-        }
-        if (!srv_write_all(fd, hdr, (size_t)n)) {
-            goto out;
-        }
-        if (rbody) {
-            if (!srv_write_all(fd, rbody, rlen)) {
-                goto out;
-            }
-        } else if (rlen) {
-            char *fill = malloc(rlen);
-            memset(fill, 'x', rlen);
-            bool ok = srv_write_all(fd, fill, rlen);
-            free(fill);
-            if (!ok) {
-                goto out;
-            }
-        }
-        if (no_length) {
-            goto out;
-        }
-    }
-out:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
-static void *srv_accept_main(void *arg)
+/* Records the request, then answers as the test set: hangs, or the status, headers and body,
+ * with a Content-Length or (no_length) ended by closing the connection. */
+static void
+srv_answer(void *arg, int fd, const char *head, size_t head_len, const char *body, size_t body_len)
 {
     struct srv *s = arg;
-    for (;;) {
-        if (!srv_wait(s, s->lfd)) {
-            return NULL;
-        }
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0) {
-            continue;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct srv_conn *c = malloc(sizeof(*c));
-        c->s = s;
-        c->fd = fd;
-        pthread_mutex_lock(&s->mu);
-        s->n_conns++;
-        int slot = s->n_thr < SRV_MAX_THREADS ? s->n_thr++ : -1;
-        pthread_mutex_unlock(&s->mu);
-        if (slot < 0 || pthread_create(&s->conn_thr[slot], NULL, srv_conn_main, c) != 0) {
-            close(fd);
-            free(c);
-        }
+    struct srv_req rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.head = malloc(head_len + 1);
+    memcpy(rq.head, head, head_len);
+    rq.head[head_len] = '\0';
+    sscanf(rq.head, "%15s %511s", rq.method, rq.path);
+    rq.body = malloc(body_len + 1);
+    memcpy(rq.body, body, body_len);
+    rq.body[body_len] = '\0';
+    rq.body_len = body_len;
+
+    pthread_mutex_lock(&s->mu);
+    bool hang = s->hang;
+    bool no_length = s->no_length;
+    int status = s->status;
+    const char *extra = s->extra_headers ? s->extra_headers : "";
+    const char *rbody = s->resp_body;
+    size_t rlen = rbody ? strlen(rbody) : s->resp_len;
+    if (s->n_reqs < SRV_MAX_REQS) {
+        s->reqs[s->n_reqs++] = rq;
+    } else {
+        free(rq.head);
+        free(rq.body);
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    if (hang) {
+        http_peer_hang(&s->http, fd);
+        return;
+    }
+    char hdr[1024];
+    int n;
+    if (no_length) {
+        n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nConnection: close\r\n%s\r\n", status,
+                     extra);
+    } else {
+        n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nContent-Length: %zu\r\n%s\r\n", status,
+                     rlen, extra);
+    }
+    bool ok = http_peer_send_all(fd, hdr, (size_t)n);
+    if (ok && rbody) {
+        ok = http_peer_send_all(fd, rbody, rlen);
+    } else if (ok && rlen) {
+        char *fill = malloc(rlen);
+        memset(fill, 'x', rlen);
+        ok = http_peer_send_all(fd, fill, rlen);
+        free(fill);
+    }
+    if (no_length) {
+        (void)shutdown(fd, SHUT_WR); /* the end of the body */
     }
 }
 
@@ -277,35 +126,17 @@ static void srv_start(struct srv *s)
     memset(s, 0, sizeof(*s));
     s->status = 200;
     pthread_mutex_init(&s->mu, NULL);
-    assert_int_equal(pipe(s->stop_pipe), 0);
-    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->lfd, 64), 0);
-    socklen_t al = sizeof(a);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->accept_thr, NULL, srv_accept_main, s), 0);
+    http_peer_start_keep_alive(&s->http, srv_answer, s);
+    s->port = s->http.port;
 }
 
 static void srv_stop(struct srv *s)
 {
-    assert_int_equal(write(s->stop_pipe[1], "x", 1), 1);
-    pthread_join(s->accept_thr, NULL);
-    pthread_mutex_lock(&s->mu);
-    int n = s->n_thr;
-    pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < n; i++) {
-        pthread_join(s->conn_thr[i], NULL);
-    }
+    http_peer_stop(&s->http);
     for (int i = 0; i < s->n_reqs; i++) {
         free(s->reqs[i].head);
         free(s->reqs[i].body);
     }
-    close(s->lfd);
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
     pthread_mutex_destroy(&s->mu);
 }
 
@@ -330,10 +161,7 @@ static struct srv_req srv_req_get(struct srv *s, int i)
 
 static int srv_conns(struct srv *s)
 {
-    pthread_mutex_lock(&s->mu);
-    int n = s->n_conns;
-    pthread_mutex_unlock(&s->mu);
-    return n;
+    return http_peer_conns(&s->http);
 }
 
 /* The value of header name in a recorded header block, copied into out ("" if absent). */
