@@ -388,8 +388,8 @@ SL_SOURCES(SL_SOURCE_DECLARE)
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
 /* An itemIdentifier that is not a string, read by the first source whose read_item_id knows
  * its form (compiled-in, or of an adapter the build left out: registry.h); buf, or NULL when
- * none does. The text is then matched against the batch's own identifiers (its source's
- * format_item_id), so another source's form never matches a record. Any thread. */
+ * none does. Says which forms exist in any build; a partial batch response is read with its
+ * batch's own source only (sl_invoker_parse_partial), never with this. Any thread. */
 const char *sl_source_read_item_id(const cJSON *id, char *buf, size_t len);
 /* For unit tests only (production code never calls it): makes sl_source_for_arn also serve
  * ops (copied and completed) for its scheme, after the compiled-in sources; NULL removes it.

@@ -99,7 +99,7 @@ size_t sl_queuebatch_judge(const struct sl_source_ops *ops,
                 ids[i] = sl_lanebatch_item_id(b, r.lo + i, idbuf + i * SL_LANEBATCH_ID_MAX);
             }
             struct sl_partial partial;
-            sl_invoker_parse_partial(res->body, res->body_len, ids, n, failed, &partial);
+            sl_invoker_parse_partial(ops, res->body, res->body_len, ids, n, failed, &partial);
             if (partial.kind == SL_PARTIAL_INVALID) {
                 all = true;
             } else if (partial.kind == SL_PARTIAL_ALL_OK) {

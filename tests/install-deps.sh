@@ -4,13 +4,14 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev
 librdkafka-dev libcmocka-dev valgrind python3 python3-pytest nginx-light wrk clang-format curl
-git ca-certificates kcat"
+git ca-certificates kcat awscli"
+# awscli: Debian's AWS CLI at /usr/bin/aws, the real client the Kinesis tests produce records with.
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-# Node.js 20 or newer runs the tests' SQS server (fauxqs); Debian 12's own nodejs is 18, so a
-# machine without node gets Debian's and the server is tried on it.
+# Node.js 20 or newer runs the tests' SQS and Kinesis servers (fauxqs, kinesalite); Debian 12's
+# own nodejs is 18, so a machine without node gets Debian's and the servers are tried on it.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then

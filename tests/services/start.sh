@@ -7,6 +7,11 @@
 #   sqs       127.0.0.1:${SQS_PORT}      fauxqs 1.9.2 on Node >= 20, in memory: SQS over AWS JSON 1.0
 #                                        (servers/fauxqs.mjs; modules pinned in node/, installed
 #                                        with `npm ci` when node/node_modules is missing)
+#   kinesis   127.0.0.1:${KINESIS_PORT}    kinesalite 3.3.3 on Node >= 20, in memory: Kinesis over JSON 1.1
+#                                        (servers/kinesalite.mjs, streams CREATING/UPDATING for
+#                                        KINESIS_STATE_MS; modules pinned in node/ as for sqs); has
+#                                        ListShards, SplitShard, MergeShards, no ChildShards, no
+#                                        ListShards paging, never throttles
 #   kafka     127.0.0.1:${KAFKA_BASE_PORT}..+N-1  librdkafka's mock cluster as a process
 #                                        (servers/kafka-mock.c, KAFKA_BROKERS brokers, built with
 #                                        cc + pkg-config rdkafka into KAFKA_BUILD_DIR, rebuilt when
@@ -19,12 +24,13 @@
 # own PID, never a wrapper shell's); stop.sh signals a PID only while /proc/PID/comm matches.
 # Connection settings go to $RUN_DIR/services.env (source it with `set -a; . FILE; set +a`).
 #
-# Adding a service (Redis, Kafka, Kinesis, SQS, ...): write start_NAME (start the server with
+# Adding a service (Redis, ...): write start_NAME (start the server with
 # `cmd &` then `record NAME $! COMM`, then `wait_ready NAME CHECK-CMD...`), append NAME to
 # SERVICES' default, and print its settings in write_env.
 #
 # Environment: SERVICES (default "nginx"; e.g. SERVICES="nginx sqs kafka"), RUN_DIR (default
-# tests/services/run), NGINX_PORT (18080), SQS_PORT (9325), KAFKA_BASE_PORT (9192),
+# tests/services/run), NGINX_PORT (18080), SQS_PORT (9325), KINESIS_PORT (4567),
+# KINESIS_STATE_MS (50), KAFKA_BASE_PORT (9192),
 # KAFKA_BROKERS (3), KAFKA_TOPICS ("name:partitions ...", default none), KAFKA_BUILD_DIR
 # ($RUN_DIR/bin), START_TIMEOUT_S (30).  Exit 0 only when every service answered; on failure, prints
 # the tail of each log, stops what was started and exits 1.
@@ -37,6 +43,8 @@ ENVF="$RUN_DIR/services.env"
 SERVICES="${SERVICES:-nginx}"
 NGINX_PORT="${NGINX_PORT:-18080}"
 SQS_PORT="${SQS_PORT:-9325}"
+KINESIS_PORT="${KINESIS_PORT:-4567}"
+KINESIS_STATE_MS="${KINESIS_STATE_MS:-50}"
 KAFKA_BASE_PORT="${KAFKA_BASE_PORT:-9192}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-3}"
 KAFKA_TOPICS="${KAFKA_TOPICS:-}"
@@ -165,24 +173,59 @@ CONF
     wait_ready nginx http_ok "http://127.0.0.1:$NGINX_PORT/"
 }
 
-# ---- sqs: fauxqs, for the SQS sink (on-failure destinations) and the SQS source ----------
-start_sqs() {
+# ---- node: the npm servers (fauxqs, kinesalite), pinned in node/package-lock.json -----------
+# node_modules MODULE: Node >= 20, and node/node_modules installed with `npm ci` from the committed
+# lockfile when MODULE is missing from it
+node_modules() {
     need node
-    local nd="$DIR/node"
-    local major
+    local nd="$DIR/node" major
     major="$(node -p 'process.versions.node.split(".")[0]')"
-    [ "$major" -ge 20 ] || die "fauxqs 1.9.2 needs Node >= 20 (found $(node --version))"
-    if [ ! -f "$nd/node_modules/fauxqs/package.json" ]; then
+    [ "$major" -ge 20 ] || die "the npm servers need Node >= 20 (found $(node --version))"
+    if [ ! -f "$nd/node_modules/$1/package.json" ]; then
         need npm
-        say "installing fauxqs from $nd/package-lock.json (npm ci)"
+        say "installing $1 from $nd/package-lock.json (npm ci)"
         (cd "$nd" && npm ci --no-audit --no-fund) >"$RUN_DIR/npm.log" 2>&1 ||
             die "npm ci in $nd failed (see $RUN_DIR/npm.log)"
     fi
+}
+
+# ---- sqs: fauxqs, for the SQS sink (on-failure destinations) and the SQS source ----------
+start_sqs() {
+    node_modules fauxqs
     check_port "$SQS_PORT"
     # node runs as the background job itself, so $! is the server's own PID.
     node "$DIR/servers/fauxqs.mjs" "$SQS_PORT" >"$RUN_DIR/sqs.log" 2>&1 &
     record sqs $! node
     wait_ready sqs http_get_ok "http://127.0.0.1:$SQS_PORT/health"
+}
+
+# ---- kinesis: kinesalite, for the Kinesis source ---------------------------------------------
+start_kinesis() {
+    node_modules kinesalite
+    [[ "$KINESIS_STATE_MS" =~ ^[0-9]+$ ]] || die "invalid KINESIS_STATE_MS '$KINESIS_STATE_MS'"
+    check_port "$KINESIS_PORT"
+    node "$DIR/servers/kinesalite.mjs" "$KINESIS_PORT" "$KINESIS_STATE_MS" \
+        >"$RUN_DIR/kinesis.log" 2>&1 &
+    record kinesis $! node
+    wait_ready kinesis kinesis_ok "http://127.0.0.1:$KINESIS_PORT/"
+}
+
+# kinesis_ok URL: a ListStreams answered with 200.  kinesalite wants a SigV4 Authorization header
+# and a date but checks no signature, so a dummy one does.
+kinesis_ok() {
+    local auth='AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0'
+    if have curl; then
+        curl -fsS -m 2 -o /dev/null -X POST -d '{}' \
+            -H 'Content-Type: application/x-amz-json-1.1' \
+            -H 'X-Amz-Target: Kinesis_20131202.ListStreams' \
+            -H 'X-Amz-Date: 20200101T000000Z' -H "Authorization: $auth" "$1"
+    else
+        /usr/bin/python3 -c 'import sys, urllib.request as u
+u.urlopen(u.Request(sys.argv[1], data=b"{}", headers={
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": "Kinesis_20131202.ListStreams",
+    "X-Amz-Date": "20200101T000000Z", "Authorization": sys.argv[2]}), timeout=2).read()' "$1" "$auth"
+    fi
 }
 
 # ---- kafka: librdkafka's mock cluster, a Kafka protocol broker for the Kafka source/sink -----
@@ -254,6 +297,10 @@ write_env() {
         esac
         case " $SERVICES " in *" sqs "*)
             echo "SQS_ENDPOINT=http://127.0.0.1:$SQS_PORT" ;;
+        esac
+        case " $SERVICES " in *" kinesis "*)
+            echo "KINESIS_PORT=$KINESIS_PORT"
+            echo "AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$KINESIS_PORT" ;;
         esac
         case " $SERVICES " in *" kafka "*)
             echo "KAFKA_BOOTSTRAP=$(kafka_bootstrap)"

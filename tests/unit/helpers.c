@@ -30,8 +30,16 @@ static void until_prepare_cb(uv_prepare_t *p)
     }
 }
 
+int64_t test_deadline_ms(int64_t ms)
+{
+    const char *scale = getenv("SLUICE_TEST_DEADLINE_SCALE");
+    long k = scale ? strtol(scale, NULL, 10) : 1;
+    return k > 1 && k <= 100 ? ms * k : ms;
+}
+
 bool test_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t timeout_ms)
 {
+    timeout_ms = test_deadline_ms(timeout_ms);
     bool expired = false;
     uv_timer_t timer;
     uv_timer_init(loop, &timer);

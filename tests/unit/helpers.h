@@ -13,6 +13,10 @@
 
 /* Runs loop until done(arg) is true or timeout_ms of real time passed (a deadline, not a
  * sleep: the loop wakes on I/O). Returns true if done became true. */
+/* A real-time deadline of ms, times SLUICE_TEST_DEADLINE_SCALE when that is set (2..100): the
+ * valgrind test setup sets it, since everything runs many times slower there. Deadlines only
+ * bound a wait for a condition; no test asserts that something took at least this long. */
+int64_t test_deadline_ms(int64_t ms);
 bool test_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t timeout_ms);
 
 /* Makes a fresh temporary directory and returns its path (owned by the caller, free()). */

@@ -903,6 +903,28 @@ static void test_kafka_client_props(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
+/* Runs the loop until done(arg), for at most ms (scaled for slow runs). On expiry it prints
+ * the source's log (its last 8 KiB) before failing, so a failure on a slow machine says where
+ * the source was stuck (a group join, a lookup, a commit). */
+static void fx_wait(struct fx *f, bool (*done)(void *arg), void *arg, int64_t ms)
+{
+    if (test_run_until(&f->loop, done, arg, ms)) {
+        return;
+    }
+    char buf[8192];
+    FILE *fp = fopen(f->log_path, "r");
+    if (fp) {
+        fseek(fp, 0, SEEK_END);
+        long end = ftell(fp);
+        fseek(fp, end > (long)sizeof(buf) - 1 ? end - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        fprintf(stderr, "--- the source's log, its end ---\n%s--- end of log ---\n", buf);
+    }
+    fail_msg("condition not reached within %" PRId64 " ms", test_deadline_ms(ms));
+}
+
 /* How many lines of the log hold text. */
 static int log_count(struct fx *f, const char *text)
 {
@@ -1069,7 +1091,7 @@ static void test_kafka_mock_cluster_consume_ack_commit(void **state)
     rd_kafka_destroy(prod);
 
     struct e2e e = {f, 10};
-    assert_true(test_run_until(&f->loop, e2e_have, &e, 20000));
+    fx_wait(f, e2e_have, &e, 20000);
     assert_int_equal(f->owner.n, 2);
     for (size_t i = 0; i < f->owner.n; i++) {
         struct sl_part *part = f->owner.parts[i];
@@ -1084,7 +1106,7 @@ static void test_kafka_mock_cluster_consume_ack_commit(void **state)
         sl_buf_fini(&b);
         kafka_ack(f->ctx, part, last);
     }
-    assert_true(test_run_until(&f->loop, e2e_committed, &e, 10000));
+    fx_wait(f, e2e_committed, &e, 10000);
     for (size_t i = 0; i < f->ctx->n_parts; i++) {
         assert_int_equal(f->ctx->parts[i]->committed, 5);
         assert_true(kafka_lag(f->ctx, f->ctx->parts[i]->part) <= 0 ||
@@ -1172,11 +1194,11 @@ static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
     pq_produce(mc, 0, 700);
 
     struct pq p = {f, 0, 0};
-    assert_true(test_run_until(&f->loop, pq_assigned, &p, 20000));
+    fx_wait(f, pq_assigned, &p, 20000);
     struct kafka_part *kp = f->owner.parts[0]->src;
     assert_non_null(kp->q); /* its own queue: nothing of it goes through the consumer queue */
     p.want = 700;
-    assert_true(test_run_until(&f->loop, pq_fetched, &p, 20000));
+    fx_wait(f, pq_fetched, &p, 20000);
     struct sl_part *part = f->owner.parts[0];
     assert_int_equal(sl_recq_count(&part->q), 700);
     for (size_t i = 0; i < 700; i++) {
@@ -1192,7 +1214,7 @@ static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
     assert_true(kp->waiting);
     p.wakes = f->owner.wakes;
     pq_produce(mc, 700, 701);
-    assert_true(test_run_until(&f->loop, pq_woken, &p, 10000));
+    fx_wait(f, pq_woken, &p, 10000);
     assert_false(kp->waiting);
     assert_int_equal(kafka_fetch(f->ctx, part, 1000, 1 << 20), 1);
     assert_int_equal(kafka_rec_offset(part, sl_recq_at(&part->q, 700)), 700);
@@ -1375,7 +1397,7 @@ static void test_kafka_slow_offset_fetch_does_not_block_loop(void **state)
     slow_start(f, "slow", SLOW_OFFSET_FETCH_MS);
     struct stall st;
     stall_start(&st, f);
-    assert_true(test_run_until(&f->loop, slow_assigned, f, 30000));
+    fx_wait(f, slow_assigned, f, 30000);
     uint64_t assigned_ns = uv_hrtime();
     stall_stop(&st);
     uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -1418,7 +1440,7 @@ static void test_kafka_revoke_during_lookup_assigns_nothing(void **state)
 {
     struct fx *f = *state;
     slow_start(f, "stale", SLOW_OFFSET_FETCH_MS);
-    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    fx_wait(f, slow_lookup_pending, f, 30000);
     struct kafka_ctx *ctx = f->ctx;
     struct kafka_lookup *stale = ctx->lookups;
     assert_int_equal(stale->parts->cnt, 1);
@@ -1426,7 +1448,7 @@ static void test_kafka_revoke_during_lookup_assigns_nothing(void **state)
     rd_kafka_topic_partition_list_add(l, "stale", 0);
     kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
     assert_ptr_equal(ctx->lookups, stale); /* still running */
-    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    fx_wait(f, slow_lookup_over, f, 30000);
     /* nothing was assigned: no partition for the mapping, none at librdkafka */
     assert_int_equal(f->owner.n, 0);
     assert_int_equal(ctx->n_parts, 0);
@@ -1449,7 +1471,7 @@ static void test_kafka_revoke_during_lookup_assigns_nothing(void **state)
     kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
     kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, l, ctx);
     assert_non_null(ctx->lookups->next); /* two in flight */
-    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    fx_wait(f, slow_lookup_over, f, 30000);
     assert_int_equal(f->owner.n, 1);
     assert_int_equal(ctx->n_parts, 1);
     assert_int_equal(ctx->parts[0]->start, 3);
@@ -1466,7 +1488,7 @@ static void test_kafka_fini_during_lookup(void **state)
 {
     struct fx *f = *state;
     slow_start(f, "finid", SLOW_OFFSET_FETCH_MS);
-    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    fx_wait(f, slow_lookup_pending, f, 30000);
     src_free(f); /* kafka_fini; the teardown's uv_loop_close checks nothing is left */
     assert_false(log_has(f, "finid-0: assigned"));
 }
@@ -1623,7 +1645,7 @@ static void test_kafka_slow_commit_on_revoke_does_not_block_loop(void **state)
     struct fx *f = *state;
     slow_start(f, "rvk", 0);
     struct rv_want w = {f, 1};
-    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    fx_wait(f, rv_assigned, &w, 30000);
     struct kafka_ctx *ctx = f->ctx;
     assert_int_equal(rv_newest(f)->committed, 3);
 
@@ -1631,7 +1653,7 @@ static void test_kafka_slow_commit_on_revoke_does_not_block_loop(void **state)
     struct stall st;
     rv_start(&r, f, "rvk", 5, false);
     stall_start(&st, f);
-    assert_true(test_run_until(&f->loop, rv_over, &r, 30000));
+    fx_wait(f, rv_over, &r, 30000);
     stall_stop(&st);
     fprintf(stderr, "slow OffsetCommit on revoke: longest loop stall %.1f ms, commit %.1f ms\n",
             (double)st.max_gap_ns / 1e6, (double)(r.over_ns - r.revoked_ns) / 1e6);
@@ -1653,15 +1675,15 @@ static void test_kafka_slow_commit_on_revoke_does_not_block_loop(void **state)
     /* assigned again, at 5; acknowledged up to 7, then revoked and at once assigned again */
     kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, r.l, ctx);
     w.n = 2;
-    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    fx_wait(f, rv_assigned, &w, 30000);
     assert_int_equal(rv_newest(f)->start, 5);
     struct rv r2; /* another timer: r's closes on the loop */
     rv_start(&r2, f, "rvk", 7, true);
-    assert_true(test_run_until(&f->loop, rv_over, &r2, 30000));
+    fx_wait(f, rv_over, &r2, 30000);
     assert_true(r2.deferred);
     assert_int_equal(r2.assigned_while_pending, 1);
     w.n = 3;
-    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    fx_wait(f, rv_assigned, &w, 30000);
     assert_true(f->owner.revoked[1]);
     assert_false(f->owner.revoked[2]);
     assert_int_equal(rv_newest(f)->start, 7);
@@ -1682,10 +1704,10 @@ static void test_kafka_fini_during_revoke_commit(void **state)
     struct fx *f = *state;
     slow_start(f, "rvfini", 0);
     struct rv_want w = {f, 1};
-    assert_true(test_run_until(&f->loop, rv_assigned, &w, 30000));
+    fx_wait(f, rv_assigned, &w, 30000);
     struct rv r;
     rv_start(&r, f, "rvfini", 5, false);
-    assert_true(test_run_until(&f->loop, rv_seen_pending, &r, 30000));
+    fx_wait(f, rv_seen_pending, &r, 30000);
     rv_stop(&r);
     src_free(f);
     assert_int_equal(log_count(f, "committed 1 partition(s) given up in a rebalance"), 1);
@@ -1709,7 +1731,7 @@ static bool fresh_settled(void *arg)
 static void fresh_start(struct fx *f, const char *topic, int sp, int64_t want, int commit_delay_ms)
 {
     mock_start(f, topic, 0, -1, sp, 4, commit_delay_ms);
-    assert_true(test_run_until(&f->loop, slow_assigned, f, 30000));
+    fx_wait(f, slow_assigned, f, 30000);
     uint64_t assigned_ns = uv_hrtime();
     struct kafka_ctx *ctx = f->ctx;
     struct kafka_part *kp = f->owner.parts[0]->src;
@@ -1724,7 +1746,7 @@ static void fresh_start(struct fx *f, const char *topic, int sp, int64_t want, i
     assert_int_equal(now->cnt, 1);
     assert_int_equal(now->elems[0].offset, want); /* read from there, not a logical offset */
     rd_kafka_topic_partition_list_destroy(now);
-    assert_true(test_run_until(&f->loop, fresh_settled, f, 30000));
+    fx_wait(f, fresh_settled, f, 30000);
     uint64_t settled_ns = uv_hrtime();
     fprintf(stderr, "%s: start %" PRId64 " committed %.1f ms after the assignment\n", topic, want,
             (double)(settled_ns - assigned_ns) / 1e6);
@@ -1756,19 +1778,19 @@ static void test_kafka_new_group_revoked_during_lookup_commits_nothing(void **st
 {
     struct fx *f = *state;
     mock_start(f, "fresh-stale", SLOW_OFFSET_FETCH_MS, -1, SL_START_LATEST, 4, 0);
-    assert_true(test_run_until(&f->loop, slow_lookup_pending, f, 30000));
+    fx_wait(f, slow_lookup_pending, f, 30000);
     struct kafka_ctx *ctx = f->ctx;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, "fresh-stale", 0);
     kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, l, ctx);
-    assert_true(test_run_until(&f->loop, slow_lookup_over, f, 30000));
+    fx_wait(f, slow_lookup_over, f, 30000);
     assert_int_equal(ctx->n_parts, 0);
     assert_false(ctx->commit_inflight);
     assert_int_equal(group_committed(f, "fresh-stale"), RD_KAFKA_OFFSET_INVALID);
     assert_false(log_has(f, "committing it"));
 
     kafka_rebalance_cb(ctx->rk, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, l, ctx);
-    assert_true(test_run_until(&f->loop, fresh_settled, f, 30000));
+    fx_wait(f, fresh_settled, f, 30000);
     assert_int_equal(ctx->parts[0]->start, 4);
     assert_int_equal(ctx->parts[0]->committed, 4);
     assert_int_equal(group_committed(f, "fresh-stale"), 4);
