@@ -156,6 +156,19 @@ struct sl_source_caps {
      * them, so the shape must have one). */
     bool batch_spans_partitions;
     enum sl_lag_unit lag_unit;
+    /* A queue: a BatchSize above this needs MaximumBatchingWindowInSeconds >= 1 (AWS's rule for
+     * SQS: 10); 0: no such rule. */
+    int64_t window_required_above;
+    /* A queue: how long past a record's receive the mapping may keep holding its lease (SQS: a
+     * visibility timeout reaches at most 12 hours from the receive); 0: 12 hours. */
+    int64_t max_hold_ms;
+};
+
+/* What a queue tells of itself once started (queue_limits): what its kind's caps cannot say,
+ * since it depends on the queue (SQS learns it from the queue's attributes at start). */
+struct sl_queue_limits {
+    int64_t batch_size_max; /* the largest BatchSize the queue takes (SQS FIFO: 10) */
+    int64_t visibility_ms;  /* its visibility timeout; 0: unknown */
 };
 
 /* A source adapter: one const object per kind, found by its EventSourceArn scheme. The core
@@ -344,6 +357,13 @@ struct sl_source_ops {
      * a drain and --until-idle wait for it (bounded by the drain timeout) before stop. Default:
      * always true. */
     bool (*queue_idle)(void *ctx);
+    /* Once start returned: what the queue says of itself. The mapping fills lim first with
+     * what it knows without asking (caps->batch_size_max, visibility unknown); the source
+     * changes what its queue says otherwise (a FIFO queue's BatchSize maximum of 10, its
+     * visibility timeout). The mapping refuses to run a BatchSize above batch_size_max, and
+     * warns when the visibility timeout is shorter than the function's timeout and the
+     * batching window. Default: leaves lim as it is. */
+    void (*queue_limits)(void *ctx, struct sl_queue_limits *lim);
     /* --- end of the queue model ------------------------------------------------------------ */
 
     /* Capabilities the registry sets when it completes the ops (sl_source_ops_complete), from

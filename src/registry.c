@@ -200,6 +200,12 @@ static bool source_def_queue_idle(void *ctx)
     return true;
 }
 
+static void source_def_queue_limits(void *ctx, struct sl_queue_limits *lim)
+{
+    (void)ctx;
+    (void)lim;
+}
+
 #define SOURCE_DEFAULT(ops, slot)            \
     do {                                     \
         if (!(ops)->slot) {                  \
@@ -264,6 +270,7 @@ void sl_source_ops_complete(struct sl_source_ops *ops, struct sl_event_format *r
     SOURCE_DEFAULT(ops, queue_release);
     SOURCE_DEFAULT(ops, queue_hold);
     SOURCE_DEFAULT(ops, queue_idle);
+    SOURCE_DEFAULT(ops, queue_limits);
     assert(ops->event);
     *ret_event = *ops->event;
     sl_event_format_complete(ret_event);
