@@ -214,7 +214,9 @@ struct sl_source_ops {
                              size_t errlen);
     /* Reads an itemIdentifier of a partial batch response that is not a string (Kafka's
      * {"partition":"<topic>-<p>","offset":N}) as the text format_item_id writes, into buf.
-     * Returns buf, or NULL when id is not such a form. May be NULL: only strings identify. */
+     * Returns buf, or NULL when id is not such a form. Only the batch's own source reads its
+     * response (sl_invoker_parse_partial), never another adapter. May be NULL: only strings
+     * identify. */
     const char *(*read_item_id)(const cJSON *id, char *buf, size_t len);
     /* Prepares ctx; no partitions yet. Returns 0, SL_ECONFIG (errbuf filled) or SL_ENOMEM. */
     int (*init)(void *ctx, const struct sl_source_env *env, char *errbuf, size_t errlen);
@@ -386,11 +388,6 @@ void sl_source_ops_complete(struct sl_source_ops *ops, struct sl_event_format *r
 SL_SOURCES(SL_SOURCE_DECLARE)
 #undef SL_SOURCE_DECLARE
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
-/* An itemIdentifier that is not a string, read by the first source whose read_item_id knows
- * its form (compiled-in, or of an adapter the build left out: registry.h); buf, or NULL when
- * none does. Says which forms exist in any build; a partial batch response is read with its
- * batch's own source only (sl_invoker_parse_partial), never with this. Any thread. */
-const char *sl_source_read_item_id(const cJSON *id, char *buf, size_t len);
 /* For unit tests only (production code never calls it): makes sl_source_for_arn also serve
  * ops (copied and completed) for its scheme, after the compiled-in sources; NULL removes it.
  * One at a time. Loop thread, before any lookup that should see it. */

@@ -150,11 +150,6 @@ static bool carry_abandon_if_revoked(struct sl_carry *c)
     return true;
 }
 
-static void carry_give_up(struct sl_carry *c,
-                          size_t n,
-                          const char *condition,
-                          enum sl_failrec_response response);
-
 /* The on-failure path's answer for the invocation record of c->dest. */
 static void carry_written(void *arg, int err, const char *detail)
 {
@@ -175,31 +170,20 @@ static void carry_written(void *arg, int err, const char *detail)
     }
     carry_count(g, SL_CARRY_STAT_DESTINATION_DELIVERED, n);
     sl_lanebatch_finish(c->b, c->dest);
-    if (c->give_up_rest > 0) {
-        c->give_up_rest--;
-        carry_give_up(c, 1, c->give_up_condition, (enum sl_failrec_response)c->give_up_response);
-        return;
-    }
     carry_continue(c);
 }
 
 /* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path (onfailure.c): the
- * destination when there is one (the checkpoint passes them once it has them), else a log line and
- * the dropped count. Either way the lane carries on with the rest. */
+ * destination when there is one, in one write (one document for them all, or one per record
+ * where the destination takes one per record; the checkpoint passes them once every document
+ * landed), else a log line and the dropped count. Either way the lane carries on with the
+ * rest. */
 static void carry_give_up(struct sl_carry *c,
                           size_t n,
                           const char *condition,
                           enum sl_failrec_response response)
 {
     struct sl_carry_group *g = c->g;
-    size_t per_doc = sl_onfail_doc_records(g->onfail, n);
-    if (per_doc < n) {
-        /* One document per record: this one now, the others as each write lands. */
-        c->give_up_rest = n - per_doc;
-        c->give_up_condition = condition;
-        c->give_up_response = (int)response;
-        n = per_doc;
-    }
     struct sl_lanebatch_range cur = sl_lanebatch_cur(c->b);
     struct sl_lanebatch_range r = {cur.lo, cur.lo + n};
     sl_lanebatch_set_cur_lo(c->b, r.hi);

@@ -27,11 +27,6 @@ struct sl_carry {
     struct sl_lanebatch *b; /* the batch (lanebatch.c) */
     unsigned attempts;      /* counted failures of cur */
     unsigned invokes;       /* invocations of cur (approximateInvokeCount) */
-    /* Destinations that take one record per document (kafka://): the records still to hand over
-     * after the current one, with the condition they go under. */
-    size_t give_up_rest;
-    const char *give_up_condition;
-    int give_up_response; /* enum sl_failrec_response */
     int last_status;
     bool last_function_error;
     struct sl_buf body;             /* cur's event, as sent */

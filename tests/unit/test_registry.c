@@ -326,17 +326,10 @@ static void test_registry_defaults_behave_as_absent(void **state)
 }
 
 /* The rules of an adapter the build may leave out that the core needs read the same in every
- * build: Kafka's object itemIdentifier, and a self-managed Kafka mapping's ARN. */
+ * build: a self-managed Kafka mapping's ARN. */
 static void test_registry_rules_of_every_build(void **state)
 {
     (void)state;
-    char buf[64];
-    cJSON *id = cJSON_Parse("{\"partition\":\"orders-0\",\"offset\":16}");
-    assert_string_equal(sl_source_read_item_id(id, buf, sizeof(buf)), "orders-0-16");
-    cJSON_Delete(id);
-    id = cJSON_Parse("{\"offset\":16}");
-    assert_null(sl_source_read_item_id(id, buf, sizeof(buf)));
-    cJSON_Delete(id);
     cJSON *m = cJSON_Parse("{\"SelfManagedEventSource\":{\"Endpoints\":"
                            "{\"KAFKA_BOOTSTRAP_SERVERS\":[\"a:9092\",\"b:9092\"]}}}");
     char *arn = NULL;
