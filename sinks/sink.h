@@ -34,7 +34,8 @@ struct sl_sink_env {
 };
 
 /* One document to write: for on-failure destinations an AWS invocation record (JSON, with the
- * payload where the destination keeps it). Borrowed until the callback. */
+ * payload where the destination keeps it). Borrowed until the callback. The on-failure path
+ * also NUL-terminates key. */
 struct sl_sink_doc {
     const char *body;
     size_t len;
@@ -126,7 +127,7 @@ SL_SINKS(SL_SINK_DECLARE)
 
 /* How the on-failure path hands records to a sink, decided from its capabilities. */
 struct sl_sink_plan {
-    size_t n_records;  /* records in the next document: all of them, or 1 per document */
+    size_t n_records;  /* records in each document: all of them, or 1 (all delivered at once) */
     bool per_record;   /* each document is one record's, with the record's key */
     bool with_payload; /* the document carries the event those records made */
 };

@@ -6,7 +6,9 @@
  * 10 documents and 256 KiB one SendMessageBatch whose answer gives each document its own
  * outcome (the core cuts larger deliveries to these capabilities), over AWS JSON 1.0 (POST,
  * X-Amz-Target: AmazonSQS.<action>) through the shared HTTP client on the loop, signed with
- * SigV4 by curl when credentials are found (sl_aws_creds_load), unsigned otherwise.
+ * SigV4 (sigv4.c, applied by the HTTP client) when credentials are found (sl_aws_creds_load),
+ * unsigned otherwise. The signer keeps its own copy of the credentials, which are loaded once
+ * and not kept here.
  *
  * Where requests go. For an ARN, to sl_aws_endpoint_url("sqs") (AWS_ENDPOINT_URL_SQS,
  * AWS_ENDPOINT_URL, the profile) or else https://sqs.REGION.amazonaws.com; the QueueUrl is
@@ -83,8 +85,9 @@ struct sqs_ctx {
      * environment may carry credentials); owned, each NULL while its URL is. */
     char *endpoint_shown;
     char *queue_shown;
-    char *sigv4; /* "aws:amz:REGION:sqs" or NULL (unsigned) */
-    struct sl_aws_creds creds;
+    struct sl_sigv4 *signer;      /* or NULL (unsigned) */
+    const struct sl_clock *clock; /* signing time */
+    char *region;                 /* signing region */
     struct curl_slist *send_headers;
     struct curl_slist *batch_headers;
     struct curl_slist *geturl_headers;
@@ -214,9 +217,10 @@ static int sqs_send(struct sqs_ctx *ctx, struct sqs_op *op)
         .body = op->req.data,
         .body_len = op->req.len,
         .timeout_ms = ctx->timeout_ms,
-        .aws_sigv4 = ctx->sigv4,
-        .username = ctx->sigv4 ? ctx->creds.access_key_id : NULL,
-        .password = ctx->sigv4 ? ctx->creds.secret_access_key : NULL,
+        .aws_signer = ctx->signer,
+        .aws_region = ctx->region,
+        .aws_service = "sqs",
+        .aws_clock = ctx->clock,
         .max_response_bytes = SQS_MAX_RESPONSE_SIZE,
     };
     return sl_httpc_request(ctx->httpc, &req, sqs_send_done, op);
@@ -329,9 +333,10 @@ static int sqs_resolve(struct sqs_ctx *ctx)
         .body = b->data,
         .body_len = b->len,
         .timeout_ms = ctx->timeout_ms,
-        .aws_sigv4 = ctx->sigv4,
-        .username = ctx->sigv4 ? ctx->creds.access_key_id : NULL,
-        .password = ctx->sigv4 ? ctx->creds.secret_access_key : NULL,
+        .aws_signer = ctx->signer,
+        .aws_region = ctx->region,
+        .aws_service = "sqs",
+        .aws_clock = ctx->clock,
         .max_response_bytes = SQS_MAX_RESPONSE_SIZE,
     };
     int r = sl_httpc_request(ctx->httpc, &req, sqs_geturl_done, ctx);
@@ -357,6 +362,7 @@ static int sqs_init(
     ctx->loop = env->loop;
     ctx->httpc = env->httpc;
     ctx->inst = env->inst;
+    ctx->clock = env->clock;
     (void)sl_sqs_dest_parse(destination, &ctx->dest);
 
     char *region = NULL;
@@ -404,7 +410,8 @@ static int sqs_init(
     }
 
     char aws_err[256] = "";
-    r = sl_aws_creds_load(&ctx->creds, aws_err, sizeof(aws_err));
+    struct sl_aws_creds creds;
+    r = sl_aws_creds_load(&creds, aws_err, sizeof(aws_err));
     if (r == SL_ECONFIG) {
         (void)snprintf(errbuf, errlen, "%s", aws_err);
         goto fail;
@@ -414,18 +421,19 @@ static int sqs_init(
     } else if (r < 0) {
         goto fail;
     } else {
-        sl_buf_truncate(&b, 0);
-        r = sl_buf_printf(&b, "aws:amz:%s:sqs", region);
-        ctx->sigv4 = r == 0 ? sl_buf_steal(&b) : NULL;
-        if (!ctx->sigv4) {
-            r = SL_ENOMEM;
+        r = sl_sigv4_new(creds.access_key_id, creds.secret_access_key, creds.session_token,
+                         &ctx->signer);
+        sl_aws_creds_fini(&creds);
+        if (r < 0) {
             goto fail;
         }
+        ctx->region = region;
+        region = NULL;
     }
-    const char *token = ctx->sigv4 ? ctx->creds.session_token : NULL;
-    r = sl_sqs_wire_headers("SendMessage", token, &ctx->send_headers);
-    r = r ? r : sl_sqs_wire_headers("SendMessageBatch", token, &ctx->batch_headers);
-    r = r ? r : sl_sqs_wire_headers("GetQueueUrl", token, &ctx->geturl_headers);
+    /* The signer adds the session token itself. */
+    r = sl_sqs_wire_headers("SendMessage", NULL, &ctx->send_headers);
+    r = r ? r : sl_sqs_wire_headers("SendMessageBatch", NULL, &ctx->batch_headers);
+    r = r ? r : sl_sqs_wire_headers("GetQueueUrl", NULL, &ctx->geturl_headers);
     if (r < 0) {
         goto fail;
     }
@@ -566,12 +574,13 @@ static void sqs_fini(void *ctx_)
     curl_slist_free_all(ctx->geturl_headers);
     ctx->send_headers = ctx->batch_headers = ctx->geturl_headers = NULL;
     sl_buf_fini(&ctx->geturl_req);
-    sl_aws_creds_fini(&ctx->creds);
+    sl_sigv4_free(ctx->signer);
+    ctx->signer = NULL;
     (void)sqs_set_queue_url(ctx, NULL);
     sl_free(ctx->endpoint);
     sl_free(ctx->endpoint_shown);
-    sl_free(ctx->sigv4);
-    ctx->endpoint = ctx->endpoint_shown = ctx->sigv4 = NULL;
+    sl_free(ctx->region);
+    ctx->endpoint = ctx->endpoint_shown = ctx->region = NULL;
 }
 
 const struct sl_sink_ops sl_sink_sqs = {

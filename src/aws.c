@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* aws.c: AWS settings as the SDKs resolve them: credentials (environment, then the shared
- * credentials and config files of the active profile), region, endpoint URLs, plus the small
- * text helpers SigV4 requests need (URI encoding, Lambda ARNs). Signing itself is left to
- * curl's CURLOPT_AWS_SIGV4.
+/* aws.c: AWS settings as the SDKs resolve them (reference/wire.md §3.3 items 1 and 2):
+ * credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then the shared
+ * credentials and config files of the active profile), region, endpoint URLs (per-service and
+ * global environment variables, the profile's `services` block and `endpoint_url`, both turned
+ * off by AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or the profile's ignore_configured_endpoint_urls),
+ * plus small text helpers (URI encoding, Lambda ARNs). Signing is sigv4.c's.
+ *
+ * Out of scope: container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI), EC2
+ * instance metadata (IMDSv2), role_arn/source_profile (STS), credential_process and SSO. A
+ * process that needs them gets its credentials into the environment or a profile first (for
+ * example `aws configure export-credentials --format env`).
  *
  * The shared files are INI-like: "[section]" lines, "key = value" lines, comments starting with
  * '#' or ';', and indented "sub = value" lines under a key with an empty value (the `services`
@@ -265,6 +272,31 @@ static int aws_creds_take(struct sl_aws_creds *c,
     return SL_ENOTFOUND;
 }
 
+/* The session token of profile in the credentials file: aws_session_token, else the older
+ * aws_security_token that the SDKs still read. Owned or NULL. */
+static char *aws_creds_file_token(const char *profile)
+{
+    char *t = aws_file_get("AWS_SHARED_CREDENTIALS_FILE", "credentials", profile, NULL,
+                           "aws_session_token");
+    if (!t || !*t) {
+        sl_secret_free(t);
+        t = aws_file_get("AWS_SHARED_CREDENTIALS_FILE", "credentials", profile, NULL,
+                         "aws_security_token");
+    }
+    return t;
+}
+
+/* The same in the config file's profile section. */
+static char *aws_config_token(void)
+{
+    char *t = aws_config_get(NULL, "aws_session_token");
+    if (!t || !*t) {
+        sl_secret_free(t);
+        t = aws_config_get(NULL, "aws_security_token");
+    }
+    return t;
+}
+
 int sl_aws_creds_load(struct sl_aws_creds *ret_creds, char *errbuf, size_t errlen)
 {
     memset(ret_creds, 0, sizeof(*ret_creds));
@@ -294,15 +326,13 @@ int sl_aws_creds_load(struct sl_aws_creds *ret_creds, char *errbuf, size_t errle
                                         "aws_access_key_id"),
                            aws_file_get("AWS_SHARED_CREDENTIALS_FILE", "credentials", profile, NULL,
                                         "aws_secret_access_key"),
-                           aws_file_get("AWS_SHARED_CREDENTIALS_FILE", "credentials", profile, NULL,
-                                        "aws_session_token"),
-                           "credentials file", errbuf, errlen);
+                           aws_creds_file_token(profile), "credentials file", errbuf, errlen);
     if (r != SL_ENOTFOUND) {
         return r;
     }
     return aws_creds_take(ret_creds, aws_config_get(NULL, "aws_access_key_id"),
-                          aws_config_get(NULL, "aws_secret_access_key"),
-                          aws_config_get(NULL, "aws_session_token"), "config file", errbuf, errlen);
+                          aws_config_get(NULL, "aws_secret_access_key"), aws_config_token(),
+                          "config file", errbuf, errlen);
 }
 
 char *sl_aws_region(void)
@@ -324,9 +354,18 @@ char *sl_aws_region(void)
 
 char *sl_aws_endpoint_url(const char *service_id)
 {
+    /* The environment variable wins over the profile's setting, either way. */
     const char *ign = aws_env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
     if (ign && strcasecmp(ign, "true") == 0) {
         return NULL;
+    }
+    if (!ign) {
+        char *cfg = aws_config_get(NULL, "ignore_configured_endpoint_urls");
+        bool ignore = cfg && strcasecmp(cfg, "true") == 0;
+        sl_free(cfg);
+        if (ignore) {
+            return NULL;
+        }
     }
     char var[96];
     int n = snprintf(var, sizeof(var), "AWS_ENDPOINT_URL_%s", service_id);

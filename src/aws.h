@@ -9,9 +9,10 @@
 #include "err.h"
 
 /* AWS settings resolved the way the AWS SDKs and CLI do: credentials, region and endpoints from
- * the environment and the shared files (~/.aws/credentials, ~/.aws/config). Signing itself is
- * curl's (CURLOPT_AWS_SIGV4, see httpc.h). These functions read files: call them at startup,
- * not on the hot path. Any thread (they only read the environment). */
+ * the environment and the shared files (~/.aws/credentials, ~/.aws/config). Signing is
+ * sigv4.h's (applied by httpc.h). Container, instance-metadata, STS-role, process and SSO
+ * credentials are not supported. These functions read files: call them at startup, not on the
+ * hot path. Any thread (they only read the environment). */
 
 struct sl_aws_creds {
     char *access_key_id;     /* owned */
@@ -24,6 +25,7 @@ struct sl_aws_creds {
  * AWS_SESSION_TOKEN; then the profile (AWS_PROFILE, else "default") in the shared credentials
  * file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials); then the same profile in the
  * config file (AWS_CONFIG_FILE, else ~/.aws/config; sections [default] and [profile NAME]).
+ * In the files the token is aws_session_token, or the older aws_security_token.
  * Container and instance metadata credentials are not supported.
  * Returns 0 with *ret_creds filled (owned: sl_aws_creds_fini), SL_ENOTFOUND when there are
  * none, SL_ECONFIG when a source is incomplete (errbuf says which; no secret in it), or
@@ -43,7 +45,8 @@ char *sl_aws_region(void);
 /* The endpoint URL for a service id ("lambda", "kinesis", "sqs", "firehose"):
  * AWS_ENDPOINT_URL_<SERVICE> (upper case, spaces and dashes as '_'), then AWS_ENDPOINT_URL,
  * then the profile's `services` section (`<service> = \n  endpoint_url = ...`), then the
- * profile's `endpoint_url`; none when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true. Returns an
+ * profile's `endpoint_url`; none when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true, or when that
+ * variable is unset and the profile says ignore_configured_endpoint_urls = true. Returns an
  * owned string or NULL. */
 char *sl_aws_endpoint_url(const char *service_id);
 

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config.c: loading the configuration file, the top of the loader. It owns the order of a load
- * (read, parse, refuse \u0000, expand ${VAR}, the daemon keys, the functions, the mappings), the
+ * (read, parse, refuse \u0000, expand ${VAR}, the daemon keys, the functions, the mappings, their
+ * destinations' options), the
  * region from the environment, and freeing struct sl_config. Every problem is collected, never
  * only the first, so `sluice validate` lists them all; each names the file, the JSON path, the
  * bad value and what is allowed. The layers below: config_read.c (text and JSON),
- * config_function.c, config_mapping.c (> config_rules.c), and config_error.c under them all; the
+ * config_function.c, config_mapping.c (> config_rules.c), config_sink.c, and config_error.c under
+ * them all; the
  * option tables are config_opts.c's. It builds struct sl_config and nothing else: no logging
  * (the CLI prints the errors), no state beyond the returned config. Called once at start-up,
  * from the main thread, before the loop runs. */
@@ -102,6 +104,10 @@ int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errli
         }
         if (top.mappings) {
             r = config_mapping_load_all(&cc, top.mappings);
+            if (r == SL_ENOMEM) {
+                goto fail;
+            }
+            r = config_sink_check_all(&cc);
             if (r == SL_ENOMEM) {
                 goto fail;
             }

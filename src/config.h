@@ -48,6 +48,7 @@ struct sl_mapping_core {
     bool bisect;                      /* BisectBatchOnFunctionError */
     struct sl_strlist response_types; /* FunctionResponseTypes */
     cJSON *destination_config;        /* DestinationConfig */
+    cJSON *destination_options;       /* our own: the on-failure destination's sink options */
     cJSON *filter_criteria;           /* FilterCriteria */
     int64_t parallelization_factor;   /* ParallelizationFactor */
     cJSON *scaling_config;            /* ScalingConfig */

@@ -2,6 +2,7 @@
 /* config_int.h: what the files of the configuration loader share and nothing else includes: the
  * context one load carries, and the functions one layer calls in the layer below (config.c >
  * config_read.c; config.c > config_function.c; config.c > config_mapping.c > config_rules.c;
+ * config.c > config_sink.c;
  * config_mapping.c > config_function.c; every one of them > config_error.c). */
 #ifndef SL_CONFIG_INT_H
 #define SL_CONFIG_INT_H
@@ -63,6 +64,10 @@ void config_function_fini(struct sl_function_conf *fc);
 
 /* config_mapping.c: the "mappings" array. Returns 0, SL_ECONFIG or SL_ENOMEM. */
 int config_mapping_load_all(struct config_ctx *cc, const cJSON *maps);
+
+/* config_sink.c: every mapping's destination_options, checked against its destination's sink
+ * (after the mappings are loaded). Returns 0, SL_ECONFIG (reported) or SL_ENOMEM. */
+int config_sink_check_all(struct config_ctx *cc);
 
 /* config_rules.c: the rules of mc's core keys beyond their table (obj is its JSON object). */
 void config_rules_check(struct config_ctx *cc,

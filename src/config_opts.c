@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config_opts.c: the core's option tables, the daemon's top-level keys and the keys every
  * mapping shares (AWS's CreateEventSourceMapping names plus sluice's own limits), with their
- * defaults and ranges, and `sluice options`, which prints them with every function type's and
- * source's table. Data and printing only: the loader applies the tables (config.c,
+ * defaults and ranges, and `sluice options`, which prints them with every function type's,
+ * source's and sink's table. Data and printing only: the loader applies the tables (config.c,
  * config_mapping.c). */
 #include "config.h"
 
@@ -11,6 +11,7 @@
 
 #include "function.h"
 #include "registry.h"
+#include "sink.h"
 #include "source.h"
 
 #define CONFIG_UUID_MAX 128
@@ -95,6 +96,10 @@ const struct sl_opt sl_config_mapping_opts[] = {
      "Delivered batches per partition whose checkpoint may still be on its way to the disk "
      "before the partition waits for it; a crash repeats at most these and the batch in flight. "
      "1 repeats least; more keeps throughput when fsync is slower than an invocation."},
+    {"destination_options", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(destination_options), 0, NULL,
+     "The on-failure destination's own options, an object checked against its sink's keys "
+     "(see the Sink sections below), e.g. {\"timeout\": \"5s\"} for an http(s) or SQS "
+     "destination; without it the sink's defaults."},
     {0},
 };
 
@@ -149,5 +154,15 @@ void sl_config_print_options(FILE *out, bool markdown)
                        (long long)srcs[i]->caps->batch_size_max,
                        srcs[i]->caps->starting_position_required ? "required" : "optional");
         sl_opt_print(out, heading, intro, srcs[i]->opts, markdown);
+    }
+    const struct sl_sink_ops *const *sinks = sl_sink_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        char heading[128], intro[320];
+        (void)snprintf(heading, sizeof(heading), "Sink %s", sinks[i]->name);
+        (void)snprintf(intro, sizeof(intro),
+                       "Keys of a mapping's \"destination_options\" when its "
+                       "DestinationConfig.OnFailure.Destination is written by the %s sink.",
+                       sinks[i]->name);
+        sl_opt_print(out, heading, intro, sinks[i]->opts, markdown);
     }
 }

@@ -2,14 +2,15 @@
 /* fn_lambda.c: the "lambda" function type, the Lambda Invoke API as the event source mapping
  * uses it: POST {endpoint}/2015-03-31/functions/{function_name}/invocations with
  * X-Amz-Invocation-Type: RequestResponse, through the shared HTTP client. It works against AWS
- * (SigV4 via curl's CURLOPT_AWS_SIGV4), LocalStack and the Lambda Runtime Interface Emulator
- * (both accept unsigned requests, which we send when no credentials are found).
+ * (SigV4 by our signer, sigv4.c, applied by the HTTP client), LocalStack and the Lambda Runtime
+ * Interface Emulator (both accept unsigned requests, which we send when no credentials are
+ * found).
  *
- * Credentials and the region are resolved once at init (aws.c). The request headers, with the
- * session token when there is one, are built once into a curl_slist. curl 7.88's signer
- * cannot sign empty headers or paths with characters that need escaping, so no empty header is
- * ever sent and, when signing, a function ARN goes into the path as its name and qualifier
- * (which is how the SDKs' own examples call it). The read timeout is the function's timeout
+ * Credentials and the region are resolved once at init (aws.c) and handed to a signer, which
+ * keeps its own copy (and adds the session token); the request headers are built once into a
+ * curl_slist. A function ARN goes into the path escaped ("arn%3Aaws%3Alambda..."), signed or
+ * not: the signer encodes the path once more as AWS does, so a function in another account is
+ * invoked by its ARN. The read timeout is the function's timeout
  * plus a margin, so a function that runs to its limit still reports its own error; no answer
  * within it is a timeout, the function's failure (counted), unless it was still connecting.
  *
@@ -29,7 +30,6 @@
 #include "buf.h"
 #include "httpc.h"
 #include "log.h"
-#include "secret.h"
 #include "url.h"
 
 /* Time allowed beyond the function's timeout for the service to answer (LocalStack uses 5 s). */
@@ -52,9 +52,9 @@ struct lambda_ctx {
     struct sl_httpc *httpc;
     char *name;
     char *url;
-    char *sigv4;
-    struct sl_aws_creds creds;
-    bool signing;
+    struct sl_sigv4 *signer; /* NULL: unsigned */
+    char *signing_region;
+    const struct sl_clock *clock;
     long http_timeout_ms;
     struct curl_slist *hdrs;
     struct sl_invocation *inflight;
@@ -165,7 +165,7 @@ static int lambda_add_header(struct curl_slist **l, const char *line)
 }
 
 /* Builds ctx->url from the endpoint, the function reference and the qualifier. */
-static int lambda_build_url(struct lambda_ctx *ctx, const struct sl_aws_lambda_ref *ref)
+static int lambda_build_url(struct lambda_ctx *ctx)
 {
     struct sl_buf b;
     sl_buf_init(&b);
@@ -175,19 +175,6 @@ static int lambda_build_url(struct lambda_ctx *ctx, const struct sl_aws_lambda_r
     }
     const char *fname = ctx->function_name;
     const char *qual = ctx->qualifier;
-    if (ctx->signing && strchr(fname, ':')) {
-        /* curl 7.88 signs the path as sent; AWS signs it escaped once more, so an escaped ':'
-         * never verifies. Invoke by name and qualifier instead. */
-        fname = ref->name;
-        if (!qual) {
-            qual = ref->qualifier;
-        }
-        if (ref->account) {
-            sl_log_info("fn_lambda", ctx->name,
-                        "invoking '%s' by name in the signing account (ARN account ignored)",
-                        ref->name);
-        }
-    }
     int r = sl_buf_append(&b, ctx->endpoint, elen);
     r = r ? r : sl_buf_puts(&b, "/2015-03-31/functions/");
     r = r ? r : sl_aws_uri_encode(&b, fname, false);
@@ -248,12 +235,12 @@ static int lambda_init(void *vctx, const struct sl_function_env *env, char *errb
     }
 
     char aws_err[256] = "";
-    r = sl_aws_creds_load(&ctx->creds, aws_err, sizeof(aws_err));
+    struct sl_aws_creds creds;
+    r = sl_aws_creds_load(&creds, aws_err, sizeof(aws_err));
     if (r == SL_ECONFIG) {
         snprintf(errbuf, errlen, "%s", aws_err);
         goto fail;
     } else if (r == SL_ENOTFOUND) {
-        ctx->signing = false;
         if (!logged_unsigned) {
             logged_unsigned = true;
             sl_log_info("fn_lambda", ctx->name,
@@ -263,32 +250,25 @@ static int lambda_init(void *vctx, const struct sl_function_env *env, char *errb
     } else if (r < 0) {
         goto fail;
     } else {
-        ctx->signing = true;
-        struct sl_buf b;
-        sl_buf_init(&b);
-        if (sl_buf_printf(&b, "aws:amz:%s:lambda", region) < 0) {
-            sl_buf_fini(&b);
-            r = SL_ENOMEM;
+        r = sl_sigv4_new(creds.access_key_id, creds.secret_access_key, creds.session_token,
+                         &ctx->signer);
+        sl_log_debug("fn_lambda", ctx->name, "signing with credentials from the %s, region %s",
+                     creds.source, region);
+        sl_aws_creds_fini(&creds);
+        if (r < 0) {
             goto fail;
         }
-        ctx->sigv4 = sl_buf_steal(&b);
-        sl_log_debug("fn_lambda", ctx->name, "signing with credentials from the %s, region %s",
-                     ctx->creds.source, region);
+        ctx->signing_region = region;
+        region = NULL;
     }
+    ctx->clock = env->clock;
 
-    r = lambda_build_url(ctx, &ref);
+    r = lambda_build_url(ctx);
     if (r < 0) {
         goto fail;
     }
     r = lambda_add_header(&ctx->hdrs, "Content-Type: application/json");
     r = r ? r : lambda_add_header(&ctx->hdrs, "X-Amz-Invocation-Type: RequestResponse");
-    if (r == 0 && ctx->signing && ctx->creds.session_token) {
-        struct sl_buf b;
-        sl_buf_init(&b);
-        r = sl_buf_printf(&b, "X-Amz-Security-Token: %s", ctx->creds.session_token);
-        r = r ? r : lambda_add_header(&ctx->hdrs, b.data);
-        sl_secret_buf_fini(&b);
-    }
     if (r < 0) {
         goto fail;
     }
@@ -393,10 +373,11 @@ static int lambda_invoke(void *vctx, const char *body, size_t body_len, sl_invok
         .connect_timeout_ms = (long)ctx->connect_timeout_ms,
         .max_response_bytes = SL_FUNCTION_MAX_RESPONSE_BYTES,
     };
-    if (ctx->signing) {
-        req.aws_sigv4 = ctx->sigv4;
-        req.username = ctx->creds.access_key_id;
-        req.password = ctx->creds.secret_access_key;
+    if (ctx->signer) {
+        req.aws_signer = ctx->signer;
+        req.aws_region = ctx->signing_region;
+        req.aws_service = "lambda";
+        req.aws_clock = ctx->clock;
     }
     return sl_invocation_send(ctx->httpc, &ctx->inflight, &req, lambda_done, &inv->base);
 }
@@ -412,13 +393,20 @@ static void lambda_fini(void *vctx)
     struct lambda_ctx *ctx = vctx;
     curl_slist_free_all(ctx->hdrs);
     ctx->hdrs = NULL;
-    sl_aws_creds_fini(&ctx->creds);
+    sl_sigv4_free(ctx->signer);
+    ctx->signer = NULL;
     sl_free(ctx->url);
-    sl_free(ctx->sigv4);
+    sl_free(ctx->signing_region);
     sl_free(ctx->name);
     ctx->url = NULL;
-    ctx->sigv4 = NULL;
+    ctx->signing_region = NULL;
     ctx->name = NULL;
+}
+
+static int64_t lambda_timeout_ms(const void *vctx)
+{
+    const struct lambda_ctx *ctx = vctx;
+    return ctx->timeout_ms;
 }
 
 const struct sl_function_ops sl_function_lambda = {
@@ -431,4 +419,5 @@ const struct sl_function_ops sl_function_lambda = {
     .invoke = lambda_invoke,
     .stop = lambda_stop,
     .fini = lambda_fini,
+    .timeout_ms = lambda_timeout_ms,
 };

@@ -8,19 +8,24 @@
  * A transfer (struct httpc_xfer) wraps one easy handle and the response it collects: the body in
  * an sl_buf and the headers of the final response as name/value pairs. Finished transfers go
  * back to a small free list with their buffers, so a steady stream of requests allocates
- * nothing per request. Request bodies are borrowed (CURLOPT_POSTFIELDS), never copied, which
- * also lets curl's SigV4 code hash them. curl's sockets are opened here (OPENSOCKETFUNCTION),
- * close-on-exec, so exec functions' processes do not inherit kept-alive connections; a socket
- * that cannot be opened reports its errno, which tells sluice's own descriptor exhaustion from
- * a connection the peer refused.
+ * nothing per request. Request bodies are borrowed (CURLOPT_POSTFIELDS), never copied.
+ *
+ * What a request sends as headers when the caller's list cannot go as it is (an AWS request
+ * signed with SigV4, a large body that must not wait for "100 Continue") is built by
+ * httpc_req.c, just before the easy handle gets its headers, so that what is signed is exactly
+ * what curl sends; this file only owns and frees that list. curl's sockets are opened here
+ * (OPENSOCKETFUNCTION), close-on-exec, so exec functions' processes do not inherit kept-alive
+ * connections; a socket that cannot be opened reports its errno, which tells sluice's own
+ * descriptor exhaustion from a connection the peer refused.
  *
  * Callbacks never run from inside sl_httpc_request or sl_httpc_cancel, nor from inside curl:
  * finished and canceled transfers are queued and reported from a uv_check handle, in the order
  * they finished. While the queue is not empty a uv_idle handle is active, which keeps that loop
  * turn's I/O poll from blocking; so a completion found in a timer callback (curl often
  * finishes a transfer from its 0 ms timer) is reported in the same turn and UV_RUN_ONCE
- * returns right after it. The module does not
- * log (its callers log outcomes), and it never sees a secret except to hand it to curl.
+ * returns right after it. The module does not log (its callers log outcomes); the only secret
+ * it holds is a session token in a signed header list, which httpc_req.c wipes when it is
+ * freed.
  * Loop thread only. */
 #include "httpc.h"
 
@@ -35,6 +40,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "httpc_req.h"
 
 /* Idle transfers kept for reuse; beyond this they are freed. */
 #define HTTPC_FREE_MAX 64
@@ -44,9 +50,6 @@
 #define HTTPC_MAX_HEADERS 128
 /* curl adds "Expect: 100-continue" above this body size (curl 7.88's EXPECT_100_THRESHOLD). */
 #define HTTPC_EXPECT_THRESHOLD (1024u * 1024u)
-/* How long a signed request waits for "100 Continue" before sending its body anyway. We cannot
- * remove the Expect header from a signed request (curl 7.88 would sign the empty header). */
-#define HTTPC_EXPECT_TIMEOUT_MS 1L
 
 struct httpc_hoff {
     size_t name;
@@ -59,7 +62,7 @@ struct httpc_xfer {
     CURL *easy;
     sl_http_cb cb;
     void *arg;
-    struct curl_slist *own_headers; /* a copy of the caller's plus "Expect:", or NULL */
+    struct curl_slist *own_headers; /* the caller's, edited (signed, "Expect:"), or NULL */
     size_t max_response_bytes;
     bool too_large;
     bool canceled;
@@ -129,6 +132,13 @@ static void list_del(struct httpc_list *l, struct httpc_xfer *x)
     l->n--;
 }
 
+/* Frees a header list we built; it may hold a session token, so it is wiped first. */
+static void xfer_free_headers(struct httpc_xfer *x)
+{
+    sl_httpc_req_headers_free(x->own_headers);
+    x->own_headers = NULL;
+}
+
 static void xfer_destroy(struct httpc_xfer *x)
 {
     if (!x) {
@@ -137,7 +147,7 @@ static void xfer_destroy(struct httpc_xfer *x)
     if (x->easy) {
         curl_easy_cleanup(x->easy);
     }
-    curl_slist_free_all(x->own_headers);
+    xfer_free_headers(x);
     sl_buf_fini(&x->body);
     sl_buf_fini(&x->htext);
     sl_free(x->hoffs);
@@ -268,8 +278,7 @@ static void xfer_complete(struct sl_httpc *h, struct httpc_xfer *x)
     x->cb = NULL;
     cb(arg, &resp);
 
-    curl_slist_free_all(x->own_headers);
-    x->own_headers = NULL;
+    xfer_free_headers(x);
     if (h->freeing || h->free_list.n >= HTTPC_FREE_MAX) {
         xfer_destroy(x);
         return;
@@ -541,38 +550,12 @@ static struct httpc_xfer *xfer_get(struct sl_httpc *h)
 
 static void xfer_put(struct sl_httpc *h, struct httpc_xfer *x)
 {
-    curl_slist_free_all(x->own_headers);
-    x->own_headers = NULL;
+    xfer_free_headers(x);
     if (h->free_list.n >= HTTPC_FREE_MAX) {
         xfer_destroy(x);
     } else {
         list_push(&h->free_list, x);
     }
-}
-
-/* Copies the caller's headers and appends "Expect:" so that a large unsigned POST goes out at
- * once instead of waiting for "100 Continue". */
-static int xfer_headers_without_expect(struct httpc_xfer *x, const struct curl_slist *headers)
-{
-    struct curl_slist *l = NULL;
-    for (const struct curl_slist *it = headers; it; it = it->next) {
-        if (strncasecmp(it->data, "Expect:", 7) == 0) {
-            continue;
-        }
-        struct curl_slist *n = curl_slist_append(l, it->data);
-        if (!n) {
-            curl_slist_free_all(l);
-            return SL_ENOMEM;
-        }
-        l = n;
-    }
-    struct curl_slist *n = curl_slist_append(l, "Expect:");
-    if (!n) {
-        curl_slist_free_all(l);
-        return SL_ENOMEM;
-    }
-    x->own_headers = n;
-    return 0;
 }
 
 /* Opens curl's sockets close-on-exec, atomically: without it every connection (kept alive
@@ -642,14 +625,13 @@ static int xfer_setup(struct httpc_xfer *x, const struct sl_http_req *req)
         SETOPT(CURLOPT_CUSTOMREQUEST, method);
     }
     const struct curl_slist *headers = req->headers;
-    if (req->aws_sigv4) {
-        SETOPT(CURLOPT_AWS_SIGV4, req->aws_sigv4);
-        SETOPT(CURLOPT_USERNAME, req->username);
-        SETOPT(CURLOPT_PASSWORD, req->password);
-        SETOPT(CURLOPT_EXPECT_100_TIMEOUT_MS, HTTPC_EXPECT_TIMEOUT_MS);
-    } else if (has_body && req->body_len >= HTTPC_EXPECT_THRESHOLD) {
-        if (c == CURLE_OK && xfer_headers_without_expect(x, headers) < 0) {
-            return SL_ENOMEM;
+    bool drop_expect = has_body && req->body_len >= HTTPC_EXPECT_THRESHOLD;
+    if (c == CURLE_OK && (req->aws_signer || drop_expect)) {
+        /* Signed just before the handle gets its headers: nothing curl adds later is signed
+         * and everything signed is sent as signed. */
+        int r = sl_httpc_req_headers(req, method, has_body, drop_expect, &x->own_headers);
+        if (r < 0) {
+            return r;
         }
         headers = x->own_headers;
     }

@@ -9,7 +9,9 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "err.h"
+#include "sigv4.h"
 
 /* An HTTP client on the loop: one curl multi handle driven by libuv (socket and timer
  * callbacks), so thousands of requests can be in flight on the loop thread. Connections are
@@ -29,10 +31,19 @@ struct sl_http_req {
     size_t body_len;
     long timeout_ms;           /* whole request; 0 = none */
     long connect_timeout_ms;   /* 0 = curl's default */
-    const char *aws_sigv4;     /* "aws:amz:REGION:SERVICE" to sign, or NULL */
-    const char *username;      /* SigV4 access key id, borrowed */
-    const char *password;      /* SigV4 secret, borrowed; never logged */
     size_t max_response_bytes; /* larger bodies end the transfer with too_large set */
+    /* AWS SigV4: with a signer, the request is signed for aws_region and aws_service (both
+     * required) at aws_clock's wall time (NULL: the system clock) just before it is handed to
+     * curl. The headers sent are exactly the headers signed: the caller's (less those named
+     * Host, Authorization, X-Amz-Date, X-Amz-Security-Token or X-Amz-Content-Sha256, which the
+     * signer owns, and less removals such as "Expect:"), an explicit Host with the port when
+     * it is not the scheme's default, Content-Type when a body has none (curl's default
+     * application/x-www-form-urlencoded, signed), X-Amz-Date, X-Amz-Security-Token with a
+     * session token, and Authorization. The body is hashed from body/body_len. */
+    struct sl_sigv4 *aws_signer; /* borrowed during sl_httpc_request only */
+    const char *aws_region;
+    const char *aws_service;
+    const struct sl_clock *aws_clock;
 };
 
 struct sl_http_resp {
@@ -63,7 +74,8 @@ int64_t sl_http_retry_after_ms(const struct sl_http_resp *resp);
 typedef void (*sl_http_cb)(void *arg, const struct sl_http_resp *resp);
 
 /* Starts req. Returns 0 (cb runs exactly once, never from inside this call) or an error (cb
- * never runs). */
+ * never runs): SL_EINVAL for a request curl or the signer refuses (a URL that does not parse,
+ * a header that cannot be signed), SL_ENOMEM, SL_EIO. */
 SL_NODISCARD int
 sl_httpc_request(struct sl_httpc *h, const struct sl_http_req *req, sl_http_cb cb, void *arg);
 

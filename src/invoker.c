@@ -3,8 +3,8 @@
  * (an empty or null list, {} or an empty body is success; an empty, null or unknown
  * identifier, a bad entry or a body that is not JSON fails the whole batch) and turns each
  * outcome into a verdict: done, retry (counted or not), bisect, or exhausted. It decides;
- * it does nothing. An identifier form of one source kind is read by that source adapter
- * (sl_source_read_item_id), never here. Pure functions; any thread. */
+ * it does nothing. An identifier that is not a string is read by the batch's own source adapter
+ * (its read_item_id), never here and never by another adapter. Pure functions; any thread. */
 #include "invoker.h"
 
 #include <stdio.h>
@@ -74,8 +74,12 @@ static void partial_invalid(struct sl_partial *ret, const char *why)
     (void)snprintf(ret->detail, sizeof(ret->detail), "%s", why);
 }
 
-static void partial_read_list(
-    const cJSON *list, const char *const *ids, size_t n, bool *failed, struct sl_partial *ret)
+static void partial_read_list(const struct sl_source_ops *ops,
+                              const cJSON *list,
+                              const char *const *ids,
+                              size_t n,
+                              bool *failed,
+                              struct sl_partial *ret)
 {
     if (cJSON_IsNull(list) || (cJSON_IsArray(list) && !list->child)) {
         return;
@@ -97,11 +101,12 @@ static void partial_read_list(
             partial_invalid(ret, "a batchItemFailures entry has no itemIdentifier");
             break;
         }
-        /* A form that is not a string is read by the source that writes it (Kafka's
-         * {"partition":..,"offset":N}), as the text its format_item_id writes. */
+        /* A form that is not a string is read by the batch's source when it writes such a form
+         * (Kafka's {"partition":..,"offset":N}), as the text its format_item_id writes; a form
+         * only another adapter knows is as unknown as any other bad identifier. */
         char object_id[320];
         const char *text =
-            cJSON_IsString(id) ? NULL : sl_source_read_item_id(id, object_id, sizeof(object_id));
+            cJSON_IsString(id) ? NULL : ops->read_item_id(id, object_id, sizeof(object_id));
         if (!text && (!cJSON_IsString(id) || !id->valuestring[0])) {
             partial_invalid(ret, "an itemIdentifier is empty, null or not a string");
             break;
@@ -131,7 +136,8 @@ static void partial_read_list(
     ret->n_failed = listed;
 }
 
-void sl_invoker_parse_partial(const char *body,
+void sl_invoker_parse_partial(const struct sl_source_ops *ops,
+                              const char *body,
                               size_t len,
                               const char *const *ids,
                               size_t n,
@@ -162,7 +168,7 @@ void sl_invoker_parse_partial(const char *body,
     }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "batchItemFailures");
     if (list) {
-        partial_read_list(list, ids, n, failed, ret);
+        partial_read_list(ops, list, ids, n, failed, ret);
     } else {
         for (const cJSON *c = doc->child; c; c = c->next) {
             /* "state" belongs to tumbling windows; anything else is likely a misspelling. */

@@ -8,6 +8,8 @@
 
 #include "function.h"
 
+struct sl_source_ops;
+
 /* The invoker's decisions, as pure functions: what a function's answer means for the batch it
  * got (AWS's rules, reference/esm.md §4). The mapping carries them out. */
 
@@ -29,11 +31,14 @@ struct sl_partial {
 
 /* Reads a partial batch response. ids are the batch's item identifiers in batch order (its
  * source's format_item_id: the Kinesis sequence numbers; Kafka's "<topic>-<partition>-<offset>"),
- * n of them. An itemIdentifier that is not a string is read by the source adapter that knows
- * its form (sl_source_read_item_id: Kafka's {"partition":"<topic>-<p>","offset":N} as
- * "<topic>-<p>-<N>"). failed, when not NULL, has n entries: set for each listed record
- * (valid when the kind is SOME_FAILED). Never fails: every input has a reading. */
-void sl_invoker_parse_partial(const char *body,
+ * n of them. An itemIdentifier that is not a string is read by ops, the batch's own source
+ * (completed: its read_item_id, Kafka's {"partition":"<topic>-<p>","offset":N} as
+ * "<topic>-<p>-<N>"), and by no other adapter: a form the source does not know is an unknown
+ * identifier, which fails the whole batch (AWS). failed, when not NULL, has n entries: set for
+ * each listed record (valid when the kind is SOME_FAILED). Never fails: every input has a
+ * reading. */
+void sl_invoker_parse_partial(const struct sl_source_ops *ops,
+                              const char *body,
                               size_t len,
                               const char *const *ids,
                               size_t n,

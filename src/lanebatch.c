@@ -279,7 +279,7 @@ void sl_lanebatch_read_partial(struct sl_lanebatch *b,
     for (size_t i = 0; i < n; i++) {
         ids[i] = sl_lanebatch_item_id(b, b->cur.lo + i, ids_buf + i * SL_LANEBATCH_ID_MAX);
     }
-    sl_invoker_parse_partial(res->body, res->body_len, ids, n, failed, ret);
+    sl_invoker_parse_partial(b->ops, res->body, res->body_len, ids, n, failed, ret);
     if (ret->kind == SL_PARTIAL_SOME_FAILED) {
         /* done[i]: no record of the same partition at or before i failed. */
         bool *done = failed + n;

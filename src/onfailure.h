@@ -8,6 +8,8 @@
 
 #include <uv.h>
 
+#include <cjson/cJSON.h>
+
 #include "batcher.h"
 #include "buf.h"
 #include "clock.h"
@@ -15,6 +17,7 @@
 #include "failrec.h"
 
 struct sl_httpc;
+struct sl_sink_ops;
 struct sl_source_ops;
 
 /* The on-failure path of a mapping (DestinationConfig.OnFailure): its destination, the AWS
@@ -23,7 +26,8 @@ struct sl_source_ops;
  * the lane otherwise. Loop thread. */
 struct sl_onfail;
 
-/* One lane's write: the invocation record being written and its failures. */
+/* One lane's write: the invocation records being written (one, or one per record), which of
+ * them landed, and its failures. */
 struct sl_onfail_write;
 
 struct sl_onfail_conf {
@@ -40,6 +44,12 @@ struct sl_onfail_conf {
     const char *function_name;  /* FunctionName: an ARN, or a name in region (borrowed) */
     struct sl_batch_limits lim; /* for the payload an invocation record carries */
     uint64_t seed;              /* for request ids and write backoff jitter; not 0 */
+    /* The destination's options (the mapping's destination_options, checked against the sink's
+     * table when the configuration was loaded; borrowed for new), or NULL: its defaults. */
+    const cJSON *sink_opts;
+    /* The sink that writes url, or NULL: the one that serves it (sl_sink_for). Unit tests give
+     * their own; production code leaves it NULL. */
+    const struct sl_sink_ops *sink;
 };
 
 /* Opens the destination, if any. Returns 0 and *ret_of, SL_ECONFIG (no sink writes the
@@ -65,10 +75,6 @@ const char *sl_onfail_shown(const struct sl_onfail *of);
 /* Writes in flight. */
 int sl_onfail_in_flight(const struct sl_onfail *of);
 
-/* How many of n (> 0) given-up records the next invocation record covers: n, or 1 where the
- * destination takes one document per record (kafka://). */
-size_t sl_onfail_doc_records(const struct sl_onfail *of, size_t n);
-
 /* What the invocation record says about the failure. */
 struct sl_onfail_why {
     const char *condition; /* SL_FAILREC_* */
@@ -78,8 +84,9 @@ struct sl_onfail_why {
     bool function_error;
 };
 
-/* A write's answer: err 0 when the destination has the record, else a negative SL_E* and
- * detail (borrowed for the call, may be NULL). */
+/* A write's answer: err 0 when the destination has every document of the write, else a
+ * negative SL_E* and detail (borrowed for the call, may be NULL) of the first that did not
+ * land. */
 typedef void (*sl_onfail_cb)(void *arg, int err, const char *detail);
 
 /* Returns a write that answers cb(arg), or NULL on OOM. */
@@ -87,11 +94,12 @@ struct sl_onfail_write *sl_onfail_write_new(struct sl_onfail *of, sl_onfail_cb c
 /* Not while in flight. NULL is a no-op. */
 void sl_onfail_write_free(struct sl_onfail_write *w);
 
-/* Builds the invocation record of the n records refs lists (grouped by partition, borrowed for
- * the call), with the event they make as its payload where the destination keeps it (encoded
- * in scratch), logs what is written where (what: the records, as logs show them) and starts
- * writing it. Returns 0: cb runs once, perhaps from inside this call; or SL_ENOMEM: nothing
- * was started and cb never runs. */
+/* Builds the invocation records of the n records refs lists (grouped by partition, borrowed
+ * for the call): one for them all, or one per record where the destination takes one per
+ * record, each with the event its records make as its payload where the destination keeps it
+ * (encoded in scratch). Logs what is written where (what: the records, as logs show them) and
+ * starts delivering them all at once. Returns 0: cb runs once, perhaps from inside this call;
+ * or SL_ENOMEM: nothing was started and cb never runs. */
 SL_NODISCARD int sl_onfail_write_start(struct sl_onfail_write *w,
                                        const struct sl_batch_ref *refs,
                                        size_t n,
@@ -103,10 +111,11 @@ SL_NODISCARD int sl_onfail_write_start(struct sl_onfail_write *w,
  * sl_onfail_write_again. */
 int64_t sl_onfail_write_failed(struct sl_onfail_write *w, int err, const char *detail);
 
-/* Writes the same invocation record again; cb runs once, perhaps from inside this call. */
+/* Delivers again the documents of the write that did not land (never one that did); cb runs
+ * once, perhaps from inside this call. */
 void sl_onfail_write_again(struct sl_onfail_write *w);
 
-/* Idle: frees the record's buffer when it grew over keep bytes. */
+/* Idle: frees the write's buffers that grew over keep bytes. */
 void sl_onfail_write_trim(struct sl_onfail_write *w, size_t keep);
 
 #endif

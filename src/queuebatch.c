@@ -99,7 +99,7 @@ size_t sl_queuebatch_judge(const struct sl_source_ops *ops,
                 ids[i] = sl_lanebatch_item_id(b, r.lo + i, idbuf + i * SL_LANEBATCH_ID_MAX);
             }
             struct sl_partial partial;
-            sl_invoker_parse_partial(res->body, res->body_len, ids, n, failed, &partial);
+            sl_invoker_parse_partial(ops, res->body, res->body_len, ids, n, failed, &partial);
             if (partial.kind == SL_PARTIAL_INVALID) {
                 all = true;
             } else if (partial.kind == SL_PARTIAL_ALL_OK) {
@@ -231,16 +231,18 @@ size_t sl_queuebatch_settle(const struct sl_source_ops *ops,
                             struct sl_lanebatch_range r,
                             const struct sl_invoke_result *res,
                             bool report_item_failures,
-                            int64_t visible_in_ms)
+                            int64_t visible_in_ms,
+                            size_t *ret_acked)
 {
     size_t n = r.hi - r.lo;
     bool *failed = sl_calloc(n ? n : 1, sizeof(*failed));
+    *ret_acked = 0;
     if (!failed) {
         sl_queuebatch_release(ops, src_ctx, b, r, visible_in_ms);
         return n;
     }
     size_t n_failed = sl_queuebatch_judge(ops, src_ctx, b, r, res, report_item_failures, failed);
-    (void)sl_queuebatch_end(ops, src_ctx, b, r, failed, visible_in_ms);
+    *ret_acked = sl_queuebatch_end(ops, src_ctx, b, r, failed, visible_in_ms);
     sl_free(failed);
     return n_failed;
 }

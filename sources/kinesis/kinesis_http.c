@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kinesis_http.c: one request of the Kinesis source to the Kinesis API (wire.md §1): a JSON
  * 1.1 POST to "/" of the endpoint with its X-Amz-Target, signed with SigV4 for the stream's
- * region and the service "kinesis" (credentials from aws.c, resolved once at init), sent
+ * region and the service "kinesis" by the project's signer (sigv4.c, applied by httpc; the
+ * credentials from aws.c, resolved once at init), sent
  * through the source's own HTTP client on the loop (httpc.c: curl multi, never blocking). The
  * answer comes back classified (kinesis_wire_error_read) so that callers act on what to do,
  * never on status codes.
  *
- * It owns the endpoint URL, the credentials, the prepared headers of each operation and the
- * HTTP client; the requests in flight are owned by httpc until their callback. Never logs a
- * secret. Loop thread only.
+ * It owns the endpoint URL, the signer (holding the credentials), the prepared headers of each
+ * operation and the HTTP client; the requests in flight are owned by httpc until their callback.
+ * Never logs a secret. Loop thread only.
  *
  * About the endpoint: AWS_ENDPOINT_URL_KINESIS, then AWS_ENDPOINT_URL (the SDKs' variables),
  * then the mapping's endpoint_url, then the profile's configured endpoint (aws.c), then AWS's
@@ -18,7 +19,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "secret.h"
+#include "sigv4.h"
 #include "kinesis_int.h"
 
 struct kin_req {
@@ -78,31 +79,26 @@ int kin_http_init(struct kin_ctx *ctx, char *errbuf, size_t errlen)
         return r;
     }
     char aws_err[256] = "";
-    r = sl_aws_creds_load(&ctx->creds, aws_err, sizeof(aws_err));
+    struct sl_aws_creds creds;
+    r = sl_aws_creds_load(&creds, aws_err, sizeof(aws_err));
     if (r == SL_ECONFIG) {
         (void)snprintf(errbuf, errlen, "%s", aws_err);
         return r;
     } else if (r == SL_ENOTFOUND) {
-        ctx->signing = false;
         sl_log_info(KIN_COMP, ctx->env.inst,
                     "no AWS credentials found; sending unsigned requests to %s", ctx->url);
     } else if (r < 0) {
         return r;
     } else {
-        ctx->signing = true;
-        struct sl_buf b;
-        sl_buf_init(&b);
-        if (sl_buf_printf(&b, "aws:amz:%s:kinesis", ctx->arn.region) < 0) {
-            sl_buf_fini(&b);
-            return SL_ENOMEM;
-        }
-        ctx->sigv4 = sl_buf_steal(&b);
-        if (!ctx->sigv4) {
-            return SL_ENOMEM;
-        }
+        r = sl_sigv4_new(creds.access_key_id, creds.secret_access_key, creds.session_token,
+                         &ctx->signer);
         sl_log_debug(KIN_COMP, ctx->env.inst,
-                     "signing with credentials from the %s, region %s, endpoint %s",
-                     ctx->creds.source, ctx->arn.region, ctx->url);
+                     "signing with credentials from the %s, region %s, endpoint %s", creds.source,
+                     ctx->arn.region, ctx->url);
+        sl_aws_creds_fini(&creds);
+        if (r < 0) {
+            return r;
+        }
     }
     for (int op = 0; op < KINESIS_OP_COUNT; op++) {
         struct sl_buf b;
@@ -113,12 +109,6 @@ int kin_http_init(struct kin_ctx *ctx, char *errbuf, size_t errlen)
         r = r ? r : kin_http_header(&ctx->hdrs[op], "Content-Type: " KINESIS_CONTENT_TYPE);
         /* curl would send "Expect: 100-continue" for large bodies; ours are small */
         r = r ? r : kin_http_header(&ctx->hdrs[op], "Expect:");
-        if (r == 0 && ctx->signing && ctx->creds.session_token) {
-            sl_buf_init(&b);
-            r = sl_buf_printf(&b, "X-Amz-Security-Token: %s", ctx->creds.session_token);
-            r = r ? r : kin_http_header(&ctx->hdrs[op], b.data);
-            sl_secret_buf_fini(&b);
-        }
         if (r < 0) {
             return r;
         }
@@ -135,10 +125,9 @@ void kin_http_fini(struct kin_ctx *ctx)
         curl_slist_free_all(ctx->hdrs[op]);
         ctx->hdrs[op] = NULL;
     }
-    sl_aws_creds_fini(&ctx->creds);
-    sl_free(ctx->sigv4);
+    sl_sigv4_free(ctx->signer);
     sl_free(ctx->url);
-    ctx->sigv4 = NULL;
+    ctx->signer = NULL;
     ctx->url = NULL;
 }
 
@@ -204,10 +193,11 @@ int kin_http_send(struct kin_ctx *ctx,
         .timeout_ms = KIN_REQUEST_TIMEOUT_MS,
         .max_response_bytes = KIN_MAX_RESPONSE_BYTES,
     };
-    if (ctx->signing) {
-        hr.aws_sigv4 = ctx->sigv4;
-        hr.username = ctx->creds.access_key_id;
-        hr.password = ctx->creds.secret_access_key;
+    if (ctx->signer) {
+        hr.aws_signer = ctx->signer;
+        hr.aws_region = ctx->arn.region;
+        hr.aws_service = "kinesis";
+        hr.aws_clock = ctx->env.clock;
     }
     int r = sl_httpc_request(ctx->httpc, &hr, kin_http_done, req);
     if (r < 0) {

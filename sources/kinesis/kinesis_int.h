@@ -31,6 +31,7 @@
 #include "kinesis_wire.h"
 #include "log.h"
 #include "retry.h"
+#include "sigv4.h"
 #include "source.h"
 
 #define KIN_COMP "kinesis"
@@ -117,9 +118,7 @@ struct kin_ctx {
     char *iia; /* invokeIdentityArn written into events */
     struct sl_httpc *httpc;
     struct curl_slist *hdrs[KINESIS_OP_COUNT];
-    bool signing;
-    char *sigv4; /* "aws:amz:REGION:kinesis" */
-    struct sl_aws_creds creds;
+    struct sl_sigv4 *signer; /* NULL: requests go unsigned (no credentials found) */
     struct sl_retry_policy retry;
     uint64_t rng;
     struct sl_log_limit lim;

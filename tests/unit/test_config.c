@@ -18,9 +18,12 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "fake_queue.h"
 #include "function.h"
 #include "helpers.h"
+#include "httpc.h"
 #include "registry.h"
+#include "sink.h"
 #include "sl_adapters.h"
 #include "source.h"
 
@@ -849,7 +852,9 @@ static void test_print_options(void **state)
                                                "Function type exec",
                                                "Function type http",
                                                "Function type lambda",
-                                               "Source file"};
+                                               "Source file",
+                                               "Sink http",
+                                               "Sink file"};
         for (size_t i = 0; i < SL_ARRAY_LEN(headings); i++) {
             (void)snprintf(h, sizeof(h), "\n%s%s\n", p, headings[i]);
             if (!strstr(text, h)) {
@@ -866,6 +871,124 @@ static void test_print_options(void **state)
         }
         free(text);
     }
+}
+
+#define DEST_HTTP "\"DestinationConfig\":{\"OnFailure\":{\"Destination\":\"http://127.0.0.1:9/f\"}}"
+
+/* destination_options are the on-failure destination's sink options: checked against that
+ * sink's table when the file is loaded, each error naming the file, the JSON path and the keys
+ * the sink allows. */
+static void test_destination_options_checked(void **state)
+{
+    struct fixture *f = *state;
+    expect_mapping_error(f, "," DEST_HTTP ",\"destination_options\":{\"timout\":\"5s\"}",
+                         "$.mappings[0].destination_options.timout: unknown key (did you mean "
+                         "timeout?); allowed: timeout");
+    expect_mapping_error(
+        f, "," DEST_HTTP ",\"destination_options\":{\"timeout\":\"99h\"}",
+        "$.mappings[0].destination_options.timeout: \"99h\" (99h) is out of range; "
+        "allowed: 100ms to 15m");
+    expect_mapping_error(f, "," DEST_HTTP ",\"destination_options\":[1]",
+                         "$.mappings[0].destination_options: [1] is not an object; allowed: an "
+                         "object");
+    /* a sink without options takes none */
+    expect_mapping_error(f,
+                         ",\"DestinationConfig\":{\"OnFailure\":{\"Destination\":\"file:///tmp/"
+                         "dlq\"}},\"destination_options\":{\"timeout\":\"5s\"}",
+                         "$.mappings[0].destination_options.timeout: unknown key; allowed: no "
+                         "keys");
+    /* without a destination they would apply to nothing */
+    expect_mapping_error(f, ",\"destination_options\":{\"timeout\":\"5s\"}",
+                         "$.mappings[0].destination_options: no on-failure destination to apply "
+                         "them to; allowed: only beside DestinationConfig.OnFailure.Destination");
+}
+
+/* A valid destination_options loads and is what the sink is opened with: the sink's own option
+ * (read back through its table) has the configured value, not its default. */
+static void test_destination_options_reach_the_sink(void **state)
+{
+    struct fixture *f = *state;
+    int r = load_mapping(f, "," DEST_HTTP ",\"destination_options\":{\"timeout\":\"2500ms\"}");
+    if (r != 0) {
+        dump(f);
+        fail();
+    }
+    const struct sl_mapping_conf *mc = &f->cfg->mappings[0];
+    assert_string_equal(mc->on_failure, "http://127.0.0.1:9/f");
+    const struct sl_sink_ops *sink = sl_sink_for(mc->on_failure);
+    assert_non_null(sink);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct sl_httpc *httpc = NULL;
+    assert_int_equal(sl_httpc_new(&loop, &httpc), 0);
+    struct sl_clock_fake clock;
+    sl_clock_fake_init(&clock, 0, 0);
+    struct sl_sink_env env = {
+        .loop = &loop, .httpc = httpc, .clock = &clock.clock, .inst = "t", .region = "us-east-1"};
+    const struct sl_opt *timeout = NULL;
+    for (const struct sl_opt *o = sink->opts; o && o->name; o++) {
+        timeout = strcmp(o->name, "timeout") == 0 ? o : timeout;
+    }
+    assert_non_null(timeout);
+    for (int configured = 0; configured < 2; configured++) {
+        void *ctx = NULL;
+        char errbuf[256] = "";
+        assert_int_equal(sl_sink_open(sink, &env, mc->on_failure,
+                                      configured ? mc->core.destination_options : NULL, f->file,
+                                      mc->path, &ctx, errbuf, sizeof(errbuf)),
+                         0);
+        int64_t ms;
+        memcpy(&ms, (const char *)ctx + timeout->off, sizeof(ms));
+        assert_int_equal(ms, configured ? 2500 : 30000);
+        sl_sink_close(sink, ctx);
+    }
+    sl_httpc_free(httpc);
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+#define MAP_QUEUE "{\"EventSourceArn\":\"" FAKE_QUEUE_SCHEME "q\",\"FunctionName\":\"audit\""
+
+static int load_queue_mapping(struct fixture *f, const char *extra)
+{
+    char text[4096];
+    (void)snprintf(text, sizeof(text),
+                   "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_QUEUE "%s}]}", extra);
+    return load(f, text);
+}
+
+/* A queue source's BatchSize comes from its kind's caps (the fake queue's are SQS's: default
+ * 10, at most 10000), and more than 10 needs a batching window of at least 1 s (AWS's rule for
+ * SQS), keyed on the caps, not the source's name. */
+static void test_queue_batch_rules(void **state)
+{
+    struct fixture *f = *state;
+    fake_queue_register();
+    assert_int_equal(load_queue_mapping(f, ""), 0);
+    assert_int_equal(f->cfg->mappings[0].core.batch_size, 10);
+    assert_int_equal(f->cfg->mappings[0].core.window_ms, 0);
+    assert_int_equal(load_queue_mapping(f, ",\"BatchSize\":10"), 0);
+    static const char *const no_window[] = {
+        ",\"BatchSize\":11", ",\"BatchSize\":11,\"MaximumBatchingWindowInSeconds\":0"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(no_window); i++) {
+        int r = load_queue_mapping(f, no_window[i]);
+        if (r != SL_ECONFIG || f->errs.n != 1) {
+            dump(f);
+            fail_msg("r=%d, %zu errors for %s", r, f->errs.n, no_window[i]);
+        }
+        expect(f, "$.mappings[0].MaximumBatchingWindowInSeconds: a queue source with BatchSize 11 "
+                  "(more than 10) needs a batching window of at least 1 second (AWS's rule for "
+                  "SQS); allowed: MaximumBatchingWindowInSeconds 1 to 300, or BatchSize 1 to 10");
+    }
+    assert_int_equal(
+        load_queue_mapping(f, ",\"BatchSize\":11,\"MaximumBatchingWindowInSeconds\":1"), 0);
+    assert_int_equal(
+        load_queue_mapping(f, ",\"BatchSize\":10000,\"MaximumBatchingWindowInSeconds\":1"), 0);
+    assert_int_equal(load_queue_mapping(f, ",\"BatchSize\":10001"), SL_ECONFIG);
+    expect(f, "$.mappings[0].BatchSize: 10001 is out of range; allowed: 1 to 10000");
+    /* a stream has no such rule */
+    assert_int_equal(load_mapping(f, ",\"BatchSize\":11"), 0);
+    sl_source_register_extra(NULL);
 }
 
 int main(void)
@@ -894,7 +1017,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_secrets_not_in_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nul_in_strings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_collected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destination_options_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destination_options_reach_the_sink, setup, teardown),
         cmocka_unit_test(test_print_options),
+        cmocka_unit_test_setup_teardown(test_queue_batch_rules, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

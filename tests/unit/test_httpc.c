@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_httpc.c: the HTTP client on the loop, the http and lambda function types, and the AWS
- * settings they use, against a real HTTP/1.1 server on loopback. The server is a few hundred
- * lines of blocking code in this file: an accept thread plus one thread per connection, whose
- * behaviour each test scripts (status, headers, body, hang, close without a length) and which
- * records every request (method, path, header block, body) and every accepted connection.
- * The loop is driven with test_run_until to a condition with a deadline; nothing sleeps. */
+ * settings they use, against a real HTTP/1.1 server on loopback: http_peer.c's, keep-alive (a
+ * thread per connection), whose answers each test scripts here (status, headers, body, hang,
+ * close without a length) and which records every request (method, path, header block, body)
+ * and counts the connections it accepted. The loop is driven with test_run_until to a condition
+ * with a deadline; nothing sleeps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,18 +24,20 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "aws.h"
 #include "function.h"
 #include "helpers.h"
+#include "http_peer.h"
 #include "httpc.h"
+#include "sigv4.h"
 
 /* ---- the server ---- */
 
-#define SRV_MAX_REQS    16
-#define SRV_MAX_THREADS 64
+#define SRV_MAX_REQS 16
 
 struct srv_req {
     char method[16];
@@ -46,14 +48,9 @@ struct srv_req {
 };
 
 struct srv {
-    int lfd;
+    struct http_peer http;
     int port;
-    int stop_pipe[2];
-    pthread_t accept_thr;
-    pthread_t conn_thr[SRV_MAX_THREADS];
-    int n_thr;
     pthread_mutex_t mu;
-    int n_conns;
     struct srv_req reqs[SRV_MAX_REQS];
     int n_reqs;
     /* behaviour, set by the test before requests */
@@ -65,207 +62,62 @@ struct srv {
     bool no_length; /* answer without Content-Length and close */
 };
 
-static char *find_crlf2(char *p, size_t n)
-{
-    for (size_t i = 0; i + 4 <= n; i++) {
-        if (memcmp(p + i, "\r\n\r\n", 4) == 0) {
-            return p + i;
-        }
-    }
-    return NULL;
-}
-
-static bool srv_write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Waits for fd to be readable or the server to stop. Returns true when readable. */
-static bool srv_wait(struct srv *s, int fd)
-{
-    struct pollfd p[2] = {{fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
-    for (;;) {
-        int r = poll(p, 2, -1);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0 || (p[1].revents & POLLIN)) {
-            return false;
-        }
-        return true;
-    }
-}
-
-struct srv_conn {
-    struct srv *s;
-    int fd;
-};
-
-static void *srv_conn_main(void *arg)
-{
-    struct srv_conn *c = arg;
-    struct srv *s = c->s;
-    int fd = c->fd;
-    free(c);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        /* Read the header block. */
-        char *end = NULL;
-        while (!(end = find_crlf2(buf, len))) {
-            if (len == cap) {
-                cap *= 2;
-                buf = realloc(buf, cap);
-            }
-            if (!srv_wait(s, fd)) {
-                goto out;
-            }
-            ssize_t n = recv(fd, buf + len, cap - len, 0);
-            if (n <= 0) {
-                goto out;
-            }
-            len += (size_t)n;
-        }
-        size_t head_len = (size_t)(end - buf) + 4;
-        char *head = malloc(head_len + 1);
-        memcpy(head, buf, head_len);
-        head[head_len] = '\0';
-        size_t body_len = 0;
-        bool expect = false;
-        for (char *line = strstr(head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
-            if (strncasecmp(line + 2, "Content-Length:", 15) == 0) {
-                body_len = (size_t)strtoull(line + 17, NULL, 10);
-            } else if (strncasecmp(line + 2, "Expect: 100-continue", 20) == 0) {
-                expect = true;
-            }
-        }
-        if (expect && len == head_len) {
-            const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            if (!srv_write_all(fd, cont, sizeof(cont) - 1)) {
-                free(head);
-                goto out;
-            }
-        }
-        if (head_len + body_len > cap) {
-            cap = head_len + body_len;
-            buf = realloc(buf, cap);
-        }
-        while (len < head_len + body_len) {
-            if (!srv_wait(s, fd)) {
-                free(head);
-                goto out;
-            }
-            ssize_t n = recv(fd, buf + len, cap - len, 0);
-            if (n <= 0) {
-                free(head);
-                goto out;
-            }
-            len += (size_t)n;
-        }
-        struct srv_req rq;
-        memset(&rq, 0, sizeof(rq));
-        sscanf(head, "%15s %511s", rq.method, rq.path);
-        rq.head = head;
-        rq.body = malloc(body_len + 1);
-        memcpy(rq.body, buf + head_len, body_len);
-        rq.body_len = body_len;
-        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
-        len -= head_len + body_len;
-
-        pthread_mutex_lock(&s->mu);
-        bool hang = s->hang;
-        bool no_length = s->no_length;
-        int status = s->status;
-        const char *extra = s->extra_headers ? s->extra_headers : "";
-        const char *rbody = s->resp_body;
-        size_t rlen = rbody ? strlen(rbody) : s->resp_len;
-        if (s->n_reqs < SRV_MAX_REQS) {
-            s->reqs[s->n_reqs++] = rq;
-        } else {
-            free(rq.head);
-            free(rq.body);
-        }
-        pthread_mutex_unlock(&s->mu);
-
-        if (hang) {
-            while (srv_wait(s, fd)) {
-                char tmp[512];
-                if (recv(fd, tmp, sizeof(tmp), 0) <= 0) {
-                    break;
-                }
-            }
-            goto out;
-        }
-        char hdr[1024];
-        int n;
-        if (no_length) {
-            n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nConnection: close\r\n%s\r\n",
-                         status, extra);
-        } else {
-            n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nContent-Length: %zu\r\n%s\r\n",
-                         status, rlen, extra);
-        }
-        if (!srv_write_all(fd, hdr, (size_t)n)) {
-            goto out;
-        }
-        if (rbody) {
-            if (!srv_write_all(fd, rbody, rlen)) {
-                goto out;
-            }
-        } else if (rlen) {
-            char *fill = malloc(rlen);
-            memset(fill, 'x', rlen);
-            bool ok = srv_write_all(fd, fill, rlen);
-            free(fill);
-            if (!ok) {
-                goto out;
-            }
-        }
-        if (no_length) {
-            goto out;
-        }
-    }
-out:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
-static void *srv_accept_main(void *arg)
+/* Records the request, then answers as the test set: hangs, or the status, headers and body,
+ * with a Content-Length or (no_length) ended by closing the connection. */
+static void
+srv_answer(void *arg, int fd, const char *head, size_t head_len, const char *body, size_t body_len)
 {
     struct srv *s = arg;
-    for (;;) {
-        if (!srv_wait(s, s->lfd)) {
-            return NULL;
-        }
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0) {
-            continue;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct srv_conn *c = malloc(sizeof(*c));
-        c->s = s;
-        c->fd = fd;
-        pthread_mutex_lock(&s->mu);
-        s->n_conns++;
-        int slot = s->n_thr < SRV_MAX_THREADS ? s->n_thr++ : -1;
-        pthread_mutex_unlock(&s->mu);
-        if (slot < 0 || pthread_create(&s->conn_thr[slot], NULL, srv_conn_main, c) != 0) {
-            close(fd);
-            free(c);
-        }
+    struct srv_req rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.head = malloc(head_len + 1);
+    memcpy(rq.head, head, head_len);
+    rq.head[head_len] = '\0';
+    sscanf(rq.head, "%15s %511s", rq.method, rq.path);
+    rq.body = malloc(body_len + 1);
+    memcpy(rq.body, body, body_len);
+    rq.body[body_len] = '\0';
+    rq.body_len = body_len;
+
+    pthread_mutex_lock(&s->mu);
+    bool hang = s->hang;
+    bool no_length = s->no_length;
+    int status = s->status;
+    const char *extra = s->extra_headers ? s->extra_headers : "";
+    const char *rbody = s->resp_body;
+    size_t rlen = rbody ? strlen(rbody) : s->resp_len;
+    if (s->n_reqs < SRV_MAX_REQS) {
+        s->reqs[s->n_reqs++] = rq;
+    } else {
+        free(rq.head);
+        free(rq.body);
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    if (hang) {
+        http_peer_hang(&s->http, fd);
+        return;
+    }
+    char hdr[1024];
+    int n;
+    if (no_length) {
+        n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nConnection: close\r\n%s\r\n", status,
+                     extra);
+    } else {
+        n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d Test\r\nContent-Length: %zu\r\n%s\r\n", status,
+                     rlen, extra);
+    }
+    bool ok = http_peer_send_all(fd, hdr, (size_t)n);
+    if (ok && rbody) {
+        ok = http_peer_send_all(fd, rbody, rlen);
+    } else if (ok && rlen) {
+        char *fill = malloc(rlen);
+        memset(fill, 'x', rlen);
+        ok = http_peer_send_all(fd, fill, rlen);
+        free(fill);
+    }
+    if (no_length) {
+        (void)shutdown(fd, SHUT_WR); /* the end of the body */
     }
 }
 
@@ -274,35 +126,17 @@ static void srv_start(struct srv *s)
     memset(s, 0, sizeof(*s));
     s->status = 200;
     pthread_mutex_init(&s->mu, NULL);
-    assert_int_equal(pipe(s->stop_pipe), 0);
-    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->lfd, 64), 0);
-    socklen_t al = sizeof(a);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->accept_thr, NULL, srv_accept_main, s), 0);
+    http_peer_start_keep_alive(&s->http, srv_answer, s);
+    s->port = s->http.port;
 }
 
 static void srv_stop(struct srv *s)
 {
-    assert_int_equal(write(s->stop_pipe[1], "x", 1), 1);
-    pthread_join(s->accept_thr, NULL);
-    pthread_mutex_lock(&s->mu);
-    int n = s->n_thr;
-    pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < n; i++) {
-        pthread_join(s->conn_thr[i], NULL);
-    }
+    http_peer_stop(&s->http);
     for (int i = 0; i < s->n_reqs; i++) {
         free(s->reqs[i].head);
         free(s->reqs[i].body);
     }
-    close(s->lfd);
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
     pthread_mutex_destroy(&s->mu);
 }
 
@@ -327,10 +161,7 @@ static struct srv_req srv_req_get(struct srv *s, int i)
 
 static int srv_conns(struct srv *s)
 {
-    pthread_mutex_lock(&s->mu);
-    int n = s->n_conns;
-    pthread_mutex_unlock(&s->mu);
-    return n;
+    return http_peer_conns(&s->http);
 }
 
 /* The value of header name in a recorded header block, copied into out ("" if absent). */
@@ -1010,6 +841,14 @@ static void test_httpc_fn_lambda_unsigned(void **state)
     fn_free(&sl_function_lambda, ctx);
 }
 
+static void peer_verify_raw(const char *head,
+                            size_t head_len,
+                            const char *body,
+                            size_t body_len,
+                            const char *token,
+                            char *signed_out,
+                            size_t len);
+
 static void test_httpc_fn_lambda_signed(void **state)
 {
     struct fx *f = *state;
@@ -1034,8 +873,18 @@ static void test_httpc_fn_lambda_signed(void **state)
     invoke(f, &sl_function_lambda, ctx, body);
     assert_int_equal(f->res.outcome, SL_OUTCOME_SUCCESS);
     struct srv_req rq = srv_req_get(&f->srv, 0);
-    assert_string_equal(rq.path, "/2015-03-31/functions/my-fn/invocations?Qualifier=prod");
+    /* Signed, an ARN goes into the path escaped too, so another account's function is invoked
+     * by its ARN (curl's signer could not sign an escaped path: main invoked "my-fn"). */
+    assert_string_equal(rq.path,
+                        "/2015-03-31/functions/"
+                        "arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Amy-fn%3Aprod/"
+                        "invocations");
     assert_int_equal(rq.body_len, n);
+    char signed_names[512];
+    peer_verify_raw(rq.head, strlen(rq.head), rq.body, rq.body_len, "SESSIONTOKEN123", signed_names,
+                    sizeof(signed_names));
+    assert_string_equal(signed_names, "content-type;host;x-amz-date;x-amz-invocation-type;"
+                                      "x-amz-security-token");
     char v[1024];
     assert_true(head_get(rq.head, "Authorization", v, sizeof(v)));
     assert_true(strncmp(v, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/", 40) == 0);
@@ -1096,6 +945,261 @@ static void test_httpc_fn_lambda_timeout(void **state)
         assert_int_equal(r, SL_ECONFIG);
         fn_free(&sl_function_lambda, ctx);
     }
+}
+
+/* ---- signed requests, checked by a verifier at the other end ---- */
+
+#define PEER_KEY_ID "AKIDEXAMPLE"
+#define PEER_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define PEER_TOKEN  "SESSION/TOKEN+1=="
+
+/* What the peer received of the last request (written on its thread before it answers, read
+ * after the answer arrived). */
+struct peer_seen {
+    char head[8192];
+    size_t head_len;
+    char *body;
+    size_t body_len;
+};
+
+static void
+peer_answer(void *arg, int fd, const char *head, size_t head_len, const char *body, size_t body_len)
+{
+    struct peer_seen *seen = arg;
+    size_t n = head_len < sizeof(seen->head) - 1 ? head_len : sizeof(seen->head) - 1;
+    memcpy(seen->head, head, n);
+    seen->head[n] = '\0';
+    seen->head_len = n;
+    free(seen->body);
+    seen->body = malloc(body_len + 1);
+    memcpy(seen->body, body, body_len);
+    seen->body_len = body_len;
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    (void)http_peer_send_all(fd, ok, sizeof(ok) - 1);
+}
+
+/* Verifies the request in seen the way AWS does, from what arrived only: every header named in
+ * SignedHeaders is there, every header AWS requires signed (host, content-type, x-amz-*) is
+ * signed, and signing the received method, target, signed headers and body again at the
+ * received X-Amz-Date gives the received Authorization. Fails the test otherwise. Returns the
+ * SignedHeaders list in signed_out. */
+static void peer_verify_raw(const char *head,
+                            size_t head_len,
+                            const char *body,
+                            size_t body_len,
+                            const char *token,
+                            char *signed_out,
+                            size_t len)
+{
+    char method[16], target[1024];
+    assert_int_equal(sscanf(head, "%15s %1023s", method, target), 2);
+    char *q = strchr(target, '?');
+    if (q) {
+        *q++ = '\0';
+    }
+    const char *auth = http_peer_header(head, head_len, "Authorization");
+    assert_non_null(auth);
+    const char *sh = strstr(auth, "SignedHeaders=");
+    assert_non_null(sh);
+    sh += 14;
+    size_t shl = strcspn(sh, ",");
+    snprintf(signed_out, len, "%.*s", (int)shl, sh);
+    /* Each header line received: is it signed? */
+    struct sl_sigv4_header hs[32];
+    size_t n = 0;
+    const char *host = NULL, *date = NULL, *tok = NULL;
+    const char *p = strstr(head, "\r\n") + 2;
+    while (p < head + head_len && strncmp(p, "\r\n", 2) != 0) {
+        const char *eol = strstr(p, "\r\n");
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        assert_non_null(colon);
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)(colon - p), p);
+        for (char *c = name; *c; c++) {
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+        }
+        const char *v = colon + 1;
+        while (*v == ' ') {
+            v++;
+        }
+        char semi[80];
+        snprintf(semi, sizeof(semi), ";%s;", name);
+        char list[512];
+        snprintf(list, sizeof(list), ";%s;", signed_out);
+        bool is_signed = strstr(list, semi) != NULL;
+        bool must = strcmp(name, "host") == 0 || strcmp(name, "content-type") == 0 ||
+                    strncmp(name, "x-amz-", 6) == 0;
+        if (must && !is_signed) {
+            fail_msg("header %s arrived unsigned (SignedHeaders=%s)", name, signed_out);
+        }
+        if (strcmp(name, "host") == 0) {
+            host = v;
+        } else if (strcmp(name, "x-amz-date") == 0) {
+            date = v;
+        } else if (strcmp(name, "x-amz-security-token") == 0) {
+            tok = v;
+        } else if (is_signed) {
+            assert_true(n < 32);
+            hs[n++] = (struct sl_sigv4_header){p, (size_t)(colon - p), v, (size_t)(eol - v)};
+        }
+        p = eol + 2;
+    }
+    /* Every signed name arrived. */
+    char list[512];
+    snprintf(list, sizeof(list), "%s", signed_out);
+    char *save = NULL;
+    for (char *name = strtok_r(list, ";", &save); name; name = strtok_r(NULL, ";", &save)) {
+        if (!http_peer_header(head, head_len, name)) {
+            fail_msg("signed header %s never arrived", name);
+        }
+    }
+    assert_non_null(host);
+    assert_non_null(date);
+    if (token) {
+        assert_non_null(tok);
+        assert_true(strncmp(tok, token, strlen(token)) == 0);
+    } else {
+        assert_null(tok);
+    }
+    struct tm tm = {0};
+    assert_int_equal(sscanf(date, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+                     6);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    int64_t wall_ms = (int64_t)timegm(&tm) * 1000;
+    char hostv[128];
+    snprintf(hostv, sizeof(hostv), "%.*s", (int)strcspn(host, "\r"), host);
+    const char *cred = strstr(auth, "Credential=");
+    assert_non_null(cred);
+    char scope[128];
+    snprintf(scope, sizeof(scope), "%.*s", (int)strcspn(cred + 11, ","), cred + 11);
+    char *region = strchr(scope, '/') ? strchr(strchr(scope, '/') + 1, '/') + 1 : NULL;
+    assert_non_null(region);
+    char *service = strchr(region, '/');
+    *service++ = '\0';
+    *strchr(service, '/') = '\0';
+    struct sl_sigv4 *again;
+    assert_int_equal(sl_sigv4_new(PEER_KEY_ID, PEER_SECRET, token, &again), 0);
+    struct sl_sigv4_req req = {.method = method,
+                               .host = hostv,
+                               .path = target,
+                               .query = q,
+                               .headers = hs,
+                               .n_headers = n,
+                               .payload = body,
+                               .payload_len = body_len,
+                               .region = region,
+                               .service = service};
+    struct sl_sigv4_out out;
+    sl_sigv4_out_init(&out);
+    assert_int_equal(sl_sigv4_sign(again, &req, wall_ms, &out), 0);
+    size_t alen = strcspn(auth, "\r");
+    if (strlen(out.authorization) != alen || strncmp(out.authorization, auth, alen) != 0) {
+        fail_msg("signature does not verify:\n%.*s\nwant\n%s\ncanonical request:\n%s", (int)alen,
+                 auth, out.authorization, out.canonical.data);
+    }
+    sl_sigv4_out_fini(&out);
+    sl_sigv4_free(again);
+}
+
+static void
+peer_verify(const struct peer_seen *seen, const char *token, char *signed_out, size_t len)
+{
+    peer_verify_raw(seen->head, seen->head_len, seen->body, seen->body_len, token, signed_out, len);
+}
+
+/* The request curl sends carries exactly the headers signed: the Host with its port, an
+ * explicit Content-Type (curl would add an unsigned form type to a POST), no "Expect:" removal
+ * in SignedHeaders and no Expect sent for a large body, the session token signed, the escaped
+ * path and unsorted query as AWS canonicalises them; and a verifier at the other end accepts
+ * the signature. On main, curl's signer listed "expect" in SignedHeaders of a large body. */
+static void test_httpc_signed_request_is_what_was_signed(void **state)
+{
+    struct fx *f = *state;
+    struct peer_seen seen = {0};
+    struct http_peer peer;
+    http_peer_start(&peer, peer_answer, &seen);
+    struct sl_sigv4 *signer;
+    assert_int_equal(sl_sigv4_new(PEER_KEY_ID, PEER_SECRET, PEER_TOKEN, &signer), 0);
+    struct sl_clock_fake clock;
+    sl_clock_fake_init(&clock, 0, 1440938160LL * 1000); /* 2015-08-30T12:36:00Z */
+    char url[256];
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%d/2015-03-31/functions/arn%%3Aaws%%3Alambda%%3Aus-east-1%%3A1%%3A"
+             "function%%3Af/invocations?Qualifier=%%24LATEST&A=b%%20c",
+             peer.port);
+    size_t big = 2 * 1024 * 1024;
+    char *body = malloc(big);
+    memset(body, 'x', big);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "X-Amz-Target: Kinesis_20131202.ListShards");
+    hdrs = curl_slist_append(hdrs, "Accept:");           /* a removal: not sent, not signed */
+    hdrs = curl_slist_append(hdrs, "X-Empty;");          /* sent empty, signed empty */
+    hdrs = curl_slist_append(hdrs, "X-Spaces:  a   b "); /* signed trimmed and collapsed */
+    hdrs = curl_slist_append(hdrs, "X-Amz-Date: 19990101T000000Z"); /* the signer's: dropped */
+    struct sl_http_req req = {.method = "POST",
+                              .url = url,
+                              .headers = hdrs,
+                              .body = body,
+                              .body_len = big,
+                              .timeout_ms = 10000,
+                              .aws_signer = signer,
+                              .aws_region = "eu-west-1",
+                              .aws_service = "lambda",
+                              .aws_clock = &clock.clock};
+    request(f, &req);
+    assert_int_equal(f->status, 200);
+    char signed_names[512];
+    peer_verify(&seen, PEER_TOKEN, signed_names, sizeof(signed_names));
+    assert_string_equal(signed_names, "content-type;host;x-amz-date;x-amz-security-token;"
+                                      "x-amz-target;x-empty;x-spaces");
+    char hostv[64];
+    snprintf(hostv, sizeof(hostv), "127.0.0.1:%d", peer.port);
+    const char *v = http_peer_header(seen.head, seen.head_len, "Host");
+    assert_true(v && strncmp(v, hostv, strlen(hostv)) == 0 && v[strlen(hostv)] == '\r');
+    v = http_peer_header(seen.head, seen.head_len, "Content-Type");
+    assert_true(v && strncmp(v, "application/x-www-form-urlencoded\r", 34) == 0);
+    assert_null(http_peer_header(seen.head, seen.head_len, "Expect"));
+    assert_null(http_peer_header(seen.head, seen.head_len, "Accept"));
+    v = http_peer_header(seen.head, seen.head_len, "X-Amz-Date");
+    assert_true(v && strncmp(v, "20150830T123600Z\r", 17) == 0);
+    assert_int_equal(seen.body_len, big);
+    assert_null(strstr(seen.head, "wJalrXUtnFEMI"));
+    curl_slist_free_all(hdrs);
+
+    /* A caller's Content-Type is the one signed; a GET has none; no token, no token header. */
+    sl_sigv4_free(signer);
+    assert_int_equal(sl_sigv4_new(PEER_KEY_ID, PEER_SECRET, NULL, &signer), 0);
+    hdrs = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.1");
+    req.headers = hdrs;
+    req.body = "{}";
+    req.body_len = 2;
+    req.aws_signer = signer;
+    req.aws_service = "kinesis";
+    request(f, &req);
+    peer_verify(&seen, NULL, signed_names, sizeof(signed_names));
+    assert_string_equal(signed_names, "content-type;host;x-amz-date");
+    v = http_peer_header(seen.head, seen.head_len, "Content-Type");
+    assert_true(v && strncmp(v, "application/x-amz-json-1.1\r", 27) == 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/?b=1&a=2", peer.port);
+    req.method = "GET";
+    req.headers = NULL;
+    req.body = NULL;
+    req.body_len = 0;
+    request(f, &req);
+    peer_verify(&seen, NULL, signed_names, sizeof(signed_names));
+    assert_string_equal(signed_names, "host;x-amz-date");
+    assert_int_equal(seen.body_len, 0);
+    curl_slist_free_all(hdrs);
+
+    /* A request that cannot be signed is refused before anything is sent. */
+    req.aws_region = "";
+    assert_int_equal(sl_httpc_request(f->h, &req, on_resp, f), SL_EINVAL);
+
+    sl_sigv4_free(signer);
+    http_peer_stop(&peer);
+    free(seen.body);
+    free(body);
 }
 
 /* ---- aws.c ---- */
@@ -1258,6 +1362,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_unsigned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_fn_lambda_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_httpc_signed_request_is_what_was_signed, setup,
+                                        teardown),
         cmocka_unit_test(test_httpc_aws_profiles),
         cmocka_unit_test(test_httpc_aws_text),
     };

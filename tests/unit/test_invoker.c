@@ -10,13 +10,27 @@
 #include <cmocka.h>
 
 #include "invoker.h"
+#include "kafka/kafka_mapping.h"
+#include "source.h"
+
+/* A source whose identifiers are strings only, and one that also reads Kafka's object form. */
+static const char *strings_only(const cJSON *id, char *buf, size_t len)
+{
+    (void)id;
+    (void)buf;
+    (void)len;
+    return NULL;
+}
+static const struct sl_source_ops plain_src = {.name = "plain", .read_item_id = strings_only};
+static const struct sl_source_ops kafka_src = {.name = "kafka",
+                                               .read_item_id = kafka_mapping_read_item_id};
 
 static const char *const ids[] = {"100", "200", "300", "400", "500"};
 
 static struct sl_partial parse(const char *body)
 {
     struct sl_partial p;
-    sl_invoker_parse_partial(body, body ? strlen(body) : 0, ids, 5, NULL, &p);
+    sl_invoker_parse_partial(&plain_src, body, body ? strlen(body) : 0, ids, 5, NULL, &p);
     return p;
 }
 
@@ -99,7 +113,7 @@ static void test_invoker_partial_deep_and_binary_bodies(void **state)
     assert_int_equal(parse(deep).kind, SL_PARTIAL_INVALID);
     const char bin[] = {'{', '\0', '\x01', (char)0xff, '}'};
     struct sl_partial p;
-    sl_invoker_parse_partial(bin, sizeof(bin), ids, 5, NULL, &p);
+    sl_invoker_parse_partial(&plain_src, bin, sizeof(bin), ids, 5, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_INVALID);
 }
 
@@ -115,7 +129,7 @@ static void test_invoker_partial_many_ids(void **state)
     const char *body = "{\"batchItemFailures\":[{\"itemIdentifier\":\"69993\"},"
                        "{\"itemIdentifier\":\"35000\"}]}";
     struct sl_partial p;
-    sl_invoker_parse_partial(body, strlen(body), many, 10000, NULL, &p);
+    sl_invoker_parse_partial(&plain_src, body, strlen(body), many, 10000, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
     assert_int_equal(p.lowest, 5000);
 }
@@ -128,7 +142,7 @@ static void test_invoker_partial_kafka_object_form(void **state)
                        "\"orders-0\",\"offset\":16}},{\"itemIdentifier\":\"orders-0-17\"}]}";
     struct sl_partial p;
     bool failed[3] = {true, false, false};
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, failed, &p);
+    sl_invoker_parse_partial(&kafka_src, body, strlen(body), kids, 3, failed, &p);
     assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
     assert_int_equal(p.lowest, 1);
     assert_int_equal(p.n_failed, 2);
@@ -138,15 +152,15 @@ static void test_invoker_partial_kafka_object_form(void **state)
     assert_true(failed[2]);
     body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":\"orders-0\","
            "\"offset\":\"15\"}}]}";
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, NULL, &p);
+    sl_invoker_parse_partial(&kafka_src, body, strlen(body), kids, 3, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_SOME_FAILED);
     assert_int_equal(p.lowest, 0);
     body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"partition\":\"orders-1\","
            "\"offset\":15}}]}";
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, NULL, &p);
+    sl_invoker_parse_partial(&kafka_src, body, strlen(body), kids, 3, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_INVALID);
     body = "{\"batchItemFailures\":[{\"itemIdentifier\":{\"offset\":15}}]}";
-    sl_invoker_parse_partial(body, strlen(body), kids, 3, NULL, &p);
+    sl_invoker_parse_partial(&kafka_src, body, strlen(body), kids, 3, NULL, &p);
     assert_int_equal(p.kind, SL_PARTIAL_INVALID);
 }
 
