@@ -32,6 +32,7 @@
 #define KIN_SRC  "},\"eventSource\":\""
 #define KIN_ID   "\",\"eventVersion\":\"1.0\",\"eventID\":\""
 #define KIN_NAME "\",\"eventName\":\""
+#define KIN_IIA  "\",\"invokeIdentityArn\":\""
 #define KIN_ARN  "\",\"eventSourceARN\":\""
 #define KIN_REG  "\",\"awsRegion\":"
 
@@ -116,7 +117,8 @@ static inline void kin_copy(struct sl_buf *b, const char *s, size_t n)
 /* The template's three pieces:
  *   head = {"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"<key>","sequenceNumber":"
  *   id   = },"eventSource":"<src>","eventVersion":"1.0","eventID":"<id_prefix>
- *   tail = ","eventName":"<name>","eventSourceARN":"<arn>","awsRegion":"<region>"}
+ *   tail = ","eventName":"<name>",["invokeIdentityArn":"<role>",]"eventSourceARN":"<arn>",
+ *          "awsRegion":"<region>"}
  * A record is head, seq, "data", base64, the timestamp, id, its id tail, tail. */
 int sl_event_kinesis_tmpl_init(struct sl_event_kinesis_tmpl *t,
                                const struct sl_event_kinesis_part *p)
@@ -137,6 +139,10 @@ int sl_event_kinesis_tmpl_init(struct sl_event_kinesis_tmpl *t,
     size_t id_len = b.len - head_len;
     kin_str(&w, KIN_NAME);
     kin_inner(&w, p->event_name, strlen(p->event_name));
+    if (p->invoke_identity_arn) {
+        kin_str(&w, KIN_IIA);
+        kin_inner(&w, p->invoke_identity_arn, strlen(p->invoke_identity_arn));
+    }
     kin_str(&w, KIN_ARN);
     kin_inner(&w, p->arn, strlen(p->arn));
     kin_str(&w, KIN_REG);

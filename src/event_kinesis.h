@@ -37,6 +37,8 @@ struct sl_event_kinesis_part {
     const char *region;       /* awsRegion; NULL: "" */
     const char *key;          /* partitionKey of records that carry none of their own */
     const char *id_prefix;    /* what every eventID starts with: "shardId-000000000000:" */
+    /* invokeIdentityArn (AWS's Kinesis events always carry it), or NULL: left out */
+    const char *invoke_identity_arn;
 };
 
 /* One partition's prepared template: its constant pieces as JSON, built once, so that per

@@ -52,6 +52,13 @@ static const struct sl_registry_feature registry_features[] = {
      {"kafka://", "arn:aws:kafka:", NULL},
      "kafka://TOPIC",
      kafka_mapping_arn},
+    {"kinesis",
+     "Kinesis",
+     "no library beyond the core's",
+     SL_HAVE_KINESIS,
+     {"arn:aws:kinesis:", NULL, NULL},
+     NULL,
+     NULL},
 };
 
 /* The destinations every build can write; each built feature adds its own. */

@@ -40,11 +40,14 @@ setup() {  # setup DIR ARGS...: configure DIR, or reconfigure it if it exists
 stop_services() { RUN_DIR="$SERVICES_RUN_DIR" tests/services/stop.sh; }
 trap stop_services EXIT
 stop_services  # leftovers of an interrupted earlier run
-if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka" tests/services/start.sh; then
+if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka kinesis" tests/services/start.sh; then
     set -a
     # shellcheck disable=SC1091
     . "$SERVICES_RUN_DIR/services.env"
     set +a
+    # An SDK variable: exported, it would point every AWS client of every test at kinesalite.
+    # The Kinesis tests read it from $SERVICES_RUN_DIR/services.env themselves.
+    unset AWS_ENDPOINT_URL_KINESIS
 fi
 
 if step setup setup build --werror -Dkafka=enabled && step build ninja -C build; then

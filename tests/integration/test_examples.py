@@ -43,8 +43,8 @@ def fn_lines(logs, fn):
 @pytest.mark.parametrize("name", sorted(os.path.basename(p)[:-5] for p in
                                         glob.glob(os.path.join(REPO, "config", "*.json"))))
 def test_example_validates(sluice_bin, name):
-    if name == "kafka":
-        needs_adapter(sluice_bin, "kafka")
+    if name in ("kafka", "kinesis"):
+        needs_adapter(sluice_bin, name)
     r = subprocess.run([sluice_bin, "validate", "config/%s.json" % name], cwd=REPO,
                        capture_output=True, text=True, timeout=30, env=sluice_env())
     if name == "http":
@@ -136,3 +136,41 @@ def test_example_kafka(sluice_bin, tmp_path):
     lines = fn_lines(logs, "orders")
     assert sum(int(m.split(": ")[1].split(" ")[0]) for m in lines) == 120
     assert all(m.startswith("SelfManagedKafka: ") for m in lines)
+
+
+def test_example_kinesis(sluice_bin, tmp_path):
+    """config/kinesis.json against the test Kinesis server (kinesalite): its stream is made
+    unique and created with the AWS CLI, which puts the records; its endpoint is the one
+    tests/services started."""
+    needs_adapter(sluice_bin, "kinesis")
+    from helpers import missing
+    import test_kinesis as tk
+    env = tk._services_env()
+    if not env.get("AWS_ENDPOINT_URL_KINESIS"):
+        missing("AWS_ENDPOINT_URL_KINESIS (tests/services/start.sh with SERVICES including "
+                "kinesis)")
+    endpoint = env["AWS_ENDPOINT_URL_KINESIS"]
+    stream = tk.create_stream(endpoint, shards=2)
+    sent = tk.put(endpoint, stream, [("customer-%d" % (i % 5), json.dumps({"order": i}).encode())
+                                     for i in range(60)])
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    with open(str(tmp_path / "config/kinesis.json")) as f:
+        cfg = json.load(f)
+    m = cfg["mappings"][0]
+    m["EventSourceArn"] = m["EventSourceArn"].replace("stream/orders", "stream/" + stream)
+    m["endpoint_url"] = endpoint
+    with open(str(tmp_path / "config/kinesis.json"), "w") as f:
+        json.dump(cfg, f)
+    (tmp_path / "build").mkdir()
+    r = subprocess.run([sluice_bin, "run", "--until-idle", "--log-format", "json",
+                        "config/kinesis.json"], cwd=str(tmp_path), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=180,
+                       env=sluice_env({"AWS_ACCESS_KEY_ID": "test",
+                                       "AWS_SECRET_ACCESS_KEY": "test"}))
+    assert r.returncode == 0, r.stderr[-3000:]
+    logs = json_log(r.stderr)
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["delivered"] == len(sent) == 60
+    lines = fn_lines(logs, "orders")
+    assert sum(int(m.split(": ")[1].split(" ")[0]) for m in lines) == 60
+    assert all(m.startswith("aws:kinesis: ") for m in lines)

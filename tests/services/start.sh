@@ -202,6 +202,8 @@ start_sqs() {
 # ---- kinesis: kinesalite, for the Kinesis source ---------------------------------------------
 start_kinesis() {
     node_modules kinesalite
+    # the parser real handlers use, to check the events the Kinesis tests receive
+    node_modules @aws-lambda-powertools/parser
     [[ "$KINESIS_STATE_MS" =~ ^[0-9]+$ ]] || die "invalid KINESIS_STATE_MS '$KINESIS_STATE_MS'"
     check_port "$KINESIS_PORT"
     node "$DIR/servers/kinesalite.mjs" "$KINESIS_PORT" "$KINESIS_STATE_MS" \

@@ -39,6 +39,13 @@
 #define KAFKA_MISSING      ""
 #define KAFKA_DESTINATIONS ""
 #endif
+#if SL_HAVE_KINESIS
+#define KINESIS_SCHEMES ", arn:aws:kinesis:..."
+#define KINESIS_MISSING ", arn:aws:kinesis:REGION:ACCOUNT:stream/NAME"
+#else
+#define KINESIS_SCHEMES ""
+#define KINESIS_MISSING ""
+#endif
 
 struct fixture {
     char *dir;
@@ -398,7 +405,7 @@ static void test_missing_keys(void **state)
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\"}]}",
                "$.mappings[0].EventSourceArn: missing required key; allowed: file:///path or "
-               "glob" KAFKA_MISSING);
+               "glob" KAFKA_MISSING KINESIS_MISSING);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
@@ -416,10 +423,10 @@ static void test_unknown_scheme(void **state)
     /* Source keys are still recognised (against every source) when the scheme is unknown. */
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
-               "\"arn:aws:kinesis:us-east-1:1:stream/s\",\"FunctionName\":\"audit\","
+               "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
-               "$.mappings[0].EventSourceArn: \"arn:aws:kinesis:us-east-1:1:stream/s\" has an "
-               "unknown scheme; allowed: file://..." KAFKA_SCHEMES);
+               "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
+               "has an unknown scheme; allowed: file://..." KAFKA_SCHEMES KINESIS_SCHEMES);
     /* The source's own check: file paths must be absolute. */
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                     "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
@@ -462,14 +469,15 @@ static void test_left_out_adapter(void **state)
     assert_non_null(feat);
     assert_string_equal(feat->option, "kafka");
     assert_null(sl_registry_left_out("file:///tmp/x"));
-    expect_one(f, msk,
-               "$.mappings[0].EventSourceArn: \"arn:aws:kafka:us-east-1:1:cluster/c/abc\" is a "
-               "Kafka source and this sluice was built without Kafka (Kafka is built in by meson "
-               "setup -Dkafka=enabled, which needs librdkafka); allowed: file://...");
+    expect_one(
+        f, msk,
+        "$.mappings[0].EventSourceArn: \"arn:aws:kafka:us-east-1:1:cluster/c/abc\" is a "
+        "Kafka source and this sluice was built without Kafka (Kafka is built in by meson "
+        "setup -Dkafka=enabled, which needs librdkafka); allowed: file://..." KINESIS_SCHEMES);
     expect_one(f, self_managed,
                "$.mappings[0].SelfManagedEventSource: \"kafka://127.0.0.1:9092\" is a Kafka "
                "source and this sluice was built without Kafka (Kafka is built in by meson setup "
-               "-Dkafka=enabled, which needs librdkafka); allowed: file://...");
+               "-Dkafka=enabled, which needs librdkafka); allowed: file://..." KINESIS_SCHEMES);
     expect_one(f, kafka_destination,
                "$.mappings[0].DestinationConfig.OnFailure.Destination: \"kafka://dlq\" is a Kafka "
                "destination and this sluice was built without Kafka (Kafka is built in by meson "
@@ -761,7 +769,7 @@ static void test_url_secrets_not_in_errors(void **state)
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
                "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" has an unknown "
-               "scheme; allowed: file://..." KAFKA_SCHEMES);
+               "scheme; allowed: file://..." KAFKA_SCHEMES KINESIS_SCHEMES);
 }
 
 static void test_nul_in_strings(void **state)

@@ -60,7 +60,13 @@ static void test_registry_sinks_are_the_built_list(void **state)
 static void test_registry_version_lists(void **state)
 {
     (void)state;
-#if SL_HAVE_KAFKA
+#if SL_HAVE_KAFKA && SL_HAVE_KINESIS
+    assert_string_equal(sl_registry_sources_built(), "file kafka kinesis");
+    assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
+#elif SL_HAVE_KINESIS
+    assert_string_equal(sl_registry_sources_built(), "file kinesis");
+    assert_string_equal(sl_registry_sinks_built(), "file sqs http");
+#elif SL_HAVE_KAFKA
     assert_string_equal(sl_registry_sources_built(), "file kafka");
     assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
 #else
@@ -87,9 +93,16 @@ static void test_registry_left_out(void **state)
         assert_false(f->built);
 #endif
     }
-    static const char *const others[] = {
-        "file:///tmp/x",    "http://h/x", "", "kafka:/x", "arn:aws:sqs:us-east-1:1:q",
-        "arn:aws:kinesis:x"};
+    const struct sl_registry_feature *kin = sl_registry_left_out("arn:aws:kinesis:x");
+#if SL_HAVE_KINESIS
+    assert_null(kin);
+#else
+    assert_non_null(kin);
+    assert_string_equal(kin->option, "kinesis");
+    assert_false(kin->built);
+#endif
+    static const char *const others[] = {"file:///tmp/x", "http://h/x", "", "kafka:/x",
+                                         "arn:aws:sqs:us-east-1:1:q"};
     for (size_t i = 0; i < SL_ARRAY_LEN(others); i++) {
         assert_null(sl_registry_left_out(others[i]));
     }
