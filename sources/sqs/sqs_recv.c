@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* sqs_recv.c: the SQS source's fetch: one ReceiveMessage long poll at a time on the loop
+ * (WaitTimeSeconds from wait_time, MaxNumberOfMessages min(10, what the mapping can take), all
+ * system and message attributes), answered through part_fetched. Each message becomes one
+ * record with a new lease (its position, sl_queue_rec_lease): the body as the record's bytes;
+ * as its meta the FIFO group (the record's key; empty for a standard queue), the MessageId (the
+ * itemIdentifier) and the event's head and tail (event_sqs.h), prepared once here. An empty
+ * answer is part_fetched(0), after which the mapping polls again at once. A failed receive is
+ * answered after a backoff (throttling and service errors from 200 ms doubling to 20 s; a queue
+ * that does not exist and refused credentials every 30 s), with a warning when it starts and
+ * when it ends, so nothing ever loops at 0 ms. Loop thread. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "encoder.h"
+#include "event_sqs.h"
+#include "log.h"
+#include "sqs_int.h"
+
+#define SQS_META_HDR 16 /* four u32 lengths: group, id, head, tail */
+
+void sqs_meta_read(const struct sl_recq *q, const struct sl_record *rec, struct sqs_meta *ret)
+{
+    const char *m = sl_recq_meta(q, rec);
+    uint32_t len[4];
+    memcpy(len, m, sizeof(len));
+    const char *p = m + SQS_META_HDR;
+    ret->group = p;
+    ret->group_len = len[0];
+    p += len[0];
+    ret->msg_id = p;
+    ret->msg_id_len = len[1];
+    p += len[1];
+    ret->head = p;
+    ret->head_len = len[2];
+    p += len[2];
+    ret->tail = p;
+    ret->tail_len = len[3];
+}
+
+/* Writes message's meta into meta (replacing it). */
+static int sqs_meta_build(struct sqs_ctx *ctx,
+                          const cJSON *message,
+                          const char *group,
+                          const char *msg_id,
+                          struct sl_buf *meta,
+                          struct sl_buf *head,
+                          struct sl_buf *tail)
+{
+    sl_buf_truncate(meta, 0);
+    sl_buf_truncate(head, 0);
+    sl_buf_truncate(tail, 0);
+    int r = sl_event_sqs_prepare(message, ctx->arn, ctx->region, head, tail);
+    if (r < 0) {
+        return r;
+    }
+    uint32_t len[4] = {(uint32_t)strlen(group), (uint32_t)strlen(msg_id), (uint32_t)head->len,
+                       (uint32_t)tail->len};
+    r = sl_buf_append(meta, len, sizeof(len));
+    r = r ? r : sl_buf_append(meta, group, len[0]);
+    r = r ? r : sl_buf_append(meta, msg_id, len[1]);
+    r = r ? r : sl_buf_append(meta, head->data, head->len);
+    r = r ? r : sl_buf_append(meta, tail->data, tail->len);
+    return r;
+}
+
+static const char *sqs_attr(const cJSON *message, const char *name)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(message, "Attributes"), name);
+    return cJSON_IsString(a) ? a->valuestring : NULL;
+}
+
+/* Appends the messages of a ReceiveMessage answer to part's queue. Returns how many, or
+ * SL_EPROTO for an answer that is not one. */
+static int sqs_take_messages(struct sqs_ctx *ctx, const struct sqs_call *call, const cJSON *answer)
+{
+    if (!cJSON_IsObject(answer)) {
+        return SL_EPROTO;
+    }
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(answer, "Messages");
+    struct sl_buf meta, head, tail;
+    sl_buf_init(&meta);
+    sl_buf_init(&head);
+    sl_buf_init(&tail);
+    int n = 0;
+    const cJSON *m;
+    int64_t expires_at = call->sent_at + ctx->queue_visibility_ms;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "MessageId");
+        const cJSON *rh = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(m, "Body");
+        if (!cJSON_IsString(id) || !cJSON_IsString(rh) || !cJSON_IsString(body)) {
+            sl_log_warn(SQS_COMP, ctx->env.inst,
+                        "ReceiveMessage %s: a message without MessageId, ReceiptHandle or Body "
+                        "skipped (it comes back after its visibility timeout)",
+                        ctx->queue_shown);
+            continue;
+        }
+        const char *group = ctx->fifo ? sqs_attr(m, "MessageGroupId") : NULL;
+        const char *sent = sqs_attr(m, "SentTimestamp");
+        int64_t arrival = sent ? strtoll(sent, NULL, 10) : sl_clock_wall_ms(ctx->env.clock);
+        if (sqs_meta_build(ctx, m, group ? group : "", id->valuestring, &meta, &head, &tail) < 0) {
+            break; /* out of memory: what is left comes back after its visibility timeout */
+        }
+        struct sqs_lease *l = sqs_lease_new(ctx, id->valuestring, rh->valuestring, expires_at);
+        if (!l) {
+            break;
+        }
+        uint64_t lease = l->id;
+        if (sl_recq_push(&ctx->part->q, body->valuestring, (uint32_t)strlen(body->valuestring),
+                         meta.data, (uint32_t)meta.len, &lease, sizeof(lease), arrival, 0) < 0) {
+            uint64_t forget = lease;
+            (void)sqs_queue_release(ctx, ctx->part, &forget, 1, SL_QUEUE_KEEP_VISIBILITY);
+            break;
+        }
+        n++;
+    }
+    sl_buf_fini(&meta);
+    sl_buf_fini(&head);
+    sl_buf_fini(&tail);
+    return n;
+}
+
+static void sqs_recv_backoff_cb(uv_timer_t *t)
+{
+    struct sqs_ctx *ctx = t->data;
+    if (ctx->stopped || !ctx->part) {
+        return;
+    }
+    ctx->receiving = false;
+    ctx->env.part_fetched(ctx->env.owner, ctx->part, 0); /* the mapping polls again */
+}
+
+static void sqs_recv_done(struct sqs_ctx *ctx,
+                          struct sqs_call *call,
+                          int err,
+                          const char *detail,
+                          const struct sl_http_resp *resp)
+{
+    if (!ctx->part) {
+        ctx->receiving = false;
+        return;
+    }
+    int n = err;
+    char proto[SQS_DETAIL];
+    if (err == 0) {
+        cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+        n = sqs_take_messages(ctx, call, j);
+        cJSON_Delete(j);
+        if (n == SL_EPROTO) {
+            (void)snprintf(proto, sizeof(proto), "ReceiveMessage %s: the answer is not JSON",
+                           ctx->queue_shown);
+            detail = proto;
+        }
+    }
+    if (n >= 0) {
+        if (ctx->recv_failures > 0) {
+            sl_log_info(SQS_COMP, ctx->env.inst, "receiving from %s again", ctx->queue_shown);
+        }
+        ctx->recv_failures = 0;
+        ctx->receiving = false;
+        ctx->env.part_fetched(ctx->env.owner, ctx->part, n);
+        return;
+    }
+    ctx->recv_failures++;
+    bool slow = n == SL_ENOTFOUND || n == SL_EAUTH;
+    int64_t delay = slow ? SQS_SLOW_RETRY_MS : sqs_backoff_ms(ctx->recv_failures, SQS_RETRY_MAX_MS);
+    int64_t now = sqs_now(ctx);
+    if (ctx->recv_failures == 1 || now - ctx->last_recv_warn >= 60000) {
+        ctx->last_recv_warn = now;
+        sl_log_warn(SQS_COMP, ctx->env.inst, "%s; trying again in %" PRId64 " ms%s", detail, delay,
+                    n == SL_ENOTFOUND ? " (does the queue exist?)" : "");
+    }
+    (void)uv_timer_start(ctx->recv_timer, sqs_recv_backoff_cb, (uint64_t)delay, 0);
+}
+
+int sqs_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes)
+{
+    struct sqs_ctx *ctx = vctx;
+    (void)max_bytes;
+    if (part != ctx->part || ctx->stopped) {
+        return 0;
+    }
+    if (ctx->receiving) {
+        return SL_EINPROGRESS;
+    }
+    size_t want = max_records < SQS_ENTRIES_MAX ? max_records : SQS_ENTRIES_MAX;
+    if (want == 0) {
+        want = 1;
+    }
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int r = sl_buf_puts(&b, "{\"QueueUrl\":");
+    r = r ? r : sl_enc_json_str(&b, ctx->queue_url, strlen(ctx->queue_url));
+    r = r ? r
+          : sl_buf_printf(&b, ",\"MaxNumberOfMessages\":%zu,\"WaitTimeSeconds\":%" PRId64, want,
+                          ctx->wait_ms / 1000);
+    if (ctx->visibility_ms > 0) {
+        r = r ? r : sl_buf_printf(&b, ",\"VisibilityTimeout\":%" PRId64, ctx->visibility_ms / 1000);
+    }
+    /* AttributeNames too, for servers that predate MessageSystemAttributeNames */
+    r = r ? r
+          : sl_buf_puts(&b, ",\"AttributeNames\":[\"All\"],\"MessageSystemAttributeNames\":"
+                            "[\"All\"],\"MessageAttributeNames\":[\"All\"]}");
+    r = r ? r : sqs_call_start(ctx, SQS_CALL_RECEIVE, &b, sqs_recv_done, NULL);
+    sl_buf_fini(&b);
+    if (r < 0) {
+        return r;
+    }
+    ctx->receiving = true;
+    return SL_EINPROGRESS;
+}

@@ -1,0 +1,260 @@
+"""The SQS source against fauxqs (tests/services/start.sh with SERVICES including sqs): the event
+a function receives, deletes only after success, partial batch responses, redrive to a DLQ
+after function errors, FIFO order per group, and a SIGKILL mid-stream that loses nothing.
+Messages are sent by the small AWS JSON 1.0 client below (fauxqs speaks JSON 1.0 only)."""
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from fnserver import Reply
+from helpers import base_config, http_fn, missing, wait_until
+
+
+def sqs_endpoint():
+    ep = os.environ.get("SQS_ENDPOINT")
+    if not ep:
+        missing("SQS_ENDPOINT (tests/services/start.sh with SERVICES including sqs)")
+    return ep
+
+
+def sqs_call(op, body, timeout=10):
+    rq = urllib.request.Request(sqs_endpoint().rstrip("/") + "/", data=json.dumps(body).encode(),
+                                method="POST",
+                                headers={"X-Amz-Target": "AmazonSQS." + op,
+                                         "Content-Type": "application/x-amz-json-1.0"})
+    with urllib.request.urlopen(rq, timeout=timeout) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else {}
+
+
+def make_queue(prefix="src", fifo=False, **attrs):
+    name = "%s-%s%s" % (prefix, uuid.uuid4().hex[:10], ".fifo" if fifo else "")
+    a = {k: str(v) for k, v in attrs.items()}
+    if fifo:
+        a.update({"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+    return sqs_call("CreateQueue", {"QueueName": name, "Attributes": a})["QueueUrl"]
+
+
+def queue_arn(url):
+    acct, name = url.rstrip("/").split("/")[-2:]
+    return "arn:aws:sqs:us-east-1:%s:%s" % (acct, name)
+
+
+def send(url, bodies, group=None, attrs=None):
+    """SendMessageBatch in tens; returns the MessageIds in send order."""
+    ids = []
+    for i in range(0, len(bodies), 10):
+        entries = []
+        for k, b in enumerate(bodies[i:i + 10]):
+            e = {"Id": str(k), "MessageBody": b}
+            if group is not None:
+                e["MessageGroupId"] = group
+            if attrs:
+                e["MessageAttributes"] = attrs
+            entries.append(e)
+        r = sqs_call("SendMessageBatch", {"QueueUrl": url, "Entries": entries})
+        assert not r.get("Failed"), r
+        by_id = {x["Id"]: x["MessageId"] for x in r["Successful"]}
+        ids.extend(by_id[str(k)] for k in range(len(entries)))
+    return ids
+
+
+def depth(url):
+    """Messages in the queue: visible + in flight + delayed."""
+    a = sqs_call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
+    return sum(int(a.get(k, 0)) for k in ("ApproximateNumberOfMessages",
+                                           "ApproximateNumberOfMessagesNotVisible",
+                                           "ApproximateNumberOfMessagesDelayed"))
+
+
+def drain(url, wait=1):
+    """Receives (and deletes) what is receivable now; returns the bodies."""
+    got = []
+    while True:
+        r = sqs_call("ReceiveMessage", {"QueueUrl": url, "MaxNumberOfMessages": 10,
+                                        "WaitTimeSeconds": wait})
+        msgs = r.get("Messages") or []
+        if not msgs:
+            return got
+        for m in msgs:
+            got.append(m["Body"])
+            sqs_call("DeleteMessage", {"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]})
+
+
+def sqs_records(fn, ok_only=False):
+    out = []
+    for rq in fn.requests():
+        if ok_only and not rq.ok:
+            continue
+        out.extend((rq.json or {}).get("Records") or [])
+    return out
+
+
+def mapping(url, fn, batch=10, window=0, **extra):
+    d = {"EventSourceArn": url, "FunctionName": "f", "BatchSize": batch,
+         "MaximumBatchingWindowInSeconds": window, "wait_time": "1s"}
+    d.update(extra)
+    return d
+
+
+def config(tmp_path, fn, m, timeout=5):
+    return base_config(tmp_path, {"f": http_fn(fn.url, timeout=timeout)}, [m])
+
+
+@pytest.mark.parametrize("form", ["url", "arn"])
+def test_sqs_event_shape_and_deletes(tmp_path, fn, sluice, form):
+    url = make_queue()
+    attrs = {"s": {"DataType": "String", "StringValue": "x y"},
+             "n": {"DataType": "Number", "StringValue": "42"},
+             "b": {"DataType": "Binary", "BinaryValue": base64.b64encode(b"\x00\x01").decode()}}
+    bodies = ['{"n":%d}' % i for i in range(25)]
+    ids = send(url, bodies, attrs=attrs)
+    arn = queue_arn(url)
+    env = {"AWS_ENDPOINT_URL_SQS": sqs_endpoint()} if form == "arn" else None
+    s = sluice(config(tmp_path, fn, mapping(url if form == "url" else arn, fn)), env_extra=env)
+    wait_until(lambda: len(sqs_records(fn)) >= 25, 30, "25 records", proc=s)
+    wait_until(lambda: depth(url) == 0, 20, "the queue to be empty", proc=s)
+    recs = sqs_records(fn)
+    assert sorted(r["body"] for r in recs) == sorted(bodies)
+    assert sorted(r["messageId"] for r in recs) == sorted(ids)
+    for r in recs:
+        assert list(r.keys()) == ["messageId", "receiptHandle", "body", "attributes",
+                                  "messageAttributes", "md5OfMessageAttributes", "md5OfBody",
+                                  "eventSource", "eventSourceARN", "awsRegion"], r
+        assert r["eventSource"] == "aws:sqs"
+        assert r["eventSourceARN"] == arn
+        assert r["awsRegion"] == "us-east-1"
+        assert r["md5OfBody"] == hashlib.md5(r["body"].encode()).hexdigest()
+        assert r["receiptHandle"]
+        a = r["attributes"]
+        for k in ("ApproximateReceiveCount", "SentTimestamp", "SenderId",
+                  "ApproximateFirstReceiveTimestamp"):
+            assert isinstance(a.get(k), str), (k, a)
+        assert a["ApproximateReceiveCount"] == "1"
+        ma = r["messageAttributes"]
+        assert ma["s"] == {"stringValue": "x y", "stringListValues": [], "binaryListValues": [],
+                           "dataType": "String"}
+        assert ma["n"] == {"stringValue": "42", "stringListValues": [], "binaryListValues": [],
+                           "dataType": "Number"}
+        assert ma["b"] == {"binaryValue": base64.b64encode(b"\x00\x01").decode(),
+                           "stringListValues": [], "binaryListValues": [], "dataType": "Binary"}
+        assert isinstance(r["md5OfMessageAttributes"], str)
+    assert all(rq.ok for rq in fn.requests())
+    assert all(len((rq.json or {}).get("Records")) <= 10 for rq in fn.requests())
+
+
+def test_sqs_no_attributes_md5_null(tmp_path, fn, sluice):
+    url = make_queue()
+    send(url, ["plain text"])
+    s = sluice(config(tmp_path, fn, mapping(url, fn)))
+    wait_until(lambda: sqs_records(fn), 20, "a record", proc=s)
+    r = sqs_records(fn)[0]
+    assert r["body"] == "plain text"
+    assert r["messageAttributes"] == {}
+    assert r["md5OfMessageAttributes"] is None
+    wait_until(lambda: depth(url) == 0, 20, "the queue to be empty", proc=s)
+
+
+def test_sqs_partial_batch_deletes_only_unlisted(tmp_path, fn, sluice):
+    url = make_queue(VisibilityTimeout=2)
+    bodies = ["ok-%d" % i for i in range(6)] + ["fail-%d" % i for i in range(4)]
+    send(url, bodies)
+    first = {}
+
+    def hook(rq):
+        recs = (rq.json or {}).get("Records") or []
+        failed = []
+        for r in recs:
+            if r["body"].startswith("fail") and r["body"] not in first:
+                first[r["body"]] = r["messageId"]
+                failed.append({"itemIdentifier": r["messageId"]})
+        return Reply(200, body={"batchItemFailures": failed})
+
+    fn.set_hook(hook)
+    m = mapping(url, fn, FunctionResponseTypes=["ReportBatchItemFailures"])
+    s = sluice(config(tmp_path, fn, m))
+    # every failed message comes back once its visibility runs out, and then succeeds
+    wait_until(lambda: depth(url) == 0, 30, "the queue to be empty", proc=s)
+    got = [r["body"] for r in sqs_records(fn)]
+    for b in bodies:
+        want = 2 if b.startswith("fail") else 1
+        assert got.count(b) == want, (b, got)
+    again = [r for r in sqs_records(fn) if r["body"].startswith("fail") and
+             r["attributes"]["ApproximateReceiveCount"] == "2"]
+    assert len(again) == 4
+
+
+def test_sqs_function_error_redrives_to_dlq(tmp_path, fn, sluice):
+    dlq = make_queue("dlq")
+    dlq_arn = sqs_call("GetQueueAttributes", {"QueueUrl": dlq, "AttributeNames": ["QueueArn"]})[
+        "Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
+    url = make_queue(VisibilityTimeout=1, RedrivePolicy=policy)
+    send(url, ["good-%d" % i for i in range(5)])
+    send(url, ["bad-%d" % i for i in range(3)])
+
+    def hook(rq):
+        recs = (rq.json or {}).get("Records") or []
+        if any(r["body"].startswith("bad") for r in recs):
+            return Reply(500)
+        return None
+
+    fn.set_hook(hook)
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=1)))
+    wait_until(lambda: depth(url) == 0, 40, "the source queue to be empty", proc=s)
+    moved = drain(dlq)
+    assert sorted(moved) == ["bad-0", "bad-1", "bad-2"]
+    ok = [r["body"] for r in sqs_records(fn, ok_only=True)]
+    assert sorted(ok) == ["good-%d" % i for i in range(5)]
+
+
+def test_sqs_fifo_order_per_group(tmp_path, fn, sluice):
+    url = make_queue(fifo=True)
+    a = ["a-%02d" % i for i in range(15)]
+    b = ["b-%02d" % i for i in range(15)]
+    send(url, a, group="ga")
+    send(url, b, group="gb")
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=10)))
+    wait_until(lambda: depth(url) == 0, 40, "the queue to be empty", proc=s)
+    got = [r["body"] for r in sqs_records(fn, ok_only=True)]
+    assert [x for x in got if x.startswith("a")] == a
+    assert [x for x in got if x.startswith("b")] == b
+    for r in sqs_records(fn):
+        assert r["attributes"]["MessageGroupId"] == ("ga" if r["body"].startswith("a") else "gb")
+
+
+def test_sqs_sigkill_restart_loses_nothing(tmp_path, fn, sluice):
+    url = make_queue(VisibilityTimeout=2)
+    bodies = ["m-%03d" % i for i in range(150)]
+    send(url, bodies)
+    fn.set_default(Reply(200, delay=0.05))
+    cfg = config(tmp_path, fn, mapping(url, fn, batch=10))
+    s1 = sluice(cfg)
+    wait_until(lambda: len(sqs_records(fn, ok_only=True)) >= 30, 30, "30 records", proc=s1)
+    s1.kill9()
+    assert depth(url) > 0, "everything was done before the kill"
+    s2 = sluice(cfg)
+    wait_until(lambda: depth(url) == 0, 60, "the queue to be empty", proc=s2)
+    got = {r["body"] for r in sqs_records(fn, ok_only=True)}
+    missing_bodies = [b for b in bodies if b not in got]
+    assert not missing_bodies, missing_bodies[:10]
+
+
+def test_sqs_missing_queue_is_a_clear_error(tmp_path, fn, sluice):
+    arn = "arn:aws:sqs:us-east-1:000000000000:nope-" + uuid.uuid4().hex[:8]
+    s = sluice(config(tmp_path, fn, mapping(arn, fn)),
+               env_extra={"AWS_ENDPOINT_URL_SQS": sqs_endpoint()})
+    wait_until(lambda: "does not exist" in s.log(), 10, "the error line", proc=s)
+    assert s.poll() is None
+    s.signal(signal.SIGTERM)
+    assert s.wait(20) == 0
+    assert fn.count() == 0
+    time.sleep(0)
