@@ -258,3 +258,22 @@ def test_sqs_missing_queue_is_a_clear_error(tmp_path, fn, sluice):
     assert s.wait(20) == 0
     assert fn.count() == 0
     time.sleep(0)
+
+
+def test_sqs_heartbeat_outlasts_visibility_timeout(tmp_path, fn, sluice):
+    """A handler that runs 2.5 times the queue's visibility timeout: its messages are kept
+    invisible (ChangeMessageVisibilityBatch heartbeats), so nobody receives them meanwhile, the
+    function is invoked once, and they are deleted after."""
+    url = make_queue(VisibilityTimeout=2)
+    send(url, ["slow-0", "slow-1"])
+    fn.set_default(Reply(200, delay=5))
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=10), timeout=10))
+    wait_until(lambda: fn.count() >= 1, 20, "the first invocation", proc=s)
+    # while the handler runs, the messages stay in flight: a receive of our own gets nothing
+    r = sqs_call("ReceiveMessage", {"QueueUrl": url, "MaxNumberOfMessages": 10,
+                                    "WaitTimeSeconds": 3})
+    assert not r.get("Messages"), r
+    wait_until(lambda: depth(url) == 0, 20, "the queue to be empty", proc=s)
+    bodies = sorted(r["body"] for r in sqs_records(fn))
+    assert bodies == ["slow-0", "slow-1"], bodies
+    assert all(r["attributes"]["ApproximateReceiveCount"] == "1" for r in sqs_records(fn))
