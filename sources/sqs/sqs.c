@@ -371,6 +371,7 @@ static void sqs_part_release(void *vctx, struct sl_part *part)
         return;
     }
     sqs_lease_clear(ctx);
+    sqs_recv_clear(ctx);
     ctx->part = NULL;
 }
 
@@ -415,6 +416,7 @@ static void sqs_fini(void *vctx)
     sqs_timer_close(&ctx->recv_timer);
     sqs_timer_close(&ctx->tick);
     sqs_lease_fini(ctx);
+    sqs_recv_clear(ctx);
     for (int k = 0; k < SQS_CALL_KINDS; k++) {
         curl_slist_free_all(ctx->headers[k]);
         ctx->headers[k] = NULL;

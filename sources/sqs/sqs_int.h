@@ -123,12 +123,16 @@ struct sqs_ctx {
     uv_timer_t *start_timer; /* retrying the resolution (each timer allocated: closed after fini) */
     struct sl_part *part;
 
-    /* receiving */
+    /* receiving: one long poll at a time, in the background of fetch */
     bool receiving;
     uv_timer_t *recv_timer; /* a receive's backoff after an error */
-    int recv_err;           /* what the backoff reports to part_fetched */
     unsigned recv_failures;
     int64_t last_recv_warn;
+    bool wants_wake;     /* fetch returned 0: part_wake when messages came */
+    cJSON *received;     /* the last answer's messages not yet handed out, or NULL */
+    cJSON *next_msg;     /* the first of them */
+    int64_t received_at; /* when that receive was sent (its visibility counts from there) */
+    size_t poll_max;     /* MaxNumberOfMessages of the polls: min(10, fetch's max_records) */
 
     /* the lease table */
     uint64_t next_lease;
@@ -181,6 +185,9 @@ bool sqs_queue_idle(void *vctx);
 
 /* sqs_recv.c */
 int sqs_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
+/* Drops the messages received and not handed out (they come back after their visibility
+ * timeout). */
+void sqs_recv_clear(struct sqs_ctx *ctx);
 /* The record's meta as sqs_recv.c writes it: the group, the message id, and the event's head
  * and tail (event_sqs.h). */
 struct sqs_meta {

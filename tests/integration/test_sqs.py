@@ -277,3 +277,18 @@ def test_sqs_heartbeat_outlasts_visibility_timeout(tmp_path, fn, sluice):
     bodies = sorted(r["body"] for r in sqs_records(fn))
     assert bodies == ["slow-0", "slow-1"], bodies
     assert all(r["attributes"]["ApproximateReceiveCount"] == "1" for r in sqs_records(fn))
+
+
+def test_sqs_filtered_messages_are_deleted(tmp_path, fn, sluice):
+    """FilterCriteria match the record with its body parsed as JSON; a message filtered out is
+    deleted, as AWS does."""
+    url = make_queue()
+    keep = ['{"keep":true,"n":%d}' % i for i in range(3)]
+    drop = ['{"keep":false,"n":%d}' % i for i in range(3)] + ["not json"]
+    send(url, keep + drop)
+    m = mapping(url, fn, FilterCriteria={"Filters": [{"Pattern": json.dumps(
+        {"body": {"keep": [True]}, "eventSource": ["aws:sqs"]})}]})
+    s = sluice(config(tmp_path, fn, m))
+    wait_until(lambda: depth(url) == 0, 20, "the queue to be empty", proc=s)
+    wait_until(lambda: len(sqs_records(fn)) >= 3, 10, "3 records", proc=s)
+    assert sorted(r["body"] for r in sqs_records(fn)) == sorted(keep)

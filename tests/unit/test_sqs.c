@@ -56,7 +56,7 @@ static void srv_reply(int fd, const char *body)
 
 static int srv_msg_of(const char *handle)
 {
-    return strncmp(handle, "rh-", 3) == 0 ? atoi(handle + 3) : -1;
+    return strncmp(handle, "rh-", 3) == 0 ? (int)strtol(handle + 3, NULL, 10) : -1;
 }
 
 /* DeleteMessageBatch: m1 fails twice (SenderFault false) then succeeds, m2's handle is refused
@@ -182,8 +182,7 @@ struct h {
     char arn[128];
     struct sl_source_env env;
     struct sl_part *part;
-    bool fetched;
-    int fetched_n;
+    bool woken;
     struct report reports[64];
     size_t n_reports;
 };
@@ -200,16 +199,9 @@ static int h_part_add(void *owner, const char *id, const char *name, struct sl_p
 
 static void h_part_wake(void *owner, struct sl_part *part)
 {
-    (void)owner;
-    (void)part;
-}
-
-static void h_part_fetched(void *owner, struct sl_part *part, int n)
-{
     struct h *h = owner;
     assert_ptr_equal(part, h->part);
-    h->fetched = true;
-    h->fetched_n = n;
+    h->woken = true;
 }
 
 static void h_queue_report(
@@ -226,9 +218,9 @@ static bool h_has_part(void *arg)
     return ((struct h *)arg)->part != NULL;
 }
 
-static bool h_was_fetched(void *arg)
+static bool h_was_woken(void *arg)
 {
-    return ((struct h *)arg)->fetched;
+    return ((struct h *)arg)->woken;
 }
 
 static size_t h_want_reports;
@@ -279,7 +271,6 @@ static struct h *h_start(size_t n_msgs)
         .owner = h,
         .part_add = h_part_add,
         .part_wake = h_part_wake,
-        .part_fetched = h_part_fetched,
         .queue_report = h_queue_report,
     };
     assert_int_equal(h->ops->init(h->ctx, &h->env, err, sizeof(err)), 0);
@@ -292,19 +283,21 @@ static struct h *h_start(size_t n_msgs)
 static void h_receive(struct h *h, size_t want, uint64_t *leases)
 {
     size_t got = 0;
-    while (got < want) {
-        h->fetched = false;
+    for (int turn = 0; turn < 20 && got < want; turn++) {
+        h->woken = false;
         int r = h->ops->fetch(h->ctx, h->part, want - got, 1 << 20);
-        assert_int_equal(r, SL_EINPROGRESS);
-        assert_true(test_run_until(&h->loop, h_was_fetched, h, 5000));
-        assert_true(h->fetched_n > 0);
-        got += (size_t)h->fetched_n;
+        assert_true(r >= 0);
+        if (r == 0) { /* the poll runs: part_wake when messages came */
+            assert_true(test_run_until(&h->loop, h_was_woken, h, 5000));
+        }
+        got += (size_t)r;
     }
+    assert_int_equal(got, want);
     for (size_t i = 0; i < sl_recq_count(&h->part->q); i++) {
         const struct sl_record *rec = sl_recq_at(&h->part->q, i);
         char id[32];
         assert_int_equal(h->ops->format_item_id(h->ctx, h->part, rec, id, sizeof(id)), 0);
-        leases[atoi(id + 1)] = sl_queue_rec_lease(rec);
+        leases[strtol(id + 1, NULL, 10)] = sl_queue_rec_lease(rec);
     }
     sl_recq_clear(&h->part->q);
 }
