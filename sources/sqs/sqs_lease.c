@@ -118,6 +118,8 @@ static void sqs_lease_remove(struct sqs_ctx *ctx, struct sqs_lease *l)
     sqs_lease_free(l);
 }
 
+static void sqs_tick_at(struct sqs_ctx *ctx, int64_t at);
+
 struct sqs_lease *
 sqs_lease_new(struct sqs_ctx *ctx, const char *msg_id, const char *handle, int64_t expires_at)
 {
@@ -158,6 +160,7 @@ sqs_lease_new(struct sqs_ctx *ctx, const char *msg_id, const char *handle, int64
     }
     ctx->leases_tail = l;
     ctx->n_leases++;
+    sqs_tick_at(ctx, expires_at); /* to notice it run out while the mapping holds it */
     return l;
 }
 
