@@ -125,6 +125,7 @@ struct sqs_ctx {
 
     /* receiving: one long poll at a time, in the background of fetch */
     bool receiving;
+    bool recv_paused;       /* a release with visibility 0 came: no new poll until fetch */
     uv_timer_t *recv_timer; /* a receive's backoff after an error */
     unsigned recv_failures;
     int64_t last_recv_warn;
@@ -182,12 +183,20 @@ int sqs_queue_release(
 int sqs_queue_hold(
     void *vctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t until_ms);
 bool sqs_queue_idle(void *vctx);
+/* Returns a received message that was never handed out: its visibility set to 0 (copied).
+ * Returns 0 or SL_ENOMEM. */
+int sqs_lease_return(struct sqs_ctx *ctx, const char *handle);
 
 /* sqs_recv.c */
 int sqs_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
 /* Drops the messages received and not handed out (they come back after their visibility
  * timeout). */
 void sqs_recv_clear(struct sqs_ctx *ctx);
+/* Messages were just returned with visibility 0 (a drain returns what it held): polling pauses
+ * until the next fetch, and what the poll in flight brings (it may take those very messages
+ * back) is returned with visibility 0 too, then part_wake, so a mapping that is not draining
+ * fetches, and polls, again. A drain waits for that poll (queue_idle), at most wait_time. */
+void sqs_recv_pause(struct sqs_ctx *ctx);
 /* The record's meta as sqs_recv.c writes it: the group, the message id, and the event's head
  * and tail (event_sqs.h). */
 struct sqs_meta {

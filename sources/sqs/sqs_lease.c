@@ -15,7 +15,8 @@
  *   - a lease the mapping still holds whose visibility ran out → SL_QUEUE_LEASE_LOST, once.
  *   - queue_release: the lease is forgotten; with a visibility >= 0, one
  *     ChangeMessageVisibilityBatch entry (best effort: when it fails, the message comes back
- *     when its visibility runs out).
+ *     when its visibility runs out). Visibility 0 (a drain) also pauses polling until the next
+ *     fetch (sqs_recv_pause), so the poll in flight does not take the messages back unseen.
  * One timer does the time-driven work, armed for the earliest thing due. Loop thread. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -358,12 +359,10 @@ static void sqs_release_done(struct sqs_ctx *ctx,
                              const char *detail,
                              const struct sl_http_resp *resp)
 {
-    (void)call;
     (void)resp;
-    if (err) {
-        /* best effort: the messages come back when their visibility runs out */
-        sl_log_debug(SQS_COMP, ctx->env.inst, "%s", detail);
-    }
+    /* best effort: what failed comes back when its visibility runs out */
+    sl_log_debug(SQS_COMP, ctx->env.inst, "visibility of %zu released messages: %s", call->n,
+                 err ? detail : "changed");
 }
 
 /* --- sending what is due --- */
@@ -578,22 +577,46 @@ int sqs_queue_ack(void *vctx, struct sl_part *part, const uint64_t *leases, size
     return 0;
 }
 
+/* Makes room for n more visibility changes. */
+static int sqs_vis_reserve(struct sqs_ctx *ctx, size_t n)
+{
+    if (ctx->n_vis + n <= ctx->cap_vis) {
+        return 0;
+    }
+    size_t cap = ctx->cap_vis ? ctx->cap_vis : 16;
+    while (cap < ctx->n_vis + n) {
+        cap *= 2;
+    }
+    struct sqs_vis *v = sl_realloc(ctx->vis, cap * sizeof(*v));
+    if (!v) {
+        return SL_ENOMEM;
+    }
+    ctx->vis = v;
+    ctx->cap_vis = cap;
+    return 0;
+}
+
+int sqs_lease_return(struct sqs_ctx *ctx, const char *handle)
+{
+    char *h = sl_strdup(handle);
+    if (!h || sqs_vis_reserve(ctx, 1) < 0) {
+        sl_free(h);
+        return SL_ENOMEM;
+    }
+    ctx->vis[ctx->n_vis++] = (struct sqs_vis){h, 0};
+    sqs_tick_at(ctx, sqs_now(ctx));
+    return 0;
+}
+
 int sqs_queue_release(
     void *vctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t visible_in_ms)
 {
     struct sqs_ctx *ctx = vctx;
     (void)part;
-    if (visible_in_ms >= 0 && ctx->n_vis + n > ctx->cap_vis) {
-        size_t cap = ctx->cap_vis ? ctx->cap_vis : 16;
-        while (cap < ctx->n_vis + n) {
-            cap *= 2;
-        }
-        struct sqs_vis *v = sl_realloc(ctx->vis, cap * sizeof(*v));
-        if (!v) {
-            return SL_ENOMEM;
-        }
-        ctx->vis = v;
-        ctx->cap_vis = cap;
+    sl_log_debug(SQS_COMP, ctx->env.inst, "release %zu leases, visibility %" PRId64 " ms", n,
+                 visible_in_ms);
+    if (visible_in_ms >= 0 && sqs_vis_reserve(ctx, n) < 0) {
+        return SL_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
         struct sqs_lease *l = sqs_lease_find(ctx, leases[i]);
@@ -609,6 +632,9 @@ int sqs_queue_release(
     }
     if (ctx->n_vis > 0) {
         sqs_tick_at(ctx, sqs_now(ctx));
+    }
+    if (visible_in_ms == 0) {
+        sqs_recv_pause(ctx);
     }
     return 0;
 }
@@ -631,8 +657,8 @@ int sqs_queue_hold(
 bool sqs_queue_idle(void *vctx)
 {
     struct sqs_ctx *ctx = vctx;
-    if (ctx->n_vis > 0) {
-        return false;
+    if (ctx->n_vis > 0 || (ctx->recv_paused && ctx->receiving)) {
+        return false; /* a paused poll may bring back what was returned: wait for it */
     }
     for (const struct sqs_call *c = ctx->calls; c; c = c->next) {
         if (c->kind == SQS_CALL_DELETE || c->kind == SQS_CALL_EXTEND ||

@@ -143,6 +143,15 @@ static void sqs_recv_backoff_cb(uv_timer_t *t)
     sqs_poll(t->data);
 }
 
+static void sqs_recv_wake_cb(uv_timer_t *t)
+{
+    struct sqs_ctx *ctx = t->data;
+    if (ctx->wants_wake && ctx->part && !ctx->stopped) {
+        ctx->wants_wake = false;
+        ctx->env.part_wake(ctx->env.owner, ctx->part);
+    }
+}
+
 static void sqs_recv_done(struct sqs_ctx *ctx,
                           struct sqs_call *call,
                           int err,
@@ -171,6 +180,23 @@ static void sqs_recv_done(struct sqs_ctx *ctx,
         ctx->recv_failures = 0;
         cJSON *msgs = cJSON_DetachItemFromObjectCaseSensitive(j, "Messages");
         cJSON_Delete(j);
+        if (ctx->recv_paused) {
+            /* polling paused (sqs_recv_pause): give back what came, let the mapping decide */
+            const cJSON *m;
+            cJSON_ArrayForEach(m, msgs)
+            {
+                const cJSON *rh = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
+                if (cJSON_IsString(rh)) {
+                    (void)sqs_lease_return(ctx, rh->valuestring);
+                }
+            }
+            cJSON_Delete(msgs);
+            if (ctx->wants_wake) {
+                ctx->wants_wake = false;
+                ctx->env.part_wake(ctx->env.owner, ctx->part);
+            }
+            return;
+        }
         if (cJSON_GetArraySize(msgs) == 0) {
             cJSON_Delete(msgs);
             /* nothing came: poll again, at once after a long poll, else (wait_time 0, or a
@@ -210,7 +236,7 @@ static void sqs_recv_done(struct sqs_ctx *ctx,
  * the last one are still to be handed out. */
 static void sqs_poll(struct sqs_ctx *ctx)
 {
-    if (ctx->stopped || !ctx->part || ctx->receiving || ctx->received ||
+    if (ctx->stopped || !ctx->part || ctx->receiving || ctx->received || ctx->recv_paused ||
         uv_is_active((uv_handle_t *)ctx->recv_timer)) {
         return;
     }
@@ -239,6 +265,16 @@ static void sqs_poll(struct sqs_ctx *ctx)
     ctx->receiving = true;
 }
 
+void sqs_recv_pause(struct sqs_ctx *ctx)
+{
+    ctx->recv_paused = true;
+    (void)uv_timer_stop(ctx->recv_timer); /* a backoff or a wait between empty polls */
+    if (!ctx->receiving && ctx->wants_wake && ctx->part) {
+        /* no poll to wait for: let the mapping fetch again (a later turn: the timer) */
+        (void)uv_timer_start(ctx->recv_timer, sqs_recv_wake_cb, 0, 0);
+    }
+}
+
 /* Hands out what the last receive brought (up to max_records); when nothing is left, starts
  * the next long poll and returns 0: part_wake follows when messages come. The poll runs in the
  * background, so the mapping counts the queue as caught up (quiet for --until-idle) while it
@@ -250,6 +286,7 @@ int sqs_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_b
     if (part != ctx->part || ctx->stopped || max_records == 0) {
         return 0;
     }
+    ctx->recv_paused = false;
     if (ctx->received) {
         int n = sqs_hand_out(ctx, max_records);
         if (n > 0 || ctx->received) {

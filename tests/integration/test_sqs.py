@@ -292,3 +292,38 @@ def test_sqs_filtered_messages_are_deleted(tmp_path, fn, sluice):
     wait_until(lambda: depth(url) == 0, 20, "the queue to be empty", proc=s)
     wait_until(lambda: len(sqs_records(fn)) >= 3, 10, "3 records", proc=s)
     assert sorted(r["body"] for r in sqs_records(fn)) == sorted(keep)
+
+
+def test_sqs_drain_returns_waiting_messages(tmp_path, fn, sluice):
+    """SIGTERM while received messages wait in a batching window: they are returned with
+    visibility 0 before sluice exits, so another consumer receives them at once instead of
+    after the queue's 30 s visibility timeout; none was invoked."""
+    url = make_queue(VisibilityTimeout=30)
+    send(url, ["w-%d" % i for i in range(5)])
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=100, window=20)))
+    wait_until(lambda: depth(url) == 5 and visible(url) == 0, 10, "the messages in flight",
+               proc=s)
+    s.signal(signal.SIGTERM)
+    assert s.wait(20) == 0, s.log_tail()
+    assert fn.count() == 0
+    got = drain(url, wait=1)
+    assert sorted(got) == ["w-%d" % i for i in range(5)], got
+
+
+def test_sqs_queue_deleted_mid_run(tmp_path, fn, sluice):
+    """A queue deleted under a running mapping: a warning naming it, a slow retry, sluice stays
+    up and exits cleanly."""
+    url = make_queue()
+    send(url, ["before"])
+    s = sluice(config(tmp_path, fn, mapping(url, fn)))
+    wait_until(lambda: depth(url) == 0, 20, "the first message done", proc=s)
+    sqs_call("DeleteQueue", {"QueueUrl": url})
+    wait_until(lambda: "does the queue exist?" in s.log(), 20, "the warning", proc=s)
+    assert s.poll() is None
+    s.signal(signal.SIGTERM)
+    assert s.wait(20) == 0
+
+
+def visible(url):
+    a = sqs_call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
+    return int(a.get("ApproximateNumberOfMessages", 0))
