@@ -28,6 +28,7 @@
 #include "encoder.h"
 #include "log.h"
 #include "sqs_int.h"
+#include "sqs_wire.h"
 
 int64_t sqs_now(const struct sqs_ctx *ctx)
 {
@@ -235,18 +236,6 @@ static void sqs_delete_entry_failed(struct sqs_ctx *ctx, struct sqs_lease *l, in
     sqs_report(ctx, id, SL_QUEUE_ACK_FAILED, final ? err : SL_ETIMEDOUT);
 }
 
-/* The entry index an answer's Id names ("0".."9"), or n. */
-static size_t sqs_entry_index(const cJSON *item, size_t n)
-{
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "Id");
-    if (!cJSON_IsString(id) || strlen(id->valuestring) != 1 || id->valuestring[0] < '0' ||
-        id->valuestring[0] > '9') {
-        return n;
-    }
-    size_t i = (size_t)(id->valuestring[0] - '0');
-    return i < n ? i : n;
-}
-
 static void sqs_delete_done(struct sqs_ctx *ctx,
                             struct sqs_call *call,
                             int err,
@@ -259,29 +248,20 @@ static void sqs_delete_done(struct sqs_ctx *ctx,
         outcome[i] = err ? err : SL_EPROTO; /* not named by the answer: retried */
     }
     if (err == 0) {
-        cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
-        const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Successful"))
-        {
-            size_t i = sqs_entry_index(item, call->n);
-            if (i < call->n) {
-                outcome[i] = 0;
-            }
-        }
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Failed"))
-        {
-            size_t i = sqs_entry_index(item, call->n);
-            if (i >= call->n) {
+        struct sl_sqs_wire_entry e[SQS_ENTRIES_MAX];
+        cJSON *j = sl_sqs_wire_entries(resp->body, resp->body_len, call->n, e);
+        for (size_t i = 0; i < call->n; i++) {
+            if (!e[i].named || e[i].ok) {
+                outcome[i] = e[i].ok ? 0 : SL_EPROTO;
                 continue;
             }
-            const cJSON *code = cJSON_GetObjectItemCaseSensitive(item, "Code");
-            const char *c = cJSON_IsString(code) ? code->valuestring : "";
-            final[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "SenderFault"));
-            outcome[i] = strcmp(c, "ReceiptHandleIsInvalid") == 0 ? SL_ENOTFOUND
-                         : final[i]                               ? SL_EREJECTED
-                                                                  : SL_EREMOTE;
+            final[i] = e[i].sender_fault;
+            outcome[i] = strcmp(e[i].code, "ReceiptHandleIsInvalid") == 0 ? SL_ENOTFOUND
+                         : final[i]                                       ? SL_EREJECTED
+                                                                          : SL_EREMOTE;
             sl_log_debug(SQS_COMP, ctx->env.inst, "DeleteMessageBatch %s: entry %zu: %s%s",
-                         ctx->queue_shown, i, *c ? c : "failed", final[i] ? "" : " (retried)");
+                         ctx->queue_shown, i, *e[i].code ? e[i].code : "failed",
+                         final[i] ? "" : " (retried)");
         }
         cJSON_Delete(j);
     } else {
@@ -314,23 +294,12 @@ static void sqs_extend_done(struct sqs_ctx *ctx,
     bool ok[SQS_ENTRIES_MAX] = {false};
     bool refused[SQS_ENTRIES_MAX] = {false};
     if (err == 0) {
-        cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
-        const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Successful"))
-        {
-            size_t i = sqs_entry_index(item, call->n);
-            if (i < call->n) {
-                ok[i] = true;
-            }
+        struct sl_sqs_wire_entry e[SQS_ENTRIES_MAX];
+        cJSON_Delete(sl_sqs_wire_entries(resp->body, resp->body_len, call->n, e));
+        for (size_t i = 0; i < call->n; i++) {
+            ok[i] = e[i].ok;
+            refused[i] = e[i].named && !e[i].ok;
         }
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Failed"))
-        {
-            size_t i = sqs_entry_index(item, call->n);
-            if (i < call->n) {
-                refused[i] = true;
-            }
-        }
-        cJSON_Delete(j);
     } else {
         sl_log_debug(SQS_COMP, ctx->env.inst, "%s (tried again)", detail);
     }
