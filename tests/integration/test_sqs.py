@@ -327,3 +327,30 @@ def test_sqs_queue_deleted_mid_run(tmp_path, fn, sluice):
 def visible(url):
     a = sqs_call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
     return int(a.get("ApproximateNumberOfMessages", 0))
+
+
+def test_sqs_fifo_group_failure_keeps_order(tmp_path, fn, sluice):
+    """FIFO: a function error on a batch holding a-03 returns it (and what follows it of group
+    a) to the queue; it comes back after the visibility timeout and group a is still delivered
+    in order, while group b flows."""
+    url = make_queue(fifo=True, VisibilityTimeout=1)
+    a = ["a-%02d" % i for i in range(8)]
+    b = ["b-%02d" % i for i in range(8)]
+    send(url, a, group="ga")
+    send(url, b, group="gb")
+    failed = []
+
+    def hook(rq):
+        recs = (rq.json or {}).get("Records") or []
+        if not failed and any(r["body"] == "a-03" for r in recs):
+            failed.append(True)
+            return Reply(500)
+        return None
+
+    fn.set_hook(hook)
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=10)))
+    wait_until(lambda: depth(url) == 0, 40, "the queue to be empty", proc=s)
+    assert failed
+    got = [r["body"] for r in sqs_records(fn, ok_only=True)]
+    assert [x for x in got if x.startswith("a")] == a
+    assert [x for x in got if x.startswith("b")] == b
