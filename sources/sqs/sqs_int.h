@@ -140,6 +140,7 @@ struct sqs_ctx {
     struct sqs_lease **slots; /* open addressing by id; NULL: empty */
     size_t n_slots;           /* power of two, or 0 */
     size_t n_leases;
+    size_t n_deleting; /* leases in SQS_DELETING */
     struct sqs_lease *leases, *leases_tail;
     struct sqs_vis *vis; /* releases' visibility changes waiting */
     size_t n_vis, cap_vis;
@@ -168,10 +169,11 @@ int64_t sqs_backoff_ms(unsigned n, int64_t max_ms);
 /* sqs_lease.c */
 int64_t sqs_now(const struct sqs_ctx *ctx);
 /* A new lease for a message just received (msg_id and handle copied) whose visibility ends
- * at expires_at; returns it, or NULL on OOM. A standard queue may hand out a message again
- * while an older lease of it waits for its delete: that one takes the new receipt handle. */
-struct sqs_lease *
-sqs_lease_new(struct sqs_ctx *ctx, const char *msg_id, const char *handle, int64_t expires_at);
+ * at expires_at; returns it, or NULL on OOM. A message received again (again: its
+ * ApproximateReceiveCount is above 1) may still have an older lease here, run out or waiting
+ * for its delete: that one takes the new receipt handle. */
+struct sqs_lease *sqs_lease_new(
+    struct sqs_ctx *ctx, const char *msg_id, const char *handle, int64_t expires_at, bool again);
 /* The lease with that id, or NULL. */
 struct sqs_lease *sqs_lease_find(struct sqs_ctx *ctx, uint64_t id);
 /* Forgets every lease and pending change, reporting nothing. */

@@ -117,13 +117,14 @@ static void sqs_lease_remove(struct sqs_ctx *ctx, struct sqs_lease *l)
         ctx->leases_tail = l->prev;
     }
     ctx->n_leases--;
+    ctx->n_deleting -= l->state == SQS_DELETING;
     sqs_lease_free(l);
 }
 
 static void sqs_tick_at(struct sqs_ctx *ctx, int64_t at);
 
-struct sqs_lease *
-sqs_lease_new(struct sqs_ctx *ctx, const char *msg_id, const char *handle, int64_t expires_at)
+struct sqs_lease *sqs_lease_new(
+    struct sqs_ctx *ctx, const char *msg_id, const char *handle, int64_t expires_at, bool again)
 {
     if ((ctx->n_leases + 1) * 2 > ctx->n_slots && sqs_slots_grow(ctx) < 0) {
         return NULL;
@@ -137,7 +138,7 @@ sqs_lease_new(struct sqs_ctx *ctx, const char *msg_id, const char *handle, int64
     }
     /* The same message again: an older lease of it (run out, its delete waiting or retried)
      * must use this newest receipt handle, the only one SQS still honours. */
-    for (struct sqs_lease *o = ctx->leases; o; o = o->next) {
+    for (struct sqs_lease *o = again ? ctx->leases : NULL; o; o = o->next) {
         if (strcmp(o->msg_id, msg_id) == 0) {
             char *h = sl_strdup(handle);
             if (h) {
@@ -540,6 +541,7 @@ int sqs_queue_ack(void *vctx, struct sl_part *part, const uint64_t *leases, size
             l->state = SQS_DELETING;
             l->due_at = now;
             l->attempts = 0;
+            ctx->n_deleting++;
         }
     }
     sqs_tick_at(ctx, now);
@@ -635,10 +637,5 @@ bool sqs_queue_idle(void *vctx)
             return false;
         }
     }
-    for (const struct sqs_lease *l = ctx->leases; l; l = l->next) {
-        if (l->state == SQS_DELETING) {
-            return false;
-        }
-    }
-    return true;
+    return ctx->n_deleting == 0;
 }

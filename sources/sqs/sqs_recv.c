@@ -115,7 +115,10 @@ static int sqs_hand_out(struct sqs_ctx *ctx, size_t max)
         if (sqs_meta_build(ctx, m, group ? group : "", id->valuestring, &meta, &head, &tail) < 0) {
             break; /* out of memory: tried again at the next fetch */
         }
-        struct sqs_lease *l = sqs_lease_new(ctx, id->valuestring, rh->valuestring, expires_at);
+        const char *count = sqs_attr(m, "ApproximateReceiveCount");
+        bool again = !count || strcmp(count, "1") != 0;
+        struct sqs_lease *l =
+            sqs_lease_new(ctx, id->valuestring, rh->valuestring, expires_at, again);
         if (!l) {
             break;
         }
