@@ -7,7 +7,9 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -15,7 +17,25 @@ import uuid
 import pytest
 
 from fnserver import Reply
-from helpers import base_config, http_fn, missing, wait_until
+from helpers import REPO, base_config, http_fn, missing, wait_until
+
+NODE_DIR = os.path.join(REPO, "tests", "services", "node")
+
+
+def powertools_accepts(evs):
+    """Powertools for AWS Lambda's parser (SqsSchema, as handlers use it) accepts every event of
+    evs. tests/services/node/powertools-parse.mjs comes with the Kinesis source's tests; a tree
+    without it yet checks the rest of the test only (said on stdout)."""
+    script = os.path.join(NODE_DIR, "powertools-parse.mjs")
+    if not os.path.exists(script):
+        print("powertools-parse.mjs not in this tree: SqsSchema not checked")
+        return
+    if not shutil.which("node") or not os.path.exists(
+            os.path.join(NODE_DIR, "node_modules", "@aws-lambda-powertools", "parser")):
+        missing("node and @aws-lambda-powertools/parser (tests/services/start.sh installs it)")
+    r = subprocess.run(["node", script, "SqsSchema"], input=json.dumps(evs), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
 
 
 def sqs_endpoint():
@@ -149,6 +169,21 @@ def test_sqs_event_shape_and_deletes(tmp_path, fn, sluice, form):
         assert isinstance(r["md5OfMessageAttributes"], str)
     assert all(rq.ok for rq in fn.requests())
     assert all(len((rq.json or {}).get("Records")) <= 10 for rq in fn.requests())
+    powertools_accepts([rq.json for rq in fn.requests()])
+
+
+def test_sqs_fifo_event_parses(tmp_path, fn, sluice):
+    """A FIFO queue's events (SequenceNumber, MessageGroupId, MessageDeduplicationId) and a
+    message without attributes pass Powertools' SqsSchema too."""
+    url = make_queue(fifo=True)
+    send(url, ["f-0", "f-1"], group="g")
+    s = sluice(config(tmp_path, fn, mapping(url, fn)))
+    wait_until(lambda: len(sqs_records(fn)) >= 2, 20, "2 records", proc=s)
+    for r in sqs_records(fn):
+        a = r["attributes"]
+        assert a["MessageGroupId"] == "g" and a["SequenceNumber"] and a["MessageDeduplicationId"]
+        assert r["md5OfMessageAttributes"] is None
+    powertools_accepts([rq.json for rq in fn.requests()])
 
 
 def test_sqs_no_attributes_md5_null(tmp_path, fn, sluice):
