@@ -229,6 +229,7 @@ static int sqs_init(void *vctx, const struct sl_source_env *env, char *errbuf, s
     }
     ctx->fifo = ctx->dest.fifo;
     ctx->queue_visibility_ms = 30000;
+    ctx->depth = -1;
     if (*ctx->dest.region) {
         ctx->region = sl_strdup(ctx->dest.region);
     } else if (env->region && *env->region) {
@@ -303,6 +304,50 @@ static int sqs_start(void *vctx)
 {
     sqs_resolve(vctx);
     return 0;
+}
+
+static void sqs_depth_done(struct sqs_ctx *ctx,
+                           struct sqs_call *call,
+                           int err,
+                           const char *detail,
+                           const struct sl_http_resp *resp)
+{
+    (void)call;
+    ctx->depth_busy = false;
+    if (err) {
+        sl_log_debug(SQS_COMP, ctx->env.inst, "%s", detail);
+        return;
+    }
+    cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "Attributes"), "ApproximateNumberOfMessages");
+    if (cJSON_IsString(n)) {
+        ctx->depth = strtoll(n->valuestring, NULL, 10);
+    }
+    cJSON_Delete(j);
+}
+
+/* The queue's depth: the messages visible in it, not yet received (ApproximateNumberOfMessages),
+ * as last read; each call asks again, at most once a second, answered for the next one. -1 until
+ * the first answer. */
+static int64_t sqs_lag(void *vctx, struct sl_part *part)
+{
+    struct sqs_ctx *ctx = vctx;
+    int64_t now = sqs_now(ctx);
+    if (part != ctx->part || ctx->stopped || ctx->depth_busy ||
+        (ctx->depth_at && now - ctx->depth_at < 1000)) {
+        return ctx->depth;
+    }
+    struct sl_buf b;
+    sl_buf_init(&b);
+    int r = sl_buf_puts(&b, "{\"QueueUrl\":");
+    r = r ? r : sl_enc_json_str(&b, ctx->queue_url, strlen(ctx->queue_url));
+    r = r ? r : sl_buf_puts(&b, ",\"AttributeNames\":[\"ApproximateNumberOfMessages\"]}");
+    r = r ? r : sqs_call_start(ctx, SQS_CALL_ATTRS, &b, sqs_depth_done, NULL);
+    sl_buf_fini(&b);
+    ctx->depth_at = now;
+    ctx->depth_busy = r == 0;
+    return ctx->depth;
 }
 
 static bool sqs_settling(void *vctx)
@@ -464,6 +509,7 @@ const struct sl_source_ops sl_source_sqs = {
     .record_key = sqs_record_key,
     .filter_doc = sqs_filter_doc,
     .settling = sqs_settling,
+    .lag = sqs_lag,
     .part_release = sqs_part_release,
     .stop = sqs_stop,
     .fini = sqs_fini,

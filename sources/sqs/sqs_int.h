@@ -119,6 +119,9 @@ struct sqs_ctx {
     bool fifo;
     int64_t queue_visibility_ms;
     bool ready;              /* resolved and its attributes read: the partition exists */
+    int64_t depth;           /* ApproximateNumberOfMessages as last read, or -1 (lag) */
+    int64_t depth_at;        /* when it was asked for (monotonic ms) */
+    bool depth_busy;         /* a GetQueueAttributes for it is in flight */
     bool start_tried;        /* the first attempt to resolve it finished */
     uv_timer_t *start_timer; /* retrying the resolution (each timer allocated: closed after fini) */
     struct sl_part *part;

@@ -389,3 +389,30 @@ def test_sqs_fifo_group_failure_keeps_order(tmp_path, fn, sluice):
     got = [r["body"] for r in sqs_records(fn, ok_only=True)]
     assert [x for x in got if x.startswith("a")] == a
     assert [x for x in got if x.startswith("b")] == b
+
+
+def test_sqs_lag_is_the_queue_depth(tmp_path, fn, sluice):
+    """The progress line's lag is the queue's depth (ApproximateNumberOfMessages, records):
+    unknown at first, then what is still waiting in the queue, and 0 once it is empty."""
+    url = make_queue()
+    send(url, ["d-%02d" % i for i in range(40)])
+    fn.set_default(Reply(200, delay=0.2))
+    cfg = config(tmp_path, fn, mapping(url, fn, batch=1, ScalingConfig={"MaximumConcurrency": 2}))
+    cfg["stats_interval"] = "200ms"
+    s = sluice(cfg, args=["--log-format", "json"])
+
+    def lags():
+        out = []
+        for line in s.log().splitlines():
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if o.get("msg") == "progress" and isinstance(o.get("lag"), int):
+                out.append(o["lag"])
+        return out
+
+    wait_until(lambda: any(x > 0 for x in lags()), 20, "a progress line with lag > 0", proc=s)
+    assert all(x <= 40 for x in lags()), lags()
+    wait_until(lambda: depth(url) == 0, 40, "the queue to be empty", proc=s)
+    wait_until(lambda: lags() and lags()[-1] == 0, 10, "lag 0", proc=s)
