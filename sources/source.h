@@ -156,6 +156,19 @@ struct sl_source_caps {
      * them, so the shape must have one). */
     bool batch_spans_partitions;
     enum sl_lag_unit lag_unit;
+    /* A queue: a BatchSize above this needs MaximumBatchingWindowInSeconds >= 1 (AWS's rule for
+     * SQS: 10); 0: no such rule. */
+    int64_t window_required_above;
+    /* A queue: how long past a record's receive the mapping may keep holding its lease (SQS: a
+     * visibility timeout reaches at most 12 hours from the receive); 0: 12 hours. */
+    int64_t max_hold_ms;
+};
+
+/* What a queue tells of itself once started (queue_limits): what its kind's caps cannot say,
+ * since it depends on the queue (SQS learns it from the queue's attributes at start). */
+struct sl_queue_limits {
+    int64_t batch_size_max; /* the largest BatchSize the queue takes (SQS FIFO: 10) */
+    int64_t visibility_ms;  /* its visibility timeout; 0: unknown */
 };
 
 /* A source adapter: one const object per kind, found by its EventSourceArn scheme. The core
@@ -201,7 +214,9 @@ struct sl_source_ops {
                              size_t errlen);
     /* Reads an itemIdentifier of a partial batch response that is not a string (Kafka's
      * {"partition":"<topic>-<p>","offset":N}) as the text format_item_id writes, into buf.
-     * Returns buf, or NULL when id is not such a form. May be NULL: only strings identify. */
+     * Returns buf, or NULL when id is not such a form. Only the batch's own source reads its
+     * response (sl_invoker_parse_partial), never another adapter. May be NULL: only strings
+     * identify. */
     const char *(*read_item_id)(const cJSON *id, char *buf, size_t len);
     /* Prepares ctx; no partitions yet. Returns 0, SL_ECONFIG (errbuf filled) or SL_ENOMEM. */
     int (*init)(void *ctx, const struct sl_source_env *env, char *errbuf, size_t errlen);
@@ -344,6 +359,13 @@ struct sl_source_ops {
      * a drain and --until-idle wait for it (bounded by the drain timeout) before stop. Default:
      * always true. */
     bool (*queue_idle)(void *ctx);
+    /* Once start returned: what the queue says of itself. The mapping fills lim first with
+     * what it knows without asking (caps->batch_size_max, visibility unknown); the source
+     * changes what its queue says otherwise (a FIFO queue's BatchSize maximum of 10, its
+     * visibility timeout). The mapping refuses to run a BatchSize above batch_size_max, and
+     * warns when the visibility timeout is shorter than the function's timeout and the
+     * batching window. Default: leaves lim as it is. */
+    void (*queue_limits)(void *ctx, struct sl_queue_limits *lim);
     /* --- end of the queue model ------------------------------------------------------------ */
 
     /* Capabilities the registry sets when it completes the ops (sl_source_ops_complete), from
@@ -366,11 +388,6 @@ void sl_source_ops_complete(struct sl_source_ops *ops, struct sl_event_format *r
 SL_SOURCES(SL_SOURCE_DECLARE)
 #undef SL_SOURCE_DECLARE
 const struct sl_source_ops *sl_source_for_arn(const char *arn);
-/* An itemIdentifier that is not a string, read by the first source whose read_item_id knows
- * its form (compiled-in, or of an adapter the build left out: registry.h); buf, or NULL when
- * none does. Says which forms exist in any build; a partial batch response is read with its
- * batch's own source only (sl_invoker_parse_partial), never with this. Any thread. */
-const char *sl_source_read_item_id(const cJSON *id, char *buf, size_t len);
 /* For unit tests only (production code never calls it): makes sl_source_for_arn also serve
  * ops (copied and completed) for its scheme, after the compiled-in sources; NULL removes it.
  * One at a time. Loop thread, before any lookup that should see it. */

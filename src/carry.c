@@ -150,11 +150,6 @@ static bool carry_abandon_if_revoked(struct sl_carry *c)
     return true;
 }
 
-static void carry_give_up(struct sl_carry *c,
-                          size_t n,
-                          const char *condition,
-                          enum sl_failrec_response response);
-
 /* The on-failure path's answer for the invocation record of c->dest. */
 static void carry_written(void *arg, int err, const char *detail)
 {
@@ -175,31 +170,20 @@ static void carry_written(void *arg, int err, const char *detail)
     }
     carry_count(g, SL_CARRY_STAT_DESTINATION_DELIVERED, n);
     sl_lanebatch_finish(c->b, c->dest);
-    if (c->give_up_rest > 0) {
-        c->give_up_rest--;
-        carry_give_up(c, 1, c->give_up_condition, (enum sl_failrec_response)c->give_up_response);
-        return;
-    }
     carry_continue(c);
 }
 
 /* Hands records cur.lo .. cur.lo+n of the batch to the on-failure path (onfailure.c): the
- * destination when there is one (the checkpoint passes them once it has them), else a log line and
- * the dropped count. Either way the lane carries on with the rest. */
+ * destination when there is one, in one write (one document for them all, or one per record
+ * where the destination takes one per record; the checkpoint passes them once every document
+ * landed), else a log line and the dropped count. Either way the lane carries on with the
+ * rest. */
 static void carry_give_up(struct sl_carry *c,
                           size_t n,
                           const char *condition,
                           enum sl_failrec_response response)
 {
     struct sl_carry_group *g = c->g;
-    size_t per_doc = sl_onfail_doc_records(g->onfail, n);
-    if (per_doc < n) {
-        /* One document per record: this one now, the others as each write lands. */
-        c->give_up_rest = n - per_doc;
-        c->give_up_condition = condition;
-        c->give_up_response = (int)response;
-        n = per_doc;
-    }
     struct sl_lanebatch_range cur = sl_lanebatch_cur(c->b);
     struct sl_lanebatch_range r = {cur.lo, cur.lo + n};
     sl_lanebatch_set_cur_lo(c->b, r.hi);
@@ -292,6 +276,9 @@ static void carry_invoke(struct sl_carry *c)
     struct sl_carry_group *g = c->g;
     c->state = SL_CARRY_INVOKING;
     c->invokes++;
+    if (c->invokes == 1) {
+        c->first_invoke_ms = sl_clock_now_ms(g->clock);
+    }
     g->in_flight++;
     carry_count(g, SL_CARRY_STAT_BATCHES, 1);
     struct sl_lanebatch_range cur = sl_lanebatch_cur(c->b);
@@ -302,7 +289,7 @@ static void carry_invoke(struct sl_carry *c)
     if (carry_is_queue(g)) {
         /* the leases stay invisible while the function may run (renewed on each attempt) */
         sl_queuebatch_hold(g->ops, g->src_ctx, c->b, cur,
-                           sl_clock_now_ms(g->clock) + SL_QUEUEBATCH_HOLD_MS);
+                           sl_clock_now_ms(g->clock) + g->queue_hold_ms);
     }
     int r = sl_function_invoke(g->fn, c->body.data, c->body.len, carry_invoked, c);
     if (r < 0) {
@@ -341,7 +328,9 @@ static void carry_log_failure(struct sl_carry *c,
  * their running visibility timeout (the queue's redrive policy counts the receive): no retry
  * in process, no bisection, no on-failure path. Only an invocation that never reached the
  * function (throttle, service or transport error) is tried again, not counted, its leases
- * held anew at the next attempt. */
+ * held anew at the next attempt, as long as that hold stays within queue_max_hold_ms of the
+ * batch's first invocation (AWS retries a throttled SQS batch only while its messages can stay
+ * invisible); past it the batch is released to its running visibility timeout. */
 static void carry_queue_verdict(struct sl_carry *c, const struct sl_invoke_result *res)
 {
     struct sl_carry_group *g = c->g;
@@ -350,18 +339,26 @@ static void carry_queue_verdict(struct sl_carry *c, const struct sl_invoke_resul
     bool not_run =
         res->outcome == SL_OUTCOME_THROTTLE || res->outcome == SL_OUTCOME_SERVICE_ERROR ||
         res->outcome == SL_OUTCOME_TRANSPORT_ERROR || res->outcome == SL_OUTCOME_RESOURCE_EXHAUSTED;
+    int64_t visible_in_ms = not_run ? 0 : SL_QUEUE_KEEP_VISIBILITY;
     if (not_run && !g->draining) {
         int64_t delay = sl_retry_delay_ms(&g->retry, c->invokes, &g->rng);
         if (res->outcome == SL_OUTCOME_THROTTLE && res->retry_after_ms > delay) {
             delay = res->retry_after_ms < g->retry.max_ms ? res->retry_after_ms : g->retry.max_ms;
         }
-        carry_log_failure(c, res, "not counted, retrying", delay);
-        carry_backoff(c, SL_CARRY_BACKOFF, delay);
-        return;
+        int64_t until = sl_clock_now_ms(g->clock) + delay + g->queue_hold_ms;
+        if (until <= c->first_invoke_ms + g->queue_max_hold_ms) {
+            carry_log_failure(c, res, "not counted, retrying", delay);
+            carry_backoff(c, SL_CARRY_BACKOFF, delay);
+            return;
+        }
+        visible_in_ms = SL_QUEUE_KEEP_VISIBILITY;
+        carry_log_failure(c, res, "the queue cannot hold it longer; left to its visibility timeout",
+                          0);
     }
-    size_t n_failed =
-        sl_queuebatch_settle(g->ops, g->src_ctx, c->b, cur, res, g->policy.report_item_failures,
-                             not_run ? 0 : SL_QUEUE_KEEP_VISIBILITY);
+    size_t acked = 0;
+    size_t n_failed = sl_queuebatch_settle(g->ops, g->src_ctx, c->b, cur, res,
+                                           g->policy.report_item_failures, visible_in_ms, &acked);
+    carry_count(g, SL_CARRY_STAT_QUEUE_ACKED, acked);
     if (n_failed > 0) {
         carry_count(g, SL_CARRY_STAT_FAILED, n_failed);
         carry_log_failure(c, res, "released to the queue's visibility timeout", 0);

@@ -52,6 +52,7 @@ enum sl_carry_stat {
     SL_CARRY_STAT_RETRIED,
     SL_CARRY_STAT_BATCHES,
     SL_CARRY_STAT_BYTES,
+    SL_CARRY_STAT_QUEUE_ACKED, /* a queue's records given to queue_ack */
     SL_CARRY_STAT_COUNT,
 };
 
@@ -91,9 +92,13 @@ struct sl_carry_conf {
     struct sl_onfail *onfail; /* the on-failure path (borrowed) */
     struct sl_batch_limits lim;
     struct sl_invoker_policy policy;
-    int64_t max_concurrency;  /* invocations in flight at most; <= 0: no limit */
-    int64_t max_record_age_s; /* MaximumRecordAgeInSeconds; < 0: none */
-    uint64_t seed;            /* for backoff jitter; not 0 */
+    int64_t max_concurrency;   /* invocations in flight at most; <= 0: no limit */
+    int64_t max_record_age_s;  /* MaximumRecordAgeInSeconds; < 0: none */
+    int64_t queue_hold_ms;     /* a queue: its leases are held this long past an invocation's
+                                  start (the function's timeout + a margin) */
+    int64_t queue_max_hold_ms; /* a queue: no hold reaches further past a batch's first
+                                  invocation (SQS: 12 hours from the receive) */
+    uint64_t seed;             /* for backoff jitter; not 0 */
 };
 
 /* Returns 0 and *ret_g reporting to host (copied), or SL_ENOMEM. */

@@ -27,17 +27,13 @@ struct sl_carry {
     struct sl_lanebatch *b; /* the batch (lanebatch.c) */
     unsigned attempts;      /* counted failures of cur */
     unsigned invokes;       /* invocations of cur (approximateInvokeCount) */
-    /* Destinations that take one record per document (kafka://): the records still to hand over
-     * after the current one, with the condition they go under. */
-    size_t give_up_rest;
-    const char *give_up_condition;
-    int give_up_response; /* enum sl_failrec_response */
     int last_status;
     bool last_function_error;
     struct sl_buf body;             /* cur's event, as sent */
     struct sl_onfail_write *ofw;    /* the on-failure path's write, once the lane gave up */
     struct sl_lanebatch_range dest; /* the records it writes */
     int64_t last_end_ms;
+    int64_t first_invoke_ms; /* when cur was first invoked (a queue's hold is bounded from it) */
     bool in_final; /* the invocation in flight (or backing off) is the window's final one */
     uv_timer_t timer;
 };
@@ -54,6 +50,8 @@ struct sl_carry_group {
     struct sl_invoker_policy policy;
     int64_t max_concurrency;
     int64_t max_record_age_s;
+    int64_t queue_hold_ms;
+    int64_t queue_max_hold_ms;
     struct sl_carry_host host;
     struct sl_retry_policy retry;
     uint64_t rng;

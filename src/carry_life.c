@@ -30,6 +30,8 @@ int sl_carry_group_new(const struct sl_carry_conf *conf,
     g->policy = conf->policy;
     g->max_concurrency = conf->max_concurrency;
     g->max_record_age_s = conf->max_record_age_s;
+    g->queue_hold_ms = conf->queue_hold_ms;
+    g->queue_max_hold_ms = conf->queue_max_hold_ms;
     g->host = *host;
     sl_retry_policy_default(&g->retry);
     g->rng = conf->seed ? conf->seed : 0x9E3779B97F4A7C15ULL;

@@ -193,9 +193,26 @@ config_failure_rules(struct config_ctx *cc, struct sl_mapping_conf *mc, const ch
 
 /* A queue source (caps->model SL_DELIVERY_QUEUE) refuses the stream-only keys, as AWS does
  * for SQS (esm.md §1): a failed message goes back to the queue, whose redrive policy bounds
- * its receives and holds its dead-letter queue. */
-static void config_queue_rules(struct config_ctx *cc, const cJSON *obj, const char *path)
+ * its receives and holds its dead-letter queue. A BatchSize above the kind's
+ * window_required_above (SQS: 10) needs a batching window of at least 1 s, as AWS requires. */
+static void config_queue_rules(struct config_ctx *cc,
+                               const struct sl_mapping_conf *mc,
+                               const cJSON *obj,
+                               const char *path)
 {
+    const struct sl_source_caps *caps = mc->source->caps;
+    const struct sl_mapping_core *core = &mc->core;
+    if (caps->window_required_above > 0 && core->batch_size > caps->window_required_above &&
+        core->window_ms < 1000) {
+        config_error(cc,
+                     "%s: %s.MaximumBatchingWindowInSeconds: a queue source with BatchSize %lld "
+                     "(more than %lld) needs a batching window of at least 1 second (AWS's rule "
+                     "for SQS); allowed: MaximumBatchingWindowInSeconds 1 to 300, or BatchSize 1 "
+                     "to %lld",
+                     cc->file, path, (long long)core->batch_size,
+                     (long long)caps->window_required_above,
+                     (long long)caps->window_required_above);
+    }
     static const struct {
         const char *key;
         const char *why;
@@ -277,7 +294,7 @@ void config_rules_check(struct config_ctx *cc,
                      file, path, src->name);
     }
     if (src->caps->model == SL_DELIVERY_QUEUE) {
-        config_queue_rules(cc, obj, path);
+        config_queue_rules(cc, mc, obj, path);
     }
     config_failure_rules(cc, mc, path);
 }

@@ -705,6 +705,12 @@ static void exec_stop(void *ctx_)
     }
 }
 
+static int64_t exec_timeout_ms(const void *vctx)
+{
+    const struct exec_ctx *ctx = vctx;
+    return ctx->timeout_ms;
+}
+
 const struct sl_function_ops sl_function_exec = {
     .abi = SL_FUNCTION_ABI,
     .name = "exec",
@@ -715,4 +721,5 @@ const struct sl_function_ops sl_function_exec = {
     .invoke = exec_invoke,
     .stop = exec_stop,
     .fini = exec_fini,
+    .timeout_ms = exec_timeout_ms,
 };

@@ -240,6 +240,12 @@ static void http_fini(void *vctx)
     ctx->name = NULL;
 }
 
+static int64_t http_timeout_ms(const void *vctx)
+{
+    const struct http_ctx *ctx = vctx;
+    return ctx->timeout_ms;
+}
+
 const struct sl_function_ops sl_function_http = {
     .abi = SL_FUNCTION_ABI,
     .name = "http",
@@ -250,4 +256,5 @@ const struct sl_function_ops sl_function_http = {
     .invoke = http_invoke,
     .stop = http_stop,
     .fini = http_fini,
+    .timeout_ms = http_timeout_ms,
 };

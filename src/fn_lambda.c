@@ -403,6 +403,12 @@ static void lambda_fini(void *vctx)
     ctx->name = NULL;
 }
 
+static int64_t lambda_timeout_ms(const void *vctx)
+{
+    const struct lambda_ctx *ctx = vctx;
+    return ctx->timeout_ms;
+}
+
 const struct sl_function_ops sl_function_lambda = {
     .abi = SL_FUNCTION_ABI,
     .name = "lambda",
@@ -413,4 +419,5 @@ const struct sl_function_ops sl_function_lambda = {
     .invoke = lambda_invoke,
     .stop = lambda_stop,
     .fini = lambda_fini,
+    .timeout_ms = lambda_timeout_ms,
 };

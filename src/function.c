@@ -195,6 +195,7 @@ int sl_function_new(const struct sl_function_conf *conf,
         sl_free(fn);
         return r;
     }
+    fn->timeout_ms = ops->timeout_ms ? ops->timeout_ms(fn->ctx) : 0;
     *ret_fn = fn;
     return 0;
 }

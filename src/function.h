@@ -84,6 +84,9 @@ struct sl_function_ops {
     void (*stop)(void *ctx);
     /* Frees ctx's contents; nothing may be in flight. Safe after a failed init. */
     void (*fini)(void *ctx);
+    /* How long one invocation may run (its configured timeout, ms), read once after init: a
+     * queue's leases are held that long past an invocation's start. May be NULL: unknown. */
+    int64_t (*timeout_ms)(const void *ctx);
 };
 
 /* For check(): appends one problem to errbuf as a line of its own ("key: why"), after the
@@ -103,6 +106,7 @@ struct sl_function {
     const struct sl_function_ops *ops;
     void *ctx;
     char *name;
+    int64_t timeout_ms; /* how long one invocation may run; 0: unknown */
 };
 
 /* Creates and inits the function described by conf. Returns 0 and *ret_fn, SL_ECONFIG (errbuf

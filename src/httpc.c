@@ -10,13 +10,10 @@
  * back to a small free list with their buffers, so a steady stream of requests allocates
  * nothing per request. Request bodies are borrowed (CURLOPT_POSTFIELDS), never copied.
  *
- * AWS requests are signed here with our own SigV4 signer (sigv4.c), not curl's
- * CURLOPT_AWS_SIGV4 (whose 7.88 bugs are in reference/wire.md §3.2): just before the easy handle
- * gets its headers, the header list is rebuilt so that what is signed is exactly what curl
- * sends: an explicit Host (with a non-default port), an explicit Content-Type for a body, the
- * caller's headers, never a removal such as "Expect:" (removals are not sent, so not signed),
- * and the body hashed from the POSTFIELDS buffer. Headers curl adds on its own (User-Agent,
- * Accept, Content-Length, Expect) stay unsigned, which AWS allows. curl's sockets are opened here
+ * What a request sends as headers when the caller's list cannot go as it is (an AWS request
+ * signed with SigV4, a large body that must not wait for "100 Continue") is built by
+ * httpc_req.c, just before the easy handle gets its headers, so that what is signed is exactly
+ * what curl sends; this file only owns and frees that list. curl's sockets are opened here
  * (OPENSOCKETFUNCTION), close-on-exec, so exec functions' processes do not inherit kept-alive
  * connections; a socket that cannot be opened reports its errno, which tells sluice's own
  * descriptor exhaustion from a connection the peer refused.
@@ -26,9 +23,9 @@
  * they finished. While the queue is not empty a uv_idle handle is active, which keeps that loop
  * turn's I/O poll from blocking; so a completion found in a timer callback (curl often
  * finishes a transfer from its 0 ms timer) is reported in the same turn and UV_RUN_ONCE
- * returns right after it. The module does not
- * log (its callers log outcomes); the only secret it handles is a session token in a signed
- * header list, which is wiped when the list is freed.
+ * returns right after it. The module does not log (its callers log outcomes); the only secret
+ * it holds is a session token in a signed header list, which httpc_req.c wipes when it is
+ * freed.
  * Loop thread only. */
 #include "httpc.h"
 
@@ -43,7 +40,7 @@
 
 #include "alloc.h"
 #include "buf.h"
-#include "secret.h"
+#include "httpc_req.h"
 
 /* Idle transfers kept for reuse; beyond this they are freed. */
 #define HTTPC_FREE_MAX 64
@@ -138,10 +135,7 @@ static void list_del(struct httpc_list *l, struct httpc_xfer *x)
 /* Frees a header list we built; it may hold a session token, so it is wiped first. */
 static void xfer_free_headers(struct httpc_xfer *x)
 {
-    for (struct curl_slist *it = x->own_headers; it; it = it->next) {
-        sl_secret_wipe(it->data, strlen(it->data));
-    }
-    curl_slist_free_all(x->own_headers);
+    sl_httpc_req_headers_free(x->own_headers);
     x->own_headers = NULL;
 }
 
@@ -564,204 +558,6 @@ static void xfer_put(struct sl_httpc *h, struct httpc_xfer *x)
     }
 }
 
-static int xfer_add_header(struct curl_slist **l, const char *line)
-{
-    struct curl_slist *n = curl_slist_append(*l, line);
-    if (!n) {
-        return SL_ENOMEM;
-    }
-    *l = n;
-    return 0;
-}
-
-/* One line of a curl header list, as curl reads it: "Name: value" is sent; "Name:" with nothing
- * after the colon removes a header curl would add and is not sent; "Name;" sends the header
- * with an empty value. */
-struct httpc_hline {
-    const char *name;
-    size_t name_len;
-    const char *value; /* up to the end of the line */
-    bool sent;
-};
-
-static void httpc_hline_parse(const char *line, struct httpc_hline *ret)
-{
-    const char *colon = strchr(line, ':');
-    const char *v;
-    memset(ret, 0, sizeof(*ret));
-    ret->name = line;
-    if (colon) {
-        ret->name_len = (size_t)(colon - line);
-        v = colon + 1;
-        while (*v == ' ' || *v == '\t') {
-            v++;
-        }
-        ret->value = v;
-        ret->sent = *v != '\0';
-        return;
-    }
-    const char *semi = strchr(line, ';');
-    ret->name_len = semi ? (size_t)(semi - line) : strlen(line);
-    v = semi ? semi + 1 : "";
-    while (*v == ' ' || *v == '\t') {
-        v++;
-    }
-    ret->value = "";
-    ret->sent = semi && *v == '\0';
-}
-
-static bool httpc_hline_is(const struct httpc_hline *hl, const char *name)
-{
-    return hl->name_len == strlen(name) && strncasecmp(hl->name, name, hl->name_len) == 0;
-}
-
-/* The header names the signer owns: a caller's line under one of them is dropped. */
-static bool httpc_hline_is_signers(const struct httpc_hline *hl)
-{
-    static const char *const own[] = {"Host", "Authorization", "X-Amz-Date", "X-Amz-Security-Token",
-                                      "X-Amz-Content-Sha256"};
-    for (size_t i = 0; i < SL_ARRAY_LEN(own); i++) {
-        if (httpc_hline_is(hl, own[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The Host header curl would send for url: the host, with ":port" unless the port is the
- * scheme's default. Appended to b. */
-static int httpc_host_value(const char *url, struct sl_buf *b, char **ret_path, char **ret_query)
-{
-    CURLU *u = curl_url();
-    if (!u) {
-        return SL_ENOMEM;
-    }
-    char *host = NULL, *port = NULL, *scheme = NULL, *path = NULL, *query = NULL;
-    int r = SL_EINVAL;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
-    if (uc == CURLUE_OUT_OF_MEMORY) {
-        r = SL_ENOMEM;
-    }
-    if (uc != CURLUE_OK || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-        goto out;
-    }
-    (void)curl_url_get(u, CURLUPART_PORT, &port, 0);   /* none: the default */
-    (void)curl_url_get(u, CURLUPART_QUERY, &query, 0); /* none: no query */
-    bool default_port = !port || (strcasecmp(scheme, "http") == 0 && strcmp(port, "80") == 0) ||
-                        (strcasecmp(scheme, "https") == 0 && strcmp(port, "443") == 0);
-    r = sl_buf_puts(b, host);
-    if (r == 0 && !default_port) {
-        r = sl_buf_printf(b, ":%s", port);
-    }
-    if (r == 0) {
-        *ret_path = sl_strdup(path);
-        *ret_query = query ? sl_strdup(query) : NULL;
-        if (!*ret_path || (query && !*ret_query)) {
-            sl_free(*ret_path);
-            sl_free(*ret_query);
-            r = SL_ENOMEM;
-        }
-    }
-out:
-    curl_free(host);
-    curl_free(port);
-    curl_free(scheme);
-    curl_free(path);
-    curl_free(query);
-    curl_url_cleanup(u);
-    return r;
-}
-
-/* Builds x->own_headers for req: the caller's lines less "Expect:" lines, then, when signing,
- * the signed headers (see struct sl_http_req), then "Expect:" when drop_expect, so that a large
- * POST goes out at once instead of waiting for "100 Continue". A removal is never signed: it is
- * not sent. */
-static int xfer_build_headers(struct httpc_xfer *x,
-                              const struct sl_http_req *req,
-                              const char *method,
-                              bool has_body,
-                              bool drop_expect)
-{
-    bool sign = req->aws_signer != NULL;
-    struct sl_sigv4_header sh[SL_SIGV4_MAX_HEADERS + 1];
-    size_t n_sh = 0;
-    bool has_type = false;
-    struct curl_slist *l = NULL;
-    struct sl_buf host;
-    sl_buf_init(&host);
-    char *path = NULL, *query = NULL;
-    struct sl_sigv4_out out;
-    sl_sigv4_out_init(&out);
-    int r = 0;
-    for (const struct curl_slist *it = req->headers; it && r == 0; it = it->next) {
-        struct httpc_hline hl;
-        httpc_hline_parse(it->data, &hl);
-        if (httpc_hline_is(&hl, "Expect") && drop_expect) {
-            continue;
-        }
-        if (httpc_hline_is(&hl, "Content-Type")) {
-            has_type = true; /* sent, or removed on purpose */
-        }
-        if (sign && httpc_hline_is_signers(&hl)) {
-            continue;
-        }
-        if (sign && hl.sent) {
-            if (n_sh == SL_SIGV4_MAX_HEADERS) {
-                r = SL_EINVAL;
-                break;
-            }
-            sh[n_sh++] = (struct sl_sigv4_header){hl.name, hl.name_len, hl.value, strlen(hl.value)};
-        }
-        r = xfer_add_header(&l, it->data);
-    }
-    if (r == 0 && sign) {
-        static const char form[] = "Content-Type: application/x-www-form-urlencoded";
-        if (has_body && !has_type) {
-            sh[n_sh++] = (struct sl_sigv4_header){"Content-Type", 12, form + 14, strlen(form + 14)};
-            r = xfer_add_header(&l, form);
-        }
-        r = r ? r : httpc_host_value(req->url, &host, &path, &query);
-        const struct sl_clock *clock = req->aws_clock ? req->aws_clock : &sl_clock_system;
-        struct sl_sigv4_req sreq = {
-            .method = method,
-            .host = host.data,
-            .path = path,
-            .query = query,
-            .headers = sh,
-            .n_headers = n_sh,
-            .payload = req->body,
-            .payload_len = req->body ? req->body_len : 0,
-            .region = req->aws_region,
-            .service = req->aws_service,
-        };
-        r = r ? r : sl_sigv4_sign(req->aws_signer, &sreq, sl_clock_wall_ms(clock), &out);
-        if (r == 0) {
-            struct sl_buf line;
-            sl_buf_init(&line);
-            r = sl_buf_printf(&line, "Host: %s", host.data);
-            r = r ? r : xfer_add_header(&l, line.data);
-            sl_buf_fini(&line);
-        }
-        for (size_t i = 0; i < out.n_lines && r == 0; i++) {
-            r = xfer_add_header(&l, out.lines[i]);
-        }
-    }
-    if (r == 0 && drop_expect) {
-        r = xfer_add_header(&l, "Expect:");
-    }
-    sl_sigv4_out_fini(&out);
-    sl_buf_fini(&host);
-    sl_free(path);
-    sl_free(query);
-    x->own_headers = l;
-    if (r < 0) {
-        xfer_free_headers(x);
-    }
-    return r;
-}
-
 /* Opens curl's sockets close-on-exec, atomically: without it every connection (kept alive
  * between requests) would be inherited by the processes exec functions spawn. Also remembers
  * why socket(2) failed, so that running out of descriptors is told from a refused
@@ -833,7 +629,7 @@ static int xfer_setup(struct httpc_xfer *x, const struct sl_http_req *req)
     if (c == CURLE_OK && (req->aws_signer || drop_expect)) {
         /* Signed just before the handle gets its headers: nothing curl adds later is signed
          * and everything signed is sent as signed. */
-        int r = xfer_build_headers(x, req, method, has_body, drop_expect);
+        int r = sl_httpc_req_headers(req, method, has_body, drop_expect, &x->own_headers);
         if (r < 0) {
             return r;
         }

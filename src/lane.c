@@ -163,6 +163,9 @@ static void lane_take(struct sl_lane *ln, struct sl_lane *src, size_t n)
         src->scan = q->dropped + i + 1;
         taken++;
     }
+    if (taken > 0) {
+        lp->ls->host.taken(lp->ls->host.arg, lp->owner, taken);
+    }
 }
 
 /* A batch of up to n records is due at due: true when it is to be formed now (the lane has

@@ -42,6 +42,8 @@ struct sl_lane_host {
     void (*schedule_pump)(void *arg);
     /* Adds n to a counter. */
     void (*count)(void *arg, enum sl_carry_stat stat, uint64_t n);
+    /* n records of owner were taken into a batch (they are no longer waiting). */
+    void (*taken)(void *arg, void *owner, size_t n);
     /* owner's lanes are closed and freed (after sl_lane_part_free): its memory may go. */
     void (*part_closed)(void *arg, void *owner);
 };

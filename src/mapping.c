@@ -16,8 +16,9 @@
  * refer to them by absolute index (the queue's count of dropped records plus the index).
  * A queue source (caps->model SL_DELIVERY_QUEUE, sources/README.md "The queue model") has no
  * checkpoint: its records end one by one (acked or released by the carries, filtered ones acked
- * here), progress only drops them once done, MaximumConcurrency lanes carry them, and the
- * source's reports about leases are counted here.
+ * here), progress only drops them once done, MaximumConcurrency lanes carry them, its fetch
+ * budget counts the acks awaiting their report and keeps no more records waiting for a lane
+ * than the lanes take at once, and the source's reports about leases are counted here.
  * Its life (building it, starting, draining and freeing it) is mapping_life.c's, which shares
  * its state and the host interfaces defined here through mapping_int.h.
  * Its progress and lag lines are mapping_stats.c's, which reads it through mapping.h.
@@ -85,12 +86,48 @@ size_t mapping_lanes_per_part(const struct sl_mapping *m)
     return conf->max_concurrency > 0 ? (size_t)conf->max_concurrency : MAPPING_QUEUE_LANES;
 }
 
+/* Acks a queue source was given and has not reported on yet (deleted or not): their leases
+ * are still the source's to hold, so they count against the mapping's records. */
+static size_t mapping_acks_pending(const struct sl_mapping *m)
+{
+    const struct sl_mapping_stats *s = &m->stats;
+    uint64_t reported = s->queue_deleted + s->queue_delete_failed;
+    return s->queue_acked > reported ? (size_t)(s->queue_acked - reported) : 0;
+}
+
+/* A queue's budget: what it holds (fetched, not yet acked or released) and the acks awaiting
+ * their report count against the mapping's records, its held bytes against its bytes; and no
+ * more records wait for a batch than the lanes can take at once (MaximumConcurrency x
+ * BatchSize), so none waits past its visibility timeout for want of a lane. */
+static bool queue_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
+{
+    const struct sl_mapping *m = mp->m;
+    const struct sl_mapping_core *core = &m->conf->core;
+    size_t waiting_max = (size_t)core->batch_size * mapping_lanes_per_part(m);
+    size_t total_records = (size_t)core->max_records_buffered;
+    size_t total_bytes = (size_t)core->max_bytes_buffered;
+    size_t held = m->held_records + mapping_acks_pending(m);
+    if (mp->waiting >= waiting_max || held >= total_records || m->held_bytes >= total_bytes) {
+        return false;
+    }
+    size_t recs = waiting_max - mp->waiting;
+    if (total_records - held < recs) {
+        recs = total_records - held;
+    }
+    *ret_records = recs;
+    *ret_bytes = total_bytes - m->held_bytes;
+    return true;
+}
+
 /* How many records and bytes part may still fetch: two batches' worth per lane, within the
- * mapping's total. */
+ * mapping's total (a queue: queue_fetch_budget). */
 static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
 {
     const struct sl_mapping *m = mp->m;
     const struct sl_mapping_core *core = &m->conf->core;
+    if (m->queue) {
+        return queue_fetch_budget(mp, ret_records, ret_bytes);
+    }
     size_t n_lanes = mapping_lanes_per_part(m);
     size_t part_max_records = 2 * (size_t)core->batch_size * n_lanes;
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
@@ -159,9 +196,12 @@ static void part_take_new(struct sl_mpart *mp, size_t n)
     size_t from = sl_recq_count(&mp->part->q) - n;
     size_t filtered = sl_intake_sort(m->intake, mp->part, from);
     m->stats.filtered += filtered;
+    if (m->queue) {
+        mp->waiting += n - filtered;
+    }
     if (m->queue && filtered > 0) {
-        (void)sl_queue_part_end(m->ops, m->src_ctx, mp->part, from, SL_REC_FILTERED,
-                                SL_REC_FILTERED, true, 0);
+        m->stats.queue_acked += sl_queue_part_end(m->ops, m->src_ctx, mp->part, from,
+                                                  SL_REC_FILTERED, SL_REC_FILTERED, true, 0);
     }
     part_account(mp);
     if (filtered > 0) {
@@ -391,6 +431,25 @@ void mapping_part_release(struct sl_mpart *mp)
     sl_lane_part_free(mp->lp); /* lanes_part_closed follows */
 }
 
+/* A lease ran out while its record's invocation was in flight: the message may be delivered
+ * again meanwhile. Counted, and warned once per mapping. */
+static void mapping_lost_in_flight(struct sl_mapping *m, struct sl_part *part, uint64_t lease)
+{
+    m->stats.queue_lost_in_flight++;
+    if (m->lost_in_flight_warned) {
+        return;
+    }
+    m->lost_in_flight_warned = true;
+    m->stats.queue_visibility_warnings++;
+    sl_log_warn(MAPPING_COMP, m->name,
+                "the lease %" PRIu64 " of %s ran out while its invocation was in flight: the "
+                "visibility timeout is shorter than the function timeout + batching window, so "
+                "the message may be delivered twice; allowed: a visibility timeout of at least "
+                "the function timeout + window (AWS advises 6 times the function timeout). "
+                "Further losses are counted (lost_in_flight), not logged",
+                lease, part->name);
+}
+
 /* What a queue source says of a lease (sources/README.md "The queue model"). The record was
  * done and dropped when it was acked or released; what is left is to count. A failed delete
  * means the message comes back: logged once per outage (until a delete succeeds again). */
@@ -405,6 +464,7 @@ void mapping_queue_report(
             m->ack_failing = false;
             sl_log_info(MAPPING_COMP, m->name, "deleting from %s works again", part->name);
         }
+        mapping_schedule_pump(m); /* its slot in the budget is free */
         break;
     case SL_QUEUE_ACK_FAILED:
         m->stats.queue_delete_failed++;
@@ -415,14 +475,18 @@ void mapping_queue_report(
                         "delivered again (further failures are counted, not logged)",
                         lease, part->name, sl_strerror(err));
         }
+        mapping_schedule_pump(m);
         break;
     case SL_QUEUE_LEASE_LOST:
         m->stats.queue_lease_lost++;
         /* a record not yet in a batch is not invoked on a lease another consumer may hold */
         if (sl_queue_part_lost(m->ops, m->src_ctx, part, lease)) {
             struct sl_mpart *mp = part->owner;
+            mp->waiting--;
             (void)sl_progress_part_advance(mp->prog);
             mapping_schedule_pump(m);
+        } else {
+            mapping_lost_in_flight(m, part, lease);
         }
         break;
     case SL_QUEUE_REPORT_COUNT:
@@ -468,6 +532,13 @@ static void lanes_schedule_pump(void *arg)
     mapping_schedule_pump(arg);
 }
 
+static void lanes_taken(void *arg, void *owner, size_t n)
+{
+    (void)arg;
+    struct sl_mpart *mp = owner;
+    mp->waiting = mp->waiting > n ? mp->waiting - n : 0; /* a stream does not count them */
+}
+
 static void lanes_count(void *arg, enum sl_carry_stat stat, uint64_t n)
 {
     struct sl_mapping *m = arg;
@@ -481,6 +552,7 @@ static void lanes_count(void *arg, enum sl_carry_stat stat, uint64_t n)
         [SL_CARRY_STAT_RETRIED] = &s->retried,
         [SL_CARRY_STAT_BATCHES] = &s->batches,
         [SL_CARRY_STAT_BYTES] = &s->bytes,
+        [SL_CARRY_STAT_QUEUE_ACKED] = &s->queue_acked,
     };
     assert(stat < SL_CARRY_STAT_COUNT);
     *counters[stat] += n;
@@ -496,6 +568,15 @@ static void lanes_part_closed(void *arg, void *owner)
     if (--m->open_handles == 0 && m->freeing) {
         sl_free(m);
     }
+}
+
+/* How long a queue's leases are held past an invocation's start: the function's timeout (AWS
+ * Lambda's longest when it cannot tell) and a margin. */
+static int64_t mapping_queue_hold_ms(const struct sl_mapping *m)
+{
+    int64_t timeout = m->env.fn && m->env.fn->timeout_ms > 0 ? m->env.fn->timeout_ms
+                                                             : SL_QUEUEBATCH_UNKNOWN_TIMEOUT_MS;
+    return timeout + SL_QUEUEBATCH_HOLD_MARGIN_MS;
 }
 
 int mapping_lanes_new(struct sl_mapping *m)
@@ -522,6 +603,9 @@ int mapping_lanes_new(struct sl_mapping *m)
                     },
                 .max_concurrency = conf->max_concurrency,
                 .max_record_age_s = conf->core.max_record_age_s,
+                .queue_hold_ms = mapping_queue_hold_ms(m),
+                .queue_max_hold_ms = m->ops->caps->max_hold_ms > 0 ? m->ops->caps->max_hold_ms
+                                                                   : SL_QUEUE_MAX_HOLD_MS,
                 .seed = seed ? seed : 0x9E3779B97F4A7C15ULL,
             },
         .window_ms = conf->core.tumbling_window_s * 1000,
@@ -535,6 +619,7 @@ int mapping_lanes_new(struct sl_mapping *m)
         .settle = lanes_settle,
         .schedule_pump = lanes_schedule_pump,
         .count = lanes_count,
+        .taken = lanes_taken,
         .part_closed = lanes_part_closed,
     };
     return sl_lanes_new(&lconf, &host, &m->lanes);
@@ -557,7 +642,7 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
     if (m->ops->settling(m->src_ctx)) {
         return false;
     }
-    if (sl_mapping_in_flight(m) > 0 || m->held_records > 0 || !sl_ckpt_is_clean(m->ck)) {
+    if (sl_mapping_in_flight(m) > 0 || m->held_records > 0 || (m->ck && !sl_ckpt_is_clean(m->ck))) {
         return false;
     }
     for (size_t i = 0; i < m->n_parts; i++) {
@@ -574,7 +659,7 @@ bool sl_mapping_is_quiet(const struct sl_mapping *m)
 
 int sl_mapping_flush(struct sl_mapping *m)
 {
-    return sl_ckpt_flush_sync(m->ck);
+    return m->ck ? sl_ckpt_flush_sync(m->ck) : 0; /* a queue has no store */
 }
 
 const struct sl_mapping_stats *sl_mapping_stats(const struct sl_mapping *m)

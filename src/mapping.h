@@ -42,9 +42,14 @@ struct sl_mapping_stats {
     uint64_t batches;               /* invocations started */
     uint64_t bytes;                 /* payload bytes of accepted invocations */
     /* queue sources only (their leases, as the source reports them) */
-    uint64_t queue_deleted;       /* acked and deleted */
-    uint64_t queue_delete_failed; /* acked, but the source could not delete them */
-    uint64_t queue_lease_lost;    /* leases that ran out while the mapping held the record */
+    uint64_t queue_acked;               /* given to the source to delete (queue_ack) */
+    uint64_t queue_deleted;             /* acked and deleted */
+    uint64_t queue_delete_failed;       /* acked, but the source could not delete them */
+    uint64_t queue_lease_lost;          /* leases that ran out while the mapping held the record */
+    uint64_t queue_lost_in_flight;      /* ... of records whose invocation was in flight */
+    uint64_t queue_visibility_warnings; /* warnings that the visibility timeout is shorter than
+                                           the function's timeout + the window: once at start
+                                           when the queue tells it, once at a loss in flight */
 };
 
 /* Creates the mapping (opens its checkpoint store). Returns 0 and *ret_m, SL_ECONFIG or
@@ -77,7 +82,7 @@ int sl_mapping_in_flight(const struct sl_mapping *m);
  * (--until-idle); records fetched show in sl_mapping_stats()->fetched. */
 bool sl_mapping_is_quiet(const struct sl_mapping *m);
 
-/* Writes the checkpoint store now. Returns 0 or SL_EIO. */
+/* Writes the checkpoint store now (a queue has none: 0). Returns 0 or SL_EIO. */
 SL_NODISCARD int sl_mapping_flush(struct sl_mapping *m);
 
 const struct sl_mapping_stats *sl_mapping_stats(const struct sl_mapping *m);

@@ -48,6 +48,7 @@ struct sl_mpart {
     int64_t first_wait_ms; /* when the queue last became non-empty */
     size_t held_records;   /* what this partition counts against the mapping's bound */
     size_t held_bytes;
+    size_t waiting; /* a queue: records fetched and not filtered out, not yet in a batch */
     struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
     struct sl_lane_part *lp;       /* its lanes (lane.c) */
 };
@@ -73,9 +74,11 @@ struct sl_mapping {
     int open_handles; /* the mapping is freed when its handles are closed */
     bool freeing;
     bool draining;
-    bool queue;       /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
-    bool ack_failing; /* a delete failed and none succeeded since: logged once */
-    bool canceled;    /* the drain timed out: the queue source's work is no longer waited for */
+    bool queue;                 /* the source is a queue (caps->model SL_DELIVERY_QUEUE) */
+    bool ack_failing;           /* a delete failed and none succeeded since: logged once */
+    bool lost_in_flight_warned; /* a lease was lost in flight: warned once */
+    bool canceled; /* the drain timed out: the queue source's work is no longer waited for */
+    struct sl_queue_limits qlim; /* a queue: what it said of itself at start */
     size_t held_records;
     size_t held_bytes;
     struct sl_mapping_stats stats;

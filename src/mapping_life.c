@@ -57,13 +57,13 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         r = sl_intake_new(conf->core.filter_criteria, m->ops, m->src_ctx, mapping_lanes_per_part(m),
                           &m->intake, errbuf, errlen);
     }
-    if (r == 0) {
+    if (r == 0 && !m->queue) {
+        /* a queue keeps no positions at all: no store is opened, read or written */
         r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
     }
     if (r == 0) {
         struct sl_progress_conf pconf = {
             .inst = m->name,
-            /* a queue keeps no positions at all: the store is neither read nor written */
             .keeps_positions = m->ops->caps->keeps_positions || m->queue,
             .max_unsaved_batches = (size_t)conf->core.max_unsaved_batches,
         };
@@ -147,6 +147,34 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     return 0;
 }
 
+/* What a queue says of itself once started (queue_limits): a BatchSize it does not take
+ * stops the mapping before anything is received (SQS FIFO takes at most 10). */
+static int mapping_queue_started(struct sl_mapping *m, const char *arn)
+{
+    const struct sl_mapping_core *core = &m->conf->core;
+    m->qlim = (struct sl_queue_limits){.batch_size_max = m->ops->caps->batch_size_max};
+    m->ops->queue_limits(m->src_ctx, &m->qlim);
+    if (core->batch_size > m->qlim.batch_size_max) {
+        sl_log_error(MAPPING_COMP, m->name,
+                     "%s: BatchSize %" PRId64 " is more than this queue takes (a FIFO queue "
+                     "takes at most 10); allowed: BatchSize 1 to %" PRId64,
+                     arn, core->batch_size, m->qlim.batch_size_max);
+        return SL_ECONFIG;
+    }
+    int64_t timeout = m->env.fn ? m->env.fn->timeout_ms : 0;
+    int64_t vis = m->qlim.visibility_ms;
+    if (vis > 0 && timeout > 0 && vis < timeout + core->window_ms) {
+        m->stats.queue_visibility_warnings++;
+        sl_log_warn(MAPPING_COMP, m->name,
+                    "%s: the visibility timeout (%" PRId64 "ms) is shorter than the function "
+                    "timeout + batching window (%" PRId64 "ms): a message may become visible "
+                    "again while its batch waits or runs; allowed: a visibility timeout of at "
+                    "least %" PRId64 "ms (AWS advises 6 times the function timeout)",
+                    arn, vis, timeout + core->window_ms, timeout + core->window_ms);
+    }
+    return 0;
+}
+
 int sl_mapping_start(struct sl_mapping *m)
 {
     char arn[SL_URL_REDACTED_MAX];
@@ -155,6 +183,13 @@ int sl_mapping_start(struct sl_mapping *m)
     if (r < 0) {
         sl_log_error(MAPPING_COMP, m->name, "cannot start source %s: %s", arn, sl_strerror(r));
         return r;
+    }
+    if (m->queue) {
+        r = mapping_queue_started(m, arn);
+        if (r < 0) {
+            sl_mapping_drain(m); /* nothing is fetched; the source stops when it is freed */
+            return r;
+        }
     }
     sl_log_info(MAPPING_COMP, m->name,
                 "started: %s -> %s (BatchSize %" PRId64 ", window %" PRId64 "ms)", arn,
@@ -183,6 +218,7 @@ void sl_mapping_drain(struct sl_mapping *m)
                 struct sl_record *rec = sl_recq_at_mut(q, k);
                 rec->flags |= (rec->flags & SL_REC_TAKEN) ? 0 : SL_REC_DONE;
             }
+            mp->waiting = 0;
             (void)sl_progress_part_advance(mp->prog);
         }
     } else {

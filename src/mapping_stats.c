@@ -22,7 +22,7 @@
  * partitions they are 0, unless the source is still settling (joining its group). */
 #define MAPPING_LAG_PARTS 64
 
-#define MAPPING_QUEUE_STATS 3 /* counters of the progress line only queues have */
+#define MAPPING_QUEUE_STATS 4 /* counters of the progress line only queues have */
 
 void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
 {
@@ -65,10 +65,11 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         "max_lag",
         "partitions",
         /* queue sources only (the last MAPPING_QUEUE_STATS): AWS's DeletedEventCount, and the
-         * deletes that failed and the leases lost */
+         * deletes that failed, the leases lost, and those lost while in flight */
         "DeletedEventCount",
         "delete_failed",
         "lease_lost",
+        "lost_in_flight",
     };
     const int64_t values[] = {
         (int64_t)s->fetched,
@@ -88,6 +89,7 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         (int64_t)s->queue_deleted,
         (int64_t)s->queue_delete_failed,
         (int64_t)s->queue_lease_lost,
+        (int64_t)s->queue_lost_in_flight,
     };
     size_t n_keys = SL_ARRAY_LEN(keys) - (sl_mapping_is_queue(m) ? 0 : MAPPING_QUEUE_STATS);
     /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */

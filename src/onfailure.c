@@ -194,13 +194,6 @@ int sl_onfail_in_flight(const struct sl_onfail *of)
     return of->in_flight;
 }
 
-size_t sl_onfail_doc_records(const struct sl_onfail *of, size_t n)
-{
-    (void)of;
-    assert(n > 0);
-    return n; /* one write: one document, or one per record, in one delivery */
-}
-
 struct sl_onfail_write *sl_onfail_write_new(struct sl_onfail *of, sl_onfail_cb cb, void *arg)
 {
     struct sl_onfail_write *w = sl_calloc(1, sizeof(*w));

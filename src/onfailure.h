@@ -75,11 +75,6 @@ const char *sl_onfail_shown(const struct sl_onfail *of);
 /* Writes in flight. */
 int sl_onfail_in_flight(const struct sl_onfail *of);
 
-/* How many of n (> 0) given-up records the next write covers: all n, in one invocation record
- * or, where the destination takes one document per record (kafka://), one each, delivered
- * together. */
-size_t sl_onfail_doc_records(const struct sl_onfail *of, size_t n);
-
 /* What the invocation record says about the failure. */
 struct sl_onfail_why {
     const char *condition; /* SL_FAILREC_* */

@@ -72,7 +72,10 @@ int sl_progress_new(struct sl_ckpt *ck,
     pg->inst = conf->inst;
     pg->keeps_positions = conf->keeps_positions;
     pg->max_unsaved = conf->max_unsaved_batches;
-    sl_ckpt_on_durable(ck, progress_durable_cb, pg);
+    assert(ck || conf->keeps_positions);
+    if (ck) {
+        sl_ckpt_on_durable(ck, progress_durable_cb, pg);
+    }
     *ret_pg = pg;
     return 0;
 }
@@ -82,7 +85,9 @@ void sl_progress_free(struct sl_progress *pg)
     if (!pg) {
         return;
     }
-    sl_ckpt_on_durable(pg->ck, NULL, NULL);
+    if (pg->ck) {
+        sl_ckpt_on_durable(pg->ck, NULL, NULL);
+    }
     sl_free(pg);
 }
 
@@ -183,6 +188,9 @@ void sl_progress_part_revoke(struct sl_progress_part *pp)
 
 bool sl_progress_part_waits_for_disk(struct sl_progress_part *pp)
 {
+    if (pp->pg->keeps_positions) {
+        return false; /* nothing is written */
+    }
     uint64_t durable = sl_ckpt_durable_generation(pp->pg->ck);
     if (pp->start_gen > durable) {
         return true;

@@ -43,7 +43,8 @@ struct sl_progress_conf {
 };
 
 /* Returns a progress over ck (borrowed; it must outlive the progress) that reports to host
- * (copied). Registers itself as ck's durable callback. Returns 0 or SL_ENOMEM. */
+ * (copied). Registers itself as ck's durable callback. ck may be NULL when conf says
+ * keeps_positions (a queue has no store at all). Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int sl_progress_new(struct sl_ckpt *ck,
                                  const struct sl_progress_conf *conf,
                                  const struct sl_progress_host *host,

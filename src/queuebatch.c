@@ -231,16 +231,18 @@ size_t sl_queuebatch_settle(const struct sl_source_ops *ops,
                             struct sl_lanebatch_range r,
                             const struct sl_invoke_result *res,
                             bool report_item_failures,
-                            int64_t visible_in_ms)
+                            int64_t visible_in_ms,
+                            size_t *ret_acked)
 {
     size_t n = r.hi - r.lo;
     bool *failed = sl_calloc(n ? n : 1, sizeof(*failed));
+    *ret_acked = 0;
     if (!failed) {
         sl_queuebatch_release(ops, src_ctx, b, r, visible_in_ms);
         return n;
     }
     size_t n_failed = sl_queuebatch_judge(ops, src_ctx, b, r, res, report_item_failures, failed);
-    (void)sl_queuebatch_end(ops, src_ctx, b, r, failed, visible_in_ms);
+    *ret_acked = sl_queuebatch_end(ops, src_ctx, b, r, failed, visible_in_ms);
     sl_free(failed);
     return n_failed;
 }

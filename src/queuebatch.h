@@ -15,9 +15,14 @@ struct sl_source_ops;
  * answered batch failed, and the source's queue operations on the leases of a batch's records
  * or of a partition's (hold, ack, release). It calls only the source. Loop thread. */
 
-/* How long a batch's leases are held past the start of its invocation: the engine does not
- * know the function's own timeout, so AWS Lambda's longest (15 min) and a margin (30 s). */
-#define SL_QUEUEBATCH_HOLD_MS ((int64_t)(900 + 30) * 1000)
+/* How long a batch's leases are held past the start of its invocation: the function's timeout
+ * and a margin (30 s); when the function cannot tell its timeout, AWS Lambda's longest
+ * (15 min). */
+#define SL_QUEUEBATCH_HOLD_MARGIN_MS     ((int64_t)30 * 1000)
+#define SL_QUEUEBATCH_UNKNOWN_TIMEOUT_MS ((int64_t)900 * 1000)
+/* How long past a batch's first invocation its leases may be held when the source's caps do not
+ * say: SQS's limit (a visibility timeout reaches at most 12 hours from the receive). */
+#define SL_QUEUE_MAX_HOLD_MS ((int64_t)12 * 3600 * 1000)
 
 /* Judges the answer res to the records r of b: sets failed[i - r.lo] for each record that is
  * not delivered and returns how many. Success: none, or with report_item_failures those the
@@ -45,14 +50,15 @@ size_t sl_queuebatch_end(const struct sl_source_ops *ops,
 
 /* Judges the answer res to the records r of b (sl_queuebatch_judge) and ends their leases
  * (sl_queuebatch_end: the failed ones released with visible_in_ms). Out of memory: all are
- * released. Returns how many failed. */
+ * released. Returns how many failed, and in *ret_acked how many were acked. */
 size_t sl_queuebatch_settle(const struct sl_source_ops *ops,
                             void *src_ctx,
                             const struct sl_lanebatch *b,
                             struct sl_lanebatch_range r,
                             const struct sl_invoke_result *res,
                             bool report_item_failures,
-                            int64_t visible_in_ms);
+                            int64_t visible_in_ms,
+                            size_t *ret_acked);
 
 /* Releases the leases of the records of r that are not done yet (queue_release). */
 void sl_queuebatch_release(const struct sl_source_ops *ops,

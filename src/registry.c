@@ -42,8 +42,8 @@ static const struct sl_function_ops *const registry_functions[] = {
 
 /* The adapters a meson feature option can leave out, with the prefixes of the source ARNs and
  * destinations they serve, the destinations they add, and the rules of theirs that need no
- * library (sources/kafka/kafka_mapping.c), so that their mappings and responses read the same
- * in a build without them. */
+ * library (sources/kafka/kafka_mapping.c), so that their mappings read the same in a build
+ * without them. */
 static const struct sl_registry_feature registry_features[] = {
     {"kafka",
      "Kafka",
@@ -51,8 +51,7 @@ static const struct sl_registry_feature registry_features[] = {
      SL_HAVE_KAFKA,
      {"kafka://", "arn:aws:kafka:", NULL},
      "kafka://TOPIC",
-     kafka_mapping_arn,
-     kafka_mapping_read_item_id},
+     kafka_mapping_arn},
 };
 
 /* The destinations every build can write; each built feature adds its own. */
@@ -200,6 +199,12 @@ static bool source_def_queue_idle(void *ctx)
     return true;
 }
 
+static void source_def_queue_limits(void *ctx, struct sl_queue_limits *lim)
+{
+    (void)ctx;
+    (void)lim;
+}
+
 #define SOURCE_DEFAULT(ops, slot)            \
     do {                                     \
         if (!(ops)->slot) {                  \
@@ -264,6 +269,7 @@ void sl_source_ops_complete(struct sl_source_ops *ops, struct sl_event_format *r
     SOURCE_DEFAULT(ops, queue_release);
     SOURCE_DEFAULT(ops, queue_hold);
     SOURCE_DEFAULT(ops, queue_idle);
+    SOURCE_DEFAULT(ops, queue_limits);
     assert(ops->event);
     *ret_event = *ops->event;
     sl_event_format_complete(ret_event);
@@ -326,25 +332,6 @@ const struct sl_source_ops *sl_source_for_arn(const char *arn)
     const char *extra = registry_extra.scheme;
     if (registry_has_extra && strncmp(arn, extra, strlen(extra)) == 0) {
         return &registry_extra;
-    }
-    return NULL;
-}
-
-const char *sl_source_read_item_id(const cJSON *id, char *buf, size_t len)
-{
-    (void)pthread_once(&registry_once, registry_fill);
-    for (size_t i = 0; i < SL_ARRAY_LEN(registry_sources); i++) {
-        const char *text = registry_sources[i]->read_item_id(id, buf, len);
-        if (text) {
-            return text;
-        }
-    }
-    for (size_t i = 0; i < SL_ARRAY_LEN(registry_features); i++) {
-        const struct sl_registry_feature *f = &registry_features[i];
-        const char *text = !f->built && f->read_item_id ? f->read_item_id(id, buf, len) : NULL;
-        if (text) {
-            return text;
-        }
     }
     return NULL;
 }

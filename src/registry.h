@@ -23,9 +23,6 @@ struct sl_registry_feature {
     const char *destinations; /* the on-failure destinations it adds, as errors list them */
     /* Its sources' arn_from_mapping (built even when the adapter is not), or NULL. */
     int (*arn_from_mapping)(const cJSON *mapping, char **ret_arn, const char **ret_key);
-    /* Its sources' read_item_id (built even when the adapter is not: the identifier forms of a
-     * response are read the same in every build), or NULL. */
-    const char *(*read_item_id)(const cJSON *id, char *buf, size_t len);
 };
 
 /* When uri (an EventSourceArn, a self-managed "kafka://" source or an on-failure destination)

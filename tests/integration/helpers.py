@@ -4,6 +4,7 @@ wait on conditions with a deadline (never a bare sleep to wait for an event)."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -239,6 +240,16 @@ def proc_gone(pid):
         return True
     state = stat.rsplit(")", 1)[1].split()[0]
     return state in ("Z", "X")
+
+
+def port_accepts(port):
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+    finally:
+        s.close()
 
 
 def live_pids_in_group(pgid):

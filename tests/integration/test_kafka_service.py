@@ -53,24 +53,6 @@ def _free_base():
     pytest.fail("no %d consecutive free ports found" % BROKERS)
 
 
-def _accepts(port):
-    s = socket.socket()
-    s.settimeout(1)
-    try:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-    finally:
-        s.close()
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 @pytest.fixture
 def kafka(tmp_path):
     """tests/services/start.sh with SERVICES=kafka in tmp_path; yields a dict with the
@@ -169,13 +151,14 @@ def test_kafka_service_round_trip(kafka, monkeypatch):
     # up 1: both come back
     kt.ctl("leader smoke 0 1")
     kt.ctl("down 1")
-    assert not _accepts(base)
+    assert not helpers.port_accepts(base)
     others = ",".join("127.0.0.1:%d" % (base + i) for i in range(1, BROKERS))
     with pytest.raises(kt.KafkaToolError):
         kt.produce(others, "smoke", [{"partition": 0, "value": b"while down"}],
                    conf={"message.timeout.ms": "1500"})
     kt.ctl("up 1")
-    helpers.wait_until(lambda: _accepts(base), timeout=10, what="broker 1 accepting again")
+    helpers.wait_until(lambda: helpers.port_accepts(base), timeout=10,
+                       what="broker 1 accepting again")
     assert kt.produce(others, "smoke", [{"partition": 0, "value": b"after up"}],
                       conf={"message.timeout.ms": "10000"}) == [(0, 3)]
     assert [g["value"] for g in kt.consume(boot, "smoke", partition=0)][-1] == b"after up"
@@ -187,13 +170,13 @@ def test_kafka_service_round_trip(kafka, monkeypatch):
 
 def test_kafka_service_stop_leaves_nothing(kafka):
     pid = int(kafka["pids"][0][1])
-    assert _alive(pid)
+    assert not helpers.proc_gone(pid)
     r = subprocess.run([os.path.join(SERVICES_DIR, "stop.sh")], env=kafka["env"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert not _alive(pid)
+    assert helpers.proc_gone(pid)
     for i in range(BROKERS):
-        assert not _accepts(kafka["base"] + i), "port %d still open" % (kafka["base"] + i)
+        assert not helpers.port_accepts(kafka["base"] + i), "port %d still open" % (kafka["base"] + i)
     run_dir = kafka["run_dir"]
     for name in ("services.pids", "services.env", "kafka.ctl", "kafka.bootstrap"):
         assert not (run_dir / name).exists(), name

@@ -53,24 +53,6 @@ def _free_port():
     pytest.fail("no free port found")
 
 
-def _accepts(port):
-    s = socket.socket()
-    s.settimeout(1)
-    try:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-    finally:
-        s.close()
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def _listen_addrs(port):
     """Local addresses listening on TCP port (from /proc/net/tcp and tcp6)."""
     addrs = []
@@ -199,12 +181,12 @@ def test_kinesis_service_round_trip(kinesis):
 
 def test_kinesis_service_stop_leaves_nothing(kinesis):
     pid = int(kinesis["pids"][0][1])
-    assert _alive(pid)
+    assert not helpers.proc_gone(pid)
     r = subprocess.run([os.path.join(SERVICES_DIR, "stop.sh")], env=kinesis["env"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert not _alive(pid)
-    assert not _accepts(kinesis["port"])
+    assert helpers.proc_gone(pid)
+    assert not helpers.port_accepts(kinesis["port"])
     for name in ("services.pids", "services.env"):
         assert not (kinesis["run_dir"] / name).exists(), name
     # the port is free again for the next start

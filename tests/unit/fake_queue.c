@@ -271,6 +271,10 @@ static int fq_fetch(void *ctx, struct sl_part *part, size_t max_records, size_t 
     if (!taken) {
         return SL_ENOMEM;
     }
+    size_t unheld = 0;
+    for (size_t i = 0; i < fq->n_leases; i++) {
+        unheld += fq->leases[i].state == FAKE_QUEUE_LEASED && fq->leases[i].hold_until == 0;
+    }
     size_t n = 0;
     size_t bytes = 0;
     for (size_t i = 0; i < fq->n_msgs && n < max_records; i++) {
@@ -300,6 +304,9 @@ static int fq_fetch(void *ctx, struct sl_part *part, size_t max_records, size_t 
     }
     free(taken);
     fq->wants_wake = n == 0;
+    fq->fetches =
+        fake_source_grow(fq->fetches, &fq->cap_fetches, fq->n_fetches, sizeof(*fq->fetches));
+    fq->fetches[fq->n_fetches++] = (struct fake_queue_fetch){max_records, n, unheld};
     return (int)n;
 }
 
@@ -437,6 +444,19 @@ fq_queue_hold(void *ctx, struct sl_part *part, const uint64_t *leases, size_t n,
     return 0;
 }
 
+/* A FIFO queue takes BatchSize 10 at most; the visibility timeout is told when the test set
+ * tell_visibility. */
+static void fq_queue_limits(void *ctx, struct sl_queue_limits *lim)
+{
+    struct fake_queue *fq = ((struct fake_queue_ctx *)ctx)->fq;
+    if (fq->fifo) {
+        lim->batch_size_max = 10;
+    }
+    if (fq->tell_visibility) {
+        lim->visibility_ms = fq->visibility_ms;
+    }
+}
+
 static bool fq_queue_idle(void *ctx)
 {
     struct fake_queue *fq = ((struct fake_queue_ctx *)ctx)->fq;
@@ -486,6 +506,7 @@ static const struct sl_source_caps fq_caps = {
     .batch_size_default = 10,
     .batch_size_max = 10000,
     .window_rule = SL_WINDOW_AFTER_INVOKE,
+    .window_required_above = 10,
     .lag_unit = SL_LAG_RECORDS,
 };
 
@@ -518,6 +539,7 @@ const struct sl_source_ops fake_queue_ops = {
     .queue_release = fq_queue_release,
     .queue_hold = fq_queue_hold,
     .queue_idle = fq_queue_idle,
+    .queue_limits = fq_queue_limits,
 };
 
 /* --- the test's side --- */
@@ -545,6 +567,7 @@ void fake_queue_fini(struct fake_queue *fq)
     free(fq->leases);
     free(fq->calls);
     free(fq->vis_pending);
+    free(fq->fetches);
     if (fq_current == fq) {
         fq_current = NULL;
     }

@@ -30,8 +30,10 @@
  * A tick timer (every tick_real_ms of real time, reading the fake clock) does the time-driven
  * work: sending deletes and visibility changes, extending, noticing lost leases, and waking the
  * mapping (part_wake) when a message became receivable after fetch returned 0. The test reads a
- * log of every call the mapping made (ack, release, hold: one entry per lease) and every entry
- * of every request the adapter sent to the queue (delete, visibility change) with its result.
+ * log of every call the mapping made (ack, release, hold: one entry per lease; every fetch) and
+ * every entry of every request the adapter sent to the queue (delete, visibility change) with its
+ * result. queue_limits tells BatchSize 10 at most in FIFO mode (fifo), and the visibility timeout
+ * when the test sets tell_visibility.
  *
  * The event is {"Records":[{"messageId":"m<i>","receiptHandle":"rh-<i>-<n>","body":"...",
  * "attributes":{"ApproximateReceiveCount":"<n>"[,"MessageGroupId":"g"]}}, ...]}; the item id
@@ -89,11 +91,21 @@ struct fake_queue_call {
     int result;     /* REQ_*: 0, or the entry's SL_E* */
 };
 
+/* One fetch the mapping made. */
+struct fake_queue_fetch {
+    size_t max_records; /* what the mapping asked for at most */
+    size_t given;       /* records appended */
+    size_t unheld;      /* leases the mapping held then that no queue_hold had covered yet:
+                           received, not yet invoked */
+};
+
 struct fake_queue {
     struct sl_source_env env;   /* the mapping's, copied by init */
     int64_t visibility_ms;      /* the queue's VisibilityTimeout (default 30 s) */
     int64_t tick_real_ms;       /* how often the tick runs, real time (default 1) */
     size_t max_delete_attempts; /* per lease (default 5) */
+    bool fifo;                  /* a FIFO queue: queue_limits says BatchSize 10 at most */
+    bool tell_visibility;       /* queue_limits tells visibility_ms */
     bool inited;
     bool started;
     bool stopped;
@@ -109,7 +121,10 @@ struct fake_queue {
     struct fake_queue_call *calls;
     size_t n_calls;
     size_t cap_calls;
-    size_t requests; /* requests sent */
+    size_t requests;                  /* requests sent */
+    struct fake_queue_fetch *fetches; /* every fetch, in order */
+    size_t n_fetches;
+    size_t cap_fetches;
     /* visibility changes of releases waiting for the next tick */
     struct fake_queue_call *vis_pending;
     size_t n_vis_pending;

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "fake_queue.h"
 #include "function.h"
 #include "helpers.h"
 #include "httpc.h"
@@ -940,6 +941,50 @@ static void test_destination_options_reach_the_sink(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+#define MAP_QUEUE "{\"EventSourceArn\":\"" FAKE_QUEUE_SCHEME "q\",\"FunctionName\":\"audit\""
+
+static int load_queue_mapping(struct fixture *f, const char *extra)
+{
+    char text[4096];
+    (void)snprintf(text, sizeof(text),
+                   "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_QUEUE "%s}]}", extra);
+    return load(f, text);
+}
+
+/* A queue source's BatchSize comes from its kind's caps (the fake queue's are SQS's: default
+ * 10, at most 10000), and more than 10 needs a batching window of at least 1 s (AWS's rule for
+ * SQS), keyed on the caps, not the source's name. */
+static void test_queue_batch_rules(void **state)
+{
+    struct fixture *f = *state;
+    fake_queue_register();
+    assert_int_equal(load_queue_mapping(f, ""), 0);
+    assert_int_equal(f->cfg->mappings[0].core.batch_size, 10);
+    assert_int_equal(f->cfg->mappings[0].core.window_ms, 0);
+    assert_int_equal(load_queue_mapping(f, ",\"BatchSize\":10"), 0);
+    static const char *const no_window[] = {
+        ",\"BatchSize\":11", ",\"BatchSize\":11,\"MaximumBatchingWindowInSeconds\":0"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(no_window); i++) {
+        int r = load_queue_mapping(f, no_window[i]);
+        if (r != SL_ECONFIG || f->errs.n != 1) {
+            dump(f);
+            fail_msg("r=%d, %zu errors for %s", r, f->errs.n, no_window[i]);
+        }
+        expect(f, "$.mappings[0].MaximumBatchingWindowInSeconds: a queue source with BatchSize 11 "
+                  "(more than 10) needs a batching window of at least 1 second (AWS's rule for "
+                  "SQS); allowed: MaximumBatchingWindowInSeconds 1 to 300, or BatchSize 1 to 10");
+    }
+    assert_int_equal(
+        load_queue_mapping(f, ",\"BatchSize\":11,\"MaximumBatchingWindowInSeconds\":1"), 0);
+    assert_int_equal(
+        load_queue_mapping(f, ",\"BatchSize\":10000,\"MaximumBatchingWindowInSeconds\":1"), 0);
+    assert_int_equal(load_queue_mapping(f, ",\"BatchSize\":10001"), SL_ECONFIG);
+    expect(f, "$.mappings[0].BatchSize: 10001 is out of range; allowed: 1 to 10000");
+    /* a stream has no such rule */
+    assert_int_equal(load_mapping(f, ",\"BatchSize\":11"), 0);
+    sl_source_register_extra(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +1014,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_destination_options_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destination_options_reach_the_sink, setup, teardown),
         cmocka_unit_test(test_print_options),
+        cmocka_unit_test_setup_teardown(test_queue_batch_rules, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -12,14 +12,10 @@
  * no record may be sent while an earlier record of its partition and key is neither done nor
  * in the same event, and a partition key never has two batches in flight: the order of rule 2.
  *
- * Time: the engine decides by the injected clock and waits with one-shot libuv timers armed
- * for the difference. libuv's own clock cannot be moved, so eng_advance() moves the fake clock
- * and then fires every armed timer (restarting it with timeout 0); the engine re-checks its due
- * times against the fake clock. Nothing sleeps: the loop runs with UV_RUN_NOWAIT for a
- * bounded number of turns, or UV_RUN_ONCE while a closing store finishes its last write on the
- * thread pool (checkpoint files are read after sl_mapping_flush). Retry backoffs are set long (6 s
- * to 60 s, SLUICE_RETRY_*) so that no real timer can fire while a test runs; only eng_advance fires
- * them.
+ * The loop, the clock, the mapping and the test function's answers are the harness's
+ * (engine_harness.h). Time: eng_advance() moves the fake clock and fires every armed timer;
+ * nothing sleeps. Retry backoffs are set long (6 s to 60 s, SLUICE_RETRY_*) so that no real
+ * timer can fire while a test runs; only eng_advance fires them.
  *
  * Deliberate bugs put into the engine (by hand, never committed) and the tests that caught
  * them (each run of test_engine failed; every other test passed):
@@ -78,6 +74,7 @@
 #include "checkpoint.h"
 #include "clock.h"
 #include "config.h"
+#include "engine_harness.h"
 #include "fake_stream.h"
 #include "function.h"
 #include "helpers.h"
@@ -85,9 +82,7 @@
 #include "mapping.h"
 #include "opt.h"
 
-#define ENG_TURNS       100000  /* loop turns one settle may take */
 #define ENG_ROUNDS      200     /* clock advances one drive may take */
-#define ENG_DEADLINE_MS 5000    /* real-time bound of a wait for the thread pool */
 #define ENG_RETRY_BASE  "60000" /* SLUICE_RETRY_BASE_MS: backoffs from 6 s (base / 10) .. */
 #define ENG_RETRY_CAP   60000   /* SLUICE_RETRY_MAX_MS: .. to 60 s */
 #define ENG_RETRY_FLOOR 6000
@@ -199,7 +194,7 @@ static const struct sl_ckpt_fileops fop_ops = {
 
 struct eng;
 
-/* What the function answers to one invocation. */
+/* What the function answers to one invocation (the harness's reply, and what it delivers). */
 struct reply {
     enum sl_outcome outcome;
     const char *body;    /* response body, or NULL */
@@ -216,35 +211,22 @@ struct rec_ref {
     char key[16];
 };
 
+/* What the test reads of one invocation (e->h.calls[i] has its answer's state). */
 struct call {
     struct rec_ref *recs;
     size_t n;
     size_t len; /* event bytes */
     int64_t at_ms;
-    sl_invoke_cb cb;
-    void *arg;
-    bool held;
-    bool queued;
-    bool answered;
-    struct reply reply;
+    size_t ok_prefix; /* records the answer delivers (oracle) */
 };
 
 struct eng {
-    uv_loop_t loop;
-    struct sl_clock_fake clock;
-    char *dir;
-    char conf_path[600];
+    struct eh h; /* loop, clock, directory, mapping, the function's answers */
     char store_path[700];
-    struct sl_config *cfg;
     struct fake_stream fs;
-    struct sl_function fn;
-    struct sl_mapping *m;
-    uv_idle_t answer;
-    struct call *calls;
-    size_t n_calls;
+    struct call *calls; /* parallel to h.calls */
     size_t cap_calls;
     eng_script script;
-    bool hold_all;
     /* the oracle: records done (delivered, filtered) and records the test lets be given up */
     bool done[FAKE_STREAM_MAX_PARTS][ENG_MAX_SEQ];
     bool may_drop[FAKE_STREAM_MAX_PARTS][ENG_MAX_SEQ];
@@ -364,13 +346,13 @@ static void eng_check_order_locked(struct eng *e, const struct call *c)
             }
         }
         /* one batch in flight per partition key */
-        for (size_t k = 0; k + 1 < e->n_calls; k++) {
+        for (size_t k = 0; k + 1 < e->h.n_calls; k++) {
             const struct call *o = &e->calls[k];
-            for (size_t j = 0; !o->answered && j < o->n; j++) {
+            for (size_t j = 0; !e->h.calls[k].answered && j < o->n; j++) {
                 if (eng_same_group(&o->recs[j], r)) {
                     eng_violation(e, &e->order_violations,
                                   "two batches of %s key %s in flight at once", fp->id, r->key);
-                    k = e->n_calls;
+                    k = e->h.n_calls;
                     break;
                 }
             }
@@ -392,76 +374,42 @@ static void eng_check_order(struct eng *e, const struct call *c)
     pthread_mutex_unlock(&eng_mu);
 }
 
-static void eng_deliver(struct eng *e, size_t idx)
+/* The harness is about to answer call idx: the records it delivers are done (the oracle). */
+static void eng_answering(void *arg, size_t idx)
 {
-    struct call *c = &e->calls[idx];
-    size_t ok = c->reply.outcome == SL_OUTCOME_SUCCESS ? c->reply.ok_prefix : 0;
+    struct eng *e = arg;
+    const struct call *c = &e->calls[idx];
+    const struct eh_reply *rep = &e->h.calls[idx].reply;
+    size_t ok = rep->outcome == SL_OUTCOME_SUCCESS ? c->ok_prefix : 0;
     pthread_mutex_lock(&eng_mu);
     for (size_t i = 0; i < c->n && i < ok; i++) {
         e->done[c->recs[i].part][c->recs[i].seq] = true;
     }
     pthread_mutex_unlock(&eng_mu);
-    c->answered = true;
-    c->queued = false;
-    struct sl_invoke_result res = {
-        .outcome = c->reply.outcome,
-        .status = c->reply.outcome == SL_OUTCOME_SUCCESS ? 200 : 500,
-        .body = c->reply.body,
-        .body_len = c->reply.body ? strlen(c->reply.body) : 0,
-        .error_type = c->reply.outcome == SL_OUTCOME_FUNCTION_ERROR ? "Unhandled" : NULL,
-        .detail = "test",
-        .retry_after_ms = c->reply.retry_after,
-    };
-    sl_invoke_cb cb = c->cb;
-    void *arg = c->arg;
-    cb(arg, &res); /* may invoke again: c may move */
 }
 
-static void eng_answer_cb(uv_idle_t *h)
-{
-    struct eng *e = h->data;
-    bool more = false;
-    for (size_t i = 0; i < e->n_calls; i++) {
-        if (e->calls[i].queued) {
-            eng_deliver(e, i);
-            more = true;
-        }
-    }
-    if (!more) {
-        uv_idle_stop(h);
-    }
-}
-
-/* Answers a held invocation (on the next loop turn, as a real function would). */
+/* Answers a held invocation (on the next loop turn, as a real function would); the answer
+ * delivers all its records. */
 static void eng_answer(struct eng *e, size_t idx, enum sl_outcome outcome, const char *body)
 {
-    struct call *c = &e->calls[idx];
-    assert_true(c->held && !c->answered && !c->queued);
-    c->held = false;
-    c->queued = true;
-    c->reply.outcome = outcome;
-    c->reply.body = body;
-    c->reply.retry_after = -1;
-    c->reply.ok_prefix = ENG_SIZE_ALL;
-    uv_idle_start(&e->answer, eng_answer_cb);
+    e->calls[idx].ok_prefix = ENG_SIZE_ALL;
+    eh_answer(&e->h, idx, outcome, body);
 }
 
-static int tfn_invoke(void *ctx, const char *body, size_t body_len, sl_invoke_cb cb, void *arg)
+/* The function got call idx: its records are read (part, seq, key), the order is checked, and
+ * the script says the answer. */
+static void eng_invoked(void *arg, size_t idx, const cJSON *doc, struct eh_reply *ehrep)
 {
-    struct eng *e = ctx;
-    if (e->n_calls == e->cap_calls) {
+    struct eng *e = arg;
+    if (idx >= e->cap_calls) {
         e->cap_calls = e->cap_calls ? e->cap_calls * 2 : 32;
         e->calls = realloc(e->calls, e->cap_calls * sizeof(*e->calls));
         assert_non_null(e->calls);
     }
-    struct call *c = &e->calls[e->n_calls++];
+    struct call *c = &e->calls[idx];
     memset(c, 0, sizeof(*c));
-    c->len = body_len;
-    c->at_ms = sl_clock_now_ms(&e->clock.clock);
-    c->cb = cb;
-    c->arg = arg;
-    cJSON *doc = cJSON_ParseWithLength(body, body_len);
-    assert_non_null(doc);
+    c->len = e->h.calls[idx].len;
+    c->at_ms = e->h.calls[idx].at_ms;
     const cJSON *recs = cJSON_GetObjectItemCaseSensitive(doc, "Records");
     size_t n = (size_t)cJSON_GetArraySize(recs);
     c->recs = calloc(n ? n : 1, sizeof(*c->recs));
@@ -476,78 +424,32 @@ static int tfn_invoke(void *ctx, const char *body, size_t body_len, sl_invoke_cb
                        cJSON_GetObjectItemCaseSensitive(r, "key")->valuestring);
         assert_true(ref->seq < ENG_MAX_SEQ);
     }
-    cJSON_Delete(doc);
     eng_check_order(e, c);
-    struct reply rep = {SL_OUTCOME_SUCCESS, NULL, -1, ENG_SIZE_ALL, e->hold_all};
+    struct reply rep = {ehrep->outcome, ehrep->body, ehrep->retry_after, ENG_SIZE_ALL, ehrep->hold};
     if (e->script) {
-        e->script(e, e->n_calls - 1, &rep);
+        e->script(e, idx, &rep);
     }
-    c = &e->calls[e->n_calls - 1];
-    c->reply = rep;
-    c->held = rep.hold;
-    c->queued = !rep.hold;
-    if (c->queued) {
-        uv_idle_start(&e->answer, eng_answer_cb);
-    }
-    return 0;
+    c->ok_prefix = rep.ok_prefix;
+    *ehrep = (struct eh_reply){rep.outcome, rep.body, rep.retry_after, rep.hold};
 }
-
-/* Cancels the held invocations (each still answers, as a canceled one does). */
-static void tfn_stop(void *ctx)
-{
-    struct eng *e = ctx;
-    for (size_t i = 0; i < e->n_calls; i++) {
-        if (e->calls[i].held) {
-            eng_answer(e, i, SL_OUTCOME_TRANSPORT_ERROR, NULL);
-        }
-    }
-}
-
-static const struct sl_function_ops tfn_ops = {
-    .abi = SL_FUNCTION_ABI,
-    .name = "test",
-    .invoke = tfn_invoke,
-    .stop = tfn_stop,
-};
 
 /* --- driving the loop --- */
 
-/* Runs what is due now: NOWAIT turns until the loop has nothing immediate twice in a row. */
 static void eng_settle(struct eng *e)
 {
-    int quiet = 0;
-    for (int i = 0; i < ENG_TURNS && quiet < 2; i++) {
-        (void)uv_run(&e->loop, UV_RUN_NOWAIT);
-        quiet = uv_backend_timeout(&e->loop) != 0 ? quiet + 1 : 0;
-    }
+    eh_settle(&e->h);
 }
 
-static void eng_fire_cb(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (h->type != UV_TIMER || !uv_is_active(h) || uv_is_closing(h)) {
-        return;
-    }
-    uv_timer_t *t = (uv_timer_t *)h;
-    (void)uv_timer_start(t, t->timer_cb, 0, uv_timer_get_repeat(t));
-}
-
-/* Time passes: the fake clock moves by ms, and every armed timer fires. A timer cannot tell
- * how much fake time it was armed for (libuv counts real time), so all of them fire: where the
- * engine decides by time (the batching window) it checks the fake clock and arms again; a
- * retry backoff does not, so tests advance by the retry cap when they let one end. */
 static void eng_advance(struct eng *e, int64_t ms)
 {
-    sl_clock_fake_advance(&e->clock, ms);
-    uv_walk(&e->loop, eng_fire_cb, NULL);
-    eng_settle(e);
+    eh_advance(&e->h, ms);
 }
 
 static size_t eng_unanswered(const struct eng *e)
 {
     size_t n = 0;
-    for (size_t i = 0; i < e->n_calls; i++) {
-        n += e->calls[i].held || e->calls[i].queued;
+    for (size_t i = 0; i < e->h.n_calls; i++) {
+        n += e->h.calls[i].held || e->h.calls[i].queued;
     }
     return n;
 }
@@ -556,7 +458,7 @@ static size_t eng_unanswered(const struct eng *e)
 static bool eng_no_io(void *arg)
 {
     struct eng *e = arg;
-    return !e->m || (size_t)sl_mapping_in_flight(e->m) <= eng_unanswered(e);
+    return !e->h.m || (size_t)sl_mapping_in_flight(e->h.m) <= eng_unanswered(e);
 }
 
 /* Runs and lets time pass (a retry backoff's worth at a time) until cond holds. An on-failure
@@ -566,7 +468,7 @@ static bool eng_drive(struct eng *e, bool (*cond)(struct eng *e))
     for (int round = 0; round < ENG_ROUNDS; round++) {
         eng_settle(e);
         if (!eng_no_io(e)) {
-            (void)test_run_until(&e->loop, eng_no_io, e, ENG_DEADLINE_MS);
+            (void)eh_until(&e->h, eng_no_io, e);
             eng_settle(e);
         }
         if (cond(e)) {
@@ -591,36 +493,11 @@ static bool eng_all_acked(struct eng *e)
 
 static void eng_open(struct eng *e, const char *extra)
 {
-    char text[4096];
-    (void)snprintf(text, sizeof(text),
-                   "{\"state_dir\":\"%s/state\",\"functions\":{\"f\":{\"type\":\"exec\","
-                   "\"command\":[\"/bin/true\"]}},\"mappings\":[{\"UUID\":\"" ENG_UUID "\","
-                   "\"EventSourceArn\":\"fake://stream\",\"FunctionName\":\"f\","
-                   "\"StartingPosition\":\"TRIM_HORIZON\",\"max_unsaved_batches\":1000%s%s}]}",
-                   e->dir, extra[0] ? "," : "", extra);
-    test_write_file(e->conf_path, "w", text, strlen(text));
-    struct sl_errlist errs;
-    sl_errlist_init(&errs);
-    int r = sl_config_load(e->conf_path, &e->cfg, &errs);
-    if (r < 0) {
-        fail_msg("config: %s", errs.n ? errs.items[0] : "?");
-    }
-    sl_errlist_fini(&errs);
-    (void)snprintf(e->store_path, sizeof(e->store_path), "%s/state/" ENG_UUID ".json", e->dir);
-    e->fn = (struct sl_function){.ops = &tfn_ops, .ctx = e, .name = "f"};
-    struct sl_mapping_env env = {
-        .loop = &e->loop,
-        .clock = &e->clock.clock,
-        .state_dir = e->cfg->state_dir,
-        .region = e->cfg->region,
-        .fn = &e->fn,
-    };
-    char errbuf[512] = "";
-    r = sl_mapping_new(&e->cfg->mappings[0], &env, &e->m, errbuf, sizeof(errbuf));
-    if (r < 0) {
-        fail_msg("mapping: %s", errbuf);
-    }
-    assert_int_equal(sl_mapping_start(e->m), 0);
+    eh_open(&e->h,
+            "\"UUID\":\"" ENG_UUID "\",\"EventSourceArn\":\"fake://stream\",\"FunctionName\":"
+            "\"f\",\"StartingPosition\":\"TRIM_HORIZON\",\"max_unsaved_batches\":1000",
+            extra);
+    (void)snprintf(e->store_path, sizeof(e->store_path), "%s/state/" ENG_UUID ".json", e->h.dir);
     eng_settle(e);
 }
 
@@ -628,29 +505,8 @@ static void eng_open(struct eng *e, const char *extra)
  * written yet is lost (as in a crash). */
 static void eng_close(struct eng *e, bool flush)
 {
-    if (!e->m) {
-        return;
-    }
-    sl_mapping_drain(e->m);
-    tfn_stop(e);
-    for (int i = 0; i < ENG_TURNS && sl_mapping_in_flight(e->m) > 0; i++) {
-        (void)uv_run(&e->loop, UV_RUN_NOWAIT);
-    }
-    assert_int_equal(sl_mapping_in_flight(e->m), 0);
-    if (flush) {
-        int r = sl_mapping_flush(e->m);
-        (void)r; /* a test that broke the disk on purpose gets an error here */
-    }
-    sl_mapping_free(e->m);
-    e->m = NULL;
-    /* until its handles are closed and the store's last write ended (a next run would open
-     * the same store) */
-    for (int i = 0; i < ENG_TURNS && uv_loop_alive(&e->loop); i++) {
-        (void)uv_run(&e->loop, UV_RUN_ONCE);
-    }
+    eh_close(&e->h, flush);
     assert_int_equal(e->fs.calls_after_stop, 0);
-    sl_config_free(e->cfg);
-    e->cfg = NULL;
 }
 
 /* The position the store file holds for part, or "" when none ("?" when the file does not
@@ -682,7 +538,7 @@ static void eng_stored(struct eng *e, const char *part, char *buf, size_t len)
 
 static void eng_assert_stored(struct eng *e, const char *part, const char *want)
 {
-    assert_int_equal(sl_mapping_flush(e->m), 0);
+    assert_int_equal(sl_mapping_flush(e->h.m), 0);
     char got[64];
     eng_stored(e, part, got, sizeof(got));
     assert_string_equal(got, want);
@@ -723,15 +579,10 @@ static int eng_setup(void **state)
 {
     struct eng *e = calloc(1, sizeof(*e));
     assert_non_null(e);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
-    sl_clock_fake_init(&e->clock, 1000000, INT64_C(1700000000000));
-    e->dir = test_tmpdir();
-    (void)snprintf(e->conf_path, sizeof(e->conf_path), "%s/sluice.json", e->dir);
+    eh_init(&e->h, &(struct eh_hooks){eng_invoked, eng_answering, e});
     fake_stream_init(&e->fs);
     e->fs.on_ack = eng_on_ack;
     e->fs.on_ack_arg = e;
-    uv_idle_init(&e->loop, &e->answer);
-    e->answer.data = e;
     fop_reset(FOP_CRASH_NONE);
     sl_ckpt_set_default_fileops(&fop_ops);
     pthread_mutex_lock(&eng_mu);
@@ -747,23 +598,18 @@ static int eng_teardown(void **state)
     struct eng *e = *state;
     fop_reset(FOP_CRASH_NONE);
     eng_close(e, true);
-    uv_close((uv_handle_t *)&e->answer, NULL);
-    for (int i = 0; i < ENG_TURNS && uv_loop_alive(&e->loop); i++) {
-        (void)uv_run(&e->loop, UV_RUN_ONCE);
-    }
-    assert_int_equal(uv_loop_close(&e->loop), 0);
+    size_t n_calls = e->h.n_calls;
+    eh_fini(&e->h);
     sl_ckpt_set_default_fileops(NULL);
     fop_on_data = NULL;
     pthread_mutex_lock(&eng_mu);
     eng_current = NULL;
     pthread_mutex_unlock(&eng_mu);
     fake_stream_fini(&e->fs);
-    for (size_t i = 0; i < e->n_calls; i++) {
+    for (size_t i = 0; i < n_calls; i++) {
         free(e->calls[i].recs);
     }
     free(e->calls);
-    test_rmtree(e->dir);
-    free(e->dir);
     size_t early = e->early_acks + e->early_ckpts;
     size_t order = e->order_violations;
     char why[sizeof(e->violation)];
@@ -779,7 +625,7 @@ static int eng_teardown(void **state)
 
 static bool two_calls(struct eng *e)
 {
-    return e->n_calls >= 2;
+    return e->h.n_calls >= 2;
 }
 
 static void test_engine_rule1_never_acked_before_done(void **state)
@@ -788,12 +634,12 @@ static void test_engine_rule1_never_acked_before_done(void **state)
     e->fs.async = true; /* fetches complete when the test says */
     size_t p = fake_stream_add_part(&e->fs, "p0");
     eng_push_n(e, p, "k", 3);
-    e->hold_all = true;
+    e->h.hold_all = true;
     eng_open(e, "\"BatchSize\":3");
-    assert_int_equal(e->n_calls, 0);
+    assert_int_equal(e->h.n_calls, 0);
     assert_int_equal(fake_stream_complete(&e->fs), 1);
     eng_settle(e);
-    assert_int_equal(e->n_calls, 1);
+    assert_int_equal(e->h.n_calls, 1);
     assert_int_equal(e->calls[0].n, 3);
     /* in flight: nothing acknowledged, nothing checkpointed */
     eng_advance(e, ENG_RETRY_CAP);
@@ -868,7 +714,7 @@ static void test_engine_rule1_on_failure_written_before_checkpoint(void **state)
     e->fs.on_ack = eng_on_ack_dest;
     dest_acks_checked = 0;
     dest_early = 0;
-    (void)snprintf(eng_dest_dir, sizeof(eng_dest_dir), "%s/failed", e->dir);
+    (void)snprintf(eng_dest_dir, sizeof(eng_dest_dir), "%s/failed", e->h.dir);
     char extra[1024];
     (void)snprintf(extra, sizeof(extra),
                    "\"BatchSize\":1,\"MaximumRetryAttempts\":0,\"DestinationConfig\":"
@@ -876,7 +722,7 @@ static void test_engine_rule1_on_failure_written_before_checkpoint(void **state)
                    eng_dest_dir);
     eng_open(e, extra);
     assert_true(eng_drive(e, eng_all_acked));
-    assert_int_equal(sl_mapping_stats(e->m)->destination_delivered, 1);
+    assert_int_equal(sl_mapping_stats(e->h.m)->destination_delivered, 1);
     assert_int_equal(eng_dest_lines(), 1);
     assert_true(dest_acks_checked > 0);
     assert_int_equal(dest_early, 0);
@@ -913,7 +759,7 @@ static void test_engine_rule2_order_per_partition(void **state)
     /* p0: [0,1] failed twice, then [0,1], [2,3], [4,5] */
     size_t k = 0;
     uint64_t want[][2] = {{0, 1}, {0, 1}, {0, 1}, {2, 3}, {4, 5}};
-    for (size_t i = 0; i < e->n_calls; i++) {
+    for (size_t i = 0; i < e->h.n_calls; i++) {
         if (e->calls[i].recs[0].part != p0) {
             continue;
         }
@@ -1041,13 +887,13 @@ static void test_engine_rule2_low_watermark_filtered_after_retry(void **state)
     eng_open(e, "\"BatchSize\":10,\"FilterCriteria\":{\"Filters\":[{\"Pattern\":"
                 "\"{\\\"data\\\":{\\\"keep\\\":[true]}}\"}]}");
     eng_settle(e);
-    assert_int_equal(e->n_calls, 1);
+    assert_int_equal(e->h.n_calls, 1);
     assert_int_equal(e->calls[0].n, 1);
-    assert_int_equal(sl_mapping_stats(e->m)->filtered, 4);
+    assert_int_equal(sl_mapping_stats(e->h.m)->filtered, 4);
     assert_int_equal(e->fs.n_acks, 0);
     eng_assert_stored(e, "p0", "");
     eng_advance(e, ENG_RETRY_CAP);
-    assert_int_equal(e->n_calls, 2);
+    assert_int_equal(e->h.n_calls, 2);
     assert_int_equal(e->fs.n_acks, 0);
     eng_assert_stored(e, "p0", "");
     assert_true(eng_drive(e, eng_all_acked));
@@ -1131,13 +977,13 @@ static void test_engine_rule3_crash_repeats_never_skips(void **state)
     struct eng *e = *state;
     size_t p = fake_stream_add_part(&e->fs, "p0");
     eng_push_n(e, p, "k", 10);
-    e->hold_all = true;
+    e->h.hold_all = true;
     eng_open(e, "\"BatchSize\":2");
     eng_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
     eng_settle(e);
     eng_answer(e, 1, SL_OUTCOME_SUCCESS, NULL);
     eng_settle(e);
-    assert_int_equal(e->n_calls, 3); /* [4,5] in flight when the process dies */
+    assert_int_equal(e->h.n_calls, 3); /* [4,5] in flight when the process dies */
     assert_int_equal(fake_stream_acked(&e->fs, p), 4);
     eng_close(e, false);
     /* the next run: the same records, the store as the crash left it */
@@ -1147,14 +993,14 @@ static void test_engine_rule3_crash_repeats_never_skips(void **state)
     e->fs.on_ack_arg = e;
     p = fake_stream_add_part(&e->fs, "p0");
     eng_push_n(e, p, "k", 10);
-    size_t first = e->n_calls;
-    e->hold_all = false;
+    size_t first = e->h.n_calls;
+    e->h.hold_all = false;
     eng_open(e, "\"BatchSize\":2");
     assert_true(eng_drive(e, eng_all_acked));
-    assert_true(e->n_calls > first);
+    assert_true(e->h.n_calls > first);
     assert_true(e->calls[first].recs[0].seq <= 4); /* repeated, never skipped */
     bool seen[10] = {false};
-    for (size_t i = first; i < e->n_calls; i++) {
+    for (size_t i = first; i < e->h.n_calls; i++) {
         for (size_t j = 0; j < e->calls[i].n; j++) {
             seen[e->calls[i].recs[j].seq] = true;
         }
@@ -1191,12 +1037,12 @@ static void test_engine_part_revoked_acks_nothing_more(void **state)
     struct eng *e = *state;
     size_t p = fake_stream_add_part(&e->fs, "p0");
     eng_push_n(e, p, "k", 4);
-    e->hold_all = true;
+    e->h.hold_all = true;
     eng_open(e, "\"BatchSize\":2");
     eng_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
     eng_settle(e);
     assert_int_equal(fake_stream_acked(&e->fs, p), 2);
-    assert_int_equal(e->n_calls, 2);
+    assert_int_equal(e->h.n_calls, 2);
     /* taken away while [2,3] is in flight: its answer moves nothing */
     fake_stream_revoke(&e->fs, p);
     eng_settle(e);
@@ -1223,8 +1069,8 @@ static void eng_check_fetch_budget(struct eng *e, size_t max_records, size_t max
 
 static void eng_answer_held(struct eng *e)
 {
-    for (size_t i = 0; i < e->n_calls; i++) {
-        if (e->calls[i].held) {
+    for (size_t i = 0; i < e->h.n_calls; i++) {
+        if (e->h.calls[i].held) {
             eng_answer(e, i, SL_OUTCOME_SUCCESS, NULL);
         }
     }
@@ -1239,7 +1085,7 @@ static void test_engine_rule4_memory_bound_records(void **state)
         (void)snprintf(id, sizeof(id), "p%d", p);
         eng_push_n(e, fake_stream_add_part(&e->fs, id), "k", 30);
     }
-    e->hold_all = true;
+    e->h.hold_all = true;
     eng_open(e, "\"BatchSize\":2,\"max_records_buffered\":10");
     /* every function call held: the mapping holds its limit and asks for no more */
     assert_int_equal(e->fs.held_records, 10);
@@ -1268,7 +1114,7 @@ static void test_engine_rule4_memory_bound_bytes(void **state)
             fake_stream_push(&e->fs, i, "k", big, sizeof(big));
         }
     }
-    e->hold_all = true;
+    e->h.hold_all = true;
     eng_open(e, "\"BatchSize\":2,\"max_bytes_buffered\":\"64KiB\"");
     /* at least one record per fetch, so at most one record over the budget */
     assert_true(e->fs.held_bytes >= 65536 - sizeof(big) - 1);
@@ -1292,21 +1138,21 @@ static void test_engine_rule5_batching_window_bounded(void **state)
     size_t p = fake_stream_add_part(&e->fs, "p0");
     eng_push_n(e, p, "k", 3);
     eng_open(e, "\"BatchSize\":100,\"MaximumBatchingWindowInSeconds\":2");
-    int64_t t0 = sl_clock_now_ms(&e->clock.clock);
-    assert_int_equal(e->n_calls, 0);
+    int64_t t0 = sl_clock_now_ms(&e->h.clock.clock);
+    assert_int_equal(e->h.n_calls, 0);
     /* the loop wakes for it within the window */
-    int wake = uv_backend_timeout(&e->loop);
+    int wake = uv_backend_timeout(&e->h.loop);
     assert_true(wake > 0 && wake <= 2000);
     eng_advance(e, 1999);
-    assert_int_equal(e->n_calls, 0);
+    assert_int_equal(e->h.n_calls, 0);
     eng_advance(e, 1);
-    assert_int_equal(e->n_calls, 1);
+    assert_int_equal(e->h.n_calls, 1);
     assert_int_equal(e->calls[0].n, 3);
     assert_int_equal(e->calls[0].at_ms, t0 + 2000);
     /* a full batch does not wait for the window */
     eng_push_n(e, p, "k", 100);
     eng_settle(e);
-    assert_int_equal(e->n_calls, 2);
+    assert_int_equal(e->h.n_calls, 2);
     assert_int_equal(e->calls[1].n, 100);
 }
 
@@ -1319,16 +1165,16 @@ static void test_engine_rule5_drain_ends(void **state)
     size_t p1 = fake_stream_add_part(&e->fs, "p1");
     eng_push_n(e, p0, "k", 6);
     eng_push_n(e, p1, "k", 6);
-    e->hold_all = true;
+    e->h.hold_all = true;
     eng_open(e, "\"BatchSize\":2");
-    assert_int_equal(e->n_calls, 2);
-    sl_mapping_drain(e->m);
+    assert_int_equal(e->h.n_calls, 2);
+    sl_mapping_drain(e->h.m);
     eng_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
     eng_answer(e, 1, SL_OUTCOME_FUNCTION_ERROR, NULL);
     eng_settle(e);
     eng_advance(e, ENG_RETRY_CAP);
-    assert_int_equal(sl_mapping_in_flight(e->m), 0);
-    assert_int_equal(e->n_calls, 2); /* nothing new, nothing retried */
+    assert_int_equal(sl_mapping_in_flight(e->h.m), 0);
+    assert_int_equal(e->h.n_calls, 2); /* nothing new, nothing retried */
     size_t done = e->calls[0].recs[0].part;
     assert_int_equal(fake_stream_acked(&e->fs, done), 2);
     assert_int_equal(fake_stream_acked(&e->fs, done == p0 ? p1 : p0), 0);
@@ -1353,15 +1199,15 @@ static void test_engine_rule5_retry_backoff_bounded(void **state)
     e->script = script_throttle_3;
     eng_open(e, "\"BatchSize\":1");
     for (size_t i = 1; i <= 3; i++) {
-        assert_int_equal(e->n_calls, i);
+        assert_int_equal(e->h.n_calls, i);
         /* backing off: nothing is sent again until time passes, and the wait is bounded */
         eng_settle(e);
-        assert_int_equal(e->n_calls, i);
-        int wake = uv_backend_timeout(&e->loop);
+        assert_int_equal(e->h.n_calls, i);
+        int wake = uv_backend_timeout(&e->h.loop);
         assert_true(wake > ENG_RETRY_FLOOR - 1000 && wake <= ENG_RETRY_CAP);
         eng_advance(e, ENG_RETRY_CAP);
     }
-    assert_int_equal(e->n_calls, 4);
+    assert_int_equal(e->h.n_calls, 4);
     assert_true(eng_all_acked(e));
 }
 
@@ -1388,14 +1234,14 @@ static void test_engine_bisect_on_function_error(void **state)
      * are exhausted (given up: no destination), then [3] */
     static const uint64_t want[][4] = {{0, 1, 2, 3}, {0, 1}, {2, 3}, {2}, {2}, {3}};
     static const size_t want_n[] = {4, 2, 2, 1, 1, 1};
-    assert_int_equal(e->n_calls, 6);
+    assert_int_equal(e->h.n_calls, 6);
     for (size_t i = 0; i < 6; i++) {
         assert_int_equal(e->calls[i].n, want_n[i]);
         for (size_t j = 0; j < want_n[i]; j++) {
             assert_int_equal(e->calls[i].recs[j].seq, want[i][j]);
         }
     }
-    assert_int_equal(sl_mapping_stats(e->m)->dropped, 1);
+    assert_int_equal(sl_mapping_stats(e->h.m)->dropped, 1);
     eng_assert_stored(e, "p0", "4");
 }
 
@@ -1419,12 +1265,12 @@ static void test_engine_partial_response_resumes_at_lowest(void **state)
     e->script = script_partial_3_1;
     eng_open(e, "\"BatchSize\":5,\"FunctionResponseTypes\":[\"ReportBatchItemFailures\"]");
     /* record 0 is delivered and checkpointed; 1..4 wait for the backoff */
-    assert_int_equal(e->n_calls, 1);
+    assert_int_equal(e->h.n_calls, 1);
     assert_int_equal(e->fs.n_acks, 1);
     assert_int_equal(e->fs.acks[0].pos, 0);
     eng_assert_stored(e, "p0", "1");
     assert_true(eng_drive(e, eng_all_acked));
-    assert_int_equal(e->n_calls, 2);
+    assert_int_equal(e->h.n_calls, 2);
     assert_int_equal(e->calls[1].n, 4);
     assert_int_equal(e->calls[1].recs[0].seq, 1);
     assert_int_equal(e->calls[1].recs[3].seq, 4);
@@ -1483,7 +1329,7 @@ static void test_engine_partial_response_aws_rules(void **state)
     for (size_t p = 0; p < PARTIAL_CASES; p++) {
         size_t n = 0;
         const struct call *second = NULL;
-        for (size_t i = 0; i < e->n_calls; i++) {
+        for (size_t i = 0; i < e->h.n_calls; i++) {
             if (e->calls[i].recs[0].part == p && n++ == 1) {
                 second = &e->calls[i];
             }
@@ -1518,11 +1364,11 @@ static void test_engine_payload_split_6mb(void **state)
     free(mb);
     eng_open(e, "\"BatchSize\":10");
     assert_true(eng_drive(e, eng_all_acked));
-    assert_int_equal(e->n_calls, 2);
+    assert_int_equal(e->h.n_calls, 2);
     assert_int_equal(e->calls[0].n, 6);
     assert_int_equal(e->calls[1].n, 1);
     assert_int_equal(e->calls[1].recs[0].seq, 6);
-    for (size_t i = 0; i < e->n_calls; i++) {
+    for (size_t i = 0; i < e->h.n_calls; i++) {
         assert_true(e->calls[i].len <= SL_BATCH_MAX_PAYLOAD_BYTES);
     }
 }
@@ -1601,7 +1447,7 @@ static void test_engine_ckpt_crash_before_rename_keeps_old(void **state)
     struct eng *e = *state;
     size_t p = fake_stream_add_part(&e->fs, "p0");
     eng_push_n(e, p, "k", 2);
-    e->hold_all = true;
+    e->h.hold_all = true;
     eng_open(e, "\"BatchSize\":2");
     eng_answer(e, 0, SL_OUTCOME_SUCCESS, NULL);
     eng_settle(e);
@@ -1611,17 +1457,17 @@ static void test_engine_ckpt_crash_before_rename_keeps_old(void **state)
     fop_reset(FOP_CRASH_MID_WRITE);
     eng_push_n(e, p, "k", 2);
     eng_settle(e);
-    assert_int_equal(e->n_calls, 2);
+    assert_int_equal(e->h.n_calls, 2);
     eng_answer(e, 1, SL_OUTCOME_SUCCESS, NULL);
     eng_settle(e);
     assert_int_equal(fake_stream_acked(&e->fs, p), 4);
-    assert_true(sl_mapping_flush(e->m) < 0);
+    assert_true(sl_mapping_flush(e->h.m) < 0);
     char got[64];
     eng_stored(e, "p0", got, sizeof(got));
     assert_string_equal(got, "2");
     /* and one that dies just before its rename */
     fop_reset(FOP_CRASH_AT_RENAME);
-    assert_true(sl_mapping_flush(e->m) < 0);
+    assert_true(sl_mapping_flush(e->h.m) < 0);
     eng_stored(e, "p0", got, sizeof(got));
     assert_string_equal(got, "2");
     char tmp[800];
@@ -1637,8 +1483,8 @@ static void test_engine_ckpt_crash_before_rename_keeps_old(void **state)
     e->fs.on_ack_arg = e;
     p = fake_stream_add_part(&e->fs, "p0");
     eng_push_n(e, p, "k", 4);
-    e->hold_all = false;
-    size_t first = e->n_calls;
+    e->h.hold_all = false;
+    size_t first = e->h.n_calls;
     eng_open(e, "\"BatchSize\":2");
     assert_true(eng_drive(e, eng_all_acked));
     assert_int_equal(e->calls[first].recs[0].seq, 2);

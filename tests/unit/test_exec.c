@@ -23,7 +23,10 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include "alloc.h"
+#include "config.h"
 #include "function.h"
 #include "helpers.h"
 #include "log.h"
@@ -249,6 +252,39 @@ static int teardown(void **state)
 }
 
 /* ---- Tests ---- */
+
+/* Each function type tells its configured timeout (a queue's leases are held that long past an
+ * invocation's start), and sl_function_new reads it once: exec's from its options. */
+static void test_function_types_tell_timeout(void **state)
+{
+    struct fixture *f = *state;
+    const struct sl_function_ops *types[] = {&sl_function_exec, &sl_function_http,
+                                             &sl_function_lambda};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        void *ctx = sl_calloc(1, types[i]->ctx_size);
+        assert_non_null(ctx);
+        const struct sl_opt *o = types[i]->opts;
+        while (strcmp(o->name, "timeout") != 0) {
+            o++;
+        }
+        *(int64_t *)((char *)ctx + o->off) = 4321;
+        assert_non_null(types[i]->timeout_ms);
+        assert_int_equal(types[i]->timeout_ms(ctx), 4321);
+        sl_free(ctx);
+    }
+    cJSON *json = cJSON_Parse("{\"type\":\"exec\",\"command\":[\"/bin/true\"],\"timeout\":\"5s\"}");
+    assert_non_null(json);
+    struct sl_function_conf conf = {
+        .name = "t", .ops = &sl_function_exec, .json = json, .path = "$.functions.t"};
+    struct sl_function_env fenv = {
+        .loop = &f->loop, .clock = &sl_clock_system, .name = "t", .region = "eu-west-3"};
+    struct sl_function *fn = NULL;
+    char errbuf[256] = "";
+    assert_int_equal(sl_function_new(&conf, &fenv, &fn, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(fn->timeout_ms, 5000);
+    sl_function_free(fn);
+    cJSON_Delete(json);
+}
 
 static void test_exec_options(void **state)
 {
@@ -800,6 +836,7 @@ int main(void)
     (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exec_options),
+        cmocka_unit_test_setup_teardown(test_function_types_tell_timeout, setup, teardown),
         cmocka_unit_test(test_exec_options_apply),
         cmocka_unit_test_setup_teardown(test_exec_check_rejects_empty_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_echo_byte_exact, setup, teardown),

@@ -911,7 +911,7 @@ static void fx_wait(struct fx *f, bool (*done)(void *arg), void *arg, int64_t ms
     if (test_run_until(&f->loop, done, arg, ms)) {
         return;
     }
-    char buf[8192];
+    char buf[16384];
     FILE *fp = fopen(f->log_path, "r");
     if (fp) {
         fseek(fp, 0, SEEK_END);
@@ -1369,7 +1369,7 @@ static rd_kafka_mock_cluster_t *mock_start(struct fx *f,
     snprintf(arn, sizeof(arn), "kafka://%s", rd_kafka_mock_cluster_bootstraps(mc));
     snprintf(json, sizeof(json),
              "{\"Topics\":[\"%s\"],\"SelfManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":"
-             "\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"6000\","
+             "\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"6000\",\"debug\":\"cgrp\","
              "\"topic.metadata.refresh.interval.ms\":\"500\"}}",
              topic, gid);
     assert_int_equal(src_new(f, arn, json, sp), 0);
@@ -1841,5 +1841,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kafka_new_group_revoked_during_lookup_commits_nothing,
                                         fx_setup, fx_teardown),
     };
+    if (getenv("SLUICE_TEST_FILTER")) { /* e.g. "test_kafka_slow_*", to repeat a few */
+        cmocka_set_test_filter(getenv("SLUICE_TEST_FILTER"));
+    }
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }

@@ -285,7 +285,6 @@ static void fx_open(struct fx *f, const struct sl_sink_ops *sink)
  * the answer. */
 static void fx_give_up(struct fx *f)
 {
-    assert_int_equal(sl_onfail_doc_records(f->of, N_RECS), N_RECS);
     struct sl_onfail_why why = {
         .condition = SL_FAILREC_RETRIES_EXHAUSTED,
         .response = SL_FAILREC_RESPONSE_OBJECT,

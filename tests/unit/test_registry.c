@@ -157,6 +157,7 @@ static void test_registry_sources_are_completed(void **state)
         SLOT_KEPT_OR_FILLED(queue_release);
         SLOT_KEPT_OR_FILLED(queue_hold);
         SLOT_KEPT_OR_FILLED(queue_idle);
+        SLOT_KEPT_OR_FILLED(queue_limits);
         /* a queue source gives its own acknowledgement, release and lease extension */
         if (all[i]->caps->model == SL_DELIVERY_QUEUE) {
             assert_non_null(given->queue_ack);
@@ -309,6 +310,11 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_int_equal(ops.queue_release(NULL, &part, leases, 2, SL_QUEUE_KEEP_VISIBILITY), 0);
     assert_int_equal(ops.queue_hold(NULL, &part, leases, 2, 1000), 0);
     assert_true(ops.queue_idle(NULL));
+    /* what the mapping knows without asking stays */
+    struct sl_queue_limits lim = {.batch_size_max = 10000, .visibility_ms = 0};
+    ops.queue_limits(NULL, &lim);
+    assert_int_equal(lim.batch_size_max, 10000);
+    assert_int_equal(lim.visibility_ms, 0);
     /* a queue record's lease is its 8-byte position */
     struct sl_record q = {.pos_len = sizeof(uint64_t)};
     const uint64_t lease = 7;
@@ -320,17 +326,10 @@ static void test_registry_defaults_behave_as_absent(void **state)
 }
 
 /* The rules of an adapter the build may leave out that the core needs read the same in every
- * build: Kafka's object itemIdentifier, and a self-managed Kafka mapping's ARN. */
+ * build: a self-managed Kafka mapping's ARN. */
 static void test_registry_rules_of_every_build(void **state)
 {
     (void)state;
-    char buf[64];
-    cJSON *id = cJSON_Parse("{\"partition\":\"orders-0\",\"offset\":16}");
-    assert_string_equal(sl_source_read_item_id(id, buf, sizeof(buf)), "orders-0-16");
-    cJSON_Delete(id);
-    id = cJSON_Parse("{\"offset\":16}");
-    assert_null(sl_source_read_item_id(id, buf, sizeof(buf)));
-    cJSON_Delete(id);
     cJSON *m = cJSON_Parse("{\"SelfManagedEventSource\":{\"Endpoints\":"
                            "{\"KAFKA_BOOTSTRAP_SERVERS\":[\"a:9092\",\"b:9092\"]}}}");
     char *arn = NULL;
