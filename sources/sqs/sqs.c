@@ -44,17 +44,21 @@ static const struct sl_opt sqs_opts[] = {
 
 /* --- the queue's facts --- */
 
-/* Whether the queue is FIFO and its visibility timeout (ms), once known (returns false
- * before): what the engine needs of the queue at start (FIFO's BatchSize limit of 10, the
- * warning when the visibility timeout is shorter than the function's timeout). */
-static bool sqs_queue_facts(const struct sqs_ctx *ctx, bool *ret_fifo, int64_t *ret_vis_ms)
+/* What the mapping asks right after start: a FIFO queue (its name ends .fifo, which SQS
+ * requires of every FIFO queue) takes a BatchSize of at most 10; the visibility timeout is
+ * known here only when the mapping sets visibility_timeout, since the queue's own is read with
+ * GetQueueAttributes after start returned (it is logged when it is). */
+static void sqs_queue_limits(void *vctx, struct sl_queue_limits *lim)
 {
-    if (!ctx->ready) {
-        return false;
+    const struct sqs_ctx *ctx = vctx;
+    if (ctx->dest.fifo && lim->batch_size_max > 10) {
+        lim->batch_size_max = 10;
     }
-    *ret_fifo = ctx->fifo;
-    *ret_vis_ms = ctx->queue_visibility_ms;
-    return true;
+    if (ctx->ready) {
+        lim->visibility_ms = ctx->queue_visibility_ms;
+    } else if (ctx->visibility_ms > 0) {
+        lim->visibility_ms = (ctx->visibility_ms + 999) / 1000 * 1000;
+    }
 }
 
 /* --- start: GetQueueUrl, GetQueueAttributes, the partition --- */
@@ -132,11 +136,8 @@ static void sqs_attrs_done(struct sqs_ctx *ctx,
     ctx->part = part;
     ctx->ready = true;
     ctx->start_tried = true;
-    bool f = false;
-    int64_t vis = 0;
-    (void)sqs_queue_facts(ctx, &f, &vis);
     sl_log_info(SQS_COMP, ctx->env.inst, "queue %s: %s, visibility timeout %" PRId64 " s",
-                ctx->queue_shown, f ? "FIFO" : "standard", vis / 1000);
+                ctx->queue_shown, ctx->fifo ? "FIFO" : "standard", ctx->queue_visibility_ms / 1000);
 }
 
 static void sqs_read_attributes(struct sqs_ctx *ctx)
@@ -485,6 +486,7 @@ static const struct sl_source_caps sqs_caps = {
     .batch_size_max = 10000,
     .window_rule = SL_WINDOW_AFTER_INVOKE,
     .lag_unit = SL_LAG_RECORDS,
+    .window_required_above = 10, /* AWS: BatchSize above 10 needs a window of at least 1 s */
 };
 
 const struct sl_source_ops sl_source_sqs = {
@@ -517,4 +519,5 @@ const struct sl_source_ops sl_source_sqs = {
     .queue_release = sqs_queue_release,
     .queue_hold = sqs_queue_hold,
     .queue_idle = sqs_queue_idle,
+    .queue_limits = sqs_queue_limits,
 };

@@ -115,7 +115,7 @@ struct sqs_ctx {
     struct curl_slist *headers[SQS_CALL_KINDS];
     struct sqs_call *calls; /* in flight */
 
-    /* the queue, as GetQueueAttributes says (queue facts: sqs_queue_facts) */
+    /* the queue, as GetQueueAttributes says (what queue_limits tells the mapping) */
     bool fifo;
     int64_t queue_visibility_ms;
     bool ready;              /* resolved and its attributes read: the partition exists */

@@ -416,3 +416,15 @@ def test_sqs_lag_is_the_queue_depth(tmp_path, fn, sluice):
     assert all(x <= 40 for x in lags()), lags()
     wait_until(lambda: depth(url) == 0, 40, "the queue to be empty", proc=s)
     wait_until(lambda: lags() and lags()[-1] == 0, 10, "lag 0", proc=s)
+
+
+def test_sqs_fifo_batch_size_above_ten_refused(tmp_path, fn, sluice):
+    """A FIFO queue takes a BatchSize of at most 10: a mapping asking for more stops before
+    anything is received, saying so; nothing is invoked and the messages stay."""
+    url = make_queue(fifo=True)
+    send(url, ["x"], group="g")
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=20, window=1)))
+    wait_until(lambda: "at most 10" in s.log() or s.poll() is not None, 20, "the refusal")
+    assert "at most 10" in s.log(), s.log_tail()
+    assert fn.count() == 0
+    assert depth(url) == 1
