@@ -423,13 +423,13 @@ static void test_unknown_scheme(void **state)
 {
     struct fixture *f = *state;
     /* Source keys are still recognised (against every source) when the scheme is unknown. */
-    expect_one(f,
-               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
-               "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
-               "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
-               "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
-               "has an unknown scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES
-               KINESIS_SCHEMES);
+    expect_one(
+        f,
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+        "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
+        "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
+        "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
+        "has an unknown scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES KINESIS_SCHEMES);
     /* The source's own check: file paths must be absolute. */
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                     "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"

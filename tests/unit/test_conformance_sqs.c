@@ -323,6 +323,14 @@ CONF_QUEUE_TESTS_DEFINE
 
 int main(void)
 {
+    const char *endpoint = getenv("SQS_ENDPOINT");
+    const char *ci = getenv("CI");
+    if ((!endpoint || !*endpoint) && !(ci && strcmp(ci, "true") == 0)) {
+        /* every check needs the server; meson counts exit 77 as skipped (under CI=true the
+         * setup fails instead, through sqs_peer_endpoint) */
+        fprintf(stderr, "SQS_ENDPOINT not set (SERVICES=sqs tests/services/start.sh): skipping\n");
+        return 77;
+    }
     const struct CMUnitTest tests[] = {CONF_QUEUE_TESTS(drv_setup, drv_teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
