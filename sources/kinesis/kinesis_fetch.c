@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kinesis_fetch.c: reading one shard (wire.md §1.3-1.5). A fetch of the mapping becomes, on
- * the loop and never blocking, a GetShardIterator when the shard has no iterator (AFTER_
+ * the loop and never blocking, a GetShardIterator when the shard has no iterator (AT_SEQUENCE_
+ * NUMBER of a KPL aggregate partly delivered, deaggregate's checkpoint "SEQ:SUB"; else AFTER_
  * SEQUENCE_NUMBER of the last record fetched or of the checkpoint; else the mapping's
  * StartingPosition: TRIM_HORIZON, LATEST, AT_TIMESTAMP), then a GetRecords with a Limit of
  * what the mapping's budget allows (at most 10,000). The fetch answers SL_EINPROGRESS and the
@@ -18,14 +19,16 @@
  * Errors, by what kinesis_wire_error_read says to do: an expired iterator is renewed from the
  * last record fetched; throttling (ProvisionedThroughputExceeded, LimitExceeded), server
  * faults and transport errors back off with full jitter (retry.c); a missing stream or access
- * problem backs off slowly (KIN_SLOW_RETRY_MS) with a rate-limited log line; anything else is
+ * problem backs off slowly (KIN_SLOW_RETRY_MS) with a rate-limited log line (a GetShardIterator
+ * that says the shard is not found also asks for a listing, which drops the shard if it no
+ * longer lists it: kin_fetch_part_drop); anything else is
  * returned to the mapping as an error (it retries the fetch). Each of these completes the
  * fetch (part_fetched with 0 or the error), so the mapping is never left waiting.
  *
  * The end of a shard (NextShardIterator absent): the records of that last page are pushed, the
  * partition's meta becomes "end=<last sequence number>" so that the checkpoint says where the
- * shard ended (a restart finds it done once its checkpoint reaches that number), and part_gone
- * follows on the next loop turn.
+ * shard ended (a restart finds it done once its checkpoint reaches that number), the children
+ * its ChildShards names go to kinesis_shards.c, and part_gone follows on the next loop turn.
  *
  * An idle shard (its last page was empty, or it was woken and no fetch came within
  * poll_interval) is polled from its timer, every poll_interval, not from fetch: fetch answers 0

@@ -142,8 +142,9 @@ struct kin_ctx {
     unsigned list_attempt;
     int64_t started_ms;
     bool stopped;
-    /* A shard was read to its end (set by kinesis_shards.c, called by kinesis_fetch.c, which
-     * must not call upwards): list again soon, its children appear. */
+    /* A shard was read to its end, or GetShardIterator says it is not found (set by
+     * kinesis_shards.c, called by kinesis_fetch.c, which must not call upwards): list again
+     * soon, its children appear (or it is found gone). */
     void (*shard_ended)(struct kin_ctx *ctx);
     /* A shard's last GetRecords named its children (ChildShards): they start once their
      * parents are done, without waiting for a listing (kinesis_shards.c). */
@@ -216,8 +217,8 @@ SL_NODISCARD int kin_event_push(struct kin_part *kp,
  * on OOM. */
 struct kin_part *kin_fetch_part_new(struct kin_ctx *ctx, struct kin_shard *sh);
 /* Attaches kp to its partition (part->src, part->event) and reads where it starts from the
- * checkpoint (AFTER_SEQUENCE_NUMBER of it; a shard ended and done there is gone at once), else
- * the mapping's starting position. */
+ * checkpoint (AFTER_SEQUENCE_NUMBER of it, AT_SEQUENCE_NUMBER of an aggregate for "SEQ:SUB";
+ * a shard ended and done there is gone at once), else the mapping's starting position. */
 void kin_fetch_part_attach(struct kin_part *kp, struct sl_part *part);
 int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
 /* Drops kp's shard, which GetShardIterator said does not exist and the listing no longer has:
