@@ -832,6 +832,14 @@ static void test_kinesis_child_shards(void **state)
     own_stop(&o);
 }
 
+static unsigned want_lists;
+
+static bool listed_again(void *arg)
+{
+    (void)arg;
+    return kpeer_count(&peer, &peer.calls_list) >= want_lists;
+}
+
 /* A shard GetShardIterator says does not exist, and the listing no longer has, is dropped
  * (part_gone) rather than retried forever; its checkpoint is not touched. */
 static void test_kinesis_shard_not_found(void **state)
@@ -845,8 +853,17 @@ static void test_kinesis_shard_not_found(void **state)
     struct owner o;
     own_start(&o, NULL, SL_START_TRIM_HORIZON, 0, cks);
     wait_parts(&o, 2);
-    kpeer_set_flags(&peer, 0, false, true); /* deleted: GetShardIterator answers not found */
     struct sl_part *a = part_named(&o, "shardId-000000000000");
+    /* not found while the listing still has it: kept, retried */
+    kpeer_fail(&peer, "GetShardIterator", 400, "ResourceNotFoundException", 1);
+    unsigned lists = kpeer_count(&peer, &peer.calls_list);
+    assert_int_equal(fetch_once(&o, a, 100), 0);
+    want_lists = lists + 2;
+    assert_true(test_run_until(&o.loop, listed_again, &o, 5000));
+    assert_int_equal(o.gones, 0);
+    kpeer_set_flags(&peer, 0, false, true); /* deleted: GetShardIterator answers not found */
+    o.wakes = 0;
+    assert_true(test_run_until(&o.loop, was_woken, &o, 10000));
     assert_int_equal(fetch_once(&o, a, 100), 0);
     assert_true(test_run_until(&o.loop, is_gone, &o, 5000));
     assert_int_equal(o.gones, 1);
