@@ -734,6 +734,31 @@ static void test_kinesis_deaggregate(void **state)
     sl_buf_fini(&agg);
 }
 
+/* An aggregate that an idle shard's poll finds is handed out whole by the next fetch. */
+static void test_kinesis_deaggregate_idle(void **state)
+{
+    (void)state;
+    struct owner o;
+    own_start(&o, "\"poll_interval\":\"100ms\",\"deaggregate\":true", SL_START_TRIM_HORIZON, 0,
+              NULL);
+    wait_parts(&o, 1);
+    struct sl_part *p = o.parts[0];
+    assert_int_equal(fetch_once(&o, p, 100), 0); /* empty: the shard is idle */
+    struct sl_buf agg;
+    sl_buf_init(&agg);
+    agg_build(&agg, agg_keys, NULL, agg_urs, 3);
+    kpeer_put_bin(&peer, 0, "outer", agg.data, agg.len);
+    fetch_until(&o, p, 3);
+    assert_int_equal(peer.last_limit, 1); /* found by the idle poll, held, then handed out */
+    char seq0[64], want[80];
+    kpeer_seq(0, 0, seq0);
+    (void)snprintf(want, sizeof(want), "%s:2", seq0);
+    pos_is(&o, p, 2, want);
+    data_is(p, 2, "u2");
+    own_stop(&o);
+    sl_buf_fini(&agg);
+}
+
 /* A checkpoint inside an aggregate resumes AT_SEQUENCE_NUMBER of it and skips the user records
  * up to the checkpointed one. */
 static void test_kinesis_deaggregate_resume(void **state)
@@ -897,6 +922,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kinesis_expired_iterator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_deaggregate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_hash_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_child_shards, setup, teardown),
