@@ -6,9 +6,11 @@
 #include "mapping_stats.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include "log.h"
 #include "mapping.h"
+#include "source.h"
 
 #define MAPPING_COMP "mapping"
 
@@ -22,7 +24,7 @@
  * partitions they are 0, unless the source is still settling (joining its group). */
 #define MAPPING_LAG_PARTS 64
 
-#define MAPPING_QUEUE_STATS 4 /* counters of the progress line only queues have */
+#define MAPPING_STATS_MAX 24 /* counters of the progress line, at most */
 
 void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
 {
@@ -49,51 +51,40 @@ void sl_mapping_log_stats(const struct sl_mapping *m, const char *msg)
         }
     }
     const struct sl_mapping_stats *s = sl_mapping_stats(m);
-    static const char *const keys[] = {
-        "PolledEventCount",
-        "FilteredOutEventCount",
-        "InvokedEventCount",
-        "FailedInvokeEventCount",
-        "DroppedEventCount",
-        "OnFailureDestinationDeliveredEventCount",
-        "delivered",
-        "retried",
-        "batches",
-        "in_flight",
-        "bytes",
-        "lag",
-        "max_lag",
-        "partitions",
-        /* queue sources only (the last MAPPING_QUEUE_STATS): AWS's DeletedEventCount, and the
-         * deletes that failed, the leases lost, and those lost while in flight */
-        "DeletedEventCount",
-        "delete_failed",
-        "lease_lost",
-        "lost_in_flight",
-    };
-    const int64_t values[] = {
-        (int64_t)s->fetched,
-        (int64_t)s->filtered,
-        (int64_t)s->invoked,
-        (int64_t)s->failed,
-        (int64_t)s->dropped,
-        (int64_t)s->destination_delivered,
-        (int64_t)s->delivered,
-        (int64_t)s->retried,
-        (int64_t)s->batches,
-        sl_mapping_in_flight(m),
-        (int64_t)s->bytes,
-        lag,
-        max_lag,
-        (int64_t)n_parts,
-        (int64_t)s->queue_deleted,
-        (int64_t)s->queue_delete_failed,
-        (int64_t)s->queue_lease_lost,
-        (int64_t)s->queue_lost_in_flight,
-    };
-    size_t n_keys = SL_ARRAY_LEN(keys) - (sl_mapping_is_queue(m) ? 0 : MAPPING_QUEUE_STATS);
-    /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
     const char *unit = sl_mapping_lag_unit(m);
+    const char *keys[MAPPING_STATS_MAX];
+    int64_t values[MAPPING_STATS_MAX];
+    size_t n_keys = 0;
+#define STAT(k, v) (keys[n_keys] = (k), values[n_keys++] = (int64_t)(v))
+    STAT("PolledEventCount", s->fetched);
+    STAT("FilteredOutEventCount", s->filtered);
+    STAT("InvokedEventCount", s->invoked);
+    STAT("FailedInvokeEventCount", s->failed);
+    STAT("DroppedEventCount", s->dropped);
+    STAT("OnFailureDestinationDeliveredEventCount", s->destination_delivered);
+    STAT("delivered", s->delivered);
+    STAT("retried", s->retried);
+    STAT("batches", s->batches);
+    STAT("in_flight", sl_mapping_in_flight(m));
+    STAT("bytes", s->bytes);
+    STAT("lag", lag);
+    STAT("max_lag", max_lag);
+    STAT("partitions", n_parts);
+    if (strcmp(unit, sl_lag_unit_name(SL_LAG_MS)) == 0) {
+        /* AWS's IteratorAge for a stream whose lag is time behind its newest record (Kinesis's
+         * MillisBehindLatest): the partition furthest behind */
+        STAT("IteratorAge", max_lag);
+    }
+    if (sl_mapping_is_queue(m)) {
+        /* AWS's DeletedEventCount, and the deletes that failed, the leases lost, and those lost
+         * while in flight */
+        STAT("DeletedEventCount", s->queue_deleted);
+        STAT("delete_failed", s->queue_delete_failed);
+        STAT("lease_lost", s->queue_lease_lost);
+        STAT("lost_in_flight", s->queue_lost_in_flight);
+    }
+#undef STAT
+    /* Lag is in the source's own unit (records, bytes, ms behind): the lines say which. */
     sl_log_fields_tagged(SL_LOG_INFO, MAPPING_COMP, sl_mapping_name(m), msg, keys, values, n_keys,
                          "lag_unit", unit);
     if (n_lag > 0) {

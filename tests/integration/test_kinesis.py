@@ -31,8 +31,8 @@ import shutil
 import pytest
 
 from fnserver import Reply
-from helpers import (REPO, base_config, destination_docs, file_destination, http_fn, missing,
-                     wait_until)
+from helpers import (REPO, base_config, destination_docs, exit_counters, file_destination,
+                     http_fn, missing, wait_until)
 
 AWS = "/usr/bin/aws"
 FN = "/fn"
@@ -257,9 +257,13 @@ def test_kinesis_restart_from_checkpoint(kinesis, fn, sluice, tmp_path):
                                                               for sh, q, _, _ in first)
     fn.clear()
     second = put(kinesis, stream, [("k%d" % i, b"b%d" % i) for i in range(20)])
-    run_idle(sluice, cfg, kinesis)
+    s = run_idle(sluice, cfg, kinesis, args=["--log-format", "json"])
     got = sorted(r["eventID"] for r in events(fn))
     assert got == sorted("%s:%s" % (sh, q) for sh, q, _, _ in second)
+    # lag is MillisBehindLatest, and AWS's IteratorAge is the shard furthest behind
+    ex = exit_counters(s)
+    assert ex["lag_unit"] == "ms"
+    assert ex["IteratorAge"] == ex["max_lag"] == 0, ex
 
 
 def test_kinesis_sigkill_then_restart(kinesis, fn, sluice, tmp_path):
