@@ -261,6 +261,21 @@ int kinesis_wire_get_shard_iterator_read(
 
 #define KJS_DEPTH_MAX 1000 /* as cJSON's nesting limit */
 
+/* What a byte may be: KJS_PLAIN inside a string with nothing to decode (not a control
+ * character, quote or backslash), KJS_B64 in padded standard base64's alphabet. */
+#define KJS_PLAIN 1
+#define KJS_B64   2
+static const unsigned char kjs_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1,
+    1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 0, 1, 1, 1,
+    1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 static const char kjs_escapes[] = "\"\\/bfnrt"; /* after a backslash: \" \\ \/ \b \f \n \r \t */
 
 struct kjs {
@@ -328,7 +343,7 @@ static bool kjs_string(struct kjs *s, bool write, char **ret, size_t *ret_len)
     char *p = s->p + 1;
     char *start = p;
     /* the common case: no escape */
-    while ((unsigned char)*p >= 0x20 && *p != '"' && *p != '\\') {
+    while (kjs_class[(unsigned char)*p] & KJS_PLAIN) {
         p++;
     }
     char *out = p;
@@ -566,20 +581,20 @@ static bool kinesis_is_base64(const char *s, size_t n)
     if (n % 4) {
         return false;
     }
-    size_t pad = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '=') {
-            pad++;
-            if (i + 2 < n || pad > 2) {
-                return false;
-            }
-        } else if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                            (c >= '0' && c <= '9') || c == '+' || c == '/')) {
+    const unsigned char *u = (const unsigned char *)s;
+    /* all of it but the last two from the alphabet; those two may be '=' (then to the end) */
+    size_t body = n >= 2 ? n - 2 : 0;
+    for (size_t i = 0; i < body; i++) {
+        if (!(kjs_class[u[i]] & KJS_B64)) {
             return false;
         }
     }
-    return true;
+    if (n < 2) {
+        return true;
+    }
+    bool b0 = (kjs_class[u[n - 2]] & KJS_B64) != 0;
+    bool b1 = (kjs_class[u[n - 1]] & KJS_B64) != 0;
+    return (b0 && b1) || (b0 && u[n - 1] == '=') || (u[n - 2] == '=' && u[n - 1] == '=');
 }
 
 /* One record's members as the scanner found them. */
@@ -627,62 +642,71 @@ static bool kjs_record_scan(struct kjs *s, struct kjs_rec *kr)
     return true;
 }
 
-/* A required (or optional) string member of a record, as kinesis_str says it. */
+/* "GetRecords: Records[i]", made only when an error names it. */
+static const char *kjs_where(char *where, size_t len, size_t i)
+{
+    (void)snprintf(where, len, "GetRecords: Records[%zu]", i);
+    return where;
+}
+
+/* A required (or optional) string member of record i, as kinesis_str says it. */
 static const char *kjs_rec_str(const struct kjs_rec *kr,
                                int f,
                                bool optional,
-                               const char *where,
+                               size_t i,
                                bool *ret_bad,
                                char *errbuf,
                                size_t errlen)
 {
+    char where[48];
     if (kr->kind[f] == KJS_STRING) {
         return kr->str[f];
     }
     if (optional && (kr->kind[f] == KJS_ABSENT || kr->kind[f] == KJS_NULL)) {
         return NULL;
     }
-    (void)snprintf(errbuf, errlen, "%s.%s is %s (a string is required)", where, kjs_rec_keys[f],
+    (void)snprintf(errbuf, errlen, "%s.%s is %s (a string is required)",
+                   kjs_where(where, sizeof(where), i), kjs_rec_keys[f],
                    kr->kind[f] != KJS_ABSENT ? "not a string" : "missing");
     *ret_bad = true;
     return NULL;
 }
 
 /* The checks of one record, in the order they have always been made. */
-static bool kjs_record_check(const struct kjs_rec *kr,
-                             const char *where,
-                             struct kinesis_record *rec,
-                             char *errbuf,
-                             size_t errlen)
+static bool kjs_record_check(
+    const struct kjs_rec *kr, size_t i, struct kinesis_record *rec, char *errbuf, size_t errlen)
 {
+    char w[48];
     bool bad = false;
-    rec->seq = kjs_rec_str(kr, KJS_SEQ, false, where, &bad, errbuf, errlen);
-    rec->data = kjs_rec_str(kr, KJS_DATA, false, where, &bad, errbuf, errlen);
-    rec->partition_key = kjs_rec_str(kr, KJS_KEY, false, where, &bad, errbuf, errlen);
-    rec->encryption_type = kjs_rec_str(kr, KJS_ENC, true, where, &bad, errbuf, errlen);
+    rec->seq = kjs_rec_str(kr, KJS_SEQ, false, i, &bad, errbuf, errlen);
+    rec->data = kjs_rec_str(kr, KJS_DATA, false, i, &bad, errbuf, errlen);
+    rec->partition_key = kjs_rec_str(kr, KJS_KEY, false, i, &bad, errbuf, errlen);
+    rec->encryption_type = kjs_rec_str(kr, KJS_ENC, true, i, &bad, errbuf, errlen);
     if (bad) {
         return false;
     }
     char why[128];
     rec->seq_len = kr->len[KJS_SEQ];
     if (kinesis_seq_check(rec->seq, rec->seq_len, why, sizeof(why)) < 0) {
-        (void)snprintf(errbuf, errlen, "%s.SequenceNumber: %s", where, why);
+        (void)snprintf(errbuf, errlen, "%s.SequenceNumber: %s", kjs_where(w, sizeof(w), i), why);
         return false;
     }
     rec->data_len = kr->len[KJS_DATA];
     if (!kinesis_is_base64(rec->data, rec->data_len)) {
-        (void)snprintf(errbuf, errlen, "%s.Data is not padded standard base64", where);
+        (void)snprintf(errbuf, errlen, "%s.Data is not padded standard base64",
+                       kjs_where(w, sizeof(w), i));
         return false;
     }
     rec->partition_key_len = kr->len[KJS_KEY];
     if (rec->partition_key_len == 0) {
-        (void)snprintf(errbuf, errlen, "%s.PartitionKey is empty", where);
+        (void)snprintf(errbuf, errlen, "%s.PartitionKey is empty", kjs_where(w, sizeof(w), i));
         return false;
     }
     double t = kr->kind[KJS_TIME] == KJS_NUMBER ? strtod(kr->str[KJS_TIME], NULL) : NAN;
     if (!isfinite(t) || t < 0 || t > 1e13) {
         (void)snprintf(errbuf, errlen,
-                       "%s.ApproximateArrivalTimestamp is %s (epoch seconds are required)", where,
+                       "%s.ApproximateArrivalTimestamp is %s (epoch seconds are required)",
+                       kjs_where(w, sizeof(w), i),
                        kr->kind[KJS_TIME] != KJS_ABSENT ? "not a valid number" : "missing");
         return false;
     }
@@ -732,15 +756,14 @@ static int kjs_records_scan(
             }
             struct kinesis_record *rec = &ret->records[ret->n];
             memset(rec, 0, sizeof(*rec));
-            (void)snprintf(where, sizeof(where), "GetRecords: Records[%zu]", i);
-            if (!kjs_record_check(&kr, where, rec, rec_err, rec_err_len)) {
+            if (!kjs_record_check(&kr, i, rec, rec_err, rec_err_len)) {
                 /* the message is in rec_err */
             } else if (ret->n > 0 && kinesis_seq_compare(rec[-1].seq, rec[-1].seq_len, rec->seq,
                                                          rec->seq_len) >= 0) {
                 (void)snprintf(rec_err, rec_err_len,
                                "%s.SequenceNumber is not after the previous record's (records "
                                "of a shard come in increasing order)",
-                               where);
+                               kjs_where(where, sizeof(where), i));
             } else {
                 ret->n++;
             }
