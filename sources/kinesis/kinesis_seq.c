@@ -31,7 +31,7 @@ int kinesis_seq_check(const char *s, size_t n, char *errbuf, size_t errlen)
         return SL_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
+        if ((unsigned char)(s[i] - '0') > 9) {
             (void)snprintf(errbuf, errlen,
                            "sequence number has a non-digit at offset %zu (only 0-9 allowed)", i);
             return SL_EINVAL;

@@ -533,10 +533,9 @@ static bool kjs_member(struct kjs *s, enum kjs_kind *ret_kind, char **ret_str, s
 }
 
 /* A key at s->p, its ':' and the whitespace after it; *ret_key NUL-terminated in place. */
-static bool kjs_key(struct kjs *s, char **ret_key)
+static bool kjs_key(struct kjs *s, char **ret_key, size_t *ret_len)
 {
-    size_t n;
-    if (*s->p != '"' || !kjs_string(s, true, ret_key, &n)) {
+    if (*s->p != '"' || !kjs_string(s, true, ret_key, ret_len)) {
         return false;
     }
     kjs_ws(s);
@@ -609,6 +608,7 @@ enum { KJS_SEQ, KJS_DATA, KJS_KEY, KJS_ENC, KJS_TIME };
 static const char *const kjs_rec_keys[5] = {
     "SequenceNumber", "Data", "PartitionKey", "EncryptionType", "ApproximateArrivalTimestamp",
 };
+static const size_t kjs_rec_key_lens[5] = {14, 4, 12, 14, 27};
 
 /* The record object at s->p (after its '{'). */
 static bool kjs_record_scan(struct kjs *s, struct kjs_rec *kr)
@@ -622,12 +622,13 @@ static bool kjs_record_scan(struct kjs *s, struct kjs_rec *kr)
     bool more = true;
     while (more) {
         char *key;
-        if (!kjs_key(s, &key)) {
+        size_t key_len;
+        if (!kjs_key(s, &key, &key_len)) {
             return false;
         }
         int f = -1;
         for (int i = 0; i < 5; i++) {
-            if (strcmp(key, kjs_rec_keys[i]) == 0) {
+            if (key_len == kjs_rec_key_lens[i] && memcmp(key, kjs_rec_keys[i], key_len) == 0) {
                 f = i;
                 break;
             }
@@ -672,6 +673,43 @@ static const char *kjs_rec_str(const struct kjs_rec *kr,
     return NULL;
 }
 
+/* Epoch seconds written as plain digits with at most three decimals (kinesalite's
+ * 1796583737.955), to ms exactly: what llround(strtod(s) * 1000) gives for them (below 1e13
+ * seconds the double's error is far under half a millisecond), without strtod. false: another
+ * form (an exponent, more decimals, a sign): strtod reads it. */
+static bool kjs_epoch_ms(const char *s, int64_t *ret_ms)
+{
+    int64_t v = 0;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9') {
+        v = v * 10 + (*s++ - '0');
+        if (++digits > 13) {
+            return false;
+        }
+    }
+    int dec = 0;
+    if (*s == '.') {
+        s++;
+        while (*s >= '0' && *s <= '9') {
+            if (++dec > 3) {
+                return false;
+            }
+            v = v * 10 + (*s++ - '0');
+        }
+    }
+    if (digits == 0 || *s == 'e' || *s == 'E' || v > INT64_C(10000000000000) * 1000) {
+        return false;
+    }
+    for (; dec < 3; dec++) {
+        v *= 10;
+    }
+    if (v > INT64_C(10000000000000000)) {
+        return false; /* past 1e13 seconds: refused as strtod's path says */
+    }
+    *ret_ms = v;
+    return true;
+}
+
 /* The checks of one record, in the order they have always been made. */
 static bool kjs_record_check(
     const struct kjs_rec *kr, size_t i, struct kinesis_record *rec, char *errbuf, size_t errlen)
@@ -701,6 +739,11 @@ static bool kjs_record_check(
     if (rec->partition_key_len == 0) {
         (void)snprintf(errbuf, errlen, "%s.PartitionKey is empty", kjs_where(w, sizeof(w), i));
         return false;
+    }
+    int64_t ms;
+    if (kr->kind[KJS_TIME] == KJS_NUMBER && kjs_epoch_ms(kr->str[KJS_TIME], &ms)) {
+        rec->arrival_ms = ms;
+        return true;
     }
     double t = kr->kind[KJS_TIME] == KJS_NUMBER ? strtod(kr->str[KJS_TIME], NULL) : NAN;
     if (!isfinite(t) || t < 0 || t > 1e13) {
@@ -871,7 +914,8 @@ static int kjs_top_scan(struct kjs *s,
     }
     while (more) {
         char *key;
-        if (!kjs_key(s, &key)) {
+        size_t key_len;
+        if (!kjs_key(s, &key, &key_len)) {
             return SL_EPROTO;
         }
         bool ok = true;

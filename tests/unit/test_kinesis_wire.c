@@ -527,6 +527,42 @@ static void test_kinesis_wire_get_records_scanner(void **state)
     kinesis_records_fini(&rs);
 }
 
+static int64_t arrival_of(const char *ts)
+{
+    char body[256];
+    (void)snprintf(body, sizeof(body),
+                   "{\"Records\":[{\"SequenceNumber\":\"1\",\"Data\":\"\",\"PartitionKey\":\"k\","
+                   "\"ApproximateArrivalTimestamp\":%s}]}",
+                   ts);
+    struct kinesis_records rs;
+    char err[ERRLEN] = "";
+    if (kinesis_wire_get_records_read(body, strlen(body), &rs, err, sizeof(err)) < 0) {
+        return -1;
+    }
+    int64_t ms = rs.records[0].arrival_ms;
+    kinesis_records_fini(&rs);
+    return ms;
+}
+
+/* ApproximateArrivalTimestamp in every form, to the millisecond. */
+static void test_kinesis_wire_get_records_arrival(void **state)
+{
+    (void)state;
+    assert_true(arrival_of("1796583737.955") == INT64_C(1796583737955));
+    assert_true(arrival_of("1796583737.9") == INT64_C(1796583737900));
+    assert_true(arrival_of("1796583737") == INT64_C(1796583737000));
+    assert_true(arrival_of("0") == 0);
+    assert_true(arrival_of("0.001") == 1);
+    assert_true(arrival_of("1796583737.12351") == INT64_C(1796583737124));
+    assert_true(arrival_of("1.700000000123E9") == INT64_C(1700000000123));
+    assert_true(arrival_of("1.7e9") == INT64_C(1700000000000));
+    assert_true(arrival_of("10000000000000") == INT64_C(10000000000000000));
+    assert_true(arrival_of("10000000000000.001") == -1);
+    assert_true(arrival_of("100000000000000") == -1);
+    assert_true(arrival_of("-1") == -1);
+    assert_true(arrival_of("-0.0") == 0);
+}
+
 /* Whatever is not JSON, anywhere in the answer (also in members the reader skips). */
 static void test_kinesis_wire_get_records_not_json(void **state)
 {
@@ -879,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_kinesis_wire_get_records_aws),
         cmocka_unit_test(test_kinesis_wire_get_records_scanner),
         cmocka_unit_test(test_kinesis_wire_get_records_not_json),
+        cmocka_unit_test(test_kinesis_wire_get_records_arrival),
         cmocka_unit_test(test_kinesis_wire_get_records_malformed),
         cmocka_unit_test(test_kinesis_wire_describe_stream_summary_read),
         cmocka_unit_test(test_kinesis_wire_errors),
