@@ -336,8 +336,9 @@ static size_t kjs_utf8(char *out, unsigned cp)
 }
 
 /* The string at s->p (its opening quote). With write, its escapes are decoded in place and it
- * is NUL-terminated there (*ret, *ret_len); without, it is only checked. false: malformed (a
- * control character, a bad escape, a lone surrogate, \u0000, no closing quote). */
+ * is NUL-terminated there (*ret, *ret_len; \u0000 is a NUL byte inside, counted in *ret_len);
+ * without, it is only checked. false: malformed as RFC 8259 says (a raw control character, a
+ * bad escape, a lone surrogate, no closing quote). */
 static bool kjs_string(struct kjs *s, bool write, char **ret, size_t *ret_len)
 {
     char *p = s->p + 1;
@@ -371,7 +372,7 @@ static bool kjs_string(struct kjs *s, bool write, char **ret, size_t *ret_len)
             return false;
         }
         int hi = kjs_hex4(p + 2);
-        if (hi <= 0 || (hi >= 0xDC00 && hi <= 0xDFFF)) {
+        if (hi < 0 || (hi >= 0xDC00 && hi <= 0xDFFF)) {
             return false;
         }
         unsigned cp = (unsigned)hi;

@@ -508,12 +508,14 @@ static void test_kinesis_wire_get_records_scanner(void **state)
         "\"Records\":[{\"Zeta\":[[]],\"PartitionKey\":\"k\\u00e9\\ud83d\\ude00\\n\","
         "\"Data\":\"aGk=\",\"ApproximateArrivalTimestamp\":1.5e0,\"SequenceNumber\":\"7\","
         "\"SequenceNumber\":\"x\"},\n{\"SequenceNumber\":\"8\",\"Data\":\"\",\"PartitionKey\":"
-        "\"\\\\\",\"EncryptionType\":null,\"ApproximateArrivalTimestamp\":0}],"
+        "\"\\\\\",\"EncryptionType\":null,\"ApproximateArrivalTimestamp\":0},"
+        "{\"SequenceNumber\":\"9\",\"Data\":\"\",\"PartitionKey\":\"a\\u0000b\","
+        "\"ApproximateArrivalTimestamp\":0}],"
         "\"Records\":7} \r\n";
     struct kinesis_records rs;
     char err[ERRLEN] = "";
     assert_int_equal(kinesis_wire_get_records_read(body, strlen(body), &rs, err, sizeof(err)), 0);
-    assert_int_equal(rs.n, 2);
+    assert_int_equal(rs.n, 3);
     assert_string_equal(rs.records[0].partition_key, "k\xc3\xa9\xf0\x9f\x98\x80\n");
     assert_int_equal(rs.records[0].partition_key_len, 8);
     assert_string_equal(rs.records[0].seq, "7");
@@ -522,6 +524,8 @@ static void test_kinesis_wire_get_records_scanner(void **state)
     assert_string_equal(rs.records[1].partition_key, "\\");
     assert_int_equal(rs.records[1].partition_key_len, 1);
     assert_null(rs.records[1].encryption_type);
+    assert_int_equal(rs.records[2].partition_key_len, 3); /* a NUL inside is kept */
+    assert_memory_equal(rs.records[2].partition_key, "a\0b", 3);
     assert_string_equal(rs.next_iterator, "it/1");
     assert_true(rs.millis_behind == 5);
     kinesis_records_fini(&rs);
@@ -580,7 +584,6 @@ static void test_kinesis_wire_get_records_not_json(void **state)
         "{\"Records\":[],\"X\":\"\\u12\"}",
         "{\"Records\":[],\"X\":\"\\ud800\"}",
         "{\"Records\":[],\"X\":\"\\udc00\"}",
-        "{\"Records\":[],\"X\":\"\\u0000\"}",
         "{\"Records\":[],\"X\":\"a\tb\"}",
         "{\"Records\":[],\"X\":\"abc}",
         "{\"Records\":[],\"X\":01}",
