@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* sqs_wire.c: the SQS sink's requests and answers over AWS JSON 1.0: the bodies of SendMessage
+/* sqs_wire.c: SQS's requests and answers over AWS JSON 1.0, for the SQS sink and (headers,
+ * GetQueueUrl, the errors, batch answers) the SQS source (sources/sqs/): the bodies of SendMessage
  * and GetQueueUrl (with a FIFO queue's group and deduplication ids), their headers, and the
  * translation of an answer into the project's errors: a 4xx → SL_EREJECTED; QueueDoesNotExist
  * → SL_ENOTFOUND; throttling (RequestThrottled, ThrottlingException, KmsThrottled, 429, 503) →
  * SL_ETHROTTLED; signature and permission errors → SL_EAUTH; 5xx → SL_EREMOTE; no answer →
  * SL_ETIMEDOUT or SL_EIO; and SendMessageBatch, whose answer says per entry (Successful, or
  * Failed with SenderFault: REJECTED, else RETRY; an entry the answer does not name: RETRY,
- * never DELIVERED). It keeps no state and does no I/O (signing is curl's, in the sink);
- * any thread. */
+ * never DELIVERED). The reading of any batch answer entry by entry (sl_sqs_wire_entries) is
+ * shared with the SQS source's DeleteMessageBatch and ChangeMessageVisibilityBatch. It keeps no
+ * state and does no I/O; any thread. */
 #include "sqs_wire.h"
 
 #include <assert.h>
@@ -235,19 +237,11 @@ static size_t sqs_wire_entry(const cJSON *item, size_t n)
     return i < n ? i : n;
 }
 
-void sl_sqs_wire_batch_read(const char *body,
-                            size_t len,
-                            const char *where,
-                            size_t n,
-                            struct sl_sink_result *results,
-                            char (*details)[SQS_DETAIL_MAX])
+cJSON *sl_sqs_wire_entries(const char *body, size_t len, size_t n, struct sl_sqs_wire_entry *ret)
 {
-    static const char *const throttled[] = {"RequestThrottled", "ThrottlingException", "Throttling",
-                                            "KmsThrottled", NULL};
+    assert(n <= SQS_BATCH_MAX);
     for (size_t i = 0; i < n; i++) {
-        (void)snprintf(details[i], SQS_DETAIL_MAX,
-                       "SendMessageBatch %s: entry %zu missing from the answer", where, i);
-        results[i] = (struct sl_sink_result){SL_SINK_RETRY, SL_EPROTO, details[i]};
+        ret[i] = (struct sl_sqs_wire_entry){.code = ""};
     }
     cJSON *j = len ? cJSON_ParseWithLength(body, len) : NULL;
     const cJSON *item;
@@ -255,7 +249,7 @@ void sl_sqs_wire_batch_read(const char *body,
     {
         size_t i = sqs_wire_entry(item, n);
         if (i < n) {
-            results[i] = (struct sl_sink_result){SL_SINK_DELIVERED, 0, NULL};
+            ret[i].named = ret[i].ok = true;
         }
     }
     cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Failed"))
@@ -266,12 +260,44 @@ void sl_sqs_wire_batch_read(const char *body,
         }
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(item, "Code");
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(item, "Message");
-        const char *c = cJSON_IsString(code) ? code->valuestring : "";
-        bool sender = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "SenderFault"));
-        int err = sqs_type_is(c, throttled) ? SL_ETHROTTLED : sender ? SL_EREJECTED : SL_EREMOTE;
+        ret[i] = (struct sl_sqs_wire_entry){
+            .named = true,
+            .sender_fault = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "SenderFault")),
+            .code = cJSON_IsString(code) ? code->valuestring : "",
+            .message = cJSON_IsString(msg) ? msg->valuestring : NULL,
+        };
+    }
+    return j;
+}
+
+void sl_sqs_wire_batch_read(const char *body,
+                            size_t len,
+                            const char *where,
+                            size_t n,
+                            struct sl_sink_result *results,
+                            char (*details)[SQS_DETAIL_MAX])
+{
+    static const char *const throttled[] = {"RequestThrottled", "ThrottlingException", "Throttling",
+                                            "KmsThrottled", NULL};
+    struct sl_sqs_wire_entry e[SQS_BATCH_MAX];
+    cJSON *j = sl_sqs_wire_entries(body, len, n, e);
+    for (size_t i = 0; i < n; i++) {
+        if (!e[i].named) {
+            (void)snprintf(details[i], SQS_DETAIL_MAX,
+                           "SendMessageBatch %s: entry %zu missing from the answer", where, i);
+            results[i] = (struct sl_sink_result){SL_SINK_RETRY, SL_EPROTO, details[i]};
+            continue;
+        }
+        if (e[i].ok) {
+            results[i] = (struct sl_sink_result){SL_SINK_DELIVERED, 0, NULL};
+            continue;
+        }
+        int err = sqs_type_is(e[i].code, throttled) ? SL_ETHROTTLED
+                  : e[i].sender_fault               ? SL_EREJECTED
+                                                    : SL_EREMOTE;
         (void)snprintf(details[i], SQS_DETAIL_MAX, "SendMessageBatch %s: entry %zu: %s%s%s", where,
-                       i, *c ? c : "failed", cJSON_IsString(msg) ? ": " : "",
-                       cJSON_IsString(msg) ? msg->valuestring : "");
+                       i, *e[i].code ? e[i].code : "failed", e[i].message ? ": " : "",
+                       e[i].message ? e[i].message : "");
         results[i] = (struct sl_sink_result){err == SL_EREJECTED ? SL_SINK_REJECTED : SL_SINK_RETRY,
                                              err, details[i]};
     }

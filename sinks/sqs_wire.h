@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "buf.h"
@@ -30,6 +31,22 @@ int sl_sqs_wire_send(struct sl_buf *b,
  * Returns 0 or SL_ENOMEM. Pure. */
 int sl_sqs_wire_batch(
     struct sl_buf *b, const char *queue_url, bool fifo, const struct sl_sink_doc *docs, size_t n);
+
+/* One entry of a batch request (SendMessageBatch, DeleteMessageBatch,
+ * ChangeMessageVisibilityBatch) as its 200 answer says: named under Successful (ok), under
+ * Failed (sender_fault, code and message, borrowed from the parsed answer), or not at all. */
+struct sl_sqs_wire_entry {
+    bool named;
+    bool ok;
+    bool sender_fault;
+    const char *code;    /* "" when none */
+    const char *message; /* NULL when none */
+};
+
+/* Reads a batch answer (body, len) whose entries were sent with Ids "0".."n-1" into
+ * ret[0..n) (n <= SQS_BATCH_MAX). Returns the parsed answer, which the codes and messages point
+ * into (owned: cJSON_Delete), or NULL when it is not JSON (every entry then not named). */
+cJSON *sl_sqs_wire_entries(const char *body, size_t len, size_t n, struct sl_sqs_wire_entry *ret);
 
 /* Reads a 2xx answer of SendMessageBatch (body, len) of n entries into results[0..n), each
  * failure's detail written to details[i] (the result points to it) naming queue `where`:

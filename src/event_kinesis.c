@@ -201,6 +201,9 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
         if (w.err == 0) {
             w.err = sl_enc_epoch_seconds(out, rec->arrival_ms);
         }
+        if (rec->extra) {
+            kin_raw(&w, rec->extra, rec->extra_len);
+        }
         kin_raw(&w, t->enc + t->head_len, t->id_len);
         kin_inner(&w, rec->id, rec->id_len);
         kin_raw(&w, t->enc + t->head_len + t->id_len, t->tail_len);
@@ -211,8 +214,9 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
     }
     /* The common case, the hot path of a file -> http mapping: one reservation for the rest,
      * then copies. */
+    size_t extra_len = rec->extra ? rec->extra_len : 0;
     size_t need = rec->seq_len + sizeof(KIN_DATA) + sl_enc_base64_len(len) + sizeof(KIN_TS) + 25 +
-                  t->id_len + rec->id_len + t->tail_len;
+                  extra_len + t->id_len + rec->id_len + t->tail_len;
     if (w.err == 0 && sl_buf_reserve(out, need) < 0) {
         w.err = SL_ENOMEM;
     }
@@ -227,6 +231,9 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
     kin_copy(out, KIN_TS, sizeof(KIN_TS) - 1);
     r = sl_enc_epoch_seconds(out, rec->arrival_ms);
     assert(r == 0);
+    if (extra_len) {
+        kin_copy(out, rec->extra, extra_len);
+    }
     kin_copy(out, t->enc + t->head_len, t->id_len);
     kin_copy(out, rec->id, rec->id_len);
     kin_copy(out, t->enc + t->head_len + t->id_len, t->tail_len);

@@ -64,7 +64,10 @@ struct sl_event_kinesis_rec {
     const char *id;     /* the eventID after the template's id_prefix (may be empty) */
     size_t id_len;
     bool text_plain; /* the caller knows seq and id hold nothing JSON escapes (decimal numbers,
-                        ':', '-'): they are not checked. false: they are, and escaped if need be */
+                        ':', '-'): they are not checked. false: they are, and escaped if need be */    /* raw JSON members written into "kinesis" after approximateArrivalTimestamp, each with its
+     * leading comma (",\"subSequenceNumber\":3"), or NULL: none */
+    const char *extra;
+    size_t extra_len;
 };
 
 /* Builds t from p. Returns 0 or SL_ENOMEM (t then holds nothing). */

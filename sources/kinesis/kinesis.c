@@ -37,6 +37,11 @@ static const struct sl_opt kin_opts[] = {
      0, NULL,
      "The invokeIdentityArn written into every event (AWS: the function's execution role); "
      "default arn:aws:iam::ACCOUNT:role/sluice with the stream's account."},
+    {"deaggregate", SL_OPT_BOOL, "false", 0, 0, offsetof(struct kin_ctx, deaggregate), 0, NULL,
+     "Split KPL-aggregated records into their user records (our extension; Lambda delivers "
+     "aggregates as stored): each its own record with the aggregate's sequenceNumber plus "
+     "subSequenceNumber and aggregated:true, eventID and itemIdentifier SEQ:SUB, user records "
+     "outside the shard's hash key range dropped as KCL does."},
     {0},
 };
 

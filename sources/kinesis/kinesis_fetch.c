@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kinesis_fetch.c: reading one shard (wire.md §1.3-1.5). A fetch of the mapping becomes, on
- * the loop and never blocking, a GetShardIterator when the shard has no iterator (AFTER_
+ * the loop and never blocking, a GetShardIterator when the shard has no iterator (AT_SEQUENCE_
+ * NUMBER of a KPL aggregate partly delivered, deaggregate's checkpoint "SEQ:SUB"; else AFTER_
  * SEQUENCE_NUMBER of the last record fetched or of the checkpoint; else the mapping's
  * StartingPosition: TRIM_HORIZON, LATEST, AT_TIMESTAMP), then a GetRecords with a Limit of
  * what the mapping's budget allows (at most 10,000). The fetch answers SL_EINPROGRESS and the
@@ -18,14 +19,16 @@
  * Errors, by what kinesis_wire_error_read says to do: an expired iterator is renewed from the
  * last record fetched; throttling (ProvisionedThroughputExceeded, LimitExceeded), server
  * faults and transport errors back off with full jitter (retry.c); a missing stream or access
- * problem backs off slowly (KIN_SLOW_RETRY_MS) with a rate-limited log line; anything else is
+ * problem backs off slowly (KIN_SLOW_RETRY_MS) with a rate-limited log line (a GetShardIterator
+ * that says the shard is not found also asks for a listing, which drops the shard if it no
+ * longer lists it: kin_fetch_part_drop); anything else is
  * returned to the mapping as an error (it retries the fetch). Each of these completes the
  * fetch (part_fetched with 0 or the error), so the mapping is never left waiting.
  *
  * The end of a shard (NextShardIterator absent): the records of that last page are pushed, the
  * partition's meta becomes "end=<last sequence number>" so that the checkpoint says where the
- * shard ended (a restart finds it done once its checkpoint reaches that number), and part_gone
- * follows on the next loop turn.
+ * shard ended (a restart finds it done once its checkpoint reaches that number), the children
+ * its ChildShards names go to kinesis_shards.c, and part_gone follows on the next loop turn.
  *
  * An idle shard (its last page was empty, or it was woken and no fetch came within
  * poll_interval) is polled from its timer, every poll_interval, not from fetch: fetch answers 0
@@ -103,12 +106,19 @@ void kin_fetch_part_attach(struct kin_part *kp, struct sl_part *part)
         unsigned char pos[KINESIS_POS_MAX];
         size_t pos_len;
         char err[160] = "";
+        uint64_t sub;
         if (kinesis_pos_parse(ck, pos, &pos_len, err, sizeof(err)) < 0 ||
             kinesis_pos_seq(pos, pos_len, kp->last_seq, sizeof(kp->last_seq)) < 0) {
             sl_log_warn(KIN_COMP, ctx->env.inst,
                         "%s: the checkpoint \"%.80s\" is not a sequence number (%s); starting "
                         "at the mapping's StartingPosition instead",
                         part->name, ck, err);
+            kp->last_seq[0] = '\0';
+        } else if (kinesis_pos_sub(pos, pos_len, &sub)) {
+            /* inside a KPL aggregate: read it again (AT_SEQUENCE_NUMBER) and skip the user
+             * records up to the checkpointed one; the aggregate itself is not done */
+            memcpy(kp->resume_seq, kp->last_seq, sizeof(kp->resume_seq));
+            kp->resume_next = sub + 1;
             kp->last_seq[0] = '\0';
         }
     }
@@ -189,6 +199,13 @@ static void kin_fetch_failed(struct kin_part *kp, enum kinesis_op op, const stru
     }
     case KINESIS_RETRY_SLOW:
     case KINESIS_RETRY_RELIST:
+        if (op == KINESIS_OP_GET_SHARD_ITERATOR &&
+            strcmp(e->type, "ResourceNotFoundException") == 0 && !kp->not_found) {
+            /* the shard may be gone (deleted, or expired past the retention period): a
+             * listing that succeeds without it drops it (kinesis_shards.c) */
+            kp->not_found = true;
+            ctx->shard_ended(ctx);
+        }
         kp->attempt++;
         kp->next_ms = now + KIN_SLOW_RETRY_MS;
         sl_log_limited(&ctx->lim, now, 60000, 2, SL_LOG_WARN, KIN_COMP, ctx->env.inst,
@@ -256,6 +273,15 @@ static void kin_fetch_record_latest(struct kin_part *kp)
     }
 }
 
+/* The last page of a closed shard names its children (ChildShards; kinesalite sends none):
+ * they start once their parents are done, without waiting for the next listing. */
+static void kin_fetch_children(struct kin_part *kp, const struct kinesis_records *recs)
+{
+    if (recs->n_children > 0) {
+        kp->ctx->shard_children(kp->ctx, recs->children, recs->n_children);
+    }
+}
+
 static void kin_fetch_records_done(void *arg, const struct kin_answer *a)
 {
     struct kin_part *kp = arg;
@@ -277,7 +303,8 @@ static void kin_fetch_records_done(void *arg, const struct kin_answer *a)
     kp->attempt = 0;
     kp->answered = true;
     kp->millis_behind = recs.millis_behind;
-    int n = kin_event_push(kp, &recs, 0, recs.n);
+    size_t pushed = 0;
+    int n = kin_event_push(kp, &recs, 0, recs.n, &pushed);
     if (n < 0) {
         sl_log_error(KIN_COMP, ctx->env.inst, "%s: cannot keep the records read: %s",
                      kp->part->name, sl_strerror(n));
@@ -301,11 +328,15 @@ static void kin_fetch_records_done(void *arg, const struct kin_answer *a)
     bool closed = recs.next_iterator == NULL && (size_t)n == recs.n;
     kp->next_ms = n > 0 ? now : now + ctx->poll_ms;
     kp->idle = n == 0 && !closed; /* the next polls go out from the timer, not from fetch */
+    if (closed) {
+        kin_fetch_children(kp, &recs);
+    }
     kinesis_records_fini(&recs);
     if (closed) {
         kin_fetch_ended(kp);
     }
-    kin_fetch_complete(kp, n);
+    /* the mapping counts what its queue got (a deaggregated page may give more or fewer) */
+    kin_fetch_complete(kp, n < 0 ? n : (int)pushed);
 }
 
 static int kin_fetch_get_records(struct kin_part *kp)
@@ -371,7 +402,11 @@ static int kin_fetch_get_iterator(struct kin_part *kp)
     enum kinesis_iter_type type;
     const char *seq = NULL;
     int64_t ts_ms = 0;
-    if (kp->last_seq[0]) {
+    if (kp->resume_seq[0]) {
+        /* an aggregate partly delivered: it again, its delivered user records skipped */
+        type = KINESIS_ITER_AT_SEQUENCE_NUMBER;
+        seq = kp->resume_seq;
+    } else if (kp->last_seq[0]) {
         type = KINESIS_ITER_AFTER_SEQUENCE_NUMBER;
         seq = kp->last_seq;
     } else if (kp->start_at_ms > 0) {
@@ -423,20 +458,34 @@ static int kin_fetch_take_held(struct kin_part *kp, size_t max_records)
 {
     size_t left = kp->held.n - kp->held_i;
     size_t take = left < max_records ? left : max_records;
-    int n = kin_event_push(kp, &kp->held, kp->held_i, take);
+    size_t pushed = 0;
+    int n = kin_event_push(kp, &kp->held, kp->held_i, take, &pushed);
     if (n < 0) {
         return n;
     }
     kp->held_i += (size_t)n;
-    if (kp->held_i == kp->held.n) {
+    if ((size_t)n < take) {
+        /* cut short inside an aggregate: the rest is read again from kp->resume_seq */
+        kin_fetch_held_fini(kp);
+        sl_free(kp->iterator);
+        kp->iterator = NULL;
+    } else if (kp->held_i == kp->held.n) {
         bool end = kp->held.next_iterator == NULL;
+        if (end) {
+            kin_fetch_children(kp, &kp->held);
+        }
         kin_fetch_held_fini(kp);
         if (end) {
             kin_fetch_ended(kp);
         }
     }
     kp->next_ms = sl_clock_now_ms(kp->ctx->env.clock);
-    return n;
+    if (pushed == 0 && !kp->ended) {
+        /* all of it skipped or dropped (deaggregate): a wake, to read on */
+        kp->waiting = true;
+        kin_fetch_arm(kp, 0);
+    }
+    return (int)pushed;
 }
 
 static void kin_fetch_poll_done(void *arg, const struct kin_answer *a)
@@ -477,6 +526,7 @@ static void kin_fetch_poll_done(void *arg, const struct kin_answer *a)
     kp->idle = false;
     kp->next_ms = now;
     if (recs.n == 0) {
+        kin_fetch_children(kp, &recs);
         kinesis_records_fini(&recs);
         kin_fetch_ended(kp); /* nothing more, and nothing held */
         return;
@@ -584,6 +634,26 @@ static void kin_fetch_timer_cb(uv_timer_t *t)
                                                                 : KIN_GET_RECORDS_GAP_MS);
         ctx->env.part_wake(ctx->env.owner, kp->part);
     }
+}
+
+void kin_fetch_part_drop(struct kin_part *kp)
+{
+    struct kin_ctx *ctx = kp->ctx;
+    sl_log_warn(KIN_COMP, ctx->env.inst,
+                "%s: GetShardIterator says the shard does not exist and stream %s no longer "
+                "lists it (deleted, or expired past the retention period); dropping it, its "
+                "checkpoint (if any) is kept as it is",
+                kp->part->name, ctx->arn.stream);
+    kp->ended = true; /* part_gone, from the loop; no end is recorded: the checkpoint stays */
+    kp->idle = false;
+    if (kp->req) {
+        kin_http_cancel(ctx, kp->req);
+        kp->req = NULL;
+    }
+    if (kp->fetching) {
+        kin_fetch_complete(kp, 0);
+    }
+    kin_fetch_arm(kp, 0);
 }
 
 void kin_fetch_part_stop(struct kin_part *kp)

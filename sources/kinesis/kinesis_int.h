@@ -72,6 +72,7 @@ struct kin_shard {
     bool done;              /* read to its end and every record done (or ended in the checkpoint) */
     bool listed;            /* in the latest complete listing */
     bool from_trim_horizon; /* a parent of it was listed: it is read from its start */
+    bool named;             /* named by a parent's ChildShards (maybe not listed yet) */
 };
 
 /* One shard's partition (part->src). */
@@ -84,6 +85,11 @@ struct kin_part {
     struct kin_req *req; /* the request in flight, or NULL */
     char *iterator;      /* owned shard iterator, NULL when a new one is needed */
     char last_seq[KINESIS_SEQ_DIGITS_MAX + 1]; /* last record fetched (or the checkpoint's) */
+    /* deaggregate: an aggregate of which the user records below resume_next are delivered (a
+     * checkpoint inside it, or a push cut short): read AT_SEQUENCE_NUMBER of it, skip those.
+     * "" when none. */
+    char resume_seq[KINESIS_SEQ_DIGITS_MAX + 1];
+    uint64_t resume_next;
     int64_t next_ms;      /* no GetRecords before this (poll_interval, backoff) */
     int64_t last_call_ms; /* when the last GetRecords went out (5 per second) */
     int64_t millis_behind;
@@ -91,13 +97,14 @@ struct kin_part {
     int64_t latest_at_ms; /* a LATEST iterator was asked for at about this time, else 0 */
     size_t limit;         /* Limit of the GetRecords of the fetch in progress */
     unsigned attempt;
-    bool fetching; /* fetch returned SL_EINPROGRESS: part_fetched is owed */
-    bool waiting;  /* fetch returned 0: part_wake is owed */
-    bool answered; /* a GetRecords answered (lag is known; --until-idle may count) */
-    bool ended;    /* read to its end (NextShardIterator absent): part_gone is owed or given */
-    bool gone;     /* part_gone was called */
-    bool idle;     /* the last page was empty: the timer polls, outside fetch */
-    bool has_held; /* held holds records an idle poll found, from held_i on */
+    bool fetching;  /* fetch returned SL_EINPROGRESS: part_fetched is owed */
+    bool waiting;   /* fetch returned 0: part_wake is owed */
+    bool answered;  /* a GetRecords answered (lag is known; --until-idle may count) */
+    bool ended;     /* read to its end (NextShardIterator absent): part_gone is owed or given */
+    bool gone;      /* part_gone was called */
+    bool not_found; /* GetShardIterator said ResourceNotFound: dropped if the listing agrees */
+    bool idle;      /* the last page was empty: the timer polls, outside fetch */
+    bool has_held;  /* held holds records an idle poll found, from held_i on */
     struct kinesis_records held;
     size_t held_i;
     unsigned fetches;  /* fetch calls so far */
@@ -111,6 +118,7 @@ struct kin_ctx {
     int64_t poll_ms;
     char *endpoint_url;
     char *invoke_identity_arn;
+    bool deaggregate;
 
     struct sl_source_env env;
     struct kin_arn arn;
@@ -134,9 +142,15 @@ struct kin_ctx {
     unsigned list_attempt;
     int64_t started_ms;
     bool stopped;
-    /* A shard was read to its end (set by kinesis_shards.c, called by kinesis_fetch.c, which
-     * must not call upwards): list again soon, its children appear. */
+    /* A shard was read to its end, or GetShardIterator says it is not found (set by
+     * kinesis_shards.c, called by kinesis_fetch.c, which must not call upwards): list again
+     * soon, its children appear (or it is found gone). */
     void (*shard_ended)(struct kin_ctx *ctx);
+    /* A shard's last GetRecords named its children (ChildShards): they start once their
+     * parents are done, without waiting for a listing (kinesis_shards.c). */
+    void (*shard_children)(struct kin_ctx *ctx,
+                           const struct kinesis_child_shard *children,
+                           size_t n);
 };
 
 /* ---- kinesis_http.c ---- */
@@ -185,10 +199,17 @@ int kin_format_pos(
 int kin_format_item_id(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len);
 /* Appends records [from, from + n) of a GetRecords answer to part->q (data decoded from
- * base64, the partition key as meta, the sequence number as position). Returns how many, or
- * SL_ENOMEM / SL_EPROTO (records pushed before the error stay). */
-SL_NODISCARD int
-kin_event_push(struct kin_part *kp, const struct kinesis_records *recs, size_t from, size_t n);
+ * base64, the partition key as meta, the sequence number as position); with deaggregate, a KPL
+ * aggregate's user records instead, each with its sub-sequence number in the position (those
+ * below kp->resume_next of kp->resume_seq skipped, those outside the shard's hash key range
+ * dropped). Returns how many records of recs were consumed, *ret_pushed how many records the
+ * queue got; or SL_ENOMEM / SL_EPROTO when nothing was pushed (records pushed before an error
+ * stay; an aggregate cut short sets kp->resume_seq so that it is read again from there). */
+SL_NODISCARD int kin_event_push(struct kin_part *kp,
+                                const struct kinesis_records *recs,
+                                size_t from,
+                                size_t n,
+                                size_t *ret_pushed);
 
 /* ---- kinesis_fetch.c ---- */
 
@@ -196,10 +217,13 @@ kin_event_push(struct kin_part *kp, const struct kinesis_records *recs, size_t f
  * on OOM. */
 struct kin_part *kin_fetch_part_new(struct kin_ctx *ctx, struct kin_shard *sh);
 /* Attaches kp to its partition (part->src, part->event) and reads where it starts from the
- * checkpoint (AFTER_SEQUENCE_NUMBER of it; a shard ended and done there is gone at once), else
- * the mapping's starting position. */
+ * checkpoint (AFTER_SEQUENCE_NUMBER of it, AT_SEQUENCE_NUMBER of an aggregate for "SEQ:SUB";
+ * a shard ended and done there is gone at once), else the mapping's starting position. */
 void kin_fetch_part_attach(struct kin_part *kp, struct sl_part *part);
 int kin_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
+/* Drops kp's shard, which GetShardIterator said does not exist and the listing no longer has:
+ * one log line, then part_gone; its checkpoint is left as it is. */
+void kin_fetch_part_drop(struct kin_part *kp);
 /* Stops kp's timer and request; no callback of kp after it. */
 void kin_fetch_part_stop(struct kin_part *kp);
 /* Frees kp (its timer closes on the loop). */

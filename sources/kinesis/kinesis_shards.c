@@ -8,6 +8,14 @@
  * of it is done and checkpointed (kinesis_fetch.c records the end in the checkpoint's meta, so
  * after a restart the parent is found done from its checkpoint, without reading it again).
  *
+ * GetRecords' ChildShards at a closed shard's end enter the table too ("named"), so that the
+ * children start as soon as their parents are done, without waiting for a listing (one follows
+ * anyway, for their hash key ranges).
+ *
+ * A shard whose GetShardIterator answers ResourceNotFoundException (deleted, or expired past
+ * the retention period) asks for a listing; if the listing succeeds (the stream exists) without
+ * the shard, the shard is dropped with one log line, its checkpoint left as it is.
+ *
  * A stream that does not exist (ResourceNotFoundException) is waited for: one log line, a new
  * listing every KIN_SLOW_RETRY_MS, and one line when it appears. Throttled listings back off with
  * jitter.
@@ -81,6 +89,61 @@ static void kin_shards_add(struct kin_ctx *ctx, struct kin_shard *e)
     kin_fetch_part_attach(kp, part);
 }
 
+/* True when every parent of e is done or unknown here (expired, as the lineage rule has it). */
+static bool kin_shards_parents_done(struct kin_ctx *ctx, const struct kin_shard *e)
+{
+    const char *parents[2] = {e->info.parent, e->info.adjacent_parent};
+    for (size_t i = 0; i < 2; i++) {
+        const struct kin_shard *p = parents[i][0] ? kin_shards_find(ctx, parents[i]) : NULL;
+        if (p && !p->done) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Starts the children closed shards named whose parents are all done. */
+static void kin_shards_start_named(struct kin_ctx *ctx)
+{
+    for (struct kin_shard *e = ctx->shards; e; e = e->next) {
+        if (e->named && !e->added && !e->done && kin_shards_parents_done(ctx, e)) {
+            e->from_trim_horizon = true; /* a child: all of it, as AWS and KCL do */
+            sl_log_info(KIN_COMP, ctx->env.inst,
+                        "%s: starting it, named by its parent's last GetRecords", e->info.id);
+            kin_shards_add(ctx, e);
+        }
+    }
+}
+
+/* GetRecords' ChildShards of a closed shard: the children enter the table (if not there) and
+ * start as soon as their parents are done, here or at the parent's release. */
+static void
+kin_shards_children(struct kin_ctx *ctx, const struct kinesis_child_shard *children, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct kinesis_child_shard *c = &children[i];
+        if (strlen(c->id) > KINESIS_SHARD_ID_MAX) {
+            continue;
+        }
+        struct kin_shard *e = kin_shards_find(ctx, c->id);
+        if (!e) {
+            e = sl_calloc(1, sizeof(*e));
+            if (!e) {
+                continue; /* the next listing finds it */
+            }
+            (void)snprintf(e->info.id, sizeof(e->info.id), "%s", c->id);
+            for (size_t k = 0; k < c->n_parents && k < 2; k++) {
+                char *dst = k == 0 ? e->info.parent : e->info.adjacent_parent;
+                (void)snprintf(dst, KINESIS_SHARD_ID_MAX + 1, "%s", c->parents[k]);
+            }
+            e->next = ctx->shards;
+            ctx->shards = e;
+        }
+        e->named = true;
+    }
+    kin_shards_start_named(ctx);
+}
+
 /* A listing is complete: update the table, start the shards the lineage rule allows, forget
  * expired shards nobody reads. */
 static void kin_shards_reconcile(struct kin_ctx *ctx)
@@ -124,11 +187,21 @@ static void kin_shards_reconcile(struct kin_ctx *ctx)
     }
     sl_free(done);
     sl_free(ent);
-    /* expired shards (no longer listed) that no partition uses are forgotten */
+    for (struct kin_shard *e = ctx->shards; e; e = e->next) {
+        if (e->kp && e->kp->not_found && !e->kp->ended) {
+            if (e->listed) {
+                e->kp->not_found = false; /* listed: still there, the slow retries go on */
+            } else {
+                kin_fetch_part_drop(e->kp);
+            }
+        }
+    }
+    /* expired shards (no longer listed) that no partition uses are forgotten, but for
+     * children a closed shard named (they may not be listed yet) */
     struct kin_shard **pp = &ctx->shards;
     while (*pp) {
         struct kin_shard *e = *pp;
-        if (!e->listed && !e->kp) {
+        if (!e->listed && !e->kp && !(e->named && !e->added)) {
             *pp = e->next;
             sl_free(e);
         } else {
@@ -237,6 +310,7 @@ static void kin_shards_list(struct kin_ctx *ctx)
 int kin_shards_start(struct kin_ctx *ctx)
 {
     ctx->shard_ended = kin_shards_soon;
+    ctx->shard_children = kin_shards_children;
     ctx->list_timer = sl_malloc(sizeof(*ctx->list_timer));
     if (!ctx->list_timer) {
         return SL_ENOMEM;
@@ -263,6 +337,7 @@ void kin_part_release(void *vctx, struct sl_part *part)
     kin_fetch_part_free(kp);
     if (done) {
         e->done = true;
+        kin_shards_start_named(ctx);
         kin_shards_soon(ctx);
     }
 }

@@ -174,3 +174,48 @@ def test_example_kinesis(sluice_bin, tmp_path):
     lines = fn_lines(logs, "orders")
     assert sum(int(m.split(": ")[1].split(" ")[0]) for m in lines) == 60
     assert all(m.startswith("aws:kinesis: ") for m in lines)
+
+
+def test_example_sqs(sluice_bin, tmp_path):
+    """config/sqs.json against the test fauxqs: its queue URL is made unique at the endpoint
+    tests/services started; the handler's failed messages stay in the queue, the rest are
+    deleted."""
+    import uuid
+    import urllib.request
+    from helpers import missing
+    ep = os.environ.get("SQS_ENDPOINT")
+    if not ep:
+        missing("SQS_ENDPOINT (tests/services/start.sh with SERVICES including sqs)")
+
+    def call(op, body):
+        rq = urllib.request.Request(ep + "/", data=json.dumps(body).encode(), method="POST",
+                                    headers={"X-Amz-Target": "AmazonSQS." + op,
+                                             "Content-Type": "application/x-amz-json-1.0"})
+        with urllib.request.urlopen(rq, timeout=10) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else {}
+
+    url = call("CreateQueue", {"QueueName": "orders-" + uuid.uuid4().hex[:8]})["QueueUrl"]
+    bodies = [json.dumps({"order": i}) for i in range(10)] + ['{"order":"fail-1"}',
+                                                              '{"order":"fail-2"}']
+    for b in bodies:
+        call("SendMessage", {"QueueUrl": url, "MessageBody": b})
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    with open(str(tmp_path / "config/sqs.json")) as f:
+        cfg = json.load(f)
+    cfg["mappings"][0]["EventSourceArn"] = url
+    with open(str(tmp_path / "config/sqs.json"), "w") as f:
+        json.dump(cfg, f)
+    (tmp_path / "build").mkdir()
+    r = subprocess.run([sluice_bin, "run", "--until-idle", "--log-format", "json",
+                        "config/sqs.json"], cwd=str(tmp_path), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=120, env=sluice_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    logs = json_log(r.stderr)
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["delivered"] == 10 and ex["DeletedEventCount"] == 10, ex
+    lines = fn_lines(logs, "orders")
+    assert sum(int(m.split(": ")[1].split(" ")[0]) for m in lines) == 12
+    a = call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
+    left = int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+    assert left == 2, a

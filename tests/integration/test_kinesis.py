@@ -12,11 +12,14 @@ yet is waited for with one log line and read once it is created; a split and a m
 run (parents before children, order per key, closed shards not read again after a restart);
 filters on the JSON data and a partial batch response by sequenceNumber; a poison record
 bisected to the on-failure destination with KinesisBatchInfo while the rest flows;
-ParallelizationFactor 10 keeping each key's order.
+ParallelizationFactor 10 keeping each key's order; deaggregate: true on a KPL aggregate put by the
+CLI (user records as events, a partial batch response naming one, a restart inside the
+aggregate), and the aggregate as stored without it.
 
 Skipped without the service or the AWS CLI unless CI=true."""
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -446,3 +449,83 @@ def test_kinesis_parallelization_factor_keeps_key_order(kinesis, fn, sluice, tmp
     for k, vals in per_key.items():
         assert vals == sorted(vals), (k, vals)
     assert fn.max_inflight() > 1
+
+
+def _pb_varint(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7f
+        v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _pb_field(tag, payload):
+    return _pb_varint(tag) + _pb_varint(len(payload)) + payload
+
+
+def kpl_aggregate(keys, users):
+    """A KPL aggregated record (wire.md §5) as the KPL writes it: magic, protobuf
+    AggregatedRecord (partition key table, records), MD5 of the protobuf.  users: [(key index,
+    bytes)]."""
+    pb = b"".join(_pb_field(0x0a, k.encode()) for k in keys)
+    for ki, data in users:
+        pb += _pb_field(0x1a, _pb_varint(0x08) + _pb_varint(ki) + _pb_field(0x1a, data))
+    return b"\xf3\x89\x9a\xc2" + pb + hashlib.md5(pb).digest()
+
+
+def test_kinesis_deaggregate(kinesis, fn, sluice, tmp_path):
+    """deaggregate: true splits a KPL aggregate put by the AWS CLI into its user records (eventID
+    and itemIdentifier SEQ:SUB, subSequenceNumber, aggregated, the user record's key and data;
+    the Powertools schema accepts them); a partial batch response naming a user record resumes
+    at it; a restart after a checkpoint inside the aggregate resumes after the last user record
+    done.  Without the option the aggregate arrives as stored, as on AWS."""
+    stream = create_stream(kinesis, shards=1)
+    keys = ["ka", "kb"]
+    users = [(i % 2, b"user-%d" % i) for i in range(5)]
+    agg = kpl_aggregate(keys, users)
+    putres = put(kinesis, stream, [("p", b"before"), ("outer", agg), ("p", b"after")])
+    shard, aseq = putres[1][0], putres[1][1]
+    want_ids = ["%s:%s" % (shard, putres[0][1])] + \
+        ["%s:%s:%d" % (shard, aseq, i) for i in range(5)] + ["%s:%s" % (shard, putres[2][1])]
+
+    # as stored
+    run_idle(sluice, config(tmp_path / "plain", fn, stream), kinesis)
+    recs = events(fn)
+    assert [r["eventID"] for r in recs] == ["%s:%s" % (shard, q) for _, q, _, _ in putres]
+    assert base64.b64decode(recs[1]["kinesis"]["data"]) == agg
+    fn.clear()
+
+    # deaggregated, with a partial batch response naming user record 2
+    fn.push(Reply(200, body={"batchItemFailures": [{"itemIdentifier": "%s:2" % aseq}]}))
+    cfg = config(tmp_path / "deagg", fn, stream, deaggregate=True,
+                 FunctionResponseTypes=["ReportBatchItemFailures"])
+    run_idle(sluice, cfg, kinesis)
+    reqs = fn.requests()
+    assert len(reqs) == 2, [rq.json for rq in reqs]
+    first = reqs[0].json["Records"]
+    assert [r["eventID"] for r in first] == want_ids
+    powertools_accepts([rq.json for rq in reqs])
+    for i, r in enumerate(first[1:6]):
+        k = r["kinesis"]
+        assert k["sequenceNumber"] == aseq and k["subSequenceNumber"] == i and k["aggregated"]
+        assert k["partitionKey"] == keys[users[i][0]]
+        assert base64.b64decode(k["data"]) == users[i][1]
+    assert "subSequenceNumber" not in first[0]["kinesis"]
+    assert [r["eventID"] for r in reqs[1].json["Records"]] == want_ids[3:]
+    fn.clear()
+
+    # a restart inside the aggregate: batches of 2, the second fails until SIGKILL
+    cfg = config(tmp_path / "restart", fn, stream, batch=2, deaggregate=True)
+    fn.push(Reply(200))
+    fn.set_default(Reply(500))
+    s = sluice(cfg, env_extra=sluice_env(kinesis))
+    wait_until(lambda: len(fn.requests()) >= 3, timeout=60, what="the second batch failing",
+               proc=s)
+    s.kill9()
+    assert [r["eventID"] for r in fn.requests()[0].json["Records"]] == want_ids[:2]
+    fn.clear()
+    fn.set_default(Reply(200))
+    run_idle(sluice, cfg, kinesis)
+    assert [r["eventID"] for r in events(fn)] == want_ids[2:]

@@ -72,6 +72,7 @@ struct conf_h {
     struct conf_source qcs; /* names the queue adapter in messages (cs points here) */
     struct conf_report reports[CONF_MAX_REPORTS];
     size_t n_reports;
+    int64_t vis; /* the queue's visibility timeout, ms */
 };
 
 static const char *const conf_data[] = {
@@ -650,9 +651,11 @@ static void conf_queue_prepare(struct conf_h *h,
     memset(h, 0, sizeof(*h));
     h->qcs.name = cq->name;
     h->qcs.arg = cq->arg;
+    h->qcs.real_clock = cq->real_clock;
+    h->qcs.deadline_ms = cq->deadline_ms;
     h->cs = &h->qcs;
-    h->opts =
-        cq->prepare(cq->arg, conf_data, groups, CONF_N, visibility_ms, h->arn, sizeof(h->arn));
+    h->vis = cq->visibility_ms ? cq->visibility_ms : visibility_ms;
+    h->opts = cq->prepare(cq->arg, conf_data, groups, CONF_N, h->vis, h->arn, sizeof(h->arn));
     h->ops = sl_source_for_arn(h->arn);
     assert_non_null(h->ops);
     assert_int_equal(h->ops->caps->model, SL_DELIVERY_QUEUE);
@@ -697,7 +700,8 @@ static size_t conf_take(struct conf_h *h, struct sl_part *part, struct conf_got 
 /* Runs the loop, the clock standing still, until cond holds or the deadline passes. */
 static bool conf_spin(struct conf_h *h, bool (*cond)(void *arg))
 {
-    return test_run_until(&h->loop, cond, h, CONF_DEADLINE_MS);
+    return test_run_until(&h->loop, cond, h,
+                          h->cs->deadline_ms ? h->cs->deadline_ms : CONF_DEADLINE_MS);
 }
 
 /* Fetches until want records came (no time passing: they are receivable now). */
@@ -759,7 +763,7 @@ static bool conf_all_reported(void *arg)
 static bool conf_clock_reached(void *arg)
 {
     const struct conf_h *h = arg;
-    return sl_clock_now_ms(&h->clock.clock) >= conf_wait_until;
+    return sl_clock_now_ms(h->env.clock) >= conf_wait_until;
 }
 
 /* Waits until every lease of leases[0..n) was reported what (the clock moving when ticking). */
@@ -776,9 +780,10 @@ static void conf_wait_reports(
     }
 }
 
+/* The source's time: the fake clock the harness moves, or the system's (real_clock). */
 static int64_t conf_now(const struct conf_h *h)
 {
-    return sl_clock_now_ms(&h->clock.clock);
+    return sl_clock_now_ms(h->env.clock);
 }
 
 /* Lets the source's own timers run a while, the clock standing still. */
@@ -786,6 +791,21 @@ static void conf_settle(struct conf_h *h)
 {
     for (int i = 0; i < 20; i++) {
         (void)uv_run(&h->loop, UV_RUN_NOWAIT);
+    }
+}
+
+/* Lets ms of the source's time pass: the fake clock moved at once (the source's own timers then
+ * run a while), or the real one waited for on the loop. */
+static void conf_pass(struct conf_h *h, int64_t ms)
+{
+    if (!h->cs->real_clock) {
+        sl_clock_fake_advance(&h->clock, ms);
+        conf_settle(h);
+        return;
+    }
+    conf_wait_until = conf_now(h) + ms;
+    if (!conf_spin(h, conf_clock_reached)) {
+        fail_msg("%s: %" PRId64 " ms did not pass", h->cs->name, ms);
     }
 }
 
@@ -811,13 +831,12 @@ void conf_queue_check_received_invisible(const struct conf_queue *cq)
     }
     /* invisible: nothing now, nor halfway through the visibility timeout */
     assert_int_equal(conf_fetch_once(&h, part, 100), 0);
-    sl_clock_fake_advance(&h.clock, CONF_VISIBILITY_MS / 2);
-    conf_settle(&h);
+    conf_pass(&h, h.vis / 2);
     assert_int_equal(h.n_reports, 0);
     assert_int_equal(conf_fetch_once(&h, part, 100), 0);
     /* past it: each lease reported lost once, and the messages come back with new leases */
     conf_wait_reports(&h, leases, CONF_N, SL_QUEUE_LEASE_LOST, true);
-    assert_true(conf_now(&h) >= t0 + CONF_VISIBILITY_MS);
+    assert_true(conf_now(&h) >= t0 + h.vis);
     for (size_t i = 0; i < CONF_N; i++) {
         assert_int_equal(conf_reports_for(&h, leases[i]), 1);
     }
@@ -887,7 +906,7 @@ void conf_queue_check_release(const struct conf_queue *cq)
     assert_int_equal(back[0].idx, got[0].idx);
     assert_true(back[0].lease != got[0].lease);
     assert_int_equal(conf_fetch_once(&h, part, 100), 0); /* the kept one is still invisible */
-    assert_true(conf_now(&h) < t0 + CONF_VISIBILITY_MS);
+    assert_true(conf_now(&h) < t0 + h.vis);
     /* SL_QUEUE_KEEP_VISIBILITY: after its timeout, with the others */
     uint64_t rest[CONF_N - 2] = {got[2].lease, got[3].lease, got[4].lease};
     conf_wait_reports(&h, rest, CONF_N - 2, SL_QUEUE_LEASE_LOST, true);
@@ -924,9 +943,9 @@ void conf_queue_check_hold_extends(const struct conf_queue *cq)
     conf_receive(&h, part, got, CONF_N);
     /* 0..3 held for more than three visibility timeouts, 4 not held */
     uint64_t held[4] = {got[0].lease, got[1].lease, got[2].lease, got[3].lease};
-    int64_t until = t0 + 100000;
+    int64_t until = t0 + h.vis * 10 / 3;
     assert_int_equal(h.ops->queue_hold(h.ctx, part, held, 4, until), 0);
-    conf_wait_until = t0 + 90000;
+    conf_wait_until = t0 + h.vis * 3;
     if (!conf_wait(&h, conf_clock_reached)) {
         fail_msg("%s: the clock did not reach the end of the wait", cq->name);
     }
@@ -1085,14 +1104,14 @@ void conf_queue_check_stop(const struct conf_queue *cq)
     conf_receive(&h, part, got, CONF_N);
     uint64_t ack[2] = {got[0].lease, got[1].lease};
     assert_int_equal(h.ops->queue_ack(h.ctx, part, ack, 2), 0);
-    assert_int_equal(h.ops->queue_hold(h.ctx, part, &got[2].lease, 1, t0 + 100000), 0);
+    assert_int_equal(h.ops->queue_hold(h.ctx, part, &got[2].lease, 1, t0 + h.vis * 10 / 3), 0);
     assert_int_equal(h.ops->queue_release(h.ctx, part, &got[3].lease, 1, 0), 0);
     assert_int_equal(conf_fetch_once(&h, part, 100), 0); /* it owes a wake */
     h.ops->stop(h.ctx);
     h.stopped = true;
     /* deletes pending, a hold, a release, leases running out (the clock moving past every
      * lease and the hold): nothing may be reported now */
-    conf_wait_until = t0 + 200000;
+    conf_wait_until = t0 + h.vis * 20 / 3;
     if (!conf_wait(&h, conf_clock_reached)) {
         fail_msg("%s: the clock did not reach the end of the wait", cq->name);
     }

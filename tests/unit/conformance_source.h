@@ -100,7 +100,8 @@ void conf_source_check_stop(const struct conf_source *cs);
  *
  * What every queue source adapter must do with the queue model's operations (source.h, "The
  * queue model"), with the harness standing in for the mapping as above. The checks read the
- * time from the env clock the harness gives (a fake clock it moves forward while it waits). */
+ * time from the env clock the harness gives (a fake clock it moves forward while it waits, or
+ * the system clock for a server whose visibility runs on real time: real_clock). */
 
 struct conf_queue {
     const char *name; /* for messages */
@@ -121,6 +122,14 @@ struct conf_queue {
     void (*fail_deletes)(void *arg, const char *data, size_t n);
     /* Whether the message data is still in the queue (not deleted). */
     bool (*exists)(void *arg, const char *data);
+    /* The members below are zero for queues the harness runs without a server (the fake). */
+    /* The queue's visibility runs on real time (a server): the source gets the system clock
+     * and the checks wait for time to pass instead of moving it. */
+    bool real_clock;
+    /* The visibility timeout the checks use, ms (0: 30 s); a server's must be short. */
+    int64_t visibility_ms;
+    /* The real-time bound of each wait in ms (0: 5 s); must exceed a few visibility timeouts. */
+    int deadline_ms;
 };
 
 /* Received records stay invisible until their lease runs out: fetch gives nothing more before
@@ -146,5 +155,32 @@ void conf_queue_check_fifo_groups(const struct conf_queue *cq);
 /* stop: no report after it returns, with deletes pending and leases running out; part_release
  * and fini then leave no handle open on the loop. */
 void conf_queue_check_stop(const struct conf_queue *cq);
+
+/* A test file running the queue checks writes CONF_QUEUE_TESTS_DEFINE once at file scope (it
+ * defines test_conformance_queue_<check>(state), *state being the struct conf_queue), then
+ * lists CONF_QUEUE_TESTS(setup, teardown) in a cmocka group. */
+#define CONF_QUEUE_CHECK(check)                              \
+    static void test_conformance_queue_##check(void **state) \
+    {                                                        \
+        conf_queue_check_##check(*state);                    \
+    }
+
+#define CONF_QUEUE_TESTS_DEFINE          \
+    CONF_QUEUE_CHECK(received_invisible) \
+    CONF_QUEUE_CHECK(ack_deletes)        \
+    CONF_QUEUE_CHECK(release)            \
+    CONF_QUEUE_CHECK(hold_extends)       \
+    CONF_QUEUE_CHECK(ack_retried)        \
+    CONF_QUEUE_CHECK(fifo_groups)        \
+    CONF_QUEUE_CHECK(stop)
+
+#define CONF_QUEUE_TESTS(setup, teardown)                                                        \
+    cmocka_unit_test_setup_teardown(test_conformance_queue_received_invisible, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_ack_deletes, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_release, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_hold_extends, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_ack_retried, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_fifo_groups, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_conformance_queue_stop, setup, teardown)
 
 #endif

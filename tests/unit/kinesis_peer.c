@@ -74,6 +74,9 @@ static cJSON *kpeer_list(struct kpeer *p, const cJSON *req)
     cJSON *arr = cJSON_AddArrayToObject(out, "Shards");
     for (size_t i = start; i < end; i++) {
         const struct kpeer_shard *s = &p->shards[i];
+        if (s->unlisted || s->gone) {
+            continue;
+        }
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "ShardId", s->id);
         if (s->parent[0]) {
@@ -83,8 +86,8 @@ static cJSON *kpeer_list(struct kpeer *p, const cJSON *req)
             cJSON_AddStringToObject(o, "AdjacentParentShardId", s->adjacent);
         }
         cJSON *h = cJSON_AddObjectToObject(o, "HashKeyRange");
-        cJSON_AddStringToObject(h, "StartingHashKey", "0");
-        cJSON_AddStringToObject(h, "EndingHashKey", "340282366920938463463374607431768211455");
+        cJSON_AddStringToObject(h, "StartingHashKey", s->hash_lo);
+        cJSON_AddStringToObject(h, "EndingHashKey", s->hash_hi);
         cJSON *r = cJSON_AddObjectToObject(o, "SequenceNumberRange");
         char seq[64];
         kpeer_seq(i, 0, seq);
@@ -111,7 +114,7 @@ static cJSON *kpeer_iter(struct kpeer *p, const cJSON *req)
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(req, "Timestamp");
     size_t i;
     struct kpeer_shard *s = cJSON_IsString(sid) ? kpeer_find(p, sid->valuestring, &i) : NULL;
-    if (!s || !cJSON_IsString(type)) {
+    if (!s || !cJSON_IsString(type) || s->gone) {
         return NULL;
     }
     (void)snprintf(p->last_iter_type, sizeof(p->last_iter_type), "%s", type->valuestring);
@@ -169,7 +172,7 @@ static cJSON *kpeer_records(struct kpeer *p, const cJSON *req)
         cJSON_AddNumberToObject(o, "ApproximateArrivalTimestamp", (double)(KPEER_T0_S + k));
         struct sl_buf b;
         sl_buf_init(&b);
-        assert_int_equal(sl_enc_base64(&b, s->data[k], strlen(s->data[k])), 0);
+        assert_int_equal(sl_enc_base64(&b, s->data[k], s->len[k]), 0);
         cJSON_AddStringToObject(o, "Data", b.len ? b.data : "");
         sl_buf_fini(&b);
         cJSON_AddStringToObject(o, "PartitionKey", s->key[k]);
@@ -179,9 +182,37 @@ static cJSON *kpeer_records(struct kpeer *p, const cJSON *req)
         char next[64];
         (void)snprintf(next, sizeof(next), "%s/%zu", s->id, end);
         cJSON_AddStringToObject(out, "NextShardIterator", next);
+    } else {
+        /* the end of a closed shard: its children, as AWS names them */
+        cJSON *kids = cJSON_AddArrayToObject(out, "ChildShards");
+        for (size_t c = 0; c < p->n_shards; c++) {
+            const struct kpeer_shard *k = &p->shards[c];
+            if (strcmp(k->parent, s->id) != 0 && strcmp(k->adjacent, s->id) != 0) {
+                continue;
+            }
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "ShardId", k->id);
+            cJSON *ps = cJSON_AddArrayToObject(o, "ParentShards");
+            cJSON_AddItemToArray(ps, cJSON_CreateString(k->parent));
+            if (k->adjacent[0]) {
+                cJSON_AddItemToArray(ps, cJSON_CreateString(k->adjacent));
+            }
+            cJSON *h = cJSON_AddObjectToObject(o, "HashKeyRange");
+            cJSON_AddStringToObject(h, "StartingHashKey", k->hash_lo);
+            cJSON_AddStringToObject(h, "EndingHashKey", k->hash_hi);
+            cJSON_AddItemToArray(kids, o);
+        }
     }
     cJSON_AddNumberToObject(out, "MillisBehindLatest", (double)(s->n - end) * 1000);
     return out;
+}
+
+static bool kpeer_is_gone(struct kpeer *p, const cJSON *req)
+{
+    const cJSON *sid = cJSON_GetObjectItemCaseSensitive(req, "ShardId");
+    size_t i;
+    const struct kpeer_shard *s = cJSON_IsString(sid) ? kpeer_find(p, sid->valuestring, &i) : NULL;
+    return s && s->gone;
 }
 
 static void kpeer_answer(
@@ -211,6 +242,9 @@ static void kpeer_answer(
     const char *err = "ValidationException";
     int status = 400;
     if (p->missing) {
+        err = "ResourceNotFoundException";
+    } else if (strcmp(op, "GetShardIterator") == 0 && kpeer_is_gone(p, req)) {
+        p->calls_iter++;
         err = "ResourceNotFoundException";
     } else if (strcmp(op, "ListShards") == 0) {
         p->calls_list++;
@@ -260,17 +294,43 @@ void kpeer_add_shard(struct kpeer *p, const char *id, const char *parent, const 
     (void)snprintf(s->id, sizeof(s->id), "%s", id);
     (void)snprintf(s->parent, sizeof(s->parent), "%s", parent ? parent : "");
     (void)snprintf(s->adjacent, sizeof(s->adjacent), "%s", adjacent ? adjacent : "");
+    (void)snprintf(s->hash_lo, sizeof(s->hash_lo), "0");
+    (void)snprintf(s->hash_hi, sizeof(s->hash_hi), "340282366920938463463374607431768211455");
     pthread_mutex_unlock(&p->mu);
 }
 
 void kpeer_put(struct kpeer *p, size_t shard, const char *key, const char *data)
 {
+    kpeer_put_bin(p, shard, key, data, strlen(data));
+}
+
+void kpeer_put_bin(struct kpeer *p, size_t shard, const char *key, const void *data, size_t len)
+{
     pthread_mutex_lock(&p->mu);
     struct kpeer_shard *s = &p->shards[shard];
     assert_true(s->n < KPEER_RECORDS_MAX && !s->closed);
-    s->data[s->n] = strdup(data);
+    s->data[s->n] = malloc(len ? len : 1);
+    assert_non_null(s->data[s->n]);
+    memcpy(s->data[s->n], data, len);
+    s->len[s->n] = len;
     (void)snprintf(s->key[s->n], sizeof(s->key[0]), "%s", key);
     s->n++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void kpeer_set_range(struct kpeer *p, size_t shard, const char *lo, const char *hi)
+{
+    pthread_mutex_lock(&p->mu);
+    (void)snprintf(p->shards[shard].hash_lo, sizeof(p->shards[shard].hash_lo), "%s", lo);
+    (void)snprintf(p->shards[shard].hash_hi, sizeof(p->shards[shard].hash_hi), "%s", hi);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void kpeer_set_flags(struct kpeer *p, size_t shard, bool unlisted, bool gone)
+{
+    pthread_mutex_lock(&p->mu);
+    p->shards[shard].unlisted = unlisted;
+    p->shards[shard].gone = gone;
     pthread_mutex_unlock(&p->mu);
 }
 

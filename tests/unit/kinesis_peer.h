@@ -5,7 +5,8 @@
 /* A scripted Kinesis server for the Kinesis source's unit tests (kinesis_peer.c), on the
  * loopback HTTP peer (http_peer.h): streams of shards holding records, answering ListShards
  * (pages of page_size shards with NextToken), GetShardIterator (all five types), GetRecords
- * (Limit, NextShardIterator absent at a closed shard's end, MillisBehindLatest) as AWS does, and
+ * (Limit, NextShardIterator absent and ChildShards at a closed shard's end, MillisBehindLatest)
+ * as AWS does, and
  * errors scripted per operation (a status and a __type for the next n calls). Iterators are
  * "<shard>/<index>" (stale ones are answered as AWS answers them only when scripted). Every
  * function locks the peer: it runs on the server's thread. */
@@ -24,8 +25,12 @@ struct kpeer_shard {
     char parent[32];
     char adjacent[32];
     bool closed;
+    bool unlisted; /* ListShards leaves it out (a child AWS has not listed yet) */
+    bool gone;     /* deleted or expired: left out, and GetShardIterator answers not found */
+    char hash_lo[48], hash_hi[48]; /* HashKeyRange; default all of it */
     size_t n;
     char *data[KPEER_RECORDS_MAX]; /* owned */
+    size_t len[KPEER_RECORDS_MAX];
     char key[KPEER_RECORDS_MAX][16];
 };
 
@@ -60,6 +65,12 @@ void kpeer_stop(struct kpeer *p);
 void kpeer_add_shard(struct kpeer *p, const char *id, const char *parent, const char *adjacent);
 /* Appends a record to shard i. */
 void kpeer_put(struct kpeer *p, size_t shard, const char *key, const char *data);
+/* Appends a record of len bytes (binary) to shard i. */
+void kpeer_put_bin(struct kpeer *p, size_t shard, const char *key, const void *data, size_t len);
+/* Sets the HashKeyRange of shard i. */
+void kpeer_set_range(struct kpeer *p, size_t shard, const char *lo, const char *hi);
+/* Sets shard i's unlisted or gone flag (see struct kpeer_shard). */
+void kpeer_set_flags(struct kpeer *p, size_t shard, bool unlisted, bool gone);
 /* Closes shard i: it takes no more records; its end is NextShardIterator absent. */
 void kpeer_close(struct kpeer *p, size_t shard);
 /* The next n calls of target fail with status and __type type. */

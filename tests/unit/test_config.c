@@ -28,6 +28,8 @@
 #include "source.h"
 
 /* What the errors list as allowed depends on the adapters built in (meson feature options). */
+#define SQS_SCHEMES ", arn:aws:sqs:..., http..."
+#define SQS_MISSING ", arn:aws:sqs:REGION:ACCOUNT:NAME or a queue URL http(s)://HOST/ACCOUNT/NAME"
 #if SL_HAVE_KAFKA
 #define KAFKA_SCHEMES ", kafka://..., arn:aws:kafka:..."
 #define KAFKA_MISSING                                                                       \
@@ -405,7 +407,7 @@ static void test_missing_keys(void **state)
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\"}]}",
                "$.mappings[0].EventSourceArn: missing required key; allowed: file:///path or "
-               "glob" KAFKA_MISSING KINESIS_MISSING);
+               "glob" SQS_MISSING KAFKA_MISSING KINESIS_MISSING);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
@@ -421,12 +423,13 @@ static void test_unknown_scheme(void **state)
 {
     struct fixture *f = *state;
     /* Source keys are still recognised (against every source) when the scheme is unknown. */
-    expect_one(f,
-               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
-               "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
-               "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
-               "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
-               "has an unknown scheme; allowed: file://..." KAFKA_SCHEMES KINESIS_SCHEMES);
+    expect_one(
+        f,
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+        "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
+        "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
+        "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
+        "has an unknown scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES KINESIS_SCHEMES);
     /* The source's own check: file paths must be absolute. */
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                     "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
@@ -769,7 +772,7 @@ static void test_url_secrets_not_in_errors(void **state)
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
                "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" has an unknown "
-               "scheme; allowed: file://..." KAFKA_SCHEMES KINESIS_SCHEMES);
+               "scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES KINESIS_SCHEMES);
 }
 
 static void test_nul_in_strings(void **state)

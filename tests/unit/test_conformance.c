@@ -187,8 +187,11 @@ static bool fq_exists(void *arg, const char *data)
     return i != SIZE_MAX && !fq->msgs[i].deleted;
 }
 
-static const struct conf_queue fq_source = {"fake queue", &fq_drv, fq_prepare, fq_fail_deletes,
-                                            fq_exists};
+static const struct conf_queue fq_source = {.name = "fake queue",
+                                            .arg = &fq_drv,
+                                            .prepare = fq_prepare,
+                                            .fail_deletes = fq_fail_deletes,
+                                            .exists = fq_exists};
 
 static int fq_setup(void **state)
 {
@@ -209,28 +212,7 @@ static int fq_teardown(void **state)
 
 CONF_SOURCE_TESTS
 
-#define CONF_QUEUE_CHECK(check)                              \
-    static void test_conformance_queue_##check(void **state) \
-    {                                                        \
-        conf_queue_check_##check(*state);                    \
-    }
-
-CONF_QUEUE_CHECK(received_invisible)
-CONF_QUEUE_CHECK(ack_deletes)
-CONF_QUEUE_CHECK(release)
-CONF_QUEUE_CHECK(hold_extends)
-CONF_QUEUE_CHECK(ack_retried)
-CONF_QUEUE_CHECK(fifo_groups)
-CONF_QUEUE_CHECK(stop)
-
-#define CONF_QUEUE_TESTS(setup, teardown)                                                        \
-    cmocka_unit_test_setup_teardown(test_conformance_queue_received_invisible, setup, teardown), \
-        cmocka_unit_test_setup_teardown(test_conformance_queue_ack_deletes, setup, teardown),    \
-        cmocka_unit_test_setup_teardown(test_conformance_queue_release, setup, teardown),        \
-        cmocka_unit_test_setup_teardown(test_conformance_queue_hold_extends, setup, teardown),   \
-        cmocka_unit_test_setup_teardown(test_conformance_queue_ack_retried, setup, teardown),    \
-        cmocka_unit_test_setup_teardown(test_conformance_queue_fifo_groups, setup, teardown),    \
-        cmocka_unit_test_setup_teardown(test_conformance_queue_stop, setup, teardown)
+CONF_QUEUE_TESTS_DEFINE
 
 int main(void)
 {

@@ -22,6 +22,7 @@
 #include "helpers.h"
 #include "kinesis_peer.h"
 #include "log.h"
+#include "md5.h"
 #include "source.h"
 
 #define ARN "arn:aws:kinesis:us-east-1:123456789012:stream/s"
@@ -581,6 +582,323 @@ static void test_kinesis_event(void **state)
     own_stop(&o);
 }
 
+/* ---- KPL aggregates (wire.md §5) ---- */
+
+/* One user record of an aggregate built by agg_build. */
+struct ur {
+    unsigned key; /* index into the key table */
+    int ehk;      /* index into the explicit hash key table, -1: none */
+    const char *data;
+};
+
+static void pb_varint(struct sl_buf *b, uint64_t v)
+{
+    do {
+        unsigned char c = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        if (v) {
+            c |= 0x80;
+        }
+        assert_int_equal(sl_buf_append(b, &c, 1), 0);
+    } while (v);
+}
+
+static void pb_bytes(struct sl_buf *b, unsigned tag, const void *p, size_t n)
+{
+    pb_varint(b, tag);
+    pb_varint(b, n);
+    assert_int_equal(sl_buf_append(b, p, n), 0);
+}
+
+/* An aggregate as the KPL writes it: magic, AggregatedRecord, MD5 of it. */
+static void agg_build(struct sl_buf *out,
+                      const char *const *keys,
+                      const char *const *ehks,
+                      const struct ur *urs,
+                      size_t n)
+{
+    struct sl_buf pb, rec;
+    sl_buf_init(&pb);
+    sl_buf_init(&rec);
+    for (size_t i = 0; keys[i]; i++) {
+        pb_bytes(&pb, 0x0a, keys[i], strlen(keys[i]));
+    }
+    for (size_t i = 0; ehks && ehks[i]; i++) {
+        pb_bytes(&pb, 0x12, ehks[i], strlen(ehks[i]));
+    }
+    for (size_t i = 0; i < n; i++) {
+        sl_buf_truncate(&rec, 0);
+        pb_varint(&rec, 0x08);
+        pb_varint(&rec, urs[i].key);
+        if (urs[i].ehk >= 0) {
+            pb_varint(&rec, 0x10);
+            pb_varint(&rec, (uint64_t)urs[i].ehk);
+        }
+        pb_bytes(&rec, 0x1a, urs[i].data, strlen(urs[i].data));
+        pb_bytes(&pb, 0x1a, rec.data, rec.len);
+    }
+    unsigned char md5[SL_MD5_LEN];
+    sl_md5(pb.data, pb.len, md5);
+    sl_buf_truncate(out, 0);
+    assert_int_equal(sl_buf_append(out, "\xf3\x89\x9a\xc2", 4), 0);
+    assert_int_equal(sl_buf_append(out, pb.data, pb.len), 0);
+    assert_int_equal(sl_buf_append(out, md5, sizeof(md5)), 0);
+    sl_buf_fini(&pb);
+    sl_buf_fini(&rec);
+}
+
+static void pos_is(struct owner *o, struct sl_part *p, size_t i, const char *want)
+{
+    char buf[160];
+    assert_int_equal(o->ops->format_pos(o->ctx, p, sl_recq_at(&p->q, i), buf, sizeof(buf)), 0);
+    assert_string_equal(buf, want);
+    assert_int_equal(o->ops->format_item_id(o->ctx, p, sl_recq_at(&p->q, i), buf, sizeof(buf)), 0);
+    assert_string_equal(buf, want);
+}
+
+static void key_is(struct sl_part *p, size_t i, const char *want)
+{
+    const struct sl_record *rec = sl_recq_at(&p->q, i);
+    assert_int_equal(rec->meta_len, strlen(want));
+    assert_memory_equal(sl_recq_meta(&p->q, rec), want, rec->meta_len);
+}
+
+static const char *const agg_keys[] = {"alpha", "beta", NULL};
+static const struct ur agg_urs[] = {{0, -1, "u0"}, {1, -1, "u1"}, {0, -1, "u2"}};
+
+/* deaggregate: an aggregate becomes its user records (sub-sequence numbers, keys from the
+ * table, their own data and events); a plain record beside it stays as it is. Without the
+ * option the aggregate is delivered as stored, as Lambda does. */
+static void test_kinesis_deaggregate(void **state)
+{
+    (void)state;
+    struct sl_buf agg;
+    sl_buf_init(&agg);
+    agg_build(&agg, agg_keys, NULL, agg_urs, 3);
+    kpeer_put_bin(&peer, 0, "outer", agg.data, agg.len);
+    kpeer_put(&peer, 0, "k", "plain");
+    char seq0[64], seq1[64], want[160];
+    kpeer_seq(0, 0, seq0);
+    kpeer_seq(0, 1, seq1);
+
+    struct owner o;
+    own_start(&o, "\"poll_interval\":\"100ms\",\"deaggregate\":true", SL_START_TRIM_HORIZON, 0,
+              NULL);
+    wait_parts(&o, 1);
+    struct sl_part *p = o.parts[0];
+    fetch_until(&o, p, 4);
+    for (size_t i = 0; i < 3; i++) {
+        (void)snprintf(want, sizeof(want), "%s:%zu", seq0, i);
+        pos_is(&o, p, i, want);
+        data_is(p, i, agg_urs[i].data);
+        key_is(p, i, agg_keys[agg_urs[i].key]);
+    }
+    pos_is(&o, p, 3, seq1);
+    data_is(p, 3, "plain");
+    for (size_t i = 0; i + 1 < 4; i++) {
+        const struct sl_record *a = sl_recq_at(&p->q, i), *b = sl_recq_at(&p->q, i + 1);
+        assert_true(o.ops->compare_pos(o.ctx, sl_recq_pos(&p->q, a), a->pos_len,
+                                       sl_recq_pos(&p->q, b), b->pos_len) < 0);
+    }
+    struct sl_buf ev;
+    sl_buf_init(&ev);
+    assert_int_equal(o.ops->encode_record(o.ctx, p, sl_recq_at(&p->q, 1), &ev), 0);
+    cJSON *doc = cJSON_Parse(ev.data);
+    assert_non_null(doc);
+    const cJSON *k = cJSON_GetObjectItem(doc, "kinesis");
+    assert_string_equal(cJSON_GetObjectItem(k, "partitionKey")->valuestring, "beta");
+    assert_string_equal(cJSON_GetObjectItem(k, "sequenceNumber")->valuestring, seq0);
+    assert_string_equal(cJSON_GetObjectItem(k, "data")->valuestring, "dTE="); /* "u1" */
+    assert_int_equal(cJSON_GetObjectItem(k, "subSequenceNumber")->valueint, 1);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(k, "aggregated")));
+    (void)snprintf(want, sizeof(want), "shardId-000000000000:%s:1", seq0);
+    assert_string_equal(cJSON_GetObjectItem(doc, "eventID")->valuestring, want);
+    cJSON_Delete(doc);
+    sl_buf_truncate(&ev, 0);
+    /* a plain record's event has neither member */
+    assert_int_equal(o.ops->encode_record(o.ctx, p, sl_recq_at(&p->q, 3), &ev), 0);
+    assert_null(strstr(ev.data, "subSequenceNumber"));
+    sl_buf_fini(&ev);
+    own_stop(&o);
+
+    own_start(&o, NULL, SL_START_TRIM_HORIZON, 0, NULL);
+    wait_parts(&o, 1);
+    p = o.parts[0];
+    fetch_until(&o, p, 2);
+    pos_is(&o, p, 0, seq0);
+    const struct sl_record *rec = sl_recq_at(&p->q, 0);
+    assert_int_equal(rec->len, agg.len);
+    assert_memory_equal(sl_recq_data(&p->q, rec), agg.data, agg.len);
+    key_is(p, 0, "outer");
+    own_stop(&o);
+    sl_buf_fini(&agg);
+}
+
+/* An aggregate that an idle shard's poll finds is handed out whole by the next fetch. */
+static void test_kinesis_deaggregate_idle(void **state)
+{
+    (void)state;
+    struct owner o;
+    own_start(&o, "\"poll_interval\":\"100ms\",\"deaggregate\":true", SL_START_TRIM_HORIZON, 0,
+              NULL);
+    wait_parts(&o, 1);
+    struct sl_part *p = o.parts[0];
+    assert_int_equal(fetch_once(&o, p, 100), 0); /* empty: the shard is idle */
+    struct sl_buf agg;
+    sl_buf_init(&agg);
+    agg_build(&agg, agg_keys, NULL, agg_urs, 3);
+    kpeer_put_bin(&peer, 0, "outer", agg.data, agg.len);
+    fetch_until(&o, p, 3);
+    assert_int_equal(peer.last_limit, 1); /* found by the idle poll, held, then handed out */
+    char seq0[64], want[80];
+    kpeer_seq(0, 0, seq0);
+    (void)snprintf(want, sizeof(want), "%s:2", seq0);
+    pos_is(&o, p, 2, want);
+    data_is(p, 2, "u2");
+    own_stop(&o);
+    sl_buf_fini(&agg);
+}
+
+/* A checkpoint inside an aggregate resumes AT_SEQUENCE_NUMBER of it and skips the user records
+ * up to the checkpointed one. */
+static void test_kinesis_deaggregate_resume(void **state)
+{
+    (void)state;
+    struct sl_buf agg;
+    sl_buf_init(&agg);
+    agg_build(&agg, agg_keys, NULL, agg_urs, 3);
+    kpeer_put(&peer, 0, "k", "before");
+    kpeer_put_bin(&peer, 0, "outer", agg.data, agg.len);
+    kpeer_put(&peer, 0, "k", "after");
+    char seq1[64], seq2[64], ck[80], want[80];
+    kpeer_seq(0, 1, seq1);
+    kpeer_seq(0, 2, seq2);
+    (void)snprintf(ck, sizeof(ck), "%s:1", seq1);
+    const struct ck cks[] = {{"shardId-000000000000", ck, NULL}, {0}};
+    struct owner o;
+    own_start(&o, "\"poll_interval\":\"100ms\",\"deaggregate\":true", SL_START_TRIM_HORIZON, 0,
+              cks);
+    wait_parts(&o, 1);
+    struct sl_part *p = o.parts[0];
+    fetch_until(&o, p, 2);
+    assert_string_equal(peer.last_iter_type, "AT_SEQUENCE_NUMBER");
+    assert_string_equal(peer.last_iter_seq, seq1);
+    (void)snprintf(want, sizeof(want), "%s:2", seq1);
+    pos_is(&o, p, 0, want);
+    data_is(p, 0, "u2");
+    pos_is(&o, p, 1, seq2);
+    data_is(p, 1, "after");
+    own_stop(&o);
+    sl_buf_fini(&agg);
+}
+
+/* User records whose hash key is outside the shard's range are dropped (KCL, after a reshard):
+ * by their explicit hash key, else by the MD5 of their partition key. */
+static void test_kinesis_deaggregate_hash_range(void **state)
+{
+    (void)state;
+    /* MD5("alpha") = 2c1743a3..., MD5("beta") = 987bcab0...: only beta is above 2^127 */
+    kpeer_set_range(&peer, 0, "170141183460469231731687303715884105728",
+                    "340282366920938463463374607431768211455");
+    static const char *const ehks[] = {"5", "340282366920938463463374607431768211000", NULL};
+    static const struct ur urs[] = {
+        {0, -1, "alpha-md5"}, {1, -1, "beta-md5"}, {1, 0, "low-ehk"}, {0, 1, "high-ehk"}};
+    struct sl_buf agg;
+    sl_buf_init(&agg);
+    agg_build(&agg, agg_keys, ehks, urs, 4);
+    kpeer_put_bin(&peer, 0, "outer", agg.data, agg.len);
+    char seq0[64], want[80];
+    kpeer_seq(0, 0, seq0);
+    struct owner o;
+    own_start(&o, "\"poll_interval\":\"100ms\",\"deaggregate\":true", SL_START_TRIM_HORIZON, 0,
+              NULL);
+    wait_parts(&o, 1);
+    struct sl_part *p = o.parts[0];
+    fetch_until(&o, p, 2);
+    data_is(p, 0, "beta-md5");
+    (void)snprintf(want, sizeof(want), "%s:1", seq0);
+    pos_is(&o, p, 0, want);
+    data_is(p, 1, "high-ehk");
+    (void)snprintf(want, sizeof(want), "%s:3", seq0);
+    pos_is(&o, p, 1, want);
+    own_stop(&o);
+    sl_buf_fini(&agg);
+}
+
+/* ---- shards ---- */
+
+/* A closed shard's last GetRecords names its children (ChildShards): they start once it is
+ * done, even though no listing has them yet. */
+static void test_kinesis_child_shards(void **state)
+{
+    (void)state;
+    kpeer_put(&peer, 0, "a", "a0");
+    kpeer_close(&peer, 0);
+    kpeer_add_shard(&peer, "shardId-000000000001", "shardId-000000000000", NULL);
+    kpeer_set_flags(&peer, 1, true, false); /* never listed */
+    kpeer_put(&peer, 1, "b", "b0");
+    struct owner o;
+    own_start(&o, NULL, SL_START_TRIM_HORIZON, 0, NULL);
+    wait_parts(&o, 1);
+    struct sl_part *a = o.parts[0];
+    fetch_until(&o, a, 1);
+    if (!o.gones) {
+        (void)fetch_once(&o, a, 100); /* the end may come with the next page */
+    }
+    assert_true(test_run_until(&o.loop, is_gone, &o, 5000));
+    o.ops->part_release(o.ctx, a);
+    sl_part_free(a);
+    o.parts[0] = NULL;
+    wait_parts(&o, 2);
+    struct sl_part *b = part_named(&o, "shardId-000000000001");
+    fetch_until(&o, b, 1);
+    assert_string_equal(peer.last_iter_type, "TRIM_HORIZON");
+    data_is(b, 0, "b0");
+    own_stop(&o);
+}
+
+static unsigned want_lists;
+
+static bool listed_again(void *arg)
+{
+    (void)arg;
+    return kpeer_count(&peer, &peer.calls_list) >= want_lists;
+}
+
+/* A shard GetShardIterator says does not exist, and the listing no longer has, is dropped
+ * (part_gone) rather than retried forever; its checkpoint is not touched. */
+static void test_kinesis_shard_not_found(void **state)
+{
+    (void)state;
+    kpeer_add_shard(&peer, "shardId-000000000001", NULL, NULL);
+    kpeer_put(&peer, 1, "b", "b0");
+    char seq0[64];
+    kpeer_seq(0, 0, seq0);
+    const struct ck cks[] = {{"shardId-000000000000", seq0, NULL}, {0}};
+    struct owner o;
+    own_start(&o, NULL, SL_START_TRIM_HORIZON, 0, cks);
+    wait_parts(&o, 2);
+    struct sl_part *a = part_named(&o, "shardId-000000000000");
+    /* not found while the listing still has it: kept, retried */
+    kpeer_fail(&peer, "GetShardIterator", 400, "ResourceNotFoundException", 1);
+    unsigned lists = kpeer_count(&peer, &peer.calls_list);
+    assert_int_equal(fetch_once(&o, a, 100), 0);
+    want_lists = lists + 2;
+    assert_true(test_run_until(&o.loop, listed_again, &o, 5000));
+    assert_int_equal(o.gones, 0);
+    kpeer_set_flags(&peer, 0, false, true); /* deleted: GetShardIterator answers not found */
+    o.wakes = 0;
+    assert_true(test_run_until(&o.loop, was_woken, &o, 10000));
+    assert_int_equal(fetch_once(&o, a, 100), 0);
+    assert_true(test_run_until(&o.loop, is_gone, &o, 5000));
+    assert_int_equal(o.gones, 1);
+    assert_null(a->meta);                 /* no end recorded */
+    assert_string_equal(o.set_start, ""); /* the checkpoint is left as it is */
+    struct sl_part *b = part_named(&o, "shardId-000000000001");
+    fetch_until(&o, b, 1); /* the other shard flows */
+    own_stop(&o);
+}
+
 int main(void)
 {
     sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
@@ -603,6 +921,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kinesis_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_expired_iterator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_deaggregate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_hash_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_child_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_shard_not_found, setup, teardown),
     };
     return cmocka_run_group_tests_name("kinesis", tests, NULL, NULL);
 }

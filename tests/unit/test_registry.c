@@ -61,16 +61,16 @@ static void test_registry_version_lists(void **state)
 {
     (void)state;
 #if SL_HAVE_KAFKA && SL_HAVE_KINESIS
-    assert_string_equal(sl_registry_sources_built(), "file kafka kinesis");
+    assert_string_equal(sl_registry_sources_built(), "file sqs kafka kinesis");
     assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
 #elif SL_HAVE_KINESIS
-    assert_string_equal(sl_registry_sources_built(), "file kinesis");
+    assert_string_equal(sl_registry_sources_built(), "file sqs kinesis");
     assert_string_equal(sl_registry_sinks_built(), "file sqs http");
 #elif SL_HAVE_KAFKA
-    assert_string_equal(sl_registry_sources_built(), "file kafka");
+    assert_string_equal(sl_registry_sources_built(), "file sqs kafka");
     assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
 #else
-    assert_string_equal(sl_registry_sources_built(), "file");
+    assert_string_equal(sl_registry_sources_built(), "file sqs");
     assert_string_equal(sl_registry_sinks_built(), "file sqs http");
 #endif
 }
