@@ -162,6 +162,12 @@ struct sl_source_caps {
     /* A queue: how long past a record's receive the mapping may keep holding its lease (SQS: a
      * visibility timeout reaches at most 12 hours from the receive); 0: 12 hours. */
     int64_t max_hold_ms;
+    /* A stream whose fetches are paced (Kinesis: five GetRecords a second per shard, each of up
+     * to 10,000 records) may hold this many records per partition rather than two batches per
+     * lane, so one fetch can read a whole page; still within the partition's share of the
+     * mapping's max_records_buffered (the bound divided among its partitions) and its
+     * max_bytes_buffered. 0: two batches per lane (files, Kafka). */
+    size_t fetch_records_min;
 };
 
 /* What a queue tells of itself once started (queue_limits): what its kind's caps cannot say,

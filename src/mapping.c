@@ -119,7 +119,9 @@ static bool queue_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, s
     return true;
 }
 
-/* How many records and bytes part may still fetch: two batches' worth per lane, within the
+/* How many records and bytes part may still fetch: two batches' worth per lane, or for a
+ * source with paced fetches up to its caps' fetch_records_min within the partition's share of
+ * the mapping's records (so the partitions' fetches together stay within it), within the
  * mapping's total (a queue: queue_fetch_budget). */
 static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
 {
@@ -133,6 +135,16 @@ static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, si
     size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
     size_t total_records = (size_t)core->max_records_buffered;
     size_t total_bytes = (size_t)core->max_bytes_buffered;
+    size_t paced = m->ops->caps->fetch_records_min;
+    if (paced > part_max_records) {
+        size_t share = total_records / (m->n_parts > 0 ? m->n_parts : 1);
+        if (paced > share) {
+            paced = share;
+        }
+        if (paced > part_max_records) {
+            part_max_records = paced;
+        }
+    }
     if (core->tumbling_window_s > 0) {
         /* A window's records stay until it closes: only the mapping's bound applies. */
         part_max_records = total_records;

@@ -157,6 +157,8 @@ static const struct sl_source_caps kin_caps = {
     .window_ms_default = 0,
     .window_rule = SL_WINDOW_AFTER_INVOKE,
     .lag_unit = SL_LAG_MS,
+    /* five GetRecords a second per shard: a page of up to 10,000 records each */
+    .fetch_records_min = KINESIS_GET_RECORDS_LIMIT_MAX,
 };
 
 const struct sl_source_ops sl_source_kinesis = {

@@ -31,7 +31,7 @@ int kinesis_seq_check(const char *s, size_t n, char *errbuf, size_t errlen)
         return SL_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
+        if ((unsigned char)(s[i] - '0') > 9) {
             (void)snprintf(errbuf, errlen,
                            "sequence number has a non-digit at offset %zu (only 0-9 allowed)", i);
             return SL_EINVAL;
@@ -96,10 +96,13 @@ int kinesis_pos_encode(const char *seq,
     n -= z;
     size_t bcd = (n + 1) / 2;
     out[0] = (unsigned char)n;
-    memset(out + 1, 0, bcd);
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)(seq[i] - '0');
-        out[1 + i / 2] |= (unsigned char)(i % 2 ? d : d << 4);
+    /* two digits a byte, the high nibble first; an odd count leaves the last low nibble 0 */
+    for (size_t j = 0; j < n / 2; j++) {
+        out[1 + j] =
+            (unsigned char)((unsigned)(seq[2 * j] - '0') << 4 | (unsigned)(seq[2 * j + 1] - '0'));
+    }
+    if (n % 2) {
+        out[bcd] = (unsigned char)((unsigned)(seq[n - 1] - '0') << 4);
     }
     size_t len = 1 + bcd;
     if (has_sub) {
@@ -123,13 +126,15 @@ bool kinesis_pos_is_valid(const unsigned char *pos, size_t len)
     if (len != 1 + bcd && len != 1 + bcd + 8) {
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = i % 2 ? pos[1 + i / 2] & 0xfu : pos[1 + i / 2] >> 4;
-        if (d > 9 || (i == 0 && d == 0 && n > 1)) {
+    if (n > 1 && pos[1] >> 4 == 0) {
+        return false; /* a leading zero */
+    }
+    for (size_t j = 1; j <= n / 2; j++) {
+        if (pos[j] >> 4 > 9 || (pos[j] & 0xfu) > 9) {
             return false;
         }
     }
-    return n % 2 == 0 || (pos[bcd] & 0xfu) == 0;
+    return n % 2 == 0 || (pos[bcd] >> 4 <= 9 && (pos[bcd] & 0xfu) == 0);
 }
 
 int kinesis_pos_compare(const unsigned char *a, size_t a_len, const unsigned char *b, size_t b_len)
@@ -158,9 +163,12 @@ int kinesis_pos_seq(const unsigned char *pos, size_t pos_len, char *buf, size_t 
         return SL_EINVAL;
     }
     size_t n = pos[0];
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = i % 2 ? pos[1 + i / 2] & 0xfu : pos[1 + i / 2] >> 4;
-        buf[i] = (char)('0' + d);
+    for (size_t j = 0; j < n / 2; j++) {
+        buf[2 * j] = (char)('0' + (pos[1 + j] >> 4));
+        buf[2 * j + 1] = (char)('0' + (pos[1 + j] & 0xfu));
+    }
+    if (n % 2) {
+        buf[n - 1] = (char)('0' + (pos[1 + n / 2] >> 4));
     }
     buf[n] = '\0';
     return (int)n;

@@ -171,7 +171,8 @@ struct kinesis_child_shard {
 };
 
 struct kinesis_records {
-    cJSON *doc;                     /* owned: every string here borrows from it */
+    char *doc;                      /* owned: the answer's copy, every string borrows from it */
+    cJSON *children_doc;            /* owned: ChildShards parsed, children's strings borrow */
     struct kinesis_record *records; /* owned */
     size_t n;
     const char *next_iterator;            /* NULL: the shard is closed and was read to its end */

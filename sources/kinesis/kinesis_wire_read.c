@@ -4,12 +4,14 @@
  * DescribeStreamSummary). Each checks every member it hands on (types, sequence numbers,
  * lengths) and names, on failure, the operation and the member ("GetRecords:
  * Records[3].SequenceNumber: ..."), so a wrong answer becomes one clear log line rather than a
- * wrong event or checkpoint. GetRecords' strings stay in the parsed document (no copy; the
- * adapter copies a record into the queue once). Pure: no state, no I/O, no logging. */
+ * wrong event or checkpoint. GetRecords is read by a scanner of its own (not a cJSON tree, see
+ * there); its strings stay in one copy of the answer, decoded in place (the adapter copies a
+ * record into the queue once). Pure: no state, no I/O, no logging. */
 #include "kinesis_wire.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -249,9 +251,325 @@ int kinesis_wire_get_shard_iterator_read(
 
 /* ---- GetRecords ---- */
 
+/* GetRecords' answer is read by a scanner of its own rather than as a cJSON tree (a page of
+ * 10,000 records would be some 60,000 allocations): one pass over a writable copy of the
+ * answer checks that all of it is JSON, decodes the strings the records need in place (so they
+ * are NUL-terminated where they lie) and skips everything else. Errors are reported in the
+ * order the members are checked, whatever their order in the answer: the syntax first, then
+ * Records, NextShardIterator, MillisBehindLatest, the records in order, ChildShards. ChildShards
+ * (only at a closed shard's end) is parsed by cJSON from its span. */
+
+#define KJS_DEPTH_MAX 1000 /* as cJSON's nesting limit */
+
+/* What a byte may be: KJS_PLAIN inside a string with nothing to decode (not a control
+ * character, quote or backslash), KJS_B64 in padded standard base64's alphabet. */
+#define KJS_PLAIN 1
+#define KJS_B64   2
+static const unsigned char kjs_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1,
+    1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 0, 1, 1, 1,
+    1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+static const char kjs_escapes[] = "\"\\/bfnrt"; /* after a backslash: \" \\ \/ \b \f \n \r \t */
+
+struct kjs {
+    char *p;
+    char *end; /* *end is NUL */
+    int depth;
+};
+
+enum kjs_kind { KJS_ABSENT, KJS_STRING, KJS_NUMBER, KJS_NULL, KJS_OTHER };
+
+static void kjs_ws(struct kjs *s)
+{
+    while (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r') {
+        s->p++;
+    }
+}
+
+static int kjs_hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Writes code point cp as UTF-8 at out; returns the bytes written. */
+static size_t kjs_utf8(char *out, unsigned cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The string at s->p (its opening quote). With write, its escapes are decoded in place and it
+ * is NUL-terminated there (*ret, *ret_len; \u0000 is a NUL byte inside, counted in *ret_len);
+ * without, it is only checked. false: malformed as RFC 8259 says (a raw control character, a
+ * bad escape, a lone surrogate, no closing quote). */
+static bool kjs_string(struct kjs *s, bool write, char **ret, size_t *ret_len)
+{
+    char *p = s->p + 1;
+    char *start = p;
+    /* the common case: no escape */
+    while (kjs_class[(unsigned char)*p] & KJS_PLAIN) {
+        p++;
+    }
+    char *out = p;
+    while (*p != '"') {
+        if (p >= s->end || (unsigned char)*p < 0x20) {
+            return false;
+        }
+        if (*p != '\\') {
+            if (write) {
+                *out++ = *p;
+            }
+            p++;
+            continue;
+        }
+        char e = p[1];
+        const char *simple = e ? strchr(kjs_escapes, e) : NULL;
+        if (simple) {
+            if (write) {
+                *out++ = "\"\\/\b\f\n\r\t"[simple - kjs_escapes];
+            }
+            p += 2;
+            continue;
+        }
+        if (e != 'u') {
+            return false;
+        }
+        int hi = kjs_hex4(p + 2);
+        if (hi < 0 || (hi >= 0xDC00 && hi <= 0xDFFF)) {
+            return false;
+        }
+        unsigned cp = (unsigned)hi;
+        p += 6;
+        if (hi >= 0xD800 && hi <= 0xDBFF) {
+            int lo = p[0] == '\\' && p[1] == 'u' ? kjs_hex4(p + 2) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF) {
+                return false;
+            }
+            cp = 0x10000 + (((unsigned)hi - 0xD800) << 10) + ((unsigned)lo - 0xDC00);
+            p += 6;
+        }
+        if (write) {
+            out += kjs_utf8(out, cp);
+        }
+    }
+    if (write) {
+        *out = '\0'; /* out <= p, the closing quote */
+        *ret = start;
+        *ret_len = (size_t)(out - start);
+    }
+    s->p = p + 1;
+    return true;
+}
+
+/* A JSON number at s->p: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool kjs_number(struct kjs *s)
+{
+    char *p = s->p;
+    if (*p == '-') {
+        p++;
+    }
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    } else {
+        return false;
+    }
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9')) {
+            return false;
+        }
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') {
+            p++;
+        }
+        if (!(*p >= '0' && *p <= '9')) {
+            return false;
+        }
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    s->p = p;
+    return true;
+}
+
+static bool kjs_word(struct kjs *s, const char *w, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0) {
+        return false;
+    }
+    s->p += n;
+    return true;
+}
+
+static bool kjs_skip(struct kjs *s);
+
+/* The members of an object or the elements of an array, s->p after its opening bracket. */
+static bool kjs_skip_items(struct kjs *s, bool object)
+{
+    char close = object ? '}' : ']';
+    kjs_ws(s);
+    if (*s->p == close) {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        if (object) {
+            if (*s->p != '"' || !kjs_string(s, false, NULL, NULL)) {
+                return false;
+            }
+            kjs_ws(s);
+            if (*s->p != ':') {
+                return false;
+            }
+            s->p++;
+            kjs_ws(s);
+        }
+        if (!kjs_skip(s)) {
+            return false;
+        }
+        kjs_ws(s);
+        if (*s->p == close) {
+            s->p++;
+            return true;
+        }
+        if (*s->p != ',') {
+            return false;
+        }
+        s->p++;
+        kjs_ws(s);
+    }
+}
+
+/* Checks and passes over the value at s->p, writing nothing. */
+static bool kjs_skip(struct kjs *s)
+{
+    switch (*s->p) {
+    case '"':
+        return kjs_string(s, false, NULL, NULL);
+    case '{':
+    case '[': {
+        if (++s->depth > KJS_DEPTH_MAX) {
+            return false;
+        }
+        bool object = *s->p == '{';
+        s->p++;
+        bool ok = kjs_skip_items(s, object);
+        s->depth--;
+        return ok;
+    }
+    case 't':
+        return kjs_word(s, "true", 4);
+    case 'f':
+        return kjs_word(s, "false", 5);
+    case 'n':
+        return kjs_word(s, "null", 4);
+    default:
+        return kjs_number(s);
+    }
+}
+
+/* The value at s->p as a member the reader wants: a string is decoded in place (*ret_str), a
+ * number's text kept (*ret_str, parsed by the caller), anything else checked and skipped. */
+static bool kjs_member(struct kjs *s, enum kjs_kind *ret_kind, char **ret_str, size_t *ret_len)
+{
+    char c = *s->p;
+    if (c == '"') {
+        *ret_kind = KJS_STRING;
+        return kjs_string(s, true, ret_str, ret_len);
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        *ret_kind = KJS_NUMBER;
+        *ret_str = s->p;
+        return kjs_number(s);
+    }
+    *ret_kind = c == 'n' ? KJS_NULL : KJS_OTHER;
+    return kjs_skip(s);
+}
+
+/* A key at s->p, its ':' and the whitespace after it; *ret_key NUL-terminated in place. */
+static bool kjs_key(struct kjs *s, char **ret_key, size_t *ret_len)
+{
+    if (*s->p != '"' || !kjs_string(s, true, ret_key, ret_len)) {
+        return false;
+    }
+    kjs_ws(s);
+    if (*s->p != ':') {
+        return false;
+    }
+    s->p++;
+    kjs_ws(s);
+    return true;
+}
+
+/* After a member: ',' (true, *ret_more) or the closing bracket. */
+static bool kjs_next(struct kjs *s, char close, bool *ret_more)
+{
+    kjs_ws(s);
+    if (*s->p == ',') {
+        s->p++;
+        kjs_ws(s);
+        *ret_more = true;
+        return true;
+    }
+    *ret_more = false;
+    if (*s->p != close) {
+        return false;
+    }
+    s->p++;
+    return true;
+}
+
 void kinesis_records_fini(struct kinesis_records *r)
 {
-    cJSON_Delete(r->doc);
+    sl_free(r->doc);
+    cJSON_Delete(r->children_doc);
     sl_free(r->records);
     sl_free(r->children);
     memset(r, 0, sizeof(*r));
@@ -263,63 +581,242 @@ static bool kinesis_is_base64(const char *s, size_t n)
     if (n % 4) {
         return false;
     }
-    size_t pad = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '=') {
-            pad++;
-            if (i + 2 < n || pad > 2) {
-                return false;
+    const unsigned char *u = (const unsigned char *)s;
+    /* all of it but the last two from the alphabet; those two may be '=' (then to the end) */
+    size_t body = n >= 2 ? n - 2 : 0;
+    for (size_t i = 0; i < body; i++) {
+        if (!(kjs_class[u[i]] & KJS_B64)) {
+            return false;
+        }
+    }
+    if (n < 2) {
+        return true;
+    }
+    bool b0 = (kjs_class[u[n - 2]] & KJS_B64) != 0;
+    bool b1 = (kjs_class[u[n - 1]] & KJS_B64) != 0;
+    return (b0 && b1) || (b0 && u[n - 1] == '=') || (u[n - 2] == '=' && u[n - 1] == '=');
+}
+
+/* One record's members as the scanner found them. */
+struct kjs_rec {
+    enum kjs_kind kind[5]; /* SequenceNumber, Data, PartitionKey, EncryptionType, arrival */
+    char *str[5];
+    size_t len[5];
+};
+
+enum { KJS_SEQ, KJS_DATA, KJS_KEY, KJS_ENC, KJS_TIME };
+
+static const char *const kjs_rec_keys[5] = {
+    "SequenceNumber", "Data", "PartitionKey", "EncryptionType", "ApproximateArrivalTimestamp",
+};
+static const size_t kjs_rec_key_lens[5] = {14, 4, 12, 14, 27};
+
+/* The record object at s->p (after its '{'). */
+static bool kjs_record_scan(struct kjs *s, struct kjs_rec *kr)
+{
+    memset(kr, 0, sizeof(*kr));
+    kjs_ws(s);
+    if (*s->p == '}') {
+        s->p++;
+        return true;
+    }
+    bool more = true;
+    while (more) {
+        char *key;
+        size_t key_len;
+        if (!kjs_key(s, &key, &key_len)) {
+            return false;
+        }
+        int f = -1;
+        for (int i = 0; i < 5; i++) {
+            if (key_len == kjs_rec_key_lens[i] && memcmp(key, kjs_rec_keys[i], key_len) == 0) {
+                f = i;
+                break;
             }
-        } else if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                            (c >= '0' && c <= '9') || c == '+' || c == '/')) {
+        }
+        bool ok = f >= 0 && kr->kind[f] == KJS_ABSENT
+                      ? kjs_member(s, &kr->kind[f], &kr->str[f], &kr->len[f])
+                      : kjs_skip(s);
+        if (!ok || !kjs_next(s, '}', &more)) {
             return false;
         }
     }
     return true;
 }
 
-static bool kinesis_record_read(
-    const cJSON *o, const char *where, struct kinesis_record *rec, char *errbuf, size_t errlen)
+/* "GetRecords: Records[i]", made only when an error names it. */
+static const char *kjs_where(char *where, size_t len, size_t i)
 {
-    if (!cJSON_IsObject(o)) {
-        (void)snprintf(errbuf, errlen, "%s is not an object", where);
+    (void)snprintf(where, len, "GetRecords: Records[%zu]", i);
+    return where;
+}
+
+/* A required (or optional) string member of record i, as kinesis_str says it. */
+static const char *kjs_rec_str(const struct kjs_rec *kr,
+                               int f,
+                               bool optional,
+                               size_t i,
+                               bool *ret_bad,
+                               char *errbuf,
+                               size_t errlen)
+{
+    char where[48];
+    if (kr->kind[f] == KJS_STRING) {
+        return kr->str[f];
+    }
+    if (optional && (kr->kind[f] == KJS_ABSENT || kr->kind[f] == KJS_NULL)) {
+        return NULL;
+    }
+    (void)snprintf(errbuf, errlen, "%s.%s is %s (a string is required)",
+                   kjs_where(where, sizeof(where), i), kjs_rec_keys[f],
+                   kr->kind[f] != KJS_ABSENT ? "not a string" : "missing");
+    *ret_bad = true;
+    return NULL;
+}
+
+/* Epoch seconds written as plain digits with at most three decimals (kinesalite's
+ * 1796583737.955), to ms exactly: what llround(strtod(s) * 1000) gives for them (below 1e13
+ * seconds the double's error is far under half a millisecond), without strtod. false: another
+ * form (an exponent, more decimals, a sign): strtod reads it. */
+static bool kjs_epoch_ms(const char *s, int64_t *ret_ms)
+{
+    int64_t v = 0;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9') {
+        v = v * 10 + (*s++ - '0');
+        if (++digits > 13) {
+            return false;
+        }
+    }
+    int dec = 0;
+    if (*s == '.') {
+        s++;
+        while (*s >= '0' && *s <= '9') {
+            if (++dec > 3) {
+                return false;
+            }
+            v = v * 10 + (*s++ - '0');
+        }
+    }
+    if (digits == 0 || *s == 'e' || *s == 'E' || v > INT64_C(10000000000000) * 1000) {
         return false;
     }
+    for (; dec < 3; dec++) {
+        v *= 10;
+    }
+    if (v > INT64_C(10000000000000000)) {
+        return false; /* past 1e13 seconds: refused as strtod's path says */
+    }
+    *ret_ms = v;
+    return true;
+}
+
+/* The checks of one record, in the order they have always been made. */
+static bool kjs_record_check(
+    const struct kjs_rec *kr, size_t i, struct kinesis_record *rec, char *errbuf, size_t errlen)
+{
+    char w[48];
     bool bad = false;
-    rec->seq = kinesis_str(o, "SequenceNumber", false, where, &bad, errbuf, errlen);
-    rec->data = kinesis_str(o, "Data", false, where, &bad, errbuf, errlen);
-    rec->partition_key = kinesis_str(o, "PartitionKey", false, where, &bad, errbuf, errlen);
-    rec->encryption_type = kinesis_str(o, "EncryptionType", true, where, &bad, errbuf, errlen);
+    rec->seq = kjs_rec_str(kr, KJS_SEQ, false, i, &bad, errbuf, errlen);
+    rec->data = kjs_rec_str(kr, KJS_DATA, false, i, &bad, errbuf, errlen);
+    rec->partition_key = kjs_rec_str(kr, KJS_KEY, false, i, &bad, errbuf, errlen);
+    rec->encryption_type = kjs_rec_str(kr, KJS_ENC, true, i, &bad, errbuf, errlen);
     if (bad) {
         return false;
     }
     char why[128];
-    rec->seq_len = strlen(rec->seq);
+    rec->seq_len = kr->len[KJS_SEQ];
     if (kinesis_seq_check(rec->seq, rec->seq_len, why, sizeof(why)) < 0) {
-        (void)snprintf(errbuf, errlen, "%s.SequenceNumber: %s", where, why);
+        (void)snprintf(errbuf, errlen, "%s.SequenceNumber: %s", kjs_where(w, sizeof(w), i), why);
         return false;
     }
-    rec->data_len = strlen(rec->data);
+    rec->data_len = kr->len[KJS_DATA];
     if (!kinesis_is_base64(rec->data, rec->data_len)) {
-        (void)snprintf(errbuf, errlen, "%s.Data is not padded standard base64", where);
+        (void)snprintf(errbuf, errlen, "%s.Data is not padded standard base64",
+                       kjs_where(w, sizeof(w), i));
         return false;
     }
-    rec->partition_key_len = strlen(rec->partition_key);
+    rec->partition_key_len = kr->len[KJS_KEY];
     if (rec->partition_key_len == 0) {
-        (void)snprintf(errbuf, errlen, "%s.PartitionKey is empty", where);
+        (void)snprintf(errbuf, errlen, "%s.PartitionKey is empty", kjs_where(w, sizeof(w), i));
         return false;
     }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "ApproximateArrivalTimestamp");
-    if (!cJSON_IsNumber(t) || !isfinite(t->valuedouble) || t->valuedouble < 0 ||
-        t->valuedouble > 1e13) {
+    int64_t ms;
+    if (kr->kind[KJS_TIME] == KJS_NUMBER && kjs_epoch_ms(kr->str[KJS_TIME], &ms)) {
+        rec->arrival_ms = ms;
+        return true;
+    }
+    double t = kr->kind[KJS_TIME] == KJS_NUMBER ? strtod(kr->str[KJS_TIME], NULL) : NAN;
+    if (!isfinite(t) || t < 0 || t > 1e13) {
         (void)snprintf(errbuf, errlen,
-                       "%s.ApproximateArrivalTimestamp is %s (epoch seconds are required)", where,
-                       t ? "not a valid number" : "missing");
+                       "%s.ApproximateArrivalTimestamp is %s (epoch seconds are required)",
+                       kjs_where(w, sizeof(w), i),
+                       kr->kind[KJS_TIME] != KJS_ABSENT ? "not a valid number" : "missing");
         return false;
     }
-    rec->arrival_ms = (int64_t)llround(t->valuedouble * 1000.0);
+    rec->arrival_ms = (int64_t)llround(t * 1000.0);
     return true;
+}
+
+/* Records' array at s->p (after its '['): each record scanned, and checked until one fails
+ * (*rec_err then says why; the rest are only scanned). */
+static int kjs_records_scan(
+    struct kjs *s, struct kinesis_records *ret, size_t *cap, char *rec_err, size_t rec_err_len)
+{
+    kjs_ws(s);
+    if (*s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    bool more = true;
+    for (size_t i = 0; more; i++) {
+        char where[48];
+        if (*s->p != '{') {
+            if (!rec_err[0]) {
+                (void)snprintf(rec_err, rec_err_len, "GetRecords: Records[%zu] is not an object",
+                               i);
+            }
+            if (!kjs_skip(s)) {
+                return SL_EPROTO;
+            }
+        } else if (rec_err[0]) {
+            if (!kjs_skip(s)) {
+                return SL_EPROTO;
+            }
+        } else {
+            struct kjs_rec kr;
+            s->p++;
+            if (!kjs_record_scan(s, &kr)) {
+                return SL_EPROTO;
+            }
+            if (ret->n == *cap) {
+                size_t nc = *cap ? *cap * 2 : 64;
+                struct kinesis_record *r = sl_realloc(ret->records, nc * sizeof(*r));
+                if (!r) {
+                    return SL_ENOMEM;
+                }
+                ret->records = r;
+                *cap = nc;
+            }
+            struct kinesis_record *rec = &ret->records[ret->n];
+            memset(rec, 0, sizeof(*rec));
+            if (!kjs_record_check(&kr, i, rec, rec_err, rec_err_len)) {
+                /* the message is in rec_err */
+            } else if (ret->n > 0 && kinesis_seq_compare(rec[-1].seq, rec[-1].seq_len, rec->seq,
+                                                         rec->seq_len) >= 0) {
+                (void)snprintf(rec_err, rec_err_len,
+                               "%s.SequenceNumber is not after the previous record's (records "
+                               "of a shard come in increasing order)",
+                               kjs_where(where, sizeof(where), i));
+            } else {
+                ret->n++;
+            }
+        }
+        if (!kjs_next(s, ']', &more)) {
+            return SL_EPROTO;
+        }
+    }
+    return 0;
 }
 
 static bool kinesis_child_read(
@@ -354,90 +851,162 @@ static bool kinesis_child_read(
     return true;
 }
 
+static int kinesis_children_read(
+    struct kinesis_records *ret, const char *span, size_t span_len, char *errbuf, size_t errlen)
+{
+    cJSON *ch = sl_json_parse_exact(span, span_len);
+    if (!ch) {
+        return SL_ENOMEM; /* the scanner checked the span: only memory can fail here */
+    }
+    ret->children_doc = ch;
+    if (cJSON_IsNull(ch)) {
+        return 0;
+    }
+    if (!cJSON_IsArray(ch)) {
+        (void)snprintf(errbuf, errlen, "GetRecords: ChildShards is not an array");
+        return SL_EPROTO;
+    }
+    size_t nc = (size_t)cJSON_GetArraySize(ch);
+    if (nc) {
+        ret->children = sl_calloc(nc, sizeof(*ret->children));
+        if (!ret->children) {
+            return SL_ENOMEM;
+        }
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ch)
+    {
+        char where[48];
+        (void)snprintf(where, sizeof(where), "GetRecords: ChildShards[%zu]", ret->n_children);
+        if (!kinesis_child_read(e, where, &ret->children[ret->n_children], errbuf, errlen)) {
+            return SL_EPROTO;
+        }
+        ret->n_children++;
+    }
+    return 0;
+}
+
+/* The answer's top level, scanned: Records read, the other members the reader wants kept. */
+struct kjs_top {
+    enum kjs_kind records; /* KJS_OTHER for an array too; see records_seen */
+    bool records_seen;     /* Records was an array and was read */
+    enum kjs_kind next, mbl;
+    char *next_str, *mbl_str;
+    const char *children; /* ChildShards' span, or NULL */
+    size_t children_len;
+};
+
+static int kjs_top_scan(struct kjs *s,
+                        struct kjs_top *t,
+                        struct kinesis_records *ret,
+                        char *rec_err,
+                        size_t rec_err_len)
+{
+    size_t cap = 0;
+    kjs_ws(s);
+    if (*s->p != '{') {
+        return SL_EPROTO;
+    }
+    s->p++;
+    kjs_ws(s);
+    bool more = *s->p != '}';
+    if (!more) {
+        s->p++;
+    }
+    while (more) {
+        char *key;
+        size_t key_len;
+        if (!kjs_key(s, &key, &key_len)) {
+            return SL_EPROTO;
+        }
+        bool ok = true;
+        size_t n;
+        if (strcmp(key, "Records") == 0 && t->records == KJS_ABSENT) {
+            t->records = KJS_OTHER;
+            if (*s->p == '[') {
+                s->p++;
+                t->records_seen = true;
+                int r = kjs_records_scan(s, ret, &cap, rec_err, rec_err_len);
+                if (r < 0) {
+                    return r;
+                }
+            } else {
+                ok = kjs_skip(s);
+            }
+        } else if (strcmp(key, "NextShardIterator") == 0 && t->next == KJS_ABSENT) {
+            ok = kjs_member(s, &t->next, &t->next_str, &n);
+        } else if (strcmp(key, "MillisBehindLatest") == 0 && t->mbl == KJS_ABSENT) {
+            ok = kjs_member(s, &t->mbl, &t->mbl_str, &n);
+        } else if (strcmp(key, "ChildShards") == 0 && !t->children) {
+            t->children = s->p;
+            ok = kjs_skip(s);
+            t->children_len = (size_t)(s->p - t->children);
+        } else {
+            ok = kjs_skip(s);
+        }
+        if (!ok || !kjs_next(s, '}', &more)) {
+            return SL_EPROTO;
+        }
+    }
+    kjs_ws(s);
+    return s->p == s->end ? 0 : SL_EPROTO;
+}
+
 int kinesis_wire_get_records_read(
     const char *body, size_t len, struct kinesis_records *ret, char *errbuf, size_t errlen)
 {
     memset(ret, 0, sizeof(*ret));
     ret->millis_behind = -1;
-    cJSON *j = kinesis_parse("GetRecords", body, len, errbuf, errlen);
-    if (!j) {
-        return SL_EPROTO;
+    char *doc = sl_malloc(len + 1);
+    if (!doc) {
+        return SL_ENOMEM;
     }
-    ret->doc = j;
-    int r = SL_EPROTO;
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "Records");
-    if (!cJSON_IsArray(arr)) {
+    if (len) {
+        memcpy(doc, body, len);
+    }
+    doc[len] = '\0';
+    ret->doc = doc;
+    struct kjs s = {.p = doc, .end = doc + len};
+    struct kjs_top t = {0};
+    char rec_err[256] = "";
+    int r =
+        memchr(doc, '\0', len) ? SL_EPROTO : kjs_top_scan(&s, &t, ret, rec_err, sizeof(rec_err));
+    if (r == SL_EPROTO) {
+        (void)snprintf(errbuf, errlen, "GetRecords: the answer is not a JSON object");
+        goto fail;
+    }
+    if (r < 0) {
+        goto fail;
+    }
+    r = SL_EPROTO;
+    if (!t.records_seen) {
         (void)snprintf(errbuf, errlen, "GetRecords: Records is %s (an array is required)",
-                       arr ? "not an array" : "missing");
+                       t.records != KJS_ABSENT ? "not an array" : "missing");
         goto fail;
     }
-    bool bad = false;
-    ret->next_iterator =
-        kinesis_str(j, "NextShardIterator", true, "GetRecords", &bad, errbuf, errlen);
-    if (bad) {
+    if (t.next != KJS_ABSENT && t.next != KJS_NULL && t.next != KJS_STRING) {
+        (void)snprintf(errbuf, errlen,
+                       "GetRecords.NextShardIterator is not a string (a string is required)");
         goto fail;
     }
-    if (ret->next_iterator && !*ret->next_iterator) {
-        ret->next_iterator = NULL; /* treated as absent, as null is */
-    }
-    const cJSON *mbl = cJSON_GetObjectItemCaseSensitive(j, "MillisBehindLatest");
-    if (mbl && !cJSON_IsNull(mbl)) {
-        if (!cJSON_IsNumber(mbl) || !(mbl->valuedouble >= 0) || mbl->valuedouble > 9e15) {
+    ret->next_iterator = t.next == KJS_STRING && *t.next_str ? t.next_str : NULL;
+    if (t.mbl != KJS_ABSENT && t.mbl != KJS_NULL) {
+        double v = t.mbl == KJS_NUMBER ? strtod(t.mbl_str, NULL) : -1;
+        if (!(v >= 0) || v > 9e15) {
             (void)snprintf(errbuf, errlen,
                            "GetRecords: MillisBehindLatest is not a non-negative number");
             goto fail;
         }
-        ret->millis_behind = (int64_t)mbl->valuedouble;
+        ret->millis_behind = (int64_t)v;
     }
-    size_t n = (size_t)cJSON_GetArraySize(arr);
-    if (n) {
-        ret->records = sl_calloc(n, sizeof(*ret->records));
-        if (!ret->records) {
-            r = SL_ENOMEM;
-            goto fail;
-        }
+    if (rec_err[0]) {
+        (void)snprintf(errbuf, errlen, "%s", rec_err);
+        goto fail;
     }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr)
-    {
-        char where[48];
-        (void)snprintf(where, sizeof(where), "GetRecords: Records[%zu]", ret->n);
-        struct kinesis_record *rec = &ret->records[ret->n];
-        if (!kinesis_record_read(e, where, rec, errbuf, errlen)) {
+    if (t.children) {
+        r = kinesis_children_read(ret, t.children, t.children_len, errbuf, errlen);
+        if (r < 0) {
             goto fail;
-        }
-        if (ret->n > 0 &&
-            kinesis_seq_compare(rec[-1].seq, rec[-1].seq_len, rec->seq, rec->seq_len) >= 0) {
-            (void)snprintf(errbuf, errlen,
-                           "%s.SequenceNumber is not after the previous record's (records of "
-                           "a shard come in increasing order)",
-                           where);
-            goto fail;
-        }
-        ret->n++;
-    }
-    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "ChildShards");
-    if (ch && !cJSON_IsNull(ch)) {
-        if (!cJSON_IsArray(ch)) {
-            (void)snprintf(errbuf, errlen, "GetRecords: ChildShards is not an array");
-            goto fail;
-        }
-        size_t nc = (size_t)cJSON_GetArraySize(ch);
-        if (nc) {
-            ret->children = sl_calloc(nc, sizeof(*ret->children));
-            if (!ret->children) {
-                r = SL_ENOMEM;
-                goto fail;
-            }
-        }
-        cJSON_ArrayForEach(e, ch)
-        {
-            char where[48];
-            (void)snprintf(where, sizeof(where), "GetRecords: ChildShards[%zu]", ret->n_children);
-            if (!kinesis_child_read(e, where, &ret->children[ret->n_children], errbuf, errlen)) {
-                goto fail;
-            }
-            ret->n_children++;
         }
     }
     return 0;

@@ -13,6 +13,8 @@
 #            itself can serve here
 #   sluice   `sluice run --until-idle=1` (a fresh state_dir each run, TRIM_HORIZON,
 #            poll_interval 200ms)
+#   base     the same with BASE_BIN (another build, e.g. the previous commit's, copied at the
+#            start), so two builds are compared in one invocation on the same stream
 # Figures per run: records/s over the active time, CPU seconds per million records (user+sys
 # of the process, GNU time), peak RSS. sluice's active time is from its "reading stream" log
 # line to the last record read (the "idle ... (last record read N ms ago), stopping" line - N);
@@ -26,7 +28,8 @@
 #
 # Env: SLUICE_BIN (build/sluice), KINESIS_PORT (4867), NGINX_PORT (18580), RUN_DIR (a private
 #      dir under /tmp), SHARDS (4), SIZE (100), BATCH (1000), RUNS (2), ROWS ("loop sluice"),
-#      MODE (bench, trickle, shards), KEEP=1 keeps the temp dir.
+#      MODE (bench, trickle, shards), KEEP=1 keeps the temp dir, BASE_BIN (unset: no base row;
+#      PREV_BIN is taken as another name for it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,7 +40,8 @@ SHARDS="${SHARDS:-4}"
 SIZE="${SIZE:-100}"
 BATCH="${BATCH:-1000}"
 RUNS="${RUNS:-2}"
-ROWS="${ROWS:-loop sluice}"
+ROWS="${ROWS:-loop sluice base}"
+BASE_BIN="${BASE_BIN:-${PREV_BIN:-}}"
 export KINESIS_PORT="${KINESIS_PORT:-4867}"
 export NGINX_PORT="${NGINX_PORT:-18580}"
 export RUN_DIR="${RUN_DIR:-$(mktemp -d /tmp/bench-kinesis.XXXXXX)}"
@@ -52,6 +56,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+mkdir -p "$RUN_DIR"
+BASE_ARGS=()
+if [ -n "$BASE_BIN" ]; then
+    [ -x "$BASE_BIN" ] || { echo "no sluice at BASE_BIN=$BASE_BIN" >&2; exit 1; }
+    cp "$BASE_BIN" "$RUN_DIR/sluice-base"
+    BASE_ARGS=(--base "$RUN_DIR/sluice-base")
+    echo "base: $BASE_BIN (copied at start)" >&2
+fi
+
 SERVICES="nginx kinesis" "$ROOT/tests/services/start.sh"
 ENDPOINT="http://127.0.0.1:$KINESIS_PORT"
 URL="http://127.0.0.1:$NGINX_PORT/events"
@@ -59,4 +72,4 @@ URL="http://127.0.0.1:$NGINX_PORT/events"
 /usr/bin/python3 "$ROOT/tests/bench/bench_kinesis_loop.py" "$MODE" \
     --endpoint "$ENDPOINT" --url "$URL" --sluice "$SLUICE_BIN" --dir "$RUN_DIR" \
     --records "$RECORDS" --shards "$SHARDS" --size "$SIZE" --batch "$BATCH" --runs "$RUNS" \
-    --rows "$ROWS"
+    --rows "$ROWS" "${BASE_ARGS[@]}"

@@ -137,10 +137,12 @@ def bench(a):
             res = json.loads(open(out + ".out").read())
             assert rc == 0 and res["records"] == a.records, (rc, res)
             rows.append(("loop", res["t1"] - res["t0"], u + s, m))
-        if "sluice" in a.rows:
-            cfg = os.path.join(a.dir, "sluice.%d.json" % run)
+        for row, binary in (("sluice", a.sluice), ("base", a.base)):
+            if row not in a.rows or not binary:
+                continue
+            cfg = os.path.join(a.dir, "%s.%d.json" % (row, run))
             with open(cfg, "w") as f:
-                json.dump({"state_dir": os.path.join(a.dir, "state.%d" % run),
+                json.dump({"state_dir": os.path.join(a.dir, "state.%s.%d" % (row, run)),
                            "region": "us-east-1", "stats_interval": 60,
                            "functions": {"nginx": {"type": "http", "url": a.url,
                                                    "timeout": 30}},
@@ -150,12 +152,12 @@ def bench(a):
                                          "StartingPosition": "TRIM_HORIZON",
                                          "endpoint_url": a.endpoint,
                                          "poll_interval": "200ms"}]}, f)
-            out = os.path.join(a.dir, "sluice.%d" % run)
-            rc, u, s, m, _, _ = timed([a.sluice, "run", "--until-idle=1", "--log-format",
+            out = os.path.join(a.dir, "%s.%d" % (row, run))
+            rc, u, s, m, _, _ = timed([binary, "run", "--until-idle=1", "--log-format",
                                        "json", cfg], out)
             delivered, active = sluice_active(out + ".err")
             assert rc == 0 and delivered == a.records and active, (rc, delivered, out)
-            rows.append(("sluice", active, u + s, m))
+            rows.append((row, active, u + s, m))
     print("kinesis -> http (nginx 200), %d x %d-byte records, %d shards, BatchSize %d" % (
         a.records, a.size, a.shards, a.batch))
     print("%-8s %12s %10s %16s %12s" % ("row", "records/s", "active s", "CPU s/M records",
@@ -264,13 +266,14 @@ def main():
     p.add_argument("--stream")
     p.add_argument("--url")
     p.add_argument("--sluice")
+    p.add_argument("--base")
     p.add_argument("--dir")
     p.add_argument("--records", type=int, default=100000)
     p.add_argument("--shards", type=int, default=4)
     p.add_argument("--size", type=int, default=100)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--runs", type=int, default=2)
-    p.add_argument("--rows", default="loop sluice")
+    p.add_argument("--rows", default="loop sluice base")
     a = p.parse_args()
     if a.mode == "loop":
         loop(a.endpoint, a.stream)

@@ -1130,6 +1130,96 @@ static void test_engine_rule4_memory_bound_bytes(void **state)
     eng_check_fetch_budget(e, 10000, 65536);
 }
 
+/* A source whose fetches are paced (Kinesis) reads up to its caps' fetch_records_min per
+ * partition, within the partition's share of max_records_buffered. */
+static const struct sl_source_caps paced_caps = {
+    .model = SL_DELIVERY_STREAM,
+    .batch_size_default = 100,
+    .batch_size_max = 10000,
+    .starting_position_required = true,
+    .window_rule = SL_WINDOW_AFTER_INVOKE,
+    .lag_unit = SL_LAG_RECORDS,
+    .fetch_records_min = 100,
+};
+
+static void eng_register_paced(void)
+{
+    struct sl_source_ops ops = fake_stream_ops;
+    ops.caps = &paced_caps;
+    sl_source_register_extra(&ops);
+}
+
+static void test_engine_rule4_paced_fetch_reads_a_page(void **state)
+{
+    struct eng *e = *state;
+    eng_register_paced();
+    eng_push_n(e, fake_stream_add_part(&e->fs, "p0"), "k", 250);
+    e->h.hold_all = true;
+    eng_open(e, "\"BatchSize\":2");
+    /* one fetch of the whole page rather than two batches (4) */
+    assert_true(e->fs.n_fetches >= 1);
+    assert_int_equal(e->fs.fetches[0].max_records, 100);
+    assert_int_equal(e->fs.held_records, 100);
+    for (int round = 0; round < 1000 && !eng_all_acked(e); round++) {
+        eng_answer_held(e);
+        assert_true(e->fs.held_records <= 100);
+    }
+    assert_true(eng_all_acked(e));
+    fake_stream_register();
+}
+
+static void test_engine_rule4_paced_fetch_memory_bound(void **state)
+{
+    struct eng *e = *state;
+    eng_register_paced();
+    for (int p = 0; p < 4; p++) {
+        char id[8];
+        (void)snprintf(id, sizeof(id), "p%d", p);
+        eng_push_n(e, fake_stream_add_part(&e->fs, id), "k", 200);
+    }
+    e->fs.async = true;
+    e->fs.async_auto = true; /* the fetches of all four are out at once, as Kinesis's are */
+    e->h.hold_all = true;
+    eng_open(e, "\"BatchSize\":2,\"max_records_buffered\":120");
+    /* each partition asks for its share (120 / 4), never the caps' 100 */
+    for (size_t i = 0; i < e->fs.n_fetches; i++) {
+        assert_true(e->fs.fetches[i].max_records <= 30);
+    }
+    assert_int_equal(e->fs.fetches[0].max_records, 30);
+    assert_int_equal(e->fs.held_records, 120);
+    for (int round = 0; round < 1000 && !eng_all_acked(e); round++) {
+        eng_answer_held(e);
+        assert_true(e->fs.held_records <= 120);
+    }
+    assert_true(eng_all_acked(e));
+    assert_true(e->fs.max_held_records <= 120);
+    eng_check_fetch_budget(e, 120 + 1, 16u << 20);
+    fake_stream_register();
+}
+
+static void test_engine_rule4_paced_fetch_bytes_bound(void **state)
+{
+    struct eng *e = *state;
+    eng_register_paced();
+    static char big[1200];
+    memset(big, 'x', sizeof(big));
+    size_t p = fake_stream_add_part(&e->fs, "p0");
+    for (int r = 0; r < 12; r++) {
+        fake_stream_push(&e->fs, p, "k", big, sizeof(big));
+    }
+    e->h.hold_all = true;
+    eng_open(e, "\"BatchSize\":2,\"max_bytes_buffered\":\"64KiB\"");
+    assert_true(e->fs.fetches[0].max_records >= 100);        /* paced: a page of records... */
+    assert_true(e->fs.held_bytes < 65536 + sizeof(big) + 1); /* ...within the bytes */
+    for (int round = 0; round < 200 && !eng_all_acked(e); round++) {
+        eng_answer_held(e);
+    }
+    assert_true(eng_all_acked(e));
+    assert_true(e->fs.max_held_bytes < 65536 + sizeof(big) + 1);
+    eng_check_fetch_budget(e, 10000, 65536);
+    fake_stream_register();
+}
+
 /* --- rule 5: every wait has a bound --- */
 
 static void test_engine_rule5_batching_window_bounded(void **state)
@@ -1512,6 +1602,9 @@ int main(void)
         T(part_revoked_acks_nothing_more),
         T(rule4_memory_bound_records),
         T(rule4_memory_bound_bytes),
+        T(rule4_paced_fetch_reads_a_page),
+        T(rule4_paced_fetch_memory_bound),
+        T(rule4_paced_fetch_bytes_bound),
         T(rule5_batching_window_bounded),
         T(rule5_retry_backoff_bounded),
         T(rule5_drain_ends),

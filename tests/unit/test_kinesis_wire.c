@@ -497,6 +497,131 @@ static void expect_records_bad(const char *body, const char *want)
     "{\"SequenceNumber\":\"" seq \
     "\",\"ApproximateArrivalTimestamp\":1.5,\"Data\":\"\",\"PartitionKey\":\"k\"}"
 
+/* The answer is read by the reader's own scanner: members in any order, unknown ones (of any
+ * shape) skipped, strings' escapes decoded, the first of a repeated member kept (as cJSON). */
+static void test_kinesis_wire_get_records_scanner(void **state)
+{
+    (void)state;
+    const char *body =
+        " {\"MillisBehindLatest\":5,\"Extra\":{\"a\":[1,-2.5e-3,{\"b\":\"\\u00e9\\\"x\"}],"
+        "\"t\":true,\"f\":false,\"n\":null,\"e\":[],\"o\":{}},\"NextShardIterator\":\"it\\/1\","
+        "\"Records\":[{\"Zeta\":[[]],\"PartitionKey\":\"k\\u00e9\\ud83d\\ude00\\n\","
+        "\"Data\":\"aGk=\",\"ApproximateArrivalTimestamp\":1.5e0,\"SequenceNumber\":\"7\","
+        "\"SequenceNumber\":\"x\"},\n{\"SequenceNumber\":\"8\",\"Data\":\"\",\"PartitionKey\":"
+        "\"\\\\\",\"EncryptionType\":null,\"ApproximateArrivalTimestamp\":0},"
+        "{\"SequenceNumber\":\"9\",\"Data\":\"\",\"PartitionKey\":\"a\\u0000b\","
+        "\"ApproximateArrivalTimestamp\":0}],"
+        "\"Records\":7} \r\n";
+    struct kinesis_records rs;
+    char err[ERRLEN] = "";
+    assert_int_equal(kinesis_wire_get_records_read(body, strlen(body), &rs, err, sizeof(err)), 0);
+    assert_int_equal(rs.n, 3);
+    assert_string_equal(rs.records[0].partition_key, "k\xc3\xa9\xf0\x9f\x98\x80\n");
+    assert_int_equal(rs.records[0].partition_key_len, 8);
+    assert_string_equal(rs.records[0].seq, "7");
+    assert_string_equal(rs.records[0].data, "aGk=");
+    assert_true(rs.records[0].arrival_ms == 1500);
+    assert_string_equal(rs.records[1].partition_key, "\\");
+    assert_int_equal(rs.records[1].partition_key_len, 1);
+    assert_null(rs.records[1].encryption_type);
+    assert_int_equal(rs.records[2].partition_key_len, 3); /* a NUL inside is kept */
+    assert_memory_equal(rs.records[2].partition_key, "a\0b", 3);
+    assert_string_equal(rs.next_iterator, "it/1");
+    assert_true(rs.millis_behind == 5);
+    kinesis_records_fini(&rs);
+}
+
+static int64_t arrival_of(const char *ts)
+{
+    char body[256];
+    (void)snprintf(body, sizeof(body),
+                   "{\"Records\":[{\"SequenceNumber\":\"1\",\"Data\":\"\",\"PartitionKey\":\"k\","
+                   "\"ApproximateArrivalTimestamp\":%s}]}",
+                   ts);
+    struct kinesis_records rs;
+    char err[ERRLEN] = "";
+    if (kinesis_wire_get_records_read(body, strlen(body), &rs, err, sizeof(err)) < 0) {
+        return -1;
+    }
+    int64_t ms = rs.records[0].arrival_ms;
+    kinesis_records_fini(&rs);
+    return ms;
+}
+
+/* ApproximateArrivalTimestamp in every form, to the millisecond. */
+static void test_kinesis_wire_get_records_arrival(void **state)
+{
+    (void)state;
+    assert_true(arrival_of("1796583737.955") == INT64_C(1796583737955));
+    assert_true(arrival_of("1796583737.9") == INT64_C(1796583737900));
+    assert_true(arrival_of("1796583737") == INT64_C(1796583737000));
+    assert_true(arrival_of("0") == 0);
+    assert_true(arrival_of("0.001") == 1);
+    assert_true(arrival_of("1796583737.12351") == INT64_C(1796583737124));
+    assert_true(arrival_of("1.700000000123E9") == INT64_C(1700000000123));
+    assert_true(arrival_of("1.7e9") == INT64_C(1700000000000));
+    assert_true(arrival_of("10000000000000") == INT64_C(10000000000000000));
+    assert_true(arrival_of("10000000000000.001") == -1);
+    assert_true(arrival_of("100000000000000") == -1);
+    assert_true(arrival_of("-1") == -1);
+    assert_true(arrival_of("-0.0") == 0);
+}
+
+/* Whatever is not JSON, anywhere in the answer (also in members the reader skips). */
+static void test_kinesis_wire_get_records_not_json(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        " ",
+        "[]",
+        "{\"Records\":[]} x",
+        "{\"Records\":[]}}",
+        "{\"Records\":[],}",
+        "{\"Records\":[,]}",
+        "{\"Records\":[] \"X\":1}",
+        "{\"Records\":[],\"X\":\"\\q\"}",
+        "{\"Records\":[],\"X\":\"\\u12\"}",
+        "{\"Records\":[],\"X\":\"\\ud800\"}",
+        "{\"Records\":[],\"X\":\"\\udc00\"}",
+        "{\"Records\":[],\"X\":\"a\tb\"}",
+        "{\"Records\":[],\"X\":\"abc}",
+        "{\"Records\":[],\"X\":01}",
+        "{\"Records\":[],\"X\":1.}",
+        "{\"Records\":[],\"X\":-}",
+        "{\"Records\":[],\"X\":1e}",
+        "{\"Records\":[],\"X\":tru}",
+        "{\"Records\":[],\"X\":nul}",
+        "{\"Records\":[],\"X\":[1 2]}",
+        "{\"Records\":[],\"X\":{\"a\" 1}}",
+        "{\"Records\":[],\"X\":{1:2}}",
+        "{\"Records\":[{\"SequenceNumber\":\"1\",}]}",
+        "{\"Records\":[{\"PartitionKey\":\"\\ud800x\"}]}",
+        "{\"Records\":[3 4]}",
+        "{\"Records\":[],\"ChildShards\":[{]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_records_bad(bad[i], "GetRecords: the answer is not a JSON object");
+    }
+    /* a NUL inside, and nesting past cJSON's limit */
+    char nul[] = "{\"Records\":[],\"X\":\"a\0\"}";
+    struct kinesis_records rs;
+    char err[ERRLEN] = "";
+    assert_int_equal(kinesis_wire_get_records_read(nul, sizeof(nul) - 1, &rs, err, sizeof(err)),
+                     SL_EPROTO);
+    char deep[2100] = "{\"Records\":[],\"X\":";
+    size_t n = strlen(deep);
+    for (int k = 0; k < 1001; k++) {
+        deep[n++] = '[';
+    }
+    for (int k = 0; k < 1001; k++) {
+        deep[n++] = ']';
+    }
+    deep[n++] = '}';
+    deep[n] = '\0';
+    expect_records_bad(deep, "GetRecords: the answer is not a JSON object");
+}
+
 static void test_kinesis_wire_get_records_malformed(void **state)
 {
     (void)state;
@@ -791,6 +916,9 @@ int main(void)
         cmocka_unit_test(test_kinesis_wire_get_shard_iterator_read),
         cmocka_unit_test(test_kinesis_wire_get_records_kinesalite),
         cmocka_unit_test(test_kinesis_wire_get_records_aws),
+        cmocka_unit_test(test_kinesis_wire_get_records_scanner),
+        cmocka_unit_test(test_kinesis_wire_get_records_not_json),
+        cmocka_unit_test(test_kinesis_wire_get_records_arrival),
         cmocka_unit_test(test_kinesis_wire_get_records_malformed),
         cmocka_unit_test(test_kinesis_wire_describe_stream_summary_read),
         cmocka_unit_test(test_kinesis_wire_errors),
