@@ -474,3 +474,23 @@ def test_sqs_concurrency_one_under_a_burst(tmp_path, fn, sluice):
     assert fn.max_inflight() == 1
     assert sorted(r["body"] for r in sqs_records(fn, ok_only=True)) == bodies
     assert depth(dlq) == 0, drain(dlq)
+
+
+def test_sqs_short_visibility_timeout_warned(tmp_path, fn, sluice):
+    """The queue's own VisibilityTimeout (5 s, read with GetQueueAttributes after start) is
+    shorter than the function's timeout (30 s): one warning line says so; a queue of 200 s (more
+    than 6 times) gets none. Messages are delivered either way."""
+    short = make_queue(VisibilityTimeout=5)
+    send(short, ["w-0"])
+    s = sluice(config(tmp_path, fn, mapping(short, fn), timeout=30))
+    wait_until(lambda: depth(short) == 0, 20, "the queue to be empty", proc=s)
+    wait_until(lambda: "visibility timeout (5000ms) is shorter" in s.log(), 10, "the warning",
+               proc=s)
+    assert s.log().count("visibility timeout (5000ms) is shorter") == 1, s.log_tail()
+    s.signal(signal.SIGTERM)
+    assert s.wait(20) == 0
+    long_ = make_queue(VisibilityTimeout=200)
+    send(long_, ["w-1"])
+    s2 = sluice(config(tmp_path, fn, mapping(long_, fn), timeout=30))
+    wait_until(lambda: depth(long_) == 0, 20, "the queue to be empty", proc=s2)
+    assert "is shorter than the function timeout" not in s2.log(), s2.log_tail()
