@@ -99,6 +99,12 @@ struct sl_source_env {
      * inside it. NULL for stream sources' env. */
     void (*queue_report)(
         void *owner, struct sl_part *part, uint64_t lease, enum sl_queue_report report, int err);
+    /* The source learned what queue_limits tells later than start (SQS: the queue's
+     * VisibilityTimeout from GetQueueAttributes): the mapping asks queue_limits again and warns
+     * when the visibility timeout is shorter than the function timeout + window. BatchSize is
+     * checked against what start told only. Not from inside a source operation. NULL for
+     * stream sources' env. */
+    void (*queue_limits_changed)(void *owner);
 };
 
 /* The records of one partition in a batch: n of them, first .. last in position order. */

@@ -97,6 +97,7 @@ void mapping_part_fetched(void *owner, struct sl_part *part, int n);
 void mapping_part_gone(void *owner, struct sl_part *part);
 void mapping_part_revoke(void *owner, struct sl_part *part);
 int mapping_part_set_start(void *owner, struct sl_part *part, const char *pos);
+void mapping_queue_limits_changed(void *owner);
 void mapping_queue_report(
     void *owner, struct sl_part *part, uint64_t lease, enum sl_queue_report report, int err);
 int mapping_lanes_new(struct sl_mapping *m);

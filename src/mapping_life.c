@@ -95,6 +95,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             .part_revoke = mapping_part_revoke,
             .part_set_start = mapping_part_set_start,
             .queue_report = m->queue ? mapping_queue_report : NULL,
+            .queue_limits_changed = m->queue ? mapping_queue_limits_changed : NULL,
         };
         r = m->ops->init(m->src_ctx, &m->senv, errbuf, errlen);
         m->src_inited = r == 0;
@@ -147,6 +148,24 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     return 0;
 }
 
+/* Warns when the queue's visibility timeout (0: unknown) is shorter than the function's
+ * timeout + the batching window: a message may come back while its batch waits or runs. */
+static void mapping_queue_visibility_check(struct sl_mapping *m, const char *arn)
+{
+    const struct sl_mapping_core *core = &m->conf->core;
+    int64_t timeout = m->env.fn ? m->env.fn->timeout_ms : 0;
+    int64_t vis = m->qlim.visibility_ms;
+    if (vis > 0 && timeout > 0 && vis < timeout + core->window_ms) {
+        m->stats.queue_visibility_warnings++;
+        sl_log_warn(MAPPING_COMP, m->name,
+                    "%s: the visibility timeout (%" PRId64 "ms) is shorter than the function "
+                    "timeout + batching window (%" PRId64 "ms): a message may become visible "
+                    "again while its batch waits or runs; allowed: a visibility timeout of at "
+                    "least %" PRId64 "ms (AWS advises 6 times the function timeout)",
+                    arn, vis, timeout + core->window_ms, timeout + core->window_ms);
+    }
+}
+
 /* What a queue says of itself once started (queue_limits): a BatchSize it does not take
  * stops the mapping before anything is received (SQS FIFO takes at most 10). */
 static int mapping_queue_started(struct sl_mapping *m, const char *arn)
@@ -161,18 +180,25 @@ static int mapping_queue_started(struct sl_mapping *m, const char *arn)
                      arn, core->batch_size, m->qlim.batch_size_max);
         return SL_ECONFIG;
     }
-    int64_t timeout = m->env.fn ? m->env.fn->timeout_ms : 0;
-    int64_t vis = m->qlim.visibility_ms;
-    if (vis > 0 && timeout > 0 && vis < timeout + core->window_ms) {
-        m->stats.queue_visibility_warnings++;
-        sl_log_warn(MAPPING_COMP, m->name,
-                    "%s: the visibility timeout (%" PRId64 "ms) is shorter than the function "
-                    "timeout + batching window (%" PRId64 "ms): a message may become visible "
-                    "again while its batch waits or runs; allowed: a visibility timeout of at "
-                    "least %" PRId64 "ms (AWS advises 6 times the function timeout)",
-                    arn, vis, timeout + core->window_ms, timeout + core->window_ms);
-    }
+    mapping_queue_visibility_check(m, arn);
     return 0;
+}
+
+/* The source learned its queue's limits after start (env->queue_limits_changed): the
+ * visibility timeout is checked again when it changed; the BatchSize maximum stays what start
+ * told, since the mapping may already have invoked batches. */
+void mapping_queue_limits_changed(void *owner)
+{
+    struct sl_mapping *m = owner;
+    struct sl_queue_limits lim = {.batch_size_max = m->qlim.batch_size_max};
+    m->ops->queue_limits(m->src_ctx, &lim);
+    if (lim.visibility_ms == m->qlim.visibility_ms) {
+        return;
+    }
+    m->qlim.visibility_ms = lim.visibility_ms;
+    char arn[SL_URL_REDACTED_MAX];
+    (void)sl_url_redact(m->conf->core.event_source_arn, arn, sizeof(arn));
+    mapping_queue_visibility_check(m, arn);
 }
 
 int sl_mapping_start(struct sl_mapping *m)

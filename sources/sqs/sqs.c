@@ -46,8 +46,9 @@ static const struct sl_opt sqs_opts[] = {
 
 /* What the mapping asks right after start: a FIFO queue (its name ends .fifo, which SQS
  * requires of every FIFO queue) takes a BatchSize of at most 10; the visibility timeout is
- * known here only when the mapping sets visibility_timeout, since the queue's own is read with
- * GetQueueAttributes after start returned (it is logged when it is). */
+ * known then only when the mapping sets visibility_timeout, since the queue's own is read with
+ * GetQueueAttributes after start returned: when it is, it is logged and the mapping is told
+ * (env->queue_limits_changed), which asks again. */
 static void sqs_queue_limits(void *vctx, struct sl_queue_limits *lim)
 {
     const struct sqs_ctx *ctx = vctx;
@@ -138,6 +139,9 @@ static void sqs_attrs_done(struct sqs_ctx *ctx,
     ctx->start_tried = true;
     sl_log_info(SQS_COMP, ctx->env.inst, "queue %s: %s, visibility timeout %" PRId64 " s",
                 ctx->queue_shown, ctx->fifo ? "FIFO" : "standard", ctx->queue_visibility_ms / 1000);
+    if (ctx->env.queue_limits_changed) {
+        ctx->env.queue_limits_changed(ctx->env.owner); /* the visibility timeout is known now */
+    }
 }
 
 static void sqs_read_attributes(struct sqs_ctx *ctx)

@@ -428,3 +428,69 @@ def test_sqs_fifo_batch_size_above_ten_refused(tmp_path, fn, sluice):
     assert "at most 10" in s.log(), s.log_tail()
     assert fn.count() == 0
     assert depth(url) == 1
+
+
+def test_sqs_large_batches_built_from_several_receives(tmp_path, fn, sluice):
+    """BatchSize 1000 with a 1 s window over 3,000 messages: batches larger than SQS's 10 a
+    receive are built from several receives; none is above BatchSize, none above the 6 MB
+    payload (the last 500 messages are 20 KB each, so their batches are cut by size)."""
+    url = make_queue(VisibilityTimeout=120)
+    small = ["s-%04d" % i for i in range(2500)]
+    big = ["b-%04d-" % i + "x" * 20000 for i in range(500)]
+    send(url, small)
+    send(url, big)
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=1000, window=1), timeout=30))
+    wait_until(lambda: depth(url) == 0, 120, "the queue to be empty", proc=s)
+    sizes = []
+    for rq in fn.requests():
+        assert rq.ok, rq
+        assert len(rq.body) <= 6291456, len(rq.body)
+        sizes.append(len((rq.json or {}).get("Records") or []))
+    assert max(sizes) <= 1000, sizes
+    assert max(sizes) > 10, sizes
+    got = sorted(r["body"] for r in sqs_records(fn))
+    assert got == sorted(small + big)
+
+
+def test_sqs_concurrency_one_under_a_burst(tmp_path, fn, sluice):
+    """ScalingConfig.MaximumConcurrency 1 under a burst of 100 messages, BatchSize 1, a function
+    of ~100 ms (10 s in all) and a visibility timeout of 2 s (maxReceiveCount 1): never two
+    invocations at once, and sluice never receives more than it can invoke within the visibility
+    timeout, so no message runs out its visibility waiting and none reaches the DLQ."""
+    dlq = make_queue("dlq")
+    dlq_arn = sqs_call("GetQueueAttributes", {"QueueUrl": dlq, "AttributeNames": ["QueueArn"]})[
+        "Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})
+    url = make_queue(VisibilityTimeout=2, RedrivePolicy=policy)
+    bodies = ["c-%03d" % i for i in range(100)]
+    send(url, bodies)
+    fn.set_default(Reply(200, delay=0.1))
+    s = sluice(config(tmp_path, fn, mapping(url, fn, batch=1,
+                                            ScalingConfig={"MaximumConcurrency": 1}), timeout=5))
+    wait_until(lambda: depth(url) == 0, 60, "the queue to be empty", proc=s)
+    rqs = sorted(fn.requests(), key=lambda r: r.time)
+    for a, b in zip(rqs, rqs[1:]):
+        assert a.reply_time <= b.time, "invocations %d and %d overlap" % (a.index, b.index)
+    assert fn.max_inflight() == 1
+    assert sorted(r["body"] for r in sqs_records(fn, ok_only=True)) == bodies
+    assert depth(dlq) == 0, drain(dlq)
+
+
+def test_sqs_short_visibility_timeout_warned(tmp_path, fn, sluice):
+    """The queue's own VisibilityTimeout (5 s, read with GetQueueAttributes after start) is
+    shorter than the function's timeout (30 s): one warning line says so; a queue of 200 s (more
+    than 6 times) gets none. Messages are delivered either way."""
+    short = make_queue(VisibilityTimeout=5)
+    send(short, ["w-0"])
+    s = sluice(config(tmp_path, fn, mapping(short, fn), timeout=30))
+    wait_until(lambda: depth(short) == 0, 20, "the queue to be empty", proc=s)
+    wait_until(lambda: "visibility timeout (5000ms) is shorter" in s.log(), 10, "the warning",
+               proc=s)
+    assert s.log().count("visibility timeout (5000ms) is shorter") == 1, s.log_tail()
+    s.signal(signal.SIGTERM)
+    assert s.wait(20) == 0
+    long_ = make_queue(VisibilityTimeout=200)
+    send(long_, ["w-1"])
+    s2 = sluice(config(tmp_path, fn, mapping(long_, fn), timeout=30))
+    wait_until(lambda: depth(long_) == 0, 20, "the queue to be empty", proc=s2)
+    assert "is shorter than the function timeout" not in s2.log(), s2.log_tail()

@@ -600,6 +600,13 @@ size_t fake_queue_find(const struct fake_queue *fq, const char *body)
     return SIZE_MAX;
 }
 
+void fake_queue_tell_visibility(struct fake_queue *fq, int64_t visibility_ms)
+{
+    fq->visibility_ms = visibility_ms;
+    fq->tell_visibility = true;
+    fq->env.queue_limits_changed(fq->env.owner);
+}
+
 void fake_queue_fail_deletes(struct fake_queue *fq, size_t i, size_t n, bool fatal)
 {
     fq->msgs[i].fail_deletes = n;

@@ -33,7 +33,7 @@
  * log of every call the mapping made (ack, release, hold: one entry per lease; every fetch) and
  * every entry of every request the adapter sent to the queue (delete, visibility change) with its
  * result. queue_limits tells BatchSize 10 at most in FIFO mode (fifo), and the visibility timeout
- * when the test sets tell_visibility.
+ * when the test sets tell_visibility (or later, fake_queue_tell_visibility).
  *
  * The event is {"Records":[{"messageId":"m<i>","receiptHandle":"rh-<i>-<n>","body":"...",
  * "attributes":{"ApproximateReceiveCount":"<n>"[,"MessageGroupId":"g"]}}, ...]}; the item id
@@ -149,6 +149,10 @@ size_t fake_queue_find(const struct fake_queue *fq, const char *body);
 /* The next n delete entries for message i fail: retriably (a service error on that entry), or
  * for good (fatal: its receipt handle is refused whatever the adapter does). */
 void fake_queue_fail_deletes(struct fake_queue *fq, size_t i, size_t n, bool fatal);
+/* The queue's visibility timeout becomes visibility_ms and is told from now on, as SQS learns
+ * it after start: the adapter calls env->queue_limits_changed (from the test, not from inside a
+ * source operation). */
+void fake_queue_tell_visibility(struct fake_queue *fq, int64_t visibility_ms);
 /* How many logged calls of kind name message i (SIZE_MAX: any message), and how many of them
  * failed (REQ_* only). */
 size_t fake_queue_count(const struct fake_queue *fq, enum fake_queue_call_kind kind, size_t i);

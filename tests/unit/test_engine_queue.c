@@ -40,7 +40,9 @@
  *   lost_in_flight_warned_once: the in-flight branch of the queue_report handler removed
  *     (against main: the counters do not exist);
  *   visibility_short_warned_at_start: the check after queue_limits removed (against main: the
- *     counter does not exist). */
+ *     counter does not exist);
+ *   visibility_short_warned_when_learned: env->queue_limits_changed not set, or the check not
+ *     made again (against main: the callback does not exist). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -736,6 +738,29 @@ static void test_queue_visibility_short_warned_at_start(void **state)
     assert_int_equal(sl_mapping_stats(e->h.m)->queue_visibility_warnings, 0);
 }
 
+/* A queue that learns its visibility timeout after start (SQS reads VisibilityTimeout with
+ * GetQueueAttributes) tells the mapping, which asks again and warns once when it is shorter
+ * than the function's timeout + window; the same value told again does not warn again, and a
+ * long enough one never warns. */
+static void test_queue_visibility_short_warned_when_learned(void **state)
+{
+    struct qe *e = *state;
+    e->h.fn_timeout_ms = 30000;
+    qe_open(e, "\"BatchSize\":10");
+    const struct sl_mapping_stats *s = sl_mapping_stats(e->h.m);
+    assert_int_equal(s->queue_visibility_warnings, 0); /* unknown at start */
+    fake_queue_tell_visibility(&e->fq, 5000);
+    assert_int_equal(s->queue_visibility_warnings, 1);
+    fake_queue_tell_visibility(&e->fq, 5000);
+    assert_int_equal(s->queue_visibility_warnings, 1);
+    eh_close(&e->h, false);
+    e->fq.tell_visibility = false;
+    qe_open(e, "\"BatchSize\":10");
+    s = sl_mapping_stats(e->h.m);
+    fake_queue_tell_visibility(&e->fq, 6 * 30000);
+    assert_int_equal(s->queue_visibility_warnings, 0);
+}
+
 /* --- no checkpoint store --- */
 
 /* A queue keeps no positions: its mapping opens no checkpoint store, so a state directory that
@@ -846,6 +871,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_lost_in_flight_warned_once, qe_setup,
                                         qe_teardown),
         cmocka_unit_test_setup_teardown(test_queue_visibility_short_warned_at_start, qe_setup,
+                                        qe_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_visibility_short_warned_when_learned, qe_setup,
                                         qe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
