@@ -219,9 +219,9 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
     /* The common case, the hot path of a file -> http mapping: one reservation for the rest,
      * then copies. */
     size_t extra_len = rec->extra ? rec->extra_len : 0;
-    size_t data_len = rec->b64 ? len : sl_enc_base64_len(len);
-    size_t need = rec->seq_len + sizeof(KIN_DATA) + data_len + sizeof(KIN_TS) + 25 + extra_len +
-                  t->id_len + rec->id_len + t->tail_len;
+    /* (a payload kept as base64 needs less than this: one computation for both) */
+    size_t need = rec->seq_len + sizeof(KIN_DATA) + sl_enc_base64_len(len) + sizeof(KIN_TS) + 25 +
+                  extra_len + t->id_len + rec->id_len + t->tail_len;
     if (w.err == 0 && sl_buf_reserve(out, need) < 0) {
         w.err = SL_ENOMEM;
     }
