@@ -8,10 +8,12 @@
  * It owns one template per partition (struct sl_event_kinesis_tmpl): the constant pieces of
  * that partition's events, escaped once when the partition appears, so that encoding a record
  * costs only what varies (the sequence number, base64 of the payload, the timestamp, the
- * eventID's tail, and a key when the record has its own). This is the hot path of a file ->
- * http mapping: no cJSON, one reservation of the whole record, then copies. The filter
- * document and the batch info are off the hot path (per filtered record, per failed batch).
- * It must not log (a utility module) and keeps no state between calls. Any thread.
+ * eventID's tail, and a key when the record has its own). A payload its source keeps as
+ * base64 already (Kinesis's Data, rec->b64) is copied as it is; the filter document decodes it.
+ * This is the hot path of a file -> http mapping: no cJSON, one reservation of the whole record,
+ * then copies. The filter document and the batch info are off the hot path (per filtered record,
+ * per failed batch). It must not log (a utility module) and keeps no state between calls. Any
+ * thread.
  *
  * About sequence numbers: they are text, not integers, since Kinesis's are decimals of up to
  * ~56 digits and Redis stream ids are "<ms>-<n>"; they are written as given (escaped only if
@@ -194,7 +196,9 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
         (kin_needs_escape(rec->seq, rec->seq_len) || kin_needs_escape(rec->id, rec->id_len))) {
         kin_inner(&w, rec->seq, rec->seq_len);
         kin_str(&w, KIN_DATA);
-        if (w.err == 0) {
+        if (rec->b64) {
+            kin_raw(&w, data, len);
+        } else if (w.err == 0) {
             w.err = sl_enc_base64(out, data, len);
         }
         kin_str(&w, KIN_TS);
@@ -215,6 +219,7 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
     /* The common case, the hot path of a file -> http mapping: one reservation for the rest,
      * then copies. */
     size_t extra_len = rec->extra ? rec->extra_len : 0;
+    /* (a payload kept as base64 needs less than this: one computation for both) */
     size_t need = rec->seq_len + sizeof(KIN_DATA) + sl_enc_base64_len(len) + sizeof(KIN_TS) + 25 +
                   extra_len + t->id_len + rec->id_len + t->tail_len;
     if (w.err == 0 && sl_buf_reserve(out, need) < 0) {
@@ -226,8 +231,13 @@ int sl_event_kinesis_encode(const struct sl_event_kinesis_tmpl *t,
     }
     kin_copy(out, rec->seq, rec->seq_len);
     kin_copy(out, KIN_DATA, sizeof(KIN_DATA) - 1);
-    int r = sl_enc_base64(out, data, len); /* within the room reserved: cannot fail */
-    assert(r == 0);
+    int r = 0;
+    if (rec->b64) {
+        kin_copy(out, data, len); /* stored as base64: written as it is */
+    } else {
+        r = sl_enc_base64(out, data, len); /* within the room reserved: cannot fail */
+        assert(r == 0);
+    }
     kin_copy(out, KIN_TS, sizeof(KIN_TS) - 1);
     r = sl_enc_epoch_seconds(out, rec->arrival_ms);
     assert(r == 0);
@@ -287,6 +297,18 @@ cJSON *sl_event_kinesis_filter_doc(const struct sl_event_kinesis_tmpl *t,
     }
     if (rec->no_data) {
         if (!cJSON_AddNullToObject(doc, "data")) {
+            goto fail;
+        }
+        return doc;
+    }
+    if (rec->b64) {
+        /* the filter sees the payload itself: decoded here, off the hot path */
+        struct sl_buf raw;
+        sl_buf_init(&raw);
+        int r = sl_enc_base64_decode(&raw, rec->len ? rec->data : "", rec->len);
+        cJSON *v = r < 0 ? NULL : sl_json_payload(raw.len ? raw.data : "", raw.len);
+        sl_buf_fini(&raw);
+        if (!kin_add(doc, "data", v)) {
             goto fail;
         }
         return doc;

@@ -58,6 +58,8 @@ struct sl_event_kinesis_rec {
     size_t seq_len;
     const char *data; /* the payload, written base64 */
     size_t len;
+    bool b64;           /* data is the payload's standard padded base64 already (len counts its
+                           text, as SL_REC_BASE64 records keep it): written as it is */
     bool no_data;       /* no payload kept (an oversize record): "" in the event, data null in
                            the filter document */
     int64_t arrival_ms; /* approximateArrivalTimestamp, Unix epoch ms */

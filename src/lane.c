@@ -138,7 +138,7 @@ lane_count_waiting(const struct sl_lane *src, size_t max, size_t *ret_bytes, boo
             break;
         }
         waiting++;
-        bytes += rec->len;
+        bytes += sl_recq_payload_len(q, rec); /* the payload, whatever form it is kept in */
     }
     *ret_bytes = bytes;
     return waiting;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "encoder.h"
 
 /* The hot path pushes millions of these a second: keep them as small as they were when
  * positions were two 64-bit numbers. */
@@ -160,4 +161,26 @@ int sl_recq_pos_compare_u64(void *ctx, const void *a, size_t a_len, const void *
     memcpy(&x, a, sizeof(x));
     memcpy(&y, b, sizeof(y));
     return x < y ? -1 : x > y;
+}
+
+int sl_recq_payload(const struct sl_recq *q,
+                    const struct sl_record *rec,
+                    struct sl_buf *scratch,
+                    const char **ret_data,
+                    size_t *ret_len)
+{
+    const char *data = rec->len ? sl_recq_data(q, rec) : "";
+    if (!(rec->flags & SL_REC_BASE64)) {
+        *ret_data = data;
+        *ret_len = rec->len;
+        return 0;
+    }
+    sl_buf_truncate(scratch, 0);
+    int r = sl_enc_base64_decode(scratch, data, rec->len);
+    if (r < 0) {
+        return r;
+    }
+    *ret_data = scratch->len ? scratch->data : "";
+    *ret_len = scratch->len;
+    return 0;
 }

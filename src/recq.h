@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 
 /* What an empty queue keeps allocated (records, arena bytes); beyond it, it frees its buffers. */
@@ -21,7 +22,8 @@
 #define SL_REC_POS_INLINE 16
 #define SL_REC_POS_MAX    255
 
-/* Record flags. The source sets SL_REC_OVERSIZE; the others are the mapping's. */
+/* Record flags. The source sets SL_REC_OVERSIZE and SL_REC_BASE64; the others are the
+ * mapping's. */
 /* The source could not keep the bytes (over its size limit): len is 0, its position still
  * says where it was (and the checkpoint passes over all of it). */
 #define SL_REC_OVERSIZE 0x1u
@@ -29,6 +31,10 @@
 #define SL_REC_TAKEN    0x4u /* part of a batch */
 #define SL_REC_DONE     0x8u /* delivered, filtered out, or handed to the on-failure path */
 #define SL_REC_WINDOWED 0x10u
+/* The bytes are the payload as standard padded base64 text (len counts that text), as the
+ * source received it (Kinesis's Data): an event that carries base64 copies them as they are,
+ * and whoever needs the payload itself reads it through sl_recq_payload(). */
+#define SL_REC_BASE64 0x20u
 
 /* A record's lane when any lane may take it (a queue's record without a group). */
 #define SL_REC_LANE_ANY UINT32_MAX /* delivered in a tumbling window that has not closed yet */
@@ -108,6 +114,25 @@ static inline const char *sl_recq_meta(const struct sl_recq *q, const struct sl_
 {
     return sl_recq_data(q, rec) + rec->len;
 }
+
+/* The payload's size in bytes: len, or what the base64 text decodes to (SL_REC_BASE64). */
+static inline size_t sl_recq_payload_len(const struct sl_recq *q, const struct sl_record *rec)
+{
+    if (!(rec->flags & SL_REC_BASE64) || rec->len < 4) {
+        return (rec->flags & SL_REC_BASE64) ? 0 : rec->len;
+    }
+    const char *end = sl_recq_data(q, rec) + rec->len;
+    return (size_t)rec->len / 4 * 3 - (end[-1] == '=') - (end[-2] == '=');
+}
+
+/* The payload's bytes: the record's own (*ret_data borrowed from the queue), or for an
+ * SL_REC_BASE64 record its text decoded into scratch (*ret_data = scratch->data; scratch is
+ * emptied first). Returns 0, SL_EINVAL (not base64) or SL_ENOMEM. */
+SL_NODISCARD int sl_recq_payload(const struct sl_recq *q,
+                                 const struct sl_record *rec,
+                                 struct sl_buf *scratch,
+                                 const char **ret_data,
+                                 size_t *ret_len);
 
 /* The record's position: rec->pos_len bytes, borrowed like the data. q is read only for a
  * position longer than SL_REC_POS_INLINE (a record outside any queue may pass NULL for a short

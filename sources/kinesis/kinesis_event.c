@@ -5,9 +5,11 @@
  * prepared template of its events (eventSource "aws:kinesis", eventName "aws:kinesis:record",
  * eventID "<shardId>:<sequenceNumber>", awsRegion and eventSourceARN of the stream,
  * invokeIdentityArn always present), and the meaning of a record's bytes:
- *   data      the record's bytes, decoded from the answer's base64 (the event writes them as
- *             base64 again, which gives back exactly what Kinesis stored, since Kinesis sends
- *             canonical padded base64; the filter document sees the bytes as JSON when they are);
+ *   data      the answer's base64 Data as it came (checked by the reader), flagged
+ *             SL_REC_BASE64: the event copies it as it is, exactly what Kinesis stored, and only
+ *             what needs the payload itself decodes it (the filter document, which sees it as
+ *             JSON when it is; deaggregation at push; the batcher's size counts the decoded
+ *             length); a KPL user record's data (deaggregate) is its decoded bytes, unflagged;
  *   meta      the partition key;
  *   position  the sequence number as kinesis_seq.h encodes it (digit count + packed BCD, 29
  *             bytes for 56 digits), ordered by kinesis_pos_compare, never a 64-bit integer;
@@ -66,6 +68,7 @@ static int kin_event_push_one(struct kin_part *kp,
                               uint64_t sub,
                               const void *data,
                               size_t len,
+                              uint32_t flags,
                               const char *key,
                               size_t key_len)
 {
@@ -77,7 +80,7 @@ static int kin_event_push_one(struct kin_part *kp,
         return SL_EPROTO;
     }
     return sl_recq_push(&kp->part->q, len ? data : "", (uint32_t)len, key, (uint32_t)key_len, pos,
-                        pos_len, kr->arrival_ms, 0);
+                        pos_len, kr->arrival_ms, flags);
 }
 
 /* True when user record ur belongs to kp's shard: its hash key (the explicit one, else the MD5
@@ -130,7 +133,7 @@ static int kin_event_push_agg(struct kin_part *kp,
             dropped++;
             continue;
         }
-        int r = kin_event_push_one(kp, kr, true, i, ur->data, ur->len, ur->partition_key,
+        int r = kin_event_push_one(kp, kr, true, i, ur->data, ur->len, 0, ur->partition_key,
                                    ur->partition_key_len);
         if (r < 0) {
             if (got > 0) {
@@ -165,10 +168,14 @@ int kin_event_push(struct kin_part *kp,
     size_t pushed = 0;
     for (size_t i = from; i < from + cnt && i < recs->n; i++) {
         const struct kinesis_record *kr = &recs->records[i];
-        sl_buf_truncate(&data, 0);
-        int r = sl_enc_base64_decode(&data, kr->data, kr->data_len);
+        int r = 0;
         int kind = KINESIS_KPL_PLAIN;
         struct kinesis_kpl_agg agg = {0};
+        if (ctx->deaggregate) {
+            /* only an aggregate needs the bytes here; any other record keeps its base64 */
+            sl_buf_truncate(&data, 0);
+            r = sl_enc_base64_decode(&data, kr->data, kr->data_len);
+        }
         if (r == 0 && ctx->deaggregate) {
             char err[160];
             kind = kinesis_kpl_parse((const unsigned char *)data.data, data.len, &agg, err,
@@ -186,8 +193,8 @@ int kin_event_push(struct kin_part *kp,
         if (r == 0 && kind == KINESIS_KPL_AGGREGATE) {
             r = kin_event_push_agg(kp, kr, &agg, &pushed);
         } else if (r == 0) {
-            r = kin_event_push_one(kp, kr, false, 0, data.data, data.len, kr->partition_key,
-                                   kr->partition_key_len);
+            r = kin_event_push_one(kp, kr, false, 0, kr->data, kr->data_len, SL_REC_BASE64,
+                                   kr->partition_key, kr->partition_key_len);
             pushed += r == 0;
         }
         kinesis_kpl_agg_fini(&agg);
@@ -238,6 +245,7 @@ static int kin_event_rec(struct sl_part *part,
         .seq_len = (size_t)n,
         .data = rec->len ? sl_recq_data(&part->q, rec) : "",
         .len = rec->len,
+        .b64 = (rec->flags & SL_REC_BASE64) != 0,
         .no_data = (rec->flags & SL_REC_OVERSIZE) != 0,
         .arrival_ms = rec->arrival_ms,
         .id = t->seq,

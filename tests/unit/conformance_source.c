@@ -379,10 +379,22 @@ conf_assert_data(const struct conf_h *h, const struct sl_part *part, size_t i, c
 {
     const struct sl_record *rec = sl_recq_at(&part->q, i);
     size_t n = strlen(want);
-    if (rec->len != n || memcmp(sl_recq_data(&part->q, rec), want, n) != 0) {
-        fail_msg("%s: record %zu is \"%.*s\", want \"%s\"", h->cs->name, i, (int)rec->len,
-                 sl_recq_data(&part->q, rec), want);
+    /* the payload itself, decoded when the source keeps it as base64 (SL_REC_BASE64) */
+    struct sl_buf raw;
+    sl_buf_init(&raw);
+    const char *data = "";
+    size_t len = 0;
+    int r = sl_recq_payload(&part->q, rec, &raw, &data, &len);
+    if (r < 0 || len != n || memcmp(data, want, n) != 0 ||
+        sl_recq_payload_len(&part->q, rec) != n) {
+        fail_msg("%s: record %zu is \"%.*s\" (%s), want \"%s\"", h->cs->name, i, (int)rec->len,
+                 sl_recq_data(&part->q, rec),
+                 r < 0                          ? "not base64"
+                 : (rec->flags & SL_REC_BASE64) ? "base64"
+                                                : "as is",
+                 want);
     }
+    sl_buf_fini(&raw);
 }
 
 /* Stops the instance and lets it go, as sl_mapping_free does; no handle may stay open. */

@@ -172,7 +172,11 @@ static cJSON *kpeer_records(struct kpeer *p, const cJSON *req)
         cJSON_AddNumberToObject(o, "ApproximateArrivalTimestamp", (double)(KPEER_T0_S + k));
         struct sl_buf b;
         sl_buf_init(&b);
-        assert_int_equal(sl_enc_base64(&b, s->data[k], s->len[k]), 0);
+        if (s->stored_b64[k]) {
+            assert_int_equal(sl_buf_append(&b, s->data[k], s->len[k]), 0);
+        } else {
+            assert_int_equal(sl_enc_base64(&b, s->data[k], s->len[k]), 0);
+        }
         cJSON_AddStringToObject(o, "Data", b.len ? b.data : "");
         sl_buf_fini(&b);
         cJSON_AddStringToObject(o, "PartitionKey", s->key[k]);
@@ -315,6 +319,15 @@ void kpeer_put_bin(struct kpeer *p, size_t shard, const char *key, const void *d
     s->len[s->n] = len;
     (void)snprintf(s->key[s->n], sizeof(s->key[0]), "%s", key);
     s->n++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void kpeer_put_stored(struct kpeer *p, size_t shard, const char *key, const char *text)
+{
+    kpeer_put(p, shard, key, text);
+    pthread_mutex_lock(&p->mu);
+    struct kpeer_shard *s = &p->shards[shard];
+    s->stored_b64[s->n - 1] = true;
     pthread_mutex_unlock(&p->mu);
 }
 

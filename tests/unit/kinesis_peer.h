@@ -31,6 +31,7 @@ struct kpeer_shard {
     size_t n;
     char *data[KPEER_RECORDS_MAX]; /* owned */
     size_t len[KPEER_RECORDS_MAX];
+    bool stored_b64[KPEER_RECORDS_MAX]; /* data is the Data text itself, sent as it is */
     char key[KPEER_RECORDS_MAX][16];
 };
 
@@ -67,6 +68,9 @@ void kpeer_add_shard(struct kpeer *p, const char *id, const char *parent, const 
 void kpeer_put(struct kpeer *p, size_t shard, const char *key, const char *data);
 /* Appends a record of len bytes (binary) to shard i. */
 void kpeer_put_bin(struct kpeer *p, size_t shard, const char *key, const void *data, size_t len);
+/* Appends a record whose Data is text exactly as given (base64 the peer does not make, such
+ * as a form a decoder accepts but an encoder never writes). */
+void kpeer_put_stored(struct kpeer *p, size_t shard, const char *key, const char *text);
 /* Sets the HashKeyRange of shard i. */
 void kpeer_set_range(struct kpeer *p, size_t shard, const char *lo, const char *hi);
 /* Sets shard i's unlisted or gone flag (see struct kpeer_shard). */

@@ -239,11 +239,24 @@ static void fetch_until(struct owner *o, struct sl_part *part, size_t want)
     assert_int_equal(sl_recq_count(&part->q), want);
 }
 
-static void data_is(struct sl_part *part, size_t i, const char *want)
+/* Record i's payload is want[0..n) (decoded when the queue keeps it as base64). */
+static void data_is_n(struct sl_part *part, size_t i, const char *want, size_t n)
 {
     const struct sl_record *rec = sl_recq_at(&part->q, i);
-    assert_int_equal(rec->len, strlen(want));
-    assert_memory_equal(sl_recq_data(&part->q, rec), want, rec->len);
+    struct sl_buf raw;
+    sl_buf_init(&raw);
+    const char *data;
+    size_t len;
+    assert_int_equal(sl_recq_payload(&part->q, rec, &raw, &data, &len), 0);
+    assert_int_equal(len, n);
+    assert_int_equal(sl_recq_payload_len(&part->q, rec), len);
+    assert_memory_equal(data, want, len);
+    sl_buf_fini(&raw);
+}
+
+static void data_is(struct sl_part *part, size_t i, const char *want)
+{
+    data_is_n(part, i, want, strlen(want));
 }
 
 static int setup(void **state)
@@ -582,6 +595,51 @@ static void test_kinesis_event(void **state)
     own_stop(&o);
 }
 
+/* The event's data is Data exactly as Kinesis stored it, copied rather than decoded and
+ * encoded again: "QR==" decodes to "A", which would encode as "QQ==". The queue keeps the
+ * base64 (SL_REC_BASE64); the filter document and the size count see the payload itself.
+ * With deaggregate, a record that is not an aggregate is kept as stored too. */
+static void test_kinesis_data_as_stored(void **state)
+{
+    (void)state;
+    kpeer_put_stored(&peer, 0, "k", "QR==");
+    kpeer_put(&peer, 0, "k", "{\"n\":7}");
+    kpeer_put(&peer, 0, "k", "");
+    for (int deagg = 0; deagg < 2; deagg++) {
+        struct owner o;
+        own_start(&o,
+                  deagg ? "\"poll_interval\":\"100ms\",\"deaggregate\":true"
+                        : "\"poll_interval\":\"100ms\"",
+                  SL_START_TRIM_HORIZON, 0, NULL);
+        wait_parts(&o, 1);
+        struct sl_part *p = o.parts[0];
+        fetch_until(&o, p, 3);
+        const struct sl_record *rec = sl_recq_at(&p->q, 0);
+        assert_true(rec->flags & SL_REC_BASE64);
+        assert_int_equal(rec->len, 4);
+        data_is(p, 0, "A");
+        data_is(p, 1, "{\"n\":7}");
+        data_is(p, 2, "");
+        struct sl_buf b;
+        sl_buf_init(&b);
+        assert_int_equal(o.ops->encode_record(o.ctx, p, rec, &b), 0);
+        assert_non_null(strstr(b.data, ",\"data\":\"QR==\","));
+        sl_buf_truncate(&b, 0);
+        assert_int_equal(o.ops->encode_record(o.ctx, p, sl_recq_at(&p->q, 2), &b), 0);
+        assert_non_null(strstr(b.data, ",\"data\":\"\","));
+        sl_buf_fini(&b);
+        cJSON *doc = o.ops->filter_doc(o.ctx, p, rec);
+        assert_non_null(doc);
+        assert_string_equal(cJSON_GetObjectItem(doc, "data")->valuestring, "A");
+        cJSON_Delete(doc);
+        doc = o.ops->filter_doc(o.ctx, p, sl_recq_at(&p->q, 1));
+        assert_non_null(doc);
+        assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "data"), "n")->valueint, 7);
+        cJSON_Delete(doc);
+        own_stop(&o);
+    }
+}
+
 /* ---- KPL aggregates (wire.md §5) ---- */
 
 /* One user record of an aggregate built by agg_build. */
@@ -726,9 +784,7 @@ static void test_kinesis_deaggregate(void **state)
     p = o.parts[0];
     fetch_until(&o, p, 2);
     pos_is(&o, p, 0, seq0);
-    const struct sl_record *rec = sl_recq_at(&p->q, 0);
-    assert_int_equal(rec->len, agg.len);
-    assert_memory_equal(sl_recq_data(&p->q, rec), agg.data, agg.len);
+    data_is_n(p, 0, agg.data, agg.len);
     key_is(p, 0, "outer");
     own_stop(&o);
     sl_buf_fini(&agg);
@@ -921,6 +977,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kinesis_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_expired_iterator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kinesis_data_as_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_deaggregate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinesis_deaggregate_resume, setup, teardown),

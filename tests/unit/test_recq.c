@@ -92,6 +92,43 @@ static void test_recq_oversize_record_keeps_span(void **state)
     sl_recq_fini(&q);
 }
 
+/* A record kept as base64 (SL_REC_BASE64) gives its payload decoded and counts its decoded
+ * size; any other record gives its own bytes, not copied. */
+static void test_recq_base64_payload(void **state)
+{
+    (void)state;
+    struct sl_recq q;
+    sl_recq_init(&q);
+    const uint64_t pos = 1;
+    const char *texts[] = {"SGVsbG8=", "SGk=", "YWJj", "", "QR=="};
+    const char *want[] = {"Hello", "Hi", "abc", "", "A"};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(sl_recq_push(&q, texts[i], (uint32_t)strlen(texts[i]), "k", 1, &pos,
+                                      sizeof(pos), 0, SL_REC_BASE64),
+                         0);
+    }
+    assert_int_equal(sl_recq_push(&q, "SGk=", 4, NULL, 0, &pos, sizeof(pos), 0, 0), 0);
+    struct sl_buf scratch;
+    sl_buf_init(&scratch);
+    const char *data;
+    size_t len;
+    for (size_t i = 0; i < 5; i++) {
+        const struct sl_record *rec = sl_recq_at(&q, i);
+        assert_int_equal(rec->len, strlen(texts[i]));
+        assert_int_equal(sl_recq_payload_len(&q, rec), strlen(want[i]));
+        assert_int_equal(sl_recq_payload(&q, rec, &scratch, &data, &len), 0);
+        assert_int_equal(len, strlen(want[i]));
+        assert_memory_equal(data, want[i], len);
+    }
+    const struct sl_record *plain = sl_recq_at(&q, 5);
+    assert_int_equal(sl_recq_payload_len(&q, plain), 4);
+    assert_int_equal(sl_recq_payload(&q, plain, &scratch, &data, &len), 0);
+    assert_ptr_equal(data, sl_recq_data(&q, plain));
+    assert_int_equal(len, 4);
+    sl_buf_fini(&scratch);
+    sl_recq_fini(&q);
+}
+
 static void test_recq_large_records_grow_arena(void **state)
 {
     (void)state;
@@ -291,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_recq_push_drop_keeps_order),
         cmocka_unit_test(test_recq_bytes_track_live_records),
         cmocka_unit_test(test_recq_oversize_record_keeps_span),
+        cmocka_unit_test(test_recq_base64_payload),
         cmocka_unit_test(test_recq_large_records_grow_arena),
         cmocka_unit_test(test_recq_empty_queue_frees_grown_buffers),
         cmocka_unit_test(test_recq_big_decimal_positions),
