@@ -472,15 +472,16 @@ static void test_left_out_adapter(void **state)
     assert_non_null(feat);
     assert_string_equal(feat->option, "kafka");
     assert_null(sl_registry_left_out("file:///tmp/x"));
-    expect_one(
-        f, msk,
-        "$.mappings[0].EventSourceArn: \"arn:aws:kafka:us-east-1:1:cluster/c/abc\" is a "
-        "Kafka source and this sluice was built without Kafka (Kafka is built in by meson "
-        "setup -Dkafka=enabled, which needs librdkafka); allowed: file://..." KINESIS_SCHEMES);
+    expect_one(f, msk,
+               "$.mappings[0].EventSourceArn: \"arn:aws:kafka:us-east-1:1:cluster/c/abc\" is a "
+               "Kafka source and this sluice was built without Kafka (Kafka is built in by meson "
+               "setup -Dkafka=enabled, which needs librdkafka); allowed: file://..." SQS_SCHEMES
+                   KINESIS_SCHEMES);
     expect_one(f, self_managed,
                "$.mappings[0].SelfManagedEventSource: \"kafka://127.0.0.1:9092\" is a Kafka "
                "source and this sluice was built without Kafka (Kafka is built in by meson setup "
-               "-Dkafka=enabled, which needs librdkafka); allowed: file://..." KINESIS_SCHEMES);
+               "-Dkafka=enabled, which needs librdkafka); allowed: file://..." SQS_SCHEMES
+                   KINESIS_SCHEMES);
     expect_one(f, kafka_destination,
                "$.mappings[0].DestinationConfig.OnFailure.Destination: \"kafka://dlq\" is a Kafka "
                "destination and this sluice was built without Kafka (Kafka is built in by meson "
