@@ -493,6 +493,19 @@ static const struct sl_source_caps sqs_caps = {
     .window_required_above = 10, /* AWS: BatchSize above 10 needs a window of at least 1 s */
 };
 
+/* queue_release: the lease table forgets the leases; a release with visibility 0 (a drain)
+ * also pauses polling until the next fetch, so the poll in flight does not take the messages
+ * back unseen (what it brings is returned too). */
+static int sqs_release(
+    void *vctx, struct sl_part *part, const uint64_t *leases, size_t n, int64_t visible_in_ms)
+{
+    int r = sqs_queue_release(vctx, part, leases, n, visible_in_ms);
+    if (r == 0 && visible_in_ms == 0) {
+        sqs_recv_pause(vctx);
+    }
+    return r;
+}
+
 const struct sl_source_ops sl_source_sqs = {
     .abi = SL_SOURCE_ABI,
     .name = "sqs",
@@ -520,7 +533,7 @@ const struct sl_source_ops sl_source_sqs = {
     .stop = sqs_stop,
     .fini = sqs_fini,
     .queue_ack = sqs_queue_ack,
-    .queue_release = sqs_queue_release,
+    .queue_release = sqs_release,
     .queue_hold = sqs_queue_hold,
     .queue_idle = sqs_queue_idle,
     .queue_limits = sqs_queue_limits,

@@ -15,6 +15,11 @@
 #include "sqs_int.h"
 #include "sqs_wire.h"
 
+int64_t sqs_now(const struct sqs_ctx *ctx)
+{
+    return sl_clock_now_ms(ctx->env.clock);
+}
+
 static const char *const sqs_actions[SQS_CALL_KINDS] = {
     [SQS_CALL_GETURL] = "GetQueueUrl",
     [SQS_CALL_ATTRS] = "GetQueueAttributes",

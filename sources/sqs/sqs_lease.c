@@ -15,8 +15,8 @@
  *   - a lease the mapping still holds whose visibility ran out → SL_QUEUE_LEASE_LOST, once.
  *   - queue_release: the lease is forgotten; with a visibility >= 0, one
  *     ChangeMessageVisibilityBatch entry (best effort: when it fails, the message comes back
- *     when its visibility runs out). Visibility 0 (a drain) also pauses polling until the next
- *     fetch (sqs_recv_pause), so the poll in flight does not take the messages back unseen.
+ *     when its visibility runs out). (With visibility 0, a drain, the adapter in sqs.c also
+ *     pauses polling: sqs_recv_pause.)
  * One timer does the time-driven work, armed for the earliest thing due. Loop thread. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,11 +29,6 @@
 #include "log.h"
 #include "sqs_int.h"
 #include "sqs_wire.h"
-
-int64_t sqs_now(const struct sqs_ctx *ctx)
-{
-    return sl_clock_now_ms(ctx->env.clock);
-}
 
 /* --- the table: open addressing by lease id, and a list in receive order --- */
 
@@ -603,9 +598,6 @@ int sqs_queue_release(
     }
     if (ctx->n_vis > 0) {
         sqs_tick_at(ctx, sqs_now(ctx));
-    }
-    if (visible_in_ms == 0) {
-        sqs_recv_pause(ctx);
     }
     return 0;
 }
