@@ -24,30 +24,13 @@ import re
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 
-AUTH = ("AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/kinesis/aws4_request, "
-        "SignedHeaders=host;x-amz-date, Signature=0")
+import aws_json  # tests/bench/aws_json.py, beside this script
 
 
-class Client:
-    def __init__(self, endpoint):
-        u = urllib.parse.urlparse(endpoint)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-
-    def call(self, op, body):
-        data = json.dumps(body).encode()
-        self.conn.request("POST", "/", body=data, headers={
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": "Kinesis_20131202." + op,
-            "X-Amz-Date": datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ"),
-            "Authorization": AUTH})
-        r = self.conn.getresponse()
-        out = r.read()
-        if r.status != 200:
-            raise RuntimeError("%s: %d %s" % (op, r.status, out[:300]))
-        return json.loads(out) if out else {}
+def Client(endpoint):
+    return aws_json.Client(endpoint, "kinesis", "Kinesis_20131202", "1.1")
 
 
 def loop(endpoint, stream):

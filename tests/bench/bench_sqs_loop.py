@@ -12,37 +12,19 @@ fauxqs checks no signature, so requests carry a dummy SigV4 Authorization header
 
 import argparse
 import datetime
-import http.client
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 
-AUTH = ("AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/sqs/aws4_request, "
-        "SignedHeaders=host;x-amz-date, Signature=0")
+import aws_json  # tests/bench/aws_json.py, beside this script
 
 
-class Client:
-    def __init__(self, endpoint):
-        u = urllib.parse.urlparse(endpoint)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-
-    def call(self, op, body):
-        data = json.dumps(body).encode()
-        self.conn.request("POST", "/", body=data, headers={
-            "Content-Type": "application/x-amz-json-1.0",
-            "X-Amz-Target": "AmazonSQS." + op,
-            "X-Amz-Date": datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ"),
-            "Authorization": AUTH})
-        r = self.conn.getresponse()
-        out = r.read()
-        if r.status != 200:
-            raise RuntimeError("%s: %d %s" % (op, r.status, out[:300]))
-        return json.loads(out) if out else {}
+def Client(endpoint):
+    return aws_json.Client(endpoint, "sqs", "AmazonSQS", "1.0")
 
 
 def queue_url(endpoint, name):
