@@ -3,8 +3,9 @@
 # Run as root (or through sudo). Retries while another apt/dpkg holds the lock.
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev
-librdkafka-dev libcmocka-dev valgrind python3 python3-pytest nginx-light wrk clang-format curl
+libmicrohttpd-dev librdkafka-dev libcmocka-dev valgrind python3 python3-pytest nginx-light wrk clang-format curl
 git ca-certificates kcat awscli"
+# libmicrohttpd-dev: the HTTP server of the delivery streams' Firehose API (src/httpd.c).
 # awscli: Debian's AWS CLI at /usr/bin/aws, the real client the Kinesis tests produce records with.
 missing=""
 for p in $pkgs; do
