@@ -29,9 +29,9 @@
 struct fake {
     struct sl_stream_conf confs[2];
     struct sl_firehose_host host;
-    size_t puts;      /* put calls */
-    size_t recs;      /* records handed over */
-    size_t take;      /* how many of a put to take; SIZE_MAX: all */
+    size_t puts;       /* put calls */
+    size_t recs;       /* records handed over */
+    size_t take;       /* how many of a put to take; SIZE_MAX: all */
     struct sl_buf got; /* the records' bytes, concatenated */
     struct sl_firehose_reply rep;
     cJSON *json; /* the reply, parsed */
@@ -62,10 +62,16 @@ static int setup(void **state)
     if (!f) {
         return -1;
     }
-    f->confs[0] = (struct sl_stream_conf){.name = "clicks", .bucket_arn = "file:///tmp/out",
-                                          .prefix = "raw/", .size_mb = 1, .interval_s = 0};
-    f->confs[1] = (struct sl_stream_conf){.name = "audit", .bucket_arn = "file:///tmp/a",
-                                          .prefix = "", .size_mb = 5, .interval_s = 300};
+    f->confs[0] = (struct sl_stream_conf){.name = "clicks",
+                                          .bucket_arn = "file:///tmp/out",
+                                          .prefix = "raw/",
+                                          .size_mb = 1,
+                                          .interval_s = 0};
+    f->confs[1] = (struct sl_stream_conf){.name = "audit",
+                                          .bucket_arn = "file:///tmp/a",
+                                          .prefix = "",
+                                          .size_mb = 5,
+                                          .interval_s = 300};
     f->host = (struct sl_firehose_host){.arg = f,
                                         .region = "eu-west-1",
                                         .account = SL_FIREHOSE_ACCOUNT_DEFAULT,
@@ -164,7 +170,8 @@ static void test_firehose_api_partial_put(void **state)
     struct fake *f = *state;
     f->take = 1;
     call(f, T_BATCH,
-         "{\"DeliveryStreamName\":\"clicks\",\"Records\":[{\"Data\":\"YQ==\"},{\"Data\":\"Yg==\"}]}");
+         "{\"DeliveryStreamName\":\"clicks\",\"Records\":[{\"Data\":\"YQ==\"},{\"Data\":\"Yg==\"}]"
+         "}");
     assert_int_equal(f->rep.status, 200);
     assert_int_equal(cJSON_GetObjectItem(f->json, "FailedPutCount")->valueint, 1);
     const cJSON *rr = cJSON_GetObjectItem(f->json, "RequestResponses");
@@ -341,8 +348,9 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(test_firehose_api_##name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(put_record_batch), T(put_record), T(partial_put), T(unknown_stream), T(record_counts),
-        T(sizes),            T(malformed),  T(describe),    T(list),
+        T(put_record_batch), T(put_record),    T(partial_put),
+        T(unknown_stream),   T(record_counts), T(sizes),
+        T(malformed),        T(describe),      T(list),
     };
 #undef T
     return cmocka_run_group_tests_name("firehose_api", tests, NULL, NULL);
