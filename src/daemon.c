@@ -109,7 +109,9 @@ static size_t daemon_in_flight(const struct daemon *d)
     for (size_t i = 0; i < d->n_maps; i++) {
         n += (size_t)sl_mapping_in_flight(d->maps[i]);
     }
-    if (d->streams) {
+    /* After drain_timeout a stream's records wait no longer: they are lost at exit, said so,
+     * since nothing else keeps them (until the durable spool does). */
+    if (d->streams && !d->drain_expired) {
         n += sl_stream_set_in_flight(d->streams);
     }
     return n;
@@ -118,10 +120,11 @@ static size_t daemon_in_flight(const struct daemon *d)
 static void daemon_drain_expired_cb(uv_timer_t *t)
 {
     struct daemon *d = t->data;
+    size_t held = d->streams ? sl_stream_set_in_flight(d->streams) : 0;
     sl_log_warn(DAEMON_COMP, NULL,
                 "drain_timeout reached with %zu invocations in flight; canceling them (their "
                 "records are sent again on the next run)",
-                daemon_in_flight(d));
+                daemon_in_flight(d) - held);
     d->drain_expired = true;
     for (size_t i = 0; i < d->n_maps; i++) {
         sl_mapping_cancel(d->maps[i]);
@@ -229,6 +232,9 @@ static void daemon_finish(struct daemon *d)
     }
     if (d->streams) {
         sl_stream_set_log_stats(d->streams, "exit");
+        if (sl_stream_set_in_flight(d->streams) > 0) {
+            d->exit_code = 1; /* records accepted and not delivered: each stream says how many */
+        }
     }
     uv_stop(&d->loop);
 }

@@ -286,3 +286,25 @@ def test_until_idle_delivers_then_exits(sluice, tmp_path):
     # nothing arrives for 1 s: sluice drains, delivers the buffer and exits on its own
     assert s.wait(30) == 0, s.log_tail()
     assert list(objects(out, final=True).values()) == [b"idle-1\nidle-2\n"]
+
+
+def test_undeliverable_then_sigterm_exits_within_drain_timeout(sluice, tmp_path):
+    """A destination that cannot be written (its directory is under a regular file): writes are
+    retried and logged while sluice runs; SIGTERM waits drain_timeout for them, then exits 1
+    saying how many records were lost (they were only in memory: no spool yet)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    cfg = {"state_dir": str(tmp_path / "state"), "region": "us-east-1",
+           "listen": "127.0.0.1:0", "drain_timeout": "1s",
+           "delivery_streams": [stream_conf(blocker / "out", interval=0)]}
+    s = sluice(cfg, args=["--log-format", "json"])
+    port = helpers.wait_until(
+        lambda: (re.search(r"\(port (\d+)\)", s.log()) or [0, 0])[1], what="listening", proc=s)
+    fh = boto3_client("http://127.0.0.1:%s" % port)
+    fh.put_record_batch(DeliveryStreamName="clicks", Records=[{"Data": b"x\n"}] * 3)
+    helpers.wait_until(lambda: "cannot deliver 3 records" in s.log(), what="the retried write",
+                       proc=s)
+    s.signal(signal.SIGTERM)
+    assert s.wait(15) == 1, s.log_tail()
+    assert "exiting with 3 records not delivered" in s.log()
+    assert helpers.exit_counters(s)["buffered_records"] == 3
