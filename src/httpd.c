@@ -62,6 +62,7 @@ struct sl_httpd_req {
 };
 
 static void httpd_arm(struct sl_httpd *h);
+static void httpd_timer_cb(uv_timer_t *t);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Addresses */
@@ -205,6 +206,9 @@ void sl_httpd_respond(
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
+        /* MHD_run picks the connection up again; run it on the next loop turn rather than
+         * wait for its epoll set to wake us. */
+        uv_timer_start(&h->timer, httpd_timer_cb, 0, 0);
     }
 }
 
