@@ -151,8 +151,17 @@ static long api_stream(struct sl_firehose_host *host,
 }
 
 /* Decodes the records of a put into one arena (copy once); recs[i] point into it afterwards.
- * where names the member as Coral does ("record" or "records.N.member"). Returns 0, or -1 with
- * *ret filled, or SL_ENOMEM. */
+ * Returns 0, or -1 with *ret filled, or SL_ENOMEM. */
+/* The member a record's Data is, as Coral names it in its messages. */
+static void api_where(char *out, size_t len, bool batch, size_t i)
+{
+    if (batch) {
+        (void)snprintf(out, len, "records.%zu.member.data", i + 1);
+    } else {
+        (void)snprintf(out, len, "record.data");
+    }
+}
+
 static int api_decode(const cJSON *const *items,
                       size_t n,
                       bool batch,
@@ -163,11 +172,7 @@ static int api_decode(const cJSON *const *items,
     size_t b64_total = 0;
     for (size_t i = 0; i < n; i++) {
         char where[48];
-        if (batch) {
-            (void)snprintf(where, sizeof(where), "records.%zu.member.data", i + 1);
-        } else {
-            (void)snprintf(where, sizeof(where), "record.data");
-        }
+        api_where(where, sizeof(where), batch, i);
         if (!cJSON_IsObject(items[i])) {
             int r = api_error(ret, 400, "SerializationException",
                               "%s: expected an object with Data", batch ? "Records" : "Record");
@@ -206,8 +211,7 @@ static int api_decode(const cJSON *const *items,
             result = r < 0 ? r : -1;
         } else if (arena->len - offs[i] > SL_FIREHOSE_RECORD_MAX) {
             char where[48];
-            (void)snprintf(where, sizeof(where), batch ? "records.%zu.member.data" : "record.data",
-                           i + 1);
+            api_where(where, sizeof(where), batch, i);
             r = API_VALIDATION(ret,
                                "Value at '%s' failed to satisfy constraint: Member must have "
                                "length less than or equal to %d",
