@@ -18,6 +18,7 @@
 #include "httpd.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -392,6 +393,7 @@ int sl_httpd_new(uv_loop_t *loop,
     if (ai->ai_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
+    errno = 0;
     h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, httpd_access_cb, h,
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
                               conf->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, conf->idle_timeout_s,
@@ -399,8 +401,9 @@ int sl_httpd_new(uv_loop_t *loop,
                               MHD_OPTION_EXTERNAL_LOGGER, httpd_log_cb, h, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->mhd) {
-        (void)snprintf(errbuf, errlen, "cannot listen on %s (address in use or not local?)",
-                       conf->listen);
+        int e = errno;
+        (void)snprintf(errbuf, errlen, "cannot listen on %s: %s", conf->listen,
+                       e ? strerror(e) : "address in use or not local?");
         sl_free(h);
         return SL_EIO;
     }

@@ -308,3 +308,20 @@ def test_undeliverable_then_sigterm_exits_within_drain_timeout(sluice, tmp_path)
     assert s.wait(15) == 1, s.log_tail()
     assert "exiting with 3 records not delivered" in s.log()
     assert helpers.exit_counters(s)["buffered_records"] == 3
+
+
+def test_listen_address_in_use(sluice, tmp_path):
+    """A listen address another process holds: sluice says so and exits 1 at start."""
+    import socket
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        port = holder.getsockname()[1]
+        cfg = {"state_dir": str(tmp_path / "state"), "listen": "127.0.0.1:%d" % port,
+               "delivery_streams": [stream_conf(tmp_path / "out")]}
+        s = sluice(cfg)
+        assert s.wait(20) == 1, s.log_tail()
+        assert "cannot listen on 127.0.0.1:%d: Address already in use" % port in s.log()
+    finally:
+        holder.close()
