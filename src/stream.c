@@ -132,7 +132,11 @@ static size_t stream_buffer_add(struct sl_stream *s, const struct sl_firehose_re
     for (; took < n; took++) {
         bytes += recs[took].len;
     }
-    if (sl_buf_reserve(&s->buf, bytes) < 0) {
+    /* A buffer is sealed once it reaches size_bytes, so it never holds more than that plus
+     * one call: room for it all at once, so it is never copied to grow (pages not written
+     * are not resident). */
+    size_t want = s->buf.cap == 0 ? (size_t)s->size_bytes + SL_FIREHOSE_CALL_MAX : bytes;
+    if (sl_buf_reserve(&s->buf, want > bytes ? want : bytes) < 0) {
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
