@@ -38,7 +38,7 @@ void sl_s3_keys_time_rand(void *arg, unsigned char *buf, size_t n)
         /* No getrandom (an old kernel): still unique enough for names, not secret. */
         struct timespec ts;
         (void)clock_gettime(CLOCK_REALTIME, &ts);
-        static unsigned long counter;
+        static _Thread_local unsigned long counter;
         uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (++counter << 52);
         for (size_t i = got; i < n; i++) {
             x ^= x << 13;
