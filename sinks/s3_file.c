@@ -27,8 +27,9 @@ struct s3_file_op {
     struct s3_file_op *prev, *next; /* in f->ops until called back */
     struct sl_s3_file *f;
     uv_work_t work;
-    char *path; /* dir/key */
-    const struct iovec *recs;
+    char *path;               /* dir/key */
+    const struct iovec *recs; /* the records, or NULL with errs */
+    const struct sl_s3_error_rec *errs;
     size_t n;
     enum sl_s3_compression comp;
     sl_s3_file_cb cb;
@@ -220,9 +221,21 @@ static int s3_file_body(struct s3_file_op *op, int fd, const char *tmp)
     if (r < 0) {
         return s3_file_fail(op, "compress", tmp, ENOMEM);
     }
+    struct sl_buf line; /* one error record at a time: memory stays one record's */
+    sl_buf_init(&line);
     for (size_t i = 0; i < op->n && r == 0; i++) {
-        r = sl_s3_object_add(o, op->recs[i].iov_base, op->recs[i].iov_len);
+        if (op->errs) {
+            sl_buf_truncate(&line, 0);
+            r = sl_s3_object_error_line(&line, &op->errs[i]);
+            if (r < 0) {
+                break;
+            }
+            r = sl_s3_object_add(o, line.data, line.len);
+        } else {
+            r = sl_s3_object_add(o, op->recs[i].iov_base, op->recs[i].iov_len);
+        }
     }
+    sl_buf_fini(&line);
     if (r == 0) {
         r = sl_s3_object_finish(o);
     }
@@ -283,6 +296,9 @@ static void s3_file_work(uv_work_t *w)
         return;
     }
     sl_buf_fini(&tmp);
+    /* Until the directory is on disk the rename may be lost in a crash: a failure here is
+     * reported, and the caller's retry writes the object again under a new name (Firehose is
+     * at-least-once too). */
     *slash = '\0';
     (void)s3_file_fsync_dir(op, dir_len ? path : "/");
     *slash = '/';
@@ -315,13 +331,14 @@ static void s3_file_after(uv_work_t *w, int status)
     cb(arg, err, err ? detail : NULL); /* last: the callback may free f */
 }
 
-int sl_s3_file_put(struct sl_s3_file *f,
-                   const char *key,
-                   const struct iovec *recs,
-                   size_t n,
-                   enum sl_s3_compression comp,
-                   sl_s3_file_cb cb,
-                   void *arg)
+static int s3_file_start(struct sl_s3_file *f,
+                         const char *key,
+                         const struct iovec *recs,
+                         const struct sl_s3_error_rec *errs,
+                         size_t n,
+                         enum sl_s3_compression comp,
+                         sl_s3_file_cb cb,
+                         void *arg)
 {
     struct s3_file_op *op = sl_calloc(1, sizeof *op);
     if (!op) {
@@ -341,6 +358,7 @@ int sl_s3_file_put(struct sl_s3_file *f,
     *op = (struct s3_file_op){.f = f,
                               .path = op->path,
                               .recs = recs,
+                              .errs = errs,
                               .n = n,
                               .comp = comp,
                               .cb = cb,
@@ -367,6 +385,28 @@ int sl_s3_file_put(struct sl_s3_file *f,
     assert(r == 0); /* fails only for a NULL callback */
     (void)r;
     return 0;
+}
+
+int sl_s3_file_put(struct sl_s3_file *f,
+                   const char *key,
+                   const struct iovec *recs,
+                   size_t n,
+                   enum sl_s3_compression comp,
+                   sl_s3_file_cb cb,
+                   void *arg)
+{
+    return s3_file_start(f, key, recs, NULL, n, comp, cb, arg);
+}
+
+int sl_s3_file_put_errors(struct sl_s3_file *f,
+                          const char *key,
+                          const struct sl_s3_error_rec *errs,
+                          size_t n,
+                          enum sl_s3_compression comp,
+                          sl_s3_file_cb cb,
+                          void *arg)
+{
+    return s3_file_start(f, key, NULL, errs, n, comp, cb, arg);
 }
 
 void sl_s3_file_stop(struct sl_s3_file *f)

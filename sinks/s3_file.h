@@ -58,6 +58,17 @@ SL_NODISCARD int sl_s3_file_put(struct sl_s3_file *f,
                                 sl_s3_file_cb cb,
                                 void *arg);
 
+/* The same for a backup object: n failed records (errs and everything they point at borrowed
+ * until the callback), written as Firehose's error record JSON lines (sl_s3_object_error_line),
+ * one record's line in memory at a time. */
+SL_NODISCARD int sl_s3_file_put_errors(struct sl_s3_file *f,
+                                       const char *key,
+                                       const struct sl_s3_error_rec *errs,
+                                       size_t n,
+                                       enum sl_s3_compression comp,
+                                       sl_s3_file_cb cb,
+                                       void *arg);
+
 /* Puts not yet started call back with SL_ECANCELED; those running finish. */
 void sl_s3_file_stop(struct sl_s3_file *f);
 

@@ -241,6 +241,47 @@ static void test_s3_file_bad_key(void **state)
     assert_string_equal(names, "");
 }
 
+static void test_s3_file_error_records(void **state)
+{
+    struct fx *x = *state;
+    struct sl_s3_error_rec errs[] = {
+        {.attempts_made = 1,
+         .arrival_ms = 10,
+         .error_code = "Lambda.FunctionError",
+         .error_message = "boom",
+         .attempt_ending_ms = 20,
+         .raw = "{\"a\":1}",
+         .raw_len = 7,
+         .lambda_arn = "arn:aws:lambda:us-east-1:1:function:f"},
+        {.attempts_made = 2,
+         .arrival_ms = 11,
+         .error_code = "ProcessingFailed",
+         .error_message = NULL,
+         .attempt_ending_ms = 21,
+         .raw = "",
+         .raw_len = 0},
+    };
+    x->calls = 0;
+    assert_int_equal(sl_s3_file_put_errors(x->f, "processing-failed/2018/08/27/10/s-1-x", errs, 2,
+                                           SL_S3_UNCOMPRESSED, on_put, x),
+                     0);
+    assert_true(test_run_until(&x->loop, put_done, x, test_deadline_ms(10000)));
+    assert_int_equal(x->err, 0);
+    char path[700];
+    (void)snprintf(path, sizeof path, "%s/processing-failed/2018/08/27/10/s-1-x", x->dir);
+    size_t n;
+    char *body = slurp(path, &n);
+    body[n] = '\0';
+    assert_string_equal(body, "{\"attemptsMade\":1,\"arrivalTimestamp\":10,"
+                              "\"errorCode\":\"Lambda.FunctionError\",\"errorMessage\":\"boom\","
+                              "\"attemptEndingTimestamp\":20,\"rawData\":\"eyJhIjoxfQ==\","
+                              "\"lambdaArn\":\"arn:aws:lambda:us-east-1:1:function:f\"}\n"
+                              "{\"attemptsMade\":2,\"arrivalTimestamp\":11,"
+                              "\"errorCode\":\"ProcessingFailed\",\"errorMessage\":\"\","
+                              "\"attemptEndingTimestamp\":21,\"rawData\":\"\"}\n");
+    free(body);
+}
+
 static void test_s3_file_check(void **state)
 {
     (void)state;
@@ -261,6 +302,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_s3_file_failure_leaves_no_temp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_file_directory_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_file_bad_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_s3_file_error_records, setup, teardown),
         cmocka_unit_test(test_s3_file_check),
     };
     return cmocka_run_group_tests_name("s3_file", tests, NULL, NULL);
