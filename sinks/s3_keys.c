@@ -410,6 +410,30 @@ int sl_s3_layout_prefix(const struct sl_s3_layout *l,
     return r;
 }
 
+int sl_s3_layout_partition(const struct sl_s3_layout *l,
+                           const struct sl_s3_vars *vars,
+                           struct sl_buf *out,
+                           char *errbuf,
+                           size_t errlen)
+{
+    size_t start = out->len;
+    for (size_t i = 0; i < l->nkeys; i++) {
+        const struct sl_strmap *m = l->key_ns[i] == SL_S3_KEY_QUERY ? vars->query : vars->lambda;
+        const char *val = m ? sl_strmap_get(m, l->keys[i]) : NULL;
+        if (!val) {
+            (void)snprintf(errbuf, errlen, "!{%s:%s}: the record has no such partition key",
+                           keys_ns_names[l->key_ns[i]], l->keys[i]);
+            sl_buf_truncate(out, start);
+            return SL_ENOTFOUND;
+        }
+        if (sl_buf_printf(out, "%zu:%s", strlen(val), val) < 0) {
+            sl_buf_truncate(out, start);
+            return SL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int sl_s3_layout_key_of(const struct sl_s3_layout *l,
                         const struct sl_s3_vars *vars,
                         bool error,

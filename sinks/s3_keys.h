@@ -85,6 +85,18 @@ void sl_s3_layout_free(struct sl_s3_layout *l);
 size_t sl_s3_layout_key_count(const struct sl_s3_layout *l);
 const char *sl_s3_layout_key(const struct sl_s3_layout *l, size_t i, enum sl_s3_key_ns *ret_ns);
 
+/* Appends the partition a record belongs to: the values of the partition keys the Prefix names
+ * (sl_s3_layout_key order), each as "<length>:<value>", so records with equal keys, and only
+ * those, get equal strings; "" without dynamic partitioning. Firehose buffers each partition
+ * apart and evaluates the rest of the prefix (time, random-string) per object. Returns 0,
+ * SL_ENOTFOUND (a key missing: errbuf names it; the record goes to the error prefix) or
+ * SL_ENOMEM; out as it was on failure. */
+SL_NODISCARD int sl_s3_layout_partition(const struct sl_s3_layout *l,
+                                        const struct sl_s3_vars *vars,
+                                        struct sl_buf *out,
+                                        char *errbuf,
+                                        size_t errlen);
+
 /* Appends the evaluated Prefix (error: the evaluated ErrorOutputPrefix) to out. Returns 0,
  * SL_ENOTFOUND (a partition key the prefix names is not in vars), SL_EINVAL (evaluated longer
  * than SL_S3_PREFIX_MAX, or error without vars->error_type) with the reason in errbuf, or

@@ -104,6 +104,10 @@ static void test_s3_keys_default_prefix(void **state)
     layout(f, NULL, NULL, false);
     assert_string_equal(render(f, false), "2018/08/27/10/");
     assert_string_equal(render(f, true), "processing-failed/2018/08/27/10/");
+    assert_int_equal(sl_s3_layout_key_count(f->l), 0);
+    sl_buf_truncate(&f->out, 0);
+    assert_int_equal(sl_s3_layout_partition(f->l, &f->vars, &f->out, f->err, sizeof f->err), 0);
+    assert_int_equal(f->out.len, 0);
     f->vars.error_type = SL_S3_HTTP_ENDPOINT_FAILED;
     assert_string_equal(render(f, true), "http-endpoint-failed/2018/08/27/10/");
 }
@@ -265,6 +269,10 @@ static void test_s3_keys_partition_keys(void **state)
     assert_int_equal(ns, SL_S3_KEY_LAMBDA);
     assert_int_equal(sl_strmap_put(&f->query, "customer_id", "1234567890"), 0);
     assert_int_equal(sl_strmap_put(&f->lambda, "device", "mobile"), 0);
+    /* the partition: both keys' values, unambiguous */
+    sl_buf_truncate(&f->out, 0);
+    assert_int_equal(sl_s3_layout_partition(f->l, &f->vars, &f->out, f->err, sizeof f->err), 0);
+    assert_string_equal(f->out.data, "10:12345678906:mobile");
     /* with dynamic partitioning no time is appended */
     assert_string_equal(render(f, false), "customer_id=1234567890/device=mobile/c2=1234567890/");
     /* a key missing from the record: SL_ENOTFOUND, out untouched */
@@ -275,6 +283,9 @@ static void test_s3_keys_partition_keys(void **state)
                      SL_ENOTFOUND);
     assert_string_equal(f->out.data, "x");
     assert_non_null(strstr(f->err, "partitionKeyFromLambda:device"));
+    assert_int_equal(sl_s3_layout_partition(f->l, &f->vars, &f->out, f->err, sizeof f->err),
+                     SL_ENOTFOUND);
+    assert_string_equal(f->out.data, "x");
     /* a key from the other namespace does not count */
     assert_int_equal(sl_strmap_put(&f->query, "device", "mobile"), 0);
     assert_int_equal(sl_s3_layout_prefix(f->l, &f->vars, false, &f->out, f->err, sizeof f->err),
