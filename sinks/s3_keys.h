@@ -19,6 +19,7 @@
  *                   refused config leaves an error naming the JSON path and what is allowed.
  *                   sl_s3_layout_key_count/sl_s3_layout_key tell which partition keys the
  *                   prefix needs, so the stream knows what to extract per record.
+ *   per record      sl_s3_layout_partition: the buffer (active partition) the record joins.
  *   per object      sl_s3_layout_key_of(layout, &vars, false, stream, version, ext, &key, ...)
  *                   with vars.time_ms = the approximate arrival time of the OLDEST record in the
  *                   object (Firehose evaluates every !{timestamp:...} of one prefix, and names
