@@ -2,7 +2,7 @@
 # Installs what building and testing sluice needs on Debian 12, skipping what is there.
 # Run as root (or through sudo). Retries while another apt/dpkg holds the lock.
 set -eu
-pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev
+pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev zlib1g-dev
 librdkafka-dev libcmocka-dev valgrind python3 python3-pytest nginx-light wrk clang-format curl
 git ca-certificates kcat awscli"
 # awscli: Debian's AWS CLI at /usr/bin/aws, the real client the Kinesis tests produce records with.
