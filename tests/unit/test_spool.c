@@ -13,15 +13,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
 #include "helpers.h"
+#include "log.h"
 #include "spool.h"
 
 #define MAX_READ 4096
@@ -40,6 +44,9 @@ struct fx {
     char *sdir; /* the spool's directory inside it */
     atomic_int syncs;
     int fail_syncs; /* the hook fails while this is set */
+    bool gated;     /* the hook waits on gate (a pool thread) and sets entered */
+    uv_sem_t gate;
+    atomic_int entered;
     struct sl_spool *sp;
     int acked, status;
     uint64_t first_id;
@@ -52,6 +59,10 @@ static int fx_sync(int fd, void *arg)
 {
     struct fx *f = arg;
     atomic_fetch_add(&f->syncs, 1);
+    if (f->gated) {
+        atomic_store(&f->entered, 1);
+        uv_sem_wait(&f->gate);
+    }
     if (f->fail_syncs) {
         errno = EIO;
         return -1;
@@ -380,7 +391,23 @@ static void test_spool_torn_tail_truncated(void **state)
     /* Each frame: 40 bytes of header and "a-N" (3 bytes). */
     assert_int_equal(size, 8 + 10 * 43);
     assert_int_equal(truncate(seg, size - 20), 0);
+    char logpath[4200];
+    snprintf(logpath, sizeof(logpath), "%s/log", f->dir);
+    int logfd = open(logpath, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    assert_true(logfd >= 0);
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, logfd);
     fx_open(f, 1 << 20, 0);
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    char line[4096] = "";
+    assert_true(pread(logfd, line, sizeof(line) - 1, 0) > 0);
+    close(logfd);
+    char want[4200];
+    snprintf(want, sizeof(want),
+             "%s: torn tail at offset %d (truncated frame): 23 bytes moved to %s.quarantine", seg,
+             8 + 9 * 43, seg);
+    if (!strstr(line, want)) {
+        fail_msg("log has no \"%s\": %s", want, line);
+    }
     assert_int_equal(fx_read_all(f), 9);
     assert_string_equal(f->got[8].data, "a-8");
     struct sl_spool_stats st;
@@ -563,6 +590,101 @@ static void test_spool_segment_deleted_after_release(void **state)
     free(first);
 }
 
+static void test_spool_group_commit_while_syncing(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, 1 << 20, 0);
+    assert_int_equal(fx_append(f, "warm", 1), 0);
+    assert_int_equal(uv_sem_init(&f->gate, 0), 0);
+    f->gated = true;
+    int syncs_before = atomic_load(&f->syncs);
+    struct sl_spool_in in = {"x", 1, 5, 0};
+    assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
+    /* Run one turn: the sync starts on the pool and holds there. */
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    while (!atomic_load(&f->entered)) {
+        sched_yield(); /* the pool thread is about to call the hook; no timed wait */
+    }
+    /* Appends while that sync runs wait for the next, and share it. */
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
+    }
+    assert_int_equal(f->acked, 1);
+    f->gated = false;
+    uv_sem_post(&f->gate);
+    fx_wait_acked(f, 12);
+    assert_int_equal(atomic_load(&f->syncs) - syncs_before, 2);
+    assert_int_equal(f->first_id, 11);
+    uv_sem_destroy(&f->gate);
+}
+
+static void test_spool_close_waits_for_appends(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, 1 << 20, 0);
+    struct sl_spool_in in = {"late", 4, 5, 0};
+    assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
+    fx_close(f); /* runs the loop until closed: the append is acknowledged first */
+    assert_int_equal(f->acked, 1);
+    assert_int_equal(f->status, 0);
+    fx_open(f, 1 << 20, 0);
+    assert_int_equal(fx_read_all(f), 1);
+    assert_string_equal(f->got[0].data, "late");
+}
+
+static void test_spool_write_failure_keeps_frames_whole(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, 1 << 20, 0);
+    assert_int_equal(fx_append(f, "a", 3), 0);
+    char *seg = seg_path(f, f->sdir, 0);
+    off_t size = file_size(seg);
+    /* The file may grow by 50 bytes only: the next batch is cut short (EFBIG), as on a full
+     * disk. */
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)size + 50;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int r = fx_append(f, "b", 5);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(r, SL_EIO);
+    assert_int_equal(file_size(seg), size); /* the part that landed was taken back */
+    assert_int_equal(fx_append(f, "c", 2), 0);
+    assert_int_equal(f->first_id, 3);
+    fx_close(f);
+    fx_open(f, 1 << 20, 0);
+    struct sl_spool_stats st;
+    sl_spool_stats(f->sp, &st);
+    assert_int_equal(st.quarantined_frames, 0);
+    assert_int_equal(fx_read_all(f), 5);
+    assert_string_equal(f->got[3].data, "c-0");
+    assert_int_equal(f->got[3].id, 3);
+    free(seg);
+}
+
+static void test_spool_crash_replays_across_segments(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, 1 << 20, 8 + 5 * 43);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fx_append(f, "m", 5), 0);
+    }
+    assert_int_equal(count_segments(f->sdir), 4);
+    fx_close(f);
+    /* A torn tail in the last segment, after a clean close of the others. */
+    char *last = seg_path(f, f->sdir, 15);
+    assert_int_equal(truncate(last, file_size(last) - 1), 0);
+    fx_open(f, 1 << 20, 8 + 5 * 43);
+    assert_int_equal(fx_read_all(f), 19);
+    for (int i = 0; i < 19; i++) {
+        assert_int_equal(f->got[i].id, (uint64_t)i);
+    }
+    free(last);
+}
+
 static void test_spool_second_opener_refused(void **state)
 {
     struct fx *f = *state;
@@ -590,7 +712,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spool_corrupt_header_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_quota_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_group_commit_while_syncing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_sync_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_close_waits_for_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_write_failure_keeps_frames_whole, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_crash_replays_across_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_segment_deleted_after_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_second_opener_refused, setup, teardown),
     };
