@@ -420,7 +420,10 @@ static int write_all(int fd, const unsigned char *p, size_t len)
 int sl_spool_append(
     struct sl_spool *sp, const struct sl_spool_in *recs, size_t n, sl_spool_append_cb cb, void *arg)
 {
-    assert(!sp->closing && n > 0 && cb);
+    assert(n > 0 && cb);
+    if (sp->closing) {
+        return SL_ECANCELED;
+    }
     if (sp->broken) {
         return SL_EIO;
     }

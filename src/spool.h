@@ -111,7 +111,8 @@ SL_NODISCARD int sl_spool_open(uv_loop_t *loop,
  * loop, once they are durable, in append order. On a negative return cb is never called and
  * nothing was kept: SL_ETHROTTLED when the quota would be exceeded (backpressure: retry after
  * deliveries), SL_EINVAL for a record over SL_SPOOL_RECORD_MAX_BYTES or a batch larger than the
- * quota itself, SL_EIO when writing failed or a sync failed before. The write itself happens
+ * quota itself, SL_EIO when writing failed or a sync failed before, SL_ECANCELED after
+ * sl_spool_close. The write itself happens
  * here (into the page cache); the fdatasync runs on the pool. Loop thread. */
 SL_NODISCARD int sl_spool_append(struct sl_spool *sp,
                                  const struct sl_spool_in *recs,
@@ -120,9 +121,9 @@ SL_NODISCARD int sl_spool_append(struct sl_spool *sp,
                                  void *arg);
 
 /* Calls fn for the next unreleased durable records in append order, at most max_records and
- * about max_bytes of data (at least one record when any is waiting). Each record is handed out
- * once per open. Returns the number handed out (0: none waiting) or SL_EIO. Reads the segment
- * files (pread, normally from the page cache) in a bounded buffer. Loop thread. */
+ * max_bytes of data (but at least one record when any is waiting, whatever its size). Each record
+ * is handed out once per open. Returns the number handed out (0: none waiting) or SL_EIO. Reads the
+ * segment files (pread, normally from the page cache) in a bounded buffer. Loop thread. */
 SL_NODISCARD int sl_spool_read(
     struct sl_spool *sp, size_t max_records, size_t max_bytes, sl_spool_read_fn fn, void *arg);
 
@@ -136,9 +137,10 @@ SL_NODISCARD int sl_spool_release(struct sl_spool *sp, uint64_t id);
 
 void sl_spool_stats(const struct sl_spool *sp, struct sl_spool_stats *ret_st);
 
-/* Closes: appends already accepted still complete (their callbacks run first), then the released
- * state is saved (written, synced, renamed) and cb(arg) runs once everything is freed. No other
- * call after this. Loop thread. */
+/* Closes: appends already accepted still complete (their callbacks run first; an append from
+ * one of them gets SL_ECANCELED), then the released state is saved (written, synced and renamed
+ * on the loop thread: this one write blocks, at shutdown) and cb(arg) runs once everything is
+ * freed. No other call after this. Loop thread. */
 void sl_spool_close(struct sl_spool *sp, sl_spool_close_cb cb, void *arg);
 
 #endif

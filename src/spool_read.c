@@ -81,7 +81,7 @@ int sl_spool_read(
 {
     int n = 0;
     size_t bytes = 0;
-    while ((size_t)n < max_records && (n == 0 || bytes < max_bytes) && sl_spool_has_unread(sp)) {
+    while ((size_t)n < max_records && sl_spool_has_unread(sp)) {
         int r;
         struct spool_seg *seg = read_seg(sp, &r);
         if (!seg) {
@@ -89,15 +89,25 @@ int sl_spool_read(
         }
         struct spool_frame f;
         struct spool_bad bad;
+        uint64_t prev_id = sp->rd.prev_id;
+        bool any = sp->rd.any;
         switch (spool_scan_next(&sp->rd, &f, &bad)) {
         case SPOOL_SCAN_FRAME:
             if (f.id < sp->rd_next_id) {
                 break;
             }
-            sp->rd_next_id = f.id + 1;
             if (spool_seg_is_released(seg, f.id)) {
+                sp->rd_next_id = f.id + 1;
                 break;
             }
+            if (n > 0 && bytes + f.len > max_bytes) {
+                /* Leave it for the next call: put the scan back before this frame. */
+                sp->rd.pos = f.off;
+                sp->rd.prev_id = prev_id;
+                sp->rd.any = any;
+                return n;
+            }
+            sp->rd_next_id = f.id + 1;
             struct sl_spool_rec rec = {f.id, f.data, f.len, f.arrival_ms, f.tag};
             fn(arg, &rec);
             n++;

@@ -264,6 +264,21 @@ static void test_spool_round_trip(void **state)
     f->ngot = 0;
     assert_int_equal(sl_spool_read(f->sp, 2, 1 << 20, on_read, f), 2);
     assert_int_equal(f->got[1].id, 1);
+    /* A byte limit: "a-2" and "b-0" fit in 6 bytes, "b-1" waits for the next call. */
+    f->ngot = 0;
+    assert_int_equal(sl_spool_read(f->sp, 100, 6, on_read, f), 2);
+    assert_int_equal(f->got[1].id, 3);
+    /* At least one record whatever the limit. */
+    assert_int_equal(sl_spool_read(f->sp, 100, 1, on_read, f), 1);
+    assert_int_equal(f->got[2].id, 4);
+    assert_false(sl_spool_has_unread(f->sp));
+    fx_close(f);
+    fx_open(f, 1 << 20, 0);
+    assert_int_equal(fx_read_all(f), 5);
+    f->ngot = 0;
+    fx_close(f);
+    fx_open(f, 1 << 20, 0);
+    assert_int_equal(sl_spool_read(f->sp, 2, 1 << 20, on_read, f), 2);
     assert_int_equal(fx_read_all(f), 3);
     assert_string_equal(f->got[0].data, "a-2");
     assert_int_equal(f->got[0].id, 2);
