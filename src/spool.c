@@ -244,7 +244,6 @@ static void sync_work(uv_work_t *req)
 }
 
 static void spool_kick(struct sl_spool *sp);
-static void spool_finish_close(struct sl_spool *sp);
 
 static void sync_after(uv_work_t *req, int status)
 {
@@ -294,9 +293,7 @@ static void sync_after(uv_work_t *req, int status)
     sl_free(s->sizes);
     sl_free(s);
     spool_kick(sp);
-    if (sp->closing && !sp->sync && !sp->pend_head) {
-        spool_finish_close(sp);
-    }
+    spool_maybe_finish_close(sp);
 }
 
 /* Fails every waiting append with status (the sync could not even start). */
@@ -557,8 +554,12 @@ static void spool_handle_closed(uv_handle_t *h)
     }
 }
 
-static void spool_finish_close(struct sl_spool *sp)
+void spool_maybe_finish_close(struct sl_spool *sp)
 {
+    if (!sp->closing || sp->finishing || sp->sync || sp->pend_head || sp->saving) {
+        return;
+    }
+    sp->finishing = true;
     (void)spool_released_save(sp);
     uv_close((uv_handle_t *)&sp->check, spool_handle_closed);
     uv_close((uv_handle_t *)&sp->idle, spool_handle_closed);
@@ -570,11 +571,9 @@ void sl_spool_close(struct sl_spool *sp, sl_spool_close_cb cb, void *arg)
     sp->closing = true;
     sp->close_cb = cb;
     sp->close_arg = arg;
-    if (!sp->sync && !sp->pend_head) {
-        spool_finish_close(sp);
-    }
-    /* Otherwise sync_after finishes once the last append is acknowledged (spool_kick has
-     * already started or scheduled its sync). */
+    /* Now, or from sync_after once the last append is acknowledged (spool_kick has already
+     * started or scheduled its sync), or when a save of the released state returns. */
+    spool_maybe_finish_close(sp);
 }
 
 int sl_spool_open(uv_loop_t *loop,

@@ -27,20 +27,22 @@
  *      whether more is waiting; after an append callback there is.
  *   4. After delivery (or backup) of a record, sl_spool_release(id). A segment file is deleted
  *      when every record in it is released.
- *   5. sl_spool_close() on shutdown: waits for the sync in flight, saves which records were
+ *   5. Optionally, sl_spool_save_released() now and then, to narrow what a crash repeats.
+ *   6. sl_spool_close() on shutdown: waits for the sync in flight, saves which records were
  *      released, closes.
  *
  * At-least-once, exactly: after a clean close and reopen nothing released is read again. After a
- * crash (no sl_spool_close), records released since the last clean close are read again if their
- * segment file was not yet deleted; no acknowledged record is ever lost. Records appended but not
+ * crash (no sl_spool_close), records released since the last save of the released state (a
+ * clean close, or sl_spool_save_released) are read again if their segment file was not yet
+ * deleted; no acknowledged record is ever lost. Records appended but not
  * yet acknowledged when the process died may or may not come back (their client saw no answer).
  *
  * On disk: files seg-<first id, 20 digits>.spool, each an 8-byte header ("SLSPOOL1") and frames
  * of a 40-byte header (magic, CRC-32C, length, id, arrival ms, tag) and the record's bytes;
- * "released", written at close; "lock", held (flock) while open. Corrupt bytes found at open
- * (a torn tail after a crash, or a damaged frame in the middle) are moved to
- * seg-<id>.spool.quarantine beside the segment and logged with the file and offset; the good
- * frames before them are kept, and after a damaged frame in the middle reading resumes at the
+ * "released", written at close and by sl_spool_save_released; "lock", held (flock) while open.
+ * Corrupt bytes found at open (a torn tail after a crash, or a damaged frame in the middle) are
+ * moved to seg-<id>.spool.quarantine beside the segment and logged with the file and offset; the
+ * good frames before them are kept, and after a damaged frame in the middle reading resumes at the
  * next valid frame (found by its magic and checksum), so the good frames after it are kept too.
  * A damaged frame's record is lost (it cannot be told apart from garbage), and said so. */
 
@@ -134,6 +136,14 @@ bool sl_spool_has_unread(const struct sl_spool *sp);
  * gone); SL_EINVAL for an id never appended. Deletes the segment once all of it is released
  * (not the one being appended to). Loop thread. */
 SL_NODISCARD int sl_spool_release(struct sl_spool *sp, uint64_t id);
+
+/* Saves which records are released now (a snapshot taken here, written, synced and renamed on
+ * the pool), so that a crash after it repeats only what is released after it. For the caller's
+ * own cadence (a timer on its clock, or after each delivered buffer). Returns 0 and cb(arg,
+ * status) runs later (status 0, or SL_EIO, logged); SL_EAGAIN while one is in flight,
+ * SL_ECANCELED after close. cb may be NULL. Loop thread. */
+typedef void (*sl_spool_saved_cb)(void *arg, int status);
+SL_NODISCARD int sl_spool_save_released(struct sl_spool *sp, sl_spool_saved_cb cb, void *arg);
 
 void sl_spool_stats(const struct sl_spool *sp, struct sl_spool_stats *ret_st);
 

@@ -142,7 +142,8 @@ struct sl_spool {
 
     uint64_t quarantined_bytes, quarantined_frames;
 
-    bool closing;
+    bool saving; /* a sl_spool_save_released in flight */
+    bool closing, finishing;
     sl_spool_close_cb close_cb;
     void *close_arg;
 };
@@ -158,8 +159,14 @@ void spool_read_fini(struct sl_spool *sp);
 /* Recovery at open (spool_recover.c): fills sp->segs from the directory, quarantining bad
  * bytes, and sets next_id. Returns 0, or SL_EIO/SL_ENOMEM with errbuf. */
 SL_NODISCARD int spool_recover(struct sl_spool *sp, char *errbuf, size_t errlen);
-/* Writes the released state (at close). Returns 0 or SL_EIO; logs its own failure. */
+/* spool_released.c: applies the saved released state to the recovered segments and returns
+ * the next id it recorded (0 when there is none); writes the state now, on the loop (at close;
+ * returns 0 or SL_EIO and logs its own failure). */
+uint64_t spool_released_load(struct sl_spool *sp);
 int spool_released_save(struct sl_spool *sp);
+/* Finishes a close once nothing is in flight. */
+void spool_maybe_finish_close(struct sl_spool *sp);
+void spool_sync_dir(const struct sl_spool *sp);
 
 /* Joins dir and name into an owned path, or NULL. */
 char *spool_path(const char *dir, const char *name);

@@ -8,9 +8,8 @@
  * Record ids are stored in the frames, so they do not shift. If a repair cannot be written the
  * open still succeeds: the reader skips the same bad bytes. Nothing here makes open fail
  * because of what a file contains; only a directory that cannot be listed does.
- * The released state (file "released", written at a clean close, atomically) holds each
- * segment's bitmap and the next id; at open it is applied to the segments it names. Loop
- * thread (blocking I/O: open and close only). */
+ * The released state is applied by spool_released.c. Loop thread (blocking I/O: at open
+ * only). */
 #include "spool_int.h"
 
 #include <dirent.h>
@@ -24,12 +23,9 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "crc32c.h"
 #include "log.h"
 
-#define SPOOL_RELEASED_MAGIC     "SLSPREL1"
-#define SPOOL_RELEASED_MAX_BYTES (256u * 1024 * 1024)
-#define SPOOL_BAD_LOG_MAX        8 /* lines per segment; the rest are summed up */
+#define SPOOL_BAD_LOG_MAX 8 /* lines per segment; the rest are summed up */
 
 static bool parse_seg_name(const char *name, uint64_t *ret_id)
 {
@@ -55,7 +51,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void sync_dir(const struct sl_spool *sp)
+void spool_sync_dir(const struct sl_spool *sp)
 {
     int dfd = open(sp->o.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
@@ -140,7 +136,7 @@ seg_rewrite(struct sl_spool *sp, struct spool_seg *seg, int fd, uint64_t size, u
     if (rename(tmp, seg->path) < 0) {
         goto done;
     }
-    sync_dir(sp);
+    spool_sync_dir(sp);
     *ret_size = written;
     r = 0;
 done:
@@ -307,193 +303,6 @@ done:
     return r;
 }
 
-static int read_whole(const char *path, unsigned char **ret_data, size_t *ret_len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0) {
-        return -1;
-    }
-    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > SPOOL_RELEASED_MAX_BYTES) {
-        (void)close(fd);
-        return -1;
-    }
-    size_t len = (size_t)st.st_size;
-    unsigned char *d = sl_malloc(len ? len : 1);
-    size_t got = 0;
-    while (d && got < len) {
-        ssize_t n = read(fd, d + got, len - got);
-        if (n <= 0) {
-            break;
-        }
-        got += (size_t)n;
-    }
-    (void)close(fd);
-    if (!d || got != len) {
-        sl_free(d);
-        return -1;
-    }
-    *ret_data = d;
-    *ret_len = len;
-    return 0;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-/* Sets the bits the released file has for seg's ids; counts the newly released. */
-static void
-released_apply(struct sl_spool *sp, uint64_t first, uint64_t end, const unsigned char *bits)
-{
-    size_t i = spool_seg_find(sp, first);
-    if (i == sp->nsegs || sp->segs[i]->first_id != first) {
-        return; /* deleted since */
-    }
-    struct spool_seg *seg = sp->segs[i];
-    if (end > seg->end_id) {
-        end = seg->end_id;
-    }
-    for (uint64_t id = first; id < end; id++) {
-        uint64_t k = id - first;
-        if (((bits[k / 8] >> (k % 8)) & 1) && !spool_seg_is_released(seg, id)) {
-            spool_seg_mark(seg, id, true);
-            seg->live--;
-        }
-    }
-}
-
-/* Reads "released"; returns its next id (0 when absent or unusable). */
-static uint64_t released_load(struct sl_spool *sp)
-{
-    char *path = spool_path(sp->o.dir, SPOOL_RELEASED_FILE);
-    unsigned char *d = NULL;
-    size_t len = 0;
-    uint64_t next = 0;
-    if (!path || read_whole(path, &d, &len) < 0) {
-        if (path && errno != ENOENT) {
-            sl_log_warn("spool", sp->o.name,
-                        "%s: cannot read: %s; records released before the last stop may be "
-                        "delivered again",
-                        path, strerror(errno));
-        }
-        goto done;
-    }
-    const char *why = NULL;
-    if (len < 28 || memcmp(d, SPOOL_RELEASED_MAGIC, 8) != 0) {
-        why = "not a released-state file";
-    } else {
-        uint32_t crc = (uint32_t)d[len - 4] | (uint32_t)d[len - 3] << 8 |
-                       (uint32_t)d[len - 2] << 16 | (uint32_t)d[len - 1] << 24;
-        if (sl_crc32c(0, d, len - 4) != crc) {
-            why = "bad checksum";
-        }
-    }
-    if (!why) {
-        next = le64(d + 8);
-        uint64_t nsegs = le64(d + 16);
-        size_t off = 24;
-        for (uint64_t k = 0; k < nsegs && !why; k++) {
-            if (off + 16 > len - 4) {
-                why = "truncated";
-                break;
-            }
-            uint64_t first = le64(d + off), end = le64(d + off + 8);
-            uint64_t nb = end >= first ? (end - first + 7) / 8 : UINT64_MAX;
-            if (nb > len - 4 - off - 16) {
-                why = "truncated";
-                break;
-            }
-            released_apply(sp, first, end, d + off + 16);
-            off += 16 + (size_t)nb;
-        }
-    }
-    if (why) {
-        sl_log_warn("spool", sp->o.name,
-                    "%s: %s, ignored; records released before the last stop may be delivered "
-                    "again",
-                    path, why);
-    }
-done:
-    sl_free(d);
-    sl_free(path);
-    return next;
-}
-
-int spool_released_save(struct sl_spool *sp)
-{
-    size_t len = 24 + 4;
-    for (size_t i = 0; i < sp->nsegs; i++) {
-        len += 16 + (size_t)((sp->segs[i]->end_id - sp->segs[i]->first_id + 7) / 8);
-    }
-    unsigned char *d = sl_calloc(1, len);
-    char *path = spool_path(sp->o.dir, SPOOL_RELEASED_FILE);
-    char *tmp = spool_path(sp->o.dir, SPOOL_RELEASED_FILE ".tmp");
-    int r = SL_EIO;
-    int fd = -1;
-    if (!d || !path || !tmp) {
-        goto done;
-    }
-    memcpy(d, SPOOL_RELEASED_MAGIC, 8);
-    put_le64(d + 8, sp->next_id);
-    put_le64(d + 16, sp->nsegs);
-    size_t off = 24;
-    for (size_t i = 0; i < sp->nsegs; i++) {
-        const struct spool_seg *seg = sp->segs[i];
-        size_t nb = (size_t)((seg->end_id - seg->first_id + 7) / 8);
-        put_le64(d + off, seg->first_id);
-        put_le64(d + off + 8, seg->end_id);
-        if (nb) {
-            memcpy(d + off + 16, seg->bits, nb);
-        }
-        off += 16 + nb;
-    }
-    uint32_t crc = sl_crc32c(0, d, off);
-    for (int i = 0; i < 4; i++) {
-        d[off + (size_t)i] = (unsigned char)(crc >> (8 * i));
-    }
-    fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, d, len) != (ssize_t)len || spool_sync_fd(sp, fd) < 0) {
-        goto done;
-    }
-    int c = close(fd);
-    fd = -1;
-    if (c < 0 || rename(tmp, path) < 0) {
-        goto done;
-    }
-    sync_dir(sp);
-    r = 0;
-done:
-    if (r < 0) {
-        sl_log_error("spool", sp->o.name,
-                     "%s: cannot save which records were delivered: %s; they may be delivered "
-                     "again after a restart",
-                     path ? path : sp->o.dir, strerror(errno));
-        if (tmp) {
-            (void)unlink(tmp);
-        }
-    }
-    if (fd >= 0) {
-        (void)close(fd);
-    }
-    sl_free(d);
-    sl_free(path);
-    sl_free(tmp);
-    return r;
-}
-
 /* Lists the segment files (sorted ids) and removes temporary files a crash left. */
 static int
 list_segs(struct sl_spool *sp, uint64_t **ret_ids, size_t *ret_n, char *errbuf, size_t errlen)
@@ -586,7 +395,7 @@ int spool_recover(struct sl_spool *sp, char *errbuf, size_t errlen)
                        sp->o.dir);
         return r;
     }
-    uint64_t rel_next = released_load(sp);
+    uint64_t rel_next = spool_released_load(sp);
     sp->next_id = next > rel_next ? next : rel_next;
     /* Segments with nothing left to deliver go now; the rest count against the quota. */
     for (size_t i = 0; i < sp->nsegs;) {
