@@ -189,20 +189,29 @@ static void report_bad(struct sl_spool *sp,
     }
 }
 
-/* Scans one segment: counts its records into seg, quarantines and repairs bad bytes. */
-static int seg_recover(struct sl_spool *sp, struct spool_seg *seg)
+/* Scans one segment: counts its records into seg, quarantines and repairs bad bytes. Fails
+ * (SL_EIO, errbuf) only when the file cannot be opened: its records are unknown, so going on
+ * could hand their ids out again; what it contains never makes this fail. */
+static int seg_recover(struct sl_spool *sp, struct spool_seg *seg, char *errbuf, size_t errlen)
 {
     int fd = open(seg->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EROFS)) {
+        fd = open(seg->path, O_RDONLY | O_CLOEXEC); /* readable still: replay, cannot repair */
+    }
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        sl_log_error("spool", sp->o.name, "%s: cannot open: %s; its records are not replayed",
-                     seg->path, strerror(errno));
+        (void)snprintf(errbuf, errlen, "spool segment %s: cannot open it: %s", seg->path,
+                       strerror(errno));
         if (fd >= 0) {
             (void)close(fd);
         }
-        return 0; /* left in place for a person to look at */
+        return SL_EIO;
     }
     uint64_t size = (uint64_t)st.st_size;
+    if (size == 0) {
+        (void)close(fd); /* created, and the crash came before its header: nothing in it */
+        return 0;
+    }
     size_t qn = strlen(seg->path) + strlen(SPOOL_QUAR_SUFFIX) + 1;
     char *qpath = sl_malloc(qn);
     if (!qpath) {
@@ -370,7 +379,7 @@ int spool_recover(struct sl_spool *sp, char *errbuf, size_t errlen)
             r = SL_ENOMEM;
             break;
         }
-        r = seg_recover(sp, seg);
+        r = seg_recover(sp, seg, errbuf, errlen);
         if (r == 0 && sp->nsegs == sp->segs_cap) {
             size_t cap = sp->segs_cap ? sp->segs_cap * 2 : 16;
             struct spool_seg **s = sl_realloc(sp->segs, cap * sizeof(*s));
@@ -390,9 +399,11 @@ int spool_recover(struct sl_spool *sp, char *errbuf, size_t errlen)
         next = seg->first_id > next ? seg->first_id : next;
     }
     sl_free(ids);
-    if (r < 0) {
+    if (r == SL_ENOMEM) {
         (void)snprintf(errbuf, errlen, "spool directory %s: out of memory while recovering",
                        sp->o.dir);
+    }
+    if (r < 0) {
         return r;
     }
     uint64_t rel_next = spool_released_load(sp);

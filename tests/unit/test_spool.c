@@ -488,6 +488,19 @@ static void test_spool_torn_header(void **state)
     assert_int_equal(fx_read_all(f), 10);
     expect_quarantine(seg2, 3);
     assert_int_equal(file_size(seg2), 8); /* nothing left: deleted, and made anew for appends */
+    /* An empty file (the crash came before the header reached the disk): dropped quietly, and
+     * its id is not handed out again. */
+    fx_close(f);
+    char *seg3 = seg_path(f, f->sdir, 99);
+    test_write_file(seg3, "w", "", 0);
+    fx_open(f, 1 << 20, 0);
+    struct sl_spool_stats st;
+    sl_spool_stats(f->sp, &st);
+    assert_int_equal(st.quarantined_frames, 0);
+    assert_int_equal(fx_read_all(f), 10);
+    assert_int_equal(fx_append(f, "z", 1), 0);
+    assert_int_equal(f->first_id, 99);
+    free(seg3);
     free(seg);
     free(seg2);
 }
