@@ -279,8 +279,10 @@ static void sync_after(uv_work_t *req, int status)
     }
     sp->syncs++;
     sp->sync = NULL;
-    /* Acknowledge every append this sync covered, in order. A callback may append again. */
-    while (sp->pend_head && sp->pend_head->seq <= s->upto_seq) {
+    /* Acknowledge every append this sync covered, in order. A callback may append again. Once
+     * a sync failed, the appends written after it fail too: a later fdatasync that succeeds
+     * says nothing of pages the failed one lost. */
+    while (sp->pend_head && (sp->pend_head->seq <= s->upto_seq || sp->broken)) {
         struct spool_append *a = sp->pend_head;
         sp->pend_head = a->next;
         if (!sp->pend_head) {

@@ -122,7 +122,8 @@ SL_NODISCARD int sl_spool_append(struct sl_spool *sp,
                                  sl_spool_append_cb cb,
                                  void *arg);
 
-/* Calls fn for the next unreleased durable records in append order, at most max_records and
+/* Calls fn for the next unreleased durable records in append order (fn may release the record
+ * it is given, or any other, and append; nothing else), at most max_records and
  * max_bytes of data (but at least one record when any is waiting, whatever its size). Each record
  * is handed out once per open. Returns the number handed out (0: none waiting) or SL_EIO. Reads the
  * segment files (pread, normally from the page cache) in a bounded buffer. Loop thread. */

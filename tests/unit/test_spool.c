@@ -43,12 +43,12 @@ struct fx {
     char *dir;  /* the test's temporary directory */
     char *sdir; /* the spool's directory inside it */
     atomic_int syncs;
-    int fail_syncs; /* the hook fails while this is set */
+    int fail_syncs; /* the hook fails this many calls */
     bool gated;     /* the hook waits on gate (a pool thread) and sets entered */
     uv_sem_t gate;
     atomic_int entered;
     struct sl_spool *sp;
-    int acked, status;
+    int acked, status, failed;
     uint64_t first_id;
     struct got got[MAX_READ];
     int ngot;
@@ -64,7 +64,8 @@ static int fx_sync(int fd, void *arg)
         atomic_store(&f->entered, 1);
         uv_sem_wait(&f->gate);
     }
-    if (f->fail_syncs) {
+    if (f->fail_syncs > 0) {
+        f->fail_syncs--;
         errno = EIO;
         return -1;
     }
@@ -155,6 +156,7 @@ static void on_append(void *arg, int status, uint64_t first_id)
     struct fx *f = arg;
     f->acked++;
     f->status = status;
+    f->failed += status < 0;
     f->first_id = first_id;
 }
 
@@ -599,13 +601,25 @@ static void test_spool_sync_failure(void **state)
     struct fx *f = *state;
     fx_open(f, 1 << 20, 0);
     f->fail_syncs = 1;
+    assert_int_equal(uv_sem_init(&f->gate, 0), 0);
+    f->gated = true;
     struct sl_spool_in in = {"x", 1, 5, 0};
     assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
-    fx_wait_acked(f, 1);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    while (!atomic_load(&f->entered)) {
+        sched_yield();
+    }
+    /* Written while the failing sync runs: they fail with it, whatever a later sync says. */
+    assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
+    assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
+    f->gated = false;
+    uv_sem_post(&f->gate);
+    fx_wait_acked(f, 3);
+    assert_int_equal(f->failed, 3);
+    uv_sem_destroy(&f->gate);
     assert_int_equal(f->status, SL_EIO);
     assert_false(sl_spool_has_unread(f->sp));
     assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), SL_EIO);
-    f->fail_syncs = 0;
 }
 
 static void test_spool_segment_deleted_after_release(void **state)
@@ -736,6 +750,34 @@ static void test_spool_crash_replays_across_segments(void **state)
     free(last);
 }
 
+static void release_on_read(void *arg, const struct sl_spool_rec *rec)
+{
+    struct fx *f = arg;
+    on_read(arg, rec);
+    assert_int_equal(sl_spool_release(f->sp, rec->id), 0);
+}
+
+static void test_spool_release_while_reading(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, 1 << 20, 8 + 5 * 43);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fx_append(f, "r", 5), 0);
+    }
+    /* Each segment goes as its last record is released, from inside the read. */
+    f->ngot = 0;
+    while (sl_spool_read(f->sp, 3, 1 << 20, release_on_read, f) > 0) {
+    }
+    assert_int_equal(f->ngot, 20);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(f->got[i].id, (uint64_t)i);
+    }
+    assert_int_equal(count_segments(f->sdir), 1);
+    fx_close(f);
+    fx_open(f, 1 << 20, 8 + 5 * 43);
+    assert_int_equal(fx_read_all(f), 0);
+}
+
 static void test_spool_second_opener_refused(void **state)
 {
     struct fx *f = *state;
@@ -770,6 +812,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_crash_replays_across_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_segment_deleted_after_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_release_while_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_second_opener_refused, setup, teardown),
     };
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
