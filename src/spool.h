@@ -34,8 +34,14 @@
  * At-least-once, exactly: after a clean close and reopen nothing released is read again. After a
  * crash (no sl_spool_close), records released since the last save of the released state (a
  * clean close, or sl_spool_save_released) are read again if their segment file was not yet
- * deleted; no acknowledged record is ever lost. Records appended but not
- * yet acknowledged when the process died may or may not come back (their client saw no answer).
+ * deleted; no acknowledged record is lost (short of damage on disk, below). Records appended
+ * but not yet acknowledged when the process died may or may not come back (their client saw no
+ * answer).
+ *
+ * The quota counts the segment files' bytes, so room comes back when a whole segment is deleted:
+ * one record held back (a destination partition that does not deliver) keeps its segment, and
+ * segment_bytes is the grain of that. The segment appended to is sealed early when all of it is
+ * released and an append would not fit otherwise.
  *
  * On disk: files seg-<first id, 20 digits>.spool, each an 8-byte header ("SLSPOOL1") and frames
  * of a 40-byte header (magic, CRC-32C, length, id, arrival ms, tag) and the record's bytes;
