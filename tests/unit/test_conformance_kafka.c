@@ -144,6 +144,7 @@ static int kc_setup(void **state)
 static int kc_teardown(void **state)
 {
     (void)state;
+    conf_source_cleanup(); /* before the cluster its consumer talks to */
     kc_free(&kafka_drv);
     return 0;
 }
