@@ -6,7 +6,10 @@
 #   4. build-nokafka/ (-Dkafka=disabled, --werror): builds without librdkafka; unit and lint
 #      suites (about 15 s)
 # Services the tests need (tests/services/start.sh) run for the duration and are stopped on
-# exit.  Exits non-zero if any step fails; every step runs even after an earlier failure.
+# exit.  Exits non-zero if any step fails; every step runs even after an earlier failure, and a
+# digest of the failed tests ends the output: for each, cmocka's verdicts and messages (which
+# check failed, the assertion or fail_msg text, file:line; a check that never finished), then
+# its last lines.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,7 +43,7 @@ setup() {  # setup DIR ARGS...: configure DIR, or reconfigure it if it exists
 stop_services() { RUN_DIR="$SERVICES_RUN_DIR" tests/services/stop.sh; }
 trap stop_services EXIT
 stop_services  # leftovers of an interrupted earlier run
-if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka kinesis" tests/services/start.sh; then
+if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka kinesis s3" tests/services/start.sh; then
     set -a
     # shellcheck disable=SC1091
     . "$SERVICES_RUN_DIR/services.env"
@@ -68,21 +71,52 @@ if step setup-nokafka setup build-nokafka --werror -Dkafka=disabled &&
     step test-nokafka meson test -C build-nokafka --suite unit --suite lint --print-errorlogs
 fi
 
-failure_digest() {  # the failed tests of every meson log, with each one's last lines
+failure_digest() {  # the failed tests of every meson log: cmocka's verdicts, then the last lines
     local log
     for log in build/meson-logs/testlog*.json build-asan/meson-logs/testlog*.json \
         build-nokafka/meson-logs/testlog*.json; do
         [ -f "$log" ] || continue
         /usr/bin/python3 - "$log" <<'PY'
-import json, sys
+import json, re, sys
+
+# cmocka's lines that say which test failed and why: its verdicts ("[  FAILED  ] name",
+# "[  ERROR   ] name" for a setup or teardown that failed), the assertion's message
+# ("[  ERROR   ] --- 0x2 != 0x3", "--- \"abc\" != \"abd\"", "--- n < 1"), fail_msg's text
+# ("ERROR: ..."), where it failed ("[   LINE   ] --- file.c:82: error: Failure!"), and a
+# signal or a skipped test. Valgrind's and the program's own lines do not match.
+CMOCKA = re.compile(r"^(\[  (FAILED|ERROR)   ?\]|\[   LINE   \]|ERROR: |Test failed with exception|"
+                    r"\[  SKIPPED \]|\S+\.c:\d+: error: )")
+RUN = re.compile(r"^\[ RUN      \] (\S+)")
+DONE = re.compile(r"^\[ +(OK|FAILED|ERROR|SKIPPED) +\] (\S+)$")
+
 for line in open(sys.argv[1]):
     t = json.loads(line)
     if t.get("result") in ("OK", "SKIP", "EXPECTEDFAIL"):
         continue
     print(f"=== {sys.argv[1]}: {t['name']}: {t['result']} (exit {t.get('returncode')}, "
           f"{t.get('duration', 0):.1f} s)")
-    out = ((t.get("stdout") or "") + (t.get("stderr") or "")).splitlines()
-    for text in out[-60:]:
+    # cmocka writes its verdicts to stdout and the reasons to stderr: each stream in its order
+    streams = [(t.get("stdout") or "").splitlines(), (t.get("stderr") or "").splitlines()]
+    running = None
+    said = []
+    for out in streams:
+        for text in out:
+            m = RUN.match(text)
+            if m:
+                running = m.group(1)
+            m = DONE.match(text)
+            if m and m.group(2) == running:
+                running = None
+            if CMOCKA.match(text) and not text.endswith("listed below:") and text not in said:
+                said.append(text)
+    if said:
+        print("  cmocka:")
+        for text in said:
+            print("    " + text)
+    if running:
+        print(f"  cmocka: {running} started and never finished (killed, timed out or crashed)")
+    print("  last lines:")
+    for text in (streams[0] + streams[1])[-60:]:
         print("    " + text)
 PY
     done

@@ -12,6 +12,11 @@
 #                                        KINESIS_STATE_MS; modules pinned in node/ as for sqs); has
 #                                        ListShards, SplitShard, MergeShards, no ChildShards, no
 #                                        ListShards paging, never throttles
+#   s3        127.0.0.1:${S3_PORT}         s3rver 3.7.1 on Node >= 20 (modules pinned in node/ as for sqs):
+#                                        the S3 REST API, path-style, objects as files under
+#                                        $RUN_DIR/s3; accepts only the access key id S3RVER and
+#                                        checks no signature (S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY
+#                                        in services.env); buckets made with `aws s3api create-bucket`
 #   kafka     127.0.0.1:${KAFKA_BASE_PORT}..+N-1  librdkafka's mock cluster as a process
 #                                        (servers/kafka-mock.c, KAFKA_BROKERS brokers, built with
 #                                        cc + pkg-config rdkafka into KAFKA_BUILD_DIR, rebuilt when
@@ -30,7 +35,7 @@
 #
 # Environment: SERVICES (default "nginx"; e.g. SERVICES="nginx sqs kafka"), RUN_DIR (default
 # tests/services/run), NGINX_PORT (18080), SQS_PORT (9325), KINESIS_PORT (4567),
-# KINESIS_STATE_MS (50), KAFKA_BASE_PORT (9192),
+# KINESIS_STATE_MS (50), S3_PORT (4569), KAFKA_BASE_PORT (9192),
 # KAFKA_BROKERS (3), KAFKA_TOPICS ("name:partitions ...", default none), KAFKA_BUILD_DIR
 # ($RUN_DIR/bin), START_TIMEOUT_S (30).  Exit 0 only when every service answered; on failure, prints
 # the tail of each log, stops what was started and exits 1.
@@ -45,6 +50,7 @@ NGINX_PORT="${NGINX_PORT:-18080}"
 SQS_PORT="${SQS_PORT:-9325}"
 KINESIS_PORT="${KINESIS_PORT:-4567}"
 KINESIS_STATE_MS="${KINESIS_STATE_MS:-50}"
+S3_PORT="${S3_PORT:-4569}"
 KAFKA_BASE_PORT="${KAFKA_BASE_PORT:-9192}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-3}"
 KAFKA_TOPICS="${KAFKA_TOPICS:-}"
@@ -230,6 +236,17 @@ u.urlopen(u.Request(sys.argv[1], data=b"{}", headers={
     fi
 }
 
+# ---- s3: s3rver, for the S3 destination of delivery streams -----------------------------------
+start_s3() {
+    node_modules s3rver
+    check_port "$S3_PORT"
+    mkdir -p "$RUN_DIR/s3"
+    node "$DIR/node/node_modules/s3rver/bin/s3rver.js" --address 127.0.0.1 --port "$S3_PORT" \
+        --directory "$RUN_DIR/s3" --silent >"$RUN_DIR/s3.log" 2>&1 &
+    record s3 $! node
+    wait_ready s3 http_get_ok "http://127.0.0.1:$S3_PORT/"
+}
+
 # ---- kafka: librdkafka's mock cluster, a Kafka protocol broker for the Kafka source/sink -----
 # build_c OUT SRC PKG...: compile SRC into OUT when OUT is missing or older than SRC (a second
 # or two; cached in KAFKA_BUILD_DIR).  Built beside and renamed, so a concurrent start never
@@ -303,6 +320,11 @@ write_env() {
         case " $SERVICES " in *" kinesis "*)
             echo "KINESIS_PORT=$KINESIS_PORT"
             echo "AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$KINESIS_PORT" ;;
+        esac
+        case " $SERVICES " in *" s3 "*)
+            echo "S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
+            echo "S3_ACCESS_KEY_ID=S3RVER"
+            echo "S3_SECRET_ACCESS_KEY=S3RVER" ;;
         esac
         case " $SERVICES " in *" kafka "*)
             echo "KAFKA_BOOTSTRAP=$(kafka_bootstrap)"

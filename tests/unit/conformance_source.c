@@ -50,6 +50,8 @@ struct conf_h {
     uv_timer_t tick; /* moves the fake clock while the loop waits */
     char arn[1024];
     cJSON *opts;
+    bool owns_opts; /* opts is this instance's to delete (a second instance shares them) */
+    bool loop_open; /* loop initialised and not yet closed */
     struct sl_source_env env;
     void *ctx;
     bool inited;
@@ -74,6 +76,18 @@ struct conf_h {
     size_t n_reports;
     int64_t vis; /* the queue's visibility timeout, ms */
 };
+
+/* The instances of the running check: one, or two when a second instance resumes where the
+ * first stopped. Static, not on the check's stack: cmocka leaves a failed check by a longjmp,
+ * and conf_source_cleanup (from the test's teardown) still finds them to stop and free. */
+static struct conf_h conf_slots[2];
+
+static struct conf_h *conf_slot(size_t i)
+{
+    assert_true(i < sizeof(conf_slots) / sizeof(conf_slots[0]));
+    memset(&conf_slots[i], 0, sizeof(conf_slots[i]));
+    return &conf_slots[i];
+}
 
 static const char *const conf_data[] = {
     "{\"n\":0,\"text\":\"alpha\"}",   "{\"n\":1,\"text\":\"beta\"}",
@@ -192,6 +206,7 @@ static void conf_prepare(struct conf_h *h, const struct conf_source *cs, size_t 
     memset(h, 0, sizeof(*h));
     h->cs = cs;
     h->opts = cs->prepare(cs->arg, conf_data, n, h->arn, sizeof(h->arn));
+    h->owns_opts = true;
     h->ops = sl_source_for_arn(h->arn);
     assert_non_null(h->ops);
 }
@@ -200,6 +215,7 @@ static void conf_prepare(struct conf_h *h, const struct conf_source *cs, size_t 
 static void conf_start(struct conf_h *h)
 {
     assert_int_equal(uv_loop_init(&h->loop), 0);
+    h->loop_open = true;
     sl_clock_fake_init(&h->clock, 1000000, INT64_C(1700000000000));
     uv_timer_init(&h->loop, &h->tick);
     h->tick.data = h;
@@ -210,11 +226,13 @@ static void conf_start(struct conf_h *h)
     cJSON *empty = cJSON_CreateObject();
     struct sl_opt_target t = {.table = h->ops->opts, .base = h->ctx};
     int r = sl_opt_apply(&t, 1, h->opts ? h->opts : empty, "conformance", "$", &errs);
-    if (r < 0) {
-        fail_msg("%s: options: %s", h->cs->name, errs.n ? errs.items[0] : "?");
-    }
+    char first[512];
+    (void)snprintf(first, sizeof(first), "%s", errs.n ? errs.items[0] : "?");
     cJSON_Delete(empty);
     sl_errlist_fini(&errs);
+    if (r < 0) {
+        fail_msg("%s: options: %s", h->cs->name, first);
+    }
     char err[512] = "";
     if (h->ops->check(h->ctx, h->arn, err, sizeof(err)) < 0) {
         fail_msg("%s: check: %s", h->cs->name, err);
@@ -333,7 +351,8 @@ static void conf_forget(struct conf_h *h, struct sl_part *part)
 static struct sl_part *conf_part(struct conf_h *h)
 {
     if (!conf_wait(h, conf_has_part)) {
-        fail_msg("%s: no partition appeared", h->cs->name);
+        fail_msg("%s: no partition appeared within %" PRId64 " ms", h->cs->name,
+                 test_deadline_ms(h->cs->deadline_ms ? h->cs->deadline_ms : CONF_DEADLINE_MS));
     }
     assert_int_equal(h->n_parts, 1);
     return h->parts[0];
@@ -397,32 +416,52 @@ conf_assert_data(const struct conf_h *h, const struct sl_part *part, size_t i, c
     sl_buf_fini(&raw);
 }
 
-/* Stops the instance and lets it go, as sl_mapping_free does; no handle may stay open. */
-static void conf_stop(struct conf_h *h)
+/* Stops the instance and lets it go, as sl_mapping_free does, whatever of it was started (an
+ * instance whose conf_start failed part-way too). Returns false if a handle stayed open on the
+ * loop (which then stays open). Asserts nothing: conf_source_cleanup calls it after a failure. */
+static bool conf_close(struct conf_h *h)
 {
+    if (!h->loop_open) {
+        return true;
+    }
     uv_timer_stop(&h->tick);
-    if (!h->stopped) {
+    if (h->inited && !h->stopped) {
         h->ops->stop(h->ctx);
         h->stopped = true;
     }
-    for (size_t i = 0; i < h->n_parts; i++) {
-        h->ops->part_release(h->ctx, h->parts[i]);
-        sl_part_free(h->parts[i]);
+    /* one at a time, so that a failure in a callback leaves nothing freed twice */
+    for (; h->n_parts > 0; h->n_parts--) {
+        struct sl_part *part = h->parts[h->n_parts - 1];
+        h->ops->part_release(h->ctx, part);
+        sl_part_free(part);
     }
-    h->n_parts = 0;
-    h->ops->fini(h->ctx);
-    for (size_t i = 0; i < h->n_released; i++) {
-        sl_part_free(h->released[i]);
+    if (h->ctx) {
+        h->ops->fini(h->ctx); /* safe after a failed or missing init */
     }
-    h->n_released = 0;
-    sl_opt_free(h->ops->opts, h->ctx);
-    free(h->ctx);
-    h->ctx = NULL;
+    for (; h->n_released > 0; h->n_released--) {
+        sl_part_free(h->released[h->n_released - 1]);
+    }
+    if (h->ctx) {
+        sl_opt_free(h->ops->opts, h->ctx);
+        free(h->ctx);
+        h->ctx = NULL;
+    }
+    h->inited = false;
     uv_close((uv_handle_t *)&h->tick, NULL);
     for (int i = 0; i < 1000 && uv_loop_alive(&h->loop); i++) {
         (void)uv_run(&h->loop, UV_RUN_ONCE);
     }
     if (uv_loop_close(&h->loop) != 0) {
+        return false;
+    }
+    h->loop_open = false;
+    return true;
+}
+
+/* Stops the instance and lets it go, as sl_mapping_free does; no handle may stay open. */
+static void conf_stop(struct conf_h *h)
+{
+    if (!conf_close(h)) {
         fail_msg("%s: a handle is still open after stop and fini", h->cs->name);
     }
     assert_int_equal(h->after_stop, 0);
@@ -435,21 +474,36 @@ static void conf_stop(struct conf_h *h)
 
 static void conf_done(struct conf_h *h)
 {
-    cJSON_Delete(h->opts);
+    if (h->owns_opts) {
+        cJSON_Delete(h->opts);
+    }
     h->opts = NULL;
+    h->owns_opts = false;
+}
+
+void conf_source_cleanup(void)
+{
+    for (size_t i = sizeof(conf_slots) / sizeof(conf_slots[0]); i-- > 0;) {
+        struct conf_h *h = &conf_slots[i];
+        if (!conf_close(h)) {
+            fprintf(stderr, "%s: a handle is still open after stop and fini\n",
+                    h->cs ? h->cs->name : "conformance");
+        }
+        conf_done(h);
+    }
 }
 
 void conf_source_check_partitions_appear(const struct conf_source *cs)
 {
-    struct conf_h h;
-    conf_prepare(&h, cs, CONF_N);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
+    struct conf_h *h = conf_slot(0);
+    conf_prepare(h, cs, CONF_N);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
     assert_true(part->id[0] != '\0');
     assert_true(part->name[0] != '\0');
     assert_non_null(part->src);
-    conf_stop(&h);
-    conf_done(&h);
+    conf_stop(h);
+    conf_done(h);
 }
 
 /* Positions grow: the source's compare_pos orders a before b (and not the other way). */
@@ -467,44 +521,44 @@ static void conf_assert_before(const struct conf_h *h,
 
 void conf_source_check_fetch_in_order(const struct conf_source *cs)
 {
-    struct conf_h h;
-    conf_prepare(&h, cs, CONF_N);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    conf_fetch_until(&h, part, CONF_N, 2); /* two at most per fetch */
+    struct conf_h *h = conf_slot(0);
+    conf_prepare(h, cs, CONF_N);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    conf_fetch_until(h, part, CONF_N, 2); /* two at most per fetch */
     for (size_t i = 0; i < CONF_N; i++) {
         const struct sl_record *rec = sl_recq_at(&part->q, i);
-        conf_assert_data(&h, part, i, conf_data[i]);
+        conf_assert_data(h, part, i, conf_data[i]);
         assert_true(rec->pos_len >= 1 && rec->pos_len <= SL_REC_POS_MAX);
         if (i > 0) {
-            conf_assert_before(&h, part, sl_recq_at(&part->q, i - 1), rec);
+            conf_assert_before(h, part, sl_recq_at(&part->q, i - 1), rec);
         }
     }
     /* nothing more now; one added record wakes the mapping and comes next */
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0);
-    h.wakes = 0;
+    assert_int_equal(conf_fetch_once(h, part, 100), 0);
+    h->wakes = 0;
     cs->append(cs->arg, conf_more);
-    if (!conf_wait(&h, conf_woken)) {
+    if (!conf_wait(h, conf_woken)) {
         fail_msg("%s: no part_wake after a record was added", cs->name);
     }
-    conf_fetch_until(&h, part, CONF_N + 1, 100);
-    conf_assert_data(&h, part, CONF_N, conf_more);
-    conf_assert_before(&h, part, sl_recq_at(&part->q, CONF_N - 1), sl_recq_at(&part->q, CONF_N));
-    conf_stop(&h);
-    conf_done(&h);
+    conf_fetch_until(h, part, CONF_N + 1, 100);
+    conf_assert_data(h, part, CONF_N, conf_more);
+    conf_assert_before(h, part, sl_recq_at(&part->q, CONF_N - 1), sl_recq_at(&part->q, CONF_N));
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_source_check_positions_round_trip(const struct conf_source *cs)
 {
-    struct conf_h h;
-    conf_prepare(&h, cs, CONF_N);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    conf_fetch_until(&h, part, CONF_N, 100);
+    struct conf_h *h = conf_slot(0);
+    conf_prepare(h, cs, CONF_N);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    conf_fetch_until(h, part, CONF_N, 100);
     char ids[CONF_N][CONF_TEXT];
     for (size_t i = 0; i < CONF_N; i++) {
         const struct sl_record *rec = sl_recq_at(&part->q, i);
-        assert_int_equal(h.ops->format_item_id(h.ctx, part, rec, ids[i], CONF_TEXT), 0);
+        assert_int_equal(h->ops->format_item_id(h->ctx, part, rec, ids[i], CONF_TEXT), 0);
         assert_true(ids[i][0] != '\0');
         for (size_t j = 0; j < i; j++) {
             if (strcmp(ids[i], ids[j]) == 0) {
@@ -516,19 +570,20 @@ void conf_source_check_positions_round_trip(const struct conf_source *cs)
     /* the checkpoint after record 1, and the meta the source keeps beside it */
     char pos[CONF_TEXT];
     char meta[1024] = "";
-    assert_int_equal(h.ops->format_pos(h.ctx, part, sl_recq_at(&part->q, 1), pos, sizeof(pos)), 0);
+    assert_int_equal(h->ops->format_pos(h->ctx, part, sl_recq_at(&part->q, 1), pos, sizeof(pos)),
+                     0);
     assert_true(pos[0] != '\0');
     bool has_meta = part->meta != NULL;
     if (has_meta) {
         (void)snprintf(meta, sizeof(meta), "%s", part->meta);
     }
-    bool keeps = conf_keeps_positions(&h);
+    bool keeps = conf_keeps_positions(h);
     if (keeps) {
         /* records 0 and 1 done, as the mapping acknowledges them; stopping keeps that */
-        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 0));
-        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 1));
+        h->ops->ack(h->ctx, part, sl_recq_at(&part->q, 0));
+        h->ops->ack(h->ctx, part, sl_recq_at(&part->q, 1));
     }
-    conf_stop(&h);
+    conf_stop(h);
     if (keeps) {
         int64_t stored = cs->stored(cs->arg);
         if (stored != 2) {
@@ -539,107 +594,106 @@ void conf_source_check_positions_round_trip(const struct conf_source *cs)
     }
     /* a new instance, the checkpoint stored (by the mapping, or the source's own): it resumes at
      * record 2 */
-    struct conf_h again;
-    memset(&again, 0, sizeof(again));
-    again.cs = cs;
-    again.ops = h.ops;
-    again.opts = h.opts;
-    (void)snprintf(again.arn, sizeof(again.arn), "%s", h.arn);
-    again.ckpt_pos = keeps ? NULL : pos;
-    again.ckpt_meta = has_meta && !keeps ? meta : NULL;
-    conf_start(&again);
-    part = conf_part(&again);
-    conf_fetch_until(&again, part, CONF_N - 2, 100);
-    conf_assert_data(&again, part, 0, conf_data[2]);
+    struct conf_h *again = conf_slot(1);
+    again->cs = cs;
+    again->ops = h->ops;
+    again->opts = h->opts;
+    (void)snprintf(again->arn, sizeof(again->arn), "%s", h->arn);
+    again->ckpt_pos = keeps ? NULL : pos;
+    again->ckpt_meta = has_meta && !keeps ? meta : NULL;
+    conf_start(again);
+    part = conf_part(again);
+    conf_fetch_until(again, part, CONF_N - 2, 100);
+    conf_assert_data(again, part, 0, conf_data[2]);
     char id[CONF_TEXT];
     assert_int_equal(
-        again.ops->format_item_id(again.ctx, part, sl_recq_at(&part->q, 0), id, sizeof(id)), 0);
+        again->ops->format_item_id(again->ctx, part, sl_recq_at(&part->q, 0), id, sizeof(id)), 0);
     assert_string_equal(id, ids[2]); /* the same record has the same item id */
-    conf_stop(&again);
-    conf_done(&h);
+    conf_stop(again);
+    conf_done(h);
 }
 
 void conf_source_check_ack_after_done(const struct conf_source *cs)
 {
-    struct conf_h h;
-    conf_prepare(&h, cs, CONF_N);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    conf_fetch_until(&h, part, 3, 3);
+    struct conf_h *h = conf_slot(0);
+    conf_prepare(h, cs, CONF_N);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    conf_fetch_until(h, part, 3, 3);
     /* records 0..2 are done: acknowledged in order, once per advance, then dropped */
-    h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 1));
-    h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 2));
+    h->ops->ack(h->ctx, part, sl_recq_at(&part->q, 1));
+    h->ops->ack(h->ctx, part, sl_recq_at(&part->q, 2));
     sl_recq_drop(&part->q, 3);
-    conf_fetch_until(&h, part, CONF_N - 3, 100);
-    conf_assert_data(&h, part, 0, conf_data[3]);
-    conf_assert_data(&h, part, 1, conf_data[4]);
-    if (conf_keeps_positions(&h)) {
-        conf_wait_stored(&h, 3); /* the one after record 2, while it runs */
+    conf_fetch_until(h, part, CONF_N - 3, 100);
+    conf_assert_data(h, part, 0, conf_data[3]);
+    conf_assert_data(h, part, 1, conf_data[4]);
+    if (conf_keeps_positions(h)) {
+        conf_wait_stored(h, 3); /* the one after record 2, while it runs */
     }
-    conf_stop(&h);
-    conf_done(&h);
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_source_check_part_gone(const struct conf_source *cs)
 {
-    struct conf_h h;
-    conf_prepare(&h, cs, CONF_N);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    conf_fetch_until(&h, part, CONF_N, 100);
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0);
+    struct conf_h *h = conf_slot(0);
+    conf_prepare(h, cs, CONF_N);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    conf_fetch_until(h, part, CONF_N, 100);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0);
     if (cs->end_revokes) {
         /* records 0 and 1 done before the partition is taken away */
-        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 0));
-        h.ops->ack(h.ctx, part, sl_recq_at(&part->q, 1));
+        h->ops->ack(h->ctx, part, sl_recq_at(&part->q, 0));
+        h->ops->ack(h->ctx, part, sl_recq_at(&part->q, 1));
     }
     cs->end(cs->arg);
-    if (!conf_wait(&h, cs->end_revokes ? conf_is_revoked : conf_is_gone)) {
+    if (!conf_wait(h, cs->end_revokes ? conf_is_revoked : conf_is_gone)) {
         fail_msg("%s: no %s after the partition ended", cs->name,
                  cs->end_revokes ? "part_revoke" : "part_gone");
     }
     /* the mapping lets it go; nothing of it may come back */
-    h.ops->part_release(h.ctx, part);
-    conf_forget(&h, part);
-    h.wakes = 0;
+    h->ops->part_release(h->ctx, part);
+    conf_forget(h, part);
+    h->wakes = 0;
     if (cs->end_revokes) {
         /* The partition lives on: it comes back as a new one (the group's only member), at the
          * record after the acknowledged ones, nothing of the old one called back meanwhile. */
-        part = conf_part(&h);
-        conf_fetch_until(&h, part, CONF_N - 2, 100);
-        conf_assert_data(&h, part, 0, conf_data[2]);
+        part = conf_part(h);
+        conf_fetch_until(h, part, CONF_N - 2, 100);
+        conf_assert_data(h, part, 0, conf_data[2]);
     } else {
-        conf_tick_start(&h);
+        conf_tick_start(h);
         for (int i = 0; i < 50; i++) {
-            (void)uv_run(&h.loop, UV_RUN_NOWAIT);
+            (void)uv_run(&h->loop, UV_RUN_NOWAIT);
         }
-        assert_int_equal(h.wakes, 0);
+        assert_int_equal(h->wakes, 0);
     }
-    assert_int_equal(h.gones + h.revokes, 1);
-    assert_int_equal(h.after_release, 0);
-    conf_stop(&h);
-    conf_done(&h);
+    assert_int_equal(h->gones + h->revokes, 1);
+    assert_int_equal(h->after_release, 0);
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_source_check_stop(const struct conf_source *cs)
 {
-    struct conf_h h;
-    conf_prepare(&h, cs, CONF_N);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    conf_fetch_until(&h, part, CONF_N, 100);
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0); /* it owes a wake now */
-    h.ops->stop(h.ctx);
-    h.stopped = true;
+    struct conf_h *h = conf_slot(0);
+    conf_prepare(h, cs, CONF_N);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    conf_fetch_until(h, part, CONF_N, 100);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0); /* it owes a wake now */
+    h->ops->stop(h->ctx);
+    h->stopped = true;
     cs->append(cs->arg, conf_more); /* would wake it, were it running */
     cs->end(cs->arg);
-    conf_tick_start(&h);
+    conf_tick_start(h);
     for (int i = 0; i < 50; i++) {
-        (void)uv_run(&h.loop, UV_RUN_NOWAIT);
+        (void)uv_run(&h->loop, UV_RUN_NOWAIT);
     }
-    assert_int_equal(h.after_stop, 0);
-    conf_stop(&h);
-    conf_done(&h);
+    assert_int_equal(h->after_stop, 0);
+    conf_stop(h);
+    conf_done(h);
 }
 
 /* --- the queue contract --- */
@@ -668,6 +722,7 @@ static void conf_queue_prepare(struct conf_h *h,
     h->cs = &h->qcs;
     h->vis = cq->visibility_ms ? cq->visibility_ms : visibility_ms;
     h->opts = cq->prepare(cq->arg, conf_data, groups, CONF_N, h->vis, h->arn, sizeof(h->arn));
+    h->owns_opts = true;
     h->ops = sl_source_for_arn(h->arn);
     assert_non_null(h->ops);
     assert_int_equal(h->ops->caps->model, SL_DELIVERY_QUEUE);
@@ -823,13 +878,13 @@ static void conf_pass(struct conf_h *h, int64_t ms)
 
 void conf_queue_check_received_invisible(const struct conf_queue *cq)
 {
-    struct conf_h h;
-    conf_queue_prepare(&h, cq, NULL, CONF_VISIBILITY_MS);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    int64_t t0 = conf_now(&h);
+    struct conf_h *h = conf_slot(0);
+    conf_queue_prepare(h, cq, NULL, CONF_VISIBILITY_MS);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    int64_t t0 = conf_now(h);
     struct conf_got got[CONF_N];
-    conf_receive(&h, part, got, CONF_N);
+    conf_receive(h, part, got, CONF_N);
     bool seen[CONF_N] = {false};
     uint64_t leases[CONF_N];
     for (size_t i = 0; i < CONF_N; i++) {
@@ -842,173 +897,173 @@ void conf_queue_check_received_invisible(const struct conf_queue *cq)
         }
     }
     /* invisible: nothing now, nor halfway through the visibility timeout */
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0);
-    conf_pass(&h, h.vis / 2);
-    assert_int_equal(h.n_reports, 0);
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0);
+    conf_pass(h, h->vis / 2);
+    assert_int_equal(h->n_reports, 0);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0);
     /* past it: each lease reported lost once, and the messages come back with new leases */
-    conf_wait_reports(&h, leases, CONF_N, SL_QUEUE_LEASE_LOST, true);
-    assert_true(conf_now(&h) >= t0 + h.vis);
+    conf_wait_reports(h, leases, CONF_N, SL_QUEUE_LEASE_LOST, true);
+    assert_true(conf_now(h) >= t0 + h->vis);
     for (size_t i = 0; i < CONF_N; i++) {
-        assert_int_equal(conf_reports_for(&h, leases[i]), 1);
+        assert_int_equal(conf_reports_for(h, leases[i]), 1);
     }
     struct conf_got again[CONF_N];
-    conf_receive(&h, part, again, CONF_N);
+    conf_receive(h, part, again, CONF_N);
     for (size_t i = 0; i < CONF_N; i++) {
         for (size_t j = 0; j < CONF_N; j++) {
             assert_true(again[i].lease != leases[j]);
         }
     }
-    conf_stop(&h);
-    conf_done(&h);
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_queue_check_ack_deletes(const struct conf_queue *cq)
 {
-    struct conf_h h;
-    conf_queue_prepare(&h, cq, NULL, CONF_VISIBILITY_MS);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
+    struct conf_h *h = conf_slot(0);
+    conf_queue_prepare(h, cq, NULL, CONF_VISIBILITY_MS);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
     struct conf_got got[CONF_N];
-    conf_receive(&h, part, got, CONF_N);
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0);
+    conf_receive(h, part, got, CONF_N);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0);
     uint64_t acked[2] = {got[0].lease, got[1].lease};
-    assert_int_equal(h.ops->queue_ack(h.ctx, part, acked, 2), 0);
-    assert_int_equal(h.n_reports, 0); /* never from inside the call */
-    conf_wait_reports(&h, acked, 2, SL_QUEUE_ACKED, false);
-    assert_int_equal(h.n_reports, 2);
+    assert_int_equal(h->ops->queue_ack(h->ctx, part, acked, 2), 0);
+    assert_int_equal(h->n_reports, 0); /* never from inside the call */
+    conf_wait_reports(h, acked, 2, SL_QUEUE_ACKED, false);
+    assert_int_equal(h->n_reports, 2);
     assert_false(cq->exists(cq->arg, conf_data[got[0].idx]));
     assert_false(cq->exists(cq->arg, conf_data[got[1].idx]));
     assert_true(cq->exists(cq->arg, conf_data[got[2].idx]));
     /* the others come back after their timeout; the deleted ones never do */
     uint64_t rest[CONF_N - 2] = {got[2].lease, got[3].lease, got[4].lease};
-    conf_wait_reports(&h, rest, CONF_N - 2, SL_QUEUE_LEASE_LOST, true);
+    conf_wait_reports(h, rest, CONF_N - 2, SL_QUEUE_LEASE_LOST, true);
     struct conf_got again[CONF_N - 2];
-    conf_receive(&h, part, again, CONF_N - 2);
+    conf_receive(h, part, again, CONF_N - 2);
     for (size_t i = 0; i < CONF_N - 2; i++) {
         assert_true(again[i].idx != got[0].idx && again[i].idx != got[1].idx);
     }
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0);
-    assert_int_equal(conf_reports_for(&h, acked[0]), 1);
-    assert_int_equal(conf_reports_for(&h, acked[1]), 1);
-    conf_stop(&h);
-    conf_done(&h);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0);
+    assert_int_equal(conf_reports_for(h, acked[0]), 1);
+    assert_int_equal(conf_reports_for(h, acked[1]), 1);
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_queue_check_release(const struct conf_queue *cq)
 {
-    struct conf_h h;
-    conf_queue_prepare(&h, cq, NULL, CONF_VISIBILITY_MS);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    int64_t t0 = conf_now(&h);
+    struct conf_h *h = conf_slot(0);
+    conf_queue_prepare(h, cq, NULL, CONF_VISIBILITY_MS);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    int64_t t0 = conf_now(h);
     struct conf_got got[CONF_N];
-    conf_receive(&h, part, got, CONF_N);
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0); /* it owes a wake now */
-    h.wakes = 0;
-    assert_int_equal(h.ops->queue_release(h.ctx, part, &got[0].lease, 1, 0), 0);
-    assert_int_equal(h.ops->queue_release(h.ctx, part, &got[1].lease, 1, SL_QUEUE_KEEP_VISIBILITY),
-                     0);
+    conf_receive(h, part, got, CONF_N);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0); /* it owes a wake now */
+    h->wakes = 0;
+    assert_int_equal(h->ops->queue_release(h->ctx, part, &got[0].lease, 1, 0), 0);
+    assert_int_equal(
+        h->ops->queue_release(h->ctx, part, &got[1].lease, 1, SL_QUEUE_KEEP_VISIBILITY), 0);
     /* visibility 0: receivable again at once, with a new lease */
-    if (!conf_spin(&h, conf_woken)) {
+    if (!conf_spin(h, conf_woken)) {
         fail_msg("%s: no part_wake after a release with visibility 0", cq->name);
     }
     struct conf_got back[CONF_N];
-    conf_receive(&h, part, back, 1);
+    conf_receive(h, part, back, 1);
     assert_int_equal(back[0].idx, got[0].idx);
     assert_true(back[0].lease != got[0].lease);
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0); /* the kept one is still invisible */
-    assert_true(conf_now(&h) < t0 + h.vis);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0); /* the kept one is still invisible */
+    assert_true(conf_now(h) < t0 + h->vis);
     /* SL_QUEUE_KEEP_VISIBILITY: after its timeout, with the others */
     uint64_t rest[CONF_N - 2] = {got[2].lease, got[3].lease, got[4].lease};
-    conf_wait_reports(&h, rest, CONF_N - 2, SL_QUEUE_LEASE_LOST, true);
+    conf_wait_reports(h, rest, CONF_N - 2, SL_QUEUE_LEASE_LOST, true);
     size_t n = 0;
     bool kept_back = false;
     for (int turn = 0; turn < 100 && !kept_back; turn++) {
-        int r = conf_fetch_once(&h, part, 100);
-        n = conf_take(&h, part, back, CONF_N);
+        int r = conf_fetch_once(h, part, 100);
+        n = conf_take(h, part, back, CONF_N);
         for (size_t i = 0; i < n; i++) {
             kept_back = kept_back || back[i].idx == got[1].idx;
         }
         if (r == 0) {
-            h.wakes = 0;
-            (void)conf_spin(&h, conf_woken);
+            h->wakes = 0;
+            (void)conf_spin(h, conf_woken);
         }
     }
     assert_true(kept_back);
     /* a released lease is never reported */
-    assert_int_equal(conf_reports_for(&h, got[0].lease), 0);
-    assert_int_equal(conf_reports_for(&h, got[1].lease), 0);
-    assert_true(h.ops->queue_idle(h.ctx));
-    conf_stop(&h);
-    conf_done(&h);
+    assert_int_equal(conf_reports_for(h, got[0].lease), 0);
+    assert_int_equal(conf_reports_for(h, got[1].lease), 0);
+    assert_true(h->ops->queue_idle(h->ctx));
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_queue_check_hold_extends(const struct conf_queue *cq)
 {
-    struct conf_h h;
-    conf_queue_prepare(&h, cq, NULL, CONF_VISIBILITY_MS);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    int64_t t0 = conf_now(&h);
+    struct conf_h *h = conf_slot(0);
+    conf_queue_prepare(h, cq, NULL, CONF_VISIBILITY_MS);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    int64_t t0 = conf_now(h);
     struct conf_got got[CONF_N];
-    conf_receive(&h, part, got, CONF_N);
+    conf_receive(h, part, got, CONF_N);
     /* 0..3 held for more than three visibility timeouts, 4 not held */
     uint64_t held[4] = {got[0].lease, got[1].lease, got[2].lease, got[3].lease};
-    int64_t until = t0 + h.vis * 10 / 3;
-    assert_int_equal(h.ops->queue_hold(h.ctx, part, held, 4, until), 0);
-    conf_wait_until = t0 + h.vis * 3;
-    if (!conf_wait(&h, conf_clock_reached)) {
+    int64_t until = t0 + h->vis * 10 / 3;
+    assert_int_equal(h->ops->queue_hold(h->ctx, part, held, 4, until), 0);
+    conf_wait_until = t0 + h->vis * 3;
+    if (!conf_wait(h, conf_clock_reached)) {
         fail_msg("%s: the clock did not reach the end of the wait", cq->name);
     }
     for (size_t i = 0; i < 4; i++) {
-        if (conf_reports_for(&h, held[i]) != 0) {
+        if (conf_reports_for(h, held[i]) != 0) {
             fail_msg("%s: held lease %zu reported before its hold ended", cq->name, i);
         }
     }
-    assert_int_equal(conf_reports_of(&h, got[4].lease, SL_QUEUE_LEASE_LOST), 1);
+    assert_int_equal(conf_reports_of(h, got[4].lease, SL_QUEUE_LEASE_LOST), 1);
     /* none of the held messages comes back */
     for (int turn = 0; turn < 3; turn++) {
-        (void)conf_fetch_once(&h, part, 100);
+        (void)conf_fetch_once(h, part, 100);
         struct conf_got back[CONF_N];
-        size_t n = conf_take(&h, part, back, CONF_N);
+        size_t n = conf_take(h, part, back, CONF_N);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal(back[i].idx, got[4].idx);
         }
     }
     /* held ones are acknowledged as usual; one left held is lost only after its hold */
-    assert_int_equal(h.ops->queue_ack(h.ctx, part, held, 3), 0);
-    conf_wait_reports(&h, held, 3, SL_QUEUE_ACKED, false);
-    conf_wait_reports(&h, &held[3], 1, SL_QUEUE_LEASE_LOST, true);
-    assert_true(conf_now(&h) >= until);
+    assert_int_equal(h->ops->queue_ack(h->ctx, part, held, 3), 0);
+    conf_wait_reports(h, held, 3, SL_QUEUE_ACKED, false);
+    conf_wait_reports(h, &held[3], 1, SL_QUEUE_LEASE_LOST, true);
+    assert_true(conf_now(h) >= until);
     for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(conf_reports_for(&h, held[i]), 1);
+        assert_int_equal(conf_reports_for(h, held[i]), 1);
     }
-    conf_stop(&h);
-    conf_done(&h);
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_queue_check_ack_retried(const struct conf_queue *cq)
 {
-    struct conf_h h;
-    conf_queue_prepare(&h, cq, NULL, CONF_VISIBILITY_MS);
+    struct conf_h *h = conf_slot(0);
+    conf_queue_prepare(h, cq, NULL, CONF_VISIBILITY_MS);
     cq->fail_deletes(cq->arg, conf_data[1], 2);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
     struct conf_got got[CONF_N];
-    conf_receive(&h, part, got, CONF_N);
+    conf_receive(h, part, got, CONF_N);
     uint64_t leases[CONF_N];
     for (size_t i = 0; i < CONF_N; i++) {
         leases[i] = got[i].lease;
     }
-    assert_int_equal(h.ops->queue_ack(h.ctx, part, leases, CONF_N), 0);
-    conf_wait_reports(&h, leases, CONF_N, SL_QUEUE_ACKED, true);
+    assert_int_equal(h->ops->queue_ack(h->ctx, part, leases, CONF_N), 0);
+    conf_wait_reports(h, leases, CONF_N, SL_QUEUE_ACKED, true);
     for (size_t i = 0; i < CONF_N; i++) {
-        assert_int_equal(conf_reports_for(&h, leases[i]), 1); /* once, and nothing lost */
+        assert_int_equal(conf_reports_for(h, leases[i]), 1); /* once, and nothing lost */
         assert_false(cq->exists(cq->arg, conf_data[i]));
     }
-    conf_stop(&h);
-    conf_done(&h);
+    conf_stop(h);
+    conf_done(h);
 }
 
 /* FIFO: record got[i] may be handed out only when every earlier message of its group is
@@ -1032,10 +1087,10 @@ static void conf_check_group_order(const struct conf_h *h,
 void conf_queue_check_fifo_groups(const struct conf_queue *cq)
 {
     static const char *const groups[CONF_N] = {"g1", "g2", "g1", "g2", "g1"};
-    struct conf_h h;
-    conf_queue_prepare(&h, cq, groups, CONF_VISIBILITY_MS);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
+    struct conf_h *h = conf_slot(0);
+    conf_queue_prepare(h, cq, groups, CONF_VISIBILITY_MS);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
     int state[CONF_N] = {CONF_Q_FREE};
     uint64_t lease_of[CONF_N] = {0};
     size_t order[CONF_N]; /* messages in the order they were deleted */
@@ -1046,18 +1101,18 @@ void conf_queue_check_fifo_groups(const struct conf_queue *cq)
      * group (all of them, returned with visibility 0): they must come back, in order, before
      * anything later of g1. Everything else is acknowledged as it comes. */
     for (int round = 0; round < 40 && n_order < CONF_N; round++) {
-        if (conf_fetch_once(&h, part, round == 0 ? 1 : 100) == 0) {
-            h.wakes = 0;
-            if (!conf_spin(&h, conf_woken)) {
+        if (conf_fetch_once(h, part, round == 0 ? 1 : 100) == 0) {
+            h->wakes = 0;
+            if (!conf_spin(h, conf_woken)) {
                 fail_msg("%s: messages left and no part_wake", cq->name);
             }
             continue;
         }
         struct conf_got got[CONF_N];
-        size_t n = conf_take(&h, part, got, CONF_N);
+        size_t n = conf_take(h, part, got, CONF_N);
         bool taken[CONF_N] = {false};
         for (size_t i = 0; i < n; i++) {
-            conf_check_group_order(&h, groups, state, taken, &got[i]);
+            conf_check_group_order(h, groups, state, taken, &got[i]);
             taken[got[i].idx] = true;
             state[got[i].idx] = CONF_Q_HELD;
             lease_of[got[i].idx] = got[i].lease;
@@ -1073,7 +1128,7 @@ void conf_queue_check_fifo_groups(const struct conf_queue *cq)
                 continue;
             }
             if (!released_g1 && strcmp(groups[i], "g1") == 0) {
-                assert_int_equal(h.ops->queue_release(h.ctx, part, &lease_of[i], 1, 0), 0);
+                assert_int_equal(h->ops->queue_release(h->ctx, part, &lease_of[i], 1, 0), 0);
                 state[i] = CONF_Q_FREE;
                 continue;
             }
@@ -1084,8 +1139,8 @@ void conf_queue_check_fifo_groups(const struct conf_queue *cq)
         if (n_ack == 0) {
             continue;
         }
-        assert_int_equal(h.ops->queue_ack(h.ctx, part, ack, n_ack), 0);
-        conf_wait_reports(&h, ack, n_ack, SL_QUEUE_ACKED, false);
+        assert_int_equal(h->ops->queue_ack(h->ctx, part, ack, n_ack), 0);
+        conf_wait_reports(h, ack, n_ack, SL_QUEUE_ACKED, false);
         for (size_t i = 0; i < n_ack; i++) {
             state[acked[i]] = CONF_Q_DELETED;
             order[n_order++] = acked[i];
@@ -1100,34 +1155,34 @@ void conf_queue_check_fifo_groups(const struct conf_queue *cq)
             }
         }
     }
-    conf_stop(&h);
-    conf_done(&h);
+    conf_stop(h);
+    conf_done(h);
 }
 
 void conf_queue_check_stop(const struct conf_queue *cq)
 {
-    struct conf_h h;
-    conf_queue_prepare(&h, cq, NULL, CONF_VISIBILITY_MS);
+    struct conf_h *h = conf_slot(0);
+    conf_queue_prepare(h, cq, NULL, CONF_VISIBILITY_MS);
     cq->fail_deletes(cq->arg, conf_data[1], 3);
-    conf_start(&h);
-    struct sl_part *part = conf_part(&h);
-    int64_t t0 = conf_now(&h);
+    conf_start(h);
+    struct sl_part *part = conf_part(h);
+    int64_t t0 = conf_now(h);
     struct conf_got got[CONF_N];
-    conf_receive(&h, part, got, CONF_N);
+    conf_receive(h, part, got, CONF_N);
     uint64_t ack[2] = {got[0].lease, got[1].lease};
-    assert_int_equal(h.ops->queue_ack(h.ctx, part, ack, 2), 0);
-    assert_int_equal(h.ops->queue_hold(h.ctx, part, &got[2].lease, 1, t0 + h.vis * 10 / 3), 0);
-    assert_int_equal(h.ops->queue_release(h.ctx, part, &got[3].lease, 1, 0), 0);
-    assert_int_equal(conf_fetch_once(&h, part, 100), 0); /* it owes a wake */
-    h.ops->stop(h.ctx);
-    h.stopped = true;
+    assert_int_equal(h->ops->queue_ack(h->ctx, part, ack, 2), 0);
+    assert_int_equal(h->ops->queue_hold(h->ctx, part, &got[2].lease, 1, t0 + h->vis * 10 / 3), 0);
+    assert_int_equal(h->ops->queue_release(h->ctx, part, &got[3].lease, 1, 0), 0);
+    assert_int_equal(conf_fetch_once(h, part, 100), 0); /* it owes a wake */
+    h->ops->stop(h->ctx);
+    h->stopped = true;
     /* deletes pending, a hold, a release, leases running out (the clock moving past every
      * lease and the hold): nothing may be reported now */
-    conf_wait_until = t0 + h.vis * 20 / 3;
-    if (!conf_wait(&h, conf_clock_reached)) {
+    conf_wait_until = t0 + h->vis * 20 / 3;
+    if (!conf_wait(h, conf_clock_reached)) {
         fail_msg("%s: the clock did not reach the end of the wait", cq->name);
     }
-    assert_int_equal(h.after_stop, 0);
-    conf_stop(&h);
-    conf_done(&h);
+    assert_int_equal(h->after_stop, 0);
+    conf_stop(h);
+    conf_done(h);
 }

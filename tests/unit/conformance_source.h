@@ -71,10 +71,18 @@ void conf_source_check_part_gone(const struct conf_source *cs);
  * then leave no handle open on the loop. */
 void conf_source_check_stop(const struct conf_source *cs);
 
+/* Stops and frees what the last check started and did not let go: the instances (the adapter's
+ * ctx, its partitions, the loop) and the options prepare returned. Every teardown of a test
+ * running these checks (stream or queue) calls it first, before it takes down what the source
+ * talks to (a server, a mock cluster): a check that fails leaves by cmocka's longjmp, before
+ * its own stop, and would otherwise leave the source running into the next test and its memory
+ * lost. Does nothing after a check that passed. */
+void conf_source_cleanup(void);
+
 /* A test file running the stream checks writes CONF_SOURCE_TESTS once at file scope: it defines
  * test_conformance_<check>(state) for each check above, *state being the struct conf_source;
  * CONF_TESTS(setup, teardown) then lists them all for a cmocka group, each between setup (which
- * sets *state) and teardown. */
+ * sets *state) and teardown (which calls conf_source_cleanup). */
 #define CONF_SOURCE_TEST(check)                        \
     static void test_conformance_##check(void **state) \
     {                                                  \
@@ -158,7 +166,8 @@ void conf_queue_check_stop(const struct conf_queue *cq);
 
 /* A test file running the queue checks writes CONF_QUEUE_TESTS_DEFINE once at file scope (it
  * defines test_conformance_queue_<check>(state), *state being the struct conf_queue), then
- * lists CONF_QUEUE_TESTS(setup, teardown) in a cmocka group. */
+ * lists CONF_QUEUE_TESTS(setup, teardown) in a cmocka group (teardown calls
+ * conf_source_cleanup). */
 #define CONF_QUEUE_CHECK(check)                              \
     static void test_conformance_queue_##check(void **state) \
     {                                                        \

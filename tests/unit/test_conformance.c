@@ -79,6 +79,7 @@ static int file_setup(void **state)
 static int file_teardown(void **state)
 {
     (void)state;
+    conf_source_cleanup();
     test_rmtree(file_drv.dir);
     free(file_drv.dir);
     file_drv.dir = NULL;
@@ -146,6 +147,7 @@ static int fake_async_setup(void **state)
 
 static int fake_teardown(void **state)
 {
+    conf_source_cleanup();
     struct fake_drv *d = ((const struct conf_source *)*state)->arg;
     fake_stream_fini(&d->fs);
     return 0;
@@ -203,6 +205,7 @@ static int fq_setup(void **state)
 static int fq_teardown(void **state)
 {
     (void)state;
+    conf_source_cleanup();
     fake_queue_fini(&fq_drv);
     fake_stream_register();
     return 0;

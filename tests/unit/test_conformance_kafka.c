@@ -11,9 +11,21 @@
  * (end_revokes); it comes back to the group's only member. Kafka keeps its positions
  * (caps->keeps_positions): `stored` reads the group's committed offset back from the broker, as
  * another client of the group (offsets start at 0 on a new topic, so the offset is the number of
- * records done). librdkafka's timers are real, so the source runs on the system clock; group
- * timeouts are set low (heartbeat 100 ms) and each wait is bounded at 20 s, since the mock
- * broker holds a new group's first join back 3 s. */
+ * records done). librdkafka's timers are real, so the source runs on the system clock; the
+ * heartbeat is set low (100 ms) and each wait is bounded at 20 s, since the mock broker holds a
+ * new group's first join back 3 s and a rejoin session.timeout.ms - 1 s.
+ *
+ * session.timeout.ms is 6000, well above that 3 s hold (as in test_kafka.c): the mock broker
+ * (librdkafka 2.0) checks every second for members silent for session.timeout.ms, the member
+ * whose JoinGroup it holds included, and that member's last request is the JoinGroup itself.
+ * With 3000 the hold and the expiry fell due together, and when the mock's thread woke a few ms
+ * late (valgrind, a loaded machine; half the runs of this file under valgrind with two busy
+ * CPUs) the expiry ran first: the member was dropped with its JoinGroup unanswered, and
+ * librdkafka waits max.poll.interval.ms + 3 s (303 s) for that answer, so no partition came
+ * within the deadline. A rejoin is then held 5 s, longer than the topic metadata librdkafka
+ * caches lives by default (3 x topic.metadata.refresh.interval.ms = 1.5 s): metadata.max.age.ms
+ * is 30000, since with the default a second instance was seen to rejoin after every JoinGroup
+ * answer ("subscription updated from metadata change") until the deadline. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,9 +95,10 @@ static cJSON *kc_prepare(void *arg, const char *const *data, size_t n, char *arn
     char json[1024];
     (void)snprintf(json, sizeof(json),
                    "{\"Topics\":[\"%s\"],\"SelfManagedKafkaEventSourceConfig\":"
-                   "{\"ConsumerGroupId\":\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"3000\","
+                   "{\"ConsumerGroupId\":\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"6000\","
                    "\"heartbeat.interval.ms\":\"100\","
-                   "\"topic.metadata.refresh.interval.ms\":\"500\"}}",
+                   "\"topic.metadata.refresh.interval.ms\":\"500\","
+                   "\"metadata.max.age.ms\":\"30000\"}}",
                    d->topic, d->group);
     cJSON *opts = cJSON_Parse(json);
     assert_non_null(opts);
@@ -144,6 +157,7 @@ static int kc_setup(void **state)
 static int kc_teardown(void **state)
 {
     (void)state;
+    conf_source_cleanup(); /* before the cluster its consumer talks to */
     kc_free(&kafka_drv);
     return 0;
 }

@@ -76,6 +76,7 @@ static int kc_setup(void **state)
 static int kc_teardown(void **state)
 {
     (void)state;
+    conf_source_cleanup();
     if (peer_up) {
         kpeer_stop(&peer);
         peer_up = false;

@@ -313,6 +313,7 @@ static int drv_setup(void **state)
 static int drv_teardown(void **state)
 {
     (void)state;
+    conf_source_cleanup();
     http_peer_stop(&drv.proxy);
     pthread_mutex_destroy(&drv.mu);
     unsetenv("AWS_ENDPOINT_URL_SQS");

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_S3_KEYS_INT_H
+#define SL_S3_KEYS_INT_H
+
+#include "s3_keys.h"
+
+/* Shared by s3_keys.c and s3_keys_time.c only. Any thread. */
+
+/* The system's random bytes (getrandom); an sl_s3_rand_fn. */
+void sl_s3_keys_time_rand(void *arg, unsigned char *buf, size_t n);
+
+/* Appends a random version 4 UUID, lowercase (36 characters). Returns 0 or SL_ENOMEM. */
+SL_NODISCARD int sl_s3_keys_time_uuid(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg);
+
+/* Appends !{firehose:random-string}'s value (SL_S3_RANDOM_LEN characters). */
+SL_NODISCARD int sl_s3_keys_time_random(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg);
+
+#endif

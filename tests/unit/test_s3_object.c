@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_s3_object.c: Firehose S3 object bodies (sinks/s3_object.h): records concatenated with no
+ * delimiter, GZIP round trips through zlib's inflate (small, empty, several MB in odd pieces),
+ * output in bounded chunks, an emit error stopping the encoder, and the error record JSON lines
+ * of backups (keys, order, base64, optional fields). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <zlib.h>
+
+#include "s3_object.h"
+
+/* Inflates a gzip stream (windowBits 15 + 16) into out; fails the test on a bad stream. */
+static void gunzip(const void *p, size_t n, struct sl_buf *out)
+{
+    z_stream z = {0};
+    assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (unsigned char *)(uintptr_t)p;
+    z.avail_in = (uInt)n;
+    int zr;
+    do {
+        assert_int_equal(sl_buf_reserve(out, 65536), 0);
+        z.next_out = (unsigned char *)out->data + out->len;
+        z.avail_out = (uInt)(out->cap - out->len - 1);
+        zr = inflate(&z, Z_NO_FLUSH);
+        out->len = out->cap - 1 - z.avail_out;
+        assert_true(zr == Z_OK || zr == Z_STREAM_END);
+    } while (zr != Z_STREAM_END);
+    assert_int_equal(z.avail_in, 0); /* one member, nothing after it */
+    inflateEnd(&z);
+}
+
+static void test_s3_object_concatenates(void **state)
+{
+    (void)state;
+    struct iovec recs[] = {{"{\"a\":1}", 7}, {"{\"a\":2}\n", 8}, {"", 0}, {"x", 1}};
+    struct sl_buf out;
+    sl_buf_init(&out);
+    assert_int_equal(sl_buf_puts(&out, "kept"), 0);
+    assert_int_equal(sl_s3_object_build(recs, 4, SL_S3_UNCOMPRESSED, &out), 0);
+    assert_string_equal(out.data, "kept{\"a\":1}{\"a\":2}\nx");
+    sl_buf_fini(&out);
+}
+
+static void test_s3_object_gzip_round_trip(void **state)
+{
+    (void)state;
+    struct iovec recs[] = {{"{\"a\":1}\n", 8}, {"{\"a\":2}\n", 8}};
+    struct sl_buf gz, plain;
+    sl_buf_init(&gz);
+    sl_buf_init(&plain);
+    assert_int_equal(sl_s3_object_build(recs, 2, SL_S3_GZIP, &gz), 0);
+    assert_true(gz.len > 18);
+    assert_int_equal((unsigned char)gz.data[0], 0x1f); /* gzip magic */
+    assert_int_equal((unsigned char)gz.data[1], 0x8b);
+    gunzip(gz.data, gz.len, &plain);
+    assert_int_equal(plain.len, 16);
+    assert_memory_equal(plain.data, "{\"a\":1}\n{\"a\":2}\n", 16);
+    /* an empty object is still a valid gzip stream */
+    sl_buf_truncate(&gz, 0);
+    sl_buf_truncate(&plain, 0);
+    assert_int_equal(sl_s3_object_build(NULL, 0, SL_S3_GZIP, &gz), 0);
+    gunzip(gz.data, gz.len, &plain);
+    assert_int_equal(plain.len, 0);
+    sl_buf_fini(&gz);
+    sl_buf_fini(&plain);
+}
+
+struct sink {
+    struct sl_buf all;
+    size_t calls, max_chunk;
+    size_t fail_after; /* calls; 0: never fail */
+};
+
+static int sink_emit(void *arg, const void *p, size_t n)
+{
+    struct sink *s = arg;
+    if (s->fail_after && s->calls == s->fail_after) {
+        return SL_EIO;
+    }
+    s->calls++;
+    if (n > s->max_chunk) {
+        s->max_chunk = n;
+    }
+    assert_true(n > 0);
+    return sl_buf_append(&s->all, p, n);
+}
+
+/* Several MB of poorly compressible records in pieces of odd sizes: the inflated output equals
+ * the input, and no emitted chunk is larger than SL_S3_OBJECT_CHUNK. */
+static void test_s3_object_gzip_large_bounded(void **state)
+{
+    (void)state;
+    size_t total = 5 * 1024 * 1024 + 17;
+    unsigned char *in = malloc(total);
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < total; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        in[i] = (unsigned char)(x % 20 + 'a'); /* some redundancy, far from all */
+    }
+    for (int comp = 0; comp < SL_S3_COMPRESSION_COUNT; comp++) {
+        struct sink s = {0};
+        sl_buf_init(&s.all);
+        struct sl_s3_object *o;
+        assert_int_equal(sl_s3_object_new(comp, sink_emit, &s, &o), 0);
+        size_t off = 0, step = 1;
+        while (off < total) {
+            size_t n = total - off < step ? total - off : step;
+            assert_int_equal(sl_s3_object_add(o, in + off, n), 0);
+            off += n;
+            step = step * 7 % 100003 + 1;
+        }
+        assert_int_equal(sl_s3_object_finish(o), 0);
+        assert_int_equal(sl_s3_object_bytes_in(o), total);
+        assert_int_equal(sl_s3_object_bytes_out(o), s.all.len);
+        sl_s3_object_free(o);
+        if (comp == SL_S3_GZIP) {
+            struct sl_buf plain;
+            sl_buf_init(&plain);
+            gunzip(s.all.data, s.all.len, &plain);
+            assert_int_equal(plain.len, total);
+            assert_memory_equal(plain.data, in, total);
+            assert_true(s.all.len < total);
+            sl_buf_fini(&plain);
+            /* never more than one chunk at a time */
+            assert_true(s.max_chunk <= SL_S3_OBJECT_CHUNK);
+        } else {
+            assert_int_equal(s.all.len, total);
+            assert_memory_equal(s.all.data, in, total);
+        }
+        assert_true(s.calls > total / SL_S3_OBJECT_CHUNK / 8);
+        sl_buf_fini(&s.all);
+    }
+    free(in);
+}
+
+static void test_s3_object_emit_error_sticks(void **state)
+{
+    (void)state;
+    static char rec[SL_S3_OBJECT_CHUNK];
+    memset(rec, 'r', sizeof rec);
+    for (int comp = 0; comp < SL_S3_COMPRESSION_COUNT; comp++) {
+        struct sink s = {.fail_after = 1};
+        sl_buf_init(&s.all);
+        struct sl_s3_object *o;
+        assert_int_equal(sl_s3_object_new(comp, sink_emit, &s, &o), 0);
+        int r = 0;
+        for (int i = 0; i < 200 && r == 0; i++) {
+            rec[0] = (char)i; /* vary so gzip output grows */
+            for (size_t k = 0; k < sizeof rec; k += 97) {
+                rec[k] = (char)(i * 31 + (int)k);
+            }
+            r = sl_s3_object_add(o, rec, sizeof rec);
+        }
+        if (r == 0) {
+            r = sl_s3_object_finish(o);
+        }
+        assert_int_equal(r, SL_EIO);
+        assert_int_equal(sl_s3_object_add(o, "x", 1), SL_EIO);
+        assert_int_equal(sl_s3_object_finish(o), SL_EIO);
+        sl_s3_object_free(o);
+        sl_buf_fini(&s.all);
+    }
+}
+
+static void test_s3_object_error_line_processing_failed(void **state)
+{
+    (void)state;
+    struct sl_buf out;
+    sl_buf_init(&out);
+    struct sl_s3_error_rec e = {
+        .attempts_made = 4,
+        .arrival_ms = 1700000000123LL,
+        .error_code = "Lambda.FunctionError",
+        .error_message = "The Lambda function was \"unhappy\"\n",
+        .attempt_ending_ms = 1700000300456LL,
+        .raw = "{\"a\":1}\n",
+        .raw_len = 8,
+        .lambda_arn = "arn:aws:lambda:us-east-1:111122223333:function:f:$LATEST",
+    };
+    assert_int_equal(sl_s3_object_error_line(&out, &e), 0);
+    assert_string_equal(
+        out.data, "{\"attemptsMade\":4,\"arrivalTimestamp\":1700000000123,"
+                  "\"errorCode\":\"Lambda.FunctionError\","
+                  "\"errorMessage\":\"The Lambda function was \\\"unhappy\\\"\\n\","
+                  "\"attemptEndingTimestamp\":1700000300456,\"rawData\":\"eyJhIjoxfQo=\","
+                  "\"lambdaArn\":\"arn:aws:lambda:us-east-1:111122223333:function:f:$LATEST\"}\n");
+    /* a second line appends; the document parses */
+    size_t first = out.len;
+    e.lambda_arn = NULL;
+    e.error_message = NULL;
+    e.raw = "eyJhIjoxfQo=";
+    e.raw_len = 12;
+    e.raw_is_base64 = true;
+    assert_int_equal(sl_s3_object_error_line(&out, &e), 0);
+    cJSON *doc = cJSON_ParseWithLength(out.data + first, out.len - first);
+    assert_non_null(doc);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "rawData")->valuestring,
+                        "eyJhIjoxfQo=");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(doc, "errorMessage")->valuestring, "");
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "lambdaArn"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "dataId"));
+    assert_int_equal(cJSON_GetArraySize(doc), 6);
+    cJSON_Delete(doc);
+    assert_int_equal(out.data[out.len - 1], '\n');
+    sl_buf_fini(&out);
+}
+
+static void test_s3_object_error_line_http_endpoint(void **state)
+{
+    (void)state;
+    struct sl_buf out;
+    sl_buf_init(&out);
+    struct sl_s3_error_rec e = {
+        .attempts_made = 1,
+        .arrival_ms = 5,
+        .error_code = "HttpEndpoint.DestinationException",
+        .error_message = "Received the following response from the endpoint destination. 503: "
+                         "{}",
+        .attempt_ending_ms = 6,
+        .raw = "\x00\xff",
+        .raw_len = 2,
+        .data_id = "4959.0",
+    };
+    assert_int_equal(sl_s3_object_error_line(&out, &e), 0);
+    assert_string_equal(out.data,
+                        "{\"attemptsMade\":1,\"arrivalTimestamp\":5,"
+                        "\"errorCode\":\"HttpEndpoint.DestinationException\","
+                        "\"errorMessage\":\"Received the following response from the endpoint "
+                        "destination. 503: {}\",\"attemptEndingTimestamp\":6,\"rawData\":\"AP8=\","
+                        "\"subsequenceNumber\":0,\"dataId\":\"4959.0\"}\n");
+    sl_buf_fini(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_s3_object_concatenates),
+        cmocka_unit_test(test_s3_object_gzip_round_trip),
+        cmocka_unit_test(test_s3_object_gzip_large_bounded),
+        cmocka_unit_test(test_s3_object_emit_error_sticks),
+        cmocka_unit_test(test_s3_object_error_line_processing_failed),
+        cmocka_unit_test(test_s3_object_error_line_http_endpoint),
+    };
+    return cmocka_run_group_tests_name("s3_object", tests, NULL, NULL);
+}
