@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config.c: loading the configuration file, the top of the loader. It owns the order of a load
  * (read, parse, refuse \u0000, expand ${VAR}, the daemon keys, the functions, the mappings, their
- * destinations' options), the
+ * destinations' options, the delivery streams), the
  * region from the environment, and freeing struct sl_config. Every problem is collected, never
  * only the first, so `sluice validate` lists them all; each names the file, the JSON path, the
  * bad value and what is allowed. The layers below: config_read.c (text and JSON),
- * config_function.c, config_mapping.c (> config_rules.c), config_sink.c, and config_error.c under
+ * config_function.c, config_mapping.c (> config_rules.c), config_sink.c, config_stream.c, and
+ * config_error.c under
  * them all; the
  * option tables are config_opts.c's. It builds struct sl_config and nothing else: no logging
  * (the CLI prints the errors), no state beyond the returned config. Called once at start-up,
@@ -15,23 +16,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpd.h"
+
 /* The structural top-level keys, applied with the daemon table so that unknown top-level keys
  * are reported against all of them. Not printed as options (see sl_config_print_options). */
 struct config_top {
     cJSON *functions;
     cJSON *mappings;
+    cJSON *streams;
 };
 
 static const struct sl_opt config_top_opts[] = {
     {"functions", SL_OPT_JSON, NULL, 0, -1, offsetof(struct config_top, functions), 0, NULL,
      "Functions by name."},
-    {"mappings", SL_OPT_JSON, NULL, 0, -1, offsetof(struct config_top, mappings), SL_OPT_REQUIRED,
-     NULL, "Event source mappings."},
+    {"mappings", SL_OPT_JSON, NULL, 0, -1, offsetof(struct config_top, mappings), 0, NULL,
+     "Event source mappings."},
+    {"delivery_streams", SL_OPT_JSON, NULL, 0, -1, offsetof(struct config_top, streams), 0, NULL,
+     "Firehose-style delivery streams."},
     {0},
 };
 
 /* ------------------------------------------------------------------------------------------ */
 /* Loading */
+
+/* `listen` must be host:port even when nothing needs the server, so a typo shows at once. */
+static int config_check_listen(struct config_ctx *cc)
+{
+    char *host = NULL;
+    int port = 0;
+    char why[160] = "";
+    int r = sl_httpd_parse_listen(cc->cfg->listen, &host, &port, why, sizeof(why));
+    sl_free(host);
+    if (r == SL_ENOMEM) {
+        return r;
+    }
+    if (r < 0) {
+        config_error(cc, "%s: $.listen: %s; allowed: host:port like \"127.0.0.1:4573\"", cc->file,
+                     why);
+    }
+    return 0;
+}
 
 int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errlist *errs)
 {
@@ -112,6 +136,22 @@ int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errli
                 goto fail;
             }
         }
+        if (top.streams) {
+            r = config_stream_load_all(&cc, top.streams);
+            if (r == SL_ENOMEM) {
+                goto fail;
+            }
+        }
+        if (!top.mappings && !top.streams) {
+            config_error(&cc,
+                         "%s: $.mappings: missing required key; allowed: an array of mappings, "
+                         "or \"delivery_streams\" (or both)",
+                         file);
+        }
+        r = config_check_listen(&cc);
+        if (r == SL_ENOMEM) {
+            goto fail;
+        }
     }
     r = (cc.failed || errs->n > errs_before) ? SL_ECONFIG : 0;
     if (r < 0) {
@@ -145,6 +185,10 @@ void sl_config_free(struct sl_config *cfg)
         sl_free(mc->path);
     }
     sl_free(cfg->mappings);
+    for (size_t i = 0; i < cfg->n_streams; i++) {
+        config_stream_fini(&cfg->streams[i]);
+    }
+    sl_free(cfg->streams);
     for (size_t i = 0; i < cfg->n_functions; i++) {
         config_function_fini(&cfg->functions[i]);
     }

@@ -69,8 +69,34 @@ struct sl_mapping_conf {
     char *path;                         /* "$.mappings[0]", for messages */
 };
 
+/* One entry of "delivery_streams", in the shape of Firehose's CreateDeliveryStream request
+ * (config_stream.c). This slice delivers to ExtendedS3DestinationConfiguration with a
+ * file:///dir BucketARN only. */
+enum sl_stream_compression {
+    SL_STREAM_UNCOMPRESSED,
+    SL_STREAM_GZIP,
+    SL_STREAM_ZIP,
+    SL_STREAM_SNAPPY,
+    SL_STREAM_HADOOP_SNAPPY,
+    SL_STREAM_COMPRESSION_COUNT
+};
+
+struct sl_stream_conf {
+    char *name;         /* DeliveryStreamName */
+    char *role_arn;     /* RoleARN: echoed by DescribeDeliveryStream, otherwise unused */
+    char *bucket_arn;   /* BucketARN as written */
+    char *dir;          /* the directory of a file:///dir BucketARN */
+    char *prefix;       /* Prefix ("" when absent) */
+    char *error_prefix; /* ErrorOutputPrefix, or NULL */
+    int compression;    /* CompressionFormat: enum sl_stream_compression */
+    int64_t size_mb;    /* BufferingHints.SizeInMBs */
+    int64_t interval_s; /* BufferingHints.IntervalInSeconds; 0 delivers at once */
+    char *path;         /* "$.delivery_streams[0]", for messages */
+};
+
 struct sl_config {
     char *file;
+    char *listen; /* the HTTP server's host:port, started when a delivery stream needs it */
     char *state_dir;
     char *region;
     int64_t stats_interval_ms;
@@ -79,6 +105,8 @@ struct sl_config {
     size_t n_functions;
     struct sl_mapping_conf *mappings;
     size_t n_mappings;
+    struct sl_stream_conf *streams;
+    size_t n_streams;
 };
 
 /* Reads, expands and validates file. On success returns 0 and *ret_cfg (owned). Otherwise
@@ -93,6 +121,9 @@ void sl_config_free(struct sl_config *cfg);
 /* The option tables, for `sluice options` and the loader. */
 extern const struct sl_opt sl_config_daemon_opts[];
 extern const struct sl_opt sl_config_mapping_opts[];
+extern const struct sl_opt sl_config_stream_opts[];
+extern const struct sl_opt sl_config_stream_s3_opts[];
+extern const struct sl_opt sl_config_stream_hints_opts[];
 
 /* Prints every option table (daemon, mapping, each function type, each source). */
 void sl_config_print_options(FILE *out, bool markdown);

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* daemon.c: the process around the mappings: the loop, the shared HTTP client, the functions,
- * signals, the progress timer, idle detection for --until-idle, and the drain on shutdown
- * (stop fetching, let invocations finish within drain_timeout, write checkpoints). It owns
- * every object it creates and frees them in reverse order. Loop thread only.
+/* daemon.c: the process around the mappings and delivery streams: the loop, the shared HTTP
+ * client, the functions, the delivery streams and their HTTP server (stream_set.c), signals, the
+ * progress timer, idle detection for --until-idle, and the drain on shutdown (stop fetching, let
+ * invocations finish within drain_timeout, write checkpoints). It owns every object it creates and
+ * frees them in reverse order. Loop thread only.
  *
  * About --until-idle: the idle time counts only from the moment every mapping is quiet
  * (sl_mapping_is_quiet): its source ready (not settling: Kafka assigned, its start committed
  * and each partition answered by the broker once; files scanned), every partition fetched
  * once, nothing in flight or unwritten. A record fetched, or a sample that is not quiet,
  * starts the count again. So a slow start (a group join longer than the idle time) never
- * ends a run before the first fetch; the clock does not run from start-up. */
+ * ends a run before the first fetch; the clock does not run from start-up.
+ *
+ * Delivery streams and --until-idle: a record put to a delivery stream counts as a record
+ * fetched, so a run ends once no mapping fetched and no stream received a record for the idle
+ * time; the end is a drain, which stops the HTTP server and delivers every buffer whatever its
+ * BufferingHints, and the run exits only when all of it is written. */
 #include "daemon.h"
 
 #include <signal.h>
@@ -26,6 +32,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "mapping_stats.h"
+#include "stream_set.h"
 
 #define DAEMON_COMP          "daemon"
 #define DAEMON_POLL_MS       20
@@ -39,6 +46,7 @@ struct daemon {
     struct sl_function **fns; /* parallel to cfg->functions */
     struct sl_mapping **maps;
     size_t n_maps;
+    struct sl_stream_set *streams; /* the delivery streams and their HTTP server, or NULL */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t stats_timer;
@@ -89,6 +97,9 @@ static bool daemon_is_idle(struct daemon *d)
         quiet = quiet && sl_mapping_is_quiet(d->maps[i]);
         fetched += sl_mapping_stats(d->maps[i])->fetched;
     }
+    if (d->streams) {
+        fetched += sl_stream_set_incoming(d->streams);
+    }
     return sl_daemon_idle_sample(&d->idle, quiet, fetched);
 }
 
@@ -98,16 +109,22 @@ static size_t daemon_in_flight(const struct daemon *d)
     for (size_t i = 0; i < d->n_maps; i++) {
         n += (size_t)sl_mapping_in_flight(d->maps[i]);
     }
+    /* After drain_timeout a stream's records wait no longer: they are lost at exit, said so,
+     * since nothing else keeps them (until the durable spool does). */
+    if (d->streams && !d->drain_expired) {
+        n += sl_stream_set_in_flight(d->streams);
+    }
     return n;
 }
 
 static void daemon_drain_expired_cb(uv_timer_t *t)
 {
     struct daemon *d = t->data;
+    size_t held = d->streams ? sl_stream_set_in_flight(d->streams) : 0;
     sl_log_warn(DAEMON_COMP, NULL,
                 "drain_timeout reached with %zu invocations in flight; canceling them (their "
                 "records are sent again on the next run)",
-                daemon_in_flight(d));
+                daemon_in_flight(d) - held);
     d->drain_expired = true;
     for (size_t i = 0; i < d->n_maps; i++) {
         sl_mapping_cancel(d->maps[i]);
@@ -141,6 +158,9 @@ static void daemon_watch_cb(uv_timer_t *t)
         for (size_t i = 0; i < d->n_maps; i++) {
             sl_mapping_drain(d->maps[i]);
         }
+        if (d->streams) {
+            sl_stream_set_drain(d->streams);
+        }
         uv_timer_start(&d->drain_timer, daemon_drain_expired_cb, (uint64_t)d->cfg->drain_timeout_ms,
                        0);
         uv_timer_start(&d->watch_timer, daemon_watch_cb, DAEMON_POLL_MS, DAEMON_POLL_MS);
@@ -155,11 +175,17 @@ static void daemon_begin_drain(struct daemon *d, const char *why)
     if (d->draining) {
         return;
     }
-    sl_log_info(DAEMON_COMP, NULL, "%s: draining (%zu invocations in flight, drain_timeout %lldms)",
-                why, daemon_in_flight(d), (long long)d->cfg->drain_timeout_ms);
+    size_t held = d->streams ? sl_stream_set_in_flight(d->streams) : 0;
+    sl_log_info(DAEMON_COMP, NULL,
+                "%s: draining (%zu invocations in flight, %zu delivery stream records to "
+                "deliver, drain_timeout %lldms)",
+                why, daemon_in_flight(d) - held, held, (long long)d->cfg->drain_timeout_ms);
     d->draining = true;
     for (size_t i = 0; i < d->n_maps; i++) {
         sl_mapping_drain(d->maps[i]);
+    }
+    if (d->streams) {
+        sl_stream_set_drain(d->streams);
     }
     uv_timer_start(&d->drain_timer, daemon_drain_expired_cb, (uint64_t)d->cfg->drain_timeout_ms, 0);
     uv_timer_start(&d->watch_timer, daemon_watch_cb, 0, DAEMON_POLL_MS);
@@ -183,6 +209,9 @@ static void daemon_stats_cb(uv_timer_t *t)
     for (size_t i = 0; i < d->n_maps; i++) {
         sl_mapping_log_stats(d->maps[i], "progress");
     }
+    if (d->streams) {
+        sl_stream_set_log_stats(d->streams, "progress");
+    }
 }
 
 /* Everything in flight is done: write the checkpoints and stop the loop. */
@@ -200,6 +229,12 @@ static void daemon_finish(struct daemon *d)
             d->exit_code = 1;
         }
         sl_mapping_log_stats(d->maps[i], "exit");
+    }
+    if (d->streams) {
+        sl_stream_set_log_stats(d->streams, "exit");
+        if (sl_stream_set_in_flight(d->streams) > 0) {
+            d->exit_code = 1; /* records accepted and not delivered: each stream says how many */
+        }
     }
     uv_stop(&d->loop);
 }
@@ -278,6 +313,13 @@ static int daemon_start(struct daemon *d)
             return r;
         }
     }
+    errbuf[0] = '\0';
+    r = sl_stream_set_new(cfg, &d->loop, &d->streams, errbuf, sizeof(errbuf));
+    if (r < 0) {
+        sl_log_error(DAEMON_COMP, NULL, "cannot start the delivery streams: %s",
+                     errbuf[0] ? errbuf : sl_strerror(r));
+        return r;
+    }
     return 0;
 }
 
@@ -286,6 +328,8 @@ static void daemon_stop_all(struct daemon *d)
     for (size_t i = 0; i < d->n_maps; i++) {
         sl_mapping_free(d->maps[i]);
     }
+    sl_stream_set_free(d->streams);
+    d->streams = NULL;
     for (size_t i = 0; d->fns && i < d->cfg->n_functions; i++) {
         if (d->fns[i]) {
             sl_function_stop(d->fns[i]);
@@ -337,8 +381,8 @@ int sl_daemon_run(const struct sl_config *cfg, const struct sl_daemon_opts *opts
             uv_timer_start(&d.watch_timer, daemon_watch_cb, DAEMON_IDLE_CHECK_MS,
                            DAEMON_IDLE_CHECK_MS);
         }
-        sl_log_info(DAEMON_COMP, NULL, "running %zu mappings%s", d.n_maps,
-                    opts->until_idle ? " until idle" : "");
+        sl_log_info(DAEMON_COMP, NULL, "running %zu mappings and %zu delivery streams%s", d.n_maps,
+                    cfg->n_streams, opts->until_idle ? " until idle" : "");
         (void)uv_run(&d.loop, UV_RUN_DEFAULT);
     }
     daemon_stop_all(&d);

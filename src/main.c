@@ -30,7 +30,8 @@ static const char usage_main[] =
     "with the semantics of AWS Lambda event source mappings.\n"
     "\n"
     "commands:\n"
-    "  run [--until-idle[=SECONDS]] CONFIG   run the mappings of CONFIG until SIGTERM/SIGINT\n"
+    "  run [--until-idle[=SECONDS]] CONFIG   run the mappings and delivery streams of CONFIG\n"
+    "                                        until SIGTERM/SIGINT\n"
     "  validate CONFIG                       check CONFIG and print every error\n"
     "  options [--markdown]                  print every configuration option\n"
     "  version                               print the version and the adapters built in\n"
@@ -46,11 +47,13 @@ static const char usage_run[] =
     "usage: sluice run [--until-idle[=SECONDS]] [--log-format human|json] [--log-level LEVEL] "
     "CONFIG\n"
     "\n"
-    "Runs every enabled mapping of CONFIG. On SIGTERM or SIGINT it stops fetching, lets\n"
-    "invocations in flight finish within drain_timeout, writes checkpoints and exits 0.\n"
+    "Runs every enabled mapping and delivery stream of CONFIG. On SIGTERM or SIGINT it stops\n"
+    "fetching, lets invocations in flight finish and delivery streams deliver what they hold\n"
+    "within drain_timeout, writes checkpoints and exits 0.\n"
     "\n"
-    "  --until-idle[=SECONDS]  also exit 0 once no mapping has fetched a record for SECONDS\n"
-    "                          (default 2) and nothing is in flight or unwritten\n";
+    "  --until-idle[=SECONDS]  also exit 0 once no mapping has fetched a record, and no\n"
+    "                          delivery stream received one, for SECONDS (default 2) and\n"
+    "                          nothing is in flight or unwritten\n";
 
 static const char usage_validate[] =
     "usage: sluice validate CONFIG\n"
@@ -193,8 +196,9 @@ static int cmd_validate(const struct cli *c)
     if (load_config(c->config, &cfg) < 0) {
         return EXIT_USAGE;
     }
-    printf("%s: valid (%zu mapping%s, %zu function%s)\n", c->config, cfg->n_mappings,
-           cfg->n_mappings == 1 ? "" : "s", cfg->n_functions, cfg->n_functions == 1 ? "" : "s");
+    printf("%s: valid (%zu mapping%s, %zu function%s, %zu delivery stream%s)\n", c->config,
+           cfg->n_mappings, cfg->n_mappings == 1 ? "" : "s", cfg->n_functions,
+           cfg->n_functions == 1 ? "" : "s", cfg->n_streams, cfg->n_streams == 1 ? "" : "s");
     sl_config_free(cfg);
     return EXIT_DONE;
 }

@@ -3,9 +3,12 @@
 # Run as root (or through sudo). Retries while another apt/dpkg holds the lock.
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev zlib1g-dev
-librdkafka-dev libcmocka-dev valgrind python3 python3-pytest nginx-light wrk clang-format curl
-git ca-certificates kcat awscli"
-# awscli: Debian's AWS CLI at /usr/bin/aws, the real client the Kinesis tests produce records with.
+libmicrohttpd-dev librdkafka-dev libcmocka-dev valgrind python3 python3-pytest python3-boto3
+nginx-light wrk clang-format curl git ca-certificates kcat awscli"
+# libmicrohttpd-dev: the HTTP server of the delivery streams' Firehose API (src/httpd.c).
+# python3-boto3: the SDK client the delivery stream tests put records with, beside the AWS CLI.
+# awscli: Debian's AWS CLI at /usr/bin/aws, the real client the Kinesis tests produce records
+# with and the delivery stream tests put records with.
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

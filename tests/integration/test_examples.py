@@ -219,3 +219,56 @@ def test_example_sqs(sluice_bin, tmp_path):
     a = call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
     left = int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
     assert left == 2, a
+
+
+def test_example_firehose(sluice_bin, tmp_path):
+    """config/firehose.json as the README runs it, on port 0 instead of 4573 (another run may
+    hold that): records put with boto3 land under build/firehose-bucket/clicks/YYYY/MM/dd/HH/
+    when --until-idle ends the run, well before the 60 s interval."""
+    import re
+    from helpers import wait_until
+    try:
+        import boto3
+    except ImportError:
+        from helpers import missing
+        missing("boto3 for /usr/bin/python3 (apt-get install python3-boto3)")
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    path = str(tmp_path / "config/firehose.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["listen"] = "127.0.0.1:0"
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    (tmp_path / "build").mkdir()
+    err_path = str(tmp_path / "sluice.stderr")
+    with open(err_path, "wb") as err:
+        p = subprocess.Popen([sluice_bin, "run", "--until-idle=1", "--log-format", "json",
+                              "config/firehose.json"], cwd=str(tmp_path),
+                             stdin=subprocess.DEVNULL, stderr=err,
+                             env=sluice_env({"PWD": str(tmp_path)}))
+    try:
+        def port_line():
+            assert p.poll() is None, open(err_path).read()[-3000:]
+            with open(err_path) as f:
+                m = re.search(r"\(port (\d+)\)", f.read())
+            return m and m.group(1)
+
+        port = wait_until(port_line, timeout=30, what="the example's listening line")
+        fh = boto3.client("firehose", endpoint_url="http://127.0.0.1:" + port,
+                          region_name="us-east-1", aws_access_key_id="fake",
+                          aws_secret_access_key="fake")
+        got = fh.put_record_batch(DeliveryStreamName="clicks",
+                                  Records=[{"Data": b'{"click":1}\n'}, {"Data": b'{"click":2}\n'}])
+        assert got["FailedPutCount"] == 0
+        assert p.wait(60) == 0, open(err_path).read()[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    objs = []
+    for root, _dirs, files in os.walk(str(tmp_path / "build/firehose-bucket")):
+        objs += [os.path.relpath(os.path.join(root, f), str(tmp_path / "build/firehose-bucket"))
+                 for f in files]
+    assert len(objs) == 1 and re.match(r"clicks/\d{4}/\d\d/\d\d/\d\d/clicks-1-", objs[0]), objs
+    with open(str(tmp_path / "build/firehose-bucket" / objs[0]), "rb") as f:
+        assert f.read() == b'{"click":1}\n{"click":2}\n'

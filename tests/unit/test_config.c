@@ -277,8 +277,9 @@ static void test_unknown_keys(void **state)
 {
     struct fixture *f = *state;
     expect_one(f, "{\"stat_dir\":\"x\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}",
-               "$.stat_dir: unknown key (did you mean state_dir?); allowed: drain_timeout, "
-               "functions, mappings, region, state_dir, stats_interval");
+               "$.stat_dir: unknown key (did you mean state_dir?); allowed: "
+               "delivery_streams, drain_timeout, functions, listen, mappings, region, "
+               "state_dir, stats_interval");
     expect_one(f,
                "{\"functions\":{\"audit\":{\"type\":\"exec\",\"command\":[\"cat\"],\"timout\":5}},"
                "\"mappings\":[" MAP_OK "}]}",
@@ -413,7 +414,8 @@ static void test_missing_keys(void **state)
                "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
                "$.mappings[0].FunctionName: missing required key; allowed: a string");
     expect_one(f, "{\"functions\":{" FN_AUDIT "}}",
-               "$.mappings: missing required key; allowed: any JSON value");
+               "$.mappings: missing required key; allowed: an array of mappings, or "
+               "\"delivery_streams\" (or both)");
     expect_one(f, "{\"functions\":{\"audit\":{\"type\":\"exec\"}},\"mappings\":[" MAP_OK "}]}",
                "$.functions.audit.command: missing required key; allowed: an array of strings of "
                "1 to 256 items");

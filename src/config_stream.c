@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* config_stream.c: the "delivery_streams" of the configuration. Each entry is written as
+ * Firehose's CreateDeliveryStream request (so a file made for `aws firehose
+ * create-delivery-stream --cli-input-json` is an entry): DeliveryStreamName, and an
+ * ExtendedS3DestinationConfiguration with BucketARN, Prefix, ErrorOutputPrefix, BufferingHints
+ * and CompressionFormat. It owns the option tables of those keys and their rules; what this
+ * build cannot do yet (the S3 API, other destinations, Kinesis as source, transforms, dynamic
+ * partitioning, compression, prefix expressions) is refused by name, never ignored, so a
+ * pipeline never runs differently from what its file says. Reports through config_error.c;
+ * called by config.c. Main thread, at start-up. */
+#include "config_int.h"
+
+#include <string.h>
+
+#define STREAM_NAME_MAX   64
+#define STREAM_PREFIX_MAX 1024
+
+/* The keys of an entry beside the destination's: the other destinations and sources are
+ * known keys, so that they are refused by name rather than as unknown keys. */
+struct stream_top {
+    char *name;
+    int type;
+    cJSON *s3;
+    cJSON *other[12];
+    cJSON *tags;
+};
+
+#define TOP_OFF(f) offsetof(struct stream_top, f)
+#define OTHER(i)   (offsetof(struct stream_top, other) + (i) * sizeof(cJSON *))
+
+const struct sl_opt sl_config_stream_opts[] = {
+    {"DeliveryStreamName", SL_OPT_STR, NULL, 0, -1, TOP_OFF(name), SL_OPT_REQUIRED, NULL,
+     "The stream's name, as PutRecord and PutRecordBatch give it: 1 to 64 of A-Z a-z 0-9 _ . -"},
+    {"DeliveryStreamType", SL_OPT_ENUM, "DirectPut", 0, -1, TOP_OFF(type), 0,
+     "DirectPut|KinesisStreamAsSource|MSKAsSource|DatabaseAsSource",
+     "Where records come from: DirectPut (the Firehose API on `listen`) is the one built."},
+    {"ExtendedS3DestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, TOP_OFF(s3), 0, NULL,
+     "The destination: an object with the keys of the next table."},
+    {"S3DestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(0), 0, NULL,
+     "Not built: use ExtendedS3DestinationConfiguration."},
+    {"HttpEndpointDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(1), 0, NULL,
+     "Not built yet."},
+    {"KinesisStreamSourceConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(2), 0, NULL,
+     "Not built yet."},
+    {"RedshiftDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(3), 0, NULL,
+     "Not supported."},
+    {"ElasticsearchDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(4), 0, NULL,
+     "Not supported."},
+    {"AmazonopensearchserviceDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(5), 0, NULL,
+     "Not supported."},
+    {"AmazonOpenSearchServerlessDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(6), 0,
+     NULL, "Not supported."},
+    {"SplunkDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(7), 0, NULL,
+     "Not supported."},
+    {"SnowflakeDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(8), 0, NULL,
+     "Not supported."},
+    {"IcebergDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(9), 0, NULL,
+     "Not supported."},
+    {"MSKSourceConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(10), 0, NULL, "Not supported."},
+    {"DeliveryStreamEncryptionConfigurationInput", SL_OPT_JSON, NULL, 0, -1, OTHER(11), 0, NULL,
+     "Not supported (records are kept as given)."},
+    {"Tags", SL_OPT_JSON, NULL, 0, -1, TOP_OFF(tags), 0, NULL, "Accepted and ignored."},
+    {0},
+};
+
+/* What refusing each OTHER(i) key says. */
+static const char *const stream_other_why[] = {
+    "the legacy S3 destination is not built; allowed: ExtendedS3DestinationConfiguration",
+    "the HTTP endpoint destination is not built yet; allowed: ExtendedS3DestinationConfiguration",
+    "a Kinesis stream as source is not built yet; allowed: records put through the Firehose API "
+    "(DirectPut)",
+    "not supported; allowed: ExtendedS3DestinationConfiguration",
+    "not supported; allowed: ExtendedS3DestinationConfiguration",
+    "not supported; allowed: ExtendedS3DestinationConfiguration",
+    "not supported; allowed: ExtendedS3DestinationConfiguration",
+    "not supported; allowed: ExtendedS3DestinationConfiguration",
+    "not supported; allowed: ExtendedS3DestinationConfiguration",
+    "not supported; allowed: ExtendedS3DestinationConfiguration",
+    "not supported; allowed: records put through the Firehose API (DirectPut)",
+    "server-side encryption is not supported; allowed: remove it",
+};
+
+/* The destination's keys that this build refuses unless they say "off". */
+struct stream_s3_extra {
+    cJSON *processing;
+    cJSON *dynamic;
+    cJSON *backup_conf;
+    cJSON *format_conv;
+    int backup_mode;
+    char *file_extension;
+    char *time_zone;
+    cJSON *encryption;
+    cJSON *logging;
+    cJSON *hints;
+};
+
+#define CONF_OFF(f) offsetof(struct sl_stream_conf, f)
+
+/* The destination table fills struct sl_stream_conf, except the keys it refuses or ignores,
+ * which go to struct stream_s3_extra through sl_config_stream_s3_extra (same object). */
+const struct sl_opt sl_config_stream_s3_opts[] = {
+    {"BucketARN", SL_OPT_STR, NULL, 0, -1, CONF_OFF(bucket_arn), SL_OPT_REQUIRED, NULL,
+     "file:///dir: objects are written as files under dir, with S3's keys as paths (sluice's "
+     "own). arn:aws:s3:::BUCKET (the S3 API) is not built yet."},
+    {"RoleARN", SL_OPT_STR, NULL, 0, -1, CONF_OFF(role_arn), 0, NULL,
+     "Accepted and shown by DescribeDeliveryStream; sluice assumes no role."},
+    {"Prefix", SL_OPT_STR, "", 0, -1, CONF_OFF(prefix), 0, NULL,
+     "Put before the YYYY/MM/dd/HH/ (UTC) of each object's key; no !{...} expressions yet, "
+     "no .. segments, not starting with /."},
+    {"ErrorOutputPrefix", SL_OPT_STR, NULL, 0, -1, CONF_OFF(error_prefix), 0, NULL,
+     "Where records that fail go (nothing fails in this build: no transform)."},
+    {"CompressionFormat", SL_OPT_ENUM, "UNCOMPRESSED", 0, -1, CONF_OFF(compression), 0,
+     "UNCOMPRESSED|GZIP|ZIP|Snappy|HADOOP_SNAPPY",
+     "UNCOMPRESSED is the one built: objects hold the records as they came."},
+    {0},
+};
+
+#define EXTRA_OFF(f) offsetof(struct stream_s3_extra, f)
+
+static const struct sl_opt stream_s3_extra_opts[] = {
+    {"BufferingHints", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(hints), 0, NULL,
+     "{\"SizeInMBs\": N, \"IntervalInSeconds\": S}: see the next table."},
+    {"ProcessingConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(processing), 0, NULL,
+     "Transforms are not built yet: only {\"Enabled\": false}."},
+    {"DynamicPartitioningConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(dynamic), 0, NULL,
+     "Not built yet: only {\"Enabled\": false}."},
+    {"S3BackupMode", SL_OPT_ENUM, "Disabled", 0, -1, EXTRA_OFF(backup_mode), 0, "Disabled|Enabled",
+     "Source record backup is not built yet: only Disabled."},
+    {"S3BackupConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(backup_conf), 0, NULL,
+     "Not built yet."},
+    {"DataFormatConversionConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(format_conv), 0, NULL,
+     "Not supported: only {\"Enabled\": false}."},
+    {"FileExtension", SL_OPT_STR, NULL, 0, -1, EXTRA_OFF(file_extension), 0, NULL,
+     "Not built yet."},
+    {"CustomTimeZone", SL_OPT_STR, NULL, 0, -1, EXTRA_OFF(time_zone), 0, NULL,
+     "Only UTC is built."},
+    {"EncryptionConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(encryption), 0, NULL,
+     "Accepted and ignored (files are not encrypted)."},
+    {"CloudWatchLoggingOptions", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(logging), 0, NULL,
+     "Accepted and ignored (sluice logs to stderr)."},
+    {0},
+};
+
+const struct sl_opt sl_config_stream_hints_opts[] = {
+    {"SizeInMBs", SL_OPT_INT, "5", 1, 128, CONF_OFF(size_mb), 0, NULL,
+     "Deliver an object once this many MiB of records are buffered."},
+    {"IntervalInSeconds", SL_OPT_INT, "300", 0, 900, CONF_OFF(interval_s), 0, NULL,
+     "Deliver an object this long after its first record arrived, whichever comes first; 0 "
+     "delivers the records of each put at once."},
+    {0},
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Rules */
+
+static bool stream_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > STREAM_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A prefix is a path under the destination's directory: it must stay under it. */
+static const char *stream_prefix_problem(const char *p)
+{
+    if (strlen(p) > STREAM_PREFIX_MAX) {
+        return "is longer than 1024 characters";
+    }
+    if (strstr(p, "!{")) {
+        return "has a !{...} expression, which this build does not evaluate yet; allowed: "
+               "plain text";
+    }
+    if (p[0] == '/') {
+        return "starts with /; allowed: a relative prefix like \"logs/\"";
+    }
+    for (const char *s = p; *s;) {
+        size_t n = strcspn(s, "/");
+        if ((n == 2 && s[0] == '.' && s[1] == '.') || (n == 1 && s[0] == '.' && s[1] == '/')) {
+            return "has a . or .. segment; allowed: a prefix that stays under the directory";
+        }
+        s += n;
+        s += *s == '/';
+    }
+    return NULL;
+}
+
+/* {"Enabled": false} (or absent) is the only value of the keys this build refuses. */
+static bool stream_is_disabled(const cJSON *v)
+{
+    if (!v) {
+        return true;
+    }
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(v, "Enabled");
+    return cJSON_IsObject(v) && cJSON_IsFalse(en);
+}
+
+static void stream_check_bucket(struct config_ctx *cc, struct sl_stream_conf *sc, const char *dpath)
+{
+    const char *arn = sc->bucket_arn;
+    if (strncmp(arn, "file://", 7) == 0) {
+        const char *dir = arn + 7;
+        if (dir[0] != '/' || dir[1] == '\0') {
+            config_error(cc,
+                         "%s: %s.BucketARN: \"%s\" names no absolute directory; allowed: "
+                         "file:///absolute/dir",
+                         cc->file, dpath, arn);
+            return;
+        }
+        sc->dir = sl_strdup(dir);
+        if (!sc->dir) {
+            cc->failed = true;
+        }
+        return;
+    }
+    if (strncmp(arn, "arn:", 4) == 0 && strstr(arn, ":s3:::")) {
+        config_error(cc,
+                     "%s: %s.BucketARN: \"%s\": the S3 API destination is not built yet; "
+                     "allowed: file:///dir (the same objects, as files under dir)",
+                     cc->file, dpath, arn);
+        return;
+    }
+    config_error(cc,
+                 "%s: %s.BucketARN: \"%s\" is not a bucket; allowed: file:///dir, or "
+                 "arn:aws:s3:::BUCKET once the S3 destination is built",
+                 cc->file, dpath, arn);
+}
+
+static void
+stream_check_extra(struct config_ctx *cc, const struct stream_s3_extra *x, const char *dpath)
+{
+    struct {
+        bool bad;
+        const char *key;
+        const char *why;
+    } refuse[] = {
+        {!stream_is_disabled(x->processing), "ProcessingConfiguration",
+         "transforms are not built yet; allowed: {\"Enabled\": false} or no key"},
+        {!stream_is_disabled(x->dynamic), "DynamicPartitioningConfiguration",
+         "dynamic partitioning is not built yet; allowed: {\"Enabled\": false} or no key"},
+        {!stream_is_disabled(x->format_conv), "DataFormatConversionConfiguration",
+         "format conversion is not supported; allowed: {\"Enabled\": false} or no key"},
+        {x->backup_mode != 0, "S3BackupMode",
+         "source record backup is not built yet; allowed: Disabled"},
+        {x->backup_conf != NULL, "S3BackupConfiguration",
+         "source record backup is not built yet; allowed: no key"},
+        {x->file_extension != NULL, "FileExtension",
+         "custom file extensions are not built yet; allowed: no key"},
+        {x->time_zone && strcmp(x->time_zone, "UTC") != 0, "CustomTimeZone",
+         "only UTC is built; allowed: \"UTC\" or no key"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(refuse); i++) {
+        if (refuse[i].bad) {
+            config_error(cc, "%s: %s.%s: %s", cc->file, dpath, refuse[i].key, refuse[i].why);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loading */
+
+static int stream_load_dest(struct config_ctx *cc,
+                            struct sl_stream_conf *sc,
+                            const cJSON *dest,
+                            const char *dpath)
+{
+    struct stream_s3_extra x = {0};
+    struct sl_opt_target targets[] = {
+        {.table = sl_config_stream_s3_opts, .base = sc},
+        {.table = stream_s3_extra_opts, .base = &x},
+    };
+    int r = sl_opt_apply(targets, SL_ARRAY_LEN(targets), dest, cc->file, dpath, cc->errs);
+    if (r == SL_ENOMEM) {
+        goto done;
+    }
+    cc->failed = cc->failed || r < 0;
+    char hpath[160];
+    (void)snprintf(hpath, sizeof(hpath), "%s.BufferingHints", dpath);
+    if (x.hints) {
+        struct sl_opt_target ht = {.table = sl_config_stream_hints_opts, .base = sc};
+        r = sl_opt_apply(&ht, 1, x.hints, cc->file, hpath, cc->errs);
+        cc->failed = cc->failed || r < 0;
+    } else {
+        r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
+    }
+    if (r == SL_ENOMEM) {
+        goto done;
+    }
+    r = 0;
+    if (sc->bucket_arn) {
+        stream_check_bucket(cc, sc, dpath);
+    }
+    const char *why = sc->prefix ? stream_prefix_problem(sc->prefix) : NULL;
+    if (why) {
+        config_error(cc, "%s: %s.Prefix: \"%s\" %s", cc->file, dpath, sc->prefix, why);
+    }
+    why = sc->error_prefix ? stream_prefix_problem(sc->error_prefix) : NULL;
+    if (why) {
+        config_error(cc, "%s: %s.ErrorOutputPrefix: \"%s\" %s", cc->file, dpath, sc->error_prefix,
+                     why);
+    }
+    if (sc->compression != SL_STREAM_UNCOMPRESSED) {
+        config_error(cc,
+                     "%s: %s.CompressionFormat: compression is not built yet; allowed: "
+                     "UNCOMPRESSED",
+                     cc->file, dpath);
+    }
+    stream_check_extra(cc, &x, dpath);
+done:
+    sl_opt_free(stream_s3_extra_opts, &x);
+    return r;
+}
+
+static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
+{
+    struct sl_stream_conf *sc = &cc->cfg->streams[idx];
+    char path[64];
+    (void)snprintf(path, sizeof(path), "$.delivery_streams[%zu]", idx);
+    sc->path = sl_strdup(path);
+    if (!sc->path) {
+        return SL_ENOMEM;
+    }
+    if (!cJSON_IsObject(obj)) {
+        config_error(cc,
+                     "%s: %s: not an object; allowed: an object like CreateDeliveryStream's "
+                     "request, with DeliveryStreamName and ExtendedS3DestinationConfiguration",
+                     cc->file, path);
+        return SL_ECONFIG;
+    }
+    struct stream_top top = {0};
+    struct sl_opt_target targets[] = {{.table = sl_config_stream_opts, .base = &top}};
+    int r = sl_opt_apply(targets, 1, obj, cc->file, path, cc->errs);
+    if (r == SL_ENOMEM) {
+        goto done;
+    }
+    cc->failed = cc->failed || r < 0;
+    r = 0;
+    if (top.name) {
+        sc->name = top.name;
+        top.name = NULL;
+        if (!stream_name_valid(sc->name)) {
+            config_error(cc,
+                         "%s: %s.DeliveryStreamName: \"%s\" is not a valid name; allowed: 1 to "
+                         "64 of A-Z a-z 0-9 _ . -",
+                         cc->file, path, sc->name);
+        }
+    }
+    if (top.type != 0) {
+        config_error(cc,
+                     "%s: %s.DeliveryStreamType: only DirectPut is built; allowed: DirectPut "
+                     "(records put through the Firehose API)",
+                     cc->file, path);
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(top.other); i++) {
+        if (top.other[i]) {
+            const struct sl_opt *o = &sl_config_stream_opts[3 + i];
+            config_error(cc, "%s: %s.%s: %s", cc->file, path, o->name, stream_other_why[i]);
+        }
+    }
+    char dpath[128];
+    (void)snprintf(dpath, sizeof(dpath), "%s.ExtendedS3DestinationConfiguration", path);
+    if (!top.s3) {
+        config_error(cc,
+                     "%s: %s: missing ExtendedS3DestinationConfiguration; allowed: an object "
+                     "with BucketARN file:///dir",
+                     cc->file, dpath);
+        r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
+    } else if (!cJSON_IsObject(top.s3)) {
+        config_error(cc, "%s: %s: not an object; allowed: an object with BucketARN", cc->file,
+                     dpath);
+        r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
+    } else {
+        r = stream_load_dest(cc, sc, top.s3, dpath);
+    }
+done:
+    sl_opt_free(sl_config_stream_opts, &top);
+    return r;
+}
+
+int config_stream_load_all(struct config_ctx *cc, const cJSON *streams)
+{
+    struct sl_config *cfg = cc->cfg;
+    if (!cJSON_IsArray(streams)) {
+        config_error(cc,
+                     "%s: $.delivery_streams: is not an array; allowed: an array of delivery "
+                     "stream objects",
+                     cc->file);
+        return SL_ECONFIG;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(streams);
+    if (n == 0) {
+        return 0;
+    }
+    cfg->streams = sl_calloc(n, sizeof(*cfg->streams));
+    if (!cfg->streams) {
+        return SL_ENOMEM;
+    }
+    const cJSON *s;
+    cJSON_ArrayForEach(s, streams)
+    {
+        size_t idx = cfg->n_streams++;
+        int r = stream_load(cc, s, idx);
+        if (r == SL_ENOMEM) {
+            return r;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_streams; i++) {
+        for (size_t j = 0; cfg->streams[i].name && j < i; j++) {
+            if (cfg->streams[j].name && strcmp(cfg->streams[i].name, cfg->streams[j].name) == 0) {
+                config_error(cc,
+                             "%s: %s.DeliveryStreamName: \"%s\" is also the name of %s; allowed: "
+                             "a name no other delivery stream has",
+                             cc->file, cfg->streams[i].path, cfg->streams[i].name,
+                             cfg->streams[j].path);
+                break;
+            }
+        }
+    }
+    return cc->failed ? SL_ECONFIG : 0;
+}
+
+void config_stream_fini(struct sl_stream_conf *sc)
+{
+    sl_opt_free(sl_config_stream_s3_opts, sc);
+    sl_opt_free(sl_config_stream_hints_opts, sc);
+    sl_free(sc->name);
+    sl_free(sc->dir);
+    sl_free(sc->path);
+}

@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* firehose_api.c: the Firehose ingest API on sluice's HTTP server: PutRecord, PutRecordBatch,
+ * DescribeDeliveryStream and ListDeliveryStreams, in AWS's JSON 1.1 protocol (wire.md §0.1,
+ * §4.1), so the AWS CLI and the SDKs work unchanged against it. It owns checking each call as
+ * AWS does (AWS's error types, messages and status codes: shapes first, then the stream's
+ * existence, then the 4 MiB per call), decoding the records, and the per-record answers; it
+ * hands decoded records to its host (stream.c's streams) and knows nothing of buffers or
+ * destinations. Signatures are not checked, and headers are never logged (they carry them).
+ * Loop thread. */
+#include "firehose_api.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "clock.h"
+#include "config.h"
+#include "encoder.h"
+#include "httpd.h"
+#include "json.h"
+#include "log.h"
+
+#define API_COMP          "firehose"
+#define API_TARGET_PREFIX "Firehose_20150804."
+#define API_NAME_MAX      64
+#define API_LIST_MAX      10000
+
+/* ------------------------------------------------------------------------------------------ */
+/* Answers */
+
+static int
+api_error(struct sl_firehose_reply *ret, unsigned status, const char *type, const char *fmt, ...)
+    SL_PRINTF(4, 5);
+
+static int
+api_error(struct sl_firehose_reply *ret, unsigned status, const char *type, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ret->status = status;
+    ret->error_type = type;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "__type", type) ||
+        !cJSON_AddStringToObject(o, "message", msg)) {
+        cJSON_Delete(o);
+        return SL_ENOMEM;
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) {
+        return SL_ENOMEM;
+    }
+    ret->len = strlen(text);
+    ret->body = sl_strndup(text, ret->len);
+    cJSON_free(text);
+    return ret->body ? 0 : SL_ENOMEM;
+}
+
+/* Coral's wording of a shape violation ("1 validation error detected: Value ... at 'records'
+ * failed to satisfy constraint: Member must ..."). */
+#define API_VALIDATION(ret, fmt, ...) \
+    api_error(ret, 400, "ValidationException", "1 validation error detected: " fmt, __VA_ARGS__)
+
+static int api_json_reply(struct sl_firehose_reply *ret, cJSON *o)
+{
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!text) {
+        return SL_ENOMEM;
+    }
+    ret->status = 200;
+    ret->len = strlen(text);
+    ret->body = sl_strndup(text, ret->len);
+    cJSON_free(text);
+    return ret->body ? 0 : SL_ENOMEM;
+}
+
+/* A RecordId: opaque to clients, unique in this process (and, by the salt, across runs). */
+static void api_record_id(struct sl_firehose_host *host, char out[40])
+{
+    (void)snprintf(out, 40, "%016" PRIx64 "%016" PRIx64, host->id_salt, host->id_seq++);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Request checks */
+
+static bool api_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > API_NAME_MAX) {
+        return false;
+    }
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* The DeliveryStreamName of a call: returns its index, or -1 with *ret filled with the error. */
+static long api_stream(struct sl_firehose_host *host,
+                       const cJSON *req,
+                       struct sl_firehose_reply *ret,
+                       int *ret_r,
+                       bool must_exist)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "DeliveryStreamName");
+    *ret_r = 0;
+    if (!name || cJSON_IsNull(name)) {
+        *ret_r = API_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
+                                "deliveryStreamName", "Member must not be null");
+        return -1;
+    }
+    if (!cJSON_IsString(name)) {
+        *ret_r =
+            api_error(ret, 400, "SerializationException", "DeliveryStreamName: expected a string");
+        return -1;
+    }
+    const char *s = name->valuestring;
+    if (strlen(s) < 1 || strlen(s) > API_NAME_MAX) {
+        *ret_r = API_VALIDATION(
+            ret,
+            "Value '%.80s' at 'deliveryStreamName' failed to satisfy "
+            "constraint: Member must have length %s",
+            s, strlen(s) < 1 ? "greater than or equal to 1" : "less than or equal to 64");
+        return -1;
+    }
+    if (!api_name_valid(s)) {
+        *ret_r = API_VALIDATION(ret,
+                                "Value '%s' at 'deliveryStreamName' failed to satisfy constraint: "
+                                "Member must satisfy regular expression pattern: %s",
+                                s, "[a-zA-Z0-9_.-]+");
+        return -1;
+    }
+    for (size_t i = 0; i < host->n_streams; i++) {
+        if (strcmp(host->conf_at(host->arg, i)->name, s) == 0) {
+            return (long)i;
+        }
+    }
+    if (must_exist) {
+        *ret_r = api_error(ret, 400, "ResourceNotFoundException",
+                           "Firehose %s under account %s not found.", s, host->account);
+    }
+    return -1;
+}
+
+/* Decodes the records of a put into one arena (copy once); recs[i] point into it afterwards.
+ * Returns 0, or -1 with *ret filled, or SL_ENOMEM. */
+/* The member a record's Data is, as Coral names it in its messages. */
+static void api_where(char *out, size_t len, bool batch, size_t i)
+{
+    if (batch) {
+        (void)snprintf(out, len, "records.%zu.member.data", i + 1);
+    } else {
+        (void)snprintf(out, len, "record.data");
+    }
+}
+
+static int api_decode(const cJSON *const *items,
+                      size_t n,
+                      bool batch,
+                      struct sl_buf *arena,
+                      struct sl_firehose_rec *recs,
+                      struct sl_firehose_reply *ret)
+{
+    size_t b64_total = 0;
+    for (size_t i = 0; i < n; i++) {
+        char where[48];
+        api_where(where, sizeof(where), batch, i);
+        if (!cJSON_IsObject(items[i])) {
+            int r = api_error(ret, 400, "SerializationException",
+                              "%s: expected an object with Data", batch ? "Records" : "Record");
+            return r < 0 ? r : -1;
+        }
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(items[i], "Data");
+        if (!d || cJSON_IsNull(d)) {
+            int r = API_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
+                                   where, "Member must not be null");
+            return r < 0 ? r : -1;
+        }
+        if (!cJSON_IsString(d)) {
+            int r = api_error(ret, 400, "SerializationException",
+                              "%s: Data: expected a base64 string", where);
+            return r < 0 ? r : -1;
+        }
+        b64_total += strlen(d->valuestring);
+    }
+    if (sl_buf_reserve(arena, b64_total / 4 * 3 + 3) < 0) {
+        return SL_ENOMEM;
+    }
+    size_t *offs = sl_calloc(n ? n : 1, sizeof(*offs));
+    if (!offs) {
+        return SL_ENOMEM;
+    }
+    int result = 0;
+    for (size_t i = 0; i < n && result == 0; i++) {
+        const char *s = cJSON_GetObjectItemCaseSensitive(items[i], "Data")->valuestring;
+        offs[i] = arena->len;
+        int r = sl_enc_base64_decode(arena, s, strlen(s));
+        if (r == SL_ENOMEM) {
+            result = r;
+        } else if (r < 0) {
+            r = api_error(ret, 400, "SerializationException",
+                          "Base64 encoded bytes are malformed (record %zu)", i + 1);
+            result = r < 0 ? r : -1;
+        } else if (arena->len - offs[i] > SL_FIREHOSE_RECORD_MAX) {
+            char where[48];
+            api_where(where, sizeof(where), batch, i);
+            r = API_VALIDATION(ret,
+                               "Value at '%s' failed to satisfy constraint: Member must have "
+                               "length less than or equal to %d",
+                               where, SL_FIREHOSE_RECORD_MAX);
+            result = r < 0 ? r : -1;
+        }
+    }
+    for (size_t i = 0; i < n && result == 0; i++) {
+        size_t end = i + 1 < n ? offs[i + 1] : arena->len;
+        recs[i].data = arena->data + offs[i];
+        recs[i].len = end - offs[i];
+    }
+    sl_free(offs);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Operations */
+
+static int
+api_put(struct sl_firehose_host *host, const cJSON *req, bool batch, struct sl_firehose_reply *ret)
+{
+    int r = 0;
+    const cJSON *single = NULL;
+    const cJSON **items = NULL;
+    size_t n = 0;
+    /* Shapes first (AWS checks the whole request before it looks the stream up). */
+    const cJSON *recs_json = cJSON_GetObjectItemCaseSensitive(req, batch ? "Records" : "Record");
+    if (!recs_json || cJSON_IsNull(recs_json)) {
+        return API_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
+                              batch ? "records" : "record", "Member must not be null");
+    }
+    if (batch) {
+        if (!cJSON_IsArray(recs_json)) {
+            return api_error(ret, 400, "SerializationException", "Records: expected a list");
+        }
+        n = (size_t)cJSON_GetArraySize(recs_json);
+        if (n < 1 || n > SL_FIREHOSE_BATCH_MAX) {
+            return API_VALIDATION(ret,
+                                  "Value '[...]' at 'records' failed to satisfy constraint: "
+                                  "Member must have length %s",
+                                  n < 1 ? "greater than or equal to 1"
+                                        : "less than or equal to 500");
+        }
+    } else {
+        single = recs_json;
+        n = 1;
+    }
+    long idx = api_stream(host, req, ret, &r, true);
+    if (idx < 0) {
+        return r;
+    }
+    items = sl_calloc(n, sizeof(*items));
+    struct sl_firehose_rec *recs = sl_calloc(n, sizeof(*recs));
+    struct sl_buf arena, out;
+    sl_buf_init(&arena);
+    sl_buf_init(&out);
+    if (!items || !recs) {
+        r = SL_ENOMEM;
+        goto done;
+    }
+    if (single) {
+        items[0] = single;
+    } else {
+        size_t i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, recs_json)
+        {
+            items[i++] = it;
+        }
+    }
+    r = api_decode(items, n, batch, &arena, recs, ret);
+    if (r != 0) {
+        r = r == -1 ? 0 : r;
+        goto done;
+    }
+    if (batch && arena.len > SL_FIREHOSE_CALL_MAX) {
+        r = api_error(ret, 400, "InvalidArgumentException",
+                      "Records size exceeds 4 MiB limit: %zu bytes in %zu records", arena.len, n);
+        goto done;
+    }
+    size_t took = host->put(host->arg, (size_t)idx, recs, n);
+    char id[40];
+    if (!batch) {
+        if (took == 0) {
+            r = api_error(ret, 503, "ServiceUnavailableException", "Slow down.");
+            goto done;
+        }
+        api_record_id(host, id);
+        r = sl_buf_printf(&out, "{\"RecordId\":\"%s\",\"Encrypted\":false}", id);
+    } else {
+        r = sl_buf_printf(
+            &out, "{\"FailedPutCount\":%zu,\"Encrypted\":false,\"RequestResponses\":[", n - took);
+        for (size_t i = 0; i < n && r == 0; i++) {
+            if (i < took) {
+                api_record_id(host, id);
+                r = sl_buf_printf(&out, "%s{\"RecordId\":\"%s\"}", i ? "," : "", id);
+            } else {
+                r = sl_buf_printf(&out,
+                                  "%s{\"ErrorCode\":\"ServiceUnavailableException\","
+                                  "\"ErrorMessage\":\"Slow down.\"}",
+                                  i ? "," : "");
+            }
+        }
+        if (r == 0) {
+            r = sl_buf_puts(&out, "]}");
+        }
+    }
+    if (r == 0) {
+        ret->status = 200;
+        ret->len = out.len;
+        ret->body = sl_buf_steal(&out);
+        r = ret->body ? 0 : SL_ENOMEM;
+    }
+done:
+    sl_free(items);
+    sl_free(recs);
+    sl_buf_fini(&arena);
+    sl_buf_fini(&out);
+    return r;
+}
+
+static void api_arn(const struct sl_firehose_host *host, const char *name, char *out, size_t len)
+{
+    (void)snprintf(out, len, "arn:aws:firehose:%s:%s:deliverystream/%s", host->region,
+                   host->account, name);
+}
+
+static const char *const api_compression_names[] = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy",
+                                                    "HADOOP_SNAPPY"};
+
+static cJSON *api_describe_dest(const struct sl_stream_conf *sc)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON *hints = cJSON_CreateObject();
+    cJSON *enc = cJSON_CreateObject();
+    cJSON *logging = cJSON_CreateObject();
+    bool ok = d && hints && enc && logging;
+    ok = ok && (!sc->role_arn || cJSON_AddStringToObject(d, "RoleARN", sc->role_arn));
+    ok = ok && cJSON_AddStringToObject(d, "BucketARN", sc->bucket_arn);
+    ok = ok && cJSON_AddStringToObject(d, "Prefix", sc->prefix ? sc->prefix : "");
+    ok = ok &&
+         (!sc->error_prefix || cJSON_AddStringToObject(d, "ErrorOutputPrefix", sc->error_prefix));
+    ok = ok && cJSON_AddNumberToObject(hints, "SizeInMBs", (double)sc->size_mb);
+    ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)sc->interval_s);
+    ok = ok &&
+         cJSON_AddStringToObject(d, "CompressionFormat", api_compression_names[sc->compression]);
+    ok = ok && cJSON_AddStringToObject(enc, "NoEncryptionConfig", "NoEncryption");
+    ok = ok && cJSON_AddFalseToObject(logging, "Enabled");
+    if (ok) {
+        cJSON_AddItemToObject(d, "BufferingHints", hints);
+        cJSON_AddItemToObject(d, "EncryptionConfiguration", enc);
+        cJSON_AddItemToObject(d, "CloudWatchLoggingOptions", logging);
+        hints = enc = logging = NULL;
+        ok = cJSON_AddStringToObject(d, "S3BackupMode", "Disabled") != NULL;
+    }
+    cJSON_Delete(hints);
+    cJSON_Delete(enc);
+    cJSON_Delete(logging);
+    if (!ok) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
+static int
+api_describe(struct sl_firehose_host *host, const cJSON *req, struct sl_firehose_reply *ret)
+{
+    int r = 0;
+    long idx = api_stream(host, req, ret, &r, true);
+    if (idx < 0) {
+        return r;
+    }
+    const struct sl_stream_conf *sc = host->conf_at(host->arg, (size_t)idx);
+    char arn[256];
+    api_arn(host, sc->name, arn, sizeof(arn));
+    cJSON *o = cJSON_CreateObject();
+    cJSON *desc = cJSON_AddObjectToObject(o, "DeliveryStreamDescription");
+    cJSON *dests = cJSON_AddArrayToObject(desc, "Destinations");
+    cJSON *dest = cJSON_CreateObject();
+    cJSON *enc = cJSON_AddObjectToObject(desc, "DeliveryStreamEncryptionConfiguration");
+    bool ok = o && desc && dests && dest && enc;
+    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamName", sc->name);
+    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamARN", arn);
+    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamStatus", "ACTIVE");
+    ok = ok && cJSON_AddStringToObject(enc, "Status", "DISABLED");
+    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamType", "DirectPut");
+    ok = ok && cJSON_AddStringToObject(desc, "VersionId", "1");
+    ok = ok && cJSON_AddNumberToObject(desc, "CreateTimestamp", host->created_s);
+    ok = ok && cJSON_AddFalseToObject(desc, "HasMoreDestinations");
+    ok = ok && cJSON_AddStringToObject(dest, "DestinationId", "destinationId-000000000001");
+    cJSON *s3 = ok ? api_describe_dest(sc) : NULL;
+    cJSON *ext = ok ? api_describe_dest(sc) : NULL;
+    if (s3 && ext) {
+        /* AWS describes an extended S3 destination under both names. */
+        cJSON_AddItemToObject(dest, "S3DestinationDescription", s3);
+        cJSON_AddItemToObject(dest, "ExtendedS3DestinationDescription", ext);
+        cJSON_AddItemToArray(dests, dest);
+    } else {
+        cJSON_Delete(s3);
+        cJSON_Delete(ext);
+        cJSON_Delete(dest);
+        cJSON_Delete(o);
+        return SL_ENOMEM;
+    }
+    return api_json_reply(ret, o);
+}
+
+static int api_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int api_list(struct sl_firehose_host *host, const cJSON *req, struct sl_firehose_reply *ret)
+{
+    const cJSON *limit = cJSON_GetObjectItemCaseSensitive(req, "Limit");
+    const cJSON *start = cJSON_GetObjectItemCaseSensitive(req, "ExclusiveStartDeliveryStreamName");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(req, "DeliveryStreamType");
+    long max = 10;
+    if (limit && !cJSON_IsNull(limit)) {
+        if (!cJSON_IsNumber(limit)) {
+            return api_error(ret, 400, "SerializationException", "Limit: expected a number");
+        }
+        if (limit->valuedouble < 1 || limit->valuedouble > API_LIST_MAX) {
+            return API_VALIDATION(ret,
+                                  "Value '%d' at 'limit' failed to satisfy constraint: Member "
+                                  "must have value %s",
+                                  limit->valueint,
+                                  limit->valuedouble < 1 ? "greater than or equal to 1"
+                                                         : "less than or equal to 10000");
+        }
+        max = limit->valueint;
+    }
+    if ((start && !cJSON_IsNull(start) && !cJSON_IsString(start)) ||
+        (type && !cJSON_IsNull(type) && !cJSON_IsString(type))) {
+        return api_error(ret, 400, "SerializationException",
+                         "ExclusiveStartDeliveryStreamName, DeliveryStreamType: expected strings");
+    }
+    const char **names = sl_calloc(host->n_streams ? host->n_streams : 1, sizeof(*names));
+    if (!names) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < host->n_streams; i++) {
+        names[i] = host->conf_at(host->arg, i)->name;
+    }
+    qsort(names, host->n_streams, sizeof(*names), api_name_cmp);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "DeliveryStreamNames");
+    bool ok = o && arr;
+    bool more = false;
+    long n = 0;
+    bool direct_only = !cJSON_IsString(type) || strcmp(type->valuestring, "DirectPut") == 0;
+    for (size_t i = 0; ok && direct_only && i < host->n_streams; i++) {
+        if (cJSON_IsString(start) && strcmp(names[i], start->valuestring) <= 0) {
+            continue;
+        }
+        if (n == max) {
+            more = true;
+            break;
+        }
+        cJSON *s = cJSON_CreateString(names[i]);
+        ok = s != NULL;
+        if (ok) {
+            cJSON_AddItemToArray(arr, s);
+            n++;
+        }
+    }
+    sl_free(names);
+    ok = ok && cJSON_AddBoolToObject(o, "HasMoreDeliveryStreams", more);
+    if (!ok) {
+        cJSON_Delete(o);
+        return SL_ENOMEM;
+    }
+    return api_json_reply(ret, o);
+}
+
+int sl_firehose_api_handle(struct sl_firehose_host *host,
+                           const char *target,
+                           const char *body,
+                           size_t len,
+                           bool too_large,
+                           struct sl_firehose_reply *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    int r;
+    size_t plen = strlen(API_TARGET_PREFIX);
+    const char *op = target && strncmp(target, API_TARGET_PREFIX, plen) == 0 ? target + plen : "";
+    bool known = strcmp(op, "PutRecord") == 0 || strcmp(op, "PutRecordBatch") == 0 ||
+                 strcmp(op, "DescribeDeliveryStream") == 0 ||
+                 strcmp(op, "ListDeliveryStreams") == 0;
+    if (!known) {
+        r = api_error(ret, 400, "UnknownOperationException",
+                      "X-Amz-Target %.100s is not served; allowed: Firehose_20150804.PutRecord, "
+                      "PutRecordBatch, DescribeDeliveryStream, ListDeliveryStreams",
+                      target ? target : "(missing)");
+        goto done;
+    }
+    if (too_large) {
+        r = api_error(ret, 413, "InvalidArgumentException",
+                      "Request body exceeds %d bytes; PutRecordBatch takes at most 4 MiB of "
+                      "records",
+                      SL_FIREHOSE_BODY_MAX);
+        goto done;
+    }
+    cJSON *req = sl_json_parse_exact(body, len);
+    if (!cJSON_IsObject(req)) {
+        cJSON_Delete(req);
+        r = api_error(ret, 400, "SerializationException", "The request body is not a JSON object");
+        goto done;
+    }
+    if (strcmp(op, "PutRecord") == 0) {
+        r = api_put(host, req, false, ret);
+    } else if (strcmp(op, "PutRecordBatch") == 0) {
+        r = api_put(host, req, true, ret);
+    } else if (strcmp(op, "DescribeDeliveryStream") == 0) {
+        r = api_describe(host, req, ret);
+    } else {
+        r = api_list(host, req, ret);
+    }
+    cJSON_Delete(req);
+done:
+    if (r == SL_ENOMEM) {
+        sl_free(ret->body);
+        memset(ret, 0, sizeof(*ret));
+        ret->status = 500;
+        ret->error_type = "InternalFailure";
+        static const char text[] = "{\"__type\":\"InternalFailure\",\"message\":\"out of memory\"}";
+        ret->body = sl_strndup(text, sizeof(text) - 1);
+        ret->len = ret->body ? sizeof(text) - 1 : 0;
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* HTTP */
+
+void sl_firehose_api_serve(struct sl_firehose_host *host, struct sl_httpd_req *req)
+{
+    static struct sl_log_limit limit;
+    size_t len;
+    const char *body = sl_httpd_req_body(req, &len);
+    const char *target = sl_httpd_req_header(req, "X-Amz-Target");
+    struct sl_firehose_reply rep;
+    if (strcmp(sl_httpd_req_method(req), "POST") != 0) {
+        (void)api_error(&rep, 404, "UnknownOperationException",
+                        "only POST is served; allowed: POST / with X-Amz-Target");
+    } else {
+        /* Out of memory is answered as InternalFailure in rep. */
+        if (sl_firehose_api_handle(host, target, body, len, sl_httpd_req_too_large(req), &rep) <
+            0) {
+            sl_log_warn(API_COMP, NULL, "out of memory answering %s", target ? target : "a call");
+        }
+    }
+    unsigned char raw[16];
+    char request_id[40];
+    if (uv_random(NULL, NULL, raw, sizeof(raw), 0, NULL) != 0) {
+        memset(raw, 0, sizeof(raw));
+    }
+    raw[6] = (unsigned char)((raw[6] & 0x0f) | 0x40);
+    raw[8] = (unsigned char)((raw[8] & 0x3f) | 0x80);
+    (void)snprintf(request_id, sizeof(request_id),
+                   "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", raw[0],
+                   raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10],
+                   raw[11], raw[12], raw[13], raw[14], raw[15]);
+    /* Headers are a courtesy to clients: without memory for them the answer goes without. */
+    int hr = sl_httpd_req_add_header(req, "x-amzn-RequestId", request_id);
+    if (rep.error_type && hr == 0) {
+        hr = sl_httpd_req_add_header(req, "x-amzn-ErrorType", rep.error_type);
+    }
+    if (rep.error_type) {
+        sl_log_limited(&limit, sl_clock_now_ms(&sl_clock_system), 1000, (int)rep.status,
+                       SL_LOG_INFO, API_COMP, NULL, "%s refused: %u %s: %.*s",
+                       target ? target : "(no X-Amz-Target)", rep.status, rep.error_type,
+                       (int)(rep.len > 300 ? 300 : rep.len), rep.body ? rep.body : "");
+    }
+    sl_httpd_respond(req, rep.status, SL_FIREHOSE_CONTENT_TYPE, rep.body, rep.len);
+}

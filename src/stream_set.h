@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SL_STREAM_SET_H
+#define SL_STREAM_SET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "err.h"
+
+struct sl_config;
+
+/* Every delivery stream of a configuration and the HTTP server that feeds them. Loop thread. */
+struct sl_stream_set;
+
+/* Creates the streams of cfg and, when there is one, starts the HTTP server on cfg->listen.
+ * Returns 0 and *ret_set (NULL when cfg has no delivery stream), SL_EIO (cannot listen, in
+ * errbuf) or SL_ENOMEM. cfg is borrowed and must outlive the set. */
+SL_NODISCARD int sl_stream_set_new(const struct sl_config *cfg,
+                                   uv_loop_t *loop,
+                                   struct sl_stream_set **ret_set,
+                                   char *errbuf,
+                                   size_t errlen);
+
+/* Stops taking connections and delivers what every stream holds (SIGTERM, end of idle). */
+void sl_stream_set_drain(struct sl_stream_set *set);
+
+/* Records accepted and not yet delivered, in all streams, plus requests being answered. */
+size_t sl_stream_set_in_flight(const struct sl_stream_set *set);
+
+/* Records received so far, in all streams: --until-idle's measure of activity. */
+uint64_t sl_stream_set_incoming(const struct sl_stream_set *set);
+
+void sl_stream_set_log_stats(const struct sl_stream_set *set, const char *msg);
+
+/* Stops the server and frees the streams. NULL is a no-op. */
+void sl_stream_set_free(struct sl_stream_set *set);
+
+#endif

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_config_stream.c: "delivery_streams" and "listen" in the configuration loader
+ * (config_stream.c, config.c): a CreateDeliveryStream-shaped entry loads with its defaults and
+ * values; each refusal names the JSON path and what is allowed (the S3 API, other
+ * destinations and sources, transforms, compression, prefix expressions not built yet;
+ * ranges; names; prefixes that leave the directory; duplicates; a bad listen address). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "helpers.h"
+
+struct fixture {
+    char *dir;
+    char file[4200];
+    struct sl_errlist errs;
+    struct sl_config *cfg;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f) {
+        return -1;
+    }
+    f->dir = test_tmpdir();
+    (void)snprintf(f->file, sizeof(f->file), "%s/config.json", f->dir);
+    sl_errlist_init(&f->errs);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    sl_config_free(f->cfg);
+    sl_errlist_fini(&f->errs);
+    test_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static int load(struct fixture *f, const char *text)
+{
+    sl_config_free(f->cfg);
+    f->cfg = NULL;
+    sl_errlist_fini(&f->errs);
+    test_write_file(f->file, "w", text, strlen(text));
+    return sl_config_load(f->file, &f->cfg, &f->errs);
+}
+
+static void dump(const struct fixture *f)
+{
+    for (size_t i = 0; i < f->errs.n; i++) {
+        print_error("  error: %s\n", f->errs.items[i]);
+    }
+}
+
+#define DEST_OK "\"BucketARN\":\"file:///tmp/out\""
+
+/* One delivery stream "clicks" whose destination object is DEST_OK followed by dest_extra, and
+ * whose entry ends with entry_extra. */
+static int load_stream(struct fixture *f, const char *dest_extra, const char *entry_extra)
+{
+    char text[4096];
+    (void)snprintf(text, sizeof(text),
+                   "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                   "\"ExtendedS3DestinationConfiguration\":{" DEST_OK "%s}%s}]}",
+                   dest_extra, entry_extra);
+    return load(f, text);
+}
+
+/* Loads expecting exactly one error, "<file>: " + want. */
+static void expect_one(struct fixture *f, int r, const char *want)
+{
+    size_t flen = strlen(f->file);
+    if (r != SL_ECONFIG || f->errs.n != 1 || strncmp(f->errs.items[0], f->file, flen) != 0 ||
+        strcmp(f->errs.items[0] + flen, want) != 0) {
+        dump(f);
+        print_error("r=%d, wanted one error: <file>%s\n", r, want);
+        fail();
+    }
+    assert_null(f->cfg);
+}
+
+#define DEST_PATH ": $.delivery_streams[0].ExtendedS3DestinationConfiguration"
+
+static void test_config_stream_valid(void **state)
+{
+    struct fixture *f = *state;
+    int r = load(f, "{\"listen\":\"127.0.0.1:0\",\"delivery_streams\":["
+                    "{\"DeliveryStreamName\":\"clicks\",\"DeliveryStreamType\":\"DirectPut\","
+                    "\"ExtendedS3DestinationConfiguration\":{\"RoleARN\":\"arn:aws:iam::1:role/r\","
+                    "\"BucketARN\":\"file:///tmp/out\",\"Prefix\":\"raw/\","
+                    "\"ErrorOutputPrefix\":\"err/\",\"BufferingHints\":{\"SizeInMBs\":1,"
+                    "\"IntervalInSeconds\":0},\"CompressionFormat\":\"UNCOMPRESSED\","
+                    "\"ProcessingConfiguration\":{\"Enabled\":false},"
+                    "\"EncryptionConfiguration\":{\"NoEncryptionConfig\":\"NoEncryption\"}},"
+                    "\"Tags\":[{\"Key\":\"a\",\"Value\":\"b\"}]},"
+                    "{\"DeliveryStreamName\":\"other.stream-2\","
+                    "\"ExtendedS3DestinationConfiguration\":{" DEST_OK "}}]}");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(f->cfg->n_mappings, 0);
+    assert_int_equal(f->cfg->n_streams, 2);
+    assert_string_equal(f->cfg->listen, "127.0.0.1:0");
+    const struct sl_stream_conf *sc = &f->cfg->streams[0];
+    assert_string_equal(sc->name, "clicks");
+    assert_string_equal(sc->dir, "/tmp/out");
+    assert_string_equal(sc->prefix, "raw/");
+    assert_string_equal(sc->error_prefix, "err/");
+    assert_string_equal(sc->role_arn, "arn:aws:iam::1:role/r");
+    assert_int_equal(sc->size_mb, 1);
+    assert_int_equal(sc->interval_s, 0);
+    assert_int_equal(sc->compression, SL_STREAM_UNCOMPRESSED);
+    /* Firehose's defaults: 5 MiB, 300 s, no prefix */
+    sc = &f->cfg->streams[1];
+    assert_int_equal(sc->size_mb, 5);
+    assert_int_equal(sc->interval_s, 300);
+    assert_string_equal(sc->prefix, "");
+    assert_null(sc->error_prefix);
+}
+
+static void test_config_stream_listen_default(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load_stream(f, "", ""), 0);
+    assert_string_equal(f->cfg->listen, "127.0.0.1:4573");
+    expect_one(f, load(f, "{\"listen\":\"4573\",\"delivery_streams\":[]}"),
+               ": $.listen: \"4573\" is not host:port; allowed: host:port like "
+               "\"127.0.0.1:4573\"");
+    expect_one(f, load(f, "{\"listen\":\"localhost:70000\",\"delivery_streams\":[]}"),
+               ": $.listen: \"localhost:70000\": the port is not a number from 0 to 65535; "
+               "allowed: host:port like \"127.0.0.1:4573\"");
+}
+
+static void test_config_stream_s3_api_refused(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f,
+               load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                       "\"ExtendedS3DestinationConfiguration\":{\"BucketARN\":"
+                       "\"arn:aws:s3:::my-bucket\"}}]}"),
+               DEST_PATH ".BucketARN: \"arn:aws:s3:::my-bucket\": the S3 API destination is not "
+                         "built yet; allowed: file:///dir (the same objects, as files under dir)");
+    expect_one(f,
+               load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                       "\"ExtendedS3DestinationConfiguration\":{\"BucketARN\":\"file://rel\"}}]}"),
+               DEST_PATH ".BucketARN: \"file://rel\" names no absolute directory; allowed: "
+                         "file:///absolute/dir");
+}
+
+static void test_config_stream_other_destinations_refused(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f, load_stream(f, "", ",\"HttpEndpointDestinationConfiguration\":{}"),
+               ": $.delivery_streams[0].HttpEndpointDestinationConfiguration: the HTTP endpoint "
+               "destination is not built yet; allowed: ExtendedS3DestinationConfiguration");
+    expect_one(f, load_stream(f, "", ",\"DeliveryStreamType\":\"KinesisStreamAsSource\""),
+               ": $.delivery_streams[0].DeliveryStreamType: only DirectPut is built; allowed: "
+               "DirectPut (records put through the Firehose API)");
+    expect_one(f, load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\"}]}"),
+               DEST_PATH ": missing ExtendedS3DestinationConfiguration; allowed: an object with "
+                         "BucketARN file:///dir");
+}
+
+static void test_config_stream_unbuilt_features_refused(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f, load_stream(f, ",\"ProcessingConfiguration\":{\"Enabled\":true}", ""),
+               DEST_PATH ".ProcessingConfiguration: transforms are not built yet; allowed: "
+                         "{\"Enabled\": false} or no key");
+    expect_one(f, load_stream(f, ",\"CompressionFormat\":\"GZIP\"", ""),
+               DEST_PATH ".CompressionFormat: compression is not built yet; allowed: "
+                         "UNCOMPRESSED");
+    expect_one(f, load_stream(f, ",\"Prefix\":\"!{timestamp:yyyy}/\"", ""),
+               DEST_PATH ".Prefix: \"!{timestamp:yyyy}/\" has a !{...} expression, which this "
+                         "build does not evaluate yet; allowed: plain text");
+    expect_one(f, load_stream(f, ",\"DynamicPartitioningConfiguration\":{\"Enabled\":true}", ""),
+               DEST_PATH ".DynamicPartitioningConfiguration: dynamic partitioning is not built "
+                         "yet; allowed: {\"Enabled\": false} or no key");
+}
+
+static void test_config_stream_values_checked(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f, load_stream(f, ",\"BufferingHints\":{\"SizeInMBs\":0}", ""),
+               DEST_PATH ".BufferingHints.SizeInMBs: 0 is out of range; allowed: 1 to 128");
+    expect_one(f, load_stream(f, ",\"BufferingHints\":{\"IntervalInSeconds\":901}", ""),
+               DEST_PATH ".BufferingHints.IntervalInSeconds: 901 is out of range; allowed: 0 to "
+                         "900");
+    expect_one(f, load_stream(f, ",\"Prefix\":\"a/../../etc/\"", ""),
+               DEST_PATH ".Prefix: \"a/../../etc/\" has a . or .. segment; allowed: a prefix "
+                         "that stays under the directory");
+    assert_int_equal(load_stream(f, ",\"Bukket\":1", ""), SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_non_null(strstr(f->errs.items[0], DEST_PATH ".Bukket: unknown key"));
+    expect_one(f,
+               load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"a b\","
+                       "\"ExtendedS3DestinationConfiguration\":{" DEST_OK "}}]}"),
+               ": $.delivery_streams[0].DeliveryStreamName: \"a b\" is not a valid name; "
+               "allowed: 1 to 64 of A-Z a-z 0-9 _ . -");
+    expect_one(f,
+               load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"x\","
+                       "\"ExtendedS3DestinationConfiguration\":{" DEST_OK "}},"
+                       "{\"DeliveryStreamName\":\"x\","
+                       "\"ExtendedS3DestinationConfiguration\":{" DEST_OK "}}]}"),
+               ": $.delivery_streams[1].DeliveryStreamName: \"x\" is also the name of "
+               "$.delivery_streams[0]; allowed: a name no other delivery stream has");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_config_stream_valid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_listen_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_s3_api_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_other_destinations_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_unbuilt_features_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_values_checked, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("config_stream", tests, NULL, NULL);
+}
