@@ -124,8 +124,8 @@ static void fh_http_failed(struct sl_fh_http_delivery *d)
     sl_log_debug(FH_HTTP_COMP, d->env.inst,
                  "POST %s (requestId %s) attempt %u: %s, status %ld%s%s, retrying in %lld ms",
                  d->shown, d->request_id, d->attempts, d->last.error_code, d->last.status,
-                 d->last.status ? "" : ": ", d->last.status ? "" : d->message.data,
-                 (long long)delay);
+                 d->last.status ? "" : ": ",
+                 d->last.status || !d->message.data ? "" : d->message.data, (long long)delay);
     d->state = FH_HTTP_WAITING;
     d->failed_at = sl_clock_now_ms(d->env.clock);
     if (d->ops.retrying) {

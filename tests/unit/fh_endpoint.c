@@ -91,6 +91,18 @@ static void fh_ep_answer(
     }
     enum fh_ep_step step = e->steps[i < e->n_steps ? i : e->n_steps - 1];
     pthread_mutex_unlock(&e->mu);
+    if (e->wake) {
+        (void)uv_async_send(e->wake);
+    }
+    if (step == FH_EP_GATED_500) {
+        pthread_mutex_lock(&e->mu);
+        while (e->gate_opens == e->gate_used) {
+            pthread_cond_wait(&e->gate_cv, &e->mu);
+        }
+        e->gate_used++;
+        pthread_mutex_unlock(&e->mu);
+        step = FH_EP_500;
+    }
 
     char out[512];
     switch (step) {
@@ -125,20 +137,31 @@ static void fh_ep_answer(
         http_peer_hang(&e->peer, fd);
         break;
     case FH_EP_CLOSE:
+    case FH_EP_GATED_500:
     case FH_EP_STEP_COUNT:
         (void)shutdown(fd, SHUT_RDWR);
         break;
     }
 }
 
-void fh_ep_start(struct fh_endpoint *e, const enum fh_ep_step *steps, size_t n)
+void fh_ep_open_gate(struct fh_endpoint *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->gate_opens++;
+    pthread_cond_signal(&e->gate_cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void fh_ep_start(struct fh_endpoint *e, const enum fh_ep_step *steps, size_t n, uv_async_t *wake)
 {
     assert_true(n >= 1 && n <= FH_EP_MAX_STEPS);
     memset(e, 0, sizeof(*e));
     memcpy(e->steps, steps, n * sizeof(*steps));
     e->n_steps = n;
     e->slow_ms = 300;
+    e->wake = wake;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->gate_cv, NULL);
     http_peer_start(&e->peer, fh_ep_answer, e);
     (void)snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d/ingest?k=v", e->peer.port);
 }
@@ -152,6 +175,7 @@ void fh_ep_stop(struct fh_endpoint *e)
         sl_buf_fini(&e->reqs[i].body);
     }
     pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->gate_cv);
 }
 
 size_t fh_ep_count(struct fh_endpoint *e)

@@ -11,19 +11,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <uv.h>
+
 #include "buf.h"
 #include "http_peer.h"
 
 enum fh_ep_step {
-    FH_EP_OK,       /* 200, application/json, our requestId echoed, a numeric timestamp */
-    FH_EP_SLOW,     /* FH_EP_OK after slow_ms (sooner if the client goes away) */
-    FH_EP_500,      /* 500 with Firehose's failure body, errorMessage "boom" */
-    FH_EP_413,      /* 413 with Firehose's failure body */
-    FH_EP_WRONG_ID, /* 200 echoing another requestId */
-    FH_EP_NO_ID,    /* 200 with {"timestamp":...} only */
-    FH_EP_TEXT,     /* 200 with the right body but Content-Type text/plain */
-    FH_EP_SILENT,   /* reads the request and never answers (until the client closes) */
-    FH_EP_CLOSE,    /* closes the connection without an answer */
+    FH_EP_OK,        /* 200, application/json, our requestId echoed, a numeric timestamp */
+    FH_EP_SLOW,      /* FH_EP_OK after slow_ms (sooner if the client goes away) */
+    FH_EP_500,       /* 500 with Firehose's failure body, errorMessage "boom" */
+    FH_EP_413,       /* 413 with Firehose's failure body */
+    FH_EP_WRONG_ID,  /* 200 echoing another requestId */
+    FH_EP_NO_ID,     /* 200 with {"timestamp":...} only */
+    FH_EP_TEXT,      /* 200 with the right body but Content-Type text/plain */
+    FH_EP_SILENT,    /* reads the request and never answers (until the client closes) */
+    FH_EP_CLOSE,     /* closes the connection without an answer */
+    FH_EP_GATED_500, /* FH_EP_500 once the test opens the gate (fh_ep_open_gate) */
     FH_EP_STEP_COUNT
 };
 
@@ -42,13 +45,20 @@ struct fh_endpoint {
     enum fh_ep_step steps[FH_EP_MAX_STEPS];
     size_t n_steps;
     int slow_ms;
+    uv_async_t *wake;   /* sent after each request is recorded (fh_ep_start's) */
     pthread_mutex_t mu; /* guards what follows */
+    pthread_cond_t gate_cv;
+    int gate_opens; /* fh_ep_open_gate calls */
+    int gate_used;  /* gated answers sent */
     struct fh_ep_req reqs[FH_EP_MAX_REQS];
     size_t n_reqs;
 };
 
-/* Starts e answering with steps[0..n) (n >= 1). */
-void fh_ep_start(struct fh_endpoint *e, const enum fh_ep_step *steps, size_t n);
+/* Starts e answering with steps[0..n) (n >= 1). wake (or NULL) is sent after each request is
+ * recorded, so a loop waiting for a request wakes: stop e before closing it. */
+void fh_ep_start(struct fh_endpoint *e, const enum fh_ep_step *steps, size_t n, uv_async_t *wake);
+/* Lets one FH_EP_GATED_500 answer go. Any thread. */
+void fh_ep_open_gate(struct fh_endpoint *e);
 void fh_ep_stop(struct fh_endpoint *e);
 /* Requests received so far. Any thread. */
 size_t fh_ep_count(struct fh_endpoint *e);

@@ -36,6 +36,7 @@ struct fx {
     struct sl_clock_fake clock;
     struct fh_endpoint ep;
     bool ep_started;
+    uv_async_t wake; /* the endpoint wakes the loop when a request arrives */
     struct sl_fh_http_conf conf;
     struct sl_retry_policy policy;
     struct sl_fh_http_delivery *d;
@@ -47,6 +48,7 @@ struct fx {
     char code[128];
     char message[16384];
     char request_id[80];
+    size_t want_reqs;
     /* retrying */
     int retries;
     int64_t last_delay;
@@ -68,11 +70,17 @@ static void fixed_rand(void *arg, unsigned char *buf, size_t n)
 }
 #define FIXED_ID "11223344-5566-4788-99aa-bbccddeeff10"
 
+static void on_wake(uv_async_t *a)
+{
+    (void)a;
+}
+
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(sl_httpc_new(&f->loop, &f->h), 0);
+    assert_int_equal(uv_async_init(&f->loop, &f->wake, on_wake), 0);
     sl_clock_fake_init(&f->clock, 1000, WALL0);
     f->policy = (struct sl_retry_policy){1, 1, 0};
     f->advance_ms = 4000;
@@ -83,13 +91,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    if (f->ep_started) {
+        fh_ep_stop(&f->ep);
+    }
+    uv_close((uv_handle_t *)&f->wake, NULL);
     sl_httpc_free(f->h);
     (void)uv_run(&f->loop, UV_RUN_DEFAULT);
     test_close_all(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    if (f->ep_started) {
-        fh_ep_stop(&f->ep);
-    }
     sl_fh_http_conf_fini(&f->conf);
     free(f);
     return 0;
@@ -119,7 +128,7 @@ static void load_conf(struct fx *f, const char *conf_json)
 
 static void start_ep(struct fx *f, const enum fh_ep_step *steps, size_t n)
 {
-    fh_ep_start(&f->ep, steps, n);
+    fh_ep_start(&f->ep, steps, n, &f->wake);
     f->ep_started = true;
 }
 
@@ -153,6 +162,12 @@ static void on_retrying(void *arg, const struct sl_fh_http_result *last, int64_t
 static bool done(void *arg)
 {
     return ((struct fx *)arg)->calls > 0;
+}
+
+static bool reqs_seen(void *arg)
+{
+    struct fx *f = arg;
+    return fh_ep_count(&f->ep) >= f->want_reqs;
 }
 
 static void deliver(struct fx *f, const struct sl_fh_http_rec *recs, size_t n)
@@ -516,6 +531,36 @@ static void test_fh_http_last_wait_cut(void **state)
     assert_string_equal(f->code, "");
 }
 
+/* The retry duration counts the waits between attempts, never the time spent waiting for an
+ * answer: 100 s pass during each attempt (the gate holds the answer meanwhile), 1 s in each wait,
+ * and a 10 s duration still allows the third attempt. */
+static void test_fh_http_answer_time_not_counted(void **state)
+{
+    struct fx *f = *state;
+    static const enum fh_ep_step steps[] = {FH_EP_GATED_500, FH_EP_GATED_500, FH_EP_OK};
+    start_ep(f, steps, 3);
+    load_conf(f, "{\"EndpointConfiguration\":{\"Url\":\"%s\"},"
+                 "\"RetryOptions\":{\"DurationInSeconds\":10}}");
+    f->advance_ms = 1000;
+    struct sl_fh_http_env env = {.loop = &f->loop,
+                                 .httpc = f->h,
+                                 .clock = &f->clock.clock,
+                                 .policy = &f->policy,
+                                 .rand = fixed_rand};
+    static const struct sl_fh_http_ops ops = {on_done, on_retrying};
+    assert_int_equal(sl_fh_http_deliver(&f->conf, &env, recs3, 1, &ops, f, &f->d), 0);
+    for (size_t k = 1; k <= 2; k++) {
+        f->want_reqs = k;
+        assert_true(test_run_until(&f->loop, reqs_seen, f, test_deadline_ms(10000)));
+        sl_clock_fake_advance(&f->clock, 100000); /* the attempt in flight takes 100 s */
+        fh_ep_open_gate(&f->ep);
+    }
+    assert_true(test_run_until(&f->loop, done, f, test_deadline_ms(20000)));
+    assert_int_equal(f->res.err, 0);
+    assert_int_equal(f->res.attempts, 3);
+    assert_int_equal(f->retries, 2);
+}
+
 static void test_fh_http_cancel_in_flight(void **state)
 {
     struct fx *f = *state;
@@ -530,9 +575,8 @@ static void test_fh_http_cancel_in_flight(void **state)
     static const struct sl_fh_http_ops ops = {on_done, NULL};
     assert_int_equal(sl_fh_http_deliver(&f->conf, &env, recs3, 1, &ops, f, &f->d), 0);
     assert_string_equal(sl_fh_http_request_id(f->d), "given-id-1");
-    while (fh_ep_count(&f->ep) == 0) {
-        (void)uv_run(&f->loop, UV_RUN_ONCE);
-    }
+    f->want_reqs = 1;
+    assert_true(test_run_until(&f->loop, reqs_seen, f, test_deadline_ms(10000)));
     sl_fh_http_cancel(f->d);
     assert_int_equal(f->calls, 0);
     assert_true(test_run_until(&f->loop, done, f, test_deadline_ms(10000)));
@@ -672,9 +716,10 @@ int main(void)
         T(test_fh_http_fail_timeout),     T(test_fh_http_fail_no_answer),
         T(test_fh_http_fail_unreachable), T(test_fh_http_slow_answer_ok),
         T(test_fh_http_duration_zero),    T(test_fh_http_413_permanent),
-        T(test_fh_http_last_wait_cut),    T(test_fh_http_cancel_in_flight),
-        T(test_fh_http_bad_args),         T(test_fh_http_key_not_logged),
-        T(test_fh_http_error_lines),      T(test_fh_http_backoff),
+        T(test_fh_http_last_wait_cut),    T(test_fh_http_answer_time_not_counted),
+        T(test_fh_http_cancel_in_flight), T(test_fh_http_bad_args),
+        T(test_fh_http_key_not_logged),   T(test_fh_http_error_lines),
+        T(test_fh_http_backoff),
     };
     return cmocka_run_group_tests_name("fh_http", tests, NULL, NULL);
 }
