@@ -128,7 +128,9 @@ static int fh_http_header(struct curl_slist **list, const char *name, const char
 {
     struct sl_buf line;
     sl_buf_init(&line);
-    int r = sl_buf_printf(&line, "%s: %s", name, value);
+    /* curl drops a header written "Name:" with nothing after it; "Name;" sends it empty. */
+    int r =
+        *value ? sl_buf_printf(&line, "%s: %s", name, value) : sl_buf_printf(&line, "%s;", name);
     struct curl_slist *l = r < 0 ? NULL : curl_slist_append(*list, line.data);
     if (line.data) {
         /* The line may hold the access key: not left behind in freed memory. */

@@ -485,6 +485,19 @@ static void test_fh_http_slow_answer_ok(void **state)
     assert_int_equal(f->res.attempts, 1);
 }
 
+/* An AccessKey of "" is sent as an empty header, not dropped. */
+static void test_fh_http_empty_access_key(void **state)
+{
+    struct fx *f = *state;
+    static const enum fh_ep_step ok[] = {FH_EP_OK};
+    start_ep(f, ok, 1);
+    load_conf(f, "{\"EndpointConfiguration\":{\"Url\":\"%s\",\"AccessKey\":\"\"}}");
+    deliver(f, recs3, 1);
+    assert_int_equal(f->res.err, 0);
+    assert_header(f, 0, "X-Amz-Firehose-Access-Key", "");
+    assert_header(f, 0, "X-Amz-Firehose-Common-Attributes", NULL);
+}
+
 static void test_fh_http_duration_zero(void **state)
 {
     struct fx *f = *state;
@@ -708,17 +721,29 @@ int main(void)
 {
     sl_log_setup(SL_LOG_ERROR, SL_LOG_HUMAN, 2);
     const struct CMUnitTest tests[] = {
-        T(test_fh_http_conf_defaults),    T(test_fh_http_conf_full),
-        T(test_fh_http_conf_errors),      T(test_fh_http_request_exact),
-        T(test_fh_http_gzip_round_trip),  T(test_fh_http_request_id_stable),
-        T(test_fh_http_fail_500),         T(test_fh_http_fail_wrong_id),
-        T(test_fh_http_fail_no_id),       T(test_fh_http_fail_content_type),
-        T(test_fh_http_fail_timeout),     T(test_fh_http_fail_no_answer),
-        T(test_fh_http_fail_unreachable), T(test_fh_http_slow_answer_ok),
-        T(test_fh_http_duration_zero),    T(test_fh_http_413_permanent),
-        T(test_fh_http_last_wait_cut),    T(test_fh_http_answer_time_not_counted),
-        T(test_fh_http_cancel_in_flight), T(test_fh_http_bad_args),
-        T(test_fh_http_key_not_logged),   T(test_fh_http_error_lines),
+        T(test_fh_http_conf_defaults),
+        T(test_fh_http_conf_full),
+        T(test_fh_http_conf_errors),
+        T(test_fh_http_request_exact),
+        T(test_fh_http_gzip_round_trip),
+        T(test_fh_http_request_id_stable),
+        T(test_fh_http_fail_500),
+        T(test_fh_http_fail_wrong_id),
+        T(test_fh_http_fail_no_id),
+        T(test_fh_http_fail_content_type),
+        T(test_fh_http_fail_timeout),
+        T(test_fh_http_fail_no_answer),
+        T(test_fh_http_fail_unreachable),
+        T(test_fh_http_slow_answer_ok),
+        T(test_fh_http_empty_access_key),
+        T(test_fh_http_duration_zero),
+        T(test_fh_http_413_permanent),
+        T(test_fh_http_last_wait_cut),
+        T(test_fh_http_answer_time_not_counted),
+        T(test_fh_http_cancel_in_flight),
+        T(test_fh_http_bad_args),
+        T(test_fh_http_key_not_logged),
+        T(test_fh_http_error_lines),
         T(test_fh_http_backoff),
     };
     return cmocka_run_group_tests_name("fh_http", tests, NULL, NULL);
