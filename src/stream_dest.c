@@ -120,7 +120,7 @@ int sl_stream_dest_deliver(struct sl_stream_dest *d,
             sl_log_error(DEST_COMP, d->sc->name, "cannot name the object: %s", err);
         }
         if (r == 0) {
-            r = dest_put_start(&d->put, &d->target, key.data, d->iov, n, dest_done, d);
+            r = dest_put_start(&d->put, &d->target, key.data, d->iov, n, n, dest_done, d);
         }
         sl_buf_fini(&key);
     }

@@ -104,7 +104,7 @@ static void http_next(struct dest_http *h)
     char err[256] = "";
     int r = dest_target_key(h->backup, inst, h->oldest_ms, type, &key, err, sizeof(err));
     if (r == 0) {
-        r = dest_put_start(h->put, h->backup, key.data, iov, n, http_put_done, h);
+        r = dest_put_start(h->put, h->backup, key.data, iov, n, h->n, http_put_done, h);
     }
     if (r == 0 && type) {
         sl_log_warn(DEST_COMP, inst, "backing up %zu records as %s", h->n, key.data);

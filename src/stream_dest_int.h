@@ -63,6 +63,7 @@ struct dest_put {
     struct sl_buf body;      /* the S3 API's body, built at the first attempt */
     const struct iovec *iov; /* the records (file writer), borrowed */
     size_t n;
+    size_t n_records; /* for the log lines */
     unsigned attempts;
     bool active;  /* started, done not yet called */
     bool writing; /* a write is in flight */
@@ -77,14 +78,15 @@ void dest_put_init(struct dest_put *p, uv_loop_t *loop, const char *inst);
 /* Closes the timer; cb runs when it is closed (the memory may go then). */
 void dest_put_fini(struct dest_put *p, uv_close_cb cb);
 
-/* Writes recs[0..n) (borrowed until done) as the object key (copied) of t. done(arg, 0) once it
- * is stored, or done(arg, SL_ECANCELED) after dest_put_stop; always on a later loop turn.
- * Returns 0, or SL_ENOMEM and done never runs. */
+/* Writes recs[0..n) (borrowed until done), n_records records, as the object key (copied) of t.
+ * done(arg, 0) once it is stored, or done(arg, SL_ECANCELED) after dest_put_stop; always on a later
+ * loop turn. Returns 0, or SL_ENOMEM and done never runs. */
 int dest_put_start(struct dest_put *p,
                    struct dest_target *t,
                    const char *key,
                    const struct iovec *recs,
                    size_t n,
+                   size_t n_records,
                    void (*done)(void *arg, int err),
                    void *arg);
 

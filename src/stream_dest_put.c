@@ -129,8 +129,10 @@ static void put_result(struct dest_put *p, int err, const char *detail)
     }
     p->stats->failed_attempts++;
     int64_t delay = sl_retry_delay_ms(&p->policy, p->attempts, &p->rng);
-    sl_log_warn(DEST_COMP, p->inst, "cannot write %s (attempt %u): %s, retrying in %lldms",
-                p->key.data, p->attempts, detail ? detail : sl_strerror(err), (long long)delay);
+    sl_log_warn(DEST_COMP, p->inst,
+                "cannot deliver %zu records as %s (attempt %u): %s, retrying in %lldms",
+                p->n_records, p->key.data, p->attempts, detail ? detail : sl_strerror(err),
+                (long long)delay);
     uv_timer_start(&p->timer, put_timer_cb, (uint64_t)delay, 0);
 }
 
@@ -178,6 +180,7 @@ int dest_put_start(struct dest_put *p,
                    const char *key,
                    const struct iovec *recs,
                    size_t n,
+                   size_t n_records,
                    void (*done)(void *arg, int err),
                    void *arg)
 {
@@ -189,6 +192,7 @@ int dest_put_start(struct dest_put *p,
     p->t = t;
     p->iov = recs;
     p->n = n;
+    p->n_records = n_records;
     p->attempts = 0;
     p->done = done;
     p->arg = arg;

@@ -160,7 +160,7 @@ def test_s3_retried_until_the_bucket_exists(sluice, tmp_path, s3):
     line = helpers.wait_until(stale_progress, timeout=20, what="DataFreshness >= 1", proc=s)
     assert line["DeliveryToS3.Records"] == 0 and line["failed_attempts"] >= 1
     assert line["buffered_records"] == 1
-    assert any("cannot write" in o.get("msg", "") for o in helpers.warn_lines(s))
+    assert any("cannot deliver 1 records as raw/" in o.get("msg", "") for o in helpers.warn_lines(s))
     client.create_bucket(Bucket=bucket)
     objs = helpers.wait_until(lambda: listing(client, bucket), timeout=20,
                               what="the object once the bucket exists", proc=s)
