@@ -171,8 +171,9 @@ def test_s3_retried_until_the_bucket_exists(sluice, tmp_path, s3):
 
 
 class Endpoint:
-    """A Firehose HTTP endpoint: records every request (headers, JSON body) and answers 200
-    with the echoed requestId, or always `status` with Firehose's failure body."""
+    """A Firehose HTTP endpoint: records every request (headers, JSON body, gunzipped when it
+    came gzipped) and answers 200 with the echoed requestId, or always `status` with Firehose's
+    failure body."""
 
     def __init__(self, status=200):
         self.status = status
@@ -181,7 +182,10 @@ class Endpoint:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
+                body = json.loads(raw)
                 outer.requests.append((dict(self.headers), body))
                 answer = {"requestId": body["requestId"], "timestamp": 1700000000456}
                 if outer.status != 200:
