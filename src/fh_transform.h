@@ -143,7 +143,7 @@ struct sl_fh_transform;
 struct sl_fh_batch;
 
 /* err 0: every record has its outcome (sl_fh_batch_out); SL_ECANCELED: stopped, no outcome.
- * The batch stays the caller's to free (sl_fh_batch_free, in the callback or later). */
+ * The batch stays the caller's: sl_fh_batch_free it, in the callback or later. */
 typedef void (*sl_fh_batch_cb)(void *arg, struct sl_fh_batch *b, int err);
 
 /* Returns 0 and *ret_t (owned: sl_fh_transform_free), or SL_ENOMEM. conf is copied. */
