@@ -31,6 +31,7 @@
 #include "helpers.h"
 #include "http_peer.h"
 #include "httpc.h"
+#include "s3_keys.h"
 
 #define DEADLINE_MS 20000
 #define STREAM_ARN  "arn:aws:firehose:eu-west-3:123456789012:deliverystream/clicks"
@@ -108,18 +109,23 @@ static void fx_function(struct fx *f, const char *json)
     }
 }
 
-/* The exec function running the script in mode. */
-static void fx_exec(struct fx *f, const char *mode)
+/* The exec function running the script in mode, with its timeout. */
+static void fx_exec_timeout(struct fx *f, const char *mode, const char *timeout)
 {
     const char *root = getenv("SLUICE_SOURCE_ROOT");
     assert_non_null(root);
     char json[2048];
     (void)snprintf(json, sizeof(json),
                    "{\"type\":\"exec\",\"command\":[\"/usr/bin/python3\","
-                   "\"%s/tests/unit/data/fh_transform.py\"],\"timeout\":\"20s\","
+                   "\"%s/tests/unit/data/fh_transform.py\"],\"timeout\":\"%s\","
                    "\"env\":{\"FH_LOG\":\"%s\",\"FH_MODE\":\"%s\"}}",
-                   root, f->log, mode);
+                   root, timeout, f->log, mode);
     fx_function(f, json);
+}
+
+static void fx_exec(struct fx *f, const char *mode)
+{
+    fx_exec_timeout(f, mode, "20s");
 }
 
 static void fx_transform(struct fx *f, int64_t retries, int64_t buffer_bytes)
@@ -300,6 +306,21 @@ static void test_fh_transform_ok_dropped_failed(void **state)
     assert_memory_equal(out(f, 3)->data, "PLAIN", 5);
     assert_int_equal(out(f, 3)->lambda_keys.n, 0);
 
+    /* the keys are what the S3 layout asks for by name */
+    struct sl_s3_layout_conf lc = {.prefix = "customer=!{partitionKeyFromLambda:customer_id}/",
+                                   .error_prefix = "errors/!{firehose:error-output-type}/",
+                                   .dynamic_partitioning = true};
+    struct sl_s3_layout *l = NULL;
+    char errbuf[256] = "";
+    assert_int_equal(sl_s3_layout_new(&lc, &l, errbuf, sizeof(errbuf)), 0);
+    struct sl_s3_vars vars = {.time_ms = 1709251200000, .lambda = &out(f, 0)->lambda_keys};
+    struct sl_buf prefix;
+    sl_buf_init(&prefix);
+    assert_int_equal(sl_s3_layout_prefix(l, &vars, false, &prefix, errbuf, sizeof(errbuf)), 0);
+    assert_string_equal(prefix.data, "customer=42/");
+    sl_buf_fini(&prefix);
+    sl_s3_layout_free(l);
+
     /* the processing-failed line carries the original bytes */
     struct sl_buf line;
     sl_buf_init(&line);
@@ -400,6 +421,19 @@ static void test_fh_transform_function_error_retried(void **state)
     cJSON_free(r0);
     cJSON_free(r2);
     cJSON_Delete(evs);
+}
+
+/* A function that runs past its timeout is retried the same way (Lambda.FunctionError, as
+ * Firehose reports a Lambda timeout). */
+static void test_fh_transform_timeout_retried(void **state)
+{
+    struct fx *f = *state;
+    fx_exec_timeout(f, "sleep", "300ms");
+    fx_transform(f, 1, SL_FH_BUFFER_BYTES_DEFAULT);
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}};
+    fx_run(f, recs, 1);
+    assert_int_equal(sl_fh_batch_invocations(f->b), 2);
+    assert_failed(out(f, 0), SL_FH_ERR_FUNCTION_ERROR, 2);
 }
 
 static void test_fh_transform_retry_then_ok(void **state)
@@ -602,6 +636,7 @@ int main(void)
         T(test_fh_transform_bad_result),
         T(test_fh_transform_not_json),
         T(test_fh_transform_function_error_retried),
+        T(test_fh_transform_timeout_retried),
         T(test_fh_transform_retry_then_ok),
         T(test_fh_transform_split_buffer_size),
         T(test_fh_transform_split_event_size),
