@@ -300,6 +300,13 @@ int sl_fh_processing_parse(const cJSON *pc,
             fhp_fail(&x, SL_ECONFIG);
         }
     }
+    const cJSON *procs = top ? cJSON_GetObjectItemCaseSensitive(top, "Processors") : NULL;
+    if (cJSON_GetArraySize(procs) > 0 && !cJSON_GetObjectItemCaseSensitive(top, "Enabled")) {
+        /* AWS's default is not written down: say it rather than guess */
+        sl_errlist_add(errs, "%s: %s.Enabled: missing beside Processors; allowed: true or false",
+                       file, path);
+        fhp_fail(&x, SL_ECONFIG);
+    }
     if (x.r < 0) {
         sl_fh_processing_fini(&p);
         return x.r;

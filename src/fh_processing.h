@@ -21,7 +21,8 @@
  * CloudWatchLogProcessing are refused by name (not built), never ignored. Each type at most
  * once, each parameter at most once; values are strings (ParameterValue: 1 to 5120 characters,
  * not blank), numbers inside them range-checked. With "Enabled": false the processors are
- * still checked, and none runs.
+ * still checked, and none runs; Processors without Enabled are refused (AWS does not write
+ * down its default).
  *
  * The caller (the stream's config) then resolves lambda.lambda_arn as a FunctionName, and
  * checks the S3 layout with sl_fh_partition_check(..., query, lambda.enabled, ...). Main thread,

@@ -309,6 +309,8 @@ static void test_fh_partition_processing_refused(void **state)
                        "allowed: JQ-1.6");
     processing_refused("{\"Enabled\":\"yes\",\"Extra\":1}", PC ".Extra", "unknown key");
     processing_refused("{\"Enabled\":true,\"Processors\":{}}", PC ".Processors", "not a list");
+    processing_refused("{\"Processors\":[{\"Type\":\"AppendDelimiterToRecord\"}]}",
+                       PC ".Enabled: missing beside Processors", "true or false");
 }
 
 /* ---- the layout's keys against the methods ---- */
