@@ -264,12 +264,18 @@ static void fh_call_failed(struct fh_call *c,
     if (counts) {
         c->counted++;
     }
+    /* an answer that arrived but breaks the status model: say so, not "success" */
+    const char *what =
+        res->outcome == SL_OUTCOME_SUCCESS ? "answer refused" : sl_outcome_name(res->outcome);
     if (c->counted <= (unsigned)t->conf.number_of_retries) {
         int64_t delay = sl_retry_delay_ms(&t->retry, c->made, &t->rng);
+        if (res->outcome == SL_OUTCOME_THROTTLE && res->retry_after_ms > delay) {
+            delay = res->retry_after_ms < t->retry.max_ms ? res->retry_after_ms : t->retry.max_ms;
+        }
         sl_log_warn(FH_COMP, t->inst,
                     "transform of %zu records: %s%s%s%s (%s); invocation %u, retrying in %" PRId64
                     "ms",
-                    c->hi - c->lo, sl_outcome_name(res->outcome), status, res->detail ? ": " : "",
+                    c->hi - c->lo, what, status, res->detail ? ": " : "",
                     res->detail ? res->detail : "", code, c->made, delay);
         uv_timer_start(&c->timer, fh_timer_cb, (uint64_t)delay, 0);
         return;
@@ -277,7 +283,7 @@ static void fh_call_failed(struct fh_call *c,
     sl_log_warn(FH_COMP, t->inst,
                 "transform of %zu records: %s%s%s%s (%s); %u invocations made, the records go to "
                 "processing-failed",
-                c->hi - c->lo, sl_outcome_name(res->outcome), status, res->detail ? ": " : "",
+                c->hi - c->lo, what, status, res->detail ? ": " : "",
                 res->detail ? res->detail : "", code, c->made);
     fh_call_fail(c, code, msg);
 }
