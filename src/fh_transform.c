@@ -49,6 +49,8 @@ struct sl_fh_transform {
     struct sl_function *fn;
     char *stream_arn;
     char *region;
+    char *source_arn; /* sourceKinesisStreamArn, or NULL */
+    struct fh_event_ctx ev;
     char *inst;
     struct sl_retry_policy retry;
     uint64_t rng;
@@ -114,6 +116,7 @@ int sl_fh_transform_new(const struct sl_fh_transform_conf *conf,
     t->fn = env->fn;
     t->stream_arn = sl_strdup(env->stream_arn);
     t->region = sl_strdup(env->region);
+    t->source_arn = env->source_kinesis_arn ? sl_strdup(env->source_kinesis_arn) : NULL;
     t->inst = sl_strdup(env->inst ? env->inst : "");
     if (env->retry) {
         t->retry = *env->retry;
@@ -123,11 +126,13 @@ int sl_fh_transform_new(const struct sl_fh_transform_conf *conf,
     t->rng = (uint64_t)(uintptr_t)t ^ UINT64_C(0x9e3779b97f4a7c15);
     t->rand = env->rand;
     t->rand_arg = env->rand_arg;
-    if (!t->conf.lambda_arn || !t->stream_arn || !t->region || !t->inst) {
+    if (!t->conf.lambda_arn || !t->stream_arn || !t->region || !t->inst ||
+        (env->source_kinesis_arn && !t->source_arn)) {
         sl_fh_transform_free(t);
         return SL_ENOMEM;
     }
-    t->head_len = fh_event_head_len(t->stream_arn, t->region);
+    t->ev = (struct fh_event_ctx){t->stream_arn, t->region, t->source_arn};
+    t->head_len = fh_event_head_len(&t->ev);
     *ret_t = t;
     return 0;
 }
@@ -141,6 +146,7 @@ void sl_fh_transform_free(struct sl_fh_transform *t)
     sl_fh_transform_conf_fini(&t->conf);
     sl_free(t->stream_arn);
     sl_free(t->region);
+    sl_free(t->source_arn);
     sl_free(t->inst);
     sl_free(t);
 }
@@ -337,8 +343,7 @@ static void fh_call_attempt(struct fh_call *c)
     sl_buf_init(&c->event);
     c->made++;
     b->invocations++;
-    int r =
-        fh_event_build(&c->event, id, t->stream_arn, t->region, b->nonce, b->recs, c->lo, c->hi);
+    int r = fh_event_build(&c->event, id, &t->ev, b->nonce, b->recs, c->lo, c->hi);
     if (r == 0) {
         c->in_flight = true;
         r = sl_function_invoke(t->fn, c->event.data, c->event.len, fh_call_invoked, c);

@@ -41,9 +41,10 @@
  *
  * Firehose's rules, and sluice's choices where AWS's text is silent (test_fh_transform.c):
  *   - The event: {"invocationId":"<uuid v4>","deliveryStreamArn":..,"region":..,"records":
- *     [{"recordId":..,"approximateArrivalTimestamp":<epoch ms>,"data":"<base64>"}]}. recordIds
- *     are 56 digits, unique in the batch and the same on every retry; each retry gets a new
- *     invocationId (as captured from AWS).
+ *     [{"recordId":..,"approximateArrivalTimestamp":<epoch ms>,"data":"<base64>"}]}; with a
+ *     Kinesis stream as source, "sourceKinesisStreamArn" after invocationId and each record's
+ *     "kinesisRecordMetadata" after its data. recordIds are 56 digits, unique in the batch and
+ *     the same on every retry; each retry gets a new invocationId (as captured from AWS).
  *   - An invocation that fails (function error, timeout, throttle, a service or transport
  *     error) or whose answer cannot be read as a whole is tried again, up to NumberOfRetries
  *     times after the first, with backoff (conf.retry); then each of its records fails with the
@@ -103,12 +104,22 @@ struct sl_fh_transform_conf {
 
 void sl_fh_transform_conf_fini(struct sl_fh_transform_conf *c);
 
+/* A record's kinesisRecordMetadata, when the stream reads a Kinesis stream (strings borrowed). */
+struct sl_fh_kinesis_meta {
+    const char *shard_id;        /* shardId */
+    const char *partition_key;   /* partitionKey */
+    const char *sequence_number; /* sequenceNumber */
+    uint64_t subsequence_number; /* subsequenceNumber (KPL de-aggregation), else 0 */
+    int64_t arrival_ms;          /* approximateArrivalTimestamp in Kinesis, epoch ms */
+};
+
 /* One input record; borrowed until the batch calls back. */
 struct sl_fh_rec {
     const void *data;
     size_t len;
     int64_t arrival_ms; /* approximateArrivalTimestamp: epoch ms */
     uint64_t tag;       /* the caller's (a spool id): appears in the recordId, else unused */
+    const struct sl_fh_kinesis_meta *kinesis; /* NULL: direct put (no kinesisRecordMetadata) */
 };
 
 enum sl_fh_result { SL_FH_OK = 0, SL_FH_DROPPED, SL_FH_FAILED, SL_FH_RESULT_COUNT };
@@ -133,6 +144,7 @@ struct sl_fh_transform_env {
     struct sl_function *fn;              /* borrowed: the function LambdaArn resolved to */
     const char *stream_arn;              /* deliveryStreamArn (copied) */
     const char *region;                  /* region (copied) */
+    const char *source_kinesis_arn;      /* sourceKinesisStreamArn (copied); NULL: direct put */
     const char *inst;                    /* the stream's name, for logs (copied) */
     const struct sl_retry_policy *retry; /* backoff between attempts; NULL: the default */
     sl_fh_rand_fn rand;                  /* invocationId bytes; NULL: getrandom */

@@ -10,8 +10,15 @@
  * tag, 16 of i, and a NUL. */
 void fh_record_id(char out[SL_FH_RECORD_ID_LEN + 1], uint64_t nonce, uint64_t tag, size_t i);
 
-/* Bytes of the event before its first record (invocationId, deliveryStreamArn, region). */
-size_t fh_event_head_len(const char *stream_arn, const char *region);
+/* What an event carries besides its records (strings borrowed; source_arn NULL: none). */
+struct fh_event_ctx {
+    const char *stream_arn;
+    const char *region;
+    const char *source_arn;
+};
+
+/* Bytes of the event besides its records (invocationId, the ARNs, region, the brackets). */
+size_t fh_event_head_len(const struct fh_event_ctx *ev);
 /* Bytes one record takes in the event, with its separating comma. */
 size_t fh_event_rec_len(const struct sl_fh_rec *rec);
 
@@ -28,8 +35,7 @@ size_t fh_cut(const struct sl_fh_rec *recs,
 /* Appends the event of recs[lo..hi). Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int fh_event_build(struct sl_buf *out,
                                 const char *invocation_id,
-                                const char *stream_arn,
-                                const char *region,
+                                const struct fh_event_ctx *ev,
                                 uint64_t nonce,
                                 const struct sl_fh_rec *recs,
                                 size_t lo,

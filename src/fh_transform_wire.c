@@ -54,38 +54,82 @@ static size_t fh_digits(int64_t v)
     return n > 0 ? (size_t)n : 1;
 }
 
-size_t fh_event_rec_len(const struct sl_fh_rec *rec)
+/* The length sl_enc_json_str gives s: quotes, and its escapes (\" \\ \b \t \n \f \r in two
+ * bytes, other control bytes in six). */
+static size_t fh_json_str_len(const char *s)
 {
-    return FH_REC_FIXED + fh_digits(rec->arrival_ms) + sl_enc_base64_len(rec->len);
+    size_t n = 2;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        n += *p == '"' || *p == '\\' || *p == '\b' || *p == '\t' || *p == '\n' || *p == '\f' ||
+                     *p == '\r'
+                 ? 2
+             : *p < 0x20 ? 6
+                         : 1;
+    }
+    return n;
 }
 
-static int fh_event_head(struct sl_buf *out,
-                         const char *invocation_id,
-                         const char *stream_arn,
-                         const char *region)
+#define FH_KIN_FIXED                                                                             \
+    (sizeof(",\"kinesisRecordMetadata\":{\"shardId\":") - 1 + sizeof(",\"partitionKey\":") - 1 + \
+     sizeof(",\"approximateArrivalTimestamp\":") - 1 + sizeof(",\"sequenceNumber\":") - 1 +      \
+     sizeof(",\"subsequenceNumber\":") - 1 + sizeof("}") - 1)
+
+size_t fh_event_rec_len(const struct sl_fh_rec *rec)
 {
-    if (sl_buf_puts(out, "{\"invocationId\":") < 0 ||
-        sl_enc_json_str(out, invocation_id, strlen(invocation_id)) < 0 ||
-        sl_buf_puts(out, ",\"deliveryStreamArn\":") < 0 ||
-        sl_enc_json_str(out, stream_arn, strlen(stream_arn)) < 0 ||
-        sl_buf_puts(out, ",\"region\":") < 0 || sl_enc_json_str(out, region, strlen(region)) < 0 ||
-        sl_buf_puts(out, ",\"records\":[") < 0) {
+    size_t n = FH_REC_FIXED + fh_digits(rec->arrival_ms) + sl_enc_base64_len(rec->len);
+    const struct sl_fh_kinesis_meta *k = rec->kinesis;
+    if (k) {
+        n += FH_KIN_FIXED + fh_json_str_len(k->shard_id) + fh_json_str_len(k->partition_key) +
+             fh_digits(k->arrival_ms) + fh_json_str_len(k->sequence_number) +
+             fh_digits(
+                 (int64_t)(k->subsequence_number > INT64_MAX ? INT64_MAX : k->subsequence_number));
+    }
+    return n;
+}
+
+static int fh_str(struct sl_buf *out, const char *key, const char *s)
+{
+    if (sl_buf_puts(out, key) < 0 || sl_enc_json_str(out, s, strlen(s)) < 0) {
         return SL_ENOMEM;
     }
     return 0;
 }
 
-size_t fh_event_head_len(const char *stream_arn, const char *region)
+static int
+fh_event_head(struct sl_buf *out, const char *invocation_id, const struct fh_event_ctx *ev)
 {
-    struct sl_buf b;
-    sl_buf_init(&b);
-    /* the worst case when out of memory: every byte escaped as \u00XX */
-    size_t len = 64 + 6 * (strlen(stream_arn) + strlen(region)) + 36;
-    if (fh_event_head(&b, "00000000-0000-4000-8000-000000000000", stream_arn, region) == 0) {
-        len = b.len;
+    if (fh_str(out, "{\"invocationId\":", invocation_id) < 0 ||
+        (ev->source_arn && fh_str(out, ",\"sourceKinesisStreamArn\":", ev->source_arn) < 0) ||
+        fh_str(out, ",\"deliveryStreamArn\":", ev->stream_arn) < 0 ||
+        fh_str(out, ",\"region\":", ev->region) < 0 || sl_buf_puts(out, ",\"records\":[") < 0) {
+        return SL_ENOMEM;
     }
-    sl_buf_fini(&b);
-    return len + sizeof("]}") - 1;
+    return 0;
+}
+
+size_t fh_event_head_len(const struct fh_event_ctx *ev)
+{
+    size_t n = sizeof("{\"invocationId\":") - 1 + 38 + sizeof(",\"deliveryStreamArn\":") - 1 +
+               fh_json_str_len(ev->stream_arn) + sizeof(",\"region\":") - 1 +
+               fh_json_str_len(ev->region) + sizeof(",\"records\":[") - 1 + sizeof("]}") - 1;
+    if (ev->source_arn) {
+        n += sizeof(",\"sourceKinesisStreamArn\":") - 1 + fh_json_str_len(ev->source_arn);
+    }
+    return n;
+}
+
+static int fh_event_kinesis(struct sl_buf *out, const struct sl_fh_kinesis_meta *k)
+{
+    if (fh_str(out, ",\"kinesisRecordMetadata\":{\"shardId\":", k->shard_id) < 0 ||
+        fh_str(out, ",\"partitionKey\":", k->partition_key) < 0 ||
+        sl_buf_printf(out, ",\"approximateArrivalTimestamp\":%" PRId64, k->arrival_ms) < 0 ||
+        fh_str(out, ",\"sequenceNumber\":", k->sequence_number) < 0 ||
+        sl_buf_printf(
+            out, ",\"subsequenceNumber\":%" PRId64 "}",
+            (int64_t)(k->subsequence_number > INT64_MAX ? INT64_MAX : k->subsequence_number)) < 0) {
+        return SL_ENOMEM;
+    }
+    return 0;
 }
 
 size_t fh_cut(const struct sl_fh_rec *recs,
@@ -118,19 +162,17 @@ size_t fh_cut(const struct sl_fh_rec *recs,
 
 int fh_event_build(struct sl_buf *out,
                    const char *invocation_id,
-                   const char *stream_arn,
-                   const char *region,
+                   const struct fh_event_ctx *ev,
                    uint64_t nonce,
                    const struct sl_fh_rec *recs,
                    size_t lo,
                    size_t hi)
 {
-    size_t total = fh_event_head_len(stream_arn, region);
+    size_t total = fh_event_head_len(ev);
     for (size_t i = lo; i < hi; i++) {
         total += fh_event_rec_len(&recs[i]);
     }
-    if (sl_buf_reserve(out, total) < 0 ||
-        fh_event_head(out, invocation_id, stream_arn, region) < 0) {
+    if (sl_buf_reserve(out, total) < 0 || fh_event_head(out, invocation_id, ev) < 0) {
         return SL_ENOMEM;
     }
     for (size_t i = lo; i < hi; i++) {
@@ -140,7 +182,9 @@ int fh_event_build(struct sl_buf *out,
                           "%s{\"recordId\":\"%s\",\"approximateArrivalTimestamp\":%" PRId64
                           ",\"data\":\"",
                           i > lo ? "," : "", id, recs[i].arrival_ms) < 0 ||
-            sl_enc_base64(out, recs[i].data, recs[i].len) < 0 || sl_buf_puts(out, "\"}") < 0) {
+            sl_enc_base64(out, recs[i].data, recs[i].len) < 0 || sl_buf_puts(out, "\"") < 0 ||
+            (recs[i].kinesis && fh_event_kinesis(out, recs[i].kinesis) < 0) ||
+            sl_buf_puts(out, "}") < 0) {
             return SL_ENOMEM;
         }
     }

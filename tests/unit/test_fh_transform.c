@@ -234,9 +234,9 @@ static void test_fh_transform_event_shape(void **state)
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_DEFAULT);
     static const char bin[] = {'\0', '\x01', '\xff', '"', '\n'};
     struct sl_fh_rec recs[] = {
-        {"{\"a\":1}\n", 8, 1709251200123, 7},
-        {bin, sizeof(bin), 1709251200456, 8},
-        {"", 0, 1709251200789, 9},
+        {"{\"a\":1}\n", 8, 1709251200123, 7, NULL},
+        {bin, sizeof(bin), 1709251200456, 8, NULL},
+        {"", 0, 1709251200789, 9, NULL},
     };
     fx_run(f, recs, 3);
     assert_int_equal(f->err, 0);
@@ -279,6 +279,73 @@ static void test_fh_transform_event_shape(void **state)
     cJSON_Delete(evs);
 }
 
+/* With a Kinesis stream as source: sourceKinesisStreamArn and each record's
+ * kinesisRecordMetadata, sized exactly as built (escapes included). */
+static void test_fh_transform_event_kinesis_source(void **state)
+{
+    struct fx *f = *state;
+    fx_exec(f, "mix");
+    struct sl_fh_transform_conf conf = {.enabled = true,
+                                        .lambda_arn = LAMBDA_ARN,
+                                        .number_of_retries = 0,
+                                        .buffer_bytes = SL_FH_BUFFER_BYTES_DEFAULT};
+    struct sl_fh_transform_env env = {.loop = &f->loop,
+                                      .clock = &f->clock.clock,
+                                      .fn = f->fn,
+                                      .stream_arn = STREAM_ARN,
+                                      .region = "eu-west-3",
+                                      .source_kinesis_arn =
+                                          "arn:aws:kinesis:eu-west-3:123456789012:stream/src",
+                                      .inst = "clicks"};
+    assert_int_equal(sl_fh_transform_new(&conf, &env, &f->t), 0);
+    struct sl_fh_kinesis_meta k0 = {"shardId-000000000000", "key \"1\"\t",
+                                    "49546986683135544286507457936321625675700192471156785154", 0,
+                                    1709251200100};
+    struct sl_fh_kinesis_meta k1 = {"shardId-000000000001", "k",
+                                    "49546986683135544286507457936321625675700192471156785155", 3,
+                                    1709251200200};
+    struct sl_fh_rec recs[] = {{"one", 3, 1709251200123, 1, &k0},
+                               {"two", 3, 1709251200456, 2, &k1}};
+    fx_run(f, recs, 2);
+    assert_int_equal(out(f, 0)->result, SL_FH_OK);
+    assert_int_equal(out(f, 1)->result, SL_FH_OK);
+    FILE *fp = fopen(f->log, "r");
+    char line[4096];
+    assert_non_null(fgets(line, sizeof(line), fp));
+    fclose(fp);
+    cJSON *evs = fx_events(f);
+    const cJSON *ev = cJSON_GetArrayItem(evs, 0);
+    const char *id = cJSON_GetObjectItem(ev, "invocationId")->valuestring;
+    const cJSON *list = cJSON_GetObjectItem(ev, "records");
+    char want[4096];
+    (void)snprintf(
+        want, sizeof(want),
+        "{\"invocationId\":\"%s\",\"sourceKinesisStreamArn\":\"arn:aws:kinesis:eu-west-3:"
+        "123456789012:stream/src\",\"deliveryStreamArn\":\"" STREAM_ARN
+        "\",\"region\":\"eu-west-3\","
+        "\"records\":[{\"recordId\":\"%s\",\"approximateArrivalTimestamp\":1709251200123,"
+        "\"data\":\"b25l\",\"kinesisRecordMetadata\":{\"shardId\":\"shardId-000000000000\","
+        "\"partitionKey\":\"key \\\"1\\\"\\t\",\"approximateArrivalTimestamp\":1709251200100,"
+        "\"sequenceNumber\":\"49546986683135544286507457936321625675700192471156785154\","
+        "\"subsequenceNumber\":0}},{\"recordId\":\"%s\",\"approximateArrivalTimestamp\":"
+        "1709251200456,\"data\":\"dHdv\",\"kinesisRecordMetadata\":{\"shardId\":"
+        "\"shardId-000000000001\",\"partitionKey\":\"k\",\"approximateArrivalTimestamp\":"
+        "1709251200200,\"sequenceNumber\":"
+        "\"49546986683135544286507457936321625675700192471156785155\","
+        "\"subsequenceNumber\":3}}]}\n",
+        id, cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "recordId")->valuestring,
+        cJSON_GetObjectItem(cJSON_GetArrayItem(list, 1), "recordId")->valuestring);
+    assert_string_equal(line, want);
+    /* the size the cut reckons is the size built */
+    struct fh_event_ctx ctx = {STREAM_ARN, "eu-west-3",
+                               "arn:aws:kinesis:eu-west-3:123456789012:stream/src"};
+    assert_int_equal(fh_event_head_len(&ctx) + fh_event_rec_len(&recs[0]) +
+                         fh_event_rec_len(&recs[1]) - 1,
+                     strlen(line) - 1);
+    powertools_accepts(evs);
+    cJSON_Delete(evs);
+}
+
 /* ---- answers ---- */
 
 static void test_fh_transform_ok_dropped_failed(void **state)
@@ -287,10 +354,10 @@ static void test_fh_transform_ok_dropped_failed(void **state)
     fx_exec(f, "mix");
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_DEFAULT);
     struct sl_fh_rec recs[] = {
-        {"{\"customer\":42}", 15, 1709251200001, 1},
-        {"drop me", 7, 1709251200002, 2},
-        {"fail me", 7, 1709251200003, 3},
-        {"plain", 5, 1709251200004, 4},
+        {"{\"customer\":42}", 15, 1709251200001, 1, NULL},
+        {"drop me", 7, 1709251200002, 2, NULL},
+        {"fail me", 7, 1709251200003, 3, NULL},
+        {"plain", 5, 1709251200004, 4, NULL},
     };
     fx_run(f, recs, 4);
     assert_int_equal(f->err, 0);
@@ -344,7 +411,7 @@ static void test_fh_transform_missing_record_id(void **state)
     struct fx *f = *state;
     fx_exec(f, "missing");
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}, {"b", 1, 2, 2}, {"c", 1, 3, 3}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}, {"b", 1, 2, 2, NULL}, {"c", 1, 3, 3, NULL}};
     fx_run(f, recs, 3);
     assert_int_equal(out(f, 0)->result, SL_FH_OK);
     assert_int_equal(out(f, 1)->result, SL_FH_OK);
@@ -357,7 +424,7 @@ static void test_fh_transform_unknown_record_id(void **state)
     struct fx *f = *state;
     fx_exec(f, "unknown");
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}, {"b", 1, 2, 2}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}, {"b", 1, 2, 2, NULL}};
     fx_run(f, recs, 2);
     assert_int_equal(out(f, 0)->result, SL_FH_OK);
     assert_memory_equal(out(f, 0)->data, "A", 1);
@@ -370,7 +437,7 @@ static void whole_failure(void **state, const char *mode, const char *code)
     struct fx *f = *state;
     fx_exec(f, mode);
     fx_transform(f, 1, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}, {"b", 1, 2, 2}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}, {"b", 1, 2, 2, NULL}};
     fx_run(f, recs, 2);
     assert_int_equal(f->err, 0);
     assert_int_equal(sl_fh_batch_invocations(f->b), 2);
@@ -405,7 +472,7 @@ static void test_fh_transform_function_error_retried(void **state)
     struct fx *f = *state;
     fx_exec(f, "error");
     fx_transform(f, 2, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}, {"b", 1, 2, 2}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}, {"b", 1, 2, 2, NULL}};
     fx_run(f, recs, 2);
     assert_int_equal(sl_fh_batch_invocations(f->b), 3);
     assert_failed(out(f, 0), SL_FH_ERR_FUNCTION_ERROR, 3);
@@ -430,7 +497,7 @@ static void test_fh_transform_timeout_retried(void **state)
     struct fx *f = *state;
     fx_exec_timeout(f, "sleep", "300ms");
     fx_transform(f, 1, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}};
     fx_run(f, recs, 1);
     assert_int_equal(sl_fh_batch_invocations(f->b), 2);
     assert_failed(out(f, 0), SL_FH_ERR_FUNCTION_ERROR, 2);
@@ -441,7 +508,7 @@ static void test_fh_transform_retry_then_ok(void **state)
     struct fx *f = *state;
     fx_exec(f, "fail:2");
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}};
     fx_run(f, recs, 1);
     assert_int_equal(sl_fh_batch_invocations(f->b), 3);
     assert_int_equal(out(f, 0)->result, SL_FH_OK);
@@ -461,7 +528,7 @@ static void test_fh_transform_split_buffer_size(void **state)
     struct sl_fh_rec recs[N];
     for (int i = 0; i < N; i++) {
         memset(data + i * LEN, 'a' + i, LEN);
-        recs[i] = (struct sl_fh_rec){data + i * LEN, LEN, 1000 + i, (uint64_t)i};
+        recs[i] = (struct sl_fh_rec){data + i * LEN, LEN, 1000 + i, (uint64_t)i, NULL};
     }
     fx_run(f, recs, N);
     assert_int_equal(sl_fh_batch_invocations(f->b), 3);
@@ -491,9 +558,10 @@ static void test_fh_transform_split_event_size(void **state)
     struct sl_fh_rec *recs = calloc(N, sizeof(*recs));
     for (size_t i = 0; i < N; i++) {
         recs[i] = (struct sl_fh_rec){"xyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyz", 48,
-                                     1709251200000 + (int64_t)i, i};
+                                     1709251200000 + (int64_t)i, i, NULL};
     }
-    size_t head = fh_event_head_len(STREAM_ARN, "eu-west-3");
+    struct fh_event_ctx ctx = {STREAM_ARN, "eu-west-3", NULL};
+    size_t head = fh_event_head_len(&ctx);
     size_t lo = 0, calls = 0;
     while (lo < N) {
         bool too_large;
@@ -502,9 +570,9 @@ static void test_fh_transform_split_event_size(void **state)
         assert_true(hi > lo);
         struct sl_buf ev;
         sl_buf_init(&ev);
-        assert_int_equal(fh_event_build(&ev, "00000000-0000-4000-8000-000000000000", STREAM_ARN,
-                                        "eu-west-3", 12345, recs, lo, hi),
-                         0);
+        assert_int_equal(
+            fh_event_build(&ev, "00000000-0000-4000-8000-000000000000", &ctx, 12345, recs, lo, hi),
+            0);
         assert_true(ev.len <= SL_FH_EVENT_MAX_BYTES);
         size_t want = head;
         for (size_t i = lo; i < hi; i++) {
@@ -531,7 +599,7 @@ static void test_fh_transform_record_too_large(void **state)
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_MAX);
     size_t big = 4800 * 1000; /* 6.4 MB of base64 */
     char *data = calloc(1, big);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}, {data, big, 2, 2}, {"c", 1, 3, 3}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}, {data, big, 2, 2, NULL}, {"c", 1, 3, 3, NULL}};
     fx_run(f, recs, 3);
     assert_int_equal(out(f, 0)->result, SL_FH_OK);
     assert_failed(out(f, 1), SL_FH_ERR_REQUEST_TOO_LARGE, 0);
@@ -554,7 +622,7 @@ static void test_fh_transform_stop_in_flight(void **state)
     struct fx *f = *state;
     fx_exec(f, "sleep");
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"a", 1, 1, 1}};
+    struct sl_fh_rec recs[] = {{"a", 1, 1, 1, NULL}};
     assert_int_equal(sl_fh_transform_start(f->t, recs, 1, fx_cb, f, &f->b), 0);
     assert_true(test_run_until(&f->loop, fx_logged, f, test_deadline_ms(DEADLINE_MS)));
     sl_fh_transform_stop(f->t);
@@ -612,7 +680,7 @@ static void test_fh_transform_http_function(void **state)
                    peer.port);
     fx_function(f, json);
     fx_transform(f, 3, SL_FH_BUFFER_BYTES_DEFAULT);
-    struct sl_fh_rec recs[] = {{"hello", 5, 1, 1}, {"world!", 6, 2, 2}};
+    struct sl_fh_rec recs[] = {{"hello", 5, 1, 1, NULL}, {"world!", 6, 2, 2, NULL}};
     fx_run(f, recs, 2);
     http_peer_stop(&peer);
     assert_int_equal(out(f, 0)->result, SL_FH_OK);
@@ -627,21 +695,14 @@ static void test_fh_transform_http_function(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_fh_transform_event_shape),
-        T(test_fh_transform_ok_dropped_failed),
-        T(test_fh_transform_missing_record_id),
-        T(test_fh_transform_unknown_record_id),
-        T(test_fh_transform_duplicated_record_id),
-        T(test_fh_transform_bad_base64),
-        T(test_fh_transform_bad_result),
-        T(test_fh_transform_not_json),
-        T(test_fh_transform_function_error_retried),
-        T(test_fh_transform_timeout_retried),
-        T(test_fh_transform_retry_then_ok),
-        T(test_fh_transform_split_buffer_size),
-        T(test_fh_transform_split_event_size),
-        T(test_fh_transform_record_too_large),
-        T(test_fh_transform_stop_in_flight),
+        T(test_fh_transform_event_shape),       T(test_fh_transform_event_kinesis_source),
+        T(test_fh_transform_ok_dropped_failed), T(test_fh_transform_missing_record_id),
+        T(test_fh_transform_unknown_record_id), T(test_fh_transform_duplicated_record_id),
+        T(test_fh_transform_bad_base64),        T(test_fh_transform_bad_result),
+        T(test_fh_transform_not_json),          T(test_fh_transform_function_error_retried),
+        T(test_fh_transform_timeout_retried),   T(test_fh_transform_retry_then_ok),
+        T(test_fh_transform_split_buffer_size), T(test_fh_transform_split_event_size),
+        T(test_fh_transform_record_too_large),  T(test_fh_transform_stop_in_flight),
         T(test_fh_transform_http_function),
     };
     return cmocka_run_group_tests_name("fh_transform", tests, NULL, NULL);
