@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -118,6 +119,18 @@ static void test_fh_partition_record_fails(void **state)
     assert_int_equal(extract(q, "{\"id\":1,\"e\":{\"year\":{}}}", &m), SL_ENOTFOUND);
     assert_int_equal(extract(q, "{\"id\":1,\"e\":[2]}", &m), SL_ENOTFOUND); /* not an object */
     assert_int_equal(extract(q, "[1]", &m), SL_ENOTFOUND);
+    /* every cut of a valid record is refused as not JSON, never read past its end */
+    static const char full[] = "{\"id\":\"a\\u00e9\\\"\",\"x\":[1.5e-3,true,null,{\"k\":\"v\"}],"
+                               "\"e\":{\"year\":-12}}";
+    for (size_t len = 0; len < sizeof(full) - 1; len++) {
+        char errbuf[128];
+        char *cut = malloc(len ? len : 1);
+        memcpy(cut, full, len);
+        assert_int_equal(sl_fh_query_extract(q, cut, len, &m, errbuf, sizeof(errbuf)), SL_EINVAL);
+        free(cut);
+    }
+    assert_int_equal(extract(q, full, &m), 0);
+    assert_string_equal(sl_strmap_get(&m, "y"), "-12");
     assert_int_equal(extract(q, " {\"id\":\"x\",\"e\":{\"year\":2}}\n", &m), 0);
     assert_string_equal(sl_strmap_get(&m, "id"), "x");
     sl_strmap_clear(&m, false);
