@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fh_transform.c: a delivery stream's Lambda data transformation at run time. A batch is the
- * records the stream hands over at once; it is cut into invocations (fh_transform_wire.c sizes
+ * records the stream hands over at once; it is cut into invocations (fh_wire.c sizes
  * them within BufferSizeInMBs of input and 6 MB of event), all started together through the
  * function interface (function.h: any type, so an exec script or an http endpoint is a
  * transform as a Lambda function is). Each invocation ("call") is retried on its own with
@@ -50,7 +50,7 @@ struct sl_fh_transform {
     char *stream_arn;
     char *region;
     char *source_arn; /* sourceKinesisStreamArn, or NULL */
-    struct fh_event_ctx ev;
+    struct sl_fh_wire_ctx ev;
     char *inst;
     struct sl_retry_policy retry;
     uint64_t rng;
@@ -131,8 +131,8 @@ int sl_fh_transform_new(const struct sl_fh_transform_conf *conf,
         sl_fh_transform_free(t);
         return SL_ENOMEM;
     }
-    t->ev = (struct fh_event_ctx){t->stream_arn, t->region, t->source_arn};
-    t->head_len = fh_event_head_len(&t->ev);
+    t->ev = (struct sl_fh_wire_ctx){t->stream_arn, t->region, t->source_arn};
+    t->head_len = sl_fh_wire_head_len(&t->ev);
     *ret_t = t;
     return 0;
 }
@@ -191,7 +191,7 @@ static void fh_call_fail(struct fh_call *c, const char *code, const char *msg)
     int64_t now = sl_clock_wall_ms(b->t->clock);
     for (size_t i = c->lo; i < c->hi; i++) {
         struct sl_fh_out *o = &b->outs[i];
-        fh_out_clear(o);
+        sl_fh_wire_out_clear(o);
         o->result = SL_FH_FAILED;
         o->error_code = code;
         o->error_message = msg;
@@ -311,8 +311,8 @@ static void fh_call_invoked(void *arg, const struct sl_invoke_result *res)
         fh_call_failed(c, res, res->outcome != SL_OUTCOME_RESOURCE_EXHAUSTED, code, msg);
         return;
     }
-    int r = fh_answer_read(res->body, res->body_len, b->nonce, b->recs, c->lo, c->hi,
-                           &b->outs[c->lo], &code, &msg);
+    int r = sl_fh_wire_answer_read(res->body, res->body_len, b->nonce, b->recs, c->lo, c->hi,
+                                   &b->outs[c->lo], &code, &msg);
     if (r == SL_ENOMEM) {
         struct sl_invoke_result oom = *res;
         oom.outcome = SL_OUTCOME_RESOURCE_EXHAUSTED;
@@ -339,11 +339,11 @@ static void fh_call_attempt(struct fh_call *c)
     struct sl_fh_batch *b = c->b;
     struct sl_fh_transform *t = b->t;
     char id[37];
-    fh_uuid(id, t->rand, t->rand_arg);
+    sl_fh_wire_uuid(id, t->rand, t->rand_arg);
     sl_buf_init(&c->event);
     c->made++;
     b->invocations++;
-    int r = fh_event_build(&c->event, id, &t->ev, b->nonce, b->recs, c->lo, c->hi);
+    int r = sl_fh_wire_build(&c->event, id, &t->ev, b->nonce, b->recs, c->lo, c->hi);
     if (r == 0) {
         c->in_flight = true;
         r = sl_function_invoke(t->fn, c->event.data, c->event.len, fh_call_invoked, c);
@@ -395,7 +395,7 @@ int sl_fh_transform_start(struct sl_fh_transform *t,
         struct fh_call *c = &b->calls[b->n_calls];
         c->b = b;
         c->lo = lo;
-        c->hi = fh_cut(recs, n, lo, t->head_len, t->conf.buffer_bytes, &c->too_large);
+        c->hi = sl_fh_wire_cut(recs, n, lo, t->head_len, t->conf.buffer_bytes, &c->too_large);
         lo = c->hi;
     }
     b->pending = b->n_calls;
@@ -465,7 +465,7 @@ static void fh_batch_release(struct sl_fh_batch *b)
         return;
     }
     for (size_t i = 0; i < b->n; i++) {
-        fh_out_clear(&b->outs[i]);
+        sl_fh_wire_out_clear(&b->outs[i]);
     }
     sl_free(b->outs);
     sl_free(b->calls);

@@ -337,10 +337,10 @@ static void test_fh_transform_event_kinesis_source(void **state)
         cJSON_GetObjectItem(cJSON_GetArrayItem(list, 1), "recordId")->valuestring);
     assert_string_equal(line, want);
     /* the size the cut reckons is the size built */
-    struct fh_event_ctx ctx = {STREAM_ARN, "eu-west-3",
-                               "arn:aws:kinesis:eu-west-3:123456789012:stream/src"};
-    assert_int_equal(fh_event_head_len(&ctx) + fh_event_rec_len(&recs[0]) +
-                         fh_event_rec_len(&recs[1]) - 1,
+    struct sl_fh_wire_ctx ctx = {STREAM_ARN, "eu-west-3",
+                                 "arn:aws:kinesis:eu-west-3:123456789012:stream/src"};
+    assert_int_equal(sl_fh_wire_head_len(&ctx) + sl_fh_wire_rec_len(&recs[0]) +
+                         sl_fh_wire_rec_len(&recs[1]) - 1,
                      strlen(line) - 1);
     powertools_accepts(evs);
     cJSON_Delete(evs);
@@ -560,28 +560,28 @@ static void test_fh_transform_split_event_size(void **state)
         recs[i] = (struct sl_fh_rec){"xyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyz", 48,
                                      1709251200000 + (int64_t)i, i, NULL};
     }
-    struct fh_event_ctx ctx = {STREAM_ARN, "eu-west-3", NULL};
-    size_t head = fh_event_head_len(&ctx);
+    struct sl_fh_wire_ctx ctx = {STREAM_ARN, "eu-west-3", NULL};
+    size_t head = sl_fh_wire_head_len(&ctx);
     size_t lo = 0, calls = 0;
     while (lo < N) {
         bool too_large;
-        size_t hi = fh_cut(recs, N, lo, head, SL_FH_BUFFER_BYTES_MAX, &too_large);
+        size_t hi = sl_fh_wire_cut(recs, N, lo, head, SL_FH_BUFFER_BYTES_MAX, &too_large);
         assert_false(too_large);
         assert_true(hi > lo);
         struct sl_buf ev;
         sl_buf_init(&ev);
-        assert_int_equal(
-            fh_event_build(&ev, "00000000-0000-4000-8000-000000000000", &ctx, 12345, recs, lo, hi),
-            0);
+        assert_int_equal(sl_fh_wire_build(&ev, "00000000-0000-4000-8000-000000000000", &ctx, 12345,
+                                          recs, lo, hi),
+                         0);
         assert_true(ev.len <= SL_FH_EVENT_MAX_BYTES);
         size_t want = head;
         for (size_t i = lo; i < hi; i++) {
-            want += fh_event_rec_len(&recs[i]);
+            want += sl_fh_wire_rec_len(&recs[i]);
         }
         assert_int_equal(ev.len, want - 1); /* the last record has no comma */
         if (hi < N) {
             /* one more would not have fit */
-            assert_true(ev.len + fh_event_rec_len(&recs[hi]) > SL_FH_EVENT_MAX_BYTES);
+            assert_true(ev.len + sl_fh_wire_rec_len(&recs[hi]) > SL_FH_EVENT_MAX_BYTES);
         }
         sl_buf_fini(&ev);
         lo = hi;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* fh_transform_wire.c: the bytes of Firehose's Lambda data transformation (wire.md §4.7): the
+/* fh_wire.c: the bytes of Firehose's Lambda data transformation (wire.md §4.7): the
  * event an invocation carries, its exact size per record (so a buffer is cut into invocations
  * within BufferSizeInMBs and Lambda's 6 MB before anything is built), the recordIds, and the
  * reading of the function's answer by Firehose's status model (fh_transform.h lists the rules).
@@ -41,7 +41,7 @@
      sizeof("\",\"approximateArrivalTimestamp\":") - 1 + sizeof(",\"data\":\"") - 1 + \
      sizeof("\"}") - 1 + 1)
 
-void fh_record_id(char out[SL_FH_RECORD_ID_LEN + 1], uint64_t nonce, uint64_t tag, size_t i)
+void sl_fh_wire_record_id(char out[SL_FH_RECORD_ID_LEN + 1], uint64_t nonce, uint64_t tag, size_t i)
 {
     (void)snprintf(out, SL_FH_RECORD_ID_LEN + 1, "%020" PRIu64 "%020" PRIu64 "%016" PRIu64, nonce,
                    tag, (uint64_t)i % UINT64_C(10000000000000000));
@@ -74,7 +74,7 @@ static size_t fh_json_str_len(const char *s)
      sizeof(",\"approximateArrivalTimestamp\":") - 1 + sizeof(",\"sequenceNumber\":") - 1 +      \
      sizeof(",\"subsequenceNumber\":") - 1 + sizeof("}") - 1)
 
-size_t fh_event_rec_len(const struct sl_fh_rec *rec)
+size_t sl_fh_wire_rec_len(const struct sl_fh_rec *rec)
 {
     size_t n = FH_REC_FIXED + fh_digits(rec->arrival_ms) + sl_enc_base64_len(rec->len);
     const struct sl_fh_kinesis_meta *k = rec->kinesis;
@@ -96,7 +96,7 @@ static int fh_str(struct sl_buf *out, const char *key, const char *s)
 }
 
 static int
-fh_event_head(struct sl_buf *out, const char *invocation_id, const struct fh_event_ctx *ev)
+fh_event_head(struct sl_buf *out, const char *invocation_id, const struct sl_fh_wire_ctx *ev)
 {
     if (fh_str(out, "{\"invocationId\":", invocation_id) < 0 ||
         (ev->source_arn && fh_str(out, ",\"sourceKinesisStreamArn\":", ev->source_arn) < 0) ||
@@ -107,7 +107,7 @@ fh_event_head(struct sl_buf *out, const char *invocation_id, const struct fh_eve
     return 0;
 }
 
-size_t fh_event_head_len(const struct fh_event_ctx *ev)
+size_t sl_fh_wire_head_len(const struct sl_fh_wire_ctx *ev)
 {
     size_t n = sizeof("{\"invocationId\":") - 1 + 38 + sizeof(",\"deliveryStreamArn\":") - 1 +
                fh_json_str_len(ev->stream_arn) + sizeof(",\"region\":") - 1 +
@@ -132,19 +132,19 @@ static int fh_event_kinesis(struct sl_buf *out, const struct sl_fh_kinesis_meta 
     return 0;
 }
 
-size_t fh_cut(const struct sl_fh_rec *recs,
-              size_t n,
-              size_t lo,
-              size_t head_len,
-              int64_t buffer_bytes,
-              bool *too_large)
+size_t sl_fh_wire_cut(const struct sl_fh_rec *recs,
+                      size_t n,
+                      size_t lo,
+                      size_t head_len,
+                      int64_t buffer_bytes,
+                      bool *too_large)
 {
     size_t event = head_len;
     uint64_t input = 0;
     size_t i = lo;
     *too_large = false;
     for (; i < n; i++) {
-        size_t add = fh_event_rec_len(&recs[i]);
+        size_t add = sl_fh_wire_rec_len(&recs[i]);
         if (i == lo && event + add - 1 > SL_FH_EVENT_MAX_BYTES) {
             *too_large = true;
             return lo + 1;
@@ -160,24 +160,24 @@ size_t fh_cut(const struct sl_fh_rec *recs,
     return i;
 }
 
-int fh_event_build(struct sl_buf *out,
-                   const char *invocation_id,
-                   const struct fh_event_ctx *ev,
-                   uint64_t nonce,
-                   const struct sl_fh_rec *recs,
-                   size_t lo,
-                   size_t hi)
+int sl_fh_wire_build(struct sl_buf *out,
+                     const char *invocation_id,
+                     const struct sl_fh_wire_ctx *ev,
+                     uint64_t nonce,
+                     const struct sl_fh_rec *recs,
+                     size_t lo,
+                     size_t hi)
 {
-    size_t total = fh_event_head_len(ev);
+    size_t total = sl_fh_wire_head_len(ev);
     for (size_t i = lo; i < hi; i++) {
-        total += fh_event_rec_len(&recs[i]);
+        total += sl_fh_wire_rec_len(&recs[i]);
     }
     if (sl_buf_reserve(out, total) < 0 || fh_event_head(out, invocation_id, ev) < 0) {
         return SL_ENOMEM;
     }
     for (size_t i = lo; i < hi; i++) {
         char id[SL_FH_RECORD_ID_LEN + 1];
-        fh_record_id(id, nonce, recs[i].tag, i);
+        sl_fh_wire_record_id(id, nonce, recs[i].tag, i);
         if (sl_buf_printf(out,
                           "%s{\"recordId\":\"%s\",\"approximateArrivalTimestamp\":%" PRId64
                           ",\"data\":\"",
@@ -211,7 +211,7 @@ static void fh_rand_system(void *arg, unsigned char *buf, size_t n)
     }
 }
 
-void fh_uuid(char out[37], sl_fh_rand_fn rnd, void *rand_arg)
+void sl_fh_wire_uuid(char out[37], sl_fh_rand_fn rnd, void *rand_arg)
 {
     unsigned char b[16];
     (rnd ? rnd : fh_rand_system)(rand_arg, b, sizeof b);
@@ -222,7 +222,7 @@ void fh_uuid(char out[37], sl_fh_rand_fn rnd, void *rand_arg)
                    b[13], b[14], b[15]);
 }
 
-void fh_out_clear(struct sl_fh_out *o)
+void sl_fh_wire_out_clear(struct sl_fh_out *o)
 {
     sl_free((char *)o->data);
     sl_strmap_clear(&o->lambda_keys, false);
@@ -247,7 +247,7 @@ fh_id_index(const char *id, uint64_t nonce, const struct sl_fh_rec *recs, size_t
         return SIZE_MAX;
     }
     char want[SL_FH_RECORD_ID_LEN + 1];
-    fh_record_id(want, nonce, recs[i].tag, (size_t)i);
+    sl_fh_wire_record_id(want, nonce, recs[i].tag, (size_t)i);
     return strcmp(want, id) == 0 ? (size_t)i : SIZE_MAX;
 }
 
@@ -339,15 +339,15 @@ static int fh_read_entry(const cJSON *e, struct sl_fh_out *o)
     return fh_read_keys(e, &o->lambda_keys);
 }
 
-int fh_answer_read(const char *body,
-                   size_t len,
-                   uint64_t nonce,
-                   const struct sl_fh_rec *recs,
-                   size_t lo,
-                   size_t hi,
-                   struct sl_fh_out *outs,
-                   const char **ret_code,
-                   const char **ret_msg)
+int sl_fh_wire_answer_read(const char *body,
+                           size_t len,
+                           uint64_t nonce,
+                           const struct sl_fh_rec *recs,
+                           size_t lo,
+                           size_t hi,
+                           struct sl_fh_out *outs,
+                           const char **ret_code,
+                           const char **ret_msg)
 {
     cJSON *doc = body ? sl_json_parse_exact(body, len) : NULL;
     const cJSON *list =
@@ -375,7 +375,7 @@ int fh_answer_read(const char *body,
             /* unknown: ignored; the record it replaced is missing */
             struct sl_fh_out scratch = {0};
             r = fh_read_entry(e, &scratch);
-            fh_out_clear(&scratch);
+            sl_fh_wire_out_clear(&scratch);
             if (r == 1) {
                 r = fh_whole(ret_code, ret_msg, SL_FH_ERR_FUNCTION_ERROR, FH_MSG_FORMAT);
             }
@@ -400,7 +400,7 @@ int fh_answer_read(const char *body,
     }
     if (r != 0) {
         for (size_t k = 0; k < n; k++) {
-            fh_out_clear(&outs[k]);
+            sl_fh_wire_out_clear(&outs[k]);
         }
     }
     sl_free(seen);
