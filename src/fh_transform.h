@@ -37,7 +37,9 @@
  *                   (SL_S3_PROCESSING_FAILED), with the ORIGINAL bytes.
  *   at stop         sl_fh_transform_stop: every batch in flight calls back with SL_ECANCELED,
  *                   its records not transformed (keep them: they are transformed after a
- *                   restart). A record is never reported failed because sluice stopped.
+ *                   restart). A record is never reported failed because sluice stopped. An
+ *                   invocation in flight is awaited (the function's timeout bounds it) unless
+ *                   the caller also calls sl_function_stop, which cuts it short.
  *
  * Firehose's rules, and sluice's choices where AWS's text is silent (test_fh_transform.c):
  *   - The event: {"invocationId":"<uuid v4>","deliveryStreamArn":..,"region":..,"records":
@@ -47,7 +49,7 @@
  *     the same on every retry; each retry gets a new invocationId (as captured from AWS).
  *   - An invocation that fails (function error, timeout, throttle, a service or transport
  *     error) or whose answer cannot be read as a whole is tried again, up to NumberOfRetries
- *     times after the first, with backoff (conf.retry); then each of its records fails with the
+ *     times after the first, with backoff (env.retry); then each of its records fails with the
  *     last error. Only sluice's own lack of resources (SL_OUTCOME_RESOURCE_EXHAUSTED) is retried
  *     without counting, so records are not failed because sluice ran short of descriptors.
  *   - Whole-answer errors: not JSON, not an object with a "records" array:
