@@ -79,12 +79,12 @@ enum sl_window_step sl_window_dispatch(struct sl_window *w,
                                        int64_t now_ms,
                                        int64_t *ret_wait_ms);
 
-/* Appends the window's fields to the event in body, for the partition part_name read by a
- * source of ARN scheme scheme; final for the window's final invocation (no records). Returns
- * 0 or SL_EINVAL / SL_ENOMEM as sl_window_wrap. */
+/* Appends the window's fields to the event in body, for the partition part_name (shardId) of
+ * the source arn (eventSourceARN, raw; borrowed); final for the window's final invocation (no
+ * records). Returns 0 or SL_EINVAL / SL_ENOMEM as sl_window_wrap. */
 SL_NODISCARD int sl_window_add_fields(const struct sl_window *w,
                                       struct sl_buf *body,
-                                      const char *scheme,
+                                      const char *arn,
                                       const char *part_name,
                                       bool final);
 

@@ -50,6 +50,26 @@ static void test_window_wrap_adds_aws_fields(void **state)
     sl_buf_fini(&b);
 }
 
+/* A shard's window names the shard as shardId and the stream (not the shard) as
+ * eventSourceARN, as AWS's Kinesis window event does. */
+static void test_window_fields_name_shard_and_stream(void **state)
+{
+    (void)state;
+    struct sl_window *w = sl_window_new(60000);
+    assert_non_null(w);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_buf_puts(&b, "{\"Records\":[]}"), 0);
+    assert_int_equal(sl_window_add_fields(w, &b, "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+                                          "shardId-000000000001", false),
+                     0);
+    assert_non_null(strstr(b.data, ",\"state\":{},\"shardId\":\"shardId-000000000001\","
+                                   "\"eventSourceARN\":\"arn:aws:kinesis:us-east-1:123456789012:"
+                                   "stream/s\",\"isFinalInvokeForWindow\":false,"));
+    sl_buf_fini(&b);
+    sl_window_free(w);
+}
+
 static void test_window_state_is_required(void **state)
 {
     (void)state;
@@ -73,6 +93,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_start_aligns_to_multiples),
         cmocka_unit_test(test_window_wrap_adds_aws_fields),
+        cmocka_unit_test(test_window_fields_name_shard_and_stream),
         cmocka_unit_test(test_window_state_is_required),
     };
     return cmocka_run_group_tests_name("window", tests, NULL, NULL);
