@@ -127,6 +127,7 @@ enum sl_window_step sl_window_dispatch(struct sl_window *w,
                                        size_t start,
                                        size_t *waiting,
                                        bool part_full,
+                                       bool part_ended,
                                        int64_t now_ms,
                                        int64_t *ret_wait_ms)
 {
@@ -162,7 +163,7 @@ enum sl_window_step sl_window_dispatch(struct sl_window *w,
         if (full && !w->final_due) {
             w->terminated_early = true;
         }
-        bool over = in_window == 0 && now_ms >= w->start_ms + w->window_ms;
+        bool over = in_window == 0 && (part_ended || now_ms >= w->start_ms + w->window_ms);
         if (w->final_due || full || next_window || over) {
             return SL_WINDOW_FINAL;
         }
