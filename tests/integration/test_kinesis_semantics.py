@@ -1,7 +1,7 @@
 """The Kinesis source's failure handling and windows (issue 10 items 3 and 5, esm.md §4 and §6)
 against kinesalite, with records put by the real AWS CLI (/usr/bin/aws): tumbling windows (the
 state carried from one invocation to the next of its window, one final invocation per window,
-window bounds, each shard its own window), MaximumRecordAgeInSeconds (old records skipped to an
+window bounds, each shard its own window; a split closes the parent's window at once), MaximumRecordAgeInSeconds (old records skipped to an
 SQS destination with RecordAgeExceeded and their KinesisBatchInfo), MaximumRetryAttempts
 exhausted (N+1 invocations, then AWS's invocation record, field by field, read back from the SQS
 server), BisectBatchOnFunctionError isolating one bad record, a partial batch response naming
@@ -191,9 +191,10 @@ def create_stream(kin, shards=1, at_ms=None):
     return name
 
 
-def put(kin, stream, items, at_ms=None):
-    """items: [(shard index, bytes)] put in one PutRecords call (at_ms: kinesalite's clock for
-    it). Returns [(shard id, sequence number, bytes)] in put order."""
+def put(kin, stream, items, at_ms=None, check=True):
+    """items: [(half of the hash key range, bytes)] put in one PutRecords call (at_ms:
+    kinesalite's clock for it); check: that half is shard 0 or 1 (no reshard yet). Returns
+    [(shard id, sequence number, bytes)] in put order."""
     if at_ms is not None:
         kin.at(at_ms)
     recs = [{"Data": base64.b64encode(d).decode(), "PartitionKey": "k%d" % i,
@@ -202,7 +203,7 @@ def put(kin, stream, items, at_ms=None):
     assert r.get("FailedRecordCount", 0) == 0, r
     out = [(res["ShardId"], res["SequenceNumber"], d) for (_, d), res in zip(items, r["Records"])]
     for (sh, _), (shard, _, _) in zip(items, out):
-        assert shard == "shardId-%012d" % sh, out
+        assert not check or shard == "shardId-%012d" % sh, out
     return out
 
 
@@ -477,3 +478,40 @@ def test_kinesis_at_timestamp_then_checkpoint(kin, fn, sluice, tmp_path):
     run_idle(sluice, cfg, kin)
     assert sorted(i for rq in fn.requests() for i in ids(rq)) == sorted(map(eid, later)), \
         [ids(rq) for rq in fn.requests()]
+
+
+def test_kinesis_window_closes_when_its_shard_ends(kin, fn, sluice, tmp_path):
+    """A split ends the parent shard in the middle of a 900 s window: its window closes at once
+    (the final invocation with its state), and the children start with windows and state of
+    their own (esm.md §6: resharding closes the window)."""
+    stream = create_stream(kin, shards=1)
+    put(kin, stream, [(0, b"1"), (0, b"2")])
+    fn.set_hook(summing_hook)
+    cfg = config(tmp_path, fn, stream, TumblingWindowInSeconds=900, shard_refresh_interval="1s")
+    kin.real()
+    s = sluice(cfg, env_extra={
+        "AWS_ENDPOINT_URL_KINESIS": kin.endpoint, "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test", "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    wait_until(lambda: len(fn.requests()) >= 1, timeout=30, what="the first batch", proc=s)
+    aws(kin.endpoint, "split-shard", "--stream-name", stream, "--shard-to-split",
+        "shardId-000000000000", "--new-starting-hash-key", str(2 ** 127))
+    wait_until(lambda: aws(kin.endpoint, "describe-stream-summary", "--stream-name", stream)
+               ["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", timeout=30,
+               what="split done")
+    kids = put(kin, stream, [(0, b"10"), (1, b"20")], check=False)
+    kid_shards = sorted({sh for sh, _, _ in kids})
+
+    def kid_events():
+        return [rq.json for rq in fn.requests()
+                if (rq.json or {}).get("shardId") in kid_shards and rq.json["Records"]]
+
+    wait_until(lambda: len(kid_events()) >= 2, timeout=30, what="the children's records",
+               proc=s)
+    parent = [rq.json for rq in fn.requests()
+              if (rq.json or {}).get("shardId") == "shardId-000000000000"]
+    assert [(len(e["Records"]), e["isFinalInvokeForWindow"], e["state"]) for e in parent] == [
+        (2, False, {}), (0, True, {"sum": 3, "count": 2})], parent
+    for e in kid_events():
+        assert e["state"] == {} and not e["isFinalInvokeForWindow"], e
+    assert s.stop() == 0
