@@ -2,7 +2,8 @@
 against kinesalite, with records put by the real AWS CLI (/usr/bin/aws): tumbling windows (the
 state carried from one invocation to the next of its window, one final invocation per window,
 window bounds, each shard its own window; a split closes the parent's window at once), MaximumRecordAgeInSeconds (old records skipped to an
-SQS destination with RecordAgeExceeded and their KinesisBatchInfo), MaximumRetryAttempts
+SQS destination with RecordAgeExceeded and their KinesisBatchInfo; a failing record retried
+until it expires), MaximumRetryAttempts
 exhausted (N+1 invocations, then AWS's invocation record, field by field, read back from the SQS
 server), BisectBatchOnFunctionError isolating one bad record, a partial batch response naming
 several records (the retry resumes at the lowest sequence number; exhausted, the rest goes to
@@ -364,6 +365,33 @@ def test_kinesis_record_age_to_sqs_destination(kin, fn, sluice, tmp_path, sqs):
     run_idle(sluice, cfg, kin)
     assert fn.requests() == []
     assert sqs_drain(sqs, qurl, 1, timeout=1) == []
+
+
+def test_kinesis_record_expires_while_retrying(kin, fn, sluice, tmp_path):
+    """MaximumRetryAttempts -1 retries a failing batch until its records pass
+    MaximumRecordAgeInSeconds (checked before each attempt): then they go to the destination as
+    RecordAgeExceeded, the function sees them no more, and the record after them flows."""
+    stream = create_stream(kin, at_ms=int(time.time() * 1000) - 60000)
+    born = int(time.time() * 1000) - 55000  # expires 5 s from now
+    aging = put(kin, stream, [(0, b"aging")], at_ms=born)
+    kin.real()
+    fresh = put(kin, stream, [(0, b"fresh")])
+    fn.set_hook(lambda rq: Reply(500) if b"aging" in data(rq) else None)
+    dlq = tmp_path / "dlq"
+    cfg = config(tmp_path, fn, stream, batch=1, MaximumRecordAgeInSeconds=60,
+                 MaximumRetryAttempts=-1, DestinationConfig=file_destination(dlq))
+    run_idle(sluice, cfg, kin, timeout=30)
+    docs = destination_docs(dlq)
+    assert len(docs) == 1, docs
+    assert docs[0]["requestContext"]["condition"] == "RecordAgeExceeded", docs[0]
+    assert "responseContext" not in docs[0], docs[0]
+    info = docs[0]["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["batchSize"]) == (aging[0][1], 1), info
+    tries = [rq for rq in fn.requests() if ids(rq) == [eid(aging[0])]]
+    assert len(tries) >= 2, tries
+    assert all(rq.time < (born + 60000) / 1000 + 0.5 for rq in tries), \
+        "invoked after the record expired: %r" % [rq.time - born / 1000 for rq in tries]
+    assert [i for rq in fn.requests() if rq.ok for i in ids(rq)] == [eid(fresh[0])]
 
 
 # ---- MaximumRetryAttempts -----------------------------------------------------------------------
