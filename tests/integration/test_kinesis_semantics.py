@@ -1,9 +1,9 @@
 """The Kinesis source's failure handling and windows (issue 10 items 3 and 5, esm.md §4 and §6)
 against kinesalite, with records put by the real AWS CLI (/usr/bin/aws): tumbling windows (the
 state carried from one invocation to the next of its window, one final invocation per window,
-window bounds, each shard its own window; a split closes the parent's window at once), MaximumRecordAgeInSeconds (old records skipped to an
-SQS destination with RecordAgeExceeded and their KinesisBatchInfo; a failing record retried
-until it expires), MaximumRetryAttempts
+window bounds, each shard its own window; a split closes the parent's window at once),
+MaximumRecordAgeInSeconds (old records skipped to an SQS destination with RecordAgeExceeded and
+their KinesisBatchInfo; a failing record retried until it expires), MaximumRetryAttempts
 exhausted (N+1 invocations, then AWS's invocation record, field by field, read back from the SQS
 server), BisectBatchOnFunctionError isolating one bad record, a partial batch response naming
 several records (the retry resumes at the lowest sequence number; exhausted, the rest goes to
