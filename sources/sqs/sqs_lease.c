@@ -344,10 +344,13 @@ static int sqs_batch_open(struct sqs_ctx *ctx, struct sl_buf *b)
 /* Appends entry i: {"Id":"i","ReceiptHandle":..[,"VisibilityTimeout":secs]}. */
 static int sqs_batch_entry(struct sl_buf *b, size_t i, const char *handle, int64_t secs)
 {
-    int r = sl_buf_printf(b, "%s{\"Id\":\"%zu\",\"ReceiptHandle\":", i ? "," : "", i);
+    int r = sl_buf_puts(b, i ? ",{\"Id\":\"" : "{\"Id\":\"");
+    r = r ? r : sl_enc_u64(b, i);
+    r = r ? r : sl_buf_puts(b, "\",\"ReceiptHandle\":");
     r = r ? r : sl_enc_json_str(b, handle, strlen(handle));
     if (secs >= 0) {
-        r = r ? r : sl_buf_printf(b, ",\"VisibilityTimeout\":%" PRId64, secs);
+        r = r ? r : sl_buf_puts(b, ",\"VisibilityTimeout\":");
+        r = r ? r : sl_enc_u64(b, (uint64_t)secs);
     }
     return r ? r : sl_buf_puts(b, "}");
 }
