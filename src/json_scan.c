@@ -117,9 +117,17 @@ static int scan_string(struct scan *c)
         return SL_ENOMEM;
     }
     bool escaped = false;
-    while (c->pos < c->len) {
-        char ch = c->p[c->pos];
-        if (ch == '"') {
+    for (;;) {
+        /* to the next quote, and to the first backslash before it (both by memchr: most
+         * strings have none) */
+        const char *at = c->p + c->pos;
+        const char *quote = memchr(at, '"', c->len - c->pos);
+        if (!quote) {
+            return SL_EPROTO;
+        }
+        const char *bs = memchr(at, '\\', (size_t)(quote - at));
+        if (!bs) {
+            c->pos = (size_t)(quote - c->p);
             struct sl_json_tok *t = &c->s->tok[i];
             t->len = (uint32_t)(c->pos - start);
             t->end = (uint32_t)c->s->n;
@@ -127,11 +135,8 @@ static int scan_string(struct scan *c)
             c->pos++;
             return 0;
         }
-        if (ch != '\\') {
-            c->pos++;
-            continue;
-        }
         escaped = true;
+        c->pos = (size_t)(bs - c->p);
         if (c->pos + 1 >= c->len) {
             return SL_EPROTO;
         }
@@ -143,13 +148,12 @@ static int scan_string(struct scan *c)
                 return SL_EPROTO;
             }
             c->pos += (size_t)n;
-        } else if (strchr("\"\\/bfnrt", e) && e) {
+        } else if (e && strchr("\"\\/bfnrt", e)) {
             c->pos += 2;
         } else {
             return SL_EPROTO;
         }
     }
-    return SL_EPROTO;
 }
 
 static int scan_primitive(struct scan *c)
