@@ -98,6 +98,13 @@ static cJSON *kc_prepare(void *arg, const char *const *data, size_t n, char *arn
     (void)snprintf(d->group, sizeof(d->group), "g-conf-%u", d->seq);
     d->mock_rk = kafka_mock_cluster(d->topic, false, &d->mc);
     d->prod = kafka_mock_client(d->mc, RD_KAFKA_PRODUCER, NULL);
+    /* The topic's metadata asked for first: records produced before the producer knows the
+     * topic can wait for its scan of unknown topics, once a second (half the checks did). */
+    rd_kafka_topic_t *t = rd_kafka_topic_new(d->prod, d->topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    assert_int_equal(rd_kafka_metadata(d->prod, 0, t, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
     d->reader = kafka_mock_client(d->mc, RD_KAFKA_CONSUMER, d->group);
     for (size_t i = 0; i < n; i++) {
         kc_produce(d, data[i]);
