@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include <stdlib.h>
+
 #include "kafka_mock.h"
 
 rd_kafka_t *kafka_mock_cluster(const char *topic, bool quiet, rd_kafka_mock_cluster_t **ret_mc)
@@ -17,6 +19,10 @@ rd_kafka_t *kafka_mock_cluster(const char *topic, bool quiet, rd_kafka_mock_clus
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof(err)),
                      RD_KAFKA_CONF_OK);
+    if (getenv("SLUICE_TEST_KAFKA_DEBUG")) { /* what the broker does, on stderr */
+        assert_int_equal(rd_kafka_conf_set(conf, "debug", "mock", err, sizeof(err)),
+                         RD_KAFKA_CONF_OK);
+    }
     if (quiet) {
         assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err)),
                          RD_KAFKA_CONF_OK);
