@@ -1061,7 +1061,7 @@ static void test_kafka_mock_cluster_consume_ack_commit(void **state)
     assert_int_equal(
         src_new(f, "kafka://127.0.0.1:1",
                 "{\"Topics\":[\"mt\"],\"rdkafka\":{\"test.mock.num.brokers\":\"3\","
-                "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"500\"}}",
+                "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"60000\"}}",
                 SL_START_TRIM_HORIZON),
         0);
     assert_int_equal(src_init(f), 0);
@@ -1179,7 +1179,7 @@ static void test_kafka_mock_cluster_partition_queue_fetch(void **state)
     assert_int_equal(
         src_new(f, "kafka://127.0.0.1:1",
                 "{\"Topics\":[\"pq\"],\"rdkafka\":{\"test.mock.num.brokers\":\"1\","
-                "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"500\","
+                "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"60000\","
                 "\"queued.min.messages\":\"100\"}}",
                 SL_START_TRIM_HORIZON),
         0);
@@ -1370,7 +1370,7 @@ static rd_kafka_mock_cluster_t *mock_start(struct fx *f,
     snprintf(json, sizeof(json),
              "{\"Topics\":[\"%s\"],\"SelfManagedKafkaEventSourceConfig\":{\"ConsumerGroupId\":"
              "\"%s\"},\"rdkafka\":{\"session.timeout.ms\":\"6000\",\"debug\":\"cgrp\","
-             "\"topic.metadata.refresh.interval.ms\":\"500\"}}",
+             "\"topic.metadata.refresh.interval.ms\":\"60000\"}}",
              topic, gid);
     assert_int_equal(src_new(f, arn, json, sp), 0);
     if (sp == SL_START_AT_TIMESTAMP) {
