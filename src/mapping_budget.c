@@ -29,6 +29,9 @@
  *   - a quiet partition that wakes gets its share at once while the reserve is there (a
  *     borrower never takes it); several waking together share what is free, and get the rest
  *     as the borrowers' records are delivered (their C already counts the wakers).
+ * And a partition that still holds records fetches only once it may ask for at least half its
+ * C: a paced fetch is one of few a second, better not spent on a small page (the end of each
+ * batch pumps again, and one that holds nothing fetches whatever it may).
  * Loop thread only. */
 #include <assert.h>
 
@@ -166,7 +169,13 @@ static size_t paced_fetch_records(const struct sl_mpart *mp, size_t ceiling)
     size_t free_room = total - claimed;
     size_t own = share > mine ? share - mine : 0;
     size_t borrow = free_room > reserve ? free_room - reserve : 0;
-    return size_min(size_min(cap - mine, own > borrow ? own : borrow), free_room);
+    size_t recs = size_min(size_min(cap - mine, own > borrow ? own : borrow), free_room);
+    if (mine > 0 && recs < cap / 2) {
+        /* a fetch is one of few a second: not spent on a small page while what it holds is
+         * being delivered (each batch that ends pumps again) */
+        return 0;
+    }
+    return recs;
 }
 
 bool mapping_budget_part(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
