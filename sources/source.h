@@ -170,9 +170,11 @@ struct sl_source_caps {
     int64_t max_hold_ms;
     /* A stream whose fetches are paced (Kinesis: five GetRecords a second per shard, each of up
      * to 10,000 records) may hold this many records per partition rather than two batches per
-     * lane, so one fetch can read a whole page; still within the partition's share of the
-     * mapping's max_records_buffered (the bound divided among its partitions) and its
-     * max_bytes_buffered. 0: two batches per lane (files, Kafka). */
+     * lane, so one fetch can read a whole page. Its partitions share the mapping's
+     * max_records_buffered (the Limit of a fetch in flight counts as held): each gets its share
+     * (the bound divided among them), a busy one may borrow what quiet ones leave, busy ones
+     * split evenly (src/mapping_budget.c); and max_bytes_buffered bounds the bytes. 0: two
+     * batches per lane (files, Kafka). */
     size_t fetch_records_min;
 };
 

@@ -7,7 +7,8 @@
  * The rules of DESIGN.md it keeps:
  *   2. each partition has ParallelizationFactor lanes; records are spread over them by
  *      partition key, and each lane has one batch in flight;
- *   4. fetching pauses at the mapping's memory bound (records and bytes).
+ *   4. fetching pauses at the mapping's memory bound (records and bytes): how much each
+ *      partition may fetch is mapping_budget.c's, which this file tells what changes.
  * Rules 1 and 3 (the checkpoint is the contiguous low-watermark of done records; a crash
  * repeats at most what was in flight and max_unsaved_batches per partition) are progress.c's:
  * the mapping gives it the checkpoint store and a host interface (format a position,
@@ -45,126 +46,23 @@
 
 #define MAPPING_FETCH_RETRY_MS 1000
 #define MAPPING_ID_MAX         128
-/* a queue's lanes without MaximumConcurrency (AWS starts polling a queue with five) */
-#define MAPPING_QUEUE_LANES 5
 
 static void mapping_fetch_retry_cb(uv_timer_t *t);
 static void mapping_schedule_pump(struct sl_mapping *m);
 static void part_settle(struct sl_mpart *mp);
 
-static int64_t mapping_now(const struct sl_mapping *m)
-{
-    return sl_clock_now_ms(m->env.clock);
-}
+/* --- accounting (mapping_budget.c keeps the counts) --- */
 
-/* --- accounting and checkpoints --- */
-
-/* Re-counts what a partition holds against the mapping's memory bound. */
 static void part_account(struct sl_mpart *mp)
 {
-    struct sl_mapping *m = mp->m;
-    size_t recs = sl_recq_count(&mp->part->q);
-    size_t bytes = sl_recq_bytes(&mp->part->q);
-    if (mp->held_records == 0 && recs > 0) {
-        mp->first_wait_ms = mapping_now(m);
-    }
-    m->held_records = m->held_records - mp->held_records + recs;
-    m->held_bytes = m->held_bytes - mp->held_bytes + bytes;
-    mp->held_records = recs;
-    mp->held_bytes = bytes;
+    mapping_budget_account(mp);
 }
 
-/* ParallelizationFactor for a stream; for a queue, whose records have no order but their
- * group's, MaximumConcurrency lanes (MAPPING_QUEUE_LANES without it), each with one batch in
- * flight. */
-size_t mapping_lanes_per_part(const struct sl_mapping *m)
+/* Its fetch state changes: whether it is active (mapping_budget.c) may change with it. */
+static void part_set_fetch(struct sl_mpart *mp, enum sl_mpart_fetch fetch)
 {
-    const struct sl_mapping_conf *conf = m->conf;
-    if (!m->queue) {
-        return (size_t)conf->core.parallelization_factor;
-    }
-    return conf->max_concurrency > 0 ? (size_t)conf->max_concurrency : MAPPING_QUEUE_LANES;
-}
-
-/* Acks a queue source was given and has not reported on yet (deleted or not): their leases
- * are still the source's to hold, so they count against the mapping's records. */
-static size_t mapping_acks_pending(const struct sl_mapping *m)
-{
-    const struct sl_mapping_stats *s = &m->stats;
-    uint64_t reported = s->queue_deleted + s->queue_delete_failed;
-    return s->queue_acked > reported ? (size_t)(s->queue_acked - reported) : 0;
-}
-
-/* A queue's budget: what it holds (fetched, not yet acked or released) and the acks awaiting
- * their report count against the mapping's records, its held bytes against its bytes; and no
- * more records wait for a batch than the lanes can take at once (MaximumConcurrency x
- * BatchSize), so none waits past its visibility timeout for want of a lane. */
-static bool queue_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
-{
-    const struct sl_mapping *m = mp->m;
-    const struct sl_mapping_core *core = &m->conf->core;
-    size_t waiting_max = (size_t)core->batch_size * mapping_lanes_per_part(m);
-    size_t total_records = (size_t)core->max_records_buffered;
-    size_t total_bytes = (size_t)core->max_bytes_buffered;
-    size_t held = m->held_records + mapping_acks_pending(m);
-    if (mp->waiting >= waiting_max || held >= total_records || m->held_bytes >= total_bytes) {
-        return false;
-    }
-    size_t recs = waiting_max - mp->waiting;
-    if (total_records - held < recs) {
-        recs = total_records - held;
-    }
-    *ret_records = recs;
-    *ret_bytes = total_bytes - m->held_bytes;
-    return true;
-}
-
-/* How many records and bytes part may still fetch: two batches' worth per lane, or for a
- * source with paced fetches up to its caps' fetch_records_min within the partition's share of
- * the mapping's records (so the partitions' fetches together stay within it), within the
- * mapping's total (a queue: queue_fetch_budget). */
-static bool part_fetch_budget(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes)
-{
-    const struct sl_mapping *m = mp->m;
-    const struct sl_mapping_core *core = &m->conf->core;
-    if (m->queue) {
-        return queue_fetch_budget(mp, ret_records, ret_bytes);
-    }
-    size_t n_lanes = mapping_lanes_per_part(m);
-    size_t part_max_records = 2 * (size_t)core->batch_size * n_lanes;
-    size_t part_max_bytes = 2 * SL_BATCH_MAX_PAYLOAD_BYTES;
-    size_t total_records = (size_t)core->max_records_buffered;
-    size_t total_bytes = (size_t)core->max_bytes_buffered;
-    size_t paced = m->ops->caps->fetch_records_min;
-    if (paced > part_max_records) {
-        size_t share = total_records / (m->n_parts > 0 ? m->n_parts : 1);
-        if (paced > share) {
-            paced = share;
-        }
-        if (paced > part_max_records) {
-            part_max_records = paced;
-        }
-    }
-    if (core->tumbling_window_s > 0) {
-        /* A window's records stay until it closes: only the mapping's bound applies. */
-        part_max_records = total_records;
-        part_max_bytes = total_bytes;
-    }
-    if (mp->held_records >= part_max_records || mp->held_bytes >= part_max_bytes ||
-        m->held_records >= total_records || m->held_bytes >= total_bytes) {
-        return false;
-    }
-    size_t recs = part_max_records - mp->held_records;
-    size_t bytes = part_max_bytes - mp->held_bytes;
-    if (total_records - m->held_records < recs) {
-        recs = total_records - m->held_records;
-    }
-    if (total_bytes - m->held_bytes < bytes) {
-        bytes = total_bytes - m->held_bytes;
-    }
-    *ret_records = recs;
-    *ret_bytes = bytes;
-    return true;
+    mp->fetch = fetch;
+    mapping_budget_note(mp);
 }
 
 /* --- what progress.c tells the mapping --- */
@@ -228,7 +126,7 @@ static void part_fetch(struct sl_mpart *mp)
     size_t max_records = 0;
     size_t max_bytes = 0;
     if (m->draining || mp->life != SL_MPART_LIVE || mp->fetch != SL_MPART_WANTS ||
-        !part_fetch_budget(mp, &max_records, &max_bytes)) {
+        !mapping_budget_part(mp, &max_records, &max_bytes)) {
         return;
     }
     int r = m->ops->fetch(m->src_ctx, mp->part, max_records, max_bytes);
@@ -236,11 +134,13 @@ static void part_fetch(struct sl_mpart *mp)
     if (r > 0) {
         part_take_new(mp, (size_t)r);
     } else if (r == 0) {
-        mp->fetch = SL_MPART_CAUGHT_UP;
+        part_set_fetch(mp, SL_MPART_CAUGHT_UP);
     } else if (r == SL_EINPROGRESS) {
+        /* what the page may bring counts against the bound until it arrives */
         mp->fetch = SL_MPART_FETCHING;
+        mapping_budget_inflight(mp, max_records);
     } else {
-        mp->fetch = SL_MPART_FAILED;
+        part_set_fetch(mp, SL_MPART_FAILED);
         sl_log_warn(MAPPING_COMP, m->name, "fetch from %s failed: %s, retrying in %dms",
                     mp->part->name, sl_strerror(r), MAPPING_FETCH_RETRY_MS);
         if (!uv_is_active((uv_handle_t *)&m->fetch_retry)) {
@@ -256,7 +156,7 @@ static bool mapping_wants_fetch(const struct sl_mapping *m)
         size_t r = 0;
         size_t b = 0;
         if (mp->life == SL_MPART_LIVE && mp->fetch == SL_MPART_WANTS &&
-            part_fetch_budget(mp, &r, &b)) {
+            mapping_budget_part(mp, &r, &b)) {
             return true;
         }
     }
@@ -305,7 +205,7 @@ static void mapping_fetch_retry_cb(uv_timer_t *t)
     struct sl_mapping *m = t->data;
     for (size_t i = 0; i < m->n_parts; i++) {
         if (m->parts[i]->fetch == SL_MPART_FAILED) {
-            m->parts[i]->fetch = SL_MPART_WANTS;
+            part_set_fetch(m->parts[i], SL_MPART_WANTS);
         }
     }
     mapping_schedule_pump(m);
@@ -339,7 +239,7 @@ int mapping_part_add(void *owner, const char *id, const char *name, struct sl_pa
     mp->part = part;
     mp->prog = prog;
     mp->life = SL_MPART_LIVE;
-    mp->fetch = SL_MPART_WANTS;
+    part_set_fetch(mp, SL_MPART_WANTS);
     m->open_handles++;
     part->owner = mp;
     m->parts[m->n_parts++] = mp;
@@ -365,7 +265,7 @@ void mapping_part_wake(void *owner, struct sl_part *part)
 {
     struct sl_mpart *mp = part->owner;
     if (mp->fetch != SL_MPART_FETCHING) {
-        mp->fetch = SL_MPART_WANTS; /* a fetch running wants more when it answers anyway */
+        part_set_fetch(mp, SL_MPART_WANTS); /* a fetch running wants more when it answers */
     }
     mapping_schedule_pump(owner);
 }
@@ -376,6 +276,7 @@ void mapping_part_fetched(void *owner, struct sl_part *part, int n)
     struct sl_mpart *mp = part->owner;
     mp->fetch = n < 0 ? SL_MPART_FAILED : SL_MPART_WANTS;
     mp->fetched = true;
+    mapping_budget_inflight(mp, 0); /* notes the new fetch state too */
     if (n > 0) {
         part_take_new(mp, (size_t)n);
     } else if (n < 0) {
@@ -391,6 +292,7 @@ void mapping_part_gone(void *owner, struct sl_part *part)
     struct sl_mpart *mp = part->owner;
     if (mp->life == SL_MPART_LIVE) {
         mp->life = SL_MPART_GONE;
+        mapping_budget_note(mp);
         sl_lane_part_end(mp->lp);
     }
     mapping_schedule_pump(owner);
@@ -411,6 +313,7 @@ void mapping_part_revoke(void *owner, struct sl_part *part)
     struct sl_mpart *mp = part->owner;
     struct sl_mapping *m = owner;
     mp->life = SL_MPART_REVOKED;
+    mapping_budget_note(mp);
     sl_progress_part_revoke(mp->prog);
     sl_lane_part_revoke(mp->lp);
     sl_log_info(MAPPING_COMP, m->name, "%s was revoked; batches in flight are abandoned",
@@ -434,8 +337,8 @@ void mapping_part_release(struct sl_mpart *mp)
             break;
         }
     }
-    m->held_records -= mp->held_records;
-    m->held_bytes -= mp->held_bytes;
+    mapping_budget_account(mp); /* released: it holds nothing more */
+    mapping_budget_inflight(mp, 0);
     if (m->src_inited) {
         m->ops->part_release(m->src_ctx, mp->part);
     }
@@ -512,7 +415,7 @@ void mapping_queue_report(
 static bool lanes_fetch_budget(void *arg, void *owner, size_t *ret_records, size_t *ret_bytes)
 {
     (void)arg;
-    return part_fetch_budget(owner, ret_records, ret_bytes);
+    return mapping_budget_part(owner, ret_records, ret_bytes);
 }
 
 static int64_t lanes_first_wait_ms(void *arg, void *owner)

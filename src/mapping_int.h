@@ -48,6 +48,8 @@ struct sl_mpart {
     int64_t first_wait_ms; /* when the queue last became non-empty */
     size_t held_records;   /* what this partition counts against the mapping's bound */
     size_t held_bytes;
+    size_t inflight_records; /* the max_records of its asynchronous fetch in flight */
+    bool active;    /* holds or claims records, or wants to fetch (counted in m->n_active) */
     size_t waiting; /* a queue: records fetched and not filtered out, not yet in a batch */
     struct sl_progress_part *prog; /* its low-watermark and checkpoint (progress.c) */
     struct sl_lane_part *lp;       /* its lanes (lane.c) */
@@ -81,11 +83,23 @@ struct sl_mapping {
     struct sl_queue_limits qlim; /* a queue: what it said of itself at start */
     size_t held_records;
     size_t held_bytes;
+    size_t inflight_records; /* the partitions' inflight_records together */
+    size_t n_active;         /* partitions that are active (mapping_budget.c) */
     struct sl_mapping_stats stats;
 };
 
-/* mapping.c */
+/* mapping_budget.c */
 size_t mapping_lanes_per_part(const struct sl_mapping *m);
+/* How many records and bytes mp may fetch now; false when none. */
+bool mapping_budget_part(const struct sl_mpart *mp, size_t *ret_records, size_t *ret_bytes);
+/* Re-counts what mp holds (its queue; nothing once released) against the mapping's bound. */
+void mapping_budget_account(struct sl_mpart *mp);
+/* mp's fetch in flight may bring n records (0: none in flight). */
+void mapping_budget_inflight(struct sl_mpart *mp, size_t n);
+/* mp's life or fetch state changed: re-counts whether it is active. */
+void mapping_budget_note(struct sl_mpart *mp);
+
+/* mapping.c */
 int mapping_format_pos(
     void *arg, struct sl_part *part, const struct sl_record *last, char *buf, size_t len);
 void mapping_ack(void *arg, struct sl_part *part, const struct sl_record *last);

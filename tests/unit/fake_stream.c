@@ -120,10 +120,15 @@ static int fake_fetch(void *ctx, struct sl_part *part, size_t max_records, size_
     struct fake_stream *fs = ((struct fake_ctx *)ctx)->fs;
     struct fake_part *fp = part->src;
     fs->calls_after_stop += fs->stopped;
+    size_t pending = 0;
+    for (size_t p = 0; p < fs->n_parts; p++) {
+        pending += fs->parts[p].fetch_pending ? fs->parts[p].pending_max_records : 0;
+    }
     fs->fetches =
         fake_source_grow(fs->fetches, &fs->cap_fetches, fs->n_fetches, sizeof(*fs->fetches));
-    fs->fetches[fs->n_fetches++] = (struct fake_fetch){(size_t)(fp - fs->parts), max_records,
-                                                       max_bytes, fs->held_records, fs->held_bytes};
+    fs->fetches[fs->n_fetches++] =
+        (struct fake_fetch){(size_t)(fp - fs->parts), max_records,    max_bytes,
+                            fs->held_records,         fs->held_bytes, pending};
     if (fs->async) {
         fp->fetch_pending = true;
         fp->pending_max_records = max_records;
@@ -345,23 +350,28 @@ void fake_stream_push_str(struct fake_stream *fs, size_t p, const char *key, con
     fake_stream_push(fs, p, key, data, strlen(data));
 }
 
+size_t fake_stream_complete_part(struct fake_stream *fs, size_t p)
+{
+    struct fake_part *fp = &fs->parts[p];
+    if (!fp->fetch_pending || !fp->part) {
+        return 0;
+    }
+    if (fs->stopped) {
+        fs->events_after_stop++;
+        return 0;
+    }
+    fp->fetch_pending = false;
+    int n = fake_take(fs, fp, fp->pending_max_records, fp->pending_max_bytes);
+    fp->wants_wake = n == 0;
+    fs->env.part_fetched(fs->env.owner, fp->part, n);
+    return 1;
+}
+
 size_t fake_stream_complete(struct fake_stream *fs)
 {
     size_t done = 0;
     for (size_t p = 0; p < fs->n_parts; p++) {
-        struct fake_part *fp = &fs->parts[p];
-        if (!fp->fetch_pending || !fp->part) {
-            continue;
-        }
-        if (fs->stopped) {
-            fs->events_after_stop++;
-            continue;
-        }
-        fp->fetch_pending = false;
-        int n = fake_take(fs, fp, fp->pending_max_records, fp->pending_max_bytes);
-        fp->wants_wake = n == 0;
-        fs->env.part_fetched(fs->env.owner, fp->part, n);
-        done++;
+        done += fake_stream_complete_part(fs, p);
     }
     return done;
 }

@@ -59,8 +59,9 @@ struct fake_fetch {
     size_t part;
     size_t max_records;
     size_t max_bytes;
-    size_t held_records; /* what the mapping held of the whole source when it asked (fetched, */
-    size_t held_bytes;   /* not yet acknowledged) */
+    size_t held_records;    /* what the mapping held of the whole source when it asked (fetched, */
+    size_t held_bytes;      /* not yet acknowledged) */
+    size_t pending_records; /* async: the max_records of the fetches then in flight */
 };
 
 struct fake_stream {
@@ -115,6 +116,10 @@ size_t fake_stream_complete(struct fake_stream *fs);
 /* The source produces nothing more of p / takes p away now. */
 void fake_stream_gone(struct fake_stream *fs, size_t p);
 void fake_stream_revoke(struct fake_stream *fs, size_t p);
+
+/* Completes the fetch of partition p if one returned SL_EINPROGRESS. Returns 1, or 0 when none
+ * waits. */
+size_t fake_stream_complete_part(struct fake_stream *fs, size_t p);
 
 /* The highest ack of partition p: next_pos of its last record (0 when none). */
 uint64_t fake_stream_acked(const struct fake_stream *fs, size_t p);

@@ -1131,7 +1131,8 @@ static void test_engine_rule4_memory_bound_bytes(void **state)
 }
 
 /* A source whose fetches are paced (Kinesis) reads up to its caps' fetch_records_min per
- * partition, within the partition's share of max_records_buffered. */
+ * partition, within its part of max_records_buffered (all four busy: each its share; how busy
+ * and quiet partitions share it is test_engine_budget.c's). */
 static const struct sl_source_caps paced_caps = {
     .model = SL_DELIVERY_STREAM,
     .batch_size_default = 100,
