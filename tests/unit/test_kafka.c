@@ -1059,10 +1059,11 @@ static void test_kafka_mock_cluster_consume_ack_commit(void **state)
     struct fx *f = *state;
     f->clk.clock = sl_clock_system; /* real time: librdkafka's timers are real */
     assert_int_equal(
-        src_new(f, "kafka://127.0.0.1:1",
-                "{\"Topics\":[\"mt\"],\"rdkafka\":{\"test.mock.num.brokers\":\"3\","
-                "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"60000\"}}",
-                SL_START_TRIM_HORIZON),
+        src_new(
+            f, "kafka://127.0.0.1:1",
+            "{\"Topics\":[\"mt\"],\"rdkafka\":{\"test.mock.num.brokers\":\"3\","
+            "\"session.timeout.ms\":\"6000\",\"topic.metadata.refresh.interval.ms\":\"60000\"}}",
+            SL_START_TRIM_HORIZON),
         0);
     assert_int_equal(src_init(f), 0);
     assert_int_equal(kafka_start(f->ctx), 0);
