@@ -144,7 +144,7 @@ static int msg_complete(struct msg *m)
         }
         m->body_len = strtoull(cl, NULL, 10);
         if (strncmp(m->in.p, "HTTP/1.", 7) == 0) {
-            m->status = atoi(m->in.p + 9);
+            m->status = (int)strtol(m->in.p + 9, NULL, 10);
         }
     }
     return m->in.len >= m->hdr_len + m->body_len ? 1 : 0;
@@ -683,6 +683,20 @@ static int serve_run(int port)
 
 /* ---- main -------------------------------------------------------------------------------- */
 
+static void usage(void);
+
+/* A whole decimal number from the command line, else the usage. */
+static long num(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) {
+        usage();
+    }
+    return v;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: fh_load put PORT [--conns N] [--calls N] [--records N] [--size BYTES]\n"
@@ -695,12 +709,12 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
-        return serve_run(argc > 2 ? atoi(argv[2]) : 0);
+        return serve_run(argc > 2 ? (int)num(argv[2]) : 0);
     }
     if (argc < 3 || strcmp(argv[1], "put") != 0) {
         usage();
     }
-    struct load ld = {.port = atoi(argv[2]),
+    struct load ld = {.port = (int)num(argv[2]),
                       .conns = 4,
                       .calls = 2000,
                       .records = MAX_RECORDS,
@@ -710,17 +724,17 @@ int main(int argc, char **argv)
     for (int i = 3; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--conns") == 0) {
-            ld.conns = atoi(v);
+            ld.conns = (int)num(v);
         } else if (strcmp(k, "--calls") == 0) {
-            ld.calls = atol(v);
+            ld.calls = num(v);
         } else if (strcmp(k, "--records") == 0) {
-            ld.records = atoi(v);
+            ld.records = (int)num(v);
         } else if (strcmp(k, "--size") == 0) {
-            ld.size = atoi(v);
+            ld.size = (int)num(v);
         } else if (strcmp(k, "--stream") == 0) {
             ld.stream = v;
         } else if (strcmp(k, "--deadline") == 0) {
-            ld.deadline = atof(v);
+            ld.deadline = (double)num(v);
         } else {
             usage();
         }
