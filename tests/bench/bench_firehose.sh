@@ -32,7 +32,8 @@
 #
 # Env: SLUICE_BIN (build/sluice), FH_LOAD (build/fh_load; `ninja -C build` builds it), PREV_BIN,
 #      CONNS (4), DEADLINE (300 s for each row's load and for its drain), MODE (deliver|spool),
-#      SPOOL_MB (1024), SPOOL_DEADLINE (120), KEEP=1 keeps the temp dir.
+#      SPOOL_MB (1024), SPOOL_DEADLINE (120), ROUNDS (1: how many times the rows are repeated,
+#      in turn), KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -45,8 +46,10 @@ DEADLINE="${DEADLINE:-300}"
 MODE="${MODE:-deliver}"
 SPOOL_MB="${SPOOL_MB:-1024}"
 SPOOL_DEADLINE="${SPOOL_DEADLINE:-120}"
+ROUNDS="${ROUNDS:-1}"
 RECORDS=500
 SIZE=1024
+SPOOL_CALLS=$(((SPOOL_MB * 1048576 + RECORDS * SIZE - 1) / (RECORDS * SIZE)))
 PY=/usr/bin/python3
 
 [ -x "$SLUICE_BIN" ] || { echo "bench: no sluice at $SLUICE_BIN (ninja -C build)" >&2; exit 1; }
@@ -66,8 +69,10 @@ trap cleanup EXIT
 cp "$SLUICE_BIN" "$TMP/sluice"
 cp "$FH_LOAD" "$TMP/fh_load"
 [ -z "$PREV_BIN" ] || cp "$PREV_BIN" "$TMP/prev"
-echo "sluice: $SLUICE_BIN ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown))"
-[ -z "$PREV_BIN" ] || echo "prev: $PREV_BIN"
+# the commit of the tree a binary was built in (its build directory's parent), as far as git says
+built_from() { git -C "$(dirname "$1")" describe --always --dirty 2>/dev/null || echo unknown; }
+echo "sluice: $SLUICE_BIN ($(built_from "$SLUICE_BIN"))"
+[ -z "$PREV_BIN" ] || echo "prev: $PREV_BIN ($(built_from "$PREV_BIN"))"
 
 FAILED=0
 fail() {
@@ -235,6 +240,7 @@ run_null() {
 
 run_sluice() {
     local name="$1" bin="$2" bucket="$TMP/$1.bucket" comp
+    rm -rf "$bucket" "$TMP/$name.state" "$TMP/$name.notadir"
     if [ "$MODE" = spool ]; then
         : >"$TMP/$name.notadir"
         bucket="$TMP/$name.notadir/bucket"
@@ -248,7 +254,7 @@ run_sluice() {
     port=$(wait_port "$name" "$TMP/$name.log") || { no_port "$name"; return 0; }
     local calls="$CALLS" dl="$DEADLINE"
     if [ "$MODE" = spool ]; then
-        calls=$(((SPOOL_MB * 1048576 + RECORDS * SIZE - 1) / (RECORDS * SIZE)))
+        calls=$SPOOL_CALLS
         dl="$SPOOL_DEADLINE"
     fi
     local t0 t1 spooled=0
@@ -275,12 +281,18 @@ run_sluice() {
     echo "$name $comp $(cat "$TMP/$name.load") delivered_s=$($PY -c "print($t1 - $t0)") server_cpu=$($PY -c "print($u + $s)") rss_kb=$m spooled=$spooled" >>"$ROWS"
 }
 
-run_null
-[ -z "$PREV_BIN" ] || run_sluice prev "$TMP/prev"
-run_sluice sluice "$TMP/sluice"
+# the null row is the ceiling of the delivered figures; in MODE=spool nothing is delivered
+# With PREV_BIN, each round runs the previous binary and then this one, so both see the same
+# machine (the disk is what varies most from minute to minute).
+for ((round = 1; round <= ROUNDS; round++)); do
+    [ "$MODE" = spool ] || run_null
+    [ -z "$PREV_BIN" ] || run_sluice prev "$TMP/prev"
+    run_sluice sluice "$TMP/sluice"
+done
 
 # ---- table ----------------------------------------------------------------------------------
 echo
+[ "$MODE" = deliver ] || CALLS=$SPOOL_CALLS
 echo "PutRecordBatch $RECORDS x $SIZE B, $CONNS connections, $CALLS calls, MODE=$MODE, $(nproc) cores, $(date -u +%FT%TZ)"
 $PY - "$ROWS" "$MODE" <<'PY'
 import sys
