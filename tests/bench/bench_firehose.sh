@@ -157,12 +157,17 @@ stop_server() {
 # config NAME BIN BUCKET_DIR: writes NAME.json and says its compression: GZIP when BIN accepts
 # it, else UNCOMPRESSED (1 when BIN refuses both: NAME.validate says why).
 config() {
-    local name="$1" bin="$2" bucket="$3" comp drain="${DEADLINE}s"
-    [ "$MODE" = spool ] && drain=1s
-    for comp in GZIP UNCOMPRESSED; do
-        cat >"$TMP/$name.json" <<JSON
+    local name="$1" bin="$2" bucket="$3" comp drain="${DEADLINE}s" quota quotas=("")
+    # MODE=spool: a quota above SPOOL_MB (spool_max_bytes, default 1 GiB) where the binary has it
+    if [ "$MODE" = spool ]; then
+        drain=1s
+        quotas=("\"spool_max_bytes\": \"$((SPOOL_MB * 2))MiB\"," "")
+    fi
+    for quota in "${quotas[@]}"; do
+        for comp in GZIP UNCOMPRESSED; do
+            cat >"$TMP/$name.json" <<JSON
 {
-  "state_dir": "$TMP/$name.state",
+  "state_dir": "$TMP/$name.state",$quota
   "listen": "127.0.0.1:0",
   "stats_interval": "60s",
   "drain_timeout": "$drain",
@@ -178,10 +183,11 @@ config() {
   }]
 }
 JSON
-        if "$bin" validate "$TMP/$name.json" >/dev/null 2>"$TMP/$name.validate"; then
-            echo "$comp"
-            return 0
-        fi
+            if "$bin" validate "$TMP/$name.json" >/dev/null 2>"$TMP/$name.validate"; then
+                echo "$comp"
+                return 0
+            fi
+        done
     done
     return 1
 }
@@ -248,6 +254,11 @@ run_sluice() {
     if ! comp=$(config "$name" "$bin" "$bucket"); then
         fail "$name: the configuration is refused: $(cat "$TMP/$name.validate")"
         return 0
+    fi
+    if grep -q spool_max_bytes "$TMP/$name.json"; then
+        echo "$name: spool_max_bytes $((SPOOL_MB * 2))MiB"
+    elif [ "$MODE" = spool ]; then
+        echo "$name: no spool_max_bytes option (no spool in this binary?)"
     fi
     start_server "$name" "$bin" run --log-level info "$TMP/$name.json" || return 0
     local port
