@@ -3,16 +3,18 @@
  * buffered and delivered as one object when BufferingHints.SizeInMBs or IntervalInSeconds is
  * reached, whichever comes first (IntervalInSeconds 0: each put at once), and everything
  * buffered is delivered on drain. Records of an object are concatenated as they came (Firehose
- * adds no delimiter). It owns the buffer, the sealed objects waiting to be written (in order,
- * one write in flight), retrying a failed write with backoff (a record is never dropped while
- * the stream lives), and the stream's counters. Loop thread; the write itself runs on libuv's
- * thread pool.
+ * adds no delimiter). It owns the buffer, the sealed objects waiting to be delivered (in order,
+ * one in flight), and the stream's counters. Loop thread.
  *
  * Two seams are kept narrow on purpose: stream_buffer_add is where accepted records are handed
  * over (an in-memory buffer today: records are acknowledged before they are on disk, and lost
- * if sluice is killed; the durable spool replaces this one function), and stream_file.c's
- * sl_stream_file_key / sl_stream_file_write are the whole of the destination (Firehose's key
- * expressions, GZIP and the S3 API replace them).
+ * if sluice is killed; the durable spool replaces this one function), and stream_dest.h's
+ * sl_stream_dest_deliver is the whole of the destination: one sealed object's records and the
+ * oldest one's arrival in, one callback out ("this object is done", or not). The destination
+ * names the object (Firehose's keys, at the oldest record's arrival), writes it (S3 API or
+ * file:///dir, GZIP or not; or the HTTP endpoint with its backup) and retries it itself; a
+ * record is released only after that callback said done. A transform (ProcessingConfiguration)
+ * or dynamic partitioning would go between the seal and the delivery.
  *
  * Memory is bounded: records held (buffered plus sealed) stop at twice SizeInMBs plus one full
  * PutRecordBatch; puts past that are refused per record (ServiceUnavailableException, which
@@ -28,24 +30,20 @@
 #include "config.h"
 #include "firehose_api.h"
 #include "log.h"
-#include "stream_file.h"
+#include "stream_dest.h"
 
 #define STREAM_COMP         "stream"
 #define STREAM_RETRY_MIN_MS 500
-#define STREAM_RETRY_MAX_MS 30000
 #define STREAM_MIB          (1024 * 1024)
 
-/* A sealed object: its records, its key (fixed when sealed, so a retry writes the same
- * object), and the result of its last write. */
+/* A sealed object: its bytes, its records (pointing into data) and its oldest arrival. */
 struct stream_obj {
     struct stream_obj *next;
     struct sl_stream *s;
     struct sl_buf data;
-    struct sl_buf key;
+    struct sl_stream_dest_rec *recs;
     size_t n_records;
-    uv_work_t work;
-    int result;
-    char err[256];
+    int64_t oldest_wall;
 };
 
 struct sl_stream {
@@ -54,17 +52,20 @@ struct sl_stream {
     uv_timer_t interval_timer;
     uv_timer_t retry_timer;
     int open_handles;
+    struct sl_stream_dest *dest;
     struct sl_buf buf; /* records not yet sealed */
     size_t buf_records;
+    /* The records of buf: .data holds the offset in buf until the seal makes it a pointer. */
+    struct sl_stream_dest_rec *buf_recs;
+    size_t buf_recs_cap;
     int64_t buf_oldest_wall; /* arrival (Unix ms) of the oldest record in buf */
     struct stream_obj *head; /* sealed, oldest first; head is the one being written */
     struct stream_obj *tail;
     size_t sealed_bytes;
     size_t sealed_records;
-    bool writing; /* head's write is on the thread pool */
+    bool writing; /* head is with the destination */
     bool draining;
     bool freed; /* sl_stream_free was called during a write */
-    int64_t retry_ms;
     int64_t size_bytes;
     int64_t cap_bytes;
     struct sl_stream_stats stats;
@@ -80,11 +81,11 @@ static void stream_interval_cb(uv_timer_t *t);
 static void stream_obj_free(struct stream_obj *o)
 {
     sl_buf_fini(&o->data);
-    sl_buf_fini(&o->key);
+    sl_free(o->recs);
     sl_free(o);
 }
 
-/* Moves what is buffered into a sealed object, named now, queued for writing. */
+/* Moves what is buffered into a sealed object, queued for delivery. */
 static void stream_seal(struct sl_stream *s)
 {
     uv_timer_stop(&s->interval_timer);
@@ -97,17 +98,18 @@ static void stream_seal(struct sl_stream *s)
         uv_timer_start(&s->interval_timer, stream_interval_cb, STREAM_RETRY_MIN_MS, 0);
         return;
     }
-    sl_buf_init(&o->key);
-    if (sl_stream_file_key(s->sc, s->buf_oldest_wall, &o->key) < 0) {
-        sl_free(o);
-        uv_timer_start(&s->interval_timer, stream_interval_cb, STREAM_RETRY_MIN_MS, 0);
-        return;
-    }
     o->s = s;
     o->data = s->buf;
     o->n_records = s->buf_records;
+    o->recs = s->buf_recs;
+    o->oldest_wall = s->buf_oldest_wall;
+    for (size_t i = 0; i < o->n_records; i++) {
+        o->recs[i].data = o->data.data + (uintptr_t)o->recs[i].data;
+    }
     sl_buf_init(&s->buf);
     s->buf_records = 0;
+    s->buf_recs = NULL;
+    s->buf_recs_cap = 0;
     s->sealed_bytes += o->data.len;
     s->sealed_records += o->n_records;
     if (s->tail) {
@@ -139,7 +141,20 @@ static size_t stream_buffer_add(struct sl_stream *s, const struct sl_firehose_re
     if (sl_buf_reserve(&s->buf, want > bytes ? want : bytes) < 0) {
         return 0;
     }
+    if (s->buf_records + n > s->buf_recs_cap) {
+        size_t cap = s->buf_recs_cap ? 2 * s->buf_recs_cap : 512;
+        cap = cap < s->buf_records + n ? s->buf_records + n : cap;
+        struct sl_stream_dest_rec *r = sl_realloc(s->buf_recs, cap * sizeof(*r));
+        if (!r) {
+            return 0;
+        }
+        s->buf_recs = r;
+        s->buf_recs_cap = cap;
+    }
+    int64_t now = sl_clock_wall_ms(s->env.clock);
     for (size_t i = 0; i < n; i++) {
+        s->buf_recs[s->buf_records + i] =
+            (struct sl_stream_dest_rec){(const void *)(uintptr_t)s->buf.len, recs[i].len, now};
         memcpy(s->buf.data + s->buf.len, recs[i].data, recs[i].len);
         s->buf.len += recs[i].len;
     }
@@ -178,27 +193,20 @@ size_t sl_stream_put(struct sl_stream *s, const struct sl_firehose_rec *recs, si
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Writing */
-
-static void stream_work_cb(uv_work_t *w)
-{
-    struct stream_obj *o = w->data;
-    o->err[0] = '\0';
-    o->result = sl_stream_file_write(o->s->sc->dir, o->key.data, o->data.data, o->data.len, o->err,
-                                     sizeof(o->err));
-}
+/* Delivering */
 
 static void stream_retry_cb(uv_timer_t *t)
 {
     stream_kick(t->data);
 }
 
-static void stream_after_work_cb(uv_work_t *w, int status)
+/* The destination is done with head: delivered (err 0) or not (stopped). */
+static void stream_delivered_cb(void *arg, int err)
 {
-    struct stream_obj *o = w->data;
-    struct sl_stream *s = o->s;
+    struct sl_stream *s = arg;
+    struct stream_obj *o = s->head;
     s->writing = false;
-    if (status == 0 && o->result == 0) {
+    if (err == 0) {
         s->head = o->next;
         if (!s->head) {
             s->tail = NULL;
@@ -208,41 +216,33 @@ static void stream_after_work_cb(uv_work_t *w, int status)
         s->stats.delivered += o->n_records;
         s->stats.delivered_bytes += o->data.len;
         s->stats.objects++;
-        s->retry_ms = 0;
-        sl_log_debug(STREAM_COMP, s->sc->name, "delivered %zu records (%zu bytes) as %s",
-                     o->n_records, o->data.len, o->key.data);
+        sl_log_debug(STREAM_COMP, s->sc->name, "delivered %zu records (%zu bytes)", o->n_records,
+                     o->data.len);
         stream_obj_free(o);
-    } else {
-        s->stats.failed_writes++;
-        s->retry_ms = s->retry_ms ? s->retry_ms * 2 : STREAM_RETRY_MIN_MS;
-        if (s->retry_ms > STREAM_RETRY_MAX_MS) {
-            s->retry_ms = STREAM_RETRY_MAX_MS;
-        }
-        sl_log_warn(STREAM_COMP, s->sc->name, "cannot deliver %zu records: %s, retrying in %lldms",
-                    o->n_records, status ? uv_strerror(status) : o->err, (long long)s->retry_ms);
+    } else if (!s->freed) {
+        sl_log_warn(STREAM_COMP, s->sc->name, "cannot deliver %zu records: %s, retrying",
+                    o->n_records, sl_strerror(err));
+        uv_timer_start(&s->retry_timer, stream_retry_cb, STREAM_RETRY_MIN_MS, 0);
     }
     if (s->freed) {
         stream_release(s);
         return;
     }
-    if (s->head && s->retry_ms) {
-        uv_timer_start(&s->retry_timer, stream_retry_cb, (uint64_t)s->retry_ms, 0);
-    } else {
-        stream_kick(s);
-    }
+    stream_kick(s);
 }
 
-/* Starts writing the oldest sealed object, unless one is being written or waits to retry. */
+/* Hands the oldest sealed object to the destination, unless one is there or waits to retry. */
 static void stream_kick(struct sl_stream *s)
 {
     if (s->writing || !s->head || uv_is_active((uv_handle_t *)&s->retry_timer)) {
         return;
     }
     struct stream_obj *o = s->head;
-    o->work.data = o;
-    int r = uv_queue_work(s->env.loop, &o->work, stream_work_cb, stream_after_work_cb);
-    if (r != 0) {
-        sl_log_warn(STREAM_COMP, s->sc->name, "cannot start a write: %s, retrying", uv_strerror(r));
+    int r = sl_stream_dest_deliver(s->dest, o->recs, o->n_records, o->oldest_wall,
+                                   stream_delivered_cb, s);
+    if (r < 0) {
+        sl_log_warn(STREAM_COMP, s->sc->name, "cannot start a delivery: %s, retrying",
+                    sl_strerror(r));
         uv_timer_start(&s->retry_timer, stream_retry_cb, STREAM_RETRY_MIN_MS, 0);
         return;
     }
@@ -258,10 +258,12 @@ int sl_stream_new(const struct sl_stream_conf *sc,
 {
     struct sl_stream *s = sl_calloc(1, sizeof(*s));
     if (!s) {
+        sl_stream_dest_free(env->dest);
         return SL_ENOMEM;
     }
     s->sc = sc;
     s->env = *env;
+    s->dest = env->dest;
     sl_buf_init(&s->buf);
     s->size_bytes = sc->size_mb * STREAM_MIB;
     s->cap_bytes = 2 * s->size_bytes + SL_FIREHOSE_CALL_MAX;
@@ -277,7 +279,8 @@ void sl_stream_drain(struct sl_stream *s)
 {
     s->draining = true;
     stream_seal(s);
-    /* A write waiting to retry is tried again now. */
+    /* A delivery waiting to retry is tried again now. */
+    sl_stream_dest_retry_now(s->dest);
     if (uv_is_active((uv_handle_t *)&s->retry_timer)) {
         uv_timer_stop(&s->retry_timer);
         stream_kick(s);
@@ -299,23 +302,45 @@ const char *sl_stream_name(const struct sl_stream *s)
     return s->sc->name;
 }
 
+/* DataFreshness: the age in seconds of the oldest record not yet delivered (0 when none). */
+static int64_t stream_freshness_s(const struct sl_stream *s)
+{
+    int64_t oldest = s->head ? s->head->oldest_wall : s->buf_records ? s->buf_oldest_wall : -1;
+    if (oldest < 0) {
+        return 0;
+    }
+    int64_t age = sl_clock_wall_ms(s->env.clock) - oldest;
+    return age > 0 ? age / 1000 : 0;
+}
+
 void sl_stream_log_stats(const struct sl_stream *s, const char *msg)
 {
-    const char *keys[] = {"IncomingRecords",      "IncomingBytes",      "ThrottledRecords",
-                          "DeliveryToS3.Records", "DeliveryToS3.Bytes", "DeliveryToS3.Success",
-                          "failed_writes",        "buffered_records",   "buffered_bytes"};
-    int64_t values[] = {
-        (int64_t)s->stats.incoming_records,
-        (int64_t)s->stats.incoming_bytes,
-        (int64_t)s->stats.throttled,
-        (int64_t)s->stats.delivered,
-        (int64_t)s->stats.delivered_bytes,
-        (int64_t)s->stats.objects,
-        (int64_t)s->stats.failed_writes,
-        (int64_t)sl_stream_held(s),
-        (int64_t)(s->buf.len + s->sealed_bytes),
-    };
-    sl_log_fields(SL_LOG_INFO, STREAM_COMP, s->sc->name, msg, keys, values, SL_ARRAY_LEN(keys));
+    const struct sl_stream_dest_stats *ds = sl_stream_dest_stats(s->dest);
+    const char *keys[16];
+    int64_t values[16];
+    size_t n = 0;
+#define STAT(k, v) (keys[n] = (k), values[n++] = (int64_t)(v))
+    STAT("IncomingRecords", s->stats.incoming_records);
+    STAT("IncomingBytes", s->stats.incoming_bytes);
+    STAT("ThrottledRecords", s->stats.throttled);
+    if (sl_stream_dest_is_http(s->dest)) {
+        STAT("DeliveryToHttpEndpoint.Records", ds->http_records);
+        STAT("DeliveryToHttpEndpoint.Bytes", ds->http_bytes);
+        STAT("DeliveryToHttpEndpoint.Success", ds->http_success);
+        STAT("DeliveryToHttpEndpoint.DataFreshness", stream_freshness_s(s));
+        STAT("BackupToS3.Records", ds->backup_records);
+        STAT("BackupToS3.Success", ds->backup_success);
+    } else {
+        STAT("DeliveryToS3.Records", ds->s3_records);
+        STAT("DeliveryToS3.Bytes", ds->s3_bytes);
+        STAT("DeliveryToS3.Success", ds->s3_success);
+        STAT("DeliveryToS3.DataFreshness", stream_freshness_s(s));
+    }
+    STAT("failed_attempts", ds->failed_attempts);
+    STAT("buffered_records", sl_stream_held(s));
+    STAT("buffered_bytes", s->buf.len + s->sealed_bytes);
+#undef STAT
+    sl_log_fields(SL_LOG_INFO, STREAM_COMP, s->sc->name, msg, keys, values, n);
 }
 
 static void stream_close_cb(uv_handle_t *h)
@@ -342,6 +367,9 @@ static void stream_release(struct sl_stream *s)
         stream_obj_free(o);
     }
     sl_buf_fini(&s->buf);
+    sl_free(s->buf_recs);
+    sl_stream_dest_free(s->dest);
+    s->dest = NULL;
     uv_close((uv_handle_t *)&s->interval_timer, stream_close_cb);
     uv_close((uv_handle_t *)&s->retry_timer, stream_close_cb);
 }
@@ -354,7 +382,8 @@ void sl_stream_free(struct sl_stream *s)
     uv_timer_stop(&s->interval_timer);
     uv_timer_stop(&s->retry_timer);
     if (s->writing) {
-        s->freed = true; /* released by the write's completion */
+        s->freed = true; /* released by the delivery's callback */
+        sl_stream_dest_stop(s->dest);
         return;
     }
     stream_release(s);

@@ -15,6 +15,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "stream.h"
+#include "stream_dest.h"
 
 #define SET_COMP "httpd"
 
@@ -46,6 +47,7 @@ static void set_handler(void *arg, struct sl_httpd_req *req)
 
 int sl_stream_set_new(const struct sl_config *cfg,
                       uv_loop_t *loop,
+                      struct sl_httpc *httpc,
                       struct sl_stream_set **ret_set,
                       char *errbuf,
                       size_t errlen)
@@ -64,10 +66,23 @@ int sl_stream_set_new(const struct sl_config *cfg,
         sl_free(set);
         return SL_ENOMEM;
     }
-    struct sl_stream_env env = {.loop = loop, .clock = &sl_clock_system};
     int r = 0;
     for (size_t i = 0; i < cfg->n_streams && r == 0; i++) {
-        r = sl_stream_new(&cfg->streams[i], &env, &set->streams[i]);
+        const struct sl_stream_conf *sc = &cfg->streams[i];
+        char arn[256];
+        (void)snprintf(arn, sizeof(arn), "arn:aws:firehose:%s:%s:deliverystream/%s",
+                       cfg->region ? cfg->region : "us-east-1", SL_FIREHOSE_ACCOUNT_DEFAULT,
+                       sc->name);
+        struct sl_stream_dest_env denv = {
+            .loop = loop, .httpc = httpc, .clock = &sl_clock_system, .source_arn = arn};
+        struct sl_stream_env env = {.loop = loop, .clock = &sl_clock_system};
+        char err[512] = "";
+        r = sl_stream_dest_new(sc, &denv, &env.dest, err, sizeof(err));
+        if (r < 0) {
+            (void)snprintf(errbuf, errlen, "%s: %s", sc->path, err[0] ? err : sl_strerror(r));
+            break;
+        }
+        r = sl_stream_new(sc, &env, &set->streams[i]);
         set->n += r == 0;
     }
     uint64_t salt = 0;
