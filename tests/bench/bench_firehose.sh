@@ -33,7 +33,9 @@
 # Env: SLUICE_BIN (build/sluice), FH_LOAD (build/fh_load; `ninja -C build` builds it), PREV_BIN,
 #      CONNS (4), DEADLINE (300 s for each row's load and for its drain), MODE (deliver|spool),
 #      SPOOL_MB (1024), SPOOL_DEADLINE (120), ROUNDS (1: how many times the rows are repeated,
-#      in turn), KEEP=1 keeps the temp dir.
+#      in turn), COMPRESSION (the CompressionFormats to try, first accepted wins: "GZIP
+#      UNCOMPRESSED"), DATA (words: records of words and numbers, about as compressible as logs;
+#      random: characters drawn uniformly, the worst case for GZIP), KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -47,6 +49,8 @@ MODE="${MODE:-deliver}"
 SPOOL_MB="${SPOOL_MB:-1024}"
 SPOOL_DEADLINE="${SPOOL_DEADLINE:-120}"
 ROUNDS="${ROUNDS:-1}"
+COMPRESSION="${COMPRESSION:-GZIP UNCOMPRESSED}"
+DATA="${DATA:-words}"
 RECORDS=500
 SIZE=1024
 SPOOL_CALLS=$(((SPOOL_MB * 1048576 + RECORDS * SIZE - 1) / (RECORDS * SIZE)))
@@ -56,6 +60,7 @@ PY=/usr/bin/python3
 [ -x "$FH_LOAD" ] || { echo "bench: no fh_load at $FH_LOAD (ninja -C build)" >&2; exit 1; }
 [ -z "$PREV_BIN" ] || [ -x "$PREV_BIN" ] || { echo "bench: no sluice at $PREV_BIN" >&2; exit 1; }
 case "$MODE" in deliver | spool) ;; *) echo "bench: MODE is deliver or spool" >&2; exit 1 ;; esac
+case "$DATA" in words | random) ;; *) echo "bench: DATA is words or random" >&2; exit 1 ;; esac
 
 TMP="$(mktemp -d /tmp/sluice-bench-fh.XXXXXX)"
 SERVER_PID=""
@@ -164,7 +169,7 @@ config() {
         quotas=("\"spool_max_bytes\": \"$((SPOOL_MB * 2))MiB\"," "")
     fi
     for quota in "${quotas[@]}"; do
-        for comp in GZIP UNCOMPRESSED; do
+        for comp in $COMPRESSION; do
             cat >"$TMP/$name.json" <<JSON
 {
   "state_dir": "$TMP/$name.state",$quota
@@ -198,18 +203,21 @@ ROWS="$TMP/rows"
 # load NAME PORT CALLS LOAD_DEADLINE: fh_load against PORT; its line goes to NAME.load.
 load() {
     local name="$1" port="$2" calls="$3" dl="$4" rc=0
-    "$TMP/fh_load" put "$port" --conns "$CONNS" --calls "$calls" --records "$RECORDS" \
+    local random=()
+    [ "$DATA" = words ] || random=(--random)
+    "$TMP/fh_load" put "$port" "${random[@]}" --conns "$CONNS" --calls "$calls" --records "$RECORDS" \
         --size "$SIZE" --stream bench --deadline "$dl" >"$TMP/$name.load" || rc=$?
     [ "$rc" = 0 ] || fail "$name: fh_load exited $rc ($(cat "$TMP/$name.load"))"
     return 0
 }
 field() { grep -o "$1=[0-9.]*" "$2" | head -n 1 | cut -d= -f2; }
 
-# the objects under BUCKET: "objects bytes lines temporaries", gzip ones read uncompressed
+# the objects under BUCKET: "objects bytes lines temporaries bytes_on_disk", gzip ones read
+# uncompressed
 count_objects() {
     $PY - "$1" <<'PY'
 import gzip, os, sys
-objs = nbytes = lines = tmps = 0
+objs = nbytes = lines = tmps = disk = 0
 for d, _, files in os.walk(sys.argv[1]):
     for f in files:
         path = os.path.join(d, f)
@@ -217,6 +225,7 @@ for d, _, files in os.walk(sys.argv[1]):
             tmps += 1
             continue
         objs += 1
+        disk += os.path.getsize(path)
         with open(path, "rb") as fh:
             gz = fh.read(2) == b"\x1f\x8b"
         with (gzip.open if gz else open)(path, "rb") as fh:
@@ -226,7 +235,7 @@ for d, _, files in os.walk(sys.argv[1]):
                     break
                 nbytes += len(chunk)
                 lines += chunk.count(b"\n")
-print(objs, nbytes, lines, tmps)
+print(objs, nbytes, lines, tmps, disk)
 PY
 }
 
@@ -282,8 +291,9 @@ run_sluice() {
     accepted=$(field accepted "$TMP/$name.load")
     if [ "$MODE" = deliver ]; then
         [ "$rc" = 0 ] || fail "$name exited $rc; log tail: $(tail -n 5 "$TMP/$name.log")"
-        local objs bytes lines tmps
-        read -r objs bytes lines tmps < <(count_objects "$bucket")
+        local objs bytes lines tmps disk
+        read -r objs bytes lines tmps disk < <(count_objects "$bucket")
+        echo "$name: $objs objects, $bytes bytes of records in $disk bytes on disk"
         if [ "$bytes" != "$((accepted * SIZE))" ] || [ "$lines" != "$accepted" ]; then
             fail "$name: $accepted records accepted, $lines lines / $bytes bytes in $objs objects"
         fi
@@ -304,7 +314,7 @@ done
 # ---- table ----------------------------------------------------------------------------------
 echo
 [ "$MODE" = deliver ] || CALLS=$SPOOL_CALLS
-echo "PutRecordBatch $RECORDS x $SIZE B, $CONNS connections, $CALLS calls, MODE=$MODE, $(nproc) cores, $(date -u +%FT%TZ)"
+echo "PutRecordBatch $RECORDS x $SIZE B ($DATA), $CONNS connections, $CALLS calls, MODE=$MODE, $(nproc) cores, $(date -u +%FT%TZ)"
 $PY - "$ROWS" "$MODE" <<'PY'
 import sys
 rows, mode = sys.argv[1], sys.argv[2]

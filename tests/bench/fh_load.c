@@ -15,12 +15,13 @@
  *                        the `{"Data":` in the body), so the load generator's own ceiling on this
  *                        machine can be measured; prints "port N" once listening; runs until
  *                        SIGTERM.
- * Options of put: --conns N (4) --calls N (2000) --records N (500) --size BYTES (1024)
+ * Options of put: --random (see build_records) --conns N (4) --calls N (2000) --records N (500)
+ * --size BYTES (1024)
  *                 --stream NAME (bench) --deadline SECONDS (600).
  * A record is a JSON line of exactly SIZE bytes ending in '\n' ({"seq":...,"pad":"..."} with
- * printable pseudo-random padding), so what a destination holds can be checked by lines and
- * bytes. The records of a call are built once; every call sends the same bodies.
- * Plain sockets and poll(2), HTTP/1.1 written by hand: the generator should cost little. */
+ * printable pseudo-random padding, words unless --random), so what a destination holds can be
+ * checked by lines and bytes. The records of a call are built once; every call sends the same
+ * bodies. Plain sockets and poll(2), HTTP/1.1 written by hand: the generator should cost little. */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <fcntl.h>
@@ -234,6 +235,7 @@ static double cpu_self_s(void)
 
 struct load {
     int port, conns, records, size;
+    bool random; /* --random: records of uniformly random characters */
     long calls;
     const char *stream;
     double deadline;
@@ -283,19 +285,33 @@ static void b64_add(struct buf *out, const unsigned char *in, size_t n)
     out->len = (size_t)(o - out->p);
 }
 
-/* The records: JSON lines of exactly SIZE bytes, padded with printable pseudo-random text. */
+/* The records: JSON lines of exactly SIZE bytes, padded with pseudo-random printable text: words
+ * of a small vocabulary and numbers, about as compressible as log lines (gzip -1 makes them about
+ * a third), or, with --random, characters drawn uniformly from 63 (barely compressible). */
 static void build_records(struct load *ld)
 {
     static const char alpha[] = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    unsigned char *raw = xmalloc((size_t)ld->size);
+    static const char *const words[] = {
+        "click",   "view",     "user",  "session", "page",   "checkout", "cart",  "search",
+        "mobile",  "desktop",  "GET",   "POST",    "status", "latency",  "ms",    "region",
+        "eu-west", "us-east",  "ok",    "error",   "retry",  "item",     "price", "EUR",
+        "USD",     "referrer", "https", "example", "com",    "id",       "ts",    "level"};
+    unsigned char *raw = xmalloc((size_t)ld->size + 32);
     unsigned long long x = 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < ld->records; i++) {
         int h = snprintf((char *)raw, (size_t)ld->size, "{\"seq\":%d,\"pad\":\"", i);
-        for (int j = h; j < ld->size - 3; j++) {
+        int j = h;
+        while (j < ld->size - 3) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            raw[j] = (unsigned char)alpha[x % (sizeof alpha - 1)];
+            if (ld->random) {
+                raw[j++] = (unsigned char)alpha[x % (sizeof alpha - 1)];
+            } else if (x % 3 == 0) {
+                j += snprintf((char *)raw + j, 32, "%u ", (unsigned)(x >> 20) % 100000);
+            } else {
+                j += snprintf((char *)raw + j, 32, "%s ", words[(x >> 8) % 32]);
+            }
         }
         memcpy(raw + ld->size - 3, "\"}\n", 3);
         ld->rec_off[i] = ld->recs.len;
@@ -699,9 +715,11 @@ static long num(const char *s)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fh_load put PORT [--conns N] [--calls N] [--records N] [--size BYTES]\n"
-                    "                        [--stream NAME] [--deadline SECONDS]\n"
-                    "       fh_load serve [PORT]\n");
+    fprintf(
+        stderr,
+        "usage: fh_load put PORT [--random] [--conns N] [--calls N] [--records N] [--size BYTES]\n"
+        "                        [--stream NAME] [--deadline SECONDS]\n"
+        "       fh_load serve [PORT]\n");
     exit(64);
 }
 
@@ -721,7 +739,11 @@ int main(int argc, char **argv)
                       .size = 1024,
                       .stream = "bench",
                       .deadline = 600};
-    for (int i = 3; i + 1 < argc; i += 2) {
+    int i = 3;
+    for (; i < argc && strcmp(argv[i], "--random") == 0; i++) {
+        ld.random = true;
+    }
+    for (; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--conns") == 0) {
             ld.conns = (int)num(v);
@@ -739,7 +761,7 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if ((argc - 3) % 2 || ld.port <= 0 || ld.conns < 1 || ld.conns > MAX_CONNS || ld.calls < 0 ||
+    if (i != argc || ld.port <= 0 || ld.conns < 1 || ld.conns > MAX_CONNS || ld.calls < 0 ||
         ld.records < 1 || ld.records > MAX_RECORDS || ld.size < 40) {
         usage();
     }
