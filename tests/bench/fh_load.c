@@ -287,7 +287,8 @@ static void b64_add(struct buf *out, const unsigned char *in, size_t n)
 
 /* The records: JSON lines of exactly SIZE bytes, padded with pseudo-random printable text: words
  * of a small vocabulary and numbers, about as compressible as log lines (gzip -1 makes them about
- * a third), or, with --random, characters drawn uniformly from 63 (barely compressible). */
+ * 40% of their size), or, with --random, characters drawn uniformly from 63 (barely compressible).
+ */
 static void build_records(struct load *ld)
 {
     static const char alpha[] = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
