@@ -82,22 +82,24 @@ enum sl_stream_compression {
 };
 
 struct sl_stream_conf {
-    char *name;         /* DeliveryStreamName */
-    char *role_arn;     /* RoleARN: echoed by DescribeDeliveryStream, otherwise unused */
-    char *bucket_arn;   /* BucketARN as written */
-    char *dir;          /* the directory of a file:///dir BucketARN */
-    char *prefix;       /* Prefix ("" when absent) */
-    char *error_prefix; /* ErrorOutputPrefix, or NULL */
-    int compression;    /* CompressionFormat: enum sl_stream_compression */
-    int64_t size_mb;    /* BufferingHints.SizeInMBs */
-    int64_t interval_s; /* BufferingHints.IntervalInSeconds; 0 delivers at once */
-    char *path;         /* "$.delivery_streams[0]", for messages */
+    char *name;              /* DeliveryStreamName */
+    char *role_arn;          /* RoleARN: echoed by DescribeDeliveryStream, otherwise unused */
+    char *bucket_arn;        /* BucketARN as written */
+    char *dir;               /* the directory of a file:///dir BucketARN */
+    char *prefix;            /* Prefix ("" when absent) */
+    char *error_prefix;      /* ErrorOutputPrefix, or NULL */
+    int compression;         /* CompressionFormat: enum sl_stream_compression */
+    int64_t size_mb;         /* BufferingHints.SizeInMBs */
+    int64_t interval_s;      /* BufferingHints.IntervalInSeconds; 0 delivers at once */
+    int64_t spool_max_bytes; /* sluice's: the spool's quota; 0 = the top-level one */
+    char *path;              /* "$.delivery_streams[0]", for messages */
 };
 
 struct sl_config {
     char *file;
     char *listen; /* the HTTP server's host:port, started when a delivery stream needs it */
     char *state_dir;
+    int64_t spool_max_bytes; /* each delivery stream's spool quota, unless it sets its own */
     char *region;
     int64_t stats_interval_ms;
     int64_t drain_timeout_ms;

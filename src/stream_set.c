@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* stream_set.c: the delivery streams of a run and the HTTP server that feeds them. It starts
  * the server only when there is a delivery stream, routes its requests to the Firehose API
- * (firehose_api.c) with the streams as the API's host, and drains, counts and frees the
- * streams for the daemon. It holds no buffering or API rules of its own. Loop thread. */
+ * (firehose_api.c) with the streams as the API's host (each stream's spool in
+ * state_dir/streams/<DeliveryStreamName>), and drains, counts and frees the streams for the
+ * daemon. It holds no buffering or API rules of its own. Loop thread. */
 #include "stream_set.h"
 
 #include <stdio.h>
@@ -32,10 +33,16 @@ static const struct sl_stream_conf *set_conf_at(void *arg, size_t i)
     return &set->cfg->streams[i];
 }
 
-static size_t set_put(void *arg, size_t i, const struct sl_firehose_rec *recs, size_t n)
+static int set_put(void *arg,
+                   size_t i,
+                   const struct sl_firehose_rec *recs,
+                   size_t n,
+                   size_t *ret_took,
+                   sl_firehose_put_cb cb,
+                   void *cb_arg)
 {
     struct sl_stream_set *set = arg;
-    return sl_stream_put(set->streams[i], recs, n);
+    return sl_stream_put(set->streams[i], recs, n, ret_took, cb, cb_arg);
 }
 
 static void set_handler(void *arg, struct sl_httpd_req *req)
@@ -64,10 +71,26 @@ int sl_stream_set_new(const struct sl_config *cfg,
         sl_free(set);
         return SL_ENOMEM;
     }
-    struct sl_stream_env env = {.loop = loop, .clock = &sl_clock_system};
     int r = 0;
     for (size_t i = 0; i < cfg->n_streams && r == 0; i++) {
-        r = sl_stream_new(&cfg->streams[i], &env, &set->streams[i]);
+        const struct sl_stream_conf *sc = &cfg->streams[i];
+        /* Each stream's spool in a directory of its own, named after the stream. */
+        char dir[4096];
+        int len = snprintf(dir, sizeof(dir), "%s/streams/%s", cfg->state_dir, sc->name);
+        if (len < 0 || (size_t)len >= sizeof(dir)) {
+            (void)snprintf(errbuf, errlen, "%s: state_dir is too long for a spool directory",
+                           sc->path);
+            r = SL_EINVAL;
+            break;
+        }
+        struct sl_stream_env env = {
+            .loop = loop,
+            .clock = &sl_clock_system,
+            .spool_dir = dir,
+            .spool_max_bytes =
+                (uint64_t)(sc->spool_max_bytes > 0 ? sc->spool_max_bytes : cfg->spool_max_bytes),
+        };
+        r = sl_stream_new(sc, &env, &set->streams[i], errbuf, errlen);
         set->n += r == 0;
     }
     uint64_t salt = 0;
@@ -146,6 +169,9 @@ void sl_stream_set_free(struct sl_stream_set *set)
     if (!set) {
         return;
     }
+    /* Puts waiting for the spool are not answered: their connections close with the server
+     * and the clients send them again. */
+    sl_firehose_api_detach(&set->host);
     sl_httpd_free(set->httpd);
     for (size_t i = 0; i < set->n; i++) {
         sl_stream_free(set->streams[i]);

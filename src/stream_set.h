@@ -35,7 +35,8 @@ uint64_t sl_stream_set_incoming(const struct sl_stream_set *set);
 
 void sl_stream_set_log_stats(const struct sl_stream_set *set, const char *msg);
 
-/* Stops the server and frees the streams. NULL is a no-op. */
+/* Stops the server and frees the streams; their spools finish closing on the loop (run it
+ * while sl_stream_closing() > 0). NULL is a no-op. */
 void sl_stream_set_free(struct sl_stream_set *set);
 
 #endif
