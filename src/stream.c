@@ -323,19 +323,18 @@ int sl_stream_put(struct sl_stream *s,
         }
     }
     sl_free(in);
-    if (r == SL_ETHROTTLED) {
-        s->stats.throttled += n;
+    if (r < 0 && r != SL_ETHROTTLED) {
+        return r;
+    }
+    took = r == 0 ? took : 0;
+    s->stats.throttled += n - took;
+    if (took < n) {
         /* The quota is full: deliver what the spool holds now, so that room comes back. */
         s->quota_hit = true;
         stream_fill(s);
-        return r;
     }
-    if (r < 0) {
-        return r;
-    }
-    s->stats.throttled += n - took;
     *ret_took = took;
-    return 0;
+    return took > 0 ? 0 : SL_ETHROTTLED;
 }
 
 /* ------------------------------------------------------------------------------------------ */
