@@ -4,8 +4,10 @@
  * §4.1), so the AWS CLI and the SDKs work unchanged against it. It owns checking each call as
  * AWS does (AWS's error types, messages and status codes: shapes first, then the stream's
  * existence, then the 4 MiB per call), decoding the records, and the per-record answers; it
- * hands decoded records to its host (stream.c's streams) and knows nothing of buffers or
- * destinations. Signatures are not checked, and headers are never logged (they carry them).
+ * hands decoded records to its host (stream.c's streams) and answers a put only when the host
+ * says they are durable (the HTTP request waits, suspended, meanwhile; puts still waiting when
+ * the server goes are dropped by sl_firehose_api_detach); it knows nothing of spools, buffers
+ * or destinations. Signatures are not checked, and headers are never logged (they carry them).
  * Loop thread. */
 #include "firehose_api.h"
 
