@@ -32,7 +32,6 @@
 #include "log.h"
 #include "mapping.h"
 #include "mapping_stats.h"
-#include "stream.h"
 #include "stream_set.h"
 
 #define DAEMON_COMP          "daemon"
@@ -331,9 +330,6 @@ static void daemon_stop_all(struct daemon *d)
     }
     sl_stream_set_free(d->streams);
     d->streams = NULL;
-    /* The spools save which records were delivered; wait for a sync still in flight. */
-    while (sl_stream_closing() > 0 && uv_run(&d->loop, UV_RUN_ONCE) != 0) {
-    }
     for (size_t i = 0; d->fns && i < d->cfg->n_functions; i++) {
         if (d->fns[i]) {
             sl_function_stop(d->fns[i]);

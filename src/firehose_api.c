@@ -5,8 +5,8 @@
  * AWS does (AWS's error types, messages and status codes: shapes first, then the stream's
  * existence, then the 4 MiB per call), decoding the records, and the per-record answers; it
  * hands decoded records to its host (stream.c's streams) and answers a put only when the host
- * says they are durable (the HTTP request waits, suspended, meanwhile; puts still waiting when
- * the server goes are dropped by sl_firehose_api_detach); it knows nothing of spools, buffers
+ * says they are durable (the HTTP request waits, suspended, meanwhile; the server keeps a
+ * request whose connection closed until it is answered); it knows nothing of spools, buffers
  * or destinations. Signatures are not checked, and headers are never logged (they carry them).
  * Loop thread. */
 #include "firehose_api.h"
@@ -233,10 +233,8 @@ static int api_decode(const cJSON *const *items,
 /* ------------------------------------------------------------------------------------------ */
 /* Operations */
 
-/* A put whose records are not durable yet (host->pending, linked while it waits). */
+/* A put whose records are not durable yet. */
 struct api_pending {
-    struct api_pending *next;
-    struct api_pending *prev;
     struct sl_firehose_host *host;
     bool batch;
     size_t n;
@@ -244,7 +242,7 @@ struct api_pending {
     bool done;    /* the host answered */
     bool waiting; /* api_put returned SL_EINPROGRESS: api_put_done answers */
     int status;
-    sl_firehose_reply_cb cb; /* NULL once detached: the answer is dropped */
+    sl_firehose_reply_cb cb;
     void *arg;
 };
 
@@ -324,33 +322,13 @@ static void api_put_done(void *arg, int status)
     if (!p->waiting) {
         return; /* answered before the put returned: api_put replies */
     }
-    struct sl_firehose_host *host = p->host;
-    if (p->prev) {
-        p->prev->next = p->next;
-    } else {
-        host->pending = p->next;
-    }
-    if (p->next) {
-        p->next->prev = p->prev;
-    }
     struct sl_firehose_reply rep;
     memset(&rep, 0, sizeof(rep));
-    if (api_put_reply(host, p->batch, p->n, p->took, status, &rep) < 0) {
+    if (api_put_reply(p->host, p->batch, p->n, p->took, status, &rep) < 0) {
         api_oom_reply(&rep);
     }
-    if (p->cb) {
-        p->cb(p->arg, &rep);
-    } else {
-        sl_free(rep.body);
-    }
+    p->cb(p->arg, &rep);
     sl_free(p);
-}
-
-void sl_firehose_api_detach(struct sl_firehose_host *host)
-{
-    for (struct api_pending *p = host->pending; p; p = p->next) {
-        p->cb = NULL;
-    }
 }
 
 static int api_put(struct sl_firehose_host *host,
@@ -440,11 +418,6 @@ static int api_put(struct sl_firehose_host *host,
     } else {
         /* Answered by api_put_done once the records are durable. */
         p->waiting = true;
-        p->next = host->pending;
-        if (p->next) {
-            ((struct api_pending *)p->next)->prev = p;
-        }
-        host->pending = p;
         r = SL_EINPROGRESS;
     }
 done:

@@ -52,7 +52,6 @@ struct sl_firehose_host {
     /* RecordIds: unique per process (salt is random at start-up, seq counts). */
     uint64_t id_salt;
     uint64_t id_seq;
-    void *pending; /* the API's: puts waiting for their records to be durable */
 };
 
 /* An answer: status, body (owned, sl_malloc'd) and, for errors, AWS's __type (static). */
@@ -84,9 +83,5 @@ SL_NODISCARD int sl_firehose_api_handle(struct sl_firehose_host *host,
  * durable), with a fresh x-amzn-RequestId. Logs refused calls (rate-limited); never logs
  * headers (they carry the caller's signature). Loop thread. */
 void sl_firehose_api_serve(struct sl_firehose_host *host, struct sl_httpd_req *req);
-
-/* Puts still waiting will not be answered (the HTTP server is going away): their answers are
- * dropped when their records become durable. Call before freeing the server. */
-void sl_firehose_api_detach(struct sl_firehose_host *host);
 
 #endif

@@ -25,6 +25,8 @@ struct sl_stream_set {
     size_t n;
     struct sl_httpd *httpd;
     struct sl_firehose_host host;
+    uv_loop_t *loop;
+    bool stopping; /* the streams are being freed: puts are refused */
 };
 
 static const struct sl_stream_conf *set_conf_at(void *arg, size_t i)
@@ -42,6 +44,9 @@ static int set_put(void *arg,
                    void *cb_arg)
 {
     struct sl_stream_set *set = arg;
+    if (set->stopping) {
+        return SL_ECANCELED; /* answered ServiceUnavailableException: sent again later */
+    }
     return sl_stream_put(set->streams[i], recs, n, ret_took, cb, cb_arg);
 }
 
@@ -66,6 +71,7 @@ int sl_stream_set_new(const struct sl_config *cfg,
         return SL_ENOMEM;
     }
     set->cfg = cfg;
+    set->loop = loop;
     set->streams = sl_calloc(cfg->n_streams, sizeof(*set->streams));
     if (!set->streams) {
         sl_free(set);
@@ -169,13 +175,18 @@ void sl_stream_set_free(struct sl_stream_set *set)
     if (!set) {
         return;
     }
-    /* Puts waiting for the spool are not answered: their connections close with the server
-     * and the clients send them again. */
-    sl_firehose_api_detach(&set->host);
-    sl_httpd_free(set->httpd);
+    set->stopping = true;
+    if (set->httpd) {
+        sl_httpd_quiesce(set->httpd);
+    }
     for (size_t i = 0; i < set->n; i++) {
         sl_stream_free(set->streams[i]);
     }
+    /* The spools finish closing on the loop: puts waiting for a sync are answered then, which
+     * the server needs before it stops (it cannot stop with a request still waiting). */
+    while (sl_stream_closing() > 0 && uv_run(set->loop, UV_RUN_ONCE) != 0) {
+    }
+    sl_httpd_free(set->httpd);
     sl_free(set->streams);
     sl_free(set);
 }

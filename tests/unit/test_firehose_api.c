@@ -6,7 +6,7 @@
  * 1,000 KiB, a call over 4 MiB, bad base64, bad JSON, unknown or missing X-Amz-Target, a body
  * over the limit), none of which hands a record to the host; and the answer to a put waiting
  * for the host to say its records are durable (a success only then, InternalFailure when they
- * could not be stored, nothing once detached). */
+ * could not be stored). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -400,21 +400,6 @@ static void test_firehose_api_not_durable(void **state)
                         "ServiceUnavailableException");
 }
 
-/* Detached (the server goes away): a put that becomes durable later is not answered. */
-static void test_firehose_api_detach(void **state)
-{
-    struct fake *f = *state;
-    f->defer = true;
-    static const char one[] = "{\"DeliveryStreamName\":\"clicks\",\"Record\":{\"Data\":\"YQ==\"}}";
-    assert_int_equal(
-        sl_firehose_api_handle(&f->host, T_PUT, one, strlen(one), false, &f->rep, later_cb, f),
-        SL_EINPROGRESS);
-    sl_firehose_api_detach(&f->host);
-    f->put_cb(f->put_arg, 0);
-    assert_int_equal(f->later, 0);
-    assert_null(f->host.pending);
-}
-
 static void test_firehose_api_describe(void **state)
 {
     struct fake *f = *state;
@@ -468,7 +453,7 @@ int main(void)
         T(put_record_batch),    T(put_record),    T(partial_put),
         T(unknown_stream),      T(record_counts), T(sizes),
         T(malformed),           T(describe),      T(list),
-        T(answer_when_durable), T(not_durable),   T(detach),
+        T(answer_when_durable), T(not_durable),
     };
 #undef T
     return cmocka_run_group_tests_name("firehose_api", tests, NULL, NULL);
