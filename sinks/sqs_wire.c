@@ -7,8 +7,9 @@
  * SL_ETHROTTLED; signature and permission errors → SL_EAUTH; 5xx → SL_EREMOTE; no answer →
  * SL_ETIMEDOUT or SL_EIO; and SendMessageBatch, whose answer says per entry (Successful, or
  * Failed with SenderFault: REJECTED, else RETRY; an entry the answer does not name: RETRY,
- * never DELIVERED). The reading of any batch answer entry by entry (sl_sqs_wire_entries) is
- * shared with the SQS source's DeleteMessageBatch and ChangeMessageVisibilityBatch. It keeps no
+ * never DELIVERED). The reading of any batch answer entry by entry (sl_sqs_wire_entries, on the
+ * answer indexed in place by json_scan.c) is shared with the SQS source's DeleteMessageBatch
+ * and ChangeMessageVisibilityBatch. It keeps no
  * state and does no I/O; any thread. */
 #include "sqs_wire.h"
 
@@ -221,53 +222,105 @@ int sl_sqs_wire_batch(
 }
 
 /* The entry index an answer's Id names, or n when it names none of ours. */
-static size_t sqs_wire_entry(const cJSON *item, size_t n)
+/* The index an entry's Id names, or n when it names none of 0..n-1. */
+static size_t sqs_wire_entry(const struct sl_json_scan *s, size_t item, size_t n)
 {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "Id");
-    if (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) > 2) {
+    size_t id = sl_json_scan_member(s, item, "Id");
+    if (!sl_json_scan_is(s, id, SL_JSON_STRING)) {
         return n;
     }
-    size_t i = 0;
-    for (const char *p = id->valuestring; *p; p++) {
-        if (*p < '0' || *p > '9') {
+    struct sl_buf dec;
+    sl_buf_init(&dec);
+    const char *p = s->text + s->tok[id].off;
+    size_t len = s->tok[id].len;
+    if (s->tok[id].escaped) { /* "\u0031" is "1" too */
+        if (sl_json_scan_str(s, id, &dec) < 0) {
             return n;
         }
-        i = i * 10 + (size_t)(*p - '0');
+        p = dec.data;
+        len = dec.len;
     }
-    return i < n ? i : n;
+    size_t i = 0;
+    bool ok = len >= 1 && len <= 2;
+    for (size_t k = 0; ok && k < len; k++) {
+        ok = p[k] >= '0' && p[k] <= '9';
+        i = i * 10 + (size_t)(p[k] - '0');
+    }
+    sl_buf_fini(&dec);
+    return ok && i < n ? i : n;
 }
 
-cJSON *sl_sqs_wire_entries(const char *body, size_t len, size_t n, struct sl_sqs_wire_entry *ret)
+/* Appends string token v of s, decoded, with its NUL, to strs; its offset there, or -1 when v
+ * is not a string (or memory ran out). */
+static long sqs_wire_keep(const struct sl_json_scan *s, size_t v, struct sl_buf *strs)
+{
+    size_t at = strs->len;
+    if (!sl_json_scan_is(s, v, SL_JSON_STRING) || sl_json_scan_str(s, v, strs) < 0 ||
+        sl_buf_append(strs, "", 1) < 0) {
+        sl_buf_truncate(strs, at);
+        return -1;
+    }
+    return (long)at;
+}
+
+void sl_sqs_wire_answer_fini(struct sl_sqs_wire_answer *a)
+{
+    sl_json_scan_fini(&a->scan);
+    sl_buf_fini(&a->strs);
+}
+
+void sl_sqs_wire_entries(const char *body,
+                         size_t len,
+                         size_t n,
+                         struct sl_sqs_wire_entry *ret,
+                         struct sl_sqs_wire_answer *a)
 {
     assert(n <= SQS_BATCH_MAX);
+    sl_json_scan_init(&a->scan);
+    sl_buf_init(&a->strs);
     for (size_t i = 0; i < n; i++) {
         ret[i] = (struct sl_sqs_wire_entry){.code = ""};
     }
-    cJSON *j = len ? cJSON_ParseWithLength(body, len) : NULL;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Successful"))
-    {
-        size_t i = sqs_wire_entry(item, n);
-        if (i < n) {
-            ret[i].named = ret[i].ok = true;
+    const struct sl_json_scan *s = &a->scan;
+    if (!len || sl_json_scan_parse(&a->scan, body, len) < 0) {
+        return;
+    }
+    size_t ok = sl_json_scan_member(s, SL_JSON_SCAN_ROOT, "Successful");
+    if (sl_json_scan_is(s, ok, SL_JSON_ARRAY)) {
+        for (size_t item = sl_json_scan_first(s, ok); item; item = sl_json_scan_next(s, ok, item)) {
+            size_t i = sqs_wire_entry(s, item, n);
+            if (i < n) {
+                ret[i].named = ret[i].ok = true;
+            }
         }
     }
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "Failed"))
-    {
-        size_t i = sqs_wire_entry(item, n);
-        if (i >= n) {
-            continue;
+    /* the codes and messages are kept as offsets until strs stops growing */
+    long code_at[SQS_BATCH_MAX], msg_at[SQS_BATCH_MAX];
+    size_t failed = sl_json_scan_member(s, SL_JSON_SCAN_ROOT, "Failed");
+    if (sl_json_scan_is(s, failed, SL_JSON_ARRAY)) {
+        for (size_t item = sl_json_scan_first(s, failed); item;
+             item = sl_json_scan_next(s, failed, item)) {
+            size_t i = sqs_wire_entry(s, item, n);
+            if (i >= n) {
+                continue;
+            }
+            size_t sf = sl_json_scan_member(s, item, "SenderFault");
+            ret[i] = (struct sl_sqs_wire_entry){
+                .named = true,
+                .sender_fault = sl_json_scan_is(s, sf, SL_JSON_PRIMITIVE) && s->tok[sf].len == 4 &&
+                                memcmp(s->text + s->tok[sf].off, "true", 4) == 0,
+                .code = "",
+            };
+            code_at[i] = sqs_wire_keep(s, sl_json_scan_member(s, item, "Code"), &a->strs);
+            msg_at[i] = sqs_wire_keep(s, sl_json_scan_member(s, item, "Message"), &a->strs);
         }
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(item, "Code");
-        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(item, "Message");
-        ret[i] = (struct sl_sqs_wire_entry){
-            .named = true,
-            .sender_fault = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "SenderFault")),
-            .code = cJSON_IsString(code) ? code->valuestring : "",
-            .message = cJSON_IsString(msg) ? msg->valuestring : NULL,
-        };
+        for (size_t i = 0; i < n; i++) {
+            if (ret[i].named && !ret[i].ok) {
+                ret[i].code = code_at[i] >= 0 ? a->strs.data + code_at[i] : "";
+                ret[i].message = msg_at[i] >= 0 ? a->strs.data + msg_at[i] : NULL;
+            }
+        }
     }
-    return j;
 }
 
 void sl_sqs_wire_batch_read(const char *body,
@@ -280,7 +333,8 @@ void sl_sqs_wire_batch_read(const char *body,
     static const char *const throttled[] = {"RequestThrottled", "ThrottlingException", "Throttling",
                                             "KmsThrottled", NULL};
     struct sl_sqs_wire_entry e[SQS_BATCH_MAX];
-    cJSON *j = sl_sqs_wire_entries(body, len, n, e);
+    struct sl_sqs_wire_answer a;
+    sl_sqs_wire_entries(body, len, n, e, &a);
     for (size_t i = 0; i < n; i++) {
         if (!e[i].named) {
             (void)snprintf(details[i], SQS_DETAIL_MAX,
@@ -301,7 +355,7 @@ void sl_sqs_wire_batch_read(const char *body,
         results[i] = (struct sl_sink_result){err == SL_EREJECTED ? SL_SINK_REJECTED : SL_SINK_RETRY,
                                              err, details[i]};
     }
-    cJSON_Delete(j);
+    sl_sqs_wire_answer_fini(&a);
 }
 
 int sl_sqs_wire_geturl(struct sl_buf *b, const char *name, const char *account)

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "httpc.h"
+#include "json_scan.h"
 #include "sink.h"
 
 #define SQS_GROUP_ID   "sluice" /* FIFO: one message group, so failure records stay in order */
@@ -43,10 +44,25 @@ struct sl_sqs_wire_entry {
     const char *message; /* NULL when none */
 };
 
+/* What a batch answer was read into, which the entries' codes and messages point into. */
+struct sl_sqs_wire_answer {
+    struct sl_json_scan scan;
+    struct sl_buf strs; /* the Failed entries' codes and messages, decoded */
+};
+
+/* Frees what a was read into (the entries' codes and messages with it). */
+void sl_sqs_wire_answer_fini(struct sl_sqs_wire_answer *a);
+
 /* Reads a batch answer (body, len) whose entries were sent with Ids "0".."n-1" into
- * ret[0..n) (n <= SQS_BATCH_MAX). Returns the parsed answer, which the codes and messages point
- * into (owned: cJSON_Delete), or NULL when it is not JSON (every entry then not named). */
-cJSON *sl_sqs_wire_entries(const char *body, size_t len, size_t n, struct sl_sqs_wire_entry *ret);
+ * ret[0..n) (n <= SQS_BATCH_MAX), the codes and messages pointing into *a (set by the call:
+ * sl_sqs_wire_answer_fini it after). Every entry is left not named when the answer is not JSON
+ * (or memory ran out reading it). The answer is indexed in place (json_scan.h), not built into
+ * a cJSON tree: it comes back for every delete of the SQS source. */
+void sl_sqs_wire_entries(const char *body,
+                         size_t len,
+                         size_t n,
+                         struct sl_sqs_wire_entry *ret,
+                         struct sl_sqs_wire_answer *a);
 
 /* Reads a 2xx answer of SendMessageBatch (body, len) of n entries into results[0..n), each
  * failure's detail written to details[i] (the result points to it) naming queue `where`:

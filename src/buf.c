@@ -48,14 +48,26 @@ int sl_buf_grow(struct sl_buf *b, size_t extra)
 
 int sl_buf_printf(struct sl_buf *b, const char *fmt, ...)
 {
+    /* Formatted straight into the room there is, and a second time only when it did not fit. */
+    size_t room = b->cap - b->len; /* with the terminator's byte */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0) {
+        if (room) {
+            b->data[b->len] = '\0';
+        }
         return SL_EINVAL;
     }
+    if ((size_t)n < room) {
+        b->len += (size_t)n;
+        return 0;
+    }
     if (sl_buf_reserve(b, (size_t)n) < 0) {
+        if (room) {
+            b->data[b->len] = '\0';
+        }
         return SL_ENOMEM;
     }
     va_start(ap, fmt);

@@ -224,10 +224,18 @@ static bool group_has_slot(const struct sl_carry_group *g)
 
 /* --- tumbling windows --- */
 
-/* Appends the window fields to the event in c->body. */
+/* Appends the window fields to the event in c->body; the event shape names the source. */
 static int carry_window_wrap(struct sl_carry *c, bool final)
 {
-    return sl_window_add_fields(c->win, &c->body, c->g->ops->scheme, c->part->name, final);
+    struct sl_carry_group *g = c->g;
+    struct sl_buf arn;
+    sl_buf_init(&arn);
+    int r = g->ops->event->encode_source_arn(g->ops, g->src_ctx, c->part, &arn);
+    if (r == 0) {
+        r = sl_window_add_fields(c->win, &c->body, arn.data ? arn.data : "", c->part->name, final);
+    }
+    sl_buf_fini(&arn);
+    return r;
 }
 
 /* The window closed: its records are done, so the checkpoint may pass them; its state goes. */

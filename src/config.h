@@ -13,6 +13,8 @@
 
 struct sl_source_ops;
 struct sl_function_ops;
+struct sl_s3_layout;
+struct sl_fh_http_conf;
 
 enum sl_starting_position {
     SL_START_TRIM_HORIZON,
@@ -70,8 +72,9 @@ struct sl_mapping_conf {
 };
 
 /* One entry of "delivery_streams", in the shape of Firehose's CreateDeliveryStream request
- * (config_stream.c). This slice delivers to ExtendedS3DestinationConfiguration with a
- * file:///dir BucketARN only. */
+ * (config_stream.c): an ExtendedS3DestinationConfiguration (BucketARN arn:aws:s3:::BUCKET or
+ * file:///dir), or an HttpEndpointDestinationConfiguration whose S3Configuration fills the S3
+ * fields below as its backup. */
 enum sl_stream_compression {
     SL_STREAM_UNCOMPRESSED,
     SL_STREAM_GZIP,
@@ -82,17 +85,19 @@ enum sl_stream_compression {
 };
 
 struct sl_stream_conf {
-    char *name;              /* DeliveryStreamName */
-    char *role_arn;          /* RoleARN: echoed by DescribeDeliveryStream, otherwise unused */
-    char *bucket_arn;        /* BucketARN as written */
-    char *dir;               /* the directory of a file:///dir BucketARN */
-    char *prefix;            /* Prefix ("" when absent) */
-    char *error_prefix;      /* ErrorOutputPrefix, or NULL */
-    int compression;         /* CompressionFormat: enum sl_stream_compression */
-    int64_t size_mb;         /* BufferingHints.SizeInMBs */
-    int64_t interval_s;      /* BufferingHints.IntervalInSeconds; 0 delivers at once */
-    int64_t spool_max_bytes; /* sluice's: the spool's quota; 0 = the top-level one */
-    char *path;              /* "$.delivery_streams[0]", for messages */
+    char *name;                   /* DeliveryStreamName */
+    char *role_arn;               /* RoleARN: echoed by DescribeDeliveryStream, otherwise unused */
+    char *bucket_arn;             /* BucketARN as written (HTTP endpoint: its S3Configuration's) */
+    char *dir;                    /* the directory of a file:///dir BucketARN */
+    char *prefix;                 /* Prefix ("" when absent) */
+    char *error_prefix;           /* ErrorOutputPrefix, or NULL */
+    int compression;              /* CompressionFormat: enum sl_stream_compression */
+    int64_t size_mb;              /* BufferingHints.SizeInMBs */
+    int64_t interval_s;           /* BufferingHints.IntervalInSeconds; 0 delivers at once */
+    int64_t spool_max_bytes;      /* sluice's: the spool's quota; 0 = the top-level one */
+    char *path;                   /* "$.delivery_streams[0]", for messages */
+    struct sl_s3_layout *layout;  /* Prefix and ErrorOutputPrefix, compiled (s3_keys.h) */
+    struct sl_fh_http_conf *http; /* HttpEndpointDestinationConfiguration, or NULL (S3) */
 };
 
 struct sl_config {

@@ -1,19 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* config_stream.c: the "delivery_streams" of the configuration. Each entry is written as
  * Firehose's CreateDeliveryStream request (so a file made for `aws firehose
- * create-delivery-stream --cli-input-json` is an entry): DeliveryStreamName, and an
- * ExtendedS3DestinationConfiguration with BucketARN, Prefix, ErrorOutputPrefix, BufferingHints
- * and CompressionFormat. It owns the option tables of those keys and their rules; what this
- * build cannot do yet (the S3 API, other destinations, Kinesis as source, transforms, dynamic
- * partitioning, compression, prefix expressions) is refused by name, never ignored, so a
- * pipeline never runs differently from what its file says. Reports through config_error.c;
+ * create-delivery-stream --cli-input-json` is an entry): DeliveryStreamName, and either an
+ * ExtendedS3DestinationConfiguration (BucketARN arn:aws:s3:::BUCKET or file:///dir, Prefix and
+ * ErrorOutputPrefix with Firehose's !{...} expressions, BufferingHints, CompressionFormat
+ * UNCOMPRESSED or GZIP) or an HttpEndpointDestinationConfiguration (read by fh_http_conf.c)
+ * with its S3Configuration, the backup. It owns the option tables of the S3 keys and the rules
+ * between keys; prefixes are compiled here by s3_keys.c, so a bad expression is a config error
+ * naming its JSON path. What this build cannot do yet (other destinations, Kinesis as source,
+ * transforms, dynamic partitioning, other compressions) is refused by name, never ignored, so
+ * a pipeline never runs differently from what its file says. Reports through config_error.c;
  * called by config.c. Main thread, at start-up. */
 #include "config_int.h"
 
 #include <string.h>
 
-#define STREAM_NAME_MAX   64
-#define STREAM_PREFIX_MAX 1024
+#include "fh_http.h"
+#include "s3_file.h"
+#include "s3_keys.h"
+#include "s3_put.h"
+
+#define STREAM_NAME_MAX 64
 
 /* The keys of an entry beside the destination's: the other destinations and sources are
  * known keys, so that they are refused by name rather than as unknown keys. */
@@ -40,7 +47,8 @@ const struct sl_opt sl_config_stream_opts[] = {
     {"S3DestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(0), 0, NULL,
      "Not built: use ExtendedS3DestinationConfiguration."},
     {"HttpEndpointDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(1), 0, NULL,
-     "Not built yet."},
+     "The destination instead: Firehose's HTTP endpoint delivery, with an S3Configuration (the "
+     "keys of the next table) for the backup."},
     {"KinesisStreamSourceConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(2), 0, NULL,
      "Not built yet."},
     {"RedshiftDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(3), 0, NULL,
@@ -71,7 +79,7 @@ const struct sl_opt sl_config_stream_opts[] = {
 /* What refusing each OTHER(i) key says. */
 static const char *const stream_other_why[] = {
     "the legacy S3 destination is not built; allowed: ExtendedS3DestinationConfiguration",
-    "the HTTP endpoint destination is not built yet; allowed: ExtendedS3DestinationConfiguration",
+    NULL, /* HttpEndpointDestinationConfiguration: a destination */
     "a Kinesis stream as source is not built yet; allowed: records put through the Firehose API "
     "(DirectPut)",
     "not supported; allowed: ExtendedS3DestinationConfiguration",
@@ -105,18 +113,22 @@ struct stream_s3_extra {
  * which go to struct stream_s3_extra through sl_config_stream_s3_extra (same object). */
 const struct sl_opt sl_config_stream_s3_opts[] = {
     {"BucketARN", SL_OPT_STR, NULL, 0, -1, CONF_OFF(bucket_arn), SL_OPT_REQUIRED, NULL,
-     "file:///dir: objects are written as files under dir, with S3's keys as paths (sluice's "
-     "own). arn:aws:s3:::BUCKET (the S3 API) is not built yet."},
+     "arn:aws:s3:::BUCKET: objects are put through the S3 API (AWS_ENDPOINT_URL_S3, else "
+     "AWS_ENDPOINT_URL, else AWS); file:///dir: the same objects as files under dir, with S3's "
+     "keys as paths (sluice's own)."},
     {"RoleARN", SL_OPT_STR, NULL, 0, -1, CONF_OFF(role_arn), 0, NULL,
      "Accepted and shown by DescribeDeliveryStream; sluice assumes no role."},
     {"Prefix", SL_OPT_STR, "", 0, -1, CONF_OFF(prefix), 0, NULL,
-     "Put before the YYYY/MM/dd/HH/ (UTC) of each object's key; no !{...} expressions yet, "
-     "no .. segments, not starting with /."},
+     "The start of each object's key, with Firehose's !{timestamp:...} and "
+     "!{firehose:random-string} expressions; YYYY/MM/dd/HH/ (UTC) is appended when it has no "
+     "timestamp. file:///dir: no . or .. segments, not starting with /."},
     {"ErrorOutputPrefix", SL_OPT_STR, NULL, 0, -1, CONF_OFF(error_prefix), 0, NULL,
-     "Where records that fail go (nothing fails in this build: no transform)."},
+     "Where failed records go (http-endpoint-failed), with !{firehose:error-output-type}; "
+     "required when Prefix has expressions; default <Prefix><type>/YYYY/MM/dd/HH/."},
     {"CompressionFormat", SL_OPT_ENUM, "UNCOMPRESSED", 0, -1, CONF_OFF(compression), 0,
      "UNCOMPRESSED|GZIP|ZIP|Snappy|HADOOP_SNAPPY",
-     "UNCOMPRESSED is the one built: objects hold the records as they came."},
+     "UNCOMPRESSED (the records as they came) or GZIP (one gzip member, key ending .gz); the "
+     "others are not built."},
     {0},
 };
 
@@ -174,16 +186,10 @@ static bool stream_name_valid(const char *s)
     return true;
 }
 
-/* A prefix is a path under the destination's directory: it must stay under it. */
+/* Under file:///dir a prefix is a path under the directory: it must stay under it. (Lengths and
+ * expressions are s3_keys.c's rules.) */
 static const char *stream_prefix_problem(const char *p)
 {
-    if (strlen(p) > STREAM_PREFIX_MAX) {
-        return "is longer than 1024 characters";
-    }
-    if (strstr(p, "!{")) {
-        return "has a !{...} expression, which this build does not evaluate yet; allowed: "
-               "plain text";
-    }
     if (p[0] == '/') {
         return "starts with /; allowed: a relative prefix like \"logs/\"";
     }
@@ -211,32 +217,56 @@ static bool stream_is_disabled(const cJSON *v)
 static void stream_check_bucket(struct config_ctx *cc, struct sl_stream_conf *sc, const char *dpath)
 {
     const char *arn = sc->bucket_arn;
-    if (strncmp(arn, "file://", 7) == 0) {
-        const char *dir = arn + 7;
-        if (dir[0] != '/' || dir[1] == '\0') {
-            config_error(cc,
-                         "%s: %s.BucketARN: \"%s\" names no absolute directory; allowed: "
-                         "file:///absolute/dir",
-                         cc->file, dpath, arn);
+    char err[512] = "";
+    if (strncmp(arn, "file:", 5) == 0) {
+        if (sl_s3_file_check(arn, err, sizeof(err)) < 0) {
+            config_error(cc, "%s: %s.BucketARN: %s", cc->file, dpath, err);
             return;
         }
-        sc->dir = sl_strdup(dir);
+        sc->dir = sl_strdup(arn + 7);
         if (!sc->dir) {
             cc->failed = true;
         }
         return;
     }
-    if (strncmp(arn, "arn:", 4) == 0 && strstr(arn, ":s3:::")) {
-        config_error(cc,
-                     "%s: %s.BucketARN: \"%s\": the S3 API destination is not built yet; "
-                     "allowed: file:///dir (the same objects, as files under dir)",
-                     cc->file, dpath, arn);
+    if (strncmp(arn, "arn:", 4) == 0) {
+        if (sl_s3_put_check(arn, err, sizeof(err)) < 0) {
+            config_error(cc, "%s: %s.BucketARN: %s", cc->file, dpath, err);
+        }
         return;
     }
     config_error(cc,
-                 "%s: %s.BucketARN: \"%s\" is not a bucket; allowed: file:///dir, or "
-                 "arn:aws:s3:::BUCKET once the S3 destination is built",
+                 "%s: %s.BucketARN: \"%s\" is not a bucket; allowed: arn:aws:s3:::BUCKET or "
+                 "file:///dir",
                  cc->file, dpath, arn);
+}
+
+/* Prefix and ErrorOutputPrefix with Firehose's rules (s3_keys.c), compiled for the run. */
+static void
+stream_check_prefixes(struct config_ctx *cc, struct sl_stream_conf *sc, const char *dpath)
+{
+    for (int i = 0; sc->dir && i < 2; i++) {
+        const char *p = i == 0 ? sc->prefix : sc->error_prefix;
+        const char *why = p ? stream_prefix_problem(p) : NULL;
+        if (why) {
+            config_error(cc, "%s: %s.%s: \"%s\" %s", cc->file, dpath,
+                         i == 0 ? "Prefix" : "ErrorOutputPrefix", p, why);
+            return;
+        }
+    }
+    struct sl_s3_layout_conf lc = {
+        .prefix = sc->prefix,
+        .error_prefix = sc->error_prefix,
+        .dynamic_partitioning = false, /* the hook for fh_partition: DynamicPartitioning */
+        .path = dpath,
+    };
+    char err[1024] = "";
+    int r = sl_s3_layout_new(&lc, &sc->layout, err, sizeof(err));
+    if (r == SL_ENOMEM) {
+        cc->failed = true;
+    } else if (r < 0) {
+        config_error(cc, "%s: %s", cc->file, err);
+    }
 }
 
 static void
@@ -254,7 +284,7 @@ stream_check_extra(struct config_ctx *cc, const struct stream_s3_extra *x, const
         {!stream_is_disabled(x->format_conv), "DataFormatConversionConfiguration",
          "format conversion is not supported; allowed: {\"Enabled\": false} or no key"},
         {x->backup_mode != 0, "S3BackupMode",
-         "source record backup is not built yet; allowed: Disabled"},
+         "source record backup (of a transform's input) is not built yet; allowed: Disabled"},
         {x->backup_conf != NULL, "S3BackupConfiguration",
          "source record backup is not built yet; allowed: no key"},
         {x->file_extension != NULL, "FileExtension",
@@ -272,12 +302,17 @@ stream_check_extra(struct config_ctx *cc, const struct stream_s3_extra *x, const
 /* ------------------------------------------------------------------------------------------ */
 /* Loading */
 
+/* The S3 keys of dest at dpath into sc: the destination, or (backup) an HTTP endpoint's
+ * S3Configuration, whose BufferingHints are checked and not used (the endpoint's own apply). */
 static int stream_load_dest(struct config_ctx *cc,
                             struct sl_stream_conf *sc,
                             const cJSON *dest,
-                            const char *dpath)
+                            const char *dpath,
+                            bool backup)
 {
     struct stream_s3_extra x = {0};
+    struct sl_stream_conf hints_conf = {0};
+    struct sl_stream_conf *hc = backup ? &hints_conf : sc;
     struct sl_opt_target targets[] = {
         {.table = sl_config_stream_s3_opts, .base = sc},
         {.table = stream_s3_extra_opts, .base = &x},
@@ -287,14 +322,14 @@ static int stream_load_dest(struct config_ctx *cc,
         goto done;
     }
     cc->failed = cc->failed || r < 0;
-    char hpath[160];
+    char hpath[256];
     (void)snprintf(hpath, sizeof(hpath), "%s.BufferingHints", dpath);
     if (x.hints) {
-        struct sl_opt_target ht = {.table = sl_config_stream_hints_opts, .base = sc};
+        struct sl_opt_target ht = {.table = sl_config_stream_hints_opts, .base = hc};
         r = sl_opt_apply(&ht, 1, x.hints, cc->file, hpath, cc->errs);
         cc->failed = cc->failed || r < 0;
     } else {
-        r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
+        r = sl_opt_defaults(sl_config_stream_hints_opts, hc);
     }
     if (r == SL_ENOMEM) {
         goto done;
@@ -303,25 +338,71 @@ static int stream_load_dest(struct config_ctx *cc,
     if (sc->bucket_arn) {
         stream_check_bucket(cc, sc, dpath);
     }
-    const char *why = sc->prefix ? stream_prefix_problem(sc->prefix) : NULL;
-    if (why) {
-        config_error(cc, "%s: %s.Prefix: \"%s\" %s", cc->file, dpath, sc->prefix, why);
+    if (sc->prefix) {
+        stream_check_prefixes(cc, sc, dpath);
     }
-    why = sc->error_prefix ? stream_prefix_problem(sc->error_prefix) : NULL;
-    if (why) {
-        config_error(cc, "%s: %s.ErrorOutputPrefix: \"%s\" %s", cc->file, dpath, sc->error_prefix,
-                     why);
-    }
-    if (sc->compression != SL_STREAM_UNCOMPRESSED) {
-        config_error(cc,
-                     "%s: %s.CompressionFormat: compression is not built yet; allowed: "
-                     "UNCOMPRESSED",
-                     cc->file, dpath);
+    if (sc->compression != SL_STREAM_UNCOMPRESSED && sc->compression != SL_STREAM_GZIP) {
+        static const char *const names[] = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy",
+                                            "HADOOP_SNAPPY"};
+        config_error(cc, "%s: %s.CompressionFormat: %s is not built; allowed: UNCOMPRESSED or GZIP",
+                     cc->file, dpath, names[sc->compression]);
     }
     stream_check_extra(cc, &x, dpath);
 done:
     sl_opt_free(stream_s3_extra_opts, &x);
     return r;
+}
+
+/* An HttpEndpointDestinationConfiguration (fh_http_conf.c reads it) and its S3Configuration. */
+static int stream_load_http(struct config_ctx *cc,
+                            struct sl_stream_conf *sc,
+                            const cJSON *obj,
+                            const char *path)
+{
+    char hpath[192];
+    (void)snprintf(hpath, sizeof(hpath), "%s.HttpEndpointDestinationConfiguration", path);
+    sc->http = sl_calloc(1, sizeof(*sc->http));
+    if (!sc->http) {
+        return SL_ENOMEM;
+    }
+    char err[1024] = "";
+    int r = sl_fh_http_conf_parse(obj, hpath, sc->http, err, sizeof(err));
+    if (r == SL_ENOMEM) {
+        return r;
+    }
+    if (r < 0) {
+        config_error(cc, "%s: %s", cc->file, err);
+    }
+    sc->size_mb = sc->http->size_bytes / (1024 * 1024);
+    sc->interval_s = sc->http->interval_ms / 1000;
+    const cJSON *proc = cJSON_GetObjectItemCaseSensitive(obj, "ProcessingConfiguration");
+    if (!stream_is_disabled(proc)) {
+        /* The hook for fh_transform: a transform runs before the request is built. */
+        config_error(cc,
+                     "%s: %s.ProcessingConfiguration: transforms are not built yet; allowed: "
+                     "{\"Enabled\": false} or no key",
+                     cc->file, hpath);
+    }
+    const cJSON *secrets = cJSON_GetObjectItemCaseSensitive(obj, "SecretsManagerConfiguration");
+    if (!stream_is_disabled(secrets)) {
+        config_error(cc,
+                     "%s: %s.SecretsManagerConfiguration: not supported; allowed: "
+                     "EndpointConfiguration.AccessKey (with ${VAR}), {\"Enabled\": false} or no "
+                     "key",
+                     cc->file, hpath);
+    }
+    const cJSON *s3 = cJSON_GetObjectItemCaseSensitive(obj, "S3Configuration");
+    char spath[224];
+    (void)snprintf(spath, sizeof(spath), "%s.S3Configuration", hpath);
+    if (!cJSON_IsObject(s3)) {
+        config_error(cc,
+                     "%s: %s: %s; allowed: an object with BucketARN (arn:aws:s3:::BUCKET or "
+                     "file:///dir), where failed records (and all of them with S3BackupMode "
+                     "AllData) are written",
+                     cc->file, spath, s3 ? "not an object" : "missing");
+        return 0;
+    }
+    return stream_load_dest(cc, sc, s3, spath, true);
 }
 
 static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
@@ -366,17 +447,31 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
                      cc->file, path);
     }
     for (size_t i = 0; i < SL_ARRAY_LEN(top.other); i++) {
-        if (top.other[i]) {
+        if (top.other[i] && stream_other_why[i]) {
             const struct sl_opt *o = &sl_config_stream_opts[3 + i];
             config_error(cc, "%s: %s.%s: %s", cc->file, path, o->name, stream_other_why[i]);
         }
     }
     char dpath[128];
     (void)snprintf(dpath, sizeof(dpath), "%s.ExtendedS3DestinationConfiguration", path);
-    if (!top.s3) {
+    const cJSON *http = top.other[1];
+    if (http && top.s3) {
+        config_error(cc,
+                     "%s: %s: two destinations; allowed: one of ExtendedS3DestinationConfiguration "
+                     "and HttpEndpointDestinationConfiguration",
+                     cc->file, path);
+        r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
+    } else if (http && cJSON_IsObject(http)) {
+        r = stream_load_http(cc, sc, http, path);
+    } else if (http) {
+        config_error(cc, "%s: %s.HttpEndpointDestinationConfiguration: not an object", cc->file,
+                     path);
+        r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
+    } else if (!top.s3) {
         config_error(cc,
                      "%s: %s: missing ExtendedS3DestinationConfiguration; allowed: an object "
-                     "with BucketARN file:///dir",
+                     "with BucketARN (arn:aws:s3:::BUCKET or file:///dir), or an "
+                     "HttpEndpointDestinationConfiguration",
                      cc->file, dpath);
         r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
     } else if (!cJSON_IsObject(top.s3)) {
@@ -384,7 +479,7 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
                      dpath);
         r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
     } else {
-        r = stream_load_dest(cc, sc, top.s3, dpath);
+        r = stream_load_dest(cc, sc, top.s3, dpath, false);
     }
 done:
     sl_opt_free(sl_config_stream_opts, &top);
@@ -440,4 +535,9 @@ void config_stream_fini(struct sl_stream_conf *sc)
     sl_free(sc->name);
     sl_free(sc->dir);
     sl_free(sc->path);
+    sl_s3_layout_free(sc->layout);
+    if (sc->http) {
+        sl_fh_http_conf_fini(sc->http);
+        sl_free(sc->http);
+    }
 }

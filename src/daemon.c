@@ -314,7 +314,7 @@ static int daemon_start(struct daemon *d)
         }
     }
     errbuf[0] = '\0';
-    r = sl_stream_set_new(cfg, &d->loop, &d->streams, errbuf, sizeof(errbuf));
+    r = sl_stream_set_new(cfg, &d->loop, d->httpc, &d->streams, errbuf, sizeof(errbuf));
     if (r < 0) {
         sl_log_error(DAEMON_COMP, NULL, "cannot start the delivery streams: %s",
                      errbuf[0] ? errbuf : sl_strerror(r));

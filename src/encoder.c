@@ -136,6 +136,30 @@ static const char enc_json_escape[256] = {
 
 static const char enc_hex[16] = "0123456789abcdef";
 
+/* The end of the run of bytes from i that need no escape: eight at a time while a word holds
+ * no control character, '"' or '\\' (the word tests can only err towards "maybe", which the
+ * byte loop then settles), then byte by byte. */
+static size_t enc_json_plain_run(const unsigned char *in, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (n - i >= 8) {
+        uint64_t w;
+        memcpy(&w, in + i, 8);
+        uint64_t quote = w ^ (ones * '"');
+        uint64_t bslash = w ^ (ones * '\\');
+        uint64_t hit =
+            ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
+        if (hit & highs) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < n && !enc_json_escape[in[i]]) {
+        i++;
+    }
+    return i;
+}
+
 int sl_enc_json_str(struct sl_buf *out, const char *s, size_t n)
 {
     /* The common case has nothing to escape: reserve for that, and grow only when an escape
@@ -147,10 +171,7 @@ int sl_enc_json_str(struct sl_buf *out, const char *s, size_t n)
     out->data[out->len++] = '"';
     size_t i = 0;
     while (i < n) {
-        size_t run = i;
-        while (run < n && !enc_json_escape[in[run]]) {
-            run++;
-        }
+        size_t run = enc_json_plain_run(in, i, n);
         memcpy(out->data + out->len, in + i, run - i);
         out->len += run - i;
         if (run == n) {

@@ -79,6 +79,15 @@ static int event_def_encode_record_info(const struct sl_source_ops *ops,
     return ops->event->encode_batch_info(ops, src_ctx, &run, 1, out);
 }
 
+static int event_def_encode_source_arn(const struct sl_source_ops *ops,
+                                       void *src_ctx,
+                                       struct sl_part *part,
+                                       struct sl_buf *out)
+{
+    (void)src_ctx;
+    return sl_buf_printf(out, "%s%s", ops->scheme, part->name);
+}
+
 #define EVENT_DEFAULT(ev, slot)            \
     do {                                   \
         if (!(ev)->slot) {                 \
@@ -94,6 +103,7 @@ void sl_event_format_complete(struct sl_event_format *ev)
     EVENT_DEFAULT(ev, encode_next_part);
     EVENT_DEFAULT(ev, encode_batch_info);
     EVENT_DEFAULT(ev, encode_record_info);
+    EVENT_DEFAULT(ev, encode_source_arn);
     static const char *const no_fields[] = {NULL};
     if (!ev->filter_payload_fields) {
         ev->filter_payload_fields = no_fields;

@@ -67,6 +67,13 @@ struct sl_event_format {
                               struct sl_part *part,
                               const struct sl_record *rec,
                               struct sl_buf *out);
+    /* Appends the eventSourceARN of part's records, raw (not JSON-escaped): a tumbling window's
+     * event names its source with it (esm.md §6; for Kinesis the stream's ARN, never a
+     * shard's). May be NULL: the source's scheme followed by the partition's name. */
+    int (*encode_source_arn)(const struct sl_source_ops *ops,
+                             void *src_ctx,
+                             struct sl_part *part,
+                             struct sl_buf *out);
     /* The top-level members of the adapter's filter document (sl_source_ops.filter_doc) that
      * hold payloads ({"data", NULL} for the Kinesis shape; {"key", "value", NULL} for Kafka),
      * and whether a pattern that looks inside one that is not JSON is matched on metadata

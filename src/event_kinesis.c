@@ -381,12 +381,27 @@ static int kin_format_batch_info(const struct sl_source_ops *ops,
     return sl_event_kinesis_batch_info(&bi, out);
 }
 
+/* The shape's eventSourceARN of a partition: the template's (the stream's ARN for Kinesis,
+ * "file://<path>" for a file). */
+static int kin_format_source_arn(const struct sl_source_ops *ops,
+                                 void *src_ctx,
+                                 struct sl_part *part,
+                                 struct sl_buf *out)
+{
+    (void)ops;
+    (void)src_ctx;
+    const struct sl_event_kinesis_tmpl *t = part->event;
+    assert(t);
+    return sl_buf_puts(out, t->arn);
+}
+
 const struct sl_event_format sl_event_kinesis = {
     .name = "kinesis",
     .open = "{\"Records\":[",
     .sep = ",",
     .close = "]}",
     .encode_batch_info = kin_format_batch_info,
+    .encode_source_arn = kin_format_source_arn,
     .filter_payload_fields = (const char *const[]){"data", NULL},
     .filter_payload_mismatch_ignored = false,
 };

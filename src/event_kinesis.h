@@ -20,7 +20,8 @@
  * KinesisBatchInfo for destinations, payloads under "data" in the filter document (a pattern
  * that looks inside a payload that is not JSON fails). What it asks of the adapter:
  *   - part->event is the partition's template (struct sl_event_kinesis_tmpl, below), set
- *     before the partition's first fetch: the batch info's streamArn is its arn;
+ *     before the partition's first fetch: its arn is the batch info's streamArn and a
+ *     tumbling window's eventSourceARN;
  *   - the partition's name is its shardId;
  *   - format_item_id writes a record's sequenceNumber (AWS's itemIdentifier for Kinesis is the
  *     sequence number), for startSequenceNumber and endSequenceNumber.

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "err.h"
 #include "event.h"
+#include "json_scan.h"
 
 /* The SQS event (esm.md §2): {"Records":[rec,rec,...]}, each record exactly AWS's fields, in
  * AWS's order: messageId, receiptHandle, body, attributes, messageAttributes (keys'
@@ -24,9 +25,10 @@ extern const struct sl_event_format sl_event_sqs;
 
 /* Prepares head and tail (appended to each) from one message of a ReceiveMessage answer
  * (AWS JSON 1.0: MessageId, ReceiptHandle, MD5OfBody, Attributes, MessageAttributes,
- * MD5OfMessageAttributes), the queue's ARN and region. Returns 0, SL_EPROTO (no MessageId or
- * ReceiptHandle) or SL_ENOMEM. */
-SL_NODISCARD int sl_event_sqs_prepare(const cJSON *message,
+ * MD5OfMessageAttributes): token message of s (json_scan.h), the queue's ARN and region.
+ * Returns 0, SL_EPROTO (no MessageId or ReceiptHandle) or SL_ENOMEM. */
+SL_NODISCARD int sl_event_sqs_prepare(const struct sl_json_scan *s,
+                                      size_t message,
                                       const char *arn,
                                       const char *region,
                                       struct sl_buf *head,

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* httpc.c: the HTTP client of the loop. It owns one curl multi handle and drives it from libuv:
- * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION → one uv_poll_t per socket) and
- * when to call it back (CURLMOPT_TIMERFUNCTION → one uv_timer_t); readiness goes back to curl
- * through curl_multi_socket_action, and finished transfers are collected from
- * curl_multi_info_read. Connections stay in the multi's cache and are reused across requests.
+ * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION → httpc_sock.c's table, one
+ * uv_poll_t per socket for its whole life) and when to call it back (CURLMOPT_TIMERFUNCTION →
+ * one uv_timer_t); readiness goes back to curl through curl_multi_socket_action, and finished
+ * transfers are collected from curl_multi_info_read. Connections stay in the multi's cache and
+ * are reused across requests.
  *
  * A transfer (struct httpc_xfer) wraps one easy handle and the response it collects: the body in
  * an sl_buf and the headers of the final response as name/value pairs. Finished transfers go
@@ -14,9 +15,9 @@
  * signed with SigV4, a large body that must not wait for "100 Continue") is built by
  * httpc_req.c, just before the easy handle gets its headers, so that what is signed is exactly
  * what curl sends; this file only owns and frees that list. curl's sockets are opened here
- * (OPENSOCKETFUNCTION), close-on-exec, so exec functions' processes do not inherit kept-alive
- * connections; a socket that cannot be opened reports its errno, which tells sluice's own
- * descriptor exhaustion from a connection the peer refused.
+ * (OPENSOCKETFUNCTION, which hands them to the socket table), close-on-exec, so exec functions'
+ * processes do not inherit kept-alive connections; a socket that cannot be opened reports its
+ * errno, which tells sluice's own descriptor exhaustion from a connection the peer refused.
  *
  * Callbacks never run from inside sl_httpc_request or sl_httpc_cancel, nor from inside curl:
  * finished and canceled transfers are queued and reported from a uv_check handle, in the order
@@ -37,10 +38,12 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "buf.h"
 #include "httpc_req.h"
+#include "httpc_sock.h"
 
 /* Idle transfers kept for reuse; beyond this they are freed. */
 #define HTTPC_FREE_MAX 64
@@ -83,22 +86,17 @@ struct httpc_list {
     size_t n;
 };
 
-struct httpc_sock {
-    uv_poll_t poll;
-    struct sl_httpc *h;
-    curl_socket_t fd;
-};
-
 struct sl_httpc {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    uv_idle_t idle;              /* active while done is not empty: the poll must not block */
-    uv_check_t check;            /* reports done */
-    struct httpc_list active;    /* added to the multi */
-    struct httpc_list done;      /* finished or canceled, callback not yet run */
-    struct httpc_list free_list; /* idle, for reuse */
-    int closing_handles;         /* timer, idle and check close callbacks still to come */
+    uv_idle_t idle;                   /* active while done is not empty: the poll must not block */
+    uv_check_t check;                 /* reports done */
+    struct sl_httpc_sock_table socks; /* curl's sockets and their polls */
+    struct httpc_list active;         /* added to the multi */
+    struct httpc_list done;           /* finished or canceled, callback not yet run */
+    struct httpc_list free_list;      /* idle, for reuse */
+    int closing_handles;              /* timer, idle and check close callbacks still to come */
     bool freeing;
 };
 
@@ -317,66 +315,13 @@ static void httpc_check_done(struct sl_httpc *h)
     httpc_schedule(h);
 }
 
-static void httpc_sock_close_cb(uv_handle_t *handle)
+/* A socket curl waits on is ready (httpc_sock.c's poll callback). */
+static void httpc_sock_ready(void *arg, curl_socket_t fd, int flags)
 {
-    sl_free(handle->data);
-}
-
-static void httpc_poll_cb(uv_poll_t *poll, int status, int events)
-{
-    struct httpc_sock *s = poll->data;
-    struct sl_httpc *h = s->h;
-    int flags = 0;
-    if (status < 0) {
-        flags = CURL_CSELECT_ERR;
-    } else {
-        if (events & UV_READABLE) {
-            flags |= CURL_CSELECT_IN;
-        }
-        if (events & UV_WRITABLE) {
-            flags |= CURL_CSELECT_OUT;
-        }
-    }
+    struct sl_httpc *h = arg;
     int running = 0;
-    (void)curl_multi_socket_action(h->multi, s->fd, flags, &running);
+    (void)curl_multi_socket_action(h->multi, fd, flags, &running);
     httpc_check_done(h);
-}
-
-static int httpc_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    struct sl_httpc *h = userp;
-    struct httpc_sock *s = socketp;
-    (void)easy;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            (void)uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, httpc_sock_close_cb);
-            (void)curl_multi_assign(h->multi, fd, NULL);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = sl_calloc(1, sizeof(*s));
-        if (!s) {
-            return -1;
-        }
-        s->h = h;
-        s->fd = fd;
-        if (uv_poll_init_socket(h->loop, &s->poll, fd) < 0) {
-            sl_free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        (void)curl_multi_assign(h->multi, fd, s);
-    }
-    int events = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) {
-        events |= UV_READABLE;
-    }
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
-        events |= UV_WRITABLE;
-    }
-    return uv_poll_start(&s->poll, events, httpc_poll_cb) < 0 ? -1 : 0;
 }
 
 static void httpc_timer_cb(uv_timer_t *t)
@@ -445,8 +390,9 @@ int sl_httpc_new(uv_loop_t *loop, struct sl_httpc **ret_h)
         curl_global_cleanup();
         return SL_ENOMEM;
     }
-    (void)curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, httpc_socket_cb);
-    (void)curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    sl_httpc_sock_init(&h->socks, loop, httpc_sock_ready, h);
+    (void)curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sl_httpc_sock_watch);
+    (void)curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, &h->socks);
     (void)curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, httpc_timerfunction);
     (void)curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     (void)curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L);
@@ -493,10 +439,11 @@ void sl_httpc_free(struct sl_httpc *h)
         list_del(&h->free_list, x);
         xfer_destroy(x);
     }
-    /* Closing cached connections may call httpc_socket_cb with CURL_POLL_REMOVE, which closes
-     * their poll handles; h must still be valid then. */
+    /* Closing cached connections calls back into h->socks (CURL_POLL_REMOVE, then the close
+     * callback), so the table goes after the multi. */
     (void)curl_multi_cleanup(h->multi);
     h->multi = NULL;
+    sl_httpc_sock_fini(&h->socks);
     curl_global_cleanup();
     (void)uv_timer_stop(&h->timer);
     (void)uv_idle_stop(&h->idle);
@@ -571,6 +518,12 @@ static curl_socket_t xfer_open_socket(void *clientp, curlsocktype purpose, struc
         x->socket_errno = errno;
         return CURL_SOCKET_BAD;
     }
+    int r = sl_httpc_sock_add(&x->h->socks, fd);
+    if (r < 0) {
+        (void)close(fd);
+        x->socket_errno = -r;
+        return CURL_SOCKET_BAD;
+    }
     return fd;
 }
 
@@ -590,6 +543,10 @@ static int xfer_setup(struct httpc_xfer *x, const struct sl_http_req *req)
     SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
     SETOPT(CURLOPT_OPENSOCKETFUNCTION, xfer_open_socket);
     SETOPT(CURLOPT_OPENSOCKETDATA, (void *)x);
+    /* The connection keeps the close callback and its data of the handle that opened it, which
+     * may be long gone when the connection closes: its data is the table, not x. */
+    SETOPT(CURLOPT_CLOSESOCKETFUNCTION, sl_httpc_sock_close);
+    SETOPT(CURLOPT_CLOSESOCKETDATA, (void *)&x->h->socks);
     SETOPT(CURLOPT_WRITEFUNCTION, xfer_write_cb);
     SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, xfer_header_cb);

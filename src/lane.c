@@ -43,6 +43,7 @@ struct sl_lane_part {
     size_t n_lanes;
     size_t open_carries; /* not closed yet */
     bool revoked;        /* taken away: nothing more of it counts */
+    bool ended;          /* its source will produce nothing more of it: windows close */
     bool released;       /* freed by the mapping: its carries are closing */
     /* Where batches span partitions: the lane whose batch holds this partition's records, or
      * NULL. The partition joins no other batch meanwhile. */
@@ -96,7 +97,7 @@ static bool lane_window_dispatch(struct sl_lane *ln, size_t start, size_t *waiti
     size_t b = 0;
     bool full = !ls->host.fetch_budget(ls->host.arg, lp->owner, &r, &b);
     int64_t wait_ms = 0;
-    switch (sl_window_dispatch(ln->win, &lp->part->q, start, waiting, full,
+    switch (sl_window_dispatch(ln->win, &lp->part->q, start, waiting, full, lp->ended,
                                sl_clock_wall_ms(ls->clock), &wait_ms)) {
     case SL_WINDOW_FINAL:
         sl_carry_final(ln->carry);
@@ -581,6 +582,11 @@ void sl_lane_part_revoke(struct sl_lane_part *lp)
         }
         sl_carry_stop(ln->carry);
     }
+}
+
+void sl_lane_part_end(struct sl_lane_part *lp)
+{
+    lp->ended = true;
 }
 
 bool sl_lane_part_is_busy(const struct sl_lane_part *lp)

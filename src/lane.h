@@ -84,6 +84,11 @@ void sl_lane_part_free(struct sl_lane_part *lp);
  * for a concurrency slot, or arms its timer. May release the partition (host->lane_idle). */
 void sl_lane_part_dispatch(struct sl_lane_part *lp);
 
+/* The partition's source will produce nothing more of it (part_gone): a tumbling window still
+ * open closes once its records are delivered (its final invocation comes at the next dispatch,
+ * not at the window's end), so the partition can be done and released. */
+void sl_lane_part_end(struct sl_lane_part *lp);
+
 /* The partition was revoked: batches holding its records that are not in flight are
  * abandoned now (their other partitions' records are offered again, a failing batch leaves
  * its retry state in a memo); batches in flight are abandoned when they answer. */

@@ -391,6 +391,7 @@ void mapping_part_gone(void *owner, struct sl_part *part)
     struct sl_mpart *mp = part->owner;
     if (mp->life == SL_MPART_LIVE) {
         mp->life = SL_MPART_GONE;
+        sl_lane_part_end(mp->lp);
     }
     mapping_schedule_pump(owner);
 }

@@ -2,6 +2,7 @@
 #ifndef SL_SHA256_H
 #define SL_SHA256_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,11 @@ void sl_sha256(const void *p, size_t n, uint8_t out[SL_SHA256_LEN]);
 
 /* Writes the n bytes of d as lower-case hex to out, NUL-terminated (out has 2 * n + 1 bytes). */
 void sl_sha256_hex(const uint8_t *d, size_t n, char *out);
+
+/* Chooses the compression function: the processor's SHA extensions (on, where there are any)
+ * or the portable code (off). Returns whether the extensions are used now. Without a call the
+ * extensions are used where there are any. For tests; not while another thread hashes. */
+bool sl_sha256_set_accel(bool on);
 
 /* HMAC-SHA256 of msg[0..msg_len) under key[0..key_len) (any key length). Wipes its own copies
  * of the key. */

@@ -591,8 +591,13 @@ int sl_sigv4_sign(struct sl_sigv4 *s,
     char hex[2 * SL_SHA256_LEN + 1];
     sl_sha256(c->data, c->len, d);
     sl_sha256_hex(d, sizeof(d), hex);
-    r = sl_buf_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s/aws4_request\n%s",
-                      out->amz_date, scope, hex);
+    struct sl_buf *sts = &out->string_to_sign; /* appended, not printf'd: signed per request */
+    r = sl_buf_puts(sts, "AWS4-HMAC-SHA256\n");
+    r = r ? r : sl_buf_puts(sts, out->amz_date);
+    r = r ? r : sl_buf_append(sts, "\n", 1);
+    r = r ? r : sl_buf_puts(sts, scope);
+    r = r ? r : sl_buf_puts(sts, "/aws4_request\n");
+    r = r ? r : sl_buf_puts(sts, hex);
     if (r < 0) {
         sl_buf_fini(&signed_names);
         return SL_ENOMEM;
@@ -614,10 +619,15 @@ int sl_sigv4_sign(struct sl_sigv4 *s,
     if (r == 0) {
         offs[out->n_lines++] = out->text.len;
         auth_off = out->text.len + strlen("Authorization: ");
-        r = sl_buf_printf(&out->text,
-                          "Authorization: AWS4-HMAC-SHA256 Credential=%s/%s/aws4_request, "
-                          "SignedHeaders=%s, Signature=%s",
-                          s->access_key_id, scope, signed_names.data, hex);
+        struct sl_buf *t = &out->text;
+        r = sl_buf_puts(t, "Authorization: AWS4-HMAC-SHA256 Credential=");
+        r = r ? r : sl_buf_puts(t, s->access_key_id);
+        r = r ? r : sl_buf_append(t, "/", 1);
+        r = r ? r : sl_buf_puts(t, scope);
+        r = r ? r : sl_buf_puts(t, "/aws4_request, SignedHeaders=");
+        r = r ? r : sl_buf_append(t, signed_names.data, signed_names.len);
+        r = r ? r : sl_buf_puts(t, ", Signature=");
+        r = r ? r : sl_buf_puts(t, hex);
     }
     sl_buf_fini(&signed_names);
     if (r < 0) {

@@ -6,20 +6,23 @@
  * once; the interval counts from the oldest record's arrival, so records replayed after a crash
  * keep their time), and everything is delivered on drain. Records of an object are concatenated
  * as they came (Firehose adds no delimiter). It owns the record's life: appended (put), read
- * into the buffer, sealed into an object, written, then released in the spool (never before its
- * object is written, so a crash repeats records and never loses an acknowledged one), with the
- * released state saved every STREAM_SAVE_MS and at close. It also owns the sealed objects
- * waiting to be written (in order, one write in flight), retrying a failed write with backoff
- * (a record is never dropped while the stream lives), and the stream's counters. Loop thread;
- * the write itself runs on libuv's thread pool.
+ * into the buffer, sealed into an object, delivered, then released in the spool (never before
+ * the destination said the object is done, so a crash repeats records and never loses an
+ * acknowledged one), with the released state saved every STREAM_SAVE_MS and at close. It also
+ * owns the sealed objects waiting to be delivered (in order, one in flight), and the stream's
+ * counters. Loop thread.
  *
- * stream_file.c's sl_stream_file_key / sl_stream_file_write are the whole of the destination
- * (Firehose's key expressions, GZIP and the S3 API replace them).
+ * stream_dest.h's sl_stream_dest_deliver is the whole of the destination: one sealed object's
+ * records and the oldest one's arrival in, one callback out ("this object is done", or not).
+ * The destination names the object (Firehose's keys, at the oldest record's arrival), writes it
+ * (S3 API or file:///dir, GZIP or not; or the HTTP endpoint with its backup) and retries it
+ * itself. A transform (ProcessingConfiguration) or dynamic partitioning would go between the
+ * seal and the delivery.
  *
  * Backpressure is the spool's quota (spool_max_bytes): a put that does not fit is refused
- * (ServiceUnavailableException, which the SDKs retry) with nothing stored, and what is buffered
- * is delivered at once so that room comes back. Memory is bounded apart from the spool: the
- * buffer reads from the spool only while records held in memory (buffered plus sealed) stay
+ * (ServiceUnavailableException, which the SDKs retry) with nothing stored, and what the spool
+ * holds is delivered at once so that room comes back. Memory is bounded apart from the spool:
+ * the buffer reads from the spool only while records held in memory (buffered plus sealed) stay
  * under twice SizeInMBs plus one full PutRecordBatch. */
 #include "stream.h"
 
@@ -33,28 +36,24 @@
 #include "firehose_api.h"
 #include "log.h"
 #include "spool.h"
-#include "stream_file.h"
+#include "stream_dest.h"
 
 #define STREAM_COMP         "stream"
 #define STREAM_RETRY_MIN_MS 500
-#define STREAM_RETRY_MAX_MS 30000
 #define STREAM_MIB          (1024 * 1024)
 #define STREAM_SAVE_MS      1000 /* the released state is saved this often while records go */
-#define STREAM_IDS_GROW     4096
+#define STREAM_RECS_GROW    4096
 #define SPOOL_FILE_HEADER   8 /* a segment file's header: counted when a put starts one */
 
-/* A sealed object: its records, its key (fixed when sealed, so a retry writes the same
- * object), and the result of its last write. */
+/* A sealed object: its bytes, its records (pointing into data) and its oldest arrival. */
 struct stream_obj {
     struct stream_obj *next;
     struct sl_stream *s;
     struct sl_buf data;
-    struct sl_buf key;
+    struct sl_stream_dest_rec *recs;
+    uint64_t *ids; /* the spool ids of its records, released once it is delivered */
     size_t n_records;
-    uint64_t *ids; /* the spool ids of its records, released once it is written */
-    uv_work_t work;
-    int result;
-    char err[256];
+    int64_t oldest_wall;
 };
 
 struct sl_stream {
@@ -64,26 +63,27 @@ struct sl_stream {
     uv_timer_t retry_timer;
     uv_timer_t save_timer;
     int open_handles;
+    struct sl_stream_dest *dest;
     struct sl_spool *spool;
     uint64_t spool_max_bytes;
     struct sl_buf buf; /* records read from the spool, not yet sealed */
     size_t buf_records;
+    /* The records of buf: .data holds the offset in buf until the seal makes it a pointer. */
+    struct sl_stream_dest_rec *buf_recs;
     uint64_t *buf_ids; /* their spool ids */
-    size_t ids_cap;
+    size_t buf_recs_cap;
     size_t appending;        /* records appended to the spool and not yet acknowledged */
     int64_t buf_oldest_wall; /* arrival (Unix ms) of the oldest record in buf */
     struct stream_obj *head; /* sealed, oldest first; head is the one being written */
     struct stream_obj *tail;
     size_t sealed_bytes;
     size_t sealed_records;
-    bool writing; /* head's write is on the thread pool */
+    bool writing; /* head is with the destination */
     bool draining;
     bool filling;
-    bool quota_hit;        /* a put was refused for the quota: deliver what the spool holds now */
-    bool released_unsaved; /* released since the last save of the released state */
-    bool closing;          /* sl_stream_free was called */
-    bool freed;            /* sl_stream_free was called during a write */
-    int64_t retry_ms;
+    bool quota_hit; /* a put was refused for the quota: deliver what the spool holds now */
+    bool closing;   /* sl_stream_free was called */
+    bool freed;     /* sl_stream_free was called during a write */
     int64_t size_bytes;
     int64_t cap_bytes;
     struct sl_stream_stats stats;
@@ -100,12 +100,12 @@ static void stream_fill(struct sl_stream *s);
 static void stream_obj_free(struct stream_obj *o)
 {
     sl_buf_fini(&o->data);
-    sl_buf_fini(&o->key);
+    sl_free(o->recs);
     sl_free(o->ids);
     sl_free(o);
 }
 
-/* Moves what is buffered into a sealed object, named now, queued for writing. */
+/* Moves what is buffered into a sealed object, queued for delivery. */
 static void stream_seal(struct sl_stream *s)
 {
     uv_timer_stop(&s->interval_timer);
@@ -118,20 +118,20 @@ static void stream_seal(struct sl_stream *s)
         uv_timer_start(&s->interval_timer, stream_interval_cb, STREAM_RETRY_MIN_MS, 0);
         return;
     }
-    sl_buf_init(&o->key);
-    if (sl_stream_file_key(s->sc, s->buf_oldest_wall, &o->key) < 0) {
-        sl_free(o);
-        uv_timer_start(&s->interval_timer, stream_interval_cb, STREAM_RETRY_MIN_MS, 0);
-        return;
-    }
     o->s = s;
     o->data = s->buf;
     o->n_records = s->buf_records;
+    o->recs = s->buf_recs;
     o->ids = s->buf_ids;
+    o->oldest_wall = s->buf_oldest_wall;
+    for (size_t i = 0; i < o->n_records; i++) {
+        o->recs[i].data = o->data.data + (uintptr_t)o->recs[i].data;
+    }
     sl_buf_init(&s->buf);
     s->buf_records = 0;
+    s->buf_recs = NULL;
     s->buf_ids = NULL;
-    s->ids_cap = 0;
+    s->buf_recs_cap = 0;
     s->sealed_bytes += o->data.len;
     s->sealed_records += o->n_records;
     if (s->tail) {
@@ -158,10 +158,12 @@ static void stream_read_cb(void *arg, const struct sl_spool_rec *rec)
     if (s->buf_records == 0) {
         s->buf_oldest_wall = rec->arrival_ms;
     }
+    s->buf_recs[s->buf_records] =
+        (struct sl_stream_dest_rec){(const void *)(uintptr_t)s->buf.len, rec->len, rec->arrival_ms};
+    s->buf_ids[s->buf_records++] = rec->id;
     memcpy(s->buf.data + s->buf.len, rec->data, rec->len);
     s->buf.len += rec->len;
     s->buf.data[s->buf.len] = '\0';
-    s->buf_ids[s->buf_records++] = rec->id;
 }
 
 /* Reads durable records from the spool into the buffer while memory allows, sealing at
@@ -186,21 +188,26 @@ static void stream_fill(struct sl_stream *s)
          * is never copied to grow (pages not written are not resident). */
         size_t want = s->buf.cap == 0 ? (size_t)s->size_bytes + SL_SPOOL_RECORD_MAX_BYTES
                                       : room + SL_SPOOL_RECORD_MAX_BYTES;
-        if (s->ids_cap - s->buf_records < STREAM_IDS_GROW) {
-            uint64_t *ids = sl_realloc(s->buf_ids, (s->ids_cap + STREAM_IDS_GROW) * sizeof(*ids));
+        if (s->buf_recs_cap - s->buf_records < STREAM_RECS_GROW) {
+            size_t cap = s->buf_recs_cap + STREAM_RECS_GROW;
+            struct sl_stream_dest_rec *r = sl_realloc(s->buf_recs, cap * sizeof(*r));
+            if (r) {
+                s->buf_recs = r;
+            }
+            uint64_t *ids = r ? sl_realloc(s->buf_ids, cap * sizeof(*ids)) : NULL;
             if (ids) {
                 s->buf_ids = ids;
-                s->ids_cap += STREAM_IDS_GROW;
+                s->buf_recs_cap = cap;
             }
         }
-        if (s->ids_cap == s->buf_records || sl_buf_reserve(&s->buf, want) < 0) {
+        if (s->buf_recs_cap == s->buf_records || sl_buf_reserve(&s->buf, want) < 0) {
             /* Out of memory: the records stay in the spool; the interval tries again. */
             if (!uv_is_active((uv_handle_t *)&s->interval_timer)) {
                 uv_timer_start(&s->interval_timer, stream_interval_cb, STREAM_RETRY_MIN_MS, 0);
             }
             break;
         }
-        int r = sl_spool_read(s->spool, s->ids_cap - s->buf_records, room, stream_read_cb, s);
+        int r = sl_spool_read(s->spool, s->buf_recs_cap - s->buf_records, room, stream_read_cb, s);
         if (r < 0) {
             sl_log_error(STREAM_COMP, s->sc->name,
                          "cannot read the spool: %s; its records are delivered after a restart",
@@ -338,16 +345,19 @@ int sl_stream_put(struct sl_stream *s,
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Writing */
+/* Delivering */
+
+static void stream_retry_cb(uv_timer_t *t)
+{
+    stream_kick(t->data);
+}
 
 static void stream_save_cb(uv_timer_t *t)
 {
     struct sl_stream *s = t->data;
     int r = sl_spool_save_released(s->spool, NULL, NULL);
     if (r == SL_EAGAIN) {
-        uv_timer_start(&s->save_timer, stream_save_cb, STREAM_SAVE_MS, 0);
-    } else {
-        s->released_unsaved = false;
+        uv_timer_start(&s->save_timer, stream_save_cb, STREAM_SAVE_MS, 0); /* one is in flight */
     }
 }
 
@@ -362,7 +372,6 @@ static void stream_release_records(struct sl_stream *s, const struct stream_obj 
                         (unsigned long long)o->ids[i], sl_strerror(r));
         }
     }
-    s->released_unsaved = true;
     if (s->draining && sl_stream_held(s) == 0) {
         uv_timer_stop(&s->save_timer);
         stream_save_cb(&s->save_timer);
@@ -371,25 +380,13 @@ static void stream_release_records(struct sl_stream *s, const struct stream_obj 
     }
 }
 
-static void stream_work_cb(uv_work_t *w)
+/* The destination is done with head: delivered (err 0) or not (stopped). */
+static void stream_delivered_cb(void *arg, int err)
 {
-    struct stream_obj *o = w->data;
-    o->err[0] = '\0';
-    o->result = sl_stream_file_write(o->s->sc->dir, o->key.data, o->data.data, o->data.len, o->err,
-                                     sizeof(o->err));
-}
-
-static void stream_retry_cb(uv_timer_t *t)
-{
-    stream_kick(t->data);
-}
-
-static void stream_after_work_cb(uv_work_t *w, int status)
-{
-    struct stream_obj *o = w->data;
-    struct sl_stream *s = o->s;
+    struct sl_stream *s = arg;
+    struct stream_obj *o = s->head;
     s->writing = false;
-    if (status == 0 && o->result == 0) {
+    if (err == 0) {
         s->head = o->next;
         if (!s->head) {
             s->tail = NULL;
@@ -400,42 +397,34 @@ static void stream_after_work_cb(uv_work_t *w, int status)
         s->stats.delivered += o->n_records;
         s->stats.delivered_bytes += o->data.len;
         s->stats.objects++;
-        s->retry_ms = 0;
-        sl_log_debug(STREAM_COMP, s->sc->name, "delivered %zu records (%zu bytes) as %s",
-                     o->n_records, o->data.len, o->key.data);
+        sl_log_debug(STREAM_COMP, s->sc->name, "delivered %zu records (%zu bytes)", o->n_records,
+                     o->data.len);
         stream_obj_free(o);
-    } else {
-        s->stats.failed_writes++;
-        s->retry_ms = s->retry_ms ? s->retry_ms * 2 : STREAM_RETRY_MIN_MS;
-        if (s->retry_ms > STREAM_RETRY_MAX_MS) {
-            s->retry_ms = STREAM_RETRY_MAX_MS;
-        }
-        sl_log_warn(STREAM_COMP, s->sc->name, "cannot deliver %zu records: %s, retrying in %lldms",
-                    o->n_records, status ? uv_strerror(status) : o->err, (long long)s->retry_ms);
+    } else if (!s->freed) {
+        sl_log_warn(STREAM_COMP, s->sc->name, "cannot deliver %zu records: %s, retrying",
+                    o->n_records, sl_strerror(err));
+        uv_timer_start(&s->retry_timer, stream_retry_cb, STREAM_RETRY_MIN_MS, 0);
     }
     if (s->freed) {
         stream_release(s);
         return;
     }
-    if (s->head && s->retry_ms) {
-        uv_timer_start(&s->retry_timer, stream_retry_cb, (uint64_t)s->retry_ms, 0);
-    } else {
-        stream_kick(s);
-        stream_fill(s); /* memory came back: read what waits in the spool */
-    }
+    stream_kick(s);
+    stream_fill(s); /* memory came back: read what waits in the spool */
 }
 
-/* Starts writing the oldest sealed object, unless one is being written or waits to retry. */
+/* Hands the oldest sealed object to the destination, unless one is there or waits to retry. */
 static void stream_kick(struct sl_stream *s)
 {
     if (s->writing || !s->head || uv_is_active((uv_handle_t *)&s->retry_timer)) {
         return;
     }
     struct stream_obj *o = s->head;
-    o->work.data = o;
-    int r = uv_queue_work(s->env.loop, &o->work, stream_work_cb, stream_after_work_cb);
-    if (r != 0) {
-        sl_log_warn(STREAM_COMP, s->sc->name, "cannot start a write: %s, retrying", uv_strerror(r));
+    int r = sl_stream_dest_deliver(s->dest, o->recs, o->n_records, o->oldest_wall,
+                                   stream_delivered_cb, s);
+    if (r < 0) {
+        sl_log_warn(STREAM_COMP, s->sc->name, "cannot start a delivery: %s, retrying",
+                    sl_strerror(r));
         uv_timer_start(&s->retry_timer, stream_retry_cb, STREAM_RETRY_MIN_MS, 0);
         return;
     }
@@ -455,10 +444,12 @@ int sl_stream_new(const struct sl_stream_conf *sc,
 {
     struct sl_stream *s = sl_calloc(1, sizeof(*s));
     if (!s) {
+        sl_stream_dest_free(env->dest);
         return SL_ENOMEM;
     }
     s->sc = sc;
     s->env = *env;
+    s->dest = env->dest;
     sl_buf_init(&s->buf);
     s->size_bytes = sc->size_mb * STREAM_MIB;
     s->cap_bytes = 2 * s->size_bytes + SL_FIREHOSE_CALL_MAX;
@@ -470,6 +461,7 @@ int sl_stream_new(const struct sl_stream_conf *sc,
                                .sync_arg = env->sync_arg};
     int r = sl_spool_open(env->loop, &so, &s->spool, errbuf, errlen);
     if (r < 0) {
+        sl_stream_dest_free(s->dest);
         sl_free(s);
         return r;
     }
@@ -495,7 +487,8 @@ void sl_stream_drain(struct sl_stream *s)
     s->draining = true;
     stream_seal(s);
     stream_fill(s);
-    /* A write waiting to retry is tried again now. */
+    /* A delivery waiting to retry is tried again now. */
+    sl_stream_dest_retry_now(s->dest);
     if (uv_is_active((uv_handle_t *)&s->retry_timer)) {
         uv_timer_stop(&s->retry_timer);
         stream_kick(s);
@@ -524,28 +517,49 @@ const char *sl_stream_name(const struct sl_stream *s)
     return s->sc->name;
 }
 
+/* DataFreshness: the age in seconds of the oldest record not yet delivered (0 when none). */
+static int64_t stream_freshness_s(const struct sl_stream *s)
+{
+    int64_t oldest = s->head ? s->head->oldest_wall : s->buf_records ? s->buf_oldest_wall : -1;
+    if (oldest < 0) {
+        return 0;
+    }
+    int64_t age = sl_clock_wall_ms(s->env.clock) - oldest;
+    return age > 0 ? age / 1000 : 0;
+}
+
 void sl_stream_log_stats(const struct sl_stream *s, const char *msg)
 {
+    const struct sl_stream_dest_stats *ds = sl_stream_dest_stats(s->dest);
     struct sl_spool_stats st;
     sl_spool_stats(s->spool, &st);
-    const char *keys[] = {"IncomingRecords",      "IncomingBytes",      "ThrottledRecords",
-                          "DeliveryToS3.Records", "DeliveryToS3.Bytes", "DeliveryToS3.Success",
-                          "failed_writes",        "buffered_records",   "buffered_bytes",
-                          "spool_records",        "spool_bytes"};
-    int64_t values[] = {
-        (int64_t)s->stats.incoming_records,
-        (int64_t)s->stats.incoming_bytes,
-        (int64_t)s->stats.throttled,
-        (int64_t)s->stats.delivered,
-        (int64_t)s->stats.delivered_bytes,
-        (int64_t)s->stats.objects,
-        (int64_t)s->stats.failed_writes,
-        (int64_t)(s->buf_records + s->sealed_records),
-        (int64_t)(s->buf.len + s->sealed_bytes),
-        (int64_t)st.records_live,
-        (int64_t)st.disk_bytes,
-    };
-    sl_log_fields(SL_LOG_INFO, STREAM_COMP, s->sc->name, msg, keys, values, SL_ARRAY_LEN(keys));
+    const char *keys[18];
+    int64_t values[18];
+    size_t n = 0;
+#define STAT(k, v) (keys[n] = (k), values[n++] = (int64_t)(v))
+    STAT("IncomingRecords", s->stats.incoming_records);
+    STAT("IncomingBytes", s->stats.incoming_bytes);
+    STAT("ThrottledRecords", s->stats.throttled);
+    if (sl_stream_dest_is_http(s->dest)) {
+        STAT("DeliveryToHttpEndpoint.Records", ds->http_records);
+        STAT("DeliveryToHttpEndpoint.Bytes", ds->http_bytes);
+        STAT("DeliveryToHttpEndpoint.Success", ds->http_success);
+        STAT("DeliveryToHttpEndpoint.DataFreshness", stream_freshness_s(s));
+        STAT("BackupToS3.Records", ds->backup_records);
+        STAT("BackupToS3.Success", ds->backup_success);
+    } else {
+        STAT("DeliveryToS3.Records", ds->s3_records);
+        STAT("DeliveryToS3.Bytes", ds->s3_bytes);
+        STAT("DeliveryToS3.Success", ds->s3_success);
+        STAT("DeliveryToS3.DataFreshness", stream_freshness_s(s));
+    }
+    STAT("failed_attempts", ds->failed_attempts);
+    STAT("buffered_records", s->buf_records + s->sealed_records);
+    STAT("buffered_bytes", s->buf.len + s->sealed_bytes);
+    STAT("spool_records", st.records_live);
+    STAT("spool_bytes", st.disk_bytes);
+#undef STAT
+    sl_log_fields(SL_LOG_INFO, STREAM_COMP, s->sc->name, msg, keys, values, n);
 }
 
 static void stream_close_cb(uv_handle_t *h)
@@ -566,8 +580,9 @@ static void stream_spool_closed_cb(void *arg)
     }
 }
 
-/* Frees what is held in memory and closes the spool (which keeps what was not delivered) and
- * the timers; the stream goes once all are closed. Never during a write. */
+/* Frees what is held in memory, the destination, and closes the spool (which keeps what was
+ * not delivered) and the timers; the stream goes once all are closed. Never during a
+ * delivery. */
 static void stream_release(struct sl_stream *s)
 {
     assert(!s->writing);
@@ -584,8 +599,12 @@ static void stream_release(struct sl_stream *s)
         stream_obj_free(o);
     }
     sl_buf_fini(&s->buf);
+    sl_free(s->buf_recs);
     sl_free(s->buf_ids);
+    s->buf_recs = NULL;
     s->buf_ids = NULL;
+    sl_stream_dest_free(s->dest);
+    s->dest = NULL;
     uv_close((uv_handle_t *)&s->interval_timer, stream_close_cb);
     uv_close((uv_handle_t *)&s->retry_timer, stream_close_cb);
     uv_close((uv_handle_t *)&s->save_timer, stream_close_cb);
@@ -605,7 +624,8 @@ void sl_stream_free(struct sl_stream *s)
     uv_timer_stop(&s->retry_timer);
     uv_timer_stop(&s->save_timer);
     if (s->writing) {
-        s->freed = true; /* released by the write's completion */
+        s->freed = true; /* released by the delivery's callback */
+        sl_stream_dest_stop(s->dest);
         return;
     }
     stream_release(s);

@@ -13,6 +13,7 @@
 struct sl_clock;
 struct sl_stream_conf;
 struct sl_firehose_rec;
+struct sl_stream_dest;
 
 /* One delivery stream: records in, buffered, delivered as objects. Loop thread only. */
 struct sl_stream;
@@ -20,8 +21,9 @@ struct sl_stream;
 struct sl_stream_env {
     uv_loop_t *loop;
     const struct sl_clock *clock;
-    const char *spool_dir;    /* the stream's own spool directory (state_dir/streams/<name>) */
-    uint64_t spool_max_bytes; /* the spool's quota (spool_max_bytes) */
+    struct sl_stream_dest *dest; /* where objects go (stream_dest.h); the stream takes it */
+    const char *spool_dir;       /* the stream's own spool directory (state_dir/streams/<name>) */
+    uint64_t spool_max_bytes;    /* the spool's quota (spool_max_bytes) */
     /* Test hook, passed to the spool: replaces fdatasync/fsync; NULL for the system's. */
     int (*sync_fn)(int fd, void *arg);
     void *sync_arg;
@@ -32,15 +34,16 @@ struct sl_stream_stats {
     uint64_t incoming_records; /* IncomingRecords */
     uint64_t incoming_bytes;   /* IncomingBytes */
     uint64_t throttled;        /* ThrottledRecords: refused for want of spool room */
-    uint64_t delivered;        /* DeliveryToS3.Records */
-    uint64_t delivered_bytes;  /* DeliveryToS3.Bytes */
-    uint64_t objects;          /* DeliveryToS3.Success (objects written) */
-    uint64_t failed_writes;    /* attempts that failed and are being retried */
+    uint64_t delivered;        /* records whose object the destination finished */
+    uint64_t delivered_bytes;  /* their bytes */
+    uint64_t objects;          /* objects the destination finished (the destination's own
+                                  counters, stream_dest.h, have Firehose's names) */
 };
 
 /* Creates the stream of sc (borrowed; must outlive it) and opens its spool in env->spool_dir;
- * records a previous run left there are delivered. Returns 0, or SL_ENOMEM, SL_EIO or SL_EINVAL
- * with errbuf naming the spool's directory and the cause. */
+ * records a previous run left there are delivered. Takes env->dest, also on failure. Returns
+ * 0, or SL_ENOMEM, SL_EIO or SL_EINVAL with errbuf naming the spool's directory and the
+ * cause. */
 SL_NODISCARD int sl_stream_new(const struct sl_stream_conf *sc,
                                const struct sl_stream_env *env,
                                struct sl_stream **ret_s,
@@ -54,8 +57,8 @@ typedef void (*sl_stream_put_cb)(void *arg, int status);
 /* Appends the records (copied to the spool). Returns 0 with *ret_took the number of the first
  * ones taken (n, or fewer when only those fit in the quota) and cb(arg, status) runs later, on
  * the loop, once they are durable; or, with nothing stored and cb never called:
- * SL_ETHROTTLED (the quota is full: what is buffered is delivered at once, so retry later),
- * SL_EIO, SL_ENOMEM, SL_ECANCELED (the stream is closing). */
+ * SL_ETHROTTLED (the quota is full: what the spool holds is delivered at once, so retry
+ * later), SL_EIO, SL_ENOMEM, SL_ECANCELED (the stream is closing). */
 SL_NODISCARD int sl_stream_put(struct sl_stream *s,
                                const struct sl_firehose_rec *recs,
                                size_t n,
@@ -66,7 +69,7 @@ SL_NODISCARD int sl_stream_put(struct sl_stream *s,
 /* Delivers what is buffered now, and from then on every record at once; for SIGTERM. */
 void sl_stream_drain(struct sl_stream *s);
 
-/* Records in the spool not yet delivered (buffered, being written, or waiting to be read). */
+/* Records in the spool not yet delivered (buffered, being delivered, or waiting to be read). */
 size_t sl_stream_held(const struct sl_stream *s);
 
 /* Streams freed whose spool has not finished closing (a sync or a save in flight): the loop
@@ -80,8 +83,8 @@ const char *sl_stream_name(const struct sl_stream *s);
 void sl_stream_log_stats(const struct sl_stream *s, const char *msg);
 
 /* Frees s; records not delivered stay in the spool for the next start (logged). Appends in
- * flight complete (their callbacks run), and a write in flight finishes first, on the loop,
- * before the memory goes (see sl_stream_closing). NULL is a no-op. */
+ * flight complete (their callbacks run), and a delivery in flight is stopped and its callback
+ * awaited, on the loop, before the memory goes (see sl_stream_closing). NULL is a no-op. */
 void sl_stream_free(struct sl_stream *s);
 
 #endif

@@ -16,6 +16,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "stream.h"
+#include "stream_dest.h"
 
 #define SET_COMP "httpd"
 
@@ -58,6 +59,7 @@ static void set_handler(void *arg, struct sl_httpd_req *req)
 
 int sl_stream_set_new(const struct sl_config *cfg,
                       uv_loop_t *loop,
+                      struct sl_httpc *httpc,
                       struct sl_stream_set **ret_set,
                       char *errbuf,
                       size_t errlen)
@@ -89,6 +91,12 @@ int sl_stream_set_new(const struct sl_config *cfg,
             r = SL_EINVAL;
             break;
         }
+        char arn[256];
+        (void)snprintf(arn, sizeof(arn), "arn:aws:firehose:%s:%s:deliverystream/%s",
+                       cfg->region ? cfg->region : "us-east-1", SL_FIREHOSE_ACCOUNT_DEFAULT,
+                       sc->name);
+        struct sl_stream_dest_env denv = {
+            .loop = loop, .httpc = httpc, .clock = &sl_clock_system, .source_arn = arn};
         struct sl_stream_env env = {
             .loop = loop,
             .clock = &sl_clock_system,
@@ -96,6 +104,12 @@ int sl_stream_set_new(const struct sl_config *cfg,
             .spool_max_bytes =
                 (uint64_t)(sc->spool_max_bytes > 0 ? sc->spool_max_bytes : cfg->spool_max_bytes),
         };
+        char err[512] = "";
+        r = sl_stream_dest_new(sc, &denv, &env.dest, err, sizeof(err));
+        if (r < 0) {
+            (void)snprintf(errbuf, errlen, "%s: %s", sc->path, err[0] ? err : sl_strerror(r));
+            break;
+        }
         r = sl_stream_new(sc, &env, &set->streams[i], errbuf, errlen);
         set->n += r == 0;
     }

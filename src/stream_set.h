@@ -11,15 +11,19 @@
 #include "err.h"
 
 struct sl_config;
+struct sl_httpc;
 
 /* Every delivery stream of a configuration and the HTTP server that feeds them. Loop thread. */
 struct sl_stream_set;
 
-/* Creates the streams of cfg and, when there is one, starts the HTTP server on cfg->listen.
- * Returns 0 and *ret_set (NULL when cfg has no delivery stream), SL_EIO (cannot listen, in
- * errbuf) or SL_ENOMEM. cfg is borrowed and must outlive the set. */
+/* Creates the streams of cfg with their destinations (httpc, borrowed: the S3 API and HTTP
+ * endpoints) and, when there is one, starts the HTTP server on cfg->listen. Returns 0 and
+ * *ret_set (NULL when cfg has no delivery stream), SL_EIO (cannot listen, in errbuf),
+ * SL_ECONFIG (a destination that cannot be set up, in errbuf) or SL_ENOMEM. cfg is borrowed and
+ * must outlive the set. */
 SL_NODISCARD int sl_stream_set_new(const struct sl_config *cfg,
                                    uv_loop_t *loop,
+                                   struct sl_httpc *httpc,
                                    struct sl_stream_set **ret_set,
                                    char *errbuf,
                                    size_t errlen);

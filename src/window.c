@@ -127,6 +127,7 @@ enum sl_window_step sl_window_dispatch(struct sl_window *w,
                                        size_t start,
                                        size_t *waiting,
                                        bool part_full,
+                                       bool part_ended,
                                        int64_t now_ms,
                                        int64_t *ret_wait_ms)
 {
@@ -162,7 +163,7 @@ enum sl_window_step sl_window_dispatch(struct sl_window *w,
         if (full && !w->final_due) {
             w->terminated_early = true;
         }
-        bool over = in_window == 0 && now_ms >= w->start_ms + w->window_ms;
+        bool over = in_window == 0 && (part_ended || now_ms >= w->start_ms + w->window_ms);
         if (w->final_due || full || next_window || over) {
             return SL_WINDOW_FINAL;
         }
@@ -177,28 +178,21 @@ enum sl_window_step sl_window_dispatch(struct sl_window *w,
 
 int sl_window_add_fields(const struct sl_window *w,
                          struct sl_buf *body,
-                         const char *scheme,
+                         const char *arn,
                          const char *part_name,
                          bool final)
 {
-    struct sl_buf arn;
-    sl_buf_init(&arn);
-    int r = sl_buf_printf(&arn, "%s%s", scheme, part_name);
     struct sl_window_fields f = {
         .start_ms = w->start_ms,
         .window_ms = w->window_ms,
         .state = w->state ? w->state : "{}",
         .state_len = w->state ? w->state_len : 2,
         .shard_id = part_name,
-        .arn = arn.data ? arn.data : "",
+        .arn = arn,
         .final = final,
         .terminated_early = final && w->terminated_early,
     };
-    if (r == 0) {
-        r = sl_window_wrap(body, &f);
-    }
-    sl_buf_fini(&arn);
-    return r;
+    return sl_window_wrap(body, &f);
 }
 
 void sl_window_delivered(struct sl_window *w, uint64_t end_abs)

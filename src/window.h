@@ -49,10 +49,11 @@ sl_window_read_state(const char *body, size_t len, char **ret_state, size_t *ret
 /* One lane's tumbling window (a windowed partition has one lane). It opens at the first record
  * the lane may send, holds the records delivered in it (flagged SL_REC_WINDOWED by the lane)
  * until it closes, keeps the state the function returned, and says when its final invocation
- * is due: time is up, a record of a later window waits, the partition's buffer is full, or the
- * state grew over SL_WINDOW_STATE_MAX (the last two end it early: the same window goes on with
- * fresh state). It never invokes, arms a timer or moves a checkpoint: it answers, and the lane
- * does. */
+ * is due: time is up, a record of a later window waits, the partition ended (its source will
+ * produce nothing more of it: a closed shard, a rotated file; AWS closes a shard's window when
+ * the shard ends, esm.md §6), the partition's buffer is full, or the state grew over
+ * SL_WINDOW_STATE_MAX (the last two end it early: the same window goes on with fresh state). It
+ * never invokes, arms a timer or moves a checkpoint: it answers, and the lane does. */
 struct sl_window;
 
 /* Returns a closed window of window_ms (> 0), or NULL on OOM. */
@@ -69,22 +70,24 @@ enum sl_window_step {
 
 /* Decides the lane's next step. q is the partition's queue; the lane's eligible records
  * (neither done nor taken) are counted from index start, *waiting of them. part_full: the
- * partition may fetch no more (its buffer is full of the window's records). now_ms is wall
- * clock. Opens the window of the first eligible record when none is open. */
+ * partition may fetch no more (its buffer is full of the window's records). part_ended: its
+ * source will produce nothing more of it. now_ms is wall clock. Opens the window of the first
+ * eligible record when none is open. */
 enum sl_window_step sl_window_dispatch(struct sl_window *w,
                                        const struct sl_recq *q,
                                        size_t start,
                                        size_t *waiting,
                                        bool part_full,
+                                       bool part_ended,
                                        int64_t now_ms,
                                        int64_t *ret_wait_ms);
 
-/* Appends the window's fields to the event in body, for the partition part_name read by a
- * source of ARN scheme scheme; final for the window's final invocation (no records). Returns
- * 0 or SL_EINVAL / SL_ENOMEM as sl_window_wrap. */
+/* Appends the window's fields to the event in body, for the partition part_name (shardId) of
+ * the source arn (eventSourceARN, raw; borrowed); final for the window's final invocation (no
+ * records). Returns 0 or SL_EINVAL / SL_ENOMEM as sl_window_wrap. */
 SL_NODISCARD int sl_window_add_fields(const struct sl_window *w,
                                       struct sl_buf *body,
-                                      const char *scheme,
+                                      const char *arn,
                                       const char *part_name,
                                       bool final);
 

@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "httpc.h"
+#include "json_scan.h"
 #include "source.h"
 #include "sqs_dest.h"
 
@@ -132,9 +133,12 @@ struct sqs_ctx {
     uv_timer_t *recv_timer; /* a receive's backoff after an error */
     unsigned recv_failures;
     int64_t last_recv_warn;
-    bool wants_wake;     /* fetch returned 0: part_wake when messages came */
-    cJSON *received;     /* the last answer's messages not yet handed out, or NULL */
-    cJSON *next_msg;     /* the first of them */
+    bool wants_wake;               /* fetch returned 0: part_wake when messages came */
+    bool received;                 /* the last answer has messages not yet handed out */
+    struct sl_buf recv_text;       /* that answer (kept across receives for its room) */
+    struct sl_json_scan recv_scan; /* its tokens */
+    size_t msgs;                   /* the token of its Messages array */
+    size_t next_msg;               /* the token of the first message not handed out; 0: none */
     int64_t received_at; /* when that receive was sent (its visibility counts from there) */
     size_t poll_max;     /* MaxNumberOfMessages of the polls: min(10, fetch's max_records) */
 
@@ -195,7 +199,7 @@ int sqs_lease_return(struct sqs_ctx *ctx, const char *handle);
 /* sqs_recv.c */
 int sqs_fetch(void *vctx, struct sl_part *part, size_t max_records, size_t max_bytes);
 /* Drops the messages received and not handed out (they come back after their visibility
- * timeout). */
+ * timeout) and frees what held them. */
 void sqs_recv_clear(struct sqs_ctx *ctx);
 /* Messages were just returned with visibility 0 (a drain returns what it held): polling pauses
  * until the next fetch, and what the poll in flight brings (it may take those very messages

@@ -245,7 +245,8 @@ static void sqs_delete_done(struct sqs_ctx *ctx,
     }
     if (err == 0) {
         struct sl_sqs_wire_entry e[SQS_ENTRIES_MAX];
-        cJSON *j = sl_sqs_wire_entries(resp->body, resp->body_len, call->n, e);
+        struct sl_sqs_wire_answer a;
+        sl_sqs_wire_entries(resp->body, resp->body_len, call->n, e, &a);
         for (size_t i = 0; i < call->n; i++) {
             if (!e[i].named || e[i].ok) {
                 outcome[i] = e[i].ok ? 0 : SL_EPROTO;
@@ -259,7 +260,7 @@ static void sqs_delete_done(struct sqs_ctx *ctx,
                          ctx->queue_shown, i, *e[i].code ? e[i].code : "failed",
                          final[i] ? "" : " (retried)");
         }
-        cJSON_Delete(j);
+        sl_sqs_wire_answer_fini(&a);
     } else {
         sl_log_debug(SQS_COMP, ctx->env.inst, "%s (retried)", detail);
     }
@@ -291,7 +292,9 @@ static void sqs_extend_done(struct sqs_ctx *ctx,
     bool refused[SQS_ENTRIES_MAX] = {false};
     if (err == 0) {
         struct sl_sqs_wire_entry e[SQS_ENTRIES_MAX];
-        cJSON_Delete(sl_sqs_wire_entries(resp->body, resp->body_len, call->n, e));
+        struct sl_sqs_wire_answer a;
+        sl_sqs_wire_entries(resp->body, resp->body_len, call->n, e, &a);
+        sl_sqs_wire_answer_fini(&a);
         for (size_t i = 0; i < call->n; i++) {
             ok[i] = e[i].ok;
             refused[i] = e[i].named && !e[i].ok;
@@ -344,10 +347,13 @@ static int sqs_batch_open(struct sqs_ctx *ctx, struct sl_buf *b)
 /* Appends entry i: {"Id":"i","ReceiptHandle":..[,"VisibilityTimeout":secs]}. */
 static int sqs_batch_entry(struct sl_buf *b, size_t i, const char *handle, int64_t secs)
 {
-    int r = sl_buf_printf(b, "%s{\"Id\":\"%zu\",\"ReceiptHandle\":", i ? "," : "", i);
+    int r = sl_buf_puts(b, i ? ",{\"Id\":\"" : "{\"Id\":\"");
+    r = r ? r : sl_enc_u64(b, i);
+    r = r ? r : sl_buf_puts(b, "\",\"ReceiptHandle\":");
     r = r ? r : sl_enc_json_str(b, handle, strlen(handle));
     if (secs >= 0) {
-        r = r ? r : sl_buf_printf(b, ",\"VisibilityTimeout\":%" PRId64, secs);
+        r = r ? r : sl_buf_puts(b, ",\"VisibilityTimeout\":");
+        r = r ? r : sl_enc_u64(b, (uint64_t)secs);
     }
     return r ? r : sl_buf_puts(b, "}");
 }

@@ -9,7 +9,9 @@
  * message handed out becomes one record with a new lease (its position, sl_queue_rec_lease),
  * whose visibility counts from when its receive was sent: the body as the record's bytes; as
  * its meta the FIFO group (the record's key; empty for a standard queue), the MessageId (the
- * itemIdentifier) and the event's head and tail (event_sqs.h), prepared once here. A failed
+ * itemIdentifier) and the event's head and tail (event_sqs.h), prepared once here. The answer
+ * is kept as it came, indexed in place (json_scan.h) rather than built into a cJSON tree, and
+ * each message is decoded from it when it is handed out. A failed
  * receive is tried again after a backoff (throttling and service errors from 200 ms doubling to
  * 20 s; a queue that does not exist and refused credentials every 30 s), with a warning when it
  * starts (once a minute while it lasts) and a line when it ends, never a 0 ms loop. Messages
@@ -49,7 +51,7 @@ void sqs_meta_read(const struct sl_recq *q, const struct sl_record *rec, struct 
 
 /* Writes message's meta into meta (replacing it). */
 static int sqs_meta_build(struct sqs_ctx *ctx,
-                          const cJSON *message,
+                          size_t message,
                           const char *group,
                           const char *msg_id,
                           struct sl_buf *meta,
@@ -59,7 +61,7 @@ static int sqs_meta_build(struct sqs_ctx *ctx,
     sl_buf_truncate(meta, 0);
     sl_buf_truncate(head, 0);
     sl_buf_truncate(tail, 0);
-    int r = sl_event_sqs_prepare(message, ctx->arn, ctx->region, head, tail);
+    int r = sl_event_sqs_prepare(&ctx->recv_scan, message, ctx->arn, ctx->region, head, tail);
     if (r < 0) {
         return r;
     }
@@ -73,58 +75,77 @@ static int sqs_meta_build(struct sqs_ctx *ctx,
     return r;
 }
 
-static const char *sqs_attr(const cJSON *message, const char *name)
+/* The string member name of token obj decoded into out (replacing it): out's text, or NULL when
+ * there is no such string (or no memory for it). */
+static const char *
+sqs_str(const struct sl_json_scan *s, size_t obj, const char *name, struct sl_buf *out)
 {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(message, "Attributes"), name);
-    return cJSON_IsString(a) ? a->valuestring : NULL;
+    size_t v = sl_json_scan_member(s, obj, name);
+    sl_buf_truncate(out, 0);
+    if (!sl_json_scan_is(s, v, SL_JSON_STRING) || sl_json_scan_str(s, v, out) < 0) {
+        return NULL;
+    }
+    return out->data ? out->data : "";
+}
+
+/* The system attribute name of message, decoded into out, or NULL. */
+static const char *
+sqs_attr(struct sqs_ctx *ctx, size_t message, const char *name, struct sl_buf *out)
+{
+    const struct sl_json_scan *s = &ctx->recv_scan;
+    return sqs_str(s, sl_json_scan_member(s, message, "Attributes"), name, out);
 }
 
 void sqs_recv_clear(struct sqs_ctx *ctx)
 {
-    cJSON_Delete(ctx->received);
-    ctx->received = NULL;
-    ctx->next_msg = NULL;
+    ctx->received = false;
+    ctx->msgs = 0;
+    ctx->next_msg = 0;
+    sl_buf_fini(&ctx->recv_text);
+    sl_json_scan_fini(&ctx->recv_scan);
 }
 
 /* Appends up to max of the received messages to part's queue, each with a new lease. Returns
  * how many. */
 static int sqs_hand_out(struct sqs_ctx *ctx, size_t max)
 {
-    struct sl_buf meta, head, tail;
+    const struct sl_json_scan *s = &ctx->recv_scan;
+    struct sl_buf meta, head, tail, id, rh, body, attr;
     sl_buf_init(&meta);
     sl_buf_init(&head);
     sl_buf_init(&tail);
+    sl_buf_init(&id);
+    sl_buf_init(&rh);
+    sl_buf_init(&body);
+    sl_buf_init(&attr);
     int n = 0;
     int64_t expires_at = ctx->received_at + ctx->queue_visibility_ms;
-    for (; ctx->next_msg && (size_t)n < max; ctx->next_msg = ctx->next_msg->next) {
-        const cJSON *m = ctx->next_msg;
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "MessageId");
-        const cJSON *rh = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
-        const cJSON *body = cJSON_GetObjectItemCaseSensitive(m, "Body");
-        if (!cJSON_IsString(id) || !cJSON_IsString(rh) || !cJSON_IsString(body)) {
+    for (; ctx->next_msg && (size_t)n < max;
+         ctx->next_msg = sl_json_scan_next(s, ctx->msgs, ctx->next_msg)) {
+        size_t m = ctx->next_msg;
+        if (!sqs_str(s, m, "MessageId", &id) || !sqs_str(s, m, "ReceiptHandle", &rh) ||
+            !sqs_str(s, m, "Body", &body)) {
             sl_log_warn(SQS_COMP, ctx->env.inst,
                         "ReceiveMessage %s: a message without MessageId, ReceiptHandle or Body "
                         "skipped (it comes back after its visibility timeout)",
                         ctx->queue_shown);
             continue;
         }
-        const char *group = ctx->fifo ? sqs_attr(m, "MessageGroupId") : NULL;
-        const char *sent = sqs_attr(m, "SentTimestamp");
-        int64_t arrival = sent ? strtoll(sent, NULL, 10) : sl_clock_wall_ms(ctx->env.clock);
-        if (sqs_meta_build(ctx, m, group ? group : "", id->valuestring, &meta, &head, &tail) < 0) {
+        const char *group = ctx->fifo ? sqs_attr(ctx, m, "MessageGroupId", &attr) : NULL;
+        if (sqs_meta_build(ctx, m, group ? group : "", id.data, &meta, &head, &tail) < 0) {
             break; /* out of memory: tried again at the next fetch */
         }
-        const char *count = sqs_attr(m, "ApproximateReceiveCount");
+        const char *sent = sqs_attr(ctx, m, "SentTimestamp", &attr);
+        int64_t arrival = sent ? strtoll(sent, NULL, 10) : sl_clock_wall_ms(ctx->env.clock);
+        const char *count = sqs_attr(ctx, m, "ApproximateReceiveCount", &attr);
         bool again = !count || strcmp(count, "1") != 0;
-        struct sqs_lease *l =
-            sqs_lease_new(ctx, id->valuestring, rh->valuestring, expires_at, again);
+        struct sqs_lease *l = sqs_lease_new(ctx, id.data, rh.data, expires_at, again);
         if (!l) {
             break;
         }
         uint64_t lease = l->id;
-        if (sl_recq_push(&ctx->part->q, body->valuestring, (uint32_t)strlen(body->valuestring),
-                         meta.data, (uint32_t)meta.len, &lease, sizeof(lease), arrival, 0) < 0) {
+        if (sl_recq_push(&ctx->part->q, body.data ? body.data : "", (uint32_t)body.len, meta.data,
+                         (uint32_t)meta.len, &lease, sizeof(lease), arrival, 0) < 0) {
             (void)sqs_queue_release(ctx, ctx->part, &lease, 1, SL_QUEUE_KEEP_VISIBILITY);
             break;
         }
@@ -133,8 +154,12 @@ static int sqs_hand_out(struct sqs_ctx *ctx, size_t max)
     sl_buf_fini(&meta);
     sl_buf_fini(&head);
     sl_buf_fini(&tail);
+    sl_buf_fini(&id);
+    sl_buf_fini(&rh);
+    sl_buf_fini(&body);
+    sl_buf_fini(&attr);
     if (!ctx->next_msg) {
-        sqs_recv_clear(ctx);
+        ctx->received = false; /* the answer's room is kept for the next one */
     }
     return n;
 }
@@ -166,10 +191,13 @@ static void sqs_recv_done(struct sqs_ctx *ctx,
         return;
     }
     char proto[SQS_DETAIL];
-    cJSON *j = NULL;
+    struct sl_json_scan *scan = &ctx->recv_scan;
     if (err == 0) {
-        j = cJSON_ParseWithLength(resp->body, resp->body_len);
-        if (!cJSON_IsObject(j)) {
+        /* kept: the messages are handed out over later fetches */
+        sl_buf_truncate(&ctx->recv_text, 0);
+        int r = sl_buf_append(&ctx->recv_text, resp->body, resp->body_len);
+        r = r ? r : sl_json_scan_parse(scan, ctx->recv_text.data, ctx->recv_text.len);
+        if (r < 0 || !sl_json_scan_is(scan, SL_JSON_SCAN_ROOT, SL_JSON_OBJECT)) {
             err = SL_EPROTO;
             (void)snprintf(proto, sizeof(proto), "ReceiveMessage %s: the answer is not JSON",
                            ctx->queue_shown);
@@ -181,27 +209,26 @@ static void sqs_recv_done(struct sqs_ctx *ctx,
             sl_log_info(SQS_COMP, ctx->env.inst, "receiving from %s again", ctx->queue_shown);
         }
         ctx->recv_failures = 0;
-        cJSON *msgs = cJSON_DetachItemFromObjectCaseSensitive(j, "Messages");
-        cJSON_Delete(j);
+        size_t msgs = sl_json_scan_member(scan, SL_JSON_SCAN_ROOT, "Messages");
+        size_t first =
+            sl_json_scan_is(scan, msgs, SL_JSON_ARRAY) ? sl_json_scan_first(scan, msgs) : 0;
         if (ctx->recv_paused) {
             /* polling paused (sqs_recv_pause): give back what came, let the mapping decide */
-            const cJSON *m;
-            cJSON_ArrayForEach(m, msgs)
-            {
-                const cJSON *rh = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
-                if (cJSON_IsString(rh)) {
-                    (void)sqs_lease_return(ctx, rh->valuestring);
+            struct sl_buf rh;
+            sl_buf_init(&rh);
+            for (size_t m = first; m; m = sl_json_scan_next(scan, msgs, m)) {
+                if (sqs_str(scan, m, "ReceiptHandle", &rh)) {
+                    (void)sqs_lease_return(ctx, rh.data);
                 }
             }
-            cJSON_Delete(msgs);
+            sl_buf_fini(&rh);
             if (ctx->wants_wake) {
                 ctx->wants_wake = false;
                 ctx->env.part_wake(ctx->env.owner, ctx->part);
             }
             return;
         }
-        if (cJSON_GetArraySize(msgs) == 0) {
-            cJSON_Delete(msgs);
+        if (!first) {
             /* nothing came: poll again, at once after a long poll, else (wait_time 0, or a
              * server that answers early) no more than once a second */
             int64_t took = sqs_now(ctx) - call->sent_at;
@@ -213,8 +240,9 @@ static void sqs_recv_done(struct sqs_ctx *ctx,
             }
             return;
         }
-        ctx->received = msgs;
-        ctx->next_msg = msgs->child;
+        ctx->received = true;
+        ctx->msgs = msgs;
+        ctx->next_msg = first;
         ctx->received_at = call->sent_at;
         if (ctx->wants_wake) {
             ctx->wants_wake = false;
@@ -222,7 +250,6 @@ static void sqs_recv_done(struct sqs_ctx *ctx,
         }
         return;
     }
-    cJSON_Delete(j);
     ctx->recv_failures++;
     bool slow = err == SL_ENOTFOUND || err == SL_EAUTH;
     int64_t delay = slow ? SQS_SLOW_RETRY_MS : sqs_backoff_ms(ctx->recv_failures, SQS_RETRY_MAX_MS);

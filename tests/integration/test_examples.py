@@ -46,7 +46,8 @@ def test_example_validates(sluice_bin, name):
     if name in ("kafka", "kinesis"):
         needs_adapter(sluice_bin, name)
     r = subprocess.run([sluice_bin, "validate", "config/%s.json" % name], cwd=REPO,
-                       capture_output=True, text=True, timeout=30, env=sluice_env())
+                       capture_output=True, text=True, timeout=30,
+                       env=sluice_env({"FIREHOSE_ACCESS_KEY": "example-key"}))
     if name == "http":
         pytest.skip("needs its function server for a run; validated here only")
     assert r.returncode == 0, r.stderr
@@ -221,10 +222,13 @@ def test_example_sqs(sluice_bin, tmp_path):
     assert left == 2, a
 
 
-def test_example_firehose(sluice_bin, tmp_path):
-    """config/firehose.json as the README runs it, on port 0 instead of 4573 (another run may
-    hold that): records put with boto3 land under build/firehose-bucket/clicks/YYYY/MM/dd/HH/
-    when --until-idle ends the run, well before the 60 s interval."""
+FIREHOSE_RECORDS = [b'{"click":1}\n', b'{"click":2}\n']
+
+
+def run_firehose_example(sluice_bin, tmp_path, name, edit=None, env=None):
+    """config/NAME.json as the README runs it, on port 0 instead of 4573 (another run may hold
+    that), edited by edit(cfg) first: FIREHOSE_RECORDS put with boto3, then --until-idle ends the
+    run (exit 0), well before the 60 s interval."""
     import re
     from helpers import wait_until
     try:
@@ -233,19 +237,22 @@ def test_example_firehose(sluice_bin, tmp_path):
         from helpers import missing
         missing("boto3 for /usr/bin/python3 (apt-get install python3-boto3)")
     shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
-    path = str(tmp_path / "config/firehose.json")
+    path = str(tmp_path / ("config/%s.json" % name))
     with open(path) as f:
         cfg = json.load(f)
     cfg["listen"] = "127.0.0.1:0"
+    if edit:
+        edit(cfg)
     with open(path, "w") as f:
         json.dump(cfg, f)
     (tmp_path / "build").mkdir()
     err_path = str(tmp_path / "sluice.stderr")
+    e = {"PWD": str(tmp_path)}
+    e.update(env or {})
     with open(err_path, "wb") as err:
         p = subprocess.Popen([sluice_bin, "run", "--until-idle=1", "--log-format", "json",
-                              "config/firehose.json"], cwd=str(tmp_path),
-                             stdin=subprocess.DEVNULL, stderr=err,
-                             env=sluice_env({"PWD": str(tmp_path)}))
+                              "config/%s.json" % name], cwd=str(tmp_path),
+                             stdin=subprocess.DEVNULL, stderr=err, env=sluice_env(e))
     try:
         def port_line():
             assert p.poll() is None, open(err_path).read()[-3000:]
@@ -258,17 +265,84 @@ def test_example_firehose(sluice_bin, tmp_path):
                           region_name="us-east-1", aws_access_key_id="fake",
                           aws_secret_access_key="fake")
         got = fh.put_record_batch(DeliveryStreamName="clicks",
-                                  Records=[{"Data": b'{"click":1}\n'}, {"Data": b'{"click":2}\n'}])
+                                  Records=[{"Data": r} for r in FIREHOSE_RECORDS])
         assert got["FailedPutCount"] == 0
         assert p.wait(60) == 0, open(err_path).read()[-3000:]
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+    with open(err_path) as f:
+        return json_log(f.read())
+
+
+def test_example_firehose(sluice_bin, tmp_path):
+    """config/firehose.json: the records land under build/firehose-bucket/clicks/YYYY/MM/dd/HH/."""
+    import re
+    run_firehose_example(sluice_bin, tmp_path, "firehose")
     objs = []
     for root, _dirs, files in os.walk(str(tmp_path / "build/firehose-bucket")):
         objs += [os.path.relpath(os.path.join(root, f), str(tmp_path / "build/firehose-bucket"))
                  for f in files]
     assert len(objs) == 1 and re.match(r"clicks/\d{4}/\d\d/\d\d/\d\d/clicks-1-", objs[0]), objs
     with open(str(tmp_path / "build/firehose-bucket" / objs[0]), "rb") as f:
-        assert f.read() == b'{"click":1}\n{"click":2}\n'
+        assert f.read() == b"".join(FIREHOSE_RECORDS)
+
+
+def test_example_firehose_s3(sluice_bin, tmp_path):
+    """config/firehose-s3.json against tests/services' s3rver (its bucket made unique and
+    created first): one GZIP object under clicks/year=YYYY/month=MM/, read back through the S3
+    API."""
+    import gzip
+    import re
+    import uuid
+    from test_firehose_dest import s3_endpoint
+    import boto3
+    from botocore.config import Config
+    endpoint = s3_endpoint()
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER",
+                      config=Config(s3={"addressing_style": "path"}))
+    bucket = "example-" + uuid.uuid4().hex[:10]
+    s3.create_bucket(Bucket=bucket)
+
+    def edit(cfg):
+        cfg["delivery_streams"][0]["ExtendedS3DestinationConfiguration"]["BucketARN"] = \
+            "arn:aws:s3:::" + bucket
+
+    logs = run_firehose_example(sluice_bin, tmp_path, "firehose-s3", edit,
+                                env={"AWS_ENDPOINT_URL_S3": endpoint, "AWS_REGION": "us-east-1",
+                                     "AWS_ACCESS_KEY_ID": "S3RVER",
+                                     "AWS_SECRET_ACCESS_KEY": "S3RVER"})
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert len(keys) == 1 and re.match(r"clicks/year=\d{4}/month=\d\d/clicks-1-.*\.gz$",
+                                       keys[0]), keys
+    body = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
+    assert gzip.decompress(body) == b"".join(FIREHOSE_RECORDS)
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["DeliveryToS3.Records"] == 2 and ex["DeliveryToS3.Success"] == 1
+
+
+def test_example_firehose_http(sluice_bin, tmp_path):
+    """config/firehose-http.json with its endpoint URL pointed at a small endpoint here: the
+    records arrive in Firehose's request, with the example's access key and attributes."""
+    import base64
+    from test_firehose_dest import Endpoint
+    ep = Endpoint(200)
+    try:
+        def edit(cfg):
+            dest = cfg["delivery_streams"][0]["HttpEndpointDestinationConfiguration"]
+            dest["EndpointConfiguration"]["Url"] = ep.url
+
+        logs = run_firehose_example(sluice_bin, tmp_path, "firehose-http", edit,
+                                    env={"FIREHOSE_ACCESS_KEY": "example-key"})
+    finally:
+        ep.stop()
+    assert len(ep.requests) == 1
+    headers, body = ep.requests[0]
+    assert [base64.b64decode(r["data"]) for r in body["records"]] == FIREHOSE_RECORDS
+    assert headers["X-Amz-Firehose-Access-Key"] == "example-key"
+    assert json.loads(headers["X-Amz-Firehose-Common-Attributes"]) == \
+        {"commonAttributes": {"env": "dev"}}
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["DeliveryToHttpEndpoint.Records"] == 2

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_config_stream.c: "delivery_streams" and "listen" in the configuration loader
  * (config_stream.c, config.c): a CreateDeliveryStream-shaped entry loads with its defaults and
- * values; each refusal names the JSON path and what is allowed (the S3 API, other
- * destinations and sources, transforms, compression, prefix expressions not built yet;
+ * values, the S3 API, GZIP, prefix expressions and the HTTP endpoint with its S3Configuration;
+ * each refusal names the JSON path and what is allowed (other destinations and sources,
+ * transforms, other compressions not built yet; bad expressions;
  * ranges; names; prefixes that leave the directory; duplicates; a bad listen address). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "fh_http.h"
 #include "helpers.h"
 
 struct fixture {
@@ -144,34 +146,102 @@ static void test_config_stream_listen_default(void **state)
                "allowed: host:port like \"127.0.0.1:4573\"");
 }
 
-static void test_config_stream_s3_api_refused(void **state)
+/* The S3 API and file:// buckets, GZIP and prefix expressions load; what is still not built is
+ * refused by name. */
+static void test_config_stream_s3_built(void **state)
 {
     struct fixture *f = *state;
-    expect_one(f,
-               load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
-                       "\"ExtendedS3DestinationConfiguration\":{\"BucketARN\":"
-                       "\"arn:aws:s3:::my-bucket\"}}]}"),
-               DEST_PATH ".BucketARN: \"arn:aws:s3:::my-bucket\": the S3 API destination is not "
-                         "built yet; allowed: file:///dir (the same objects, as files under dir)");
+    int r = load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                    "\"ExtendedS3DestinationConfiguration\":{\"BucketARN\":"
+                    "\"arn:aws:s3:::my-bucket\",\"CompressionFormat\":\"GZIP\","
+                    "\"Prefix\":\"logs/!{timestamp:yyyy-MM}/\",\"ErrorOutputPrefix\":"
+                    "\"err/!{firehose:error-output-type}/\"}}]}");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    const struct sl_stream_conf *sc = &f->cfg->streams[0];
+    assert_int_equal(sc->compression, SL_STREAM_GZIP);
+    assert_null(sc->dir);
+    assert_non_null(sc->layout);
+    assert_null(sc->http);
     expect_one(f,
                load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
                        "\"ExtendedS3DestinationConfiguration\":{\"BucketARN\":\"file://rel\"}}]}"),
-               DEST_PATH ".BucketARN: \"file://rel\" names no absolute directory; allowed: "
-                         "file:///absolute/dir");
+               DEST_PATH ".BucketARN: 'file://rel': needs an absolute path and no host: "
+                         "file:///absolute/dir (three slashes)");
+    expect_one(f,
+               load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                       "\"ExtendedS3DestinationConfiguration\":{\"BucketARN\":"
+                       "\"arn:aws:s3:::A_B\"}}]}"),
+               DEST_PATH ".BucketARN: BucketARN 'arn:aws:s3:::A_B': allowed: arn:aws:s3:::BUCKET, "
+                         "BUCKET 3 to 63 characters of a-z 0-9 . - starting and ending with a "
+                         "letter or digit");
 }
 
 static void test_config_stream_other_destinations_refused(void **state)
 {
     struct fixture *f = *state;
     expect_one(f, load_stream(f, "", ",\"HttpEndpointDestinationConfiguration\":{}"),
-               ": $.delivery_streams[0].HttpEndpointDestinationConfiguration: the HTTP endpoint "
-               "destination is not built yet; allowed: ExtendedS3DestinationConfiguration");
+               ": $.delivery_streams[0]: two destinations; allowed: one of "
+               "ExtendedS3DestinationConfiguration and HttpEndpointDestinationConfiguration");
     expect_one(f, load_stream(f, "", ",\"DeliveryStreamType\":\"KinesisStreamAsSource\""),
                ": $.delivery_streams[0].DeliveryStreamType: only DirectPut is built; allowed: "
                "DirectPut (records put through the Firehose API)");
     expect_one(f, load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\"}]}"),
                DEST_PATH ": missing ExtendedS3DestinationConfiguration; allowed: an object with "
-                         "BucketARN file:///dir");
+                         "BucketARN (arn:aws:s3:::BUCKET or file:///dir), or an "
+                         "HttpEndpointDestinationConfiguration");
+}
+
+#define HTTP_PATH ": $.delivery_streams[0].HttpEndpointDestinationConfiguration"
+
+/* {"DeliveryStreamName":"clicks","HttpEndpointDestinationConfiguration":{<http>}}. */
+static int load_http(struct fixture *f, const char *http)
+{
+    char text[4096];
+    (void)snprintf(text, sizeof(text),
+                   "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                   "\"HttpEndpointDestinationConfiguration\":{%s}}]}",
+                   http);
+    return load(f, text);
+}
+
+#define HTTP_OK                                                      \
+    "\"EndpointConfiguration\":{\"Url\":\"http://127.0.0.1:9/in\"}," \
+    "\"BufferingHints\":{\"SizeInMBs\":2,\"IntervalInSeconds\":7},"  \
+    "\"S3Configuration\":{\"BucketARN\":\"file:///tmp/backup\"}"
+
+static void test_config_stream_http(void **state)
+{
+    struct fixture *f = *state;
+    int r = load_http(f, HTTP_OK ",\"S3BackupMode\":\"AllData\"");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    const struct sl_stream_conf *sc = &f->cfg->streams[0];
+    assert_non_null(sc->http);
+    assert_true(sc->http->backup_all);
+    assert_int_equal(sc->size_mb, 2);
+    assert_int_equal(sc->interval_s, 7);
+    assert_string_equal(sc->dir, "/tmp/backup");
+    assert_non_null(sc->layout);
+    expect_one(f, load_http(f, "\"EndpointConfiguration\":{\"Url\":\"http://127.0.0.1:9/\"}"),
+               HTTP_PATH ".S3Configuration: missing; allowed: an object with BucketARN "
+                         "(arn:aws:s3:::BUCKET or file:///dir), where failed records (and all of "
+                         "them with S3BackupMode AllData) are written");
+    expect_one(f, load_http(f, HTTP_OK ",\"S3BackupMode\":\"Some\""),
+               HTTP_PATH ".S3BackupMode: must be \"FailedDataOnly\" (default) or \"AllData\"");
+    expect_one(f, load_http(f, HTTP_OK ",\"ProcessingConfiguration\":{\"Enabled\":true}"),
+               HTTP_PATH ".ProcessingConfiguration: transforms are not built yet; allowed: "
+                         "{\"Enabled\": false} or no key");
+    expect_one(f,
+               load_http(f, "\"EndpointConfiguration\":{\"Url\":\"http://127.0.0.1:9/\"},"
+                            "\"S3Configuration\":{\"BucketARN\":\"file:///tmp/b\","
+                            "\"CompressionFormat\":\"Snappy\"}"),
+               HTTP_PATH ".S3Configuration.CompressionFormat: Snappy is not built; allowed: "
+                         "UNCOMPRESSED or GZIP");
 }
 
 static void test_config_stream_unbuilt_features_refused(void **state)
@@ -180,12 +250,16 @@ static void test_config_stream_unbuilt_features_refused(void **state)
     expect_one(f, load_stream(f, ",\"ProcessingConfiguration\":{\"Enabled\":true}", ""),
                DEST_PATH ".ProcessingConfiguration: transforms are not built yet; allowed: "
                          "{\"Enabled\": false} or no key");
-    expect_one(f, load_stream(f, ",\"CompressionFormat\":\"GZIP\"", ""),
-               DEST_PATH ".CompressionFormat: compression is not built yet; allowed: "
-                         "UNCOMPRESSED");
+    expect_one(f, load_stream(f, ",\"CompressionFormat\":\"ZIP\"", ""),
+               DEST_PATH ".CompressionFormat: ZIP is not built; allowed: UNCOMPRESSED or GZIP");
     expect_one(f, load_stream(f, ",\"Prefix\":\"!{timestamp:yyyy}/\"", ""),
-               DEST_PATH ".Prefix: \"!{timestamp:yyyy}/\" has a !{...} expression, which this "
-                         "build does not evaluate yet; allowed: plain text");
+               DEST_PATH ".ErrorOutputPrefix: required when Prefix has expressions or dynamic "
+                         "partitioning is enabled; e.g. "
+                         "\"errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/\"");
+    expect_one(f, load_stream(f, ",\"Prefix\":\"!{nope:x}/\",\"ErrorOutputPrefix\":\"e/\"", ""),
+               DEST_PATH ".Prefix: unknown namespace \"nope\"; allowed: !{timestamp:<pattern>}, "
+                         "!{firehose:random-string|error-output-type}, "
+                         "!{partitionKeyFromQuery:<key>}, !{partitionKeyFromLambda:<key>}");
     expect_one(f, load_stream(f, ",\"DynamicPartitioningConfiguration\":{\"Enabled\":true}", ""),
                DEST_PATH ".DynamicPartitioningConfiguration: dynamic partitioning is not built "
                          "yet; allowed: {\"Enabled\": false} or no key");
@@ -224,7 +298,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_stream_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_listen_default, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_stream_s3_api_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_s3_built, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_other_destinations_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_unbuilt_features_refused, setup,

@@ -131,6 +131,51 @@ static void test_encoder_json_escapes(void **state)
     sl_buf_fini(&b);
 }
 
+/* Every byte value, at every position of a string of 19 bytes (so at each place in the words the
+ * encoder tests eight at a time, and in the tail after them), among neighbours that are plain,
+ * UTF-8 or DEL, is escaped exactly as one byte at a time would escape it. */
+static void test_encoder_json_escapes_every_byte_everywhere(void **state)
+{
+    (void)state;
+    static const unsigned char fills[] = {'a', 0xc3, 0x7f, '!', '#', '[', ']'};
+    struct sl_buf got, want;
+    sl_buf_init(&got);
+    sl_buf_init(&want);
+    for (size_t f = 0; f < sizeof(fills); f++) {
+        for (unsigned v = 0; v < 256; v++) {
+            for (size_t pos = 0; pos < 19; pos++) {
+                unsigned char in[19];
+                memset(in, fills[f], sizeof(in));
+                in[pos] = (unsigned char)v;
+                sl_buf_truncate(&got, 0);
+                sl_buf_truncate(&want, 0);
+                assert_int_equal(sl_enc_json_str(&got, (const char *)in, sizeof(in)), 0);
+                assert_int_equal(sl_buf_puts(&want, "\""), 0);
+                for (size_t i = 0; i < sizeof(in); i++) {
+                    unsigned char ch = in[i];
+                    int r;
+                    if (ch == '"' || ch == '\\') {
+                        r = sl_buf_printf(&want, "\\%c", ch);
+                    } else if (ch == '\n' || ch == '\r' || ch == '\t' || ch == '\b' || ch == '\f') {
+                        r = sl_buf_printf(&want, "\\%c",
+                                          "nrtbf"[strchr("\n\r\t\b\f", ch) - "\n\r\t\b\f"]);
+                    } else if (ch < 0x20) {
+                        r = sl_buf_printf(&want, "\\u%04x", ch);
+                    } else {
+                        r = sl_buf_append(&want, &ch, 1);
+                    }
+                    assert_int_equal(r, 0);
+                }
+                assert_int_equal(sl_buf_puts(&want, "\""), 0);
+                assert_int_equal(got.len, want.len);
+                assert_memory_equal(got.data, want.data, want.len);
+            }
+        }
+    }
+    sl_buf_fini(&got);
+    sl_buf_fini(&want);
+}
+
 static void expect_u64(uint64_t v, const char *want)
 {
     struct sl_buf b;
@@ -320,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_encoder_base64_binary),
         cmocka_unit_test(test_encoder_base64_decode_forms),
         cmocka_unit_test(test_encoder_json_escapes),
+        cmocka_unit_test(test_encoder_json_escapes_every_byte_everywhere),
         cmocka_unit_test(test_encoder_u64),
         cmocka_unit_test(test_encoder_epoch_seconds),
         cmocka_unit_test(test_encoder_iso8601),

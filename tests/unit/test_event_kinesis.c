@@ -396,6 +396,10 @@ static void test_event_kinesis_shape_with_big_positions(void **state)
                                      "5702759324208523137515618\",\"endSequenceNumber\":\"49590338"
                                      "271490256608559692540925702759324208523137515618\""));
     assert_non_null(strstr(out.data, "\"batchSize\":1,"));
+    /* a tumbling window's eventSourceARN: the stream's, not the shard's */
+    sl_buf_truncate(&out, 0);
+    assert_int_equal(ops.event->encode_source_arn(&ops, NULL, part, &out), 0);
+    assert_string_equal(out.data, "arn:aws:kinesis:us-east-1:123456789012:stream/lambda-stream");
     /* the wrapping and the filter rule */
     sl_buf_truncate(&out, 0);
     assert_int_equal(ops.event->encode_open(&ops, NULL, part, &out), 0);

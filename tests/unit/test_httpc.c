@@ -59,7 +59,8 @@ struct srv {
     const char *resp_body;     /* or NULL: resp_len bytes of 'x' */
     size_t resp_len;
     bool hang;
-    bool no_length; /* answer without Content-Length and close */
+    bool no_length;   /* answer without Content-Length and close */
+    bool close_after; /* answer with a Content-Length, then close the connection anyway */
 };
 
 /* Records the request, then answers as the test set: hangs, or the status, headers and body,
@@ -82,6 +83,7 @@ srv_answer(void *arg, int fd, const char *head, size_t head_len, const char *bod
     pthread_mutex_lock(&s->mu);
     bool hang = s->hang;
     bool no_length = s->no_length;
+    bool close_after = s->close_after;
     int status = s->status;
     const char *extra = s->extra_headers ? s->extra_headers : "";
     const char *rbody = s->resp_body;
@@ -116,8 +118,8 @@ srv_answer(void *arg, int fd, const char *head, size_t head_len, const char *bod
         ok = http_peer_send_all(fd, fill, rlen);
         free(fill);
     }
-    if (no_length) {
-        (void)shutdown(fd, SHUT_WR); /* the end of the body */
+    if (no_length || close_after) {
+        (void)shutdown(fd, SHUT_WR); /* the end of the body, or of a kept-alive connection */
     }
 }
 
@@ -353,6 +355,50 @@ static void test_httpc_keepalive(void **state)
     request(f, &req);
     assert_int_equal(srv_conns(&f->srv), 1);
     assert_int_equal(sl_httpc_in_flight(f->h), 0);
+}
+
+static void count_turn(uv_check_t *c)
+{
+    (*(int *)c->data)++;
+}
+
+static void stop_loop(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* A kept-alive connection the peer closes while it waits in curl's cache is not watched any
+ * more: its end of file does not wake the loop turn after turn (the loop, kept running 100 ms
+ * by a timer, turns a few times, not thousands), nothing of it keeps the loop alive, and the
+ * next request goes out on a new connection. */
+static void test_httpc_idle_connection_closed_by_peer(void **state)
+{
+    struct fx *f = *state;
+    struct sl_http_req req = {.method = "POST", .url = f->url, .body = "{}", .body_len = 2};
+    srv_set(&f->srv, 200, NULL, "one");
+    f->srv.close_after = true;
+    request(f, &req);
+    assert_string_equal(f->body_head, "one");
+    f->srv.close_after = false;
+
+    int turns = 0;
+    uv_check_t check;
+    uv_timer_t timer;
+    assert_int_equal(uv_check_init(&f->loop, &check), 0);
+    check.data = &turns;
+    assert_int_equal(uv_check_start(&check, count_turn), 0);
+    assert_int_equal(uv_timer_init(&f->loop, &timer), 0);
+    assert_int_equal(uv_timer_start(&timer, stop_loop, 100, 0), 0);
+    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_true(turns < 20);
+    uv_close((uv_handle_t *)&check, NULL);
+    uv_close((uv_handle_t *)&timer, NULL);
+    (void)uv_run(&f->loop, UV_RUN_DEFAULT); /* returns: nothing else keeps it alive */
+
+    srv_set(&f->srv, 200, NULL, "two");
+    request(f, &req);
+    assert_string_equal(f->body_head, "two");
+    assert_int_equal(srv_conns(&f->srv), 2);
 }
 
 static void test_httpc_headers_status(void **state)
@@ -1347,6 +1393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_httpc_body_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_httpc_idle_connection_closed_by_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_headers_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpc_refused, setup, teardown),

@@ -189,6 +189,7 @@ static void test_registry_sources_are_completed(void **state)
         EVENT_KEPT_OR_FILLED(encode_next_part);
         EVENT_KEPT_OR_FILLED(encode_batch_info);
         EVENT_KEPT_OR_FILLED(encode_record_info);
+        EVENT_KEPT_OR_FILLED(encode_source_arn);
         EVENT_KEPT_OR_FILLED(filter_payload_fields);
         assert_true(all[i]->event->filter_payload_mismatch_ignored ==
                     given->event->filter_payload_mismatch_ignored);
@@ -284,6 +285,10 @@ static void test_registry_defaults_behave_as_absent(void **state)
     assert_string_equal(out.data, "[]");
     /* encode_next_part: this shape cannot span partitions */
     assert_int_equal(ops.event->encode_next_part(&ops, NULL, &part, &out), SL_EINVAL);
+    /* encode_source_arn: the scheme and the partition's name */
+    sl_buf_truncate(&out, 0);
+    assert_int_equal(ops.event->encode_source_arn(&ops, NULL, &part, &out), 0);
+    assert_string_equal(out.data, "bare://p-0");
     sl_buf_fini(&out);
     /* never settling; lag unknown */
     assert_false(ops.settling(NULL));

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_sha256.c: SHA-256 against the FIPS 180-2 / NIST examples (empty, "abc", the 448- and
  * 896-bit messages, one million 'a' fed in odd-sized pieces) and HMAC-SHA256 against RFC 4231's
- * test cases 1 to 7. */
+ * test cases 1 to 7, each with the portable compression function and again with the processor's
+ * SHA extensions where it has them; and both agree on messages of every length up to a few
+ * blocks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,13 +149,70 @@ static void test_sha256_hmac_rfc4231(void **state)
     }
 }
 
+/* Where the processor has SHA extensions, the digests they give match the portable code's for
+ * every length from 0 to 300 bytes, hashed whole and in pieces of 1 to 130 bytes (so several
+ * blocks are passed at once as well as one at a time). */
+static void test_sha256_accel_matches_portable(void **state)
+{
+    (void)state;
+    if (!sl_sha256_set_accel(true)) {
+        skip();
+    }
+    uint8_t msg[300];
+    for (size_t i = 0; i < sizeof(msg); i++) {
+        msg[i] = (uint8_t)(i * 131 + 17);
+    }
+    for (size_t len = 0; len <= sizeof(msg); len++) {
+        uint8_t portable[SL_SHA256_LEN], accel[SL_SHA256_LEN];
+        (void)sl_sha256_set_accel(false);
+        sl_sha256(msg, len, portable);
+        (void)sl_sha256_set_accel(true);
+        sl_sha256(msg, len, accel);
+        assert_memory_equal(portable, accel, SL_SHA256_LEN);
+        size_t piece = len % 130 + 1;
+        struct sl_sha256 c;
+        sl_sha256_init(&c);
+        for (size_t off = 0; off < len; off += piece) {
+            sl_sha256_update(&c, msg + off, len - off < piece ? len - off : piece);
+        }
+        sl_sha256_final(&c, accel);
+        assert_memory_equal(portable, accel, SL_SHA256_LEN);
+    }
+}
+
+static int setup_portable(void **state)
+{
+    (void)state;
+    (void)sl_sha256_set_accel(false);
+    return 0;
+}
+
+/* Skips where the processor has no SHA extensions (the tests above then ran portable only). */
+static int setup_accel(void **state)
+{
+    (void)state;
+    return sl_sha256_set_accel(true) ? 0 : -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha256_nist_vectors),
-        cmocka_unit_test(test_sha256_million_a_streamed),
-        cmocka_unit_test(test_sha256_split_matches_whole),
-        cmocka_unit_test(test_sha256_hmac_rfc4231),
+        cmocka_unit_test_setup(test_sha256_nist_vectors, setup_portable),
+        cmocka_unit_test_setup(test_sha256_million_a_streamed, setup_portable),
+        cmocka_unit_test_setup(test_sha256_split_matches_whole, setup_portable),
+        cmocka_unit_test_setup(test_sha256_hmac_rfc4231, setup_portable),
+        cmocka_unit_test(test_sha256_accel_matches_portable),
     };
-    return cmocka_run_group_tests_name("sha256", tests, NULL, NULL);
+    const struct CMUnitTest accel_tests[] = {
+        cmocka_unit_test_setup(test_sha256_nist_vectors, setup_accel),
+        cmocka_unit_test_setup(test_sha256_million_a_streamed, setup_accel),
+        cmocka_unit_test_setup(test_sha256_split_matches_whole, setup_accel),
+        cmocka_unit_test_setup(test_sha256_hmac_rfc4231, setup_accel),
+    };
+    int failed = cmocka_run_group_tests_name("sha256", tests, NULL, NULL);
+    if (!sl_sha256_set_accel(true)) {
+        return failed; /* no SHA extensions here */
+    }
+    failed += cmocka_run_group_tests_name("sha256 (SHA extensions)", accel_tests, NULL, NULL);
+    return failed;
 }

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* test_stream.c: a delivery stream (stream.c) and its files (stream_file.c) on a real loop
- * with a fake wall clock: the object key layout, a write leaving no temporary file,
- * IntervalInSeconds 0 delivering each put at once, SizeInMBs sealing an object as soon as it is
- * reached (not before), drain delivering what the interval would still hold; and the spool: a put
- * acknowledged only once durable, the quota refusing puts (and delivering what is buffered so
- * room comes back), records left undelivered by one stream delivered by the next on the same
- * directory with their arrival time in the key, and nothing delivered twice after a clean
- * restart. Waits are test_run_until deadlines on conditions, never sleeps; no test waits for
- * an interval to pass. */
+/* test_stream.c: a delivery stream (stream.c) writing to a file:///dir destination
+ * (stream_dest.c) on a real loop with a fake wall clock: objects under the key layout leaving no
+ * temporary file, IntervalInSeconds 0 delivering each put at once, SizeInMBs sealing an object as
+ * soon as it is reached (not before), drain delivering what the interval would still hold; and the
+ * spool: a put acknowledged only once durable, the quota refusing puts (and delivering what is
+ * buffered so room comes back), records left undelivered by one stream delivered by the next on
+ * the same directory with their arrival time in the key, and nothing delivered twice after a
+ * clean restart. Waits are test_run_until deadlines on conditions, never sleeps; no test
+ * waits for an interval to pass. */
 #include <dirent.h>
 #include <regex.h>
 #include <setjmp.h>
@@ -27,8 +27,9 @@
 #include "config.h"
 #include "firehose_api.h"
 #include "helpers.h"
+#include "s3_keys.h"
 #include "stream.h"
-#include "stream_file.h"
+#include "stream_dest.h"
 
 #define WALL_MS INT64_C(1714568862000) /* 2024-05-01T13:07:42Z */
 #define OBJ_DIR "/raw/2024/05/01/13"
@@ -43,6 +44,7 @@ struct fixture {
     uv_loop_t loop;
     struct sl_clock_fake clock;
     struct sl_stream_conf sc;
+    char arn[4200];
     struct sl_stream *s;
 };
 
@@ -55,10 +57,20 @@ static int setup(void **state)
     f->dir = test_tmpdir();
     uv_loop_init(&f->loop);
     sl_clock_fake_init(&f->clock, 0, WALL_MS);
-    f->sc = (struct sl_stream_conf){
-        .name = "clicks", .dir = f->dir, .prefix = "raw/", .size_mb = 1, .interval_s = 300};
+    (void)snprintf(f->arn, sizeof(f->arn), "file://%s", f->dir);
+    f->sc = (struct sl_stream_conf){.name = "clicks",
+                                    .bucket_arn = f->arn,
+                                    .dir = f->dir,
+                                    .prefix = "raw/",
+                                    .size_mb = 1,
+                                    .interval_s = 300};
     (void)snprintf(f->spool, sizeof(f->spool), "%s/state/streams/clicks", f->dir);
     f->quota = 64u * 1024 * 1024;
+    struct sl_s3_layout_conf lc = {.prefix = "raw/"};
+    char err[256];
+    if (sl_s3_layout_new(&lc, &f->sc.layout, err, sizeof(err)) != 0) {
+        return -1;
+    }
     *state = f;
     return 0;
 }
@@ -82,6 +94,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     stop(f);
     test_close_all(&f->loop);
+    sl_s3_layout_free(f->sc.layout);
     (void)uv_loop_close(&f->loop);
     test_rmtree(f->dir);
     free(f->dir);
@@ -91,11 +104,13 @@ static int teardown(void **state)
 
 static void start(struct fixture *f)
 {
+    struct sl_stream_dest_env denv = {.loop = &f->loop, .clock = &f->clock.clock};
     struct sl_stream_env env = {.loop = &f->loop,
                                 .clock = &f->clock.clock,
                                 .spool_dir = f->spool,
                                 .spool_max_bytes = f->quota};
     char err[512] = "";
+    assert_int_equal(sl_stream_dest_new(&f->sc, &denv, &env.dest, err, sizeof(err)), 0);
     int r = sl_stream_new(&f->sc, &env, &f->s, err, sizeof(err));
     if (r != 0) {
         print_error("sl_stream_new: %s\n", err);
@@ -162,48 +177,6 @@ static size_t read_objects(const char *dir, const char *sub, struct sl_buf *ret_
     }
     free(names);
     return files;
-}
-
-static void test_stream_file_key(void **state)
-{
-    struct fixture *f = *state;
-    struct sl_buf key;
-    sl_buf_init(&key);
-    assert_int_equal(sl_stream_file_key(&f->sc, WALL_MS, &key), 0);
-    regex_t re;
-    assert_int_equal(regcomp(&re,
-                             "^raw/2024/05/01/13/clicks-1-2024-05-01-13-07-42-[0-9a-f]{8}-"
-                             "[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
-                             REG_EXTENDED | REG_NOSUB),
-                     0);
-    if (regexec(&re, key.data, 0, NULL, 0) != 0) {
-        print_error("key: %s\n", key.data);
-        fail();
-    }
-    regfree(&re);
-    struct sl_buf other;
-    sl_buf_init(&other);
-    assert_int_equal(sl_stream_file_key(&f->sc, WALL_MS, &other), 0);
-    assert_string_not_equal(key.data, other.data);
-    sl_buf_fini(&key);
-    sl_buf_fini(&other);
-}
-
-static void test_stream_file_write(void **state)
-{
-    struct fixture *f = *state;
-    char err[256] = "";
-    assert_int_equal(sl_stream_file_write(f->dir, "a/b/obj", "hello", 5, err, sizeof(err)), 0);
-    struct sl_buf all;
-    sl_buf_init(&all);
-    assert_int_equal(read_objects(f->dir, "/a/b", &all), 1);
-    assert_string_equal(all.data, "hello");
-    sl_buf_fini(&all);
-    /* a directory that cannot be made is an error with the reason, not a crash */
-    char bad[4300];
-    (void)snprintf(bad, sizeof(bad), "%s/a/b/obj", f->dir);
-    assert_int_equal(sl_stream_file_write(bad, "x/y", "z", 1, err, sizeof(err)), SL_EIO);
-    assert_non_null(strstr(err, "mkdir"));
 }
 
 static void test_stream_interval_zero(void **state)
@@ -384,9 +357,10 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(test_stream_##name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(file_key),      T(file_write),           T(interval_zero),
-        T(size_flush),    T(drain_delivers),       T(put_acknowledged_when_durable),
-        T(quota_refuses), T(replay_keeps_arrival), T(restart_delivers_once),
+        T(interval_zero),         T(size_flush),
+        T(drain_delivers),        T(put_acknowledged_when_durable),
+        T(quota_refuses),         T(replay_keeps_arrival),
+        T(restart_delivers_once),
     };
 #undef T
     return cmocka_run_group_tests_name("stream", tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_window.c: tumbling window pieces: alignment of window starts, the event fields AWS adds
- * (byte for byte), and the rule that a window function must answer with an object "state". */
+ * (byte for byte), the rule that a window function must answer with an object "state", and
+ * when a window's final invocation is due. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "recq.h"
 #include "window.h"
 
 static void test_window_start_aligns_to_multiples(void **state)
@@ -50,6 +52,59 @@ static void test_window_wrap_adds_aws_fields(void **state)
     sl_buf_fini(&b);
 }
 
+/* A shard's window names the shard as shardId and the stream (not the shard) as
+ * eventSourceARN, as AWS's Kinesis window event does. */
+static void test_window_fields_name_shard_and_stream(void **state)
+{
+    (void)state;
+    struct sl_window *w = sl_window_new(60000);
+    assert_non_null(w);
+    struct sl_buf b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_buf_puts(&b, "{\"Records\":[]}"), 0);
+    assert_int_equal(sl_window_add_fields(w, &b, "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+                                          "shardId-000000000001", false),
+                     0);
+    assert_non_null(strstr(b.data, ",\"state\":{},\"shardId\":\"shardId-000000000001\","
+                                   "\"eventSourceARN\":\"arn:aws:kinesis:us-east-1:123456789012:"
+                                   "stream/s\",\"isFinalInvokeForWindow\":false,"));
+    sl_buf_fini(&b);
+    sl_window_free(w);
+}
+
+/* The window's records delivered, nothing more waiting, its end a minute away: it waits for
+ * the end, unless the partition ended (a closed shard), which closes it at once. */
+static void test_window_final_when_partition_ends(void **state)
+{
+    (void)state;
+    const int64_t start = 1607497440000LL;
+    struct sl_recq q;
+    sl_recq_init(&q);
+    assert_int_equal(sl_recq_push(&q, "a", 1, NULL, 0, "1", 1, start + 1000, 0), 0);
+    struct sl_window *w = sl_window_new(60000);
+    assert_non_null(w);
+    size_t waiting = 1;
+    int64_t wait_ms = -1;
+    assert_int_equal(sl_window_dispatch(w, &q, 0, &waiting, false, false, start + 2000, &wait_ms),
+                     SL_WINDOW_BATCH);
+    assert_int_equal(waiting, 1);
+    /* the lane sends it and marks it; it was delivered */
+    sl_recq_at_mut(&q, 0)->flags |= SL_REC_TAKEN | SL_REC_WINDOWED;
+    sl_window_delivered(w, 1);
+    waiting = 0;
+    assert_int_equal(sl_window_dispatch(w, &q, 0, &waiting, false, false, start + 3000, &wait_ms),
+                     SL_WINDOW_WAIT);
+    assert_int_equal(wait_ms, 57000);
+    waiting = 0;
+    assert_int_equal(sl_window_dispatch(w, &q, 0, &waiting, false, true, start + 3000, &wait_ms),
+                     SL_WINDOW_FINAL);
+    /* closing makes its records done */
+    sl_window_close(w, &q);
+    assert_true(sl_recq_at(&q, 0)->flags & SL_REC_DONE);
+    sl_window_free(w);
+    sl_recq_fini(&q);
+}
+
 static void test_window_state_is_required(void **state)
 {
     (void)state;
@@ -73,6 +128,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_start_aligns_to_multiples),
         cmocka_unit_test(test_window_wrap_adds_aws_fields),
+        cmocka_unit_test(test_window_fields_name_shard_and_stream),
+        cmocka_unit_test(test_window_final_when_partition_ends),
         cmocka_unit_test(test_window_state_is_required),
     };
     return cmocka_run_group_tests_name("window", tests, NULL, NULL);

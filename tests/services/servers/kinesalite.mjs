@@ -6,8 +6,14 @@
 // shards may exist (kinesalite's default is 10).  It checks that a SigV4 Authorization header is
 // present but not the signature.  Exits 0 on SIGTERM or SIGINT.
 //
-// usage: node kinesalite.mjs [PORT] [STATE_MS]   (default 4567 50; modules from
-//        ../node/node_modules, `npm ci`)
+// For tests that need records of a chosen age: with KINESALITE_CLOCK_FILE set, kinesalite's
+// clock (Date.now, which stamps ApproximateArrivalTimestamp, sequence numbers and iterators) is
+// the epoch milliseconds written in that file, read on every call, and the real time while the
+// file is empty or missing.
+//
+// usage: node kinesalite.mjs [PORT] [STATE_MS]   (default 4567 50; PORT 0 takes a free port,
+//        printed in the "listening on" line; modules from ../node/node_modules, `npm ci`)
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +21,20 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, '..', 'node', 'package.json'));
 const kinesalite = require('kinesalite');
+
+const clockFile = process.env.KINESALITE_CLOCK_FILE;
+if (clockFile) {
+    const realNow = Date.now;
+    Date.now = () => {
+        let text = '';
+        try {
+            text = readFileSync(clockFile, 'utf8').trim();
+        } catch {
+            return realNow();
+        }
+        return /^[0-9]+$/.test(text) ? Number.parseInt(text, 10) : realNow();
+    };
+}
 
 const arg = (i, def) => {
     const s = process.argv[i] ?? def;
@@ -27,8 +47,8 @@ const arg = (i, def) => {
 };
 const port = arg(2, '4567');
 const stateMs = arg(3, '50');
-if (port < 1 || port > 65535) {
-    console.error(`kinesalite: invalid port '${port}' (1..65535)`);
+if (port > 65535) {
+    console.error(`kinesalite: invalid port '${port}' (0..65535)`);
     process.exit(2);
 }
 
