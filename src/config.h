@@ -94,6 +94,7 @@ struct sl_stream_conf {
     int compression;              /* CompressionFormat: enum sl_stream_compression */
     int64_t size_mb;              /* BufferingHints.SizeInMBs */
     int64_t interval_s;           /* BufferingHints.IntervalInSeconds; 0 delivers at once */
+    int64_t spool_max_bytes;      /* sluice's: the spool's quota; 0 = the top-level one */
     char *path;                   /* "$.delivery_streams[0]", for messages */
     struct sl_s3_layout *layout;  /* Prefix and ErrorOutputPrefix, compiled (s3_keys.h) */
     struct sl_fh_http_conf *http; /* HttpEndpointDestinationConfiguration, or NULL (S3) */
@@ -103,6 +104,7 @@ struct sl_config {
     char *file;
     char *listen; /* the HTTP server's host:port, started when a delivery stream needs it */
     char *state_dir;
+    int64_t spool_max_bytes; /* each delivery stream's spool quota, unless it sets its own */
     char *region;
     int64_t stats_interval_ms;
     int64_t drain_timeout_ms;

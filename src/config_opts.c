@@ -18,7 +18,15 @@
 
 const struct sl_opt sl_config_daemon_opts[] = {
     {"state_dir", SL_OPT_STR, "./sluice-state", 0, -1, offsetof(struct sl_config, state_dir), 0,
-     NULL, "Directory for checkpoints, one file per mapping; created if missing."},
+     NULL,
+     "Directory for checkpoints, one file per mapping, and the delivery streams' spools "
+     "(streams/<DeliveryStreamName>/); created if missing."},
+    {"spool_max_bytes", SL_OPT_SIZE, "1GiB", 64 * 1024, INT64_C(1) << 40,
+     offsetof(struct sl_config, spool_max_bytes), 0, NULL,
+     "Most bytes each delivery stream's spool keeps on disk (records accepted and not yet "
+     "delivered); past it PutRecord and PutRecordBatch answer ServiceUnavailableException "
+     "(\"Slow down.\", which the SDKs retry) and store nothing. A stream's own spool_max_bytes "
+     "overrides it."},
     {"region", SL_OPT_STR, "us-east-1", 0, -1, offsetof(struct sl_config, region), 0, NULL,
      "AWS region written into events and used to sign requests; when absent, AWS_REGION, then "
      "AWS_DEFAULT_REGION, then the default."},

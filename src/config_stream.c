@@ -30,6 +30,7 @@ struct stream_top {
     cJSON *s3;
     cJSON *other[12];
     cJSON *tags;
+    int64_t spool_max_bytes;
 };
 
 #define TOP_OFF(f) offsetof(struct stream_top, f)
@@ -68,6 +69,10 @@ const struct sl_opt sl_config_stream_opts[] = {
     {"DeliveryStreamEncryptionConfigurationInput", SL_OPT_JSON, NULL, 0, -1, OTHER(11), 0, NULL,
      "Not supported (records are kept as given)."},
     {"Tags", SL_OPT_JSON, NULL, 0, -1, TOP_OFF(tags), 0, NULL, "Accepted and ignored."},
+    {"spool_max_bytes", SL_OPT_SIZE, NULL, 64 * 1024, INT64_C(1) << 40, TOP_OFF(spool_max_bytes), 0,
+     NULL,
+     "sluice's own: this stream's spool quota (bytes on disk of records accepted and not yet "
+     "delivered); when absent, the top-level spool_max_bytes."},
     {0},
 };
 
@@ -434,6 +439,7 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
                          cc->file, path, sc->name);
         }
     }
+    sc->spool_max_bytes = top.spool_max_bytes;
     if (top.type != 0) {
         config_error(cc,
                      "%s: %s.DeliveryStreamType: only DirectPut is built; allowed: DirectPut "

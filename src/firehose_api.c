@@ -4,8 +4,10 @@
  * §4.1), so the AWS CLI and the SDKs work unchanged against it. It owns checking each call as
  * AWS does (AWS's error types, messages and status codes: shapes first, then the stream's
  * existence, then the 4 MiB per call), decoding the records, and the per-record answers; it
- * hands decoded records to its host (stream.c's streams) and knows nothing of buffers or
- * destinations. Signatures are not checked, and headers are never logged (they carry them).
+ * hands decoded records to its host (stream.c's streams) and answers a put only when the host
+ * says they are durable (the HTTP request waits, suspended, meanwhile; the server keeps a
+ * request whose connection closed until it is answered); it knows nothing of spools, buffers
+ * or destinations. Signatures are not checked, and headers are never logged (they carry them).
  * Loop thread. */
 #include "firehose_api.h"
 
@@ -231,8 +233,110 @@ static int api_decode(const cJSON *const *items,
 /* ------------------------------------------------------------------------------------------ */
 /* Operations */
 
-static int
-api_put(struct sl_firehose_host *host, const cJSON *req, bool batch, struct sl_firehose_reply *ret)
+/* A put whose records are not durable yet. */
+struct api_pending {
+    struct sl_firehose_host *host;
+    bool batch;
+    size_t n;
+    size_t took;
+    bool done;    /* the host answered */
+    bool waiting; /* api_put returned SL_EINPROGRESS: api_put_done answers */
+    int status;
+    sl_firehose_reply_cb cb;
+    void *arg;
+};
+
+/* The answer to a put of n records of which the first took were taken, stored with status. */
+static int api_put_reply(struct sl_firehose_host *host,
+                         bool batch,
+                         size_t n,
+                         size_t took,
+                         int status,
+                         struct sl_firehose_reply *ret)
+{
+    struct sl_buf out;
+    sl_buf_init(&out);
+    char id[40];
+    int r;
+    if (!batch) {
+        if (took == 0) {
+            return api_error(ret, 503, "ServiceUnavailableException", "Slow down.");
+        }
+        if (status < 0) {
+            return api_error(ret, 500, "InternalFailure", "The record could not be stored: %s",
+                             sl_strerror(status));
+        }
+        api_record_id(host, id);
+        r = sl_buf_printf(&out, "{\"RecordId\":\"%s\",\"Encrypted\":false}", id);
+    } else {
+        size_t ok = status < 0 ? 0 : took;
+        r = sl_buf_printf(
+            &out, "{\"FailedPutCount\":%zu,\"Encrypted\":false,\"RequestResponses\":[", n - ok);
+        for (size_t i = 0; i < n && r == 0; i++) {
+            if (i < ok) {
+                api_record_id(host, id);
+                r = sl_buf_printf(&out, "%s{\"RecordId\":\"%s\"}", i ? "," : "", id);
+            } else if (i < took) {
+                r = sl_buf_printf(&out,
+                                  "%s{\"ErrorCode\":\"InternalFailure\","
+                                  "\"ErrorMessage\":\"Internal service failure.\"}",
+                                  i ? "," : "");
+            } else {
+                r = sl_buf_printf(&out,
+                                  "%s{\"ErrorCode\":\"ServiceUnavailableException\","
+                                  "\"ErrorMessage\":\"Slow down.\"}",
+                                  i ? "," : "");
+            }
+        }
+        if (r == 0) {
+            r = sl_buf_puts(&out, "]}");
+        }
+    }
+    if (r == 0) {
+        ret->status = 200;
+        ret->len = out.len;
+        ret->body = sl_buf_steal(&out);
+        r = ret->body ? 0 : SL_ENOMEM;
+    }
+    sl_buf_fini(&out);
+    return r;
+}
+
+/* A reply that could not be built: InternalFailure, without body text if even that fails. */
+static void api_oom_reply(struct sl_firehose_reply *ret)
+{
+    sl_free(ret->body);
+    memset(ret, 0, sizeof(*ret));
+    ret->status = 500;
+    ret->error_type = "InternalFailure";
+    static const char text[] = "{\"__type\":\"InternalFailure\",\"message\":\"out of memory\"}";
+    ret->body = sl_strndup(text, sizeof(text) - 1);
+    ret->len = ret->body ? sizeof(text) - 1 : 0;
+}
+
+static void api_put_done(void *arg, int status)
+{
+    struct api_pending *p = arg;
+    p->done = true;
+    p->status = status;
+    if (!p->waiting) {
+        return; /* answered before the put returned: api_put replies */
+    }
+    struct sl_firehose_reply rep;
+    memset(&rep, 0, sizeof(rep));
+    if (api_put_reply(p->host, p->batch, p->n, p->took, status, &rep) < 0) {
+        api_oom_reply(&rep);
+    }
+    p->cb(p->arg, &rep);
+    sl_free(p);
+}
+
+static int api_put(struct sl_firehose_host *host,
+                   const cJSON *req,
+                   bool batch,
+                   struct sl_firehose_reply *ret,
+                   sl_firehose_reply_cb cb,
+                   void *arg)
 {
     int r = 0;
     const cJSON *single = NULL;
@@ -266,9 +370,8 @@ api_put(struct sl_firehose_host *host, const cJSON *req, bool batch, struct sl_f
     }
     items = sl_calloc(n, sizeof(*items));
     struct sl_firehose_rec *recs = sl_calloc(n, sizeof(*recs));
-    struct sl_buf arena, out;
+    struct sl_buf arena;
     sl_buf_init(&arena);
-    sl_buf_init(&out);
     if (!items || !recs) {
         r = SL_ENOMEM;
         goto done;
@@ -293,44 +396,34 @@ api_put(struct sl_firehose_host *host, const cJSON *req, bool batch, struct sl_f
                       "Records size exceeds 4 MiB limit: %zu bytes in %zu records", arena.len, n);
         goto done;
     }
-    size_t took = host->put(host->arg, (size_t)idx, recs, n);
-    char id[40];
-    if (!batch) {
-        if (took == 0) {
-            r = api_error(ret, 503, "ServiceUnavailableException", "Slow down.");
-            goto done;
-        }
-        api_record_id(host, id);
-        r = sl_buf_printf(&out, "{\"RecordId\":\"%s\",\"Encrypted\":false}", id);
-    } else {
-        r = sl_buf_printf(
-            &out, "{\"FailedPutCount\":%zu,\"Encrypted\":false,\"RequestResponses\":[", n - took);
-        for (size_t i = 0; i < n && r == 0; i++) {
-            if (i < took) {
-                api_record_id(host, id);
-                r = sl_buf_printf(&out, "%s{\"RecordId\":\"%s\"}", i ? "," : "", id);
-            } else {
-                r = sl_buf_printf(&out,
-                                  "%s{\"ErrorCode\":\"ServiceUnavailableException\","
-                                  "\"ErrorMessage\":\"Slow down.\"}",
-                                  i ? "," : "");
-            }
-        }
-        if (r == 0) {
-            r = sl_buf_puts(&out, "]}");
-        }
+    struct api_pending *p = sl_calloc(1, sizeof(*p));
+    if (!p) {
+        r = SL_ENOMEM;
+        goto done;
     }
-    if (r == 0) {
-        ret->status = 200;
-        ret->len = out.len;
-        ret->body = sl_buf_steal(&out);
-        r = ret->body ? 0 : SL_ENOMEM;
+    *p = (struct api_pending){.host = host, .batch = batch, .n = n, .cb = cb, .arg = arg};
+    r = host->put(host->arg, (size_t)idx, recs, n, &p->took, api_put_done, p);
+    if (r < 0) {
+        sl_free(p);
+        if (r == SL_ETHROTTLED || r == SL_ECANCELED) {
+            /* Nothing stored: the SDKs back off and send the records again. */
+            r = api_put_reply(host, batch, n, 0, 0, ret);
+        } else if (r != SL_ENOMEM) {
+            r = api_error(ret, 500, "InternalFailure", "The records could not be stored: %s",
+                          sl_strerror(r));
+        }
+    } else if (p->done) {
+        r = api_put_reply(host, batch, n, p->took, p->status, ret);
+        sl_free(p);
+    } else {
+        /* Answered by api_put_done once the records are durable. */
+        p->waiting = true;
+        r = SL_EINPROGRESS;
     }
 done:
     sl_free(items);
     sl_free(recs);
     sl_buf_fini(&arena);
-    sl_buf_fini(&out);
     return r;
 }
 
@@ -494,7 +587,9 @@ int sl_firehose_api_handle(struct sl_firehose_host *host,
                            const char *body,
                            size_t len,
                            bool too_large,
-                           struct sl_firehose_reply *ret)
+                           struct sl_firehose_reply *ret,
+                           sl_firehose_reply_cb cb,
+                           void *arg)
 {
     memset(ret, 0, sizeof(*ret));
     int r;
@@ -524,9 +619,9 @@ int sl_firehose_api_handle(struct sl_firehose_host *host,
         goto done;
     }
     if (strcmp(op, "PutRecord") == 0) {
-        r = api_put(host, req, false, ret);
+        r = api_put(host, req, false, ret, cb, arg);
     } else if (strcmp(op, "PutRecordBatch") == 0) {
-        r = api_put(host, req, true, ret);
+        r = api_put(host, req, true, ret, cb, arg);
     } else if (strcmp(op, "DescribeDeliveryStream") == 0) {
         r = api_describe(host, req, ret);
     } else {
@@ -535,13 +630,7 @@ int sl_firehose_api_handle(struct sl_firehose_host *host,
     cJSON_Delete(req);
 done:
     if (r == SL_ENOMEM) {
-        sl_free(ret->body);
-        memset(ret, 0, sizeof(*ret));
-        ret->status = 500;
-        ret->error_type = "InternalFailure";
-        static const char text[] = "{\"__type\":\"InternalFailure\",\"message\":\"out of memory\"}";
-        ret->body = sl_strndup(text, sizeof(text) - 1);
-        ret->len = ret->body ? sizeof(text) - 1 : 0;
+        api_oom_reply(ret);
     }
     return r;
 }
@@ -549,23 +638,11 @@ done:
 /* ------------------------------------------------------------------------------------------ */
 /* HTTP */
 
-void sl_firehose_api_serve(struct sl_firehose_host *host, struct sl_httpd_req *req)
+/* Sends rep as the answer to req, with a fresh x-amzn-RequestId. */
+static void api_answer(struct sl_httpd_req *req, struct sl_firehose_reply *rep)
 {
     static struct sl_log_limit limit;
-    size_t len;
-    const char *body = sl_httpd_req_body(req, &len);
     const char *target = sl_httpd_req_header(req, "X-Amz-Target");
-    struct sl_firehose_reply rep;
-    if (strcmp(sl_httpd_req_method(req), "POST") != 0) {
-        (void)api_error(&rep, 404, "UnknownOperationException",
-                        "only POST is served; allowed: POST / with X-Amz-Target");
-    } else {
-        /* Out of memory is answered as InternalFailure in rep. */
-        if (sl_firehose_api_handle(host, target, body, len, sl_httpd_req_too_large(req), &rep) <
-            0) {
-            sl_log_warn(API_COMP, NULL, "out of memory answering %s", target ? target : "a call");
-        }
-    }
     unsigned char raw[16];
     char request_id[40];
     if (uv_random(NULL, NULL, raw, sizeof(raw), 0, NULL) != 0) {
@@ -579,14 +656,42 @@ void sl_firehose_api_serve(struct sl_firehose_host *host, struct sl_httpd_req *r
                    raw[11], raw[12], raw[13], raw[14], raw[15]);
     /* Headers are a courtesy to clients: without memory for them the answer goes without. */
     int hr = sl_httpd_req_add_header(req, "x-amzn-RequestId", request_id);
-    if (rep.error_type && hr == 0) {
-        hr = sl_httpd_req_add_header(req, "x-amzn-ErrorType", rep.error_type);
+    if (rep->error_type && hr == 0) {
+        hr = sl_httpd_req_add_header(req, "x-amzn-ErrorType", rep->error_type);
     }
-    if (rep.error_type) {
-        sl_log_limited(&limit, sl_clock_now_ms(&sl_clock_system), 1000, (int)rep.status,
+    if (rep->error_type) {
+        sl_log_limited(&limit, sl_clock_now_ms(&sl_clock_system), 1000, (int)rep->status,
                        SL_LOG_INFO, API_COMP, NULL, "%s refused: %u %s: %.*s",
-                       target ? target : "(no X-Amz-Target)", rep.status, rep.error_type,
-                       (int)(rep.len > 300 ? 300 : rep.len), rep.body ? rep.body : "");
+                       target ? target : "(no X-Amz-Target)", rep->status, rep->error_type,
+                       (int)(rep->len > 300 ? 300 : rep->len), rep->body ? rep->body : "");
     }
-    sl_httpd_respond(req, rep.status, SL_FIREHOSE_CONTENT_TYPE, rep.body, rep.len);
+    sl_httpd_respond(req, rep->status, SL_FIREHOSE_CONTENT_TYPE, rep->body, rep->len);
+}
+
+static void api_later_cb(void *arg, struct sl_firehose_reply *rep)
+{
+    api_answer(arg, rep);
+}
+
+void sl_firehose_api_serve(struct sl_firehose_host *host, struct sl_httpd_req *req)
+{
+    size_t len;
+    const char *body = sl_httpd_req_body(req, &len);
+    const char *target = sl_httpd_req_header(req, "X-Amz-Target");
+    struct sl_firehose_reply rep;
+    if (strcmp(sl_httpd_req_method(req), "POST") != 0) {
+        (void)api_error(&rep, 404, "UnknownOperationException",
+                        "only POST is served; allowed: POST / with X-Amz-Target");
+    } else {
+        /* Out of memory is answered as InternalFailure in rep. */
+        int r = sl_firehose_api_handle(host, target, body, len, sl_httpd_req_too_large(req), &rep,
+                                       api_later_cb, req);
+        if (r == SL_EINPROGRESS) {
+            return; /* answered once the records are durable */
+        }
+        if (r < 0) {
+            sl_log_warn(API_COMP, NULL, "out of memory answering %s", target ? target : "a call");
+        }
+    }
+    api_answer(req, &rep);
 }

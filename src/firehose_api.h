@@ -25,8 +25,11 @@ struct sl_firehose_rec {
     size_t len;
 };
 
-/* What the API serves: the delivery streams, by index. All callbacks run on the loop thread
- * during sl_firehose_api_handle. */
+/* The host's answer to a put: status 0, the records taken are durable; negative, they are not
+ * (answered InternalFailure). */
+typedef void (*sl_firehose_put_cb)(void *arg, int status);
+
+/* What the API serves: the delivery streams, by index. All callbacks run on the loop thread. */
 struct sl_firehose_host {
     void *arg;
     const char *region;
@@ -34,9 +37,18 @@ struct sl_firehose_host {
     double created_s; /* CreateTimestamp of every stream: when sluice started */
     size_t n_streams;
     const struct sl_stream_conf *(*conf_at)(void *arg, size_t i);
-    /* Takes the records of one put (copies them). Returns how many of the first ones it took:
-     * the others are answered ServiceUnavailableException (the SDKs send them again). */
-    size_t (*put)(void *arg, size_t i, const struct sl_firehose_rec *recs, size_t n);
+    /* Takes the records of one put (copies them). Returns 0 with *ret_took the number of the
+     * first ones taken (the others are answered ServiceUnavailableException, which the SDKs
+     * send again) and calls cb(cb_arg, status) once they are durable, possibly before it
+     * returns; or SL_ETHROTTLED (none taken: ServiceUnavailableException) or another negative
+     * error (InternalFailure), without calling cb. */
+    int (*put)(void *arg,
+               size_t i,
+               const struct sl_firehose_rec *recs,
+               size_t n,
+               size_t *ret_took,
+               sl_firehose_put_cb cb,
+               void *cb_arg);
     /* RecordIds: unique per process (salt is random at start-up, seq counts). */
     uint64_t id_salt;
     uint64_t id_seq;
@@ -50,20 +62,26 @@ struct sl_firehose_reply {
     const char *error_type;
 };
 
+/* An answer that came later: rep's body belongs to the callee (sl_free it, or hand it on). */
+typedef void (*sl_firehose_reply_cb)(void *arg, struct sl_firehose_reply *rep);
+
 /* Handles one call. target is the X-Amz-Target header (NULL when absent); body[0..len) the
  * request; too_large says the body went over SL_FIREHOSE_BODY_MAX and was not kept. Fills *ret
- * with the answer; returns 0, or SL_ENOMEM (then *ret is a 500 InternalFailure without body
- * text if even that could not be built). Loop thread. */
+ * with the answer and returns 0, or SL_ENOMEM (then *ret is a 500 InternalFailure without body
+ * text if even that could not be built); or returns SL_EINPROGRESS for a put whose records are
+ * not durable yet: cb(arg, rep) answers it later (a success only once they are). Loop thread. */
 SL_NODISCARD int sl_firehose_api_handle(struct sl_firehose_host *host,
                                         const char *target,
                                         const char *body,
                                         size_t len,
                                         bool too_large,
-                                        struct sl_firehose_reply *ret);
+                                        struct sl_firehose_reply *ret,
+                                        sl_firehose_reply_cb cb,
+                                        void *arg);
 
-/* An HTTP request to the Firehose API: handles it and answers it, with a fresh
- * x-amzn-RequestId. Logs refused calls (rate-limited); never logs headers (they carry the
- * caller's signature). Loop thread. */
+/* An HTTP request to the Firehose API: handles it and answers it (a put once its records are
+ * durable), with a fresh x-amzn-RequestId. Logs refused calls (rate-limited); never logs
+ * headers (they carry the caller's signature). Loop thread. */
 void sl_firehose_api_serve(struct sl_firehose_host *host, struct sl_httpd_req *req);
 
 #endif

@@ -22,34 +22,59 @@ struct sl_stream_env {
     uv_loop_t *loop;
     const struct sl_clock *clock;
     struct sl_stream_dest *dest; /* where objects go (stream_dest.h); the stream takes it */
+    const char *spool_dir;       /* the stream's own spool directory (state_dir/streams/<name>) */
+    uint64_t spool_max_bytes;    /* the spool's quota (spool_max_bytes) */
+    /* Test hook, passed to the spool: replaces fdatasync/fsync; NULL for the system's. */
+    int (*sync_fn)(int fd, void *arg);
+    void *sync_arg;
 };
 
 /* Firehose's metric names where they exist (wire.md §4.9). */
 struct sl_stream_stats {
     uint64_t incoming_records; /* IncomingRecords */
     uint64_t incoming_bytes;   /* IncomingBytes */
-    uint64_t throttled;        /* ThrottledRecords: refused for want of buffer room */
+    uint64_t throttled;        /* ThrottledRecords: refused for want of spool room */
     uint64_t delivered;        /* records whose object the destination finished */
     uint64_t delivered_bytes;  /* their bytes */
     uint64_t objects;          /* objects the destination finished (the destination's own
                                   counters, stream_dest.h, have Firehose's names) */
 };
 
-/* Creates the stream of sc (borrowed; must outlive it). Takes env->dest, also on failure.
- * Returns 0 or SL_ENOMEM. */
+/* Creates the stream of sc (borrowed; must outlive it) and opens its spool in env->spool_dir;
+ * records a previous run left there are delivered. Takes env->dest, also on failure. Returns
+ * 0, or SL_ENOMEM, SL_EIO or SL_EINVAL with errbuf naming the spool's directory and the
+ * cause. */
 SL_NODISCARD int sl_stream_new(const struct sl_stream_conf *sc,
                                const struct sl_stream_env *env,
-                               struct sl_stream **ret_s);
+                               struct sl_stream **ret_s,
+                               char *errbuf,
+                               size_t errlen);
 
-/* Takes records (copied). Returns how many of the first ones it took: fewer than n when the
- * buffer is at its cap (deliveries behind) or the stream is draining. */
-size_t sl_stream_put(struct sl_stream *s, const struct sl_firehose_rec *recs, size_t n);
+/* status 0: the records taken are durable (fsynced in the spool); negative (SL_EIO): they
+ * are not, and the client must not be told they were accepted. */
+typedef void (*sl_stream_put_cb)(void *arg, int status);
+
+/* Appends the records (copied to the spool). Returns 0 with *ret_took the number of the first
+ * ones taken (n, or fewer when only those fit in the quota) and cb(arg, status) runs later, on
+ * the loop, once they are durable; or, with nothing stored and cb never called:
+ * SL_ETHROTTLED (the quota is full: what the spool holds is delivered at once, so retry
+ * later), SL_EIO, SL_ENOMEM, SL_ECANCELED (the stream is closing). */
+SL_NODISCARD int sl_stream_put(struct sl_stream *s,
+                               const struct sl_firehose_rec *recs,
+                               size_t n,
+                               size_t *ret_took,
+                               sl_stream_put_cb cb,
+                               void *arg);
 
 /* Delivers what is buffered now, and from then on every record at once; for SIGTERM. */
 void sl_stream_drain(struct sl_stream *s);
 
-/* Records accepted and not yet delivered (buffered or being written). */
+/* Records in the spool not yet delivered (buffered, being delivered, or waiting to be read). */
 size_t sl_stream_held(const struct sl_stream *s);
+
+/* Streams freed whose spool has not finished closing (a sync or a save in flight): the loop
+ * must run until this is 0 before its handles are closed by force. */
+size_t sl_stream_closing(void);
 
 const struct sl_stream_stats *sl_stream_stats(const struct sl_stream *s);
 const char *sl_stream_name(const struct sl_stream *s);
@@ -57,8 +82,9 @@ const char *sl_stream_name(const struct sl_stream *s);
 /* Logs the progress line: Firehose's counters and what is held. */
 void sl_stream_log_stats(const struct sl_stream *s, const char *msg);
 
-/* Frees s; records still held are lost (logged). A delivery in flight is stopped and its
- * callback awaited, on the loop, before the memory goes. NULL is a no-op. */
+/* Frees s; records not delivered stay in the spool for the next start (logged). Appends in
+ * flight complete (their callbacks run), and a delivery in flight is stopped and its callback
+ * awaited, on the loop, before the memory goes (see sl_stream_closing). NULL is a no-op. */
 void sl_stream_free(struct sl_stream *s);
 
 #endif

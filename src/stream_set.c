@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* stream_set.c: the delivery streams of a run and the HTTP server that feeds them. It starts
  * the server only when there is a delivery stream, routes its requests to the Firehose API
- * (firehose_api.c) with the streams as the API's host, and drains, counts and frees the
- * streams for the daemon. It holds no buffering or API rules of its own. Loop thread. */
+ * (firehose_api.c) with the streams as the API's host (each stream's spool in
+ * state_dir/streams/<DeliveryStreamName>), and drains, counts and frees the streams for the
+ * daemon. It holds no buffering or API rules of its own. Loop thread. */
 #include "stream_set.h"
 
 #include <stdio.h>
@@ -25,6 +26,8 @@ struct sl_stream_set {
     size_t n;
     struct sl_httpd *httpd;
     struct sl_firehose_host host;
+    uv_loop_t *loop;
+    bool stopping; /* the streams are being freed: puts are refused */
 };
 
 static const struct sl_stream_conf *set_conf_at(void *arg, size_t i)
@@ -33,10 +36,19 @@ static const struct sl_stream_conf *set_conf_at(void *arg, size_t i)
     return &set->cfg->streams[i];
 }
 
-static size_t set_put(void *arg, size_t i, const struct sl_firehose_rec *recs, size_t n)
+static int set_put(void *arg,
+                   size_t i,
+                   const struct sl_firehose_rec *recs,
+                   size_t n,
+                   size_t *ret_took,
+                   sl_firehose_put_cb cb,
+                   void *cb_arg)
 {
     struct sl_stream_set *set = arg;
-    return sl_stream_put(set->streams[i], recs, n);
+    if (set->stopping) {
+        return SL_ECANCELED; /* answered ServiceUnavailableException: sent again later */
+    }
+    return sl_stream_put(set->streams[i], recs, n, ret_took, cb, cb_arg);
 }
 
 static void set_handler(void *arg, struct sl_httpd_req *req)
@@ -61,6 +73,7 @@ int sl_stream_set_new(const struct sl_config *cfg,
         return SL_ENOMEM;
     }
     set->cfg = cfg;
+    set->loop = loop;
     set->streams = sl_calloc(cfg->n_streams, sizeof(*set->streams));
     if (!set->streams) {
         sl_free(set);
@@ -69,20 +82,35 @@ int sl_stream_set_new(const struct sl_config *cfg,
     int r = 0;
     for (size_t i = 0; i < cfg->n_streams && r == 0; i++) {
         const struct sl_stream_conf *sc = &cfg->streams[i];
+        /* Each stream's spool in a directory of its own, named after the stream. */
+        char dir[4096];
+        int len = snprintf(dir, sizeof(dir), "%s/streams/%s", cfg->state_dir, sc->name);
+        if (len < 0 || (size_t)len >= sizeof(dir)) {
+            (void)snprintf(errbuf, errlen, "%s: state_dir is too long for a spool directory",
+                           sc->path);
+            r = SL_EINVAL;
+            break;
+        }
         char arn[256];
         (void)snprintf(arn, sizeof(arn), "arn:aws:firehose:%s:%s:deliverystream/%s",
                        cfg->region ? cfg->region : "us-east-1", SL_FIREHOSE_ACCOUNT_DEFAULT,
                        sc->name);
         struct sl_stream_dest_env denv = {
             .loop = loop, .httpc = httpc, .clock = &sl_clock_system, .source_arn = arn};
-        struct sl_stream_env env = {.loop = loop, .clock = &sl_clock_system};
+        struct sl_stream_env env = {
+            .loop = loop,
+            .clock = &sl_clock_system,
+            .spool_dir = dir,
+            .spool_max_bytes =
+                (uint64_t)(sc->spool_max_bytes > 0 ? sc->spool_max_bytes : cfg->spool_max_bytes),
+        };
         char err[512] = "";
         r = sl_stream_dest_new(sc, &denv, &env.dest, err, sizeof(err));
         if (r < 0) {
             (void)snprintf(errbuf, errlen, "%s: %s", sc->path, err[0] ? err : sl_strerror(r));
             break;
         }
-        r = sl_stream_new(sc, &env, &set->streams[i]);
+        r = sl_stream_new(sc, &env, &set->streams[i], errbuf, errlen);
         set->n += r == 0;
     }
     uint64_t salt = 0;
@@ -161,10 +189,18 @@ void sl_stream_set_free(struct sl_stream_set *set)
     if (!set) {
         return;
     }
-    sl_httpd_free(set->httpd);
+    set->stopping = true;
+    if (set->httpd) {
+        sl_httpd_quiesce(set->httpd);
+    }
     for (size_t i = 0; i < set->n; i++) {
         sl_stream_free(set->streams[i]);
     }
+    /* The spools finish closing on the loop: puts waiting for a sync are answered then, which
+     * the server needs before it stops (it cannot stop with a request still waiting). */
+    while (sl_stream_closing() > 0 && uv_run(set->loop, UV_RUN_ONCE) != 0) {
+    }
+    sl_httpd_free(set->httpd);
     sl_free(set->streams);
     sl_free(set);
 }

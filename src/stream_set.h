@@ -39,7 +39,9 @@ uint64_t sl_stream_set_incoming(const struct sl_stream_set *set);
 
 void sl_stream_set_log_stats(const struct sl_stream_set *set, const char *msg);
 
-/* Stops the server and frees the streams. NULL is a no-op. */
+/* Frees the streams, runs the loop until their spools are closed (puts waiting for a sync are
+ * answered; new ones are refused), then stops the server. Not from a loop callback. NULL is a
+ * no-op. */
 void sl_stream_set_free(struct sl_stream_set *set);
 
 #endif

@@ -291,7 +291,7 @@ def test_until_idle_delivers_then_exits(sluice, tmp_path):
 def test_undeliverable_then_sigterm_exits_within_drain_timeout(sluice, tmp_path):
     """A destination that cannot be written (its directory is under a regular file): writes are
     retried and logged while sluice runs; SIGTERM waits drain_timeout for them, then exits 1
-    saying how many records were lost (they were only in memory: no spool yet)."""
+    saying how many records were not delivered (they stay in the spool for the next start)."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a directory")
     cfg = {"state_dir": str(tmp_path / "state"), "region": "us-east-1",

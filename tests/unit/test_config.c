@@ -279,7 +279,7 @@ static void test_unknown_keys(void **state)
     expect_one(f, "{\"stat_dir\":\"x\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}",
                "$.stat_dir: unknown key (did you mean state_dir?); allowed: "
                "delivery_streams, drain_timeout, functions, listen, mappings, region, "
-               "state_dir, stats_interval");
+               "spool_max_bytes, state_dir, stats_interval");
     expect_one(f,
                "{\"functions\":{\"audit\":{\"type\":\"exec\",\"command\":[\"cat\"],\"timout\":5}},"
                "\"mappings\":[" MAP_OK "}]}",

@@ -4,7 +4,9 @@
  * DescribeDeliveryStream, ListDeliveryStreams with Limit and ExclusiveStart), and every refusal
  * with AWS's error type and status (unknown stream, too many or no records, a record over
  * 1,000 KiB, a call over 4 MiB, bad base64, bad JSON, unknown or missing X-Amz-Target, a body
- * over the limit), none of which hands a record to the host. */
+ * over the limit), none of which hands a record to the host; and the answer to a put waiting
+ * for the host to say its records are durable (a success only then, InternalFailure when they
+ * could not be stored). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,10 +31,16 @@
 struct fake {
     struct sl_stream_conf confs[2];
     struct sl_firehose_host host;
-    size_t puts;       /* put calls */
-    size_t recs;       /* records handed over */
-    size_t take;       /* how many of a put to take; SIZE_MAX: all */
-    struct sl_buf got; /* the records' bytes, concatenated */
+    size_t puts; /* put calls */
+    size_t recs; /* records handed over */
+    size_t take; /* how many of a put to take; SIZE_MAX: all; 0: SL_ETHROTTLED */
+    bool defer;  /* keep the put's callback for the test to call (durable later) */
+    int status;  /* what the put's callback says when called at once */
+    sl_firehose_put_cb put_cb;
+    void *put_arg;
+    size_t later;                       /* answers that came later */
+    struct sl_firehose_reply later_rep; /* the last of them */
+    struct sl_buf got;                  /* the records' bytes, concatenated */
     struct sl_firehose_reply rep;
     cJSON *json; /* the reply, parsed */
 };
@@ -43,17 +51,41 @@ static const struct sl_stream_conf *fake_conf_at(void *arg, size_t i)
     return &f->confs[i];
 }
 
-static size_t fake_put(void *arg, size_t i, const struct sl_firehose_rec *recs, size_t n)
+static int fake_put(void *arg,
+                    size_t i,
+                    const struct sl_firehose_rec *recs,
+                    size_t n,
+                    size_t *ret_took,
+                    sl_firehose_put_cb cb,
+                    void *cb_arg)
 {
     struct fake *f = arg;
     (void)i;
     f->puts++;
     size_t took = n < f->take ? n : f->take;
+    if (took == 0) {
+        return SL_ETHROTTLED;
+    }
     for (size_t k = 0; k < took; k++) {
         assert_int_equal(sl_buf_append(&f->got, recs[k].data, recs[k].len), 0);
     }
     f->recs += took;
-    return took;
+    *ret_took = took;
+    if (f->defer) {
+        f->put_cb = cb;
+        f->put_arg = cb_arg;
+    } else {
+        cb(cb_arg, f->status);
+    }
+    return 0;
+}
+
+static void later_cb(void *arg, struct sl_firehose_reply *rep)
+{
+    struct fake *f = arg;
+    sl_free(f->later_rep.body);
+    f->later_rep = *rep;
+    f->later++;
 }
 
 static int setup(void **state)
@@ -98,6 +130,7 @@ static int teardown(void **state)
 {
     struct fake *f = *state;
     reset(f);
+    sl_free(f->later_rep.body);
     sl_buf_fini(&f->got);
     free(f);
     return 0;
@@ -107,8 +140,9 @@ static int teardown(void **state)
 static void call(struct fake *f, const char *target, const char *body)
 {
     reset(f);
-    assert_int_equal(sl_firehose_api_handle(&f->host, target, body, strlen(body), false, &f->rep),
-                     0);
+    assert_int_equal(
+        sl_firehose_api_handle(&f->host, target, body, strlen(body), false, &f->rep, later_cb, f),
+        0);
     assert_non_null(f->rep.body);
     f->json = cJSON_ParseWithLength(f->rep.body, f->rep.len);
     assert_non_null(f->json);
@@ -293,9 +327,77 @@ static void test_firehose_api_malformed(void **state)
     call(f, NULL, "{}");
     expect_error(f, 400, "UnknownOperationException", NULL);
     reset(f);
-    assert_int_equal(sl_firehose_api_handle(&f->host, T_BATCH, "", 0, true, &f->rep), 0);
+    assert_int_equal(sl_firehose_api_handle(&f->host, T_BATCH, "", 0, true, &f->rep, later_cb, f),
+                     0);
     assert_int_equal(f->rep.status, 413);
     assert_int_equal(f->puts, 0);
+}
+
+/* A put is answered only once the host says its records are durable. */
+static void test_firehose_api_answer_when_durable(void **state)
+{
+    struct fake *f = *state;
+    f->defer = true;
+    static const char body[] =
+        "{\"DeliveryStreamName\":\"clicks\",\"Records\":[{\"Data\":\"YQ==\"},{\"Data\":\"Yg==\"}]}";
+    assert_int_equal(
+        sl_firehose_api_handle(&f->host, T_BATCH, body, strlen(body), false, &f->rep, later_cb, f),
+        SL_EINPROGRESS);
+    assert_int_equal(f->recs, 2);
+    assert_int_equal(f->later, 0); /* not durable yet: no answer */
+    assert_non_null(f->put_cb);
+    f->put_cb(f->put_arg, 0);
+    assert_int_equal(f->later, 1);
+    assert_int_equal(f->later_rep.status, 200);
+    cJSON *j = cJSON_ParseWithLength(f->later_rep.body, f->later_rep.len);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetObjectItem(j, "FailedPutCount")->valueint, 0);
+    const cJSON *rr = cJSON_GetObjectItem(j, "RequestResponses");
+    assert_int_equal(cJSON_GetArraySize(rr), 2);
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetArrayItem(rr, 1), "RecordId"));
+    cJSON_Delete(j);
+    /* PutRecord the same way */
+    static const char one[] = "{\"DeliveryStreamName\":\"clicks\",\"Record\":{\"Data\":\"YQ==\"}}";
+    assert_int_equal(
+        sl_firehose_api_handle(&f->host, T_PUT, one, strlen(one), false, &f->rep, later_cb, f),
+        SL_EINPROGRESS);
+    assert_int_equal(f->later, 1);
+    f->put_cb(f->put_arg, 0);
+    assert_int_equal(f->later, 2);
+    assert_int_equal(f->later_rep.status, 200);
+    assert_non_null(strstr(f->later_rep.body, "\"RecordId\""));
+}
+
+/* Records that could not be made durable are not acknowledged: InternalFailure. */
+static void test_firehose_api_not_durable(void **state)
+{
+    struct fake *f = *state;
+    f->status = SL_EIO;
+    call(f, T_BATCH,
+         "{\"DeliveryStreamName\":\"clicks\",\"Records\":[{\"Data\":\"YQ==\"},{\"Data\":\"Yg==\"}]"
+         "}");
+    assert_int_equal(f->rep.status, 200);
+    assert_int_equal(cJSON_GetObjectItem(f->json, "FailedPutCount")->valueint, 2);
+    const cJSON *rr = cJSON_GetObjectItem(f->json, "RequestResponses");
+    for (int i = 0; i < 2; i++) {
+        const cJSON *it = cJSON_GetArrayItem(rr, i);
+        assert_null(cJSON_GetObjectItem(it, "RecordId"));
+        assert_string_equal(cJSON_GetObjectItem(it, "ErrorCode")->valuestring, "InternalFailure");
+    }
+    call(f, T_PUT, "{\"DeliveryStreamName\":\"clicks\",\"Record\":{\"Data\":\"YQ==\"}}");
+    assert_int_equal(f->rep.status, 500);
+    assert_string_equal(f->rep.error_type, "InternalFailure");
+    /* a whole batch refused for the quota: 200, every record ServiceUnavailableException */
+    f->status = 0;
+    f->take = 0;
+    call(f, T_BATCH,
+         "{\"DeliveryStreamName\":\"clicks\",\"Records\":[{\"Data\":\"YQ==\"},{\"Data\":\"Yg==\"}]"
+         "}");
+    assert_int_equal(f->rep.status, 200);
+    assert_int_equal(cJSON_GetObjectItem(f->json, "FailedPutCount")->valueint, 2);
+    rr = cJSON_GetObjectItem(f->json, "RequestResponses");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(rr, 1), "ErrorCode")->valuestring,
+                        "ServiceUnavailableException");
 }
 
 static void test_firehose_api_describe(void **state)
@@ -348,9 +450,10 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(test_firehose_api_##name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(put_record_batch), T(put_record),    T(partial_put),
-        T(unknown_stream),   T(record_counts), T(sizes),
-        T(malformed),        T(describe),      T(list),
+        T(put_record_batch),    T(put_record),    T(partial_put),
+        T(unknown_stream),      T(record_counts), T(sizes),
+        T(malformed),           T(describe),      T(list),
+        T(answer_when_durable), T(not_durable),
     };
 #undef T
     return cmocka_run_group_tests_name("firehose_api", tests, NULL, NULL);
