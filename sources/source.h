@@ -176,6 +176,10 @@ struct sl_source_caps {
      * split evenly (src/mapping_budget.c); and max_bytes_buffered bounds the bytes. 0: two
      * batches per lane (files, Kafka). */
     size_t fetch_records_min;
+    /* max_records_buffered when the mapping does not say (Kinesis: four full GetRecords pages,
+     * so every shard of a few can read whole pages; max_bytes_buffered still bounds the
+     * bytes); 0: the option's own default. */
+    int64_t records_buffered_default;
 };
 
 /* What a queue tells of itself once started (queue_limits): what its kind's caps cannot say,

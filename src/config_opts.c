@@ -100,7 +100,9 @@ const struct sl_opt sl_config_mapping_opts[] = {
      "the state the previous one of its window returned, and a final invocation closes the "
      "window. 0 is off."},
     {"max_records_buffered", SL_OPT_INT, "10000", 1, 10000000, CORE_OFF(max_records_buffered), 0,
-     NULL, "Records a mapping may hold (fetched, not yet acknowledged); fetching pauses there."},
+     NULL,
+     "Records a mapping may hold (fetched, not yet acknowledged); fetching pauses there "
+     "(Kinesis mappings: 40000 unless set)."},
     {"max_bytes_buffered", SL_OPT_SIZE, "16MiB", 64 * 1024, INT64_C(4) * 1024 * 1024 * 1024,
      CORE_OFF(max_bytes_buffered), 0, NULL,
      "Bytes of records a mapping may hold; fetching pauses there."},

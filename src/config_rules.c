@@ -255,6 +255,10 @@ void config_rules_check(struct config_ctx *cc,
     if (!cJSON_GetObjectItemCaseSensitive(obj, "MaximumBatchingWindowInSeconds")) {
         core->window_ms = src->caps->window_ms_default;
     }
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "max_records_buffered") &&
+        src->caps->records_buffered_default > 0) {
+        core->max_records_buffered = src->caps->records_buffered_default;
+    }
     const cJSON *bs = cJSON_GetObjectItemCaseSensitive(obj, "BatchSize");
     if (!bs) {
         core->batch_size = src->caps->batch_size_default;

@@ -159,6 +159,10 @@ static const struct sl_source_caps kin_caps = {
     .lag_unit = SL_LAG_MS,
     /* five GetRecords a second per shard: a page of up to 10,000 records each */
     .fetch_records_min = KINESIS_GET_RECORDS_LIMIT_MAX,
+    /* Four full pages: with the default 10,000 four busy shards could each ask for only 2,500
+     * records a call, five calls a second, which capped a mapping near a plain GetRecords loop's
+     * rate; the bytes stay bounded by max_bytes_buffered. */
+    .records_buffered_default = 4 * KINESIS_GET_RECORDS_LIMIT_MAX,
 };
 
 const struct sl_source_ops sl_source_kinesis = {

@@ -997,6 +997,28 @@ static void test_queue_batch_rules(void **state)
     sl_source_register_extra(NULL);
 }
 
+#if SL_HAVE_KINESIS
+/* A Kinesis mapping that does not set max_records_buffered gets its caps' default (four full
+ * GetRecords pages); one that sets it keeps its value; other sources keep the option's. */
+static void test_kinesis_records_buffered_default(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const fmt =
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+        "\"arn:aws:kinesis:us-east-1:123456789012:stream/s\",\"FunctionName\":\"audit\","
+        "\"StartingPosition\":\"TRIM_HORIZON\"%s}]}";
+    char text[1024];
+    (void)snprintf(text, sizeof(text), fmt, "");
+    assert_int_equal(load(f, text), 0);
+    assert_int_equal(f->cfg->mappings[0].core.max_records_buffered, 40000);
+    (void)snprintf(text, sizeof(text), fmt, ",\"max_records_buffered\":5000");
+    assert_int_equal(load(f, text), 0);
+    assert_int_equal(f->cfg->mappings[0].core.max_records_buffered, 5000);
+    assert_int_equal(load_mapping(f, ""), 0);
+    assert_int_equal(f->cfg->mappings[0].core.max_records_buffered, 10000);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1027,6 +1049,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_destination_options_reach_the_sink, setup, teardown),
         cmocka_unit_test(test_print_options),
         cmocka_unit_test_setup_teardown(test_queue_batch_rules, setup, teardown),
+#if SL_HAVE_KINESIS
+        cmocka_unit_test_setup_teardown(test_kinesis_records_buffered_default, setup, teardown),
+#endif
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
