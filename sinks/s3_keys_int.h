@@ -6,9 +6,6 @@
 
 /* Shared by s3_keys.c and s3_keys_time.c only. Any thread. */
 
-/* The system's random bytes (getrandom); an sl_s3_rand_fn. */
-void sl_s3_keys_time_rand(void *arg, unsigned char *buf, size_t n);
-
 /* Appends a random version 4 UUID, lowercase (36 characters). Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int sl_s3_keys_time_uuid(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg);
 

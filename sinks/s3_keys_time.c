@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "s3_keys_int.h"
+#include "uuid.h"
 
 static const char *const time_months[] = {"January",   "February", "March",    "April",
                                           "May",       "June",     "July",     "August",
@@ -22,42 +22,9 @@ static const char *const time_months[] = {"January",   "February", "March",    "
 static const char *const time_days[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                         "Thursday", "Friday", "Saturday"};
 
-void sl_s3_keys_time_rand(void *arg, unsigned char *buf, size_t n)
-{
-    (void)arg;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-        if (r > 0) {
-            got += (size_t)r;
-        } else if (r < 0 && errno != EINTR) {
-            break;
-        }
-    }
-    if (got < n) {
-        /* No getrandom (an old kernel): still unique enough for names, not secret. */
-        struct timespec ts;
-        (void)clock_gettime(CLOCK_REALTIME, &ts);
-        static _Thread_local unsigned long counter;
-        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (++counter << 52);
-        for (size_t i = got; i < n; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            buf[i] = (unsigned char)x;
-        }
-    }
-}
-
 int sl_s3_keys_time_uuid(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg)
 {
-    unsigned char b[16];
-    (rand ? rand : sl_s3_keys_time_rand)(rand_arg, b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    return sl_buf_printf(
-        out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-        b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return sl_uuid_v4_append(out, rand, rand_arg);
 }
 
 int sl_s3_keys_time_random(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg)

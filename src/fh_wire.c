@@ -11,13 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <cjson/cJSON.h>
 
 #include "alloc.h"
 #include "encoder.h"
 #include "json.h"
+#include "uuid.h"
 
 #define FH_MSG_JSON                                                                          \
     "There was an error parsing returned records from the Lambda function. Ensure that the " \
@@ -191,35 +191,9 @@ int sl_fh_wire_build(struct sl_buf *out,
     return sl_buf_puts(out, "]}");
 }
 
-static void fh_rand_system(void *arg, unsigned char *buf, size_t n)
-{
-    (void)arg;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            /* no getrandom: unique enough for an invocationId, not secret */
-            for (; got < n; got++) {
-                buf[got] = (unsigned char)(rand() ^ (int)(uintptr_t)(buf + got));
-            }
-            return;
-        }
-        got += (size_t)r;
-    }
-}
-
 void sl_fh_wire_uuid(char out[37], sl_fh_rand_fn rnd, void *rand_arg)
 {
-    unsigned char b[16];
-    (rnd ? rnd : fh_rand_system)(rand_arg, b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    (void)snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                   b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-                   b[13], b[14], b[15]);
+    sl_uuid_v4(out, rnd, rand_arg);
 }
 
 void sl_fh_wire_out_clear(struct sl_fh_out *o)
