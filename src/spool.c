@@ -2,8 +2,10 @@
 /* spool.c: the spool's life cycle and its write path: open (lock the directory, recover, start a
  * segment), append (quota, frames into the active segment with one write(2), segment roll) and
  * group commit (appends written during a loop turn, or while a sync runs, share one fdatasync
- * on the pool; their callbacks run in order when it returns), and close. Recovery at open is in
- * spool_recover.c, reading and releasing in spool_read.c, the frame format in spool_scan.c.
+ * on the pool; their callbacks run in order when it returns), the entry of a save of the released
+ * state (written by spool_released.c, which hands its completion back here), and close. Recovery
+ * at open is in spool_recover.c, reading and releasing in spool_read.c, the frame format in
+ * spool_scan.c, paths, syncs and the segment list in spool_seg.c.
  * Nothing here blocks on the disk's flush: write(2) lands in the page cache, the sync runs on
  * libuv's pool. Loop thread, except sync_work (pool). */
 #include "spool_int.h"
@@ -46,115 +48,6 @@ struct spool_sync {
     const char *failed_step; /* NULL: all synced */
     int failed_errno;
 };
-
-char *spool_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = sl_malloc(n);
-    if (p) {
-        (void)snprintf(p, n, "%s/%s", dir, name);
-    }
-    return p;
-}
-
-int spool_sync_fd(const struct sl_spool *sp, int fd)
-{
-    if (sp->o.sync_fn) {
-        return sp->o.sync_fn(fd, sp->o.sync_arg);
-    }
-    return fdatasync(fd);
-}
-
-struct spool_seg *spool_seg_new(const char *dir, uint64_t first_id)
-{
-    char name[64];
-    (void)snprintf(name, sizeof(name), SPOOL_SEG_PREFIX "%020" PRIu64 SPOOL_SEG_SUFFIX, first_id);
-    struct spool_seg *seg = sl_calloc(1, sizeof(*seg));
-    if (!seg) {
-        return NULL;
-    }
-    seg->path = spool_path(dir, name);
-    if (!seg->path) {
-        sl_free(seg);
-        return NULL;
-    }
-    seg->first_id = first_id;
-    seg->end_id = first_id;
-    seg->fd = -1;
-    return seg;
-}
-
-void spool_seg_free(struct spool_seg *seg)
-{
-    if (!seg) {
-        return;
-    }
-    if (seg->fd >= 0) {
-        (void)close(seg->fd);
-    }
-    sl_free(seg->bits);
-    sl_free(seg->path);
-    sl_free(seg);
-}
-
-/* New ids start absent (bit set) until a frame or an append clears them. */
-int spool_seg_grow(struct spool_seg *seg, uint64_t end_id)
-{
-    assert(end_id >= seg->end_id);
-    size_t need = (size_t)((end_id - seg->first_id + 7) / 8);
-    if (need > seg->bits_cap) {
-        size_t cap = seg->bits_cap ? seg->bits_cap : 64;
-        while (cap < need) {
-            cap *= 2;
-        }
-        uint8_t *b = sl_realloc(seg->bits, cap);
-        if (!b) {
-            return SL_ENOMEM;
-        }
-        memset(b + seg->bits_cap, 0xff, cap - seg->bits_cap);
-        seg->bits = b;
-        seg->bits_cap = cap;
-    }
-    seg->end_id = end_id;
-    return 0;
-}
-
-size_t spool_seg_find(const struct sl_spool *sp, uint64_t id)
-{
-    size_t lo = 0, hi = sp->nsegs; /* first segment with first_id > id */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (sp->segs[mid]->first_id <= id) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo == 0 ? sp->nsegs : lo - 1;
-}
-
-static void seg_unlink(struct sl_spool *sp, struct spool_seg *seg)
-{
-    if (unlink(seg->path) < 0 && errno != ENOENT) {
-        sl_log_warn("spool", sp->o.name, "%s: cannot delete a delivered segment: %s, skipping",
-                    seg->path, strerror(errno));
-    }
-    sp->disk_bytes -= seg->size_bytes;
-    spool_seg_free(seg);
-}
-
-void spool_seg_drop(struct sl_spool *sp, size_t i)
-{
-    struct spool_seg *seg = sp->segs[i];
-    memmove(sp->segs + i, sp->segs + i + 1, (sp->nsegs - i - 1) * sizeof(*sp->segs));
-    sp->nsegs--;
-    spool_read_forget(sp, seg->first_id);
-    if (seg->busy) {
-        seg->doomed = true; /* sync_after frees it */
-        return;
-    }
-    seg_unlink(sp, seg);
-}
 
 static int segs_push(struct sl_spool *sp, struct spool_seg *seg)
 {
@@ -244,6 +137,7 @@ static void sync_work(uv_work_t *req)
 }
 
 static void spool_kick(struct sl_spool *sp);
+static void spool_maybe_finish_close(struct sl_spool *sp);
 
 static void sync_after(uv_work_t *req, int status)
 {
@@ -268,7 +162,7 @@ static void sync_after(uv_work_t *req, int status)
             seg->durable_bytes = s->sizes[i];
         }
         if (seg->doomed && seg->busy == 0) {
-            seg_unlink(sp, seg);
+            spool_seg_unlink(sp, seg);
         } else if (seg != active && !seg->dirty && seg->busy == 0 && seg->fd >= 0) {
             (void)close(seg->fd);
             seg->fd = -1;
@@ -556,7 +450,8 @@ static void spool_handle_closed(uv_handle_t *h)
     }
 }
 
-void spool_maybe_finish_close(struct sl_spool *sp)
+/* Finishes a close once nothing is in flight. */
+static void spool_maybe_finish_close(struct sl_spool *sp)
 {
     if (!sp->closing || sp->finishing || sp->sync || sp->pend_head || sp->saving) {
         return;
@@ -565,6 +460,36 @@ void spool_maybe_finish_close(struct sl_spool *sp)
     (void)spool_released_save(sp);
     uv_close((uv_handle_t *)&sp->check, spool_handle_closed);
     uv_close((uv_handle_t *)&sp->idle, spool_handle_closed);
+}
+
+/* A save of the released state returned (its failure already logged). */
+static void spool_saved(struct sl_spool *sp, int status)
+{
+    sl_spool_saved_cb cb = sp->save_cb;
+    void *arg = sp->save_arg;
+    sp->saving = false;
+    if (cb) {
+        cb(arg, status);
+    }
+    spool_maybe_finish_close(sp);
+}
+
+int sl_spool_save_released(struct sl_spool *sp, sl_spool_saved_cb cb, void *arg)
+{
+    if (sp->closing) {
+        return SL_ECANCELED;
+    }
+    if (sp->saving) {
+        return SL_EAGAIN;
+    }
+    int r = spool_released_save_start(sp, spool_saved);
+    if (r < 0) {
+        return r;
+    }
+    sp->saving = true;
+    sp->save_cb = cb;
+    sp->save_arg = arg;
+    return 0;
 }
 
 void sl_spool_close(struct sl_spool *sp, sl_spool_close_cb cb, void *arg)

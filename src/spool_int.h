@@ -143,15 +143,24 @@ struct sl_spool {
     uint64_t quarantined_bytes, quarantined_frames;
 
     bool saving; /* a sl_spool_save_released in flight */
+    sl_spool_saved_cb save_cb;
+    void *save_arg;
     bool closing, finishing;
     sl_spool_close_cb close_cb;
     void *close_arg;
 };
 
+/* spool_seg.c: the pieces the other files share; it calls none of them. */
+/* Joins dir and name into an owned path, or NULL. */
+char *spool_path(const char *dir, const char *name);
+int spool_sync_fd(const struct sl_spool *sp, int fd);
+void spool_sync_dir(const struct sl_spool *sp);
 /* Index of the segment holding id (largest first_id <= id), or nsegs when none. */
 size_t spool_seg_find(const struct sl_spool *sp, uint64_t id);
 /* Removes segment i from the list and deletes its file (now or when its sync finishes). */
 void spool_seg_drop(struct sl_spool *sp, size_t i);
+/* Deletes a segment already out of the list, and frees it. */
+void spool_seg_unlink(struct sl_spool *sp, struct spool_seg *seg);
 /* Closes the reader if it is on the segment with first_id. */
 void spool_read_forget(struct sl_spool *sp, uint64_t first_id);
 void spool_read_fini(struct sl_spool *sp);
@@ -161,15 +170,12 @@ void spool_read_fini(struct sl_spool *sp);
 SL_NODISCARD int spool_recover(struct sl_spool *sp, char *errbuf, size_t errlen);
 /* spool_released.c: applies the saved released state to the recovered segments and returns
  * the next id it recorded (0 when there is none); writes the state now, on the loop (at close;
- * returns 0 or SL_EIO and logs its own failure). */
+ * returns 0 or SL_EIO and logs its own failure); or on the pool from a snapshot taken now,
+ * calling done on the loop when it returns, its failure logged (returns 0, or SL_ENOMEM/SL_EIO
+ * and done is not called). */
 uint64_t spool_released_load(struct sl_spool *sp);
 int spool_released_save(struct sl_spool *sp);
-/* Finishes a close once nothing is in flight. */
-void spool_maybe_finish_close(struct sl_spool *sp);
-void spool_sync_dir(const struct sl_spool *sp);
-
-/* Joins dir and name into an owned path, or NULL. */
-char *spool_path(const char *dir, const char *name);
-int spool_sync_fd(const struct sl_spool *sp, int fd);
+SL_NODISCARD int spool_released_save_start(struct sl_spool *sp,
+                                           void (*done)(struct sl_spool *sp, int status));
 
 #endif

@@ -15,23 +15,6 @@
 
 #include "log.h"
 
-void spool_read_fini(struct sl_spool *sp)
-{
-    if (sp->rd_open) {
-        spool_scan_fini(&sp->rd);
-        (void)close(sp->rd_fd);
-        sp->rd_fd = -1;
-        sp->rd_open = false;
-    }
-}
-
-void spool_read_forget(struct sl_spool *sp, uint64_t first_id)
-{
-    if (sp->rd_open && sp->rd_seg_id == first_id) {
-        spool_read_fini(sp);
-    }
-}
-
 bool sl_spool_has_unread(const struct sl_spool *sp)
 {
     return sp->rd_next_id < sp->durable_next_id;

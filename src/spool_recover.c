@@ -51,16 +51,6 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void spool_sync_dir(const struct sl_spool *sp)
-{
-    int dfd = open(sp->o.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)spool_sync_fd(sp, dfd);
-        (void)close(dfd);
-    }
-}
-
-/* Appends [off, off + len) of fd to the segment's quarantine file. Returns 0 or -1 (errno). */
 static int quarantine_copy(const char *qpath, int fd, uint64_t off, uint64_t len)
 {
     int qfd = open(qpath, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);

@@ -270,8 +270,7 @@ struct spool_save {
     size_t len;
     const char *step;
     int err;
-    sl_spool_saved_cb cb;
-    void *arg;
+    void (*done)(struct sl_spool *sp, int status);
 };
 
 static void save_work(uv_work_t *req)
@@ -285,27 +284,19 @@ static void save_after(uv_work_t *req, int status)
 {
     struct spool_save *sv = req->data;
     struct sl_spool *sp = sv->sp;
+    void (*done)(struct sl_spool *, int) = sv->done;
     (void)status;
-    sp->saving = false;
     if (sv->step) {
         released_failed(sp, sv->step, sv->err);
     }
-    if (sv->cb) {
-        sv->cb(sv->arg, sv->step ? SL_EIO : 0);
-    }
+    int st = sv->step ? SL_EIO : 0;
     sl_free(sv->d);
     sl_free(sv);
-    spool_maybe_finish_close(sp);
+    done(sp, st);
 }
 
-int sl_spool_save_released(struct sl_spool *sp, sl_spool_saved_cb cb, void *arg)
+int spool_released_save_start(struct sl_spool *sp, void (*done)(struct sl_spool *sp, int status))
 {
-    if (sp->closing) {
-        return SL_ECANCELED;
-    }
-    if (sp->saving) {
-        return SL_EAGAIN;
-    }
     struct spool_save *sv = sl_calloc(1, sizeof(*sv));
     if (!sv) {
         return SL_ENOMEM;
@@ -316,13 +307,10 @@ int sl_spool_save_released(struct sl_spool *sp, sl_spool_saved_cb cb, void *arg)
         return r;
     }
     sv->sp = sp;
-    sv->cb = cb;
-    sv->arg = arg;
+    sv->done = done;
     sv->work.data = sv;
-    sp->saving = true;
     r = uv_queue_work(sp->loop, &sv->work, save_work, save_after);
     if (r < 0) {
-        sp->saving = false;
         sl_free(sv->d);
         sl_free(sv);
         return SL_EIO;
