@@ -54,8 +54,11 @@ if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka kines
 fi
 
 if step setup setup build --werror -Dkafka=enabled && step build ninja -C build; then
+    # Three tests at a time on CI's two cores: the integration files mostly wait (on retries,
+    # windows, idle timeouts, services), and each keeps to its own names, state and ports
+    # (tests/integration/meson.build); the few that change shared state run alone.
     step test meson test -C build --suite unit --suite integration --suite lint \
-        --print-errorlogs
+        --num-processes "${MESON_TESTTHREADS:-3}" --print-errorlogs
     step test-valgrind meson test -C build --setup valgrind --suite unit --print-errorlogs
 fi
 
