@@ -29,6 +29,10 @@ int64_t sl_batcher_due_ms(const struct sl_batch_limits *lim,
     return window_start_ms + lim->window_ms;
 }
 
+/* Bytes of event fields a record needs beside its data, for reserving an event's room at once
+ * (the Kinesis-shaped record's fields are about 300). */
+#define BATCHER_FIELDS_PER_RECORD 384
+
 int sl_batcher_open(const struct sl_source_ops *ops,
                     void *src_ctx,
                     struct sl_part *part,
@@ -56,7 +60,14 @@ int sl_batcher_encode(const struct sl_batch_limits *lim,
     const size_t sep_len = strlen(ops->event->sep);
     size_t done = 0;
     sl_buf_truncate(body, 0);
-    if (sl_batcher_open(ops, src_ctx, refs[0].part, body) < 0) {
+    /* One reservation for the whole event rather than a dozen doublings, each a copy: each
+     * record's data as base64 and room for its fields, at most the payload limit. */
+    size_t want = 0;
+    for (size_t i = 0; i < n && want < lim->max_bytes; i++) {
+        want += (size_t)refs[i].rec->len / 3 * 4 + BATCHER_FIELDS_PER_RECORD;
+    }
+    if (sl_buf_reserve(body, want < lim->max_bytes ? want : lim->max_bytes) < 0 ||
+        sl_batcher_open(ops, src_ctx, refs[0].part, body) < 0) {
         return SL_ENOMEM;
     }
     /* The closing counts against the payload limit from the first record on. */

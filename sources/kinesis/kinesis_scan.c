@@ -26,6 +26,25 @@ static const unsigned char kjs_class[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+/* Eight bytes at a time (SWAR): a byte of each lane of v that is zero shows as its high bit. */
+#define KJS_ONES  UINT64_C(0x0101010101010101)
+#define KJS_HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t kjs_zero_bytes(uint64_t v)
+{
+    return (v - KJS_ONES) & ~v & KJS_HIGHS;
+}
+
+/* Nonzero when one of the eight bytes at p ends a plain run: a quote, a backslash or a control
+ * character (below 0x20; bytes from 0x80 are plain, as in kjs_class). */
+static inline uint64_t kjs_stops(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return kjs_zero_bytes(v ^ (KJS_ONES * '"')) | kjs_zero_bytes(v ^ (KJS_ONES * '\\')) |
+           ((v - KJS_ONES * 0x20) & ~v & KJS_HIGHS);
+}
+
 static const char kjs_escapes[] = "\"\\/bfnrt"; /* after a backslash: \" \\ \/ \b \f \n \r \t */
 
 void kjs_ws(struct kjs *s)
@@ -85,7 +104,10 @@ static bool kjs_string(struct kjs *s, bool write, char **ret, size_t *ret_len)
 {
     char *p = s->p + 1;
     char *start = p;
-    /* the common case: no escape */
+    /* the common case: no escape; eight bytes at a time while all eight are plain */
+    while (s->end - p >= 8 && !kjs_stops(p)) {
+        p += 8;
+    }
     while (kjs_class[(unsigned char)*p] & KJS_PLAIN) {
         p++;
     }
@@ -314,7 +336,14 @@ bool kinesis_is_base64(const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     /* all of it but the last two from the alphabet; those two may be '=' (then to the end) */
     size_t body = n >= 2 ? n - 2 : 0;
-    for (size_t i = 0; i < body; i++) {
+    size_t i = 0;
+    for (; i + 4 <= body; i += 4) {
+        if (!(kjs_class[u[i]] & kjs_class[u[i + 1]] & kjs_class[u[i + 2]] & kjs_class[u[i + 3]] &
+              KJS_B64)) {
+            return false;
+        }
+    }
+    for (; i < body; i++) {
         if (!(kjs_class[u[i]] & KJS_B64)) {
             return false;
         }

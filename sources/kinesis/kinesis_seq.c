@@ -24,13 +24,38 @@ static size_t kinesis_seq_skip_zeros(const char *s, size_t n)
     return i;
 }
 
+#define KSEQ_ONES UINT64_C(0x0101010101010101)
+
+/* True when the eight bytes at s are all '0'..'9': each byte's high nibble is 3, and adding 6
+ * keeps it 3 (no carry crosses a byte of a digit). */
+static inline bool kinesis_eight_digits(const char *s)
+{
+    uint64_t v;
+    memcpy(&v, s, sizeof v);
+    uint64_t high = KSEQ_ONES * 0xF0;
+    return ((v & high) | (((v + KSEQ_ONES * 0x06) & high) >> 4)) == KSEQ_ONES * 0x33;
+}
+
+/* True when each of the eight bytes at p holds two BCD digits (each nibble at most 9). */
+static inline bool kinesis_eight_bcd(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    uint64_t lo = v & (KSEQ_ONES * 0x0F), hi = (v >> 4) & (KSEQ_ONES * 0x0F);
+    return (((lo + KSEQ_ONES * 0x06) | (hi + KSEQ_ONES * 0x06)) & (KSEQ_ONES * 0x10)) == 0;
+}
+
 int kinesis_seq_check(const char *s, size_t n, char *errbuf, size_t errlen)
 {
     if (n == 0) {
         (void)snprintf(errbuf, errlen, "sequence number is empty");
         return SL_EINVAL;
     }
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    while (i + 8 <= n && kinesis_eight_digits(s + i)) {
+        i += 8;
+    }
+    for (; i < n; i++) {
         if ((unsigned char)(s[i] - '0') > 9) {
             (void)snprintf(errbuf, errlen,
                            "sequence number has a non-digit at offset %zu (only 0-9 allowed)", i);
@@ -129,7 +154,11 @@ bool kinesis_pos_is_valid(const unsigned char *pos, size_t len)
     if (n > 1 && pos[1] >> 4 == 0) {
         return false; /* a leading zero */
     }
-    for (size_t j = 1; j <= n / 2; j++) {
+    size_t j = 1;
+    while (j + 7 <= n / 2 && kinesis_eight_bcd(pos + j)) {
+        j += 8;
+    }
+    for (; j <= n / 2; j++) {
         if (pos[j] >> 4 > 9 || (pos[j] & 0xfu) > 9) {
             return false;
         }

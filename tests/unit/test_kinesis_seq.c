@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "kinesis/kinesis_scan.h"
 #include "kinesis/kinesis_seq.h"
 
 #define S56A "49590338271490256608559692538361571095921575989136588898"
@@ -204,6 +205,73 @@ static void test_kinesis_pos_rejects_bad_input(void **state)
     assert_int_equal(kinesis_pos_format(pos, len, buf, sizeof(buf)), SL_EINVAL);
 }
 
+/* The checks read eight bytes at a time: a bad byte at any offset, next to the digits' range
+ * ('/', ':') or far from it, is still found and named; a bad nibble in any byte of a position
+ * is refused; a quote, backslash or control character at any offset of a long string still
+ * ends its plain run; a byte outside base64's alphabet anywhere is found. */
+static void test_kinesis_checks_find_a_bad_byte_anywhere(void **state)
+{
+    (void)state;
+    static const char bad[] = {'/', ':', 'a', ' ', '\x00', (char)0xff, (char)0x80};
+    char err[128];
+    for (size_t at = 0; at < 56; at++) {
+        for (size_t b = 0; b < sizeof bad; b++) {
+            char s[57];
+            memcpy(s, S56A, 57);
+            s[at] = bad[b];
+            assert_int_equal(kinesis_seq_check(s, 56, err, sizeof err), SL_EINVAL);
+            char want[64];
+            (void)snprintf(want, sizeof want, "non-digit at offset %zu", at);
+            assert_non_null(strstr(err, want));
+        }
+    }
+    assert_int_equal(kinesis_seq_check(S56A, 56, err, sizeof err), 0);
+    unsigned char pos[KINESIS_POS_MAX];
+    size_t len;
+    assert_int_equal(kinesis_pos_encode(S56A, 56, false, 0, pos, &len, err, sizeof err), 0);
+    assert_true(kinesis_pos_is_valid(pos, len));
+    for (size_t j = 1; j < len; j++) {
+        for (unsigned shift = 0; shift <= 4; shift += 4) {
+            unsigned char c[KINESIS_POS_MAX];
+            memcpy(c, pos, len);
+            c[j] = (unsigned char)((c[j] & ~(0xfu << shift)) | (0xau << shift));
+            assert_false(kinesis_pos_is_valid(c, len));
+        }
+    }
+    static const char stops[] = {'"', '\\', '\n', '\x01'};
+    for (size_t at = 0; at < 40; at++) {
+        for (size_t k = 0; k < sizeof stops; k++) {
+            char text[64];
+            memset(text, 'x', sizeof text);
+            text[0] = '"';
+            text[1 + at] = stops[k];
+            if (stops[k] == '"') {
+                text[2 + at] = ':'; /* a key: the quote, then its colon */
+            }
+            (void)snprintf(text + 42, sizeof text - 42, "\":");
+            struct kjs s = {text, text + strlen(text), 0};
+            char *str = NULL;
+            size_t n = 0;
+            bool ok = kjs_key(&s, &str, &n);
+            if (stops[k] == '"') {
+                assert_true(ok);
+                assert_int_equal(n, at); /* the string ends at the quote */
+            } else {
+                assert_false(ok && n == 41); /* never read as one plain string of 41 */
+            }
+        }
+    }
+    char b64[65];
+    memset(b64, 'A', 64);
+    b64[64] = '\0';
+    assert_true(kinesis_is_base64(b64, 64));
+    for (size_t at = 0; at < 62; at++) {
+        b64[at] = '-';
+        assert_false(kinesis_is_base64(b64, 64));
+        b64[at] = 'A';
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_kinesis_pos_round_trip),
         cmocka_unit_test(test_kinesis_pos_compare),
         cmocka_unit_test(test_kinesis_pos_rejects_bad_input),
+        cmocka_unit_test(test_kinesis_checks_find_a_bad_byte_anywhere),
     };
     return cmocka_run_group_tests_name("kinesis_seq", tests, NULL, NULL);
 }
