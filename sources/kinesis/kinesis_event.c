@@ -74,9 +74,9 @@ static int kin_event_push_one(struct kin_part *kp,
 {
     unsigned char pos[KINESIS_POS_MAX];
     size_t pos_len = 0;
-    char err[128];
-    int r = kinesis_pos_encode(kr->seq, kr->seq_len, has_sub, sub, pos, &pos_len, err, sizeof(err));
-    if (r < 0 || len > UINT32_MAX || key_len > UINT32_MAX) {
+    /* kr->seq was checked when the page was read (kinesis_wire_read.c) */
+    kinesis_pos_pack(kr->seq, kr->seq_len, has_sub, sub, pos, &pos_len);
+    if (len > UINT32_MAX || key_len > UINT32_MAX) {
         return SL_EPROTO;
     }
     return sl_recq_push(&kp->part->q, len ? data : "", (uint32_t)len, key, (uint32_t)key_len, pos,

@@ -116,6 +116,13 @@ int kinesis_pos_encode(const char *seq,
     if (r < 0) {
         return r;
     }
+    kinesis_pos_pack(seq, n, has_sub, sub, out, ret_len);
+    return 0;
+}
+
+void kinesis_pos_pack(
+    const char *seq, size_t n, bool has_sub, uint64_t sub, unsigned char *out, size_t *ret_len)
+{
     size_t z = kinesis_seq_skip_zeros(seq, n);
     seq += z;
     n -= z;
@@ -135,7 +142,6 @@ int kinesis_pos_encode(const char *seq,
         len += 8;
     }
     *ret_len = len;
-    return 0;
 }
 
 bool kinesis_pos_is_valid(const unsigned char *pos, size_t len)

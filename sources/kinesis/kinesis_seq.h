@@ -54,6 +54,11 @@ SL_NODISCARD int kinesis_pos_encode(const char *seq,
                                     char *errbuf,
                                     size_t errlen);
 
+/* kinesis_pos_encode for a seq that kinesis_seq_check already accepted (GetRecords' answers are
+ * checked as they are read), so a record's digits are not checked twice. */
+void kinesis_pos_pack(
+    const char *seq, size_t n, bool has_sub, uint64_t sub, unsigned char *out, size_t *ret_len);
+
 /* True when pos[0..len) is a position kinesis_pos_encode could have written. */
 bool kinesis_pos_is_valid(const unsigned char *pos, size_t len);
 
