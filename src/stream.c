@@ -40,14 +40,13 @@
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
-#include "fh_partition.h"
 #include "fh_processing.h"
 #include "firehose_api.h"
 #include "log.h"
 #include "s3_keys.h"
-#include "s3_object.h"
 #include "spool.h"
 #include "stream_dest.h"
+#include "stream_key.h"
 #include "stream_part.h"
 #include "stream_xform.h"
 
@@ -71,9 +70,7 @@ struct sl_stream {
     uint64_t spool_max_bytes;
     struct sl_stream_parts *parts; /* records read (and transformed), not yet sealed */
     struct sl_stream_xform *xform; /* the transform stage, or NULL */
-    struct sl_strmap keys;         /* scratch: one record's partitionKeyFromQuery values */
-    struct sl_buf part;            /* scratch: one record's partition */
-    struct sl_buf line;            /* scratch: one record's error line */
+    struct sl_stream_key key;      /* a record's partition keys (dynamic partitioning) */
     size_t appending;              /* records appended to the spool and not yet acknowledged */
     struct sl_stream_obj *head;    /* sealed, oldest first; head is the one being written */
     struct sl_stream_obj *tail;
@@ -159,9 +156,8 @@ static void stream_add(struct sl_stream *s,
     }
 }
 
-/* A record (read from the spool, or transformed) into the partition of its keys: the query's
- * on its bytes and the function's (lambda); when they cannot be had, its error record goes
- * under ErrorOutputPrefix as partitioning-failed. */
+/* A record (read from the spool, or transformed) into the partition of its keys (stream_key.c);
+ * when they cannot be had, its error record goes under ErrorOutputPrefix instead. */
 static void stream_route(struct sl_stream *s,
                          const void *data,
                          size_t len,
@@ -174,43 +170,20 @@ static void stream_route(struct sl_stream *s,
         stream_add(s, &key, data, len, true, arrival_ms, id);
         return;
     }
-    const struct sl_fh_query *q = s->sc->processing ? s->sc->processing->query : NULL;
-    char err[256] = "";
-    sl_strmap_clear(&s->keys, false);
-    sl_buf_truncate(&s->part, 0);
-    int r = q ? sl_fh_query_extract(q, data, len, &s->keys, err, sizeof(err)) : 0;
-    struct sl_s3_vars vars = {.query = &s->keys, .lambda = lambda};
-    if (r == 0) {
-        r = sl_s3_layout_partition(s->sc->layout, &vars, &s->part, err, sizeof(err));
-    }
-    if (r == 0) {
-        key = (struct sl_stream_part_key){s->part.data ? s->part.data : "", s->part.len, &s->keys,
-                                          lambda, NULL};
-        stream_add(s, &key, data, len, true, arrival_ms, id);
-        return;
-    }
-    if (r == SL_EINVAL) {
-        (void)snprintf(err, sizeof(err), "Non JSON record provided");
-    }
-    struct sl_s3_error_rec e = {
-        .attempts_made = 1,
-        .arrival_ms = arrival_ms,
-        .error_code = SL_FH_PARTITION_ERR_CODE,
-        .error_message = err,
-        .attempt_ending_ms = sl_clock_wall_ms(s->env.clock),
-        .raw = data,
-        .raw_len = len,
-    };
-    sl_buf_truncate(&s->line, 0);
-    if (r == SL_ENOMEM || sl_s3_object_error_line(&s->line, &e) < 0) {
+    const void *line = NULL;
+    size_t line_len = 0;
+    int r = sl_stream_key_of(&s->key, data, len, arrival_ms, sl_clock_wall_ms(s->env.clock), lambda,
+                             &key, &line, &line_len);
+    if (r < 0) {
         sl_log_error(STREAM_COMP, s->sc->name,
                      "out of memory keying record %llu; it stays in the spool",
                      (unsigned long long)id);
-        return;
+    } else if (r == 0) {
+        stream_add(s, &key, data, len, true, arrival_ms, id);
+    } else {
+        s->stats.partition_failed++;
+        stream_add(s, &key, line, line_len, false, arrival_ms, id);
     }
-    s->stats.partition_failed++;
-    key = (struct sl_stream_part_key){.id = "", .error_type = SL_S3_PARTITIONING_FAILED};
-    stream_add(s, &key, s->line.data, s->line.len, false, arrival_ms, id);
 }
 
 /* One durable record read back from the spool: to the transform, or to its partition. */
@@ -544,8 +517,7 @@ int sl_stream_new(const struct sl_stream_conf *sc,
     s->sc = sc;
     s->env = *env;
     s->dest = env->dest;
-    sl_buf_init(&s->part);
-    sl_buf_init(&s->line);
+    sl_stream_key_init(&s->key, sc->processing ? sc->processing->query : NULL, sc->layout);
     s->size_bytes = sc->size_mb * STREAM_MIB;
     s->cap_bytes = 2 * s->size_bytes + SL_FIREHOSE_CALL_MAX;
     s->spool_max_bytes = env->spool_max_bytes;
@@ -761,9 +733,7 @@ static void stream_release(struct sl_stream *s)
     s->parts = NULL;
     sl_stream_xform_free(s->xform);
     s->xform = NULL;
-    sl_strmap_clear(&s->keys, false);
-    sl_buf_fini(&s->part);
-    sl_buf_fini(&s->line);
+    sl_stream_key_fini(&s->key);
     sl_stream_dest_free(s->dest);
     s->dest = NULL;
     uv_close((uv_handle_t *)&s->interval_timer, stream_close_cb);
