@@ -237,6 +237,11 @@ static void stream_fill(struct sl_stream *s)
             break;
         }
     }
+    if (stream_mem(s) >= (size_t)s->cap_bytes && !s->head) {
+        /* Memory is full of open partitions and nothing is being written: the partition due
+         * first goes now, so that records keep flowing (many partitions, none at SizeInMBs). */
+        sl_stream_parts_seal_due(s->parts, sl_stream_parts_next_due(s->parts), stream_emit, s);
+    }
     if (s->xform && (s->draining || s->quota_hit)) {
         sl_stream_xform_flush(s->xform, s->draining);
     }

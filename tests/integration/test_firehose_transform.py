@@ -304,3 +304,38 @@ def test_drain_timeout_keeps_transform_records(fn, sluice, tmp_path):
                        [b"H1", b"H2"], what="the records transformed after the restart", proc=s)
     assert s.stop() == 0, s.log_tail()
     assert under(out, "err/") == {}
+
+
+def test_partitions_within_memory_cap_keep_flowing(sluice, tmp_path):
+    """Many partitions, none reaching SizeInMBs, more bytes than the stream holds in memory
+    (twice SizeInMBs plus one call): the partition due first is delivered early, so every record
+    is delivered long before the 900 s interval, each partition's records under its own key."""
+    out = tmp_path / "out"
+    proc = {"Enabled": True, "Processors": [
+        {"Type": "MetadataExtraction", "Parameters": [
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{p: .p}"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]}
+    s = sluice(config(tmp_path, out, prefix="p=!{partitionKeyFromQuery:p}/",
+                      error_prefix="err/!{firehose:error-output-type}/", interval=900,
+                      processing=proc, dynamic=True), args=["--log-format", "json"])
+    url = endpoint(s)
+    pad = "x" * 5000
+    recs = [json.dumps({"p": "k%02d" % (i % 80), "i": i, "pad": pad}).encode()
+            for i in range(1800)]  # about 9 MB in 80 partitions of about 110 KB
+    for i in range(0, len(recs), 400):
+        put(url, *recs[i:i + 400])
+
+    def delivered():
+        return sum(v.count(b'"pad"') for v in objects(out).values())
+    # what memory cannot hold is delivered at once (what it can waits for its interval)
+    helpers.wait_until(lambda: delivered() >= 500, timeout=30,
+                       what="records delivered before the interval", proc=s)
+    assert s.stop() == 0, s.log_tail()
+    objs = objects(out, final=True)
+    seen = []
+    for k, v in objs.items():
+        part = k.split("/")[0]
+        docs = [json.loads(d) for d in v.replace(b"}{", b"}\n{").splitlines()]
+        assert {"p=" + d["p"] for d in docs} == {part}, k
+        seen += [d["i"] for d in docs]
+    assert sorted(seen) == list(range(1800))
