@@ -8,7 +8,8 @@ MetadataExtraction query or of the function's partitionKeys, one object per part
 record without its keys under the error prefix as partitioning-failed; a SIGKILL while a
 transform is in flight loses nothing (every acknowledged record is delivered transformed after
 the restart), and a drain that times out with a transform in flight leaves its records in the
-spool, never reports them failed."""
+spool, never reports them failed; many partitions within the memory cap keep flowing; and a
+transform before an HTTP endpoint sends it the transformed records."""
 
 import base64
 import json
@@ -339,3 +340,33 @@ def test_partitions_within_memory_cap_keep_flowing(sluice, tmp_path):
         assert {"p=" + d["p"] for d in docs} == {part}, k
         seen += [d["i"] for d in docs]
     assert sorted(seen) == list(range(1800))
+
+
+def test_transform_before_http_endpoint(fn, sluice, tmp_path):
+    """An HTTP endpoint destination with a Lambda processor: the endpoint receives the
+    transformed records; a failed one is written to its S3Configuration under
+    processing-failed."""
+    from test_firehose_dest import Endpoint, http_stream
+    fn.set_hook(lambda rq: answer(rq, upper_drop_fail))
+    ep = Endpoint(200)
+    try:
+        out = tmp_path / "backup"
+        st = http_stream(ep.url, "file://" + str(out))
+        st["HttpEndpointDestinationConfiguration"]["ProcessingConfiguration"] = processors()
+        st["HttpEndpointDestinationConfiguration"]["S3Configuration"]["ErrorOutputPrefix"] = "e/"
+        cfg = {"state_dir": str(tmp_path / "state"), "region": "us-east-1",
+               "listen": "127.0.0.1:0", "functions": {
+                   LAMBDA_ARN: helpers.http_fn(fn.url + "/xf", timeout=30)},
+               "delivery_streams": [st]}
+        s = sluice(cfg, args=["--log-format", "json"])
+        url = endpoint(s)
+        put(url, b"h1\n", b"fail-2\n", b"drop-3\n")
+        helpers.wait_until(lambda: ep.requests and under(out, "e/processing-failed/"),
+                           what="the endpoint's request and the failed record", proc=s)
+        got = [base64.b64decode(r["data"]) for _h, b in ep.requests for r in b["records"]]
+        assert got == [b"H1\n"]
+        lines = error_lines(out, "e/processing-failed/")
+        assert [base64.b64decode(e["rawData"]) for e in lines] == [b"fail-2\n"]
+        assert s.stop() == 0, s.log_tail()
+    finally:
+        ep.stop()
