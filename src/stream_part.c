@@ -15,7 +15,7 @@
 #include "alloc.h"
 #include "hash.h"
 
-#define PARTS_RECS_GROW 1024
+#define PARTS_RECS_MIN 1024 /* record slots of a new partition; doubled as it fills */
 
 struct sl_stream_parts {
     struct sl_stream_parts_conf conf;
@@ -187,7 +187,7 @@ int sl_stream_parts_add(struct sl_stream_parts *p,
         p->open[p->n++] = o;
     }
     if (o->n_records == o->recs_cap) {
-        size_t cap = o->recs_cap + PARTS_RECS_GROW;
+        size_t cap = o->recs_cap ? 2 * o->recs_cap : PARTS_RECS_MIN;
         struct sl_stream_dest_rec *recs = sl_realloc(o->recs, cap * sizeof(*recs));
         if (recs) {
             o->recs = recs;

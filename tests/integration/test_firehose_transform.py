@@ -9,7 +9,8 @@ record without its keys under the error prefix as partitioning-failed; a SIGKILL
 transform is in flight loses nothing (every acknowledged record is delivered transformed after
 the restart), and a drain that times out with a transform in flight leaves its records in the
 spool, never reports them failed; many partitions within the memory cap keep flowing; and a
-transform before an HTTP endpoint sends it the transformed records."""
+transform before an HTTP endpoint sends it the transformed records; partitions through the S3
+API (s3rver) land under their keys."""
 
 import base64
 import json
@@ -22,6 +23,7 @@ import time
 import helpers
 from fnserver import Reply
 from test_firehose import aws, b64, boto3_client, objects
+from test_firehose_dest import s3  # noqa: F401 (the fixture)
 from test_firehose_durable import endpoint
 
 NODE_DIR = os.path.join(helpers.REPO, "tests", "services", "node")
@@ -370,3 +372,34 @@ def test_transform_before_http_endpoint(fn, sluice, tmp_path):
         assert s.stop() == 0, s.log_tail()
     finally:
         ep.stop()
+
+
+def test_partitions_through_the_s3_api(sluice, tmp_path, s3):
+    """Dynamic partitioning to a bucket through the S3 API (tests/services' s3rver): objects
+    under each partition's key, read back through the S3 API; the failed record under the error
+    prefix, gzipped like the others."""
+    import gzip
+    from test_firehose_dest import listing, run, s3_env, s3_stream
+    endpoint_url, client, bucket = s3
+    client.create_bucket(Bucket=bucket)
+    proc = {"Enabled": True, "Processors": [
+        {"Type": "MetadataExtraction", "Parameters": [
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{t: .tenant}"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]}
+    stream = s3_stream(bucket, prefix="t=!{partitionKeyFromQuery:t}/!{timestamp:yyyy}/",
+                       compression="GZIP", interval=60,
+                       ErrorOutputPrefix="e/!{firehose:error-output-type}/",
+                       DynamicPartitioningConfiguration={"Enabled": True},
+                       ProcessingConfiguration=proc)
+    s, fh = run(sluice, tmp_path, stream, env=s3_env(endpoint_url))
+    recs = [b'{"tenant":"n"}\n', b'{"tenant":"s"}\n', b'{"tenant":"n"}\n', b'{"x":1}\n']
+    assert fh.put_record_batch(DeliveryStreamName="clicks",
+                               Records=[{"Data": r} for r in recs])["FailedPutCount"] == 0
+    assert s.stop() == 0, s.log_tail()
+    objs = {k.split("/")[0] + "/" + k.split("/")[1]: gzip.decompress(v)
+            for k, v in listing(client, bucket).items()}
+    year = time.strftime("%Y", time.gmtime())
+    assert objs["t=n/" + year] == recs[0] + recs[2]
+    assert objs["t=s/" + year] == recs[1]
+    assert json.loads(objs["e/partitioning-failed"])["rawData"] == b64(recs[3])
+    assert len(objs) == 3
