@@ -34,6 +34,7 @@
 #include "stream.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -537,7 +538,11 @@ int sl_stream_new(const struct sl_stream_conf *sc,
     };
     int r = sl_stream_parts_new(&pc, &s->parts);
     const struct sl_fh_processing *proc = sc->processing;
-    if (r == 0 && proc && proc->lambda.enabled && env->fn) {
+    if (r == 0 && proc && proc->lambda.enabled && !env->fn) {
+        (void)snprintf(errbuf, errlen, "%s: no function for its Lambda processor", sc->name);
+        r = SL_EINVAL; /* never deliver untransformed what the file says to transform */
+    }
+    if (r == 0 && proc && proc->lambda.enabled) {
         static const struct sl_stream_xform_ops ops = {
             .ok = stream_xform_ok,
             .dropped = stream_xform_dropped,

@@ -55,7 +55,7 @@ struct sl_stream_stats {
 /* Creates the stream of sc (borrowed; must outlive it) and opens its spool in env->spool_dir;
  * records a previous run left there are delivered. Takes env->dest, also on failure. Returns
  * 0, or SL_ENOMEM, SL_EIO or SL_EINVAL with errbuf naming the spool's directory and the
- * cause. */
+ * cause (or a Lambda processor without env->fn). */
 SL_NODISCARD int sl_stream_new(const struct sl_stream_conf *sc,
                                const struct sl_stream_env *env,
                                struct sl_stream **ret_s,
