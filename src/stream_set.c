@@ -3,7 +3,8 @@
  * the server only when there is a delivery stream, routes its requests to the Firehose API
  * (firehose_api.c) with the streams as the API's host (each stream's spool in
  * state_dir/streams/<DeliveryStreamName>), and drains, counts and frees the streams for the
- * daemon. It holds no buffering or API rules of its own. Loop thread. */
+ * daemon (and cancels their transforms at drain_timeout). It holds no buffering or API rules
+ * of its own. Loop thread. */
 #include "stream_set.h"
 
 #include <stdio.h>
