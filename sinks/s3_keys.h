@@ -38,6 +38,9 @@
 #define SL_S3_OPENSEARCH_FAILED        "AmazonOpenSearchService-failed"
 #define SL_S3_ELASTICSEARCH_FAILED     "elasticsearch-failed"
 #define SL_S3_FORMAT_CONVERSION_FAILED "format-conversion-failed"
+/* Dynamic partitioning: a record whose partition keys cannot be extracted (the value AWS's own
+ * integration tests of Firehose read back). */
+#define SL_S3_PARTITIONING_FAILED "partitioning-failed"
 
 /* Evaluated prefixes longer than this are refused (Firehose's semantic rules). */
 #define SL_S3_PREFIX_MAX 512

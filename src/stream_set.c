@@ -3,7 +3,8 @@
  * the server only when there is a delivery stream, routes its requests to the Firehose API
  * (firehose_api.c) with the streams as the API's host (each stream's spool in
  * state_dir/streams/<DeliveryStreamName>), and drains, counts and frees the streams for the
- * daemon. It holds no buffering or API rules of its own. Loop thread. */
+ * daemon (and cancels their transforms at drain_timeout). It holds no buffering or API rules
+ * of its own. Loop thread. */
 #include "stream_set.h"
 
 #include <stdio.h>
@@ -60,6 +61,7 @@ static void set_handler(void *arg, struct sl_httpd_req *req)
 int sl_stream_set_new(const struct sl_config *cfg,
                       uv_loop_t *loop,
                       struct sl_httpc *httpc,
+                      struct sl_function *const *fns,
                       struct sl_stream_set **ret_set,
                       char *errbuf,
                       size_t errlen)
@@ -103,6 +105,9 @@ int sl_stream_set_new(const struct sl_config *cfg,
             .spool_dir = dir,
             .spool_max_bytes =
                 (uint64_t)(sc->spool_max_bytes > 0 ? sc->spool_max_bytes : cfg->spool_max_bytes),
+            .fn = sc->transform_fn ? fns[sc->transform_fn - cfg->functions] : NULL,
+            .stream_arn = arn,
+            .region = cfg->region,
         };
         char err[512] = "";
         r = sl_stream_dest_new(sc, &denv, &env.dest, err, sizeof(err));
@@ -156,6 +161,13 @@ void sl_stream_set_drain(struct sl_stream_set *set)
     }
     for (size_t i = 0; i < set->n; i++) {
         sl_stream_drain(set->streams[i]);
+    }
+}
+
+void sl_stream_set_cancel(struct sl_stream_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        sl_stream_cancel(set->streams[i]);
     }
 }
 
