@@ -33,6 +33,7 @@
 #define API_TARGET_PREFIX "Firehose_20150804."
 #define API_NAME_MAX      64
 #define API_LIST_MAX      10000
+#define API_RETRY_AFTER_S "1" /* seconds, in the Retry-After of a 503 */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Answers */
@@ -405,9 +406,14 @@ static int api_put(struct sl_firehose_host *host,
     r = host->put(host->arg, (size_t)idx, recs, n, &p->took, api_put_done, p);
     if (r < 0) {
         sl_free(p);
-        if (r == SL_ETHROTTLED || r == SL_ECANCELED) {
+        if (r == SL_ETHROTTLED) {
             /* Nothing stored: the SDKs back off and send the records again. */
             r = api_put_reply(host, batch, n, 0, 0, ret);
+        } else if (r == SL_ECANCELED) {
+            /* Shutting down: the whole call fails as a 503, which the SDKs retry on their own
+             * (a per-record failure only a producer's own loop sends again). */
+            r = api_error(ret, 503, "ServiceUnavailableException",
+                          "The service is shutting down; send the records again.");
         } else if (r != SL_ENOMEM) {
             r = api_error(ret, 500, "InternalFailure", "The records could not be stored: %s",
                           sl_strerror(r));
@@ -658,6 +664,12 @@ static void api_answer(struct sl_httpd_req *req, struct sl_firehose_reply *rep)
     int hr = sl_httpd_req_add_header(req, "x-amzn-RequestId", request_id);
     if (rep->error_type && hr == 0) {
         hr = sl_httpd_req_add_header(req, "x-amzn-ErrorType", rep->error_type);
+    }
+    if (rep->status == 503 && hr == 0) {
+        /* Beyond AWS: when to come back. The JavaScript SDK waits at least this long before
+         * its retry (its own backoff starts at tens of ms), which gives a full spool time to
+         * deliver, or a restarted process time to listen. */
+        hr = sl_httpd_req_add_header(req, "Retry-After", API_RETRY_AFTER_S);
     }
     if (rep->error_type) {
         sl_log_limited(&limit, sl_clock_now_ms(&sl_clock_system), 1000, (int)rep->status,

@@ -28,7 +28,9 @@ SL_NODISCARD int sl_stream_set_new(const struct sl_config *cfg,
                                    char *errbuf,
                                    size_t errlen);
 
-/* Stops taking connections and delivers what every stream holds (SIGTERM, end of idle). */
+/* Stops taking connections and puts (a put from then on is answered ServiceUnavailableException;
+ * puts already taken are answered once durable) and delivers what every stream holds (SIGTERM,
+ * end of idle). */
 void sl_stream_set_drain(struct sl_stream_set *set);
 
 /* Records accepted and not yet delivered, in all streams, plus requests being answered. */

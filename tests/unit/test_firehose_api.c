@@ -31,11 +31,12 @@
 struct fake {
     struct sl_stream_conf confs[2];
     struct sl_firehose_host host;
-    size_t puts; /* put calls */
-    size_t recs; /* records handed over */
-    size_t take; /* how many of a put to take; SIZE_MAX: all; 0: SL_ETHROTTLED */
-    bool defer;  /* keep the put's callback for the test to call (durable later) */
-    int status;  /* what the put's callback says when called at once */
+    size_t puts;  /* put calls */
+    size_t recs;  /* records handed over */
+    size_t take;  /* how many of a put to take; SIZE_MAX: all; 0: SL_ETHROTTLED */
+    bool defer;   /* keep the put's callback for the test to call (durable later) */
+    bool closing; /* the host is shutting down: puts return SL_ECANCELED */
+    int status;   /* what the put's callback says when called at once */
     sl_firehose_put_cb put_cb;
     void *put_arg;
     size_t later;                       /* answers that came later */
@@ -62,6 +63,9 @@ static int fake_put(void *arg,
     struct fake *f = arg;
     (void)i;
     f->puts++;
+    if (f->closing) {
+        return SL_ECANCELED;
+    }
     size_t took = n < f->take ? n : f->take;
     if (took == 0) {
         return SL_ETHROTTLED;
@@ -221,6 +225,27 @@ static void test_firehose_api_partial_put(void **state)
     call(f, T_PUT, "{\"DeliveryStreamName\":\"clicks\",\"Record\":{\"Data\":\"YQ==\"}}");
     assert_int_equal(f->rep.status, 503);
     assert_string_equal(f->rep.error_type, "ServiceUnavailableException");
+}
+
+/* A host shutting down takes nothing: the whole call is a 503 ServiceUnavailableException, which
+ * the SDKs retry on their own (a per-record failure in a 200 they would not). */
+static void test_firehose_api_put_while_closing(void **state)
+{
+    struct fake *f = *state;
+    f->closing = true;
+    call(f, T_BATCH,
+         "{\"DeliveryStreamName\":\"clicks\",\"Records\":[{\"Data\":\"YQ==\"},{\"Data\":\"Yg==\"}]"
+         "}");
+    assert_int_equal(f->rep.status, 503);
+    assert_string_equal(f->rep.error_type, "ServiceUnavailableException");
+    assert_string_equal(cJSON_GetObjectItem(f->json, "__type")->valuestring,
+                        "ServiceUnavailableException");
+    assert_null(cJSON_GetObjectItem(f->json, "RequestResponses"));
+    call(f, T_PUT, "{\"DeliveryStreamName\":\"clicks\",\"Record\":{\"Data\":\"YQ==\"}}");
+    assert_int_equal(f->rep.status, 503);
+    assert_string_equal(f->rep.error_type, "ServiceUnavailableException");
+    assert_int_equal(f->recs, 0);
+    assert_int_equal(f->later, 0);
 }
 
 static void test_firehose_api_unknown_stream(void **state)
@@ -453,7 +478,7 @@ int main(void)
         T(put_record_batch),    T(put_record),    T(partial_put),
         T(unknown_stream),      T(record_counts), T(sizes),
         T(malformed),           T(describe),      T(list),
-        T(answer_when_durable), T(not_durable),
+        T(answer_when_durable), T(not_durable),   T(put_while_closing),
     };
 #undef T
     return cmocka_run_group_tests_name("firehose_api", tests, NULL, NULL);
