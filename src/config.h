@@ -98,6 +98,8 @@ struct sl_stream_conf {
     char *path;                   /* "$.delivery_streams[0]", for messages */
     struct sl_s3_layout *layout;  /* Prefix and ErrorOutputPrefix, compiled (s3_keys.h) */
     struct sl_fh_http_conf *http; /* HttpEndpointDestinationConfiguration, or NULL (S3) */
+    int64_t backup_size_mb;       /* an HTTP endpoint's S3Configuration.BufferingHints: */
+    int64_t backup_interval_s;    /* described by DescribeDeliveryStream, otherwise unused */
 };
 
 struct sl_config {
