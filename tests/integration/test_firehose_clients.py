@@ -203,6 +203,42 @@ def test_js_sdk_retries_at_the_quota(sluice, tmp_path):
     assert ex["IncomingRecords"] == 6
 
 
+def test_boto3_and_cli_retry_put_record_at_the_quota(sluice, tmp_path):
+    """Two streams whose 64 KiB spools are filled to the brim (four 16 KB records; interval 900,
+    so nothing is delivered before the quota is hit): boto3's put_record to one and the AWS
+    CLI's put-record to the other are answered 503 ServiceUnavailableException, which delivers
+    what the spool holds; each client's own retry then succeeds, and every record is delivered
+    once."""
+    body = "b" * 16000
+    confs = []
+    for name in ("clicks", "audit"):
+        c = stream_conf(tmp_path / name, name=name, size_mb=1, interval=900)
+        c["spool_max_bytes"] = "64KiB"
+        confs.append(c)
+    s, url = start(sluice, tmp_path, *confs)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=30)
+    for name in ("clicks", "audit"):
+        status, _h, ans = put_batch(conn, ["%s-%d-%s\n" % (name, i, body) for i in range(4)],
+                                    stream=name)
+        assert status == 200 and ans["FailedPutCount"] == 0, ans
+    conn.close()
+    got = boto3_client(url).put_record(DeliveryStreamName="clicks",
+                                       Record={"Data": ("boto3-" + body + "\n").encode()})
+    assert got["RecordId"] and got["ResponseMetadata"]["RetryAttempts"] >= 1, got
+    r = aws(tmp_path, url, "put-record", "--delivery-stream-name", "audit",
+            "--record", json.dumps({"Data": b64("cli-" + body + "\n")}))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["RecordId"]
+    assert s.stop() == 0, s.log_tail()
+    for name, client in (("clicks", "boto3"), ("audit", "cli")):
+        want = ["%s-%d-%s" % (name, i, body) for i in range(4)] + [client + "-" + body]
+        assert sorted(lines_of(tmp_path / name)) == sorted(want), name
+    ex = helpers.exit_lines(s)
+    assert len(ex) == 2
+    for e in ex:  # each client's failed attempt, then its retry
+        assert e["IncomingRecords"] == 5 and e["ThrottledRecords"] >= 1, e
+
+
 # ------------------------------------------------------------------------------------------
 # DescribeDeliveryStream of an HTTP endpoint stream
 
@@ -361,6 +397,62 @@ def test_puts_racing_sigterm(sluice, tmp_path):
     assert refused  # some producer met the drain
     ex = helpers.exit_counters(s)
     assert ex["IncomingRecords"] == len(acked) == ex["DeliveryToS3.Records"]
+
+
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def test_js_producer_across_a_restart(sluice, tmp_path):
+    """A JavaScript SDK producer (resending what is refused, as applications do) puts while
+    sluice gets SIGTERM and starts again on the same port: the calls during the drain and the
+    restart fail (503 ServiceUnavailableException with Retry-After, or no connection), the SDK
+    (or past its retries the producer) sends them again, and every record is delivered, once;
+    none is lost."""
+    out = tmp_path / "out"
+    cfg = {"state_dir": str(tmp_path / "state"), "region": "us-east-1",
+           "listen": "127.0.0.1:%d" % free_port(), "drain_timeout": "60s",
+           "delivery_streams": [stream_conf(out, size_mb=1, interval=1)]}
+    s = sluice(cfg, args=["--log-format", "json"])
+    url = "http://" + cfg["listen"]
+    helpers.wait_until(lambda: "listening on" in s.log(), what="listening", proc=s)
+    if not shutil.which("node") or not os.path.exists(
+            os.path.join(NODE_DIR, "node_modules", "@aws-sdk", "client-firehose")):
+        helpers.missing("node and @aws-sdk/client-firehose (npm ci in tests/services/node)")
+    steps = tmp_path / "produce.json"
+    steps.write_text(json.dumps([{"op": "Produce", "input": {
+        "DeliveryStreamName": "clicks", "batches": 400, "size": 25, "prefix": "p",
+        "pauseMs": 100, "everyMs": 5}}]))
+    with open(str(steps)) as fin:
+        producer = subprocess.Popen(["node", SDK_SCRIPT, url], stdin=fin,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        helpers.wait_until(lambda: len(lines_of(out, final=False)) >= 200, timeout=60,
+                           what="records delivered before the restart", proc=s)
+        s.signal(signal.SIGTERM)
+        assert s.wait(30) == 0, s.log_tail()
+        first = len(lines_of(out))
+        s.start()
+        helpers.wait_until(lambda: "listening on" in s.log(), what="listening again", proc=s)
+        stdout, stderr = producer.communicate(timeout=120)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+    assert producer.returncode == 0, stderr
+    res = json.loads(stdout.splitlines()[0])["ok"]
+    print("\nbefore the restart %d delivered; the producer saw %s" % (first, res))
+    assert s.stop() == 0, s.log_tail()
+    got = lines_of(out)
+    want = {"p-%d-%d" % (b, n) for b in range(400) for n in range(25)}
+    assert set(got) == want  # every record delivered
+    assert len(got) == len(want)  # once: nothing refused was also stored
+    assert first < len(want)  # the restart came while the producer was putting
+    # and some call met it: retried by the SDK (after a 503's Retry-After, or no connection)
+    # or, past its retries, by the producer
+    assert res["retriedCalls"] + sum(res["errors"].values()) > 0, res
 
 
 # ------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 // with "parallel": N runs N copies of its call at once (a Text may hold "{i}", replaced by the
 // copy's index). Prints one JSON line per step: {"ok": output} or {"error": name, "fault", "status"},
 // with the attempts the SDK made ($metadata.attempts; for parallel steps, a list of results).
-// The SDK's own retry (its standard mode) is what retries a refused call.
+// The SDK's own retry (its standard mode) is what retries a refused call; the step "Produce" is
+// an application's loop around it.
 import { readFileSync } from 'node:fs';
 import {
   FirehoseClient,
@@ -43,6 +44,7 @@ function decoded(input, i) {
 }
 
 async function call(step, i) {
+  if (step.op === 'Produce') return produce(step.input);
   const Command = commands[step.op];
   if (!Command) return { error: 'NoSuchOp', fault: step.op };
   const started = Date.now();
@@ -59,6 +61,35 @@ async function call(step, i) {
       message: e.message,
     };
   }
+}
+
+// A producer as applications write one: `batches` PutRecordBatch calls of `size` records
+// ("<prefix>-<batch>-<n>\n"), each call's failed records sent again, and a call that failed as
+// a whole (after the SDK's own retries) sent again after `pauseMs`, until every record is taken;
+// `everyMs` between calls.
+async function produce(input) {
+  const errors = {};
+  let refusedRecords = 0;
+  let retriedCalls = 0; // calls the SDK itself sent more than once
+  for (let b = 0; b < input.batches; b++) {
+    let pending = Array.from({ length: input.size }, (_, n) => `${input.prefix}-${b}-${n}\n`);
+    while (pending.length) {
+      try {
+        const out = await client.send(new PutRecordBatchCommand({
+          DeliveryStreamName: input.DeliveryStreamName,
+          Records: pending.map((x) => ({ Data: Buffer.from(x) })),
+        }));
+        retriedCalls += out.$metadata.attempts > 1 ? 1 : 0;
+        pending = pending.filter((_, i) => !out.RequestResponses[i].RecordId);
+        refusedRecords += pending.length;
+      } catch (e) {
+        errors[e.name] = (errors[e.name] || 0) + 1;
+        await new Promise((r) => setTimeout(r, input.pauseMs ?? 200));
+      }
+    }
+    if (input.everyMs) await new Promise((r) => setTimeout(r, input.everyMs));
+  }
+  return { ok: { errors, refusedRecords, retriedCalls } };
 }
 
 const steps = JSON.parse(readFileSync(0, 'utf8'));
