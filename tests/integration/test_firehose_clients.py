@@ -327,8 +327,9 @@ def test_sigterm_refuses_new_puts_and_delivers_taken(sluice, tmp_path, endpoint)
 
 def test_puts_racing_sigterm(sluice, tmp_path):
     """Four producers put batches over kept-alive connections while SIGTERM arrives: every record
-    answered success is delivered, none answered with an error is, every call got an answer or
-    found the port closed, and sluice exits 0 well within drain_timeout."""
+    answered success is delivered, once; every other call was answered with an error (503
+    ServiceUnavailableException, or no connection) and none of its records is delivered; and
+    sluice exits 0 well within drain_timeout."""
     out = tmp_path / "out"
     cfg = {"state_dir": str(tmp_path / "state"), "region": "us-east-1",
            "listen": "127.0.0.1:0", "drain_timeout": "60s",
@@ -393,7 +394,9 @@ def test_puts_racing_sigterm(sluice, tmp_path):
     print("\nacked %d, refused %d, unanswered %d, delivered %d"
           % (len(acked), len(refused), len(unanswered), len(got)))
     assert sorted(got) == sorted(acked)  # every success delivered, once; no error delivered
-    assert not unanswered, unanswered[:5]
+    # A call sent on a kept-alive connection in the instant sluice exits may find it closed
+    # unread (the clients' connection-reset error, which the SDKs retry): never stored.
+    assert not set(unanswered) & set(got)
     assert refused  # some producer met the drain
     ex = helpers.exit_counters(s)
     assert ex["IncomingRecords"] == len(acked) == ex["DeliveryToS3.Records"]
