@@ -7,8 +7,9 @@
  * hands decoded records to its host (stream.c's streams) and answers a put only when the host
  * says they are durable (the HTTP request waits, suspended, meanwhile; the server keeps a
  * request whose connection closed until it is answered); it knows nothing of spools, buffers
- * or destinations. Signatures are not checked, and headers are never logged (they carry them).
- * Loop thread. */
+ * or destinations. A put the host refuses because it is shutting down fails as a whole (503
+ * ServiceUnavailableException, which the SDKs retry); every 503 carries Retry-After. Signatures
+ * are not checked, and headers are never logged (they carry them). Loop thread. */
 #include "firehose_api.h"
 
 #include <inttypes.h>

@@ -14,7 +14,12 @@
  * its inter-thread channel, so the poll fires and MHD_run sends the answer.
  *
  * About bodies: the buffer is sized from Content-Length once (capped at max_body_bytes) so a
- * body arriving in many chunks is copied once, into place. */
+ * body arriving in many chunks is copied once, into place.
+ *
+ * About shutdown: a request is busy from its first bytes until its answer is sent (or its
+ * connection is gone), so a drain that waits for busy to reach 0 never cuts a request or an
+ * answer short. Once quiesced, the listening socket is closed and every answer carries
+ * Connection: close, so kept-alive clients leave rather than send more. */
 #include "httpd.h"
 
 #include <assert.h>

@@ -33,7 +33,8 @@ SL_NODISCARD int sl_stream_set_new(const struct sl_config *cfg,
  * end of idle). */
 void sl_stream_set_drain(struct sl_stream_set *set);
 
-/* Records accepted and not yet delivered, in all streams, plus requests being answered. */
+/* Records accepted and not yet delivered, in all streams, plus requests begun and not yet
+ * answered and sent. */
 size_t sl_stream_set_in_flight(const struct sl_stream_set *set);
 
 /* Records received so far, in all streams: --until-idle's measure of activity. */
