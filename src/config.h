@@ -103,6 +103,8 @@ struct sl_stream_conf {
     struct sl_fh_processing *processing;
     struct sl_function_conf *transform_fn; /* the function its LambdaArn names, or NULL */
     bool dynamic_partitioning;             /* DynamicPartitioningConfiguration.Enabled */
+    int64_t backup_size_mb;                /* an HTTP endpoint's S3Configuration.BufferingHints: */
+    int64_t backup_interval_s; /* described by DescribeDeliveryStream, otherwise unused */
 };
 
 struct sl_config {

@@ -407,6 +407,10 @@ static int stream_load_dest(struct config_ctx *cc,
         goto done;
     }
     r = 0;
+    if (backup) {
+        sc->backup_size_mb = hints_conf.size_mb;
+        sc->backup_interval_s = hints_conf.interval_s;
+    }
     if (sc->bucket_arn) {
         stream_check_bucket(cc, sc, dpath);
     }

@@ -31,14 +31,17 @@ SL_NODISCARD int sl_stream_set_new(const struct sl_config *cfg,
                                    char *errbuf,
                                    size_t errlen);
 
-/* Stops taking connections and delivers what every stream holds (SIGTERM, end of idle). */
+/* Stops taking connections and puts (a put from then on is answered ServiceUnavailableException;
+ * puts already taken are answered once durable) and delivers what every stream holds (SIGTERM,
+ * end of idle). */
 void sl_stream_set_drain(struct sl_stream_set *set);
 
 /* Cancels the transform batches in flight, whose records stay in the spool (drain_timeout),
  * before the functions are stopped. */
 void sl_stream_set_cancel(struct sl_stream_set *set);
 
-/* Records accepted and not yet delivered, in all streams, plus requests being answered. */
+/* Records accepted and not yet delivered, in all streams, plus requests begun and not yet
+ * answered and sent. */
 size_t sl_stream_set_in_flight(const struct sl_stream_set *set);
 
 /* Records received so far, in all streams: --until-idle's measure of activity. */
