@@ -69,6 +69,12 @@ struct sl_mapping_conf {
     int64_t max_concurrency;            /* ScalingConfig.MaximumConcurrency, 0 = no cap */
     cJSON *json;                        /* owned: the mapping's object, ${VAR} expanded */
     char *path;                         /* "$.mappings[0]", for messages */
+    /* A mapping whose FunctionName is a delivery stream's ARN
+     * (arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME) feeds that stream (stream_feed.c)
+     * instead of invoking a function (function is NULL): */
+    char *delivery_stream; /* NAME (owned), or NULL */
+    size_t stream_index;   /* its index in sl_config.streams */
+    bool stream_source;    /* made by a KinesisStreamSourceConfiguration (config_stream.c) */
 };
 
 /* One entry of "delivery_streams", in the shape of Firehose's CreateDeliveryStream request
@@ -98,6 +104,11 @@ struct sl_stream_conf {
     char *path;                   /* "$.delivery_streams[0]", for messages */
     struct sl_s3_layout *layout;  /* Prefix and ErrorOutputPrefix, compiled (s3_keys.h) */
     struct sl_fh_http_conf *http; /* HttpEndpointDestinationConfiguration, or NULL (S3) */
+    /* DeliveryStreamType KinesisStreamAsSource: KinesisStreamSourceConfiguration's
+     * KinesisStreamARN (owned; read by a mapping config_stream.c adds, whose stream_source is
+     * set), else NULL (DirectPut); its RoleARN, kept and never assumed. */
+    char *kinesis_arn;
+    char *kinesis_role_arn;
 };
 
 struct sl_config {
@@ -131,6 +142,7 @@ extern const struct sl_opt sl_config_mapping_opts[];
 extern const struct sl_opt sl_config_stream_opts[];
 extern const struct sl_opt sl_config_stream_s3_opts[];
 extern const struct sl_opt sl_config_stream_hints_opts[];
+extern const struct sl_opt sl_config_stream_kinesis_opts[];
 
 /* Prints every option table (daemon, mapping, each function type, each source). */
 void sl_config_print_options(FILE *out, bool markdown);

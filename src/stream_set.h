@@ -11,6 +11,7 @@
 #include "err.h"
 
 struct sl_config;
+struct sl_function;
 struct sl_httpc;
 
 /* Every delivery stream of a configuration and the HTTP server that feeds them. Loop thread. */
@@ -27,6 +28,17 @@ SL_NODISCARD int sl_stream_set_new(const struct sl_config *cfg,
                                    struct sl_stream_set **ret_set,
                                    char *errbuf,
                                    size_t errlen);
+
+/* The function a mapping feeding stream i (cfg->streams[i]; its FunctionName is the stream's ARN)
+ * is given (stream_feed.c): one per stream, made at the first call, owned by the set (freed by
+ * sl_stream_set_free, after the mappings). Returns 0 and *ret_fn, SL_EINVAL (no such stream) or
+ * SL_ENOMEM. */
+SL_NODISCARD int
+sl_stream_set_feed(struct sl_stream_set *set, size_t i, struct sl_function **ret_fn);
+
+/* Cancels the feeds' invocations waiting for room in a full spool (drain_timeout): each is
+ * answered canceled; what they appended stays. */
+void sl_stream_set_cancel(struct sl_stream_set *set);
 
 /* Stops taking connections and delivers what every stream holds (SIGTERM, end of idle). */
 void sl_stream_set_drain(struct sl_stream_set *set);
