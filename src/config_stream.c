@@ -7,9 +7,13 @@
  * UNCOMPRESSED or GZIP) or an HttpEndpointDestinationConfiguration (read by fh_http_conf.c)
  * with its S3Configuration, the backup. It owns the option tables of the S3 keys and the rules
  * between keys; prefixes are compiled here by s3_keys.c, so a bad expression is a config error
- * naming its JSON path. What this build cannot do yet (other destinations, Kinesis as source,
- * transforms, dynamic partitioning, other compressions) is refused by name, never ignored, so
- * a pipeline never runs differently from what its file says. Reports through config_error.c;
+ * naming its JSON path. The source: DeliveryStreamType DirectPut, or KinesisStreamAsSource
+ * whose KinesisStreamSourceConfiguration becomes a mapping of that Kinesis stream into the
+ * stream (config_mapping.c loads it; stream_feed.c runs it); and the mappings whose FunctionName
+ * is a delivery stream's ARN are linked to their stream here. What this build cannot do yet
+ * (other destinations and sources, transforms, dynamic partitioning, other compressions) is
+ * refused by name, never ignored, so a pipeline never runs differently from what its file
+ * says. Reports through config_error.c;
  * called by config.c. Main thread, at start-up. */
 #include "config_int.h"
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* stream.c: one Firehose-style delivery stream: the records put through the ingest API are
- * appended to the stream's durable spool (spool.h) and acknowledged once fsynced; the buffer
+/* stream.c: one Firehose-style delivery stream: the records put through the ingest API (or by
+ * a mapping feeding the stream, stream_feed.c, through sl_stream_put_in) are appended to the
+ * stream's durable spool (spool.h) and acknowledged once fsynced; the buffer
  * reads them back from the spool and delivers them as one object when BufferingHints.SizeInMBs
  * or IntervalInSeconds is reached, whichever comes first (IntervalInSeconds 0: each put at
  * once; the interval counts from the oldest record's arrival, so records replayed after a crash
