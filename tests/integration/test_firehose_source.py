@@ -273,3 +273,39 @@ def test_file_source_sigkill_at_least_once(sluice, tmp_path):
     assert s.stop() == 0, s.log_tail()
     got = lines(out, final=True, sep=";")
     assert set(got) == set(want)  # none lost; repeats allowed (at least once)
+
+
+def test_kinesis_source_transform_gets_record_metadata(kinesis, sluice, fn, tmp_path):
+    """A Lambda processor of a KinesisStreamAsSource stream receives Firehose's event for that
+    source: sourceKinesisStreamArn, and each record's kinesisRecordMetadata (shardId,
+    partitionKey, sequenceNumber, subsequenceNumber, approximateArrivalTimestamp) as Kinesis
+    gave them; Powertools' KinesisFirehoseSchema accepts it; the transformed bytes land."""
+    from test_firehose_transform import answer, powertools_accepts, processors
+    fn.set_hook(lambda rq: answer(rq, lambda d: ("Ok", d.upper(), None)))
+    stream = create_stream(kinesis, shards=2)
+    out = tmp_path / "out"
+    d = dest(out)
+    d["ProcessingConfiguration"] = processors()
+    d["ProcessingConfiguration"]["Processors"][0]["Parameters"][0]["ParameterValue"] = "xf"
+    cfg = kinesis_config(tmp_path, stream, out)
+    cfg["delivery_streams"][0]["ExtendedS3DestinationConfiguration"] = d
+    cfg["functions"] = {"xf": helpers.http_fn(fn.url + "/xf", timeout=30)}
+    s = start(sluice, cfg, kinesis, 2)
+    sent = put(kinesis, stream, [("k-%d" % i, b"rec-%d\n" % i) for i in range(20)])
+    wait_lines(s, out, ["REC-%d" % i for i in range(20)])
+    assert s.stop() == 0, s.log_tail()
+    evs = [rq.json for rq in fn.requests()]
+    assert evs
+    by_seq = {seq: (shard, key) for shard, seq, key, _ in sent}
+    seen = set()
+    for ev in evs:
+        assert ev["sourceKinesisStreamArn"] == arn(stream)
+        for r in ev["records"]:
+            m = r["kinesisRecordMetadata"]
+            assert m["sequenceNumber"] in by_seq, m
+            assert (m["shardId"], m["partitionKey"]) == by_seq[m["sequenceNumber"]]
+            assert m["subsequenceNumber"] == 0
+            assert m["approximateArrivalTimestamp"] == r["approximateArrivalTimestamp"]
+            seen.add(m["sequenceNumber"])
+    assert seen == set(by_seq)
+    powertools_accepts(evs)
