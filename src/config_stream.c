@@ -10,10 +10,8 @@
  * naming its JSON path. A ProcessingConfiguration is read by fh_processing.c (its LambdaArn
  * resolved here as a mapping's FunctionName: a key of "functions" or a Lambda name or ARN), and
  * DynamicPartitioningConfiguration by fh_partition.c, which also checks the Prefix's partition
- * keys against the methods. The source: DeliveryStreamType DirectPut, or KinesisStreamAsSource
- * whose KinesisStreamSourceConfiguration becomes a mapping of that Kinesis stream into the
- * stream (config_mapping.c loads it; stream_feed.c runs it); and the mappings whose FunctionName
- * is a delivery stream's ARN are linked to their stream here. What this build cannot do yet
+ * keys against the methods. The source (DeliveryStreamType, KinesisStreamSourceConfiguration)
+ * is config_stream_source.c's. What this build cannot do yet
  * (other destinations and sources, other compressions) is refused by name, never ignored, so a
  * pipeline never runs differently from what its file says. Reports through config_error.c;
  * called by config.c. Main thread, at start-up. */
@@ -23,8 +21,6 @@
 
 #include "fh_http.h"
 #include "fh_processing.h"
-#include "registry.h"
-#include "source.h"
 #include "s3_file.h"
 #include "s3_keys.h"
 #include "s3_put.h"
@@ -181,18 +177,6 @@ const struct sl_opt sl_config_stream_hints_opts[] = {
     {"IntervalInSeconds", SL_OPT_INT, "300", 0, 900, CONF_OFF(interval_s), 0, NULL,
      "Deliver an object this long after its first record arrived, whichever comes first; 0 "
      "delivers the records of each put at once."},
-    {0},
-};
-
-/* KinesisStreamSourceConfiguration, into struct sl_stream_conf. */
-const struct sl_opt sl_config_stream_kinesis_opts[] = {
-    {"KinesisStreamARN", SL_OPT_STR, NULL, 0, -1, CONF_OFF(kinesis_arn), SL_OPT_REQUIRED, NULL,
-     "arn:aws:kinesis:REGION:ACCOUNT:stream/NAME: read as a Kinesis mapping reads it (the same "
-     "endpoint and credentials: AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL), every shard, "
-     "parents before children, KPL aggregates split, from LATEST at the first start and from "
-     "the checkpoint after; each shard's checkpoint moves once its records are in the spool."},
-    {"RoleARN", SL_OPT_STR, NULL, 0, -1, CONF_OFF(kinesis_role_arn), 0, NULL,
-     "Accepted and kept; sluice assumes no role."},
     {0},
 };
 
@@ -533,179 +517,6 @@ static int stream_load_http(struct config_ctx *cc,
     return stream_load_dest(cc, sc, s3, spath, true, &unused);
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Sources */
-
-enum { STREAM_DIRECT_PUT, STREAM_KINESIS_SOURCE }; /* DeliveryStreamType's first two values */
-
-/* The KinesisStreamARN's problems, checked by the Kinesis source itself (its ARN rules), each
- * reported at path.KinesisStreamARN. */
-static int stream_check_kinesis_arn(struct config_ctx *cc, const char *arn, const char *kpath)
-{
-    const struct sl_source_ops *src = sl_source_for_arn(arn);
-    if (!src || strcmp(src->name, "kinesis") != 0) {
-        int r = config_error_left_out(cc, kpath, "KinesisStreamARN", arn, true);
-        if (r != 0) {
-            return r;
-        }
-        config_error(cc,
-                     "%s: %s.KinesisStreamARN: \"%s\" is not a Kinesis stream ARN; allowed: "
-                     "arn:aws:kinesis:REGION:ACCOUNT:stream/NAME",
-                     cc->file, kpath, arn);
-        return SL_ECONFIG;
-    }
-    void *ctx = sl_calloc(1, src->ctx_size);
-    if (!ctx || sl_opt_defaults(src->opts, ctx) < 0) {
-        sl_free(ctx);
-        return SL_ENOMEM;
-    }
-    char err[1024] = "";
-    int r = src->check(ctx, arn, err, sizeof(err));
-    sl_opt_free(src->opts, ctx);
-    sl_free(ctx);
-    if (r == SL_ENOMEM || r == 0) {
-        return r;
-    }
-    static const char key[] = "EventSourceArn: ";
-    for (const char *line = err; *line;) {
-        size_t n = strcspn(line, "\n");
-        bool keyed = strncmp(line, key, sizeof(key) - 1) == 0;
-        size_t skip = keyed ? sizeof(key) - 1 : 0;
-        config_error(cc, "%s: %s.KinesisStreamARN: %.*s", cc->file, kpath, (int)(n - skip),
-                     line + skip);
-        line += n;
-        line += *line == '\n';
-    }
-    return SL_ECONFIG;
-}
-
-/* The mapping that reads a KinesisStreamAsSource stream's Kinesis stream into it (stream_feed.c):
- * Firehose's reading (from LATEST, KPL aggregates split, GetRecords about once a second per
- * shard) under every mapping rule; its records go in as they are, with their metadata. Errors
- * are reported at kpath. */
-static int stream_add_kinesis_mapping(struct config_ctx *cc,
-                                      const struct sl_stream_conf *sc,
-                                      const char *kpath)
-{
-    struct sl_buf fn;
-    sl_buf_init(&fn);
-    int r = sl_buf_printf(&fn, "arn:aws:firehose:%s:000000000000:deliverystream/%s",
-                          cc->cfg->region ? cc->cfg->region : "us-east-1", sc->name);
-    cJSON *m = r == 0 ? cJSON_CreateObject() : NULL;
-    if (!m || !cJSON_AddStringToObject(m, "EventSourceArn", sc->kinesis_arn) ||
-        !cJSON_AddStringToObject(m, "FunctionName", fn.data) ||
-        !cJSON_AddStringToObject(m, "StartingPosition", "LATEST") ||
-        !cJSON_AddNumberToObject(m, "BatchSize", 10000) ||
-        !cJSON_AddBoolToObject(m, "deaggregate", true)) {
-        r = SL_ENOMEM;
-    }
-    if (r == 0) {
-        r = config_mapping_add(cc, m, kpath);
-    }
-    if (r == 0) {
-        cc->cfg->mappings[cc->cfg->n_mappings - 1].stream_source = true;
-    }
-    cJSON_Delete(m);
-    sl_buf_fini(&fn);
-    return r;
-}
-
-/* DeliveryStreamType and its source: DirectPut (nothing to read) or KinesisStreamAsSource with
- * its KinesisStreamSourceConfiguration. */
-static int stream_load_source(struct config_ctx *cc,
-                              struct sl_stream_conf *sc,
-                              const struct stream_top *top,
-                              const char *path)
-{
-    const cJSON *ksc = top->other[2];
-    char kpath[128];
-    (void)snprintf(kpath, sizeof(kpath), "%s.KinesisStreamSourceConfiguration", path);
-    if (top->type != STREAM_DIRECT_PUT && top->type != STREAM_KINESIS_SOURCE) {
-        config_error(cc,
-                     "%s: %s.DeliveryStreamType: not built; allowed: DirectPut (records put "
-                     "through the Firehose API) or KinesisStreamAsSource (with "
-                     "KinesisStreamSourceConfiguration)",
-                     cc->file, path);
-        return SL_ECONFIG;
-    }
-    if (top->type == STREAM_DIRECT_PUT) {
-        if (ksc) {
-            config_error(cc,
-                         "%s: %s: only with DeliveryStreamType KinesisStreamAsSource; allowed: "
-                         "\"DeliveryStreamType\": \"KinesisStreamAsSource\", or no key",
-                         cc->file, kpath);
-            return SL_ECONFIG;
-        }
-        return 0;
-    }
-    if (!cJSON_IsObject(ksc)) {
-        config_error(cc,
-                     "%s: %s: %s; allowed: an object with KinesisStreamARN "
-                     "(arn:aws:kinesis:REGION:ACCOUNT:stream/NAME) and RoleARN",
-                     cc->file, kpath, ksc ? "not an object" : "missing (KinesisStreamAsSource)");
-        return SL_ECONFIG;
-    }
-    struct sl_opt_target t = {.table = sl_config_stream_kinesis_opts, .base = sc};
-    int r = sl_opt_apply(&t, 1, ksc, cc->file, kpath, cc->errs);
-    if (r < 0 || !sc->kinesis_arn) {
-        cc->failed = cc->failed || r != SL_ENOMEM;
-        return r == SL_ENOMEM ? r : SL_ECONFIG;
-    }
-    r = stream_check_kinesis_arn(cc, sc->kinesis_arn, kpath);
-    if (r < 0 || !sc->name) {
-        return r;
-    }
-    return stream_add_kinesis_mapping(cc, sc, kpath);
-}
-
-int config_stream_link_mappings(struct config_ctx *cc)
-{
-    const struct sl_config *cfg = cc->cfg;
-    int result = 0;
-    for (size_t i = 0; i < cfg->n_mappings; i++) {
-        struct sl_mapping_conf *mc = &cfg->mappings[i];
-        if (!mc->delivery_stream) {
-            continue;
-        }
-        size_t j = 0;
-        while (j < cfg->n_streams &&
-               (!cfg->streams[j].name || strcmp(cfg->streams[j].name, mc->delivery_stream) != 0)) {
-            j++;
-        }
-        const char *why = NULL;
-        if (j == cfg->n_streams) {
-            why = "names no delivery stream; allowed: the ARN of one of \"delivery_streams\" "
-                  "(arn:aws:firehose:REGION:ACCOUNT:deliverystream/DeliveryStreamName)";
-        } else if (cfg->streams[j].kinesis_arn && !mc->stream_source) {
-            why = "is a KinesisStreamAsSource stream, which takes records only from its Kinesis "
-                  "stream; allowed: a DirectPut stream";
-        }
-        if (why) {
-            config_error(cc, "%s: %s.FunctionName: \"%s\" %s", cc->file, mc->path,
-                         mc->core.function_name, why);
-            result = SL_ECONFIG;
-            continue;
-        }
-        mc->stream_index = j;
-        /* The stream takes records, not an event: what only a function's answer means. */
-        if (mc->core.tumbling_window_s > 0) {
-            config_error(cc,
-                         "%s: %s.TumblingWindowInSeconds: a delivery stream keeps no window "
-                         "state; allowed: 0 or no key",
-                         cc->file, mc->path);
-            result = SL_ECONFIG;
-        }
-        if (mc->report_item_failures) {
-            config_error(cc,
-                         "%s: %s.FunctionResponseTypes: a delivery stream takes a batch whole; "
-                         "allowed: [] or no key",
-                         cc->file, mc->path);
-            result = SL_ECONFIG;
-        }
-    }
-    return result;
-}
-
 static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx, size_t *ret_fn)
 {
     struct sl_stream_conf *sc = &cc->cfg->streams[idx];
@@ -741,7 +552,7 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx, size
         }
     }
     sc->spool_max_bytes = top.spool_max_bytes;
-    r = stream_load_source(cc, sc, &top, path);
+    r = config_stream_load_source(cc, sc, top.type, top.other[2], path);
     if (r == SL_ENOMEM) {
         goto done;
     }
