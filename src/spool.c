@@ -587,6 +587,12 @@ void sl_spool_stats(const struct sl_spool *sp, struct sl_spool_stats *ret_st)
 {
     memset(ret_st, 0, sizeof(*ret_st));
     ret_st->disk_bytes = sp->disk_bytes;
+    uint64_t free_bytes = sp->disk_bytes < sp->o.max_bytes ? sp->o.max_bytes - sp->disk_bytes : 0;
+    const struct spool_seg *active = sp->nsegs ? sp->segs[sp->nsegs - 1] : NULL;
+    if (active && active->live == 0 && active->size_bytes > SPOOL_FILE_HDR) {
+        free_bytes += active->size_bytes;
+    }
+    ret_st->room_bytes = free_bytes;
     ret_st->records_live = sp->live;
     ret_st->segments = sp->nsegs;
     ret_st->syncs = sp->syncs;

@@ -100,7 +100,10 @@ struct sl_spool_rec {
 };
 
 struct sl_spool_stats {
-    uint64_t disk_bytes;   /* counted against max_bytes */
+    uint64_t disk_bytes; /* counted against max_bytes */
+    /* What an append may take now: max_bytes less disk_bytes, plus the active segment's bytes
+     * when every record in it is released (the append rolls it away and its file goes). */
+    uint64_t room_bytes;
     uint64_t records_live; /* on disk, not released */
     uint64_t segments;
     uint64_t syncs;              /* group commits completed */

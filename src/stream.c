@@ -374,7 +374,7 @@ int sl_stream_put_in(struct sl_stream *s,
          * answered ServiceUnavailableException. The quota counts the segment files. */
         struct sl_spool_stats st;
         sl_spool_stats(s->spool, &st);
-        uint64_t room = st.disk_bytes < s->spool_max_bytes ? s->spool_max_bytes - st.disk_bytes : 0;
+        uint64_t room = st.room_bytes; /* a segment all delivered is rolled away by the append */
         uint64_t need = SPOOL_FILE_HEADER;
         size_t fit = 0;
         bytes = 0;

@@ -670,6 +670,7 @@ static void test_spool_quota_backpressure(void **state)
     sl_spool_stats(f->sp, &st);
     assert_int_equal(st.disk_bytes, 1943);
     assert_int_equal(st.records_live, 45);
+    assert_int_equal(st.room_bytes, 2048 - 1943);
     /* Nothing of the refused append was written or handed out. */
     assert_int_equal(fx_read_all(f), 45);
     /* A batch larger than the quota itself can never fit. */
@@ -678,6 +679,11 @@ static void test_spool_quota_backpressure(void **state)
     for (int i = 0; i < 45; i++) {
         assert_int_equal(sl_spool_release(f->sp, f->got[i].id), 0);
     }
+    /* The full segment, all delivered, counts as room: the next append rolls it away (a caller
+     * sizing a partial put by room_bytes must not wait for room that only an append frees). */
+    sl_spool_stats(f->sp, &st);
+    assert_int_equal(st.disk_bytes, 1943);
+    assert_int_equal(st.room_bytes, 2048);
     assert_int_equal(fx_append(f, "q", 5), 0);
     assert_int_equal(fx_read_all(f), 5);
     assert_string_equal(f->got[0].data, "q-0");
