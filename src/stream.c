@@ -452,7 +452,7 @@ int sl_stream_new(const struct sl_stream_conf *sc,
     s->dest = env->dest;
     sl_buf_init(&s->buf);
     s->size_bytes = sc->size_mb * STREAM_MIB;
-    s->cap_bytes = 2 * s->size_bytes + SL_FIREHOSE_CALL_MAX;
+    s->cap_bytes = s->size_bytes + SL_FIREHOSE_CALL_MAX;
     s->spool_max_bytes = env->spool_max_bytes;
     struct sl_spool_opts so = {.dir = env->spool_dir,
                                .name = sc->name,
