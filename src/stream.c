@@ -23,7 +23,8 @@
  * (ServiceUnavailableException, which the SDKs retry) with nothing stored, and what the spool
  * holds is delivered at once so that room comes back. Memory is bounded apart from the spool:
  * the buffer reads from the spool only while records held in memory (buffered plus sealed) stay
- * under twice SizeInMBs plus one full PutRecordBatch. */
+ * under SizeInMBs plus one full PutRecordBatch (the object being written, and the next filling
+ * once it is done: the spool keeps the rest on disk). */
 #include "stream.h"
 
 #include <assert.h>
