@@ -4,7 +4,9 @@
  * final directory, written through the object encoder (s3_object.c), fsynced, renamed onto the
  * key and the directory fsynced, so a reader sees a whole object or none; on failure the
  * temporary file is removed. The disk work runs on libuv's thread pool: s3_file_work touches
- * only its own op (and the borrowed records); everything else is the loop thread's. */
+ * only its own op (and the borrowed records); everything else is the loop thread's. A GZIP
+ * object's body comes from the parallel compressor (sl_s3_gz) in pieces, each written by a job
+ * of its own while the next blocks compress; one job of an op runs at a time, in order. */
 #include "s3_file.h"
 
 #include <assert.h>
