@@ -247,6 +247,8 @@ struct sl_s3_gz {
     uint64_t crc_blocks;         /* blocks counted in crc */
     uint32_t crc;
     unsigned running;
+    struct sl_s3_gz *wait_next; /* in gz_waiting: has a block to start, no job slot free */
+    bool waiting;
     int err;
     bool header_done, trailer_done;
     uint64_t bytes_out;
@@ -365,11 +367,45 @@ static void gz_work(uv_work_t *w)
 
 static void gz_start(struct sl_s3_gz *gz);
 
+/* Jobs of every compressor at once (one loop thread runs them all): SL_S3_GZ_JOBS in all, so
+ * that however many streams compress, pool threads stay free for the spool's fsyncs, which
+ * answer the puts. Compressors with a block to start wait their turn, first come first. */
+static unsigned gz_running_all;
+static struct sl_s3_gz *gz_waiting, **gz_waiting_tail = &gz_waiting;
+
+static void gz_wait_del(struct sl_s3_gz *gz)
+{
+    if (!gz->waiting) {
+        return;
+    }
+    struct sl_s3_gz **pp = &gz_waiting;
+    while (*pp != gz) {
+        pp = &(*pp)->wait_next;
+    }
+    *pp = gz->wait_next;
+    if (gz_waiting_tail == &gz->wait_next) {
+        gz_waiting_tail = pp;
+    }
+    gz->wait_next = NULL;
+    gz->waiting = false;
+}
+
+/* A job ended: the compressors waiting take the free slots, in turn. */
+static void gz_wake(void)
+{
+    while (gz_waiting && gz_running_all < SL_S3_GZ_JOBS) {
+        struct sl_s3_gz *gz = gz_waiting;
+        gz_wait_del(gz);
+        gz_start(gz); /* may queue itself again */
+    }
+}
+
 static void gz_after(uv_work_t *w, int status)
 {
     struct gz_slot *sl = w->data;
     struct sl_s3_gz *gz = sl->gz;
     gz->running--;
+    gz_running_all--;
     if (status == UV_ECANCELED) {
         sl->state = GZ_FREE;
         gz->err = gz->err ? gz->err : SL_ECANCELED;
@@ -377,6 +413,7 @@ static void gz_after(uv_work_t *w, int status)
         sl->state = GZ_DONE;
         gz->err = gz->err ? gz->err : sl->err;
     }
+    gz_wake(); /* those waiting first, then this one again */
     gz_start(gz);
     gz->ready(gz->arg); /* last: it may free gz */
 }
@@ -386,6 +423,14 @@ static void gz_start(struct sl_s3_gz *gz)
 {
     while (!gz->err && gz->running < SL_S3_GZ_JOBS && gz->next_start < gz->nblocks &&
            gz->next_start - gz->next_out < SL_S3_GZ_WINDOW) {
+        if (gz_running_all >= SL_S3_GZ_JOBS) {
+            if (!gz->waiting) {
+                gz->waiting = true;
+                *gz_waiting_tail = gz;
+                gz_waiting_tail = &gz->wait_next;
+            }
+            return;
+        }
         struct gz_slot *sl = gz_slot_of(gz, gz->next_start);
         assert(sl->state == GZ_FREE);
         uint64_t left = gz->total - gz->next_start * SL_S3_GZ_BLOCK;
@@ -406,6 +451,7 @@ static void gz_start(struct sl_s3_gz *gz)
         }
         sl->state = GZ_RUNNING;
         gz->running++;
+        gz_running_all++;
         gz->next_start++;
         int r = uv_queue_work(gz->loop, &sl->work, gz_work, gz_after);
         assert(r == 0); /* fails only for a NULL callback */
@@ -512,6 +558,7 @@ int sl_s3_gz_error(const struct sl_s3_gz *gz)
 void sl_s3_gz_cancel(struct sl_s3_gz *gz)
 {
     gz->err = gz->err ? gz->err : SL_ECANCELED;
+    gz_wait_del(gz);
     for (size_t i = 0; i < SL_S3_GZ_WINDOW; i++) {
         if (gz->slots[i].state == GZ_RUNNING) {
             (void)uv_cancel((uv_req_t *)&gz->slots[i].work); /* UV_EBUSY when running */
@@ -535,6 +582,7 @@ void sl_s3_gz_free(struct sl_s3_gz *gz)
         return;
     }
     assert(gz->running == 0);
+    gz_wait_del(gz);
     for (size_t i = 0; i < SL_S3_GZ_WINDOW; i++) {
         if (gz->slots[i].z_live) {
             (void)deflateEnd(&gz->slots[i].z);

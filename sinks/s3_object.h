@@ -77,7 +77,8 @@ SL_NODISCARD int sl_s3_object_build(const struct iovec *recs,
  * by a sync flush, the last one by the final block) with its CRC-32; in order, between a gzip
  * header and a trailer of the combined CRC-32 and length, the blocks are one gzip member, the
  * same bytes however the jobs were scheduled (so a retry writes the same object). At most
- * SL_S3_GZ_JOBS jobs run at once (the pool is shared with the spool's fsyncs) and at most
+ * SL_S3_GZ_JOBS jobs run at once, those of all compressors together (the pool is shared with the
+ * spool's fsyncs), and at most
  * SL_S3_GZ_WINDOW blocks are compressed ahead of the consumer: memory stays a few MB whatever
  * the object's size.
  *

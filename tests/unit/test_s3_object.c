@@ -4,8 +4,8 @@
  * output in bounded chunks, an emit error stopping the encoder, the parallel GZIP of an object in
  * memory (thousands of records of odd sizes across many blocks, a record larger than a block,
  * empty records and objects, taken in pieces of every size: one gzip member, the same bytes every
- * run; a cancel ending it), and the error record JSON lines of backups (keys, order, base64,
- * optional fields). */
+ * run; a cancel ending it; two at once sharing the jobs), and the error record JSON lines of
+ * backups (keys, order, base64, optional fields). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,6 +321,54 @@ static void test_s3_object_gz_parallel_cancel(void **state)
     objin_free(&in);
 }
 
+static bool gzrun_both_over(void *arg)
+{
+    struct gzrun *g = arg;
+    return gzrun_over(&g[0]) && gzrun_over(&g[1]);
+}
+
+/* Two compressors at once share SL_S3_GZ_JOBS jobs: one waits its turn, both finish whole; one
+ * canceled while it waits for a job leaves the other to finish. */
+static void test_s3_object_gz_parallel_two_at_once(void **state)
+{
+    (void)state;
+    struct objin in;
+    objin_make(&in, 5 * SL_S3_GZ_BLOCK + 3, 0);
+    for (int cancel = 0; cancel < 2; cancel++) {
+        uv_loop_t loop;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        struct gzrun g[2] = {{.step = 3}, {.step = 1}};
+        for (int i = 0; i < 2; i++) {
+            sl_buf_init(&g[i].out);
+            assert_int_equal(sl_s3_gz_new(&loop, in.recs, in.n, gzrun_ready, &g[i], &g[i].gz), 0);
+        }
+        assert_false(sl_s3_gz_busy(g[1].gz)); /* the first took every job */
+        if (cancel) {
+            sl_s3_gz_cancel(g[1].gz);
+            assert_false(sl_s3_gz_busy(g[1].gz));
+            sl_s3_gz_free(g[1].gz);
+            g[1].gz = NULL;
+            assert_true(test_run_until(&loop, gzrun_over, &g[0], test_deadline_ms(30000)));
+        } else {
+            assert_true(test_run_until(&loop, gzrun_both_over, g, test_deadline_ms(30000)));
+        }
+        for (int i = 0; i < 2 - cancel; i++) {
+            assert_int_equal(sl_s3_gz_error(g[i].gz), 0);
+            struct sl_buf plain;
+            sl_buf_init(&plain);
+            gunzip(g[i].out.data, g[i].out.len, &plain);
+            assert_int_equal(plain.len, in.len);
+            assert_memory_equal(plain.data, in.data, in.len);
+            sl_buf_fini(&plain);
+            sl_s3_gz_free(g[i].gz);
+        }
+        sl_buf_fini(&g[0].out);
+        sl_buf_fini(&g[1].out);
+        assert_int_equal(uv_loop_close(&loop), 0);
+    }
+    objin_free(&in);
+}
+
 static void test_s3_object_emit_error_sticks(void **state)
 {
     (void)state;
@@ -428,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_s3_object_gz_parallel_round_trip),
         cmocka_unit_test(test_s3_object_gz_parallel_edges),
         cmocka_unit_test(test_s3_object_gz_parallel_cancel),
+        cmocka_unit_test(test_s3_object_gz_parallel_two_at_once),
         cmocka_unit_test(test_s3_object_emit_error_sticks),
         cmocka_unit_test(test_s3_object_error_line_processing_failed),
         cmocka_unit_test(test_s3_object_error_line_http_endpoint),
