@@ -15,6 +15,7 @@ struct sl_source_ops;
 struct sl_function_ops;
 struct sl_s3_layout;
 struct sl_fh_http_conf;
+struct sl_fh_processing;
 
 enum sl_starting_position {
     SL_START_TRIM_HORIZON,
@@ -98,6 +99,12 @@ struct sl_stream_conf {
     char *path;                   /* "$.delivery_streams[0]", for messages */
     struct sl_s3_layout *layout;  /* Prefix and ErrorOutputPrefix, compiled (s3_keys.h) */
     struct sl_fh_http_conf *http; /* HttpEndpointDestinationConfiguration, or NULL (S3) */
+    /* ProcessingConfiguration (fh_processing.h), or NULL: no processor runs. */
+    struct sl_fh_processing *processing;
+    struct sl_function_conf *transform_fn; /* the function its LambdaArn names, or NULL */
+    bool dynamic_partitioning;             /* DynamicPartitioningConfiguration.Enabled */
+    int64_t backup_size_mb;                /* an HTTP endpoint's S3Configuration.BufferingHints: */
+    int64_t backup_interval_s; /* described by DescribeDeliveryStream, otherwise unused */
 };
 
 struct sl_config {
