@@ -554,8 +554,9 @@ static void carry_attempt(struct sl_carry *c)
     }
     size_t n = cur.hi - cur.lo;
     size_t encoded = 0;
-    if (sl_batcher_encode(&g->lim, g->ops, g->src_ctx, sl_lanebatch_refs(c->b, cur), n, &c->body,
-                          &encoded) < 0) {
+    /* The source's event, or what a function that takes records wants (a delivery stream). */
+    if (sl_function_encode(g->fn, &g->lim, g->ops, g->src_ctx, sl_lanebatch_refs(c->b, cur), n,
+                           &c->body, &encoded) < 0) {
         sl_log_error(CARRY_COMP, g->inst, "out of memory building a batch of %s, retrying",
                      c->part->name);
         carry_backoff(c, SL_CARRY_BACKOFF, CARRY_RETRY_MS);

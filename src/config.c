@@ -142,6 +142,10 @@ int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errli
                 goto fail;
             }
         }
+        r = config_stream_link_mappings(&cc);
+        if (r == SL_ENOMEM) {
+            goto fail;
+        }
         if (!top.mappings && !top.streams) {
             config_error(&cc,
                          "%s: $.mappings: missing required key; allowed: an array of mappings, "
@@ -183,6 +187,7 @@ void sl_config_free(struct sl_config *cfg)
         sl_opt_free(sl_config_mapping_opts, &mc->core);
         cJSON_Delete(mc->json);
         sl_free(mc->path);
+        sl_free(mc->delivery_stream);
     }
     sl_free(cfg->mappings);
     for (size_t i = 0; i < cfg->n_streams; i++) {

@@ -70,6 +70,12 @@ struct sl_mapping_conf {
     int64_t max_concurrency;            /* ScalingConfig.MaximumConcurrency, 0 = no cap */
     cJSON *json;                        /* owned: the mapping's object, ${VAR} expanded */
     char *path;                         /* "$.mappings[0]", for messages */
+    /* A mapping whose FunctionName is a delivery stream's ARN
+     * (arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME) feeds that stream (stream_feed.c)
+     * instead of invoking a function (function is NULL): */
+    char *delivery_stream; /* NAME (owned), or NULL */
+    size_t stream_index;   /* its index in sl_config.streams */
+    bool stream_source;    /* made by a KinesisStreamSourceConfiguration (config_stream.c) */
 };
 
 /* One entry of "delivery_streams", in the shape of Firehose's CreateDeliveryStream request
@@ -105,6 +111,11 @@ struct sl_stream_conf {
     bool dynamic_partitioning;             /* DynamicPartitioningConfiguration.Enabled */
     int64_t backup_size_mb;                /* an HTTP endpoint's S3Configuration.BufferingHints: */
     int64_t backup_interval_s; /* described by DescribeDeliveryStream, otherwise unused */
+    /* DeliveryStreamType KinesisStreamAsSource: KinesisStreamSourceConfiguration's
+     * KinesisStreamARN (owned; read by a mapping config_stream.c adds, whose stream_source is
+     * set), else NULL (DirectPut); its RoleARN, kept and never assumed. */
+    char *kinesis_arn;
+    char *kinesis_role_arn;
 };
 
 struct sl_config {
@@ -138,6 +149,7 @@ extern const struct sl_opt sl_config_mapping_opts[];
 extern const struct sl_opt sl_config_stream_opts[];
 extern const struct sl_opt sl_config_stream_s3_opts[];
 extern const struct sl_opt sl_config_stream_hints_opts[];
+extern const struct sl_opt sl_config_stream_kinesis_opts[];
 
 /* Prints every option table (daemon, mapping, each function type, each source). */
 void sl_config_print_options(FILE *out, bool markdown);

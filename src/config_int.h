@@ -2,7 +2,8 @@
 /* config_int.h: what the files of the configuration loader share and nothing else includes: the
  * context one load carries, and the functions one layer calls in the layer below (config.c >
  * config_read.c; config.c > config_function.c; config.c > config_mapping.c > config_rules.c;
- * config.c > config_sink.c; config.c > config_stream.c > config_function.c;
+ * config.c > config_sink.c; config.c > config_stream.c > config_function.c; config_stream.c >
+ * config_stream_source.c > config_mapping.c; config.c > config_stream_source.c;
  * config_mapping.c > config_function.c; every one of them > config_error.c). */
 #ifndef SL_CONFIG_INT_H
 #define SL_CONFIG_INT_H
@@ -69,10 +70,23 @@ void config_function_fini(struct sl_function_conf *fc);
 
 /* config_mapping.c: the "mappings" array. Returns 0, SL_ECONFIG or SL_ENOMEM. */
 int config_mapping_load_all(struct config_ctx *cc, const cJSON *maps);
+/* Adds one mapping (obj, borrowed) after the others, named path in messages (a delivery
+ * stream's KinesisStreamSourceConfiguration). Returns 0, SL_ECONFIG (reported) or SL_ENOMEM. */
+int config_mapping_add(struct config_ctx *cc, const cJSON *obj, const char *path);
 
 /* config_sink.c: every mapping's destination_options, checked against its destination's sink
  * (after the mappings are loaded). Returns 0, SL_ECONFIG (reported) or SL_ENOMEM. */
 int config_sink_check_all(struct config_ctx *cc);
+
+/* config_stream_source.c: an entry's DeliveryStreamType (its enum index) and its
+ * KinesisStreamSourceConfiguration ksc (NULL: none) at path, into sc; a KinesisStreamAsSource
+ * stream adds its mapping. Returns 0, SL_ECONFIG or SL_ENOMEM. */
+int config_stream_load_source(
+    struct config_ctx *cc, struct sl_stream_conf *sc, int type, const cJSON *ksc, const char *path);
+/* The mappings whose FunctionName is a delivery stream's ARN: each finds its stream (by
+ * DeliveryStreamName), and what such a mapping cannot have is refused. After the streams are
+ * loaded. Returns 0, SL_ECONFIG (reported) or SL_ENOMEM. */
+int config_stream_link_mappings(struct config_ctx *cc);
 
 /* config_stream.c: the "delivery_streams" array. Returns 0, SL_ECONFIG or SL_ENOMEM. */
 int config_stream_load_all(struct config_ctx *cc, const cJSON *streams);

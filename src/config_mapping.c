@@ -91,14 +91,30 @@ static int config_no_source(struct config_ctx *cc, const char *path)
     return e ? SL_ENOMEM : SL_ECONFIG;
 }
 
-static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t idx)
+/* The delivery stream's name in a FunctionName of the form
+ * arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME, else NULL. */
+static const char *config_stream_target(const char *fn)
+{
+    static const char prefix[] = "arn:aws:firehose:";
+    static const char kind[] = ":deliverystream/";
+    if (strncmp(fn, prefix, sizeof(prefix) - 1) != 0) {
+        return NULL;
+    }
+    const char *k = strstr(fn, kind);
+    return k ? k + sizeof(kind) - 1 : NULL;
+}
+
+/* Loads mappings[idx] from obj; path names it in messages (NULL: "$.mappings[idx]"). */
+static int
+config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t idx, const char *path_in)
 {
     struct sl_config *cfg = cc->cfg;
     struct sl_mapping_conf *mc = &cfg->mappings[idx];
     cc->fn_index[idx] = SIZE_MAX;
     struct sl_buf pb;
     sl_buf_init(&pb);
-    if (sl_buf_printf(&pb, "$.mappings[%zu]", idx) < 0) {
+    int pr = path_in ? sl_buf_puts(&pb, path_in) : sl_buf_printf(&pb, "$.mappings[%zu]", idx);
+    if (pr < 0) {
         return SL_ENOMEM;
     }
     mc->path = sl_buf_steal(&pb);
@@ -232,7 +248,15 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
         cc->failed = cc->failed || before;
     }
 
-    if (mc->core.function_name) {
+    const char *target =
+        mc->core.function_name ? config_stream_target(mc->core.function_name) : NULL;
+    if (target) {
+        /* A delivery stream: config_stream_link_mappings finds it once the streams are read. */
+        mc->delivery_stream = sl_strdup(target);
+        if (!mc->delivery_stream) {
+            return SL_ENOMEM;
+        }
+    } else if (mc->core.function_name) {
         r = config_function_resolve(cc, mc->core.function_name, path, &cc->fn_index[idx]);
         if (r == SL_ENOMEM) {
             return r;
@@ -259,11 +283,12 @@ static int config_load_mapping(struct config_ctx *cc, const cJSON *obj, size_t i
     return result;
 }
 
-static int config_check_uuids(struct config_ctx *cc)
+/* Reports mappings from..n_mappings-1 whose UUID an earlier mapping has. */
+static int config_check_uuids(struct config_ctx *cc, size_t from)
 {
     const struct sl_config *cfg = cc->cfg;
     int result = 0;
-    for (size_t i = 0; i < cfg->n_mappings; i++) {
+    for (size_t i = from; i < cfg->n_mappings; i++) {
         const struct sl_mapping_conf *a = &cfg->mappings[i];
         for (size_t j = 0; a->core.uuid && j < i; j++) {
             const struct sl_mapping_conf *b = &cfg->mappings[j];
@@ -310,7 +335,7 @@ int config_mapping_load_all(struct config_ctx *cc, const cJSON *maps)
     cJSON_ArrayForEach(m, maps)
     {
         size_t idx = cfg->n_mappings++;
-        int r = config_load_mapping(cc, m, idx);
+        int r = config_load_mapping(cc, m, idx, NULL);
         if (r == SL_ENOMEM) {
             return r;
         }
@@ -324,6 +349,33 @@ int config_mapping_load_all(struct config_ctx *cc, const cJSON *maps)
             cfg->mappings[i].function = &cfg->functions[cc->fn_index[i]];
         }
     }
-    int r = config_check_uuids(cc);
+    int r = config_check_uuids(cc, 0);
     return r < 0 ? r : result;
+}
+
+int config_mapping_add(struct config_ctx *cc, const cJSON *obj, const char *path)
+{
+    struct sl_config *cfg = cc->cfg;
+    size_t idx = cfg->n_mappings;
+    struct sl_mapping_conf *maps = sl_realloc(cfg->mappings, (idx + 1) * sizeof(*maps));
+    if (!maps) {
+        return SL_ENOMEM;
+    }
+    cfg->mappings = maps;
+    size_t *fi = sl_realloc(cc->fn_index, (idx + 1) * sizeof(*fi));
+    if (!fi) {
+        return SL_ENOMEM;
+    }
+    cc->fn_index = fi;
+    memset(&maps[idx], 0, sizeof(maps[idx]));
+    cfg->n_mappings++;
+    int r = config_load_mapping(cc, obj, idx, path);
+    if (r == SL_ENOMEM) {
+        return r;
+    }
+    if (cc->fn_index[idx] != SIZE_MAX) {
+        maps[idx].function = &cfg->functions[cc->fn_index[idx]];
+    }
+    int u = config_check_uuids(cc, idx);
+    return r < 0 ? r : u;
 }

@@ -186,6 +186,10 @@ void sl_config_print_options(FILE *out, bool markdown)
                  "Keys of ExtendedS3DestinationConfiguration.BufferingHints: whichever is reached "
                  "first delivers.",
                  sl_config_stream_hints_opts, markdown);
+    sl_opt_print(out, "Delivery stream Kinesis source",
+                 "Keys of KinesisStreamSourceConfiguration (DeliveryStreamType "
+                 "KinesisStreamAsSource).",
+                 sl_config_stream_kinesis_opts, markdown);
     const struct sl_sink_ops *const *sinks = sl_sink_all(&n);
     for (size_t i = 0; i < n; i++) {
         char heading[128], intro[320];

@@ -10,9 +10,10 @@
  * naming its JSON path. A ProcessingConfiguration is read by fh_processing.c (its LambdaArn
  * resolved here as a mapping's FunctionName: a key of "functions" or a Lambda name or ARN), and
  * DynamicPartitioningConfiguration by fh_partition.c, which also checks the Prefix's partition
- * keys against the methods. What this build cannot do yet (other destinations, Kinesis as
- * source, other compressions) is refused by name, never ignored, so a pipeline never runs
- * differently from what its file says. Reports through config_error.c;
+ * keys against the methods. The source (DeliveryStreamType, KinesisStreamSourceConfiguration)
+ * is config_stream_source.c's. What this build cannot do yet
+ * (other destinations and sources, other compressions) is refused by name, never ignored, so a
+ * pipeline never runs differently from what its file says. Reports through config_error.c;
  * called by config.c. Main thread, at start-up. */
 #include "config_int.h"
 
@@ -45,7 +46,10 @@ const struct sl_opt sl_config_stream_opts[] = {
      "The stream's name, as PutRecord and PutRecordBatch give it: 1 to 64 of A-Z a-z 0-9 _ . -"},
     {"DeliveryStreamType", SL_OPT_ENUM, "DirectPut", 0, -1, TOP_OFF(type), 0,
      "DirectPut|KinesisStreamAsSource|MSKAsSource|DatabaseAsSource",
-     "Where records come from: DirectPut (the Firehose API on `listen`) is the one built."},
+     "Where records come from: DirectPut (the Firehose API on `listen`, and mappings whose "
+     "FunctionName is the stream's ARN) or KinesisStreamAsSource (the Kinesis stream of "
+     "KinesisStreamSourceConfiguration, from LATEST, every shard; PutRecord and PutRecordBatch "
+     "are refused, as AWS does)."},
     {"ExtendedS3DestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, TOP_OFF(s3), 0, NULL,
      "The destination: an object with the keys of the next table."},
     {"S3DestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(0), 0, NULL,
@@ -54,7 +58,7 @@ const struct sl_opt sl_config_stream_opts[] = {
      "The destination instead: Firehose's HTTP endpoint delivery, with an S3Configuration (the "
      "keys of the next table) for the backup."},
     {"KinesisStreamSourceConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(2), 0, NULL,
-     "Not built yet."},
+     "With KinesisStreamAsSource: an object with the keys of the Kinesis source table."},
     {"RedshiftDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(3), 0, NULL,
      "Not supported."},
     {"ElasticsearchDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, OTHER(4), 0, NULL,
@@ -84,8 +88,7 @@ const struct sl_opt sl_config_stream_opts[] = {
 static const char *const stream_other_why[] = {
     "the legacy S3 destination is not built; allowed: ExtendedS3DestinationConfiguration",
     NULL, /* HttpEndpointDestinationConfiguration: a destination */
-    "a Kinesis stream as source is not built yet; allowed: records put through the Firehose API "
-    "(DirectPut)",
+    NULL, /* KinesisStreamSourceConfiguration: a source */
     "not supported; allowed: ExtendedS3DestinationConfiguration",
     "not supported; allowed: ExtendedS3DestinationConfiguration",
     "not supported; allowed: ExtendedS3DestinationConfiguration",
@@ -549,11 +552,9 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx, size
         }
     }
     sc->spool_max_bytes = top.spool_max_bytes;
-    if (top.type != 0) {
-        config_error(cc,
-                     "%s: %s.DeliveryStreamType: only DirectPut is built; allowed: DirectPut "
-                     "(records put through the Firehose API)",
-                     cc->file, path);
+    r = config_stream_load_source(cc, sc, top.type, top.other[2], path);
+    if (r == SL_ENOMEM) {
+        goto done;
     }
     for (size_t i = 0; i < SL_ARRAY_LEN(top.other); i++) {
         if (top.other[i] && stream_other_why[i]) {
@@ -652,6 +653,7 @@ int config_stream_load_all(struct config_ctx *cc, const cJSON *streams)
 
 void config_stream_fini(struct sl_stream_conf *sc)
 {
+    sl_opt_free(sl_config_stream_kinesis_opts, sc);
     sl_opt_free(sl_config_stream_s3_opts, sc);
     sl_opt_free(sl_config_stream_hints_opts, sc);
     sl_free(sc->name);

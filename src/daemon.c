@@ -130,7 +130,9 @@ static void daemon_drain_expired_cb(uv_timer_t *t)
         sl_mapping_cancel(d->maps[i]);
     }
     if (d->streams) {
-        sl_stream_set_cancel(d->streams); /* before the functions stop: nothing is failed */
+        /* mappings' batches waiting for room in a spool, and transform batches in flight
+         * (their records stay in the spool), before the functions stop: nothing is failed */
+        sl_stream_set_cancel(d->streams);
     }
     for (size_t i = 0; i < d->cfg->n_functions; i++) {
         if (d->fns[i]) {
@@ -281,6 +283,14 @@ static int daemon_start(struct daemon *d)
             return r;
         }
     }
+    /* The streams before the mappings: a mapping may feed one. */
+    errbuf[0] = '\0';
+    r = sl_stream_set_new(cfg, &d->loop, d->httpc, d->fns, &d->streams, errbuf, sizeof(errbuf));
+    if (r < 0) {
+        sl_log_error(DAEMON_COMP, NULL, "cannot start the delivery streams: %s",
+                     errbuf[0] ? errbuf : sl_strerror(r));
+        return r;
+    }
     for (size_t i = 0; i < cfg->n_mappings; i++) {
         const struct sl_mapping_conf *mc = &cfg->mappings[i];
         if (!mc->core.enabled) {
@@ -291,6 +301,12 @@ static int daemon_start(struct daemon *d)
         for (size_t j = 0; j < cfg->n_functions; j++) {
             if (&cfg->functions[j] == mc->function) {
                 fn = d->fns[j];
+            }
+        }
+        if (mc->delivery_stream) {
+            r = sl_stream_set_feed(d->streams, mc->stream_index, &fn);
+            if (r < 0) {
+                return r;
             }
         }
         struct sl_mapping_env menv = {
@@ -315,13 +331,6 @@ static int daemon_start(struct daemon *d)
         if (r < 0) {
             return r;
         }
-    }
-    errbuf[0] = '\0';
-    r = sl_stream_set_new(cfg, &d->loop, d->httpc, d->fns, &d->streams, errbuf, sizeof(errbuf));
-    if (r < 0) {
-        sl_log_error(DAEMON_COMP, NULL, "cannot start the delivery streams: %s",
-                     errbuf[0] ? errbuf : sl_strerror(r));
-        return r;
     }
     return 0;
 }

@@ -371,6 +371,12 @@ static int api_put(struct sl_firehose_host *host,
     if (idx < 0) {
         return r;
     }
+    if (host->conf_at(host->arg, (size_t)idx)->kinesis_arn) {
+        /* It reads its Kinesis stream; AWS refuses puts to it with these words. */
+        return api_error(ret, 400, "InvalidArgumentException",
+                         "This operation is not permitted on KinesisStreamAsSource delivery "
+                         "stream type.");
+    }
     items = sl_calloc(n, sizeof(*items));
     struct sl_firehose_rec *recs = sl_calloc(n, sizeof(*recs));
     struct sl_buf arena;
@@ -566,7 +572,15 @@ api_describe(struct sl_firehose_host *host, const cJSON *req, struct sl_firehose
     ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamARN", arn);
     ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamStatus", "ACTIVE");
     ok = ok && cJSON_AddStringToObject(enc, "Status", "DISABLED");
-    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamType", "DirectPut");
+    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamType",
+                                       sc->kinesis_arn ? "KinesisStreamAsSource" : "DirectPut");
+    if (ok && sc->kinesis_arn) {
+        cJSON *src = cJSON_AddObjectToObject(desc, "Source");
+        cJSON *ks = src ? cJSON_AddObjectToObject(src, "KinesisStreamSourceDescription") : NULL;
+        ok =
+            ks && cJSON_AddStringToObject(ks, "KinesisStreamARN", sc->kinesis_arn) &&
+            (!sc->kinesis_role_arn || cJSON_AddStringToObject(ks, "RoleARN", sc->kinesis_role_arn));
+    }
     ok = ok && cJSON_AddStringToObject(desc, "VersionId", "1");
     ok = ok && cJSON_AddNumberToObject(desc, "CreateTimestamp", host->created_s);
     ok = ok && cJSON_AddFalseToObject(desc, "HasMoreDestinations");

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "batcher.h"
 #include "config.h"
 #include "httpc.h"
 
@@ -211,6 +212,21 @@ void sl_function_stop(struct sl_function *fn)
     if (fn->ops->stop) {
         fn->ops->stop(fn->ctx);
     }
+}
+
+int sl_function_encode(struct sl_function *fn,
+                       const struct sl_batch_limits *lim,
+                       const struct sl_source_ops *ops,
+                       void *src_ctx,
+                       const struct sl_batch_ref *refs,
+                       size_t n,
+                       struct sl_buf *body,
+                       size_t *ret_n)
+{
+    if (fn->ops->encode) {
+        return fn->ops->encode(fn->ctx, lim, ops, src_ctx, refs, n, body, ret_n);
+    }
+    return sl_batcher_encode(lim, ops, src_ctx, refs, n, body, ret_n);
 }
 
 void sl_function_free(struct sl_function *fn)

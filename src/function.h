@@ -14,6 +14,10 @@
 
 struct sl_httpc;
 struct sl_function_conf;
+struct sl_batch_limits;
+struct sl_batch_ref;
+struct sl_buf;
+struct sl_source_ops;
 
 #define SL_FUNCTION_ABI 1u
 
@@ -87,6 +91,20 @@ struct sl_function_ops {
     /* How long one invocation may run (its configured timeout, ms), read once after init: a
      * queue's leases are held that long past an invocation's start. May be NULL: unknown. */
     int64_t (*timeout_ms)(const void *ctx);
+    /* A function that takes records rather than an event (a delivery stream, stream_feed.c):
+     * writes the records refs lists into body in its own form, under sl_batcher_encode's
+     * contract (body cleared first; stops before a record that would pass lim->max_bytes or
+     * that the function cannot take; *ret_n encoded, 0 when the first cannot go on its own,
+     * which the mapping hands to the on-failure path as too large). ops and src_ctx are the
+     * batch's source. May be NULL: the source's event (sl_batcher_encode). */
+    int (*encode)(void *ctx,
+                  const struct sl_batch_limits *lim,
+                  const struct sl_source_ops *ops,
+                  void *src_ctx,
+                  const struct sl_batch_ref *refs,
+                  size_t n,
+                  struct sl_buf *body,
+                  size_t *ret_n);
 };
 
 /* For check(): appends one problem to errbuf as a line of its own ("key: why"), after the
@@ -119,6 +137,16 @@ SL_NODISCARD int sl_function_new(const struct sl_function_conf *conf,
 SL_NODISCARD int sl_function_invoke(
     struct sl_function *fn, const char *body, size_t body_len, sl_invoke_cb cb, void *arg);
 void sl_function_stop(struct sl_function *fn);
+/* Writes what fn is invoked with for a batch's records: ops->encode, else the source's event
+ * (sl_batcher_encode). Returns 0 or SL_ENOMEM. */
+SL_NODISCARD int sl_function_encode(struct sl_function *fn,
+                                    const struct sl_batch_limits *lim,
+                                    const struct sl_source_ops *ops,
+                                    void *src_ctx,
+                                    const struct sl_batch_ref *refs,
+                                    size_t n,
+                                    struct sl_buf *body,
+                                    size_t *ret_n);
 /* Frees fn; nothing may be in flight. */
 void sl_function_free(struct sl_function *fn);
 

@@ -322,10 +322,10 @@ int sl_spool_append(
     }
     uint64_t need = 0;
     for (size_t i = 0; i < n; i++) {
-        if (recs[i].len > SL_SPOOL_RECORD_MAX_BYTES) {
+        if (recs[i].len > SL_SPOOL_RECORD_MAX_BYTES || recs[i].meta_len > SL_SPOOL_META_MAX_BYTES) {
             return SL_EINVAL;
         }
-        need += SPOOL_FRAME_HDR + (uint64_t)recs[i].len;
+        need += spool_frame_size(recs[i].len, recs[i].meta_len);
     }
     if (need + SPOOL_FILE_HDR > sp->o.max_bytes) {
         return SL_EINVAL;
@@ -358,6 +358,10 @@ int sl_spool_append(
             memcpy(sp->wbuf + off, recs[i].data, recs[i].len);
         }
         off += recs[i].len;
+        if (recs[i].meta_len) {
+            memcpy(sp->wbuf + off, recs[i].meta, recs[i].meta_len);
+        }
+        off += recs[i].meta_len;
     }
     if (write_all(seg->fd, sp->wbuf, off) < 0) {
         int e = errno;

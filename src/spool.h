@@ -44,7 +44,9 @@
  * released and an append would not fit otherwise.
  *
  * On disk: files seg-<first id, 20 digits>.spool, each an 8-byte header ("SLSPOOL1") and frames
- * of a 40-byte header (magic, CRC-32C, length, id, arrival ms, tag) and the record's bytes;
+ * of a 40-byte header (magic, CRC-32C, length, metadata length, id, arrival ms, tag), the
+ * record's bytes and its metadata (the metadata length was a reserved 0 before, so older files
+ * read as records without metadata);
  * "released", written at close and by sl_spool_save_released; "lock", held (flock) while open.
  * Corrupt bytes found at open (a torn tail after a crash, or a damaged frame in the middle) are
  * moved to seg-<id>.spool.quarantine beside the segment and logged with the file and offset; the
@@ -54,8 +56,10 @@
 
 /* Largest record (Firehose takes 1,000 KiB). */
 #define SL_SPOOL_RECORD_MAX_BYTES (1024u * 1024)
-/* Bytes a record takes on disk beyond its data. */
+/* Bytes a record takes on disk beyond its data (and its metadata). */
 #define SL_SPOOL_FRAME_OVERHEAD 40u
+/* Largest metadata a record may carry. */
+#define SL_SPOOL_META_MAX_BYTES 4096u
 
 struct sl_spool;
 
@@ -77,6 +81,11 @@ struct sl_spool_in {
     uint32_t len;
     int64_t arrival_ms; /* kept as given (wall clock ms for Firehose) */
     uint64_t tag;       /* the caller's, kept as given */
+    /* The caller's metadata, kept beside the data (copied like it; at most
+     * SL_SPOOL_META_MAX_BYTES): a Kinesis source's record metadata (fh_kmeta.h). meta_len 0:
+     * none. */
+    const void *meta;
+    uint32_t meta_len;
 };
 
 /* One record coming out; data is borrowed for the callback only. */
@@ -86,6 +95,8 @@ struct sl_spool_rec {
     uint32_t len;
     int64_t arrival_ms;
     uint64_t tag;
+    const void *meta; /* as appended (meta_len 0: none, also for records of older spools) */
+    uint32_t meta_len;
 };
 
 struct sl_spool_stats {
@@ -118,7 +129,8 @@ SL_NODISCARD int sl_spool_open(uv_loop_t *loop,
 /* Appends n records (n >= 1) in order and returns 0; cb(arg, status, first_id) runs later, on the
  * loop, once they are durable, in append order. On a negative return cb is never called and
  * nothing was kept: SL_ETHROTTLED when the quota would be exceeded (backpressure: retry after
- * deliveries), SL_EINVAL for a record over SL_SPOOL_RECORD_MAX_BYTES or a batch larger than the
+ * deliveries), SL_EINVAL for a record over SL_SPOOL_RECORD_MAX_BYTES (or metadata over
+ * SL_SPOOL_META_MAX_BYTES) or a batch larger than the
  * quota itself, SL_EIO when writing failed or a sync failed before, SL_ECANCELED after
  * sl_spool_close. The write itself happens
  * here (into the page cache); the fdatasync runs on the pool. Loop thread. */

@@ -20,9 +20,11 @@
 #define SPOOL_RELEASED_FILE   "released"
 
 /* Frame header, little-endian:
- *   0 magic u32 | 4 crc u32 | 8 len u32 | 12 reserved u32 (0) | 16 id u64 | 24 arrival_ms i64 |
- *   32 tag u64 | 40 data[len]
- * crc is CRC-32C of bytes 8 .. 40+len (everything after itself). */
+ *   0 magic u32 | 4 crc u32 | 8 len u32 | 12 meta_len u32 | 16 id u64 | 24 arrival_ms i64 |
+ *   32 tag u64 | 40 data[len] | meta[meta_len]
+ * crc is CRC-32C of bytes 8 .. 40+len+meta_len (everything after itself). meta_len was a
+ * reserved 0 before records carried metadata, so files written then read as records without
+ * any. */
 
 /* One segment file. Records in it have ids in [first_id, end_id); the bitmap has a bit per id,
  * set when the record is released or absent (lost to corruption). */
@@ -49,7 +51,15 @@ struct spool_frame {
     const unsigned char *raw; /* the whole frame, header included (into the scanner's buffer) */
     const unsigned char *data;
     uint32_t len;
+    const unsigned char *meta; /* after data */
+    uint32_t meta_len;
 };
+
+/* The bytes a frame takes on disk. */
+static inline uint64_t spool_frame_size(uint32_t len, uint32_t meta_len)
+{
+    return SPOOL_FRAME_HDR + (uint64_t)len + meta_len;
+}
 
 /* Reads frames of one segment file in order through a bounded buffer. A region that does not
  * parse (bad magic, length, checksum or id, or cut short by the limit) is returned as bad, and

@@ -91,7 +91,8 @@ int sl_spool_read(
                 return n;
             }
             sp->rd_next_id = f.id + 1;
-            struct sl_spool_rec rec = {f.id, f.data, f.len, f.arrival_ms, f.tag};
+            struct sl_spool_rec rec = {f.id,  f.data, f.len,     f.arrival_ms,
+                                       f.tag, f.meta, f.meta_len};
             fn(arg, &rec);
             n++;
             bytes += f.len;

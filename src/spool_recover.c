@@ -111,7 +111,7 @@ seg_rewrite(struct sl_spool *sp, struct spool_seg *seg, int fd, uint64_t size, u
             goto done;
         }
         if (res == SPOOL_SCAN_FRAME) {
-            size_t len = SPOOL_FRAME_HDR + f.len;
+            size_t len = (size_t)spool_frame_size(f.len, f.meta_len);
             if (write(out, f.raw, len) != (ssize_t)len) {
                 goto done;
             }

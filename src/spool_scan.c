@@ -42,12 +42,15 @@ void spool_frame_encode(unsigned char *hdr, const struct sl_spool_in *in, uint64
 {
     put32(hdr, SPOOL_FRAME_MAGIC);
     put32(hdr + 8, in->len);
-    put32(hdr + 12, 0);
+    put32(hdr + 12, in->meta_len);
     put64(hdr + 16, id);
     put64(hdr + 24, (uint64_t)in->arrival_ms);
     put64(hdr + 32, in->tag);
     uint32_t crc = sl_crc32c(0, hdr + 8, SPOOL_FRAME_HDR - 8);
     crc = sl_crc32c(crc, in->data, in->len);
+    if (in->meta_len) {
+        crc = sl_crc32c(crc, in->meta, in->meta_len);
+    }
     put32(hdr + 4, crc);
 }
 
@@ -124,7 +127,8 @@ scan_check(struct spool_scan *sc, uint64_t off, struct spool_frame *f, int *ret_
         return "bad magic";
     }
     uint32_t len = get32(h + 8);
-    if (len > SL_SPOOL_RECORD_MAX_BYTES || get32(h + 12) != 0) {
+    uint32_t meta_len = get32(h + 12);
+    if (len > SL_SPOOL_RECORD_MAX_BYTES || meta_len > SL_SPOOL_META_MAX_BYTES) {
         return "bad length";
     }
     uint64_t id = get64(h + 16);
@@ -134,11 +138,11 @@ scan_check(struct spool_scan *sc, uint64_t off, struct spool_frame *f, int *ret_
         (sc->any && id <= sc->prev_id)) {
         return "bad record id";
     }
-    const unsigned char *p = scan_need(sc, off, SPOOL_FRAME_HDR + (size_t)len, ret_err);
+    const unsigned char *p = scan_need(sc, off, (size_t)spool_frame_size(len, meta_len), ret_err);
     if (!p) {
         return "truncated frame";
     }
-    uint32_t crc = sl_crc32c(0, p + 8, SPOOL_FRAME_HDR - 8 + (size_t)len);
+    uint32_t crc = sl_crc32c(0, p + 8, SPOOL_FRAME_HDR - 8 + (size_t)len + meta_len);
     if (crc != get32(p + 4)) {
         return "bad checksum";
     }
@@ -149,6 +153,8 @@ scan_check(struct spool_scan *sc, uint64_t off, struct spool_frame *f, int *ret_
     f->raw = p;
     f->data = p + SPOOL_FRAME_HDR;
     f->len = len;
+    f->meta = f->data + len;
+    f->meta_len = meta_len;
     return NULL;
 }
 
@@ -164,7 +170,7 @@ spool_scan_next(struct spool_scan *sc, struct spool_frame *ret_f, struct spool_b
         return SPOOL_SCAN_ERR;
     }
     if (!why) {
-        sc->pos += SPOOL_FRAME_HDR + ret_f->len;
+        sc->pos += spool_frame_size(ret_f->len, ret_f->meta_len);
         sc->prev_id = ret_f->id;
         sc->any = true;
         return SPOOL_SCAN_FRAME;

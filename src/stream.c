@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* stream.c: one Firehose-style delivery stream: the records put through the ingest API are
+/* stream.c: one Firehose-style delivery stream: the records put through the ingest API (or by
+ * a mapping feeding the stream, stream_feed.c, through sl_stream_put_in) are
  * appended to the stream's durable spool (spool.h) and acknowledged once fsynced; they are read
  * back from the spool, through the transform stage when a Lambda processor is configured
  * (stream_xform.c), into the buffers of their destination partition (stream_part.c: one
@@ -346,6 +347,61 @@ static int stream_append(struct sl_stream *s,
     return 0;
 }
 
+int sl_stream_put_in(struct sl_stream *s,
+                     const struct sl_spool_in *in,
+                     size_t n,
+                     size_t *ret_took,
+                     sl_stream_put_cb cb,
+                     void *arg)
+{
+    *ret_took = 0;
+    if (s->closing) {
+        return SL_ECANCELED;
+    }
+    size_t bytes = 0;
+    uint64_t meta_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += in[i].len;
+        meta_bytes += in[i].meta_len;
+    }
+    size_t took = n;
+    int r = stream_append(s, in, n, bytes, cb, arg);
+    if (r == SL_EINVAL &&
+        bytes + meta_bytes + n * SL_SPOOL_FRAME_OVERHEAD + SPOOL_FILE_HEADER > s->spool_max_bytes) {
+        r = SL_ETHROTTLED; /* the call is larger than the whole quota: some of it may fit */
+    }
+    if (r == SL_ETHROTTLED && n > 1) {
+        /* As AWS does under throttling: the first records that fit are taken, the others
+         * answered ServiceUnavailableException. The quota counts the segment files. */
+        struct sl_spool_stats st;
+        sl_spool_stats(s->spool, &st);
+        uint64_t room = st.disk_bytes < s->spool_max_bytes ? s->spool_max_bytes - st.disk_bytes : 0;
+        uint64_t need = SPOOL_FILE_HEADER;
+        size_t fit = 0;
+        bytes = 0;
+        while (fit < n && need + in[fit].len + in[fit].meta_len + SL_SPOOL_FRAME_OVERHEAD <= room) {
+            need += in[fit].len + in[fit].meta_len + SL_SPOOL_FRAME_OVERHEAD;
+            bytes += in[fit++].len;
+        }
+        took = fit;
+        if (fit > 0) {
+            r = stream_append(s, in, fit, bytes, cb, arg);
+        }
+    }
+    if (r < 0 && r != SL_ETHROTTLED) {
+        return r;
+    }
+    took = r == 0 ? took : 0;
+    s->stats.throttled += n - took;
+    if (took < n) {
+        /* The quota is full: deliver what the spool holds now, so that room comes back. */
+        s->quota_hit = true;
+        stream_fill(s);
+    }
+    *ret_took = took;
+    return took > 0 ? 0 : SL_ETHROTTLED;
+}
+
 int sl_stream_put(struct sl_stream *s,
                   const struct sl_firehose_rec *recs,
                   size_t n,
@@ -362,49 +418,13 @@ int sl_stream_put(struct sl_stream *s,
         return SL_ENOMEM;
     }
     int64_t now = sl_clock_wall_ms(s->env.clock);
-    size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         in[i] = (struct sl_spool_in){
             .data = recs[i].data, .len = (uint32_t)recs[i].len, .arrival_ms = now};
-        bytes += recs[i].len;
     }
-    size_t took = n;
-    int r = stream_append(s, in, n, bytes, cb, arg);
-    if (r == SL_EINVAL &&
-        bytes + n * SL_SPOOL_FRAME_OVERHEAD + SPOOL_FILE_HEADER > s->spool_max_bytes) {
-        r = SL_ETHROTTLED; /* the call is larger than the whole quota: some of it may fit */
-    }
-    if (r == SL_ETHROTTLED && n > 1) {
-        /* As AWS does under throttling: the first records that fit are taken, the others
-         * answered ServiceUnavailableException. The quota counts the segment files. */
-        struct sl_spool_stats st;
-        sl_spool_stats(s->spool, &st);
-        uint64_t room = st.disk_bytes < s->spool_max_bytes ? s->spool_max_bytes - st.disk_bytes : 0;
-        uint64_t need = SPOOL_FILE_HEADER;
-        size_t fit = 0;
-        bytes = 0;
-        while (fit < n && need + recs[fit].len + SL_SPOOL_FRAME_OVERHEAD <= room) {
-            need += recs[fit].len + SL_SPOOL_FRAME_OVERHEAD;
-            bytes += recs[fit++].len;
-        }
-        took = fit;
-        if (fit > 0) {
-            r = stream_append(s, in, fit, bytes, cb, arg);
-        }
-    }
+    int r = sl_stream_put_in(s, in, n, ret_took, cb, arg);
     sl_free(in);
-    if (r < 0 && r != SL_ETHROTTLED) {
-        return r;
-    }
-    took = r == 0 ? took : 0;
-    s->stats.throttled += n - took;
-    if (took < n) {
-        /* The quota is full: deliver what the spool holds now, so that room comes back. */
-        s->quota_hit = true;
-        stream_fill(s);
-    }
-    *ret_took = took;
-    return took > 0 ? 0 : SL_ETHROTTLED;
+    return r;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -557,6 +577,7 @@ int sl_stream_new(const struct sl_stream_conf *sc,
             .fn = env->fn,
             .stream_arn = env->stream_arn ? env->stream_arn : "",
             .region = env->region,
+            .source_kinesis_arn = sc->kinesis_arn,
             .inst = sc->name,
             .retry = env->retry,
             .ops = &ops,

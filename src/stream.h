@@ -16,6 +16,7 @@ struct sl_firehose_rec;
 struct sl_stream_dest;
 struct sl_function;
 struct sl_retry_policy;
+struct sl_spool_in;
 
 /* One delivery stream: records in, buffered, delivered as objects. Loop thread only. */
 struct sl_stream;
@@ -77,6 +78,16 @@ SL_NODISCARD int sl_stream_put(struct sl_stream *s,
                                size_t *ret_took,
                                sl_stream_put_cb cb,
                                void *arg);
+
+/* As sl_stream_put, for records that bring their own arrival time and metadata (a mapping
+ * feeding the stream, stream_feed.c; a Kinesis source's record metadata, fh_kmeta.h): each is
+ * copied to the spool as given (its tag unused). Same returns and callback. */
+SL_NODISCARD int sl_stream_put_in(struct sl_stream *s,
+                                  const struct sl_spool_in *in,
+                                  size_t n,
+                                  size_t *ret_took,
+                                  sl_stream_put_cb cb,
+                                  void *arg);
 
 /* Delivers what is buffered now, and from then on every record at once; for SIGTERM. A
  * transform batch in flight is awaited (its records are delivered once it returns). */

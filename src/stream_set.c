@@ -2,11 +2,12 @@
 /* stream_set.c: the delivery streams of a run and the HTTP server that feeds them. It starts
  * the server only when there is a delivery stream, routes its requests to the Firehose API
  * (firehose_api.c) with the streams as the API's host (each stream's spool in
- * state_dir/streams/<DeliveryStreamName>), and drains, counts and frees the streams for the
- * daemon, and cancels their transforms at drain_timeout. A drain (SIGTERM, end of --until-idle)
- * refuses new puts at once (the API answers ServiceUnavailableException, which the SDKs retry),
- * lets the puts already being made durable be answered, and delivers what the streams hold. It
- * holds no buffering or API rules of its own. Loop thread. */
+ * state_dir/streams/<DeliveryStreamName>), makes the functions mappings feed them through
+ * (stream_feed.c), and drains, counts and frees the streams for the daemon, and cancels their
+ * transforms and feeds at drain_timeout. A drain (SIGTERM, end of --until-idle) refuses new puts
+ * at once (the API answers ServiceUnavailableException, which the SDKs retry), lets the puts
+ * already being made durable be answered, and delivers what the streams hold. It holds no
+ * buffering or API rules of its own. Loop thread. */
 #include "stream_set.h"
 
 #include <stdio.h>
@@ -20,12 +21,14 @@
 #include "log.h"
 #include "stream.h"
 #include "stream_dest.h"
+#include "stream_feed.h"
 
 #define SET_COMP "httpd"
 
 struct sl_stream_set {
     const struct sl_config *cfg;
     struct sl_stream **streams;
+    struct sl_function **feeds; /* per stream: what mappings feeding it invoke, made on demand */
     size_t n;
     struct sl_httpd *httpd;
     struct sl_firehose_host host;
@@ -82,7 +85,10 @@ int sl_stream_set_new(const struct sl_config *cfg,
     set->cfg = cfg;
     set->loop = loop;
     set->streams = sl_calloc(cfg->n_streams, sizeof(*set->streams));
-    if (!set->streams) {
+    set->feeds = sl_calloc(cfg->n_streams, sizeof(*set->feeds));
+    if (!set->streams || !set->feeds) {
+        sl_free(set->streams);
+        sl_free(set->feeds);
         sl_free(set);
         return SL_ENOMEM;
     }
@@ -159,6 +165,33 @@ int sl_stream_set_new(const struct sl_config *cfg,
     return 0;
 }
 
+int sl_stream_set_feed(struct sl_stream_set *set, size_t i, struct sl_function **ret_fn)
+{
+    if (i >= set->n) {
+        return SL_EINVAL;
+    }
+    if (!set->feeds[i]) {
+        const struct sl_stream_conf *sc = &set->cfg->streams[i];
+        int r = sl_stream_feed_new(set->loop, set->streams[i], sc->name, sc->kinesis_arn != NULL,
+                                   &sl_clock_system, &set->feeds[i]);
+        if (r < 0) {
+            return r;
+        }
+    }
+    *ret_fn = set->feeds[i];
+    return 0;
+}
+
+void sl_stream_set_cancel(struct sl_stream_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->feeds[i]) {
+            sl_function_stop(set->feeds[i]);
+        }
+        sl_stream_cancel(set->streams[i]);
+    }
+}
+
 void sl_stream_set_drain(struct sl_stream_set *set)
 {
     set->draining = true;
@@ -167,13 +200,6 @@ void sl_stream_set_drain(struct sl_stream_set *set)
     }
     for (size_t i = 0; i < set->n; i++) {
         sl_stream_drain(set->streams[i]);
-    }
-}
-
-void sl_stream_set_cancel(struct sl_stream_set *set)
-{
-    for (size_t i = 0; i < set->n; i++) {
-        sl_stream_cancel(set->streams[i]);
     }
 }
 
@@ -211,13 +237,19 @@ void sl_stream_set_free(struct sl_stream_set *set)
     if (set->httpd) {
         sl_httpd_quiesce(set->httpd);
     }
+    sl_stream_set_cancel(set);
     for (size_t i = 0; i < set->n; i++) {
         sl_stream_free(set->streams[i]);
     }
     /* The spools finish closing on the loop: puts waiting for a sync are answered then, which
-     * the server needs before it stops (it cannot stop with a request still waiting). */
+     * the server needs before it stops (it cannot stop with a request still waiting), and the
+     * feeds before they go. */
     while (sl_stream_closing() > 0 && uv_run(set->loop, UV_RUN_ONCE) != 0) {
     }
+    for (size_t i = 0; i < set->n; i++) {
+        sl_function_free(set->feeds[i]);
+    }
+    sl_free(set->feeds);
     sl_httpd_free(set->httpd);
     sl_free(set->streams);
     sl_free(set);

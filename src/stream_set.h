@@ -11,8 +11,8 @@
 #include "err.h"
 
 struct sl_config;
-struct sl_httpc;
 struct sl_function;
+struct sl_httpc;
 
 /* Every delivery stream of a configuration and the HTTP server that feeds them. Loop thread. */
 struct sl_stream_set;
@@ -31,14 +31,22 @@ SL_NODISCARD int sl_stream_set_new(const struct sl_config *cfg,
                                    char *errbuf,
                                    size_t errlen);
 
+/* The function a mapping feeding stream i (cfg->streams[i]; its FunctionName is the stream's ARN)
+ * is given (stream_feed.c): one per stream, made at the first call, owned by the set (freed by
+ * sl_stream_set_free, after the mappings). Returns 0 and *ret_fn, SL_EINVAL (no such stream) or
+ * SL_ENOMEM. */
+SL_NODISCARD int
+sl_stream_set_feed(struct sl_stream_set *set, size_t i, struct sl_function **ret_fn);
+
+/* At drain_timeout, before the functions are stopped: cancels the feeds' invocations waiting for
+ * room in a full spool (each is answered canceled; what they appended stays) and the transform
+ * batches in flight (their records stay in the spool). */
+void sl_stream_set_cancel(struct sl_stream_set *set);
+
 /* Stops taking connections and puts (a put from then on is answered ServiceUnavailableException;
  * puts already taken are answered once durable) and delivers what every stream holds (SIGTERM,
  * end of idle). */
 void sl_stream_set_drain(struct sl_stream_set *set);
-
-/* Cancels the transform batches in flight, whose records stay in the spool (drain_timeout),
- * before the functions are stopped. */
-void sl_stream_set_cancel(struct sl_stream_set *set);
 
 /* Records accepted and not yet delivered, in all streams, plus requests begun and not yet
  * answered and sent. */

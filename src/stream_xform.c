@@ -14,15 +14,19 @@
 #include "alloc.h"
 #include "buf.h"
 #include "log.h"
+#include "fh_kmeta.h"
 #include "spool.h"
 
 #define XFORM_COMP "stream"
 
 /* Records gathered for one batch: their bytes and their sl_fh_rec (data as offsets into
- * bytes until the batch starts). */
+ * bytes until the batch starts). A record's Kinesis metadata (fh_kmeta.h), when it has some,
+ * follows its data in bytes (meta_lens) and is decoded into kmeta when the batch starts. */
 struct xform_buf {
     struct sl_buf bytes;
     struct sl_fh_rec *recs;
+    uint32_t *meta_lens;
+    struct sl_fh_kinesis_meta *kmeta;
     size_t n;
     size_t cap;
     int64_t oldest_ms;
@@ -46,6 +50,8 @@ static void xform_buf_fini(struct xform_buf *b)
 {
     sl_buf_fini(&b->bytes);
     sl_free(b->recs);
+    sl_free(b->meta_lens);
+    sl_free(b->kmeta);
     memset(b, 0, sizeof(*b));
 }
 
@@ -63,9 +69,9 @@ int sl_stream_xform_new(const struct sl_stream_xform_env *env, struct sl_stream_
         .fn = env->fn,
         .stream_arn = env->stream_arn,
         .region = env->region ? env->region : "us-east-1",
-        /* A Kinesis stream as source (KinesisStreamSourceConfiguration) fills this and each
-         * record's kinesisRecordMetadata; direct puts have neither. */
-        .source_kinesis_arn = NULL,
+        /* KinesisStreamAsSource: sourceKinesisStreamArn, and each record's
+         * kinesisRecordMetadata from the spool; direct puts have neither. */
+        .source_kinesis_arn = env->source_kinesis_arn,
         .inst = env->inst,
         .retry = env->retry,
         .rand = env->rand,
@@ -75,7 +81,8 @@ int sl_stream_xform_new(const struct sl_stream_xform_env *env, struct sl_stream_
         sl_free(x);
         return r;
     }
-    x->env.stream_arn = x->env.region = x->env.inst = NULL; /* copied by the transform */
+    /* copied by the transform */
+    x->env.stream_arn = x->env.region = x->env.inst = x->env.source_kinesis_arn = NULL;
     uv_timer_init(env->loop, &x->timer);
     x->timer.data = x;
     sl_buf_init(&x->buf.bytes);
@@ -159,7 +166,13 @@ static void xform_start(struct sl_stream_xform *x)
         return;
     }
     for (size_t i = 0; i < b->n; i++) {
-        b->recs[i].data = b->bytes.data + (uintptr_t)b->recs[i].data;
+        struct sl_fh_rec *rec = &b->recs[i];
+        rec->data = b->bytes.data + (uintptr_t)rec->data;
+        rec->kinesis = NULL;
+        if (b->meta_lens[i] > 0 && sl_fh_kmeta_decode((const char *)rec->data + rec->len,
+                                                      b->meta_lens[i], &b->kmeta[i]) == 0) {
+            rec->kinesis = &b->kmeta[i];
+        }
     }
     x->flight = *b;
     memset(b, 0, sizeof(*b));
@@ -189,14 +202,24 @@ int sl_stream_xform_add(struct sl_stream_xform *x, const struct sl_spool_rec *re
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
         struct sl_fh_rec *recs = sl_realloc(b->recs, cap * sizeof(*recs));
-        if (!recs) {
+        if (recs) {
+            b->recs = recs;
+        }
+        uint32_t *lens = recs ? sl_realloc(b->meta_lens, cap * sizeof(*lens)) : NULL;
+        if (lens) {
+            b->meta_lens = lens;
+        }
+        struct sl_fh_kinesis_meta *km = lens ? sl_realloc(b->kmeta, cap * sizeof(*km)) : NULL;
+        if (!km) {
             return SL_ENOMEM;
         }
-        b->recs = recs;
+        b->kmeta = km;
         b->cap = cap;
     }
     size_t at = b->bytes.len;
-    if (sl_buf_append(&b->bytes, rec->data, rec->len) < 0) {
+    if (sl_buf_append(&b->bytes, rec->data, rec->len) < 0 ||
+        sl_buf_append(&b->bytes, rec->meta, rec->meta_len) < 0) {
+        b->bytes.len = at;
         return SL_ENOMEM;
     }
     if (b->n == 0 || rec->arrival_ms < b->oldest_ms) {
@@ -207,7 +230,8 @@ int sl_stream_xform_add(struct sl_stream_xform *x, const struct sl_spool_rec *re
                            .len = rec->len,
                            .arrival_ms = rec->arrival_ms,
                            .tag = rec->id,
-                           .kinesis = NULL /* direct put: no kinesisRecordMetadata */};
+                           .kinesis = NULL /* decoded from the metadata at the start */};
+    b->meta_lens[b->n - 1] = rec->meta_len;
     if (b->n == 1 && !uv_is_active((uv_handle_t *)&x->timer)) {
         /* BufferIntervalInSeconds 0: on the next loop turn, with what this read brought. */
         uv_timer_start(&x->timer, xform_timer_cb, (uint64_t)x->env.conf->buffer_interval_ms, 0);

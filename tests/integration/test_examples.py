@@ -395,3 +395,77 @@ def test_example_firehose_http(sluice_bin, tmp_path):
         {"commonAttributes": {"env": "dev"}}
     ex = [o for o in logs if o.get("msg") == "exit"][0]
     assert ex["DeliveryToHttpEndpoint.Records"] == 2
+
+
+def test_example_firehose_file(sluice_bin, tmp_path):
+    """config/firehose-file.json: the demo's log lines, read by a file mapping whose
+    FunctionName is the stream's ARN, land once each in one GZIP object under
+    build/firehose-file-bucket/logs/ (no delimiter added: a line's bytes as they are)."""
+    import gzip
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    (tmp_path / "build").mkdir()
+    r = subprocess.run([sluice_bin, "run", "--until-idle=1", "--log-format", "json",
+                        "config/firehose-file.json"], cwd=str(tmp_path),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                       env=sluice_env({"PWD": str(tmp_path)}))
+    assert r.returncode == 0, r.stderr[-3000:]
+    objs = glob.glob(str(tmp_path / "build/firehose-file-bucket/logs/*/*/*/*/logs-1-*.gz"))
+    assert len(objs) == 1, objs
+    with open(objs[0], "rb") as f:
+        body = gzip.decompress(f.read()).decode()
+    lines = [json.dumps(ln, separators=(",", ":")) for ln in input_lines(tmp_path)]
+    assert sorted(body.replace("}{", "}\n{").split("\n")) == sorted(lines)
+    ex = [o for o in json_log(r.stderr) if o.get("msg") == "exit"]
+    assert any(o.get("IncomingRecords") == len(lines) for o in ex), ex
+
+
+def test_example_firehose_kinesis(sluice_bin, tmp_path):
+    """config/firehose-kinesis.json against the test Kinesis server: its stream made unique,
+    records put once the stream reads every shard (it starts at LATEST, as Firehose does), each
+    lands once under build/firehose-kinesis-bucket/orders/."""
+    import re
+    needs_adapter(sluice_bin, "kinesis")
+    from helpers import missing, wait_until
+    import test_kinesis as tk
+    env = tk._services_env()
+    if not env.get("AWS_ENDPOINT_URL_KINESIS"):
+        missing("AWS_ENDPOINT_URL_KINESIS (tests/services/start.sh with SERVICES including "
+                "kinesis)")
+    endpoint = env["AWS_ENDPOINT_URL_KINESIS"]
+    stream = tk.create_stream(endpoint, shards=2)
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    path = str(tmp_path / "config/firehose-kinesis.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["listen"] = "127.0.0.1:0"
+    ksc = cfg["delivery_streams"][0]["KinesisStreamSourceConfiguration"]
+    ksc["KinesisStreamARN"] = ksc["KinesisStreamARN"].replace("stream/orders", "stream/" + stream)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    (tmp_path / "build").mkdir()
+    err_path = str(tmp_path / "sluice.stderr")
+    with open(err_path, "wb") as err:
+        p = subprocess.Popen([sluice_bin, "run", "--until-idle=3", "--log-level", "debug",
+                              "config/firehose-kinesis.json"], cwd=str(tmp_path),
+                             stdin=subprocess.DEVNULL, stderr=err,
+                             env=sluice_env({"PWD": str(tmp_path),
+                                             "AWS_ENDPOINT_URL_KINESIS": endpoint,
+                                             "AWS_ACCESS_KEY_ID": "test",
+                                             "AWS_SECRET_ACCESS_KEY": "test"}))
+    try:
+        wait_until(lambda: open(err_path).read().count("shard iterator ready") >= 2,
+                   timeout=30, what="both shards read")
+        sent = [json.dumps({"order": i}) + "\n" for i in range(40)]
+        tk.put(endpoint, stream, [("customer-%d" % (i % 5), s.encode())
+                                  for i, s in enumerate(sent)])
+        assert p.wait(120) == 0, open(err_path).read()[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    got = []
+    for o in glob.glob(str(tmp_path / "build/firehose-kinesis-bucket/orders/*/*/*/*/*")):
+        assert re.search(r"/orders-archive-1-\d{4}-", o), o
+        with open(o) as f:
+            got += f.read().splitlines(keepends=True)
+    assert sorted(got) == sorted(sent)

@@ -190,13 +190,124 @@ static void test_config_stream_other_destinations_refused(void **state)
     expect_one(f, load_stream(f, "", ",\"HttpEndpointDestinationConfiguration\":{}"),
                ": $.delivery_streams[0]: two destinations; allowed: one of "
                "ExtendedS3DestinationConfiguration and HttpEndpointDestinationConfiguration");
-    expect_one(f, load_stream(f, "", ",\"DeliveryStreamType\":\"KinesisStreamAsSource\""),
-               ": $.delivery_streams[0].DeliveryStreamType: only DirectPut is built; allowed: "
-               "DirectPut (records put through the Firehose API)");
+    expect_one(f, load_stream(f, "", ",\"DeliveryStreamType\":\"MSKAsSource\""),
+               ": $.delivery_streams[0].DeliveryStreamType: not built; allowed: DirectPut "
+               "(records put through the Firehose API) or KinesisStreamAsSource (with "
+               "KinesisStreamSourceConfiguration)");
     expect_one(f, load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\"}]}"),
                DEST_PATH ": missing ExtendedS3DestinationConfiguration; allowed: an object with "
                          "BucketARN (arn:aws:s3:::BUCKET or file:///dir), or an "
                          "HttpEndpointDestinationConfiguration");
+}
+
+#define KSC_PATH ": $.delivery_streams[0].KinesisStreamSourceConfiguration"
+#define KIN_ARN  "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
+#define FH_ARN   "arn:aws:firehose:us-east-1:000000000000:deliverystream/"
+
+/* DeliveryStreamType KinesisStreamAsSource: its KinesisStreamSourceConfiguration becomes a
+ * mapping of the Kinesis stream into the stream (from LATEST, KPL aggregates split); a mapping
+ * whose FunctionName is a delivery stream's ARN feeds that stream; what does not fit is named. */
+static void test_config_stream_kinesis_source(void **state)
+{
+    struct fixture *f = *state;
+    int r = load_stream(f, "",
+                        ",\"DeliveryStreamType\":\"KinesisStreamAsSource\","
+                        "\"KinesisStreamSourceConfiguration\":{\"KinesisStreamARN\":\"" KIN_ARN
+                        "\",\"RoleARN\":\"arn:aws:iam::123456789012:role/fh\"}");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    const struct sl_stream_conf *sc = &f->cfg->streams[0];
+    assert_string_equal(sc->kinesis_arn, KIN_ARN);
+    assert_string_equal(sc->kinesis_role_arn, "arn:aws:iam::123456789012:role/fh");
+    assert_int_equal(f->cfg->n_mappings, 1);
+    const struct sl_mapping_conf *mc = &f->cfg->mappings[0];
+    assert_string_equal(mc->core.event_source_arn, KIN_ARN);
+    assert_string_equal(mc->delivery_stream, "clicks");
+    assert_int_equal(mc->stream_index, 0);
+    assert_true(mc->stream_source);
+    assert_null(mc->function);
+    assert_int_equal(mc->core.starting_position, SL_START_LATEST);
+    assert_string_equal(mc->path, "$.delivery_streams[0].KinesisStreamSourceConfiguration");
+    sl_config_free(f->cfg);
+    f->cfg = NULL;
+
+    expect_one(f, load_stream(f, "", ",\"DeliveryStreamType\":\"KinesisStreamAsSource\""),
+               KSC_PATH ": missing (KinesisStreamAsSource); allowed: an object with "
+                        "KinesisStreamARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME) and "
+                        "RoleARN");
+    expect_one(f,
+               load_stream(f, "",
+                           ",\"KinesisStreamSourceConfiguration\":{\"KinesisStreamARN\":\"" KIN_ARN
+                           "\"}"),
+               KSC_PATH ": only with DeliveryStreamType KinesisStreamAsSource; allowed: "
+                        "\"DeliveryStreamType\": \"KinesisStreamAsSource\", or no key");
+    r = load_stream(f, "",
+                    ",\"DeliveryStreamType\":\"KinesisStreamAsSource\","
+                    "\"KinesisStreamSourceConfiguration\":{\"KinesisStreamARN\":"
+                    "\"arn:aws:kinesis:us-east-1:12:stream/orders\"}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_non_null(strstr(f->errs.items[0], KSC_PATH ".KinesisStreamARN: "));
+    assert_non_null(strstr(f->errs.items[0], "the account must be 12 digits"));
+    expect_one(f,
+               load_stream(f, "",
+                           ",\"DeliveryStreamType\":\"KinesisStreamAsSource\","
+                           "\"KinesisStreamSourceConfiguration\":{\"KinesisStreamARN\":"
+                           "\"file:///tmp/x\"}"),
+               KSC_PATH ".KinesisStreamARN: \"file:///tmp/x\" is not a Kinesis stream ARN; "
+                        "allowed: arn:aws:kinesis:REGION:ACCOUNT:stream/NAME");
+    r = load_stream(f, "",
+                    ",\"DeliveryStreamType\":\"KinesisStreamAsSource\","
+                    "\"KinesisStreamSourceConfiguration\":{\"RoleARN\":\"x\",\"Bogus\":1}");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 2);
+    sl_errlist_fini(&f->errs);
+    sl_errlist_init(&f->errs);
+
+    /* A mapping of any source feeds a DirectPut stream named by its ARN. */
+    r = load(
+        f, "{\"mappings\":[{\"EventSourceArn\":\"file:///tmp/in.log\",\"FunctionName\":\"" FH_ARN
+           "clicks\",\"StartingPosition\":\"TRIM_HORIZON\"}],\"delivery_streams\":[{"
+           "\"DeliveryStreamName\":\"other\",\"ExtendedS3DestinationConfiguration\":{" DEST_OK
+           "}},{\"DeliveryStreamName\":\"clicks\",\"ExtendedS3DestinationConfiguration\":{" DEST_OK
+           "}}]}");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    assert_string_equal(f->cfg->mappings[0].delivery_stream, "clicks");
+    assert_int_equal(f->cfg->mappings[0].stream_index, 1);
+    assert_false(f->cfg->mappings[0].stream_source);
+    sl_config_free(f->cfg);
+    f->cfg = NULL;
+    expect_one(f,
+               load(f, "{\"mappings\":[{\"EventSourceArn\":\"file:///tmp/in.log\","
+                       "\"FunctionName\":\"" FH_ARN "nope\",\"StartingPosition\":\"LATEST\"}],"
+                       "\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                       "\"ExtendedS3DestinationConfiguration\":{" DEST_OK "}}]}"),
+               ": $.mappings[0].FunctionName: \"" FH_ARN
+               "nope\" names no delivery stream; allowed: the ARN of one of \"delivery_streams\" "
+               "(arn:aws:firehose:REGION:ACCOUNT:deliverystream/DeliveryStreamName)");
+    expect_one(f,
+               load(f, "{\"mappings\":[{\"EventSourceArn\":\"file:///tmp/in.log\","
+                       "\"FunctionName\":\"" FH_ARN "clicks\",\"StartingPosition\":\"LATEST\"}],"
+                       "\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                       "\"DeliveryStreamType\":\"KinesisStreamAsSource\","
+                       "\"KinesisStreamSourceConfiguration\":{\"KinesisStreamARN\":\"" KIN_ARN
+                       "\"},\"ExtendedS3DestinationConfiguration\":{" DEST_OK "}}]}"),
+               ": $.mappings[0].FunctionName: \"" FH_ARN
+               "clicks\" is a KinesisStreamAsSource stream, which takes records only from its "
+               "Kinesis stream; allowed: a DirectPut stream");
+    expect_one(f,
+               load(f, "{\"mappings\":[{\"EventSourceArn\":\"file:///tmp/in.log\","
+                       "\"FunctionName\":\"" FH_ARN "clicks\",\"StartingPosition\":\"LATEST\","
+                       "\"TumblingWindowInSeconds\":30}],"
+                       "\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                       "\"ExtendedS3DestinationConfiguration\":{" DEST_OK "}}]}"),
+               ": $.mappings[0].TumblingWindowInSeconds: a delivery stream keeps no window "
+               "state; allowed: 0 or no key");
 }
 
 #define HTTP_PATH ": $.delivery_streams[0].HttpEndpointDestinationConfiguration"
@@ -372,6 +483,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_stream_listen_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_s3_built, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_kinesis_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_other_destinations_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_unbuilt_features_refused, setup,

@@ -36,6 +36,8 @@ struct got {
     uint64_t tag;
     char data[64];
     uint32_t len;
+    char meta[64];
+    uint32_t meta_len;
 };
 
 struct fx {
@@ -185,7 +187,8 @@ static int fx_append(struct fx *f, const char *prefix, int n)
     assert_true(n <= 64);
     for (int i = 0; i < n; i++) {
         int len = snprintf(bufs[i], sizeof(bufs[i]), "%s-%d", prefix, i);
-        in[i] = (struct sl_spool_in){bufs[i], (uint32_t)len, 1000 + i, (uint64_t)i};
+        in[i] = (struct sl_spool_in){
+            .data = bufs[i], .len = (uint32_t)len, .arrival_ms = 1000 + i, .tag = (uint64_t)i};
     }
     int before = f->acked;
     int r = sl_spool_append(f->sp, in, (size_t)n, on_append, f);
@@ -208,6 +211,12 @@ static void on_read(void *arg, const struct sl_spool_rec *rec)
     memcpy(g->data, rec->data, rec->len);
     g->data[rec->len] = '\0';
     g->len = rec->len;
+    assert_true(rec->meta_len < sizeof(g->meta));
+    if (rec->meta_len) {
+        memcpy(g->meta, rec->meta, rec->meta_len);
+    }
+    g->meta[rec->meta_len] = '\0';
+    g->meta_len = rec->meta_len;
 }
 
 static int fx_read_all(struct fx *f)
@@ -247,6 +256,107 @@ static int count_segments(const char *dir)
     assert_int_equal(fscanf(p, "%d", &n), 1);
     pclose(p);
     return n;
+}
+
+/* A record's metadata is kept beside its data: read back after a clean reopen and after a
+ * crash, counted against the quota, refused over its limit; records without any read as
+ * before. */
+static void test_spool_metadata_round_trip(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f, 1 << 20, 0);
+    struct sl_spool_in in[3] = {
+        {.data = "one", .len = 3, .arrival_ms = 7, .tag = 1, .meta = "shard-0|k1", .meta_len = 10},
+        {.data = "two", .len = 3, .arrival_ms = 8, .tag = 2},
+        {.data = "", .len = 0, .arrival_ms = 9, .tag = 3, .meta = "m", .meta_len = 1},
+    };
+    assert_int_equal(sl_spool_append(f->sp, in, 3, on_append, f), 0);
+    fx_wait_acked(f, 1);
+    struct sl_spool_stats st;
+    sl_spool_stats(f->sp, &st);
+    assert_int_equal(st.disk_bytes, 8 + 3 * SL_SPOOL_FRAME_OVERHEAD + 6 + 11);
+    char big[SL_SPOOL_META_MAX_BYTES + 1];
+    memset(big, 'x', sizeof(big));
+    struct sl_spool_in over = {.data = "x", .len = 1, .meta = big, .meta_len = sizeof(big)};
+    assert_int_equal(sl_spool_append(f->sp, &over, 1, on_append, f), SL_EINVAL);
+    assert_int_equal(fx_read_all(f), 3);
+    for (int pass = 0; pass < 3; pass++) {
+        assert_string_equal(f->got[0].data, "one");
+        assert_string_equal(f->got[0].meta, "shard-0|k1");
+        assert_int_equal(f->got[0].meta_len, 10);
+        assert_string_equal(f->got[1].data, "two");
+        assert_int_equal(f->got[1].meta_len, 0);
+        assert_int_equal(f->got[2].len, 0);
+        assert_string_equal(f->got[2].meta, "m");
+        assert_int_equal(f->got[2].arrival_ms, 9);
+        if (pass == 0) {
+            fx_close(f);
+            fx_open(f, 1 << 20, 0);
+        } else if (pass == 1) {
+            /* a crash: the directory as the disk holds it while the spool is open */
+            char cmd[8400];
+            snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s.crash' && rm -f '%s.crash/lock'", f->sdir,
+                     f->sdir, f->sdir);
+            assert_int_equal(system(cmd), 0);
+            fx_close(f);
+            char crash[4200];
+            snprintf(crash, sizeof(crash), "%s.crash", f->sdir);
+            fx_open_dir(f, crash, 1 << 20, 0);
+        }
+        if (pass < 2) {
+            sl_spool_stats(f->sp, &st);
+            assert_int_equal(st.quarantined_frames, 0);
+            assert_int_equal(fx_read_all(f), 3);
+        }
+    }
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+/* A segment written before records carried metadata (the header's field at 12 a reserved 0)
+ * still replays, byte for byte. */
+static void test_spool_reads_files_without_metadata(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(mkdir(f->sdir, 0700), 0);
+    char *seg = seg_path(f, f->sdir, 0);
+    FILE *out = fopen(seg, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite("SLSPOOL1", 1, 8, out), 8);
+    const char *datas[2] = {"old-0", "old-one"};
+    for (int i = 0; i < 2; i++) {
+        unsigned char fr[64] = {0};
+        size_t len = strlen(datas[i]);
+        put_le(fr, 0x50534c53u, 4);
+        put_le(fr + 8, len, 4);
+        put_le(fr + 16, (uint64_t)i, 8);
+        put_le(fr + 24, 5000 + (uint64_t)i, 8);
+        put_le(fr + 32, 40 + (uint64_t)i, 8);
+        memcpy(fr + 40, datas[i], len);
+        put_le(fr + 4, sl_crc32c(0, fr + 8, 32 + len), 4);
+        assert_int_equal(fwrite(fr, 1, 40 + len, out), 40 + len);
+    }
+    assert_int_equal(fclose(out), 0);
+    fx_open(f, 1 << 20, 0);
+    assert_int_equal(fx_read_all(f), 2);
+    assert_string_equal(f->got[1].data, "old-one");
+    assert_int_equal(f->got[1].meta_len, 0);
+    assert_int_equal(f->got[1].arrival_ms, 5001);
+    assert_int_equal(f->got[1].tag, 41);
+    struct sl_spool_stats st;
+    sl_spool_stats(f->sp, &st);
+    assert_int_equal(st.quarantined_frames, 0);
+    /* new records (with metadata) go after them */
+    struct sl_spool_in in = {.data = "new", .len = 3, .meta = "m", .meta_len = 1};
+    assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
+    fx_wait_acked(f, 1);
+    assert_int_equal(f->first_id, 2);
+    free(seg);
 }
 
 static void test_spool_crc32c(void **state)
@@ -582,7 +692,7 @@ static void test_spool_group_commit(void **state)
     assert_int_equal(fx_read_all(f), 1);
     int syncs_before = atomic_load(&f->syncs);
     enum { N = 20 };
-    struct sl_spool_in in = {"x", 1, 5, 0};
+    struct sl_spool_in in = {.data = "x", .len = 1, .arrival_ms = 5};
     for (int i = 0; i < N; i++) {
         assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
     }
@@ -603,7 +713,7 @@ static void test_spool_sync_failure(void **state)
     f->fail_syncs = 1;
     assert_int_equal(uv_sem_init(&f->gate, 0), 0);
     f->gated = true;
-    struct sl_spool_in in = {"x", 1, 5, 0};
+    struct sl_spool_in in = {.data = "x", .len = 1, .arrival_ms = 5};
     assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
     uv_run(&f->loop, UV_RUN_NOWAIT);
     while (!atomic_load(&f->entered)) {
@@ -661,7 +771,7 @@ static void test_spool_group_commit_while_syncing(void **state)
     assert_int_equal(uv_sem_init(&f->gate, 0), 0);
     f->gated = true;
     int syncs_before = atomic_load(&f->syncs);
-    struct sl_spool_in in = {"x", 1, 5, 0};
+    struct sl_spool_in in = {.data = "x", .len = 1, .arrival_ms = 5};
     assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
     /* Run one turn: the sync starts on the pool and holds there. */
     uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -685,7 +795,7 @@ static void test_spool_close_waits_for_appends(void **state)
 {
     struct fx *f = *state;
     fx_open(f, 1 << 20, 0);
-    struct sl_spool_in in = {"late", 4, 5, 0};
+    struct sl_spool_in in = {.data = "late", .len = 4, .arrival_ms = 5};
     assert_int_equal(sl_spool_append(f->sp, &in, 1, on_append, f), 0);
     assert_int_equal(sl_spool_save_released(f->sp, on_saved, f), 0);
     fx_close(f); /* runs the loop until closed: the append and the save finish first */
@@ -795,6 +905,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spool_crc32c),
         cmocka_unit_test_setup_teardown(test_spool_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_metadata_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_reads_files_without_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_reopen_replays_unreleased, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_crash_replays_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_restart_skips_released, setup, teardown),
