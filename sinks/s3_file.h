@@ -20,7 +20,9 @@
  * its key, and the directory fsynced (and the parent of every directory created on the way), so
  * after the callback reports 0 the object is whole and durable, and before it the key does not
  * exist. A failure removes the temporary file. The work runs on libuv's thread pool
- * (uv_queue_work), so the loop never waits for the disk.
+ * (uv_queue_work), so the loop never waits for the disk; a GZIP object of records is compressed
+ * there in parallel blocks (s3_object.h's sl_s3_gz), written to the temporary file in order as
+ * they come, so memory holds a few blocks of output, never a compressed copy of the object.
  *
  * Usage: sl_s3_file_new once per destination (config time: sl_s3_file_check for the shape);
  * sl_s3_file_put per object with the key (sl_s3_layout_key_of) and the records; the callback

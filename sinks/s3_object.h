@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <uv.h>
+
 #include "buf.h"
 #include "err.h"
 
@@ -28,7 +30,10 @@
  * (sl_s3_object_error_line), compressed or not like any other object.
  *
  * One encoder per object, on one thread at a time (the file writer runs it on the pool). Nothing
- * logs. */
+ * logs.
+ *
+ * A GZIP object of records already in memory is better compressed in parallel (sl_s3_gz, below):
+ * that is how delivery keeps up with ingest when one core compresses slower than records come. */
 
 #define SL_S3_OBJECT_CHUNK (64 * 1024)
 
@@ -65,6 +70,64 @@ SL_NODISCARD int sl_s3_object_build(const struct iovec *recs,
                                     size_t n,
                                     enum sl_s3_compression comp,
                                     struct sl_buf *out);
+
+/* Parallel GZIP of an object whose records are all in memory (pigz's way): the body is cut into
+ * blocks of SL_S3_GZ_BLOCK input bytes, each compressed by its own job on libuv's thread pool
+ * (raw deflate, the 32 KiB of input before the block as its dictionary, ended on a byte boundary
+ * by a sync flush, the last one by the final block) with its CRC-32; in order, between a gzip
+ * header and a trailer of the combined CRC-32 and length, the blocks are one gzip member, the
+ * same bytes however the jobs were scheduled (so a retry writes the same object). At most
+ * SL_S3_GZ_JOBS jobs run at once, those of all compressors together (the pool is shared with the
+ * spool's fsyncs), and at most
+ * SL_S3_GZ_WINDOW blocks are compressed ahead of the consumer: memory stays a few MB whatever
+ * the object's size.
+ *
+ * Usage (loop thread): sl_s3_gz_new starts the jobs; ready(arg) runs on the loop thread each
+ * time something changed (a block done, an error, the last job ended after a cancel);
+ * sl_s3_gz_ready lends the output that is next in order, which the consumer writes out and
+ * returns with sl_s3_gz_consumed (which frees it and starts more jobs), until sl_s3_gz_done.
+ * sl_s3_gz_error says a job failed (SL_ENOMEM / SL_EIO) or SL_ECANCELED after sl_s3_gz_cancel;
+ * free only when !sl_s3_gz_busy. */
+
+#define SL_S3_GZ_BLOCK  (1024 * 1024)
+#define SL_S3_GZ_JOBS   2
+#define SL_S3_GZ_WINDOW 4
+
+struct sl_s3_gz;
+
+/* Returns 0 and *ret_gz (owned: sl_s3_gz_free), or SL_ENOMEM (ready never runs). recs[0..n)
+ * and the bytes they point at are borrowed until it is freed; loop borrowed. */
+SL_NODISCARD int sl_s3_gz_new(uv_loop_t *loop,
+                              const struct iovec *recs,
+                              size_t n,
+                              void (*ready)(void *arg),
+                              void *arg,
+                              struct sl_s3_gz **ret_gz);
+
+/* Fills iov[0..max) with the output ready in order (the header first, the trailer last), borrowed
+ * until sl_s3_gz_consumed; returns how many (0: nothing ready, or an error). Calling it again
+ * before consumed returns the same pieces first. max >= SL_S3_GZ_WINDOW + 2 takes all. */
+size_t sl_s3_gz_ready(struct sl_s3_gz *gz, struct iovec *iov, size_t max);
+
+/* The first count pieces of the last sl_s3_gz_ready were written out: frees them. */
+void sl_s3_gz_consumed(struct sl_s3_gz *gz, size_t count);
+
+/* Every piece, trailer included, was consumed. */
+bool sl_s3_gz_done(const struct sl_s3_gz *gz);
+
+/* 0, or the first failure: SL_ENOMEM / SL_EIO (zlib), SL_ECANCELED (sl_s3_gz_cancel). */
+int sl_s3_gz_error(const struct sl_s3_gz *gz);
+
+/* Stops: jobs not started are canceled, no more start; ready runs once the last job ended. */
+void sl_s3_gz_cancel(struct sl_s3_gz *gz);
+
+/* Jobs are in flight: gz may not be freed yet. */
+bool sl_s3_gz_busy(const struct sl_s3_gz *gz);
+
+/* Bytes of the body so far consumed. */
+uint64_t sl_s3_gz_bytes_out(const struct sl_s3_gz *gz);
+
+void sl_s3_gz_free(struct sl_s3_gz *gz);
 
 /* One failed record, in Firehose's error record format. Strings are borrowed. */
 struct sl_s3_error_rec {

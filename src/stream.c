@@ -30,8 +30,9 @@
  * (ServiceUnavailableException, which the SDKs retry) with nothing stored, and what the spool
  * holds is delivered at once so that room comes back. Memory is bounded apart from the spool:
  * records are read from the spool only while those held in memory (in the transform, in open
- * partitions and sealed) stay under twice SizeInMBs plus one full PutRecordBatch plus, with a
- * transform, twice its BufferSizeInMBs. */
+ * partitions and sealed) stay under SizeInMBs plus one full PutRecordBatch (the object being
+ * written, then the next: the spool keeps the rest on disk) plus, with a transform, twice its
+ * BufferSizeInMBs. */
 #include "stream.h"
 
 #include <assert.h>
@@ -545,7 +546,7 @@ int sl_stream_new(const struct sl_stream_conf *sc,
     s->dest = env->dest;
     sl_stream_key_init(&s->key, sc->processing ? sc->processing->query : NULL, sc->layout);
     s->size_bytes = sc->size_mb * STREAM_MIB;
-    s->cap_bytes = 2 * s->size_bytes + SL_FIREHOSE_CALL_MAX;
+    s->cap_bytes = s->size_bytes + SL_FIREHOSE_CALL_MAX;
     s->spool_max_bytes = env->spool_max_bytes;
     /* Without dynamic partitioning the one buffer is reserved at once (SizeInMBs plus one
      * record), so it is never copied to grow; pages not written are not resident. */

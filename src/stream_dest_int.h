@@ -69,13 +69,20 @@ struct dest_put {
     const char *inst;
     struct sl_stream_dest_stats *stats;
     struct sl_buf key;
-    struct sl_buf body;      /* the S3 API's body, built at the first attempt */
-    const struct iovec *iov; /* the records (file writer), borrowed */
+    /* The S3 API's body, made at the first attempt and kept for the retries: the records
+     * themselves when they lie end to end in memory and go uncompressed, else built in body
+     * (GZIP: compressed on the thread pool by gz, so the loop goes on meanwhile). */
+    struct sl_buf body;
+    struct sl_s3_gz *gz; /* compressing the body */
+    const void *body_data;
+    size_t body_len;
+    bool body_ready;
+    const struct iovec *iov; /* the records, borrowed */
     size_t n;
     size_t n_records; /* for the log lines */
     unsigned attempts;
     bool active;  /* started, done not yet called */
-    bool writing; /* a write is in flight */
+    bool writing; /* a write (or the compression of its body) is in flight */
     bool stopped; /* dest_put_stop: no further attempt */
     struct sl_retry_policy policy;
     uint64_t rng;

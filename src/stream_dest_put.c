@@ -105,10 +105,14 @@ void dest_put_fini(struct dest_put *p, uv_close_cb cb)
 /* The end of the object: done runs once, with 0 or SL_ECANCELED. */
 static void put_finish(struct dest_put *p, int err)
 {
+    assert(!p->gz);
     p->active = false;
     sl_buf_truncate(&p->key, 0);
     sl_buf_fini(&p->body);
     sl_buf_init(&p->body);
+    p->body_data = NULL;
+    p->body_len = 0;
+    p->body_ready = false;
     p->done(p->arg, err);
 }
 
@@ -160,29 +164,104 @@ static void put_s3_cb(void *arg, int err, long status, const char *detail)
     put_result(p, err, msg);
 }
 
+/* The body is made: PutObject (again, on a retry). */
+static void put_send(struct dest_put *p)
+{
+    int r = sl_s3_put_object(p->t->put, p->key.data, p->body_data, p->body_len, DEST_PUT_TIMEOUT_MS,
+                             put_s3_cb, p);
+    if (r < 0) {
+        put_result(p, r, "cannot start the write");
+    }
+}
+
+/* The compressor of the body moved on: take what it has, and send once it is whole. */
+static void put_gz_ready(void *arg)
+{
+    struct dest_put *p = arg;
+    int r = sl_s3_gz_error(p->gz);
+    if (r == 0 && p->stopped) {
+        sl_s3_gz_cancel(p->gz);
+        r = SL_ECANCELED;
+    }
+    if (r < 0) {
+        if (sl_s3_gz_busy(p->gz)) {
+            return; /* called again when its last job ended */
+        }
+        sl_s3_gz_free(p->gz);
+        p->gz = NULL;
+        sl_buf_truncate(&p->body, 0);
+        put_result(p, r, "cannot compress the object");
+        return;
+    }
+    struct iovec iov[SL_S3_GZ_WINDOW + 2];
+    size_t n = sl_s3_gz_ready(p->gz, iov, sizeof(iov) / sizeof(iov[0]));
+    for (size_t i = 0; i < n && r == 0; i++) {
+        r = sl_buf_append(&p->body, iov[i].iov_base, iov[i].iov_len);
+    }
+    if (r < 0) {
+        sl_s3_gz_cancel(p->gz);
+        put_gz_ready(p); /* out of memory: ends like a failed compression */
+        return;
+    }
+    sl_s3_gz_consumed(p->gz, n);
+    if (!sl_s3_gz_done(p->gz)) {
+        return;
+    }
+    sl_s3_gz_free(p->gz);
+    p->gz = NULL;
+    p->body_data = p->body.data ? p->body.data : "";
+    p->body_len = p->body.len;
+    p->body_ready = true;
+    put_send(p);
+}
+
+/* Makes the S3 API's body: at once (uncompressed), or starts its compression. Returns 0 or
+ * SL_ENOMEM. */
+static int put_body_start(struct dest_put *p)
+{
+    if (p->t->comp == SL_S3_GZIP) {
+        return sl_s3_gz_new(p->timer.loop, p->iov, p->n, put_gz_ready, p, &p->gz);
+    }
+    size_t len = 0;
+    bool flat = true; /* the records lie end to end: they are the body as they are */
+    for (size_t i = 0; i < p->n; i++) {
+        flat = flat && (i == 0 || (const char *)p->iov[i - 1].iov_base + p->iov[i - 1].iov_len ==
+                                      (const char *)p->iov[i].iov_base);
+        len += p->iov[i].iov_len;
+    }
+    if (flat) {
+        p->body_data = p->n > 0 ? p->iov[0].iov_base : "";
+        p->body_len = len;
+    } else {
+        int r = sl_s3_object_build(p->iov, p->n, p->t->comp, &p->body);
+        if (r < 0) {
+            return r;
+        }
+        p->body_data = p->body.data ? p->body.data : "";
+        p->body_len = p->body.len;
+    }
+    p->body_ready = true;
+    return 0;
+}
+
 static void put_attempt(struct dest_put *p)
 {
     p->attempts++;
+    p->writing = true;
     int r;
     if (p->t->file) {
         r = sl_s3_file_put(p->t->file, p->key.data, p->iov, p->n, p->t->comp, put_file_cb, p);
     } else {
-        r = 0;
-        if (p->body.len == 0) {
-            r = sl_s3_object_build(p->iov, p->n, p->t->comp, &p->body);
-        }
-        if (r == 0) {
-            r = sl_s3_put_object(p->t->put, p->key.data, p->body.data ? p->body.data : "",
-                                 p->body.len, DEST_PUT_TIMEOUT_MS, put_s3_cb, p);
+        r = p->body_ready || p->gz ? 0 : put_body_start(p);
+        if (r == 0 && p->body_ready) {
+            put_send(p);
+            return;
         }
     }
     if (r < 0) {
         /* Not started (out of memory): tried again after the backoff like a failed write. */
-        p->writing = true;
         put_result(p, r, "cannot start the write");
-        return;
     }
-    p->writing = true;
 }
 
 int dest_put_start(struct dest_put *p,
@@ -219,6 +298,17 @@ void dest_put_stop(struct dest_put *p)
         return;
     }
     p->stopped = true;
+    if (p->gz) {
+        sl_s3_gz_cancel(p->gz);
+        if (sl_s3_gz_busy(p->gz)) {
+            return; /* put_gz_ready ends the put once its last job ended */
+        }
+        sl_s3_gz_free(p->gz);
+        p->gz = NULL;
+        p->writing = false;
+        uv_timer_start(&p->timer, put_timer_cb, 0, 0);
+        return;
+    }
     if (p->writing) {
         if (p->t->file) {
             sl_s3_file_stop(p->t->file);

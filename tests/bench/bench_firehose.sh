@@ -25,10 +25,10 @@
 # MODE=spool measures peak RSS with the spool holding SPOOL_MB (1024) MB: the destination cannot
 # be written (its BucketARN directory is under a regular file, which stops even root), fh_load
 # puts SPOOL_MB of records within SPOOL_DEADLINE (120) s, and the row gives what was accepted,
-# the bytes in state_dir and sluice's peak RSS (target: under 128 MB). It is meaningful only
-# with the durable spool wired into delivery streams; a binary holding its buffers in memory
-# refuses puts beyond them (twice SizeInMBs plus a call), so fh_load's deadline passes and the
-# run fails, saying so.
+# the bytes in state_dir, sluice's peak RSS (target: under 128 MB) and its CPU per MB accepted.
+# It is meaningful only with the durable spool wired into delivery streams; a binary holding its
+# buffers in memory refuses puts beyond them (twice SizeInMBs plus a call), so fh_load's deadline
+# passes and the run fails, saying so.
 #
 # Env: SLUICE_BIN (build/sluice), FH_LOAD (build/fh_load; `ninja -C build` builds it), PREV_BIN,
 #      CONNS (4), DEADLINE (300 s for each row's load and for its drain), MODE (deliver|spool),
@@ -325,8 +325,9 @@ if mode == "deliver":
         "run", "compression", "acc rec/s", "acc MB/s", "dlv rec/s", "dlv MB/s", "throttled",
         "CPU ms/MB", "peak RSS MB", "gen CPU s"))
 else:
-    print("%-7s %-12s %12s %11s %13s %11s %10s" % (
-        "run", "compression", "MB accepted", "throttled", "MB in state", "peak RSS MB", "load s"))
+    print("%-7s %-12s %12s %11s %13s %11s %10s %10s" % (
+        "run", "compression", "MB accepted", "throttled", "MB in state", "peak RSS MB", "load s",
+        "CPU ms/MB"))
 for line in open(rows):
     parts = line.split()
     name, comp, f = parts[0], parts[1], kv(parts[2:])
@@ -341,8 +342,9 @@ for line in open(rows):
             name, comp, acc / secs, mb / secs, dlv, f["throttled"], cpu * 1000 / mb if mb else 0,
             rss, f["cpu_s"]))
     else:
-        print("%-7s %-12s %12.0f %11s %13.0f %11.1f %10.1f" % (
-            name, comp, mb, f["throttled"], int(f.get("spooled", 0)) / 1e6, rss, secs))
+        print("%-7s %-12s %12.0f %11s %13.0f %11.1f %10.1f %10.2f" % (
+            name, comp, mb, f["throttled"], int(f.get("spooled", 0)) / 1e6, rss, secs,
+            cpu * 1000 / mb if mb else 0))
 PY
 echo
 if [ "$MODE" = deliver ]; then

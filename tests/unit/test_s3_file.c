@@ -4,7 +4,10 @@
  * the rename the key does not exist and the body sits complete under a hidden temporary name in
  * the same directory; a write that fails half way (the file size limit) reports SL_EIO naming
  * the file and leaves no temporary file; a directory that cannot be created and a bad key are
- * reported; destination shapes are checked. */
+ * reported; destination shapes are checked. A GZIP object of many records over many blocks
+ * (compressed in parallel) lands whole, renamed only once complete; one whose write fails half
+ * way leaves nothing under its key nor a temporary file, and written again with the same key it
+ * is whole. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -213,6 +216,125 @@ static void test_s3_file_failure_leaves_no_temp(void **state)
     assert_string_equal(names, "first ");
 }
 
+/* n records of up to 2,000 bytes, about total bytes of poorly compressible text. */
+static struct iovec *many_records(size_t total, unsigned char **ret_data, size_t *ret_n)
+{
+    unsigned char *data = malloc(total);
+    struct iovec *recs = malloc(sizeof(*recs) * total);
+    uint32_t x = 2463534242u;
+    size_t n = 0, off = 0;
+    for (size_t i = 0; i < total; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        data[i] = (unsigned char)(x % 64 + ' ');
+    }
+    while (off < total) {
+        size_t len = (off * 7 + n * 13) % 2001;
+        len = len > total - off ? total - off : len;
+        recs[n++] = (struct iovec){data + off, len};
+        off += len;
+    }
+    *ret_data = data;
+    *ret_n = n;
+    return recs;
+}
+
+/* The records inflated back from the gzip file at path. */
+static void assert_gzip_file(const char *path, const unsigned char *want, size_t len)
+{
+    gzFile gz = gzopen(path, "rb");
+    assert_non_null(gz);
+    unsigned char *got = malloc(len + 1);
+    int k = gzread(gz, got, (unsigned)len + 1);
+    assert_int_equal(k, (int)len);
+    assert_memory_equal(got, want, len);
+    gzclose(gz);
+    free(got);
+}
+
+static void test_s3_file_gzip_many_blocks(void **state)
+{
+    struct fx *x = *state;
+    sl_s3_file_set_hook(x->f, before_rename, x);
+    unsigned char *data;
+    size_t n, total = 5 * SL_S3_GZ_BLOCK + 999;
+    struct iovec *recs = many_records(total, &data, &n);
+    put(x, "g/obj.gz", recs, n, SL_S3_GZIP);
+    assert_int_equal(x->err, 0);
+    assert_int_equal(x->hook_calls, 1);
+    assert_true(x->final_absent);
+    assert_true(x->tmp_hidden_same_dir);
+    char path[700], names[1024];
+    (void)snprintf(path, sizeof path, "%s/g/obj.gz", x->dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(x->tmp_size, (long long)st.st_size); /* whole before the rename */
+    assert_gzip_file(path, data, total);
+    (void)snprintf(path, sizeof path, "%s/g", x->dir);
+    list_dir(path, names, sizeof names);
+    assert_string_equal(names, "obj.gz ");
+    free(recs);
+    free(data);
+}
+
+static void test_s3_file_gzip_failure_half_way_then_whole(void **state)
+{
+    struct fx *x = *state;
+    unsigned char *data;
+    size_t n, total = 4 * SL_S3_GZ_BLOCK;
+    struct iovec *recs = many_records(total, &data, &n);
+    struct iovec small[] = {{"x", 1}};
+    put(x, "d/first", small, 1, SL_S3_UNCOMPRESSED);
+    assert_int_equal(x->err, 0);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+    low = old;
+    low.rlim_cur = SL_S3_GZ_BLOCK; /* about a third of the compressed object */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+    put(x, "d/obj.gz", recs, n, SL_S3_GZIP);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    (void)signal(SIGXFSZ, old_sig);
+    assert_int_equal(x->err, SL_EIO);
+    assert_non_null(strstr(x->detail, "write "));
+    assert_non_null(strstr(x->detail, "/d/.obj.gz.tmp-"));
+    assert_non_null(strstr(x->detail, "File too large"));
+    char path[700], names[1024];
+    (void)snprintf(path, sizeof path, "%s/d", x->dir);
+    list_dir(path, names, sizeof names);
+    assert_string_equal(names, "first "); /* no half object, no temporary file */
+    /* tried again with the same key: the whole object */
+    put(x, "d/obj.gz", recs, n, SL_S3_GZIP);
+    assert_int_equal(x->err, 0);
+    list_dir(path, names, sizeof names);
+    assert_true(strcmp(names, "first obj.gz ") == 0 || strcmp(names, "obj.gz first ") == 0);
+    (void)snprintf(path, sizeof path, "%s/d/obj.gz", x->dir);
+    assert_gzip_file(path, data, total);
+    free(recs);
+    free(data);
+}
+
+static void test_s3_file_gzip_stop_before_start(void **state)
+{
+    struct fx *x = *state;
+    struct iovec recs[] = {{"r", 1}};
+    x->calls = 0;
+    assert_int_equal(sl_s3_file_put(x->f, "s/obj.gz", recs, 1, SL_S3_GZIP, on_put, x), 0);
+    sl_s3_file_stop(x->f);
+    assert_true(test_run_until(&x->loop, put_done, x, test_deadline_ms(10000)));
+    assert_int_equal(x->calls, 1);
+    /* canceled before it began, or written whole: never half */
+    if (x->err == 0) {
+        char path[700];
+        (void)snprintf(path, sizeof path, "%s/s/obj.gz", x->dir);
+        assert_gzip_file(path, (const unsigned char *)"r", 1);
+    } else {
+        assert_int_equal(x->err, SL_ECANCELED);
+    }
+    assert_int_equal(sl_s3_file_inflight(x->f), 0);
+}
+
 static void test_s3_file_directory_fails(void **state)
 {
     struct fx *x = *state;
@@ -300,6 +422,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_s3_file_writes_gzip_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_file_atomic_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_file_failure_leaves_no_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_s3_file_gzip_many_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_s3_file_gzip_failure_half_way_then_whole, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_s3_file_gzip_stop_before_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_file_directory_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_file_bad_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s3_file_error_records, setup, teardown),

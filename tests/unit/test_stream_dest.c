@@ -5,8 +5,11 @@
  * until it succeeds (no record dropped); stop ending a retrying delivery with SL_ECANCELED; the
  * HTTP endpoint delivering, backed up as Firehose error records under http-endpoint-failed once
  * its retry duration is used up, and AllData writing every record to the backup. The HTTP
- * endpoint is the scripted one of fh_endpoint.c. Waits are test_run_until deadlines on
- * conditions, never sleeps. */
+ * endpoint is the scripted one of fh_endpoint.c. Through the S3 API (http_peer.c answering
+ * PutObject) a GZIP object of several MB, compressed off the loop, is one gzip member of the
+ * records, and a PutObject answered 500 is sent again with the same key and the same body; a
+ * stop during the compression ends the delivery with SL_ECANCELED and nothing sent. Waits are
+ * test_run_until deadlines on conditions, never sleeps. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <ftw.h>
 #include <regex.h>
@@ -28,6 +31,7 @@
 #include "errlist.h"
 #include "fh_endpoint.h"
 #include "helpers.h"
+#include "http_peer.h"
 #include "httpc.h"
 #include "stream_dest.h"
 
@@ -282,6 +286,165 @@ static void test_stream_dest_stop_cancels(void **state)
     assert_int_equal(sl_stream_dest_deliver(f->d, recs, 2, WALL_MS, on_done, f), SL_ECANCELED);
 }
 
+/* An S3 server for PutObject: the first answer is status first, then 200; the request lines
+ * and bodies are kept. */
+#define S3_PEER_MAX 4
+struct s3_peer {
+    struct http_peer peer;
+    pthread_mutex_t mu;
+    int first;
+    int n;
+    char line[S3_PEER_MAX][512];
+    char *body[S3_PEER_MAX];
+    size_t body_len[S3_PEER_MAX];
+};
+
+static void s3_peer_answer(
+    void *arg, int fd, const char *head, size_t head_len, const char *body, size_t body_len)
+{
+    struct s3_peer *sp = arg;
+    pthread_mutex_lock(&sp->mu);
+    int i = sp->n < S3_PEER_MAX ? sp->n : S3_PEER_MAX - 1;
+    const char *eol = memchr(head, '\r', head_len);
+    (void)snprintf(sp->line[i], sizeof sp->line[i], "%.*s", (int)(eol ? eol - head : 0), head);
+    free(sp->body[i]);
+    sp->body[i] = malloc(body_len + 1);
+    memcpy(sp->body[i], body, body_len);
+    sp->body_len[i] = body_len;
+    int status = sp->n++ == 0 ? sp->first : 200;
+    pthread_mutex_unlock(&sp->mu);
+    char resp[256];
+    int k = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status);
+    (void)http_peer_send_all(fd, resp, (size_t)k);
+}
+
+static int s3_peer_count(struct s3_peer *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    int n = sp->n;
+    pthread_mutex_unlock(&sp->mu);
+    return n;
+}
+
+/* Starts sp and opens a GZIP destination arn:aws:s3:::bucket at it (unsigned). */
+static void open_s3_api(struct fixture *f, struct s3_peer *sp, int first)
+{
+    memset(sp, 0, sizeof(*sp));
+    pthread_mutex_init(&sp->mu, NULL);
+    sp->first = first;
+    http_peer_start(&sp->peer, s3_peer_answer, sp);
+    char endpoint[64];
+    (void)snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", sp->peer.port);
+    static const char *const vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        (void)unsetenv(vars[i]);
+    }
+    (void)setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+    (void)setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+    (void)setenv("AWS_REGION", "us-east-1", 1);
+    (void)setenv("AWS_ENDPOINT_URL_S3", endpoint, 1);
+    open_dest(f, "\"ExtendedS3DestinationConfiguration\":{\"BucketARN\":\"arn:aws:s3:::bucket\","
+                 "\"CompressionFormat\":\"GZIP\"}");
+}
+
+static void close_s3_api(struct s3_peer *sp)
+{
+    http_peer_stop(&sp->peer);
+    for (int i = 0; i < S3_PEER_MAX; i++) {
+        free(sp->body[i]);
+    }
+    pthread_mutex_destroy(&sp->mu);
+    (void)unsetenv("AWS_ENDPOINT_URL_S3");
+}
+
+/* n records of the bytes of data (len), cut at odd places. */
+static struct sl_stream_dest_rec *cut_records(const char *data, size_t len, size_t *ret_n)
+{
+    struct sl_stream_dest_rec *r = calloc(len / 500 + 2, sizeof(*r));
+    size_t n = 0;
+    for (size_t off = 0; off < len;) {
+        size_t k = 500 + (n * 37) % 1500;
+        k = k > len - off ? len - off : k;
+        r[n++] = (struct sl_stream_dest_rec){data + off, k, WALL_MS};
+        off += k;
+    }
+    *ret_n = n;
+    return r;
+}
+
+static char *object_text(size_t len)
+{
+    char *data = malloc(len);
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        data[i] = (char)(x % 40 + '0');
+    }
+    return data;
+}
+
+static void test_stream_dest_s3_api_gzip_retried_same_body(void **state)
+{
+    struct fixture *f = *state;
+    struct s3_peer sp;
+    open_s3_api(f, &sp, 500);
+    size_t len = 3 * 1024 * 1024 + 77, n;
+    char *data = object_text(len);
+    struct sl_stream_dest_rec *r = cut_records(data, len, &n);
+    assert_int_equal(sl_stream_dest_deliver(f->d, r, n, WALL_MS, on_done, f), 0);
+    assert_true(test_run_until(&f->loop, called, f, test_deadline_ms(30000)));
+    assert_int_equal(f->err, 0);
+    assert_int_equal(s3_peer_count(&sp), 2); /* 500, then 200 */
+    assert_string_equal(sp.line[0], sp.line[1]);
+    assert_non_null(strstr(sp.line[0], "PUT /bucket/"));
+    assert_non_null(strstr(sp.line[0], ".gz HTTP/1.1"));
+    assert_int_equal(sp.body_len[0], sp.body_len[1]);
+    assert_memory_equal(sp.body[0], sp.body[1], sp.body_len[0]);
+    /* one gzip member holding the records */
+    z_stream z = {0};
+    assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+    char *plain = malloc(len + 1);
+    z.next_in = (unsigned char *)sp.body[1];
+    z.avail_in = (uInt)sp.body_len[1];
+    z.next_out = (unsigned char *)plain;
+    z.avail_out = (uInt)len + 1;
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(z.avail_in, 0);
+    assert_int_equal(z.total_out, len);
+    assert_memory_equal(plain, data, len);
+    inflateEnd(&z);
+    assert_int_equal(sl_stream_dest_stats(f->d)->s3_bytes, len);
+    free(plain);
+    free(r);
+    free(data);
+    close_s3_api(&sp);
+}
+
+static void test_stream_dest_s3_api_stop_while_compressing(void **state)
+{
+    struct fixture *f = *state;
+    struct s3_peer sp;
+    open_s3_api(f, &sp, 200);
+    size_t len = 16 * 1024 * 1024, n;
+    char *data = object_text(len);
+    struct sl_stream_dest_rec *r = cut_records(data, len, &n);
+    assert_int_equal(sl_stream_dest_deliver(f->d, r, n, WALL_MS, on_done, f), 0);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT); /* the first attempt: the compression starts */
+    sl_stream_dest_stop(f->d);
+    assert_true(test_run_until(&f->loop, called, f, test_deadline_ms(30000)));
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->err, SL_ECANCELED);
+    assert_int_equal(s3_peer_count(&sp), 0);
+    assert_false(sl_stream_dest_busy(f->d));
+    free(r);
+    free(data);
+    close_s3_api(&sp);
+}
+
 static void open_http(struct fixture *f, enum fh_ep_step step, const char *extra)
 {
     fh_ep_start(&f->ep, &step, 1, &f->wake);
@@ -367,8 +530,14 @@ int main(void)
     (void)setenv("SLUICE_RETRY_MAX_MS", "20", 1);
 #define T(name) cmocka_unit_test_setup_teardown(test_stream_dest_##name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(s3_file_gzip_prefix), T(s3_retried_until_written), T(stop_cancels),
-        T(http_delivered),      T(http_failed_backed_up),    T(http_all_data),
+        T(s3_file_gzip_prefix),
+        T(s3_retried_until_written),
+        T(stop_cancels),
+        T(http_delivered),
+        T(http_failed_backed_up),
+        T(http_all_data),
+        T(s3_api_gzip_retried_same_body),
+        T(s3_api_stop_while_compressing),
     };
 #undef T
     return cmocka_run_group_tests_name("stream_dest", tests, NULL, NULL);
