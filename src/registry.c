@@ -59,6 +59,13 @@ static const struct sl_registry_feature registry_features[] = {
      {"arn:aws:kinesis:", NULL, NULL},
      NULL,
      NULL},
+    {"redis",
+     "Redis",
+     "hiredis (libhiredis-dev)",
+     SL_HAVE_REDIS,
+     {"redis://", "rediss://", NULL},
+     "redis://HOST:PORT/DB/STREAM, redis://HOST:PORT/DB/list/NAME",
+     NULL},
 };
 
 /* The destinations every build can write; each built feature adds its own. */

@@ -41,6 +41,11 @@
 #define KAFKA_MISSING      ""
 #define KAFKA_DESTINATIONS ""
 #endif
+#if SL_HAVE_REDIS
+#define REDIS_DESTINATIONS ", redis://HOST:PORT/DB/STREAM, redis://HOST:PORT/DB/list/NAME"
+#else
+#define REDIS_DESTINATIONS ""
+#endif
 #if SL_HAVE_KINESIS
 #define KINESIS_SCHEMES ", arn:aws:kinesis:..."
 #define KINESIS_MISSING ", arn:aws:kinesis:REGION:ACCOUNT:stream/NAME"
@@ -770,7 +775,7 @@ static void test_url_secrets_not_in_errors(void **state)
                          "$.mappings[0].DestinationConfig.OnFailure.Destination: "
                          "\"gopher://***@h/x?***\" is not a destination sluice can write; "
                          "allowed: file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE "
-                         "or an SQS queue URL" KAFKA_DESTINATIONS);
+                         "or an SQS queue URL" KAFKA_DESTINATIONS REDIS_DESTINATIONS);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
