@@ -13,10 +13,11 @@ import helpers
 
 def services_redis():
     """(host, port) of tests/services' Redis: REDIS_PORT from the environment, else from
-    $SERVICES_RUN_DIR/services.env; a missing one skips (fails under CI=true)."""
+    services.env in $SERVICES_RUN_DIR, $RUN_DIR or build-services; a missing one skips (fails
+    under CI=true)."""
     port = os.environ.get("REDIS_PORT")
-    run_dir = os.environ.get("SERVICES_RUN_DIR") or os.path.join(helpers.REPO, "tests",
-                                                                 "services", "run")
+    run_dir = os.environ.get("SERVICES_RUN_DIR") or os.environ.get("RUN_DIR") or \
+        os.path.join(helpers.REPO, "build-services")
     path = os.path.join(run_dir, "services.env")
     if not port and os.path.exists(path):
         with open(path) as f:
