@@ -5,7 +5,7 @@
  * on-failure destinations use: kafka://TOPIC (with BootstrapServers, and librdkafka settings
  * under "rdkafka"), redis://[user:password@]host:port/db/STREAM or .../db/list/NAME. It owns
  * the keys' table and rules: the destination checked by its sink (sl_sink_for, check), the
- * cluster a sink that needs one gets (a capability of the sink, uses_source_cluster, not its
+ * cluster given to a sink that needs one (a capability of the sink, uses_source_cluster, not its
  * name), the sink's own options (DestinationOptions) checked against its table as sl_sink_open
  * will apply them, BufferingHints as the other destinations take them. Every error names the
  * JSON path; a destination's password is never shown (sl_url_redact). Called by
@@ -131,6 +131,12 @@ static int stream_sink_check(struct config_ctx *cc,
         k->cluster = keys->rdkafka;
         keys->rdkafka = (struct sl_strmap){0};
         if (sl_strmap_put(&k->cluster, "bootstrap.servers", keys->bootstrap) < 0) {
+            return SL_ENOMEM;
+        }
+        /* A Firehose record may be 1,000 KiB, over librdkafka's default message.max.bytes
+         * (1,000,000): 1 MiB takes any record and stays under a broker's default limit. */
+        if (!sl_strmap_get(&k->cluster, "message.max.bytes") &&
+            sl_strmap_put(&k->cluster, "message.max.bytes", "1048576") < 0) {
             return SL_ENOMEM;
         }
     }
