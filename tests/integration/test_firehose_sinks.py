@@ -61,7 +61,11 @@ def test_records_land_in_a_redis_stream(tmp_path, sluice):
     s, url = start(sluice, tmp_path, sink_stream(
         "to-redis", "redis://127.0.0.1:%d/0/%s?maxlen=100000" % (port, stream)))
     records = [("rec-%04d" % i).encode() for i in range(300)]
-    put_all(boto3_client(url), "to-redis", records)
+    client = boto3_client(url)
+    # the SDKs describe a stream before they use it: it answers, ACTIVE
+    desc = client.describe_delivery_stream(DeliveryStreamName="to-redis")
+    assert desc["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE"
+    put_all(client, "to-redis", records)
     helpers.wait_until(lambda: len(xrange_entries(port, stream)) >= len(records), 30,
                        "every record in the stream", proc=s)
     entries = xrange_entries(port, stream)
