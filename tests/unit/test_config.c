@@ -497,6 +497,29 @@ static void test_left_out_adapter(void **state)
 #endif
 }
 
+/* Redis (meson -Dredis=disabled) brings only a destination: a redis:// destination is named as
+ * left out; a redis:// EventSourceArn is not a source of any build (an unknown scheme). */
+static void test_left_out_redis(void **state)
+{
+    struct fixture *f = *state;
+    static const char redis_destination[] =
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK ",\"DestinationConfig\":"
+        "{\"OnFailure\":{\"Destination\":\"redis://:pw@127.0.0.1:6379/0/dlq\"}}}]}";
+#if SL_HAVE_REDIS
+    assert_null(sl_registry_left_out("redis://127.0.0.1:6379/0/dlq"));
+    assert_int_equal(load(f, redis_destination), 0);
+#else
+    const struct sl_registry_feature *feat = sl_registry_left_out("REDIS://h/0/s");
+    assert_non_null(feat);
+    assert_string_equal(feat->option, "redis");
+    assert_int_equal(load(f, redis_destination), SL_ECONFIG);
+    expect_sub(f, "$.mappings[0].DestinationConfig.OnFailure.Destination: "
+                  "\"redis://***@127.0.0.1:6379/0/dlq\" is a Redis destination and this sluice "
+                  "was built without Redis (Redis is built in by meson setup -Dredis=enabled, "
+                  "which needs hiredis (libhiredis-dev))");
+#endif
+}
+
 static void test_function_types(void **state)
 {
     struct fixture *f = *state;
@@ -1036,6 +1059,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_left_out_adapter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_left_out_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_name_resolution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_expansion, setup, teardown),
