@@ -89,6 +89,7 @@ struct sl_redis_conn {
     bool closing;
     struct conn_queue pending;
     struct conn_queue sent;
+    struct conn_queue canceled; /* closing: answered SL_ECANCELED once the timer is closed */
 };
 
 static void conn_push(struct conn_queue *q, struct conn_req *r)
@@ -123,9 +124,17 @@ static void conn_req_free(struct conn_req *r)
     sl_free(r);
 }
 
-/* Answers every waiting command with err (detail borrowed for the calls). */
+/* Answers every waiting command with err (detail borrowed for the calls); closing, they join
+ * the canceled ones, answered later. */
 static void conn_fail_pending(struct sl_redis_conn *c, int err, const char *detail)
 {
+    if (c->closing) {
+        struct conn_req *r;
+        while ((r = conn_pop(&c->pending))) {
+            conn_push(&c->canceled, r);
+        }
+        return;
+    }
     struct conn_queue q = c->pending;
     c->pending = (struct conn_queue){0};
     struct conn_req *r;
@@ -355,6 +364,10 @@ static void conn_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata)
     if (r->hello) {
         conn_req_free(r);
         conn_hello_reply(c, reply);
+        return;
+    }
+    if (c->closing) {
+        conn_push(&c->canceled, r); /* answered once the timer is closed, never from free */
         return;
     }
     sl_redis_cb cb = r->cb;
@@ -638,6 +651,13 @@ const char *sl_redis_conn_name(const struct sl_redis_conn *c)
 static void conn_close_cb(uv_handle_t *h)
 {
     struct sl_redis_conn *c = h->data;
+    struct conn_req *r;
+    while ((r = conn_pop(&c->canceled))) {
+        sl_redis_cb cb = r->cb;
+        void *arg = r->arg;
+        conn_req_free(r);
+        cb(arg, SL_ECANCELED, NULL, "canceled");
+    }
     sl_free(c->host);
     sl_free(c->inst);
     sl_free(c->user);

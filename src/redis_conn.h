@@ -66,9 +66,9 @@ uint64_t sl_redis_conn_connects(const struct sl_redis_conn *c);
 /* "host:port" (never the password), for log lines. Borrowed while c lives. */
 const char *sl_redis_conn_name(const struct sl_redis_conn *c);
 
-/* Closes c: every command not yet answered gets its callback with SL_ECANCELED, from inside
- * this call; the memory goes once the timer is closed (a loop turn). NULL is a no-op. Loop
- * thread; may be called from inside a command's callback. */
+/* Closes c: every command not yet answered gets its callback with SL_ECANCELED on a later loop
+ * turn (never from inside this call), when the memory goes too. NULL is a no-op. Loop thread;
+ * may be called from inside a command's callback. */
 void sl_redis_conn_free(struct sl_redis_conn *c);
 
 #endif
