@@ -239,7 +239,7 @@ int sl_fh_http_deliver(const struct sl_fh_http_conf *conf,
     struct sl_buf id;
     sl_buf_init(&id);
     int r = env->request_id ? sl_buf_puts(&id, env->request_id)
-                            : fh_http_uuid(&id, env->rand, env->rand_arg);
+                            : sl_uuid_v4_append(&id, env->rand, env->rand_arg);
     if (r == 0) {
         memcpy(d->request_id, id.data, id.len + 1);
     }
@@ -249,7 +249,8 @@ int sl_fh_http_deliver(const struct sl_fh_http_conf *conf,
     }
     d->rng = env->seed;
     if (d->rng == 0) {
-        fh_http_rand(env->rand, env->rand_arg, (unsigned char *)&d->rng, sizeof(d->rng));
+        (env->rand ? env->rand : sl_rand_system)(env->rand_arg, (unsigned char *)&d->rng,
+                                                 sizeof(d->rng));
         d->rng |= 1; /* xorshift's state must not be 0 */
     }
     r = fh_http_body(&d->body, d->request_id, sl_clock_wall_ms(env->clock), recs, n, conf->gzip);

@@ -14,6 +14,7 @@
 #include "err.h"
 #include "httpc.h"
 #include "retry.h"
+#include "uuid.h"
 
 /* Firehose's HTTP endpoint destination (wire.md §4.3): a delivery stream's
  * HttpEndpointDestinationConfiguration, and the delivery of one buffer of records to the endpoint
@@ -111,9 +112,6 @@ struct sl_fh_http_rec {
     const char *data_id; /* dataId of a backup line; NULL: "<requestId>.<index>" */
 };
 
-/* Fills n bytes of buf with random bytes (request ids). */
-typedef void (*sl_fh_http_rand_fn)(void *arg, unsigned char *buf, size_t n);
-
 /* What a delivery needs from its stream. Copied by sl_fh_http_deliver; pointers are borrowed
  * until ops.done runs. */
 struct sl_fh_http_env {
@@ -125,7 +123,7 @@ struct sl_fh_http_env {
     const struct sl_retry_policy *policy; /* base_ms and max_ms of the backoff; NULL: Firehose's
                                              (sl_fh_http_policy) */
     uint64_t seed;                        /* jitter generator seed; 0: from rand */
-    sl_fh_http_rand_fn rand;              /* NULL: the system's (getrandom) */
+    sl_rand_fn rand;                      /* request ids and jitter; NULL: sl_rand_system */
     void *rand_arg;
     const char *request_id; /* the requestId to use (a UUID), e.g. one kept with the buffer so a
                                restart repeats it; NULL: a new random version 4 UUID */

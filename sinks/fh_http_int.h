@@ -11,12 +11,6 @@
 /* Longest requestId accepted from a caller (a UUID is 36). */
 #define FH_HTTP_MAX_REQUEST_ID 64
 
-/* Fills buf[0..n) from rand, or from the system's (getrandom) when rand is NULL. */
-void fh_http_rand(sl_fh_http_rand_fn rand, void *rand_arg, unsigned char *buf, size_t n);
-
-/* Appends a random version 4 UUID, lowercase (36 characters). Returns 0 or SL_ENOMEM. */
-SL_NODISCARD int fh_http_uuid(struct sl_buf *out, sl_fh_http_rand_fn rand, void *rand_arg);
-
 /* True when id can be a requestId: 1 to FH_HTTP_MAX_REQUEST_ID of [0-9A-Za-z-]. */
 bool fh_http_request_id_ok(const char *id);
 

@@ -21,20 +21,9 @@
 #include "encoder.h"
 #include "json.h"
 #include "s3_object.h"
-#include "uuid.h"
 
 #define FH_DEFAULT_BASE_MS 1000
 #define FH_DEFAULT_MAX_MS  120000
-
-void fh_http_rand(sl_fh_http_rand_fn rand, void *rand_arg, unsigned char *buf, size_t n)
-{
-    (rand ? rand : sl_rand_system)(rand_arg, buf, n);
-}
-
-int fh_http_uuid(struct sl_buf *out, sl_fh_http_rand_fn rand, void *rand_arg)
-{
-    return sl_uuid_v4_append(out, rand, rand_arg);
-}
 
 bool fh_http_request_id_ok(const char *id)
 {

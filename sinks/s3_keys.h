@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "err.h"
 #include "strmap.h"
+#include "uuid.h"
 
 /* Firehose's S3 object keys (wire.md §4.5; AWS's "Custom Prefixes for Amazon S3 Objects" and
  * "Amazon S3 object name format"): key = <evaluated prefix><object name>.
@@ -38,6 +39,9 @@
 #define SL_S3_OPENSEARCH_FAILED        "AmazonOpenSearchService-failed"
 #define SL_S3_ELASTICSEARCH_FAILED     "elasticsearch-failed"
 #define SL_S3_FORMAT_CONVERSION_FAILED "format-conversion-failed"
+/* Dynamic partitioning: a record whose partition keys cannot be extracted (the value AWS's own
+ * integration tests of Firehose read back). */
+#define SL_S3_PARTITIONING_FAILED "partitioning-failed"
 
 /* Evaluated prefixes longer than this are refused (Firehose's semantic rules). */
 #define SL_S3_PREFIX_MAX 512
@@ -45,10 +49,6 @@
 #define SL_S3_PREFIX_CONF_MAX 1024
 /* !{firehose:random-string}'s length. */
 #define SL_S3_RANDOM_LEN 11
-
-/* Fills buf with n random bytes. NULL in sl_s3_vars means the system's (getrandom). Tests pass
- * their own to get known keys. */
-typedef void (*sl_s3_rand_fn)(void *arg, unsigned char *buf, size_t n);
 
 struct sl_s3_layout_conf {
     const char *prefix;        /* Prefix; NULL or "" = not set */
@@ -64,7 +64,7 @@ struct sl_s3_vars {
     const struct sl_strmap *query;  /* partitionKeyFromQuery values, or NULL (borrowed) */
     const struct sl_strmap *lambda; /* partitionKeyFromLambda values, or NULL (borrowed) */
     const char *error_type;         /* error prefix only: one of SL_S3_*_FAILED */
-    sl_s3_rand_fn rand;             /* NULL: the system's */
+    sl_rand_fn rand;                /* NULL: sl_rand_system; tests pass their own */
     void *rand_arg;
 };
 
@@ -117,7 +117,7 @@ SL_NODISCARD int sl_s3_keys_object_name(struct sl_buf *out,
                                         unsigned version,
                                         int64_t time_ms,
                                         const char *ext,
-                                        sl_s3_rand_fn rand,
+                                        sl_rand_fn rand,
                                         void *rand_arg);
 
 /* The whole key: sl_s3_layout_prefix then sl_s3_keys_object_name at vars->time_ms. */

@@ -6,10 +6,7 @@
 
 /* Shared by s3_keys.c and s3_keys_time.c only. Any thread. */
 
-/* Appends a random version 4 UUID, lowercase (36 characters). Returns 0 or SL_ENOMEM. */
-SL_NODISCARD int sl_s3_keys_time_uuid(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg);
-
 /* Appends !{firehose:random-string}'s value (SL_S3_RANDOM_LEN characters). */
-SL_NODISCARD int sl_s3_keys_time_random(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg);
+SL_NODISCARD int sl_s3_keys_time_random(struct sl_buf *out, sl_rand_fn rand, void *rand_arg);
 
 #endif

@@ -22,17 +22,12 @@ static const char *const time_months[] = {"January",   "February", "March",    "
 static const char *const time_days[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                         "Thursday", "Friday", "Saturday"};
 
-int sl_s3_keys_time_uuid(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg)
-{
-    return sl_uuid_v4_append(out, rand, rand_arg);
-}
-
-int sl_s3_keys_time_random(struct sl_buf *out, sl_s3_rand_fn rand, void *rand_arg)
+int sl_s3_keys_time_random(struct sl_buf *out, sl_rand_fn rand, void *rand_arg)
 {
     /* Firehose's documented outputs ("046b6c7f-0b", "5abf82daaa5") are the first 11 characters
      * of a random UUID, dash included: the same here. */
     size_t start = out->len;
-    int r = sl_s3_keys_time_uuid(out, rand, rand_arg);
+    int r = sl_uuid_v4_append(out, rand, rand_arg);
     if (r < 0) {
         return r;
     }
@@ -241,7 +236,7 @@ int sl_s3_keys_object_name(struct sl_buf *out,
                            unsigned version,
                            int64_t time_ms,
                            const char *ext,
-                           sl_s3_rand_fn rand,
+                           sl_rand_fn rand,
                            void *rand_arg)
 {
     static const char stamp[] = "yyyy-MM-dd-HH-mm-ss";
@@ -254,7 +249,7 @@ int sl_s3_keys_object_name(struct sl_buf *out,
         r = sl_buf_puts(out, "-");
     }
     if (r == 0) {
-        r = sl_s3_keys_time_uuid(out, rand, rand_arg);
+        r = sl_uuid_v4_append(out, rand, rand_arg);
     }
     if (r == 0 && ext) {
         r = sl_buf_puts(out, ext);

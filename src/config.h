@@ -17,6 +17,7 @@ struct sl_function_ops;
 struct sl_s3_layout;
 struct sl_fh_http_conf;
 struct sl_sink_ops;
+struct sl_fh_processing;
 
 enum sl_starting_position {
     SL_START_TRIM_HORIZON,
@@ -101,6 +102,12 @@ struct sl_stream_conf {
     struct sl_s3_layout *layout;  /* Prefix and ErrorOutputPrefix, compiled (s3_keys.h) */
     struct sl_fh_http_conf *http; /* HttpEndpointDestinationConfiguration, or NULL (S3) */
     struct sl_stream_sink_conf *sink; /* SinkDestinationConfiguration, or NULL */
+    /* ProcessingConfiguration (fh_processing.h), or NULL: no processor runs. */
+    struct sl_fh_processing *processing;
+    struct sl_function_conf *transform_fn; /* the function its LambdaArn names, or NULL */
+    bool dynamic_partitioning;             /* DynamicPartitioningConfiguration.Enabled */
+    int64_t backup_size_mb;                /* an HTTP endpoint's S3Configuration.BufferingHints: */
+    int64_t backup_interval_s; /* described by DescribeDeliveryStream, otherwise unused */
 };
 
 /* A delivery stream's SinkDestinationConfiguration (sluice's own, beside Firehose's): each

@@ -205,6 +205,21 @@ int config_function_resolve(struct config_ctx *cc,
                             const char *mapping_path,
                             size_t *ret_index)
 {
+    struct sl_buf key;
+    sl_buf_init(&key);
+    if (sl_buf_printf(&key, "%s.FunctionName", mapping_path) < 0) {
+        return SL_ENOMEM;
+    }
+    int r = config_function_resolve_at(cc, name, key.data, ret_index);
+    sl_buf_fini(&key);
+    return r;
+}
+
+int config_function_resolve_at(struct config_ctx *cc,
+                               const char *name,
+                               const char *key_path,
+                               size_t *ret_index)
+{
     struct sl_config *cfg = cc->cfg;
     size_t i = config_function_find(cfg, name);
     if (i != SIZE_MAX) {
@@ -229,9 +244,9 @@ int config_function_resolve(struct config_ctx *cc,
         cJSON_Delete(qs);
         e |= q ? 0 : SL_ENOMEM;
         e |= sl_buf_printf(&b,
-                           "%s: %s.FunctionName: %s is not in \"functions\" and neither "
+                           "%s: %s: %s is not in \"functions\" and neither "
                            "AWS_ENDPOINT_URL_LAMBDA nor AWS_ENDPOINT_URL is set; allowed: ",
-                           cc->file, mapping_path, q ? q : "");
+                           cc->file, key_path, q ? q : "");
         cJSON_free(q);
         int k = 0;
         const cJSON *fn;
@@ -261,7 +276,7 @@ int config_function_resolve(struct config_ctx *cc,
     }
     struct sl_buf path;
     sl_buf_init(&path);
-    if (r == 0 && sl_buf_printf(&path, "%s.FunctionName", mapping_path) < 0) {
+    if (r == 0 && sl_buf_puts(&path, key_path) < 0) {
         r = SL_ENOMEM;
     }
     if (r == 0) {

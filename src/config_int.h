@@ -2,7 +2,8 @@
 /* config_int.h: what the files of the configuration loader share and nothing else includes: the
  * context one load carries, and the functions one layer calls in the layer below (config.c >
  * config_read.c; config.c > config_function.c; config.c > config_mapping.c > config_rules.c;
- * config.c > config_sink.c; config.c > config_stream.c > config_stream_sink.c;
+ * config.c > config_sink.c; config.c > config_stream.c > config_function.c;
+ * config_stream.c > config_stream_sink.c;
  * config_mapping.c > config_function.c; every one of them > config_error.c). */
 #ifndef SL_CONFIG_INT_H
 #define SL_CONFIG_INT_H
@@ -60,6 +61,11 @@ int config_function_resolve(struct config_ctx *cc,
                             const char *name,
                             const char *mapping_path,
                             size_t *ret_index);
+/* The same for a key at key_path (its full JSON path, e.g. a LambdaArn's ParameterValue). */
+int config_function_resolve_at(struct config_ctx *cc,
+                               const char *name,
+                               const char *key_path,
+                               size_t *ret_index);
 void config_function_fini(struct sl_function_conf *fc);
 
 /* config_mapping.c: the "mappings" array. Returns 0, SL_ECONFIG or SL_ENOMEM. */

@@ -177,10 +177,10 @@ void sl_config_print_options(FILE *out, bool markdown)
                  sl_config_stream_opts, markdown);
     sl_opt_print(out, "Delivery stream destination",
                  "Keys of ExtendedS3DestinationConfiguration. Also accepted: BufferingHints "
-                 "(next table), and, only switched off, ProcessingConfiguration, "
-                 "DynamicPartitioningConfiguration, DataFormatConversionConfiguration, "
-                 "S3BackupMode Disabled, CustomTimeZone UTC; EncryptionConfiguration and "
-                 "CloudWatchLoggingOptions are ignored.",
+                 "(next table), ProcessingConfiguration (processors Lambda, MetadataExtraction, "
+                 "AppendDelimiterToRecord), DynamicPartitioningConfiguration, and, only switched "
+                 "off, DataFormatConversionConfiguration, S3BackupMode Disabled, CustomTimeZone "
+                 "UTC; EncryptionConfiguration and CloudWatchLoggingOptions are ignored.",
                  sl_config_stream_s3_opts, markdown);
     sl_opt_print(out, "Delivery stream buffering",
                  "Keys of ExtendedS3DestinationConfiguration.BufferingHints: whichever is reached "

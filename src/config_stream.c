@@ -6,17 +6,21 @@
  * ErrorOutputPrefix with Firehose's !{...} expressions, BufferingHints, CompressionFormat
  * UNCOMPRESSED or GZIP) or an HttpEndpointDestinationConfiguration (read by fh_http_conf.c)
  * with its S3Configuration, the backup, or sluice's own SinkDestinationConfiguration (a Kafka
- * topic or a Redis stream or list, read by config_stream_sink.c). It owns the option tables of the
- * S3 keys and the rules between keys; prefixes are compiled here by s3_keys.c, so a bad expression
- * is a config error naming its JSON path. What this build cannot do yet (other destinations,
- * Kinesis as source, transforms, dynamic partitioning, other compressions) is refused by name,
- * never ignored, so a pipeline never runs differently from what its file says. Reports through
+ * topic or a Redis stream or list, read by config_stream_sink.c). It owns the option tables of
+ * the S3 keys and the rules between keys; prefixes are compiled here by s3_keys.c, so a bad
+ * expression is a config error naming its JSON path. A ProcessingConfiguration is read by
+ * fh_processing.c (its LambdaArn resolved here as a mapping's FunctionName: a key of
+ * "functions" or a Lambda name or ARN), and DynamicPartitioningConfiguration by fh_partition.c,
+ * which also checks the Prefix's partition keys against the methods. What this build cannot do
+ * yet (other destinations, Kinesis as source, other compressions) is refused by name, never
+ * ignored, so a pipeline never runs differently from what its file says. Reports through
  * config_error.c; called by config.c. Main thread, at start-up. */
 #include "config_int.h"
 
 #include <string.h>
 
 #include "fh_http.h"
+#include "fh_processing.h"
 #include "s3_file.h"
 #include "s3_keys.h"
 #include "s3_put.h"
@@ -143,9 +147,15 @@ static const struct sl_opt stream_s3_extra_opts[] = {
     {"BufferingHints", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(hints), 0, NULL,
      "{\"SizeInMBs\": N, \"IntervalInSeconds\": S}: see the next table."},
     {"ProcessingConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(processing), 0, NULL,
-     "Transforms are not built yet: only {\"Enabled\": false}."},
+     "Firehose's processors: Lambda (LambdaArn: a key of \"functions\" of any type, or a Lambda "
+     "name or ARN; NumberOfRetries, BufferSizeInMBs, BufferIntervalInSeconds), "
+     "MetadataExtraction (MetadataExtractionQuery, JsonParsingEngine JQ-1.6) and "
+     "AppendDelimiterToRecord (Delimiter, default \\n)."},
     {"DynamicPartitioningConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(dynamic), 0, NULL,
-     "Not built yet: only {\"Enabled\": false}."},
+     "{\"Enabled\": true}: one buffer per partition (the values of the Prefix's "
+     "!{partitionKeyFromQuery:k} and !{partitionKeyFromLambda:k}), each flushed at the "
+     "BufferingHints; records without their keys go under ErrorOutputPrefix "
+     "(partitioning-failed)."},
     {"S3BackupMode", SL_OPT_ENUM, "Disabled", 0, -1, EXTRA_OFF(backup_mode), 0, "Disabled|Enabled",
      "Source record backup is not built yet: only Disabled."},
     {"S3BackupConfiguration", SL_OPT_JSON, NULL, 0, -1, EXTRA_OFF(backup_conf), 0, NULL,
@@ -262,7 +272,7 @@ stream_check_prefixes(struct config_ctx *cc, struct sl_stream_conf *sc, const ch
     struct sl_s3_layout_conf lc = {
         .prefix = sc->prefix,
         .error_prefix = sc->error_prefix,
-        .dynamic_partitioning = false, /* the hook for fh_partition: DynamicPartitioning */
+        .dynamic_partitioning = sc->dynamic_partitioning,
         .path = dpath,
     };
     char err[1024] = "";
@@ -274,6 +284,71 @@ stream_check_prefixes(struct config_ctx *cc, struct sl_stream_conf *sc, const ch
     }
 }
 
+/* ProcessingConfiguration pc (NULL: none) of the destination at dpath: parsed into
+ * sc->processing when enabled, its LambdaArn resolved as a FunctionName (the function's index
+ * in *ret_fn, SIZE_MAX when none). Returns 0 or SL_ENOMEM; problems are reported. */
+static int stream_load_processing(struct config_ctx *cc,
+                                  struct sl_stream_conf *sc,
+                                  const cJSON *pc,
+                                  const char *dpath,
+                                  size_t *ret_fn)
+{
+    *ret_fn = SIZE_MAX;
+    char path[320];
+    (void)snprintf(path, sizeof(path), "%s.ProcessingConfiguration", dpath);
+    struct sl_fh_processing p;
+    int r = sl_fh_processing_parse(pc, cc->file, path, &p, cc->errs);
+    if (r == SL_ENOMEM) {
+        return r;
+    }
+    if (r < 0) {
+        cc->failed = true;
+        return 0;
+    }
+    if (!p.enabled) {
+        sl_fh_processing_fini(&p);
+        return 0;
+    }
+    sc->processing = sl_calloc(1, sizeof(*sc->processing));
+    if (!sc->processing) {
+        sl_fh_processing_fini(&p);
+        return SL_ENOMEM;
+    }
+    *sc->processing = p;
+    if (p.lambda.enabled) {
+        r = config_function_resolve_at(cc, p.lambda.lambda_arn, p.lambda.lambda_arn_path, ret_fn);
+        if (r == SL_ENOMEM) {
+            return r;
+        }
+        cc->failed = cc->failed || r < 0;
+    }
+    return 0;
+}
+
+/* DynamicPartitioningConfiguration dpc (NULL: none) of the destination at dpath. */
+static int stream_load_dynamic(struct config_ctx *cc,
+                               struct sl_stream_conf *sc,
+                               const cJSON *dpc,
+                               const char *dpath,
+                               struct sl_fh_partition_conf *ret)
+{
+    char path[320];
+    (void)snprintf(path, sizeof(path), "%s.DynamicPartitioningConfiguration", dpath);
+    int r = sl_fh_partition_conf_parse(dpc, cc->file, path, ret, cc->errs);
+    if (r == SL_ENOMEM) {
+        return r;
+    }
+    cc->failed = cc->failed || r < 0;
+    sc->dynamic_partitioning = r == 0 && ret->enabled;
+    if (sc->dynamic_partitioning && sc->interval_s == 0) {
+        config_error(cc,
+                     "%s: %s.BufferingHints.IntervalInSeconds: 0 (zero buffering) is not "
+                     "available with dynamic partitioning (as on Firehose); allowed: 1 to 900",
+                     cc->file, dpath);
+    }
+    return 0;
+}
+
 static void
 stream_check_extra(struct config_ctx *cc, const struct stream_s3_extra *x, const char *dpath)
 {
@@ -282,10 +357,6 @@ stream_check_extra(struct config_ctx *cc, const struct stream_s3_extra *x, const
         const char *key;
         const char *why;
     } refuse[] = {
-        {!stream_is_disabled(x->processing), "ProcessingConfiguration",
-         "transforms are not built yet; allowed: {\"Enabled\": false} or no key"},
-        {!stream_is_disabled(x->dynamic), "DynamicPartitioningConfiguration",
-         "dynamic partitioning is not built yet; allowed: {\"Enabled\": false} or no key"},
         {!stream_is_disabled(x->format_conv), "DataFormatConversionConfiguration",
          "format conversion is not supported; allowed: {\"Enabled\": false} or no key"},
         {x->backup_mode != 0, "S3BackupMode",
@@ -313,7 +384,8 @@ static int stream_load_dest(struct config_ctx *cc,
                             struct sl_stream_conf *sc,
                             const cJSON *dest,
                             const char *dpath,
-                            bool backup)
+                            bool backup,
+                            size_t *ret_fn)
 {
     struct stream_s3_extra x = {0};
     struct sl_stream_conf hints_conf = {0};
@@ -340,11 +412,40 @@ static int stream_load_dest(struct config_ctx *cc,
         goto done;
     }
     r = 0;
+    if (backup) {
+        sc->backup_size_mb = hints_conf.size_mb;
+        sc->backup_interval_s = hints_conf.interval_s;
+    }
     if (sc->bucket_arn) {
         stream_check_bucket(cc, sc, dpath);
     }
+    struct sl_fh_partition_conf pconf = {0};
+    if (!backup) {
+        r = stream_load_processing(cc, sc, x.processing, dpath, ret_fn);
+        if (r == 0) {
+            r = stream_load_dynamic(cc, sc, x.dynamic, dpath, &pconf);
+        }
+        if (r < 0) {
+            goto done;
+        }
+    } else if (!stream_is_disabled(x.processing) || !stream_is_disabled(x.dynamic)) {
+        config_error(cc,
+                     "%s: %s: processors and dynamic partitioning do not apply to the backup; "
+                     "allowed: the endpoint's own ProcessingConfiguration, no key here",
+                     cc->file, dpath);
+    }
     if (sc->prefix) {
         stream_check_prefixes(cc, sc, dpath);
+    }
+    if (!backup && sc->layout) {
+        const struct sl_fh_processing *p = sc->processing;
+        r = sl_fh_partition_check(&pconf, sc->layout, p ? p->query : NULL, p && p->lambda.enabled,
+                                  cc->file, dpath, cc->errs);
+        if (r == SL_ENOMEM) {
+            goto done;
+        }
+        cc->failed = cc->failed || r < 0;
+        r = 0;
     }
     if (sc->compression != SL_STREAM_UNCOMPRESSED && sc->compression != SL_STREAM_GZIP) {
         static const char *const names[] = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy",
@@ -362,7 +463,8 @@ done:
 static int stream_load_http(struct config_ctx *cc,
                             struct sl_stream_conf *sc,
                             const cJSON *obj,
-                            const char *path)
+                            const char *path,
+                            size_t *ret_fn)
 {
     char hpath[192];
     (void)snprintf(hpath, sizeof(hpath), "%s.HttpEndpointDestinationConfiguration", path);
@@ -380,12 +482,18 @@ static int stream_load_http(struct config_ctx *cc,
     }
     sc->size_mb = sc->http->size_bytes / (1024 * 1024);
     sc->interval_s = sc->http->interval_ms / 1000;
+    /* A transform runs before the request is built; its failed records go to the
+     * S3Configuration under ErrorOutputPrefix. */
     const cJSON *proc = cJSON_GetObjectItemCaseSensitive(obj, "ProcessingConfiguration");
-    if (!stream_is_disabled(proc)) {
-        /* The hook for fh_transform: a transform runs before the request is built. */
+    r = stream_load_processing(cc, sc, proc, hpath, ret_fn);
+    if (r < 0) {
+        return r;
+    }
+    if (sc->processing && sc->processing->query) {
         config_error(cc,
-                     "%s: %s.ProcessingConfiguration: transforms are not built yet; allowed: "
-                     "{\"Enabled\": false} or no key",
+                     "%s: %s.ProcessingConfiguration: a MetadataExtraction processor needs "
+                     "dynamic partitioning, which an HTTP endpoint does not have; allowed: Lambda "
+                     "and AppendDelimiterToRecord processors",
                      cc->file, hpath);
     }
     const cJSON *secrets = cJSON_GetObjectItemCaseSensitive(obj, "SecretsManagerConfiguration");
@@ -407,10 +515,11 @@ static int stream_load_http(struct config_ctx *cc,
                      cc->file, spath, s3 ? "not an object" : "missing");
         return 0;
     }
-    return stream_load_dest(cc, sc, s3, spath, true);
+    size_t unused;
+    return stream_load_dest(cc, sc, s3, spath, true, &unused);
 }
 
-static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
+static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx, size_t *ret_fn)
 {
     struct sl_stream_conf *sc = &cc->cfg->streams[idx];
     char path[64];
@@ -476,7 +585,7 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
                      cc->file, path);
         r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
     } else if (http && cJSON_IsObject(http)) {
-        r = stream_load_http(cc, sc, http, path);
+        r = stream_load_http(cc, sc, http, path, ret_fn);
     } else if (http) {
         config_error(cc, "%s: %s.HttpEndpointDestinationConfiguration: not an object", cc->file,
                      path);
@@ -493,7 +602,7 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx)
                      dpath);
         r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
     } else {
-        r = stream_load_dest(cc, sc, top.s3, dpath, false);
+        r = stream_load_dest(cc, sc, top.s3, dpath, false, ret_fn);
     }
 done:
     sl_opt_free(sl_config_stream_opts, &top);
@@ -518,15 +627,28 @@ int config_stream_load_all(struct config_ctx *cc, const cJSON *streams)
     if (!cfg->streams) {
         return SL_ENOMEM;
     }
+    /* The functions LambdaArns name, by index: resolving may add functions (and move them). */
+    size_t *fn = sl_calloc(n, sizeof(*fn));
+    if (!fn) {
+        return SL_ENOMEM;
+    }
     const cJSON *s;
     cJSON_ArrayForEach(s, streams)
     {
         size_t idx = cfg->n_streams++;
-        int r = stream_load(cc, s, idx);
+        fn[idx] = SIZE_MAX;
+        int r = stream_load(cc, s, idx, &fn[idx]);
         if (r == SL_ENOMEM) {
+            sl_free(fn);
             return r;
         }
     }
+    for (size_t i = 0; i < cfg->n_streams; i++) {
+        if (fn[i] != SIZE_MAX) {
+            cfg->streams[i].transform_fn = &cfg->functions[fn[i]];
+        }
+    }
+    sl_free(fn);
     for (size_t i = 0; i < cfg->n_streams; i++) {
         for (size_t j = 0; cfg->streams[i].name && j < i; j++) {
             if (cfg->streams[j].name && strcmp(cfg->streams[i].name, cfg->streams[j].name) == 0) {
@@ -553,6 +675,10 @@ void config_stream_fini(struct sl_stream_conf *sc)
     if (sc->http) {
         sl_fh_http_conf_fini(sc->http);
         sl_free(sc->http);
+    }
+    if (sc->processing) {
+        sl_fh_processing_fini(sc->processing);
+        sl_free(sc->processing);
     }
     config_stream_sink_fini(sc);
 }

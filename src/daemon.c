@@ -129,6 +129,9 @@ static void daemon_drain_expired_cb(uv_timer_t *t)
     for (size_t i = 0; i < d->n_maps; i++) {
         sl_mapping_cancel(d->maps[i]);
     }
+    if (d->streams) {
+        sl_stream_set_cancel(d->streams); /* before the functions stop: nothing is failed */
+    }
     for (size_t i = 0; i < d->cfg->n_functions; i++) {
         if (d->fns[i]) {
             sl_function_stop(d->fns[i]);
@@ -314,7 +317,7 @@ static int daemon_start(struct daemon *d)
         }
     }
     errbuf[0] = '\0';
-    r = sl_stream_set_new(cfg, &d->loop, d->httpc, &d->streams, errbuf, sizeof(errbuf));
+    r = sl_stream_set_new(cfg, &d->loop, d->httpc, d->fns, &d->streams, errbuf, sizeof(errbuf));
     if (r < 0) {
         sl_log_error(DAEMON_COMP, NULL, "cannot start the delivery streams: %s",
                      errbuf[0] ? errbuf : sl_strerror(r));

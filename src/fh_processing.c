@@ -34,7 +34,7 @@ static void fhp_fail(struct fhp_ctx *x, int r)
 static const char *const fhp_lambda_params[] = {
     "LambdaArn", "NumberOfRetries", "BufferSizeInMBs", "BufferIntervalInSeconds", "RoleArn", NULL};
 static const char *const fhp_meta_params[] = {"MetadataExtractionQuery", "JsonParsingEngine", NULL};
-static const char *const fhp_none[] = {NULL};
+static const char *const fhp_delim_params[] = {"Delimiter", NULL};
 
 static void fhp_allowed(struct sl_buf *b, const char *const *names)
 {
@@ -63,6 +63,40 @@ fhp_int(struct fhp_ctx *x, const char *path, const char *v, long min, long max, 
     }
     *ret = n;
     return true;
+}
+
+/* AppendDelimiterToRecord's Delimiter: \n \t \r \\ decoded, other bytes as they are. */
+static void
+fhp_delimiter(struct fhp_ctx *x, const char *path, const char *v, struct sl_fh_processing *p)
+{
+    size_t len = strlen(v);
+    char *d = sl_malloc(len + 1);
+    if (!d) {
+        fhp_fail(x, SL_ENOMEM);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = v[i];
+        if (c == '\\' && i + 1 < len) {
+            char e = v[++i];
+            c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == '\\' ? '\\' : 0;
+            if (!c) {
+                sl_errlist_add(x->errs,
+                               "%s: %s: unknown escape \\%c; allowed: \\n \\t \\r \\\\ and other "
+                               "characters as they are",
+                               x->file, path, e);
+                fhp_fail(x, SL_ECONFIG);
+                sl_free(d);
+                return;
+            }
+        }
+        d[n++] = c;
+    }
+    d[n] = '\0';
+    sl_free(p->delimiter);
+    p->delimiter = d;
+    p->delimiter_len = n;
 }
 
 /* One Parameters entry of a processor of type; values land in p. */
@@ -153,6 +187,8 @@ static void fhp_param(struct fhp_ctx *x,
             sl_errlist_add(x->errs, "%s: %s: \"%s\"; allowed: JQ-1.6", x->file, vpath.data, v);
             fhp_fail(x, SL_ECONFIG);
         }
+    } else if (strcmp(names[k], "Delimiter") == 0) {
+        fhp_delimiter(x, vpath.data, v, p);
     } else if (strcmp(names[k], "MetadataExtractionQuery") == 0) {
         int r = sl_fh_query_new(v, x->file, vpath.data, &p->query, x->errs);
         if (r < 0) {
@@ -196,7 +232,9 @@ static void fhp_processor(
         return;
     }
     done[k] = true;
-    const char *const *names = k == 0 ? fhp_lambda_params : k == 1 ? fhp_meta_params : fhp_none;
+    const char *const *names = k == 0   ? fhp_lambda_params
+                               : k == 1 ? fhp_meta_params
+                                        : fhp_delim_params;
     const cJSON *kv;
     cJSON_ArrayForEach(kv, proc)
     {
@@ -239,6 +277,13 @@ static void fhp_processor(
         p->lambda.enabled = true;
     } else if (k == 2) {
         p->append_delimiter = true;
+        if (!p->delimiter) {
+            p->delimiter = sl_strdup("\n");
+            p->delimiter_len = 1;
+            if (!p->delimiter) {
+                fhp_fail(x, SL_ENOMEM);
+            }
+        }
     }
 }
 
@@ -326,5 +371,6 @@ void sl_fh_processing_fini(struct sl_fh_processing *p)
 {
     sl_fh_transform_conf_fini(&p->lambda);
     sl_fh_query_free(p->query);
+    sl_free(p->delimiter);
     memset(p, 0, sizeof(*p));
 }

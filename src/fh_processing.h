@@ -17,7 +17,8 @@
  * Processor types read: Lambda (LambdaArn, NumberOfRetries, BufferSizeInMBs,
  * BufferIntervalInSeconds, RoleArn: fh_transform.h), MetadataExtraction
  * (MetadataExtractionQuery, JsonParsingEngine JQ-1.6: fh_partition.h) and
- * AppendDelimiterToRecord (no parameters). RecordDeAggregation, Decompression and
+ * AppendDelimiterToRecord (Delimiter: the bytes written after each record, with the escapes
+ * \n \t \r \\ decoded; default "\n", as Firehose). RecordDeAggregation, Decompression and
  * CloudWatchLogProcessing are refused by name (not built), never ignored. Each type at most
  * once, each parameter at most once; values are strings (ParameterValue: 1 to 5120 characters,
  * not blank), numbers inside them range-checked. With "Enabled": false the processors are
@@ -31,7 +32,9 @@ struct sl_fh_processing {
     bool enabled;                       /* Enabled */
     struct sl_fh_transform_conf lambda; /* lambda.enabled: a Lambda processor runs */
     struct sl_fh_query *query;          /* the MetadataExtraction processor's, or NULL */
-    bool append_delimiter;              /* AppendDelimiterToRecord: '\n' after each record */
+    bool append_delimiter;              /* AppendDelimiterToRecord: delimiter after each record */
+    char *delimiter;                    /* its Delimiter, escapes decoded (default "\n"); owned */
+    size_t delimiter_len;
 };
 
 /* Reads pc (NULL: nothing enabled) at path (the key's own path, e.g.

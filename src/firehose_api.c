@@ -7,8 +7,9 @@
  * hands decoded records to its host (stream.c's streams) and answers a put only when the host
  * says they are durable (the HTTP request waits, suspended, meanwhile; the server keeps a
  * request whose connection closed until it is answered); it knows nothing of spools, buffers
- * or destinations. Signatures are not checked, and headers are never logged (they carry them).
- * Loop thread. */
+ * or destinations. A put the host refuses because it is shutting down fails as a whole (503
+ * ServiceUnavailableException, which the SDKs retry); every 503 carries Retry-After. Signatures
+ * are not checked, and headers are never logged (they carry them). Loop thread. */
 #include "firehose_api.h"
 
 #include <inttypes.h>
@@ -25,6 +26,7 @@
 #include "clock.h"
 #include "config.h"
 #include "encoder.h"
+#include "fh_http.h"
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
@@ -33,6 +35,7 @@
 #define API_TARGET_PREFIX "Firehose_20150804."
 #define API_NAME_MAX      64
 #define API_LIST_MAX      10000
+#define API_RETRY_AFTER_S "1" /* seconds, in the Retry-After of a 503 */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Answers */
@@ -405,9 +408,14 @@ static int api_put(struct sl_firehose_host *host,
     r = host->put(host->arg, (size_t)idx, recs, n, &p->took, api_put_done, p);
     if (r < 0) {
         sl_free(p);
-        if (r == SL_ETHROTTLED || r == SL_ECANCELED) {
+        if (r == SL_ETHROTTLED) {
             /* Nothing stored: the SDKs back off and send the records again. */
             r = api_put_reply(host, batch, n, 0, 0, ret);
+        } else if (r == SL_ECANCELED) {
+            /* Shutting down: the whole call fails as a 503, which the SDKs retry on their own
+             * (a per-record failure only a producer's own loop sends again). */
+            r = api_error(ret, 503, "ServiceUnavailableException",
+                          "The service is shutting down; send the records again.");
         } else if (r != SL_ENOMEM) {
             r = api_error(ret, 500, "InternalFailure", "The records could not be stored: %s",
                           sl_strerror(r));
@@ -436,7 +444,12 @@ static void api_arn(const struct sl_firehose_host *host, const char *name, char 
 static const char *const api_compression_names[] = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy",
                                                     "HADOOP_SNAPPY"};
 
-static cJSON *api_describe_dest(const struct sl_stream_conf *sc)
+/* An S3 destination's description: ExtendedS3DestinationDescription (extended, with its
+ * S3BackupMode) or S3DestinationDescription, with the buffering hints given. */
+static cJSON *api_describe_dest(const struct sl_stream_conf *sc,
+                                int64_t size_mb,
+                                int64_t interval_s,
+                                bool extended)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON *hints = cJSON_CreateObject();
@@ -449,8 +462,8 @@ static cJSON *api_describe_dest(const struct sl_stream_conf *sc)
     ok = ok && cJSON_AddStringToObject(d, "Prefix", sc->prefix ? sc->prefix : "");
     ok = ok &&
          (!sc->error_prefix || cJSON_AddStringToObject(d, "ErrorOutputPrefix", sc->error_prefix));
-    ok = ok && cJSON_AddNumberToObject(hints, "SizeInMBs", (double)sc->size_mb);
-    ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)sc->interval_s);
+    ok = ok && cJSON_AddNumberToObject(hints, "SizeInMBs", (double)size_mb);
+    ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)interval_s);
     ok = ok &&
          cJSON_AddStringToObject(d, "CompressionFormat", api_compression_names[sc->compression]);
     ok = ok && cJSON_AddStringToObject(enc, "NoEncryptionConfig", "NoEncryption");
@@ -460,7 +473,7 @@ static cJSON *api_describe_dest(const struct sl_stream_conf *sc)
         cJSON_AddItemToObject(d, "EncryptionConfiguration", enc);
         cJSON_AddItemToObject(d, "CloudWatchLoggingOptions", logging);
         hints = enc = logging = NULL;
-        ok = cJSON_AddStringToObject(d, "S3BackupMode", "Disabled") != NULL;
+        ok = !extended || cJSON_AddStringToObject(d, "S3BackupMode", "Disabled") != NULL;
     }
     cJSON_Delete(hints);
     cJSON_Delete(enc);
@@ -469,6 +482,67 @@ static cJSON *api_describe_dest(const struct sl_stream_conf *sc)
         cJSON_Delete(d);
         return NULL;
     }
+    return d;
+}
+
+/* RequestConfiguration's CommonAttributes as AWS lists them, from the header value kept
+ * ({"commonAttributes":{"name":"value",...}}, in the order configured). */
+static bool api_describe_attrs(const struct sl_fh_http_conf *hc, cJSON *req_conf)
+{
+    if (!hc->common_attributes) {
+        return true;
+    }
+    cJSON *kept = cJSON_Parse(hc->common_attributes);
+    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(kept, "commonAttributes");
+    cJSON *list = cJSON_AddArrayToObject(req_conf, "CommonAttributes");
+    bool ok = kept && list;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, attrs)
+    {
+        cJSON *item = ok ? cJSON_CreateObject() : NULL;
+        ok = item && cJSON_AddStringToObject(item, "AttributeName", a->string) &&
+             cJSON_AddStringToObject(item, "AttributeValue",
+                                     cJSON_IsString(a) ? a->valuestring : "");
+        if (item && !ok) {
+            cJSON_Delete(item);
+        } else if (item) {
+            cJSON_AddItemToArray(list, item);
+        }
+    }
+    cJSON_Delete(kept);
+    return ok;
+}
+
+/* HttpEndpointDestinationDescription, as AWS answers it: the endpoint's Url and Name (never its
+ * AccessKey, which AWS does not return either), its buffering, request and retry settings, and
+ * the S3Configuration where failed (or all) records go. */
+static cJSON *api_describe_http(const struct sl_stream_conf *sc)
+{
+    const struct sl_fh_http_conf *hc = sc->http;
+    cJSON *d = cJSON_CreateObject();
+    cJSON *ep = cJSON_AddObjectToObject(d, "EndpointConfiguration");
+    cJSON *hints = cJSON_AddObjectToObject(d, "BufferingHints");
+    cJSON *logging = cJSON_AddObjectToObject(d, "CloudWatchLoggingOptions");
+    cJSON *req_conf = cJSON_AddObjectToObject(d, "RequestConfiguration");
+    cJSON *retry = cJSON_AddObjectToObject(d, "RetryOptions");
+    bool ok = d && ep && hints && logging && req_conf && retry;
+    ok = ok && cJSON_AddStringToObject(ep, "Url", hc->url);
+    ok = ok && (!hc->name || cJSON_AddStringToObject(ep, "Name", hc->name));
+    ok = ok && cJSON_AddNumberToObject(hints, "SizeInMBs", (double)sc->size_mb);
+    ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)sc->interval_s);
+    ok = ok && cJSON_AddFalseToObject(logging, "Enabled");
+    ok = ok && cJSON_AddStringToObject(req_conf, "ContentEncoding", hc->gzip ? "GZIP" : "NONE");
+    ok = ok && api_describe_attrs(hc, req_conf);
+    ok = ok && cJSON_AddNumberToObject(retry, "DurationInSeconds",
+                                       (double)(hc->retry_duration_ms / 1000));
+    ok = ok &&
+         cJSON_AddStringToObject(d, "S3BackupMode", hc->backup_all ? "AllData" : "FailedDataOnly");
+    cJSON *s3 = ok ? api_describe_dest(sc, sc->backup_size_mb, sc->backup_interval_s, false) : NULL;
+    if (!s3) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    cJSON_AddItemToObject(d, "S3DestinationDescription", s3);
     return d;
 }
 
@@ -498,20 +572,31 @@ api_describe(struct sl_firehose_host *host, const cJSON *req, struct sl_firehose
     ok = ok && cJSON_AddNumberToObject(desc, "CreateTimestamp", host->created_s);
     ok = ok && cJSON_AddFalseToObject(desc, "HasMoreDestinations");
     ok = ok && cJSON_AddStringToObject(dest, "DestinationId", "destinationId-000000000001");
-    cJSON *s3 = ok ? api_describe_dest(sc) : NULL;
-    cJSON *ext = ok ? api_describe_dest(sc) : NULL;
-    if (s3 && ext) {
+    if (ok && sc->http) {
+        cJSON *h = api_describe_http(sc);
+        ok = h != NULL;
+        if (ok) {
+            cJSON_AddItemToObject(dest, "HttpEndpointDestinationDescription", h);
+        }
+    } else if (ok) {
         /* AWS describes an extended S3 destination under both names. */
-        cJSON_AddItemToObject(dest, "S3DestinationDescription", s3);
-        cJSON_AddItemToObject(dest, "ExtendedS3DestinationDescription", ext);
-        cJSON_AddItemToArray(dests, dest);
-    } else {
-        cJSON_Delete(s3);
-        cJSON_Delete(ext);
+        cJSON *s3 = api_describe_dest(sc, sc->size_mb, sc->interval_s, false);
+        cJSON *ext = api_describe_dest(sc, sc->size_mb, sc->interval_s, true);
+        ok = s3 && ext;
+        if (ok) {
+            cJSON_AddItemToObject(dest, "S3DestinationDescription", s3);
+            cJSON_AddItemToObject(dest, "ExtendedS3DestinationDescription", ext);
+        } else {
+            cJSON_Delete(s3);
+            cJSON_Delete(ext);
+        }
+    }
+    if (!ok) {
         cJSON_Delete(dest);
         cJSON_Delete(o);
         return SL_ENOMEM;
     }
+    cJSON_AddItemToArray(dests, dest);
     return api_json_reply(ret, o);
 }
 
@@ -659,6 +744,12 @@ static void api_answer(struct sl_httpd_req *req, struct sl_firehose_reply *rep)
     int hr = sl_httpd_req_add_header(req, "x-amzn-RequestId", request_id);
     if (rep->error_type && hr == 0) {
         hr = sl_httpd_req_add_header(req, "x-amzn-ErrorType", rep->error_type);
+    }
+    if (rep->status == 503 && hr == 0) {
+        /* Beyond AWS: when to come back. The JavaScript SDK waits at least this long before
+         * its retry (its own backoff starts at tens of ms), which gives a full spool time to
+         * deliver, or a restarted process time to listen. */
+        hr = sl_httpd_req_add_header(req, "Retry-After", API_RETRY_AFTER_S);
     }
     if (rep->error_type) {
         sl_log_limited(&limit, sl_clock_now_ms(&sl_clock_system), 1000, (int)rep->status,

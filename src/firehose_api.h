@@ -40,8 +40,10 @@ struct sl_firehose_host {
     /* Takes the records of one put (copies them). Returns 0 with *ret_took the number of the
      * first ones taken (the others are answered ServiceUnavailableException, which the SDKs
      * send again) and calls cb(cb_arg, status) once they are durable, possibly before it
-     * returns; or SL_ETHROTTLED (none taken: ServiceUnavailableException) or another negative
-     * error (InternalFailure), without calling cb. */
+     * returns; or, without calling cb: SL_ETHROTTLED (none taken: each record answered
+     * ServiceUnavailableException), SL_ECANCELED (shutting down: the call answered 503
+     * ServiceUnavailableException, which the SDKs retry) or another negative error
+     * (InternalFailure). */
     int (*put)(void *arg,
                size_t i,
                const struct sl_firehose_rec *recs,

@@ -14,7 +14,12 @@
  * its inter-thread channel, so the poll fires and MHD_run sends the answer.
  *
  * About bodies: the buffer is sized from Content-Length once (capped at max_body_bytes) so a
- * body arriving in many chunks is copied once, into place. */
+ * body arriving in many chunks is copied once, into place.
+ *
+ * About shutdown: a request is busy from its first bytes until its answer is sent (or its
+ * connection is gone), so a drain that waits for busy to reach 0 never cuts a request or an
+ * answer short. Once quiesced, the listening socket is closed and every answer carries
+ * Connection: close, so kept-alive clients leave rather than send more. */
 #include "httpd.h"
 
 #include <assert.h>
@@ -42,7 +47,8 @@ struct sl_httpd {
     uv_timer_t timer;
     struct sl_httpd_conf conf;
     int port;
-    size_t busy;
+    size_t busy;      /* requests begun and not yet ended (answer sent or connection gone) */
+    bool quiesced;    /* answers close their connection: keep-alive clients go elsewhere */
     int open_handles; /* the poll and the timer, until their close callbacks */
     bool polling;
 };
@@ -56,6 +62,7 @@ struct sl_httpd_req {
     struct sl_buf headers; /* response headers: "name\0value\0"... */
     struct MHD_Response *resp;
     unsigned status;
+    bool counted; /* in h->busy until the request ends */
     bool too_large;
     bool dispatched;
     bool answered;
@@ -179,7 +186,6 @@ void sl_httpd_respond(
         httpd_req_free(req);
         return;
     }
-    h->busy--;
     struct MHD_Response *resp;
     if (body) {
         resp = MHD_create_response_from_buffer_with_free_callback(len, body, httpd_free_body);
@@ -198,6 +204,10 @@ void sl_httpd_respond(
             const char *value = name + strlen(name) + 1;
             (void)MHD_add_response_header(resp, name, value);
             off = (size_t)(value + strlen(value) + 1 - req->headers.data);
+        }
+        if (h->quiesced) {
+            /* Shutting down: the client reconnects (to a restarted server) for its next call. */
+            (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         }
     }
     /* Without memory for a response the connection is closed: the access callback answers
@@ -248,6 +258,9 @@ static enum MHD_Result httpd_access_cb(void *cls,
         sl_buf_init(&req->body);
         sl_buf_init(&req->headers);
         *con_cls = req;
+        /* Counted from its first bytes, so a drain waits for a request being read too. */
+        req->counted = true;
+        h->busy++;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             unsigned long long n = strtoull(cl, NULL, 10);
@@ -277,7 +290,6 @@ static enum MHD_Result httpd_access_cb(void *cls,
     }
     if (!req->dispatched) {
         req->dispatched = true;
-        h->busy++;
         h->conf.handler(h->conf.arg, req);
         if (req->answered) {
             return httpd_queue(req);
@@ -304,9 +316,12 @@ static void httpd_completed_cb(void *cls,
         sl_log_debug(HTTPD_COMP, NULL, "%s %s: connection ended before the answer was sent (%d)",
                      req->method, req->path, (int)toe);
     }
+    if (req->counted) {
+        req->counted = false;
+        req->h->busy--;
+    }
     if (req->dispatched && !req->answered) {
         /* The handler still holds req: it is freed when answered. */
-        req->h->busy--;
         req->h = NULL;
         req->conn = NULL;
         req->method = req->path = "";
@@ -439,6 +454,10 @@ size_t sl_httpd_busy(const struct sl_httpd *h)
 
 void sl_httpd_quiesce(struct sl_httpd *h)
 {
+    if (h->quiesced) {
+        return;
+    }
+    h->quiesced = true;
     MHD_socket fd = MHD_quiesce_daemon(h->mhd);
     if (fd != MHD_INVALID_SOCKET) {
         (void)close(fd);

@@ -45,10 +45,12 @@ SL_NODISCARD int sl_httpd_new(uv_loop_t *loop,
 /* The port it listens on (the one picked for port 0). */
 int sl_httpd_port(const struct sl_httpd *h);
 
-/* Requests received and not yet answered. */
+/* Requests begun (their first bytes read) and not yet ended: answered and sent, or their
+ * connection gone. A drain waits for these. */
 size_t sl_httpd_busy(const struct sl_httpd *h);
 
-/* Stops accepting connections; requests already read are still answered. */
+/* Stops accepting connections; requests already begun are still read and answered, and every
+ * answer from then on closes its connection (Connection: close), so keep-alive clients leave. */
 void sl_httpd_quiesce(struct sl_httpd *h);
 
 /* Closes every connection and frees h. Requests not yet answered are dropped (their clients

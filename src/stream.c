@@ -1,60 +1,63 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* stream.c: one Firehose-style delivery stream: the records put through the ingest API are
- * appended to the stream's durable spool (spool.h) and acknowledged once fsynced; the buffer
- * reads them back from the spool and delivers them as one object when BufferingHints.SizeInMBs
- * or IntervalInSeconds is reached, whichever comes first (IntervalInSeconds 0: each put at
- * once; the interval counts from the oldest record's arrival, so records replayed after a crash
- * keep their time), and everything is delivered on drain. Records of an object are concatenated
- * as they came (Firehose adds no delimiter). It owns the record's life: appended (put), read
- * into the buffer, sealed into an object, delivered, then released in the spool (never before
- * the destination said the object is done, so a crash repeats records and never loses an
- * acknowledged one), with the released state saved every STREAM_SAVE_MS and at close. It also
- * owns the sealed objects waiting to be delivered (in order, one in flight), and the stream's
- * counters. Loop thread.
+ * appended to the stream's durable spool (spool.h) and acknowledged once fsynced; they are read
+ * back from the spool, through the transform stage when a Lambda processor is configured
+ * (stream_xform.c), into the buffers of their destination partition (stream_part.c: one
+ * without dynamic partitioning), each delivered as one object when BufferingHints.SizeInMBs or
+ * IntervalInSeconds is reached, whichever comes first (IntervalInSeconds 0: each put at once;
+ * the interval counts from the oldest record's arrival, so records replayed after a crash keep
+ * their time), and everything is delivered on drain. Records of an object are concatenated as
+ * they came (Firehose adds no delimiter; AppendDelimiterToRecord adds its own).
  *
- * stream_dest.h's sl_stream_dest_deliver is the whole of the destination: one sealed object's
- * records and the oldest one's arrival in, one callback out ("this object is done", or not).
- * The destination names the object (Firehose's keys, at the oldest record's arrival), writes it
- * (S3 API or file:///dir, GZIP or not; or the HTTP endpoint with its backup) and retries it
- * itself. A transform (ProcessingConfiguration) or dynamic partitioning would go between the
- * seal and the delivery.
+ * It owns the record's life: appended (put), read, transformed, keyed, sealed into an object,
+ * delivered, then released in the spool, never before everything derived from it is delivered
+ * (its transformed bytes, or its error record under ErrorOutputPrefix: processing-failed from
+ * the transform, partitioning-failed when its partition keys cannot be extracted); a record the
+ * function Dropped is released at once (the spool releases in any order). So a crash repeats
+ * records and never loses an acknowledged one; the released state is saved every
+ * STREAM_SAVE_MS and at close. It owns the partition keys of each record (the
+ * MetadataExtraction query on the transformed bytes, and the function's partitionKeys), the
+ * sealed objects waiting to be delivered (in order, one in flight), and the counters. Loop
+ * thread.
+ *
+ * stream_dest.h's sl_stream_dest_deliver_obj is the whole of the destination: one sealed
+ * object's records, its oldest arrival and partition keys in, one callback out ("this object
+ * is done", or not). The destination names the object (Firehose's keys), writes it (S3 API or
+ * file:///dir, GZIP or not; or the HTTP endpoint with its backup) and retries it itself.
  *
  * Backpressure is the spool's quota (spool_max_bytes): a put that does not fit is refused
  * (ServiceUnavailableException, which the SDKs retry) with nothing stored, and what the spool
  * holds is delivered at once so that room comes back. Memory is bounded apart from the spool:
- * the buffer reads from the spool only while records held in memory (buffered plus sealed) stay
- * under twice SizeInMBs plus one full PutRecordBatch. */
+ * records are read from the spool only while those held in memory (in the transform, in open
+ * partitions and sealed) stay under twice SizeInMBs plus one full PutRecordBatch plus, with a
+ * transform, twice its BufferSizeInMBs. */
 #include "stream.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
+#include "fh_processing.h"
 #include "firehose_api.h"
 #include "log.h"
+#include "s3_keys.h"
 #include "spool.h"
 #include "stream_dest.h"
+#include "stream_key.h"
+#include "stream_part.h"
+#include "stream_xform.h"
 
 #define STREAM_COMP         "stream"
 #define STREAM_RETRY_MIN_MS 500
 #define STREAM_MIB          (1024 * 1024)
 #define STREAM_SAVE_MS      1000 /* the released state is saved this often while records go */
-#define STREAM_RECS_GROW    4096
-#define SPOOL_FILE_HEADER   8 /* a segment file's header: counted when a put starts one */
-
-/* A sealed object: its bytes, its records (pointing into data) and its oldest arrival. */
-struct stream_obj {
-    struct stream_obj *next;
-    struct sl_stream *s;
-    struct sl_buf data;
-    struct sl_stream_dest_rec *recs;
-    uint64_t *ids; /* the spool ids of its records, released once it is delivered */
-    size_t n_records;
-    int64_t oldest_wall;
-};
+#define STREAM_READ_RECORDS 4096 /* records one spool read hands out at most */
+#define STREAM_MAX_PARTS    500  /* open partitions (Firehose's active partition limit) */
+#define SPOOL_FILE_HEADER   8    /* a segment file's header: counted when a put starts one */
 
 struct sl_stream {
     const struct sl_stream_conf *sc;
@@ -66,16 +69,12 @@ struct sl_stream {
     struct sl_stream_dest *dest;
     struct sl_spool *spool;
     uint64_t spool_max_bytes;
-    struct sl_buf buf; /* records read from the spool, not yet sealed */
-    size_t buf_records;
-    /* The records of buf: .data holds the offset in buf until the seal makes it a pointer. */
-    struct sl_stream_dest_rec *buf_recs;
-    uint64_t *buf_ids; /* their spool ids */
-    size_t buf_recs_cap;
-    size_t appending;        /* records appended to the spool and not yet acknowledged */
-    int64_t buf_oldest_wall; /* arrival (Unix ms) of the oldest record in buf */
-    struct stream_obj *head; /* sealed, oldest first; head is the one being written */
-    struct stream_obj *tail;
+    struct sl_stream_parts *parts; /* records read (and transformed), not yet sealed */
+    struct sl_stream_xform *xform; /* the transform stage, or NULL */
+    struct sl_stream_key key;      /* a record's partition keys (dynamic partitioning) */
+    size_t appending;              /* records appended to the spool and not yet acknowledged */
+    struct sl_stream_obj *head;    /* sealed, oldest first; head is the one being written */
+    struct sl_stream_obj *tail;
     size_t sealed_bytes;
     size_t sealed_records;
     bool writing; /* head is with the destination */
@@ -83,7 +82,7 @@ struct sl_stream {
     bool filling;
     bool quota_hit; /* a put was refused for the quota: deliver what the spool holds now */
     bool closing;   /* sl_stream_free was called */
-    bool freed;     /* sl_stream_free was called during a write */
+    bool freed;     /* sl_stream_free was called during a write or a transform */
     int64_t size_bytes;
     int64_t cap_bytes;
     struct sl_stream_stats stats;
@@ -91,84 +90,122 @@ struct sl_stream {
 
 static void stream_kick(struct sl_stream *s);
 static void stream_release(struct sl_stream *s);
-static void stream_interval_cb(uv_timer_t *t);
 static void stream_fill(struct sl_stream *s);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Buffering */
 
-static void stream_obj_free(struct stream_obj *o)
+/* A sealed object, queued for delivery. */
+static void stream_emit(void *arg, struct sl_stream_obj *o)
 {
-    sl_buf_fini(&o->data);
-    sl_free(o->recs);
-    sl_free(o->ids);
-    sl_free(o);
-}
-
-/* Moves what is buffered into a sealed object, queued for delivery. */
-static void stream_seal(struct sl_stream *s)
-{
-    uv_timer_stop(&s->interval_timer);
-    if (s->buf_records == 0) {
-        return;
-    }
-    struct stream_obj *o = sl_calloc(1, sizeof(*o));
-    if (!o) {
-        /* Kept in the buffer; the next put or the interval seals it again. */
-        uv_timer_start(&s->interval_timer, stream_interval_cb, STREAM_RETRY_MIN_MS, 0);
-        return;
-    }
-    o->s = s;
-    o->data = s->buf;
-    o->n_records = s->buf_records;
-    o->recs = s->buf_recs;
-    o->ids = s->buf_ids;
-    o->oldest_wall = s->buf_oldest_wall;
-    for (size_t i = 0; i < o->n_records; i++) {
-        o->recs[i].data = o->data.data + (uintptr_t)o->recs[i].data;
-    }
-    sl_buf_init(&s->buf);
-    s->buf_records = 0;
-    s->buf_recs = NULL;
-    s->buf_ids = NULL;
-    s->buf_recs_cap = 0;
+    struct sl_stream *s = arg;
     s->sealed_bytes += o->data.len;
     s->sealed_records += o->n_records;
+    o->next = NULL;
     if (s->tail) {
         s->tail->next = o;
     } else {
         s->head = o;
     }
     s->tail = o;
-    stream_kick(s);
 }
 
 static void stream_interval_cb(uv_timer_t *t)
 {
     struct sl_stream *s = t->data;
-    stream_seal(s);
+    sl_stream_parts_seal_due(s->parts, sl_clock_wall_ms(s->env.clock), stream_emit, s);
+    stream_kick(s);
     stream_fill(s);
 }
 
-/* One durable record read back from the spool, into the buffer; room for it was made by
- * stream_fill (the read asks for no more than that). */
+/* Arms the interval for the partition due first (none open: stopped). */
+static void stream_arm(struct sl_stream *s)
+{
+    int64_t due = sl_stream_parts_next_due(s->parts);
+    if (due == INT64_MAX) {
+        uv_timer_stop(&s->interval_timer);
+        return;
+    }
+    int64_t wait = due - sl_clock_wall_ms(s->env.clock);
+    uv_timer_start(&s->interval_timer, stream_interval_cb, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+/* Bytes held in memory: in the transform, in open partitions, sealed. */
+static size_t stream_mem(const struct sl_stream *s)
+{
+    return (s->xform ? sl_stream_xform_bytes(s->xform) : 0) + sl_stream_parts_bytes(s->parts) +
+           s->sealed_bytes;
+}
+
+static void stream_add(struct sl_stream *s,
+                       const struct sl_stream_part_key *key,
+                       const void *data,
+                       size_t len,
+                       bool delimit,
+                       int64_t arrival_ms,
+                       uint64_t id)
+{
+    const struct sl_fh_processing *p = s->sc->processing;
+    bool d = delimit && p && p->append_delimiter;
+    int r = sl_stream_parts_add(s->parts, key, data, len, d ? p->delimiter : NULL,
+                                d ? p->delimiter_len : 0, arrival_ms, id, stream_emit, s);
+    if (r < 0) {
+        /* Not buffered and not released: delivered after a restart. */
+        sl_log_error(STREAM_COMP, s->sc->name,
+                     "out of memory buffering record %llu; it stays in the spool",
+                     (unsigned long long)id);
+    }
+}
+
+/* A record (read from the spool, or transformed) into the partition of its keys (stream_key.c);
+ * when they cannot be had, its error record goes under ErrorOutputPrefix instead. */
+static void stream_route(struct sl_stream *s,
+                         const void *data,
+                         size_t len,
+                         int64_t arrival_ms,
+                         uint64_t id,
+                         const struct sl_strmap *lambda)
+{
+    struct sl_stream_part_key key = {.id = "", .lambda = lambda};
+    if (!s->sc->dynamic_partitioning) {
+        stream_add(s, &key, data, len, true, arrival_ms, id);
+        return;
+    }
+    const void *line = NULL;
+    size_t line_len = 0;
+    int r = sl_stream_key_of(&s->key, data, len, arrival_ms, sl_clock_wall_ms(s->env.clock), lambda,
+                             &key, &line, &line_len);
+    if (r < 0) {
+        sl_log_error(STREAM_COMP, s->sc->name,
+                     "out of memory keying record %llu; it stays in the spool",
+                     (unsigned long long)id);
+    } else if (r == 0) {
+        stream_add(s, &key, data, len, true, arrival_ms, id);
+    } else {
+        s->stats.partition_failed++;
+        stream_add(s, &key, line, line_len, false, arrival_ms, id);
+    }
+}
+
+/* One durable record read back from the spool: to the transform, or to its partition. */
 static void stream_read_cb(void *arg, const struct sl_spool_rec *rec)
 {
     struct sl_stream *s = arg;
-    if (s->buf_records == 0) {
-        s->buf_oldest_wall = rec->arrival_ms;
+    if (!s->xform) {
+        stream_route(s, rec->data, rec->len, rec->arrival_ms, rec->id, NULL);
+        return;
     }
-    s->buf_recs[s->buf_records] =
-        (struct sl_stream_dest_rec){(const void *)(uintptr_t)s->buf.len, rec->len, rec->arrival_ms};
-    s->buf_ids[s->buf_records++] = rec->id;
-    memcpy(s->buf.data + s->buf.len, rec->data, rec->len);
-    s->buf.len += rec->len;
-    s->buf.data[s->buf.len] = '\0';
+    if (sl_stream_xform_add(s->xform, rec) < 0) {
+        sl_log_error(STREAM_COMP, s->sc->name,
+                     "out of memory buffering record %llu for the transform; it stays in the "
+                     "spool",
+                     (unsigned long long)rec->id);
+    }
 }
 
-/* Reads durable records from the spool into the buffer while memory allows, sealing at
- * SizeInMBs (at once when IntervalInSeconds is 0 or draining), and starts the interval timer
- * for the oldest record buffered. */
+/* Reads durable records from the spool while memory allows (into the transform, or the
+ * partitions, which seal at SizeInMBs), seals everything at once when IntervalInSeconds is 0 or
+ * draining, and arms the interval for the partition due first. */
 static void stream_fill(struct sl_stream *s)
 {
     if (s->closing || s->filling) {
@@ -176,38 +213,21 @@ static void stream_fill(struct sl_stream *s)
     }
     s->filling = true;
     while (sl_spool_has_unread(s->spool)) {
-        size_t held = s->buf.len + s->sealed_bytes;
+        size_t held = stream_mem(s);
         if (held >= (size_t)s->cap_bytes) {
-            break; /* a write's completion calls again */
+            break; /* a write's (or a transform's) completion calls again */
         }
-        size_t room = (size_t)s->size_bytes > s->buf.len ? (size_t)s->size_bytes - s->buf.len : 1;
-        if (room > (size_t)s->cap_bytes - held) {
-            room = (size_t)s->cap_bytes - held;
-        }
-        /* The buffer never holds more than SizeInMBs plus one record: reserved at once, so it
-         * is never copied to grow (pages not written are not resident). */
-        size_t want = s->buf.cap == 0 ? (size_t)s->size_bytes + SL_SPOOL_RECORD_MAX_BYTES
-                                      : room + SL_SPOOL_RECORD_MAX_BYTES;
-        if (s->buf_recs_cap - s->buf_records < STREAM_RECS_GROW) {
-            size_t cap = s->buf_recs_cap + STREAM_RECS_GROW;
-            struct sl_stream_dest_rec *r = sl_realloc(s->buf_recs, cap * sizeof(*r));
-            if (r) {
-                s->buf_recs = r;
+        size_t room = (size_t)s->cap_bytes - held;
+        if (s->xform) {
+            size_t xr = sl_stream_xform_room(s->xform);
+            if (xr == 0) {
+                break; /* the transform's buffer is full: its batch's end calls again */
             }
-            uint64_t *ids = r ? sl_realloc(s->buf_ids, cap * sizeof(*ids)) : NULL;
-            if (ids) {
-                s->buf_ids = ids;
-                s->buf_recs_cap = cap;
-            }
+            room = xr < room ? xr : room;
+        } else if (room > (size_t)s->size_bytes) {
+            room = (size_t)s->size_bytes;
         }
-        if (s->buf_recs_cap == s->buf_records || sl_buf_reserve(&s->buf, want) < 0) {
-            /* Out of memory: the records stay in the spool; the interval tries again. */
-            if (!uv_is_active((uv_handle_t *)&s->interval_timer)) {
-                uv_timer_start(&s->interval_timer, stream_interval_cb, STREAM_RETRY_MIN_MS, 0);
-            }
-            break;
-        }
-        int r = sl_spool_read(s->spool, s->buf_recs_cap - s->buf_records, room, stream_read_cb, s);
+        int r = sl_spool_read(s->spool, STREAM_READ_RECORDS, room, stream_read_cb, s);
         if (r < 0) {
             sl_log_error(STREAM_COMP, s->sc->name,
                          "cannot read the spool: %s; its records are delivered after a restart",
@@ -217,22 +237,64 @@ static void stream_fill(struct sl_stream *s)
         if (r == 0) {
             break;
         }
-        if ((int64_t)s->buf.len >= s->size_bytes) {
-            stream_seal(s);
-        }
     }
-    if (s->buf_records > 0) {
-        if (s->draining || s->sc->interval_s == 0 || s->quota_hit) {
-            stream_seal(s);
-            s->quota_hit = s->quota_hit && (sl_spool_has_unread(s->spool) || s->appending > 0);
-        } else if (!uv_is_active((uv_handle_t *)&s->interval_timer)) {
-            int64_t due = s->buf_oldest_wall + s->sc->interval_s * 1000;
-            int64_t wait = due - sl_clock_wall_ms(s->env.clock);
-            uv_timer_start(&s->interval_timer, stream_interval_cb, wait > 0 ? (uint64_t)wait : 0,
-                           0);
-        }
+    if (stream_mem(s) >= (size_t)s->cap_bytes && !s->head) {
+        /* Memory is full of open partitions and nothing is being written: the partition due
+         * first goes now, so that records keep flowing (many partitions, none at SizeInMBs). */
+        sl_stream_parts_seal_due(s->parts, sl_stream_parts_next_due(s->parts), stream_emit, s);
     }
+    if (s->xform && (s->draining || s->quota_hit)) {
+        sl_stream_xform_flush(s->xform, s->draining);
+    }
+    if (s->draining || s->sc->interval_s == 0 || s->quota_hit) {
+        sl_stream_parts_seal_due(s->parts, INT64_MAX, stream_emit, s);
+        s->quota_hit = s->quota_hit && (sl_spool_has_unread(s->spool) || s->appending > 0);
+    }
+    stream_arm(s);
+    stream_kick(s);
     s->filling = false;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The transform's outcomes */
+
+static void stream_xform_ok(void *arg, const struct sl_fh_rec *in, const struct sl_fh_out *out)
+{
+    struct sl_stream *s = arg;
+    s->stats.transform_ok++;
+    stream_route(s, out->data, out->len, in->arrival_ms, in->tag,
+                 out->lambda_keys.n ? &out->lambda_keys : NULL);
+}
+
+static void stream_xform_dropped(void *arg, const struct sl_fh_rec *in)
+{
+    struct sl_stream *s = arg;
+    s->stats.transform_dropped++;
+    int r = sl_spool_release(s->spool, in->tag); /* nothing derived from it to wait for */
+    if (r < 0) {
+        sl_log_warn(STREAM_COMP, s->sc->name, "cannot release record %llu in the spool: %s",
+                    (unsigned long long)in->tag, sl_strerror(r));
+    }
+}
+
+static void stream_xform_failed(void *arg, const struct sl_fh_rec *in, const char *line, size_t len)
+{
+    struct sl_stream *s = arg;
+    s->stats.transform_failed++;
+    struct sl_stream_part_key key = {.id = "", .error_type = SL_S3_PROCESSING_FAILED};
+    stream_add(s, &key, line, len, false, in->arrival_ms, in->tag);
+}
+
+static void stream_xform_done(void *arg)
+{
+    struct sl_stream *s = arg;
+    if (s->freed) {
+        if (!s->writing) {
+            stream_release(s);
+        }
+        return;
+    }
+    stream_fill(s); /* seals what is due, arms the interval, reads what waits */
 }
 
 /* A put in the spool: answered once durable. */
@@ -363,7 +425,7 @@ static void stream_save_cb(uv_timer_t *t)
 
 /* The object's records are delivered: the spool may forget them. The released state is saved
  * within STREAM_SAVE_MS (at once when draining), narrowing what a crash repeats. */
-static void stream_release_records(struct sl_stream *s, const struct stream_obj *o)
+static void stream_release_records(struct sl_stream *s, const struct sl_stream_obj *o)
 {
     for (size_t i = 0; i < o->n_records; i++) {
         int r = sl_spool_release(s->spool, o->ids[i]);
@@ -384,7 +446,7 @@ static void stream_release_records(struct sl_stream *s, const struct stream_obj 
 static void stream_delivered_cb(void *arg, int err)
 {
     struct sl_stream *s = arg;
-    struct stream_obj *o = s->head;
+    struct sl_stream_obj *o = s->head;
     s->writing = false;
     if (err == 0) {
         s->head = o->next;
@@ -394,19 +456,23 @@ static void stream_delivered_cb(void *arg, int err)
         s->sealed_bytes -= o->data.len;
         s->sealed_records -= o->n_records;
         stream_release_records(s, o);
-        s->stats.delivered += o->n_records;
-        s->stats.delivered_bytes += o->data.len;
+        if (!o->error_type) {
+            s->stats.delivered += o->n_records;
+            s->stats.delivered_bytes += o->data.len;
+        }
         s->stats.objects++;
-        sl_log_debug(STREAM_COMP, s->sc->name, "delivered %zu records (%zu bytes)", o->n_records,
-                     o->data.len);
-        stream_obj_free(o);
+        sl_log_debug(STREAM_COMP, s->sc->name, "delivered %zu %s (%zu bytes)", o->n_records,
+                     o->error_type ? o->error_type : "records", o->data.len);
+        sl_stream_obj_free(o);
     } else if (!s->freed) {
         sl_log_warn(STREAM_COMP, s->sc->name, "cannot deliver %zu records: %s, retrying",
                     o->n_records, sl_strerror(err));
         uv_timer_start(&s->retry_timer, stream_retry_cb, STREAM_RETRY_MIN_MS, 0);
     }
     if (s->freed) {
-        stream_release(s);
+        if (!s->xform || !sl_stream_xform_busy(s->xform)) {
+            stream_release(s);
+        }
         return;
     }
     stream_kick(s);
@@ -419,9 +485,16 @@ static void stream_kick(struct sl_stream *s)
     if (s->writing || !s->head || uv_is_active((uv_handle_t *)&s->retry_timer)) {
         return;
     }
-    struct stream_obj *o = s->head;
-    int r = sl_stream_dest_deliver(s->dest, o->recs, o->n_records, o->oldest_wall,
-                                   stream_delivered_cb, s);
+    struct sl_stream_obj *o = s->head;
+    struct sl_stream_dest_obj d = {
+        .recs = o->recs,
+        .n = o->n_records,
+        .oldest_ms = o->oldest_ms,
+        .query = o->query.n ? &o->query : NULL,
+        .lambda = o->lambda.n ? &o->lambda : NULL,
+        .error_type = o->error_type,
+    };
+    int r = sl_stream_dest_deliver_obj(s->dest, &d, stream_delivered_cb, s);
     if (r < 0) {
         sl_log_warn(STREAM_COMP, s->sc->name, "cannot start a delivery: %s, retrying",
                     sl_strerror(r));
@@ -450,17 +523,62 @@ int sl_stream_new(const struct sl_stream_conf *sc,
     s->sc = sc;
     s->env = *env;
     s->dest = env->dest;
-    sl_buf_init(&s->buf);
+    sl_stream_key_init(&s->key, sc->processing ? sc->processing->query : NULL, sc->layout);
     s->size_bytes = sc->size_mb * STREAM_MIB;
     s->cap_bytes = 2 * s->size_bytes + SL_FIREHOSE_CALL_MAX;
     s->spool_max_bytes = env->spool_max_bytes;
+    /* Without dynamic partitioning the one buffer is reserved at once (SizeInMBs plus one
+     * record), so it is never copied to grow; pages not written are not resident. */
+    struct sl_stream_parts_conf pc = {
+        .size_bytes = s->size_bytes,
+        .interval_ms = sc->interval_s * 1000,
+        .max_parts = STREAM_MAX_PARTS,
+        .reserve_bytes =
+            sc->dynamic_partitioning ? 0 : (size_t)s->size_bytes + SL_SPOOL_RECORD_MAX_BYTES,
+    };
+    int r = sl_stream_parts_new(&pc, &s->parts);
+    const struct sl_fh_processing *proc = sc->processing;
+    if (r == 0 && proc && proc->lambda.enabled && !env->fn) {
+        (void)snprintf(errbuf, errlen, "%s: no function for its Lambda processor", sc->name);
+        r = SL_EINVAL; /* never deliver untransformed what the file says to transform */
+    }
+    if (r == 0 && proc && proc->lambda.enabled) {
+        static const struct sl_stream_xform_ops ops = {
+            .ok = stream_xform_ok,
+            .dropped = stream_xform_dropped,
+            .failed = stream_xform_failed,
+            .done = stream_xform_done,
+        };
+        struct sl_stream_xform_env xenv = {
+            .loop = env->loop,
+            .clock = env->clock,
+            .conf = &proc->lambda,
+            .fn = env->fn,
+            .stream_arn = env->stream_arn ? env->stream_arn : "",
+            .region = env->region,
+            .inst = sc->name,
+            .retry = env->retry,
+            .ops = &ops,
+            .arg = s,
+        };
+        r = sl_stream_xform_new(&xenv, &s->xform);
+        s->cap_bytes += 2 * proc->lambda.buffer_bytes;
+    }
+    if (r < 0) {
+        sl_stream_parts_free(s->parts);
+        sl_stream_dest_free(s->dest);
+        sl_free(s);
+        return r;
+    }
     struct sl_spool_opts so = {.dir = env->spool_dir,
                                .name = sc->name,
                                .max_bytes = env->spool_max_bytes,
                                .sync_fn = env->sync_fn,
                                .sync_arg = env->sync_arg};
-    int r = sl_spool_open(env->loop, &so, &s->spool, errbuf, errlen);
+    r = sl_spool_open(env->loop, &so, &s->spool, errbuf, errlen);
     if (r < 0) {
+        sl_stream_xform_free(s->xform);
+        sl_stream_parts_free(s->parts);
         sl_stream_dest_free(s->dest);
         sl_free(s);
         return r;
@@ -485,13 +603,19 @@ int sl_stream_new(const struct sl_stream_conf *sc,
 void sl_stream_drain(struct sl_stream *s)
 {
     s->draining = true;
-    stream_seal(s);
-    stream_fill(s);
+    stream_fill(s); /* seals every partition, and the transform sends what it buffers */
     /* A delivery waiting to retry is tried again now. */
     sl_stream_dest_retry_now(s->dest);
     if (uv_is_active((uv_handle_t *)&s->retry_timer)) {
         uv_timer_stop(&s->retry_timer);
         stream_kick(s);
+    }
+}
+
+void sl_stream_cancel(struct sl_stream *s)
+{
+    if (s->xform) {
+        sl_stream_xform_cancel(s->xform);
     }
 }
 
@@ -520,7 +644,14 @@ const char *sl_stream_name(const struct sl_stream *s)
 /* DataFreshness: the age in seconds of the oldest record not yet delivered (0 when none). */
 static int64_t stream_freshness_s(const struct sl_stream *s)
 {
-    int64_t oldest = s->head ? s->head->oldest_wall : s->buf_records ? s->buf_oldest_wall : -1;
+    int64_t oldest = s->head ? s->head->oldest_ms : -1;
+    int64_t more[2] = {sl_stream_parts_oldest(s->parts),
+                       s->xform ? sl_stream_xform_oldest(s->xform) : -1};
+    for (size_t i = 0; i < 2; i++) {
+        if (more[i] >= 0 && (oldest < 0 || more[i] < oldest)) {
+            oldest = more[i];
+        }
+    }
     if (oldest < 0) {
         return 0;
     }
@@ -533,8 +664,8 @@ void sl_stream_log_stats(const struct sl_stream *s, const char *msg)
     const struct sl_stream_dest_stats *ds = sl_stream_dest_stats(s->dest);
     struct sl_spool_stats st;
     sl_spool_stats(s->spool, &st);
-    const char *keys[18];
-    int64_t values[18];
+    const char *keys[24];
+    int64_t values[24];
     size_t n = 0;
 #define STAT(k, v) (keys[n] = (k), values[n++] = (int64_t)(v))
     STAT("IncomingRecords", s->stats.incoming_records);
@@ -554,8 +685,18 @@ void sl_stream_log_stats(const struct sl_stream *s, const char *msg)
         STAT("DeliveryToS3.DataFreshness", stream_freshness_s(s));
     }
     STAT("failed_attempts", ds->failed_attempts);
-    STAT("buffered_records", s->buf_records + s->sealed_records);
-    STAT("buffered_bytes", s->buf.len + s->sealed_bytes);
+    if (s->xform) {
+        STAT("transform_ok", s->stats.transform_ok);
+        STAT("transform_dropped", s->stats.transform_dropped);
+        STAT("transform_failed", s->stats.transform_failed);
+    }
+    if (s->sc->dynamic_partitioning) {
+        STAT("partitions", sl_stream_parts_count(s->parts));
+        STAT("partitioning_failed", s->stats.partition_failed);
+    }
+    STAT("buffered_records", sl_stream_parts_records(s->parts) + s->sealed_records +
+                                 (s->xform ? sl_stream_xform_records(s->xform) : 0));
+    STAT("buffered_bytes", stream_mem(s));
     STAT("spool_records", st.records_live);
     STAT("spool_bytes", st.disk_bytes);
 #undef STAT
@@ -585,7 +726,7 @@ static void stream_spool_closed_cb(void *arg)
  * delivery. */
 static void stream_release(struct sl_stream *s)
 {
-    assert(!s->writing);
+    assert(!s->writing && !(s->xform && sl_stream_xform_busy(s->xform)));
     size_t left = sl_stream_held(s);
     if (left > 0) {
         sl_log_warn(STREAM_COMP, s->sc->name,
@@ -594,15 +735,15 @@ static void stream_release(struct sl_stream *s)
                     left);
     }
     while (s->head) {
-        struct stream_obj *o = s->head;
+        struct sl_stream_obj *o = s->head;
         s->head = o->next;
-        stream_obj_free(o);
+        sl_stream_obj_free(o);
     }
-    sl_buf_fini(&s->buf);
-    sl_free(s->buf_recs);
-    sl_free(s->buf_ids);
-    s->buf_recs = NULL;
-    s->buf_ids = NULL;
+    sl_stream_parts_free(s->parts);
+    s->parts = NULL;
+    sl_stream_xform_free(s->xform);
+    s->xform = NULL;
+    sl_stream_key_fini(&s->key);
     sl_stream_dest_free(s->dest);
     s->dest = NULL;
     uv_close((uv_handle_t *)&s->interval_timer, stream_close_cb);
@@ -623,9 +764,15 @@ void sl_stream_free(struct sl_stream *s)
     uv_timer_stop(&s->interval_timer);
     uv_timer_stop(&s->retry_timer);
     uv_timer_stop(&s->save_timer);
-    if (s->writing) {
-        s->freed = true; /* released by the delivery's callback */
-        sl_stream_dest_stop(s->dest);
+    bool transforming = s->xform && sl_stream_xform_busy(s->xform);
+    if (s->writing || transforming) {
+        s->freed = true; /* released by the last of the two callbacks */
+        if (s->writing) {
+            sl_stream_dest_stop(s->dest);
+        }
+        if (transforming) {
+            sl_stream_xform_cancel(s->xform);
+        }
         return;
     }
     stream_release(s);

@@ -4,7 +4,10 @@
  * (the key from Prefix at the oldest record's arrival, made once so every retry writes the same
  * object; the write through stream_dest_put.c, retried until it is stored) and the counters;
  * the HTTP endpoint is stream_dest_http.c's, a sink destination (Kafka, Redis)
- * stream_dest_sink.c's. One object in flight. Loop thread. */
+ * stream_dest_sink.c's; objects of error records (processing-failed, partitioning-failed) go
+ * under ErrorOutputPrefix of the S3 destination or of the endpoint's S3Configuration (a sink
+ * destination has neither a transform nor partitioning, so no error records). One object in
+ * flight. Loop thread. */
 #include "stream_dest.h"
 
 #include <assert.h>
@@ -33,6 +36,7 @@ struct sl_stream_dest {
     void *arg;
     bool busy;
     bool stopped;
+    bool error_obj; /* the object in flight holds error records */
 };
 
 int sl_stream_dest_new(const struct sl_stream_conf *sc,
@@ -73,7 +77,7 @@ static void dest_done(void *arg, int err)
 {
     struct sl_stream_dest *d = arg;
     d->busy = false;
-    if (err == 0 && !d->http && !d->sink) {
+    if (err == 0 && !d->http && !d->sink && !d->error_obj) {
         d->stats.s3_records += d->n;
         d->stats.s3_bytes += d->bytes;
         d->stats.s3_success++;
@@ -88,6 +92,17 @@ int sl_stream_dest_deliver(struct sl_stream_dest *d,
                            sl_stream_dest_cb cb,
                            void *arg)
 {
+    struct sl_stream_dest_obj o = {.recs = recs, .n = n, .oldest_ms = oldest_ms};
+    return sl_stream_dest_deliver_obj(d, &o, cb, arg);
+}
+
+int sl_stream_dest_deliver_obj(struct sl_stream_dest *d,
+                               const struct sl_stream_dest_obj *o,
+                               sl_stream_dest_cb cb,
+                               void *arg)
+{
+    const struct sl_stream_dest_rec *recs = o->recs;
+    size_t n = o->n;
     assert(n >= 1);
     if (d->busy) {
         return SL_EAGAIN;
@@ -112,16 +127,25 @@ int sl_stream_dest_deliver(struct sl_stream_dest *d,
     d->cb = cb;
     d->arg = arg;
     int r;
+    d->error_obj = o->error_type != NULL;
     if (d->sink) {
+        /* no error objects: the configuration allows no transform or partitioning here */
+        assert(!o->error_type);
         r = dest_sink_deliver(d->sink, recs, n, dest_done, d);
-    } else if (d->http) {
-        r = dest_http_deliver(d->http, recs, d->iov, n, oldest_ms, dest_done, d);
+    } else if (d->http && !o->error_type) {
+        r = dest_http_deliver(d->http, recs, d->iov, n, o->oldest_ms, dest_done, d);
     } else {
-        /* The key is made once per object: every retry writes the same one. */
+        /* The key is made once per object: every retry writes the same one. Error records go
+         * to the S3 destination, or the HTTP endpoint's S3Configuration (target). */
         struct sl_buf key;
         sl_buf_init(&key);
         char err[256] = "";
-        r = dest_target_key(&d->target, d->sc->name, oldest_ms, NULL, &key, err, sizeof(err));
+        struct sl_s3_vars vars = {.time_ms = o->oldest_ms,
+                                  .query = o->query,
+                                  .lambda = o->lambda,
+                                  .error_type = o->error_type};
+        r = dest_target_key_vars(&d->target, d->sc->name, &vars, o->error_type != NULL, &key, err,
+                                 sizeof(err));
         if (r < 0 && r != SL_ENOMEM) {
             sl_log_error(DEST_COMP, d->sc->name, "cannot name the object: %s", err);
         }
@@ -151,7 +175,7 @@ void sl_stream_dest_stop(struct sl_stream_dest *d)
     d->stopped = true;
     if (d->sink) {
         dest_sink_stop(d->sink);
-    } else if (d->http) {
+    } else if (d->http && !d->error_obj) {
         dest_http_stop(d->http);
     } else {
         dest_put_stop(&d->put);

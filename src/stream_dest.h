@@ -11,6 +11,7 @@
 #include "err.h"
 
 struct sl_clock;
+struct sl_strmap;
 struct sl_httpc;
 struct sl_stream_conf;
 
@@ -31,6 +32,10 @@ struct sl_stream_conf;
  *               (kafka://TOPIC: a message; redis://.../STREAM: an entry), written through
  *               sl_sink_deliver; the records a delivery did not write are retried with backoff,
  *               alone, until every one is written (never dropped).
+ *
+ * An object of error records (sl_stream_dest_obj.error_type: processing-failed,
+ * partitioning-failed) is written as it is under ErrorOutputPrefix, to the S3 destination or
+ * the HTTP endpoint's S3Configuration, retried until it is stored.
  *
  * One object in flight at a time (the stream writes in order). Loop thread only. */
 
@@ -87,6 +92,23 @@ SL_NODISCARD int sl_stream_dest_deliver(struct sl_stream_dest *d,
                                         int64_t oldest_ms,
                                         sl_stream_dest_cb cb,
                                         void *arg);
+
+/* One object with what its key needs beside the time. Borrowed until the callback. */
+struct sl_stream_dest_obj {
+    const struct sl_stream_dest_rec *recs;
+    size_t n; /* >= 1 */
+    int64_t oldest_ms;
+    const struct sl_strmap *query;  /* partitionKeyFromQuery values for Prefix, or NULL */
+    const struct sl_strmap *lambda; /* partitionKeyFromLambda values for Prefix, or NULL */
+    const char *error_type;         /* NULL: under Prefix; else error records, written under
+                                       ErrorOutputPrefix with this error-output-type */
+};
+
+/* sl_stream_dest_deliver with the partition keys and error type of o; same contract. */
+SL_NODISCARD int sl_stream_dest_deliver_obj(struct sl_stream_dest *d,
+                                            const struct sl_stream_dest_obj *o,
+                                            sl_stream_dest_cb cb,
+                                            void *arg);
 
 /* A delivery waiting to retry tries again now (drain). */
 void sl_stream_dest_retry_now(struct sl_stream_dest *d);

@@ -52,6 +52,15 @@ int dest_target_key(const struct dest_target *t,
                     struct sl_buf *key,
                     char *errbuf,
                     size_t errlen);
+/* The same with vars (time_ms, partition keys, error_type) as given; error: under
+ * ErrorOutputPrefix. */
+int dest_target_key_vars(const struct dest_target *t,
+                         const char *stream,
+                         const struct sl_s3_vars *vars,
+                         bool error,
+                         struct sl_buf *key,
+                         char *errbuf,
+                         size_t errlen);
 
 /* One object written to a target, again and again with backoff until it is stored: the same key
  * and body every time. One at a time. */

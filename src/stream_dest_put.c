@@ -62,9 +62,19 @@ int dest_target_key(const struct dest_target *t,
                     size_t errlen)
 {
     struct sl_s3_vars vars = {.time_ms = time_ms, .error_type = error_type};
+    return dest_target_key_vars(t, stream, &vars, error_type != NULL, key, errbuf, errlen);
+}
+
+int dest_target_key_vars(const struct dest_target *t,
+                         const char *stream,
+                         const struct sl_s3_vars *vars,
+                         bool error,
+                         struct sl_buf *key,
+                         char *errbuf,
+                         size_t errlen)
+{
     /* Stream version 1: sluice does not change a running stream's destination. */
-    return sl_s3_layout_key_of(t->layout, &vars, error_type != NULL, stream, 1, t->ext, key, errbuf,
-                               errlen);
+    return sl_s3_layout_key_of(t->layout, vars, error, stream, 1, t->ext, key, errbuf, errlen);
 }
 
 /* ------------------------------------------------------------------------------------------ */

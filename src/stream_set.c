@@ -3,7 +3,10 @@
  * the server only when there is a delivery stream, routes its requests to the Firehose API
  * (firehose_api.c) with the streams as the API's host (each stream's spool in
  * state_dir/streams/<DeliveryStreamName>), and drains, counts and frees the streams for the
- * daemon. It holds no buffering or API rules of its own. Loop thread. */
+ * daemon, and cancels their transforms at drain_timeout. A drain (SIGTERM, end of --until-idle)
+ * refuses new puts at once (the API answers ServiceUnavailableException, which the SDKs retry),
+ * lets the puts already being made durable be answered, and delivers what the streams hold. It
+ * holds no buffering or API rules of its own. Loop thread. */
 #include "stream_set.h"
 
 #include <stdio.h>
@@ -27,6 +30,7 @@ struct sl_stream_set {
     struct sl_httpd *httpd;
     struct sl_firehose_host host;
     uv_loop_t *loop;
+    bool draining; /* shutting down: new puts are refused, taken ones delivered */
     bool stopping; /* the streams are being freed: puts are refused */
 };
 
@@ -45,8 +49,10 @@ static int set_put(void *arg,
                    void *cb_arg)
 {
     struct sl_stream_set *set = arg;
-    if (set->stopping) {
-        return SL_ECANCELED; /* answered ServiceUnavailableException: sent again later */
+    if (set->draining || set->stopping) {
+        /* Answered ServiceUnavailableException, which the SDKs retry: sent again, to this
+         * process's successor, nothing is lost. */
+        return SL_ECANCELED;
     }
     return sl_stream_put(set->streams[i], recs, n, ret_took, cb, cb_arg);
 }
@@ -60,6 +66,7 @@ static void set_handler(void *arg, struct sl_httpd_req *req)
 int sl_stream_set_new(const struct sl_config *cfg,
                       uv_loop_t *loop,
                       struct sl_httpc *httpc,
+                      struct sl_function *const *fns,
                       struct sl_stream_set **ret_set,
                       char *errbuf,
                       size_t errlen)
@@ -103,6 +110,9 @@ int sl_stream_set_new(const struct sl_config *cfg,
             .spool_dir = dir,
             .spool_max_bytes =
                 (uint64_t)(sc->spool_max_bytes > 0 ? sc->spool_max_bytes : cfg->spool_max_bytes),
+            .fn = sc->transform_fn ? fns[sc->transform_fn - cfg->functions] : NULL,
+            .stream_arn = arn,
+            .region = cfg->region,
         };
         char err[512] = "";
         r = sl_stream_dest_new(sc, &denv, &env.dest, err, sizeof(err));
@@ -151,11 +161,19 @@ int sl_stream_set_new(const struct sl_config *cfg,
 
 void sl_stream_set_drain(struct sl_stream_set *set)
 {
+    set->draining = true;
     if (set->httpd) {
         sl_httpd_quiesce(set->httpd);
     }
     for (size_t i = 0; i < set->n; i++) {
         sl_stream_drain(set->streams[i]);
+    }
+}
+
+void sl_stream_set_cancel(struct sl_stream_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        sl_stream_cancel(set->streams[i]);
     }
 }
 

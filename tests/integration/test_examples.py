@@ -227,7 +227,8 @@ def test_example_sqs(sluice_bin, tmp_path):
 FIREHOSE_RECORDS = [b'{"click":1}\n', b'{"click":2}\n']
 
 
-def run_firehose_example(sluice_bin, tmp_path, name, edit=None, env=None):
+def run_firehose_example(sluice_bin, tmp_path, name, edit=None, env=None,
+                         records=FIREHOSE_RECORDS):
     """config/NAME.json as the README runs it, on port 0 instead of 4573 (another run may hold
     that), edited by edit(cfg) first: FIREHOSE_RECORDS put with boto3, then --until-idle ends the
     run (exit 0), well before the 60 s interval."""
@@ -267,7 +268,7 @@ def run_firehose_example(sluice_bin, tmp_path, name, edit=None, env=None):
                           region_name="us-east-1", aws_access_key_id="fake",
                           aws_secret_access_key="fake")
         got = fh.put_record_batch(DeliveryStreamName="clicks",
-                                  Records=[{"Data": r} for r in FIREHOSE_RECORDS])
+                                  Records=[{"Data": r} for r in records])
         assert got["FailedPutCount"] == 0
         assert p.wait(60) == 0, open(err_path).read()[-3000:]
     finally:
@@ -289,6 +290,54 @@ def test_example_firehose(sluice_bin, tmp_path):
     assert len(objs) == 1 and re.match(r"clicks/\d{4}/\d\d/\d\d/\d\d/clicks-1-", objs[0]), objs
     with open(str(tmp_path / "build/firehose-bucket" / objs[0]), "rb") as f:
         assert f.read() == b"".join(FIREHOSE_RECORDS)
+
+
+def bucket_objects(tmp_path):
+    """{key: bytes} of the objects under build/firehose-bucket."""
+    top = str(tmp_path / "build/firehose-bucket")
+    objs = {}
+    for root, _dirs, files in os.walk(top):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                objs[os.path.relpath(os.path.join(root, f), top)] = fh.read()
+    return objs
+
+
+def test_example_firehose_transform(sluice_bin, tmp_path):
+    """config/firehose-transform.json: its exec function transforms the records (Ok: a field
+    added), drops one and fails one, which lands under clicks-errors/processing-failed/."""
+    import base64
+    import re
+    logs = run_firehose_example(sluice_bin, tmp_path, "firehose-transform", records=[
+        b'{"click":1}', b'{"drop":true}', b"not json"])
+    objs = bucket_objects(tmp_path)
+    assert len(objs) == 2, objs
+    data = [v for k, v in objs.items() if re.match(r"clicks/\d{4}/\d\d/\d\d/\d\d/clicks-1-", k)]
+    assert [json.loads(ln) for ln in data[0].splitlines()] == [
+        {"click": 1, "seen_by": "firehose_transform"}]
+    err = [v for k, v in objs.items() if k.startswith("clicks-errors/processing-failed/")]
+    e = json.loads(err[0])
+    assert e["errorCode"] == "Lambda.ProcessingFailedStatus" and e["lambdaArn"] == "transform"
+    assert base64.b64decode(e["rawData"]) == b"not json"
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["transform_dropped"] == 1 and ex["spool_records"] == 0
+
+
+def test_example_firehose_partitioned(sluice_bin, tmp_path):
+    """config/firehose-partitioned.json: one object per page (the MetadataExtraction query's
+    key in the Prefix), a line each; a record without the key under partitioning-failed."""
+    import re
+    run_firehose_example(sluice_bin, tmp_path, "firehose-partitioned", records=[
+        b'{"page":"home","n":1}', b'{"page":"cart","n":2}', b'{"page":"home","n":3}',
+        b'{"n":4}'])
+    objs = bucket_objects(tmp_path)
+    assert len(objs) == 3, objs
+    got = {re.match(r"(clicks/page=\w+|clicks-errors/[\w-]+)/", k).group(1): v
+           for k, v in objs.items()}
+    assert got["clicks/page=home"] == b'{"page":"home","n":1}\n{"page":"home","n":3}\n'
+    assert got["clicks/page=cart"] == b'{"page":"cart","n":2}\n'
+    e = json.loads(got["clicks-errors/partitioning-failed"])
+    assert e["errorCode"] == "DynamicPartitioning.MetadataExtractionFailed"
 
 
 def test_example_firehose_s3(sluice_bin, tmp_path):

@@ -243,6 +243,8 @@ u.urlopen(u.Request(sys.argv[1], data=b"{}", headers={
 # ---- s3: s3rver, for the S3 destination of delivery streams -----------------------------------
 start_s3() {
     node_modules s3rver
+    # the JavaScript SDK's Firehose client, which the delivery-stream tests drive sluice with
+    node_modules @aws-sdk/client-firehose
     check_port "$S3_PORT"
     mkdir -p "$RUN_DIR/s3"
     node "$DIR/node/node_modules/s3rver/bin/s3rver.js" --address 127.0.0.1 --port "$S3_PORT" \

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "fh_http.h"
+#include "fh_processing.h"
 #include "helpers.h"
 #include "sink.h"
 #include "sl_adapters.h"
@@ -96,6 +97,10 @@ static void expect_one(struct fixture *f, int r, const char *want)
 }
 
 #define DEST_PATH ": $.delivery_streams[0].ExtendedS3DestinationConfiguration"
+#define QUERY_PROC                                                                        \
+    "{\"Enabled\":true,\"Processors\":[{\"Type\":\"MetadataExtraction\",\"Parameters\":[" \
+    "{\"ParameterName\":\"MetadataExtractionQuery\",\"ParameterValue\":\"{a:.a}\"},"      \
+    "{\"ParameterName\":\"JsonParsingEngine\",\"ParameterValue\":\"JQ-1.6\"}]}]}"
 
 static void test_config_stream_valid(void **state)
 {
@@ -331,9 +336,10 @@ static void test_config_stream_http(void **state)
                          "them with S3BackupMode AllData) are written");
     expect_one(f, load_http(f, HTTP_OK ",\"S3BackupMode\":\"Some\""),
                HTTP_PATH ".S3BackupMode: must be \"FailedDataOnly\" (default) or \"AllData\"");
-    expect_one(f, load_http(f, HTTP_OK ",\"ProcessingConfiguration\":{\"Enabled\":true}"),
-               HTTP_PATH ".ProcessingConfiguration: transforms are not built yet; allowed: "
-                         "{\"Enabled\": false} or no key");
+    expect_one(f, load_http(f, HTTP_OK ",\"ProcessingConfiguration\":" QUERY_PROC),
+               HTTP_PATH ".ProcessingConfiguration: a MetadataExtraction processor needs dynamic "
+                         "partitioning, which an HTTP endpoint does not have; allowed: Lambda and "
+                         "AppendDelimiterToRecord processors");
     expect_one(f,
                load_http(f, "\"EndpointConfiguration\":{\"Url\":\"http://127.0.0.1:9/\"},"
                             "\"S3Configuration\":{\"BucketARN\":\"file:///tmp/b\","
@@ -345,9 +351,6 @@ static void test_config_stream_http(void **state)
 static void test_config_stream_unbuilt_features_refused(void **state)
 {
     struct fixture *f = *state;
-    expect_one(f, load_stream(f, ",\"ProcessingConfiguration\":{\"Enabled\":true}", ""),
-               DEST_PATH ".ProcessingConfiguration: transforms are not built yet; allowed: "
-                         "{\"Enabled\": false} or no key");
     expect_one(f, load_stream(f, ",\"CompressionFormat\":\"ZIP\"", ""),
                DEST_PATH ".CompressionFormat: ZIP is not built; allowed: UNCOMPRESSED or GZIP");
     expect_one(f, load_stream(f, ",\"Prefix\":\"!{timestamp:yyyy}/\"", ""),
@@ -358,9 +361,78 @@ static void test_config_stream_unbuilt_features_refused(void **state)
                DEST_PATH ".Prefix: unknown namespace \"nope\"; allowed: !{timestamp:<pattern>}, "
                          "!{firehose:random-string|error-output-type}, "
                          "!{partitionKeyFromQuery:<key>}, !{partitionKeyFromLambda:<key>}");
-    expect_one(f, load_stream(f, ",\"DynamicPartitioningConfiguration\":{\"Enabled\":true}", ""),
-               DEST_PATH ".DynamicPartitioningConfiguration: dynamic partitioning is not built "
-                         "yet; allowed: {\"Enabled\": false} or no key");
+}
+
+/* A Lambda processor's LambdaArn names a function as a mapping's FunctionName does. */
+static void test_config_stream_transform(void **state)
+{
+    struct fixture *f = *state;
+    unsetenv("AWS_ENDPOINT_URL_LAMBDA");
+    unsetenv("AWS_ENDPOINT_URL");
+    int r = load(f, "{\"functions\":{\"up\":{\"type\":\"exec\",\"command\":[\"/bin/cat\"]}},"
+                    "\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                    "\"ExtendedS3DestinationConfiguration\":{" DEST_OK ","
+                    "\"ProcessingConfiguration\":{\"Enabled\":true,\"Processors\":["
+                    "{\"Type\":\"Lambda\",\"Parameters\":[{\"ParameterName\":\"LambdaArn\","
+                    "\"ParameterValue\":\"up\"},{\"ParameterName\":\"NumberOfRetries\","
+                    "\"ParameterValue\":\"1\"}]},{\"Type\":\"AppendDelimiterToRecord\","
+                    "\"Parameters\":[{\"ParameterName\":\"Delimiter\",\"ParameterValue\":"
+                    "\"\\\\t\"}]}]}}}]}");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    const struct sl_stream_conf *sc = &f->cfg->streams[0];
+    assert_ptr_equal(sc->transform_fn, &f->cfg->functions[0]);
+    assert_non_null(sc->processing);
+    assert_int_equal(sc->processing->lambda.number_of_retries, 1);
+    assert_true(sc->processing->append_delimiter);
+    assert_string_equal(sc->processing->delimiter, "\t");
+    expect_one(f,
+               load_stream(f,
+                           ",\"ProcessingConfiguration\":{\"Enabled\":true,\"Processors\":["
+                           "{\"Type\":\"Lambda\",\"Parameters\":[{\"ParameterName\":"
+                           "\"LambdaArn\",\"ParameterValue\":\"nope\"}]}]}",
+                           ""),
+               DEST_PATH ".ProcessingConfiguration.Processors[0].Parameters[0].ParameterValue: "
+                         "\"nope\" is not in \"functions\" and neither AWS_ENDPOINT_URL_LAMBDA nor "
+                         "AWS_ENDPOINT_URL is set; allowed: a key of \"functions\" (there are "
+                         "none), or a Lambda function with AWS_ENDPOINT_URL_LAMBDA set");
+}
+
+/* DynamicPartitioningConfiguration with a MetadataExtraction query, checked against Prefix. */
+static void test_config_stream_partitioning(void **state)
+{
+    struct fixture *f = *state;
+    int r = load_stream(f,
+                        ",\"Prefix\":\"c=!{partitionKeyFromQuery:a}/\",\"ErrorOutputPrefix\":"
+                        "\"e/!{firehose:error-output-type}/\",\"BufferingHints\":{"
+                        "\"IntervalInSeconds\":60},\"DynamicPartitioningConfiguration\":{"
+                        "\"Enabled\":true},\"ProcessingConfiguration\":" QUERY_PROC,
+                        "");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    assert_true(f->cfg->streams[0].dynamic_partitioning);
+    assert_non_null(f->cfg->streams[0].processing->query);
+    expect_one(f,
+               load_stream(f,
+                           ",\"Prefix\":\"c=!{partitionKeyFromQuery:b}/\",\"ErrorOutputPrefix\":"
+                           "\"e/!{firehose:error-output-type}/\",\"DynamicPartitioningConfiguration"
+                           "\":{\"Enabled\":true},\"ProcessingConfiguration\":" QUERY_PROC,
+                           ""),
+               DEST_PATH ".Prefix: !{partitionKeyFromQuery:b} is not a key of the "
+                         "MetadataExtractionQuery; allowed: the keys it defines");
+    expect_one(f,
+               load_stream(f,
+                           ",\"Prefix\":\"c=!{partitionKeyFromQuery:a}/\",\"ErrorOutputPrefix\":"
+                           "\"e/!{firehose:error-output-type}/\",\"BufferingHints\":{"
+                           "\"IntervalInSeconds\":0},\"DynamicPartitioningConfiguration\":{"
+                           "\"Enabled\":true},\"ProcessingConfiguration\":" QUERY_PROC,
+                           ""),
+               DEST_PATH ".BufferingHints.IntervalInSeconds: 0 (zero buffering) is not available "
+                         "with dynamic partitioning (as on Firehose); allowed: 1 to 900");
 }
 
 static void test_config_stream_values_checked(void **state)
@@ -405,6 +477,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_stream_unbuilt_features_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_values_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_transform, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_partitioning, setup, teardown),
     };
     return cmocka_run_group_tests_name("config_stream", tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "config.h"
 #include "encoder.h"
+#include "fh_http.h"
 #include "firehose_api.h"
 
 #define T_PUT   "Firehose_20150804.PutRecord"
@@ -31,11 +32,12 @@
 struct fake {
     struct sl_stream_conf confs[2];
     struct sl_firehose_host host;
-    size_t puts; /* put calls */
-    size_t recs; /* records handed over */
-    size_t take; /* how many of a put to take; SIZE_MAX: all; 0: SL_ETHROTTLED */
-    bool defer;  /* keep the put's callback for the test to call (durable later) */
-    int status;  /* what the put's callback says when called at once */
+    size_t puts;  /* put calls */
+    size_t recs;  /* records handed over */
+    size_t take;  /* how many of a put to take; SIZE_MAX: all; 0: SL_ETHROTTLED */
+    bool defer;   /* keep the put's callback for the test to call (durable later) */
+    bool closing; /* the host is shutting down: puts return SL_ECANCELED */
+    int status;   /* what the put's callback says when called at once */
     sl_firehose_put_cb put_cb;
     void *put_arg;
     size_t later;                       /* answers that came later */
@@ -62,6 +64,9 @@ static int fake_put(void *arg,
     struct fake *f = arg;
     (void)i;
     f->puts++;
+    if (f->closing) {
+        return SL_ECANCELED;
+    }
     size_t took = n < f->take ? n : f->take;
     if (took == 0) {
         return SL_ETHROTTLED;
@@ -221,6 +226,27 @@ static void test_firehose_api_partial_put(void **state)
     call(f, T_PUT, "{\"DeliveryStreamName\":\"clicks\",\"Record\":{\"Data\":\"YQ==\"}}");
     assert_int_equal(f->rep.status, 503);
     assert_string_equal(f->rep.error_type, "ServiceUnavailableException");
+}
+
+/* A host shutting down takes nothing: the whole call is a 503 ServiceUnavailableException, which
+ * the SDKs retry on their own (a per-record failure in a 200 they would not). */
+static void test_firehose_api_put_while_closing(void **state)
+{
+    struct fake *f = *state;
+    f->closing = true;
+    call(f, T_BATCH,
+         "{\"DeliveryStreamName\":\"clicks\",\"Records\":[{\"Data\":\"YQ==\"},{\"Data\":\"Yg==\"}]"
+         "}");
+    assert_int_equal(f->rep.status, 503);
+    assert_string_equal(f->rep.error_type, "ServiceUnavailableException");
+    assert_string_equal(cJSON_GetObjectItem(f->json, "__type")->valuestring,
+                        "ServiceUnavailableException");
+    assert_null(cJSON_GetObjectItem(f->json, "RequestResponses"));
+    call(f, T_PUT, "{\"DeliveryStreamName\":\"clicks\",\"Record\":{\"Data\":\"YQ==\"}}");
+    assert_int_equal(f->rep.status, 503);
+    assert_string_equal(f->rep.error_type, "ServiceUnavailableException");
+    assert_int_equal(f->recs, 0);
+    assert_int_equal(f->later, 0);
 }
 
 static void test_firehose_api_unknown_stream(void **state)
@@ -424,6 +450,68 @@ static void test_firehose_api_describe(void **state)
     assert_string_equal(cJSON_GetObjectItem(s3, "CompressionFormat")->valuestring, "UNCOMPRESSED");
 }
 
+/* An HTTP endpoint stream: HttpEndpointDestinationDescription as AWS answers it, without the
+ * access key; its S3Configuration as S3DestinationDescription with its own hints. */
+static void test_firehose_api_describe_http(void **state)
+{
+    struct fake *f = *state;
+    struct sl_fh_http_conf hc = {
+        .url = "https://example.test/in",
+        .name = "collector",
+        .access_key = "secret-key-1",
+        .gzip = true,
+        .common_attributes = "{\"commonAttributes\":{\"env\":\"prod\",\"team\":\"\"}}",
+        .n_attrs = 2,
+        .size_bytes = 3 * 1024 * 1024,
+        .interval_ms = 60000,
+        .retry_duration_ms = 120000,
+        .backup_all = false,
+    };
+    f->confs[1].http = &hc;
+    f->confs[1].size_mb = 3;
+    f->confs[1].interval_s = 60;
+    f->confs[1].backup_size_mb = 7;
+    f->confs[1].backup_interval_s = 400;
+    f->confs[1].error_prefix = "failed/";
+    call(f, T_DESC, "{\"DeliveryStreamName\":\"audit\"}");
+    f->confs[1].http = NULL;
+    assert_int_equal(f->rep.status, 200);
+    assert_null(strstr(f->rep.body, "secret-key-1"));
+    const cJSON *d = cJSON_GetObjectItem(f->json, "DeliveryStreamDescription");
+    const cJSON *dest = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "Destinations"), 0);
+    assert_null(cJSON_GetObjectItem(dest, "ExtendedS3DestinationDescription"));
+    assert_null(cJSON_GetObjectItem(dest, "S3DestinationDescription"));
+    const cJSON *h = cJSON_GetObjectItem(dest, "HttpEndpointDestinationDescription");
+    const cJSON *ep = cJSON_GetObjectItem(h, "EndpointConfiguration");
+    assert_string_equal(cJSON_GetObjectItem(ep, "Url")->valuestring, "https://example.test/in");
+    assert_string_equal(cJSON_GetObjectItem(ep, "Name")->valuestring, "collector");
+    assert_null(cJSON_GetObjectItem(ep, "AccessKey"));
+    const cJSON *hints = cJSON_GetObjectItem(h, "BufferingHints");
+    assert_int_equal(cJSON_GetObjectItem(hints, "SizeInMBs")->valueint, 3);
+    assert_int_equal(cJSON_GetObjectItem(hints, "IntervalInSeconds")->valueint, 60);
+    const cJSON *rc = cJSON_GetObjectItem(h, "RequestConfiguration");
+    assert_string_equal(cJSON_GetObjectItem(rc, "ContentEncoding")->valuestring, "GZIP");
+    const cJSON *attrs = cJSON_GetObjectItem(rc, "CommonAttributes");
+    assert_int_equal(cJSON_GetArraySize(attrs), 2);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(attrs, 0), "AttributeName")->valuestring, "env");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(attrs, 0), "AttributeValue")->valuestring, "prod");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(attrs, 1), "AttributeValue")->valuestring, "");
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(h, "RetryOptions"), "DurationInSeconds")->valueint,
+        120);
+    assert_string_equal(cJSON_GetObjectItem(h, "S3BackupMode")->valuestring, "FailedDataOnly");
+    const cJSON *s3 = cJSON_GetObjectItem(h, "S3DestinationDescription");
+    assert_string_equal(cJSON_GetObjectItem(s3, "BucketARN")->valuestring, "file:///tmp/a");
+    assert_string_equal(cJSON_GetObjectItem(s3, "ErrorOutputPrefix")->valuestring, "failed/");
+    assert_null(cJSON_GetObjectItem(s3, "S3BackupMode"));
+    hints = cJSON_GetObjectItem(s3, "BufferingHints");
+    assert_int_equal(cJSON_GetObjectItem(hints, "SizeInMBs")->valueint, 7);
+    assert_int_equal(cJSON_GetObjectItem(hints, "IntervalInSeconds")->valueint, 400);
+}
+
 static void test_firehose_api_list(void **state)
 {
     struct fake *f = *state;
@@ -450,10 +538,19 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(test_firehose_api_##name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(put_record_batch),    T(put_record),    T(partial_put),
-        T(unknown_stream),      T(record_counts), T(sizes),
-        T(malformed),           T(describe),      T(list),
-        T(answer_when_durable), T(not_durable),
+        T(put_record_batch),
+        T(put_record),
+        T(partial_put),
+        T(unknown_stream),
+        T(record_counts),
+        T(sizes),
+        T(malformed),
+        T(describe),
+        T(list),
+        T(describe_http),
+        T(answer_when_durable),
+        T(not_durable),
+        T(put_while_closing),
     };
 #undef T
     return cmocka_run_group_tests_name("firehose_api", tests, NULL, NULL);

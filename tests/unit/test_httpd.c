@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_httpd.c: sluice's HTTP server (httpd.c) on a real loop, with the project's HTTP client
  * (httpc.c) on the same loop as its peer: an answer given inside the handler, an answer given
- * later (the connection suspended, then resumed), a body over the limit, the busy count, a
- * quiesced server refusing new connections, and the forms `listen` takes. Waits are
+ * later (the connection suspended, then resumed), a body over the limit, the busy count (a
+ * request counts until its answer is sent), a quiesced server refusing new connections and
+ * closing the kept-alive ones with its answers, and the forms `listen` takes. Waits are
  * test_run_until deadlines on conditions, never sleeps. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@ struct fixture {
     char url[64];
     bool later;                /* the handler keeps the request instead of answering */
     struct sl_httpd_req *kept; /* the request kept */
+    char resp_conn[32];        /* the answer's Connection header, "" without one */
     int handled;
     bool saw_too_large;
     char body_seen[64];
@@ -96,6 +98,8 @@ static void client_cb(void *arg, const struct sl_http_resp *resp)
     (void)snprintf(f->resp_body, sizeof(f->resp_body), "%.*s", (int)resp->body_len, resp->body);
     const char *h = sl_http_resp_header(resp, "X-Echo");
     (void)snprintf(f->resp_header, sizeof(f->resp_header), "%s", h ? h : "");
+    h = sl_http_resp_header(resp, "Connection");
+    (void)snprintf(f->resp_conn, sizeof(f->resp_conn), "%s", h ? h : "");
 }
 
 static void post(struct fixture *f, const char *body)
@@ -113,6 +117,11 @@ static void post(struct fixture *f, const char *body)
 static bool is_answered(void *arg)
 {
     return ((struct fixture *)arg)->answered;
+}
+
+static bool is_idle(void *arg)
+{
+    return sl_httpd_busy(((struct fixture *)arg)->httpd) == 0;
 }
 
 static bool is_handled(void *arg)
@@ -148,11 +157,34 @@ static void test_httpd_answers_later(void **state)
     char *out = sl_strdup("later");
     sl_httpd_respond(f->kept, 202, "text/plain", out, strlen(out));
     f->kept = NULL;
-    assert_int_equal(sl_httpd_busy(f->httpd), 0);
+    /* answered, not yet sent: still busy (a drain waits for the answer to leave) */
+    assert_int_equal(sl_httpd_busy(f->httpd), 1);
     assert_true(test_run_until(&f->loop, is_answered, f, 5000));
     assert_int_equal(f->status, 202);
     assert_string_equal(f->resp_body, "later");
     assert_string_equal(f->body_seen, "wait for me");
+    assert_string_equal(f->resp_conn, "");
+    assert_true(test_run_until(&f->loop, is_idle, f, 5000));
+}
+
+/* Quiesced with a request in hand: that request is still answered, and its answer closes the
+ * connection so a keep-alive client does not stay. */
+static void test_httpd_quiesce_answers_and_closes(void **state)
+{
+    struct fixture *f = *state;
+    f->later = true;
+    post(f, "in hand");
+    assert_true(test_run_until(&f->loop, is_handled, f, 5000));
+    sl_httpd_quiesce(f->httpd);
+    sl_httpd_quiesce(f->httpd); /* twice is once */
+    char *out = sl_strdup("bye");
+    sl_httpd_respond(f->kept, 200, "text/plain", out, strlen(out));
+    f->kept = NULL;
+    assert_true(test_run_until(&f->loop, is_answered, f, 5000));
+    assert_int_equal(f->status, 200);
+    assert_string_equal(f->resp_body, "bye");
+    assert_string_equal(f->resp_conn, "close");
+    assert_true(test_run_until(&f->loop, is_idle, f, 5000));
 }
 
 static void test_httpd_body_too_large(void **state)
@@ -217,6 +249,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_httpd_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_httpd_quiesce_refuses_new_connections, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_httpd_quiesce_answers_and_closes, setup, teardown),
         cmocka_unit_test(test_httpd_parse_listen),
     };
     return cmocka_run_group_tests_name("httpd", tests, NULL, NULL);
