@@ -387,8 +387,10 @@ def test_example_firehose_redis(sluice_bin, tmp_path):
         cfg["delivery_streams"][0]["SinkDestinationConfiguration"]["Destination"] = \
             "redis://127.0.0.1:%d/0/%s?maxlen=100000" % (port, stream)
 
-    run_firehose_example(sluice_bin, tmp_path, "firehose-redis", edit)
+    logs = run_firehose_example(sluice_bin, tmp_path, "firehose-redis", edit)
     assert [f[b"data"] for _, f in xrange_entries(port, stream)] == FIREHOSE_RECORDS
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["DeliveryToSink.Records"] == 2 and ex["DeliveryToSink.Success"] == 1, ex
 
 
 def test_example_firehose_http(sluice_bin, tmp_path):
