@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* sink_kafka.c: the kafka://topic on-failure destination of Kafka mappings. AWS writes one
+/* sink_kafka.c: the kafka://topic on-failure destination of Kafka mappings, and of a delivery
+ * stream's SinkDestinationConfiguration (whose configuration gives the cluster). AWS writes one
  * message per failed record to a topic of the source's own cluster, keyed by the record's key;
- * so does this sink, with a librdkafka producer (acks=all) that connects as the source does: the
+ * so does this sink, with a librdkafka producer (acks=all, idempotent: the client's own retries
+ * of a produce never write a message twice) that connects as the source does: the
  * client properties the source gives (env->cluster: bootstrap servers and connection security,
  * for self-managed and MSK mappings alike, applied by sl_kafka_conf_client, the Kafka source's
  * own configuration code: sources/kafka/kafka_conf.h), so it parses no ARN and reads no secret
@@ -213,6 +215,8 @@ static int kafka_sink_init(
     }
     const char *const settings[][2] = {
         {"acks", "all"},
+        /* a retried produce never writes a message twice (nor out of order) */
+        {"enable.idempotence", "true"},
         {"message.timeout.ms", *timeout ? timeout : NULL},
         {"linger.ms", "0"},
     };

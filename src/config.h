@@ -10,11 +10,13 @@
 #include <cjson/cJSON.h>
 
 #include "opt.h"
+#include "strmap.h"
 
 struct sl_source_ops;
 struct sl_function_ops;
 struct sl_s3_layout;
 struct sl_fh_http_conf;
+struct sl_sink_ops;
 struct sl_fh_processing;
 
 enum sl_starting_position {
@@ -105,6 +107,7 @@ struct sl_stream_conf {
     char *path;                   /* "$.delivery_streams[0]", for messages */
     struct sl_s3_layout *layout;  /* Prefix and ErrorOutputPrefix, compiled (s3_keys.h) */
     struct sl_fh_http_conf *http; /* HttpEndpointDestinationConfiguration, or NULL (S3) */
+    struct sl_stream_sink_conf *sink; /* SinkDestinationConfiguration, or NULL */
     /* ProcessingConfiguration (fh_processing.h), or NULL: no processor runs. */
     struct sl_fh_processing *processing;
     struct sl_function_conf *transform_fn; /* the function its LambdaArn names, or NULL */
@@ -116,6 +119,17 @@ struct sl_stream_conf {
      * set), else NULL (DirectPut); its RoleARN, kept and never assumed. */
     char *kinesis_arn;
     char *kinesis_role_arn;
+};
+
+/* A delivery stream's SinkDestinationConfiguration (sluice's own, beside Firehose's): each
+ * record of an object becomes one message or entry of a sink (kafka://TOPIC, redis://...), as
+ * the on-failure destinations write them (config_stream_sink.c reads it, stream_dest_sink.c
+ * delivers). */
+struct sl_stream_sink_conf {
+    char *destination;             /* Destination, as written (may hold a password) */
+    const struct sl_sink_ops *ops; /* the sink that serves it */
+    struct sl_strmap cluster;      /* kafka://: bootstrap.servers and the rdkafka settings */
+    cJSON *options;                /* DestinationOptions (the sink's own table), or NULL */
 };
 
 struct sl_config {
@@ -150,6 +164,7 @@ extern const struct sl_opt sl_config_stream_opts[];
 extern const struct sl_opt sl_config_stream_s3_opts[];
 extern const struct sl_opt sl_config_stream_hints_opts[];
 extern const struct sl_opt sl_config_stream_kinesis_opts[];
+extern const struct sl_opt sl_config_stream_sink_opts[];
 
 /* Prints every option table (daemon, mapping, each function type, each source). */
 void sl_config_print_options(FILE *out, bool markdown);

@@ -72,8 +72,8 @@ int config_error_left_out(
     struct config_ctx *cc, const char *path, const char *key, const char *uri, bool source)
 {
     const struct sl_registry_feature *f = sl_registry_left_out(uri);
-    if (!f) {
-        return 0;
+    if (!f || (source && !f->has_source)) {
+        return 0; /* a destination-only feature says nothing of a source */
     }
     char shown[SL_URL_REDACTED_MAX];
     struct sl_buf b;

@@ -3,7 +3,8 @@
  * context one load carries, and the functions one layer calls in the layer below (config.c >
  * config_read.c; config.c > config_function.c; config.c > config_mapping.c > config_rules.c;
  * config.c > config_sink.c; config.c > config_stream.c > config_function.c; config_stream.c >
- * config_stream_source.c > config_mapping.c; config.c > config_stream_source.c;
+ * config_stream_sink.c; config_stream.c > config_stream_source.c > config_mapping.c; config.c >
+ * config_stream_source.c;
  * config_mapping.c > config_function.c; every one of them > config_error.c). */
 #ifndef SL_CONFIG_INT_H
 #define SL_CONFIG_INT_H
@@ -91,6 +92,15 @@ int config_stream_link_mappings(struct config_ctx *cc);
 /* config_stream.c: the "delivery_streams" array. Returns 0, SL_ECONFIG or SL_ENOMEM. */
 int config_stream_load_all(struct config_ctx *cc, const cJSON *streams);
 void config_stream_fini(struct sl_stream_conf *sc);
+
+/* config_stream_sink.c: a delivery stream's SinkDestinationConfiguration (obj, at path's
+ * entry) into sc->sink and sc's buffering hints. Returns 0 (problems reported), SL_ECONFIG or
+ * SL_ENOMEM. config_stream_sink_fini frees sc->sink (NULL is fine). */
+int config_stream_sink_load(struct config_ctx *cc,
+                            struct sl_stream_conf *sc,
+                            const cJSON *obj,
+                            const char *path);
+void config_stream_sink_fini(struct sl_stream_conf *sc);
 
 /* config_rules.c: the rules of mc's core keys beyond their table (obj is its JSON object). */
 void config_rules_check(struct config_ctx *cc,

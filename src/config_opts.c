@@ -190,13 +190,18 @@ void sl_config_print_options(FILE *out, bool markdown)
                  "Keys of KinesisStreamSourceConfiguration (DeliveryStreamType "
                  "KinesisStreamAsSource).",
                  sl_config_stream_kinesis_opts, markdown);
+    sl_opt_print(out, "Delivery stream sink destination",
+                 "Keys of SinkDestinationConfiguration (sluice's own destination): each record of "
+                 "a delivered object is one message or entry of the sink; retried until written.",
+                 sl_config_stream_sink_opts, markdown);
     const struct sl_sink_ops *const *sinks = sl_sink_all(&n);
     for (size_t i = 0; i < n; i++) {
         char heading[128], intro[320];
         (void)snprintf(heading, sizeof(heading), "Sink %s", sinks[i]->name);
         (void)snprintf(intro, sizeof(intro),
                        "Keys of a mapping's \"destination_options\" when its "
-                       "DestinationConfig.OnFailure.Destination is written by the %s sink.",
+                       "DestinationConfig.OnFailure.Destination is written by the %s sink, and "
+                       "of a SinkDestinationConfiguration's DestinationOptions.",
                        sinks[i]->name);
         sl_opt_print(out, heading, intro, sinks[i]->opts, markdown);
     }

@@ -5,16 +5,17 @@
  * ExtendedS3DestinationConfiguration (BucketARN arn:aws:s3:::BUCKET or file:///dir, Prefix and
  * ErrorOutputPrefix with Firehose's !{...} expressions, BufferingHints, CompressionFormat
  * UNCOMPRESSED or GZIP) or an HttpEndpointDestinationConfiguration (read by fh_http_conf.c)
- * with its S3Configuration, the backup. It owns the option tables of the S3 keys and the rules
- * between keys; prefixes are compiled here by s3_keys.c, so a bad expression is a config error
- * naming its JSON path. A ProcessingConfiguration is read by fh_processing.c (its LambdaArn
- * resolved here as a mapping's FunctionName: a key of "functions" or a Lambda name or ARN), and
- * DynamicPartitioningConfiguration by fh_partition.c, which also checks the Prefix's partition
- * keys against the methods. The source (DeliveryStreamType, KinesisStreamSourceConfiguration)
- * is config_stream_source.c's. What this build cannot do yet
- * (other destinations and sources, other compressions) is refused by name, never ignored, so a
- * pipeline never runs differently from what its file says. Reports through config_error.c;
- * called by config.c. Main thread, at start-up. */
+ * with its S3Configuration, the backup, or sluice's own SinkDestinationConfiguration (a Kafka
+ * topic or a Redis stream or list, read by config_stream_sink.c). It owns the option tables of
+ * the S3 keys and the rules between keys; prefixes are compiled here by s3_keys.c, so a bad
+ * expression is a config error naming its JSON path. A ProcessingConfiguration is read by
+ * fh_processing.c (its LambdaArn resolved here as a mapping's FunctionName: a key of
+ * "functions" or a Lambda name or ARN), and DynamicPartitioningConfiguration by fh_partition.c,
+ * which also checks the Prefix's partition keys against the methods. The source
+ * (DeliveryStreamType, KinesisStreamSourceConfiguration) is config_stream_source.c's. What this
+ * build cannot do yet (other destinations and sources, other compressions) is refused by name,
+ * never ignored, so a pipeline never runs differently from what its file says. Reports through
+ * config_error.c; called by config.c. Main thread, at start-up. */
 #include "config_int.h"
 
 #include <string.h>
@@ -35,6 +36,7 @@ struct stream_top {
     cJSON *s3;
     cJSON *other[12];
     cJSON *tags;
+    cJSON *sink;
     int64_t spool_max_bytes;
 };
 
@@ -77,6 +79,9 @@ const struct sl_opt sl_config_stream_opts[] = {
     {"DeliveryStreamEncryptionConfigurationInput", SL_OPT_JSON, NULL, 0, -1, OTHER(11), 0, NULL,
      "Not supported (records are kept as given)."},
     {"Tags", SL_OPT_JSON, NULL, 0, -1, TOP_OFF(tags), 0, NULL, "Accepted and ignored."},
+    {"SinkDestinationConfiguration", SL_OPT_JSON, NULL, 0, -1, TOP_OFF(sink), 0, NULL,
+     "sluice's own destination instead: each record one Kafka message or Redis entry (the "
+     "keys of the \"Delivery stream sink destination\" table)."},
     {"spool_max_bytes", SL_OPT_SIZE, NULL, 64 * 1024, INT64_C(1) << 40, TOP_OFF(spool_max_bytes), 0,
      NULL,
      "sluice's own: this stream's spool quota (bytes on disk of records accepted and not yet "
@@ -565,7 +570,16 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx, size
     char dpath[128];
     (void)snprintf(dpath, sizeof(dpath), "%s.ExtendedS3DestinationConfiguration", path);
     const cJSON *http = top.other[1];
-    if (http && top.s3) {
+    if (top.sink && (http || top.s3)) {
+        config_error(
+            cc,
+            "%s: %s: two destinations; allowed: one of ExtendedS3DestinationConfiguration, "
+            "HttpEndpointDestinationConfiguration and SinkDestinationConfiguration",
+            cc->file, path);
+        r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
+    } else if (top.sink) {
+        r = config_stream_sink_load(cc, sc, top.sink, path);
+    } else if (http && top.s3) {
         config_error(cc,
                      "%s: %s: two destinations; allowed: one of ExtendedS3DestinationConfiguration "
                      "and HttpEndpointDestinationConfiguration",
@@ -580,8 +594,8 @@ static int stream_load(struct config_ctx *cc, const cJSON *obj, size_t idx, size
     } else if (!top.s3) {
         config_error(cc,
                      "%s: %s: missing ExtendedS3DestinationConfiguration; allowed: an object "
-                     "with BucketARN (arn:aws:s3:::BUCKET or file:///dir), or an "
-                     "HttpEndpointDestinationConfiguration",
+                     "with BucketARN (arn:aws:s3:::BUCKET or file:///dir), an "
+                     "HttpEndpointDestinationConfiguration or a SinkDestinationConfiguration",
                      cc->file, dpath);
         r = sl_opt_defaults(sl_config_stream_hints_opts, sc);
     } else if (!cJSON_IsObject(top.s3)) {
@@ -668,4 +682,5 @@ void config_stream_fini(struct sl_stream_conf *sc)
         sl_fh_processing_fini(sc->processing);
         sl_free(sc->processing);
     }
+    config_stream_sink_fini(sc);
 }

@@ -463,7 +463,8 @@ static cJSON *api_describe_dest(const struct sl_stream_conf *sc,
     cJSON *logging = cJSON_CreateObject();
     bool ok = d && hints && enc && logging;
     ok = ok && (!sc->role_arn || cJSON_AddStringToObject(d, "RoleARN", sc->role_arn));
-    ok = ok && cJSON_AddStringToObject(d, "BucketARN", sc->bucket_arn);
+    /* A SinkDestinationConfiguration (Kafka, Redis) has no bucket: described as S3 with none. */
+    ok = ok && cJSON_AddStringToObject(d, "BucketARN", sc->bucket_arn ? sc->bucket_arn : "");
     ok = ok && cJSON_AddStringToObject(d, "Prefix", sc->prefix ? sc->prefix : "");
     ok = ok &&
          (!sc->error_prefix || cJSON_AddStringToObject(d, "ErrorOutputPrefix", sc->error_prefix));

@@ -23,6 +23,7 @@ struct sl_registry_feature {
     const char *destinations; /* the on-failure destinations it adds, as errors list them */
     /* Its sources' arn_from_mapping (built even when the adapter is not), or NULL. */
     int (*arn_from_mapping)(const cJSON *mapping, char **ret_arn, const char **ret_key);
+    bool has_source; /* it brings a source (Kafka, Kinesis), not only a destination (Redis) */
 };
 
 /* When uri (an EventSourceArn, a self-managed "kafka://" source or an on-failure destination)

@@ -693,7 +693,12 @@ void sl_stream_log_stats(const struct sl_stream *s, const char *msg)
     STAT("IncomingRecords", s->stats.incoming_records);
     STAT("IncomingBytes", s->stats.incoming_bytes);
     STAT("ThrottledRecords", s->stats.throttled);
-    if (sl_stream_dest_is_http(s->dest)) {
+    if (s->sc->sink) { /* sluice's own names: Firehose has no Kafka or Redis destination */
+        STAT("DeliveryToSink.Records", ds->sink_records);
+        STAT("DeliveryToSink.Bytes", ds->sink_bytes);
+        STAT("DeliveryToSink.Success", ds->sink_success);
+        STAT("DeliveryToSink.DataFreshness", stream_freshness_s(s));
+    } else if (sl_stream_dest_is_http(s->dest)) {
         STAT("DeliveryToHttpEndpoint.Records", ds->http_records);
         STAT("DeliveryToHttpEndpoint.Bytes", ds->http_bytes);
         STAT("DeliveryToHttpEndpoint.Success", ds->http_success);

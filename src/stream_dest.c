@@ -3,9 +3,11 @@
  * (stream_dest.h). It owns the choice of destination from the configuration, the S3 one itself
  * (the key from Prefix at the oldest record's arrival, made once so every retry writes the same
  * object; the write through stream_dest_put.c, retried until it is stored) and the counters;
- * the HTTP endpoint is stream_dest_http.c's; objects of error records (processing-failed,
- * partitioning-failed) go under ErrorOutputPrefix of the S3 destination or of the endpoint's
- * S3Configuration. One object in flight. Loop thread. */
+ * the HTTP endpoint is stream_dest_http.c's, a sink destination (Kafka, Redis)
+ * stream_dest_sink.c's; objects of error records (processing-failed, partitioning-failed) go
+ * under ErrorOutputPrefix of the S3 destination or of the endpoint's S3Configuration (a sink
+ * destination has neither a transform nor partitioning, so no error records). One object in
+ * flight. Loop thread. */
 #include "stream_dest.h"
 
 #include <assert.h>
@@ -24,6 +26,7 @@ struct sl_stream_dest {
     struct dest_target target; /* the S3 destination, or the HTTP endpoint's backup */
     struct dest_put put;
     struct dest_http *http; /* the HTTP endpoint, or NULL */
+    struct dest_sink *sink; /* a SinkDestinationConfiguration, or NULL */
     struct sl_stream_dest_stats stats;
     struct iovec *iov; /* the object's records as iovecs */
     size_t iov_cap;
@@ -56,7 +59,9 @@ int sl_stream_dest_new(const struct sl_stream_conf *sc,
     d->env.source_arn = d->source_arn;
     dest_put_init(&d->put, env->loop, sc->name);
     d->put.stats = &d->stats;
-    int r = dest_target_open(&d->target, sc, env, errbuf, errlen);
+    int r = sc->sink
+                ? dest_sink_new(sc->sink, &d->env, sc->name, &d->stats, &d->sink, errbuf, errlen)
+                : dest_target_open(&d->target, sc, env, errbuf, errlen);
     if (r == 0 && sc->http) {
         r = dest_http_new(sc->http, &d->env, sc->name, &d->target, &d->put, &d->stats, &d->http);
     }
@@ -72,7 +77,7 @@ static void dest_done(void *arg, int err)
 {
     struct sl_stream_dest *d = arg;
     d->busy = false;
-    if (err == 0 && !d->http && !d->error_obj) {
+    if (err == 0 && !d->http && !d->sink && !d->error_obj) {
         d->stats.s3_records += d->n;
         d->stats.s3_bytes += d->bytes;
         d->stats.s3_success++;
@@ -123,7 +128,11 @@ int sl_stream_dest_deliver_obj(struct sl_stream_dest *d,
     d->arg = arg;
     int r;
     d->error_obj = o->error_type != NULL;
-    if (d->http && !o->error_type) {
+    if (d->sink) {
+        /* no error objects: the configuration allows no transform or partitioning here */
+        assert(!o->error_type);
+        r = dest_sink_deliver(d->sink, recs, n, dest_done, d);
+    } else if (d->http && !o->error_type) {
         r = dest_http_deliver(d->http, recs, d->iov, n, o->oldest_ms, dest_done, d);
     } else {
         /* The key is made once per object: every retry writes the same one. Error records go
@@ -154,13 +163,19 @@ int sl_stream_dest_deliver_obj(struct sl_stream_dest *d,
 
 void sl_stream_dest_retry_now(struct sl_stream_dest *d)
 {
+    if (d->sink) {
+        dest_sink_retry_now(d->sink);
+        return;
+    }
     dest_put_retry_now(&d->put);
 }
 
 void sl_stream_dest_stop(struct sl_stream_dest *d)
 {
     d->stopped = true;
-    if (d->http && !d->error_obj) {
+    if (d->sink) {
+        dest_sink_stop(d->sink);
+    } else if (d->http && !d->error_obj) {
         dest_http_stop(d->http);
     } else {
         dest_put_stop(&d->put);
@@ -195,6 +210,7 @@ void sl_stream_dest_free(struct sl_stream_dest *d)
     }
     assert(!d->busy);
     dest_http_free(d->http);
+    dest_sink_free(d->sink);
     dest_target_close(&d->target);
     sl_free(d->iov);
     sl_free(d->source_arn);

@@ -28,6 +28,10 @@ struct sl_stream_conf;
  *               records under ErrorOutputPrefix with error-output-type http-endpoint-failed to
  *               the S3Configuration (file or S3 API, retried until it succeeds); with
  *               S3BackupMode AllData every record is also written to it under Prefix.
+ *   Sink        SinkDestinationConfiguration (sluice's own): each record one document of a sink
+ *               (kafka://TOPIC: a message; redis://.../STREAM: an entry), written through
+ *               sl_sink_deliver; the records a delivery did not write are retried with backoff,
+ *               alone, until every one is written (never dropped).
  *
  * An object of error records (sl_stream_dest_obj.error_type: processing-failed,
  * partitioning-failed) is written as it is under ErrorOutputPrefix, to the S3 destination or
@@ -60,6 +64,9 @@ struct sl_stream_dest_stats {
     uint64_t backup_records;  /* BackupToS3.Records: records written to the backup */
     uint64_t backup_success;  /* BackupToS3.Success: backup objects written */
     uint64_t failed_attempts; /* attempts that failed and are retried */
+    uint64_t sink_records;    /* SinkDestinationConfiguration: records written */
+    uint64_t sink_bytes;      /* their bytes */
+    uint64_t sink_success;    /* objects whose every record is written */
 };
 
 /* err 0: the object is delivered (HTTP: or backed up after the retry duration): release its

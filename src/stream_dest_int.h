@@ -3,7 +3,8 @@
  * includes: a target (a file:///dir or an S3 bucket with its key layout and compression) and
  * the writing of one object to it, retried until it succeeds (stream_dest_put.c); stream_dest.c
  * (the S3 destination and the interface) and stream_dest_http.c (the HTTP endpoint and its
- * backup) call it, it calls neither. */
+ * backup) call it, it calls neither. stream_dest_sink.c (a sink destination: Kafka, Redis) is
+ * called by stream_dest.c only. */
 #ifndef SL_STREAM_DEST_INT_H
 #define SL_STREAM_DEST_INT_H
 
@@ -131,5 +132,32 @@ int dest_http_deliver(struct dest_http *h,
                       void *arg);
 void dest_http_stop(struct dest_http *h);
 void dest_http_free(struct dest_http *h);
+
+/* stream_dest_sink.c: a SinkDestinationConfiguration: each record one document of a sink
+ * (sinks/sink.h), retried with backoff until every one is written. */
+struct sl_stream_sink_conf;
+struct dest_sink;
+
+/* Opens the sink of conf (borrowed; must outlive it). Returns 0, SL_ECONFIG (errbuf) or
+ * SL_ENOMEM. */
+int dest_sink_new(const struct sl_stream_sink_conf *conf,
+                  const struct sl_stream_dest_env *env,
+                  const char *inst,
+                  struct sl_stream_dest_stats *stats,
+                  struct dest_sink **ret_s,
+                  char *errbuf,
+                  size_t errlen);
+/* Writes recs[0..n) (borrowed until done), one document each: done(arg, 0) once every one is
+ * written, done(arg, SL_ECANCELED) after dest_sink_stop; always later. Returns 0 or SL_ENOMEM
+ * (no done). */
+int dest_sink_deliver(struct dest_sink *s,
+                      const struct sl_stream_dest_rec *recs,
+                      size_t n,
+                      void (*done)(void *arg, int err),
+                      void *arg);
+void dest_sink_stop(struct dest_sink *s);
+void dest_sink_retry_now(struct dest_sink *s);
+/* Frees s (nothing in flight); the memory goes once its timer is closed. NULL is a no-op. */
+void dest_sink_free(struct dest_sink *s);
 
 #endif

@@ -4,9 +4,12 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev libuv1-dev libcurl4-openssl-dev libcjson-dev zlib1g-dev
 libmicrohttpd-dev librdkafka-dev libcmocka-dev valgrind python3 python3-pytest python3-boto3
-nginx-light wrk clang-format curl git ca-certificates kcat awscli"
+nginx-light wrk clang-format curl git ca-certificates kcat awscli libhiredis-dev redis-server
+redis-tools"
 # libmicrohttpd-dev: the HTTP server of the delivery streams' Firehose API (src/httpd.c).
 # python3-boto3: the SDK client the delivery stream tests put records with, beside the AWS CLI.
+# libhiredis-dev: the Redis sink's client (0.14.1, with its libuv adapter); redis-server and
+# redis-tools: the server the Redis tests run against (tests/services) and redis-cli.
 # awscli: Debian's AWS CLI at /usr/bin/aws, the real client the Kinesis tests produce records
 # with and the delivery stream tests put records with.
 missing=""

@@ -43,7 +43,7 @@ setup() {  # setup DIR ARGS...: configure DIR, or reconfigure it if it exists
 stop_services() { RUN_DIR="$SERVICES_RUN_DIR" tests/services/stop.sh; }
 trap stop_services EXIT
 stop_services  # leftovers of an interrupted earlier run
-if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka kinesis s3" tests/services/start.sh; then
+if step services env RUN_DIR="$SERVICES_RUN_DIR" SERVICES="nginx sqs kafka kinesis s3 redis" tests/services/start.sh; then
     set -a
     # shellcheck disable=SC1091
     . "$SERVICES_RUN_DIR/services.env"

@@ -37,13 +37,19 @@ def sluice_bin():
 
 
 def built_in(bin_path, adapter):
-    """True when the sluice at bin_path has the source adapter `adapter` built in: `sluice
-    version` lists them (meson -Dkafka=disabled leaves Kafka out)."""
+    """True when the sluice at bin_path has the source or destination adapter `adapter` built
+    in: `sluice version` lists them (meson -Dkafka=disabled leaves Kafka out, -Dredis=disabled
+    Redis)."""
     r = subprocess.run([bin_path, "version"], capture_output=True, text=True, timeout=30)
+    found = False
     for line in r.stdout.splitlines():
-        if line.startswith("sources: "):
-            return adapter in line.split()[1:]
-    raise AssertionError("sluice version lists no sources: %r" % r.stdout)
+        if line.startswith("sources: ") or line.startswith("destinations: "):
+            found = True
+            if adapter in line.split()[1:]:
+                return True
+    if not found:
+        raise AssertionError("sluice version lists no sources: %r" % r.stdout)
+    return False
 
 
 def needs_adapter(bin_path, adapter):

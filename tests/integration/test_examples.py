@@ -45,6 +45,8 @@ def fn_lines(logs, fn):
 def test_example_validates(sluice_bin, name):
     if name in ("kafka", "kinesis"):
         needs_adapter(sluice_bin, name)
+    if name == "firehose-redis":
+        needs_adapter(sluice_bin, "redis")
     r = subprocess.run([sluice_bin, "validate", "config/%s.json" % name], cwd=REPO,
                        capture_output=True, text=True, timeout=30,
                        env=sluice_env({"FIREHOSE_ACCESS_KEY": "example-key"}))
@@ -370,6 +372,25 @@ def test_example_firehose_s3(sluice_bin, tmp_path):
     assert gzip.decompress(body) == b"".join(FIREHOSE_RECORDS)
     ex = [o for o in logs if o.get("msg") == "exit"][0]
     assert ex["DeliveryToS3.Records"] == 2 and ex["DeliveryToS3.Success"] == 1
+
+
+def test_example_firehose_redis(sluice_bin, tmp_path):
+    """config/firehose-redis.json against tests/services' redis-server (its port and a stream
+    name of this run's own put in): each record one entry of the stream, field data."""
+    import uuid
+    from redisutil import services_redis, xrange_entries
+    needs_adapter(sluice_bin, "redis")
+    _, port = services_redis()
+    stream = "example-" + uuid.uuid4().hex[:10]
+
+    def edit(cfg):
+        cfg["delivery_streams"][0]["SinkDestinationConfiguration"]["Destination"] = \
+            "redis://127.0.0.1:%d/0/%s?maxlen=100000" % (port, stream)
+
+    logs = run_firehose_example(sluice_bin, tmp_path, "firehose-redis", edit)
+    assert [f[b"data"] for _, f in xrange_entries(port, stream)] == FIREHOSE_RECORDS
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["DeliveryToSink.Records"] == 2 and ex["DeliveryToSink.Success"] == 1, ex
 
 
 def test_example_firehose_http(sluice_bin, tmp_path):

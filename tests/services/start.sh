@@ -24,18 +24,21 @@
 #                                        through the FIFO $RUN_DIR/kafka.ctl, answered in
 #                                        $RUN_DIR/kafka.log (see the top of servers/kafka-mock.c);
 #                                        also builds kafka-tools/kafka-produce (needs libcjson)
+#   redis     127.0.0.1:${REDIS_PORT}      Debian's redis-server, in memory (no RDB, no AOF), for the
+#                                        Redis sink; REDIS_URL and REDIS_PORT in services.env (a test
+#                                        that restarts Redis runs a server of its own instead)
 #
 # Each started server is recorded as "NAME PID COMM" in $RUN_DIR/services.pids (the server's
 # own PID, never a wrapper shell's); stop.sh signals a PID only while /proc/PID/comm matches.
 # Connection settings go to $RUN_DIR/services.env (source it with `set -a; . FILE; set +a`).
 #
-# Adding a service (Redis, ...): write start_NAME (start the server with
+# Adding a service: write start_NAME (start the server with
 # `cmd &` then `record NAME $! COMM`, then `wait_ready NAME CHECK-CMD...`), append NAME to
 # SERVICES' default, and print its settings in write_env.
 #
 # Environment: SERVICES (default "nginx"; e.g. SERVICES="nginx sqs kafka"), RUN_DIR (default
 # tests/services/run), NGINX_PORT (18080), SQS_PORT (9325), KINESIS_PORT (4567),
-# KINESIS_STATE_MS (50), S3_PORT (4569), KAFKA_BASE_PORT (9192),
+# KINESIS_STATE_MS (50), S3_PORT (4569), REDIS_PORT (6390), KAFKA_BASE_PORT (9192),
 # KAFKA_BROKERS (3), KAFKA_TOPICS ("name:partitions ...", default none), KAFKA_BUILD_DIR
 # ($RUN_DIR/bin), START_TIMEOUT_S (30).  Exit 0 only when every service answered; on failure, prints
 # the tail of each log, stops what was started and exits 1.
@@ -51,6 +54,7 @@ SQS_PORT="${SQS_PORT:-9325}"
 KINESIS_PORT="${KINESIS_PORT:-4567}"
 KINESIS_STATE_MS="${KINESIS_STATE_MS:-50}"
 S3_PORT="${S3_PORT:-4569}"
+REDIS_PORT="${REDIS_PORT:-6390}"
 KAFKA_BASE_PORT="${KAFKA_BASE_PORT:-9192}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-3}"
 KAFKA_TOPICS="${KAFKA_TOPICS:-}"
@@ -249,6 +253,37 @@ start_s3() {
     wait_ready s3 http_get_ok "http://127.0.0.1:$S3_PORT/"
 }
 
+# ---- redis: redis-server, for the Redis sink -------------------------------------------------
+start_redis() {
+    local server=""
+    if have redis-server; then server="$(command -v redis-server)"; elif [ -x /usr/bin/redis-server ]; then server=/usr/bin/redis-server; fi
+    [ -n "$server" ] || die "redis-server not found (apt-get install redis-server)"
+    check_port "$REDIS_PORT"
+    mkdir -p "$RUN_DIR/redis"
+    cat >"$RUN_DIR/redis.conf" <<CONF
+port $REDIS_PORT
+bind 127.0.0.1
+save ""
+appendonly no
+dir $RUN_DIR/redis
+logfile $RUN_DIR/redis.log
+daemonize no
+CONF
+    "$server" "$RUN_DIR/redis.conf" >/dev/null 2>&1 &
+    record redis $! redis-server
+    wait_ready redis redis_ok
+}
+
+# redis_ok: the server answers PING with PONG (RESP over a plain socket: no client needed)
+redis_ok() {
+    /usr/bin/python3 - "$REDIS_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(b"PING\r\n")
+sys.exit(0 if s.recv(16).startswith(b"+PONG") else 1)
+PY
+}
+
 # ---- kafka: librdkafka's mock cluster, a Kafka protocol broker for the Kafka source/sink -----
 # build_c OUT SRC PKG...: compile SRC into OUT when OUT is missing or older than SRC (a second
 # or two; cached in KAFKA_BUILD_DIR).  Built beside and renamed, so a concurrent start never
@@ -327,6 +362,10 @@ write_env() {
             echo "S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
             echo "S3_ACCESS_KEY_ID=S3RVER"
             echo "S3_SECRET_ACCESS_KEY=S3RVER" ;;
+        esac
+        case " $SERVICES " in *" redis "*)
+            echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+            echo "REDIS_PORT=$REDIS_PORT" ;;
         esac
         case " $SERVICES " in *" kafka "*)
             echo "KAFKA_BOOTSTRAP=$(kafka_bootstrap)"

@@ -41,6 +41,11 @@
 #define KAFKA_MISSING      ""
 #define KAFKA_DESTINATIONS ""
 #endif
+#if SL_HAVE_REDIS
+#define REDIS_DESTINATIONS ", redis://HOST:PORT/DB/STREAM, redis://HOST:PORT/DB/list/NAME"
+#else
+#define REDIS_DESTINATIONS ""
+#endif
 #if SL_HAVE_KINESIS
 #define KINESIS_SCHEMES ", arn:aws:kinesis:..."
 #define KINESIS_MISSING ", arn:aws:kinesis:REGION:ACCOUNT:stream/NAME"
@@ -492,6 +497,29 @@ static void test_left_out_adapter(void **state)
 #endif
 }
 
+/* Redis (meson -Dredis=disabled) brings only a destination: a redis:// destination is named as
+ * left out; a redis:// EventSourceArn is not a source of any build (an unknown scheme). */
+static void test_left_out_redis(void **state)
+{
+    struct fixture *f = *state;
+    static const char redis_destination[] =
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK ",\"DestinationConfig\":"
+        "{\"OnFailure\":{\"Destination\":\"redis://:pw@127.0.0.1:6379/0/dlq\"}}}]}";
+#if SL_HAVE_REDIS
+    assert_null(sl_registry_left_out("redis://127.0.0.1:6379/0/dlq"));
+    assert_int_equal(load(f, redis_destination), 0);
+#else
+    const struct sl_registry_feature *feat = sl_registry_left_out("REDIS://h/0/s");
+    assert_non_null(feat);
+    assert_string_equal(feat->option, "redis");
+    assert_int_equal(load(f, redis_destination), SL_ECONFIG);
+    expect_sub(f, "$.mappings[0].DestinationConfig.OnFailure.Destination: "
+                  "\"redis://***@127.0.0.1:6379/0/dlq\" is a Redis destination and this sluice "
+                  "was built without Redis (Redis is built in by meson setup -Dredis=enabled, "
+                  "which needs hiredis (libhiredis-dev))");
+#endif
+}
+
 static void test_function_types(void **state)
 {
     struct fixture *f = *state;
@@ -770,7 +798,7 @@ static void test_url_secrets_not_in_errors(void **state)
                          "$.mappings[0].DestinationConfig.OnFailure.Destination: "
                          "\"gopher://***@h/x?***\" is not a destination sluice can write; "
                          "allowed: file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE "
-                         "or an SQS queue URL" KAFKA_DESTINATIONS);
+                         "or an SQS queue URL" KAFKA_DESTINATIONS REDIS_DESTINATIONS);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
@@ -1031,6 +1059,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_left_out_adapter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_left_out_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_name_resolution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_expansion, setup, teardown),

@@ -19,6 +19,8 @@
 #include "fh_http.h"
 #include "fh_processing.h"
 #include "helpers.h"
+#include "sink.h"
+#include "sl_adapters.h"
 
 struct fixture {
     char *dir;
@@ -196,8 +198,104 @@ static void test_config_stream_other_destinations_refused(void **state)
                "KinesisStreamSourceConfiguration)");
     expect_one(f, load(f, "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\"}]}"),
                DEST_PATH ": missing ExtendedS3DestinationConfiguration; allowed: an object with "
-                         "BucketARN (arn:aws:s3:::BUCKET or file:///dir), or an "
-                         "HttpEndpointDestinationConfiguration");
+                         "BucketARN (arn:aws:s3:::BUCKET or file:///dir), an "
+                         "HttpEndpointDestinationConfiguration or a SinkDestinationConfiguration");
+}
+
+#define SINK_PATH ": $.delivery_streams[0].SinkDestinationConfiguration"
+
+/* {"DeliveryStreamName":"clicks","SinkDestinationConfiguration":{<sink>}}. */
+static int load_sink(struct fixture *f, const char *sink)
+{
+    char text[4096];
+    (void)snprintf(text, sizeof(text),
+                   "{\"delivery_streams\":[{\"DeliveryStreamName\":\"clicks\","
+                   "\"SinkDestinationConfiguration\":{%s}}]}",
+                   sink);
+    return load(f, text);
+}
+
+/* A Kafka topic and a Redis stream as destinations: the sink that serves each, the cluster a
+ * Kafka one gets, the sink's options and the buffering hints. */
+static void test_config_stream_sink_destinations(void **state)
+{
+    struct fixture *f = *state;
+    (void)f; /* a build with neither Kafka nor Redis checks nothing here */
+#if SL_HAVE_KAFKA
+    int r = load_sink(f, "\"Destination\":\"kafka://clicks\","
+                         "\"BootstrapServers\":\"127.0.0.1:9092,127.0.0.1:9093\","
+                         "\"rdkafka\":{\"client.id\":\"fh\"},"
+                         "\"DestinationOptions\":{\"delivery_timeout\":\"5s\"},"
+                         "\"BufferingHints\":{\"SizeInMBs\":2,\"IntervalInSeconds\":0}");
+    if (r != 0) {
+        dump(f);
+    }
+    assert_int_equal(r, 0);
+    const struct sl_stream_sink_conf *k = f->cfg->streams[0].sink;
+    assert_non_null(k);
+    assert_string_equal(k->ops->name, "kafka");
+    assert_string_equal(k->destination, "kafka://clicks");
+    assert_string_equal(sl_strmap_get(&k->cluster, "bootstrap.servers"),
+                        "127.0.0.1:9092,127.0.0.1:9093");
+    assert_string_equal(sl_strmap_get(&k->cluster, "client.id"), "fh");
+    assert_non_null(k->options);
+    assert_int_equal(f->cfg->streams[0].size_mb, 2);
+    assert_int_equal(f->cfg->streams[0].interval_s, 0);
+    assert_null(f->cfg->streams[0].http);
+    expect_one(f, load_sink(f, "\"Destination\":\"kafka://clicks\""),
+               SINK_PATH ".BootstrapServers: missing; allowed: the cluster kafka://clicks writes "
+                         "to, as \"host:port,host:port\"");
+#endif
+#if SL_HAVE_REDIS
+    int rr = load_sink(f, "\"Destination\":\"redis://u:pw@127.0.0.1:6379/2/clicks?maxlen=9\","
+                          "\"DestinationOptions\":{\"command_timeout\":\"2s\"}");
+    if (rr != 0) {
+        dump(f);
+    }
+    assert_int_equal(rr, 0);
+    assert_string_equal(f->cfg->streams[0].sink->ops->name, "redis");
+    assert_int_equal(f->cfg->streams[0].sink->cluster.n, 0);
+    assert_int_equal(f->cfg->streams[0].size_mb, 5); /* the defaults */
+    assert_int_equal(f->cfg->streams[0].interval_s, 300);
+    expect_one(f,
+               load_sink(f, "\"Destination\":\"redis://127.0.0.1:6379/0/s\","
+                            "\"BootstrapServers\":\"h:1\""),
+               SINK_PATH ".BootstrapServers: not used by redis://127.0.0.1:6379/0/s; allowed: "
+                         "BootstrapServers and rdkafka only with a kafka:// Destination");
+    expect_one(f, load_sink(f, "\"Destination\":\"rediss://u:hunter2@h:6380/0/s\""),
+               SINK_PATH ".Destination: \"rediss://***@h:6380/0/s\" asks for TLS, which this "
+                         "build cannot do: Debian 12's hiredis (0.14) has no TLS support; use "
+                         "redis:// (a TLS tunnel such as stunnel on loopback works); allowed: "
+                         "redis://[user:password@]host[:port][/db], port 1 to 65535, db a number "
+                         "from 0");
+    expect_one(f,
+               load_sink(f, "\"Destination\":\"redis://h:6379/0/s\","
+                            "\"DestinationOptions\":{\"maxlen\":-1}"),
+               SINK_PATH ".DestinationOptions.maxlen: -1 is out of range; allowed: 0 to "
+                         "1099511627776");
+#endif
+}
+
+/* What is not a sink destination, a second destination, and unknown keys: refused by path. */
+static void test_config_stream_sink_refused(void **state)
+{
+    struct fixture *f = *state;
+    expect_one(f, load_stream(f, "", ",\"SinkDestinationConfiguration\":{}"),
+               ": $.delivery_streams[0]: two destinations; allowed: one of "
+               "ExtendedS3DestinationConfiguration, HttpEndpointDestinationConfiguration and "
+               "SinkDestinationConfiguration");
+    int r = load_sink(f, "\"Destination\":\"gopher://u:hunter2@h/x\"");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_non_null(strstr(f->errs.items[0], SINK_PATH ".Destination: \"gopher://***@h/x\" is "
+                                                       "not a destination sluice can write"));
+    assert_null(strstr(f->errs.items[0], "hunter2"));
+    r = load_sink(f, "\"Destination\":\"file:///tmp/x\",\"Colour\":1");
+    assert_int_equal(r, SL_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_non_null(strstr(f->errs.items[0], SINK_PATH ".Colour"));
+    expect_one(f, load_sink(f, "\"BufferingHints\":{\"SizeInMBs\":1}"),
+               SINK_PATH ".Destination: missing required key; allowed: a string");
 }
 
 #define KSC_PATH ": $.delivery_streams[0].KinesisStreamSourceConfiguration"
@@ -486,6 +584,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_stream_kinesis_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_other_destinations_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_sink_destinations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_stream_sink_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_unbuilt_features_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_stream_values_checked, setup, teardown),

@@ -62,16 +62,20 @@ static void test_registry_version_lists(void **state)
     (void)state;
 #if SL_HAVE_KAFKA && SL_HAVE_KINESIS
     assert_string_equal(sl_registry_sources_built(), "file sqs kafka kinesis");
-    assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
+    assert_string_equal(sl_registry_sinks_built(),
+                        SL_HAVE_REDIS ? "file kafka redis sqs http" : "file kafka sqs http");
 #elif SL_HAVE_KINESIS
     assert_string_equal(sl_registry_sources_built(), "file sqs kinesis");
-    assert_string_equal(sl_registry_sinks_built(), "file sqs http");
+    assert_string_equal(sl_registry_sinks_built(),
+                        SL_HAVE_REDIS ? "file redis sqs http" : "file sqs http");
 #elif SL_HAVE_KAFKA
     assert_string_equal(sl_registry_sources_built(), "file sqs kafka");
-    assert_string_equal(sl_registry_sinks_built(), "file kafka sqs http");
+    assert_string_equal(sl_registry_sinks_built(),
+                        SL_HAVE_REDIS ? "file kafka redis sqs http" : "file kafka sqs http");
 #else
     assert_string_equal(sl_registry_sources_built(), "file sqs");
-    assert_string_equal(sl_registry_sinks_built(), "file sqs http");
+    assert_string_equal(sl_registry_sinks_built(),
+                        SL_HAVE_REDIS ? "file redis sqs http" : "file sqs http");
 #endif
 }
 

@@ -50,6 +50,9 @@
 #if SL_HAVE_KAFKA
 #include "kafka_mock.h"
 #endif
+#if SL_HAVE_REDIS
+#include "redis_server.h"
+#endif
 
 #include "alloc.h"
 #include "buf.h"
@@ -102,6 +105,9 @@ struct cfx {
     rd_kafka_t *mock_rk; /* kafka: owns the mock cluster */
     rd_kafka_mock_cluster_t *mc;
     struct sl_strmap cluster;
+#endif
+#if SL_HAVE_REDIS
+    struct test_redis redis; /* redis: a server of this test's own */
 #endif
 };
 
@@ -429,6 +435,63 @@ static void kafka_down(struct cfx *f)
 }
 #endif
 
+/* ---- redis: a redis-server of the test's own, a stream read back with XRANGE ---- */
+
+#if SL_HAVE_REDIS
+static void redis_up(struct cfx *f)
+{
+    test_redis_need();
+    test_redis_start(&f->redis, 0, NULL);
+    (void)snprintf(f->dest, sizeof(f->dest), "redis://127.0.0.1:%d/0/conformance", f->redis.port);
+    f->opts = "{\"max_document_bytes\":\"64KB\"}";
+}
+
+static void redis_unreachable(struct cfx *f)
+{
+    (void)snprintf(f->dest, sizeof(f->dest), "redis://127.0.0.1:%d/0/conformance", closed_port());
+}
+
+/* The data field of every entry, in order (XRANGE's flat answer: id, field, value, ...). */
+static int redis_read_back(struct cfx *f, int want, char **ret, size_t *ret_len, int max)
+{
+    (void)want; /* every XADD was answered before its document's result came */
+    char *all = test_redis_cmd(&f->redis, "XRANGE conformance - +");
+    assert_non_null(all);
+    int n = 0;
+    int field = 0;
+    for (char *save = NULL, *line = strtok_r(all, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save), field++) {
+        if (field % 3 == 2 && n < max) {
+            ret[n] = strdup(line);
+            ret_len[n] = strlen(line);
+            n++;
+        }
+    }
+    free(all);
+    return n;
+}
+
+static void redis_refused(struct cfx *f, struct sl_buf *b)
+{
+    (void)f;
+    /* Over the sink's max_document_bytes (64KB in redis_up). */
+    while (b->len < 70000) {
+        assert_int_equal(sl_buf_puts(b, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), 0);
+    }
+}
+
+static void redis_hanging(struct cfx *f)
+{
+    redis_up(f);
+    test_redis_pause(&f->redis);
+}
+
+static void redis_down(struct cfx *f)
+{
+    test_redis_stop(&f->redis);
+}
+#endif
+
 static const struct conf_sink conf_sinks[] = {
     {"file", file_up, file_unreachable, file_read_back, file_refused, NULL, no_down},
     {"http", http_up, http_unreachable, http_read_back, http_refused, http_hanging, http_down},
@@ -436,6 +499,10 @@ static const struct conf_sink conf_sinks[] = {
 #if SL_HAVE_KAFKA
     {"kafka", kafka_up, kafka_unreachable, kafka_read_back, kafka_refused, kafka_hanging,
      kafka_down},
+#endif
+#if SL_HAVE_REDIS
+    {"redis", redis_up, redis_unreachable, redis_read_back, redis_refused, redis_hanging,
+     redis_down},
 #endif
 };
 

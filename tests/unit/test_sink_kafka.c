@@ -6,8 +6,10 @@
  * timer. stop() with the broker down answers every write in flight with SL_ECANCELED, again
  * without a timer. deliver answers per document (one too large is REJECTED, the others land).
  * A producer whose broker refuses connections answers every delivery (the wake-up is not lost
- * to an error queued before it was enabled). The loop is driven with test_run_until to a condition
- * with a deadline; nothing sleeps (librdkafka's own timers are real time). */
+ * to an error queued before it was enabled). The producer is idempotent: it asks for a producer
+ * id before its first message (a refused InitProducerId leaves the message unwritten). The loop
+ * is driven with test_run_until to a condition with a deadline; nothing sleeps (librdkafka's own
+ * timers are real time). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,6 +323,43 @@ static void test_sink_kafka_unreachable_answers(void **state)
     }
 }
 
+static bool done_one(void *arg)
+{
+    return ((struct fx *)arg)->n_done >= 1;
+}
+
+/* The producer is idempotent (enable.idempotence): before its first message it asks the broker
+ * for a producer id (InitProducerId), with which the broker drops a retried produce it already
+ * wrote. Seen from the broker: an InitProducerId that is refused leaves the message unwritten,
+ * where a producer without idempotence would not have asked and would have written it. */
+static void test_sink_kafka_producer_is_idempotent(void **state)
+{
+    struct fx *f = *state;
+    /* InitProducerId is ApiKey 22; the first one is refused for good */
+    rd_kafka_mock_push_request_errors(f->mc, 22, 1, RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
+    struct sl_strmap cluster = {0};
+    assert_int_equal(
+        sl_strmap_put(&cluster, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f->mc)), 0);
+    struct sl_sink_env env = {
+        .loop = &f->loop, .clock = &f->clock.clock, .inst = "test", .cluster = &cluster};
+    char err[512];
+    cJSON *opts = cJSON_Parse("{\"delivery_timeout\":\"2s\"}");
+    int r = sl_sink_open(&sl_sink_kafka, &env, "kafka://dlq", opts, NULL, NULL, &f->ctx, err,
+                         sizeof(err));
+    cJSON_Delete(opts);
+    sl_strmap_clear(&cluster, false);
+    if (r < 0) {
+        fail_msg("init: %s", err);
+    }
+    static char body[] = "{\"doc\":0}";
+    struct sl_sink_doc doc = {.body = body, .len = strlen(body)};
+    static struct slot slot;
+    slot = (struct slot){f, 0};
+    assert_int_equal(sl_sink_kafka.write(f->ctx, &doc, written, &slot), 0);
+    assert_true(test_run_until(&f->loop, done_one, f, test_deadline_ms(DEADLINE_MS)));
+    assert_true(f->err[0] < 0); /* not written: the producer needed its producer id */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sink_kafka_stop_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_kafka_deliver_per_document, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_kafka_unreachable_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_kafka_producer_is_idempotent, setup, teardown),
     };
     return cmocka_run_group_tests_name("sink_kafka", tests, NULL, NULL);
 }

@@ -215,13 +215,19 @@ static char *file_dest(const char *dir)
 #else
 #define KAFKA_SINK NULL
 #endif
+#if SL_HAVE_REDIS
+#define REDIS_SINK "redis"
+#else
+#define REDIS_SINK NULL
+#endif
 
 static void test_sinks_registry(void **state)
 {
     (void)state;
     size_t n = 0;
     const struct sl_sink_ops *const *all = sl_sink_all(&n);
-    assert_int_equal(n, 3 + SL_HAVE_KAFKA); /* file, sqs, http; kafka when built in */
+    /* file, sqs, http; kafka and redis when built in */
+    assert_int_equal(n, 3 + SL_HAVE_KAFKA + SL_HAVE_REDIS);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(all[i]->abi, SL_SINK_ABI);
         assert_non_null(all[i]->handles);
@@ -250,6 +256,9 @@ static void test_sinks_registry(void **state)
         {"https://sqs.us-east-1.amazonaws.com/123456789012/failures", "sqs"},
         {"http://127.0.0.1:9325/000000000000/q1", "sqs"},
         {"kafka://topic", KAFKA_SINK},
+        {"redis://127.0.0.1:6379/0/failures", REDIS_SINK},
+        {"redis://127.0.0.1:6379/0/list/failures", REDIS_SINK},
+        {"rediss://127.0.0.1:6379/0/failures", REDIS_SINK}, /* refused by its check, by name */
         {"s3://bucket/prefix", NULL},
         {"arn:aws:sns:us-east-1:123456789012:topic", NULL},
         {"", NULL},
