@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* redis_src_ack.c: the Redis Streams source's acknowledgements and reclaims, on the command
+ * connection (never the reading one, which may be blocked).
+ *
+ * XACK: the mapping calls ack(part, last) once every record of the partition up to last is
+ * done (delivered, filtered out, or written to the on-failure destination: DESIGN.md's rule
+ * 1, the contiguous low-watermark), before it drops them from the queue; this sends one XACK
+ * <key> <group> with the ids of the records from the front of the queue through last. Nothing
+ * else acknowledges an entry, except one whose fields are gone (deleted while pending), which
+ * cannot be delivered. An XACK whose connection was lost (it may or may not have run) is sent
+ * again, on the next connection, a few times; one that still fails leaves its entries pending,
+ * so they come again (read first at this consumer's next start, or claimed by another):
+ * repeats, never losses. An acknowledged id that was already acknowledged counts nothing.
+ *
+ * Reclaim: a consumer that died (a SIGKILLed sluice whose consumer name is not used again)
+ * leaves entries pending that no one reads. Every claim_idle / 2, once this consumer read its
+ * own pending entries again, entries pending for longer than claim_idle are claimed: XAUTOCLAIM
+ * <key> <group> <consumer> <claim_idle> <cursor> COUNT <claim_count> where the server has it
+ * (6.2 and later), else XPENDING (from a cursor, claim_count at a time) and XCLAIM of those idle
+ * long enough and owned by another consumer. A round goes on from the cursor while it finds
+ * entries (and the entries it kept were taken by the mapping), and ends when the cursor comes
+ * back to 0-0. XAUTOCLAIM claims idle entries whoever owns them, this consumer's own too (a
+ * batch retried for longer than claim_idle): those it holds already are skipped
+ * (redis_src_read.c), so a record is never in the queue twice. claim_idle must be longer than a
+ * batch may take (function timeout and retries), or live consumers' entries are claimed and
+ * delivered twice. Loop thread only. */
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "alloc.h"
+#include "redis_src_int.h"
+
+/* How many times an XACK whose connection was lost is sent again. */
+#define RS_ACK_TRIES 4
+
+struct rs_ack_req {
+    struct rs_ctx *ctx;
+    unsigned tries;
+    size_t n;
+    struct rs_id ids[];
+};
+
+static void rs_ack_cb(void *arg, int err, const redisReply *reply, const char *detail);
+
+static int rs_ack_send(struct rs_ack_req *a)
+{
+    struct rs_ctx *ctx = a->ctx;
+    size_t argc = a->n + 3;
+    const char **argv = sl_calloc(argc, sizeof(*argv));
+    size_t *len = sl_calloc(argc, sizeof(*len));
+    char *text = sl_malloc(a->n * RS_ID_MAX + 1);
+    int r = SL_ENOMEM;
+    if (argv && len && text) {
+        argv[0] = "XACK";
+        len[0] = 4;
+        argv[1] = ctx->stream;
+        len[1] = strlen(ctx->stream);
+        argv[2] = ctx->group;
+        len[2] = strlen(ctx->group);
+        for (size_t i = 0; i < a->n; i++) {
+            argv[i + 3] = text + i * RS_ID_MAX;
+            len[i + 3] = rs_id_format(&a->ids[i], text + i * RS_ID_MAX);
+        }
+        r = sl_redis_conn_command(ctx->cmd, (int)argc, argv, len, rs_ack_cb, a);
+    }
+    sl_free(argv);
+    sl_free(len);
+    sl_free(text);
+    if (r == 0) {
+        ctx->acks_out++;
+    }
+    return r;
+}
+
+static void rs_ack_cb(void *arg, int err, const redisReply *reply, const char *detail)
+{
+    (void)reply;
+    struct rs_ack_req *a = arg;
+    struct rs_ctx *ctx = a->ctx;
+    ctx->acks_out--;
+    if (err == SL_EIO && !ctx->stopped && ++a->tries < RS_ACK_TRIES && rs_ack_send(a) == 0) {
+        return; /* on the next connection */
+    }
+    if (err < 0 && err != SL_ECANCELED) {
+        sl_log_limited(&ctx->lim, sl_clock_now_ms(ctx->env.clock), 10000, 3, SL_LOG_WARN, RS_COMP,
+                       ctx->env.inst,
+                       "XACK of %zu entries of stream %s failed (%s); they stay pending and "
+                       "will be delivered again",
+                       a->n, ctx->stream, detail ? detail : sl_strerror(err));
+    }
+    sl_free(a);
+}
+
+void rs_ack_ids(struct rs_ctx *ctx, const struct rs_id *ids, size_t n)
+{
+    if (n == 0 || ctx->stopped) {
+        return;
+    }
+    struct rs_ack_req *a = sl_calloc(1, sizeof(*a) + n * sizeof(*ids));
+    if (!a) {
+        sl_log_error(RS_COMP, ctx->env.inst,
+                     "out of memory: %zu entries of stream %s are not acknowledged and will be "
+                     "delivered again",
+                     n, ctx->stream);
+        return;
+    }
+    a->ctx = ctx;
+    a->n = n;
+    memcpy(a->ids, ids, n * sizeof(*ids));
+    if (rs_ack_send(a) < 0) {
+        sl_log_error(RS_COMP, ctx->env.inst,
+                     "cannot send XACK: %zu entries of stream %s stay pending and will be "
+                     "delivered again",
+                     n, ctx->stream);
+        sl_free(a);
+    }
+}
+
+void rs_ack(void *vctx, struct sl_part *part, const struct sl_record *last)
+{
+    struct rs_ctx *ctx = vctx;
+    const struct sl_recq *q = &part->q;
+    size_t n = 0;
+    size_t count = sl_recq_count(q);
+    while (n < count && sl_recq_at(q, n) != last) {
+        n++;
+    }
+    if (n == count) {
+        return; /* not in the queue: nothing of it is held here */
+    }
+    n++;
+    struct rs_ack_req *a = sl_calloc(1, sizeof(*a) + n * sizeof(struct rs_id));
+    if (!a) {
+        sl_log_error(RS_COMP, ctx->env.inst,
+                     "out of memory: %zu entries of stream %s are not acknowledged and will be "
+                     "delivered again",
+                     n, ctx->stream);
+        return;
+    }
+    a->ctx = ctx;
+    a->n = n;
+    for (size_t i = 0; i < n; i++) {
+        a->ids[i] = rs_rec_id(q, sl_recq_at(q, i));
+    }
+    if (ctx->stopped || rs_ack_send(a) < 0) {
+        sl_free(a);
+    }
+}
+
+/* ---- reclaim ---- */
+
+static void rs_claim_round_end(struct rs_ctx *ctx, bool more)
+{
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    if (more) {
+        ctx->claim_next_ms = now; /* on from the cursor at the next tick */
+        return;
+    }
+    (void)snprintf(ctx->claim_cursor, sizeof(ctx->claim_cursor), "0-0");
+    ctx->claim_next_ms = now + (ctx->claim_idle_ms / 2 > 100 ? ctx->claim_idle_ms / 2 : 100);
+}
+
+static void rs_claim_kept(struct rs_ctx *ctx, const redisReply *entries)
+{
+    if (!ctx->rp || ctx->rp->gone) {
+        return; /* they stay pending for this consumer: read again at the next start */
+    }
+    int n = rs_read_keep_claimed(ctx->rp, entries);
+    if (n > 0) {
+        sl_log_info(RS_COMP, ctx->env.inst,
+                    "stream %s: claimed %d entries pending for over %lld ms (their consumer "
+                    "stopped without acknowledging them)",
+                    ctx->stream, n, (long long)ctx->claim_idle_ms);
+    } else if (n < 0) {
+        sl_log_limited(&ctx->lim, sl_clock_now_ms(ctx->env.clock), 10000, 4, SL_LOG_ERROR, RS_COMP,
+                       ctx->env.inst, "claiming entries of stream %s: %s", ctx->stream,
+                       sl_strerror(n));
+    }
+}
+
+static void rs_claim_failed(struct rs_ctx *ctx, int err, const char *what, const char *detail)
+{
+    if (err != SL_EIO && err != SL_ETIMEDOUT) {
+        sl_log_limited(&ctx->lim, sl_clock_now_ms(ctx->env.clock), 60000, 5, SL_LOG_WARN, RS_COMP,
+                       ctx->env.inst, "%s of stream %s: %s, retrying", what, ctx->stream,
+                       detail ? detail : sl_strerror(err));
+    }
+    rs_claim_round_end(ctx, false);
+}
+
+static void rs_xclaim_cb(void *arg, int err, const redisReply *reply, const char *detail)
+{
+    struct rs_ctx *ctx = arg;
+    ctx->claiming = false;
+    if (ctx->stopped || err == SL_ECANCELED) {
+        return;
+    }
+    if (err < 0) {
+        rs_claim_failed(ctx, err, "XCLAIM", detail);
+        return;
+    }
+    rs_claim_kept(ctx, reply);
+    rs_claim_round_end(ctx, strcmp(ctx->claim_cursor, "0-0") != 0);
+}
+
+/* XPENDING's answer [[id, consumer, idle_ms, deliveries], ...]: XCLAIM the entries idle long
+ * enough and owned by another consumer; the cursor moves past the last one listed. */
+static void rs_xpending_cb(void *arg, int err, const redisReply *reply, const char *detail)
+{
+    struct rs_ctx *ctx = arg;
+    ctx->claiming = false;
+    if (ctx->stopped || err == SL_ECANCELED) {
+        return;
+    }
+    if (err < 0 || reply->type != REDIS_REPLY_ARRAY) {
+        rs_claim_failed(ctx, err < 0 ? err : SL_EPROTO, "XPENDING", detail);
+        return;
+    }
+    size_t n = reply->elements;
+    const char **argv = sl_calloc(n + 6, sizeof(*argv));
+    size_t *len = sl_calloc(n + 6, sizeof(*len));
+    char idle[24];
+    int argc = 0;
+    struct rs_id last = {0, 0};
+    bool any = false;
+    if (!argv || !len) {
+        sl_free(argv);
+        sl_free(len);
+        rs_claim_failed(ctx, SL_ENOMEM, "XPENDING", NULL);
+        return;
+    }
+    (void)snprintf(idle, sizeof(idle), "%lld", (long long)ctx->claim_idle_ms);
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = ctx->stream;
+    argv[argc++] = ctx->group;
+    argv[argc++] = ctx->consumer;
+    argv[argc++] = idle;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_STRING ||
+            e->element[2]->type != REDIS_REPLY_INTEGER ||
+            !rs_id_parse(e->element[0]->str, e->element[0]->len, &last)) {
+            continue;
+        }
+        any = true;
+        if (e->element[2]->integer >= ctx->claim_idle_ms &&
+            strcmp(e->element[1]->str, ctx->consumer) != 0) {
+            argv[argc++] = e->element[0]->str;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        len[i] = strlen(argv[i]);
+    }
+    bool more = any && n >= (size_t)ctx->claim_count;
+    if (more) {
+        /* the next page starts after the last entry listed */
+        struct rs_id next = last;
+        if (++next.seq == 0) {
+            next.ms++;
+        }
+        (void)rs_id_format(&next, ctx->claim_cursor);
+    } else {
+        (void)snprintf(ctx->claim_cursor, sizeof(ctx->claim_cursor), "0-0");
+    }
+    int r = 0;
+    if (argc > 5) {
+        r = sl_redis_conn_command(ctx->cmd, argc, argv, len, rs_xclaim_cb, ctx);
+        ctx->claiming = r == 0;
+    }
+    sl_free(argv);
+    sl_free(len);
+    if (argc <= 5 || r < 0) {
+        rs_claim_round_end(ctx, more && r == 0);
+    }
+}
+
+static void rs_xautoclaim_cb(void *arg, int err, const redisReply *reply, const char *detail)
+{
+    struct rs_ctx *ctx = arg;
+    ctx->claiming = false;
+    if (ctx->stopped || err == SL_ECANCELED) {
+        return;
+    }
+    if (err == SL_EREJECTED && detail && strncmp(detail, "ERR unknown command", 19) == 0) {
+        sl_log_info(RS_COMP, ctx->env.inst,
+                    "the server has no XAUTOCLAIM (before Redis 6.2): claiming with XPENDING and "
+                    "XCLAIM");
+        ctx->no_xautoclaim = true;
+        ctx->claim_next_ms = sl_clock_now_ms(ctx->env.clock);
+        return;
+    }
+    if (err < 0 || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len >= sizeof(ctx->claim_cursor)) {
+        rs_claim_failed(ctx, err < 0 ? err : SL_EPROTO, "XAUTOCLAIM", detail);
+        return;
+    }
+    memcpy(ctx->claim_cursor, reply->element[0]->str, reply->element[0]->len);
+    ctx->claim_cursor[reply->element[0]->len] = '\0';
+    rs_claim_kept(ctx, reply->element[1]);
+    rs_claim_round_end(ctx, strcmp(ctx->claim_cursor, "0-0") != 0);
+}
+
+void rs_claim_tick(struct rs_ctx *ctx)
+{
+    struct rs_part *rp = ctx->rp;
+    if (ctx->stopped || ctx->claiming || !ctx->group_ready || !rp || rp->gone || !rp->own_done ||
+        rp->held.n > 0 || sl_clock_now_ms(ctx->env.clock) < ctx->claim_next_ms) {
+        return;
+    }
+    if (!ctx->claim_cursor[0]) {
+        (void)snprintf(ctx->claim_cursor, sizeof(ctx->claim_cursor), "0-0");
+    }
+    char idle[24], count[24];
+    (void)snprintf(idle, sizeof(idle), "%lld", (long long)ctx->claim_idle_ms);
+    (void)snprintf(count, sizeof(count), "%lld", (long long)ctx->claim_count);
+    int r;
+    if (!ctx->no_xautoclaim) {
+        const char *argv[] = {"XAUTOCLAIM", ctx->stream,       ctx->group, ctx->consumer,
+                              idle,         ctx->claim_cursor, "COUNT",    count};
+        size_t len[SL_ARRAY_LEN(argv)];
+        for (size_t i = 0; i < SL_ARRAY_LEN(argv); i++) {
+            len[i] = strlen(argv[i]);
+        }
+        r = sl_redis_conn_command(ctx->cmd, (int)SL_ARRAY_LEN(argv), argv, len, rs_xautoclaim_cb,
+                                  ctx);
+    } else {
+        const char *argv[] = {"XPENDING", ctx->stream, ctx->group, ctx->claim_cursor, "+", count};
+        size_t len[SL_ARRAY_LEN(argv)];
+        for (size_t i = 0; i < SL_ARRAY_LEN(argv); i++) {
+            len[i] = strlen(argv[i]);
+        }
+        r = sl_redis_conn_command(ctx->cmd, (int)SL_ARRAY_LEN(argv), argv, len, rs_xpending_cb,
+                                  ctx);
+    }
+    if (r == 0) {
+        ctx->claiming = true;
+    } else {
+        rs_claim_round_end(ctx, false);
+    }
+}
