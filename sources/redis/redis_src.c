@@ -22,7 +22,8 @@
  * created again (at the starting position, with a warning); when the stream itself was deleted,
  * the partition is gone (part_gone), and when the key exists again it comes back as a new
  * partition read from its start. Two connections (redis_conn.c: reconnect with backoff, one log
- * line per outage): one for reads, which may block, one for everything else. Never blocks the
+ * line per outage): one for reads, which may block, one for XACKs (redis_src_ack.c: it outlives
+the stop until they are answered), one for everything else. Never blocks the
  * loop; never logs the password. Loop thread only. */
 #include <stddef.h>
 #include <stdio.h>
@@ -374,6 +375,7 @@ static int rs_start(void *vctx)
     rc.command_timeout_ms = ctx->command_timeout_ms + ctx->block_ms;
     int r = sl_redis_conn_new(ctx->env.loop, &cc, &ctx->cmd);
     r = r ? r : sl_redis_conn_new(ctx->env.loop, &rc, &ctx->rd);
+    r = r ? r : rs_acker_new(ctx, &cc);
     if (r < 0) {
         return r;
     }
@@ -410,6 +412,7 @@ static void rs_stop(void *vctx)
     ctx->rd = NULL;
     sl_redis_conn_free(ctx->cmd);
     ctx->cmd = NULL;
+    rs_acker_close(ctx);
 }
 
 static void rs_timer_closed(uv_handle_t *h)

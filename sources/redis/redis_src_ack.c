@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* redis_src_ack.c: the Redis Streams source's acknowledgements and reclaims, on the command
- * connection (never the reading one, which may be blocked).
+/* redis_src_ack.c: the Redis Streams source's acknowledgements, on a connection of their own
+ * that outlives the source's stop until they are answered (bounded), and its reclaims, on the
+ * command connection (never the reading one, which may be blocked).
  *
  * XACK: the mapping calls ack(part, last) once every record of the partition up to last is
  * done (delivered, filtered out, or written to the on-failure destination: DESIGN.md's rule
@@ -34,9 +35,27 @@
 
 /* How many times an XACK whose connection was lost is sent again. */
 #define RS_ACK_TRIES 4
+/* How long XACKs still out at a stop may take to be answered before their connection goes. */
+#define RS_ACK_FLUSH_MS 2000
+
+/* The XACK connection, which outlives the source's stop until the XACKs on it are answered
+ * (or RS_ACK_FLUSH_MS passed): an acknowledgement made just before a stop (the last batch of
+ * a drain) still reaches Redis. Nothing of it calls the mapping. */
+struct rs_acker {
+    struct sl_redis_conn *conn;
+    uv_timer_t *timer; /* the flush's bound, once closing */
+    char *stream;
+    char *group;
+    char *inst;
+    const struct sl_clock *clock;
+    struct sl_log_limit lim;
+    unsigned out; /* XACKs sent and not answered */
+    bool closing;
+    bool freeing;
+};
 
 struct rs_ack_req {
-    struct rs_ctx *ctx;
+    struct rs_acker *k;
     unsigned tries;
     size_t n;
     struct rs_id ids[];
@@ -46,7 +65,7 @@ static void rs_ack_cb(void *arg, int err, const redisReply *reply, const char *d
 
 static int rs_ack_send(struct rs_ack_req *a)
 {
-    struct rs_ctx *ctx = a->ctx;
+    struct rs_acker *k = a->k;
     size_t argc = a->n + 3;
     const char **argv = sl_calloc(argc, sizeof(*argv));
     size_t *len = sl_calloc(argc, sizeof(*len));
@@ -55,66 +74,157 @@ static int rs_ack_send(struct rs_ack_req *a)
     if (argv && len && text) {
         argv[0] = "XACK";
         len[0] = 4;
-        argv[1] = ctx->stream;
-        len[1] = strlen(ctx->stream);
-        argv[2] = ctx->group;
-        len[2] = strlen(ctx->group);
+        argv[1] = k->stream;
+        len[1] = strlen(k->stream);
+        argv[2] = k->group;
+        len[2] = strlen(k->group);
         for (size_t i = 0; i < a->n; i++) {
             argv[i + 3] = text + i * RS_ID_MAX;
             len[i + 3] = rs_id_format(&a->ids[i], text + i * RS_ID_MAX);
         }
-        r = sl_redis_conn_command(ctx->cmd, (int)argc, argv, len, rs_ack_cb, a);
+        r = sl_redis_conn_command(k->conn, (int)argc, argv, len, rs_ack_cb, a);
     }
     sl_free(argv);
     sl_free(len);
     sl_free(text);
     if (r == 0) {
-        ctx->acks_out++;
+        k->out++;
     }
     return r;
+}
+
+static void rs_acker_timer_closed(uv_handle_t *h)
+{
+    struct rs_acker *k = h->data;
+    sl_free(k->stream);
+    sl_free(k->group);
+    sl_free(k->inst);
+    sl_free(k);
+    sl_free(h);
+}
+
+/* Frees k: its connection (what is still out is answered SL_ECANCELED), then its timer. */
+static void rs_acker_free(struct rs_acker *k)
+{
+    if (k->freeing) {
+        return;
+    }
+    k->freeing = true;
+    sl_redis_conn_free(k->conn);
+    k->conn = NULL;
+    uv_close((uv_handle_t *)k->timer, rs_acker_timer_closed);
 }
 
 static void rs_ack_cb(void *arg, int err, const redisReply *reply, const char *detail)
 {
     (void)reply;
     struct rs_ack_req *a = arg;
-    struct rs_ctx *ctx = a->ctx;
-    ctx->acks_out--;
-    if (err == SL_EIO && !ctx->stopped && ++a->tries < RS_ACK_TRIES && rs_ack_send(a) == 0) {
+    struct rs_acker *k = a->k;
+    k->out--;
+    if (err == SL_EIO && !k->closing && ++a->tries < RS_ACK_TRIES && rs_ack_send(a) == 0) {
         return; /* on the next connection */
     }
     if (err < 0 && err != SL_ECANCELED) {
-        sl_log_limited(&ctx->lim, sl_clock_now_ms(ctx->env.clock), 10000, 3, SL_LOG_WARN, RS_COMP,
-                       ctx->env.inst,
+        sl_log_limited(&k->lim, sl_clock_now_ms(k->clock), 10000, 3, SL_LOG_WARN, RS_COMP, k->inst,
                        "XACK of %zu entries of stream %s failed (%s); they stay pending and "
                        "will be delivered again",
-                       a->n, ctx->stream, detail ? detail : sl_strerror(err));
+                       a->n, k->stream, detail ? detail : sl_strerror(err));
+    } else if (err == SL_ECANCELED) {
+        sl_log_debug(RS_COMP, k->inst, "XACK of %zu entries of stream %s canceled at the stop",
+                     a->n, k->stream);
     }
     sl_free(a);
+    if (k->closing && k->out == 0) {
+        rs_acker_free(k);
+    }
 }
 
-void rs_ack_ids(struct rs_ctx *ctx, const struct rs_id *ids, size_t n)
+static void rs_acker_flush_cb(uv_timer_t *t)
 {
-    if (n == 0 || ctx->stopped) {
+    rs_acker_free(t->data);
+}
+
+int rs_acker_new(struct rs_ctx *ctx, const struct sl_redis_conn_conf *conf)
+{
+    struct rs_acker *k = sl_calloc(1, sizeof(*k));
+    if (!k) {
+        return SL_ENOMEM;
+    }
+    k->stream = sl_strdup(ctx->stream);
+    k->group = sl_strdup(ctx->group);
+    k->inst = sl_strdup(ctx->env.inst ? ctx->env.inst : "");
+    k->timer = sl_malloc(sizeof(*k->timer));
+    k->clock = ctx->env.clock;
+    if (!k->stream || !k->group || !k->inst || !k->timer ||
+        sl_redis_conn_new(ctx->env.loop, conf, &k->conn) < 0) {
+        sl_free(k->stream);
+        sl_free(k->group);
+        sl_free(k->inst);
+        sl_free(k->timer);
+        sl_free(k);
+        return SL_ENOMEM;
+    }
+    (void)uv_timer_init(ctx->env.loop, k->timer);
+    k->timer->data = k;
+    ctx->acker = k;
+    return 0;
+}
+
+void rs_acker_close(struct rs_ctx *ctx)
+{
+    struct rs_acker *k = ctx->acker;
+    ctx->acker = NULL;
+    if (!k) {
         return;
     }
-    struct rs_ack_req *a = sl_calloc(1, sizeof(*a) + n * sizeof(*ids));
+    k->closing = true;
+    if (k->out == 0) {
+        rs_acker_free(k);
+    } else {
+        (void)uv_timer_start(k->timer, rs_acker_flush_cb, RS_ACK_FLUSH_MS, 0);
+    }
+}
+
+/* Sends one XACK of n ids (a takes them), or says why they stay pending. */
+static void rs_ack_go(struct rs_ctx *ctx, struct rs_ack_req *a)
+{
+    if (ctx->stopped || !ctx->acker) {
+        sl_free(a);
+        return;
+    }
+    a->k = ctx->acker;
+    if (rs_ack_send(a) < 0) {
+        sl_log_error(RS_COMP, ctx->env.inst,
+                     "cannot send XACK: %zu entries of stream %s stay pending and will be "
+                     "delivered again",
+                     a->n, ctx->stream);
+        sl_free(a);
+    }
+}
+
+static struct rs_ack_req *rs_ack_req_new(struct rs_ctx *ctx, size_t n)
+{
+    struct rs_ack_req *a = sl_calloc(1, sizeof(*a) + n * sizeof(struct rs_id));
     if (!a) {
         sl_log_error(RS_COMP, ctx->env.inst,
                      "out of memory: %zu entries of stream %s are not acknowledged and will be "
                      "delivered again",
                      n, ctx->stream);
+        return NULL;
+    }
+    a->n = n;
+    return a;
+}
+
+void rs_ack_ids(struct rs_ctx *ctx, const struct rs_id *ids, size_t n)
+{
+    if (n == 0) {
         return;
     }
-    a->ctx = ctx;
-    a->n = n;
-    memcpy(a->ids, ids, n * sizeof(*ids));
-    if (rs_ack_send(a) < 0) {
-        sl_log_error(RS_COMP, ctx->env.inst,
-                     "cannot send XACK: %zu entries of stream %s stay pending and will be "
-                     "delivered again",
-                     n, ctx->stream);
-        sl_free(a);
+    struct rs_ack_req *a = rs_ack_req_new(ctx, n);
+    if (a) {
+        memcpy(a->ids, ids, n * sizeof(*ids));
+        rs_ack_go(ctx, a);
     }
 }
 
@@ -131,22 +241,14 @@ void rs_ack(void *vctx, struct sl_part *part, const struct sl_record *last)
         return; /* not in the queue: nothing of it is held here */
     }
     n++;
-    struct rs_ack_req *a = sl_calloc(1, sizeof(*a) + n * sizeof(struct rs_id));
+    struct rs_ack_req *a = rs_ack_req_new(ctx, n);
     if (!a) {
-        sl_log_error(RS_COMP, ctx->env.inst,
-                     "out of memory: %zu entries of stream %s are not acknowledged and will be "
-                     "delivered again",
-                     n, ctx->stream);
         return;
     }
-    a->ctx = ctx;
-    a->n = n;
     for (size_t i = 0; i < n; i++) {
         a->ids[i] = rs_rec_id(q, sl_recq_at(q, i));
     }
-    if (ctx->stopped || rs_ack_send(a) < 0) {
-        sl_free(a);
-    }
+    rs_ack_go(ctx, a);
 }
 
 /* ---- reclaim ---- */
