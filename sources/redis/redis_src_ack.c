@@ -54,14 +54,25 @@ struct rs_acker {
     bool freeing;
 };
 
+/* One XACK: n ids as text, each RS_ID_MAX bytes apart in text, len[i] long. */
 struct rs_ack_req {
     struct rs_acker *k;
     unsigned tries;
     size_t n;
-    struct rs_id ids[];
+    char *text;
+    size_t *len;
 };
 
 static void rs_ack_cb(void *arg, int err, const redisReply *reply, const char *detail);
+
+static void rs_ack_req_free(struct rs_ack_req *a)
+{
+    if (a) {
+        sl_free(a->text);
+        sl_free(a->len);
+        sl_free(a);
+    }
+}
 
 static int rs_ack_send(struct rs_ack_req *a)
 {
@@ -69,9 +80,8 @@ static int rs_ack_send(struct rs_ack_req *a)
     size_t argc = a->n + 3;
     const char **argv = sl_calloc(argc, sizeof(*argv));
     size_t *len = sl_calloc(argc, sizeof(*len));
-    char *text = sl_malloc(a->n * RS_ID_MAX + 1);
     int r = SL_ENOMEM;
-    if (argv && len && text) {
+    if (argv && len) {
         argv[0] = "XACK";
         len[0] = 4;
         argv[1] = k->stream;
@@ -79,14 +89,13 @@ static int rs_ack_send(struct rs_ack_req *a)
         argv[2] = k->group;
         len[2] = strlen(k->group);
         for (size_t i = 0; i < a->n; i++) {
-            argv[i + 3] = text + i * RS_ID_MAX;
-            len[i + 3] = rs_id_format(&a->ids[i], text + i * RS_ID_MAX);
+            argv[i + 3] = a->text + i * RS_ID_MAX;
+            len[i + 3] = a->len[i];
         }
         r = sl_redis_conn_command(k->conn, (int)argc, argv, len, rs_ack_cb, a);
     }
     sl_free(argv);
     sl_free(len);
-    sl_free(text);
     if (r == 0) {
         k->out++;
     }
@@ -133,7 +142,7 @@ static void rs_ack_cb(void *arg, int err, const redisReply *reply, const char *d
         sl_log_debug(RS_COMP, k->inst, "XACK of %zu entries of stream %s canceled at the stop",
                      a->n, k->stream);
     }
-    sl_free(a);
+    rs_ack_req_free(a);
     if (k->closing && k->out == 0) {
         rs_acker_free(k);
     }
@@ -189,7 +198,7 @@ void rs_acker_close(struct rs_ctx *ctx)
 static void rs_ack_go(struct rs_ctx *ctx, struct rs_ack_req *a)
 {
     if (ctx->stopped || !ctx->acker) {
-        sl_free(a);
+        rs_ack_req_free(a);
         return;
     }
     a->k = ctx->acker;
@@ -198,14 +207,19 @@ static void rs_ack_go(struct rs_ctx *ctx, struct rs_ack_req *a)
                      "cannot send XACK: %zu entries of stream %s stay pending and will be "
                      "delivered again",
                      a->n, ctx->stream);
-        sl_free(a);
+        rs_ack_req_free(a);
     }
 }
 
 static struct rs_ack_req *rs_ack_req_new(struct rs_ctx *ctx, size_t n)
 {
-    struct rs_ack_req *a = sl_calloc(1, sizeof(*a) + n * sizeof(struct rs_id));
-    if (!a) {
+    struct rs_ack_req *a = sl_calloc(1, sizeof(*a));
+    if (a) {
+        a->text = sl_malloc(n * RS_ID_MAX);
+        a->len = sl_calloc(n, sizeof(*a->len));
+    }
+    if (!a || !a->text || !a->len) {
+        rs_ack_req_free(a);
         sl_log_error(RS_COMP, ctx->env.inst,
                      "out of memory: %zu entries of stream %s are not acknowledged and will be "
                      "delivered again",
@@ -223,7 +237,9 @@ void rs_ack_ids(struct rs_ctx *ctx, const struct rs_id *ids, size_t n)
     }
     struct rs_ack_req *a = rs_ack_req_new(ctx, n);
     if (a) {
-        memcpy(a->ids, ids, n * sizeof(*ids));
+        for (size_t i = 0; i < n; i++) {
+            a->len[i] = rs_id_format(&ids[i], a->text + i * RS_ID_MAX);
+        }
         rs_ack_go(ctx, a);
     }
 }
@@ -246,7 +262,9 @@ void rs_ack(void *vctx, struct sl_part *part, const struct sl_record *last)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        a->ids[i] = rs_rec_id(q, sl_recq_at(q, i));
+        const char *id;
+        a->len[i] = rs_rec_id_text(q, sl_recq_at(q, i), &id);
+        memcpy(a->text + i * RS_ID_MAX, id, a->len[i]);
     }
     rs_ack_go(ctx, a);
 }

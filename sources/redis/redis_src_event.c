@@ -8,6 +8,8 @@
  *   data      the entry's fields as a JSON object (field -> value, in the entry's order; the
  *             values are written as JSON strings, their bytes taken to be UTF-8), written once
  *             when the entry is read; the event carries it base64, the filter document as JSON;
+ *   meta      the entry id as Redis wrote it ("<ms>-<seq>"), so that the event, the
+ *             itemIdentifier and XACK copy it rather than write the numbers again;
  *   position  the entry id as two native 64-bit numbers (ms, seq): 16 bytes, inline in the
  *             record, ordered as Redis orders ids;
  *   arrival   the id's milliseconds (when XADD made it, for ids Redis chose).
@@ -66,14 +68,43 @@ struct rs_id rs_rec_id(const struct sl_recq *q, const struct sl_record *rec)
     return (struct rs_id){sl_recq_pos_u64(q, rec, 0), sl_recq_pos_u64(q, rec, 1)};
 }
 
-/* s[0..n) as a JSON string: the plain bytes copied in runs, the rest escaped. */
-static int rs_json_str(struct sl_buf *out, const char *s, size_t n)
+#define RS_ONES  UINT64_C(0x0101010101010101)
+#define RS_HIGHS UINT64_C(0x8080808080808080)
+
+/* Whether one of the eight bytes of w is below 0x20, '"' or '\\' (exact, no false hits). */
+static inline bool rs_word_needs_escape(uint64_t w)
 {
-    for (size_t i = 0; i < n; i++) {
+    uint64_t q = w ^ (RS_ONES * '"');
+    uint64_t b = w ^ (RS_ONES * '\\');
+    return (((w - RS_ONES * 0x20) & ~w) | ((q - RS_ONES) & ~q) | ((b - RS_ONES) & ~b)) & RS_HIGHS;
+}
+
+/* Whether s[0..n) holds a byte JSON must escape: eight bytes at a time. */
+static bool rs_needs_escape(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof(w));
+        if (rs_word_needs_escape(w)) {
+            return true;
+        }
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == '"' || c == '\\') {
-            return sl_enc_json_str(out, s, n);
+            return true;
         }
+    }
+    return false;
+}
+
+/* s[0..n) as a JSON string: copied as it is when nothing needs escaping (the common case,
+ * checked eight bytes at a time), else escaped. */
+static int rs_json_str(struct sl_buf *out, const char *s, size_t n)
+{
+    if (rs_needs_escape(s, n)) {
+        return sl_enc_json_str(out, s, n);
     }
     if (sl_buf_reserve(out, n + 2) < 0) {
         return SL_ENOMEM;
@@ -110,14 +141,26 @@ int rs_fields_json(struct sl_buf *out, const redisReply *fields)
     return r ? r : sl_buf_append(out, "}", 1);
 }
 
-int rs_push(struct rs_part *rp, const struct rs_id *id, const char *json, size_t len)
+int rs_push(struct rs_part *rp,
+            const struct rs_id *id,
+            const char *text,
+            size_t text_len,
+            const char *json,
+            size_t len)
 {
     uint64_t pos[2] = {id->ms, id->seq};
-    if (len > UINT32_MAX) {
+    if (len > UINT32_MAX || text_len >= RS_ID_MAX) {
         return SL_EPROTO;
     }
     int64_t arrival = id->ms > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)id->ms;
-    return sl_recq_push(&rp->part->q, json, (uint32_t)len, NULL, 0, pos, sizeof(pos), arrival, 0);
+    return sl_recq_push(&rp->part->q, json, (uint32_t)len, text, (uint32_t)text_len, pos,
+                        sizeof(pos), arrival, 0);
+}
+
+size_t rs_rec_id_text(const struct sl_recq *q, const struct sl_record *rec, const char **ret)
+{
+    *ret = sl_recq_meta(q, rec);
+    return rec->meta_len;
 }
 
 int rs_event_prepare(struct rs_ctx *ctx, struct rs_part *rp)
@@ -140,13 +183,11 @@ int rs_event_prepare(struct rs_ctx *ctx, struct rs_part *rp)
     return r;
 }
 
-static void rs_event_rec(struct sl_part *part,
-                         const struct sl_record *rec,
-                         char *seq,
-                         struct sl_event_kinesis_rec *ret_er)
+static void
+rs_event_rec(struct sl_part *part, const struct sl_record *rec, struct sl_event_kinesis_rec *ret_er)
 {
-    struct rs_id id = rs_rec_id(&part->q, rec);
-    size_t n = rs_id_format(&id, seq);
+    const char *seq;
+    size_t n = rs_rec_id_text(&part->q, rec, &seq);
     *ret_er = (struct sl_event_kinesis_rec){
         .seq = seq,
         .seq_len = n,
@@ -167,9 +208,8 @@ int rs_encode_record(void *vctx,
 {
     (void)vctx;
     const struct rs_part *rp = part->src;
-    char seq[RS_ID_MAX];
     struct sl_event_kinesis_rec er;
-    rs_event_rec(part, rec, seq, &er);
+    rs_event_rec(part, rec, &er);
     return sl_event_kinesis_encode(&rp->tmpl, &er, out);
 }
 
@@ -177,9 +217,8 @@ cJSON *rs_filter_doc(void *vctx, struct sl_part *part, const struct sl_record *r
 {
     (void)vctx;
     const struct rs_part *rp = part->src;
-    char seq[RS_ID_MAX];
     struct sl_event_kinesis_rec er;
-    rs_event_rec(part, rec, seq, &er);
+    rs_event_rec(part, rec, &er);
     return sl_event_kinesis_filter_doc(&rp->tmpl, &er);
 }
 
@@ -201,13 +240,13 @@ int rs_format_pos(
     void *vctx, struct sl_part *part, const struct sl_record *rec, char *buf, size_t len)
 {
     (void)vctx;
-    char id[RS_ID_MAX];
-    struct rs_id v = rs_rec_id(&part->q, rec);
-    size_t n = rs_id_format(&v, id);
+    const char *id;
+    size_t n = rs_rec_id_text(&part->q, rec, &id);
     if (n + 1 > len) {
         return SL_EINVAL;
     }
-    memcpy(buf, id, n + 1);
+    memcpy(buf, id, n);
+    buf[n] = '\0';
     return 0;
 }
 

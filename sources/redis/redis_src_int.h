@@ -47,7 +47,7 @@ struct rs_id {
 
 /* Entries read or claimed while the mapping was not fetching, kept (their fields already
  * written as JSON) until the next fetch takes them: a flat buffer of
- * [ms u64][seq u64][len u32][json bytes], read from off. */
+ * [ms u64][seq u64][id text length u32][json length u32][id text][json], read from off. */
 struct rs_held {
     struct sl_buf b;
     size_t off;
@@ -125,8 +125,16 @@ struct rs_id rs_rec_id(const struct sl_recq *q, const struct sl_record *rec);
 /* Appends the fields of an entry (a flat array field, value, ...: n elements) as a JSON object
  * to out. Returns 0, SL_EPROTO (an element is not a string) or SL_ENOMEM. */
 SL_NODISCARD int rs_fields_json(struct sl_buf *out, const struct redisReply *fields);
-/* Pushes one entry into part's queue: its JSON, its id as the position, its time as arrival. */
-SL_NODISCARD int rs_push(struct rs_part *rp, const struct rs_id *id, const char *json, size_t len);
+/* Pushes one entry into part's queue: its JSON, its id as the position and as text (text_len
+ * bytes, as Redis wrote it) in the meta, its time as arrival. */
+SL_NODISCARD int rs_push(struct rs_part *rp,
+                         const struct rs_id *id,
+                         const char *text,
+                         size_t text_len,
+                         const char *json,
+                         size_t len);
+/* A record's id as text (borrowed from the queue; not NUL-terminated): returns its length. */
+size_t rs_rec_id_text(const struct sl_recq *q, const struct sl_record *rec, const char **ret);
 SL_NODISCARD int rs_event_prepare(struct rs_ctx *ctx, struct rs_part *rp);
 int rs_encode_record(void *vctx,
                      struct sl_part *part,

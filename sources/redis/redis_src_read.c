@@ -36,24 +36,31 @@
 struct rs_held_hdr {
     uint64_t ms;
     uint64_t seq;
+    uint32_t text_len;
     uint32_t len;
 };
 
-static int rs_held_add(struct rs_held *h, const struct rs_id *id, const char *json, size_t len)
+static int rs_held_add(struct rs_held *h,
+                       const struct rs_id *id,
+                       const char *text,
+                       size_t text_len,
+                       const char *json,
+                       size_t len)
 {
-    struct rs_held_hdr hdr = {id->ms, id->seq, (uint32_t)len};
-    if (len > UINT32_MAX) {
+    struct rs_held_hdr hdr = {id->ms, id->seq, (uint32_t)text_len, (uint32_t)len};
+    if (len > UINT32_MAX || text_len >= RS_ID_MAX) {
         return SL_EPROTO;
     }
     if (h->n == 0) {
         sl_buf_truncate(&h->b, 0);
         h->off = 0;
     }
-    int r = sl_buf_reserve(&h->b, sizeof(hdr) + len);
+    int r = sl_buf_reserve(&h->b, sizeof(hdr) + text_len + len);
     if (r < 0) {
         return r;
     }
     r = sl_buf_append(&h->b, &hdr, sizeof(hdr));
+    r = r ? r : sl_buf_append(&h->b, text, text_len);
     r = r ? r : sl_buf_append(&h->b, json, len);
     if (r == 0) {
         h->n++;
@@ -78,7 +85,7 @@ static bool rs_holds(const struct rs_part *rp, const struct rs_id *id)
         if (hdr.ms == id->ms && hdr.seq == id->seq) {
             return true;
         }
-        off += sizeof(hdr) + hdr.len;
+        off += sizeof(hdr) + hdr.text_len + hdr.len;
     }
     return false;
 }
@@ -93,11 +100,12 @@ static int rs_held_take(struct rs_part *rp, size_t max_records, size_t max_bytes
         struct rs_held_hdr hdr;
         memcpy(&hdr, h->b.data + h->off, sizeof(hdr));
         const struct rs_id id = {hdr.ms, hdr.seq};
-        int r = rs_push(rp, &id, h->b.data + h->off + sizeof(hdr), hdr.len);
+        const char *text = h->b.data + h->off + sizeof(hdr);
+        int r = rs_push(rp, &id, text, hdr.text_len, text + hdr.text_len, hdr.len);
         if (r < 0) {
             return n > 0 ? (int)n : r;
         }
-        h->off += sizeof(hdr) + hdr.len;
+        h->off += sizeof(hdr) + hdr.text_len + hdr.len;
         h->n--;
         bytes += hdr.len;
         n++;
@@ -141,10 +149,12 @@ static int rs_take_entries(struct rs_part *rp,
         const redisReply *e = entries->element[i];
         struct rs_id id;
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= RS_ID_MAX ||
             !rs_id_parse(e->element[0]->str, e->element[0]->len, &id)) {
             return SL_EPROTO;
         }
+        const char *text = e->element[0]->str;
+        size_t text_len = e->element[0]->len;
         t->entries++;
         t->last = id;
         if (e->element[1]->type == REDIS_REPLY_NIL) {
@@ -169,11 +179,11 @@ static int rs_take_entries(struct rs_part *rp,
             return r;
         }
         if (push && rp->held.n == 0 && (t->pushed == 0 || bytes < max_bytes)) {
-            r = rs_push(rp, &id, s->data, s->len);
+            r = rs_push(rp, &id, text, text_len, s->data, s->len);
             t->pushed += r == 0;
             bytes += s->len;
         } else {
-            r = rs_held_add(&rp->held, &id, s->data, s->len);
+            r = rs_held_add(&rp->held, &id, text, text_len, s->data, s->len);
             t->kept += r == 0;
         }
         if (r < 0) {
