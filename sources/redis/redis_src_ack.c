@@ -9,9 +9,10 @@
  * <key> <group> with the ids of the records from the front of the queue through last. Nothing
  * else acknowledges an entry, except one whose fields are gone (deleted while pending), which
  * cannot be delivered. An XACK whose connection was lost (it may or may not have run) is sent
- * again, on the next connection, a few times; one that still fails leaves its entries pending,
- * so they come again (read first at this consumer's next start, or claimed by another):
- * repeats, never losses. An acknowledged id that was already acknowledged counts nothing.
+ * again on the next connection, until it is answered or the source stops; one that never
+ * succeeds (refused, or the stop's bound ran out) leaves its entries pending, so they come again
+ * (read first at this consumer's next start, or claimed by another): repeats, never losses. An
+ * acknowledged id that was already acknowledged counts nothing.
  *
  * Reclaim: a consumer that died (a SIGKILLed sluice whose consumer name is not used again)
  * leaves entries pending that no one reads. Every claim_idle / 2, once this consumer read its
@@ -33,8 +34,9 @@
 #include "alloc.h"
 #include "redis_src_int.h"
 
-/* How many times an XACK whose connection was lost is sent again. */
-#define RS_ACK_TRIES 4
+/* An XACK whose connection was lost is sent again until it is answered (or the source stops);
+ * after this many tries a line says so. */
+#define RS_ACK_TRIES_LOGGED 5
 /* How long XACKs still out at a stop may take to be answered before their connection goes. */
 #define RS_ACK_FLUSH_MS 2000
 
@@ -130,8 +132,16 @@ static void rs_ack_cb(void *arg, int err, const redisReply *reply, const char *d
     struct rs_ack_req *a = arg;
     struct rs_acker *k = a->k;
     k->out--;
-    if (err == SL_EIO && !k->closing && ++a->tries < RS_ACK_TRIES && rs_ack_send(a) == 0) {
-        return; /* on the next connection */
+    if ((err == SL_EIO || err == SL_ETIMEDOUT) && !k->closing && rs_ack_send(a) == 0) {
+        /* on the next connection, which comes after the connection's backoff: held no longer
+         * than the outage (the mapping reads nothing meanwhile, so what waits is bounded) */
+        if (++a->tries == RS_ACK_TRIES_LOGGED) {
+            sl_log_warn(RS_COMP, k->inst,
+                        "XACK of %zu entries of stream %s: the connection failed %u times, "
+                        "retrying",
+                        a->n, k->stream, a->tries);
+        }
+        return;
     }
     if (err < 0 && err != SL_ECANCELED) {
         sl_log_limited(&k->lim, sl_clock_now_ms(k->clock), 10000, 3, SL_LOG_WARN, RS_COMP, k->inst,
