@@ -61,6 +61,7 @@ struct rs_part {
     struct sl_event_kinesis_tmpl tmpl;
     struct rs_held held;
     struct rs_id own_after; /* own pending entries are read after this id (own phase) */
+    struct rs_id read_last; /* the last entry a read of new ones (">") brought */
     size_t last_max;        /* max_records of the last fetch: the COUNT of a blocking read */
     size_t max_bytes;       /* max_bytes of the fetch in progress */
     bool own_done;          /* this consumer's own pending entries were read again */

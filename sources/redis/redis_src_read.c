@@ -20,8 +20,9 @@
  * stream is missing (NOGROUP; UNBLOCKED when the key was deleted under a blocked read) goes to
  * redis_src.c (rs_group_lost). A lost connection completes the fetch with 0 and wakes the
  * mapping later (the connection logs the outage; nothing is lost: what a read delivered and the
- * reply never brought stays pending for this consumer, and is read again first at the next
- * start, or claimed by another). Loop thread only. */
+ * reply never brought stays pending for this consumer and is read again: its own pending
+ * entries after the last one a read brought are read before new ones; those it holds already
+ * are skipped). Loop thread only. */
 #include <stdio.h>
 #include <string.h>
 
@@ -211,7 +212,8 @@ static int rs_read_reply(
         if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) {
             return SL_EPROTO;
         }
-        int r = rs_take_entries(rp, s->element[1], push, max_bytes, false, t);
+        /* own pending entries read again after a lost reply may be held already */
+        int r = rs_take_entries(rp, s->element[1], push, max_bytes, !rp->own_done, t);
         if (r < 0) {
             return r;
         }
@@ -302,6 +304,20 @@ void rs_read_tick(struct rs_part *rp)
     }
 }
 
+/* A read's reply was lost with its connection: Redis may have delivered entries to this
+ * consumer that never came. They are pending for it, after the last entry a read brought: read
+ * this consumer's own pending entries after that one again (those held already are skipped)
+ * before new ones. The mapping is woken after a while. */
+static void rs_read_lost(struct rs_part *rp)
+{
+    struct rs_ctx *ctx = rp->ctx;
+    if (rp->own_done) {
+        rp->own_done = false;
+        rp->own_after = rp->read_last;
+    }
+    ctx->wake_at_ms = sl_clock_now_ms(ctx->env.clock) + RS_READ_RETRY_MS;
+}
+
 /* The fetch is over: n entries in the queue (0: a wake is owed), or an error. */
 static void rs_read_complete(struct rs_part *rp, int n)
 {
@@ -340,7 +356,7 @@ static void rs_read_fetch_cb(void *arg, int err, const redisReply *reply, const 
     }
     if (err < 0) {
         /* the connection logged the outage; the mapping is woken after a while */
-        ctx->wake_at_ms = sl_clock_now_ms(ctx->env.clock) + RS_READ_RETRY_MS;
+        rs_read_lost(rp);
         rs_read_complete(rp, 0);
         return;
     }
@@ -352,6 +368,9 @@ static void rs_read_fetch_cb(void *arg, int err, const redisReply *reply, const 
                        r == SL_EPROTO ? "an answer not shaped as entries" : sl_strerror(r));
         rs_read_complete(rp, t.pushed > 0 ? (int)t.pushed : r);
         return;
+    }
+    if (rp->own_done && t.entries > 0) {
+        rp->read_last = t.last;
     }
     if (!rp->own_done) {
         if (t.entries == 0) {
@@ -381,11 +400,14 @@ static void rs_read_block_cb(void *arg, int err, const redisReply *reply, const 
         return;
     }
     if (err < 0) {
-        ctx->wake_at_ms = sl_clock_now_ms(ctx->env.clock) + RS_READ_RETRY_MS;
+        rs_read_lost(rp);
         return;
     }
     struct rs_take t = {0};
     int r = rs_read_reply(rp, reply, false, 0, &t);
+    if (t.entries > 0) {
+        rp->read_last = t.last;
+    }
     if (r < 0) {
         sl_log_limited(&ctx->lim, sl_clock_now_ms(ctx->env.clock), 10000, 2, SL_LOG_ERROR, RS_COMP,
                        ctx->env.inst, "XREADGROUP of stream %s: %s", ctx->stream,
