@@ -79,6 +79,7 @@ struct sl_redis_conn {
     int64_t connect_timeout_ms;
     int64_t command_timeout_ms;
     struct sl_retry_policy backoff;
+    struct redisReplyObjectFunctions *reply_functions; /* conf's, or NULL */
     uint64_t rng;
     unsigned attempts; /* failed attempts since the last ready */
     unsigned hello_left;
@@ -507,6 +508,9 @@ static void conn_attempt(struct sl_redis_conn *c)
         return;
     }
     ac->data = c;
+    if (c->reply_functions) {
+        ac->c.reader->fn = c->reply_functions;
+    }
     if (conn_ev_attach(ac, c->loop) < 0) {
         redisAsyncFree(ac);
         conn_down(c, SL_ENOMEM, "cannot watch the socket", true);
@@ -582,6 +586,7 @@ int sl_redis_conn_new(uv_loop_t *loop,
         conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms : CONN_CONNECT_TIMEOUT_MS;
     c->command_timeout_ms = conf->command_timeout_ms;
     c->backoff = conf->backoff;
+    c->reply_functions = conf->reply_functions;
     if (c->backoff.base_ms <= 0 && c->backoff.max_ms <= 0) {
         sl_retry_policy_default(&c->backoff);
         if (c->backoff.max_ms > CONN_BACKOFF_MAX_MS) {

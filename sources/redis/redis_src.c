@@ -373,6 +373,7 @@ static int rs_start(void *vctx)
     };
     struct sl_redis_conn_conf rc = cc;
     rc.command_timeout_ms = ctx->command_timeout_ms + ctx->block_ms;
+    rc.reply_functions = &rs_reply_functions; /* replies of entries built in a few blocks */
     int r = sl_redis_conn_new(ctx->env.loop, &cc, &ctx->cmd);
     r = r ? r : sl_redis_conn_new(ctx->env.loop, &rc, &ctx->rd);
     r = r ? r : rs_acker_new(ctx, &cc);

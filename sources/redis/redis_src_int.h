@@ -14,6 +14,8 @@
  *                        fetches
  *       redis_src_event.c  records as the function sees them: the shared Kinesis-shaped event,
  *                          positions, item ids, entries' fields as JSON
+ *       redis_src_reply.c  hiredis' reader functions for the reading connection: a reply's
+ *                          objects in a few blocks
  *
  * Loop thread only. */
 
@@ -114,6 +116,12 @@ struct rs_ctx {
     bool no_xautoclaim; /* the server has no XAUTOCLAIM (before 6.2): XPENDING + XCLAIM */
     bool stopped;
 };
+
+/* ---- redis_src_reply.c ---- */
+
+/* hiredis' reader functions for the reading connection: the same redisReply objects as
+ * hiredis' own, carved out of a few blocks per reply and freed with it at once. */
+extern struct redisReplyObjectFunctions rs_reply_functions;
 
 /* ---- redis_src_event.c ---- */
 
