@@ -70,8 +70,8 @@ def test_event_shape(tmp_path, fn, sluice):
     _, port = services_redis()
     stream = new_stream()
     fields = [{"order": "1", "note": 'say "hi"\n'}, {"order": "2", "city": "Zürich"},
-              {"single": ""}]
-    ids = xadd(port, stream, 3, fields=lambda i: fields[i])
+              {"single": ""}, {"esc": "abcdefgh\\ijklmno\x01pq", "tab": "eight b\t"}]
+    ids = xadd(port, stream, 4, fields=lambda i: fields[i])
     cfg = config(tmp_path, fn, port, stream, batch=10)
     s = run_until_idle(sluice, cfg)
     reqs = [rq for rq in fn.requests() if rq.ok]
@@ -97,7 +97,7 @@ def test_event_shape(tmp_path, fn, sluice):
         assert r["eventID"] == "%s:%s" % (stream, eid)
         assert r["eventSourceARN"] == "redis://127.0.0.1:%d/0/%s" % (port, stream)
         assert r["awsRegion"] == "us-east-1"
-    assert exit_counters(s).get("delivered") == 3
+    assert exit_counters(s).get("delivered") == 4
     group = call(port, "XINFO", "GROUPS", stream)[0]
     info = dict(zip(group[0::2], group[1::2]))
     assert info[b"pending"] == 0 and info[b"last-delivered-id"].decode() == ids[-1], info
@@ -342,3 +342,21 @@ def test_redis_restarted_mid_stream_nothing_lost(tmp_path, fn, sluice):
         assert "reconnecting with backoff" in log
     finally:
         srv.stop()
+
+
+def test_filter_on_the_entry_fields(tmp_path, fn, sluice):
+    """FilterCriteria match the entry's fields under "data": only matching entries reach the
+    function, and every entry, filtered out or not, is acknowledged."""
+    _, port = services_redis()
+    stream = new_stream()
+    group = "g-" + uuid.uuid4().hex[:8]
+    ids = xadd(port, stream, 6, fields=lambda i: {"kind": "keep" if i % 2 else "drop",
+                                                  "n": str(i)})
+    cfg = config(tmp_path, fn, port, stream, batch=10, consumer_group=group,
+                 FilterCriteria={"Filters": [{"Pattern": json.dumps(
+                     {"data": {"kind": ["keep"]}})}]})
+    s = run_until_idle(sluice, cfg)
+    assert delivered_ids(fn) == ids[1::2]
+    ex = exit_counters(s)
+    assert ex.get("FilteredOutEventCount") == 3 and ex.get("delivered") == 3, ex
+    assert pending(port, stream, group) == 0
