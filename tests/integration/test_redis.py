@@ -360,3 +360,24 @@ def test_filter_on_the_entry_fields(tmp_path, fn, sluice):
     ex = exit_counters(s)
     assert ex.get("FilteredOutEventCount") == 3 and ex.get("delivered") == 3, ex
     assert pending(port, stream, group) == 0
+
+
+def test_group_destroyed_is_created_again(tmp_path, fn, sluice):
+    """A consumer group destroyed while it is read is created again at StartingPosition
+    (TRIM_HORIZON: the stream again from its start, so nothing added meanwhile is missed), with a
+    warning."""
+    _, port = services_redis()
+    stream = new_stream()
+    group = "g-" + uuid.uuid4().hex[:8]
+    first = xadd(port, stream, 3)
+    s = sluice(config(tmp_path, fn, port, stream, batch=10, consumer_group=group))
+    wait_until(lambda: set(delivered_ids(fn)) == set(first), 10, "the first entries", proc=s)
+    wait_until(lambda: pending(port, stream, group) == 0, 10, "their XACK", proc=s)
+    assert call(port, "XGROUP", "DESTROY", stream, group) == 1
+    second = xadd(port, stream, 2, prefix="after")
+    wait_until(lambda: set(second) <= set(delivered_ids(fn)), 15, "the entries added after",
+               proc=s)
+    wait_until(lambda: pending(port, stream, group) == 0, 10, "their XACK", proc=s)
+    assert s.stop() == 0
+    assert "creating the group again" in s.log()
+    assert set(delivered_ids(fn)) == set(first + second)
