@@ -18,7 +18,9 @@
  * (XGROUP CREATE ... MKSTREAM when it is missing, at "0" for TRIM_HORIZON, "$" for LATEST, the
  * millisecond before for AT_TIMESTAMP), the partition added once the group exists, and the
  * source's timer (a tenth of a second: group creation again after a failure, the claim rounds,
- * a waiting mapping woken after a failed read). When a reply says the group is missing, it is
+ * a waiting mapping woken after a failed read, the group's lag asked for twice a second:
+ * XINFO GROUPS' "lag", entries not yet delivered to the group, Redis 7.0 and later). When a reply
+says the group is missing, it is
  * created again (at the starting position, with a warning); when the stream itself was deleted,
  * the partition is gone (part_gone), and when the key exists again it comes back as a new
  * partition read from its start. Two connections (redis_conn.c: reconnect with backoff, one log
@@ -37,12 +39,13 @@ the stop until they are answered), one for everything else. Never blocks the
 #include "redis_src_int.h"
 #include "url.h"
 
-#define RS_SCHEME      "redis://"
-#define RS_TICK_MS     100
-#define RS_SETTLE_MAX  30000
-#define RS_GONE_WAIT   1000 /* how often a deleted stream is looked for again */
-#define RS_ARN_FORMS   "redis://[user:password@]host:port/db/STREAM"
-#define RS_NO_KEY_TEXT "requires the key to exist"
+#define RS_SCHEME       "redis://"
+#define RS_TICK_MS      100
+#define RS_SETTLE_MAX   30000
+#define RS_GONE_WAIT    1000 /* how often a deleted stream is looked for again */
+#define RS_LAG_EVERY_MS 500  /* how often the group's lag is asked for */
+#define RS_ARN_FORMS    "redis://[user:password@]host:port/db/STREAM"
+#define RS_NO_KEY_TEXT  "requires the key to exist"
 
 static const struct sl_opt rs_opts[] = {
     {"consumer_group", SL_OPT_STR, NULL, 1, 0, offsetof(struct rs_ctx, consumer_group), 0, NULL,
@@ -342,6 +345,57 @@ void rs_group_lost(struct rs_ctx *ctx)
     }
 }
 
+/* XINFO GROUPS: each group a flat map; ours says "lag" (Redis 7.0 and later; nil when Redis
+ * cannot tell, as after a deletion inside the stream). */
+static void rs_lag_cb(void *arg, int err, const redisReply *reply, const char *detail)
+{
+    (void)detail;
+    struct rs_ctx *ctx = arg;
+    ctx->lag_asking = false;
+    if (ctx->stopped || err < 0 || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *g = reply->element[i];
+        bool ours = false;
+        int64_t lag = -1;
+        for (size_t j = 0; g->type == REDIS_REPLY_ARRAY && j + 1 < g->elements; j += 2) {
+            const redisReply *k = g->element[j], *v = g->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS) {
+                continue;
+            }
+            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING) {
+                ours = strcmp(v->str, ctx->group) == 0;
+            } else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER) {
+                lag = v->integer;
+            }
+        }
+        if (ours) {
+            ctx->lag = lag;
+            return;
+        }
+    }
+}
+
+static void rs_lag_ask(struct rs_ctx *ctx)
+{
+    int64_t now = sl_clock_now_ms(ctx->env.clock);
+    if (ctx->lag_asking || now < ctx->lag_next_ms) {
+        return;
+    }
+    ctx->lag_next_ms = now + RS_LAG_EVERY_MS;
+    const char *argv[] = {"XINFO", "GROUPS", ctx->stream};
+    size_t len[] = {5, 6, strlen(ctx->stream)};
+    ctx->lag_asking = sl_redis_conn_command(ctx->cmd, 3, argv, len, rs_lag_cb, ctx) == 0;
+}
+
+static int64_t rs_lag(void *vctx, struct sl_part *part)
+{
+    (void)part;
+    const struct rs_ctx *ctx = vctx;
+    return ctx->lag;
+}
+
 static void rs_tick_cb(uv_timer_t *t)
 {
     struct rs_ctx *ctx = t->data;
@@ -358,6 +412,9 @@ static void rs_tick_cb(uv_timer_t *t)
     if (ctx->rp && !ctx->rp->gone) {
         rs_read_tick(ctx->rp);
         rs_claim_tick(ctx);
+        if (ctx->group_ready) {
+            rs_lag_ask(ctx);
+        }
     }
 }
 
@@ -365,6 +422,7 @@ static int rs_start(void *vctx)
 {
     struct rs_ctx *ctx = vctx;
     ctx->started_ms = sl_clock_now_ms(ctx->env.clock);
+    ctx->lag = -1;
     const struct sl_redis_conn_conf cc = {
         .url = &ctx->url,
         .inst = ctx->env.inst,
@@ -477,6 +535,7 @@ const struct sl_source_ops sl_source_redis = {
     .format_pos = rs_format_pos,
     .format_item_id = rs_format_item_id,
     .settling = rs_settling,
+    .lag = rs_lag,
     .ack = rs_ack,
     .part_release = rs_part_release,
     .stop = rs_stop,

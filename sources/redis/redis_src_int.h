@@ -103,6 +103,8 @@ struct rs_ctx {
     int64_t claim_next_ms; /* the next claim round, on the env clock */
     int64_t wake_at_ms;    /* a failed read: the waiting mapping is woken at this time */
     int64_t create_at_ms;  /* the next XGROUP CREATE after a failed one */
+    int64_t lag;           /* the group's lag (XINFO GROUPS), -1 until known */
+    int64_t lag_next_ms;   /* when it is asked for next */
     char claim_cursor[RS_ID_MAX];
     unsigned attempt;   /* group creation attempts that failed in a row */
     unsigned acks_out;  /* XACKs sent and not answered */
@@ -113,6 +115,7 @@ struct rs_ctx {
     bool group_lost;    /* a reply said the group is missing: created again without MKSTREAM */
     bool stream_gone;   /* the key was deleted: wait for it to come back */
     bool claiming;      /* a claim command is out */
+    bool lag_asking;    /* an XINFO GROUPS is out */
     bool no_xautoclaim; /* the server has no XAUTOCLAIM (before 6.2): XPENDING + XCLAIM */
     bool stopped;
 };

@@ -97,7 +97,9 @@ def test_event_shape(tmp_path, fn, sluice):
         assert r["eventID"] == "%s:%s" % (stream, eid)
         assert r["eventSourceARN"] == "redis://127.0.0.1:%d/0/%s" % (port, stream)
         assert r["awsRegion"] == "us-east-1"
-    assert exit_counters(s).get("delivered") == 4
+    ex = exit_counters(s)
+    assert ex.get("delivered") == 4
+    assert ex.get("lag") == 0 and ex.get("lag_unit") == "records", ex  # XINFO GROUPS' lag
     group = call(port, "XINFO", "GROUPS", stream)[0]
     info = dict(zip(group[0::2], group[1::2]))
     assert info[b"pending"] == 0 and info[b"last-delivered-id"].decode() == ids[-1], info
