@@ -471,7 +471,8 @@ static void rs_stop(void *vctx)
     ctx->rd = NULL;
     sl_redis_conn_free(ctx->cmd);
     ctx->cmd = NULL;
-    rs_acker_close(ctx);
+    /* the XACK connection stays: a drain acknowledges what its last batches delivered after
+     * the stop (fini closes it) */
 }
 
 static void rs_timer_closed(uv_handle_t *h)
@@ -483,6 +484,7 @@ static void rs_fini(void *vctx)
 {
     struct rs_ctx *ctx = vctx;
     rs_stop(ctx);
+    rs_acker_close(ctx);
     if (ctx->timer) {
         uv_close((uv_handle_t *)ctx->timer, rs_timer_closed);
         ctx->timer = NULL;

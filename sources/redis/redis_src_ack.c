@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* redis_src_ack.c: the Redis Streams source's acknowledgements, on a connection of their own
- * that outlives the source's stop until they are answered (bounded), and its reclaims, on the
- * command connection (never the reading one, which may be blocked).
+ * that stays open after the source's stop (a drain acknowledges after it) and outlives fini
+ * until they are answered (bounded), and its reclaims, on the command connection (never the
+ * reading one, which may be blocked).
  *
  * XACK: the mapping calls ack(part, last) once every record of the partition up to last is
  * done (delivered, filtered out, or written to the on-failure destination: DESIGN.md's rule
@@ -40,9 +41,10 @@
 /* How long XACKs still out at a stop may take to be answered before their connection goes. */
 #define RS_ACK_FLUSH_MS 2000
 
-/* The XACK connection, which outlives the source's stop until the XACKs on it are answered
- * (or RS_ACK_FLUSH_MS passed): an acknowledgement made just before a stop (the last batch of
- * a drain) still reaches Redis. Nothing of it calls the mapping. */
+/* The XACK connection. It stays open after the source's stop (a drain stops the source first,
+ * then acknowledges what its last batches delivered) and outlives fini until the XACKs on it
+ * are answered (or RS_ACK_FLUSH_MS passed), so the last acknowledgements still reach Redis.
+ * Nothing of it calls the mapping. */
 struct rs_acker {
     struct sl_redis_conn *conn;
     uv_timer_t *timer; /* the flush's bound, once closing */
@@ -207,8 +209,8 @@ void rs_acker_close(struct rs_ctx *ctx)
 /* Sends one XACK of n ids (a takes them), or says why they stay pending. */
 static void rs_ack_go(struct rs_ctx *ctx, struct rs_ack_req *a)
 {
-    if (ctx->stopped || !ctx->acker) {
-        rs_ack_req_free(a);
+    if (!ctx->acker) {
+        rs_ack_req_free(a); /* after fini: never, the mapping acknowledges before it */
         return;
     }
     a->k = ctx->acker;

@@ -92,7 +92,7 @@ struct rs_ctx {
     char *start_id;            /* the id a new group starts after: "0", "$", or AT_TIMESTAMP's */
     struct sl_redis_conn *cmd; /* XGROUP, XACK, XAUTOCLAIM: answered at once */
     struct sl_redis_conn *rd;  /* XREADGROUP, which may BLOCK: a connection of its own */
-    struct rs_acker *acker;    /* XACK: a connection that outlives the stop until answered */
+    struct rs_acker *acker;    /* XACK: open until fini, then until answered */
     struct rs_part *rp;        /* the partition while the mapping has it */
     uv_timer_t *timer;         /* owned: group creation again, the claim round, wakes */
     struct sl_buf scratch;     /* an entry's JSON while it is written */
@@ -181,8 +181,8 @@ void rs_part_free(struct rs_part *rp);
 
 /* Opens the XACK connection (ctx->acker). Returns 0 or SL_ENOMEM. */
 SL_NODISCARD int rs_acker_new(struct rs_ctx *ctx, const struct sl_redis_conn_conf *conf);
-/* The source stops: the XACK connection goes once what is out on it is answered, or after a
- * bound; nothing of it calls the mapping. */
+/* At fini: the XACK connection goes once what is out on it is answered, or after a bound;
+ * nothing of it calls the mapping. */
 void rs_acker_close(struct rs_ctx *ctx);
 /* XACKs the ids of part's records from the front of its queue through last. */
 void rs_ack(void *vctx, struct sl_part *part, const struct sl_record *last);

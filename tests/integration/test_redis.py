@@ -383,3 +383,19 @@ def test_group_destroyed_is_created_again(tmp_path, fn, sluice):
     assert s.stop() == 0
     assert "creating the group again" in s.log()
     assert set(delivered_ids(fn)) == set(first + second)
+
+
+def test_sigterm_drain_acknowledges_what_it_delivered(tmp_path, fn, sluice):
+    """SIGTERM while a batch is at the function: the drain lets it finish, and its XACK reaches
+    Redis before the process exits (the XACK connection outlives the source's stop until it is
+    answered), so a restart does not deliver it again."""
+    _, port = services_redis()
+    stream = new_stream()
+    group = "g-" + uuid.uuid4().hex[:8]
+    ids = xadd(port, stream, 5)
+    fn.set_default(Reply(200, delay=0.5))
+    s = sluice(config(tmp_path, fn, port, stream, batch=5, consumer_group=group))
+    wait_until(lambda: fn.count() >= 1, 10, "the batch at the function", proc=s)
+    assert s.stop() == 0
+    assert delivered_ids(fn) == ids
+    assert pending(port, stream, group) == 0
