@@ -140,6 +140,8 @@ static int rs_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
     return used ? SL_ECONFIG : 0;
 }
 
+static void rs_group_lost(struct rs_ctx *ctx);
+
 static int rs_init(void *vctx, const struct sl_source_env *env, char *errbuf, size_t errlen)
 {
     struct rs_ctx *ctx = vctx;
@@ -194,6 +196,8 @@ static int rs_init(void *vctx, const struct sl_source_env *env, char *errbuf, si
     }
     sl_retry_policy_default(&ctx->retry);
     ctx->rng = (uint64_t)sl_clock_wall_ms(env->clock) | 1u;
+    ctx->group_missing = rs_group_lost;
+    ctx->ack_gone = rs_ack_ids;
     return 0;
 }
 
@@ -329,7 +333,7 @@ static void rs_group_create(struct rs_ctx *ctx)
     }
 }
 
-void rs_group_lost(struct rs_ctx *ctx)
+static void rs_group_lost(struct rs_ctx *ctx)
 {
     if (!ctx->group_ready) {
         return;

@@ -118,6 +118,12 @@ struct rs_ctx {
     bool lag_asking;    /* an XINFO GROUPS is out */
     bool no_xautoclaim; /* the server has no XAUTOCLAIM (before 6.2): XPENDING + XCLAIM */
     bool stopped;
+    /* Calls upwards, set by redis_src.c (a file calls only downwards, so these go through the
+     * context): a reply said the group or the stream is missing (NOGROUP, UNBLOCKED):
+     * redis_src.c creates the group again, or ends the partition when the stream is gone; */
+    void (*group_missing)(struct rs_ctx *ctx);
+    /* ... and XACK of entries that cannot be delivered (redis_src_ack.c's rs_ack_ids). */
+    void (*ack_gone)(struct rs_ctx *ctx, const struct rs_id *ids, size_t n);
 };
 
 /* ---- redis_src_reply.c ---- */
@@ -172,9 +178,6 @@ void rs_read_wake(struct rs_part *rp);
 /* From the source's timer: a mapping that waits gets its wake or its blocking read again once
  * a failed read's delay is over. */
 void rs_read_tick(struct rs_part *rp);
-/* A reply said the group or the stream is missing (NOGROUP, UNBLOCKED): redis_src.c creates
- * the group again, or ends the partition when the stream is gone. */
-void rs_group_lost(struct rs_ctx *ctx);
 void rs_part_free(struct rs_part *rp);
 
 /* ---- redis_src_ack.c ---- */

@@ -16,9 +16,10 @@
  * stop, left pending for the next start or for another consumer's claim).
  *
  * An entry whose fields are gone (deleted from the stream, or trimmed, while it was pending)
- * cannot be delivered: it is acknowledged with a warning. A reply that says the group or the
+ * cannot be delivered: it is acknowledged with a warning (ctx->ack_gone: redis_src_ack.c, which
+ * is above this file). A reply that says the group or the
  * stream is missing (NOGROUP; UNBLOCKED when the key was deleted under a blocked read) goes to
- * redis_src.c (rs_group_lost). A lost connection completes the fetch with 0 and wakes the
+ * redis_src.c (ctx->group_missing). A lost connection completes the fetch with 0 and wakes the
  * mapping later (the connection logs the outage; nothing is lost: what a read delivered and the
  * reply never brought stays pending for this consumer and is read again: its own pending
  * entries after the last one a read brought are read before new ones; those it holds already
@@ -165,7 +166,7 @@ static int rs_take_entries(struct rs_part *rp,
                         ctx->stream, e->element[0]->str);
             gone[n_gone++] = id;
             if (n_gone == SL_ARRAY_LEN(gone)) {
-                rs_ack_ids(ctx, gone, n_gone);
+                ctx->ack_gone(ctx, gone, n_gone);
                 n_gone = 0;
             }
             continue;
@@ -192,7 +193,7 @@ static int rs_take_entries(struct rs_part *rp,
         }
     }
     if (n_gone > 0) {
-        rs_ack_ids(ctx, gone, n_gone);
+        ctx->ack_gone(ctx, gone, n_gone);
     }
     return 0;
 }
@@ -333,7 +334,7 @@ static void rs_read_complete(struct rs_part *rp, int n)
 static void rs_read_refused(struct rs_ctx *ctx, const char *what, const char *detail)
 {
     if (strncmp(detail, "NOGROUP", 7) == 0 || strncmp(detail, "UNBLOCKED", 9) == 0) {
-        rs_group_lost(ctx);
+        ctx->group_missing(ctx);
         return;
     }
     sl_log_limited(&ctx->lim, sl_clock_now_ms(ctx->env.clock), 10000, 1, SL_LOG_ERROR, RS_COMP,
