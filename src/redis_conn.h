@@ -33,6 +33,9 @@ struct sl_redis_conn_conf {
     /* How hiredis builds the replies (its reader's functions; they must make redisReply
      * objects), or NULL: hiredis' own. Borrowed: must outlive the connection. */
     struct redisReplyObjectFunctions *reply_functions;
+    /* The outage lines at debug level: another connection of the same owner to the same server
+     * says them, so that an outage is one line. */
+    bool quiet;
 };
 
 /* A command's answer, exactly once per command started: err 0 with reply (any type but an

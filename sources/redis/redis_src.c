@@ -19,14 +19,15 @@
  * millisecond before for AT_TIMESTAMP), the partition added once the group exists, and the
  * source's timer (a tenth of a second: group creation again after a failure, the claim rounds,
  * a waiting mapping woken after a failed read, the group's lag asked for twice a second:
- * XINFO GROUPS' "lag", entries not yet delivered to the group, Redis 7.0 and later). When a reply
-says the group is missing, it is
- * created again (at the starting position, with a warning); when the stream itself was deleted,
- * the partition is gone (part_gone), and when the key exists again it comes back as a new
- * partition read from its start. Two connections (redis_conn.c: reconnect with backoff, one log
- * line per outage): one for reads, which may block, one for XACKs (redis_src_ack.c: it outlives
-the stop until they are answered), one for everything else. Never blocks the
- * loop; never logs the password. Loop thread only. */
+ * XINFO GROUPS' "lag", entries not yet delivered to the group, Redis 7.0 and later). When a
+ * reply says the group is missing, it is created again (at the starting position, with a
+ * warning); when the stream itself was deleted, the partition is gone (part_gone), and when the
+ * key exists again it comes back as a new partition read from its start. Three connections
+ * (redis_conn.c: reconnect with backoff; an outage is one log line, said by the command
+ * connection alone): one for reads, which may block; one for XACKs (redis_src_ack.c: open from
+ * the stop until fini, since a drain acknowledges its last batches after the stop, and then
+ * until they are answered); one for everything else. Never blocks the loop; never logs the
+ * password. Loop thread only. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -436,9 +437,12 @@ static int rs_start(void *vctx)
     struct sl_redis_conn_conf rc = cc;
     rc.command_timeout_ms = ctx->command_timeout_ms + ctx->block_ms;
     rc.reply_functions = &rs_reply_functions; /* replies of entries built in a few blocks */
+    rc.quiet = true; /* the command connection says an outage (asked twice a second, it sees one) */
+    struct sl_redis_conn_conf ac = cc;
+    ac.quiet = true;
     int r = sl_redis_conn_new(ctx->env.loop, &cc, &ctx->cmd);
     r = r ? r : sl_redis_conn_new(ctx->env.loop, &rc, &ctx->rd);
-    r = r ? r : rs_acker_new(ctx, &cc);
+    r = r ? r : rs_acker_new(ctx, &ac);
     if (r < 0) {
         return r;
     }
