@@ -402,3 +402,26 @@ def test_sigterm_drain_acknowledges_what_it_delivered(tmp_path, fn, sluice):
     assert s.stop() == 0
     assert delivered_ids(fn) == ids
     assert pending(port, stream, group) == 0
+
+
+def test_starting_positions_of_a_new_group(tmp_path, fn, sluice):
+    """A new group starts at StartingPosition: AT_TIMESTAMP at the first entry of that second
+    (explicit ids, so no clock is waited for), LATEST after the entries already there."""
+    _, port = services_redis()
+    stream = new_stream()
+    for ms in (1000, 1999, 2000, 2500, 3000):
+        call(port, "XADD", stream, "%d-0" % ms, "at", str(ms))
+    cfg = config(tmp_path, fn, port, stream, consumer_group="g-at",
+                 StartingPosition="AT_TIMESTAMP", StartingPositionTimestamp=2)
+    run_until_idle(sluice, cfg)
+    assert delivered_ids(fn) == ["2000-0", "2500-0", "3000-0"]
+    fn.clear()
+    s = sluice(config(tmp_path, fn, port, stream, consumer_group="g-latest",
+                      StartingPosition="LATEST"))
+    # the group exists (made at "$") before anything more is added
+    wait_until(lambda: len(call(port, "XINFO", "GROUPS", stream)) == 2, 10, "the LATEST group",
+               proc=s)
+    new = xadd(port, stream, 2, prefix="late")
+    wait_until(lambda: delivered_ids(fn) == new, 10, "the entries added after the start",
+               proc=s)
+    assert s.stop() == 0
