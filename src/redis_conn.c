@@ -79,6 +79,8 @@ struct sl_redis_conn {
     int64_t connect_timeout_ms;
     int64_t command_timeout_ms;
     struct sl_retry_policy backoff;
+    struct redisReplyObjectFunctions *reply_functions; /* conf's, or NULL */
+    bool quiet;                                        /* outages at debug level (conf's) */
     uint64_t rng;
     unsigned attempts; /* failed attempts since the last ready */
     unsigned hello_left;
@@ -180,7 +182,8 @@ static void conn_down(struct sl_redis_conn *c, int err, const char *why, bool fa
     if (!c->down) {
         c->down = true;
         c->down_since_ms = (int64_t)uv_now(c->loop);
-        sl_log_warn(CONN_COMP, c->inst, "redis %s: %s, reconnecting with backoff", c->name, why);
+        sl_log(c->quiet ? SL_LOG_DEBUG : SL_LOG_WARN, CONN_COMP, c->inst,
+               "redis %s: %s, reconnecting with backoff", c->name, why);
     } else {
         sl_log_debug(CONN_COMP, c->inst, "redis %s: attempt %u: %s", c->name, c->attempts, why);
     }
@@ -312,8 +315,9 @@ static void conn_ready(struct sl_redis_conn *c)
     c->connects++;
     (void)uv_timer_stop(&c->timer);
     if (c->down) {
-        sl_log_info(CONN_COMP, c->inst, "redis %s: connected again after %lld ms", c->name,
-                    (long long)((int64_t)uv_now(c->loop) - c->down_since_ms));
+        sl_log(c->quiet ? SL_LOG_DEBUG : SL_LOG_INFO, CONN_COMP, c->inst,
+               "redis %s: connected again after %lld ms", c->name,
+               (long long)((int64_t)uv_now(c->loop) - c->down_since_ms));
         c->down = false;
     } else {
         sl_log_debug(CONN_COMP, c->inst, "redis %s: connected", c->name);
@@ -520,6 +524,9 @@ static void conn_attempt(struct sl_redis_conn *c)
         return;
     }
     ac->data = c;
+    if (c->reply_functions) {
+        ac->c.reader->fn = c->reply_functions;
+    }
     if (conn_ev_attach(ac, c->loop) < 0) {
         redisAsyncFree(ac);
         conn_down(c, SL_ENOMEM, "cannot watch the socket", true);
@@ -595,6 +602,8 @@ int sl_redis_conn_new(uv_loop_t *loop,
         conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms : CONN_CONNECT_TIMEOUT_MS;
     c->command_timeout_ms = conf->command_timeout_ms;
     c->backoff = conf->backoff;
+    c->reply_functions = conf->reply_functions;
+    c->quiet = conf->quiet;
     if (c->backoff.base_ms <= 0 && c->backoff.max_ms <= 0) {
         sl_retry_policy_default(&c->backoff);
         if (c->backoff.max_ms > CONN_BACKOFF_MAX_MS) {

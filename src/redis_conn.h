@@ -13,6 +13,7 @@
 #include "retry.h"
 
 struct redisReply;
+struct redisReplyObjectFunctions;
 
 /* One Redis connection on the loop (hiredis async, libuv adapter), kept up by itself: connect,
  * AUTH, SELECT, and after an outage the same again with backoff. Commands are pipelined (each is
@@ -29,6 +30,12 @@ struct sl_redis_conn_conf {
     int64_t command_timeout_ms;
     /* Reconnect delays (full jitter); all 0: sl_retry_policy_default() capped at 5 s. */
     struct sl_retry_policy backoff;
+    /* How hiredis builds the replies (its reader's functions; they must make redisReply
+     * objects), or NULL: hiredis' own. Borrowed: must outlive the connection. */
+    struct redisReplyObjectFunctions *reply_functions;
+    /* The outage lines at debug level: another connection of the same owner to the same server
+     * says them, so that an outage is one line. */
+    bool quiet;
 };
 
 /* A command's answer, exactly once per command started: err 0 with reply (any type but an

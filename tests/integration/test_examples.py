@@ -43,7 +43,7 @@ def fn_lines(logs, fn):
 @pytest.mark.parametrize("name", sorted(os.path.basename(p)[:-5] for p in
                                         glob.glob(os.path.join(REPO, "config", "*.json"))))
 def test_example_validates(sluice_bin, name):
-    if name in ("kafka", "kinesis"):
+    if name in ("kafka", "kinesis", "redis"):
         needs_adapter(sluice_bin, name)
     if name == "firehose-redis":
         needs_adapter(sluice_bin, "redis")
@@ -177,6 +177,37 @@ def test_example_kinesis(sluice_bin, tmp_path):
     lines = fn_lines(logs, "orders")
     assert sum(int(m.split(": ")[1].split(" ")[0]) for m in lines) == 60
     assert all(m.startswith("aws:kinesis: ") for m in lines)
+
+
+def test_example_redis(sluice_bin, tmp_path):
+    """config/redis.json against tests/services' redis-server: its stream is made unique and
+    filled with XADD; the example's port becomes the one tests/services started."""
+    needs_adapter(sluice_bin, "redis")
+    import uuid
+    from redisutil import call, services_redis
+    _, port = services_redis()
+    stream = "orders-" + uuid.uuid4().hex[:8]
+    for i in range(60):
+        call(port, "XADD", stream, "*", "order", str(i), "customer", "customer-%d" % (i % 5))
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    with open(str(tmp_path / "config/redis.json")) as f:
+        cfg = json.load(f)
+    m = cfg["mappings"][0]
+    m["EventSourceArn"] = "redis://127.0.0.1:%d/0/%s" % (port, stream)
+    with open(str(tmp_path / "config/redis.json"), "w") as f:
+        json.dump(cfg, f)
+    (tmp_path / "build").mkdir()
+    r = subprocess.run([sluice_bin, "run", "--until-idle", "--log-format", "json",
+                        "config/redis.json"], cwd=str(tmp_path), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=120, env=sluice_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    logs = json_log(r.stderr)
+    ex = [o for o in logs if o.get("msg") == "exit"][0]
+    assert ex["delivered"] == 60
+    lines = fn_lines(logs, "orders")
+    assert sum(int(m.split(": ")[1].split(" ")[0]) for m in lines) == 60
+    assert all(m.startswith("sluice:redis: ") for m in lines)
+    assert call(port, "XPENDING", stream, m["consumer_group"])[0] == 0
 
 
 def test_example_sqs(sluice_bin, tmp_path):

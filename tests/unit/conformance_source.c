@@ -397,6 +397,11 @@ static void
 conf_assert_data(const struct conf_h *h, const struct sl_part *part, size_t i, const char *want)
 {
     const struct sl_record *rec = sl_recq_at(&part->q, i);
+    char shaped[2 * CONF_TEXT];
+    if (h->cs->payload) {
+        h->cs->payload(h->cs->arg, want, shaped, sizeof(shaped));
+        want = shaped;
+    }
     size_t n = strlen(want);
     /* the payload itself, decoded when the source keeps it as base64 (SL_REC_BASE64) */
     struct sl_buf raw;

@@ -45,6 +45,10 @@ struct conf_source {
      * many of the partition's records are done there, i.e. the index of the record a restart
      * resumes at; -1 when nothing is stored. */
     int64_t (*stored)(void *arg);
+    /* The payload a record made of data carries, when the source gives it a shape of its own
+     * (Redis: the entry's fields as a JSON object, {"d":"<data>"}): written NUL-terminated into
+     * buf (len bytes). NULL: the payload is data itself. */
+    void (*payload)(void *arg, const char *data, char *buf, size_t len);
 };
 
 /* part_add: after start, the source reports its partition (id and name set, part->src set

@@ -43,8 +43,12 @@
 #endif
 #if SL_HAVE_REDIS
 #define REDIS_DESTINATIONS ", redis://HOST:PORT/DB/STREAM, redis://HOST:PORT/DB/list/NAME"
+#define REDIS_SCHEMES      ", redis://..., rediss://..."
+#define REDIS_MISSING      ", redis://[user:password@]host:port/db/STREAM"
 #else
 #define REDIS_DESTINATIONS ""
+#define REDIS_SCHEMES      ""
+#define REDIS_MISSING      ""
 #endif
 #if SL_HAVE_KINESIS
 #define KINESIS_SCHEMES ", arn:aws:kinesis:..."
@@ -413,7 +417,7 @@ static void test_missing_keys(void **state)
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"FunctionName\":\"audit\","
                "\"StartingPosition\":\"LATEST\"}]}",
                "$.mappings[0].EventSourceArn: missing required key; allowed: file:///path or "
-               "glob" SQS_MISSING KAFKA_MISSING KINESIS_MISSING);
+               "glob" SQS_MISSING KAFKA_MISSING REDIS_MISSING KINESIS_MISSING);
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                "\"file:///tmp/a.log\",\"StartingPosition\":\"LATEST\"}]}",
@@ -430,13 +434,13 @@ static void test_unknown_scheme(void **state)
 {
     struct fixture *f = *state;
     /* Source keys are still recognised (against every source) when the scheme is unknown. */
-    expect_one(
-        f,
-        "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
-        "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
-        "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
-        "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
-        "has an unknown scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES KINESIS_SCHEMES);
+    expect_one(f,
+               "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+               "\"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\",\"FunctionName\":\"audit\","
+               "\"StartingPosition\":\"LATEST\",\"max_line_bytes\":100}]}",
+               "$.mappings[0].EventSourceArn: \"arn:aws:dynamodb:us-east-1:1:table/t/stream/s\" "
+               "has an unknown scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES REDIS_SCHEMES
+                   KINESIS_SCHEMES);
     /* The source's own check: file paths must be absolute. */
     int r = load(f, "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
                     "\"file://relative/*.log\",\"FunctionName\":\"audit\",\"StartingPosition\":"
@@ -483,12 +487,13 @@ static void test_left_out_adapter(void **state)
                "$.mappings[0].EventSourceArn: \"arn:aws:kafka:us-east-1:1:cluster/c/abc\" is a "
                "Kafka source and this sluice was built without Kafka (Kafka is built in by meson "
                "setup -Dkafka=enabled, which needs librdkafka); allowed: file://..." SQS_SCHEMES
-                   KINESIS_SCHEMES);
-    expect_one(f, self_managed,
-               "$.mappings[0].SelfManagedEventSource: \"kafka://127.0.0.1:9092\" is a Kafka "
-               "source and this sluice was built without Kafka (Kafka is built in by meson setup "
-               "-Dkafka=enabled, which needs librdkafka); allowed: file://..." SQS_SCHEMES
-                   KINESIS_SCHEMES);
+                   REDIS_SCHEMES KINESIS_SCHEMES);
+    expect_one(
+        f, self_managed,
+        "$.mappings[0].SelfManagedEventSource: \"kafka://127.0.0.1:9092\" is a Kafka "
+        "source and this sluice was built without Kafka (Kafka is built in by meson setup "
+        "-Dkafka=enabled, which needs librdkafka); allowed: file://..." SQS_SCHEMES REDIS_SCHEMES
+            KINESIS_SCHEMES);
     expect_one(f, kafka_destination,
                "$.mappings[0].DestinationConfig.OnFailure.Destination: \"kafka://dlq\" is a Kafka "
                "destination and this sluice was built without Kafka (Kafka is built in by meson "
@@ -799,11 +804,21 @@ static void test_url_secrets_not_in_errors(void **state)
                          "\"gopher://***@h/x?***\" is not a destination sluice can write; "
                          "allowed: file:///dir, http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE "
                          "or an SQS queue URL" KAFKA_DESTINATIONS REDIS_DESTINATIONS);
+    expect_one(
+        f,
+        "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
+        "\"gopher://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
+        "$.mappings[0].EventSourceArn: \"gopher://***@h:6379/0?***\" has an unknown "
+        "scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES REDIS_SCHEMES KINESIS_SCHEMES);
+#if SL_HAVE_REDIS
+    /* the Redis Streams source's own refusal names no secret either */
     expect_one(f,
                "{\"functions\":{" FN_AUDIT "},\"mappings\":[{\"EventSourceArn\":"
-               "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\"}]}",
-               "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" has an unknown "
-               "scheme; allowed: file://..." SQS_SCHEMES KAFKA_SCHEMES KINESIS_SCHEMES);
+               "\"redis://:hunter2@h:6379/0?t=tok\",\"FunctionName\":\"audit\","
+               "\"StartingPosition\":\"LATEST\"}]}",
+               "$.mappings[0].EventSourceArn: \"redis://***@h:6379/0?***\" names no stream; "
+               "allowed: redis://[user:password@]host:port/db/STREAM");
+#endif
 }
 
 static void test_nul_in_strings(void **state)
