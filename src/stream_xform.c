@@ -81,8 +81,8 @@ int sl_stream_xform_new(const struct sl_stream_xform_env *env, struct sl_stream_
         sl_free(x);
         return r;
     }
-    /* copied by the transform */
-    x->env.stream_arn = x->env.region = x->env.inst = x->env.source_kinesis_arn = NULL;
+    /* copied by the transform; inst is kept for this stage's own logs */
+    x->env.stream_arn = x->env.region = x->env.source_kinesis_arn = NULL;
     uv_timer_init(env->loop, &x->timer);
     x->timer.data = x;
     sl_buf_init(&x->buf.bytes);
@@ -120,7 +120,7 @@ static void xform_route(struct sl_stream_xform *x, struct sl_fh_batch *b)
         sl_buf_truncate(&line, 0);
         if (sl_fh_transform_error_line(&line, in, out, x->env.conf->lambda_arn) < 0) {
             /* Not written and not released: delivered (transformed again) after a restart. */
-            sl_log_error(XFORM_COMP, x->env.conf->lambda_arn,
+            sl_log_error(XFORM_COMP, x->env.inst,
                          "out of memory writing record %llu's processing-failed line; it stays "
                          "in the spool",
                          (unsigned long long)in->tag);
@@ -130,7 +130,7 @@ static void xform_route(struct sl_stream_xform *x, struct sl_fh_batch *b)
     }
     sl_buf_fini(&line);
     if (failed > 0) {
-        sl_log_warn(XFORM_COMP, NULL,
+        sl_log_warn(XFORM_COMP, x->env.inst,
                     "transform failed %zu of %zu records; they go under ErrorOutputPrefix as "
                     "processing-failed",
                     failed, x->flight.n);

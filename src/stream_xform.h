@@ -45,7 +45,7 @@ struct sl_stream_xform_env {
     const char *region;                      /* copied; NULL: us-east-1 */
     const char *source_kinesis_arn; /* KinesisStreamAsSource: the Kinesis stream's ARN (copied);
                                        NULL: direct put */
-    const char *inst;               /* the stream's name, for logs (copied) */
+    const char *inst;               /* the stream's name, for logs (borrowed: outlives x) */
     const struct sl_retry_policy *retry; /* NULL: the default */
     sl_fh_rand_fn rand;                  /* invocationId bytes; NULL: the system's */
     const struct sl_stream_xform_ops *ops;
