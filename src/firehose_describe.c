@@ -15,6 +15,7 @@
 #include "config.h"
 #include "fh_http.h"
 #include "firehose_reply.h"
+#include "url.h"
 
 #define DESCRIBE_LIST_MAX 10000
 
@@ -28,12 +29,22 @@ describe_arn(const struct sl_firehose_host *host, const char *name, char *out, s
 static const char *const describe_compression_names[] = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy",
                                                          "HADOOP_SNAPPY"};
 
-/* An S3 destination's description: ExtendedS3DestinationDescription (extended, with its
- * S3BackupMode) or S3DestinationDescription, with the buffering hints given. */
-static cJSON *describe_describe_dest(const struct sl_stream_conf *sc,
-                                     int64_t size_mb,
-                                     int64_t interval_s,
-                                     bool extended)
+/* A copy of what the configuration kept for the description (NULL: the key was absent, so none)
+ * as d's member key. */
+static bool describe_copy(cJSON *d, const char *key, const cJSON *kept)
+{
+    if (!kept) {
+        return true;
+    }
+    cJSON *c = cJSON_Duplicate(kept, true);
+    return c && cJSON_AddItemToObject(d, key, c);
+}
+
+/* An S3 destination's description: ExtendedS3DestinationDescription (extended: with its
+ * S3BackupMode, ProcessingConfiguration and DynamicPartitioningConfiguration) or
+ * S3DestinationDescription, with the buffering hints given. */
+static cJSON *
+describe_s3(const struct sl_stream_conf *sc, int64_t size_mb, int64_t interval_s, bool extended)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON *hints = cJSON_CreateObject();
@@ -41,8 +52,7 @@ static cJSON *describe_describe_dest(const struct sl_stream_conf *sc,
     cJSON *logging = cJSON_CreateObject();
     bool ok = d && hints && enc && logging;
     ok = ok && (!sc->role_arn || cJSON_AddStringToObject(d, "RoleARN", sc->role_arn));
-    /* A SinkDestinationConfiguration (Kafka, Redis) has no bucket: described as S3 with none. */
-    ok = ok && cJSON_AddStringToObject(d, "BucketARN", sc->bucket_arn ? sc->bucket_arn : "");
+    ok = ok && cJSON_AddStringToObject(d, "BucketARN", sc->bucket_arn);
     ok = ok && cJSON_AddStringToObject(d, "Prefix", sc->prefix ? sc->prefix : "");
     ok = ok &&
          (!sc->error_prefix || cJSON_AddStringToObject(d, "ErrorOutputPrefix", sc->error_prefix));
@@ -58,6 +68,9 @@ static cJSON *describe_describe_dest(const struct sl_stream_conf *sc,
         cJSON_AddItemToObject(d, "CloudWatchLoggingOptions", logging);
         hints = enc = logging = NULL;
         ok = !extended || cJSON_AddStringToObject(d, "S3BackupMode", "Disabled") != NULL;
+        ok = ok && (!extended || describe_copy(d, "ProcessingConfiguration", sc->processing_desc));
+        ok = ok &&
+             (!extended || describe_copy(d, "DynamicPartitioningConfiguration", sc->dynamic_desc));
     }
     cJSON_Delete(hints);
     cJSON_Delete(enc);
@@ -71,7 +84,7 @@ static cJSON *describe_describe_dest(const struct sl_stream_conf *sc,
 
 /* RequestConfiguration's CommonAttributes as AWS lists them, from the header value kept
  * ({"commonAttributes":{"name":"value",...}}, in the order configured). */
-static bool describe_describe_attrs(const struct sl_fh_http_conf *hc, cJSON *req_conf)
+static bool describe_attrs(const struct sl_fh_http_conf *hc, cJSON *req_conf)
 {
     if (!hc->common_attributes) {
         return true;
@@ -100,7 +113,7 @@ static bool describe_describe_attrs(const struct sl_fh_http_conf *hc, cJSON *req
 /* HttpEndpointDestinationDescription, as AWS answers it: the endpoint's Url and Name (never its
  * AccessKey, which AWS does not return either), its buffering, request and retry settings, and
  * the S3Configuration where failed (or all) records go. */
-static cJSON *describe_describe_http(const struct sl_stream_conf *sc)
+static cJSON *describe_http(const struct sl_stream_conf *sc)
 {
     const struct sl_fh_http_conf *hc = sc->http;
     cJSON *d = cJSON_CreateObject();
@@ -116,18 +129,43 @@ static cJSON *describe_describe_http(const struct sl_stream_conf *sc)
     ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)sc->interval_s);
     ok = ok && cJSON_AddFalseToObject(logging, "Enabled");
     ok = ok && cJSON_AddStringToObject(req_conf, "ContentEncoding", hc->gzip ? "GZIP" : "NONE");
-    ok = ok && describe_describe_attrs(hc, req_conf);
+    ok = ok && describe_attrs(hc, req_conf);
     ok = ok && cJSON_AddNumberToObject(retry, "DurationInSeconds",
                                        (double)(hc->retry_duration_ms / 1000));
     ok = ok &&
          cJSON_AddStringToObject(d, "S3BackupMode", hc->backup_all ? "AllData" : "FailedDataOnly");
-    cJSON *s3 =
-        ok ? describe_describe_dest(sc, sc->backup_size_mb, sc->backup_interval_s, false) : NULL;
+    ok = ok && describe_copy(d, "ProcessingConfiguration", sc->processing_desc);
+    cJSON *s3 = ok ? describe_s3(sc, sc->backup_size_mb, sc->backup_interval_s, false) : NULL;
     if (!s3) {
         cJSON_Delete(d);
         return NULL;
     }
     cJSON_AddItemToObject(d, "S3DestinationDescription", s3);
+    return d;
+}
+
+/* SinkDestinationDescription, sluice's own (the SDKs skip a member their model lacks): the
+ * Destination with any password or query redacted, a Kafka sink's BootstrapServers (never its
+ * rdkafka settings, which may hold SASL secrets), and the buffering hints. */
+static cJSON *describe_sink(const struct sl_stream_conf *sc)
+{
+    char shown[SL_URL_REDACTED_MAX];
+    const char *servers = sl_strmap_get(&sc->sink->cluster, "bootstrap.servers");
+    cJSON *d = cJSON_CreateObject();
+    cJSON *hints = cJSON_CreateObject();
+    bool ok = d && hints && cJSON_AddItemToObject(d, "BufferingHints", hints);
+    if (!ok) {
+        cJSON_Delete(hints);
+    }
+    ok = ok && cJSON_AddStringToObject(d, "Destination",
+                                       sl_url_redact(sc->sink->destination, shown, sizeof(shown)));
+    ok = ok && (!servers || cJSON_AddStringToObject(d, "BootstrapServers", servers));
+    ok = ok && cJSON_AddNumberToObject(hints, "SizeInMBs", (double)sc->size_mb);
+    ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)sc->interval_s);
+    if (!ok) {
+        cJSON_Delete(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -167,15 +205,21 @@ int sl_firehose_describe(struct sl_firehose_host *host,
     ok = ok && cJSON_AddFalseToObject(desc, "HasMoreDestinations");
     ok = ok && cJSON_AddStringToObject(dest, "DestinationId", "destinationId-000000000001");
     if (ok && sc->http) {
-        cJSON *h = describe_describe_http(sc);
+        cJSON *h = describe_http(sc);
         ok = h != NULL;
         if (ok) {
             cJSON_AddItemToObject(dest, "HttpEndpointDestinationDescription", h);
         }
+    } else if (ok && sc->sink) {
+        cJSON *k = describe_sink(sc);
+        ok = k != NULL;
+        if (ok) {
+            cJSON_AddItemToObject(dest, "SinkDestinationDescription", k);
+        }
     } else if (ok) {
         /* AWS describes an extended S3 destination under both names. */
-        cJSON *s3 = describe_describe_dest(sc, sc->size_mb, sc->interval_s, false);
-        cJSON *ext = describe_describe_dest(sc, sc->size_mb, sc->interval_s, true);
+        cJSON *s3 = describe_s3(sc, sc->size_mb, sc->interval_s, false);
+        cJSON *ext = describe_s3(sc, sc->size_mb, sc->interval_s, true);
         ok = s3 && ext;
         if (ok) {
             cJSON_AddItemToObject(dest, "S3DestinationDescription", s3);

@@ -26,7 +26,7 @@ import time
 import pytest
 
 import helpers
-from test_firehose import aws, b64, boto3_client, objects, start, stream_conf
+from test_firehose import aws, b64, boto3_client, objects, raw_call, start, stream_conf
 
 NODE_DIR = os.path.join(helpers.REPO, "tests", "services", "node")
 SDK_SCRIPT = os.path.join(NODE_DIR, "firehose-sdk.mjs")
@@ -517,3 +517,106 @@ def test_counters_match_what_was_put_and_landed(sluice, tmp_path, endpoint):
     assert ex["DeliveryToHttpEndpoint.Records"] == 12
     assert ex["DeliveryToHttpEndpoint.Success"] == len(endpoint.requests) == 3
     assert ex["BackupToS3.Records"] == 0
+
+
+# ------------------------------------------------------------------------------------------
+# DescribeDeliveryStream of transforms, dynamic partitioning and sluice's own sinks
+
+LAMBDA_ARN = "arn:aws:lambda:us-east-1:000000000000:function:enrich"
+
+
+def describe_all(tmp_path, url, name):
+    """DescribeDeliveryStream of name through the JavaScript SDK, boto3 and the AWS CLI, and as
+    sent on the wire; returns {client: the first destination} for the clients, and the raw one."""
+    got = {}
+    js = js_sdk(url, [{"op": "DescribeDeliveryStream", "input": {"DeliveryStreamName": name}}])[0]
+    assert "ok" in js, js
+    got["JavaScript SDK"] = js["ok"]["DeliveryStreamDescription"]["Destinations"][0]
+    d = boto3_client(url).describe_delivery_stream(DeliveryStreamName=name)
+    got["boto3"] = d["DeliveryStreamDescription"]["Destinations"][0]
+    r = aws(tmp_path, url, "describe-delivery-stream", "--delivery-stream-name", name)
+    assert r.returncode == 0, r.stderr
+    got["AWS CLI"] = json.loads(r.stdout)["DeliveryStreamDescription"]["Destinations"][0]
+    status, raw = raw_call(url, "DescribeDeliveryStream", {"DeliveryStreamName": name})
+    assert status == 200, raw
+    return got, raw["DeliveryStreamDescription"]["Destinations"][0]
+
+
+def test_describe_processing_and_dynamic_partitioning(sluice, tmp_path, endpoint):
+    """ExtendedS3DestinationDescription carries ProcessingConfiguration as configured (Enabled,
+    each processor's Type and Parameters), DynamicPartitioningConfiguration (Enabled, RetryOptions
+    with Firehose's default 300 s when not given) and S3BackupMode; an HTTP endpoint's
+    description carries its ProcessingConfiguration; all three clients read them."""
+    processing = {"Enabled": True, "Processors": [
+        {"Type": "Lambda", "Parameters": [
+            {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
+            {"ParameterName": "NumberOfRetries", "ParameterValue": "2"}]},
+        {"Type": "MetadataExtraction", "Parameters": [
+            {"ParameterName": "MetadataExtractionQuery",
+             "ParameterValue": "{customer: .customer}"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]}
+    s3 = stream_conf(tmp_path / "out", interval=60)
+    ext = s3["ExtendedS3DestinationConfiguration"]
+    ext.update({"Prefix": "data/!{partitionKeyFromQuery:customer}/",
+                "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+                "ProcessingConfiguration": processing,
+                "DynamicPartitioningConfiguration": {"Enabled": True}})
+    http_processing = {"Enabled": True, "Processors": [
+        {"Type": "AppendDelimiterToRecord",
+         "Parameters": [{"ParameterName": "Delimiter", "ParameterValue": "\\n"}]}]}
+    http = http_stream(endpoint.url, "file://" + str(tmp_path / "b"),
+                       ProcessingConfiguration=http_processing)
+    http["DeliveryStreamName"] = "hooks"
+    # a Lambda processor needs a Lambda endpoint to be configured (nothing is put, none called)
+    def with_lambda(cfg, args=()):
+        return sluice(cfg, args=args, env_extra={"AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9"})
+
+    s, url = start(with_lambda, tmp_path, s3, http)
+    got, _ = describe_all(tmp_path, url, "clicks")
+    for who, dest in got.items():
+        e = dest["ExtendedS3DestinationDescription"]
+        assert e["ProcessingConfiguration"] == processing, (who, e)
+        assert e["DynamicPartitioningConfiguration"] == {
+            "Enabled": True, "RetryOptions": {"DurationInSeconds": 300}}, (who, e)
+        assert e["S3BackupMode"] == "Disabled", (who, e)
+        assert e["Prefix"] == "data/!{partitionKeyFromQuery:customer}/", (who, e)
+    got, _ = describe_all(tmp_path, url, "hooks")
+    for who, dest in got.items():
+        h = dest["HttpEndpointDestinationDescription"]
+        assert h["ProcessingConfiguration"] == http_processing, (who, h)
+        assert "k-secret-123" not in json.dumps(dest), who
+    assert s.stop() == 0, s.log_tail()
+
+
+def test_describe_sink_destination_without_secrets(sluice, tmp_path):
+    """A stream with SinkDestinationConfiguration is described as what it is, a
+    SinkDestinationDescription (Destination with its password redacted, BootstrapServers,
+    BufferingHints), not as an S3 destination without a bucket; no password or rdkafka secret is
+    in the answer; the JavaScript SDK, boto3 and the AWS CLI skip the member they do not know
+    and read the rest."""
+    redis = {"DeliveryStreamName": "to-redis", "DeliveryStreamType": "DirectPut",
+             "SinkDestinationConfiguration": {
+                 "Destination": "redis://app:r3dis-pw-42@127.0.0.1:1/0/events",
+                 "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 30}}}
+    kafka = {"DeliveryStreamName": "to-kafka", "DeliveryStreamType": "DirectPut",
+             "SinkDestinationConfiguration": {
+                 "Destination": "kafka://events", "BootstrapServers": "127.0.0.1:1",
+                 "rdkafka": {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                             "sasl.username": "app", "sasl.password": "k4fka-pw-42"},
+                 "BufferingHints": {"SizeInMBs": 2, "IntervalInSeconds": 10}}}
+    s, url = start(sluice, tmp_path, redis, kafka)
+    want = {"to-redis": {"Destination": "redis://***@127.0.0.1:1/0/events",
+                         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 30}},
+            "to-kafka": {"Destination": "kafka://events", "BootstrapServers": "127.0.0.1:1",
+                         "BufferingHints": {"SizeInMBs": 2, "IntervalInSeconds": 10}}}
+    for name, sink in want.items():
+        got, raw = describe_all(tmp_path, url, name)
+        assert raw == {"DestinationId": "destinationId-000000000001",
+                       "SinkDestinationDescription": sink}, raw
+        for who, dest in got.items():
+            assert dest == {"DestinationId": "destinationId-000000000001"}, (who, dest)
+        _, whole = raw_call(url, "DescribeDeliveryStream", {"DeliveryStreamName": name})
+        text = json.dumps(whole)
+        assert "r3dis-pw-42" not in text and "k4fka-pw-42" not in text, text
+        assert "BucketARN" not in text, text
+    assert s.stop() == 0, s.log_tail()
