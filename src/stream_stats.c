@@ -43,6 +43,9 @@ static int64_t stream_freshness_s(const struct sl_stream *s)
 
 void sl_stream_log_stats(const struct sl_stream *s, const char *msg)
 {
+    if (s->closing) {
+        return; /* its destination and buffers may be gone already (stream_release) */
+    }
     const struct sl_stream_dest_stats *ds = sl_stream_dest_stats(s->dest);
     struct sl_spool_stats st;
     sl_spool_stats(s->spool, &st);

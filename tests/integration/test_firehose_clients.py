@@ -325,6 +325,69 @@ def test_sigterm_refuses_new_puts_and_delivers_taken(sluice, tmp_path, endpoint)
     assert ex["spool_records"] == 0
 
 
+SLOW_SYNC_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+/* fdatasync and fsync take 400 ms once the file named by SLOW_SYNC_FLAG exists */
+static void slow(void)
+{
+    const char *flag = getenv("SLOW_SYNC_FLAG");
+    struct timespec ts = {0, 400000000};
+    if (flag && access(flag, F_OK) == 0) {
+        nanosleep(&ts, NULL);
+    }
+}
+int fdatasync(int fd)
+{
+    slow();
+    return ((int (*)(int))dlsym(RTLD_NEXT, "fdatasync"))(fd);
+}
+int fsync(int fd)
+{
+    slow();
+    return ((int (*)(int))dlsym(RTLD_NEXT, "fsync"))(fd);
+}
+"""
+
+
+def test_progress_timer_during_a_slow_close(sluice, tmp_path):
+    """The progress line's timer fires while the streams are being freed (a spool's last sync
+    is slow, and the streams close on the loop): sluice exits 0, without logging (or
+    crashing on) a stream that is half freed. fdatasync and fsync are slowed by a preloaded
+    shim once the test says so (a slow disk at exit), the progress line comes every 100 ms."""
+    cc = shutil.which("cc")
+    if not cc:
+        helpers.missing("a C compiler (cc) for the slow-sync shim")
+    shim = tmp_path / "slow_sync.so"
+    src = tmp_path / "slow_sync.c"
+    src.write_text(SLOW_SYNC_SHIM)
+    r = subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src), "-ldl"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    flag = tmp_path / "slow-now"
+
+    def slow_sluice(cfg, args=()):
+        cfg["stats_interval"] = "100ms"
+        return sluice(cfg, args=args, env_extra={"LD_PRELOAD": str(shim),
+                                                 "SLOW_SYNC_FLAG": str(flag)})
+
+    out = tmp_path / "out"
+    s, url = start(slow_sluice, tmp_path, stream_conf(out, interval=0))
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=30)
+    status, _, ans = put_batch(conn, ["r%d" % i for i in range(50)])
+    assert status == 200 and ans["FailedPutCount"] == 0, ans
+    conn.close()
+    flag.write_text("")  # every sync from here on takes 400 ms: the exit's too
+    rc = s.stop(timeout=60)
+    assert rc == 0, "exit code %s\n%s" % (rc, s.log_tail())
+    assert "".join(lines_of(out)) == "".join("r%d" % i for i in range(50))
+    exit_at = s.log().index('"msg":"exit"')
+    assert '"msg":"progress"' not in s.log()[exit_at:], s.log_tail()
+
+
 def test_puts_racing_sigterm(sluice, tmp_path):
     """Four producers put batches over kept-alive connections while SIGTERM arrives: every record
     answered success is delivered, once; every other call was answered with an error (503
