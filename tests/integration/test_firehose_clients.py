@@ -3,11 +3,13 @@
 Clients: the JavaScript SDK's FirehoseClient (@aws-sdk/client-firehose, through
 tests/services/node/firehose-sdk.mjs), boto3 and Debian's AWS CLI, each unchanged but for its
 endpoint and credentials (test_firehose.py covers the CLI's and boto3's puts, List and Describe
-of an S3 stream; this file adds the JavaScript SDK, Describe of an HTTP endpoint stream, and the
-SDK's own retry at the spool quota).  Shutdown: SIGTERM refuses new puts at once (a 503
+of an S3 stream; this file adds the JavaScript SDK, Describe of an HTTP endpoint stream, of
+processors and dynamic partitioning, and of a Kafka or Redis sink stream without its secrets,
+and the SDK's own retry at the spool quota).  Shutdown: SIGTERM refuses new puts at once (a 503
 ServiceUnavailableException, which the SDKs retry, with Connection: close), answers the puts
 already being made durable, delivers what is held and exits; every record answered success is
-delivered, every other one was answered with an error.  Counters: the exit line's Firehose
+delivered, every other one was answered with an error; a progress line due while the streams
+close (a slow last sync) neither logs nor crashes.  Counters: the exit line's Firehose
 counters against what was put and what landed.  sluice listens on port 0 and the tests read the
 port from its log."""
 
