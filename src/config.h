@@ -112,7 +112,12 @@ struct sl_stream_conf {
     struct sl_fh_processing *processing;
     struct sl_function_conf *transform_fn; /* the function its LambdaArn names, or NULL */
     bool dynamic_partitioning;             /* DynamicPartitioningConfiguration.Enabled */
-    int64_t backup_size_mb;                /* an HTTP endpoint's S3Configuration.BufferingHints: */
+    /* For DescribeDeliveryStream (owned, or NULL when the key is absent): the destination's
+     * ProcessingConfiguration as configured (Enabled, Processors' Type and Parameters) and its
+     * DynamicPartitioningConfiguration (Enabled, RetryOptions with the default filled in). */
+    cJSON *processing_desc;
+    cJSON *dynamic_desc;
+    int64_t backup_size_mb;    /* an HTTP endpoint's S3Configuration.BufferingHints: */
     int64_t backup_interval_s; /* described by DescribeDeliveryStream, otherwise unused */
     /* DeliveryStreamType KinesisStreamAsSource: KinesisStreamSourceConfiguration's
      * KinesisStreamARN (owned; read by a mapping config_stream.c adds, whose stream_source is

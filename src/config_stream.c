@@ -290,6 +290,48 @@ stream_check_prefixes(struct config_ctx *cc, struct sl_stream_conf *sc, const ch
 /* ProcessingConfiguration pc (NULL: none) of the destination at dpath: parsed into
  * sc->processing when enabled, its LambdaArn resolved as a FunctionName (the function's index
  * in *ret_fn, SIZE_MAX when none). Returns 0 or SL_ENOMEM; problems are reported. */
+/* ProcessingConfiguration pc as DescribeDeliveryStream shows it: Enabled and each processor's
+ * Type and Parameters (names and values as written), nothing else. Returns owned, or NULL when
+ * out of memory. */
+static cJSON *stream_processing_desc(const cJSON *pc)
+{
+    cJSON *d = cJSON_CreateObject();
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(pc, "Enabled");
+    bool ok = d && (!cJSON_IsBool(en) || cJSON_AddBoolToObject(d, "Enabled", cJSON_IsTrue(en)));
+    const cJSON *procs = cJSON_GetObjectItemCaseSensitive(pc, "Processors");
+    cJSON *list = ok && cJSON_IsArray(procs) ? cJSON_AddArrayToObject(d, "Processors") : NULL;
+    ok = ok && (!cJSON_IsArray(procs) || list);
+    const cJSON *proc;
+    const cJSON *each = list ? procs : NULL;
+    cJSON_ArrayForEach(proc, each)
+    {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(proc, "Type");
+        cJSON *p = ok ? cJSON_CreateObject() : NULL;
+        ok = p && cJSON_AddItemToArray(list, p);
+        ok = ok && (!cJSON_IsString(type) || cJSON_AddStringToObject(p, "Type", type->valuestring));
+        cJSON *params = ok ? cJSON_AddArrayToObject(p, "Parameters") : NULL;
+        ok = ok && params;
+        const cJSON *param;
+        const cJSON *given = ok ? cJSON_GetObjectItemCaseSensitive(proc, "Parameters") : NULL;
+        cJSON_ArrayForEach(param, given)
+        {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(param, "ParameterName");
+            const cJSON *value = cJSON_GetObjectItemCaseSensitive(param, "ParameterValue");
+            cJSON *q = ok ? cJSON_CreateObject() : NULL;
+            ok = q && cJSON_AddItemToArray(params, q);
+            ok = ok && (!cJSON_IsString(name) ||
+                        cJSON_AddStringToObject(q, "ParameterName", name->valuestring));
+            ok = ok && (!cJSON_IsString(value) ||
+                        cJSON_AddStringToObject(q, "ParameterValue", value->valuestring));
+        }
+    }
+    if (!ok) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
 static int stream_load_processing(struct config_ctx *cc,
                                   struct sl_stream_conf *sc,
                                   const cJSON *pc,
@@ -299,6 +341,9 @@ static int stream_load_processing(struct config_ctx *cc,
     *ret_fn = SIZE_MAX;
     char path[320];
     (void)snprintf(path, sizeof(path), "%s.ProcessingConfiguration", dpath);
+    if (cJSON_IsObject(pc) && !(sc->processing_desc = stream_processing_desc(pc))) {
+        return SL_ENOMEM;
+    }
     struct sl_fh_processing p;
     int r = sl_fh_processing_parse(pc, cc->file, path, &p, cc->errs);
     if (r == SL_ENOMEM) {
@@ -343,6 +388,15 @@ static int stream_load_dynamic(struct config_ctx *cc,
     }
     cc->failed = cc->failed || r < 0;
     sc->dynamic_partitioning = r == 0 && ret->enabled;
+    if (r == 0 && dpc) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON *retry = cJSON_AddObjectToObject(d, "RetryOptions");
+        sc->dynamic_desc = d;
+        if (!retry || !cJSON_AddBoolToObject(d, "Enabled", ret->enabled) ||
+            !cJSON_AddNumberToObject(retry, "DurationInSeconds", (double)ret->retry_duration_s)) {
+            return SL_ENOMEM;
+        }
+    }
     if (sc->dynamic_partitioning && sc->interval_s == 0) {
         config_error(cc,
                      "%s: %s.BufferingHints.IntervalInSeconds: 0 (zero buffering) is not "
@@ -682,5 +736,7 @@ void config_stream_fini(struct sl_stream_conf *sc)
         sl_fh_processing_fini(sc->processing);
         sl_free(sc->processing);
     }
+    cJSON_Delete(sc->processing_desc);
+    cJSON_Delete(sc->dynamic_desc);
     config_stream_sink_fini(sc);
 }

@@ -56,6 +56,7 @@ struct daemon {
     bool draining;
     bool drain_expired;
     bool done;
+    bool stopping; /* daemon_stop_all: mappings and streams are going */
     int exit_code;
 };
 
@@ -199,6 +200,9 @@ static void daemon_begin_drain(struct daemon *d, const char *why)
 static void daemon_signal_cb(uv_signal_t *s, int signum)
 {
     struct daemon *d = s->data;
+    if (d->stopping) {
+        return; /* already on the way out */
+    }
     if (d->draining) {
         sl_log_warn(DAEMON_COMP, NULL, "%s again: canceling invocations in flight",
                     strsignal(signum));
@@ -337,6 +341,13 @@ static int daemon_start(struct daemon *d)
 
 static void daemon_stop_all(struct daemon *d)
 {
+    /* Nothing of the daemon's runs from here on: the mappings and streams go while the loop still
+     * runs (a spool closes on it), and a progress line, an idle or drain check or a signal's
+     * drain would reach them half freed. */
+    d->stopping = true;
+    uv_timer_stop(&d->stats_timer);
+    uv_timer_stop(&d->watch_timer);
+    uv_timer_stop(&d->drain_timer);
     for (size_t i = 0; i < d->n_maps; i++) {
         sl_mapping_free(d->maps[i]);
     }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* firehose_api.c: the Firehose ingest API on sluice's HTTP server: PutRecord, PutRecordBatch,
- * DescribeDeliveryStream and ListDeliveryStreams, in AWS's JSON 1.1 protocol (wire.md §0.1,
- * §4.1), so the AWS CLI and the SDKs work unchanged against it. It owns checking each call as
+/* firehose_api.c: the Firehose ingest API on sluice's HTTP server: PutRecord and PutRecordBatch,
+ * and the dispatch of every call (DescribeDeliveryStream and ListDeliveryStreams are answered
+ * by firehose_describe.c; the answers' JSON and the stream name's check are firehose_reply.c's),
+ * in AWS's JSON 1.1 protocol (wire.md §0.1, §4.1), so the AWS CLI and the SDKs work unchanged
+ * against it. It owns checking each put as
  * AWS does (AWS's error types, messages and status codes: shapes first, then the stream's
  * existence, then the 4 MiB per call), decoding the records, and the per-record answers; it
  * hands decoded records to its host (stream.c's streams) and answers a put only when the host
@@ -13,7 +15,6 @@
 #include "firehose_api.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,69 +27,15 @@
 #include "clock.h"
 #include "config.h"
 #include "encoder.h"
-#include "fh_http.h"
+#include "firehose_describe.h"
+#include "firehose_reply.h"
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
 
 #define API_COMP          "firehose"
 #define API_TARGET_PREFIX "Firehose_20150804."
-#define API_NAME_MAX      64
-#define API_LIST_MAX      10000
 #define API_RETRY_AFTER_S "1" /* seconds, in the Retry-After of a 503 */
-
-/* ------------------------------------------------------------------------------------------ */
-/* Answers */
-
-static int
-api_error(struct sl_firehose_reply *ret, unsigned status, const char *type, const char *fmt, ...)
-    SL_PRINTF(4, 5);
-
-static int
-api_error(struct sl_firehose_reply *ret, unsigned status, const char *type, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    ret->status = status;
-    ret->error_type = type;
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddStringToObject(o, "__type", type) ||
-        !cJSON_AddStringToObject(o, "message", msg)) {
-        cJSON_Delete(o);
-        return SL_ENOMEM;
-    }
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text) {
-        return SL_ENOMEM;
-    }
-    ret->len = strlen(text);
-    ret->body = sl_strndup(text, ret->len);
-    cJSON_free(text);
-    return ret->body ? 0 : SL_ENOMEM;
-}
-
-/* Coral's wording of a shape violation ("1 validation error detected: Value ... at 'records'
- * failed to satisfy constraint: Member must ..."). */
-#define API_VALIDATION(ret, fmt, ...) \
-    api_error(ret, 400, "ValidationException", "1 validation error detected: " fmt, __VA_ARGS__)
-
-static int api_json_reply(struct sl_firehose_reply *ret, cJSON *o)
-{
-    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (!text) {
-        return SL_ENOMEM;
-    }
-    ret->status = 200;
-    ret->len = strlen(text);
-    ret->body = sl_strndup(text, ret->len);
-    cJSON_free(text);
-    return ret->body ? 0 : SL_ENOMEM;
-}
 
 /* A RecordId: opaque to clients, unique in this process (and, by the salt, across runs). */
 static void api_record_id(struct sl_firehose_host *host, char out[40])
@@ -98,62 +45,6 @@ static void api_record_id(struct sl_firehose_host *host, char out[40])
 
 /* ------------------------------------------------------------------------------------------ */
 /* Request checks */
-
-static bool api_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > API_NAME_MAX) {
-        return false;
-    }
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
-}
-
-/* The DeliveryStreamName of a call: returns its index, or -1 with *ret filled with the error. */
-static long api_stream(struct sl_firehose_host *host,
-                       const cJSON *req,
-                       struct sl_firehose_reply *ret,
-                       int *ret_r,
-                       bool must_exist)
-{
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "DeliveryStreamName");
-    *ret_r = 0;
-    if (!name || cJSON_IsNull(name)) {
-        *ret_r = API_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
-                                "deliveryStreamName", "Member must not be null");
-        return -1;
-    }
-    if (!cJSON_IsString(name)) {
-        *ret_r =
-            api_error(ret, 400, "SerializationException", "DeliveryStreamName: expected a string");
-        return -1;
-    }
-    const char *s = name->valuestring;
-    if (strlen(s) < 1 || strlen(s) > API_NAME_MAX) {
-        *ret_r = API_VALIDATION(
-            ret,
-            "Value '%.80s' at 'deliveryStreamName' failed to satisfy "
-            "constraint: Member must have length %s",
-            s, strlen(s) < 1 ? "greater than or equal to 1" : "less than or equal to 64");
-        return -1;
-    }
-    if (!api_name_valid(s)) {
-        *ret_r = API_VALIDATION(ret,
-                                "Value '%s' at 'deliveryStreamName' failed to satisfy constraint: "
-                                "Member must satisfy regular expression pattern: %s",
-                                s, "[a-zA-Z0-9_.-]+");
-        return -1;
-    }
-    for (size_t i = 0; i < host->n_streams; i++) {
-        if (strcmp(host->conf_at(host->arg, i)->name, s) == 0) {
-            return (long)i;
-        }
-    }
-    if (must_exist) {
-        *ret_r = api_error(ret, 400, "ResourceNotFoundException",
-                           "Firehose %s under account %s not found.", s, host->account);
-    }
-    return -1;
-}
 
 /* Decodes the records of a put into one arena (copy once); recs[i] point into it afterwards.
  * Returns 0, or -1 with *ret filled, or SL_ENOMEM. */
@@ -179,19 +70,21 @@ static int api_decode(const cJSON *const *items,
         char where[48];
         api_where(where, sizeof(where), batch, i);
         if (!cJSON_IsObject(items[i])) {
-            int r = api_error(ret, 400, "SerializationException",
-                              "%s: expected an object with Data", batch ? "Records" : "Record");
+            int r = sl_firehose_reply_error(ret, 400, "SerializationException",
+                                            "%s: expected an object with Data",
+                                            batch ? "Records" : "Record");
             return r < 0 ? r : -1;
         }
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(items[i], "Data");
         if (!d || cJSON_IsNull(d)) {
-            int r = API_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
-                                   where, "Member must not be null");
+            int r =
+                SL_FIREHOSE_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
+                                       where, "Member must not be null");
             return r < 0 ? r : -1;
         }
         if (!cJSON_IsString(d)) {
-            int r = api_error(ret, 400, "SerializationException",
-                              "%s: Data: expected a base64 string", where);
+            int r = sl_firehose_reply_error(ret, 400, "SerializationException",
+                                            "%s: Data: expected a base64 string", where);
             return r < 0 ? r : -1;
         }
         b64_total += strlen(d->valuestring);
@@ -211,16 +104,17 @@ static int api_decode(const cJSON *const *items,
         if (r == SL_ENOMEM) {
             result = r;
         } else if (r < 0) {
-            r = api_error(ret, 400, "SerializationException",
-                          "Base64 encoded bytes are malformed (record %zu)", i + 1);
+            r = sl_firehose_reply_error(ret, 400, "SerializationException",
+                                        "Base64 encoded bytes are malformed (record %zu)", i + 1);
             result = r < 0 ? r : -1;
         } else if (arena->len - offs[i] > SL_FIREHOSE_RECORD_MAX) {
             char where[48];
             api_where(where, sizeof(where), batch, i);
-            r = API_VALIDATION(ret,
-                               "Value at '%s' failed to satisfy constraint: Member must have "
-                               "length less than or equal to %d",
-                               where, SL_FIREHOSE_RECORD_MAX);
+            r = SL_FIREHOSE_VALIDATION(
+                ret,
+                "Value at '%s' failed to satisfy constraint: Member must have "
+                "length less than or equal to %d",
+                where, SL_FIREHOSE_RECORD_MAX);
             result = r < 0 ? r : -1;
         }
     }
@@ -263,11 +157,12 @@ static int api_put_reply(struct sl_firehose_host *host,
     int r;
     if (!batch) {
         if (took == 0) {
-            return api_error(ret, 503, "ServiceUnavailableException", "Slow down.");
+            return sl_firehose_reply_error(ret, 503, "ServiceUnavailableException", "Slow down.");
         }
         if (status < 0) {
-            return api_error(ret, 500, "InternalFailure", "The record could not be stored: %s",
-                             sl_strerror(status));
+            return sl_firehose_reply_error(ret, 500, "InternalFailure",
+                                           "The record could not be stored: %s",
+                                           sl_strerror(status));
         }
         api_record_id(host, id);
         r = sl_buf_printf(&out, "{\"RecordId\":\"%s\",\"Encrypted\":false}", id);
@@ -348,34 +243,36 @@ static int api_put(struct sl_firehose_host *host,
     /* Shapes first (AWS checks the whole request before it looks the stream up). */
     const cJSON *recs_json = cJSON_GetObjectItemCaseSensitive(req, batch ? "Records" : "Record");
     if (!recs_json || cJSON_IsNull(recs_json)) {
-        return API_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
-                              batch ? "records" : "record", "Member must not be null");
+        return SL_FIREHOSE_VALIDATION(ret, "Value null at '%s' failed to satisfy constraint: %s",
+                                      batch ? "records" : "record", "Member must not be null");
     }
     if (batch) {
         if (!cJSON_IsArray(recs_json)) {
-            return api_error(ret, 400, "SerializationException", "Records: expected a list");
+            return sl_firehose_reply_error(ret, 400, "SerializationException",
+                                           "Records: expected a list");
         }
         n = (size_t)cJSON_GetArraySize(recs_json);
         if (n < 1 || n > SL_FIREHOSE_BATCH_MAX) {
-            return API_VALIDATION(ret,
-                                  "Value '[...]' at 'records' failed to satisfy constraint: "
-                                  "Member must have length %s",
-                                  n < 1 ? "greater than or equal to 1"
-                                        : "less than or equal to 500");
+            return SL_FIREHOSE_VALIDATION(
+                ret,
+                "Value '[...]' at 'records' failed to satisfy constraint: "
+                "Member must have length %s",
+                n < 1 ? "greater than or equal to 1" : "less than or equal to 500");
         }
     } else {
         single = recs_json;
         n = 1;
     }
-    long idx = api_stream(host, req, ret, &r, true);
+    long idx = sl_firehose_reply_stream(host, req, ret, &r, true);
     if (idx < 0) {
         return r;
     }
     if (host->conf_at(host->arg, (size_t)idx)->kinesis_arn) {
         /* It reads its Kinesis stream; AWS refuses puts to it with these words. */
-        return api_error(ret, 400, "InvalidArgumentException",
-                         "This operation is not permitted on KinesisStreamAsSource delivery "
-                         "stream type.");
+        return sl_firehose_reply_error(
+            ret, 400, "InvalidArgumentException",
+            "This operation is not permitted on KinesisStreamAsSource delivery "
+            "stream type.");
     }
     items = sl_calloc(n, sizeof(*items));
     struct sl_firehose_rec *recs = sl_calloc(n, sizeof(*recs));
@@ -401,8 +298,9 @@ static int api_put(struct sl_firehose_host *host,
         goto done;
     }
     if (batch && arena.len > SL_FIREHOSE_CALL_MAX) {
-        r = api_error(ret, 400, "InvalidArgumentException",
-                      "Records size exceeds 4 MiB limit: %zu bytes in %zu records", arena.len, n);
+        r = sl_firehose_reply_error(ret, 400, "InvalidArgumentException",
+                                    "Records size exceeds 4 MiB limit: %zu bytes in %zu records",
+                                    arena.len, n);
         goto done;
     }
     struct api_pending *p = sl_calloc(1, sizeof(*p));
@@ -420,11 +318,11 @@ static int api_put(struct sl_firehose_host *host,
         } else if (r == SL_ECANCELED) {
             /* Shutting down: the whole call fails as a 503, which the SDKs retry on their own
              * (a per-record failure only a producer's own loop sends again). */
-            r = api_error(ret, 503, "ServiceUnavailableException",
-                          "The service is shutting down; send the records again.");
+            r = sl_firehose_reply_error(ret, 503, "ServiceUnavailableException",
+                                        "The service is shutting down; send the records again.");
         } else if (r != SL_ENOMEM) {
-            r = api_error(ret, 500, "InternalFailure", "The records could not be stored: %s",
-                          sl_strerror(r));
+            r = sl_firehose_reply_error(ret, 500, "InternalFailure",
+                                        "The records could not be stored: %s", sl_strerror(r));
         }
     } else if (p->done) {
         r = api_put_reply(host, batch, n, p->took, p->status, ret);
@@ -439,247 +337,6 @@ done:
     sl_free(recs);
     sl_buf_fini(&arena);
     return r;
-}
-
-static void api_arn(const struct sl_firehose_host *host, const char *name, char *out, size_t len)
-{
-    (void)snprintf(out, len, "arn:aws:firehose:%s:%s:deliverystream/%s", host->region,
-                   host->account, name);
-}
-
-static const char *const api_compression_names[] = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy",
-                                                    "HADOOP_SNAPPY"};
-
-/* An S3 destination's description: ExtendedS3DestinationDescription (extended, with its
- * S3BackupMode) or S3DestinationDescription, with the buffering hints given. */
-static cJSON *api_describe_dest(const struct sl_stream_conf *sc,
-                                int64_t size_mb,
-                                int64_t interval_s,
-                                bool extended)
-{
-    cJSON *d = cJSON_CreateObject();
-    cJSON *hints = cJSON_CreateObject();
-    cJSON *enc = cJSON_CreateObject();
-    cJSON *logging = cJSON_CreateObject();
-    bool ok = d && hints && enc && logging;
-    ok = ok && (!sc->role_arn || cJSON_AddStringToObject(d, "RoleARN", sc->role_arn));
-    /* A SinkDestinationConfiguration (Kafka, Redis) has no bucket: described as S3 with none. */
-    ok = ok && cJSON_AddStringToObject(d, "BucketARN", sc->bucket_arn ? sc->bucket_arn : "");
-    ok = ok && cJSON_AddStringToObject(d, "Prefix", sc->prefix ? sc->prefix : "");
-    ok = ok &&
-         (!sc->error_prefix || cJSON_AddStringToObject(d, "ErrorOutputPrefix", sc->error_prefix));
-    ok = ok && cJSON_AddNumberToObject(hints, "SizeInMBs", (double)size_mb);
-    ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)interval_s);
-    ok = ok &&
-         cJSON_AddStringToObject(d, "CompressionFormat", api_compression_names[sc->compression]);
-    ok = ok && cJSON_AddStringToObject(enc, "NoEncryptionConfig", "NoEncryption");
-    ok = ok && cJSON_AddFalseToObject(logging, "Enabled");
-    if (ok) {
-        cJSON_AddItemToObject(d, "BufferingHints", hints);
-        cJSON_AddItemToObject(d, "EncryptionConfiguration", enc);
-        cJSON_AddItemToObject(d, "CloudWatchLoggingOptions", logging);
-        hints = enc = logging = NULL;
-        ok = !extended || cJSON_AddStringToObject(d, "S3BackupMode", "Disabled") != NULL;
-    }
-    cJSON_Delete(hints);
-    cJSON_Delete(enc);
-    cJSON_Delete(logging);
-    if (!ok) {
-        cJSON_Delete(d);
-        return NULL;
-    }
-    return d;
-}
-
-/* RequestConfiguration's CommonAttributes as AWS lists them, from the header value kept
- * ({"commonAttributes":{"name":"value",...}}, in the order configured). */
-static bool api_describe_attrs(const struct sl_fh_http_conf *hc, cJSON *req_conf)
-{
-    if (!hc->common_attributes) {
-        return true;
-    }
-    cJSON *kept = cJSON_Parse(hc->common_attributes);
-    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(kept, "commonAttributes");
-    cJSON *list = cJSON_AddArrayToObject(req_conf, "CommonAttributes");
-    bool ok = kept && list;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, attrs)
-    {
-        cJSON *item = ok ? cJSON_CreateObject() : NULL;
-        ok = item && cJSON_AddStringToObject(item, "AttributeName", a->string) &&
-             cJSON_AddStringToObject(item, "AttributeValue",
-                                     cJSON_IsString(a) ? a->valuestring : "");
-        if (item && !ok) {
-            cJSON_Delete(item);
-        } else if (item) {
-            cJSON_AddItemToArray(list, item);
-        }
-    }
-    cJSON_Delete(kept);
-    return ok;
-}
-
-/* HttpEndpointDestinationDescription, as AWS answers it: the endpoint's Url and Name (never its
- * AccessKey, which AWS does not return either), its buffering, request and retry settings, and
- * the S3Configuration where failed (or all) records go. */
-static cJSON *api_describe_http(const struct sl_stream_conf *sc)
-{
-    const struct sl_fh_http_conf *hc = sc->http;
-    cJSON *d = cJSON_CreateObject();
-    cJSON *ep = cJSON_AddObjectToObject(d, "EndpointConfiguration");
-    cJSON *hints = cJSON_AddObjectToObject(d, "BufferingHints");
-    cJSON *logging = cJSON_AddObjectToObject(d, "CloudWatchLoggingOptions");
-    cJSON *req_conf = cJSON_AddObjectToObject(d, "RequestConfiguration");
-    cJSON *retry = cJSON_AddObjectToObject(d, "RetryOptions");
-    bool ok = d && ep && hints && logging && req_conf && retry;
-    ok = ok && cJSON_AddStringToObject(ep, "Url", hc->url);
-    ok = ok && (!hc->name || cJSON_AddStringToObject(ep, "Name", hc->name));
-    ok = ok && cJSON_AddNumberToObject(hints, "SizeInMBs", (double)sc->size_mb);
-    ok = ok && cJSON_AddNumberToObject(hints, "IntervalInSeconds", (double)sc->interval_s);
-    ok = ok && cJSON_AddFalseToObject(logging, "Enabled");
-    ok = ok && cJSON_AddStringToObject(req_conf, "ContentEncoding", hc->gzip ? "GZIP" : "NONE");
-    ok = ok && api_describe_attrs(hc, req_conf);
-    ok = ok && cJSON_AddNumberToObject(retry, "DurationInSeconds",
-                                       (double)(hc->retry_duration_ms / 1000));
-    ok = ok &&
-         cJSON_AddStringToObject(d, "S3BackupMode", hc->backup_all ? "AllData" : "FailedDataOnly");
-    cJSON *s3 = ok ? api_describe_dest(sc, sc->backup_size_mb, sc->backup_interval_s, false) : NULL;
-    if (!s3) {
-        cJSON_Delete(d);
-        return NULL;
-    }
-    cJSON_AddItemToObject(d, "S3DestinationDescription", s3);
-    return d;
-}
-
-static int
-api_describe(struct sl_firehose_host *host, const cJSON *req, struct sl_firehose_reply *ret)
-{
-    int r = 0;
-    long idx = api_stream(host, req, ret, &r, true);
-    if (idx < 0) {
-        return r;
-    }
-    const struct sl_stream_conf *sc = host->conf_at(host->arg, (size_t)idx);
-    char arn[256];
-    api_arn(host, sc->name, arn, sizeof(arn));
-    cJSON *o = cJSON_CreateObject();
-    cJSON *desc = cJSON_AddObjectToObject(o, "DeliveryStreamDescription");
-    cJSON *dests = cJSON_AddArrayToObject(desc, "Destinations");
-    cJSON *dest = cJSON_CreateObject();
-    cJSON *enc = cJSON_AddObjectToObject(desc, "DeliveryStreamEncryptionConfiguration");
-    bool ok = o && desc && dests && dest && enc;
-    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamName", sc->name);
-    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamARN", arn);
-    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamStatus", "ACTIVE");
-    ok = ok && cJSON_AddStringToObject(enc, "Status", "DISABLED");
-    ok = ok && cJSON_AddStringToObject(desc, "DeliveryStreamType",
-                                       sc->kinesis_arn ? "KinesisStreamAsSource" : "DirectPut");
-    if (ok && sc->kinesis_arn) {
-        cJSON *src = cJSON_AddObjectToObject(desc, "Source");
-        cJSON *ks = src ? cJSON_AddObjectToObject(src, "KinesisStreamSourceDescription") : NULL;
-        ok =
-            ks && cJSON_AddStringToObject(ks, "KinesisStreamARN", sc->kinesis_arn) &&
-            (!sc->kinesis_role_arn || cJSON_AddStringToObject(ks, "RoleARN", sc->kinesis_role_arn));
-    }
-    ok = ok && cJSON_AddStringToObject(desc, "VersionId", "1");
-    ok = ok && cJSON_AddNumberToObject(desc, "CreateTimestamp", host->created_s);
-    ok = ok && cJSON_AddFalseToObject(desc, "HasMoreDestinations");
-    ok = ok && cJSON_AddStringToObject(dest, "DestinationId", "destinationId-000000000001");
-    if (ok && sc->http) {
-        cJSON *h = api_describe_http(sc);
-        ok = h != NULL;
-        if (ok) {
-            cJSON_AddItemToObject(dest, "HttpEndpointDestinationDescription", h);
-        }
-    } else if (ok) {
-        /* AWS describes an extended S3 destination under both names. */
-        cJSON *s3 = api_describe_dest(sc, sc->size_mb, sc->interval_s, false);
-        cJSON *ext = api_describe_dest(sc, sc->size_mb, sc->interval_s, true);
-        ok = s3 && ext;
-        if (ok) {
-            cJSON_AddItemToObject(dest, "S3DestinationDescription", s3);
-            cJSON_AddItemToObject(dest, "ExtendedS3DestinationDescription", ext);
-        } else {
-            cJSON_Delete(s3);
-            cJSON_Delete(ext);
-        }
-    }
-    if (!ok) {
-        cJSON_Delete(dest);
-        cJSON_Delete(o);
-        return SL_ENOMEM;
-    }
-    cJSON_AddItemToArray(dests, dest);
-    return api_json_reply(ret, o);
-}
-
-static int api_name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int api_list(struct sl_firehose_host *host, const cJSON *req, struct sl_firehose_reply *ret)
-{
-    const cJSON *limit = cJSON_GetObjectItemCaseSensitive(req, "Limit");
-    const cJSON *start = cJSON_GetObjectItemCaseSensitive(req, "ExclusiveStartDeliveryStreamName");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(req, "DeliveryStreamType");
-    long max = 10;
-    if (limit && !cJSON_IsNull(limit)) {
-        if (!cJSON_IsNumber(limit)) {
-            return api_error(ret, 400, "SerializationException", "Limit: expected a number");
-        }
-        if (limit->valuedouble < 1 || limit->valuedouble > API_LIST_MAX) {
-            return API_VALIDATION(ret,
-                                  "Value '%d' at 'limit' failed to satisfy constraint: Member "
-                                  "must have value %s",
-                                  limit->valueint,
-                                  limit->valuedouble < 1 ? "greater than or equal to 1"
-                                                         : "less than or equal to 10000");
-        }
-        max = limit->valueint;
-    }
-    if ((start && !cJSON_IsNull(start) && !cJSON_IsString(start)) ||
-        (type && !cJSON_IsNull(type) && !cJSON_IsString(type))) {
-        return api_error(ret, 400, "SerializationException",
-                         "ExclusiveStartDeliveryStreamName, DeliveryStreamType: expected strings");
-    }
-    const char **names = sl_calloc(host->n_streams ? host->n_streams : 1, sizeof(*names));
-    if (!names) {
-        return SL_ENOMEM;
-    }
-    for (size_t i = 0; i < host->n_streams; i++) {
-        names[i] = host->conf_at(host->arg, i)->name;
-    }
-    qsort(names, host->n_streams, sizeof(*names), api_name_cmp);
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "DeliveryStreamNames");
-    bool ok = o && arr;
-    bool more = false;
-    long n = 0;
-    bool direct_only = !cJSON_IsString(type) || strcmp(type->valuestring, "DirectPut") == 0;
-    for (size_t i = 0; ok && direct_only && i < host->n_streams; i++) {
-        if (cJSON_IsString(start) && strcmp(names[i], start->valuestring) <= 0) {
-            continue;
-        }
-        if (n == max) {
-            more = true;
-            break;
-        }
-        cJSON *s = cJSON_CreateString(names[i]);
-        ok = s != NULL;
-        if (ok) {
-            cJSON_AddItemToArray(arr, s);
-            n++;
-        }
-    }
-    sl_free(names);
-    ok = ok && cJSON_AddBoolToObject(o, "HasMoreDeliveryStreams", more);
-    if (!ok) {
-        cJSON_Delete(o);
-        return SL_ENOMEM;
-    }
-    return api_json_reply(ret, o);
 }
 
 int sl_firehose_api_handle(struct sl_firehose_host *host,
@@ -699,23 +356,26 @@ int sl_firehose_api_handle(struct sl_firehose_host *host,
                  strcmp(op, "DescribeDeliveryStream") == 0 ||
                  strcmp(op, "ListDeliveryStreams") == 0;
     if (!known) {
-        r = api_error(ret, 400, "UnknownOperationException",
-                      "X-Amz-Target %.100s is not served; allowed: Firehose_20150804.PutRecord, "
-                      "PutRecordBatch, DescribeDeliveryStream, ListDeliveryStreams",
-                      target ? target : "(missing)");
+        r = sl_firehose_reply_error(
+            ret, 400, "UnknownOperationException",
+            "X-Amz-Target %.100s is not served; allowed: Firehose_20150804.PutRecord, "
+            "PutRecordBatch, DescribeDeliveryStream, ListDeliveryStreams",
+            target ? target : "(missing)");
         goto done;
     }
     if (too_large) {
-        r = api_error(ret, 413, "InvalidArgumentException",
-                      "Request body exceeds %d bytes; PutRecordBatch takes at most 4 MiB of "
-                      "records",
-                      SL_FIREHOSE_BODY_MAX);
+        r = sl_firehose_reply_error(
+            ret, 413, "InvalidArgumentException",
+            "Request body exceeds %d bytes; PutRecordBatch takes at most 4 MiB of "
+            "records",
+            SL_FIREHOSE_BODY_MAX);
         goto done;
     }
     cJSON *req = sl_json_parse_exact(body, len);
     if (!cJSON_IsObject(req)) {
         cJSON_Delete(req);
-        r = api_error(ret, 400, "SerializationException", "The request body is not a JSON object");
+        r = sl_firehose_reply_error(ret, 400, "SerializationException",
+                                    "The request body is not a JSON object");
         goto done;
     }
     if (strcmp(op, "PutRecord") == 0) {
@@ -723,9 +383,9 @@ int sl_firehose_api_handle(struct sl_firehose_host *host,
     } else if (strcmp(op, "PutRecordBatch") == 0) {
         r = api_put(host, req, true, ret, cb, arg);
     } else if (strcmp(op, "DescribeDeliveryStream") == 0) {
-        r = api_describe(host, req, ret);
+        r = sl_firehose_describe(host, req, ret);
     } else {
-        r = api_list(host, req, ret);
+        r = sl_firehose_describe_list(host, req, ret);
     }
     cJSON_Delete(req);
 done:
@@ -786,8 +446,8 @@ void sl_firehose_api_serve(struct sl_firehose_host *host, struct sl_httpd_req *r
     const char *target = sl_httpd_req_header(req, "X-Amz-Target");
     struct sl_firehose_reply rep;
     if (strcmp(sl_httpd_req_method(req), "POST") != 0) {
-        (void)api_error(&rep, 404, "UnknownOperationException",
-                        "only POST is served; allowed: POST / with X-Amz-Target");
+        (void)sl_firehose_reply_error(&rep, 404, "UnknownOperationException",
+                                      "only POST is served; allowed: POST / with X-Amz-Target");
     } else {
         /* Out of memory is answered as InternalFailure in rep. */
         int r = sl_firehose_api_handle(host, target, body, len, sl_httpd_req_too_large(req), &rep,

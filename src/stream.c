@@ -18,8 +18,8 @@
  * records and never loses an acknowledged one; the released state is saved every
  * STREAM_SAVE_MS and at close. It owns the partition keys of each record (the
  * MetadataExtraction query on the transformed bytes, and the function's partitionKeys), the
- * sealed objects waiting to be delivered (in order, one in flight), and the counters. Loop
- * thread.
+ * sealed objects waiting to be delivered (in order, one in flight), and the counters
+ * (stream_stats.c writes them on the progress line). Loop thread.
  *
  * stream_dest.h's sl_stream_dest_deliver_obj is the whole of the destination: one sealed
  * object's records, its oldest arrival and partition keys in, one callback out ("this object
@@ -49,6 +49,7 @@
 #include "s3_keys.h"
 #include "spool.h"
 #include "stream_dest.h"
+#include "stream_int.h"
 #include "stream_key.h"
 #include "stream_part.h"
 #include "stream_xform.h"
@@ -60,35 +61,6 @@
 #define STREAM_READ_RECORDS 4096 /* records one spool read hands out at most */
 #define STREAM_MAX_PARTS    500  /* open partitions (Firehose's active partition limit) */
 #define SPOOL_FILE_HEADER   8    /* a segment file's header: counted when a put starts one */
-
-struct sl_stream {
-    const struct sl_stream_conf *sc;
-    struct sl_stream_env env;
-    uv_timer_t interval_timer;
-    uv_timer_t retry_timer;
-    uv_timer_t save_timer;
-    int open_handles;
-    struct sl_stream_dest *dest;
-    struct sl_spool *spool;
-    uint64_t spool_max_bytes;
-    struct sl_stream_parts *parts; /* records read (and transformed), not yet sealed */
-    struct sl_stream_xform *xform; /* the transform stage, or NULL */
-    struct sl_stream_key key;      /* a record's partition keys (dynamic partitioning) */
-    size_t appending;              /* records appended to the spool and not yet acknowledged */
-    struct sl_stream_obj *head;    /* sealed, oldest first; head is the one being written */
-    struct sl_stream_obj *tail;
-    size_t sealed_bytes;
-    size_t sealed_records;
-    bool writing; /* head is with the destination */
-    bool draining;
-    bool filling;
-    bool quota_hit; /* a put was refused for the quota: deliver what the spool holds now */
-    bool closing;   /* sl_stream_free was called */
-    bool freed;     /* sl_stream_free was called during a write or a transform */
-    int64_t size_bytes;
-    int64_t cap_bytes;
-    struct sl_stream_stats stats;
-};
 
 static void stream_kick(struct sl_stream *s);
 static void stream_release(struct sl_stream *s);
@@ -132,8 +104,7 @@ static void stream_arm(struct sl_stream *s)
     uv_timer_start(&s->interval_timer, stream_interval_cb, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
-/* Bytes held in memory: in the transform, in open partitions, sealed. */
-static size_t stream_mem(const struct sl_stream *s)
+size_t sl_stream_mem_bytes(const struct sl_stream *s)
 {
     return (s->xform ? sl_stream_xform_bytes(s->xform) : 0) + sl_stream_parts_bytes(s->parts) +
            s->sealed_bytes;
@@ -215,7 +186,7 @@ static void stream_fill(struct sl_stream *s)
     }
     s->filling = true;
     while (sl_spool_has_unread(s->spool)) {
-        size_t held = stream_mem(s);
+        size_t held = sl_stream_mem_bytes(s);
         if (held >= (size_t)s->cap_bytes) {
             break; /* a write's (or a transform's) completion calls again */
         }
@@ -240,7 +211,7 @@ static void stream_fill(struct sl_stream *s)
             break;
         }
     }
-    if (stream_mem(s) >= (size_t)s->cap_bytes && !s->head) {
+    if (sl_stream_mem_bytes(s) >= (size_t)s->cap_bytes && !s->head) {
         /* Memory is full of open partitions and nothing is being written: the partition due
          * first goes now, so that records keep flowing (many partitions, none at SizeInMBs). */
         sl_stream_parts_seal_due(s->parts, sl_stream_parts_next_due(s->parts), stream_emit, s);
@@ -653,81 +624,9 @@ size_t sl_stream_closing(void)
     return stream_closing_count;
 }
 
-const struct sl_stream_stats *sl_stream_stats(const struct sl_stream *s)
-{
-    return &s->stats;
-}
-
 const char *sl_stream_name(const struct sl_stream *s)
 {
     return s->sc->name;
-}
-
-/* DataFreshness: the age in seconds of the oldest record not yet delivered (0 when none). */
-static int64_t stream_freshness_s(const struct sl_stream *s)
-{
-    int64_t oldest = s->head ? s->head->oldest_ms : -1;
-    int64_t more[2] = {sl_stream_parts_oldest(s->parts),
-                       s->xform ? sl_stream_xform_oldest(s->xform) : -1};
-    for (size_t i = 0; i < 2; i++) {
-        if (more[i] >= 0 && (oldest < 0 || more[i] < oldest)) {
-            oldest = more[i];
-        }
-    }
-    if (oldest < 0) {
-        return 0;
-    }
-    int64_t age = sl_clock_wall_ms(s->env.clock) - oldest;
-    return age > 0 ? age / 1000 : 0;
-}
-
-void sl_stream_log_stats(const struct sl_stream *s, const char *msg)
-{
-    const struct sl_stream_dest_stats *ds = sl_stream_dest_stats(s->dest);
-    struct sl_spool_stats st;
-    sl_spool_stats(s->spool, &st);
-    const char *keys[24];
-    int64_t values[24];
-    size_t n = 0;
-#define STAT(k, v) (keys[n] = (k), values[n++] = (int64_t)(v))
-    STAT("IncomingRecords", s->stats.incoming_records);
-    STAT("IncomingBytes", s->stats.incoming_bytes);
-    STAT("ThrottledRecords", s->stats.throttled);
-    if (s->sc->sink) { /* sluice's own names: Firehose has no Kafka or Redis destination */
-        STAT("DeliveryToSink.Records", ds->sink_records);
-        STAT("DeliveryToSink.Bytes", ds->sink_bytes);
-        STAT("DeliveryToSink.Success", ds->sink_success);
-        STAT("DeliveryToSink.DataFreshness", stream_freshness_s(s));
-    } else if (sl_stream_dest_is_http(s->dest)) {
-        STAT("DeliveryToHttpEndpoint.Records", ds->http_records);
-        STAT("DeliveryToHttpEndpoint.Bytes", ds->http_bytes);
-        STAT("DeliveryToHttpEndpoint.Success", ds->http_success);
-        STAT("DeliveryToHttpEndpoint.DataFreshness", stream_freshness_s(s));
-        STAT("BackupToS3.Records", ds->backup_records);
-        STAT("BackupToS3.Success", ds->backup_success);
-    } else {
-        STAT("DeliveryToS3.Records", ds->s3_records);
-        STAT("DeliveryToS3.Bytes", ds->s3_bytes);
-        STAT("DeliveryToS3.Success", ds->s3_success);
-        STAT("DeliveryToS3.DataFreshness", stream_freshness_s(s));
-    }
-    STAT("failed_attempts", ds->failed_attempts);
-    if (s->xform) {
-        STAT("transform_ok", s->stats.transform_ok);
-        STAT("transform_dropped", s->stats.transform_dropped);
-        STAT("transform_failed", s->stats.transform_failed);
-    }
-    if (s->sc->dynamic_partitioning) {
-        STAT("partitions", sl_stream_parts_count(s->parts));
-        STAT("partitioning_failed", s->stats.partition_failed);
-    }
-    STAT("buffered_records", sl_stream_parts_records(s->parts) + s->sealed_records +
-                                 (s->xform ? sl_stream_xform_records(s->xform) : 0));
-    STAT("buffered_bytes", stream_mem(s));
-    STAT("spool_records", st.records_live);
-    STAT("spool_bytes", st.disk_bytes);
-#undef STAT
-    sl_log_fields(SL_LOG_INFO, STREAM_COMP, s->sc->name, msg, keys, values, n);
 }
 
 static void stream_close_cb(uv_handle_t *h)

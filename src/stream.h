@@ -108,7 +108,8 @@ size_t sl_stream_closing(void);
 const struct sl_stream_stats *sl_stream_stats(const struct sl_stream *s);
 const char *sl_stream_name(const struct sl_stream *s);
 
-/* Logs the progress line: Firehose's counters and what is held. */
+/* Logs the progress line: Firehose's counters and what is held. A stream being freed
+ * (sl_stream_free called, its spool still closing) logs nothing. */
 void sl_stream_log_stats(const struct sl_stream *s, const char *msg);
 
 /* Frees s; records not delivered stay in the spool for the next start (logged). Appends in

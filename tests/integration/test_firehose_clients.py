@@ -3,11 +3,13 @@
 Clients: the JavaScript SDK's FirehoseClient (@aws-sdk/client-firehose, through
 tests/services/node/firehose-sdk.mjs), boto3 and Debian's AWS CLI, each unchanged but for its
 endpoint and credentials (test_firehose.py covers the CLI's and boto3's puts, List and Describe
-of an S3 stream; this file adds the JavaScript SDK, Describe of an HTTP endpoint stream, and the
-SDK's own retry at the spool quota).  Shutdown: SIGTERM refuses new puts at once (a 503
+of an S3 stream; this file adds the JavaScript SDK, Describe of an HTTP endpoint stream, of
+processors and dynamic partitioning, and of a Kafka or Redis sink stream without its secrets,
+and the SDK's own retry at the spool quota).  Shutdown: SIGTERM refuses new puts at once (a 503
 ServiceUnavailableException, which the SDKs retry, with Connection: close), answers the puts
 already being made durable, delivers what is held and exits; every record answered success is
-delivered, every other one was answered with an error.  Counters: the exit line's Firehose
+delivered, every other one was answered with an error; a progress line due while the streams
+close (a slow last sync) neither logs nor crashes.  Counters: the exit line's Firehose
 counters against what was put and what landed.  sluice listens on port 0 and the tests read the
 port from its log."""
 
@@ -26,7 +28,7 @@ import time
 import pytest
 
 import helpers
-from test_firehose import aws, b64, boto3_client, objects, start, stream_conf
+from test_firehose import aws, b64, boto3_client, objects, raw_call, start, stream_conf
 
 NODE_DIR = os.path.join(helpers.REPO, "tests", "services", "node")
 SDK_SCRIPT = os.path.join(NODE_DIR, "firehose-sdk.mjs")
@@ -325,6 +327,69 @@ def test_sigterm_refuses_new_puts_and_delivers_taken(sluice, tmp_path, endpoint)
     assert ex["spool_records"] == 0
 
 
+SLOW_SYNC_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+/* fdatasync and fsync take 400 ms once the file named by SLOW_SYNC_FLAG exists */
+static void slow(void)
+{
+    const char *flag = getenv("SLOW_SYNC_FLAG");
+    struct timespec ts = {0, 400000000};
+    if (flag && access(flag, F_OK) == 0) {
+        nanosleep(&ts, NULL);
+    }
+}
+int fdatasync(int fd)
+{
+    slow();
+    return ((int (*)(int))dlsym(RTLD_NEXT, "fdatasync"))(fd);
+}
+int fsync(int fd)
+{
+    slow();
+    return ((int (*)(int))dlsym(RTLD_NEXT, "fsync"))(fd);
+}
+"""
+
+
+def test_progress_timer_during_a_slow_close(sluice, tmp_path):
+    """The progress line's timer fires while the streams are being freed (a spool's last sync
+    is slow, and the streams close on the loop): sluice exits 0, without logging (or
+    crashing on) a stream that is half freed. fdatasync and fsync are slowed by a preloaded
+    shim once the test says so (a slow disk at exit), the progress line comes every 100 ms."""
+    cc = shutil.which("cc")
+    if not cc:
+        helpers.missing("a C compiler (cc) for the slow-sync shim")
+    shim = tmp_path / "slow_sync.so"
+    src = tmp_path / "slow_sync.c"
+    src.write_text(SLOW_SYNC_SHIM)
+    r = subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src), "-ldl"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    flag = tmp_path / "slow-now"
+
+    def slow_sluice(cfg, args=()):
+        cfg["stats_interval"] = "100ms"
+        return sluice(cfg, args=args, env_extra={"LD_PRELOAD": str(shim),
+                                                 "SLOW_SYNC_FLAG": str(flag)})
+
+    out = tmp_path / "out"
+    s, url = start(slow_sluice, tmp_path, stream_conf(out, interval=0))
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=30)
+    status, _, ans = put_batch(conn, ["r%d" % i for i in range(50)])
+    assert status == 200 and ans["FailedPutCount"] == 0, ans
+    conn.close()
+    flag.write_text("")  # every sync from here on takes 400 ms: the exit's too
+    rc = s.stop(timeout=60)
+    assert rc == 0, "exit code %s\n%s" % (rc, s.log_tail())
+    assert "".join(lines_of(out)) == "".join("r%d" % i for i in range(50))
+    exit_at = s.log().index('"msg":"exit"')
+    assert '"msg":"progress"' not in s.log()[exit_at:], s.log_tail()
+
+
 def test_puts_racing_sigterm(sluice, tmp_path):
     """Four producers put batches over kept-alive connections while SIGTERM arrives: every record
     answered success is delivered, once; every other call was answered with an error (503
@@ -517,3 +582,106 @@ def test_counters_match_what_was_put_and_landed(sluice, tmp_path, endpoint):
     assert ex["DeliveryToHttpEndpoint.Records"] == 12
     assert ex["DeliveryToHttpEndpoint.Success"] == len(endpoint.requests) == 3
     assert ex["BackupToS3.Records"] == 0
+
+
+# ------------------------------------------------------------------------------------------
+# DescribeDeliveryStream of transforms, dynamic partitioning and sluice's own sinks
+
+LAMBDA_ARN = "arn:aws:lambda:us-east-1:000000000000:function:enrich"
+
+
+def describe_all(tmp_path, url, name):
+    """DescribeDeliveryStream of name through the JavaScript SDK, boto3 and the AWS CLI, and as
+    sent on the wire; returns {client: the first destination} for the clients, and the raw one."""
+    got = {}
+    js = js_sdk(url, [{"op": "DescribeDeliveryStream", "input": {"DeliveryStreamName": name}}])[0]
+    assert "ok" in js, js
+    got["JavaScript SDK"] = js["ok"]["DeliveryStreamDescription"]["Destinations"][0]
+    d = boto3_client(url).describe_delivery_stream(DeliveryStreamName=name)
+    got["boto3"] = d["DeliveryStreamDescription"]["Destinations"][0]
+    r = aws(tmp_path, url, "describe-delivery-stream", "--delivery-stream-name", name)
+    assert r.returncode == 0, r.stderr
+    got["AWS CLI"] = json.loads(r.stdout)["DeliveryStreamDescription"]["Destinations"][0]
+    status, raw = raw_call(url, "DescribeDeliveryStream", {"DeliveryStreamName": name})
+    assert status == 200, raw
+    return got, raw["DeliveryStreamDescription"]["Destinations"][0]
+
+
+def test_describe_processing_and_dynamic_partitioning(sluice, tmp_path, endpoint):
+    """ExtendedS3DestinationDescription carries ProcessingConfiguration as configured (Enabled,
+    each processor's Type and Parameters), DynamicPartitioningConfiguration (Enabled, RetryOptions
+    with Firehose's default 300 s when not given) and S3BackupMode; an HTTP endpoint's
+    description carries its ProcessingConfiguration; all three clients read them."""
+    processing = {"Enabled": True, "Processors": [
+        {"Type": "Lambda", "Parameters": [
+            {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
+            {"ParameterName": "NumberOfRetries", "ParameterValue": "2"}]},
+        {"Type": "MetadataExtraction", "Parameters": [
+            {"ParameterName": "MetadataExtractionQuery",
+             "ParameterValue": "{customer: .customer}"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]}
+    s3 = stream_conf(tmp_path / "out", interval=60)
+    ext = s3["ExtendedS3DestinationConfiguration"]
+    ext.update({"Prefix": "data/!{partitionKeyFromQuery:customer}/",
+                "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+                "ProcessingConfiguration": processing,
+                "DynamicPartitioningConfiguration": {"Enabled": True}})
+    http_processing = {"Enabled": True, "Processors": [
+        {"Type": "AppendDelimiterToRecord",
+         "Parameters": [{"ParameterName": "Delimiter", "ParameterValue": "\\n"}]}]}
+    http = http_stream(endpoint.url, "file://" + str(tmp_path / "b"),
+                       ProcessingConfiguration=http_processing)
+    http["DeliveryStreamName"] = "hooks"
+    # a Lambda processor needs a Lambda endpoint to be configured (nothing is put, none called)
+    def with_lambda(cfg, args=()):
+        return sluice(cfg, args=args, env_extra={"AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9"})
+
+    s, url = start(with_lambda, tmp_path, s3, http)
+    got, _ = describe_all(tmp_path, url, "clicks")
+    for who, dest in got.items():
+        e = dest["ExtendedS3DestinationDescription"]
+        assert e["ProcessingConfiguration"] == processing, (who, e)
+        assert e["DynamicPartitioningConfiguration"] == {
+            "Enabled": True, "RetryOptions": {"DurationInSeconds": 300}}, (who, e)
+        assert e["S3BackupMode"] == "Disabled", (who, e)
+        assert e["Prefix"] == "data/!{partitionKeyFromQuery:customer}/", (who, e)
+    got, _ = describe_all(tmp_path, url, "hooks")
+    for who, dest in got.items():
+        h = dest["HttpEndpointDestinationDescription"]
+        assert h["ProcessingConfiguration"] == http_processing, (who, h)
+        assert "k-secret-123" not in json.dumps(dest), who
+    assert s.stop() == 0, s.log_tail()
+
+
+def test_describe_sink_destination_without_secrets(sluice, tmp_path):
+    """A stream with SinkDestinationConfiguration is described as what it is, a
+    SinkDestinationDescription (Destination with its password redacted, BootstrapServers,
+    BufferingHints), not as an S3 destination without a bucket; no password or rdkafka secret is
+    in the answer; the JavaScript SDK, boto3 and the AWS CLI skip the member they do not know
+    and read the rest."""
+    redis = {"DeliveryStreamName": "to-redis", "DeliveryStreamType": "DirectPut",
+             "SinkDestinationConfiguration": {
+                 "Destination": "redis://app:r3dis-pw-42@127.0.0.1:1/0/events",
+                 "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 30}}}
+    kafka = {"DeliveryStreamName": "to-kafka", "DeliveryStreamType": "DirectPut",
+             "SinkDestinationConfiguration": {
+                 "Destination": "kafka://events", "BootstrapServers": "127.0.0.1:1",
+                 "rdkafka": {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                             "sasl.username": "app", "sasl.password": "k4fka-pw-42"},
+                 "BufferingHints": {"SizeInMBs": 2, "IntervalInSeconds": 10}}}
+    s, url = start(sluice, tmp_path, redis, kafka)
+    want = {"to-redis": {"Destination": "redis://***@127.0.0.1:1/0/events",
+                         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 30}},
+            "to-kafka": {"Destination": "kafka://events", "BootstrapServers": "127.0.0.1:1",
+                         "BufferingHints": {"SizeInMBs": 2, "IntervalInSeconds": 10}}}
+    for name, sink in want.items():
+        got, raw = describe_all(tmp_path, url, name)
+        assert raw == {"DestinationId": "destinationId-000000000001",
+                       "SinkDestinationDescription": sink}, raw
+        for who, dest in got.items():
+            assert dest == {"DestinationId": "destinationId-000000000001"}, (who, dest)
+        _, whole = raw_call(url, "DescribeDeliveryStream", {"DeliveryStreamName": name})
+        text = json.dumps(whole)
+        assert "r3dis-pw-42" not in text and "k4fka-pw-42" not in text, text
+        assert "BucketARN" not in text, text
+    assert s.stop() == 0, s.log_tail()

@@ -9,6 +9,7 @@
  * clean restart. Waits are test_run_until deadlines on conditions, never sleeps; no test
  * waits for an interval to pass. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -27,6 +29,7 @@
 #include "config.h"
 #include "firehose_api.h"
 #include "helpers.h"
+#include "log.h"
 #include "s3_keys.h"
 #include "stream.h"
 #include "stream_dest.h"
@@ -353,6 +356,62 @@ static void test_stream_restart_delivers_once(void **state)
     sl_buf_fini(&all);
 }
 
+/* The daemon's stats timer fired while the streams were being freed (their spools closing on
+ * the loop) and logged a stream whose destination was gone: a stream being freed logs nothing,
+ * and the line is written again by a live stream. */
+struct late_stats {
+    struct sl_stream *s;
+    int calls;
+};
+
+static void late_stats_cb(uv_timer_t *t)
+{
+    struct late_stats *ls = t->data;
+    sl_stream_log_stats(ls->s, "progress");
+    ls->calls++;
+}
+
+static size_t log_lines_with(int fd, const char *what)
+{
+    char text[8192];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    assert_true(n >= 0);
+    text[n] = '\0';
+    size_t count = 0;
+    for (const char *p = text; (p = strstr(p, what)) != NULL; p++) {
+        count++;
+    }
+    return count;
+}
+
+static void test_stream_freed_logs_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char path[4300];
+    (void)snprintf(path, sizeof(path), "%s/log", f->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, fd);
+    start(f);
+    sl_stream_log_stats(f->s, "progress");
+    assert_int_equal(log_lines_with(fd, "IncomingRecords"), 1);
+    struct sl_firehose_rec recs[] = {{"a", 1}};
+    assert_int_equal(put(f, recs, 1), 1);
+    /* due at once: it fires on the loop's next turn, before the stream's handles finish closing */
+    uv_timer_t timer;
+    struct late_stats ls = {.s = f->s};
+    uv_timer_init(&f->loop, &timer);
+    timer.data = &ls;
+    uv_timer_start(&timer, late_stats_cb, 0, 0);
+    stop(f);
+    sl_log_setup(SL_LOG_INFO, SL_LOG_HUMAN, 2);
+    assert_int_equal(ls.calls, 1);
+    assert_int_equal(log_lines_with(fd, "IncomingRecords"), 1);
+    uv_close((uv_handle_t *)&timer, NULL);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(test_stream_##name, setup, teardown)
@@ -360,7 +419,7 @@ int main(void)
         T(interval_zero),         T(size_flush),
         T(drain_delivers),        T(put_acknowledged_when_durable),
         T(quota_refuses),         T(replay_keeps_arrival),
-        T(restart_delivers_once),
+        T(restart_delivers_once), T(freed_logs_nothing),
     };
 #undef T
     return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
