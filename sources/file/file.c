@@ -143,6 +143,7 @@ static int file_init(void *vctx, const struct sl_source_env *env, char *errbuf, 
             ctx->open_cap = FILE_OPEN_MIN;
         }
     }
+    ctx->hold_cap = ctx->open_cap > 1 ? ctx->open_cap - 1 : 1;
     ctx->pattern = sl_strdup(env->arn + FILE_SCHEME_LEN);
     if (!ctx->pattern) {
         return SL_ENOMEM;

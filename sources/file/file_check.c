@@ -180,7 +180,7 @@ void file_check_one(struct file_ctx *ctx, struct file_part *fp, int64_t now, boo
         if (fp->seen_gen != ctx->gen && !file_check_closed_unmatched(ctx, fp, now)) {
             return;
         }
-        if (!fp->want_open || ctx->n_open >= ctx->open_cap) {
+        if (!fp->want_open || ctx->n_open >= ctx->hold_cap) {
             return;
         }
         int r = file_fd_reopen(fp, &st);

@@ -112,6 +112,8 @@ struct file_ctx {
     size_t n_parts;
     size_t n_open;   /* descriptors held */
     size_t open_cap; /* at most this many (max_open_files, or derived from RLIMIT_NOFILE) */
+    size_t hold_cap; /* held between polls: open_cap less the one a new file is looked at with
+                        (its fingerprint is read before a slot is known to be free) */
     struct file_bad *bad;
     unsigned gen;
     /* The directory the pattern's files are in, watched for changes (inotify through

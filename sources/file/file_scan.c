@@ -379,7 +379,7 @@ int file_open(struct file_ctx *ctx, const char *path, bool initial)
     sl_log_info("file", ctx->env.inst,
                 "%s: reading from offset %" PRIu64 " (id %s, size %" PRIu64 ")", path, fp->read_off,
                 id, fp->size);
-    if (ctx->n_open > ctx->open_cap || fp->read_off >= fp->size) {
+    if (ctx->n_open > ctx->hold_cap || fp->read_off >= fp->size) {
         /* nothing to read yet, or no slot: opened again when it changes or a slot is free */
         file_fd_close(fp);
         fp->want_open = fp->size > fp->read_off;
