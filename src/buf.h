@@ -34,7 +34,9 @@ static inline SL_NODISCARD int sl_buf_append(struct sl_buf *b, const void *p, si
     if (sl_buf_reserve(b, n) < 0) {
         return SL_ENOMEM;
     }
-    memcpy(b->data + b->len, p, n);
+    if (n > 0) { /* p may be NULL for nothing */
+        memcpy(b->data + b->len, p, n);
+    }
     b->len += n;
     b->data[b->len] = '\0';
     return 0;

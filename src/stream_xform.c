@@ -218,7 +218,7 @@ int sl_stream_xform_add(struct sl_stream_xform *x, const struct sl_spool_rec *re
     }
     size_t at = b->bytes.len;
     if (sl_buf_append(&b->bytes, rec->data, rec->len) < 0 ||
-        sl_buf_append(&b->bytes, rec->meta, rec->meta_len) < 0) {
+        (rec->meta_len > 0 && sl_buf_append(&b->bytes, rec->meta, rec->meta_len) < 0)) {
         b->bytes.len = at;
         return SL_ENOMEM;
     }
