@@ -494,11 +494,12 @@ static void test_left_out_adapter(void **state)
         "source and this sluice was built without Kafka (Kafka is built in by meson setup "
         "-Dkafka=enabled, which needs librdkafka); allowed: file://..." SQS_SCHEMES REDIS_SCHEMES
             KINESIS_SCHEMES);
-    expect_one(f, kafka_destination,
-               "$.mappings[0].DestinationConfig.OnFailure.Destination: \"kafka://dlq\" is a Kafka "
-               "destination and this sluice was built without Kafka (Kafka is built in by meson "
-               "setup -Dkafka=enabled, which needs librdkafka); allowed: file:///dir, "
-               "http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL");
+    expect_one(
+        f, kafka_destination,
+        "$.mappings[0].DestinationConfig.OnFailure.Destination: \"kafka://dlq\" is a Kafka "
+        "destination and this sluice was built without Kafka (Kafka is built in by meson "
+        "setup -Dkafka=enabled, which needs librdkafka); allowed: file:///dir, "
+        "http(s)://..., arn:aws:sqs:REGION:ACCOUNT:QUEUE or an SQS queue URL" REDIS_DESTINATIONS);
 #endif
 }
 
