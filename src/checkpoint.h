@@ -10,10 +10,10 @@
 
 #include "err.h"
 
-/* The file checkpoint store: one JSON file per mapping in state_dir, holding for each
- * partition id its position and the source's meta. Updates only mark the store dirty; once
- * per loop turn (a uv_check) a dirty store is written atomically on the libuv thread pool:
- * temp file, fsync, rename, fsync of the directory. While a write is in flight, further
+/* The checkpoint store (file by default, Redis below): one JSON file per mapping in state_dir,
+ * holding for each partition id its position and the source's meta. Updates only mark the store
+ * dirty; once per loop turn (a uv_check) a dirty store is written atomically on the libuv thread
+ * pool: temp file, fsync, rename, fsync of the directory. While a write is in flight, further
  * updates coalesce into the next. So a crash loses at most the updates of the last turns,
  * which only repeats records, never skips them. Loop thread. */
 struct sl_ckpt;
@@ -32,6 +32,25 @@ SL_NODISCARD int sl_ckpt_open(uv_loop_t *loop,
                               struct sl_ckpt **ret_ck,
                               char *errbuf,
                               size_t errlen);
+
+/* The Redis checkpoint store (the top-level "checkpoint_store": redis://host:port/db): the
+ * same store, its rows kept in the Redis hash "<prefix>ckpt:<mapping_id>" (prefix from
+ * ?prefix=P, default "sluice:") instead of a file, so they survive the loss of the process or
+ * its machine. Opening reads the hash (blocking: it runs before the mapping starts; while
+ * Redis cannot be reached it tries again for up to SL_CKPT_REDIS_LOAD_TIMEOUT_MS). Writes
+ * coalesce per loop turn as for files, go out pipelined on the loop, and move a position in
+ * Redis only forward (an atomic compare in a Lua script); "durable" means Redis answered. While
+ * Redis is down nothing becomes durable (so a partition stops after max_unsaved_batches
+ * advances) and every change is written once it is back. Returns 0, SL_EINVAL (bad id),
+ * SL_ECONFIG (bad URL), SL_EIO / SL_EPROTO (Redis unreachable, or the hash is not
+ * checkpoints) or SL_ENOMEM with errbuf filled; SL_ECONFIG in a build without Redis. */
+#define SL_CKPT_REDIS_LOAD_TIMEOUT_MS 30000
+SL_NODISCARD int sl_ckpt_open_redis(uv_loop_t *loop,
+                                    const char *url,
+                                    const char *mapping_id,
+                                    struct sl_ckpt **ret_ck,
+                                    char *errbuf,
+                                    size_t errlen);
 
 /* Looks up a partition. Returns true and fills *ret_e (borrowed until the next set/del). */
 bool sl_ckpt_get(const struct sl_ckpt *ck, const char *part_id, struct sl_ckpt_entry *ret_e);

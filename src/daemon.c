@@ -294,6 +294,7 @@ static int daemon_start(struct daemon *d)
             .loop = &d->loop,
             .clock = &sl_clock_system,
             .state_dir = cfg->state_dir,
+            .checkpoint_store = cfg->checkpoint_store,
             .region = cfg->region,
             .fn = fn,
             .httpc = d->httpc,

@@ -59,7 +59,10 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     }
     if (r == 0 && !m->queue) {
         /* a queue keeps no positions at all: no store is opened, read or written */
-        r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
+        r = env->checkpoint_store
+                ? sl_ckpt_open_redis(env->loop, env->checkpoint_store, conf->core.uuid, &m->ck,
+                                     errbuf, errlen)
+                : sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
     }
     if (r == 0) {
         struct sl_progress_conf pconf = {
