@@ -290,6 +290,12 @@ static void ck_redis_done(void *arg, int err)
     ckpt_table_free(ck->inflight);
     ck->inflight = NULL;
     ck_finish(ck, ck->inflight_gen, err, (struct ckpt_file_result){err ? "redis" : NULL, 0});
+    if (err == 0 && ckpt_redis_take_reconnect(ck->redis)) {
+        /* the write went out on a new connection: Redis may have lost the other rows */
+        if (ck_merge(ck->pending, ck->table, true) == 0) {
+            ck->gen++;
+        }
+    }
     ck_kick(ck);
 }
 
@@ -322,6 +328,13 @@ static void ck_redis_flush(struct sl_ckpt *ck)
     ck->pending = fresh;
     if (r == 0) {
         r = ckpt_redis_write(ck->redis, rows, n, ck_redis_done, ck);
+    }
+    if (r == SL_EAGAIN) { /* every row fenced off: nothing of ours to write */
+        ckpt_table_free(ck->inflight);
+        ck->inflight = NULL;
+        ck->in_flight = false;
+        ck_finish(ck, gen, 0, (struct ckpt_file_result){NULL, 0});
+        return;
     }
     if (r < 0) {
         ckpt_table_free(ck->pending);
@@ -589,6 +602,29 @@ void sl_ckpt_del(struct sl_ckpt *ck, const char *part_id)
     if (ckpt_table_del(ck->table, part_id)) {
         ck_mark_dirty(ck);
     }
+}
+
+void sl_ckpt_fence(
+    struct sl_ckpt *ck, const char *lease_key, const char *owner, sl_ckpt_holds_cb holds, void *arg)
+{
+    assert(ck->redis);
+    struct ckpt_redis_fence f = {lease_key, owner, holds, arg};
+    ckpt_redis_set_fence(ck->redis, lease_key ? &f : NULL);
+}
+
+int sl_ckpt_refresh(struct sl_ckpt *ck, const char *part_id, const char *row)
+{
+    assert(ck->redis);
+    (void)ckpt_table_del(ck->pending, part_id); /* written under an earlier lease, if at all */
+    if (!row) {
+        return 0; /* none in Redis: what this process knows, if anything, stands */
+    }
+    return ckpt_redis_parse_row(row, ck->table, part_id);
+}
+
+unsigned long sl_ckpt_fenced_writes(const struct sl_ckpt *ck)
+{
+    return ck->redis ? ckpt_redis_fenced_writes(ck->redis) : 0;
 }
 
 bool sl_ckpt_is_clean(const struct sl_ckpt *ck)

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <uv.h>
@@ -51,6 +52,26 @@ SL_NODISCARD int sl_ckpt_open_redis(uv_loop_t *loop,
                                     struct sl_ckpt **ret_ck,
                                     char *errbuf,
                                     size_t errlen);
+
+/* Leases (lease.c): with a Redis store shared by several processes, every write of a partition's
+ * row is fenced by its lease: skipped unless holds(arg, part, &counter) says this process holds
+ * it, and refused by Redis unless lease_key's entry for the partition still names owner and
+ * that counter, so a process that lost a lease never moves its checkpoint. lease_key and owner
+ * are borrowed (they must outlive ck); lease_key NULL turns fencing off. Redis store only. */
+typedef bool (*sl_ckpt_holds_cb)(void *arg, const char *part_id, uint64_t *ret_counter);
+void sl_ckpt_fence(struct sl_ckpt *ck,
+                   const char *lease_key,
+                   const char *owner,
+                   sl_ckpt_holds_cb holds,
+                   void *arg);
+
+/* A lease was just taken: row is part_id's value in Redis at that moment (NULL: none), which
+ * replaces what the store held for it (another process may have moved it since the load).
+ * Redis store only. Returns 0, SL_EPROTO (row is not a checkpoint) or SL_ENOMEM. */
+SL_NODISCARD int sl_ckpt_refresh(struct sl_ckpt *ck, const char *part_id, const char *row);
+
+/* Rows not written because their lease was not, or no longer, this process's. */
+unsigned long sl_ckpt_fenced_writes(const struct sl_ckpt *ck);
 
 /* Looks up a partition. Returns true and fills *ret_e (borrowed until the next set/del). */
 bool sl_ckpt_get(const struct sl_ckpt *ck, const char *part_id, struct sl_ckpt_entry *ret_e);

@@ -46,9 +46,17 @@
 #define CR_SYNC_TIMEOUT_MS 3000
 #define CR_PREFIX_MAX      200
 
-/* KEYS[1] the mapping's hash; ARGV: partition, position, meta, "1" when meta is given.
- * Returns 1 when the row was written, 0 when the stored position is ahead (kept). */
+/* KEYS[1] the mapping's hash, KEYS[2] (fenced writes only) its lease hash; ARGV: partition,
+ * position, meta, "1" when meta is given, and for fenced writes the lease's owner and counter.
+ * Returns 1 when the row was written, 0 when the stored position is ahead (kept), -1 when the
+ * lease is no longer the writer's (fenced: nothing written). */
 static const char cr_script[] =
+    "if KEYS[2] then\n"
+    "  local l = redis.call('HGET', KEYS[2], ARGV[1])\n"
+    "  local o, c = nil, nil\n"
+    "  if l then o, c = string.match(l, '^(%S+) (%d+) ') end\n"
+    "  if o ~= ARGV[5] or c ~= ARGV[6] then return -1 end\n"
+    "end\n"
     "local function order(pos, meta)\n"
     "  local k = {string.match(meta or '', 'gen=(%d+)') or '0'}\n"
     "  for d in string.gmatch(pos, '%d+') do k[#k + 1] = d end\n"
@@ -100,6 +108,8 @@ struct ckpt_redis {
     void *arg;
     unsigned long stale;
     bool stale_logged;
+    unsigned long fenced;
+    struct ckpt_redis_fence fence; /* lease_key NULL: writes are not fenced */
 };
 
 /* ---- the URL ---- */
@@ -344,11 +354,83 @@ void ckpt_redis_free(struct ckpt_redis *cr)
 
 /* ---- writes ---- */
 
+#define CR_ARGV_MAX 11
+
+/* The EVAL of one row into argv/argvlen (counter: room for the lease counter's text). Returns
+ * argc, or 0 when writes are fenced and this worker does not hold the row's lease. */
+static int cr_argv(const struct ckpt_redis *cr,
+                   const struct ckpt_row *row,
+                   const char **argv,
+                   size_t *argvlen,
+                   char *counter)
+{
+    int argc = 0;
+    uint64_t c = 0;
+    bool fenced = cr->fence.lease_key != NULL;
+    if (fenced && !cr->fence.holds(cr->fence.arg, row->part, &c)) {
+        return 0;
+    }
+    argv[argc++] = "EVAL";
+    argv[argc++] = cr_script;
+    argv[argc++] = fenced ? "2" : "1";
+    argv[argc++] = cr->key;
+    if (fenced) {
+        argv[argc++] = cr->fence.lease_key;
+    }
+    argv[argc++] = row->part;
+    argv[argc++] = row->pos;
+    argv[argc++] = row->meta ? row->meta : "";
+    argv[argc++] = row->meta ? "1" : "0";
+    if (fenced) {
+        (void)snprintf(counter, 24, "%llu", (unsigned long long)c);
+        argv[argc++] = cr->fence.owner;
+        argv[argc++] = counter;
+    }
+    for (int a = 0; a < argc; a++) {
+        argvlen[a] = strlen(argv[a]);
+    }
+    return argc;
+}
+
+void ckpt_redis_set_fence(struct ckpt_redis *cr, const struct ckpt_redis_fence *fence)
+{
+    if (fence) {
+        cr->fence = *fence;
+    } else {
+        cr->fence = (struct ckpt_redis_fence){0};
+    }
+}
+
+unsigned long ckpt_redis_fenced_writes(const struct ckpt_redis *cr)
+{
+    return cr->fenced;
+}
+
+int ckpt_redis_parse_row(const char *text, struct ckpt_table *t, const char *part)
+{
+    cJSON *j = cJSON_Parse(text);
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(j, "pos");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "meta");
+    int r = SL_EPROTO;
+    if (cJSON_IsString(pos) && (!meta || cJSON_IsString(meta))) {
+        bool changed;
+        r = ckpt_table_put(t, part, pos->valuestring, meta ? meta->valuestring : NULL, &changed);
+    }
+    cJSON_Delete(j);
+    return r;
+}
+
 static void cr_answered(void *arg, int err, const struct redisReply *reply, const char *detail)
 {
     struct ckpt_redis *cr = arg;
     assert(cr->outstanding > 0);
-    if (err == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+    if (err == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
+        cr->fenced++;
+        sl_log_info(CR_COMP, cr->inst,
+                    "%s: a checkpoint write was fenced off: this worker no longer holds the "
+                    "partition's lease, skipping",
+                    cr->name);
+    } else if (err == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         cr->stale++;
         if (!cr->stale_logged) {
             sl_log_warn(CR_COMP, cr->inst,
@@ -381,20 +463,16 @@ int ckpt_redis_write(
     cr->outstanding = 1; /* held until every command is started, so cb cannot run early */
     int r = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *argv[8] = {"EVAL",
-                               cr_script,
-                               "1",
-                               cr->key,
-                               rows[i].part,
-                               rows[i].pos,
-                               rows[i].meta ? rows[i].meta : "",
-                               rows[i].meta ? "1" : "0"};
-        size_t argvlen[8];
-        for (int a = 0; a < 8; a++) {
-            argvlen[a] = strlen(argv[a]);
+        const char *argv[CR_ARGV_MAX];
+        size_t argvlen[CR_ARGV_MAX];
+        char counter[24];
+        int argc = cr_argv(cr, &rows[i], argv, argvlen, counter);
+        if (argc == 0) {
+            cr->fenced++; /* not this worker's partition now: nothing to write */
+            continue;
         }
         cr->outstanding++;
-        r = sl_redis_conn_command(cr->conn, 8, argv, argvlen, cr_answered, cr);
+        r = sl_redis_conn_command(cr->conn, argc, argv, argvlen, cr_answered, cr);
         if (r < 0) {
             cr->outstanding--;
             break;
@@ -403,6 +481,10 @@ int ckpt_redis_write(
     if (r < 0 && cr->outstanding == 1) {
         cr->outstanding = 0; /* nothing went out: the caller keeps every row */
         return r;
+    }
+    if (cr->outstanding == 1) {
+        cr->outstanding = 0; /* every row was fenced off here: the write is over */
+        return SL_EAGAIN;
     }
     if (r < 0 && !cr->first_err) {
         cr->first_err = r; /* some went out: the write fails as a whole once they are answered */
@@ -419,6 +501,7 @@ int ckpt_redis_write(
 
 int ckpt_redis_write_sync(struct ckpt_redis *cr, const struct ckpt_row *rows, size_t n)
 {
+    size_t sent = 0;
     char err[300];
     redisContext *c = cr_sync_connect(cr, err, sizeof(err));
     if (!c) {
@@ -427,25 +510,20 @@ int ckpt_redis_write_sync(struct ckpt_redis *cr, const struct ckpt_row *rows, si
     }
     int r = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *argv[8] = {"EVAL",
-                               cr_script,
-                               "1",
-                               cr->key,
-                               rows[i].part,
-                               rows[i].pos,
-                               rows[i].meta ? rows[i].meta : "",
-                               rows[i].meta ? "1" : "0"};
-        size_t argvlen[8];
-        for (int a = 0; a < 8; a++) {
-            argvlen[a] = strlen(argv[a]);
+        const char *argv[CR_ARGV_MAX];
+        size_t argvlen[CR_ARGV_MAX];
+        char counter[24];
+        int argc = cr_argv(cr, &rows[i], argv, argvlen, counter);
+        if (argc == 0) {
+            continue;
         }
-        if (redisAppendCommandArgv(c, 8, argv, argvlen) != REDIS_OK) {
+        if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK) {
             r = SL_ENOMEM;
-            n = i;
             break;
         }
+        sent++;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < sent; i++) {
         redisReply *rep = NULL;
         if (redisGetReply(c, (void **)&rep) != REDIS_OK || !rep) {
             sl_log_error(CR_COMP, cr->inst, "%s: %s; the last checkpoints are not written",
@@ -554,6 +632,26 @@ const char *ckpt_redis_name(const struct ckpt_redis *cr)
 void ckpt_redis_free(struct ckpt_redis *cr)
 {
     (void)cr;
+}
+
+void ckpt_redis_set_fence(struct ckpt_redis *cr, const struct ckpt_redis_fence *fence)
+{
+    (void)cr;
+    (void)fence;
+}
+
+unsigned long ckpt_redis_fenced_writes(const struct ckpt_redis *cr)
+{
+    (void)cr;
+    return 0;
+}
+
+int ckpt_redis_parse_row(const char *text, struct ckpt_table *t, const char *part)
+{
+    (void)text;
+    (void)t;
+    (void)part;
+    return SL_EPROTO;
 }
 
 #endif

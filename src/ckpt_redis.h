@@ -43,7 +43,8 @@ typedef void (*ckpt_redis_done_cb)(void *arg, int err);
 
 /* Writes rows[0..n) (n >= 1; copied), pipelined, each through the compare-and-set script.
  * At most one write at a time. Returns 0 (cb runs once, later, never from inside this call
- * unless ckpt_redis_free runs) or SL_ENOMEM (cb never runs; nothing was sent). Loop thread. */
+ * unless ckpt_redis_free runs), SL_EAGAIN when every row was fenced off (nothing to send: the
+ * write is over, cb never runs) or SL_ENOMEM (cb never runs; nothing was sent). Loop thread. */
 SL_NODISCARD int ckpt_redis_write(
     struct ckpt_redis *cr, const struct ckpt_row *rows, size_t n, ckpt_redis_done_cb cb, void *arg);
 
@@ -55,6 +56,24 @@ ckpt_redis_write_sync(struct ckpt_redis *cr, const struct ckpt_row *rows, size_t
 /* True once after each time the write connection was made again (a Redis restarted without
  * persistence may have lost everything): the caller writes every position it holds again. */
 bool ckpt_redis_take_reconnect(struct ckpt_redis *cr);
+
+/* Fencing (leases): every row is written only while this worker holds the partition's lease,
+ * checked here (holds) and again by the script in Redis against lease_key's owner and counter;
+ * a row whose lease is not held is dropped (another worker owns the partition now). */
+struct ckpt_redis_fence {
+    const char *lease_key; /* borrowed; NULL: no fencing */
+    const char *owner;     /* borrowed */
+    bool (*holds)(void *arg, const char *part, uint64_t *ret_counter);
+    void *arg;
+};
+/* fence is copied; NULL turns fencing off. */
+void ckpt_redis_set_fence(struct ckpt_redis *cr, const struct ckpt_redis_fence *fence);
+/* Rows dropped or refused because the lease was not (or no longer) this worker's. */
+unsigned long ckpt_redis_fenced_writes(const struct ckpt_redis *cr);
+
+/* Puts part's row from text, a value of the hash ({"pos":"...","meta":"..."}), into t. Returns
+ * 0, SL_EPROTO (not a row) or SL_ENOMEM. */
+SL_NODISCARD int ckpt_redis_parse_row(const char *text, struct ckpt_table *t, const char *part);
 
 /* Rows Redis kept because it already held a later position (for tests and logs). */
 unsigned long ckpt_redis_stale_writes(const struct ckpt_redis *cr);

@@ -216,6 +216,10 @@ static void mapping_fetch_retry_cb(uv_timer_t *t)
 int mapping_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
 {
     struct sl_mapping *m = owner;
+    int r = mapping_lease_may_add(m, id);
+    if (r < 0) {
+        return r;
+    }
     if (m->n_parts == m->cap_parts) {
         size_t cap = m->cap_parts ? m->cap_parts * 2 : 8;
         struct sl_mpart **parts = sl_realloc(m->parts, cap * sizeof(*parts));

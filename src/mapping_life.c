@@ -79,6 +79,9 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
         };
         r = sl_progress_new(m->ck, &pconf, &host, &m->progress);
     }
+    if (r == 0 && m->ck) {
+        r = mapping_lease_new(m, errbuf, errlen);
+    }
     if (r == 0) {
         m->senv = (struct sl_source_env){
             .loop = env->loop,
@@ -131,6 +134,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             sl_opt_free(m->ops->opts, m->src_ctx);
         }
         sl_progress_free(m->progress);
+        mapping_lease_free(m);
         if (m->ck) {
             sl_ckpt_close(m->ck);
         }
@@ -297,6 +301,7 @@ void sl_mapping_free(struct sl_mapping *m)
     m->intake = NULL;
     sl_progress_free(m->progress);
     m->progress = NULL;
+    mapping_lease_free(m);
     sl_ckpt_close(m->ck);
     sl_free(m->parts);
     sl_free(m->name);

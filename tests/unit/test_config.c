@@ -326,9 +326,8 @@ static void test_unknown_keys(void **state)
     struct fixture *f = *state;
     expect_one(f, "{\"stat_dir\":\"x\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}",
                "$.stat_dir: unknown key (did you mean state_dir?); allowed: "
-               "checkpoint_store, delivery_streams, drain_timeout, functions, listen, mappings, "
-               "region, "
-               "spool_max_bytes, state_dir, stats_interval");
+               "checkpoint_store, delivery_streams, drain_timeout, functions, lease_ttl, listen, "
+               "mappings, region, spool_max_bytes, state_dir, stats_interval");
     expect_one(f,
                "{\"functions\":{\"audit\":{\"type\":\"exec\",\"command\":[\"cat\"],\"timout\":5}},"
                "\"mappings\":[" MAP_OK "}]}",
