@@ -617,9 +617,33 @@ int sl_ckpt_refresh(struct sl_ckpt *ck, const char *part_id, const char *row)
     assert(ck->redis);
     (void)ckpt_table_del(ck->pending, part_id); /* written under an earlier lease, if at all */
     if (!row) {
-        return 0; /* none in Redis: what this process knows, if anything, stands */
+        /* none in Redis (never written, or a Redis restarted without persistence lost it):
+         * what this process knows, if anything, stands and is written again */
+        struct ckpt_row cur;
+        bool changed;
+        if (!ckpt_table_get(ck->table, part_id, &cur)) {
+            return 0;
+        }
+        int r = ckpt_table_put(ck->pending, part_id, cur.pos, cur.meta, &changed);
+        if (r == 0) {
+            ck_mark_dirty(ck);
+        }
+        return r;
     }
     return ckpt_redis_parse_row(row, ck->table, part_id);
+}
+
+struct sl_redis_conn *sl_ckpt_redis_conn(struct sl_ckpt *ck)
+{
+    return ck->redis ? ckpt_redis_conn(ck->redis) : NULL;
+}
+
+int sl_ckpt_redis_command_sync(struct sl_ckpt *ck,
+                               int argc,
+                               const char **argv,
+                               const size_t *argvlen)
+{
+    return ck->redis ? ckpt_redis_command_sync(ck->redis, argc, argv, argvlen) : SL_EIO;
 }
 
 unsigned long sl_ckpt_fenced_writes(const struct sl_ckpt *ck)

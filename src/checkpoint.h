@@ -18,6 +18,7 @@
  * updates coalesce into the next. So a crash loses at most the updates of the last turns,
  * which only repeats records, never skips them. Loop thread. */
 struct sl_ckpt;
+struct sl_redis_conn;
 
 struct sl_ckpt_entry {
     const char *pos;  /* borrowed */
@@ -69,6 +70,15 @@ void sl_ckpt_fence(struct sl_ckpt *ck,
  * replaces what the store held for it (another process may have moved it since the load).
  * Redis store only. Returns 0, SL_EPROTO (row is not a checkpoint) or SL_ENOMEM. */
 SL_NODISCARD int sl_ckpt_refresh(struct sl_ckpt *ck, const char *part_id, const char *row);
+
+/* The Redis store's connection (for the lease layer, so that one connection and one outage
+ * line serve both), or NULL for the file store. Borrowed while ck lives. */
+struct sl_redis_conn *sl_ckpt_redis_conn(struct sl_ckpt *ck);
+
+/* Runs one command on a blocking connection of its own to the Redis store (a few seconds at
+ * most): for exit (the lease layer's release). Returns 0, SL_EIO (logged) or SL_ENOMEM. */
+SL_NODISCARD int
+sl_ckpt_redis_command_sync(struct sl_ckpt *ck, int argc, const char **argv, const size_t *argvlen);
 
 /* Rows not written because their lease was not, or no longer, this process's. */
 unsigned long sl_ckpt_fenced_writes(const struct sl_ckpt *ck);

@@ -109,6 +109,7 @@ struct ckpt_redis {
     unsigned long stale;
     bool stale_logged;
     unsigned long fenced;
+    bool fenced_logged;
     struct ckpt_redis_fence fence; /* lease_key NULL: writes are not fenced */
 };
 
@@ -426,10 +427,15 @@ static void cr_answered(void *arg, int err, const struct redisReply *reply, cons
     assert(cr->outstanding > 0);
     if (err == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
         cr->fenced++;
-        sl_log_info(CR_COMP, cr->inst,
-                    "%s: a checkpoint write was fenced off: this worker no longer holds the "
-                    "partition's lease, skipping",
-                    cr->name);
+        if (!cr->fenced_logged) {
+            sl_log_info(CR_COMP, cr->inst,
+                        "%s: a checkpoint write was fenced off: this worker no longer holds the "
+                        "partition's lease, skipping (logged once until a write succeeds)",
+                        cr->name);
+            cr->fenced_logged = true;
+        }
+    } else if (err == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        cr->fenced_logged = false;
     } else if (err == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         cr->stale++;
         if (!cr->stale_logged) {
@@ -536,6 +542,35 @@ int ckpt_redis_write_sync(struct ckpt_redis *cr, const struct ckpt_row *rows, si
                          cr->name, rep->str);
             r = SL_EIO;
         }
+        freeReplyObject(rep);
+    }
+    redisFree(c);
+    return r;
+}
+
+struct sl_redis_conn *ckpt_redis_conn(struct ckpt_redis *cr)
+{
+    return cr->conn;
+}
+
+int ckpt_redis_command_sync(struct ckpt_redis *cr,
+                            int argc,
+                            const char **argv,
+                            const size_t *argvlen)
+{
+    char err[300];
+    redisContext *c = cr_sync_connect(cr, err, sizeof(err));
+    if (!c) {
+        sl_log_warn(CR_COMP, cr->inst, "%s, skipping", err);
+        return SL_EIO;
+    }
+    redisReply *rep = redisCommandArgv(c, argc, argv, argvlen);
+    int r = rep && rep->type != REDIS_REPLY_ERROR ? 0 : SL_EIO;
+    if (r < 0) {
+        sl_log_warn(CR_COMP, cr->inst, "%s: %.200s, skipping", cr->name,
+                    rep ? rep->str : c->errstr);
+    }
+    if (rep) {
         freeReplyObject(rep);
     }
     redisFree(c);
@@ -652,6 +687,24 @@ int ckpt_redis_parse_row(const char *text, struct ckpt_table *t, const char *par
     (void)t;
     (void)part;
     return SL_EPROTO;
+}
+
+struct sl_redis_conn *ckpt_redis_conn(struct ckpt_redis *cr)
+{
+    (void)cr;
+    return NULL;
+}
+
+int ckpt_redis_command_sync(struct ckpt_redis *cr,
+                            int argc,
+                            const char **argv,
+                            const size_t *argvlen)
+{
+    (void)cr;
+    (void)argc;
+    (void)argv;
+    (void)argvlen;
+    return SL_EIO;
 }
 
 #endif

@@ -75,6 +75,15 @@ unsigned long ckpt_redis_fenced_writes(const struct ckpt_redis *cr);
  * 0, SL_EPROTO (not a row) or SL_ENOMEM. */
 SL_NODISCARD int ckpt_redis_parse_row(const char *text, struct ckpt_table *t, const char *part);
 
+/* The connection the writes use (shared with the lease layer: one connection, one log line
+ * per outage). Borrowed while cr lives. */
+struct sl_redis_conn *ckpt_redis_conn(struct ckpt_redis *cr);
+
+/* Runs one command on a blocking connection of its own (a few seconds at most), for exit.
+ * Returns 0, SL_EIO (not reachable, or an error reply) or SL_ENOMEM. */
+SL_NODISCARD int
+ckpt_redis_command_sync(struct ckpt_redis *cr, int argc, const char **argv, const size_t *argvlen);
+
 /* Rows Redis kept because it already held a later position (for tests and logs). */
 unsigned long ckpt_redis_stale_writes(const struct ckpt_redis *cr);
 

@@ -4,6 +4,8 @@
  * hash "<prefix>lease:<mapping>" (one field per partition: "<owner> <counter> <expires_ms>",
  * owner "-" when released), the worker set "<prefix>workers:<mapping>" (a sorted set of worker
  * ids scored by when their heartbeat runs out), this worker's held leases, and the round timer.
+ * It talks to Redis on the checkpoint store's connection (one connection, one log line per
+ * outage), and at exit releases its leases on a blocking one, so a restart takes them at once.
  *
  * A round, every ttl / 3: one script heartbeats this worker, renews every lease it holds whose
  * owner and counter are still its own (the others are lost: the mapping is told to stop them),
@@ -89,8 +91,10 @@ struct sl_lease {
     const struct sl_clock *clock;
     struct sl_lease_host host;
     struct sl_redis_url url;
-    struct sl_redis_conn *conn;
+    struct sl_redis_conn *conn; /* the checkpoint store's, borrowed */
+    struct sl_ckpt *ck;
     uv_timer_t timer;
+    bool timer_closed;
     char *owner;
     char *inst;
     char *lease_key;
@@ -186,6 +190,19 @@ static void lease_lose_all(struct sl_lease *ls, const char *why)
         lease_lose(ls, &ls->parts[i], why);
     }
 }
+
+/* KEYS: leases. ARGV: me, then part, counter for every lease held: each still ours is freed
+ * ("-", same counter, expired). */
+static const char lease_release_script[] =
+    "for i = 2, #ARGV, 2 do\n"
+    "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
+    "  local o, c = nil, nil\n"
+    "  if v then o, c = string.match(v, '^(%S+) (%d+) ') end\n"
+    "  if o == ARGV[1] and c == ARGV[i + 1] then\n"
+    "    redis.call('HSET', KEYS[1], ARGV[i], '- ' .. c .. ' 0')\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
 
 /* ---- taking ---- */
 
@@ -426,9 +443,8 @@ static char *lease_join(const char *prefix, const char *kind, const char *id)
     return s;
 }
 
-static void lease_close_cb(uv_handle_t *h)
+static void lease_destroy(struct sl_lease *ls)
 {
-    struct sl_lease *ls = h->data;
     for (size_t i = 0; i < ls->n_parts; i++) {
         sl_free(ls->parts[i].part);
     }
@@ -442,10 +458,22 @@ static void lease_close_cb(uv_handle_t *h)
     sl_free(ls);
 }
 
+/* Freed once its timer is closed and no command of it waits on the shared connection. */
+static void lease_close_cb(uv_handle_t *h)
+{
+    struct sl_lease *ls = h->data;
+    ls->timer_closed = true;
+    if (ls->pending == 0) {
+        lease_destroy(ls);
+    }
+}
+
 static void lease_finish_cmd(struct sl_lease *ls)
 {
     assert(ls->pending > 0);
-    ls->pending--;
+    if (--ls->pending == 0 && ls->timer_closed) {
+        lease_destroy(ls);
+    }
 }
 
 int sl_lease_new(uv_loop_t *loop,
@@ -486,17 +514,14 @@ int sl_lease_new(uv_loop_t *loop,
     ls->lease_key = lease_join(prefix, "lease", conf->mapping_id);
     ls->workers_key = lease_join(prefix, "workers", conf->mapping_id);
     ls->ckpt_key = lease_join(prefix, "ckpt", conf->mapping_id);
-    struct sl_redis_conn_conf cc = {
-        .url = &ls->url,
-        .inst = conf->mapping_id,
-        .command_timeout_ms = conf->ttl_ms / 3,
-    };
-    r = (ls->owner && ls->inst && ls->lease_key && ls->workers_key && ls->ckpt_key)
-            ? sl_redis_conn_new(loop, &cc, &ls->conn)
-            : SL_ENOMEM;
+    ls->ck = conf->ck;
+    ls->conn = sl_ckpt_redis_conn(conf->ck);
+    assert(ls->conn);
+    r = (ls->owner && ls->inst && ls->lease_key && ls->workers_key && ls->ckpt_key) ? 0 : SL_ENOMEM;
     (void)uv_timer_init(loop, &ls->timer);
     ls->timer.data = ls;
     if (r < 0) {
+        ls->freeing = true;
         uv_close((uv_handle_t *)&ls->timer, lease_close_cb);
         (void)snprintf(errbuf, errlen, "leases: out of memory");
         return r;
@@ -510,6 +535,42 @@ int sl_lease_new(uv_loop_t *loop,
     return 0;
 }
 
+/* Frees every lease held, on a blocking connection (the loop's may be waiting on an outage). */
+static void lease_release_all(struct sl_lease *ls)
+{
+    if (ls->n_held == 0) {
+        return;
+    }
+    size_t argc = 4 + 2 * ls->n_held;
+    const char **argv = sl_calloc(argc, sizeof(*argv));
+    size_t *argvlen = sl_calloc(argc, sizeof(*argvlen));
+    char(*counters)[24] = sl_calloc(ls->n_held, sizeof(*counters));
+    if (argv && argvlen && counters) {
+        size_t a = 0, h = 0;
+        argv[a++] = "EVAL";
+        argv[a++] = lease_release_script;
+        argv[a++] = "1";
+        argv[a++] = ls->lease_key;
+        argv[a++] = ls->owner;
+        for (size_t i = 0; i < ls->n_parts && h < ls->n_held; i++) {
+            if (ls->parts[i].held) {
+                (void)snprintf(counters[h], sizeof(counters[h]), "%" PRIu64, ls->parts[i].counter);
+                argv[a++] = ls->parts[i].part;
+                argv[a++] = counters[h++];
+            }
+        }
+        for (size_t i = 0; i < a; i++) {
+            argvlen[i] = strlen(argv[i]);
+        }
+        if (sl_ckpt_redis_command_sync(ls->ck, (int)a, argv, argvlen) == 0) {
+            sl_log_info(LEASE_COMP, ls->inst, "released %zu leases", ls->n_held);
+        }
+    }
+    sl_free(argv);
+    sl_free(argvlen);
+    sl_free(counters);
+}
+
 void sl_lease_free(struct sl_lease *ls)
 {
     if (!ls) {
@@ -517,8 +578,7 @@ void sl_lease_free(struct sl_lease *ls)
     }
     ls->freeing = true;
     (void)uv_timer_stop(&ls->timer);
-    sl_redis_conn_free(ls->conn); /* answers the commands in flight, from inside */
-    ls->conn = NULL;
+    lease_release_all(ls);
     uv_close((uv_handle_t *)&ls->timer, lease_close_cb);
 }
 

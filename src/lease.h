@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "checkpoint.h"
 #include "clock.h"
 #include "err.h"
 
@@ -32,6 +33,8 @@ struct sl_lease_host {
 
 struct sl_lease_conf {
     const char *url;        /* the checkpoint store's redis:// URL (its ?prefix= too); copied */
+    struct sl_ckpt *ck;     /* the Redis checkpoint store: its connection is shared; borrowed,
+                               it must outlive the lease layer's sl_lease_free */
     const char *mapping_id; /* copied */
     const char *owner;      /* this worker's id, unique among the processes; NULL: host:pid:rand */
     int64_t ttl_ms;         /* a lease's time to live; renewed every ttl_ms / 3 */
@@ -63,8 +66,10 @@ const char *sl_lease_owner(const struct sl_lease *ls);
 /* How many leases this worker holds. */
 size_t sl_lease_count(const struct sl_lease *ls);
 
-/* Stops renewing and frees: the leases run out after their TTL (other workers take them
- * then). NULL is a no-op. */
+/* Stops renewing, releases every lease held (synchronously, a few seconds at most: for exit,
+ * after the last checkpoints were written), so that other workers take them at once, and
+ * frees (once the commands in flight on the shared connection are answered). NULL is a
+ * no-op. */
 void sl_lease_free(struct sl_lease *ls);
 
 #endif

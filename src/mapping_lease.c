@@ -55,6 +55,7 @@ int mapping_lease_new(struct sl_mapping *m, char *errbuf, size_t errlen)
     }
     struct sl_lease_conf conf = {
         .url = m->env.checkpoint_store,
+        .ck = m->ck,
         .mapping_id = m->name,
         .ttl_ms = m->env.lease_ttl_ms,
         .clock = m->env.clock,

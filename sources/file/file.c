@@ -236,6 +236,13 @@ static void file_part_release(void *vctx, struct sl_part *part)
     file_part_free(fp);
 }
 
+/* A lease was taken: scan at the next tick, so that the file is offered (part_add) again. */
+static void file_offer_again(void *vctx)
+{
+    struct file_ctx *ctx = vctx;
+    ctx->scan_due = true;
+}
+
 static void file_stop(void *vctx)
 {
     struct file_ctx *ctx = vctx;
@@ -280,6 +287,7 @@ static const struct sl_source_caps file_caps = {
     .window_ms_default = 0,
     .window_rule = SL_WINDOW_AFTER_INVOKE,
     .lag_unit = SL_LAG_BYTES,
+    .leases = true, /* files on a shared file system are shared by leases (src/lease.c) */
 };
 
 const struct sl_source_ops sl_source_file = {
@@ -304,6 +312,7 @@ const struct sl_source_ops sl_source_file = {
     .lag = file_lag,
     .settling = file_settling,
     .part_release = file_part_release,
+    .offer_again = file_offer_again,
     .stop = file_stop,
     .fini = file_fini,
 };

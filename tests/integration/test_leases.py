@@ -163,3 +163,50 @@ def test_a_stopped_process_cannot_move_a_checkpoint(tmp_path, fn, sluice, kinesi
     assert a.stop() == 0
     assert ckpts(port, prefix) == before
     assert b.stop() == 0
+
+
+def test_three_processes_share_a_directory_of_files(tmp_path, fn, sluice):
+    """Twelve files, three processes: 4 files each within 15 s, every line delivered; one
+    SIGKILLed: its files are taken over within the lease TTL (and a round), and every line
+    appended afterwards is delivered too."""
+    _, port = services_redis()
+    prefix = "t%s:" % uuid.uuid4().hex[:8]
+    url = "redis://127.0.0.1:%d/0?prefix=%s" % (port, prefix)
+    d = tmp_path / "logs"
+    d.mkdir()
+    files = [d / ("f%02d.log" % i) for i in range(12)]
+    for i, f in enumerate(files):
+        f.write_text("".join("f%d-a%d\n" % (i, k) for k in range(3)))
+    procs = []
+    for i in range(3):
+        m = {"EventSourceArn": "file://%s/*.log" % d, "FunctionName": "f",
+             "StartingPosition": "TRIM_HORIZON", "BatchSize": 10, "UUID": "m1"}
+        cfg = base_config(tmp_path / ("p%d" % i), {"f": http_fn(fn.url)}, [m],
+                          checkpoint_store=url, lease_ttl="%dms" % TTL_MS)
+        procs.append(sluice(write_config(tmp_path, cfg, name="f%d.json" % i), name="f%d" % i,
+                            args=["--log-format", "json"]))
+
+    def even():
+        c = live_owners(port, prefix)
+        return sum(c.values()) == 12 and sorted(c.values()) == [4, 4, 4]
+
+    t0 = time.monotonic()
+    wait_until(even, 15, "12 files shared 4/4/4", proc=procs[0])
+    print("leases: files 4/4/4 after %.1fs" % (time.monotonic() - t0))
+    want = {"f%d-a%d" % (i, k) for i in range(12) for k in range(3)}
+    wait_until(lambda: set(fn.lines()) >= want, 20, "every line", proc=procs[0])
+    victim = procs[2]
+    victim.kill9()
+    t_kill = time.monotonic()
+    wait_until(lambda: sorted(live_owners(port, prefix).values()) == [6, 6], 15,
+               "the killed process' files taken over", proc=procs[0])
+    took = time.monotonic() - t_kill
+    print("leases: files taken over %.1fs after SIGKILL" % took)
+    assert took <= TTL_MS / 1000 + 2 * TTL_MS / 3000 + 1.5, took
+    for i, f in enumerate(files):
+        with open(f, "a") as fh:
+            fh.write("f%d-b\n" % i)
+    want |= {"f%d-b" % i for i in range(12)}
+    wait_until(lambda: set(fn.lines()) >= want, 20, "every line, after the kill", proc=procs[0])
+    for p in procs[:2]:
+        assert p.stop() == 0
