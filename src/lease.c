@@ -84,6 +84,7 @@ struct lease_part {
     uint64_t counter;
     bool held;
     bool taking; /* a take is in flight */
+    bool done;   /* the mapping is done with it: given back once the store is clean */
 };
 
 struct sl_lease {
@@ -204,14 +205,74 @@ static const char lease_release_script[] =
     "end\n"
     "return 1\n";
 
+static void lease_finish_cmd(struct sl_lease *ls);
+
+static void lease_released(void *arg, int err, const struct redisReply *reply, const char *detail)
+{
+    (void)err;
+    (void)reply;
+    (void)detail;
+    lease_finish_cmd(arg);
+}
+
+/* Releases lp's lease (if held) and forgets it. */
+static void lease_give_back(struct sl_lease *ls, struct lease_part *lp)
+{
+    const char *part = lp->part;
+    if (lp->held) {
+        char counter[24];
+        (void)snprintf(counter, sizeof(counter), "%" PRIu64, lp->counter);
+        const char *argv[] = {"EVAL", lease_release_script, "1", ls->lease_key, ls->owner, part,
+                              counter};
+        size_t argvlen[7];
+        for (int i = 0; i < 7; i++) {
+            argvlen[i] = strlen(argv[i]);
+        }
+        ls->pending++;
+        if (sl_redis_conn_command(ls->conn, 7, argv, argvlen, lease_released, ls) < 0) {
+            ls->pending--; /* it runs out by itself */
+        }
+        lp->held = false;
+        ls->n_held--;
+        sl_log_info(LEASE_COMP, ls->inst, "%s: done with it; lease released", part);
+    }
+    sl_free(lp->part);
+    *lp = ls->parts[--ls->n_parts];
+}
+
+void sl_lease_done(struct sl_lease *ls, const char *part)
+{
+    struct lease_part *lp = lease_find(ls, part);
+    if (!lp || lp->taking) {
+        return; /* a take in flight: it is released when the partition is offered and done */
+    }
+    if (!lp->held) {
+        lease_give_back(ls, lp);
+        return;
+    }
+    /* held until its last checkpoint (the end it recorded) is in Redis: released by a round
+     * that finds the store clean, so the write is not fenced off by the release */
+    lp->done = true;
+}
+
+/* Gives back the leases of partitions done with, once the store has written everything. */
+static void lease_give_back_done(struct sl_lease *ls)
+{
+    bool clean = sl_ckpt_is_clean(ls->ck);
+    for (size_t i = ls->n_parts; i-- > 0;) {
+        const struct lease_part *lp = &ls->parts[i];
+        if (lp->done && !lp->taking && (clean || !lp->held)) {
+            lease_give_back(ls, &ls->parts[i]);
+        }
+    }
+}
+
 /* ---- taking ---- */
 
 struct lease_take {
     struct sl_lease *ls;
     char *part;
 };
-
-static void lease_finish_cmd(struct sl_lease *ls);
 
 static void lease_taken(void *arg, int err, const struct redisReply *reply, const char *detail)
 {
@@ -387,6 +448,7 @@ static void lease_round(struct sl_lease *ls)
     if (ls->round_in_flight) {
         return;
     }
+    lease_give_back_done(ls);
     size_t argc = 7 + 2 * ls->n_held;
     const char **argv = sl_calloc(argc, sizeof(*argv));
     size_t *argvlen = sl_calloc(argc, sizeof(*argvlen));

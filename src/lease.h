@@ -54,6 +54,13 @@ SL_NODISCARD int sl_lease_new(uv_loop_t *loop,
  * SL_ENOMEM. */
 SL_NODISCARD int sl_lease_want(struct sl_lease *ls, const char *part);
 
+/* The mapping is done with part for good (read to its end, every record done and
+ * checkpointed): its lease is released once the store has written its last checkpoint (at
+ * the next round that finds the store clean; so a worker that has not seen it done yet may
+ * take it, find its end in the checkpoint and go on to its children) and part is no longer
+ * contended for, until the source offers it again. */
+void sl_lease_done(struct sl_lease *ls, const char *part);
+
 /* True when this worker holds part's lease; *ret_counter (may be NULL) is its counter, the
  * fencing token its checkpoint writes carry. */
 bool sl_lease_holds(const struct sl_lease *ls, const char *part, uint64_t *ret_counter);

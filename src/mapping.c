@@ -333,6 +333,9 @@ void mapping_part_release(struct sl_mpart *mp)
     if (mp->life == SL_MPART_RELEASED) {
         return;
     }
+    if (mp->life == SL_MPART_GONE && !m->freeing) {
+        mapping_lease_done(m, mp->part->id); /* read to its end: its lease goes back */
+    }
     mp->life = SL_MPART_RELEASED;
     for (size_t i = 0; i < m->n_parts; i++) {
         if (m->parts[i] == mp) {

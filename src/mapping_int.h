@@ -104,6 +104,8 @@ void mapping_budget_note(struct sl_mpart *mp);
  * no-op (0) otherwise. may_add: 0, SL_EAGAIN (another process holds it) or SL_ENOMEM. */
 int mapping_lease_new(struct sl_mapping *m, char *errbuf, size_t errlen);
 int mapping_lease_may_add(struct sl_mapping *m, const char *id);
+/* A partition read to its end and released: its lease goes back at once. */
+void mapping_lease_done(struct sl_mapping *m, const char *id);
 void mapping_lease_free(struct sl_mapping *m);
 
 /* mapping.c */

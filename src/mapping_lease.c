@@ -85,6 +85,13 @@ int mapping_lease_may_add(struct sl_mapping *m, const char *id)
     return sl_lease_holds(m->lease, id, NULL) ? 0 : SL_EAGAIN;
 }
 
+void mapping_lease_done(struct sl_mapping *m, const char *id)
+{
+    if (m->lease) {
+        sl_lease_done(m->lease, id);
+    }
+}
+
 void mapping_lease_free(struct sl_mapping *m)
 {
     if (m->lease) {

@@ -210,3 +210,59 @@ def test_three_processes_share_a_directory_of_files(tmp_path, fn, sluice):
     wait_until(lambda: set(fn.lines()) >= want, 20, "every line, after the kill", proc=procs[0])
     for p in procs[:2]:
         assert p.stop() == 0
+
+
+def test_parents_before_children_across_processes(tmp_path, fn, sluice, kinesis):
+    """X reads the only shard; Y runs beside it with nothing to read. The shard is split: the
+    children are read (by whichever process takes them) only after every record of the parent,
+    whose end X records in its checkpoint and whose lease X gives back, so that Y, taking it,
+    finds it done and goes on to the children; each key's records stay in order."""
+    from test_kinesis import _wait_active, aws
+    _, port = services_redis()
+    prefix = "t%s:" % uuid.uuid4().hex[:8]
+    url = "redis://127.0.0.1:%d/0?prefix=%s" % (port, prefix)
+    stream = create_stream(kinesis, shards=1)
+    keys = ["key-%d" % i for i in range(10)]
+    n = [0]
+
+    def put_round(count):
+        items = []
+        for _ in range(count):
+            items.append((keys[n[0] % len(keys)], b"%d" % n[0]))
+            n[0] += 1
+        return put(kinesis, stream, items)
+
+    x = sluice(lease_cfg(tmp_path, fn, stream, url, "x", batch=10),
+               env_extra=sluice_env(kinesis), name="x", args=["--log-format", "json"])
+    put_round(30)
+    wait_until(lambda: len(events(fn)) >= 30, 30, "30 records", proc=x)
+    y = sluice(lease_cfg(tmp_path, fn, stream, url, "y", batch=10),
+               env_extra=sluice_env(kinesis), name="y", args=["--log-format", "json"])
+    wait_until(lambda: "sharing the partitions" in y.log(), 10, "Y started", proc=y)
+    aws(kinesis, "split-shard", "--stream-name", stream, "--shard-to-split",
+        "shardId-000000000000", "--new-starting-hash-key",
+        "170141183460469231731687303715884105728")
+    _wait_active(kinesis, stream)
+    children = put_round(30)
+    assert {sh for sh, _, _, _ in children} == {"shardId-000000000001", "shardId-000000000002"}
+    wait_until(lambda: len({r["eventID"] for r in events(fn)}) >= 60, 30, "60 records",
+               proc=x)
+    recs = events(fn)
+    order = [r["eventID"].rsplit(":", 1)[0] for r in recs]
+    last = {sh: max(i for i, s in enumerate(order) if s == sh) for sh in set(order)}
+    first = {sh: min(i for i, s in enumerate(order) if s == sh) for sh in set(order)}
+    assert last["shardId-000000000000"] < first["shardId-000000000001"]
+    assert last["shardId-000000000000"] < first["shardId-000000000002"]
+    per_key = {}
+    for r in recs:
+        per_key.setdefault(r["kinesis"]["partitionKey"], []).append(
+            int(base64.b64decode(r["kinesis"]["data"])))
+    for k, vals in per_key.items():
+        assert vals == sorted(vals), (k, vals)
+    # Y took the parent's lease once X gave it back, and found it done in its checkpoint
+    wait_until(lambda: "the checkpoint says the shard was read to its end" in y.log(), 10,
+               "Y finding the parent done", proc=y)
+    row = ckpts(port, prefix)["shardId-000000000000"]
+    assert "end=" in row, row
+    assert x.stop() == 0
+    assert y.stop() == 0
