@@ -603,7 +603,7 @@ static void lease_release_all(struct sl_lease *ls)
     if (ls->n_held == 0) {
         return;
     }
-    size_t argc = 4 + 2 * ls->n_held;
+    size_t argc = 5 + 2 * ls->n_held; /* EVAL script 1 key owner, then part counter pairs */
     const char **argv = sl_calloc(argc, sizeof(*argv));
     size_t *argvlen = sl_calloc(argc, sizeof(*argvlen));
     char(*counters)[24] = sl_calloc(ls->n_held, sizeof(*counters));
