@@ -6,6 +6,7 @@ lost; a process stopped (SIGSTOP) past its lease and continued (SIGCONT) moves n
 tests/services (SERVICES=redis), each test under a key prefix of its own."""
 
 import base64
+import json
 import collections
 import os
 import signal
@@ -266,3 +267,43 @@ def test_parents_before_children_across_processes(tmp_path, fn, sluice, kinesis)
     assert "end=" in row, row
     assert x.stop() == 0
     assert y.stop() == 0
+
+
+def test_redis_down_past_the_lease_ttl_nothing_lost(tmp_path, fn, sluice):
+    """Redis (no persistence) is down longer than lease_ttl: the process gives its leases up
+    before they could run out (its partitions stop), takes them again once Redis is back empty,
+    writes the positions again, and every line, also those appended during the outage, is
+    delivered; the outage is one log line."""
+    from redisutil import RedisServer
+    srv = RedisServer(tmp_path / "redis", durable=False).start()
+    ttl = 1500
+    log = tmp_path / "in.log"
+    log.write_text("".join("a%d\n" % i for i in range(5)))
+    m = {"EventSourceArn": "file://%s" % log, "FunctionName": "f",
+         "StartingPosition": "TRIM_HORIZON", "BatchSize": 2, "UUID": "m1"}
+    cfg = base_config(tmp_path, {"f": http_fn(fn.url)}, [m],
+                      checkpoint_store="redis://127.0.0.1:%d/0" % srv.port,
+                      lease_ttl="%dms" % ttl)
+    s = sluice(write_config(tmp_path, cfg, name="r.json"), args=["--log-format", "json"])
+    try:
+        def pos():
+            got = call(srv.port, "HGETALL", "sluice:ckpt:m1") or []
+            return [int(json.loads(got[i + 1])["pos"]) for i in range(0, len(got), 2)]
+
+        size1 = log.stat().st_size
+        wait_until(lambda: pos() == [size1], 15, "the first checkpoint", proc=s)
+        srv.stop()
+        with open(log, "a") as f:
+            f.write("".join("b%d\n" % i for i in range(5)))
+        wait_until(lambda: "not renewed in time" in s.log(), 10, "the leases given up", proc=s)
+        srv.start()  # empty
+        size2 = log.stat().st_size
+        wait_until(lambda: pos() == [size2], 20, "the checkpoint at the end", proc=s)
+        assert s.stop() == 0
+    finally:
+        if s.poll() is None:
+            s.kill9()
+        srv.stop()
+    want = {"a%d" % i for i in range(5)} | {"b%d" % i for i in range(5)}
+    assert want <= set(fn.lines()), sorted(want - set(fn.lines()))
+    assert s.log().count("reconnecting with backoff") == 1
