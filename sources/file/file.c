@@ -234,6 +234,7 @@ static void file_part_release(void *vctx, struct sl_part *part)
     part->event = NULL;
     file_hash_del(ctx, fp);
     file_part_free(fp);
+    ctx->scan_due = true; /* a file released with its lease lost is offered again */
 }
 
 /* A lease was taken: scan at the next tick, so that the file is offered (part_add) again. */

@@ -337,12 +337,16 @@ void kin_part_release(void *vctx, struct sl_part *part)
     struct kin_shard *e = kp->sh;
     bool done = kp->ended && kp->gone && !ctx->stopped;
     e->kp = NULL;
-    if (!done && !ctx->stopped) {
-        e->added = false; /* its lease was lost: offered again at the next listing */
+    bool again = !done && !ctx->stopped;
+    if (again) {
+        e->added = false; /* its lease was lost: offered again at a listing soon */
     }
     part->src = NULL;
     part->event = NULL;
     kin_fetch_part_free(kp);
+    if (again) {
+        kin_shards_soon(ctx); /* its lease may be ours again already */
+    }
     if (done) {
         e->done = true;
         kin_shards_start_named(ctx);
