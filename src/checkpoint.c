@@ -41,7 +41,6 @@
 #include "ckpt_redis.h"
 #include "ckpt_table.h"
 #include "log.h"
-#include "sl_adapters.h"
 
 #define CK_COMP           "checkpoint"
 #define CK_BACKOFF_MIN_MS 100
