@@ -696,6 +696,12 @@ size_t sl_lease_count(const struct sl_lease *ls)
     return 0;
 }
 
+void sl_lease_done(struct sl_lease *ls, const char *part)
+{
+    (void)ls;
+    (void)part;
+}
+
 void sl_lease_free(struct sl_lease *ls)
 {
     (void)ls;
