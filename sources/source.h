@@ -17,7 +17,7 @@
 #include "partition.h"
 #include "sl_adapters.h"
 
-#define SL_SOURCE_ABI 5u
+#define SL_SOURCE_ABI 6u
 
 /* --- The queue model (caps->model SL_DELIVERY_QUEUE; sources/README.md "The queue model") --- */
 
@@ -68,7 +68,8 @@ struct sl_source_env {
     int64_t max_bytes_buffered;
     void *owner;
     /* A partition appeared. Returns 0 and *ret_part (owned by the mapping; its ckpt_pos and
-     * ckpt_meta hold the stored checkpoint, if any), or SL_ENOMEM. The source must set
+     * ckpt_meta hold the stored checkpoint, if any), SL_EAGAIN (caps->leases: another process
+     * holds the partition's lease now; offer it again later) or SL_ENOMEM. The source must set
      * part->src before returning to the loop. */
     int (*part_add)(void *owner, const char *id, const char *name, struct sl_part **ret_part);
     /* New records may be fetchable from part (after fetch returned 0). */
@@ -161,6 +162,12 @@ struct sl_source_caps {
      * partition, each partition's in order (the event shape's encode_next_part separates
      * them, so the shape must have one). */
     bool batch_spans_partitions;
+    /* Its partitions may be shared among processes by leases (with a Redis checkpoint store:
+     * src/lease.c): it offers every partition through part_add, takes SL_EAGAIN as "not now,
+     * another process holds it" (offering it again at offer_again or at its next look at the
+     * partitions), and offers again a partition released without being done (its lease lost).
+     * Sources with a group protocol of their own (Kafka) or queues leave it false. */
+    bool leases;
     enum sl_lag_unit lag_unit;
     /* A queue: a BatchSize above this needs MaximumBatchingWindowInSeconds >= 1 (AWS's rule for
      * SQS: 10); 0: no such rule. */
@@ -298,6 +305,9 @@ struct sl_source_ops {
     /* The mapping is done with part (after part_gone, part_revoke, or at stop): free
      * part->src. May be NULL: nothing to free. */
     void (*part_release)(void *ctx, struct sl_part *part);
+    /* A lease was taken (caps->leases): offer again soon, through part_add, every partition
+     * not added yet. May be NULL: nothing (the next look at the partitions offers them). */
+    void (*offer_again)(void *ctx);
     /* The client properties another client of the source's own cluster needs to connect to it
      * as the source does (a kafka:// destination's producer). Kafka: librdkafka properties,
      * bootstrap.servers and the connection security (security.protocol, sasl.*, ssl.*) from

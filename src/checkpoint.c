@@ -12,7 +12,17 @@
  * and must never leave <mapping>.json partially written. Loop thread, except ck_work_cb which
  * runs on a pool thread and touches only the immutable paths, the snapshot buffer and the result.
  * Below it: the table (ckpt_table.c), its JSON form (ckpt_json.c) and the file I/O with its
- * injectable calls (ckpt_file.c); none of them calls back up. */
+ * injectable calls (ckpt_file.c); none of them calls back up.
+ *
+ * About Redis (sl_ckpt_open_redis): the same store with Redis in place of the file. The table,
+ * the generations and the once-per-turn coalescing are the same; what a turn writes is the rows
+ * changed since the last write (the pending table), through ckpt_redis.c, which moves a
+ * position in Redis only forward. A write that fails puts its rows back into pending (unless a
+ * newer one is there) and is retried after the same backoff, so no checkpoint moves in Redis
+ * nor counts as durable while it is down, and nothing is lost when it is back. After the
+ * connection was made again every row is written again (a Redis restarted without persistence
+ * has lost them). The outage itself is logged by the connection (one line when it starts, one
+ * when it ends); only other failures are logged here. */
 #include "checkpoint.h"
 
 #include <assert.h>
@@ -28,6 +38,7 @@
 #include "buf.h"
 #include "ckpt_file.h"
 #include "ckpt_json.h"
+#include "ckpt_redis.h"
 #include "ckpt_table.h"
 #include "log.h"
 
@@ -48,6 +59,12 @@ struct sl_ckpt {
     char *tmp;  /* <dir>/<id>.json.tmp */
 
     struct ckpt_table *table;
+
+    /* Redis instead of the file (NULL for the file store); pending: rows changed since the
+     * last write began; inflight: the rows of the write in flight. */
+    struct ckpt_redis *redis;
+    struct ckpt_table *pending;
+    struct ckpt_table *inflight;
 
     /* gen counts changes; durable_gen is the gen of the last successful write; inflight_gen the
      * gen of the snapshot in the pool. Something is pending when gen is past the newest of
@@ -124,7 +141,7 @@ static void ck_finish(struct sl_ckpt *ck, uint64_t gen, int err, struct ckpt_fil
         if (gen > ck->durable_gen) {
             ck->durable_gen = gen;
         }
-        if (ck->last_error) {
+        if (ck->logged_step) {
             sl_log_info(CK_COMP, ck->id, "%s: checkpoint write succeeded again", ck->path);
         }
         ck->last_error = 0;
@@ -142,8 +159,12 @@ static void ck_finish(struct sl_ckpt *ck, uint64_t gen, int err, struct ckpt_fil
     }
     ck->last_error = err ? err : SL_EIO;
     const char *step = res.step ? res.step : "serialize";
-    if (step != ck->logged_step || res.sys_errno != ck->logged_errno) {
-        if (res.step) {
+    bool outage = ck->redis && err == SL_EIO; /* the connection logs it */
+    if (!outage && (step != ck->logged_step || res.sys_errno != ck->logged_errno)) {
+        if (ck->redis) {
+            sl_log_error(CK_COMP, ck->id, "%s: checkpoint write failed: %s, retrying", ck->path,
+                         sl_strerror(ck->last_error));
+        } else if (res.step) {
             sl_log_error(CK_COMP, ck->id, "%s: %s failed: %s, retrying", ck->path, step,
                          uv_strerror(-res.sys_errno));
         } else {
@@ -199,12 +220,18 @@ static void ck_after_work_cb(uv_work_t *req, int status)
     ck_kick(ck);
 }
 
+static void ck_redis_flush(struct sl_ckpt *ck);
+
 static void ck_check_cb(uv_check_t *h)
 {
     struct sl_ckpt *ck = h->data;
     (void)uv_check_stop(&ck->check);
     (void)uv_idle_stop(&ck->idle);
     if (ck->closing || ck->in_flight || ck->backoff || !ck_has_pending(ck)) {
+        return;
+    }
+    if (ck->redis) {
+        ck_redis_flush(ck);
         return;
     }
     uint64_t gen = ck->gen;
@@ -228,6 +255,93 @@ static void ck_idle_cb(uv_idle_t *h)
 {
     /* Only here so that poll does not block while the check handle waits for its turn. */
     (void)h;
+}
+
+/* ---- Redis ---- */
+
+/* Puts every row of from into to, except where to already has the partition (a newer row). */
+static int ck_merge(struct ckpt_table *to, struct ckpt_table *from, bool keep_newer)
+{
+    const struct ckpt_row *rows;
+    size_t n;
+    int r = ckpt_table_sorted(from, &rows, &n);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct ckpt_row cur;
+        bool changed;
+        if (!(keep_newer && ckpt_table_get(to, rows[i].part, &cur))) {
+            r = ckpt_table_put(to, rows[i].part, rows[i].pos, rows[i].meta, &changed);
+        }
+    }
+    return r;
+}
+
+static void ck_redis_done(void *arg, int err)
+{
+    struct sl_ckpt *ck = arg;
+    ck->in_flight = false;
+    if (ck->closing) {
+        return; /* the handles' close frees the store */
+    }
+    if (err < 0 && ck_merge(ck->pending, ck->inflight, true) < 0) {
+        /* out of memory: write everything again next time */
+        (void)ck_merge(ck->pending, ck->table, false);
+    }
+    ckpt_table_free(ck->inflight);
+    ck->inflight = NULL;
+    ck_finish(ck, ck->inflight_gen, err, (struct ckpt_file_result){err ? "redis" : NULL, 0});
+    if (err == 0 && ckpt_redis_take_reconnect(ck->redis)) {
+        /* the write went out on a new connection: Redis may have lost the other rows */
+        if (ck_merge(ck->pending, ck->table, true) == 0) {
+            ck->gen++;
+        }
+    }
+    ck_kick(ck);
+}
+
+/* One write of the rows changed since the last (every row after a reconnect). */
+static void ck_redis_flush(struct sl_ckpt *ck)
+{
+    uint64_t gen = ck->gen;
+    int r = 0;
+    if (ckpt_redis_take_reconnect(ck->redis)) {
+        r = ck_merge(ck->pending, ck->table, true);
+    }
+    struct ckpt_table *fresh = r == 0 ? ckpt_table_new() : NULL;
+    if (!fresh) {
+        ck_finish(ck, gen, SL_ENOMEM, (struct ckpt_file_result){NULL, 0});
+        return;
+    }
+    const struct ckpt_row *rows;
+    size_t n;
+    r = ckpt_table_sorted(ck->pending, &rows, &n);
+    if (r == 0 && n == 0) {
+        ckpt_table_free(fresh);
+        ck_finish(ck, gen, 0, (struct ckpt_file_result){NULL, 0}); /* a delete: nothing to send */
+        return;
+    }
+    ck->inflight_gen = gen;
+    ck->in_flight = true;
+    ck->work_consumed = false;
+    /* the rows go in flight; kept to put back if the write fails */
+    ck->inflight = ck->pending;
+    ck->pending = fresh;
+    if (r == 0) {
+        r = ckpt_redis_write(ck->redis, rows, n, ck_redis_done, ck);
+    }
+    if (r == SL_EAGAIN) { /* every row fenced off: nothing of ours to write */
+        ckpt_table_free(ck->inflight);
+        ck->inflight = NULL;
+        ck->in_flight = false;
+        ck_finish(ck, gen, 0, (struct ckpt_file_result){NULL, 0});
+        return;
+    }
+    if (r < 0) {
+        ckpt_table_free(ck->pending);
+        ck->pending = ck->inflight;
+        ck->inflight = NULL;
+        ck->in_flight = false;
+        ck_finish(ck, gen, r, (struct ckpt_file_result){NULL, 0});
+    }
 }
 
 /* ---- open and load ---- */
@@ -270,6 +384,9 @@ static int ck_load(struct sl_ckpt *ck, char *errbuf, size_t errlen)
 static void ck_free(struct sl_ckpt *ck)
 {
     ckpt_table_free(ck->table);
+    ckpt_table_free(ck->pending);
+    ckpt_table_free(ck->inflight);
+    ckpt_redis_free(ck->redis);
     sl_buf_fini(&ck->snap);
     sl_free(ck->id);
     sl_free(ck->dir);
@@ -373,6 +490,70 @@ fail:
     return r;
 }
 
+int sl_ckpt_open_redis(uv_loop_t *loop,
+                       const char *url,
+                       const char *mapping_id,
+                       struct sl_ckpt **ret_ck,
+                       char *errbuf,
+                       size_t errlen)
+{
+    if (!ck_id_valid(mapping_id)) {
+        snprintf(errbuf, errlen,
+                 "checkpoint: invalid mapping id \"%s\" (must be 1 to %d bytes, no '/', not "
+                 "starting with '.')",
+                 mapping_id, CK_MAX_ID_BYTES);
+        return SL_EINVAL;
+    }
+    struct sl_ckpt *ck = sl_calloc(1, sizeof(*ck));
+    if (!ck || uv_mutex_init(&ck->mu) < 0) {
+        sl_free(ck);
+        snprintf(errbuf, errlen, "checkpoint: out of memory");
+        return SL_ENOMEM;
+    }
+    if (uv_cond_init(&ck->cond) < 0) {
+        uv_mutex_destroy(&ck->mu);
+        sl_free(ck);
+        snprintf(errbuf, errlen, "checkpoint: cannot create a condition variable");
+        return SL_ENOMEM;
+    }
+    ck->loop = loop;
+    ck->fops = &ckpt_file_sys_ops;
+    sl_buf_init(&ck->snap);
+    ck->table = ckpt_table_new();
+    ck->pending = ckpt_table_new();
+    ck->id = sl_strdup(mapping_id);
+    int r = 0;
+    if (!ck->table || !ck->pending || !ck->id) {
+        snprintf(errbuf, errlen, "checkpoint: out of memory");
+        r = SL_ENOMEM;
+        goto fail;
+    }
+    r = ckpt_redis_open(loop, url, mapping_id, SL_CKPT_REDIS_LOAD_TIMEOUT_MS, ck->table, &ck->redis,
+                        errbuf, errlen);
+    if (r < 0) {
+        goto fail;
+    }
+    ck->path = sl_strdup(ckpt_redis_name(ck->redis));
+    if (!ck->path) {
+        snprintf(errbuf, errlen, "checkpoint: out of memory");
+        r = SL_ENOMEM;
+        goto fail;
+    }
+    (void)uv_check_init(loop, &ck->check);
+    (void)uv_idle_init(loop, &ck->idle);
+    (void)uv_timer_init(loop, &ck->timer);
+    ck->check.data = ck;
+    ck->idle.data = ck;
+    ck->timer.data = ck;
+    ck->handles_open = 3;
+    *ret_ck = ck;
+    return 0;
+
+fail:
+    ck_free(ck);
+    return r;
+}
+
 /* ---- the API ---- */
 
 bool sl_ckpt_get(const struct sl_ckpt *ck, const char *part_id, struct sl_ckpt_entry *ret_e)
@@ -399,6 +580,13 @@ int sl_ckpt_set(struct sl_ckpt *ck, const char *part_id, const char *pos, const 
     if (r < 0) {
         return r;
     }
+    if (changed && ck->redis) {
+        r = ckpt_table_put(ck->pending, part_id, pos, meta, &changed);
+        changed = true;
+        if (r < 0) {
+            return r;
+        }
+    }
     if (changed) {
         ck_mark_dirty(ck);
     }
@@ -407,9 +595,59 @@ int sl_ckpt_set(struct sl_ckpt *ck, const char *part_id, const char *pos, const 
 
 void sl_ckpt_del(struct sl_ckpt *ck, const char *part_id)
 {
+    if (ck->redis) {
+        (void)ckpt_table_del(ck->pending, part_id);
+    }
     if (ckpt_table_del(ck->table, part_id)) {
         ck_mark_dirty(ck);
     }
+}
+
+void sl_ckpt_fence(
+    struct sl_ckpt *ck, const char *lease_key, const char *owner, sl_ckpt_holds_cb holds, void *arg)
+{
+    assert(ck->redis);
+    struct ckpt_redis_fence f = {lease_key, owner, holds, arg};
+    ckpt_redis_set_fence(ck->redis, lease_key ? &f : NULL);
+}
+
+int sl_ckpt_refresh(struct sl_ckpt *ck, const char *part_id, const char *row)
+{
+    assert(ck->redis);
+    (void)ckpt_table_del(ck->pending, part_id); /* written under an earlier lease, if at all */
+    if (!row) {
+        /* none in Redis (never written, or a Redis restarted without persistence lost it):
+         * what this process knows, if anything, stands and is written again */
+        struct ckpt_row cur;
+        bool changed;
+        if (!ckpt_table_get(ck->table, part_id, &cur)) {
+            return 0;
+        }
+        int r = ckpt_table_put(ck->pending, part_id, cur.pos, cur.meta, &changed);
+        if (r == 0) {
+            ck_mark_dirty(ck);
+        }
+        return r;
+    }
+    return ckpt_redis_parse_row(row, ck->table, part_id);
+}
+
+struct sl_redis_conn *sl_ckpt_redis_conn(struct sl_ckpt *ck)
+{
+    return ck->redis ? ckpt_redis_conn(ck->redis) : NULL;
+}
+
+int sl_ckpt_redis_command_sync(struct sl_ckpt *ck,
+                               int argc,
+                               const char **argv,
+                               const size_t *argvlen)
+{
+    return ck->redis ? ckpt_redis_command_sync(ck->redis, argc, argv, argvlen) : SL_EIO;
+}
+
+unsigned long sl_ckpt_fenced_writes(const struct sl_ckpt *ck)
+{
+    return ck->redis ? ckpt_redis_fenced_writes(ck->redis) : 0;
 }
 
 bool sl_ckpt_is_clean(const struct sl_ckpt *ck)
@@ -420,9 +658,41 @@ bool sl_ckpt_is_clean(const struct sl_ckpt *ck)
 /* About waiting: a pool write in flight is waited for on a condition variable, not by running
  * the loop, so this is safe to call from inside any loop callback (uv_run is not reentrant).
  * Its after_work callback still runs later on the loop and then only releases the request. */
+/* Redis: the rows not known to be written (pending and in flight), on a connection of its own
+ * (the loop's cannot be waited for here). */
+static int ck_redis_flush_sync(struct sl_ckpt *ck)
+{
+    uint64_t gen = ck->gen;
+    int r = ck->inflight ? ck_merge(ck->pending, ck->inflight, true) : 0;
+    const struct ckpt_row *rows;
+    size_t n = 0;
+    if (r == 0) {
+        r = ckpt_table_sorted(ck->pending, &rows, &n);
+    }
+    if (r == 0 && n > 0) {
+        r = ckpt_redis_write_sync(ck->redis, rows, n);
+    }
+    if (r == 0) {
+        struct ckpt_table *fresh = ckpt_table_new();
+        if (fresh) {
+            ckpt_table_free(ck->pending);
+            ck->pending = fresh;
+        }
+    }
+    ck_finish(ck, gen, r, (struct ckpt_file_result){r < 0 ? "redis" : NULL, 0});
+    if (r == 0) {
+        (void)uv_check_stop(&ck->check);
+        (void)uv_idle_stop(&ck->idle);
+    }
+    return r;
+}
+
 int sl_ckpt_flush_sync(struct sl_ckpt *ck)
 {
     assert(!ck->closing);
+    if (ck->redis) {
+        return ck->gen == ck->durable_gen ? 0 : ck_redis_flush_sync(ck);
+    }
     if (ck->in_flight && !ck->work_consumed) {
         uv_mutex_lock(&ck->mu);
         while (!ck->work_done) {
@@ -484,6 +754,8 @@ void sl_ckpt_close(struct sl_ckpt *ck)
     (void)uv_check_stop(&ck->check);
     (void)uv_idle_stop(&ck->idle);
     (void)uv_timer_stop(&ck->timer);
+    ckpt_redis_free(ck->redis); /* a write in flight ends here, its rows not known written */
+    ck->redis = NULL;
     uv_close((uv_handle_t *)&ck->check, ck_close_cb);
     uv_close((uv_handle_t *)&ck->idle, ck_close_cb);
     uv_close((uv_handle_t *)&ck->timer, ck_close_cb);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt_redis.h"
 #include "httpd.h"
 
 /* The structural top-level keys, applied with the daemon table so that unknown top-level keys
@@ -38,6 +39,23 @@ static const struct sl_opt config_top_opts[] = {
 
 /* ------------------------------------------------------------------------------------------ */
 /* Loading */
+
+/* checkpoint_store, when given, must be a Redis URL the store takes. */
+static int config_check_store(struct config_ctx *cc)
+{
+    if (!cc->cfg->checkpoint_store) {
+        return 0;
+    }
+    char why[600] = "";
+    int r = ckpt_redis_check_url(cc->cfg->checkpoint_store, why, sizeof(why));
+    if (r == SL_ENOMEM) {
+        return r;
+    }
+    if (r < 0) {
+        config_error(cc, "%s: $.checkpoint_store: %s", cc->file, why);
+    }
+    return 0;
+}
 
 /* `listen` must be host:port even when nothing needs the server, so a typo shows at once. */
 static int config_check_listen(struct config_ctx *cc)
@@ -153,6 +171,9 @@ int sl_config_load(const char *file, struct sl_config **ret_cfg, struct sl_errli
                          file);
         }
         r = config_check_listen(&cc);
+        if (r == 0) {
+            r = config_check_store(&cc);
+        }
         if (r == SL_ENOMEM) {
             goto fail;
         }

@@ -141,6 +141,8 @@ struct sl_config {
     char *file;
     char *listen; /* the HTTP server's host:port, started when a delivery stream needs it */
     char *state_dir;
+    char *checkpoint_store;  /* redis://... for the Redis checkpoint store; NULL: files */
+    int64_t lease_ttl_ms;    /* partition leases' TTL, with the Redis store */
     int64_t spool_max_bytes; /* each delivery stream's spool quota, unless it sets its own */
     char *region;
     int64_t stats_interval_ms;

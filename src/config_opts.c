@@ -21,6 +21,20 @@ const struct sl_opt sl_config_daemon_opts[] = {
      NULL,
      "Directory for checkpoints, one file per mapping, and the delivery streams' spools "
      "(streams/<DeliveryStreamName>/); created if missing."},
+    {"checkpoint_store", SL_OPT_STR, NULL, 0, -1, offsetof(struct sl_config, checkpoint_store), 0,
+     NULL,
+     "Where the mappings' checkpoints are kept instead of files in state_dir: "
+     "redis://[user:password@]host[:port][/db][?prefix=P] keeps each mapping's in the Redis hash "
+     "<P>ckpt:<UUID> (P default \"sluice:\"), so they survive the loss of a process or its "
+     "machine; a position there only moves forward. While Redis is down no checkpoint moves "
+     "and each partition stops after max_unsaved_batches advances; all is written once it is "
+     "back. Password also as ${VAR}."},
+    {"lease_ttl", SL_OPT_DURATION, "10s", 300, 3600 * 1000,
+     offsetof(struct sl_config, lease_ttl_ms), 0, NULL,
+     "With a Redis checkpoint_store, the processes that run a mapping of a source without a "
+     "group protocol of its own (Kinesis) share its partitions by leases in Redis: a lease "
+     "lasts this long, is renewed every third of it, and a process that cannot renew stops "
+     "the partition before it runs out; another process takes it then."},
     {"spool_max_bytes", SL_OPT_SIZE, "1GiB", 64 * 1024, INT64_C(1) << 40,
      offsetof(struct sl_config, spool_max_bytes), 0, NULL,
      "Most bytes each delivery stream's spool keeps on disk (records accepted and not yet "

@@ -317,6 +317,8 @@ static int daemon_start(struct daemon *d)
             .loop = &d->loop,
             .clock = &sl_clock_system,
             .state_dir = cfg->state_dir,
+            .checkpoint_store = cfg->checkpoint_store,
+            .lease_ttl_ms = cfg->lease_ttl_ms,
             .region = cfg->region,
             .fn = fn,
             .httpc = d->httpc,

@@ -216,6 +216,10 @@ static void mapping_fetch_retry_cb(uv_timer_t *t)
 int mapping_part_add(void *owner, const char *id, const char *name, struct sl_part **ret_part)
 {
     struct sl_mapping *m = owner;
+    int r = mapping_lease_may_add(m, id);
+    if (r < 0) {
+        return r;
+    }
     if (m->n_parts == m->cap_parts) {
         size_t cap = m->cap_parts ? m->cap_parts * 2 : 8;
         struct sl_mpart **parts = sl_realloc(m->parts, cap * sizeof(*parts));
@@ -328,6 +332,9 @@ void mapping_part_release(struct sl_mpart *mp)
     struct sl_mapping *m = mp->m;
     if (mp->life == SL_MPART_RELEASED) {
         return;
+    }
+    if (mp->life == SL_MPART_GONE && !m->freeing) {
+        mapping_lease_done(m, mp->part->id); /* read to its end: its lease goes back */
     }
     mp->life = SL_MPART_RELEASED;
     for (size_t i = 0; i < m->n_parts; i++) {

@@ -22,6 +22,8 @@ struct sl_mapping_env {
     uv_loop_t *loop;
     const struct sl_clock *clock;
     const char *state_dir;
+    const char *checkpoint_store; /* redis://...: the Redis checkpoint store; NULL: files */
+    int64_t lease_ttl_ms;         /* partition leases' TTL (with the Redis store) */
     const char *region;
     struct sl_function *fn; /* borrowed; outlives the mapping */
     struct sl_httpc *httpc; /* shared HTTP client, for destinations */

@@ -64,6 +64,7 @@ struct sl_mapping {
     bool src_inited;
     struct sl_source_env senv;
     struct sl_ckpt *ck;
+    struct sl_lease *lease; /* partition leases (mapping_lease.c), or NULL */
     struct sl_progress *progress;
     struct sl_intake *intake; /* what becomes of fetched records (filter, lanes) */
     struct sl_onfail *onfail;
@@ -98,6 +99,14 @@ void mapping_budget_account(struct sl_mpart *mp);
 void mapping_budget_inflight(struct sl_mpart *mp, size_t n);
 /* mp's life or fetch state changed: re-counts whether it is active. */
 void mapping_budget_note(struct sl_mpart *mp);
+
+/* mapping_lease.c: leases when the store is Redis and the source shares by leases; each is a
+ * no-op (0) otherwise. may_add: 0, SL_EAGAIN (another process holds it) or SL_ENOMEM. */
+int mapping_lease_new(struct sl_mapping *m, char *errbuf, size_t errlen);
+int mapping_lease_may_add(struct sl_mapping *m, const char *id);
+/* A partition read to its end and released: its lease goes back at once. */
+void mapping_lease_done(struct sl_mapping *m, const char *id);
+void mapping_lease_free(struct sl_mapping *m);
 
 /* mapping.c */
 int mapping_format_pos(

@@ -59,7 +59,10 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
     }
     if (r == 0 && !m->queue) {
         /* a queue keeps no positions at all: no store is opened, read or written */
-        r = sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
+        r = env->checkpoint_store
+                ? sl_ckpt_open_redis(env->loop, env->checkpoint_store, conf->core.uuid, &m->ck,
+                                     errbuf, errlen)
+                : sl_ckpt_open(env->loop, env->state_dir, conf->core.uuid, &m->ck, errbuf, errlen);
     }
     if (r == 0) {
         struct sl_progress_conf pconf = {
@@ -75,6 +78,9 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             .may_proceed = mapping_may_proceed,
         };
         r = sl_progress_new(m->ck, &pconf, &host, &m->progress);
+    }
+    if (r == 0 && m->ck) {
+        r = mapping_lease_new(m, errbuf, errlen);
     }
     if (r == 0) {
         m->senv = (struct sl_source_env){
@@ -128,6 +134,7 @@ int sl_mapping_new(const struct sl_mapping_conf *conf,
             sl_opt_free(m->ops->opts, m->src_ctx);
         }
         sl_progress_free(m->progress);
+        mapping_lease_free(m);
         if (m->ck) {
             sl_ckpt_close(m->ck);
         }
@@ -294,6 +301,7 @@ void sl_mapping_free(struct sl_mapping *m)
     m->intake = NULL;
     sl_progress_free(m->progress);
     m->progress = NULL;
+    mapping_lease_free(m);
     sl_ckpt_close(m->ck);
     sl_free(m->parts);
     sl_free(m->name);

@@ -131,6 +131,11 @@ static void source_def_part_release(void *ctx, struct sl_part *part)
     (void)part;
 }
 
+static void source_def_offer_again(void *ctx)
+{
+    (void)ctx;
+}
+
 static int
 source_def_client_props(void *ctx, struct sl_strmap *ret_props, char *errbuf, size_t errlen)
 {
@@ -275,6 +280,7 @@ void sl_source_ops_complete(struct sl_source_ops *ops, struct sl_event_format *r
     SOURCE_DEFAULT(ops, ack);
     SOURCE_DEFAULT(ops, part_release);
     SOURCE_DEFAULT(ops, client_props);
+    SOURCE_DEFAULT(ops, offer_again);
     SOURCE_DEFAULT(ops, stop);
     SOURCE_DEFAULT(ops, arn_from_mapping);
     SOURCE_DEFAULT(ops, check_destination);

@@ -235,6 +235,14 @@ static void file_part_release(void *vctx, struct sl_part *part)
     part->event = NULL;
     file_hash_del(ctx, fp);
     file_part_free(fp);
+    ctx->scan_due = true; /* a file released with its lease lost is offered again */
+}
+
+/* A lease was taken: scan at the next tick, so that the file is offered (part_add) again. */
+static void file_offer_again(void *vctx)
+{
+    struct file_ctx *ctx = vctx;
+    ctx->scan_due = true;
 }
 
 static void file_stop(void *vctx)
@@ -281,6 +289,7 @@ static const struct sl_source_caps file_caps = {
     .window_ms_default = 0,
     .window_rule = SL_WINDOW_AFTER_INVOKE,
     .lag_unit = SL_LAG_BYTES,
+    .leases = true, /* files on a shared file system are shared by leases (src/lease.c) */
 };
 
 const struct sl_source_ops sl_source_file = {
@@ -305,6 +314,7 @@ const struct sl_source_ops sl_source_file = {
     .lag = file_lag,
     .settling = file_settling,
     .part_release = file_part_release,
+    .offer_again = file_offer_again,
     .stop = file_stop,
     .fini = file_fini,
 };

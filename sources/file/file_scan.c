@@ -316,7 +316,7 @@ int file_record_start(struct file_part *fp)
 }
 
 /* Opens path (whose stat is st) as a new partition. Returns 0, or -errno when it cannot be
- * opened (the caller logs once), or SL_ENOMEM. */
+ * opened (the caller logs once), SL_EAGAIN (another process holds its lease) or SL_ENOMEM. */
 int file_open(struct file_ctx *ctx, const char *path, bool initial)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -357,8 +357,18 @@ int file_open(struct file_ctx *ctx, const char *path, bool initial)
     char id[64];
     (void)snprintf(id, sizeof(id), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
     struct sl_part *part = NULL;
-    if (ctx->env.part_add(ctx->env.owner, id, path, &part) < 0) {
+    int ar = ctx->env.part_add(ctx->env.owner, id, path, &part);
+    if (ar < 0) {
         file_hash_del(ctx, fp);
+        if (ar == SL_EAGAIN) {
+            /* another process holds its lease: offered again at the next scan */
+            (void)close(fd);
+            ctx->n_open--;
+            sl_free(fp->path);
+            sl_event_kinesis_tmpl_fini(&fp->tmpl);
+            sl_free(fp);
+            return SL_EAGAIN;
+        }
         goto oom;
     }
     fp->part = part;
@@ -463,6 +473,9 @@ void file_scan(struct file_ctx *ctx, bool initial)
                 continue;
             }
             int e = file_open(ctx, path, initial);
+            if (e == SL_EAGAIN) {
+                continue; /* leased to another process (caps.leases) */
+            }
             if (e == SL_ENOMEM) {
                 sl_log_warn("file", ctx->env.inst, "%s: out of memory opening it, retrying", path);
             } else if (e < 0) {

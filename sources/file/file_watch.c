@@ -76,8 +76,8 @@ static void file_watch_cb(uv_fs_event_t *w, const char *name, int events, int st
     if (e == SL_ENOMEM) {
         sl_log_warn("file", ctx->env.inst, "%s: out of memory opening it, retrying", path);
         ctx->scan_due = true;
-    } else if (e < 0) {
-        ctx->scan_due = true; /* the rescan notes it (once) */
+    } else if (e < 0 && e != SL_EAGAIN) { /* EAGAIN: leased to another process */
+        ctx->scan_due = true;             /* the rescan notes it (once) */
     }
 }
 

@@ -157,6 +157,7 @@ static const struct sl_source_caps kin_caps = {
     .window_ms_default = 0,
     .window_rule = SL_WINDOW_AFTER_INVOKE,
     .lag_unit = SL_LAG_MS,
+    .leases = true, /* no group protocol: shards are shared by leases (src/lease.c) */
     /* five GetRecords a second per shard: a page of up to 10,000 records each */
     .fetch_records_min = KINESIS_GET_RECORDS_LIMIT_MAX,
     /* Four full pages: with the default 10,000 four busy shards could each ask for only 2,500
@@ -187,6 +188,7 @@ const struct sl_source_ops sl_source_kinesis = {
     .settling = kin_settling,
     .lag = kin_lag,
     .part_release = kin_part_release,
+    .offer_again = kin_offer_again,
     .stop = kin_stop,
     .fini = kin_fini,
 };

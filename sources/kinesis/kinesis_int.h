@@ -236,6 +236,8 @@ SL_NODISCARD int kin_shards_start(struct kin_ctx *ctx);
 void kin_shards_stop(struct kin_ctx *ctx);
 void kin_shards_fini(struct kin_ctx *ctx);
 void kin_part_release(void *vctx, struct sl_part *part);
+/* A lease was taken: list the shards soon, so that part_add is offered it. */
+void kin_offer_again(void *vctx);
 /* True while a shard of the stream has not answered its first GetRecords. */
 bool kin_shards_settling(struct kin_ctx *ctx);
 

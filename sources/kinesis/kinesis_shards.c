@@ -78,6 +78,11 @@ static void kin_shards_add(struct kin_ctx *ctx, struct kin_shard *e)
     }
     struct sl_part *part = NULL;
     int r = ctx->env.part_add(ctx->env.owner, e->info.id, e->info.id, &part);
+    if (r == SL_EAGAIN) {
+        /* another process holds its lease: offered again at offer_again or the next listing */
+        kin_fetch_part_free(kp);
+        return;
+    }
     if (r < 0) {
         sl_log_error(KIN_COMP, ctx->env.inst, "%s: %s, trying again at the next listing",
                      e->info.id, sl_strerror(r));
@@ -332,12 +337,27 @@ void kin_part_release(void *vctx, struct sl_part *part)
     struct kin_shard *e = kp->sh;
     bool done = kp->ended && kp->gone && !ctx->stopped;
     e->kp = NULL;
+    bool again = !done && !ctx->stopped;
+    if (again) {
+        e->added = false; /* its lease was lost: offered again at a listing soon */
+    }
     part->src = NULL;
     part->event = NULL;
     kin_fetch_part_free(kp);
+    if (again) {
+        kin_shards_soon(ctx); /* its lease may be ours again already */
+    }
     if (done) {
         e->done = true;
         kin_shards_start_named(ctx);
+        kin_shards_soon(ctx);
+    }
+}
+
+void kin_offer_again(void *vctx)
+{
+    struct kin_ctx *ctx = vctx;
+    if (!ctx->stopped) {
         kin_shards_soon(ctx);
     }
 }

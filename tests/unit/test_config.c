@@ -282,13 +282,56 @@ static void test_region_from_env(void **state)
     assert_string_equal(f->cfg->region, "us-west-2");
 }
 
+/* Loads text expecting one error that contains want. */
+static void expect_store_error(struct fixture *f, const char *text, const char *want)
+{
+    int r = load(f, text);
+    if (r != SL_ECONFIG || f->errs.n != 1) {
+        dump(f);
+        print_error("r=%d, %zu errors for: %s\n", r, f->errs.n, text);
+        fail();
+    }
+    expect_sub(f, want);
+}
+
+/* checkpoint_store: a Redis URL whose problems name the key; a good one loads. */
+static void test_checkpoint_store_url(void **state)
+{
+    struct fixture *f = *state;
+#if SL_HAVE_REDIS
+    assert_int_equal(load(f, "{\"checkpoint_store\":\"redis://127.0.0.1:6379/2?prefix=app:\","
+                             "\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}"),
+                     0);
+    assert_string_equal(f->cfg->checkpoint_store, "redis://127.0.0.1:6379/2?prefix=app:");
+    expect_store_error(
+        f,
+        "{\"checkpoint_store\":\"redis://127.0.0.1:6379/0/extra\",\"functions\":{" FN_AUDIT
+        "},\"mappings\":[" MAP_OK "}]}",
+        "$.checkpoint_store: redis://127.0.0.1:6379/0/extra: nothing may follow the "
+        "database number");
+    expect_store_error(f,
+                       "{\"checkpoint_store\":\"redis://h:1/0?maxlen=3\",\"functions\":{" FN_AUDIT
+                       "},\"mappings\":[" MAP_OK "}]}",
+                       "unknown query key \"maxlen\"; allowed: ?prefix=P");
+    expect_store_error(f,
+                       "{\"checkpoint_store\":\"rediss://h:1/0\",\"functions\":{" FN_AUDIT
+                       "},\"mappings\":[" MAP_OK "}]}",
+                       "$.checkpoint_store: ");
+#else
+    expect_store_error(f,
+                       "{\"checkpoint_store\":\"redis://h:1/0\",\"functions\":{" FN_AUDIT
+                       "},\"mappings\":[" MAP_OK "}]}",
+                       "$.checkpoint_store: a Redis checkpoint store needs a build with Redis");
+#endif
+}
+
 static void test_unknown_keys(void **state)
 {
     struct fixture *f = *state;
     expect_one(f, "{\"stat_dir\":\"x\",\"functions\":{" FN_AUDIT "},\"mappings\":[" MAP_OK "}]}",
                "$.stat_dir: unknown key (did you mean state_dir?); allowed: "
-               "delivery_streams, drain_timeout, functions, listen, mappings, region, "
-               "spool_max_bytes, state_dir, stats_interval");
+               "checkpoint_store, delivery_streams, drain_timeout, functions, lease_ttl, listen, "
+               "mappings, region, spool_max_bytes, state_dir, stats_interval");
     expect_one(f,
                "{\"functions\":{\"audit\":{\"type\":\"exec\",\"command\":[\"cat\"],\"timout\":5}},"
                "\"mappings\":[" MAP_OK "}]}",
@@ -1096,6 +1139,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_batch_rules, setup, teardown),
 #if SL_HAVE_KINESIS
         cmocka_unit_test_setup_teardown(test_kinesis_records_buffered_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_store_url, setup, teardown),
 #endif
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
