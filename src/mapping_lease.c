@@ -36,7 +36,9 @@ static void mapping_lease_lost(void *arg, const char *part)
     for (size_t i = 0; i < m->n_parts; i++) {
         struct sl_mpart *mp = m->parts[i];
         if (mp->life == SL_MPART_LIVE && strcmp(mp->part->id, part) == 0) {
-            mapping_part_revoke(m, mp->part);
+            /* as the source revokes one (a Kafka rebalance): through the source's env, so this
+             * file calls nothing of mapping.c's */
+            m->senv.part_revoke(m, mp->part);
             return;
         }
     }
