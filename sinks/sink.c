@@ -99,6 +99,14 @@ int sl_sink_open(const struct sl_sink_ops *ops,
     } else {
         r = sl_opt_defaults(table, ctx);
     }
+    if (r == 0 && ops->check_opts) {
+        char why[512] = "";
+        r = ops->check_opts(ctx, why, sizeof(why));
+        if (r < 0) {
+            (void)snprintf(errbuf, errlen, "%s: %s.%s", file ? file : "config", path ? path : "$",
+                           why);
+        }
+    }
     if (r == 0) {
         r = ops->init(ctx, env, destination, errbuf, errlen);
         if (r < 0) {

@@ -18,7 +18,7 @@
 struct sl_httpc;
 struct sl_strmap;
 
-#define SL_SINK_ABI 4u
+#define SL_SINK_ABI 5u
 
 /* What a sink gets from its owner. */
 struct sl_sink_env {
@@ -95,11 +95,23 @@ struct sl_sink_ops {
      * most 1 MiB, an event up to 6 MB); false leaves only the batch info. */
     bool one_doc_per_record;
     bool keeps_payload;
-    /* init needs env->cluster: the destination is on the source's own cluster (kafka://). */
+    /* init needs env->cluster: the destination is on the source's own cluster (kafka://),
+     * unless the option own_cluster_opt gives it a cluster of its own. */
     bool uses_source_cluster;
+    /* For a sink with uses_source_cluster: the option that names a cluster of the sink's own
+     * instead of the source's (kafka: "bootstrap_servers"), or NULL. A mapping whose
+     * destination_options set it needs no source cluster, so any source kind may use the sink;
+     * a delivery stream, whose configuration names the cluster in keys of its own, refuses it. */
+    const char *own_cluster_opt;
     /* Checks destination's shape without I/O; errbuf says what is allowed. Returns 0 or
      * SL_ECONFIG. */
     int (*check)(const char *destination, char *errbuf, size_t errlen);
+    /* Checks the options applied to ctx together, beyond what their table checks (keys that
+     * need one another, values a library must accept), without I/O: ctx holds the options
+     * only, init has not run. Fills errbuf starting with the option's key ("rdkafka: ...") and
+     * saying what is allowed, never showing a secret. Returns 0 or SL_ECONFIG. May be NULL:
+     * the table says all. */
+    int (*check_opts)(const void *ctx, char *errbuf, size_t errlen);
     int (*init)(void *ctx,
                 const struct sl_sink_env *env,
                 const char *destination,
@@ -153,7 +165,8 @@ int sl_sink_deliver(const struct sl_sink_ops *ops,
 size_t sl_sink_chunk(const struct sl_sink_ops *ops, const struct sl_sink_doc *docs, size_t n);
 
 /* Opens a sink of ops for destination: callocs its ctx, applies opts (the sink's options as a
- * JSON object, or NULL for the defaults; errors say "file: path.key: ..."), then init. Returns 0
+ * JSON object, or NULL for the defaults; errors say "file: path.key: ..."), checks them together
+ * (check_opts, errors said the same way), then init. Returns 0
  * and *ret_ctx (owned: sl_sink_close), or SL_ECONFIG / SL_ENOMEM / init's error with errbuf
  * saying why (*ret_ctx untouched; nothing left open). Loop thread. */
 SL_NODISCARD int sl_sink_open(const struct sl_sink_ops *ops,

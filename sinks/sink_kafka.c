@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* sink_kafka.c: the kafka://topic on-failure destination of Kafka mappings, and of a delivery
+/* sink_kafka.c: the kafka://topic on-failure destination of mappings, and of a delivery
  * stream's SinkDestinationConfiguration (whose configuration gives the cluster). AWS writes one
  * message per failed record to a topic of the source's own cluster, keyed by the record's key;
  * so does this sink, with a librdkafka producer (acks=all, idempotent: the client's own retries
- * of a produce never write a message twice) that connects as the source does: the
- * client properties the source gives (env->cluster: bootstrap servers and connection security,
- * for self-managed and MSK mappings alike, applied by sl_kafka_conf_client, the Kafka source's
- * own configuration code: sources/kafka/kafka_conf.h), so it parses no ARN and reads no secret
- * itself, and never logs a value it was given.
+ * of a produce never write a message twice). For a Kafka mapping it connects as the source
+ * does: the client properties the source gives (env->cluster: bootstrap servers and connection
+ * security, for self-managed and MSK mappings alike), so it parses no ARN and reads no secret
+ * itself. Beyond AWS, any mapping (file, Kinesis, SQS, Redis; a Kafka one for another cluster)
+ * may name a cluster of the destination's own in its options: bootstrap_servers (a list of
+ * host:port, as a Kafka source's) and rdkafka (the connection's librdkafka settings, values
+ * secret: never shown, wiped once the producer has them). Either way the configuration is built
+ * by sl_kafka_conf_client, the Kafka source's own code (sources/kafka/kafka_conf.h), and the
+ * sink never logs a value it was given; the settings the producer needs (acks, idempotence,
+ * message.timeout.ms, linger.ms) are its own and refused in rdkafka.
  * A write completes when the broker acknowledged the message (the delivery report), never
  * before: the caller moves the checkpoint only then. A delivery (deliver) produces one message
  * per document and answers once every report is in, with each document's own outcome: a
@@ -29,14 +34,16 @@
 #include <librdkafka/rdkafka.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_wake.h"
 #include "log.h"
 #include "opt.h"
 #include "sink.h"
 
-#define SINK_KAFKA_SCHEME    "kafka://"
-#define SINK_KAFKA_TOPIC_MAX 249
+#define SINK_KAFKA_SCHEME      "kafka://"
+#define SINK_KAFKA_TOPIC_MAX   249
+#define SINK_KAFKA_SERVERS_MAX 100
 
 /* One write or deliver call in flight: its documents' results so far. Each message's opaque
  * is its slot in msgs. */
@@ -57,6 +64,8 @@ struct kafka_sink_msg {
 
 struct kafka_sink {
     int64_t delivery_timeout_ms; /* option delivery_timeout: message.timeout.ms */
+    struct sl_strlist bootstrap; /* option bootstrap_servers: a cluster of its own, or none */
+    struct sl_strmap rdkafka;    /* option rdkafka: that cluster's connection (secrets) */
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq; /* where delivery reports land; its io event writes to io->wfd */
     char *topic;
@@ -70,7 +79,28 @@ static const struct sl_opt kafka_sink_opts[] = {
      offsetof(struct kafka_sink, delivery_timeout_ms), 0, NULL,
      "How long the producer tries to deliver one message (librdkafka's message.timeout.ms) "
      "before the write counts as failed (and is retried)."},
+    {"bootstrap_servers", SL_OPT_STRLIST, NULL, 1, SINK_KAFKA_SERVERS_MAX,
+     offsetof(struct kafka_sink, bootstrap), 0, NULL,
+     "The cluster the topic is on, as a list of host:port (as a Kafka source's "
+     "bootstrap_servers): needed by a mapping whose source is not Kafka; a Kafka mapping "
+     "without it writes to its source's own cluster. Not for a SinkDestinationConfiguration "
+     "(it has BootstrapServers)."},
+    {"rdkafka", SL_OPT_STRMAP, NULL, 1, 0, offsetof(struct kafka_sink, rdkafka), SL_OPT_SECRET,
+     NULL,
+     "librdkafka settings of the connection to that cluster (security.protocol, sasl.*, ssl.*; "
+     "values may be ${VAR} and are never shown); only with bootstrap_servers. acks, "
+     "enable.idempotence, message.timeout.ms (see delivery_timeout) and linger.ms are "
+     "sluice's."},
     {0},
+};
+
+/* The producer's own settings, after the cluster's (so they win): none of them may be given in
+ * rdkafka. */
+static const char *const kafka_sink_settings_keys[] = {
+    "acks",
+    "enable.idempotence",
+    "message.timeout.ms",
+    "linger.ms",
 };
 
 static bool kafka_sink_handles(const char *destination)
@@ -96,6 +126,110 @@ static int kafka_sink_check(const char *destination, char *errbuf, size_t errlen
         return SL_ECONFIG;
     }
     return 0;
+}
+
+/* The cluster the options name, as client properties: the rdkafka settings, then
+ * bootstrap.servers (the servers joined by commas). Secrets included: the caller wipes it
+ * (sl_strmap_clear(..., true)). Returns 0 or SL_ENOMEM. */
+static int kafka_sink_own_cluster(const struct kafka_sink *ctx, struct sl_strmap *ret_cluster)
+{
+    struct sl_buf servers;
+    sl_buf_init(&servers);
+    int r = 0;
+    for (size_t i = 0; i < ctx->bootstrap.n && r == 0; i++) {
+        r = sl_buf_printf(&servers, "%s%s", i ? "," : "", ctx->bootstrap.items[i]);
+    }
+    for (size_t i = 0; i < ctx->rdkafka.n && r == 0; i++) {
+        r = sl_strmap_put(ret_cluster, ctx->rdkafka.keys[i], ctx->rdkafka.values[i]);
+    }
+    if (r == 0) {
+        r = sl_strmap_put(ret_cluster, "bootstrap.servers", servers.data);
+    }
+    sl_buf_fini(&servers);
+    return r < 0 ? SL_ENOMEM : 0;
+}
+
+/* The settings the producer gives librdkafka after the cluster's. timeout is
+ * message.timeout.ms as text, or "" for librdkafka's default. */
+static void kafka_sink_settings(const char *timeout, const char *ret_settings[][2])
+{
+    const char *values[] = {"all", "true", *timeout ? timeout : NULL, "0"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(kafka_sink_settings_keys); i++) {
+        ret_settings[i][0] = kafka_sink_settings_keys[i];
+        ret_settings[i][1] = values[i];
+    }
+}
+
+/* What to give instead of a key of rdkafka the sink sets itself, or NULL when it may be given.
+ */
+static const char *kafka_sink_reserved(const char *key)
+{
+    if (!strcmp(key, "bootstrap.servers") || !strcmp(key, "metadata.broker.list")) {
+        return "bootstrap_servers";
+    }
+    if (!strcmp(key, "message.timeout.ms")) {
+        return "delivery_timeout";
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(kafka_sink_settings_keys); i++) {
+        if (!strcmp(key, kafka_sink_settings_keys[i])) {
+            return "nothing: the producer is idempotent, with acks=all and linger.ms=0";
+        }
+    }
+    return NULL;
+}
+
+/* sl_sink_ops.check_opts: rdkafka only with bootstrap_servers, each server host:port, none of
+ * the producer's own settings, and every setting one librdkafka takes (tried on a
+ * configuration that is thrown away; errors name the key, never its value). */
+static int kafka_sink_check_opts(const void *vctx, char *errbuf, size_t errlen)
+{
+    const struct kafka_sink *ctx = vctx;
+    if (ctx->rdkafka.n > 0 && ctx->bootstrap.n == 0) {
+        (void)snprintf(errbuf, errlen,
+                       "rdkafka: settings of a cluster of the destination's own; allowed: only "
+                       "with bootstrap_servers (without it a Kafka mapping's destination "
+                       "connects as its source does)");
+        return SL_ECONFIG;
+    }
+    for (size_t i = 0; i < ctx->bootstrap.n; i++) {
+        if (!sl_kafka_conf_is_server(ctx->bootstrap.items[i])) {
+            (void)snprintf(errbuf, errlen,
+                           "bootstrap_servers[%zu]: \"%.80s\" is not host:port; allowed: a host "
+                           "name or address and a port 1 to 65535, such as \"broker1:9092\"",
+                           i, ctx->bootstrap.items[i]);
+            return SL_ECONFIG;
+        }
+    }
+    for (size_t i = 0; i < ctx->rdkafka.n; i++) {
+        const char *instead = kafka_sink_reserved(ctx->rdkafka.keys[i]);
+        if (instead) {
+            (void)snprintf(errbuf, errlen, "rdkafka.%.200s: set by sluice; allowed: %s",
+                           ctx->rdkafka.keys[i], instead);
+            return SL_ECONFIG;
+        }
+    }
+    if (ctx->bootstrap.n == 0) {
+        return 0;
+    }
+    struct sl_strmap cluster = {0};
+    int r = kafka_sink_own_cluster(ctx, &cluster);
+    rd_kafka_conf_t *conf = NULL;
+    const char *settings[SL_ARRAY_LEN(kafka_sink_settings_keys)][2];
+    kafka_sink_settings("", settings);
+    char why[400] = "";
+    if (r == 0) {
+        r = sl_kafka_conf_client(&cluster, (const char *const(*)[2])settings,
+                                 SL_ARRAY_LEN(settings), "rdkafka", &conf, why, sizeof(why));
+    }
+    sl_strmap_clear(&cluster, true);
+    if (conf) {
+        rd_kafka_conf_destroy(conf);
+    }
+    if (r == SL_ECONFIG) {
+        (void)snprintf(errbuf, errlen,
+                       "%s; allowed: librdkafka's producer properties with values it takes", why);
+    }
+    return r;
 }
 
 /* What err means for the document, as a result; detail is librdkafka's static text. A message
@@ -193,14 +327,19 @@ static void kafka_sink_io_cb(uv_poll_t *h, int status, int events)
     }
 }
 
-static int kafka_sink_init(
-    void *vctx, const struct sl_sink_env *env, const char *destination, char *errbuf, size_t errlen)
+/* kafka_sink_init on cluster (borrowed: its values may be secrets). */
+static int kafka_sink_open(struct kafka_sink *ctx,
+                           const struct sl_sink_env *env,
+                           const char *destination,
+                           const struct sl_strmap *cluster,
+                           char *errbuf,
+                           size_t errlen)
 {
-    struct kafka_sink *ctx = vctx;
-    if (!env->cluster || !sl_strmap_get(env->cluster, "bootstrap.servers")) {
+    if (!cluster || !sl_strmap_get(cluster, "bootstrap.servers")) {
         (void)snprintf(errbuf, errlen,
-                       "%s: kafka:// destinations write to the source's own cluster, so they need "
-                       "a Kafka source",
+                       "%s: kafka:// destinations write to the source's own cluster unless "
+                       "destination_options.bootstrap_servers names one; allowed: a Kafka source, "
+                       "or bootstrap_servers",
                        destination);
         return SL_ECONFIG;
     }
@@ -213,16 +352,13 @@ static int kafka_sink_init(
     if (ctx->delivery_timeout_ms > 0) { /* 0: init called without the core's options */
         (void)snprintf(timeout, sizeof(timeout), "%lld", (long long)ctx->delivery_timeout_ms);
     }
-    const char *const settings[][2] = {
-        {"acks", "all"},
-        /* a retried produce never writes a message twice (nor out of order) */
-        {"enable.idempotence", "true"},
-        {"message.timeout.ms", *timeout ? timeout : NULL},
-        {"linger.ms", "0"},
-    };
+    /* acks=all, and idempotence: a retried produce never writes a message twice (nor out of
+     * order) */
+    const char *settings[SL_ARRAY_LEN(kafka_sink_settings_keys)][2];
+    kafka_sink_settings(timeout, settings);
     /* The cluster's connection, as the source connects (sources/kafka/kafka_conf.c). */
     rd_kafka_conf_t *conf = NULL;
-    int r = sl_kafka_conf_client(env->cluster, settings, SL_ARRAY_LEN(settings),
+    int r = sl_kafka_conf_client(cluster, (const char *const(*)[2])settings, SL_ARRAY_LEN(settings),
                                  "kafka:// destination", &conf, errbuf, errlen);
     if (r < 0) {
         return r;
@@ -255,6 +391,27 @@ static int kafka_sink_init(
         return SL_EIO;
     }
     return 0;
+}
+
+static int kafka_sink_init(
+    void *vctx, const struct sl_sink_env *env, const char *destination, char *errbuf, size_t errlen)
+{
+    struct kafka_sink *ctx = vctx;
+    /* The cluster the options name, else the source's (or the delivery stream's). */
+    struct sl_strmap own = {0};
+    const struct sl_strmap *cluster = env->cluster;
+    if (ctx->bootstrap.n > 0) {
+        int r = kafka_sink_own_cluster(ctx, &own);
+        sl_strmap_clear(&ctx->rdkafka, true); /* the secrets live on only in own, wiped below */
+        if (r < 0) {
+            sl_strmap_clear(&own, true);
+            return r;
+        }
+        cluster = &own;
+    }
+    int r = kafka_sink_open(ctx, env, destination, cluster, errbuf, errlen);
+    sl_strmap_clear(&own, true);
+    return r;
 }
 
 /* Produces docs[0..n) for call: every message copied (RD_KAFKA_MSG_F_COPY), so nothing is
@@ -367,8 +524,10 @@ const struct sl_sink_ops sl_sink_kafka = {
     .max_docs = 1000, /* per call; the producer's own queue holds far more */
     .one_doc_per_record = true,
     .uses_source_cluster = true,
+    .own_cluster_opt = "bootstrap_servers",
     .keeps_payload = true,
     .check = kafka_sink_check,
+    .check_opts = kafka_sink_check_opts,
     .init = kafka_sink_init,
     .write = kafka_sink_write,
     .deliver = kafka_sink_deliver,

@@ -100,7 +100,8 @@ const struct sl_opt sl_config_mapping_opts[] = {
     {"DestinationConfig", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(destination_config), 0, NULL,
      "{\"OnFailure\": {\"Destination\": D}}: where records that cannot be delivered go, as "
      "AWS invocation records: file:///dir (NDJSON per day, with the payload), an http(s) URL, "
-     "an SQS queue ARN or URL, or kafka://TOPIC for Kafka mappings (one message per record)."},
+     "an SQS queue ARN or URL, or kafka://TOPIC (one message per record: a Kafka mapping's "
+     "own cluster, or the one destination_options.bootstrap_servers names)."},
     {"FilterCriteria", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(filter_criteria), 0, NULL,
      "{\"Filters\": [{\"Pattern\": \"...\"}]}: EventBridge patterns, up to 5, ORed; records "
      "that match none are not delivered and still pass the checkpoint."},
@@ -127,7 +128,8 @@ const struct sl_opt sl_config_mapping_opts[] = {
     {"destination_options", SL_OPT_JSON, NULL, 0, -1, CORE_OFF(destination_options), 0, NULL,
      "The on-failure destination's own options, an object checked against its sink's keys "
      "(see the Sink sections below), e.g. {\"timeout\": \"5s\"} for an http(s) or SQS "
-     "destination; without it the sink's defaults."},
+     "destination, {\"bootstrap_servers\": [\"host:port\"]} for a kafka:// one on a cluster of "
+     "its own; without it the sink's defaults."},
     {0},
 };
 

@@ -16,8 +16,9 @@
 #include "source.h"
 #include "url.h"
 
-/* A destination on a source's own cluster (kafka://TOPIC): the source adapter that serves its
- * scheme says whether this mapping may have it. Returns 0 or SL_ECONFIG (reported). */
+/* A destination on a source's own cluster (kafka://TOPIC without a cluster in its options):
+ * the source adapter that serves its scheme says whether this mapping may have it. Returns 0 or
+ * SL_ECONFIG (reported). */
 static int config_cluster_destination(struct config_ctx *cc,
                                       const struct sl_mapping_conf *mc,
                                       const char *path,
@@ -42,6 +43,16 @@ static int config_cluster_destination(struct config_ctx *cc,
         return SL_ECONFIG;
     }
     return 0;
+}
+
+/* True when the mapping's destination_options name a cluster of the sink's own (kafka:
+ * bootstrap_servers): the destination then needs nothing of the source, whatever its kind. Its
+ * value is checked with the other options (config_sink.c). */
+static bool config_own_cluster(const struct sl_mapping_conf *mc, const struct sl_sink_ops *sink)
+{
+    const cJSON *opts = mc->core.destination_options;
+    return sink->own_cluster_opt && cJSON_IsObject(opts) &&
+           cJSON_GetObjectItemCaseSensitive(opts, sink->own_cluster_opt);
 }
 
 /* Checks DestinationConfig: only OnFailure, whose Destination a sink serves. */
@@ -113,7 +124,8 @@ static void config_destination(struct config_ctx *cc, struct sl_mapping_conf *mc
                      file, path, shown, config_error_destinations());
     } else if (sink->check(d->valuestring, errbuf, sizeof(errbuf)) < 0) {
         config_error(cc, "%s: %s.DestinationConfig.OnFailure.Destination: %s", file, path, errbuf);
-    } else if (sink->uses_source_cluster && config_cluster_destination(cc, mc, path, d) < 0) {
+    } else if (sink->uses_source_cluster && !config_own_cluster(mc, sink) &&
+               config_cluster_destination(cc, mc, path, d) < 0) {
         return; /* reported */
     } else {
         mc->on_failure = d->valuestring;

@@ -2,10 +2,11 @@
 /* config_sink.c: a mapping's destination_options, the options of its on-failure destination's
  * sink. Once the mappings are loaded (DestinationConfig checked, the sink that serves it known),
  * it checks each mapping's destination_options against that sink's option table, as sl_sink_open
- * will apply them: unknown keys (with the sink's allowed keys), types and ranges, each error
- * naming the file and the JSON path. It opens nothing and keeps nothing: the options reach the
- * sink when the mapping opens its destination (onfailure.c). Called by config.c; reports through
- * config_error.c. */
+ * will apply them: unknown keys (with the sink's allowed keys), types and ranges, then the
+ * sink's own rules over them together (check_opts: a kafka:// destination's cluster), each
+ * error naming the file and the JSON path. It opens nothing and keeps nothing: the options reach
+ * the sink when the mapping opens its destination (onfailure.c). Called by config.c; reports
+ * through config_error.c. */
 #include "config_int.h"
 
 #include <stdio.h>
@@ -46,6 +47,11 @@ static int config_sink_check(struct config_ctx *cc, const struct sl_mapping_conf
     const struct sl_opt *table = sink->opts ? sink->opts : none;
     struct sl_opt_target t = {.table = table, .base = scratch};
     int r = sl_opt_apply(&t, 1, opts, cc->file, path.data, cc->errs);
+    char why[512] = "";
+    if (r == 0 && sink->check_opts && sink->check_opts(scratch, why, sizeof(why)) < 0) {
+        config_error(cc, "%s: %s.%s", cc->file, path.data, why);
+        r = SL_ECONFIG;
+    }
     sl_opt_free(table, scratch);
     sl_free(scratch);
     sl_buf_fini(&path);

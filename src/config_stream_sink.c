@@ -55,7 +55,8 @@ const struct sl_opt sl_config_stream_sink_opts[] = {
 };
 
 /* The sink's options, checked as sl_sink_open will apply them (config_sink.c does the same
- * for mappings). Returns 0, SL_ECONFIG (reported) or SL_ENOMEM. */
+ * for mappings), except a cluster of the sink's own (the stream names it in BootstrapServers).
+ * Returns 0, SL_ECONFIG (reported) or SL_ENOMEM. */
 static int stream_sink_check_options(struct config_ctx *cc,
                                      const struct sl_sink_ops *sink,
                                      const cJSON *opts,
@@ -71,6 +72,18 @@ static int stream_sink_check_options(struct config_ctx *cc,
     }
     struct sl_opt_target t = {.table = table, .base = scratch};
     int r = sl_opt_apply(&t, 1, opts, cc->file, path, cc->errs);
+    char why[512] = "";
+    if (r == 0 && sink->own_cluster_opt && cJSON_IsObject(opts) &&
+        cJSON_GetObjectItemCaseSensitive(opts, sink->own_cluster_opt)) {
+        config_error(cc,
+                     "%s: %s.%s: a mapping's option; allowed: the cluster in BootstrapServers "
+                     "(and rdkafka) beside Destination",
+                     cc->file, path, sink->own_cluster_opt);
+        r = SL_ECONFIG;
+    } else if (r == 0 && sink->check_opts && sink->check_opts(scratch, why, sizeof(why)) < 0) {
+        config_error(cc, "%s: %s.%s", cc->file, path, why);
+        r = SL_ECONFIG;
+    }
     sl_opt_free(table, scratch);
     sl_free(scratch);
     cc->failed = cc->failed || r == SL_ECONFIG;

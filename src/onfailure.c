@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* onfailure.c: the on-failure path of a mapping. It owns the destination (DestinationConfig
- * OnFailure: a sink opened from its URL with the mapping's destination_options, on the source's
- * own cluster for kafka://) and, for each lane that gives records up, the write of their AWS
- * invocation records: built from the failure the lane reports, the source's batch info and,
- * where the destination keeps it, the event the records made. The sink's capabilities choose the
- * shape (sl_sink_plan_for): one document for all the records, or one per record with the
- * record's key; either way the write is one delivery (sl_sink_deliver, cut to the sink's limits
- * there) with one outcome per document. A document that did not land is delivered again after
- * a backoff the lane waits out, and only those: the ones the destination has are never sent
- * twice by this path. DESIGN.md rule 1 is kept by the lane: it marks the records done only once
- * this path says every document of the write landed. It never calls the lane except through the
- * callback it was given, and knows nothing of partitions or checkpoints. Loop thread. */
+ * OnFailure: a sink opened from its URL with the mapping's destination_options, given the
+ * source's own cluster for kafka://, which the sink uses unless its options name one) and, for each
+ * lane that gives records up, the write of their AWS invocation records: built from the failure the
+ * lane reports, the source's batch info and, where the destination keeps it, the event the records
+ * made. The sink's capabilities choose the shape (sl_sink_plan_for): one document for all the
+ * records, or one per record with the record's key; either way the write is one delivery
+ * (sl_sink_deliver, cut to the sink's limits there) with one outcome per document. A document that
+ * did not land is delivered again after a backoff the lane waits out, and only those: the ones the
+ * destination has are never sent twice by this path. DESIGN.md rule 1 is kept by the lane: it marks
+ * the records done only once this path says every document of the write landed. It never calls the
+ * lane except through the callback it was given, and knows nothing of partitions or checkpoints.
+ * Loop thread. */
 #include "onfailure.h"
 
 #include <assert.h>
@@ -92,7 +93,9 @@ onfail_open(struct sl_onfail *of, const struct sl_onfail_conf *conf, char *errbu
         .region = conf->region,
     };
     /* A destination on the source's own cluster (kafka://) connects to it as the source does:
-     * its servers and its security, secrets included, which are wiped once init copied them. */
+     * its servers and its security, secrets included, which are wiped once init copied them. A
+     * source without one (shares_cluster false) gives none: the sink's options then name the
+     * cluster (checked when the configuration was loaded). */
     struct sl_strmap cluster = {0};
     int r = 0;
     if (ops->uses_source_cluster && conf->ops->shares_cluster) {

@@ -7,28 +7,7 @@
  * check and the configuration built later accept the same things.
  */
 #include "kafka_int.h"
-
-static bool kafka_valid_server(const char *s)
-{
-    size_t len = strlen(s);
-    const char *colon = strrchr(s, ':');
-    if (len == 0 || len > 300 || !colon || colon == s || colon[1] == '\0') {
-        return false;
-    }
-    if (s[0] == '[' && colon[-1] != ']') {
-        return false;
-    }
-    for (const char *p = s; p < colon; p++) {
-        if (*p == ',' || *p == ' ' || *p == '/' || (unsigned char)*p < 0x21) {
-            return false;
-        }
-    }
-    char *end;
-    errno = 0;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    return errno == 0 && *end == '\0' && colon[1] != '-' && colon[1] != '+' && port >= 1 &&
-           port <= 65535;
-}
+#include "kafka_conf.h"
 
 static bool kafka_valid_topic(const char *t)
 {
@@ -120,7 +99,7 @@ static int kafka_check_sme(const cJSON *sme, const cJSON **ret_servers, char *er
     }
     int i = 0;
     for (const cJSON *s = servers->child; s; s = s->next, i++) {
-        if (!cJSON_IsString(s) || !kafka_valid_server(s->valuestring)) {
+        if (!cJSON_IsString(s) || !sl_kafka_conf_is_server(s->valuestring)) {
             (void)snprintf(errbuf, errlen,
                            "SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS[%d]: %s%s%s "
                            "is not host:port; allowed: a host name or address and a port 1 to "
@@ -325,7 +304,7 @@ int kafka_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
             }
             memcpy(one, p, len);
             one[len] = '\0';
-            if (!kafka_valid_server(one)) {
+            if (!sl_kafka_conf_is_server(one)) {
                 (void)snprintf(errbuf, errlen,
                                "EventSourceArn: \"%s\" is not host:port; allowed: kafka://host:"
                                "port[,host:port...]",
@@ -350,7 +329,7 @@ int kafka_check(void *vctx, const char *arn, char *errbuf, size_t errlen)
         return SL_ECONFIG;
     }
     for (size_t i = 0; i < ctx->bootstrap.n; i++) {
-        if (!kafka_valid_server(ctx->bootstrap.items[i])) {
+        if (!sl_kafka_conf_is_server(ctx->bootstrap.items[i])) {
             (void)snprintf(errbuf, errlen,
                            "bootstrap_servers[%zu]: \"%.80s\" is not host:port; allowed: a host "
                            "and a port 1 to 65535",

@@ -62,6 +62,30 @@ static const char *kafka_reserved_prop(const char *key)
     return NULL;
 }
 
+/* host:port, as bootstrap.servers takes one server: a name or address (IPv6 in brackets) without
+ * a comma, space or slash, and a port 1 to 65535. */
+bool sl_kafka_conf_is_server(const char *s)
+{
+    size_t len = strlen(s);
+    const char *colon = strrchr(s, ':');
+    if (len == 0 || len > 300 || !colon || colon == s || colon[1] == '\0') {
+        return false;
+    }
+    if (s[0] == '[' && colon[-1] != ']') {
+        return false;
+    }
+    for (const char *p = s; p < colon; p++) {
+        if (*p == ',' || *p == ' ' || *p == '/' || (unsigned char)*p < 0x21) {
+            return false;
+        }
+    }
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    return errno == 0 && *end == '\0' && colon[1] != '-' && colon[1] != '+' && port >= 1 &&
+           port <= 65535;
+}
+
 /* Sets one property; on failure fills errbuf with librdkafka's text (the value is shown only
  * when it is not a secret). */
 int kafka_conf_set(rd_kafka_conf_t *conf,

@@ -8,6 +8,7 @@
  * source's client_props gave, with the same rule for errors: a value may be a secret, so an
  * error names the key and never shows the value. Nothing here keeps state; any thread. */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
@@ -27,5 +28,10 @@ int sl_kafka_conf_client(const struct sl_strmap *cluster,
                          rd_kafka_conf_t **ret_conf,
                          char *errbuf,
                          size_t errlen);
+
+/* True when s is one server of bootstrap.servers: host:port with a port 1 to 65535 (an IPv6
+ * address in brackets), no comma, space or slash. The Kafka source's check and the kafka://
+ * sink's (a cluster of the destination's own) accept the same. Pure. */
+bool sl_kafka_conf_is_server(const char *s);
 
 #endif

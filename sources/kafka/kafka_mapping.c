@@ -3,7 +3,8 @@
  * kept with the adapter instead of in the core: how AWS names a self-managed cluster that has
  * no ARN (SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS), which on-failure
  * destinations may be on the source's own cluster (kafka://TOPIC: only for Kafka mappings, and
- * never a topic the mapping reads), and Kafka's second itemIdentifier form in partial batch
+ * never a topic the mapping reads; any mapping whose destination_options name a cluster is not
+ * asked), and Kafka's second itemIdentifier form in partial batch
  * responses. It needs no librdkafka, so it is built even when the adapter is left out (the
  * registry then still tells a self-managed Kafka mapping that Kafka is missing). Pure functions
  * over the JSON they are given; any thread; no logging. */
@@ -73,7 +74,9 @@ int kafka_mapping_check_destination(
     if (!same_source) {
         (void)snprintf(errbuf, errlen,
                        "\"%s\": kafka:// destinations are for Kafka mappings (the topic is in "
-                       "the source's cluster); allowed: file:///dir, http(s)://..., an SQS queue "
+                       "the source's cluster) unless destination_options.bootstrap_servers names "
+                       "the cluster; allowed: destination_options {\"bootstrap_servers\": "
+                       "[\"host:port\"]} beside it, or file:///dir, http(s)://..., an SQS queue "
                        "ARN or URL",
                        shown);
         return SL_ECONFIG;

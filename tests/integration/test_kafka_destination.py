@@ -1,17 +1,27 @@
 """The kafka://topic on-failure destination (issue 4 item 5): one message per failed record, to
 a topic of the source's own cluster (self-managed or MSK, connecting as the source does), keyed
 by the record's key, holding AWS's invocation record with KafkaBatchInfo and the payload;
-written before the committed offset passes the record.  Against librdkafka's mock cluster from
-tests/services; skipped without it unless CI=true."""
+written before the committed offset passes the record.  Beyond AWS (issue 12 item 5), a mapping
+of any source names the cluster in destination_options (bootstrap_servers, rdkafka): a file
+mapping's failed records land there in the same shape, and while that broker is down the
+records wait, the checkpoint with them.  Against librdkafka's mock cluster from tests/services
+(and a one-broker mock of the test's own, started late); skipped without it unless CI=true."""
 
 import base64
 import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
 import uuid
 
 import pytest
 
 from fnserver import FnServer, Reply
-from helpers import wait_until
+from helpers import (PYTHON, base_config, check_invocation_record, checkpoint_positions,
+                     file_mapping, offsets_of, wait_until, write_lines)
+from test_kafka_faults import free_port
 from test_kafka import (JOIN_S, assigned_offsets, config, delivered, kafka_records,  # noqa: F401
                         mapping, new_topic)
 import kafka_tools as kt
@@ -153,3 +163,135 @@ def test_kafka_batch_to_sqs_and_http_destinations(tmp_path, fn, sluice, kafka, k
         s.start()
         wait_until(lambda: len(assigned_offsets(s)) == 2, JOIN_S, "assignment", proc=s)
         assert assigned_offsets(s) == {"%s-0" % topic: 2, "%s-1" % topic: 2}, s.log()
+
+
+# ---- a mapping of another source, on a cluster its destination_options name (issue 12) --------
+
+# An exec function that fails (exit 1) on a batch holding a line starting "bad" and appends the
+# other batches' lines to OUT.
+FAILING_HANDLER = textwrap.dedent(r'''
+    import base64, json, os, sys
+    ev = json.load(sys.stdin)
+    lines = [base64.b64decode(r["kinesis"]["data"]) for r in ev["Records"]]
+    if any(ln.startswith(b"bad") for ln in lines):
+        sys.stderr.write("refusing a bad line\n")
+        sys.exit(1)
+    with open(os.environ["OUT"], "ab") as f:
+        for ln in lines:
+            f.write(ln + b"\n")
+''')
+
+
+def failing_file_config(tmp_path, log, dlq, options):
+    hd = tmp_path / "fn"
+    hd.mkdir()
+    (hd / "handler.py").write_text(FAILING_HANDLER)
+    m = file_mapping(log, "audit", batch=1, MaximumRetryAttempts=0,
+                     DestinationConfig={"OnFailure": {"Destination": "kafka://" + dlq}})
+    m["destination_options"] = options
+    fns = {"audit": {"type": "exec", "command": [PYTHON, str(hd / "handler.py")], "timeout": 10,
+                     "env": {"OUT": str(hd / "out")}}}
+    return base_config(tmp_path, fns, [m]), hd / "out"
+
+
+def out_lines(path):
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []
+
+
+def check_dlq_message(msg, log, offset, line, t0):
+    """A message of a file mapping's kafka:// destination: keyed by the record's key (the
+    file's path, as the file source keys its records) and holding the exact invocation record of
+    that one record (KinesisBatchInfo, the function's error, the payload), as on the file://
+    and http(s) destinations."""
+    assert msg["key"] == str(log).encode(), msg
+    doc = json.loads(msg["value"])
+    errs = check_invocation_record(doc, log, [(offset, line)], "RetryAttemptsExhausted",
+                                   invoke_count=1, status=200, function_error="Unhandled",
+                                   now=t0)
+    assert not errs, "\n".join(errs) + "\n" + msg["value"][:2000].decode("utf-8", "replace")
+    assert sorted(doc) == ["KinesisBatchInfo", "payload", "requestContext", "responseContext",
+                           "timestamp", "version"], sorted(doc)
+
+
+def test_file_mapping_failed_records_go_to_a_kafka_topic(tmp_path, sluice, kafka):
+    """A file mapping whose exec function fails on "bad" lines: each failed record is one
+    message on a topic of the cluster destination_options names (bootstrap_servers, with the
+    connection's rdkafka settings), keyed and shaped as above; the good lines reach the function
+    and the checkpoint ends at the end of the file; the rdkafka values never reach the log."""
+    boot = kafka["KAFKA_BOOTSTRAP"]
+    dlq = new_topic(1)
+    log = tmp_path / "in.log"
+    lines = ["good-0", "bad-1", "good-2", "bad-3"]
+    write_lines(log, lines)
+    offs = offsets_of(lines)
+    secret = "pw-" + uuid.uuid4().hex
+    cfg, out = failing_file_config(tmp_path, log, dlq, {
+        "bootstrap_servers": boot.split(","),
+        "rdkafka": {"security.protocol": "PLAINTEXT", "client.id": "dlq-" + secret}})
+    t0 = time.time()
+    s = sluice(cfg, args=["--log-format", "json"])
+    wait_until(lambda: len(kt.consume(boot, dlq, timeout=20)) >= 2, 60,
+               "two messages on the DLQ topic", proc=s)
+    wait_until(lambda: list(checkpoint_positions(tmp_path / "state").values())
+               == [os.path.getsize(log)], 20, "checkpoint at the end of the file", proc=s)
+    assert out_lines(out) == ["good-0", "good-2"]
+    got = kt.consume(boot, dlq, timeout=20)
+    assert len(got) == 2, got
+    for msg, i in zip(got, (1, 3)):
+        check_dlq_message(msg, log, offs[i], lines[i], t0)
+    assert s.stop() == 0
+    assert secret not in s.log(), "an rdkafka value was logged"
+
+
+def test_file_mapping_kafka_destination_down_then_started(tmp_path, sluice, kafka):
+    """The destination's broker is not running when the record fails: the write is retried,
+    nothing is lost, and the checkpoint stays before the failed record (the good line after it
+    waits too: order) until a broker starts on that port; then the record lands, once, and the
+    checkpoint moves to the end of the file."""
+    env = kt.services_env()
+    mock = os.path.join(os.path.dirname(env.get("KAFKA_PRODUCE", "")), "kafka-mock")
+    if not os.access(mock, os.X_OK):
+        pytest.skip("no kafka-mock binary beside KAFKA_PRODUCE")
+    port = free_port()
+    boot = "127.0.0.1:%d" % port
+    dlq = "late-dlq"
+    log = tmp_path / "in.log"
+    lines = ["bad-0", "good-1"]
+    write_lines(log, lines)
+    cfg, out = failing_file_config(tmp_path, log, dlq, {"bootstrap_servers": [boot],
+                                                        "delivery_timeout": "1s"})
+    t0 = time.time()
+    s = sluice(cfg, args=["--log-format", "json"])
+    mp = None
+    mlog = open(tmp_path / "mock.log", "wb")
+    try:
+        wait_until(lambda: s.log().count("kafka://late-dlq failed") >= 2, 30,
+                   "two failed writes to the destination", proc=s)
+        assert list(checkpoint_positions(tmp_path / "state").values()) in ([], [0]), \
+            checkpoint_positions(tmp_path / "state")
+        assert out_lines(out) == []
+        mp = subprocess.Popen([mock, "-b", "1", "-P", str(port), "-c", str(tmp_path / "mock.ctl"),
+                               "-f", str(tmp_path / "mock.boot"), "%s:1" % dlq],
+                              stdout=subprocess.PIPE, stderr=mlog)
+        line = mp.stdout.readline().decode()
+        assert line.startswith("BOOTSTRAP="), line
+        wait_until(lambda: list(checkpoint_positions(tmp_path / "state").values())
+                   == [os.path.getsize(log)], 60, "checkpoint at the end of the file", proc=s)
+        assert out_lines(out) == ["good-1"]
+        got = kt.consume(boot, dlq, timeout=20)
+        assert len(got) == 1, got
+        check_dlq_message(got[0], log, 0, "bad-0", t0)
+        assert s.stop(timeout=20) == 0
+    finally:
+        s.stop(timeout=20)
+        if mp:
+            mp.send_signal(signal.SIGTERM)
+            try:
+                mp.wait(10)
+            except subprocess.TimeoutExpired:
+                mp.kill()
+                mp.wait(5)
+        mlog.close()

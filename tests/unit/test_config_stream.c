@@ -245,6 +245,12 @@ static void test_config_stream_sink_destinations(void **state)
     expect_one(f, load_sink(f, "\"Destination\":\"kafka://clicks\""),
                SINK_PATH ".BootstrapServers: missing; allowed: the cluster kafka://clicks writes "
                          "to, as \"host:port,host:port\"");
+    /* the cluster a mapping's destination_options may name is the stream's BootstrapServers */
+    expect_one(f,
+               load_sink(f, "\"Destination\":\"kafka://clicks\",\"BootstrapServers\":\"h:1\","
+                            "\"DestinationOptions\":{\"bootstrap_servers\":[\"h:2\"]}"),
+               SINK_PATH ".DestinationOptions.bootstrap_servers: a mapping's option; allowed: the "
+                         "cluster in BootstrapServers (and rdkafka) beside Destination");
 #endif
 #if SL_HAVE_REDIS
     int rr = load_sink(f, "\"Destination\":\"redis://u:pw@127.0.0.1:6379/2/clicks?maxlen=9\","

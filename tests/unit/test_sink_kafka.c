@@ -9,7 +9,9 @@
  * to an error queued before it was enabled). The producer is idempotent: it asks for a producer
  * id before its first message (a refused InitProducerId leaves the message unwritten). The loop
  * is driven with test_run_until to a condition with a deadline; nothing sleeps (librdkafka's own
- * timers are real time). */
+ * timers are real time). A cluster of the destination's own (the options bootstrap_servers and
+ * rdkafka) is used whatever the source gives, and the options' rules name the key, never a
+ * secret value. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -360,6 +362,104 @@ static void test_sink_kafka_producer_is_idempotent(void **state)
     assert_true(f->err[0] < 0); /* not written: the producer needed its producer id */
 }
 
+/* A destination with a cluster of its own (the options bootstrap_servers and rdkafka, as a
+ * file, Kinesis, SQS or Redis mapping gives): with no source cluster, or with one where nothing
+ * listens, the writes land on the cluster the options name. Without either, init says what is
+ * needed. */
+static void test_sink_kafka_own_cluster(void **state)
+{
+    struct fx *f = *state;
+    char text[512];
+    (void)snprintf(text, sizeof(text),
+                   "{\"bootstrap_servers\":[\"%s\"],\"rdkafka\":{\"security.protocol\":"
+                   "\"PLAINTEXT\"}}",
+                   rd_kafka_mock_cluster_bootstraps(f->mc));
+    cJSON *opts = cJSON_Parse(text);
+    assert_non_null(opts);
+    struct sl_strmap elsewhere = {0};
+    char servers[64];
+    (void)snprintf(servers, sizeof(servers), "127.0.0.1:%d", closed_port());
+    assert_int_equal(sl_strmap_put(&elsewhere, "bootstrap.servers", servers), 0);
+    char err[512] = "";
+    for (int with_source = 0; with_source < 2; with_source++) {
+        struct sl_sink_env env = {.loop = &f->loop,
+                                  .clock = &f->clock.clock,
+                                  .inst = "test",
+                                  .cluster = with_source ? &elsewhere : NULL};
+        void *ctx = NULL;
+        if (sl_sink_open(&sl_sink_kafka, &env, "kafka://dlq", opts, NULL, NULL, &ctx, err,
+                         sizeof(err)) < 0) {
+            fail_msg("init: %s", err);
+        }
+        static char body[] = "{\"doc\":0}";
+        struct sl_sink_doc doc = {.body = body, .len = strlen(body), .key = "k0", .key_len = 2};
+        static struct slot slot;
+        slot = (struct slot){f, 0};
+        f->n_done = 0;
+        assert_int_equal(sl_sink_kafka.write(ctx, &doc, written, &slot), 0);
+        assert_true(test_run_until(&f->loop, done_one, f, test_deadline_ms(DEADLINE_MS)));
+        assert_int_equal(f->err[0], 0);
+        sl_sink_close(&sl_sink_kafka, ctx);
+    }
+    read_back(f, 1); /* the first message: both landed on the options' cluster */
+    cJSON_Delete(opts);
+    sl_strmap_clear(&elsewhere, false);
+    /* neither a source cluster nor bootstrap_servers */
+    struct sl_sink_env bare = {.loop = &f->loop, .clock = &f->clock.clock, .inst = "test"};
+    void *ctx = NULL;
+    assert_int_equal(sl_sink_open(&sl_sink_kafka, &bare, "kafka://dlq", NULL, NULL, NULL, &ctx, err,
+                                  sizeof(err)),
+                     SL_ECONFIG);
+    assert_non_null(strstr(err, "destination_options.bootstrap_servers"));
+}
+
+/* The options' rules beyond their table (check_opts, run by sl_sink_open and by the
+ * configuration's check): rdkafka only with bootstrap_servers, servers as host:port, none of the
+ * producer's own settings, and what librdkafka refuses named by its key, never its value (any
+ * rdkafka value may be a secret). */
+static void test_sink_kafka_options_checked(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *opts, *want;
+    } cases[] = {
+        {"{\"rdkafka\":{\"sasl.username\":\"u\"}}",
+         "cfg: $.destination_options.rdkafka: settings of a cluster of the destination's own; "
+         "allowed: only with bootstrap_servers (without it a Kafka mapping's destination "
+         "connects as its source does)"},
+        {"{\"bootstrap_servers\":[\"127.0.0.1:9092\",\"b2\"]}",
+         "cfg: $.destination_options.bootstrap_servers[1]: \"b2\" is not host:port; allowed: a "
+         "host name or address and a port 1 to 65535, such as \"broker1:9092\""},
+        {"{\"bootstrap_servers\":[\"h:1\"],\"rdkafka\":{\"enable.idempotence\":\"false\"}}",
+         "cfg: $.destination_options.rdkafka.enable.idempotence: set by sluice; allowed: nothing: "
+         "the producer is idempotent, with acks=all and linger.ms=0"},
+        {"{\"bootstrap_servers\":[\"h:1\"],\"rdkafka\":{\"bootstrap.servers\":\"h:2\"}}",
+         "cfg: $.destination_options.rdkafka.bootstrap.servers: set by sluice; allowed: "
+         "bootstrap_servers"},
+        {"{\"bootstrap_servers\":[\"h:1\"],\"rdkafka\":{\"message.timeout.ms\":\"5\"}}",
+         "cfg: $.destination_options.rdkafka.message.timeout.ms: set by sluice; allowed: "
+         "delivery_timeout"},
+        {"{\"bootstrap_servers\":[\"h:1\"],\"rdkafka\":{\"security.protocol\":\"pw-S3CRET\"}}",
+         "cfg: $.destination_options.rdkafka: librdkafka rejects the value of security.protocol; "
+         "allowed: librdkafka's producer properties with values it takes"},
+    };
+    uv_loop_t *loop = uv_default_loop();
+    struct sl_sink_env env = {.loop = loop, .inst = "test"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        cJSON *o = cJSON_Parse(cases[i].opts);
+        assert_non_null(o);
+        char err[512] = "";
+        void *ctx = NULL;
+        int r = sl_sink_open(&sl_sink_kafka, &env, "kafka://dlq", o, "cfg", "$.destination_options",
+                             &ctx, err, sizeof(err));
+        cJSON_Delete(o);
+        if (r != SL_ECONFIG || strcmp(err, cases[i].want) != 0) {
+            fail_msg("case %zu: r=%d\n got: %s\nwant: %s", i, r, err, cases[i].want);
+        }
+        assert_null(strstr(err, "S3CRET"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +468,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sink_kafka_deliver_per_document, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_kafka_unreachable_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_kafka_producer_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_kafka_own_cluster, setup, teardown),
+        cmocka_unit_test(test_sink_kafka_options_checked),
     };
     return cmocka_run_group_tests_name("sink_kafka", tests, NULL, NULL);
 }
