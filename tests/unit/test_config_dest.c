@@ -83,7 +83,8 @@ static void dump(const struct fixture *f)
 }
 
 /* Loads expecting exactly one error, "<file>: " + want. */
-static void expect_one(struct fixture *f, const char *map, const char *extra, const char *want)
+static __attribute__((unused)) void
+expect_one(struct fixture *f, const char *map, const char *extra, const char *want)
 {
     int r = load(f, map, extra);
     size_t flen = strlen(f->file);
@@ -96,7 +97,7 @@ static void expect_one(struct fixture *f, const char *map, const char *extra, co
     assert_null(f->cfg);
 }
 
-static void expect_ok(struct fixture *f, const char *map, const char *extra)
+static __attribute__((unused)) void expect_ok(struct fixture *f, const char *map, const char *extra)
 {
     int r = load(f, map, extra);
     if (r != 0) {
