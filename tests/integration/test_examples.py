@@ -521,3 +521,56 @@ def test_example_firehose_kinesis(sluice_bin, tmp_path):
         with open(o) as f:
             got += f.read().splitlines(keepends=True)
     assert sorted(got) == sorted(sent)
+
+
+def test_example_kinesis_shared(sluice_bin, tmp_path):
+    """config/kinesis-shared.json: two processes run the example at once against kinesalite and
+    tests/services' Redis (checkpoint_store and leases); between them every record is delivered,
+    both exit 0, and the checkpoints in Redis are each shard's last sequence number."""
+    needs_adapter(sluice_bin, "kinesis")
+    needs_adapter(sluice_bin, "redis")
+    from helpers import missing
+    from redisutil import call, services_redis
+    import test_kinesis as tk
+    env = tk._services_env()
+    if not env.get("AWS_ENDPOINT_URL_KINESIS"):
+        missing("AWS_ENDPOINT_URL_KINESIS (tests/services/start.sh with SERVICES including "
+                "kinesis)")
+    endpoint = env["AWS_ENDPOINT_URL_KINESIS"]
+    _, port = services_redis()
+    stream = tk.create_stream(endpoint, shards=4)
+    sent = tk.put(endpoint, stream, [("customer-%d" % i, json.dumps({"order": i}).encode())
+                                     for i in range(120)])
+    shutil.copytree(os.path.join(REPO, "config"), str(tmp_path / "config"))
+    with open(str(tmp_path / "config/kinesis-shared.json")) as f:
+        cfg = json.load(f)
+    prefix = stream + ":"
+    cfg["checkpoint_store"] = "redis://127.0.0.1:%d/0?prefix=%s" % (port, prefix)
+    m = cfg["mappings"][0]
+    m["EventSourceArn"] = m["EventSourceArn"].replace("stream/orders", "stream/" + stream)
+    m["endpoint_url"] = endpoint
+    with open(str(tmp_path / "config/kinesis-shared.json"), "w") as f:
+        json.dump(cfg, f)
+    (tmp_path / "build").mkdir()
+    procs = [subprocess.Popen([sluice_bin, "run", "--until-idle=4", "--log-format", "json",
+                               "config/kinesis-shared.json"], cwd=str(tmp_path),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True,
+                              env=sluice_env({"AWS_ACCESS_KEY_ID": "test",
+                                              "AWS_SECRET_ACCESS_KEY": "test"}))
+             for _ in range(2)]
+    outs = [p.communicate(timeout=180)[1] for p in procs]
+    for p, err in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    got = 0
+    for err in outs:
+        lines = fn_lines(json_log(err), "orders")
+        assert all(x.startswith("aws:kinesis: ") for x in lines)
+        got += sum(int(x.split(": ")[1].split(" ")[0]) for x in lines)
+    assert got >= len(sent) == 120  # at least once between the two
+    last = {}
+    for shard, seq, _, _ in sent:
+        last[shard] = seq
+    rows = call(port, "HGETALL", prefix + "ckpt:" + m["UUID"])
+    stored = {rows[i].decode(): json.loads(rows[i + 1])["pos"] for i in range(0, len(rows), 2)}
+    assert {s: p.split(":")[0] if ":" in p else p for s, p in stored.items()} == last, stored
