@@ -208,7 +208,11 @@ def test_broker_down_and_up_mid_stream(tmp_path, fn, sluice, kafka):
     if dups:
         assert "revoked" in s.log(), "duplicates without a rebalance: %r" % dups
     assert s.stop() == 0
-    assert_restart_resumes_at(tmp_path, fn, sluice, cfg, topic, {p: 60 for p in range(parts)})
+    try:
+        assert_restart_resumes_at(tmp_path, fn, sluice, cfg, topic, {p: 60 for p in range(parts)})
+    except AssertionError as e:
+        # what the first process said about its last commits (the restart's log is in e)
+        raise AssertionError("%s\n%s" % (e, s.log_tail(60))) from None
 
 
 # ---- a leader change ---------------------------------------------------------------------------
