@@ -397,12 +397,8 @@ static void ck_free(struct sl_ckpt *ck)
     sl_free(ck);
 }
 
-int sl_ckpt_open(uv_loop_t *loop,
-                 const char *dir,
-                 const char *mapping_id,
-                 struct sl_ckpt **ret_ck,
-                 char *errbuf,
-                 size_t errlen)
+/* 0, or SL_EINVAL with errbuf saying what a mapping id may be. */
+static int ck_check_id(const char *mapping_id, char *errbuf, size_t errlen)
 {
     if (!ck_id_valid(mapping_id)) {
         snprintf(errbuf, errlen,
@@ -411,17 +407,17 @@ int sl_ckpt_open(uv_loop_t *loop,
                  mapping_id, CK_MAX_ID_BYTES);
         return SL_EINVAL;
     }
-    int r = ckpt_file_mkdirs(dir, errbuf, errlen);
+    return 0;
+}
+
+/* A store's memory, shared by both kinds: the id checked, the lock and the table. Returns 0 and
+ * *ret_ck, or SL_EINVAL / SL_ENOMEM with errbuf. */
+static int ck_new(
+    uv_loop_t *loop, const char *mapping_id, struct sl_ckpt **ret_ck, char *errbuf, size_t errlen)
+{
+    int r = ck_check_id(mapping_id, errbuf, errlen);
     if (r < 0) {
-        if (r == SL_ENOMEM) {
-            snprintf(errbuf, errlen, "checkpoint: out of memory");
-        }
         return r;
-    }
-    char abs[PATH_MAX];
-    if (!realpath(dir, abs)) {
-        snprintf(errbuf, errlen, "state directory %s: %s", dir, strerror(errno));
-        return SL_EIO;
     }
     struct sl_ckpt *ck = sl_calloc(1, sizeof(*ck));
     if (!ck) {
@@ -440,10 +436,60 @@ int sl_ckpt_open(uv_loop_t *loop,
         return SL_ENOMEM;
     }
     ck->loop = loop;
-    ck->fops = ck_default_fileops ? ck_default_fileops : &ckpt_file_sys_ops;
     sl_buf_init(&ck->snap);
     ck->table = ckpt_table_new();
     ck->id = sl_strdup(mapping_id);
+    if (!ck->table || !ck->id) {
+        ck_free(ck);
+        snprintf(errbuf, errlen, "checkpoint: out of memory");
+        return SL_ENOMEM;
+    }
+    *ret_ck = ck;
+    return 0;
+}
+
+/* The loop handles that coalesce and start writes, for both kinds. */
+static void ck_handles_init(struct sl_ckpt *ck)
+{
+    (void)uv_check_init(ck->loop, &ck->check);
+    (void)uv_idle_init(ck->loop, &ck->idle);
+    (void)uv_timer_init(ck->loop, &ck->timer);
+    ck->check.data = ck;
+    ck->idle.data = ck;
+    ck->timer.data = ck;
+    ck->work.data = ck;
+    ck->handles_open = 3;
+}
+
+int sl_ckpt_open(uv_loop_t *loop,
+                 const char *dir,
+                 const char *mapping_id,
+                 struct sl_ckpt **ret_ck,
+                 char *errbuf,
+                 size_t errlen)
+{
+    int r = ck_check_id(mapping_id, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    r = ckpt_file_mkdirs(dir, errbuf, errlen);
+    if (r < 0) {
+        if (r == SL_ENOMEM) {
+            snprintf(errbuf, errlen, "checkpoint: out of memory");
+        }
+        return r;
+    }
+    char abs[PATH_MAX];
+    if (!realpath(dir, abs)) {
+        snprintf(errbuf, errlen, "state directory %s: %s", dir, strerror(errno));
+        return SL_EIO;
+    }
+    struct sl_ckpt *ck = NULL;
+    r = ck_new(loop, mapping_id, &ck, errbuf, errlen);
+    if (r < 0) {
+        return r;
+    }
+    ck->fops = ck_default_fileops ? ck_default_fileops : &ckpt_file_sys_ops;
     ck->dir = sl_strdup(abs);
     ck->path = ck_join(abs, "/", mapping_id);
     if (ck->path) {
@@ -452,7 +498,7 @@ int sl_ckpt_open(uv_loop_t *loop,
         ck->path = p;
     }
     ck->tmp = ck->path ? ck_join(ck->path, ".tmp", "") : NULL;
-    if (!ck->table || !ck->id || !ck->dir || !ck->path || !ck->tmp) {
+    if (!ck->dir || !ck->path || !ck->tmp) {
         snprintf(errbuf, errlen, "checkpoint: out of memory");
         r = SL_ENOMEM;
         goto fail;
@@ -474,14 +520,7 @@ int sl_ckpt_open(uv_loop_t *loop,
     if (r < 0) {
         goto fail;
     }
-    (void)uv_check_init(loop, &ck->check);
-    (void)uv_idle_init(loop, &ck->idle);
-    (void)uv_timer_init(loop, &ck->timer);
-    ck->check.data = ck;
-    ck->idle.data = ck;
-    ck->timer.data = ck;
-    ck->work.data = ck;
-    ck->handles_open = 3;
+    ck_handles_init(ck);
     *ret_ck = ck;
     return 0;
 
@@ -497,33 +536,14 @@ int sl_ckpt_open_redis(uv_loop_t *loop,
                        char *errbuf,
                        size_t errlen)
 {
-    if (!ck_id_valid(mapping_id)) {
-        snprintf(errbuf, errlen,
-                 "checkpoint: invalid mapping id \"%s\" (must be 1 to %d bytes, no '/', not "
-                 "starting with '.')",
-                 mapping_id, CK_MAX_ID_BYTES);
-        return SL_EINVAL;
+    struct sl_ckpt *ck = NULL;
+    int r = ck_new(loop, mapping_id, &ck, errbuf, errlen);
+    if (r < 0) {
+        return r;
     }
-    struct sl_ckpt *ck = sl_calloc(1, sizeof(*ck));
-    if (!ck || uv_mutex_init(&ck->mu) < 0) {
-        sl_free(ck);
-        snprintf(errbuf, errlen, "checkpoint: out of memory");
-        return SL_ENOMEM;
-    }
-    if (uv_cond_init(&ck->cond) < 0) {
-        uv_mutex_destroy(&ck->mu);
-        sl_free(ck);
-        snprintf(errbuf, errlen, "checkpoint: cannot create a condition variable");
-        return SL_ENOMEM;
-    }
-    ck->loop = loop;
     ck->fops = &ckpt_file_sys_ops;
-    sl_buf_init(&ck->snap);
-    ck->table = ckpt_table_new();
     ck->pending = ckpt_table_new();
-    ck->id = sl_strdup(mapping_id);
-    int r = 0;
-    if (!ck->table || !ck->pending || !ck->id) {
+    if (!ck->pending) {
         snprintf(errbuf, errlen, "checkpoint: out of memory");
         r = SL_ENOMEM;
         goto fail;
@@ -539,13 +559,7 @@ int sl_ckpt_open_redis(uv_loop_t *loop,
         r = SL_ENOMEM;
         goto fail;
     }
-    (void)uv_check_init(loop, &ck->check);
-    (void)uv_idle_init(loop, &ck->idle);
-    (void)uv_timer_init(loop, &ck->timer);
-    ck->check.data = ck;
-    ck->idle.data = ck;
-    ck->timer.data = ck;
-    ck->handles_open = 3;
+    ck_handles_init(ck);
     *ret_ck = ck;
     return 0;
 
